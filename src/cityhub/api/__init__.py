@@ -1,0 +1,1 @@
+"""The HTTP adapter: routing, content negotiation and error mapping; no business logic."""

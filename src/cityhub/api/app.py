@@ -1,0 +1,146 @@
+"""The app factory: wire store, services and routes into one Starlette application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cityhub import __version__
+from cityhub.api import contexts as C
+from cityhub.api import discovery as D
+from cityhub.api import entities as E
+from cityhub.api import temporal as T
+from cityhub.api.http import BASE, plain_json
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.errors import InvalidRequest, MethodNotAllowed, NgsiLdError, ResourceNotFound
+from cityhub.ngsild.service import EntityService
+from cityhub.ngsild.temporal import TemporalService
+from cityhub.settings import Settings
+from cityhub.store.sqlite import SqliteStore
+
+log = logging.getLogger("cityhub")
+
+
+def _both(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[BaseRoute]:
+    """A collection route that answers with and without a trailing slash."""
+    return [Route(BASE + path, endpoint, methods=methods), Route(BASE + path + "/", endpoint, methods=methods)]
+
+
+def routes() -> list[BaseRoute]:
+    """Every NGSI-LD route the hub serves."""
+    r: list[BaseRoute] = []
+    r += _both("/entities", E.create_entity, ["POST"])
+    r += _both("/entities", E.query_entities, ["GET"])
+    r += [
+        Route(BASE + "/entities/{eid}", E.get_entity, methods=["GET"]),
+        Route(BASE + "/entities/{eid}", E.replace_entity, methods=["PUT"]),
+        Route(BASE + "/entities/{eid}", E.merge_entity, methods=["PATCH"]),
+        Route(BASE + "/entities/{eid}", E.delete_entity, methods=["DELETE"]),
+    ]
+    r += _both("/entities/{eid}/attrs", E.append_attrs, ["POST"])
+    r += _both("/entities/{eid}/attrs", E.update_attrs, ["PATCH"])
+    r += [
+        Route(BASE + "/entities/{eid}/attrs/{attr}", E.patch_attr, methods=["PATCH"]),
+        Route(BASE + "/entities/{eid}/attrs/{attr}", E.replace_attr, methods=["PUT"]),
+        Route(BASE + "/entities/{eid}/attrs/{attr}", E.delete_attr, methods=["DELETE"]),
+    ]
+    for op, fn in (
+        ("create", E.batch_create),
+        ("upsert", E.batch_upsert),
+        ("update", E.batch_update),
+        ("delete", E.batch_delete),
+        ("merge", E.batch_merge),
+        ("query", E.post_query),
+    ):
+        r += _both(f"/entityOperations/{op}", fn, ["POST"])
+    r += _both("/types", D.list_types, ["GET"])
+    r.append(Route(BASE + "/types/{type}", D.get_type, methods=["GET"]))
+    r += _both("/attributes", D.list_attributes, ["GET"])
+    r.append(Route(BASE + "/attributes/{attr}", D.get_attribute, methods=["GET"]))
+    r += _both("/temporal/entities", T.create, ["POST"])
+    r += _both("/temporal/entities", T.query, ["GET"])
+    r += _both("/temporal/entityOperations/query", T.post_query, ["POST"])
+    r += [
+        Route(BASE + "/temporal/entities/{eid}", T.get, methods=["GET"]),
+        Route(BASE + "/temporal/entities/{eid}", T.delete, methods=["DELETE"]),
+    ]
+    r += _both("/temporal/entities/{eid}/attrs", T.append, ["POST"])
+    r += [
+        Route(BASE + "/temporal/entities/{eid}/attrs/{attr}", T.delete_attr, methods=["DELETE"]),
+        Route(BASE + "/temporal/entities/{eid}/attrs/{attr}/{iid}", T.modify_instance, methods=["PATCH"]),
+        Route(BASE + "/temporal/entities/{eid}/attrs/{attr}/{iid}", T.delete_instance, methods=["DELETE"]),
+    ]
+    r += _both("/jsonldContexts", C.list_contexts, ["GET"])
+    r += _both("/jsonldContexts", C.add_context, ["POST"])
+    r += [
+        Route(BASE + "/jsonldContexts/{cid:path}", C.get_context, methods=["GET"]),
+        Route(BASE + "/jsonldContexts/{cid:path}", C.delete_context, methods=["DELETE"]),
+    ]
+    r.append(Route("/health", health, methods=["GET"]))
+    return r
+
+
+async def health(request: Request) -> Response:
+    """Liveness: the store answers a read."""
+    request.app.state.store.tenants()
+    return plain_json({"status": "ok", "version": __version__})
+
+
+async def ngsild_error(request: Request, exc: Exception) -> Response:
+    """Every NGSI-LD error becomes a ProblemDetails body."""
+    assert isinstance(exc, NgsiLdError)
+    return plain_json(exc.problem(), status=exc.status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in ProblemDetails form."""
+    assert isinstance(exc, HTTPException)
+    err: NgsiLdError
+    if exc.status_code == 404:
+        err = ResourceNotFound(f"no resource at {request.url.path}")
+    elif exc.status_code == 405:
+        err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        err = InvalidRequest(str(exc.detail))
+        err.status = exc.status_code
+    return plain_json(err.problem(), status=err.status)
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """Last resort: log it, answer a ProblemDetails 500 without internals."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return plain_json(NgsiLdError("unexpected server error; see the hub log").problem(), status=500)
+
+
+def create_app(settings: Settings | None = None, store: Any = None) -> Starlette:
+    """Build the hub: settings → store → services → routes."""
+    settings = settings or Settings()
+    store = store or SqliteStore(settings.db)
+    cache = ContextCache(timeout=settings.context_timeout, ttl=settings.context_ttl)
+    for url, doc, _kind in store.contexts():
+        cache.host(url, doc)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = Starlette(
+        routes=routes(),
+        exception_handlers={NgsiLdError: ngsild_error, HTTPException: http_error, Exception: unexpected},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.contexts = cache
+    app.state.entities = EntityService(store)
+    app.state.temporal = TemporalService(store)
+    return app

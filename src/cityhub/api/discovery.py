@@ -1,0 +1,109 @@
+"""/types and /attributes: what kinds of data the hub holds."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityhub.api.http import context_of, json_response, params_of
+from cityhub.ngsild import params as P
+from cityhub.ngsild.entity import check_name
+from cityhub.ngsild.errors import ResourceNotFound
+
+
+async def list_types(request: Request) -> Response:
+    """GET /types (details=true gives EntityType objects)."""
+    params = params_of(request)
+    ctx = await context_of(request, must_exist=True)
+    tm = ctx.tm
+    rows = request.app.state.store.entity_types(ctx.tenant)
+    if P.flag(params, "details"):
+        body = [
+            {
+                "id": iri,
+                "type": "EntityType",
+                "typeName": tm.compact(iri),
+                "attributeNames": [tm.compact(a) for a in attrs],
+            }
+            for iri, attrs, _ in rows
+        ]
+        return json_response(ctx, body)
+    return json_response(
+        ctx,
+        {
+            "id": f"urn:ngsi-ld:EntityTypeList:{uuid.uuid4()}",
+            "type": "EntityTypeList",
+            "typeList": [tm.compact(iri) for iri, _, _ in rows],
+        },
+    )
+
+
+async def get_type(request: Request) -> Response:
+    """GET /types/{type}: EntityTypeInfo with attribute details."""
+    ctx = await context_of(request, must_exist=True)
+    tm = ctx.tm
+    iri = tm.expand(check_name(request.path_params["type"], "entity type"))
+    store = request.app.state.store
+    row = next((r for r in store.entity_types(ctx.tenant) if r[0] == iri), None)
+    if row is None:
+        raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
+    stats = {name: kinds for name, kinds, types, _ in store.attribute_stats(ctx.tenant) if iri in types}
+    return json_response(
+        ctx,
+        {
+            "id": iri,
+            "type": "EntityTypeInfo",
+            "typeName": tm.compact(iri),
+            "entityCount": row[2],
+            "attributeDetails": [
+                {
+                    "id": name,
+                    "type": "Attribute",
+                    "attributeName": tm.compact(name),
+                    "attributeTypes": kinds,
+                }
+                for name, kinds in sorted(stats.items())
+            ],
+        },
+    )
+
+
+def _attribute(tm: object, name: str, kinds: list[str], types: list[str], count: int) -> dict[str, object]:
+    compact = tm.compact  # type: ignore[attr-defined]
+    return {
+        "id": name,
+        "type": "Attribute",
+        "attributeName": compact(name),
+        "attributeCount": count,
+        "attributeTypes": kinds,
+        "typeNames": [compact(t) for t in types],
+    }
+
+
+async def list_attributes(request: Request) -> Response:
+    """GET /attributes (details=true gives Attribute objects)."""
+    params = params_of(request)
+    ctx = await context_of(request, must_exist=True)
+    rows = request.app.state.store.attribute_stats(ctx.tenant)
+    if P.flag(params, "details"):
+        return json_response(ctx, [_attribute(ctx.tm, *r) for r in rows])
+    return json_response(
+        ctx,
+        {
+            "id": f"urn:ngsi-ld:AttributeList:{uuid.uuid4()}",
+            "type": "AttributeList",
+            "attributeList": [ctx.tm.compact(r[0]) for r in rows],
+        },
+    )
+
+
+async def get_attribute(request: Request) -> Response:
+    """GET /attributes/{attr}."""
+    ctx = await context_of(request, must_exist=True)
+    iri = ctx.tm.expand(check_name(request.path_params["attr"]))
+    for row in request.app.state.store.attribute_stats(ctx.tenant):
+        if row[0] == iri:
+            return json_response(ctx, _attribute(ctx.tm, *row))
+    raise ResourceNotFound(f"no attribute {request.path_params['attr']}")

@@ -1,0 +1,284 @@
+"""/entities and /entityOperations routes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityhub.api.http import (
+    BASE,
+    GEOJSON,
+    JSON,
+    JSONLD,
+    Ctx,
+    context_of,
+    json_response,
+    no_content,
+    params_of,
+    plain_json,
+    read_body,
+    response_context,
+)
+from cityhub.ngsild import params as P
+from cityhub.ngsild.entity import check_uri
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.geojson import collection, feature
+from cityhub.ngsild.render import render_entity
+from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
+
+GET_TYPES = (JSON, JSONLD, GEOJSON)
+
+
+def service(request: Request) -> EntityService:
+    """The app's entity service."""
+    svc: EntityService = request.app.state.entities
+    return svc
+
+
+def _eid(request: Request) -> str:
+    return check_uri(request.path_params["eid"], "entity id")
+
+
+def _render_many(ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]) -> Response | list[Any]:
+    opts = P.render_options(params, ctx.tm)
+    return [render_entity(d, ctx.tm, opts) for d in docs]
+
+
+def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any) -> Any:
+    prop = params.get("geometryProperty", "location")
+    context = response_context(ctx)
+    if isinstance(rendered, list):
+        return collection(rendered, prop, context)
+    return feature(rendered, prop, context)
+
+
+async def create_entity(request: Request) -> Response:
+    """POST /entities."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    eid = service(request).create(ctx.tenant, body, ctx.tm)
+    return Response(status_code=201, headers={"Location": f"{BASE}/entities/{quote(eid, safe=':')}"})
+
+
+async def query_entities(request: Request) -> Response:
+    """GET /entities."""
+    params = params_of(request)
+    ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
+    return _query(request, ctx, params)
+
+
+def _query(request: Request, ctx: Ctx, params: dict[str, str]) -> Response:
+    query = P.entity_query(params, ctx.tm)
+    opts = P.render_options(params, ctx.tm)
+    docs, total = service(request).query(ctx.tenant, query)
+    rendered = [render_entity(d, ctx.tm, opts) for d in docs]
+    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
+    if ctx.accept == GEOJSON:
+        return json_response(ctx, _geo_body(ctx, params, rendered), headers=headers, entities=False)
+    return json_response(ctx, rendered, headers=headers)
+
+
+async def post_query(request: Request) -> Response:
+    """POST /entityOperations/query: the query in a body."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media, accept=GET_TYPES, must_exist=True)
+    params = params_of(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData("the body must be a Query object with type 'Query'")
+    params.update(_query_params(body))
+    return _query(request, ctx, params)
+
+
+def _query_params(body: dict[str, Any]) -> dict[str, str]:
+    """Flatten a Query object into the equivalent GET parameters."""
+    out: dict[str, str] = {}
+    entities = body.get("entities")
+    if entities is not None:
+        if not isinstance(entities, list) or not all(isinstance(e, dict) for e in entities):
+            raise BadRequestData("entities must be a list of EntitySelector objects")
+        types = [e["type"] for e in entities if isinstance(e.get("type"), str)]
+        ids = [e["id"] for e in entities if isinstance(e.get("id"), str)]
+        patterns = [e["idPattern"] for e in entities if isinstance(e.get("idPattern"), str)]
+        if types:
+            out["type"] = ",".join(types)
+        if ids:
+            out["id"] = ",".join(ids)
+        if patterns:
+            out["idPattern"] = "|".join(patterns)
+    for key in ("attrs", "pick", "omit"):
+        if isinstance(body.get(key), list):
+            out[key] = ",".join(body[key])
+    for key in ("q", "scopeQ", "lang"):
+        if isinstance(body.get(key), str):
+            out[key] = body[key]
+    geo = body.get("geoQ")
+    if isinstance(geo, dict):
+        for key in ("georel", "geometry", "geoproperty"):
+            if key in geo:
+                out[key] = str(geo[key])
+        if "coordinates" in geo:
+            import orjson
+
+            coords = geo["coordinates"]
+            out["coordinates"] = coords if isinstance(coords, str) else orjson.dumps(coords).decode()
+    return out
+
+
+async def get_entity(request: Request) -> Response:
+    """GET /entities/{id}."""
+    params = params_of(request)
+    ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
+    eid = _eid(request)
+    opts = P.render_options(params, ctx.tm)
+    doc = service(request).get(ctx.tenant, eid)
+    rendered = render_entity(doc, ctx.tm, opts)
+    if ctx.accept == GEOJSON:
+        return json_response(ctx, _geo_body(ctx, params, rendered), entities=False)
+    return json_response(ctx, rendered)
+
+
+async def replace_entity(request: Request) -> Response:
+    """PUT /entities/{id}."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    service(request).replace(ctx.tenant, _eid(request), body, ctx.tm)
+    return no_content()
+
+
+async def merge_entity(request: Request) -> Response:
+    """PATCH /entities/{id}."""
+    body, media = await read_body(request, patch=True)
+    ctx = await context_of(request, body, media)
+    service(request).merge(ctx.tenant, _eid(request), body, ctx.tm)
+    return no_content()
+
+
+async def delete_entity(request: Request) -> Response:
+    """DELETE /entities/{id}."""
+    ctx = await context_of(request)
+    service(request).delete(ctx.tenant, _eid(request))
+    return no_content()
+
+
+def _attr_result(out: AttrOutcome) -> Response:
+    if not out.not_updated:
+        return no_content()
+    return plain_json(
+        {
+            "updated": out.updated,
+            "notUpdated": [{"attributeName": n, "reason": r} for n, r in out.not_updated],
+        },
+        status=207,
+    )
+
+
+async def append_attrs(request: Request) -> Response:
+    """POST /entities/{id}/attrs."""
+    params = params_of(request)
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    no_overwrite = "noOverwrite" in P.options(params)
+    out = service(request).append(ctx.tenant, _eid(request), body, ctx.tm, no_overwrite)
+    return _attr_result(out)
+
+
+async def update_attrs(request: Request) -> Response:
+    """PATCH /entities/{id}/attrs."""
+    body, media = await read_body(request, patch=True)
+    ctx = await context_of(request, body, media)
+    out = service(request).update(ctx.tenant, _eid(request), body, ctx.tm)
+    return _attr_result(out)
+
+
+async def patch_attr(request: Request) -> Response:
+    """PATCH /entities/{id}/attrs/{attr}."""
+    body, media = await read_body(request, patch=True)
+    ctx = await context_of(request, body, media)
+    service(request).patch_attribute(ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm)
+    return no_content()
+
+
+async def replace_attr(request: Request) -> Response:
+    """PUT /entities/{id}/attrs/{attr}."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    service(request).replace_attribute(ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm)
+    return no_content()
+
+
+async def delete_attr(request: Request) -> Response:
+    """DELETE /entities/{id}/attrs/{attr}."""
+    params = params_of(request)
+    ctx = await context_of(request)
+    ds = params.get("datasetId")
+    if ds is not None:
+        check_uri(ds, "datasetId")
+    service(request).delete_attribute(
+        ctx.tenant, _eid(request), request.path_params["attr"], ctx.tm, ds, P.flag(params, "deleteAll")
+    )
+    return no_content()
+
+
+def _batch_result(out: BatchOutcome, ok_status: int, ok_body: Any = None) -> Response:
+    if not out.errors:
+        if ok_body is None:
+            return no_content()
+        return plain_json(ok_body, status=ok_status)
+    return plain_json(
+        {
+            "success": out.success,
+            "errors": [{"entityId": eid, "error": err.problem()} for eid, err in out.errors],
+        },
+        status=207,
+    )
+
+
+async def batch_create(request: Request) -> Response:
+    """POST /entityOperations/create."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    out = service(request).batch_create(ctx.tenant, body, ctx.tm)
+    return _batch_result(out, 201, out.success)
+
+
+async def batch_upsert(request: Request) -> Response:
+    """POST /entityOperations/upsert."""
+    params = params_of(request)
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    opts = P.options(params)
+    if {"replace", "update"} <= opts:
+        raise BadRequestData("options replace and update exclude each other")
+    mode = "update" if "update" in opts else "replace"
+    out = service(request).batch_upsert(ctx.tenant, body, ctx.tm, mode)
+    if not out.errors and out.created:
+        return plain_json(out.created, status=201)
+    return _batch_result(out, 204)
+
+
+async def batch_update(request: Request) -> Response:
+    """POST /entityOperations/update."""
+    params = params_of(request)
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    out = service(request).batch_update(ctx.tenant, body, ctx.tm, "noOverwrite" in P.options(params))
+    return _batch_result(out, 204)
+
+
+async def batch_merge(request: Request) -> Response:
+    """POST /entityOperations/merge."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    out = service(request).batch_merge(ctx.tenant, body, ctx.tm)
+    return _batch_result(out, 204)
+
+
+async def batch_delete(request: Request) -> Response:
+    """POST /entityOperations/delete."""
+    body, media = await read_body(request)
+    ctx = await context_of(request)
+    out = service(request).batch_delete(ctx.tenant, body)
+    return _batch_result(out, 204)

@@ -1,0 +1,173 @@
+"""Request parsing and response building shared by every NGSI-LD route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
+from cityhub.ngsild.core_context import CORE_CONTEXT_URL
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    NotAcceptable,
+    ResourceNotFound,
+    UnsupportedMediaType,
+)
+
+JSON = "application/json"
+JSONLD = "application/ld+json"
+GEOJSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+BASE = "/ngsi-ld/v1"
+
+
+class Ctx:
+    """What a request said about its @context, tenant and wanted representation."""
+
+    __slots__ = ("accept", "link_url", "spec", "tenant", "tm")
+
+    def __init__(self, tm: TermMap, spec: Any, link_url: str | None, accept: str, tenant: str) -> None:
+        self.tm = tm
+        self.spec = spec
+        self.link_url = link_url
+        self.accept = accept
+        self.tenant = tenant
+
+
+def contexts(request: Request) -> ContextCache:
+    """The app's context cache."""
+    cache: ContextCache = request.app.state.contexts
+    return cache
+
+
+def tenant_of(request: Request, *, must_exist: bool) -> str:
+    """The NGSILD-Tenant header ('' is the default tenant); reads need a known tenant."""
+    tenant = request.headers.get("ngsild-tenant", "")
+    if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
+        raise ResourceNotFound(f"tenant {tenant} does not exist")
+    return tenant
+
+
+def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> str:
+    """Pick the response media type from Accept, or 406."""
+    header = request.headers.get("accept")
+    if not header:
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for order, part in enumerate(header.split(",")):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        q = 1.0
+        for f in fields[1:]:
+            if f.startswith("q="):
+                try:
+                    q = float(f[2:])
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if media in ("*/*", "application/*"):
+            choice = JSON
+        elif media in allowed:
+            choice = media
+        else:
+            continue
+        key = (q, -order, choice)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    if best is None:
+        raise NotAcceptable(f"none of {header!r} can be served; offer: {', '.join(allowed)}")
+    return best[2]
+
+
+async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]:
+    """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
+    if media not in ok:
+        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not one of {', '.join(ok)}")
+    raw = await request.body()
+    if not raw:
+        raise InvalidRequest("the request body is empty")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    return body, media
+
+
+async def context_of(
+    request: Request, body: Any = None, media: str = JSON, *, accept: tuple[str, ...] = (JSON, JSONLD), must_exist: bool = False
+) -> Ctx:
+    """Resolve the request's @context (Link header or body) into a term map."""
+    want = negotiate(request, accept)
+    tenant = tenant_of(request, must_exist=must_exist)
+    link = parse_link_header(request.headers.get("link"))
+    spec: Any = None
+    if media == JSONLD and body is not None:
+        items = body if isinstance(body, list) else [body]
+        specs = [i.get("@context") for i in items if isinstance(i, dict)]
+        if not specs or any(s is None for s in specs):
+            raise BadRequestData("application/ld+json bodies must carry an @context")
+        spec = specs[0]
+        link = None
+    else:
+        if body is not None:
+            items = body if isinstance(body, list) else [body]
+            if any(isinstance(i, dict) and "@context" in i for i in items):
+                raise BadRequestData("application/json bodies must not carry an @context; use a Link header")
+        spec = link
+    cache = contexts(request)
+    if spec is not None:
+        await cache.prefetch(spec)
+    return Ctx(cache.compile(spec), spec, link, want, tenant)
+
+
+def response_context(ctx: Ctx) -> Any:
+    """The @context to put in (or link from) a response."""
+    if ctx.spec is None:
+        return CORE_CONTEXT_URL
+    if isinstance(ctx.spec, str):
+        return [ctx.spec, CORE_CONTEXT_URL] if ctx.spec != CORE_CONTEXT_URL else CORE_CONTEXT_URL
+    return ctx.spec
+
+
+def json_response(
+    ctx: Ctx, body: Any, status: int = 200, headers: dict[str, str] | None = None, *, entities: bool = True
+) -> Response:
+    """A JSON or JSON-LD body; JSON links its @context, JSON-LD embeds it."""
+    hdrs = dict(headers or {})
+    if ctx.accept == JSONLD and entities:
+        ctx_value = response_context(ctx)
+        if isinstance(body, list):
+            body = [{**b, "@context": ctx_value} for b in body]
+        elif isinstance(body, dict):
+            body = {**body, "@context": ctx_value}
+    elif entities:
+        hdrs["Link"] = link_for(ctx.link_url) if ctx.link_url else core_link()
+    media = ctx.accept if ctx.accept in (JSONLD, GEOJSON) else JSON
+    return Response(orjson.dumps(body), status_code=status, media_type=media, headers=hdrs)
+
+
+def no_content() -> Response:
+    """204 with no body."""
+    return Response(status_code=204)
+
+
+def plain_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON body with no @context handling (errors, batch results)."""
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def params_of(request: Request) -> dict[str, str]:
+    """Query parameters; a repeated parameter is an error rather than silently dropped."""
+    out: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in out:
+            raise BadRequestData(f"parameter {key} is given more than once")
+        out[key] = value
+    return out

@@ -1,0 +1,114 @@
+"""/temporal routes."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityhub.api.entities import _query_params
+from cityhub.api.http import BASE, context_of, json_response, no_content, params_of, read_body
+from cityhub.ngsild import params as P
+from cityhub.ngsild.entity import check_uri
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.temporal import TemporalService
+
+
+def service(request: Request) -> TemporalService:
+    """The app's temporal service."""
+    svc: TemporalService = request.app.state.temporal
+    return svc
+
+
+def _eid(request: Request) -> str:
+    return check_uri(request.path_params["eid"], "entity id")
+
+
+async def create(request: Request) -> Response:
+    """POST /temporal/entities."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    created = service(request).create(ctx.tenant, body, ctx.tm)
+    if created:
+        eid = body["id"]
+        return Response(status_code=201, headers={"Location": f"{BASE}/temporal/entities/{quote(eid, safe=':')}"})
+    return no_content()
+
+
+async def query(request: Request) -> Response:
+    """GET /temporal/entities."""
+    params = params_of(request)
+    ctx = await context_of(request, must_exist=True)
+    rows, total = service(request).query(ctx.tenant, params, ctx.tm)
+    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
+    return json_response(ctx, rows, headers=headers)
+
+
+async def post_query(request: Request) -> Response:
+    """POST /temporal/entityOperations/query."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media, must_exist=True)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData("the body must be a Query object with type 'Query'")
+    params = params_of(request)
+    params.update(_query_params(body))
+    tq = body.get("temporalQ")
+    if isinstance(tq, dict):
+        for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
+            if key in tq:
+                params[key] = str(tq[key])
+    rows, total = service(request).query(ctx.tenant, params, ctx.tm)
+    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
+    return json_response(ctx, rows, headers=headers)
+
+
+async def get(request: Request) -> Response:
+    """GET /temporal/entities/{id}."""
+    params = params_of(request)
+    ctx = await context_of(request, must_exist=True)
+    rows, _ = service(request).query(ctx.tenant, params, ctx.tm, one_entity=_eid(request))
+    return json_response(ctx, rows[0])
+
+
+async def delete(request: Request) -> Response:
+    """DELETE /temporal/entities/{id}."""
+    ctx = await context_of(request)
+    service(request).delete(ctx.tenant, _eid(request))
+    return no_content()
+
+
+async def append(request: Request) -> Response:
+    """POST /temporal/entities/{id}/attrs."""
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    service(request).append(ctx.tenant, _eid(request), body, ctx.tm)
+    return no_content()
+
+
+async def delete_attr(request: Request) -> Response:
+    """DELETE /temporal/entities/{id}/attrs/{attr}."""
+    params = params_of(request)
+    ctx = await context_of(request)
+    ds = params.get("datasetId")
+    service(request).delete_attribute(
+        ctx.tenant, _eid(request), request.path_params["attr"], ctx.tm, ds, P.flag(params, "deleteAll")
+    )
+    return no_content()
+
+
+async def modify_instance(request: Request) -> Response:
+    """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
+    body, media = await read_body(request, patch=True)
+    ctx = await context_of(request, body, media)
+    p = request.path_params
+    service(request).modify_instance(ctx.tenant, _eid(request), p["attr"], p["iid"], body, ctx.tm)
+    return no_content()
+
+
+async def delete_instance(request: Request) -> Response:
+    """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
+    ctx = await context_of(request)
+    p = request.path_params
+    service(request).delete_instance(ctx.tenant, _eid(request), p["attr"], p["iid"], ctx.tm)
+    return no_content()

@@ -1,0 +1,70 @@
+"""The `cityhub` command: serve the hub, or run the demo city."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cityhub import __version__
+
+
+def _server_args(p: argparse.ArgumentParser, db_default: str | None) -> None:
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, CITYHUB_HOST)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 1026, CITYHUB_PORT)")
+    p.add_argument("--db", default=db_default, help="SQLite database file (default ./cityhub.db, CITYHUB_DB)")
+    p.add_argument("--log-level", default=None, help="debug, info, warning or error")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    top = argparse.ArgumentParser(prog="cityhub", description="A smart-city data hub (NGSI-LD broker).")
+    top.add_argument("--version", action="version", version=f"cityhub {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the NGSI-LD API on the embedded store")
+    _server_args(serve, None)
+    demo = sub.add_parser("demo", help="load a sample city into a fresh database and serve it")
+    _server_args(demo, "./cityhub-demo.db")
+    demo.add_argument("--keep", action="store_true", help="keep an existing demo database")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cityhub` script."""
+    args = parser().parse_args(argv)
+    from pydantic import ValidationError
+
+    from cityhub.settings import Settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("db", args.db), ("log_level", args.log_level)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"cityhub: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        from cityhub.demo.run import prepare_demo
+
+        prepare_demo(settings, keep=args.keep)
+    return serve(settings)
+
+
+def serve(settings: object) -> int:
+    """Run uvicorn on the app built from settings."""
+    import uvicorn
+
+    from cityhub.api.app import create_app
+    from cityhub.settings import Settings
+
+    assert isinstance(settings, Settings)
+    app = create_app(settings)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    except OSError as exc:
+        print(f"cityhub: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The NGSI-LD information model and operations, free of any web framework."""

@@ -1,0 +1,111 @@
+"""NGSI-LD ProblemDetails errors: every failure the API reports is one of these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+class NgsiLdError(Exception):
+    """An error that maps to one NGSI-LD error type and HTTP status."""
+
+    type_name = "InternalError"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        """The ProblemDetails body (RFC 7807) of this error."""
+        body: dict[str, Any] = {
+            "type": ERROR_BASE + self.type_name,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(NgsiLdError):
+    """The request is not well formed: bad JSON, bad parameter syntax."""
+
+    type_name = "InvalidRequest"
+    status = 400
+    title = "Invalid request"
+
+
+class BadRequestData(NgsiLdError):
+    """The request is well formed but its content is not acceptable NGSI-LD."""
+
+    type_name = "BadRequestData"
+    status = 400
+    title = "Bad request data"
+
+
+class ResourceNotFound(NgsiLdError):
+    """The entity, attribute, subscription or context does not exist."""
+
+    type_name = "ResourceNotFound"
+    status = 404
+    title = "Resource not found"
+
+
+class AlreadyExists(NgsiLdError):
+    """A create hit an existing id."""
+
+    type_name = "AlreadyExists"
+    status = 409
+    title = "Already exists"
+
+
+class OperationNotSupported(NgsiLdError):
+    """The operation exists in the spec but this hub does not offer it here."""
+
+    type_name = "OperationNotSupported"
+    status = 422
+    title = "Operation not supported"
+
+
+class LdContextNotAvailable(NgsiLdError):
+    """A remote @context could not be fetched or is not a JSON-LD context."""
+
+    type_name = "LdContextNotAvailable"
+    status = 503
+    title = "JSON-LD context not available"
+
+
+class NotAcceptable(NgsiLdError):
+    """No representation matches the Accept header."""
+
+    type_name = "NotAcceptable"
+    status = 406
+    title = "Not acceptable"
+
+
+class UnsupportedMediaType(NgsiLdError):
+    """The Content-Type is not one NGSI-LD accepts for this request."""
+
+    type_name = "UnsupportedMediaType"
+    status = 415
+    title = "Unsupported media type"
+
+
+class MethodNotAllowed(NgsiLdError):
+    """The path exists but not with this HTTP method."""
+
+    type_name = "MethodNotAllowed"
+    status = 405
+    title = "Method not allowed"
+
+
+class Conflict(NgsiLdError):
+    """The request conflicts with the resource's current state (e.g. a context still in use)."""
+
+    type_name = "Conflict"
+    status = 409
+    title = "Conflict"

@@ -1,0 +1,64 @@
+"""Pure functions that combine stored attributes with incoming ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cityhub.ngsild.entity import Attrs, Instance
+
+NULL_URI = "urn:ngsi-ld:null"
+
+
+def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
+    """Set createdAt/modifiedAt on an instance (keeping an older createdAt)."""
+    inst["createdAt"] = created or now
+    inst["modifiedAt"] = now
+    return inst
+
+
+def find(instances: list[Instance], dataset_id: str | None) -> int | None:
+    """Index of the instance with this datasetId (None = the default instance)."""
+    for i, inst in enumerate(instances):
+        if inst.get("datasetId") == dataset_id:
+            return i
+    return None
+
+
+def put_instances(stored: Attrs, name: str, incoming: list[Instance], now: str) -> list[Instance]:
+    """Add or replace instances by datasetId; return what was written (for history)."""
+    current = stored.setdefault(name, [])
+    for inst in incoming:
+        i = find(current, inst.get("datasetId"))
+        if i is None:
+            current.append(stamp(inst, now))
+        else:
+            current[i] = stamp(inst, now, current[i].get("createdAt"))
+    return incoming
+
+
+def is_null(value: Any) -> bool:
+    """The merge-patch marker for 'delete this'."""
+    return value == NULL_URI or (isinstance(value, dict) and value.get("value") == NULL_URI)
+
+
+def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
+    """Merge-patch one instance: given members replace, absent ones stay, subs merge."""
+    merged = {k: v for k, v in old.items() if k != "sub"}
+    for key, value in new.items():
+        if key != "sub":
+            merged[key] = value
+    if new["type"] != old["type"]:
+        for key in ("value", "object", "languageMap", "vocab", "valueList", "objectList", "json"):
+            if key in merged and key not in new:
+                del merged[key]
+    subs = dict(old.get("sub", {}))
+    for name, sub in new.get("sub", {}).items():
+        if is_null(sub.get("value")) or is_null(sub.get("object")):
+            subs.pop(name, None)
+        elif name in subs:
+            subs[name] = merge_instance(subs[name], sub, now)
+        else:
+            subs[name] = sub
+    if subs:
+        merged["sub"] = subs
+    return stamp(merged, now, old.get("createdAt"))

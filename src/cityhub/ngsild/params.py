@@ -1,0 +1,168 @@
+"""Query-string parameters → typed, validated requests (framework-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.core_context import NGSI_LD
+from cityhub.ngsild.entity import check_name, check_uri
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.geo import parse_geoq
+from cityhub.ngsild.query.qlang import parse_q
+from cityhub.ngsild.query.scope import parse_scope
+from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.render import FORMATS, RenderOptions
+from cityhub.store.base import EntityQuery
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 20
+_OPTIONS = {
+    "keyValues",
+    "simplified",
+    "concise",
+    "normalized",
+    "sysAttrs",
+    "count",
+    "noOverwrite",
+    "replace",
+    "update",
+    "temporalValues",
+    "aggregatedValues",
+    "deleteAll",
+    "noDetail",
+}
+
+
+def csv(value: str | None) -> list[str]:
+    """A comma-separated parameter as a list (empty items rejected)."""
+    if value is None:
+        return []
+    items = [v.strip() for v in value.split(",")]
+    if any(not v for v in items):
+        raise BadRequestData(f"empty item in list parameter {value!r}")
+    return items
+
+
+def options(params: Mapping[str, str]) -> set[str]:
+    """The `options` parameter, validated."""
+    opts = set(csv(params.get("options")))
+    unknown = opts - _OPTIONS
+    if unknown:
+        raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return opts
+
+
+def flag(params: Mapping[str, str], name: str) -> bool:
+    """A boolean parameter (true/false)."""
+    value = params.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise BadRequestData(f"{name} must be true or false")
+    return value == "true"
+
+
+def integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A bounded integer parameter."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequestData(f"{name} must be an integer") from exc
+    if not low <= value <= high:
+        raise BadRequestData(f"{name} must be between {low} and {high}")
+    return value
+
+
+def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
+    """options/format/attrs/pick/omit/lang/datasetId → RenderOptions."""
+    opts = options(params)
+    fmt = "normalized"
+    if "concise" in opts:
+        fmt = "concise"
+    if opts & {"keyValues", "simplified"}:
+        fmt = "keyValues"
+    if "format" in params:
+        fmt = {"simplified": "keyValues"}.get(params["format"], params["format"])
+        if fmt not in FORMATS:
+            if fmt in ("temporalValues", "aggregatedValues"):
+                fmt = "normalized"
+            else:
+                raise BadRequestData(f"unknown format {params['format']!r}")
+    picks = csv(params.get("pick")) + csv(params.get("attrs"))
+    omit = csv(params.get("omit"))
+    if params.get("pick") and params.get("omit"):
+        raise BadRequestData("pick and omit cannot be combined")
+    pick_fields = frozenset({"id", "type"})
+    pick: frozenset[str] | None = None
+    if picks:
+        fields = {p for p in picks if p in ("id", "type")}
+        if params.get("pick"):
+            pick_fields = frozenset(fields)
+        pick = frozenset(tm.expand(check_name(p)) for p in picks if p not in ("id", "type"))
+    ds = params.get("datasetId")
+    return RenderOptions(
+        format=fmt,
+        sys_attrs="sysAttrs" in opts,
+        lang=params.get("lang"),
+        pick=pick,
+        omit=frozenset(o if o in ("id", "type") else tm.expand(check_name(o)) for o in omit),
+        pick_fields=pick_fields,
+        dataset_ids=frozenset(csv(ds)) if ds else None,
+    )
+
+
+def _expand_q(node: Any, tm: TermMap) -> Any:
+    return ast.map_names(node, tm.expand)
+
+
+def entity_query(params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True) -> EntityQuery:
+    """The entity selection of GET /entities (and of the temporal queries)."""
+    ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
+    id_pattern = params.get("idPattern")
+    if id_pattern is not None:
+        import re
+
+        try:
+            re.compile(id_pattern)
+        except re.error as exc:
+            raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from exc
+    types = None
+    raw_type = params.get("type")
+    if raw_type is not None:
+        types = ast.map_names(parse_types(raw_type), tm.expand)
+    q = _expand_q(parse_q(params["q"]), tm) if params.get("q") is not None else None
+    scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
+    geo = parse_geoq(
+        params.get("georel"), params.get("geometry"), params.get("coordinates"), params.get("geoproperty")
+    )
+    if geo is not None:
+        geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
+    attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
+    if require_filter and not any(
+        (ids, id_pattern, types, q, scope, geo, attrs, params.get("pick"))
+    ):
+        raise BadRequestData(
+            "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
+        )
+    return EntityQuery(
+        ids=ids,
+        id_pattern=id_pattern,
+        types=types,
+        q=q,
+        scope=scope,
+        geo=geo,
+        attrs=attrs,
+        limit=integer(params, "limit", DEFAULT_LIMIT, 0, MAX_LIMIT),
+        offset=integer(params, "offset", 0, 0, 2**31),
+        count=flag(params, "count") or "count" in options(params),
+    )
+
+
+LOCATION = NGSI_LD + "location"

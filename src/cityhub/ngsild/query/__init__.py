@@ -1,0 +1,1 @@
+"""Backend-neutral NGSI-LD query parsing (q, type, scopeQ, geoQ) and a reference evaluator."""

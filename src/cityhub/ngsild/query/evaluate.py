@@ -1,0 +1,244 @@
+"""Reference evaluator of query trees on stored entities, for subscriptions and as SQL oracle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cityhub.ngsild.query.ast import (
+    And,
+    AttrPath,
+    Compare,
+    Exists,
+    Or,
+    QNode,
+    Range,
+    ScopeAnd,
+    ScopeNode,
+    ScopeOr,
+    ScopePattern,
+    TypeAnd,
+    TypeName,
+    TypeNode,
+    TypeOr,
+    Value,
+    ValueList,
+)
+from cityhub.ngsild.query.geo import GeoQuery, geo_matches
+from cityhub.ngsild.query.qlang import compile_regex, norm_date, norm_datetime, norm_time
+
+NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
+# Sub-attribute names that read an instance's own member instead of a sub-attribute.
+_META = ("observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId")
+META_KEYS = {name: name for name in _META} | {NGSI_LD + name: name for name in _META}
+_ENTITY_FIELDS = {
+    "id": "id",
+    "@id": "id",
+    "type": "type",
+    "@type": "type",
+    "createdAt": "createdAt",
+    "modifiedAt": "modifiedAt",
+    NGSI_LD + "createdAt": "createdAt",
+    NGSI_LD + "modifiedAt": "modifiedAt",
+}
+_CONTENT = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "VocabProperty": "vocab",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+    "JsonProperty": "json",
+}
+_RELATIONSHIPS = frozenset({"Relationship", "ListRelationship"})
+_NORMALISERS = {"datetime": norm_datetime, "date": norm_date, "time": norm_time}
+
+Target = tuple[Any, bool]  # (target value, whether it comes from a Relationship)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _dig(value: Any, keys: tuple[str, ...], rel: bool) -> Iterator[Target]:
+    """Follow a trailing path into a JSON value; a missing member means no target."""
+    for key in keys:
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return
+    yield value, rel
+
+
+def _content(inst: Mapping[str, Any], keys: tuple[str, ...]) -> Iterator[Target]:
+    """The target value(s) of one attribute instance, by attribute type."""
+    kind = inst.get("type", "Property")
+    if kind == "LanguageProperty":
+        langmap = inst.get("languageMap")
+        if not isinstance(langmap, dict) or len(keys) > 1:
+            return
+        if keys and keys[0] != "*":
+            values = [langmap[keys[0]]] if keys[0] in langmap else []
+        else:
+            values = list(langmap.values())
+        for value in values:
+            yield value, False
+        return
+    member = _CONTENT.get(kind, "value")
+    if member not in inst:
+        return
+    value = inst[member]
+    if kind == "ListRelationship" and isinstance(value, list):
+        value = [v.get("object") if isinstance(v, dict) else v for v in value]
+    yield from _dig(value, keys, kind in _RELATIONSHIPS)
+
+
+def _walk(
+    inst: Mapping[str, Any], subs: tuple[str, ...], keys: tuple[str, ...]
+) -> Iterator[Target]:
+    """Descend sub-attributes (or read a meta member such as observedAt) to the target."""
+    if not subs:
+        yield from _content(inst, keys)
+        return
+    name, rest = subs[0], subs[1:]
+    meta = META_KEYS.get(name)
+    if meta is not None and not rest and meta in inst:
+        yield from _dig(inst[meta], keys, False)
+        return
+    children = inst.get("sub")
+    for child in _as_list(children.get(name) if isinstance(children, dict) else None):
+        if isinstance(child, dict):
+            yield from _walk(child, rest, keys)
+
+
+def targets(path: AttrPath, doc: Mapping[str, Any]) -> list[Target]:
+    """Every target value a path reaches in a stored entity (any instance may match)."""
+    attrs = doc.get("attrs") or {}
+    if path.attr in attrs:
+        found = (_walk(inst, path.sub, path.keys) for inst in _as_list(attrs[path.attr]))
+        return [t for group in found for t in group]
+    field = _ENTITY_FIELDS.get(path.attr)
+    if field is not None and not path.sub and field in doc:
+        return list(_dig(doc[field], path.keys, False))
+    return []
+
+
+def _order(q: Value, target: Any) -> int | None:
+    """Sign of (target - q) when both have q's kind, else None (kinds never coerce)."""
+    if isinstance(target, dict) and "@value" in target:
+        target = target["@value"]
+    a: Any
+    b: Any
+    if q.kind == "number":
+        if isinstance(target, bool) or not isinstance(target, int | float):
+            return None
+        a, b = target, q.value
+    elif q.kind == "string":
+        if not isinstance(target, str):
+            return None
+        a, b = target, q.value
+    elif q.kind == "bool":
+        return (0 if target is q.value else 1) if isinstance(target, bool) else None
+    elif q.kind == "null":
+        return 0 if target is None else None
+    else:
+        a = _NORMALISERS[q.kind](target) if isinstance(target, str) else None
+        if a is None:
+            return None
+        b = q.norm
+    return (a > b) - (a < b)
+
+
+def _equals(q: Value | Range | ValueList, target: Any) -> bool:
+    """`==` against one scalar: equal to the value, any list member, or inside the range."""
+    if isinstance(q, ValueList):
+        return any(_order(v, target) == 0 for v in q.values)
+    if isinstance(q, Range):
+        low, high = _order(q.low, target), _order(q.high, target)
+        return low is not None and high is not None and low >= 0 and high <= 0
+    return _order(q, target) == 0
+
+
+def _holds(node: Compare, target: Any) -> bool:
+    """One target value (a list means: its elements) against one comparison."""
+    items = target if isinstance(target, list) else [target]
+    op, q = node.op, node.value
+    if op == "==":
+        return any(_equals(q, t) for t in items)
+    if op == "!=":
+        return not any(_equals(q, t) for t in items)
+    if op in ("~=", "!~="):
+        assert isinstance(q, Value)
+        regex = compile_regex(str(q.value))
+        strings = [t for t in items if isinstance(t, str)]
+        hit = any(regex.search(t) for t in strings)
+        return hit if op == "~=" else bool(strings) and not hit
+    assert isinstance(q, Value)
+    signs = [_order(q, t) for t in items]
+    wanted = {">": (1,), ">=": (0, 1), "<": (-1,), "<=": (-1, 0)}[op]
+    return any(s in wanted for s in signs if s is not None)
+
+
+def matches_q(node: QNode, doc: Mapping[str, Any]) -> bool:
+    """Whether a stored entity satisfies a q tree."""
+    if isinstance(node, And):
+        return all(matches_q(item, doc) for item in node.items)
+    if isinstance(node, Or):
+        return any(matches_q(item, doc) for item in node.items)
+    found = targets(node.path, doc)
+    if isinstance(node, Exists):
+        return bool(found)
+    relational_ok = node.op in ("==", "!=")
+    return any(_holds(node, value) for value, rel in found if relational_ok or not rel)
+
+
+def matches_types(node: TypeNode, doc: Mapping[str, Any]) -> bool:
+    """Whether a stored entity's (expanded) types satisfy a type selection."""
+    if isinstance(node, TypeName):
+        return node.name in _as_list(doc.get("type"))
+    if isinstance(node, TypeAnd):
+        return all(matches_types(item, doc) for item in node.items)
+    assert isinstance(node, TypeOr)
+    return any(matches_types(item, doc) for item in node.items)
+
+
+def scope_matches(pattern: ScopePattern, scope: str) -> bool:
+    """One scope path against one pattern: `+` is one level, a trailing `#` any descendants."""
+    if not isinstance(scope, str) or not scope.startswith("/"):
+        return False
+    levels = scope.split("/")[1:]
+    pat = pattern.levels
+    if pat and pat[-1] == "#":
+        pat = pat[:-1]
+        if len(levels) < len(pat):
+            return False
+        levels = levels[: len(pat)]
+    return len(levels) == len(pat) and all(
+        p in ("+", lv) for p, lv in zip(pat, levels, strict=True)
+    )
+
+
+def matches_scope(node: ScopeNode, doc: Mapping[str, Any]) -> bool:
+    """Whether any of a stored entity's scopes satisfies each pattern of a scopeQ."""
+    if isinstance(node, ScopePattern):
+        return any(scope_matches(node, s) for s in _as_list(doc.get("scope")))
+    if isinstance(node, ScopeAnd):
+        return all(matches_scope(item, doc) for item in node.items)
+    assert isinstance(node, ScopeOr)
+    return any(matches_scope(item, doc) for item in node.items)
+
+
+def matches_geo(query: GeoQuery, doc: Mapping[str, Any], attr: str | None = None) -> bool:
+    """Whether any instance of the entity's GeoProperty (attr, else the query's) satisfies geoQ."""
+    attrs = doc.get("attrs") or {}
+    name = attr or query.geoproperty
+    if name not in attrs and ":" not in name:
+        name = NGSI_LD + name
+    return any(
+        isinstance(inst, dict)
+        and isinstance(inst.get("value"), dict)
+        and geo_matches(query, inst["value"])
+        for inst in _as_list(attrs.get(name))
+    )

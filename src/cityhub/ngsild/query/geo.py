@@ -1,0 +1,230 @@
+"""geoQ parsing (clause 4.10) and an exact shapely predicate, with near distances in metres."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import nearest_points
+from shapely.validation import explain_validity
+
+from cityhub.ngsild.errors import BadRequestData
+
+GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+GEORELS = ("near", "within", "contains", "intersects", "equals", "disjoint", "overlaps")
+DEFAULT_GEOPROPERTY = "location"
+_NEAR_RE = re.compile(r"(maxDistance|minDistance)\s*==\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+_BAD_NAME_RE = re.compile(r"[\s<>\"'=;()\\\x00-\x1f\x7f]")
+# WGS84 ellipsoid.
+_A = 6378137.0
+_F = 1 / 298.257223563
+_E2 = _F * (2 - _F)
+
+
+@dataclass(frozen=True, slots=True)
+class GeoQuery:
+    """A validated geoQ: relation, reference geometry (lon/lat) and the GeoProperty to test."""
+
+    georel: str
+    geometry: BaseGeometry
+    geojson: dict[str, Any] = field(compare=False, hash=False)
+    geoproperty: str = DEFAULT_GEOPROPERTY
+    max_distance: float | None = None
+    min_distance: float | None = None
+
+
+def parse_georel(text: str) -> tuple[str, float | None, float | None]:
+    """Split `near;maxDistance==2000` into (relation, max_distance, min_distance)."""
+    parts = [p.strip() for p in text.strip().split(";")]
+    rel = parts[0]
+    if rel not in GEORELS:
+        raise BadRequestData(f"invalid georel {text!r}: relation must be one of {GEORELS}")
+    if rel != "near":
+        if len(parts) != 1:
+            raise BadRequestData(f"invalid georel {text!r}: only near takes a distance")
+        return rel, None, None
+    m = _NEAR_RE.fullmatch(parts[1]) if len(parts) == 2 else None
+    if m is None:
+        raise BadRequestData(
+            f"invalid georel {text!r}: expected near;maxDistance==<metres> or minDistance"
+        )
+    distance = float(m.group(2))
+    if not math.isfinite(distance):
+        raise BadRequestData(f"invalid georel {text!r}: distance out of range")
+    return ("near", distance, None) if m.group(1) == "maxDistance" else ("near", None, distance)
+
+
+def _position(pos: Any) -> None:
+    """A GeoJSON position: [lon, lat] or [lon, lat, alt], finite and on the globe."""
+    if not isinstance(pos, list) or len(pos) not in (2, 3):
+        raise BadRequestData(f"invalid position {pos!r}: expected [longitude, latitude]")
+    for n in pos:
+        if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n):
+            raise BadRequestData(f"invalid position {pos!r}: coordinates must be numbers")
+    if not (-180 <= pos[0] <= 180 and -90 <= pos[1] <= 90):
+        raise BadRequestData(f"invalid position {pos!r}: longitude/latitude out of range")
+
+
+def _positions(items: Any, minimum: int, what: str) -> None:
+    """A non-empty list of at least `minimum` positions."""
+    if not isinstance(items, list) or len(items) < minimum:
+        raise BadRequestData(f"invalid {what}: needs at least {minimum} positions")
+    for pos in items:
+        _position(pos)
+
+
+def _ring_list(rings: Any) -> None:
+    """Polygon rings: each closed, with at least four positions."""
+    if not isinstance(rings, list) or not rings:
+        raise BadRequestData("invalid Polygon: needs at least one linear ring")
+    for ring in rings:
+        _positions(ring, 4, "linear ring")
+        if ring[0] != ring[-1]:
+            raise BadRequestData("invalid linear ring: first and last positions must be equal")
+
+
+def _nonempty_list(items: Any, what: str) -> list[Any]:
+    if not isinstance(items, list) or not items:
+        raise BadRequestData(f"invalid {what}: expected a non-empty array")
+    return items
+
+
+def _check_coordinates(kind: str, coords: Any) -> None:
+    """Structural GeoJSON checks, so shapely never sees a shape it would misread."""
+    if kind == "Point":
+        _position(coords)
+    elif kind == "MultiPoint":
+        _positions(coords, 1, kind)
+    elif kind == "LineString":
+        _positions(coords, 2, kind)
+    elif kind == "MultiLineString":
+        for line in _nonempty_list(coords, kind):
+            _positions(line, 2, "LineString")
+    elif kind == "Polygon":
+        _ring_list(coords)
+    else:
+        for polygon in _nonempty_list(coords, kind):
+            _ring_list(polygon)
+
+
+def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometry, dict[str, Any]]:
+    """Validate geometry + coordinates (JSON text or already-parsed array) into a 2D shape."""
+    if kind not in GEOMETRY_TYPES:
+        raise BadRequestData(f"invalid geometry {kind!r}: must be one of {GEOMETRY_TYPES}")
+    coords: Any = coordinates
+    if isinstance(coordinates, str):
+        try:
+            coords = json.loads(coordinates)
+        except (ValueError, RecursionError):
+            raise BadRequestData(f"invalid coordinates {coordinates!r}: not a JSON array") from None
+    _check_coordinates(kind, coords)
+    geojson = {"type": kind, "coordinates": coords}
+    try:
+        geom = shapely.force_2d(shape(geojson))
+    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
+        raise BadRequestData(f"invalid {kind} coordinates: {exc}") from None
+    if not geom.is_valid:
+        raise BadRequestData(f"invalid {kind}: {explain_validity(geom)}")
+    return geom, geojson
+
+
+def parse_geoq(
+    georel: str | None,
+    geometry: str | None,
+    coordinates: str | list[Any] | None,
+    geoproperty: str | None = None,
+) -> GeoQuery | None:
+    """Build a GeoQuery from geoQ parameters; None when georel, geometry, coordinates are absent."""
+    given = [p not in (None, "", []) for p in (georel, geometry, coordinates)]
+    if not any(given):
+        return None
+    if not all(given):
+        raise BadRequestData("geoQ needs georel, geometry and coordinates together")
+    assert georel is not None and geometry is not None and coordinates is not None
+    rel, max_d, min_d = parse_georel(georel)
+    geom, geojson = parse_geometry(geometry.strip(), coordinates)
+    prop = geoproperty.strip() if geoproperty else DEFAULT_GEOPROPERTY
+    if not prop or _BAD_NAME_RE.search(prop):
+        raise BadRequestData(f"invalid geoproperty {geoproperty!r}")
+    return GeoQuery(rel, geom, geojson, prop, max_d, min_d)
+
+
+def _metres_per_degree(lat: float) -> tuple[float, float]:
+    """Metres per degree of longitude and latitude at a latitude on the WGS84 ellipsoid."""
+    phi = math.radians(lat)
+    w = 1 - _E2 * math.sin(phi) ** 2
+    prime_vertical = _A / math.sqrt(w)
+    meridional = _A * (1 - _E2) / w**1.5
+    return math.radians(prime_vertical * math.cos(phi)), math.radians(meridional)
+
+
+def _wrap(dlon: Any) -> Any:
+    """Longitude differences folded into [-180, 180)."""
+    return (dlon + 180.0) % 360.0 - 180.0
+
+
+def point_distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Ellipsoidal flat-earth distance, radii at mid-latitude: within ~1e-4 at city scale."""
+    kx, ky = _metres_per_degree((lat1 + lat2) / 2)
+    return math.hypot(_wrap(lon2 - lon1) * kx, (lat2 - lat1) * ky)
+
+
+def distance_m(a: BaseGeometry, b: BaseGeometry) -> float:
+    """Shortest distance in metres between lon/lat geometries (0 when they touch)."""
+    if a.intersects(b):
+        return 0.0
+    origin = a.representative_point() if a.geom_type != "Point" else a
+    lon0, lat0 = origin.x, origin.y
+    kx, ky = _metres_per_degree(lat0)
+
+    def to_plane(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack((_wrap(xy[:, 0] - lon0) * kx, (xy[:, 1] - lat0) * ky))
+
+    pa, pb = nearest_points(shapely.transform(a, to_plane), shapely.transform(b, to_plane))
+    return point_distance_m(pa.x / kx + lon0, pa.y / ky + lat0, pb.x / kx + lon0, pb.y / ky + lat0)
+
+
+def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
+    """A stored GeoJSON geometry as a valid 2D shape, or None if it is not usable."""
+    if not isinstance(geometry_geojson, dict):
+        return None
+    try:
+        geom = shapely.force_2d(shape(geometry_geojson))
+        if geom.is_empty:
+            return None
+        return geom if geom.is_valid else shapely.make_valid(geom)
+    except Exception:  # stored data of any shape must not break a query
+        return None
+
+
+def geo_matches(query: GeoQuery, geometry_geojson: dict[str, Any]) -> bool:
+    """Whether a stored geometry satisfies the geoQ (near distances in metres)."""
+    target = target_shape(geometry_geojson)
+    if target is None:
+        return False
+    ref = query.geometry
+    rel = query.georel
+    try:
+        if rel == "near":
+            d = distance_m(ref, target)
+            if query.max_distance is not None:
+                return d <= query.max_distance
+            return query.min_distance is not None and d >= query.min_distance
+        predicate = {
+            "within": target.within,
+            "contains": target.contains,
+            "intersects": target.intersects,
+            "equals": target.equals,
+            "disjoint": target.disjoint,
+            "overlaps": target.overlaps,
+        }[rel]
+        return bool(predicate(ref))
+    except shapely.errors.ShapelyError:
+        return False

@@ -1,0 +1,337 @@
+"""Parser for the NGSI-LD query language (`q`, ETSI GS CIM 009 clause 4.9) into ast nodes."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import NoReturn
+
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.ast import (
+    And,
+    AttrPath,
+    Compare,
+    CompareOp,
+    Exists,
+    Or,
+    QNode,
+    Range,
+    Value,
+    ValueKind,
+    ValueList,
+)
+
+MAX_DEPTH = 32
+_OFFSET = r"(?P<off>[Zz]|[+-]\d{2}(?::?\d{2})?)"
+_FRACTION = r"(?:[.,](?P<frac>\d+))"
+_DATETIME_RE = re.compile(
+    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt](?P<h>\d{2}):(?P<mi>\d{2})"
+    rf"(?::(?P<s>\d{{2}}){_FRACTION}?)?{_OFFSET}?"
+)
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME_RE = re.compile(rf"(?P<h>\d{{2}}):(?P<mi>\d{{2}}):(?P<s>\d{{2}}){_FRACTION}?{_OFFSET}?")
+_NUMBER_RE = re.compile(r"-?\d+(?P<real>(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+_KEYWORD_RE = re.compile(r"(true|false|null)(?![\w:.\-])")
+_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s;|(),\"<>\\]*")
+_NAME_RE = re.compile(r"[^\W\d][\w\-]*(?::[\w\-]+)?")
+# Longest first, so `!~=` is not read as `!=`... and `>=` not as `>`.
+_OPERATORS: tuple[CompareOp, ...] = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")
+_TOKEN_END = frozenset(";|),")
+
+
+def _offset(text: str | None) -> timezone | None:
+    """The tzinfo of a `Z`/`+hh:mm` suffix; None when there is none (taken as UTC)."""
+    if not text or text in "Zz":
+        return UTC if text else None
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+    return timezone(sign * timedelta(minutes=minutes))
+
+
+def _micros(frac: str | None) -> int:
+    """Microseconds from a fraction of any length (extra digits are truncated)."""
+    return int((frac or "")[:6].ljust(6, "0"))
+
+
+def norm_datetime(text: str) -> str | None:
+    """A DateTime in storage form (UTC, microseconds, `Z`), or None if it is not one."""
+    m = _DATETIME_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    try:
+        tz = _offset(m["off"]) or UTC
+        value = datetime(
+            int(m["y"]),
+            int(m["mo"]),
+            int(m["d"]),
+            int(m["h"]),
+            int(m["mi"]),
+            int(m["s"] or 0),
+            _micros(m["frac"]),
+            tzinfo=tz,
+        )
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError):
+        return None
+
+
+def norm_date(text: str) -> str | None:
+    """A Date as YYYY-MM-DD, or None if it is not one."""
+    if not isinstance(text, str) or not _DATE_RE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        return None
+
+
+def norm_time(text: str) -> str | None:
+    """A Time shifted to UTC as HH:MM:SS.ffffffZ, or None if it is not one."""
+    m = _TIME_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    try:
+        tz = _offset(m["off"]) or UTC
+        anchor = datetime(2000, 1, 3, int(m["h"]), int(m["mi"]), int(m["s"]), _micros(m["frac"]))
+        return anchor.replace(tzinfo=tz).astimezone(UTC).strftime("%H:%M:%S.%fZ")
+    except (ValueError, OverflowError):
+        return None
+
+
+_TEMPORAL: tuple[tuple[ValueKind, re.Pattern[str], Callable[[str], str | None]], ...] = (
+    ("datetime", _DATETIME_RE, norm_datetime),
+    ("date", _DATE_RE, norm_date),
+    ("time", _TIME_RE, norm_time),
+)
+
+
+@lru_cache(maxsize=512)
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a q pattern once; a bad one is the client's error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FutureWarnings about set syntax are noise here
+            return re.compile(pattern)
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:
+        raise BadRequestData(f"invalid regular expression {pattern!r} in q: {exc}") from None
+
+
+class _Parser:
+    """Recursive descent over one q string; AND binds tighter than OR."""
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+        self.depth = 0
+
+    def fail(self, what: str) -> NoReturn:
+        raise BadRequestData(f"invalid q: {what} at position {self.i} in {self.s!r}")
+
+    def peek(self) -> str:
+        while self.i < len(self.s) and self.s[self.i].isspace():
+            self.i += 1
+        return self.s[self.i : self.i + 1]
+
+    def ends_token(self, pos: int) -> bool:
+        """Whether a value token may stop at pos (so `12abc` is not read as 12)."""
+        if pos >= len(self.s):
+            return True
+        return self.s[pos] in _TOKEN_END or self.s[pos].isspace() or self.s.startswith("..", pos)
+
+    def query(self) -> QNode:
+        items = [self.conjunction()]
+        while self.peek() == "|":
+            self.i += 1
+            items.append(self.conjunction())
+        flat = [x for item in items for x in (item.items if isinstance(item, Or) else (item,))]
+        return flat[0] if len(flat) == 1 else Or(tuple(flat))
+
+    def conjunction(self) -> QNode:
+        items = [self.primary()]
+        while self.peek() == ";":
+            self.i += 1
+            items.append(self.primary())
+        flat = [x for item in items for x in (item.items if isinstance(item, And) else (item,))]
+        return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+    def primary(self) -> QNode:
+        if self.peek() != "(":
+            return self.term()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"parentheses nested deeper than {MAX_DEPTH}")
+        self.i += 1
+        node = self.query()
+        if self.peek() != ")":
+            self.fail("expected ')'")
+        self.i += 1
+        self.depth -= 1
+        return node
+
+    def name(self) -> str:
+        self.peek()
+        m = _NAME_RE.match(self.s, self.i)
+        if m is None:
+            self.fail("expected an attribute name")
+        self.i = m.end()
+        return m.group()
+
+    def path(self) -> AttrPath:
+        attr = self.name()
+        sub: list[str] = []
+        while self.peek() == "." and not self.s.startswith("..", self.i):
+            self.i += 1
+            sub.append(self.name())
+        keys: list[str] = []
+        while self.peek() == "[":
+            end = self.s.find("]", self.i + 1)
+            if end < 0:
+                self.fail("unclosed '['")
+            body = self.s[self.i + 1 : end]
+            parts = [part.strip() for part in body.split(".")]
+            if "[" in body or not all(parts):
+                self.fail(f"invalid trailing path [{body}]")
+            keys.extend(parts)
+            self.i = end + 1
+        if self.peek() in (".", "["):
+            self.fail("unexpected character after trailing path")
+        return AttrPath(attr, tuple(sub), tuple(keys))
+
+    def operator(self) -> CompareOp | None:
+        if self.peek() not in ("=", "!", "<", ">", "~"):
+            return None
+        for op in _OPERATORS:
+            if self.s.startswith(op, self.i):
+                self.i += len(op)
+                return op
+        self.fail("unknown operator")
+
+    def term(self) -> QNode:
+        path = self.path()
+        op = self.operator()
+        if op is None:
+            return Exists(path)
+        if op in ("~=", "!~="):
+            return Compare(path, op, self.regex())
+        first = self.value(allow_uri=op in ("==", "!="))
+        if op not in ("==", "!="):
+            if first.kind in ("bool", "null"):
+                self.fail(f"{op} needs a number, string, DateTime, Date or Time")
+            return Compare(path, op, first)
+        if self.peek() == ",":
+            values = [first]
+            while self.peek() == ",":
+                self.i += 1
+                values.append(self.value(allow_uri=True))
+            return Compare(path, op, ValueList(tuple(values)))
+        if self.s.startswith("..", self.i):
+            self.i += 2
+            high = self.value(allow_uri=False)
+            if first.kind != high.kind or first.kind in ("bool", "null"):
+                self.fail("range ends must be comparable values of the same kind")
+            return Compare(path, op, Range(first, high))
+        return Compare(path, op, first)
+
+    def quoted(self) -> str:
+        """A JSON string starting at the current `"`."""
+        j = self.i + 1
+        while j < len(self.s) and self.s[j] != '"':
+            j += 2 if self.s[j] == "\\" else 1
+        if j >= len(self.s):
+            self.fail("unterminated string")
+        raw = self.s[self.i : j + 1]
+        try:
+            text = _decode_json_string(raw)
+        except ValueError:
+            self.fail("invalid escape in string")
+        self.i = j + 1
+        return text
+
+    def regex(self) -> Value:
+        """A quoted pattern, or a bare one up to a `;`/`|`/`)` outside its own groups."""
+        if self.peek() == '"':
+            pattern = self.quoted()
+        else:
+            start, j, depth, in_class = self.i, self.i, 0, False
+            while j < len(self.s):
+                c = self.s[j]
+                if c == "\\":
+                    j += 2
+                    continue
+                if in_class:
+                    in_class = c != "]"
+                elif c == "[":
+                    in_class = True
+                elif c == "(":
+                    depth += 1
+                elif c == ")":
+                    if depth == 0:
+                        break
+                    depth -= 1
+                elif c in ";|" and depth == 0:
+                    break
+                j += 1
+            pattern = self.s[start:j].strip()
+            self.i = min(j, len(self.s))
+        if not pattern:
+            self.fail("empty regular expression")
+        compile_regex(pattern)
+        return Value("string", pattern)
+
+    def value(self, allow_uri: bool) -> Value:
+        c = self.peek()
+        if c == '"':
+            return Value("string", self.quoted())
+        for kind, regex, norm in _TEMPORAL:
+            m = regex.match(self.s, self.i)
+            if m and self.ends_token(m.end()):
+                normed = norm(m.group())
+                if normed is None:
+                    self.fail(f"invalid {kind} {m.group()!r}")
+                self.i = m.end()
+                return Value(kind, m.group(), normed)
+        m = _NUMBER_RE.match(self.s, self.i)
+        if m and self.ends_token(m.end()):
+            number: int | float = float(m.group()) if m["real"] else int(m.group())
+            if not math.isfinite(number):
+                self.fail("number out of range")
+            self.i = m.end()
+            return Value("number", number)
+        m = _KEYWORD_RE.match(self.s, self.i)
+        if m:
+            self.i = m.end()
+            word = m.group()
+            return Value("null", None) if word == "null" else Value("bool", word == "true")
+        m = _URI_RE.match(self.s, self.i) if allow_uri else None
+        if m and self.ends_token(m.end()):
+            self.i = m.end()
+            return Value("string", m.group())
+        self.fail('expected a value (number, "string", true/false, DateTime, Date, Time)')
+
+
+def _decode_json_string(raw: str) -> str:
+    """Decode a double-quoted JSON string literal; ValueError when it is not one."""
+    try:
+        text = json.loads(raw, strict=False)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    return text
+
+
+def parse_q(text: str) -> QNode:
+    """Parse a q expression (already URL-decoded); BadRequestData when it is malformed."""
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequestData("invalid q: empty expression")
+    parser = _Parser(text)
+    node = parser.query()
+    if parser.peek():
+        parser.fail(f"unexpected {parser.peek()!r}")
+    return node

@@ -1,0 +1,104 @@
+"""Parser for entity type selections (`type=A,B`, `A|B`, `A;B`, `(A;B)|C`, clause 4.17)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.ast import TypeAnd, TypeName, TypeNode, TypeOr
+
+N = TypeVar("N")
+MAX_DEPTH = 32
+_TOKEN_RE = re.compile(r"\s*(?:([(),|;])|([^\s(),|;]+))")
+_BAD_NAME_RE = re.compile(r"[<>\"'=\\\x00-\x1f\x7f]")
+
+
+def parse_selection(
+    text: str,
+    leaf: Callable[[str], N],
+    and_node: Callable[[tuple[N, ...]], N],
+    or_node: Callable[[tuple[N, ...]], N],
+    what: str,
+) -> N:
+    """Parse `a;b|(c,d)` (`;` AND binds tighter than `,`/`|` OR) with leaf() per bare term.
+
+    Shared by type and scope selections, whose only difference is what a term may be.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequestData(f"invalid {what}: empty expression")
+    tokens: list[str] = []
+    pos = 0
+    stripped = text.rstrip()
+    while pos < len(stripped):
+        m = _TOKEN_RE.match(stripped, pos)
+        if m is None:  # pragma: no cover - the pattern accepts every non-space character
+            raise BadRequestData(f"invalid {what}: {text!r}")
+        tokens.append(m.group(1) or m.group(2))
+        pos = m.end()
+    at = 0
+
+    def fail(msg: str) -> BadRequestData:
+        return BadRequestData(f"invalid {what}: {msg} in {text!r}")
+
+    def peek() -> str:
+        return tokens[at] if at < len(tokens) else ""
+
+    def disjunction(depth: int) -> N:
+        nonlocal at
+        items = [conjunction(depth)]
+        while peek() in (",", "|"):
+            at += 1
+            items.append(conjunction(depth))
+        return items[0] if len(items) == 1 else or_node(tuple(items))
+
+    def conjunction(depth: int) -> N:
+        nonlocal at
+        items = [primary(depth)]
+        while peek() == ";":
+            at += 1
+            items.append(primary(depth))
+        return items[0] if len(items) == 1 else and_node(tuple(items))
+
+    def primary(depth: int) -> N:
+        nonlocal at
+        token = peek()
+        if token == "(":
+            if depth >= MAX_DEPTH:
+                raise fail(f"parentheses nested deeper than {MAX_DEPTH}")
+            at += 1
+            node = disjunction(depth + 1)
+            if peek() != ")":
+                raise fail("expected ')'")
+            at += 1
+            return node
+        if token in ("", ")", ",", "|", ";"):
+            raise fail(f"expected a term, got {token or 'end of input'!r}")
+        at += 1
+        return leaf(token)
+
+    node = disjunction(0)
+    if at != len(tokens):
+        raise fail(f"unexpected {peek()!r}")
+    return node
+
+
+def _type_name(token: str) -> TypeNode:
+    """A type term: a short name, compact IRI or full IRI, without characters NGSI-LD bans."""
+    if _BAD_NAME_RE.search(token):
+        raise BadRequestData(f"invalid entity type name {token!r}")
+    return TypeName(token)
+
+
+def parse_types(text: str) -> TypeNode:
+    """Parse the `type` parameter into a TypeName/TypeAnd/TypeOr tree."""
+    return parse_selection(text, _type_name, _type_and, _type_or, "type selection")
+
+
+def _type_and(items: tuple[TypeNode, ...]) -> TypeNode:
+    return TypeAnd(items)
+
+
+def _type_or(items: tuple[TypeNode, ...]) -> TypeNode:
+    return TypeOr(items)

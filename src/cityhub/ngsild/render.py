@@ -1,0 +1,145 @@
+"""Output side of the information model: stored entities back to normalized, concise or
+keyValues form in the caller's @context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.entity import CONTENT_KEY, Instance
+
+FORMATS = ("normalized", "concise", "keyValues")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How the caller asked to see entities."""
+
+    format: str = "normalized"
+    sys_attrs: bool = False
+    lang: str | None = None
+    pick: frozenset[str] | None = None  # IRIs of attributes to keep (attrs/pick)
+    omit: frozenset[str] = frozenset()  # IRIs to drop
+    pick_fields: frozenset[str] = frozenset({"id", "type"})  # entity members kept with pick
+    dataset_ids: frozenset[str] | None = None
+
+
+def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict[str, Any]:
+    """One stored entity in the requested representation."""
+    out: dict[str, Any] = {}
+    if "id" in opts.pick_fields and "id" not in opts.omit:
+        out["id"] = doc["id"]
+    if "type" in opts.pick_fields and "type" not in opts.omit:
+        types = [tm.compact(t) for t in doc["type"]]
+        out["type"] = types[0] if len(types) == 1 else types
+    if "scope" in doc and "scope" not in opts.omit:
+        scope = doc["scope"]
+        out["scope"] = scope[0] if len(scope) == 1 else scope
+    for iri, instances in doc["attrs"].items():
+        if opts.pick is not None and iri not in opts.pick:
+            continue
+        if iri in opts.omit:
+            continue
+        chosen = instances
+        if opts.dataset_ids is not None:
+            chosen = [i for i in instances if i.get("datasetId", "@none") in opts.dataset_ids]
+            if not chosen:
+                continue
+        out[tm.compact(iri)] = render_attribute(chosen, tm, opts)
+    if opts.sys_attrs and opts.format != "keyValues":
+        for key in ("createdAt", "modifiedAt", "deletedAt"):
+            if key in doc:
+                out[key] = doc[key]
+    return out
+
+
+def render_attribute(instances: list[Instance], tm: TermMap, opts: RenderOptions) -> Any:
+    """An attribute: one instance alone, several as a list (keyValues takes the default)."""
+    if opts.format == "keyValues":
+        default = next((i for i in instances if "datasetId" not in i), instances[0])
+        return key_value(default, tm, opts.lang)
+    rendered = [render_instance(i, tm, opts) for i in instances]
+    return rendered[0] if len(rendered) == 1 else rendered
+
+
+def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
+    """The bare value keyValues shows for one instance."""
+    typ = inst["type"]
+    content = inst[CONTENT_KEY[typ]]
+    if typ == "VocabProperty":
+        return [tm.compact(v) for v in content] if isinstance(content, list) else tm.compact(content)
+    if typ == "LanguageProperty" and lang is not None:
+        return pick_language(content, lang)
+    return content
+
+
+def pick_language(language_map: dict[str, Any], lang: str) -> Any:
+    """The best string for a lang= request: exact tag, then its primary tag, then any."""
+    if lang == "*":
+        return language_map
+    for tag in (t.strip() for t in lang.split(",")):
+        tag = tag.split(";")[0]
+        if tag in language_map:
+            return language_map[tag]
+        primary = tag.split("-")[0]
+        for key, value in language_map.items():
+            if key.split("-")[0] == primary:
+                return value
+    if "@none" in language_map:
+        return language_map["@none"]
+    return next(iter(language_map.values()), None)
+
+
+def _lang_tag(language_map: dict[str, Any], lang: str) -> str:
+    """The tag pick_language chose, reported beside the value."""
+    for tag in (t.strip().split(";")[0] for t in lang.split(",")):
+        if tag in language_map:
+            return tag
+        for key in language_map:
+            if key.split("-")[0] == tag.split("-")[0]:
+                return key
+    return "@none" if "@none" in language_map else next(iter(language_map), "@none")
+
+
+def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
+    """One instance in normalized or concise form."""
+    typ = inst["type"]
+    key = CONTENT_KEY[typ]
+    out: dict[str, Any] = {"type": typ}
+    content = inst[key]
+    if typ == "VocabProperty":
+        content = key_value(inst, tm, None)
+    if typ == "LanguageProperty" and opts.lang is not None and opts.lang != "*":
+        out = {"type": "Property", "value": pick_language(content, opts.lang)}
+        out["lang"] = _lang_tag(content, opts.lang)
+        key = "value"
+    else:
+        out[key] = content
+    if typ == "Relationship" and "objectType" in inst:
+        ot = inst["objectType"]
+        out["objectType"] = [tm.compact(t) for t in ot] if isinstance(ot, list) else tm.compact(ot)
+    for meta in ("observedAt", "unitCode", "datasetId"):
+        if meta in inst:
+            out[meta] = inst[meta]
+    if opts.sys_attrs:
+        for meta in ("createdAt", "modifiedAt"):
+            if meta in inst:
+                out[meta] = inst[meta]
+    for iri, sub in inst.get("sub", {}).items():
+        out[tm.compact(iri)] = render_instance(sub, tm, opts)
+    if opts.format == "concise":
+        return _concise(out, key)
+    return out
+
+
+def _concise(out: dict[str, Any], key: str) -> Any:
+    """Concise form drops the type; a plain value with nothing beside it stands alone."""
+    typ = out.pop("type")
+    if len(out) == 1 and key == "value" and not isinstance(out["value"], dict | list):
+        return out["value"]
+    if typ == "GeoProperty" and len(out) == 1:
+        return out["value"]
+    if typ == "Property" and isinstance(out.get("value"), dict) and len(out) == 1:
+        return out
+    return out

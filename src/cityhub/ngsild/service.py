@@ -1,0 +1,415 @@
+"""The NGSI-LD use-cases on entities, written against the Store contract."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.entity import Attrs, Instance, check_name, expand_attrs, expand_entity
+from cityhub.ngsild.errors import (
+    AlreadyExists,
+    BadRequestData,
+    NgsiLdError,
+    ResourceNotFound,
+)
+from cityhub.ngsild.merge import find, is_null, merge_instance, put_instances, stamp
+from cityhub.ngsild.timeutil import now_iso
+from cityhub.store.base import Doc, EntityExists, EntityQuery, Store, WriteTx
+
+
+@dataclass
+class AttrOutcome:
+    """Which attributes an attribute operation changed and which it refused, and why."""
+
+    updated: list[str] = field(default_factory=list)
+    not_updated: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class BatchOutcome:
+    """Per-entity results of a batch operation."""
+
+    success: list[str] = field(default_factory=list)
+    errors: list[tuple[str, NgsiLdError]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+def new_instance_id() -> str:
+    """A fresh instanceId for the temporal record."""
+    return f"urn:ngsi-ld:attribute:instance:{uuid.uuid4()}"
+
+
+class EntityService:
+    """Create, read, update and delete entities, recording every change in history."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _record(tx: WriteTx, doc: Doc, attrs: dict[str, list[Instance]]) -> None:
+        """Append what was written to the temporal evolution."""
+        for name, instances in attrs.items():
+            if not instances:
+                continue
+            rows = []
+            for inst in instances:
+                row = dict(inst)
+                row["instanceId"] = new_instance_id()
+                rows.append(row)
+            tx.add_history(doc["id"], doc["type"], name, rows)
+
+    @staticmethod
+    def _stamp_all(attrs: Attrs, now: str) -> Attrs:
+        for instances in attrs.values():
+            for inst in instances:
+                stamp(inst, now)
+                for sub in inst.get("sub", {}).values():
+                    stamp(sub, now)
+        return attrs
+
+    def _existing(self, tx: WriteTx, eid: str) -> Doc:
+        doc = tx.get(eid)
+        if doc is None:
+            raise ResourceNotFound(f"entity {eid} not found")
+        return doc
+
+    # -- entities ----------------------------------------------------------------------------
+    def create(self, tenant: str, body: Any, tm: TermMap) -> str:
+        """Create an entity; AlreadyExists when the id is taken."""
+        doc = expand_entity(body, tm)
+        with self.store.write(tenant) as tx:
+            self._insert(tx, doc)
+        return str(doc["id"])
+
+    def _insert(self, tx: WriteTx, doc: Doc) -> None:
+        now = now_iso()
+        doc["createdAt"] = doc["modifiedAt"] = now
+        self._stamp_all(doc["attrs"], now)
+        try:
+            tx.insert(doc)
+        except EntityExists as exc:
+            raise AlreadyExists(f"entity {doc['id']} already exists") from exc
+        self._record(tx, doc, doc["attrs"])
+
+    def get(self, tenant: str, eid: str) -> Doc:
+        """The stored entity, or ResourceNotFound."""
+        doc = self.store.get(tenant, eid)
+        if doc is None:
+            raise ResourceNotFound(f"entity {eid} not found")
+        return doc
+
+    def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
+        """Entities matching a query."""
+        return self.store.query(tenant, query)
+
+    def delete(self, tenant: str, eid: str) -> None:
+        """Delete an entity (its temporal evolution stays)."""
+        with self.store.write(tenant) as tx:
+            if not tx.delete(eid):
+                raise ResourceNotFound(f"entity {eid} not found")
+
+    def replace(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
+        """PUT /entities/{id}: everything but id and createdAt is replaced."""
+        if isinstance(body, dict) and body.get("id", eid) != eid:
+            raise BadRequestData("the body's id does not match the path")
+        if isinstance(body, dict) and "id" not in body:
+            body = {**body, "id": eid}
+        doc = expand_entity(body, tm)
+        with self.store.write(tenant) as tx:
+            old = self._existing(tx, eid)
+            now = now_iso()
+            doc["createdAt"], doc["modifiedAt"] = old["createdAt"], now
+            self._stamp_all(doc["attrs"], now)
+            tx.update(doc)
+            self._record(tx, doc, doc["attrs"])
+
+    def merge(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
+        """PATCH /entities/{id}: merge-patch attributes; urn:ngsi-ld:null deletes."""
+        if not isinstance(body, dict):
+            raise BadRequestData("merge body must be a JSON object")
+        if body.get("id", eid) != eid:
+            raise BadRequestData("the body's id does not match the path")
+        types = body.get("type")
+        nulls = {tm.expand(check_name(k)) for k, v in body.items() if k not in _ENTITY and is_null(v)}
+        rest = {k: v for k, v in body.items() if not (k not in _ENTITY and is_null(v))}
+        incoming = expand_attrs(rest, tm)
+        new_types = expand_entity({"id": eid, "type": types}, tm)["type"] if types else None
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+            self._merge_into(tx, doc, incoming, nulls, new_types)
+
+    def _merge_into(
+        self, tx: WriteTx, doc: Doc, incoming: Attrs, nulls: set[str], new_types: list[str] | None
+    ) -> None:
+        now = now_iso()
+        written: Attrs = {}
+        for name in nulls:
+            doc["attrs"].pop(name, None)
+        for name, instances in incoming.items():
+            current = doc["attrs"].setdefault(name, [])
+            for inst in instances:
+                i = find(current, inst.get("datasetId"))
+                if i is None:
+                    current.append(stamp(inst, now))
+                    written.setdefault(name, []).append(current[-1])
+                else:
+                    current[i] = merge_instance(current[i], inst, now)
+                    written.setdefault(name, []).append(current[i])
+        if new_types:
+            doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
+        doc["modifiedAt"] = now
+        tx.update(doc)
+        self._record(tx, doc, written)
+
+    # -- attributes --------------------------------------------------------------------------
+    def append(
+        self, tenant: str, eid: str, body: Any, tm: TermMap, no_overwrite: bool = False
+    ) -> AttrOutcome:
+        """POST /entities/{id}/attrs: add attributes, overwriting unless noOverwrite."""
+        incoming = expand_attrs(_strip_type(body), tm)
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+            return self._append_into(tx, doc, incoming, no_overwrite, tm, body)
+
+    def _append_into(
+        self, tx: WriteTx, doc: Doc, incoming: Attrs, no_overwrite: bool, tm: TermMap, body: Any
+    ) -> AttrOutcome:
+        out = AttrOutcome()
+        now = now_iso()
+        written: Attrs = {}
+        for name, instances in incoming.items():
+            current = doc["attrs"].get(name, [])
+            keep = [i for i in instances if not (no_overwrite and find(current, i.get("datasetId")) is not None)]
+            if len(keep) < len(instances):
+                out.not_updated.append((tm.compact(name), "attribute exists and noOverwrite is set"))
+            if keep:
+                written[name] = put_instances(doc["attrs"], name, keep, now)
+                out.updated.append(tm.compact(name))
+        if isinstance(body, dict) and body.get("type"):
+            new_types = expand_entity({"id": doc["id"], "type": body["type"]}, tm)["type"]
+            doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
+        doc["modifiedAt"] = now
+        tx.update(doc)
+        self._record(tx, doc, written)
+        return out
+
+    def update(self, tenant: str, eid: str, body: Any, tm: TermMap) -> AttrOutcome:
+        """PATCH /entities/{id}/attrs: replace existing attributes only."""
+        incoming = expand_attrs(_strip_type(body), tm)
+        out = AttrOutcome()
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+            now = now_iso()
+            written: Attrs = {}
+            for name, instances in incoming.items():
+                current = doc["attrs"].get(name)
+                for inst in instances:
+                    i = None if current is None else find(current, inst.get("datasetId"))
+                    if current is None or i is None:
+                        out.not_updated.append((tm.compact(name), "attribute not found"))
+                        continue
+                    current[i] = stamp(inst, now, current[i].get("createdAt"))
+                    written.setdefault(name, []).append(current[i])
+                    if tm.compact(name) not in out.updated:
+                        out.updated.append(tm.compact(name))
+            if written:
+                doc["modifiedAt"] = now
+                tx.update(doc)
+                self._record(tx, doc, written)
+        return out
+
+    def patch_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
+        """PATCH /entities/{id}/attrs/{attr}: merge into one existing instance."""
+        name = tm.expand(check_name(attr))
+        incoming = expand_attrs({attr: _with_inferred(body)}, tm)[name]
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+            current = doc["attrs"].get(name)
+            if not current:
+                raise ResourceNotFound(f"attribute {attr} not found in {eid}")
+            now = now_iso()
+            written = []
+            for inst in incoming:
+                i = find(current, inst.get("datasetId"))
+                if i is None:
+                    raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
+                current[i] = merge_instance(current[i], inst, now)
+                written.append(current[i])
+            doc["modifiedAt"] = now
+            tx.update(doc)
+            self._record(tx, doc, {name: written})
+
+    def replace_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
+        """PUT /entities/{id}/attrs/{attr}: replace one existing instance."""
+        name = tm.expand(check_name(attr))
+        incoming = expand_attrs({attr: body}, tm)[name]
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+            current = doc["attrs"].get(name)
+            if not current:
+                raise ResourceNotFound(f"attribute {attr} not found in {eid}")
+            now = now_iso()
+            for inst in incoming:
+                i = find(current, inst.get("datasetId"))
+                if i is None:
+                    raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
+                current[i] = stamp(inst, now, current[i].get("createdAt"))
+            doc["modifiedAt"] = now
+            tx.update(doc)
+            self._record(tx, doc, {name: incoming})
+
+    def delete_attribute(
+        self,
+        tenant: str,
+        eid: str,
+        attr: str,
+        tm: TermMap,
+        dataset_id: str | None = None,
+        delete_all: bool = False,
+    ) -> None:
+        """DELETE /entities/{id}/attrs/{attr} (one datasetId, or all instances)."""
+        name = tm.expand(check_name(attr))
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+            current = doc["attrs"].get(name)
+            if not current:
+                raise ResourceNotFound(f"attribute {attr} not found in {eid}")
+            if delete_all:
+                del doc["attrs"][name]
+            else:
+                i = find(current, dataset_id)
+                if i is None:
+                    raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
+                current.pop(i)
+                if not current:
+                    del doc["attrs"][name]
+            doc["modifiedAt"] = now_iso()
+            tx.update(doc)
+
+    # -- batch -------------------------------------------------------------------------------
+    def batch(
+        self, tenant: str, items: Any, op: Callable[[WriteTx, Any], str | tuple[str, bool]]
+    ) -> BatchOutcome:
+        """Run op per item in one transaction; one bad item never blocks the rest."""
+        if not isinstance(items, list):
+            raise BadRequestData("a batch body must be a JSON array")
+        out = BatchOutcome()
+        with self.store.write(tenant) as tx:
+            for item in items:
+                try:
+                    result = op(tx, item)
+                except NgsiLdError as err:
+                    out.errors.append((_item_id(item), err))
+                    continue
+                eid, created = result if isinstance(result, tuple) else (result, False)
+                out.success.append(eid)
+                if created:
+                    out.created.append(eid)
+        return out
+
+    def batch_create(self, tenant: str, items: Any, tm: TermMap) -> BatchOutcome:
+        """entityOperations/create."""
+
+        def op(tx: WriteTx, item: Any) -> str:
+            doc = expand_entity(item, tm)
+            self._insert(tx, doc)
+            return str(doc["id"])
+
+        return self.batch(tenant, items, op)
+
+    def batch_upsert(self, tenant: str, items: Any, tm: TermMap, mode: str) -> BatchOutcome:
+        """entityOperations/upsert with options=replace (default) or update."""
+
+        def op(tx: WriteTx, item: Any) -> tuple[str, bool]:
+            doc = expand_entity(item, tm)
+            old = tx.get(doc["id"])
+            if old is None:
+                self._insert(tx, doc)
+                return doc["id"], True
+            if mode == "update":
+                self._append_into(tx, old, doc["attrs"], False, tm, item)
+                return doc["id"], False
+            now = now_iso()
+            doc["createdAt"], doc["modifiedAt"] = old["createdAt"], now
+            self._stamp_all(doc["attrs"], now)
+            tx.update(doc)
+            self._record(tx, doc, doc["attrs"])
+            return doc["id"], False
+
+        return self.batch(tenant, items, op)
+
+    def batch_update(self, tenant: str, items: Any, tm: TermMap, no_overwrite: bool) -> BatchOutcome:
+        """entityOperations/update: append attributes to existing entities."""
+
+        def op(tx: WriteTx, item: Any) -> str:
+            doc = expand_entity(item, tm)
+            old = self._existing(tx, doc["id"])
+            result = self._append_into(tx, old, doc["attrs"], no_overwrite, tm, item)
+            if result.not_updated:
+                raise BadRequestData(
+                    "attributes not updated: " + ", ".join(n for n, _ in result.not_updated)
+                )
+            return str(doc["id"])
+
+        return self.batch(tenant, items, op)
+
+    def batch_merge(self, tenant: str, items: Any, tm: TermMap) -> BatchOutcome:
+        """entityOperations/merge."""
+
+        def op(tx: WriteTx, item: Any) -> str:
+            if not isinstance(item, dict):
+                raise BadRequestData("each entity must be a JSON object")
+            doc = expand_entity(item, tm) if "type" in item else None
+            eid = item.get("id")
+            if doc is None:
+                from cityhub.ngsild.entity import check_uri
+
+                check_uri(eid, "entity id")
+            old = self._existing(tx, str(eid))
+            nulls = {tm.expand(k) for k, v in item.items() if k not in _ENTITY and is_null(v)}
+            rest = {k: v for k, v in item.items() if not (k not in _ENTITY and is_null(v))}
+            attrs = expand_attrs(rest, tm)
+            self._merge_into(tx, old, attrs, nulls, doc["type"] if doc else None)
+            return str(eid)
+
+        return self.batch(tenant, items, op)
+
+    def batch_delete(self, tenant: str, items: Any) -> BatchOutcome:
+        """entityOperations/delete: a list of entity ids."""
+
+        def op(tx: WriteTx, eid: Any) -> str:
+            from cityhub.ngsild.entity import check_uri
+
+            check_uri(eid, "entity id")
+            if not tx.delete(eid):
+                raise ResourceNotFound(f"entity {eid} not found")
+            return str(eid)
+
+        return self.batch(tenant, items, op)
+
+
+_ENTITY = frozenset({"id", "type", "@context", "scope", "createdAt", "modifiedAt"})
+
+
+def _strip_type(body: Any) -> Any:
+    """Attribute payloads may carry the entity's type/id; they are not attributes."""
+    if isinstance(body, dict):
+        return {k: v for k, v in body.items() if k not in ("id", "type", "@context")}
+    return body
+
+
+def _with_inferred(body: Any) -> Any:
+    """A partial attribute update may omit type; infer it from the content."""
+    if isinstance(body, dict):
+        return {k: v for k, v in body.items() if k != "@context"}
+    return body
+
+
+def _item_id(item: Any) -> str:
+    if isinstance(item, dict) and isinstance(item.get("id"), str):
+        return str(item["id"])
+    return item if isinstance(item, str) else ""

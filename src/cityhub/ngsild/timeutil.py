@@ -1,0 +1,35 @@
+"""Timestamps: one UTC format everywhere, so stored strings sort as times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cityhub.ngsild.errors import BadRequestData
+
+
+def now_iso() -> str:
+    """The current UTC time in the hub's storage format."""
+    return format_ts(datetime.now(UTC))
+
+
+def format_ts(value: datetime) -> str:
+    """A datetime in the hub's storage format, e.g. 2024-01-01T00:00:00.000000Z."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str, what: str = "timestamp") -> datetime:
+    """Parse an ISO 8601 DateTime; a naive one is taken as UTC."""
+    if not isinstance(text, str) or len(text) < 10:
+        raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {text!r}")
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError as exc:
+        raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def norm_ts(text: str, what: str = "timestamp") -> str:
+    """Validate an input DateTime and return it in storage format."""
+    return format_ts(parse_ts(text, what))

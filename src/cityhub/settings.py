@@ -1,0 +1,23 @@
+"""One typed settings object, built in the app factory (never at import time)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the hub; each can come from a CITYHUB_* environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_", toml_file="cityhub.toml", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(1026, ge=1, le=65535, description="HTTP port (NGSI-LD brokers use 1026).")
+    db: str = Field("./cityhub.db", description="Path of the embedded SQLite database file.")
+    context_timeout: float = Field(
+        3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."
+    )
+    context_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a fetched remote @context stays cached."
+    )
+    log_level: str = Field("info", description="uvicorn log level: debug, info, warning, error.")

@@ -1,0 +1,1 @@
+"""Storage: one contract (`Store`) and its backends."""

@@ -1,0 +1,97 @@
+"""The storage contract every backend implements; SQL never leaves a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Doc = dict[str, Any]
+
+
+class StoreError(Exception):
+    """Base of the typed errors a store raises; the service maps them to NGSI-LD errors."""
+
+
+class EntityNotFound(StoreError):
+    """No entity with that id in that tenant."""
+
+
+class EntityExists(StoreError):
+    """An entity with that id already exists in that tenant."""
+
+
+class TenantNotFound(StoreError):
+    """The tenant has never stored anything."""
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    """A backend-neutral entity selection; names and types are already IRIs."""
+
+    ids: tuple[str, ...] | None = None
+    id_pattern: str | None = None
+    types: Any = None  # ngsild.query.ast type node
+    q: Any = None  # ngsild.query.ast q node
+    scope: Any = None  # ngsild.query.ast scope node
+    geo: Any = None  # ngsild.query.geo.GeoQuery with an expanded geoproperty
+    attrs: tuple[str, ...] | None = None  # entity must have at least one of these
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class TemporalQuery:
+    """Which attribute instances a temporal request wants."""
+
+    entities: EntityQuery = field(default_factory=EntityQuery)
+    attrs: tuple[str, ...] | None = None
+    timeproperty: str = "observedAt"
+    timerel: str | None = None  # before | after | between
+    time_at: float | None = None  # epoch seconds
+    end_time_at: float | None = None
+    last_n: int | None = None
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """aggregatedValues: which methods, over which period (seconds; None = whole range)."""
+
+    methods: tuple[str, ...]
+    period: float | None
+
+
+class WriteTx(Protocol):
+    """One write transaction on the single writer; commits on clean exit."""
+
+    def get(self, eid: str) -> Doc | None: ...
+    def insert(self, doc: Doc) -> None: ...
+    def update(self, doc: Doc) -> None: ...
+    def delete(self, eid: str) -> bool: ...
+    def add_history(self, eid: str, types: list[str], attr: str, instances: list[Doc]) -> None: ...
+    def delete_history(self, eid: str, attr: str | None = None, dataset_id: str | None = ...) -> int: ...
+    def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool: ...
+    def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool: ...
+
+
+class Store(Protocol):
+    """What the NGSI-LD service needs from storage."""
+
+    def write(self, tenant: str) -> AbstractContextManager[WriteTx]: ...
+    def get(self, tenant: str, eid: str) -> Doc | None: ...
+    def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]: ...
+    def entity_types(self, tenant: str) -> list[tuple[str, list[str], int]]: ...
+    def attribute_stats(self, tenant: str) -> list[tuple[str, list[str], list[str], int]]: ...
+    def temporal(
+        self, tenant: str, query: TemporalQuery
+    ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]: ...
+    def aggregate(
+        self, tenant: str, query: TemporalQuery, aggr: Aggregation
+    ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]: ...
+    def tenants(self) -> list[str]: ...
+    def contexts(self) -> Iterator[tuple[str, Any, str]]: ...
+    def put_context(self, url: str, document: Any, kind: str) -> None: ...
+    def delete_context(self, url: str) -> bool: ...
+    def close(self) -> None: ...

@@ -1,0 +1,306 @@
+"""SqliteStore: one writer connection behind a lock, a read connection per thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cityhub.ngsild.timeutil import now_iso
+from cityhub.store.base import (
+    Aggregation,
+    Doc,
+    EntityExists,
+    EntityQuery,
+    TemporalQuery,
+)
+from cityhub.store.sqlite import functions, temporal
+from cityhub.store.sqlite.index import attr_rows, geo_rows
+from cityhub.store.sqlite.qsql import Compiler
+from cityhub.store.sqlite.schema import DDL, PRAGMAS
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class SqliteStore:
+    """The embedded default store (WAL: one writer, concurrent readers)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._writer = self._connect()
+        self._writer.executescript(DDL)
+        self._writer.commit()
+        self._all_readers: list[sqlite3.Connection] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
+        functions.register(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            self._all_readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection (readers of other threads included)."""
+        for conn in self._all_readers:
+            conn.close()
+        self._all_readers.clear()
+        self._local = threading.local()
+        self._writer.close()
+
+    # -- writes ------------------------------------------------------------------------------
+    @contextmanager
+    def write(self, tenant: str) -> Iterator[SqliteWriteTx]:
+        """A write transaction (BEGIN IMMEDIATE); rolled back if the block raises."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteWriteTx(conn, tenant)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, tenant: str, eid: str) -> Doc | None:
+        """One entity's stored document."""
+        row = self._reader().execute(
+            "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
+        """Entities matching a query, in insertion order, with the total when asked."""
+        conn = self._reader()
+        comp = Compiler()
+        where = comp.where(tenant, query)
+        self._install_geo(conn, comp)
+        total = None
+        if query.count:
+            total = conn.execute(f"SELECT count(*) FROM entities e WHERE {where}", comp.params).fetchone()[0]
+        docs: list[Doc] = []
+        if query.limit > 0:
+            rows = conn.execute(
+                f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.pk LIMIT ? OFFSET ?",
+                [*comp.params, query.limit, query.offset],
+            ).fetchall()
+            docs = [orjson.loads(r[0]) for r in rows]
+        return docs, total
+
+    @staticmethod
+    def _install_geo(conn: sqlite3.Connection, comp: Compiler) -> None:
+        """geo_match(qid, geojson) for this query's geo predicates."""
+        if not comp.geo_queries:
+            return
+        from cityhub.ngsild.query.geo import geo_matches
+
+        queries = list(comp.geo_queries)
+
+        def geo_match(qid: int, geojson: str) -> bool:
+            return geo_matches(queries[qid], orjson.loads(geojson))
+
+        conn.create_function("geo_match", 2, geo_match)
+
+    def entity_types(self, tenant: str) -> list[tuple[str, list[str], int]]:
+        """(type, attribute names, entity count) for every type in the tenant."""
+        conn = self._reader()
+        rows = conn.execute(
+            "SELECT t.type, count(*) FROM entity_types t WHERE t.tenant = ? GROUP BY t.type ORDER BY t.type",
+            (tenant,),
+        ).fetchall()
+        out = []
+        for typ, count in rows:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT a.name FROM entity_types t JOIN attr_index a ON a.pk = t.pk "
+                    "WHERE t.tenant = ? AND t.type = ? ORDER BY a.name",
+                    (tenant, typ),
+                )
+            ]
+            out.append((typ, names, count))
+        return out
+
+    def attribute_stats(self, tenant: str) -> list[tuple[str, list[str], list[str], int]]:
+        """(attribute, attribute types, entity types, entity count) for every attribute."""
+        conn = self._reader()
+        out: dict[str, tuple[set[str], set[str], set[int]]] = {}
+        rows = conn.execute(
+            "SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", (tenant,)
+        )
+        for pk, raw in rows:
+            doc = orjson.loads(raw)
+            for name, instances in doc["attrs"].items():
+                kinds, types, pks = out.setdefault(name, (set(), set(), set()))
+                kinds.update(i["type"] for i in instances)
+                types.update(doc["type"])
+                pks.add(pk)
+        return [
+            (name, sorted(k), sorted(t), len(p)) for name, (k, t, p) in sorted(out.items())
+        ]
+
+    def tenants(self) -> list[str]:
+        """Every tenant that holds data."""
+        rows = self._reader().execute(
+            "SELECT DISTINCT tenant FROM entities UNION SELECT DISTINCT tenant FROM tentities"
+        )
+        return sorted(r[0] for r in rows)
+
+    def has_tenant(self, tenant: str) -> bool:
+        """Whether a tenant has ever stored anything."""
+        row = self._reader().execute(
+            "SELECT 1 FROM entities WHERE tenant = ? UNION ALL SELECT 1 FROM tentities WHERE tenant = ? LIMIT 1",
+            (tenant, tenant),
+        ).fetchone()
+        return row is not None
+
+    # -- temporal ----------------------------------------------------------------------------
+    def temporal(
+        self, tenant: str, query: TemporalQuery
+    ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
+        """Temporal evolution of matching entities."""
+        conn = self._reader()
+        return temporal.select(conn, tenant, query, self._install_geo)
+
+    def aggregate(
+        self, tenant: str, query: TemporalQuery, aggr: Aggregation
+    ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
+        """aggregatedValues of matching entities."""
+        conn = self._reader()
+        return temporal.aggregate(conn, tenant, query, aggr, self._install_geo)
+
+    # -- hosted @contexts --------------------------------------------------------------------
+    def contexts(self) -> Iterator[tuple[str, Any, str]]:
+        """(url, document, kind) of every stored context."""
+        for url, kind, doc in self._reader().execute("SELECT url, kind, doc FROM contexts"):
+            yield url, orjson.loads(doc), kind
+
+    def put_context(self, url: str, document: Any, kind: str) -> None:
+        """Store a context that must survive restarts."""
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR REPLACE INTO contexts (url, kind, doc, created_at) VALUES (?, ?, ?, ?)",
+                (url, kind, _dumps(document), now_iso()),
+            )
+
+    def delete_context(self, url: str) -> bool:
+        """Remove a stored context."""
+        with self._write_lock:
+            cur = self._writer.execute("DELETE FROM contexts WHERE url = ?", (url,))
+            return cur.rowcount > 0
+
+
+class SqliteWriteTx:
+    """The operations of one write transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, tenant: str) -> None:
+        self.conn = conn
+        self.tenant = tenant
+
+    def get(self, eid: str) -> Doc | None:
+        """Read inside the transaction (sees its own writes)."""
+        row = self.conn.execute(
+            "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def insert(self, doc: Doc) -> None:
+        """Add a new entity; EntityExists if the id is taken."""
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO entities (tenant, id, created_at, modified_at, doc) VALUES (?, ?, ?, ?, ?)",
+                (self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], _dumps(doc)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise EntityExists(doc["id"]) from exc
+        self._index(int(cur.lastrowid or 0), doc)
+
+    def update(self, doc: Doc) -> None:
+        """Replace an existing entity's document and its index rows."""
+        row = self.conn.execute(
+            "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (self.tenant, doc["id"])
+        ).fetchone()
+        if row is None:
+            self.insert(doc)
+            return
+        pk = row[0]
+        self.conn.execute(
+            "UPDATE entities SET modified_at = ?, doc = ? WHERE pk = ?",
+            (doc["modifiedAt"], _dumps(doc), pk),
+        )
+        self._unindex(pk)
+        self._index(pk, doc)
+
+    def delete(self, eid: str) -> bool:
+        """Remove an entity; False if it did not exist."""
+        row = self.conn.execute(
+            "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
+        ).fetchone()
+        if row is None:
+            return False
+        self.conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
+        self._unindex(row[0])
+        return True
+
+    def _index(self, pk: int, doc: Doc) -> None:
+        c = self.conn
+        c.executemany(
+            "INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)",
+            [(self.tenant, t, pk) for t in doc["type"]],
+        )
+        c.executemany(
+            "INSERT INTO attr_index (pk, name, num, txt, ts) VALUES (?, ?, ?, ?, ?)",
+            [(pk, *row) for row in attr_rows(doc)],
+        )
+        for name, geojson, box in geo_rows(doc):
+            cur = c.execute("INSERT INTO geo (pk, name, geojson) VALUES (?, ?, ?)", (pk, name, geojson))
+            c.execute(
+                "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+                (cur.lastrowid, *box),
+            )
+
+    def _unindex(self, pk: int) -> None:
+        c = self.conn
+        c.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+        c.execute("DELETE FROM attr_index WHERE pk = ?", (pk,))
+        c.execute("DELETE FROM geo_rtree WHERE gid IN (SELECT gid FROM geo WHERE pk = ?)", (pk,))
+        c.execute("DELETE FROM geo WHERE pk = ?", (pk,))
+
+    # -- temporal ----------------------------------------------------------------------------
+    def add_history(self, eid: str, types: list[str], attr: str, instances: list[Doc]) -> None:
+        """Append attribute instances to an entity's temporal evolution."""
+        temporal.add(self.conn, self.tenant, eid, types, attr, instances)
+
+    def delete_history(self, eid: str, attr: str | None = None, dataset_id: Any = ...) -> int:
+        """Delete an entity's whole history, or one attribute's."""
+        return temporal.delete(self.conn, self.tenant, eid, attr, dataset_id)
+
+    def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
+        """Modify one stored attribute instance."""
+        return temporal.update_instance(self.conn, self.tenant, eid, attr, instance_id, instance)
+
+    def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:
+        """Delete one stored attribute instance."""
+        return temporal.delete_instance(self.conn, self.tenant, eid, attr, instance_id)
+
+    def temporal_exists(self, eid: str) -> bool:
+        """Whether the entity has a temporal evolution."""
+        return temporal.exists(self.conn, self.tenant, eid)

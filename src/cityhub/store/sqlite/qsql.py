@@ -1,0 +1,219 @@
+"""Compile the backend-neutral query AST to SQLite WHERE clauses over the entities table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cityhub.ngsild.core_context import NGSI_LD
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query import ast
+from cityhub.store.base import EntityQuery
+
+_SQL_OPS = {"==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+_META_SUBS = {
+    NGSI_LD + "observedAt": "observedAt",
+    NGSI_LD + "createdAt": "createdAt",
+    NGSI_LD + "modifiedAt": "modifiedAt",
+    NGSI_LD + "unitCode": "unitCode",
+    NGSI_LD + "datasetId": "datasetId",
+}
+_ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": "e.modified_at"}
+_TIME_KINDS = ("datetime", "date", "time")
+
+
+class Compiler:
+    """Accumulates SQL fragments and their parameters for one query."""
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+        self.geo_queries: list[Any] = []
+
+    def p(self, value: Any) -> str:
+        """A bound parameter."""
+        self.params.append(value)
+        return "?"
+
+    # -- the whole selection -----------------------------------------------------------------
+    def where(self, tenant: str, query: EntityQuery) -> str:
+        """The WHERE clause (without the keyword) for an EntityQuery."""
+        parts = [f"e.tenant = {self.p(tenant)}"]
+        if query.ids is not None:
+            marks = ",".join(self.p(i) for i in query.ids)
+            parts.append(f"e.id IN ({marks})")
+        if query.id_pattern is not None:
+            parts.append(f"regexp({self.p(query.id_pattern)}, e.id)")
+        if query.types is not None:
+            parts.append(self.types(tenant, query.types))
+        if query.attrs:
+            marks = ",".join(self.p(a) for a in query.attrs)
+            parts.append(
+                f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name IN ({marks}))"
+            )
+        if query.q is not None:
+            parts.append(self.q(query.q))
+        if query.scope is not None:
+            parts.append(self.scope(query.scope))
+        if query.geo is not None:
+            parts.append(self.geo(query.geo))
+        return " AND ".join(parts)
+
+    def types(self, tenant: str, node: Any) -> str:
+        """Type expressions: each name is an index look-up on entity_types."""
+        if isinstance(node, ast.TypeName):
+            return (
+                "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = "
+                f"{self.p(tenant)} AND t.type = {self.p(node.name)})"
+            )
+        joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
+        return "(" + joiner.join(self.types(tenant, n) for n in node.items) + ")"
+
+    def scope(self, node: Any) -> str:
+        """scopeQ: a Python function matches each stored scope against the pattern."""
+        if isinstance(node, ast.ScopePattern):
+            return (
+                "EXISTS (SELECT 1 FROM json_each(e.doc, '$.scope') s "
+                f"WHERE scope_match({self.p(node.path)}, s.value))"
+            )
+        joiner = " AND " if isinstance(node, ast.ScopeAnd) else " OR "
+        return "(" + joiner.join(self.scope(n) for n in node.items) + ")"
+
+    def geo(self, gq: Any) -> str:
+        """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate."""
+        self.geo_queries.append(gq)
+        qid = len(self.geo_queries) - 1
+        head = f"EXISTS (SELECT 1 FROM geo g WHERE g.pk = e.pk AND g.name = {self.p(gq.geoproperty)}"
+        box = prefilter_box(gq)
+        rtree = ""
+        if box is not None:
+            minx, miny, maxx, maxy = box
+            rtree = (
+                " AND g.gid IN (SELECT r.gid FROM geo_rtree r WHERE "
+                f"r.maxx >= {self.p(minx)} AND r.minx <= {self.p(maxx)} AND "
+                f"r.maxy >= {self.p(miny)} AND r.miny <= {self.p(maxy)})"
+            )
+        return f"{head}{rtree} AND geo_match({qid}, g.geojson))"
+
+    # -- q -----------------------------------------------------------------------------------
+    def q(self, node: Any) -> str:
+        """A q expression."""
+        if isinstance(node, ast.And | ast.Or):
+            joiner = " AND " if isinstance(node, ast.And) else " OR "
+            return "(" + joiner.join(self.q(n) for n in node.items) + ")"
+        if isinstance(node, ast.Exists):
+            return self.exists(node.path)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        raise BadRequestData(f"unsupported q term {node!r}")
+
+    def exists(self, path: Any) -> str:
+        """A bare attribute path: the attribute (or its sub-attribute) is present."""
+        if path.attr in _ENTITY_TIMES and not path.sub:
+            return "1"
+        if not path.sub and not path.keys:
+            return f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name = {self.p(path.attr)})"
+        head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
+        return f"{head}{self._json(path)} IS NOT NULL)"
+
+    def compare(self, node: Any) -> str:
+        """A comparison; top-level attributes use attr_index, deeper paths JSON functions."""
+        path = node.path
+        if path.attr in _ENTITY_TIMES and not path.sub and not path.keys:
+            return self._cmp(_ENTITY_TIMES[path.attr], node.op, node.value, ts_column=True)
+        if not path.sub and not path.keys:
+            head = f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name = {self.p(path.attr)}"
+            return f"{head} AND {self._indexed(node)})"
+        head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
+        expr = self._json(path)
+        return head + self._cmp(expr, node.op, node.value, json_expr=True) + ")"
+
+    def _instances(self, attr: str) -> str:
+        return f"json_each(e.doc, {self.p(json_path(['attrs', attr]))}) j"
+
+    def _json(self, path: Any) -> str:
+        """The JSON expression of a sub-attribute / key path inside one instance (j.value)."""
+        steps: list[str] = []
+        for i, sub in enumerate(path.sub):
+            if sub in _META_SUBS and i == len(path.sub) - 1:
+                steps.append(_META_SUBS[sub])
+                return f"json_extract(j.value, {self.p(json_path(steps))})"
+            steps += ["sub", sub]
+        if path.keys:
+            steps += ["value", *path.keys]
+            return f"json_extract(j.value, {self.p(json_path(steps))})"
+        base = json_path(steps)
+        return (
+            f"coalesce(json_extract(j.value, {self.p(base + '.value')}), "
+            f"json_extract(j.value, {self.p(base + '.object')}))"
+        )
+
+    def _indexed(self, node: Any) -> str:
+        value = node.value
+        kinds = _kinds(value)
+        column = "a.ts" if kinds & set(_TIME_KINDS) else ("a.num" if kinds & {"number", "bool"} else "a.txt")
+        return self._cmp(column, node.op, value, ts_column=column == "a.ts")
+
+    def _cmp(
+        self, expr: str, op: str, value: Any, *, ts_column: bool = False, json_expr: bool = False
+    ) -> str:
+        """expr OP value for every value form: single, list (any of) and range."""
+        if op in ("~=", "!~="):
+            pattern = self.p(str(_scalar(value, ts_column)))
+            match = f"{expr} REGEXP {pattern}"
+            return match if op == "~=" else f"NOT {match}"
+        if json_expr and _kinds(value) & set(_TIME_KINDS):
+            expr = f"norm_ts({expr})"
+            ts_column = True
+        if isinstance(value, ast.Range):
+            lo = self.p(_scalar(value.low, ts_column))
+            hi = self.p(_scalar(value.high, ts_column))
+            inside = f"{expr} BETWEEN {lo} AND {hi}"
+            return inside if op == "==" else f"NOT ({inside})"
+        if isinstance(value, ast.ValueList):
+            marks = ",".join(self.p(_scalar(v, ts_column)) for v in value.values)
+            return f"{expr} IN ({marks})" if op == "==" else f"{expr} NOT IN ({marks})"
+        if op not in _SQL_OPS:
+            raise BadRequestData(f"unsupported operator {op!r}")
+        return f"{expr} {_SQL_OPS[op]} {self.p(_scalar(value, ts_column))}"
+
+
+def _kinds(value: Any) -> set[str]:
+    if isinstance(value, ast.Range):
+        return {value.low.kind, value.high.kind}
+    if isinstance(value, ast.ValueList):
+        return {v.kind for v in value.values}
+    return {value.kind}
+
+
+def _scalar(value: Any, ts: bool) -> Any:
+    """The SQL parameter for a q literal."""
+    if value.kind in _TIME_KINDS:
+        return getattr(value, "norm", None) or value.value
+    if value.kind == "bool":
+        return 1.0 if value.value else 0.0
+    if ts and isinstance(value.value, str):
+        from cityhub.store.sqlite.index import norm_datetime
+
+        return norm_datetime(value.value) or value.value
+    return value.value
+
+
+def json_path(steps: list[str]) -> str:
+    """A SQLite JSON path with every label quoted (IRIs hold '.' and ':')."""
+    return "$" + "".join(f'."{s}"' for s in steps)
+
+
+def prefilter_box(gq: Any) -> tuple[float, float, float, float] | None:
+    """The lon/lat box any match must touch, or None when the predicate can't be boxed."""
+    rel = gq.georel
+    if rel in ("disjoint",) or (rel == "near" and getattr(gq, "min_distance", None) is not None):
+        return None
+    minx, miny, maxx, maxy = gq.geometry.bounds
+    dist = getattr(gq, "max_distance", None) if rel == "near" else None
+    if dist:
+        import math
+
+        dlat = dist / 111_000.0
+        coslat = max(0.01, math.cos(math.radians((miny + maxy) / 2)))
+        dlon = dist / (111_320.0 * coslat)
+        return minx - dlon * 1.01, miny - dlat * 1.01, maxx + dlon * 1.01, maxy + dlat * 1.01
+    return minx, miny, maxx, maxy

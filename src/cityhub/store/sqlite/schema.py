@@ -1,0 +1,69 @@
+"""SQLite schema: entities as JSON documents plus index tables that keep queries fast."""
+
+SCHEMA_VERSION = 1
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=OFF",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA mmap_size=268435456",
+)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Current state: one row per entity, the whole stored document as JSON text.
+CREATE TABLE IF NOT EXISTS entities (
+    pk INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS entity_types (
+    tenant TEXT NOT NULL, type TEXT NOT NULL, pk INTEGER NOT NULL,
+    PRIMARY KEY (tenant, type, pk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
+-- One row per scalar in each top-level attribute instance: q compiles to index look-ups.
+CREATE TABLE IF NOT EXISTS attr_index (
+    pk INTEGER NOT NULL, name TEXT NOT NULL, num REAL, txt TEXT, ts TEXT
+);
+CREATE INDEX IF NOT EXISTS attr_index_pk ON attr_index (pk, name);
+CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (name, txt) WHERE txt IS NOT NULL;
+-- Geometries: an R*Tree on bounding boxes, exact predicates in shapely.
+CREATE TABLE IF NOT EXISTS geo (
+    gid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, name TEXT NOT NULL, geojson TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS geo_pk ON geo (pk);
+CREATE VIRTUAL TABLE IF NOT EXISTS geo_rtree USING rtree (gid, minx, maxx, miny, maxy);
+-- Temporal evolution: every attribute instance ever written.
+CREATE TABLE IF NOT EXISTS tentities (
+    tpk INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
+    created_at TEXT NOT NULL, modified_at TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS history (
+    hid INTEGER PRIMARY KEY,
+    tpk INTEGER NOT NULL,
+    attr TEXT NOT NULL,
+    dataset_id TEXT,
+    instance_id TEXT NOT NULL,
+    t_observed REAL, t_created REAL NOT NULL, t_modified REAL NOT NULL,
+    num REAL,
+    inst TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, attr, t_observed);
+CREATE INDEX IF NOT EXISTS history_created ON history (tpk, attr, t_created);
+CREATE INDEX IF NOT EXISTS history_instance ON history (instance_id);
+-- @contexts added through /jsonldContexts survive a restart.
+CREATE TABLE IF NOT EXISTS contexts (
+    url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
+);
+"""

@@ -1,0 +1,305 @@
+"""geoQ parsing and the shapely predicate; near distances checked against a Vincenty oracle."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+import pytest
+
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.geo import (
+    GeoQuery,
+    distance_m,
+    geo_matches,
+    parse_geoq,
+    point_distance_m,
+)
+
+
+def vincenty(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Geodesic distance on WGS84 (Vincenty inverse), the independent oracle for these tests."""
+    a, f = 6378137.0, 1 / 298.257223563
+    b = a * (1 - f)
+    big_l = math.radians(lon2 - lon1)
+    u1 = math.atan((1 - f) * math.tan(math.radians(lat1)))
+    u2 = math.atan((1 - f) * math.tan(math.radians(lat2)))
+    su1, cu1, su2, cu2 = math.sin(u1), math.cos(u1), math.sin(u2), math.cos(u2)
+    lam = big_l
+    for _ in range(200):
+        sl, cl = math.sin(lam), math.cos(lam)
+        ss = math.hypot(cu2 * sl, cu1 * su2 - su1 * cu2 * cl)
+        if ss == 0:
+            return 0.0
+        cs = su1 * su2 + cu1 * cu2 * cl
+        sig = math.atan2(ss, cs)
+        sa = cu1 * cu2 * sl / ss
+        c2a = 1 - sa * sa
+        c2m = cs - 2 * su1 * su2 / c2a if c2a else 0.0
+        cc = f / 16 * c2a * (4 + f * (4 - 3 * c2a))
+        prev = lam
+        lam = big_l + (1 - cc) * f * sa * (sig + cc * ss * (c2m + cc * cs * (-1 + 2 * c2m * c2m)))
+        if abs(lam - prev) < 1e-12:
+            break
+    u_sq = c2a * (a * a - b * b) / (b * b)
+    aa = 1 + u_sq / 16384 * (4096 + u_sq * (-768 + u_sq * (320 - 175 * u_sq)))
+    bb = u_sq / 1024 * (256 + u_sq * (-128 + u_sq * (74 - 47 * u_sq)))
+    ds = (
+        bb
+        * ss
+        * (
+            c2m
+            + bb
+            / 4
+            * (cs * (-1 + 2 * c2m * c2m) - bb / 6 * c2m * (-3 + 4 * ss * ss) * (-3 + 4 * c2m * c2m))
+        )
+    )
+    return b * aa * (sig - ds)
+
+
+def point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
+SQUARE = [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]
+
+
+def q(georel: str, geometry: str, coordinates: Any, prop: str | None = None) -> GeoQuery:
+    coords = coordinates if isinstance(coordinates, str) else json.dumps(coordinates)
+    result = parse_geoq(georel, geometry, coords, prop)
+    assert result is not None
+    return result
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def test_absent_means_no_geo_query() -> None:
+    assert parse_geoq(None, None, None, None) is None
+    assert parse_geoq("", "", "", "location") is None
+
+
+@pytest.mark.parametrize(
+    ("georel", "geometry", "coordinates"),
+    [("near;maxDistance==1", None, None), (None, "Point", "[1,2]"), ("within", "Polygon", None)],
+)
+def test_partial_geo_query_is_bad_request(georel: Any, geometry: Any, coordinates: Any) -> None:
+    with pytest.raises(BadRequestData):
+        parse_geoq(georel, geometry, coordinates, None)
+
+
+def test_georel_forms() -> None:
+    near = q("near;maxDistance==2000", "Point", [2.1, 41.3])
+    assert (near.georel, near.max_distance, near.min_distance) == ("near", 2000.0, None)
+    far = q("near;minDistance==12.5", "Point", [2.1, 41.3])
+    assert (far.georel, far.max_distance, far.min_distance) == ("near", None, 12.5)
+    for rel in ("within", "contains", "intersects", "equals", "disjoint", "overlaps"):
+        parsed = q(rel, "Polygon", SQUARE)
+        assert parsed.georel == rel and parsed.max_distance is None
+
+
+@pytest.mark.parametrize(
+    "georel",
+    [
+        "near",
+        "near;",
+        "near;maxDistance=2000",
+        "near;maxDistance==-1",
+        "near;maxDistance==abc",
+        "near;distance==3",
+        "near;maxDistance==1;minDistance==2",
+        "within;maxDistance==1",
+        "nearby",
+        "Within",
+        "near;maxDistance==1e999",
+    ],
+)
+def test_bad_georel(georel: str) -> None:
+    with pytest.raises(BadRequestData):
+        parse_geoq(georel, "Point", "[1, 2]", None)
+
+
+@pytest.mark.parametrize(
+    ("geometry", "coordinates", "geom_type"),
+    [
+        ("Point", [2.1, 41.3], "Point"),
+        ("Point", [2.1, 41.3, 12.0], "Point"),
+        ("MultiPoint", [[2.1, 41.3], [2.2, 41.4]], "MultiPoint"),
+        ("LineString", [[2.1, 41.3], [2.2, 41.4]], "LineString"),
+        ("MultiLineString", [[[2.1, 41.3], [2.2, 41.4]], [[0, 0], [1, 1]]], "MultiLineString"),
+        ("Polygon", SQUARE, "Polygon"),
+        ("MultiPolygon", [SQUARE, [[[5, 5], [6, 5], [6, 6], [5, 5]]]], "MultiPolygon"),
+    ],
+)
+def test_geometries(geometry: str, coordinates: Any, geom_type: str) -> None:
+    parsed = q("intersects", geometry, coordinates)
+    assert parsed.geometry.geom_type == geom_type
+    assert not parsed.geometry.has_z
+    assert parsed.geojson == {"type": geometry, "coordinates": coordinates}
+    assert parsed.geoproperty == "location"
+
+
+def test_coordinates_may_be_an_array_and_geoproperty_custom() -> None:
+    parsed = parse_geoq("within", "Polygon", SQUARE, "observationSpace")
+    assert parsed is not None and parsed.geoproperty == "observationSpace"
+
+
+@pytest.mark.parametrize(
+    ("geometry", "coordinates"),
+    [
+        ("point", "[1, 2]"),
+        ("Circle", "[1, 2]"),
+        ("GeometryCollection", "[]"),
+        ("Point", "1, 2"),
+        ("Point", "[1, 2"),
+        ("Point", "{}"),
+        ("Point", "[1]"),
+        ("Point", "[1, 2, 3, 4]"),
+        ("Point", '["1", 2]'),
+        ("Point", "[true, 2]"),
+        ("Point", "[NaN, 2]"),
+        ("Point", "[Infinity, 2]"),
+        ("Point", "[181, 2]"),
+        ("Point", "[1, -91]"),
+        ("Point", "[[1, 2]]"),
+        ("MultiPoint", "[]"),
+        ("MultiPoint", "[1, 2]"),
+        ("LineString", "[[1, 2]]"),
+        ("MultiLineString", "[]"),
+        ("MultiLineString", "[[[1, 2]]]"),
+        ("Polygon", "[]"),
+        ("Polygon", "[[[0,0],[1,0],[1,1],[0,1]]]"),
+        ("Polygon", "[[[0,0],[1,0],[0,0]]]"),
+        ("Polygon", "[[[0,0],[1,1],[1,0],[0,1],[0,0]]]"),
+        ("MultiPolygon", "[[[0,0],[1,0],[1,1],[0,0]]]"),
+        ("MultiPolygon", "[]"),
+        ("Point", "[" * 5000 + "]" * 5000),
+    ],
+)
+def test_bad_geometry(geometry: str, coordinates: str) -> None:
+    with pytest.raises(BadRequestData):
+        parse_geoq("intersects", geometry, coordinates, None)
+
+
+@pytest.mark.parametrize("prop", ["loc ation", "a;b", "x=y", "(x)"])
+def test_bad_geoproperty(prop: str) -> None:
+    with pytest.raises(BadRequestData):
+        parse_geoq("within", "Polygon", json.dumps(SQUARE), prop)
+
+
+def test_fuzz_geoq() -> None:
+    rnd = random.Random(99)
+    pieces = ["[", "]", ",", "1", "-2.5", "180", "91", '"', "null", "true", "{", "}", " ", "1e400"]
+    rels = ["near;maxDistance==10", "near;minDistance==1", "within", "near", "x", ""]
+    for _ in range(200):
+        coords = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 16)))
+        try:
+            parse_geoq(rnd.choice(rels), rnd.choice(["Point", "Polygon", "LineString"]), coords, None)
+        except BadRequestData:
+            pass
+
+
+# --- distances -------------------------------------------------------------------------------
+
+
+def test_known_distances() -> None:
+    # One degree of latitude / longitude on WGS84 at the equator.
+    assert point_distance_m(0, 0, 0, 1) == pytest.approx(110574, rel=1e-3)
+    assert point_distance_m(0, 0, 1, 0) == pytest.approx(111320, rel=1e-3)
+    # Vincenty's own test line, Flinders Peak to Buninyong: 54 972.271 m.
+    flinders = (144 + 25 / 60 + 29.52440 / 3600, -(37 + 57 / 60 + 3.72030 / 3600))
+    buninyong = (143 + 55 / 60 + 35.38390 / 3600, -(37 + 39 / 60 + 10.15610 / 3600))
+    assert point_distance_m(*flinders, *buninyong) == pytest.approx(54972.271, rel=1e-4)
+    # Across the antimeridian.
+    assert point_distance_m(179.99, 0, -179.99, 0) == pytest.approx(2226.4, rel=1e-3)
+
+
+def test_city_scale_distances_match_geodesic() -> None:
+    rnd = random.Random(5)
+    for _ in range(500):
+        lat = rnd.uniform(-70, 70)
+        lon = rnd.uniform(-180, 180)
+        metres = rnd.uniform(5, 40000)
+        bearing = rnd.uniform(0, 2 * math.pi)
+        lat2 = lat + metres * math.cos(bearing) / 111_000
+        lon2 = lon + metres * math.sin(bearing) / (111_000 * math.cos(math.radians(lat)))
+        oracle = vincenty(lon, lat, lon2, lat2)
+        assert point_distance_m(lon, lat, lon2, lat2) == pytest.approx(oracle, rel=1e-3)
+
+
+def test_distance_to_lines_and_polygons() -> None:
+    madrid = q("near;maxDistance==1", "Point", [-3.7038, 40.4168]).geometry
+    # A north-south line 0.01 degrees east of the point: distance is the east-west offset.
+    line = q("intersects", "LineString", [[-3.6938, 40.3], [-3.6938, 40.5]]).geometry
+    assert distance_m(madrid, line) == pytest.approx(
+        vincenty(-3.7038, 40.4168, -3.6938, 40.4168), rel=2e-3
+    )
+    box = q("intersects", "Polygon", [[[-3.8, 40.3], [-3.6, 40.3], [-3.6, 40.5], [-3.8, 40.5], [-3.8, 40.3]]]).geometry
+    assert distance_m(madrid, box) == 0.0
+
+
+# --- predicate -------------------------------------------------------------------------------
+
+
+def test_near_max_and_min_distance() -> None:
+    here = (2.1734, 41.3851)  # Barcelona
+    there = (2.1834, 41.3901)
+    d = vincenty(*here, *there)
+    assert 900 < d < 1100
+    inside = q(f"near;maxDistance=={d * 1.005}", "Point", list(here))
+    outside = q(f"near;maxDistance=={d * 0.995}", "Point", list(here))
+    assert geo_matches(inside, point(*there))
+    assert not geo_matches(outside, point(*there))
+    assert geo_matches(q(f"near;minDistance=={d * 0.995}", "Point", list(here)), point(*there))
+    assert not geo_matches(q(f"near;minDistance=={d * 1.005}", "Point", list(here)), point(*there))
+    assert geo_matches(q("near;maxDistance==0", "Point", list(here)), point(*here))
+
+
+def test_near_polygon_target() -> None:
+    here = [2.0, 41.0]
+    block = {"type": "Polygon", "coordinates": [[[2.01, 40.99], [2.02, 40.99], [2.02, 41.01], [2.01, 41.01], [2.01, 40.99]]]}
+    edge = vincenty(2.0, 41.0, 2.01, 41.0)
+    assert geo_matches(q(f"near;maxDistance=={edge * 1.005}", "Point", here), block)
+    assert not geo_matches(q(f"near;maxDistance=={edge * 0.995}", "Point", here), block)
+
+
+def test_topological_relations() -> None:
+    inner = {"type": "Polygon", "coordinates": [[[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.2]]]}
+    straddling = {"type": "Polygon", "coordinates": [[[0.5, 0.5], [1.5, 0.5], [1.5, 1.5], [0.5, 0.5]]]}
+    far = point(10, 10)
+    square = {"type": "Polygon", "coordinates": SQUARE}
+
+    def rel(name: str, target: dict[str, Any]) -> bool:
+        return geo_matches(q(name, "Polygon", SQUARE), target)
+
+    assert rel("within", inner) and not rel("within", straddling) and not rel("within", far)
+    assert rel("intersects", straddling) and not rel("intersects", far)
+    assert rel("disjoint", far) and not rel("disjoint", inner)
+    assert rel("overlaps", straddling) and not rel("overlaps", inner)
+    assert rel("equals", square) and not rel("equals", inner)
+    assert not rel("contains", inner)
+    assert geo_matches(q("contains", "Point", [0.5, 0.5]), square)
+    assert not geo_matches(q("contains", "Point", [5, 5]), square)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {},
+        {"type": "Point"},
+        {"type": "Point", "coordinates": "x"},
+        {"type": "Nope", "coordinates": [1, 2]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [1, 0]]]},
+        "not a dict",
+    ],
+)
+def test_unusable_stored_geometry_never_matches(stored: Any) -> None:
+    assert not geo_matches(q("intersects", "Polygon", SQUARE), stored)
+    assert not geo_matches(q("near;minDistance==0", "Point", [0, 0]), stored)
+
+
+def test_invalid_stored_polygon_is_repaired_not_fatal() -> None:
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    assert geo_matches(q("intersects", "Point", [0.9, 0.5]), bowtie)

@@ -1,0 +1,59 @@
+"""Entity type selections: `,`/`|` OR, `;` AND (binding tighter), parentheses, IRIs as names."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.ast import TypeAnd, TypeName, TypeOr
+from cityhub.ngsild.query.typeexpr import parse_types
+
+A, B, C = TypeName("A"), TypeName("B"), TypeName("C")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A", A),
+        ("A,B", TypeOr((A, B))),
+        ("A|B", TypeOr((A, B))),
+        ("A;B", TypeAnd((A, B))),
+        ("A;B|C", TypeOr((TypeAnd((A, B)), C))),
+        ("A|B;C", TypeOr((A, TypeAnd((B, C))))),
+        ("(A;B)|C", TypeOr((TypeAnd((A, B)), C))),
+        ("A;(B,C)", TypeAnd((A, TypeOr((B, C))))),
+        ("((A))", A),
+        (" A , B ", TypeOr((A, B))),
+        ("ex:Building", TypeName("ex:Building")),
+        (
+            "https://ex.org/Building,urn:type:x",
+            TypeOr((TypeName("https://ex.org/Building"), TypeName("urn:type:x"))),
+        ),
+        ("https://ex.org/a#Thing", TypeName("https://ex.org/a#Thing")),
+    ],
+)
+def test_parse_types(text: str, expected: object) -> None:
+    assert parse_types(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", ",", "A,", ",A", "A;;B", "A||B", "(A", "A)", "()", "A B", "(A)B", 'A"', "A<B", "a=b"]
+    + ["(" * 40 + "A" + ")" * 40],
+)
+def test_malformed_types(text: str) -> None:
+    with pytest.raises(BadRequestData):
+        parse_types(text)
+
+
+def test_fuzz_types() -> None:
+    rnd = random.Random(7)
+    pieces = ["A", "ex:B", "https://x.org/C", ",", "|", ";", "(", ")", " ", '"', "<", "=", "\x00"]
+    for _ in range(200):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
+        try:
+            parse_types(text)
+        except BadRequestData:
+            pass
