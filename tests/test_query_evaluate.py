@@ -1,4 +1,4 @@
-"""The reference evaluator on stored (expanded) entities: the oracle the SQL compilers must match."""
+"""The reference evaluator on stored (expanded) entities: the oracle SQL compilers must match."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cityhub.ngsild.query.ast import map_names
+from cityhub.ngsild.query.ast import ScopePattern, map_names
 from cityhub.ngsild.query.evaluate import (
     matches_geo,
     matches_q,
@@ -15,7 +15,6 @@ from cityhub.ngsild.query.evaluate import (
     matches_types,
     scope_matches,
 )
-from cityhub.ngsild.query.ast import ScopePattern
 from cityhub.ngsild.query.geo import parse_geoq
 from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.query.scope import parse_scope
@@ -148,7 +147,7 @@ TRUE = [
     'label~="(?i)^main hall$"',
     'label!~="^Hall"',
     'label>"Main"',
-    "label<\"Main Hallway\"",
+    'label<"Main Hallway"',
     "lastSeen==2024-05-01T08:00:00Z",
     "lastSeen<2024-05-01T08:00:01Z",
     "typedSeen==2024-05-01T10:00:00+02:00",
@@ -181,13 +180,13 @@ FALSE = [
     "temperature==0..18",
     "temperature!=19,21.5",
     "missing!=1",
-    "missing!=\"x\"",
+    'missing!="x"',
     "temperature.observedAt>2024-01-01T00:00:00Z",
     'temperature.observedAt=="2024-01-01"',
     "temperature.observedAt==2024-01-01",
     "temperature.accuracy>1",
-    "temperature~=\"2\"",
-    "temperature!~=\"2\"",
+    'temperature~="2"',
+    'temperature!~="2"',
     "owner==urn:ngsi-ld:Person:2",
     'owner>"a"',
     'owner<"zzz"',
@@ -206,7 +205,7 @@ FALSE = [
     "cfg[deep.c]",
     "parts==urn:c",
     "parts!=urn:a,urn:b",
-    "parts>\"a\"",
+    'parts>"a"',
     'address[country]=="DE"',
     "address[city]==1",
     "sensor.rawdata[airquality.particulate]==41",

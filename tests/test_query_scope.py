@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -41,8 +42,26 @@ def test_levels() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "Madrid", "/", "//", "/a/", "/a//b", "/a/#/b", "/#/#", "/a#", "/a+", "/a,", "(/a", "/a b"]
-    + ["/a;", "#", "+", "/a\"b", "/a=b"],
+    [
+        "",
+        "Madrid",
+        "/",
+        "//",
+        "/a/",
+        "/a//b",
+        "/a/#/b",
+        "/#/#",
+        "/a#",
+        "/a+",
+        "/a,",
+        "(/a",
+        "/a b",
+        "/a;",
+        "#",
+        "+",
+        '/a"b',
+        "/a=b",
+    ],
 )
 def test_malformed_scope(text: str) -> None:
     with pytest.raises(BadRequestData):
@@ -54,7 +73,5 @@ def test_fuzz_scope() -> None:
     pieces = ["/", "a", "Madrid", "#", "+", ",", "|", ";", "(", ")", " ", "\\", "é"]
     for _ in range(200):
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
-        try:
+        with contextlib.suppress(BadRequestData):
             parse_scope(text)
-        except BadRequestData:
-            pass

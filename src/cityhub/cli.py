@@ -12,13 +12,17 @@ from cityhub import __version__
 def _server_args(p: argparse.ArgumentParser, db_default: str | None) -> None:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, CITYHUB_HOST)")
     p.add_argument("--port", type=int, default=None, help="HTTP port (default 1026, CITYHUB_PORT)")
-    p.add_argument("--db", default=db_default, help="SQLite database file (default ./cityhub.db, CITYHUB_DB)")
+    p.add_argument(
+        "--db", default=db_default, help="SQLite database file (default ./cityhub.db, CITYHUB_DB)"
+    )
     p.add_argument("--log-level", default=None, help="debug, info, warning or error")
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    top = argparse.ArgumentParser(prog="cityhub", description="A smart-city data hub (NGSI-LD broker).")
+    top = argparse.ArgumentParser(
+        prog="cityhub", description="A smart-city data hub (NGSI-LD broker)."
+    )
     top.add_argument("--version", action="version", version=f"cityhub {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the NGSI-LD API on the embedded store")
@@ -36,7 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cityhub.settings import Settings
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("db", args.db), ("log_level", args.log_level)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("host", args.host),
+            ("port", args.port),
+            ("db", args.db),
+            ("log_level", args.log_level),
+        )
+        if v is not None
+    }
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -59,7 +72,13 @@ def serve(settings: object) -> int:
     assert isinstance(settings, Settings)
     app = create_app(settings)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
     except OSError as exc:
         print(f"cityhub: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every setting of the hub; each can come from a CITYHUB_* environment variable."""
 
-    model_config = SettingsConfigDict(env_prefix="CITYHUB_", toml_file="cityhub.toml", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="CITYHUB_", toml_file="cityhub.toml", extra="forbid"
+    )
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(1026, ge=1, le=65535, description="HTTP port (NGSI-LD brokers use 1026).")

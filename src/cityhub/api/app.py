@@ -20,7 +20,13 @@ from cityhub.api import entities as E
 from cityhub.api import temporal as T
 from cityhub.api.http import BASE, plain_json
 from cityhub.ngsild.context import ContextCache
-from cityhub.ngsild.errors import InvalidRequest, MethodNotAllowed, NgsiLdError, ResourceNotFound
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    MethodNotAllowed,
+    NgsiLdError,
+    ResourceNotFound,
+)
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.settings import Settings
@@ -31,7 +37,10 @@ log = logging.getLogger("cityhub")
 
 def _both(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[BaseRoute]:
     """A collection route that answers with and without a trailing slash."""
-    return [Route(BASE + path, endpoint, methods=methods), Route(BASE + path + "/", endpoint, methods=methods)]
+    return [
+        Route(BASE + path, endpoint, methods=methods),
+        Route(BASE + path + "/", endpoint, methods=methods),
+    ]
 
 
 def routes() -> list[BaseRoute]:
@@ -44,6 +53,20 @@ def routes() -> list[BaseRoute]:
         Route(BASE + "/entities/{eid}", E.replace_entity, methods=["PUT"]),
         Route(BASE + "/entities/{eid}", E.merge_entity, methods=["PATCH"]),
         Route(BASE + "/entities/{eid}", E.delete_entity, methods=["DELETE"]),
+    ]
+    # An empty id or attribute name in the path is a bad request, not an unknown route.
+    r += [
+        Route(BASE + "/entities/", missing_id, methods=["PUT", "PATCH", "DELETE"]),
+        Route(BASE + "/entities//attrs", missing_id, methods=["POST", "PATCH"]),
+        Route(BASE + "/entities//attrs/", missing_id, methods=["POST", "PATCH"]),
+        Route(BASE + "/entities//attrs/{attr}", missing_id, methods=["PATCH", "PUT", "DELETE"]),
+        Route(BASE + "/entities/{eid}/attrs/", missing_id, methods=["PUT", "DELETE"]),
+        Route(BASE + "/temporal/entities//attrs", missing_id, methods=["POST"]),
+        Route(BASE + "/temporal/entities/", missing_id, methods=["DELETE"]),
+        Route(BASE + "/temporal/entities//attrs/{attr}", missing_id, methods=["DELETE"]),
+        Route(
+            BASE + "/temporal/entities//attrs/{attr}/{iid}", missing_id, methods=["PATCH", "DELETE"]
+        ),
     ]
     r += _both("/entities/{eid}/attrs", E.append_attrs, ["POST"])
     r += _both("/entities/{eid}/attrs", E.update_attrs, ["PATCH"])
@@ -75,8 +98,16 @@ def routes() -> list[BaseRoute]:
     r += _both("/temporal/entities/{eid}/attrs", T.append, ["POST"])
     r += [
         Route(BASE + "/temporal/entities/{eid}/attrs/{attr}", T.delete_attr, methods=["DELETE"]),
-        Route(BASE + "/temporal/entities/{eid}/attrs/{attr}/{iid}", T.modify_instance, methods=["PATCH"]),
-        Route(BASE + "/temporal/entities/{eid}/attrs/{attr}/{iid}", T.delete_instance, methods=["DELETE"]),
+        Route(
+            BASE + "/temporal/entities/{eid}/attrs/{attr}/{iid}",
+            T.modify_instance,
+            methods=["PATCH"],
+        ),
+        Route(
+            BASE + "/temporal/entities/{eid}/attrs/{attr}/{iid}",
+            T.delete_instance,
+            methods=["DELETE"],
+        ),
     ]
     r += _both("/jsonldContexts", C.list_contexts, ["GET"])
     r += _both("/jsonldContexts", C.add_context, ["POST"])
@@ -86,6 +117,11 @@ def routes() -> list[BaseRoute]:
     ]
     r.append(Route("/health", health, methods=["GET"]))
     return r
+
+
+async def missing_id(request: Request) -> Response:
+    """A path with an empty entity id or attribute name."""
+    raise BadRequestData("the path lacks an entity id or attribute name")
 
 
 async def health(request: Request) -> Response:
@@ -135,7 +171,11 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
 
     app = Starlette(
         routes=routes(),
-        exception_handlers={NgsiLdError: ngsild_error, HTTPException: http_error, Exception: unexpected},
+        exception_handlers={
+            NgsiLdError: ngsild_error,
+            HTTPException: http_error,
+            Exception: unexpected,
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings

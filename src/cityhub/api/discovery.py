@@ -49,7 +49,9 @@ async def get_type(request: Request) -> Response:
     row = next((r for r in store.entity_types(ctx.tenant) if r[0] == iri), None)
     if row is None:
         raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
-    stats = {name: kinds for name, kinds, types, _ in store.attribute_stats(ctx.tenant) if iri in types}
+    stats = {
+        name: kinds for name, kinds, types, _ in store.attribute_stats(ctx.tenant) if iri in types
+    }
     return json_response(
         ctx,
         {
@@ -70,7 +72,9 @@ async def get_type(request: Request) -> Response:
     )
 
 
-def _attribute(tm: object, name: str, kinds: list[str], types: list[str], count: int) -> dict[str, object]:
+def _attribute(
+    tm: object, name: str, kinds: list[str], types: list[str], count: int
+) -> dict[str, object]:
     compact = tm.compact  # type: ignore[attr-defined]
     return {
         "id": name,

@@ -42,7 +42,9 @@ def _eid(request: Request) -> str:
     return check_uri(request.path_params["eid"], "entity id")
 
 
-def _render_many(ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]) -> Response | list[Any]:
+def _render_many(
+    ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]
+) -> Response | list[Any]:
     opts = P.render_options(params, ctx.tm)
     return [render_entity(d, ctx.tm, opts) for d in docs]
 
@@ -60,7 +62,9 @@ async def create_entity(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     eid = service(request).create(ctx.tenant, body, ctx.tm)
-    return Response(status_code=201, headers={"Location": f"{BASE}/entities/{quote(eid, safe=':')}"})
+    return Response(
+        status_code=201, headers={"Location": f"{BASE}/entities/{quote(eid, safe=':')}"}
+    )
 
 
 async def query_entities(request: Request) -> Response:
@@ -123,7 +127,9 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
             import orjson
 
             coords = geo["coordinates"]
-            out["coordinates"] = coords if isinstance(coords, str) else orjson.dumps(coords).decode()
+            out["coordinates"] = (
+                coords if isinstance(coords, str) else orjson.dumps(coords).decode()
+            )
     return out
 
 
@@ -197,7 +203,9 @@ async def patch_attr(request: Request) -> Response:
     """PATCH /entities/{id}/attrs/{attr}."""
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
-    service(request).patch_attribute(ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm)
+    service(request).patch_attribute(
+        ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm
+    )
     return no_content()
 
 
@@ -205,7 +213,9 @@ async def replace_attr(request: Request) -> Response:
     """PUT /entities/{id}/attrs/{attr}."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    service(request).replace_attribute(ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm)
+    service(request).replace_attribute(
+        ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm
+    )
     return no_content()
 
 
@@ -217,7 +227,12 @@ async def delete_attr(request: Request) -> Response:
     if ds is not None:
         check_uri(ds, "datasetId")
     service(request).delete_attribute(
-        ctx.tenant, _eid(request), request.path_params["attr"], ctx.tm, ds, P.flag(params, "deleteAll")
+        ctx.tenant,
+        _eid(request),
+        request.path_params["attr"],
+        ctx.tm,
+        ds,
+        P.flag(params, "deleteAll"),
     )
     return no_content()
 
@@ -264,7 +279,9 @@ async def batch_update(request: Request) -> Response:
     params = params_of(request)
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    out = service(request).batch_update(ctx.tenant, body, ctx.tm, "noOverwrite" in P.options(params))
+    out = service(request).batch_update(
+        ctx.tenant, body, ctx.tm, "noOverwrite" in P.options(params)
+    )
     return _batch_result(out, 204)
 
 

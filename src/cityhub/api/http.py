@@ -30,7 +30,9 @@ class Ctx:
 
     __slots__ = ("accept", "link_url", "spec", "tenant", "tm")
 
-    def __init__(self, tm: TermMap, spec: Any, link_url: str | None, accept: str, tenant: str) -> None:
+    def __init__(
+        self, tm: TermMap, spec: Any, link_url: str | None, accept: str, tenant: str
+    ) -> None:
         self.tm = tm
         self.spec = spec
         self.link_url = link_url
@@ -89,7 +91,9 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
     if media not in ok:
-        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not one of {', '.join(ok)}")
+        raise UnsupportedMediaType(
+            f"Content-Type {media or '(none)'} is not one of {', '.join(ok)}"
+        )
     raw = await request.body()
     if not raw:
         raise InvalidRequest("the request body is empty")
@@ -101,7 +105,12 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
 
 
 async def context_of(
-    request: Request, body: Any = None, media: str = JSON, *, accept: tuple[str, ...] = (JSON, JSONLD), must_exist: bool = False
+    request: Request,
+    body: Any = None,
+    media: str = JSON,
+    *,
+    accept: tuple[str, ...] = (JSON, JSONLD),
+    must_exist: bool = False,
 ) -> Ctx:
     """Resolve the request's @context (Link header or body) into a term map."""
     want = negotiate(request, accept)
@@ -119,7 +128,9 @@ async def context_of(
         if body is not None:
             items = body if isinstance(body, list) else [body]
             if any(isinstance(i, dict) and "@context" in i for i in items):
-                raise BadRequestData("application/json bodies must not carry an @context; use a Link header")
+                raise BadRequestData(
+                    "application/json bodies must not carry an @context; use a Link header"
+                )
         spec = link
     cache = contexts(request)
     if spec is not None:
@@ -132,12 +143,17 @@ def response_context(ctx: Ctx) -> Any:
     if ctx.spec is None:
         return CORE_CONTEXT_URL
     if isinstance(ctx.spec, str):
-        return [ctx.spec, CORE_CONTEXT_URL] if ctx.spec != CORE_CONTEXT_URL else CORE_CONTEXT_URL
+        return [ctx.spec]
     return ctx.spec
 
 
 def json_response(
-    ctx: Ctx, body: Any, status: int = 200, headers: dict[str, str] | None = None, *, entities: bool = True
+    ctx: Ctx,
+    body: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    *,
+    entities: bool = True,
 ) -> Response:
     """A JSON or JSON-LD body; JSON links its @context, JSON-LD embeds it."""
     hdrs = dict(headers or {})

@@ -32,7 +32,10 @@ async def create(request: Request) -> Response:
     created = service(request).create(ctx.tenant, body, ctx.tm)
     if created:
         eid = body["id"]
-        return Response(status_code=201, headers={"Location": f"{BASE}/temporal/entities/{quote(eid, safe=':')}"})
+        return Response(
+            status_code=201,
+            headers={"Location": f"{BASE}/temporal/entities/{quote(eid, safe=':')}"},
+        )
     return no_content()
 
 
@@ -92,7 +95,12 @@ async def delete_attr(request: Request) -> Response:
     ctx = await context_of(request)
     ds = params.get("datasetId")
     service(request).delete_attribute(
-        ctx.tenant, _eid(request), request.path_params["attr"], ctx.tm, ds, P.flag(params, "deleteAll")
+        ctx.tenant,
+        _eid(request),
+        request.path_params["attr"],
+        ctx.tm,
+        ds,
+        P.flag(params, "deleteAll"),
     )
     return no_content()
 

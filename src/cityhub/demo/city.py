@@ -60,6 +60,27 @@ OBSERVED_TYPES = (
     "TrafficFlowObserved",
     "OffStreetParking",
 )
+"""Types that get a history; the changing numbers of each are listed below."""
+AIR_ATTRS = (
+    "pm10",
+    "pm25",
+    "no2",
+    "o3",
+    "co",
+    "airQualityIndex",
+    "temperature",
+    "relativeHumidity",
+)
+WEATHER_ATTRS = (
+    "temperature",
+    "relativeHumidity",
+    "atmosphericPressure",
+    "windSpeed",
+    "windDirection",
+    "precipitation",
+)
+TRAFFIC_ATTRS = ("intensity", "averageVehicleSpeed", "occupancy")
+PARKING_ATTRS = ("availableSpotNumber", "occupancy")
 
 
 @dataclass(frozen=True)
@@ -199,7 +220,7 @@ _STOP_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("사거리", "Crossroads"),
     ("삼거리", "Junction"),
     ("행정복지센터", "Community Center"),
-    ("초등학교", "Elementary School"),
+    ("치안센터", "Police Box"),
     ("농협", "Nonghyup"),
     ("우체국", "Post Office"),
     ("아파트", "Apartments"),
@@ -529,7 +550,7 @@ def _weather_type(w: _Weather, i: int, step_h: float) -> str:
     if w.humidity[i] > 0.93:
         return "mist"
     if w.cloudy:
-        return "cloudy" if w.sun[i] > 0 else "partlyCloudy"
+        return "cloudy"
     return "sunnyDay" if w.sun[i] > 0 else "clearNight"
 
 
@@ -607,7 +628,7 @@ def _lane_series(
     free = road.speed_limit * rng.uniform(0.85, 1.0)
     share = rng.uniform(0.55, 1.05)
     noise = _ar1(rng, clock.n, 0.08, 0.6)
-    series: Series = {"intensity": [], "averageVehicleSpeed": [], "occupancy": []}
+    series: Series = {k: [] for k in TRAFFIC_ATTRS}
     congested: list[bool] = []
     for i in range(clock.n):
         h = clock.hour(i)
@@ -668,19 +689,7 @@ def _air_series(rng: random.Random, w: _Weather, clock: _Clock, roadside: bool) 
     """Pollutants for one sensor: NO2/CO follow traffic, O3 follows the sun, PM the weather."""
     local, ratio, road = rng.uniform(0.85, 1.2), rng.uniform(1.5, 2.0), 1.0 if roadside else 0.35
     warm, n1, n2 = rng.uniform(-0.3, 1.0), _ar1(rng, clock.n, 0.1), _ar1(rng, clock.n, 0.12)
-    s: Series = {
-        k: []
-        for k in (
-            "pm10",
-            "pm25",
-            "no2",
-            "o3",
-            "co",
-            "airQualityIndex",
-            "temperature",
-            "relativeHumidity",
-        )
-    }
+    s: Series = {k: [] for k in AIR_ATTRS}
     for i in range(clock.n):
         h = clock.hour(i)
         traffic = _traffic_demand(h, clock.weekend(i))
@@ -737,17 +746,7 @@ def _air(
 def _weather_series(rng: random.Random, w: _Weather, clock: _Clock) -> Series:
     """One station's readings: the town's weather plus its own microclimate and noise."""
     warm, wet, gust = rng.uniform(-0.6, 0.8), rng.uniform(-0.04, 0.04), rng.uniform(0.7, 1.2)
-    s: Series = {
-        k: []
-        for k in (
-            "temperature",
-            "relativeHumidity",
-            "atmosphericPressure",
-            "windSpeed",
-            "windDirection",
-            "precipitation",
-        )
-    }
+    s: Series = {k: [] for k in WEATHER_ATTRS}
     for i in range(clock.n):
         s["temperature"].append(round(w.temperature[i] + warm + rng.gauss(0, 0.15), 1))
         s["relativeHumidity"].append(
@@ -810,7 +809,7 @@ def _occupancy(kind: str, clock: _Clock, i: int, market_day: bool) -> float:
 def _parking_series(rng: random.Random, kind: str, total: int, clock: _Clock) -> Series:
     """Free spots and occupancy: lots fill in the day, residential ones at night."""
     noise = _ar1(rng, clock.n, 0.06, 0.7)
-    s: Series = {"availableSpotNumber": [], "occupancy": []}
+    s: Series = {k: [] for k in PARKING_ATTRS}
     for i in range(clock.n):
         market_day = clock.local(i).day % 5 == 4  # Namwon market opens on days ending in 4 and 9
         taken = round(total * _clip(_occupancy(kind, clock, i, market_day) + noise[i], 0.0, 1.0))
@@ -926,14 +925,43 @@ def _coord(e: Entity) -> Coord:
     return (lon, lat)
 
 
+def _progress(p: Coord, a: Coord, b: Coord) -> tuple[float, float]:
+    """Where p projects on a->b (0 at a, 1 at b) and how far off that line it is, in metres."""
+    bx, by = (b[0] - a[0]) * _M_PER_DEG_LON, (b[1] - a[1]) * _M_PER_DEG_LAT
+    px, py = (p[0] - a[0]) * _M_PER_DEG_LON, (p[1] - a[1]) * _M_PER_DEG_LAT
+    t = (px * bx + py * by) / ((bx * bx + by * by) or 1.0)
+    return t, math.hypot(px - t * bx, py - t * by)
+
+
+def _corridor(stops: list[Entity], a: Entity, b: Entity, width: float) -> list[Entity]:
+    """Stops within `width` metres of the line a->b, in the order a bus meets them."""
+    ends = {a["id"], b["id"]}
+    seen = [(_progress(_coord(s), _coord(a), _coord(b)), s) for s in stops if s["id"] not in ends]
+    return [s for (t, off), s in sorted(seen, key=lambda x: x[0][0]) if 0 < t < 1 and off < width]
+
+
 def _route_path(rng: random.Random, stops: list[Entity], first: int, length: int) -> list[Entity]:
-    """A plausible stop sequence: start at a terminal, always ride to the nearest unvisited stop."""
-    chosen = rng.sample([s for s in stops if s is not stops[first]], length - 1)
-    path = [stops[first]]
-    while chosen:
-        nxt = min(chosen, key=lambda s: _dist_m(_coord(path[-1]), _coord(s)))
-        chosen.remove(nxt)
-        path.append(nxt)
+    """A plausible stop sequence: from a terminal, via one turn, to a stop across town."""
+    start = stops[first]
+    end = rng.choice([s for s in stops if _dist_m(_coord(start), _coord(s)) > 1500])
+    span = _dist_m(_coord(start), _coord(end))
+    detours = [
+        s
+        for s in stops
+        if s is not start
+        and s is not end
+        and _dist_m(_coord(start), _coord(s)) + _dist_m(_coord(s), _coord(end)) < 1.4 * span
+    ]
+    corners = [start, rng.choice(detours), end] if detours else [start, end]
+    path, visited = [start], {start["id"]}
+    for a, b in itertools.pairwise(corners):
+        for s in [*_corridor(stops, a, b, 300), b]:
+            if s["id"] not in visited:
+                path.append(s)
+                visited.add(s["id"])
+    if len(path) > length:
+        keep = sorted(rng.sample(range(1, len(path) - 1), length - 2))
+        path = [path[0], *(path[k] for k in keep), path[-1]]
     return path
 
 

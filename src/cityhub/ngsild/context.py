@@ -153,7 +153,9 @@ class ContextCache:
         if not url.startswith(("http://", "https://")):
             raise LdContextNotAvailable(f"cannot dereference @context {url!r}")
         try:
-            resp = await client.get(url, headers={"Accept": "application/ld+json, application/json"})
+            resp = await client.get(
+                url, headers={"Accept": "application/ld+json, application/json"}
+            )
         except httpx.HTTPError as exc:
             raise LdContextNotAvailable(f"@context {url} is not reachable: {exc}") from exc
         if resp.status_code != 200:
@@ -236,7 +238,7 @@ def parse_link_header(value: str | None) -> str | None:
         if not segs[0].startswith("<") or not segs[0].endswith(">"):
             raise BadRequestData(f"malformed Link header: {value!r}")
         rel = [s for s in segs[1:] if s.replace(" ", "").startswith("rel=")]
-        if rel and "jsonld#context" in rel[0]:
+        if rel and ("json-ld#context" in rel[0] or "jsonld#context" in rel[0]):
             url = segs[0][1:-1].strip()
             if not is_absolute_iri(url):
                 raise BadRequestData(f"Link header context is not an absolute URL: {url!r}")

@@ -12,26 +12,7 @@ CORE_CONTEXT_URL = NGSI_LD + "v1/ngsi-ld-core-context-v1.8.jsonld"
 CORE_VERSIONS = ("", "-v1.3", "-v1.4", "-v1.5", "-v1.6", "-v1.7", "-v1.8", "-v1.9")
 CORE_CONTEXT_URLS = frozenset(NGSI_LD + f"v1/ngsi-ld-core-context{v}.jsonld" for v in CORE_VERSIONS)
 
-_NGSI_TERMS = (
-    "Attribute AttributeList ContextSourceIdentity ContextSourceList ContextSourceNotification "
-    "ContextSourceRegistration Date DateTime EntityType EntityTypeInfo EntityTypeList "
-    "GeoProperty JsonProperty LanguageProperty ListProperty ListRelationship Notification "
-    "Property Relationship Subscription TemporalProperty Time VocabProperty "
-    "accept attributeCount attributeDetails attributeList attributeName attributeNames "
-    "attributeTypes attributes attrs avg cacheDuration containedBy contextSourceAlias "
-    "contextSourceExtras contextSourceInfo cooldown csf data deletedAt detail distinctCount "
-    "endAt endTimeAt endpoint entities entity entityCount entityId entityInfo entityList "
-    "entityMap error errors expiresAt format geoQ geoproperty georel idPattern information "
-    "instanceId isActive join joinLevel key lang lastFailure lastNotification lastSuccess "
-    "localOnly location management managementInterval max min mode notification "
-    "notificationTrigger notifiedAt notifierInfo notUpdated objectType observationInterval "
-    "observationSpace operationSpace operations previousValue propertyNames q reason "
-    "receiverInfo refreshRate registrationId registrationName relationshipNames scope scopeQ "
-    "showChanges startAt status stddev subscriptionId subscriptionName success sum sumsq "
-    "sysAttrs temporalQ tenant throttling timeAt timeInterval timeout timeproperty timerel "
-    "timesFailed timesSent title totalCount triggerReason typeList typeName typeNames "
-    "unchanged updated uri valueList values watchedAttributes"
-).split()
+_NGSI_TERMS = ["Attribute", "AttributeList", "ContextSourceIdentity", "ContextSourceList", "ContextSourceNotification", "ContextSourceRegistration", "Date", "DateTime", "EntityType", "EntityTypeInfo", "EntityTypeList", "GeoProperty", "JsonProperty", "LanguageProperty", "ListProperty", "ListRelationship", "Notification", "Property", "Relationship", "Subscription", "TemporalProperty", "Time", "VocabProperty", "accept", "attributeCount", "attributeDetails", "attributeList", "attributeName", "attributeNames", "attributeTypes", "attributes", "attrs", "avg", "cacheDuration", "containedBy", "contextSourceAlias", "contextSourceExtras", "contextSourceInfo", "cooldown", "csf", "data", "deletedAt", "detail", "distinctCount", "endAt", "endTimeAt", "endpoint", "entities", "entity", "entityCount", "entityId", "entityInfo", "entityList", "entityMap", "error", "errors", "expiresAt", "format", "geoQ", "geoproperty", "georel", "idPattern", "information", "instanceId", "isActive", "join", "joinLevel", "key", "lang", "lastFailure", "lastNotification", "lastSuccess", "localOnly", "location", "management", "managementInterval", "max", "min", "mode", "notification", "notificationTrigger", "notifiedAt", "notifierInfo", "notUpdated", "objectType", "observationInterval", "observationSpace", "operationSpace", "operations", "previousValue", "propertyNames", "q", "reason", "receiverInfo", "refreshRate", "registrationId", "registrationName", "relationshipNames", "scope", "scopeQ", "showChanges", "startAt", "status", "stddev", "subscriptionId", "subscriptionName", "success", "sum", "sumsq", "sysAttrs", "temporalQ", "tenant", "throttling", "timeAt", "timeInterval", "timeout", "timeproperty", "timerel", "timesFailed", "timesSent", "title", "totalCount", "triggerReason", "typeList", "typeName", "typeNames", "unchanged", "updated", "uri", "valueList", "values", "watchedAttributes"]
 _RENAMED = {
     "value": "hasValue",
     "object": "hasObject",
@@ -41,10 +22,7 @@ _RENAMED = {
     "vocab": "hasVocab",
     "json": "hasJSON",
 }
-_GEO_TERMS = (
-    "Feature FeatureCollection GeometryCollection LineString MultiLineString MultiPoint "
-    "MultiPolygon Point Polygon features geometry properties"
-).split()
+_GEO_TERMS = ["Feature", "FeatureCollection", "GeometryCollection", "LineString", "MultiLineString", "MultiPoint", "MultiPolygon", "Point", "Polygon", "features", "geometry", "properties"]
 _DATETIMES = ("createdAt", "modifiedAt", "observedAt", "deletedAt", "expiresAt")
 
 

@@ -72,13 +72,32 @@ GEO_ATTRS = frozenset(
     {NGSI_LD + "location", NGSI_LD + "observationSpace", NGSI_LD + "operationSpace"}
 )
 _BAD_NAME = re.compile(r"[\s<>\"'=;()\x00-\x1f\\]")
+NULL_URI = "urn:ngsi-ld:null"
 
 
 def check_name(name: Any, what: str = "attribute name") -> str:
-    """Reject names NGSI-LD forbids (empty, whitespace, <>\"'=;() and controls)."""
-    if not isinstance(name, str) or not name or _BAD_NAME.search(name):
+    """Reject names NGSI-LD forbids (empty, keywords, whitespace, <>\"'=;() and controls)."""
+    if not isinstance(name, str) or not name or name.startswith("@") or _BAD_NAME.search(name):
         raise BadRequestData(f"invalid {what}: {name!r}")
     return name
+
+
+def expand_name(name: Any, tm: TermMap, what: str = "attribute name") -> str:
+    """Validate a name and expand it; a name that maps to a JSON-LD keyword is invalid."""
+    iri = tm.expand(check_name(name, what))
+    if iri.startswith("@"):
+        raise BadRequestData(f"invalid {what}: {name!r} is a JSON-LD keyword")
+    return iri
+
+
+def is_null_instance(typ: str, raw: dict[str, Any]) -> bool:
+    """The NGSI-LD null marker of each attribute type (a merge or update deletes it)."""
+    content = raw.get(CONTENT_KEY.get(typ, "value"))
+    if typ == "LanguageProperty":
+        return content == {"@none": NULL_URI}
+    if typ in ("ListProperty", "ListRelationship"):
+        return content in ([NULL_URI], [{"object": NULL_URI}])
+    return bool(content == NULL_URI)
 
 
 def check_uri(value: Any, what: str) -> str:
@@ -95,8 +114,7 @@ def expand_types(raw: Any, tm: TermMap) -> list[str]:
         raise BadRequestData("entity type must not be empty")
     out = []
     for item in items:
-        check_name(item, "entity type")
-        iri = tm.expand(item)
+        iri = expand_name(item, tm, "entity type")
         if iri not in out:
             out.append(iri)
     return out
@@ -128,27 +146,34 @@ def expand_entity(body: Any, tm: TermMap, *, need_id: bool = True) -> dict[str, 
     return doc
 
 
-def expand_attrs(body: Any, tm: TermMap, *, skip: frozenset[str] = ENTITY_KEYS) -> Attrs:
-    """A fragment of attributes (entity body or /attrs payload) in stored form."""
+def expand_attrs(
+    body: Any, tm: TermMap, *, skip: frozenset[str] = ENTITY_KEYS, nulls: bool = False
+) -> Attrs:
+    """A fragment of attributes (entity body or /attrs payload) in stored form.
+
+    With nulls, an instance holding the null marker comes back as {"type": ..., "null": True}.
+    """
     if not isinstance(body, dict):
         raise BadRequestData("attributes must be given as a JSON object")
     attrs: Attrs = {}
     for name, raw in body.items():
         if name in skip:
             continue
-        check_name(name)
-        iri = tm.expand(name)
-        attrs[iri] = expand_attribute(iri, raw, tm)
+        iri = expand_name(name, tm)
+        attrs[iri] = expand_attribute(iri, raw, tm, nulls=nulls)
     return attrs
 
 
-def expand_attribute(iri: str, raw: Any, tm: TermMap) -> list[Instance]:
+def expand_attribute(iri: str, raw: Any, tm: TermMap, *, nulls: bool = False) -> list[Instance]:
     """One attribute: a single instance or a list of them with distinct datasetIds."""
     items = raw if _is_multi(raw) else [raw]
     out: list[Instance] = []
     seen: set[str | None] = set()
     for item in items:
-        inst = expand_instance(item, tm)
+        inst = expand_instance(item, tm, nulls=nulls)
+        if inst.get("null"):
+            out.append(inst)
+            continue
         if iri in GEO_ATTRS and inst["type"] != "GeoProperty":
             raise BadRequestData(f"{tm.compact(iri)} must be a GeoProperty")
         ds = inst.get("datasetId")
@@ -177,25 +202,41 @@ def _infer_type(raw: dict[str, Any]) -> str:
     return ""
 
 
-def expand_instance(raw: Any, tm: TermMap, *, sub: bool = False) -> Instance:
-    """Validate one attribute instance and expand its names and vocab values."""
+def expand_instance(
+    raw: Any, tm: TermMap, *, sub: bool = False, nulls: bool = False, fragment: bool = False
+) -> Instance:
+    """Validate one attribute instance and expand its names and vocab values.
+
+    A fragment (partial attribute update) may omit the type and the content member.
+    """
     if not isinstance(raw, dict):
         if raw is None:
             raise BadRequestData("an attribute value must not be null")
+        if nulls and raw == NULL_URI:
+            return {"type": "Property", "null": True}
         return {"type": "Property", "value": raw}
     typ = raw.get("type")
-    if typ in GEO_TYPES and "coordinates" in raw or typ == "GeometryCollection":
+    if (typ in GEO_TYPES and "coordinates" in raw) or typ == "GeometryCollection":
         return {"type": "GeoProperty", "value": check_geometry(raw)}
+    given_type = typ is not None
     if typ is None:
         typ = _infer_type(raw)
-        if not typ:
+        if not typ and not fragment:
             return {"type": "Property", "value": raw}
-    if typ not in ATTR_TYPES:
+    if typ and typ not in ATTR_TYPES:
         raise BadRequestData(f"unknown attribute type {typ!r}")
-    key = CONTENT_KEY[typ]
-    if key not in raw or raw[key] is None:
+    if nulls and typ and is_null_instance(typ, raw):
+        inst = {"type": typ, "null": True}
+        if "datasetId" in raw:
+            inst["datasetId"] = check_uri(raw["datasetId"], "datasetId")
+        return inst
+    key = CONTENT_KEY.get(typ, "")
+    if fragment and key not in raw:
+        inst = {"type": typ} if given_type else {}
+    elif key not in raw or raw[key] is None:
         raise BadRequestData(f"a {typ} needs a non-null '{key}' member")
-    inst: Instance = {"type": typ, key: _content(typ, raw[key], tm)}
+    else:
+        inst = {"type": typ, key: _content(typ, raw[key], tm)}
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
             inst[meta] = _meta(meta, raw[meta], tm)
@@ -205,8 +246,9 @@ def expand_instance(raw: Any, tm: TermMap, *, sub: bool = False) -> Instance:
     for name, value in raw.items():
         if name in RESERVED_INSTANCE_KEYS:
             continue
-        check_name(name, "sub-attribute name")
-        subs[tm.expand(name)] = expand_instance(value, tm, sub=True)
+        subs[expand_name(name, tm, "sub-attribute name")] = expand_instance(
+            value, tm, sub=True, nulls=nulls
+        )
     if subs:
         inst["sub"] = subs
     return inst

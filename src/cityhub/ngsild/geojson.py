@@ -11,16 +11,29 @@ def feature(entity: dict[str, Any], geometry_property: str, context: Any | None)
     geo = entity.get(geometry_property)
     geometry = None
     if isinstance(geo, dict):
-        geometry = geo.get("value", geo) if "type" not in geo or geo.get("type") == "GeoProperty" else geo
-        if isinstance(geometry, dict) and "coordinates" not in geometry and geometry.get("type") != "GeometryCollection":
+        geometry = (
+            geo.get("value", geo) if "type" not in geo or geo.get("type") == "GeoProperty" else geo
+        )
+        if (
+            isinstance(geometry, dict)
+            and "coordinates" not in geometry
+            and geometry.get("type") != "GeometryCollection"
+        ):
             geometry = geometry.get("value")
-    out: dict[str, Any] = {"id": entity.get("id"), "type": "Feature", "geometry": geometry, "properties": props}
+    out: dict[str, Any] = {
+        "id": entity.get("id"),
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": props,
+    }
     if context is not None:
         out["@context"] = context
     return out
 
 
-def collection(entities: list[dict[str, Any]], geometry_property: str, context: Any | None) -> dict[str, Any]:
+def collection(
+    entities: list[dict[str, Any]], geometry_property: str, context: Any | None
+) -> dict[str, Any]:
     """Rendered entities as a FeatureCollection."""
     out: dict[str, Any] = {
         "type": "FeatureCollection",

@@ -53,7 +53,7 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
                 del merged[key]
     subs = dict(old.get("sub", {}))
     for name, sub in new.get("sub", {}).items():
-        if is_null(sub.get("value")) or is_null(sub.get("object")):
+        if sub.get("null"):
             subs.pop(name, None)
         elif name in subs:
             subs[name] = merge_instance(subs[name], sub, now)

@@ -122,7 +122,9 @@ def _expand_q(node: Any, tm: TermMap) -> Any:
     return ast.map_names(node, tm.expand)
 
 
-def entity_query(params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True) -> EntityQuery:
+def entity_query(
+    params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True
+) -> EntityQuery:
     """The entity selection of GET /entities (and of the temporal queries)."""
     ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
     id_pattern = params.get("idPattern")
@@ -140,7 +142,10 @@ def entity_query(params: Mapping[str, str], tm: TermMap, *, require_filter: bool
     q = _expand_q(parse_q(params["q"]), tm) if params.get("q") is not None else None
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = parse_geoq(
-        params.get("georel"), params.get("geometry"), params.get("coordinates"), params.get("geoproperty")
+        params.get("georel"),
+        params.get("geometry"),
+        params.get("coordinates"),
+        params.get("geoproperty"),
     )
     if geo is not None:
         geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))

@@ -68,7 +68,9 @@ def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
     typ = inst["type"]
     content = inst[CONTENT_KEY[typ]]
     if typ == "VocabProperty":
-        return [tm.compact(v) for v in content] if isinstance(content, list) else tm.compact(content)
+        return (
+            [tm.compact(v) for v in content] if isinstance(content, list) else tm.compact(content)
+        )
     if typ == "LanguageProperty" and lang is not None:
         return pick_language(content, lang)
     return content

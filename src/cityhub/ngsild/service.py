@@ -8,14 +8,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cityhub.ngsild.context import TermMap
-from cityhub.ngsild.entity import Attrs, Instance, check_name, expand_attrs, expand_entity
+from cityhub.ngsild.entity import (
+    ENTITY_KEYS,
+    Attrs,
+    Instance,
+    check_uri,
+    expand_attrs,
+    expand_entity,
+    expand_instance,
+    expand_name,
+    expand_scope,
+    expand_types,
+)
 from cityhub.ngsild.errors import (
     AlreadyExists,
     BadRequestData,
     NgsiLdError,
     ResourceNotFound,
 )
-from cityhub.ngsild.merge import find, is_null, merge_instance, put_instances, stamp
+from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import Doc, EntityExists, EntityQuery, Store, WriteTx
 
@@ -133,34 +144,37 @@ class EntityService:
             raise BadRequestData("merge body must be a JSON object")
         if body.get("id", eid) != eid:
             raise BadRequestData("the body's id does not match the path")
+        incoming = expand_attrs(body, tm, nulls=True)
         types = body.get("type")
-        nulls = {tm.expand(check_name(k)) for k, v in body.items() if k not in _ENTITY and is_null(v)}
-        rest = {k: v for k, v in body.items() if not (k not in _ENTITY and is_null(v))}
-        incoming = expand_attrs(rest, tm)
-        new_types = expand_entity({"id": eid, "type": types}, tm)["type"] if types else None
+        new_types = expand_types(types, tm) if types else None
+        scope = _scope_of(body)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
-            self._merge_into(tx, doc, incoming, nulls, new_types)
+            self._merge_into(tx, doc, incoming, new_types, scope)
 
     def _merge_into(
-        self, tx: WriteTx, doc: Doc, incoming: Attrs, nulls: set[str], new_types: list[str] | None
+        self, tx: WriteTx, doc: Doc, incoming: Attrs, new_types: list[str] | None, scope: Any = None
     ) -> None:
         now = now_iso()
         written: Attrs = {}
-        for name in nulls:
-            doc["attrs"].pop(name, None)
         for name, instances in incoming.items():
             current = doc["attrs"].setdefault(name, [])
             for inst in instances:
                 i = find(current, inst.get("datasetId"))
-                if i is None:
+                if inst.get("null"):
+                    if i is not None:
+                        current.pop(i)
+                elif i is None:
                     current.append(stamp(inst, now))
                     written.setdefault(name, []).append(current[-1])
                 else:
                     current[i] = merge_instance(current[i], inst, now)
                     written.setdefault(name, []).append(current[i])
+            if not current:
+                del doc["attrs"][name]
         if new_types:
             doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
+        _apply_scope(doc, scope, replace=True)
         doc["modifiedAt"] = now
         tx.update(doc)
         self._record(tx, doc, written)
@@ -179,27 +193,36 @@ class EntityService:
         self, tx: WriteTx, doc: Doc, incoming: Attrs, no_overwrite: bool, tm: TermMap, body: Any
     ) -> AttrOutcome:
         out = AttrOutcome()
+        names = _names(body, tm)
         now = now_iso()
         written: Attrs = {}
         for name, instances in incoming.items():
             current = doc["attrs"].get(name, [])
-            keep = [i for i in instances if not (no_overwrite and find(current, i.get("datasetId")) is not None)]
+            keep = [
+                i
+                for i in instances
+                if not (no_overwrite and find(current, i.get("datasetId")) is not None)
+            ]
             if len(keep) < len(instances):
-                out.not_updated.append((tm.compact(name), "attribute exists and noOverwrite is set"))
+                out.not_updated.append((names[name], "attribute exists and noOverwrite is set"))
             if keep:
                 written[name] = put_instances(doc["attrs"], name, keep, now)
-                out.updated.append(tm.compact(name))
+                out.updated.append(names[name])
         if isinstance(body, dict) and body.get("type"):
-            new_types = expand_entity({"id": doc["id"], "type": body["type"]}, tm)["type"]
-            doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
+            doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
+        scope = _scope_of(body)
+        if scope is not None:
+            _apply_scope(doc, scope, replace=not no_overwrite)
+            out.updated.append("scope")
         doc["modifiedAt"] = now
         tx.update(doc)
         self._record(tx, doc, written)
         return out
 
     def update(self, tenant: str, eid: str, body: Any, tm: TermMap) -> AttrOutcome:
-        """PATCH /entities/{id}/attrs: replace existing attributes only."""
-        incoming = expand_attrs(_strip_type(body), tm)
+        """PATCH /entities/{id}/attrs: update existing attributes (nulls delete)."""
+        incoming = expand_attrs(_strip_type(body), tm, nulls=True)
+        names = _names(body, tm)
         out = AttrOutcome()
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
@@ -207,45 +230,74 @@ class EntityService:
             written: Attrs = {}
             for name, instances in incoming.items():
                 current = doc["attrs"].get(name)
+                if current is None:
+                    out.not_updated.append((names[name], "attribute not found"))
+                    continue
                 for inst in instances:
-                    i = None if current is None else find(current, inst.get("datasetId"))
-                    if current is None or i is None:
-                        out.not_updated.append((tm.compact(name), "attribute not found"))
+                    i = find(current, inst.get("datasetId"))
+                    if inst.get("null"):
+                        if i is not None:
+                            current.pop(i)
                         continue
-                    current[i] = stamp(inst, now, current[i].get("createdAt"))
-                    written.setdefault(name, []).append(current[i])
-                    if tm.compact(name) not in out.updated:
-                        out.updated.append(tm.compact(name))
-            if written:
-                doc["modifiedAt"] = now
-                tx.update(doc)
-                self._record(tx, doc, written)
+                    if i is None:
+                        current.append(stamp(inst, now))
+                    else:
+                        current[i] = stamp(inst, now, current[i].get("createdAt"))
+                    written.setdefault(name, []).append(inst)
+                if not current:
+                    del doc["attrs"][name]
+                out.updated.append(names[name])
+            if isinstance(body, dict) and body.get("type"):
+                doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
+            scope = _scope_of(body)
+            if scope is not None:
+                if "scope" in doc:
+                    _apply_scope(doc, scope, replace=True)
+                    out.updated.append("scope")
+                else:
+                    out.not_updated.append(("scope", "the entity has no scope to update"))
+            doc["modifiedAt"] = now
+            tx.update(doc)
+            self._record(tx, doc, written)
         return out
 
     def patch_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
-        """PATCH /entities/{id}/attrs/{attr}: merge into one existing instance."""
-        name = tm.expand(check_name(attr))
-        incoming = expand_attrs({attr: _with_inferred(body)}, tm)[name]
+        """PATCH /entities/{id}/attrs/{attr}: merge a fragment into one existing instance."""
+        name = expand_name(attr, tm)
+        if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
+            raise BadRequestData("the attribute fragment must be a non-empty JSON object")
+        fragment = {k: v for k, v in body.items() if k != "@context"}
+        inst = expand_instance(fragment, tm, nulls=True, fragment=True)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
             current = doc["attrs"].get(name)
             if not current:
                 raise ResourceNotFound(f"attribute {attr} not found in {eid}")
-            now = now_iso()
-            written = []
-            for inst in incoming:
-                i = find(current, inst.get("datasetId"))
-                if i is None:
-                    raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
-                current[i] = merge_instance(current[i], inst, now)
-                written.append(current[i])
-            doc["modifiedAt"] = now
+            i = find(current, inst.get("datasetId"))
+            if i is None:
+                raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
+            written: list[Instance] = []
+            if inst.get("null"):
+                current.pop(i)
+                if not current:
+                    del doc["attrs"][name]
+            else:
+                if inst.get("type", current[i]["type"]) != current[i]["type"]:
+                    raise BadRequestData(
+                        f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"
+                    )
+                inst.setdefault("type", current[i]["type"])
+                current[i] = merge_instance(current[i], inst, now_iso())
+                written = [current[i]]
+            doc["modifiedAt"] = now_iso()
             tx.update(doc)
             self._record(tx, doc, {name: written})
 
     def replace_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}/attrs/{attr}: replace one existing instance."""
-        name = tm.expand(check_name(attr))
+        if attr == "scope":
+            raise BadRequestData("scope is not an attribute; use PATCH or POST on /attrs")
+        name = expand_name(attr, tm)
         incoming = expand_attrs({attr: body}, tm)[name]
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
@@ -272,9 +324,16 @@ class EntityService:
         delete_all: bool = False,
     ) -> None:
         """DELETE /entities/{id}/attrs/{attr} (one datasetId, or all instances)."""
-        name = tm.expand(check_name(attr))
+        name = expand_name(attr, tm)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
+            if attr == "scope" and name not in doc["attrs"]:
+                if "scope" not in doc:
+                    raise ResourceNotFound(f"entity {eid} has no scope")
+                del doc["scope"]
+                doc["modifiedAt"] = now_iso()
+                tx.update(doc)
+                return
             current = doc["attrs"].get(name)
             if not current:
                 raise ResourceNotFound(f"attribute {attr} not found in {eid}")
@@ -342,7 +401,9 @@ class EntityService:
 
         return self.batch(tenant, items, op)
 
-    def batch_update(self, tenant: str, items: Any, tm: TermMap, no_overwrite: bool) -> BatchOutcome:
+    def batch_update(
+        self, tenant: str, items: Any, tm: TermMap, no_overwrite: bool
+    ) -> BatchOutcome:
         """entityOperations/update: append attributes to existing entities."""
 
         def op(tx: WriteTx, item: Any) -> str:
@@ -363,18 +424,12 @@ class EntityService:
         def op(tx: WriteTx, item: Any) -> str:
             if not isinstance(item, dict):
                 raise BadRequestData("each entity must be a JSON object")
-            doc = expand_entity(item, tm) if "type" in item else None
-            eid = item.get("id")
-            if doc is None:
-                from cityhub.ngsild.entity import check_uri
-
-                check_uri(eid, "entity id")
-            old = self._existing(tx, str(eid))
-            nulls = {tm.expand(k) for k, v in item.items() if k not in _ENTITY and is_null(v)}
-            rest = {k: v for k, v in item.items() if not (k not in _ENTITY and is_null(v))}
-            attrs = expand_attrs(rest, tm)
-            self._merge_into(tx, old, attrs, nulls, doc["type"] if doc else None)
-            return str(eid)
+            eid = check_uri(item.get("id"), "entity id")
+            attrs = expand_attrs(item, tm, nulls=True)
+            types = expand_types(item["type"], tm) if item.get("type") else None
+            old = self._existing(tx, eid)
+            self._merge_into(tx, old, attrs, types, _scope_of(item))
+            return eid
 
         return self.batch(tenant, items, op)
 
@@ -382,8 +437,6 @@ class EntityService:
         """entityOperations/delete: a list of entity ids."""
 
         def op(tx: WriteTx, eid: Any) -> str:
-            from cityhub.ngsild.entity import check_uri
-
             check_uri(eid, "entity id")
             if not tx.delete(eid):
                 raise ResourceNotFound(f"entity {eid} not found")
@@ -392,7 +445,28 @@ class EntityService:
         return self.batch(tenant, items, op)
 
 
-_ENTITY = frozenset({"id", "type", "@context", "scope", "createdAt", "modifiedAt"})
+def _names(body: Any, tm: TermMap) -> dict[str, str]:
+    """IRI → the name the caller wrote, so results speak the caller's terms."""
+    if not isinstance(body, dict):
+        return {}
+    return {tm.expand(k): k for k in body if isinstance(k, str) and k not in ENTITY_KEYS}
+
+
+def _scope_of(body: Any) -> list[str] | None:
+    """The scope member of a body, validated, or None."""
+    if isinstance(body, dict) and "scope" in body:
+        return expand_scope(body["scope"])
+    return None
+
+
+def _apply_scope(doc: Doc, scope: list[str] | None, *, replace: bool) -> None:
+    """Replace an entity's scope, or add to it."""
+    if scope is None:
+        return
+    if replace or "scope" not in doc:
+        doc["scope"] = scope
+    else:
+        doc["scope"] = list(dict.fromkeys(doc["scope"] + scope))
 
 
 def _strip_type(body: Any) -> Any:

@@ -8,7 +8,13 @@ from typing import Any
 
 from cityhub.ngsild import params as P
 from cityhub.ngsild.context import TermMap
-from cityhub.ngsild.entity import ENTITY_KEYS, check_name, check_uri, expand_attribute, expand_entity
+from cityhub.ngsild.entity import (
+    ENTITY_KEYS,
+    check_name,
+    check_uri,
+    expand_attribute,
+    expand_entity,
+)
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.merge import stamp
 from cityhub.ngsild.render import RenderOptions, render_instance
@@ -42,7 +48,9 @@ def duration_seconds(text: str) -> float:
     return sum(float(g) * u for g, u in zip(m.groups(), _UNITS, strict=True) if g)
 
 
-def temporal_query(params: Mapping[str, str], tm: TermMap, *, one_entity: str | None = None) -> TemporalQuery:
+def temporal_query(
+    params: Mapping[str, str], tm: TermMap, *, one_entity: str | None = None
+) -> TemporalQuery:
     """timerel/timeAt/endTimeAt/timeproperty/lastN plus the entity selection."""
     if one_entity is not None:
         from cityhub.store.base import EntityQuery
@@ -86,9 +94,20 @@ def temporal_format(params: Mapping[str, str]) -> str:
     """normalized, temporalValues or aggregatedValues (format= or options=)."""
     opts = P.options(params)
     fmt = params.get("format")
-    if fmt is not None and fmt not in ("normalized", "temporalValues", "aggregatedValues", "simplified", "concise"):
+    if fmt is not None and fmt not in (
+        "normalized",
+        "temporalValues",
+        "aggregatedValues",
+        "simplified",
+        "concise",
+    ):
         raise BadRequestData(f"unknown format {fmt!r}")
-    if fmt == "simplified" or "temporalValues" in opts or "keyValues" in opts or "simplified" in opts:
+    if (
+        fmt == "simplified"
+        or "temporalValues" in opts
+        or "keyValues" in opts
+        or "simplified" in opts
+    ):
         fmt = fmt or "temporalValues"
     if "aggregatedValues" in opts:
         fmt = "aggregatedValues"
@@ -135,7 +154,11 @@ class TemporalService:
 
     def create(self, tenant: str, body: Any, tm: TermMap) -> bool:
         """POST /temporal/entities: True when the temporal entity is new."""
-        doc = expand_entity({k: v for k, v in body.items() if k in ENTITY_KEYS}, tm) if isinstance(body, dict) else None
+        doc = (
+            expand_entity({k: v for k, v in body.items() if k in ENTITY_KEYS}, tm)
+            if isinstance(body, dict)
+            else None
+        )
         if doc is None:
             raise BadRequestData("a temporal entity must be a JSON object")
         attrs = self._instances(body, tm)
@@ -168,7 +191,13 @@ class TemporalService:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
 
     def delete_attribute(
-        self, tenant: str, eid: str, attr: str, tm: TermMap, dataset_id: str | None, delete_all: bool
+        self,
+        tenant: str,
+        eid: str,
+        attr: str,
+        tm: TermMap,
+        dataset_id: str | None,
+        delete_all: bool,
     ) -> None:
         """DELETE /temporal/entities/{id}/attrs/{attr}."""
         self._types(tenant, eid)
@@ -178,7 +207,9 @@ class TemporalService:
             if not n:
                 raise ResourceNotFound(f"attribute {attr} has no instances in {eid}")
 
-    def modify_instance(self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap) -> None:
+    def modify_instance(
+        self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap
+    ) -> None:
         """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
         self._types(tenant, eid)
         check_uri(iid, "instanceId")
@@ -223,7 +254,9 @@ class TemporalService:
         types = [tm.compact(t) for t in header["type"]]
         return {"id": header["id"], "type": types[0] if len(types) == 1 else types}
 
-    def _render(self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap, opts: RenderOptions, fmt: str) -> Doc:
+    def _render(
+        self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap, opts: RenderOptions, fmt: str
+    ) -> Doc:
         out = self._header(header, tm)
         for name, insts in attrs.items():
             if not name:
@@ -263,9 +296,18 @@ def _values(insts: list[Doc], tm: TermMap) -> Doc | list[Doc]:
     for ds, items in groups.items():
         typ = items[0]["type"]
         key = _VALUES_KEY[typ]
-        content = {"Relationship": "object", "LanguageProperty": "languageMap", "VocabProperty": "vocab",
-                   "ListProperty": "valueList", "ListRelationship": "objectList", "JsonProperty": "json"}.get(typ, "value")
-        rec: Doc = {"type": typ, key: [[i.get(content), i.get("observedAt") or i.get("modifiedAt")] for i in items]}
+        content = {
+            "Relationship": "object",
+            "LanguageProperty": "languageMap",
+            "VocabProperty": "vocab",
+            "ListProperty": "valueList",
+            "ListRelationship": "objectList",
+            "JsonProperty": "json",
+        }.get(typ, "value")
+        rec: Doc = {
+            "type": typ,
+            key: [[i.get(content), i.get("observedAt") or i.get("modifiedAt")] for i in items],
+        }
         if ds is not None:
             rec["datasetId"] = ds
         out.append(rec)

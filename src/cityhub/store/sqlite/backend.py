@@ -82,9 +82,11 @@ class SqliteStore:
     # -- reads -------------------------------------------------------------------------------
     def get(self, tenant: str, eid: str) -> Doc | None:
         """One entity's stored document."""
-        row = self._reader().execute(
-            "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid))
+            .fetchone()
+        )
         return orjson.loads(row[0]) if row else None
 
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
@@ -95,7 +97,9 @@ class SqliteStore:
         self._install_geo(conn, comp)
         total = None
         if query.count:
-            total = conn.execute(f"SELECT count(*) FROM entities e WHERE {where}", comp.params).fetchone()[0]
+            total = conn.execute(
+                f"SELECT count(*) FROM entities e WHERE {where}", comp.params
+            ).fetchone()[0]
         docs: list[Doc] = []
         if query.limit > 0:
             rows = conn.execute(
@@ -143,9 +147,7 @@ class SqliteStore:
         """(attribute, attribute types, entity types, entity count) for every attribute."""
         conn = self._reader()
         out: dict[str, tuple[set[str], set[str], set[int]]] = {}
-        rows = conn.execute(
-            "SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", (tenant,)
-        )
+        rows = conn.execute("SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", (tenant,))
         for pk, raw in rows:
             doc = orjson.loads(raw)
             for name, instances in doc["attrs"].items():
@@ -153,9 +155,7 @@ class SqliteStore:
                 kinds.update(i["type"] for i in instances)
                 types.update(doc["type"])
                 pks.add(pk)
-        return [
-            (name, sorted(k), sorted(t), len(p)) for name, (k, t, p) in sorted(out.items())
-        ]
+        return [(name, sorted(k), sorted(t), len(p)) for name, (k, t, p) in sorted(out.items())]
 
     def tenants(self) -> list[str]:
         """Every tenant that holds data."""
@@ -166,10 +166,14 @@ class SqliteStore:
 
     def has_tenant(self, tenant: str) -> bool:
         """Whether a tenant has ever stored anything."""
-        row = self._reader().execute(
-            "SELECT 1 FROM entities WHERE tenant = ? UNION ALL SELECT 1 FROM tentities WHERE tenant = ? LIMIT 1",
-            (tenant, tenant),
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM entities WHERE tenant = ? UNION ALL SELECT 1 FROM tentities WHERE tenant = ? LIMIT 1",
+                (tenant, tenant),
+            )
+            .fetchone()
+        )
         return row is not None
 
     # -- temporal ----------------------------------------------------------------------------
@@ -271,7 +275,9 @@ class SqliteWriteTx:
             [(pk, *row) for row in attr_rows(doc)],
         )
         for name, geojson, box in geo_rows(doc):
-            cur = c.execute("INSERT INTO geo (pk, name, geojson) VALUES (?, ?, ?)", (pk, name, geojson))
+            cur = c.execute(
+                "INSERT INTO geo (pk, name, geojson) VALUES (?, ?, ?)", (pk, name, geojson)
+            )
             c.execute(
                 "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
                 (cur.lastrowid, *box),

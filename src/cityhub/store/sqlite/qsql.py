@@ -81,7 +81,9 @@ class Compiler:
         """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate."""
         self.geo_queries.append(gq)
         qid = len(self.geo_queries) - 1
-        head = f"EXISTS (SELECT 1 FROM geo g WHERE g.pk = e.pk AND g.name = {self.p(gq.geoproperty)}"
+        head = (
+            f"EXISTS (SELECT 1 FROM geo g WHERE g.pk = e.pk AND g.name = {self.p(gq.geoproperty)}"
+        )
         box = prefilter_box(gq)
         rtree = ""
         if box is not None:
@@ -149,7 +151,11 @@ class Compiler:
     def _indexed(self, node: Any) -> str:
         value = node.value
         kinds = _kinds(value)
-        column = "a.ts" if kinds & set(_TIME_KINDS) else ("a.num" if kinds & {"number", "bool"} else "a.txt")
+        column = (
+            "a.ts"
+            if kinds & set(_TIME_KINDS)
+            else ("a.num" if kinds & {"number", "bool"} else "a.txt")
+        )
         return self._cmp(column, node.op, value, ts_column=column == "a.ts")
 
     def _cmp(

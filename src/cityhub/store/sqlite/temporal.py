@@ -36,7 +36,9 @@ def _num(inst: Doc) -> float | None:
 
 
 def _tpk(conn: sqlite3.Connection, tenant: str, eid: str) -> int | None:
-    row = conn.execute("SELECT tpk FROM tentities WHERE tenant = ? AND id = ?", (tenant, eid)).fetchone()
+    row = conn.execute(
+        "SELECT tpk FROM tentities WHERE tenant = ? AND id = ?", (tenant, eid)
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -46,7 +48,12 @@ def exists(conn: sqlite3.Connection, tenant: str, eid: str) -> bool:
 
 
 def add(
-    conn: sqlite3.Connection, tenant: str, eid: str, types: list[str], attr: str, instances: list[Doc]
+    conn: sqlite3.Connection,
+    tenant: str,
+    eid: str,
+    types: list[str],
+    attr: str,
+    instances: list[Doc],
 ) -> None:
     """Append instances (each already carries instanceId, createdAt and modifiedAt)."""
     tpk = _tpk(conn, tenant, eid)
@@ -125,13 +132,16 @@ def update_instance(
     return cur.rowcount > 0
 
 
-def delete_instance(conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str) -> bool:
+def delete_instance(
+    conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str
+) -> bool:
     """Delete one instance."""
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
     cur = conn.execute(
-        "DELETE FROM history WHERE tpk = ? AND attr = ? AND instance_id = ?", (tpk, attr, instance_id)
+        "DELETE FROM history WHERE tpk = ? AND attr = ? AND instance_id = ?",
+        (tpk, attr, instance_id),
     )
     return cur.rowcount > 0
 
@@ -154,15 +164,21 @@ def _entities(
         parts.append(_types_sql(comp, eq.types))
     if query.attrs:
         marks = ",".join(comp.p(a) for a in query.attrs)
-        parts.append(f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk AND h.attr IN ({marks}))")
+        parts.append(
+            f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk AND h.attr IN ({marks}))"
+        )
     if eq.q is not None or eq.geo is not None or eq.scope is not None:
         inner = EntityQuery(q=eq.q, geo=eq.geo, scope=eq.scope)
-        parts.append(f"EXISTS (SELECT 1 FROM entities e WHERE e.id = tt.id AND {comp.where(tenant, inner)})")
+        parts.append(
+            f"EXISTS (SELECT 1 FROM entities e WHERE e.id = tt.id AND {comp.where(tenant, inner)})"
+        )
     install_geo(conn, comp)
     where = " AND ".join(parts)
     total = None
     if eq.count:
-        total = conn.execute(f"SELECT count(*) FROM tentities tt WHERE {where}", comp.params).fetchone()[0]
+        total = conn.execute(
+            f"SELECT count(*) FROM tentities tt WHERE {where}", comp.params
+        ).fetchone()[0]
     rows = conn.execute(
         f"SELECT tt.tpk, tt.id, tt.types, tt.created_at, tt.modified_at FROM tentities tt WHERE {where} "
         "ORDER BY tt.tpk LIMIT ? OFFSET ?",

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.run` measures the hub beside a bare baseline in one run."""

@@ -1,0 +1,94 @@
+"""Start and stop real server processes (hub and baseline) with identical uvicorn settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+# The same server settings for hub and baseline: one uvicorn worker, uvloop, httptools,
+# no access log, log level warning.
+UVICORN = ["--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log", "--log-level", "warning"]
+
+
+def hub_app():  # type: ignore[no-untyped-def]
+    """uvicorn --factory target: the hub on the database named by BENCH_HUB_DB."""
+    from cityhub.api.app import create_app
+    from cityhub.settings import Settings
+
+    return create_app(Settings(db=os.environ["BENCH_HUB_DB"], log_level="warning"))
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One uvicorn process serving a factory on a free loopback port."""
+
+    def __init__(
+        self, name: str, factory: str, env: dict[str, str], log: Path, wrap: list[str] | None = None
+    ) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = log
+        self.args = ["--factory", factory, "--host", HOST, "--port", str(self.port), *UVICORN]
+        # wrap: e.g. ["-m", "cProfile", "-o", "hub.prof"] to run the same server under a profiler
+        cmd = [sys.executable, *(wrap or []), "-m", "uvicorn", "--app-dir", str(ROOT), *self.args]
+        self.cmd = cmd
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll /health until the server answers (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not become ready in {timeout}s; see {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmHWM (peak RSS) and VmRSS in KiB."""
+        out = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                out[key] = int(value.split()[0])
+        return out
+
+    def stop(self) -> None:
+        """SIGTERM (graceful, so a profiler can write its output), then SIGKILL if needed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()

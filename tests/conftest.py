@@ -1,0 +1,198 @@
+"""Shared fixtures for the HTTP API tests: an in-process app + client, and a local @context server.
+
+Helpers (``problem``, ``link``, constants) live here too; test modules import them with
+``from conftest import ...`` (pytest puts this directory on sys.path).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from cityhub.api.app import create_app
+from cityhub.settings import Settings
+
+BASE = "/ngsi-ld/v1"
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+JSONLD = "application/ld+json"
+
+# The vocabulary every test @context served by the local server defines.
+VOCAB = "https://vocab.example.org/"
+TEST_CONTEXT: dict[str, Any] = {
+    "@context": {
+        "ex": VOCAB,
+        "Sensor": "ex:Sensor",
+        "Room": "ex:Room",
+        "temperature": "ex:temperature",
+        "humidity": "ex:humidity",
+        "label": "ex:label",
+        "isIn": {"@id": "ex:isIn", "@type": "@id"},
+    }
+}
+
+
+def link(url: str) -> str:
+    """A Link header value naming a JSON-LD @context."""
+    return f"<{url}>; {LINK_REL}"
+
+
+def problem(resp: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:
+    """Assert resp is a ProblemDetails error of the given status (and NGSI-LD error type)."""
+    assert resp.status_code == status, (
+        f"expected HTTP {status} {kind or ''}, got {resp.status_code}: {resp.text[:500]}"
+    )
+    try:
+        body = resp.json()
+    except ValueError:  # pragma: no cover - only on failure
+        raise AssertionError(f"error body is not JSON: {resp.text[:300]!r}") from None
+    assert isinstance(body, dict), f"ProblemDetails must be an object, got {body!r}"
+    for key in ("type", "title", "status"):
+        assert key in body, f"ProblemDetails lacks {key!r}: {body}"
+    assert body["status"] == status, f"ProblemDetails status {body['status']} != HTTP {status}"
+    assert isinstance(body["title"], str) and body["title"], f"empty title: {body}"
+    assert body["type"].startswith(ERRORS), f"error type is not an NGSI-LD error URI: {body}"
+    if kind is not None:
+        assert body["type"] == ERRORS + kind, f"expected error {kind}, got {body['type']}: {body}"
+    return body
+
+
+# -- the app under test --------------------------------------------------------------------
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where this test's hub keeps its SQLite database."""
+    return tmp_path / "hub.db"
+
+
+@pytest.fixture
+def app(db_path: Path) -> Starlette:
+    """A fresh hub on its own database (short @context timeout keeps failure tests fast)."""
+    return create_app(Settings(db=str(db_path), context_timeout=2.0))
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+        yield c
+    app.state.store.close()
+
+
+# -- a local @context server ----------------------------------------------------------------
+
+
+@dataclass
+class ContextServer:
+    """A stdlib HTTP server on 127.0.0.1 serving JSON-LD @context documents.
+
+    GET /ctx/<anything>.jsonld  -> TEST_CONTEXT (each path counted in ``hits``)
+    GET /nested/<anything>      -> a context that imports /ctx/<anything>.jsonld by URL
+    GET /notjson                -> 200 with a non-JSON body
+    GET /nocontext              -> 200 JSON without an @context member
+    anything else               -> 404
+    """
+
+    base: str
+    hits: Counter[str] = field(default_factory=Counter)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a path on this server."""
+        return self.base + path
+
+
+def _handler(server: ContextServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            server.hits[self.path] += 1
+            if self.path.startswith("/ctx/"):
+                self._send(200, json.dumps(TEST_CONTEXT).encode(), JSONLD)
+            elif self.path.startswith("/nested/"):
+                name = self.path.rsplit("/", 1)[-1]
+                doc = {"@context": [server.url(f"/ctx/{name}.jsonld"), {"extra": "ex:extra"}]}
+                self._send(200, json.dumps(doc).encode(), JSONLD)
+            elif self.path == "/notjson":
+                self._send(200, b"<html>not json</html>", "text/html")
+            elif self.path == "/nocontext":
+                self._send(200, b'{"hello": "world"}', "application/json")
+            else:
+                self._send(404, b'{"error": "not found"}', "application/json")
+
+        def _send(self, status: int, body: bytes, media: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", media)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+@pytest.fixture(scope="session")
+def context_server() -> Iterator[ContextServer]:
+    """The local @context server, shared by the whole session (random free port)."""
+    holder = ContextServer(base="")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(holder))
+    holder.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield holder
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def closed_url() -> str:
+    """A context URL on a port with no listener: connections are refused at once."""
+    return f"http://127.0.0.1:{free_port()}/context.jsonld"
+
+
+# -- small request helpers ------------------------------------------------------------------
+
+
+async def create(
+    client: httpx.AsyncClient, entity: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST an entity as application/json and assert it was created."""
+    resp = await client.post(f"{BASE}/entities", json=entity, headers=headers)
+    assert resp.status_code == 201, f"create {entity.get('id')} failed: {resp.status_code} {resp.text}"
+    return resp
+
+
+async def get_entity(
+    client: httpx.AsyncClient,
+    eid: str,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """GET one entity and assert 200."""
+    resp = await client.get(f"{BASE}/entities/{eid}", params=params, headers=headers)
+    assert resp.status_code == 200, f"GET {eid} failed: {resp.status_code} {resp.text}"
+    body: dict[str, Any] = resp.json()
+    return body

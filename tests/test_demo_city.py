@@ -1,0 +1,366 @@
+"""The demo town must be reproducible, physically plausible, and its example queries must hit."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from statistics import mean
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pytest
+
+from cityhub.demo import SampleCity, build_city
+from cityhub.demo.city import (
+    AIR_ATTRS,
+    BBOX,
+    OBSERVED_TYPES,
+    PARKING_ATTRS,
+    TRAFFIC_ATTRS,
+    UNIT_CODES,
+    WEATHER_ATTRS,
+)
+
+START = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # a Friday, 22:00 KST
+KST = timedelta(hours=9)
+
+COUNTS = {
+    "AirQualityObserved": (15, 25),
+    "WeatherObserved": (4, 8),
+    "TrafficFlowObserved": (50, 70),
+    "OffStreetParking": (20, 30),
+    "Streetlight": (120, 180),
+    "GtfsStop": (50, 70),
+    "GtfsRoute": (6, 10),
+    "GtfsAgency": (1, 1),
+}
+
+# attribute -> (min, max) for every value, current and past
+RANGES = {
+    "temperature": (-30, 45),
+    "relativeHumidity": (0, 1),
+    "atmosphericPressure": (950, 1050),
+    "windSpeed": (0, 40),
+    "windDirection": (0, 360),
+    "precipitation": (0, 100),
+    "pm10": (0, 600),
+    "pm25": (0, 500),
+    "no2": (0, 400),
+    "o3": (0, 400),
+    "co": (0, 30),
+    "airQualityIndex": (0, 500),
+    "intensity": (0, 3000),
+    "averageVehicleSpeed": (0, 130),
+    "occupancy": (0, 1),
+    "illuminanceLevel": (0, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def city() -> SampleCity:
+    """One town for the module, built at a fixed instant."""
+    return build_city(seed=7, start=START)
+
+
+def _by_id(city: SampleCity) -> dict[str, dict[str, Any]]:
+    return {e["id"]: e for e in city.entities}
+
+
+def _points(geometry: dict[str, Any]) -> list[list[float]]:
+    """All positions of a Point or LineString."""
+    if geometry["type"] == "Point":
+        return [geometry["coordinates"]]
+    return list(geometry["coordinates"])
+
+
+def _kst_hour(observed_at: str) -> int:
+    return (datetime.strptime(observed_at, "%Y-%m-%dT%H:%M:%SZ") + KST).hour
+
+
+def _mean_by_hour(city: SampleCity, entity_type: str, attr: str) -> dict[int, float]:
+    values: dict[int, list[float]] = defaultdict(list)
+    for item in city.history:
+        if item["type"] == entity_type:
+            for inst in item[attr]:
+                values[_kst_hour(inst["observedAt"])].append(inst["value"])
+    return {h: mean(v) for h, v in values.items()}
+
+
+# ------------------------------------------------------------------- shape and identity
+
+
+def test_same_seed_same_town() -> None:
+    a, b = build_city(seed=3, start=START), build_city(seed=3, start=START)
+    assert json.dumps(a.entities) == json.dumps(b.entities)
+    assert json.dumps(a.history) == json.dumps(b.history)
+    assert a.example_queries == b.example_queries
+
+
+def test_other_seed_other_readings() -> None:
+    a, b = build_city(seed=1, start=START), build_city(seed=2, start=START)
+    assert json.dumps(a.history) != json.dumps(b.history)
+
+
+def test_counts_in_range(city: SampleCity) -> None:
+    counts = Counter(e["type"] for e in city.entities)
+    for entity_type, (lo, hi) in COUNTS.items():
+        assert lo <= counts[entity_type] <= hi, entity_type
+    assert 300 <= len(city.entities) <= 400
+
+
+def test_ids_unique_and_shaped(city: SampleCity) -> None:
+    ids = [e["id"] for e in city.entities]
+    assert len(ids) == len(set(ids))
+    for e in city.entities:
+        assert re.fullmatch(rf"urn:ngsi-ld:{e['type']}:namwon-\d{{3}}", e["id"])
+        assert "@context" not in e
+
+
+def test_every_entity_located_in_town(city: SampleCity) -> None:
+    for e in city.entities:
+        loc = e["location"]
+        assert loc["type"] == "GeoProperty"
+        assert loc["value"]["type"] in ("Point", "LineString")
+        for lon, lat in _points(loc["value"]):
+            assert BBOX[0] <= lon <= BBOX[2] and BBOX[1] <= lat <= BBOX[3], e["id"]
+
+
+def test_relationships_resolve(city: SampleCity) -> None:
+    ids = _by_id(city)
+    rels = [a for e in city.entities for a in e.values() if isinstance(a, dict)]
+    rels = [a for a in rels if a.get("type") == "Relationship"]
+    assert rels
+    assert all(r["object"] in ids for r in rels)
+
+
+def test_attribute_kinds_present(city: SampleCity) -> None:
+    kinds = Counter(
+        a["type"] for e in city.entities for a in e.values() if isinstance(a, dict) and "type" in a
+    )
+    for kind in ("Property", "Relationship", "GeoProperty", "LanguageProperty", "ListProperty"):
+        assert kinds[kind] > 0, kind
+    stop = next(e for e in city.entities if e["type"] == "GtfsStop")
+    assert set(stop["name"]["languageMap"]) == {"ko", "en"}
+    weather = next(e for e in city.entities if e["type"] == "WeatherObserved")
+    assert weather["temperature"]["accuracy"]["type"] == "Property"
+
+
+def test_quantities_carry_units_and_observed_types_timestamps(city: SampleCity) -> None:
+    stamp = "2026-11-20T13:00:00Z"
+    for e in city.entities:
+        for name, attr in e.items():
+            if name in UNIT_CODES and isinstance(attr, dict):
+                assert attr["unitCode"] == UNIT_CODES[name], (e["id"], name)
+        if e["type"] in OBSERVED_TYPES:
+            assert e["dateObserved"]["value"] == {"@type": "DateTime", "@value": stamp}
+
+
+# ------------------------------------------------------------------------------ history
+
+
+def test_history_matches_entities(city: SampleCity) -> None:
+    ids = _by_id(city)
+    observed = {e["id"] for e in city.entities if e["type"] in OBSERVED_TYPES}
+    assert {h["id"] for h in city.history} == observed
+    attrs = (AIR_ATTRS, WEATHER_ATTRS, TRAFFIC_ATTRS, PARKING_ATTRS)
+    tracked = dict(zip(OBSERVED_TYPES, attrs, strict=True))
+    for item in city.history:
+        entity = ids[item["id"]]
+        assert item["type"] == entity["type"]
+        assert set(item) - {"id", "type"} == set(tracked[item["type"]])
+        for attr, instances in item.items():
+            if attr in ("id", "type"):
+                continue
+            assert len(instances) == 24
+            times = [i["observedAt"] for i in instances]
+            assert times == sorted(times) and times[-1] == "2026-11-20T13:00:00Z"
+            last = instances[-1]
+            assert last["value"] == entity[attr]["value"]
+            assert last["observedAt"] == entity[attr]["observedAt"]
+            assert last["unitCode"] == entity[attr]["unitCode"]
+
+
+def test_step_and_window_follow_arguments() -> None:
+    c = build_city(seed=7, hours=6, step_minutes=15, start=START)
+    item = c.history[0]
+    attr = next(k for k in item if k not in ("id", "type"))
+    assert len(item[attr]) == 24
+    assert item[attr][0]["observedAt"] == "2026-11-20T07:15:00Z"
+    with pytest.raises(ValueError):
+        build_city(hours=1, step_minutes=7)
+
+
+def test_default_start_is_this_hour() -> None:
+    c = build_city(hours=1)
+    weather = next(e for e in c.entities if e["type"] == "WeatherObserved")
+    stamp = weather["temperature"]["observedAt"]
+    then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert stamp.endswith(":00:00Z")
+    assert timedelta(0) <= datetime.now(UTC) - then < timedelta(hours=1, minutes=1)
+
+
+def test_values_within_physical_ranges(city: SampleCity) -> None:
+    for item in city.history:
+        for attr, instances in item.items():
+            if attr in RANGES:
+                lo, hi = RANGES[attr]
+                assert all(lo <= i["value"] <= hi for i in instances), (item["id"], attr)
+    for e in city.entities:
+        if e["type"] == "OffStreetParking":
+            assert 0 <= e["availableSpotNumber"]["value"] <= e["totalSpotNumber"]["value"]
+        if e["type"] == "Streetlight":
+            assert e["status"]["value"] in ("ok", "defectiveLamp", "columnIssue", "brokenLantern")
+            assert e["powerState"]["value"] in ("on", "off")
+            assert 0 <= e["illuminanceLevel"]["value"] <= 1
+
+
+def test_daily_cycles(city: SampleCity) -> None:
+    traffic = _mean_by_hour(city, "TrafficFlowObserved", "intensity")
+    assert traffic[8] > 3 * traffic[3] and traffic[18] > 3 * traffic[3]
+    assert traffic[8] > traffic[12] < traffic[18]
+    temperature = _mean_by_hour(city, "WeatherObserved", "temperature")
+    assert temperature[15] > temperature[5] + 4
+    parking = _mean_by_hour(city, "OffStreetParking", "occupancy")
+    assert parking[13] > parking[3] + 0.2
+    ozone = _mean_by_hour(city, "AirQualityObserved", "o3")
+    assert ozone[13] > ozone[1]
+
+
+def test_lights_follow_the_night(city: SampleCity) -> None:
+    lights = [e for e in city.entities if e["type"] == "Streetlight"]
+    working = [e for e in lights if e["status"]["value"] == "ok"]
+    assert all(e["powerState"]["value"] == "on" for e in working)  # 22:00 KST
+    noon = build_city(seed=7, hours=1, start=START.replace(hour=3))  # 12:00 KST
+    assert all(
+        e["powerState"]["value"] == "off" for e in noon.entities if e["type"] == "Streetlight"
+    )
+
+
+# ---------------------------------------------------------------------- example queries
+
+
+def _value(entity: dict[str, Any], path: str) -> Any:
+    """The comparable value at attr or attr.subattr (Relationship: its object)."""
+    attr: Any = entity
+    for part in path.split("."):
+        attr = attr.get(part) if isinstance(attr, dict) else None
+    if not isinstance(attr, dict):
+        return None
+    return attr.get("object", attr.get("value"))
+
+
+def _literal(raw: str) -> Any:
+    raw = unquote(raw)
+    return raw[1:-1] if raw.startswith('"') else float(raw)
+
+
+def _clause(entity: dict[str, Any], clause: str) -> bool:
+    """A tiny subset of the NGSI-LD query language: enough for the example queries."""
+    match = re.fullmatch(r"([\w.]+)(==|!=|>=|<=|>|<)(.+)", clause)
+    assert match, clause
+    path, op, raw = match.groups()
+    value = _value(entity, path)
+    if value is None:
+        return False
+    if ".." in raw:
+        lo, hi = (float(x) for x in raw.split(".."))
+        return lo <= value <= hi
+    want = _literal(raw)
+    return {
+        "==": value == want,
+        "!=": value != want,
+        ">": value > want,
+        "<": value < want,
+        ">=": value >= want,
+        "<=": value <= want,
+    }[op]
+
+
+def _metres(a: list[float], b: list[float]) -> float:
+    dx = (a[0] - b[0]) * 111_320 * math.cos(math.radians(a[1]))
+    return math.hypot(dx, (a[1] - b[1]) * 111_320)
+
+
+def _geo_hit(entity: dict[str, Any], params: dict[str, str]) -> bool:
+    coords = json.loads(params["coordinates"])
+    where = entity["location"]["value"]["coordinates"]
+    if params["georel"].startswith("near"):
+        return _metres(where, coords) <= float(params["georel"].split("==")[1])
+    xs, ys = [c[0] for c in coords[0]], [c[1] for c in coords[0]]  # axis-aligned box only
+    return min(xs) <= where[0] <= max(xs) and min(ys) <= where[1] <= max(ys)
+
+
+def _entity_hits(city: SampleCity, params: dict[str, str]) -> list[dict[str, Any]]:
+    hits = [e for e in city.entities if e["type"] == params["type"]]
+    if "q" in params:
+        hits = [e for e in hits if all(_clause(e, c) for c in params["q"].split(";"))]
+    if "georel" in params:
+        hits = [e for e in hits if _geo_hit(e, params)]
+    return hits
+
+
+def _assert_attrs_exist(city: SampleCity, path: str, params: dict[str, str]) -> None:
+    """attrs= and pick= name attributes the queried type really has."""
+    if "attrs" not in params and "pick" not in params:
+        return
+    entity_type = params.get("type") or _by_id(city)[path.rsplit("/", 1)[1]]["type"]
+    entity = next(e for e in city.entities if e["type"] == entity_type)
+    for key in ("attrs", "pick"):
+        for attr in filter(None, params.get(key, "").split(",")):
+            assert attr in entity or attr in ("id", "type"), (path, attr)
+
+
+def test_example_queries_hit_data(city: SampleCity) -> None:
+    assert 10 <= len(city.example_queries) <= 15
+    ids = _by_id(city)
+    history_ids = {h["id"] for h in city.history}
+    for description, query in city.example_queries:
+        assert description and query.startswith("/") and " " not in query
+        parts = urlsplit(query)
+        params = dict(parse_qsl(parts.query))
+        _assert_attrs_exist(city, parts.path, params)
+        if parts.path == "/entities" and "type" in params:
+            assert _entity_hits(city, params), query
+        elif parts.path.startswith("/entities/"):
+            assert parts.path.removeprefix("/entities/") in ids
+        elif parts.path.startswith("/temporal/entities/"):
+            assert parts.path.removeprefix("/temporal/entities/") in history_ids, query
+        elif parts.path == "/temporal/entities":
+            assert any(h["type"] == params["type"] for h in city.history), query
+            assert params["timeAt"] < "2026-11-20T13:00:00Z"
+        else:
+            assert parts.path in ("/types", "/attributes"), query
+
+
+def test_example_queries_cover_the_api(city: SampleCity) -> None:
+    joined = " ".join(q for _, q in city.example_queries)
+    for needle in (
+        "q=no2>",
+        "..",
+        "temperature.accuracy",
+        "georel=near;maxDistance==800",
+        "format=simplified",
+        "count=true",
+        "pick=",
+        "attrs=",
+        "lastN=5",
+        "timerel=",
+        "aggrMethods=avg,max",
+        "format=aggregatedValues",
+        "/types",
+        "/attributes",
+    ):
+        assert needle in joined, needle
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 42, 1234])
+def test_example_queries_hit_for_other_seeds(seed: int) -> None:
+    c = build_city(seed=seed, start=START + timedelta(hours=seed % 24))
+    for _, query in c.example_queries:
+        parts = urlsplit(query)
+        params = dict(parse_qsl(parts.query))
+        if parts.path == "/entities" and "type" in params:
+            assert _entity_hits(c, params), (seed, query)
