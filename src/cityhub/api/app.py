@@ -48,6 +48,7 @@ def routes() -> list[BaseRoute]:
     r: list[BaseRoute] = []
     r += _both("/entities", E.create_entity, ["POST"])
     r += _both("/entities", E.query_entities, ["GET"])
+    r += _both("/entities", E.purge_entities, ["DELETE"])
     r += [
         Route(BASE + "/entities/{eid}", E.get_entity, methods=["GET"]),
         Route(BASE + "/entities/{eid}", E.replace_entity, methods=["PUT"]),
@@ -56,13 +57,13 @@ def routes() -> list[BaseRoute]:
     ]
     # An empty id or attribute name in the path is a bad request, not an unknown route.
     r += [
-        Route(BASE + "/entities/", missing_id, methods=["PUT", "PATCH", "DELETE"]),
+        Route(BASE + "/entities/", missing_id, methods=["PUT", "PATCH"]),
         Route(BASE + "/entities//attrs", missing_id, methods=["POST", "PATCH"]),
         Route(BASE + "/entities//attrs/", missing_id, methods=["POST", "PATCH"]),
         Route(BASE + "/entities//attrs/{attr}", missing_id, methods=["PATCH", "PUT", "DELETE"]),
-        Route(BASE + "/entities/{eid}/attrs/", missing_id, methods=["PUT", "DELETE"]),
+        Route(BASE + "/entities/{eid}/attrs/", missing_id, methods=["PUT"]),
         Route(BASE + "/temporal/entities//attrs", missing_id, methods=["POST"]),
-        Route(BASE + "/temporal/entities/", missing_id, methods=["DELETE"]),
+        Route(BASE + "/temporal/entities/{eid}/attrs//{iid}", missing_id, methods=["DELETE"]),
         Route(BASE + "/temporal/entities//attrs/{attr}", missing_id, methods=["DELETE"]),
         Route(
             BASE + "/temporal/entities//attrs/{attr}/{iid}", missing_id, methods=["PATCH", "DELETE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from cityhub.api.http import (
     JSON,
     JSONLD,
     Ctx,
+    batch_context,
     context_of,
     json_response,
     no_content,
@@ -27,7 +29,7 @@ from cityhub.ngsild.entity import check_uri
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.render import render_entity
-from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
+from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService, purge
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
 
@@ -131,6 +133,22 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
                 coords if isinstance(coords, str) else orjson.dumps(coords).decode()
             )
     return out
+
+
+async def purge_entities(request: Request) -> Response:
+    """DELETE /entities: purge what a query selects (drop= / keep= only trim attributes)."""
+    params = params_of(request)
+    ctx = await context_of(request, must_exist=True)
+    local = P.flag(params, "local")
+    selection = {k: v for k, v in params.items() if k not in ("drop", "keep", "local")}
+    query = P.entity_query(selection, ctx.tm, require_filter=not local)
+    query = replace(query, limit=2**31, offset=0)
+    drop = {ctx.tm.expand(a) for a in P.csv(params.get("drop"))}
+    keep = {ctx.tm.expand(a) for a in P.csv(params.get("keep"))}
+    if drop and keep:
+        raise BadRequestData("drop and keep cannot be combined")
+    purge(service(request), ctx.tenant, query, drop, keep)
+    return no_content()
 
 
 async def get_entity(request: Request) -> Response:
@@ -254,8 +272,8 @@ def _batch_result(out: BatchOutcome, ok_status: int, ok_body: Any = None) -> Res
 async def batch_create(request: Request) -> Response:
     """POST /entityOperations/create."""
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
-    out = service(request).batch_create(ctx.tenant, body, ctx.tm)
+    ctx, tm_of = await batch_context(request, body, media)
+    out = service(request).batch_create(ctx.tenant, body, tm_of)
     return _batch_result(out, 201, out.success)
 
 
@@ -263,12 +281,12 @@ async def batch_upsert(request: Request) -> Response:
     """POST /entityOperations/upsert."""
     params = params_of(request)
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
+    ctx, tm_of = await batch_context(request, body, media)
     opts = P.options(params)
     if {"replace", "update"} <= opts:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
-    out = service(request).batch_upsert(ctx.tenant, body, ctx.tm, mode)
+    out = service(request).batch_upsert(ctx.tenant, body, tm_of, mode)
     if not out.errors and out.created:
         return plain_json(out.created, status=201)
     return _batch_result(out, 204)
@@ -278,18 +296,16 @@ async def batch_update(request: Request) -> Response:
     """POST /entityOperations/update."""
     params = params_of(request)
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
-    out = service(request).batch_update(
-        ctx.tenant, body, ctx.tm, "noOverwrite" in P.options(params)
-    )
+    ctx, tm_of = await batch_context(request, body, media)
+    out = service(request).batch_update(ctx.tenant, body, tm_of, "noOverwrite" in P.options(params))
     return _batch_result(out, 204)
 
 
 async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge."""
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
-    out = service(request).batch_merge(ctx.tenant, body, ctx.tm)
+    ctx, tm_of = await batch_context(request, body, media)
+    out = service(request).batch_merge(ctx.tenant, body, tm_of)
     return _batch_result(out, 204)
 
 

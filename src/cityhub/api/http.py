@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
+    NgsiLdError,
     NotAcceptable,
     ResourceNotFound,
     UnsupportedMediaType,
@@ -118,6 +120,8 @@ async def context_of(
     link = parse_link_header(request.headers.get("link"))
     spec: Any = None
     if media == JSONLD and body is not None:
+        if link is not None:
+            raise BadRequestData("application/ld+json requests carry their @context in the body, not a Link header")
         items = body if isinstance(body, list) else [body]
         specs = [i.get("@context") for i in items if isinstance(i, dict)]
         if not specs or any(s is None for s in specs):
@@ -142,8 +146,6 @@ def response_context(ctx: Ctx) -> Any:
     """The @context to put in (or link from) a response."""
     if ctx.spec is None:
         return CORE_CONTEXT_URL
-    if isinstance(ctx.spec, str):
-        return [ctx.spec]
     return ctx.spec
 
 
@@ -187,3 +189,41 @@ def params_of(request: Request) -> dict[str, str]:
             raise BadRequestData(f"parameter {key} is given more than once")
         out[key] = value
     return out
+
+
+async def batch_context(request: Request, body: Any, media: str) -> tuple[Ctx, Callable[[Any], TermMap]]:
+    """Contexts of a batch: ld+json items each carry their own, JSON items share the Link one.
+
+    A bad or missing @context fails only its own item, never the whole batch.
+    """
+    want = negotiate(request)
+    tenant = tenant_of(request, must_exist=False)
+    link = parse_link_header(request.headers.get("link"))
+    cache = contexts(request)
+    items = body if isinstance(body, list) else []
+    if media == JSONLD:
+        if link is not None:
+            raise BadRequestData("application/ld+json requests carry their @context in the body, not a Link header")
+        specs = {orjson.dumps(i["@context"]): i["@context"] for i in items if isinstance(i, dict) and "@context" in i}
+        for spec in specs.values():
+            try:
+                await cache.prefetch(spec)
+            except NgsiLdError:
+                pass  # reported per item when that item's context is compiled
+
+        def per_item(item: Any) -> TermMap:
+            if not isinstance(item, dict) or "@context" not in item:
+                raise BadRequestData("an application/ld+json entity must carry an @context")
+            return cache.compile(item["@context"])
+
+        return Ctx(cache.core, None, None, want, tenant), per_item
+    if link is not None:
+        await cache.prefetch(link)
+    tm = cache.compile(link)
+
+    def shared(item: Any) -> TermMap:
+        if isinstance(item, dict) and "@context" in item:
+            raise BadRequestData("an application/json entity must not carry an @context")
+        return tm
+
+    return Ctx(tm, link, link, want, tenant), shared

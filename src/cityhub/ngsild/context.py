@@ -31,7 +31,9 @@ class TermMap:
     terms: dict[str, str] = field(default_factory=dict)
     vocab: str | None = None
     spec: Any = None
+    compact_vocab: bool = True  # False when a user context without @vocab is active
     _inverse: dict[str, str] = field(default_factory=dict)
+    _prefixes: list[tuple[str, str]] = field(default_factory=list)
 
     def expand(self, term: str) -> str:
         """Expand an attribute name or type to its IRI."""
@@ -52,8 +54,16 @@ class TermMap:
         term = self._inverse.get(iri)
         if term is not None:
             return term
-        if self.vocab and iri.startswith(self.vocab) and len(iri) > len(self.vocab):
+        if (
+            self.compact_vocab
+            and self.vocab
+            and iri.startswith(self.vocab)
+            and len(iri) > len(self.vocab)
+        ):
             return iri[len(self.vocab) :]
+        for base, prefix in self._prefixes:
+            if iri.startswith(base) and len(iri) > len(base):
+                return f"{prefix}:{iri[len(base) :]}"
         return iri
 
     def finish(self) -> TermMap:
@@ -64,6 +74,8 @@ class TermMap:
                 continue
             inverse.setdefault(iri, term)
         self._inverse = inverse
+        prefixes = [(iri, t) for t, iri in self.terms.items() if iri.endswith(("/", "#")) and ":" not in t]
+        self._prefixes = sorted(prefixes, key=lambda p: -len(p[0]))
         return self
 
 
@@ -185,7 +197,12 @@ class ContextCache:
             self._apply(spec, terms, state, depth=0)
         user_vocab = state["vocab"]
         self._apply(CORE_CONTEXT["@context"], terms, state, depth=0)
-        tm = TermMap(terms=terms, vocab=user_vocab or state["vocab"], spec=spec)
+        tm = TermMap(
+            terms=terms,
+            vocab=user_vocab or state["vocab"],
+            spec=spec,
+            compact_vocab=spec is None or user_vocab is not None or _only_core(spec),
+        )
         return tm.finish()
 
     def _apply(self, spec: Any, terms: dict[str, str], state: dict[str, Any], depth: int) -> None:
@@ -217,6 +234,12 @@ class ContextCache:
                 terms[term] = iri
             elif iri in ("@id", "@type"):
                 terms.setdefault(term, iri)
+
+
+def _only_core(spec: Any) -> bool:
+    """A @context that names only core context URLs behaves like no user context."""
+    items = spec if isinstance(spec, list) else [spec]
+    return all(isinstance(i, str) and i in CORE_CONTEXT_URLS for i in items)
 
 
 def _urls(spec: Any) -> Iterable[str]:

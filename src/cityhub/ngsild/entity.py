@@ -11,7 +11,7 @@ from typing import Any
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest
 from cityhub.ngsild.timeutil import parse_ts
 
 Instance = dict[str, Any]
@@ -131,8 +131,8 @@ def expand_scope(raw: Any) -> list[str]:
 
 def expand_entity(body: Any, tm: TermMap, *, need_id: bool = True) -> dict[str, Any]:
     """Validate a whole entity (normalized or concise) and return its stored form."""
-    if not isinstance(body, dict):
-        raise BadRequestData("an entity must be a JSON object")
+    if not isinstance(body, dict) or not body:
+        raise InvalidRequest("an entity must be a non-empty JSON object")
     eid = body.get("id", body.get("@id"))
     if need_id or eid is not None:
         check_uri(eid, "entity id")

@@ -220,7 +220,10 @@ class EntityService:
         return out
 
     def update(self, tenant: str, eid: str, body: Any, tm: TermMap) -> AttrOutcome:
-        """PATCH /entities/{id}/attrs: update existing attributes (nulls delete)."""
+        """PATCH /entities/{id}/attrs: update attributes by datasetId (nulls delete).
+
+        The ETSI suite (011_01_03) expects attributes the entity lacks to be added too.
+        """
         incoming = expand_attrs(_strip_type(body), tm, nulls=True)
         names = _names(body, tm)
         out = AttrOutcome()
@@ -229,10 +232,7 @@ class EntityService:
             now = now_iso()
             written: Attrs = {}
             for name, instances in incoming.items():
-                current = doc["attrs"].get(name)
-                if current is None:
-                    out.not_updated.append((names[name], "attribute not found"))
-                    continue
+                current = doc["attrs"].setdefault(name, [])
                 for inst in instances:
                     i = find(current, inst.get("datasetId"))
                     if inst.get("null"):
@@ -354,8 +354,8 @@ class EntityService:
         self, tenant: str, items: Any, op: Callable[[WriteTx, Any], str | tuple[str, bool]]
     ) -> BatchOutcome:
         """Run op per item in one transaction; one bad item never blocks the rest."""
-        if not isinstance(items, list):
-            raise BadRequestData("a batch body must be a JSON array")
+        if not isinstance(items, list) or not items:
+            raise BadRequestData("a batch body must be a non-empty JSON array")
         out = BatchOutcome()
         with self.store.write(tenant) as tx:
             for item in items:
@@ -370,27 +370,29 @@ class EntityService:
                     out.created.append(eid)
         return out
 
-    def batch_create(self, tenant: str, items: Any, tm: TermMap) -> BatchOutcome:
+    def batch_create(self, tenant: str, items: Any, tm: TmSource) -> BatchOutcome:
         """entityOperations/create."""
 
         def op(tx: WriteTx, item: Any) -> str:
-            doc = expand_entity(item, tm)
+            t = _tm(tm, item)
+            doc = expand_entity(item, t)
             self._insert(tx, doc)
             return str(doc["id"])
 
         return self.batch(tenant, items, op)
 
-    def batch_upsert(self, tenant: str, items: Any, tm: TermMap, mode: str) -> BatchOutcome:
+    def batch_upsert(self, tenant: str, items: Any, tm: TmSource, mode: str) -> BatchOutcome:
         """entityOperations/upsert with options=replace (default) or update."""
 
         def op(tx: WriteTx, item: Any) -> tuple[str, bool]:
-            doc = expand_entity(item, tm)
+            t = _tm(tm, item)
+            doc = expand_entity(item, t)
             old = tx.get(doc["id"])
             if old is None:
                 self._insert(tx, doc)
                 return doc["id"], True
             if mode == "update":
-                self._append_into(tx, old, doc["attrs"], False, tm, item)
+                self._append_into(tx, old, doc["attrs"], False, t, item)
                 return doc["id"], False
             now = now_iso()
             doc["createdAt"], doc["modifiedAt"] = old["createdAt"], now
@@ -402,14 +404,15 @@ class EntityService:
         return self.batch(tenant, items, op)
 
     def batch_update(
-        self, tenant: str, items: Any, tm: TermMap, no_overwrite: bool
+        self, tenant: str, items: Any, tm: TmSource, no_overwrite: bool
     ) -> BatchOutcome:
         """entityOperations/update: append attributes to existing entities."""
 
         def op(tx: WriteTx, item: Any) -> str:
-            doc = expand_entity(item, tm)
+            t = _tm(tm, item)
+            doc = expand_entity(item, t)
             old = self._existing(tx, doc["id"])
-            result = self._append_into(tx, old, doc["attrs"], no_overwrite, tm, item)
+            result = self._append_into(tx, old, doc["attrs"], no_overwrite, t, item)
             if result.not_updated:
                 raise BadRequestData(
                     "attributes not updated: " + ", ".join(n for n, _ in result.not_updated)
@@ -418,15 +421,16 @@ class EntityService:
 
         return self.batch(tenant, items, op)
 
-    def batch_merge(self, tenant: str, items: Any, tm: TermMap) -> BatchOutcome:
+    def batch_merge(self, tenant: str, items: Any, tm: TmSource) -> BatchOutcome:
         """entityOperations/merge."""
 
         def op(tx: WriteTx, item: Any) -> str:
+            t = _tm(tm, item)
             if not isinstance(item, dict):
                 raise BadRequestData("each entity must be a JSON object")
             eid = check_uri(item.get("id"), "entity id")
-            attrs = expand_attrs(item, tm, nulls=True)
-            types = expand_types(item["type"], tm) if item.get("type") else None
+            attrs = expand_attrs(item, t, nulls=True)
+            types = expand_types(item["type"], t) if item.get("type") else None
             old = self._existing(tx, eid)
             self._merge_into(tx, old, attrs, types, _scope_of(item))
             return eid
@@ -443,6 +447,14 @@ class EntityService:
             return str(eid)
 
         return self.batch(tenant, items, op)
+
+
+TmSource = TermMap | Callable[[Any], TermMap]
+
+
+def _tm(source: TmSource, item: Any) -> TermMap:
+    """The term map of one batch item (ld+json batches carry one @context per entity)."""
+    return source if isinstance(source, TermMap) else source(item)
 
 
 def _names(body: Any, tm: TermMap) -> dict[str, str]:
@@ -487,3 +499,19 @@ def _item_id(item: Any) -> str:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return str(item["id"])
     return item if isinstance(item, str) else ""
+
+
+def purge(service: EntityService, tenant: str, query: EntityQuery, drop: set[str], keep: set[str]) -> int:
+    """DELETE /entities: delete matching entities, or drop/keep some of their attributes."""
+    docs, _ = service.store.query(tenant, query)
+    with service.store.write(tenant) as tx:
+        for doc in docs:
+            if not drop and not keep:
+                tx.delete(doc["id"])
+                continue
+            for name in list(doc["attrs"]):
+                if name in drop or (keep and name not in keep):
+                    del doc["attrs"][name]
+            doc["modifiedAt"] = now_iso()
+            tx.update(doc)
+    return len(docs)

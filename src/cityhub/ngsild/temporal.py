@@ -14,6 +14,7 @@ from cityhub.ngsild.entity import (
     check_uri,
     expand_attribute,
     expand_entity,
+    expand_name,
 )
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.merge import stamp
@@ -163,7 +164,7 @@ class TemporalService:
             raise BadRequestData("a temporal entity must be a JSON object")
         attrs = self._instances(body, tm)
         with self.store.write(tenant) as tx:
-            created = not tx.temporal_exists(doc["id"])  # type: ignore[attr-defined]
+            created = not tx.temporal_exists(doc["id"])
             for name, insts in attrs.items():
                 tx.add_history(doc["id"], doc["type"], name, insts)
             if not attrs and created:
@@ -207,28 +208,32 @@ class TemporalService:
             if not n:
                 raise ResourceNotFound(f"attribute {attr} has no instances in {eid}")
 
-    def modify_instance(
-        self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap
-    ) -> None:
-        """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
-        self._types(tenant, eid)
+    def modify_instance(self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap) -> None:
+        """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}: the body is the new instance
+        (bare, or under the attribute's name)."""
+        name = expand_name(attr, tm)
         check_uri(iid, "instanceId")
-        name = tm.expand(check_name(attr))
-        if not isinstance(body, dict) or set(body) - {attr, "@context"}:
-            raise BadRequestData(f"the body must hold exactly the attribute {attr}")
-        insts = expand_attribute(name, body[attr], tm)
-        if len(insts) != 1:
-            raise BadRequestData("exactly one instance can be modified")
-        inst = stamp(insts[0], now_iso())
-        inst["instanceId"] = iid
+        self._types(tenant, eid)
+        if not isinstance(body, dict):
+            raise BadRequestData("the body must be an attribute instance")
+        raw = {k: v for k, v in body.items() if k != "@context"}
+        if attr in raw and len(raw) == 1:
+            raw = raw[attr]
         with self.store.write(tenant) as tx:
-            if not tx.update_instance(eid, name, iid, inst):
-                raise ResourceNotFound(f"instance {iid} not found")
+            if not tx.has_instance(eid, name, iid):
+                raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
+            insts = expand_attribute(name, raw, tm)
+            if len(insts) != 1:
+                raise BadRequestData("exactly one instance can be modified")
+            inst = stamp(insts[0], now_iso())
+            inst["instanceId"] = iid
+            tx.update_instance(eid, name, iid, inst)
 
     def delete_instance(self, tenant: str, eid: str, attr: str, iid: str, tm: TermMap) -> None:
         """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
+        name = expand_name(attr, tm)
+        check_uri(iid, "instanceId")
         self._types(tenant, eid)
-        name = tm.expand(check_name(attr))
         with self.store.write(tenant) as tx:
             if not tx.delete_instance(eid, name, iid):
                 raise ResourceNotFound(f"instance {iid} not found")

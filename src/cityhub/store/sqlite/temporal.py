@@ -69,6 +69,15 @@ def add(
             "UPDATE tentities SET types = ?, modified_at = ? WHERE tpk = ?",
             (orjson.dumps(types).decode(), now, tpk),
         )
+    # An instance observed at the same time (same attribute and datasetId) replaces the old one.
+    conn.executemany(
+        "DELETE FROM history WHERE tpk = ? AND attr = ? AND t_observed = ? AND dataset_id IS ?",
+        [
+            (tpk, attr, epoch(inst["observedAt"]), inst.get("datasetId"))
+            for inst in instances
+            if inst.get("observedAt")
+        ],
+    )
     conn.executemany(
         "INSERT INTO history (tpk, attr, dataset_id, instance_id, t_observed, t_created, t_modified, num, inst) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -130,6 +139,16 @@ def update_instance(
         ),
     )
     return cur.rowcount > 0
+
+
+def has_instance(conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str) -> bool:
+    """Whether an instance exists."""
+    row = conn.execute(
+        "SELECT 1 FROM history h JOIN tentities t ON t.tpk = h.tpk WHERE t.tenant = ? AND t.id = ? "
+        "AND h.attr = ? AND h.instance_id = ?",
+        (tenant, eid, attr, instance_id),
+    ).fetchone()
+    return row is not None
 
 
 def delete_instance(

@@ -1,0 +1,555 @@
+"""GET /entities and POST /entityOperations/query: types, ids, q, geoQ, scopeQ, paging, formats."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from conftest import BASE, problem
+
+U = "urn:ngsi-ld:"
+BERLIN_BOX = [[13.39, 52.51], [13.42, 52.51], [13.42, 52.53], [13.39, 52.53], [13.39, 52.51]]
+
+
+def point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+
+
+CITY: list[dict[str, Any]] = [
+    {
+        "id": U + "Building:b1",
+        "type": "Building",
+        "temperature": {
+            "type": "Property",
+            "value": 20,
+            "unitCode": "CEL",
+            "observedAt": "2024-01-01T10:00:00Z",
+            "accuracy": {"type": "Property", "value": 0.5},
+        },
+        "name": {"type": "Property", "value": "Alpha Tower"},
+        "status": {"type": "Property", "value": "open"},
+        "floors": {"type": "Property", "value": 10},
+        "active": {"type": "Property", "value": True},
+        "opened": {"type": "Property", "value": "2020-05-01T00:00:00Z"},
+        "data": {"type": "Property", "value": {"owner": {"name": "Ann"}, "rooms": 3}},
+        "ownedBy": {"type": "Relationship", "object": U + "Person:ann"},
+        "location": point(13.40, 52.52),
+        "scope": "/Berlin/Mitte",
+    },
+    {
+        "id": U + "Building:b2",
+        "type": "Building",
+        "temperature": {
+            "type": "Property",
+            "value": 25,
+            "unitCode": "CEL",
+            "observedAt": "2024-01-02T10:00:00Z",
+            "accuracy": {"type": "Property", "value": 0.1},
+        },
+        "name": {"type": "Property", "value": "Beta House"},
+        "status": {"type": "Property", "value": "closed"},
+        "floors": {"type": "Property", "value": 3},
+        "active": {"type": "Property", "value": False},
+        "opened": {"type": "Property", "value": "2018-05-01T00:00:00Z"},
+        "data": {"type": "Property", "value": {"owner": {"name": "Bob"}, "rooms": 5}},
+        "ownedBy": {"type": "Relationship", "object": U + "Person:bob"},
+        "location": point(13.41, 52.52),
+        "scope": "/Berlin/Kreuzberg",
+    },
+    {
+        "id": U + "Building:b3",
+        "type": ["Building", "Asset"],
+        "temperature": {"type": "Property", "value": 30, "observedAt": "2023-12-31T10:00:00Z"},
+        "name": {"type": "Property", "value": "Gamma"},
+        "floors": {"type": "Property", "value": 7},
+        "data": {"type": "Property", "value": {"rooms": 1}},
+        "location": point(2.35, 48.86),
+        "area": {
+            "type": "GeoProperty",
+            "value": {
+                "type": "Polygon",
+                "coordinates": [[[2.3, 48.8], [2.4, 48.8], [2.4, 48.9], [2.3, 48.9], [2.3, 48.8]]],
+            },
+        },
+        "scope": "/Paris",
+    },
+    {
+        "id": U + "Sensor:s1",
+        "type": "Sensor",
+        "temperature": {"type": "Property", "value": 18.5},
+        "name": {"type": "Property", "value": "sensor one"},
+        "location": point(13.45, 52.52),
+        "scope": ["/Berlin/Mitte/Room1", "/Lab"],
+    },
+    {
+        "id": U + "Asset:a1",
+        "type": "Asset",
+        "humidity": {"type": "Property", "value": 40},
+        "location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [BERLIN_BOX]}},
+    },
+    {
+        "id": U + "Road:r1",
+        "type": "Road",
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "LineString", "coordinates": [[13.38, 52.50], [13.43, 52.54]]},
+        },
+    },
+]
+
+
+@pytest.fixture
+async def city(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    resp = await client.post(f"{BASE}/entityOperations/create", json=CITY)
+    assert resp.status_code == 201, resp.text
+    return CITY
+
+
+async def query(client: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
+    resp = await client.get(f"{BASE}/entities", params=params)
+    assert resp.status_code == 200, f"GET /entities {params}: {resp.status_code} {resp.text}"
+    body: list[dict[str, Any]] = resp.json()
+    assert isinstance(body, list), body
+    return body
+
+
+async def ids(client: httpx.AsyncClient, **params: str) -> list[str]:
+    """The short ids (b1, s1, ...) a query returns, sorted."""
+    return sorted(e["id"].rsplit(":", 1)[-1] for e in await query(client, limit="100", **params))
+
+
+# -- type / id / idPattern ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("Building", ["b1", "b2", "b3"]),
+        ("Asset", ["a1", "b3"]),
+        ("Building,Sensor", ["b1", "b2", "b3", "s1"]),
+        ("Building|Sensor", ["b1", "b2", "b3", "s1"]),
+        ("(Building;Asset)", ["b3"]),
+        ("Building;Asset", ["b3"]),
+        ("(Building;Asset)|Sensor", ["b3", "s1"]),
+        ("Road,(Building;Asset)", ["b3", "r1"]),
+        ("Nothing", []),
+    ],
+)
+async def test_type_expressions(
+    client: httpx.AsyncClient, city: Any, expr: str, expected: list[str]
+) -> None:
+    assert await ids(client, type=expr) == expected, expr
+
+
+async def test_type_as_full_iri(client: httpx.AsyncClient, city: Any) -> None:
+    got = await ids(client, type="https://uri.etsi.org/ngsi-ld/default-context/Sensor")
+    assert got == ["s1"]
+
+
+async def test_id_list(client: httpx.AsyncClient, city: Any) -> None:
+    assert await ids(client, id=f"{U}Building:b1,{U}Sensor:s1") == ["b1", "s1"]
+    assert await ids(client, id=f"{U}Building:b1,{U}Sensor:s1", type="Sensor") == ["s1"]
+    assert await ids(client, id=f"{U}Nope:1") == []
+
+
+async def test_id_pattern(client: httpx.AsyncClient, city: Any) -> None:
+    assert await ids(client, idPattern=r"urn:ngsi-ld:Building:b[12]") == ["b1", "b2"]
+    assert await ids(client, idPattern=r"^urn:ngsi-ld:(Sensor|Road):") == ["r1", "s1"]
+    assert await ids(client, idPattern=".*", type="Asset") == ["a1", "b3"]
+
+
+async def test_bad_id_pattern_is_400(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"idPattern": "(unclosed"})
+    problem(resp, 400, "BadRequestData")
+
+
+async def test_bad_id_in_list_is_400(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"id": "urn:a:b,not an id"})
+    problem(resp, 400, "BadRequestData")
+
+
+# -- attrs / pick / omit ------------------------------------------------------------------------
+
+
+async def test_attrs_selects_entities_and_attributes(client: httpx.AsyncClient, city: Any) -> None:
+    body = await query(client, attrs="floors,humidity", limit="100")
+    got = {e["id"].rsplit(":", 1)[-1]: set(e) for e in body}
+    assert got == {
+        "b1": {"id", "type", "floors"},
+        "b2": {"id", "type", "floors"},
+        "b3": {"id", "type", "floors"},
+        "a1": {"id", "type", "humidity"},
+    }, got
+
+
+async def test_pick_and_omit_in_queries(client: httpx.AsyncClient, city: Any) -> None:
+    body = await query(client, type="Sensor", pick="id,name")
+    assert body == [{"id": U + "Sensor:s1", "name": {"type": "Property", "value": "sensor one"}}]
+    body = await query(client, type="Sensor", omit="temperature,location,scope")
+    assert set(body[0]) == {"id", "type", "name"}, body
+
+
+# -- q -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("temperature>20", ["b2", "b3"]),
+        ("temperature>=20", ["b1", "b2", "b3"]),
+        ("temperature<20", ["s1"]),
+        ("temperature<=20", ["b1", "s1"]),
+        ("temperature==18.5", ["s1"]),
+        ("temperature!=20", ["b2", "b3", "s1"]),
+        ("temperature==20..25", ["b1", "b2"]),
+        ("temperature!=20..25", ["b3", "s1"]),
+        ("temperature==20,30", ["b1", "b3"]),
+        ('name=="Beta House"', ["b2"]),
+        ('name!="Beta House"', ["b1", "b3", "s1"]),
+        ('name=="Alpha Tower","Gamma"', ["b1", "b3"]),
+        ("name~=^Al", ["b1"]),
+        ("name~=(?i)BETA", ["b2"]),
+        ("name!~=a", ["s1"]),
+        ("floors", ["b1", "b2", "b3"]),
+        ("humidity", ["a1"]),
+        ('status=="open";floors>5', ["b1"]),
+        ('status=="closed"|floors==7', ["b2", "b3"]),
+        ('(temperature>20;floors<5)|name=="Gamma"', ["b2", "b3"]),
+        ('temperature>19;(status=="open"|status=="closed")', ["b1", "b2"]),
+        ("active==true", ["b1"]),
+        ("active==false", ["b2"]),
+        ("ownedBy==urn:ngsi-ld:Person:ann", ["b1"]),
+        ('ownedBy=="urn:ngsi-ld:Person:bob"', ["b2"]),
+        ("opened>2019-01-01T00:00:00Z", ["b1"]),
+        ("opened==2018-01-01T00:00:00Z..2019-01-01T00:00:00Z", ["b2"]),
+        ('status=="nothing"', []),
+    ],
+)
+async def test_q(client: httpx.AsyncClient, city: Any, q: str, expected: list[str]) -> None:
+    assert await ids(client, q=q) == expected, q
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("temperature.observedAt>2024-01-01T12:00:00Z", ["b2"]),
+        ("temperature.observedAt<2024-01-01T12:00:00Z", ["b1", "b3"]),
+        ("temperature.observedAt==2023-12-31T10:00:00Z", ["b3"]),
+        ('temperature.unitCode=="CEL"', ["b1", "b2"]),
+        ("temperature.accuracy>0.3", ["b1"]),
+        ("temperature.accuracy", ["b1", "b2"]),
+    ],
+)
+async def test_q_sub_attribute_paths(
+    client: httpx.AsyncClient, city: Any, q: str, expected: list[str]
+) -> None:
+    assert await ids(client, q=q) == expected, q
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ('data[owner.name]=="Ann"', ["b1"]),
+        ("data[rooms]>2", ["b1", "b2"]),
+        ("data[rooms]==1", ["b3"]),
+        ("data[owner]", ["b1", "b2"]),
+    ],
+)
+async def test_q_trailing_path_into_json_values(
+    client: httpx.AsyncClient, city: Any, q: str, expected: list[str]
+) -> None:
+    assert await ids(client, q=q) == expected, q
+
+
+async def test_q_combined_with_type_and_attrs(client: httpx.AsyncClient, city: Any) -> None:
+    body = await query(client, type="Building", q="temperature>=25", attrs="temperature")
+    assert sorted(e["id"] for e in body) == [U + "Building:b2", U + "Building:b3"]
+    assert all(set(e) == {"id", "type", "temperature"} for e in body), body
+
+
+@pytest.mark.parametrize(
+    "q",
+    ["temperature>", "temperature>>3", "(temperature>3", "temperature==1..", "name~=(", "==3", ";", "a>true"],
+)
+async def test_bad_q_is_400(client: httpx.AsyncClient, city: Any, q: str) -> None:
+    problem(await client.get(f"{BASE}/entities", params={"q": q}), 400, "BadRequestData")
+
+
+# -- geoQ --------------------------------------------------------------------------------------
+
+
+def geo(georel: str, geometry: str, coordinates: Any, **extra: str) -> dict[str, str]:
+    return {
+        "georel": georel,
+        "geometry": geometry,
+        "coordinates": json.dumps(coordinates),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (geo("near;maxDistance==500", "Point", [13.40, 52.52]), ["a1", "b1", "r1"]),
+        (geo("near;maxDistance==1000", "Point", [13.40, 52.52]), ["a1", "b1", "b2", "r1"]),
+        (geo("near;minDistance==1000", "Point", [13.40, 52.52]), ["b3", "s1"]),
+        (geo("near;maxDistance==10", "Point", [13.41, 52.52]), ["a1", "b2"]),
+        (geo("within", "Polygon", [BERLIN_BOX]), ["a1", "b1", "b2"]),
+        (geo("contains", "Point", [13.40, 52.52]), ["a1", "b1"]),
+        (geo("intersects", "Polygon", [BERLIN_BOX]), ["a1", "b1", "b2", "r1"]),
+        (
+            geo("intersects", "LineString", [[13.35, 52.52], [13.45, 52.52]]),
+            ["a1", "b1", "b2", "r1", "s1"],
+        ),
+        (geo("equals", "Point", [13.40, 52.52]), ["b1"]),
+        (geo("disjoint", "Polygon", [BERLIN_BOX]), ["b3", "s1"]),
+        (
+            geo(
+                "overlaps",
+                "Polygon",
+                [[[13.41, 52.50], [13.44, 52.50], [13.44, 52.54], [13.41, 52.54], [13.41, 52.50]]],
+            ),
+            ["a1"],
+        ),
+        (geo("intersects", "MultiPoint", [[2.35, 48.86], [13.45, 52.52]]), ["b3", "s1"]),
+        (geo("intersects", "Point", [2.31, 48.81], geoproperty="area"), ["b3"]),
+        (geo("intersects", "Point", [2.35, 48.86], geoproperty="location"), ["b3"]),
+    ],
+)
+async def test_geoq(
+    client: httpx.AsyncClient, city: Any, params: dict[str, str], expected: list[str]
+) -> None:
+    assert await ids(client, **params) == expected, params
+
+
+async def test_geoq_with_type(client: httpx.AsyncClient, city: Any) -> None:
+    got = await ids(client, type="Building", **geo("near;maxDistance==1000", "Point", [13.40, 52.52]))
+    assert got == ["b1", "b2"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        geo("nearby", "Point", [13.4, 52.5]),
+        geo("near", "Point", [13.4, 52.5]),
+        geo("near;maxDistance==abc", "Point", [13.4, 52.5]),
+        geo("within;maxDistance==5", "Polygon", [BERLIN_BOX]),
+        geo("within", "Circle", [13.4, 52.5]),
+        geo("within", "Polygon", [[[0, 0], [1, 0], [1, 1]]]),
+        geo("within", "Polygon", [[[0, 0], [1, 0], [1, 1], [0, 1]]]),
+        geo("intersects", "Point", [13.4]),
+        geo("intersects", "Point", [200, 100]),
+        geo("intersects", "Point", ["a", "b"]),
+        geo("intersects", "LineString", [[1, 1]]),
+        {"georel": "intersects", "geometry": "Point", "coordinates": "[1,"},
+        {"georel": "intersects", "geometry": "Point"},
+        {"georel": "intersects", "coordinates": "[1,2]"},
+        geo("intersects", "Point", [1, 2], geoproperty="bad;name"),
+    ],
+)
+async def test_bad_geoq_is_400(client: httpx.AsyncClient, city: Any, params: dict[str, str]) -> None:
+    problem(await client.get(f"{BASE}/entities", params=params), 400, "BadRequestData")
+
+
+# -- scopeQ ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("/Berlin/#", ["b1", "b2", "s1"]),
+        ("/Berlin/+", ["b1", "b2"]),
+        ("/Berlin/Mitte", ["b1"]),
+        ("/Berlin/Mitte/#", ["b1", "s1"]),
+        ("/Paris", ["b3"]),
+        ("/Berlin/Mitte,/Paris", ["b1", "b3"]),
+        ("/Lab;/Berlin/#", ["s1"]),
+        ("/#", ["b1", "b2", "b3", "s1"]),
+        ("/Nowhere", []),
+    ],
+)
+async def test_scope_q(
+    client: httpx.AsyncClient, city: Any, scope: str, expected: list[str]
+) -> None:
+    assert await ids(client, scopeQ=scope) == expected, scope
+
+
+async def test_scope_is_returned(client: httpx.AsyncClient, city: Any) -> None:
+    body = await query(client, type="Sensor")
+    assert sorted(body[0]["scope"]) == ["/Berlin/Mitte/Room1", "/Lab"], body
+
+
+@pytest.mark.parametrize("scope", ["Berlin", "/Berlin/#/x", "/a//b", ""])
+async def test_bad_scope_q_is_400(client: httpx.AsyncClient, city: Any, scope: str) -> None:
+    problem(await client.get(f"{BASE}/entities", params={"scopeQ": scope}), 400, "BadRequestData")
+
+
+# -- paging and count --------------------------------------------------------------------------
+
+
+async def test_limit_offset_and_count(client: httpx.AsyncClient, city: Any) -> None:
+    all_ids = [e["id"] for e in await query(client, type="Building")]
+    assert len(all_ids) == 3
+    page1 = [e["id"] for e in await query(client, type="Building", limit="2")]
+    page2 = [e["id"] for e in await query(client, type="Building", limit="2", offset="2")]
+    assert page1 + page2 == all_ids, (page1, page2, all_ids)
+    assert await query(client, type="Building", offset="10") == []
+    resp = await client.get(f"{BASE}/entities", params={"type": "Building", "count": "true", "limit": "1"})
+    assert resp.status_code == 200
+    assert resp.headers["NGSILD-Results-Count"] == "3", resp.headers
+    assert len(resp.json()) == 1
+    resp = await client.get(f"{BASE}/entities", params={"type": "Building", "count": "true", "limit": "0"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == [] and resp.headers["NGSILD-Results-Count"] == "3"
+    resp = await client.get(f"{BASE}/entities", params={"type": "Building"})
+    assert "NGSILD-Results-Count" not in resp.headers
+
+
+async def test_count_as_option(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"type": "Asset", "options": "count"})
+    assert resp.headers.get("NGSILD-Results-Count") == "2", resp.headers
+
+
+async def test_default_limit_is_20(client: httpx.AsyncClient) -> None:
+    batch = [{"id": f"{U}Tree:{i}", "type": "Tree"} for i in range(25)]
+    assert (await client.post(f"{BASE}/entityOperations/create", json=batch)).status_code == 201
+    assert len(await query(client, type="Tree")) == 20
+    assert len(await query(client, type="Tree", limit="25")) == 25
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "abc"},
+        {"limit": "-1"},
+        {"offset": "-3"},
+        {"offset": "x"},
+        {"count": "maybe"},
+        {"limit": "1.5"},
+    ],
+)
+async def test_bad_paging_is_400(
+    client: httpx.AsyncClient, city: Any, params: dict[str, str]
+) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"type": "Building", **params})
+    problem(resp, 400, "BadRequestData")
+
+
+async def test_limit_over_the_maximum_is_refused(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"type": "Building", "limit": "5000"})
+    assert resp.status_code in (400, 403), resp.text
+    problem(resp, resp.status_code)
+    assert resp.json()["type"].rsplit("/", 1)[-1] in ("BadRequestData", "TooManyResults")
+
+
+# -- formats -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"options": "keyValues"}, {"options": "simplified"}, {"format": "keyValues"}, {"format": "simplified"}],
+)
+async def test_key_values_in_queries(
+    client: httpx.AsyncClient, city: Any, params: dict[str, str]
+) -> None:
+    body = await query(client, type="Sensor", **params)
+    assert body[0]["temperature"] == 18.5, body
+    assert body[0]["location"] == {"type": "Point", "coordinates": [13.45, 52.52]}
+
+
+async def test_concise_in_queries(client: httpx.AsyncClient, city: Any) -> None:
+    body = await query(client, type="Sensor", options="concise")
+    assert body[0]["temperature"] == 18.5, body
+
+
+async def test_unknown_option_is_400(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"type": "Sensor", "options": "fast"})
+    problem(resp, 400, "BadRequestData")
+
+
+async def test_repeated_parameter_is_400(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.get(f"{BASE}/entities?type=Sensor&type=Building")
+    problem(resp, 400, "BadRequestData")
+
+
+@pytest.mark.parametrize("expr", ["", "(Building", "Building;", "Bad<Type", ",Building"])
+async def test_bad_type_expression_is_400(client: httpx.AsyncClient, expr: str) -> None:
+    problem(await client.get(f"{BASE}/entities", params={"type": expr}), 400, "BadRequestData")
+
+
+# -- POST /entityOperations/query --------------------------------------------------------------
+
+
+async def post_query(client: httpx.AsyncClient, body: dict[str, Any], **params: str) -> list[str]:
+    resp = await client.post(f"{BASE}/entityOperations/query", json=body, params=params)
+    assert resp.status_code == 200, f"{body}: {resp.status_code} {resp.text}"
+    return sorted(e["id"].rsplit(":", 1)[-1] for e in resp.json())
+
+
+async def test_post_query(client: httpx.AsyncClient, city: Any) -> None:
+    assert await post_query(client, {"type": "Query", "entities": [{"type": "Building"}]}) == [
+        "b1",
+        "b2",
+        "b3",
+    ]
+    assert await post_query(
+        client, {"type": "Query", "entities": [{"type": "Building"}], "q": "floors>5"}
+    ) == ["b1", "b3"]
+    assert await post_query(
+        client, {"type": "Query", "entities": [{"type": "Sensor"}, {"type": "Road"}]}
+    ) == ["r1", "s1"]
+    assert await post_query(
+        client, {"type": "Query", "entities": [{"id": U + "Asset:a1", "type": "Asset"}]}
+    ) == ["a1"]
+    assert await post_query(
+        client, {"type": "Query", "entities": [{"idPattern": ".*:b[23]$", "type": "Building"}]}
+    ) == ["b2", "b3"]
+    assert await post_query(client, {"type": "Query", "scopeQ": "/Paris"}) == ["b3"]
+
+
+async def test_post_query_geo_q_object(client: httpx.AsyncClient, city: Any) -> None:
+    body = {
+        "type": "Query",
+        "geoQ": {"georel": "near;maxDistance==1000", "geometry": "Point", "coordinates": [13.40, 52.52]},
+    }
+    assert await post_query(client, body) == ["a1", "b1", "b2", "r1"]
+    body["entities"] = [{"type": "Building"}]
+    assert await post_query(client, body) == ["b1", "b2"]
+
+
+async def test_post_query_attrs_and_format(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.post(
+        f"{BASE}/entityOperations/query",
+        params={"format": "keyValues"},
+        json={"type": "Query", "entities": [{"type": "Sensor"}], "attrs": ["temperature"]},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == [{"id": U + "Sensor:s1", "type": "Sensor", "temperature": 18.5}]
+
+
+async def test_post_query_paging(client: httpx.AsyncClient, city: Any) -> None:
+    resp = await client.post(
+        f"{BASE}/entityOperations/query",
+        params={"limit": "1", "count": "true"},
+        json={"type": "Query", "entities": [{"type": "Building"}]},
+    )
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()) == 1 and resp.headers["NGSILD-Results-Count"] == "3"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"entities": [{"type": "Building"}]},
+        {"type": "Subscription", "entities": [{"type": "Building"}]},
+        [{"type": "Query"}],
+        {"type": "Query", "entities": "Building"},
+        {"type": "Query", "q": "temperature>"},
+    ],
+)
+async def test_post_query_bad_body_is_400(
+    client: httpx.AsyncClient, city: Any, body: Any
+) -> None:
+    problem(await client.post(f"{BASE}/entityOperations/query", json=body), 400, "BadRequestData")
