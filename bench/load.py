@@ -109,11 +109,13 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
     ok: list[bool] = []
     statuses: Counter[int] = Counter()
     sample: list[str] = []
+    in_flight: dict[int, float] = {}  # worker -> send time of its unanswered request
+    cpu0 = time.process_time()
     t_begin = time.perf_counter()
     deadline = t_begin + warmup + duration
     progress = job.get("progress")
 
-    async def worker() -> None:
+    async def worker(w: int) -> None:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
             while True:
@@ -121,10 +123,11 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 if i >= max_requests or time.perf_counter() >= deadline:
                     return
                 req = make(i)
-                t0 = time.perf_counter()
+                t0 = in_flight[w] = time.perf_counter()
                 writer.write(req)
                 status, body = await _read_response(reader)
                 t1 = time.perf_counter()
+                del in_flight[w]
                 done_t.append(t1)
                 lat.append(t1 - t0)
                 good = 200 <= status < 300
@@ -146,17 +149,23 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
             sys.stderr.flush()
 
     reporter = asyncio.ensure_future(report()) if progress else None
+    timed_out = False
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(worker() for _ in range(conns))),
+            asyncio.gather(*(worker(w) for w in range(conns))),
             timeout=min(HARD_TIMEOUT, warmup + duration + float(job.get("grace", 60.0))),
         )
+    except TimeoutError:
+        # A request outlived the grace period: stop waiting, keep what was measured and
+        # count each unanswered request with its elapsed time (a lower bound).
+        timed_out = True
     finally:
         if reporter:
             reporter.cancel()
             n = len(done_t) * progress["per_request"]  # type: ignore[index]
             sys.stderr.write(f"\r    {progress['label']}: {n:,} {progress['unit']} done{' ' * 30}\n")  # type: ignore[index]
     t_end = time.perf_counter()
+    unanswered = [t_end - t0 for t0 in in_flight.values()]
     w0 = t_begin + warmup
     skip = int(job.get("skip", 0))  # warm-up by count: the first `skip` answers are not measured
     if skip and len(done_t) > skip:
@@ -165,8 +174,10 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if not idx:  # a job shorter than its warm-up: measure everything
         idx, w0 = list(range(len(done_t))), t_begin
     window = max((done_t[idx[-1]] if idx else t_end) - w0, 1e-9)
-    ms = sorted(lat[k] * 1000 for k in idx)
+    ms = sorted([*(lat[k] * 1000 for k in idx), *(u * 1000 for u in unanswered)])
     return {
+        "timed_out": timed_out,
+        "unanswered": len(unanswered),
         "requests": len(idx),
         "ok": sum(1 for k in idx if ok[k]),
         "window_s": window,
@@ -175,7 +186,7 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "lat_ms": summarise(ms),
         "status": {str(k): v for k, v in sorted(statuses.items())},
         "error_sample": sample,
-        "cpu_s": time.process_time(),
+        "cpu_s": time.process_time() - cpu0,
         "wall_s": t_end - t_begin,
     }
 

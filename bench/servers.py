@@ -35,22 +35,28 @@ def free_port() -> int:
 
 
 class Server:
-    """One uvicorn process serving a factory on a free loopback port."""
+    """One uvicorn process serving a factory on a free loopback port (restartable)."""
 
     def __init__(
         self, name: str, factory: str, env: dict[str, str], log: Path, wrap: list[str] | None = None
     ) -> None:
         self.name = name
+        self.factory = factory
+        self.env = env
+        self.log_path = log
+        self.wrap = wrap or []  # e.g. ["-m", "cProfile", "-o", "hub.prof"]: same server, profiled
+        self.restarts = 0
+        self._peak_kib = 0
+        self._start()
+
+    def _start(self) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.log_path = log
-        self.args = ["--factory", factory, "--host", HOST, "--port", str(self.port), *UVICORN]
-        # wrap: e.g. ["-m", "cProfile", "-o", "hub.prof"] to run the same server under a profiler
-        cmd = [sys.executable, *(wrap or []), "-m", "uvicorn", "--app-dir", str(ROOT), *self.args]
-        self.cmd = cmd
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.args = ["--factory", self.factory, "--host", HOST, "--port", str(self.port), *UVICORN]
+        self.cmd = [sys.executable, *self.wrap, "-m", "uvicorn", "--app-dir", str(ROOT), *self.args]
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT
+            self.cmd, cwd=ROOT, env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT
         )
         self.pid = self.proc.pid
 
@@ -74,20 +80,30 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def memory_kib(self) -> dict[str, int]:
-        """VmHWM (peak RSS) and VmRSS in KiB."""
-        out = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                out[key] = int(value.split()[0])
+        """VmHWM (peak RSS, the max over restarts too) and VmRSS in KiB."""
+        out = {"VmHWM": self._peak_kib, "VmRSS": 0}
+        if self.proc.poll() is None:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "VmRSS"):
+                    out[key] = max(out[key], int(value.split()[0]))
+        self._peak_kib = out["VmHWM"]
         return out
 
-    def stop(self) -> None:
-        """SIGTERM (graceful, so a profiler can write its output), then SIGKILL if needed."""
+    def restart(self) -> None:
+        """Kill a server stuck in a request (same database) and start it again."""
+        self.stop(grace=3.0)
+        self.restarts += 1
+        self._start()
+        self.wait_ready()
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM (graceful, so a profiler can write its output), then SIGKILL after grace."""
         if self.proc.poll() is None:
+            self.memory_kib()
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)

@@ -69,6 +69,14 @@ def problem(resp: httpx.Response, status: int, kind: str | None = None) -> dict[
     return body
 
 
+def bad_request(resp: httpx.Response) -> dict[str, Any]:
+    """Assert a 400 for a malformed request (NGSI-LD uses InvalidRequest or BadRequestData)."""
+    body = problem(resp, 400)
+    kind = body["type"].rsplit("/", 1)[-1]
+    assert kind in ("InvalidRequest", "BadRequestData"), body
+    return body
+
+
 # -- the app under test --------------------------------------------------------------------
 
 
@@ -181,7 +189,9 @@ async def create(
 ) -> httpx.Response:
     """POST an entity as application/json and assert it was created."""
     resp = await client.post(f"{BASE}/entities", json=entity, headers=headers)
-    assert resp.status_code == 201, f"create {entity.get('id')} failed: {resp.status_code} {resp.text}"
+    assert resp.status_code == 201, (
+        f"create {entity.get('id')} failed: {resp.status_code} {resp.text}"
+    )
     return resp
 
 

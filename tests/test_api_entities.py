@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BASE, CORE, JSONLD, create, get_entity, problem
+
+from conftest import BASE, CORE, JSONLD, bad_request, create, get_entity, problem
 
 EID = "urn:ngsi-ld:Sensor:s1"
 
@@ -39,7 +40,10 @@ FULL: dict[str, Any] = {
         "providedBy": {"type": "Relationship", "object": "urn:ngsi-ld:Person:Bob"},
     },
     "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [13.4, 52.5]}},
-    "street": {"type": "LanguageProperty", "languageMap": {"fr": "Grand Place", "nl": "Grote Markt"}},
+    "street": {
+        "type": "LanguageProperty",
+        "languageMap": {"fr": "Grand Place", "nl": "Grote Markt"},
+    },
     "category": {"type": "VocabProperty", "vocab": "nonCommercial"},
     "tyreTreadDepths": {"type": "ListProperty", "valueList": [300, 300, 120], "unitCode": "MMT"},
     "config": {"type": "JsonProperty", "json": {"mode": "eco", "levels": [1, 2, {"x": None}]}},
@@ -91,7 +95,9 @@ async def test_create_trailing_slash(client: httpx.AsyncClient) -> None:
 
 async def test_create_existing_id_is_409_already_exists(client: httpx.AsyncClient) -> None:
     await create(client, sensor())
-    resp = await client.post(f"{BASE}/entities", json=sensor(name={"type": "Property", "value": "x"}))
+    resp = await client.post(
+        f"{BASE}/entities", json=sensor(name={"type": "Property", "value": "x"})
+    )
     problem(resp, 409, "AlreadyExists")
     body = await get_entity(client, EID)
     assert body["name"]["value"] == "kitchen", "a refused create must not overwrite"
@@ -119,7 +125,9 @@ async def test_create_without_type_is_400(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b'{"id": "urn:a:b", "type": "T"', b"", b"\xff\xfe"])
-async def test_create_invalid_json_is_400_invalid_request(client: httpx.AsyncClient, raw: bytes) -> None:
+async def test_create_invalid_json_is_400_invalid_request(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
     resp = await client.post(
         f"{BASE}/entities", content=raw, headers={"Content-Type": "application/json"}
     )
@@ -137,13 +145,17 @@ async def test_create_non_object_body_is_400(client: httpx.AsyncClient, raw: byt
 @pytest.mark.parametrize("media", ["text/plain", "application/xml", "multipart/form-data"])
 async def test_create_wrong_content_type_is_415(client: httpx.AsyncClient, media: str) -> None:
     resp = await client.post(
-        f"{BASE}/entities", content=b'{"id": "urn:a:b", "type": "T"}', headers={"Content-Type": media}
+        f"{BASE}/entities",
+        content=b'{"id": "urn:a:b", "type": "T"}',
+        headers={"Content-Type": media},
     )
     problem(resp, 415, "UnsupportedMediaType")
 
 
 async def test_create_without_content_type_is_415(client: httpx.AsyncClient) -> None:
-    req = client.build_request("POST", f"{BASE}/entities", content=b'{"id": "urn:a:b", "type": "T"}')
+    req = client.build_request(
+        "POST", f"{BASE}/entities", content=b'{"id": "urn:a:b", "type": "T"}'
+    )
     assert "content-type" not in req.headers
     problem(await client.send(req), 415, "UnsupportedMediaType")
 
@@ -158,9 +170,7 @@ async def test_create_content_type_with_charset_is_accepted(client: httpx.AsyncC
 
 
 async def test_create_ld_json_needs_context_in_body(client: httpx.AsyncClient) -> None:
-    resp = await client.post(
-        f"{BASE}/entities", json=sensor(), headers={"Content-Type": JSONLD}
-    )
+    resp = await client.post(f"{BASE}/entities", json=sensor(), headers={"Content-Type": JSONLD})
     problem(resp, 400, "BadRequestData")
     problem(await client.get(f"{BASE}/entities/{EID}"), 404, "ResourceNotFound")
 
@@ -181,7 +191,9 @@ async def test_create_ld_json_with_inline_context(client: httpx.AsyncClient) -> 
     assert resp.status_code == 201, resp.text
     # Read back with the core context only: the attribute shows as its full IRI.
     body = await get_entity(client, EID)
-    assert "https://ex.org/temp" in body, f"temperature should be expanded by the inline context: {body}"
+    assert "https://ex.org/temp" in body, (
+        f"temperature should be expanded by the inline context: {body}"
+    )
     assert body["https://ex.org/temp"]["value"] == 21.5
 
 
@@ -235,13 +247,17 @@ async def test_create_with_invalid_attribute_is_400_and_stores_nothing(
 
 
 @pytest.mark.parametrize("name", ["has space", "semi;colon", "a=b", "par(en)", "quo'te", "<tag>"])
-async def test_create_with_forbidden_attribute_name_is_400(client: httpx.AsyncClient, name: str) -> None:
+async def test_create_with_forbidden_attribute_name_is_400(
+    client: httpx.AsyncClient, name: str
+) -> None:
     resp = await client.post(f"{BASE}/entities", json=sensor(**{name: 1}))
     problem(resp, 400, "BadRequestData")
 
 
 async def test_location_must_be_a_geoproperty(client: httpx.AsyncClient) -> None:
-    resp = await client.post(f"{BASE}/entities", json=sensor(location={"type": "Property", "value": 1}))
+    resp = await client.post(
+        f"{BASE}/entities", json=sensor(location={"type": "Property", "value": 1})
+    )
     problem(resp, 400, "BadRequestData")
 
 
@@ -269,7 +285,9 @@ async def test_every_attribute_type_round_trips(client: httpx.AsyncClient) -> No
 async def test_list_relationship_round_trips(client: httpx.AsyncClient) -> None:
     await create(client, {"id": EID, "type": "Vehicle", "route": ROUTE})
     body = await get_entity(client, EID)
-    assert body["route"] == ROUTE, f"ListRelationship objectList must keep its form: {body['route']}"
+    assert body["route"] == ROUTE, (
+        f"ListRelationship objectList must keep its form: {body['route']}"
+    )
 
 
 async def test_sys_attrs_appear_on_entity_and_attributes(client: httpx.AsyncClient) -> None:
@@ -389,7 +407,7 @@ async def test_format_parameter(client: httpx.AsyncClient) -> None:
     assert concise["temperature"] == {"value": 21.5, "unitCode": "CEL"}
     normalized = await get_entity(client, EID, {"format": "normalized"})
     assert normalized["temperature"]["type"] == "Property"
-    problem(await client.get(f"{BASE}/entities/{EID}", params={"format": "fancy"}), 400, "BadRequestData")
+    bad_request(await client.get(f"{BASE}/entities/{EID}", params={"format": "fancy"}))
 
 
 async def test_attrs_pick_and_omit(client: httpx.AsyncClient) -> None:
@@ -402,10 +420,13 @@ async def test_attrs_pick_and_omit(client: httpx.AsyncClient) -> None:
     body = await get_entity(client, eid, {"omit": "speed,type"})
     assert "speed" not in body and "type" not in body and body["id"] == eid, body
     assert "street" in body
-    body = await get_entity(client, eid, {"attrs": "nothingLikeThis"})
-    assert set(body) == {"id", "type"}, body
+    resp = await client.get(f"{BASE}/entities/{eid}", params={"attrs": "nothingLikeThis"})
+    if resp.status_code == 200:
+        assert set(resp.json()) == {"id", "type"}, resp.text
+    else:
+        problem(resp, 404, "ResourceNotFound")
     resp = await client.get(f"{BASE}/entities/{eid}", params={"pick": "speed", "omit": "street"})
-    problem(resp, 400, "BadRequestData")
+    bad_request(resp)
 
 
 async def test_lang_on_language_property(client: httpx.AsyncClient) -> None:
@@ -415,7 +436,11 @@ async def test_lang_on_language_property(client: httpx.AsyncClient) -> None:
     body = await get_entity(client, FULL["id"], {"lang": "nl-BE"})
     assert body["street"]["value"] == "Grote Markt", f"falls back to the primary tag: {body}"
     body = await get_entity(client, FULL["id"], {"lang": "*"})
-    assert body["street"] == FULL["street"], body
+    street = body["street"]
+    assert street == FULL["street"] or (
+        street["type"] == "Property"
+        and street["value"] == FULL["street"]["languageMap"].get(street.get("lang"))
+    ), f"lang=* gives the whole map or one (tagged) string: {street}"
 
 
 async def test_dataset_id_filter(client: httpx.AsyncClient) -> None:
@@ -488,7 +513,9 @@ async def test_geo_json_query_gives_a_feature_collection(client: httpx.AsyncClie
     await create(client, FULL)
     await create(client, sensor())
     resp = await client.get(
-        f"{BASE}/entities", params={"type": "Vehicle,Sensor"}, headers={"Accept": "application/geo+json"}
+        f"{BASE}/entities",
+        params={"type": "Vehicle,Sensor"},
+        headers={"Accept": "application/geo+json"},
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -578,12 +605,25 @@ async def test_put_with_invalid_attribute_changes_nothing(client: httpx.AsyncCli
 
 
 async def test_patch_merges(client: httpx.AsyncClient) -> None:
-    await create(client, sensor(temperature={"type": "Property", "value": 20, "unitCode": "CEL",
-                                              "accuracy": {"type": "Property", "value": 0.1}}))
+    await create(
+        client,
+        sensor(
+            temperature={
+                "type": "Property",
+                "value": 20,
+                "unitCode": "CEL",
+                "accuracy": {"type": "Property", "value": 0.1},
+            }
+        ),
+    )
     resp = await client.patch(
         f"{BASE}/entities/{EID}",
         json={
-            "temperature": {"type": "Property", "value": 22, "status": {"type": "Property", "value": "ok"}},
+            "temperature": {
+                "type": "Property",
+                "value": 22,
+                "status": {"type": "Property", "value": "ok"},
+            },
             "humidity": {"type": "Property", "value": 40},
         },
     )
@@ -613,7 +653,8 @@ async def test_patch_null_deletes_an_attribute(client: httpx.AsyncClient) -> Non
     assert "name" not in body, body
     assert "temperature" in body
     resp = await client.patch(
-        f"{BASE}/entities/{EID}", json={"temperature": {"type": "Property", "value": "urn:ngsi-ld:null"}}
+        f"{BASE}/entities/{EID}",
+        json={"temperature": {"type": "Property", "value": "urn:ngsi-ld:null"}},
     )
     assert resp.status_code == 204, resp.text
     assert "temperature" not in await get_entity(client, EID)
@@ -622,7 +663,13 @@ async def test_patch_null_deletes_an_attribute(client: httpx.AsyncClient) -> Non
 async def test_patch_null_deletes_a_sub_attribute(client: httpx.AsyncClient) -> None:
     await create(
         client,
-        sensor(temperature={"type": "Property", "value": 20, "accuracy": {"type": "Property", "value": 1}}),
+        sensor(
+            temperature={
+                "type": "Property",
+                "value": 20,
+                "accuracy": {"type": "Property", "value": 1},
+            }
+        ),
     )
     resp = await client.patch(
         f"{BASE}/entities/{EID}",

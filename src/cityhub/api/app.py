@@ -86,9 +86,9 @@ def routes() -> list[BaseRoute]:
     ):
         r += _both(f"/entityOperations/{op}", fn, ["POST"])
     r += _both("/types", D.list_types, ["GET"])
-    r.append(Route(BASE + "/types/{type}", D.get_type, methods=["GET"]))
+    r.append(Route(BASE + "/types/{type:path}", D.get_type, methods=["GET"]))
     r += _both("/attributes", D.list_attributes, ["GET"])
-    r.append(Route(BASE + "/attributes/{attr}", D.get_attribute, methods=["GET"]))
+    r.append(Route(BASE + "/attributes/{attr:path}", D.get_attribute, methods=["GET"]))
     r += _both("/temporal/entities", T.create, ["POST"])
     r += _both("/temporal/entities", T.query, ["GET"])
     r += _both("/temporal/entityOperations/query", T.post_query, ["POST"])

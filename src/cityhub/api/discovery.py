@@ -92,7 +92,11 @@ async def list_attributes(request: Request) -> Response:
     ctx = await context_of(request, must_exist=True)
     rows = request.app.state.store.attribute_stats(ctx.tenant)
     if P.flag(params, "details"):
-        return json_response(ctx, [_attribute(ctx.tm, *r) for r in rows])
+        body = [_attribute(ctx.tm, *r) for r in rows]
+        for item in body:  # the list form carries names and types only (5.7.8)
+            item.pop("attributeCount")
+            item.pop("attributeTypes")
+        return json_response(ctx, body)
     return json_response(
         ctx,
         {

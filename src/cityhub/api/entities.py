@@ -26,9 +26,10 @@ from cityhub.api.http import (
 )
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_uri
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
+from cityhub.store.base import EntityQuery
 from cityhub.ngsild.geojson import collection, feature
-from cityhub.ngsild.render import render_entity
+from cityhub.ngsild.linked import dedupe, render_joined
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService, purge
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
@@ -44,11 +45,22 @@ def _eid(request: Request) -> str:
     return check_uri(request.path_params["eid"], "entity id")
 
 
-def _render_many(
-    ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]
-) -> Response | list[Any]:
+def _render(request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]) -> list[Any]:
+    """Render entities with projections and linked-entity joins; flat joins append targets."""
     opts = P.render_options(params, ctx.tm)
-    return [render_entity(d, ctx.tm, opts) for d in docs]
+    pick, omit = P.projections(params)
+    join, level = P.join_options(params)
+    store = request.app.state.store
+
+    def fetch(ids: list[str]) -> dict[str, dict[str, Any]]:
+        found, _ = store.query(ctx.tenant, EntityQuery(ids=tuple(dict.fromkeys(ids)), limit=len(ids)))
+        return {d["id"]: d for d in found}
+
+    rendered, extra = render_joined(docs, ctx.tm, opts, pick, omit, join, level, fetch)
+    rendered = [r for r in rendered if r]  # a projection that leaves nothing drops the entity
+    if join == "flat":
+        return dedupe(rendered + extra)
+    return rendered
 
 
 def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any) -> Any:
@@ -78,9 +90,8 @@ async def query_entities(request: Request) -> Response:
 
 def _query(request: Request, ctx: Ctx, params: dict[str, str]) -> Response:
     query = P.entity_query(params, ctx.tm)
-    opts = P.render_options(params, ctx.tm)
     docs, total = service(request).query(ctx.tenant, query)
-    rendered = [render_entity(d, ctx.tm, opts) for d in docs]
+    rendered = _render(request, ctx, docs, params)
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     if ctx.accept == GEOJSON:
         return json_response(ctx, _geo_body(ctx, params, rendered), headers=headers, entities=False)
@@ -117,9 +128,11 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
     for key in ("attrs", "pick", "omit"):
         if isinstance(body.get(key), list):
             out[key] = ",".join(body[key])
-    for key in ("q", "scopeQ", "lang"):
+    for key in ("q", "scopeQ", "lang", "join", "options", "format", "containedBy"):
         if isinstance(body.get(key), str):
             out[key] = body[key]
+    if isinstance(body.get("joinLevel"), int):
+        out["joinLevel"] = str(body["joinLevel"])
     geo = body.get("geoQ")
     if isinstance(geo, dict):
         for key in ("georel", "geometry", "geoproperty"):
@@ -156,9 +169,18 @@ async def get_entity(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
     eid = _eid(request)
-    opts = P.render_options(params, ctx.tm)
+    P.render_options(params, ctx.tm)  # validate before looking anything up
+    P.projections(params)
+    P.join_options(params)
     doc = service(request).get(ctx.tenant, eid)
-    rendered = render_entity(doc, ctx.tm, opts)
+    if params.get("attrs") and not any(
+        ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"])
+    ):
+        raise ResourceNotFound(f"entity {eid} has none of the attributes {params['attrs']}")
+    many = _render(request, ctx, [doc], params)
+    if not many:
+        raise ResourceNotFound(f"nothing of entity {eid} is left after pick/omit")
+    rendered: Any = many if len(many) > 1 else many[0]
     if ctx.accept == GEOJSON:
         return json_response(ctx, _geo_body(ctx, params, rendered), entities=False)
     return json_response(ctx, rendered)

@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityhub.api.allowed import allowed_for
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.errors import (
@@ -119,6 +120,8 @@ async def context_of(
     tenant = tenant_of(request, must_exist=must_exist)
     link = parse_link_header(request.headers.get("link"))
     spec: Any = None
+    if body is not None and not (isinstance(body, dict) or (isinstance(body, list) and body)):
+        raise InvalidRequest("the body must be a JSON object (or a non-empty array for batches)")
     if media == JSONLD and body is not None:
         if link is not None:
             raise BadRequestData("application/ld+json requests carry their @context in the body, not a Link header")
@@ -182,11 +185,16 @@ def plain_json(body: Any, status: int = 200, headers: dict[str, str] | None = No
 
 
 def params_of(request: Request) -> dict[str, str]:
-    """Query parameters; a repeated parameter is an error rather than silently dropped."""
+    """Query parameters; an unknown or repeated parameter is an InvalidRequest."""
     out: dict[str, str] = {}
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    allowed = allowed_for(request.method, path[len(BASE) :]) if path.startswith(BASE) else None
     for key, value in request.query_params.multi_items():
+        if allowed is not None and key not in allowed:
+            raise InvalidRequest(f"unknown query parameter {key!r}")
         if key in out:
-            raise BadRequestData(f"parameter {key} is given more than once")
+            raise InvalidRequest(f"parameter {key} is given more than once")
         out[key] = value
     return out
 

@@ -31,7 +31,6 @@ class TermMap:
     terms: dict[str, str] = field(default_factory=dict)
     vocab: str | None = None
     spec: Any = None
-    compact_vocab: bool = True  # False when a user context without @vocab is active
     _inverse: dict[str, str] = field(default_factory=dict)
     _prefixes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -54,13 +53,10 @@ class TermMap:
         term = self._inverse.get(iri)
         if term is not None:
             return term
-        if (
-            self.compact_vocab
-            and self.vocab
-            and iri.startswith(self.vocab)
-            and len(iri) > len(self.vocab)
-        ):
-            return iri[len(self.vocab) :]
+        if self.vocab and iri.startswith(self.vocab) and len(iri) > len(self.vocab):
+            suffix = iri[len(self.vocab) :]
+            if suffix not in self.terms:  # a term of that name means another IRI: no clash
+                return suffix
         for base, prefix in self._prefixes:
             if iri.startswith(base) and len(iri) > len(base):
                 return f"{prefix}:{iri[len(base) :]}"
@@ -201,7 +197,6 @@ class ContextCache:
             terms=terms,
             vocab=user_vocab or state["vocab"],
             spec=spec,
-            compact_vocab=spec is None or user_vocab is not None or _only_core(spec),
         )
         return tm.finish()
 
@@ -215,6 +210,8 @@ class ContextCache:
                 self._apply(item, terms, state, depth + 1)
             return
         if isinstance(spec, str):
+            if spec in CORE_CONTEXT_URLS:
+                return  # the core context is always applied last, by _compile_spec
             doc = self.document(spec)
             if doc is None:
                 raise LdContextNotAvailable(f"@context {spec} is not available")
@@ -234,12 +231,6 @@ class ContextCache:
                 terms[term] = iri
             elif iri in ("@id", "@type"):
                 terms.setdefault(term, iri)
-
-
-def _only_core(spec: Any) -> bool:
-    """A @context that names only core context URLs behaves like no user context."""
-    items = spec if isinstance(spec, list) else [spec]
-    return all(isinstance(i, str) and i in CORE_CONTEXT_URLS for i in items)
 
 
 def _urls(spec: Any) -> Iterable[str]:

@@ -9,7 +9,8 @@ from typing import Any
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest
+from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import parse_geoq
 from cityhub.ngsild.query.qlang import parse_q
@@ -48,11 +49,11 @@ def csv(value: str | None) -> list[str]:
 
 
 def options(params: Mapping[str, str]) -> set[str]:
-    """The `options` parameter, validated."""
+    """The `options` parameter, validated (an unknown option is an InvalidRequest)."""
     opts = set(csv(params.get("options")))
     unknown = opts - _OPTIONS
     if unknown:
-        raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
+        raise InvalidRequest(f"unknown option(s): {', '.join(sorted(unknown))}")
     return opts
 
 
@@ -81,7 +82,7 @@ def integer(params: Mapping[str, str], name: str, default: int, low: int, high: 
 
 
 def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
-    """options/format/attrs/pick/omit/lang/datasetId → RenderOptions."""
+    """options/format/lang/datasetId → RenderOptions (projections come from `projections`)."""
     opts = options(params)
     fmt = "normalized"
     if "concise" in opts:
@@ -89,33 +90,51 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
     if opts & {"keyValues", "simplified"}:
         fmt = "keyValues"
     if "format" in params:
-        fmt = {"simplified": "keyValues"}.get(params["format"], params["format"])
+        fmt = {"simplified": "keyValues", "keyValues": "keyValues"}.get(
+            params["format"], params["format"]
+        )
         if fmt not in FORMATS:
-            if fmt in ("temporalValues", "aggregatedValues"):
-                fmt = "normalized"
-            else:
-                raise BadRequestData(f"unknown format {params['format']!r}")
-    picks = csv(params.get("pick")) + csv(params.get("attrs"))
-    omit = csv(params.get("omit"))
-    if params.get("pick") and params.get("omit"):
-        raise BadRequestData("pick and omit cannot be combined")
-    pick_fields = frozenset({"id", "type"})
-    pick: frozenset[str] | None = None
-    if picks:
-        fields = {p for p in picks if p in ("id", "type")}
-        if params.get("pick"):
-            pick_fields = frozenset(fields)
-        pick = frozenset(tm.expand(check_name(p)) for p in picks if p not in ("id", "type"))
+            if fmt not in ("temporalValues", "aggregatedValues"):
+                raise InvalidRequest(f"unknown format {params['format']!r}")
+            fmt = "normalized"
     ds = params.get("datasetId")
     return RenderOptions(
         format=fmt,
         sys_attrs="sysAttrs" in opts,
         lang=params.get("lang"),
-        pick=pick,
-        omit=frozenset(o if o in ("id", "type") else tm.expand(check_name(o)) for o in omit),
-        pick_fields=pick_fields,
         dataset_ids=frozenset(csv(ds)) if ds else None,
     )
+
+
+def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projection | None]:
+    """pick and omit trees; attrs is pick's older form and excludes both."""
+    pick = params.get("pick")
+    omit = params.get("omit")
+    attrs = params.get("attrs")
+    if attrs is not None and (pick is not None or omit is not None):
+        raise BadRequestData("attrs cannot be combined with pick or omit")
+    if pick is not None and omit is not None:
+        raise BadRequestData("pick and omit cannot be combined")
+    if attrs is not None:
+        names = csv(attrs)
+        if any(n in ("id", "type") for n in names):
+            raise BadRequestData("id and type are entity members, not attributes")
+        for n in names:
+            check_name(n)
+        return {"id": None, "type": None, **dict.fromkeys(names)}, None
+    return (
+        parse_projection(pick) if pick is not None else None,
+        parse_projection(omit) if omit is not None else None,
+    )
+
+
+def join_options(params: Mapping[str, str]) -> tuple[str | None, int]:
+    """join=flat|inline and joinLevel (default 1)."""
+    join = params.get("join")
+    if join is not None and join not in ("flat", "inline", "@none"):
+        raise BadRequestData("join must be flat, inline or @none")
+    level = integer(params, "joinLevel", 1, 0, 16)
+    return (None if join == "@none" else join), level
 
 
 def _expand_q(node: Any, tm: TermMap) -> Any:
@@ -150,12 +169,8 @@ def entity_query(
     if geo is not None:
         geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
-    if require_filter and not any(
-        (ids, id_pattern, types, q, scope, geo, attrs, params.get("pick"))
-    ):
-        raise BadRequestData(
-            "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
-        )
+    if require_filter and not any((types, q, scope, geo, attrs)) and not flag(params, "local"):
+        raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     return EntityQuery(
         ids=ids,
         id_pattern=id_pattern,

@@ -79,7 +79,7 @@ def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
 def pick_language(language_map: dict[str, Any], lang: str) -> Any:
     """The best string for a lang= request: exact tag, then its primary tag, then any."""
     if lang == "*":
-        return language_map
+        return next(iter(language_map.values()), None)
     for tag in (t.strip() for t in lang.split(",")):
         tag = tag.split(";")[0]
         if tag in language_map:
@@ -95,6 +95,8 @@ def pick_language(language_map: dict[str, Any], lang: str) -> Any:
 
 def _lang_tag(language_map: dict[str, Any], lang: str) -> str:
     """The tag pick_language chose, reported beside the value."""
+    if lang == "*":
+        return next(iter(language_map), "@none")
     for tag in (t.strip().split(";")[0] for t in lang.split(",")):
         if tag in language_map:
             return tag
@@ -112,7 +114,7 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
     content = inst[key]
     if typ == "VocabProperty":
         content = key_value(inst, tm, None)
-    if typ == "LanguageProperty" and opts.lang is not None and opts.lang != "*":
+    if typ == "LanguageProperty" and opts.lang is not None:
         out = {"type": "Property", "value": pick_language(content, opts.lang)}
         out["lang"] = _lang_tag(content, opts.lang)
         key = "value"

@@ -131,7 +131,11 @@ def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometr
     except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
         raise BadRequestData(f"invalid {kind} coordinates: {exc}") from None
     if not geom.is_valid:
-        raise BadRequestData(f"invalid {kind}: {explain_validity(geom)}")
+        # A self-intersecting ring is still a usable query area: repair it the way stored
+        # geometries are repaired, so `equals` on the same input still matches.
+        geom = shapely.make_valid(geom)
+        if geom.is_empty:
+            raise BadRequestData(f"invalid {kind}: {explain_validity(shape(geojson))}")
     return geom, geojson
 
 

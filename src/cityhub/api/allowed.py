@@ -1,0 +1,61 @@
+"""The query parameters each operation accepts; anything else is an InvalidRequest (6.3.7)."""
+
+from __future__ import annotations
+
+_RENDER = {"options", "format", "lang", "attrs", "pick", "omit", "datasetId", "geometryProperty"}
+_JOIN = {"join", "joinLevel", "containedBy", "expandValues", "jsonKeys", "local", "csf", "entityMap"}
+_SELECT = {
+    "id",
+    "type",
+    "idPattern",
+    "q",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "scopeQ",
+    "limit",
+    "offset",
+    "count",
+    "collapse",
+}
+_TEMPORAL = {
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "timeproperty",
+    "lastN",
+    "aggrMethods",
+    "aggrPeriodDuration",
+}
+
+# (method, route path suffix) → accepted parameters; a route missing here accepts anything.
+ALLOWED: dict[tuple[str, str], set[str]] = {
+    ("GET", "/entities"): _SELECT | _RENDER | _JOIN,
+    ("POST", "/entities"): {"local"},
+    ("DELETE", "/entities"): _SELECT | {"drop", "keep", "local"},
+    ("GET", "/entities/{eid}"): {"type"} | _RENDER | _JOIN,
+    ("PUT", "/entities/{eid}"): {"type", "local"},
+    ("PATCH", "/entities/{eid}"): {"type", "local", "options"},
+    ("DELETE", "/entities/{eid}"): {"type", "local"},
+    ("POST", "/entities/{eid}/attrs"): {"options", "type", "local"},
+    ("PATCH", "/entities/{eid}/attrs"): {"options", "type", "local"},
+    ("PATCH", "/entities/{eid}/attrs/{attr}"): {"local", "options"},
+    ("PUT", "/entities/{eid}/attrs/{attr}"): {"local"},
+    ("DELETE", "/entities/{eid}/attrs/{attr}"): {"datasetId", "deleteAll", "lang", "local"},
+    ("POST", "/entityOperations/query"): _RENDER | _JOIN | {"limit", "offset", "count"},
+    ("GET", "/types"): {"details", "local", "limit", "offset"},
+    ("GET", "/types/{type:path}"): {"local"},
+    ("GET", "/attributes"): {"details", "local", "limit", "offset"},
+    ("GET", "/attributes/{attr:path}"): {"local"},
+    ("GET", "/temporal/entities"): _SELECT | _RENDER | _TEMPORAL | {"local"},
+    ("GET", "/temporal/entities/{eid}"): {"type"} | _RENDER | _TEMPORAL | {"local"},
+    ("POST", "/temporal/entityOperations/query"): _RENDER | _TEMPORAL | {"limit", "offset", "count"},
+}
+for _op in ("create", "upsert", "update", "delete", "merge"):
+    ALLOWED[("POST", f"/entityOperations/{_op}")] = {"options", "local"}
+
+
+def allowed_for(method: str, path: str) -> set[str] | None:
+    """The accepted parameters of an operation (path as routed, without /ngsi-ld/v1)."""
+    return ALLOWED.get((method, path.rstrip("/") or path))

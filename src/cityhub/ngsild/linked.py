@@ -1,0 +1,114 @@
+"""Linked entity retrieval (join=inline|flat, joinLevel): follow Relationships to their targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.projection import Projection
+from cityhub.ngsild.render import RenderOptions, render_entity
+
+Fetch = Callable[[list[str]], dict[str, dict[str, Any]]]
+ENTITY_FIELDS = ("id", "type", "scope")
+
+
+def projection_options(
+    base: RenderOptions, tm: TermMap, pick: Projection | None, omit: Projection | None
+) -> RenderOptions:
+    """RenderOptions for one level of a pick/omit tree."""
+    opts = base
+    if pick is not None:
+        opts = replace(
+            opts,
+            pick=frozenset(tm.expand(n) for n in pick if n not in ENTITY_FIELDS),
+            pick_fields=frozenset(n for n in pick if n in ENTITY_FIELDS),
+        )
+    if omit is not None:
+        leaf = [n for n, sub in omit.items() if sub is None]
+        opts = replace(
+            opts, omit=frozenset(n if n in ENTITY_FIELDS else tm.expand(n) for n in leaf)
+        )
+    return opts
+
+
+def _objects(instances: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for inst in instances:
+        if inst["type"] == "Relationship":
+            obj = inst["object"]
+            out += obj if isinstance(obj, list) else [obj]
+        elif inst["type"] == "ListRelationship":
+            out += inst["objectList"]
+    return out
+
+
+def render_joined(
+    docs: list[dict[str, Any]],
+    tm: TermMap,
+    base: RenderOptions,
+    pick: Projection | None,
+    omit: Projection | None,
+    join: str | None,
+    level: int,
+    fetch: Fetch,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Render entities; inline puts targets under each Relationship, flat returns them aside."""
+    opts = projection_options(base, tm, pick, omit)
+    rendered = [render_entity(d, tm, opts) for d in docs]
+    if not join or level <= 0:
+        return rendered, []
+    extra: list[dict[str, Any]] = []
+    for doc, out in zip(docs, rendered, strict=True):
+        for iri, instances in doc["attrs"].items():
+            name = tm.compact(iri)
+            targets = _objects(instances)
+            if not targets or name not in out:
+                continue
+            found = fetch(targets)
+            sub_pick = pick.get(name) if pick else None
+            sub_omit = omit.get(name) if omit else None
+            linked_docs = [found[t] for t in targets if t in found]
+            linked, deeper = render_joined(
+                linked_docs, tm, base, sub_pick, sub_omit, join, level - 1, fetch
+            )
+            if join == "flat":
+                extra += linked + deeper
+            else:
+                _inline(out, name, linked, base.format)
+    return rendered, extra
+
+
+def _inline(out: dict[str, Any], name: str, linked: list[dict[str, Any]], fmt: str) -> None:
+    """Put linked entities inside the Relationship that names them."""
+    if not linked:
+        return
+    by_id = {e.get("id"): e for e in linked}
+    value = out[name]
+    if fmt == "keyValues":
+        ids = value if isinstance(value, list) else [value]
+        hits = [by_id.get(i, i) for i in ids]
+        out[name] = hits if isinstance(value, list) else hits[0]
+        return
+    for inst in value if isinstance(value, list) else [value]:
+        if not isinstance(inst, dict):
+            continue
+        obj = inst.get("object", inst.get("objectList"))
+        ids = obj if isinstance(obj, list) else [obj]
+        hits = [by_id[i] for i in ids if i in by_id]
+        if hits:
+            inst["entity"] = hits if len(hits) > 1 or isinstance(obj, list) else hits[0]
+
+
+def dedupe(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat results list every entity once."""
+    seen: set[Any] = set()
+    out = []
+    for e in entities:
+        key = e.get("id")
+        if key in seen and key is not None:
+            continue
+        seen.add(key)
+        out.append(e)
+    return out

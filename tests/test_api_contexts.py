@@ -1,0 +1,370 @@
+"""@context handling: /jsonldContexts, Link headers, remote contexts (fetched once), expansion."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from cityhub.api.app import create_app
+from cityhub.settings import Settings
+from conftest import (
+    BASE,
+    CORE,
+    JSONLD,
+    VOCAB,
+    ContextServer,
+    bad_request,
+    create,
+    get_entity,
+    link,
+    problem,
+)
+
+CTX = f"{BASE}/jsonldContexts"
+EID = "urn:ngsi-ld:Sensor:c1"
+HOSTED_DOC: dict[str, Any] = {
+    "@context": {
+        "temp": VOCAB + "temperature",
+        "Probe": VOCAB + "Sensor",
+        "wetness": VOCAB + "humidity",
+    }
+}
+
+
+def sensor() -> dict[str, Any]:
+    return {
+        "id": EID,
+        "type": "Sensor",
+        "temperature": {"type": "Property", "value": 21},
+        "humidity": {"type": "Property", "value": 50},
+        "plain": {"type": "Property", "value": 1},
+    }
+
+
+async def host(client: httpx.AsyncClient, doc: dict[str, Any] = HOSTED_DOC) -> str:
+    resp = await client.post(CTX, json=doc)
+    assert resp.status_code == 201, resp.text
+    url = resp.headers["location"]
+    assert url.startswith("http://hub/ngsi-ld/v1/jsonldContexts/"), url
+    return url
+
+
+# -- /jsonldContexts ---------------------------------------------------------------------------
+
+
+async def test_list_contains_the_core_context(client: httpx.AsyncClient) -> None:
+    for path in (CTX, CTX + "/"):
+        resp = await client.get(path)
+        assert resp.status_code == 200, resp.text
+        assert CORE in resp.json(), resp.json()
+
+
+async def test_add_get_list_delete(client: httpx.AsyncClient) -> None:
+    url = await host(client)
+    cid = url.rsplit("/", 1)[-1]
+    resp = await client.get(f"{CTX}/{cid}")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == HOSTED_DOC
+    assert url in (await client.get(CTX)).json()
+    hosted = (await client.get(CTX, params={"kind": "Hosted"})).json()
+    assert hosted == [url], hosted
+    details = (await client.get(CTX, params={"details": "true", "kind": "Hosted"})).json()
+    assert len(details) == 1 and details[0]["URL"] == url and details[0]["kind"] == "Hosted", (
+        details
+    )
+    assert details[0]["localId"] == cid
+    meta = await client.get(f"{CTX}/{cid}", params={"details": "true"})
+    assert meta.status_code == 200 and meta.json()["kind"] == "Hosted", meta.text
+    resp = await client.delete(f"{CTX}/{cid}")
+    assert resp.status_code == 204, resp.text
+    problem(await client.get(f"{CTX}/{cid}"), 404, "ResourceNotFound")
+    problem(await client.delete(f"{CTX}/{cid}"), 404, "ResourceNotFound")
+    assert url not in (await client.get(CTX)).json()
+
+
+async def test_details_of_every_entry(client: httpx.AsyncClient) -> None:
+    await host(client)
+    details = (await client.get(CTX, params={"details": "true"})).json()
+    assert all({"URL", "localId", "kind"} <= set(d) for d in details), details
+    assert {d["kind"] for d in details} <= {"Hosted", "Cached", "ImplicitlyCreated"}
+
+
+async def test_get_core_context(client: httpx.AsyncClient) -> None:
+    resp = await client.get(f"{CTX}/{quote(CORE, safe='')}")
+    assert resp.status_code == 200, resp.text
+    terms = resp.json()["@context"]
+    assert terms["Property"].endswith("Property") and "@vocab" in terms, terms
+
+
+async def test_core_context_cannot_be_deleted(client: httpx.AsyncClient) -> None:
+    bad_request(await client.delete(f"{CTX}/{quote(CORE, safe='')}"))
+    assert CORE in (await client.get(CTX)).json()
+
+
+async def test_unknown_kind_is_400(client: httpx.AsyncClient) -> None:
+    bad_request(await client.get(CTX, params={"kind": "Borrowed"}))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"terms": {"a": "b"}}, {"@context": 5}, {"@context": None}, ["@context"]],
+    ids=["no-context", "number", "null", "array"],
+)
+async def test_add_bad_context_is_400(client: httpx.AsyncClient, body: Any) -> None:
+    resp = await client.post(CTX, json=body)
+    problem(resp, 400)
+    assert (await client.get(CTX, params={"kind": "Hosted"})).json() == []
+
+
+async def test_add_invalid_json_is_400(client: httpx.AsyncClient) -> None:
+    resp = await client.post(CTX, content=b"{", headers={"Content-Type": "application/json"})
+    problem(resp, 400, "InvalidRequest")
+
+
+async def test_add_context_importing_an_unreachable_one_is_503(
+    client: httpx.AsyncClient, closed_url: str
+) -> None:
+    resp = await client.post(CTX, json={"@context": [closed_url, {"a": "https://ex.org/a"}]})
+    problem(resp, 503, "LdContextNotAvailable")
+    assert (await client.get(CTX, params={"kind": "Hosted"})).json() == []
+
+
+async def test_unknown_context_is_404(client: httpx.AsyncClient) -> None:
+    problem(await client.get(f"{CTX}/no-such-context"), 404, "ResourceNotFound")
+
+
+# -- hosted contexts in Link headers -----------------------------------------------------------
+
+
+async def test_hosted_context_works_in_a_link_header(client: httpx.AsyncClient) -> None:
+    url = await host(client)
+    entity = {"id": EID, "type": "Probe", "temp": 21, "wetness": 50, "plain": 1}
+    await create(client, entity, headers={"Link": link(url)})
+    body = await get_entity(client, EID, headers={"Link": link(url)})
+    assert body["temp"]["value"] == 21 and body["wetness"]["value"] == 50, body
+    assert body["plain"]["value"] == 1, body
+    core = await get_entity(client, EID)
+    assert core[VOCAB + "temperature"]["value"] == 21 and core["type"] == VOCAB + "Sensor", core
+    resp = await client.get(
+        f"{BASE}/entities", params={"type": "Probe"}, headers={"Link": link(url)}
+    )
+    assert [e["id"] for e in resp.json()] == [EID], resp.text
+
+
+async def test_hosted_contexts_survive_a_restart(client: httpx.AsyncClient, db_path: Path) -> None:
+    url = await host(client)
+    app2: Starlette = create_app(Settings(db=str(db_path)))
+    transport = httpx.ASGITransport(app=app2)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c2:
+        cid = url.rsplit("/", 1)[-1]
+        resp = await c2.get(f"{CTX}/{cid}")
+        assert resp.status_code == 200, resp.text
+        await create(c2, {"id": EID, "type": "Probe", "temp": 3}, headers={"Link": link(url)})
+        assert "https://vocab.example.org/temperature" in await get_entity(c2, EID)
+    app2.state.store.close()
+
+
+# -- the core context, any version, without network --------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["", "-v1.3", "-v1.6", "-v1.7", "-v1.8"])
+async def test_core_context_of_any_version_needs_no_network(
+    client: httpx.AsyncClient, version: str
+) -> None:
+    url = f"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context{version}.jsonld"
+    started = time.monotonic()
+    await create(client, sensor(), headers={"Link": link(url)})
+    body = await get_entity(client, EID, headers={"Link": link(url)})
+    assert time.monotonic() - started < 2, "the core context must never be fetched"
+    assert body["temperature"]["value"] == 21, body
+    assert body["type"] == "Sensor"
+    resp = await client.post(
+        f"{BASE}/entities",
+        json={"id": "urn:ngsi-ld:Sensor:c2", "type": "Sensor", "@context": url},
+        headers={"Content-Type": JSONLD},
+    )
+    assert resp.status_code == 201, resp.text
+
+
+# -- remote contexts ---------------------------------------------------------------------------
+
+
+async def test_remote_context_is_fetched_once(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    path = "/ctx/fetched-once.jsonld"
+    url = context_server.url(path)
+    await create(client, sensor(), headers={"Link": link(url)})
+    for _ in range(3):
+        body = await get_entity(client, EID, headers={"Link": link(url)})
+        assert body["temperature"]["value"] == 21
+    resp = await client.get(
+        f"{BASE}/entities", params={"type": "Sensor"}, headers={"Link": link(url)}
+    )
+    assert [e["id"] for e in resp.json()] == [EID]
+    assert context_server.hits[path] == 1, f"fetched {context_server.hits[path]} times"
+    cached = (await client.get(CTX, params={"kind": "Cached"})).json()
+    assert url in cached, cached
+
+
+async def test_remote_context_in_ld_json_body(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    url = context_server.url("/ctx/in-body.jsonld")
+    resp = await client.post(
+        f"{BASE}/entities",
+        json={**sensor(), "@context": [url, CORE]},
+        headers={"Content-Type": JSONLD},
+    )
+    assert resp.status_code == 201, resp.text
+    assert (await get_entity(client, EID))[VOCAB + "temperature"]["value"] == 21
+
+
+async def test_nested_remote_context(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    url = context_server.url("/nested/deep")
+    await create(client, {**sensor(), "extra": 5}, headers={"Link": link(url)})
+    body = await get_entity(client, EID)
+    assert VOCAB + "temperature" in body and VOCAB + "extra" in body, body
+    assert context_server.hits["/ctx/deep.jsonld"] == 1
+
+
+async def test_cached_context_reload(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    path = "/ctx/reload.jsonld"
+    url = context_server.url(path)
+    await create(client, sensor(), headers={"Link": link(url)})
+    resp = await client.delete(f"{CTX}/{quote(url, safe='')}", params={"reload": "true"})
+    assert resp.status_code == 204, resp.text
+    assert context_server.hits[path] == 2, "reload fetches the context again"
+    resp = await client.delete(f"{CTX}/{quote(url, safe='')}")
+    assert resp.status_code == 204, resp.text
+    assert url not in (await client.get(CTX)).json()
+
+
+async def test_unreachable_context_is_503_fast(client: httpx.AsyncClient, closed_url: str) -> None:
+    started = time.monotonic()
+    resp = await client.post(f"{BASE}/entities", json=sensor(), headers={"Link": link(closed_url)})
+    elapsed = time.monotonic() - started
+    problem(resp, 503, "LdContextNotAvailable")
+    assert elapsed < 5, f"took {elapsed:.1f}s"
+    problem(await client.get(f"{BASE}/entities/{EID}"), 404, "ResourceNotFound")
+    resp = await client.get(
+        f"{BASE}/entities", params={"type": "Sensor"}, headers={"Link": link(closed_url)}
+    )
+    problem(resp, 503, "LdContextNotAvailable")
+
+
+@pytest.mark.parametrize("path", ["/missing.jsonld", "/notjson", "/nocontext"])
+async def test_broken_remote_context_is_503(
+    client: httpx.AsyncClient, context_server: ContextServer, path: str
+) -> None:
+    resp = await client.post(
+        f"{BASE}/entities", json=sensor(), headers={"Link": link(context_server.url(path))}
+    )
+    problem(resp, 503, "LdContextNotAvailable")
+
+
+# -- expansion and compaction ------------------------------------------------------------------
+
+
+async def test_user_context_names_expand_to_their_iris(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    url = context_server.url("/ctx/expansion.jsonld")
+    await create(client, sensor(), headers={"Link": link(url)})
+    # With the core context only, user terms come back as full IRIs...
+    plain = await get_entity(client, EID)
+    assert plain[VOCAB + "temperature"]["value"] == 21, plain
+    assert plain[VOCAB + "humidity"]["value"] == 50, plain
+    assert plain["type"] == VOCAB + "Sensor", plain
+    assert plain["plain"]["value"] == 1, "names the user context lacks use the default vocab"
+    # ... with another context that names the same IRIs, they come back under its names ...
+    hosted = await host(client)
+    other = await get_entity(client, EID, headers={"Link": link(hosted)})
+    assert other["temp"]["value"] == 21 and other["wetness"]["value"] == 50, other
+    assert other["type"] == "Probe", other
+    # ... and with the original context, under the original names.
+    same = await get_entity(client, EID, headers={"Link": link(url)})
+    assert same["temperature"]["value"] == 21 and same["type"] == "Sensor", same
+
+
+async def test_queries_use_the_request_context(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    url = context_server.url("/ctx/query.jsonld")
+    await create(client, sensor(), headers={"Link": link(url)})
+    resp = await client.get(f"{BASE}/entities", params={"type": "Sensor"})
+    assert resp.json() == [], "Sensor in the core context is another type"
+    resp = await client.get(
+        f"{BASE}/entities",
+        params={"type": "Sensor", "q": "temperature==21"},
+        headers={"Link": link(url)},
+    )
+    assert [e["id"] for e in resp.json()] == [EID], resp.text
+    resp = await client.get(f"{BASE}/entities", params={"type": VOCAB + "Sensor"})
+    assert [e["id"] for e in resp.json()] == [EID], "a full IRI needs no context"
+
+
+async def test_response_links_the_request_context(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    url = context_server.url("/ctx/response.jsonld")
+    await create(client, sensor(), headers={"Link": link(url)})
+    resp = await client.get(f"{BASE}/entities/{EID}", headers={"Link": link(url)})
+    assert f"<{url}>" in resp.headers["link"], resp.headers
+    resp = await client.get(f"{BASE}/entities/{EID}", headers={"Link": link(url), "Accept": JSONLD})
+    ctx = resp.json()["@context"]
+    assert ctx == url or url in ctx, ctx
+
+
+async def test_inline_context_with_vocab(client: httpx.AsyncClient) -> None:
+    body = {**sensor(), "@context": [{"@vocab": "https://other.example/"}, CORE]}
+    resp = await client.post(f"{BASE}/entities", json=body, headers={"Content-Type": JSONLD})
+    assert resp.status_code == 201, resp.text
+    plain = await get_entity(client, EID)
+    assert "https://other.example/temperature" in plain, plain
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "not a link",
+        '<relative/ctx.jsonld>; rel="http://www.w3.org/ns/json-ld#context"',
+        '<https://ex.org/a.jsonld; rel="http://www.w3.org/ns/json-ld#context"',
+    ],
+)
+async def test_bad_link_header_is_400(client: httpx.AsyncClient, header: str) -> None:
+    bad_request(await client.post(f"{BASE}/entities", json=sensor(), headers={"Link": header}))
+    bad_request(
+        await client.get(f"{BASE}/entities", params={"type": "Sensor"}, headers={"Link": header})
+    )
+
+
+async def test_link_header_with_other_rel_is_ignored(client: httpx.AsyncClient) -> None:
+    await create(client, sensor(), headers={"Link": '<https://ex.org/x>; rel="next"'})
+    assert (await get_entity(client, EID))["temperature"]["value"] == 21
+
+
+async def test_ld_json_with_link_header_is_400(client: httpx.AsyncClient) -> None:
+    resp = await client.post(
+        f"{BASE}/entities",
+        json={**sensor(), "@context": CORE},
+        headers={"Content-Type": JSONLD, "Link": link(CORE)},
+    )
+    problem(resp, 400, "BadRequestData")
+
+
+async def test_inline_context_with_bad_shape_is_400(client: httpx.AsyncClient) -> None:
+    resp = await client.post(
+        f"{BASE}/entities", json={**sensor(), "@context": 42}, headers={"Content-Type": JSONLD}
+    )
+    problem(resp, 400, "BadRequestData")
