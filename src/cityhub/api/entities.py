@@ -154,7 +154,7 @@ async def purge_entities(request: Request) -> Response:
     ctx = await context_of(request, must_exist=True)
     local = P.flag(params, "local")
     selection = {k: v for k, v in params.items() if k not in ("drop", "keep", "local")}
-    query = P.entity_query(selection, ctx.tm, require_filter=not local)
+    query = P.entity_query(selection, ctx.tm, require_filter=not local, ids_filter=True)
     query = replace(query, limit=2**31, offset=0)
     drop = {ctx.tm.expand(a) for a in P.csv(params.get("drop"))}
     keep = {ctx.tm.expand(a) for a in P.csv(params.get("keep"))}

@@ -142,7 +142,7 @@ def _expand_q(node: Any, tm: TermMap) -> Any:
 
 
 def entity_query(
-    params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True
+    params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True, ids_filter: bool = False
 ) -> EntityQuery:
     """The entity selection of GET /entities (and of the temporal queries)."""
     ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
@@ -169,7 +169,8 @@ def entity_query(
     if geo is not None:
         geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
-    if require_filter and not any((types, q, scope, geo, attrs)) and not flag(params, "local"):
+    filters = (types, q, scope, geo, attrs) + ((ids, id_pattern) if ids_filter else ())
+    if require_filter and not any(filters) and not flag(params, "local"):
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     return EntityQuery(
         ids=ids,

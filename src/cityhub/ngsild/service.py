@@ -458,10 +458,10 @@ def _tm(source: TmSource, item: Any) -> TermMap:
 
 
 def _names(body: Any, tm: TermMap) -> dict[str, str]:
-    """IRI → the name the caller wrote, so results speak the caller's terms."""
+    """IRI → the name an UpdateResult reports: the expanded attribute name (ETSI 010_04)."""
     if not isinstance(body, dict):
         return {}
-    return {tm.expand(k): k for k in body if isinstance(k, str) and k not in ENTITY_KEYS}
+    return {tm.expand(k): tm.expand(k) for k in body if isinstance(k, str) and k not in ENTITY_KEYS}
 
 
 def _scope_of(body: Any) -> list[str] | None:

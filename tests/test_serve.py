@@ -1,0 +1,103 @@
+"""`cityhub serve` as a real process: health, a create and a read over real HTTP, restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import BASE, free_port
+
+pytestmark = pytest.mark.server
+
+EID = "urn:ngsi-ld:Lamp:served"
+
+
+@contextmanager
+def serving(db: Path, port: int) -> Iterator[str]:
+    """Run `cityhub serve` until the block ends; yields its base URL once /health answers."""
+    env = {**os.environ, "CITYHUB_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cityhub.cli", "serve", "--port", str(port), "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{out}")
+            try:
+                if httpx.get(url + "/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("cityhub serve did not answer /health within 15 s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_serve_create_and_read_then_restart(tmp_path: Path) -> None:
+    db = tmp_path / "served.db"
+    with serving(db, free_port()) as url:
+        health = httpx.get(url + "/health", timeout=5)
+        assert health.json()["status"] == "ok", health.text
+        entity = {"id": EID, "type": "Lamp", "lux": {"type": "Property", "value": 300}}
+        resp = httpx.post(url + BASE + "/entities", json=entity, timeout=5)
+        assert resp.status_code == 201, resp.text
+        assert resp.headers["location"] == f"{BASE}/entities/{EID}"
+        resp = httpx.get(url + resp.headers["location"], timeout=5)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == entity
+        resp = httpx.get(url + BASE + "/entities", params={"type": "Lamp"}, timeout=5)
+        assert [e["id"] for e in resp.json()] == [EID]
+        problem = httpx.get(url + BASE + "/entities/urn:ngsi-ld:Lamp:none", timeout=5)
+        assert problem.status_code == 404
+        assert problem.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+    # The data is on disk: a new process on the same database still has it.
+    with serving(db, free_port()) as url:
+        resp = httpx.get(url + BASE + f"/entities/{EID}", timeout=5)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["lux"]["value"] == 300
+
+
+def test_serve_on_a_busy_port_fails_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path / "a.db", port):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cityhub.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--db",
+                str(tmp_path / "b.db"),
+            ],
+            capture_output=True,
+            timeout=20,
+            env={**os.environ, "CITYHUB_LOG_LEVEL": "warning"},
+        )
+    assert proc.returncode != 0, "a second server on the same port must fail"
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
