@@ -8,6 +8,7 @@ The body to echo comes from the file named by BENCH_GET_BODY.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 LINK = (
-    '<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; '
+    "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; "
     'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 )
 
@@ -25,7 +26,7 @@ LINK = (
 def create() -> Starlette:
     """The bare app (a uvicorn --factory)."""
     path = os.environ.get("BENCH_GET_BODY")
-    doc: Any = orjson.loads(open(path, "rb").read()) if path else {"id": "urn:x", "type": "T"}
+    doc: Any = orjson.loads(Path(path).read_bytes()) if path else {"id": "urn:x", "type": "T"}
 
     async def get_entity(request: Request) -> Response:
         return Response(orjson.dumps(doc), media_type="application/json", headers={"Link": LINK})

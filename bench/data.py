@@ -8,7 +8,13 @@ from typing import Any
 
 import orjson
 
-TYPES = ("AirQualityObserved", "WeatherObserved", "ParkingSpot", "StreetLight", "TrafficFlowObserved")
+TYPES = (
+    "AirQualityObserved",
+    "WeatherObserved",
+    "ParkingSpot",
+    "StreetLight",
+    "TrafficFlowObserved",
+)
 STATUS = ("ok",) * 90 + ("warn",) * 9 + ("alarm",)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TEMPORAL_DAYS = 100
@@ -43,7 +49,10 @@ def city_entity(i: int, prefix: str = "city") -> dict[str, Any]:
             "type": "GeoProperty",
             "value": {
                 "type": "Point",
-                "coordinates": [round(2.25 + rnd.random() * 0.2, 6), round(48.8 + rnd.random() * 0.1, 6)],
+                "coordinates": [
+                    round(2.25 + rnd.random() * 0.2, 6),
+                    round(48.8 + rnd.random() * 0.1, 6),
+                ],
             },
         },
         "refDevice": {"type": "Relationship", "object": f"urn:ngsi-ld:Device:dev-{i % 997}"},

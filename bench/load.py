@@ -145,7 +145,9 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(0.5)
             n = len(done_t) * per
             rate = n / max(time.perf_counter() - t_begin, 1e-9)
-            sys.stderr.write(f"\r    {progress['label']}: {n:,}/{total:,} {unit} ({rate:,.0f}/s)   ")
+            sys.stderr.write(
+                f"\r    {progress['label']}: {n:,}/{total:,} {unit} ({rate:,.0f}/s)   "
+            )
             sys.stderr.flush()
 
     reporter = asyncio.ensure_future(report()) if progress else None
@@ -163,7 +165,9 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if reporter:
             reporter.cancel()
             n = len(done_t) * progress["per_request"]  # type: ignore[index]
-            sys.stderr.write(f"\r    {progress['label']}: {n:,} {progress['unit']} done{' ' * 30}\n")  # type: ignore[index]
+            sys.stderr.write(
+                f"\r    {progress['label']}: {n:,} {progress['unit']} done{' ' * 30}\n"
+            )  # type: ignore[index]
     t_end = time.perf_counter()
     unanswered = [t_end - t0 for t0 in in_flight.values()]
     w0 = t_begin + warmup

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -16,15 +17,52 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 # The same server settings for hub and baseline: one uvicorn worker, uvloop, httptools,
 # no access log, log level warning.
-UVICORN = ["--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log", "--log-level", "warning"]
+UVICORN = [
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--workers",
+    "1",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
 
 
-def hub_app():  # type: ignore[no-untyped-def]
-    """uvicorn --factory target: the hub on the database named by BENCH_HUB_DB."""
+def hub_app() -> Any:
+    """uvicorn --factory target: the hub on the database named by BENCH_HUB_DB.
+
+    With BENCH_PROFILE=path the app runs under cProfile (in-process, event-loop thread) and
+    the stats are written to path at lifespan shutdown (uvicorn re-raises SIGTERM after a
+    graceful shutdown, so a `python -m cProfile` wrapper would never get to write them)."""
     from cityhub.api.app import create_app
     from cityhub.settings import Settings
 
-    return create_app(Settings(db=os.environ["BENCH_HUB_DB"], log_level="warning"))
+    app = create_app(Settings(db=os.environ["BENCH_HUB_DB"], log_level="warning"))
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        return app
+    import cProfile
+    import time
+
+    # CPU time, not wall time: on a shared machine wall time blames whoever was preempted.
+    prof = cProfile.Profile(time.process_time)
+
+    async def profiled(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def on_send(message: Any) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                prof.disable()
+                prof.dump_stats(out)
+            await send(message)
+
+        prof.enable()
+        await app(scope, receive, on_send)
+
+    return profiled
 
 
 def free_port() -> int:
@@ -37,26 +75,28 @@ def free_port() -> int:
 class Server:
     """One uvicorn process serving a factory on a free loopback port (restartable)."""
 
-    def __init__(
-        self, name: str, factory: str, env: dict[str, str], log: Path, wrap: list[str] | None = None
-    ) -> None:
+    def __init__(self, name: str, factory: str, env: dict[str, str], log: Path) -> None:
         self.name = name
         self.factory = factory
         self.env = env
         self.log_path = log
-        self.wrap = wrap or []  # e.g. ["-m", "cProfile", "-o", "hub.prof"]: same server, profiled
         self.restarts = 0
         self._peak_kib = 0
+        self.last_memory: dict[str, int] = {}
         self._start()
 
     def _start(self) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.args = ["--factory", self.factory, "--host", HOST, "--port", str(self.port), *UVICORN]
-        self.cmd = [sys.executable, *self.wrap, "-m", "uvicorn", "--app-dir", str(ROOT), *self.args]
+        self.cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT), *self.args]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            self.cmd, cwd=ROOT, env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT
+            self.cmd,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.pid = self.proc.pid
 
@@ -80,12 +120,12 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def memory_kib(self) -> dict[str, int]:
-        """VmHWM (peak RSS, the max over restarts too) and VmRSS in KiB."""
-        out = {"VmHWM": self._peak_kib, "VmRSS": 0}
+        """VmHWM (peak RSS, the max over restarts too), VmRSS, RssAnon and RssFile in KiB."""
+        out = {"VmHWM": self._peak_kib, "VmRSS": 0, "RssAnon": 0, "RssFile": 0}
         if self.proc.poll() is None:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
                 key, _, value = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
+                if key in out:
                     out[key] = max(out[key], int(value.split()[0]))
         self._peak_kib = out["VmHWM"]
         return out
@@ -100,7 +140,7 @@ class Server:
     def stop(self, grace: float = 30.0) -> None:
         """SIGTERM (graceful, so a profiler can write its output), then SIGKILL after grace."""
         if self.proc.poll() is None:
-            self.memory_kib()
+            self.last_memory = self.memory_kib()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=grace)

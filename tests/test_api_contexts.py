@@ -50,9 +50,9 @@ def sensor() -> dict[str, Any]:
 async def host(client: httpx.AsyncClient, doc: dict[str, Any] = HOSTED_DOC) -> str:
     resp = await client.post(CTX, json=doc)
     assert resp.status_code == 201, resp.text
-    url = resp.headers["location"]
-    assert url.startswith("http://hub/ngsi-ld/v1/jsonldContexts/"), url
-    return url
+    location = resp.headers["location"]  # a path, like the Location of a created entity
+    assert location.startswith("/ngsi-ld/v1/jsonldContexts/"), location
+    return "http://hub" + location
 
 
 # -- /jsonldContexts ---------------------------------------------------------------------------
@@ -211,6 +211,11 @@ async def test_remote_context_is_fetched_once(
     assert context_server.hits[path] == 1, f"fetched {context_server.hits[path]} times"
     cached = (await client.get(CTX, params={"kind": "Cached"})).json()
     assert url in cached, cached
+    details = (await client.get(CTX, params={"kind": "Cached", "details": "true"})).json()
+    local_id = next(d["localId"] for d in details if d["URL"] == url)
+    resp = await client.get(f"{CTX}/{local_id}")
+    assert resp.status_code == 200 and "@context" in resp.json(), resp.text
+    assert context_server.hits[path] == 1, "reading the cached copy does not fetch it"
 
 
 async def test_remote_context_in_ld_json_body(

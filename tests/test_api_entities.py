@@ -782,3 +782,39 @@ async def test_stored_entity_is_not_mutated_by_later_reads(client: httpx.AsyncCl
     await get_entity(client, FULL["id"], {"options": "keyValues"})
     await get_entity(client, FULL["id"], {"options": "concise"})
     assert await get_entity(client, FULL["id"]) == FULL
+
+
+# -- purge (DELETE /entities) ----------------------------------------------------------------
+
+
+async def test_purge_by_type(client: httpx.AsyncClient) -> None:
+    await create(client, sensor())
+    await create(client, sensor("urn:ngsi-ld:Sensor:s2"))
+    await create(client, {"id": "urn:ngsi-ld:Room:r1", "type": "Room"})
+    resp = await client.delete(f"{BASE}/entities", params={"type": "Sensor"})
+    assert resp.status_code == 204, resp.text
+    left = await client.get(f"{BASE}/entities", params={"type": "Sensor,Room"})
+    assert [e["id"] for e in left.json()] == ["urn:ngsi-ld:Room:r1"], left.text
+
+
+async def test_purge_by_q(client: httpx.AsyncClient) -> None:
+    await create(client, sensor())
+    await create(client, sensor("urn:ngsi-ld:Sensor:s2", temperature=5))
+    resp = await client.delete(f"{BASE}/entities", params={"type": "Sensor", "q": "temperature<10"})
+    assert resp.status_code == 204, resp.text
+    left = await client.get(f"{BASE}/entities", params={"type": "Sensor"})
+    assert [e["id"] for e in left.json()] == [EID], left.text
+
+
+async def test_purge_drops_attributes(client: httpx.AsyncClient) -> None:
+    await create(client, sensor())
+    resp = await client.delete(f"{BASE}/entities", params={"type": "Sensor", "drop": "name"})
+    assert resp.status_code == 204, resp.text
+    body = await get_entity(client, EID)
+    assert "name" not in body and "temperature" in body, body
+
+
+async def test_purge_needs_a_filter(client: httpx.AsyncClient) -> None:
+    await create(client, sensor())
+    bad_request(await client.delete(f"{BASE}/entities"))
+    assert (await get_entity(client, EID))["id"] == EID

@@ -260,7 +260,7 @@ async def test_aggregated_count_of_strings(client: httpx.AsyncClient, history: A
         {"timerel": "during", "timeAt": D1},
         {"timerel": "after", "timeAt": "yesterday"},
         {"timeAt": D1},
-        {"timeproperty": "deletedAt"},
+        {"timeproperty": "unitCode"},
         {"lastN": "0"},
         {"lastN": "many"},
         {"format": "tabular"},

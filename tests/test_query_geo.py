@@ -316,3 +316,12 @@ def test_unusable_stored_geometry_never_matches(stored: Any) -> None:
 def test_invalid_stored_polygon_is_repaired_not_fatal() -> None:
     bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
     assert geo_matches(q("intersects", "Point", [0.9, 0.5]), bowtie)
+
+
+def test_self_intersecting_polygon_is_repaired_not_rejected() -> None:
+    """A bow-tie query polygon (as in ETSI 019_11) is a usable area once repaired."""
+    gq = parse_geoq("intersects", "Polygon", "[[[0,0],[1,1],[1,0],[0,1],[0,0]]]", None)
+    assert gq is not None
+    assert gq.geometry.is_valid
+    assert geo_matches(gq, {"type": "Point", "coordinates": [0.25, 0.5]})
+    assert not geo_matches(gq, {"type": "Point", "coordinates": [5, 5]})

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class Settings(BaseSettings):
@@ -23,3 +28,21 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Seconds a fetched remote @context stays cached."
     )
     log_level: str = Field("info", description="uvicorn log level: debug, info, warning, error.")
+    temporal_limit: int = Field(
+        1000,
+        ge=1,
+        description="Most instances of one attribute a temporal response holds; beyond it the "
+        "answer is 206 Partial Content with a date-time Content-Range (clause 6.3.10).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: arguments (CLI flags), then CITYHUB_* variables, then ./cityhub.toml."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))

@@ -54,6 +54,28 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
 }
 for _op in ("create", "upsert", "update", "delete", "merge"):
     ALLOWED[("POST", f"/entityOperations/{_op}")] = {"options", "local"}
+for _path in ("/subscriptions", "/csourceSubscriptions", "/csourceRegistrations"):
+    ALLOWED[("POST", _path)] = set()
+    ALLOWED[("GET", _path)] = {"limit", "offset", "count", "options"}
+    ALLOWED[("GET", _path + "/{rid}")] = {"options"}
+    ALLOWED[("PATCH", _path + "/{rid}")] = set()
+    ALLOWED[("DELETE", _path + "/{rid}")] = set()
+ALLOWED[("GET", "/csourceRegistrations")] |= {
+    "id",
+    "type",
+    "idPattern",
+    "attrs",
+    "q",
+    "csf",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "timeproperty",
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+}
 
 
 def allowed_for(method: str, path: str) -> set[str] | None:

@@ -17,6 +17,7 @@ from cityhub import __version__
 from cityhub.api import contexts as C
 from cityhub.api import discovery as D
 from cityhub.api import entities as E
+from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
 from cityhub.api.http import BASE, plain_json
 from cityhub.ngsild.context import ContextCache
@@ -116,6 +117,7 @@ def routes() -> list[BaseRoute]:
         Route(BASE + "/jsonldContexts/{cid:path}", C.get_context, methods=["GET"]),
         Route(BASE + "/jsonldContexts/{cid:path}", C.delete_context, methods=["DELETE"]),
     ]
+    r += subscriptions.routes() + registrations.routes()
     r.append(Route("/health", health, methods=["GET"]))
     return r
 
@@ -162,8 +164,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     settings = settings or Settings()
     store = store or SqliteStore(settings.db)
     cache = ContextCache(timeout=settings.context_timeout, ttl=settings.context_ttl)
-    for url, doc, _kind in store.contexts():
-        cache.host(url, doc)
+    cache.load(store.contexts())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,5 +184,5 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.store = store
     app.state.contexts = cache
     app.state.entities = EntityService(store)
-    app.state.temporal = TemporalService(store)
+    app.state.temporal = TemporalService(store, settings.temporal_limit)
     return app

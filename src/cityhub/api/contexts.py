@@ -1,22 +1,25 @@
-"""/jsonldContexts: list, get, add and delete the @contexts the hub knows."""
+"""/jsonldContexts (clause 5.13): list, serve, add and delete the @contexts the hub knows."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.http import BASE, negotiate, params_of, plain_json, read_body
-from cityhub.ngsild.context import ContextCache
-from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL
-from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
-
-HOSTED = "Hosted"
-CACHED = "Cached"
-IMPLICIT = "ImplicitlyCreated"
+from cityhub.api.http import JSON, JSONLD, negotiate, params_of, plain_json, read_body
+from cityhub.ngsild.context import (
+    CACHED,
+    HOSTED,
+    IMPLICIT,
+    KINDS,
+    ContextCache,
+    ContextEntry,
+    check_context,
+    is_absolute_iri,
+)
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 
 
 def _cache(request: Request) -> ContextCache:
@@ -24,94 +27,119 @@ def _cache(request: Request) -> ContextCache:
     return cache
 
 
-def _own_url(request: Request, cid: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}{BASE}/jsonldContexts/{cid}"
+def _url(request: Request, entry: ContextEntry) -> str:
+    """The absolute URL of a context: remote ones keep theirs, the hub's own get this host's."""
+    if not entry.local:
+        return entry.url
+    return f"{str(request.base_url).rstrip('/')}{entry.url_path}"
 
 
-def _entries(request: Request) -> list[dict[str, Any]]:
-    cache = _cache(request)
-    out = [{"URL": CORE_CONTEXT_URL, "localId": "core", "kind": CACHED}]
-    for url in cache.hosted():
-        out.append({"URL": url, "localId": url.rsplit("/", 1)[-1], "kind": HOSTED})
-    for url in cache.cached():
-        out.append({"URL": url, "localId": _local_id(url), "kind": CACHED})
-    return out
+def _flag(params: dict[str, str], name: str) -> bool:
+    """A true/false query parameter (absent means false)."""
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        raise BadRequestData(f"{name} must be true or false, not {value!r}")
+    return value == "true"
 
 
-def _local_id(url: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, url))
+def _lookup(request: Request) -> ContextEntry:
+    entry = _cache(request).find(request.path_params["cid"])
+    if entry is None:
+        raise ResourceNotFound(f"no @context {request.path_params['cid']!r}")
+    return entry
 
 
 async def list_contexts(request: Request) -> Response:
-    """GET /jsonldContexts (details=true, kind=Hosted|Cached|ImplicitlyCreated)."""
+    """GET /jsonldContexts: URLs, or with details=true their metadata; kind filters."""
     params = params_of(request)
     negotiate(request)
+    details = _flag(params, "details")
     kind = params.get("kind")
-    if kind is not None and kind not in (HOSTED, CACHED, IMPLICIT):
-        raise BadRequestData(f"unknown kind {kind!r}")
-    entries = [e for e in _entries(request) if kind is None or e["kind"] == kind]
-    if params.get("details") == "true":
-        return plain_json(entries)
-    return plain_json([e["URL"] for e in entries])
-
-
-def _find(request: Request, cid: str) -> tuple[str, Any, str]:
-    cache = _cache(request)
-    if cid == "core" or cid == CORE_CONTEXT_URL:
-        return CORE_CONTEXT_URL, CORE_CONTEXT, CACHED
-    for url, doc in cache.hosted().items():
-        if url.rsplit("/", 1)[-1] == cid or url == cid:
-            return url, doc, HOSTED
-    for url, doc in cache.cached().items():
-        if _local_id(url) == cid or url == cid:
-            return url, doc, CACHED
-    raise ResourceNotFound(f"no @context {cid}")
+    if kind is not None and kind not in KINDS:
+        raise BadRequestData(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    entries = [e for e in _cache(request).entries() if kind is None or e.kind == kind]
+    if details:
+        return plain_json([e.details(_url(request, e)) for e in entries])
+    return plain_json([_url(request, e) for e in entries])
 
 
 async def get_context(request: Request) -> Response:
-    """GET /jsonldContexts/{id}: the document (details=true: its metadata)."""
+    """GET /jsonldContexts/{id}: the document itself, or with details=true its metadata.
+
+    {id} is a local id or the (URL-encoded) URL of the context. Serving counts as a use; the
+    details show the count from before this request.
+    """
     params = params_of(request)
-    negotiate(request)
-    url, doc, kind = _find(request, request.path_params["cid"])
-    if params.get("details") == "true":
-        return plain_json({"URL": url, "localId": request.path_params["cid"], "kind": kind})
-    return Response(orjson.dumps(doc), media_type="application/ld+json")
+    media = negotiate(request)
+    details = _flag(params, "details")
+    entry = _lookup(request)
+    if details:
+        body = entry.details(_url(request, entry))
+        entry.touch()
+        return plain_json(body)
+    entry.touch()
+    return Response(orjson.dumps(entry.document), media_type=JSONLD if media == JSONLD else JSON)
 
 
 async def add_context(request: Request) -> Response:
-    """POST /jsonldContexts: host a context; answers with its URL."""
+    """POST /jsonldContexts: host a @context; 201 with its path in Location.
+
+    The body is a JSON object whose @context member is the context (an object, or an array
+    of URLs and objects). Remote contexts it names are fetched now, so an unreachable one
+    fails here with 503 rather than later in every request that uses the hosted one.
+    """
     body, _ = await read_body(request)
     if not isinstance(body, dict) or "@context" not in body:
-        raise BadRequestData("a hosted context must be an object with an @context member")
+        raise InvalidRequest("the body must be a JSON object with an @context member")
     spec = body["@context"]
-    if not isinstance(spec, dict | list | str):
-        raise BadRequestData("@context must be an object, a list or a URL")
-    cid = str(uuid.uuid4())
-    url = _own_url(request, cid)
+    check_context(spec)
     cache = _cache(request)
-    await cache.prefetch(spec)
-    cache.compile(spec)
-    cache.host(url, {"@context": spec})
-    request.app.state.store.put_context(url, {"@context": spec}, HOSTED)
-    return Response(status_code=201, headers={"Location": url})
+    await cache.prefetch(spec, count=False)
+    document = {"@context": spec}
+    cache.compile(spec)  # a context that cannot be compiled is refused before it is kept
+    entry = cache.new_hosted(document)
+    request.app.state.store.put_context(entry.url, document, HOSTED)
+    return Response(status_code=201, headers={"Location": entry.url_path})
 
 
 async def delete_context(request: Request) -> Response:
-    """DELETE /jsonldContexts/{id} (reload=true refetches a cached one)."""
+    """DELETE /jsonldContexts/{id}: remove it, or with reload=true download a cached one again.
+
+    The core context cannot be deleted (reloading it is a no-op: it is bundled); hosted and
+    implicitly created ones cannot be reloaded. A failed reload keeps the old copy (503).
+    """
     params = params_of(request)
-    url, _, kind = _find(request, request.path_params["cid"])
-    if url == CORE_CONTEXT_URL:
-        raise BadRequestData("the core context cannot be deleted")
-    reload = params.get("reload")
-    if reload not in (None, "true", "false"):
-        raise BadRequestData("reload must be true or false")
+    reload = _flag(params, "reload")
     cache = _cache(request)
-    if reload == "true":
-        if kind == HOSTED:
-            raise BadRequestData("a hosted context cannot be reloaded")
-        cache.forget(url)
-        await cache.prefetch(url)
+    ident = request.path_params["cid"]
+    entry = cache.find(ident)
+    if reload:
+        if entry is None:
+            if is_absolute_iri(ident):
+                raise ResourceNotFound(f"no cached @context {ident!r}")
+            raise BadRequestData(f"reload needs a cached @context, and {ident!r} is none")
+        if entry.kind != CACHED:
+            raise BadRequestData(f"a {entry.kind} @context cannot be reloaded")
+        await cache.reload(entry)
         return Response(status_code=204)
-    cache.forget(url)
-    request.app.state.store.delete_context(url)
+    if entry is None:
+        raise ResourceNotFound(f"no @context {ident!r}")
+    if entry is cache.core_entry:
+        raise BadRequestData("the NGSI-LD core @context cannot be deleted")
+    cache.remove(entry)
+    if entry.local:
+        request.app.state.store.delete_context(entry.url)
     return Response(status_code=204)
+
+
+def implicit_context(request: Request, spec: Any) -> str:
+    """The absolute URL of an ImplicitlyCreated @context for an inline or compound @context.
+
+    For operations that must refer to a request's @context by one URL later (e.g. the
+    jsonldContext of a subscription created with an array @context). Equal @contexts share
+    one entry; it is stored so the URL stays valid across restarts.
+    """
+    entry, created = _cache(request).implicit(spec)
+    if created:
+        request.app.state.store.put_context(entry.url, entry.document, IMPLICIT)
+    return _url(request, entry)

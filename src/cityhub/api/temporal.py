@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub.api.entities import _query_params
-from cityhub.api.http import BASE, context_of, json_response, no_content, params_of, read_body
+from cityhub.api.http import (
+    BASE,
+    Ctx,
+    context_of,
+    json_response,
+    no_content,
+    params_of,
+    read_body,
+)
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_uri
 from cityhub.ngsild.errors import BadRequestData
-from cityhub.ngsild.temporal import TemporalService
+from cityhub.ngsild.temporal import TemporalResult, TemporalService
 
 
 def service(request: Request) -> TemporalService:
     """The app's temporal service."""
     svc: TemporalService = request.app.state.temporal
     return svc
+
+
+def _respond(ctx: Ctx, result: TemporalResult, body: Any) -> Response:
+    """200, or 206 with a Content-Range when instances were cut (temporal pagination)."""
+    headers: dict[str, str] = {}
+    if result.total is not None:
+        headers["NGSILD-Results-Count"] = str(result.total)
+    if result.content_range is None:
+        return json_response(ctx, body, headers=headers)
+    headers["Content-Range"] = result.content_range
+    return json_response(ctx, body, status=206, headers=headers)
 
 
 def _eid(request: Request) -> str:
@@ -43,9 +63,8 @@ async def query(request: Request) -> Response:
     """GET /temporal/entities."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
-    rows, total = service(request).query(ctx.tenant, params, ctx.tm)
-    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
-    return json_response(ctx, rows, headers=headers)
+    result = service(request).query(ctx.tenant, params, ctx.tm)
+    return _respond(ctx, result, result.entities)
 
 
 async def post_query(request: Request) -> Response:
@@ -61,17 +80,16 @@ async def post_query(request: Request) -> Response:
         for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
             if key in tq:
                 params[key] = str(tq[key])
-    rows, total = service(request).query(ctx.tenant, params, ctx.tm)
-    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
-    return json_response(ctx, rows, headers=headers)
+    result = service(request).query(ctx.tenant, params, ctx.tm)
+    return _respond(ctx, result, result.entities)
 
 
 async def get(request: Request) -> Response:
     """GET /temporal/entities/{id}."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
-    rows, _ = service(request).query(ctx.tenant, params, ctx.tm, one_entity=_eid(request))
-    return json_response(ctx, rows[0])
+    result = service(request).query(ctx.tenant, params, ctx.tm, one_entity=_eid(request))
+    return _respond(ctx, result, result.entities[0])
 
 
 async def delete(request: Request) -> Response:

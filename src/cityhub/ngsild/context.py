@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
 
 from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, LdContextNotAvailable
+from cityhub.ngsild.timeutil import now_iso
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -70,7 +75,9 @@ class TermMap:
                 continue
             inverse.setdefault(iri, term)
         self._inverse = inverse
-        prefixes = [(iri, t) for t, iri in self.terms.items() if iri.endswith(("/", "#")) and ":" not in t]
+        prefixes = [
+            (iri, t) for t, iri in self.terms.items() if iri.endswith(("/", "#")) and ":" not in t
+        ]
         self._prefixes = sorted(prefixes, key=lambda p: -len(p[0]))
         return self
 
@@ -97,84 +104,369 @@ def _resolve_value(raw: Any, local: dict[str, Any], active: dict[str, str]) -> s
     return None
 
 
-class ContextCache:
-    """Remote @context documents, fetched once with a short timeout and kept."""
+# -- the @contexts the hub knows (5.13) ---------------------------------------------------------
 
-    def __init__(self, timeout: float = 3.0, ttl: float = 3600.0) -> None:
+HOSTED = "Hosted"
+CACHED = "Cached"
+IMPLICIT = "ImplicitlyCreated"
+KINDS = (HOSTED, CACHED, IMPLICIT)
+# Where hosted and implicitly created contexts are served; their URL is this path on the hub.
+CONTEXTS_PATH = "/ngsi-ld/v1/jsonldContexts/"
+CORE_LOCAL_ID = "ngsi-ld-core-context"
+MAX_CONTEXT_BYTES = 4 * 1024 * 1024
+_COMPILED_MAX = 4096  # distinct compiled @contexts kept before the memo starts over
+
+log = logging.getLogger("cityhub.context")
+
+
+@dataclass(slots=True)
+class ContextEntry:
+    """One @context the hub knows: its origin, its document and how often requests used it."""
+
+    url: str  # the remote URL (Cached), or the hub path it is served at (Hosted, Implicit)
+    local_id: str
+    kind: str
+    document: Any
+    created_at: str
+    fetched: float = 0.0  # time.monotonic() of the download (Cached only)
+    hits: int = 0
+    last_usage: str | None = None
+
+    @property
+    def local(self) -> bool:
+        """True when the hub itself is the source (Hosted or ImplicitlyCreated)."""
+        return self.kind != CACHED
+
+    @property
+    def url_path(self) -> str:
+        """The hub path this context is served at (by its local id)."""
+        return local_path(self.local_id)
+
+    def touch(self) -> None:
+        """Count one use by a request."""
+        self.hits += 1
+        self.last_usage = now_iso()
+
+    def details(self, url: str) -> dict[str, Any]:
+        """The metadata the API shows for details=true, under the given absolute URL."""
+        out: dict[str, Any] = {
+            "URL": url,
+            "localId": self.local_id,
+            "kind": self.kind,
+            "createdAt": self.created_at,
+            "numberOfHits": self.hits,
+        }
+        if self.last_usage is not None:
+            out["lastUsage"] = self.last_usage
+        return out
+
+
+def local_path(local_id: str) -> str:
+    """The hub path a hosted or implicitly created @context is served at."""
+    return CONTEXTS_PATH + local_id
+
+
+def check_context(value: Any, depth: int = 0) -> None:
+    """Raise BadRequestData unless value is a JSON-LD @context: an IRI, an object or a list."""
+    if depth > 16:
+        raise BadRequestData("@context nests too deeply")
+    if isinstance(value, str):
+        if not is_absolute_iri(value):
+            raise BadRequestData(f"@context reference {value!r} is not an absolute IRI")
+        return
+    if isinstance(value, list):
+        for item in value:
+            if item is None:
+                continue
+            if not isinstance(item, str | dict):
+                raise BadRequestData("a @context array may hold only IRIs and objects")
+            check_context(item, depth + 1)
+        return
+    if not isinstance(value, dict):
+        raise BadRequestData("@context must be an IRI, an object or an array of them")
+    for term, definition in value.items():
+        if term.startswith("@"):
+            if term == "@vocab" and not (definition is None or isinstance(definition, str)):
+                raise BadRequestData("@vocab must be an IRI")
+            continue
+        if definition is None or isinstance(definition, str):
+            continue
+        if not isinstance(definition, dict):
+            raise BadRequestData(f"term {term!r} must map to an IRI, an object or null")
+        iri = definition.get("@id")
+        if iri is not None and not isinstance(iri, str):
+            raise BadRequestData(f"the @id of term {term!r} must be a string")
+        if "@context" in definition:
+            check_context(definition["@context"], depth + 1)
+
+
+class ContextCache:
+    """Every @context the hub knows: the bundled core, hosted, implicitly created and cached.
+
+    Remote documents are fetched once (concurrent requests share one download), with a short
+    timeout and a size cap, and kept for ``ttl`` seconds; a failed refresh keeps serving the
+    stale copy. Each @context counts the requests that used it.
+    """
+
+    def __init__(
+        self, timeout: float = 3.0, ttl: float = 3600.0, max_bytes: int = MAX_CONTEXT_BYTES
+    ) -> None:
         self.timeout = timeout
         self.ttl = ttl
-        self._docs: dict[str, tuple[float, Any]] = {}
-        self._hosted: dict[str, Any] = {}
+        self.max_bytes = max_bytes
+        self._remote: dict[str, ContextEntry] = {}  # Cached, by URL
+        self._remote_ids: dict[str, str] = {}  # Cached: local id -> URL
+        self._local: dict[str, ContextEntry] = {}  # Hosted and ImplicitlyCreated, by local id
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._compiled: dict[bytes, TermMap] = {}
         self._lock = threading.Lock()
+        self.core_entry = ContextEntry(
+            url=CORE_CONTEXT_URL,
+            local_id=CORE_LOCAL_ID,
+            kind=CACHED,
+            document=CORE_CONTEXT,
+            created_at=now_iso(),
+        )
         self.core = self._compile_spec(None)
 
-    # -- documents ---------------------------------------------------------------------------
-    def host(self, url: str, document: Any) -> None:
-        """Register a hosted context (from /jsonldContexts) under its URL."""
+    # -- registry ----------------------------------------------------------------------------
+    def host(
+        self, url: str, document: Any, kind: str = HOSTED, created_at: str | None = None
+    ) -> ContextEntry:
+        """Register a hub-served context (Hosted or ImplicitlyCreated) stored at url."""
+        local_id = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or url
+        entry = ContextEntry(
+            url=url,
+            local_id=local_id,
+            kind=kind if kind in (HOSTED, IMPLICIT) else HOSTED,
+            document=document,
+            created_at=created_at or now_iso(),
+        )
         with self._lock:
-            self._hosted[url] = document
+            self._local[local_id] = entry
+            self._compiled.clear()
+        return entry
+
+    def load(self, rows: Iterable[tuple[str, Any, str, str]]) -> None:
+        """Register the stored contexts, as (url, document, kind, createdAt) rows."""
+        for url, document, kind, created_at in rows:
+            self.host(url, document, kind, created_at)
+
+    def new_hosted(self, document: Any) -> ContextEntry:
+        """Host a new context under a fresh local id."""
+        return self.host(local_path(uuid.uuid4().hex), document, HOSTED)
+
+    def implicit(self, spec: Any) -> tuple[ContextEntry, bool]:
+        """The ImplicitlyCreated context for an inline or compound @context (made on first use).
+
+        Equal @contexts share one entry, named by a hash of their content; the flag says whether
+        it was created now (and so needs storing).
+        """
+        key = hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        entry = self._local.get(key)
+        if entry is not None:
+            return entry, False
+        return self.host(local_path(key), {"@context": spec}, IMPLICIT), True
+
+    def entries(self) -> list[ContextEntry]:
+        """Every known context: the core first, then hub-served ones, then cached ones."""
+        return [self.core_entry, *self._local.values(), *self._remote.values()]
+
+    def find(self, ident: str) -> ContextEntry | None:
+        """A context by local id, by URL, or by any absolute URL of the hub's own path."""
+        if ident in CORE_CONTEXT_URLS or ident == CORE_LOCAL_ID:
+            return self.core_entry
+        entry = self._local.get(ident) or self._remote.get(ident)
+        if entry is None and ident in self._remote_ids:
+            entry = self._remote.get(self._remote_ids[ident])
+        return entry or self._own(ident)
+
+    def remove(self, entry: ContextEntry) -> None:
+        """Forget a context (a cached one is fetched again when next used)."""
+        with self._lock:
+            if entry.local:
+                self._local.pop(entry.local_id, None)
+            elif self._remote.get(entry.url) is entry:
+                del self._remote[entry.url]
+                self._remote_ids.pop(entry.local_id, None)
             self._compiled.clear()
 
     def forget(self, url: str) -> bool:
-        """Drop a cached or hosted context; True when it was known."""
-        with self._lock:
-            known = self._docs.pop(url, None) is not None
-            known = self._hosted.pop(url, None) is not None or known
-            self._compiled.clear()
-            return known
+        """Drop a cached or hub-served context by URL or local id; True when it was known."""
+        entry = self.find(url)
+        if entry is None or entry is self.core_entry:
+            return False
+        self.remove(entry)
+        return True
 
-    def cached(self) -> dict[str, Any]:
-        """The remote contexts fetched so far, by URL."""
-        return {url: doc for url, (_, doc) in self._docs.items()}
+    def _own(self, url: str) -> ContextEntry | None:
+        """A hub-served context named by an absolute URL whose path ends in its local path.
 
-    def hosted(self) -> dict[str, Any]:
-        """The contexts added through the API, by URL."""
-        return dict(self._hosted)
+        The host part is not compared, so the hub resolves its own contexts without a request
+        to itself, whatever name (proxy, container, localhost) the client reached it by.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
+        _head, sep, local_id = unquote(parts.path).rpartition(CONTEXTS_PATH)
+        if not sep:
+            return None
+        return self._local.get(local_id)
+
+    def _entry(self, url: str) -> ContextEntry | None:
+        if url in CORE_CONTEXT_URLS:
+            return self.core_entry
+        return self._remote.get(url) or self._own(url)
 
     def document(self, url: str) -> Any | None:
         """A known context document by URL, without fetching."""
         if url in CORE_CONTEXT_URLS:
             return CORE_CONTEXT
-        if url in self._hosted:
-            return self._hosted[url]
-        entry = self._docs.get(url)
-        if entry and time.monotonic() - entry[0] < self.ttl:
-            return entry[1]
-        return None
+        entry = self._entry(url)
+        return entry.document if entry is not None else None
 
-    async def prefetch(self, spec: Any) -> None:
-        """Fetch every remote context a spec names (recursively) before compiling it."""
-        pending = [u for u in _urls(spec) if self.document(u) is None]
+    def _stale(self, url: str) -> bool:
+        if url in CORE_CONTEXT_URLS:
+            return False
+        entry = self._remote.get(url)
+        if entry is not None:
+            return time.monotonic() - entry.fetched >= self.ttl
+        return self._own(url) is None
+
+    # -- fetching ----------------------------------------------------------------------------
+    async def prefetch(self, spec: Any, *, count: bool = True) -> None:
+        """Fetch every remote context a spec names (recursively) before compiling it.
+
+        With ``count``, every context the spec names (directly or through another) counts one
+        use. Raises LdContextNotAvailable when one cannot be had.
+        """
+        pending = list(_urls(spec))
         seen: set[str] = set()
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
-            while pending:
-                batch = [u for u in dict.fromkeys(pending) if u not in seen]
-                seen.update(batch)
-                docs = await asyncio.gather(*(self._fetch(client, u) for u in batch))
-                pending = []
-                for url, doc in zip(batch, docs, strict=True):
-                    self._docs[url] = (time.monotonic(), doc)
-                    pending += [u for u in _urls(doc.get("@context")) if self.document(u) is None]
+        while pending:
+            batch = [u for u in dict.fromkeys(pending) if u not in seen]
+            seen.update(batch)
+            stale = [u for u in batch if self._stale(u)]
+            if stale:
+                results = await asyncio.gather(
+                    *(self._load(u) for u in stale), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+            pending = []
+            for url in batch:
+                doc = self.document(url)
+                if isinstance(doc, dict):
+                    pending += _urls(doc.get("@context"))
+        if count:
+            for url in seen:
+                entry = self._entry(url)
+                if entry is not None:
+                    entry.touch()
 
-    async def _fetch(self, client: httpx.AsyncClient, url: str) -> Any:
+    async def reload(self, entry: ContextEntry) -> None:
+        """Download a cached context again; on failure the old copy stays (and this raises)."""
+        if entry is self.core_entry:
+            return  # bundled: nothing to download
+        doc = await self._fetch(entry.url)
+        with self._lock:
+            entry.document = doc
+            entry.fetched = time.monotonic()
+            entry.created_at = now_iso()
+            entry.hits = 0
+            entry.last_usage = None
+            self._remote[entry.url] = entry
+            self._remote_ids[entry.local_id] = entry.url
+            self._compiled.clear()
+
+    async def _load(self, url: str) -> None:
+        """Fetch url into the cache; concurrent requests for one URL share one download."""
+        future = self._inflight.get(url)
+        if future is None:
+            future = asyncio.ensure_future(self._download(url))
+            self._inflight[url] = future
+            future.add_done_callback(lambda f: self._settled(url, f))
+        await asyncio.shield(future)
+
+    def _settled(self, url: str, future: asyncio.Future[Any]) -> None:
+        if self._inflight.get(url) is future:
+            del self._inflight[url]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so an abandoned failure is not reported twice
+
+    async def _download(self, url: str) -> None:
+        old = self._remote.get(url)
+        try:
+            doc = await self._fetch(url)
+        except LdContextNotAvailable as exc:
+            if old is None:
+                raise
+            log.warning("keeping the stale copy of @context %s: %s", url, exc.detail)
+            old.fetched = time.monotonic() - self.ttl + min(self.ttl, 60.0)  # retry in a minute
+            return
+        with self._lock:
+            if old is not None:
+                changed = old.document != doc
+                old.document, old.fetched = doc, time.monotonic()
+            else:
+                changed = True
+                entry = ContextEntry(
+                    url=url,
+                    local_id=str(uuid.uuid5(uuid.NAMESPACE_URL, url)),
+                    kind=CACHED,
+                    document=doc,
+                    created_at=now_iso(),
+                    fetched=time.monotonic(),
+                )
+                self._remote[url] = entry
+                self._remote_ids[entry.local_id] = url
+            if changed:
+                self._compiled.clear()
+
+    async def _fetch(self, url: str) -> Any:
+        """GET a remote context document: a JSON object with a valid @context member."""
         if not url.startswith(("http://", "https://")):
             raise LdContextNotAvailable(f"cannot dereference @context {url!r}")
         try:
-            resp = await client.get(
-                url, headers={"Accept": "application/ld+json, application/json"}
-            )
+            body = await asyncio.wait_for(self._get(url), self.timeout)
+        except TimeoutError as exc:
+            raise LdContextNotAvailable(
+                f"@context {url} did not answer within {self.timeout:g}s"
+            ) from exc
         except httpx.HTTPError as exc:
             raise LdContextNotAvailable(f"@context {url} is not reachable: {exc}") from exc
-        if resp.status_code != 200:
-            raise LdContextNotAvailable(f"@context {url} answered HTTP {resp.status_code}")
         try:
-            doc = orjson.loads(resp.content)
+            doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise LdContextNotAvailable(f"@context {url} is not JSON") from exc
         if not isinstance(doc, dict) or "@context" not in doc:
             raise LdContextNotAvailable(f"@context {url} holds no @context member")
+        try:
+            check_context(doc["@context"])
+        except BadRequestData as exc:
+            raise LdContextNotAvailable(
+                f"@context {url} is not a valid JSON-LD @context: {exc.detail}"
+            ) from exc
         return doc
+
+    async def _get(self, url: str) -> bytes:
+        headers = {"Accept": "application/ld+json, application/json;q=0.9, */*;q=0.1"}
+        async with (
+            httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
+            client.stream("GET", url, headers=headers) as resp,
+        ):
+            if resp.status_code != 200:
+                raise LdContextNotAvailable(f"@context {url} answered HTTP {resp.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise LdContextNotAvailable(
+                        f"@context {url} is larger than {self.max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+            return b"".join(chunks)
 
     # -- compilation -------------------------------------------------------------------------
     def compile(self, spec: Any) -> TermMap:
@@ -183,6 +475,8 @@ class ContextCache:
         tm = self._compiled.get(key)
         if tm is None:
             tm = self._compile_spec(spec)
+            if len(self._compiled) >= _COMPILED_MAX:
+                self._compiled.clear()
             self._compiled[key] = tm
         return tm
 
@@ -271,11 +565,19 @@ def link_for(url: str) -> str:
 
 
 __all__ = [
+    "CACHED",
+    "CONTEXTS_PATH",
+    "HOSTED",
+    "IMPLICIT",
+    "KINDS",
     "ContextCache",
+    "ContextEntry",
     "InvalidRequest",
     "TermMap",
+    "check_context",
     "core_link",
     "is_absolute_iri",
     "link_for",
+    "local_path",
     "parse_link_header",
 ]

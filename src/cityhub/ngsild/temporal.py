@@ -1,9 +1,12 @@
-"""Temporal use-cases: the evolution of attributes, with filters, formats and aggregation."""
+"""Temporal use-cases: the evolution of attributes, with filters, formats, pagination of
+instances (206 + Content-Range) and aggregation."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from cityhub.ngsild import params as P
@@ -16,20 +19,37 @@ from cityhub.ngsild.entity import (
     expand_entity,
     expand_name,
 )
-from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityhub.ngsild.merge import stamp
-from cityhub.ngsild.render import RenderOptions, render_instance
+from cityhub.ngsild.render import RenderOptions, key_value, pick_language, render_instance
 from cityhub.ngsild.service import new_instance_id
-from cityhub.ngsild.timeutil import now_iso, parse_ts
-from cityhub.store.base import Aggregation, Doc, Store, TemporalQuery
+from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
+from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery
 
 AGGR_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
+TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
+FORMATS = ("normalized", "concise", "temporalValues", "simplified", "aggregatedValues")
+# Options a temporal request understands (format names, sysAttrs, count).
+OPTIONS = frozenset(
+    {
+        "normalized",
+        "concise",
+        "temporalValues",
+        "simplified",
+        "keyValues",
+        "aggregatedValues",
+        "sysAttrs",
+        "count",
+    }
+)
+DEFAULT_INSTANCE_LIMIT = 1000
 _DURATION = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 _UNITS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
-_VALUES_KEY = {
+# temporalValues: the member that lists each attribute type's [content, time] pairs.
+VALUES_KEY = {
     "Property": "values",
     "GeoProperty": "values",
     "Relationship": "objects",
@@ -39,6 +59,15 @@ _VALUES_KEY = {
     "ListRelationship": "objectLists",
     "JsonProperty": "jsons",
 }
+
+
+@dataclass(frozen=True)
+class TemporalResult:
+    """Rendered temporal entities, the total when counted, and the instance range when cut."""
+
+    entities: list[Doc]
+    total: int | None = None
+    content_range: str | None = None  # "date-time <start>-<end>/<size>" for a 206
 
 
 def duration_seconds(text: str) -> float:
@@ -52,10 +81,12 @@ def duration_seconds(text: str) -> float:
 def temporal_query(
     params: Mapping[str, str], tm: TermMap, *, one_entity: str | None = None
 ) -> TemporalQuery:
-    """timerel/timeAt/endTimeAt/timeproperty/lastN plus the entity selection."""
-    if one_entity is not None:
-        from cityhub.store.base import EntityQuery
+    """timerel/timeAt/endTimeAt/timeproperty/lastN/datasetId plus the entity selection.
 
+    A query (not a retrieval) needs type, attrs, q, geoQ or scopeQ (ids alone are not enough)
+    and returns only entities with at least one instance in the selection.
+    """
+    if one_entity is not None:
         entities = EntityQuery(ids=(one_entity,), limit=1)
     else:
         entities = P.entity_query(params, tm)
@@ -76,10 +107,15 @@ def temporal_query(
     elif "timeAt" in params or "endTimeAt" in params:
         raise BadRequestData("timeAt needs timerel")
     prop = params.get("timeproperty", "observedAt")
-    if prop not in ("observedAt", "createdAt", "modifiedAt"):
-        raise BadRequestData("timeproperty must be observedAt, createdAt or modifiedAt")
+    if prop not in TIME_PROPERTIES:
+        raise BadRequestData(f"timeproperty must be one of {', '.join(TIME_PROPERTIES)}")
     last_n = P.integer(params, "lastN", 0, 1, 10**6) if "lastN" in params else None
-    attrs = tuple(tm.expand(check_name(a)) for a in P.csv(params.get("attrs"))) or None
+    attrs = tuple(expand_name(a, tm) for a in P.csv(params.get("attrs"))) or None
+    dataset_ids = None
+    if params.get("datasetId") is not None:
+        dataset_ids = tuple(
+            d if d == "@none" else check_uri(d, "datasetId") for d in P.csv(params["datasetId"])
+        )
     return TemporalQuery(
         entities=entities,
         attrs=attrs,
@@ -88,36 +124,34 @@ def temporal_query(
         time_at=time_at,
         end_time_at=end_at,
         last_n=last_n,
+        dataset_ids=dataset_ids,
+        with_instances=one_entity is None,
     )
 
 
 def temporal_format(params: Mapping[str, str]) -> str:
-    """normalized, temporalValues or aggregatedValues (format= or options=)."""
-    opts = P.options(params)
+    """normalized, concise, temporalValues or aggregatedValues; format= wins over options=."""
+    opts = set(P.csv(params.get("options")))
+    unknown = opts - OPTIONS
+    if unknown:
+        raise InvalidRequest(f"unknown option(s) for a temporal request: {', '.join(sorted(unknown))}")
     fmt = params.get("format")
-    if fmt is not None and fmt not in (
-        "normalized",
-        "temporalValues",
-        "aggregatedValues",
-        "simplified",
-        "concise",
-    ):
-        raise BadRequestData(f"unknown format {fmt!r}")
-    if (
-        fmt == "simplified"
-        or "temporalValues" in opts
-        or "keyValues" in opts
-        or "simplified" in opts
-    ):
-        fmt = fmt or "temporalValues"
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InvalidRequest(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return "temporalValues" if fmt == "simplified" else fmt
     if "aggregatedValues" in opts:
-        fmt = "aggregatedValues"
-    return {"simplified": "temporalValues"}.get(fmt or "", fmt or "normalized")
+        return "aggregatedValues"
+    if opts & {"temporalValues", "simplified", "keyValues"}:
+        return "temporalValues"
+    if "concise" in opts:
+        return "concise"
+    return "normalized"
 
 
 def aggregation(params: Mapping[str, str]) -> Aggregation:
     """aggrMethods and aggrPeriodDuration."""
-    methods = tuple(P.csv(params.get("aggrMethods")))
+    methods = tuple(dict.fromkeys(P.csv(params.get("aggrMethods"))))
     if not methods:
         raise BadRequestData("aggregatedValues needs aggrMethods")
     bad = [m for m in methods if m not in AGGR_METHODS]
@@ -128,12 +162,58 @@ def aggregation(params: Mapping[str, str]) -> Aggregation:
     return Aggregation(methods=methods, period=period or None)
 
 
+@dataclass(frozen=True)
+class _Members:
+    """pick/omit as sets of entity members: 'id', 'type' and attribute IRIs."""
+
+    pick: frozenset[str] | None
+    omit: frozenset[str]
+
+    def keep(self, member: str) -> bool:
+        if self.pick is not None and member not in self.pick:
+            return False
+        return member not in self.omit
+
+    @property
+    def given(self) -> bool:
+        return self.pick is not None or bool(self.omit)
+
+
+def _members(params: Mapping[str, str], tm: TermMap) -> _Members:
+    if params.get("attrs") is None:
+        pick, omit = P.projections(params)
+    else:  # attrs selects instances in the store; it only excludes pick and omit here
+        P.projections(params)
+        pick, omit = None, None
+
+    def names(tree: Mapping[str, Any] | None) -> frozenset[str] | None:
+        if tree is None:
+            return None
+        return frozenset(n if n in ("id", "type") else expand_name(n, tm) for n in tree)
+
+    return _Members(pick=names(pick), omit=names(omit) or frozenset())
+
+
+def _when(inst: Doc, prop: str) -> float | None:
+    """An instance's time on the requested time property (None: never observed)."""
+    raw = inst.get(prop)
+    return parse_ts(raw).timestamp() if isinstance(raw, str) else None
+
+
+def _iso(seconds: float) -> str:
+    """Epoch seconds as an ISO DateTime, without a fraction on whole seconds."""
+    value = datetime.fromtimestamp(seconds, UTC)
+    return format_ts(value) if value.microsecond else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class TemporalService:
     """Write and read the temporal evolution of entities."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, instance_limit: int = DEFAULT_INSTANCE_LIMIT) -> None:
         self.store = store
+        self.instance_limit = max(1, instance_limit)
 
+    # -- writing ---------------------------------------------------------------------------
     def _instances(self, body: Any, tm: TermMap) -> dict[str, list[Doc]]:
         if not isinstance(body, dict):
             raise BadRequestData("a temporal entity must be a JSON object")
@@ -172,18 +252,13 @@ class TemporalService:
         return created
 
     def append(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
-        """POST /temporal/entities/{id}/attrs."""
+        """POST /temporal/entities/{id}/attrs (the entity keeps its types)."""
         attrs = self._instances(body, tm)
         with self.store.write(tenant) as tx:
-            types = self._types(tenant, eid)
+            if not tx.temporal_exists(eid):
+                raise ResourceNotFound(f"temporal entity {eid} not found")
             for name, insts in attrs.items():
-                tx.add_history(eid, types, name, insts)
-
-    def _types(self, tenant: str, eid: str) -> list[str]:
-        rows, _ = self.store.temporal(tenant, temporal_query({}, TermMap(), one_entity=eid))
-        if not rows:
-            raise ResourceNotFound(f"temporal entity {eid} not found")
-        return list(rows[0][0]["type"])
+                tx.add_history(eid, [], name, insts)
 
     def delete(self, tenant: str, eid: str) -> None:
         """DELETE /temporal/entities/{id}."""
@@ -201,25 +276,29 @@ class TemporalService:
         delete_all: bool,
     ) -> None:
         """DELETE /temporal/entities/{id}/attrs/{attr}."""
-        self._types(tenant, eid)
         name = tm.expand(check_name(attr))
         with self.store.write(tenant) as tx:
+            if not tx.temporal_exists(eid):
+                raise ResourceNotFound(f"temporal entity {eid} not found")
             n = tx.delete_history(eid, name, ... if delete_all else dataset_id)
             if not n:
                 raise ResourceNotFound(f"attribute {attr} has no instances in {eid}")
 
-    def modify_instance(self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap) -> None:
+    def modify_instance(
+        self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap
+    ) -> None:
         """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}: the body is the new instance
         (bare, or under the attribute's name)."""
         name = expand_name(attr, tm)
         check_uri(iid, "instanceId")
-        self._types(tenant, eid)
         if not isinstance(body, dict):
             raise BadRequestData("the body must be an attribute instance")
         raw = {k: v for k, v in body.items() if k != "@context"}
         if attr in raw and len(raw) == 1:
             raw = raw[attr]
         with self.store.write(tenant) as tx:
+            if not tx.temporal_exists(eid):
+                raise ResourceNotFound(f"temporal entity {eid} not found")
             if not tx.has_instance(eid, name, iid):
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
             insts = expand_attribute(name, raw, tm)
@@ -233,86 +312,195 @@ class TemporalService:
         """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
         name = expand_name(attr, tm)
         check_uri(iid, "instanceId")
-        self._types(tenant, eid)
         with self.store.write(tenant) as tx:
+            if not tx.temporal_exists(eid):
+                raise ResourceNotFound(f"temporal entity {eid} not found")
             if not tx.delete_instance(eid, name, iid):
                 raise ResourceNotFound(f"instance {iid} not found")
 
+    # -- reading ---------------------------------------------------------------------------
     def query(
         self, tenant: str, params: Mapping[str, str], tm: TermMap, one_entity: str | None = None
-    ) -> tuple[list[Doc], int | None]:
-        """Temporal entities rendered in the requested format."""
-        tq = temporal_query(params, tm, one_entity=one_entity)
+    ) -> TemporalResult:
+        """Temporal entities rendered in the requested format (one entity: 404 when absent)."""
         fmt = temporal_format(params)
-        opts = P.render_options({k: v for k, v in params.items() if k not in ("format",)}, tm)
-        opts = RenderOptions(format="normalized", sys_attrs=opts.sys_attrs, lang=opts.lang)
+        members = _members(params, tm)
+        base = P.render_options({k: v for k, v in params.items() if k != "format"}, tm)
+        opts = RenderOptions(
+            format="concise" if fmt == "concise" else "normalized",
+            sys_attrs=base.sys_attrs,
+            lang=base.lang,
+        )
+        tq = temporal_query(params, tm, one_entity=one_entity)
         if fmt == "aggregatedValues":
-            rows, total = self.store.aggregate(tenant, tq, aggregation(params))
-            return [self._render_aggr(h, a, tm) for h, a in rows], total
-        rows, total = self.store.temporal(tenant, tq)
+            aggr = aggregation(params)
+            rows, total = self.store.aggregate(tenant, tq, aggr)
+            if one_entity is not None and not rows:
+                raise ResourceNotFound(f"temporal entity {one_entity} not found")
+            out = [self._render_aggr(h, a, tm, members) for h, a in rows]
+            return TemporalResult(self._found(out, members, one_entity), total)
+        limited, descending = self._limited(tq)
+        rows, total = self.store.temporal(tenant, limited)
         if one_entity is not None and not rows:
             raise ResourceNotFound(f"temporal entity {one_entity} not found")
-        return [self._render(h, a, tm, opts, fmt) for h, a in rows], total
+        kinds = {name: insts[0]["type"] for _, attrs in rows for name, insts in attrs.items() if insts}
+        content_range = self._cut(rows, tq, descending)
+        out = [
+            self._render(h, a, tm, opts, fmt, members, kinds, tq.timeproperty) for h, a in rows
+        ]
+        return TemporalResult(self._found(out, members, one_entity), total, content_range)
 
     @staticmethod
-    def _header(header: Doc, tm: TermMap) -> Doc:
-        types = [tm.compact(t) for t in header["type"]]
-        return {"id": header["id"], "type": types[0] if len(types) == 1 else types}
+    def _found(out: list[Doc], members: _Members, one_entity: str | None) -> list[Doc]:
+        """A retrieval whose pick/omit leaves nothing to show is a 404."""
+        if one_entity is not None and members.given and not out[0]:
+            raise ResourceNotFound(f"nothing of {one_entity} is left after pick/omit")
+        return out
+
+    def _limited(self, tq: TemporalQuery) -> tuple[TemporalQuery, bool]:
+        """Ask the store for one instance more than the page holds, to see what was cut."""
+        limit = self.instance_limit
+        if tq.last_n is not None:
+            if tq.last_n <= limit:
+                return tq, True
+            return replace(tq, last_n=limit + 1), True
+        return replace(tq, first_n=limit + 1), False
+
+    def _cut(
+        self, rows: list[tuple[Doc, dict[str, list[Doc]]]], tq: TemporalQuery, descending: bool
+    ) -> str | None:
+        """Temporal pagination: when an attribute has more instances than a page holds, every
+        attribute of every entity is cut at the same time, so the page covers one time range."""
+        limit = self.instance_limit
+        prop = tq.timeproperty
+        edges: list[float] = []
+        for _, attrs in rows:
+            for name, insts in attrs.items():
+                if len(insts) > limit:
+                    insts = insts[len(insts) - limit :] if descending else insts[:limit]
+                    attrs[name] = insts
+                    edge = _when(insts[0] if descending else insts[-1], prop)
+                    if edge is not None:
+                        edges.append(edge)
+        if not edges:
+            return None
+        cut = max(edges) if descending else min(edges)
+        times: list[float] = []
+        for _, attrs in rows:
+            for name, insts in attrs.items():
+                kept = []
+                for inst in insts:
+                    t = _when(inst, prop)
+                    if t is None or (t >= cut if descending else t <= cut):
+                        kept.append(inst)
+                        if t is not None:
+                            times.append(t)
+                attrs[name] = kept
+        if descending:
+            if tq.timerel == "between":
+                start = tq.end_time_at
+            elif tq.timerel == "before":
+                start = tq.time_at
+            else:
+                start = max(times, default=cut)
+        else:
+            start = tq.time_at if tq.timerel in ("after", "between") else min(times, default=cut)
+        size = str(tq.last_n) if tq.last_n is not None else "*"
+        return f"date-time {_iso(start or cut)}-{_iso(cut)}/{size}"
+
+    @staticmethod
+    def _header(header: Doc, tm: TermMap, members: _Members) -> Doc:
+        out: Doc = {}
+        if members.keep("id"):
+            out["id"] = header["id"]
+        if members.keep("type"):
+            types = [tm.compact(t) for t in header["type"]]
+            out["type"] = types[0] if len(types) == 1 else types
+        return out
 
     def _render(
-        self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap, opts: RenderOptions, fmt: str
+        self,
+        header: Doc,
+        attrs: dict[str, list[Doc]],
+        tm: TermMap,
+        opts: RenderOptions,
+        fmt: str,
+        members: _Members,
+        kinds: dict[str, str],
+        prop: str,
     ) -> Doc:
-        out = self._header(header, tm)
+        out = self._header(header, tm, members)
         for name, insts in attrs.items():
-            if not name:
+            if not name or not members.keep(name):
                 continue
             if fmt == "temporalValues":
-                out[tm.compact(name)] = _values(insts, tm)
+                kind = kinds.get(name, "Property")
+                out[tm.compact(name)] = _values(insts, kind, tm, opts, prop)
                 continue
             rendered = []
             for inst in insts:
                 r = render_instance(inst, tm, opts)
-                r["instanceId"] = inst["instanceId"]
+                if isinstance(r, dict):
+                    r["instanceId"] = inst["instanceId"]
+                    if "deletedAt" in inst:
+                        r["deletedAt"] = inst["deletedAt"]
                 rendered.append(r)
             out[tm.compact(name)] = rendered
         if opts.sys_attrs:
             out["createdAt"], out["modifiedAt"] = header["createdAt"], header["modifiedAt"]
         return out
 
-    def _render_aggr(self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap) -> Doc:
-        out = self._header(header, tm)
-        for name, buckets in attrs.items():
-            if not name:
+    def _render_aggr(
+        self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap, members: _Members
+    ) -> Doc:
+        out = self._header(header, tm, members)
+        kinds = header.get("attrTypes", {})
+        for name, series in attrs.items():
+            if not name or not members.keep(name):
                 continue
-            rec: Doc = {"type": "Property"}
-            for b in buckets:
-                for method, value in b["values"].items():
-                    rec.setdefault(method, []).append([value, b["start"], b["end"]])
-            out[tm.compact(name)] = rec
+            out[tm.compact(name)] = {"type": kinds.get(name, "Property"), **series}
         return out
 
 
-def _values(insts: list[Doc], tm: TermMap) -> Doc | list[Doc]:
-    """temporalValues: [[value, observedAt], ...] per datasetId."""
+def _content(inst: Doc, tm: TermMap, lang: str | None) -> Any:
+    """The first member of a temporalValues pair: Property values and Relationship objects
+    bare, the other attribute types wrapped in their content member ({"languageMap": …})."""
+    typ = inst["type"]
+    if typ in ("Property", "GeoProperty"):
+        return inst.get("value")
+    if typ == "Relationship":
+        return inst.get("object")
+    if typ == "LanguageProperty":
+        if lang is not None:
+            return pick_language(inst.get("languageMap") or {}, lang)
+        return {"languageMap": inst.get("languageMap")}
+    if typ == "VocabProperty":
+        return {"vocab": key_value(inst, tm, None)}
+    member = {"ListProperty": "valueList", "ListRelationship": "objectList", "JsonProperty": "json"}
+    key = member.get(typ, "value")
+    return {key: inst.get(key)}
+
+
+def _values(
+    insts: list[Doc], kind: str, tm: TermMap, opts: RenderOptions, prop: str
+) -> Doc | list[Doc]:
+    """temporalValues of one attribute: [[content, time], ...], one record per datasetId."""
     groups: dict[Any, list[Doc]] = {}
     for inst in insts:
         groups.setdefault(inst.get("datasetId"), []).append(inst)
+    if not groups:
+        typ = "Property" if kind == "LanguageProperty" and opts.lang else kind
+        return {"type": typ, VALUES_KEY.get(typ, "values"): []}
     out = []
     for ds, items in groups.items():
         typ = items[0]["type"]
-        key = _VALUES_KEY[typ]
-        content = {
-            "Relationship": "object",
-            "LanguageProperty": "languageMap",
-            "VocabProperty": "vocab",
-            "ListProperty": "valueList",
-            "ListRelationship": "objectList",
-            "JsonProperty": "json",
-        }.get(typ, "value")
-        rec: Doc = {
-            "type": typ,
-            key: [[i.get(content), i.get("observedAt") or i.get("modifiedAt")] for i in items],
-        }
+        if typ == "LanguageProperty" and opts.lang is not None:
+            typ = "Property"
+        pairs = []
+        for i in items:
+            when = i.get(prop) or i.get("modifiedAt")
+            pairs.append([_content(i, tm, opts.lang), when])
+        rec: Doc = {"type": typ, VALUES_KEY.get(typ, "values"): pairs}
         if ds is not None:
             rec["datasetId"] = ds
         out.append(rec)

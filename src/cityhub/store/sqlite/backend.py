@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from cityhub.store.base import (
     EntityQuery,
     TemporalQuery,
 )
-from cityhub.store.sqlite import functions, temporal
+from cityhub.store.sqlite import functions, resources, temporal
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, PRAGMAS
@@ -192,13 +192,16 @@ class SqliteStore:
         return temporal.aggregate(conn, tenant, query, aggr, self._install_geo)
 
     # -- hosted @contexts --------------------------------------------------------------------
-    def contexts(self) -> Iterator[tuple[str, Any, str]]:
-        """(url, document, kind) of every stored context."""
-        for url, kind, doc in self._reader().execute("SELECT url, kind, doc FROM contexts"):
-            yield url, orjson.loads(doc), kind
+    def contexts(self) -> Iterator[tuple[str, Any, str, str]]:
+        """(url, document, kind, createdAt) of every stored context, oldest first."""
+        rows = self._reader().execute(
+            "SELECT url, kind, doc, created_at FROM contexts ORDER BY created_at, url"
+        )
+        for url, kind, doc, created_at in rows:
+            yield url, orjson.loads(doc), kind, created_at
 
     def put_context(self, url: str, document: Any, kind: str) -> None:
-        """Store a context that must survive restarts."""
+        """Store a context that must survive restarts (hosted or implicitly created)."""
         with self._write_lock:
             self._writer.execute(
                 "INSERT OR REPLACE INTO contexts (url, kind, doc, created_at) VALUES (?, ?, ?, ?)",
@@ -206,10 +209,43 @@ class SqliteStore:
             )
 
     def delete_context(self, url: str) -> bool:
-        """Remove a stored context."""
+        """Remove a stored context; False when none was stored under url."""
         with self._write_lock:
             cur = self._writer.execute("DELETE FROM contexts WHERE url = ?", (url,))
             return cur.rowcount > 0
+
+    # -- other stored resources (subscriptions, registrations): see store/sqlite/resources.py -
+    def resource_create(self, kind: str, tenant: str, rid: str, doc: Doc) -> bool:
+        """Store a new resource; False when (kind, tenant, id) is taken."""
+        with self._write_lock:
+            return resources.insert(self._writer, kind, tenant, rid, doc)
+
+    def resource_get(self, kind: str, tenant: str, rid: str) -> Doc | None:
+        """One stored resource."""
+        return resources.get(self._reader(), kind, tenant, rid)
+
+    def resource_list(
+        self, kind: str, tenant: str, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[Doc], int]:
+        """A page of a tenant's resources of one kind (oldest first) and their total."""
+        conn = self._reader()
+        return resources.select(conn, kind, tenant, limit, offset), resources.count(conn, kind, tenant)
+
+    def resource_update(
+        self, kind: str, tenant: str, rid: str, change: Callable[[Doc], Doc]
+    ) -> Doc | None:
+        """Replace a resource with change(old) atomically; None when it does not exist."""
+        with self._write_lock:
+            return resources.update(self._writer, kind, tenant, rid, change)
+
+    def resource_delete(self, kind: str, tenant: str, rid: str) -> bool:
+        """Remove a resource; False when it did not exist."""
+        with self._write_lock:
+            return resources.delete(self._writer, kind, tenant, rid)
+
+    def resource_tenant(self, tenant: str) -> bool:
+        """Whether a tenant holds any stored resource."""
+        return resources.has_tenant(self._reader(), tenant)
 
 
 class SqliteWriteTx:

@@ -59,11 +59,13 @@ CREATE TABLE IF NOT EXISTS history (
     num REAL,
     inst TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, attr, t_observed);
+-- num rides along so aggregatedValues reads only the index.
+CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, attr, t_observed, num);
 CREATE INDEX IF NOT EXISTS history_created ON history (tpk, attr, t_created);
 CREATE INDEX IF NOT EXISTS history_instance ON history (instance_id);
 -- @contexts added through /jsonldContexts survive a restart.
 CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
 """

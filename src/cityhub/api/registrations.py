@@ -1,0 +1,181 @@
+"""/csourceRegistrations (clauses 5.9 and 5.10): stored, validated context source
+registrations and their discovery. Nothing is forwarded to a registered context source."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cityhub.api.http import (
+    BASE,
+    context_of,
+    json_response,
+    no_content,
+    params_of,
+    read_body,
+    tenant_of,
+)
+from cityhub.api.subscriptions import (
+    collection,
+    location,
+    new_id,
+    page,
+    paged_response,
+    path_id,
+    require_tenant,
+    store,
+    sys_attrs,
+)
+from cityhub.ngsild import params as P
+from cityhub.ngsild import registrations as R
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.entity import check_name, check_uri
+from cityhub.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.geo import parse_geoq
+from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
+from cityhub.ngsild.query.typeexpr import parse_types
+
+KIND = "csourceRegistration"
+PATH = "/csourceRegistrations"
+WHAT = "registration id"
+
+
+def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQuery:
+    """The discovery query of GET /csourceRegistrations; it needs at least one filter."""
+    ids = tuple(check_uri(i, "id") for i in P.csv(params.get("id"))) or None
+    id_pattern = params.get("idPattern")
+    if id_pattern is not None:
+        compile_regex(id_pattern)
+    raw_type = params.get("type")
+    types = ast.map_names(parse_types(raw_type), tm.expand) if raw_type is not None else None
+    attrs = frozenset(tm.expand(check_name(a)) for a in P.csv(params.get("attrs"))) or None
+    q = ast.map_names(parse_q(params["q"]), tm.expand) if "q" in params else None
+    csf = ast.map_names(parse_q(params["csf"]), tm.expand) if "csf" in params else None
+    geo = parse_geoq(
+        params.get("georel"),
+        params.get("geometry"),
+        params.get("coordinates"),
+        params.get("geoproperty"),
+    )
+    if geo is not None:
+        geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
+    timerel = params.get("timerel")
+    time_at = end_time_at = None
+    timeproperty = params.get("timeproperty", "observationInterval")
+    if timeproperty not in R.INTERVALS:
+        raise BadRequestData(f"timeproperty must be one of {', '.join(R.INTERVALS)}")
+    if timerel is not None or "timeAt" in params:
+        if timerel not in ("before", "after", "between"):
+            raise BadRequestData("timerel must be before, after or between")
+        time_at = norm_datetime(params.get("timeAt", ""))
+        if time_at is None:
+            raise BadRequestData("timerel needs timeAt, an ISO 8601 DateTime")
+        if timerel == "between":
+            end_time_at = norm_datetime(params.get("endTimeAt", ""))
+            if end_time_at is None or end_time_at <= time_at:
+                raise BadRequestData("timerel=between needs an endTimeAt after timeAt")
+    if not any((ids, id_pattern, types, attrs, q, csf, geo)):
+        raise BadRequestData(
+            "a registration query needs at least one of id, idPattern, type, attrs, q, csf or geoQ"
+        )
+    return R.RegistrationQuery(
+        ids=ids,
+        id_pattern=id_pattern,
+        types=types,
+        attrs=attrs,
+        q=q,
+        csf=csf,
+        geo=geo,
+        timeproperty=timeproperty,
+        timerel=timerel,
+        time_at=time_at,
+        end_time_at=end_time_at,
+    )
+
+
+async def create(request: Request) -> Response:
+    """POST /csourceRegistrations."""
+    params_of(request)
+    body, media = await read_body(request)
+    ctx = await context_of(request, body, media)
+    rid = R.body_id(body) or new_id(R.REGISTRATION)
+    doc = R.new_registration(body, ctx.tm, ctx.spec, rid)
+    if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
+        raise AlreadyExists(f"registration {rid} already exists")
+    return Response(status_code=201, headers=location(PATH, rid))
+
+
+async def query(request: Request) -> Response:
+    """GET /csourceRegistrations: discovery by entities, attributes, q/csf, geo and time."""
+    params = params_of(request)
+    ctx = await context_of(request)
+    selection = registration_query(params, ctx.tm)
+    limit, offset, count = page(params)
+    show_sys = sys_attrs(params)
+    require_tenant(request, ctx.tenant)
+    docs, _ = store(request).resource_list(KIND, ctx.tenant)
+    found = [d for d in docs if R.matches(d, selection)]
+    items = [
+        R.render_registration(d, ctx.tm, sys_attrs=show_sys) for d in found[offset : offset + limit]
+    ]
+    return paged_response(ctx, PATH, params, items, len(found), limit, offset, count)
+
+
+async def retrieve(request: Request) -> Response:
+    """GET /csourceRegistrations/{id}."""
+    params = params_of(request)
+    ctx = await context_of(request)
+    rid = path_id(request, WHAT)
+    show_sys = sys_attrs(params)
+    require_tenant(request, ctx.tenant)
+    doc = store(request).resource_get(KIND, ctx.tenant, rid)
+    if doc is None:
+        raise ResourceNotFound(f"registration {rid} does not exist")
+    return json_response(ctx, R.render_registration(doc, ctx.tm, sys_attrs=show_sys))
+
+
+async def update(request: Request) -> Response:
+    """PATCH /csourceRegistrations/{id}: the fragment's members replace the stored ones."""
+    params_of(request)
+    body, media = await read_body(request, patch=True)
+    ctx = await context_of(request, body, media)
+    rid = path_id(request, WHAT)
+    require_tenant(request, ctx.tenant)
+    members, props = R.patch_members(body, ctx.tm, rid)
+    changed = store(request).resource_update(
+        KIND, ctx.tenant, rid, lambda old: R.apply_patch(old, members, props)
+    )
+    if changed is None:
+        raise ResourceNotFound(f"registration {rid} does not exist")
+    return no_content()
+
+
+async def delete(request: Request) -> Response:
+    """DELETE /csourceRegistrations/{id}."""
+    params_of(request)
+    tenant = tenant_of(request, must_exist=False)
+    rid = path_id(request, WHAT)
+    require_tenant(request, tenant)
+    if not store(request).resource_delete(KIND, tenant, rid):
+        raise ResourceNotFound(f"registration {rid} does not exist")
+    return no_content()
+
+
+def routes() -> list[BaseRoute]:
+    """/csourceRegistrations."""
+    r: list[BaseRoute] = []
+    r += collection(PATH, create, ["POST"])
+    r += collection(PATH, query, ["GET"])
+    r += [
+        Route(BASE + PATH + "/{rid}", retrieve, methods=["GET"]),
+        Route(BASE + PATH + "/{rid}", update, methods=["PATCH"]),
+        Route(BASE + PATH + "/{rid}", delete, methods=["DELETE"]),
+    ]
+    return r
+
+
+__all__ = ["registration_query", "routes"]

@@ -1,0 +1,201 @@
+"""/subscriptions (clause 5.8) and /csourceSubscriptions (5.11): stored, validated
+subscriptions. Creating one never sends a notification; delivery builds on what is stored here.
+
+The request helpers at the top (tenant check, ids, paging) are shared with the
+/csourceRegistrations routes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cityhub.api.http import (
+    BASE,
+    Ctx,
+    context_of,
+    contexts,
+    json_response,
+    no_content,
+    params_of,
+    read_body,
+    tenant_of,
+)
+from cityhub.ngsild import params as P
+from cityhub.ngsild import subscriptions as S
+from cityhub.ngsild.entity import check_uri
+from cityhub.ngsild.errors import AlreadyExists, ResourceNotFound
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+# -- shared request helpers ---------------------------------------------------------------------
+def store(request: Request) -> Any:
+    """The app's store (resource_* methods)."""
+    return request.app.state.store
+
+
+def require_tenant(request: Request, tenant: str) -> None:
+    """Reads and changes need a tenant that holds something (entities or resources)."""
+    if tenant and not (store(request).has_tenant(tenant) or store(request).resource_tenant(tenant)):
+        raise ResourceNotFound(f"tenant {tenant} does not exist")
+
+
+def path_id(request: Request, what: str) -> str:
+    """The resource id in the path, which must be an absolute URI."""
+    return check_uri(request.path_params["rid"], what)
+
+
+def new_id(type_name: str) -> str:
+    """A generated id: urn:ngsi-ld:<Type>:<uuid4>."""
+    return f"urn:ngsi-ld:{type_name}:{uuid.uuid4()}"
+
+
+def location(path: str, rid: str) -> dict[str, str]:
+    """The Location header of a created resource."""
+    return {"Location": f"{BASE}{path}/{quote(rid, safe=':')}"}
+
+
+def sys_attrs(params: dict[str, str]) -> bool:
+    """Whether options=sysAttrs was asked (other options are validated, then ignored)."""
+    return "sysAttrs" in P.options(params)
+
+
+def page(params: dict[str, str]) -> tuple[int, int, bool]:
+    """limit, offset and count of a list request."""
+    limit = P.integer(params, "limit", P.DEFAULT_LIMIT, 0, P.MAX_LIMIT)
+    offset = P.integer(params, "offset", 0, 0, 2**31)
+    count = P.flag(params, "count") or "count" in P.options(params)
+    return limit, offset, count
+
+
+def paged_response(
+    ctx: Ctx,
+    path: str,
+    params: dict[str, str],
+    items: list[Any],
+    total: int,
+    limit: int,
+    offset: int,
+    count: bool,
+) -> Response:
+    """A page of rendered resources, with NGSILD-Results-Count and prev/next Link headers."""
+    headers = {"NGSILD-Results-Count": str(total)} if count else {}
+    resp = json_response(ctx, items, headers=headers)
+    links = []
+    if limit > 0:
+        extra = {k: v for k, v in params.items() if k not in ("limit", "offset")}
+
+        def link(off: int, rel: str) -> str:
+            query = urlencode({**extra, "limit": limit, "offset": off}, safe=",:")
+            return f'<{BASE}{path}?{query}>;rel="{rel}";type="{ctx.accept}"'
+
+        if offset > 0:
+            links.append(link(max(0, offset - limit), "prev"))
+        if offset + limit < total:
+            links.append(link(offset + limit, "next"))
+    if links:
+        prior = resp.headers.get("link")
+        resp.headers["Link"] = ",".join([*links, prior] if prior else links)
+    return resp
+
+
+def collection(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRoute]:
+    """A collection route, with and without a trailing slash."""
+    return [
+        Route(BASE + path, endpoint, methods=methods),
+        Route(BASE + path + "/", endpoint, methods=methods),
+    ]
+
+
+# -- the subscription resources ------------------------------------------------------------------
+def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
+    """Create, query, retrieve, update and delete routes for one kind of subscription."""
+    what = "subscription id"
+
+    async def create(request: Request) -> Response:
+        params_of(request)
+        body, media = await read_body(request)
+        ctx = await context_of(request, body, media)
+        rid = S.body_id(body) or new_id(S.SUBSCRIPTION)
+        doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
+        if "jsonldContext" in doc:
+            await contexts(request).prefetch(doc["jsonldContext"])
+        if not store(request).resource_create(kind, ctx.tenant, rid, doc):
+            raise AlreadyExists(f"subscription {rid} already exists")
+        return Response(status_code=201, headers=location(path, rid))
+
+    async def query(request: Request) -> Response:
+        params = params_of(request)
+        ctx = await context_of(request)
+        require_tenant(request, ctx.tenant)
+        limit, offset, count = page(params)
+        show_sys = sys_attrs(params)
+        docs, total = store(request).resource_list(kind, ctx.tenant, limit, offset)
+        items = [
+            S.render_subscription(d, ctx.tm, csource=csource, sys_attrs=show_sys) for d in docs
+        ]
+        return paged_response(ctx, path, params, items, total, limit, offset, count)
+
+    async def retrieve(request: Request) -> Response:
+        params = params_of(request)
+        ctx = await context_of(request)
+        rid = path_id(request, what)
+        show_sys = sys_attrs(params)
+        require_tenant(request, ctx.tenant)
+        doc = store(request).resource_get(kind, ctx.tenant, rid)
+        if doc is None:
+            raise ResourceNotFound(f"subscription {rid} does not exist")
+        return json_response(
+            ctx, S.render_subscription(doc, ctx.tm, csource=csource, sys_attrs=show_sys)
+        )
+
+    async def update(request: Request) -> Response:
+        params_of(request)
+        body, media = await read_body(request, patch=True)
+        ctx = await context_of(request, body, media)
+        rid = path_id(request, what)
+        require_tenant(request, ctx.tenant)
+        members = S.patch_members(body, ctx.tm, rid)
+        if members.get("jsonldContext"):
+            await contexts(request).prefetch(members["jsonldContext"])
+        changed = store(request).resource_update(
+            kind, ctx.tenant, rid, lambda old: S.apply_patch(old, members, ctx.spec)
+        )
+        if changed is None:
+            raise ResourceNotFound(f"subscription {rid} does not exist")
+        return no_content()
+
+    async def delete(request: Request) -> Response:
+        params_of(request)
+        tenant = tenant_of(request, must_exist=False)
+        rid = path_id(request, what)
+        require_tenant(request, tenant)
+        if not store(request).resource_delete(kind, tenant, rid):
+            raise ResourceNotFound(f"subscription {rid} does not exist")
+        return no_content()
+
+    return [
+        *collection(path, create, ["POST"]),
+        *collection(path, query, ["GET"]),
+        Route(BASE + path + "/{rid}", retrieve, methods=["GET"]),
+        Route(BASE + path + "/{rid}", update, methods=["PATCH"]),
+        Route(BASE + path + "/{rid}", delete, methods=["DELETE"]),
+    ]
+
+
+SUBSCRIPTIONS = "subscription"
+CSOURCE_SUBSCRIPTIONS = "csourceSubscription"
+
+
+def routes() -> list[BaseRoute]:
+    """/subscriptions and /csourceSubscriptions."""
+    return _crud(SUBSCRIPTIONS, "/subscriptions", csource=False) + _crud(
+        CSOURCE_SUBSCRIPTIONS, "/csourceSubscriptions", csource=True
+    )

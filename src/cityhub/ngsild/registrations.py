@@ -1,0 +1,492 @@
+"""Context source registrations (clause 5.2.9): validate, expand for storage, merge updates,
+render for output, and match discovery queries (5.10.2). Stored and validated only: nothing
+here forwards a request to a context source.
+
+Stored form: the registration's members with entity types, property and relationship names
+expanded to IRIs; members this hub does not define are the registration's context source
+properties, kept under ``props`` by expanded name. ``_ctx`` is the creating request's @context
+and ``_sys`` holds createdAt / modifiedAt (shown with options=sysAttrs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.core_context import NGSI_LD
+from cityhub.ngsild.entity import check_uri, expand_name, expand_scope
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.evaluate import matches_q, matches_types
+from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
+from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
+from cityhub.ngsild.subscriptions import (
+    absolute_uri,
+    compact_names,
+    datetime_member,
+    expand_names,
+    future_datetime,
+    key_values,
+    positive_number,
+    require_bool,
+    require_dict,
+    require_list,
+    require_str,
+)
+from cityhub.ngsild.timeutil import now_iso
+
+Doc = dict[str, Any]
+
+REGISTRATION = "ContextSourceRegistration"
+MODES = ("inclusive", "exclusive", "redirect", "auxiliary")
+DEFAULT_MODE = "inclusive"
+DEFAULT_OPERATIONS = ("federationOps",)
+# Operation groups and single operations a registration may offer (clause 4.20).
+OPERATIONS = frozenset(
+    {
+        "federationOps",
+        "updateOps",
+        "retrieveOps",
+        "redirectionOps",
+        "createEntity",
+        "updateEntity",
+        "appendAttrs",
+        "updateAttrs",
+        "deleteAttrs",
+        "deleteEntity",
+        "mergeEntity",
+        "replaceEntity",
+        "replaceAttrs",
+        "purgeEntity",
+        "createBatch",
+        "upsertBatch",
+        "updateBatch",
+        "deleteBatch",
+        "mergeBatch",
+        "upsertTemporal",
+        "appendAttrsTemporal",
+        "deleteAttrsTemporal",
+        "updateAttrsTemporal",
+        "deleteAttrInstanceTemporal",
+        "deleteTemporal",
+        "retrieveEntity",
+        "queryEntity",
+        "queryBatch",
+        "retrieveTemporal",
+        "queryTemporal",
+        "retrieveEntityTypes",
+        "retrieveEntityTypeDetails",
+        "retrieveEntityTypeInfo",
+        "retrieveAttrTypes",
+        "retrieveAttrTypeDetails",
+        "retrieveAttrTypeInfo",
+        "createSubscription",
+        "updateSubscription",
+        "retrieveSubscription",
+        "querySubscription",
+        "deleteSubscription",
+        "queryEntityMap",
+        "createEntityMap",
+        "updateEntityMap",
+        "deleteEntityMap",
+        "retrieveEntityMap",
+    }
+)
+GEO_MEMBERS = ("location", "observationSpace", "operationSpace")
+INTERVALS = ("observationInterval", "managementInterval")
+# System-maintained members: accepted in a body, never taken from it.
+SYSTEM_MEMBERS = frozenset(
+    {
+        "status",
+        "createdAt",
+        "modifiedAt",
+        "deletedAt",
+        "timesSent",
+        "timesFailed",
+        "lastSuccess",
+        "lastFailure",
+        "@context",
+    }
+)
+MANDATORY = ("type", "information", "endpoint")
+_ORDER = (
+    "id",
+    "type",
+    "registrationName",
+    "description",
+    "information",
+    "tenant",
+    "observationInterval",
+    "managementInterval",
+    "location",
+    "observationSpace",
+    "operationSpace",
+    "expiresAt",
+    "endpoint",
+    "contextSourceInfo",
+    "scope",
+    "mode",
+    "operations",
+    "refreshRate",
+    "management",
+)
+
+
+def _entity_infos(value: Any, tm: TermMap) -> list[dict[str, Any]]:
+    """EntityInfo array: type mandatory (a name or a list of names), id, idPattern."""
+    out = []
+    for item in require_list(value, "information.entities"):
+        if not isinstance(item, dict):
+            raise BadRequestData("information.entities items must be JSON objects")
+        info: dict[str, Any] = {}
+        for key, raw in item.items():
+            if key == "id":
+                info["id"] = check_uri(raw, "information.entities id")
+            elif key == "idPattern":
+                compile_regex(require_str(raw, "information.entities idPattern"))
+                info["idPattern"] = raw
+            elif key == "type":
+                if isinstance(raw, list):
+                    info["type"] = expand_names(raw, tm, "information.entities type")
+                else:
+                    info["type"] = expand_name(raw, tm, "information.entities type")
+            else:
+                raise BadRequestData(f"unknown member {key!r} in information.entities")
+        if "type" not in info:
+            raise BadRequestData("every item of information.entities needs a type")
+        out.append(info)
+    return out
+
+
+def _information(value: Any, tm: TermMap) -> list[dict[str, Any]]:
+    """RegistrationInfo array: each with entities, propertyNames and/or relationshipNames."""
+    out = []
+    for item in require_list(value, "information"):
+        if not isinstance(item, dict):
+            raise BadRequestData("information items must be JSON objects")
+        info: dict[str, Any] = {}
+        for key, raw in item.items():
+            if key == "entities":
+                info[key] = _entity_infos(raw, tm)
+            elif key in ("propertyNames", "relationshipNames"):
+                info[key] = expand_names(raw, tm, f"information.{key}")
+            else:
+                raise BadRequestData(f"unknown member {key!r} in information")
+        if not info:
+            raise BadRequestData(
+                "each information item needs entities, propertyNames or relationshipNames"
+            )
+        out.append(info)
+    return out
+
+
+def _interval(value: Any, what: str) -> dict[str, Any]:
+    """A TimeInterval: startAt, and endAt after it when given."""
+    iv = require_dict(value, what)
+    unknown = set(iv) - {"startAt", "endAt"}
+    if unknown:
+        raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in {what}")
+    start = datetime_member(iv.get("startAt"), f"{what}.startAt")
+    if "endAt" in iv:
+        end = datetime_member(iv["endAt"], f"{what}.endAt")
+        if (norm_datetime(end) or "") <= (norm_datetime(start) or ""):
+            raise BadRequestData(f"{what}.endAt must be after startAt")
+    return dict(iv)
+
+
+def _geometry(value: Any, what: str) -> dict[str, Any]:
+    """A GeoJSON geometry (Point, Polygon, ...)."""
+    geo = require_dict(value, what)
+    if not isinstance(geo.get("type"), str) or "coordinates" not in geo:
+        raise BadRequestData(f"{what} must be a GeoJSON geometry with type and coordinates")
+    coords = geo["coordinates"]
+    if not isinstance(coords, list):
+        raise BadRequestData(f"{what}.coordinates must be an array")
+    parse_geometry(geo["type"], coords)
+    return dict(geo)
+
+
+def _management(value: Any) -> dict[str, Any]:
+    """RegistrationManagementInfo: localOnly, cacheDuration, timeout, cooldown."""
+    mgmt = require_dict(value, "management")
+    for key, raw in mgmt.items():
+        if key == "localOnly":
+            require_bool(raw, "management.localOnly")
+        elif key in ("timeout", "cooldown"):
+            positive_number(raw, f"management.{key}")
+        elif key == "cacheDuration":
+            require_str(raw, "management.cacheDuration")
+    return dict(mgmt)
+
+
+def _member(key: str, raw: Any, tm: TermMap) -> Any:
+    """One validated, expanded member defined by the spec."""
+    if key == "type":
+        if not isinstance(raw, str) or tm.expand(raw) not in (REGISTRATION, NGSI_LD + REGISTRATION):
+            raise BadRequestData(f"type must be {REGISTRATION!r}, got {raw!r}")
+        return REGISTRATION
+    if key in ("registrationName", "description", "tenant", "refreshRate"):
+        return require_str(raw, key)
+    if key == "information":
+        return _information(raw, tm)
+    if key in INTERVALS:
+        return _interval(raw, key)
+    if key in GEO_MEMBERS:
+        return _geometry(raw, key)
+    if key == "expiresAt":
+        return future_datetime(raw, key)
+    if key == "endpoint":
+        return absolute_uri(raw, key)
+    if key == "contextSourceInfo":
+        return key_values(raw, key)
+    if key == "scope":
+        expand_scope(raw)
+        return raw
+    if key == "mode":
+        if raw not in MODES:
+            raise BadRequestData(f"mode must be one of {', '.join(MODES)}")
+        return raw
+    if key == "operations":
+        ops = require_list(raw, key)
+        bad = [op for op in ops if op not in OPERATIONS]
+        if bad:
+            raise BadRequestData(f"unknown operation(s) {bad!r}")
+        return list(dict.fromkeys(ops))
+    if key == "management":
+        return _management(raw)
+    raise AssertionError(key)  # pragma: no cover - _members only passes defined members
+
+
+_DEFINED = frozenset(_ORDER) - {"id"}
+
+
+def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> tuple[Doc, Doc]:
+    """(defined members, context source properties by IRI); on a patch None means remove."""
+    out: Doc = {}
+    props: Doc = {}
+    for key, raw in body.items():
+        if key in SYSTEM_MEMBERS or key.startswith("_") or key == "id":
+            continue
+        if raw is None and not patch:
+            raise BadRequestData(f"{key} must not be null")
+        if key in _DEFINED:
+            out[key] = None if raw is None else _member(key, raw, tm)
+        else:
+            props[expand_name(key, tm, "context source property")] = raw
+    return out, props
+
+
+def _check_whole(doc: Doc) -> None:
+    for key in MANDATORY:
+        if key not in doc:
+            raise BadRequestData(f"a context source registration needs {key}")
+
+
+def body_id(body: Any) -> str | None:
+    """The id a create body names (validated), or None."""
+    if isinstance(body, dict) and "id" in body:
+        return check_uri(body["id"], "registration id")
+    return None
+
+
+def new_registration(body: Any, tm: TermMap, spec: Any, rid: str) -> Doc:
+    """A create body as its stored form."""
+    if not isinstance(body, dict) or not body:
+        raise BadRequestData("a context source registration must be a non-empty JSON object")
+    members, props = _members(body, tm, patch=False)
+    doc: Doc = {"id": rid, **members}
+    _check_whole(doc)
+    if props:
+        doc["props"] = props
+    now = now_iso()
+    doc["_ctx"] = spec
+    doc["_sys"] = {"createdAt": now, "modifiedAt": now}
+    return doc
+
+
+def patch_members(fragment: Any, tm: TermMap, rid: str) -> tuple[Doc, Doc]:
+    """A fragment's defined members and properties, validated (None: remove)."""
+    if not isinstance(fragment, dict):
+        raise BadRequestData("a registration fragment must be a JSON object")
+    fid = fragment.get("id")
+    if fid is not None and fid != rid:
+        raise BadRequestData(f"the fragment's id {fid!r} is not the registration's {rid!r}")
+    members, props = _members(fragment, tm, patch=True)
+    if not members and not props:
+        raise BadRequestData("the fragment changes no member of the registration")
+    for key in MANDATORY:
+        if key in members and members[key] is None:
+            raise BadRequestData(f"{key} is mandatory and cannot be removed")
+    return members, props
+
+
+def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
+    """The stored registration with a fragment's members replacing (or removing) its own."""
+    doc = dict(stored)
+    for key, value in members.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    merged = dict(doc.get("props") or {})
+    for key, value in props.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    doc.pop("props", None)
+    if merged:
+        doc["props"] = merged
+    _check_whole(doc)
+    sys = dict(doc.get("_sys") or {})
+    sys["modifiedAt"] = now_iso()
+    doc["_sys"] = sys
+    return doc
+
+
+def _render_information(items: list[dict[str, Any]], tm: TermMap) -> list[dict[str, Any]]:
+    out = []
+    for info in items:
+        item: dict[str, Any] = {}
+        for key, value in info.items():
+            if key == "entities":
+                item[key] = [
+                    {
+                        k: (
+                            ([tm.compact(t) for t in v] if isinstance(v, list) else tm.compact(v))
+                            if k == "type"
+                            else v
+                        )
+                        for k, v in ent.items()
+                    }
+                    for ent in value
+                ]
+            else:
+                item[key] = compact_names(value, tm)
+        out.append(item)
+    return out
+
+
+def render_registration(doc: Doc, tm: TermMap, *, sys_attrs: bool = False) -> dict[str, Any]:
+    """A stored registration in the caller's terms (mode and operations with their defaults)."""
+    out: dict[str, Any] = {}
+    for key in _ORDER:
+        if key == "mode":
+            out[key] = doc.get(key, DEFAULT_MODE)
+        elif key == "operations":
+            out[key] = list(doc.get(key, DEFAULT_OPERATIONS))
+        elif key == "information" and key in doc:
+            out[key] = _render_information(doc[key], tm)
+        elif key in doc:
+            out[key] = doc[key]
+    for iri, value in (doc.get("props") or {}).items():
+        out[tm.compact(iri)] = value
+    if sys_attrs:
+        out.update(doc.get("_sys") or {})
+    return out
+
+
+# -- discovery ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegistrationQuery:
+    """A csourceRegistrations query; names and types already IRIs."""
+
+    ids: tuple[str, ...] | None = None
+    id_pattern: str | None = None
+    types: Any = None  # ast type node
+    attrs: frozenset[str] | None = None
+    q: Any = None  # ast q node over the registration's properties
+    csf: Any = None  # likewise
+    geo: GeoQuery | None = None
+    timeproperty: str = "observationInterval"
+    timerel: str | None = None
+    time_at: str | None = None  # storage-form DateTimes
+    end_time_at: str | None = None
+
+
+def _entity_matches(ent: Mapping[str, Any], query: RegistrationQuery) -> bool:
+    types = ent["type"] if isinstance(ent["type"], list) else [ent["type"]]
+    if query.types is not None and not matches_types(query.types, {"type": types}):
+        return False
+    if query.ids is not None:
+        if "id" in ent:
+            if ent["id"] not in query.ids:
+                return False
+        elif "idPattern" in ent:
+            pattern = compile_regex(ent["idPattern"])
+            if not any(pattern.search(i) for i in query.ids):
+                return False
+    if query.id_pattern is not None and "id" in ent:
+        return compile_regex(query.id_pattern).search(ent["id"]) is not None
+    return True  # a registered idPattern may overlap the queried one: it is a candidate
+
+
+def _info_matches(info: Mapping[str, Any], query: RegistrationQuery) -> bool:
+    entities = info.get("entities")
+    if entities is not None and not any(_entity_matches(e, query) for e in entities):
+        return False
+    if query.attrs is not None:
+        names = set(info.get("propertyNames", ())) | set(info.get("relationshipNames", ()))
+        if names and not names & query.attrs:
+            return False
+    return True
+
+
+def _as_entity(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A registration's properties shaped like a stored entity, for q evaluation."""
+    attrs: dict[str, list[dict[str, Any]]] = {}
+    for iri, value in (doc.get("props") or {}).items():
+        if isinstance(value, dict) and "value" in value:
+            inst = {"type": "Property", "value": value["value"]}
+        else:
+            inst = {"type": "Property", "value": value}
+        attrs[iri] = [inst]
+    for key in ("endpoint", "mode", "registrationName", "tenant"):
+        if key in doc:
+            attrs[NGSI_LD + key] = [{"type": "Property", "value": doc[key]}]
+    return {"id": doc["id"], "type": [REGISTRATION], "attrs": attrs}
+
+
+def _interval_matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
+    iv = doc.get(query.timeproperty)
+    if not isinstance(iv, dict):
+        return False
+    start = norm_datetime(iv.get("startAt", "")) or ""
+    end = norm_datetime(iv["endAt"]) if isinstance(iv.get("endAt"), str) else None
+    at = query.time_at or ""
+    if query.timerel == "before":
+        return start < at
+    if query.timerel == "after":
+        return end is None or end > at
+    until = query.end_time_at or ""
+    return start < until and (end is None or end > at)
+
+
+def matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
+    """Whether a stored registration answers a discovery query."""
+    if not any(_info_matches(info, query) for info in doc.get("information", ())):
+        return False
+    if query.q is not None and not matches_q(query.q, _as_entity(doc)):
+        return False
+    if query.csf is not None and not matches_q(query.csf, _as_entity(doc)):
+        return False
+    if query.geo is not None:
+        prop = query.geo.geoproperty
+        member = prop.removeprefix(NGSI_LD)
+        geometry = doc.get(member) if member in GEO_MEMBERS else None
+        if not isinstance(geometry, dict) or not geo_matches(query.geo, geometry):
+            return False
+    return query.timerel is None or _interval_matches(doc, query)
+
+
+__all__ = [
+    "REGISTRATION",
+    "RegistrationQuery",
+    "apply_patch",
+    "body_id",
+    "matches",
+    "new_registration",
+    "patch_members",
+    "render_registration",
+]

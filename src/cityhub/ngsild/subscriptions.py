@@ -1,0 +1,663 @@
+"""Subscriptions (clause 5.2.12) and context source registration subscriptions (5.2.?):
+validate a request body, expand its names for storage, merge updates, render for output.
+
+Stored form: the members of the request with every type and attribute name expanded to an IRI
+(type selections keep their operators), plus bookkeeping the API never shows as such:
+
+- ``_ctx``: the @context of the request that created the subscription (notifications use it
+  when no jsonldContext is given); ``_qctx``: the @context q and csf were written in (they
+  are kept as text, so their names expand with it when evaluated);
+- ``_sys``: createdAt / modifiedAt (shown with options=sysAttrs);
+- ``_notif``: delivery status (timesSent, timesFailed, lastNotification, lastSuccess,
+  lastFailure, status), merged into ``notification`` on output once notifications are sent.
+
+Framework-free: the API layer reads bodies and contexts, this module only checks and shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from cityhub.ngsild.context import TermMap, is_absolute_iri
+from cityhub.ngsild.core_context import NGSI_LD
+from cityhub.ngsild.entity import check_uri, expand_name
+from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.projection import Projection, parse_projection
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
+from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
+from cityhub.ngsild.query.scope import parse_scope
+from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.timeutil import now_iso
+
+Doc = dict[str, Any]
+
+SUBSCRIPTION = "Subscription"
+TRIGGERS = (
+    "entityCreated",
+    "entityUpdated",
+    "entityDeleted",
+    "attributeCreated",
+    "attributeUpdated",
+    "attributeDeleted",
+)
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+NOTIFY_FORMATS = ("normalized", "keyValues", "concise")
+ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts")
+NOTIFY_ACCEPT = ("application/json", "application/ld+json", "application/geo+json")
+JOINS = ("flat", "inline", "@none")
+TIMERELS = ("before", "after", "between")
+# Members the system maintains: accepted in a body (a retrieved subscription can be sent back)
+# but never taken from it.
+SYSTEM_MEMBERS = frozenset({"status", "createdAt", "modifiedAt", "deletedAt", "@context"})
+NOTIFY_STATUS = (
+    "status",
+    "timesSent",
+    "timesFailed",
+    "lastNotification",
+    "lastSuccess",
+    "lastFailure",
+)
+# Entity members (not attributes) a pick/omit may name: never expanded.
+ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
+_DELIMS = re.compile(r"([(),|;])")
+_PRIVATE = ("_ctx", "_qctx", "_sys", "_notif")
+
+
+# -- small shared checks (registrations use them too) -----------------------------------------
+def require_dict(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object member."""
+    if not isinstance(value, dict):
+        raise BadRequestData(f"{what} must be a JSON object")
+    return value
+
+
+def require_list(value: Any, what: str, *, nonempty: bool = True) -> list[Any]:
+    """A JSON array member (non-empty unless told)."""
+    if not isinstance(value, list):
+        raise BadRequestData(f"{what} must be a JSON array")
+    if nonempty and not value:
+        raise BadRequestData(f"{what} must not be empty")
+    return value
+
+
+def require_str(value: Any, what: str) -> str:
+    """A non-empty string member."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequestData(f"{what} must be a non-empty string")
+    return value
+
+
+def require_bool(value: Any, what: str) -> bool:
+    """A true/false member."""
+    if not isinstance(value, bool):
+        raise BadRequestData(f"{what} must be true or false")
+    return value
+
+
+def positive_number(value: Any, what: str) -> float | int:
+    """A number greater than zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise BadRequestData(f"{what} must be a number greater than 0")
+    return value
+
+
+def datetime_member(value: Any, what: str) -> str:
+    """An ISO 8601 DateTime member, returned as given (its storage form is for comparison)."""
+    if not isinstance(value, str) or norm_datetime(value) is None:
+        raise BadRequestData(f"{what} must be an ISO 8601 DateTime, got {value!r}")
+    return value
+
+
+def future_datetime(value: Any, what: str) -> str:
+    """A DateTime that has not passed yet."""
+    datetime_member(value, what)
+    if (norm_datetime(value) or "") <= now_iso():
+        raise BadRequestData(f"{what} must be in the future, got {value!r}")
+    return str(value)
+
+
+def is_past(value: Any) -> bool:
+    """Whether a stored DateTime (expiresAt) has passed."""
+    norm = norm_datetime(value) if isinstance(value, str) else None
+    return norm is not None and norm <= now_iso()
+
+
+def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) -> str:
+    """An absolute URI (with a host for network schemes); optionally of given schemes."""
+    if not isinstance(value, str) or not is_absolute_iri(value) or re.search(r"\s", value):
+        raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if schemes is not None and scheme not in schemes:
+        raise BadRequestData(f"{what} must use one of the schemes {', '.join(schemes)}")
+    if scheme in ENDPOINT_SCHEMES and not parts.netloc:
+        raise BadRequestData(f"{what} must name a host, got {value!r}")
+    return value
+
+
+def key_values(value: Any, what: str) -> list[dict[str, str]]:
+    """A KeyValuePair array ([{"key": ..., "value": ...}]), e.g. receiverInfo."""
+    for item in require_list(value, what):
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"key", "value"}
+            or not all(isinstance(v, str) for v in item.values())
+            or not item["key"]
+        ):
+            raise BadRequestData(f"{what} items must be {{'key': string, 'value': string}}")
+    return list(value)
+
+
+def expand_names(value: Any, tm: TermMap, what: str) -> list[str]:
+    """A non-empty array of attribute names, expanded (duplicates dropped)."""
+    out: list[str] = []
+    for name in require_list(value, what):
+        iri = expand_name(name, tm, what)
+        if iri not in out:
+            out.append(iri)
+    return out
+
+
+def compact_names(names: list[str], tm: TermMap) -> list[str]:
+    """Stored attribute IRIs in the caller's terms."""
+    return [tm.compact(n) for n in names]
+
+
+def map_type_expr(text: str, fn: Callable[[str], str]) -> str:
+    """A type selection with every type name passed through fn, operators untouched."""
+    parts = _DELIMS.split(text)
+    return "".join(p if _DELIMS.fullmatch(p) or not p.strip() else fn(p.strip()) for p in parts)
+
+
+def expand_type_expr(value: Any, tm: TermMap, what: str) -> str:
+    """An entity type name or selection (A, A|B, (A;B),C), validated and expanded."""
+    if not isinstance(value, str):
+        raise BadRequestData(f"{what} must be a string")
+    node = parse_types(value)
+
+    def check(name: str) -> str:
+        return expand_name(name, tm, what)
+
+    ast.map_names(node, check)
+    return map_type_expr(value, tm.expand)
+
+
+def entity_selectors(value: Any, tm: TermMap, what: str = "entities") -> list[dict[str, Any]]:
+    """EntitySelector array: type mandatory, id an URI, idPattern a valid regex."""
+    out = []
+    for item in require_list(value, what):
+        if not isinstance(item, dict):
+            raise BadRequestData(f"{what} items must be JSON objects")
+        sel: dict[str, Any] = {}
+        for key, raw in item.items():
+            if key == "id":
+                sel["id"] = check_uri(raw, f"{what} id")
+            elif key == "idPattern":
+                require_str(raw, f"{what} idPattern")
+                try:
+                    compile_regex(raw)
+                except BadRequestData as exc:
+                    raise BadRequestData(
+                        f"{what} idPattern is not a valid regular expression"
+                    ) from exc
+                sel["idPattern"] = raw
+            elif key == "type":
+                sel["type"] = expand_type_expr(raw, tm, f"{what} type")
+            else:
+                raise BadRequestData(f"unknown member {key!r} in {what}")
+        if "type" not in sel:
+            raise BadRequestData(f"every item of {what} needs a type")
+        out.append(sel)
+    return out
+
+
+def render_selectors(items: list[dict[str, Any]], tm: TermMap) -> list[dict[str, Any]]:
+    """Stored EntitySelectors in the caller's terms."""
+    return [
+        {k: (map_type_expr(v, tm.compact) if k == "type" else v) for k, v in sel.items()}
+        for sel in items
+    ]
+
+
+def geo_query(value: Any, tm: TermMap, what: str = "geoQ") -> dict[str, Any]:
+    """A GeoQuery object, validated with the geoQ parser; geoproperty expanded."""
+    geo = require_dict(value, what)
+    unknown = set(geo) - {"georel", "geometry", "coordinates", "geoproperty"}
+    if unknown:
+        raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in {what}")
+    for key in ("georel", "geometry"):
+        if not isinstance(geo.get(key), str):
+            raise BadRequestData(f"{what}.{key} must be a string")
+    coords = geo.get("coordinates")
+    if not isinstance(coords, str | list):
+        raise BadRequestData(f"{what}.coordinates must be an array (or its JSON text)")
+    prop = geo.get("geoproperty")
+    if prop is not None:
+        require_str(prop, f"{what}.geoproperty")
+    parsed = parse_geoq(geo["georel"], geo["geometry"], coords, prop)
+    if parsed is None:
+        raise BadRequestData(f"{what} needs georel, geometry and coordinates")
+    out = {"georel": geo["georel"], "geometry": geo["geometry"], "coordinates": coords}
+    if prop is not None:
+        out["geoproperty"] = expand_name(prop, tm, f"{what}.geoproperty")
+    return out
+
+
+def parsed_geo(stored: Mapping[str, Any]) -> GeoQuery | None:
+    """The GeoQuery of a stored geoQ member (geoproperty already an IRI)."""
+    geo = stored.get("geoQ")
+    if not geo:
+        return None
+    parsed = parse_geoq(geo["georel"], geo["geometry"], geo["coordinates"], geo.get("geoproperty"))
+    if parsed is not None and "geoproperty" not in geo:
+        parsed = replace(parsed, geoproperty=NGSI_LD + "location")
+    return parsed
+
+
+def render_geo(geo: dict[str, Any], tm: TermMap) -> dict[str, Any]:
+    """A stored geoQ in the caller's terms."""
+    out = dict(geo)
+    if "geoproperty" in out:
+        out["geoproperty"] = tm.compact(out["geoproperty"])
+    return out
+
+
+def q_text(value: Any, what: str = "q") -> str:
+    """A q (or csf) expression, checked with the q parser; kept as text."""
+    parse_q(require_str(value, what))
+    return str(value)
+
+
+def temporal_query(value: Any, what: str = "temporalQ") -> dict[str, Any]:
+    """A TemporalQuery object: timerel, timeAt, endTimeAt (for between), timeproperty."""
+    tq = require_dict(value, what)
+    rel = tq.get("timerel")
+    if rel not in TIMERELS:
+        raise BadRequestData(f"{what}.timerel must be one of {', '.join(TIMERELS)}")
+    datetime_member(tq.get("timeAt"), f"{what}.timeAt")
+    if rel == "between":
+        end = datetime_member(tq.get("endTimeAt"), f"{what}.endTimeAt")
+        if (norm_datetime(end) or "") <= (norm_datetime(tq["timeAt"]) or ""):
+            raise BadRequestData(f"{what}.endTimeAt must be after timeAt")
+    elif "endTimeAt" in tq:
+        datetime_member(tq["endTimeAt"], f"{what}.endTimeAt")
+    if "timeproperty" in tq:
+        require_str(tq["timeproperty"], f"{what}.timeproperty")
+    return dict(tq)
+
+
+# -- pick / omit -----------------------------------------------------------------------------
+def _map_projection(tree: Projection, fn: Callable[[str], str]) -> Projection:
+    return {
+        (n if n in ENTITY_MEMBERS else fn(n)): (_map_projection(s, fn) if s else s)
+        for n, s in tree.items()
+    }
+
+
+def _serialize(tree: Projection) -> list[str]:
+    return [n + ("{" + ",".join(_serialize(s)) + "}" if s else "") for n, s in tree.items()]
+
+
+def projection(value: Any, tm: TermMap, what: str) -> tuple[Any, Projection]:
+    """pick/omit: an array of members (or their comma-separated text), names expanded."""
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v for v in value):
+            raise BadRequestData(f"{what} must be a non-empty array of names")
+        text = ",".join(value)
+    elif isinstance(value, str) and value:
+        text = value
+    else:
+        raise BadRequestData(f"{what} must be an array of names")
+    tree = parse_projection(text)
+    for name in _walk_names(tree):
+        if name not in ENTITY_MEMBERS:
+            expand_name(name, tm, what)
+    expanded = _map_projection(tree, tm.expand)
+    items = _serialize(expanded)
+    return (items if isinstance(value, list) else ",".join(items)), tree
+
+
+def _walk_names(tree: Projection) -> list[str]:
+    out = []
+    for name, sub in tree.items():
+        out.append(name)
+        if sub:
+            out += _walk_names(sub)
+    return out
+
+
+def render_projection(value: Any, tm: TermMap) -> Any:
+    """A stored pick/omit in the caller's terms."""
+    text = ",".join(value) if isinstance(value, list) else value
+    items = _serialize(_map_projection(parse_projection(text), tm.compact))
+    return items if isinstance(value, list) else ",".join(items)
+
+
+# -- notification parameters -------------------------------------------------------------------
+def endpoint(value: Any) -> dict[str, Any]:
+    """An Endpoint: uri (absolute, http/https/mqtt), accept, receiverInfo, notifierInfo."""
+    ep = require_dict(value, "notification.endpoint")
+    if "uri" not in ep:
+        raise BadRequestData("notification.endpoint needs a uri")
+    out: dict[str, Any] = {}
+    for key, raw in ep.items():
+        if raw is None:
+            raise BadRequestData(f"notification.endpoint.{key} must not be null")
+        if key == "uri":
+            out[key] = absolute_uri(raw, "notification.endpoint.uri", ENDPOINT_SCHEMES)
+        elif key == "accept":
+            if raw not in NOTIFY_ACCEPT:
+                raise BadRequestData(
+                    f"notification.endpoint.accept must be one of {', '.join(NOTIFY_ACCEPT)}"
+                )
+            out[key] = raw
+        elif key in ("receiverInfo", "notifierInfo"):
+            out[key] = key_values(raw, f"notification.endpoint.{key}")
+        elif key in ("timeout", "cooldown"):
+            out[key] = positive_number(raw, f"notification.endpoint.{key}")
+        else:
+            out[key] = raw
+    return out
+
+
+def notification_params(value: Any, tm: TermMap) -> dict[str, Any]:
+    """NotificationParams (5.2.14): endpoint mandatory, format, attributes, pick/omit..."""
+    params = require_dict(value, "notification")
+    out: dict[str, Any] = {}
+    trees: dict[str, Projection] = {}
+    for key, raw in params.items():
+        if key in NOTIFY_STATUS:
+            continue  # system-maintained delivery status
+        if raw is None:
+            raise BadRequestData(f"notification.{key} must not be null")
+        if key == "endpoint":
+            out[key] = endpoint(raw)
+        elif key == "format":
+            if raw not in NOTIFY_FORMATS:
+                raise BadRequestData(
+                    f"notification.format must be one of {', '.join(NOTIFY_FORMATS)}"
+                )
+            out[key] = raw
+        elif key == "attributes":
+            out[key] = expand_names(raw, tm, "notification.attributes")
+        elif key in ("pick", "omit"):
+            out[key], trees[key] = projection(raw, tm, f"notification.{key}")
+        elif key in ("sysAttrs", "showChanges"):
+            out[key] = require_bool(raw, f"notification.{key}")
+        elif key == "join":
+            if raw not in JOINS:
+                raise BadRequestData(f"notification.join must be one of {', '.join(JOINS)}")
+            out[key] = raw
+        elif key == "joinLevel":
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+                raise BadRequestData("notification.joinLevel must be a positive integer")
+            out[key] = raw
+        else:
+            out[key] = raw
+    if "endpoint" not in out:
+        raise BadRequestData("notification needs an endpoint")
+    if "pick" in out and "omit" in out:
+        same = set(trees["pick"]) & set(trees["omit"])
+        detail = f" (both name {', '.join(sorted(same))})" if same else ""
+        raise BadRequestData(f"notification.pick and notification.omit cannot be combined{detail}")
+    for key in ("pick", "omit"):
+        if key in out and "attributes" in out:
+            raise BadRequestData(
+                f"notification.{key} and notification.attributes cannot be combined"
+            )
+    return out
+
+
+def render_notification(
+    stored: dict[str, Any], status: dict[str, Any], tm: TermMap
+) -> dict[str, Any]:
+    """Stored NotificationParams (plus delivery status) in the caller's terms."""
+    out: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key == "attributes":
+            out[key] = compact_names(value, tm)
+        elif key in ("pick", "omit"):
+            out[key] = render_projection(value, tm)
+        else:
+            out[key] = value
+    for key in NOTIFY_STATUS:
+        if key in status:
+            out[key] = status[key]
+    return out
+
+
+# -- the subscription as a whole -------------------------------------------------------------
+def _member(key: str, raw: Any, tm: TermMap) -> Any:
+    """One validated, expanded top-level member."""
+    if key == "type":
+        if not isinstance(raw, str) or tm.expand(raw) not in (SUBSCRIPTION, NGSI_LD + SUBSCRIPTION):
+            raise BadRequestData(f"type must be {SUBSCRIPTION!r}, got {raw!r}")
+        return SUBSCRIPTION
+    if key in ("subscriptionName", "description"):
+        if not isinstance(raw, str):
+            raise BadRequestData(f"{key} must be a string")
+        return raw
+    if key == "entities":
+        return entity_selectors(raw, tm)
+    if key == "watchedAttributes":
+        return expand_names(raw, tm, "watchedAttributes")
+    if key == "notificationTrigger":
+        triggers = require_list(raw, key)
+        bad = [t for t in triggers if t not in TRIGGERS]
+        if bad:
+            raise BadRequestData(
+                f"unknown notificationTrigger value(s) {bad!r}; expected {', '.join(TRIGGERS)}"
+            )
+        return list(dict.fromkeys(triggers))
+    if key in ("timeInterval", "throttling"):
+        return positive_number(raw, key)
+    if key in ("q", "csf"):
+        return q_text(raw, key)
+    if key == "geoQ":
+        return geo_query(raw, tm)
+    if key == "scopeQ":
+        parse_scope(require_str(raw, key))
+        return raw
+    if key == "temporalQ":
+        return temporal_query(raw)
+    if key == "isActive":
+        return require_bool(raw, key)
+    if key == "notification":
+        return notification_params(raw, tm)
+    if key == "expiresAt":
+        return future_datetime(raw, key)
+    if key == "lang":
+        return require_str(raw, key)
+    if key == "datasetId":
+        items = raw if isinstance(raw, list) else [raw]
+        require_list(items, key)
+        for item in items:
+            if item != "@none":
+                check_uri(item, "datasetId")
+        return raw
+    if key == "jsonldContext":
+        return absolute_uri(raw, key)
+    return raw  # members this hub does not interpret are kept as they are
+
+
+def _check_whole(doc: Doc) -> None:
+    """The rules that span members (5.2.12 / 5.8.1)."""
+    if "notification" not in doc:
+        raise BadRequestData("a subscription needs a notification member")
+    if "entities" not in doc and "watchedAttributes" not in doc:
+        raise BadRequestData("a subscription needs entities or watchedAttributes (or both)")
+    if "timeInterval" in doc and "watchedAttributes" in doc:
+        raise BadRequestData("timeInterval cannot be combined with watchedAttributes")
+    if "timeInterval" in doc and "throttling" in doc:
+        raise BadRequestData("timeInterval cannot be combined with throttling")
+
+
+def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> Doc:
+    """Every member of a body, validated and expanded; on a patch None means "remove"."""
+    out: Doc = {}
+    for key, raw in body.items():
+        if key in SYSTEM_MEMBERS or key.startswith("_") or key == "id":
+            continue
+        if raw is None:
+            if not patch:
+                raise BadRequestData(f"{key} must not be null")
+            out[key] = None
+            continue
+        out[key] = _member(key, raw, tm)
+    return out
+
+
+def new_subscription(body: Any, tm: TermMap, spec: Any, rid: str) -> Doc:
+    """A create body as its stored form (rid: the body's id or a generated one)."""
+    if not isinstance(body, dict) or not body:
+        raise BadRequestData("a subscription must be a non-empty JSON object")
+    if "type" not in body:
+        raise BadRequestData(f"a subscription needs type {SUBSCRIPTION!r}")
+    doc: Doc = {"id": rid}
+    doc.update(_members(body, tm, patch=False))
+    _check_whole(doc)
+    now = now_iso()
+    doc["_ctx"] = spec
+    if "q" in doc or "csf" in doc:
+        doc["_qctx"] = spec
+    doc["_sys"] = {"createdAt": now, "modifiedAt": now}
+    return doc
+
+
+def body_id(body: Any, what: str = "subscription id") -> str | None:
+    """The id a create body names (validated), or None."""
+    if isinstance(body, dict) and "id" in body:
+        return check_uri(body["id"], what)
+    return None
+
+
+def patch_members(fragment: Any, tm: TermMap, rid: str) -> Doc:
+    """A patch fragment's members, validated and expanded (None: remove the member)."""
+    if not isinstance(fragment, dict):
+        raise BadRequestData("a subscription fragment must be a JSON object")
+    fid = fragment.get("id")
+    if fid is not None and fid != rid:
+        raise BadRequestData(f"the fragment's id {fid!r} is not the subscription's {rid!r}")
+    members = _members(fragment, tm, patch=True)
+    if not members:
+        raise BadRequestData("the fragment changes no member of the subscription")
+    for key in ("type", "notification"):
+        if key in members and members[key] is None:
+            raise BadRequestData(f"{key} is mandatory and cannot be removed")
+    return members
+
+
+def apply_patch(stored: Doc, members: Doc, spec: Any) -> Doc:
+    """The stored subscription with a fragment's members replacing (or removing) its own."""
+    doc = dict(stored)
+    for key, value in members.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    _check_whole(doc)
+    if "q" in members or "csf" in members:
+        doc["_qctx"] = spec
+    sys = dict(doc.get("_sys") or {})
+    sys["modifiedAt"] = now_iso()
+    doc["_sys"] = sys
+    return doc
+
+
+def status_of(doc: Mapping[str, Any]) -> str:
+    """active, paused (isActive false) or expired (expiresAt passed)."""
+    if is_past(doc.get("expiresAt")):
+        return "expired"
+    if doc.get("isActive") is False:
+        return "paused"
+    return "active"
+
+
+_ORDER = (
+    "id",
+    "type",
+    "subscriptionName",
+    "description",
+    "entities",
+    "watchedAttributes",
+    "notificationTrigger",
+    "timeInterval",
+    "q",
+    "geoQ",
+    "csf",
+    "scopeQ",
+    "temporalQ",
+    "isActive",
+    "notification",
+    "expiresAt",
+    "throttling",
+    "lang",
+    "datasetId",
+    "jsonldContext",
+)
+
+
+def render_subscription(
+    doc: Doc, tm: TermMap, *, csource: bool = False, sys_attrs: bool = False
+) -> dict[str, Any]:
+    """A stored subscription in the caller's terms, with its status.
+
+    A subscription shows its notificationTrigger, the default one when none was given; a
+    context source registration subscription has none.
+    """
+    out: dict[str, Any] = {}
+    extra = [k for k in doc if k not in _ORDER and not k.startswith("_")]
+    for key in (*_ORDER, *extra):
+        value: Any = doc.get(key)
+        if key == "notificationTrigger" and value is None and not csource:
+            out[key] = list(DEFAULT_TRIGGERS)
+        elif key not in doc:
+            continue
+        elif key == "entities":
+            out[key] = render_selectors(value, tm)
+        elif key == "watchedAttributes":
+            out[key] = compact_names(value, tm)
+        elif key == "geoQ":
+            out[key] = render_geo(value, tm)
+        elif key == "notification":
+            out[key] = render_notification(value, doc.get("_notif") or {}, tm)
+        else:
+            out[key] = value
+    out["status"] = status_of(doc)
+    if sys_attrs:
+        out.update(doc.get("_sys") or {})
+    return out
+
+
+def query_context(doc: Mapping[str, Any]) -> Any:
+    """The @context q and csf of a stored subscription are written in."""
+    return doc.get("_qctx", doc.get("_ctx"))
+
+
+def parsed_q(doc: Mapping[str, Any], tm: TermMap, key: str = "q") -> ast.QNode | None:
+    """A stored q (or csf) parsed, names expanded with tm (the query_context's term map)."""
+    text = doc.get(key)
+    if not text:
+        return None
+    return ast.map_names(parse_q(text), tm.expand)
+
+
+__all__ = [
+    "DEFAULT_TRIGGERS",
+    "SUBSCRIPTION",
+    "TRIGGERS",
+    "apply_patch",
+    "body_id",
+    "new_subscription",
+    "parsed_geo",
+    "parsed_q",
+    "patch_members",
+    "query_context",
+    "render_subscription",
+    "status_of",
+]

@@ -1,0 +1,99 @@
+"""Stored JSON resources other than entities (subscriptions, context source registrations).
+
+One generic table, ``resources (pk, kind, tenant, id, doc)``: each resource is a JSON document
+kept whole, unique per (kind, tenant, id) and listed in creation order. The functions take a
+connection so the store decides which one (writer under its lock, or a reader) runs them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+Doc = dict[str, Any]
+
+
+def _dumps(doc: Doc) -> str:
+    return orjson.dumps(doc).decode()
+
+
+def insert(conn: sqlite3.Connection, kind: str, tenant: str, rid: str, doc: Doc) -> bool:
+    """Add a resource; False (and nothing written) when that id is taken."""
+    try:
+        conn.execute(
+            "INSERT INTO resources (kind, tenant, id, doc) VALUES (?, ?, ?, ?)",
+            (kind, tenant, rid, _dumps(doc)),
+        )
+    except sqlite3.IntegrityError:
+        return False
+    return True
+
+
+def get(conn: sqlite3.Connection, kind: str, tenant: str, rid: str) -> Doc | None:
+    """One resource's document, or None."""
+    row = conn.execute(
+        "SELECT doc FROM resources WHERE kind = ? AND tenant = ? AND id = ?", (kind, tenant, rid)
+    ).fetchone()
+    return orjson.loads(row[0]) if row else None
+
+
+def select(
+    conn: sqlite3.Connection, kind: str, tenant: str, limit: int | None = None, offset: int = 0
+) -> list[Doc]:
+    """A page of a tenant's resources of one kind, oldest first (limit None: all of them)."""
+    rows = conn.execute(
+        "SELECT doc FROM resources WHERE kind = ? AND tenant = ? ORDER BY pk LIMIT ? OFFSET ?",
+        (kind, tenant, -1 if limit is None else limit, offset),
+    ).fetchall()
+    return [orjson.loads(r[0]) for r in rows]
+
+
+def count(conn: sqlite3.Connection, kind: str, tenant: str) -> int:
+    """How many resources of one kind a tenant has."""
+    row = conn.execute(
+        "SELECT count(*) FROM resources WHERE kind = ? AND tenant = ?", (kind, tenant)
+    ).fetchone()
+    return int(row[0])
+
+
+def update(
+    conn: sqlite3.Connection, kind: str, tenant: str, rid: str, change: Callable[[Doc], Doc]
+) -> Doc | None:
+    """Replace a resource with change(old document); None when it does not exist.
+
+    Runs in one IMMEDIATE transaction, so a concurrent writer cannot slip in between the read
+    and the write; an exception from change() rolls back and propagates.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        old = get(conn, kind, tenant, rid)
+        if old is None:
+            conn.execute("ROLLBACK")
+            return None
+        new = change(old)
+        conn.execute(
+            "UPDATE resources SET doc = ? WHERE kind = ? AND tenant = ? AND id = ?",
+            (_dumps(new), kind, tenant, rid),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return new
+
+
+def delete(conn: sqlite3.Connection, kind: str, tenant: str, rid: str) -> bool:
+    """Remove a resource; False when it did not exist."""
+    cur = conn.execute(
+        "DELETE FROM resources WHERE kind = ? AND tenant = ? AND id = ?", (kind, tenant, rid)
+    )
+    return cur.rowcount > 0
+
+
+def has_tenant(conn: sqlite3.Connection, tenant: str) -> bool:
+    """Whether a tenant holds any resource of any kind."""
+    row = conn.execute("SELECT 1 FROM resources WHERE tenant = ? LIMIT 1", (tenant,)).fetchone()
+    return row is not None
