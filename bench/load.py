@@ -141,13 +141,19 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
     async def report() -> None:
         assert progress is not None
         per, total, unit = progress["per_request"], progress["total"], progress["unit"]
+        tty = sys.stderr.isatty()
+        last = 0.0
         while True:
             await asyncio.sleep(0.5)
+            now = time.perf_counter()
+            if (
+                not tty and now - last < 10
+            ):  # a log file gets a line every 10 s, a terminal one line
+                continue
+            last = now
             n = len(done_t) * per
-            rate = n / max(time.perf_counter() - t_begin, 1e-9)
-            sys.stderr.write(
-                f"\r    {progress['label']}: {n:,}/{total:,} {unit} ({rate:,.0f}/s)   "
-            )
+            line = f"    {progress['label']}: {n:,}/{total:,} {unit} ({n / max(now - t_begin, 1e-9):,.0f}/s)"
+            sys.stderr.write(f"\r{line}   " if tty else line + "\n")
             sys.stderr.flush()
 
     reporter = asyncio.ensure_future(report()) if progress else None
@@ -162,12 +168,13 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
         # count each unanswered request with its elapsed time (a lower bound).
         timed_out = True
     finally:
-        if reporter:
+        if reporter and progress:
             reporter.cancel()
-            n = len(done_t) * progress["per_request"]  # type: ignore[index]
+            n = len(done_t) * progress["per_request"]
+            cr = "\r" if sys.stderr.isatty() else ""
             sys.stderr.write(
-                f"\r    {progress['label']}: {n:,} {progress['unit']} done{' ' * 30}\n"
-            )  # type: ignore[index]
+                f"{cr}    {progress['label']}: {n:,} {progress['unit']} done{' ' * 30}\n"
+            )
     t_end = time.perf_counter()
     unanswered = [t_end - t0 for t0 in in_flight.values()]
     w0 = t_begin + warmup

@@ -95,6 +95,7 @@ def drive(server: Server, job: dict[str, Any]) -> dict[str, Any]:
     busy0 = machine_busy_seconds()
     cpu0 = server.cpu_seconds()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "bench.load"],
         input=json.dumps(job).encode(),
@@ -103,15 +104,15 @@ def drive(server: Server, job: dict[str, Any]) -> dict[str, Any]:
         timeout=400,
         check=True,
     )
+    elapsed = time.perf_counter() - t0  # the whole load-generator process, start-up included
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu1 = server.cpu_seconds()
     busy1 = machine_busy_seconds()
     res: dict[str, Any] = json.loads(proc.stdout)
-    wall = max(res["wall_s"], 1e-9)
-    load = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime  # start-up included
-    res["server_cpu"] = (cpu1 - cpu0) / wall
-    res["load_cpu"] = load / wall
-    res["other_cpu"] = max(0.0, busy1 - busy0 - (cpu1 - cpu0) - load) / wall
+    load = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
+    res["server_cpu"] = (cpu1 - cpu0) / max(res["wall_s"], 1e-9)  # the server idles during start-up
+    res["load_cpu"] = load / elapsed
+    res["other_cpu"] = max(0.0, busy1 - busy0 - (cpu1 - cpu0) - load) / elapsed
     if res["ok"] < res["requests"]:
         say(
             f"    ! {res['requests'] - res['ok']} non-2xx answers: {res['status']} {res['error_sample'][:1]}"

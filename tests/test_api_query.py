@@ -198,7 +198,6 @@ async def test_attrs_selects_entities_and_attributes(client: httpx.AsyncClient, 
     }, got
 
 
-@pytest.mark.xfail(reason="pick keeps 'scope' although it is not picked", strict=True)
 async def test_pick_in_queries(client: httpx.AsyncClient, city: Any) -> None:
     body = await query(client, type="Sensor", pick="id,name")
     assert body == [{"id": U + "Sensor:s1", "name": {"type": "Property", "value": "sensor one"}}]
@@ -648,21 +647,11 @@ async def test_q_on_other_attribute_types(
     assert got == (["v1"] if hit else []), q
 
 
-@pytest.mark.xfail(
-    reason="q trailing path on a LanguageProperty (street[nl]) never matches in SQL; the "
-    "reference evaluator reads the language tag",
-    strict=True,
-)
 @pytest.mark.parametrize("q", ['street[nl]=="Grote Markt"', 'street[*]=="Grand Place"'])
 async def test_q_language_tag_path(client: httpx.AsyncClient, typed: None, q: str) -> None:
     assert await ids(client, type="Vehicle", q=q) == ["v1"], q
 
 
-@pytest.mark.xfail(
-    reason="q trailing path on a JsonProperty (cfg[mode]) reads $.value instead of $.json in "
-    "SQL; the reference evaluator matches",
-    strict=True,
-)
 @pytest.mark.parametrize("q", ['cfg[mode]=="eco"', "cfg[level]>2"])
 async def test_q_json_property_path(client: httpx.AsyncClient, typed: None, q: str) -> None:
     assert await ids(client, type="Vehicle", q=q) == ["v1"], q

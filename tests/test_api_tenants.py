@@ -72,10 +72,6 @@ async def test_reads_on_an_unknown_tenant_are_404(client: httpx.AsyncClient, pat
     assert body["type"].rsplit("/", 1)[-1] in ("NonexistentTenant", "ResourceNotFound"), body
 
 
-@pytest.mark.xfail(
-    reason="an unknown tenant answers ResourceNotFound, the spec's error type is NonexistentTenant",
-    strict=True,
-)
 async def test_unknown_tenant_error_type(client: httpx.AsyncClient) -> None:
     resp = await client.get(
         f"{BASE}/entities", params={"type": "Bin"}, headers={"NGSILD-Tenant": "x"}

@@ -50,12 +50,6 @@ def routes() -> list[BaseRoute]:
     r += _both("/entities", E.create_entity, ["POST"])
     r += _both("/entities", E.query_entities, ["GET"])
     r += _both("/entities", E.purge_entities, ["DELETE"])
-    r += [
-        Route(BASE + "/entities/{eid}", E.get_entity, methods=["GET"]),
-        Route(BASE + "/entities/{eid}", E.replace_entity, methods=["PUT"]),
-        Route(BASE + "/entities/{eid}", E.merge_entity, methods=["PATCH"]),
-        Route(BASE + "/entities/{eid}", E.delete_entity, methods=["DELETE"]),
-    ]
     # An empty id or attribute name in the path is a bad request, not an unknown route.
     r += [
         Route(BASE + "/entities/", missing_id, methods=["PUT", "PATCH"]),
@@ -77,6 +71,13 @@ def routes() -> list[BaseRoute]:
         Route(BASE + "/entities/{eid}/attrs/{attr}", E.replace_attr, methods=["PUT"]),
         Route(BASE + "/entities/{eid}/attrs/{attr}", E.delete_attr, methods=["DELETE"]),
     ]
+    # Entity ids may hold '/' (http URLs); these come after the /attrs routes so they win.
+    r += [
+        Route(BASE + "/entities/{eid:path}", E.get_entity, methods=["GET"]),
+        Route(BASE + "/entities/{eid:path}", E.replace_entity, methods=["PUT"]),
+        Route(BASE + "/entities/{eid:path}", E.merge_entity, methods=["PATCH"]),
+        Route(BASE + "/entities/{eid:path}", E.delete_entity, methods=["DELETE"]),
+    ]
     for op, fn in (
         ("create", E.batch_create),
         ("upsert", E.batch_upsert),
@@ -93,10 +94,6 @@ def routes() -> list[BaseRoute]:
     r += _both("/temporal/entities", T.create, ["POST"])
     r += _both("/temporal/entities", T.query, ["GET"])
     r += _both("/temporal/entityOperations/query", T.post_query, ["POST"])
-    r += [
-        Route(BASE + "/temporal/entities/{eid}", T.get, methods=["GET"]),
-        Route(BASE + "/temporal/entities/{eid}", T.delete, methods=["DELETE"]),
-    ]
     r += _both("/temporal/entities/{eid}/attrs", T.append, ["POST"])
     r += [
         Route(BASE + "/temporal/entities/{eid}/attrs/{attr}", T.delete_attr, methods=["DELETE"]),
@@ -110,6 +107,10 @@ def routes() -> list[BaseRoute]:
             T.delete_instance,
             methods=["DELETE"],
         ),
+    ]
+    r += [
+        Route(BASE + "/temporal/entities/{eid:path}", T.get, methods=["GET"]),
+        Route(BASE + "/temporal/entities/{eid:path}", T.delete, methods=["DELETE"]),
     ]
     r += _both("/jsonldContexts", C.list_contexts, ["GET"])
     r += _both("/jsonldContexts", C.add_context, ["POST"])
@@ -150,7 +151,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         err = InvalidRequest(str(exc.detail))
         err.status = exc.status_code
-    return plain_json(err.problem(), status=err.status)
+    return plain_json(err.problem(), status=err.status, headers=dict(exc.headers or {}))
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

@@ -25,12 +25,12 @@ from cityhub.api.http import (
     response_context,
 )
 from cityhub.ngsild import params as P
-from cityhub.ngsild.entity import check_uri
+from cityhub.ngsild.entity import check_path_id, check_uri
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
-from cityhub.store.base import EntityQuery
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService, purge
+from cityhub.store.base import EntityQuery
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
 
@@ -42,7 +42,7 @@ def service(request: Request) -> EntityService:
 
 
 def _eid(request: Request) -> str:
-    return check_uri(request.path_params["eid"], "entity id")
+    return check_path_id(request.path_params["eid"])
 
 
 def _render(request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]) -> list[Any]:
@@ -333,7 +333,7 @@ async def batch_merge(request: Request) -> Response:
 
 async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete."""
-    body, media = await read_body(request)
+    body, _ = await read_body(request)
     ctx = await context_of(request)
     out = service(request).batch_delete(ctx.tenant, body)
     return _batch_result(out, 204)

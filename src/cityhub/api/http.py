@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,8 @@ from cityhub.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
     NgsiLdError,
+    NonexistentTenant,
     NotAcceptable,
-    ResourceNotFound,
     UnsupportedMediaType,
 )
 
@@ -53,7 +54,7 @@ def tenant_of(request: Request, *, must_exist: bool) -> str:
     """The NGSILD-Tenant header ('' is the default tenant); reads need a known tenant."""
     tenant = request.headers.get("ngsild-tenant", "")
     if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
-        raise ResourceNotFound(f"tenant {tenant} does not exist")
+        raise NonexistentTenant(f"tenant {tenant} does not exist")
     return tenant
 
 
@@ -214,10 +215,8 @@ async def batch_context(request: Request, body: Any, media: str) -> tuple[Ctx, C
             raise BadRequestData("application/ld+json requests carry their @context in the body, not a Link header")
         specs = {orjson.dumps(i["@context"]): i["@context"] for i in items if isinstance(i, dict) and "@context" in i}
         for spec in specs.values():
-            try:
+            with contextlib.suppress(NgsiLdError):  # reported per item when compiled
                 await cache.prefetch(spec)
-            except NgsiLdError:
-                pass  # reported per item when that item's context is compiled
 
         def per_item(item: Any) -> TermMap:
             if not isinstance(item, dict) or "@context" not in item:

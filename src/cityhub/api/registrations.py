@@ -20,7 +20,7 @@ from cityhub.api.http import (
 )
 from cityhub.api.subscriptions import (
     collection,
-    location,
+    created,
     new_id,
     page,
     paged_response,
@@ -42,6 +42,11 @@ from cityhub.ngsild.query.typeexpr import parse_types
 KIND = "csourceRegistration"
 PATH = "/csourceRegistrations"
 WHAT = "registration id"
+TIMEPROPERTIES = {
+    "observedAt": "observationInterval",
+    "createdAt": "managementInterval",
+    "modifiedAt": "managementInterval",
+}
 
 
 def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQuery:
@@ -65,9 +70,11 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
         geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
     timerel = params.get("timerel")
     time_at = end_time_at = None
-    timeproperty = params.get("timeproperty", "observationInterval")
-    if timeproperty not in R.INTERVALS:
-        raise BadRequestData(f"timeproperty must be one of {', '.join(R.INTERVALS)}")
+    # observedAt times are matched against observationInterval, createdAt and modifiedAt
+    # against managementInterval (5.10.2)
+    timeproperty = TIMEPROPERTIES.get(params.get("timeproperty", "observedAt"))
+    if timeproperty is None:
+        raise BadRequestData(f"timeproperty must be one of {', '.join(TIMEPROPERTIES)}")
     if timerel is not None or "timeAt" in params:
         if timerel not in ("before", "after", "between"):
             raise BadRequestData("timerel must be before, after or between")
@@ -106,7 +113,7 @@ async def create(request: Request) -> Response:
     doc = R.new_registration(body, ctx.tm, ctx.spec, rid)
     if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
         raise AlreadyExists(f"registration {rid} already exists")
-    return Response(status_code=201, headers=location(PATH, rid))
+    return created(PATH, rid)
 
 
 async def query(request: Request) -> Response:

@@ -57,9 +57,9 @@ def new_id(type_name: str) -> str:
     return f"urn:ngsi-ld:{type_name}:{uuid.uuid4()}"
 
 
-def location(path: str, rid: str) -> dict[str, str]:
-    """The Location header of a created resource."""
-    return {"Location": f"{BASE}{path}/{quote(rid, safe=':')}"}
+def created(path: str, rid: str) -> Response:
+    """201 with the Location of the new resource."""
+    return Response(status_code=201, headers={"Location": f"{BASE}{path}/{quote(rid, safe=':')}"})
 
 
 def sys_attrs(params: dict[str, str]) -> bool:
@@ -129,7 +129,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
             await contexts(request).prefetch(doc["jsonldContext"])
         if not store(request).resource_create(kind, ctx.tenant, rid, doc):
             raise AlreadyExists(f"subscription {rid} already exists")
-        return Response(status_code=201, headers=location(path, rid))
+        return created(path, rid)
 
     async def query(request: Request) -> Response:
         params = params_of(request)

@@ -19,8 +19,8 @@ from cityhub.api.http import (
     read_body,
 )
 from cityhub.ngsild import params as P
-from cityhub.ngsild.entity import check_uri
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.entity import check_path_id
+from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed
 from cityhub.ngsild.temporal import TemporalResult, TemporalService
 
 
@@ -42,7 +42,7 @@ def _respond(ctx: Ctx, result: TemporalResult, body: Any) -> Response:
 
 
 def _eid(request: Request) -> str:
-    return check_uri(request.path_params["eid"], "entity id")
+    return check_path_id(request.path_params["eid"])
 
 
 async def create(request: Request) -> Response:
@@ -93,7 +93,9 @@ async def get(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    """DELETE /temporal/entities/{id}."""
+    """DELETE /temporal/entities/{id} (the collection itself cannot be deleted: 405)."""
+    if not request.path_params.get("eid"):
+        raise MethodNotAllowed("DELETE /temporal/entities needs an entity id")
     ctx = await context_of(request)
     service(request).delete(ctx.tenant, _eid(request))
     return no_content()

@@ -11,7 +11,7 @@ from typing import Any
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
 from cityhub.ngsild.timeutil import parse_ts
 
 Instance = dict[str, Any]
@@ -100,9 +100,22 @@ def is_null_instance(typ: str, raw: dict[str, Any]) -> bool:
     return bool(content == NULL_URI)
 
 
+_BAD_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f]")
+
+
+_ATTRS_PATH = re.compile(r"/attrs(/[^/]*)?/?$")
+
+
+def check_path_id(value: str) -> str:
+    """An entity id taken from a path; `<id>/attrs/...` reached a method /attrs lacks."""
+    if _ATTRS_PATH.search(value):
+        raise MethodNotAllowed(f"this method is not allowed on {value!r}")
+    return check_uri(value, "entity id")
+
+
 def check_uri(value: Any, what: str) -> str:
-    """NGSI-LD ids must be absolute URIs."""
-    if not isinstance(value, str) or not is_absolute_iri(value) or _BAD_NAME.search(value):
+    """NGSI-LD ids must be absolute URIs (RFC 3986 characters only)."""
+    if not isinstance(value, str) or not is_absolute_iri(value) or _BAD_URI.search(value):
         raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
     return value
 
@@ -184,13 +197,21 @@ def expand_attribute(iri: str, raw: Any, tm: TermMap, *, nulls: bool = False) ->
     return out
 
 
+_INSTANCE_KEYS = frozenset({"type", "datasetId", *CONTENT_KEY.values()})
+
+
 def _is_multi(raw: Any) -> bool:
-    """A list of attribute objects is a multi-attribute; any other list is a concise value."""
+    """A list of attribute objects is a multi-attribute; any other list is a concise value.
+
+    Concise multi-attributes may omit type on every item (the default instance has no
+    datasetId either), so an item counts when it holds a content member or a type.
+    """
     return (
         isinstance(raw, list)
         and bool(raw)
-        and all(isinstance(x, dict) and ("type" in x or "datasetId" in x) for x in raw)
-        and not all(isinstance(x, dict) and x.get("type") in GEO_TYPES for x in raw)
+        and all(isinstance(x, dict) and _INSTANCE_KEYS & x.keys() for x in raw)
+        and any("type" in x or "datasetId" in x for x in raw)
+        and not all(x.get("type") in GEO_TYPES for x in raw)
     )
 
 

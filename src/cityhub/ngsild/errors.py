@@ -71,6 +71,14 @@ class OperationNotSupported(NgsiLdError):
     title = "Operation not supported"
 
 
+class NonexistentTenant(NgsiLdError):
+    """A read named a tenant that holds no data."""
+
+    type_name = "NonexistentTenant"
+    status = 404
+    title = "Nonexistent tenant"
+
+
 class LdContextNotAvailable(NgsiLdError):
     """A remote @context could not be fetched or is not a JSON-LD context."""
 

@@ -134,7 +134,9 @@ def temporal_format(params: Mapping[str, str]) -> str:
     opts = set(P.csv(params.get("options")))
     unknown = opts - OPTIONS
     if unknown:
-        raise InvalidRequest(f"unknown option(s) for a temporal request: {', '.join(sorted(unknown))}")
+        raise InvalidRequest(
+            f"unknown option(s) for a temporal request: {', '.join(sorted(unknown))}"
+        )
     fmt = params.get("format")
     if fmt is not None:
         if fmt not in FORMATS:
@@ -343,11 +345,11 @@ class TemporalService:
         rows, total = self.store.temporal(tenant, limited)
         if one_entity is not None and not rows:
             raise ResourceNotFound(f"temporal entity {one_entity} not found")
-        kinds = {name: insts[0]["type"] for _, attrs in rows for name, insts in attrs.items() if insts}
+        kinds = {
+            name: insts[0]["type"] for _, attrs in rows for name, insts in attrs.items() if insts
+        }
         content_range = self._cut(rows, tq, descending)
-        out = [
-            self._render(h, a, tm, opts, fmt, members, kinds, tq.timeproperty) for h, a in rows
-        ]
+        out = [self._render(h, a, tm, opts, fmt, members, kinds, tq.timeproperty) for h, a in rows]
         return TemporalResult(self._found(out, members, one_entity), total, content_range)
 
     @staticmethod
@@ -379,7 +381,8 @@ class TemporalService:
                 if len(insts) > limit:
                     insts = insts[len(insts) - limit :] if descending else insts[:limit]
                     attrs[name] = insts
-                    edge = _when(insts[0] if descending else insts[-1], prop)
+                    last = insts[0] if descending else insts[-1]
+                    edge = _when(last, prop) or _when(last, "modifiedAt")
                     if edge is not None:
                         edges.append(edge)
         if not edges:

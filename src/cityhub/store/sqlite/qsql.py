@@ -19,6 +19,7 @@ _META_SUBS = {
 }
 _ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": "e.modified_at"}
 _TIME_KINDS = ("datetime", "date", "time")
+_KEYED = ("value", "json", "languageMap")
 
 
 class Compiler:
@@ -125,6 +126,11 @@ class Compiler:
             head = f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name = {self.p(path.attr)}"
             return f"{head} AND {self._indexed(node)})"
         head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
+        if path.keys == ("*",) and not path.sub:
+            # name[*]: any language of a LanguageProperty
+            langs = f"json_each(j.value, {self.p('$.languageMap')}) l"
+            cond = self._cmp("l.value", node.op, node.value, json_expr=True)
+            return f"{head}EXISTS (SELECT 1 FROM {langs} WHERE {cond}))"
         expr = self._json(path)
         return head + self._cmp(expr, node.op, node.value, json_expr=True) + ")"
 
@@ -140,8 +146,11 @@ class Compiler:
                 return f"json_extract(j.value, {self.p(json_path(steps))})"
             steps += ["sub", sub]
         if path.keys:
-            steps += ["value", *path.keys]
-            return f"json_extract(j.value, {self.p(json_path(steps))})"
+            # The keyed content is a Property's value, a JsonProperty's json or a
+            # LanguageProperty's languageMap, whichever the instance holds.
+            roots = [json_path([*steps, member, *path.keys]) for member in _KEYED]
+            parts = ", ".join(f"json_extract(j.value, {self.p(r)})" for r in roots)
+            return f"coalesce({parts})"
         base = json_path(steps)
         return (
             f"coalesce(json_extract(j.value, {self.p(base + '.value')}), "

@@ -158,7 +158,9 @@ def update_instance(
     return cur.rowcount > 0
 
 
-def has_instance(conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str) -> bool:
+def has_instance(
+    conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str
+) -> bool:
     """Whether an instance exists."""
     row = conn.execute(
         "SELECT 1 FROM history h JOIN tentities t ON t.tpk = h.tpk WHERE t.tenant = ? AND t.id = ? "
@@ -242,9 +244,7 @@ def _q_names(node: Any) -> set[str]:
     return {node.path.attr}
 
 
-def _matches_history(
-    conn: sqlite3.Connection, tpk: int, header: Doc, query: TemporalQuery
-) -> bool:
+def _matches_history(conn: sqlite3.Connection, tpk: int, header: Doc, query: TemporalQuery) -> bool:
     """q and geoQ over the instances in the time window: any instance may match."""
     from cityhub.ngsild.query.evaluate import matches_geo, matches_q
 
@@ -255,7 +255,9 @@ def _matches_history(
     params: list[Any] = [tpk]
     where = _instance_filter(query, _binder(params), sorted(names))
     attrs: dict[str, list[Doc]] = {}
-    for attr, inst in conn.execute(f"SELECT h.attr, h.inst FROM history h WHERE h.tpk = ?{where}", params):
+    for attr, inst in conn.execute(
+        f"SELECT h.attr, h.inst FROM history h WHERE h.tpk = ?{where}", params
+    ):
         attrs.setdefault(attr, []).append(orjson.loads(inst))
     doc = {**header, "attrs": attrs}
     if eq.q is not None and not matches_q(eq.q, doc):
@@ -441,7 +443,9 @@ def aggregate(
         attrs: dict[str, Doc] = {}
         kinds: dict[str, str] = {}
         for name, (where, params, first, last) in selected.items():
-            rows = _periods(conn, query, col, exprs, where, params, start, end, aggr.period, first, last)
+            rows = _periods(
+                conn, query, col, exprs, where, params, start, end, aggr.period, first, last
+            )
             if not rows:
                 continue
             attrs[name] = _series(rows, exprs, aggr.methods, start, aggr.period, end)
