@@ -462,11 +462,19 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
+    git = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return {
         "nproc": nproc or str(os.cpu_count()),
         "cpu": model,
         "python": platform.python_version(),
         "kernel": platform.release(),
+        "git": git or "?",
     }
 
 
@@ -483,6 +491,7 @@ def render(out: dict[str, Any], only: set[str]) -> str:
         f"- command: `{out['command']}`",
         f"- plan: {plan_text(plan)}",
         f"- machine: `nproc` = {m['nproc']}, {m['cpu']}, Python {m['python']}, Linux {m['kernel']}",
+        f"- code: `git describe --always --dirty` = {m.get('git', '?')}",
         f"- servers (hub and bare baseline alike): `uvicorn {out.get('server_cmd', '')}`",
         "",
         "| | figure | hub | baseline | hub / baseline | target | result |",

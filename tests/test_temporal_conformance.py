@@ -137,7 +137,14 @@ async def test_q_matches_any_instance_and_returns_the_whole_evolution(
         "all instances, not just matches"
     )
     body = (
-        await query(client, type="Vehicle", q="speed>110", timerel="after", timeAt=at(12, 4))
+        await query(
+            client,
+            type="Vehicle",
+            q="speed>110",
+            timerel="between",
+            timeAt=at(12, 4),
+            endTimeAt=at(23),
+        )
     ).json()
     assert body == [], "q only sees the instances inside the time window"
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from cityhub.api.http import (
     BASE,
+    JSONLD,
     Ctx,
     context_of,
     contexts,
@@ -94,7 +95,7 @@ def paged_response(
 
         def link(off: int, rel: str) -> str:
             query = urlencode({**extra, "limit": limit, "offset": off}, safe=",:")
-            return f'<{BASE}{path}?{query}>;rel="{rel}";type="{ctx.accept}"'
+            return f'<{BASE}{path}?{query}>;rel="{rel}";type="{JSONLD}"'
 
         if offset > 0:
             links.append(link(max(0, offset - limit), "prev"))

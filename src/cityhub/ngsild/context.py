@@ -123,7 +123,7 @@ log = logging.getLogger("cityhub.context")
 class ContextEntry:
     """One @context the hub knows: its origin, its document and how often requests used it."""
 
-    url: str  # the remote URL (Cached), or the hub path it is served at (Hosted, Implicit)
+    url: str  # the remote URL (Cached), or the URL it is stored under (Hosted, Implicit)
     local_id: str
     kind: str
     document: Any

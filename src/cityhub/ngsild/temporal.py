@@ -282,7 +282,10 @@ class TemporalService:
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
-            n = tx.delete_history(eid, name, ... if delete_all else dataset_id)
+            if delete_all:
+                n = tx.delete_history(eid, name)
+            else:
+                n = tx.delete_history(eid, name, dataset_id)
             if not n:
                 raise ResourceNotFound(f"attribute {attr} has no instances in {eid}")
 
@@ -336,10 +339,10 @@ class TemporalService:
         tq = temporal_query(params, tm, one_entity=one_entity)
         if fmt == "aggregatedValues":
             aggr = aggregation(params)
-            rows, total = self.store.aggregate(tenant, tq, aggr)
-            if one_entity is not None and not rows:
+            aggs, total = self.store.aggregate(tenant, tq, aggr)
+            if one_entity is not None and not aggs:
                 raise ResourceNotFound(f"temporal entity {one_entity} not found")
-            out = [self._render_aggr(h, a, tm, members) for h, a in rows]
+            out = [self._render_aggr(h, a, tm, members) for h, a in aggs]
             return TemporalResult(self._found(out, members, one_entity), total)
         limited, descending = self._limited(tq)
         rows, total = self.store.temporal(tenant, limited)
@@ -454,7 +457,7 @@ class TemporalService:
         return out
 
     def _render_aggr(
-        self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap, members: _Members
+        self, header: Doc, attrs: dict[str, Doc], tm: TermMap, members: _Members
     ) -> Doc:
         out = self._header(header, tm, members)
         kinds = header.get("attrTypes", {})

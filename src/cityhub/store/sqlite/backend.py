@@ -186,7 +186,7 @@ class SqliteStore:
 
     def aggregate(
         self, tenant: str, query: TemporalQuery, aggr: Aggregation
-    ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
+    ) -> tuple[list[tuple[Doc, dict[str, Doc]]], int | None]:
         """aggregatedValues of matching entities."""
         conn = self._reader()
         return temporal.aggregate(conn, tenant, query, aggr, self._install_geo)

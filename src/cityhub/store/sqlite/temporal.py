@@ -24,6 +24,7 @@ TIME_COLUMNS = {
     "deletedAt": _DELETED_AT,
 }
 Result = tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]
+AggregateResult = tuple[list[tuple[Doc, dict[str, Doc]]], int | None]
 Binder = Callable[[Any], str]
 
 
@@ -396,7 +397,7 @@ def aggregate(
     query: TemporalQuery,
     aggr: Aggregation,
     install_geo: Callable[[sqlite3.Connection, Compiler], None],
-) -> Result:
+) -> AggregateResult:
     """aggregatedValues in SQL, per attribute.
 
     Periods start at timeAt (after/between), else at the entity's first selected instance;
@@ -411,7 +412,7 @@ def aggregate(
         for e in _METHOD_SQL[m]:
             if e not in exprs:
                 exprs.append(e)
-    out = []
+    out: list[tuple[Doc, dict[str, Doc]]] = []
     for tpk, header in ents:
         selected: dict[str, tuple[str, list[Any], float, float]] = {}
         for name in query.attrs or _attr_names(conn, tpk):
