@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     context_ttl: float = Field(
         3600.0, gt=0, description="Seconds a fetched remote @context stays cached."
     )
+    context_mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Remote @context URL -> local file path or other URL, for sites without internet "
+            'access, e.g. {"https://smartdatamodels.org/context.jsonld": "/srv/ctx/sdm.jsonld"}.'
+        ),
+    )
     log_level: str = Field("info", description="uvicorn log level: debug, info, warning, error.")
     temporal_limit: int = Field(
         1000,

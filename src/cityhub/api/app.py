@@ -164,7 +164,11 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     """Build the hub: settings → store → services → routes."""
     settings = settings or Settings()
     store = store or SqliteStore(settings.db)
-    cache = ContextCache(timeout=settings.context_timeout, ttl=settings.context_ttl)
+    cache = ContextCache(
+        timeout=settings.context_timeout,
+        ttl=settings.context_ttl,
+        mirrors=settings.context_mirrors,
+    )
     cache.load(store.contexts())
 
     @asynccontextmanager

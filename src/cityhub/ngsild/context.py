@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -209,9 +210,14 @@ class ContextCache:
     """
 
     def __init__(
-        self, timeout: float = 3.0, ttl: float = 3600.0, max_bytes: int = MAX_CONTEXT_BYTES
+        self,
+        timeout: float = 3.0,
+        ttl: float = 3600.0,
+        max_bytes: int = MAX_CONTEXT_BYTES,
+        mirrors: dict[str, str] | None = None,
     ) -> None:
         self.timeout = timeout
+        self.mirrors = dict(mirrors or {})  # remote URL -> local file or other URL (offline sites)
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._remote: dict[str, ContextEntry] = {}  # Cached, by URL
@@ -450,6 +456,13 @@ class ContextCache:
         return doc
 
     async def _get(self, url: str) -> bytes:
+        mirror = self.mirrors.get(url)
+        if mirror is not None and not mirror.startswith(("http://", "https://")):
+            try:
+                return await asyncio.to_thread(Path(mirror).read_bytes)
+            except OSError as exc:
+                raise LdContextNotAvailable(f"mirror file of @context {url}: {exc}") from exc
+        url = mirror or url
         headers = {"Accept": "application/ld+json, application/json;q=0.9, */*;q=0.1"}
         async with (
             httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
