@@ -231,8 +231,8 @@ async def test_query_pages_and_counts(client: httpx.AsyncClient) -> None:
     assert resp.headers["NGSILD-Results-Count"] == "3"
     links = sorted(resp.headers["link"].split(","))
     assert links == [
-        f'<{SUBS}?limit=1&offset=0>;rel="prev";type="application/ld+json"',
-        f'<{SUBS}?limit=1&offset=2>;rel="next";type="application/ld+json"',
+        f'<{SUBS}?count=true&limit=1&offset=0>;rel="prev";type="application/ld+json"',
+        f'<{SUBS}?count=true&limit=1&offset=2>;rel="next";type="application/ld+json"',
     ]
     resp = await client.get(SUBS, params={"limit": 0, "count": "true"})
     assert resp.json() == [] and resp.headers["NGSILD-Results-Count"] == "3"

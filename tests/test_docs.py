@@ -1,0 +1,30 @@
+"""Documentation stays true: every setting and every CLI command is in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cityhub.cli import parser
+from cityhub.settings import Settings
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_every_setting_is_documented() -> None:
+    missing = [
+        f"CITYHUB_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`CITYHUB_{name.upper()}`" not in README
+    ]
+    assert not missing, f"settings missing from README.md: {missing}"
+
+
+def test_every_setting_has_a_description() -> None:
+    assert all(f.description for f in Settings.model_fields.values())
+
+
+def test_every_command_is_documented() -> None:
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    commands = list(sub.choices)  # type: ignore[union-attr]
+    missing = [c for c in commands if f"cityhub {c}" not in README]
+    assert not missing, f"commands missing from README.md: {missing}"
