@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -72,7 +73,7 @@ QUICK = Plan(
     city=10_000,
     history=10_000,
     samples=40,
-    budget=5.0,
+    budget=3.0,
 )
 
 
@@ -223,8 +224,30 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     prof_path = RESULTS / "hub.prof"
+    try:
+        out.update(measure(plan, only, tmp, prof_path if args.profile else None))
+    finally:
+        if args.keep:
+            say(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out["wall_s"] = time.perf_counter() - t_start
+    out["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out["machine"] = machine()
+    table = render(out, only)
+    print(table)
+    (RESULTS / "latest.md").write_text(table + "\n")
+    (RESULTS / "latest.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
+    if args.profile:
+        print(profile_report(prof_path))
+    return 0
+
+
+def measure(plan: Plan, only: set[str], tmp: Path, prof_path: Path | None) -> dict[str, Any]:
+    """Start the hub, measure the bare baseline and then the hub; the hub is always stopped."""
+    out: dict[str, Any] = {}
     hub_env = {"BENCH_HUB_DB": str(tmp / "hub.db")}
-    if args.profile:  # the same server with cProfile inside (slower: for hot spots, not figures)
+    if prof_path:  # the same server with cProfile inside (slower: for hot spots, not figures)
         prof_path.unlink(missing_ok=True)
         hub_env["BENCH_PROFILE"] = str(prof_path)
     hub = Server("hub", "bench.servers:hub_app", hub_env, tmp / "hub.log")
@@ -248,22 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         hub.stop()
         out["memory_kib"] = {**hub.last_memory, "VmHWM": hub.memory_kib()["VmHWM"]}
-    out["wall_s"] = time.perf_counter() - t_start
-    out["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out["machine"] = machine()
-    table = render(out, only)
-    print(table)
-    (RESULTS / "latest.md").write_text(table + "\n")
-    (RESULTS / "latest.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
-    if args.profile:
-        print(profile_report(prof_path))
-    if args.keep:
-        say(f"kept {tmp}")
-    else:
-        for p in sorted(tmp.iterdir()):
-            p.unlink()
-        tmp.rmdir()
-    return 0
+    return out
 
 
 def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dict[str, Any]:

@@ -562,9 +562,11 @@ async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
 
 async def test_unknown_tenant_is_404(client: httpx.AsyncClient) -> None:
     unknown = {"NGSILD-Tenant": "nowhere"}
-    problem(await client.get(SUBS, headers=unknown), 404, "ResourceNotFound")
-    problem(await client.get(f"{SUBS}/{SID}", headers=unknown), 404, "ResourceNotFound")
-    problem(await client.delete(f"{SUBS}/{SID}", headers=unknown), 404, "ResourceNotFound")
+    problem(await client.get(SUBS, headers=unknown), 404, "NonexistentTenant")
+    problem(await client.get(f"{SUBS}/{SID}", headers=unknown), 404, "NonexistentTenant")
+    problem(await client.delete(f"{SUBS}/{SID}", headers=unknown), 404, "NonexistentTenant")
+    resp = await client.patch(f"{SUBS}/{SID}", json={"throttling": 1}, headers=unknown)
+    problem(resp, 404, "NonexistentTenant")
 
 
 # -- context source registration subscriptions --------------------------------------------------
@@ -611,3 +613,15 @@ async def test_names_are_stored_expanded(client: httpx.AsyncClient, app: Any) ->
     assert stored["notification"]["attributes"] == [DEFAULT_VOCAB + "a"]
     assert stored["entities"] == [{"type": DEFAULT_VOCAB + "Building"}]
     assert (await fetch(client))["notification"]["attributes"] == ["a"]
+
+
+async def test_ids_may_hold_slashes(client: httpx.AsyncClient) -> None:
+    sid = "http://example.org/subscriptions/1"
+    resp = await post(client, sub(id=sid))
+    assert resp.status_code == 201, resp.text
+    location = resp.headers["location"]
+    assert location == f"{SUBS}/http:%2F%2Fexample.org%2Fsubscriptions%2F1"
+    assert (await client.get(location)).json()["id"] == sid
+    assert (await fetch(client, sid))["id"] == sid
+    assert (await patch(client, {"throttling": 2}, sid=sid)).status_code == 204
+    assert (await client.delete(f"{SUBS}/{sid}")).status_code == 204

@@ -57,9 +57,9 @@ for _op in ("create", "upsert", "update", "delete", "merge"):
 for _path in ("/subscriptions", "/csourceSubscriptions", "/csourceRegistrations"):
     ALLOWED[("POST", _path)] = set()
     ALLOWED[("GET", _path)] = {"limit", "offset", "count", "options"}
-    ALLOWED[("GET", _path + "/{rid}")] = {"options"}
-    ALLOWED[("PATCH", _path + "/{rid}")] = set()
-    ALLOWED[("DELETE", _path + "/{rid}")] = set()
+    ALLOWED[("GET", _path + "/{rid:path}")] = {"options"}
+    ALLOWED[("PATCH", _path + "/{rid:path}")] = set()
+    ALLOWED[("DELETE", _path + "/{rid:path}")] = set()
 ALLOWED[("GET", "/csourceRegistrations")] |= {
     "id",
     "type",

@@ -178,9 +178,9 @@ def routes() -> list[BaseRoute]:
     r += collection(PATH, create, ["POST"])
     r += collection(PATH, query, ["GET"])
     r += [
-        Route(BASE + PATH + "/{rid}", retrieve, methods=["GET"]),
-        Route(BASE + PATH + "/{rid}", update, methods=["PATCH"]),
-        Route(BASE + PATH + "/{rid}", delete, methods=["DELETE"]),
+        Route(BASE + PATH + "/{rid:path}", retrieve, methods=["GET"]),
+        Route(BASE + PATH + "/{rid:path}", update, methods=["PATCH"]),
+        Route(BASE + PATH + "/{rid:path}", delete, methods=["DELETE"]),
     ]
     return r
 

@@ -31,7 +31,12 @@ from cityhub.api.http import (
 from cityhub.ngsild import params as P
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.entity import check_uri
-from cityhub.ngsild.errors import AlreadyExists, ResourceNotFound
+from cityhub.ngsild.errors import (
+    AlreadyExists,
+    MethodNotAllowed,
+    NonexistentTenant,
+    ResourceNotFound,
+)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -45,12 +50,18 @@ def store(request: Request) -> Any:
 def require_tenant(request: Request, tenant: str) -> None:
     """Reads and changes need a tenant that holds something (entities or resources)."""
     if tenant and not (store(request).has_tenant(tenant) or store(request).resource_tenant(tenant)):
-        raise ResourceNotFound(f"tenant {tenant} does not exist")
+        raise NonexistentTenant(f"tenant {tenant} does not exist")
 
 
 def path_id(request: Request, what: str) -> str:
-    """The resource id in the path, which must be an absolute URI."""
-    return check_uri(request.path_params["rid"], what)
+    """The resource id in the path (it may hold '/'), which must be an absolute URI.
+
+    Without one the path names the collection, which has no such method: 405.
+    """
+    rid = request.path_params["rid"]
+    if not rid:
+        raise MethodNotAllowed(f"{request.method} needs a {what} in the path")
+    return check_uri(rid, what)
 
 
 def new_id(type_name: str) -> str:
@@ -185,9 +196,9 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
     return [
         *collection(path, create, ["POST"]),
         *collection(path, query, ["GET"]),
-        Route(BASE + path + "/{rid}", retrieve, methods=["GET"]),
-        Route(BASE + path + "/{rid}", update, methods=["PATCH"]),
-        Route(BASE + path + "/{rid}", delete, methods=["DELETE"]),
+        Route(BASE + path + "/{rid:path}", retrieve, methods=["GET"]),
+        Route(BASE + path + "/{rid:path}", update, methods=["PATCH"]),
+        Route(BASE + path + "/{rid:path}", delete, methods=["DELETE"]),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Subscriptions (clause 5.2.12) and context source registration subscriptions (5.2.?):
+"""Subscriptions (clause 5.2.12), for entities and for context source registrations alike:
 validate a request body, expand its names for storage, merge updates, render for output.
 
 Stored form: the members of the request with every type and attribute name expanded to an IRI
@@ -65,7 +65,6 @@ NOTIFY_STATUS = (
 # Entity members (not attributes) a pick/omit may name: never expanded.
 ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 _DELIMS = re.compile(r"([(),|;])")
-_PRIVATE = ("_ctx", "_qctx", "_sys", "_notif")
 
 
 # -- small shared checks (registrations use them too) -----------------------------------------
