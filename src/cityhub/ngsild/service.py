@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,9 +50,13 @@ class BatchOutcome:
     created: list[str] = field(default_factory=list)
 
 
+_INSTANCE_PREFIX = f"urn:ngsi-ld:attribute:instance:{uuid.uuid4().hex[:12]}-"
+_instance_seq = itertools.count(1)
+
+
 def new_instance_id() -> str:
-    """A fresh instanceId for the temporal record."""
-    return f"urn:ngsi-ld:attribute:instance:{uuid.uuid4()}"
+    """A fresh instanceId: a random per-process prefix plus a counter (uuid4 costs 3 µs)."""
+    return f"{_INSTANCE_PREFIX}{time.time_ns():x}-{next(_instance_seq):x}"
 
 
 class EntityService:
@@ -62,16 +68,14 @@ class EntityService:
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _record(tx: WriteTx, doc: Doc, attrs: dict[str, list[Instance]]) -> None:
-        """Append what was written to the temporal evolution."""
-        for name, instances in attrs.items():
-            if not instances:
-                continue
-            rows = []
-            for inst in instances:
-                row = dict(inst)
-                row["instanceId"] = new_instance_id()
-                rows.append(row)
-            tx.add_history(doc["id"], doc["type"], name, rows)
+        """Append what was written to the temporal evolution (one round of statements)."""
+        rows = {
+            name: [{**inst, "instanceId": new_instance_id()} for inst in instances]
+            for name, instances in attrs.items()
+            if instances
+        }
+        if rows:
+            tx.add_history_many(doc["id"], doc["type"], rows)
 
     @staticmethod
     def _stamp_all(attrs: Attrs, now: str) -> Attrs:

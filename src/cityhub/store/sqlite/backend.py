@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import (
     Aggregation,
@@ -92,18 +93,25 @@ class SqliteStore:
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """Entities matching a query, in insertion order, with the total when asked."""
         conn = self._reader()
-        comp = Compiler()
+        by_type = isinstance(query.types, ast.TypeName) and query.ids is None
+        comp = Compiler(conn, pk="t.pk" if by_type else "e.pk")
         where = comp.where(tenant, query)
         self._install_geo(conn, comp)
+        if by_type:
+            # One type: walk entity_types in pk order; entity rows are read only for matches.
+            source, order = "entity_types t CROSS JOIN entities e ON e.pk = t.pk", "t.pk"
+            count_source = source if "e." in where else "entity_types t"
+        else:
+            source, order, count_source = "entities e", "e.pk", "entities e"
         total = None
         if query.count:
             total = conn.execute(
-                f"SELECT count(*) FROM entities e WHERE {where}", comp.params
+                f"SELECT count(*) FROM {count_source} WHERE {where}", comp.params
             ).fetchone()[0]
         docs: list[Doc] = []
         if query.limit > 0:
             rows = conn.execute(
-                f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.pk LIMIT ? OFFSET ?",
+                f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*comp.params, query.limit, query.offset],
             ).fetchall()
             docs = [orjson.loads(r[0]) for r in rows]
@@ -330,6 +338,10 @@ class SqliteWriteTx:
     def add_history(self, eid: str, types: list[str], attr: str, instances: list[Doc]) -> None:
         """Append attribute instances to an entity's temporal evolution."""
         temporal.add(self.conn, self.tenant, eid, types, attr, instances)
+
+    def add_history_many(self, eid: str, types: list[str], attrs: dict[str, list[Doc]]) -> None:
+        """Append instances of several attributes in one go."""
+        temporal.add_many(self.conn, self.tenant, eid, types, attrs)
 
     def delete_history(self, eid: str, attr: str | None = None, dataset_id: Any = ...) -> int:
         """Delete an entity's whole history, or one attribute's."""

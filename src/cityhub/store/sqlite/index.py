@@ -77,7 +77,12 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
         for inst in instances:
             if inst["type"] != "GeoProperty":
                 continue
-            geom = shape(inst["value"])
+            value = inst["value"]
+            if value.get("type") == "Point":
+                x, y = value["coordinates"][:2]
+                yield name, orjson.dumps(value).decode(), (x, x, y, y)
+                continue
+            geom = shape(value)
             if geom.is_empty:
                 continue
             minx, miny, maxx, maxy = geom.bounds

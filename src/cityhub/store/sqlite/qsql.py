@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from cityhub.ngsild.core_context import NGSI_LD
@@ -19,15 +20,20 @@ _META_SUBS = {
 }
 _ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": "e.modified_at"}
 _TIME_KINDS = ("datetime", "date", "time")
+SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
+_RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
+_VALUE_INDEX = {"a.num": "attr_index_num", "a.txt": "attr_index_txt", "a.ts": "attr_index_ts"}
 _KEYED = ("value", "json", "languageMap")
 
 
 class Compiler:
     """Accumulates SQL fragments and their parameters for one query."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: sqlite3.Connection | None = None, pk: str = "e.pk") -> None:
         self.params: list[Any] = []
         self.geo_queries: list[Any] = []
+        self.conn = conn  # when given, selectivity probes choose how each q term is joined
+        self.pk = pk  # t.pk when the query is driven from entity_types (one type)
 
     def p(self, value: Any) -> str:
         """A bound parameter."""
@@ -36,19 +42,27 @@ class Compiler:
 
     # -- the whole selection -----------------------------------------------------------------
     def where(self, tenant: str, query: EntityQuery) -> str:
-        """The WHERE clause (without the keyword) for an EntityQuery."""
-        parts = [f"e.tenant = {self.p(tenant)}"]
+        """The WHERE clause (without the keyword) for an EntityQuery.
+
+        Driven from entity_types (pk = t.pk), the single type is the first condition and every
+        index-only condition tests t.pk, so entity rows are read only for what matches.
+        """
+        if self.pk == "t.pk":
+            parts = [f"t.tenant = {self.p(tenant)} AND t.type = {self.p(query.types.name)}"]
+        else:
+            parts = [f"e.tenant = {self.p(tenant)}"]
         if query.ids is not None:
             marks = ",".join(self.p(i) for i in query.ids)
             parts.append(f"e.id IN ({marks})")
         if query.id_pattern is not None:
             parts.append(f"regexp({self.p(query.id_pattern)}, e.id)")
-        if query.types is not None:
+        if query.types is not None and self.pk != "t.pk":
             parts.append(self.types(tenant, query.types))
         if query.attrs:
             marks = ",".join(self.p(a) for a in query.attrs)
             parts.append(
-                f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name IN ({marks}))"
+                f"EXISTS (SELECT 1 FROM attr_index a INDEXED BY attr_index_cover "
+                f"WHERE a.pk = {self.pk} AND a.name IN ({marks}))"
             )
         if query.q is not None:
             parts.append(self.q(query.q))
@@ -79,22 +93,26 @@ class Compiler:
         return "(" + joiner.join(self.scope(n) for n in node.items) + ")"
 
     def geo(self, gq: Any) -> str:
-        """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate."""
+        """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate.
+
+        Written as an uncorrelated `pk IN (...)`, so SQLite walks the R*Tree once and calls
+        shapely only for the geometries whose boxes can match.
+        """
         self.geo_queries.append(gq)
         qid = len(self.geo_queries) - 1
-        head = (
-            f"EXISTS (SELECT 1 FROM geo g WHERE g.pk = e.pk AND g.name = {self.p(gq.geoproperty)}"
-        )
         box = prefilter_box(gq)
-        rtree = ""
-        if box is not None:
-            minx, miny, maxx, maxy = box
-            rtree = (
-                " AND g.gid IN (SELECT r.gid FROM geo_rtree r WHERE "
-                f"r.maxx >= {self.p(minx)} AND r.minx <= {self.p(maxx)} AND "
-                f"r.maxy >= {self.p(miny)} AND r.miny <= {self.p(maxy)})"
+        if box is None:  # disjoint, minDistance: nothing to prefilter
+            return (
+                f"{self.pk} IN (SELECT g.pk FROM geo g WHERE g.name = {self.p(gq.geoproperty)} "
+                f"AND geo_match({qid}, g.geojson))"
             )
-        return f"{head}{rtree} AND geo_match({qid}, g.geojson))"
+        minx, miny, maxx, maxy = box
+        return (
+            f"{self.pk} IN (SELECT g.pk FROM geo_rtree r CROSS JOIN geo g ON g.gid = r.gid "
+            f"WHERE r.maxx >= {self.p(minx)} AND r.minx <= {self.p(maxx)} AND "
+            f"r.maxy >= {self.p(miny)} AND r.miny <= {self.p(maxy)} AND "
+            f"g.name = {self.p(gq.geoproperty)} AND geo_match({qid}, g.geojson))"
+        )
 
     # -- q -----------------------------------------------------------------------------------
     def q(self, node: Any) -> str:
@@ -113,7 +131,10 @@ class Compiler:
         if path.attr in _ENTITY_TIMES and not path.sub:
             return "1"
         if not path.sub and not path.keys:
-            return f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name = {self.p(path.attr)})"
+            return (
+                "EXISTS (SELECT 1 FROM attr_index a INDEXED BY attr_index_cover "
+                f"WHERE a.pk = {self.pk} AND a.name = {self.p(path.attr)})"
+            )
         head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
         return f"{head}{self._json(path)} IS NOT NULL)"
 
@@ -123,8 +144,7 @@ class Compiler:
         if path.attr in _ENTITY_TIMES and not path.sub and not path.keys:
             return self._cmp(_ENTITY_TIMES[path.attr], node.op, node.value, ts_column=True)
         if not path.sub and not path.keys:
-            head = f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.name = {self.p(path.attr)}"
-            return f"{head} AND {self._indexed(node)})"
+            return self._top_level(node)
         head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
         if path.keys == ("*",) and not path.sub:
             # name[*]: any language of a LanguageProperty
@@ -157,15 +177,45 @@ class Compiler:
             f"json_extract(j.value, {self.p(base + '.object')}))"
         )
 
-    def _indexed(self, node: Any) -> str:
-        value = node.value
-        kinds = _kinds(value)
-        column = (
-            "a.ts"
-            if kinds & set(_TIME_KINDS)
-            else ("a.num" if kinds & {"number", "bool"} else "a.txt")
+    def _column(self, node: Any) -> str:
+        kinds = _kinds(node.value)
+        if kinds & set(_TIME_KINDS):
+            return "a.ts"
+        return "a.num" if kinds & {"number", "bool"} else "a.txt"
+
+    def _top_level(self, node: Any) -> str:
+        """A top-level comparison, as the cheaper of two equivalent forms.
+
+        Few matches (a probe of the value index finds at most SELECTIVE rows): an uncorrelated
+        `pk IN (...)` that SQLite computes once. Many: a correlated look-up per candidate on
+        the covering (pk, name, num, txt, ts) index, which stops at the first LIMIT rows.
+        """
+        column = self._column(node)
+        value_index = _VALUE_INDEX[column]
+        if value_index and node.op in _RANGE_OPS and self._selective(node, column, value_index):
+            head = (
+                f"{self.pk} IN (SELECT a.pk FROM attr_index a INDEXED BY {value_index} "
+                f"WHERE a.name = {self.p(node.path.attr)} AND "
+            )
+            return head + self._cmp(column, node.op, node.value, ts_column=column == "a.ts") + ")"
+        head = (
+            "EXISTS (SELECT 1 FROM attr_index a INDEXED BY attr_index_cover "
+            f"WHERE a.pk = {self.pk} AND a.name = {self.p(node.path.attr)} AND "
         )
-        return self._cmp(column, node.op, value, ts_column=column == "a.ts")
+        return head + self._cmp(column, node.op, node.value, ts_column=column == "a.ts") + ")"
+
+    def _selective(self, node: Any, column: str, value_index: str) -> bool:
+        """Probe the value index: does this term match at most SELECTIVE attribute rows?"""
+        if self.conn is None:
+            return False
+        probe = Compiler()
+        cond = probe._cmp(column, node.op, node.value, ts_column=column == "a.ts")
+        sql = (
+            f"SELECT count(*) FROM (SELECT 1 FROM attr_index a INDEXED BY {value_index} "
+            f"WHERE a.name = ? AND {cond} LIMIT {SELECTIVE + 1})"
+        )
+        (n,) = self.conn.execute(sql, [node.path.attr, *probe.params]).fetchone()
+        return bool(n <= SELECTIVE)
 
     def _cmp(
         self, expr: str, op: str, value: Any, *, ts_column: bool = False, json_expr: bool = False

@@ -33,7 +33,9 @@ CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
 CREATE TABLE IF NOT EXISTS attr_index (
     pk INTEGER NOT NULL, name TEXT NOT NULL, num REAL, txt TEXT, ts TEXT
 );
-CREATE INDEX IF NOT EXISTS attr_index_pk ON attr_index (pk, name);
+DROP INDEX IF EXISTS attr_index_pk;
+CREATE INDEX IF NOT EXISTS attr_index_cover ON attr_index (pk, name, num, txt, ts);
+CREATE INDEX IF NOT EXISTS attr_index_ts ON attr_index (name, ts) WHERE ts IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (name, txt) WHERE txt IS NOT NULL;
 -- Geometries: an R*Tree on bounding boxes, exact predicates in shapely.

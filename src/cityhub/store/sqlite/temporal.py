@@ -68,51 +68,69 @@ def add(
     attr: str,
     instances: list[Doc],
 ) -> None:
-    """Append instances (each already carries instanceId, createdAt and modifiedAt).
+    """Append one attribute's instances (see add_many)."""
+    add_many(conn, tenant, eid, types, {attr: instances})
 
-    Empty `types` keeps the types an existing temporal entity already has.
+
+def add_many(
+    conn: sqlite3.Connection,
+    tenant: str,
+    eid: str,
+    types: list[str],
+    attrs: dict[str, list[Doc]],
+) -> None:
+    """Append instances of several attributes of one entity in one round of statements.
+
+    Each instance already carries instanceId, createdAt and modifiedAt. Empty `types` keeps
+    the types an existing temporal entity already has. An instance observed at the same time
+    as a stored one (same attribute and datasetId) replaces it.
     """
-    tpk = _tpk(conn, tenant, eid)
-    now = instances[0]["modifiedAt"] if instances else format_ts(datetime.now(UTC))
-    if tpk is None:
-        cur = conn.execute(
-            "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?)",
-            (tenant, eid, orjson.dumps(types).decode(), now, now),
-        )
-        tpk = int(cur.lastrowid or 0)
-    elif types:
-        conn.execute(
-            "UPDATE tentities SET types = ?, modified_at = ? WHERE tpk = ?",
-            (orjson.dumps(types).decode(), now, tpk),
-        )
-    else:
-        conn.execute("UPDATE tentities SET modified_at = ? WHERE tpk = ?", (now, tpk))
-    # An instance observed at the same time (same attribute and datasetId) replaces the old one.
-    conn.executemany(
-        "DELETE FROM history WHERE tpk = ? AND attr = ? AND t_observed = ? AND dataset_id IS ?",
-        [
-            (tpk, attr, epoch(inst["observedAt"]), inst.get("datasetId"))
-            for inst in instances
-            if inst.get("observedAt")
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO history (tpk, attr, dataset_id, instance_id, t_observed, t_created, t_modified, num, inst) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                tpk,
-                attr,
-                inst.get("datasetId"),
-                inst["instanceId"],
-                epoch(inst.get("observedAt")),
-                epoch(inst["createdAt"]),
-                epoch(inst["modifiedAt"]),
-                _num(inst),
-                orjson.dumps(inst).decode(),
+    first = next((insts[0] for insts in attrs.values() if insts), None)
+    now = first["modifiedAt"] if first else format_ts(datetime.now(UTC))
+    types_json = orjson.dumps(types).decode() if types else None
+    row = conn.execute(
+        "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
+        "types = coalesce(?, tentities.types) RETURNING tpk, created_at = ?",
+        (tenant, eid, types_json or "[]", now, now, types_json, now),
+    ).fetchone()
+    tpk, fresh = row[0], bool(row[1])
+    times: dict[str | None, float | None] = {None: None}
+
+    def t(ts: str | None) -> float | None:
+        if ts not in times:
+            times[ts] = epoch(ts)
+        return times[ts]
+
+    rows = []
+    replaced = []
+    for attr, instances in attrs.items():
+        for inst in instances:
+            observed = t(inst.get("observedAt"))
+            if observed is not None and not fresh:
+                replaced.append((tpk, attr, observed, inst.get("datasetId")))
+            rows.append(
+                (
+                    tpk,
+                    attr,
+                    inst.get("datasetId"),
+                    inst["instanceId"],
+                    observed,
+                    t(inst["createdAt"]),
+                    t(inst["modifiedAt"]),
+                    _num(inst),
+                    orjson.dumps(inst).decode(),
+                )
             )
-            for inst in instances
-        ],
+    if replaced:
+        conn.executemany(
+            "DELETE FROM history WHERE tpk = ? AND attr = ? AND t_observed = ? AND dataset_id IS ?",
+            replaced,
+        )
+    conn.executemany(
+        "INSERT INTO history (tpk, attr, dataset_id, instance_id, t_observed, t_created, "
+        "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
 
 
