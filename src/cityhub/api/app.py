@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from cityhub import __version__
 from cityhub.api import contexts as C
+from cityhub.api.commit import GroupCommitter
 from cityhub.api import discovery as D
 from cityhub.api import entities as E
 from cityhub.api import registrations, subscriptions
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.committer = GroupCommitter(store)
     app.state.contexts = cache
     app.state.entities = EntityService(store)
     app.state.temporal = TemporalService(store, settings.temporal_limit)

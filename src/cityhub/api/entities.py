@@ -9,6 +9,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityhub.api.commit import grouped
 from cityhub.api.http import (
     BASE,
     GEOJSON,
@@ -75,7 +76,7 @@ async def create_entity(request: Request) -> Response:
     """POST /entities."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    eid = service(request).create(ctx.tenant, body, ctx.tm)
+    eid = await grouped(request, service(request).create, ctx.tenant, body, ctx.tm)
     return Response(
         status_code=201, headers={"Location": f"{BASE}/entities/{quote(eid, safe=':')}"}
     )
@@ -160,7 +161,7 @@ async def purge_entities(request: Request) -> Response:
     keep = {ctx.tm.expand(a) for a in P.csv(params.get("keep"))}
     if drop and keep:
         raise BadRequestData("drop and keep cannot be combined")
-    purge(service(request), ctx.tenant, query, drop, keep)
+    await grouped(request, purge, service(request), ctx.tenant, query, drop, keep)
     return no_content()
 
 
@@ -190,7 +191,7 @@ async def replace_entity(request: Request) -> Response:
     """PUT /entities/{id}."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    service(request).replace(ctx.tenant, _eid(request), body, ctx.tm)
+    await grouped(request, service(request).replace, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
 
@@ -198,14 +199,14 @@ async def merge_entity(request: Request) -> Response:
     """PATCH /entities/{id}."""
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
-    service(request).merge(ctx.tenant, _eid(request), body, ctx.tm)
+    await grouped(request, service(request).merge, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
 
 async def delete_entity(request: Request) -> Response:
     """DELETE /entities/{id}."""
     ctx = await context_of(request)
-    service(request).delete(ctx.tenant, _eid(request))
+    await grouped(request, service(request).delete, ctx.tenant, _eid(request))
     return no_content()
 
 
@@ -227,7 +228,7 @@ async def append_attrs(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     no_overwrite = "noOverwrite" in P.options(params)
-    out = service(request).append(ctx.tenant, _eid(request), body, ctx.tm, no_overwrite)
+    out = await grouped(request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm, no_overwrite)
     return _attr_result(out)
 
 
@@ -235,7 +236,7 @@ async def update_attrs(request: Request) -> Response:
     """PATCH /entities/{id}/attrs."""
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
-    out = service(request).update(ctx.tenant, _eid(request), body, ctx.tm)
+    out = await grouped(request, service(request).update, ctx.tenant, _eid(request), body, ctx.tm)
     return _attr_result(out)
 
 
@@ -243,7 +244,7 @@ async def patch_attr(request: Request) -> Response:
     """PATCH /entities/{id}/attrs/{attr}."""
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
-    service(request).patch_attribute(
+    await grouped(request, service(request).patch_attribute, 
         ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm
     )
     return no_content()
@@ -253,7 +254,7 @@ async def replace_attr(request: Request) -> Response:
     """PUT /entities/{id}/attrs/{attr}."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    service(request).replace_attribute(
+    await grouped(request, service(request).replace_attribute, 
         ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm
     )
     return no_content()
@@ -266,7 +267,7 @@ async def delete_attr(request: Request) -> Response:
     ds = params.get("datasetId")
     if ds is not None:
         check_uri(ds, "datasetId")
-    service(request).delete_attribute(
+    await grouped(request, service(request).delete_attribute, 
         ctx.tenant,
         _eid(request),
         request.path_params["attr"],
@@ -295,7 +296,7 @@ async def batch_create(request: Request) -> Response:
     """POST /entityOperations/create."""
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = service(request).batch_create(ctx.tenant, body, tm_of)
+    out = await grouped(request, service(request).batch_create, ctx.tenant, body, tm_of)
     return _batch_result(out, 201, out.success)
 
 
@@ -308,7 +309,7 @@ async def batch_upsert(request: Request) -> Response:
     if {"replace", "update"} <= opts:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
-    out = service(request).batch_upsert(ctx.tenant, body, tm_of, mode)
+    out = await grouped(request, service(request).batch_upsert, ctx.tenant, body, tm_of, mode)
     if not out.errors and out.created:
         return plain_json(out.created, status=201)
     return _batch_result(out, 204)
@@ -319,7 +320,7 @@ async def batch_update(request: Request) -> Response:
     params = params_of(request)
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = service(request).batch_update(ctx.tenant, body, tm_of, "noOverwrite" in P.options(params))
+    out = await grouped(request, service(request).batch_update, ctx.tenant, body, tm_of, "noOverwrite" in P.options(params))
     return _batch_result(out, 204)
 
 
@@ -327,7 +328,7 @@ async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge."""
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = service(request).batch_merge(ctx.tenant, body, tm_of)
+    out = await grouped(request, service(request).batch_merge, ctx.tenant, body, tm_of)
     return _batch_result(out, 204)
 
 
@@ -335,5 +336,5 @@ async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete."""
     body, _ = await read_body(request)
     ctx = await context_of(request)
-    out = service(request).batch_delete(ctx.tenant, body)
+    out = await grouped(request, service(request).batch_delete, ctx.tenant, body)
     return _batch_result(out, 204)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub.api.entities import _query_params
+from cityhub.api.commit import grouped
 from cityhub.api.http import (
     BASE,
     Ctx,
@@ -49,7 +50,7 @@ async def create(request: Request) -> Response:
     """POST /temporal/entities."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    created = service(request).create(ctx.tenant, body, ctx.tm)
+    created = await grouped(request, service(request).create, ctx.tenant, body, ctx.tm)
     if created:
         eid = body["id"]
         return Response(
@@ -97,7 +98,7 @@ async def delete(request: Request) -> Response:
     if not request.path_params.get("eid"):
         raise MethodNotAllowed("DELETE /temporal/entities needs an entity id")
     ctx = await context_of(request)
-    service(request).delete(ctx.tenant, _eid(request))
+    await grouped(request, service(request).delete, ctx.tenant, _eid(request))
     return no_content()
 
 
@@ -105,7 +106,7 @@ async def append(request: Request) -> Response:
     """POST /temporal/entities/{id}/attrs."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    service(request).append(ctx.tenant, _eid(request), body, ctx.tm)
+    await grouped(request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
 
@@ -114,7 +115,7 @@ async def delete_attr(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request)
     ds = params.get("datasetId")
-    service(request).delete_attribute(
+    await grouped(request, service(request).delete_attribute, 
         ctx.tenant,
         _eid(request),
         request.path_params["attr"],
@@ -130,7 +131,7 @@ async def modify_instance(request: Request) -> Response:
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
     p = request.path_params
-    service(request).modify_instance(ctx.tenant, _eid(request), p["attr"], p["iid"], body, ctx.tm)
+    await grouped(request, service(request).modify_instance, ctx.tenant, _eid(request), p["attr"], p["iid"], body, ctx.tm)
     return no_content()
 
 
@@ -138,5 +139,5 @@ async def delete_instance(request: Request) -> Response:
     """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
     ctx = await context_of(request)
     p = request.path_params
-    service(request).delete_instance(ctx.tenant, _eid(request), p["attr"], p["iid"], ctx.tm)
+    await grouped(request, service(request).delete_instance, ctx.tenant, _eid(request), p["attr"], p["iid"], ctx.tm)
     return no_content()

@@ -37,6 +37,7 @@ class SqliteStore:
         self.path = str(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self._in_group = False  # guarded by _write_lock
         self._writer = self._connect()
         self._writer.executescript(DDL)
         self._writer.commit()
@@ -69,15 +70,42 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------------
     @contextmanager
     def write(self, tenant: str) -> Iterator[SqliteWriteTx]:
-        """A write transaction (BEGIN IMMEDIATE); rolled back if the block raises."""
+        """A write transaction (BEGIN IMMEDIATE), or a savepoint inside group(); rolled back
+        if the block raises."""
         with self._write_lock:
             conn = self._writer
+            if self._in_group:
+                conn.execute("SAVEPOINT w")
+                try:
+                    yield SqliteWriteTx(conn, tenant)
+                except BaseException:
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    raise
+                conn.execute("RELEASE w")
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield SqliteWriteTx(conn, tenant)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """One transaction around several write() blocks (group commit, api/commit.py)."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            self._in_group = True
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._in_group = False
             conn.execute("COMMIT")
 
     # -- reads -------------------------------------------------------------------------------
