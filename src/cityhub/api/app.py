@@ -51,6 +51,8 @@ def routes() -> list[BaseRoute]:
     r += _both("/entities", E.create_entity, ["POST"])
     r += _both("/entities", E.query_entities, ["GET"])
     r += _both("/entities", E.purge_entities, ["DELETE"])
+    # The hottest route early: Starlette tries routes in order. Ids may hold '/'.
+    r.append(Route(BASE + "/entities/{eid:path}", E.get_entity, methods=["GET"]))
     # An empty id or attribute name in the path is a bad request, not an unknown route.
     r += [
         Route(BASE + "/entities/", missing_id, methods=["PUT", "PATCH"]),
@@ -74,7 +76,6 @@ def routes() -> list[BaseRoute]:
     ]
     # Entity ids may hold '/' (http URLs); these come after the /attrs routes so they win.
     r += [
-        Route(BASE + "/entities/{eid:path}", E.get_entity, methods=["GET"]),
         Route(BASE + "/entities/{eid:path}", E.replace_entity, methods=["PUT"]),
         Route(BASE + "/entities/{eid:path}", E.merge_entity, methods=["PATCH"]),
         Route(BASE + "/entities/{eid:path}", E.delete_entity, methods=["DELETE"]),

@@ -30,10 +30,12 @@ from cityhub.ngsild.entity import check_path_id, check_uri
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
+from cityhub.ngsild.render import RenderOptions, render_entity
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService, purge
 from cityhub.store.base import EntityQuery
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
+DEFAULT_RENDER = RenderOptions()
 
 
 def service(request: Request) -> EntityService:
@@ -48,6 +50,8 @@ def _eid(request: Request) -> str:
 
 def _render(request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]) -> list[Any]:
     """Render entities with projections and linked-entity joins; flat joins append targets."""
+    if not params:
+        return [render_entity(d, ctx.tm, DEFAULT_RENDER) for d in docs]
     opts = P.render_options(params, ctx.tm)
     pick, omit = P.projections(params)
     join, level = P.join_options(params)
@@ -170,9 +174,10 @@ async def get_entity(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
     eid = _eid(request)
-    P.render_options(params, ctx.tm)  # validate before looking anything up
-    P.projections(params)
-    P.join_options(params)
+    if params:  # validate before looking anything up
+        P.render_options(params, ctx.tm)
+        P.projections(params)
+        P.join_options(params)
     doc = service(request).get(ctx.tenant, eid)
     if params.get("attrs") and not any(
         ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"])

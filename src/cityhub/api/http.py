@@ -188,6 +188,8 @@ def plain_json(body: Any, status: int = 200, headers: dict[str, str] | None = No
 def params_of(request: Request) -> dict[str, str]:
     """Query parameters; an unknown or repeated parameter is an InvalidRequest."""
     out: dict[str, str] = {}
+    if not request.scope.get("query_string"):
+        return out
     route = request.scope.get("route")
     path = getattr(route, "path", "")
     allowed = allowed_for(request.method, path[len(BASE) :]) if path.startswith(BASE) else None

@@ -37,6 +37,7 @@ class TermMap:
     terms: dict[str, str] = field(default_factory=dict)
     vocab: str | None = None
     spec: Any = None
+    checked: dict[str, str] = field(default_factory=dict)  # names validated and expanded
     _inverse: dict[str, str] = field(default_factory=dict)
     _prefixes: list[tuple[str, str]] = field(default_factory=list)
 

@@ -84,9 +84,15 @@ def check_name(name: Any, what: str = "attribute name") -> str:
 
 def expand_name(name: Any, tm: TermMap, what: str = "attribute name") -> str:
     """Validate a name and expand it; a name that maps to a JSON-LD keyword is invalid."""
+    if isinstance(name, str):
+        known = tm.checked.get(name)
+        if known is not None:
+            return known
     iri = tm.expand(check_name(name, what))
     if iri.startswith("@"):
         raise BadRequestData(f"invalid {what}: {name!r} is a JSON-LD keyword")
+    if len(tm.checked) < 10_000:
+        tm.checked[name] = iri
     return iri
 
 

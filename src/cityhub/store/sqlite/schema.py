@@ -63,8 +63,10 @@ CREATE TABLE IF NOT EXISTS history (
 );
 -- num rides along so aggregatedValues reads only the index.
 CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, attr, t_observed, num);
-CREATE INDEX IF NOT EXISTS history_created ON history (tpk, attr, t_created);
-CREATE INDEX IF NOT EXISTS history_instance ON history (instance_id);
+-- createdAt/modifiedAt time filters and instance ids narrow by (tpk, attr) through history_obs;
+-- two more indexes would cost every write two B-tree inserts per instance.
+DROP INDEX IF EXISTS history_created;
+DROP INDEX IF EXISTS history_instance;
 -- @contexts added through /jsonldContexts survive a restart.
 CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
