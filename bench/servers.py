@@ -23,7 +23,7 @@ UVICORN = [
     "--http",
     "httptools",
     "--workers",
-    "1",
+    os.environ.get("BENCH_WORKERS", "1"),
     "--no-access-log",
     "--log-level",
     "warning",
