@@ -14,6 +14,7 @@ import orjson
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import (
+    StoreError,
     Aggregation,
     Doc,
     EntityExists,
@@ -23,7 +24,7 @@ from cityhub.store.base import (
 from cityhub.store.sqlite import functions, resources, temporal
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.qsql import Compiler
-from cityhub.store.sqlite.schema import DDL, PRAGMAS
+from cityhub.store.sqlite.schema import DDL, PRAGMAS, SCHEMA_VERSION
 
 
 def _dumps(value: Any) -> str:
@@ -39,9 +40,30 @@ class SqliteStore:
         self._write_lock = threading.RLock()
         self._in_group = False  # guarded by _write_lock
         self._writer = self._connect()
+        self._check_schema()
         self._writer.executescript(DDL)
-        self._writer.commit()
+        self._writer.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
         self._all_readers: list[sqlite3.Connection] = []
+
+    def _check_schema(self) -> None:
+        """Refuse a database written by another schema version rather than corrupt it."""
+        conn = self._writer
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        version = None
+        if has_meta:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 1
+        if version is not None and version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"{self.path} was written by cityhub schema {version}; this cityhub uses schema "
+                f"{SCHEMA_VERSION}. Create a new database (the demo rebuilds its own)."
+            )
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -343,7 +365,7 @@ class SqliteWriteTx:
             [(self.tenant, t, pk) for t in doc["type"]],
         )
         c.executemany(
-            "INSERT INTO attr_index (pk, name, num, txt, ts) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
             [(pk, *row) for row in attr_rows(doc)],
         )
         for name, geojson, box in geo_rows(doc):

@@ -11,7 +11,7 @@ import orjson
 from cityhub.ngsild.entity import CONTENT_KEY
 
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$")
-IndexRow = tuple[str, float | None, str | None, str | None]
+IndexRow = tuple[str, int, float | None, str | None, str | None]
 
 
 def scalar_row(value: Any) -> tuple[float | None, str | None, str | None]:
@@ -56,17 +56,18 @@ def _scalars(inst: dict[str, Any]) -> Iterator[Any]:
 
 
 def attr_rows(doc: dict[str, Any]) -> Iterator[IndexRow]:
-    """(name, num, txt, ts) rows; every attribute has at least one so `exists` is a look-up."""
+    """(name, seq, num, txt, ts) rows; every attribute has at least one so `exists` is a
+    look-up."""
     for name, instances in doc["attrs"].items():
-        emitted = False
+        seq = 0
         for inst in instances:
             for value in _scalars(inst):
                 num, txt, ts = scalar_row(value)
                 if num is not None or txt is not None:
-                    yield name, num, txt, ts
-                    emitted = True
-        if not emitted:
-            yield name, None, None, None
+                    yield name, seq, num, txt, ts
+                    seq += 1
+        if not seq:
+            yield name, 0, None, None, None
 
 
 def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float, float, float]]]:

@@ -61,7 +61,7 @@ class Compiler:
         if query.attrs:
             marks = ",".join(self.p(a) for a in query.attrs)
             parts.append(
-                f"EXISTS (SELECT 1 FROM attr_index a INDEXED BY attr_index_cover "
+                f"EXISTS (SELECT 1 FROM attr_index a "
                 f"WHERE a.pk = {self.pk} AND a.name IN ({marks}))"
             )
         if query.q is not None:
@@ -132,7 +132,7 @@ class Compiler:
             return "1"
         if not path.sub and not path.keys:
             return (
-                "EXISTS (SELECT 1 FROM attr_index a INDEXED BY attr_index_cover "
+                "EXISTS (SELECT 1 FROM attr_index a "
                 f"WHERE a.pk = {self.pk} AND a.name = {self.p(path.attr)})"
             )
         head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
@@ -188,7 +188,7 @@ class Compiler:
 
         Few matches (a probe of the value index finds at most SELECTIVE rows): an uncorrelated
         `pk IN (...)` that SQLite computes once. Many: a correlated look-up per candidate on
-        the covering (pk, name, num, txt, ts) index, which stops at the first LIMIT rows.
+        the (pk, name) primary key, which stops at the first LIMIT rows.
         """
         column = self._column(node)
         value_index = _VALUE_INDEX[column]
@@ -199,10 +199,12 @@ class Compiler:
             )
             return head + self._cmp(column, node.op, node.value, ts_column=column == "a.ts") + ")"
         head = (
-            "EXISTS (SELECT 1 FROM attr_index a INDEXED BY attr_index_cover "
+            "EXISTS (SELECT 1 FROM attr_index a "
             f"WHERE a.pk = {self.pk} AND a.name = {self.p(node.path.attr)} AND "
         )
-        return head + self._cmp(column, node.op, node.value, ts_column=column == "a.ts") + ")"
+        # "+column" keeps SQLite on the (pk, name) primary key instead of a value index
+        cond = self._cmp("+" + column, node.op, node.value, ts_column=column == "a.ts")
+        return head + cond + ")"
 
     def _selective(self, node: Any, column: str, value_index: str) -> bool:
         """Probe the value index: does this term match at most SELECTIVE attribute rows?"""

@@ -64,24 +64,23 @@ def update(
 ) -> Doc | None:
     """Replace a resource with change(old document); None when it does not exist.
 
-    Runs in one IMMEDIATE transaction, so a concurrent writer cannot slip in between the read
-    and the write; an exception from change() rolls back and propagates.
+    Read and write share one savepoint (a transaction of its own, or a part of the caller's),
+    so nothing slips in between; an exception from change() rolls back and propagates.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("SAVEPOINT resource_update")
     try:
         old = get(conn, kind, tenant, rid)
-        if old is None:
-            conn.execute("ROLLBACK")
-            return None
-        new = change(old)
-        conn.execute(
-            "UPDATE resources SET doc = ? WHERE kind = ? AND tenant = ? AND id = ?",
-            (_dumps(new), kind, tenant, rid),
-        )
+        new = None if old is None else change(old)
+        if new is not None:
+            conn.execute(
+                "UPDATE resources SET doc = ? WHERE kind = ? AND tenant = ? AND id = ?",
+                (_dumps(new), kind, tenant, rid),
+            )
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("ROLLBACK TO resource_update")
+        conn.execute("RELEASE resource_update")
         raise
-    conn.execute("COMMIT")
+    conn.execute("RELEASE resource_update")
     return new
 
 

@@ -1,6 +1,6 @@
 """SQLite schema: entities as JSON documents plus index tables that keep queries fast."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -30,11 +30,11 @@ CREATE TABLE IF NOT EXISTS entity_types (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
 -- One row per scalar in each top-level attribute instance: q compiles to index look-ups.
+-- Clustered by (pk, name): the table itself answers "does entity pk have name OP value".
 CREATE TABLE IF NOT EXISTS attr_index (
-    pk INTEGER NOT NULL, name TEXT NOT NULL, num REAL, txt TEXT, ts TEXT
-);
-DROP INDEX IF EXISTS attr_index_pk;
-CREATE INDEX IF NOT EXISTS attr_index_cover ON attr_index (pk, name, num, txt, ts);
+    pk INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, num REAL, txt TEXT, ts TEXT,
+    PRIMARY KEY (pk, name, seq)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attr_index_ts ON attr_index (name, ts) WHERE ts IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (name, txt) WHERE txt IS NOT NULL;

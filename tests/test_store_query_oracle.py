@@ -1,0 +1,131 @@
+"""The SQL the SQLite store runs for q, types, scopes and geoQ agrees with the pure-Python
+evaluator on the same stored documents, whichever plan the selectivity probe picks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.query import ast, evaluate, geo
+from cityhub.ngsild.query.qlang import parse_q
+from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.service import EntityService
+from cityhub.store.base import EntityQuery, StoreError
+from cityhub.store.sqlite import SqliteStore, qsql
+
+TYPES = ("Sensor", "Lamp", "Bus")
+STATUS = ("ok", "warn", "alarm")
+
+
+def _entity(i: int, rnd: random.Random) -> dict[str, Any]:
+    ent: dict[str, Any] = {
+        "id": f"urn:ngsi-ld:{TYPES[i % 3]}:{i}",
+        "type": TYPES[i % 3] if i % 7 else [TYPES[i % 3], "Asset"],
+        "temperature": {
+            "type": "Property",
+            "value": round(rnd.uniform(-5, 40), 1),
+            "observedAt": f"2024-01-{1 + i % 28:02d}T10:00:00Z",
+            "accuracy": {"type": "Property", "value": rnd.choice([0.1, 0.5, 1])},
+        },
+        "status": {"type": "Property", "value": rnd.choice(STATUS)},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [2 + rnd.random(), 41 + rnd.random()]},
+        },
+    }
+    if i % 4 == 0:
+        ent["owner"] = {"type": "Relationship", "object": f"urn:ngsi-ld:Person:{i % 5}"}
+    if i % 5 == 0:
+        ent["cfg"] = {"type": "JsonProperty", "json": {"mode": rnd.choice(["eco", "max"])}}
+    if i % 3 == 0:
+        ent["scope"] = rnd.choice(["/a/b", "/a/c", "/z"])
+    return ent
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[SqliteStore, list[dict[str, Any]]]:
+    store = SqliteStore(tmp_path_factory.mktemp("oracle") / "hub.db")
+    rnd = random.Random(11)
+    tm = ContextCache().core
+    out = EntityService(store).batch_upsert(
+        "", [_entity(i, rnd) for i in range(300)], tm, "replace"
+    )
+    assert not out.errors
+    docs, _ = store.query("", EntityQuery(limit=1000, offset=0))
+    return store, docs
+
+
+Q = [
+    "temperature>20",
+    'temperature<=0|status=="alarm"',
+    'temperature==10..20;status!="ok"',
+    'status=="ok","warn"',
+    'status~="^w"',
+    "owner",
+    'owner=="urn:ngsi-ld:Person:0"',
+    "temperature.accuracy<0.5",
+    "temperature.observedAt>=2024-01-20T00:00:00Z",
+    'cfg[mode]=="eco"',
+    '(temperature>30|temperature<0);status=="ok"',
+]
+
+
+def _expand(node: Any) -> Any:
+    return ast.map_names(node, ContextCache().core.expand)
+
+
+@pytest.mark.parametrize("selective", [0, 10**9], ids=["correlated", "in-list"])
+@pytest.mark.parametrize("q", Q)
+def test_q_matches_the_evaluator(
+    loaded: tuple[SqliteStore, list[dict[str, Any]]], q: str, selective: int, monkeypatch: Any
+) -> None:
+    store, docs = loaded
+    monkeypatch.setattr(qsql, "SELECTIVE", selective)
+    node = _expand(parse_q(q))
+    for types in (None, "Sensor", "Sensor,Lamp", "(Sensor;Asset)"):
+        tnode = ast.map_names(parse_types(types), ContextCache().core.expand) if types else None
+        got, total = store.query("", EntityQuery(q=node, types=tnode, limit=1000, count=True))
+        want = [
+            d["id"]
+            for d in docs
+            if evaluate.matches_q(node, d) and (tnode is None or evaluate.matches_types(tnode, d))
+        ]
+        assert sorted(x["id"] for x in got) == sorted(want), (q, types)
+        assert total == len(want)
+
+
+def test_geo_and_scope_match_the_evaluator(
+    loaded: tuple[SqliteStore, list[dict[str, Any]]],
+) -> None:
+    store, docs = loaded
+    gq = geo.parse_geoq("near;maxDistance==30000", "Point", "[2.5,41.5]", "location")
+    assert gq is not None
+    gq = geo.GeoQuery(
+        gq.georel,
+        gq.geometry,
+        gq.geojson,
+        ContextCache().core.expand("location"),
+        gq.max_distance,
+        gq.min_distance,
+    )
+    got, _ = store.query("", EntityQuery(geo=gq, limit=1000))
+    want = [d["id"] for d in docs if evaluate.matches_geo(gq, d)]
+    assert want, "the fixture must have some entities in range"
+    assert sorted(x["id"] for x in got) == sorted(want)
+    scope = ast.ScopePattern("/a/#")
+    got, _ = store.query("", EntityQuery(scope=scope, limit=1000))
+    assert sorted(x["id"] for x in got) == sorted(
+        d["id"] for d in docs if evaluate.matches_scope(scope, d)
+    )
+
+
+def test_a_database_of_another_schema_is_refused(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "old.db")
+    store._writer.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(StoreError, match="schema 1"):
+        SqliteStore(tmp_path / "old.db")
