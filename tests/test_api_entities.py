@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import httpx
@@ -749,5 +748,3 @@ async def test_ids_that_are_http_urls(client: httpx.AsyncClient) -> None:
     resp = await client.get(_quoted_path(eid))
     assert resp.status_code == 200, resp.text
     assert resp.json()["id"] == eid
-
-

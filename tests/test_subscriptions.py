@@ -322,6 +322,9 @@ async def test_patch_rejects_bad_fragments(client: httpx.AsyncClient, fragment: 
     await post(client, sub(timeInterval=5))
     problem(await patch(client, fragment), 400, "BadRequestData")
     assert (await fetch(client))["timeInterval"] == 5
+    # the failed update left no transaction open: the next one goes through
+    assert (await patch(client, {"subscriptionName": "ok"})).status_code == 204
+    assert (await fetch(client))["subscriptionName"] == "ok"
 
 
 async def test_patch_status_follows_is_active_and_expires_at(client: httpx.AsyncClient) -> None:
@@ -521,6 +524,21 @@ async def test_create_rejects_invalid_subscriptions(client: httpx.AsyncClient, b
 async def test_create_rejects_non_object_bodies(client: httpx.AsyncClient) -> None:
     bad_request(await post(client, "a string"))
     bad_request(await post(client, [sub()]))
+
+
+@pytest.mark.parametrize("fmt", ["normalized", "keyValues", "simplified", "concise"])
+async def test_notification_formats(client: httpx.AsyncClient, fmt: str) -> None:
+    body = sub(notification={"endpoint": ENDPOINT, "format": fmt})
+    assert (await post(client, body)).status_code == 201
+    assert (await fetch(client))["notification"]["format"] == fmt
+
+
+async def test_null_members_of_a_new_subscription_are_absent(client: httpx.AsyncClient) -> None:
+    body = {**sub(), "expiresAt": None, "throttling": None}
+    assert (await post(client, body)).status_code == 201
+    got = await fetch(client)
+    assert "expiresAt" not in got and "throttling" not in got
+    problem(await post(client, {**sub(id="urn:x:n"), "notification": None}), 400, "BadRequestData")
 
 
 async def test_watched_attributes_alone_are_enough(client: httpx.AsyncClient) -> None:

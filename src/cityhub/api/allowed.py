@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 _RENDER = {"options", "format", "lang", "attrs", "pick", "omit", "datasetId", "geometryProperty"}
-_JOIN = {"join", "joinLevel", "containedBy", "expandValues", "jsonKeys", "local", "csf", "entityMap"}
+_JOIN = {
+    "join",
+    "joinLevel",
+    "containedBy",
+    "expandValues",
+    "jsonKeys",
+    "local",
+    "csf",
+    "entityMap",
+}
 _SELECT = {
     "id",
     "type",
@@ -50,7 +59,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/attributes/{attr:path}"): {"local"},
     ("GET", "/temporal/entities"): _SELECT | _RENDER | _TEMPORAL | {"local"},
     ("GET", "/temporal/entities/{eid}"): {"type"} | _RENDER | _TEMPORAL | {"local"},
-    ("POST", "/temporal/entityOperations/query"): _RENDER | _TEMPORAL | {"limit", "offset", "count"},
+    ("POST", "/temporal/entityOperations/query"): _RENDER
+    | _TEMPORAL
+    | {"limit", "offset", "count"},
 }
 for _op in ("create", "upsert", "update", "delete", "merge"):
     ALLOWED[("POST", f"/entityOperations/{_op}")] = {"options", "local"}

@@ -15,11 +15,11 @@ from starlette.routing import BaseRoute, Route
 
 from cityhub import __version__
 from cityhub.api import contexts as C
-from cityhub.api.commit import GroupCommitter
 from cityhub.api import discovery as D
 from cityhub.api import entities as E
 from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
+from cityhub.api.commit import GroupCommitter
 from cityhub.api.http import BASE, plain_json
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.errors import (

@@ -48,7 +48,9 @@ def _eid(request: Request) -> str:
     return check_path_id(request.path_params["eid"])
 
 
-def _render(request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]) -> list[Any]:
+def _render(
+    request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]
+) -> list[Any]:
     """Render entities with projections and linked-entity joins; flat joins append targets."""
     if not params:
         return [render_entity(d, ctx.tm, DEFAULT_RENDER) for d in docs]
@@ -58,7 +60,9 @@ def _render(request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict
     store = request.app.state.store
 
     def fetch(ids: list[str]) -> dict[str, dict[str, Any]]:
-        found, _ = store.query(ctx.tenant, EntityQuery(ids=tuple(dict.fromkeys(ids)), limit=len(ids)))
+        found, _ = store.query(
+            ctx.tenant, EntityQuery(ids=tuple(dict.fromkeys(ids)), limit=len(ids))
+        )
         return {d["id"]: d for d in found}
 
     rendered, extra = render_joined(docs, ctx.tm, opts, pick, omit, join, level, fetch)
@@ -233,7 +237,9 @@ async def append_attrs(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     no_overwrite = "noOverwrite" in P.options(params)
-    out = await grouped(request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm, no_overwrite)
+    out = await grouped(
+        request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm, no_overwrite
+    )
     return _attr_result(out)
 
 
@@ -249,8 +255,14 @@ async def patch_attr(request: Request) -> Response:
     """PATCH /entities/{id}/attrs/{attr}."""
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
-    await grouped(request, service(request).patch_attribute, 
-        ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm
+    await grouped(
+        request,
+        service(request).patch_attribute,
+        ctx.tenant,
+        _eid(request),
+        request.path_params["attr"],
+        body,
+        ctx.tm,
     )
     return no_content()
 
@@ -259,8 +271,14 @@ async def replace_attr(request: Request) -> Response:
     """PUT /entities/{id}/attrs/{attr}."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    await grouped(request, service(request).replace_attribute, 
-        ctx.tenant, _eid(request), request.path_params["attr"], body, ctx.tm
+    await grouped(
+        request,
+        service(request).replace_attribute,
+        ctx.tenant,
+        _eid(request),
+        request.path_params["attr"],
+        body,
+        ctx.tm,
     )
     return no_content()
 
@@ -272,7 +290,9 @@ async def delete_attr(request: Request) -> Response:
     ds = params.get("datasetId")
     if ds is not None:
         check_uri(ds, "datasetId")
-    await grouped(request, service(request).delete_attribute, 
+    await grouped(
+        request,
+        service(request).delete_attribute,
         ctx.tenant,
         _eid(request),
         request.path_params["attr"],
@@ -325,7 +345,14 @@ async def batch_update(request: Request) -> Response:
     params = params_of(request)
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = await grouped(request, service(request).batch_update, ctx.tenant, body, tm_of, "noOverwrite" in P.options(params))
+    out = await grouped(
+        request,
+        service(request).batch_update,
+        ctx.tenant,
+        body,
+        tm_of,
+        "noOverwrite" in P.options(params),
+    )
     return _batch_result(out, 204)
 
 

@@ -125,7 +125,9 @@ async def context_of(
         raise InvalidRequest("the body must be a JSON object (or a non-empty array for batches)")
     if media == JSONLD and body is not None:
         if link is not None:
-            raise BadRequestData("application/ld+json requests carry their @context in the body, not a Link header")
+            raise BadRequestData(
+                "application/ld+json requests carry their @context in the body, not a Link header"
+            )
         items = body if isinstance(body, list) else [body]
         specs = [i.get("@context") for i in items if isinstance(i, dict)]
         if not specs or any(s is None for s in specs):
@@ -202,7 +204,9 @@ def params_of(request: Request) -> dict[str, str]:
     return out
 
 
-async def batch_context(request: Request, body: Any, media: str) -> tuple[Ctx, Callable[[Any], TermMap]]:
+async def batch_context(
+    request: Request, body: Any, media: str
+) -> tuple[Ctx, Callable[[Any], TermMap]]:
     """Contexts of a batch: ld+json items each carry their own, JSON items share the Link one.
 
     A bad or missing @context fails only its own item, never the whole batch.
@@ -214,8 +218,14 @@ async def batch_context(request: Request, body: Any, media: str) -> tuple[Ctx, C
     items = body if isinstance(body, list) else []
     if media == JSONLD:
         if link is not None:
-            raise BadRequestData("application/ld+json requests carry their @context in the body, not a Link header")
-        specs = {orjson.dumps(i["@context"]): i["@context"] for i in items if isinstance(i, dict) and "@context" in i}
+            raise BadRequestData(
+                "application/ld+json requests carry their @context in the body, not a Link header"
+            )
+        specs = {
+            orjson.dumps(i["@context"]): i["@context"]
+            for i in items
+            if isinstance(i, dict) and "@context" in i
+        }
         for spec in specs.values():
             with contextlib.suppress(NgsiLdError):  # reported per item when compiled
                 await cache.prefetch(spec)

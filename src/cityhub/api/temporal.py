@@ -8,8 +8,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.entities import _query_params
 from cityhub.api.commit import grouped
+from cityhub.api.entities import _query_params
 from cityhub.api.http import (
     BASE,
     Ctx,
@@ -115,7 +115,9 @@ async def delete_attr(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request)
     ds = params.get("datasetId")
-    await grouped(request, service(request).delete_attribute, 
+    await grouped(
+        request,
+        service(request).delete_attribute,
         ctx.tenant,
         _eid(request),
         request.path_params["attr"],
@@ -131,7 +133,16 @@ async def modify_instance(request: Request) -> Response:
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
     p = request.path_params
-    await grouped(request, service(request).modify_instance, ctx.tenant, _eid(request), p["attr"], p["iid"], body, ctx.tm)
+    await grouped(
+        request,
+        service(request).modify_instance,
+        ctx.tenant,
+        _eid(request),
+        p["attr"],
+        p["iid"],
+        body,
+        ctx.tm,
+    )
     return no_content()
 
 
@@ -139,5 +150,13 @@ async def delete_instance(request: Request) -> Response:
     """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
     ctx = await context_of(request)
     p = request.path_params
-    await grouped(request, service(request).delete_instance, ctx.tenant, _eid(request), p["attr"], p["iid"], ctx.tm)
+    await grouped(
+        request,
+        service(request).delete_instance,
+        ctx.tenant,
+        _eid(request),
+        p["attr"],
+        p["iid"],
+        ctx.tm,
+    )
     return no_content()

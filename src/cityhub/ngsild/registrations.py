@@ -269,7 +269,7 @@ def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> tuple[Doc,
         if key in SYSTEM_MEMBERS or key.startswith("_") or key == "id":
             continue
         if raw is None and not patch:
-            raise BadRequestData(f"{key} must not be null")
+            continue  # a null member of a new registration is an absent one
         if key in _DEFINED:
             out[key] = None if raw is None else _member(key, raw, tm)
         else:

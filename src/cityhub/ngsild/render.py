@@ -33,7 +33,11 @@ def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict
     if "type" in opts.pick_fields and "type" not in opts.omit:
         types = [tm.compact(t) for t in doc["type"]]
         out["type"] = types[0] if len(types) == 1 else types
-    if "scope" in doc and "scope" not in opts.omit and (opts.pick is None or "scope" in opts.pick_fields):
+    if (
+        "scope" in doc
+        and "scope" not in opts.omit
+        and (opts.pick is None or "scope" in opts.pick_fields)
+    ):
         scope = doc["scope"]
         out["scope"] = scope[0] if len(scope) == 1 else scope
     for iri, instances in doc["attrs"].items():

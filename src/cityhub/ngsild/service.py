@@ -69,11 +69,7 @@ class EntityService:
     @staticmethod
     def _record(tx: WriteTx, doc: Doc, attrs: dict[str, list[Instance]]) -> None:
         """Append what was written to the temporal evolution (one round of statements)."""
-        rows = {
-            name: [{**inst, "instanceId": new_instance_id()} for inst in instances]
-            for name, instances in attrs.items()
-            if instances
-        }
+        rows = _with_ids(attrs)
         if rows:
             tx.add_history_many(doc["id"], doc["type"], rows)
 
@@ -355,16 +351,29 @@ class EntityService:
 
     # -- batch -------------------------------------------------------------------------------
     def batch(
-        self, tenant: str, items: Any, op: Callable[[WriteTx, Any], str | tuple[str, bool]]
+        self,
+        tenant: str,
+        items: Any,
+        op: Callable[[WriteTx, Any], str | tuple[str, bool]],
+        bulk_tm: TmSource | None = None,
     ) -> BatchOutcome:
-        """Run op per item in one transaction; one bad item never blocks the rest."""
+        """Run op per item in one transaction; one bad item never blocks the rest.
+
+        With bulk_tm, new entities are first inserted together (insert_bulk) and op runs only
+        for the items that need it (existing ids, repeats).
+        """
         if not isinstance(items, list) or not items:
             raise BadRequestData("a batch body must be a non-empty JSON array")
         out = BatchOutcome()
         with self.store.write(tenant) as tx:
-            for item in items:
+            done = self._insert_bulk(tx, items, bulk_tm) if bulk_tm is not None else {}
+            for i, item in enumerate(items):
+                result: str | tuple[str, bool]
                 try:
-                    result = op(tx, item)
+                    pre = done.get(i)
+                    if isinstance(pre, NgsiLdError):
+                        raise pre
+                    result = pre if pre is not None else op(tx, item)
                 except NgsiLdError as err:
                     out.errors.append((_item_id(item), err))
                     continue
@@ -373,6 +382,37 @@ class EntityService:
                 if created:
                     out.created.append(eid)
         return out
+
+    def _insert_bulk(
+        self, tx: WriteTx, items: list[Any], tm: TmSource
+    ) -> dict[int, tuple[str, bool] | NgsiLdError]:
+        """Validate every item and insert the new, unrepeated ones with a few bulk statements."""
+        results: dict[int, tuple[str, bool] | NgsiLdError] = {}
+        expanded: list[tuple[int, Doc]] = []
+        for i, item in enumerate(items):
+            try:
+                expanded.append((i, expand_entity(item, _tm(tm, item))))
+            except NgsiLdError as err:
+                results[i] = err
+        existing = tx.existing_ids([d["id"] for _, d in expanded])
+        fresh: list[tuple[int, Doc]] = []
+        seen: set[str] = set()
+        for i, doc in expanded:
+            if doc["id"] not in existing and doc["id"] not in seen:
+                seen.add(doc["id"])
+                fresh.append((i, doc))
+        if not fresh:
+            return results
+        now = now_iso()
+        history = []
+        for i, doc in fresh:
+            doc["createdAt"] = doc["modifiedAt"] = now
+            self._stamp_all(doc["attrs"], now)
+            history.append((doc["id"], doc["type"], _with_ids(doc["attrs"])))
+            results[i] = (doc["id"], True)
+        tx.insert_many([doc for _, doc in fresh])
+        tx.add_history_bulk(history)
+        return results
 
     def batch_create(self, tenant: str, items: Any, tm: TmSource) -> BatchOutcome:
         """entityOperations/create."""
@@ -383,7 +423,7 @@ class EntityService:
             self._insert(tx, doc)
             return str(doc["id"])
 
-        return self.batch(tenant, items, op)
+        return self.batch(tenant, items, op, bulk_tm=tm)
 
     def batch_upsert(self, tenant: str, items: Any, tm: TmSource, mode: str) -> BatchOutcome:
         """entityOperations/upsert with options=replace (default) or update."""
@@ -405,7 +445,7 @@ class EntityService:
             self._record(tx, doc, doc["attrs"])
             return doc["id"], False
 
-        return self.batch(tenant, items, op)
+        return self.batch(tenant, items, op, bulk_tm=tm)
 
     def batch_update(
         self, tenant: str, items: Any, tm: TmSource, no_overwrite: bool
@@ -454,6 +494,15 @@ class EntityService:
 
 
 TmSource = TermMap | Callable[[Any], TermMap]
+
+
+def _with_ids(attrs: dict[str, list[Instance]]) -> dict[str, list[Instance]]:
+    """Copies of written instances, each with a fresh instanceId, for the history."""
+    return {
+        name: [{**inst, "instanceId": new_instance_id()} for inst in instances]
+        for name, instances in attrs.items()
+        if instances
+    }
 
 
 def _tm(source: TmSource, item: Any) -> TermMap:
@@ -505,7 +554,9 @@ def _item_id(item: Any) -> str:
     return item if isinstance(item, str) else ""
 
 
-def purge(service: EntityService, tenant: str, query: EntityQuery, drop: set[str], keep: set[str]) -> int:
+def purge(
+    service: EntityService, tenant: str, query: EntityQuery, drop: set[str], keep: set[str]
+) -> int:
     """DELETE /entities: delete matching entities, or drop/keep some of their attributes."""
     docs, _ = service.store.query(tenant, query)
     with service.store.write(tenant) as tx:

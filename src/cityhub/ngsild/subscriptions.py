@@ -46,7 +46,8 @@ TRIGGERS = (
     "attributeDeleted",
 )
 DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
-NOTIFY_FORMATS = ("normalized", "keyValues", "concise")
+# "simplified" is the other name of keyValues (clause 4.5.3).
+NOTIFY_FORMATS = ("normalized", "keyValues", "simplified", "concise")
 ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts")
 NOTIFY_ACCEPT = ("application/json", "application/ld+json", "application/geo+json")
 JOINS = ("flat", "inline", "@none")
@@ -503,10 +504,9 @@ def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> Doc:
         if key in SYSTEM_MEMBERS or key.startswith("_") or key == "id":
             continue
         if raw is None:
-            if not patch:
-                raise BadRequestData(f"{key} must not be null")
-            out[key] = None
-            continue
+            if patch:
+                out[key] = None  # remove the member
+            continue  # a null member of a new subscription is an absent one
         out[key] = _member(key, raw, tm)
     return out
 

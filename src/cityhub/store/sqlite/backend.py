@@ -14,11 +14,11 @@ import orjson
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import (
-    StoreError,
     Aggregation,
     Doc,
     EntityExists,
     EntityQuery,
+    StoreError,
     TemporalQuery,
 )
 from cityhub.store.sqlite import functions, resources, temporal
@@ -227,8 +227,9 @@ class SqliteStore:
         row = (
             self._reader()
             .execute(
-                "SELECT 1 FROM entities WHERE tenant = ? UNION ALL SELECT 1 FROM tentities WHERE tenant = ? LIMIT 1",
-                (tenant, tenant),
+                "SELECT 1 FROM entities WHERE tenant = ? UNION ALL SELECT 1 FROM tentities "
+                "WHERE tenant = ? UNION ALL SELECT 1 FROM resources WHERE tenant = ? LIMIT 1",
+                (tenant, tenant, tenant),
             )
             .fetchone()
         )
@@ -287,7 +288,9 @@ class SqliteStore:
     ) -> tuple[list[Doc], int]:
         """A page of a tenant's resources of one kind (oldest first) and their total."""
         conn = self._reader()
-        return resources.select(conn, kind, tenant, limit, offset), resources.count(conn, kind, tenant)
+        return resources.select(conn, kind, tenant, limit, offset), resources.count(
+            conn, kind, tenant
+        )
 
     def resource_update(
         self, kind: str, tenant: str, rid: str, change: Callable[[Doc], Doc]
@@ -330,6 +333,55 @@ class SqliteWriteTx:
         except sqlite3.IntegrityError as exc:
             raise EntityExists(doc["id"]) from exc
         self._index(int(cur.lastrowid or 0), doc)
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of these ids already name an entity in the tenant."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT id FROM entities WHERE tenant = ? AND id IN ({marks})",
+                    [self.tenant, *chunk],
+                )
+            )
+        return found
+
+    def insert_many(self, docs: list[Doc]) -> None:
+        """Insert new entities (ids known to be free) with one statement per table."""
+        c = self.conn
+        (pk,) = c.execute("SELECT coalesce(max(pk), 0) FROM entities").fetchone()
+        (gid,) = c.execute("SELECT coalesce(max(gid), 0) FROM geo").fetchone()
+        rows, types, attrs, geos, boxes = [], [], [], [], []
+        for doc in docs:
+            pk += 1
+            rows.append(
+                (pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], _dumps(doc))
+            )
+            types += [(self.tenant, t, pk) for t in doc["type"]]
+            attrs += [(pk, *row) for row in attr_rows(doc)]
+            for name, geojson, box in geo_rows(doc):
+                gid += 1
+                geos.append((gid, pk, name, geojson))
+                boxes.append((gid, *box))
+        c.executemany(
+            "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        c.executemany("INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)", types)
+        c.executemany(
+            "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)", attrs
+        )
+        c.executemany("INSERT INTO geo (gid, pk, name, geojson) VALUES (?, ?, ?, ?)", geos)
+        c.executemany(
+            "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)", boxes
+        )
+
+    def add_history_bulk(self, entries: list[tuple[str, list[str], dict[str, list[Doc]]]]) -> None:
+        """Append the first instances of many entities at once."""
+        temporal.add_bulk(self.conn, self.tenant, entries)
 
     def update(self, doc: Doc) -> None:
         """Replace an existing entity's document and its index rows."""

@@ -134,6 +134,81 @@ def add_many(
     )
 
 
+def _tpks(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            conn.execute(
+                f"SELECT id, tpk FROM tentities WHERE tenant = ? AND id IN ({marks})",
+                [tenant, *chunk],
+            ).fetchall()
+        )
+    return out
+
+
+def add_bulk(
+    conn: sqlite3.Connection,
+    tenant: str,
+    entries: list[tuple[str, list[str], dict[str, list[Doc]]]],
+) -> None:
+    """add_many for many entities at once (bulk creation): a few statements in all."""
+    if not entries:
+        return
+    ids = [eid for eid, _, _ in entries]
+    before = _tpks(conn, tenant, ids)
+    now = next(
+        (insts[0]["modifiedAt"] for _, _, attrs in entries for insts in attrs.values() if insts),
+        format_ts(datetime.now(UTC)),
+    )
+    conn.executemany(
+        "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
+        "types = excluded.types",
+        [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _ in entries],
+    )
+    tpks = {**before, **_tpks(conn, tenant, [i for i in ids if i not in before])}
+    times: dict[str | None, float | None] = {None: None}
+
+    def t(ts: str | None) -> float | None:
+        if ts not in times:
+            times[ts] = epoch(ts)
+        return times[ts]
+
+    rows, replaced = [], []
+    for eid, _, attrs in entries:
+        tpk = tpks[eid]
+        for attr, instances in attrs.items():
+            for inst in instances:
+                observed = t(inst.get("observedAt"))
+                if observed is not None and eid in before:
+                    replaced.append((tpk, attr, observed, inst.get("datasetId")))
+                rows.append(
+                    (
+                        tpk,
+                        attr,
+                        inst.get("datasetId"),
+                        inst["instanceId"],
+                        observed,
+                        t(inst["createdAt"]),
+                        t(inst["modifiedAt"]),
+                        _num(inst),
+                        orjson.dumps(inst).decode(),
+                    )
+                )
+    if replaced:
+        conn.executemany(
+            "DELETE FROM history WHERE tpk = ? AND attr = ? AND t_observed = ? AND dataset_id IS ?",
+            replaced,
+        )
+    conn.executemany(
+        "INSERT INTO history (tpk, attr, dataset_id, instance_id, t_observed, t_created, "
+        "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
 def delete(
     conn: sqlite3.Connection, tenant: str, eid: str, attr: str | None, dataset_id: Any
 ) -> int:
