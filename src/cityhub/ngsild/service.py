@@ -176,7 +176,7 @@ class EntityService:
             doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
         _apply_scope(doc, scope, replace=True)
         doc["modifiedAt"] = now
-        tx.update(doc)
+        tx.update(doc, set(incoming) | ({"@type"} if new_types else set()))
         self._record(tx, doc, written)
 
     # -- attributes --------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class EntityService:
             _apply_scope(doc, scope, replace=not no_overwrite)
             out.updated.append("scope")
         doc["modifiedAt"] = now
-        tx.update(doc)
+        tx.update(doc, set(incoming) | ({"@type"} if _has_type(body) else set()))
         self._record(tx, doc, written)
         return out
 
@@ -257,7 +257,7 @@ class EntityService:
                 else:
                     out.not_updated.append(("scope", "the entity has no scope to update"))
             doc["modifiedAt"] = now
-            tx.update(doc)
+            tx.update(doc, set(incoming) | ({"@type"} if _has_type(body) else set()))
             self._record(tx, doc, written)
         return out
 
@@ -290,7 +290,7 @@ class EntityService:
                 current[i] = merge_instance(current[i], inst, now_iso())
                 written = [current[i]]
             doc["modifiedAt"] = now_iso()
-            tx.update(doc)
+            tx.update(doc, {name})
             self._record(tx, doc, {name: written})
 
     def replace_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
@@ -311,7 +311,7 @@ class EntityService:
                     raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
                 current[i] = stamp(inst, now, current[i].get("createdAt"))
             doc["modifiedAt"] = now
-            tx.update(doc)
+            tx.update(doc, {name})
             self._record(tx, doc, {name: incoming})
 
     def delete_attribute(
@@ -332,7 +332,7 @@ class EntityService:
                     raise ResourceNotFound(f"entity {eid} has no scope")
                 del doc["scope"]
                 doc["modifiedAt"] = now_iso()
-                tx.update(doc)
+                tx.update(doc, set())
                 return
             current = doc["attrs"].get(name)
             if not current:
@@ -347,7 +347,7 @@ class EntityService:
                 if not current:
                     del doc["attrs"][name]
             doc["modifiedAt"] = now_iso()
-            tx.update(doc)
+            tx.update(doc, {name})
 
     # -- batch -------------------------------------------------------------------------------
     def batch(
@@ -515,6 +515,11 @@ def _names(body: Any, tm: TermMap) -> dict[str, str]:
     if not isinstance(body, dict):
         return {}
     return {tm.expand(k): tm.expand(k) for k in body if isinstance(k, str) and k not in ENTITY_KEYS}
+
+
+def _has_type(body: Any) -> bool:
+    """Whether an attribute payload also adds entity types."""
+    return isinstance(body, dict) and bool(body.get("type"))
 
 
 def _scope_of(body: Any) -> list[str] | None:

@@ -383,8 +383,12 @@ class SqliteWriteTx:
         """Append the first instances of many entities at once."""
         temporal.add_bulk(self.conn, self.tenant, entries)
 
-    def update(self, doc: Doc) -> None:
-        """Replace an existing entity's document and its index rows."""
+    def update(self, doc: Doc, changed: set[str] | None = None) -> None:
+        """Replace an existing entity's document and its index rows.
+
+        `changed` names the attributes that changed ("@type" for the types): only their index
+        rows are rewritten. None rewrites them all.
+        """
         row = self.conn.execute(
             "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (self.tenant, doc["id"])
         ).fetchone()
@@ -396,8 +400,37 @@ class SqliteWriteTx:
             "UPDATE entities SET modified_at = ?, doc = ? WHERE pk = ?",
             (doc["modifiedAt"], _dumps(doc), pk),
         )
-        self._unindex(pk)
-        self._index(pk, doc)
+        if changed is None:
+            self._unindex(pk)
+            self._index(pk, doc)
+        else:
+            self._reindex(pk, doc, changed)
+
+    def _reindex(self, pk: int, doc: Doc, changed: set[str]) -> None:
+        """Rewrite the index rows of some attributes (and the types when "@type" changed)."""
+        c = self.conn
+        names = [n for n in changed if n != "@type"]
+        if "@type" in changed:
+            c.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+            c.executemany(
+                "INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)",
+                [(self.tenant, t, pk) for t in doc["type"]],
+            )
+        if not names:
+            return
+        c.executemany("DELETE FROM attr_index WHERE pk = ? AND name = ?", [(pk, n) for n in names])
+        part = {"attrs": {n: doc["attrs"][n] for n in names if n in doc["attrs"]}}
+        c.executemany(
+            "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
+            [(pk, *row) for row in attr_rows(part)],
+        )
+        geo_names = [(pk, n) for n in names]
+        c.executemany(
+            "DELETE FROM geo_rtree WHERE gid IN (SELECT gid FROM geo WHERE pk = ? AND name = ?)",
+            geo_names,
+        )
+        c.executemany("DELETE FROM geo WHERE pk = ? AND name = ?", geo_names)
+        self._index_geo(pk, part)
 
     def delete(self, eid: str) -> bool:
         """Remove an entity; False if it did not exist."""
@@ -420,6 +453,10 @@ class SqliteWriteTx:
             "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
             [(pk, *row) for row in attr_rows(doc)],
         )
+        self._index_geo(pk, doc)
+
+    def _index_geo(self, pk: int, doc: Doc) -> None:
+        c = self.conn
         for name, geojson, box in geo_rows(doc):
             cur = c.execute(
                 "INSERT INTO geo (pk, name, geojson) VALUES (?, ?, ?)", (pk, name, geojson)
