@@ -151,6 +151,8 @@ def test_partial_reindex_after_updates_matches_the_evaluator(tmp_path: Path) -> 
         assert sorted(x["id"] for x in got) == sorted(want), q
     gq = geo.parse_geoq("near;maxDistance==1000", "Point", "[10.0,10.0]", None)
     assert gq is not None
-    gq = geo.GeoQuery(gq.georel, gq.geometry, gq.geojson, tm.expand("location"))
+    gq = geo.GeoQuery(
+        gq.georel, gq.geometry, gq.geojson, tm.expand("location"), gq.max_distance, gq.min_distance
+    )
     got, _ = store.query("", EntityQuery(geo=gq, limit=1000))
     assert len(got) == 40, "every moved entity is found at its new place, and only those"
