@@ -156,22 +156,7 @@ class EntityService:
         self, tx: WriteTx, doc: Doc, incoming: Attrs, new_types: list[str] | None, scope: Any = None
     ) -> None:
         now = now_iso()
-        written: Attrs = {}
-        for name, instances in incoming.items():
-            current = doc["attrs"].setdefault(name, [])
-            for inst in instances:
-                i = find(current, inst.get("datasetId"))
-                if inst.get("null"):
-                    if i is not None:
-                        current.pop(i)
-                elif i is None:
-                    current.append(stamp(inst, now))
-                    written.setdefault(name, []).append(current[-1])
-                else:
-                    current[i] = merge_instance(current[i], inst, now)
-                    written.setdefault(name, []).append(current[i])
-            if not current:
-                del doc["attrs"][name]
+        written = _apply_instances(doc, incoming, now, merge=True)
         if new_types:
             doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
         _apply_scope(doc, scope, replace=True)
@@ -230,23 +215,8 @@ class EntityService:
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
             now = now_iso()
-            written: Attrs = {}
-            for name, instances in incoming.items():
-                current = doc["attrs"].setdefault(name, [])
-                for inst in instances:
-                    i = find(current, inst.get("datasetId"))
-                    if inst.get("null"):
-                        if i is not None:
-                            current.pop(i)
-                        continue
-                    if i is None:
-                        current.append(stamp(inst, now))
-                    else:
-                        current[i] = stamp(inst, now, current[i].get("createdAt"))
-                    written.setdefault(name, []).append(inst)
-                if not current:
-                    del doc["attrs"][name]
-                out.updated.append(names[name])
+            written = _apply_instances(doc, incoming, now, merge=False)
+            out.updated += [names[name] for name in incoming]
             if isinstance(body, dict) and body.get("type"):
                 doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
             scope = _scope_of(body)
@@ -515,6 +485,31 @@ def _names(body: Any, tm: TermMap) -> dict[str, str]:
     if not isinstance(body, dict):
         return {}
     return {tm.expand(k): tm.expand(k) for k in body if isinstance(k, str) and k not in ENTITY_KEYS}
+
+
+def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Attrs:
+    """Put incoming instances into an entity by datasetId: null markers delete, new datasetIds
+    append, matches are merged (merge-patch) or replaced; returns what was written."""
+    written: Attrs = {}
+    for name, instances in incoming.items():
+        current = doc["attrs"].setdefault(name, [])
+        for inst in instances:
+            i = find(current, inst.get("datasetId"))
+            if inst.get("null"):
+                if i is not None:
+                    current.pop(i)
+                continue
+            if i is None:
+                current.append(stamp(inst, now))
+                i = len(current) - 1
+            elif merge:
+                current[i] = merge_instance(current[i], inst, now)
+            else:
+                current[i] = stamp(inst, now, current[i].get("createdAt"))
+            written.setdefault(name, []).append(current[i])
+        if not current:
+            del doc["attrs"][name]
+    return written
 
 
 def _has_type(body: Any) -> bool:

@@ -95,43 +95,7 @@ def add_many(
         (tenant, eid, types_json or "[]", now, now, types_json, now),
     ).fetchone()
     tpk, fresh = row[0], bool(row[1])
-    times: dict[str | None, float | None] = {None: None}
-
-    def t(ts: str | None) -> float | None:
-        if ts not in times:
-            times[ts] = epoch(ts)
-        return times[ts]
-
-    rows = []
-    replaced = []
-    for attr, instances in attrs.items():
-        for inst in instances:
-            observed = t(inst.get("observedAt"))
-            if observed is not None and not fresh:
-                replaced.append((tpk, attr, observed, inst.get("datasetId")))
-            rows.append(
-                (
-                    tpk,
-                    attr,
-                    inst.get("datasetId"),
-                    inst["instanceId"],
-                    observed,
-                    t(inst["createdAt"]),
-                    t(inst["modifiedAt"]),
-                    _num(inst),
-                    orjson.dumps(inst).decode(),
-                )
-            )
-    if replaced:
-        conn.executemany(
-            "DELETE FROM history WHERE tpk = ? AND attr = ? AND t_observed = ? AND dataset_id IS ?",
-            replaced,
-        )
-    conn.executemany(
-        "INSERT INTO history (tpk, attr, dataset_id, instance_id, t_observed, t_created, "
-        "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    _write_history(conn, [(tpk, not fresh, attrs)])
 
 
 def _tpks(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, int]:
@@ -169,6 +133,14 @@ def add_bulk(
         [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _ in entries],
     )
     tpks = {**before, **_tpks(conn, tenant, [i for i in ids if i not in before])}
+    _write_history(conn, [(tpks[eid], eid in before, attrs) for eid, _, attrs in entries])
+
+
+def _write_history(
+    conn: sqlite3.Connection, entries: list[tuple[int, bool, dict[str, list[Doc]]]]
+) -> None:
+    """Insert instances for (tpk, had history before, attrs) entries; an instance observed
+    at the same time as a stored one of the same attribute and datasetId replaces it."""
     times: dict[str | None, float | None] = {None: None}
 
     def t(ts: str | None) -> float | None:
@@ -177,12 +149,11 @@ def add_bulk(
         return times[ts]
 
     rows, replaced = [], []
-    for eid, _, attrs in entries:
-        tpk = tpks[eid]
+    for tpk, existed, attrs in entries:
         for attr, instances in attrs.items():
             for inst in instances:
                 observed = t(inst.get("observedAt"))
-                if observed is not None and eid in before:
+                if observed is not None and existed:
                     replaced.append((tpk, attr, observed, inst.get("datasetId")))
                 rows.append(
                     (
