@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _RENDER = {"options", "format", "lang", "attrs", "pick", "omit", "datasetId", "geometryProperty"}
 _JOIN = {
     "join",
@@ -89,6 +91,13 @@ ALLOWED[("GET", "/csourceRegistrations")] |= {
 }
 
 
+_CONVERTER = re.compile(r":\w+}")
+
+
 def allowed_for(method: str, path: str) -> set[str] | None:
     """The accepted parameters of an operation (path as routed, without /ngsi-ld/v1)."""
-    return ALLOWED.get((method, path.rstrip("/") or path))
+    return _NORMALISED.get((method, _CONVERTER.sub("}", path).rstrip("/") or path))
+
+
+# Keys compared without path converters ("{eid:path}" and "{eid}" are the same route).
+_NORMALISED = {(m, _CONVERTER.sub("}", p)): v for (m, p), v in ALLOWED.items()}

@@ -48,11 +48,12 @@ def _both(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[B
 def routes() -> list[BaseRoute]:
     """Every NGSI-LD route the hub serves."""
     r: list[BaseRoute] = []
+    # The hottest route first: Starlette tries routes in order. Ids may hold '/'; an empty id
+    # (GET /entities/) is the collection.
+    r.append(Route(BASE + "/entities/{eid:path}", E.get_entity, methods=["GET"]))
     r += _both("/entities", E.create_entity, ["POST"])
     r += _both("/entities", E.query_entities, ["GET"])
     r += _both("/entities", E.purge_entities, ["DELETE"])
-    # The hottest route early: Starlette tries routes in order. Ids may hold '/'.
-    r.append(Route(BASE + "/entities/{eid:path}", E.get_entity, methods=["GET"]))
     # An empty id or attribute name in the path is a bad request, not an unknown route.
     r += [
         Route(BASE + "/entities/", missing_id, methods=["PUT", "PATCH"]),

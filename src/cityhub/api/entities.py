@@ -82,6 +82,7 @@ def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any) -> Any:
 
 async def create_entity(request: Request) -> Response:
     """POST /entities."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     eid = await grouped(request, service(request).create, ctx.tenant, body, ctx.tm)
@@ -175,6 +176,8 @@ async def purge_entities(request: Request) -> Response:
 
 async def get_entity(request: Request) -> Response:
     """GET /entities/{id}."""
+    if not request.path_params["eid"]:
+        return await query_entities(request)
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
     eid = _eid(request)
@@ -198,6 +201,7 @@ async def get_entity(request: Request) -> Response:
 
 async def replace_entity(request: Request) -> Response:
     """PUT /entities/{id}."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     await grouped(request, service(request).replace, ctx.tenant, _eid(request), body, ctx.tm)
@@ -206,6 +210,7 @@ async def replace_entity(request: Request) -> Response:
 
 async def merge_entity(request: Request) -> Response:
     """PATCH /entities/{id}."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
     await grouped(request, service(request).merge, ctx.tenant, _eid(request), body, ctx.tm)
@@ -214,6 +219,7 @@ async def merge_entity(request: Request) -> Response:
 
 async def delete_entity(request: Request) -> Response:
     """DELETE /entities/{id}."""
+    params_of(request)  # refuses unknown parameters
     ctx = await context_of(request)
     await grouped(request, service(request).delete, ctx.tenant, _eid(request))
     return no_content()
@@ -245,6 +251,7 @@ async def append_attrs(request: Request) -> Response:
 
 async def update_attrs(request: Request) -> Response:
     """PATCH /entities/{id}/attrs."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
     out = await grouped(request, service(request).update, ctx.tenant, _eid(request), body, ctx.tm)
@@ -253,6 +260,7 @@ async def update_attrs(request: Request) -> Response:
 
 async def patch_attr(request: Request) -> Response:
     """PATCH /entities/{id}/attrs/{attr}."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media)
     await grouped(
@@ -269,6 +277,7 @@ async def patch_attr(request: Request) -> Response:
 
 async def replace_attr(request: Request) -> Response:
     """PUT /entities/{id}/attrs/{attr}."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     await grouped(
@@ -319,6 +328,7 @@ def _batch_result(out: BatchOutcome, ok_status: int, ok_body: Any = None) -> Res
 
 async def batch_create(request: Request) -> Response:
     """POST /entityOperations/create."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
     out = await grouped(request, service(request).batch_create, ctx.tenant, body, tm_of)
@@ -358,6 +368,7 @@ async def batch_update(request: Request) -> Response:
 
 async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge."""
+    params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
     out = await grouped(request, service(request).batch_merge, ctx.tenant, body, tm_of)
@@ -366,6 +377,7 @@ async def batch_merge(request: Request) -> Response:
 
 async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete."""
+    params_of(request)  # refuses unknown parameters
     body, _ = await read_body(request)
     ctx = await context_of(request)
     out = await grouped(request, service(request).batch_delete, ctx.tenant, body)

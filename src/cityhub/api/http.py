@@ -194,6 +194,8 @@ def params_of(request: Request) -> dict[str, str]:
         return out
     route = request.scope.get("route")
     path = getattr(route, "path", "")
+    if path.endswith("{eid:path}") and not request.path_params.get("eid"):
+        path = path[: -len("{eid:path}")]  # GET /entities/ is the collection
     allowed = allowed_for(request.method, path[len(BASE) :]) if path.startswith(BASE) else None
     for key, value in request.query_params.multi_items():
         if allowed is not None and key not in allowed:

@@ -38,6 +38,7 @@ class TermMap:
     vocab: str | None = None
     spec: Any = None
     checked: dict[str, str] = field(default_factory=dict)  # names validated and expanded
+    compacted: dict[str, str] = field(default_factory=dict)  # IRI -> term, as compact() found
     _inverse: dict[str, str] = field(default_factory=dict)
     _prefixes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -56,7 +57,15 @@ class TermMap:
         return (self.vocab or "") + term
 
     def compact(self, iri: str) -> str:
-        """Compact an IRI to the shortest term this context gives it."""
+        """Compact an IRI to the shortest term this context gives it (memoised)."""
+        term = self.compacted.get(iri)
+        if term is None:
+            term = self._compact(iri)
+            if len(self.compacted) < 10_000:
+                self.compacted[iri] = term
+        return term
+
+    def _compact(self, iri: str) -> str:
         term = self._inverse.get(iri)
         if term is not None:
             return term
