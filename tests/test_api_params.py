@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from tests.conftest import problem
 
 ENTITY = {"id": "urn:ngsi-ld:T:1", "type": "T", "n": 1}
