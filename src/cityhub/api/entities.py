@@ -219,9 +219,10 @@ async def merge_entity(request: Request) -> Response:
 
 async def delete_entity(request: Request) -> Response:
     """DELETE /entities/{id}."""
+    eid = _eid(request)  # first: `<id>/attrs/` is a 405, whatever the parameters
     params_of(request)  # refuses unknown parameters
     ctx = await context_of(request)
-    await grouped(request, service(request).delete, ctx.tenant, _eid(request))
+    await grouped(request, service(request).delete, ctx.tenant, eid)
     return no_content()
 
 
