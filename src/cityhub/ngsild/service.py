@@ -11,7 +11,9 @@ from typing import Any
 
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
+    CONTENT_KEY,
     ENTITY_KEYS,
+    NULL_URI,
     Attrs,
     Instance,
     check_uri,
@@ -307,17 +309,19 @@ class EntityService:
             current = doc["attrs"].get(name)
             if not current:
                 raise ResourceNotFound(f"attribute {attr} not found in {eid}")
+            now = now_iso()
             if delete_all:
-                del doc["attrs"][name]
+                removed = doc["attrs"].pop(name)
             else:
                 i = find(current, dataset_id)
                 if i is None:
                     raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
-                current.pop(i)
+                removed = [current.pop(i)]
                 if not current:
                     del doc["attrs"][name]
-            doc["modifiedAt"] = now_iso()
+            doc["modifiedAt"] = now
             tx.update(doc, {name})
+            self._record(tx, doc, {name: [deletion(old, now) for old in removed]})
 
     # -- batch -------------------------------------------------------------------------------
     def batch(
@@ -497,7 +501,7 @@ def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Att
             i = find(current, inst.get("datasetId"))
             if inst.get("null"):
                 if i is not None:
-                    current.pop(i)
+                    written.setdefault(name, []).append(deletion(current.pop(i), now))
                 continue
             if i is None:
                 current.append(stamp(inst, now))
@@ -510,6 +514,21 @@ def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Att
         if not current:
             del doc["attrs"][name]
     return written
+
+
+def deletion(old: Instance, now: str) -> Instance:
+    """The history record of a deleted instance: its type, the null marker and deletedAt."""
+    typ = old["type"]
+    key = CONTENT_KEY[typ]
+    null: Any = {
+        "languageMap": {"@none": NULL_URI},
+        "valueList": [NULL_URI],
+        "objectList": [NULL_URI],
+    }.get(key, NULL_URI)
+    out: Instance = {"type": typ, key: null, "deletedAt": now, "createdAt": now, "modifiedAt": now}
+    if "datasetId" in old:
+        out["datasetId"] = old["datasetId"]
+    return out
 
 
 def _has_type(body: Any) -> bool:
