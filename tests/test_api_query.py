@@ -670,3 +670,34 @@ async def test_query_as_json_ld(client: httpx.AsyncClient, city: Any) -> None:
 async def test_query_sys_attrs(client: httpx.AsyncClient, city: Any) -> None:
     body = await query(client, type="Sensor", options="sysAttrs")
     assert "createdAt" in body[0] and "modifiedAt" in body[0]["temperature"], body
+
+
+async def test_order_by(client: httpx.AsyncClient) -> None:
+    """orderBy (1.9): members, attribute values, sub-attributes, directions, several keys."""
+    for i, v in ((2, "B"), (1, "A"), (3, "C")):
+        body = {
+            "id": f"urn:ngsi-ld:Building:ob{i}",
+            "type": "Building",
+            "name": {"type": "Property", "value": v, "rank": {"type": "Property", "value": i}},
+        }
+        assert (await client.post("/ngsi-ld/v1/entities", json=body)).status_code == 201
+    cases = {
+        "name": [1, 2, 3],
+        "id": [1, 2, 3],
+        "createdAt": [2, 1, 3],
+        "name.rank": [1, 2, 3],
+        "name;desc": [3, 2, 1],
+        "type;asc,name.rank;desc": [3, 2, 1],
+    }
+    for order, want in cases.items():
+        resp = await client.get(
+            "/ngsi-ld/v1/entities", params={"type": "Building", "orderBy": order, "count": "true"}
+        )
+        assert resp.status_code == 200, resp.text
+        got = [e["id"].rsplit("ob", 1)[1] for e in resp.json()]
+        assert got == [str(n) for n in want], order
+        assert resp.headers["NGSILD-Results-Count"] == "3"
+    bad = await client.get(
+        "/ngsi-ld/v1/entities", params={"type": "Building", "orderBy": "name;up"}
+    )
+    assert bad.status_code == 400

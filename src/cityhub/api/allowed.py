@@ -29,6 +29,7 @@ _SELECT = {
     "offset",
     "count",
     "collapse",
+    "orderBy",
 }
 _TEMPORAL = {
     "timerel",

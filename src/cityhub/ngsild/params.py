@@ -128,6 +128,29 @@ def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projectio
     )
 
 
+_ENTITY_MEMBERS = ("id", "type", "createdAt", "modifiedAt")
+_META_SUBS = ("createdAt", "modifiedAt", "observedAt")
+
+
+def order_by(text: str | None, tm: TermMap) -> tuple[tuple[tuple[str, ...], bool], ...]:
+    """orderBy=path[;asc|desc],... (paths: id, type, createdAt, modifiedAt, attr[.sub])."""
+    if text is None:
+        return ()
+    out = []
+    for item in csv(text):
+        path, _, direction = item.partition(";")
+        if direction not in ("", "asc", "desc"):
+            raise BadRequestData(f"orderBy direction must be asc or desc, not {direction!r}")
+        if path in _ENTITY_MEMBERS:
+            out.append(((path,), direction == "desc"))
+            continue
+        names = path.split(".")
+        steps = [tm.expand(check_name(names[0]))]
+        steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in names[1:]]
+        out.append((tuple(steps), direction == "desc"))
+    return tuple(out)
+
+
 def join_options(params: Mapping[str, str]) -> tuple[str | None, int]:
     """join=flat|inline and joinLevel (default 1)."""
     join = params.get("join")
@@ -173,6 +196,7 @@ def entity_query(
     if require_filter and not any(filters) and not flag(params, "local"):
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     return EntityQuery(
+        order=order_by(params.get("orderBy"), tm),
         ids=ids,
         id_pattern=id_pattern,
         types=types,

@@ -40,6 +40,9 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    # orderBy: (path, descending); a path is "id", "type", "createdAt", "modifiedAt" or
+    # (attribute IRI, *sub-attribute IRIs or createdAt/modifiedAt/observedAt)
+    order: tuple[tuple[tuple[str, ...], bool], ...] = ()
 
 
 @dataclass(frozen=True)

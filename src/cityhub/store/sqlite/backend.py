@@ -159,10 +159,14 @@ class SqliteStore:
                 f"SELECT count(*) FROM {count_source} WHERE {where}", comp.params
             ).fetchone()[0]
         docs: list[Doc] = []
+        params = list(comp.params)
+        if query.order:
+            order = comp.order_by(query.order, order)
+            params = list(comp.params)
         if query.limit > 0:
             rows = conn.execute(
                 f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*comp.params, query.limit, query.offset],
+                [*params, query.limit, query.offset],
             ).fetchall()
             docs = [orjson.loads(r[0]) for r in rows]
         return docs, total

@@ -24,6 +24,12 @@ SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
 _RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
 _VALUE_INDEX = {"a.num": "attr_index_num", "a.txt": "attr_index_txt", "a.ts": "attr_index_ts"}
 _KEYED = ("value", "json", "languageMap")
+_ORDER_MEMBERS = {
+    "id": "e.id",
+    "type": "json_extract(e.doc, '$.type[0]')",
+    "createdAt": "e.created_at",
+    "modifiedAt": "e.modified_at",
+}
 
 
 class Compiler:
@@ -71,6 +77,36 @@ class Compiler:
         if query.geo is not None:
             parts.append(self.geo(query.geo))
         return " AND ".join(parts)
+
+    def order_by(self, order: Any, tiebreak: str) -> str:
+        """ORDER BY terms for orderBy paths (default instances), then insertion order."""
+        terms = []
+        for path, desc in order:
+            head = path[0]
+            if head in _ORDER_MEMBERS:
+                expr = _ORDER_MEMBERS[head]
+            else:
+                steps = ["attrs", head, "0"]
+                for sub in path[1:]:
+                    steps += (
+                        [sub]
+                        if sub in ("createdAt", "modifiedAt", "observedAt")
+                        else [
+                            "sub",
+                            sub,
+                        ]
+                    )
+                base = json_path(steps).replace('."0"', "[0]")
+                last = path[-1] if len(path) > 1 else ""
+                if last in ("createdAt", "modifiedAt", "observedAt"):
+                    expr = f"json_extract(e.doc, {self.p(base)})"
+                else:
+                    expr = (
+                        f"coalesce(json_extract(e.doc, {self.p(base + '.value')}), "
+                        f"json_extract(e.doc, {self.p(base + '.object')}))"
+                    )
+            terms.append(f"{expr} {'DESC' if desc else 'ASC'}")
+        return ", ".join([*terms, tiebreak])
 
     def types(self, tenant: str, node: Any) -> str:
         """Type expressions: each name is an index look-up on entity_types."""

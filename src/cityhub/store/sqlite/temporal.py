@@ -366,7 +366,16 @@ def _entities(
         )
     install_geo(conn, comp)
     where = " AND ".join(parts)
-    select = f"SELECT tt.tpk, tt.id, tt.types, tt.created_at, tt.modified_at FROM tentities tt WHERE {where} ORDER BY tt.tpk"
+    source, order = "tentities tt", "tt.tpk"
+    where_params = list(comp.params)
+    if eq.order:
+        # orderBy reads the current entity (id, type, times and attribute values)
+        source = "tentities tt LEFT JOIN entities e ON e.tenant = tt.tenant AND e.id = tt.id"
+        order = comp.order_by(eq.order, "tt.tpk").replace("e.id", "tt.id")
+    select = (
+        "SELECT tt.tpk, tt.id, tt.types, tt.created_at, tt.modified_at "
+        f"FROM {source} WHERE {where} ORDER BY {order}"
+    )
     if eq.q is not None or eq.geo is not None:
         rows = [
             (tpk, _header(eid, types, c, m))
@@ -378,7 +387,7 @@ def _entities(
     total = None
     if eq.count:
         total = conn.execute(
-            f"SELECT count(*) FROM tentities tt WHERE {where}", comp.params
+            f"SELECT count(*) FROM tentities tt WHERE {where}", where_params
         ).fetchone()[0]
     page = conn.execute(f"{select} LIMIT ? OFFSET ?", [*comp.params, eq.limit, eq.offset])
     return [(tpk, _header(eid, types, c, m)) for tpk, eid, types, c, m in page.fetchall()], total
