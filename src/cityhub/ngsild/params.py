@@ -136,7 +136,7 @@ def order_by(text: str | None, tm: TermMap) -> tuple[tuple[tuple[str, ...], bool
     """orderBy=path[;asc|desc],... (paths: id, type, createdAt, modifiedAt, attr[.sub])."""
     if text is None:
         return ()
-    out = []
+    out: list[tuple[tuple[str, ...], bool]] = []
     for item in csv(text):
         path, _, direction = item.partition(";")
         if direction not in ("", "asc", "desc"):
