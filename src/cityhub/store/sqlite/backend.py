@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +29,10 @@ from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, PRAGMAS, SCHEMA_VERSION
 
 
+log = logging.getLogger("cityhub.store")
+CHECKPOINT_EVERY = 0.5  # seconds
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -47,6 +53,27 @@ class SqliteStore:
             (str(SCHEMA_VERSION),),
         )
         self._all_readers: list[sqlite3.Connection] = []
+        # Checkpoints run on their own thread, not inside a writer's COMMIT (docs/decisions/006).
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="cityhub-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database every CHECKPOINT_EVERY seconds (PASSIVE: never
+        blocks the writer or readers); SQLite restarts the WAL once everything is copied."""
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # retried at the next tick
+                    log.warning("checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
     def _check_schema(self) -> None:
         """Refuse a database written by another schema version rather than corrupt it."""
@@ -82,7 +109,11 @@ class SqliteStore:
         return conn
 
     def close(self) -> None:
-        """Close every connection (readers of other threads included)."""
+        """Stop the checkpointer, fold the WAL into the database, close every connection."""
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
+        with contextlib.suppress(sqlite3.Error):
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for conn in self._all_readers:
             conn.close()
         self._all_readers.clear()

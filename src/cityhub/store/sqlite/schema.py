@@ -10,6 +10,7 @@ PRAGMAS = (
     "PRAGMA cache_size=-65536",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA mmap_size=268435456",
+    "PRAGMA journal_size_limit=67108864",
 )
 
 DDL = """

@@ -1,0 +1,41 @@
+"""SQLite store housekeeping: the WAL is folded back by the checkpointer, data survives."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.service import EntityService
+from cityhub.store.sqlite import SqliteStore
+
+
+def _write(store: SqliteStore, n: int) -> None:
+    tm = ContextCache().core
+    items = [{"id": f"urn:ngsi-ld:T:{i}", "type": "T", "v": i} for i in range(n)]
+    assert not EntityService(store).batch_upsert("", items, tm, "replace").errors
+
+
+def test_checkpointer_copies_the_wal_into_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    size_before = db.stat().st_size
+    _write(store, 500)
+    deadline = time.monotonic() + 5
+    while db.stat().st_size == size_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert db.stat().st_size > size_before, "the background checkpoint reached the main file"
+    store.close()
+
+
+def test_close_truncates_the_wal_and_data_survives_reopening(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    _write(store, 200)
+    store.close()
+    wal = Path(str(db) + "-wal")
+    assert not wal.exists() or os.path.getsize(wal) == 0
+    again = SqliteStore(db)
+    assert again.get("", "urn:ngsi-ld:T:199") is not None
+    again.close()
