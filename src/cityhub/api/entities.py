@@ -18,6 +18,7 @@ from cityhub.api.http import (
     Ctx,
     batch_context,
     context_of,
+    delete_attribute_via,
     json_response,
     no_content,
     params_of,
@@ -26,7 +27,7 @@ from cityhub.api.http import (
     response_context,
 )
 from cityhub.ngsild import params as P
-from cityhub.ngsild.entity import check_path_id, check_uri
+from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
@@ -259,58 +260,29 @@ async def update_attrs(request: Request) -> Response:
     return _attr_result(out)
 
 
+async def _write_attr(request: Request, method: Any, *, patch: bool) -> Response:
+    """PATCH or PUT of one attribute: the same parsing, a different service method."""
+    params_of(request)  # refuses unknown parameters
+    body, media = await read_body(request, patch=patch)
+    ctx = await context_of(request, body, media)
+    attr = request.path_params["attr"]
+    await grouped(request, method, ctx.tenant, _eid(request), attr, body, ctx.tm)
+    return no_content()
+
+
 async def patch_attr(request: Request) -> Response:
     """PATCH /entities/{id}/attrs/{attr}."""
-    params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request, patch=True)
-    ctx = await context_of(request, body, media)
-    await grouped(
-        request,
-        service(request).patch_attribute,
-        ctx.tenant,
-        _eid(request),
-        request.path_params["attr"],
-        body,
-        ctx.tm,
-    )
-    return no_content()
+    return await _write_attr(request, service(request).patch_attribute, patch=True)
 
 
 async def replace_attr(request: Request) -> Response:
     """PUT /entities/{id}/attrs/{attr}."""
-    params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
-    await grouped(
-        request,
-        service(request).replace_attribute,
-        ctx.tenant,
-        _eid(request),
-        request.path_params["attr"],
-        body,
-        ctx.tm,
-    )
-    return no_content()
+    return await _write_attr(request, service(request).replace_attribute, patch=False)
 
 
 async def delete_attr(request: Request) -> Response:
     """DELETE /entities/{id}/attrs/{attr}."""
-    params = params_of(request)
-    ctx = await context_of(request)
-    ds = params.get("datasetId")
-    if ds is not None:
-        check_uri(ds, "datasetId")
-    await grouped(
-        request,
-        service(request).delete_attribute,
-        ctx.tenant,
-        _eid(request),
-        request.path_params["attr"],
-        ctx.tm,
-        ds,
-        P.flag(params, "deleteAll"),
-    )
-    return no_content()
+    return await delete_attribute_via(request, service(request).delete_attribute, _eid(request))
 
 
 def _batch_result(out: BatchOutcome, ok_status: int, ok_body: Any = None) -> Response:

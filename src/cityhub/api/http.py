@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub.api.allowed import allowed_for
+from cityhub.api.commit import grouped
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL
+from cityhub.ngsild.entity import check_uri
 from cityhub.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
@@ -21,6 +23,7 @@ from cityhub.ngsild.errors import (
     NotAcceptable,
     UnsupportedMediaType,
 )
+from cityhub.ngsild.params import flag
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -248,3 +251,15 @@ async def batch_context(
         return tm
 
     return Ctx(tm, link, link, want, tenant), shared
+
+
+async def delete_attribute_via(request: Request, method: Any, eid: str) -> Response:
+    """DELETE …/attrs/{attr} (entities and temporal): datasetId and deleteAll, then the method."""
+    params = params_of(request)
+    ctx = await context_of(request)
+    ds = params.get("datasetId")
+    if ds is not None and ds != "@none":
+        check_uri(ds, "datasetId")
+    attr = request.path_params["attr"]
+    await grouped(request, method, ctx.tenant, eid, attr, ctx.tm, ds, flag(params, "deleteAll"))
+    return no_content()

@@ -14,12 +14,12 @@ from cityhub.api.http import (
     BASE,
     Ctx,
     context_of,
+    delete_attribute_via,
     json_response,
     no_content,
     params_of,
     read_body,
 )
-from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed
 from cityhub.ngsild.temporal import TemporalResult, TemporalService
@@ -112,20 +112,7 @@ async def append(request: Request) -> Response:
 
 async def delete_attr(request: Request) -> Response:
     """DELETE /temporal/entities/{id}/attrs/{attr}."""
-    params = params_of(request)
-    ctx = await context_of(request)
-    ds = params.get("datasetId")
-    await grouped(
-        request,
-        service(request).delete_attribute,
-        ctx.tenant,
-        _eid(request),
-        request.path_params["attr"],
-        ctx.tm,
-        ds,
-        P.flag(params, "deleteAll"),
-    )
-    return no_content()
+    return await delete_attribute_via(request, service(request).delete_attribute, _eid(request))
 
 
 async def modify_instance(request: Request) -> Response:

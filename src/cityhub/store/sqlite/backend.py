@@ -28,7 +28,6 @@ from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, PRAGMAS, SCHEMA_VERSION
 
-
 log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
 
