@@ -101,3 +101,17 @@ def test_serve_on_a_busy_port_fails_cleanly(tmp_path: Path) -> None:
         )
     assert proc.returncode != 0, "a second server on the same port must fail"
     assert b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
+
+
+def test_serve_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cityhub.cli", "serve", "--db", str(bad), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "cannot open the database" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -64,13 +64,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: object) -> int:
     """Run uvicorn on the app built from settings."""
+    import sqlite3
+
     import uvicorn
 
     from cityhub.api.app import create_app
     from cityhub.settings import Settings
+    from cityhub.store.base import StoreError
 
     assert isinstance(settings, Settings)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (StoreError, sqlite3.Error) as exc:
+        print(f"cityhub: cannot open the database {settings.db}: {exc}", file=sys.stderr)
+        return 2
     try:
         uvicorn.run(
             app,
