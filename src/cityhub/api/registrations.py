@@ -3,8 +3,6 @@ registrations and their discovery. Nothing is forwarded to a registered context 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -35,7 +33,6 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityhub.ngsild.query import ast
-from cityhub.ngsild.query.geo import parse_geoq
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
 from cityhub.ngsild.query.typeexpr import parse_types
 
@@ -60,14 +57,7 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
     attrs = frozenset(tm.expand(check_name(a)) for a in P.csv(params.get("attrs"))) or None
     q = ast.map_names(parse_q(params["q"]), tm.expand) if "q" in params else None
     csf = ast.map_names(parse_q(params["csf"]), tm.expand) if "csf" in params else None
-    geo = parse_geoq(
-        params.get("georel"),
-        params.get("geometry"),
-        params.get("coordinates"),
-        params.get("geoproperty"),
-    )
-    if geo is not None:
-        geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
+    geo = P.geo_param(params, tm)
     timerel = params.get("timerel")
     time_at = end_time_at = None
     # observedAt times are matched against observationInterval, createdAt and modifiedAt

@@ -36,6 +36,15 @@ def put_instances(stored: Attrs, name: str, incoming: list[Instance], now: str) 
     return incoming
 
 
+def merge_members(doc: dict[str, Any], members: dict[str, Any]) -> None:
+    """Merge-patch top-level members in place: a None value removes the member."""
+    for key, value in members.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+
+
 def is_null(value: Any) -> bool:
     """The merge-patch marker for 'delete this'."""
     return value == NULL_URI or (isinstance(value, dict) and value.get("value") == NULL_URI)

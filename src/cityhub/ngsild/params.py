@@ -12,7 +12,7 @@ from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
-from cityhub.ngsild.query.geo import parse_geoq
+from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
 from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
@@ -164,6 +164,17 @@ def _expand_q(node: Any, tm: TermMap) -> Any:
     return ast.map_names(node, tm.expand)
 
 
+def geo_param(params: Mapping[str, str], tm: TermMap) -> GeoQuery | None:
+    """georel/geometry/coordinates/geoproperty as a GeoQuery on an expanded GeoProperty."""
+    geo = parse_geoq(
+        params.get("georel"),
+        params.get("geometry"),
+        params.get("coordinates"),
+        params.get("geoproperty"),
+    )
+    return None if geo is None else replace(geo, geoproperty=tm.expand(geo.geoproperty))
+
+
 def entity_query(
     params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True, ids_filter: bool = False
 ) -> EntityQuery:
@@ -183,14 +194,7 @@ def entity_query(
         types = ast.map_names(parse_types(raw_type), tm.expand)
     q = _expand_q(parse_q(params["q"]), tm) if params.get("q") is not None else None
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
-    geo = parse_geoq(
-        params.get("georel"),
-        params.get("geometry"),
-        params.get("coordinates"),
-        params.get("geoproperty"),
-    )
-    if geo is not None:
-        geo = replace(geo, geoproperty=tm.expand(geo.geoproperty))
+    geo = geo_param(params, tm)
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
     filters = (types, q, scope, geo, attrs) + ((ids, id_pattern) if ids_filter else ())
     if require_filter and not any(filters) and not flag(params, "local"):

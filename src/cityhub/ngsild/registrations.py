@@ -18,6 +18,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name, expand_scope
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.query.evaluate import matches_q, matches_types
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
@@ -324,17 +325,9 @@ def patch_members(fragment: Any, tm: TermMap, rid: str) -> tuple[Doc, Doc]:
 def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
     """The stored registration with a fragment's members replacing (or removing) its own."""
     doc = dict(stored)
-    for key, value in members.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
+    merge_members(doc, members)
     merged = dict(doc.get("props") or {})
-    for key, value in props.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
+    merge_members(merged, props)
     doc.pop("props", None)
     if merged:
         doc["props"] = merged

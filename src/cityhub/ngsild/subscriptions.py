@@ -26,6 +26,7 @@ from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
@@ -554,11 +555,7 @@ def patch_members(fragment: Any, tm: TermMap, rid: str) -> Doc:
 def apply_patch(stored: Doc, members: Doc, spec: Any) -> Doc:
     """The stored subscription with a fragment's members replacing (or removing) its own."""
     doc = dict(stored)
-    for key, value in members.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
+    merge_members(doc, members)
     _check_whole(doc)
     if "q" in members or "csf" in members:
         doc["_qctx"] = spec
