@@ -146,8 +146,9 @@ async def context_of(
                 )
         spec = link
     cache = contexts(request)
-    if spec is not None:
-        await cache.prefetch(spec)
+    if spec is None:  # the common case: the core context alone, compiled once
+        return Ctx(cache.core, None, None, want, tenant)
+    await cache.prefetch(spec)
     return Ctx(cache.compile(spec), spec, link, want, tenant)
 
 

@@ -110,9 +110,22 @@ def _lang_tag(language_map: dict[str, Any], lang: str) -> str:
     return "@none" if "@none" in language_map else next(iter(language_map), "@none")
 
 
+_PLAIN_TYPES = frozenset({"Property", "GeoProperty", "Relationship", "ListProperty", "JsonProperty"})
+_SYSTEM = frozenset({"createdAt", "modifiedAt"})
+
+
 def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
     """One instance in normalized or concise form."""
     typ = inst["type"]
+    if (
+        opts.format == "normalized"
+        and not opts.sys_attrs
+        and typ in _PLAIN_TYPES
+        and "sub" not in inst
+        and "objectType" not in inst
+    ):
+        # the common case: the stored instance minus its system members, in stored order
+        return {k: v for k, v in inst.items() if k not in _SYSTEM}
     key = CONTENT_KEY[typ]
     out: dict[str, Any] = {"type": typ}
     content = inst[key]
