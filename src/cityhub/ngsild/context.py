@@ -307,14 +307,6 @@ class ContextCache:
                 self._remote_ids.pop(entry.local_id, None)
             self._compiled.clear()
 
-    def forget(self, url: str) -> bool:
-        """Drop a cached or hub-served context by URL or local id; True when it was known."""
-        entry = self.find(url)
-        if entry is None or entry is self.core_entry:
-            return False
-        self.remove(entry)
-        return True
-
     def _own(self, url: str) -> ContextEntry | None:
         """A hub-served context named by an absolute URL whose path ends in its local path.
 

@@ -6,8 +6,6 @@ from typing import Any
 
 from cityhub.ngsild.entity import Attrs, Instance
 
-NULL_URI = "urn:ngsi-ld:null"
-
 
 def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
     """Set createdAt/modifiedAt on an instance (keeping an older createdAt)."""
@@ -43,11 +41,6 @@ def merge_members(doc: dict[str, Any], members: dict[str, Any]) -> None:
             doc.pop(key, None)
         else:
             doc[key] = value
-
-
-def is_null(value: Any) -> bool:
-    """The merge-patch marker for 'delete this'."""
-    return value == NULL_URI or (isinstance(value, dict) and value.get("value") == NULL_URI)
 
 
 def merge_instance(old: Instance, new: Instance, now: str) -> Instance:

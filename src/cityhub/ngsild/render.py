@@ -110,7 +110,9 @@ def _lang_tag(language_map: dict[str, Any], lang: str) -> str:
     return "@none" if "@none" in language_map else next(iter(language_map), "@none")
 
 
-_PLAIN_TYPES = frozenset({"Property", "GeoProperty", "Relationship", "ListProperty", "JsonProperty"})
+_PLAIN_TYPES = frozenset(
+    {"Property", "GeoProperty", "Relationship", "ListProperty", "JsonProperty"}
+)
 _SYSTEM = frozenset({"createdAt", "modifiedAt"})
 
 

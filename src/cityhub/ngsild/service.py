@@ -560,13 +560,6 @@ def _strip_type(body: Any) -> Any:
     return body
 
 
-def _with_inferred(body: Any) -> Any:
-    """A partial attribute update may omit type; infer it from the content."""
-    if isinstance(body, dict):
-        return {k: v for k, v in body.items() if k != "@context"}
-    return body
-
-
 def _item_id(item: Any) -> str:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return str(item["id"])
