@@ -397,11 +397,6 @@ async def test_modify_unknown_instance_is_404(client: httpx.AsyncClient, history
     problem(resp, 404, "ResourceNotFound")
 
 
-@pytest.mark.xfail(
-    reason="PATCH of a temporal instance whose body names another attribute stores "
-    "{'state': {...}} as the power instance's value instead of answering 400",
-    strict=True,
-)
 async def test_modify_instance_with_other_attribute_is_400(
     client: httpx.AsyncClient, history: Any
 ) -> None:

@@ -26,6 +26,9 @@ from cityhub.ngsild.service import new_instance_id
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery
 
+_INSTANCE_MEMBERS = frozenset(
+    {"type", "value", "object", "languageMap", "vocab", "valueList", "objectList", "json"}
+)
 AGGR_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
 TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
 FORMATS = ("normalized", "concise", "temporalValues", "simplified", "aggregatedValues")
@@ -301,6 +304,9 @@ class TemporalService:
         raw = {k: v for k, v in body.items() if k != "@context"}
         if attr in raw and len(raw) == 1:
             raw = raw[attr]
+        elif len(raw) == 1 and not _INSTANCE_MEMBERS & raw.keys():
+            (other,) = raw
+            raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
