@@ -78,18 +78,35 @@ def serve(settings: object) -> int:
     except (StoreError, sqlite3.Error) as exc:
         print(f"cityhub: cannot open the database {settings.db}: {exc}", file=sys.stderr)
         return 2
-    try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
+    busy = _port_busy(settings.host, settings.port)
+    if busy:
+        print(
+            f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); "
+            "pick another with --port or CITYHUB_PORT",
+            file=sys.stderr,
         )
-    except OSError as exc:
-        print(f"cityhub: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
     return 0
+
+
+def _port_busy(host: str, port: int) -> str:
+    """Why the port cannot be bound ('' when it can): a clear message beats uvicorn's log."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
 
 
 if __name__ == "__main__":
