@@ -5,25 +5,25 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from cityhub.api.http import (
-    BASE,
     context_of,
     json_response,
     no_content,
     params_of,
     read_body,
-    tenant_of,
 )
 from cityhub.api.subscriptions import (
-    collection,
     created,
+    delete_resource,
+    fetch_resource,
     new_id,
     page,
     paged_response,
     path_id,
     require_tenant,
+    resource_routes,
     store,
     sys_attrs,
 )
@@ -125,13 +125,8 @@ async def query(request: Request) -> Response:
 async def retrieve(request: Request) -> Response:
     """GET /csourceRegistrations/{id}."""
     params = params_of(request)
-    ctx = await context_of(request)
-    rid = path_id(request, WHAT)
     show_sys = sys_attrs(params)
-    require_tenant(request, ctx.tenant)
-    doc = store(request).resource_get(KIND, ctx.tenant, rid)
-    if doc is None:
-        raise ResourceNotFound(f"registration {rid} does not exist")
+    ctx, doc = await fetch_resource(request, KIND, WHAT, "registration")
     return json_response(ctx, R.render_registration(doc, ctx.tm, sys_attrs=show_sys))
 
 
@@ -153,26 +148,12 @@ async def update(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     """DELETE /csourceRegistrations/{id}."""
-    params_of(request)
-    tenant = tenant_of(request, must_exist=False)
-    rid = path_id(request, WHAT)
-    require_tenant(request, tenant)
-    if not store(request).resource_delete(KIND, tenant, rid):
-        raise ResourceNotFound(f"registration {rid} does not exist")
-    return no_content()
+    return delete_resource(request, KIND, WHAT, "registration")
 
 
 def routes() -> list[BaseRoute]:
     """/csourceRegistrations."""
-    r: list[BaseRoute] = []
-    r += collection(PATH, create, ["POST"])
-    r += collection(PATH, query, ["GET"])
-    r += [
-        Route(BASE + PATH + "/{rid:path}", retrieve, methods=["GET"]),
-        Route(BASE + PATH + "/{rid:path}", update, methods=["PATCH"]),
-        Route(BASE + PATH + "/{rid:path}", delete, methods=["DELETE"]),
-    ]
-    return r
+    return resource_routes(PATH, create, query, retrieve, update, delete)
 
 
 __all__ = ["registration_query", "routes"]

@@ -126,6 +126,46 @@ def collection(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRo
     ]
 
 
+def resource_routes(
+    path: str,
+    create: Endpoint,
+    query: Endpoint,
+    retrieve: Endpoint,
+    update: Endpoint,
+    delete: Endpoint,
+) -> list[BaseRoute]:
+    """The five routes of a stored NGSI-LD resource kind (ids may hold '/')."""
+    return [
+        *collection(path, create, ["POST"]),
+        *collection(path, query, ["GET"]),
+        Route(BASE + path + "/{rid:path}", retrieve, methods=["GET"]),
+        Route(BASE + path + "/{rid:path}", update, methods=["PATCH"]),
+        Route(BASE + path + "/{rid:path}", delete, methods=["DELETE"]),
+    ]
+
+
+async def fetch_resource(request: Request, kind: str, what: str, noun: str) -> tuple[Any, Any]:
+    """(request context, stored document) of GET /{kind}/{id}, or ResourceNotFound."""
+    ctx = await context_of(request)
+    rid = path_id(request, what)
+    require_tenant(request, ctx.tenant)
+    doc = store(request).resource_get(kind, ctx.tenant, rid)
+    if doc is None:
+        raise ResourceNotFound(f"{noun} {rid} does not exist")
+    return ctx, doc
+
+
+def delete_resource(request: Request, kind: str, what: str, noun: str) -> Response:
+    """DELETE /{kind}/{id}: 204, or ResourceNotFound."""
+    params_of(request)
+    tenant = tenant_of(request, must_exist=False)
+    rid = path_id(request, what)
+    require_tenant(request, tenant)
+    if not store(request).resource_delete(kind, tenant, rid):
+        raise ResourceNotFound(f"{noun} {rid} does not exist")
+    return no_content()
+
+
 # -- the subscription resources ------------------------------------------------------------------
 def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
     """Create, query, retrieve, update and delete routes for one kind of subscription."""
@@ -157,13 +197,8 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
 
     async def retrieve(request: Request) -> Response:
         params = params_of(request)
-        ctx = await context_of(request)
-        rid = path_id(request, what)
         show_sys = sys_attrs(params)
-        require_tenant(request, ctx.tenant)
-        doc = store(request).resource_get(kind, ctx.tenant, rid)
-        if doc is None:
-            raise ResourceNotFound(f"subscription {rid} does not exist")
+        ctx, doc = await fetch_resource(request, kind, what, "subscription")
         return json_response(
             ctx, S.render_subscription(doc, ctx.tm, csource=csource, sys_attrs=show_sys)
         )
@@ -185,21 +220,9 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         return no_content()
 
     async def delete(request: Request) -> Response:
-        params_of(request)
-        tenant = tenant_of(request, must_exist=False)
-        rid = path_id(request, what)
-        require_tenant(request, tenant)
-        if not store(request).resource_delete(kind, tenant, rid):
-            raise ResourceNotFound(f"subscription {rid} does not exist")
-        return no_content()
+        return delete_resource(request, kind, what, "subscription")
 
-    return [
-        *collection(path, create, ["POST"]),
-        *collection(path, query, ["GET"]),
-        Route(BASE + path + "/{rid:path}", retrieve, methods=["GET"]),
-        Route(BASE + path + "/{rid:path}", update, methods=["PATCH"]),
-        Route(BASE + path + "/{rid:path}", delete, methods=["DELETE"]),
-    ]
+    return resource_routes(path, create, query, retrieve, update, delete)
 
 
 SUBSCRIPTIONS = "subscription"
