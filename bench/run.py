@@ -30,12 +30,12 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
-from bench import data
+from bench import data, iot
 from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdef"
+FIGURES = "abcdefg"
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-f)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-g)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -225,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
 
     prof_path = RESULTS / "hub.prof"
     try:
-        out.update(measure(plan, only, tmp, prof_path if args.profile else None))
+        if only - {"g"}:
+            out.update(measure(plan, only, tmp, prof_path if args.profile else None))
+        if "g" in only:
+            try:
+                out["iot"] = iot.measure(args.quick, tmp)
+            except RuntimeError as exc:  # no broker: the other figures still count
+                say(f"  (g) skipped: {exc}")
+                out["iot_error"] = str(exc)
     finally:
         if args.keep:
             say(f"kept {tmp}")
@@ -547,14 +554,19 @@ def render(out: dict[str, Any], only: set[str]) -> str:
                 f"({row['buckets']:,} periods, {row['bytes'] / 1024:,.0f} KiB) | {fmt_lat(row)} | {base_txt} | "
                 f"{p95 / seq:,.0f} | p95 ≤ 50 ms | {verdict(p95 <= 50)} |"
             )
+    if "g" in only and "iot" in out:
+        lines += iot.render_rows(out["iot"])
+    elif "g" in only:
+        lines.append(f"| (g) | IoT ingestion | not measured: {out.get('iot_error', '?')} | | | | |")
     mem = out.get("memory_kib", {})
-    lines += [
-        "",
-        f"- hub peak RSS (VmHWM of the server process): {mem.get('VmHWM', 0) / 1024:,.0f} MiB; at the end "
-        f"{mem.get('RssAnon', 0) / 1024:,.0f} MiB anonymous + {mem.get('RssFile', 0) / 1024:,.0f} MiB file-backed "
-        "(SQLite mmap of the database)",
-        f"- total wall time: {out['wall_s']:,.0f} s",
-    ]
+    lines.append("")
+    if mem:
+        lines.append(
+            f"- hub peak RSS (VmHWM of the server process): {mem.get('VmHWM', 0) / 1024:,.0f} MiB; at the end "
+            f"{mem.get('RssAnon', 0) / 1024:,.0f} MiB anonymous + {mem.get('RssFile', 0) / 1024:,.0f} MiB file-backed "
+            "(SQLite mmap of the database)"
+        )
+    lines.append(f"- total wall time: {out['wall_s']:,.0f} s")
     if out.get("hub_restarts"):
         lines.append(
             f"- the hub was restarted {out['hub_restarts']} time(s) after latency runs cut short "
@@ -582,6 +594,8 @@ def render(out: dict[str, Any], only: set[str]) -> str:
             f"| {name} | {res['requests']:,} | {res['requests'] - res['ok']:,} | {lat['p50']:,.2f} | "
             f"{lat['p99']:,.2f} | {res['server_cpu']:.2f} | {res['load_cpu']:.2f} | {res['other_cpu']:.2f} |"
         )
+    if "g" in only and "iot" in out:
+        lines += iot.render_notes(out["iot"])
     return "\n".join(lines)
 
 

@@ -16,6 +16,9 @@ def _server_args(p: argparse.ArgumentParser, db_default: str | None) -> None:
         "--db", default=db_default, help="SQLite database file (default ./cityhub.db, CITYHUB_DB)"
     )
     p.add_argument("--log-level", default=None, help="debug, info, warning or error")
+    p.add_argument(
+        "--mqtt", default=None, help="IoT MQTT southbound: off, embedded or mqtt://host:1883"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,12 +33,26 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load a sample city into a fresh database and serve it")
     _server_args(demo, "./cityhub-demo.db")
     demo.add_argument("--keep", action="store_true", help="keep an existing demo database")
+    from cityhub.ingest.importers.cli import add_parser as add_import_parser
+
+    add_import_parser(sub)
+    from cityhub.ingest.agent.cli import add_parser as add_iot_parser
+
+    add_iot_parser(sub)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cityhub` script."""
     args = parser().parse_args(argv)
+    if args.command == "import":
+        from cityhub.ingest.importers.cli import run as run_import
+
+        return run_import(args)
+    if args.command == "iot":
+        from cityhub.ingest.agent.cli import run as run_iot
+
+        return run_iot(args)
     from pydantic import ValidationError
 
     from cityhub.settings import Settings
@@ -47,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("port", args.port),
             ("db", args.db),
             ("log_level", args.log_level),
+            ("mqtt", args.mqtt),
         )
         if v is not None
     }
@@ -83,6 +101,16 @@ def serve(settings: object) -> int:
         print(
             f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); "
             "pick another with --port or CITYHUB_PORT",
+            file=sys.stderr,
+        )
+        return 1
+    embedded = settings.mqtt == "embedded"
+    mqtt_busy = _port_busy(settings.host, settings.mqtt_embedded_port) if embedded else ""
+    if mqtt_busy:
+        print(
+            f"cityhub: the embedded MQTT broker cannot listen on port "
+            f"{settings.mqtt_embedded_port} ({mqtt_busy}); pick another with "
+            "CITYHUB_MQTT_EMBEDDED_PORT",
             file=sys.stderr,
         )
         return 1

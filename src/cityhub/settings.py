@@ -41,6 +41,64 @@ class Settings(BaseSettings):
         description="Most instances of one attribute a temporal response holds; beyond it the "
         "answer is 206 Partial Content with a date-time Content-Range (clause 6.3.10).",
     )
+    notify_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Seconds a receiver has to answer one notification (an endpoint's own "
+        "`timeout` member, in milliseconds, takes precedence).",
+    )
+    notify_attempts: int = Field(
+        5, ge=1, le=100, description="Attempts per notification before it is given up."
+    )
+    notify_backoff: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Seconds before the first retry of a failed notification; each further "
+        "retry waits twice as long, up to 60 s.",
+    )
+    notify_queue_max: int = Field(
+        10_000,
+        ge=1,
+        description="Most notifications waiting for one endpoint; beyond it the oldest are "
+        "dropped, so a dead receiver cannot fill the disk.",
+    )
+
+    mqtt: str = Field(
+        "off",
+        pattern=r"^(off|embedded|mqtts?://\S+)$",
+        description="MQTT southbound of the IoT agent: off, embedded (an in-process broker on "
+        "mqtt_embedded_port) or an external broker URL such as mqtt://127.0.0.1:1883.",
+    )
+    mqtt_embedded_port: int = Field(
+        1884, ge=1, le=65535, description="Port of the embedded MQTT broker (--mqtt embedded)."
+    )
+    mqtt_group: str = Field(
+        "cityhub",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Shared-subscription group on an external broker: the agents of one group "
+        "split the device messages between them.",
+    )
+    deadletter_max: int = Field(
+        10_000,
+        ge=1,
+        description="Most refused device messages kept for inspection (all tenants together); "
+        "beyond it the oldest are dropped.",
+    )
+    ingest_batch_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="Milliseconds the IoT agent collects device messages before writing them "
+        "in one transaction.",
+    )
+    ingest_batch_max: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most device messages in one write; a full batch is written at once.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,8 @@ from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.http import BASE, plain_json
+from cityhub.ingest.agent import agent as iot_agent
+from cityhub.ingest.agent import api as iot_api
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.errors import (
     BadRequestData,
@@ -31,6 +33,8 @@ from cityhub.ngsild.errors import (
 )
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
+from cityhub.notify.delivery import Policy
+from cityhub.notify.notifier import Notifier
 from cityhub.settings import Settings
 from cityhub.store.sqlite import SqliteStore
 
@@ -122,6 +126,7 @@ def routes() -> list[BaseRoute]:
         Route(BASE + "/jsonldContexts/{cid:path}", C.delete_context, methods=["DELETE"]),
     ]
     r += subscriptions.routes() + registrations.routes()
+    r += iot_api.routes()
     r.append(Route("/health", health, methods=["GET"]))
     return r
 
@@ -173,10 +178,27 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         mirrors=settings.context_mirrors,
     )
     cache.load(store.contexts())
+    notifier = Notifier(
+        store,
+        cache,
+        Policy(
+            timeout=settings.notify_timeout,
+            attempts=settings.notify_attempts,
+            backoff=settings.notify_backoff,
+            queue_max=settings.notify_queue_max,
+        ),
+        base_url=f"http://{settings.host}:{settings.port}",
+    )
+    notifier.load()
+    store.sink = notifier
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        notifier.start()
+        await iot_agent.start(app)
         yield
+        await iot_agent.stop(app)
+        await notifier.close()
         store.close()
 
     app = Starlette(
@@ -194,4 +216,6 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.contexts = cache
     app.state.entities = EntityService(store)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
+    app.state.notifier = notifier
+    iot_agent.install(app)
     return app

@@ -181,6 +181,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
             await contexts(request).prefetch(doc["jsonldContext"])
         if not store(request).resource_create(kind, ctx.tenant, rid, doc):
             raise AlreadyExists(f"subscription {rid} already exists")
+        await changed(request, ctx.tenant, rid)
         return created(path, rid)
 
     async def query(request: Request) -> Response:
@@ -191,7 +192,10 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         show_sys = sys_attrs(params)
         docs, total = store(request).resource_list(kind, ctx.tenant, limit, offset)
         items = [
-            S.render_subscription(d, ctx.tm, csource=csource, sys_attrs=show_sys) for d in docs
+            S.render_subscription(
+                live(request, ctx.tenant, d), ctx.tm, csource=csource, sys_attrs=show_sys
+            )
+            for d in docs
         ]
         return paged_response(ctx, path, params, items, total, limit, offset, count)
 
@@ -199,6 +203,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         params = params_of(request)
         show_sys = sys_attrs(params)
         ctx, doc = await fetch_resource(request, kind, what, "subscription")
+        doc = live(request, ctx.tenant, doc)
         return json_response(
             ctx, S.render_subscription(doc, ctx.tm, csource=csource, sys_attrs=show_sys)
         )
@@ -212,15 +217,27 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         members = S.patch_members(body, ctx.tm, rid)
         if members.get("jsonldContext"):
             await contexts(request).prefetch(members["jsonldContext"])
-        changed = store(request).resource_update(
+        updated = store(request).resource_update(
             kind, ctx.tenant, rid, lambda old: S.apply_patch(old, members, ctx.spec)
         )
-        if changed is None:
+        if updated is None:
             raise ResourceNotFound(f"subscription {rid} does not exist")
+        await changed(request, ctx.tenant, rid)
         return no_content()
 
     async def delete(request: Request) -> Response:
-        return delete_resource(request, kind, what, "subscription")
+        response = delete_resource(request, kind, what, "subscription")
+        await changed(request, tenant_of(request, must_exist=False), path_id(request, what))
+        return response
+
+    async def changed(request: Request, tenant: str, rid: str) -> None:
+        """Tell the notifier (entity subscriptions only: registrations do not notify yet)."""
+        if not csource:
+            await request.app.state.notifier.refresh(tenant, rid)
+
+    def live(request: Request, tenant: str, doc: Any) -> Any:
+        """The stored subscription with its current delivery status."""
+        return doc if csource else request.app.state.notifier.status(tenant, doc)
 
     return resource_routes(path, create, query, retrieve, update, delete)
 

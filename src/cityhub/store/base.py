@@ -70,6 +70,34 @@ class Aggregation:
     # The store answers, per attribute, {method: [[value, startAt, endAt], ...]}.
 
 
+@dataclass
+class Change:
+    """One entity's change inside a write: its stored JSON before and after (None: absent)."""
+
+    eid: str
+    before: str | None
+    after: str | None
+
+
+@dataclass
+class OutboxItem:
+    """A notification to deliver: kept in the store until its endpoint has taken it."""
+
+    tenant: str
+    sub_id: str
+    endpoint: str
+    payload: bytes
+    seq: int = 0  # assigned by the store when the item is written
+
+
+class ChangeSink(Protocol):
+    """Turns a write's changes into outbox items inside the same transaction (notify/)."""
+
+    def wants(self, tenant: str) -> bool: ...
+    def outbox_items(self, tenant: str, changes: list[Change]) -> list[OutboxItem]: ...
+    def committed(self, items: list[OutboxItem]) -> None: ...
+
+
 class WriteTx(Protocol):
     """One write transaction on the single writer; commits on clean exit."""
 

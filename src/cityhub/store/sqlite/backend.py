@@ -17,13 +17,16 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import (
     Aggregation,
+    Change,
+    ChangeSink,
     Doc,
     EntityExists,
     EntityQuery,
+    OutboxItem,
     StoreError,
     TemporalQuery,
 )
-from cityhub.store.sqlite import functions, resources, temporal
+from cityhub.store.sqlite import functions, outbox, resources, temporal
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, PRAGMAS, SCHEMA_VERSION
@@ -47,6 +50,9 @@ class SqliteStore:
         self._writer = self._connect()
         self._check_schema()
         self._writer.executescript(DDL)
+        self._writer.executescript(outbox.DDL)
+        self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
+        self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         self._writer.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -123,26 +129,50 @@ class SqliteStore:
     @contextmanager
     def write(self, tenant: str) -> Iterator[SqliteWriteTx]:
         """A write transaction (BEGIN IMMEDIATE), or a savepoint inside group(); rolled back
-        if the block raises."""
+        if the block raises. The block's changes reach the sink before it commits."""
         with self._write_lock:
             conn = self._writer
+            sink = self.sink
+            tx = SqliteWriteTx(conn, tenant, capture=sink is not None and sink.wants(tenant))
             if self._in_group:
                 conn.execute("SAVEPOINT w")
                 try:
-                    yield SqliteWriteTx(conn, tenant)
+                    yield tx
+                    items = self._to_outbox(tx)
                 except BaseException:
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
                     raise
                 conn.execute("RELEASE w")
+                self._group_items += items
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield SqliteWriteTx(conn, tenant)
+                yield tx
+                items = self._to_outbox(tx)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._handover(items)
+
+    def _to_outbox(self, tx: SqliteWriteTx) -> list[OutboxItem]:
+        """The sink's outbox items for a block's changes, written in the same transaction."""
+        if not tx.changes or self.sink is None:
+            return []
+        changes = [Change(eid, before, after) for eid, (before, after) in tx.changes.items()]
+        try:
+            items = self.sink.outbox_items(tx.tenant, changes)
+        except Exception:  # a matching bug must not cost the write itself
+            log.exception("subscription matching failed; these changes notify no one")
+            return []
+        outbox.add(self._writer, items)
+        return items
+
+    def _handover(self, items: list[OutboxItem]) -> None:
+        """Give committed outbox items to the sink for delivery."""
+        if items and self.sink is not None:
+            self.sink.committed(items)
 
     @contextmanager
     def group(self) -> Iterator[None]:
@@ -151,6 +181,7 @@ class SqliteStore:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             self._in_group = True
+            self._group_items = []
             try:
                 yield
             except BaseException:
@@ -159,6 +190,34 @@ class SqliteStore:
             finally:
                 self._in_group = False
             conn.execute("COMMIT")
+            items, self._group_items = self._group_items, []
+            self._handover(items)
+
+    # -- the outbox (store/sqlite/outbox.py) -------------------------------------------------
+    def outbox_pending(
+        self, after: int = 0, limit: int = 10_000, endpoint: str | None = None
+    ) -> list[OutboxItem]:
+        """Undelivered outbox items, oldest first."""
+        return outbox.pending(self._reader(), after, limit, endpoint)
+
+    def outbox_done(self, seqs: list[int]) -> None:
+        """Delete delivered (or abandoned) outbox items."""
+        if seqs:
+            with self._write_lock:
+                if self._in_group:
+                    outbox.remove(self._writer, seqs)
+                    return
+                self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    outbox.remove(self._writer, seqs)
+                except BaseException:
+                    self._writer.execute("ROLLBACK")
+                    raise
+                self._writer.execute("COMMIT")
+
+    def outbox_count(self) -> int:
+        """How many notifications wait for delivery."""
+        return outbox.count(self._reader())
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, tenant: str, eid: str) -> Doc | None:
@@ -338,35 +397,66 @@ class SqliteStore:
         with self._write_lock:
             return resources.delete(self._writer, kind, tenant, rid)
 
+    def resource_every_tenant(self, kind: str) -> list[tuple[str, Doc]]:
+        """(tenant, document) of every stored resource of one kind."""
+        return resources.select_every_tenant(self._reader(), kind)
+
     def resource_tenant(self, tenant: str) -> bool:
         """Whether a tenant holds any stored resource."""
         return resources.has_tenant(self._reader(), tenant)
+
+    def resource_count_all(self, kind: str) -> int:
+        """How many resources of one kind all tenants hold (bounded stores count at start-up)."""
+        return resources.count_kind(self._reader(), kind)
+
+    def resource_trim(self, kind: str, keep: int) -> int:
+        """Drop the oldest resources of one kind beyond the newest `keep`; how many went."""
+        with self._write_lock:
+            return resources.trim(self._writer, kind, keep)
+
+    def resource_clear(self, kind: str, tenant: str) -> int:
+        """Delete every resource of one kind in a tenant; how many went."""
+        with self._write_lock:
+            return resources.delete_kind(self._writer, kind, tenant)
 
 
 class SqliteWriteTx:
     """The operations of one write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, tenant: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, tenant: str, capture: bool = False) -> None:
         self.conn = conn
         self.tenant = tenant
+        self.capture = capture  # keep each entity's JSON before and after (for the sink)
+        self.changes: dict[str, tuple[str | None, str | None]] = {}
+        self._seen: dict[str, str] = {}  # JSON as read before any change in this block
+
+    def _changed(self, eid: str, before: str | None, after: str | None) -> None:
+        """Note a change; the first state this block saw stays the "before"."""
+        if self.capture:
+            first = self.changes[eid][0] if eid in self.changes else self._seen.get(eid, before)
+            self.changes[eid] = (first, after)
 
     def get(self, eid: str) -> Doc | None:
         """Read inside the transaction (sees its own writes)."""
         row = self.conn.execute(
             "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
+        if row and self.capture:
+            self._seen.setdefault(eid, row[0])
         return orjson.loads(row[0]) if row else None
 
     def insert(self, doc: Doc) -> None:
         """Add a new entity; EntityExists if the id is taken."""
+        text = _dumps(doc)
         try:
             cur = self.conn.execute(
                 "INSERT INTO entities (tenant, id, created_at, modified_at, doc) VALUES (?, ?, ?, ?, ?)",
-                (self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], _dumps(doc)),
+                (self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text),
             )
         except sqlite3.IntegrityError as exc:
             raise EntityExists(doc["id"]) from exc
         self._index(int(cur.lastrowid or 0), doc)
+        self._changed(doc["id"], None, text)
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of these ids already name an entity in the tenant."""
@@ -391,9 +481,9 @@ class SqliteWriteTx:
         rows, types, attrs, geos, boxes = [], [], [], [], []
         for doc in docs:
             pk += 1
-            rows.append(
-                (pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], _dumps(doc))
-            )
+            text = _dumps(doc)
+            rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
+            self._changed(doc["id"], None, text)
             types += [(self.tenant, t, pk) for t in doc["type"]]
             attrs += [(pk, *row) for row in attr_rows(doc)]
             for name, geojson, box in geo_rows(doc):
@@ -424,16 +514,20 @@ class SqliteWriteTx:
         rows are rewritten. None rewrites them all.
         """
         row = self.conn.execute(
-            "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (self.tenant, doc["id"])
+            f"SELECT pk{', doc' if self.capture else ''} FROM entities WHERE tenant = ? AND id = ?",
+            (self.tenant, doc["id"]),
         ).fetchone()
         if row is None:
             self.insert(doc)
             return
         pk = row[0]
+        text = _dumps(doc)
         self.conn.execute(
             "UPDATE entities SET modified_at = ?, doc = ? WHERE pk = ?",
-            (doc["modifiedAt"], _dumps(doc), pk),
+            (doc["modifiedAt"], text, pk),
         )
+        if self.capture:
+            self._changed(doc["id"], row[1], text)
         if changed is None:
             self._unindex(pk)
             self._index(pk, doc)
@@ -469,12 +563,15 @@ class SqliteWriteTx:
     def delete(self, eid: str) -> bool:
         """Remove an entity; False if it did not exist."""
         row = self.conn.execute(
-            "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
+            f"SELECT pk{', doc' if self.capture else ''} FROM entities WHERE tenant = ? AND id = ?",
+            (self.tenant, eid),
         ).fetchone()
         if row is None:
             return False
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
         self._unindex(row[0])
+        if self.capture:
+            self._changed(eid, row[1], None)
         return True
 
     def _index(self, pk: int, doc: Doc) -> None:

@@ -96,3 +96,36 @@ def has_tenant(conn: sqlite3.Connection, tenant: str) -> bool:
     """Whether a tenant holds any resource of any kind."""
     row = conn.execute("SELECT 1 FROM resources WHERE tenant = ? LIMIT 1", (tenant,)).fetchone()
     return row is not None
+
+
+def select_every_tenant(conn: sqlite3.Connection, kind: str) -> list[tuple[str, Doc]]:
+    """(tenant, document) of every resource of one kind, oldest first (start-up loading)."""
+    rows = conn.execute(
+        "SELECT tenant, doc FROM resources WHERE kind = ? ORDER BY pk", (kind,)
+    ).fetchall()
+    return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
+
+
+def count_kind(conn: sqlite3.Connection, kind: str) -> int:
+    """How many resources of one kind all tenants hold together."""
+    row = conn.execute("SELECT count(*) FROM resources WHERE kind = ?", (kind,)).fetchone()
+    return int(row[0])
+
+
+def trim(conn: sqlite3.Connection, kind: str, keep: int) -> int:
+    """Delete the oldest resources of one kind (all tenants) beyond the newest `keep`."""
+    excess = count_kind(conn, kind) - max(keep, 0)
+    if excess <= 0:
+        return 0
+    cur = conn.execute(
+        "DELETE FROM resources WHERE pk IN "
+        "(SELECT pk FROM resources WHERE kind = ? ORDER BY pk LIMIT ?)",
+        (kind, excess),
+    )
+    return cur.rowcount
+
+
+def delete_kind(conn: sqlite3.Connection, kind: str, tenant: str) -> int:
+    """Delete every resource of one kind in a tenant; how many there were."""
+    cur = conn.execute("DELETE FROM resources WHERE kind = ? AND tenant = ?", (kind, tenant))
+    return cur.rowcount

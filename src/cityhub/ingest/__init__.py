@@ -1,0 +1,1 @@
+"""Getting data into the hub: batch importers and the IoT agent."""

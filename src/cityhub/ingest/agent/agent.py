@@ -1,0 +1,137 @@
+"""The IoT agent as one object on app.state.iot, and its start/stop hooks for the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+
+from cityhub.ingest.agent.deadletters import DeadLetters
+from cityhub.ingest.agent.mqtt import TOPIC, BrokerUrl, Connection, parse_broker
+from cityhub.ingest.agent.payload import Raw
+from cityhub.ingest.agent.pipeline import Ingestor
+from cityhub.ingest.agent.provisioning import Provisioning
+from cityhub.ingest.agent.reasons import BAD_REQUEST, Rejected
+from cityhub.ingest.agent.registry import Registry
+from cityhub.ingest.agent.stats import Stats
+
+log = logging.getLogger("cityhub.iot")
+
+
+class IotAgent:
+    """Registry, message path, dead letters and the MQTT side of one hub process."""
+
+    def __init__(self, settings: Any, state: Any) -> None:
+        self.settings = settings
+        self.stats = Stats()
+        self.registry = Registry()
+        self.registry.load(state.store)
+        self.letters = DeadLetters(state.store, settings.deadletter_max)
+        self.ingestor = Ingestor(
+            self.registry,
+            self.letters,
+            self.stats,
+            state,
+            window=settings.ingest_batch_ms / 1000,
+            max_batch=settings.ingest_batch_max,
+        )
+        self.provisioning = Provisioning(self.registry, state)
+        self.connection = Connection()
+        self._broker: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def on_mqtt(self, topic: str, payload: bytes) -> None:
+        """One MQTT message: cityhub/{apikey}/{deviceId}/attrs."""
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[0] != "cityhub" or parts[3] != "attrs":
+            rej = Rejected(BAD_REQUEST, "the topic is not cityhub/{apikey}/{deviceId}/attrs")
+            self.ingestor.refuse(Raw("mqtt", "", "", payload, topic=topic), rej)
+            return
+        self.ingestor.submit(Raw("mqtt", parts[1], parts[2], payload, None, topic))
+
+    async def start(self) -> None:
+        """Start the embedded broker and/or the subscriber as the settings say; a broker that
+        cannot start is logged, and the hub serves HTTP regardless."""
+        mode = self.settings.mqtt
+        if mode == "off":
+            return
+        from cityhub.ingest.agent.mqtt import subscribe_forever
+
+        try:
+            if mode == "embedded":
+                from cityhub.ingest.agent.broker import client_host, start_broker
+
+                host, port = self.settings.host, self.settings.mqtt_embedded_port
+                self._broker = await start_broker(host, port)
+                url, topic = BrokerUrl(client_host(host), port), TOPIC
+                self.connection.mode = "embedded"
+            else:
+                url = parse_broker(mode)
+                topic = f"$share/{self.settings.mqtt_group}/{TOPIC}"
+                self.connection.mode = "external"
+        except Exception as exc:
+            self.connection.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("the MQTT southbound is off: %s", self.connection.last_error)
+            return
+        self.connection.broker = str(url)
+        ing = self.ingestor
+        self._task = asyncio.create_task(
+            subscribe_forever(
+                url,
+                topic,
+                self.on_mqtt,
+                ing.busy,
+                ing.room,
+                self.connection,
+                queue_max=20 * self.settings.ingest_batch_max,
+            )
+        )
+
+    async def stop(self) -> None:
+        """Stop receiving, write what was received, stop the embedded broker."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.ingestor.drain()
+        if self._broker is not None:
+            with contextlib.suppress(Exception):
+                await self._broker.shutdown()
+            self._broker = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """GET /iot/v1/stats."""
+        out = self.stats.snapshot()
+        out["deadLetters"] = self.letters.held
+        out["deadLettersDropped"] = self.letters.dropped
+        out["sources"] = len(self.registry.sources)
+        out["devices"] = len(self.registry.devices)
+        conn = self.connection
+        out["mqtt"] = {
+            "mode": conn.mode,
+            "broker": conn.broker,
+            "connected": conn.connected,
+            "connects": conn.connects,
+            "lastError": conn.last_error,
+            "dropped": conn.dropped,
+        }
+        return out
+
+
+def install(app: Starlette) -> None:
+    """Create the agent on app.state.iot (the store, committer and services must be there)."""
+    app.state.iot = IotAgent(app.state.settings, app.state)
+
+
+async def start(app: Starlette) -> None:
+    """Lifespan start-up hook."""
+    await app.state.iot.start()
+
+
+async def stop(app: Starlette) -> None:
+    """Lifespan shutdown hook (before the store closes)."""
+    await app.state.iot.stop()

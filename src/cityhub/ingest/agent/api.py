@@ -1,0 +1,193 @@
+"""/iot/v1: provisioning (sources, devices), the HTTP southbound, dead letters and stats.
+
+Handlers stay thin: the tenant comes from NGSILD-Tenant, errors are cityhub.ngsild.errors
+classes (the app renders them as ProblemDetails), device refusals go through reasons.as_error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cityhub.api.http import plain_json, read_body
+from cityhub.ingest.agent.payload import JSON, MAX_BYTES, TEXT, Raw
+from cityhub.ingest.agent.reasons import BAD_REQUEST, TOO_LARGE, UNSUPPORTED, Rejected, as_error
+from cityhub.ngsild.errors import InvalidRequest
+
+PREFIX = "/iot/v1"
+MAX_LIMIT = 1000
+
+
+def _agent(request: Request) -> Any:
+    return request.app.state.iot
+
+
+def _tenant(request: Request) -> str:
+    return request.headers.get("ngsild-tenant", "")
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """limit (1-1000, default 100) and offset; any other parameter is a 400."""
+    params = request.query_params
+    unknown = sorted(set(params) - {"limit", "offset"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s) {unknown}; allowed: limit, offset")
+    try:
+        limit = int(params.get("limit", "100"))
+        offset = int(params.get("offset", "0"))
+    except ValueError:
+        raise InvalidRequest("limit and offset must be integers") from None
+    if not 1 <= limit <= MAX_LIMIT or offset < 0:
+        raise InvalidRequest(f"limit must be 1-{MAX_LIMIT} and offset at least 0")
+    return limit, offset
+
+
+def _listing(docs: list[Any], total: int) -> Response:
+    return plain_json(docs, headers={"X-Total-Count": str(total)})
+
+
+def _created(kind: str, view: dict[str, Any], key: str | None) -> Response:
+    body = {**view, "apikey": key} if key is not None else view
+    location = f"{PREFIX}/{kind}/{quote(view['id'], safe=':')}"
+    return plain_json(body, status=201, headers={"Location": location})
+
+
+# -- sources ----------------------------------------------------------------------------------
+async def list_sources(request: Request) -> Response:
+    """GET /iot/v1/sources."""
+    limit, offset = _page(request)
+    return _listing(*_agent(request).provisioning.list_sources(_tenant(request), limit, offset))
+
+
+async def create_source(request: Request) -> Response:
+    """POST /iot/v1/sources: 201; a generated API key is in this answer only."""
+    body, _ = await read_body(request)
+    view, key = await _agent(request).provisioning.create_source(_tenant(request), body)
+    return _created("sources", view, key)
+
+
+async def get_source(request: Request) -> Response:
+    """GET /iot/v1/sources/{sid}."""
+    prov = _agent(request).provisioning
+    return plain_json(prov.get_source(_tenant(request), request.path_params["sid"]))
+
+
+async def update_source(request: Request) -> Response:
+    """PATCH /iot/v1/sources/{sid}: the members given replace the stored ones."""
+    body, _ = await read_body(request)
+    prov = _agent(request).provisioning
+    return plain_json(await prov.update_source(_tenant(request), request.path_params["sid"], body))
+
+
+async def delete_source(request: Request) -> Response:
+    """DELETE /iot/v1/sources/{sid}: 409 while devices use it."""
+    await _agent(request).provisioning.delete_source(_tenant(request), request.path_params["sid"])
+    return Response(status_code=204)
+
+
+# -- devices ----------------------------------------------------------------------------------
+async def list_devices(request: Request) -> Response:
+    """GET /iot/v1/devices."""
+    limit, offset = _page(request)
+    return _listing(*_agent(request).provisioning.list_devices(_tenant(request), limit, offset))
+
+
+async def create_device(request: Request) -> Response:
+    """POST /iot/v1/devices: 201 and the device's entity; a generated key is shown once."""
+    body, _ = await read_body(request)
+    view, key = await _agent(request).provisioning.create_device(_tenant(request), body)
+    return _created("devices", view, key)
+
+
+async def get_device(request: Request) -> Response:
+    """GET /iot/v1/devices/{did}."""
+    prov = _agent(request).provisioning
+    return plain_json(prov.get_device(_tenant(request), request.path_params["did"]))
+
+
+async def update_device(request: Request) -> Response:
+    """PATCH /iot/v1/devices/{did}."""
+    body, _ = await read_body(request)
+    prov = _agent(request).provisioning
+    return plain_json(await prov.update_device(_tenant(request), request.path_params["did"], body))
+
+
+async def delete_device(request: Request) -> Response:
+    """DELETE /iot/v1/devices/{did} (the entity stays)."""
+    await _agent(request).provisioning.delete_device(_tenant(request), request.path_params["did"])
+    return Response(status_code=204)
+
+
+# -- the HTTP southbound ----------------------------------------------------------------------
+_FORMS = {"application/json": JSON, "text/plain": TEXT}
+
+
+async def southbound(request: Request) -> Response:
+    """POST /iot/v1/json?k=APIKEY&i=DEVICE: 204 once stored, a ProblemDetails 4xx if refused."""
+    ingestor = _agent(request).ingestor
+    key, device = request.query_params.get("k", ""), request.query_params.get("i", "")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = Raw("http", key, device, b"", _FORMS.get(media))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BYTES:
+        raise as_error(ingestor.refuse(raw, Rejected(TOO_LARGE, f"at most {MAX_BYTES:,} bytes")))
+    raw.payload = await request.body()
+    if not key or not device:
+        rej = Rejected(BAD_REQUEST, "the query needs k (the API key) and i (the device id)")
+        raise as_error(ingestor.refuse(raw, rej))
+    if raw.form is None:
+        detail = f"Content-Type {media or '(none)'} is not application/json or text/plain"
+        raise as_error(ingestor.refuse(raw, Rejected(UNSUPPORTED, detail)))
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ingestor.submit(raw, done)
+    try:
+        await done
+    except Rejected as rej:
+        raise as_error(rej) from None
+    return Response(status_code=204)
+
+
+# -- operations -------------------------------------------------------------------------------
+async def list_deadletters(request: Request) -> Response:
+    """GET /iot/v1/deadletters: the tenant's refused messages, oldest first."""
+    limit, offset = _page(request)
+    return _listing(*_agent(request).letters.page(_tenant(request), limit, offset))
+
+
+async def clear_deadletters(request: Request) -> Response:
+    """DELETE /iot/v1/deadletters: forget the tenant's refused messages."""
+    agent = _agent(request)
+    tenant = _tenant(request)
+    gone = await request.app.state.committer.run(lambda: agent.letters.clear(tenant))
+    return plain_json({"deleted": gone})
+
+
+async def stats(request: Request) -> Response:
+    """GET /iot/v1/stats: counters since start, dead letters held, MQTT connection state."""
+    return Response(orjson.dumps(_agent(request).snapshot()), media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    """Every /iot/v1 route."""
+    return [
+        Route(PREFIX + "/json", southbound, methods=["POST"]),
+        Route(PREFIX + "/sources", list_sources, methods=["GET"]),
+        Route(PREFIX + "/sources", create_source, methods=["POST"]),
+        Route(PREFIX + "/sources/{sid}", get_source, methods=["GET"]),
+        Route(PREFIX + "/sources/{sid}", update_source, methods=["PATCH"]),
+        Route(PREFIX + "/sources/{sid}", delete_source, methods=["DELETE"]),
+        Route(PREFIX + "/devices", list_devices, methods=["GET"]),
+        Route(PREFIX + "/devices", create_device, methods=["POST"]),
+        Route(PREFIX + "/devices/{did}", get_device, methods=["GET"]),
+        Route(PREFIX + "/devices/{did}", update_device, methods=["PATCH"]),
+        Route(PREFIX + "/devices/{did}", delete_device, methods=["DELETE"]),
+        Route(PREFIX + "/deadletters", list_deadletters, methods=["GET"]),
+        Route(PREFIX + "/deadletters", clear_deadletters, methods=["DELETE"]),
+        Route(PREFIX + "/stats", stats, methods=["GET"]),
+    ]

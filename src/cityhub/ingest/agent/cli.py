@@ -1,0 +1,167 @@
+"""`cityhub iot ...`: provision sources and devices, read dead letters and stats over HTTP.
+
+The commands talk to a running hub (--url, --tenant); every failure is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+DEFAULT_URL = os.environ.get("CITYHUB_URL", "http://127.0.0.1:1026")
+PREFIX = "/iot/v1"
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed as one line, exit status `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--url", default=DEFAULT_URL, help=f"the hub (default {DEFAULT_URL})")
+    p.add_argument("--tenant", default="", help="NGSILD-Tenant (default: the default tenant)")
+    return p
+
+
+def _record_flags(p: argparse.ArgumentParser, device: bool) -> None:
+    p.add_argument("--file", help="a JSON file with the whole record (flags override it)")
+    p.add_argument("--entity-type", dest="entityType", help="entity type of the device(s)")
+    p.add_argument("--apikey", help="API key (omitted on create: the hub generates one)")
+    p.add_argument("--mapping", help="a JSON file holding the mapping ('-' reads stdin)")
+    p.add_argument("--context", dest="ldContext", help="@context URL naming the attributes")
+    p.add_argument("--description")
+    if device:
+        p.add_argument("--entity-id", dest="entityId", help="default urn:ngsi-ld:<type>:<id>")
+        p.add_argument("--protocol", choices=("mqtt", "http"))
+        p.add_argument("--source", help="the data source it belongs to")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `iot` and its sub-commands to the `cityhub` parser."""
+    common = _common()
+    iot = subparsers.add_parser("iot", help="manage IoT devices and sources of a running hub")
+    kinds = iot.add_subparsers(dest="iot_kind", required=True)
+    for kind, device in (("sources", False), ("devices", True)):
+        what = kind[:-1]
+        k = kinds.add_parser(kind, help=f"{what}s: list, get, create, update, delete")
+        ops = k.add_subparsers(dest="iot_op", required=True)
+        lst = ops.add_parser("list", parents=[common], help=f"list {what}s")
+        lst.add_argument("--limit", type=int, default=100)
+        lst.add_argument("--offset", type=int, default=0)
+        for op in ("get", "delete"):
+            ops.add_parser(op, parents=[common], help=f"{op} one {what}").add_argument("id")
+        for op in ("create", "update"):
+            p = ops.add_parser(op, parents=[common], help=f"{op} a {what}")
+            p.add_argument("id")
+            _record_flags(p, device)
+    dead = kinds.add_parser("deadletters", help="refused device messages: list, clear")
+    ops = dead.add_subparsers(dest="iot_op", required=True)
+    lst = ops.add_parser("list", parents=[common], help="list dead letters, oldest first")
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--offset", type=int, default=0)
+    ops.add_parser("clear", parents=[common], help="delete the tenant's dead letters")
+    kinds.add_parser("stats", parents=[common], help="message counters of the IoT agent")
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read the {what} file {path}: {exc.strerror or exc}", 2) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"the {what} file {path} is not valid JSON: {exc}", 2) from None
+
+
+def _body(args: argparse.Namespace) -> dict[str, Any]:
+    """The record to send: --file, then the flags on top."""
+    body: dict[str, Any] = {}
+    if args.file:
+        loaded = _read_json(args.file, "record")
+        if not isinstance(loaded, dict):
+            raise CliError(f"the record file {args.file} must hold a JSON object", 2)
+        body.update(loaded)
+    if args.mapping:
+        body["mapping"] = _read_json(args.mapping, "mapping")
+    for key in ("entityType", "apikey", "ldContext", "description", "entityId", "protocol"):
+        value = getattr(args, key, None)
+        if value is not None:
+            body[key] = value
+    if getattr(args, "source", None) is not None:
+        body["source"] = args.source
+    body["id"] = args.id
+    return body
+
+
+def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
+    """(method, path, JSON body, query) of the command."""
+    kind, op = args.iot_kind, getattr(args, "iot_op", None)
+    if kind == "stats":
+        return "GET", f"{PREFIX}/stats", None, {}
+    if kind == "deadletters":
+        if op == "clear":
+            return "DELETE", f"{PREFIX}/deadletters", None, {}
+        return "GET", f"{PREFIX}/deadletters", None, {"limit": args.limit, "offset": args.offset}
+    base = f"{PREFIX}/{kind}"
+    if op == "list":
+        return "GET", base, None, {"limit": args.limit, "offset": args.offset}
+    one = f"{base}/{quote(args.id, safe=':')}"
+    if op == "get":
+        return "GET", one, None, {}
+    if op == "delete":
+        return "DELETE", one, None, {}
+    body = _body(args)
+    if op == "create":
+        return "POST", base, body, {}
+    body.pop("id")
+    return "PATCH", one, body, {}
+
+
+def _problem(resp: Any) -> str:
+    """One line from an error answer (ProblemDetails when the hub sent one)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "title" in body:
+        return f"{resp.status_code} {body['title']}: {body.get('detail', '')}".rstrip(": ")
+    return f"HTTP {resp.status_code}: {resp.text[:200].strip()}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one `cityhub iot` command; print the answer as JSON."""
+    import httpx
+
+    try:
+        method, path, body, query = _request(args)
+        headers = {"NGSILD-Tenant": args.tenant} if args.tenant else {}
+        url = args.url.rstrip("/")
+        try:
+            resp = httpx.request(
+                method, url + path, json=body, params=query, headers=headers, timeout=30
+            )
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach the hub at {url}: {exc or type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise CliError(_problem(resp))
+    except CliError as exc:
+        print(f"cityhub iot: {exc}", file=sys.stderr)
+        return exc.code
+    if resp.status_code == 204 or not resp.content:
+        print("ok")
+        return 0
+    answer = resp.json()
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    if isinstance(answer, dict) and answer.get("apikey"):
+        print("note: the API key is shown only this once; keep it now.", file=sys.stderr)
+    return 0

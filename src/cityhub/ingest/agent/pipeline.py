@@ -1,0 +1,268 @@
+"""The message path: look the device up, map the payload, batch the writes, dead-letter refusals.
+
+Messages that arrive within `window` seconds (or until `max_batch` of them are waiting) are
+written together: one EntityService.batch_upsert(mode="update") per tenant and @context,
+all through the app's group committer, so validation, history and notifications are those
+of the API. One bad message never costs the others in its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from cityhub.ingest.agent.deadletters import DeadLetters
+from cityhub.ingest.agent.payload import Raw, decode
+from cityhub.ingest.agent.reasons import (
+    BAD_VALUE,
+    CONTEXT_UNAVAILABLE,
+    INVALID_ENTITY,
+    STORE_ERROR,
+    WRONG_PROTOCOL,
+    Rejected,
+)
+from cityhub.ingest.agent.registry import Registry, Target
+from cityhub.ingest.agent.stats import Stats
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.entity import expand_entity
+from cityhub.ngsild.errors import NgsiLdError
+from cityhub.ngsild.service import BatchOutcome
+
+log = logging.getLogger("cityhub.iot")
+
+Doc = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Pending:
+    """A mapped message waiting for its batch: its entity fragments and who waits for it."""
+
+    target: Target
+    items: list[Doc]
+    raw: Raw
+    waiter: asyncio.Future[None] | None
+
+
+class Ingestor:
+    """Accepts raw device messages and stores them in batches."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        letters: DeadLetters,
+        stats: Stats,
+        app_state: Any,
+        window: float,
+        max_batch: int,
+    ) -> None:
+        self.registry = registry
+        self.letters = letters
+        self.stats = stats
+        self.state = app_state  # entities, committer, contexts: the API's own
+        self.window = window
+        self.max_batch = max_batch
+        self.max_backlog = 4 * max_batch
+        self._pending: list[Pending] = []
+        self._refused: list[tuple[str, Doc]] = []  # (tenant, dead letter) not yet written
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # messages handed to a write that has not finished
+        self._room: list[asyncio.Future[None]] = []
+
+    # -- intake ------------------------------------------------------------------------------------
+    def submit(self, raw: Raw, waiter: asyncio.Future[None] | None = None) -> None:
+        """Take one message; waiter (HTTP) learns whether it was stored."""
+        self.stats.received += 1
+        self.stats.by_protocol[raw.protocol] += 1
+        target = None
+        try:
+            target = self.registry.lookup(raw.apikey, raw.device)
+            if target.protocol != raw.protocol:
+                raise Rejected(
+                    WRONG_PROTOCOL,
+                    f"device {raw.device!r} is provisioned for {target.protocol}, not {raw.protocol}",
+                )
+            measures, textual = decode(raw.payload, raw.form)
+            apply = target.mapping.apply
+            eid, etype = target.entity_id, target.entity_type
+            items = [{"id": eid, "type": etype, **apply(m, textual)} for m in measures]
+        except Rejected as rej:
+            self._refuse(raw, rej, target.tenant if target else "", waiter)
+        except Exception as exc:  # a mapping bug must cost one message, never the agent
+            log.exception("mapping a message of device %r failed", raw.device)
+            bug = Rejected(BAD_VALUE, f"the payload could not be mapped: {type(exc).__name__}")
+            self._refuse(raw, bug, target.tenant if target else "", waiter)
+        else:
+            self._pending.append(Pending(target, items, raw, waiter))
+        self._schedule()
+
+    def refuse(self, raw: Raw, rej: Rejected) -> Rejected:
+        """Count and dead-letter a message refused before it could be submitted."""
+        self.stats.received += 1
+        self.stats.by_protocol[raw.protocol] += 1
+        self._refuse(raw, rej, "", None)
+        self._schedule()
+        return rej
+
+    def busy(self) -> bool:
+        """Whether the writes lag so far behind that intake should pause."""
+        return self._in_flight + len(self._pending) >= self.max_backlog
+
+    async def room(self) -> None:
+        """Wait until the backlog has shrunk below its bound (MQTT stops reading meanwhile)."""
+        while self.busy():
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room.append(fut)
+            await fut
+
+    def _refuse(
+        self, raw: Raw, rej: Rejected, tenant: str, waiter: asyncio.Future[None] | None
+    ) -> None:
+        self.stats.rejected[rej.reason] += 1
+        self._refused.append((tenant, self.letters.letter(raw, rej)))
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(rej)
+
+    # -- batching ----------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.window, self._flush)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        refused, self._refused = self._refused, []
+        if not batch and not refused:
+            return
+        self._in_flight += len(batch)
+        task = asyncio.get_running_loop().create_task(self._write(batch, refused))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Write everything received so far (shutdown)."""
+        self._flush()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._flush()
+
+    async def _write(self, batch: list[Pending], refused: list[tuple[str, Doc]]) -> None:
+        """Store one batch: a group per tenant and @context, all in one committer round."""
+        t0 = time.perf_counter()
+        try:
+            groups: dict[tuple[str, str | None], list[Pending]] = {}
+            for p in batch:
+                groups.setdefault((p.target.tenant, p.target.context), []).append(p)
+            outcomes = await asyncio.gather(
+                *(self._write_group(t, c, ps) for (t, c), ps in groups.items())
+            )
+            for failed in outcomes:
+                refused += failed
+            if batch:
+                self.stats.batch(time.perf_counter() - t0)
+            if refused:
+                await self._write_letters(refused)
+        finally:
+            self._in_flight -= len(batch)
+            self._wake()
+
+    async def _write_group(
+        self, tenant: str, context: str | None, batch: list[Pending]
+    ) -> list[tuple[str, Doc]]:
+        """batch_upsert one group's fragments; answers waiters; returns the new dead letters."""
+        refused: list[tuple[str, Doc]] = []
+
+        def fail(p: Pending, rej: Rejected) -> None:
+            self.stats.rejected[rej.reason] += 1
+            refused.append((tenant, self.letters.letter(p.raw, rej)))
+            if p.waiter is not None and not p.waiter.done():
+                p.waiter.set_exception(rej)
+
+        try:
+            tm = await self._term_map(context)
+        except NgsiLdError as exc:
+            for p in batch:
+                fail(p, Rejected(CONTEXT_UNAVAILABLE, exc.detail))
+            return refused
+        items = [item for p in batch for item in p.items]
+        entities, committer = self.state.entities, self.state.committer
+        try:
+            outcome: BatchOutcome = await committer.run(
+                lambda: entities.batch_upsert(tenant, items, tm, mode="update")
+            )
+        except Exception as exc:  # the transaction failed: nothing of this batch is stored
+            log.exception("storing %d device messages failed", len(batch))
+            for p in batch:
+                fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
+            return refused
+        bad = _failures(outcome, batch, tm)
+        for p in batch:
+            err = bad.get(id(p))
+            if err is not None:
+                fail(p, Rejected(INVALID_ENTITY, err.detail))
+                continue
+            self.stats.stored += 1
+            if p.waiter is not None and not p.waiter.done():
+                p.waiter.set_result(None)
+        return refused
+
+    async def _term_map(self, context: str | None) -> TermMap:
+        cache = self.state.contexts
+        if context is None:
+            core: TermMap = cache.core
+            return core
+        await cache.prefetch(context, count=False)
+        tm: TermMap = cache.compile(context)
+        return tm
+
+    async def _write_letters(self, refused: list[tuple[str, Doc]]) -> None:
+        try:
+            await self.state.committer.run(lambda: self.letters.write(refused))
+        except Exception:  # losing a dead letter must not stop the agent
+            log.exception("storing %d dead letters failed", len(refused))
+            self.letters.recount()
+
+    def _wake(self) -> None:
+        if self.busy():
+            return
+        waiting, self._room = self._room, []
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(None)
+
+
+def _failures(outcome: BatchOutcome, batch: list[Pending], tm: TermMap) -> dict[int, NgsiLdError]:
+    """Which messages of a batch failed (batch results name entities, not items).
+
+    When every fragment of an entity failed, all its messages did; when only some did, each
+    fragment is validated again on its own to find the bad ones (rare: mappings are checked).
+    """
+    if not outcome.errors:
+        return {}
+    errors: dict[str, list[NgsiLdError]] = {}
+    for eid, err in outcome.errors:
+        errors.setdefault(eid, []).append(err)
+    fragments = Counter(p.target.entity_id for p in batch for _ in p.items)
+    out: dict[int, NgsiLdError] = {}
+    for p in batch:
+        errs = errors.get(p.target.entity_id)
+        if not errs:
+            continue
+        if len(errs) >= fragments[p.target.entity_id]:
+            out[id(p)] = errs[0]
+            continue
+        for item in p.items:
+            try:
+                expand_entity(item, tm)
+            except NgsiLdError as err:
+                out[id(p)] = err
+                break
+    return out

@@ -1,0 +1,220 @@
+"""Provisioning use-cases: create, read, change and delete data sources and devices.
+
+Each change is checked in full first (shape, source, mapping against NGSI-LD, @context), then
+written as one job of the app's group committer: the record, and the device's entity with
+its static attributes. The in-memory registry follows only after the write committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cityhub.ingest.agent import records
+from cityhub.ingest.agent.mapping import check_effective, sample_attributes
+from cityhub.ingest.agent.registry import DEVICE, SOURCE, Registry, Target
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.entity import expand_entity
+from cityhub.ngsild.errors import (
+    AlreadyExists,
+    BadRequestData,
+    Conflict,
+    NgsiLdError,
+    ResourceNotFound,
+)
+
+Doc = dict[str, Any]
+SAMPLE_ID = "urn:ngsi-ld:Sample:1"
+
+
+class Provisioning:
+    """Sources and devices, kept in the store and mirrored in the registry."""
+
+    def __init__(self, registry: Registry, app_state: Any) -> None:
+        self.registry = registry
+        self.state = app_state  # store, committer, entities, contexts: the API's own
+
+    # -- sources ----------------------------------------------------------------------------------
+    def list_sources(self, tenant: str, limit: int, offset: int) -> tuple[list[Doc], int]:
+        """A page of a tenant's sources (creation order) and their total."""
+        docs = [d for (t, _), d in self.registry.sources.items() if t == tenant]
+        return [records.view(d, tenant) for d in docs[offset : offset + limit]], len(docs)
+
+    def get_source(self, tenant: str, sid: str) -> Doc:
+        """One source, without its key."""
+        return records.view(self._source(tenant, sid), tenant)
+
+    def _source(self, tenant: str, sid: str) -> Doc:
+        doc = self.registry.sources.get((tenant, sid))
+        if doc is None:
+            raise ResourceNotFound(f"no source {sid!r} in this tenant")
+        return doc
+
+    async def create_source(self, tenant: str, body: Any) -> tuple[Doc, str | None]:
+        """A new source, and its API key when the hub generated it (shown this once)."""
+        doc, key = records.new_source(body)
+        sid = doc["id"]
+        if (tenant, sid) in self.registry.sources:
+            raise AlreadyExists(f"source {sid!r} already exists")
+        await self._check_source(doc)
+        store = self.state.store
+
+        def job() -> None:
+            if not store.resource_create(SOURCE, tenant, sid, doc):
+                raise AlreadyExists(f"source {sid!r} already exists")
+
+        await self.state.committer.run(job)
+        self.registry.put_source(tenant, doc, {})
+        return records.view(doc, tenant), key
+
+    async def update_source(self, tenant: str, sid: str, body: Any) -> Doc:
+        """Change a source; its devices follow (new key, mapping, @context, static attributes)."""
+        doc = records.changed_source(self._source(tenant, sid), body)
+        await self._check_source(doc)
+        targets: dict[str, Target] = {}
+        entities: list[tuple[Doc, TermMap]] = []
+        for dev in self.registry.dependants(tenant, sid):
+            try:
+                target = self.registry.resolve(tenant, dev, source=doc)
+                entities.append(await self._entity(target))
+            except BadRequestData as exc:
+                raise BadRequestData(f"device {dev['id']!r} of this source: {exc.detail}") from exc
+            if self.registry.clash(tenant, target):
+                raise Conflict(f"device {dev['id']!r} would share its id and key with another")
+            targets[dev["id"]] = target
+        store = self.state.store
+
+        def job() -> None:
+            for entity, tm in entities:
+                self._upsert(tenant, entity, tm)
+            if store.resource_update(SOURCE, tenant, sid, lambda _old: doc) is None:
+                raise ResourceNotFound(f"no source {sid!r} in this tenant")
+
+        await self.state.committer.run(job)
+        self.registry.put_source(tenant, doc, targets)
+        return records.view(doc, tenant)
+
+    async def delete_source(self, tenant: str, sid: str) -> None:
+        """Delete a source that no device uses any more."""
+        self._source(tenant, sid)
+        users = self.registry.dependants(tenant, sid)
+        if users:
+            names = ", ".join(repr(d["id"]) for d in users[:5])
+            raise Conflict(f"source {sid!r} still has {len(users)} device(s) ({names}, …)")
+        store = self.state.store
+        await self.state.committer.run(lambda: store.resource_delete(SOURCE, tenant, sid))
+        self.registry.drop_source(tenant, sid)
+
+    async def _check_source(self, doc: Doc) -> None:
+        """A source's mapping must make valid NGSI-LD on its own."""
+        mapping = doc.get("mapping", {})
+        check_effective(mapping)
+        tm = await self._term_map(doc.get("ldContext"))
+        sample = {"id": SAMPLE_ID, "type": doc.get("entityType", "Sample")}
+        _validate({**sample, **sample_attributes(mapping)}, tm)
+
+    # -- devices ----------------------------------------------------------------------------------
+    def list_devices(self, tenant: str, limit: int, offset: int) -> tuple[list[Doc], int]:
+        """A page of a tenant's devices (creation order) and their total."""
+        docs = [d for (t, _), d in self.registry.devices.items() if t == tenant]
+        return [records.view(d, tenant) for d in docs[offset : offset + limit]], len(docs)
+
+    def get_device(self, tenant: str, did: str) -> Doc:
+        """One device, without its key."""
+        return records.view(self._device(tenant, did), tenant)
+
+    def _device(self, tenant: str, did: str) -> Doc:
+        doc = self.registry.devices.get((tenant, did))
+        if doc is None:
+            raise ResourceNotFound(f"no device {did!r} in this tenant")
+        return doc
+
+    async def create_device(self, tenant: str, body: Any) -> tuple[Doc, str | None]:
+        """A new device and its entity; its API key when the hub generated it (shown once)."""
+        sid = body.get("source") if isinstance(body, dict) else None
+        source = self.registry.sources.get((tenant, sid)) if isinstance(sid, str) else None
+        if sid is not None and source is None:
+            raise BadRequestData(f"source {sid!r} does not exist in this tenant")
+        doc, key = records.new_device(body, source)
+        did = doc["id"]
+        if (tenant, did) in self.registry.devices:
+            raise AlreadyExists(f"device {did!r} already exists")
+        target = self._target(tenant, doc)
+        entity, tm = await self._entity(target)
+        store = self.state.store
+
+        def job() -> None:
+            if not store.resource_create(DEVICE, tenant, did, doc):
+                raise AlreadyExists(f"device {did!r} already exists")
+            try:
+                self._upsert(tenant, entity, tm)
+            except BaseException:
+                store.resource_delete(DEVICE, tenant, did)
+                raise
+
+        await self.state.committer.run(job)
+        self.registry.put_device(tenant, doc, target)
+        return records.view(doc, tenant), key
+
+    async def update_device(self, tenant: str, did: str, body: Any) -> Doc:
+        """Change a device; its entity gets the (new) static attributes."""
+        doc = records.changed_device(self._device(tenant, did), body)
+        target = self._target(tenant, doc)
+        entity, tm = await self._entity(target)
+        store = self.state.store
+
+        def job() -> None:
+            self._upsert(tenant, entity, tm)
+            if store.resource_update(DEVICE, tenant, did, lambda _old: doc) is None:
+                raise ResourceNotFound(f"no device {did!r} in this tenant")
+
+        await self.state.committer.run(job)
+        self.registry.put_device(tenant, doc, target)
+        return records.view(doc, tenant)
+
+    async def delete_device(self, tenant: str, did: str) -> None:
+        """Delete a device (its entity and history stay)."""
+        self._device(tenant, did)
+        store = self.state.store
+        await self.state.committer.run(lambda: store.resource_delete(DEVICE, tenant, did))
+        self.registry.drop_device(tenant, did)
+
+    def _target(self, tenant: str, doc: Doc) -> Target:
+        target = self.registry.resolve(tenant, doc)
+        if self.registry.clash(tenant, target):
+            raise Conflict(
+                f"another tenant has a device {doc['id']!r} with the same API key; "
+                "give this one its own key"
+            )
+        return target
+
+    # -- entities ---------------------------------------------------------------------------------
+    async def _term_map(self, context: str | None) -> TermMap:
+        """The device's @context compiled (503 LdContextNotAvailable when unreachable)."""
+        cache = self.state.contexts
+        if context is None:
+            core: TermMap = cache.core
+            return core
+        await cache.prefetch(context)
+        tm: TermMap = cache.compile(context)
+        return tm
+
+    async def _entity(self, target: Target) -> tuple[Doc, TermMap]:
+        """The device's entity with its static attributes; 400 when the mapping cannot make
+        valid NGSI-LD for it (checked with a sample value for every rule)."""
+        tm = await self._term_map(target.context)
+        head = {"id": target.entity_id, "type": target.entity_type}
+        _validate({**head, **sample_attributes(target.mapping_doc)}, tm)
+        return {**head, **target.mapping.static}, tm
+
+    def _upsert(self, tenant: str, entity: Doc, tm: TermMap) -> None:
+        """Create the entity or add the static attributes to it (inside a committer job)."""
+        outcome = self.state.entities.batch_upsert(tenant, [entity], tm, mode="update")
+        if outcome.errors:
+            raise outcome.errors[0][1]
+
+
+def _validate(entity: Doc, tm: TermMap) -> None:
+    try:
+        expand_entity(entity, tm)
+    except NgsiLdError as exc:
+        raise BadRequestData(f"the mapping does not make valid NGSI-LD: {exc.detail}") from exc

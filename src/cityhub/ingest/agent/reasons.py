@@ -1,0 +1,68 @@
+"""Why a device message was refused, and the one place a refusal becomes an HTTP error."""
+
+from __future__ import annotations
+
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    LdContextNotAvailable,
+    NgsiLdError,
+    ResourceNotFound,
+    UnsupportedMediaType,
+)
+
+# Every reason the agent counts; /iot/v1/stats reports each of them (zero included).
+BAD_REQUEST = "bad_request"  # HTTP southbound without k or i, or an MQTT topic of another shape
+UNKNOWN_DEVICE = "unknown_device"
+WRONG_KEY = "wrong_key"
+WRONG_PROTOCOL = "wrong_protocol"
+TOO_LARGE = "too_large"
+UNSUPPORTED = "unsupported_media_type"
+MALFORMED = "malformed"  # neither a JSON object (or array of them) nor key|value text
+BAD_VALUE = "bad_value"  # a mapped field does not convert to its declared type
+NO_DATA = "no_data"  # nothing in the payload maps to an attribute
+CONTEXT_UNAVAILABLE = "context_unavailable"
+INVALID_ENTITY = "invalid_entity"  # the mapped entity failed NGSI-LD validation at write time
+STORE_ERROR = "store_error"  # the write transaction failed
+
+REASONS = (
+    BAD_REQUEST,
+    UNKNOWN_DEVICE,
+    WRONG_KEY,
+    WRONG_PROTOCOL,
+    TOO_LARGE,
+    UNSUPPORTED,
+    MALFORMED,
+    BAD_VALUE,
+    NO_DATA,
+    CONTEXT_UNAVAILABLE,
+    INVALID_ENTITY,
+    STORE_ERROR,
+)
+
+# Unknown device and wrong key answer alike, so a caller cannot probe which device ids exist.
+_NOT_FOUND = "no device with this id and API key"
+
+
+class Rejected(Exception):
+    """A device message the agent refused: counted under `reason`, kept as a dead letter."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def as_error(rej: Rejected) -> NgsiLdError:
+    """The ProblemDetails error an HTTP device gets for a refusal."""
+    if rej.reason in (UNKNOWN_DEVICE, WRONG_KEY):
+        return ResourceNotFound(_NOT_FOUND)
+    if rej.reason == UNSUPPORTED:
+        return UnsupportedMediaType(rej.detail)
+    if rej.reason in (BAD_REQUEST, MALFORMED, TOO_LARGE):
+        return InvalidRequest(rej.detail)
+    if rej.reason == CONTEXT_UNAVAILABLE:
+        return LdContextNotAvailable(rej.detail)
+    if rej.reason == STORE_ERROR:
+        return NgsiLdError("the measurement could not be stored; see the hub log")
+    return BadRequestData(rej.detail)

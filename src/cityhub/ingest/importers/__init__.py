@@ -1,0 +1,1 @@
+"""`cityhub import csv|geojson|gtfs`: files become NGSI-LD entities, checked like API input."""

@@ -1,0 +1,182 @@
+"""The `cityhub import` sub-command: its arguments, and the one place its errors become exit codes.
+
+Exit codes: 0 everything stored, 1 some rows rejected (the others are stored), 2 a bad command
+line, an unreadable file, or a database or hub that cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cityhub.ingest.importers.records import ImportFailed
+
+if TYPE_CHECKING:
+    from cityhub.ingest.importers.records import Source
+    from cityhub.ingest.importers.sinks import Sink
+
+DEFAULT_CHUNK = 1000
+
+
+def _chunk_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 100000")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    """Options every format shares: where the entities go and how."""
+    target = p.add_mutually_exclusive_group()
+    target.add_argument(
+        "--db",
+        default=None,
+        help="SQLite database to write into directly (default: CITYHUB_DB, ./cityhub.db)",
+    )
+    target.add_argument(
+        "--url",
+        default=None,
+        help="a running hub, e.g. http://127.0.0.1:1026: entities are upserted through its "
+        "API, so its subscribers are notified",
+    )
+    p.add_argument("--tenant", default="", help="NGSILD-Tenant to write to (default: none)")
+    p.add_argument(
+        "--context",
+        default=None,
+        metavar="URL",
+        help="@context the attribute and type names are in (default: the NGSI-LD core context)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_chunk_size,
+        default=DEFAULT_CHUNK,
+        help=f"entities per batch upsert (default {DEFAULT_CHUNK})",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `cityhub import csv|geojson|gtfs` on the top-level sub-parsers."""
+    imp = subparsers.add_parser(
+        "import",
+        help="load a CSV, GeoJSON or GTFS file as NGSI-LD entities",
+        description="Load a file as NGSI-LD entities, validated like API input. Exit code 0: "
+        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments or file.",
+    )
+    kinds = imp.add_subparsers(dest="format", required=True, metavar="{csv,geojson,gtfs}")
+
+    csv_p = kinds.add_parser("csv", help="one entity per row of a CSV file")
+    csv_p.add_argument("file", type=Path, help="the CSV file (UTF-8, with a header row)")
+    csv_p.add_argument("--type", required=True, dest="entity_type", help="entity type")
+    csv_p.add_argument("--id-column", default="id", help="column holding the id (default id)")
+    csv_p.add_argument(
+        "--id-prefix", default=None, help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)"
+    )
+    csv_p.add_argument("--lat", default=None, metavar="COL", help="latitude column (WGS84)")
+    csv_p.add_argument("--lon", default=None, metavar="COL", help="longitude column (WGS84)")
+    csv_p.add_argument(
+        "--delimiter", default=",", help="cell separator, one character; 'tab' for tabs"
+    )
+    csv_p.add_argument(
+        "--observed-at", default=None, metavar="COL", help="column with each row's observedAt"
+    )
+    _common(csv_p)
+
+    geo_p = kinds.add_parser("geojson", help="one entity per Feature of a GeoJSON file")
+    geo_p.add_argument("file", type=Path, help="a FeatureCollection or a single Feature")
+    geo_p.add_argument(
+        "--type", default=None, dest="entity_type", help="entity type (default: properties.type)"
+    )
+    geo_p.add_argument(
+        "--id-prefix", default=None, help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)"
+    )
+    _common(geo_p)
+
+    gtfs_p = kinds.add_parser(
+        "gtfs", help="a GTFS feed as Smart Data Models GtfsAgency, GtfsStop, ... entities"
+    )
+    gtfs_p.add_argument("file", type=Path, help="the GTFS zip file, or a folder of .txt files")
+    _common(gtfs_p)
+
+
+def _source(args: argparse.Namespace) -> Source:
+    """Open the file for its format; ImportFailed when it cannot be read as one."""
+    if args.format == "csv":
+        from cityhub.ingest.importers.csvfile import CsvOptions, CsvSource
+
+        delimiter = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
+        options = CsvOptions(
+            entity_type=args.entity_type,
+            id_column=args.id_column,
+            id_prefix=args.id_prefix,
+            lat=args.lat,
+            lon=args.lon,
+            delimiter=delimiter,
+            observed_at=args.observed_at,
+        )
+        source = CsvSource(args.file, options)
+        for header, name in source.renamed():
+            print(f"cityhub import: column {header!r} becomes attribute {name!r}", file=sys.stderr)
+        return source
+    if args.format == "geojson":
+        from cityhub.ingest.importers.geojsonfile import GeoJsonSource
+
+        return GeoJsonSource(args.file, args.entity_type, args.id_prefix)
+    from cityhub.ingest.importers.gtfs import GtfsSource
+
+    feed = GtfsSource(args.file)
+    if feed.skipped:
+        print(f"cityhub import: not imported: {', '.join(feed.skipped)}", file=sys.stderr)
+    return feed
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
+    from pydantic import ValidationError
+
+    from cityhub.ingest.importers.runner import SHOWN_ERRORS, run_import
+    from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
+    from cityhub.settings import Settings
+
+    try:
+        settings = Settings(**({"db": args.db} if args.db else {}))
+    except ValidationError as exc:
+        print(f"cityhub import: bad setting: {exc}", file=sys.stderr)
+        return 2
+    try:
+        source = _source(args)
+        tm = term_map(args.context, settings)
+        sink: Sink
+        if args.url:
+            sink = HttpSink(args.url, args.tenant, tm, args.context)
+        else:
+            sink = DbSink(settings.db, args.tenant, tm)
+        try:
+            report = run_import(
+                source,
+                sink,
+                chunk_size=args.chunk_size,
+                progress=not args.no_progress,
+                label=f"import {args.format} {args.file.name}",
+            )
+        finally:
+            sink.close()
+    except ImportFailed as exc:
+        print(f"cityhub import: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cityhub import: interrupted (chunks already sent stay stored)", file=sys.stderr)
+        return 130
+    if report.rejected > SHOWN_ERRORS:
+        print(
+            f"cityhub import: {report.rejected - SHOWN_ERRORS:,} more rejections not shown",
+            file=sys.stderr,
+        )
+    target = args.url or settings.db
+    print(f"cityhub import {args.format} {args.file} -> {target}: {report.summary()}")
+    return 1 if report.rejected else 0

@@ -1,0 +1,388 @@
+"""`cityhub import gtfs`: a GTFS feed as Smart Data Models (dataModel.UrbanMobility) entities.
+
+Ids are ``urn:ngsi-ld:<Type>:<GTFS id>`` (stop times: ``<trip_id>:<stop_sequence>``), and
+every GTFS reference becomes a Relationship to the entity it names. Attribute names follow
+the Smart Data Models GTFS specs; enumerations keep their GTFS codes, as strings where those
+specs (and the demo city) use strings, as numbers where they use numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cityhub.ingest.importers.attrs import geo, point, prop, rel, urn
+from cityhub.ingest.importers.gtfsfeed import GtfsFeed, Row
+from cityhub.ingest.importers.records import Entity, Record
+from cityhub.ngsild.errors import BadRequestData, NgsiLdError
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+IMPORTED = (
+    "agency.txt",
+    "calendar.txt",
+    "calendar_dates.txt",
+    "shapes.txt",
+    "stops.txt",
+    "routes.txt",
+    "trips.txt",
+    "stop_times.txt",
+)
+_TIME = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
+_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+
+Builder = Callable[[Row], Entity]
+
+
+def _text(entity: Entity, name: str, row: Row, column: str) -> None:
+    """Copy a GTFS column as a text Property when the cell is not blank."""
+    value = row.get(column)
+    if value is not None:
+        entity[name] = prop(value)
+
+
+def _number(entity: Entity, name: str, row: Row, column: str, kind: type = int) -> None:
+    """Copy a numeric GTFS column (int or float) as a number Property."""
+    value = row.get(column)
+    if value is not None:
+        entity[name] = prop(_parse(value, column, kind))
+
+
+def _parse(value: str, column: str, kind: type) -> int | float:
+    """A cell as int or float; BadRequestData names the column so the user can find it."""
+    try:
+        number: int | float = kind(value)
+    except ValueError:
+        raise BadRequestData(f"{column} {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise BadRequestData(f"{column} {value!r} is not a finite number")
+    return number
+
+
+def _key(row: Row, column: str) -> str:
+    """A required id column of a row; BadRequestData when blank."""
+    value = row.get(column)
+    if value is None:
+        raise BadRequestData(f"{column} is blank")
+    return value
+
+
+def _time(row: Row, column: str) -> str | None:
+    """A GTFS time as HH:MM:SS (hours may pass 24 for trips after midnight)."""
+    value = row.get(column)
+    if value is None:
+        return None
+    m = _TIME.fullmatch(value)
+    if m is None:
+        raise BadRequestData(f"{column} {value!r} is not a GTFS time (H:MM:SS)")
+    return f"{int(m[1]):02d}:{m[2]}:{m[3]}"
+
+
+def _date(row: Row, column: str) -> str:
+    """A GTFS date (YYYYMMDD) as an ISO 8601 date."""
+    value = _key(row, column)
+    m = _DATE.fullmatch(value)
+    if m is None:
+        raise BadRequestData(f"{column} {value!r} is not a GTFS date (YYYYMMDD)")
+    return f"{m[1]}-{m[2]}-{m[3]}"
+
+
+# table -> (entity type, id column) for naming a row that could not become an entity
+_ROW_IDS = {
+    "agency.txt": ("GtfsAgency", "agency_id"),
+    "calendar.txt": ("GtfsCalendarRule", "service_id"),
+    "stops.txt": ("GtfsStop", "stop_id"),
+    "routes.txt": ("GtfsRoute", "route_id"),
+    "trips.txt": ("GtfsTrip", "trip_id"),
+}
+
+
+def _row_id(table: str, row: Row) -> str:
+    """The id a rejected row would have had, when its key columns say ('' otherwise)."""
+    if table == "stop_times.txt":
+        trip, seq = row.get("trip_id"), row.get("stop_sequence")
+        return urn("GtfsStopTime", f"{trip}:{seq}") if trip and seq else ""
+    if table == "calendar_dates.txt":
+        sid, day = row.get("service_id"), row.get("date")
+        return urn("GtfsCalendarDateRule", f"{sid}:{day}") if sid and day else ""
+    entity_type, column = _ROW_IDS.get(table, ("", ""))
+    key = row.get(column)
+    return urn(entity_type, key) if entity_type and key else ""
+
+
+def agency_key(row: Row) -> str:
+    """agency_id, or (single-agency feeds may omit it) a slug of agency_name."""
+    if "agency_id" in row:
+        return row["agency_id"]
+    name = _key(row, "agency_name")
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "agency"
+
+
+class GtfsSource:
+    """Every entity of a feed: agencies, services and calendars, shapes, stops, routes, trips
+    and stop times, in that order (referenced entities come before those referring to them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.feed = GtfsFeed(path)
+        self.skipped = [t for t in self.feed.tables() if t not in IMPORTED]
+        agencies = list(self.feed.rows("agency.txt"))
+        self._agency_rows = agencies
+        keys = []
+        for _line, row in agencies:
+            try:
+                keys.append(agency_key(row))
+            except BadRequestData:
+                continue
+        # Routes (and stops, services) of a single-agency feed belong to that agency.
+        self.only_agency = urn("GtfsAgency", keys[0]) if len(keys) == 1 else None
+        self._shapes: dict[str, list[tuple[int, float, float, float | None]]] | None = None
+        self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
+        self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
+
+    def estimate(self) -> int | None:
+        """Rows of every imported table, shapes counted once per shape."""
+        tables = ("calendar.txt", "calendar_dates.txt", "stops.txt", "routes.txt", "trips.txt")
+        services = self._service_ids()
+        return (
+            len(self._agency_rows)
+            + len(services)
+            + sum(self.feed.count(t) for t in tables)
+            + len(self._grouped_shapes())
+            + self.feed.count("stop_times.txt")
+        )
+
+    def __iter__(self) -> Iterator[Record]:
+        """The feed's entities; each row that cannot become one carries its error."""
+        try:
+            for line, row in self._agency_rows:
+                yield self._record("agency.txt", line, row, self._agency)
+            for sid in self._service_ids():
+                where = f"service {sid}"
+                yield Record(where, self._service(sid), eid=urn("GtfsService", sid))
+            yield from self._table("calendar.txt", ("service_id",), self._calendar_rule)
+            yield from self._table(
+                "calendar_dates.txt", ("service_id", "date", "exception_type"), self._date_rule
+            )
+            yield from self._shape_records()
+            yield from self._table("stops.txt", ("stop_id",), self._stop)
+            yield from self._table("routes.txt", ("route_id", "route_type"), self._route)
+            yield from self._table("trips.txt", ("route_id", "service_id", "trip_id"), self._trip)
+            yield from self._table(
+                "stop_times.txt", ("trip_id", "stop_id", "stop_sequence"), self._stop_time
+            )
+        finally:
+            self.feed.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _table(self, table: str, required: tuple[str, ...], build: Builder) -> Iterator[Record]:
+        """Records of one table; a repeated GTFS id is an error, not a silent overwrite."""
+        seen: dict[str, int] = {}
+        for line, row in self.feed.rows(table, required):
+            record = self._record(table, line, row, build)
+            if record.entity is not None:
+                first = seen.setdefault(record.eid, line)
+                if first != line:
+                    err = BadRequestData(f"the same entity as line {first} (a repeated GTFS id)")
+                    record = Record(record.where, error=err, eid=record.eid)
+            yield record
+
+    @staticmethod
+    def _record(table: str, line: int, row: Row, build: Builder) -> Record:
+        """Build one row's entity, or keep the error with the row's place and would-be id."""
+        where = f"{table} line {line}"
+        try:
+            entity = build(row)
+        except NgsiLdError as err:
+            return Record(where, error=err, eid=_row_id(table, row))
+        return Record(where, entity, eid=entity["id"])
+
+    def _service_ids(self) -> list[str]:
+        """service_id of calendar.txt and calendar_dates.txt, in order of first appearance."""
+        ids: dict[str, None] = {}
+        for table in ("calendar.txt", "calendar_dates.txt"):
+            for _line, row in self.feed.rows(table, ("service_id",)):
+                ids.setdefault(row.get("service_id", ""), None)
+        ids.pop("", None)
+        return list(ids)
+
+    def _grouped_shapes(self) -> dict[str, list[tuple[int, float, float, float | None]]]:
+        """shapes.txt points grouped by shape_id (a shape is one entity, not one per row)."""
+        if self._shapes is None:
+            self._shapes = {}
+            required = ("shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence")
+            bad = self._bad_shapes
+            for line, row in self.feed.rows("shapes.txt", required):
+                sid = row.get("shape_id", "")
+                self._shape_lines.setdefault(sid, line)
+                try:
+                    pt = (
+                        int(_parse(_key(row, "shape_pt_sequence"), "shape_pt_sequence", int)),
+                        float(_parse(_key(row, "shape_pt_lon"), "shape_pt_lon", float)),
+                        float(_parse(_key(row, "shape_pt_lat"), "shape_pt_lat", float)),
+                        _parse(row["shape_dist_traveled"], "shape_dist_traveled", float)
+                        if "shape_dist_traveled" in row
+                        else None,
+                    )
+                except BadRequestData as err:
+                    bad.setdefault(sid, f"line {line}: {err.detail}")
+                    continue
+                self._shapes.setdefault(sid, []).append(pt)
+            for sid in bad:
+                self._shapes.setdefault(sid, [])
+        return self._shapes
+
+    def _shape_records(self) -> Iterator[Record]:
+        """One GtfsShape per shape_id, reported at the line of its first point."""
+        for sid, points in self._grouped_shapes().items():
+            where = f"shapes.txt line {self._shape_lines.get(sid, 0)}"
+            eid = urn("GtfsShape", sid) if sid else ""
+            try:
+                if not sid:
+                    raise BadRequestData("shape_id is blank")
+                if sid in self._bad_shapes:
+                    raise BadRequestData(f"shape {sid!r} has a bad point ({self._bad_shapes[sid]})")
+                yield Record(where, self._shape(eid, points), eid=eid)
+            except NgsiLdError as err:
+                yield Record(where, error=err, eid=eid)
+
+    # -- one builder per GTFS table ----------------------------------------------------------
+    def _agency(self, row: Row) -> Entity:
+        """agency.txt: agencyName as in the demo city, name as SDM requires, source the feed."""
+        e: Entity = {"id": urn("GtfsAgency", agency_key(row)), "type": "GtfsAgency"}
+        _text(e, "agencyName", row, "agency_name")
+        _text(e, "name", row, "agency_name")
+        _text(e, "page", row, "agency_url")
+        _text(e, "timezone", row, "agency_timezone")
+        _text(e, "language", row, "agency_lang")
+        _text(e, "phone", row, "agency_phone")
+        e["source"] = prop(self.feed.path.name)
+        return e
+
+    def _service(self, sid: str) -> Entity:
+        """A GtfsService, so every trip's hasService resolves (GTFS has no services table)."""
+        e: Entity = {"id": urn("GtfsService", sid), "type": "GtfsService", "name": prop(sid)}
+        if self.only_agency:
+            e["operatedBy"] = rel(self.only_agency)
+        return e
+
+    def _calendar_rule(self, row: Row) -> Entity:
+        """calendar.txt: the weekly pattern of a service as a GtfsCalendarRule."""
+        sid = _key(row, "service_id")
+        e: Entity = {"id": urn("GtfsCalendarRule", sid), "type": "GtfsCalendarRule"}
+        e["hasService"] = rel(urn("GtfsService", sid))
+        for day in WEEKDAYS:
+            flag = row.get(day, "0")
+            if flag not in ("0", "1"):
+                raise BadRequestData(f"{day} must be 0 or 1, got {flag!r}")
+            e[day] = prop(flag == "1")
+        e["startDate"] = prop(_date(row, "start_date"))
+        e["endDate"] = prop(_date(row, "end_date"))
+        return e
+
+    def _date_rule(self, row: Row) -> Entity:
+        """calendar_dates.txt: one added (1) or removed (2) day of a service."""
+        sid = _key(row, "service_id")
+        day = _date(row, "date")
+        e: Entity = {
+            "id": urn("GtfsCalendarDateRule", f"{sid}:{row['date']}"),
+            "type": "GtfsCalendarDateRule",
+            "hasService": rel(urn("GtfsService", sid)),
+            "appliesOn": prop(day),
+        }
+        _text(e, "exceptionType", row, "exception_type")
+        return e
+
+    @staticmethod
+    def _shape(eid: str, points: list[tuple[int, float, float, float | None]]) -> Entity:
+        """shapes.txt points in sequence order as a LineString location."""
+        points.sort(key=lambda p: p[0])
+        if len(points) < 2:
+            raise BadRequestData("a shape needs at least two points to be a LineString")
+        line = {"type": "LineString", "coordinates": [[p[1], p[2]] for p in points]}
+        e: Entity = {"id": eid, "type": "GtfsShape", "location": geo(line)}
+        distances = [p[3] for p in points]
+        if all(d is not None for d in distances):
+            e["distanceTravelled"] = prop(distances)
+        return e
+
+    def _stop(self, row: Row) -> Entity:
+        """stops.txt: stops, stations and entrances alike (locationType tells them apart)."""
+        e: Entity = {"id": urn("GtfsStop", _key(row, "stop_id")), "type": "GtfsStop"}
+        _text(e, "name", row, "stop_name")
+        _text(e, "code", row, "stop_code")
+        _text(e, "description", row, "stop_desc")
+        _text(e, "zoneCode", row, "zone_id")
+        _text(e, "page", row, "stop_url")
+        _text(e, "locationType", row, "location_type")
+        _text(e, "wheelChairAccessible", row, "wheelchair_boarding")
+        lat, lon = row.get("stop_lat"), row.get("stop_lon")
+        if lat is not None or lon is not None:
+            if lat is None or lon is None:
+                raise BadRequestData("stop_lat and stop_lon go together")
+            lon_f = float(_parse(lon, "stop_lon", float))
+            lat_f = float(_parse(lat, "stop_lat", float))
+            if abs(lat_f) > 90 or abs(lon_f) > 180:
+                raise BadRequestData(f"stop_lat/stop_lon {lat}, {lon} are not WGS84 degrees")
+            e["location"] = geo(point(lon_f, lat_f))
+        if "parent_station" in row:
+            e["hasParentStation"] = rel(urn("GtfsStop", row["parent_station"]))
+        if self.only_agency:
+            e["operatedBy"] = rel(self.only_agency)
+        return e
+
+    def _route(self, row: Row) -> Entity:
+        """routes.txt: operatedBy names agency_id, or the only agency when it is omitted."""
+        e: Entity = {"id": urn("GtfsRoute", _key(row, "route_id")), "type": "GtfsRoute"}
+        _text(e, "shortName", row, "route_short_name")
+        _text(e, "name", row, "route_long_name")
+        if "name" not in e and "shortName" in e:
+            e["name"] = prop(e["shortName"]["value"])  # GTFS needs one name; SDM wants `name`
+        _text(e, "description", row, "route_desc")
+        _text(e, "routeType", row, "route_type")
+        _text(e, "page", row, "route_url")
+        _text(e, "routeColor", row, "route_color")
+        _text(e, "routeTextColor", row, "route_text_color")
+        _number(e, "routeSortOrder", row, "route_sort_order")
+        if "agency_id" in row:
+            e["operatedBy"] = rel(urn("GtfsAgency", row["agency_id"]))
+        elif self.only_agency:
+            e["operatedBy"] = rel(self.only_agency)
+        return e
+
+    @staticmethod
+    def _trip(row: Row) -> Entity:
+        """trips.txt: a trip with its route, service and shape as Relationships."""
+        e: Entity = {"id": urn("GtfsTrip", _key(row, "trip_id")), "type": "GtfsTrip"}
+        e["hasRoute"] = rel(urn("GtfsRoute", _key(row, "route_id")))
+        e["hasService"] = rel(urn("GtfsService", _key(row, "service_id")))
+        _text(e, "headSign", row, "trip_headsign")
+        _text(e, "shortName", row, "trip_short_name")
+        _number(e, "direction", row, "direction_id")
+        _text(e, "block", row, "block_id")
+        if "shape_id" in row:
+            e["hasShape"] = rel(urn("GtfsShape", row["shape_id"]))
+        _number(e, "wheelChairAccessible", row, "wheelchair_accessible")
+        _number(e, "bikesAllowed", row, "bikes_allowed")
+        return e
+
+    @staticmethod
+    def _stop_time(row: Row) -> Entity:
+        """stop_times.txt: times padded to HH:MM:SS, as the SDM pattern wants."""
+        trip = _key(row, "trip_id")
+        seq = int(_parse(_key(row, "stop_sequence"), "stop_sequence", int))
+        if seq < 0:
+            raise BadRequestData(f"stop_sequence {seq} is negative")
+        e: Entity = {"id": urn("GtfsStopTime", f"{trip}:{seq}"), "type": "GtfsStopTime"}
+        e["hasTrip"] = rel(urn("GtfsTrip", trip))
+        e["hasStop"] = rel(urn("GtfsStop", _key(row, "stop_id")))
+        e["stopSequence"] = prop(seq)
+        for name, column in (("arrivalTime", "arrival_time"), ("departureTime", "departure_time")):
+            value = _time(row, column)
+            if value is not None:
+                e[name] = prop(value)
+        _text(e, "stopHeadsign", row, "stop_headsign")
+        _text(e, "pickupType", row, "pickup_type")
+        _text(e, "dropOffType", row, "drop_off_type")
+        _text(e, "timepoint", row, "timepoint")
+        _number(e, "distanceTravelled", row, "shape_dist_traveled", float)
+        return e

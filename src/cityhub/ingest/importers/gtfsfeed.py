@@ -1,0 +1,103 @@
+"""Read the tables of a GTFS feed, zipped or unpacked, as rows with their line numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from cityhub.ingest.importers.records import ImportFailed
+from cityhub.ingest.importers.textfile import count_lines, utf8_lines
+
+REQUIRED = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
+CALENDARS = ("calendar.txt", "calendar_dates.txt")  # a feed needs at least one of them
+
+Row = dict[str, str]
+
+
+class GtfsFeed:
+    """The .txt tables of a feed; refuses a feed that lacks a required table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._members: dict[str, str] = {}  # table name -> zip member or file path
+        if path.is_dir():
+            self._members = {p.name: str(p) for p in sorted(path.glob("*.txt"))}
+        else:
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except FileNotFoundError:
+                raise ImportFailed(f"cannot read {path}: no such file or folder") from None
+            except OSError as exc:
+                raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
+            except zipfile.BadZipFile:
+                raise ImportFailed(f"{path} is neither a zip file nor a folder") from None
+            # Some feeds zip a folder: take each table from the shallowest place it appears.
+            for name in sorted(self._zip.namelist(), key=lambda n: n.count("/")):
+                table = name.rsplit("/", 1)[-1]
+                if table.endswith(".txt") and not name.startswith("__MACOSX/"):
+                    self._members.setdefault(table, name)
+        missing = [t for t in REQUIRED if t not in self._members]
+        if not any(t in self._members for t in CALENDARS):
+            missing.append(" or ".join(CALENDARS))
+        if missing:
+            self.close()
+            raise ImportFailed(f"{path} is not a complete GTFS feed: missing {', '.join(missing)}")
+
+    def tables(self) -> list[str]:
+        """Every table the feed holds."""
+        return sorted(self._members)
+
+    def close(self) -> None:
+        """Release the zip file."""
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def _open(self, table: str) -> IO[bytes]:
+        """A binary stream of one table, from the zip or the folder."""
+        member = self._members[table]
+        if self._zip is not None:
+            return self._zip.open(member)
+        return open(member, "rb")
+
+    def count(self, table: str) -> int:
+        """Data lines in a table (newlines minus the header): sizes the progress bar."""
+        if table not in self._members:
+            return 0
+        with self._guard(table), self._open(table) as f:
+            return max(count_lines(f) - 1, 0)
+
+    def rows(self, table: str, required: tuple[str, ...] = ()) -> Iterator[tuple[int, Row]]:
+        """(line number, row) for every data row; blank cells are left out of the row.
+
+        A table that lacks a required column, or cannot be read, raises ImportFailed.
+        """
+        if table not in self._members:
+            return
+        with self._guard(table), self._open(table) as raw:
+            reader = csv.reader(utf8_lines(raw, table))
+            header = [h.strip() for h in next(reader, [])]
+            absent = [c for c in required if c not in header]
+            if absent:
+                raise ImportFailed(f"{table} has no {', '.join(absent)} column")
+            line = reader.line_num + 1
+            for cells in reader:
+                row = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}
+                if row:
+                    yield line, row
+                line = reader.line_num + 1
+
+    @contextlib.contextmanager
+    def _guard(self, table: str) -> Iterator[None]:
+        """Turn read errors inside one table into ImportFailed naming the table."""
+        try:
+            yield
+        except csv.Error as exc:
+            raise ImportFailed(f"{table}: {exc}") from exc
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ImportFailed(f"cannot read {table} from {self.path}: {exc}") from exc

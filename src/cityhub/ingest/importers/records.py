@@ -1,0 +1,37 @@
+"""What every importer yields: one record per source row, an entity or the reason there is none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cityhub.ngsild.errors import NgsiLdError
+
+Entity = dict[str, Any]
+
+
+class ImportFailed(Exception):
+    """The import cannot start or go on (bad file, unreachable hub): exit 2, one line."""
+
+
+@dataclass(slots=True)
+class Record:
+    """One row or feature: where it came from, so a rejection can point the user at it."""
+
+    where: str  # "line 12", "features[3]", "stops.txt line 5"
+    entity: Entity | None = None
+    error: NgsiLdError | None = None  # set when the row could not become an entity
+    eid: str = ""  # the id the row would have had, for the report
+
+
+class Source(Protocol):
+    """A file read as records; estimate() sizes the progress bar before reading starts."""
+
+    def estimate(self) -> int | None:
+        """About how many records will come (None when unknown)."""
+        ...
+
+    def __iter__(self) -> Iterator[Record]:
+        """The records, in file order."""
+        ...

@@ -1,0 +1,126 @@
+"""Drive one import: records in chunks to a sink, a progress bar, the rejections, a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from tqdm import tqdm
+
+from cityhub.ingest.importers.records import Record, Source
+from cityhub.ingest.importers.sinks import Sink
+
+SHOWN_ERRORS = 20
+
+
+@dataclass
+class Report:
+    """The outcome of an import; rejections beyond the first SHOWN_ERRORS are only counted."""
+
+    created: int = 0
+    updated: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    types: Counter[str] = field(default_factory=Counter)  # stored entities per type
+    shown: list[str] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Entities written (created or updated)."""
+        return self.created + self.updated
+
+    @property
+    def rate(self) -> float:
+        """Stored entities per second of wall time."""
+        return self.stored / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """The closing lines a user reads: counts, time and rate, then entities per type."""
+        head = (
+            f"{self.created:,} created, {self.updated:,} updated, {self.rejected:,} rejected "
+            f"in {self.seconds:.2f} s ({self.rate:,.0f} entities/s)"
+        )
+        if not self.types:
+            return head
+        per_type = ", ".join(f"{t} {n:,}" for t, n in sorted(self.types.items()))
+        return f"{head}\n  stored per type: {per_type}"
+
+
+class _Run:
+    """The state of one import while it runs."""
+
+    def __init__(self, sink: Sink, bar: tqdm, err: TextIO) -> None:
+        self.sink = sink
+        self.bar = bar
+        self.err = err
+        self.report = Report()
+
+    def reject(self, record: Record, title: str, detail: str) -> None:
+        """Count a rejection; print it while fewer than SHOWN_ERRORS have been printed."""
+        self.report.rejected += 1
+        if len(self.report.shown) < SHOWN_ERRORS:
+            who = f" {record.eid}" if record.eid else ""
+            line = f"rejected {record.where}{who}: {title}: {detail}"
+            self.report.shown.append(line)
+            tqdm.write(line, file=self.err)
+
+    def flush(self, chunk: list[Record]) -> None:
+        """Send a chunk and account for every record in it."""
+        if not chunk:
+            return
+        # Only records with an entity are chunked, so indexes in the result index chunk too.
+        result = self.sink.send([r.entity for r in chunk if r.entity is not None])
+        failed = set()
+        for i, title, detail in result.errors:
+            failed.add(i)
+            self.reject(chunk[i], title, detail)
+        self.report.created += result.created
+        self.report.updated += result.updated
+        for i, record in enumerate(chunk):
+            if i not in failed and record.entity is not None:
+                self.report.types[str(record.entity.get("type"))] += 1
+        self.bar.update(len(chunk))
+
+
+def run_import(
+    source: Source,
+    sink: Sink,
+    *,
+    chunk_size: int = 1000,
+    progress: bool = True,
+    label: str = "importing",
+    err: TextIO | None = None,
+) -> Report:
+    """Stream source into sink in chunks; one bad record never stops the others.
+
+    ImportFailed from the source or the sink propagates (the caller reports it).
+    """
+    err = err or sys.stderr
+    start = time.perf_counter()
+    with tqdm(
+        total=source.estimate(),
+        desc=label,
+        unit=" entities",
+        file=err,
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
+        run = _Run(sink, bar, err)
+        chunk: list[Record] = []
+        for record in source:
+            if record.error is not None:
+                run.reject(record, record.error.title, record.error.detail)
+                bar.update(1)
+                continue
+            chunk.append(record)
+            if len(chunk) >= chunk_size:
+                run.flush(chunk)
+                chunk = []
+        run.flush(chunk)
+        bar.total = bar.n  # the estimate may have counted blank or multi-line rows
+        bar.refresh()
+    run.report.seconds = time.perf_counter() - start
+    return run.report

@@ -1,0 +1,166 @@
+"""Delivery: one queue and one worker per endpoint, so a dead or slow receiver only ever
+delays its own notifications.
+
+A worker sends its queue's items in order, one at a time, each with the endpoint's timeout,
+and retries a failure with exponential backoff. An item leaves the outbox when it was
+delivered, when its subscription is gone, or when it was given up (attempts spent, or pushed
+out of a queue that reached its bound); acknowledgements are batched into one delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from cityhub.store.base import OutboxItem
+
+log = logging.getLogger("cityhub.notify")
+Deliver = Callable[[OutboxItem, int], Awaitable[bool | None]]
+ACK_EVERY = 0.2  # seconds between batched outbox deletes
+
+
+@dataclass
+class Policy:
+    """How hard delivery tries: per-attempt timeout, attempts, backoff and queue bound."""
+
+    timeout: float = 5.0
+    attempts: int = 5
+    backoff: float = 1.0  # first retry delay in seconds; doubles up to backoff_max
+    backoff_max: float = 60.0
+    queue_max: int = 10_000
+
+
+@dataclass
+class Counters:
+    """Delivery totals since start (reported by /health and the benchmark)."""
+
+    delivered: int = 0
+    failed_attempts: int = 0
+    given_up: int = 0
+    dropped_full: int = 0
+
+
+@dataclass
+class EndpointQueue:
+    """The pending items of one endpoint and the task draining them."""
+
+    items: deque[OutboxItem] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+class Dispatcher:
+    """Per-endpoint queues over a deliver(item, attempt) callable (True: delivered, False:
+    failed, None: nothing to deliver any more)."""
+
+    def __init__(self, deliver: Deliver, ack: Callable[[list[int]], None], policy: Policy) -> None:
+        self.deliver = deliver
+        self.ack = ack
+        self.policy = policy
+        self.counters = Counters()
+        self.queues: dict[str, EndpointQueue] = {}
+        self._acks: list[int] = []
+        self._ack_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def pending(self) -> int:
+        """Items waiting in memory, over all endpoints."""
+        return sum(len(q.items) for q in self.queues.values())
+
+    def submit(self, items: list[OutboxItem]) -> None:
+        """Queue committed items on their endpoints (call on the event loop)."""
+        for item in items:
+            queue = self.queues.get(item.endpoint)
+            if queue is None:
+                queue = self.queues[item.endpoint] = EndpointQueue()
+            if len(queue.items) >= self.policy.queue_max:
+                at = 1 if queue.task is not None and len(queue.items) > 1 else 0  # 0 in flight
+                dropped = queue.items[at]
+                del queue.items[at]
+                self.counters.dropped_full += 1
+                self._done(dropped)
+            queue.items.append(item)
+            if queue.task is None and not self._closing:
+                queue.task = asyncio.get_running_loop().create_task(
+                    self._drain(item.endpoint, queue), name=f"notify {item.endpoint}"
+                )
+        if self._ack_task is None and not self._closing:
+            self._ack_task = asyncio.get_running_loop().create_task(self._ack_loop())
+
+    def _done(self, item: OutboxItem) -> None:
+        if item.seq:
+            self._acks.append(item.seq)
+
+    async def _drain(self, endpoint: str, queue: EndpointQueue) -> None:
+        """Send the queue's items in order until it is empty."""
+        try:
+            while queue.items:
+                item = queue.items[0]
+                try:
+                    await self._send(item)
+                except Exception:  # an item that cannot be rendered would fail forever
+                    self.counters.given_up += 1
+                    log.exception("dropped a notification of %s to %s", item.sub_id, endpoint)
+                if queue.items and queue.items[0] is item:
+                    queue.items.popleft()
+                self._done(item)
+        finally:
+            queue.task = None
+            if not queue.items:
+                self.queues.pop(endpoint, None)
+
+    async def _send(self, item: OutboxItem) -> None:
+        """One item: attempts with backoff until delivered or given up."""
+        delay = self.policy.backoff
+        for attempt in range(self.policy.attempts):
+            ok = await self.deliver(item, attempt)
+            if ok is None:
+                return
+            if ok:
+                self.counters.delivered += 1
+                return
+            self.counters.failed_attempts += 1
+            if attempt + 1 < self.policy.attempts:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.policy.backoff_max)
+        self.counters.given_up += 1
+        log.warning(
+            "gave up a notification of %s to %s after %d attempts",
+            item.sub_id,
+            item.endpoint,
+            self.policy.attempts,
+        )
+
+    async def _ack_loop(self) -> None:
+        """Delete delivered items from the outbox in batches."""
+        while not self._closing:
+            await asyncio.sleep(ACK_EVERY)
+            self.flush_acks()
+
+    def flush_acks(self) -> None:
+        """Delete the acknowledged items now."""
+        acks, self._acks = self._acks, []
+        if acks:
+            try:
+                self.ack(acks)
+            except Exception:  # the items are delivered again after a restart: at least once
+                log.exception("could not remove %d delivered notifications", len(acks))
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Give in-flight deliveries a moment, stop the workers, record what was delivered."""
+        tasks = [q.task for q in self.queues.values() if q.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        self._closing = True
+        for task in [*tasks, self._ack_task]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self.flush_acks()
+
+
+__all__ = ["Counters", "Dispatcher", "EndpointQueue", "Policy"]

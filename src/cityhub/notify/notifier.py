@@ -1,0 +1,319 @@
+"""The notifier: keeps every subscription compiled, turns committed changes into outbox items
+(inside the writing transaction), and delivers them through per-endpoint queues.
+
+Flow: a write block ends → the store hands its changes to ``outbox_items`` (same
+transaction) → after COMMIT the store calls ``committed`` → the dispatcher sends each item
+and acknowledges it → delivered items are deleted from the outbox in batches. Items left in
+the outbox by a crash are queued again at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from cityhub.ngsild.context import ContextCache, core_link, link_for
+from cityhub.ngsild.errors import NgsiLdError
+from cityhub.ngsild.timeutil import now_iso
+from cityhub.notify import payload
+from cityhub.notify.delivery import Dispatcher, Policy
+from cityhub.notify.events import event_for
+from cityhub.notify.index import SubscriptionIndex
+from cityhub.notify.senders import HttpSender, MqttSender
+from cityhub.notify.subscription import Compiled, Selector, compile_subscription
+from cityhub.store.base import Change, EntityQuery, OutboxItem
+
+log = logging.getLogger("cityhub.notify")
+KIND = "subscription"  # the resources kind /subscriptions stores
+STATUS_EVERY = 1.0  # seconds between writes of changed delivery status
+PERIODIC_LIMIT = 1000  # most entities one timeInterval notification carries
+
+Doc = dict[str, Any]
+
+
+class Notifier:
+    """Subscriptions, matching and delivery for one store (the store's change sink)."""
+
+    def __init__(self, store: Any, contexts: ContextCache, policy: Policy, base_url: str) -> None:
+        self.store = store
+        self.contexts = contexts
+        self.base_url = base_url
+        self.subs: dict[str, dict[str, Compiled]] = {}
+        self._on_change: dict[str, SubscriptionIndex] = {}
+        self._unresolved: list[tuple[str, Doc]] = []
+        self.dispatcher = Dispatcher(self._deliver, store.outbox_done, policy)
+        self.http = HttpSender()
+        self.mqtt = MqttSender()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._status_task: asyncio.Task[None] | None = None
+        self._dirty: set[tuple[str, str]] = set()
+
+    # -- the registry ------------------------------------------------------------------------
+    def load(self) -> None:
+        """Compile every stored subscription (those whose @context is not at hand wait)."""
+        for tenant, doc in self.store.resource_every_tenant(KIND):
+            self._install(tenant, doc)
+
+    def _link(self, spec: Any) -> str:
+        """The Link header naming a subscription's @context."""
+        if isinstance(spec, list) and len(spec) == 1:
+            spec = spec[0]
+        if spec is None:
+            return core_link()
+        if isinstance(spec, str):
+            return link_for(spec)
+        entry, new = self.contexts.implicit(spec)
+        if new:
+            self.store.put_context(entry.url, entry.document, entry.kind)
+        return link_for(self.base_url + "/ngsi-ld/v1/" + entry.url_path.lstrip("/"))
+
+    def _install(self, tenant: str, doc: Doc) -> bool:
+        """Compile and register one subscription; False when its @context is not loaded."""
+        try:
+            sub = compile_subscription(tenant, doc, self.contexts.compile, self._link)
+        except NgsiLdError:
+            self._unresolved.append((tenant, doc))
+            return False
+        old = self.subs.setdefault(tenant, {}).get(sub.id)
+        if old is not None:
+            sub.status = old.status
+            sub.last_sent = old.last_sent
+        self.subs[tenant][sub.id] = sub
+        self._reindex(tenant)
+        self._schedule(sub)
+        return True
+
+    def _reindex(self, tenant: str) -> None:
+        self._on_change[tenant] = SubscriptionIndex(
+            [s for s in self.subs.get(tenant, {}).values() if s.periodic is None]
+        )
+
+    def remove(self, tenant: str, sid: str) -> None:
+        """Forget a deleted subscription (its queued items are dropped when reached)."""
+        self.subs.get(tenant, {}).pop(sid, None)
+        self._reindex(tenant)
+        task = self._tasks.pop((tenant, sid), None)
+        if task is not None:
+            task.cancel()
+
+    async def refresh(self, tenant: str, sid: str) -> None:
+        """Take a created or updated subscription as stored (or its deletion) into account."""
+        self.start()
+        doc = self.store.resource_get(KIND, tenant, sid)
+        if doc is None:
+            self.remove(tenant, sid)
+            return
+        for spec in (doc.get("jsonldContext"), doc.get("_ctx"), doc.get("_qctx")):
+            if spec is not None:
+                with contextlib.suppress(NgsiLdError):
+                    await self.contexts.prefetch(spec)
+        task = self._tasks.pop((tenant, sid), None)
+        if task is not None:
+            task.cancel()
+        if not self._install(tenant, doc):
+            log.warning("subscription %s waits for its @context", sid)
+
+    def get(self, tenant: str, sid: str) -> Compiled | None:
+        """A compiled subscription."""
+        return self.subs.get(tenant, {}).get(sid)
+
+    def status(self, tenant: str, doc: Doc) -> Doc:
+        """A stored subscription with its live delivery status (for the API)."""
+        sub = self.get(tenant, doc.get("id", ""))
+        if sub is None or not sub.status:
+            return doc
+        return {**doc, "_notif": dict(sub.status)}
+
+    # -- the change sink (called by the store inside the write transaction) --------------------
+    def wants(self, tenant: str) -> bool:
+        """Whether changes in this tenant can notify anyone."""
+        return bool(self._on_change.get(tenant))
+
+    def outbox_items(self, tenant: str, changes: list[Change]) -> list[OutboxItem]:
+        """The notifications a write's changes give, to be written with them."""
+        index = self._on_change.get(tenant)
+        if not index:
+            return []
+        now, clock, wall = now_iso(), time.monotonic(), time.time()
+        items: list[OutboxItem] = []
+        for change in changes:
+            before = orjson.loads(change.before) if change.before else None
+            after = orjson.loads(change.after) if change.after else None
+            for sub in index.candidates(before, after):
+                if not sub.live(wall):
+                    continue
+                event = event_for(sub, before, after, now)
+                if event is None:
+                    continue
+                throttle = sub.doc.get("throttling")
+                if throttle and clock - sub.last_sent < float(throttle):
+                    continue
+                sub.last_sent = clock
+                items.append(OutboxItem(tenant, sub.id, sub.endpoint, orjson.dumps([event])))
+        return items
+
+    def committed(self, items: list[OutboxItem]) -> None:
+        """Committed items go to their endpoint queues (from any thread)."""
+        if self._loop is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop yet: start() takes them from the outbox
+            self.start()  # loads the outbox, these items included
+            return
+        if threading.get_ident() == self._thread:
+            self.dispatcher.submit(items)
+        else:
+            self._loop.call_soon_threadsafe(self.dispatcher.submit, items)
+
+    # -- running -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin delivering on the running loop: what the outbox holds first (idempotent)."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        backlog = self.store.outbox_pending(limit=10**9)
+        if backlog:
+            log.info("delivering %d notifications left from before the restart", len(backlog))
+            self.dispatcher.submit(backlog)
+        for tenant_subs in self.subs.values():
+            for sub in tenant_subs.values():
+                self._schedule(sub)
+        self._status_task = self._loop.create_task(self._status_loop())
+        if self._unresolved:
+            self._loop.create_task(self._resolve())
+
+    async def _resolve(self) -> None:
+        """Fetch the @contexts that subscriptions loaded at start-up still need."""
+        waiting, self._unresolved = self._unresolved, []
+        for tenant, doc in waiting:
+            await self.refresh(tenant, doc["id"])
+
+    async def close(self) -> None:
+        """Stop delivering: flush acknowledgements and status, close connections."""
+        for task in [*self._tasks.values(), self._status_task]:
+            if task is not None:
+                task.cancel()
+        await self.dispatcher.close()
+        self._persist_status()
+        await self.http.close()
+        await self.mqtt.close()
+
+    # -- delivery ------------------------------------------------------------------------------
+    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None:
+        """Send one item (True/False), or None when its subscription no longer wants it."""
+        sub = self.get(item.tenant, item.sub_id)
+        if sub is None or not sub.live():
+            return None
+        events = orjson.loads(item.payload)
+
+        def fetch(ids: list[str]) -> dict[str, Doc]:
+            found, _ = self.store.query(
+                item.tenant, EntityQuery(ids=tuple(dict.fromkeys(ids)), limit=len(ids))
+            )
+            return {d["id"]: d for d in found}
+
+        body, headers = payload.notification(sub, events, fetch, item.tenant)
+        endpoint = sub.notification["endpoint"]
+        timeout = (
+            float(endpoint["timeout"]) / 1000 if endpoint.get("timeout") else None
+        ) or self.dispatcher.policy.timeout
+        if urlsplit(item.endpoint).scheme.lower() in ("mqtt", "mqtts"):
+            ok = await self.mqtt.send(
+                item.endpoint, body, headers, timeout, endpoint.get("notifierInfo")
+            )
+        else:
+            ok = await self.http.send(item.endpoint, body, headers, timeout)
+        self._record(sub, ok)
+        return ok
+
+    def _record(self, sub: Compiled, ok: bool) -> None:
+        """Delivery status: timesSent, timesFailed, lastNotification/Success/Failure."""
+        now = now_iso()
+        st = sub.status
+        st["timesSent"] = st.get("timesSent", 0) + 1
+        st["lastNotification"] = now
+        if ok:
+            st["lastSuccess"] = now
+            st["status"] = "ok"
+        else:
+            st["timesFailed"] = st.get("timesFailed", 0) + 1
+            st["lastFailure"] = now
+            st["status"] = "failed"
+        self._dirty.add((sub.tenant, sub.id))
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            self._persist_status()
+
+    def _persist_status(self) -> None:
+        """Write changed delivery status into the stored subscriptions."""
+        dirty, self._dirty = self._dirty, set()
+        for tenant, sid in dirty:
+            sub = self.get(tenant, sid)
+            if sub is None:
+                continue
+            status = dict(sub.status)
+            try:
+                self.store.resource_update(KIND, tenant, sid, _with_status(status))
+            except Exception:  # status is advisory; the next change writes it again
+                log.exception("could not store the delivery status of %s", sid)
+
+    # -- timeInterval subscriptions --------------------------------------------------------------
+    def _schedule(self, sub: Compiled) -> None:
+        """Start the clock of a periodic subscription (once the loop runs)."""
+        interval = sub.periodic
+        key = (sub.tenant, sub.id)
+        if interval is None or self._loop is None or key in self._tasks:
+            return
+        self._tasks[key] = self._loop.create_task(self._every(sub.tenant, sub.id, interval))
+
+    async def _every(self, tenant: str, sid: str, interval: float) -> None:
+        """Notify the matching entities every interval seconds, changed or not."""
+        while True:
+            await asyncio.sleep(interval)
+            sub = self.get(tenant, sid)
+            if sub is None:
+                return
+            if not sub.live():
+                continue
+            docs = self._select(sub)
+            if docs:
+                events = [{"trigger": None, "entity": d} for d in docs]
+                item = OutboxItem(tenant, sid, sub.endpoint, orjson.dumps(events))
+                self.dispatcher.submit([item])
+
+    def _select(self, sub: Compiled) -> list[Doc]:
+        """The entities a periodic subscription is about right now."""
+        found: dict[str, Doc] = {}
+        selectors: list[Selector | None] = list(sub.selectors) or [None]
+        for sel in selectors:
+            query = EntityQuery(
+                ids=(sel.id,) if sel is not None and sel.id else None,
+                id_pattern=sel.pattern.pattern if sel is not None and sel.pattern else None,
+                types=sel.types if sel is not None else None,
+                q=sub.q,
+                geo=sub.geo,
+                scope=sub.scope,
+                limit=PERIODIC_LIMIT,
+            )
+            docs, _ = self.store.query(sub.tenant, query)
+            for doc in docs:
+                found.setdefault(doc["id"], doc)
+        return list(found.values())
+
+
+def _with_status(status: Doc) -> Any:
+    """A resource_update change that sets a subscription's delivery status."""
+    return lambda doc: {**doc, "_notif": status}

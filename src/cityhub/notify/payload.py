@@ -1,0 +1,177 @@
+"""The Notification a receiver gets (clause 5.3.1): the event entity rendered in the
+subscription's format and @context, with the headers its endpoint asks for."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from cityhub.ngsild import subscriptions as S
+from cityhub.ngsild.core_context import CORE_CONTEXT_URL
+from cityhub.ngsild.entity import CONTENT_KEY
+from cityhub.ngsild.linked import dedupe, render_joined
+from cityhub.ngsild.projection import Projection, parse_projection
+from cityhub.ngsild.render import RenderOptions, key_value
+from cityhub.ngsild.timeutil import now_iso
+from cityhub.notify.subscription import Compiled
+
+Doc = dict[str, Any]
+Fetch = Callable[[list[str]], dict[str, Doc]]
+JSON = "application/json"
+JSONLD = "application/ld+json"
+_EXTRAS = ("_prev", "deletedAt")
+
+
+def render_options(sub: Compiled) -> RenderOptions:
+    """The RenderOptions a subscription's NotificationParams ask for."""
+    params = sub.notification
+    fmt = params.get("format", "normalized")
+    fmt = "keyValues" if fmt in ("keyValues", "simplified") else fmt
+    ds = sub.doc.get("datasetId")
+    opts = RenderOptions(
+        format=fmt,
+        sys_attrs=bool(params.get("sysAttrs")),
+        lang=sub.doc.get("lang"),
+        dataset_ids=frozenset(ds if isinstance(ds, list) else [ds]) if ds else None,
+    )
+    return opts
+
+
+def _projections(sub: Compiled) -> tuple[Projection | None, Projection | None]:
+    """pick and omit trees in the subscription's terms; notification.attributes is a pick of
+    the notified entity alone (linked entities keep all their attributes)."""
+    params = sub.notification
+    pick = omit = None
+    if "pick" in params:
+        pick = parse_projection(_text(S.render_projection(params["pick"], sub.tm)))
+    if "omit" in params:
+        omit = parse_projection(_text(S.render_projection(params["omit"], sub.tm)))
+    if params.get("attributes"):
+        pick = {"id": None, "type": None, "scope": None}
+        pick.update({sub.tm.compact(a): None for a in params["attributes"]})
+    return pick, omit
+
+
+def _text(projection: str | list[str]) -> str:
+    """pick/omit are stored as given: an array of members or their comma-separated text."""
+    return projection if isinstance(projection, str) else ",".join(projection)
+
+
+def _strip(entity: Doc) -> tuple[Doc, dict[tuple[str, int], dict[str, Any]]]:
+    """The entity without event extras, and the extras by (attribute, instance position)."""
+    extras: dict[tuple[str, int], dict[str, Any]] = {}
+    attrs: dict[str, list[Doc]] = {}
+    for name, instances in entity["attrs"].items():
+        clean = []
+        for i, inst in enumerate(instances):
+            found = {k: inst[k] for k in _EXTRAS if k in inst}
+            if found:
+                extras[(name, i)] = found
+                inst = {k: v for k, v in inst.items() if k not in _EXTRAS}
+            clean.append(inst)
+        attrs[name] = clean
+    return {**entity, "attrs": attrs}, extras
+
+
+def _put_extras(
+    out: Doc, entity: Doc, extras: dict[tuple[str, int], dict[str, Any]], sub: Compiled, opts: Any
+) -> None:
+    """Previous values (previousValue, previousObject, ...) and deletedAt beside each instance."""
+    for (name, i), found in extras.items():
+        key = sub.tm.compact(name)
+        rendered = out.get(key)
+        items = rendered if isinstance(rendered, list) else [rendered]
+        target = items[i] if i < len(items) else None
+        if opts.format == "keyValues" or not isinstance(target, dict):
+            continue
+        inst = entity["attrs"][name][i]
+        if "_prev" in found:
+            content = CONTENT_KEY[inst["type"]]
+            prev = found["_prev"]
+            if inst["type"] == "VocabProperty":
+                prev = (
+                    [sub.tm.compact(v) for v in prev]
+                    if isinstance(prev, list)
+                    else sub.tm.compact(prev)
+                )
+            target["previous" + content[0].upper() + content[1:]] = prev
+        if "deletedAt" in found and opts.sys_attrs:
+            target["deletedAt"] = found["deletedAt"]
+
+
+def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
+    """The event entity as the subscription wants to see it (plus flat-joined targets)."""
+    opts = render_options(sub)
+    params = sub.notification
+    pick, omit = _projections(sub)
+    join = params.get("join")
+    join = None if join == "@none" else join
+    level = int(params.get("joinLevel", 1)) if join else 0
+    clean, extras = _strip(entity)
+    rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, join, level, fetch)
+    out = rendered[0]
+    _put_extras(out, clean, extras, sub, opts)
+    if opts.format == "keyValues":
+        _key_values_datasets(out, clean, sub, opts)
+        if opts.sys_attrs:  # keyValues leaves them out of API responses, not of notifications
+            out.update({k: entity[k] for k in ("createdAt", "modifiedAt") if k in entity})
+    if "deletedAt" in entity:
+        out["deletedAt"] = entity["deletedAt"]  # a deletion always says when
+    return dedupe([out, *extra]) if join == "flat" else [out]
+
+
+def _key_values_datasets(out: Doc, entity: Doc, sub: Compiled, opts: RenderOptions) -> None:
+    """keyValues of a multi-attribute: {"dataset": {datasetId or "@none": value}}."""
+    for name, instances in entity["attrs"].items():
+        key = sub.tm.compact(name)
+        if key not in out:
+            continue
+        chosen = instances
+        if opts.dataset_ids is not None:
+            chosen = [i for i in instances if i.get("datasetId", "@none") in opts.dataset_ids]
+        if len(chosen) > 1:
+            out[key] = {
+                "dataset": {
+                    i.get("datasetId", "@none"): key_value(i, sub.tm, opts.lang) for i in chosen
+                }
+            }
+
+
+def notification(
+    sub: Compiled, events: list[Doc], fetch: Fetch, tenant: str
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one notification carrying events (in order)."""
+    data: list[Doc] = []
+    for event in events:
+        data += render_event_entity(sub, event["entity"], fetch)
+    body: Doc = {
+        "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
+        "type": "Notification",
+        "subscriptionId": sub.id,
+        "notifiedAt": now_iso(),
+        "data": data,
+    }
+    trigger = events[0].get("trigger") if events else None
+    if trigger:
+        body["triggerReason"] = trigger
+    endpoint = sub.notification["endpoint"]
+    headers: dict[str, str] = {}
+    if endpoint.get("accept") == JSONLD:
+        context = sub.context if sub.context is not None else CORE_CONTEXT_URL
+        if isinstance(context, list) and len(context) == 1:
+            context = context[0]
+        for entity in data:
+            entity["@context"] = context
+        body["@context"] = context
+        headers["Content-Type"] = JSONLD
+    else:
+        headers["Content-Type"] = JSON
+        headers["Link"] = sub.link
+    if tenant:
+        headers["NGSILD-Tenant"] = tenant
+    for item in endpoint.get("receiverInfo") or []:
+        headers[item["key"]] = item["value"]
+    return orjson.dumps(body), headers

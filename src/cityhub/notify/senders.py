@@ -1,0 +1,160 @@
+"""The wire: POST a notification over HTTP(S), or publish it to an MQTT broker.
+
+Each sender answers True (the receiver took it) or False (refused, unreachable or too slow);
+it never raises for a receiver's fault, so a bad endpoint only ever costs its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import aiomqtt
+import orjson
+
+log = logging.getLogger("cityhub.notify")
+
+
+class HttpSender:
+    """POST over one shared connection pool (keep-alive per receiver)."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
+
+    async def send(self, uri: str, body: bytes, headers: dict[str, str], timeout: float) -> bool:
+        """POST body; a 2xx answer within timeout seconds is a success."""
+        try:
+            async with self._client().post(
+                uri, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                await resp.read()
+                return 200 <= resp.status < 300
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            log.debug("notification to %s failed: %s", uri, exc)
+            return False
+
+    async def close(self) -> None:
+        """Close the pool's connections."""
+        if self._session is not None:
+            await self._session.close()
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """Where an mqtt:// endpoint publishes: broker, credentials, topic, QoS and version."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+    topic: str
+    qos: int
+    version: aiomqtt.ProtocolVersion
+
+    @property
+    def broker(self) -> tuple[Any, ...]:
+        """Endpoints that share this key share one broker connection."""
+        return (self.host, self.port, self.tls, self.username, self.password, self.version)
+
+
+def mqtt_target(uri: str, notifier_info: list[dict[str, str]] | None) -> MqttTarget:
+    """Parse mqtt[s]://[user[:password]@]host[:port]/topic plus MQTT-QoS/MQTT-Version."""
+    parts = urlsplit(uri)
+    tls = parts.scheme.lower() == "mqtts"
+    info = {i["key"]: i["value"] for i in notifier_info or []}
+    qos = int(info.get("MQTT-QoS", "0")) if info.get("MQTT-QoS", "0") in ("0", "1", "2") else 0
+    version = (
+        aiomqtt.ProtocolVersion.V5
+        if info.get("MQTT-Version") == "mqtt5.0"
+        else aiomqtt.ProtocolVersion.V311
+    )
+    return MqttTarget(
+        host=parts.hostname or "localhost",
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        topic=unquote(parts.path.lstrip("/")),
+        qos=qos,
+        version=version,
+    )
+
+
+class MqttSender:
+    """Publish to MQTT brokers, one long-lived connection per broker and credentials."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[Any, ...], aiomqtt.Client] = {}
+        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+
+    async def _client(self, target: MqttTarget, timeout: float) -> aiomqtt.Client:
+        key = target.broker
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            client = self._clients.get(key)
+            if client is None:
+                client = aiomqtt.Client(
+                    target.host,
+                    target.port,
+                    username=target.username,
+                    password=target.password,
+                    protocol=target.version,
+                    tls_context=ssl.create_default_context() if target.tls else None,
+                    timeout=timeout,
+                )
+                await asyncio.wait_for(client.__aenter__(), timeout)
+                self._clients[key] = client
+        return client
+
+    async def send(
+        self,
+        uri: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        notifier_info: list[dict[str, str]] | None = None,
+    ) -> bool:
+        """Publish {"metadata": headers, "body": notification} to the endpoint's topic."""
+        try:
+            target = mqtt_target(uri, notifier_info)
+        except ValueError as exc:
+            log.warning("bad MQTT endpoint %s: %s", uri, exc)
+            return False
+        message = orjson.dumps({"metadata": headers, "body": orjson.loads(body)})
+        try:
+            client = await self._client(target, timeout)
+            await asyncio.wait_for(client.publish(target.topic, message, qos=target.qos), timeout)
+            return True
+        except (TimeoutError, aiomqtt.MqttError, OSError, ValueError) as exc:
+            log.debug("MQTT notification to %s failed: %s", uri, exc)
+            await self._drop(target.broker)
+            return False
+
+    async def _drop(self, key: tuple[Any, ...]) -> None:
+        """Forget a broken connection; the next notification reconnects."""
+        client = self._clients.pop(key, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
+
+    async def close(self) -> None:
+        """Disconnect from every broker."""
+        for key in list(self._clients):
+            await self._drop(key)

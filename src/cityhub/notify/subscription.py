@@ -1,0 +1,133 @@
+"""A stored subscription compiled once for matching: selectors, q, geoQ and scopeQ parsed, its
+@context resolved, so a change is checked against it without parsing anything again."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from cityhub.ngsild import subscriptions as S
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.evaluate import matches_geo, matches_q, matches_scope, matches_types
+from cityhub.ngsild.query.geo import GeoQuery
+from cityhub.ngsild.query.qlang import compile_regex, parse_q
+from cityhub.ngsild.query.scope import parse_scope
+from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.timeutil import parse_ts
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One EntitySelector: an id, an id pattern and a type selection (IRIs)."""
+
+    id: str | None
+    pattern: re.Pattern[str] | None
+    types: ast.TypeNode
+
+    def matches(self, doc: Doc) -> bool:
+        """Whether an entity is selected."""
+        if self.id is not None and doc["id"] != self.id:
+            return False
+        if self.pattern is not None and not self.pattern.fullmatch(doc["id"]):
+            return False
+        return matches_types(self.types, doc)
+
+
+@dataclass
+class Compiled:
+    """What matching and rendering need of one subscription."""
+
+    tenant: str
+    doc: Doc
+    tm: TermMap  # renders notifications (jsonldContext, else the creating request's @context)
+    context: Any  # the @context notifications name (Link header or in the body)
+    link: str  # the Link header naming it in plain JSON notifications
+    selectors: list[Selector]
+    watched: frozenset[str] | None
+    triggers: frozenset[str]
+    q: ast.QNode | None
+    geo: GeoQuery | None
+    scope: ast.ScopeNode | None
+    paused: bool = False  # isActive false
+    expires: float | None = None  # expiresAt, epoch seconds
+    status: dict[str, Any] = field(default_factory=dict)  # delivery status (notification.*)
+    last_sent: float = 0.0  # when the last notification was queued (throttling)
+
+    @property
+    def id(self) -> str:
+        """The subscription id."""
+        return str(self.doc["id"])
+
+    @property
+    def notification(self) -> dict[str, Any]:
+        """The stored NotificationParams."""
+        params: dict[str, Any] = self.doc["notification"]
+        return params
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint URI: notifications to one URI share one delivery queue."""
+        return str(self.notification["endpoint"]["uri"])
+
+    @property
+    def periodic(self) -> float | None:
+        """timeInterval in seconds, when the subscription notifies on a clock, not on change."""
+        value = self.doc.get("timeInterval")
+        return float(value) if value else None
+
+    def live(self, now: float | None = None) -> bool:
+        """Active: not paused, not expired (now: epoch seconds, default the current time)."""
+        if self.paused:
+            return False
+        return self.expires is None or (time.time() if now is None else now) < self.expires
+
+    def selects(self, doc: Doc) -> bool:
+        """Whether an entity is one this subscription is about (entities, q, geoQ, scopeQ)."""
+        if self.selectors and not any(s.matches(doc) for s in self.selectors):
+            return False
+        if self.q is not None and not matches_q(self.q, doc):
+            return False
+        if self.geo is not None and not matches_geo(self.geo, doc):
+            return False
+        return self.scope is None or matches_scope(self.scope, doc)
+
+
+def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Compiled:
+    """Compile a stored subscription; tm_of(spec) gives the term map of a @context and
+    link_of(spec) the Link header that names it."""
+    context = doc.get("jsonldContext") or doc.get("_ctx")
+    selectors = [
+        Selector(
+            id=sel.get("id"),
+            pattern=compile_regex(sel["idPattern"]) if sel.get("idPattern") else None,
+            types=parse_types(sel["type"]),
+        )
+        for sel in doc.get("entities") or []
+    ]
+    watched = doc.get("watchedAttributes")
+    q = None
+    if doc.get("q"):  # written as in a query string, so it may be percent-encoded
+        q = ast.map_names(parse_q(unquote(doc["q"])), tm_of(S.query_context(doc)).expand)
+    scope = parse_scope(doc["scopeQ"]) if doc.get("scopeQ") else None
+    return Compiled(
+        tenant=tenant,
+        doc=doc,
+        tm=tm_of(context),
+        context=context,
+        link=link_of(context),
+        selectors=selectors,
+        watched=frozenset(watched) if watched else None,
+        triggers=frozenset(doc.get("notificationTrigger") or S.DEFAULT_TRIGGERS),
+        q=q,
+        geo=S.parsed_geo(doc),
+        scope=scope,
+        paused=doc.get("isActive") is False,
+        expires=parse_ts(doc["expiresAt"]).timestamp() if doc.get("expiresAt") else None,
+        status=dict(doc.get("_notif") or {}),
+    )

@@ -1,0 +1,59 @@
+"""The notification outbox: items written in the same transaction as the change they report.
+
+A change that was acknowledged to its writer is in the outbox too, so it is delivered even if
+the hub crashes before the notification leaves (at least once). Delivered items are deleted in
+batches; whatever is left at start-up is delivered again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+
+from cityhub.store.base import OutboxItem
+
+DDL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, sub_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+    payload BLOB NOT NULL, created REAL NOT NULL
+);
+"""
+
+
+def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
+    """Write items and give each its sequence number."""
+    now = time.time()
+    for item in items:
+        cur = conn.execute(
+            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (item.tenant, item.sub_id, item.endpoint, item.payload, now),
+        )
+        item.seq = int(cur.lastrowid or 0)
+
+
+def remove(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
+    """Forget delivered (or abandoned) items."""
+    rows = [(s,) for s in seqs]
+    conn.executemany("DELETE FROM outbox WHERE seq = ?", rows)
+    return len(rows)
+
+
+def pending(
+    conn: sqlite3.Connection, after: int = 0, limit: int = 10_000, endpoint: str | None = None
+) -> list[OutboxItem]:
+    """Items not yet delivered, oldest first (optionally of one endpoint)."""
+    sql = "SELECT seq, tenant, sub_id, endpoint, payload FROM outbox WHERE seq > ?"
+    args: list[object] = [after]
+    if endpoint is not None:
+        sql += " AND endpoint = ?"
+        args.append(endpoint)
+    rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+    return [OutboxItem(t, s, e, bytes(p), seq) for seq, t, s, e, p in rows]
+
+
+def count(conn: sqlite3.Connection) -> int:
+    """How many items wait for delivery."""
+    return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])

@@ -1,0 +1,263 @@
+"""`cityhub import csv`: rows become entities, bad rows are reported, the rest are stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.cli import main
+from cityhub.ngsild.context import ContextCache
+from cityhub.store.base import EntityQuery
+from cityhub.store.sqlite import SqliteStore
+
+CORE = ContextCache().core
+
+SHOPS = (
+    "id,name,Floor Area (m2),staff,zip,lat,lon,opened\n"
+    "s1,Corner Shop,120.5,3,02134,35.41,127.39,2024-03-01T08:00:00Z\n"
+    "s2,Bakery,,7,,35.42,127.38,\n"
+    "urn:ngsi-ld:Shop:s3,Kiosk,8,1,,,,\n"
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "data.csv", bom: bool = False) -> Path:
+    """A CSV file in the test's folder."""
+    path = tmp_path / name
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+def docs(db: Path, tenant: str = "") -> dict[str, dict[str, Any]]:
+    """Every stored entity by id, attributes by compacted name (default instance only)."""
+    store = SqliteStore(db)
+    try:
+        found, _ = store.query(tenant, EntityQuery(limit=100_000))
+    finally:
+        store.close()
+    return {
+        d["id"]: {
+            "type": [CORE.compact(t) for t in d["type"]],
+            **{CORE.compact(n): v[0] for n, v in d["attrs"].items()},
+        }
+        for d in found
+    }
+
+
+def summary(out: str) -> str:
+    """The summary line on stdout."""
+    return [line for line in out.splitlines() if line.startswith("cityhub import")][-1]
+
+
+def test_rows_become_typed_entities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "hub.db"
+    csv = write(tmp_path, SHOPS, bom=True)
+    argv = ["import", "csv", str(csv), "--type", "Shop", "--lat", "lat", "--lon", "lon"]
+    code = main([*argv, "--db", str(db), "--no-progress"])
+    assert code == 0
+    got = docs(db)
+    assert set(got) == {"urn:ngsi-ld:Shop:s1", "urn:ngsi-ld:Shop:s2", "urn:ngsi-ld:Shop:s3"}
+    s1 = got["urn:ngsi-ld:Shop:s1"]
+    assert s1["type"] == ["Shop"]
+    assert s1["name"]["value"] == "Corner Shop"
+    assert s1["Floor_Area_m2"]["value"] == 120.5  # header sanitised, float detected
+    assert s1["staff"]["value"] == 3 and isinstance(s1["staff"]["value"], int)
+    assert s1["zip"]["value"] == "02134"  # a leading zero keeps a code as text
+    assert s1["opened"]["value"] == "2024-03-01T08:00:00Z"
+    assert s1["location"] == {
+        **s1["location"],
+        "type": "GeoProperty",
+        "value": {"type": "Point", "coordinates": [127.39, 35.41]},
+    }
+    s2 = got["urn:ngsi-ld:Shop:s2"]
+    assert "Floor_Area_m2" not in s2 and "zip" not in s2 and "opened" not in s2  # empty: skipped
+    assert "location" not in got["urn:ngsi-ld:Shop:s3"]
+    out = capsys.readouterr()
+    assert "3 created, 0 updated, 0 rejected" in summary(out.out)
+    assert "entities/s" in summary(out.out)
+    assert "'Floor Area (m2)' becomes attribute 'Floor_Area_m2'" in out.err
+
+
+def test_observed_at_prefix_tab_delimiter_and_tenant(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    csv = write(
+        tmp_path,
+        "code\ttemp\tat\nA-1\t21.5\t2024-05-01T10:00:00Z\nA 2\t-3\t2024-05-01T11:00:00Z\n",
+    )
+    argv = ["import", "csv", str(csv), "--type", "Reading", "--id-column", "code"]
+    argv += ["--id-prefix", "urn:ngsi-ld:Sensor:", "--delimiter", "tab", "--observed-at", "at"]
+    assert main([*argv, "--tenant", "north", "--db", str(db), "--no-progress"]) == 0
+    assert docs(db) == {}  # nothing in the default tenant
+    got = docs(db, "north")
+    assert set(got) == {"urn:ngsi-ld:Sensor:A-1", "urn:ngsi-ld:Sensor:A%202"}  # encoded space
+    temp = got["urn:ngsi-ld:Sensor:A%202"]["temp"]
+    assert temp["value"] == -3
+    assert temp["observedAt"] == "2024-05-01T11:00:00Z"
+    assert "at" not in got["urn:ngsi-ld:Sensor:A-1"]
+
+
+def test_a_bad_row_is_rejected_and_reported_while_its_neighbours_are_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "hub.db"
+    csv = write(
+        tmp_path,
+        "id,name,lat,lon,at\n"
+        "a,ok before,1,2,\n"
+        ",no id,1,2,\n"
+        "c,bad lat,95,2,\n"
+        'd,"two\nlines",,,\n'
+        "e,bad time,,,yesterday\n"
+        "f,ok after,3,4,\n",
+    )
+    argv = ["import", "csv", str(csv), "--type", "Shop", "--lat", "lat", "--lon", "lon"]
+    argv += ["--observed-at", "at", "--chunk-size", "2", "--db", str(db), "--no-progress"]
+    assert main(argv) == 1
+    assert set(docs(db)) == {f"urn:ngsi-ld:Shop:{x}" for x in "adf"}
+    out = capsys.readouterr()
+    assert "rejected line 3: Bad request data: no entity id: column 'id' is empty" in out.err
+    assert "rejected line 4 urn:ngsi-ld:Shop:c: Bad request data: latitude '95'" in out.err
+    # The service's own validation (observedAt) rejects line 7; line numbers count line breaks.
+    assert "rejected line 7 urn:ngsi-ld:Shop:e: Bad request data: observedAt" in out.err
+    assert "3 created, 0 updated, 3 rejected" in summary(out.out)
+    assert "Traceback" not in out.err
+
+
+def test_only_the_first_20_rejections_are_printed_but_all_are_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "".join(f"r{i},{i}\n" for i in range(5)) + ",x\n" * 25
+    csv = write(tmp_path, "id,n\n" + rows)
+    code = main(["import", "csv", str(csv), "--type", "T", "--db", str(tmp_path / "h.db")])
+    assert code == 1
+    out = capsys.readouterr()
+    assert out.err.count("rejected line") == 20
+    assert "5 more rejections not shown" in out.err
+    assert "5 created, 0 updated, 25 rejected" in summary(out.out)
+    assert "100%" in out.err  # the progress bar ran on stderr
+
+
+def test_reimport_updates_instead_of_duplicating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "hub.db"
+    csv = write(tmp_path, SHOPS)
+    argv = ["import", "csv", str(csv), "--type", "Shop", "--db", str(db), "--no-progress"]
+    assert main(argv) == 0
+    before = docs(db)
+    assert main(argv) == 0
+    assert "0 created, 3 updated, 0 rejected" in summary(capsys.readouterr().out)
+    after = docs(db)
+    assert set(after) == set(before)
+    for eid, doc in after.items():
+        for name, inst in doc.items():
+            if name != "type":
+                assert inst["value"] == before[eid][name]["value"], (eid, name)
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "message"),
+    [
+        ("id,type\n1,x\n", [], "column 'type' cannot be an attribute name"),
+        ("id,a,a\n1,2,3\n", [], "column 'a' appears twice"),
+        ("id,a b,a_b\n1,2,3\n", [], "becomes attribute 'a_b', which column 'a b' already gives"),
+        ("id,location\n1,x\n", [], "column 'location' cannot be an attribute"),
+        ("id,()\n1,x\n", [], "column '()' cannot be an attribute name"),
+        ("name\nx\n", [], "no column 'id' (--id-column)"),
+        ("id,y\n1,2\n", ["--lat", "y"], "--lat and --lon go together"),
+        ("id,y\n1,2\n", ["--delimiter", ";;"], "--delimiter must be one character"),
+        ("", [], "is empty"),
+    ],
+)
+def test_an_unusable_file_exits_2_with_a_one_line_message(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    extra: list[str],
+    message: str,
+) -> None:
+    csv = write(tmp_path, text)
+    db = tmp_path / "hub.db"
+    assert main(["import", "csv", str(csv), "--type", "T", "--db", str(db), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("cityhub import: ")
+
+
+def test_missing_file_bad_type_and_bad_arguments_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = write(tmp_path, SHOPS)
+    assert main(["import", "csv", str(tmp_path / "none.csv"), "--type", "T"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["import", "csv", str(csv), "--type", "bad type", "--db", str(tmp_path / "x")]) == 2
+    assert "--type: invalid entity type" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "csv", str(csv)])  # --type is required
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "csv", str(csv), "--type", "T", "--db", "a", "--url", "http://x"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "csv", str(csv), "--type", "T", "--chunk-size", "0"])
+    assert exc.value.code == 2
+
+
+def test_db_defaults_to_the_cityhub_db_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "from-env.db"
+    monkeypatch.setenv("CITYHUB_DB", str(db))
+    csv = write(tmp_path, SHOPS)
+    assert main(["import", "csv", str(csv), "--type", "Shop", "--no-progress"]) == 0
+    assert len(docs(db)) == 3
+
+
+def test_a_file_that_is_not_utf8_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,name\n1,ok\n2,Café\n".encode("latin-1"))
+    code = main(["import", "csv", str(path), "--type", "T", "--db", str(tmp_path / "h.db")])
+    assert code == 2
+    assert "line 3: not UTF-8" in capsys.readouterr().err
+
+
+def test_url_sink_maps_a_207_back_to_the_rows(tmp_path: Path) -> None:
+    """The hub's per-entity errors (207) land on the right rows; locally bad rows never leave."""
+    import httpx
+
+    from cityhub.ingest.importers.sinks import HttpSink
+
+    seen: list[Any] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.params.get("options"), request.headers.get("ngsild-tenant")))
+        body = json.loads(request.content)
+        seen.append([e["id"] for e in body])
+        problem = {"type": "x", "title": "Already exists", "status": 409, "detail": "taken"}
+        return httpx.Response(
+            207,
+            json={
+                "success": [body[0]["id"]],
+                "errors": [{"entityId": body[1]["id"], "error": problem}],
+            },
+        )
+
+    sink = HttpSink("http://hub:1026/ngsi-ld/v1/", "north", CORE, None)
+    sink.client = httpx.Client(transport=httpx.MockTransport(hub), headers=sink.client.headers)
+    entities = [
+        {"id": "urn:ngsi-ld:T:a", "type": "T"},
+        {"id": "not a uri", "type": "T"},
+        {"id": "urn:ngsi-ld:T:b", "type": "T"},
+    ]
+    result = sink.send(entities)
+    sink.close()
+    assert seen == [("update", "north"), ["urn:ngsi-ld:T:a", "urn:ngsi-ld:T:b"]]
+    assert [(i, title) for i, title, _ in result.errors] == [
+        (1, "Bad request data"),
+        (2, "Already exists"),
+    ]
+    assert (result.created, result.updated) == (0, 1)

@@ -1,0 +1,386 @@
+"""`cityhub import gtfs`: real feeds become Smart Data Models entities whose references resolve."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cityhub.cli import main
+from cityhub.ngsild.context import ContextCache
+from cityhub.store.base import EntityQuery
+from cityhub.store.sqlite import SqliteStore
+from conftest import BASE, VOCAB, ContextServer, free_port
+from test_serve import serving
+
+GTFS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtfs"
+CORE = ContextCache().core
+
+
+def feed_path(name: str) -> Path:
+    """A shared feed; skipped when absent, except on CI (CI=true), where it must be there."""
+    path = GTFS_DIR / name
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing; CI must provide the shared GTFS feeds")
+        pytest.skip(f"{path} not found (shared test data outside the repository)")
+    return path
+
+
+def tables(path: Path) -> dict[str, list[dict[str, str]]]:
+    """Every table of a zipped feed, parsed here independently of the importer."""
+    out: dict[str, list[dict[str, str]]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            text = zf.read(name).decode("utf-8-sig")
+            rows = list(csv.DictReader(io.StringIO(text)))
+            out[name] = [r for r in rows if any((v or "").strip() for v in r.values())]
+    return out
+
+
+def expected_counts(path: Path) -> Counter[str]:
+    """Entities per type the importer must produce, worked out from the files themselves."""
+    t = tables(path)
+    services = {
+        r["service_id"] for n in ("calendar.txt", "calendar_dates.txt") for r in t.get(n, [])
+    }
+    shapes = {r["shape_id"] for r in t.get("shapes.txt", [])}
+    counts = Counter(
+        {
+            "GtfsAgency": len(t["agency.txt"]),
+            "GtfsStop": len(t["stops.txt"]),
+            "GtfsRoute": len(t["routes.txt"]),
+            "GtfsTrip": len(t["trips.txt"]),
+            "GtfsStopTime": len(t["stop_times.txt"]),
+            "GtfsService": len(services),
+            "GtfsCalendarRule": len(t.get("calendar.txt", [])),
+            "GtfsCalendarDateRule": len(t.get("calendar_dates.txt", [])),
+            "GtfsShape": len(shapes),
+        }
+    )
+    return +counts  # drop zero counts
+
+
+def run(*argv: str) -> int:
+    """The `cityhub` command, in-process."""
+    return main([*argv])
+
+
+def stored(db: Path, tenant: str = "") -> list[dict[str, Any]]:
+    """Every entity in a database (stored form)."""
+    store = SqliteStore(db)
+    try:
+        docs, _ = store.query(tenant, EntityQuery(limit=10_000_000))
+    finally:
+        store.close()
+    return docs
+
+
+def per_type(docs: list[dict[str, Any]]) -> Counter[str]:
+    """Entities per compacted type."""
+    return Counter(CORE.compact(t) for d in docs for t in d["type"])
+
+
+def relationship_targets(docs: list[dict[str, Any]]) -> Counter[str]:
+    """Relationships per attribute name; fails when one points at an entity not imported."""
+    ids = {d["id"] for d in docs}
+    dangling = []
+    names: Counter[str] = Counter()
+    for d in docs:
+        for iri, instances in d["attrs"].items():
+            for inst in instances:
+                if inst["type"] == "Relationship":
+                    names[CORE.compact(iri)] += 1
+                    if inst["object"] not in ids:
+                        dangling.append((d["id"], CORE.compact(iri), inst["object"]))
+    assert not dangling, f"{len(dangling)} relationships point nowhere, e.g. {dangling[:3]}"
+    return names
+
+
+def summary_line(out: str) -> str:
+    """The importer's summary line (stdout)."""
+    return [line for line in out.splitlines() if line.startswith("cityhub import")][-1]
+
+
+# -- the GTFS reference feed ----------------------------------------------------------------
+
+
+def test_sample_feed_types_counts_and_references(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = feed_path("sample_gtfs.zip")
+    db = tmp_path / "sample.db"
+    assert run("import", "gtfs", str(path), "--db", str(db), "--no-progress") == 0
+    docs = stored(db)
+    assert per_type(docs) == expected_counts(path)
+    names = relationship_targets(docs)
+    for rel in ("hasTrip", "hasStop", "hasRoute", "hasService", "operatedBy"):
+        assert names[rel] > 0, f"no {rel} relationship imported"
+    out = capsys.readouterr()
+    assert f"{len(docs)} created, 0 updated, 0 rejected" in summary_line(out.out)
+    assert "not imported: " in out.err and "frequencies.txt" in out.err
+
+
+def test_sample_feed_entities_follow_the_smart_data_models(tmp_path: Path) -> None:
+    db = tmp_path / "sample.db"
+    assert (
+        run("import", "gtfs", str(feed_path("sample_gtfs.zip")), "--db", str(db), "--no-progress")
+        == 0
+    )
+    store = SqliteStore(db)
+    try:
+        stop_time = store.get("", "urn:ngsi-ld:GtfsStopTime:STBA:1")
+        stop = store.get("", "urn:ngsi-ld:GtfsStop:STAGECOACH")
+        trip = store.get("", "urn:ngsi-ld:GtfsTrip:AB1")
+        route = store.get("", "urn:ngsi-ld:GtfsRoute:AB")
+    finally:
+        store.close()
+    assert stop_time and stop and trip and route
+
+    def value(doc: dict[str, Any], name: str) -> Any:
+        inst = doc["attrs"][CORE.expand(name)][0]
+        return inst.get("value", inst.get("object"))
+
+    assert value(stop_time, "hasTrip") == "urn:ngsi-ld:GtfsTrip:STBA"
+    assert value(stop_time, "hasStop") == "urn:ngsi-ld:GtfsStop:STAGECOACH"
+    assert value(stop_time, "arrivalTime") == "06:00:00"  # 6:00:00 in the feed, padded
+    assert value(stop_time, "stopSequence") == 1
+    assert value(stop, "location") == {"type": "Point", "coordinates": [-116.751677, 36.915682]}
+    assert value(stop, "name") == "Stagecoach Hotel & Casino (Demo)"
+    assert value(trip, "hasRoute") == "urn:ngsi-ld:GtfsRoute:AB"
+    assert value(trip, "hasService") == "urn:ngsi-ld:GtfsService:FULLW"
+    assert value(trip, "headSign") == "to Bullfrog"
+    assert value(trip, "direction") == 0
+    assert value(route, "shortName") == "10"
+    assert value(route, "name") == "Airport - Bullfrog"
+    assert value(route, "routeType") == "3"
+    assert value(route, "operatedBy") == "urn:ngsi-ld:GtfsAgency:DTA"
+
+
+def test_reimport_is_an_idempotent_upsert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = feed_path("sample_gtfs.zip")
+    db = tmp_path / "sample.db"
+    assert run("import", "gtfs", str(path), "--db", str(db), "--no-progress") == 0
+    first = stored(db)
+    capsys.readouterr()
+    assert run("import", "gtfs", str(path), "--db", str(db), "--no-progress") == 0
+    again = stored(db)
+    assert f"0 created, {len(first)} updated, 0 rejected" in summary_line(capsys.readouterr().out)
+
+    def content(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        keep = ("type", "value", "object")
+        return {
+            d["id"]: {
+                n: [{k: i[k] for k in keep if k in i} for i in v] for n, v in d["attrs"].items()
+            }
+            for d in docs
+        }
+
+    assert content(again) == content(first)
+
+
+def test_an_unpacked_folder_with_byte_order_marks_imports_the_same(tmp_path: Path) -> None:
+    path = feed_path("sample_gtfs.zip")
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            (folder / name).write_bytes(
+                b"\xef\xbb\xbf" + zf.read(name).removeprefix(b"\xef\xbb\xbf")
+            )
+    db = tmp_path / "folder.db"
+    assert run("import", "gtfs", str(folder), "--db", str(db), "--no-progress") == 0
+    assert per_type(stored(db)) == expected_counts(path)
+
+
+def _patched_feed(tmp_path: Path, changes: dict[str, bytes | None]) -> Path:
+    """A copy of the sample feed with some tables replaced (bytes) or removed (None)."""
+    source = feed_path("sample_gtfs.zip")
+    target = tmp_path / "patched.zip"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for name in zin.namelist():
+            if name not in changes:
+                zout.writestr(name, zin.read(name))
+        for name, data in changes.items():
+            if data is not None:
+                zout.writestr(name, data)
+    return target
+
+
+def test_a_bad_row_is_rejected_and_its_neighbours_are_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stops = (
+        b"stop_id,stop_name,stop_lat,stop_lon\n"
+        b"A,First,36.0,-116.0\n"
+        b"B,Broken,north,-116.0\n"
+        b",No id,36.0,-116.0\n"
+        b"C,Third,36.1,-116.1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stops.txt": stops})
+    db = tmp_path / "bad.db"
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress") == 1
+    ids = {d["id"] for d in stored(db)}
+    assert {"urn:ngsi-ld:GtfsStop:A", "urn:ngsi-ld:GtfsStop:C"} <= ids
+    assert "urn:ngsi-ld:GtfsStop:B" not in ids
+    err = capsys.readouterr()
+    assert (
+        "stops.txt line 3 urn:ngsi-ld:GtfsStop:B: Bad request data: stop_lat 'north' is not a number"
+        in err.err
+    )
+    assert "stops.txt line 4: Bad request data: stop_id is blank" in err.err
+    assert "2 rejected" in summary_line(err.out)
+    assert "Traceback" not in err.err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"stops.txt": None}, "missing stops.txt"),
+        ({"calendar.txt": None, "calendar_dates.txt": None}, "calendar.txt or calendar_dates.txt"),
+        ({"trips.txt": b"route_id,service_id,headsign\nAB,FULLW,x\n"}, "trips.txt has no trip_id"),
+        ({"stops.txt": b"stop_id,stop_name\nA,\xff\xfe\n"}, "stops.txt line 2: not UTF-8"),
+    ],
+)
+def test_an_unusable_feed_exits_2_with_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, bytes | None],
+    message: str,
+) -> None:
+    feed = _patched_feed(tmp_path, changes)
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "x.db"), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_not_a_feed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_text("not a zip")
+    assert run("import", "gtfs", str(junk), "--db", str(tmp_path / "x.db")) == 2
+    assert run("import", "gtfs", str(tmp_path / "absent.zip"), "--db", str(tmp_path / "x.db")) == 2
+    err = capsys.readouterr().err
+    assert "neither a zip file nor a folder" in err
+    assert "no such file or folder" in err
+
+
+# -- a real city: Cairns --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cairns(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, list[dict[str, Any]], str]]:
+    """The Cairns feed imported once into one database (about 40,000 entities)."""
+    path = feed_path("cairns_gtfs.zip")
+    db = tmp_path_factory.mktemp("cairns") / "cairns.db"
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = run("import", "gtfs", str(path), "--db", str(db), "--no-progress")
+    assert code == 0, out.getvalue()
+    yield path, stored(db), out.getvalue()
+    shutil.rmtree(db.parent, ignore_errors=True)
+
+
+def test_cairns_counts_per_type_match_the_feed(
+    cairns: tuple[Path, list[dict[str, Any]], str],
+) -> None:
+    path, docs, out = cairns
+    expected = expected_counts(path)
+    assert per_type(docs) == expected
+    assert expected["GtfsRoute"] == 22 and expected["GtfsStop"] == 416  # the feed we think it is
+    assert f"{sum(expected.values()):,} created, 0 updated, 0 rejected" in out
+
+
+def test_cairns_relationships_resolve(cairns: tuple[Path, list[dict[str, Any]], str]) -> None:
+    _path, docs, _out = cairns
+    names = relationship_targets(docs)
+    for rel in ("hasTrip", "hasStop", "hasRoute", "hasService", "hasShape", "operatedBy"):
+        assert names[rel] > 0, f"no {rel} relationship imported"
+    # Cairns names no agency_id: the single agency still operates every route.
+    routes = [d for d in docs if CORE.compact(d["type"][0]) == "GtfsRoute"]
+    assert all(CORE.expand("operatedBy") in r["attrs"] for r in routes)
+
+
+# -- the --url sink against a real hub ------------------------------------------------------
+
+
+@pytest.mark.server
+def test_url_sink_upserts_through_a_running_hub(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], context_server: ContextServer
+) -> None:
+    path = feed_path("sample_gtfs.zip")
+    stops = b"stop_id,stop_name,stop_lat,stop_lon\nA,First,36.0,-116.0\nB,Broken,north,-116.0\n"
+    broken = _patched_feed(tmp_path, {"stops.txt": stops})
+    expected = expected_counts(path)
+    with serving(tmp_path / "hub.db", free_port()) as url:
+        argv = ("--url", url, "--tenant", "city", "--no-progress")
+        assert run("import", "gtfs", str(path), *argv) == 0
+        first = summary_line(capsys.readouterr().out)
+        assert f"{sum(expected.values())} created, 0 updated, 0 rejected" in first
+        assert run("import", "gtfs", str(path), *argv) == 0
+        assert f"0 created, {sum(expected.values())} updated" in summary_line(
+            capsys.readouterr().out
+        )
+        headers = {"NGSILD-Tenant": "city"}
+        resp = httpx.get(
+            f"{url}{BASE}/entities",
+            params={"type": "GtfsStop", "count": "true", "limit": "0"},
+            headers=headers,
+            timeout=5,
+        )
+        assert resp.headers["NGSILD-Results-Count"] == str(expected["GtfsStop"])
+        resp = httpx.get(
+            f"{url}{BASE}/entities/urn:ngsi-ld:GtfsStopTime:STBA:1", headers=headers, timeout=5
+        )
+        assert resp.json()["hasStop"]["object"] == "urn:ngsi-ld:GtfsStop:STAGECOACH"
+        # A bad row is rejected, the rest of the feed is still stored.
+        assert run("import", "gtfs", str(broken), *argv) == 1
+        out = capsys.readouterr()
+        assert "stops.txt line 3 urn:ngsi-ld:GtfsStop:B: Bad request data: stop_lat" in out.err
+        assert "1 rejected" in summary_line(out.out)
+        resp = httpx.get(f"{url}{BASE}/entities/urn:ngsi-ld:GtfsStop:A", headers=headers, timeout=5)
+        assert resp.status_code == 200
+        # Nothing landed in the default tenant.
+        resp = httpx.get(f"{url}{BASE}/entities", params={"type": "GtfsStop"}, timeout=5)
+        assert resp.status_code == 404 or resp.json() == []
+        # GeoJSON in a user @context (sent as a Link header); a feature the API's validation
+        # refuses is reported, its neighbours are stored.
+        features = [
+            {"type": "Feature", "id": "r1", "geometry": None, "properties": {"temperature": 20}},
+            {"type": "Feature", "id": "r2", "geometry": None, "properties": {"bad name": 1}},
+            {"type": "Feature", "id": "r3", "geometry": None, "properties": {"temperature": 22}},
+        ]
+        geojson = tmp_path / "rooms.geojson"
+        geojson.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        ctx = context_server.url("/ctx/rooms.jsonld")
+        assert (
+            run("import", "geojson", str(geojson), "--type", "Room", "--context", ctx, *argv) == 1
+        )
+        out = capsys.readouterr()
+        assert (
+            "features[1] urn:ngsi-ld:Room:r2: Bad request data: invalid attribute name" in out.err
+        )
+        assert "2 created, 0 updated, 1 rejected" in summary_line(out.out)
+        resp = httpx.get(
+            f"{url}{BASE}/entities/urn:ngsi-ld:Room:r3",
+            headers={**headers, "Link": f'<{ctx}>; rel="http://www.w3.org/ns/json-ld#context"'},
+            timeout=5,
+        )
+        assert resp.json()["temperature"]["value"] == 22
+        resp = httpx.get(f"{url}{BASE}/entities/urn:ngsi-ld:Room:r3", headers=headers, timeout=5)
+        assert set(resp.json()) == {"id", "type", VOCAB + "temperature"}  # in the core context

@@ -1,0 +1,190 @@
+"""The HTTP southbound, refusals counted per reason, dead letters and their bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from cityhub.api.app import create_app
+from cityhub.ingest.agent.payload import Raw
+from cityhub.settings import Settings
+from conftest import BASE, VOCAB, ContextServer, get_entity, link, problem
+from iot_support import IOT, MAPPING, provision, stats, wait_stats
+
+EID = "urn:ngsi-ld:Thermometer:h1"
+
+
+async def http_device(client: httpx.AsyncClient, **extra: Any) -> str:
+    body = {"id": "h1", "entityType": "Thermometer", "protocol": "http", "mapping": MAPPING}
+    return str((await provision(client, {**body, **extra}))["apikey"])
+
+
+async def test_json_measurement_is_mapped_and_stored(client: httpx.AsyncClient) -> None:
+    key = await http_device(client)
+    payload = {"t": 215, "la": 48.1, "lo": 11.5, "room": "B1", "ts": "2024-05-01T10:00:00Z"}
+    resp = await client.post(f"{IOT}/json", params={"k": key, "i": "h1"}, json=payload)
+    assert resp.status_code == 204, resp.text
+    entity = await get_entity(client, EID)
+    assert entity["temperature"] == {
+        "type": "Property",
+        "value": 21.5,
+        "unitCode": "CEL",
+        "observedAt": "2024-05-01T10:00:00.000000Z",
+    }
+    assert entity["location"]["value"] == {"type": "Point", "coordinates": [11.5, 48.1]}
+    assert entity["isIn"]["object"] == "urn:ngsi-ld:Room:B1"
+    assert entity["name"]["value"] == "Boiler room sensor"  # static, from provisioning
+
+
+async def test_compact_text_and_history(client: httpx.AsyncClient) -> None:
+    key = await http_device(client)
+    for body in (b"t|200|ts|1714557600", b"t|210|ts|1714557660"):
+        resp = await client.post(
+            f"{IOT}/json",
+            params={"k": key, "i": "h1"},
+            content=body,
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
+        assert resp.status_code == 204, resp.text
+    resp = await client.get(f"{BASE}/temporal/entities/{EID}", params={"attrs": "temperature"})
+    assert resp.status_code == 200, resp.text
+    values = [(i["value"], i["observedAt"]) for i in resp.json()["temperature"]]
+    assert values == [
+        (20.0, "2024-05-01T10:00:00.000000Z"),
+        (21.0, "2024-05-01T10:01:00.000000Z"),
+    ]
+
+
+async def test_refusals_answer_problem_details_and_are_counted(
+    client: httpx.AsyncClient,
+) -> None:
+    key = await http_device(client)
+    mqtt_key = (await provision(client, {"id": "m1", "entityType": "T"}))["apikey"]
+    url = f"{IOT}/json"
+    cases: list[tuple[dict[str, str], Any, int, str]] = [
+        ({"k": key}, {"t": 1}, 400, "InvalidRequest"),  # no device id: bad_request
+        ({"k": "x" * 20, "i": "h1"}, {"t": 1}, 404, "ResourceNotFound"),  # wrong_key
+        ({"k": key, "i": "h9"}, {"t": 1}, 404, "ResourceNotFound"),  # unknown_device
+        ({"k": mqtt_key, "i": "m1"}, {"t": 1}, 400, "BadRequestData"),  # wrong_protocol
+        ({"k": key, "i": "h1"}, b"{oops", 400, "InvalidRequest"),  # malformed
+        ({"k": key, "i": "h1"}, {"t": "hot"}, 400, "BadRequestData"),  # bad_value
+        ({"k": key, "i": "h1"}, {"zz": 1}, 400, "BadRequestData"),  # no_data
+    ]
+    for params, body, status, kind in cases:
+        content = body if isinstance(body, bytes) else None
+        resp = await client.post(
+            url,
+            params=params,
+            json=None if content else body,
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
+        problem(resp, status, kind)
+    resp = await client.post(
+        url, params={"k": key, "i": "h1"}, content=b"t=1", headers={"Content-Type": "text/csv"}
+    )
+    problem(resp, 415, "UnsupportedMediaType")
+    body = await wait_stats(client, deadLetters=8)
+    assert body["received"] == 8 and body["stored"] == 0 and body["rejected"] == 8
+    assert {k: v for k, v in body["rejectedByReason"].items() if v} == {
+        "bad_request": 1,
+        "wrong_key": 1,
+        "unknown_device": 1,
+        "wrong_protocol": 1,
+        "malformed": 1,
+        "bad_value": 1,
+        "no_data": 1,
+        "unsupported_media_type": 1,
+    }
+    assert body["receivedByProtocol"] == {"mqtt": 0, "http": 8}
+
+
+async def test_dead_letters_hold_the_raw_message_not_the_key(client: httpx.AsyncClient) -> None:
+    key = await http_device(client)
+    resp = await client.post(f"{IOT}/json", params={"k": key, "i": "h1"}, json={"t": "hot"})
+    problem(resp, 400)
+    await wait_stats(client, deadLetters=1)
+    letters = (await client.get(f"{IOT}/deadletters")).json()
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["reason"] == "bad_value" and letter["device"] == "h1"
+    assert letter["payload"] == '{"t":"hot"}' and letter["protocol"] == "http"
+    assert key not in str(letter)
+    cleared = await client.delete(f"{IOT}/deadletters")
+    assert cleared.json() == {"deleted": 1}
+    assert (await client.get(f"{IOT}/deadletters")).json() == []
+    assert (await stats(client))["deadLetters"] == 0
+
+
+async def test_good_messages_of_a_batch_survive_bad_ones(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    """One batch: good, malformed, good, a fragment NGSI-LD refuses at write time, good."""
+    body = {"id": "k1", "entityType": "Thermometer", "protocol": "mqtt", "mapping": {}}
+    key = (await provision(client, body))["apikey"]
+    ingestor = app.state.iot.ingestor
+    for payload in (b'{"t": 1}', b"{broken", b'{"t": 2}', b'{"location": 5}', b"t|3"):
+        ingestor.submit(Raw("mqtt", key, "k1", payload, topic=f"cityhub/{key}/k1/attrs"))
+    body = await wait_stats(client, stored=3, deadLetters=2)
+    assert body["rejectedByReason"]["malformed"] == 1
+    assert body["rejectedByReason"]["invalid_entity"] == 1
+    assert body["batches"] == 1
+    entity = await get_entity(client, "urn:ngsi-ld:Thermometer:k1")
+    assert entity["t"]["value"] == 3
+    resp = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Thermometer:k1")
+    assert [i["value"] for i in resp.json()["t"]] == [1, 2, 3]
+    letters = (await client.get(f"{IOT}/deadletters")).json()
+    assert [x["reason"] for x in letters] == ["malformed", "invalid_entity"]
+    assert "GeoProperty" in letters[1]["detail"]
+    assert all(key not in x["topic"] and x["topic"] == "cityhub/<apikey>/k1/attrs" for x in letters)
+
+
+async def test_the_dead_letter_store_is_bounded(db_path: Path) -> None:
+    app = create_app(Settings(db=str(db_path), deadletter_max=5))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            for i in range(12):
+                await client.post(f"{IOT}/json", params={"k": "k" * 16, "i": f"nobody{i}"}, json={})
+            body = await wait_stats(client, unknown_device=12, deadLettersDropped=7)
+            assert body["deadLetters"] == 5
+            letters = (await client.get(f"{IOT}/deadletters", params={"limit": 100})).json()
+            assert [x["device"] for x in letters] == [f"nobody{i}" for i in range(7, 12)]
+            page = await client.get(f"{IOT}/deadletters", params={"limit": 2, "offset": 1})
+            assert [x["device"] for x in page.json()] == ["nobody8", "nobody9"]
+            assert page.headers["X-Total-Count"] == "5"
+    finally:
+        app.state.store.close()
+
+
+async def test_oversized_messages_are_refused(client: httpx.AsyncClient) -> None:
+    key = await http_device(client)
+    resp = await client.post(
+        f"{IOT}/json",
+        params={"k": key, "i": "h1"},
+        content=b"t|" + b"1" * 300_000,
+        headers={"Content-Type": "text/plain"},
+    )
+    problem(resp, 400, "InvalidRequest")
+    assert (await wait_stats(client, too_large=1))["rejected"] == 1
+
+
+async def test_a_device_context_names_its_attributes(
+    client: httpx.AsyncClient, context_server: ContextServer, closed_url: str
+) -> None:
+    ctx = context_server.url("/ctx/iot.jsonld")
+    body = {"id": "c1", "entityType": "Sensor", "protocol": "http", "ldContext": ctx}
+    body["mapping"] = {"attributes": {"t": {"name": "temperature"}}}
+    key = (await provision(client, body))["apikey"]
+    resp = await client.post(f"{IOT}/json", params={"k": key, "i": "c1"}, json={"t": 20})
+    assert resp.status_code == 204, resp.text
+    eid = "urn:ngsi-ld:Sensor:c1"
+    plain = await get_entity(client, eid)
+    assert plain["type"] == VOCAB + "Sensor" and VOCAB + "temperature" in plain
+    linked = await get_entity(client, eid, headers={"Link": link(ctx)})
+    assert linked["temperature"]["value"] == 20
+    unreachable = {**body, "id": "c2", "ldContext": closed_url}
+    problem(await client.post(f"{IOT}/devices", json=unreachable), 503, "LdContextNotAvailable")

@@ -1,0 +1,303 @@
+"""The MQTT southbound end to end: the real Mosquitto (127.0.0.1:1883), a broker that goes away
+and comes back, and `cityhub serve --mqtt embedded` (amqtt) driven with the `cityhub iot` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+import iot_support
+from cityhub.api.app import create_app
+from cityhub.cli import main
+from cityhub.ingest.agent.mqtt import Connection, bounded_queue
+from cityhub.settings import Settings
+from conftest import BASE, free_port, get_entity
+from iot_support import IOT, MOSQUITTO, provision, require_mosquitto, stats, wait_for, wait_stats
+
+MAPPING = {
+    "attributes": {"t": {"name": "temperature", "unitCode": "CEL", "scale": 0.1}},
+    "observedAt": "ts",
+}
+EID = "urn:ngsi-ld:Thermometer:q1"
+
+
+@asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan (the MQTT side starts there) and a client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            yield client
+
+
+async def connected(client: httpx.AsyncClient, connects: int = 1) -> None:
+    async def ok() -> bool:
+        mqtt = (await stats(client))["mqtt"]
+        return bool(mqtt["connected"]) and mqtt["connects"] >= connects
+
+    await wait_for(ok, f"MQTT connection number {connects}")
+
+
+def hub_on(db_path: Path, broker: str) -> Starlette:
+    """A hub whose agent has its own shared-subscription group (other test runs have theirs)."""
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    return create_app(Settings(db=str(db_path), mqtt=broker, mqtt_group=group))
+
+
+async def test_mqtt_through_mosquitto(db_path: Path) -> None:
+    require_mosquitto()
+    app = hub_on(db_path, f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}")
+    async with running(app) as client:
+        body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+        key = (await provision(client, body))["apikey"]
+        await connected(client)
+        topic = f"cityhub/{key}/q1/attrs"
+        async with aiomqtt.Client(*MOSQUITTO) as device:
+            await device.publish(topic, json.dumps({"t": 215, "ts": 1714557600}))
+            await device.publish(topic, "t|220|ts|1714557660")
+            await device.publish(topic, "{broken")  # malformed: dead-lettered
+            await device.publish(f"cityhub/{key}/ghost/attrs", "t|1")  # unknown device
+            await device.publish(topic, json.dumps({"t": 230, "ts": 1714557720}), qos=1)
+        body = await wait_stats(client, stored=3, deadLetters=2)
+        assert body["rejectedByReason"]["malformed"] == 1
+        assert body["rejectedByReason"]["unknown_device"] == 1
+        assert body["receivedByProtocol"]["mqtt"] == 5
+        entity = await get_entity(client, EID)
+        assert entity["temperature"] == {
+            "type": "Property",
+            "value": 23.0,
+            "unitCode": "CEL",
+            "observedAt": "2024-05-01T10:02:00.000000Z",
+        }
+        resp = await client.get(f"{BASE}/temporal/entities/{EID}")
+        history = [(i["value"], i["observedAt"][11:19]) for i in resp.json()["temperature"]]
+        assert history == [(21.5, "10:00:00"), (22.0, "10:01:00"), (23.0, "10:02:00")]
+        letters = (await client.get(f"{IOT}/deadletters")).json()
+        assert {x["reason"] for x in letters} == {"malformed", "unknown_device"}
+        assert all(key not in json.dumps(x) for x in letters)
+
+
+class Proxy:
+    """A TCP relay to Mosquitto that can be cut: the broker "goes away" and comes back."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*MOSQUITTO)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_the_agent_outlives_its_broker(db_path: Path) -> None:
+    require_mosquitto()
+    proxy = Proxy(free_port())
+    app = hub_on(db_path, f"mqtt://127.0.0.1:{proxy.port}")
+    try:
+        async with running(app) as client:
+            # No broker yet: the hub serves anyway and says why MQTT is down.
+            assert (await client.get("/health")).status_code == 200
+            await wait_for(lambda: _has_error(client), "the MQTT error in the stats", timeout=5.0)
+            body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+            key = (await provision(client, body))["apikey"]
+            await proxy.start()
+            await connected(client, 1)
+            topic = f"cityhub/{key}/q1/attrs"
+            async with aiomqtt.Client(*MOSQUITTO) as device:
+                # Retained: the broker replays it on the next subscribe, which must not count.
+                await device.publish(topic, "t|100", retain=True)
+                await wait_stats(client, stored=1)
+                await proxy.stop()  # the broker goes away ...
+                await wait_for(lambda: _down(client), "the agent to notice the broker is gone")
+                await proxy.start()  # ... and comes back
+                await connected(client, 2)
+                await device.publish(topic, "t|200")
+                body = await wait_stats(client, stored=2)
+                await device.publish(topic, b"", retain=True)  # clear the retained message
+            assert body["received"] == 2
+            assert (await get_entity(client, EID))["temperature"]["value"] == 20.0
+    finally:
+        await proxy.stop()
+
+
+async def _has_error(client: httpx.AsyncClient) -> bool:
+    mqtt = (await stats(client))["mqtt"]
+    return not mqtt["connected"] and bool(mqtt["lastError"])
+
+
+async def _down(client: httpx.AsyncClient) -> bool:
+    return not (await stats(client))["mqtt"]["connected"]
+
+
+# -- cityhub serve --mqtt embedded, provisioned with the CLI -------------------------------------
+@contextlib.contextmanager
+def serve_embedded(tmp_path: Path, http_port: int, mqtt_port: int) -> Any:
+    """`cityhub serve --mqtt embedded` as a real process (MQTT on mqtt_port)."""
+    env = {
+        **os.environ,
+        "CITYHUB_LOG_LEVEL": "warning",
+        "CITYHUB_MQTT_EMBEDDED_PORT": str(mqtt_port),
+    }
+    cmd = [sys.executable, "-m", "cityhub.cli", "serve", "--port", str(http_port)]
+    cmd += ["--db", str(tmp_path / "embedded.db"), "--mqtt", "embedded"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `cityhub ...` in-process; (exit status, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_serve_with_the_embedded_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    http_port, mqtt_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{http_port}"
+    with serve_embedded(tmp_path, http_port, mqtt_port) as proc:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+
+            async def up() -> bool:
+                if proc.poll() is not None:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"cityhub serve exited with {proc.returncode}: {out}")
+                try:
+                    return (await stats(client))["mqtt"]["connected"] is True
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(up, "cityhub serve with its embedded broker", timeout=20)
+            mapping = tmp_path / "mapping.json"
+            mapping.write_text(json.dumps(MAPPING))
+            code, out, err = cli(
+                capsys, "iot", "devices", "create", "e1", "--url", url,
+                "--entity-type", "Thermometer", "--mapping", str(mapping),
+            )  # fmt: skip
+            assert code == 0, err
+            key = json.loads(out)["apikey"]
+            assert "shown only this once" in err
+            async with aiomqtt.Client("127.0.0.1", mqtt_port) as device:
+                await device.publish(f"cityhub/{key}/e1/attrs", "t|215|ts|1714557600", qos=1)
+                await device.publish(f"cityhub/{key}/e1/attrs", "t|nan")  # bad value
+            await wait_stats(client, stored=1, deadLetters=1)
+            entity = (await client.get(f"{BASE}/entities/urn:ngsi-ld:Thermometer:e1")).json()
+            assert entity["temperature"]["value"] == 21.5
+        code, out, _ = cli(capsys, "iot", "stats", "--url", url)
+        assert code == 0 and json.loads(out)["mqtt"]["mode"] == "embedded"
+        code, out, _ = cli(capsys, "iot", "deadletters", "list", "--url", url)
+        assert code == 0 and [x["reason"] for x in json.loads(out)] == ["bad_value"]
+        code, out, _ = cli(capsys, "iot", "devices", "list", "--url", url)
+        assert code == 0 and [d["id"] for d in json.loads(out)] == ["e1"]
+        code, _, err = cli(capsys, "iot", "devices", "create", "e2", "--url", url)
+        assert code == 1
+        assert (
+            err.strip()
+            == "cityhub iot: 400 Bad request data: entityType is required (on the device or on its source)"
+        )
+        code, out, _ = cli(capsys, "iot", "deadletters", "clear", "--url", url)
+        assert code == 0 and json.loads(out) == {"deleted": 1}
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for argv, status, words in (
+        (["devices", "list", "--url", nowhere], 1, f"cannot reach the hub at {nowhere}"),
+        (["devices", "create", "x", "--mapping", str(bad)], 2, "is not valid JSON"),
+        (["sources", "create", "x", "--mapping", str(tmp_path / "no")], 2, "cannot read the"),
+    ):
+        code, out, err = cli(capsys, "iot", *argv)
+        assert code == status and not out
+        assert err.startswith("cityhub iot: ") and words in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_taken_embedded_port_fails_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**os.environ, "CITYHUB_MQTT_EMBEDDED_PORT": str(taken.getsockname()[1])}
+        argv = ["serve", "--mqtt", "embedded", "--port", str(free_port())]
+        proc = subprocess.run(
+            [sys.executable, "-m", "cityhub.cli", *argv, "--db", str(tmp_path / "x.db")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert proc.returncode == 1
+    assert "embedded MQTT broker cannot listen" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_missing_broker_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(iot_support, "broker_reachable", lambda host, port: False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must provide Mosquitto"):
+        require_mosquitto()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no Mosquitto"):
+        require_mosquitto()
+
+
+async def test_messages_past_the_queue_bound_are_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = Connection()
+    queue = bounded_queue(state, 10)()
+    with caplog.at_level(logging.WARNING):
+        for i in range(1000):
+            queue.put_nowait(i)
+    assert queue.qsize() == 10 and state.dropped == 990
+    assert [await queue.get() for _ in range(3)] == [0, 1, 2]
+    assert sum("cannot keep up" in r.getMessage() for r in caplog.records) == 1

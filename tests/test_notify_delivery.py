@@ -1,0 +1,191 @@
+"""Delivery guarantees: one dead receiver never delays the others, a crash loses no
+acknowledged change, and MQTT endpoints get their notifications through a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from conftest import BASE, create, free_port
+from iot_support import MOSQUITTO, require_mosquitto
+from receivers import Receiver, ServerThread, wait_for
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[ServerThread]:
+    """Receivers for this module's tests."""
+    threads = ServerThread()
+    yield threads
+    threads.close()
+
+
+@pytest.fixture
+async def hub(app: Starlette, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The in-process hub, its notifier stopped cleanly at the end."""
+    yield client
+    await app.state.notifier.close()
+
+
+def subscription(url: str, eid: str, **notification: Any) -> dict[str, Any]:
+    """A subscription to one entity."""
+    return {
+        "type": "Subscription",
+        "entities": [{"id": eid, "type": "Sensor"}],
+        "notification": {"endpoint": {"uri": url}, **notification},
+    }
+
+
+def sensor(eid: str, value: float) -> dict[str, Any]:
+    """A Sensor entity."""
+    return {"id": eid, "type": "Sensor", "level": {"type": "Property", "value": value}}
+
+
+async def test_a_hung_receiver_never_delays_a_hundred_live_ones(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread
+) -> None:
+    app.state.notifier.dispatcher.policy.timeout = 30.0  # the hung one holds its slot 30 s
+    live = servers.receiver()
+    dead = servers.blackhole()
+    eid = "urn:ngsi-ld:Sensor:shared"
+    await create(hub, sensor(eid, 0))
+    resp = await hub.post(f"{BASE}/subscriptions", json=subscription(dead, eid))
+    assert resp.status_code == 201
+    for n in range(100):
+        resp = await hub.post(f"{BASE}/subscriptions", json=subscription(live.url(f"/r{n}"), eid))
+        assert resp.status_code == 201
+    started = time.monotonic()
+    for value in range(1, 6):
+        resp = await hub.patch(
+            f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": value}}
+        )
+        assert resp.status_code == 204
+    await wait_for(lambda: live.total() >= 500, timeout=10, what="500 live notifications")
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, f"live receivers waited {elapsed:.1f} s behind the hung one"
+    for n in range(100):  # every live receiver got every change, in order
+        values = [r.body["data"][0]["level"]["value"] for r in live.received(f"/r{n}")]
+        assert values == [1, 2, 3, 4, 5], (n, values)
+
+
+# -- crash and restart ---------------------------------------------------------------------------
+
+
+def _serve(db: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `cityhub serve` and wait for /health."""
+    env = {**os.environ, "CITYHUB_LOG_LEVEL": "warning", "CITYHUB_NOTIFY_BACKOFF": "0.2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cityhub.cli", "serve", "--port", str(port), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("cityhub serve did not come up")
+
+
+@pytest.mark.server
+def test_an_acknowledged_change_is_notified_after_a_crash(
+    tmp_path: Path, servers: ServerThread
+) -> None:
+    db = tmp_path / "crash.db"
+    down_port = free_port()  # nothing listens here until after the crash
+    notify_url = f"http://127.0.0.1:{down_port}/notify"
+    eid = "urn:ngsi-ld:Sensor:crash"
+    proc, url = _serve(db, free_port())
+    try:
+        assert httpx.post(f"{url}{BASE}/entities", json=sensor(eid, 1)).status_code == 201
+        sub = subscription(notify_url, eid)
+        assert httpx.post(f"{url}{BASE}/subscriptions", json=sub).status_code == 201
+        resp = httpx.patch(
+            f"{url}{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": 42}}
+        )
+        assert resp.status_code == 204  # acknowledged; the receiver is down
+    finally:
+        proc.send_signal(signal.SIGKILL)  # a crash: no shutdown, nothing flushed
+        proc.wait(10)
+    receiver = _receiver_on(servers, down_port)
+    proc, url = _serve(db, free_port())
+    try:
+        deadline = time.monotonic() + 15
+        while not receiver.received() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = receiver.received()
+        assert got, "the notification acknowledged before the crash never arrived"
+        assert got[0].body["data"][0]["level"]["value"] == 42
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _receiver_on(servers: ServerThread, port: int) -> Receiver:
+    """A receiver on a given port (the one the subscription names)."""
+    from aiohttp import web
+
+    rec = Receiver(port=port)
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("POST", "/{tail:.*}", rec._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    asyncio.run_coroutine_threadsafe(start(), servers.loop).result(10)
+    return rec
+
+
+# -- MQTT ------------------------------------------------------------------------------------------
+
+
+async def test_mqtt_endpoint_publishes_to_a_real_broker(hub: httpx.AsyncClient) -> None:
+    require_mosquitto()
+    host, port = MOSQUITTO
+    topic = f"cityhub-test/{uuid.uuid4().hex}"
+    eid = "urn:ngsi-ld:Sensor:mqtt"
+    await create(hub, sensor(eid, 1))
+    async with aiomqtt.Client(host, port) as listener:
+        await listener.subscribe(topic, qos=1)
+        sub = subscription(
+            f"mqtt://{host}:{port}/{topic}",
+            eid,
+            endpoint={
+                "uri": f"mqtt://{host}:{port}/{topic}",
+                "receiverInfo": [{"key": "x-city", "value": "namwon"}],
+                "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}],
+            },
+        )
+        assert (await hub.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+        resp = await hub.patch(
+            f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": 7}}
+        )
+        assert resp.status_code == 204
+        async with asyncio.timeout(10):
+            message = await anext(aiter(listener.messages))
+    payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+    assert message.qos == 1
+    assert payload["metadata"]["x-city"] == "namwon"
+    assert payload["metadata"]["Content-Type"] == "application/json"
+    assert payload["body"]["type"] == "Notification"
+    assert payload["body"]["data"][0]["level"]["value"] == 7

@@ -1,0 +1,123 @@
+"""Which trigger a change fires for a subscription, and the entity its notification carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cityhub.ngsild.context import ContextCache
+from cityhub.notify.events import attribute_changes, event_for
+from cityhub.notify.subscription import Compiled, compile_subscription
+
+EX = "https://vocab.example.org/"
+NOW = "2026-01-01T00:00:00.000000Z"
+CACHE = ContextCache()
+
+
+def sub(**members: Any) -> Compiled:
+    """A compiled subscription to ex:Room entities (stored form: IRIs)."""
+    doc = {
+        "id": "urn:ngsi-ld:Subscription:t",
+        "type": "Subscription",
+        "entities": [{"type": EX + "Room"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+        **members,
+    }
+    return compile_subscription("", doc, CACHE.compile, lambda _spec: "")
+
+
+def entity(**attrs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A stored Room with the given attributes (names get the ex: prefix)."""
+    return {
+        "id": "urn:ngsi-ld:Room:1",
+        "type": [EX + "Room"],
+        "createdAt": NOW,
+        "modifiedAt": NOW,
+        "attrs": {EX + k: v for k, v in attrs.items()},
+    }
+
+
+def prop(value: Any, dataset: str | None = None) -> dict[str, Any]:
+    """A Property instance."""
+    out: dict[str, Any] = {"type": "Property", "value": value}
+    if dataset:
+        out["datasetId"] = dataset
+    return out
+
+
+def test_instance_changes_by_dataset_id() -> None:
+    before = entity(t=[prop(1), prop(2, "urn:d:a")], gone=[prop(0)])
+    after = entity(t=[prop(1), prop(3, "urn:d:a"), prop(4, "urn:d:b")], new=[prop(5)])
+    changes = attribute_changes(before, after)
+    assert sorted(changes[EX + "t"]) == [("created", "urn:d:b"), ("updated", "urn:d:a")]
+    assert changes[EX + "gone"] == [("deleted", "@none")]
+    assert changes[EX + "new"] == [("created", "@none")]
+
+
+@pytest.mark.parametrize(
+    ("triggers", "expected"),
+    [
+        (None, "attributeCreated"),
+        (["entityCreated"], "entityCreated"),
+        (["entityUpdated"], None),
+        (["attributeDeleted"], None),
+    ],
+)
+def test_creation(triggers: list[str] | None, expected: str | None) -> None:
+    members = {"notificationTrigger": triggers} if triggers else {}
+    event = event_for(sub(**members), None, entity(t=[prop(1)]), NOW)
+    assert (event and event["trigger"]) == expected
+
+
+def test_update_fires_attribute_and_entity_triggers() -> None:
+    before, after = entity(t=[prop(1)]), entity(t=[prop(2)])
+    assert event_for(sub(), before, after, NOW)["trigger"] == "attributeUpdated"  # type: ignore[index]
+    only_entity = sub(notificationTrigger=["entityUpdated"])
+    assert event_for(only_entity, before, after, NOW)["trigger"] == "entityUpdated"  # type: ignore[index]
+    assert event_for(sub(), before, entity(t=[prop(1)]), NOW) is None  # nothing changed
+
+
+def test_watched_attributes_filter_changes() -> None:
+    watching = sub(watchedAttributes=[EX + "h"])
+    assert (
+        event_for(watching, entity(t=[prop(1)], h=[prop(0)]), entity(t=[prop(2)], h=[prop(0)]), NOW)
+        is None
+    )
+    event = event_for(watching, entity(h=[prop(0)]), entity(h=[prop(9)]), NOW)
+    assert event is not None and event["trigger"] == "attributeUpdated"
+
+
+def test_show_changes_and_deletion_markers() -> None:
+    s = sub(
+        notificationTrigger=["attributeUpdated", "attributeDeleted"],
+        notification={"endpoint": {"uri": "http://x/n"}, "showChanges": True},
+    )
+    event = event_for(s, entity(t=[prop(1)], g=[prop("x")]), entity(t=[prop(2)]), NOW)
+    assert event is not None and event["trigger"] == "attributeUpdated"
+    attrs = event["entity"]["attrs"]
+    assert attrs[EX + "t"][0]["_prev"] == 1
+    marker = attrs[EX + "g"][0]
+    assert marker["value"] == "urn:ngsi-ld:null" and marker["_prev"] == "x"
+
+
+def test_entity_deletion_carries_what_the_trigger_needs() -> None:
+    before = entity(t=[prop(1)], h=[prop(2)])
+    deleted = event_for(sub(notificationTrigger=["entityDeleted"]), before, None, NOW)
+    assert deleted is not None
+    assert deleted["entity"]["attrs"] == {} and deleted["entity"]["deletedAt"] == NOW
+    watched = sub(notificationTrigger=["attributeDeleted"], watchedAttributes=[EX + "h"])
+    event = event_for(watched, before, None, NOW)
+    assert event is not None and list(event["entity"]["attrs"]) == [EX + "h"]
+
+
+def test_selection_by_id_pattern_and_q() -> None:
+    s = sub(
+        entities=[{"idPattern": "urn:ngsi-ld:Room:[0-9]+", "type": EX + "Room"}],
+        q="t>5",
+        _ctx={"t": EX + "t"},
+    )
+    assert event_for(s, None, entity(t=[prop(6)]), NOW) is not None
+    assert event_for(s, None, entity(t=[prop(4)]), NOW) is None
+    other = entity(t=[prop(9)]) | {"id": "urn:ngsi-ld:Room:x"}
+    assert event_for(s, None, other, NOW) is None
