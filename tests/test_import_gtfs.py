@@ -24,7 +24,18 @@ from cityhub.store.sqlite import SqliteStore
 from conftest import BASE, VOCAB, ContextServer, free_port
 from test_serve import serving
 
-GTFS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtfs"
+
+def _shared_data() -> Path:
+    """The shared benchmark data: $CITYHUB_SHARED_DATA, else ../shared/data beside the
+    checkout, else the workplace's /work/shared/data (a CI clone may live elsewhere)."""
+    env = os.environ.get("CITYHUB_SHARED_DATA")
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return beside if beside.is_dir() else Path("/work/shared/data")
+
+
+GTFS_DIR = _shared_data() / "gtfs"
 CORE = ContextCache().core
 
 
