@@ -30,12 +30,12 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
-from bench import data, iot
+from bench import data, iot, notify
 from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdefg"
+FIGURES = "abcdefgh"
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-g)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-h)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -225,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
 
     prof_path = RESULTS / "hub.prof"
     try:
-        if only - {"g"}:
+        if only - {"g", "h"}:
             out.update(measure(plan, only, tmp, prof_path if args.profile else None))
+        if "h" in only:
+            out["notify"] = notify.measure(args.quick, tmp)
         if "g" in only:
             try:
                 out["iot"] = iot.measure(args.quick, tmp)
@@ -558,6 +560,8 @@ def render(out: dict[str, Any], only: set[str]) -> str:
         lines += iot.render_rows(out["iot"])
     elif "g" in only:
         lines.append(f"| (g) | IoT ingestion | not measured: {out.get('iot_error', '?')} | | | | |")
+    if "h" in only and "notify" in out:
+        lines += notify.render_rows(out["notify"])
     mem = out.get("memory_kib", {})
     lines.append("")
     if mem:
