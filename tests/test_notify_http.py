@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from conftest import BASE, JSONLD, create
+from iot_support import IOT, provision
 from receivers import Receiver, ServerThread, wait_for
 
 ROOM = "urn:ngsi-ld:Room:n1"
@@ -278,3 +279,26 @@ async def test_status_records_success_and_failure(
     bad = await status(bad_sid)
     assert bad["status"] == "failed" and bad["timesFailed"] == 2 and "lastFailure" in bad
     assert "lastSuccess" not in bad
+
+
+async def test_device_measurements_notify_like_api_updates(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    device = await provision(
+        hub,
+        {
+            "id": "t1",
+            "entityType": "Room",
+            "protocol": "http",
+            "mapping": {"attributes": {"t": {"name": "temperature", "type": "number"}}},
+        },
+    )
+    await subscribe(hub, receiver.url(), notification={"showChanges": True})
+    resp = await hub.post(
+        f"{IOT}/json", params={"k": device["apikey"], "i": "t1"}, json={"t": 19.5}
+    )
+    assert resp.status_code == 204, resp.text
+    got = await wait_for(lambda: receiver.received(), what="the device's notification")
+    entity = got[0].body["data"][0]
+    assert entity["id"] == "urn:ngsi-ld:Room:t1"
+    assert entity["temperature"]["value"] == 19.5
