@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
+from receivers import Receiver, ServerThread
 
 BASE = "/ngsi-ld/v1"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -99,6 +100,27 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
         yield c
     app.state.store.close()
+
+
+@pytest.fixture
+async def hub(app: Starlette, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The in-process hub for notification tests: its notifier is stopped cleanly at the end."""
+    yield client
+    await app.state.notifier.close()
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[ServerThread]:
+    """Notification receivers (real HTTP servers on their own thread) for one test module."""
+    threads = ServerThread()
+    yield threads
+    threads.close()
+
+
+@pytest.fixture
+def receiver(servers: ServerThread) -> Receiver:
+    """A fresh recording notification receiver."""
+    return servers.receiver()
 
 
 # -- a local @context server ----------------------------------------------------------------

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,6 @@ from starlette.applications import Starlette
 from conftest import BASE, create, free_port
 from iot_support import MOSQUITTO, require_mosquitto
 from receivers import Receiver, ServerThread, wait_for
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[ServerThread]:
-    """Receivers for this module's tests."""
-    threads = ServerThread()
-    yield threads
-    threads.close()
-
-
-@pytest.fixture
-async def hub(app: Starlette, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """The in-process hub, its notifier stopped cleanly at the end."""
-    yield client
-    await app.state.notifier.close()
 
 
 def subscription(url: str, eid: str, **notification: Any) -> dict[str, Any]:

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 
 from conftest import BASE, JSONLD, create
 from iot_support import IOT, provision
-from receivers import Receiver, ServerThread, wait_for
+from receivers import Receiver, wait_for
 
 ROOM = "urn:ngsi-ld:Room:n1"
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[ServerThread]:
-    """Receivers for this module's tests."""
-    threads = ServerThread()
-    yield threads
-    threads.close()
-
-
-@pytest.fixture
-def receiver(servers: ServerThread) -> Receiver:
-    """A fresh recording receiver."""
-    return servers.receiver()
-
-
-@pytest.fixture
-async def hub(app: Starlette, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """The in-process hub, its notifier stopped cleanly at the end."""
-    yield client
-    await app.state.notifier.close()
 
 
 def room(temp: float = 20, **extra: Any) -> dict[str, Any]:
