@@ -279,3 +279,15 @@ async def test_device_measurements_notify_like_api_updates(
     entity = got[0].body["data"][0]
     assert entity["id"] == "urn:ngsi-ld:Room:t1"
     assert entity["temperature"]["value"] == 19.5
+
+
+async def test_delivery_status_is_stored_with_the_subscription(
+    hub: httpx.AsyncClient, receiver: Receiver, app: Starlette
+) -> None:
+    sid = await subscribe(hub, receiver.url())
+    await create(hub, room(20))
+    live = app.state.notifier.get("", sid)
+    await wait_for(lambda: live.status.get("timesSent"), what="the delivery to be recorded")
+    await app.state.notifier.close()  # flushes what the once-a-second writer has not written
+    stored = app.state.store.resource_get("subscription", "", sid)
+    assert stored["_notif"]["timesSent"] == 1 and stored["_notif"]["status"] == "ok"

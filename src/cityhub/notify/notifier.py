@@ -258,17 +258,18 @@ class Notifier:
             self._persist_status()
 
     def _persist_status(self) -> None:
-        """Write changed delivery status into the stored subscriptions."""
+        """Write changed delivery status into the stored subscriptions (one transaction)."""
         dirty, self._dirty = self._dirty, set()
-        for tenant, sid in dirty:
-            sub = self.get(tenant, sid)
-            if sub is None:
-                continue
-            status = dict(sub.status)
-            try:
-                self.store.resource_update(KIND, tenant, sid, _with_status(status))
-            except Exception:  # status is advisory; the next change writes it again
-                log.exception("could not store the delivery status of %s", sid)
+        subs = [sub for key in dirty if (sub := self.get(*key)) is not None]
+        if not subs:
+            return
+        group = getattr(self.store, "group", contextlib.nullcontext)
+        try:
+            with group():
+                for sub in subs:
+                    self.store.resource_update(KIND, sub.tenant, sub.id, _with_status(sub.status))
+        except Exception:  # status is advisory; the next delivery writes it again
+            log.exception("could not store the delivery status of %d subscriptions", len(subs))
 
     # -- timeInterval subscriptions --------------------------------------------------------------
     def _schedule(self, sub: Compiled) -> None:
@@ -315,5 +316,6 @@ class Notifier:
 
 
 def _with_status(status: Doc) -> Any:
-    """A resource_update change that sets a subscription's delivery status."""
-    return lambda doc: {**doc, "_notif": status}
+    """A resource_update change that sets a subscription's delivery status (a copy of it)."""
+    copy = dict(status)
+    return lambda doc: {**doc, "_notif": copy}
