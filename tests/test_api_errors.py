@@ -112,6 +112,13 @@ async def test_405_lists_allowed_methods(client: httpx.AsyncClient) -> None:
 async def test_health(client: httpx.AsyncClient) -> None:
     resp = await client.get("/health")
     assert resp.status_code == 200 and resp.json()["status"] == "ok", resp.text
+    assert resp.json()["notifications"] == {
+        "queued": 0,
+        "delivered": 0,
+        "failedAttempts": 0,
+        "givenUp": 0,
+        "droppedQueueFull": 0,
+    }
 
 
 # -- malformed bodies on every write endpoint -------------------------------------------------

@@ -256,6 +256,9 @@ async def test_status_records_success_and_failure(
     bad = await status(bad_sid)
     assert bad["status"] == "failed" and bad["timesFailed"] == 2 and "lastFailure" in bad
     assert "lastSuccess" not in bad
+    health = (await hub.get("/health")).json()["notifications"]
+    assert health["delivered"] == 1 and health["failedAttempts"] == 2
+    assert await wait_for(lambda: app.state.notifier.dispatcher.counters.given_up == 1)
 
 
 async def test_device_measurements_notify_like_api_updates(

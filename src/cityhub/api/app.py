@@ -137,9 +137,11 @@ async def missing_id(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Liveness: the store answers a read."""
+    """Liveness (the store answers a read) and the notification backlog an operator watches."""
     request.app.state.store.tenants()
-    return plain_json({"status": "ok", "version": __version__})
+    dispatcher = request.app.state.notifier.dispatcher
+    notifications = {"queued": dispatcher.pending(), **dispatcher.counters.report()}
+    return plain_json({"status": "ok", "version": __version__, "notifications": notifications})
 
 
 async def ngsild_error(request: Request, exc: Exception) -> Response:

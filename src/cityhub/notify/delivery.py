@@ -36,12 +36,21 @@ class Policy:
 
 @dataclass
 class Counters:
-    """Delivery totals since start (reported by /health and the benchmark)."""
+    """Delivery totals since start (reported by /health)."""
 
-    delivered: int = 0
-    failed_attempts: int = 0
-    given_up: int = 0
-    dropped_full: int = 0
+    delivered: int = 0  # notifications a receiver took
+    failed_attempts: int = 0  # attempts that failed (each retry counts)
+    given_up: int = 0  # notifications abandoned after their last attempt
+    dropped_full: int = 0  # oldest notifications dropped from a full endpoint queue
+
+    def report(self) -> dict[str, int]:
+        """The counters as /health shows them."""
+        return {
+            "delivered": self.delivered,
+            "failedAttempts": self.failed_attempts,
+            "givenUp": self.given_up,
+            "droppedQueueFull": self.dropped_full,
+        }
 
 
 @dataclass
