@@ -159,11 +159,12 @@ class EntityService:
     ) -> None:
         now = now_iso()
         written = _apply_instances(doc, incoming, now, merge=True)
+        types_before = doc["type"]
         if new_types:
             doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
         _apply_scope(doc, scope, replace=True)
         doc["modifiedAt"] = now
-        tx.update(doc, set(incoming) | ({"@type"} if new_types else set()))
+        tx.update(doc, _changed_names(incoming, types_before, doc))
         self._record(tx, doc, written)
 
     # -- attributes --------------------------------------------------------------------------
@@ -195,6 +196,7 @@ class EntityService:
             if keep:
                 written[name] = put_instances(doc["attrs"], name, keep, now)
                 out.updated.append(names[name])
+        types_before = doc["type"]
         if isinstance(body, dict) and body.get("type"):
             doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
         scope = _scope_of(body)
@@ -202,7 +204,7 @@ class EntityService:
             _apply_scope(doc, scope, replace=not no_overwrite)
             out.updated.append("scope")
         doc["modifiedAt"] = now
-        tx.update(doc, set(incoming) | ({"@type"} if _has_type(body) else set()))
+        tx.update(doc, _changed_names(incoming, types_before, doc))
         self._record(tx, doc, written)
         return out
 
@@ -219,6 +221,7 @@ class EntityService:
             now = now_iso()
             written = _apply_instances(doc, incoming, now, merge=False)
             out.updated += [names[name] for name in incoming]
+            types_before = doc["type"]
             if isinstance(body, dict) and body.get("type"):
                 doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
             scope = _scope_of(body)
@@ -229,7 +232,7 @@ class EntityService:
                 else:
                     out.not_updated.append(("scope", "the entity has no scope to update"))
             doc["modifiedAt"] = now
-            tx.update(doc, set(incoming) | ({"@type"} if _has_type(body) else set()))
+            tx.update(doc, _changed_names(incoming, types_before, doc))
             self._record(tx, doc, written)
         return out
 
@@ -531,9 +534,10 @@ def deletion(old: Instance, now: str) -> Instance:
     return out
 
 
-def _has_type(body: Any) -> bool:
-    """Whether an attribute payload also adds entity types."""
-    return isinstance(body, dict) and bool(body.get("type"))
+def _changed_names(incoming: Attrs, types_before: list[str], doc: Doc) -> set[str]:
+    """What an update rewrites in the index: its attributes, and "@type" only when the
+    entity's types really changed (devices repeat their type on every message)."""
+    return set(incoming) | ({"@type"} if doc["type"] != types_before else set())
 
 
 def _scope_of(body: Any) -> list[str] | None:
