@@ -703,6 +703,22 @@ async def test_patch_adds_types(client: httpx.AsyncClient) -> None:
     assert sorted((await get_entity(client, EID))["type"]) == ["Device", "Sensor"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"), [("PATCH", "/attrs"), ("POST", "/attrs"), ("PATCH", "")]
+)
+async def test_type_index_follows_types_added_or_repeated(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    await create(client, sensor())
+    for types in (["Sensor"], ["Sensor", "Device"], ["Device"]):
+        body = {"type": types, "label": {"type": "Property", "value": ",".join(types)}}
+        resp = await client.request(method, f"{BASE}/entities/{EID}{path}", json=body)
+        assert resp.status_code in (204, 207), resp.text
+    for typ in ("Sensor", "Device"):
+        found = await client.get(f"{BASE}/entities", params={"type": typ})
+        assert [e["id"] for e in found.json()] == [EID], (typ, found.text)
+
+
 # -- delete ------------------------------------------------------------------------------------
 
 
