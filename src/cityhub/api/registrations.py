@@ -1,7 +1,10 @@
 """/csourceRegistrations (clauses 5.9 and 5.10): stored, validated context source
-registrations and their discovery. Nothing is forwarded to a registered context source."""
+registrations and their discovery; every write is handed to the csourceSubscriptions
+(``notify/csource.py``). Nothing is forwarded to a registered context source."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +16,7 @@ from cityhub.api.http import (
     no_content,
     params_of,
     read_body,
+    tenant_of,
 )
 from cityhub.api.subscriptions import (
     created,
@@ -39,11 +43,11 @@ from cityhub.ngsild.query.typeexpr import parse_types
 KIND = "csourceRegistration"
 PATH = "/csourceRegistrations"
 WHAT = "registration id"
-TIMEPROPERTIES = {
-    "observedAt": "observationInterval",
-    "createdAt": "managementInterval",
-    "modifiedAt": "managementInterval",
-}
+
+
+def csource(request: Request) -> Any:
+    """The csourceSubscriptions' notifier, told about every registration write."""
+    return request.app.state.notifier.csource
 
 
 def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQuery:
@@ -60,11 +64,9 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
     geo = P.geo_param(params, tm)
     timerel = params.get("timerel")
     time_at = end_time_at = None
-    # observedAt times are matched against observationInterval, createdAt and modifiedAt
-    # against managementInterval (5.10.2)
-    timeproperty = TIMEPROPERTIES.get(params.get("timeproperty", "observedAt"))
+    timeproperty = R.TIMEPROPERTIES.get(params.get("timeproperty", "observedAt"))
     if timeproperty is None:
-        raise BadRequestData(f"timeproperty must be one of {', '.join(TIMEPROPERTIES)}")
+        raise BadRequestData(f"timeproperty must be one of {', '.join(R.TIMEPROPERTIES)}")
     if timerel is not None or "timeAt" in params:
         if timerel not in ("before", "after", "between"):
             raise BadRequestData("timerel must be before, after or between")
@@ -103,6 +105,7 @@ async def create(request: Request) -> Response:
     doc = R.new_registration(body, ctx.tm, ctx.spec, rid)
     if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
         raise AlreadyExists(f"registration {rid} already exists")
+    csource(request).registration_changed(ctx.tenant, None, doc)
     return created(PATH, rid)
 
 
@@ -138,17 +141,28 @@ async def update(request: Request) -> Response:
     rid = path_id(request, WHAT)
     require_tenant(request, ctx.tenant)
     members, props = R.patch_members(body, ctx.tm, rid)
-    changed = store(request).resource_update(
-        KIND, ctx.tenant, rid, lambda old: R.apply_patch(old, members, props)
-    )
+    before: list[Any] = []
+
+    def change(old: Any) -> Any:
+        """The patched registration; the old one is kept for its subscribers' comparison."""
+        before.append(old)
+        return R.apply_patch(old, members, props)
+
+    changed = store(request).resource_update(KIND, ctx.tenant, rid, change)
     if changed is None:
         raise ResourceNotFound(f"registration {rid} does not exist")
+    csource(request).registration_changed(ctx.tenant, before[0], changed)
     return no_content()
 
 
 async def delete(request: Request) -> Response:
     """DELETE /csourceRegistrations/{id}."""
-    return delete_resource(request, KIND, WHAT, "registration")
+    params_of(request)
+    tenant = tenant_of(request, must_exist=False)
+    before = store(request).resource_get(KIND, tenant, path_id(request, WHAT))
+    response = delete_resource(request, KIND, WHAT, "registration")
+    csource(request).registration_changed(tenant, before, None)
+    return response
 
 
 def routes() -> list[BaseRoute]:

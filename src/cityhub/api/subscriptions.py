@@ -1,5 +1,5 @@
 """/subscriptions (clause 5.8) and /csourceSubscriptions (5.11): stored, validated
-subscriptions. Creating one never sends a notification; delivery builds on what is stored here.
+subscriptions, handed to the notifier (``notify/``) after every write.
 
 The request helpers at the top (tenant check, ids, paging) are shared with the
 /csourceRegistrations routes.
@@ -230,14 +230,18 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         await changed(request, tenant_of(request, must_exist=False), path_id(request, what))
         return response
 
+    def notifier(request: Request) -> Any:
+        """The part of the notifier that keeps this kind of subscription."""
+        entities = request.app.state.notifier
+        return entities.csource if csource else entities
+
     async def changed(request: Request, tenant: str, rid: str) -> None:
-        """Tell the notifier (entity subscriptions only: registrations do not notify yet)."""
-        if not csource:
-            await request.app.state.notifier.refresh(tenant, rid)
+        """Tell the notifier (a csourceSubscription then gets the registrations it matches)."""
+        await notifier(request).refresh(tenant, rid)
 
     def live(request: Request, tenant: str, doc: Any) -> Any:
         """The stored subscription with its current delivery status."""
-        return doc if csource else request.app.state.notifier.status(tenant, doc)
+        return notifier(request).status(tenant, doc)
 
     return resource_routes(path, create, query, retrieve, update, delete)
 

@@ -1,6 +1,6 @@
 """Context source registrations (clause 5.2.9): validate, expand for storage, merge updates,
-render for output, and match discovery queries (5.10.2). Stored and validated only: nothing
-here forwards a request to a context source.
+render for output, and match discovery queries (5.10.2; csourceSubscriptions match with the
+same rules). Stored and validated only: nothing here forwards a request to a context source.
 
 Stored form: the registration's members with entity types, property and relationship names
 expanded to IRIs; members this hub does not define are the registration's context source
@@ -96,6 +96,13 @@ OPERATIONS = frozenset(
 )
 GEO_MEMBERS = ("location", "observationSpace", "operationSpace")
 INTERVALS = ("observationInterval", "managementInterval")
+# A time property → the interval it is matched against (5.10.2): observedAt against
+# observationInterval, createdAt and modifiedAt against managementInterval.
+TIMEPROPERTIES = {
+    "observedAt": "observationInterval",
+    "createdAt": "managementInterval",
+    "modifiedAt": "managementInterval",
+}
 # System-maintained members: accepted in a body, never taken from it.
 SYSTEM_MEMBERS = frozenset(
     {
@@ -415,7 +422,9 @@ def _entity_matches(ent: Mapping[str, Any], query: RegistrationQuery) -> bool:
     return True  # a registered idPattern may overlap the queried one: it is a candidate
 
 
-def _info_matches(info: Mapping[str, Any], query: RegistrationQuery) -> bool:
+def info_matches(info: Mapping[str, Any], query: RegistrationQuery) -> bool:
+    """Whether one RegistrationInfo item answers a query's entities and attrs (notifications
+    carry only the items that do)."""
     entities = info.get("entities")
     if entities is not None and not any(_entity_matches(e, query) for e in entities):
         return False
@@ -458,7 +467,7 @@ def _interval_matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
 
 def matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
     """Whether a stored registration answers a discovery query."""
-    if not any(_info_matches(info, query) for info in doc.get("information", ())):
+    if not any(info_matches(info, query) for info in doc.get("information", ())):
         return False
     if query.q is not None and not matches_q(query.q, _as_entity(doc)):
         return False
@@ -475,9 +484,11 @@ def matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
 
 __all__ = [
     "REGISTRATION",
+    "TIMEPROPERTIES",
     "RegistrationQuery",
     "apply_patch",
     "body_id",
+    "info_matches",
     "matches",
     "new_registration",
     "patch_members",

@@ -22,7 +22,8 @@ import orjson
 from cityhub.ngsild.context import ContextCache, core_link, link_for
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.timeutil import now_iso
-from cityhub.notify import payload
+from cityhub.notify import payload, status
+from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import Dispatcher, Policy
 from cityhub.notify.events import event_for
 from cityhub.notify.index import SubscriptionIndex
@@ -56,14 +57,16 @@ class Notifier:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
         self._dirty: set[tuple[str, str]] = set()
+        self.csource = CsourceNotifier(self)  # /csourceSubscriptions (in-memory queues)
 
     # -- the registry ------------------------------------------------------------------------
     def load(self) -> None:
         """Compile every stored subscription (those whose @context is not at hand wait)."""
         for tenant, doc in self.store.resource_every_tenant(KIND):
             self._install(tenant, doc)
+        self.csource.load()
 
-    def _link(self, spec: Any) -> str:
+    def link(self, spec: Any) -> str:
         """The Link header naming a subscription's @context."""
         if isinstance(spec, list) and len(spec) == 1:
             spec = spec[0]
@@ -79,7 +82,7 @@ class Notifier:
     def _install(self, tenant: str, doc: Doc) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""
         try:
-            sub = compile_subscription(tenant, doc, self.contexts.compile, self._link)
+            sub = compile_subscription(tenant, doc, self.contexts.compile, self.link)
         except NgsiLdError:
             self._unresolved.append((tenant, doc))
             return False
@@ -192,6 +195,7 @@ class Notifier:
         self._status_task = self._loop.create_task(self._status_loop())
         if self._unresolved:
             self._loop.create_task(self._resolve())
+        self.csource.start()
 
     async def _resolve(self) -> None:
         """Fetch the @contexts that subscriptions loaded at start-up still need."""
@@ -206,6 +210,7 @@ class Notifier:
                 task.cancel()
         await self.dispatcher.close()
         self._persist_status()
+        await self.csource.close()
         await self.http.close()
         await self.mqtt.close()
 
@@ -224,32 +229,24 @@ class Notifier:
             return {d["id"]: d for d in found}
 
         body, headers = payload.notification(sub, events, fetch, item.tenant)
+        ok = await self.send(sub, item.endpoint, body, headers)
+        self._record(sub, ok)
+        return ok
+
+    async def send(self, sub: Compiled, uri: str, body: bytes, headers: dict[str, str]) -> bool:
+        """Put one rendered notification on the wire (HTTP or MQTT) with its endpoint's timeout
+        (csourceSubscriptions send through here too)."""
         endpoint = sub.notification["endpoint"]
         timeout = (
             float(endpoint["timeout"]) / 1000 if endpoint.get("timeout") else None
         ) or self.dispatcher.policy.timeout
-        if urlsplit(item.endpoint).scheme.lower() in ("mqtt", "mqtts"):
-            ok = await self.mqtt.send(
-                item.endpoint, body, headers, timeout, endpoint.get("notifierInfo")
-            )
-        else:
-            ok = await self.http.send(item.endpoint, body, headers, timeout)
-        self._record(sub, ok)
-        return ok
+        if urlsplit(uri).scheme.lower() in ("mqtt", "mqtts"):
+            return await self.mqtt.send(uri, body, headers, timeout, endpoint.get("notifierInfo"))
+        return await self.http.send(uri, body, headers, timeout)
 
     def _record(self, sub: Compiled, ok: bool) -> None:
-        """Delivery status: timesSent, timesFailed, lastNotification/Success/Failure."""
-        now = now_iso()
-        st = sub.status
-        st["timesSent"] = st.get("timesSent", 0) + 1
-        st["lastNotification"] = now
-        if ok:
-            st["lastSuccess"] = now
-            st["status"] = "ok"
-        else:
-            st["timesFailed"] = st.get("timesFailed", 0) + 1
-            st["lastFailure"] = now
-            st["status"] = "failed"
+        """Note one attempt in the subscription's status; stored with the next status write."""
+        status.record(sub.status, ok)
         self._dirty.add((sub.tenant, sub.id))
 
     async def _status_loop(self) -> None:
@@ -258,18 +255,9 @@ class Notifier:
             self._persist_status()
 
     def _persist_status(self) -> None:
-        """Write changed delivery status into the stored subscriptions (one transaction)."""
+        """Write changed delivery status into the stored subscriptions."""
         dirty, self._dirty = self._dirty, set()
-        subs = [sub for key in dirty if (sub := self.get(*key)) is not None]
-        if not subs:
-            return
-        group = getattr(self.store, "group", contextlib.nullcontext)
-        try:
-            with group():
-                for sub in subs:
-                    self.store.resource_update(KIND, sub.tenant, sub.id, _with_status(sub.status))
-        except Exception:  # status is advisory; the next delivery writes it again
-            log.exception("could not store the delivery status of %d subscriptions", len(subs))
+        status.persist(self.store, KIND, [s for key in dirty if (s := self.get(*key)) is not None])
 
     # -- timeInterval subscriptions --------------------------------------------------------------
     def _schedule(self, sub: Compiled) -> None:
@@ -313,9 +301,3 @@ class Notifier:
             for doc in docs:
                 found.setdefault(doc["id"], doc)
         return list(found.values())
-
-
-def _with_status(status: Doc) -> Any:
-    """A resource_update change that sets a subscription's delivery status (a copy of it)."""
-    copy = dict(status)
-    return lambda doc: {**doc, "_notif": copy}

@@ -147,14 +147,29 @@ def notification(
     data: list[Doc] = []
     for event in events:
         data += render_event_entity(sub, event["entity"], fetch)
+    trigger = events[0].get("trigger") if events else None
+    return envelope(sub, "Notification", data, trigger, tenant, context_in_items=True)
+
+
+def envelope(
+    sub: Compiled,
+    kind: str,
+    data: list[Doc],
+    trigger: str | None,
+    tenant: str,
+    *,
+    context_in_items: bool,
+) -> tuple[bytes, dict[str, str]]:
+    """A notification of either kind around its rendered data: JSON with a Link header, or
+    JSON-LD with the @context in the body (and in each item, for entities), the tenant and
+    the endpoint's receiverInfo headers."""
     body: Doc = {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
-        "type": "Notification",
+        "type": kind,
         "subscriptionId": sub.id,
         "notifiedAt": now_iso(),
         "data": data,
     }
-    trigger = events[0].get("trigger") if events else None
     if trigger:
         body["triggerReason"] = trigger
     endpoint = sub.notification["endpoint"]
@@ -163,8 +178,9 @@ def notification(
         context = sub.context if sub.context is not None else CORE_CONTEXT_URL
         if isinstance(context, list) and len(context) == 1:
             context = context[0]
-        for entity in data:
-            entity["@context"] = context
+        if context_in_items:
+            for item in data:
+                item["@context"] = context
         body["@context"] = context
         headers["Content-Type"] = JSONLD
     else:

@@ -1,0 +1,339 @@
+"""Context source registration subscriptions at work (clause 5.11): which csourceSubscriptions
+a registration change concerns, the ContextSourceNotification each gets, delivery and status.
+
+Unlike entity changes, registrations are written through the store's ``resource_*`` methods,
+outside the entity write transaction, so decision 008's change capture and outbox do not
+apply. The API hands each registration write (the stored registration before and after) to
+``CsourceNotifier.registration_changed`` once it is done, and the notifications wait in memory,
+in the per-endpoint queues of a ``Dispatcher`` of their own: a crash between the write and the
+delivery loses them (at most once). Registrations change rarely, and a subscriber gets every
+matching registration again whenever it creates or updates its subscription, so the simpler
+path is worth that.
+
+Matching reuses the discovery rules of ``ngsild/registrations.py``: each entity selector of a
+subscription becomes one ``RegistrationQuery`` (types, id, idPattern against the registration's
+``information[].entities``; ``watchedAttributes`` against its property and relationship names;
+``q`` and ``csf`` against its own properties; ``geoQ`` against ``location`` unless it names
+another geoproperty; ``temporalQ`` against ``observationInterval``, or ``managementInterval`` for
+createdAt/modifiedAt). A registration matches when any of them answers; a notification carries
+it with only the RegistrationInfo items that matched.
+
+Triggers: a registration that starts to match is ``newlyMatching``, one that still matches after
+an update is ``updated``, one that matched before an update or deletion and no longer does is
+``noLongerMatching``. The notification on creating or updating a subscription, and every tick of
+a ``timeInterval`` one, carry all registrations matching at that moment as ``newlyMatching``:
+for the receiver each is the full current set, just as if it had subscribed anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from cityhub.ngsild import registrations as R
+from cityhub.ngsild import subscriptions as S
+from cityhub.ngsild.errors import NgsiLdError
+from cityhub.ngsild.query.evaluate import matches_scope
+from cityhub.ngsild.query.qlang import norm_datetime
+from cityhub.notify import status
+from cityhub.notify.delivery import Dispatcher
+from cityhub.notify.payload import envelope
+from cityhub.notify.subscription import Compiled, compile_subscription
+from cityhub.store.base import OutboxItem
+
+if TYPE_CHECKING:
+    from cityhub.notify.notifier import Notifier
+
+log = logging.getLogger("cityhub.notify")
+KIND = "csourceSubscription"  # the resources kind /csourceSubscriptions stores
+REGISTRATIONS = "csourceRegistration"  # the resources kind /csourceRegistrations stores
+NOTIFICATION = "ContextSourceNotification"
+NEWLY, UPDATED, GONE = "newlyMatching", "updated", "noLongerMatching"
+STATUS_EVERY = 1.0  # seconds between writes of changed delivery status
+JSON = "application/json"
+JSONLD = "application/ld+json"
+
+Doc = dict[str, Any]
+
+
+@dataclass
+class CsourceSub:
+    """A csourceSubscription ready for matching: the shared compiled form plus one registration
+    query per entity selector."""
+
+    sub: Compiled
+    queries: tuple[R.RegistrationQuery, ...]
+
+    def matches(self, reg: Doc) -> bool:
+        """Whether a stored registration is one this subscription is about."""
+        if self.sub.scope is not None and not matches_scope(self.sub.scope, reg):
+            return False
+        return any(R.matches(reg, q) for q in self.queries)
+
+    def relevant(self, reg: Doc) -> Doc:
+        """The registration with only the RegistrationInfo items this subscription selects
+        (all of them when none does, as for a registration that no longer matches)."""
+        infos = [
+            info
+            for info in reg.get("information", ())
+            if any(R.info_matches(info, q) for q in self.queries)
+        ]
+        return {**reg, "information": infos} if infos else reg
+
+
+def registration_queries(sub: Compiled, csf: Any = None) -> tuple[R.RegistrationQuery, ...]:
+    """The discovery queries a compiled csourceSubscription stands for (csf: its parsed csf)."""
+    base = R.RegistrationQuery(attrs=sub.watched, q=sub.q, csf=csf, geo=sub.geo)
+    base = _with_temporal(base, sub.doc.get("temporalQ"))
+    if not sub.selectors:
+        return (base,)
+    return tuple(
+        replace(
+            base,
+            ids=(sel.id,) if sel.id is not None else None,
+            id_pattern=sel.pattern.pattern if sel.pattern is not None else None,
+            types=sel.types,
+        )
+        for sel in sub.selectors
+    )
+
+
+def _with_temporal(query: R.RegistrationQuery, tq: Doc | None) -> R.RegistrationQuery:
+    """A query with a subscription's temporalQ (already validated when it was stored)."""
+    if not tq:
+        return query
+    end = tq.get("endTimeAt")
+    default = R.TIMEPROPERTIES["observedAt"]  # an unknown timeproperty was let through
+    return replace(
+        query,
+        timeproperty=R.TIMEPROPERTIES.get(tq.get("timeproperty", "observedAt"), default),
+        timerel=tq["timerel"],
+        time_at=norm_datetime(tq["timeAt"]),
+        end_time_at=norm_datetime(end) if isinstance(end, str) else None,
+    )
+
+
+def notification(
+    sub: Compiled, trigger: str, regs: list[Doc], tenant: str
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one ContextSourceNotification (clause 5.3.2): the registrations
+    in the subscription's @context, with the headers its endpoint asks for."""
+    sys_attrs = bool(sub.notification.get("sysAttrs"))
+    data = [R.render_registration(reg, sub.tm, sys_attrs=sys_attrs) for reg in regs]
+    return envelope(sub, NOTIFICATION, data, trigger, tenant, context_in_items=False)
+
+
+class CsourceNotifier:
+    """The csourceSubscriptions of one hub: registry, matching, delivery and status."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier  # the entity notifier: store, @contexts, senders, policy
+        self.store = notifier.store
+        self.subs: dict[str, dict[str, CsourceSub]] = {}
+        self.dispatcher = Dispatcher(self._deliver, _no_ack, notifier.dispatcher.policy)
+        self._unresolved: list[tuple[str, str]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._status_task: asyncio.Task[None] | None = None
+        self._dirty: set[tuple[str, str]] = set()
+
+    # -- the registry ------------------------------------------------------------------------
+    def load(self) -> None:
+        """Compile every stored csourceSubscription (those whose @context is not at hand wait)."""
+        for tenant, doc in self.store.resource_every_tenant(KIND):
+            if self._install(tenant, doc) is None:
+                self._unresolved.append((tenant, doc["id"]))
+
+    def _install(self, tenant: str, doc: Doc) -> CsourceSub | None:
+        """Compile and register one csourceSubscription; None when its @context is not loaded."""
+        contexts = self.notifier.contexts
+        try:
+            sub = compile_subscription(tenant, doc, contexts.compile, self.notifier.link)
+            csf = S.parsed_q(doc, contexts.compile(S.query_context(doc)), "csf")
+        except NgsiLdError:
+            return None
+        old = self.get(tenant, sub.id)
+        if old is not None:
+            sub.status = old.sub.status
+            sub.last_sent = old.sub.last_sent
+        cs = CsourceSub(sub, registration_queries(sub, csf))
+        self.subs.setdefault(tenant, {})[sub.id] = cs
+        self._schedule(cs)
+        return cs
+
+    def remove(self, tenant: str, sid: str) -> None:
+        """Forget a deleted csourceSubscription (its queued notifications are dropped)."""
+        self.subs.get(tenant, {}).pop(sid, None)
+        task = self._tasks.pop((tenant, sid), None)
+        if task is not None:
+            task.cancel()
+
+    async def refresh(self, tenant: str, sid: str, *, initial: bool = True) -> None:
+        """Take a created or updated csourceSubscription as stored (or its deletion) into
+        account; an active one is sent every registration it matches now."""
+        self.notifier.start()
+        doc = self.store.resource_get(KIND, tenant, sid)
+        task = self._tasks.pop((tenant, sid), None)
+        if task is not None:
+            task.cancel()
+        if doc is None:
+            self.remove(tenant, sid)
+            return
+        for spec in (doc.get("jsonldContext"), doc.get("_ctx"), doc.get("_qctx")):
+            if spec is not None:
+                with contextlib.suppress(NgsiLdError):
+                    await self.notifier.contexts.prefetch(spec)
+        cs = self._install(tenant, doc)
+        if cs is None:
+            log.warning("csourceSubscription %s waits for its @context", sid)
+        elif initial:
+            self._notify_matching(cs)
+
+    def get(self, tenant: str, sid: str) -> CsourceSub | None:
+        """A compiled csourceSubscription."""
+        return self.subs.get(tenant, {}).get(sid)
+
+    def status(self, tenant: str, doc: Doc) -> Doc:
+        """A stored csourceSubscription with its live delivery status (for the API)."""
+        cs = self.get(tenant, doc.get("id", ""))
+        if cs is None or not cs.sub.status:
+            return doc
+        return {**doc, "_notif": dict(cs.sub.status)}
+
+    # -- registration changes ------------------------------------------------------------------
+    def registration_changed(self, tenant: str, before: Doc | None, after: Doc | None) -> None:
+        """Queue what one registration write means to each change-driven csourceSubscription
+        of its tenant (before/after: the stored registration, None when absent)."""
+        subs = self.subs.get(tenant)
+        if not subs:
+            return
+        self.notifier.start()
+        clock, wall = time.monotonic(), time.time()
+        items: list[OutboxItem] = []
+        for cs in list(subs.values()):
+            sub = cs.sub
+            if sub.periodic is not None or not sub.live(wall):
+                continue
+            try:
+                was = before is not None and cs.matches(before)
+                now = after is not None and cs.matches(after)
+            except Exception:  # the registration is stored: its write must not fail now
+                log.exception("csourceSubscription %s could not match a registration", sub.id)
+                continue
+            if not (was or now):
+                continue
+            throttle = sub.doc.get("throttling")
+            if throttle and clock - sub.last_sent < float(throttle):
+                continue
+            sub.last_sent = clock
+            trigger = UPDATED if was and now else NEWLY if now else GONE
+            reg = after if after is not None else before
+            assert reg is not None
+            items.append(_item(sub, trigger, [cs.relevant(reg)]))
+        if items:
+            self.dispatcher.submit(items)
+
+    def _notify_matching(self, cs: CsourceSub) -> None:
+        """Send an active subscription every registration it matches now, if there is one."""
+        if not cs.sub.live():
+            return
+        docs, _ = self.store.resource_list(REGISTRATIONS, cs.sub.tenant)
+        try:
+            regs = [cs.relevant(doc) for doc in docs if cs.matches(doc)]
+        except Exception:  # the subscription is stored: its write must not fail now
+            log.exception("csourceSubscription %s could not match the registrations", cs.sub.id)
+            return
+        if regs:
+            cs.sub.last_sent = time.monotonic()
+            self.dispatcher.submit([_item(cs.sub, NEWLY, regs)])
+
+    # -- running -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin on the running loop: clocks, status writes, pending @contexts (idempotent)."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        for tenant_subs in self.subs.values():
+            for cs in tenant_subs.values():
+                self._schedule(cs)
+        self._status_task = self._loop.create_task(self._status_loop())
+        if self._unresolved:
+            self._loop.create_task(self._resolve())
+
+    async def _resolve(self) -> None:
+        """Fetch the @contexts that subscriptions loaded at start-up still need."""
+        waiting, self._unresolved = self._unresolved, []
+        for tenant, sid in waiting:
+            await self.refresh(tenant, sid, initial=False)
+
+    async def close(self) -> None:
+        """Stop delivering and write the last delivery status (the senders are the notifier's)."""
+        for task in [*self._tasks.values(), self._status_task]:
+            if task is not None:
+                task.cancel()
+        self._tasks.clear()
+        await self.dispatcher.close()
+        self._persist_status()
+
+    # -- delivery ------------------------------------------------------------------------------
+    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None:
+        """Send one notification (True/False), or None when its subscription no longer wants it."""
+        cs = self.get(item.tenant, item.sub_id)
+        if cs is None or not cs.sub.live():
+            return None
+        event = orjson.loads(item.payload)
+        body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
+        ok = await self.notifier.send(cs.sub, item.endpoint, body, headers)
+        status.record(cs.sub.status, ok)
+        self._dirty.add((item.tenant, item.sub_id))
+        return ok
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            self._persist_status()
+
+    def _persist_status(self) -> None:
+        """Write changed delivery status into the stored csourceSubscriptions."""
+        dirty, self._dirty = self._dirty, set()
+        status.persist(
+            self.store, KIND, [cs.sub for key in dirty if (cs := self.get(*key)) is not None]
+        )
+
+    # -- timeInterval subscriptions --------------------------------------------------------------
+    def _schedule(self, cs: CsourceSub) -> None:
+        """Start the clock of a periodic subscription (once the loop runs)."""
+        interval = cs.sub.periodic
+        key = (cs.sub.tenant, cs.sub.id)
+        if interval is None or self._loop is None or key in self._tasks:
+            return
+        self._tasks[key] = self._loop.create_task(self._every(key, interval))
+
+    async def _every(self, key: tuple[str, str], interval: float) -> None:
+        """Send the matching registrations every interval seconds, changed or not."""
+        while True:
+            await asyncio.sleep(interval)
+            cs = self.get(*key)
+            if cs is None:
+                return
+            self._notify_matching(cs)
+
+
+def _item(sub: Compiled, trigger: str, regs: list[Doc]) -> OutboxItem:
+    """An in-memory queue item: the trigger and the registrations in stored form (rendered in
+    the subscription's @context when sent)."""
+    payload = orjson.dumps({"trigger": trigger, "data": regs})
+    return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload)
+
+
+def _no_ack(seqs: list[int]) -> None:
+    """Items that never were in the outbox have nothing to delete."""
+
+
+__all__ = ["KIND", "CsourceNotifier", "CsourceSub", "notification", "registration_queries"]
