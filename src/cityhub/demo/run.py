@@ -68,4 +68,12 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> None:
     print("\nTry these (e.g. with curl -s '<url>'):")
     for desc, query in build_city().example_queries:
         print(f"  # {desc}\n  {base}{query}")
+    print("\nBe told when something changes (a subscription; the receiver gets a POST per change):")
+    print(f"  curl -s -X POST {base}/subscriptions -H 'Content-Type: application/json' -d \\")
+    print(
+        """  '{"type": "Subscription", "entities": [{"type": "OffStreetParking"}],"""
+        """ "watchedAttributes": ["availableSpotNumber"],"""
+        """ "notification": {"endpoint": {"uri": "http://127.0.0.1:9999/notify"}}}'"""
+    )
+    print("Feed it from devices: run `cityhub demo --mqtt embedded` and see `cityhub iot --help`.")
     print(f"\nHealth: http://{settings.host}:{settings.port}/health   Stop with Ctrl-C.\n")
