@@ -93,6 +93,33 @@ async def test_mqtt_through_mosquitto(db_path: Path) -> None:
         assert all(key not in json.dumps(x) for x in letters)
 
 
+async def test_two_agents_split_one_shared_subscription(tmp_path: Path) -> None:
+    require_mosquitto()
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+    apps = [
+        create_app(Settings(db=str(tmp_path / f"hub{n}.db"), mqtt=broker, mqtt_group=group))
+        for n in (1, 2)
+    ]
+    key = "split-test-key-" + uuid.uuid4().hex[:12]
+    body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING, "apikey": key}
+    async with running(apps[0]) as one, running(apps[1]) as two:
+        for client in (one, two):
+            await provision(client, body)
+            await connected(client)
+        async with aiomqtt.Client(*MOSQUITTO) as device:
+            for n in range(40):
+                await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+
+        async def all_stored() -> bool:
+            return (await stats(one))["stored"] + (await stats(two))["stored"] >= 40
+
+        await wait_for(all_stored, "40 messages stored by the two agents together")
+        stored = [(await stats(c))["stored"] for c in (one, two)]
+    assert sum(stored) == 40, stored  # each message once
+    assert min(stored) > 0, f"one agent took every message: {stored}"
+
+
 class Proxy:
     """A TCP relay to Mosquitto that can be cut: the broker "goes away" and comes back."""
 
