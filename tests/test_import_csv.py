@@ -12,6 +12,9 @@ from cityhub.cli import main
 from cityhub.ngsild.context import ContextCache
 from cityhub.store.base import EntityQuery
 from cityhub.store.sqlite import SqliteStore
+from conftest import free_port
+from receivers import ServerThread
+from test_serve import serving
 
 CORE = ContextCache().core
 
@@ -261,3 +264,28 @@ def test_url_sink_maps_a_207_back_to_the_rows(tmp_path: Path) -> None:
         (2, "Already exists"),
     ]
     assert (result.created, result.updated) == (0, 1)
+
+
+@pytest.mark.server
+def test_url_import_notifies_the_hubs_subscribers(tmp_path: Path, servers: ServerThread) -> None:
+    """Through --url, imported rows are changes like any other: subscribers hear of them."""
+    import time
+
+    import httpx
+
+    receiver = servers.receiver()
+    csv = write(tmp_path, SHOPS)
+    with serving(tmp_path / "hub.db", free_port()) as url:
+        sub = {
+            "type": "Subscription",
+            "entities": [{"type": "Shop"}],
+            "notification": {"endpoint": {"uri": receiver.url()}, "format": "keyValues"},
+        }
+        assert httpx.post(f"{url}/ngsi-ld/v1/subscriptions", json=sub).status_code == 201
+        argv = ["import", "csv", str(csv), "--type", "Shop", "--url", url, "--no-progress"]
+        assert main(argv) == 0
+        deadline = time.monotonic() + 10
+        while receiver.total() < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    names = sorted(r.body["data"][0]["name"] for r in receiver.received())
+    assert names == ["Bakery", "Corner Shop", "Kiosk"]
