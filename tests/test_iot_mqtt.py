@@ -29,6 +29,7 @@ from cityhub.ingest.agent.mqtt import Connection, bounded_queue
 from cityhub.settings import Settings
 from conftest import BASE, free_port, get_entity
 from iot_support import IOT, MOSQUITTO, provision, require_mosquitto, stats, wait_for, wait_stats
+from test_serve import process
 
 MAPPING = {
     "attributes": {"t": {"name": "temperature", "unitCode": "CEL", "scale": 0.1}},
@@ -194,28 +195,10 @@ async def _down(client: httpx.AsyncClient) -> bool:
 
 
 # -- cityhub serve --mqtt embedded, provisioned with the CLI -------------------------------------
-@contextlib.contextmanager
 def serve_embedded(tmp_path: Path, http_port: int, mqtt_port: int) -> Any:
     """`cityhub serve --mqtt embedded` as a real process (MQTT on mqtt_port)."""
-    env = {
-        **os.environ,
-        "CITYHUB_LOG_LEVEL": "warning",
-        "CITYHUB_MQTT_EMBEDDED_PORT": str(mqtt_port),
-    }
-    cmd = [sys.executable, "-m", "cityhub.cli", "serve", "--port", str(http_port)]
-    cmd += ["--db", str(tmp_path / "embedded.db"), "--mqtt", "embedded"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - only if shutdown hangs
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout:
-            proc.stdout.close()
+    args = ["serve", "--port", str(http_port), "--db", str(tmp_path / "embedded.db")]
+    return process([*args, "--mqtt", "embedded"], {"CITYHUB_MQTT_EMBEDDED_PORT": str(mqtt_port)})
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +19,7 @@ from starlette.applications import Starlette
 from conftest import BASE, create, free_port
 from iot_support import MOSQUITTO, require_mosquitto
 from receivers import Receiver, ServerThread, wait_for
+from test_serve import process, serving, wait_healthy
 
 
 def subscription(url: str, eid: str, **notification: Any) -> dict[str, Any]:
@@ -68,27 +66,6 @@ async def test_a_hung_receiver_never_delays_a_hundred_live_ones(
 # -- crash and restart ---------------------------------------------------------------------------
 
 
-def _serve(db: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `cityhub serve` and wait for /health."""
-    env = {**os.environ, "CITYHUB_LOG_LEVEL": "warning", "CITYHUB_NOTIFY_BACKOFF": "0.2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cityhub.cli", "serve", "--port", str(port), "--db", str(db)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail("cityhub serve did not come up")
-
-
 @pytest.mark.server
 def test_an_acknowledged_change_is_notified_after_a_crash(
     tmp_path: Path, servers: ServerThread
@@ -97,8 +74,10 @@ def test_an_acknowledged_change_is_notified_after_a_crash(
     down_port = free_port()  # nothing listens here until after the crash
     notify_url = f"http://127.0.0.1:{down_port}/notify"
     eid = "urn:ngsi-ld:Sensor:crash"
-    proc, url = _serve(db, free_port())
-    try:
+    args = ["serve", "--port", str(free_port()), "--db", str(db)]
+    with process(args, {"CITYHUB_NOTIFY_BACKOFF": "0.2"}) as proc:
+        url = f"http://127.0.0.1:{args[2]}"
+        wait_healthy(proc, url)
         assert httpx.post(f"{url}{BASE}/entities", json=sensor(eid, 1)).status_code == 201
         sub = subscription(notify_url, eid)
         assert httpx.post(f"{url}{BASE}/subscriptions", json=sub).status_code == 201
@@ -106,21 +85,16 @@ def test_an_acknowledged_change_is_notified_after_a_crash(
             f"{url}{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": 42}}
         )
         assert resp.status_code == 204  # acknowledged; the receiver is down
-    finally:
         proc.send_signal(signal.SIGKILL)  # a crash: no shutdown, nothing flushed
         proc.wait(10)
     receiver = _receiver_on(servers, down_port)
-    proc, url = _serve(db, free_port())
-    try:
+    with serving(db, free_port(), {"CITYHUB_NOTIFY_BACKOFF": "0.2"}):
         deadline = time.monotonic() + 15
         while not receiver.received() and time.monotonic() < deadline:
             time.sleep(0.05)
-        got = receiver.received()
-        assert got, "the notification acknowledged before the crash never arrived"
-        assert got[0].body["data"][0]["level"]["value"] == 42
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    got = receiver.received()
+    assert got, "the notification acknowledged before the crash never arrived"
+    assert got[0].body["data"][0]["level"]["value"] == 42
 
 
 def _receiver_on(servers: ServerThread, port: int) -> Receiver:

@@ -21,31 +21,19 @@ EID = "urn:ngsi-ld:Lamp:served"
 
 
 @contextmanager
-def serving(db: Path, port: int) -> Iterator[str]:
-    """Run `cityhub serve` until the block ends; yields its base URL once /health answers."""
-    env = {**os.environ, "CITYHUB_LOG_LEVEL": "warning"}
+def process(
+    args: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`cityhub <args>` as a real process, stopped (SIGTERM, then SIGKILL) when the block ends."""
+    env = {**os.environ, "CITYHUB_LOG_LEVEL": "warning", **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cityhub.cli", "serve", "--port", str(port), "--db", str(db)],
+        [sys.executable, "-m", "cityhub.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{out}")
-            try:
-                if httpx.get(url + "/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("cityhub serve did not answer /health within 15 s")
-            time.sleep(0.05)
-        yield url
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -55,6 +43,32 @@ def serving(db: Path, port: int) -> Iterator[str]:
             proc.wait(timeout=5)
         if proc.stdout:
             proc.stdout.close()
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float = 15) -> None:
+    """Poll url/health until it answers; fail with the process's output if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{out}")
+        try:
+            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"cityhub serve did not answer /health within {timeout:g} s")
+        time.sleep(0.05)
+
+
+@contextmanager
+def serving(db: Path, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `cityhub serve` until the block ends; yields its base URL once /health answers."""
+    with process(["serve", "--port", str(port), "--db", str(db)], env) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(proc, url)
+        yield url
 
 
 def test_serve_create_and_read_then_restart(tmp_path: Path) -> None:
