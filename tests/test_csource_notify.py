@@ -372,3 +372,28 @@ async def test_stored_subscriptions_notify_after_a_restart(
         again.state.store.close()
     assert got(receiver) == [("newlyMatching", [rid])]
     assert receiver.received()[0].body["subscriptionId"] == sid
+
+
+async def test_a_registration_change_is_notified_after_a_restart(
+    db_path: Path, receiver: Receiver
+) -> None:
+    """The notification is in the outbox with the registration: a hub that stops before it
+    could deliver (the receiver refuses) delivers it when it starts again."""
+    receiver.status["/notify"] = 503
+    first = create_app(Settings(db=str(db_path)))
+    transport = httpx.ASGITransport(app=first)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        first.state.notifier.dispatcher.policy.backoff = 60.0  # no second attempt before the stop
+        await csubscribe(client, receiver.url())
+        await register(client, "restart")
+        await wait_for(lambda: receiver.received(), what="the refused first attempt")
+    await first.state.notifier.close()
+    pending = first.state.store.outbox_pending()
+    assert [(i.kind, i.sub_id != "") for i in pending] == [("csource", True)]
+    first.state.store.close()
+    receiver.status["/notify"] = 200
+    second = create_app(Settings(db=str(db_path)))
+    async with second.router.lifespan_context(second):
+        await wait_for(lambda: len(receiver.received()) >= 2, what="the redelivery")
+    assert got(receiver)[-1] == ("newlyMatching", [CSR + "restart"])
+    assert second.state.store.outbox_pending() == []

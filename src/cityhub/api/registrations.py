@@ -103,9 +103,10 @@ async def create(request: Request) -> Response:
     ctx = await context_of(request, body, media)
     rid = R.body_id(body) or new_id(R.REGISTRATION)
     doc = R.new_registration(body, ctx.tm, ctx.spec, rid)
-    if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
-        raise AlreadyExists(f"registration {rid} already exists")
-    csource(request).registration_changed(ctx.tenant, None, doc)
+    with store(request).group():  # the registration and its notifications commit together
+        if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
+            raise AlreadyExists(f"registration {rid} already exists")
+        csource(request).registration_changed(ctx.tenant, None, doc)
     return created(PATH, rid)
 
 
@@ -148,10 +149,11 @@ async def update(request: Request) -> Response:
         before.append(old)
         return R.apply_patch(old, members, props)
 
-    changed = store(request).resource_update(KIND, ctx.tenant, rid, change)
-    if changed is None:
-        raise ResourceNotFound(f"registration {rid} does not exist")
-    csource(request).registration_changed(ctx.tenant, before[0], changed)
+    with store(request).group():
+        changed = store(request).resource_update(KIND, ctx.tenant, rid, change)
+        if changed is None:
+            raise ResourceNotFound(f"registration {rid} does not exist")
+        csource(request).registration_changed(ctx.tenant, before[0], changed)
     return no_content()
 
 
@@ -159,9 +161,10 @@ async def delete(request: Request) -> Response:
     """DELETE /csourceRegistrations/{id}."""
     params_of(request)
     tenant = tenant_of(request, must_exist=False)
-    before = store(request).resource_get(KIND, tenant, path_id(request, WHAT))
-    response = delete_resource(request, KIND, WHAT, "registration")
-    csource(request).registration_changed(tenant, before, None)
+    with store(request).group():
+        before = store(request).resource_get(KIND, tenant, path_id(request, WHAT))
+        response = delete_resource(request, KIND, WHAT, "registration")
+        csource(request).registration_changed(tenant, before, None)
     return response
 
 

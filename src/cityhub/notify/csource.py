@@ -1,14 +1,14 @@
 """Context source registration subscriptions at work (clause 5.11): which csourceSubscriptions
 a registration change concerns, the ContextSourceNotification each gets, delivery and status.
 
-Unlike entity changes, registrations are written through the store's ``resource_*`` methods,
-outside the entity write transaction, so decision 008's change capture and outbox do not
-apply. The API hands each registration write (the stored registration before and after) to
-``CsourceNotifier.registration_changed`` once it is done, and the notifications wait in memory,
-in the per-endpoint queues of a ``Dispatcher`` of their own: a crash between the write and the
-delivery loses them (at most once). Registrations change rarely, and a subscriber gets every
-matching registration again whenever it creates or updates its subscription, so the simpler
-path is worth that.
+Registrations are written through the store's ``resource_*`` methods, not the entity write
+transaction, so the API writes each registration inside ``store.group()`` and, in the same
+group, hands the registration before and after to ``CsourceNotifier.registration_changed``,
+which stages the notifications in the outbox (``kind`` "csource"): as for entities (decision
+008), an acknowledged registration change is notified even after a crash. After COMMIT the
+store hands them to the entity notifier, which routes them to this notifier's own
+``Dispatcher``. The notifications sent when a subscription is created or on a
+``timeInterval`` tick are not stored: they describe the current state, sent again anyway.
 
 Matching reuses the discovery rules of ``ngsild/registrations.py``: each entity selector of a
 subscription becomes one ``RegistrationQuery`` (types, id, idPattern against the registration's
@@ -136,7 +136,9 @@ class CsourceNotifier:
         self.notifier = notifier  # the entity notifier: store, @contexts, senders, policy
         self.store = notifier.store
         self.subs: dict[str, dict[str, CsourceSub]] = {}
-        self.dispatcher = Dispatcher(self._deliver, _no_ack, notifier.dispatcher.policy)
+        self.dispatcher = Dispatcher(
+            self._deliver, notifier.store.outbox_done, notifier.dispatcher.policy
+        )
         self._unresolved: list[tuple[str, str]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -208,12 +210,12 @@ class CsourceNotifier:
 
     # -- registration changes ------------------------------------------------------------------
     def registration_changed(self, tenant: str, before: Doc | None, after: Doc | None) -> None:
-        """Queue what one registration write means to each change-driven csourceSubscription
-        of its tenant (before/after: the stored registration, None when absent)."""
+        """Stage in the outbox what one registration write means to each change-driven
+        csourceSubscription of its tenant (before/after: the stored registration, None when
+        absent); called inside the store group that writes the registration."""
         subs = self.subs.get(tenant)
         if not subs:
             return
-        self.notifier.start()
         clock, wall = time.monotonic(), time.time()
         items: list[OutboxItem] = []
         for cs in list(subs.values()):
@@ -236,8 +238,7 @@ class CsourceNotifier:
             reg = after if after is not None else before
             assert reg is not None
             items.append(_item(sub, trigger, [cs.relevant(reg)]))
-        if items:
-            self.dispatcher.submit(items)
+        self.store.outbox_stage(items)
 
     def _notify_matching(self, cs: CsourceSub) -> None:
         """Send an active subscription every registration it matches now, if there is one."""
@@ -326,14 +327,10 @@ class CsourceNotifier:
 
 
 def _item(sub: Compiled, trigger: str, regs: list[Doc]) -> OutboxItem:
-    """An in-memory queue item: the trigger and the registrations in stored form (rendered in
-    the subscription's @context when sent)."""
+    """A queue item: the trigger and the registrations in stored form (rendered in the
+    subscription's @context when sent)."""
     payload = orjson.dumps({"trigger": trigger, "data": regs})
-    return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload)
-
-
-def _no_ack(seqs: list[int]) -> None:
-    """Items that never were in the outbox have nothing to delete."""
+    return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload, kind="csource")
 
 
 __all__ = ["KIND", "CsourceNotifier", "CsourceSub", "notification", "registration_queries"]

@@ -174,9 +174,18 @@ class Notifier:
             self.start()  # loads the outbox, these items included
             return
         if threading.get_ident() == self._thread:
-            self.dispatcher.submit(items)
+            self._route(items)
         else:
-            self._loop.call_soon_threadsafe(self.dispatcher.submit, items)
+            self._loop.call_soon_threadsafe(self._route, items)
+
+    def _route(self, items: list[OutboxItem]) -> None:
+        """Entity notifications to this notifier's queues, registration ones to csource's."""
+        mine = [i for i in items if i.kind != "csource"]
+        theirs = [i for i in items if i.kind == "csource"]
+        if mine:
+            self.dispatcher.submit(mine)
+        if theirs:
+            self.csource.dispatcher.submit(theirs)
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -188,7 +197,7 @@ class Notifier:
         backlog = self.store.outbox_pending(limit=10**9)
         if backlog:
             log.info("delivering %d notifications left from before the restart", len(backlog))
-            self.dispatcher.submit(backlog)
+            self._route(backlog)
         for tenant_subs in self.subs.values():
             for sub in tenant_subs.values():
                 self._schedule(sub)

@@ -88,6 +88,7 @@ class OutboxItem:
     endpoint: str
     payload: bytes
     seq: int = 0  # assigned by the store when the item is written
+    kind: str = "entity"  # which notifier delivers it: "entity" or "csource" (registrations)
 
 
 class ChangeSink(Protocol):

@@ -51,6 +51,7 @@ class SqliteStore:
         self._check_schema()
         self._writer.executescript(DDL)
         self._writer.executescript(outbox.DDL)
+        outbox.migrate(self._writer)
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         self._writer.execute(
@@ -199,6 +200,25 @@ class SqliteStore:
     ) -> list[OutboxItem]:
         """Undelivered outbox items, oldest first."""
         return outbox.pending(self._reader(), after, limit, endpoint)
+
+    def outbox_stage(self, items: list[OutboxItem]) -> None:
+        """Write outbox items for a change made outside write() (a stored resource): inside
+        group() they commit with it and are handed over after COMMIT; alone, at once."""
+        if not items:
+            return
+        with self._write_lock:
+            if self._in_group:
+                outbox.add(self._writer, items)
+                self._group_items += items
+                return
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                outbox.add(self._writer, items)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+            self._handover(items)
 
     def outbox_done(self, seqs: list[int]) -> None:
         """Delete delivered (or abandoned) outbox items."""

@@ -17,9 +17,16 @@ DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL, sub_id TEXT NOT NULL, endpoint TEXT NOT NULL,
-    payload BLOB NOT NULL, created REAL NOT NULL
+    payload BLOB NOT NULL, created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entity'
 );
 """
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Outboxes written before registration notifications had no kind: all were entity ones."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "kind" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'entity'")
 
 
 def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
@@ -27,9 +34,9 @@ def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
     now = time.time()
     for item in items:
         cur = conn.execute(
-            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (item.tenant, item.sub_id, item.endpoint, item.payload, now),
+            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created, kind) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (item.tenant, item.sub_id, item.endpoint, item.payload, now, item.kind),
         )
         item.seq = int(cur.lastrowid or 0)
 
@@ -45,13 +52,13 @@ def pending(
     conn: sqlite3.Connection, after: int = 0, limit: int = 10_000, endpoint: str | None = None
 ) -> list[OutboxItem]:
     """Items not yet delivered, oldest first (optionally of one endpoint)."""
-    sql = "SELECT seq, tenant, sub_id, endpoint, payload FROM outbox WHERE seq > ?"
+    sql = "SELECT seq, tenant, sub_id, endpoint, payload, kind FROM outbox WHERE seq > ?"
     args: list[object] = [after]
     if endpoint is not None:
         sql += " AND endpoint = ?"
         args.append(endpoint)
     rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
-    return [OutboxItem(t, s, e, bytes(p), seq) for seq, t, s, e, p in rows]
+    return [OutboxItem(t, s, e, bytes(p), seq, k) for seq, t, s, e, p, k in rows]
 
 
 def count(conn: sqlite3.Connection) -> int:
