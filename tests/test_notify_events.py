@@ -121,3 +121,25 @@ def test_selection_by_id_pattern_and_q() -> None:
     assert event_for(s, None, entity(t=[prop(4)]), NOW) is None
     other = entity(t=[prop(9)]) | {"id": "urn:ngsi-ld:Room:x"}
     assert event_for(s, None, other, NOW) is None
+
+
+def located(lon: float, lat: float, scope: str) -> dict[str, Any]:
+    """A Room at a point (location is a core term: its stored name is the core IRI)."""
+    point = {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+    doc = entity() | {"scope": [scope]}
+    doc["attrs"] = {"https://uri.etsi.org/ngsi-ld/location": [point]}
+    return doc
+
+
+def test_geoq_and_scopeq_select_the_entities_in_range() -> None:
+    near_hall = sub(
+        geoQ={
+            "georel": "near;maxDistance==500",
+            "geometry": "Point",
+            "coordinates": [127.3903, 35.4163],
+        },
+        scopeQ="/namwon/#",
+    )
+    assert event_for(near_hall, None, located(127.3905, 35.4165, "/namwon/downtown"), NOW)
+    assert event_for(near_hall, None, located(127.45, 35.45, "/namwon/downtown"), NOW) is None
+    assert event_for(near_hall, None, located(127.3905, 35.4165, "/mungyeong"), NOW) is None
