@@ -55,7 +55,6 @@ KIND = "csourceSubscription"  # the resources kind /csourceSubscriptions stores
 REGISTRATIONS = "csourceRegistration"  # the resources kind /csourceRegistrations stores
 NOTIFICATION = "ContextSourceNotification"
 NEWLY, UPDATED, GONE = "newlyMatching", "updated", "noLongerMatching"
-STATUS_EVERY = 1.0  # seconds between writes of changed delivery status
 JSON = "application/json"
 JSONLD = "application/ld+json"
 
@@ -143,7 +142,7 @@ class CsourceNotifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
-        self._dirty: set[tuple[str, str]] = set()
+        self.statuses = status.StatusBook(self.store, KIND)
 
     # -- the registry ------------------------------------------------------------------------
     def load(self) -> None:
@@ -204,9 +203,7 @@ class CsourceNotifier:
     def status(self, tenant: str, doc: Doc) -> Doc:
         """A stored csourceSubscription with its live delivery status (for the API)."""
         cs = self.get(tenant, doc.get("id", ""))
-        if cs is None or not cs.sub.status:
-            return doc
-        return {**doc, "_notif": dict(cs.sub.status)}
+        return status.shown(doc, cs.sub if cs is not None else None)
 
     # -- registration changes ------------------------------------------------------------------
     def registration_changed(self, tenant: str, before: Doc | None, after: Doc | None) -> None:
@@ -263,7 +260,7 @@ class CsourceNotifier:
         for tenant_subs in self.subs.values():
             for cs in tenant_subs.values():
                 self._schedule(cs)
-        self._status_task = self._loop.create_task(self._status_loop())
+        self._status_task = self._loop.create_task(self.statuses.run())
         if self._unresolved:
             self._loop.create_task(self._resolve())
 
@@ -280,7 +277,7 @@ class CsourceNotifier:
                 task.cancel()
         self._tasks.clear()
         await self.dispatcher.close()
-        self._persist_status()
+        self.statuses.flush()
 
     # -- delivery ------------------------------------------------------------------------------
     async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None:
@@ -291,21 +288,8 @@ class CsourceNotifier:
         event = orjson.loads(item.payload)
         body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
         ok = await self.notifier.send(cs.sub, item.endpoint, body, headers)
-        status.record(cs.sub.status, ok)
-        self._dirty.add((item.tenant, item.sub_id))
+        self.statuses.record(cs.sub, ok)
         return ok
-
-    async def _status_loop(self) -> None:
-        while True:
-            await asyncio.sleep(STATUS_EVERY)
-            self._persist_status()
-
-    def _persist_status(self) -> None:
-        """Write changed delivery status into the stored csourceSubscriptions."""
-        dirty, self._dirty = self._dirty, set()
-        status.persist(
-            self.store, KIND, [cs.sub for key in dirty if (cs := self.get(*key)) is not None]
-        )
 
     # -- timeInterval subscriptions --------------------------------------------------------------
     def _schedule(self, cs: CsourceSub) -> None:

@@ -33,7 +33,6 @@ from cityhub.store.base import Change, EntityQuery, OutboxItem
 
 log = logging.getLogger("cityhub.notify")
 KIND = "subscription"  # the resources kind /subscriptions stores
-STATUS_EVERY = 1.0  # seconds between writes of changed delivery status
 PERIODIC_LIMIT = 1000  # most entities one timeInterval notification carries
 
 Doc = dict[str, Any]
@@ -56,7 +55,7 @@ class Notifier:
         self._thread: int | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
-        self._dirty: set[tuple[str, str]] = set()
+        self.statuses = status.StatusBook(self.store, KIND)
         self.csource = CsourceNotifier(self)  # /csourceSubscriptions (in-memory queues)
 
     # -- the registry ------------------------------------------------------------------------
@@ -131,10 +130,7 @@ class Notifier:
 
     def status(self, tenant: str, doc: Doc) -> Doc:
         """A stored subscription with its live delivery status (for the API)."""
-        sub = self.get(tenant, doc.get("id", ""))
-        if sub is None or not sub.status:
-            return doc
-        return {**doc, "_notif": dict(sub.status)}
+        return status.shown(doc, self.get(tenant, doc.get("id", "")))
 
     # -- the change sink (called by the store inside the write transaction) --------------------
     def wants(self, tenant: str) -> bool:
@@ -194,14 +190,14 @@ class Notifier:
             return
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        backlog = self.store.outbox_pending(limit=10**9)
+        backlog = self.store.outbox_pending()
         if backlog:
             log.info("delivering %d notifications left from before the restart", len(backlog))
             self._route(backlog)
         for tenant_subs in self.subs.values():
             for sub in tenant_subs.values():
                 self._schedule(sub)
-        self._status_task = self._loop.create_task(self._status_loop())
+        self._status_task = self._loop.create_task(self.statuses.run())
         if self._unresolved:
             self._loop.create_task(self._resolve())
         self.csource.start()
@@ -218,7 +214,7 @@ class Notifier:
             if task is not None:
                 task.cancel()
         await self.dispatcher.close()
-        self._persist_status()
+        self.statuses.flush()
         await self.csource.close()
         await self.http.close()
         await self.mqtt.close()
@@ -239,7 +235,7 @@ class Notifier:
 
         body, headers = payload.notification(sub, events, fetch, item.tenant)
         ok = await self.send(sub, item.endpoint, body, headers)
-        self._record(sub, ok)
+        self.statuses.record(sub, ok)
         return ok
 
     async def send(self, sub: Compiled, uri: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -252,21 +248,6 @@ class Notifier:
         if urlsplit(uri).scheme.lower() in ("mqtt", "mqtts"):
             return await self.mqtt.send(uri, body, headers, timeout, endpoint.get("notifierInfo"))
         return await self.http.send(uri, body, headers, timeout)
-
-    def _record(self, sub: Compiled, ok: bool) -> None:
-        """Note one attempt in the subscription's status; stored with the next status write."""
-        status.record(sub.status, ok)
-        self._dirty.add((sub.tenant, sub.id))
-
-    async def _status_loop(self) -> None:
-        while True:
-            await asyncio.sleep(STATUS_EVERY)
-            self._persist_status()
-
-    def _persist_status(self) -> None:
-        """Write changed delivery status into the stored subscriptions."""
-        dirty, self._dirty = self._dirty, set()
-        status.persist(self.store, KIND, [s for key in dirty if (s := self.get(*key)) is not None])
 
     # -- timeInterval subscriptions --------------------------------------------------------------
     def _schedule(self, sub: Compiled) -> None:

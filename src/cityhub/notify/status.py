@@ -1,9 +1,10 @@
 """Delivery status of a subscription (timesSent, lastSuccess, ...): counted in memory on each
-attempt, written into the stored subscriptions in batches (it is advisory, not worth a write
-per notification)."""
+attempt, shown live by the API, written into the stored subscriptions in batches (it is
+advisory, not worth a write per notification)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -13,6 +14,7 @@ from cityhub.notify.subscription import Compiled
 
 log = logging.getLogger("cityhub.notify")
 Doc = dict[str, Any]
+EVERY = 1.0  # seconds between writes of changed delivery status
 
 
 def record(status: Doc, ok: bool) -> None:
@@ -29,17 +31,47 @@ def record(status: Doc, ok: bool) -> None:
         status["status"] = "failed"
 
 
-def persist(store: Any, kind: str, subs: list[Compiled]) -> None:
-    """Write the subscriptions' current status into their stored documents, one transaction."""
-    if not subs:
-        return
-    group = getattr(store, "group", contextlib.nullcontext)
-    try:
-        with group():
-            for sub in subs:
-                store.resource_update(kind, sub.tenant, sub.id, _with_status(sub.status))
-    except Exception:  # status is advisory; the next delivery writes it again
-        log.exception("could not store the delivery status of %d subscriptions", len(subs))
+def shown(doc: Doc, sub: Compiled | None) -> Doc:
+    """A stored subscription with the live delivery status of its compiled form, if any."""
+    if sub is None or not sub.status:
+        return doc
+    return {**doc, "_notif": dict(sub.status)}
+
+
+class StatusBook:
+    """The subscriptions of one kind whose status changed since the last write."""
+
+    def __init__(self, store: Any, kind: str) -> None:
+        self.store = store
+        self.kind = kind  # the resources kind the subscriptions are stored under
+        self._dirty: dict[tuple[str, str], Compiled] = {}
+
+    def record(self, sub: Compiled, ok: bool) -> None:
+        """Count one attempt; it is stored with the next write."""
+        record(sub.status, ok)
+        self._dirty[(sub.tenant, sub.id)] = sub
+
+    async def run(self) -> None:
+        """Write the changed status every EVERY seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(EVERY)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the changed status now, in one transaction (a deleted subscription is skipped
+        by resource_update)."""
+        subs, self._dirty = list(self._dirty.values()), {}
+        if not subs:
+            return
+        group = getattr(self.store, "group", contextlib.nullcontext)
+        try:
+            with group():
+                for sub in subs:
+                    self.store.resource_update(
+                        self.kind, sub.tenant, sub.id, _with_status(sub.status)
+                    )
+        except Exception:  # status is advisory; the next delivery writes it again
+            log.exception("could not store the delivery status of %d subscriptions", len(subs))
 
 
 def _with_status(status: Doc) -> Any:

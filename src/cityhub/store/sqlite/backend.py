@@ -195,11 +195,9 @@ class SqliteStore:
             self._handover(items)
 
     # -- the outbox (store/sqlite/outbox.py) -------------------------------------------------
-    def outbox_pending(
-        self, after: int = 0, limit: int = 10_000, endpoint: str | None = None
-    ) -> list[OutboxItem]:
-        """Undelivered outbox items, oldest first."""
-        return outbox.pending(self._reader(), after, limit, endpoint)
+    def outbox_pending(self) -> list[OutboxItem]:
+        """Every undelivered outbox item, oldest first (queued again at start-up)."""
+        return outbox.pending(self._reader())
 
     def outbox_stage(self, items: list[OutboxItem]) -> None:
         """Write outbox items for a change made outside write() (a stored resource): inside
@@ -207,37 +205,23 @@ class SqliteStore:
         if not items:
             return
         with self._write_lock:
-            if self._in_group:
-                outbox.add(self._writer, items)
-                self._group_items += items
+            if not self._in_group:
+                with self.group():
+                    self.outbox_stage(items)
                 return
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                outbox.add(self._writer, items)
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
-            self._handover(items)
+            outbox.add(self._writer, items)
+            self._group_items += items
 
     def outbox_done(self, seqs: list[int]) -> None:
         """Delete delivered (or abandoned) outbox items."""
-        if seqs:
-            with self._write_lock:
-                if self._in_group:
-                    outbox.remove(self._writer, seqs)
-                    return
-                self._writer.execute("BEGIN IMMEDIATE")
-                try:
-                    outbox.remove(self._writer, seqs)
-                except BaseException:
-                    self._writer.execute("ROLLBACK")
-                    raise
-                self._writer.execute("COMMIT")
-
-    def outbox_count(self) -> int:
-        """How many notifications wait for delivery."""
-        return outbox.count(self._reader())
+        if not seqs:
+            return
+        with self._write_lock:
+            if not self._in_group:
+                with self.group():
+                    self.outbox_done(seqs)
+                return
+            outbox.remove(self._writer, seqs)
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, tenant: str, eid: str) -> Doc | None:

@@ -48,19 +48,9 @@ def remove(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
     return len(rows)
 
 
-def pending(
-    conn: sqlite3.Connection, after: int = 0, limit: int = 10_000, endpoint: str | None = None
-) -> list[OutboxItem]:
-    """Items not yet delivered, oldest first (optionally of one endpoint)."""
-    sql = "SELECT seq, tenant, sub_id, endpoint, payload, kind FROM outbox WHERE seq > ?"
-    args: list[object] = [after]
-    if endpoint is not None:
-        sql += " AND endpoint = ?"
-        args.append(endpoint)
-    rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
+    """Every item not yet delivered, oldest first."""
+    rows = conn.execute(
+        "SELECT seq, tenant, sub_id, endpoint, payload, kind FROM outbox ORDER BY seq"
+    ).fetchall()
     return [OutboxItem(t, s, e, bytes(p), seq, k) for seq, t, s, e, p, k in rows]
-
-
-def count(conn: sqlite3.Connection) -> int:
-    """How many items wait for delivery."""
-    return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
