@@ -28,8 +28,9 @@ from cityhub.store.base import (
 )
 from cityhub.store.sqlite import functions, outbox, resources, temporal
 from cityhub.store.sqlite.index import attr_rows, geo_rows
+from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
-from cityhub.store.sqlite.schema import DDL, PRAGMAS, SCHEMA_VERSION
+from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
 log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
@@ -47,6 +48,7 @@ class SqliteStore:
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._in_group = False  # guarded by _write_lock
+        self.names = AttrNames()
         self._writer = self._connect()
         self._check_schema()
         self._writer.executescript(DDL)
@@ -91,6 +93,12 @@ class SqliteStore:
         if has_meta:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 1
+        while version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
+            log.warning("upgrading %s from schema %d to %d", self.path, version, version + 1)
+            conn.executescript(f"BEGIN IMMEDIATE;{MIGRATIONS[version]}")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
+            conn.execute("COMMIT")
+            version += 1
         if version is not None and version != SCHEMA_VERSION:
             conn.close()
             raise StoreError(
@@ -134,7 +142,8 @@ class SqliteStore:
         with self._write_lock:
             conn = self._writer
             sink = self.sink
-            tx = SqliteWriteTx(conn, tenant, capture=sink is not None and sink.wants(tenant))
+            capture = sink is not None and sink.wants(tenant)
+            tx = SqliteWriteTx(conn, tenant, self.names, capture=capture)
             if self._in_group:
                 conn.execute("SAVEPOINT w")
                 try:
@@ -153,8 +162,10 @@ class SqliteStore:
                 items = self._to_outbox(tx)
             except BaseException:
                 conn.execute("ROLLBACK")
+                self.names.rolled_back()
                 raise
             conn.execute("COMMIT")
+            self.names.committed(conn)
             self._handover(items)
 
     def _to_outbox(self, tx: SqliteWriteTx) -> list[OutboxItem]:
@@ -187,10 +198,12 @@ class SqliteStore:
                 yield
             except BaseException:
                 conn.execute("ROLLBACK")
+                self.names.rolled_back()
                 raise
             finally:
                 self._in_group = False
             conn.execute("COMMIT")
+            self.names.committed(conn)
             items, self._group_items = self._group_items, []
             self._handover(items)
 
@@ -237,7 +250,7 @@ class SqliteStore:
         """Entities matching a query, in insertion order, with the total when asked."""
         conn = self._reader()
         by_type = isinstance(query.types, ast.TypeName) and query.ids is None
-        comp = Compiler(conn, pk="t.pk" if by_type else "e.pk")
+        comp = Compiler(conn, pk="t.pk" if by_type else "e.pk", names=self.names)
         where = comp.where(tenant, query)
         self._install_geo(conn, comp)
         if by_type:
@@ -290,8 +303,9 @@ class SqliteStore:
             names = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT DISTINCT a.name FROM entity_types t JOIN attr_index a ON a.pk = t.pk "
-                    "WHERE t.tenant = ? AND t.type = ? ORDER BY a.name",
+                    "SELECT DISTINCT n.name FROM entity_types t JOIN attr_index a ON a.pk = t.pk "
+                    "JOIN attr_names n ON n.nid = a.nid "
+                    "WHERE t.tenant = ? AND t.type = ? ORDER BY n.name",
                     (tenant, typ),
                 )
             ]
@@ -427,7 +441,10 @@ class SqliteStore:
 class SqliteWriteTx:
     """The operations of one write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, tenant: str, capture: bool = False) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, tenant: str, names: AttrNames, capture: bool = False
+    ) -> None:
+        self.names = names
         self.conn = conn
         self.tenant = tenant
         self.capture = capture  # keep each entity's JSON before and after (for the sink)
@@ -489,7 +506,7 @@ class SqliteWriteTx:
             rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
             self._changed(doc["id"], None, text)
             types += [(self.tenant, t, pk) for t in doc["type"]]
-            attrs += [(pk, *row) for row in attr_rows(doc)]
+            attrs += self._attr_rows(pk, doc)
             for name, geojson, box in geo_rows(doc):
                 gid += 1
                 geos.append((gid, pk, name, geojson))
@@ -500,7 +517,7 @@ class SqliteWriteTx:
         )
         c.executemany("INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)", types)
         c.executemany(
-            "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)", attrs
+            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)", attrs
         )
         c.executemany("INSERT INTO geo (gid, pk, name, geojson) VALUES (?, ?, ?, ?)", geos)
         c.executemany(
@@ -550,11 +567,14 @@ class SqliteWriteTx:
             )
         if not names:
             return
-        c.executemany("DELETE FROM attr_index WHERE pk = ? AND name = ?", [(pk, n) for n in names])
+        c.executemany(
+            "DELETE FROM attr_index WHERE pk = ? AND nid = ?",
+            [(pk, self.names.assign(c, n)) for n in names],
+        )
         part = {"attrs": {n: doc["attrs"][n] for n in names if n in doc["attrs"]}}
         c.executemany(
-            "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
-            [(pk, *row) for row in attr_rows(part)],
+            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
+            self._attr_rows(pk, part),
         )
         geo_names = [(pk, n) for n in names]
         c.executemany(
@@ -585,10 +605,15 @@ class SqliteWriteTx:
             [(self.tenant, t, pk) for t in doc["type"]],
         )
         c.executemany(
-            "INSERT INTO attr_index (pk, name, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
-            [(pk, *row) for row in attr_rows(doc)],
+            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
+            self._attr_rows(pk, doc),
         )
         self._index_geo(pk, doc)
+
+    def _attr_rows(self, pk: int, doc: Doc) -> list[tuple[Any, ...]]:
+        """attr_index rows of a document, names as their ids."""
+        nid = self.names.assign
+        return [(pk, nid(self.conn, name), *rest) for name, *rest in attr_rows(doc)]
 
     def _index_geo(self, pk: int, doc: Doc) -> None:
         c = self.conn

@@ -9,6 +9,7 @@ from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.store.base import EntityQuery
+from cityhub.store.sqlite.names import AttrNames
 
 _SQL_OPS = {"==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 _META_SUBS = {
@@ -35,16 +36,28 @@ _ORDER_MEMBERS = {
 class Compiler:
     """Accumulates SQL fragments and their parameters for one query."""
 
-    def __init__(self, conn: sqlite3.Connection | None = None, pk: str = "e.pk") -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection | None = None,
+        pk: str = "e.pk",
+        names: AttrNames | None = None,
+    ) -> None:
         self.params: list[Any] = []
         self.geo_queries: list[Any] = []
         self.conn = conn  # when given, selectivity probes choose how each q term is joined
         self.pk = pk  # t.pk when the query is driven from entity_types (one type)
+        self.names = names
 
     def p(self, value: Any) -> str:
         """A bound parameter."""
         self.params.append(value)
         return "?"
+
+    def nid(self, name: str) -> int:
+        """The attr_index id of an attribute name (MISSING when nothing has it)."""
+        if self.names is None or self.conn is None:
+            raise RuntimeError("attribute conditions need the store's connection and names")
+        return self.names.lookup(self.conn, name)
 
     # -- the whole selection -----------------------------------------------------------------
     def where(self, tenant: str, query: EntityQuery) -> str:
@@ -65,10 +78,9 @@ class Compiler:
         if query.types is not None and self.pk != "t.pk":
             parts.append(self.types(tenant, query.types))
         if query.attrs:
-            marks = ",".join(self.p(a) for a in query.attrs)
+            marks = ",".join(self.p(self.nid(a)) for a in query.attrs)
             parts.append(
-                f"EXISTS (SELECT 1 FROM attr_index a "
-                f"WHERE a.pk = {self.pk} AND a.name IN ({marks}))"
+                f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = {self.pk} AND a.nid IN ({marks}))"
             )
         if query.q is not None:
             parts.append(self.q(query.q))
@@ -169,7 +181,7 @@ class Compiler:
         if not path.sub and not path.keys:
             return (
                 "EXISTS (SELECT 1 FROM attr_index a "
-                f"WHERE a.pk = {self.pk} AND a.name = {self.p(path.attr)})"
+                f"WHERE a.pk = {self.pk} AND a.nid = {self.p(self.nid(path.attr))})"
             )
         head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
         return f"{head}{self._json(path)} IS NOT NULL)"
@@ -231,12 +243,12 @@ class Compiler:
         if value_index and node.op in _RANGE_OPS and self._selective(node, column, value_index):
             head = (
                 f"{self.pk} IN (SELECT a.pk FROM attr_index a INDEXED BY {value_index} "
-                f"WHERE a.name = {self.p(node.path.attr)} AND "
+                f"WHERE a.nid = {self.p(self.nid(node.path.attr))} AND "
             )
             return head + self._cmp(column, node.op, node.value, ts_column=column == "a.ts") + ")"
         head = (
             "EXISTS (SELECT 1 FROM attr_index a "
-            f"WHERE a.pk = {self.pk} AND a.name = {self.p(node.path.attr)} AND "
+            f"WHERE a.pk = {self.pk} AND a.nid = {self.p(self.nid(node.path.attr))} AND "
         )
         # "+column" keeps SQLite on the (pk, name) primary key instead of a value index
         cond = self._cmp("+" + column, node.op, node.value, ts_column=column == "a.ts")
@@ -250,9 +262,9 @@ class Compiler:
         cond = probe._cmp(column, node.op, node.value, ts_column=column == "a.ts")
         sql = (
             f"SELECT count(*) FROM (SELECT 1 FROM attr_index a INDEXED BY {value_index} "
-            f"WHERE a.name = ? AND {cond} LIMIT {SELECTIVE + 1})"
+            f"WHERE a.nid = ? AND {cond} LIMIT {SELECTIVE + 1})"
         )
-        (n,) = self.conn.execute(sql, [node.path.attr, *probe.params]).fetchone()
+        (n,) = self.conn.execute(sql, [self.nid(node.path.attr), *probe.params]).fetchone()
         return bool(n <= SELECTIVE)
 
     def _cmp(

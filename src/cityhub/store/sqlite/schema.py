@@ -1,6 +1,6 @@
 """SQLite schema: entities as JSON documents plus index tables that keep queries fast."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -31,14 +31,16 @@ CREATE TABLE IF NOT EXISTS entity_types (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
 -- One row per scalar in each top-level attribute instance: q compiles to index look-ups.
--- Clustered by (pk, name): the table itself answers "does entity pk have name OP value".
+-- Clustered by (pk, nid): the table itself answers "does entity pk have name OP value".
+-- nid is the attribute name's id in attr_names (store/sqlite/names.py).
+CREATE TABLE IF NOT EXISTS attr_names (nid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS attr_index (
-    pk INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, num REAL, txt TEXT, ts TEXT,
-    PRIMARY KEY (pk, name, seq)
+    pk INTEGER NOT NULL, nid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, txt TEXT, ts TEXT,
+    PRIMARY KEY (pk, nid, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS attr_index_ts ON attr_index (name, ts) WHERE ts IS NOT NULL;
-CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;
-CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (name, txt) WHERE txt IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_index_ts ON attr_index (nid, ts) WHERE ts IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (nid, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (nid, txt) WHERE txt IS NOT NULL;
 -- Geometries: an R*Tree on bounding boxes, exact predicates in shapely.
 CREATE TABLE IF NOT EXISTS geo (
     gid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, name TEXT NOT NULL, geojson TEXT NOT NULL
@@ -74,3 +76,21 @@ CREATE TABLE IF NOT EXISTS contexts (
 );
 CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
 """
+
+# Upgrades in place, by the version they start from; each runs in one transaction.
+MIGRATIONS = {
+    # 2 -> 3: attribute names in attr_index become ids in attr_names (docs/decisions/010).
+    2: """
+CREATE TABLE attr_names (nid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+INSERT INTO attr_names (name) SELECT DISTINCT name FROM attr_index ORDER BY name;
+CREATE TABLE attr_index_v3 (
+    pk INTEGER NOT NULL, nid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, txt TEXT, ts TEXT,
+    PRIMARY KEY (pk, nid, seq)
+) WITHOUT ROWID;
+INSERT INTO attr_index_v3 (pk, nid, seq, num, txt, ts)
+    SELECT a.pk, n.nid, a.seq, a.num, a.txt, a.ts
+    FROM attr_index a JOIN attr_names n ON n.name = a.name;
+DROP TABLE attr_index;
+ALTER TABLE attr_index_v3 RENAME TO attr_index;
+""",
+}

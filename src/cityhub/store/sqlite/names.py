@@ -1,0 +1,73 @@
+"""Attribute names as small integers in the index tables (a dictionary encoding).
+
+An expanded attribute name is a 40-60 byte IRI. Stored once in `attr_names` and referred to by
+its integer id, it no longer fills every attr_index key: the index is a third of the size, and
+a probe compares an integer instead of a long shared prefix (docs/decisions/010).
+
+Ids are assigned by the writer inside its transaction. Only ids read back after a COMMIT (or by
+a reader, which sees committed data only) are cached, so a rolled-back name never leaves a
+stale id behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MISSING = -1  # binds a name nothing was ever stored under: the comparison matches no row
+
+
+class AttrNames:
+    """The name ↔ id cache of one database, shared by the writer and the readers."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}  # committed ids only
+        self._names: dict[int, str] = {}
+        self._fresh: set[str] = set()  # names the writer assigned since the last COMMIT
+
+    def lookup(self, conn: sqlite3.Connection, name: str) -> int:
+        """The id of a name as `conn` sees it (readers: committed data), or MISSING."""
+        nid = self._ids.get(name)
+        if nid is not None:
+            return nid
+        row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return MISSING
+        if not conn.in_transaction:  # a reader's autocommit read: the row is committed
+            self._remember(name, row[0])
+        return int(row[0])
+
+    def assign(self, conn: sqlite3.Connection, name: str) -> int:
+        """The writer's id for a name, added to attr_names inside its transaction if new."""
+        nid = self._ids.get(name)
+        if nid is not None:
+            return nid
+        row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            cur = conn.execute("INSERT INTO attr_names (name) VALUES (?)", (name,))
+            row = (cur.lastrowid,)
+        self._fresh.add(name)
+        return int(row[0])
+
+    def name(self, conn: sqlite3.Connection, nid: int) -> str | None:
+        """The name behind an id (discovery reads ids back)."""
+        name = self._names.get(nid)
+        if name is None:
+            row = conn.execute("SELECT name FROM attr_names WHERE nid = ?", (nid,)).fetchone()
+            name = row[0] if row else None
+        return name
+
+    def committed(self, conn: sqlite3.Connection) -> None:
+        """After COMMIT: cache the ids the transaction assigned that are really stored."""
+        fresh, self._fresh = self._fresh, set()
+        for name in fresh:
+            row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                self._remember(name, row[0])
+
+    def rolled_back(self) -> None:
+        """After a whole transaction rolled back: nothing it assigned exists."""
+        self._fresh.clear()
+
+    def _remember(self, name: str, nid: int) -> None:
+        self._ids[name] = nid
+        self._names[nid] = name

@@ -1,0 +1,137 @@
+"""Attribute names are stored once, as ids: queries, rollbacks and schema-2 databases still work."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.qlang import parse_q
+from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.service import EntityService
+from cityhub.store.base import EntityQuery
+from cityhub.store.sqlite import SqliteStore
+
+TM = ContextCache().core
+
+
+def _ids(store: SqliteStore, q: str | None = None, attrs: tuple[str, ...] = ()) -> list[str]:
+    query = EntityQuery(
+        types=ast.map_names(parse_types("Sensor"), TM.expand),
+        q=ast.map_names(parse_q(q), TM.expand) if q else None,
+        attrs=tuple(TM.expand(a) for a in attrs) or None,
+        limit=100,
+        count=True,
+    )
+    docs, total = store.query("", query)
+    assert total == len(docs)
+    return sorted(d["id"] for d in docs)
+
+
+def _sensor(i: int, **attrs: Any) -> dict[str, Any]:
+    body = {"id": f"urn:ngsi-ld:Sensor:{i}", "type": "Sensor"}
+    body.update({k: {"type": "Property", "value": v} for k, v in attrs.items()})
+    return body
+
+
+def test_a_name_written_in_a_rolled_back_write_is_not_remembered(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    svc = EntityService(store)
+    with store.group():
+        with pytest.raises(RuntimeError), store.write("") as tx:
+            svc._insert(tx, _doc(svc, _sensor(1, humidity=40)))
+            raise RuntimeError("this write is rolled back")
+        with store.write("") as tx:
+            svc._insert(tx, _doc(svc, _sensor(2, pressure=1013)))
+    assert store.get("", "urn:ngsi-ld:Sensor:1") is None
+    assert _ids(store, "humidity>0") == []
+    assert _ids(store, "pressure>1000") == ["urn:ngsi-ld:Sensor:2"]
+    names = {r[0] for r in store._writer.execute("SELECT name FROM attr_names")}
+    assert TM.expand("humidity") not in names
+    # The same name written again gets a real id and is found.
+    svc.create("", _sensor(3, humidity=55), TM)
+    assert _ids(store, "humidity==55") == ["urn:ngsi-ld:Sensor:3"]
+    store.close()
+
+
+def test_a_whole_rolled_back_group_leaves_no_names(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    svc = EntityService(store)
+    with pytest.raises(RuntimeError), store.group():
+        svc.create("", _sensor(1, noise=70), TM)
+        raise RuntimeError("the COMMIT never happens")
+    svc.create("", _sensor(2, level=3), TM)
+    assert _ids(store, "noise>0") == []
+    assert _ids(store, "level==3") == ["urn:ngsi-ld:Sensor:2"]
+    store.close()
+
+
+def test_an_unknown_attribute_matches_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    EntityService(store).create("", _sensor(1, temperature=20), TM)
+    assert _ids(store, "nothere==1") == []
+    assert _ids(store, "nothere") == []
+    assert _ids(store, attrs=("nothere",)) == []
+    assert _ids(store, attrs=("nothere", "temperature")) == ["urn:ngsi-ld:Sensor:1"]
+    store.close()
+
+
+def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    store = SqliteStore(db)
+    svc = EntityService(store)
+    items = [_sensor(i, temperature=i, status="ok" if i % 2 else "warn") for i in range(20)]
+    assert not svc.batch_upsert("", items, TM, "replace").errors
+    store.close()
+    _downgrade_to_schema_2(db)
+
+    again = SqliteStore(db)
+    assert (
+        again._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        == "3"
+    )
+    odd = [f"urn:ngsi-ld:Sensor:{i}" for i in range(11, 20, 2)]
+    assert _ids(again, 'temperature>10;status=="ok"') == sorted(odd)
+    assert [t for t, _, _ in again.entity_types("")] == [TM.expand("Sensor")]
+    assert set(again.entity_types("")[0][1]) == {TM.expand("temperature"), TM.expand("status")}
+    # and it takes new writes
+    EntityService(again).create("", _sensor(99, temperature=99), TM)
+    assert _ids(again, "temperature>90") == ["urn:ngsi-ld:Sensor:99"]
+    again.close()
+
+
+def _doc(svc: EntityService, body: dict[str, Any]) -> dict[str, Any]:
+    from cityhub.ngsild.entity import expand_entity
+    from cityhub.ngsild.timeutil import now_iso
+
+    doc = expand_entity(body, TM)
+    doc["createdAt"] = doc["modifiedAt"] = now_iso()
+    svc._stamp_all(doc["attrs"], doc["createdAt"])
+    return doc
+
+
+def _downgrade_to_schema_2(db: Path) -> None:
+    """Rewrite attr_index the way schema 2 stored it: the name itself in every row."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(
+        """
+        BEGIN;
+        CREATE TABLE old (
+            pk INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
+            num REAL, txt TEXT, ts TEXT, PRIMARY KEY (pk, name, seq)
+        ) WITHOUT ROWID;
+        INSERT INTO old SELECT a.pk, n.name, a.seq, a.num, a.txt, a.ts
+            FROM attr_index a JOIN attr_names n ON n.nid = a.nid;
+        DROP TABLE attr_index;
+        DROP TABLE attr_names;
+        ALTER TABLE old RENAME TO attr_index;
+        CREATE INDEX attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;
+        UPDATE meta SET value = '2' WHERE key = 'schema_version';
+        COMMIT;
+        """
+    )
+    conn.close()
