@@ -13,7 +13,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.service import EntityService
-from cityhub.store.base import EntityQuery
+from cityhub.store.base import EntityQuery, StoreError, TemporalQuery
 from cityhub.store.sqlite import SqliteStore
 
 TM = ContextCache().core
@@ -98,10 +98,34 @@ def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     assert _ids(again, 'temperature>10;status=="ok"') == sorted(odd)
     assert [t for t, _, _ in again.entity_types("")] == [TM.expand("Sensor")]
     assert set(again.entity_types("")[0][1]) == {TM.expand("temperature"), TM.expand("status")}
+    # the history came along, under the same names
+    (header, attrs), *_ = again.temporal(
+        "", TemporalQuery(entities=EntityQuery(ids=("urn:ngsi-ld:Sensor:7",)))
+    )[0]
+    assert header["id"] == "urn:ngsi-ld:Sensor:7"
+    assert sorted(attrs) == sorted([TM.expand("temperature"), TM.expand("status")])
+    assert [i["value"] for i in attrs[TM.expand("temperature")]] == [7]
     # and it takes new writes
     EntityService(again).create("", _sensor(99, temperature=99), TM)
     assert _ids(again, "temperature>90") == ["urn:ngsi-ld:Sensor:99"]
     again.close()
+
+
+def test_a_failed_upgrade_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    db = tmp_path / "odd.db"
+    SqliteStore(db).close()
+    _downgrade_to_schema_2(db)
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE history RENAME COLUMN attr TO attribute")  # not what 2 -> 3 expects
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"cannot upgrade .* from schema 2 to 3"):
+        SqliteStore(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(attr_index)")}
+    assert "name" in columns and "nid" not in columns
+    conn.close()
 
 
 def _doc(svc: EntityService, body: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +139,7 @@ def _doc(svc: EntityService, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _downgrade_to_schema_2(db: Path) -> None:
-    """Rewrite attr_index the way schema 2 stored it: the name itself in every row."""
+    """Rewrite attr_index and history the way schema 2 stored them: the name in every row."""
     conn = sqlite3.connect(db, isolation_level=None)
     conn.executescript(
         """
@@ -126,10 +150,21 @@ def _downgrade_to_schema_2(db: Path) -> None:
         ) WITHOUT ROWID;
         INSERT INTO old SELECT a.pk, n.name, a.seq, a.num, a.txt, a.ts
             FROM attr_index a JOIN attr_names n ON n.nid = a.nid;
+        CREATE TABLE old_history (
+            hid INTEGER PRIMARY KEY, tpk INTEGER NOT NULL, attr TEXT NOT NULL, dataset_id TEXT,
+            instance_id TEXT NOT NULL, t_observed REAL, t_created REAL NOT NULL,
+            t_modified REAL NOT NULL, num REAL, inst TEXT NOT NULL
+        );
+        INSERT INTO old_history SELECT h.hid, h.tpk, n.name, h.dataset_id, h.instance_id,
+            h.t_observed, h.t_created, h.t_modified, h.num, h.inst
+            FROM history h JOIN attr_names n ON n.nid = h.nid;
         DROP TABLE attr_index;
+        DROP TABLE history;
         DROP TABLE attr_names;
         ALTER TABLE old RENAME TO attr_index;
+        ALTER TABLE old_history RENAME TO history;
         CREATE INDEX attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;
+        CREATE INDEX history_obs ON history (tpk, attr, t_observed, num);
         UPDATE meta SET value = '2' WHERE key = 'schema_version';
         COMMIT;
         """

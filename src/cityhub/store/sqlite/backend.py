@@ -94,10 +94,7 @@ class SqliteStore:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 1
         while version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
-            log.warning("upgrading %s from schema %d to %d", self.path, version, version + 1)
-            conn.executescript(f"BEGIN IMMEDIATE;{MIGRATIONS[version]}")
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
-            conn.execute("COMMIT")
+            self._migrate(version)
             version += 1
         if version is not None and version != SCHEMA_VERSION:
             conn.close()
@@ -105,6 +102,23 @@ class SqliteStore:
                 f"{self.path} was written by cityhub schema {version}; this cityhub uses schema "
                 f"{SCHEMA_VERSION}. Create a new database (the demo rebuilds its own)."
             )
+
+    def _migrate(self, version: int) -> None:
+        """Upgrade the database from `version` to the next one, all or nothing."""
+        conn = self._writer
+        log.warning("upgrading %s from schema %d to %d", self.path, version, version + 1)
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;{MIGRATIONS[version]}")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise StoreError(
+                f"cannot upgrade {self.path} from schema {version} to {version + 1} ({exc}); "
+                "the database was left as it was"
+            ) from exc
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -352,14 +366,14 @@ class SqliteStore:
     ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
         """Temporal evolution of matching entities."""
         conn = self._reader()
-        return temporal.select(conn, tenant, query, self._install_geo)
+        return temporal.select(conn, self.names, tenant, query, self._install_geo)
 
     def aggregate(
         self, tenant: str, query: TemporalQuery, aggr: Aggregation
     ) -> tuple[list[tuple[Doc, dict[str, Doc]]], int | None]:
         """aggregatedValues of matching entities."""
         conn = self._reader()
-        return temporal.aggregate(conn, tenant, query, aggr, self._install_geo)
+        return temporal.aggregate(conn, self.names, tenant, query, aggr, self._install_geo)
 
     # -- hosted @contexts --------------------------------------------------------------------
     def contexts(self) -> Iterator[tuple[str, Any, str, str]]:
@@ -526,7 +540,7 @@ class SqliteWriteTx:
 
     def add_history_bulk(self, entries: list[tuple[str, list[str], dict[str, list[Doc]]]]) -> None:
         """Append the first instances of many entities at once."""
-        temporal.add_bulk(self.conn, self.tenant, entries)
+        temporal.add_bulk(self.conn, self.names, self.tenant, entries)
 
     def update(self, doc: Doc, changed: set[str] | None = None) -> None:
         """Replace an existing entity's document and its index rows.
@@ -636,27 +650,29 @@ class SqliteWriteTx:
     # -- temporal ----------------------------------------------------------------------------
     def add_history(self, eid: str, types: list[str], attr: str, instances: list[Doc]) -> None:
         """Append attribute instances to an entity's temporal evolution."""
-        temporal.add(self.conn, self.tenant, eid, types, attr, instances)
+        temporal.add(self.conn, self.names, self.tenant, eid, types, attr, instances)
 
     def add_history_many(self, eid: str, types: list[str], attrs: dict[str, list[Doc]]) -> None:
         """Append instances of several attributes in one go."""
-        temporal.add_many(self.conn, self.tenant, eid, types, attrs)
+        temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs)
 
     def delete_history(self, eid: str, attr: str | None = None, dataset_id: Any = ...) -> int:
         """Delete an entity's whole history, or one attribute's."""
-        return temporal.delete(self.conn, self.tenant, eid, attr, dataset_id)
+        return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
         """Modify one stored attribute instance."""
-        return temporal.update_instance(self.conn, self.tenant, eid, attr, instance_id, instance)
+        return temporal.update_instance(
+            self.conn, self.names, self.tenant, eid, attr, instance_id, instance
+        )
 
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:
         """Delete one stored attribute instance."""
-        return temporal.delete_instance(self.conn, self.tenant, eid, attr, instance_id)
+        return temporal.delete_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def has_instance(self, eid: str, attr: str, instance_id: str) -> bool:
         """Whether one attribute instance exists."""
-        return temporal.has_instance(self.conn, self.tenant, eid, attr, instance_id)
+        return temporal.has_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def temporal_exists(self, eid: str) -> bool:
         """Whether the entity has a temporal evolution."""

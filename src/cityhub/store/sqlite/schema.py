@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS tentities (
 CREATE TABLE IF NOT EXISTS history (
     hid INTEGER PRIMARY KEY,
     tpk INTEGER NOT NULL,
-    attr TEXT NOT NULL,
+    nid INTEGER NOT NULL,  -- the attribute, as its attr_names id
     dataset_id TEXT,
     instance_id TEXT NOT NULL,
     t_observed REAL, t_created REAL NOT NULL, t_modified REAL NOT NULL,
@@ -65,8 +65,8 @@ CREATE TABLE IF NOT EXISTS history (
     inst TEXT NOT NULL
 );
 -- num rides along so aggregatedValues reads only the index.
-CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, attr, t_observed, num);
--- createdAt/modifiedAt time filters and instance ids narrow by (tpk, attr) through history_obs;
+CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, nid, t_observed, num);
+-- createdAt/modifiedAt time filters and instance ids narrow by (tpk, nid) through history_obs;
 -- two more indexes would cost every write two B-tree inserts per instance.
 DROP INDEX IF EXISTS history_created;
 DROP INDEX IF EXISTS history_instance;
@@ -79,10 +79,12 @@ CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL
 
 # Upgrades in place, by the version they start from; each runs in one transaction.
 MIGRATIONS = {
-    # 2 -> 3: attribute names in attr_index become ids in attr_names (docs/decisions/010).
+    # 2 -> 3: attribute names in attr_index and history become ids in attr_names
+    # (docs/decisions/010).
     2: """
 CREATE TABLE attr_names (nid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-INSERT INTO attr_names (name) SELECT DISTINCT name FROM attr_index ORDER BY name;
+INSERT INTO attr_names (name)
+    SELECT name FROM attr_index UNION SELECT attr FROM history ORDER BY 1;
 CREATE TABLE attr_index_v3 (
     pk INTEGER NOT NULL, nid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, txt TEXT, ts TEXT,
     PRIMARY KEY (pk, nid, seq)
@@ -92,5 +94,21 @@ INSERT INTO attr_index_v3 (pk, nid, seq, num, txt, ts)
     FROM attr_index a JOIN attr_names n ON n.name = a.name;
 DROP TABLE attr_index;
 ALTER TABLE attr_index_v3 RENAME TO attr_index;
+CREATE TABLE history_v3 (
+    hid INTEGER PRIMARY KEY,
+    tpk INTEGER NOT NULL,
+    nid INTEGER NOT NULL,
+    dataset_id TEXT,
+    instance_id TEXT NOT NULL,
+    t_observed REAL, t_created REAL NOT NULL, t_modified REAL NOT NULL,
+    num REAL,
+    inst TEXT NOT NULL
+);
+INSERT INTO history_v3
+    SELECT h.hid, h.tpk, n.nid, h.dataset_id, h.instance_id, h.t_observed, h.t_created,
+           h.t_modified, h.num, h.inst
+    FROM history h JOIN attr_names n ON n.name = h.attr ORDER BY h.hid;
+DROP TABLE history;
+ALTER TABLE history_v3 RENAME TO history;
 """,
 }

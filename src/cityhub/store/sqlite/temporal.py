@@ -13,6 +13,7 @@ import orjson
 
 from cityhub.ngsild.timeutil import format_ts, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, TemporalQuery
+from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 
 # deletedAt has no column of its own: it is read from the instance (julian days → epoch seconds).
@@ -62,6 +63,7 @@ def exists(conn: sqlite3.Connection, tenant: str, eid: str) -> bool:
 
 def add(
     conn: sqlite3.Connection,
+    names: AttrNames,
     tenant: str,
     eid: str,
     types: list[str],
@@ -69,11 +71,12 @@ def add(
     instances: list[Doc],
 ) -> None:
     """Append one attribute's instances (see add_many)."""
-    add_many(conn, tenant, eid, types, {attr: instances})
+    add_many(conn, names, tenant, eid, types, {attr: instances})
 
 
 def add_many(
     conn: sqlite3.Connection,
+    names: AttrNames,
     tenant: str,
     eid: str,
     types: list[str],
@@ -95,7 +98,7 @@ def add_many(
         (tenant, eid, types_json or "[]", now, now, types_json, now),
     ).fetchone()
     tpk, fresh = row[0], bool(row[1])
-    _write_history(conn, [(tpk, not fresh, attrs)])
+    _write_history(conn, names, [(tpk, not fresh, attrs)])
 
 
 def _tpks(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, int]:
@@ -114,6 +117,7 @@ def _tpks(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, in
 
 def add_bulk(
     conn: sqlite3.Connection,
+    names: AttrNames,
     tenant: str,
     entries: list[tuple[str, list[str], dict[str, list[Doc]]]],
 ) -> None:
@@ -133,11 +137,13 @@ def add_bulk(
         [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _ in entries],
     )
     tpks = {**before, **_tpks(conn, tenant, [i for i in ids if i not in before])}
-    _write_history(conn, [(tpks[eid], eid in before, attrs) for eid, _, attrs in entries])
+    _write_history(conn, names, [(tpks[eid], eid in before, attrs) for eid, _, attrs in entries])
 
 
 def _write_history(
-    conn: sqlite3.Connection, entries: list[tuple[int, bool, dict[str, list[Doc]]]]
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    entries: list[tuple[int, bool, dict[str, list[Doc]]]],
 ) -> None:
     """Insert instances for (tpk, had history before, attrs) entries; an instance observed
     at the same time as a stored one of the same attribute and datasetId replaces it."""
@@ -151,14 +157,15 @@ def _write_history(
     rows, replaced = [], []
     for tpk, existed, attrs in entries:
         for attr, instances in attrs.items():
+            nid = names.assign(conn, attr)
             for inst in instances:
                 observed = t(inst.get("observedAt"))
                 if observed is not None and existed:
-                    replaced.append((tpk, attr, observed, inst.get("datasetId")))
+                    replaced.append((tpk, nid, observed, inst.get("datasetId")))
                 rows.append(
                     (
                         tpk,
-                        attr,
+                        nid,
                         inst.get("datasetId"),
                         inst["instanceId"],
                         observed,
@@ -170,18 +177,23 @@ def _write_history(
                 )
     if replaced:
         conn.executemany(
-            "DELETE FROM history WHERE tpk = ? AND attr = ? AND t_observed = ? AND dataset_id IS ?",
+            "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? AND dataset_id IS ?",
             replaced,
         )
     conn.executemany(
-        "INSERT INTO history (tpk, attr, dataset_id, instance_id, t_observed, t_created, "
+        "INSERT INTO history (tpk, nid, dataset_id, instance_id, t_observed, t_created, "
         "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
 
 def delete(
-    conn: sqlite3.Connection, tenant: str, eid: str, attr: str | None, dataset_id: Any
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    tenant: str,
+    eid: str,
+    attr: str | None,
+    dataset_id: Any,
 ) -> int:
     """Delete a whole temporal entity (attr None) or an attribute's instances."""
     tpk = _tpk(conn, tenant, eid)
@@ -191,8 +203,8 @@ def delete(
         conn.execute("DELETE FROM history WHERE tpk = ?", (tpk,))
         conn.execute("DELETE FROM tentities WHERE tpk = ?", (tpk,))
         return 1
-    sql = "DELETE FROM history WHERE tpk = ? AND attr = ?"
-    params: list[Any] = [tpk, attr]
+    sql = "DELETE FROM history WHERE tpk = ? AND nid = ?"
+    params: list[Any] = [tpk, names.lookup(conn, attr)]
     if dataset_id is not ...:
         sql += " AND dataset_id IS ?"
         params.append(dataset_id)
@@ -200,7 +212,13 @@ def delete(
 
 
 def update_instance(
-    conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str, inst: Doc
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    tenant: str,
+    eid: str,
+    attr: str,
+    instance_id: str,
+    inst: Doc,
 ) -> bool:
     """Replace one instance's content, keeping its instanceId."""
     tpk = _tpk(conn, tenant, eid)
@@ -208,7 +226,7 @@ def update_instance(
         return False
     cur = conn.execute(
         "UPDATE history SET inst = ?, num = ?, t_observed = ?, t_modified = ?, dataset_id = ? "
-        "WHERE tpk = ? AND attr = ? AND instance_id = ?",
+        "WHERE tpk = ? AND nid = ? AND instance_id = ?",
         (
             orjson.dumps(inst).decode(),
             _num(inst),
@@ -216,7 +234,7 @@ def update_instance(
             epoch(inst["modifiedAt"]),
             inst.get("datasetId"),
             tpk,
-            attr,
+            names.lookup(conn, attr),
             instance_id,
         ),
     )
@@ -224,27 +242,27 @@ def update_instance(
 
 
 def has_instance(
-    conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str
+    conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> bool:
     """Whether an instance exists."""
     row = conn.execute(
         "SELECT 1 FROM history h JOIN tentities t ON t.tpk = h.tpk WHERE t.tenant = ? AND t.id = ? "
-        "AND h.attr = ? AND h.instance_id = ?",
-        (tenant, eid, attr, instance_id),
+        "AND h.nid = ? AND h.instance_id = ?",
+        (tenant, eid, names.lookup(conn, attr), instance_id),
     ).fetchone()
     return row is not None
 
 
 def delete_instance(
-    conn: sqlite3.Connection, tenant: str, eid: str, attr: str, instance_id: str
+    conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> bool:
     """Delete one instance."""
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
     cur = conn.execute(
-        "DELETE FROM history WHERE tpk = ? AND attr = ? AND instance_id = ?",
-        (tpk, attr, instance_id),
+        "DELETE FROM history WHERE tpk = ? AND nid = ? AND instance_id = ?",
+        (tpk, names.lookup(conn, attr), instance_id),
     )
     return cur.rowcount > 0
 
@@ -277,16 +295,16 @@ def _dataset_filter(dataset_ids: tuple[str, ...] | None, bind: Binder) -> str:
     return f" AND ({' OR '.join(alternatives)})"
 
 
-def _attr_filter(attrs: Iterable[str] | None, bind: Binder) -> str:
-    if not attrs:
+def _attr_filter(nids: Iterable[int] | None, bind: Binder) -> str:
+    if not nids:
         return ""
-    return f" AND h.attr IN ({','.join(bind(a) for a in attrs)})"
+    return f" AND h.nid IN ({','.join(bind(n) for n in nids)})"
 
 
-def _instance_filter(query: TemporalQuery, bind: Binder, names: Iterable[str] | None) -> str:
-    """Which instances a query selects: attributes, datasetIds and the time window."""
+def _instance_filter(query: TemporalQuery, bind: Binder, nids: Iterable[int] | None) -> str:
+    """Which instances a query selects: attributes (by id), datasetIds and the time window."""
     return (
-        _attr_filter(names, bind)
+        _attr_filter(nids, bind)
         + _dataset_filter(query.dataset_ids, bind)
         + _time_filter(query, bind)
     )
@@ -309,21 +327,24 @@ def _q_names(node: Any) -> set[str]:
     return {node.path.attr}
 
 
-def _matches_history(conn: sqlite3.Connection, tpk: int, header: Doc, query: TemporalQuery) -> bool:
+def _matches_history(
+    conn: sqlite3.Connection, names: AttrNames, tpk: int, header: Doc, query: TemporalQuery
+) -> bool:
     """q and geoQ over the instances in the time window: any instance may match."""
     from cityhub.ngsild.query.evaluate import matches_geo, matches_q
 
     eq = query.entities
-    names = _q_names(eq.q) if eq.q is not None else set()
+    wanted = _q_names(eq.q) if eq.q is not None else set()
     if eq.geo is not None:
-        names.add(eq.geo.geoproperty)
+        wanted.add(eq.geo.geoproperty)
+    by_id = {names.lookup(conn, n): n for n in sorted(wanted)}
     params: list[Any] = [tpk]
-    where = _instance_filter(query, _binder(params), sorted(names))
+    where = _instance_filter(query, _binder(params), by_id)
     attrs: dict[str, list[Doc]] = {}
-    for attr, inst in conn.execute(
-        f"SELECT h.attr, h.inst FROM history h WHERE h.tpk = ?{where}", params
+    for nid, inst in conn.execute(
+        f"SELECT h.nid, h.inst FROM history h WHERE h.tpk = ?{where}", params
     ):
-        attrs.setdefault(attr, []).append(orjson.loads(inst))
+        attrs.setdefault(by_id[nid], []).append(orjson.loads(inst))
     doc = {**header, "attrs": attrs}
     if eq.q is not None and not matches_q(eq.q, doc):
         return False
@@ -332,6 +353,7 @@ def _matches_history(conn: sqlite3.Connection, tpk: int, header: Doc, query: Tem
 
 def _entities(
     conn: sqlite3.Connection,
+    names: AttrNames,
     tenant: str,
     query: TemporalQuery,
     install_geo: Callable[[sqlite3.Connection, Compiler], None],
@@ -342,8 +364,9 @@ def _entities(
     exist in the current state); scopeQ looks at the current entity.
     """
     eq = query.entities
-    comp = Compiler()
+    comp = Compiler(conn, names=names)
     parts = [f"tt.tenant = {comp.p(tenant)}"]
+    nids = [names.lookup(conn, a) for a in query.attrs] if query.attrs else None
     if eq.ids is not None:
         parts.append(f"tt.id IN ({','.join(comp.p(i) for i in eq.ids)})")
     if eq.id_pattern is not None:
@@ -353,11 +376,11 @@ def _entities(
     if query.with_instances:
         parts.append(
             "EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk"
-            f"{_instance_filter(query, comp.p, query.attrs)})"
+            f"{_instance_filter(query, comp.p, nids)})"
         )
-    elif query.attrs:
+    elif nids:
         parts.append(
-            f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{_attr_filter(query.attrs, comp.p)})"
+            f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{_attr_filter(nids, comp.p)})"
         )
     if eq.scope is not None:
         inner = EntityQuery(scope=eq.scope)
@@ -381,7 +404,7 @@ def _entities(
             (tpk, _header(eid, types, c, m))
             for tpk, eid, types, c, m in conn.execute(select, comp.params).fetchall()
         ]
-        rows = [(tpk, h) for tpk, h in rows if _matches_history(conn, tpk, h, query)]
+        rows = [(tpk, h) for tpk, h in rows if _matches_history(conn, names, tpk, h, query)]
         total = len(rows) if eq.count else None
         return rows[eq.offset : eq.offset + eq.limit], total
     total = None
@@ -408,6 +431,7 @@ def _types_sql(comp: Compiler, node: Any) -> str:
 
 def select(
     conn: sqlite3.Connection,
+    names: AttrNames,
     tenant: str,
     query: TemporalQuery,
     install_geo: Callable[[sqlite3.Connection, Compiler], None],
@@ -415,16 +439,16 @@ def select(
     """Instances per attribute, oldest first; lastN keeps the newest N of each, firstN the
     oldest N. Each attribute is one index-ordered read (never observed instances count as
     oldest when ordering by observedAt)."""
-    ents, total = _entities(conn, tenant, query, install_geo)
+    ents, total = _entities(conn, names, tenant, query, install_geo)
     key = TIME_COLUMNS[query.timeproperty]
     n = query.last_n or query.first_n
     way = "DESC" if query.last_n else "ASC"
     out = []
     for tpk, header in ents:
         attrs: dict[str, list[Doc]] = {}
-        for name in query.attrs or _attr_names(conn, tpk):
-            params: list[Any] = [tpk, name]
-            where = f"h.tpk = ? AND h.attr = ?{_instance_filter(query, _binder(params), None)}"
+        for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+            params: list[Any] = [tpk, nid]
+            where = f"h.tpk = ? AND h.nid = ?{_instance_filter(query, _binder(params), None)}"
             sql = f"SELECT h.inst FROM history h WHERE {where} ORDER BY {key} {way}, h.hid {way}"
             if n:
                 sql += " LIMIT ?"
@@ -459,13 +483,14 @@ _METHOD_SQL = {
 }
 
 
-# Time properties with an index that starts (tpk, attr, time): periods can be read by range.
+# Time properties with an index that starts (tpk, nid, time): periods can be read by range.
 _INDEXED_TIMES = ("observedAt", "createdAt")
 _MAX_RANGED_PERIODS = 50_000
 
 
 def aggregate(
     conn: sqlite3.Connection,
+    names: AttrNames,
     tenant: str,
     query: TemporalQuery,
     aggr: Aggregation,
@@ -478,7 +503,7 @@ def aggregate(
     comes back as {method: [[value, startAt, endAt], ...]} (empty periods left out); the header
     lists the attribute types under "attrTypes".
     """
-    ents, total = _entities(conn, tenant, query, install_geo)
+    ents, total = _entities(conn, names, tenant, query, install_geo)
     col = TIME_COLUMNS[query.timeproperty]
     exprs = ["count(*)"]
     for m in aggr.methods:
@@ -488,9 +513,9 @@ def aggregate(
     out: list[tuple[Doc, dict[str, Doc]]] = []
     for tpk, header in ents:
         selected: dict[str, tuple[str, list[Any], float, float]] = {}
-        for name in query.attrs or _attr_names(conn, tpk):
-            params: list[Any] = [tpk, name]
-            where = f"h.tpk = ? AND h.attr = ?{_dataset_filter(query.dataset_ids, _binder(params))}"
+        for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+            params: list[Any] = [tpk, nid]
+            where = f"h.tpk = ? AND h.nid = ?{_dataset_filter(query.dataset_ids, _binder(params))}"
             where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
             first = conn.execute(
                 f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} LIMIT 1", params
@@ -524,8 +549,8 @@ def aggregate(
                 continue
             attrs[name] = _series(rows, exprs, aggr.methods, start, aggr.period, end)
             found = conn.execute(
-                "SELECT json_extract(inst, '$.type') FROM history WHERE tpk = ? AND attr = ? LIMIT 1",
-                (tpk, name),
+                "SELECT json_extract(inst, '$.type') FROM history WHERE tpk = ? AND nid = ? LIMIT 1",
+                (tpk, params[1]),
             ).fetchone()
             kinds[name] = found[0] if found and found[0] else "Property"
         out.append(({**header, "attrTypes": kinds}, attrs))
@@ -562,7 +587,7 @@ def _periods(
         sql = (
             "WITH RECURSIVE p(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM p WHERE i < ?) "
             f"SELECT i, (SELECT json_array({', '.join(exprs)}) FROM history h "
-            f"WHERE h.tpk = ? AND h.attr = ?{ds} AND {col} >= ? + i * ? "
+            f"WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= ? + i * ? "
             f"AND {col} < min(? + (i + 1) * ?, ?)) FROM p"
         )
         args = [i0, i1, *ds_params, start, period, start, period, upper]
@@ -579,17 +604,23 @@ def _periods(
     return conn.execute(sql, [start, period, *params]).fetchall()
 
 
-def _attr_names(conn: sqlite3.Connection, tpk: int) -> list[str]:
-    """An entity's attribute names, one index seek each (a skip scan)."""
-    names: list[str] = []
-    row = conn.execute("SELECT min(attr) FROM history WHERE tpk = ?", (tpk,)).fetchone()
+def _attr_ids(
+    conn: sqlite3.Connection, names: AttrNames, tpk: int, wanted: Iterable[str] | None
+) -> list[tuple[str, int]]:
+    """(name, id) of the attributes asked for, else of every attribute the entity has (one
+    index seek each, a skip scan), in name order."""
+    if wanted:
+        return [(name, names.lookup(conn, name)) for name in wanted]
+    found: list[tuple[str, int]] = []
+    row = conn.execute("SELECT min(nid) FROM history WHERE tpk = ?", (tpk,)).fetchone()
     while row is not None and row[0] is not None:
-        if row[0]:
-            names.append(row[0])
+        name = names.name(conn, row[0])
+        if name:
+            found.append((name, row[0]))
         row = conn.execute(
-            "SELECT min(attr) FROM history WHERE tpk = ? AND attr > ?", (tpk, row[0])
+            "SELECT min(nid) FROM history WHERE tpk = ? AND nid > ?", (tpk, row[0])
         ).fetchone()
-    return names
+    return sorted(found)
 
 
 def _fast_iso(seconds: float) -> str:
