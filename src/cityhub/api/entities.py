@@ -31,12 +31,11 @@ from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
-from cityhub.ngsild.render import RenderOptions, render_entity
+from cityhub.ngsild.render import DEFAULT, render_entity
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService, purge
 from cityhub.store.base import EntityQuery
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
-DEFAULT_RENDER = RenderOptions()
 
 
 def service(request: Request) -> EntityService:
@@ -54,7 +53,7 @@ def _render(
 ) -> list[Any]:
     """Render entities with projections and linked-entity joins; flat joins append targets."""
     if not params:
-        return [render_entity(d, ctx.tm, DEFAULT_RENDER) for d in docs]
+        return [render_entity(d, ctx.tm, DEFAULT) for d in docs]
     opts = P.render_options(params, ctx.tm)
     pick, omit = P.projections(params)
     join, level = P.join_options(params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,15 @@ def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> st
     header = request.headers.get("accept")
     if not header:
         return JSON
+    choice = _choose_media(header, allowed)
+    if choice is None:
+        raise NotAcceptable(f"none of {header!r} can be served; offer: {', '.join(allowed)}")
+    return choice
+
+
+@functools.lru_cache(maxsize=256)
+def _choose_media(header: str, allowed: tuple[str, ...]) -> str | None:
+    """The best allowed media type of an Accept header (clients repeat a few headers)."""
     best: tuple[float, int, str] | None = None
     for order, part in enumerate(header.split(",")):
         fields = [f.strip() for f in part.split(";")]
@@ -88,9 +98,7 @@ def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> st
         key = (q, -order, choice)
         if best is None or key[:2] > best[:2]:
             best = key
-    if best is None:
-        raise NotAcceptable(f"none of {header!r} can be served; offer: {', '.join(allowed)}")
-    return best[2]
+    return None if best is None else best[2]
 
 
 async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]:
