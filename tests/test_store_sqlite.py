@@ -39,3 +39,19 @@ def test_close_truncates_the_wal_and_data_survives_reopening(tmp_path: Path) -> 
     again = SqliteStore(db)
     assert again.get("", "urn:ngsi-ld:T:199") is not None
     again.close()
+
+
+def test_history_keeps_each_instance_id_once_and_gives_it_back(tmp_path: Path) -> None:
+    from cityhub.store.base import EntityQuery, TemporalQuery
+
+    store = SqliteStore(tmp_path / "hub.db")
+    _write(store, 3)
+    stored = store._writer.execute("SELECT instance_id, inst FROM history").fetchall()
+    assert len(stored) == 3
+    assert all(iid.startswith("urn:") and "instanceId" not in inst for iid, inst in stored)
+    (_, attrs), *_ = store.temporal(
+        "", TemporalQuery(entities=EntityQuery(ids=("urn:ngsi-ld:T:1",)))
+    )[0]
+    (inst,) = next(iter(attrs.values()))
+    assert inst["instanceId"] in {iid for iid, _ in stored}
+    store.close()

@@ -140,6 +140,23 @@ def add_bulk(
     _write_history(conn, names, [(tpks[eid], eid in before, attrs) for eid, _, attrs in entries])
 
 
+def _stored_json(inst: Doc) -> str:
+    """An instance as the history stores it: without its instanceId, which has a column."""
+    if "instanceId" not in inst:
+        return orjson.dumps(inst).decode()
+    rest = inst.copy()
+    del rest["instanceId"]
+    return orjson.dumps(rest).decode()
+
+
+def _instance(stored: str, instance_id: str) -> Doc:
+    """A stored instance with its instanceId back (rows written before 2026-11-22 hold it in
+    the JSON too; the column is the same value)."""
+    inst: Doc = orjson.loads(stored)
+    inst["instanceId"] = instance_id
+    return inst
+
+
 def _write_history(
     conn: sqlite3.Connection,
     names: AttrNames,
@@ -172,7 +189,7 @@ def _write_history(
                         t(inst["createdAt"]),
                         t(inst["modifiedAt"]),
                         _num(inst),
-                        orjson.dumps(inst).decode(),
+                        _stored_json(inst),
                     )
                 )
     if replaced:
@@ -228,7 +245,7 @@ def update_instance(
         "UPDATE history SET inst = ?, num = ?, t_observed = ?, t_modified = ?, dataset_id = ? "
         "WHERE tpk = ? AND nid = ? AND instance_id = ?",
         (
-            orjson.dumps(inst).decode(),
+            _stored_json(inst),
             _num(inst),
             epoch(inst.get("observedAt")),
             epoch(inst["modifiedAt"]),
@@ -449,7 +466,10 @@ def select(
         for name, nid in _attr_ids(conn, names, tpk, query.attrs):
             params: list[Any] = [tpk, nid]
             where = f"h.tpk = ? AND h.nid = ?{_instance_filter(query, _binder(params), None)}"
-            sql = f"SELECT h.inst FROM history h WHERE {where} ORDER BY {key} {way}, h.hid {way}"
+            sql = (
+                f"SELECT h.inst, h.instance_id FROM history h WHERE {where} "
+                f"ORDER BY {key} {way}, h.hid {way}"
+            )
             if n:
                 sql += " LIMIT ?"
                 params.append(n)
@@ -458,7 +478,7 @@ def select(
                 continue
             if way == "DESC":
                 rows.reverse()
-            attrs[name] = [orjson.loads(r[0]) for r in rows]
+            attrs[name] = [_instance(inst, iid) for inst, iid in rows]
         out.append((header, attrs))
     return out, total
 
