@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,11 +107,23 @@ class SqliteStore:
     def _migrate(self, version: int) -> None:
         """Upgrade the database from `version` to the next one, all or nothing."""
         conn = self._writer
-        log.warning("upgrading %s from schema %d to %d", self.path, version, version + 1)
+        log.warning(
+            "upgrading %s from schema %d to %d (one transaction; a large history takes a while)",
+            self.path,
+            version,
+            version + 1,
+        )
+        started = time.monotonic()
         try:
             conn.executescript(f"BEGIN IMMEDIATE;{MIGRATIONS[version]}")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
             conn.execute("COMMIT")
+            log.warning(
+                "upgraded %s to schema %d in %.1f s",
+                self.path,
+                version + 1,
+                time.monotonic() - started,
+            )
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
