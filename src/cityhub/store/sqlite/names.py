@@ -27,26 +27,24 @@ class AttrNames:
     def lookup(self, conn: sqlite3.Connection, name: str) -> int:
         """The id of a name as `conn` sees it (readers: committed data), or MISSING."""
         nid = self._ids.get(name)
-        if nid is not None:
-            return nid
-        row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return MISSING
-        if not conn.in_transaction:  # a reader's autocommit read: the row is committed
-            self._remember(name, row[0])
-        return int(row[0])
+        if nid is None:
+            nid = _select(conn, name)
+            if nid is None:
+                return MISSING
+            if not conn.in_transaction:  # a reader's autocommit read: the row is committed
+                self._remember(name, nid)
+        return nid
 
     def assign(self, conn: sqlite3.Connection, name: str) -> int:
         """The writer's id for a name, added to attr_names inside its transaction if new."""
         nid = self._ids.get(name)
-        if nid is not None:
-            return nid
-        row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            cur = conn.execute("INSERT INTO attr_names (name) VALUES (?)", (name,))
-            row = (cur.lastrowid,)
-        self._fresh.add(name)
-        return int(row[0])
+        if nid is None:
+            nid = _select(conn, name)
+            if nid is None:
+                cur = conn.execute("INSERT INTO attr_names (name) VALUES (?)", (name,))
+                nid = int(cur.lastrowid or 0)
+            self._fresh.add(name)
+        return nid
 
     def name(self, conn: sqlite3.Connection, nid: int) -> str | None:
         """The name behind an id (discovery reads ids back)."""
@@ -60,9 +58,9 @@ class AttrNames:
         """After COMMIT: cache the ids the transaction assigned that are really stored."""
         fresh, self._fresh = self._fresh, set()
         for name in fresh:
-            row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
-            if row is not None:
-                self._remember(name, row[0])
+            nid = _select(conn, name)
+            if nid is not None:
+                self._remember(name, nid)
 
     def rolled_back(self) -> None:
         """After a whole transaction rolled back: nothing it assigned exists."""
@@ -71,3 +69,8 @@ class AttrNames:
     def _remember(self, name: str, nid: int) -> None:
         self._ids[name] = nid
         self._names[nid] = name
+
+
+def _select(conn: sqlite3.Connection, name: str) -> int | None:
+    row = conn.execute("SELECT nid FROM attr_names WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else None
