@@ -571,12 +571,15 @@ def parse_link_header(value: str | None) -> str | None:
 
 def core_link() -> str:
     """The Link header naming the core context, for plain JSON responses."""
-    return f'<{CORE_CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    return _CORE_LINK
 
 
 def link_for(url: str) -> str:
     """A Link header naming a context URL."""
     return f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+
+
+_CORE_LINK = link_for(CORE_CONTEXT_URL)  # built once: every plain-JSON answer carries it
 
 
 __all__ = [

@@ -73,15 +73,20 @@ def _render_default(doc: dict[str, Any], tm: TermMap) -> dict[str, Any]:
     if "scope" in doc:
         scope = doc["scope"]
         out["scope"] = scope[0] if len(scope) == 1 else scope
+    compact = tm.compact
     for iri, instances in doc["attrs"].items():
-        rendered = [
-            _without_system(inst)
-            if inst["type"] in _PLAIN_TYPES and "sub" not in inst and "objectType" not in inst
-            else render_instance(inst, tm, DEFAULT)
-            for inst in instances
-        ]
-        out[tm.compact(iri)] = rendered[0] if len(rendered) == 1 else rendered
+        if len(instances) == 1:
+            out[compact(iri)] = _default_instance(instances[0], tm)
+        else:
+            out[compact(iri)] = [_default_instance(i, tm) for i in instances]
     return out
+
+
+def _default_instance(inst: Instance, tm: TermMap) -> Any:
+    """render_instance with DEFAULT options; plain instances are copied without system times."""
+    if inst["type"] in _PLAIN_TYPES and "sub" not in inst and "objectType" not in inst:
+        return _without_system(inst)
+    return render_instance(inst, tm, DEFAULT)
 
 
 def render_attribute(instances: list[Instance], tm: TermMap, opts: RenderOptions) -> Any:
