@@ -361,7 +361,8 @@ def _matches_history(
     for nid, inst in conn.execute(
         f"SELECT h.nid, h.inst FROM history h WHERE h.tpk = ?{where}", params
     ):
-        attrs.setdefault(by_id[nid], []).append(orjson.loads(inst))
+        if nid in by_id:
+            attrs.setdefault(by_id[nid], []).append(orjson.loads(inst))
     doc = {**header, "attrs": attrs}
     if eq.q is not None and not matches_q(eq.q, doc):
         return False
