@@ -49,6 +49,7 @@ class SqliteStore:
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._in_group = False  # guarded by _write_lock
+        self._savepoints = True  # inside group(): each write() in its own savepoint
         self.names = AttrNames()
         self._writer = self._connect()
         self._check_schema()
@@ -171,6 +172,11 @@ class SqliteStore:
             sink = self.sink
             capture = sink is not None and sink.wants(tenant)
             tx = SqliteWriteTx(conn, tenant, self.names, capture=capture)
+            if self._in_group and not self._savepoints:
+                # the caller isolates its jobs itself (api/commit.py: job savepoints or a redo)
+                yield tx
+                self._group_items += self._to_outbox(tx)
+                return
             if self._in_group:
                 conn.execute("SAVEPOINT w")
                 try:
@@ -214,12 +220,17 @@ class SqliteStore:
             self.sink.committed(items)
 
     @contextmanager
-    def group(self) -> Iterator[None]:
-        """One transaction around several write() blocks (group commit, api/commit.py)."""
+    def group(self, *, savepoints: bool = True) -> Iterator[None]:
+        """One transaction around several write() blocks (group commit, api/commit.py).
+
+        With savepoints=False a write() that raises keeps what it wrote before the error: the
+        caller must isolate its jobs with savepoint() or roll the whole group back.
+        """
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             self._in_group = True
+            self._savepoints = savepoints
             self._group_items = []
             try:
                 yield
@@ -229,10 +240,31 @@ class SqliteStore:
                 raise
             finally:
                 self._in_group = False
+                self._savepoints = True
             conn.execute("COMMIT")
             self.names.committed(conn)
             items, self._group_items = self._group_items, []
             self._handover(items)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside group(): everything the block writes, notifications included, or nothing."""
+        with self._write_lock:
+            conn = self._writer
+            mark = len(self._group_items)
+            conn.execute("SAVEPOINT job")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                del self._group_items[mark:]
+                raise
+            conn.execute("RELEASE job")
+
+    def changes(self) -> int:
+        """Rows the writer has changed since it opened: tells whether a failed job wrote."""
+        return self._writer.total_changes
 
     # -- the outbox (store/sqlite/outbox.py) -------------------------------------------------
     def outbox_pending(self) -> list[OutboxItem]:

@@ -1,0 +1,134 @@
+"""Group commit: jobs that arrive together share a transaction, and a failed job leaves nothing.
+
+The committer first runs a group without savepoints; a job that fails after writing makes it
+roll the group back and run every job again in its own savepoint (docs/decisions/011).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.api.commit import GroupCommitter
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.errors import AlreadyExists
+from cityhub.ngsild.service import EntityService
+from cityhub.store.base import Change, OutboxItem
+from cityhub.store.sqlite import SqliteStore
+
+TM = ContextCache().core
+
+
+class Sink:
+    """One outbox item per changed entity; records what is handed over after COMMIT."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+
+    def wants(self, tenant: str) -> bool:
+        return True
+
+    def outbox_items(self, tenant: str, changes: list[Change]) -> list[OutboxItem]:
+        return [OutboxItem(tenant, "sub", "http://x", c.eid.encode()) for c in changes]
+
+    def committed(self, items: list[OutboxItem]) -> None:
+        self.delivered += [i.payload.decode() for i in items]
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> tuple[SqliteStore, EntityService, Sink]:
+    store = SqliteStore(tmp_path / "hub.db")
+    sink = Sink()
+    store.sink = sink
+    yield store, EntityService(store), sink
+    store.close()
+
+
+def _entity(n: int) -> dict[str, Any]:
+    return {"id": f"urn:ngsi-ld:T:{n}", "type": "T", "v": {"type": "Property", "value": n}}
+
+
+def _together(committer: GroupCommitter, jobs: list[Callable[[], Any]]) -> list[Any]:
+    """Submit the jobs in one loop turn, so they share one group; results or exceptions."""
+
+    async def go() -> list[Any]:
+        return await asyncio.gather(*(committer.run(j) for j in jobs), return_exceptions=True)
+
+    return asyncio.run(go())
+
+
+def _counted(calls: dict[str, int], name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def job() -> Any:
+        calls[name] = calls.get(name, 0) + 1
+        return fn()
+
+    return job
+
+
+def test_a_job_that_fails_before_writing_costs_the_others_nothing(
+    hub: tuple[SqliteStore, EntityService, Sink],
+) -> None:
+    store, svc, sink = hub
+    svc.create("", _entity(0), TM)
+    calls: dict[str, int] = {}
+    results = _together(
+        GroupCommitter(store),
+        [
+            _counted(calls, "a", lambda: svc.create("", _entity(1), TM)),
+            _counted(calls, "dup", lambda: svc.create("", _entity(0), TM)),  # fails on INSERT
+            _counted(calls, "c", lambda: svc.create("", _entity(2), TM)),
+        ],
+    )
+    assert results[0] == "urn:ngsi-ld:T:1" and results[2] == "urn:ngsi-ld:T:2"
+    assert isinstance(results[1], AlreadyExists)
+    assert calls == {"a": 1, "dup": 1, "c": 1}, "no redo: the failed job had written nothing"
+    assert store.get("", "urn:ngsi-ld:T:1") and store.get("", "urn:ngsi-ld:T:2")
+    assert sink.delivered[-2:] == ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:2"]
+
+
+def test_a_job_that_fails_after_writing_leaves_nothing_and_the_others_commit(
+    hub: tuple[SqliteStore, EntityService, Sink],
+) -> None:
+    store, svc, sink = hub
+
+    def half_way() -> None:
+        svc.create("", _entity(9), TM)  # written, then the job fails
+        raise RuntimeError("the job gives up after its first write")
+
+    calls: dict[str, int] = {}
+    results = _together(
+        GroupCommitter(store),
+        [
+            _counted(calls, "a", lambda: svc.create("", _entity(1), TM)),
+            _counted(calls, "half", half_way),
+            _counted(calls, "c", lambda: svc.create("", _entity(2), TM)),
+        ],
+    )
+    assert results[0] == "urn:ngsi-ld:T:1" and results[2] == "urn:ngsi-ld:T:2"
+    assert isinstance(results[1], RuntimeError)
+    # the first pass stops at the failed job; the second runs every job in its own savepoint
+    assert calls == {"a": 2, "half": 2, "c": 1}
+    assert store.get("", "urn:ngsi-ld:T:9") is None, "the failed job's write was rolled back"
+    assert store.get("", "urn:ngsi-ld:T:1") and store.get("", "urn:ngsi-ld:T:2")
+    assert sink.delivered == ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:2"], "no notification for T:9"
+    pending = {i.payload.decode() for i in store.outbox_pending()}
+    assert "urn:ngsi-ld:T:9" not in pending
+
+
+def test_every_write_of_a_failed_job_is_undone_not_only_the_last(
+    hub: tuple[SqliteStore, EntityService, Sink],
+) -> None:
+    store, svc, _ = hub
+
+    def two_writes_then_fail() -> None:
+        svc.create("", _entity(7), TM)
+        svc.create("", _entity(8), TM)
+        raise RuntimeError("fails after two separate writes")
+
+    results = _together(GroupCommitter(store), [two_writes_then_fail])
+    assert isinstance(results[0], RuntimeError)
+    assert store.get("", "urn:ngsi-ld:T:7") is None and store.get("", "urn:ngsi-ld:T:8") is None
