@@ -7,7 +7,7 @@ roll the group back and run every job again in its own savepoint (docs/decisions
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ class Sink:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> tuple[SqliteStore, EntityService, Sink]:
+def hub(tmp_path: Path) -> Iterator[tuple[SqliteStore, EntityService, Sink]]:
     store = SqliteStore(tmp_path / "hub.db")
     sink = Sink()
     store.sink = sink
