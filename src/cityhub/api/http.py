@@ -156,8 +156,7 @@ async def context_of(
     cache = contexts(request)
     if spec is None:  # the common case: the core context alone, compiled once
         return Ctx(cache.core, None, None, want, tenant)
-    await cache.prefetch(spec)
-    return Ctx(cache.compile(spec), spec, link, want, tenant)
+    return Ctx(await cache.term_map(spec), spec, link, want, tenant)
 
 
 def response_context(ctx: Ctx) -> Any:

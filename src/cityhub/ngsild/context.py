@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -19,7 +20,12 @@ import httpx
 import orjson
 
 from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, LdContextNotAvailable
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    LdContextNotAvailable,
+    NgsiLdError,
+)
 from cityhub.ngsild.timeutil import now_iso
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -484,6 +490,21 @@ class ContextCache:
             return b"".join(chunks)
 
     # -- compilation -------------------------------------------------------------------------
+    async def term_map(self, spec: Any, *, count: bool = True) -> TermMap:
+        """The term map of a @context value, fetching what it names first (None: the core)."""
+        if spec is None:
+            return self.core
+        await self.prefetch(spec, count=count)
+        return self.compile(spec)
+
+    async def prefetch_each(self, specs: Iterable[Any]) -> None:
+        """Fetch what each of several @context values names; an unreachable one is skipped
+        (whoever compiles it later reports it)."""
+        for spec in specs:
+            if spec is not None:
+                with contextlib.suppress(NgsiLdError):
+                    await self.prefetch(spec)
+
     def compile(self, spec: Any) -> TermMap:
         """The term map for a @context value (None means the core context alone)."""
         key = orjson.dumps(spec)

@@ -28,7 +28,6 @@ for the receiver each is the full current set, just as if it had subscribed anew
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -44,7 +43,7 @@ from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
 from cityhub.notify.delivery import Dispatcher
 from cityhub.notify.payload import envelope
-from cityhub.notify.subscription import Compiled, compile_subscription
+from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
 from cityhub.store.base import OutboxItem
 
 if TYPE_CHECKING:
@@ -186,10 +185,7 @@ class CsourceNotifier:
         if doc is None:
             self.remove(tenant, sid)
             return
-        for spec in (doc.get("jsonldContext"), doc.get("_ctx"), doc.get("_qctx")):
-            if spec is not None:
-                with contextlib.suppress(NgsiLdError):
-                    await self.notifier.contexts.prefetch(spec)
+        await self.notifier.contexts.prefetch_each(subscription_contexts(doc))
         cs = self._install(tenant, doc)
         if cs is None:
             log.warning("csourceSubscription %s waits for its @context", sid)

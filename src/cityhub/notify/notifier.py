@@ -10,7 +10,6 @@ the outbox by a crash are queued again at start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -28,7 +27,12 @@ from cityhub.notify.delivery import Dispatcher, Policy
 from cityhub.notify.events import event_for
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.senders import HttpSender, MqttSender
-from cityhub.notify.subscription import Compiled, Selector, compile_subscription
+from cityhub.notify.subscription import (
+    Compiled,
+    Selector,
+    compile_subscription,
+    subscription_contexts,
+)
 from cityhub.store.base import Change, EntityQuery, OutboxItem
 
 log = logging.getLogger("cityhub.notify")
@@ -114,10 +118,7 @@ class Notifier:
         if doc is None:
             self.remove(tenant, sid)
             return
-        for spec in (doc.get("jsonldContext"), doc.get("_ctx"), doc.get("_qctx")):
-            if spec is not None:
-                with contextlib.suppress(NgsiLdError):
-                    await self.contexts.prefetch(spec)
+        await self.contexts.prefetch_each(subscription_contexts(doc))
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
             task.cancel()

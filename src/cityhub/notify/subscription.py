@@ -98,6 +98,12 @@ class Compiled:
         return self.scope is None or matches_scope(self.scope, doc)
 
 
+def subscription_contexts(doc: Doc) -> tuple[Any, ...]:
+    """Every @context a stored (csource) subscription compiles with: notification, request
+    and q."""
+    return doc.get("jsonldContext"), doc.get("_ctx"), doc.get("_qctx")
+
+
 def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Compiled:
     """Compile a stored subscription; tm_of(spec) gives the term map of a @context and
     link_of(spec) the Link header that names it."""

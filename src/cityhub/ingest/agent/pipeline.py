@@ -187,7 +187,7 @@ class Ingestor:
                 p.waiter.set_exception(rej)
 
         try:
-            tm = await self._term_map(context)
+            tm = await self.state.contexts.term_map(context, count=False)
         except NgsiLdError as exc:
             for p in batch:
                 fail(p, Rejected(CONTEXT_UNAVAILABLE, exc.detail))
@@ -213,15 +213,6 @@ class Ingestor:
             if p.waiter is not None and not p.waiter.done():
                 p.waiter.set_result(None)
         return refused
-
-    async def _term_map(self, context: str | None) -> TermMap:
-        cache = self.state.contexts
-        if context is None:
-            core: TermMap = cache.core
-            return core
-        await cache.prefetch(context, count=False)
-        tm: TermMap = cache.compile(context)
-        return tm
 
     async def _write_letters(self, refused: list[tuple[str, Doc]]) -> None:
         try:

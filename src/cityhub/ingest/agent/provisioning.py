@@ -108,7 +108,7 @@ class Provisioning:
         """A source's mapping must make valid NGSI-LD on its own."""
         mapping = doc.get("mapping", {})
         check_effective(mapping)
-        tm = await self._term_map(doc.get("ldContext"))
+        tm = await self.state.contexts.term_map(doc.get("ldContext"))
         sample = {"id": SAMPLE_ID, "type": doc.get("entityType", "Sample")}
         _validate({**sample, **sample_attributes(mapping)}, tm)
 
@@ -188,20 +188,10 @@ class Provisioning:
         return target
 
     # -- entities ---------------------------------------------------------------------------------
-    async def _term_map(self, context: str | None) -> TermMap:
-        """The device's @context compiled (503 LdContextNotAvailable when unreachable)."""
-        cache = self.state.contexts
-        if context is None:
-            core: TermMap = cache.core
-            return core
-        await cache.prefetch(context)
-        tm: TermMap = cache.compile(context)
-        return tm
-
     async def _entity(self, target: Target) -> tuple[Doc, TermMap]:
         """The device's entity with its static attributes; 400 when the mapping cannot make
         valid NGSI-LD for it (checked with a sample value for every rule)."""
-        tm = await self._term_map(target.context)
+        tm = await self.state.contexts.term_map(target.context)
         head = {"id": target.entity_id, "type": target.entity_type}
         _validate({**head, **sample_attributes(target.mapping_doc)}, tm)
         return {**head, **target.mapping.static}, tm
