@@ -49,7 +49,8 @@ class GroupCommitter:
         jobs, self._jobs, self._scheduled = self._jobs, [], False
         outcomes = self._attempt(jobs, isolated=False)
         if outcomes is None:  # a job failed half-way: run the group again, each job isolated
-            outcomes = self._attempt(jobs, isolated=True) or []
+            outcomes = self._attempt(jobs, isolated=True)
+            assert outcomes is not None  # isolated runs never ask for a redo
         for (_, fut), (ok, value) in zip(jobs, outcomes, strict=True):
             if fut.cancelled():
                 continue

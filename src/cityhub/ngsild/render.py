@@ -76,17 +76,10 @@ def _render_default(doc: dict[str, Any], tm: TermMap) -> dict[str, Any]:
     compact = tm.compact
     for iri, instances in doc["attrs"].items():
         if len(instances) == 1:
-            out[compact(iri)] = _default_instance(instances[0], tm)
+            out[compact(iri)] = render_instance(instances[0], tm, DEFAULT)
         else:
-            out[compact(iri)] = [_default_instance(i, tm) for i in instances]
+            out[compact(iri)] = [render_instance(i, tm, DEFAULT) for i in instances]
     return out
-
-
-def _default_instance(inst: Instance, tm: TermMap) -> Any:
-    """render_instance with DEFAULT options; plain instances are copied without system times."""
-    if inst["type"] in _PLAIN_TYPES and "sub" not in inst and "objectType" not in inst:
-        return _without_system(inst)
-    return render_instance(inst, tm, DEFAULT)
 
 
 def render_attribute(instances: list[Instance], tm: TermMap, opts: RenderOptions) -> Any:

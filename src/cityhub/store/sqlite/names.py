@@ -51,7 +51,11 @@ class AttrNames:
         name = self._names.get(nid)
         if name is None:
             row = conn.execute("SELECT name FROM attr_names WHERE nid = ?", (nid,)).fetchone()
-            name = row[0] if row else None
+            if row is None:
+                return None
+            name = row[0]
+            if not conn.in_transaction:  # committed: keep it, as lookup() does
+                self._remember(name, nid)
         return name
 
     def committed(self, conn: sqlite3.Connection) -> None:
