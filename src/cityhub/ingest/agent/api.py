@@ -10,12 +10,11 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cityhub.api.http import plain_json, read_body
+from cityhub.api.http import plain_json, read_body, tenant_of
 from cityhub.ingest.agent.payload import JSON, MAX_BYTES, TEXT, Raw
 from cityhub.ingest.agent.reasons import BAD_REQUEST, TOO_LARGE, UNSUPPORTED, Rejected, as_error
 from cityhub.ngsild.errors import InvalidRequest
@@ -29,7 +28,7 @@ def _agent(request: Request) -> Any:
 
 
 def _tenant(request: Request) -> str:
-    return request.headers.get("ngsild-tenant", "")
+    return tenant_of(request, must_exist=False)
 
 
 def _page(request: Request) -> tuple[int, int]:
@@ -170,7 +169,7 @@ async def clear_deadletters(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     """GET /iot/v1/stats: counters since start, dead letters held, MQTT connection state."""
-    return Response(orjson.dumps(_agent(request).snapshot()), media_type="application/json")
+    return plain_json(_agent(request).snapshot())
 
 
 def routes() -> list[BaseRoute]:

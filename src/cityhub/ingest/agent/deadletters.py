@@ -82,8 +82,8 @@ class DeadLetters:
 
     def page(self, tenant: str, limit: int, offset: int) -> tuple[list[Doc], int]:
         """A tenant's letters, oldest first, and how many it has."""
-        docs, total = self.store.resource_list(KIND, tenant, limit, offset)
-        return docs, total
+        page: tuple[list[Doc], int] = self.store.resource_list(KIND, tenant, limit, offset)
+        return page
 
     def clear(self, tenant: str) -> int:
         """Delete a tenant's letters; how many went."""

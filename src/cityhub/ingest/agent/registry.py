@@ -64,11 +64,6 @@ class Registry:
                 log.warning("IoT device %r (tenant %r) is not active: %s", doc["id"], tenant, exc)
 
     # -- resolution -------------------------------------------------------------------------------
-    def effective_mapping(self, tenant: str, doc: Doc) -> Doc:
-        """The device's mapping over its source's."""
-        source = self._source_of(tenant, doc)
-        return merge((source or {}).get("mapping"), doc.get("mapping"))
-
     def _source_of(self, tenant: str, doc: Doc, source: Doc | None = None) -> Doc | None:
         sid = doc.get("source")
         if sid is None:

@@ -138,6 +138,7 @@ class GtfsSource:
         self._shapes: dict[str, list[tuple[int, float, float, float | None]]] | None = None
         self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
         self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
+        self._services: list[str] | None = None
 
     def estimate(self) -> int | None:
         """Rows of every imported table, shapes counted once per shape."""
@@ -197,13 +198,16 @@ class GtfsSource:
         return Record(where, entity, eid=entity["id"])
 
     def _service_ids(self) -> list[str]:
-        """service_id of calendar.txt and calendar_dates.txt, in order of first appearance."""
-        ids: dict[str, None] = {}
-        for table in ("calendar.txt", "calendar_dates.txt"):
-            for _line, row in self.feed.rows(table, ("service_id",)):
-                ids.setdefault(row.get("service_id", ""), None)
-        ids.pop("", None)
-        return list(ids)
+        """service_id of calendar.txt and calendar_dates.txt, in order of first appearance
+        (read once: the estimate and the import both need them)."""
+        if self._services is None:
+            ids: dict[str, None] = {}
+            for table in ("calendar.txt", "calendar_dates.txt"):
+                for _line, row in self.feed.rows(table, ("service_id",)):
+                    ids.setdefault(row.get("service_id", ""), None)
+            ids.pop("", None)
+            self._services = list(ids)
+        return self._services
 
     def _grouped_shapes(self) -> dict[str, list[tuple[int, float, float, float | None]]]:
         """shapes.txt points grouped by shape_id (a shape is one entity, not one per row)."""

@@ -101,7 +101,7 @@ def run_import(
     err = err or sys.stderr
     start = time.perf_counter()
     with tqdm(
-        total=source.estimate(),
+        total=source.estimate() if progress else None,  # counting reads the input once more
         desc=label,
         unit=" entities",
         file=err,

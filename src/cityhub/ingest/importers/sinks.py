@@ -52,11 +52,8 @@ class Sink(Protocol):
 def term_map(context: str | None, settings: Settings) -> TermMap:
     """The core context, or the user's @context URL fetched once (mirrors apply)."""
     cache = ContextCache(timeout=settings.context_timeout, mirrors=settings.context_mirrors)
-    if context is None:
-        return cache.core
     try:
-        asyncio.run(cache.prefetch(context, count=False))
-        return cache.compile(context)
+        return asyncio.run(cache.term_map(context, count=False))
     except NgsiLdError as exc:
         raise ImportFailed(f"--context {context}: {exc.detail}") from exc
 
