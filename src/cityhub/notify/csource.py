@@ -54,8 +54,6 @@ KIND = "csourceSubscription"  # the resources kind /csourceSubscriptions stores
 REGISTRATIONS = "csourceRegistration"  # the resources kind /csourceRegistrations stores
 NOTIFICATION = "ContextSourceNotification"
 NEWLY, UPDATED, GONE = "newlyMatching", "updated", "noLongerMatching"
-JSON = "application/json"
-JSONLD = "application/ld+json"
 
 Doc = dict[str, Any]
 
@@ -85,7 +83,7 @@ class CsourceSub:
         return {**reg, "information": infos} if infos else reg
 
 
-def registration_queries(sub: Compiled, csf: Any = None) -> tuple[R.RegistrationQuery, ...]:
+def registration_queries(sub: Compiled, csf: Any) -> tuple[R.RegistrationQuery, ...]:
     """The discovery queries a compiled csourceSubscription stands for (csf: its parsed csf)."""
     base = R.RegistrationQuery(attrs=sub.watched, q=sub.q, csf=csf, geo=sub.geo)
     base = _with_temporal(base, sub.doc.get("temporalQ"))

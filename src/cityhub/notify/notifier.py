@@ -66,7 +66,10 @@ class Notifier:
     def load(self) -> None:
         """Compile every stored subscription (those whose @context is not at hand wait)."""
         for tenant, doc in self.store.resource_every_tenant(KIND):
-            self._install(tenant, doc)
+            if not self._install(tenant, doc, reindex=False):
+                self._unresolved.append((tenant, doc))
+        for tenant in self.subs:  # one index per tenant, not one per subscription
+            self._reindex(tenant)
         self.csource.load()
 
     def link(self, spec: Any) -> str:
@@ -82,19 +85,19 @@ class Notifier:
             self.store.put_context(entry.url, entry.document, entry.kind)
         return link_for(self.base_url + "/ngsi-ld/v1/" + entry.url_path.lstrip("/"))
 
-    def _install(self, tenant: str, doc: Doc) -> bool:
+    def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""
         try:
             sub = compile_subscription(tenant, doc, self.contexts.compile, self.link)
         except NgsiLdError:
-            self._unresolved.append((tenant, doc))
             return False
         old = self.subs.setdefault(tenant, {}).get(sub.id)
         if old is not None:
             sub.status = old.status
             sub.last_sent = old.last_sent
         self.subs[tenant][sub.id] = sub
-        self._reindex(tenant)
+        if reindex:
+            self._reindex(tenant)
         self._schedule(sub)
         return True
 

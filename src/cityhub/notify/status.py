@@ -5,7 +5,6 @@ advisory, not worth a write per notification)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -63,9 +62,8 @@ class StatusBook:
         subs, self._dirty = list(self._dirty.values()), {}
         if not subs:
             return
-        group = getattr(self.store, "group", contextlib.nullcontext)
         try:
-            with group():
+            with self.store.group():
                 for sub in subs:
                     self.store.resource_update(
                         self.kind, sub.tenant, sub.id, _with_status(sub.status)
