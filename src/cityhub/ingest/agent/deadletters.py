@@ -23,9 +23,14 @@ Doc = dict[str, Any]
 
 
 def _redacted(raw: Raw) -> str:
-    """The MQTT topic without its API key (letters must not hold keys)."""
+    """The MQTT topic without its API key (letters must not hold keys): the level after
+    `cityhub/` is the key even when the rest of the topic is malformed."""
     if not raw.topic:
         return ""
+    levels = raw.topic.split("/")
+    if len(levels) >= 2 and levels[0] == "cityhub":
+        levels[1] = "<apikey>"
+        return "/".join(levels)
     if raw.apikey and raw.apikey in raw.topic:
         return raw.topic.replace(raw.apikey, "<apikey>", 1)
     return raw.topic
