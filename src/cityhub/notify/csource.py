@@ -157,9 +157,7 @@ class CsourceNotifier:
         except NgsiLdError:
             return None
         old = self.get(tenant, sub.id)
-        if old is not None:
-            sub.status = old.sub.status
-            sub.last_sent = old.sub.last_sent
+        sub.carry_from(old.sub if old is not None else None)
         cs = CsourceSub(sub, registration_queries(sub, csf))
         self.subs.setdefault(tenant, {})[sub.id] = cs
         self._schedule(cs)
@@ -221,10 +219,8 @@ class CsourceNotifier:
                 continue
             if not (was or now):
                 continue
-            throttle = sub.doc.get("throttling")
-            if throttle and clock - sub.last_sent < float(throttle):
+            if not sub.send_now(clock):
                 continue
-            sub.last_sent = clock
             trigger = UPDATED if was and now else NEWLY if now else GONE
             reg = after if after is not None else before
             assert reg is not None

@@ -91,10 +91,7 @@ class Notifier:
             sub = compile_subscription(tenant, doc, self.contexts.compile, self.link)
         except NgsiLdError:
             return False
-        old = self.subs.setdefault(tenant, {}).get(sub.id)
-        if old is not None:
-            sub.status = old.status
-            sub.last_sent = old.last_sent
+        sub.carry_from(self.subs.setdefault(tenant, {}).get(sub.id))
         self.subs[tenant][sub.id] = sub
         if reindex:
             self._reindex(tenant)
@@ -157,10 +154,8 @@ class Notifier:
                 event = event_for(sub, before, after, now)
                 if event is None:
                     continue
-                throttle = sub.doc.get("throttling")
-                if throttle and clock - sub.last_sent < float(throttle):
+                if not sub.send_now(clock):
                     continue
-                sub.last_sent = clock
                 items.append(OutboxItem(tenant, sub.id, sub.endpoint, orjson.dumps([event])))
         return items
 

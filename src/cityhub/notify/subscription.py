@@ -64,6 +64,20 @@ class Compiled:
         """The subscription id."""
         return str(self.doc["id"])
 
+    def carry_from(self, old: Compiled | None) -> None:
+        """Keep the delivery status and throttling clock of the version this one replaces."""
+        if old is not None:
+            self.status = old.status
+            self.last_sent = old.last_sent
+
+    def send_now(self, clock: float) -> bool:
+        """Whether throttling lets a notification go at clock (monotonic); stamps it if so."""
+        throttle = self.doc.get("throttling")
+        if throttle and clock - self.last_sent < float(throttle):
+            return False
+        self.last_sent = clock
+        return True
+
     @property
     def notification(self) -> dict[str, Any]:
         """The stored NotificationParams."""
