@@ -76,8 +76,7 @@ class Ingestor:
     # -- intake ------------------------------------------------------------------------------------
     def submit(self, raw: Raw, waiter: asyncio.Future[None] | None = None) -> None:
         """Take one message; waiter (HTTP) learns whether it was stored."""
-        self.stats.received += 1
-        self.stats.by_protocol[raw.protocol] += 1
+        self._count(raw)
         target = None
         try:
             target = self.registry.lookup(raw.apikey, raw.device)
@@ -102,8 +101,7 @@ class Ingestor:
 
     def refuse(self, raw: Raw, rej: Rejected) -> Rejected:
         """Count and dead-letter a message refused before it could be submitted."""
-        self.stats.received += 1
-        self.stats.by_protocol[raw.protocol] += 1
+        self._count(raw)
         self._refuse(raw, rej, "", None)
         self._schedule()
         return rej
@@ -119,11 +117,22 @@ class Ingestor:
             self._room.append(fut)
             await fut
 
+    def _count(self, raw: Raw) -> None:
+        self.stats.received += 1
+        self.stats.by_protocol[raw.protocol] += 1
+
     def _refuse(
-        self, raw: Raw, rej: Rejected, tenant: str, waiter: asyncio.Future[None] | None
+        self,
+        raw: Raw,
+        rej: Rejected,
+        tenant: str,
+        waiter: asyncio.Future[None] | None,
+        into: list[tuple[str, Doc]] | None = None,
     ) -> None:
+        """Count a refusal, keep its dead letter (in `into`, else the pending letters) and
+        tell the waiter."""
         self.stats.rejected[rej.reason] += 1
-        self._refused.append((tenant, self.letters.letter(raw, rej)))
+        (self._refused if into is None else into).append((tenant, self.letters.letter(raw, rej)))
         if waiter is not None and not waiter.done():
             waiter.set_exception(rej)
 
@@ -181,10 +190,7 @@ class Ingestor:
         refused: list[tuple[str, Doc]] = []
 
         def fail(p: Pending, rej: Rejected) -> None:
-            self.stats.rejected[rej.reason] += 1
-            refused.append((tenant, self.letters.letter(p.raw, rej)))
-            if p.waiter is not None and not p.waiter.done():
-                p.waiter.set_exception(rej)
+            self._refuse(p.raw, rej, tenant, p.waiter, into=refused)
 
         try:
             tm = await self.state.contexts.term_map(context, count=False)
