@@ -509,3 +509,22 @@ async def test_temporal_create_validates_like_create(client: httpx.AsyncClient) 
     problem(await client.get(f"{T}/{EID}"), 404, "ResourceNotFound")
     resp = await client.post(T, content=b"{", headers={"Content-Type": "application/json"})
     problem(resp, 400, "InvalidRequest")
+
+
+async def test_aggregated_values_keep_each_attributes_own_type(client: httpx.AsyncClient) -> None:
+    body = {
+        "id": "urn:ngsi-ld:Meter:typed",
+        "type": "Meter",
+        "power": [reading(10, D1), reading(20, D2)],
+        "feeds": [
+            {"type": "Relationship", "object": "urn:ngsi-ld:Line:a", "observedAt": D1},
+            {"type": "Relationship", "object": "urn:ngsi-ld:Line:b", "observedAt": D2},
+        ],
+    }
+    assert (await client.post(T, json=body)).status_code == 201
+    got = await temporal(
+        client, "urn:ngsi-ld:Meter:typed", format="aggregatedValues", aggrMethods="totalCount"
+    )
+    assert got["power"]["type"] == "Property", got
+    assert got["feeds"]["type"] == "Relationship", got
+    assert got["power"]["totalCount"][0][0] == 2 and got["feeds"]["totalCount"][0][0] == 2

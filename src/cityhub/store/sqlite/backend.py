@@ -172,22 +172,11 @@ class SqliteStore:
             sink = self.sink
             capture = sink is not None and sink.wants(tenant)
             tx = SqliteWriteTx(conn, tenant, self.names, capture=capture)
-            if self._in_group and not self._savepoints:
-                # the caller isolates its jobs itself (api/commit.py: job savepoints or a redo)
-                yield tx
-                self._group_items += self._to_outbox(tx)
-                return
             if self._in_group:
-                conn.execute("SAVEPOINT w")
-                try:
+                # without savepoints the caller isolates its jobs (api/commit.py)
+                with self.savepoint() if self._savepoints else contextlib.nullcontext():
                     yield tx
-                    items = self._to_outbox(tx)
-                except BaseException:
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    raise
-                conn.execute("RELEASE w")
-                self._group_items += items
+                    self._group_items += self._to_outbox(tx)
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -508,12 +497,11 @@ class SqliteWriteTx:
         self.tenant = tenant
         self.capture = capture  # keep each entity's JSON before and after (for the sink)
         self.changes: dict[str, tuple[str | None, str | None]] = {}
-        self._seen: dict[str, str] = {}  # JSON as read before any change in this block
 
     def _changed(self, eid: str, before: str | None, after: str | None) -> None:
         """Note a change; the first state this block saw stays the "before"."""
         if self.capture:
-            first = self.changes[eid][0] if eid in self.changes else self._seen.get(eid, before)
+            first = self.changes[eid][0] if eid in self.changes else before
             self.changes[eid] = (first, after)
 
     def get(self, eid: str) -> Doc | None:
@@ -521,8 +509,6 @@ class SqliteWriteTx:
         row = self.conn.execute(
             "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
-        if row and self.capture:
-            self._seen.setdefault(eid, row[0])
         return orjson.loads(row[0]) if row else None
 
     def insert(self, doc: Doc) -> None:
