@@ -132,3 +132,47 @@ def test_every_write_of_a_failed_job_is_undone_not_only_the_last(
     results = _together(GroupCommitter(store), [two_writes_then_fail])
     assert isinstance(results[0], RuntimeError)
     assert store.get("", "urn:ngsi-ld:T:7") is None and store.get("", "urn:ngsi-ld:T:8") is None
+
+
+def _groups_of(store: SqliteStore, arrivals: list[int]) -> list[int]:
+    """Submit one job at each of these loop turns; how many jobs each transaction held."""
+    sizes: list[int] = []
+    committer = GroupCommitter(store)
+    flush = committer._flush
+
+    def counting_flush() -> None:
+        sizes.append(len(committer._jobs))
+        flush()
+
+    committer._flush = counting_flush  # type: ignore[method-assign]
+
+    async def go() -> None:
+        jobs = []
+        turn = 0
+        for at in arrivals:
+            while turn < at:
+                await asyncio.sleep(0)  # one loop turn
+                turn += 1
+            jobs.append(asyncio.ensure_future(committer.run(lambda: store.changes())))
+        await asyncio.gather(*jobs)
+
+    asyncio.run(go())
+    return sizes
+
+
+def test_writes_that_keep_arriving_share_one_transaction(
+    hub: tuple[SqliteStore, EntityService, Sink],
+) -> None:
+    store, _, _ = hub
+    # one job per loop turn for three turns: one COMMIT for all three
+    assert _groups_of(store, [0, 1, 2]) == [3]
+    # a gap of several idle turns closes the group: a lone write is not held back
+    assert _groups_of(store, [0, 20]) == [1, 1]
+
+
+def test_a_steady_stream_still_commits_every_few_turns(
+    hub: tuple[SqliteStore, EntityService, Sink],
+) -> None:
+    store, _, _ = hub
+    sizes = _groups_of(store, list(range(40)))
+    assert sum(sizes) == 40 and len(sizes) > 1, "a group must not wait for the stream to end"
