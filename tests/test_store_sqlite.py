@@ -6,8 +6,14 @@ import os
 import time
 from pathlib import Path
 
+import pydantic
+import pytest
+
+from cityhub.api.app import create_app
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.service import EntityService
+from cityhub.settings import Settings
+from cityhub.store.base import StoreError
 from cityhub.store.sqlite import SqliteStore
 
 
@@ -55,3 +61,29 @@ def test_history_keeps_each_instance_id_once_and_gives_it_back(tmp_path: Path) -
     (inst,) = next(iter(attrs.values()))
     assert inst["instanceId"] in {iid for iid, _ in stored}
     store.close()
+
+
+def _synchronous(store: SqliteStore) -> int:
+    return int(store._writer.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_sync_full_makes_every_commit_reach_the_disk(tmp_path: Path) -> None:
+    normal = SqliteStore(tmp_path / "a.db")
+    full = SqliteStore(tmp_path / "b.db", sync="full")
+    assert (_synchronous(normal), _synchronous(full)) == (1, 2)  # NORMAL, FULL
+    _write(full, 10)  # still an ordinary store
+    assert full.get("", "urn:ngsi-ld:T:9") is not None
+    normal.close()
+    full.close()
+    # the setting reaches the hub's store
+    app = create_app(Settings(db=str(tmp_path / "c.db"), sync="full"))
+    assert _synchronous(app.state.store) == 2
+    app.state.store.close()
+
+
+def test_an_unknown_sync_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="sync must be one of normal, full"):
+        SqliteStore(tmp_path / "x.db", sync="off")
+    assert not (tmp_path / "x.db").exists(), "refused before creating anything"
+    with pytest.raises(pydantic.ValidationError):
+        Settings(sync="off")

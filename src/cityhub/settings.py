@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(1026, ge=1, le=65535, description="HTTP port (NGSI-LD brokers use 1026).")
     db: str = Field("./cityhub.db", description="Path of the embedded SQLite database file.")
+    sync: str = Field(
+        "normal",
+        pattern=r"^(normal|full)$",
+        description="When a write reaches the disk. normal: at the next checkpoint (every 0.5 s), "
+        "so a power cut can lose the last moment of acknowledged writes, never the database; "
+        "full: before it is acknowledged (one fsync per group commit).",
+    )
     context_timeout: float = Field(
         3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."
     )

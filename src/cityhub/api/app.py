@@ -173,7 +173,7 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, store: Any = None) -> Starlette:
     """Build the hub: settings → store → services → routes."""
     settings = settings or Settings()
-    store = store or SqliteStore(settings.db)
+    store = store or SqliteStore(settings.db, sync=settings.sync)
     cache = ContextCache(
         timeout=settings.context_timeout,
         ttl=settings.context_ttl,

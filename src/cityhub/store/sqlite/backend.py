@@ -35,6 +35,9 @@ from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
 log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
+# The writer's PRAGMA synchronous per `sync` setting. NORMAL syncs the WAL only when the
+# checkpointer copies it back (every CHECKPOINT_EVERY s); FULL syncs it at every COMMIT.
+SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 
 
 def _dumps(value: Any) -> str:
@@ -44,7 +47,9 @@ def _dumps(value: Any) -> str:
 class SqliteStore:
     """The embedded default store (WAL: one writer, concurrent readers)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, sync: str = "normal") -> None:
+        if sync not in SYNC_MODES:
+            raise StoreError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         self.path = str(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
@@ -52,6 +57,7 @@ class SqliteStore:
         self._savepoints = True  # inside group(): each write() in its own savepoint
         self.names = AttrNames()
         self._writer = self._connect()
+        self._writer.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
         self._check_schema()
         self._writer.executescript(DDL)
         self._writer.executescript(outbox.DDL)
