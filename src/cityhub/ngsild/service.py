@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,15 +49,6 @@ class BatchOutcome:
     created: list[str] = field(default_factory=list)
 
 
-_INSTANCE_PREFIX = f"urn:ngsi-ld:attribute:instance:{uuid.uuid4().hex[:12]}-"
-_instance_seq = itertools.count(1)
-
-
-def new_instance_id() -> str:
-    """A fresh instanceId: a random per-process prefix plus a counter (uuid4 costs 3 µs)."""
-    return f"{_INSTANCE_PREFIX}{time.time_ns():x}-{next(_instance_seq):x}"
-
-
 class EntityService:
     """Create, read, update and delete entities, recording every change in history."""
 
@@ -70,10 +58,10 @@ class EntityService:
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _record(tx: WriteTx, doc: Doc, attrs: dict[str, list[Instance]]) -> None:
-        """Append what was written to the temporal evolution (one round of statements)."""
-        rows = _with_ids(attrs)
-        if rows:
-            tx.add_history_many(doc["id"], doc["type"], rows)
+        """Append what was written to the temporal evolution (one round of statements); the
+        store gives each instance its instanceId."""
+        if any(attrs.values()):
+            tx.add_history_many(doc["id"], doc["type"], attrs)
 
     @staticmethod
     def _stamp_all(attrs: Attrs, now: str) -> Attrs:
@@ -385,7 +373,7 @@ class EntityService:
         for i, doc in fresh:
             doc["createdAt"] = doc["modifiedAt"] = now
             self._stamp_all(doc["attrs"], now)
-            history.append((doc["id"], doc["type"], _with_ids(doc["attrs"])))
+            history.append((doc["id"], doc["type"], doc["attrs"]))
             results[i] = (doc["id"], True)
         tx.insert_many([doc for _, doc in fresh])
         tx.add_history_bulk(history)
@@ -471,15 +459,6 @@ class EntityService:
 
 
 TmSource = TermMap | Callable[[Any], TermMap]
-
-
-def _with_ids(attrs: dict[str, list[Instance]]) -> dict[str, list[Instance]]:
-    """Copies of written instances, each with a fresh instanceId, for the history."""
-    return {
-        name: [{**inst, "instanceId": new_instance_id()} for inst in instances]
-        for name, instances in attrs.items()
-        if instances
-    }
 
 
 def _tm(source: TmSource, item: Any) -> TermMap:

@@ -20,9 +20,9 @@ from cityhub.ngsild.entity import (
     expand_name,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.merge import stamp
 from cityhub.ngsild.render import RenderOptions, key_value, pick_language, render_instance
-from cityhub.ngsild.service import new_instance_id
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.timeutil import format_ts, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, TemporalQuery
 from cityhub.store.sqlite.names import AttrNames
@@ -84,7 +85,8 @@ def add_many(
 ) -> None:
     """Append instances of several attributes of one entity in one round of statements.
 
-    Each instance already carries instanceId, createdAt and modifiedAt. Empty `types` keeps
+    Each instance carries createdAt and modifiedAt; one without an instanceId gets a fresh
+    one (the caller's dicts are never changed: they are often the entity's own instances). Empty `types` keeps
     the types an existing temporal entity already has. An instance observed at the same time
     as a stored one (same attribute and datasetId) replaces it.
     """
@@ -184,7 +186,7 @@ def _write_history(
                         tpk,
                         nid,
                         inst.get("datasetId"),
-                        inst["instanceId"],
+                        inst.get("instanceId") or new_instance_id(),
                         observed,
                         t(inst["createdAt"]),
                         t(inst["modifiedAt"]),
