@@ -409,6 +409,9 @@ class BrokenStore(SqliteStore):
     def get(self, tenant: str, eid: str) -> Any:
         raise RuntimeError("disk on fire: /secret/path/hub.db")
 
+    def get_json(self, tenant: str, eid: str) -> Any:
+        raise RuntimeError("disk on fire: /secret/path/hub.db")
+
 
 async def test_unexpected_errors_are_problem_details_without_internals(tmp_path: Path) -> None:
     app = create_app(

@@ -21,6 +21,7 @@ from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.http import BASE, plain_json
+from cityhub.api.read_memo import ReadMemo
 from cityhub.ingest.agent import agent as iot_agent
 from cityhub.ingest.agent import api as iot_api
 from cityhub.ngsild.context import ContextCache
@@ -217,6 +218,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.committer = GroupCommitter(store)
     app.state.contexts = cache
     app.state.entities = EntityService(store)
+    app.state.read_memo = ReadMemo()
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier
     iot_agent.install(app)

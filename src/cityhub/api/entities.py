@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +20,8 @@ from cityhub.api.http import (
     batch_context,
     context_of,
     delete_attribute_via,
+    encode,
+    encoded_response,
     json_response,
     no_content,
     params_of,
@@ -26,6 +29,7 @@ from cityhub.api.http import (
     read_body,
     response_context,
 )
+from cityhub.api.read_memo import ReadMemo
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
@@ -181,6 +185,8 @@ async def get_entity(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
     eid = _eid(request)
+    if not params and ctx.accept != GEOJSON:
+        return _read_plain(request, ctx, eid)
     if params:  # validate before looking anything up
         P.render_options(params, ctx.tm)
         P.projections(params)
@@ -197,6 +203,19 @@ async def get_entity(request: Request) -> Response:
     if ctx.accept == GEOJSON:
         return json_response(ctx, _geo_body(ctx, params, rendered), entities=False)
     return json_response(ctx, rendered)
+
+
+def _read_plain(request: Request, ctx: Ctx, eid: str) -> Response:
+    """GET /entities/{id} without parameters (most reads): the body rendered from the same
+    stored text is reused (api/read_memo.py)."""
+    text = service(request).get_json(ctx.tenant, eid)
+    memo: ReadMemo = request.app.state.read_memo
+    key = (ctx.tenant, eid, ctx.accept)
+    raw = memo.get(key, text, ctx.tm)
+    if raw is None:
+        raw = encode(ctx, render_entity(orjson.loads(text), ctx.tm, DEFAULT))
+        memo.put(key, text, ctx.tm, raw)
+    return encoded_response(ctx, raw)
 
 
 async def replace_entity(request: Request) -> Response:

@@ -175,17 +175,34 @@ def json_response(
     entities: bool = True,
 ) -> Response:
     """A JSON or JSON-LD body; JSON links its @context, JSON-LD embeds it."""
-    hdrs = dict(headers or {})
+    return encoded_response(ctx, encode(ctx, body, entities), status, headers, entities=entities)
+
+
+def encode(ctx: Ctx, body: Any, entities: bool = True) -> bytes:
+    """The bytes of a response body; JSON-LD entities embed their @context."""
     if ctx.accept == JSONLD and entities:
         ctx_value = response_context(ctx)
         if isinstance(body, list):
             body = [{**b, "@context": ctx_value} for b in body]
         elif isinstance(body, dict):
             body = {**body, "@context": ctx_value}
-    elif entities:
+    return orjson.dumps(body)
+
+
+def encoded_response(
+    ctx: Ctx,
+    raw: bytes,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    *,
+    entities: bool = True,
+) -> Response:
+    """A response for a body encode() made; plain JSON entities link their @context."""
+    hdrs = dict(headers or {})
+    if entities and ctx.accept != JSONLD:
         hdrs["Link"] = link_for(ctx.link_url) if ctx.link_url else core_link()
     media = ctx.accept if ctx.accept in (JSONLD, GEOJSON) else JSON
-    return Response(orjson.dumps(body), status_code=status, media_type=media, headers=hdrs)
+    return Response(raw, status_code=status, media_type=media, headers=hdrs)
 
 
 def no_content() -> Response:

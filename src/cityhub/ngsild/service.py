@@ -103,6 +103,13 @@ class EntityService:
             raise ResourceNotFound(f"entity {eid} not found")
         return doc
 
+    def get_json(self, tenant: str, eid: str) -> str:
+        """The stored entity as JSON text, or ResourceNotFound."""
+        text = self.store.get_json(tenant, eid)
+        if text is None:
+            raise ResourceNotFound(f"entity {eid} not found")
+        return text
+
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """Entities matching a query."""
         return self.store.query(tenant, query)

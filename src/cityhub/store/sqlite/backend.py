@@ -293,12 +293,18 @@ class SqliteStore:
     # -- reads -------------------------------------------------------------------------------
     def get(self, tenant: str, eid: str) -> Doc | None:
         """One entity's stored document."""
+        text = self.get_json(tenant, eid)
+        return orjson.loads(text) if text is not None else None
+
+    def get_json(self, tenant: str, eid: str) -> str | None:
+        """One entity's stored document as its JSON text (a cached rendering of the same text
+        is still valid)."""
         row = (
             self._reader()
             .execute("SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid))
             .fetchone()
         )
-        return orjson.loads(row[0]) if row else None
+        return row[0] if row else None
 
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """Entities matching a query, in insertion order, with the total when asked."""
