@@ -179,6 +179,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         timeout=settings.context_timeout,
         ttl=settings.context_ttl,
         mirrors=settings.context_mirrors,
+        on_fetch=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
     )
     cache.load(store.contexts())
     notifier = Notifier(

@@ -127,8 +127,7 @@ async def delete_context(request: Request) -> Response:
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
     cache.remove(entry)
-    if entry.local:
-        request.app.state.store.delete_context(entry.url)
+    request.app.state.store.delete_context(entry.url)  # a cached one's stored copy goes too
     return Response(status_code=204)
 
 

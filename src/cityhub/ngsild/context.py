@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,8 +232,12 @@ class ContextCache:
         ttl: float = 3600.0,
         max_bytes: int = MAX_CONTEXT_BYTES,
         mirrors: dict[str, str] | None = None,
+        on_fetch: Callable[[ContextEntry], None] | None = None,
     ) -> None:
         self.timeout = timeout
+        # told of every download that brought a new or changed document, so it can be stored
+        # and used after a restart while the remote site is down
+        self.on_fetch = on_fetch
         self.mirrors = dict(mirrors or {})  # remote URL -> local file or other URL (offline sites)
         self.ttl = ttl
         self.max_bytes = max_bytes
@@ -270,9 +275,39 @@ class ContextCache:
         return entry
 
     def load(self, rows: Iterable[tuple[str, Any, str, str]]) -> None:
-        """Register the stored contexts, as (url, document, kind, createdAt) rows."""
+        """Register the stored contexts, as (url, document, kind, createdAt) rows. A stored
+        copy of a fetched context counts as expired: the first request that uses it downloads
+        it again, and keeps the copy if the download fails."""
         for url, document, kind, created_at in rows:
-            self.host(url, document, kind, created_at)
+            if kind == CACHED:
+                self._cache(url, document, created_at, fetched=-math.inf)
+            else:
+                self.host(url, document, kind, created_at)
+
+    def _cache(self, url: str, document: Any, created_at: str, fetched: float) -> ContextEntry:
+        """Register a downloaded (or stored copy of a downloaded) context by its URL."""
+        entry = ContextEntry(
+            url=url,
+            local_id=str(uuid.uuid5(uuid.NAMESPACE_URL, url)),
+            kind=CACHED,
+            document=document,
+            created_at=created_at,
+            fetched=fetched,
+        )
+        with self._lock:
+            self._remote[url] = entry
+            self._remote_ids[entry.local_id] = url
+            self._compiled.clear()
+        return entry
+
+    def _fetched(self, entry: ContextEntry) -> None:
+        """Hand a new or changed download to on_fetch; a failure there costs only the copy."""
+        if self.on_fetch is None:
+            return
+        try:
+            self.on_fetch(entry)
+        except Exception:  # the request that fetched it must not fail for this
+            log.exception("could not store the copy of @context %s", entry.url)
 
     def new_hosted(self, document: Any) -> ContextEntry:
         """Host a new context under a fresh local id."""
@@ -392,6 +427,7 @@ class ContextCache:
             self._remote[entry.url] = entry
             self._remote_ids[entry.local_id] = entry.url
             self._compiled.clear()
+        self._fetched(entry)
 
     async def _load(self, url: str) -> None:
         """Fetch url into the cache; concurrent requests for one URL share one download."""
@@ -418,24 +454,16 @@ class ContextCache:
             log.warning("keeping the stale copy of @context %s: %s", url, exc.detail)
             old.fetched = time.monotonic() - self.ttl + min(self.ttl, 60.0)  # retry in a minute
             return
+        if old is None:
+            self._fetched(self._cache(url, doc, now_iso(), time.monotonic()))
+            return
         with self._lock:
-            if old is not None:
-                changed = old.document != doc
-                old.document, old.fetched = doc, time.monotonic()
-            else:
-                changed = True
-                entry = ContextEntry(
-                    url=url,
-                    local_id=str(uuid.uuid5(uuid.NAMESPACE_URL, url)),
-                    kind=CACHED,
-                    document=doc,
-                    created_at=now_iso(),
-                    fetched=time.monotonic(),
-                )
-                self._remote[url] = entry
-                self._remote_ids[entry.local_id] = url
+            changed = old.document != doc
+            old.document, old.fetched = doc, time.monotonic()
             if changed:
                 self._compiled.clear()
+        if changed:
+            self._fetched(old)
 
     async def _fetch(self, url: str) -> Any:
         """GET a remote context document: a JSON object with a valid @context member."""
