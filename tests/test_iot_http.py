@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,20 @@ async def test_oversized_messages_are_refused(client: httpx.AsyncClient) -> None
     )
     problem(resp, 400, "InvalidRequest")
     assert (await wait_stats(client, too_large=1))["rejected"] == 1
+
+    async def undeclared() -> AsyncIterator[bytes]:  # chunked: no Content-Length to check
+        yield b"t|"
+        for _ in range(30):
+            yield b"1" * 10_000
+
+    resp = await client.post(
+        f"{IOT}/json",
+        params={"k": key, "i": "h1"},
+        content=undeclared(),
+        headers={"Content-Type": "text/plain"},
+    )
+    problem(resp, 400, "InvalidRequest")
+    assert (await wait_stats(client, too_large=2))["rejected"] == 2
 
 
 async def test_a_device_context_names_its_attributes(

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         "so a power cut can lose the last moment of acknowledged writes, never the database; "
         "full: before it is acknowledged (one fsync per group commit).",
     )
+    max_body: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body in bytes (a 1,000-entity batch of points is about "
+        "0.5 MB); a larger one is refused with 413 before it is read whole.",
+    )
     context_timeout: float = Field(
         3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."
     )

@@ -22,6 +22,7 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
     NonexistentTenant,
     NotAcceptable,
+    RequestTooLarge,
     UnsupportedMediaType,
 )
 from cityhub.ngsild.params import flag
@@ -101,6 +102,22 @@ def _choose_media(header: str, allowed: tuple[str, ...]) -> str | None:
     return None if best is None else best[2]
 
 
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole request body, or RequestTooLarge as soon as it passes `limit` bytes (a
+    declared Content-Length is checked before anything is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"the request body has {int(declared):,} bytes; at most {limit:,}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request body has more than {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]:
     """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -109,7 +126,7 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'} is not one of {', '.join(ok)}"
         )
-    raw = await request.body()
+    raw = await read_limited(request, request.app.state.settings.max_body)
     if not raw:
         raise InvalidRequest("the request body is empty")
     try:

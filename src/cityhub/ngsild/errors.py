@@ -39,6 +39,13 @@ class InvalidRequest(NgsiLdError):
     title = "Invalid request"
 
 
+class RequestTooLarge(InvalidRequest):
+    """The request body is larger than the hub accepts (CITYHUB_MAX_BODY); HTTP's 413."""
+
+    status = 413
+    title = "Request body too large"
+
+
 class BadRequestData(NgsiLdError):
     """The request is well formed but its content is not acceptable NGSI-LD."""
 

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cityhub.api.http import plain_json, read_body, tenant_of
+from cityhub.api.http import plain_json, read_body, read_limited, tenant_of
 from cityhub.ingest.agent.payload import JSON, MAX_BYTES, TEXT, Raw
 from cityhub.ingest.agent.reasons import BAD_REQUEST, TOO_LARGE, UNSUPPORTED, Rejected, as_error
-from cityhub.ngsild.errors import InvalidRequest
+from cityhub.ngsild.errors import InvalidRequest, RequestTooLarge
 
 PREFIX = "/iot/v1"
 MAX_LIMIT = 1000
@@ -133,10 +133,12 @@ async def southbound(request: Request) -> Response:
     key, device = request.query_params.get("k", ""), request.query_params.get("i", "")
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = Raw("http", key, device, b"", _FORMS.get(media))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
-        raise as_error(ingestor.refuse(raw, Rejected(TOO_LARGE, f"at most {MAX_BYTES:,} bytes")))
-    raw.payload = await request.body()
+    try:
+        raw.payload = await read_limited(request, MAX_BYTES)
+    except RequestTooLarge:  # declared or streamed: a device message has its own, smaller cap
+        raise as_error(
+            ingestor.refuse(raw, Rejected(TOO_LARGE, f"at most {MAX_BYTES:,} bytes"))
+        ) from None
     if not key or not device:
         rej = Rejected(BAD_REQUEST, "the query needs k (the API key) and i (the device id)")
         raise as_error(ingestor.refuse(raw, rej))
