@@ -86,9 +86,9 @@ def add_many(
     """Append instances of several attributes of one entity in one round of statements.
 
     Each instance carries createdAt and modifiedAt; one without an instanceId gets a fresh
-    one (the caller's dicts are never changed: they are often the entity's own instances). Empty `types` keeps
-    the types an existing temporal entity already has. An instance observed at the same time
-    as a stored one (same attribute and datasetId) replaces it.
+    one (the caller's dicts are never changed: they are often the entity's own instances).
+    Empty `types` keeps the types an existing temporal entity already has. An instance
+    observed at the same time as a stored one (same attribute and datasetId) replaces it.
     """
     first = next((insts[0] for insts in attrs.values() if insts), None)
     now = first["modifiedAt"] if first else format_ts(datetime.now(UTC))
