@@ -12,7 +12,10 @@ import httpx
 import pytest
 
 from cityhub.cli import main
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.service import EntityService
 from cityhub.store.sqlite import SqliteStore
+from cityhub.store.sqlite.snapshot import backup
 from conftest import BASE, free_port
 from test_serve import serving
 
@@ -95,3 +98,26 @@ def test_a_missing_database_is_a_clear_error(
     assert main(["backup", str(dest), "--db", str(tmp_path / "nothere.db")]) == 2
     assert not dest.exists()
     assert "is not a database file" in capsys.readouterr().err
+
+
+def test_progress_is_reported_up_to_the_whole_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    EntityService(store).batch_upsert(
+        "", [_entity(n) for n in range(2000)], ContextCache().core, "replace"
+    )
+    store.close()
+    reports: list[tuple[int, int]] = []
+    done = backup(db, tmp_path / "copy.db", lambda n, total: reports.append((n, total)))
+    assert done.entities == 2000
+    expected = reports[-1][1]
+    assert reports[-1] == (expected, expected), "the last report says the copy is whole"
+    assert [n for n, _ in reports] == sorted(n for n, _ in reports), "never goes backwards"
+    assert expected >= done.size * 0.9, "measured against the pages in use"
+    # the command shows it as a bar on stderr, or not at all with --no-progress
+    assert main(["backup", str(tmp_path / "bar.db"), "--db", str(db)]) == 0
+    assert "backup: 100%" in capsys.readouterr().err
+    assert main(["backup", str(tmp_path / "quiet.db"), "--db", str(db), "--no-progress"]) == 0
+    assert "backup:" not in capsys.readouterr().err

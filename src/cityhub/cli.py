@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("dest", help="the new backup file (must not exist)")
     backup.add_argument("--db", default=None, help="the database to copy (default CITYHUB_DB)")
+    backup.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     from cityhub.ingest.importers.cli import add_parser as add_import_parser
 
     add_import_parser(sub)
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_iot(args)
     if args.command == "backup":
-        return run_backup(args.db, args.dest)
+        return run_backup(args.db, args.dest, progress=not args.no_progress)
     from pydantic import ValidationError
 
     from cityhub.settings import Settings
@@ -132,9 +133,11 @@ def serve(settings: object) -> int:
     return 0
 
 
-def run_backup(db: str | None, dest: str) -> int:
+def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
     """`cityhub backup DEST`: 0 written and checked, 2 nothing written (the reason on stderr)."""
     from pathlib import Path
+
+    from tqdm import tqdm
 
     from cityhub.settings import Settings
     from cityhub.store.base import StoreError
@@ -142,11 +145,20 @@ def run_backup(db: str | None, dest: str) -> int:
 
     source = Path(db or Settings().db)
     print(f"cityhub: backing up {source} to {dest} ...", file=sys.stderr)
-    try:
-        done = backup(source, Path(dest))
-    except StoreError as exc:
-        print(f"cityhub: {exc}", file=sys.stderr)
-        return 2
+    with tqdm(
+        desc="backup", unit="B", unit_scale=True, file=sys.stderr, disable=not progress
+    ) as bar:
+
+        def report(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            done = backup(source, Path(dest), report if progress else None)
+        except StoreError as exc:
+            bar.close()
+            print(f"cityhub: {exc}", file=sys.stderr)
+            return 2
     print(
         f"cityhub: wrote {done.path} ({done.size / 1e6:,.1f} MB, {done.entities:,} entities, "
         f"checked) in {done.seconds:.1f} s"

@@ -8,7 +8,9 @@ writes it compacted to a new file, which is then checked before it is called a b
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +27,13 @@ class Backup:
     seconds: float
 
 
-def backup(source: Path, dest: Path) -> Backup:
-    """Write a checked snapshot of `source` to `dest`, which must not exist yet."""
+Progress = Callable[[int, int], None]  # (bytes written so far, bytes expected)
+POLL = 0.2  # seconds between progress reports
+
+
+def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup:
+    """Write a checked snapshot of `source` to `dest`, which must not exist yet; `progress`
+    hears how far the copy is every POLL seconds (a large city database takes minutes)."""
     if not source.is_file():
         raise StoreError(f"{source} is not a database file")
     if dest.exists():
@@ -34,10 +41,12 @@ def backup(source: Path, dest: Path) -> Backup:
     if not dest.parent.is_dir():
         raise StoreError(f"{dest.parent} is not a directory")
     started = time.monotonic()
-    conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
+    conn = sqlite3.connect(
+        f"file:{source}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
     try:
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("VACUUM INTO ?", (str(dest),))
+        _vacuum_into(conn, dest, progress)
     except sqlite3.Error as exc:
         dest.unlink(missing_ok=True)
         raise StoreError(f"cannot back up {source}: {exc}") from exc
@@ -55,3 +64,39 @@ def backup(source: Path, dest: Path) -> Backup:
         dest.unlink(missing_ok=True)
         raise StoreError(f"the copy of {source} failed its check ({verdict}); nothing was kept")
     return Backup(dest, dest.stat().st_size, entities, time.monotonic() - started)
+
+
+def _vacuum_into(conn: sqlite3.Connection, dest: Path, progress: Progress | None) -> None:
+    """VACUUM INTO dest; with `progress`, on a thread while the file's growth is reported
+    against the pages in use (the copy leaves free pages out, so it ends near 100 %)."""
+    if progress is None:
+        conn.execute("VACUUM INTO ?", (str(dest),))
+        return
+    page_size, pages, free = (
+        conn.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("page_size", "page_count", "freelist_count")
+    )
+    expected = max(1, (pages - free) * page_size)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn.execute("VACUUM INTO ?", (str(dest),))
+        except BaseException as exc:  # re-raised on the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="cityhub-backup", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(POLL)
+        progress(min(_size(dest), expected), expected)
+    if failure:
+        raise failure[0]
+    progress(expected, expected)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # not created yet
+        return 0
