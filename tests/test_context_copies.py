@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from cityhub.api.app import create_app
+from cityhub.ngsild.context import ContextCache
 from cityhub.settings import Settings
 
 REMOTE = "https://contexts.invalid/city.jsonld"  # reached through a mirror file we control
@@ -86,3 +88,28 @@ async def test_deleting_a_cached_context_deletes_its_stored_copy(tmp_path: Path)
     site(tmp_path, None)
     async with hub(tmp_path) as c:
         assert await lamp_type(c) == 503, "nothing of it was left to stand in"
+
+
+def test_the_least_recently_used_fetched_context_goes_first(tmp_path: Path) -> None:
+    urls = [f"https://contexts.invalid/{n}.jsonld" for n in "abc"]
+    for n in "abc":
+        (tmp_path / f"{n}.jsonld").write_text(json.dumps({"@context": {n: f"https://x/{n}"}}))
+    mirrors = {url: str(tmp_path / f"{n}.jsonld") for n, url in zip("abc", urls, strict=True)}
+    stored: set[str] = set()
+    cache = ContextCache(
+        mirrors=mirrors,
+        max_cached=2,
+        on_fetch=lambda e: stored.add(e.url),
+        on_evict=lambda e: stored.discard(e.url),
+    )
+    a, b, c = urls
+
+    async def use(url: str) -> None:
+        await cache.prefetch(url)
+
+    asyncio.run(use(a))
+    asyncio.run(use(b))
+    asyncio.run(use(a))  # a is now the more recently used
+    asyncio.run(use(c))  # one must go: b
+    assert cache.document(b) is None and cache.document(a) and cache.document(c)
+    assert stored == {a, c}, "the evicted context's stored copy is deleted too"

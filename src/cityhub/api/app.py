@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         ttl=settings.context_ttl,
         mirrors=settings.context_mirrors,
         on_fetch=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
+        on_evict=lambda entry: store.delete_context(entry.url),
     )
     cache.load(store.contexts())
     notifier = Notifier(

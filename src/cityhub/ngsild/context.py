@@ -133,6 +133,7 @@ CONTEXTS_PATH = "/ngsi-ld/v1/jsonldContexts/"
 CORE_LOCAL_ID = "ngsi-ld-core-context"
 MAX_CONTEXT_BYTES = 4 * 1024 * 1024
 _COMPILED_MAX = 4096  # distinct compiled @contexts kept before the memo starts over
+MAX_CACHED = 1000  # fetched @contexts kept (and stored); the least recently used goes first
 
 log = logging.getLogger("cityhub.context")
 
@@ -149,6 +150,7 @@ class ContextEntry:
     fetched: float = 0.0  # time.monotonic() of the download (Cached only)
     hits: int = 0
     last_usage: str | None = None
+    used: float = 0.0  # time.monotonic() of the last use or download (picks what to evict)
 
     @property
     def local(self) -> bool:
@@ -164,6 +166,7 @@ class ContextEntry:
         """Count one use by a request."""
         self.hits += 1
         self.last_usage = now_iso()
+        self.used = time.monotonic()
 
     def details(self, url: str) -> dict[str, Any]:
         """The metadata the API shows for details=true, under the given absolute URL."""
@@ -233,11 +236,16 @@ class ContextCache:
         max_bytes: int = MAX_CONTEXT_BYTES,
         mirrors: dict[str, str] | None = None,
         on_fetch: Callable[[ContextEntry], None] | None = None,
+        on_evict: Callable[[ContextEntry], None] | None = None,
+        max_cached: int = MAX_CACHED,
     ) -> None:
         self.timeout = timeout
         # told of every download that brought a new or changed document, so it can be stored
-        # and used after a restart while the remote site is down
+        # and used after a restart while the remote site is down; and of every fetched context
+        # dropped to keep at most max_cached, so its stored copy goes too
         self.on_fetch = on_fetch
+        self.on_evict = on_evict
+        self.max_cached = max_cached
         self.mirrors = dict(mirrors or {})  # remote URL -> local file or other URL (offline sites)
         self.ttl = ttl
         self.max_bytes = max_bytes
@@ -293,21 +301,36 @@ class ContextCache:
             document=document,
             created_at=created_at,
             fetched=fetched,
+            used=max(fetched, 0.0),
         )
+        victim = None
         with self._lock:
+            if url not in self._remote and len(self._remote) >= self.max_cached:
+                victim = min(self._remote.values(), key=lambda e: e.used)
+                del self._remote[victim.url]
+                self._remote_ids.pop(victim.local_id, None)
             self._remote[url] = entry
             self._remote_ids[entry.local_id] = url
             self._compiled.clear()
+        if victim is not None:
+            self._tell(self.on_evict, victim, "could not delete the stored copy of @context %s")
         return entry
 
     def _fetched(self, entry: ContextEntry) -> None:
-        """Hand a new or changed download to on_fetch; a failure there costs only the copy."""
-        if self.on_fetch is None:
+        """Hand a new or changed download to on_fetch."""
+        self._tell(self.on_fetch, entry, "could not store the copy of @context %s")
+
+    @staticmethod
+    def _tell(
+        hook: Callable[[ContextEntry], None] | None, entry: ContextEntry, failure: str
+    ) -> None:
+        """Call a storage hook; a failure there costs only the stored copy, never a request."""
+        if hook is None:
             return
         try:
-            self.on_fetch(entry)
-        except Exception:  # the request that fetched it must not fail for this
-            log.exception("could not store the copy of @context %s", entry.url)
+            hook(entry)
+        except Exception:
+            log.exception(failure, entry.url)
 
     def new_hosted(self, document: Any) -> ContextEntry:
         """Host a new context under a fresh local id."""
