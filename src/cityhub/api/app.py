@@ -37,6 +37,7 @@ from cityhub.ngsild.temporal import TemporalService
 from cityhub.notify.delivery import Policy
 from cityhub.notify.notifier import Notifier
 from cityhub.settings import Settings
+from cityhub.store.base import StoreFull
 from cityhub.store.sqlite import SqliteStore
 
 log = logging.getLogger("cityhub")
@@ -165,6 +166,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return plain_json(err.problem(), status=err.status, headers=dict(exc.headers or {}))
 
 
+async def store_full(request: Request, exc: Exception) -> Response:
+    """The database cannot grow: 503 (an operator must free space), and a log line saying so."""
+    log.error("write refused on %s %s: %s", request.method, request.url.path, exc)
+    err = NgsiLdError("the hub's storage is full; nothing of this request was stored")
+    err.status = 503
+    return plain_json(err.problem(), status=503, headers={"Retry-After": "60"})
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log it, answer a ProblemDetails 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -210,6 +219,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         routes=routes(),
         exception_handlers={
             NgsiLdError: ngsild_error,
+            StoreFull: store_full,
             HTTPException: http_error,
             Exception: unexpected,
         },

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from cityhub.store.base import StoreFull
+
 T = TypeVar("T")
 Job = tuple[Callable[[], Any], asyncio.Future[Any]]
 GATHER_TURNS = 4  # at most this many loop turns between a group's first job and its flush
@@ -86,13 +88,15 @@ class GroupCommitter:
                                 outcomes.append((True, fn()))
                         else:
                             outcomes.append((True, fn()))
+                    except StoreFull:
+                        raise  # SQLite may have rolled the whole transaction back: all fail
                     except Exception as exc:
                         if not isolated and store.changes() != before:
                             raise _Redo from exc
                         outcomes.append((False, exc))
         except _Redo:
             return None
-        except Exception as exc:  # the COMMIT itself failed: nothing of this group is stored
+        except Exception as exc:  # the COMMIT (or the disk) failed: nothing of it is stored
             return [(False, exc)] * len(jobs)
         return outcomes
 

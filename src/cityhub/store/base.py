@@ -14,6 +14,11 @@ class StoreError(Exception):
     """Base of the typed errors a store raises; the service maps them to NGSI-LD errors."""
 
 
+class StoreFull(StoreError):
+    """The database cannot grow: its disk is full (or a size limit was reached). Nothing of
+    the failed write was kept."""
+
+
 class EntityNotFound(StoreError):
     """No entity with that id in that tenant."""
 

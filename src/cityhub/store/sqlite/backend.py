@@ -25,6 +25,7 @@ from cityhub.store.base import (
     EntityQuery,
     OutboxItem,
     StoreError,
+    StoreFull,
     TemporalQuery,
 )
 from cityhub.store.sqlite import functions, outbox, resources, temporal
@@ -180,19 +181,24 @@ class SqliteStore:
             tx = SqliteWriteTx(conn, tenant, self.names, capture=capture)
             if self._in_group:
                 # without savepoints the caller isolates its jobs (api/commit.py)
-                with self.savepoint() if self._savepoints else contextlib.nullcontext():
+                with (
+                    _typed_full(),
+                    self.savepoint() if self._savepoints else contextlib.nullcontext(),
+                ):
                     yield tx
                     self._group_items += self._to_outbox(tx)
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield tx
-                items = self._to_outbox(tx)
+                with _typed_full():
+                    yield tx
+                    items = self._to_outbox(tx)
+                    conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 self.names.rolled_back()
                 raise
-            conn.execute("COMMIT")
             self.names.committed(conn)
             self._handover(items)
 
@@ -229,14 +235,16 @@ class SqliteStore:
             self._group_items = []
             try:
                 yield
+                with _typed_full():
+                    conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 self.names.rolled_back()
                 raise
             finally:
                 self._in_group = False
                 self._savepoints = True
-            conn.execute("COMMIT")
             self.names.committed(conn)
             items, self._group_items = self._group_items, []
             self._handover(items)
@@ -496,6 +504,17 @@ class SqliteStore:
         """Delete every resource of one kind in a tenant; how many went."""
         with self._write_lock:
             return resources.delete_kind(self._writer, kind, tenant)
+
+
+@contextmanager
+def _typed_full() -> Iterator[None]:
+    """SQLite's "database or disk is full" as the store's StoreFull (the API answers 503)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            raise
+        raise StoreFull(f"the database cannot grow: {exc}") from exc
 
 
 class SqliteWriteTx:
