@@ -182,7 +182,7 @@ class SqliteStore:
             if self._in_group:
                 # without savepoints the caller isolates its jobs (api/commit.py)
                 with (
-                    _typed_full(),
+                    _typed_full,
                     self.savepoint() if self._savepoints else contextlib.nullcontext(),
                 ):
                     yield tx
@@ -190,7 +190,7 @@ class SqliteStore:
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                with _typed_full():
+                with _typed_full:
                     yield tx
                     items = self._to_outbox(tx)
                     conn.execute("COMMIT")
@@ -235,7 +235,7 @@ class SqliteStore:
             self._group_items = []
             try:
                 yield
-                with _typed_full():
+                with _typed_full:
                     conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -506,15 +506,23 @@ class SqliteStore:
             return resources.delete_kind(self._writer, kind, tenant)
 
 
-@contextmanager
-def _typed_full() -> Iterator[None]:
-    """SQLite's "database or disk is full" as the store's StoreFull (the API answers 503)."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
-            raise
-        raise StoreFull(f"the database cannot grow: {exc}") from exc
+class _TypedFull:
+    """SQLite's "database or disk is full" as the store's StoreFull (the API answers 503);
+    a class, not a generator, because every write enters it."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if isinstance(exc, sqlite3.OperationalError) and (
+            getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        ):
+            raise StoreFull(f"the database cannot grow: {exc}") from exc
+
+
+_typed_full = _TypedFull()
 
 
 class SqliteWriteTx:
