@@ -1,10 +1,13 @@
-"""Documentation stays true: every setting and every CLI command is in the README."""
+"""Documentation stays true: every setting and every CLI command is in the README, and a bad
+setting is reported by the name the user wrote."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cityhub.cli import parser
+import pytest
+
+from cityhub.cli import main, parser
 from cityhub.settings import Settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -28,3 +31,12 @@ def test_every_command_is_documented() -> None:
     commands = list(sub.choices)  # type: ignore[union-attr]
     missing = [c for c in commands if f"cityhub {c}" not in README]
     assert not missing, f"commands missing from README.md: {missing}"
+
+
+def test_a_bad_setting_is_named_as_the_user_wrote_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYHUB_SYNC", "off")
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "bad setting sync (CITYHUB_SYNC) = 'off'" in err and "Traceback" not in err

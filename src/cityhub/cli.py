@@ -79,7 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        print(f"cityhub: bad setting: {exc}", file=sys.stderr)
+        for err in exc.errors():
+            field = "_".join(str(part) for part in err["loc"])
+            print(
+                f"cityhub: bad setting {field} (CITYHUB_{field.upper()}) = "
+                f"{err.get('input')!r}: {err['msg']}",
+                file=sys.stderr,
+            )
         return 2
     if args.command == "demo":
         from cityhub.demo.run import prepare_demo
