@@ -109,9 +109,12 @@ async def test_405_lists_allowed_methods(client: httpx.AsyncClient) -> None:
     assert "GET" in resp.headers.get("allow", ""), resp.headers
 
 
-async def test_health(client: httpx.AsyncClient) -> None:
+async def test_health(client: httpx.AsyncClient, db_path: Path) -> None:
     resp = await client.get("/health")
     assert resp.status_code == 200 and resp.json()["status"] == "ok", resp.text
+    storage = resp.json()["storage"]
+    assert storage["databaseBytes"] == db_path.stat().st_size > 0
+    assert storage["walBytes"] >= 0 and storage["diskFreeBytes"] > 0
     assert resp.json()["notifications"] == {
         "queued": 0,
         "delivered": 0,

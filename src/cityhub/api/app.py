@@ -139,11 +139,20 @@ async def missing_id(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Liveness (the store answers a read) and the notification backlog an operator watches."""
-    request.app.state.store.tenants()
+    """Liveness (the store answers a read), the space it uses and has left, and the
+    notification backlog: what an operator watches."""
+    store = request.app.state.store
+    store.tenants()
     dispatcher = request.app.state.notifier.dispatcher
     notifications = {"queued": dispatcher.pending(), **dispatcher.counters.report()}
-    return plain_json({"status": "ok", "version": __version__, "notifications": notifications})
+    return plain_json(
+        {
+            "status": "ok",
+            "version": __version__,
+            "storage": store.storage(),
+            "notifications": notifications,
+        }
+    )
 
 
 async def ngsild_error(request: Request, exc: Exception) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -264,6 +265,16 @@ class SqliteStore:
                 del self._group_items[mark:]
                 raise
             conn.execute("RELEASE job")
+
+    def storage(self) -> dict[str, int]:
+        """Bytes of the database file, of its WAL, and free on its disk (for /health)."""
+        db = Path(self.path)
+        wal = Path(self.path + "-wal")
+        return {
+            "databaseBytes": db.stat().st_size if db.exists() else 0,
+            "walBytes": wal.stat().st_size if wal.exists() else 0,
+            "diskFreeBytes": shutil.disk_usage(db.resolve().parent).free,
+        }
 
     def changes(self) -> int:
         """Rows the writer has changed since it opened: tells whether a failed job wrote."""
