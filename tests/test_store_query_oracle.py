@@ -15,7 +15,7 @@ from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.service import EntityService
 from cityhub.store.base import EntityQuery, StoreError
-from cityhub.store.sqlite import SqliteStore, qsql
+from cityhub.store.sqlite import SqliteStore, backend, qsql
 
 TYPES = ("Sensor", "Lamp", "Bus")
 STATUS = ("ok", "warn", "alarm")
@@ -78,13 +78,19 @@ def _expand(node: Any) -> Any:
     return ast.map_names(node, ContextCache().core.expand)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-count", "split-count"])
 @pytest.mark.parametrize("selective", [0, 10**9], ids=["correlated", "in-list"])
 @pytest.mark.parametrize("q", Q)
 def test_q_matches_the_evaluator(
-    loaded: tuple[SqliteStore, list[dict[str, Any]]], q: str, selective: int, monkeypatch: Any
+    loaded: tuple[SqliteStore, list[dict[str, Any]]],
+    q: str,
+    selective: int,
+    split: bool,
+    monkeypatch: Any,
 ) -> None:
     store, docs = loaded
     monkeypatch.setattr(qsql, "SELECTIVE", selective)
+    monkeypatch.setattr(backend, "SPLIT_SPAN", 1 if split else 10**9)
     node = _expand(parse_q(q))
     for types in (None, "Sensor", "Sensor,Lamp", "(Sensor;Asset)"):
         tnode = ast.map_names(parse_types(types), ContextCache().core.expand) if types else None
@@ -99,7 +105,7 @@ def test_q_matches_the_evaluator(
 
 
 def test_geo_and_scope_match_the_evaluator(
-    loaded: tuple[SqliteStore, list[dict[str, Any]]],
+    loaded: tuple[SqliteStore, list[dict[str, Any]]], monkeypatch: Any
 ) -> None:
     store, docs = loaded
     gq = geo.parse_geoq("near;maxDistance==30000", "Point", "[2.5,41.5]", "location")
@@ -116,6 +122,10 @@ def test_geo_and_scope_match_the_evaluator(
     want = [d["id"] for d in docs if evaluate.matches_geo(gq, d)]
     assert want, "the fixture must have some entities in range"
     assert sorted(x["id"] for x in got) == sorted(want)
+    for span in (1, 10**9):  # the geo predicate also works in a count split over two threads
+        monkeypatch.setattr(backend, "SPLIT_SPAN", span)
+        _, total = store.query("", EntityQuery(geo=gq, limit=0, count=True))
+        assert total == len(want)
     scope = ast.ScopePattern("/a/#")
     got, _ = store.query("", EntityQuery(scope=scope, limit=1000))
     assert sorted(x["id"] for x in got) == sorted(

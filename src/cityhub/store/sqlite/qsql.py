@@ -47,6 +47,9 @@ class Compiler:
         self.conn = conn  # when given, selectivity probes choose how each q term is joined
         self.pk = pk  # t.pk when the query is driven from entity_types (one type)
         self.names = names
+        # an uncorrelated IN list (a selective q term, a geoQ) does the work once, not per
+        # candidate row: splitting the candidates would only do it twice
+        self.narrowed = False
 
     def p(self, value: Any) -> str:
         """A bound parameter."""
@@ -147,6 +150,7 @@ class Compiler:
         shapely only for the geometries whose boxes can match.
         """
         self.geo_queries.append(gq)
+        self.narrowed = True
         qid = len(self.geo_queries) - 1
         box = prefilter_box(gq)
         if box is None:  # disjoint, minDistance: nothing to prefilter
@@ -241,6 +245,7 @@ class Compiler:
         column = self._column(node)
         value_index = _VALUE_INDEX[column]
         if value_index and node.op in _RANGE_OPS and self._selective(node, column, value_index):
+            self.narrowed = True
             head = (
                 f"{self.pk} IN (SELECT a.pk FROM attr_index a INDEXED BY {value_index} "
                 f"WHERE a.nid = {self.p(self.nid(node.path.attr))} AND "
