@@ -75,7 +75,8 @@ class SqliteStore:
             (str(SCHEMA_VERSION),),
         )
         self._all_readers: list[sqlite3.Connection] = []
-        self._readers_pool: ThreadPoolExecutor | None = None  # split counts (made on first use)
+        # the second half of split counts (its thread starts on first use)
+        self._counter = ThreadPoolExecutor(1, thread_name_prefix="cityhub-count")
         # Checkpoints run on their own thread, not inside a writer's COMMIT (docs/decisions/006).
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._stop = threading.Event()
@@ -167,8 +168,7 @@ class SqliteStore:
         """Stop the checkpointer, fold the WAL into the database, close every connection."""
         self._stop.set()
         self._checkpointer.join(timeout=5)
-        if self._readers_pool is not None:
-            self._readers_pool.shutdown(wait=True)
+        self._counter.shutdown(wait=True)
         with contextlib.suppress(sqlite3.Error):
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for conn in self._all_readers:
@@ -380,14 +380,12 @@ class SqliteStore:
     ) -> int:
         """count(*) of a query; over a wide pk span probed row by row, as two halves counted
         at once."""
-        if comp.narrowed:
-            return int(conn.execute(sql, comp.params).fetchone()[0])
-        lo, hi = conn.execute(*span).fetchone()
+        lo, hi = (None, None) if comp.narrowed else conn.execute(*span).fetchone()
         if lo is None or hi - lo < SPLIT_SPAN:
             return int(conn.execute(sql, comp.params).fetchone()[0])
         mid = (lo + hi) // 2
         ranged = f"{sql} AND {pk} BETWEEN ? AND ?"
-        other = self._pool().submit(self._count_part, ranged, [*comp.params, mid + 1, hi], comp)
+        other = self._counter.submit(self._count_part, ranged, [*comp.params, mid + 1, hi], comp)
         mine = conn.execute(ranged, [*comp.params, lo, mid]).fetchone()[0]
         return int(mine + other.result())
 
@@ -396,12 +394,6 @@ class SqliteStore:
         conn = self._reader()
         self._install_geo(conn, comp)
         return int(conn.execute(sql, params).fetchone()[0])
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._write_lock:
-            if self._readers_pool is None:
-                self._readers_pool = ThreadPoolExecutor(1, thread_name_prefix="cityhub-count")
-            return self._readers_pool
 
     @staticmethod
     def _install_geo(conn: sqlite3.Connection, comp: Compiler) -> None:
