@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
@@ -16,7 +17,7 @@ def note(n: int) -> dict[str, object]:
 
 
 async def test_a_full_disk_is_a_503_that_stores_nothing_and_the_hub_recovers(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(Settings(db=str(tmp_path / "hub.db")))
     writer = app.state.store._writer
@@ -33,6 +34,10 @@ async def test_a_full_disk_is_a_503_that_stores_nothing_and_the_hub_recovers(
         assert stored and len(stored) < 200, "the size limit stopped the writes"
         body = problem(resp, 503)
         assert "storage is full" in body["detail"] and resp.headers["retry-after"] == "60"
+        for n in range(1000, 1020):  # refused again and again: the log says so once
+            assert (await client.post(f"{BASE}/entities", json=note(n))).status_code == 503
+        refusals = [r for r in caplog.records if "write refused" in r.getMessage()]
+        assert len(refusals) == 1, [r.getMessage() for r in refusals]
         refused = note(len(stored))["id"]
         assert (await client.get(f"{BASE}/entities/{refused}")).status_code == 404
         assert (await client.get(f"{BASE}/entities/{note(stored[-1])['id']}")).status_code == 200

@@ -39,6 +39,7 @@ from cityhub.notify.notifier import Notifier
 from cityhub.settings import Settings
 from cityhub.store.base import StoreFull
 from cityhub.store.sqlite import SqliteStore
+from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub")
 
@@ -176,8 +177,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def store_full(request: Request, exc: Exception) -> Response:
-    """The database cannot grow: 503 (an operator must free space), and a log line saying so."""
-    log.error("write refused on %s %s: %s", request.method, request.url.path, exc)
+    """The database cannot grow: 503 (an operator must free space), and a log line saying so
+    (one per 10 s: a flood of them would fill the disk further)."""
+    request.app.state.full_log.error(
+        "write refused on %s %s: %s", request.method, request.url.path, exc
+    )
     err = NgsiLdError("the hub's storage is full; nothing of this request was stored")
     err.status = 503
     return plain_json(err.problem(), status=503, headers={"Retry-After": "60"})
@@ -240,6 +244,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.contexts = cache
     app.state.entities = EntityService(store)
     app.state.read_memo = ReadMemo()
+    app.state.full_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier
     iot_agent.install(app)

@@ -31,6 +31,8 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import BatchOutcome
+from cityhub.store.base import StoreFull
+from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.iot")
 
@@ -63,6 +65,7 @@ class Ingestor:
         self.letters = letters
         self.stats = stats
         self.state = app_state  # entities, committer, contexts: the API's own
+        self._full_log = ThrottledLog(log)  # a full disk fails every batch: one line per 10 s
         self.window = window
         self.max_batch = max_batch
         self.max_backlog = 4 * max_batch
@@ -205,7 +208,10 @@ class Ingestor:
                 lambda: entities.batch_upsert(tenant, items, tm, mode="update")
             )
         except Exception as exc:  # the transaction failed: nothing of this batch is stored
-            log.exception("storing %d device messages failed", len(batch))
+            if isinstance(exc, StoreFull):
+                self._full_log.error("storing %d device messages failed: %s", len(batch), exc)
+            else:
+                log.exception("storing %d device messages failed", len(batch))
             for p in batch:
                 fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
             return refused
@@ -223,8 +229,11 @@ class Ingestor:
     async def _write_letters(self, refused: list[tuple[str, Doc]]) -> None:
         try:
             await self.state.committer.run(lambda: self.letters.write(refused))
-        except Exception:  # losing a dead letter must not stop the agent
-            log.exception("storing %d dead letters failed", len(refused))
+        except Exception as exc:  # losing a dead letter must not stop the agent
+            if isinstance(exc, StoreFull):
+                self._full_log.error("storing %d dead letters failed: %s", len(refused), exc)
+            else:
+                log.exception("storing %d dead letters failed", len(refused))
             self.letters.recount()
 
     def _wake(self) -> None:
