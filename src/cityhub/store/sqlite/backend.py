@@ -385,15 +385,14 @@ class SqliteStore:
             return int(conn.execute(sql, comp.params).fetchone()[0])
         mid = (lo + hi) // 2
         ranged = f"{sql} AND {pk} BETWEEN ? AND ?"
-        other = self._counter.submit(self._count_part, ranged, [*comp.params, mid + 1, hi], comp)
+        other = self._counter.submit(self._count_part, ranged, [*comp.params, mid + 1, hi])
         mine = conn.execute(ranged, [*comp.params, lo, mid]).fetchone()[0]
         return int(mine + other.result())
 
-    def _count_part(self, sql: str, params: list[Any], comp: Compiler) -> int:
-        """One half of a split count, on the reader thread's own connection."""
-        conn = self._reader()
-        self._install_geo(conn, comp)
-        return int(conn.execute(sql, params).fetchone()[0])
+    def _count_part(self, sql: str, params: list[Any]) -> int:
+        """One half of a split count, on the reader thread's own connection (never a geoQ:
+        its R*Tree IN list marks the plan narrowed)."""
+        return int(self._reader().execute(sql, params).fetchone()[0])
 
     @staticmethod
     def _install_geo(conn: sqlite3.Connection, comp: Compiler) -> None:
