@@ -121,3 +121,18 @@ def test_progress_is_reported_up_to_the_whole_copy(
     assert "backup: 100%" in capsys.readouterr().err
     assert main(["backup", str(tmp_path / "quiet.db"), "--db", str(db), "--no-progress"]) == 0
     assert "backup:" not in capsys.readouterr().err
+
+
+def test_a_stopped_backup_leaves_no_file(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    items = [_entity(n) for n in range(3000)]
+    EntityService(store).batch_upsert("", items, ContextCache().core, "replace")
+    store.close()
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the reporting loop
+
+    with pytest.raises(KeyboardInterrupt):
+        backup(db, tmp_path / "copy.db", stop)
+    assert not (tmp_path / "copy.db").exists()

@@ -87,9 +87,15 @@ def _vacuum_into(conn: sqlite3.Connection, dest: Path, progress: Progress | None
 
     worker = threading.Thread(target=run, name="cityhub-backup", daemon=True)
     worker.start()
-    while worker.is_alive():
-        worker.join(POLL)
-        progress(min(_size(dest), expected), expected)
+    try:
+        while worker.is_alive():
+            worker.join(POLL)
+            progress(min(_size(dest), expected), expected)
+    except BaseException:  # Ctrl-C (or the reporter failed): stop, leave no half-written file
+        conn.interrupt()
+        worker.join()
+        dest.unlink(missing_ok=True)
+        raise
     if failure:
         raise failure[0]
     progress(expected, expected)
