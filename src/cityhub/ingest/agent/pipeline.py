@@ -208,10 +208,7 @@ class Ingestor:
                 lambda: entities.batch_upsert(tenant, items, tm, mode="update")
             )
         except Exception as exc:  # the transaction failed: nothing of this batch is stored
-            if isinstance(exc, StoreFull):
-                self._full_log.error("storing %d device messages failed: %s", len(batch), exc)
-            else:
-                log.exception("storing %d device messages failed", len(batch))
+            self._write_failed(exc, "storing %d device messages failed", len(batch))
             for p in batch:
                 fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
             return refused
@@ -230,11 +227,15 @@ class Ingestor:
         try:
             await self.state.committer.run(lambda: self.letters.write(refused))
         except Exception as exc:  # losing a dead letter must not stop the agent
-            if isinstance(exc, StoreFull):
-                self._full_log.error("storing %d dead letters failed: %s", len(refused), exc)
-            else:
-                log.exception("storing %d dead letters failed", len(refused))
+            self._write_failed(exc, "storing %d dead letters failed", len(refused))
             self.letters.recount()
+
+    def _write_failed(self, exc: Exception, what: str, count: int) -> None:
+        """Log a failed write: a full disk as one line per 10 s, anything else in full."""
+        if isinstance(exc, StoreFull):
+            self._full_log.error(what + ": %s", count, exc)
+        else:
+            log.exception(what, count)
 
     def _wake(self) -> None:
         if self.busy():
