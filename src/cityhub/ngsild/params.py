@@ -13,7 +13,7 @@ from cityhub.ngsild.errors import BadRequestData, InvalidRequest
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
-from cityhub.ngsild.query.qlang import parse_q
+from cityhub.ngsild.query.qlang import compile_regex, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import FORMATS, RenderOptions
@@ -182,12 +182,7 @@ def entity_query(
     ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
-        import re
-
-        try:
-            re.compile(id_pattern)
-        except re.error as exc:
-            raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from exc
+        compile_regex(id_pattern)
     types = None
     raw_type = params.get("type")
     if raw_type is not None:

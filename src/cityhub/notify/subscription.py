@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import matches_geo, matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery
+from cityhub.ngsild.query.pattern import Pattern
 from cityhub.ngsild.query.qlang import compile_regex, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
@@ -27,7 +27,7 @@ class Selector:
     """One EntitySelector: an id, an id pattern and a type selection (IRIs)."""
 
     id: str | None
-    pattern: re.Pattern[str] | None
+    pattern: Pattern | None
     types: ast.TypeNode
 
     def matches(self, doc: Doc) -> bool:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
-from functools import lru_cache
 from typing import NoReturn
 
 from cityhub.ngsild.errors import BadRequestData
@@ -25,6 +23,7 @@ from cityhub.ngsild.query.ast import (
     ValueKind,
     ValueList,
 )
+from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
 
 MAX_DEPTH = 32
 _OFFSET = r"(?P<off>[Zz]|[+-]\d{2}(?::?\d{2})?)"
@@ -111,15 +110,12 @@ _TEMPORAL: tuple[tuple[ValueKind, re.Pattern[str], Callable[[str], str | None]],
 )
 
 
-@lru_cache(maxsize=512)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a q pattern once; a bad one is the client's error."""
+def compile_regex(pattern: str) -> Pattern:
+    """Compile a q or idPattern regular expression; a bad one is the client's error."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # FutureWarnings about set syntax are noise here
-            return re.compile(pattern)
-    except (re.error, OverflowError, RecursionError, ValueError) as exc:
-        raise BadRequestData(f"invalid regular expression {pattern!r} in q: {exc}") from None
+        return compile_pattern(pattern)
+    except PatternError as exc:
+        raise BadRequestData(f'invalid regular expression "{pattern}": {exc}') from None
 
 
 class _Parser:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from functools import lru_cache
 from typing import Any
 
+from cityhub.ngsild.query.pattern import PatternError, compile_pattern
 from cityhub.store.sqlite.index import norm_datetime
-
-
-@lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def regexp(pattern: str, value: Any) -> bool:
@@ -20,8 +14,8 @@ def regexp(pattern: str, value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        return _regex(pattern).search(value) is not None
-    except re.error:
+        return compile_pattern(pattern).search(value) is not None
+    except PatternError:
         return False
 
 
