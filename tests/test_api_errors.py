@@ -162,6 +162,10 @@ BAD_BODIES: dict[str, bytes] = {
     "empty-array": b"[]",
     "array-of-junk": b"[1, null, [], {}]",
     "nul-in-name": b'{"id": "urn:ngsi-ld:Pump:p1", "type": "Pump", "fl\\u0000ow": 1}',
+    # an attribute type that is not a string (found by tests/test_api_fuzz.py), as an entity
+    # member and as the body of an attribute route
+    "list-attr-type": b'{"id": "urn:a:b", "type": "T", "flow": {"type": ["Property"], "value": 1}}',
+    "list-type-fragment": b'{"type": ["Property"], "value": 1, "flow": {"type": {}, "value": 2}}',
 }
 
 

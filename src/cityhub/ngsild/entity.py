@@ -217,8 +217,13 @@ def _is_multi(raw: Any) -> bool:
         and bool(raw)
         and all(isinstance(x, dict) and _INSTANCE_KEYS & x.keys() for x in raw)
         and any("type" in x or "datasetId" in x for x in raw)
-        and not all(x.get("type") in GEO_TYPES for x in raw)
+        and not all(is_geo_type(x.get("type")) for x in raw)
     )
+
+
+def is_geo_type(value: Any) -> bool:
+    """Whether a client's "type" member names a GeoJSON geometry (lists and objects do not)."""
+    return isinstance(value, str) and value in GEO_TYPES
 
 
 def _infer_type(raw: dict[str, Any]) -> str:
@@ -243,7 +248,9 @@ def expand_instance(
             return {"type": "Property", "null": True}
         return {"type": "Property", "value": raw}
     typ = raw.get("type")
-    if (typ in GEO_TYPES and "coordinates" in raw) or typ == "GeometryCollection":
+    if typ is not None and not isinstance(typ, str):
+        raise BadRequestData(f"an attribute's type must be a string, not {typ!r}")
+    if (is_geo_type(typ) and "coordinates" in raw) or typ == "GeometryCollection":
         return {"type": "GeoProperty", "value": check_geometry(raw)}
     given_type = typ is not None
     if typ is None:
@@ -344,7 +351,7 @@ def _plain_point(coords: Any) -> bool:
 
 def check_geometry(value: Any) -> dict[str, Any]:
     """A GeoJSON geometry that shapely accepts, or BadRequestData."""
-    if not isinstance(value, dict) or value.get("type") not in GEO_TYPES:
+    if not isinstance(value, dict) or not is_geo_type(value.get("type")):
         raise BadRequestData("a GeoProperty value must be a GeoJSON geometry")
     if value["type"] == "Point" and _plain_point(value.get("coordinates")):
         return value  # the common case, checked without building a shapely geometry
