@@ -102,8 +102,8 @@ async def query_entities(request: Request) -> Response:
     return _query(request, ctx, params)
 
 
-def _query(request: Request, ctx: Ctx, params: dict[str, str]) -> Response:
-    query = P.entity_query(params, ctx.tm)
+def _query(request: Request, ctx: Ctx, params: dict[str, str], selectors: Any = None) -> Response:
+    query = P.entity_query(params, ctx.tm, selectors=selectors)
     docs, total = service(request).query(ctx.tenant, query)
     rendered = _render(request, ctx, docs, params)
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
@@ -120,25 +120,13 @@ async def post_query(request: Request) -> Response:
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData("the body must be a Query object with type 'Query'")
     params.update(_query_params(body))
-    return _query(request, ctx, params)
+    return _query(request, ctx, params, body.get("entities"))
 
 
 def _query_params(body: dict[str, Any]) -> dict[str, str]:
-    """Flatten a Query object into the equivalent GET parameters."""
+    """Flatten a Query object, but for its EntitySelectors, into the equivalent GET
+    parameters."""
     out: dict[str, str] = {}
-    entities = body.get("entities")
-    if entities is not None:
-        if not isinstance(entities, list) or not all(isinstance(e, dict) for e in entities):
-            raise BadRequestData("entities must be a list of EntitySelector objects")
-        types = [e["type"] for e in entities if isinstance(e.get("type"), str)]
-        ids = [e["id"] for e in entities if isinstance(e.get("id"), str)]
-        patterns = [e["idPattern"] for e in entities if isinstance(e.get("idPattern"), str)]
-        if types:
-            out["type"] = ",".join(types)
-        if ids:
-            out["id"] = ",".join(ids)
-        if patterns:
-            out["idPattern"] = "|".join(patterns)
     for key in ("attrs", "pick", "omit"):
         if isinstance(body.get(key), list):
             out[key] = ",".join(body[key])

@@ -81,7 +81,7 @@ async def post_query(request: Request) -> Response:
         for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
             if key in tq:
                 params[key] = str(tq[key])
-    result = service(request).query(ctx.tenant, params, ctx.tm)
+    result = service(request).query(ctx.tenant, params, ctx.tm, selectors=body.get("entities"))
     return _respond(ctx, result, result.entities)
 
 

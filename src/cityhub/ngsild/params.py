@@ -17,7 +17,7 @@ from cityhub.ngsild.query.qlang import compile_regex, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import FORMATS, RenderOptions
-from cityhub.store.base import EntityQuery
+from cityhub.store.base import EntityQuery, EntitySelector
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -176,9 +176,15 @@ def geo_param(params: Mapping[str, str], tm: TermMap) -> GeoQuery | None:
 
 
 def entity_query(
-    params: Mapping[str, str], tm: TermMap, *, require_filter: bool = True, ids_filter: bool = False
+    params: Mapping[str, str],
+    tm: TermMap,
+    *,
+    require_filter: bool = True,
+    ids_filter: bool = False,
+    selectors: Any = None,
 ) -> EntityQuery:
-    """The entity selection of GET /entities (and of the temporal queries)."""
+    """The entity selection of GET /entities (and of the temporal queries); `selectors` is
+    the `entities` member of a Query body, which takes the place of id, idPattern and type."""
     ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
@@ -187,11 +193,20 @@ def entity_query(
     raw_type = params.get("type")
     if raw_type is not None:
         types = ast.map_names(parse_types(raw_type), tm.expand)
+    alternatives = None
+    if selectors is not None:
+        folded = fold_selectors(entity_selectors(selectors, tm))
+        if len(folded) == 1:
+            ids, id_pattern, types = folded[0].ids, folded[0].id_pattern, folded[0].types
+        else:
+            alternatives = tuple(folded)
     q = _expand_q(parse_q(params["q"]), tm) if params.get("q") is not None else None
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
-    filters = (types, q, scope, geo, attrs) + ((ids, id_pattern) if ids_filter else ())
+    filters: list[Any] = [types, q, scope, geo, attrs, alternatives]
+    if ids_filter:
+        filters += [ids, id_pattern]
     if require_filter and not any(filters) and not flag(params, "local"):
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     return EntityQuery(
@@ -199,6 +214,7 @@ def entity_query(
         ids=ids,
         id_pattern=id_pattern,
         types=types,
+        selectors=alternatives,
         q=q,
         scope=scope,
         geo=geo,
@@ -207,6 +223,56 @@ def entity_query(
         offset=integer(params, "offset", 0, 0, 2**31),
         count=flag(params, "count") or "count" in options(params),
     )
+
+
+def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
+    """The EntitySelectors of a Query body, validated, with their types expanded."""
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        raise BadRequestData("entities must be a list of EntitySelector objects")
+    out = []
+    for sel in raw:
+        ids = (check_uri(sel["id"], "EntitySelector id"),) if "id" in sel else None
+        pattern = sel.get("idPattern")
+        if pattern is not None:
+            if not isinstance(pattern, str):
+                raise BadRequestData("an EntitySelector idPattern must be a string")
+            compile_regex(pattern)
+        types = None
+        if "type" in sel:
+            if not isinstance(sel["type"], str):
+                raise BadRequestData("an EntitySelector type must be a string")
+            types = ast.map_names(parse_types(sel["type"]), tm.expand)
+        out.append(EntitySelector(ids, pattern, types))
+    if not out:
+        raise BadRequestData("entities must hold at least one EntitySelector")
+    return out
+
+
+def fold_selectors(selectors: list[EntitySelector]) -> list[EntitySelector]:
+    """The same selection in as few selectors as possible: those that differ only by id
+    become one with an id list (a dashboard asking for 1,000 sensors by id and type is one
+    IN list), and those with neither id nor idPattern one with a type disjunction."""
+    by_kind: dict[tuple[Any, str | None], list[str] | None] = {}
+    for sel in selectors:
+        key = (sel.types, sel.id_pattern)
+        if sel.ids is None:
+            by_kind[key] = None
+        elif (known := by_kind.setdefault(key, [])) is not None:
+            known.extend(sel.ids)
+    if (None, None) in by_kind and by_kind[(None, None)] is None:
+        return [EntitySelector()]  # one selector matches every entity
+    plain = [types for (types, pattern), ids in by_kind.items() if ids is None and not pattern]
+    out = [
+        EntitySelector(tuple(dict.fromkeys(ids)) if ids is not None else None, pattern, types)
+        for (types, pattern), ids in by_kind.items()
+        if ids is not None or pattern
+    ]
+    if plain:
+        types = plain[0] if len(plain) == 1 else ast.TypeOr(tuple(plain))
+        out.append(EntitySelector(types=types))
+    if len(out) > ast.MAX_TERMS:
+        raise BadRequestData(f"entities: more than {ast.MAX_TERMS:,} distinct selectors")
+    return out
 
 
 LOCATION = NGSI_LD + "location"

@@ -82,7 +82,7 @@ def duration_seconds(text: str) -> float:
 
 
 def temporal_query(
-    params: Mapping[str, str], tm: TermMap, *, one_entity: str | None = None
+    params: Mapping[str, str], tm: TermMap, *, one_entity: str | None = None, selectors: Any = None
 ) -> TemporalQuery:
     """timerel/timeAt/endTimeAt/timeproperty/lastN/datasetId plus the entity selection.
 
@@ -92,7 +92,7 @@ def temporal_query(
     if one_entity is not None:
         entities = EntityQuery(ids=(one_entity,), limit=1)
     else:
-        entities = P.entity_query(params, tm)
+        entities = P.entity_query(params, tm, selectors=selectors)
     timerel = params.get("timerel")
     time_at = end_at = None
     if timerel is not None:
@@ -331,9 +331,15 @@ class TemporalService:
 
     # -- reading ---------------------------------------------------------------------------
     def query(
-        self, tenant: str, params: Mapping[str, str], tm: TermMap, one_entity: str | None = None
+        self,
+        tenant: str,
+        params: Mapping[str, str],
+        tm: TermMap,
+        one_entity: str | None = None,
+        selectors: Any = None,
     ) -> TemporalResult:
-        """Temporal entities rendered in the requested format (one entity: 404 when absent)."""
+        """Temporal entities rendered in the requested format (one entity: 404 when absent);
+        `selectors` are the EntitySelectors of a Query body."""
         fmt = temporal_format(params)
         members = _members(params, tm)
         base = P.render_options({k: v for k, v in params.items() if k != "format"}, tm)
@@ -342,7 +348,7 @@ class TemporalService:
             sys_attrs=base.sys_attrs,
             lang=base.lang,
         )
-        tq = temporal_query(params, tm, one_entity=one_entity)
+        tq = temporal_query(params, tm, one_entity=one_entity, selectors=selectors)
         if fmt == "aggregatedValues":
             aggr = aggregation(params)
             aggs, total = self.store.aggregate(tenant, tq, aggr)

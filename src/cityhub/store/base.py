@@ -32,12 +32,24 @@ class TenantNotFound(StoreError):
 
 
 @dataclass(frozen=True)
+class EntitySelector:
+    """One EntitySelector of a Query body: an entity matches when it meets all three."""
+
+    ids: tuple[str, ...] | None = None
+    id_pattern: str | None = None
+    types: Any = None  # ngsild.query.ast type node
+
+
+@dataclass(frozen=True)
 class EntityQuery:
     """A backend-neutral entity selection; names and types are already IRIs."""
 
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
     types: Any = None  # ngsild.query.ast type node
+    # Several EntitySelectors that cannot be folded into ids/id_pattern/types: an entity
+    # matches when it meets any of them (and every other condition).
+    selectors: tuple[EntitySelector, ...] | None = None
     q: Any = None  # ngsild.query.ast q node
     scope: Any = None  # ngsild.query.ast scope node
     geo: Any = None  # ngsild.query.geo.GeoQuery with an expanded geoproperty

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, overload
+from typing import Any, Literal, TypeAlias, overload
 
 ValueKind = Literal["number", "string", "bool", "null", "datetime", "date", "time"]
 CompareOp = Literal["==", "!=", ">", ">=", "<", "<=", "~=", "!~="]
@@ -133,6 +133,17 @@ class ScopeOr:
 
 
 ScopeNode: TypeAlias = ScopePattern | ScopeAnd | ScopeOr
+
+
+# Terms one q, type or scopeQ expression may hold: each becomes a condition (and SQL
+# parameters) of its own, and a statement takes at most 32,766 parameters.
+MAX_TERMS = 1000
+
+
+def leaves(node: Any) -> int:
+    """How many terms a q, type or scope tree holds."""
+    items = getattr(node, "items", None)
+    return 1 if items is None else sum(leaves(i) for i in items)
 
 
 def _map_path(path: AttrPath, fn: Callable[[str], str]) -> AttrPath:

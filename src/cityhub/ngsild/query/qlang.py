@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query.ast import (
+    MAX_TERMS,
     And,
     AttrPath,
     Compare,
@@ -22,6 +23,7 @@ from cityhub.ngsild.query.ast import (
     Value,
     ValueKind,
     ValueList,
+    leaves,
 )
 from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
 
@@ -330,4 +332,6 @@ def parse_q(text: str) -> QNode:
     node = parser.query()
     if parser.peek():
         parser.fail(f"unexpected {parser.peek()!r}")
+    if leaves(node) > MAX_TERMS:
+        raise BadRequestData(f"invalid q: more than {MAX_TERMS:,} terms")
     return node

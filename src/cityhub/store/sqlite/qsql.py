@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import orjson
+
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
@@ -21,6 +23,8 @@ _META_SUBS = {
 }
 _ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": "e.modified_at"}
 _TIME_KINDS = ("datetime", "date", "time")
+MAX_PARAMS = 32000  # SQLite takes 32,766 parameters in one statement; the rest is headroom
+LONG_LIST = 100  # ids beyond which an IN list is one JSON parameter
 SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
 _RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
 _VALUE_INDEX = {"a.num": "attr_index_num", "a.txt": "attr_index_txt", "a.ts": "attr_index_ts"}
@@ -52,7 +56,9 @@ class Compiler:
         self.narrowed = False
 
     def p(self, value: Any) -> str:
-        """A bound parameter."""
+        """A bound parameter (a statement takes at most MAX_PARAMS)."""
+        if len(self.params) >= MAX_PARAMS:
+            raise BadRequestData("the query is too large: shorten its q, type or id lists")
         self.params.append(value)
         return "?"
 
@@ -73,13 +79,10 @@ class Compiler:
             parts = [f"t.tenant = {self.p(tenant)} AND t.type = {self.p(query.types.name)}"]
         else:
             parts = [f"e.tenant = {self.p(tenant)}"]
-        if query.ids is not None:
-            marks = ",".join(self.p(i) for i in query.ids)
-            parts.append(f"e.id IN ({marks})")
-        if query.id_pattern is not None:
-            parts.append(f"regexp({self.p(query.id_pattern)}, e.id)")
-        if query.types is not None and self.pk != "t.pk":
-            parts.append(self.types(tenant, query.types))
+        own_types = query.types if self.pk != "t.pk" else None
+        parts += self.selector(query.ids, query.id_pattern, own_types, "e.id", tenant)
+        if query.selectors:
+            parts.append(self.selectors(query.selectors, "e.id", tenant))
         if query.attrs:
             marks = ",".join(self.p(self.nid(a)) for a in query.attrs)
             parts.append(
@@ -123,6 +126,40 @@ class Compiler:
             terms.append(f"{expr} {'DESC' if desc else 'ASC'}")
         return ", ".join([*terms, tiebreak])
 
+    def selector(
+        self, ids: Any, id_pattern: str | None, types: Any, id_col: str, tenant: str
+    ) -> list[str]:
+        """The conditions of one entity selection (ids, idPattern, type expression) on the
+        column holding the id; `types` of the entities table, or of tentities when the
+        column is `tt.id`."""
+        parts = []
+        if ids is not None:
+            parts.append(self.in_list(id_col, ids))
+        if id_pattern is not None:
+            parts.append(f"regexp({self.p(id_pattern)}, {id_col})")
+        if types is not None:
+            parts.append(
+                self.types(tenant, types) if id_col == "e.id" else self.tentity_types(types)
+            )
+        return parts
+
+    def selectors(self, selectors: Any, id_col: str, tenant: str) -> str:
+        """Several EntitySelectors: an entity meets any of them."""
+        alternatives = [
+            balanced(" AND ", self.selector(s.ids, s.id_pattern, s.types, id_col, tenant) or ["1"])
+            for s in selectors
+        ]
+        return balanced(" OR ", alternatives)
+
+    def in_list(self, expr: str, values: Any) -> str:
+        """expr IN (values); a long list is one JSON parameter, since a statement takes at
+        most 32,766 parameters."""
+        if len(values) > LONG_LIST:
+            return (
+                f"{expr} IN (SELECT value FROM json_each({self.p(orjson.dumps(values).decode())}))"
+            )
+        return f"{expr} IN ({','.join(self.p(v) for v in values)})"
+
     def types(self, tenant: str, node: Any) -> str:
         """Type expressions: each name is an index look-up on entity_types."""
         if isinstance(node, ast.TypeName):
@@ -131,7 +168,14 @@ class Compiler:
                 f"{self.p(tenant)} AND t.type = {self.p(node.name)})"
             )
         joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
-        return "(" + joiner.join(self.types(tenant, n) for n in node.items) + ")"
+        return balanced(joiner, [self.types(tenant, n) for n in node.items])
+
+    def tentity_types(self, node: Any) -> str:
+        """Type expressions over a temporal entity's types (tentities.types, a JSON array)."""
+        if isinstance(node, ast.TypeName):
+            return f"EXISTS (SELECT 1 FROM json_each(tt.types) jt WHERE jt.value = {self.p(node.name)})"
+        joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
+        return balanced(joiner, [self.tentity_types(n) for n in node.items])
 
     def scope(self, node: Any) -> str:
         """scopeQ: a Python function matches each stored scope against the pattern."""
@@ -141,7 +185,7 @@ class Compiler:
                 f"WHERE scope_match({self.p(node.path)}, s.value))"
             )
         joiner = " AND " if isinstance(node, ast.ScopeAnd) else " OR "
-        return "(" + joiner.join(self.scope(n) for n in node.items) + ")"
+        return balanced(joiner, [self.scope(n) for n in node.items])
 
     def geo(self, gq: Any) -> str:
         """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate.
@@ -171,7 +215,7 @@ class Compiler:
         """A q expression."""
         if isinstance(node, ast.And | ast.Or):
             joiner = " AND " if isinstance(node, ast.And) else " OR "
-            return "(" + joiner.join(self.q(n) for n in node.items) + ")"
+            return balanced(joiner, [self.q(n) for n in node.items])
         if isinstance(node, ast.Exists):
             return self.exists(node.path)
         if isinstance(node, ast.Compare):
@@ -294,6 +338,15 @@ class Compiler:
         if op not in _SQL_OPS:
             raise BadRequestData(f"unsupported operator {op!r}")
         return f"{expr} {_SQL_OPS[op]} {self.p(_scalar(value, ts_column))}"
+
+
+def balanced(joiner: str, parts: list[str]) -> str:
+    """Terms joined as a balanced tree: SQLite refuses expressions nested over 1,000 deep,
+    and a flat chain of n terms nests n deep."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    return f"({balanced(joiner, parts[:mid])}{joiner}{balanced(joiner, parts[mid:])})"
 
 
 def _kinds(value: Any) -> set[str]:

@@ -387,12 +387,9 @@ def _entities(
     comp = Compiler(conn, names=names)
     parts = [f"tt.tenant = {comp.p(tenant)}"]
     nids = [names.lookup(conn, a) for a in query.attrs] if query.attrs else None
-    if eq.ids is not None:
-        parts.append(f"tt.id IN ({','.join(comp.p(i) for i in eq.ids)})")
-    if eq.id_pattern is not None:
-        parts.append(f"regexp({comp.p(eq.id_pattern)}, tt.id)")
-    if eq.types is not None:
-        parts.append(_types_sql(comp, eq.types))
+    parts += comp.selector(eq.ids, eq.id_pattern, eq.types, "tt.id", tenant)
+    if eq.selectors:
+        parts.append(comp.selectors(eq.selectors, "tt.id", tenant))
     if query.with_instances:
         parts.append(
             "EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk"
@@ -438,15 +435,6 @@ def _entities(
 
 def _header(eid: str, types: str, created: str, modified: str) -> Doc:
     return {"id": eid, "type": orjson.loads(types), "createdAt": created, "modifiedAt": modified}
-
-
-def _types_sql(comp: Compiler, node: Any) -> str:
-    from cityhub.ngsild.query import ast
-
-    if isinstance(node, ast.TypeName):
-        return f"EXISTS (SELECT 1 FROM json_each(tt.types) jt WHERE jt.value = {comp.p(node.name)})"
-    joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
-    return "(" + joiner.join(_types_sql(comp, n) for n in node.items) + ")"
 
 
 def select(
