@@ -111,8 +111,6 @@ def entity(draw: st.DrawFn) -> Any:
     return body
 
 
-bodies = entity() | st.lists(entity(), max_size=4) | json_value
-
 # q and the other query parameters, built from their own tokens plus junk.
 Q_TOKENS = [*NAMES, "==", "!=", ">=", "<=", ">", "<", "~=", "!~=", ";", "|", "(", ")", ".."]
 Q_TOKENS += [",", "[", "]", ".", '"', "'", '"ok"', "1", "-1.5e3", TIMES[0], "true", "null", " "]
@@ -166,6 +164,73 @@ params = st.dictionaries(st.sampled_from(sorted(PARAMS)), st.just(""), max_size=
     lambda keys: st.fixed_dictionaries({k: PARAMS[k] for k in keys})
 )
 
+selector = st.fixed_dictionaries(
+    {}, optional={"id": entity_id, "idPattern": st.sampled_from([".*", "("]), "type": type_name}
+)
+ENDPOINT = {
+    "uri": st.sampled_from(["http://127.0.0.1:9/n", "mqtt://127.0.0.1:9/t", "x", ""]) | json_value,
+    "accept": st.sampled_from(["application/json", "application/ld+json", "x"]),
+    "receiverInfo": st.lists(st.fixed_dictionaries({"key": name, "value": json_value})),
+    "notifierInfo": json_value,
+    "timeout": number,
+    "cooldown": number,
+}
+endpoint = st.fixed_dictionaries({}, optional=ENDPOINT) | json_value
+# Subscriptions, context-source registrations and IoT provisioning: their members, each a likely
+# value or anything at all.
+SHAPED = {
+    "type": st.sampled_from(["Subscription", "ContextSourceRegistration", "x"]),
+    "id": entity_id,
+    "entities": st.lists(selector, max_size=3),
+    "watchedAttributes": st.lists(name, max_size=3),
+    "notificationTrigger": st.lists(st.sampled_from(["entityCreated", "attributeUpdated", "x"])),
+    "q": q_expr,
+    "geoQ": st.fixed_dictionaries(
+        {}, optional={"georel": st.sampled_from(RELS), "geometry": st.sampled_from(GEOMETRIES)}
+    ),
+    "scopeQ": st.sampled_from(["/a", "/a/#", "("]),
+    "notification": st.fixed_dictionaries(
+        {},
+        optional={
+            "endpoint": endpoint,
+            "format": st.sampled_from(["normalized", "keyValues", "concise", "x"]),
+            "attributes": st.lists(name, max_size=3),
+            "sysAttrs": st.booleans(),
+            "showChanges": st.booleans(),
+        },
+    ),
+    "expiresAt": time,
+    "throttling": number,
+    "timeInterval": number,
+    "isActive": st.booleans(),
+    "lang": st.sampled_from(["en", "*"]),
+    "information": st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "entities": st.lists(selector, max_size=2),
+                "propertyNames": st.lists(name, max_size=2),
+                "relationshipNames": st.lists(name, max_size=2),
+            },
+        ),
+        max_size=2,
+    ),
+    "endpoint": st.sampled_from(["http://127.0.0.1:9/csr", "x"]) | endpoint,
+    "mode": st.sampled_from(["inclusive", "exclusive", "redirect", "auxiliary", "x"]),
+    "operations": st.lists(st.sampled_from(["retrieveEntity", "federationOps", "x"])),
+    "apikey": st.sampled_from(["k1", ""]),
+    "protocol": st.sampled_from(["json", "ul", "x"]),
+    "entityId": entity_id,
+    "entityType": type_name,
+    "mapping": st.dictionaries(name, json_value, max_size=3),
+    "attributes": st.dictionaries(name, json_value, max_size=3),
+    "static": attrs,
+    "source": st.sampled_from(["s1", "x"]),
+    "ldContext": st.sampled_from([CORE, "x"]) | json_value,
+}
+shaped = st.fixed_dictionaries({}, optional=SHAPED)
+bodies = entity() | st.lists(entity(), max_size=4) | shaped | json_value
+
 MEDIA = [
     "application/json",
     "application/ld+json",
@@ -214,6 +279,18 @@ PATHS = [
     "/temporal/entityOperations/query",
     "/jsonldContexts",
     "/jsonldContexts/{id}",
+    "/subscriptions",
+    "/subscriptions/{id}",
+    "/csourceRegistrations",
+    "/csourceRegistrations/{id}",
+    "/csourceSubscriptions",
+    "/csourceSubscriptions/{id}",
+    "/iot/v1/sources",
+    "/iot/v1/sources/{attr}",
+    "/iot/v1/devices",
+    "/iot/v1/devices/{attr}",
+    "/iot/v1/json",
+    "/iot/v1/deadletters",
 ]
 
 
@@ -222,7 +299,8 @@ def path(draw: st.DrawFn) -> str:
     """A route of the API with its placeholders filled (percent-encoded, or not)."""
     template = draw(st.sampled_from(PATHS))
     enc = draw(st.sampled_from([lambda s: quote(s, safe=""), lambda s: quote(s, safe="/:")]))
-    return BASE + template.format(
+    base = "" if template.startswith("/iot/") else BASE
+    return base + template.format(
         id=enc(draw(entity_id)) or "x",
         attr=enc(draw(name)) or "x",
         iid=enc(draw(st.sampled_from(["urn:i:1", "x"]) | st.text(max_size=4))) or "x",
@@ -286,9 +364,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     h.close()
 
 
-# Fetched @contexts are a cache (kind 'Cached'), filled by any request that names one.
-TABLES = ["entities", "entity_types", "attr_index", "geo", "tentities", "history", "resources"]
+# What a refused request must leave alone. Not in it: fetched @contexts (a cache, filled by any
+# request that names one), refused device messages (kept as dead letters on purpose) and a
+# subscription's delivery status (written in the background, decision 008).
+TABLES = ["entities", "entity_types", "attr_index", "geo", "tentities", "history"]
 TABLES += ["contexts WHERE kind != 'Cached'"]
+RESOURCES = "SELECT kind, tenant, id, doc FROM resources WHERE kind != 'iot-deadletter' ORDER BY pk"
 
 
 def snapshot(db: Path) -> str:
@@ -298,6 +379,9 @@ def snapshot(db: Path) -> str:
         for table in TABLES:
             for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
                 digest.update(repr(row).encode())
+        for kind, tenant, rid, doc in conn.execute(RESOURCES):
+            stored = {k: v for k, v in orjson.loads(doc).items() if k != "_notif"}
+            digest.update(repr((kind, tenant, rid, stored)).encode())
     return digest.hexdigest()
 
 
