@@ -1,7 +1,8 @@
-"""Generated requests: no input, however malformed, gets a 500, and a refused one stores nothing.
+"""Generated requests: no input, however malformed, gets a 500; a refused one stores nothing;
+an accepted one changes nothing of another tenant's.
 
-The issue asks for "never a 500 for a malformed body, header or parameter" and "a rejected
-request changes nothing that was stored". Hand-written tests cover the inputs we thought of;
+The issue asks for "never a 500 for a malformed body, header or parameter", "a rejected
+request changes nothing that was stored" and "a tenant never sees another tenant's data". Hand-written tests cover the inputs we thought of;
 these let hypothesis build the rest from the API's own vocabulary (parameter names, query
 tokens, attribute shapes, media types) mixed with junk.
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from conftest import BASE, CORE, ContextServer, link
 
 EXAMPLES = int(os.environ.get("CITYHUB_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=EXAMPLES or 60,
+    max_examples=EXAMPLES or 100,
     derandomize=not EXAMPLES,
     deadline=None,
     database=None,
@@ -56,7 +58,9 @@ json_value = st.recursive(
     max_leaves=12,
 )
 ID = "urn:ngsi-ld:Sensor:"
-ids = st.sampled_from([ID + "s1", ID + "s2", ID + "new", "urn:x", "not an iri", "", "a/b"])
+# the seeded entities most often, so that updates and deletes find something
+SEEDED = [ID + "s1", ID + "s2"]
+ids = st.sampled_from(SEEDED * 4 + [ID + "new", "urn:x", "not an iri", "", "a/b"])
 entity_id = ids | st.text(max_size=12).map(lambda t: ID + t) | st.text(max_size=6)
 TYPES = ["Sensor", "Room", "Property", "Relationship", "GeoProperty", "LanguageProperty"]
 TYPES += ["VocabProperty", "ListProperty", "ListRelationship", "JsonProperty", "Point"]
@@ -251,8 +255,10 @@ def headers(draw: st.DrawFn, ctx: ContextServer) -> dict[str, str]:
     if draw(st.integers(0, 2)) == 0:
         url = draw(st.sampled_from([CORE, ctx.url("/ctx/fuzz.jsonld"), ctx.url("/notjson")]))
         h["Link"] = draw(st.sampled_from([link(url), f"<{url}>", "<>", "junk", link("x")]))
-    if draw(st.integers(0, 4)) == 0:
-        h["NGSILD-Tenant"] = draw(st.sampled_from(["t1", "", "a b", "é", "x" * 300]))
+    if draw(st.booleans()):  # t1 holds the seed too; the others are new or odd
+        h["NGSILD-Tenant"] = draw(
+            st.sampled_from(["t1", "t1", "t1", "", "t2", "a b", "é", "x" * 300])
+        )
     return h
 
 
@@ -295,14 +301,19 @@ PATHS = [
 
 
 @st.composite
-def path(draw: st.DrawFn) -> str:
+def path(
+    draw: st.DrawFn,
+    templates: list[str] = PATHS,
+    ident: st.SearchStrategy[str] = entity_id,
+    attr: st.SearchStrategy[str] = name,
+) -> str:
     """A route of the API with its placeholders filled (percent-encoded, or not)."""
-    template = draw(st.sampled_from(PATHS))
+    template = draw(st.sampled_from(templates))
     enc = draw(st.sampled_from([lambda s: quote(s, safe=""), lambda s: quote(s, safe="/:")]))
     base = "" if template.startswith("/iot/") else BASE
     return base + template.format(
-        id=enc(draw(entity_id)) or "x",
-        attr=enc(draw(name)) or "x",
+        id=enc(draw(ident)) or "x",
+        attr=enc(draw(attr)) or "x",
         iid=enc(draw(st.sampled_from(["urn:i:1", "x"]) | st.text(max_size=4))) or "x",
     )
 
@@ -333,7 +344,7 @@ SEED = [
 
 class Hub:
     """One in-process hub on its own event loop, so hypothesis's synchronous examples can call
-    it, seeded with two entities and their history."""
+    it, seeded with two entities and their history in the default tenant and in t1."""
 
     def __init__(self, db: Path) -> None:
         self.db = db
@@ -341,8 +352,14 @@ class Hub:
         self.app = create_app(Settings(db=str(db), context_timeout=1.0))
         transport = httpx.ASGITransport(app=self.app)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://hub")
-        r = self.request("POST", f"{BASE}/entityOperations/create", json=SEED)
-        assert r.status_code == 201, r.text
+        for tenant in ("", "t1"):
+            r = self.request(
+                "POST",
+                f"{BASE}/entityOperations/create",
+                json=SEED,
+                headers={"NGSILD-Tenant": tenant},
+            )
+            assert r.status_code == 201, r.text
 
     def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
         """Send one request and wait for its answer."""
@@ -364,43 +381,60 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     h.close()
 
 
-# What a refused request must leave alone. Not in it: fetched @contexts (a cache, filled by any
-# request that names one), refused device messages (kept as dead letters on purpose) and a
-# subscription's delivery status (written in the background, decision 008).
-TABLES = ["entities", "entity_types", "attr_index", "geo", "tentities", "history"]
-TABLES += ["contexts WHERE kind != 'Cached'"]
+# What requests must leave alone, as rows per tenant. Not in it: fetched @contexts (a cache,
+# filled by any request that names one), refused device messages (kept as dead letters on
+# purpose) and a subscription's delivery status (written in the background, decision 008).
+TENANT_ROWS = [
+    "SELECT tenant, * FROM entities ORDER BY pk",
+    "SELECT tenant, * FROM entity_types ORDER BY pk, type",
+    "SELECT e.tenant, a.* FROM attr_index a JOIN entities e USING (pk) ORDER BY pk, nid, seq",
+    "SELECT e.tenant, g.* FROM geo g JOIN entities e USING (pk) ORDER BY gid",
+    "SELECT tenant, * FROM tentities ORDER BY tpk",
+    "SELECT t.tenant, h.* FROM history h JOIN tentities t USING (tpk) ORDER BY hid",
+    # shared by all tenants ("*"): hosted @contexts, and index rows of no entity
+    "SELECT '*', * FROM contexts WHERE kind != 'Cached' ORDER BY url",
+    "SELECT '*', count(*) FROM attr_index WHERE pk NOT IN (SELECT pk FROM entities)",
+    "SELECT '*', count(*) FROM history WHERE tpk NOT IN (SELECT tpk FROM tentities)",
+]
 RESOURCES = "SELECT kind, tenant, id, doc FROM resources WHERE kind != 'iot-deadletter' ORDER BY pk"
 
 
-def snapshot(db: Path) -> str:
-    """A digest of everything stored, read through a connection of its own."""
-    digest = hashlib.sha256()
+def snapshot(db: Path) -> dict[str, str]:
+    """Digests of everything stored, per tenant, read through a connection of its own."""
+    digests: dict[str, Any] = defaultdict(hashlib.sha256)
     with sqlite3.connect(db) as conn:
-        for table in TABLES:
-            for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
-                digest.update(repr(row).encode())
+        for sql in TENANT_ROWS:
+            for tenant, *row in conn.execute(sql):
+                digests[tenant].update(repr(row).encode())
         for kind, tenant, rid, doc in conn.execute(RESOURCES):
             stored = {k: v for k, v in orjson.loads(doc).items() if k != "_notif"}
-            digest.update(repr((kind, tenant, rid, stored)).encode())
-    return digest.hexdigest()
+            digests[tenant].update(repr((kind, rid, stored)).encode())
+    return {tenant: d.hexdigest() for tenant, d in digests.items()}
 
 
-def check(resp: Any, db: Path, before: str) -> None:
-    """No 500; an error is ProblemDetails; a refused request left the store as it was."""
+def check(resp: Any, db: Path, before: dict[str, str], tenant: str | None) -> None:
+    """No 500; an error is ProblemDetails; a refused request left the store as it was; an
+    accepted one changed no other tenant's data (tenant None: the request names no tenant
+    of its own, like a device message)."""
     status = resp.status_code
     assert status < 500 or status == 503, f"{status}: {resp.text[:400]}"
-    if status < 400:
-        return
-    body = orjson.loads(resp.content)
-    assert body["status"] == status and body["type"].startswith("https://uri.etsi.org/ngsi-ld/")
-    assert snapshot(db) == before, f"a refused request ({status}) changed the store: {body}"
+    after = snapshot(db)
+    if status >= 400:
+        body = orjson.loads(resp.content)
+        assert body["status"] == status and body["type"].startswith("https://uri.etsi.org/ngsi-ld/")
+        assert after == before, f"a refused request ({status}) changed the store: {body}"
+    elif tenant is not None:
+        changed = {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
+        assert changed <= {tenant, "*"}, f"a request of tenant {tenant!r} changed {changed}"
 
 
 def send(hub: Hub, method: str, url: str, hdrs: dict[str, str], **kw: Any) -> None:
     """One request (header values as UTF-8 bytes, as a client may send), then the checks."""
     before = snapshot(hub.db)
     raw = {k: v.encode() for k, v in hdrs.items()}
-    check(hub.request(method, url, headers=raw, **kw), hub.db, before)
+    # the hub reads header bytes as Latin-1, as HTTP does
+    tenant = None if url.startswith("/iot/") else raw.get("NGSILD-Tenant", b"").decode("latin-1")
+    check(hub.request(method, url, headers=raw, **kw), hub.db, before, tenant)
 
 
 @pytest.fixture(scope="module")
@@ -459,5 +493,59 @@ def test_raw_bodies(hub: Hub, ctx: ContextServer) -> None:
     )
     def run(method: str, path: str, hdrs: dict[str, str], raw: bytes) -> None:
         send(hub, method, path, hdrs, content=raw)
+
+    run()
+
+
+# The writes that reach a seeded entity, with bodies that are mostly valid.
+TENANT_ROUTES = [
+    ("DELETE", "/entities/{id}"),
+    ("PATCH", "/entities/{id}"),
+    ("PUT", "/entities/{id}"),
+    ("POST", "/entities/{id}/attrs"),
+    ("PATCH", "/entities/{id}/attrs"),
+    ("PATCH", "/entities/{id}/attrs/{attr}"),
+    ("PUT", "/entities/{id}/attrs/{attr}"),
+    ("DELETE", "/entities/{id}/attrs/{attr}"),
+    ("POST", "/temporal/entities/{id}/attrs"),
+    ("DELETE", "/temporal/entities/{id}"),
+    ("DELETE", "/temporal/entities/{id}/attrs/{attr}"),
+    ("POST", "/entities"),
+    ("POST", "/temporal/entities"),
+    ("POST", "/entityOperations/create"),
+    ("POST", "/entityOperations/upsert"),
+    ("POST", "/entityOperations/update"),
+    ("POST", "/entityOperations/merge"),
+    ("POST", "/entityOperations/delete"),
+]
+prop = st.fixed_dictionaries(
+    {"type": st.just("Property"), "value": st.integers(0, 9)}, optional={"observedAt": time}
+)
+fine_attrs = st.dictionaries(
+    st.sampled_from([*NAMES[:2], "humidity"]), prop, min_size=1, max_size=2
+)
+seeded = st.sampled_from(SEEDED)
+fine_entity = st.builds(lambda i, a: {"id": i, "type": "Sensor", **a}, seeded, fine_attrs)
+
+
+def test_tenant_writes(hub: Hub) -> None:
+    """Writes aimed at the entities both tenants hold, in one tenant: the other keeps its own."""
+
+    @FUZZ
+    @given(
+        route=st.sampled_from(TENANT_ROUTES),
+        ident=seeded,
+        attr=st.sampled_from([*NAMES[:2], "humidity"]),
+        tenant=st.sampled_from(["", "t1"]),
+        body=fine_attrs
+        | prop
+        | fine_entity
+        | st.lists(fine_entity | seeded, min_size=1, max_size=3),
+    )
+    def run(route: tuple[str, str], ident: str, attr: str, tenant: str, body: Any) -> None:
+        method, template = route
+        url = BASE + template.format(id=quote(ident, safe=""), attr=attr)
+        hdrs = {"Content-Type": "application/json", "NGSILD-Tenant": tenant}
+        send(hub, method, url, hdrs, content=encode(body))
 
     run()
