@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from collections import defaultdict
@@ -348,6 +349,13 @@ class Hub:
 
     def __init__(self, db: Path) -> None:
         self.db = db
+        # ERROR records of the hub's loggers: a failure swallowed in the background (say, in
+        # subscription matching) answers 2xx, so only its log line shows it
+        self.errors: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.ERROR)
+        handler.emit = self.errors.append  # type: ignore[method-assign]
+        logging.getLogger("cityhub").addHandler(handler)
+        self.handler = handler
         self.loop = asyncio.new_event_loop()
         self.app = create_app(Settings(db=str(db), context_timeout=1.0))
         transport = httpx.ASGITransport(app=self.app)
@@ -362,11 +370,20 @@ class Hub:
             assert r.status_code == 201, r.text
 
     def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        """Send one request and wait for its answer."""
-        return self.loop.run_until_complete(self.client.request(method, url, **kw))
+        """Send one request, wait for its answer, and give background work a few turns."""
+        resp = self.loop.run_until_complete(self.client.request(method, url, **kw))
+        self.loop.run_until_complete(asyncio.sleep(0.001))
+        return resp
+
+    def logged_errors(self) -> list[str]:
+        """The ERROR lines logged since the last call, with their tracebacks."""
+        out = [logging.Formatter().format(r) for r in self.errors]
+        self.errors.clear()
+        return out
 
     def close(self) -> None:
         """Stop the client, the notifier and the store, then the loop."""
+        logging.getLogger("cityhub").removeHandler(self.handler)
         self.loop.run_until_complete(self.client.aclose())
         self.loop.run_until_complete(self.app.state.notifier.close())
         self.app.state.store.close()
@@ -435,6 +452,8 @@ def send(hub: Hub, method: str, url: str, hdrs: dict[str, str], **kw: Any) -> No
     # the hub reads header bytes as Latin-1, as HTTP does
     tenant = None if url.startswith("/iot/") else raw.get("NGSILD-Tenant", b"").decode("latin-1")
     check(hub.request(method, url, headers=raw, **kw), hub.db, before, tenant)
+    errors = hub.logged_errors()
+    assert not errors, f"{method} {url} logged an error:\n" + "\n".join(errors)
 
 
 @pytest.fixture(scope="module")
