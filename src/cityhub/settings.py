@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         description="Largest request body in bytes (a 1,000-entity batch of points is about "
         "0.5 MB); a larger one is refused with 413 before it is read whole.",
     )
+    query_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a query may read before it is stopped with 503 (0: no limit). "
+        "Queries run on the event loop, so a very broad one would otherwise hold every other "
+        "request, device messages included, until it ends.",
+    )
     context_timeout: float = Field(
         3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."
     )

@@ -37,7 +37,7 @@ from cityhub.ngsild.temporal import TemporalService
 from cityhub.notify.delivery import Policy
 from cityhub.notify.notifier import Notifier
 from cityhub.settings import Settings
-from cityhub.store.base import StoreFull
+from cityhub.store.base import QueryTimeout, StoreFull
 from cityhub.store.sqlite import SqliteStore
 from cityhub.throttled_log import ThrottledLog
 
@@ -187,6 +187,17 @@ async def store_full(request: Request, exc: Exception) -> Response:
     return plain_json(err.problem(), status=503, headers={"Retry-After": "60"})
 
 
+async def query_timeout(request: Request, exc: Exception) -> Response:
+    """A read stopped at CITYHUB_QUERY_TIMEOUT: 503, saying how to narrow it."""
+    assert isinstance(exc, QueryTimeout)
+    err = NgsiLdError(
+        f"{exc} (CITYHUB_QUERY_TIMEOUT) and was stopped; narrow it with type, q, geoQ or a "
+        "time range, or lower limit"
+    )
+    err.status = 503
+    return plain_json(err.problem(), status=503)
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log it, answer a ProblemDetails 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -196,7 +207,9 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, store: Any = None) -> Starlette:
     """Build the hub: settings → store → services → routes."""
     settings = settings or Settings()
-    store = store or SqliteStore(settings.db, sync=settings.sync)
+    store = store or SqliteStore(
+        settings.db, sync=settings.sync, query_timeout=settings.query_timeout
+    )
     cache = ContextCache(
         timeout=settings.context_timeout,
         ttl=settings.context_ttl,
@@ -233,6 +246,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         exception_handlers={
             NgsiLdError: ngsild_error,
             StoreFull: store_full,
+            QueryTimeout: query_timeout,
             HTTPException: http_error,
             Exception: unexpected,
         },

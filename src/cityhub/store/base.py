@@ -19,6 +19,14 @@ class StoreFull(StoreError):
     the failed write was kept."""
 
 
+class QueryTimeout(StoreError):
+    """A read ran past the store's time limit and was stopped; it changed nothing."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the query did not finish within {seconds:g} s")
+        self.seconds = seconds
+
+
 class EntityNotFound(StoreError):
     """No entity with that id in that tenant."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from cityhub.store.base import (
     EntityExists,
     EntityQuery,
     OutboxItem,
+    QueryTimeout,
     StoreError,
     StoreFull,
     TemporalQuery,
@@ -41,6 +43,8 @@ CHECKPOINT_EVERY = 0.5  # seconds
 # A count over a pk span this wide runs as two halves, the second on a reader thread: SQLite
 # releases the GIL while it counts, so a 2-core machine counts in about half the time.
 SPLIT_SPAN = 10_000
+# How often (in SQLite VM steps) a bounded read checks its deadline: about every 0.1 ms.
+PROGRESS_STEPS = 10_000
 # The writer's PRAGMA synchronous per `sync` setting. NORMAL syncs the WAL only when the
 # checkpointer copies it back (every CHECKPOINT_EVERY s); FULL syncs it at every COMMIT.
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
@@ -53,10 +57,13 @@ def _dumps(value: Any) -> str:
 class SqliteStore:
     """The embedded default store (WAL: one writer, concurrent readers)."""
 
-    def __init__(self, path: str | Path, *, sync: str = "normal") -> None:
+    def __init__(
+        self, path: str | Path, *, sync: str = "normal", query_timeout: float = 0.0
+    ) -> None:
         if sync not in SYNC_MODES:
             raise StoreError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         self.path = str(path)
+        self.query_timeout = query_timeout  # seconds a query may read (0: no limit)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._in_group = False  # guarded by _write_lock
@@ -163,6 +170,26 @@ class SqliteStore:
             self._local.conn = conn
             self._all_readers.append(conn)
         return conn
+
+    @contextmanager
+    def _bounded(self, conn: sqlite3.Connection, deadline: float | None = None) -> Iterator[float]:
+        """Stop the statements of one read once query_timeout has passed (QueryTimeout): a
+        read runs on the event loop, and a broad one would hold every other request. Yields
+        the deadline, for reads that continue on another thread."""
+        if not self.query_timeout:
+            yield math.inf
+            return
+        if deadline is None:
+            deadline = time.monotonic() + self.query_timeout
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        try:
+            yield deadline
+        except sqlite3.OperationalError as exc:
+            if str(exc) != "interrupted":
+                raise
+            raise QueryTimeout(self.query_timeout) from None
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def close(self) -> None:
         """Stop the checkpointer, fold the WAL into the database, close every connection."""
@@ -335,6 +362,12 @@ class SqliteStore:
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """Entities matching a query, in insertion order, with the total when asked."""
         conn = self._reader()
+        with self._bounded(conn) as deadline:
+            return self._query(conn, tenant, query, deadline)
+
+    def _query(
+        self, conn: sqlite3.Connection, tenant: str, query: EntityQuery, deadline: float
+    ) -> tuple[list[Doc], int | None]:
         by_type = isinstance(query.types, ast.TypeName) and query.ids is None
         comp = Compiler(conn, pk="t.pk" if by_type else "e.pk", names=self.names)
         where = comp.where(tenant, query)
@@ -356,7 +389,7 @@ class SqliteStore:
                 else ("SELECT min(pk), max(pk) FROM entities", [])
             )
             sql = f"SELECT count(*) FROM {count_source} WHERE {where}"
-            total = self._count(conn, sql, comp, "t.pk" if by_type else "e.pk", span)
+            total = self._count(conn, sql, comp, "t.pk" if by_type else "e.pk", span, deadline)
         docs: list[Doc] = []
         params = list(comp.params)
         if query.order:
@@ -377,6 +410,7 @@ class SqliteStore:
         comp: Compiler,
         pk: str,
         span: tuple[str, list[Any]],
+        deadline: float,
     ) -> int:
         """count(*) of a query; over a wide pk span probed row by row, as two halves counted
         at once."""
@@ -385,14 +419,18 @@ class SqliteStore:
             return int(conn.execute(sql, comp.params).fetchone()[0])
         mid = (lo + hi) // 2
         ranged = f"{sql} AND {pk} BETWEEN ? AND ?"
-        other = self._counter.submit(self._count_part, ranged, [*comp.params, mid + 1, hi])
+        other = self._counter.submit(
+            self._count_part, ranged, [*comp.params, mid + 1, hi], deadline
+        )
         mine = conn.execute(ranged, [*comp.params, lo, mid]).fetchone()[0]
         return int(mine + other.result())
 
-    def _count_part(self, sql: str, params: list[Any]) -> int:
+    def _count_part(self, sql: str, params: list[Any], deadline: float) -> int:
         """One half of a split count, on the reader thread's own connection (never a geoQ:
-        its R*Tree IN list marks the plan narrowed)."""
-        return int(self._reader().execute(sql, params).fetchone()[0])
+        its R*Tree IN list marks the plan narrowed), within the same deadline."""
+        conn = self._reader()
+        with self._bounded(conn, deadline):
+            return int(conn.execute(sql, params).fetchone()[0])
 
     @staticmethod
     def _install_geo(conn: sqlite3.Connection, comp: Compiler) -> None:
@@ -411,6 +449,12 @@ class SqliteStore:
     def entity_types(self, tenant: str) -> list[tuple[str, list[str], int]]:
         """(type, attribute names, entity count) for every type in the tenant."""
         conn = self._reader()
+        with self._bounded(conn):
+            return self._entity_types(conn, tenant)
+
+    def _entity_types(
+        self, conn: sqlite3.Connection, tenant: str
+    ) -> list[tuple[str, list[str], int]]:
         rows = conn.execute(
             "SELECT t.type, count(*) FROM entity_types t WHERE t.tenant = ? GROUP BY t.type ORDER BY t.type",
             (tenant,),
@@ -433,14 +477,15 @@ class SqliteStore:
         """(attribute, attribute types, entity types, entity count) for every attribute."""
         conn = self._reader()
         out: dict[str, tuple[set[str], set[str], set[int]]] = {}
-        rows = conn.execute("SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", (tenant,))
-        for pk, raw in rows:
-            doc = orjson.loads(raw)
-            for name, instances in doc["attrs"].items():
-                kinds, types, pks = out.setdefault(name, (set(), set(), set()))
-                kinds.update(i["type"] for i in instances)
-                types.update(doc["type"])
-                pks.add(pk)
+        with self._bounded(conn):
+            rows = conn.execute("SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", (tenant,))
+            for pk, raw in rows:
+                doc = orjson.loads(raw)
+                for name, instances in doc["attrs"].items():
+                    kinds, types, pks = out.setdefault(name, (set(), set(), set()))
+                    kinds.update(i["type"] for i in instances)
+                    types.update(doc["type"])
+                    pks.add(pk)
         return [(name, sorted(k), sorted(t), len(p)) for name, (k, t, p) in sorted(out.items())]
 
     def tenants(self) -> list[str]:
@@ -469,14 +514,16 @@ class SqliteStore:
     ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
         """Temporal evolution of matching entities."""
         conn = self._reader()
-        return temporal.select(conn, self.names, tenant, query, self._install_geo)
+        with self._bounded(conn):
+            return temporal.select(conn, self.names, tenant, query, self._install_geo)
 
     def aggregate(
         self, tenant: str, query: TemporalQuery, aggr: Aggregation
     ) -> tuple[list[tuple[Doc, dict[str, Doc]]], int | None]:
         """aggregatedValues of matching entities."""
         conn = self._reader()
-        return temporal.aggregate(conn, self.names, tenant, query, aggr, self._install_geo)
+        with self._bounded(conn):
+            return temporal.aggregate(conn, self.names, tenant, query, aggr, self._install_geo)
 
     # -- hosted @contexts --------------------------------------------------------------------
     def contexts(self) -> Iterator[tuple[str, Any, str, str]]:
