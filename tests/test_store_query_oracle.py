@@ -4,17 +4,19 @@ evaluator on the same stored documents, whichever plan the selectivity probe pic
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.params import fold_selectors
 from cityhub.ngsild.query import ast, evaluate, geo
 from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.service import EntityService
-from cityhub.store.base import EntityQuery, StoreError
+from cityhub.store.base import EntityQuery, EntitySelector, StoreError
 from cityhub.store.sqlite import SqliteStore, backend, qsql
 
 TYPES = ("Sensor", "Lamp", "Bus")
@@ -101,6 +103,47 @@ def test_q_matches_the_evaluator(
             if evaluate.matches_q(node, d) and (tnode is None or evaluate.matches_types(tnode, d))
         ]
         assert sorted(x["id"] for x in got) == sorted(want), (q, types)
+        assert total == len(want)
+
+
+def _selector(rnd: random.Random) -> EntitySelector:
+    """A random EntitySelector over the fixture's ids and types."""
+    ids = None
+    if rnd.random() < 0.5:
+        ids = tuple(f"urn:ngsi-ld:{rnd.choice(TYPES)}:{rnd.randrange(320)}" for _ in range(3))
+    pattern = rnd.choice([None, None, r"1\d$", ":Lamp:", "^urn:ngsi-ld:Bus:2"])
+    raw = rnd.choice([None, "Sensor", "Lamp,Bus", "Asset", "(Sensor;Asset)", "Nothing"])
+    types = ast.map_names(parse_types(raw), ContextCache().core.expand) if raw else None
+    return EntitySelector(ids, pattern, types)
+
+
+def _meets(sel: EntitySelector, doc: dict[str, Any]) -> bool:
+    """The evaluator's reading of one selector: id AND idPattern AND type."""
+    return (
+        (sel.ids is None or doc["id"] in sel.ids)
+        and (sel.id_pattern is None or re.search(sel.id_pattern, doc["id"]) is not None)
+        and (sel.types is None or evaluate.matches_types(sel.types, doc))
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_selectors_match_the_evaluator(
+    loaded: tuple[SqliteStore, list[dict[str, Any]]], seed: int
+) -> None:
+    """Several EntitySelectors (as stored) and their folded form (as params.py sends them)
+    select what the evaluator says: the entities that meet any selector."""
+    store, docs = loaded
+    rnd = random.Random(seed)
+    raw = [_selector(rnd) for _ in range(rnd.randint(1, 6))]
+    want = sorted(d["id"] for d in docs if any(_meets(s, d) for s in raw))
+    folded = fold_selectors(raw)
+    assert sorted(d["id"] for d in docs if any(_meets(s, d) for s in folded)) == want
+    q = _expand(parse_q("temperature>-100"))  # a query needs one filter besides selectors
+    for sels in (raw, folded):
+        got, total = store.query(
+            "", EntityQuery(selectors=tuple(sels), q=q, limit=1000, count=True)
+        )
+        assert sorted(x["id"] for x in got) == want, (seed, sels)
         assert total == len(want)
 
 
