@@ -405,6 +405,10 @@ def render_rows(g: dict[str, Any]) -> list[str]:
     top = max(plan["rates"])
     b_txt = f"{'≥ ' if b and b['offered'] == top else ''}{b_rate:,.0f} msg/s"
     h_txt = f"{'≥ ' if h and h['offered'] == top else ''}{h_rate:,.0f} msg/s"
+    if h is None:  # no step kept up: say how much the lowest one stored
+        low = min(hub["steps"], key=lambda s: s["offered"])
+        h_rate = low["rate"]
+        h_txt = f"< {low['offered']:,} msg/s (stored {low['rate']:,.0f}/s of {low['offered']:,}/s offered)"
     rows.append(
         f"| (g) | MQTT ingestion through Mosquitto, {plan['devices']:,} devices, QoS 0: sustained "
         f"messages/s stored (highest offered rate kept up with) | {h_txt} | {b_txt} received "
