@@ -182,3 +182,44 @@ def test_every_acknowledged_write_survives_a_kill_9_under_load(tmp_path: Path) -
         sample = acked[len(acked) // 2]
         temporal = httpx.get(url + BASE + f"/temporal/entities/{sample}", timeout=5)
         assert temporal.status_code == 200 and len(temporal.json()["kwh"]) == 1, temporal.text
+
+
+def _send_head(url: str, line: bytes, header_bytes: int) -> tuple[bytes, int]:
+    """Send a request head with one header of header_bytes, in 64 KiB chunks; return what the
+    server answered and how much of the header it took before it closed the connection."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        try:
+            sock.sendall(line + b"Host: hub\r\nX-Filler: ")
+            while sent < header_bytes:
+                chunk = b"a" * min(65536, header_bytes - sent)
+                sock.sendall(chunk)
+                sent += len(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except OSError:  # the server closed the connection: read what it said
+            pass
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"connection: close" not in answer.lower():
+                break
+    return answer, sent
+
+
+def test_an_oversized_request_head_is_431_and_bounded(tmp_path: Path) -> None:
+    """A request line and headers over 256 KiB: 431 with a ProblemDetails, and the server
+    stops reading (httptools alone buffered an endless header without limit)."""
+    with serving(tmp_path / "head.db", free_port()) as url:
+        answer, sent = _send_head(url, b"GET /health HTTP/1.1\r\n", 8 * 1024 * 1024)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b'"status":431' in answer and b"POST /ngsi-ld/v1/entityOperations/query" in answer
+        assert sent < 8 * 1024 * 1024, "the server read the whole 8 MiB header"
+        # a long but allowed head still answers, and the server is well
+        answer, _ = _send_head(url, b"GET /health HTTP/1.1\r\n", 200 * 1024)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        ids = ",".join(f"urn:ngsi-ld:Lamp:{i}" for i in range(2000))  # a 56 KB query string
+        resp = httpx.get(url + BASE + "/entities", params={"id": ids, "type": "Lamp"}, timeout=10)
+        assert resp.status_code == 200 and resp.json() == []

@@ -128,6 +128,8 @@ def serve(settings: object) -> int:
             file=sys.stderr,
         )
         return 1
+    from cityhub.api.protocol import BoundedHttpTools
+
     tune_gc()
     uvicorn.run(
         app,
@@ -135,6 +137,7 @@ def serve(settings: object) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        http=BoundedHttpTools,
     )
     return 0
 

@@ -1,0 +1,63 @@
+"""uvicorn's httptools protocol with a bound on the request line and headers.
+
+httptools gathers a header until its end, so one client sending an endless header grew the
+hub's memory without limit (105 MB sent in 20 s took the process from 79 to 244 MB RSS). Past
+MAX_HEAD bytes the request is answered 431 and the connection closed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cityhub.ngsild.errors import NgsiLdError
+
+# Request line plus headers. Long GET queries fit (some 10,000 ids); longer ones belong in
+# POST /entityOperations/query, whose body has its own limit (CITYHUB_MAX_BODY).
+MAX_HEAD = 256 * 1024
+
+
+def _too_large() -> bytes:
+    """The whole 431 response: a ProblemDetails body, then the connection closes."""
+    err = NgsiLdError(
+        f"the request line and headers exceed {MAX_HEAD // 1024} KiB; "
+        "send a long query as POST /ngsi-ld/v1/entityOperations/query"
+    )
+    err.status = 431
+    body = orjson.dumps(err.problem())
+    head = (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """HttpToolsProtocol that counts the bytes of each request's head."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._in_head = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD:
+                self.transport.write(_too_large())
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
