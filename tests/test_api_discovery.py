@@ -72,6 +72,9 @@ async def test_type_info(client: httpx.AsyncClient, data: None) -> None:
     assert details["location"]["attributeTypes"] == ["GeoProperty"]
     shop = (await client.get(f"{BASE}/types/Shop")).json()
     assert shop["entityCount"] == 1, shop
+    # the details describe this type's entities: the Shop's owner is a Property only
+    owner = {a["attributeName"]: a for a in shop["attributeDetails"]}["owner"]
+    assert owner["attributeTypes"] == ["Property"], shop
 
 
 async def test_type_info_by_full_iri(client: httpx.AsyncClient, data: None) -> None:

@@ -18,8 +18,9 @@ async def list_types(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
     tm = ctx.tm
-    rows = request.app.state.store.entity_types(ctx.tenant)
-    if P.flag(params, "details"):
+    details = P.flag(params, "details")
+    rows = request.app.state.store.entity_types(ctx.tenant, names=details)
+    if details:
         body = [
             {
                 "id": iri,
@@ -46,12 +47,11 @@ async def get_type(request: Request) -> Response:
     tm = ctx.tm
     iri = tm.expand(check_name(request.path_params["type"], "entity type"))
     store = request.app.state.store
-    row = next((r for r in store.entity_types(ctx.tenant) if r[0] == iri), None)
-    if row is None:
+    rows = store.entity_types(ctx.tenant, names=False, only=iri)
+    if not rows:
         raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
-    stats = {
-        name: kinds for name, kinds, types, _ in store.attribute_stats(ctx.tenant) if iri in types
-    }
+    row = rows[0]
+    stats = {name: kinds for name, kinds, _, _ in store.attribute_stats(ctx.tenant, of_type=iri)}
     return json_response(
         ctx,
         {
@@ -90,9 +90,9 @@ async def list_attributes(request: Request) -> Response:
     """GET /attributes (details=true gives Attribute objects)."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
-    rows = request.app.state.store.attribute_stats(ctx.tenant)
+    store = request.app.state.store
     if P.flag(params, "details"):
-        body = [_attribute(ctx.tm, *r) for r in rows]
+        body = [_attribute(ctx.tm, *r) for r in store.attribute_stats(ctx.tenant)]
         for item in body:  # the list form carries names and types only (5.7.8)
             item.pop("attributeCount")
             item.pop("attributeTypes")
@@ -102,7 +102,7 @@ async def list_attributes(request: Request) -> Response:
         {
             "id": f"urn:ngsi-ld:AttributeList:{uuid.uuid4()}",
             "type": "AttributeList",
-            "attributeList": [ctx.tm.compact(r[0]) for r in rows],
+            "attributeList": [ctx.tm.compact(n) for n in store.attribute_names(ctx.tenant)],
         },
     )
 
@@ -111,7 +111,7 @@ async def get_attribute(request: Request) -> Response:
     """GET /attributes/{attr}."""
     ctx = await context_of(request, must_exist=True)
     iri = ctx.tm.expand(check_name(request.path_params["attr"]))
-    for row in request.app.state.store.attribute_stats(ctx.tenant):
-        if row[0] == iri:
-            return json_response(ctx, _attribute(ctx.tm, *row))
-    raise ResourceNotFound(f"no attribute {request.path_params['attr']}")
+    info = request.app.state.store.attribute_info(ctx.tenant, iri)
+    if info is None:
+        raise ResourceNotFound(f"no attribute {request.path_params['attr']}")
+    return json_response(ctx, _attribute(ctx.tm, iri, *info))

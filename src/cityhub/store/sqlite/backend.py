@@ -35,7 +35,7 @@ from cityhub.store.base import (
 from cityhub.store.sqlite import functions, outbox, resources, temporal
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
-from cityhub.store.sqlite.qsql import Compiler
+from cityhub.store.sqlite.qsql import Compiler, json_path
 from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
 log = logging.getLogger("cityhub.store")
@@ -446,40 +446,86 @@ class SqliteStore:
 
         conn.create_function("geo_match", 2, geo_match)
 
-    def entity_types(self, tenant: str) -> list[tuple[str, list[str], int]]:
-        """(type, attribute names, entity count) for every type in the tenant."""
+    def entity_types(
+        self, tenant: str, *, names: bool = True, only: str | None = None
+    ) -> list[tuple[str, list[str], int]]:
+        """(type, attribute names, entity count) for every type in the tenant, or for the one
+        named `only`; names=False leaves the names out (the costly part: a join per type)."""
         conn = self._reader()
         with self._bounded(conn):
-            return self._entity_types(conn, tenant)
-
-    def _entity_types(
-        self, conn: sqlite3.Connection, tenant: str
-    ) -> list[tuple[str, list[str], int]]:
-        rows = conn.execute(
-            "SELECT t.type, count(*) FROM entity_types t WHERE t.tenant = ? GROUP BY t.type ORDER BY t.type",
-            (tenant,),
-        ).fetchall()
-        out = []
-        for typ, count in rows:
-            names = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT n.name FROM entity_types t JOIN attr_index a ON a.pk = t.pk "
-                    "JOIN attr_names n ON n.nid = a.nid "
-                    "WHERE t.tenant = ? AND t.type = ? ORDER BY n.name",
-                    (tenant, typ),
-                )
+            sql = "SELECT t.type, count(*) FROM entity_types t WHERE t.tenant = ?"
+            args = [tenant]
+            if only is not None:
+                sql += " AND t.type = ?"
+                args.append(only)
+            rows = conn.execute(sql + " GROUP BY t.type ORDER BY t.type", args).fetchall()
+            return [
+                (typ, self._type_attr_names(conn, tenant, typ) if names else [], count)
+                for typ, count in rows
             ]
-            out.append((typ, names, count))
-        return out
 
-    def attribute_stats(self, tenant: str) -> list[tuple[str, list[str], list[str], int]]:
-        """(attribute, attribute types, entity types, entity count) for every attribute."""
+    @staticmethod
+    def _type_attr_names(conn: sqlite3.Connection, tenant: str, typ: str) -> list[str]:
+        rows = conn.execute(
+            "SELECT DISTINCT n.name FROM entity_types t JOIN attr_index a ON a.pk = t.pk "
+            "JOIN attr_names n ON n.nid = a.nid "
+            "WHERE t.tenant = ? AND t.type = ? ORDER BY n.name",
+            (tenant, typ),
+        )
+        return [r[0] for r in rows]
+
+    def attribute_names(self, tenant: str) -> list[str]:
+        """The names of every attribute in the tenant, from the index (no document read)."""
+        conn = self._reader()
+        with self._bounded(conn):
+            rows = conn.execute(
+                "SELECT n.name FROM attr_names n WHERE EXISTS (SELECT 1 FROM entities e "
+                "JOIN attr_index a ON a.pk = e.pk WHERE e.tenant = ? AND a.nid = n.nid) "
+                "ORDER BY n.name",
+                (tenant,),
+            )
+            return [r[0] for r in rows]
+
+    def attribute_info(self, tenant: str, name: str) -> tuple[list[str], list[str], int] | None:
+        """(attribute types, entity types, entity count) of one attribute, or None: from the
+        index and SQLite's JSON functions, so only the attribute's own instances are read."""
+        conn = self._reader()
+        nid = self.names.lookup(conn, name)
+        with self._bounded(conn):
+            having = "e.tenant = ? AND EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.nid = ?)"
+            (count,) = conn.execute(
+                f"SELECT count(*) FROM entities e WHERE {having}", (tenant, nid)
+            ).fetchone()
+            if not count:
+                return None
+            types = conn.execute(
+                "SELECT DISTINCT t.type FROM entities e JOIN entity_types t ON t.pk = e.pk "
+                f"WHERE {having} ORDER BY t.type",
+                (tenant, nid),
+            ).fetchall()
+            kinds = conn.execute(
+                "SELECT DISTINCT json_extract(j.value, '$.type') FROM entities e, "
+                f"json_each(e.doc, ?) j WHERE {having} ORDER BY 1",
+                (json_path(["attrs", name]), tenant, nid),
+            ).fetchall()
+        return [k for (k,) in kinds], [t for (t,) in types], int(count)
+
+    def attribute_stats(
+        self, tenant: str, *, of_type: str | None = None
+    ) -> list[tuple[str, list[str], list[str], int]]:
+        """(attribute, attribute types, entity types, entity count) for every attribute, over
+        every entity of the tenant or those of type `of_type`: it reads each document."""
         conn = self._reader()
         out: dict[str, tuple[set[str], set[str], set[int]]] = {}
+        sql, args = "SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", [tenant]
+        if of_type is not None:
+            sql = (
+                "SELECT e.pk, e.doc FROM entity_types t CROSS JOIN entities e ON e.pk = t.pk "
+                "WHERE t.tenant = ? AND t.type = ?"
+            )
+            args.append(of_type)
         with self._bounded(conn):
-            rows = conn.execute("SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", (tenant,))
-            for pk, raw in rows:
+            for pk, raw in conn.execute(sql, args):
                 doc = orjson.loads(raw)
                 for name, instances in doc["attrs"].items():
                     kinds, types, pks = out.setdefault(name, (set(), set(), set()))
