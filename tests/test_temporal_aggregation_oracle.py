@@ -1,4 +1,5 @@
-"""aggregatedValues agrees with a plain-Python reading of the rules on generated histories.
+"""aggregatedValues and temporalValues agree with a plain-Python reading of the rules on
+generated histories.
 
 The rules (docs/decisions/005 and ngsild/temporal.py): `before` selects t < timeAt, `after`
 t >= timeAt, `between` timeAt <= t < endTimeAt. Periods start at timeAt for after/between,
@@ -169,3 +170,50 @@ def test_aggregated_values_follow_the_rules(
         assert [(lo, hi) for _, lo, hi in series] == [(lo, hi) for _, lo, hi in want[m]], m
         for (v, _, _), (w, _, _) in zip(series, want[m], strict=True):
             assert v == pytest.approx(w, abs=1e-9), (m, series, want[m])
+
+
+@settings(
+    max_examples=EXAMPLES or 200,
+    derandomize=not EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(points=points, last_n=st.none() | st.integers(1, 45), data=st.data())
+def test_temporal_values_follow_the_rules(
+    hub: Hub, points: list[tuple[int, int]], last_n: int | None, data: st.DataObject
+) -> None:
+    """temporalValues with timerel and lastN: the selected instances in time order, the newest
+    lastN of them when asked."""
+    timerel = data.draw(timerels(points))
+    eid = f"urn:ngsi-ld:Meter:{next(ids)}"
+    instances = [
+        {"type": "Property", "value": v, "observedAt": iso(T0 + timedelta(minutes=m))}
+        for m, v in points
+    ]
+    body = {"id": eid, "type": "Meter", "power": instances}
+    assert hub.request("POST", f"{BASE}/temporal/entities", json=body).status_code == 201
+    params = {"options": "temporalValues"}
+    if last_n is not None:
+        params["lastN"] = str(last_n)
+    rel, a, b = timerel
+    if rel != "none":
+        params.update(timerel=rel, timeAt=iso(T0 + timedelta(minutes=a)))
+    if rel == "between":
+        params["endTimeAt"] = iso(T0 + timedelta(minutes=b))
+    r = hub.request("GET", f"{BASE}/temporal/entities/{quote(eid, safe=':')}", params=params)
+    assert r.status_code == 200, r.text
+    at, end_at = a, b
+    keep = {
+        "none": lambda m: True,
+        "before": lambda m: m < at,
+        "after": lambda m: m >= at,
+        "between": lambda m: at <= m < end_at,
+    }[rel]
+    want = [(v, iso(T0 + timedelta(minutes=m))) for m, v in sorted(points) if keep(m)]
+    if last_n is not None:
+        want = want[-last_n:]
+    got = r.json().get("power")
+    assert (got is None) == (not want), r.json()
+    if want:
+        assert [tuple(x) for x in got["values"]] == want
