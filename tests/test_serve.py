@@ -185,26 +185,25 @@ def test_every_acknowledged_write_survives_a_kill_9_under_load(tmp_path: Path) -
 
 
 def _send_head(url: str, line: bytes, header_bytes: int) -> tuple[bytes, int]:
-    """Send a request head with one header of header_bytes, in 64 KiB chunks; return what the
-    server answered and how much of the header it took before it closed the connection."""
+    """Send a request head with one header of header_bytes, in 64 KiB chunks, until the
+    server answers; return the answer and how much had been sent when it came."""
+    import select
     import socket
 
     host, port = url.removeprefix("http://").split(":")
     sent = 0
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        try:
-            sock.sendall(line + b"Host: hub\r\nX-Filler: ")
-            while sent < header_bytes:
-                chunk = b"a" * min(65536, header_bytes - sent)
-                sock.sendall(chunk)
-                sent += len(chunk)
+        sock.sendall(line + b"Host: hub\r\nX-Filler: ")
+        while sent < header_bytes and not select.select([sock], [], [], 0)[0]:
+            chunk = b"a" * min(65536, header_bytes - sent)
+            sock.sendall(chunk)
+            sent += len(chunk)
+        if sent >= header_bytes:
             sock.sendall(b"\r\n\r\n")
-        except OSError:  # the server closed the connection: read what it said
-            pass
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
-            if b"\r\n\r\n" in answer and b"connection: close" not in answer.lower():
+            if answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"}"):
                 break
     return answer, sent
 
@@ -216,7 +215,7 @@ def test_an_oversized_request_head_is_431_and_bounded(tmp_path: Path) -> None:
         answer, sent = _send_head(url, b"GET /health HTTP/1.1\r\n", 8 * 1024 * 1024)
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
         assert b'"status":431' in answer and b"POST /ngsi-ld/v1/entityOperations/query" in answer
-        assert sent < 8 * 1024 * 1024, "the server read the whole 8 MiB header"
+        assert sent < 4 * 1024 * 1024, f"no answer until {sent:,} bytes of header were sent"
         # a long but allowed head still answers, and the server is well
         answer, _ = _send_head(url, b"GET /health HTTP/1.1\r\n", 200 * 1024)
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]

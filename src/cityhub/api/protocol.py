@@ -2,7 +2,8 @@
 
 httptools gathers a header until its end, so one client sending an endless header grew the
 hub's memory without limit (105 MB sent in 20 s took the process from 79 to 244 MB RSS). Past
-MAX_HEAD bytes the request is answered 431 and the connection closed.
+MAX_HEAD bytes the request is answered 431, and the connection is closed a second later
+(what arrives meanwhile is dropped unparsed).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from cityhub.ngsild.errors import NgsiLdError
 # Request line plus headers. Long GET queries fit (some 10,000 ids); longer ones belong in
 # POST /entityOperations/query, whose body has its own limit (CITYHUB_MAX_BODY).
 MAX_HEAD = 256 * 1024
+LINGER = 1.0  # seconds a refused connection stays open, its input dropped, before it closes
 
 
 def _too_large() -> bytes:
@@ -43,13 +45,19 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._in_head = True
+        self._refused = False
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # dropped unparsed, until the linger ends
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
+                self._refused = True
                 self.transport.write(_too_large())
-                self.transport.close()
+                # Read and drop what is still on its way for a moment, then close: closing on
+                # unread data resets the connection, and the client may lose the answer.
+                self.loop.call_later(LINGER, self.transport.close)
                 return
         super().data_received(data)
 
