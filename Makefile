@@ -34,4 +34,4 @@ bench: $(STAMP)  ## run the benchmarks; figures go to docs/performance.md by han
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
