@@ -6,6 +6,7 @@ Helpers (``problem``, ``link``, constants) live here too; test modules import th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -121,6 +122,31 @@ def servers() -> Iterator[ServerThread]:
 def receiver(servers: ServerThread) -> Receiver:
     """A fresh recording notification receiver."""
     return servers.receiver()
+
+
+class SyncHub:
+    """One in-process hub on its own event loop, so that synchronous code (hypothesis's
+    examples) can call it."""
+
+    def __init__(self, db: Path, **settings: Any) -> None:
+        self.db = db
+        self.loop = asyncio.new_event_loop()
+        self.app = create_app(Settings(db=str(db), **settings))
+        transport = httpx.ASGITransport(app=self.app)
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://hub")
+
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """Send one request, wait for its answer, and give background work a few turns."""
+        resp = self.loop.run_until_complete(self.client.request(method, url, **kw))
+        self.loop.run_until_complete(asyncio.sleep(0.001))
+        return resp
+
+    def close(self) -> None:
+        """Stop the client, the notifier and the store, then the loop."""
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.run_until_complete(self.app.state.notifier.close())
+        self.app.state.store.close()
+        self.loop.close()
 
 
 # -- a local @context server ----------------------------------------------------------------

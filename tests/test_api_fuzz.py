@@ -13,7 +13,6 @@ longer campaign: CITYHUB_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/tes
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -25,15 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityhub.api.app import create_app
-from cityhub.settings import Settings
-from conftest import BASE, CORE, ContextServer, link
+from conftest import BASE, CORE, ContextServer, SyncHub, link
 
 EXAMPLES = int(os.environ.get("CITYHUB_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
@@ -343,23 +339,18 @@ SEED = [
 ]
 
 
-class Hub:
-    """One in-process hub on its own event loop, so hypothesis's synchronous examples can call
-    it, seeded with two entities and their history in the default tenant and in t1."""
+class Hub(SyncHub):
+    """The hub under test, seeded with two entities and their history in the default tenant
+    and in t1, and recording the ERROR lines its loggers write."""
 
     def __init__(self, db: Path) -> None:
-        self.db = db
-        # ERROR records of the hub's loggers: a failure swallowed in the background (say, in
-        # subscription matching) answers 2xx, so only its log line shows it
+        # a failure swallowed in the background (say, in subscription matching) answers 2xx,
+        # so only its log line shows it
         self.errors: list[logging.LogRecord] = []
-        handler = logging.Handler(logging.ERROR)
-        handler.emit = self.errors.append  # type: ignore[method-assign]
-        logging.getLogger("cityhub").addHandler(handler)
-        self.handler = handler
-        self.loop = asyncio.new_event_loop()
-        self.app = create_app(Settings(db=str(db), context_timeout=1.0))
-        transport = httpx.ASGITransport(app=self.app)
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://hub")
+        self.handler = logging.Handler(logging.ERROR)
+        self.handler.emit = self.errors.append  # type: ignore[method-assign]
+        logging.getLogger("cityhub").addHandler(self.handler)
+        super().__init__(db, context_timeout=1.0)
         for tenant in ("", "t1"):
             r = self.request(
                 "POST",
@@ -369,12 +360,6 @@ class Hub:
             )
             assert r.status_code == 201, r.text
 
-    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        """Send one request, wait for its answer, and give background work a few turns."""
-        resp = self.loop.run_until_complete(self.client.request(method, url, **kw))
-        self.loop.run_until_complete(asyncio.sleep(0.001))
-        return resp
-
     def logged_errors(self) -> list[str]:
         """The ERROR lines logged since the last call, with their tracebacks."""
         out = [logging.Formatter().format(r) for r in self.errors]
@@ -382,12 +367,8 @@ class Hub:
         return out
 
     def close(self) -> None:
-        """Stop the client, the notifier and the store, then the loop."""
         logging.getLogger("cityhub").removeHandler(self.handler)
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.run_until_complete(self.app.state.notifier.close())
-        self.app.state.store.close()
-        self.loop.close()
+        super().close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ periods are left out. Without aggrPeriodDuration one period runs from that start
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 import os
@@ -19,14 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityhub.api.app import create_app
-from cityhub.settings import Settings
-from conftest import BASE
+from conftest import BASE, SyncHub
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "sumsq", "stddev")
@@ -38,30 +34,56 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Hub:
-    """One in-process hub on its own loop, for hypothesis's synchronous examples."""
-
-    def __init__(self, db: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.app = create_app(Settings(db=db))
-        transport = httpx.ASGITransport(app=self.app)
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://hub")
-
-    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, url, **kw))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.run_until_complete(self.app.state.notifier.close())
-        self.app.state.store.close()
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    h = Hub(str(tmp_path_factory.mktemp("aggr") / "hub.db"))
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHub]:
+    h = SyncHub(tmp_path_factory.mktemp("aggr") / "hub.db")
     yield h
     h.close()
+
+
+def examples(n: int) -> Any:
+    """Hypothesis settings: n fixed examples, or a random campaign of CITYHUB_FUZZ_EXAMPLES."""
+    return settings(
+        max_examples=EXAMPLES or n,
+        derandomize=not EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+def selects(timerel: tuple[str, int, int]) -> Any:
+    """Whether an instance at minute m is selected by (timerel, timeAt, endTimeAt) minutes."""
+    rel, at, end_at = timerel
+    return {
+        "none": lambda m: True,
+        "before": lambda m: m < at,
+        "after": lambda m: m >= at,
+        "between": lambda m: at <= m < end_at,
+    }[rel]
+
+
+def stored(hub: SyncHub, points: list[tuple[int, int]]) -> str:
+    """A new temporal entity with one instance per (minute offset, value); its id, quoted."""
+    eid = f"urn:ngsi-ld:Meter:{next(ids)}"
+    instances = [
+        {"type": "Property", "value": v, "observedAt": iso(T0 + timedelta(minutes=m))}
+        for m, v in points
+    ]
+    body = {"id": eid, "type": "Meter", "power": instances}
+    r = hub.request("POST", f"{BASE}/temporal/entities", json=body)
+    assert r.status_code == 201, r.text
+    return quote(eid, safe=":")
+
+
+def time_params(timerel: tuple[str, int, int]) -> dict[str, str]:
+    rel, a, b = timerel
+    params = {}
+    if rel != "none":
+        params.update(timerel=rel, timeAt=iso(T0 + timedelta(minutes=a)))
+    if rel == "between":
+        params["endTimeAt"] = iso(T0 + timedelta(minutes=b))
+    return params
 
 
 def expected(
@@ -70,14 +92,8 @@ def expected(
     """The series the rules give for (minute offset, value) points; None: nothing selected."""
     rel, a, b = timerel
     at, end_at = T0 + timedelta(minutes=a), T0 + timedelta(minutes=b)
-    times = [(T0 + timedelta(minutes=m), v) for m, v in points]
-    keep = {
-        "none": lambda t: True,
-        "before": lambda t: t < at,
-        "after": lambda t: t >= at,
-        "between": lambda t: at <= t < end_at,
-    }[rel]
-    chosen = sorted((t, v) for t, v in times if keep(t))
+    keep = selects(timerel)
+    chosen = sorted((T0 + timedelta(minutes=m), v) for m, v in points if keep(m))
     if not chosen:
         return None
     start = at if rel in ("after", "between") else chosen[0][0]
@@ -128,36 +144,18 @@ def timerels(points: list[tuple[int, int]]) -> st.SearchStrategy[tuple[str, int,
     )
 
 
-@settings(
-    max_examples=EXAMPLES or 300,
-    derandomize=not EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(300)
 @given(points=points, period=st.sampled_from(list(PERIODS)), data=st.data())
 def test_aggregated_values_follow_the_rules(
-    hub: Hub, points: list[tuple[int, int]], period: str | None, data: st.DataObject
+    hub: SyncHub, points: list[tuple[int, int]], period: str | None, data: st.DataObject
 ) -> None:
     timerel = data.draw(timerels(points))
-    eid = f"urn:ngsi-ld:Meter:{next(ids)}"
-    instances = [
-        {"type": "Property", "value": v, "observedAt": iso(T0 + timedelta(minutes=m))}
-        for m, v in points
-    ]
-    r = hub.request(
-        "POST", f"{BASE}/temporal/entities", json={"id": eid, "type": "Meter", "power": instances}
-    )
-    assert r.status_code == 201, r.text
+    eid = stored(hub, points)
     params = {"options": "aggregatedValues", "aggrMethods": ",".join(METHODS)}
     if period:
         params["aggrPeriodDuration"] = period
-    rel, a, b = timerel
-    if rel != "none":
-        params.update(timerel=rel, timeAt=iso(T0 + timedelta(minutes=a)))
-    if rel == "between":
-        params["endTimeAt"] = iso(T0 + timedelta(minutes=b))
-    r = hub.request("GET", f"{BASE}/temporal/entities/{quote(eid, safe=':')}", params=params)
+    params.update(time_params(timerel))
+    r = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
     assert r.status_code == 200, r.text
     want = expected(points, timerel, PERIODS[period])
     got = r.json().get("power")
@@ -172,44 +170,21 @@ def test_aggregated_values_follow_the_rules(
             assert v == pytest.approx(w, abs=1e-9), (m, series, want[m])
 
 
-@settings(
-    max_examples=EXAMPLES or 200,
-    derandomize=not EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(200)
 @given(points=points, last_n=st.none() | st.integers(1, 45), data=st.data())
 def test_temporal_values_follow_the_rules(
-    hub: Hub, points: list[tuple[int, int]], last_n: int | None, data: st.DataObject
+    hub: SyncHub, points: list[tuple[int, int]], last_n: int | None, data: st.DataObject
 ) -> None:
     """temporalValues with timerel and lastN: the selected instances in time order, the newest
     lastN of them when asked."""
     timerel = data.draw(timerels(points))
-    eid = f"urn:ngsi-ld:Meter:{next(ids)}"
-    instances = [
-        {"type": "Property", "value": v, "observedAt": iso(T0 + timedelta(minutes=m))}
-        for m, v in points
-    ]
-    body = {"id": eid, "type": "Meter", "power": instances}
-    assert hub.request("POST", f"{BASE}/temporal/entities", json=body).status_code == 201
-    params = {"options": "temporalValues"}
+    eid = stored(hub, points)
+    params = {"options": "temporalValues", **time_params(timerel)}
     if last_n is not None:
         params["lastN"] = str(last_n)
-    rel, a, b = timerel
-    if rel != "none":
-        params.update(timerel=rel, timeAt=iso(T0 + timedelta(minutes=a)))
-    if rel == "between":
-        params["endTimeAt"] = iso(T0 + timedelta(minutes=b))
-    r = hub.request("GET", f"{BASE}/temporal/entities/{quote(eid, safe=':')}", params=params)
+    r = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
     assert r.status_code == 200, r.text
-    at, end_at = a, b
-    keep = {
-        "none": lambda m: True,
-        "before": lambda m: m < at,
-        "after": lambda m: m >= at,
-        "between": lambda m: at <= m < end_at,
-    }[rel]
+    keep = selects(timerel)
     want = [(v, iso(T0 + timedelta(minutes=m))) for m, v in sorted(points) if keep(m)]
     if last_n is not None:
         want = want[-last_n:]
