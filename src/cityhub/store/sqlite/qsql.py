@@ -130,17 +130,14 @@ class Compiler:
         self, ids: Any, id_pattern: str | None, types: Any, id_col: str, tenant: str
     ) -> list[str]:
         """The conditions of one entity selection (ids, idPattern, type expression) on the
-        column holding the id; `types` of the entities table, or of tentities when the
-        column is `tt.id`."""
+        column holding the id: `e.id` (entities) or `tt.id` (tentities)."""
         parts = []
         if ids is not None:
             parts.append(self.in_list(id_col, ids))
         if id_pattern is not None:
             parts.append(f"regexp({self.p(id_pattern)}, {id_col})")
         if types is not None:
-            parts.append(
-                self.types(tenant, types) if id_col == "e.id" else self.tentity_types(types)
-            )
+            parts.append(self.types(tenant, types, id_col))
         return parts
 
     def selectors(self, selectors: Any, id_col: str, tenant: str) -> str:
@@ -160,22 +157,21 @@ class Compiler:
             )
         return f"{expr} IN ({','.join(self.p(v) for v in values)})"
 
-    def types(self, tenant: str, node: Any) -> str:
-        """Type expressions: each name is an index look-up on entity_types."""
+    def types(self, tenant: str, node: Any, id_col: str = "e.id") -> str:
+        """Type expressions: each name is an index look-up on entity_types, or, when the id
+        column is tentities' (`tt.id`), a match in its JSON array of types."""
         if isinstance(node, ast.TypeName):
+            if id_col == "tt.id":
+                return (
+                    "EXISTS (SELECT 1 FROM json_each(tt.types) jt "
+                    f"WHERE jt.value = {self.p(node.name)})"
+                )
             return (
                 "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = "
                 f"{self.p(tenant)} AND t.type = {self.p(node.name)})"
             )
         joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
-        return balanced(joiner, [self.types(tenant, n) for n in node.items])
-
-    def tentity_types(self, node: Any) -> str:
-        """Type expressions over a temporal entity's types (tentities.types, a JSON array)."""
-        if isinstance(node, ast.TypeName):
-            return f"EXISTS (SELECT 1 FROM json_each(tt.types) jt WHERE jt.value = {self.p(node.name)})"
-        joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
-        return balanced(joiner, [self.tentity_types(n) for n in node.items])
+        return balanced(joiner, [self.types(tenant, n, id_col) for n in node.items])
 
     def scope(self, node: Any) -> str:
         """scopeQ: a Python function matches each stored scope against the pattern."""
