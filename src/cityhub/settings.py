@@ -38,8 +38,15 @@ class Settings(BaseSettings):
         30.0,
         ge=0,
         description="Seconds a query may read before it is stopped with 503 (0: no limit). "
-        "Queries run on the event loop, so a very broad one would otherwise hold every other "
-        "request, device messages included, until it ends.",
+        "A stopped query frees its reader thread and its share of the CPU for the others.",
+    )
+    query_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Threads that run queries, temporal reads and discovery, each with its own "
+        "SQLite reader, so that a long read never holds up writes, device messages or reads "
+        "by id; more queries than threads wait their turn.",
     )
     context_timeout: float = Field(
         3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."

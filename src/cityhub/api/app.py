@@ -22,6 +22,7 @@ from cityhub.api import temporal as T
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.http import BASE, plain_json
 from cityhub.api.read_memo import ReadMemo
+from cityhub.api.readers import reader_pool
 from cityhub.ingest.agent import agent as iot_agent
 from cityhub.ingest.agent import api as iot_api
 from cityhub.ngsild.context import ContextCache
@@ -239,6 +240,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         yield
         await iot_agent.stop(app)
         await notifier.close()
+        app.state.readers.shutdown(wait=True, cancel_futures=True)
         store.close()
 
     app = Starlette(
@@ -258,6 +260,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.contexts = cache
     app.state.entities = EntityService(store)
     app.state.read_memo = ReadMemo()
+    app.state.readers = reader_pool(settings.query_threads)
     app.state.full_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub.api.http import context_of, json_response, params_of
+from cityhub.api.readers import off_loop
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import ResourceNotFound
@@ -19,7 +20,7 @@ async def list_types(request: Request) -> Response:
     ctx = await context_of(request, must_exist=True)
     tm = ctx.tm
     details = P.flag(params, "details")
-    rows = request.app.state.store.entity_types(ctx.tenant, names=details)
+    rows = await off_loop(request, request.app.state.store.entity_types, ctx.tenant, names=details)
     if details:
         body = [
             {
@@ -47,11 +48,12 @@ async def get_type(request: Request) -> Response:
     tm = ctx.tm
     iri = tm.expand(check_name(request.path_params["type"], "entity type"))
     store = request.app.state.store
-    rows = store.entity_types(ctx.tenant, names=False, only=iri)
+    rows = await off_loop(request, store.entity_types, ctx.tenant, names=False, only=iri)
     if not rows:
         raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
     row = rows[0]
-    stats = {name: kinds for name, kinds, _, _ in store.attribute_stats(ctx.tenant, of_type=iri)}
+    found = await off_loop(request, store.attribute_stats, ctx.tenant, of_type=iri)
+    stats = {name: kinds for name, kinds, _, _ in found}
     return json_response(
         ctx,
         {
@@ -92,17 +94,19 @@ async def list_attributes(request: Request) -> Response:
     ctx = await context_of(request, must_exist=True)
     store = request.app.state.store
     if P.flag(params, "details"):
-        body = [_attribute(ctx.tm, *r) for r in store.attribute_stats(ctx.tenant)]
+        found = await off_loop(request, store.attribute_stats, ctx.tenant)
+        body = [_attribute(ctx.tm, *r) for r in found]
         for item in body:  # the list form carries names and types only (5.7.8)
             item.pop("attributeCount")
             item.pop("attributeTypes")
         return json_response(ctx, body)
+    names = await off_loop(request, store.attribute_names, ctx.tenant)
     return json_response(
         ctx,
         {
             "id": f"urn:ngsi-ld:AttributeList:{uuid.uuid4()}",
             "type": "AttributeList",
-            "attributeList": [ctx.tm.compact(n) for n in store.attribute_names(ctx.tenant)],
+            "attributeList": [ctx.tm.compact(n) for n in names],
         },
     )
 
@@ -111,7 +115,7 @@ async def get_attribute(request: Request) -> Response:
     """GET /attributes/{attr}."""
     ctx = await context_of(request, must_exist=True)
     iri = ctx.tm.expand(check_name(request.path_params["attr"]))
-    info = request.app.state.store.attribute_info(ctx.tenant, iri)
+    info = await off_loop(request, request.app.state.store.attribute_info, ctx.tenant, iri)
     if info is None:
         raise ResourceNotFound(f"no attribute {request.path_params['attr']}")
     return json_response(ctx, _attribute(ctx.tm, iri, *info))

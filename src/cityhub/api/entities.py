@@ -30,6 +30,7 @@ from cityhub.api.http import (
     response_context,
 )
 from cityhub.api.read_memo import ReadMemo
+from cityhub.api.readers import off_loop
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
@@ -99,10 +100,11 @@ async def query_entities(request: Request) -> Response:
     """GET /entities."""
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
-    return _query(request, ctx, params)
+    return await off_loop(request, _query, request, ctx, params)
 
 
 def _query(request: Request, ctx: Ctx, params: dict[str, str], selectors: Any = None) -> Response:
+    """Run, render and encode a query (on a reader thread)."""
     query = P.entity_query(params, ctx.tm, selectors=selectors)
     docs, total = service(request).query(ctx.tenant, query)
     rendered = _render(request, ctx, docs, params)
@@ -120,7 +122,7 @@ async def post_query(request: Request) -> Response:
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData("the body must be a Query object with type 'Query'")
     params.update(_query_params(body))
-    return _query(request, ctx, params, body.get("entities"))
+    return await off_loop(request, _query, request, ctx, params, body.get("entities"))
 
 
 def _query_params(body: dict[str, Any]) -> dict[str, str]:

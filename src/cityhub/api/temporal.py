@@ -20,6 +20,7 @@ from cityhub.api.http import (
     params_of,
     read_body,
 )
+from cityhub.api.readers import off_loop
 from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed
 from cityhub.ngsild.temporal import TemporalResult, TemporalService
@@ -64,7 +65,7 @@ async def query(request: Request) -> Response:
     """GET /temporal/entities."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
-    result = service(request).query(ctx.tenant, params, ctx.tm)
+    result = await off_loop(request, service(request).query, ctx.tenant, params, ctx.tm)
     return _respond(ctx, result, result.entities)
 
 
@@ -81,7 +82,9 @@ async def post_query(request: Request) -> Response:
         for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
             if key in tq:
                 params[key] = str(tq[key])
-    result = service(request).query(ctx.tenant, params, ctx.tm, selectors=body.get("entities"))
+    result = await off_loop(
+        request, service(request).query, ctx.tenant, params, ctx.tm, selectors=body.get("entities")
+    )
     return _respond(ctx, result, result.entities)
 
 
@@ -89,7 +92,9 @@ async def get(request: Request) -> Response:
     """GET /temporal/entities/{id}."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
-    result = service(request).query(ctx.tenant, params, ctx.tm, one_entity=_eid(request))
+    result = await off_loop(
+        request, service(request).query, ctx.tenant, params, ctx.tm, one_entity=_eid(request)
+    )
     return _respond(ctx, result, result.entities[0])
 
 

@@ -1,0 +1,95 @@
+"""Long reads run on reader threads: while one is still reading, the hub writes and answers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from conftest import BASE
+
+SENSOR = {
+    "id": "urn:ngsi-ld:Sensor:s1",
+    "type": "Sensor",
+    "n": {"type": "Property", "value": 1, "observedAt": "2026-01-01T00:00:00Z"},
+}
+# Each read and the store method it ends in.
+LONG_READS = [
+    ("/entities?type=Sensor&q=n>0", "query"),
+    ("/temporal/entities?type=Sensor", "temporal"),
+    (
+        "/temporal/entities?type=Sensor&options=aggregatedValues&aggrMethods=sum"
+        "&aggrPeriodDuration=P1D",
+        "aggregate",
+    ),
+    ("/attributes?details=true", "attribute_stats"),
+    ("/types?details=true", "entity_types"),
+    ("/attributes/n", "attribute_info"),
+]
+
+
+class Stall:
+    """Wraps a store method so that its first call holds its thread until released."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.started.is_set():
+            self.started.set()
+            self.release.wait(10)  # on the event loop this would hold every request for 10 s
+        return self.real(*args, **kwargs)
+
+
+@pytest.mark.parametrize(("path", "method"), LONG_READS)
+async def test_a_long_read_holds_up_no_other_request(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    method: str,
+) -> None:
+    """A create, a read by id, an update and another query all answer while the long read is
+    still inside the store; then it answers in full."""
+    r = await client.post(f"{BASE}/entities", json=SENSOR)
+    assert r.status_code == 201, r.text
+    stall = Stall(getattr(app.state.store, method))
+    monkeypatch.setattr(app.state.store, method, stall)
+
+    long_read = asyncio.create_task(client.get(BASE + path))
+    assert await asyncio.to_thread(stall.started.wait, 5)
+    try:
+        other = {**SENSOR, "id": "urn:ngsi-ld:Sensor:s2"}
+        r = await client.post(f"{BASE}/entities", json=other)
+        assert r.status_code == 201, r.text
+        r = await client.patch(
+            f"{BASE}/entities/{other['id']}/attrs", json={"n": {"type": "Property", "value": 7}}
+        )
+        assert r.status_code == 204, r.text
+        r = await client.get(f"{BASE}/entities/{other['id']}", params={"options": "keyValues"})
+        assert r.status_code == 200 and r.json()["n"] == 7
+        r = await client.get(f"{BASE}/entities", params={"type": "Sensor", "q": "n==7"})
+        assert [e["id"] for e in r.json()] == [other["id"]]
+        assert not long_read.done()
+    finally:
+        stall.release.set()
+    r = await long_read
+    assert r.status_code == 200, r.text
+
+
+async def test_errors_of_a_read_on_a_thread_are_problem_details(
+    client: httpx.AsyncClient,
+) -> None:
+    """A query refused inside the reader thread still answers its NGSI-LD error."""
+    r = await client.get(f"{BASE}/entities", params={"type": "Sensor", "q": "n>>1"})
+    assert r.status_code == 400
+    assert r.json()["type"].endswith("BadRequestData")
+    r = await client.get(f"{BASE}/attributes/nothing")
+    assert r.status_code == 404
+    assert r.json()["type"].endswith("ResourceNotFound")
