@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdefgh"
+FIGURES = "abcdefghi"
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-h)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-i)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -327,7 +328,7 @@ def run_hub(
             hub, plan, {"kind": "patch_attrs", "ids": [quote(i, safe=":") for i in ids]}
         )
         say(f"    (c) PATCH /entities/{{id}}/attrs   {fmt_rate(stats['c']['ok_rate'])}")
-    if only & set("de"):
+    if only & set("dei"):
         stats["d"] = load_city(hub, plan)
         say(
             f"    (d) batch upsert                 {fmt_rate(stats['d']['entities_per_s'], 'entities/s')}"
@@ -341,6 +342,8 @@ def run_hub(
         stats["e"] = queries(hub, plan)
     if "f" in only:
         stats["f"] = temporal(hub, plan)
+    if "i" in only:
+        stats["i"] = under_queries(hub, plan, get_paths)
     with httpx.Client(base_url=hub.url, timeout=10.0) as client:
         r = client.get(f"{BASE}/types")
         stats["types"] = r.json() if r.status_code == 200 else None
@@ -408,6 +411,39 @@ def queries(hub: Server, plan: Plan) -> list[dict[str, Any]]:
             )
             hub.restart()
     return rows
+
+
+def broad_queries() -> list[str]:
+    """(i): what a dashboard asks for: a thousand entities of a type, and the type overview."""
+    paths = [
+        f"{BASE}/entities?" + urlencode({"type": t, "limit": "1000", "options": "keyValues"})
+        for t in data.TYPES
+    ]
+    return [*paths, f"{BASE}/types?details=true"]
+
+
+def under_queries(hub: Server, plan: Plan, get_paths: list[str]) -> dict[str, Any]:
+    """(i): reads by id from one client, alone and then while two clients run broad queries
+    over the (d) city: how much a long read holds up the others."""
+    n = max(100, plan.samples)
+    alone = sequential(hub, plan, get_paths, n)
+    job = {
+        "scenario": {"kind": "get", "paths": broad_queries()},
+        "connections": 2,
+        "warmup": 1.0,
+        "duration": plan.budget * 1.5,
+        "max_requests": 1_000_000,
+    }
+    with ThreadPoolExecutor(1) as pool:
+        background = pool.submit(drive, hub, job)
+        time.sleep(1.5)  # the load generator is up and the first broad queries run
+        busy = sequential(hub, plan, get_paths, n)
+        broad = background.result()
+    say(f"    (i) GET by id alone              {fmt_lat(alone)}")
+    say(
+        f"    (i) GET by id under queries      {fmt_lat(busy)}  ({broad['ok_rate']:,.1f} broad queries/s)"
+    )
+    return {"alone": alone, "busy": busy, "broad": broad}
 
 
 def temporal(hub: Server, plan: Plan) -> dict[str, Any]:
@@ -556,6 +592,13 @@ def render(out: dict[str, Any], only: set[str]) -> str:
                 f"({row['buckets']:,} periods, {row['bytes'] / 1024:,.0f} KiB) | {fmt_lat(row)} | {base_txt} | "
                 f"{p95 / seq:,.0f} | p95 ≤ 50 ms | {verdict(p95 <= 50)} |"
             )
+    if "i" in only and "i" in hub:
+        alone, busy = hub["i"]["alone"]["lat_ms"]["p99"], hub["i"]["busy"]["lat_ms"]["p99"]
+        lines.append(
+            f"| (i) | GET /ngsi-ld/v1/entities/{{id}}, one client, while 2 clients run broad queries "
+            f"({hub['i']['broad']['ok_rate']:,.1f}/s: 1,000 entities of a type, /types?details=true) | "
+            f"{fmt_lat(hub['i']['busy'])} | p99 {alone:,.2f} ms (the same reads alone) | {busy / alone:,.1f} | — | — |"
+        )
     if "g" in only and "iot" in out:
         lines += iot.render_rows(out["iot"])
     elif "g" in only:
@@ -611,6 +654,8 @@ def all_runs(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     if "f" in hub:
         runs.append(("hub f loading", hub["f"]["load"]))
         runs += [(f"hub f {row['label']}", row) for row in hub["f"]["queries"]]
+    if "i" in hub:
+        runs += [(f"hub i {k}", hub["i"][k]) for k in ("alone", "busy", "broad")]
     return runs
 
 

@@ -37,11 +37,11 @@ def hub_app() -> Any:
     the stats are written to path at lifespan shutdown (uvicorn re-raises SIGTERM after a
     graceful shutdown, so a `python -m cProfile` wrapper would never get to write them)."""
     from cityhub.api.app import create_app
-    from cityhub.cli import tune_gc
+    from cityhub.cli import tune_runtime
     from cityhub.settings import Settings
 
     app = create_app(Settings(db=os.environ["BENCH_HUB_DB"], log_level="warning"))
-    tune_gc()  # as `cityhub serve` does
+    tune_runtime()  # as `cityhub serve` does
     out = os.environ.get("BENCH_PROFILE")
     if not out:
         return app

@@ -130,7 +130,7 @@ def serve(settings: object) -> int:
         return 1
     from cityhub.api.protocol import BoundedHttpTools
 
-    tune_gc()
+    tune_runtime()
     uvicorn.run(
         app,
         host=settings.host,
@@ -175,15 +175,22 @@ def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
     return 0
 
 
-def tune_gc() -> None:
-    """Make the cyclic GC cheap for a long-running server: the objects built at start-up
-    (modules, contexts, routes) move to the permanent generation, so full collections no longer
-    walk them, and full collections run half as often. Measured +4-8 % on writes (bench a, c, d)."""
+def tune_runtime() -> None:
+    """Tune the interpreter for a long-running server.
+
+    The objects built at start-up (modules, contexts, routes) move to the GC's permanent
+    generation, so full collections no longer walk them, and full collections run half as often
+    (+4-8 % on writes, bench a, c, d). The GIL is handed over every 1 ms instead of 5: while a
+    reader thread renders a broad query, the event loop waits at most that long for each turn
+    (bench i --quick, two runs each: the p99 of reads by id under broad queries was 29 and
+    29 ms at 5 ms, 10 and 0.5 ms at 1 ms)."""
     import gc
+    import sys
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 20, 20)
+    sys.setswitchinterval(0.001)
 
 
 def _port_busy(host: str, port: int) -> str:
