@@ -34,6 +34,8 @@ VOCAB = "https://terms.example.org/"
 DETAIL_KEYS = {"URL", "localId", "kind", "createdAt", "lastUsage", "numberOfHits", "extraInfo"}
 DOC_A: dict[str, Any] = {"@context": {"Lamp": VOCAB + "Lamp", "lux": VOCAB + "lux"}}
 DOC_B: dict[str, Any] = {"@context": {"Lamp": VOCAB + "Lamp", "lumen": VOCAB + "lux"}}
+LD_TYPE = "application/ld+json"
+LD = {"Content-Type": LD_TYPE}
 TIMEOUT = 0.5  # the hub's @context timeout in these tests, in seconds
 
 
@@ -469,6 +471,33 @@ async def test_implicitly_created_context(hub: httpx.AsyncClient, hub_app: Starl
     problem(await hub.delete(f"{CTX}/{local_id}", params={"reload": "true"}), 400)
     assert (await hub.delete(f"{CTX}/{local_id}")).status_code == 204
     assert await listing(hub, kind="ImplicitlyCreated") == []
+
+
+async def test_a_subscription_with_a_compound_context_names_an_implicit_one(
+    hub: httpx.AsyncClient,
+) -> None:
+    """A subscription created with an inline or multi-part @context gets a jsonldContext: the
+    URL of an ImplicitlyCreated context holding that @context (5.13); one given keeps its own,
+    and a single URL needs none."""
+    spec = [{"Lamp": VOCAB + "Lamp"}, CORE]
+    sub = {
+        "id": "urn:ngsi-ld:Subscription:compound",
+        "type": "Subscription",
+        "entities": [{"type": "Lamp"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+        "@context": spec,
+    }
+    resp = await hub.post(f"{BASE}/subscriptions", json=sub, headers=LD)
+    assert resp.status_code == 201, resp.text
+    got = await hub.get(f"{BASE}/subscriptions/{sub['id']}", headers={"Accept": LD_TYPE})
+    url = got.json()["jsonldContext"]
+    assert await listing(hub, kind="ImplicitlyCreated") == [url]
+    assert (await hub.get(f"{CTX}/{url.rsplit('/', 1)[-1]}")).json() == {"@context": spec}
+
+    single = {**sub, "id": "urn:ngsi-ld:Subscription:single", "@context": [CORE]}
+    assert (await hub.post(f"{BASE}/subscriptions", json=single, headers=LD)).status_code == 201
+    got = await hub.get(f"{BASE}/subscriptions/{single['id']}")
+    assert "jsonldContext" not in got.json()
 
 
 # -- the cache on its own ------------------------------------------------------------------------

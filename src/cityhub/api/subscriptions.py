@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from cityhub.api.contexts import implicit_context
 from cityhub.api.http import (
     BASE,
     JSONLD,
@@ -30,6 +31,7 @@ from cityhub.api.http import (
 )
 from cityhub.ngsild import params as P
 from cityhub.ngsild import subscriptions as S
+from cityhub.ngsild.context import is_compound
 from cityhub.ngsild.entity import check_uri
 from cityhub.ngsild.errors import (
     AlreadyExists,
@@ -177,6 +179,9 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         ctx = await context_of(request, body, media)
         rid = S.body_id(body) or new_id(S.SUBSCRIPTION)
         doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
+        if "jsonldContext" not in doc and is_compound(ctx.spec):
+            # one URL names the @context notifications use: an ImplicitlyCreated one (5.13)
+            doc["jsonldContext"] = implicit_context(request, ctx.spec)
         if "jsonldContext" in doc:
             await contexts(request).prefetch(doc["jsonldContext"])
         if not store(request).resource_create(kind, ctx.tenant, rid, doc):

@@ -624,6 +624,14 @@ def _urls(spec: Any) -> Iterable[str]:
                 yield item
 
 
+def is_compound(spec: Any) -> bool:
+    """An inline or multi-part @context: it has no one URL of its own, so an ImplicitlyCreated
+    context stands in where one URL must name it (a subscription's jsonldContext)."""
+    if isinstance(spec, list) and len(spec) == 1:
+        spec = spec[0]
+    return not (spec is None or isinstance(spec, str))
+
+
 def parse_link_header(value: str | None) -> str | None:
     """The context URL of a Link header with rel=…jsonld#context, validated."""
     if not value:
