@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         "SQLite reader, so that a long read never holds up writes, device messages or reads "
         "by id; more queries than threads wait their turn.",
     )
+    history_days: float = Field(
+        0.0,
+        ge=0,
+        description="Days a temporal instance is kept after it was last written; older ones "
+        "are deleted in the background every ten minutes (0: kept for ever). A deleted "
+        "entity's temporal evolution goes with its last instance.",
+    )
     context_timeout: float = Field(
         3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."
     )

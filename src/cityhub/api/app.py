@@ -37,6 +37,7 @@ from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.notify.delivery import Policy
 from cityhub.notify.notifier import Notifier
+from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
 from cityhub.store.base import QueryTimeout, StoreFull
 from cityhub.store.sqlite import SqliteStore
@@ -141,8 +142,8 @@ async def missing_id(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Liveness (the store answers a read), the space it uses and has left, and the
-    notification backlog: what an operator watches."""
+    """Liveness (the store answers a read), the space it uses and has left, the
+    notification backlog and history retention: what an operator watches."""
     store = request.app.state.store
     store.tenants()
     dispatcher = request.app.state.notifier.dispatcher
@@ -153,6 +154,7 @@ async def health(request: Request) -> Response:
             "version": __version__,
             "storage": store.storage(),
             "notifications": notifications,
+            "history": request.app.state.pruner.report(),
         }
     )
 
@@ -232,13 +234,16 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     )
     notifier.load()
     store.sink = notifier
+    pruner = HistoryPruner(store, settings.history_days)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         notifier.start()
+        pruner.start()
         await iot_agent.start(app)
         yield
         await iot_agent.stop(app)
+        await pruner.close()
         await notifier.close()
         app.state.readers.shutdown(wait=True, cancel_futures=True)
         store.close()
@@ -264,5 +269,6 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.full_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier
+    app.state.pruner = pruner
     iot_agent.install(app)
     return app

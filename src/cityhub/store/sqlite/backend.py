@@ -310,6 +310,26 @@ class SqliteStore:
             "diskFreeBytes": shutil.disk_usage(db.resolve().parent).free,
         }
 
+    def prune_history(
+        self, before: float, after: int = 0, limit: int = 2000
+    ) -> tuple[int, int | None]:
+        """One short step of history retention in its own transaction (temporal.prune);
+        nothing while a group commit is open, so it never joins a request's transaction."""
+        with self._write_lock:
+            if self._in_group:
+                return 0, None
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                with _typed_full:
+                    done = temporal.prune(conn, before, after, limit)
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return done
+
     def changes(self) -> int:
         """Rows the writer has changed since it opened: tells whether a failed job wrote."""
         return self._writer.total_changes

@@ -230,6 +230,36 @@ def delete(
     return conn.execute(sql, params).rowcount
 
 
+def prune(
+    conn: sqlite3.Connection, before: float, after: int, limit: int
+) -> tuple[int, int | None]:
+    """One step of history retention: delete the instances after row `after`, in the order
+    they were last written (row ids follow it: update_instance moves a rewritten row to the
+    end), up to the first one written at `before` or later, `limit` at most; then drop the
+    temporal entities this left empty whose entity is gone. Returns how many were deleted and
+    where to go on (None: done)."""
+    rows = conn.execute(
+        "SELECT hid, t_modified FROM history WHERE hid > ? ORDER BY hid LIMIT ?", (after, limit)
+    ).fetchall()
+    old = 0
+    while old < len(rows) and rows[old][1] < before:
+        old += 1
+    if not old:
+        return 0, None
+    last = rows[old - 1][0]
+    tpks = conn.execute(
+        "DELETE FROM history WHERE hid > ? AND hid <= ? RETURNING tpk", (after, last)
+    ).fetchall()
+    conn.execute(
+        "DELETE FROM tentities WHERE tpk IN (SELECT value FROM json_each(?)) "
+        "AND NOT EXISTS (SELECT 1 FROM history h WHERE h.tpk = tentities.tpk) "
+        "AND NOT EXISTS (SELECT 1 FROM entities e "
+        "WHERE e.tenant = tentities.tenant AND e.id = tentities.id)",
+        (orjson.dumps(sorted({t for (t,) in tpks})).decode(),),
+    )
+    return old, last if old == limit else None
+
+
 def update_instance(
     conn: sqlite3.Connection,
     names: AttrNames,
@@ -239,25 +269,29 @@ def update_instance(
     instance_id: str,
     inst: Doc,
 ) -> bool:
-    """Replace one instance's content, keeping its instanceId."""
+    """Replace one instance's content, keeping its instanceId. The row moves to the end (a
+    new row id), so that row ids stay in the order instances were last written (prune)."""
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
-    cur = conn.execute(
-        "UPDATE history SET inst = ?, num = ?, t_observed = ?, t_modified = ?, dataset_id = ? "
-        "WHERE tpk = ? AND nid = ? AND instance_id = ?",
-        (
-            _stored_json(inst),
-            _num(inst),
-            epoch(inst.get("observedAt")),
-            epoch(inst["modifiedAt"]),
-            inst.get("datasetId"),
-            tpk,
-            names.lookup(conn, attr),
-            instance_id,
-        ),
+    hids = conn.execute(
+        "SELECT hid FROM history WHERE tpk = ? AND nid = ? AND instance_id = ?",
+        (tpk, names.lookup(conn, attr), instance_id),
+    ).fetchall()
+    values = (
+        _stored_json(inst),
+        _num(inst),
+        epoch(inst.get("observedAt")),
+        epoch(inst["modifiedAt"]),
+        inst.get("datasetId"),
     )
-    return cur.rowcount > 0
+    for (hid,) in hids:
+        conn.execute(
+            "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), inst = ?, num = ?, "
+            "t_observed = ?, t_modified = ?, dataset_id = ? WHERE hid = ?",
+            (*values, hid),
+        )
+    return bool(hids)
 
 
 def has_instance(

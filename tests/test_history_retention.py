@@ -1,0 +1,176 @@
+"""CITYHUB_HISTORY_DAYS: temporal instances last written longer ago than that are deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from cityhub import retention
+from cityhub.api.app import create_app
+from cityhub.settings import Settings
+from conftest import BASE
+
+DAY = 86400.0
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
+    """A hub that keeps history for 30 days."""
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), history_days=30))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        yield client, app
+    app.state.store.close()
+
+
+def age(app: Starlette, days: float, where: str = "1", params: tuple[Any, ...] = ()) -> int:
+    """Make history rows look `days` older, as if written then (another connection, as a
+    second process would)."""
+    conn = sqlite3.connect(app.state.store.path, isolation_level=None)
+    try:
+        cur = conn.execute(
+            f"UPDATE history SET t_modified = t_modified - ? WHERE {where}", (days * DAY, *params)
+        )
+        return cur.rowcount
+    finally:
+        conn.close()
+
+
+def entity(eid: str, n: int) -> dict[str, Any]:
+    return {"id": eid, "type": "Sensor", "n": {"type": "Property", "value": n}}
+
+
+async def values(client: httpx.AsyncClient, eid: str) -> list[Any] | None:
+    """The temporal values of n, oldest first (None: no temporal entity)."""
+    r = await client.get(f"{BASE}/temporal/entities/{eid}", params={"options": "temporalValues"})
+    if r.status_code == 404:
+        return None
+    assert r.status_code == 200, r.text
+    return [v for v, _ in r.json().get("n", {}).get("values", [])]
+
+
+async def test_expired_instances_go_and_recent_ones_stay(
+    hub: tuple[httpx.AsyncClient, Starlette],
+) -> None:
+    """Instances older than 30 days are deleted; the current entities are untouched; a deleted
+    entity's temporal evolution goes with its last instance, a live one's stays, empty."""
+    client, app = hub
+    kept, gone, quiet = "urn:ngsi-ld:Sensor:kept", "urn:ngsi-ld:Sensor:gone", "urn:ngsi-ld:Sensor:q"
+    for eid in (kept, gone, quiet):
+        assert (await client.post(f"{BASE}/entities", json=entity(eid, 1))).status_code == 201
+    for n in (2, 3):
+        r = await client.patch(f"{BASE}/entities/{kept}/attrs", json={"n": entity(kept, n)["n"]})
+        assert r.status_code == 204
+    assert (await client.delete(f"{BASE}/entities/{gone}")).status_code == 204
+    assert await values(client, kept) == [1, 2, 3]
+    assert await values(client, gone) is not None
+
+    # everything but kept's last instance was written 40 days ago
+    newest = "hid = (SELECT max(hid) FROM history WHERE t_modified IS NOT NULL AND tpk = ?)"
+    tpk = (
+        sqlite3.connect(app.state.store.path)
+        .execute("SELECT tpk FROM tentities WHERE id = ?", (kept,))
+        .fetchone()[0]
+    )
+    total = age(app, 40, f"NOT ({newest})", (tpk,))
+    assert total == 4  # kept: 1 and 2; gone: 1; quiet: 1
+
+    assert await app.state.pruner.prune() == total
+    assert await values(client, kept) == [3]
+    assert await values(client, gone) is None  # its entity is deleted: nothing left to show
+    assert await values(client, quiet) == []  # live entity, no instance within 30 days
+    r = await client.get(f"{BASE}/entities/{quiet}", params={"options": "keyValues"})
+    assert r.json()["n"] == 1  # the current state is never pruned
+    assert await app.state.pruner.prune() == 0
+    health = (await client.get("/health")).json()["history"]
+    assert health["retentionDays"] == 30 and health["deletedInstances"] == total
+    assert health["lastRun"] is not None
+
+
+async def test_rewritten_instances_count_from_their_rewrite(
+    hub: tuple[httpx.AsyncClient, Starlette], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old instance modified through the temporal API is kept as recently written, and the
+    old instances stored after it are still found, in steps of a few rows."""
+    client, app = hub
+    monkeypatch.setattr(retention, "STEP", 2)
+    eid = "urn:ngsi-ld:Sensor:t"
+    body = {
+        "id": eid,
+        "type": "Sensor",
+        "n": [
+            {"type": "Property", "value": i, "observedAt": f"2026-01-0{i}T00:00:00Z"}
+            for i in range(1, 8)
+        ],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=body)).status_code == 201
+    assert age(app, 40) == 7
+    r = await client.get(f"{BASE}/temporal/entities/{eid}")
+    first = r.json()["n"][0]
+    assert first["value"] == 1
+    r = await client.patch(
+        f"{BASE}/temporal/entities/{eid}/attrs/n/{first['instanceId']}",
+        json={"n": {"type": "Property", "value": 10, "observedAt": "2026-01-01T00:00:00Z"}},
+    )
+    assert r.status_code == 204, r.text
+
+    assert await app.state.pruner.prune() == 6
+    assert await values(client, eid) == [10]
+
+
+async def test_prunes_in_steps_while_writes_go_on(
+    hub: tuple[httpx.AsyncClient, Starlette], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step is its own short transaction: a write made while a pass runs is committed
+    and kept."""
+    client, app = hub
+    monkeypatch.setattr(retention, "STEP", 50)
+    batch = [entity(f"urn:ngsi-ld:Sensor:{i}", i) for i in range(500)]
+    r = await client.post(f"{BASE}/entityOperations/create", json=batch)
+    assert r.status_code == 201
+    age(app, 31)
+    steps = 0
+    real = app.state.store.prune_history
+
+    def counting(*args: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        return real(*args)
+
+    monkeypatch.setattr(app.state.store, "prune_history", counting)
+    pruning = asyncio.create_task(app.state.pruner.prune())
+    r = await client.post(f"{BASE}/entities", json=entity("urn:ngsi-ld:Sensor:new", 7))
+    assert r.status_code == 201
+    assert await pruning == 500
+    assert steps >= 10
+    assert await values(client, "urn:ngsi-ld:Sensor:new") == [7]
+    assert await values(client, "urn:ngsi-ld:Sensor:3") == []
+
+
+async def test_off_by_default_and_runs_in_the_background(tmp_path: Path) -> None:
+    """Without the setting nothing is pruned; with it, the served hub prunes at start-up."""
+    off = create_app(Settings(db=str(tmp_path / "off.db")))
+    assert off.state.pruner.report()["retentionDays"] == 0
+    off.state.store.close()
+
+    app = create_app(Settings(db=str(tmp_path / "on.db"), history_days=1))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            r = await client.post(f"{BASE}/entities", json=entity("urn:ngsi-ld:Sensor:b", 1))
+            assert r.status_code == 201
+    app = create_app(Settings(db=str(tmp_path / "on.db"), history_days=1))
+    age(app, 2)
+    async with app.router.lifespan_context(app):
+        deadline = time.monotonic() + 10
+        while app.state.pruner.deleted == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert app.state.pruner.deleted == 1
