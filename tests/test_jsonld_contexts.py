@@ -492,7 +492,10 @@ async def test_a_subscription_with_a_compound_context_names_an_implicit_one(
     got = await hub.get(f"{BASE}/subscriptions/{sub['id']}", headers={"Accept": LD_TYPE})
     url = got.json()["jsonldContext"]
     assert await listing(hub, kind="ImplicitlyCreated") == [url]
-    assert (await hub.get(f"{CTX}/{url.rsplit('/', 1)[-1]}")).json() == {"@context": spec}
+    local_id = url.rsplit("/", 1)[-1]
+    # made by the hub, loaded by its notifier: no client has used it yet
+    assert (await details(hub, local_id))["numberOfHits"] == 0
+    assert (await hub.get(f"{CTX}/{local_id}")).json() == {"@context": spec}
 
     single = {**sub, "id": "urn:ngsi-ld:Subscription:single", "@context": [CORE]}
     assert (await hub.post(f"{BASE}/subscriptions", json=single, headers=LD)).status_code == 201

@@ -179,11 +179,11 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         ctx = await context_of(request, body, media)
         rid = S.body_id(body) or new_id(S.SUBSCRIPTION)
         doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
-        if "jsonldContext" not in doc and is_compound(ctx.spec):
-            # one URL names the @context notifications use: an ImplicitlyCreated one (5.13)
-            doc["jsonldContext"] = implicit_context(request, ctx.spec)
         if "jsonldContext" in doc:
             await contexts(request).prefetch(doc["jsonldContext"])
+        elif is_compound(ctx.spec):
+            # one URL names the @context notifications use: an ImplicitlyCreated one (5.13)
+            doc["jsonldContext"] = implicit_context(request, ctx.spec)
         if not store(request).resource_create(kind, ctx.tenant, rid, doc):
             raise AlreadyExists(f"subscription {rid} already exists")
         await changed(request, ctx.tenant, rid)

@@ -550,11 +550,12 @@ class ContextCache:
 
     async def prefetch_each(self, specs: Iterable[Any]) -> None:
         """Fetch what each of several @context values names; an unreachable one is skipped
-        (whoever compiles it later reports it)."""
+        (whoever compiles it later reports it). The hub's own loading is no use by a client:
+        it counts no hit (the request that brought the @context counted one)."""
         for spec in specs:
             if spec is not None:
                 with contextlib.suppress(NgsiLdError):
-                    await self.prefetch(spec)
+                    await self.prefetch(spec, count=False)
 
     def compile(self, spec: Any) -> TermMap:
         """The term map for a @context value (None means the core context alone)."""
