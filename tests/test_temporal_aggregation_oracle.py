@@ -244,3 +244,44 @@ def test_paging_on_from_the_content_range_gets_everything(
     else:
         pytest.fail(f"no 200 after {len(points) + 2} pages")
     assert seen == want
+
+
+@examples(100)
+@given(points=dense, last_n=st.integers(1, 45), data=st.data())
+def test_lastn_paging_walks_back_through_the_newest(
+    paged_hub: SyncHub, points: list[tuple[int, int]], last_n: int, data: st.DataObject
+) -> None:
+    """lastN beyond the page size: 206 pages of the newest instances, each Content-Range
+    running from the newest time back to the oldest on the page; asking again before that
+    end (`timerel=before`, lastN less what came) gives exactly the newest lastN selected
+    instances, each once, and ends with 200."""
+    rel, a, _ = data.draw(
+        st.sampled_from(["none", "before"]).flatmap(
+            lambda r: st.tuples(
+                st.just(r), st.sampled_from([m for m, _ in points]) | minutes, st.just(0)
+            )
+        )
+    )
+    eid = stored(paged_hub, points)
+    keep = selects((rel, a, 0))
+    want = [(v, iso(T0 + timedelta(minutes=m))) for m, v in sorted(points) if keep(m)][-last_n:]
+    params = {"options": "temporalValues", "lastN": str(last_n), **time_params((rel, a, 0))}
+    seen: list[tuple[int, str]] = []
+    for _ in range(len(points) + 2):
+        r = paged_hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
+        assert r.status_code in (200, 206), r.text
+        page = [tuple(x) for x in (r.json().get("power") or {}).get("values", [])]
+        assert len(page) <= 5, page
+        assert page == sorted(page, key=lambda p: p[1]), "a page lists its instances in time order"
+        assert not set(page) & set(seen), (page, seen)
+        seen = page + seen
+        if r.status_code == 200:
+            break
+        newest, _, rest = r.headers["Content-Range"].removeprefix("date-time ").partition("Z-")
+        oldest, _, size = rest.partition("/")
+        assert size == params["lastN"]  # the size this request asked for
+        assert page[0][1] == oldest and newest + "Z" >= page[-1][1], r.headers["Content-Range"]
+        params.update(timerel="before", timeAt=oldest, lastN=str(last_n - len(seen)))
+    else:
+        pytest.fail(f"no 200 after {len(points) + 2} pages")
+    assert seen == want
