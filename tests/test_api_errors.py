@@ -431,3 +431,41 @@ async def test_unexpected_errors_are_problem_details_without_internals(tmp_path:
     assert "secret" not in resp.text and "Traceback" not in resp.text, resp.text
     assert body["title"]
     app.state.store.close()
+
+
+# URLs that parse as absolute URIs but that no HTTP or MQTT client can request
+UNREQUESTABLE = ["http://127.0.0.1:80http:/c.jsonld", "http://[::1/c.jsonld", "mqtt://h:99x/t"]
+
+
+@pytest.mark.parametrize("url", UNREQUESTABLE)
+async def test_urls_no_client_can_request_are_problems_not_500(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    """A @context (Link header or body), a notification endpoint or a device's ldContext
+    with a port that is no number or an unclosed IPv6 host: a ProblemDetails, never a 500."""
+    entity = {"id": "urn:ngsi-ld:Pump:u", "type": "Pump"}
+    problem(
+        await client.post(f"{BASE}/entities", json=entity, headers={"Link": link(url)}),
+        503,
+        "LdContextNotAvailable",
+    )
+    problem(
+        await client.post(
+            f"{BASE}/entities",
+            content=json.dumps({**entity, "@context": url}),
+            headers={"Content-Type": JSONLD},
+        ),
+        503,
+        "LdContextNotAvailable",
+    )
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "Pump"}],
+        "notification": {"endpoint": {"uri": url}},
+    }
+    problem(await client.post(f"{BASE}/subscriptions", json=sub), 400, "BadRequestData")
+    device = {"id": "d1", "entityType": "Pump", "ldContext": url}
+    resp = await client.post("/iot/v1/devices", json=device)
+    # refused as no http(s) URL (400), or fetched at provisioning and not to be had (503)
+    problem(resp, 503 if url.startswith("http://127") else 400)
+    assert (await client.get(f"{BASE}/entities", params={"type": "Pump"})).json() == []

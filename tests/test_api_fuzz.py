@@ -43,6 +43,8 @@ FUZZ = settings(
 # -- the vocabulary ----------------------------------------------------------------------------
 
 NAMES = ["temperature", "status", "location", "refDevice", "name", "label", "humidity"]
+# URLs that no HTTP client can request: a bad port, an unclosed IPv6 host, no host at all
+BAD_URLS = ["http://127.0.0.1:80http:/c.jsonld", "http://[::1/c.jsonld", "http://", "https://:0/x"]
 WEIRD = ["", " ", "id", "type", "@id", "@context", "a.b", "a[b]", "ex:t", "http://e.org/a", "é"]
 name = st.sampled_from(NAMES + WEIRD) | st.text(max_size=8)
 number = st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.sampled_from([0, -1, 1e308])
@@ -106,7 +108,9 @@ def entity(draw: st.DrawFn) -> Any:
     if draw(st.integers(0, 4)):
         body["type"] = draw(type_name | st.lists(type_name, max_size=3) | json_value)
     if draw(st.integers(0, 5)) == 0:
-        body["@context"] = draw(st.sampled_from([CORE, [CORE], {"x": "ex:x"}, 5, "nope"]))
+        body["@context"] = draw(
+            st.sampled_from([CORE, [CORE], {"x": "ex:x"}, 5, "nope"]) | st.sampled_from(BAD_URLS)
+        )
     if draw(st.integers(0, 5)) == 0:
         body["scope"] = draw(st.sampled_from(["/a", "/a/b", "a", ""]) | json_value)
     return body
@@ -169,7 +173,9 @@ selector = st.fixed_dictionaries(
     {}, optional={"id": entity_id, "idPattern": st.sampled_from([".*", "("]), "type": type_name}
 )
 ENDPOINT = {
-    "uri": st.sampled_from(["http://127.0.0.1:9/n", "mqtt://127.0.0.1:9/t", "x", ""]) | json_value,
+    "uri": st.sampled_from(["http://127.0.0.1:9/n", "mqtt://127.0.0.1:9/t", "x", ""])
+    | st.sampled_from(BAD_URLS)
+    | json_value,
     "accept": st.sampled_from(["application/json", "application/ld+json", "x"]),
     "receiverInfo": st.lists(st.fixed_dictionaries({"key": name, "value": json_value})),
     "notifierInfo": json_value,
@@ -216,7 +222,7 @@ SHAPED = {
         ),
         max_size=2,
     ),
-    "endpoint": st.sampled_from(["http://127.0.0.1:9/csr", "x"]) | endpoint,
+    "endpoint": st.sampled_from(["http://127.0.0.1:9/csr", "x", *BAD_URLS]) | endpoint,
     "mode": st.sampled_from(["inclusive", "exclusive", "redirect", "auxiliary", "x"]),
     "operations": st.lists(st.sampled_from(["retrieveEntity", "federationOps", "x"])),
     "apikey": st.sampled_from(["k1", ""]),
@@ -227,7 +233,7 @@ SHAPED = {
     "attributes": st.dictionaries(name, json_value, max_size=3),
     "static": attrs,
     "source": st.sampled_from(["s1", "x"]),
-    "ldContext": st.sampled_from([CORE, "x"]) | json_value,
+    "ldContext": st.sampled_from([CORE, "x", *BAD_URLS]) | json_value,
 }
 shaped = st.fixed_dictionaries({}, optional=SHAPED)
 bodies = entity() | st.lists(entity(), max_size=4) | shaped | json_value
@@ -250,7 +256,10 @@ def headers(draw: st.DrawFn, ctx: ContextServer) -> dict[str, str]:
     if draw(st.integers(0, 2)) == 0:
         h["Accept"] = draw(st.lists(st.sampled_from(MEDIA), max_size=3).map(",".join))
     if draw(st.integers(0, 2)) == 0:
-        url = draw(st.sampled_from([CORE, ctx.url("/ctx/fuzz.jsonld"), ctx.url("/notjson")]))
+        url = draw(
+            st.sampled_from([CORE, ctx.url("/ctx/fuzz.jsonld"), ctx.url("/notjson")])
+            | st.sampled_from(BAD_URLS)
+        )
         h["Link"] = draw(st.sampled_from([link(url), f"<{url}>", "<>", "junk", link("x")]))
     if draw(st.booleans()):  # t1 holds the seed too; the others are new or odd
         h["NGSILD-Tenant"] = draw(

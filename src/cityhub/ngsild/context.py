@@ -377,7 +377,10 @@ class ContextCache:
         The host part is not compared, so the hub resolves its own contexts without a request
         to itself, whatever name (proxy, container, localhost) the client reached it by.
         """
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 host: no URL of the hub's
+            return None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return None
         _head, sep, local_id = unquote(parts.path).rpartition(CONTEXTS_PATH)
@@ -500,6 +503,8 @@ class ContextCache:
             ) from exc
         except httpx.HTTPError as exc:
             raise LdContextNotAvailable(f"@context {url} is not reachable: {exc}") from exc
+        except httpx.InvalidURL as exc:  # not an HTTPError: a port that is no number, no host
+            raise LdContextNotAvailable(f"cannot dereference @context {url!r}: {exc}") from exc
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -132,7 +132,11 @@ def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) 
     """An absolute URI (with a host for network schemes); optionally of given schemes."""
     if not isinstance(value, str) or not is_absolute_iri(value) or re.search(r"\s", value):
         raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is no number 0-65535
+    except ValueError as exc:  # an unclosed IPv6 host, a bad port: no client could send to it
+        raise BadRequestData(f"{what} is not a valid URI ({exc}), got {value!r}") from None
     scheme = parts.scheme.lower()
     if schemes is not None and scheme not in schemes:
         raise BadRequestData(f"{what} must use one of the schemes {', '.join(schemes)}")

@@ -40,7 +40,11 @@ def _object(body: Any, allowed: tuple[str, ...], what: str) -> Doc:
 
 def _context(value: Any) -> str:
     """A device's JSON-LD @context: one http(s) URL (its terms name the attributes)."""
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(value).scheme if isinstance(value, str) else ""
+    except ValueError:  # e.g. an unclosed IPv6 host
+        scheme = ""
+    if scheme not in ("http", "https"):
         raise BadRequestData(f"ldContext must be an http(s) URL, got {value!r}")
     return value
 
