@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from cityhub.ngsild.context import ContextCache, core_link, link_for
+from cityhub.ngsild.context import ContextCache, core_link, is_compound, link_for
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
@@ -74,12 +74,9 @@ class Notifier:
 
     def link(self, spec: Any) -> str:
         """The Link header naming a subscription's @context."""
-        if isinstance(spec, list) and len(spec) == 1:
-            spec = spec[0]
-        if spec is None:
-            return core_link()
-        if isinstance(spec, str):
-            return link_for(spec)
+        if not is_compound(spec):
+            single = spec[0] if isinstance(spec, list) else spec
+            return core_link() if single is None else link_for(single)
         entry, new = self.contexts.implicit(spec)
         if new:
             self.store.put_context(entry.url, entry.document, entry.kind)
