@@ -39,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("dest", help="the new backup file (must not exist)")
     backup.add_argument("--db", default=None, help="the database to copy (default CITYHUB_DB)")
     backup.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    restore = sub.add_parser(
+        "restore", help="put a backup in place of the database (stop the hub first)"
+    )
+    restore.add_argument("backup", help="the backup file to restore (checked first)")
+    restore.add_argument("--db", default=None, help="the database to replace (default CITYHUB_DB)")
     from cityhub.ingest.importers.cli import add_parser as add_import_parser
 
     add_import_parser(sub)
@@ -61,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_iot(args)
     if args.command == "backup":
         return run_backup(args.db, args.dest, progress=not args.no_progress)
+    if args.command == "restore":
+        return run_restore(args.db, args.backup)
     from pydantic import ValidationError
 
     from cityhub.settings import Settings
@@ -172,6 +179,26 @@ def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
         f"cityhub: wrote {done.path} ({done.size / 1e6:,.1f} MB, {done.entities:,} entities, "
         f"checked) in {done.seconds:.1f} s"
     )
+    return 0
+
+
+def run_restore(db: str | None, source: str) -> int:
+    """`cityhub restore BACKUP`: 0 restored, 2 nothing changed (the reason on stderr)."""
+    from pathlib import Path
+
+    from cityhub.settings import Settings
+    from cityhub.store.base import StoreError
+    from cityhub.store.sqlite.snapshot import restore
+
+    target = Path(db or Settings().db)
+    try:
+        done = restore(Path(source), target)
+    except StoreError as exc:
+        print(f"cityhub: {exc}", file=sys.stderr)
+        return 2
+    print(f"cityhub: restored {done.path} from {source} ({done.entities:,} entities)")
+    if done.kept is not None:
+        print(f"cityhub: the database it replaced is kept as {done.kept}; delete it when done")
     return 0
 
 

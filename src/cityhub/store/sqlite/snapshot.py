@@ -1,4 +1,4 @@
-"""Online backups: a consistent copy of a database while the hub keeps serving.
+"""Online backups (a consistent copy while the hub keeps serving) and restores.
 
 Copying `cityhub.db` with `cp` while the hub runs can miss the pages still in `-wal`, or catch
 them half-written. `VACUUM INTO` reads one snapshot (a WAL reader never blocks the writer), and
@@ -7,6 +7,8 @@ writes it compacted to a new file, which is then checked before it is called a b
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -106,3 +108,78 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:  # not created yet
         return 0
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did."""
+
+    path: Path
+    entities: int
+    kept: Path | None  # where the database it replaced was moved (None: there was none)
+
+
+def restore(source: Path, db: Path) -> Restored:
+    """Put the backup `source` in place of the database `db`, which no process may have open.
+
+    The backup is checked first. The database it replaces is folded back from its WAL into one
+    file and moved aside, never deleted, and the copy is renamed into place whole, so a restore
+    cut short leaves either database complete. Restoring by hand can go wrong in one quiet
+    way: an old `-wal` left beside the copied file is replayed onto it.
+    """
+    if not source.is_file():
+        raise StoreError(f"{source} is not a file")
+    entities = _check_backup(source)
+    kept = None
+    if db.exists():
+        _fold(db)
+        kept = db.with_name(f"{db.name}.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+        db.replace(kept)
+    part = db.with_name(db.name + ".restoring")
+    try:
+        shutil.copyfile(source, part)
+        with part.open("rb+") as f:
+            os.fsync(f.fileno())
+        part.replace(db)
+    except BaseException as exc:  # a full disk, Ctrl-C: put the replaced database back
+        part.unlink(missing_ok=True)
+        if kept is not None:
+            kept.replace(db)
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot copy {source} to {db}: {exc}; nothing was changed") from exc
+        raise
+    return Restored(db, entities, kept)
+
+
+def _check_backup(source: Path) -> int:
+    """How many entities a sound cityhub database holds; StoreError for anything else."""
+    try:
+        conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            entities = int(conn.execute("SELECT count(*) FROM entities").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{source} is not a cityhub database ({exc})") from None
+    if verdict != "ok":
+        raise StoreError(f"{source} failed its check ({verdict})")
+    return entities
+
+
+def _fold(db: Path) -> None:
+    """Fold the database's WAL into its file and drop the WAL, which SQLite does only when no
+    other connection is open: so this also tells that no hub or import is using it."""
+    conn = sqlite3.connect(db, timeout=0.5, isolation_level=None)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+    except sqlite3.Error as exc:
+        mode = str(exc)
+    finally:
+        conn.close()
+    if mode != "delete":
+        raise StoreError(
+            f"{db} is in use ({mode}): stop the hub and any import using it first; "
+            "nothing was changed"
+        )

@@ -1,0 +1,124 @@
+"""`cityhub restore`: a checked backup replaces the database; the old one is kept aside."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cityhub.cli import main
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.service import EntityService
+from cityhub.store.sqlite import SqliteStore
+
+
+def _write(db: Path, ids: range) -> None:
+    """Store meters with these numbers and close the store."""
+    store = SqliteStore(db)
+    items = [{"id": f"urn:ngsi-ld:Meter:{n}", "type": "Meter"} for n in ids]
+    EntityService(store).batch_upsert("", items, ContextCache().core, "replace")
+    store.close()
+
+
+def _ids(db: Path) -> list[str]:
+    store = SqliteStore(db)
+    try:
+        rows = store._reader().execute("SELECT id FROM entities ORDER BY pk").fetchall()
+        return [r[0] for r in rows]
+    finally:
+        store.close()
+
+
+def _meters(ids: range) -> list[str]:
+    return [f"urn:ngsi-ld:Meter:{n}" for n in ids]
+
+
+@pytest.fixture
+def backed_up(tmp_path: Path) -> tuple[Path, Path]:
+    """A database with meters 0-4 backed up, then meters 5-9 added."""
+    db, copy = tmp_path / "hub.db", tmp_path / "monday.db"
+    _write(db, range(5))
+    assert main(["backup", str(copy), "--db", str(db), "--no-progress"]) == 0
+    _write(db, range(5, 10))
+    return db, copy
+
+
+def test_restore_puts_the_backup_in_place_and_keeps_the_old(
+    backed_up: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, copy = backed_up
+    assert main(["restore", str(copy), "--db", str(db)]) == 0
+    assert _ids(db) == _meters(range(5))
+    [kept] = db.parent.glob("hub.db.before-restore-*")
+    assert _ids(kept) == _meters(range(10))
+    out = capsys.readouterr().out
+    assert "5 entities" in out and kept.name in out
+
+
+def test_restore_refuses_while_the_database_is_open(
+    backed_up: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hub (here: a store in this process) has it open: nothing changes."""
+    db, copy = backed_up
+    store = SqliteStore(db)
+    try:
+        assert main(["restore", str(copy), "--db", str(db)]) == 2
+        assert "in use" in capsys.readouterr().err
+        assert not list(db.parent.glob("hub.db.before-restore-*"))
+    finally:
+        store.close()
+    assert _ids(db) == _meters(range(10))
+
+
+def test_restore_refuses_what_is_no_sound_cityhub_database(
+    backed_up: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, copy = backed_up
+    junk = db.parent / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    assert main(["restore", str(junk), "--db", str(db)]) == 2
+    assert "not a cityhub database" in capsys.readouterr().err
+    data = bytearray(copy.read_bytes())  # a torn copy: its second half is gone
+    torn = db.parent / "torn.db"
+    torn.write_bytes(bytes(data[: len(data) // 2]))
+    assert main(["restore", str(torn), "--db", str(db)]) == 2
+    assert main(["restore", str(db.parent / "none.db"), "--db", str(db)]) == 2
+    assert _ids(db) == _meters(range(10))
+    assert not list(db.parent.glob("hub.db.before-restore-*"))
+
+
+def test_a_crashed_hubs_wal_is_not_replayed_onto_the_backup(tmp_path: Path) -> None:
+    """A hub killed with writes still in -wal: the restore folds them into the kept database,
+    and the restored file holds the backup alone (a `cp` of the backup would have had the old
+    WAL replayed onto it)."""
+    db, copy = tmp_path / "hub.db", tmp_path / "monday.db"
+    _write(db, range(3))
+    assert main(["backup", str(copy), "--db", str(db), "--no-progress"]) == 0
+    store = SqliteStore(db)
+    items = [{"id": f"urn:ngsi-ld:Meter:{n}", "type": "Meter"} for n in range(3, 6)]
+    EntityService(store).batch_upsert("", items, ContextCache().core, "replace")
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for suffix in ("", "-wal", "-shm"):  # the files as a kill -9 leaves them
+        shutil.copy(f"{db}{suffix}", crashed / f"hub.db{suffix}")
+    store.close()
+    assert (crashed / "hub.db-wal").stat().st_size > 0
+
+    target = crashed / "hub.db"
+    assert main(["restore", str(copy), "--db", str(target)]) == 0
+    assert not (crashed / "hub.db-wal").exists()
+    assert _ids(target) == _meters(range(3))
+    [kept] = crashed.glob("hub.db.before-restore-*")
+    assert _ids(kept) == _meters(range(6))
+
+
+def test_restore_into_a_new_place(tmp_path: Path) -> None:
+    db, copy = tmp_path / "hub.db", tmp_path / "monday.db"
+    _write(db, range(2))
+    assert main(["backup", str(copy), "--db", str(db), "--no-progress"]) == 0
+    fresh = tmp_path / "new" / "city.db"
+    fresh.parent.mkdir()
+    assert main(["restore", str(copy), "--db", str(fresh)]) == 0
+    assert _ids(fresh) == _meters(range(2))
+    assert list(fresh.parent.iterdir()) == [fresh]
