@@ -11,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from conftest import BASE
+from receivers import Receiver, wait_for
 
 SENSOR = {
     "id": "urn:ngsi-ld:Sensor:s1",
@@ -39,11 +40,13 @@ class Stall:
         self.real = real
         self.started = threading.Event()
         self.release = threading.Event()
+        self.timed_out = False  # nobody released it: whoever would have was held up too
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.started.is_set():
             self.started.set()
-            self.release.wait(10)  # on the event loop this would hold every request for 10 s
+            # on the event loop this holds every request for 10 s
+            self.timed_out = not self.release.wait(10)
         return self.real(*args, **kwargs)
 
 
@@ -81,6 +84,7 @@ async def test_a_long_read_holds_up_no_other_request(
         stall.release.set()
     r = await long_read
     assert r.status_code == 200, r.text
+    assert not stall.timed_out
 
 
 async def test_errors_of_a_read_on_a_thread_are_problem_details(
@@ -93,3 +97,35 @@ async def test_errors_of_a_read_on_a_thread_are_problem_details(
     r = await client.get(f"{BASE}/attributes/nothing")
     assert r.status_code == 404
     assert r.json()["type"].endswith("ResourceNotFound")
+
+
+async def test_a_periodic_subscriptions_query_holds_up_no_request(
+    app: Starlette,
+    hub: httpx.AsyncClient,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timeInterval subscription selects its entities with a query; while that query is
+    still inside the store, writes and reads by id answer."""
+    r = await hub.post(f"{BASE}/entities", json=SENSOR)
+    assert r.status_code == 201, r.text
+    stall = Stall(app.state.store.query)
+    monkeypatch.setattr(app.state.store, "query", stall)
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "Sensor"}],
+        "timeInterval": 1,
+        "notification": {"endpoint": {"uri": receiver.url()}},
+    }
+    assert (await hub.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+    assert await asyncio.to_thread(stall.started.wait, 5)
+    try:
+        other = {**SENSOR, "id": "urn:ngsi-ld:Sensor:s2"}
+        assert (await hub.post(f"{BASE}/entities", json=other)).status_code == 201
+        r = await hub.get(f"{BASE}/entities/{other['id']}")
+        assert r.status_code == 200
+        assert not receiver.received()
+    finally:
+        stall.release.set()
+    await wait_for(lambda: receiver.received(), timeout=5, what="the periodic notification")
+    assert not stall.timed_out, "the requests above waited for the periodic query"

@@ -263,7 +263,7 @@ class Notifier:
                 return
             if not sub.live():
                 continue
-            docs = self._select(sub)
+            docs = await asyncio.to_thread(self._select, sub)  # a broad query: off the loop
             if docs:
                 events = [{"trigger": None, "entity": d} for d in docs]
                 item = OutboxItem(tenant, sid, sub.endpoint, orjson.dumps(events))
