@@ -52,8 +52,9 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_old(
     assert _ids(db) == _meters(range(5))
     [kept] = db.parent.glob("hub.db.before-restore-*")
     assert _ids(kept) == _meters(range(10))
-    out = capsys.readouterr().out
-    assert "5 entities" in out and kept.name in out
+    printed = capsys.readouterr()
+    assert "5 entities" in printed.out and kept.name in printed.out
+    assert "restore: 100%" in printed.err  # the progress bar reached the whole copy
 
 
 def test_restore_refuses_while_the_database_is_open(

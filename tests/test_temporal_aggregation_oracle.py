@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -211,6 +212,24 @@ dense = st.lists(
 )
 
 
+def one_sided(points: list[tuple[int, int]], rel: str) -> st.SearchStrategy[tuple[str, int, int]]:
+    """No timerel, or `rel` (before/after) at an instance's minute or any other."""
+    at = st.sampled_from([m for m, _ in points]) | minutes
+    return st.sampled_from(["none", rel]).flatmap(lambda r: st.tuples(st.just(r), at, st.just(0)))
+
+
+def fetch_page(
+    hub: SyncHub, eid: str, params: dict[str, str]
+) -> tuple[httpx.Response, list[tuple[int, str]]]:
+    """One page of power's temporalValues: the answer (200 or 206) and its (value, time) pairs,
+    at most 5 of them."""
+    r = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
+    assert r.status_code in (200, 206), r.text
+    page = [tuple(x) for x in (r.json().get("power") or {}).get("values", [])]
+    assert len(page) <= 5, page
+    return r, page
+
+
 @examples(100)
 @given(points=dense, data=st.data())
 def test_paging_on_from_the_content_range_gets_everything(
@@ -218,13 +237,7 @@ def test_paging_on_from_the_content_range_gets_everything(
 ) -> None:
     """206 pages of at most 5 instances; asking again from the end of each Content-Range
     (`timerel=after`) walks through every selected instance, in order, and ends with 200."""
-    rel, a, _ = data.draw(
-        st.sampled_from(["none", "after"]).flatmap(
-            lambda r: st.tuples(
-                st.just(r), st.sampled_from([m for m, _ in points]) | minutes, st.just(0)
-            )
-        )
-    )
+    rel, a, _ = data.draw(one_sided(points, "after"))
     eid = stored(paged_hub, points)
     want = [
         (v, iso(T0 + timedelta(minutes=m))) for m, v in sorted(points) if selects((rel, a, 0))(m)
@@ -232,10 +245,7 @@ def test_paging_on_from_the_content_range_gets_everything(
     params = {"options": "temporalValues", **time_params((rel, a, 0))}
     seen: list[tuple[int, str]] = []
     for _ in range(len(points) + 2):
-        r = paged_hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
-        assert r.status_code in (200, 206), r.text
-        page = [tuple(x) for x in (r.json().get("power") or {}).get("values", [])]
-        assert len(page) <= 5, page
+        r, page = fetch_page(paged_hub, eid, params)
         seen += [p for p in page if p not in seen]  # the range's end comes again on the next page
         if r.status_code == 200:
             break
@@ -255,23 +265,14 @@ def test_lastn_paging_walks_back_through_the_newest(
     running from the newest time back to the oldest on the page; asking again before that
     end (`timerel=before`, lastN less what came) gives exactly the newest lastN selected
     instances, each once, and ends with 200."""
-    rel, a, _ = data.draw(
-        st.sampled_from(["none", "before"]).flatmap(
-            lambda r: st.tuples(
-                st.just(r), st.sampled_from([m for m, _ in points]) | minutes, st.just(0)
-            )
-        )
-    )
+    rel, a, _ = data.draw(one_sided(points, "before"))
     eid = stored(paged_hub, points)
     keep = selects((rel, a, 0))
     want = [(v, iso(T0 + timedelta(minutes=m))) for m, v in sorted(points) if keep(m)][-last_n:]
     params = {"options": "temporalValues", "lastN": str(last_n), **time_params((rel, a, 0))}
     seen: list[tuple[int, str]] = []
     for _ in range(len(points) + 2):
-        r = paged_hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
-        assert r.status_code in (200, 206), r.text
-        page = [tuple(x) for x in (r.json().get("power") or {}).get("values", [])]
-        assert len(page) <= 5, page
+        r, page = fetch_page(paged_hub, eid, params)
         assert page == sorted(page, key=lambda p: p[1]), "a page lists its instances in time order"
         assert not set(page) & set(seen), (page, seen)
         seen = page + seen

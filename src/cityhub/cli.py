@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from cityhub import __version__
 
@@ -44,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("backup", help="the backup file to restore (checked first)")
     restore.add_argument("--db", default=None, help="the database to replace (default CITYHUB_DB)")
+    restore.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     from cityhub.ingest.importers.cli import add_parser as add_import_parser
 
     add_import_parser(sub)
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backup":
         return run_backup(args.db, args.dest, progress=not args.no_progress)
     if args.command == "restore":
-        return run_restore(args.db, args.backup)
+        return run_restore(args.db, args.backup, progress=not args.no_progress)
     from pydantic import ValidationError
 
     from cityhub.settings import Settings
@@ -149,11 +151,24 @@ def serve(settings: object) -> int:
     return 0
 
 
+@contextmanager
+def _byte_bar(desc: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar in bytes on stderr for a long copy; yields its report(done, total), or
+    None when it is off. It is closed before any error is printed."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit="B", unit_scale=True, file=sys.stderr, disable=not enabled) as bar:
+
+        def report(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield report if enabled else None
+
+
 def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
     """`cityhub backup DEST`: 0 written and checked, 2 nothing written (the reason on stderr)."""
     from pathlib import Path
-
-    from tqdm import tqdm
 
     from cityhub.settings import Settings
     from cityhub.store.base import StoreError
@@ -161,20 +176,12 @@ def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
 
     source = Path(db or Settings().db)
     print(f"cityhub: backing up {source} to {dest} ...", file=sys.stderr)
-    with tqdm(
-        desc="backup", unit="B", unit_scale=True, file=sys.stderr, disable=not progress
-    ) as bar:
-
-        def report(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        try:
-            done = backup(source, Path(dest), report if progress else None)
-        except StoreError as exc:
-            bar.close()
-            print(f"cityhub: {exc}", file=sys.stderr)
-            return 2
+    try:
+        with _byte_bar("backup", progress) as report:
+            done = backup(source, Path(dest), report)
+    except StoreError as exc:
+        print(f"cityhub: {exc}", file=sys.stderr)
+        return 2
     print(
         f"cityhub: wrote {done.path} ({done.size / 1e6:,.1f} MB, {done.entities:,} entities, "
         f"checked) in {done.seconds:.1f} s"
@@ -182,7 +189,7 @@ def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
     return 0
 
 
-def run_restore(db: str | None, source: str) -> int:
+def run_restore(db: str | None, source: str, *, progress: bool = True) -> int:
     """`cityhub restore BACKUP`: 0 restored, 2 nothing changed (the reason on stderr)."""
     from pathlib import Path
 
@@ -192,7 +199,8 @@ def run_restore(db: str | None, source: str) -> int:
 
     target = Path(db or Settings().db)
     try:
-        done = restore(Path(source), target)
+        with _byte_bar("restore", progress) as report:
+            done = restore(Path(source), target, report)
     except StoreError as exc:
         print(f"cityhub: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,6 @@ writes it compacted to a new file, which is then checked before it is called a b
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -119,13 +118,14 @@ class Restored:
     kept: Path | None  # where the database it replaced was moved (None: there was none)
 
 
-def restore(source: Path, db: Path) -> Restored:
+def restore(source: Path, db: Path, progress: Progress | None = None) -> Restored:
     """Put the backup `source` in place of the database `db`, which no process may have open.
 
     The backup is checked first. The database it replaces is folded back from its WAL into one
     file and moved aside, never deleted, and the copy is renamed into place whole, so a restore
     cut short leaves either database complete. Restoring by hand can go wrong in one quiet
-    way: an old `-wal` left beside the copied file is replayed onto it.
+    way: an old `-wal` left beside the copied file is replayed onto it. `progress` hears the
+    bytes copied so far.
     """
     if not source.is_file():
         raise StoreError(f"{source} is not a file")
@@ -137,9 +137,7 @@ def restore(source: Path, db: Path) -> Restored:
         db.replace(kept)
     part = db.with_name(db.name + ".restoring")
     try:
-        shutil.copyfile(source, part)
-        with part.open("rb+") as f:
-            os.fsync(f.fileno())
+        _copy(source, part, progress)
         part.replace(db)
     except BaseException as exc:  # a full disk, Ctrl-C: put the replaced database back
         part.unlink(missing_ok=True)
@@ -149,6 +147,20 @@ def restore(source: Path, db: Path) -> Restored:
             raise StoreError(f"cannot copy {source} to {db}: {exc}; nothing was changed") from exc
         raise
     return Restored(db, entities, kept)
+
+
+def _copy(source: Path, dest: Path, progress: Progress | None, chunk: int = 1 << 22) -> None:
+    """Copy a file in 4 MiB chunks, reporting each, and make it durable before it is used."""
+    total = source.stat().st_size
+    done = 0
+    with source.open("rb") as src, dest.open("wb") as out:
+        while block := src.read(chunk):
+            out.write(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _check_backup(source: Path) -> int:
