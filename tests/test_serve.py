@@ -222,3 +222,16 @@ def test_an_oversized_request_head_is_431_and_bounded(tmp_path: Path) -> None:
         ids = ",".join(f"urn:ngsi-ld:Lamp:{i}" for i in range(2000))  # a 56 KB query string
         resp = httpx.get(url + BASE + "/entities", params={"id": ids, "type": "Lamp"}, timeout=10)
         assert resp.status_code == 200 and resp.json() == []
+
+
+def test_serve_shows_the_hubs_own_log_lines(tmp_path: Path) -> None:
+    """At info, the hub's own messages appear beside uvicorn's (before, Python dropped them
+    for want of a handler), starting with the settings an operator checks first."""
+    port = free_port()
+    env = {"CITYHUB_LOG_LEVEL": "info", "CITYHUB_HISTORY_DAYS": "30"}
+    with process(["serve", "--port", str(port), "--db", str(tmp_path / "h.db")], env) as proc:
+        wait_healthy(proc, f"http://127.0.0.1:{port}")
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0].decode()
+    assert "cityhub: serving" in out and "history kept 30 days" in out, out
+    assert "4 reader threads" in out and "sync normal" in out, out

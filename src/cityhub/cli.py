@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -139,6 +140,16 @@ def serve(settings: object) -> int:
         return 1
     from cityhub.api.protocol import BoundedHttpTools
 
+    log = _log_to_stderr(settings.log_level)
+    log.info(
+        "serving %s on http://%s:%s: sync %s, %d reader threads, history kept %s",
+        settings.db,
+        settings.host,
+        settings.port,
+        settings.sync,
+        settings.query_threads,
+        f"{settings.history_days:g} days" if settings.history_days else "for ever",
+    )
     tune_runtime()
     uvicorn.run(
         app,
@@ -208,6 +219,19 @@ def run_restore(db: str | None, source: str, *, progress: bool = True) -> int:
     if done.kept is not None:
         print(f"cityhub: the database it replaced is kept as {done.kept}; delete it when done")
     return 0
+
+
+def _log_to_stderr(level: str) -> logging.Logger:
+    """Show the hub's own log lines (cityhub.*) beside uvicorn's, at the same level: without a
+    handler Python drops everything below WARNING (migrations, retention, IoT subscriptions)."""
+    log = logging.getLogger("cityhub")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:  %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel({"trace": "DEBUG"}.get(level, level).upper())
+    return log
 
 
 def tune_runtime() -> None:

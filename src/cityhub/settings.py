@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
@@ -68,7 +70,9 @@ class Settings(BaseSettings):
             'access, e.g. {"https://smartdatamodels.org/context.jsonld": "/srv/ctx/sdm.jsonld"}.'
         ),
     )
-    log_level: str = Field("info", description="uvicorn log level: debug, info, warning, error.")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="Log level of the hub and uvicorn: error, warning, info or debug."
+    )
     temporal_limit: int = Field(
         1000,
         ge=1,
