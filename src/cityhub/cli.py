@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from cityhub import __version__
 
@@ -165,16 +166,23 @@ def serve(settings: object) -> int:
 @contextmanager
 def _byte_bar(desc: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar in bytes on stderr for a long copy; yields its report(done, total), or
-    None when it is off. It is closed before any error is printed."""
+    None when it is off. The bar appears with the first report, so a request refused before
+    any copying prints its reason alone."""
     from tqdm import tqdm
 
-    with tqdm(desc=desc, unit="B", unit_scale=True, file=sys.stderr, disable=not enabled) as bar:
+    bars: list[tqdm[Any]] = []
 
-        def report(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def report(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=desc, unit="B", unit_scale=True, file=sys.stderr, total=total))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
 
+    try:
         yield report if enabled else None
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
