@@ -233,5 +233,5 @@ def test_serve_shows_the_hubs_own_log_lines(tmp_path: Path) -> None:
         wait_healthy(proc, f"http://127.0.0.1:{port}")
         proc.terminate()
         out = proc.communicate(timeout=10)[0].decode()
-    assert "cityhub: serving" in out and "history kept 30 days" in out, out
+    assert "cityhub: serving" in out and "history kept: 30 days" in out, out
     assert "4 reader threads" in out and "sync normal" in out, out

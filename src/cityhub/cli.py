@@ -140,16 +140,17 @@ def serve(settings: object) -> int:
         )
         return 1
     from cityhub.api.protocol import BoundedHttpTools
+    from cityhub.retention import kept_for
 
     log = _log_to_stderr(settings.log_level)
     log.info(
-        "serving %s on http://%s:%s: sync %s, %d reader threads, history kept %s",
+        "serving %s on http://%s:%s: sync %s, %d reader threads, history kept: %s",
         settings.db,
         settings.host,
         settings.port,
         settings.sync,
         settings.query_threads,
-        f"{settings.history_days:g} days" if settings.history_days else "for ever",
+        kept_for(settings.history_days),
     )
     tune_runtime()
     uvicorn.run(

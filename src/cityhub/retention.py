@@ -23,6 +23,13 @@ log = logging.getLogger("cityhub.retention")
 STEP = 2000  # instances looked at per transaction: a few milliseconds of the writer
 
 
+def kept_for(days: float) -> str:
+    """How long history is kept, in words (for the log)."""
+    if not days:
+        return "for ever"
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
 class HistoryPruner:
     """Deletes expired temporal instances now and then; reports what it did for /health."""
 
@@ -61,7 +68,9 @@ class HistoryPruner:
         self.deleted += total
         self.last_run = now_iso()
         if total:
-            log.info("history retention: deleted %d instances older than %g days", total, self.days)
+            log.info(
+                "history retention: deleted %d instances older than %s", total, kept_for(self.days)
+            )
         return total
 
     async def _run(self) -> None:
