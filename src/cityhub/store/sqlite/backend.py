@@ -223,19 +223,27 @@ class SqliteStore:
                     yield tx
                     self._group_items += self._to_outbox(tx)
                 return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                with _typed_full:
-                    yield tx
-                    items = self._to_outbox(tx)
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self.names.rolled_back()
-                raise
-            self.names.committed(conn)
+            with self._transaction(), _typed_full:
+                yield tx
+                items = self._to_outbox(tx)
             self._handover(items)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE on the writer, committed when the block ends; rolled back if the
+        block or the COMMIT raises, and the attribute-name ids it assigned forgotten."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            with _typed_full:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.names.rolled_back()
+            raise
+        self.names.committed(conn)
 
     def _to_outbox(self, tx: SqliteWriteTx) -> list[OutboxItem]:
         """The sink's outbox items for a block's changes, written in the same transaction."""
@@ -263,24 +271,15 @@ class SqliteStore:
         caller must isolate its jobs with savepoint() or roll the whole group back.
         """
         with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
             self._in_group = True
             self._savepoints = savepoints
             self._group_items = []
             try:
-                yield
-                with _typed_full:
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self.names.rolled_back()
-                raise
+                with self._transaction():
+                    yield
             finally:
                 self._in_group = False
                 self._savepoints = True
-            self.names.committed(conn)
             items, self._group_items = self._group_items, []
             self._handover(items)
 
@@ -318,17 +317,8 @@ class SqliteStore:
         with self._write_lock:
             if self._in_group:
                 return 0, None
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                with _typed_full:
-                    done = temporal.prune(conn, before, after, limit)
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return done
+            with self._transaction() as conn, _typed_full:
+                return temporal.prune(conn, before, after, limit)
 
     def changes(self) -> int:
         """Rows the writer has changed since it opened: tells whether a failed job wrote."""
