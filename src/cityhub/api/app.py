@@ -32,6 +32,7 @@ from cityhub.ngsild.errors import (
     MethodNotAllowed,
     NgsiLdError,
     ResourceNotFound,
+    storage_full,
 )
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
@@ -185,8 +186,7 @@ async def store_full(request: Request, exc: Exception) -> Response:
     request.app.state.full_log.error(
         "write refused on %s %s: %s", request.method, request.url.path, exc
     )
-    err = NgsiLdError("the hub's storage is full; nothing of this request was stored")
-    err.status = 503
+    err = storage_full()
     return plain_json(err.problem(), status=503, headers={"Retry-After": "60"})
 
 

@@ -22,11 +22,14 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from cityhub.ngsild.errors import NgsiLdError, storage_full
+from cityhub.ngsild.service import BatchOutcome, item_id
 from cityhub.store.base import StoreFull
 
 T = TypeVar("T")
 Job = tuple[Callable[[], Any], asyncio.Future[Any]]
 GATHER_TURNS = 4  # at most this many loop turns between a group's first job and its flush
+SLICE = 1_000  # entities of a batch request per write job: bounds how long one holds the loop
 
 
 class GroupCommitter:
@@ -109,3 +112,30 @@ async def grouped(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """Run a service write through the app's group committer."""
     committer: GroupCommitter = request.app.state.committer
     return await committer.run(lambda: fn(*args))
+
+
+async def grouped_slices(
+    request: Request, fn: Callable[..., BatchOutcome], tenant: str, items: Any, *args: Any
+) -> BatchOutcome:
+    """Run a batch operation SLICE entities at a time, each slice its own group-commit job.
+
+    Writes run on the event loop, so one job for a whole batch held every other request for
+    as long as it took: 2.75 s for 20,000 entities. Batch operations are per entity (one bad
+    entity never blocks the rest), so slicing changes no outcome. If the store refuses a slice
+    (a full disk) after earlier slices were stored, the rest fail entity by entity, so the
+    answer names exactly what was stored.
+    """
+    if not isinstance(items, list) or len(items) <= SLICE:
+        return await grouped(request, fn, tenant, items, *args)
+    out = BatchOutcome()
+    for start in range(0, len(items), SLICE):
+        try:
+            part = await grouped(request, fn, tenant, items[start : start + SLICE], *args)
+        except (StoreFull, NgsiLdError) as exc:
+            if not start:
+                raise  # nothing was stored: the whole request fails as one
+            err = exc if isinstance(exc, NgsiLdError) else storage_full()
+            out.errors += [(item_id(item), err) for item in items[start:]]
+            break
+        out.extend(part)
+    return out

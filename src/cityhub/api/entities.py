@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.commit import grouped
+from cityhub.api.commit import grouped, grouped_slices
 from cityhub.api.http import (
     BASE,
     GEOJSON,
@@ -312,7 +312,7 @@ async def batch_create(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = await grouped(request, service(request).batch_create, ctx.tenant, body, tm_of)
+    out = await grouped_slices(request, service(request).batch_create, ctx.tenant, body, tm_of)
     return _batch_result(out, 201, out.success)
 
 
@@ -325,7 +325,9 @@ async def batch_upsert(request: Request) -> Response:
     if {"replace", "update"} <= opts:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
-    out = await grouped(request, service(request).batch_upsert, ctx.tenant, body, tm_of, mode)
+    out = await grouped_slices(
+        request, service(request).batch_upsert, ctx.tenant, body, tm_of, mode
+    )
     if not out.errors and out.created:
         return plain_json(out.created, status=201)
     return _batch_result(out, 204)
@@ -336,7 +338,7 @@ async def batch_update(request: Request) -> Response:
     params = params_of(request)
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = await grouped(
+    out = await grouped_slices(
         request,
         service(request).batch_update,
         ctx.tenant,
@@ -352,7 +354,7 @@ async def batch_merge(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = await grouped(request, service(request).batch_merge, ctx.tenant, body, tm_of)
+    out = await grouped_slices(request, service(request).batch_merge, ctx.tenant, body, tm_of)
     return _batch_result(out, 204)
 
 
@@ -361,5 +363,5 @@ async def batch_delete(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, _ = await read_body(request)
     ctx = await context_of(request)
-    out = await grouped(request, service(request).batch_delete, ctx.tenant, body)
+    out = await grouped_slices(request, service(request).batch_delete, ctx.tenant, body)
     return _batch_result(out, 204)

@@ -124,3 +124,10 @@ class Conflict(NgsiLdError):
     type_name = "Conflict"
     status = 409
     title = "Conflict"
+
+
+def storage_full() -> NgsiLdError:
+    """The error of a write the store refused for want of space (503: an operator must act)."""
+    err = NgsiLdError("the hub's storage is full; nothing of this request was stored")
+    err.status = 503
+    return err

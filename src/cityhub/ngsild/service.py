@@ -48,6 +48,12 @@ class BatchOutcome:
     errors: list[tuple[str, NgsiLdError]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
 
+    def extend(self, other: BatchOutcome) -> None:
+        """Add the results of a later part of the same batch."""
+        self.success += other.success
+        self.errors += other.errors
+        self.created += other.created
+
 
 class EntityService:
     """Create, read, update and delete entities, recording every change in history."""
@@ -347,7 +353,7 @@ class EntityService:
                         raise pre
                     result = pre if pre is not None else op(tx, item)
                 except NgsiLdError as err:
-                    out.errors.append((_item_id(item), err))
+                    out.errors.append((item_id(item), err))
                     continue
                 eid, created = result if isinstance(result, tuple) else (result, False)
                 out.success.append(eid)
@@ -550,7 +556,8 @@ def _strip_type(body: Any) -> Any:
     return body
 
 
-def _item_id(item: Any) -> str:
+def item_id(item: Any) -> str:
+    """The id a batch result names an item by ("" when it has none)."""
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return str(item["id"])
     return item if isinstance(item, str) else ""

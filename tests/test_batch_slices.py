@@ -1,0 +1,126 @@
+"""A large batch request is written a slice at a time, so it never holds the whole hub.
+
+Each slice of api/commit.SLICE entities is its own group-commit job. The tests shrink SLICE to
+a few entities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from cityhub.api import commit
+from cityhub.store.base import StoreFull
+from conftest import BASE, problem
+
+UPSERT = f"{BASE}/entityOperations/upsert"
+
+
+def ent(n: int, value: int = 0) -> dict[str, Any]:
+    return {"id": f"urn:ngsi-ld:T:{n}", "type": "T", "v": {"type": "Property", "value": value}}
+
+
+def counting(app: Starlette, name: str, fail_on: int | None = None) -> list[int]:
+    """Wrap the entity service's batch method: record each call's size; raise StoreFull on
+    call number fail_on (1-based), as a full disk would."""
+    svc = app.state.entities
+    real: Callable[..., Any] = getattr(svc, name)
+    sizes: list[int] = []
+
+    def wrapped(tenant: str, items: Any, *args: Any) -> Any:
+        sizes.append(len(items))
+        if len(sizes) == fail_on:
+            raise StoreFull("database or disk is full")
+        return real(tenant, items, *args)
+
+    setattr(svc, name, wrapped)
+    return sizes
+
+
+async def stored(client: httpx.AsyncClient, ids: list[str]) -> list[str]:
+    return [i for i in ids if (await client.get(f"{BASE}/entities/{i}")).status_code == 200]
+
+
+@pytest.fixture
+def slice3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commit, "SLICE", 3)
+
+
+@pytest.mark.usefixtures("slice3")
+async def test_slices_give_the_answer_one_job_gives(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    sizes = counting(app, "batch_upsert")
+    body: list[Any] = [ent(n) for n in range(8)]
+    body[4] = {"id": "urn:ngsi-ld:T:4"}  # no type: fails alone
+    body.append(ent(1, value=99))  # a later slice replaces an entity an earlier one created
+    resp = await client.post(UPSERT, json=body)
+    assert sizes == [3, 3, 3]
+    assert resp.status_code == 207, resp.text
+    out = resp.json()
+    assert out["success"] == [f"urn:ngsi-ld:T:{n}" for n in (0, 1, 2, 3, 5, 6, 7, 1)]
+    assert [e["entityId"] for e in out["errors"]] == ["urn:ngsi-ld:T:4"]
+    assert out["errors"][0]["error"]["status"] == 400
+    one = await client.get(f"{BASE}/entities/urn:ngsi-ld:T:1", params={"options": "keyValues"})
+    assert one.json()["v"] == 99
+    created = await client.post(UPSERT, json=[ent(n) for n in range(20, 27)])
+    assert created.status_code == 201 and created.json() == [
+        f"urn:ngsi-ld:T:{n}" for n in range(20, 27)
+    ]
+
+
+@pytest.mark.usefixtures("slice3")
+async def test_other_requests_are_answered_between_slices(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    await client.post(f"{BASE}/entities", json=ent(100))
+    svc = app.state.entities
+    real = svc.batch_create
+    read: list[asyncio.Task[httpx.Response]] = []
+    seen: list[bool] = []
+
+    def spying(tenant: str, items: Any, *args: Any) -> Any:
+        if not read:  # the first slice: another client asks for an entity now
+            read.append(
+                asyncio.get_running_loop().create_task(
+                    client.get(f"{BASE}/entities/urn:ngsi-ld:T:100")
+                )
+            )
+        seen.append(read[0].done())
+        return real(tenant, items, *args)
+
+    svc.batch_create = spying
+    resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(9)])
+    assert resp.status_code == 201
+    assert seen[0] is False and seen[-1] is True, "the read was answered before the last slice"
+    assert (await read[0]).status_code == 200
+
+
+@pytest.mark.usefixtures("slice3")
+async def test_a_full_disk_in_a_later_slice_names_what_was_stored(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    counting(app, "batch_create", fail_on=3)
+    ids = [f"urn:ngsi-ld:T:{n}" for n in range(8)]
+    resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(8)])
+    assert resp.status_code == 207, resp.text
+    out = resp.json()
+    assert out["success"] == ids[:6]
+    assert [e["entityId"] for e in out["errors"]] == ids[6:]
+    assert {e["error"]["status"] for e in out["errors"]} == {503}
+    assert await stored(client, ids) == ids[:6]
+
+
+@pytest.mark.usefixtures("slice3")
+async def test_a_full_disk_in_the_first_slice_fails_the_request_and_stores_nothing(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    counting(app, "batch_create", fail_on=1)
+    resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(8)])
+    assert "storage is full" in problem(resp, 503)["detail"]
+    assert await stored(client, [f"urn:ngsi-ld:T:{n}" for n in range(8)]) == []
