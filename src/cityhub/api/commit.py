@@ -139,3 +139,21 @@ async def grouped_slices(
             break
         out.extend(part)
     return out
+
+
+async def purge_slices(
+    request: Request, tenant: str, ids: list[str], drop: set[str], keep: set[str]
+) -> None:
+    """DELETE /entities: purge the selected ids SLICE at a time, as grouped_slices does; a
+    refused slice after earlier ones were stored says how many were purged."""
+    entities = request.app.state.entities
+    done = 0
+    for start in range(0, len(ids), SLICE):
+        part = ids[start : start + SLICE]
+        try:
+            await grouped(request, entities.purge, tenant, part, drop, keep)
+        except StoreFull as exc:
+            if not start:
+                raise
+            raise storage_full(f"{done} of the {len(ids)} selected entities were purged") from exc
+        done += len(part)

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.commit import grouped, grouped_slices
+from cityhub.api.commit import grouped, grouped_slices, purge_slices
 from cityhub.api.http import (
     BASE,
     GEOJSON,
@@ -37,7 +37,7 @@ from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
 from cityhub.ngsild.render import DEFAULT, render_entity
-from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService, purge
+from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
 from cityhub.store.base import EntityQuery
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
@@ -164,7 +164,9 @@ async def purge_entities(request: Request) -> Response:
     keep = {ctx.tm.expand(a) for a in P.csv(params.get("keep"))}
     if drop and keep:
         raise BadRequestData("drop and keep cannot be combined")
-    await grouped(request, purge, service(request), ctx.tenant, query, drop, keep)
+    store = service(request).store
+    docs, _ = await off_loop(request, store.query, ctx.tenant, query)
+    await purge_slices(request, ctx.tenant, [d["id"] for d in docs], drop, keep)
     return no_content()
 
 

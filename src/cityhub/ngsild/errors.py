@@ -126,8 +126,8 @@ class Conflict(NgsiLdError):
     title = "Conflict"
 
 
-def storage_full() -> NgsiLdError:
+def storage_full(detail: str = "nothing of this request was stored") -> NgsiLdError:
     """The error of a write the store refused for want of space (503: an operator must act)."""
-    err = NgsiLdError("the hub's storage is full; nothing of this request was stored")
+    err = NgsiLdError(f"the hub's storage is full; {detail}")
     err.status = 503
     return err

@@ -327,6 +327,30 @@ class EntityService:
             tx.update(doc, {name})
             self._record(tx, doc, {name: [deletion(old, now) for old in removed]})
 
+    def purge(self, tenant: str, ids: list[str], drop: set[str], keep: set[str]) -> int:
+        """DELETE /entities for some of the selected ids: delete each entity, or drop (or keep
+        only) some of its attributes, each dropped one recorded as a deletion in its history
+        as DELETE /entities/{id}/attrs/{attr} records it. How many entities changed."""
+        changed = 0
+        with self.store.write(tenant) as tx:
+            for eid in ids:
+                if not drop and not keep:
+                    changed += tx.delete(eid)
+                    continue
+                doc = tx.get(eid)  # read in the transaction: never over a newer write
+                gone = [
+                    n for n in (doc or {}).get("attrs", ()) if n in drop or (keep and n not in keep)
+                ]
+                if doc is None or not gone:
+                    continue
+                now = now_iso()
+                removed = {n: [deletion(old, now) for old in doc["attrs"].pop(n)] for n in gone}
+                doc["modifiedAt"] = now
+                tx.update(doc, set(gone))
+                self._record(tx, doc, removed)
+                changed += 1
+        return changed
+
     # -- batch -------------------------------------------------------------------------------
     def batch(
         self,
@@ -561,21 +585,3 @@ def item_id(item: Any) -> str:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return str(item["id"])
     return item if isinstance(item, str) else ""
-
-
-def purge(
-    service: EntityService, tenant: str, query: EntityQuery, drop: set[str], keep: set[str]
-) -> int:
-    """DELETE /entities: delete matching entities, or drop/keep some of their attributes."""
-    docs, _ = service.store.query(tenant, query)
-    with service.store.write(tenant) as tx:
-        for doc in docs:
-            if not drop and not keep:
-                tx.delete(doc["id"])
-                continue
-            for name in list(doc["attrs"]):
-                if name in drop or (keep and name not in keep):
-                    del doc["attrs"][name]
-            doc["modifiedAt"] = now_iso()
-            tx.update(doc)
-    return len(docs)
