@@ -499,6 +499,26 @@ async def test_geo_json_with_other_geometry_property(client: httpx.AsyncClient) 
     assert resp.json()["geometry"] is None, "no location → null geometry"
 
 
+@pytest.mark.parametrize("options", [None, "keyValues"])
+async def test_geo_json_of_a_multi_instance_location_uses_the_default_instance(
+    client: httpx.AsyncClient, options: str | None
+) -> None:
+    here = {"type": "Point", "coordinates": [127.0, 37.5]}
+    there = {"type": "Point", "coordinates": [126.9, 37.4]}
+    location = [
+        {"type": "GeoProperty", "value": there, "datasetId": "urn:ngsi-ld:Dataset:gps"},
+        {"type": "GeoProperty", "value": here},
+    ]
+    await create(client, sensor(location=location))
+    resp = await client.get(
+        f"{BASE}/entities/{EID}",
+        params={"options": options} if options else {},
+        headers={"Accept": "application/geo+json"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["geometry"] == here, resp.text
+
+
 async def test_geo_json_query_gives_a_feature_collection(client: httpx.AsyncClient) -> None:
     await create(client, FULL)
     await create(client, sensor())

@@ -37,3 +37,19 @@ async def test_merge_null_is_recorded_as_a_deletion(client: httpx.AsyncClient) -
     assert owner[0]["object"] == "urn:ngsi-ld:null" and "deletedAt" in owner[0], owner
     current = await client.get(f"{BASE}/entities/{ENTITY['id']}")
     assert "owner" not in current.json()
+
+
+async def test_partial_attribute_update_to_null_is_recorded_as_a_deletion(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post(f"{BASE}/entities", json=ENTITY)).status_code == 201
+    resp = await client.patch(
+        f"{BASE}/entities/{ENTITY['id']}/attrs/fuelLevel", json={"value": "urn:ngsi-ld:null"}
+    )
+    assert resp.status_code == 204, resp.text
+    resp = await client.get(
+        f"{BASE}/temporal/entities/{ENTITY['id']}", params={"timeproperty": "deletedAt"}
+    )
+    (fuel,) = resp.json()["fuelLevel"]
+    assert fuel["value"] == "urn:ngsi-ld:null" and "deletedAt" in fuel, fuel
+    assert "fuelLevel" not in (await client.get(f"{BASE}/entities/{ENTITY['id']}")).json()

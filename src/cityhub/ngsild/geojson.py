@@ -9,6 +9,8 @@ def feature(entity: dict[str, Any], geometry_property: str, context: Any | None)
     """One rendered entity as a GeoJSON Feature."""
     props = {k: v for k, v in entity.items() if k != "id"}
     geo = entity.get(geometry_property)
+    if isinstance(geo, list) and geo:  # a multi-attribute: its default instance, else the first
+        geo = next((g for g in geo if isinstance(g, dict) and "datasetId" not in g), geo[0])
     geometry = None
     if isinstance(geo, dict):
         geometry = (

@@ -69,34 +69,37 @@ def render_joined(
             found = fetch(targets)
             sub_pick = pick.get(name) if pick else None
             sub_omit = omit.get(name) if omit else None
-            linked_docs = [found[t] for t in targets if t in found]
+            linked_docs = [found[t] for t in dict.fromkeys(targets) if t in found]
             linked, deeper = render_joined(
                 linked_docs, tm, base, sub_pick, sub_omit, join, level - 1, fetch
             )
-            if join == "flat":
-                extra += linked + deeper
+            # keyed by the stored id: a pick without id must not lose the linked entity
+            by_id = {d["id"]: e for d, e in zip(linked_docs, linked, strict=True)}
+            if join == "flat":  # a flat list names each entity, whatever the pick
+                extra += [e if "id" in e else {"id": i, **e} for i, e in by_id.items()] + deeper
             else:
-                _inline(out, name, linked, base.format)
+                _inline(out, name, by_id, base.format)
     return rendered, extra
 
 
-def _inline(out: dict[str, Any], name: str, linked: list[dict[str, Any]], fmt: str) -> None:
+def _inline(out: dict[str, Any], name: str, by_id: dict[str, dict[str, Any]], fmt: str) -> None:
     """Put linked entities inside the Relationship that names them."""
-    if not linked:
+    if not by_id:
         return
-    by_id = {e.get("id"): e for e in linked}
     value = out[name]
     if fmt == "keyValues":
         ids = value if isinstance(value, list) else [value]
-        hits = [by_id.get(i, i) for i in ids]
+        hits = [by_id.get(i, i) if isinstance(i, str) else i for i in ids]
         out[name] = hits if isinstance(value, list) else hits[0]
         return
     for inst in value if isinstance(value, list) else [value]:
         if not isinstance(inst, dict):
             continue
         obj = inst.get("object", inst.get("objectList"))
-        ids = obj if isinstance(obj, list) else [obj]
-        hits = [by_id[i] for i in ids if i in by_id]
+        items = obj if isinstance(obj, list) else [obj]
+        # a ListRelationship renders its objectList as [{"object": id}, ...]
+        ids = [o.get("object") if isinstance(o, dict) else o for o in items]
+        hits = [by_id[i] for i in ids if isinstance(i, str) and i in by_id]
         if hits:
             inst["entity"] = hits if len(hits) > 1 or isinstance(obj, list) else hits[0]
 

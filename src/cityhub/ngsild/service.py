@@ -252,9 +252,9 @@ class EntityService:
             i = find(current, inst.get("datasetId"))
             if i is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
-            written: list[Instance] = []
-            if inst.get("null"):
-                current.pop(i)
+            written: list[Instance]
+            if inst.get("null"):  # a deletion: recorded as DELETE .../attrs/{attr} records it
+                written = [deletion(current.pop(i), now_iso())]
                 if not current:
                     del doc["attrs"][name]
             else:

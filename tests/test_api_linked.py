@@ -1,0 +1,92 @@
+"""Linked entity retrieval: join=inline|flat and joinLevel follow Relationships to their targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import BASE, problem
+
+ROOM = {"id": "urn:ngsi-ld:Room:1", "type": "Room", "name": {"type": "Property", "value": "hall"}}
+FLOOR = {"id": "urn:ngsi-ld:Floor:1", "type": "Floor", "level": {"type": "Property", "value": 2}}
+SENSOR = {
+    "id": "urn:ngsi-ld:Sensor:1",
+    "type": "Sensor",
+    "isIn": {"type": "Relationship", "object": ROOM["id"]},
+    "near": {
+        "type": "ListRelationship",
+        "objectList": [ROOM["id"], FLOOR["id"], "urn:ngsi-ld:Room:missing"],
+    },
+}
+
+
+@pytest.fixture
+async def linked(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    room = {**ROOM, "onFloor": {"type": "Relationship", "object": FLOOR["id"]}}
+    resp = await client.post(f"{BASE}/entityOperations/create", json=[FLOOR, room, SENSOR])
+    assert resp.status_code == 201, resp.text
+    return client
+
+
+async def get(client: httpx.AsyncClient, **params: str) -> Any:
+    resp = await client.get(f"{BASE}/entities/{SENSOR['id']}", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def test_inline_puts_each_target_inside_its_relationship(linked: httpx.AsyncClient) -> None:
+    out = await get(linked, join="inline")
+    assert out["isIn"]["entity"]["id"] == ROOM["id"]
+    assert out["isIn"]["entity"]["name"]["value"] == "hall"
+    # a ListRelationship lists the targets that exist, in its order
+    assert [e["id"] for e in out["near"]["entity"]] == [ROOM["id"], FLOOR["id"]]
+    assert "entity" not in out["isIn"]["entity"]["onFloor"], "joinLevel 1 stops at one hop"
+
+
+async def test_join_level_two_follows_the_targets_relationships(
+    linked: httpx.AsyncClient,
+) -> None:
+    out = await get(linked, join="inline", joinLevel="2")
+    assert out["isIn"]["entity"]["onFloor"]["entity"]["level"]["value"] == 2
+
+
+@pytest.mark.parametrize("fmt", ["keyValues", "concise"])
+async def test_inline_in_the_short_formats(linked: httpx.AsyncClient, fmt: str) -> None:
+    out = await get(linked, join="inline", format=fmt)
+    if fmt == "keyValues":
+        assert out["isIn"]["id"] == ROOM["id"] and out["isIn"]["name"] == "hall"
+    else:
+        assert out["isIn"]["entity"]["name"] == "hall"
+
+
+async def test_flat_lists_every_entity_once(linked: httpx.AsyncClient) -> None:
+    out = await get(linked, join="flat", joinLevel="2")
+    assert sorted(e["id"] for e in out) == sorted([SENSOR["id"], ROOM["id"], FLOOR["id"]])
+
+
+async def test_a_nested_pick_keeps_the_linked_entity(linked: httpx.AsyncClient) -> None:
+    out = await get(linked, join="inline", pick="id,isIn{name}")
+    assert out == {"id": SENSOR["id"], "isIn": out["isIn"]}
+    assert out["isIn"]["entity"] == {"name": {"type": "Property", "value": "hall"}}
+    flat = await get(linked, join="flat", pick="id,isIn{name}")
+    room = next(e for e in flat if e["id"] == ROOM["id"])
+    assert room == {"id": ROOM["id"], "name": {"type": "Property", "value": "hall"}}
+
+
+async def test_query_and_post_query_join_too(linked: httpx.AsyncClient) -> None:
+    resp = await linked.get(f"{BASE}/entities", params={"type": "Sensor", "join": "flat"})
+    assert resp.status_code == 200, resp.text
+    assert sorted(e["id"] for e in resp.json()) == sorted([SENSOR["id"], ROOM["id"], FLOOR["id"]])
+    body = {"type": "Query", "entities": [{"type": "Sensor"}], "join": "inline"}
+    resp = await linked.post(f"{BASE}/entityOperations/query", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()[0]["isIn"]["entity"]["id"] == ROOM["id"]
+
+
+@pytest.mark.parametrize("params", [{"join": "deep"}, {"join": "inline", "joinLevel": "x"}])
+async def test_bad_join_parameters_are_400(
+    linked: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    problem(await linked.get(f"{BASE}/entities/{SENSOR['id']}", params=params), 400)
