@@ -338,10 +338,10 @@ class EntityService:
                     changed += tx.delete(eid)
                     continue
                 doc = tx.get(eid)  # read in the transaction: never over a newer write
-                gone = [
-                    n for n in (doc or {}).get("attrs", ()) if n in drop or (keep and n not in keep)
-                ]
-                if doc is None or not gone:
+                if doc is None:
+                    continue
+                gone = [n for n in doc["attrs"] if n in drop or (keep and n not in keep)]
+                if not gone:
                     continue
                 now = now_iso()
                 removed = {n: [deletion(old, now) for old in doc["attrs"].pop(n)] for n in gone}
