@@ -220,13 +220,16 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         rid = path_id(request, what)
         require_tenant(request, ctx.tenant)
         members = S.patch_members(body, ctx.tm, rid)
+        missing = ResourceNotFound(f"subscription {rid} does not exist")
         if members.get("jsonldContext"):
+            if store(request).resource_get(kind, ctx.tenant, rid) is None:
+                raise missing  # before fetching a context it would not use
             await contexts(request).prefetch(members["jsonldContext"])
         updated = store(request).resource_update(
             kind, ctx.tenant, rid, lambda old: S.apply_patch(old, members, ctx.spec)
         )
         if updated is None:
-            raise ResourceNotFound(f"subscription {rid} does not exist")
+            raise missing
         await changed(request, ctx.tenant, rid)
         return no_content()
 

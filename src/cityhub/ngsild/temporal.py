@@ -230,8 +230,8 @@ class TemporalService:
             iri = tm.expand(check_name(name))
             items = raw if isinstance(raw, list) else [raw]
             insts: list[Doc] = []
-            for item in items:
-                insts += expand_attribute(iri, [item] if isinstance(item, dict) else item, tm)
+            for item in items:  # each item one instance; datasetIds may repeat over time
+                insts += expand_attribute(iri, item, tm)
             for inst in insts:
                 stamp(inst, now)
                 inst["instanceId"] = new_instance_id()
@@ -307,6 +307,8 @@ class TemporalService:
         elif len(raw) == 1 and not _INSTANCE_MEMBERS & raw.keys():
             (other,) = raw
             raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
+        if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
+            raise BadRequestData("the body must be a non-empty attribute instance")
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
