@@ -690,6 +690,28 @@ async def test_patch_null_deletes_a_sub_attribute(client: httpx.AsyncClient) -> 
     assert body["temperature"] == {"type": "Property", "value": 21}, body
 
 
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        (  # a Relationship carries no unitCode
+            {"type": "Relationship", "object": "urn:ngsi-ld:Room:1"},
+            {"type": "Relationship", "object": "urn:ngsi-ld:Room:1"},
+        ),
+        (  # a ListProperty may
+            {"type": "ListProperty", "valueList": [20, 21]},
+            {"type": "ListProperty", "valueList": [20, 21], "unitCode": "CEL"},
+        ),
+    ],
+)
+async def test_merge_that_changes_an_attribute_type_keeps_only_what_the_new_type_has(
+    client: httpx.AsyncClient, fragment: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    await create(client, sensor(temperature={"type": "Property", "value": 20, "unitCode": "CEL"}))
+    resp = await client.patch(f"{BASE}/entities/{EID}", json={"temperature": fragment})
+    assert resp.status_code == 204, resp.text
+    assert (await get_entity(client, EID))["temperature"] == expected
+
+
 async def test_patch_with_merge_patch_content_type(client: httpx.AsyncClient) -> None:
     await create(client, sensor())
     resp = await client.patch(

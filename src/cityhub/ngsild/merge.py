@@ -43,15 +43,23 @@ def merge_members(doc: dict[str, Any], members: dict[str, Any]) -> None:
             doc[key] = value
 
 
+_CONTENT_MEMBERS = ("value", "object", "languageMap", "vocab", "valueList", "objectList", "json")
+# members only some attribute types carry
+_TYPED_MEMBERS = {
+    "unitCode": ("Property", "ListProperty"),
+    "objectType": ("Relationship", "ListRelationship"),
+}
+
+
 def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
     """Merge-patch one instance: given members replace, absent ones stay, subs merge."""
     merged = {k: v for k, v in old.items() if k != "sub"}
     for key, value in new.items():
         if key != "sub":
             merged[key] = value
-    if new["type"] != old["type"]:
-        for key in ("value", "object", "languageMap", "vocab", "valueList", "objectList", "json"):
-            if key in merged and key not in new:
+    if new["type"] != old["type"]:  # a new type keeps no member only the old one could have
+        for key in (*_CONTENT_MEMBERS, *_TYPED_MEMBERS):
+            if key in merged and key not in new and new["type"] not in _TYPED_MEMBERS.get(key, ()):
                 del merged[key]
     subs = dict(old.get("sub", {}))
     for name, sub in new.get("sub", {}).items():
