@@ -254,3 +254,18 @@ async def get_entity(
     assert resp.status_code == 200, f"GET {eid} failed: {resp.status_code} {resp.text}"
     body: dict[str, Any] = resp.json()
     return body
+
+
+async def get_temporal(client: httpx.AsyncClient, eid: str, **params: str) -> dict[str, Any]:
+    """GET one temporal entity and assert 200."""
+    resp = await client.get(f"{BASE}/temporal/entities/{eid}", params=params)
+    assert resp.status_code == 200, f"GET temporal {params}: {resp.status_code} {resp.text}"
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def instance_values(body: dict[str, Any], attr: str) -> list[Any]:
+    """The values of an attribute's instances in a temporal answer (one instance or a list)."""
+    insts = body.get(attr, [])
+    insts = insts if isinstance(insts, list) else [insts]
+    return [i["value"] for i in insts]

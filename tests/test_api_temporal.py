@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BASE, bad_request, create, problem
+from conftest import BASE, bad_request, create, get_temporal, instance_values, problem
 
 T = f"{BASE}/temporal/entities"
 EID = "urn:ngsi-ld:Meter:m1"
@@ -50,16 +50,10 @@ async def history(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def temporal(client: httpx.AsyncClient, eid: str = EID, **params: str) -> dict[str, Any]:
-    resp = await client.get(f"{T}/{eid}", params=params)
-    assert resp.status_code == 200, f"GET temporal {params}: {resp.status_code} {resp.text}"
-    body: dict[str, Any] = resp.json()
-    return body
+    return await get_temporal(client, eid, **params)
 
 
-def values(body: dict[str, Any], attr: str) -> list[Any]:
-    insts = body.get(attr, [])
-    insts = insts if isinstance(insts, list) else [insts]
-    return [i["value"] for i in insts]
+values = instance_values
 
 
 # -- create / retrieve -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BASE, bad_request, problem
+from conftest import BASE, bad_request, get_temporal, instance_values, problem
 
 T = f"{BASE}/temporal/entities"
 EID = "urn:ngsi-ld:Meter:m1"
@@ -58,14 +58,10 @@ async def history(client: httpx.AsyncClient) -> None:
 
 
 async def temporal(client: httpx.AsyncClient, eid: str = EID, **params: str) -> dict[str, Any]:
-    resp = await client.get(f"{T}/{eid}", params=params)
-    assert resp.status_code == 200, f"GET temporal {params}: {resp.status_code} {resp.text}"
-    body: dict[str, Any] = resp.json()
-    return body
+    return await get_temporal(client, eid, **params)
 
 
-def values(body: dict[str, Any], attr: str) -> list[Any]:
-    return [i["value"] for i in body.get(attr, [])]
+values = instance_values
 
 
 # -- a temporal entity that does not exist -----------------------------------------------------
