@@ -16,7 +16,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from conftest import BASE, create, free_port
+from cityhub.api.app import create_app
+from cityhub.settings import Settings
+from conftest import BASE, ContextServer, create, free_port, link
 from iot_support import MOSQUITTO, require_mosquitto
 from receivers import Receiver, ServerThread, wait_for
 from test_serve import process, serving, wait_healthy
@@ -95,6 +97,40 @@ def test_an_acknowledged_change_is_notified_after_a_crash(
     got = receiver.received()
     assert got, "the notification acknowledged before the crash never arrived"
     assert got[0].body["data"][0]["level"]["value"] == 42
+
+
+async def test_a_backlog_waits_for_its_subscriptions_context_after_a_restart(
+    tmp_path: Path, servers: ServerThread, context_server: ContextServer
+) -> None:
+    """A subscription whose @context is no longer stored is installed a moment after start;
+    its backlog must wait for it, not be dropped as unwanted."""
+    db = str(tmp_path / "hub.db")
+    ctx = context_server.url("/ctx/restart.jsonld")
+    down_port = free_port()  # nothing listens here until after the restart
+    app = create_app(Settings(db=db, notify_backoff=30))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as c:
+        sub = {
+            "type": "Subscription",
+            "entities": [{"type": "Sensor"}],
+            "notification": {"endpoint": {"uri": f"http://127.0.0.1:{down_port}/notify"}},
+        }
+        headers = {"Link": link(ctx)}
+        assert (await c.post(f"{BASE}/subscriptions", json=sub, headers=headers)).status_code == 201
+        await create(c, {"id": "urn:ngsi-ld:Sensor:r1", "type": "Sensor", "x": 1}, headers)
+        listed = (await c.get(f"{BASE}/jsonldContexts", params={"details": "true"})).json()
+        (local,) = [e["localId"] for e in listed if e.get("URL") == ctx]
+        assert (await c.delete(f"{BASE}/jsonldContexts/{local}")).status_code == 204
+    await app.state.notifier.close()
+    app.state.store.close()
+    receiver = _receiver_on(servers, down_port)
+    again = create_app(Settings(db=db))
+    again.state.notifier.start()
+    try:
+        await wait_for(lambda: bool(receiver.received()), timeout=10, what="the backlog")
+        assert receiver.received()[0].body["data"][0]["id"] == "urn:ngsi-ld:Sensor:r1"
+    finally:
+        await again.state.notifier.close()
+        again.state.store.close()
 
 
 def _receiver_on(servers: ServerThread, port: int) -> Receiver:

@@ -136,6 +136,7 @@ class CsourceNotifier:
             self._deliver, notifier.store.outbox_done, notifier.dispatcher.policy
         )
         self._unresolved: list[tuple[str, str]] = []
+        self.resolved = asyncio.Event()  # set once start-up @contexts are fetched (or failed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
@@ -253,12 +254,21 @@ class CsourceNotifier:
         self._status_task = self._loop.create_task(self.statuses.run())
         if self._unresolved:
             self._loop.create_task(self._resolve())
+        else:
+            self.resolved.set()
+
+    def waiting(self) -> set[tuple[str, str]]:
+        """(tenant, id) of the subscriptions still waiting for their @context."""
+        return set(self._unresolved)
 
     async def _resolve(self) -> None:
         """Fetch the @contexts that subscriptions loaded at start-up still need."""
         waiting, self._unresolved = self._unresolved, []
-        for tenant, sid in waiting:
-            await self.refresh(tenant, sid, initial=False)
+        try:
+            for tenant, sid in waiting:
+                await self.refresh(tenant, sid, initial=False)
+        finally:
+            self.resolved.set()
 
     async def close(self) -> None:
         """Stop delivering and write the last delivery status (the senders are the notifier's)."""

@@ -187,22 +187,35 @@ class Notifier:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         backlog = self.store.outbox_pending()
+        # a subscription still waiting for its @context would drop its items as unwanted
+        waiting = {(t, doc["id"]) for t, doc in self._unresolved} | self.csource.waiting()
+        held = [i for i in backlog if (i.tenant, i.sub_id) in waiting]
         if backlog:
             log.info("delivering %d notifications left from before the restart", len(backlog))
-            self._route(backlog)
+            self._route([i for i in backlog if (i.tenant, i.sub_id) not in waiting])
         for tenant_subs in self.subs.values():
             for sub in tenant_subs.values():
                 self._schedule(sub)
         self._status_task = self._loop.create_task(self.statuses.run())
-        if self._unresolved:
-            self._loop.create_task(self._resolve())
         self.csource.start()
+        if waiting:
+            self._loop.create_task(self._resolve(held))
 
-    async def _resolve(self) -> None:
-        """Fetch the @contexts that subscriptions loaded at start-up still need."""
+    async def _resolve(self, held: list[OutboxItem]) -> None:
+        """Fetch the @contexts that subscriptions loaded at start-up still need, then deliver
+        the backlog that waited for them; items of a subscription still unresolved stay in
+        the outbox for the next start."""
         waiting, self._unresolved = self._unresolved, []
         for tenant, doc in waiting:
             await self.refresh(tenant, doc["id"])
+        await self.csource.resolved.wait()
+        ready = [
+            i
+            for i in held
+            if (self.csource if i.kind == "csource" else self).get(i.tenant, i.sub_id)
+        ]
+        if ready:
+            self._route(ready)
 
     async def close(self) -> None:
         """Stop delivering: flush acknowledgements and status, close connections."""
