@@ -123,3 +123,29 @@ def test_restore_into_a_new_place(tmp_path: Path) -> None:
     assert main(["restore", str(copy), "--db", str(fresh)]) == 0
     assert _ids(fresh) == _meters(range(2))
     assert list(fresh.parent.iterdir()) == [fresh]
+
+
+def test_restore_onto_a_directory_is_a_clear_error(
+    backed_up: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, copy = backed_up
+    folder = tmp_path / "not-a-db"
+    folder.mkdir()
+    assert main(["restore", str(copy), "--db", str(folder), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be opened as a database" in err and "Traceback" not in err
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_a_bad_setting_is_named_not_a_traceback(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CITYHUB_PORT", "abc")  # without --db the command reads CITYHUB_*
+    assert main([command, str(tmp_path / "copy.db"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "bad setting port (CITYHUB_PORT)" in err, err
+    assert not (tmp_path / "copy.db").exists()

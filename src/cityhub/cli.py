@@ -7,9 +7,12 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cityhub import __version__
+
+if TYPE_CHECKING:
+    from cityhub.settings import Settings
 
 
 def _server_args(p: argparse.ArgumentParser, db_default: str | None) -> None:
@@ -72,10 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_backup(args.db, args.dest, progress=not args.no_progress)
     if args.command == "restore":
         return run_restore(args.db, args.backup, progress=not args.no_progress)
-    from pydantic import ValidationError
-
-    from cityhub.settings import Settings
-
     overrides = {
         k: v
         for k, v in (
@@ -87,8 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if v is not None
     }
+    settings = load_settings(**overrides)
+    if settings is None:
+        return 2
+    if args.command == "demo":
+        from cityhub.demo.run import prepare_demo
+
+        prepare_demo(settings, keep=args.keep)
+    return serve(settings)
+
+
+def load_settings(**overrides: Any) -> Settings | None:
+    """The settings from CITYHUB_* and these overrides; None, each bad one named on stderr."""
+    from pydantic import ValidationError
+
+    from cityhub.settings import Settings
+
     try:
-        settings = Settings(**overrides)
+        return Settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors():
             field = "_".join(str(part) for part in err["loc"])
@@ -97,12 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{err.get('input')!r}: {err['msg']}",
                 file=sys.stderr,
             )
-        return 2
-    if args.command == "demo":
-        from cityhub.demo.run import prepare_demo
+        return None
 
-        prepare_demo(settings, keep=args.keep)
-    return serve(settings)
+
+def _db_or_setting(db: str | None) -> str | None:
+    """--db, else CITYHUB_DB; None when a setting is bad (load_settings said which)."""
+    if db:
+        return db
+    settings = load_settings()
+    return None if settings is None else settings.db
 
 
 def serve(settings: object) -> int:
@@ -190,11 +208,13 @@ def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
     """`cityhub backup DEST`: 0 written and checked, 2 nothing written (the reason on stderr)."""
     from pathlib import Path
 
-    from cityhub.settings import Settings
     from cityhub.store.base import StoreError
     from cityhub.store.sqlite.snapshot import backup
 
-    source = Path(db or Settings().db)
+    path = _db_or_setting(db)
+    if path is None:
+        return 2
+    source = Path(path)
     print(f"cityhub: backing up {source} to {dest} ...", file=sys.stderr)
     try:
         with _byte_bar("backup", progress) as report:
@@ -213,11 +233,13 @@ def run_restore(db: str | None, source: str, *, progress: bool = True) -> int:
     """`cityhub restore BACKUP`: 0 restored, 2 nothing changed (the reason on stderr)."""
     from pathlib import Path
 
-    from cityhub.settings import Settings
     from cityhub.store.base import StoreError
     from cityhub.store.sqlite.snapshot import restore
 
-    target = Path(db or Settings().db)
+    path = _db_or_setting(db)
+    if path is None:
+        return 2
+    target = Path(path)
     try:
         with _byte_bar("restore", progress) as report:
             done = restore(Path(source), target, report)

@@ -183,7 +183,12 @@ def _check_backup(source: Path) -> int:
 def _fold(db: Path) -> None:
     """Fold the database's WAL into its file and drop the WAL, which SQLite does only when no
     other connection is open: so this also tells that no hub or import is using it."""
-    conn = sqlite3.connect(db, timeout=0.5, isolation_level=None)
+    try:
+        conn = sqlite3.connect(db, timeout=0.5, isolation_level=None)
+    except sqlite3.Error as exc:  # e.g. --db names a directory
+        raise StoreError(
+            f"{db} cannot be opened as a database ({exc}); nothing was changed"
+        ) from None
     try:
         mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
     except sqlite3.Error as exc:
