@@ -289,3 +289,20 @@ def test_url_import_notifies_the_hubs_subscribers(tmp_path: Path, servers: Serve
             time.sleep(0.05)
     names = sorted(r.body["data"][0]["name"] for r in receiver.received())
     assert names == ["Bakery", "Corner Shop", "Kiosk"]
+
+
+def test_a_full_disk_ends_the_import_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cityhub.ngsild.service import EntityService
+    from cityhub.store.base import StoreFull
+
+    def full(*args: Any) -> Any:
+        raise StoreFull("database or disk is full")
+
+    monkeypatch.setattr(EntityService, "batch_upsert", full)
+    csv = write(tmp_path, SHOPS)
+    argv = ["import", "csv", str(csv), "--type", "Shop", "--db", str(tmp_path / "hub.db")]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "disk is full" in err and "Traceback" not in err, err

@@ -91,7 +91,7 @@ class DbSink:
         """One batch upsert (options=update), one transaction per chunk."""
         try:
             out = self.service.batch_upsert(self.tenant, entities, self.tm, "update")
-        except sqlite3.Error as exc:
+        except (StoreError, sqlite3.Error) as exc:  # StoreFull: the disk is full
             raise ImportFailed(f"the database {self.store.path} failed: {exc}") from exc
         places = _locate([str(e.get("id", "")) for e in entities], [eid for eid, _ in out.errors])
         errors = [
