@@ -183,3 +183,31 @@ async def test_mqtt_endpoint_publishes_to_a_real_broker(hub: httpx.AsyncClient) 
     assert payload["metadata"]["Content-Type"] == "application/json"
     assert payload["body"]["type"] == "Notification"
     assert payload["body"]["data"][0]["level"]["value"] == 7
+
+
+async def test_a_full_queue_drops_the_oldest_waiting_item_never_the_one_in_flight() -> None:
+    from cityhub.notify.delivery import Dispatcher, Policy
+    from cityhub.store.base import OutboxItem
+
+    release = asyncio.Event()
+    sent: list[bytes] = []
+    acked: list[int] = []
+
+    async def deliver(item: OutboxItem, attempt: int) -> bool:
+        if item.payload == b"1":
+            await release.wait()  # the first one is in flight while more arrive
+        sent.append(item.payload)
+        return True
+
+    dispatcher = Dispatcher(deliver, acked.extend, Policy(queue_max=1))
+    item = [OutboxItem("", "sub", "http://x", str(n).encode(), seq=n) for n in (1, 2, 3)]
+    dispatcher.submit([item[0]])
+    await asyncio.sleep(0)  # the worker takes item 1
+    dispatcher.submit([item[1]])
+    dispatcher.submit([item[2]])  # one waiting is the bound: item 2 goes, item 3 waits
+    release.set()
+    await wait_for(lambda: len(sent) == 2, timeout=5, what="two deliveries")
+    await dispatcher.close()
+    assert sent == [b"1", b"3"]
+    assert dispatcher.counters.dropped_full == 1 and dispatcher.counters.delivered == 2
+    assert sorted(acked) == [1, 2, 3], "each item leaves the outbox once"

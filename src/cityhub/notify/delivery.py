@@ -85,8 +85,9 @@ class Dispatcher:
             queue = self.queues.get(item.endpoint)
             if queue is None:
                 queue = self.queues[item.endpoint] = EndpointQueue()
-            if len(queue.items) >= self.policy.queue_max:
-                at = 1 if queue.task is not None and len(queue.items) > 1 else 0  # 0 in flight
+            sending = 1 if queue.task is not None and queue.items else 0  # items[0] in flight
+            if len(queue.items) - sending >= self.policy.queue_max:  # the bound is on waiting
+                at = sending  # the oldest waiting item; the one in flight is never dropped
                 dropped = queue.items[at]
                 del queue.items[at]
                 self.counters.dropped_full += 1
