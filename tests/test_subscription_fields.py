@@ -8,23 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BASE, VOCAB, ContextServer, link, problem
+from conftest import VOCAB, ContextServer, link, problem
+from test_subscriptions import CSUBS, SID, SUBS, sub
 
-SUBS = f"{BASE}/subscriptions"
-CSUBS = f"{BASE}/csourceSubscriptions"
-SID = "urn:ngsi-ld:Subscription:s1"
-URI = "http://localhost:1111/notify"
-
-
-def sub(**members: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": SID,
-        "type": "Subscription",
-        "entities": [{"type": "Building"}],
-        "notification": {"endpoint": {"uri": URI}},
-    }
-    body.update(members)
-    return body
+URI = "http://localhost:1111/notify"  # the endpoint sub() names
 
 
 async def fetch(
