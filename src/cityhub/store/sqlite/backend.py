@@ -40,6 +40,8 @@ from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
 log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
+# Past this many WAL frames (16 MiB of 4 KiB pages) the checkpointer makes the WAL restart.
+WAL_RESTART_FRAMES = 4096
 # A count over a pk span this wide runs as two halves, the second on a reader thread: SQLite
 # releases the GIL while it counts, so a 2-core machine counts in about half the time.
 SPLIT_SPAN = 10_000
@@ -93,18 +95,38 @@ class SqliteStore:
         self._checkpointer.start()
 
     def _checkpoint_loop(self) -> None:
-        """Copy the WAL back into the database every CHECKPOINT_EVERY seconds (PASSIVE: never
-        blocks the writer or readers); SQLite restarts the WAL once everything is copied."""
+        """Copy the WAL back into the database every CHECKPOINT_EVERY seconds."""
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=5000")
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoint(conn)
                 except sqlite3.Error as exc:  # retried at the next tick
                     log.warning("checkpoint failed: %s", exc)
         finally:
             conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, float]:
+        """One PASSIVE checkpoint (it never blocks the writer or readers); then, if the WAL
+        is longer than WAL_RESTART_FRAMES, catch up with writes held off. Returns the WAL's
+        frames and the seconds writes were held.
+
+        SQLite starts the WAL from its beginning only at a write that finds every frame copied.
+        Under a steady write load the writer always appends a little while a checkpoint runs,
+        so that never happened and the WAL grew without bound (644 MB in 12 s of creates), and
+        every page look-up searched a longer WAL index. A second PASSIVE copies what came in
+        during the first; a third, under the write lock, copies the last few frames, so the
+        next write restarts the WAL (unless a reader still reads an older snapshot).
+        """
+        frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        if frames < WAL_RESTART_FRAMES:
+            return frames, 0.0
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self._write_lock:
+            held = time.perf_counter()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return frames, time.perf_counter() - held
 
     def _check_schema(self) -> None:
         """Refuse a database written by another schema version rather than corrupt it."""
