@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -44,3 +45,39 @@ def test_the_wal_restarts_while_writes_never_pause(
         store.close()
     assert pages * PAGE > 8 * 64 * PAGE, "the writes filled many restarts' worth of WAL"
     assert peak < pages * PAGE / 2, f"WAL peaked at {peak:,} bytes for {written} entities"
+
+
+def test_a_reader_of_an_old_snapshot_keeps_writes_from_being_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held copy must stay short: frames a reader still needs cannot be copied, so while
+    a reader holds many back the checkpointer does not take the write lock at all."""
+    monkeypatch.setattr(backend, "CHECKPOINT_EVERY", 3600.0)  # only the calls below
+    monkeypatch.setattr(backend, "WAL_RESTART_FRAMES", 64)
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    service = EntityService(store)
+    tm = ContextCache().core
+
+    def write(start: int) -> None:
+        items = [{"id": f"urn:ngsi-ld:T:{start + i}", "type": "T", "v": i} for i in range(300)]
+        assert not service.batch_upsert("", items, tm, "replace").errors
+
+    reader = sqlite3.connect(db, isolation_level=None)
+    checkpointer = sqlite3.connect(db, isolation_level=None)
+    try:
+        write(0)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM entities").fetchone() == (300,)
+        write(300)  # frames the open snapshot keeps from being copied
+        frames, held = store.checkpoint(checkpointer)
+        assert frames >= 64 and held == 0.0
+        reader.execute("COMMIT")
+        frames, held = store.checkpoint(checkpointer)
+        assert frames >= 64 and held > 0.0, "with the reader gone, the WAL is made to restart"
+        write(600)
+        assert checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] < frames
+    finally:
+        reader.close()
+        checkpointer.close()
+        store.close()

@@ -117,12 +117,16 @@ class SqliteStore:
         so that never happened and the WAL grew without bound (644 MB in 12 s of creates), and
         every page look-up searched a longer WAL index. A second PASSIVE copies what came in
         during the first; a third, under the write lock, copies the last few frames, so the
-        next write restarts the WAL (unless a reader still reads an older snapshot).
+        next write restarts the WAL. A reader of an older snapshot keeps a checkpoint from
+        copying the frames after it: while that leaves many behind, writes are not held (the
+        held copy would take as long as they are many), and the next tick tries again.
         """
         frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
         if frames < WAL_RESTART_FRAMES:
             return frames, 0.0
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if log - copied > WAL_RESTART_FRAMES // 4:
+            return frames, 0.0
         with self._write_lock:
             held = time.perf_counter()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
