@@ -87,3 +87,25 @@ def test_an_unknown_sync_mode_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists(), "refused before creating anything"
     with pytest.raises(pydantic.ValidationError):
         Settings(sync="off")
+
+
+def test_tenants_lists_each_tenant_once_by_seeks_not_scans(tmp_path: Path) -> None:
+    """/health asks for the tenants on every poll, on the event loop: a DISTINCT over every
+    entity took 30-46 ms there at 100,000 entities under load."""
+    from cityhub.ngsild.temporal import TemporalService
+    from cityhub.store.sqlite.backend import TENANTS_SQL
+
+    store = SqliteStore(tmp_path / "hub.db")
+    assert store.tenants() == []
+    tm = ContextCache().core
+    service = EntityService(store)
+    for tenant in ("", "b", "a", "b"):
+        items = [{"id": f"urn:ngsi-ld:T:{tenant}{i}", "type": "T", "v": i} for i in range(50)]
+        assert not service.batch_upsert(tenant, items, tm, "replace").errors
+    TemporalService(store, 100).create(
+        "history-only", {"id": "urn:ngsi-ld:T:h", "type": "T", "v": [{"value": 1}]}, tm
+    )
+    assert store.tenants() == ["", "a", "b", "history-only"]
+    plan = [row[3] for row in store._writer.execute(f"EXPLAIN QUERY PLAN {TENANTS_SQL}")]
+    assert not [step for step in plan if step.startswith(("SCAN entities", "SCAN tentities"))]
+    store.close()

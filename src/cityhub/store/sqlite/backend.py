@@ -52,6 +52,16 @@ PROGRESS_STEPS = 10_000
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 
 
+# The distinct tenants of entities and temporal entities, each found by a seek past the last
+# one in the (tenant, id) index: DISTINCT read the whole index (14 ms at 109,000 entities).
+TENANTS_SQL = " UNION ".join(
+    f"SELECT * FROM (WITH RECURSIVE k(t) AS (SELECT min(tenant) FROM {table} UNION ALL "
+    f"SELECT (SELECT min(tenant) FROM {table} WHERE tenant > k.t) FROM k WHERE k.t IS NOT NULL) "
+    "SELECT t FROM k WHERE t IS NOT NULL)"
+    for table in ("entities", "tentities")
+)
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -571,11 +581,9 @@ class SqliteStore:
         return [(name, sorted(k), sorted(t), len(p)) for name, (k, t, p) in sorted(out.items())]
 
     def tenants(self) -> list[str]:
-        """Every tenant that holds data."""
-        rows = self._reader().execute(
-            "SELECT DISTINCT tenant FROM entities UNION SELECT DISTINCT tenant FROM tentities"
-        )
-        return sorted(r[0] for r in rows)
+        """Every tenant that holds data: one index seek per tenant, not a scan of every entity
+        (/health asks on every poll, on the event loop)."""
+        return sorted(r[0] for r in self._reader().execute(TENANTS_SQL))
 
     def has_tenant(self, tenant: str) -> bool:
         """Whether a tenant has ever stored anything."""
