@@ -35,6 +35,11 @@ class SubscriptionIndex:
     def __bool__(self) -> bool:
         return bool(self.by_id or self.by_type or self.scan)
 
+    def may_concern(self, eid: str, types: frozenset[str]) -> bool:
+        """Whether any subscription may select an entity with this id and these types:
+        False spares parsing the documents of a change no subscription is about."""
+        return bool(self.scan) or eid in self.by_id or not self.by_type.keys().isdisjoint(types)
+
     def candidates(self, *docs: dict[str, Any] | None) -> list[Compiled]:
         """Subscriptions that may select any of these entity states, each once."""
         found: dict[int, Compiled] = {}

@@ -143,6 +143,8 @@ class Notifier:
         now, clock, wall = now_iso(), time.monotonic(), time.time()
         items: list[OutboxItem] = []
         for change in changes:
+            if change.types is not None and not index.may_concern(change.eid, change.types):
+                continue
             before = orjson.loads(change.before) if change.before else None
             after = orjson.loads(change.after) if change.after else None
             for sub in index.candidates(before, after):

@@ -97,11 +97,13 @@ class Aggregation:
 
 @dataclass
 class Change:
-    """One entity's change inside a write: its stored JSON before and after (None: absent)."""
+    """One entity's change inside a write: its stored JSON before and after (None: absent),
+    and every type it had in either, when the writer knew them without parsing (else None)."""
 
     eid: str
     before: str | None
     after: str | None
+    types: frozenset[str] | None = None
 
 
 @dataclass

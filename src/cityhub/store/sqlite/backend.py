@@ -285,7 +285,10 @@ class SqliteStore:
         """The sink's outbox items for a block's changes, written in the same transaction."""
         if not tx.changes or self.sink is None:
             return []
-        changes = [Change(eid, before, after) for eid, (before, after) in tx.changes.items()]
+        changes = [
+            Change(eid, before, after, tx.change_types.get(eid))
+            for eid, (before, after) in tx.changes.items()
+        ]
         try:
             items = self.sink.outbox_items(tx.tenant, changes)
         except Exception:  # a matching bug must not cost the write itself
@@ -722,12 +725,20 @@ class SqliteWriteTx:
         self.tenant = tenant
         self.capture = capture  # keep each entity's JSON before and after (for the sink)
         self.changes: dict[str, tuple[str | None, str | None]] = {}
+        # the types of each changed entity before and after, when known without parsing
+        self.change_types: dict[str, frozenset[str] | None] = {}
 
-    def _changed(self, eid: str, before: str | None, after: str | None) -> None:
-        """Note a change; the first state this block saw stays the "before"."""
+    def _changed(
+        self, eid: str, before: str | None, after: str | None, types: list[str] | None = None
+    ) -> None:
+        """Note a change; the first state this block saw stays the "before". `types`: every
+        type of the entity before and after this change, if the caller knows them."""
         if self.capture:
-            first = self.changes[eid][0] if eid in self.changes else before
+            seen = eid in self.changes
+            first = self.changes[eid][0] if seen else before
             self.changes[eid] = (first, after)
+            known = self.change_types.get(eid, frozenset()) if seen else frozenset()
+            self.change_types[eid] = None if types is None or known is None else known | set(types)
 
     def get(self, eid: str) -> Doc | None:
         """Read inside the transaction (sees its own writes)."""
@@ -747,7 +758,7 @@ class SqliteWriteTx:
         except sqlite3.IntegrityError as exc:
             raise EntityExists(doc["id"]) from exc
         self._index(int(cur.lastrowid or 0), doc)
-        self._changed(doc["id"], None, text)
+        self._changed(doc["id"], None, text, doc["type"])
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of these ids already name an entity in the tenant."""
@@ -774,7 +785,7 @@ class SqliteWriteTx:
             pk += 1
             text = _dumps(doc)
             rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
-            self._changed(doc["id"], None, text)
+            self._changed(doc["id"], None, text, doc["type"])
             types += [(self.tenant, t, pk) for t in doc["type"]]
             attrs += self._attr_rows(pk, doc)
             for name, geojson, box in geo_rows(doc):
@@ -818,7 +829,8 @@ class SqliteWriteTx:
             (doc["modifiedAt"], text, pk),
         )
         if self.capture:
-            self._changed(doc["id"], row[1], text)
+            same_types = changed is not None and "@type" not in changed
+            self._changed(doc["id"], row[1], text, doc["type"] if same_types else None)
         if changed is None:
             self._unindex(pk)
             self._index(pk, doc)
