@@ -211,3 +211,44 @@ async def test_a_full_queue_drops_the_oldest_waiting_item_never_the_one_in_fligh
     assert sent == [b"1", b"3"]
     assert dispatcher.counters.dropped_full == 1 and dispatcher.counters.delivered == 2
     assert sorted(acked) == [1, 2, 3], "each item leaves the outbox once"
+
+
+async def test_the_memory_bound_drops_from_the_longest_queue_and_keeps_the_rest() -> None:
+    """Each endpoint may hold queue_max items, so many dead receivers could exhaust the
+    memory: past the memory bound the oldest waiting items of the longest queue go."""
+    from cityhub.notify.delivery import ITEM_OVERHEAD, Dispatcher, Policy
+    from cityhub.store.base import OutboxItem
+
+    release = asyncio.Event()
+    sent: dict[str, list[int]] = {"dead": [], "slow": [], "live": []}
+    acked: list[int] = []
+
+    async def deliver(item: OutboxItem, attempt: int) -> bool:
+        await release.wait()  # nobody answers until the end
+        sent[item.endpoint].append(item.seq)
+        return True
+
+    cost = 100 + ITEM_OVERHEAD
+    dispatcher = Dispatcher(deliver, acked.extend, Policy(memory=12 * cost))
+    seq = iter(range(1, 1000))
+
+    def submit(endpoint: str, n: int) -> list[int]:
+        items = [OutboxItem("", "s", endpoint, b"x" * 100, seq=next(seq)) for _ in range(n)]
+        dispatcher.submit(items)
+        return [i.seq for i in items]
+
+    live = submit("live", 2)
+    slow = submit("slow", 3)
+    dead = submit("dead", 30)
+    await asyncio.sleep(0)  # each worker takes its first item
+    dead += submit("dead", 10)
+    live += submit("live", 1)  # over the bound: the dead queue, the longest, gives way
+    assert dispatcher.size <= 12 * cost
+    assert dispatcher.pending() == 12
+    release.set()
+    await wait_for(lambda: sum(map(len, sent.values())) == 12, timeout=5, what="deliveries")
+    await dispatcher.close()
+    assert sent["live"] == live and sent["slow"] == slow, "short queues keep every item"
+    assert sent["dead"] == [dead[0], *dead[-5:]], "the dead one keeps its first and newest"
+    assert dispatcher.counters.dropped_full == len(dead) - 6
+    assert sorted(acked) == sorted(live + slow + dead), "each item leaves the outbox once"

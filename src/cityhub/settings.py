@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         description="Most notifications waiting for one endpoint; beyond it the oldest are "
         "dropped, so a dead receiver cannot fill the disk.",
     )
+    notify_memory_mb: int = Field(
+        128,
+        ge=1,
+        description="MiB of notifications that may wait in memory over all endpoints; beyond "
+        "it the oldest of the longest queues are dropped, so many dead receivers cannot "
+        "exhaust the memory.",
+    )
 
     mqtt: str = Field(
         "off",

@@ -229,6 +229,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             attempts=settings.notify_attempts,
             backoff=settings.notify_backoff,
             queue_max=settings.notify_queue_max,
+            memory=settings.notify_memory_mb * 2**20,
         ),
         base_url=f"http://{settings.host}:{settings.port}",
     )

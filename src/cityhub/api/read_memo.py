@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from cityhub.jsonbytes import kept
 from cityhub.ngsild.context import TermMap
 
 MEMO_SIZE = 4096  # entities; at ~2.5 KB per entry (text and body) about 10 MB
@@ -39,7 +40,7 @@ class ReadMemo:
         entries.pop(full_key, None)
         if len(entries) >= self.size:
             del entries[next(iter(entries))]
-        entries[full_key] = (text, tm, body)
+        entries[full_key] = (text, tm, kept(body))
 
     def __len__(self) -> int:
         return len(self._entries)

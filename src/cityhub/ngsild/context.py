@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import orjson
 
+from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.errors import (
     BadRequestData,
@@ -564,7 +565,7 @@ class ContextCache:
 
     def compile(self, spec: Any) -> TermMap:
         """The term map for a @context value (None means the core context alone)."""
-        key = orjson.dumps(spec)
+        key = dumps_kept(spec)  # kept as a dict key
         tm = self._compiled.get(key)
         if tm is None:
             tm = self._compile_spec(spec)

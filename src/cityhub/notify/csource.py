@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild import registrations as R
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.errors import NgsiLdError
@@ -313,7 +314,7 @@ class CsourceNotifier:
 def _item(sub: Compiled, trigger: str, regs: list[Doc]) -> OutboxItem:
     """A queue item: the trigger and the registrations in stored form (rendered in the
     subscription's @context when sent)."""
-    payload = orjson.dumps({"trigger": trigger, "data": regs})
+    payload = dumps_kept({"trigger": trigger, "data": regs})
     return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload, kind="csource")
 
 

@@ -21,17 +21,19 @@ from cityhub.store.base import OutboxItem
 log = logging.getLogger("cityhub.notify")
 Deliver = Callable[[OutboxItem, int], Awaitable[bool | None]]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
+ITEM_OVERHEAD = 256  # bytes a waiting item costs beside its payload (object, deque slot)
 
 
 @dataclass
 class Policy:
-    """How hard delivery tries: per-attempt timeout, attempts, backoff and queue bound."""
+    """How hard delivery tries: per-attempt timeout, attempts, backoff and queue bounds."""
 
     timeout: float = 5.0
     attempts: int = 5
     backoff: float = 1.0  # first retry delay in seconds; doubles up to backoff_max
     backoff_max: float = 60.0
-    queue_max: int = 10_000
+    queue_max: int = 10_000  # items waiting for one endpoint
+    memory: int = 128 * 2**20  # bytes of items queued over all endpoints
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Counters:
     delivered: int = 0  # notifications a receiver took
     failed_attempts: int = 0  # attempts that failed (each retry counts)
     given_up: int = 0  # notifications abandoned after their last attempt
-    dropped_full: int = 0  # oldest notifications dropped from a full endpoint queue
+    dropped_full: int = 0  # oldest notifications dropped: a full endpoint queue, or memory
 
     def report(self) -> dict[str, int]:
         """The counters as /health shows them."""
@@ -59,6 +61,7 @@ class EndpointQueue:
 
     items: deque[OutboxItem] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    size: int = 0  # bytes its items cost (payload plus ITEM_OVERHEAD each)
 
 
 class Dispatcher:
@@ -71,6 +74,7 @@ class Dispatcher:
         self.policy = policy
         self.counters = Counters()
         self.queues: dict[str, EndpointQueue] = {}
+        self.size = 0  # bytes of every queued item, over all endpoints
         self._acks: list[int] = []
         self._ack_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -85,20 +89,48 @@ class Dispatcher:
             queue = self.queues.get(item.endpoint)
             if queue is None:
                 queue = self.queues[item.endpoint] = EndpointQueue()
-            sending = 1 if queue.task is not None and queue.items else 0  # items[0] in flight
-            if len(queue.items) - sending >= self.policy.queue_max:  # the bound is on waiting
-                at = sending  # the oldest waiting item; the one in flight is never dropped
-                dropped = queue.items[at]
-                del queue.items[at]
-                self.counters.dropped_full += 1
-                self._done(dropped)
+            if len(queue.items) - _in_flight(queue) >= self.policy.queue_max:
+                self._drop_oldest(queue)  # the bound is on waiting items
             queue.items.append(item)
+            cost = len(item.payload) + ITEM_OVERHEAD
+            queue.size += cost
+            self.size += cost
             if queue.task is None and not self._closing:
                 queue.task = asyncio.get_running_loop().create_task(
                     self._drain(item.endpoint, queue), name=f"notify {item.endpoint}"
                 )
+            self._within_memory(queue)
         if self._ack_task is None and not self._closing:
             self._ack_task = asyncio.get_running_loop().create_task(self._ack_loop())
+
+    def _drop_oldest(self, queue: EndpointQueue) -> bool:
+        """Drop a queue's oldest waiting item (never the one in flight); False if none."""
+        at = _in_flight(queue)
+        if len(queue.items) <= at:
+            return False
+        dropped = queue.items[at]
+        del queue.items[at]
+        self._forget(queue, dropped)
+        self.counters.dropped_full += 1
+        self._done(dropped)
+        return True
+
+    def _within_memory(self, queue: EndpointQueue) -> None:
+        """Past the memory bound, drop the oldest waiting items of the queue just appended to
+        while it holds at least its share, else of the largest queue: dead receivers hold
+        the longest queues, and each may hold queue_max items."""
+        while self.size > self.policy.memory:
+            if queue.size * len(self.queues) >= self.size and self._drop_oldest(queue):
+                continue
+            waiting = [q for q in self.queues.values() if len(q.items) > _in_flight(q)]
+            if not waiting:
+                return  # only items in flight are left
+            self._drop_oldest(max(waiting, key=lambda q: q.size))
+
+    def _forget(self, queue: EndpointQueue, item: OutboxItem) -> None:
+        cost = len(item.payload) + ITEM_OVERHEAD
+        queue.size -= cost
+        self.size -= cost
 
     def _done(self, item: OutboxItem) -> None:
         if item.seq:
@@ -116,6 +148,7 @@ class Dispatcher:
                     log.exception("dropped a notification of %s to %s", item.sub_id, endpoint)
                 if queue.items and queue.items[0] is item:
                     queue.items.popleft()
+                    self._forget(queue, item)
                 self._done(item)
         finally:
             queue.task = None
@@ -171,6 +204,11 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self.flush_acks()
+
+
+def _in_flight(queue: EndpointQueue) -> int:
+    """1 while the queue's worker is sending items[0], else 0."""
+    return 1 if queue.task is not None and queue.items else 0
 
 
 __all__ = ["Counters", "Dispatcher", "EndpointQueue", "Policy"]

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild.context import ContextCache, core_link, is_compound, link_for
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.timeutil import now_iso
@@ -155,7 +156,7 @@ class Notifier:
                     continue
                 if not sub.send_now(clock):
                     continue
-                items.append(OutboxItem(tenant, sub.id, sub.endpoint, orjson.dumps([event])))
+                items.append(OutboxItem(tenant, sub.id, sub.endpoint, dumps_kept([event])))
         return items
 
     def committed(self, items: list[OutboxItem]) -> None:
@@ -281,7 +282,7 @@ class Notifier:
             docs = await asyncio.to_thread(self._select, sub)  # a broad query: off the loop
             if docs:
                 events = [{"trigger": None, "entity": d} for d in docs]
-                item = OutboxItem(tenant, sid, sub.endpoint, orjson.dumps(events))
+                item = OutboxItem(tenant, sid, sub.endpoint, dumps_kept(events))
                 self.dispatcher.submit([item])
 
     def _select(self, sub: Compiled) -> list[Doc]:
