@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from cityhub.api.app import create_app
@@ -397,3 +398,18 @@ async def test_a_registration_change_is_notified_after_a_restart(
         await wait_for(lambda: len(receiver.received()) >= 2, what="the redelivery")
     assert got(receiver)[-1] == ("newlyMatching", [CSR + "restart"])
     assert second.state.store.outbox_pending() == []
+
+
+async def test_an_expired_registration_is_not_sent_to_a_new_subscription(
+    hub: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new csourceSubscription gets the registrations it matches now; one past its
+    expiresAt is invalid (5.2.9) and is left out."""
+    from cityhub.ngsild import subscriptions
+
+    await register(hub, "old", expiresAt="2030-01-01T00:00:00Z")
+    live = await register(hub, "live")
+    monkeypatch.setattr(subscriptions, "now_iso", lambda: "2030-01-01T00:00:01.000000Z")
+    await csubscribe(hub, receiver.url())
+    await arrived(receiver, 1)
+    assert got(receiver) == [("newlyMatching", [live])]

@@ -439,3 +439,20 @@ async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
     )
     assert await query(client, {"NGSILD-Tenant": "b"}, type="Vehicle") == []
     assert (await client.delete(f"{REGS}/{RID}", headers=a)).status_code == 204
+
+
+async def test_an_expired_registration_is_no_longer_discovered(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its expiresAt a registration is invalid (5.2.9): discovery leaves it out; a read by
+    id still shows it, with the expiresAt that explains why."""
+    from cityhub.ngsild import subscriptions
+
+    expires = "2030-01-01T00:00:00Z"
+    assert (await post(client, reg(expiresAt=expires))).status_code == 201
+    other = reg(id="urn:ngsi-ld:ContextSourceRegistration:r2")
+    assert (await post(client, other)).status_code == 201
+    assert await query(client, type="Vehicle") == [RID, other["id"]]
+    monkeypatch.setattr(subscriptions, "now_iso", lambda: "2030-01-01T00:00:01.000000Z")
+    assert await query(client, type="Vehicle") == [other["id"]]
+    assert (await fetch(client))["expiresAt"] == expires

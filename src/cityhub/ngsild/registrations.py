@@ -28,6 +28,7 @@ from cityhub.ngsild.subscriptions import (
     datetime_member,
     expand_names,
     future_datetime,
+    is_past,
     key_values,
     positive_number,
     require_bool,
@@ -466,7 +467,10 @@ def _interval_matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
 
 
 def matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
-    """Whether a stored registration answers a discovery query."""
+    """Whether a stored registration answers a discovery query; once its expiresAt has
+    passed it is invalid (5.2.9) and answers none, though it can still be read by id."""
+    if is_past(doc.get("expiresAt")):
+        return False
     if not any(info_matches(info, query) for info in doc.get("information", ())):
         return False
     if query.q is not None and not matches_q(query.q, _as_entity(doc)):
