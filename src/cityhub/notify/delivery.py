@@ -92,9 +92,8 @@ class Dispatcher:
             if len(queue.items) - _in_flight(queue) >= self.policy.queue_max:
                 self._drop_oldest(queue)  # the bound is on waiting items
             queue.items.append(item)
-            cost = len(item.payload) + ITEM_OVERHEAD
-            queue.size += cost
-            self.size += cost
+            queue.size += _cost(item)
+            self.size += _cost(item)
             if queue.task is None and not self._closing:
                 queue.task = asyncio.get_running_loop().create_task(
                     self._drain(item.endpoint, queue), name=f"notify {item.endpoint}"
@@ -128,9 +127,8 @@ class Dispatcher:
             self._drop_oldest(max(waiting, key=lambda q: q.size))
 
     def _forget(self, queue: EndpointQueue, item: OutboxItem) -> None:
-        cost = len(item.payload) + ITEM_OVERHEAD
-        queue.size -= cost
-        self.size -= cost
+        queue.size -= _cost(item)
+        self.size -= _cost(item)
 
     def _done(self, item: OutboxItem) -> None:
         if item.seq:
@@ -204,6 +202,11 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self.flush_acks()
+
+
+def _cost(item: OutboxItem) -> int:
+    """Bytes an item counts for against the memory bound."""
+    return len(item.payload) + ITEM_OVERHEAD
 
 
 def _in_flight(queue: EndpointQueue) -> int:
