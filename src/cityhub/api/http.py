@@ -49,6 +49,15 @@ class Ctx:
         self.tenant = tenant
 
 
+def header(request: Request, name: bytes, default: str = "") -> str:
+    """One request header by its lower-case name. Starlette's `headers.get` raises and catches
+    a KeyError for each header a request lacks, and most requests lack most of these."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return default
+
+
 def contexts(request: Request) -> ContextCache:
     """The app's context cache."""
     cache: ContextCache = request.app.state.contexts
@@ -57,7 +66,7 @@ def contexts(request: Request) -> ContextCache:
 
 def tenant_of(request: Request, *, must_exist: bool) -> str:
     """The NGSILD-Tenant header ('' is the default tenant); reads need a known tenant."""
-    tenant = request.headers.get("ngsild-tenant", "")
+    tenant = header(request, b"ngsild-tenant")
     if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
         raise NonexistentTenant(f"tenant {tenant} does not exist")
     return tenant
@@ -65,12 +74,12 @@ def tenant_of(request: Request, *, must_exist: bool) -> str:
 
 def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> str:
     """Pick the response media type from Accept, or 406."""
-    header = request.headers.get("accept")
-    if not header:
+    accept = header(request, b"accept")
+    if not accept:
         return JSON
-    choice = _choose_media(header, allowed)
+    choice = _choose_media(accept, allowed)
     if choice is None:
-        raise NotAcceptable(f"none of {header!r} can be served; offer: {', '.join(allowed)}")
+        raise NotAcceptable(f"none of {accept!r} can be served; offer: {', '.join(allowed)}")
     return choice
 
 
@@ -105,7 +114,7 @@ def _choose_media(header: str, allowed: tuple[str, ...]) -> str | None:
 async def read_limited(request: Request, limit: int) -> bytes:
     """The whole request body, or RequestTooLarge as soon as it passes `limit` bytes (a
     declared Content-Length is checked before anything is read)."""
-    declared = request.headers.get("content-length", "")
+    declared = header(request, b"content-length")
     if declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"the request body has {int(declared):,} bytes; at most {limit:,}")
     chunks: list[bytes] = []
@@ -120,7 +129,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]:
     """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = header(request, b"content-type").split(";")[0].strip().lower()
     ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
     if media not in ok:
         raise UnsupportedMediaType(
@@ -147,7 +156,7 @@ async def context_of(
     """Resolve the request's @context (Link header or body) into a term map."""
     want = negotiate(request, accept)
     tenant = tenant_of(request, must_exist=must_exist)
-    link = parse_link_header(request.headers.get("link"))
+    link = parse_link_header(header(request, b"link"))
     spec: Any = None
     if body is not None and not (isinstance(body, dict) or (isinstance(body, list) and body)):
         raise InvalidRequest("the body must be a JSON object (or a non-empty array for batches)")
@@ -260,7 +269,7 @@ async def batch_context(
     """
     want = negotiate(request)
     tenant = tenant_of(request, must_exist=False)
-    link = parse_link_header(request.headers.get("link"))
+    link = parse_link_header(header(request, b"link"))
     cache = contexts(request)
     items = body if isinstance(body, list) else []
     if media == JSONLD:
