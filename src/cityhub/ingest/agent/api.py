@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cityhub.api.http import plain_json, read_body, read_limited, tenant_of
+from cityhub.api.http import header, plain_json, read_body, read_limited, tenant_of
 from cityhub.ingest.agent.payload import JSON, MAX_BYTES, TEXT, Raw
 from cityhub.ingest.agent.reasons import BAD_REQUEST, TOO_LARGE, UNSUPPORTED, Rejected, as_error
 from cityhub.ngsild.errors import InvalidRequest, RequestTooLarge
@@ -131,7 +131,7 @@ async def southbound(request: Request) -> Response:
     """POST /iot/v1/json?k=APIKEY&i=DEVICE: 204 once stored, a ProblemDetails 4xx if refused."""
     ingestor = _agent(request).ingestor
     key, device = request.query_params.get("k", ""), request.query_params.get("i", "")
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = header(request, b"content-type").split(";")[0].strip().lower()
     raw = Raw("http", key, device, b"", _FORMS.get(media))
     try:
         raw.payload = await read_limited(request, MAX_BYTES)
