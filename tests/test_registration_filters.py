@@ -110,18 +110,14 @@ async def test_bad_timerel_is_400(
     problem(resp, 400, "BadRequestData")
 
 
+def between(start: str, end: str, **extra: str) -> dict[str, str]:
+    """Query parameters of a timerel=between discovery of Building registrations."""
+    return {"type": "Building", "timerel": "between", "timeAt": start, "endTimeAt": end, **extra}
+
+
 async def test_timerel_between_matches_overlapping_intervals(
     client: httpx.AsyncClient, intervals: None
 ) -> None:
-    def between(start: str, end: str, **extra: str) -> dict[str, str]:
-        return {
-            "type": "Building",
-            "timerel": "between",
-            "timeAt": start,
-            "endTimeAt": end,
-            **extra,
-        }
-
     inside = between("2020-04-01T00:00:00Z", "2020-04-15T00:00:00Z")
     assert await query(client, **inside) == [SPRING], "a window inside SPRING's interval"
     both = between("2020-05-01T00:00:00Z", "2021-02-01T00:00:00Z")
@@ -143,21 +139,11 @@ async def test_timerel_between_with_offset_timestamps(
     client: httpx.AsyncClient, intervals: None
 ) -> None:
     """A window written with offsets is the same instant range as in UTC."""
-    ids = await query(
-        client,
-        type="Building",
-        timerel="between",
-        timeAt="2020-05-31T23:00:00-02:00",  # 2020-06-01T01:00Z: after SPRING ended
-        endTimeAt="2020-06-02T00:00:00+00:00",
-    )
+    # 2020-06-01T01:00Z: after SPRING ended
+    ids = await query(client, **between("2020-05-31T23:00:00-02:00", "2020-06-02T00:00:00+00:00"))
     assert ids == [], ids
-    ids = await query(
-        client,
-        type="Building",
-        timerel="between",
-        timeAt="2020-06-01T00:30:00+02:00",  # 2020-05-31T22:30Z: SPRING still observes
-        endTimeAt="2020-06-02T00:00:00Z",
-    )
+    # 2020-05-31T22:30Z: SPRING still observes
+    ids = await query(client, **between("2020-06-01T00:30:00+02:00", "2020-06-02T00:00:00Z"))
     assert ids == [SPRING], ids
 
 
