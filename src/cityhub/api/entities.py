@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.commit import grouped, grouped_slices, purge_slices
+from cityhub.api.commit import grouped, grouped_create, grouped_slices, purge_slices
 from cityhub.api.http import (
     BASE,
     GEOJSON,
@@ -32,7 +32,7 @@ from cityhub.api.http import (
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop
 from cityhub.ngsild import params as P
-from cityhub.ngsild.entity import check_path_id
+from cityhub.ngsild.entity import check_path_id, expand_entity
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
@@ -90,7 +90,7 @@ async def create_entity(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    eid = await grouped(request, service(request).create, ctx.tenant, body, ctx.tm)
+    eid = await grouped_create(request, ctx.tenant, expand_entity(body, ctx.tm))
     return Response(
         status_code=201, headers={"Location": f"{BASE}/entities/{quote(eid, safe=':')}"}
     )

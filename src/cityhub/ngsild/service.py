@@ -87,10 +87,26 @@ class EntityService:
     # -- entities ----------------------------------------------------------------------------
     def create(self, tenant: str, body: Any, tm: TermMap) -> str:
         """Create an entity; AlreadyExists when the id is taken."""
-        doc = expand_entity(body, tm)
+        return self.create_expanded(tenant, expand_entity(body, tm))
+
+    def create_expanded(self, tenant: str, doc: Doc) -> str:
+        """Create an entity from its expanded document; AlreadyExists when the id is taken."""
         with self.store.write(tenant) as tx:
             self._insert(tx, doc)
         return str(doc["id"])
+
+    def create_many(self, tenant: str, docs: list[Doc]) -> list[tuple[bool, Any]]:
+        """Create expanded entities with a few bulk statements (concurrent POST /entities, see
+        api/commit.py): per document (True, id), or (False, AlreadyExists) when its id is
+        taken, by a stored entity or by an earlier document of the list."""
+        with self.store.write(tenant) as tx:
+            done = self._insert_new(tx, list(enumerate(docs)))
+        return [
+            (True, done[i][0])
+            if i in done
+            else (False, AlreadyExists(f"entity {doc['id']} already exists"))
+            for i, doc in enumerate(docs)
+        ]
 
     def _insert(self, tx: WriteTx, doc: Doc) -> None:
         now = now_iso()
@@ -396,6 +412,15 @@ class EntityService:
                 expanded.append((i, expand_entity(item, _tm(tm, item))))
             except NgsiLdError as err:
                 results[i] = err
+        results.update(self._insert_new(tx, expanded))
+        return results
+
+    def _insert_new(
+        self, tx: WriteTx, expanded: list[tuple[int, Doc]]
+    ) -> dict[int, tuple[str, bool]]:
+        """Insert the (index, document) pairs whose ids are neither stored nor repeated in
+        the list, with a few bulk statements; (id, True) for each one inserted."""
+        results: dict[int, tuple[str, bool]] = {}
         existing = tx.existing_ids([d["id"] for _, d in expanded])
         fresh: list[tuple[int, Doc]] = []
         seen: set[str] = set()
