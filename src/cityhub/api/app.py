@@ -23,6 +23,7 @@ from cityhub.api.commit import GroupCommitter
 from cityhub.api.http import BASE, plain_json
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import reader_pool
+from cityhub.api.router import IndexedRouter
 from cityhub.ingest.agent import agent as iot_agent
 from cityhub.ingest.agent import api as iot_api
 from cityhub.ngsild.context import ContextCache
@@ -260,6 +261,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         },
         lifespan=lifespan,
     )
+    app.router = IndexedRouter(app.routes, lifespan=lifespan)  # before the first request
     app.state.settings = settings
     app.state.store = store
     app.state.committer = GroupCommitter(store)

@@ -1,0 +1,65 @@
+"""A router that tries only the routes that can take a request's method and path.
+
+Starlette tries every route in order, a regular expression each, and the hub has about a
+hundred: PATCH /entities/{id}/attrs is the 19th (18.5 µs of matching) and GET
+/subscriptions/{id} the 68th (54 µs). This router keeps, per method, the routes that allow it
+with the literal start of their path, and tries only those whose start the path has. The first
+full match among them is the route Starlette would pick: a route that does not allow the
+method can match only partially, and Starlette takes the first full match. A request that no
+route takes fully (an unknown path: 404, a known one with another method: 405) goes through
+Starlette's own scan and is answered as before.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Match, Route, Router, get_route_path
+from starlette.types import Receive, Scope, Send
+
+Candidates = list[tuple[str, BaseRoute]]
+
+
+def literal_start(route: BaseRoute) -> str:
+    """The part of a route's path before its first parameter ('' for routes of any path)."""
+    if not isinstance(route, Route):
+        return ""
+    return route.path.split("{", 1)[0]
+
+
+def method_index(routes: list[BaseRoute]) -> dict[str, Candidates]:
+    """Per method, in route order: (literal start, route) of every route that may take it."""
+    methods = {m for r in routes if isinstance(r, Route) and r.methods for m in r.methods}
+    index: dict[str, Candidates] = {m: [] for m in methods}
+    for route in routes:
+        allowed = route.methods if isinstance(route, Route) and route.methods else methods
+        for method in allowed:
+            index[method].append((literal_start(route), route))
+    return index
+
+
+class IndexedRouter(Router):
+    """Starlette's Router, with the full match found through a per-method index."""
+
+    _index: dict[str, Candidates] | None = None
+
+    def full_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The first route that takes this method and path, with its child scope."""
+        if self._index is None:
+            self._index = method_index(self.routes)  # routes are all in by the first request
+        path = get_route_path(scope)
+        for start, route in self._index.get(scope["method"], ()):
+            if path.startswith(start):
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    return route, child_scope
+        return None
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.full_match(scope) if scope["type"] == "http" else None
+        if found is None:
+            await super().app(scope, receive, send)
+            return
+        route, child_scope = found
+        scope.setdefault("router", self)
+        scope["route"] = route
+        scope.update(child_scope)
+        await route.handle(scope, receive, send)
