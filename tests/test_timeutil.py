@@ -1,0 +1,34 @@
+"""Stored timestamps have one fixed-width UTC format, so they sort as times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cityhub.ngsild.timeutil import format_ts, norm_ts, parse_ts
+
+OFFSETS = st.sampled_from([None, UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))])
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), OFFSETS)
+def test_the_format_is_fixed_width_utc_and_reads_back(value: datetime, tz: timezone | None) -> None:
+    value = value.replace(tzinfo=tz)
+    text = format_ts(value)
+    assert len(text) == 27 and text.endswith("Z")
+    expected = value if tz else value.replace(tzinfo=UTC)
+    assert parse_ts(text) == expected
+
+
+@given(
+    st.datetimes(max_value=datetime(9999, 12, 30)), st.datetimes(max_value=datetime(9999, 12, 30))
+)
+def test_stored_strings_sort_as_their_times(a: datetime, b: datetime) -> None:
+    assert (format_ts(a) < format_ts(b)) == (a < b)
+
+
+def test_years_before_1000_keep_four_digits() -> None:
+    assert norm_ts("0999-01-02T03:04:05Z") == "0999-01-02T03:04:05.000000Z"
+    assert format_ts(datetime(999, 1, 2, tzinfo=UTC)) < format_ts(datetime(2024, 1, 1, tzinfo=UTC))
+    assert norm_ts("2026-12-01T10:00:00+09:00") == "2026-12-01T01:00:00.000000Z"
