@@ -269,3 +269,29 @@ def instance_values(body: dict[str, Any], attr: str) -> list[Any]:
     insts = body.get(attr, [])
     insts = insts if isinstance(insts, list) else [insts]
     return [i["value"] for i in insts]
+
+
+# -- the discovery counts ------------------------------------------------------------------------
+
+
+def type_attrs_from_docs(conn: Any) -> list[tuple[str, str, int, str, int]]:
+    """What store/sqlite/typestats should hold, recounted from the stored documents in Python
+    (an independent count: the store keeps its own as entities are written)."""
+    nids = dict(conn.execute("SELECT name, nid FROM attr_names"))
+    counts: Counter[tuple[str, str, int, str]] = Counter()
+    for tenant, text in conn.execute("SELECT tenant, doc FROM entities"):
+        doc = json.loads(text)
+        for typ in doc["type"]:
+            counts[(tenant, typ, 0, "")] += 1
+        for name, instances in doc["attrs"].items():
+            nid = nids[name]
+            counts[(tenant, "", nid, "")] += 1
+            for kind in {i["type"] for i in instances}:
+                for typ in doc["type"]:
+                    counts[(tenant, typ, nid, kind)] += 1
+    return sorted((*key, n) for key, n in counts.items())
+
+
+def stored_type_attrs(conn: Any) -> list[tuple[str, str, int, str, int]]:
+    """The discovery counts as the store holds them."""
+    return sorted(conn.execute("SELECT tenant, type, nid, kind, n FROM type_attrs"))

@@ -29,7 +29,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BASE, CORE, ContextServer, SyncHub, link
+from conftest import (
+    BASE,
+    CORE,
+    ContextServer,
+    SyncHub,
+    link,
+    stored_type_attrs,
+    type_attrs_from_docs,
+)
 
 EXAMPLES = int(os.environ.get("CITYHUB_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
@@ -397,6 +405,7 @@ TENANT_ROWS = [
     "SELECT e.tenant, a.* FROM attr_index a JOIN entities e USING (pk) ORDER BY pk, nid, seq",
     "SELECT e.tenant, g.* FROM geo g JOIN entities e USING (pk) ORDER BY gid",
     "SELECT tenant, * FROM tentities ORDER BY tpk",
+    "SELECT tenant, type, nid, kind, n FROM type_attrs ORDER BY type, nid, kind",
     "SELECT t.tenant, h.* FROM history h JOIN tentities t USING (tpk) ORDER BY hid",
     # shared by all tenants ("*"): hosted @contexts, and index rows of no entity
     "SELECT '*', * FROM contexts WHERE kind != 'Cached' ORDER BY url",
@@ -444,6 +453,8 @@ def send(hub: Hub, method: str, url: str, hdrs: dict[str, str], **kw: Any) -> No
     check(hub.request(method, url, headers=raw, **kw), hub.db, before, tenant)
     errors = hub.logged_errors()
     assert not errors, f"{method} {url} logged an error:\n" + "\n".join(errors)
+    with sqlite3.connect(hub.db) as conn:  # /types and /attributes count what is stored
+        assert stored_type_attrs(conn) == type_attrs_from_docs(conn), f"{method} {url}"
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,7 @@ def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     again = SqliteStore(db)
     assert (
         again._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        == "3"
+        == "4"
     )
     odd = [f"urn:ngsi-ld:Sensor:{i}" for i in range(11, 20, 2)]
     assert _ids(again, 'temperature>10;status=="ok"') == sorted(odd)
@@ -161,6 +161,7 @@ def _downgrade_to_schema_2(db: Path) -> None:
         DROP TABLE attr_index;
         DROP TABLE history;
         DROP TABLE attr_names;
+        DROP TABLE type_attrs;
         ALTER TABLE old RENAME TO attr_index;
         ALTER TABLE old_history RENAME TO history;
         CREATE INDEX attr_index_num ON attr_index (name, num) WHERE num IS NOT NULL;

@@ -52,8 +52,7 @@ async def get_type(request: Request) -> Response:
     if not rows:
         raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
     row = rows[0]
-    found = await off_loop(request, store.attribute_stats, ctx.tenant, of_type=iri)
-    stats = {name: kinds for name, kinds, _, _ in found}
+    found = await off_loop(request, store.type_attributes, ctx.tenant, iri)
     return json_response(
         ctx,
         {
@@ -68,7 +67,7 @@ async def get_type(request: Request) -> Response:
                     "attributeName": tm.compact(name),
                     "attributeTypes": kinds,
                 }
-                for name, kinds in sorted(stats.items())
+                for name, kinds in found
             ],
         },
     )

@@ -9,7 +9,8 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +33,10 @@ from cityhub.store.base import (
     StoreFull,
     TemporalQuery,
 )
-from cityhub.store.sqlite import functions, outbox, resources, temporal
+from cityhub.store.sqlite import functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
-from cityhub.store.sqlite.qsql import Compiler, json_path
+from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
 log = logging.getLogger("cityhub.store")
@@ -499,89 +500,41 @@ class SqliteStore:
         self, tenant: str, *, names: bool = True, only: str | None = None
     ) -> list[tuple[str, list[str], int]]:
         """(type, attribute names, entity count) for every type in the tenant, or for the one
-        named `only`; names=False leaves the names out (the costly part: a join per type)."""
+        named `only`, from the discovery counts (typestats)."""
         conn = self._reader()
         with self._bounded(conn):
-            sql = "SELECT t.type, count(*) FROM entity_types t WHERE t.tenant = ?"
-            args = [tenant]
-            if only is not None:
-                sql += " AND t.type = ?"
-                args.append(only)
-            rows = conn.execute(sql + " GROUP BY t.type ORDER BY t.type", args).fetchall()
-            return [
-                (typ, self._type_attr_names(conn, tenant, typ) if names else [], count)
-                for typ, count in rows
-            ]
-
-    @staticmethod
-    def _type_attr_names(conn: sqlite3.Connection, tenant: str, typ: str) -> list[str]:
-        rows = conn.execute(
-            "SELECT DISTINCT n.name FROM entity_types t JOIN attr_index a ON a.pk = t.pk "
-            "JOIN attr_names n ON n.nid = a.nid "
-            "WHERE t.tenant = ? AND t.type = ? ORDER BY n.name",
-            (tenant, typ),
-        )
-        return [r[0] for r in rows]
+            rows = typestats.type_counts(conn, tenant, only)
+            held = typestats.type_attr_names(conn, tenant, only) if names else {}
+            return [(typ, held.get(typ, []), count) for typ, count in rows]
 
     def attribute_names(self, tenant: str) -> list[str]:
-        """The names of every attribute in the tenant, from the index (no document read)."""
+        """The names of every attribute in the tenant, from the discovery counts."""
         conn = self._reader()
         with self._bounded(conn):
-            rows = conn.execute(
-                "SELECT n.name FROM attr_names n WHERE EXISTS (SELECT 1 FROM entities e "
-                "JOIN attr_index a ON a.pk = e.pk WHERE e.tenant = ? AND a.nid = n.nid) "
-                "ORDER BY n.name",
-                (tenant,),
-            )
-            return [r[0] for r in rows]
+            return typestats.attribute_names(conn, tenant)
 
     def attribute_info(self, tenant: str, name: str) -> tuple[list[str], list[str], int] | None:
-        """(attribute types, entity types, entity count) of one attribute, or None: from the
-        index and SQLite's JSON functions, so only the attribute's own instances are read."""
+        """(attribute kinds, entity types, entity count) of one attribute, or None."""
         conn = self._reader()
         nid = self.names.lookup(conn, name)
         with self._bounded(conn):
-            having = "e.tenant = ? AND EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = e.pk AND a.nid = ?)"
-            (count,) = conn.execute(
-                f"SELECT count(*) FROM entities e WHERE {having}", (tenant, nid)
-            ).fetchone()
-            if not count:
-                return None
-            types = conn.execute(
-                "SELECT DISTINCT t.type FROM entities e JOIN entity_types t ON t.pk = e.pk "
-                f"WHERE {having} ORDER BY t.type",
-                (tenant, nid),
-            ).fetchall()
-            kinds = conn.execute(
-                "SELECT DISTINCT json_extract(j.value, '$.type') FROM entities e, "
-                f"json_each(e.doc, ?) j WHERE {having} ORDER BY 1",
-                (json_path(["attrs", name]), tenant, nid),
-            ).fetchall()
-        return [k for (k,) in kinds], [t for (t,) in types], int(count)
+            found = typestats.attributes(conn, tenant, nid)
+        if not found:
+            return None
+        _, kinds, types, count = found[0]
+        return kinds, types, count
 
-    def attribute_stats(
-        self, tenant: str, *, of_type: str | None = None
-    ) -> list[tuple[str, list[str], list[str], int]]:
-        """(attribute, attribute types, entity types, entity count) for every attribute, over
-        every entity of the tenant or those of type `of_type`: it reads each document."""
+    def attribute_stats(self, tenant: str) -> list[tuple[str, list[str], list[str], int]]:
+        """(attribute, attribute kinds, entity types, entity count) for every attribute."""
         conn = self._reader()
-        out: dict[str, tuple[set[str], set[str], set[int]]] = {}
-        sql, args = "SELECT e.pk, e.doc FROM entities e WHERE e.tenant = ?", [tenant]
-        if of_type is not None:
-            sql = (
-                "SELECT e.pk, e.doc FROM entity_types t CROSS JOIN entities e ON e.pk = t.pk "
-                "WHERE t.tenant = ? AND t.type = ?"
-            )
-            args.append(of_type)
         with self._bounded(conn):
-            for pk, raw in conn.execute(sql, args):
-                doc = orjson.loads(raw)
-                for name, instances in doc["attrs"].items():
-                    kinds, types, pks = out.setdefault(name, (set(), set(), set()))
-                    kinds.update(i["type"] for i in instances)
-                    types.update(doc["type"])
-                    pks.add(pk)
-        return [(name, sorted(k), sorted(t), len(p)) for name, (k, t, p) in sorted(out.items())]
+            return typestats.attributes(conn, tenant)
+
+    def type_attributes(self, tenant: str, typ: str) -> list[tuple[str, list[str]]]:
+        """(attribute, its kinds) over the entities of one type, by name."""
+        conn = self._reader()
+        with self._bounded(conn):
+            return typestats.type_attributes(conn, tenant, typ)
 
     def tenants(self) -> list[str]:
         """Every tenant that holds data: one index seek per tenant, not a scan of every entity
@@ -758,6 +711,7 @@ class SqliteWriteTx:
         except sqlite3.IntegrityError as exc:
             raise EntityExists(doc["id"]) from exc
         self._index(int(cur.lastrowid or 0), doc)
+        typestats.change(self.conn, self.tenant, None, self._shape(doc))
         self._changed(doc["id"], None, text, doc["type"])
 
     def existing_ids(self, ids: list[str]) -> set[str]:
@@ -781,6 +735,7 @@ class SqliteWriteTx:
         (pk,) = c.execute("SELECT coalesce(max(pk), 0) FROM entities").fetchone()
         (gid,) = c.execute("SELECT coalesce(max(gid), 0) FROM geo").fetchone()
         rows, types, attrs, geos, boxes = [], [], [], [], []
+        shapes: Counter[typestats.Shape] = Counter()
         for doc in docs:
             pk += 1
             text = _dumps(doc)
@@ -788,6 +743,7 @@ class SqliteWriteTx:
             self._changed(doc["id"], None, text, doc["type"])
             types += [(self.tenant, t, pk) for t in doc["type"]]
             attrs += self._attr_rows(pk, doc)
+            shapes[self._shape(doc)] += 1
             for name, geojson, box in geo_rows(doc):
                 gid += 1
                 geos.append((gid, pk, name, geojson))
@@ -804,6 +760,7 @@ class SqliteWriteTx:
         c.executemany(
             "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)", boxes
         )
+        typestats.apply(c, self.tenant, shapes)
 
     def add_history_bulk(self, entries: list[tuple[str, list[str], dict[str, list[Doc]]]]) -> None:
         """Append the first instances of many entities at once."""
@@ -816,13 +773,15 @@ class SqliteWriteTx:
         rows are rewritten. None rewrites them all.
         """
         row = self.conn.execute(
-            f"SELECT pk{', doc' if self.capture else ''} FROM entities WHERE tenant = ? AND id = ?",
-            (self.tenant, doc["id"]),
+            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, doc["id"])
         ).fetchone()
         if row is None:
             self.insert(doc)
             return
         pk = row[0]
+        only = None if changed is None or "@type" in changed else changed
+        old = orjson.loads(row[1])
+        typestats.change(self.conn, self.tenant, self._shape(old, only), self._shape(doc, only))
         text = _dumps(doc)
         self.conn.execute(
             "UPDATE entities SET modified_at = ?, doc = ? WHERE pk = ?",
@@ -869,12 +828,12 @@ class SqliteWriteTx:
     def delete(self, eid: str) -> bool:
         """Remove an entity; False if it did not exist."""
         row = self.conn.execute(
-            f"SELECT pk{', doc' if self.capture else ''} FROM entities WHERE tenant = ? AND id = ?",
-            (self.tenant, eid),
+            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
         if row is None:
             return False
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
+        typestats.change(self.conn, self.tenant, self._shape(orjson.loads(row[1])), None)
         self._unindex(row[0])
         if self.capture:
             self._changed(eid, row[1], None)
@@ -891,6 +850,10 @@ class SqliteWriteTx:
             self._attr_rows(pk, doc),
         )
         self._index_geo(pk, doc)
+
+    def _shape(self, doc: Doc, only: Iterable[str] | None = None) -> typestats.Shape:
+        """What the document adds to the discovery counts (typestats)."""
+        return typestats.shape(doc, lambda name: self.names.assign(self.conn, name), only)
 
     def _attr_rows(self, pk: int, doc: Doc) -> list[tuple[Any, ...]]:
         """attr_index rows of a document, names as their ids."""

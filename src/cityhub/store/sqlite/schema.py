@@ -1,6 +1,8 @@
 """SQLite schema: entities as JSON documents plus index tables that keep queries fast."""
 
-SCHEMA_VERSION = 3
+from cityhub.store.sqlite import typestats
+
+SCHEMA_VERSION = 4
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -13,7 +15,8 @@ PRAGMAS = (
     "PRAGMA journal_size_limit=67108864",
 )
 
-DDL = """
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Current state: one row per entity, the whole stored document as JSON text.
 CREATE TABLE IF NOT EXISTS entities (
@@ -75,7 +78,10 @@ CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
+-- Attribute names and kinds per entity type, counted on write (store/sqlite/typestats.py).
 """
+    + typestats.DDL
+)
 
 # Upgrades in place, by the version they start from; each runs in one transaction.
 MIGRATIONS = {
@@ -111,4 +117,7 @@ INSERT INTO history_v3
 DROP TABLE history;
 ALTER TABLE history_v3 RENAME TO history;
 """,
+    # 3 -> 4: discovery counts per type and attribute, filled from the documents
+    # (docs/decisions/020).
+    3: typestats.DDL + typestats.BACKFILL,
 }

@@ -1,0 +1,184 @@
+"""Which attributes, of which kinds, the entities of each type hold: counted as entities are
+written, so /types and /attributes read a few rows instead of every entity (decision 020).
+
+`type_attrs` rows, per tenant:
+- (type, 0, ""): how many entities have `type` (entityCount);
+- (type, nid, kind): how many entities of `type` have attribute `nid` with an instance of `kind`
+  (Property, Relationship, ...);
+- ("", nid, ""): how many entities have attribute `nid` at all (attributeCount).
+
+A row whose count reaches 0 is deleted, so every row stands for at least one entity. The
+counts change in the same transaction as the entities, so they roll back with them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+# (entity types, ((attribute id, its instances' kinds), ...)): what one entity adds to the counts
+Shape = tuple[tuple[str, ...], tuple[tuple[int, tuple[str, ...]], ...]]
+
+DDL = """
+CREATE TABLE IF NOT EXISTS type_attrs (
+    tenant TEXT NOT NULL, type TEXT NOT NULL, nid INTEGER NOT NULL, kind TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (tenant, type, nid, kind)
+) WITHOUT ROWID;
+"""
+
+# Counts for a database written before the table existed (schema 3 -> 4), from the documents.
+BACKFILL = """
+DELETE FROM type_attrs;
+INSERT INTO type_attrs (tenant, type, nid, kind, n)
+    SELECT e.tenant, '', n.nid, '', count(*)
+    FROM entities e, json_each(e.doc, '$.attrs') a JOIN attr_names n ON n.name = a.key
+    GROUP BY e.tenant, n.nid;
+INSERT INTO type_attrs (tenant, type, nid, kind, n)
+    SELECT tenant, type, 0, '', count(*) FROM entity_types GROUP BY tenant, type;
+INSERT INTO type_attrs (tenant, type, nid, kind, n)
+    SELECT tenant, type, nid, kind, count(*) FROM (
+        SELECT DISTINCT e.pk, e.tenant, t.value AS type, n.nid,
+               json_extract(i.value, '$.type') AS kind
+        FROM entities e, json_each(e.doc, '$.type') t, json_each(e.doc, '$.attrs') a,
+             json_each(a.value) i JOIN attr_names n ON n.name = a.key)
+    GROUP BY tenant, type, nid, kind;
+"""
+
+
+def shape(
+    doc: dict[str, Any], nid: Callable[[str], int], only: Iterable[str] | None = None
+) -> Shape:
+    """What a document adds to the counts; `only` keeps some attributes (the others are
+    unchanged by a partial update, so they cancel out)."""
+    attrs = doc["attrs"]
+    names = attrs if only is None else [n for n in only if n in attrs]
+    return tuple(doc["type"]), tuple(
+        (nid(n), tuple(sorted({i["type"] for i in attrs[n]}))) for n in names
+    )
+
+
+def _keys(s: Shape) -> Iterator[tuple[str, int, str]]:
+    types, attrs = s
+    for t in types:
+        yield t, 0, ""
+    for nid, kinds in attrs:
+        yield "", nid, ""
+        for t in types:
+            for k in kinds:
+                yield t, nid, k
+
+
+def apply(conn: sqlite3.Connection, tenant: str, shapes: Counter[Shape]) -> None:
+    """Add each shape's keys to the counts as many times as it is counted (negative: removed)."""
+    delta: Counter[tuple[str, int, str]] = Counter()
+    for s, times in shapes.items():
+        if times:
+            for key in _keys(s):
+                delta[key] += times
+    rows = [(tenant, t, nid, k, n) for (t, nid, k), n in delta.items() if n]
+    if not rows:
+        return
+    conn.executemany(
+        "INSERT INTO type_attrs (tenant, type, nid, kind, n) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        rows,
+    )
+    gone = [r[:4] for r in rows if r[4] < 0]
+    if gone:
+        conn.executemany(
+            "DELETE FROM type_attrs WHERE tenant = ? AND type = ? AND nid = ? AND kind = ? "
+            "AND n <= 0",
+            gone,
+        )
+
+
+def change(
+    conn: sqlite3.Connection, tenant: str, before: Shape | None, after: Shape | None
+) -> None:
+    """One entity went from `before` to `after` (None: it did not exist / no longer does)."""
+    if before == after:
+        return
+    shapes: Counter[Shape] = Counter()
+    if before is not None:
+        shapes[before] -= 1
+    if after is not None:
+        shapes[after] += 1
+    apply(conn, tenant, shapes)
+
+
+# -- reads -------------------------------------------------------------------------------------
+def type_counts(conn: sqlite3.Connection, tenant: str, only: str | None) -> list[tuple[str, int]]:
+    """(type, entity count) for the tenant's types (or one), by type."""
+    sql = "SELECT type, n FROM type_attrs WHERE tenant = ? AND type != '' AND nid = 0"
+    args = [tenant]
+    if only is not None:
+        sql += " AND type = ?"
+        args.append(only)
+    return conn.execute(sql + " ORDER BY type", args).fetchall()
+
+
+def type_attr_names(
+    conn: sqlite3.Connection, tenant: str, only: str | None
+) -> dict[str, list[str]]:
+    """{type: its entities' attribute names, sorted} for the tenant (or one type)."""
+    sql = (
+        "SELECT DISTINCT s.type, n.name FROM type_attrs s JOIN attr_names n ON n.nid = s.nid "
+        "WHERE s.tenant = ? AND s.type != ''"
+    )
+    args = [tenant]
+    if only is not None:
+        sql += " AND s.type = ?"
+        args.append(only)
+    out: dict[str, list[str]] = {}
+    for typ, name in conn.execute(sql + " ORDER BY n.name", args):
+        out.setdefault(typ, []).append(name)
+    return out
+
+
+def attribute_names(conn: sqlite3.Connection, tenant: str) -> list[str]:
+    """Every attribute name the tenant's entities hold, sorted."""
+    rows = conn.execute(
+        "SELECT n.name FROM type_attrs s JOIN attr_names n ON n.nid = s.nid "
+        "WHERE s.tenant = ? AND s.type = '' ORDER BY n.name",
+        (tenant,),
+    )
+    return [r[0] for r in rows]
+
+
+def attributes(
+    conn: sqlite3.Connection, tenant: str, nid: int | None = None
+) -> list[tuple[str, list[str], list[str], int]]:
+    """(name, attribute kinds, entity types, entity count) of every attribute, or of one."""
+    sql = (
+        "SELECT n.name, s.type, s.kind, s.n FROM type_attrs s JOIN attr_names n ON n.nid = s.nid "
+        "WHERE s.tenant = ?"
+    )
+    args: list[Any] = [tenant]
+    if nid is not None:
+        sql += " AND s.nid = ?"
+        args.append(nid)
+    found: dict[str, tuple[set[str], set[str], list[int]]] = {}
+    for name, typ, kind, n in conn.execute(sql, args):
+        kinds, types, count = found.setdefault(name, (set(), set(), [0]))
+        if typ:
+            kinds.add(kind)
+            types.add(typ)
+        else:
+            count[0] = n
+    return [(name, sorted(k), sorted(t), c[0]) for name, (k, t, c) in sorted(found.items())]
+
+
+def type_attributes(conn: sqlite3.Connection, tenant: str, typ: str) -> list[tuple[str, list[str]]]:
+    """(attribute name, kinds) of the entities of one type, by name."""
+    rows = conn.execute(
+        "SELECT n.name, s.kind FROM type_attrs s JOIN attr_names n ON n.nid = s.nid "
+        "WHERE s.tenant = ? AND s.type = ? ORDER BY n.name, s.kind",
+        (tenant, typ),
+    )
+    out: dict[str, list[str]] = {}
+    for name, kind in rows:
+        out.setdefault(name, []).append(kind)
+    return list(out.items())
