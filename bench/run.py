@@ -36,7 +36,7 @@ from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdefghi"
+FIGURES = "abcdefghij"
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-i)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-j)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -287,7 +287,7 @@ def measure(plan: Plan, only: set[str], tmp: Path, prof_path: Path | None) -> di
 def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dict[str, Any]:
     """The bare Starlette baseline: the same routes, no NGSI-LD work."""
     stats: dict[str, Any] = {}
-    if not only & set("abcef"):
+    if not only & set("abcefj"):
         return stats
     say("  baseline: bare Starlette, same uvicorn settings")
     env = {"BENCH_GET_BODY": str(tmp / "get_body.json")}
@@ -304,7 +304,7 @@ def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dic
             ids = [p.rsplit("/", 1)[1] for p in get_paths]
             stats["c"] = throughput(bare, plan, {"kind": "patch_attrs", "ids": ids})
             say(f"    PATCH {fmt_rate(stats['c']['ok_rate'])}")
-        if only & set("ef"):
+        if only & set("efj"):
             stats["seq"] = sequential(bare, plan, get_paths, 2000)
             say(f"    GET, one client, sequential: {fmt_lat(stats['seq'])}")
     finally:
@@ -328,7 +328,7 @@ def run_hub(
             hub, plan, {"kind": "patch_attrs", "ids": [quote(i, safe=":") for i in ids]}
         )
         say(f"    (c) PATCH /entities/{{id}}/attrs   {fmt_rate(stats['c']['ok_rate'])}")
-    if only & set("dei"):
+    if only & set("deij"):
         stats["d"] = load_city(hub, plan)
         say(
             f"    (d) batch upsert                 {fmt_rate(stats['d']['entities_per_s'], 'entities/s')}"
@@ -344,6 +344,8 @@ def run_hub(
         stats["f"] = temporal(hub, plan)
     if "i" in only:
         stats["i"] = under_queries(hub, plan, get_paths)
+    if "j" in only:
+        stats["j"] = discovery(hub, plan)
     with httpx.Client(base_url=hub.url, timeout=10.0) as client:
         r = client.get(f"{BASE}/types")
         stats["types"] = r.json() if r.status_code == 200 else None
@@ -444,6 +446,27 @@ def under_queries(hub: Server, plan: Plan, get_paths: list[str]) -> dict[str, An
         f"    (i) GET by id under queries      {fmt_lat(busy)}  ({broad['ok_rate']:,.1f} broad queries/s)"
     )
     return {"alone": alone, "busy": busy, "broad": broad}
+
+
+def discovery_paths() -> list[tuple[str, list[str]]]:
+    """(j): what a data catalogue or a dashboard's type picker asks first."""
+    return [
+        ("/types?details=true", [f"{BASE}/types?details=true"]),
+        ("/attributes?details=true", [f"{BASE}/attributes?details=true"]),
+        ("/types/{T}", [f"{BASE}/types/{t}" for t in data.TYPES]),
+        ("/attributes/{A}", [f"{BASE}/attributes/{a}" for a in ("temperature", "status")]),
+    ]
+
+
+def discovery(hub: Server, plan: Plan) -> list[dict[str, Any]]:
+    """(j): the discovery endpoints over the (d) city, one client, sequential."""
+    rows = []
+    for label, paths in discovery_paths():
+        res = sequential(hub, plan, paths, plan.samples)
+        res["label"] = label
+        rows.append(res)
+        say(f"    (j) {label:24} {fmt_lat(res)}")
+    return rows
 
 
 def temporal(hub: Server, plan: Plan) -> dict[str, Any]:
@@ -599,6 +622,13 @@ def render(out: dict[str, Any], only: set[str]) -> str:
             f"({hub['i']['broad']['ok_rate']:,.1f}/s: 1,000 entities of a type, /types?details=true) | "
             f"{fmt_lat(hub['i']['busy'])} | p99 {alone:,.2f} ms (the same reads alone) | {busy / alone:,.1f} | — | — |"
         )
+    if "j" in only and "j" in hub:
+        for row in hub["j"]:
+            p95 = row["lat_ms"]["p95"]
+            lines.append(
+                f"| (j) | GET /ngsi-ld/v1{row['label']} at {plan['city']:,} entities | {fmt_lat(row)} | "
+                f"{base_txt} | {p95 / seq:,.0f} | — | — |"
+            )
     if "g" in only and "iot" in out:
         lines += iot.render_rows(out["iot"])
     elif "g" in only:
@@ -656,6 +686,7 @@ def all_runs(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         runs += [(f"hub f {row['label']}", row) for row in hub["f"]["queries"]]
     if "i" in hub:
         runs += [(f"hub i {k}", hub["i"][k]) for k in ("alone", "busy", "broad")]
+    runs += [(f"hub j {row['label']}", row) for row in hub.get("j", [])]
     return runs
 
 
