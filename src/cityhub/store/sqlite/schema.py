@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS tentities (
     created_at TEXT NOT NULL, modified_at TEXT NOT NULL,
     UNIQUE (tenant, id)
 );
+-- (tenant, tpk) in tpk order: a temporal query pages a tenant's entities in insertion order
+-- without sorting all of them first (the UNIQUE (tenant, id) index is in id order).
+CREATE INDEX IF NOT EXISTS tentities_tenant ON tentities (tenant);
 CREATE TABLE IF NOT EXISTS history (
     hid INTEGER PRIMARY KEY,
     tpk INTEGER NOT NULL,

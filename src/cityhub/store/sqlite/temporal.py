@@ -451,11 +451,15 @@ def _entities(
         f"FROM {source} WHERE {where} ORDER BY {order}"
     )
     if eq.q is not None or eq.geo is not None:
-        rows = [
-            (tpk, _header(eid, types, c, m))
-            for tpk, eid, types, c, m in conn.execute(select, comp.params).fetchall()
-        ]
-        rows = [(tpk, h) for tpk, h in rows if _matches_history(conn, names, tpk, h, query)]
+        # matched in Python, in order; without count=true the walk stops at the page's end
+        wanted = None if eq.count else eq.offset + eq.limit
+        rows: list[tuple[int, Doc]] = []
+        for tpk, eid, types, c, m in conn.execute(select, comp.params):
+            if wanted is not None and len(rows) >= wanted:
+                break
+            header = _header(eid, types, c, m)
+            if _matches_history(conn, names, tpk, header, query):
+                rows.append((tpk, header))
         total = len(rows) if eq.count else None
         return rows[eq.offset : eq.offset + eq.limit], total
     total = None
