@@ -31,7 +31,7 @@ NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 # Sub-attribute names that read an instance's own member instead of a sub-attribute.
 _META = ("observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId")
 META_KEYS = {name: name for name in _META} | {NGSI_LD + name: name for name in _META}
-_ENTITY_FIELDS = {
+ENTITY_FIELDS = {
     "id": "id",
     "@id": "id",
     "type": "type",
@@ -119,7 +119,7 @@ def targets(path: AttrPath, doc: Mapping[str, Any]) -> list[Target]:
     if path.attr in attrs:
         found = (_walk(inst, path.sub, path.keys) for inst in _as_list(attrs[path.attr]))
         return [t for group in found for t in group]
-    field = _ENTITY_FIELDS.get(path.attr)
+    field = ENTITY_FIELDS.get(path.attr)
     if field is not None and not path.sub and field in doc:
         return list(_dig(doc[field], path.keys, False))
     return []

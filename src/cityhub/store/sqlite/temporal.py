@@ -14,6 +14,7 @@ import orjson
 from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.timeutil import format_ts, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, TemporalQuery
+from cityhub.store.sqlite import temporal_q
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 
@@ -433,6 +434,12 @@ def _entities(
         parts.append(
             f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{_attr_filter(nids, comp.p)})"
         )
+    if eq.q is not None:
+        narrowed = temporal_q.prefilter(
+            eq.q, conn, names, comp.p, lambda nid: _instance_filter(query, comp.p, [nid])
+        )
+        if narrowed:
+            parts.append(narrowed)
     if eq.scope is not None:
         inner = EntityQuery(scope=eq.scope)
         parts.append(

@@ -1,0 +1,62 @@
+"""A temporal q in SQL as a necessary condition: an entity none of whose instances in the
+window could satisfy a numeric comparison is left out before Python reads its history and
+decides exactly (store/sqlite/temporal.py, `_matches_history`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
+from cityhub.store.sqlite.names import AttrNames
+from cityhub.store.sqlite.qsql import balanced
+
+# Every integer below this is exactly a double, so SQL's comparison of the stored float with
+# the literal orders them as Python orders the stored value and the literal.
+EXACT = 2**53
+_SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "="}
+
+
+def narrowable(node: object) -> bool:
+    """Whether prefilter() gives SQL for this tree (it binds parameters only then)."""
+    if isinstance(node, ast.And):
+        return any(narrowable(n) for n in node.items)
+    if isinstance(node, ast.Or):
+        return all(narrowable(n) for n in node.items)
+    if not isinstance(node, ast.Compare) or node.op not in _SQL_OPS:
+        return False
+    path, value = node.path, node.value
+    if path.sub or path.keys or path.attr in ENTITY_FIELDS:
+        return False
+    if not isinstance(value, ast.Value) or value.kind != "number":
+        return False
+    number = value.value
+    return isinstance(number, int | float) and not isinstance(number, bool) and abs(number) < EXACT
+
+
+def prefilter(
+    node: object,
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    bind: Callable[[object], str],
+    window: Callable[[int], str],
+) -> str | None:
+    """SQL on `tt.tpk` that every entity the q tree matches satisfies, or None (no narrowing).
+
+    A numeric comparison keeps an entity with an instance whose number satisfies it, or with
+    one that is not a plain number (a list, a string, a JSON value: Python decides those);
+    `window(nid)` is the instance filter (attribute, datasetId, time window) as SQL.
+    """
+    if not narrowable(node):
+        return None
+    if isinstance(node, ast.And | ast.Or):
+        joiner = " AND " if isinstance(node, ast.And) else " OR "
+        parts = [prefilter(n, conn, names, bind, window) for n in node.items if narrowable(n)]
+        return balanced(joiner, [p for p in parts if p])
+    assert isinstance(node, ast.Compare) and isinstance(node.value, ast.Value)
+    scope = window(names.lookup(conn, node.path.attr))
+    return (
+        f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{scope} "
+        f"AND (h.num {_SQL_OPS[node.op]} {bind(node.value.value)} OR h.num IS NULL))"
+    )
