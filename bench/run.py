@@ -36,7 +36,7 @@ from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdefghij"
+FIGURES = "abcdefghijk"
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-j)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-k)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -287,7 +287,7 @@ def measure(plan: Plan, only: set[str], tmp: Path, prof_path: Path | None) -> di
 def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dict[str, Any]:
     """The bare Starlette baseline: the same routes, no NGSI-LD work."""
     stats: dict[str, Any] = {}
-    if not only & set("abcefj"):
+    if not only & set("abcefjk"):
         return stats
     say("  baseline: bare Starlette, same uvicorn settings")
     env = {"BENCH_GET_BODY": str(tmp / "get_body.json")}
@@ -304,7 +304,7 @@ def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dic
             ids = [p.rsplit("/", 1)[1] for p in get_paths]
             stats["c"] = throughput(bare, plan, {"kind": "patch_attrs", "ids": ids})
             say(f"    PATCH {fmt_rate(stats['c']['ok_rate'])}")
-        if only & set("efj"):
+        if only & set("efjk"):
             stats["seq"] = sequential(bare, plan, get_paths, 2000)
             say(f"    GET, one client, sequential: {fmt_lat(stats['seq'])}")
     finally:
@@ -328,7 +328,7 @@ def run_hub(
             hub, plan, {"kind": "patch_attrs", "ids": [quote(i, safe=":") for i in ids]}
         )
         say(f"    (c) PATCH /entities/{{id}}/attrs   {fmt_rate(stats['c']['ok_rate'])}")
-    if only & set("deij"):
+    if only & set("deijk"):
         stats["d"] = load_city(hub, plan)
         say(
             f"    (d) batch upsert                 {fmt_rate(stats['d']['entities_per_s'], 'entities/s')}"
@@ -345,7 +345,9 @@ def run_hub(
     if "i" in only:
         stats["i"] = under_queries(hub, plan, get_paths)
     if "j" in only:
-        stats["j"] = discovery(hub, plan)
+        stats["j"] = latencies(hub, plan, "j", discovery_paths())
+    if "k" in only:
+        stats["k"] = latencies(hub, plan, "k", temporal_paths())
     with httpx.Client(base_url=hub.url, timeout=10.0) as client:
         r = client.get(f"{BASE}/types")
         stats["types"] = r.json() if r.status_code == 200 else None
@@ -458,14 +460,33 @@ def discovery_paths() -> list[tuple[str, list[str]]]:
     ]
 
 
-def discovery(hub: Server, plan: Plan) -> list[dict[str, Any]]:
-    """(j): the discovery endpoints over the (d) city, one client, sequential."""
+def temporal_paths() -> list[tuple[str, list[str]]]:
+    """(k): the history of a type over the (d) city (every created entity has one)."""
+    variants = [
+        {"lastN": "1", "limit": "20"},
+        {"lastN": "1", "limit": "20", "count": "true"},
+        {"q": "temperature>38", "limit": "20"},
+        {"q": "temperature>38", "limit": "20", "count": "true"},
+    ]
+    return [
+        (
+            "/temporal/entities?type=T&" + "&".join(f"{k}={v}" for k, v in params.items()),
+            [f"{BASE}/temporal/entities?" + urlencode({"type": t, **params}) for t in data.TYPES],
+        )
+        for params in variants
+    ]
+
+
+def latencies(
+    hub: Server, plan: Plan, figure: str, variants: list[tuple[str, list[str]]]
+) -> list[dict[str, Any]]:
+    """(j), (k): reads over the (d) city, one client, sequential, each variant on its own."""
     rows = []
-    for label, paths in discovery_paths():
+    for label, paths in variants:
         res = sequential(hub, plan, paths, plan.samples)
         res["label"] = label
         rows.append(res)
-        say(f"    (j) {label:24} {fmt_lat(res)}")
+        say(f"    ({figure}) {label:24} {fmt_lat(res)}")
     return rows
 
 
@@ -622,11 +643,11 @@ def render(out: dict[str, Any], only: set[str]) -> str:
             f"({hub['i']['broad']['ok_rate']:,.1f}/s: 1,000 entities of a type, /types?details=true) | "
             f"{fmt_lat(hub['i']['busy'])} | p99 {alone:,.2f} ms (the same reads alone) | {busy / alone:,.1f} | — | — |"
         )
-    if "j" in only and "j" in hub:
-        for row in hub["j"]:
+    for fig in "jk":
+        for row in hub.get(fig, []) if fig in only else []:
             p95 = row["lat_ms"]["p95"]
             lines.append(
-                f"| (j) | GET /ngsi-ld/v1{row['label']} at {plan['city']:,} entities | {fmt_lat(row)} | "
+                f"| ({fig}) | GET /ngsi-ld/v1{row['label']} at {plan['city']:,} entities | {fmt_lat(row)} | "
                 f"{base_txt} | {p95 / seq:,.0f} | — | — |"
             )
     if "g" in only and "iot" in out:
@@ -686,7 +707,7 @@ def all_runs(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         runs += [(f"hub f {row['label']}", row) for row in hub["f"]["queries"]]
     if "i" in hub:
         runs += [(f"hub i {k}", hub["i"][k]) for k in ("alone", "busy", "broad")]
-    runs += [(f"hub j {row['label']}", row) for row in hub.get("j", [])]
+    runs += [(f"hub {fig} {row['label']}", row) for fig in "jk" for row in hub.get(fig, [])]
     return runs
 
 
