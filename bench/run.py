@@ -36,7 +36,7 @@ from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdefghijk"
+FIGURES = "abcdefghijkl"
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-k)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-l)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -287,7 +287,7 @@ def measure(plan: Plan, only: set[str], tmp: Path, prof_path: Path | None) -> di
 def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dict[str, Any]:
     """The bare Starlette baseline: the same routes, no NGSI-LD work."""
     stats: dict[str, Any] = {}
-    if not only & set("abcefjk"):
+    if not only & set("abcefjkl"):
         return stats
     say("  baseline: bare Starlette, same uvicorn settings")
     env = {"BENCH_GET_BODY": str(tmp / "get_body.json")}
@@ -304,7 +304,7 @@ def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dic
             ids = [p.rsplit("/", 1)[1] for p in get_paths]
             stats["c"] = throughput(bare, plan, {"kind": "patch_attrs", "ids": ids})
             say(f"    PATCH {fmt_rate(stats['c']['ok_rate'])}")
-        if only & set("efjk"):
+        if only & set("efjkl"):
             stats["seq"] = sequential(bare, plan, get_paths, 2000)
             say(f"    GET, one client, sequential: {fmt_lat(stats['seq'])}")
     finally:
@@ -328,7 +328,7 @@ def run_hub(
             hub, plan, {"kind": "patch_attrs", "ids": [quote(i, safe=":") for i in ids]}
         )
         say(f"    (c) PATCH /entities/{{id}}/attrs   {fmt_rate(stats['c']['ok_rate'])}")
-    if only & set("deijk"):
+    if only & set("deijkl"):
         stats["d"] = load_city(hub, plan)
         say(
             f"    (d) batch upsert                 {fmt_rate(stats['d']['entities_per_s'], 'entities/s')}"
@@ -348,6 +348,8 @@ def run_hub(
         stats["j"] = latencies(hub, plan, "j", discovery_paths())
     if "k" in only:
         stats["k"] = latencies(hub, plan, "k", temporal_paths())
+    if "l" in only:
+        stats["l"] = latencies(hub, plan, "l", untyped_paths())
     with httpx.Client(base_url=hub.url, timeout=10.0) as client:
         r = client.get(f"{BASE}/types")
         stats["types"] = r.json() if r.status_code == 200 else None
@@ -474,6 +476,31 @@ def temporal_paths() -> list[tuple[str, list[str]]]:
             [f"{BASE}/temporal/entities?" + urlencode({"type": t, **params}) for t in data.TYPES],
         )
         for params in variants
+    ]
+
+
+def untyped_paths() -> list[tuple[str, list[str]]]:
+    """(l): queries that no single type drives: no type, or a list of types."""
+    pairs = [",".join(data.TYPES[i : i + 2]) for i in range(0, len(data.TYPES) - 1)]
+    variants = [
+        ("q=temperature>38&limit=20&count=true", [{"q": "temperature>38"}]),
+        ("attrs=status&limit=20&count=true", [{"attrs": "status"}]),
+        ("type=T1,T2&limit=20", [{"type": p} for p in pairs]),
+        (
+            'type=T1,T2&q=status=="alarm"&limit=20&count=true',
+            [{"type": p, "q": 'status=="alarm"'} for p in pairs],
+        ),
+    ]
+    return [
+        (
+            "/entities?" + label,
+            [
+                f"{BASE}/entities?"
+                + urlencode({**p, "limit": "20", **({"count": "true"} if "count" in label else {})})
+                for p in params
+            ],
+        )
+        for label, params in variants
     ]
 
 
@@ -643,7 +670,7 @@ def render(out: dict[str, Any], only: set[str]) -> str:
             f"({hub['i']['broad']['ok_rate']:,.1f}/s: 1,000 entities of a type, /types?details=true) | "
             f"{fmt_lat(hub['i']['busy'])} | p99 {alone:,.2f} ms (the same reads alone) | {busy / alone:,.1f} | — | — |"
         )
-    for fig in "jk":
+    for fig in "jkl":
         for row in hub.get(fig, []) if fig in only else []:
             p95 = row["lat_ms"]["p95"]
             lines.append(
@@ -707,7 +734,7 @@ def all_runs(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         runs += [(f"hub f {row['label']}", row) for row in hub["f"]["queries"]]
     if "i" in hub:
         runs += [(f"hub i {k}", hub["i"][k]) for k in ("alone", "busy", "broad")]
-    runs += [(f"hub {fig} {row['label']}", row) for fig in "jk" for row in hub.get(fig, [])]
+    runs += [(f"hub {fig} {row['label']}", row) for fig in "jkl" for row in hub.get(fig, [])]
     return runs
 
 
