@@ -77,22 +77,14 @@ async def test_every_write_keeps_the_counts(client: httpx.AsyncClient, db_path: 
 
     b1 = "urn:ngsi-ld:Building:1"
     # attribute writes: add, change kind, partial update, replace, delete
-    await ok(client, "POST", f"/entities/{b1}/attrs", db_path, json={"floors": 3})
-    await ok(
-        client,
-        "PATCH",
-        f"/entities/{b1}/attrs",
-        db_path,
-        json={"height": {"type": "Relationship", "object": "urn:x:1"}},
-    )
-    await ok(client, "PATCH", f"/entities/{b1}/attrs/floors", db_path, json={"value": 4})
-    await ok(
-        client,
-        "PUT",
-        f"/entities/{b1}/attrs/floors",
-        db_path,
-        json={"type": "ListProperty", "valueList": [1, 2]},
-    )
+    writes: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "attrs", {"floors": 3}),
+        ("PATCH", "attrs", {"height": {"type": "Relationship", "object": "urn:x:1"}}),
+        ("PATCH", "attrs/floors", {"value": 4}),
+        ("PUT", "attrs/floors", {"type": "ListProperty", "valueList": [1, 2]}),
+    ]
+    for method, where, body in writes:
+        await ok(client, method, f"/entities/{b1}/{where}", db_path, json=body)
     resp = await client.get(f"{BASE}/types/Building")
     kinds = {a["attributeName"]: a["attributeTypes"] for a in resp.json()["attributeDetails"]}
     assert kinds["floors"] == ["ListProperty"]
@@ -117,44 +109,17 @@ async def test_every_write_keeps_the_counts(client: httpx.AsyncClient, db_path: 
     assert "Museum" not in found and found["Building"] == ["height", "owner"]
 
     # batch operations
-    more = [{"id": f"urn:ngsi-ld:Lamp:{i}", "type": "Lamp", "lux": i} for i in range(5)]
-    await ok(client, "POST", "/entityOperations/upsert", db_path, json=more)
-    await ok(
-        client,
-        "POST",
-        "/entityOperations/upsert",
-        db_path,
-        params={"options": "update"},
-        json=[{"id": "urn:ngsi-ld:Lamp:0", "type": "Lamp", "on": True}],
-    )
-    await ok(
-        client,
-        "POST",
-        "/entityOperations/upsert",
-        db_path,
-        params={"options": "replace"},
-        json=[{"id": "urn:ngsi-ld:Lamp:1", "type": "Lamp", "on": False}],
-    )
-    await ok(
-        client,
-        "POST",
-        "/entityOperations/update",
-        db_path,
-        json=[
-            {
-                "id": "urn:ngsi-ld:Lamp:2",
-                "type": "Lamp",
-                "lux": {"type": "Relationship", "object": "urn:x:2"},
-            }
-        ],
-    )
-    await ok(
-        client,
-        "POST",
-        "/entityOperations/merge",
-        db_path,
-        json=[{"id": "urn:ngsi-ld:Lamp:3", "type": "Lamp", "color": "red"}],
-    )
+    lamp = "urn:ngsi-ld:Lamp:"
+    relation = {"type": "Relationship", "object": "urn:x:2"}
+    batches: list[tuple[str, dict[str, str], list[dict[str, Any]]]] = [
+        ("upsert", {}, [{"id": f"{lamp}{i}", "type": "Lamp", "lux": i} for i in range(5)]),
+        ("upsert", {"options": "update"}, [{"id": f"{lamp}0", "type": "Lamp", "on": True}]),
+        ("upsert", {"options": "replace"}, [{"id": f"{lamp}1", "type": "Lamp", "on": False}]),
+        ("update", {}, [{"id": f"{lamp}2", "type": "Lamp", "lux": relation}]),
+        ("merge", {}, [{"id": f"{lamp}3", "type": "Lamp", "color": "red"}]),
+    ]
+    for op, params, body in batches:
+        await ok(client, "POST", f"/entityOperations/{op}", db_path, params=params, json=body)
     lux = await attribute(client, "lux")
     assert lux is not None and lux["attributeCount"] == 4  # Lamp:1 was replaced without it
     await ok(client, "POST", "/entityOperations/delete", db_path, json=["urn:ngsi-ld:Lamp:4"])
