@@ -462,52 +462,52 @@ def discovery_paths() -> list[tuple[str, list[str]]]:
     ]
 
 
-def temporal_paths() -> list[tuple[str, list[str]]]:
-    """(k): the history of a type over the (d) city (every created entity has one)."""
-    variants = [
-        {"lastN": "1", "limit": "20"},
-        {"lastN": "1", "limit": "20", "count": "true"},
-        {"q": "temperature>38", "limit": "20"},
-        {"q": "temperature>38", "limit": "20", "count": "true"},
-    ]
+def _variants(
+    path: str, variants: list[tuple[dict[str, str], list[dict[str, str]]]]
+) -> list[tuple[str, list[str]]]:
+    """(label, URLs) per variant: the label shows its parameters, and each URL overrides some
+    of them (a real type for the placeholder T)."""
     return [
         (
-            "/temporal/entities?type=T&" + "&".join(f"{k}={v}" for k, v in params.items()),
-            [f"{BASE}/temporal/entities?" + urlencode({"type": t, **params}) for t in data.TYPES],
+            f"{path}?" + "&".join(f"{k}={v}" for k, v in params.items()),
+            [f"{BASE}{path}?" + urlencode({**params, **o}) for o in overrides],
         )
-        for params in variants
+        for params, overrides in variants
     ]
+
+
+def temporal_paths() -> list[tuple[str, list[str]]]:
+    """(k): the history of a type over the (d) city (every created entity has one)."""
+    each_type = [{"type": t} for t in data.TYPES]
+    return _variants(
+        "/temporal/entities",
+        [
+            ({"type": "T", "lastN": "1", "limit": "20"}, each_type),
+            ({"type": "T", "lastN": "1", "limit": "20", "count": "true"}, each_type),
+            ({"type": "T", "q": "temperature>38", "limit": "20"}, each_type),
+            ({"type": "T", "q": "temperature>38", "limit": "20", "count": "true"}, each_type),
+        ],
+    )
 
 
 def untyped_paths() -> list[tuple[str, list[str]]]:
     """(l): queries that no single type drives: no type, or a list of types."""
-    pairs = [",".join(data.TYPES[i : i + 2]) for i in range(0, len(data.TYPES) - 1)]
-    variants = [
-        ("q=temperature>38&limit=20&count=true", [{"q": "temperature>38"}]),
-        ("attrs=status&limit=20&count=true", [{"attrs": "status"}]),
-        ("type=T1,T2&limit=20", [{"type": p} for p in pairs]),
-        (
-            'type=T1,T2&q=status=="alarm"&limit=20&count=true',
-            [{"type": p, "q": 'status=="alarm"'} for p in pairs],
-        ),
-    ]
-    return [
-        (
-            "/entities?" + label,
-            [
-                f"{BASE}/entities?"
-                + urlencode({**p, "limit": "20", **({"count": "true"} if "count" in label else {})})
-                for p in params
-            ],
-        )
-        for label, params in variants
-    ]
+    pairs = [{"type": ",".join(data.TYPES[i : i + 2])} for i in range(len(data.TYPES) - 1)]
+    return _variants(
+        "/entities",
+        [
+            ({"q": "temperature>38", "limit": "20", "count": "true"}, [{}]),
+            ({"attrs": "status", "limit": "20", "count": "true"}, [{}]),
+            ({"type": "T1,T2", "limit": "20"}, pairs),
+            ({"type": "T1,T2", "q": 'status=="alarm"', "limit": "20", "count": "true"}, pairs),
+        ],
+    )
 
 
 def latencies(
     hub: Server, plan: Plan, figure: str, variants: list[tuple[str, list[str]]]
 ) -> list[dict[str, Any]]:
-    """(j), (k): reads over the (d) city, one client, sequential, each variant on its own."""
+    """(j)-(l): reads over the (d) city, one client, sequential, each variant on its own."""
     rows = []
     for label, paths in variants:
         res = sequential(hub, plan, paths, plan.samples)
