@@ -50,7 +50,7 @@ _DURATION = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
-_UNITS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
+_UNITS = (7 * 86400, 86400, 3600, 60, 1)  # W, D, H, M, S: fixed lengths in UTC
 # temporalValues: the member that lists each attribute type's [content, time] pairs.
 VALUES_KEY = {
     "Property": "values",
@@ -73,12 +73,21 @@ class TemporalResult:
     content_range: str | None = None  # "date-time <start>-<end>/<size>" for a 206
 
 
-def duration_seconds(text: str) -> float:
-    """An ISO 8601 duration (P1D, PT1H, PT0S) in seconds (months as 30 days)."""
+def parse_duration(text: str) -> tuple[int, float]:
+    """An ISO 8601 duration (P1M, P1D, PT1H, PT0S) as (calendar months, seconds): years and
+    months follow the calendar, so they must be whole; weeks, days and times are exact."""
     m = _DURATION.match(text or "")
     if not m or text in ("P", "PT") or text.endswith("T"):
         raise BadRequestData(f"aggrPeriodDuration is not an ISO 8601 duration: {text!r}")
-    return sum(float(g) * u for g, u in zip(m.groups(), _UNITS, strict=True) if g)
+    years, months, *rest = m.groups()
+    calendar = [float(g) if g else 0.0 for g in (years, months)]
+    if any(not v.is_integer() for v in calendar):
+        raise BadRequestData(
+            f"aggrPeriodDuration {text!r}: years and months must be whole numbers "
+            "(give a fraction in weeks, days or hours)"
+        )
+    seconds = sum(float(g) * u for g, u in zip(rest, _UNITS, strict=True) if g)
+    return int(calendar[0]) * 12 + int(calendar[1]), seconds
 
 
 def temporal_query(
@@ -163,8 +172,8 @@ def aggregation(params: Mapping[str, str]) -> Aggregation:
     if bad:
         raise BadRequestData(f"unknown aggrMethods: {', '.join(bad)}")
     raw = params.get("aggrPeriodDuration")
-    period = duration_seconds(raw) if raw else None
-    return Aggregation(methods=methods, period=period or None)
+    months, seconds = parse_duration(raw) if raw else (0, 0.0)
+    return Aggregation(methods=methods, seconds=seconds, months=months)
 
 
 @dataclass(frozen=True)

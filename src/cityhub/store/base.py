@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cityhub.ngsild.timeutil import LAST_INSTANT, add_months
+
 Doc = dict[str, Any]
+_MEAN_MONTH = 365.2425 / 12 * 86400  # seconds: a first guess of a month's length
 
 
 class StoreError(Exception):
@@ -88,11 +92,47 @@ class TemporalQuery:
 
 @dataclass(frozen=True)
 class Aggregation:
-    """aggregatedValues: which methods, over which period (seconds; None = whole range)."""
+    """aggregatedValues: which methods, over which period (none given: the whole range).
+
+    A period is `months` calendar months plus `seconds`. Period i starts at the query's start
+    moved by i * months (the same day and time of the month, the 31st clamped to a shorter
+    month's last day) plus i * seconds, so monthly periods follow the calendar without drifting.
+    """
 
     methods: tuple[str, ...]
-    period: float | None
+    seconds: float = 0.0
+    months: int = 0
     # The store answers, per attribute, {method: [[value, startAt, endAt], ...]}.
+
+    @property
+    def whole(self) -> bool:
+        """One period over the whole range (no duration, or a zero one)."""
+        return not self.months and not self.seconds
+
+    def edge(self, start: float, i: int) -> float:
+        """Where period i begins (epoch seconds)."""
+        return period_edge(start, i, self.months, self.seconds)
+
+    def index(self, start: float, t: float) -> int:
+        """The period that time t falls in."""
+        return period_index(start, t, self.months, self.seconds)
+
+
+def period_edge(start: float, i: int, months: int, seconds: float) -> float:
+    """Where period i of (months, seconds) periods from start begins (see Aggregation)."""
+    return min(add_months(start, i * months) + i * seconds, LAST_INSTANT)
+
+
+def period_index(start: float, t: float, months: int, seconds: float) -> int:
+    """The period i with period_edge(i) <= t < period_edge(i + 1)."""
+    if not months:
+        return math.floor((t - start) / seconds)
+    i = math.floor((t - start) / (months * _MEAN_MONTH + seconds))
+    while period_edge(start, i, months, seconds) > t:
+        i -= 1
+    while (nxt := period_edge(start, i + 1, months, seconds)) <= t and nxt < LAST_INSTANT:
+        i += 1
+    return i
 
 
 @dataclass

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
+from cityhub.store.base import period_index
 from cityhub.store.sqlite.index import norm_datetime
 
 
@@ -39,6 +40,14 @@ def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, regexp, deterministic=True)
     conn.create_function("scope_match", 2, scope_match, deterministic=True)
+    conn.create_function(
+        "period_index",
+        4,
+        lambda start, t, months, seconds: (
+            None if t is None else period_index(start, t, months, seconds)
+        ),
+        deterministic=True,
+    )
     conn.create_function(
         "norm_ts", 1, lambda v: norm_datetime(v) if isinstance(v, str) else v, deterministic=True
     )

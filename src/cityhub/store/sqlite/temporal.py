@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 import time
@@ -598,12 +599,10 @@ def aggregate(
         attrs: dict[str, Doc] = {}
         kinds: dict[str, str] = {}
         for name, (where, params, first, last) in selected.items():
-            rows = _periods(
-                conn, query, col, exprs, where, params, start, end, aggr.period, first, last
-            )
+            rows = _periods(conn, query, col, exprs, where, params, start, end, aggr, first, last)
             if not rows:
                 continue
-            attrs[name] = _series(rows, exprs, aggr.methods, start, aggr.period, end)
+            attrs[name] = _series(rows, exprs, aggr, start, end)
             found = conn.execute(
                 "SELECT json_extract(inst, '$.type') FROM history WHERE tpk = ? AND nid = ? LIMIT 1",
                 (tpk, params[1]),
@@ -622,7 +621,7 @@ def _periods(
     params: list[Any],
     start: float,
     end: float,
-    period: float | None,
+    aggr: Aggregation,
     first: float,
     last: float,
 ) -> list[tuple[Any, ...]]:
@@ -631,33 +630,49 @@ def _periods(
     On an indexed time, each period is one range read of the index (no sort); otherwise, or
     for very many periods, one GROUP BY over the period number.
     """
-    if period is None:
+    if aggr.whole:
         row = conn.execute(f"SELECT 0, {', '.join(exprs)} FROM history h WHERE {where}", params)
         return [r for r in row.fetchall() if r[1]]
-    i0 = math.floor((first - start) / period)
-    i1 = math.floor((last - start) / period)
+    i0, i1 = aggr.index(start, first), aggr.index(start, last)
     if query.timeproperty in _INDEXED_TIMES and i1 - i0 < _MAX_RANGED_PERIODS:
         ds_params: list[Any] = [params[0], params[1]]
         ds = _dataset_filter(query.dataset_ids, _binder(ds_params))
         upper = end if query.timerel in ("before", "between") else 1e300
+        if aggr.months:  # calendar periods differ in length: their edges come from Python
+            edges = [aggr.edge(start, i) for i in range(i0, i1 + 2)]
+            spans = [[i0 + k, lo, hi] for k, (lo, hi) in enumerate(itertools.pairwise(edges))]
+            periods = (
+                "q(i, lo, hi) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+                " json_extract(value, '$[2]') FROM json_each(?))"
+            )
+            period_args: list[Any] = [orjson.dumps(spans).decode()]
+        else:
+            periods = (
+                "p(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM p WHERE i < ?), "
+                "q(i, lo, hi) AS (SELECT i, ? + i * ?, ? + (i + 1) * ? FROM p)"
+            )
+            period_args = [i0, i1, start, aggr.seconds, start, aggr.seconds]
         sql = (
-            "WITH RECURSIVE p(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM p WHERE i < ?) "
-            f"SELECT i, (SELECT json_array({', '.join(exprs)}) FROM history h "
-            f"WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= ? + i * ? "
-            f"AND {col} < min(? + (i + 1) * ?, ?)) FROM p"
+            f"WITH RECURSIVE {periods} SELECT i, (SELECT json_array({', '.join(exprs)}) "
+            f"FROM history h WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo "
+            f"AND {col} < min(hi, ?)) FROM q"
         )
-        args = [i0, i1, *ds_params, start, period, start, period, upper]
+        args = [*period_args, *ds_params, upper]
         rows = []
         for i, packed in conn.execute(sql, args):
             values = orjson.loads(packed)
             if values[0]:
                 rows.append((i, *values))
         return rows
+    if aggr.months:  # calendar periods are not all the same length: a function numbers them
+        bucket, bucket_args = "period_index(?, " + col + ", ?, ?)", [start, aggr.months]
+    else:
+        bucket, bucket_args = f"CAST(({col} - ?) / ? AS INTEGER)", [start]
     sql = (
-        f"SELECT CAST(({col} - ?) / ? AS INTEGER) AS b, {', '.join(exprs)} FROM history h "
+        f"SELECT {bucket} AS b, {', '.join(exprs)} FROM history h "
         f"WHERE {where} GROUP BY b ORDER BY b"
     )
-    return conn.execute(sql, [start, period, *params]).fetchall()
+    return conn.execute(sql, [*bucket_args, aggr.seconds, *params]).fetchall()
 
 
 def _attr_ids(
@@ -688,13 +703,13 @@ def _fast_iso(seconds: float) -> str:
 def _series(
     rows: list[tuple[Any, ...]],
     exprs: list[str],
-    methods: tuple[str, ...],
+    aggr: Aggregation,
     start: float,
-    period: float | None,
     end: float,
 ) -> Doc:
     """{method: [[value, startAt, endAt], ...]} from GROUP BY rows (bucket number first)."""
     col = {e: i + 1 for i, e in enumerate(exprs)}
+    methods = aggr.methods
     series: dict[str, list[list[Any]]] = {m: [] for m in methods}
     stddev = "stddev" in methods
     simple = [(m, col[_METHOD_SQL[m][0]]) for m in methods if m != "stddev"]
@@ -707,8 +722,13 @@ def _series(
         return text
 
     for row in rows:
-        lo = start + row[0] * period if period else start
-        hi = lo + period if period else end
+        if aggr.whole:
+            lo, hi = start, end
+        elif aggr.months:
+            lo, hi = aggr.edge(start, row[0]), aggr.edge(start, row[0] + 1)
+        else:
+            lo = start + row[0] * aggr.seconds
+            hi = lo + aggr.seconds
         a, b = stamp(lo), stamp(hi)
         for m, i in simple:
             series[m].append([row[i], a, b])
