@@ -22,10 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import cityhub.store.sqlite.temporal as sqlite_temporal
 from conftest import BASE, SyncHub
 from test_temporal_aggregation_oracle import examples
-
-import cityhub.store.sqlite.temporal as sqlite_temporal
 
 # (months, exact seconds) of each duration the test asks for
 DURATIONS = {
