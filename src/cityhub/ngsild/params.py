@@ -161,7 +161,7 @@ def join_options(params: Mapping[str, str]) -> tuple[str | None, int]:
 
 
 def _expand_q(node: Any, tm: TermMap) -> Any:
-    return ast.map_names(node, tm.expand)
+    return ast.expand_q(node, tm.expand)
 
 
 def geo_param(params: Mapping[str, str], tm: TermMap) -> GeoQuery | None:

@@ -644,7 +644,7 @@ def parsed_q(doc: Mapping[str, Any], tm: TermMap, key: str = "q") -> ast.QNode |
     text = doc.get(key)
     if not text:
         return None
-    return ast.map_names(parse_q(text), tm.expand)
+    return ast.expand_q(parse_q(text), tm.expand)
 
 
 __all__ = [

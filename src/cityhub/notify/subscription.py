@@ -133,7 +133,7 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
     watched = doc.get("watchedAttributes")
     q = None
     if doc.get("q"):  # written as in a query string, so it may be percent-encoded
-        q = ast.map_names(parse_q(unquote(doc["q"])), tm_of(S.query_context(doc)).expand)
+        q = ast.expand_q(parse_q(unquote(doc["q"])), tm_of(S.query_context(doc)).expand)
     scope = parse_scope(doc["scopeQ"]) if doc.get("scopeQ") else None
     return Compiled(
         tenant=tenant,

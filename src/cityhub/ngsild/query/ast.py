@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, overload
@@ -173,3 +174,34 @@ def map_names(node: QNode | TypeNode, fn: Callable[[str], str]) -> QNode | TypeN
         case TypeOr(items):
             return TypeOr(tuple(map_names(i, fn) for i in items))
     raise TypeError(f"not a q or type node: {node!r}")
+
+
+_TERM = re.compile(r"^[^\s\"<>{}|\\^`]+$")
+
+
+def expand_q(node: QNode, expand: Callable[[str], str]) -> QNode:
+    """A q tree with its names expanded, in which `==` and `!=` on a string also compare the
+    string expanded as a vocabulary term: a VocabProperty stores its terms expanded (`ok` as
+    `<@vocab>ok`), so `q=category=="ok"` must find it (ETSI GS CIM 009 4.9)."""
+    return _vocab_forms(map_names(node, expand), expand)
+
+
+def _vocab_forms(node: QNode, expand: Callable[[str], str]) -> QNode:
+    match node:
+        case Compare(path, op, Value() | ValueList() as value) if op in ("==", "!="):
+            given = value.values if isinstance(value, ValueList) else (value,)
+            forms: list[Value] = []
+            for v in given:
+                forms.append(v)
+                if v.kind == "string" and isinstance(v.value, str) and _TERM.match(v.value):
+                    iri = expand(v.value)
+                    if iri != v.value:
+                        forms.append(Value("string", iri))
+            if len(forms) == len(given):
+                return node
+            return Compare(path, op, ValueList(tuple(dict.fromkeys(forms))))
+        case And(items):
+            return And(tuple(_vocab_forms(i, expand) for i in items))
+        case Or(items):
+            return Or(tuple(_vocab_forms(i, expand) for i in items))
+    return node

@@ -1,0 +1,109 @@
+"""q on a VocabProperty: the hub stores its terms expanded by the request's @context, so a q
+string is compared both as written and expanded as a vocabulary term (ETSI GS CIM 009 4.9).
+
+The same rule holds for entity queries (SQL), temporal queries and subscriptions (Python)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import BASE
+from receivers import Receiver, wait_for
+
+CTX_URL = f"{BASE}/jsonldContexts"
+STATUS = "https://example.org/status#"
+# a context that gives the term "ok" its own IRI instead of the core @vocab's
+STATUS_CONTEXT = {"@context": {"ok": STATUS + "ok", "bad": STATUS + "bad"}}
+
+
+def entity(n: int, cat: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"urn:ngsi-ld:Lamp:{n}", "type": "Lamp", "cat": cat}
+
+
+async def create_all(client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+    bodies = [
+        entity(1, {"type": "VocabProperty", "vocab": "ok"}),
+        entity(2, {"type": "Property", "value": "ok"}),
+        entity(3, {"type": "VocabProperty", "vocab": ["bad", "worse"]}),
+    ]
+    for body in bodies:
+        r = await client.post(f"{BASE}/entities", json=body, headers=headers or {})
+        assert r.status_code == 201, r.text
+
+
+async def ids(
+    client: httpx.AsyncClient, q: str, headers: dict[str, str] | None = None, path: str = ""
+) -> list[str]:
+    r = await client.get(
+        f"{BASE}{path}/entities", params={"type": "Lamp", "q": q}, headers=headers or {}
+    )
+    assert r.status_code == 200, r.text
+    return sorted(e["id"].rsplit(":", 1)[1] for e in r.json())
+
+
+@pytest.mark.parametrize(
+    ("q", "want"),
+    [
+        ('cat=="ok"', ["1", "2"]),  # the VocabProperty by its term, the Property by its text
+        ('cat!="ok"', ["3"]),
+        ('cat=="worse"', ["3"]),  # any term of a list
+        ('cat=="bad","ok"', ["1", "2", "3"]),
+        ('cat!="bad","ok"', ["3"]),  # "worse" is in neither
+        ('cat=="https://uri.etsi.org/ngsi-ld/default-context/ok"', ["1"]),  # the stored IRI
+        ('cat=="missing"', []),
+    ],
+)
+async def test_entity_query_compares_vocab_terms(
+    client: httpx.AsyncClient, q: str, want: list[str]
+) -> None:
+    await create_all(client)
+    assert await ids(client, q) == want
+
+
+async def test_temporal_query_compares_vocab_terms(client: httpx.AsyncClient) -> None:
+    """The temporal q runs in Python over the instances: the same rule."""
+    await create_all(client)
+    assert await ids(client, 'cat=="ok"', path="/temporal") == ["1", "2"]
+    assert await ids(client, 'cat=="worse"', path="/temporal") == ["3"]
+
+
+async def test_terms_expand_with_the_requests_own_context(client: httpx.AsyncClient) -> None:
+    """With a context that maps "ok" elsewhere, the term finds what was written under that
+    context, and the core context's "ok" no longer does."""
+    r = await client.post(CTX_URL, json=STATUS_CONTEXT)
+    assert r.status_code == 201, r.text
+    link = {
+        "Link": f'<http://hub{r.headers["location"]}>; rel="http://www.w3.org/ns/json-ld#context"'
+    }
+    await create_all(client, link)
+    assert await ids(client, 'cat=="ok"', link) == ["1", "2"]
+    # under the core context "ok" is <default-context>ok: only the plain Property's text matches
+    assert await ids(client, 'cat=="ok"') == ["2"]
+    assert await ids(client, f'cat=="{STATUS}bad"') == ["3"]
+
+
+async def test_a_subscription_q_matches_a_vocab_term(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Subscriptions evaluate q in Python: a lamp turning "ok" is notified."""
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "Lamp"}],
+        "q": 'cat=="ok"',
+        "notification": {"endpoint": {"uri": receiver.url()}},
+    }
+    assert (await hub.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+    bad = entity(9, {"type": "VocabProperty", "vocab": "bad"})
+    assert (await hub.post(f"{BASE}/entities", json=bad)).status_code == 201
+    r = await hub.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Lamp:9/attrs",
+        json={"cat": {"type": "VocabProperty", "vocab": "ok"}},
+    )
+    assert r.status_code == 204, r.text
+    await wait_for(lambda: bool(receiver.received()), timeout=10, what="the notification")
+    got = receiver.received()
+    assert len(got) == 1, [g.body for g in got]  # not for the create, when it was "bad"
+    assert got[0].body["data"][0]["cat"]["vocab"] == "ok"
