@@ -36,7 +36,8 @@ from bench.load import BASE
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
-FIGURES = "abcdefghijkl"
+FIGURES = "abcdefghijklm"
+LATENCY_FIGURES = "jklm"  # reads over the (d) city without a target: one client, sequential
 UPSERT_BATCH = 1000
 HISTORY_CHUNK = 1000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small N: a sanity run in under a minute")
     ap.add_argument(
-        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-l)"
+        "--only", default=FIGURES, help="figures to run, e.g. a,b (default: all of a-m)"
     )
     ap.add_argument(
         "--profile", action="store_true", help="run the hub under cProfile and print its hot spots"
@@ -287,7 +288,7 @@ def measure(plan: Plan, only: set[str], tmp: Path, prof_path: Path | None) -> di
 def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dict[str, Any]:
     """The bare Starlette baseline: the same routes, no NGSI-LD work."""
     stats: dict[str, Any] = {}
-    if not only & set("abcefjkl"):
+    if not only & set("abcef" + LATENCY_FIGURES):
         return stats
     say("  baseline: bare Starlette, same uvicorn settings")
     env = {"BENCH_GET_BODY": str(tmp / "get_body.json")}
@@ -304,7 +305,7 @@ def run_bare(plan: Plan, only: set[str], tmp: Path, get_paths: list[str]) -> dic
             ids = [p.rsplit("/", 1)[1] for p in get_paths]
             stats["c"] = throughput(bare, plan, {"kind": "patch_attrs", "ids": ids})
             say(f"    PATCH {fmt_rate(stats['c']['ok_rate'])}")
-        if only & set("efjkl"):
+        if only & set("ef" + LATENCY_FIGURES):
             stats["seq"] = sequential(bare, plan, get_paths, 2000)
             say(f"    GET, one client, sequential: {fmt_lat(stats['seq'])}")
     finally:
@@ -328,7 +329,7 @@ def run_hub(
             hub, plan, {"kind": "patch_attrs", "ids": [quote(i, safe=":") for i in ids]}
         )
         say(f"    (c) PATCH /entities/{{id}}/attrs   {fmt_rate(stats['c']['ok_rate'])}")
-    if only & set("deijkl"):
+    if only & set("dei" + LATENCY_FIGURES):
         stats["d"] = load_city(hub, plan)
         say(
             f"    (d) batch upsert                 {fmt_rate(stats['d']['entities_per_s'], 'entities/s')}"
@@ -350,6 +351,8 @@ def run_hub(
         stats["k"] = latencies(hub, plan, "k", temporal_paths())
     if "l" in only:
         stats["l"] = latencies(hub, plan, "l", untyped_paths())
+    if "m" in only:
+        stats["m"] = latencies(hub, plan, "m", geo_paths())
     with httpx.Client(base_url=hub.url, timeout=10.0) as client:
         r = client.get(f"{BASE}/types")
         stats["types"] = r.json() if r.status_code == 200 else None
@@ -504,10 +507,41 @@ def untyped_paths() -> list[tuple[str, list[str]]]:
     )
 
 
+# the (d) city's points lie in [2.25, 2.45] x [48.8, 48.9]
+CITY_POLYGON = "[[[2.2,48.75],[2.5,48.75],[2.5,48.95],[2.2,48.95],[2.2,48.75]]]"
+BLOCK_POLYGON = "[[[2.34,48.84],[2.36,48.84],[2.36,48.86],[2.34,48.86],[2.34,48.84]]]"
+
+
+def geo_paths() -> list[tuple[str, list[str]]]:
+    """(m): geoQ over the (d) city: a map of a whole town (every point of a type inside the
+    boundary), a block, and what is near a place."""
+    each_type = [{"type": t} for t in data.TYPES]
+    within = {"geometry": "Polygon", "georel": "within"}
+    near = {"geometry": "Point", "georel": "near;maxDistance==500", "coordinates": "[2.35,48.85]"}
+    return _variants(
+        "/entities",
+        [
+            ({"type": "T", **within, "coordinates": CITY_POLYGON, "limit": "20"}, each_type),
+            (
+                {
+                    "type": "T",
+                    **within,
+                    "coordinates": CITY_POLYGON,
+                    "limit": "20",
+                    "count": "true",
+                },
+                each_type,
+            ),
+            ({**within, "coordinates": BLOCK_POLYGON, "limit": "20", "count": "true"}, [{}]),
+            ({"type": "T", **near, "limit": "20", "count": "true"}, each_type),
+        ],
+    )
+
+
 def latencies(
     hub: Server, plan: Plan, figure: str, variants: list[tuple[str, list[str]]]
 ) -> list[dict[str, Any]]:
-    """(j)-(l): reads over the (d) city, one client, sequential, each variant on its own."""
+    """(j)-(m): reads over the (d) city, one client, sequential, each variant on its own."""
     rows = []
     for label, paths in variants:
         res = sequential(hub, plan, paths, plan.samples)
@@ -670,7 +704,7 @@ def render(out: dict[str, Any], only: set[str]) -> str:
             f"({hub['i']['broad']['ok_rate']:,.1f}/s: 1,000 entities of a type, /types?details=true) | "
             f"{fmt_lat(hub['i']['busy'])} | p99 {alone:,.2f} ms (the same reads alone) | {busy / alone:,.1f} | — | — |"
         )
-    for fig in "jkl":
+    for fig in LATENCY_FIGURES:
         for row in hub.get(fig, []) if fig in only else []:
             p95 = row["lat_ms"]["p95"]
             lines.append(
@@ -734,7 +768,9 @@ def all_runs(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         runs += [(f"hub f {row['label']}", row) for row in hub["f"]["queries"]]
     if "i" in hub:
         runs += [(f"hub i {k}", hub["i"][k]) for k in ("alone", "busy", "broad")]
-    runs += [(f"hub {fig} {row['label']}", row) for fig in "jkl" for row in hub.get(fig, [])]
+    runs += [
+        (f"hub {fig} {row['label']}", row) for fig in LATENCY_FIGURES for row in hub.get(fig, [])
+    ]
     return runs
 
 

@@ -17,6 +17,7 @@ from cityhub.ngsild.query.geo import (
     geo_matches,
     parse_geoq,
     point_distance_m,
+    shape_matches,
 )
 
 
@@ -324,3 +325,46 @@ def test_self_intersecting_polygon_is_repaired_not_rejected() -> None:
     assert gq.geometry.is_valid
     assert geo_matches(gq, {"type": "Point", "coordinates": [0.25, 0.5]})
     assert not geo_matches(gq, {"type": "Point", "coordinates": [5, 5]})
+
+
+# --- stored points: the shortcut agrees with the shapely shape --------------------------------
+
+REFERENCES = [
+    ("Polygon", SQUARE),
+    (
+        "Polygon",
+        [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]], [[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 0.5]]],
+    ),
+    ("MultiPolygon", [SQUARE, [[[2, 2], [3, 2], [3, 3], [2, 2]]]]),
+    ("LineString", [[0, 0], [1, 1], [2, 0]]),
+    ("MultiPoint", [[0, 0], [0.5, 0.5]]),
+    ("Point", [0.5, 0.5]),
+]
+RELATIONS = [
+    "within",
+    "intersects",
+    "disjoint",
+    "contains",
+    "overlaps",
+    "equals",
+    "near;maxDistance==40000",
+    "near;minDistance==40000",
+]
+
+
+def _points(rnd: random.Random) -> list[list[float]]:
+    """Points inside, outside and exactly on the references' vertices and edges."""
+    fixed = [[0, 0], [1, 0], [0.5, 0], [0.5, 0.5], [1, 1], [0.75, 0.75], [2, 2], [2.5, 2.2]]
+    fixed += [[0.5, 0.5, 12.0], [3.0, -1.0]]  # a 3D position; a far one
+    return fixed + [[rnd.uniform(-0.5, 3.5), rnd.uniform(-0.5, 3.5)] for _ in range(300)]
+
+
+@pytest.mark.parametrize("georel", RELATIONS)
+@pytest.mark.parametrize(("geometry", "coordinates"), REFERENCES)
+def test_point_shortcut_agrees_with_the_shape(georel: str, geometry: str, coordinates: Any) -> None:
+    """A stored Point is tested without building a shape (geo_matches' shortcut); the answer
+    is the one the shapely shape gives, boundary points included."""
+    gq = q(georel, geometry, coordinates)
+    for position in _points(random.Random(7)):
+        stored = {"type": "Point", "coordinates": position}
+        assert geo_matches(gq, stored) == shape_matches(gq, stored), (georel, geometry, position)

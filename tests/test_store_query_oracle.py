@@ -147,6 +147,52 @@ def test_selectors_match_the_evaluator(
         assert total == len(want)
 
 
+GEOQ = [
+    ("near;maxDistance==30000", "Point", "[2.5,41.5]"),
+    ("near;minDistance==30000", "Point", "[2.5,41.5]"),
+    ("within", "Polygon", "[[[2.1,41.1],[2.9,41.1],[2.9,41.9],[2.1,41.9],[2.1,41.1]]]"),
+    ("within", "Polygon", "[[[2.3,41.3],[2.4,41.3],[2.4,41.4],[2.3,41.4],[2.3,41.3]]]"),
+    ("intersects", "Polygon", "[[[2,41],[3,41],[2,42],[2,41]]]"),
+    ("disjoint", "Polygon", "[[[2,41],[3,41],[2,42],[2,41]]]"),
+    ("near;maxDistance==20000", "LineString", "[[2,41],[3,42]]"),
+]
+
+
+@pytest.mark.parametrize("crowded", [False, True], ids=["rtree-in-list", "per-entity"])
+@pytest.mark.parametrize(("georel", "geometry", "coordinates"), GEOQ)
+@pytest.mark.parametrize("typ", [None, "Sensor"])
+def test_geo_plans_match_the_evaluator(
+    loaded: tuple[SqliteStore, list[dict[str, Any]]],
+    monkeypatch: Any,
+    crowded: bool,
+    georel: str,
+    geometry: str,
+    coordinates: str,
+    typ: str | None,
+) -> None:
+    """Both geoQ plans (an R*Tree IN list, or a test per walked entity when the box holds
+    many geometries), by type or not, paged or counted, give the evaluator's answer."""
+    store, docs = loaded
+    monkeypatch.setattr(qsql.Compiler, "_crowded", lambda self, box, limit: crowded)
+    tm = ContextCache().core
+    gq = geo.parse_geoq(georel, geometry, coordinates)
+    assert gq is not None
+    gq = geo.GeoQuery(
+        gq.georel, gq.geometry, gq.geojson, tm.expand("location"), gq.max_distance, gq.min_distance
+    )
+    types = ast.TypeName(tm.expand(typ)) if typ else None
+    want = [
+        d["id"]
+        for d in docs
+        if evaluate.matches_geo(gq, d) and (typ is None or tm.expand(typ) in d["type"])
+    ]
+    got, total = store.query("", EntityQuery(geo=gq, types=types, limit=1000, count=True))
+    assert sorted(x["id"] for x in got) == sorted(want)
+    assert total == len(want)
+    page, _ = store.query("", EntityQuery(geo=gq, types=types, limit=5))
+    assert [x["id"] for x in page] == [x["id"] for x in got][:5]  # insertion order, first 5
+
+
 def test_geo_and_scope_match_the_evaluator(
     loaded: tuple[SqliteStore, list[dict[str, Any]]], monkeypatch: Any
 ) -> None:

@@ -210,6 +210,49 @@ def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
 
 def geo_matches(query: GeoQuery, geometry_geojson: dict[str, Any]) -> bool:
     """Whether a stored geometry satisfies the geoQ (near distances in metres)."""
+    xy = _plain_xy(geometry_geojson)
+    if xy is not None:
+        found = _point_matches(query, *xy)
+        if found is not None:
+            return found
+    return shape_matches(query, geometry_geojson)
+
+
+def _plain_xy(geometry_geojson: Any) -> tuple[float, float] | None:
+    """(lon, lat) of a stored Point with finite coordinates, else None."""
+    if not isinstance(geometry_geojson, dict) or geometry_geojson.get("type") != "Point":
+        return None
+    coords = geometry_geojson.get("coordinates")
+    if not isinstance(coords, list) or not 2 <= len(coords) <= 3:
+        return None
+    x, y = coords[0], coords[1]
+    if type(x) not in (int, float) or type(y) not in (int, float):
+        return None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return None
+    return float(x), float(y)
+
+
+def _point_matches(query: GeoQuery, x: float, y: float) -> bool | None:
+    """The relation for a stored point, without building a shape: most city geometries are
+    points, and a city-wide query tests every one (3 µs instead of 11). None: not covered."""
+    ref, rel = query.geometry, query.georel
+    if rel == "within":  # a point lies within what contains it (a boundary point does not)
+        return bool(shapely.contains_xy(ref, x, y))
+    if rel == "intersects":
+        return bool(shapely.intersects_xy(ref, x, y))
+    if rel == "disjoint":
+        return not shapely.intersects_xy(ref, x, y)
+    if rel == "near" and ref.geom_type == "Point":
+        d = 0.0 if (ref.x, ref.y) == (x, y) else point_distance_m(ref.x, ref.y, x, y)
+        if query.max_distance is not None:
+            return d <= query.max_distance
+        return query.min_distance is not None and d >= query.min_distance
+    return None
+
+
+def shape_matches(query: GeoQuery, geometry_geojson: dict[str, Any]) -> bool:
+    """geo_matches for any stored geometry, through a shapely shape."""
     target = target_shape(geometry_geojson)
     if target is None:
         return False

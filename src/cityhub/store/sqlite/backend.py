@@ -487,9 +487,13 @@ class SqliteStore:
         """geo_match(qid, geojson) for this query's geo predicates."""
         if not comp.geo_queries:
             return
+        import shapely
+
         from cityhub.ngsild.query.geo import geo_matches
 
         queries = list(comp.geo_queries)
+        for gq in queries:  # a prepared geometry answers point tests several times faster
+            shapely.prepare(gq.geometry)
 
         def geo_match(qid: int, geojson: str) -> bool:
             return geo_matches(queries[qid], orjson.loads(geojson))

@@ -11,6 +11,7 @@ from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.store.base import EntityQuery
+from cityhub.store.sqlite import typestats
 from cityhub.store.sqlite.names import AttrNames
 
 _SQL_OPS = {"==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
@@ -93,8 +94,16 @@ class Compiler:
         if query.scope is not None:
             parts.append(self.scope(query.scope))
         if query.geo is not None:
-            parts.append(self.geo(query.geo))
+            parts.append(self.geo(query.geo, self._walk(tenant, query) if query.count else None))
         return " AND ".join(parts)
+
+    def _walk(self, tenant: str, query: EntityQuery) -> int:
+        """About how many entities the query walks: its type's, or all of the tenant's (the
+        discovery counts; an entity of several types counts once per type)."""
+        if self.conn is None:
+            return 0
+        only = query.types.name if self.pk == "t.pk" and query.types is not None else None
+        return sum(n for _, n in typestats.type_counts(self.conn, tenant, only))
 
     def order_by(self, order: Any, tiebreak: str) -> str:
         """ORDER BY terms for orderBy paths (default instances), then insertion order."""
@@ -183,28 +192,46 @@ class Compiler:
         joiner = " AND " if isinstance(node, ast.ScopeAnd) else " OR "
         return balanced(joiner, [self.scope(n) for n in node.items])
 
-    def geo(self, gq: Any) -> str:
+    def geo(self, gq: Any, walk: int | None = None) -> str:
         """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate.
 
-        Written as an uncorrelated `pk IN (...)`, so SQLite walks the R*Tree once and calls
-        shapely only for the geometries whose boxes can match.
+        Few candidate boxes: an uncorrelated `pk IN (...)`, so SQLite walks the R*Tree once and
+        calls shapely only for those. Many (a city-wide polygon): a correlated test of each
+        walked entity's own geometry, which stops at the first LIMIT matches instead of testing
+        every point in the city first. "Many" is more than SELECTIVE for a page; for a count,
+        which tests every walked entity either way, more than `walk` (the entities walked).
+        Either way the plan counts as narrowed: geo_match lives on this query's connection
+        only, so a count is never split.
         """
         self.geo_queries.append(gq)
         self.narrowed = True
         qid = len(self.geo_queries) - 1
         box = prefilter_box(gq)
-        if box is None:  # disjoint, minDistance: nothing to prefilter
+        if box is not None and not self._crowded(box, SELECTIVE if walk is None else walk):
+            minx, miny, maxx, maxy = box
             return (
-                f"{self.pk} IN (SELECT g.pk FROM geo g WHERE g.name = {self.p(gq.geoproperty)} "
-                f"AND geo_match({qid}, g.geojson))"
+                f"{self.pk} IN (SELECT g.pk FROM geo_rtree r CROSS JOIN geo g ON g.gid = r.gid "
+                f"WHERE r.maxx >= {self.p(minx)} AND r.minx <= {self.p(maxx)} AND "
+                f"r.maxy >= {self.p(miny)} AND r.miny <= {self.p(maxy)} AND "
+                f"g.name = {self.p(gq.geoproperty)} AND geo_match({qid}, g.geojson))"
             )
-        minx, miny, maxx, maxy = box
+        # disjoint and minDistance have no box; a crowded box prefilters nothing worth a pass
         return (
-            f"{self.pk} IN (SELECT g.pk FROM geo_rtree r CROSS JOIN geo g ON g.gid = r.gid "
-            f"WHERE r.maxx >= {self.p(minx)} AND r.minx <= {self.p(maxx)} AND "
-            f"r.maxy >= {self.p(miny)} AND r.miny <= {self.p(maxy)} AND "
-            f"g.name = {self.p(gq.geoproperty)} AND geo_match({qid}, g.geojson))"
+            f"EXISTS (SELECT 1 FROM geo g WHERE g.pk = {self.pk} "
+            f"AND g.name = {self.p(gq.geoproperty)} AND geo_match({qid}, g.geojson))"
         )
+
+    def _crowded(self, box: tuple[float, float, float, float], limit: int) -> bool:
+        """Does the R*Tree hold more than `limit` boxes that meet this one?"""
+        if self.conn is None:
+            return False
+        minx, miny, maxx, maxy = box
+        (n,) = self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM geo_rtree WHERE maxx >= ? AND minx <= ? "
+            "AND maxy >= ? AND miny <= ? LIMIT ?)",
+            (minx, maxx, miny, maxy, limit + 1),
+        ).fetchone()
+        return bool(n > limit)
 
     # -- q -----------------------------------------------------------------------------------
     def q(self, node: Any) -> str:
