@@ -48,7 +48,7 @@ ids = itertools.count()
 
 
 def iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.isoformat()[:19] + "Z"  # strftime would not pad a year before 1000
 
 
 def when(text: str) -> datetime:
@@ -213,3 +213,20 @@ def test_a_zero_calendar_duration_is_the_whole_range(hub: SyncHub) -> None:
     eid = stored(hub, [(STARTS[0], 1), (STARTS[0] + timedelta(days=400), 2)])
     got = aggregated(hub, eid, aggrPeriodDuration="P0M")
     assert got["sum"] == [[3, iso(STARTS[0]), iso(STARTS[0] + timedelta(days=400))]]
+
+
+@pytest.mark.parametrize("duration", ["P1Y", "P1M", "PT1S", "P5000Y", "P1D"])
+def test_periods_at_the_ends_of_time(hub: SyncHub, duration: str) -> None:
+    """Instances in year 1 and in the last second of year 9999 are both counted, and every
+    period bound is a DateTime with a four-digit year (one open to the end shows the last)."""
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    last = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    eid = stored(hub, [(first, 1), (last, 2)])
+    got = aggregated(hub, eid, aggrPeriodDuration=duration)
+    assert sum(n for n, _, _ in got["totalCount"]) == 2, got
+    assert sum(v for v, _, _ in got["sum"]) == 3, got
+    for _, lo, hi in got["totalCount"]:
+        for stamp in (lo, hi):
+            assert len(stamp.split("-")[0]) == 4, stamp
+            assert when(stamp) >= first
+    assert got["totalCount"][0][1] == "0001-01-01T00:00:00Z"

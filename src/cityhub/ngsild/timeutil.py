@@ -41,18 +41,19 @@ def norm_ts(text: str, what: str = "timestamp") -> str:
     return format_ts(parse_ts(text, what))
 
 
-LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()  # exact as a float
+# An exclusive bound past every DateTime (9999-12-31T23:59:59.999999Z and earlier); exact as a float.
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 1.0
 
 
 def add_months(seconds: float, months: int) -> float:
     """Epoch seconds moved by whole calendar months, at the same day and time of the month
-    (the 31st becomes the month's last day); past year 9999 it stops at the last instant."""
+    (the 31st becomes the month's last day); past year 9999 it stops at END_OF_TIME."""
     if not months:
         return seconds
     t = datetime.fromtimestamp(seconds, UTC)
     years, month0 = divmod(t.month - 1 + months, 12)
     year = t.year + years
     if not 1 <= year <= 9999:
-        return LAST_INSTANT if months > 0 else datetime.min.replace(tzinfo=UTC).timestamp()
+        return END_OF_TIME if months > 0 else datetime.min.replace(tzinfo=UTC).timestamp()
     day = min(t.day, calendar.monthrange(year, month0 + 1)[1])
     return t.replace(year=year, month=month0 + 1, day=day).timestamp()

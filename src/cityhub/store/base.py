@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cityhub.ngsild.timeutil import LAST_INSTANT, add_months
+from cityhub.ngsild.timeutil import END_OF_TIME, add_months
 
 Doc = dict[str, Any]
 _MEAN_MONTH = 365.2425 / 12 * 86400  # seconds: a first guess of a month's length
@@ -120,7 +120,7 @@ class Aggregation:
 
 def period_edge(start: float, i: int, months: int, seconds: float) -> float:
     """Where period i of (months, seconds) periods from start begins (see Aggregation)."""
-    return min(add_months(start, i * months) + i * seconds, LAST_INSTANT)
+    return min(add_months(start, i * months) + i * seconds, END_OF_TIME)
 
 
 def period_index(start: float, t: float, months: int, seconds: float) -> int:
@@ -130,7 +130,7 @@ def period_index(start: float, t: float, months: int, seconds: float) -> int:
     i = math.floor((t - start) / (months * _MEAN_MONTH + seconds))
     while period_edge(start, i, months, seconds) > t:
         i -= 1
-    while (nxt := period_edge(start, i + 1, months, seconds)) <= t and nxt < LAST_INSTANT:
+    while (nxt := period_edge(start, i + 1, months, seconds)) <= t and nxt < END_OF_TIME:
         i += 1
     return i
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from cityhub.ngsild.instance_id import new_instance_id
-from cityhub.ngsild.timeutil import format_ts, parse_ts
+from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, TemporalQuery
 from cityhub.store.sqlite import temporal_q
 from cityhub.store.sqlite.names import AttrNames
@@ -38,10 +38,13 @@ def epoch(ts: str | None) -> float | None:
 
 
 def iso(seconds: float) -> str:
-    """An epoch time as an ISO DateTime; whole seconds without a fraction (…T12:03:00Z)."""
+    """An epoch time as an ISO DateTime; whole seconds without a fraction (…T12:03:00Z), the
+    year always in four digits, and END_OF_TIME (a period open to the end) as the last one."""
+    if seconds >= END_OF_TIME:
+        return "9999-12-31T23:59:59.999999Z"
     value = datetime.fromtimestamp(seconds, UTC)
     if value.microsecond == 0:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.isoformat()[:19] + "Z"
     return format_ts(value)
 
 
@@ -695,9 +698,13 @@ def _attr_ids(
 
 
 def _fast_iso(seconds: float) -> str:
-    if seconds == int(seconds):
+    """iso(), through strftime for whole seconds in years 1000-9999 (strftime does not pad)."""
+    if seconds == int(seconds) and _YEAR_1000 <= seconds < END_OF_TIME:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
     return iso(seconds)
+
+
+_YEAR_1000 = datetime(1000, 1, 1, tzinfo=UTC).timestamp()
 
 
 def _series(
