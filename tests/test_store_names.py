@@ -58,6 +58,25 @@ def test_a_name_written_in_a_rolled_back_write_is_not_remembered(tmp_path: Path)
     store.close()
 
 
+def test_a_name_taken_again_after_a_rolled_back_job_gets_its_own_id(tmp_path: Path) -> None:
+    """Inside one group: a job that added a name fails (its savepoint rolls back, and SQLite
+    may give the freed id to the next new name); a later job writing that name again must
+    not reuse the id the writer remembered for it."""
+    store = SqliteStore(tmp_path / "hub.db")
+    svc = EntityService(store)
+    with store.group():
+        with pytest.raises(RuntimeError), store.write("") as tx:
+            svc._insert(tx, _doc(svc, _sensor(1, humidity=40)))
+            raise RuntimeError("this write is rolled back")
+        with store.write("") as tx:
+            svc._insert(tx, _doc(svc, _sensor(2, pressure=1013)))
+        with store.write("") as tx:
+            svc._insert(tx, _doc(svc, _sensor(3, humidity=55)))
+    assert _ids(store, "humidity==55") == ["urn:ngsi-ld:Sensor:3"]
+    assert _ids(store, "pressure>1000") == ["urn:ngsi-ld:Sensor:2"]
+    store.close()
+
+
 def test_a_whole_rolled_back_group_leaves_no_names(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "hub.db")
     svc = EntityService(store)

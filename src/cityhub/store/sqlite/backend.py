@@ -336,6 +336,7 @@ class SqliteStore:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 del self._group_items[mark:]
+                self.names.rolled_back()  # a name id the job took may be handed out again
                 raise
             conn.execute("RELEASE job")
 

@@ -4,9 +4,9 @@ An expanded attribute name is a 40-60 byte IRI. Stored once in `attr_names` and 
 its integer id, it no longer fills every attr_index key: the index is a third of the size, and
 a probe compares an integer instead of a long shared prefix (docs/decisions/010).
 
-Ids are assigned by the writer inside its transaction. Only ids read back after a COMMIT (or by
-a reader, which sees committed data only) are cached, so a rolled-back name never leaves a
-stale id behind.
+Ids are assigned by the writer inside its transaction. The writer remembers the ids it assigned
+until the COMMIT (then they are read back and cached) or a rollback (then they are forgotten:
+SQLite may hand a rolled-back id to another name). Readers cache only committed ids.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class AttrNames:
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}  # committed ids only
         self._names: dict[int, str] = {}
-        self._fresh: set[str] = set()  # names the writer assigned since the last COMMIT
+        self._fresh: dict[str, int] = {}  # the writer's ids since the last COMMIT (its own)
 
     def lookup(self, conn: sqlite3.Connection, name: str) -> int:
         """The id of a name as `conn` sees it (readers: committed data), or MISSING."""
@@ -37,13 +37,13 @@ class AttrNames:
 
     def assign(self, conn: sqlite3.Connection, name: str) -> int:
         """The writer's id for a name, added to attr_names inside its transaction if new."""
-        nid = self._ids.get(name)
+        nid = self._ids.get(name) or self._fresh.get(name)
         if nid is None:
             nid = _select(conn, name)
             if nid is None:
                 cur = conn.execute("INSERT INTO attr_names (name) VALUES (?)", (name,))
                 nid = int(cur.lastrowid or 0)
-            self._fresh.add(name)
+            self._fresh[name] = nid
         return nid
 
     def name(self, conn: sqlite3.Connection, nid: int) -> str | None:
@@ -60,14 +60,15 @@ class AttrNames:
 
     def committed(self, conn: sqlite3.Connection) -> None:
         """After COMMIT: cache the ids the transaction assigned that are really stored."""
-        fresh, self._fresh = self._fresh, set()
+        fresh, self._fresh = self._fresh, {}
         for name in fresh:
             nid = _select(conn, name)
             if nid is not None:
                 self._remember(name, nid)
 
     def rolled_back(self) -> None:
-        """After a whole transaction rolled back: nothing it assigned exists."""
+        """After a rollback (of the transaction or of a savepoint in it): forget the ids
+        assigned since the last COMMIT; those still stored are read again when next needed."""
         self._fresh.clear()
 
     def _remember(self, name: str, nid: int) -> None:
