@@ -20,10 +20,12 @@ import json
 import math
 import os
 import secrets
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -144,6 +146,7 @@ def sink_run(
     devices: list[list[str]], rate: float, duration: float, latency: bool
 ) -> dict[str, Any]:
     """The bare subscriber receiving one publisher run."""
+    out_file = Path(tempfile.mkdtemp(prefix="cityhub-sink-")) / "result.json"
     job = {
         "host": BROKER[0],
         "port": BROKER[1],
@@ -152,6 +155,7 @@ def sink_run(
         "latency": latency,
         "idle": 1.5,
         "deadline": duration + 60,
+        "out": str(out_file),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.mqtt_sink"],
@@ -167,8 +171,11 @@ def sink_run(
         proc.kill()
         raise RuntimeError("the baseline subscriber did not subscribe")
     pub = publish(devices, rate, duration)
-    out, _ = proc.communicate(timeout=duration + 90)
-    res: dict[str, Any] = json.loads(out)
+    proc.communicate(timeout=duration + 90)
+    if proc.returncode:
+        raise RuntimeError(f"the baseline subscriber exited with {proc.returncode}")
+    res: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
+    shutil.rmtree(out_file.parent, ignore_errors=True)
     res["sent"], res["pub"] = pub["sent"], pub
     res["lag"] = res["last"] - pub["end"] if res["received"] else math.nan
     return res

@@ -2,8 +2,9 @@
 
 `python -m bench.mqtt_sink` reads one job (JSON) on stdin, subscribes exactly as the hub does
 (`$share/{group}/cityhub/+/+/attrs`, QoS 1), prints `ready` once subscribed, then counts the
-messages until none came for `idle` seconds (or `deadline` passed) and prints one result
-(JSON). With `latency`, it also reads each payload's send time (`ts`) and reports the
+messages until none came for `idle` seconds (or `deadline` passed) and writes one result
+(JSON) to the job's `out` file: one full-run result on stdout once arrived broken in two
+(2026-12-06), and a file cannot be interleaved with anything else the process prints. With `latency`, it also reads each payload's send time (`ts`) and reports the
 publish-to-receive latency, the floor under the hub's device-to-stored latency.
 """
 
@@ -71,7 +72,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a hub dependency
         pass
-    print(json.dumps(asyncio.run(run_job(job))), flush=True)
+    result = asyncio.run(run_job(job))
+    with open(job["out"], "w", encoding="utf-8") as f:
+        json.dump(result, f)
 
 
 if __name__ == "__main__":
