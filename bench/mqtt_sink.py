@@ -4,8 +4,9 @@
 (`$share/{group}/cityhub/+/+/attrs`, QoS 1), prints `ready` once subscribed, then counts the
 messages until none came for `idle` seconds (or `deadline` passed) and writes one result
 (JSON) to the job's `out` file: one full-run result on stdout once arrived broken in two
-(2026-12-06), and a file cannot be interleaved with anything else the process prints. With `latency`, it also reads each payload's send time (`ts`) and reports the
-publish-to-receive latency, the floor under the hub's device-to-stored latency.
+(2026-12-06), and a file cannot be interleaved with anything else the process prints. With
+`latency`, it also reads each payload's send time (`ts`) and reports the publish-to-receive
+latency, the floor under the hub's device-to-stored latency.
 """
 
 from __future__ import annotations

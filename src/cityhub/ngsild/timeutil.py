@@ -41,7 +41,7 @@ def norm_ts(text: str, what: str = "timestamp") -> str:
     return format_ts(parse_ts(text, what))
 
 
-# An exclusive bound past every DateTime (9999-12-31T23:59:59.999999Z and earlier); exact as a float.
+# An exclusive bound past every DateTime (up to 9999-12-31T23:59:59.999999Z); exact as a float.
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 1.0
 
 
