@@ -438,10 +438,13 @@ def _entities(
         parts.append(
             f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{_attr_filter(nids, comp.p)})"
         )
+    window = lambda nid: _instance_filter(query, comp.p, [nid])  # noqa: E731
     if eq.q is not None:
-        narrowed = temporal_q.prefilter(
-            eq.q, conn, names, comp.p, lambda nid: _instance_filter(query, comp.p, [nid])
-        )
+        narrowed = temporal_q.prefilter(eq.q, conn, names, comp.p, window)
+        if narrowed:
+            parts.append(narrowed)
+    if eq.geo is not None:
+        narrowed = temporal_q.geo_prefilter(eq.geo, conn, names, comp.p, window)
         if narrowed:
             parts.append(narrowed)
     if eq.scope is not None:

@@ -1,6 +1,6 @@
-"""A temporal q in SQL as a necessary condition: an entity none of whose instances in the
-window could satisfy a numeric comparison is left out before Python reads its history and
-decides exactly (store/sqlite/temporal.py, `_matches_history`)."""
+"""A temporal q or geoQ in SQL as a necessary condition: an entity none of whose instances in
+the window could satisfy a numeric comparison, or lie in the geoQ's box, is left out before
+Python reads its history and decides exactly (store/sqlite/temporal.py, `_matches_history`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
+from cityhub.ngsild.query.geo import GeoQuery
 from cityhub.store.sqlite.names import AttrNames
-from cityhub.store.sqlite.qsql import balanced
+from cityhub.store.sqlite.qsql import balanced, prefilter_box
 
 # Every integer below this is exactly a double, so SQL's comparison of the stored float with
 # the literal orders them as Python orders the stored value and the literal.
@@ -59,4 +60,33 @@ def prefilter(
     return (
         f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{scope} "
         f"AND (h.num {_SQL_OPS[node.op]} {bind(node.value.value)} OR h.num IS NULL))"
+    )
+
+
+def geo_prefilter(
+    gq: GeoQuery,
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    bind: Callable[[object], str],
+    window: Callable[[int], str],
+) -> str | None:
+    """SQL on `tt.tpk` that every entity the geoQ matches satisfies, or None (no narrowing).
+
+    An entity keeps when one of its GeoProperty instances in the window is a Point inside the
+    box any match must touch (qsql.prefilter_box), or is anything but a Point (Python decides
+    those). Temporal geometries have no R*Tree; this test reads each instance's JSON instead
+    of building a shapely shape for it in Python.
+    """
+    box = prefilter_box(gq)
+    if box is None:
+        return None
+    minx, miny, maxx, maxy = box
+    scope = window(names.lookup(conn, gq.geoproperty))
+    x = "json_extract(h.inst, '$.value.coordinates[0]')"
+    y = "json_extract(h.inst, '$.value.coordinates[1]')"
+    return (
+        f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{scope} AND "
+        "(json_extract(h.inst, '$.value.type') IS NOT 'Point' OR "
+        f"({x} BETWEEN {bind(minx)} AND {bind(maxx)} AND "
+        f"{y} BETWEEN {bind(miny)} AND {bind(maxy)})))"
     )
