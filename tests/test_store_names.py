@@ -38,15 +38,23 @@ def _sensor(i: int, **attrs: Any) -> dict[str, Any]:
     return body
 
 
-def test_a_name_written_in_a_rolled_back_write_is_not_remembered(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "hub.db")
+def _group_after_a_failed_humidity(store: SqliteStore, *later: dict[str, Any]) -> None:
+    """One group: a write of sensor 1's new `humidity` that fails (its savepoint is rolled
+    back), then each later body written on its own."""
     svc = EntityService(store)
     with store.group():
         with pytest.raises(RuntimeError), store.write("") as tx:
             svc._insert(tx, _doc(svc, _sensor(1, humidity=40)))
             raise RuntimeError("this write is rolled back")
-        with store.write("") as tx:
-            svc._insert(tx, _doc(svc, _sensor(2, pressure=1013)))
+        for body in later:
+            with store.write("") as tx:
+                svc._insert(tx, _doc(svc, body))
+
+
+def test_a_name_written_in_a_rolled_back_write_is_not_remembered(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    svc = EntityService(store)
+    _group_after_a_failed_humidity(store, _sensor(2, pressure=1013))
     assert store.get("", "urn:ngsi-ld:Sensor:1") is None
     assert _ids(store, "humidity>0") == []
     assert _ids(store, "pressure>1000") == ["urn:ngsi-ld:Sensor:2"]
@@ -63,15 +71,7 @@ def test_a_name_taken_again_after_a_rolled_back_job_gets_its_own_id(tmp_path: Pa
     may give the freed id to the next new name); a later job writing that name again must
     not reuse the id the writer remembered for it."""
     store = SqliteStore(tmp_path / "hub.db")
-    svc = EntityService(store)
-    with store.group():
-        with pytest.raises(RuntimeError), store.write("") as tx:
-            svc._insert(tx, _doc(svc, _sensor(1, humidity=40)))
-            raise RuntimeError("this write is rolled back")
-        with store.write("") as tx:
-            svc._insert(tx, _doc(svc, _sensor(2, pressure=1013)))
-        with store.write("") as tx:
-            svc._insert(tx, _doc(svc, _sensor(3, humidity=55)))
+    _group_after_a_failed_humidity(store, _sensor(2, pressure=1013), _sensor(3, humidity=55))
     assert _ids(store, "humidity==55") == ["urn:ngsi-ld:Sensor:3"]
     assert _ids(store, "pressure>1000") == ["urn:ngsi-ld:Sensor:2"]
     store.close()

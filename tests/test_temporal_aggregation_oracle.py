@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,15 +19,15 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import BASE, SyncHub
+from temporal_support import examples
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "sumsq", "stddev")
 PERIODS = {"PT7M": 420, "PT1H": 3600, "PT90M": 5400, "P1D": 86400, None: None}
-EXAMPLES = int(os.environ.get("CITYHUB_FUZZ_EXAMPLES", "0"))
 
 
 def iso(t: datetime) -> str:
@@ -40,17 +39,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncHub]:
     h = SyncHub(tmp_path_factory.mktemp("aggr") / "hub.db")
     yield h
     h.close()
-
-
-def examples(n: int) -> Any:
-    """Hypothesis settings: n fixed examples, or a random campaign of CITYHUB_FUZZ_EXAMPLES."""
-    return settings(
-        max_examples=EXAMPLES or n,
-        derandomize=not EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 def selects(timerel: tuple[str, int, int]) -> Any:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import cityhub.store.sqlite.temporal as sqlite_temporal
 from conftest import BASE, SyncHub
-from test_temporal_aggregation_oracle import examples
+from temporal_support import examples
 
 # (months, exact seconds) of each duration the test asks for
 DURATIONS = {
