@@ -438,7 +438,10 @@ def _entities(
         parts.append(
             f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{_attr_filter(nids, comp.p)})"
         )
-    window = lambda nid: _instance_filter(query, comp.p, [nid])  # noqa: E731
+
+    def window(nid: int) -> str:  # the instances a narrowing may look at, as _matches_history
+        return _instance_filter(query, comp.p, [nid])
+
     if eq.q is not None:
         narrowed = temporal_q.prefilter(eq.q, conn, names, comp.p, window)
         if narrowed:
