@@ -384,6 +384,27 @@ async def test_modify_instance_with_a_bare_instance_body(
     assert values(await temporal(client), "power") == [10, 20, 20, 41]
 
 
+async def test_modify_instance_merges_and_keeps_created_at(
+    client: httpx.AsyncClient, history: Any
+) -> None:
+    """A PATCH of an instance is a partial update: the members it leaves out (observedAt,
+    unitCode) stay, createdAt stays, and filtering by createdAt agrees with the body."""
+    before = (await temporal(client, options="sysAttrs"))["power"][0]
+    resp = await client.patch(f"{T}/{EID}/attrs/power/{before['instanceId']}", json={"value": 11})
+    assert resp.status_code == 204, resp.text
+    body = await temporal(client, options="sysAttrs")
+    after = next(i for i in body["power"] if i["instanceId"] == before["instanceId"])
+    assert after["value"] == 11
+    assert (after["observedAt"], after["unitCode"]) == (D1, "KWT"), after
+    assert after["createdAt"] == before["createdAt"]
+    assert after["modifiedAt"] > before["modifiedAt"]
+    assert body["modifiedAt"] >= after["modifiedAt"], "the temporal entity was modified"
+    created = await temporal(
+        client, timeproperty="createdAt", timerel="before", timeAt=after["modifiedAt"]
+    )
+    assert 11 in values(created, "power"), "createdAt did not move, so the filter still finds it"
+
+
 async def test_modify_unknown_instance_is_404(client: httpx.AsyncClient, history: Any) -> None:
     resp = await client.patch(
         f"{T}/{EID}/attrs/power/urn:ngsi-ld:instance:nope", json={"power": reading(1, D1)}
@@ -478,6 +499,34 @@ async def test_entity_changes_are_recorded(client: httpx.AsyncClient) -> None:
     assert body["type"] == "Meter"
 
 
+async def test_partial_updates_that_keep_observed_at_keep_every_value(
+    client: httpx.AsyncClient,
+) -> None:
+    """A partial update keeps the attribute's observedAt, so each change is recorded at that
+    same time; none of them may erase the value it changed from (or a batch's)."""
+    await create(client, {"id": EID, "type": "Meter", "power": reading(1, D1)})
+    for value in (2, 3):
+        resp = await client.patch(f"{BASE}/entities/{EID}/attrs/power", json={"value": value})
+        assert resp.status_code == 204, resp.text
+    resp = await client.post(
+        f"{BASE}/entityOperations/upsert",
+        params={"options": "update"},
+        json=[{"id": EID, "type": "Meter", "power": reading(4, D1)}],
+    )
+    assert resp.status_code == 204, resp.text
+    assert values(await temporal(client), "power") == [1, 2, 3, 4]
+
+
+async def test_the_temporal_api_corrects_an_observation_sent_again(
+    client: httpx.AsyncClient, history: Any
+) -> None:
+    """Through the temporal API an instance is an observation: sent again for the same time
+    (same attribute and datasetId) it replaces the stored one instead of doubling it."""
+    resp = await client.post(f"{T}/{EID}/attrs", json={"power": reading(11, D1)})
+    assert resp.status_code == 204, resp.text
+    assert values(await temporal(client), "power") == [11, 20, 20, 40]
+
+
 async def test_entity_without_observed_at_is_recorded_by_modified_at(
     client: httpx.AsyncClient,
 ) -> None:
@@ -490,6 +539,33 @@ async def test_entity_without_observed_at_is_recorded_by_modified_at(
     tv = await temporal(client, format="temporalValues")
     assert [v[0] for v in tv["count"]["values"]] == [1, 2], tv
     assert all(v[1] for v in tv["count"]["values"]), "each value carries a time"
+
+
+async def test_instances_without_observed_at_are_aggregated_at_modified_at(
+    client: httpx.AsyncClient,
+) -> None:
+    """Entities written without observedAt (most of them) aggregate as temporalValues shows
+    them: at their modifiedAt; a timerel on observedAt leaves them out, as it does there."""
+    await create(client, {"id": EID, "type": "Meter", "count": 1})
+    for n in (2, 4):
+        await client.patch(f"{BASE}/entities/{EID}/attrs", json={"count": n})
+    await client.post(f"{T}/{EID}/attrs", json={"count": reading(10, D1)})
+    agg = await temporal(client, options="aggregatedValues", aggrMethods="totalCount,sum")
+    assert [v[0] for v in agg["count"]["totalCount"]] == [4], agg
+    assert [v[0] for v in agg["count"]["sum"]] == [17], agg
+    daily = await temporal(
+        client, options="aggregatedValues", aggrMethods="sum", aggrPeriodDuration="P1D"
+    )
+    assert sum(v[0] for v in daily["count"]["sum"]) == 17, daily
+    assert daily["count"]["sum"][0][0] == 10, "the observed instance is in its own day"
+    windowed = await temporal(
+        client,
+        options="aggregatedValues",
+        aggrMethods="sum",
+        timerel="after",
+        timeAt="2000-01-01T00:00:00Z",
+    )
+    assert [v[0] for v in windowed["count"]["sum"]] == [10], windowed
 
 
 async def test_temporal_create_validates_like_create(client: httpx.AsyncClient) -> None:

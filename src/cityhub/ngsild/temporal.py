@@ -21,7 +21,7 @@ from cityhub.ngsild.entity import (
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityhub.ngsild.instance_id import new_instance_id
-from cityhub.ngsild.merge import stamp
+from cityhub.ngsild.merge import merge_instance, stamp
 from cityhub.ngsild.render import RenderOptions, key_value, pick_language, render_instance
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery
@@ -304,8 +304,9 @@ class TemporalService:
     def modify_instance(
         self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap
     ) -> None:
-        """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}: the body is the new instance
-        (bare, or under the attribute's name)."""
+        """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}: the body (bare, or under the
+        attribute's name) is merged into the instance, as a partial update is: members it
+        leaves out (observedAt, unitCode, sub-attributes) stay, and so does createdAt."""
         name = expand_name(attr, tm)
         check_uri(iid, "instanceId")
         if not isinstance(body, dict):
@@ -321,12 +322,13 @@ class TemporalService:
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
-            if not tx.has_instance(eid, name, iid):
+            stored = tx.instance(eid, name, iid)
+            if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
             insts = expand_attribute(name, raw, tm)
             if len(insts) != 1:
                 raise BadRequestData("exactly one instance can be modified")
-            inst = stamp(insts[0], now_iso())
+            inst = merge_instance(stored, insts[0], now_iso())
             inst["instanceId"] = iid
             tx.update_instance(eid, name, iid, inst)
 

@@ -906,9 +906,9 @@ class SqliteWriteTx:
         """Delete one stored attribute instance."""
         return temporal.delete_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
-    def has_instance(self, eid: str, attr: str, instance_id: str) -> bool:
-        """Whether one attribute instance exists."""
-        return temporal.has_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
+    def instance(self, eid: str, attr: str, instance_id: str) -> Doc | None:
+        """One stored attribute instance, or None."""
+        return temporal.instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def temporal_exists(self, eid: str) -> bool:
         """Whether the entity has a temporal evolution."""
