@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from cityhub.api.app import create_app
+from cityhub.jsondepth import MAX_DEPTH
 from cityhub.settings import Settings
 from conftest import BASE, problem
 
@@ -74,3 +75,42 @@ async def test_a_body_within_the_limit_is_stored(small: httpx.AsyncClient) -> No
     )
     assert resp.status_code == 201, resp.text
     assert await stored(small) == 20
+
+
+def nested(depth: int) -> object:
+    """A JSON value `depth` objects deep."""
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/entities", lambda v: {"id": "urn:ngsi-ld:Bin:d", "type": "Bin", "x": v}),
+        ("/entityOperations/create", lambda v: [{"id": "urn:ngsi-ld:Bin:d", "type": "Bin"}, v]),
+        ("/temporal/entities", lambda v: {"id": "urn:ngsi-ld:Bin:d", "type": "Bin", "x": v}),
+        (
+            "/subscriptions",
+            lambda v: {"type": "Subscription", "entities": [{"type": "Bin"}], "x": v},
+        ),
+    ],
+)
+async def test_a_body_nested_too_deep_is_400_and_stores_nothing(
+    client: httpx.AsyncClient, path: str, body: Callable[[object], object]
+) -> None:
+    """orjson writes at most 254 levels: deeper bodies were stored halfway to a 500."""
+    for depth in (MAX_DEPTH, 300):
+        resp = await client.post(BASE + path, json=body(nested(depth)))
+        problem(resp, 400, "BadRequestData")
+    assert (await client.get(f"{BASE}/entities/urn:ngsi-ld:Bin:d")).status_code == 404
+    assert (await client.get(f"{BASE}/subscriptions")).json() == []
+
+
+async def test_a_value_nested_within_the_limit_is_stored(client: httpx.AsyncClient) -> None:
+    value = nested(MAX_DEPTH - 4)  # the entity, the attribute and its value hold it
+    ent = {"id": "urn:ngsi-ld:Bin:n", "type": "Bin", "x": {"type": "Property", "value": value}}
+    assert (await client.post(f"{BASE}/entities", json=ent)).status_code == 201
+    got = (await client.get(f"{BASE}/entities/urn:ngsi-ld:Bin:n")).json()
+    assert got["x"]["value"] == value

@@ -12,7 +12,7 @@ import pytest
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite import SqliteStore
-from conftest import BASE, CORE, ERRORS, JSONLD, create, link, problem
+from conftest import BASE, CORE, ERRORS, JSONLD, bad_request, create, link, problem
 
 EID = "urn:ngsi-ld:Pump:p1"
 ENTITY: dict[str, Any] = {
@@ -469,3 +469,31 @@ async def test_urls_no_client_can_request_are_problems_not_500(
     # refused as no http(s) URL (400), or fetched at provisioning and not to be had (503)
     problem(resp, 503 if url.startswith("http://127") else 400)
     assert (await client.get(f"{BASE}/entities", params={"type": "Pump"})).json() == []
+
+
+QUERY_MEMBERS: list[dict[str, Any]] = [
+    {"attrs": [5]},
+    {"attrs": ["temperature", None]},
+    {"attrs": "temperature"},
+    {"pick": [["id"]]},
+    {"omit": {"id": 1}},
+    {"q": 5},
+    {"scopeQ": ["/Berlin"]},
+    {"lang": 5},
+    {"joinLevel": "2"},
+    {"geoQ": "near;maxDistance==1"},
+    {"geoQ": {"georel": "near;maxDistance==1", "geometry": "Point", "geoproperty": 5}},
+]
+QUERIES = [("/entityOperations/query", m) for m in QUERY_MEMBERS] + [
+    ("/temporal/entityOperations/query", m)
+    for m in [*QUERY_MEMBERS, {"temporalQ": "x"}, {"temporalQ": {"timerel": ["after"]}}]
+]
+
+
+@pytest.mark.parametrize(("path", "member"), QUERIES)
+async def test_a_query_member_of_the_wrong_type_is_400(
+    client: httpx.AsyncClient, path: str, member: dict[str, Any]
+) -> None:
+    """Dropped, a malformed member would widen the query; it used to be a 500 or ignored."""
+    body = {"type": "Query", "entities": [{"type": "Sensor"}], **member}
+    bad_request(await client.post(BASE + path, json=body))

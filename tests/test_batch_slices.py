@@ -25,9 +25,14 @@ def ent(n: int, value: int = 0) -> dict[str, Any]:
     return {"id": f"urn:ngsi-ld:T:{n}", "type": "T", "v": {"type": "Property", "value": value}}
 
 
-def counting(app: Starlette, name: str, fail_on: int | None = None) -> list[int]:
-    """Wrap the entity service's batch method: record each call's size; raise StoreFull on
-    call number fail_on (1-based), as a full disk would."""
+def counting(
+    app: Starlette,
+    name: str,
+    fail_on: int | None = None,
+    fault: Exception = StoreFull("database or disk is full"),
+) -> list[int]:
+    """Wrap the entity service's batch method: record each call's size; raise `fault` (by
+    default StoreFull, as a full disk would) on call number fail_on (1-based)."""
     svc = app.state.entities
     real: Callable[..., Any] = getattr(svc, name)
     sizes: list[int] = []
@@ -35,7 +40,7 @@ def counting(app: Starlette, name: str, fail_on: int | None = None) -> list[int]
     def wrapped(tenant: str, items: Any, *args: Any) -> Any:
         sizes.append(len(items))
         if len(sizes) == fail_on:
-            raise StoreFull("database or disk is full")
+            raise fault
         return real(tenant, items, *args)
 
     setattr(svc, name, wrapped)
@@ -114,6 +119,22 @@ async def test_a_full_disk_in_a_later_slice_names_what_was_stored(
     assert [e["entityId"] for e in out["errors"]] == ids[6:]
     assert {e["error"]["status"] for e in out["errors"]} == {503}
     assert await stored(client, ids) == ids[:6]
+
+
+@pytest.mark.usefixtures("slice3")
+async def test_a_fault_in_a_later_slice_is_no_500_and_names_what_was_stored(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    """Earlier slices are stored: a 500 would tell the client nothing happened."""
+    counting(app, "batch_create", fail_on=2, fault=RuntimeError("a bug"))
+    ids = [f"urn:ngsi-ld:T:{n}" for n in range(8)]
+    resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(8)])
+    assert resp.status_code == 207, resp.text
+    out = resp.json()
+    assert out["success"] == ids[:3]
+    assert [e["entityId"] for e in out["errors"]] == ids[3:]
+    assert {e["error"]["status"] for e in out["errors"]} == {500}
+    assert await stored(client, ids) == ids[:3]
 
 
 @pytest.mark.usefixtures("slice3")

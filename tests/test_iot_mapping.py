@@ -150,6 +150,7 @@ def test_device_mapping_over_source_mapping() -> None:
         (b"|1", "malformed"),
         (b"\xff\xfe", "malformed"),
         (b"t|" + b"9" * 300_000, "too_large"),
+        (b'{"t": ' + b'{"a": ' * 60 + b"1" + b"}" * 61, "malformed"),  # nested too deep to store
     ],
 )
 def test_payloads_that_are_not_measurements(payload: bytes, reason: str) -> None:

@@ -21,6 +21,7 @@ batch create of those entities would: a create's SQL cost a quarter more alone t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from cityhub.ngsild.errors import NgsiLdError, storage_full
 from cityhub.ngsild.service import BatchOutcome, item_id
 from cityhub.store.base import StoreFull
 
+log = logging.getLogger("cityhub.commit")
 T = TypeVar("T")
 Outcome = tuple[bool, Any]  # (ok, result) or (False, the error)
 # Jobs with the same key that follow one another in a group may run as one call: key, the
@@ -171,8 +173,8 @@ async def grouped_slices(
 
     Writes run on the event loop, so one job for a whole batch held every other request for
     as long as it took: 2.75 s for 20,000 entities. Batch operations are per entity (one bad
-    entity never blocks the rest), so slicing changes no outcome. If the store refuses a slice
-    (a full disk) after earlier slices were stored, the rest fail entity by entity, so the
+    entity never blocks the rest), so slicing changes no outcome. If a slice fails (a full
+    disk, or a fault) after earlier slices were stored, the rest fail entity by entity, so the
     answer names exactly what was stored.
     """
     if not isinstance(items, list) or len(items) <= SLICE:
@@ -181,14 +183,23 @@ async def grouped_slices(
     for start in range(0, len(items), SLICE):
         try:
             part = await grouped(request, fn, tenant, items[start : start + SLICE], *args)
-        except (StoreFull, NgsiLdError) as exc:
+        except Exception as exc:
             if not start:
                 raise  # nothing was stored: the whole request fails as one
-            err = exc if isinstance(exc, NgsiLdError) else storage_full()
+            # earlier slices are stored: a 500 would read as "nothing happened"
+            log.exception("batch slice from entity %d failed; the rest are reported", start)
+            err = exc if isinstance(exc, NgsiLdError) else _unstored(exc)
             out.errors += [(item_id(item), err) for item in items[start:]]
             break
         out.extend(part)
     return out
+
+
+def _unstored(exc: Exception) -> NgsiLdError:
+    """The per-entity error of a slice that failed after earlier ones were stored."""
+    if isinstance(exc, StoreFull):
+        return storage_full()
+    return NgsiLdError(f"not stored: the hub failed while writing ({type(exc).__name__})")
 
 
 async def purge_slices(

@@ -127,29 +127,43 @@ async def post_query(request: Request) -> Response:
 
 def _query_params(body: dict[str, Any]) -> dict[str, str]:
     """Flatten a Query object, but for its EntitySelectors, into the equivalent GET
-    parameters."""
+    parameters. A member of the wrong type is a 400: dropped, it would widen the query."""
     out: dict[str, str] = {}
     for key in ("attrs", "pick", "omit"):
-        if isinstance(body.get(key), list):
-            out[key] = ",".join(body[key])
+        names = body.get(key)
+        if names is None:
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadRequestData(f"{key} must be an array of attribute names")
+        out[key] = ",".join(names)
     for key in ("q", "scopeQ", "lang", "join", "options", "format", "containedBy"):
-        if isinstance(body.get(key), str):
-            out[key] = body[key]
-    if isinstance(body.get("joinLevel"), int):
-        out["joinLevel"] = str(body["joinLevel"])
+        if body.get(key) is not None:
+            out[key] = _string_member(body, key)
+    level = body.get("joinLevel")
+    if level is not None:
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise BadRequestData("joinLevel must be an integer")
+        out["joinLevel"] = str(level)
     geo = body.get("geoQ")
-    if isinstance(geo, dict):
-        for key in ("georel", "geometry", "geoproperty"):
-            if key in geo:
-                out[key] = str(geo[key])
-        if "coordinates" in geo:
-            import orjson
-
-            coords = geo["coordinates"]
-            out["coordinates"] = (
-                coords if isinstance(coords, str) else orjson.dumps(coords).decode()
-            )
+    if geo is None:
+        return out
+    if not isinstance(geo, dict):
+        raise BadRequestData("geoQ must be a GeoQuery object")
+    for key in ("georel", "geometry", "geoproperty"):
+        if key in geo:
+            out[key] = _string_member(geo, key, "geoQ.")
+    if "coordinates" in geo:
+        coords = geo["coordinates"]
+        out["coordinates"] = coords if isinstance(coords, str) else orjson.dumps(coords).decode()
     return out
+
+
+def _string_member(obj: dict[str, Any], key: str, where: str = "") -> str:
+    """A member that must be a string."""
+    value = obj[key]
+    if not isinstance(value, str):
+        raise BadRequestData(f"{where}{key} must be a string")
+    return value
 
 
 async def purge_entities(request: Request) -> Response:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from cityhub.api.allowed import allowed_for
 from cityhub.api.commit import grouped
+from cityhub.jsondepth import MAX_DEPTH, too_deep
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.entity import check_uri
@@ -142,6 +143,8 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    if too_deep(raw, body):
+        raise BadRequestData(f"the request body nests JSON deeper than {MAX_DEPTH} levels")
     return body, media
 
 

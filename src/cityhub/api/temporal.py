@@ -78,10 +78,14 @@ async def post_query(request: Request) -> Response:
     params = params_of(request)
     params.update(_query_params(body))
     tq = body.get("temporalQ")
-    if isinstance(tq, dict):
-        for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
-            if key in tq:
-                params[key] = str(tq[key])
+    if tq is not None and not isinstance(tq, dict):
+        raise BadRequestData("temporalQ must be a TemporalQuery object")
+    for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
+        if tq and tq.get(key) is not None:
+            value = tq[key]
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise BadRequestData(f"temporalQ.{key} must be a string (lastN: an integer)")
+            params[key] = str(value)
     result = await off_loop(
         request, service(request).query, ctx.tenant, params, ctx.tm, selectors=body.get("entities")
     )

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from cityhub.ingest.agent.reasons import MALFORMED, TOO_LARGE, Rejected
+from cityhub.jsondepth import MAX_DEPTH, too_deep
 
 MAX_BYTES = 256 * 1024  # a device message larger than this is refused (too_large)
 MAX_MEASURES = 1000  # objects in one JSON array
@@ -50,6 +51,8 @@ def _json(payload: bytes) -> Measures:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise Rejected(MALFORMED, f"the payload is not valid JSON: {exc}") from None
+    if too_deep(payload, body):
+        raise Rejected(MALFORMED, f"the payload nests JSON deeper than {MAX_DEPTH} levels")
     if isinstance(body, dict):
         return [body]
     if (
