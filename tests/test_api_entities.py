@@ -499,6 +499,44 @@ async def test_geo_json_with_other_geometry_property(client: httpx.AsyncClient) 
     assert resp.json()["geometry"] is None, "no location → null geometry"
 
 
+@pytest.mark.parametrize("options", [None, "concise", "keyValues"])
+async def test_geo_json_geometry_is_only_ever_a_geo_property(
+    client: httpx.AsyncClient, options: str | None
+) -> None:
+    """geometryProperty naming a plain Property gives a null geometry, not its value; a pick
+    without id leaves the Feature's id out (RFC 7946: a string or number when present)."""
+    await create(client, sensor(label={"type": "Property", "value": "Alpha"}))
+    params = {"geometryProperty": "label", **({"options": options} if options else {})}
+    geo = {"Accept": "application/geo+json"}
+    body = (await client.get(f"{BASE}/entities/{EID}", params=params, headers=geo)).json()
+    assert body["geometry"] is None and body["id"] == EID, body
+    body = (
+        await client.get(f"{BASE}/entities/{EID}", params={"pick": "label"}, headers=geo)
+    ).json()
+    assert "id" not in body and body["type"] == "Feature", body
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        {"type": "Point", "coordinates": ["1", "2"]},
+        {"type": "Point", "coordinates": [200, 2]},
+        {"type": "Point", "coordinates": [2, 91]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0.5]]]},
+        {"type": "LineString", "coordinates": [[0, 0], [1, "x"]]},
+        {"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [500, 0]}]},
+    ],
+)
+async def test_invalid_geojson_is_refused_as_geoq_refuses_it(
+    client: httpx.AsyncClient, geometry: dict[str, Any]
+) -> None:
+    """RFC 7946: numeric positions on the globe, closed rings. Stored, they were served back
+    as invalid GeoJSON and even matched near queries."""
+    ent = sensor(location={"type": "GeoProperty", "value": geometry})
+    problem(await client.post(f"{BASE}/entities", json=ent), 400, "BadRequestData")
+    assert (await client.get(f"{BASE}/entities/{EID}")).status_code == 404
+
+
 @pytest.mark.parametrize("options", [None, "keyValues"])
 async def test_geo_json_of_a_multi_instance_location_uses_the_default_instance(
     client: httpx.AsyncClient, options: str | None

@@ -341,22 +341,41 @@ def _meta(key: str, value: Any, tm: TermMap) -> Any:
 
 
 def _plain_point(coords: Any) -> bool:
-    """Two or three finite numbers: a valid Point position."""
+    """Two or three finite numbers, longitude and latitude in range: a valid Point position."""
     return (
         isinstance(coords, list)
         and 2 <= len(coords) <= 3
         and all(type(c) in (int, float) and c == c and abs(c) != float("inf") for c in coords)
+        and -180 <= coords[0] <= 180
+        and -90 <= coords[1] <= 90
     )
 
 
 def check_geometry(value: Any) -> dict[str, Any]:
-    """A GeoJSON geometry that shapely accepts, or BadRequestData."""
+    """A GeoJSON geometry (RFC 7946: numeric positions on the globe, closed rings) that
+    shapely accepts, or BadRequestData: the checks geoQ makes of a query geometry."""
     if not isinstance(value, dict) or not is_geo_type(value.get("type")):
         raise BadRequestData("a GeoProperty value must be a GeoJSON geometry")
     if value["type"] == "Point" and _plain_point(value.get("coordinates")):
         return value  # the common case, checked without building a shapely geometry
-    from shapely.geometry import shape  # imported lazily: the import costs ~50 ms at start-up
+    # imported lazily: shapely's import costs ~50 ms at start-up
+    from shapely.geometry import shape
 
+    from cityhub.ngsild.query.geo import check_coordinates
+
+    if value["type"] == "GeometryCollection":
+        members = value.get("geometries")
+        if not isinstance(members, list):
+            raise BadRequestData("a GeometryCollection needs a geometries array")
+        for member in members:
+            if isinstance(member, dict) and member.get("type") == "GeometryCollection":
+                raise BadRequestData("a GeometryCollection must not nest another")
+            check_geometry(member)
+    else:
+        try:
+            check_coordinates(value["type"], value.get("coordinates"))
+        except BadRequestData as exc:
+            raise BadRequestData(f"invalid GeoJSON geometry: {exc.detail}") from None
     try:
         geom = shape(value)
     except Exception as exc:  # shapely raises many error types for bad coordinates

@@ -96,7 +96,7 @@ def _nonempty_list(items: Any, what: str) -> list[Any]:
     return items
 
 
-def _check_coordinates(kind: str, coords: Any) -> None:
+def check_coordinates(kind: str, coords: Any) -> None:
     """Structural GeoJSON checks, so shapely never sees a shape it would misread."""
     if kind == "Point":
         _position(coords)
@@ -124,7 +124,7 @@ def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometr
             coords = json.loads(coordinates)
         except (ValueError, RecursionError):
             raise BadRequestData(f"invalid coordinates {coordinates!r}: not a JSON array") from None
-    _check_coordinates(kind, coords)
+    check_coordinates(kind, coords)
     geojson = {"type": kind, "coordinates": coords}
     try:
         geom = shapely.force_2d(shape(geojson))
