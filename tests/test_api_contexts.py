@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from cityhub.api.app import create_app
+from cityhub.api.http import BATCH_FETCHES
 from cityhub.settings import Settings
 from conftest import (
     BASE,
@@ -373,3 +378,56 @@ async def test_inline_context_with_bad_shape_is_400(client: httpx.AsyncClient) -
         f"{BASE}/entities", json={**sensor(), "@context": 42}, headers={"Content-Type": JSONLD}
     )
     problem(resp, 400, "BadRequestData")
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A server that accepts connections and never answers; the accepted sockets are kept
+    (and counted) until the test ends."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+async def test_a_batch_fetches_its_contexts_together_within_one_timeout(
+    tmp_path: Path, context_server: ContextServer, silent_server: tuple[str, list[socket.socket]]
+) -> None:
+    """One after another, each silent @context cost a whole timeout (20 took 60 s). Now a
+    batch fetches at most BATCH_FETCHES at once and gives up on the rest when the timeout
+    ends: those items fail alone, and no more connections are made."""
+    base, held = silent_server
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), context_timeout=0.5))
+    silent = [
+        {**sensor(), "id": f"urn:ngsi-ld:Sensor:s{i}", "@context": f"{base}/c{i}.jsonld"}
+        for i in range(3 * BATCH_FETCHES)
+    ]
+    good = {**sensor(), "@context": context_server.url("/ctx/batch.jsonld")}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        resp = await client.post(
+            f"{BASE}/entityOperations/create",
+            json=[good, *silent],
+            headers={"Content-Type": JSONLD},
+        )
+    app.state.store.close()
+    assert resp.status_code == 207, resp.text
+    body = resp.json()
+    assert body["success"] == [EID]
+    assert len(body["errors"]) == len(silent)
+    assert {e["error"]["type"].rsplit("/", 1)[-1] for e in body["errors"]} == {
+        "LdContextNotAvailable"
+    }
+    assert len(held) <= BATCH_FETCHES + 1, "the rest were never asked for"

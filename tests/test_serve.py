@@ -224,6 +224,30 @@ def test_an_oversized_request_head_is_431_and_bounded(tmp_path: Path) -> None:
         assert resp.status_code == 200 and resp.json() == []
 
 
+def test_a_head_over_the_bound_in_its_first_read_is_431_too(tmp_path: Path) -> None:
+    """The bytes of the read that began a request were not counted (the count restarted when
+    the parser began the message), so a 300 KiB head sent at once got through; and what the
+    parser refuses was plain text."""
+    import socket
+
+    with serving(tmp_path / "first.db", free_port()) as url:
+        host, port = url.removeprefix("http://").split(":")
+        head = b"GET /health HTTP/1.1\r\nHost: hub\r\nX-Filler: " + b"a" * (300 * 1024)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head + b"\r\n\r\n")
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"/errors/InvalidRequest" in answer, answer
+        assert httpx.get(url + "/health", timeout=5).status_code == 200
+        # a request line the HTTP parser refuses (over 64 KiB) gets a ProblemDetails too
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET " + BASE.encode() + b"/entities?q=" + b"x" * 70_000 + b" HTTP/1.1")
+            sock.sendall(b"\r\nHost: hub\r\n\r\n")
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert b"/errors/InvalidRequest" in answer and b"POST" in answer, answer
+
+
 def test_serve_shows_the_hubs_own_log_lines(tmp_path: Path) -> None:
     """At info, the hub's own messages appear beside uvicorn's (before, Python dropped them
     for want of a handler), starting with the settings an operator checks first."""
