@@ -103,10 +103,24 @@ async def test_wrong_method_on_health(client: httpx.AsyncClient) -> None:
     problem(await client.post("/health"), 405)
 
 
-async def test_405_lists_allowed_methods(client: httpx.AsyncClient) -> None:
-    resp = await client.put(f"{BASE}/types")
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/types", {"GET"}),
+        ("/temporal/entities", {"GET", "POST"}),
+        (f"/temporal/entities/{EID}", {"GET", "DELETE"}),
+        ("/entities", {"GET", "POST", "DELETE"}),
+        (f"/entities/{EID}", {"GET", "PUT", "PATCH", "DELETE"}),
+    ],
+)
+async def test_405_lists_every_allowed_method(
+    client: httpx.AsyncClient, path: str, methods: set[str]
+) -> None:
+    """RFC 9110 15.5.6: Allow names every method of the path, not only one route's."""
+    resp = await client.request("TRACE", BASE + path)
     assert resp.status_code == 405
-    assert "GET" in resp.headers.get("allow", ""), resp.headers
+    allow = {m.strip() for m in resp.headers.get("allow", "").split(",")}
+    assert methods <= allow, resp.headers
 
 
 async def test_health(client: httpx.AsyncClient, db_path: Path) -> None:

@@ -127,7 +127,8 @@ async def test_timeproperty(client: httpx.AsyncClient, history: Any) -> None:
 
 
 async def test_temporal_values(client: httpx.AsyncClient, history: Any) -> None:
-    for params in ({"format": "temporalValues"}, {"options": "temporalValues"}):
+    spellings = ("temporalValues", "simplified", "keyValues")  # format= as options= takes them
+    for params in [*({"format": f} for f in spellings), *({"options": f} for f in spellings)]:
         body = await temporal(client, **params)
         power = body["power"]
         assert power["type"] == "Property", power

@@ -175,10 +175,24 @@ async def http_error(request: Request, exc: Exception) -> Response:
         err = ResourceNotFound(f"no resource at {request.url.path}")
     elif exc.status_code == 405:
         err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        allowed = _methods_of(request)
+        if allowed:
+            return plain_json(err.problem(), status=405, headers={"Allow": ", ".join(allowed)})
     else:
         err = InvalidRequest(str(exc.detail))
         err.status = exc.status_code
     return plain_json(err.problem(), status=err.status, headers=dict(exc.headers or {}))
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's Allow names only the first
+    route's, RFC 9110 15.5.6 asks for all)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def store_full(request: Request, exc: Exception) -> Response:

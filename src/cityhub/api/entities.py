@@ -17,6 +17,7 @@ from cityhub.api.http import (
     JSON,
     JSONLD,
     Ctx,
+    add_page_links,
     batch_context,
     context_of,
     delete_attribute_via,
@@ -97,21 +98,33 @@ async def create_entity(request: Request) -> Response:
 
 
 async def query_entities(request: Request) -> Response:
-    """GET /entities."""
+    """GET /entities, with prev and next Link headers (a POST body has no URL to link)."""
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
-    return await off_loop(request, _query, request, ctx, params)
+    return await off_loop(request, _query, request, ctx, params, None, True)
 
 
-def _query(request: Request, ctx: Ctx, params: dict[str, str], selectors: Any = None) -> Response:
+def _query(
+    request: Request,
+    ctx: Ctx,
+    params: dict[str, str],
+    selectors: Any = None,
+    links: bool = False,
+) -> Response:
     """Run, render and encode a query (on a reader thread)."""
     query = P.entity_query(params, ctx.tm, selectors=selectors)
     docs, total = service(request).query(ctx.tenant, query)
     rendered = _render(request, ctx, docs, params)
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     if ctx.accept == GEOJSON:
-        return json_response(ctx, _geo_body(ctx, params, rendered), headers=headers, entities=False)
-    return json_response(ctx, rendered, headers=headers)
+        body: Any = _geo_body(ctx, params, rendered)
+        resp = json_response(ctx, body, headers=headers, entities=False)
+    else:
+        resp = json_response(ctx, rendered, headers=headers)
+    if links:  # without a count, a full page may have a next one
+        more = len(docs) == query.limit if total is None else query.offset + query.limit < total
+        add_page_links(resp, request.url.path, params, query.limit, query.offset, more)
+    return resp
 
 
 async def post_query(request: Request) -> Response:

@@ -7,6 +7,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
@@ -262,6 +263,26 @@ def params_of(request: Request) -> dict[str, str]:
             raise InvalidRequest(f"parameter {key} is given more than once")
         out[key] = value
     return out
+
+
+def add_page_links(
+    resp: Response, path: str, params: dict[str, str], limit: int, offset: int, more: bool
+) -> None:
+    """prev and next Link headers of a page (5.5.9), beside any @context Link already set."""
+    if limit <= 0:
+        return
+    extra = {k: v for k, v in params.items() if k not in ("limit", "offset")}
+
+    def link(off: int, rel: str) -> str:
+        query = urlencode({**extra, "limit": limit, "offset": off}, safe=",:")
+        return f'<{path}?{query}>;rel="{rel}";type="{JSONLD}"'
+
+    links = [link(max(0, offset - limit), "prev")] if offset > 0 else []
+    if more:
+        links.append(link(offset + limit, "next"))
+    if links:
+        prior = resp.headers.get("link")
+        resp.headers["Link"] = ",".join([*links, prior] if prior else links)
 
 
 # Remote @contexts of one batch fetched at once; more wait for a free slot.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,8 +19,8 @@ from starlette.routing import BaseRoute, Route
 from cityhub.api.contexts import implicit_context
 from cityhub.api.http import (
     BASE,
-    JSONLD,
     Ctx,
+    add_page_links,
     context_of,
     contexts,
     json_response,
@@ -102,21 +102,7 @@ def paged_response(
     """A page of rendered resources, with NGSILD-Results-Count and prev/next Link headers."""
     headers = {"NGSILD-Results-Count": str(total)} if count else {}
     resp = json_response(ctx, items, headers=headers)
-    links = []
-    if limit > 0:
-        extra = {k: v for k, v in params.items() if k not in ("limit", "offset")}
-
-        def link(off: int, rel: str) -> str:
-            query = urlencode({**extra, "limit": limit, "offset": off}, safe=",:")
-            return f'<{BASE}{path}?{query}>;rel="{rel}";type="{JSONLD}"'
-
-        if offset > 0:
-            links.append(link(max(0, offset - limit), "prev"))
-        if offset + limit < total:
-            links.append(link(offset + limit, "next"))
-    if links:
-        prior = resp.headers.get("link")
-        resp.headers["Link"] = ",".join([*links, prior] if prior else links)
+    add_page_links(resp, BASE + path, params, limit, offset, offset + limit < total)
     return resp
 
 

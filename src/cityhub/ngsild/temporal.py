@@ -31,7 +31,7 @@ _INSTANCE_MEMBERS = frozenset(
 )
 AGGR_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
 TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
-FORMATS = ("normalized", "concise", "temporalValues", "simplified", "aggregatedValues")
+FORMATS = ("normalized", "concise", "temporalValues", "simplified", "keyValues", "aggregatedValues")
 # Options a temporal request understands (format names, sysAttrs, count).
 OPTIONS = frozenset(
     {
@@ -153,7 +153,7 @@ def temporal_format(params: Mapping[str, str]) -> str:
     if fmt is not None:
         if fmt not in FORMATS:
             raise InvalidRequest(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-        return "temporalValues" if fmt == "simplified" else fmt
+        return "temporalValues" if fmt in ("simplified", "keyValues") else fmt
     if "aggregatedValues" in opts:
         return "aggregatedValues"
     if opts & {"temporalValues", "simplified", "keyValues"}:
