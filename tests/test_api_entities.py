@@ -433,6 +433,33 @@ async def test_lang_on_language_property(client: httpx.AsyncClient) -> None:
     ), f"lang=* gives the whole map or one (tagged) string: {street}"
 
 
+@pytest.mark.parametrize(
+    ("lang", "tag"),
+    [
+        ("fr;q=0.1, nl;q=0.9", "nl"),
+        ("de, fr;q=0.5, nl;q=0.6", "nl"),  # de is missing: the next by weight
+        ("nl;q=0, fr", "fr"),  # q=0: not wanted
+        ("nl ; q=0.5 , fr ; q=0.5", "nl"),  # equal weights keep the written order
+    ],
+)
+async def test_lang_follows_q_weights(client: httpx.AsyncClient, lang: str, tag: str) -> None:
+    """lang= has Accept-Language's syntax (4.15, RFC 9110 12.5.4): weights choose."""
+    await create(client, FULL)
+    body = await get_entity(client, FULL["id"], {"lang": lang})
+    want = FULL["street"]["languageMap"][tag]
+    assert body["street"] == {"type": "Property", "value": want, "lang": tag}, body
+
+
+async def test_pick_and_omit_reach_the_entity_system_attributes(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, FULL)
+    body = await get_entity(client, FULL["id"], {"options": "sysAttrs", "omit": "modifiedAt"})
+    assert "createdAt" in body and "modifiedAt" not in body, body
+    body = await get_entity(client, FULL["id"], {"options": "sysAttrs", "pick": "id,createdAt"})
+    assert set(body) == {"id", "createdAt"}, body
+
+
 async def test_dataset_id_filter(client: httpx.AsyncClient) -> None:
     await create(client, FULL)
     body = await get_entity(client, FULL["id"], {"datasetId": "urn:ngsi-ld:Dataset:gps"})

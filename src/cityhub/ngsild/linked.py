@@ -11,7 +11,7 @@ from cityhub.ngsild.projection import Projection
 from cityhub.ngsild.render import RenderOptions, render_entity
 
 Fetch = Callable[[list[str]], dict[str, dict[str, Any]]]
-ENTITY_FIELDS = ("id", "type", "scope")
+ENTITY_FIELDS = ("id", "type", "scope", "createdAt", "modifiedAt", "deletedAt")
 
 
 def projection_options(

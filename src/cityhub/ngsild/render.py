@@ -55,7 +55,8 @@ def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict
         out[tm.compact(iri)] = render_attribute(chosen, tm, opts)
     if opts.sys_attrs and opts.format != "keyValues":
         for key in ("createdAt", "modifiedAt", "deletedAt"):
-            if key in doc:
+            picked = opts.pick is None or key in opts.pick_fields
+            if key in doc and picked and key not in opts.omit:
                 out[key] = doc[key]
     return out
 
@@ -105,33 +106,43 @@ def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
 
 
 def pick_language(language_map: dict[str, Any], lang: str) -> Any:
-    """The best string for a lang= request: exact tag, then its primary tag, then any."""
-    if lang == "*":
-        return next(iter(language_map.values()), None)
-    for tag in (t.strip() for t in lang.split(",")):
-        tag = tag.split(";")[0]
-        if tag in language_map:
-            return language_map[tag]
-        primary = tag.split("-")[0]
-        for key, value in language_map.items():
-            if key.split("-")[0] == primary:
-                return value
-    if "@none" in language_map:
-        return language_map["@none"]
-    return next(iter(language_map.values()), None)
+    """The best string for a lang= request (see choose_language)."""
+    return language_map.get(choose_language(language_map, lang))
 
 
-def _lang_tag(language_map: dict[str, Any], lang: str) -> str:
-    """The tag pick_language chose, reported beside the value."""
+def choose_language(language_map: dict[str, Any], lang: str) -> str:
+    """The tag a lang= request picks: by its q weights (RFC 9110 12.5.4; equal weights in
+    the order written), each tag exact, then by its primary subtag; then @none, then any."""
     if lang == "*":
         return next(iter(language_map), "@none")
-    for tag in (t.strip().split(";")[0] for t in lang.split(",")):
+    for tag in _ranked(lang):
+        if tag == "*":
+            return next(iter(language_map), "@none")
         if tag in language_map:
             return tag
+        primary = tag.split("-")[0]
         for key in language_map:
-            if key.split("-")[0] == tag.split("-")[0]:
+            if key.split("-")[0] == primary:
                 return key
     return "@none" if "@none" in language_map else next(iter(language_map), "@none")
+
+
+def _ranked(lang: str) -> list[str]:
+    """The tags of a lang= value, highest q first; q=0 means not wanted."""
+    weighted: list[tuple[float, int, str]] = []
+    for i, part in enumerate(lang.split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if tag.strip() and weight > 0:
+            weighted.append((-weight, i, tag.strip()))
+    return [tag for _, _, tag in sorted(weighted)]
 
 
 _PLAIN_TYPES = frozenset(
@@ -166,7 +177,7 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
         content = key_value(inst, tm, None)
     if typ == "LanguageProperty" and opts.lang is not None:
         out = {"type": "Property", "value": pick_language(content, opts.lang)}
-        out["lang"] = _lang_tag(content, opts.lang)
+        out["lang"] = choose_language(content, opts.lang)
         key = "value"
     elif typ == "ListRelationship":
         out[key] = [{"object": o} for o in content]
