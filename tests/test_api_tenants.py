@@ -79,6 +79,35 @@ async def test_unknown_tenant_error_type(client: httpx.AsyncClient) -> None:
     problem(resp, 404, "NonexistentTenant")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("DELETE", f"/entities/{EID}", None),
+        ("PATCH", f"/entities/{EID}", {"level": 1}),
+        ("PUT", f"/entities/{EID}", {"type": "Bin"}),
+        ("POST", f"/entities/{EID}/attrs", {"level": 1}),
+        ("PATCH", f"/entities/{EID}/attrs", {"level": 1}),
+        ("PATCH", f"/entities/{EID}/attrs/level", {"value": 1}),
+        ("DELETE", f"/entities/{EID}/attrs/level", None),
+        ("POST", "/entityOperations/update", [bin_(1)]),
+        ("POST", "/entityOperations/merge", [bin_(1)]),
+        ("POST", "/entityOperations/delete", [EID]),
+        ("DELETE", f"/temporal/entities/{EID}", None),
+        ("POST", f"/temporal/entities/{EID}/attrs", {"level": {"type": "Property", "value": 1}}),
+    ],
+)
+async def test_writes_that_cannot_create_name_the_unknown_tenant(
+    client: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    """4.14: an operation that does not create a tenant answers NonexistentTenant for one
+    that does not exist (not ResourceNotFound per entity), and creates nothing."""
+    await create(client, bin_(1), headers=A)
+    resp = await client.request(method, BASE + path, json=body, headers={"NGSILD-Tenant": "nobody"})
+    problem(resp, 404, "NonexistentTenant")
+    resp = await client.get(f"{BASE}/types", headers={"NGSILD-Tenant": "nobody"})
+    problem(resp, 404, "NonexistentTenant")
+
+
 async def test_writes_create_the_tenant(client: httpx.AsyncClient) -> None:
     resp = await client.post(
         f"{BASE}/entityOperations/upsert", json=[bin_(4)], headers={"NGSILD-Tenant": "new"}

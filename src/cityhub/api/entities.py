@@ -241,7 +241,7 @@ async def replace_entity(request: Request) -> Response:
     """PUT /entities/{id}."""
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     await grouped(request, service(request).replace, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
@@ -250,7 +250,7 @@ async def merge_entity(request: Request) -> Response:
     """PATCH /entities/{id}."""
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     await grouped(request, service(request).merge, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
@@ -259,7 +259,7 @@ async def delete_entity(request: Request) -> Response:
     """DELETE /entities/{id}."""
     eid = _eid(request)  # first: `<id>/attrs/` is a 405, whatever the parameters
     params_of(request)  # refuses unknown parameters
-    ctx = await context_of(request)
+    ctx = await context_of(request, must_exist=True)
     await grouped(request, service(request).delete, ctx.tenant, eid)
     return no_content()
 
@@ -280,7 +280,7 @@ async def append_attrs(request: Request) -> Response:
     """POST /entities/{id}/attrs."""
     params = params_of(request)
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     no_overwrite = "noOverwrite" in P.options(params)
     out = await grouped(
         request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm, no_overwrite
@@ -292,7 +292,7 @@ async def update_attrs(request: Request) -> Response:
     """PATCH /entities/{id}/attrs."""
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     out = await grouped(request, service(request).update, ctx.tenant, _eid(request), body, ctx.tm)
     return _attr_result(out)
 
@@ -301,7 +301,7 @@ async def _write_attr(request: Request, method: Any, *, patch: bool) -> Response
     """PATCH or PUT of one attribute: the same parsing, a different service method."""
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=patch)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     attr = request.path_params["attr"]
     await grouped(request, method, ctx.tenant, _eid(request), attr, body, ctx.tm)
     return no_content()
@@ -366,7 +366,7 @@ async def batch_update(request: Request) -> Response:
     """POST /entityOperations/update."""
     params = params_of(request)
     body, media = await read_body(request)
-    ctx, tm_of = await batch_context(request, body, media)
+    ctx, tm_of = await batch_context(request, body, media, must_exist=True)
     out = await grouped_slices(
         request,
         service(request).batch_update,
@@ -382,7 +382,7 @@ async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge."""
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
-    ctx, tm_of = await batch_context(request, body, media)
+    ctx, tm_of = await batch_context(request, body, media, must_exist=True)
     out = await grouped_slices(request, service(request).batch_merge, ctx.tenant, body, tm_of)
     return _batch_result(out, 204)
 
@@ -391,6 +391,6 @@ async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete."""
     params_of(request)  # refuses unknown parameters
     body, _ = await read_body(request)
-    ctx = await context_of(request)
+    ctx = await context_of(request, must_exist=True)
     out = await grouped_slices(request, service(request).batch_delete, ctx.tenant, body)
     return _batch_result(out, 204)

@@ -305,14 +305,14 @@ async def _prefetch_together(cache: ContextCache, specs: list[Any]) -> None:
 
 
 async def batch_context(
-    request: Request, body: Any, media: str
+    request: Request, body: Any, media: str, *, must_exist: bool = False
 ) -> tuple[Ctx, Callable[[Any], TermMap]]:
     """Contexts of a batch: ld+json items each carry their own, JSON items share the Link one.
 
     A bad or missing @context fails only its own item, never the whole batch.
     """
     want = negotiate(request)
-    tenant = tenant_of(request, must_exist=False)
+    tenant = tenant_of(request, must_exist=must_exist)
     link = parse_link_header(header(request, b"link"))
     cache = contexts(request)
     items = body if isinstance(body, list) else []
@@ -349,7 +349,7 @@ async def batch_context(
 async def delete_attribute_via(request: Request, method: Any, eid: str) -> Response:
     """DELETE …/attrs/{attr} (entities and temporal): datasetId and deleteAll, then the method."""
     params = params_of(request)
-    ctx = await context_of(request)
+    ctx = await context_of(request, must_exist=True)
     ds = params.get("datasetId")
     if ds is not None and ds != "@none":
         check_uri(ds, "datasetId")

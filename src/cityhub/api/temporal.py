@@ -106,7 +106,7 @@ async def delete(request: Request) -> Response:
     """DELETE /temporal/entities/{id} (the collection itself cannot be deleted: 405)."""
     if not request.path_params.get("eid"):
         raise MethodNotAllowed("DELETE /temporal/entities needs an entity id")
-    ctx = await context_of(request)
+    ctx = await context_of(request, must_exist=True)
     await grouped(request, service(request).delete, ctx.tenant, _eid(request))
     return no_content()
 
@@ -114,7 +114,7 @@ async def delete(request: Request) -> Response:
 async def append(request: Request) -> Response:
     """POST /temporal/entities/{id}/attrs."""
     body, media = await read_body(request)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     await grouped(request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
@@ -127,7 +127,7 @@ async def delete_attr(request: Request) -> Response:
 async def modify_instance(request: Request) -> Response:
     """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
     body, media = await read_body(request, patch=True)
-    ctx = await context_of(request, body, media)
+    ctx = await context_of(request, body, media, must_exist=True)
     p = request.path_params
     await grouped(
         request,
@@ -144,7 +144,7 @@ async def modify_instance(request: Request) -> Response:
 
 async def delete_instance(request: Request) -> Response:
     """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
-    ctx = await context_of(request)
+    ctx = await context_of(request, must_exist=True)
     p = request.path_params
     await grouped(
         request,
