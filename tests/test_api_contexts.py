@@ -408,7 +408,7 @@ async def test_a_batch_fetches_its_contexts_together_within_one_timeout(
     batch fetches at most BATCH_FETCHES at once and gives up on the rest when the timeout
     ends: those items fail alone, and no more connections are made."""
     base, held = silent_server
-    app = create_app(Settings(db=str(tmp_path / "hub.db"), context_timeout=0.5))
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), context_timeout=2.0))
     silent = [
         {**sensor(), "id": f"urn:ngsi-ld:Sensor:s{i}", "@context": f"{base}/c{i}.jsonld"}
         for i in range(3 * BATCH_FETCHES)
@@ -431,3 +431,26 @@ async def test_a_batch_fetches_its_contexts_together_within_one_timeout(
         "LdContextNotAvailable"
     }
     assert len(held) <= BATCH_FETCHES + 1, "the rest were never asked for"
+
+
+async def test_link_headers_name_at_most_one_context(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    """Two JSON-LD context links (in one header or two) are an error (JSON-LD 1.1 API 9.4.1,
+    "multiple context link headers"); the first used to win silently. Other links are
+    ignored, and a context URL may hold a comma."""
+    await create(client, sensor())
+    first, second = context_server.url("/ctx/one.jsonld"), context_server.url("/ctx/two.jsonld")
+    for headers in (
+        [("Link", f"{link(first)}, {link(second)}")],
+        [("Link", link(first)), ("Link", link(second))],
+    ):
+        resp = await client.get(f"{BASE}/entities/{EID}", headers=headers)
+        problem(resp, 400, "BadRequestData")
+    other = f'<{context_server.url("/page2")}>; rel="next"'
+    comma = context_server.url("/ctx/a,b.jsonld")
+    resp = await client.get(
+        f"{BASE}/entities/{EID}", headers=[("Link", other), ("Link", link(comma))]
+    )
+    assert resp.status_code == 200, resp.text
+    assert context_server.hits["/ctx/a,b.jsonld"] == 1

@@ -61,6 +61,11 @@ def header(request: Request, name: bytes, default: str = "") -> str:
     return default
 
 
+def header_all(request: Request, name: bytes) -> str:
+    """Every value of a header that may repeat, joined by commas as HTTP joins them."""
+    return ",".join(v.decode("latin-1") for k, v in request.scope["headers"] if k == name)
+
+
 def contexts(request: Request) -> ContextCache:
     """The app's context cache."""
     cache: ContextCache = request.app.state.contexts
@@ -161,7 +166,7 @@ async def context_of(
     """Resolve the request's @context (Link header or body) into a term map."""
     want = negotiate(request, accept)
     tenant = tenant_of(request, must_exist=must_exist)
-    link = parse_link_header(header(request, b"link"))
+    link = parse_link_header(header_all(request, b"link"))
     spec: Any = None
     if body is not None and not (isinstance(body, dict) or (isinstance(body, list) and body)):
         raise InvalidRequest("the body must be a JSON object (or a non-empty array for batches)")
@@ -313,7 +318,7 @@ async def batch_context(
     """
     want = negotiate(request)
     tenant = tenant_of(request, must_exist=must_exist)
-    link = parse_link_header(header(request, b"link"))
+    link = parse_link_header(header_all(request, b"link"))
     cache = contexts(request)
     items = body if isinstance(body, list) else []
     if media == JSONLD:

@@ -639,21 +639,40 @@ def is_compound(spec: Any) -> bool:
     return not (spec is None or isinstance(spec, str))
 
 
+# One link-value of a Link header (RFC 8288 3): <URI> then ;-parameters, quoted or not. The
+# URI may hold commas, so values are found by this pattern, not by splitting on ",".
+_LINK_VALUE = re.compile(
+    r'\s*<([^>]*)>((?:\s*;\s*[^;,=\s]+(?:\s*=\s*(?:"[^"]*"|[^;,]*))?)*)\s*(?:,|$)'
+)
+_LINK_PARAM = re.compile(r';\s*([^;,=\s]+)(?:\s*=\s*(?:"([^"]*)"|([^;,]*)))?')
+
+
 def parse_link_header(value: str | None) -> str | None:
-    """The context URL of a Link header with rel=…jsonld#context, validated."""
-    if not value:
+    """The context URL of a Link header with rel=…json-ld#context, validated; more than one
+    such link is an error (JSON-LD 1.1 API 9.4.1, "multiple context link headers")."""
+    if not value or not value.strip():
         return None
-    for part in value.split(","):
-        segs = [s.strip() for s in part.split(";")]
-        if not segs[0].startswith("<") or not segs[0].endswith(">"):
+    found: list[str] = []
+    pos = 0
+    while pos < len(value):
+        m = _LINK_VALUE.match(value, pos)
+        if m is None or m.end() == pos:
             raise BadRequestData(f"malformed Link header: {value!r}")
-        rel = [s for s in segs[1:] if s.replace(" ", "").startswith("rel=")]
-        if rel and ("json-ld#context" in rel[0] or "jsonld#context" in rel[0]):
-            url = segs[0][1:-1].strip()
-            if not is_absolute_iri(url):
-                raise BadRequestData(f"Link header context is not an absolute URL: {url!r}")
-            return url
-    return None
+        pos = m.end()
+        params = {
+            name.lower(): (quoted or bare).strip()
+            for name, quoted, bare in _LINK_PARAM.findall(m.group(2))
+        }
+        rel = params.get("rel", "").replace(" ", "")
+        if "json-ld#context" in rel or "jsonld#context" in rel:
+            found.append(m.group(1).strip())
+    if len(found) > 1:
+        raise BadRequestData("a request may name only one JSON-LD @context in its Link header")
+    if not found:
+        return None
+    if not is_absolute_iri(found[0]):
+        raise BadRequestData(f"Link header context is not an absolute URL: {found[0]!r}")
+    return found[0]
 
 
 def core_link() -> str:
