@@ -360,6 +360,19 @@ async def test_key_values_with_lang(client: httpx.AsyncClient) -> None:
     assert body["street"] == "Grote Markt", body["street"]
 
 
+async def test_key_values_wrap_what_a_property_value_could_be_taken_for(
+    client: httpx.AsyncClient,
+) -> None:
+    """Simplified: a language map, a vocabulary term and a JSON value come under their member
+    name (as in the temporal simplified form), so they are not read as a Property's value."""
+    await create(client, FULL)
+    body = await get_entity(client, FULL["id"], {"options": "keyValues"})
+    assert body["street"] == {"languageMap": FULL["street"]["languageMap"]}, body
+    assert body["category"] == {"vocab": "nonCommercial"}, body
+    assert body["config"] == {"json": FULL["config"]["json"]}, body
+    assert body["speed"] == 55 and body["isParked"] == "urn:ngsi-ld:OffStreetParking:Downtown1"
+
+
 async def test_concise_output(client: httpx.AsyncClient) -> None:
     single = {k: v for k, v in FULL.items() if k != "speed"}
     await create(client, single)

@@ -87,7 +87,7 @@ def render_attribute(instances: list[Instance], tm: TermMap, opts: RenderOptions
     """An attribute: one instance alone, several as a list (keyValues takes the default)."""
     if opts.format == "keyValues":
         default = next((i for i in instances if "datasetId" not in i), instances[0])
-        return key_value(default, tm, opts.lang)
+        return simplified(default, tm, opts.lang)
     rendered = [render_instance(i, tm, opts) for i in instances]
     return rendered[0] if len(rendered) == 1 else rendered
 
@@ -103,6 +103,21 @@ def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
     if typ == "LanguageProperty" and lang is not None:
         return pick_language(content, lang)
     return content
+
+
+_WRAPPED = {"LanguageProperty": "languageMap", "VocabProperty": "vocab", "JsonProperty": "json"}
+
+
+def simplified(inst: Instance, tm: TermMap, lang: str | None) -> Any:
+    """One instance in the simplified (keyValues) form: a Property's value or a
+    Relationship's object bare; a language map (without lang=), a vocabulary term and a JSON
+    value under their member name, so a client can tell them from a Property's object value,
+    as the temporal simplified form shows them."""
+    value = key_value(inst, tm, lang)
+    member = _WRAPPED.get(inst["type"])
+    if member is None or (lang is not None and member == "languageMap"):
+        return value
+    return {member: value}
 
 
 def pick_language(language_map: dict[str, Any], lang: str) -> Any:

@@ -14,7 +14,7 @@ from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.linked import dedupe, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
-from cityhub.ngsild.render import RenderOptions, key_value
+from cityhub.ngsild.render import RenderOptions, simplified
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.subscription import Compiled
 
@@ -135,7 +135,7 @@ def _key_values_datasets(out: Doc, entity: Doc, sub: Compiled, opts: RenderOptio
         if len(chosen) > 1:
             out[key] = {
                 "dataset": {
-                    i.get("datasetId", "@none"): key_value(i, sub.tm, opts.lang) for i in chosen
+                    i.get("datasetId", "@none"): simplified(i, sub.tm, opts.lang) for i in chosen
                 }
             }
 
