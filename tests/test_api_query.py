@@ -731,3 +731,28 @@ async def test_query_pages_link_to_prev_and_next(client: httpx.AsyncClient, coun
     assert (
         "@context" not in resp.headers.get("link", "") or "json-ld#context" in resp.headers["link"]
     )
+
+
+@pytest.mark.parametrize(
+    ("geometry", "coordinates"),
+    [("Point", "[-179.999,0]"), ("LineString", "[[179.9995,-1],[179.9995,1]]")],
+)
+async def test_near_finds_neighbours_across_the_antimeridian(
+    client: httpx.AsyncClient, geometry: str, coordinates: str
+) -> None:
+    """179.999 and -179.999 lie 222 m apart: the R*Tree box must not cut the circle off at
+    ±180 (a subscription, which skips the box, already found them)."""
+    for n, lon in enumerate((179.999, -179.999, 170.0)):
+        where = {"type": "Point", "coordinates": [lon, 0]}
+        await create(client, {"id": f"urn:ngsi-ld:Buoy:{n}", "type": "Buoy", "location": where})
+    resp = await client.get(
+        f"{BASE}/entities",
+        params={
+            "type": "Buoy",
+            "georel": "near;maxDistance==1000",
+            "geometry": geometry,
+            "coordinates": coordinates,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert sorted(e["id"] for e in resp.json()) == ["urn:ngsi-ld:Buoy:0", "urn:ngsi-ld:Buoy:1"]

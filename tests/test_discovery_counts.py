@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from cityhub.store.sqlite.backend import SqliteStore
+from cityhub.store.sqlite.schema import SCHEMA_VERSION
 from conftest import BASE, SyncHub, stored_type_attrs, type_attrs_from_docs
 
 BUILDING = {
@@ -165,4 +166,4 @@ def test_an_older_database_gets_its_counts(tmp_path: Path) -> None:
     with sqlite3.connect(hub_db) as conn:
         assert stored_type_attrs(conn) == expected
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        assert version == ("4",)
+        assert version == (str(SCHEMA_VERSION),)

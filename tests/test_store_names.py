@@ -15,6 +15,7 @@ from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.service import EntityService
 from cityhub.store.base import EntityQuery, StoreError, TemporalQuery
 from cityhub.store.sqlite import SqliteStore
+from cityhub.store.sqlite.schema import SCHEMA_VERSION
 
 TM = ContextCache().core
 
@@ -109,10 +110,9 @@ def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     _downgrade_to_schema_2(db)
 
     again = SqliteStore(db)
-    assert (
-        again._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        == "4"
-    )
+    assert again._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[
+        0
+    ] == str(SCHEMA_VERSION)
     odd = [f"urn:ngsi-ld:Sensor:{i}" for i in range(11, 20, 2)]
     assert _ids(again, 'temperature>10;status=="ok"') == sorted(odd)
     assert [t for t, _, _ in again.entity_types("")] == [TM.expand("Sensor")]

@@ -172,7 +172,9 @@ def _holds(node: Compare, target: Any) -> bool:
     if op in ("~=", "!~="):
         assert isinstance(q, Value)
         regex = compile_regex(str(q.value))
-        strings = [t for t in items if isinstance(t, str)]
+        # a typed value ({"@type": "Date", "@value": "2024-03-01"}) is its string, as in _order
+        plain = (t["@value"] if isinstance(t, dict) and "@value" in t else t for t in items)
+        strings = [t for t in plain if isinstance(t, str)]
         hit = any(regex.search(t) for t in strings)
         return hit if op == "~=" else bool(strings) and not hit
     assert isinstance(q, Value)

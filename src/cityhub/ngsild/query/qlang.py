@@ -36,6 +36,7 @@ _DATETIME_RE = re.compile(
 )
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_RE = re.compile(rf"(?P<h>\d{{2}}):(?P<mi>\d{{2}}):(?P<s>\d{{2}}){_FRACTION}?{_OFFSET}?")
+_HUGE = 1.7976931348623157e308  # the largest double
 _NUMBER_RE = re.compile(r"-?\d+(?P<real>(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 _KEYWORD_RE = re.compile(r"(true|false|null)(?![\w:.\-])")
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s;|(),\"<>\\]*")
@@ -297,7 +298,8 @@ class _Parser:
         m = _NUMBER_RE.match(self.s, self.i)
         if m and self.ends_token(m.end()):
             number: int | float = float(m.group()) if m["real"] else int(m.group())
-            if not math.isfinite(number):
+            # isfinite() raises OverflowError on an integer past every double
+            if (isinstance(number, float) and not math.isfinite(number)) or abs(number) > _HUGE:
                 self.fail("number out of range")
             self.i = m.end()
             return Value("number", number)

@@ -1,13 +1,21 @@
-"""Python functions the SQL calls: regular expressions, scope patterns, timestamps."""
+"""Python functions the SQL calls: regular expressions, scope patterns, q terms, index rows."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from functools import lru_cache
 from typing import Any
 
+import orjson
+
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
 from cityhub.store.base import period_index
-from cityhub.store.sqlite.index import norm_datetime
+from cityhub.store.sqlite.index import index_rows
+
+Term = ast.Compare | ast.Exists
 
 
 def regexp(pattern: str, value: Any) -> bool:
@@ -36,6 +44,53 @@ def scope_match(pattern: str, scope: Any) -> bool:
     return len(got) == len(pat)
 
 
+def encode_term(node: Term) -> str:
+    """A q leaf as the text q_match takes (stdlib json: it keeps integers of any size)."""
+    path = [node.path.attr, node.path.sub, node.path.keys]
+    if isinstance(node, ast.Exists):
+        return json.dumps(path)
+    return json.dumps([*path, node.op, _encode_value(node.value)])
+
+
+def _encode_value(value: ast.Value | ast.Range | ast.ValueList) -> Any:
+    if isinstance(value, ast.Range):
+        return {"range": [_encode_value(value.low), _encode_value(value.high)]}
+    if isinstance(value, ast.ValueList):
+        return {"list": [_encode_value(v) for v in value.values]}
+    return [value.kind, value.value, value.norm]
+
+
+def _decode_value(data: Any) -> Any:
+    if isinstance(data, dict) and "range" in data:
+        return ast.Range(*(_decode_value(v) for v in data["range"]))
+    if isinstance(data, dict):
+        return ast.ValueList(tuple(_decode_value(v) for v in data["list"]))
+    return ast.Value(*data)
+
+
+@lru_cache(maxsize=256)
+def decode_term(text: str) -> Term:
+    """The q leaf encode_term wrote (decoded once per distinct term)."""
+    attr, sub, keys, *rest = json.loads(text)
+    path = ast.AttrPath(attr, tuple(sub), tuple(keys))
+    if not rest:
+        return ast.Exists(path)
+    op, value = rest
+    return ast.Compare(path, op, _decode_value(value))
+
+
+def q_match(term: str, source: Any) -> bool:
+    """SQL q_match(term, json): the reference evaluator on one attribute's instances (or, for
+    id/type/createdAt/modifiedAt, the whole document), for the terms attr_index cannot answer
+    (sub-attributes, [key] paths), so SQL and subscriptions agree by construction."""
+    if not isinstance(source, str):
+        return False
+    node = decode_term(term)
+    data = orjson.loads(source)
+    doc = data if node.path.attr in ENTITY_FIELDS else {"attrs": {node.path.attr: data}}
+    return matches_q(node, doc)
+
+
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, regexp, deterministic=True)
@@ -48,6 +103,5 @@ def register(conn: sqlite3.Connection) -> None:
         ),
         deterministic=True,
     )
-    conn.create_function(
-        "norm_ts", 1, lambda v: norm_datetime(v) if isinstance(v, str) else v, deterministic=True
-    )
+    conn.create_function("q_match", 2, q_match, deterministic=True)
+    conn.create_function("index_rows", 1, index_rows, deterministic=True)

@@ -2,72 +2,98 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from cityhub.ngsild.entity import CONTENT_KEY
+from cityhub.ngsild.query.ast import AttrPath, Value
+from cityhub.ngsild.query.evaluate import targets
+from cityhub.ngsild.query.qlang import norm_date, norm_datetime, norm_time
 
-_DATETIME = re.compile(r"^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$")
 IndexRow = tuple[str, int, float | None, str | None, str | None]
+Key = tuple[float | None, str | None, str | None]
+
+# seq = target * TARGET + REL (set for a Relationship's target) + element. A target is one
+# thing the q evaluator compares (an instance's content, or one language of a
+# LanguageProperty); its element 0 row always exists, so `!=` can look for a target none of
+# whose rows equal the value within [seq, seq + ELEMENT] of each element 0 row.
+TARGET = 1 << 32
+REL = 1 << 31
+ELEMENT = REL - 1
+NO_TARGET = -1  # an attribute with nothing to compare: present for `attrs=`, no q target
+# ts holds a kind-tagged key for each comparable that is neither a number (num) nor only a
+# string (txt): kinds never coerce, so each has its own tag, and within one tag the keys
+# order as the evaluator orders the values (normalised dates, times and UTC datetimes).
+TS_TAGS = {"datetime": "z", "date": "d", "time": "t", "bool": "b", "null": "n"}
+_TEMPORAL = (("datetime", norm_datetime), ("date", norm_date), ("time", norm_time))
 
 
-def scalar_row(value: Any) -> tuple[float | None, str | None, str | None]:
-    """How one scalar is indexed: numbers (and booleans as 0/1) in num, strings in txt,
-    datetimes also normalised in ts so they compare as times."""
-    if isinstance(value, bool):
-        return (1.0 if value else 0.0), None, None
-    if isinstance(value, int | float):
-        return float(value), None, None
-    if isinstance(value, str):
-        return None, value, norm_datetime(value)
-    if isinstance(value, dict) and "@value" in value:
-        return scalar_row(value["@value"])
-    return None, None, None
-
-
-def norm_datetime(value: str) -> str | None:
-    """The storage-format UTC time of a datetime-looking string, else None."""
-    if not _DATETIME.match(value):
-        return None
-    from cityhub.ngsild.timeutil import format_ts, parse_ts
-
+def number(value: int | float) -> float:
+    """A number as num holds it; an integer too large for a double is past every double."""
     try:
-        return format_ts(parse_ts(value))
-    except Exception:
-        return None
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
-def _scalars(inst: dict[str, Any]) -> Iterator[Any]:
-    """The comparable scalars of one instance (lists and language maps give several)."""
-    content = inst.get(CONTENT_KEY.get(inst["type"], "value"))
-    typ = inst["type"]
-    if typ == "LanguageProperty" and isinstance(content, dict):
-        for v in content.values():
-            yield from v if isinstance(v, list) else [v]
-    elif isinstance(content, list) and typ != "GeoProperty":
-        for v in content:
-            if not isinstance(v, dict | list):
-                yield v
-    elif not isinstance(content, dict) or "@value" in content:
-        yield content
+def ts_key(text: str) -> str | None:
+    """The tagged key of a DateTime, Date or Time string, else None."""
+    for kind, norm in _TEMPORAL:
+        normed = norm(text)
+        if normed is not None:
+            return TS_TAGS[kind] + normed
+    return None
+
+
+def literal_key(value: Value) -> tuple[str, Any]:
+    """The attr_index column a q literal compares with, and the parameter it binds."""
+    if value.kind == "number":
+        assert isinstance(value.value, int | float)
+        return "num", number(value.value)
+    if value.kind == "string":
+        return "txt", value.value
+    if value.kind == "bool":
+        return "ts", TS_TAGS["bool"] + ("1" if value.value else "0")
+    if value.kind == "null":
+        return "ts", TS_TAGS["null"]
+    return "ts", TS_TAGS[value.kind] + str(value.norm)
+
+
+def item_key(item: Any) -> Key | None:
+    """(num, txt, ts) of one compared element, None when it can equal no literal."""
+    if isinstance(item, dict) and "@value" in item:
+        item = item["@value"]
+    if isinstance(item, bool):
+        return None, None, TS_TAGS["bool"] + ("1" if item else "0")
+    if isinstance(item, int | float):
+        return number(item), None, None
+    if isinstance(item, str):
+        return None, item, ts_key(item)
+    if item is None:
+        return None, None, TS_TAGS["null"]
+    return None
 
 
 def attr_rows(doc: dict[str, Any]) -> Iterator[IndexRow]:
-    """(name, seq, num, txt, ts) rows; every attribute has at least one so `exists` is a
-    look-up."""
-    for name, instances in doc["attrs"].items():
-        seq = 0
-        for inst in instances:
-            for value in _scalars(inst):
-                num, txt, ts = scalar_row(value)
-                if num is not None or txt is not None:
-                    yield name, seq, num, txt, ts
-                    seq += 1
-        if not seq:
-            yield name, 0, None, None, None
+    """(name, seq, num, txt, ts) rows: one per element of each target the q evaluator sees
+    (evaluate.targets), so SQL and evaluator compare the same things; every attribute has
+    at least one row, so `exists` is a look-up."""
+    for name in doc["attrs"]:
+        found = targets(AttrPath(name), doc)
+        if not found:
+            yield name, NO_TARGET, None, None, None
+        for t, (value, rel) in enumerate(found):
+            items = value if isinstance(value, list) else [value]
+            keys = [k for k in map(item_key, items) if k is not None] or [(None, None, None)]
+            base = t * TARGET + (REL if rel else 0)
+            for i, (num, txt, ts) in enumerate(keys):
+                yield name, base + i, num, txt, ts
+
+
+def index_rows(text: str) -> str:
+    """attr_rows of a stored document as a JSON array, for SQL that rebuilds attr_index."""
+    return orjson.dumps(list(attr_rows(orjson.loads(text)))).decode()
 
 
 def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float, float, float]]]:

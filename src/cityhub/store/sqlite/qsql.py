@@ -10,26 +10,21 @@ import orjson
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
 from cityhub.store.base import EntityQuery
 from cityhub.store.sqlite import typestats
+from cityhub.store.sqlite.functions import encode_term
+from cityhub.store.sqlite.index import ELEMENT, REL, literal_key
 from cityhub.store.sqlite.names import AttrNames
 
 _SQL_OPS = {"==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
-_META_SUBS = {
-    NGSI_LD + "observedAt": "observedAt",
-    NGSI_LD + "createdAt": "createdAt",
-    NGSI_LD + "modifiedAt": "modifiedAt",
-    NGSI_LD + "unitCode": "unitCode",
-    NGSI_LD + "datasetId": "datasetId",
-}
 _ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": "e.modified_at"}
-_TIME_KINDS = ("datetime", "date", "time")
 MAX_PARAMS = 32000  # SQLite takes 32,766 parameters in one statement; the rest is headroom
 LONG_LIST = 100  # ids beyond which an IN list is one JSON parameter
 SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
 _RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
-_VALUE_INDEX = {"a.num": "attr_index_num", "a.txt": "attr_index_txt", "a.ts": "attr_index_ts"}
-_KEYED = ("value", "json", "languageMap")
+_VALUE_INDEX = {"num": "attr_index_num", "txt": "attr_index_txt", "ts": "attr_index_ts"}
+_NOT_REL = f"(a.seq & {REL}) = 0"  # the row is not a Relationship's (index.REL)
 _ORDER_MEMBERS = {
     "id": "e.id",
     "type": "json_extract(e.doc, '$.type[0]')",
@@ -246,121 +241,138 @@ class Compiler:
         raise BadRequestData(f"unsupported q term {node!r}")
 
     def exists(self, path: Any) -> str:
-        """A bare attribute path: the attribute (or its sub-attribute) is present."""
-        if path.attr in _ENTITY_TIMES and not path.sub:
+        """A bare attribute path: the attribute (or what the path names in it) is present."""
+        if path.attr in _ENTITY_TIMES and not path.sub and not path.keys:
             return "1"
-        if not path.sub and not path.keys:
-            return (
-                "EXISTS (SELECT 1 FROM attr_index a "
-                f"WHERE a.pk = {self.pk} AND a.nid = {self.p(self.nid(path.attr))})"
-            )
-        head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
-        return f"{head}{self._json(path)} IS NOT NULL)"
+        if path.sub or path.keys or path.attr in ENTITY_FIELDS:
+            return self._evaluated(ast.Exists(path))
+        # seq >= 0: an attribute with nothing to compare is no target (index.NO_TARGET)
+        return f"{self._rows(path.attr)} AND a.seq >= 0)"
 
     def compare(self, node: Any) -> str:
-        """A comparison; top-level attributes use attr_index, deeper paths JSON functions."""
+        """A comparison: top-level attributes on attr_index, deeper paths by the evaluator."""
         path = node.path
-        if path.attr in _ENTITY_TIMES and not path.sub and not path.keys:
-            return self._cmp(_ENTITY_TIMES[path.attr], node.op, node.value, ts_column=True)
-        if not path.sub and not path.keys:
-            return self._top_level(node)
-        head = f"EXISTS (SELECT 1 FROM {self._instances(path.attr)} WHERE "
-        if path.keys == ("*",) and not path.sub:
-            # name[*]: any language of a LanguageProperty
-            langs = f"json_each(j.value, {self.p('$.languageMap')}) l"
-            cond = self._cmp("l.value", node.op, node.value, json_expr=True)
-            return f"{head}EXISTS (SELECT 1 FROM {langs} WHERE {cond}))"
-        expr = self._json(path)
-        return head + self._cmp(expr, node.op, node.value, json_expr=True) + ")"
+        plain = not path.sub and not path.keys
+        # (a pattern is a string literal, so ~= and !~= take the evaluator's way)
+        if plain and path.attr in _ENTITY_TIMES and _kinds(node.value) == {"datetime"}:
+            return self._time_column(_ENTITY_TIMES[path.attr], node.op, node.value)
+        if not plain or path.attr in ENTITY_FIELDS:
+            return self._evaluated(node)
+        return self._top_level(node)
 
-    def _instances(self, attr: str) -> str:
-        return f"json_each(e.doc, {self.p(json_path(['attrs', attr]))}) j"
-
-    def _json(self, path: Any) -> str:
-        """The JSON expression of a sub-attribute / key path inside one instance (j.value)."""
-        steps: list[str] = []
-        for i, sub in enumerate(path.sub):
-            if sub in _META_SUBS and i == len(path.sub) - 1:
-                steps.append(_META_SUBS[sub])
-                return f"json_extract(j.value, {self.p(json_path(steps))})"
-            steps += ["sub", sub]
-        if path.keys:
-            # The keyed content is a Property's value, a JsonProperty's json or a
-            # LanguageProperty's languageMap, whichever the instance holds.
-            roots = [json_path([*steps, member, *path.keys]) for member in _KEYED]
-            parts = ", ".join(f"json_extract(j.value, {self.p(r)})" for r in roots)
-            return f"coalesce({parts})"
-        base = json_path(steps)
+    def _rows(self, attr: str, alias: str = "a") -> str:
+        """The opening of an EXISTS over one entity's attr_index rows of an attribute."""
         return (
-            f"coalesce(json_extract(j.value, {self.p(base + '.value')}), "
-            f"json_extract(j.value, {self.p(base + '.object')}))"
+            f"EXISTS (SELECT 1 FROM attr_index {alias} WHERE {alias}.pk = {self.pk} "
+            f"AND {alias}.nid = {self.p(self.nid(attr))}"
         )
 
-    def _column(self, node: Any) -> str:
-        kinds = _kinds(node.value)
-        if kinds & set(_TIME_KINDS):
-            return "a.ts"
-        return "a.num" if kinds & {"number", "bool"} else "a.txt"
+    def _evaluated(self, node: Any) -> str:
+        """A term attr_index does not hold (sub-attributes, [key] paths, entity members): the
+        reference evaluator on the attribute's stored instances (functions.q_match), for the
+        entities that have the attribute."""
+        if node.path.attr in ENTITY_FIELDS:
+            return f"q_match({self.p(encode_term(node))}, e.doc)"
+        has = self._rows(node.path.attr) + ")"  # (parameters bind in the order of the text)
+        term = self.p(encode_term(node))
+        attr = self.p(json_path(["attrs", node.path.attr]))
+        return f"({has} AND q_match({term}, json_extract(e.doc, {attr})))"
 
     def _top_level(self, node: Any) -> str:
-        """A top-level comparison, as the cheaper of two equivalent forms.
+        """A top-level comparison on attr_index (see index.attr_rows for its rows).
 
-        Few matches (a probe of the value index finds at most SELECTIVE rows): an uncorrelated
-        `pk IN (...)` that SQLite computes once. Many: a correlated look-up per candidate on
-        the (pk, name) primary key, which stops at the first LIMIT rows.
+        `==` and the orderings, when every value is of one kind, take the cheaper of two
+        equivalent forms. Few matches (a probe of the value index finds at most SELECTIVE
+        rows): an uncorrelated `pk IN (...)` that SQLite computes once. Many: a correlated
+        look-up per candidate on the (pk, nid) primary key, which stops at the first LIMIT
+        rows. `!=` and `!~=` look for a target (index.TARGET) that none of whose rows equal
+        or match the value; `~=` and the orderings leave Relationships out (index.REL).
         """
-        column = self._column(node)
-        value_index = _VALUE_INDEX[column]
-        if value_index and node.op in _RANGE_OPS and self._selective(node, column, value_index):
+        op, value = node.op, node.value
+        if op == "!=":  # a target's first row (a), then its others (b): most have none
+            head = self._rows(node.path.attr) + f" AND (a.seq & {ELEMENT}) = 0 AND "
+            head += f"coalesce({self._equal('+a', value)}, 0) = 0 AND NOT EXISTS "
+            inner = (
+                "(SELECT 1 FROM attr_index b WHERE b.pk = a.pk AND b.nid = a.nid "
+                f"AND b.seq BETWEEN a.seq + 1 AND a.seq + {ELEMENT} AND "
+            )
+            return head + inner + self._equal("+b", value) + "))"
+        if op == "!~=":
+            head = self._rows(node.path.attr) + f" AND a.txt IS NOT NULL AND {_NOT_REL} "
+            inner = (
+                "AND NOT EXISTS (SELECT 1 FROM attr_index b WHERE b.pk = a.pk AND b.nid = a.nid "
+                f"AND b.seq BETWEEN a.seq - (a.seq & {ELEMENT}) AND (a.seq | {ELEMENT}) "
+            )
+            return head + inner + f"AND b.txt REGEXP {self.p(str(value.value))}))"
+        column = _column(value)
+        if column is not None and op in _RANGE_OPS and self._selective(node, column):
             self.narrowed = True
             head = (
-                f"{self.pk} IN (SELECT a.pk FROM attr_index a INDEXED BY {value_index} "
+                f"{self.pk} IN (SELECT a.pk FROM attr_index a INDEXED BY {_VALUE_INDEX[column]} "
                 f"WHERE a.nid = {self.p(self.nid(node.path.attr))} AND "
             )
-            return head + self._cmp(column, node.op, node.value, ts_column=column == "a.ts") + ")"
-        head = (
-            "EXISTS (SELECT 1 FROM attr_index a "
-            f"WHERE a.pk = {self.pk} AND a.nid = {self.p(self.nid(node.path.attr))} AND "
-        )
-        # "+column" keeps SQLite on the (pk, name) primary key instead of a value index
-        cond = self._cmp("+" + column, node.op, node.value, ts_column=column == "a.ts")
-        return head + cond + ")"
+            return head + self._match("a", op, value) + ")"
+        # "+a.column" keeps SQLite on the (pk, nid) primary key instead of a value index
+        return self._rows(node.path.attr) + " AND " + self._match("+a", op, value) + ")"
 
-    def _selective(self, node: Any, column: str, value_index: str) -> bool:
+    def _selective(self, node: Any, column: str) -> bool:
         """Probe the value index: does this term match at most SELECTIVE attribute rows?"""
         if self.conn is None:
             return False
         probe = Compiler()
-        cond = probe._cmp(column, node.op, node.value, ts_column=column == "a.ts")
+        cond = probe._match("a", node.op, node.value)
         sql = (
-            f"SELECT count(*) FROM (SELECT 1 FROM attr_index a INDEXED BY {value_index} "
-            f"WHERE a.nid = ? AND {cond} LIMIT {SELECTIVE + 1})"
+            f"SELECT count(*) FROM (SELECT 1 FROM attr_index a INDEXED BY "
+            f"{_VALUE_INDEX[column]} WHERE a.nid = ? AND {cond} LIMIT {SELECTIVE + 1})"
         )
         (n,) = self.conn.execute(sql, [self.nid(node.path.attr), *probe.params]).fetchone()
         return bool(n <= SELECTIVE)
 
-    def _cmp(
-        self, expr: str, op: str, value: Any, *, ts_column: bool = False, json_expr: bool = False
-    ) -> str:
-        """expr OP value for every value form: single, list (any of) and range."""
-        if op in ("~=", "!~="):
-            pattern = self.p(str(_scalar(value, ts_column)))
-            match = f"{expr} REGEXP {pattern}"
-            return match if op == "~=" else f"NOT {match}"
-        if json_expr and _kinds(value) & set(_TIME_KINDS):
-            expr = f"norm_ts({expr})"
-            ts_column = True
+    def _match(self, ref: str, op: str, value: Any) -> str:
+        """One attr_index row (`a`, or `+a` to keep value indexes out) against `==`, an
+        ordering or `~=`: same kind only, Relationships only for `==`."""
+        if op == "==":
+            return self._equal(ref, value)
+        not_rel = " AND " + _NOT_REL.replace("a.", ref.lstrip("+") + ".")
+        if op == "~=":
+            return f"{ref}.txt REGEXP {self.p(str(value.value))}{not_rel}"
+        column, param = literal_key(value)
+        cond = f"{ref}.{column} {op} {self.p(param)}"
+        if column == "num":  # a Relationship's objects are never numbers
+            return cond
+        if column == "ts":  # stay within the literal's kind: its tag
+            tag = param[0]
+            cond += f" AND {ref}.ts > '{tag}'" if op in ("<", "<=") else ""
+            cond += f" AND {ref}.ts < '{chr(ord(tag) + 1)}'" if op in (">", ">=") else ""
+        return cond + not_rel
+
+    def _equal(self, ref: str, value: Any) -> str:
+        """One attr_index row equals a value, any of a list, or lies in a range (same kind)."""
         if isinstance(value, ast.Range):
-            lo = self.p(_scalar(value.low, ts_column))
-            hi = self.p(_scalar(value.high, ts_column))
-            inside = f"{expr} BETWEEN {lo} AND {hi}"
+            column, low = literal_key(value.low)
+            _, high = literal_key(value.high)
+            return f"{ref}.{column} BETWEEN {self.p(low)} AND {self.p(high)}"
+        by_column: dict[str, list[Any]] = {}
+        for v in value.values if isinstance(value, ast.ValueList) else (value,):
+            column, param = literal_key(v)
+            by_column.setdefault(column, []).append(param)
+        parts = [
+            f"{ref}.{c} IN ({','.join(self.p(v) for v in ps)})"
+            if len(ps) > 1
+            else f"{ref}.{c} = {self.p(ps[0])}"
+            for c, ps in by_column.items()
+        ]
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def _time_column(self, expr: str, op: str, value: Any) -> str:
+        """createdAt / modifiedAt (stored UTC, one per entity) against DateTime literals."""
+        if isinstance(value, ast.Range):
+            inside = f"{expr} BETWEEN {self.p(value.low.norm)} AND {self.p(value.high.norm)}"
             return inside if op == "==" else f"NOT ({inside})"
         if isinstance(value, ast.ValueList):
-            marks = ",".join(self.p(_scalar(v, ts_column)) for v in value.values)
-            return f"{expr} IN ({marks})" if op == "==" else f"{expr} NOT IN ({marks})"
-        if op not in _SQL_OPS:
-            raise BadRequestData(f"unsupported operator {op!r}")
-        return f"{expr} {_SQL_OPS[op]} {self.p(_scalar(value, ts_column))}"
+            listed = self.in_list(expr, [v.norm for v in value.values])
+            return listed if op == "==" else f"NOT ({listed})"
+        return f"{expr} {_SQL_OPS[op]} {self.p(value.norm)}"
 
 
 def balanced(joiner: str, parts: list[str]) -> str:
@@ -380,17 +392,15 @@ def _kinds(value: Any) -> set[str]:
     return {value.kind}
 
 
-def _scalar(value: Any, ts: bool) -> Any:
-    """The SQL parameter for a q literal."""
-    if value.kind in _TIME_KINDS:
-        return getattr(value, "norm", None) or value.value
-    if value.kind == "bool":
-        return 1.0 if value.value else 0.0
-    if ts and isinstance(value.value, str):
-        from cityhub.store.sqlite.index import norm_datetime
-
-        return norm_datetime(value.value) or value.value
-    return value.value
+def _column(value: Any) -> str | None:
+    """The one attr_index column a literal (or every literal of a list) compares with."""
+    values: tuple[ast.Value, ...]
+    if isinstance(value, ast.Range):
+        values = (value.low,)  # both ends have one kind
+    else:
+        values = value.values if isinstance(value, ast.ValueList) else (value,)
+    columns = {literal_key(v)[0] for v in values}
+    return columns.pop() if len(columns) == 1 else None
 
 
 def json_path(steps: list[str]) -> str:
@@ -410,6 +420,8 @@ def prefilter_box(gq: Any) -> tuple[float, float, float, float] | None:
 
         dlat = dist / 111_000.0
         coslat = max(0.01, math.cos(math.radians((miny + maxy) / 2)))
-        dlon = dist / (111_320.0 * coslat)
-        return minx - dlon * 1.01, miny - dlat * 1.01, maxx + dlon * 1.01, maxy + dlat * 1.01
+        dlon = dist / (111_320.0 * coslat) * 1.01
+        if minx - dlon < -180 or maxx + dlon > 180:
+            return None  # the circle wraps past the antimeridian, where one box cannot follow
+        return minx - dlon, miny - dlat * 1.01, maxx + dlon, maxy + dlat * 1.01
     return minx, miny, maxx, maxy

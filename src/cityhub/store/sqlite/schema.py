@@ -2,7 +2,7 @@
 
 from cityhub.store.sqlite import typestats
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS entity_types (
     PRIMARY KEY (tenant, type, pk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
--- One row per scalar in each top-level attribute instance: q compiles to index look-ups.
+-- One row per compared element of each top-level attribute: q compiles to index look-ups
+-- (store/sqlite/index.py: numbers in num, strings in txt, other kinds as tagged ts keys,
+-- Relationships and the targets `!=` needs in seq).
 -- Clustered by (pk, nid): the table itself answers "does entity pk have name OP value".
 -- nid is the attribute name's id in attr_names (store/sqlite/names.py).
 CREATE TABLE IF NOT EXISTS attr_names (nid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -126,4 +128,15 @@ ALTER TABLE history_v3 RENAME TO history;
     # 3 -> 4: discovery counts per type and attribute, filled from the documents
     # (docs/decisions/020).
     3: typestats.DDL + typestats.BACKFILL,
+    # 4 -> 5: attr_index rows keep kinds apart (booleans, dates, times, nulls get tagged ts
+    # keys; Relationships and each compared target are marked in seq), rebuilt from the
+    # documents by index.attr_rows (functions.index_rows).
+    4: """
+DELETE FROM attr_index;
+INSERT OR IGNORE INTO attr_names (name)
+    SELECT DISTINCT a.key FROM entities e, json_each(e.doc, '$.attrs') a;
+INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
+    SELECT e.pk, n.nid, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4
+    FROM entities e, json_each(index_rows(e.doc)) r JOIN attr_names n ON n.name = r.value ->> 0;
+""",
 }
