@@ -107,34 +107,26 @@ async def test_other_requests_are_answered_between_slices(
 
 
 @pytest.mark.usefixtures("slice3")
-async def test_a_full_disk_in_a_later_slice_names_what_was_stored(
-    app: Starlette, client: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("fault", "fail_on", "status"),
+    [(StoreFull("database or disk is full"), 3, 503), (RuntimeError("a bug"), 2, 500)],
+    ids=["full-disk", "fault"],
+)
+async def test_a_failure_in_a_later_slice_names_what_was_stored(
+    app: Starlette, client: httpx.AsyncClient, fault: Exception, fail_on: int, status: int
 ) -> None:
-    counting(app, "batch_create", fail_on=3)
+    """Earlier slices are stored: the rest fail entity by entity (207), never a 500 for the
+    whole request, which would tell the client nothing happened."""
+    counting(app, "batch_create", fail_on=fail_on, fault=fault)
     ids = [f"urn:ngsi-ld:T:{n}" for n in range(8)]
+    done = 3 * (fail_on - 1)
     resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(8)])
     assert resp.status_code == 207, resp.text
     out = resp.json()
-    assert out["success"] == ids[:6]
-    assert [e["entityId"] for e in out["errors"]] == ids[6:]
-    assert {e["error"]["status"] for e in out["errors"]} == {503}
-    assert await stored(client, ids) == ids[:6]
-
-
-@pytest.mark.usefixtures("slice3")
-async def test_a_fault_in_a_later_slice_is_no_500_and_names_what_was_stored(
-    app: Starlette, client: httpx.AsyncClient
-) -> None:
-    """Earlier slices are stored: a 500 would tell the client nothing happened."""
-    counting(app, "batch_create", fail_on=2, fault=RuntimeError("a bug"))
-    ids = [f"urn:ngsi-ld:T:{n}" for n in range(8)]
-    resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(8)])
-    assert resp.status_code == 207, resp.text
-    out = resp.json()
-    assert out["success"] == ids[:3]
-    assert [e["entityId"] for e in out["errors"]] == ids[3:]
-    assert {e["error"]["status"] for e in out["errors"]} == {500}
-    assert await stored(client, ids) == ids[:3]
+    assert out["success"] == ids[:done]
+    assert [e["entityId"] for e in out["errors"]] == ids[done:]
+    assert {e["error"]["status"] for e in out["errors"]} == {status}
+    assert await stored(client, ids) == ids[:done]
 
 
 @pytest.mark.usefixtures("slice3")
