@@ -7,6 +7,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from statistics import mean
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -364,3 +365,24 @@ def test_example_queries_hit_for_other_seeds(seed: int) -> None:
         params = dict(parse_qsl(parts.query))
         if parts.path == "/entities" and "type" in params:
             assert _entity_hits(c, params), (seed, query)
+
+
+def test_demo_rebuilds_only_its_own_database(tmp_path: Path) -> None:
+    """--db naming a city's real database (or one a hub serves) deleted it: now only a
+    database the demo built is rebuilt, and never while another connection has it open."""
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+    from cityhub.store.sqlite import SqliteStore
+
+    real = tmp_path / "city.db"
+    SqliteStore(real).close()
+    assert not prepare_demo(Settings(db=str(real)))
+    assert real.exists()
+    demo = tmp_path / "mine.db"
+    assert prepare_demo(Settings(db=str(demo)))
+    serving = SqliteStore(demo)  # a hub has it open
+    try:
+        assert not prepare_demo(Settings(db=str(demo)))
+    finally:
+        serving.close()
+    assert prepare_demo(Settings(db=str(demo)))  # the demo's own, closed: rebuilt

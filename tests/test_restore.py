@@ -149,3 +149,29 @@ def test_a_bad_setting_is_named_not_a_traceback(
     err = capsys.readouterr().err
     assert "bad setting port (CITYHUB_PORT)" in err, err
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_source_with_writes_in_its_wal_is_restored_whole(tmp_path: Path) -> None:
+    """A database copied after a crash still holds writes in its -wal: a byte copy of the
+    main file restored none of the 1,000 entities the check counted."""
+    src, db = tmp_path / "crashed.db", tmp_path / "hub.db"
+    store = SqliteStore(src)
+    items = [{"id": f"urn:ngsi-ld:Meter:{n}", "type": "Meter"} for n in range(1000)]
+    EntityService(store).batch_upsert("", items, ContextCache().core, "replace")
+    shutil.copyfile(src, tmp_path / "main-only.db")
+    shutil.copyfile(str(src) + "-wal", str(tmp_path / "main-only.db") + "-wal")
+    store.close()  # (the copies are what a kill -9 leaves: a main file and its -wal)
+    crashed = tmp_path / "main-only.db"
+    assert main(["restore", str(crashed), "--db", str(db), "--no-progress"]) == 0
+    assert _ids(db) == _meters(range(1000))
+
+
+def test_two_restores_in_one_second_each_keep_what_they_replaced(
+    backed_up: tuple[Path, Path],
+) -> None:
+    db, copy = backed_up
+    for _ in range(2):
+        assert main(["restore", str(copy), "--db", str(db), "--no-progress"]) == 0
+    kept = sorted(db.parent.glob("hub.db.before-restore-*"))
+    assert len(kept) == 2
+    assert sorted(len(_ids(k)) for k in kept) == [5, 10], "the original is still kept"

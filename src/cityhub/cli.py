@@ -37,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the NGSI-LD API on the embedded store")
     _server_args(serve, None)
     demo = sub.add_parser("demo", help="load a sample city into a fresh database and serve it")
-    _server_args(demo, "./cityhub-demo.db")
+    _server_args(demo, "./cityhub-demo.db")  # demo.run.DEFAULT_DB
     demo.add_argument("--keep", action="store_true", help="keep an existing demo database")
     backup = sub.add_parser(
         "backup", help="write a consistent copy of the database while the hub keeps serving"
@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from cityhub.demo.run import prepare_demo
 
-        prepare_demo(settings, keep=args.keep)
+        if not prepare_demo(settings, keep=args.keep):
+            return 2
     return serve(settings)
 
 

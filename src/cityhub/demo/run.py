@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -45,14 +47,51 @@ def load_city(store: SqliteStore, *, seed: int = 7, progress: bool = True) -> tu
     return len(city.entities), instances
 
 
-def prepare_demo(settings: Settings, *, keep: bool = False) -> None:
-    """Build the demo database (fresh unless keep) and print example queries."""
+DEFAULT_DB = "cityhub-demo.db"  # the file `cityhub demo` builds when no --db is given
+DEMO_MARK = "demo"  # meta key a demo database carries, so only a demo database is rebuilt
+
+
+def replaceable(path: Path) -> str | None:
+    """Why an existing file must not be replaced by a fresh demo database (None: it may).
+
+    `--db` naming a city's real database, or one a hub is serving, deleted it: only a
+    database the demo built (or the default demo file) is rebuilt, and only when no other
+    connection has it open."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (DEMO_MARK,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        row = None
+    if row is None and path.name != DEFAULT_DB:
+        return f"{path} is not a demo database; name another --db, or remove it yourself"
+    try:
+        conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        mode = str(exc)
+    if mode != "delete":  # SQLite leaves WAL only when no other connection is open
+        return f"{path} is in use ({mode}): stop the hub serving it first"
+    return None
+
+
+def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
+    """Build the demo database (fresh unless keep) and print example queries; False (and a
+    line on stderr) when an existing file must not be replaced."""
     from cityhub.demo.city import build_city
 
     path = Path(settings.db)
     if path.exists() and keep:
         print(f"cityhub demo: keeping {path}")
     else:
+        if path.exists() and (why := replaceable(path)) is not None:
+            print(f"cityhub demo: {why}; nothing was changed", file=sys.stderr)
+            return False
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(path) + suffix)
             if p.exists():
@@ -61,6 +100,9 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> None:
         t0 = time.perf_counter()
         n, h = load_city(store)
         store.close()
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (DEMO_MARK,))
+        conn.close()
         print(
             f"cityhub demo: loaded {n} entities and {h} history instances in {time.perf_counter() - t0:.1f} s into {path}"
         )
@@ -77,3 +119,4 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> None:
     )
     print("Feed it from devices: run `cityhub demo --mqtt embedded` and see `cityhub iot --help`.")
     print(f"\nHealth: http://{settings.host}:{settings.port}/health   Stop with Ctrl-C.\n")
+    return True

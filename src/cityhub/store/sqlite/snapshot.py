@@ -133,7 +133,7 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     kept = None
     if db.exists():
         _fold(db)
-        kept = db.with_name(f"{db.name}.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+        kept = _free_name(db, f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
         db.replace(kept)
     part = db.with_name(db.name + ".restoring")
     try:
@@ -149,18 +149,37 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     return Restored(db, entities, kept)
 
 
-def _copy(source: Path, dest: Path, progress: Progress | None, chunk: int = 1 << 22) -> None:
-    """Copy a file in 4 MiB chunks, reporting each, and make it durable before it is used."""
-    total = source.stat().st_size
-    done = 0
-    with source.open("rb") as src, dest.open("wb") as out:
-        while block := src.read(chunk):
-            out.write(block)
-            done += len(block)
+def _copy(source: Path, dest: Path, progress: Progress | None, pages: int = 1024) -> None:
+    """Copy a database through SQLite's backup API, 4 MiB at a time at the default page size,
+    reporting each step in bytes, and make it durable before it is used. A byte copy of the
+    file missed what a backup still held in its -wal (a database copied after a crash): the
+    check counted 1,000 entities, the restored file held none."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    out = sqlite3.connect(dest)
+    try:
+        size = int(src.execute("PRAGMA page_size").fetchone()[0])
+
+        def step(_status: int, remaining: int, total: int) -> None:
             if progress is not None:
-                progress(done, total)
-        out.flush()
-        os.fsync(out.fileno())
+                progress((total - remaining) * size, total * size)
+
+        src.backup(out, pages=pages, progress=step)
+    finally:
+        out.close()
+        src.close()
+    with dest.open("rb") as written:
+        os.fsync(written.fileno())
+
+
+def _free_name(db: Path, suffix: str) -> Path:
+    """db's name with suffix, numbered when taken: two restores in one second each keep
+    the database they replaced."""
+    kept = db.with_name(db.name + suffix)
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = db.with_name(f"{db.name}{suffix}-{n}")
+    return kept
 
 
 def _check_backup(source: Path) -> int:
