@@ -151,6 +151,24 @@ def test_a_bad_setting_is_named_not_a_traceback(
     assert not (tmp_path / "copy.db").exists()
 
 
+@pytest.mark.parametrize(
+    "argv", [["serve", "--port", "1"], ["import", "csv", "none.csv", "--type", "T"], ["backup"]]
+)
+def test_settings_that_do_not_parse_are_one_line_not_a_traceback(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A CITYHUB_CONTEXT_MIRRORS that is not JSON raised pydantic's SettingsError."""
+    monkeypatch.setenv("CITYHUB_CONTEXT_MIRRORS", "not json")
+    if argv == ["backup"]:
+        argv = ["backup", str(tmp_path / "copy.db")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "bad settings" in err and "context_mirrors" in err, err
+
+
 def test_a_source_with_writes_in_its_wal_is_restored_whole(tmp_path: Path) -> None:
     """A database copied after a crash still holds writes in its -wal: a byte copy of the
     main file restored none of the 1,000 entities the check counted."""

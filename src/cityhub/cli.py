@@ -99,12 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def load_settings(**overrides: Any) -> Settings | None:
     """The settings from CITYHUB_* and these overrides; None, each bad one named on stderr."""
+    import tomllib
+
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from cityhub.settings import Settings
 
     try:
         return Settings(**overrides)
+    except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        print(f"cityhub: bad settings: {exc}{cause}", file=sys.stderr)
+        return None
     except ValidationError as exc:
         for err in exc.errors():
             field = "_".join(str(part) for part in err["loc"])

@@ -137,16 +137,12 @@ def _source(args: argparse.Namespace) -> Source:
 
 def run(args: argparse.Namespace) -> int:
     """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
-    from pydantic import ValidationError
-
+    from cityhub.cli import load_settings
     from cityhub.ingest.importers.runner import SHOWN_ERRORS, run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
-    from cityhub.settings import Settings
 
-    try:
-        settings = Settings(**({"db": args.db} if args.db else {}))
-    except ValidationError as exc:
-        print(f"cityhub import: bad setting: {exc}", file=sys.stderr)
+    settings = load_settings(**({"db": args.db} if args.db else {}))
+    if settings is None:  # load_settings named each bad one
         return 2
     try:
         source = _source(args)
