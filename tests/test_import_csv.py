@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv as pycsv
 import json
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,28 @@ def test_a_bad_row_is_rejected_and_reported_while_its_neighbours_are_stored(
     assert "rejected line 7 urn:ngsi-ld:Shop:e: Bad request data: observedAt" in out.err
     assert "3 created, 0 updated, 3 rejected" in summary(out.out)
     assert "Traceback" not in out.err
+
+
+def test_a_malformed_row_is_rejected_and_the_rows_after_it_are_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "hub.db"
+    huge = "z" * (pycsv.field_size_limit() + 1)
+    text = f'id,a\n1,"x"y\n2,ok\n3,"{huge}"\n4,ok\n5,"never closed\n6,q\n7,r\n'
+    csv = write(tmp_path, text)
+    assert main(["import", "csv", str(csv), "--type", "T", "--db", str(db), "--no-progress"]) == 1
+    assert set(docs(db)) == {"urn:ngsi-ld:T:2", "urn:ngsi-ld:T:4"}
+    out = capsys.readouterr()
+    assert (
+        "rejected line 2: Bad request data: text follows a quoted cell's closing quote" in out.err
+    )
+    assert "rejected line 4: Bad request data: a cell is longer than 131,072 characters" in out.err
+    # An open quote swallows the rest of the file: the user learns where it opened.
+    assert (
+        "rejected line 6: Bad request data: a quoted cell opened on line 6 is never closed: "
+        "lines 6-8" in out.err
+    )
+    assert "2 created, 0 updated, 3 rejected" in summary(out.out)
 
 
 def test_only_the_first_20_rejections_are_printed_but_all_are_counted(

@@ -9,7 +9,7 @@ import os
 import shutil
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -287,6 +287,62 @@ def test_not_a_feed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert "neither a zip file nor a folder" in err
     assert "no such file or folder" in err
+
+
+def _zip_with(tmp_path: Path, *, flag: int = 0, method: int | None = None) -> Path:
+    """The sample feed deflated, its headers given a flag bit or a compression method."""
+    plain = tmp_path / "plain.zip"
+    with (
+        zipfile.ZipFile(feed_path("sample_gtfs.zip")) as zin,
+        zipfile.ZipFile(plain, "w", zipfile.ZIP_DEFLATED) as zout,
+    ):
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name))
+    data = bytearray(plain.read_bytes())
+    # (signature, offset of the flag field, offset of the method field) in each header
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flags_at] |= flag
+            if method is not None:
+                data[at + method_at : at + method_at + 2] = method.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    target = tmp_path / "odd.zip"
+    target.write_bytes(bytes(data))
+    return target
+
+
+def _damaged_zip(tmp_path: Path) -> Path:
+    """The sample feed deflated, with bytes inside the compressed stops.txt inverted."""
+    plain = _zip_with(tmp_path)
+    data = bytearray(plain.read_bytes())
+    start = data.find(b"stops.txt") + len("stops.txt") + 8
+    for i in range(start, start + 24):
+        data[i] ^= 0xFF
+    plain.write_bytes(bytes(data))
+    return plain
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_damaged_zip, "damaged"),
+        (lambda tmp: _zip_with(tmp, flag=1), "password required"),
+        (lambda tmp: _zip_with(tmp, method=99), "re-zip it with deflate"),
+    ],
+    ids=["damaged", "encrypted", "unknown-compression"],
+)
+def test_a_zip_that_cannot_be_read_exits_2_with_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], Path],
+    message: str,
+) -> None:
+    feed = make(tmp_path)
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "x.db"), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
 
 
 # -- a real city: Cairns --------------------------------------------------------------------

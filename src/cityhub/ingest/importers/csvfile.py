@@ -50,7 +50,8 @@ class CsvSource:
         except OSError as exc:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
         lines = utf8_lines(self._stream, str(path))
-        self._reader = csv.reader(lines, delimiter=options.delimiter)
+        # strict: a quote left open is an error on its row, not the rest of the file in one cell
+        self._reader = csv.reader(lines, delimiter=options.delimiter, strict=True)
         try:
             header = next(self._reader, None)
         except csv.Error as exc:
@@ -123,15 +124,20 @@ class CsvSource:
             return max(count_lines(f) - 1, 0)
 
     def __iter__(self) -> Iterator[Record]:
-        """One record per row; a row that cannot become an entity carries its error."""
+        """One record per row; a row that cannot be parsed or become an entity carries its error."""
         line = self._reader.line_num + 1
         try:
-            for row in self._reader:
-                if any(cell.strip() for cell in row):
-                    yield self._record(row, f"line {line}")
+            while True:
+                try:
+                    row = next(self._reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # the reader resumes on the next line
+                    yield Record(f"line {line}", error=_malformed(exc, line, self._reader.line_num))
+                else:
+                    if any(cell.strip() for cell in row):
+                        yield self._record(row, f"line {line}")
                 line = self._reader.line_num + 1
-        except csv.Error as exc:
-            raise ImportFailed(f"{self.path} line {line}: {exc}") from exc
         finally:
             self._stream.close()
 
@@ -184,3 +190,21 @@ def _degrees(text: str, what: str, limit: float) -> float:
     if not math.isfinite(value) or abs(value) > limit:
         raise BadRequestData(f"{what} {text!r} is outside ±{limit:g}")
     return value
+
+
+def _malformed(exc: csv.Error, first: int, last: int) -> BadRequestData:
+    """What a csv.Error on lines first..last means to the person who wrote the file."""
+    text = str(exc)
+    if text.startswith("unexpected end of data"):
+        return BadRequestData(
+            f"a quoted cell opened on line {first} is never closed: lines {first}-{last} "
+            "(the end of the file) were read as this one row"
+        )
+    if text.startswith("field larger than field limit"):
+        return BadRequestData(f"a cell is longer than {csv.field_size_limit():,} characters")
+    if "expected after '\"'" in text:
+        return BadRequestData(
+            "text follows a quoted cell's closing quote: quote the whole cell and double "
+            'the quotes inside it ("a ""b"" c")'
+        )
+    return BadRequestData(f"not valid CSV: {text}")

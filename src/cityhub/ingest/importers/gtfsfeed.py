@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -99,5 +100,13 @@ class GtfsFeed:
             yield
         except csv.Error as exc:
             raise ImportFailed(f"{table}: {exc}") from exc
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ImportFailed(f"cannot read {table} from {self.path}: damaged ({exc})") from exc
+        except OSError as exc:
+            raise ImportFailed(f"cannot read {table} from {self.path}: {exc}") from exc
+        except NotImplementedError as exc:  # a compression method zipfile lacks
+            raise ImportFailed(
+                f"cannot read {table} from {self.path}: {exc}; re-zip it with deflate"
+            ) from exc
+        except RuntimeError as exc:  # zipfile's word for a member that needs a password
             raise ImportFailed(f"cannot read {table} from {self.path}: {exc}") from exc
