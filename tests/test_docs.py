@@ -40,3 +40,20 @@ def test_a_bad_setting_is_named_as_the_user_wrote_it(
     assert main(["serve", "--port", "1"]) == 2
     err = capsys.readouterr().err
     assert "bad setting sync (CITYHUB_SYNC) = 'off'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mqtt://:1883", "not an MQTT broker URL"),
+        ("mqtt://broker:99999", "Port out of range"),
+        ("mqtts://broker:tls", "Port could not be cast"),
+    ],
+)
+def test_a_broker_url_that_does_not_parse_stops_the_hub_before_it_serves(
+    capsys: pytest.CaptureFixture[str], url: str, reason: str
+) -> None:
+    # Before, the hub started and served with its MQTT southbound quietly off.
+    assert main(["serve", "--port", "1", "--mqtt", url]) == 2
+    err = capsys.readouterr().err
+    assert f"bad setting mqtt (CITYHUB_MQTT) = {url!r}" in err and reason in err, err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -144,6 +144,16 @@ class Settings(BaseSettings):
         le=10_000,
         description="Most device messages in one write; a full batch is written at once.",
     )
+
+    @field_validator("mqtt")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        """A broker URL must name a host and a valid port, or the hub would start with MQTT off."""
+        if value not in ("off", "embedded"):
+            from cityhub.ingest.agent.mqtt import parse_broker
+
+            parse_broker(value)  # its ValueError becomes the setting's validation error
+        return value
 
     @classmethod
     def settings_customise_sources(
