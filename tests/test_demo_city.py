@@ -386,3 +386,17 @@ def test_demo_rebuilds_only_its_own_database(tmp_path: Path) -> None:
     finally:
         serving.close()
     assert prepare_demo(Settings(db=str(demo)))  # the demo's own, closed: rebuilt
+
+
+def test_a_demo_database_that_cannot_be_built_is_one_line_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--db in a folder that does not exist ended in a sqlite3 traceback."""
+    from cityhub.cli import main
+
+    target = tmp_path / "no-such-folder" / "demo.db"
+    assert main(["demo", "--db", str(target), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"cityhub demo: cannot build {target}: unable to open database file" in err, err
+    assert "Traceback" not in err
+    assert not target.parent.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -14,6 +15,7 @@ from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.settings import Settings
+from cityhub.store.base import StoreError
 from cityhub.store.sqlite import SqliteStore
 
 
@@ -80,6 +82,29 @@ def replaceable(path: Path) -> str | None:
     return None
 
 
+def _remove(path: Path) -> None:
+    """Delete a demo database with its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(str(path) + suffix)
+
+
+def _build(path: Path) -> tuple[int, int]:
+    """Load the sample city into a new database at path and mark it as the demo's own."""
+    store = SqliteStore(path)
+    try:
+        counts = load_city(store)
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (DEMO_MARK,))
+    finally:
+        conn.close()
+    return counts
+
+
 def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
     """Build the demo database (fresh unless keep) and print example queries; False (and a
     line on stderr) when an existing file must not be replaced."""
@@ -92,17 +117,14 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
         if path.exists() and (why := replaceable(path)) is not None:
             print(f"cityhub demo: {why}; nothing was changed", file=sys.stderr)
             return False
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(str(path) + suffix)
-            if p.exists():
-                os.remove(p)
-        store = SqliteStore(path)
+        _remove(path)
         t0 = time.perf_counter()
-        n, h = load_city(store)
-        store.close()
-        with sqlite3.connect(path) as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (DEMO_MARK,))
-        conn.close()
+        try:
+            n, h = _build(path)
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            _remove(path)  # a half-built demo database is of no use to anyone
+            print(f"cityhub demo: cannot build {path}: {exc}", file=sys.stderr)
+            return False
         print(
             f"cityhub demo: loaded {n} entities and {h} history instances in {time.perf_counter() - t0:.1f} s into {path}"
         )
