@@ -261,9 +261,17 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     nowhere = f"http://127.0.0.1:{free_port()}"
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
+    nan, huge, deep = (tmp_path / f"{n}.json" for n in ("nan", "huge", "deep"))
+    nan.write_text('{"attributes": {"t": {"name": "t", "type": "number", "scale": NaN}}}')
+    huge.write_text('{"attributes": {"t": {"name": "t", "type": "number", "scale": 1e400}}}')
+    deep.write_text("[" * 100_000 + "]" * 100_000)
     for argv, status, words in (
         (["devices", "list", "--url", nowhere], 1, f"cannot reach the hub at {nowhere}"),
         (["devices", "create", "x", "--mapping", str(bad)], 2, "is not valid JSON"),
+        # Python's json loads these, then the request could not be sent: a traceback before.
+        (["devices", "create", "x", "--mapping", str(nan), "--url", nowhere], 2, "holds NaN"),
+        (["devices", "create", "x", "--mapping", str(huge), "--url", nowhere], 2, "holds 1e400"),
+        (["devices", "create", "x", "--mapping", str(deep), "--url", nowhere], 2, "too deeply"),
         (["sources", "create", "x", "--mapping", str(tmp_path / "no")], 2, "cannot read the"),
     ):
         code, out, err = cli(capsys, "iot", *argv)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -77,10 +78,20 @@ def _read_json(path: str, what: str) -> Any:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
         raise CliError(f"cannot read the {what} file {path}: {exc.strerror or exc}", 2) from None
-    try:
-        return json.loads(text)
+
+    def refuse(token: str) -> Any:
+        raise CliError(f"the {what} file {path} holds {token}, which JSON has no place for", 2)
+
+    def finite(token: str) -> float:
+        value = float(token)
+        return value if math.isfinite(value) else refuse(f"{token} (beyond every double)")
+
+    try:  # NaN, Infinity and 1e400 load in Python but no hub (nor JSON) can take them
+        return json.loads(text, parse_constant=refuse, parse_float=finite)
     except json.JSONDecodeError as exc:
         raise CliError(f"the {what} file {path} is not valid JSON: {exc}", 2) from None
+    except RecursionError:
+        raise CliError(f"the {what} file {path} is nested too deeply", 2) from None
 
 
 def _body(args: argparse.Namespace) -> dict[str, Any]:
