@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from cityhub.cli import main
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.service import EntityService
 from cityhub.store.sqlite import SqliteStore
+from cityhub.store.sqlite.schema import SCHEMA_VERSION
 
 
 def _write(db: Path, ids: range) -> None:
@@ -85,6 +87,24 @@ def test_restore_refuses_what_is_no_sound_cityhub_database(
     torn.write_bytes(bytes(data[: len(data) // 2]))
     assert main(["restore", str(torn), "--db", str(db)]) == 2
     assert main(["restore", str(db.parent / "none.db"), "--db", str(db)]) == 2
+    assert _ids(db) == _meters(range(10))
+    assert not list(db.parent.glob("hub.db.before-restore-*"))
+
+
+def test_restore_refuses_a_backup_from_a_newer_cityhub(
+    backed_up: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Restored, it left a database no hub of this version could open, the old one moved aside."""
+    db, copy = backed_up
+    conn = sqlite3.connect(copy)
+    with conn:
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
+    conn.close()
+    assert main(["restore", str(copy), "--db", str(db), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"written by cityhub schema {SCHEMA_VERSION + 1}" in err and "cannot open" in err
     assert _ids(db) == _meters(range(10))
     assert not list(db.parent.glob("hub.db.before-restore-*"))
 

@@ -140,3 +140,10 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     FROM entities e, json_each(index_rows(e.doc)) r JOIN attr_names n ON n.name = r.value ->> 0;
 """,
 }
+
+
+def opens(version: int) -> bool:
+    """Whether this cityhub can open a database of that schema version (upgrading it)."""
+    return version <= SCHEMA_VERSION and all(
+        v in MIGRATIONS for v in range(version, SCHEMA_VERSION)
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.store.base import StoreError
+from cityhub.store.sqlite.schema import SCHEMA_VERSION, opens
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def _check_backup(source: Path) -> int:
         conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         try:
             verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
-            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             entities = int(conn.execute("SELECT count(*) FROM entities").fetchone()[0])
         finally:
             conn.close()
@@ -196,6 +197,12 @@ def _check_backup(source: Path) -> int:
         raise StoreError(f"{source} is not a cityhub database ({exc})") from None
     if verdict != "ok":
         raise StoreError(f"{source} failed its check ({verdict})")
+    version = int(row[0]) if row and str(row[0]).isdigit() else 1
+    if not opens(version):  # restored, it would leave a database no hub here can open
+        raise StoreError(
+            f"{source} was written by cityhub schema {version}, which this cityhub (schema "
+            f"{SCHEMA_VERSION}) cannot open; restore it with the cityhub that wrote it"
+        )
     return entities
 
 
