@@ -151,6 +151,19 @@ def test_a_malformed_row_is_rejected_and_the_rows_after_it_are_stored(
     assert "2 created, 0 updated, 3 rejected" in summary(out.out)
 
 
+def test_a_rejected_repeat_of_an_id_is_reported_at_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store's rejection was placed by id, so the first line with that id was blamed."""
+    text = "id,name,at\na,one,2024-01-01T00:00:00Z\nb,two,\na,three,yesterday\n"
+    csv = write(tmp_path, text)
+    argv = ["import", "csv", str(csv), "--type", "T", "--observed-at", "at", "--no-progress"]
+    assert main([*argv, "--db", str(tmp_path / "hub.db")]) == 1
+    err = capsys.readouterr().err
+    assert "rejected line 4 urn:ngsi-ld:T:a: Bad request data: observedAt" in err, err
+    assert "line 2" not in err
+
+
 def test_only_the_first_20_rejections_are_printed_but_all_are_counted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

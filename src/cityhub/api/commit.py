@@ -190,8 +190,9 @@ async def grouped_slices(
             log.exception("batch slice from entity %d failed; the rest are reported", start)
             err = exc if isinstance(exc, NgsiLdError) else _unstored(exc)
             out.errors += [(item_id(item), err) for item in items[start:]]
+            out.failed += range(start, len(items))
             break
-        out.extend(part)
+        out.extend(part, start)
     return out
 
 

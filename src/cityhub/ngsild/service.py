@@ -47,12 +47,15 @@ class BatchOutcome:
     success: list[str] = field(default_factory=list)
     errors: list[tuple[str, NgsiLdError]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    # the item index of each error: an id can repeat in one batch, so ids cannot place them
+    failed: list[int] = field(default_factory=list)
 
-    def extend(self, other: BatchOutcome) -> None:
-        """Add the results of a later part of the same batch."""
+    def extend(self, other: BatchOutcome, offset: int) -> None:
+        """Add the results of a later part of the same batch, which starts at item offset."""
         self.success += other.success
         self.errors += other.errors
         self.created += other.created
+        self.failed += [offset + i for i in other.failed]
 
 
 class EntityService:
@@ -394,6 +397,7 @@ class EntityService:
                     result = pre if pre is not None else op(tx, item)
                 except NgsiLdError as err:
                     out.errors.append((item_id(item), err))
+                    out.failed.append(i)
                     continue
                 eid, created = result if isinstance(result, tuple) else (result, False)
                 out.success.append(eid)

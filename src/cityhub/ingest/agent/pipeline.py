@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +26,6 @@ from cityhub.ingest.agent.reasons import (
 )
 from cityhub.ingest.agent.registry import Registry, Target
 from cityhub.ingest.agent.stats import Stats
-from cityhub.ngsild.context import TermMap
-from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import BatchOutcome
 from cityhub.store.base import StoreFull
@@ -212,7 +209,7 @@ class Ingestor:
             for p in batch:
                 fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
             return refused
-        bad = _failures(outcome, batch, tm)
+        bad = _failures(outcome, batch)
         for p in batch:
             err = bad.get(id(p))
             if err is not None:
@@ -246,30 +243,10 @@ class Ingestor:
                 fut.set_result(None)
 
 
-def _failures(outcome: BatchOutcome, batch: list[Pending], tm: TermMap) -> dict[int, NgsiLdError]:
-    """Which messages of a batch failed (batch results name entities, not items).
-
-    When every fragment of an entity failed, all its messages did; when only some did, each
-    fragment is validated again on its own to find the bad ones (rare: mappings are checked).
-    """
-    if not outcome.errors:
-        return {}
-    errors: dict[str, list[NgsiLdError]] = {}
-    for eid, err in outcome.errors:
-        errors.setdefault(eid, []).append(err)
-    fragments = Counter(p.target.entity_id for p in batch for _ in p.items)
+def _failures(outcome: BatchOutcome, batch: list[Pending]) -> dict[int, NgsiLdError]:
+    """Which messages of a batch failed: each item error placed by its index in the batch."""
+    owner = [id(p) for p in batch for _ in p.items]
     out: dict[int, NgsiLdError] = {}
-    for p in batch:
-        errs = errors.get(p.target.entity_id)
-        if not errs:
-            continue
-        if len(errs) >= fragments[p.target.entity_id]:
-            out[id(p)] = errs[0]
-            continue
-        for item in p.items:
-            try:
-                expand_entity(item, tm)
-            except NgsiLdError as err:
-                out[id(p)] = err
-                break
+    for i, (_, err) in zip(outcome.failed, outcome.errors, strict=True):
+        out.setdefault(owner[i], err)
     return out

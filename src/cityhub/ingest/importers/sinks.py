@@ -59,7 +59,8 @@ def term_map(context: str | None, settings: Settings) -> TermMap:
 
 
 def _locate(ids: Sequence[str], rejected: Sequence[str]) -> list[int]:
-    """Positions of rejected ids in the chunk: batch results list errors in item order."""
+    """Positions of rejected ids in the chunk: a hub's 207 lists errors in item order, by id
+    only, so of an id repeated in one chunk the first unplaced one is taken."""
     out: list[int] = []
     j = 0
     for eid in rejected:
@@ -93,9 +94,8 @@ class DbSink:
             out = self.service.batch_upsert(self.tenant, entities, self.tm, "update")
         except (StoreError, sqlite3.Error) as exc:  # StoreFull: the disk is full
             raise ImportFailed(f"the database {self.store.path} failed: {exc}") from exc
-        places = _locate([str(e.get("id", "")) for e in entities], [eid for eid, _ in out.errors])
         errors = [
-            (i, err.title, err.detail) for i, (_, err) in zip(places, out.errors, strict=True)
+            (i, err.title, err.detail) for i, (_, err) in zip(out.failed, out.errors, strict=True)
         ]
         return ChunkResult(len(out.created), len(out.success) - len(out.created), errors)
 
