@@ -546,7 +546,7 @@ async def test_instances_without_observed_at_are_aggregated_at_modified_at(
     client: httpx.AsyncClient,
 ) -> None:
     """Entities written without observedAt (most of them) aggregate as temporalValues shows
-    them: at their modifiedAt; a timerel on observedAt leaves them out, as it does there."""
+    them: at their modifiedAt, which is where a timerel on observedAt finds them too."""
     await create(client, {"id": EID, "type": "Meter", "count": 1})
     for n in (2, 4):
         await client.patch(f"{BASE}/entities/{EID}/attrs", json={"count": n})
@@ -566,7 +566,15 @@ async def test_instances_without_observed_at_are_aggregated_at_modified_at(
         timerel="after",
         timeAt="2000-01-01T00:00:00Z",
     )
-    assert [v[0] for v in windowed["count"]["sum"]] == [10], windowed
+    assert [v[0] for v in windowed["count"]["sum"]] == [17], windowed
+    observed_only = await temporal(
+        client,
+        options="aggregatedValues",
+        aggrMethods="sum",
+        timerel="before",
+        timeAt="2025-01-01T00:00:00Z",
+    )
+    assert [v[0] for v in observed_only["count"]["sum"]] == [10], observed_only
 
 
 async def test_temporal_create_validates_like_create(client: httpx.AsyncClient) -> None:

@@ -209,8 +209,11 @@ def _members(params: Mapping[str, str], tm: TermMap) -> _Members:
 
 
 def _when(inst: Doc, prop: str) -> float | None:
-    """An instance's time on the requested time property (None: never observed)."""
+    """An instance's time on the requested time property; one never observed sits on the
+    observedAt axis at its modifiedAt, as the store orders and filters it (decision 024)."""
     raw = inst.get(prop)
+    if raw is None and prop == "observedAt":
+        raw = inst.get("modifiedAt")
     return parse_ts(raw).timestamp() if isinstance(raw, str) else None
 
 
@@ -410,7 +413,7 @@ class TemporalService:
                     insts = insts[len(insts) - limit :] if descending else insts[:limit]
                     attrs[name] = insts
                     last = insts[0] if descending else insts[-1]
-                    edge = _when(last, prop) or _when(last, "modifiedAt")
+                    edge = _when(last, prop)
                     if edge is not None:
                         edges.append(edge)
         if not edges:

@@ -2,7 +2,7 @@
 
 from cityhub.store.sqlite import typestats
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS history (
     nid INTEGER NOT NULL,  -- the attribute, as its attr_names id
     dataset_id TEXT,
     instance_id TEXT NOT NULL,
+    -- observedAt, or modifiedAt for an instance never observed (docs/decisions/024)
     t_observed REAL, t_created REAL NOT NULL, t_modified REAL NOT NULL,
     num REAL,
     inst TEXT NOT NULL
@@ -139,6 +140,9 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     SELECT e.pk, n.nid, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4
     FROM entities e, json_each(index_rows(e.doc)) r JOIN attr_names n ON n.name = r.value ->> 0;
 """,
+    # 5 -> 6: an instance without observedAt sits on the observedAt axis at its modifiedAt
+    # (docs/decisions/024).
+    5: "UPDATE history SET t_observed = t_modified WHERE t_observed IS NULL;",
 }
 
 

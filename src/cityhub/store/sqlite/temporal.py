@@ -189,7 +189,7 @@ def _write_history(
         for attr, instances in attrs.items():
             nid = names.assign(conn, attr)
             for inst in instances:
-                observed = t(inst.get("observedAt"))
+                observed, modified = t(inst.get("observedAt")), t(inst["modifiedAt"])
                 if observed is not None and replace:
                     replaced.append((tpk, nid, observed, inst.get("datasetId")))
                 rows.append(
@@ -198,16 +198,17 @@ def _write_history(
                         nid,
                         inst.get("datasetId"),
                         inst.get("instanceId") or new_instance_id(),
-                        observed,
+                        modified if observed is None else observed,  # decision 024
                         t(inst["createdAt"]),
-                        t(inst["modifiedAt"]),
+                        modified,
                         _num(inst),
                         _stored_json(inst),
                     )
                 )
     if replaced:
         conn.executemany(
-            "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? AND dataset_id IS ?",
+            "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
+            "AND dataset_id IS ? AND inst ->> '$.observedAt' IS NOT NULL",
             replaced,
         )
     conn.executemany(
@@ -293,7 +294,7 @@ def update_instance(
     values = (
         _stored_json(inst),
         _num(inst),
-        epoch(inst.get("observedAt")),
+        epoch(inst.get("observedAt") or inst["modifiedAt"]),  # decision 024
         epoch(inst["modifiedAt"]),
         inst.get("datasetId"),
     )
@@ -579,6 +580,7 @@ def aggregate(
     """
     ents, total = _entities(conn, names, tenant, query, install_geo)
     indexed = query.timeproperty in _INDEXED_TIMES
+    col = TIME_COLUMNS[query.timeproperty]
     exprs = ["count(*)"]
     for m in aggr.methods:
         for e in _METHOD_SQL[m]:
@@ -586,10 +588,9 @@ def aggregate(
                 exprs.append(e)
     out: list[tuple[Doc, dict[str, Doc]]] = []
     for tpk, header in ents:
-        selected: dict[str, tuple[str, list[Any], float, float, str]] = {}
+        selected: dict[str, tuple[str, list[Any], float, float]] = {}
         for name, nid in _attr_ids(conn, names, tpk, query.attrs):
             params: list[Any] = [tpk, nid]
-            col = _aggregation_time(conn, query, tpk, nid)
             where = f"h.tpk = ? AND h.nid = ?{_dataset_filter(query.dataset_ids, _binder(params))}"
             where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
             first = conn.execute(
@@ -600,26 +601,25 @@ def aggregate(
             last = conn.execute(
                 f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} DESC LIMIT 1", params
             ).fetchone()
-            selected[name] = (where, params, first[0], last[0], col)
+            selected[name] = (where, params, first[0], last[0])
         if not selected:
             out.append((header, {}))
             continue
         if query.timerel in ("after", "between") and query.time_at is not None:
             start = query.time_at
         else:
-            start = min(first for _, _, first, _, _ in selected.values())
+            start = min(first for _, _, first, _ in selected.values())
         if query.timerel == "between" and query.end_time_at is not None:
             end = query.end_time_at
         elif query.timerel == "before" and query.time_at is not None:
             end = query.time_at
         else:
-            end = max(last for _, _, _, last, _ in selected.values())
+            end = max(last for _, _, _, last in selected.values())
         attrs: dict[str, Doc] = {}
         kinds: dict[str, str] = {}
-        for name, (where, params, first, last, col) in selected.items():
-            ranged = indexed and col == TIME_COLUMNS[query.timeproperty]
+        for name, (where, params, first, last) in selected.items():
             rows = _periods(
-                conn, query, col, exprs, where, params, start, end, aggr, first, last, ranged
+                conn, query, col, exprs, where, params, start, end, aggr, first, last, indexed
             )
             if not rows:
                 continue
@@ -631,20 +631,6 @@ def aggregate(
             kinds[name] = found[0] if found and found[0] else "Property"
         out.append(({**header, "attrTypes": kinds}, attrs))
     return out, total
-
-
-def _aggregation_time(conn: sqlite3.Connection, query: TemporalQuery, tpk: int, nid: int) -> str:
-    """The time an attribute's instances are aggregated by. Without timerel, an instance with
-    no observedAt counts at its modifiedAt, where temporalValues shows it too; with a
-    timerel on observedAt it is left out, as in every other format."""
-    col = TIME_COLUMNS[query.timeproperty]
-    if query.timeproperty != "observedAt" or query.timerel is not None:
-        return col
-    unobserved = conn.execute(
-        "SELECT 1 FROM history WHERE tpk = ? AND nid = ? AND t_observed IS NULL LIMIT 1",
-        (tpk, nid),
-    ).fetchone()
-    return col if unobserved is None else f"coalesce({col}, h.t_modified)"
 
 
 def _periods(
