@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -40,6 +41,8 @@ from cityhub.ngsild.linked import dedupe, render_joined
 from cityhub.ngsild.render import DEFAULT, render_entity
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
 from cityhub.store.base import EntityQuery
+
+T = TypeVar("T")
 
 GET_TYPES = (JSON, JSONLD, GEOJSON)
 
@@ -211,6 +214,9 @@ async def get_entity(request: Request) -> Response:
         P.projections(params)
         P.join_options(params)
     doc = service(request).get(ctx.tenant, eid)
+    types = _types(request, ctx)
+    if types and not set(types) & set(doc["type"]):
+        raise ResourceNotFound(f"entity {eid} is not of type {params['type']}")
     if params.get("attrs") and not any(
         ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"])
     ):
@@ -242,7 +248,8 @@ async def replace_entity(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, must_exist=True)
-    await grouped(request, service(request).replace, ctx.tenant, _eid(request), body, ctx.tm)
+    replace_fn = _selected(request, ctx, service(request).replace)
+    await grouped(request, replace_fn, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
 
@@ -251,7 +258,8 @@ async def merge_entity(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media, must_exist=True)
-    await grouped(request, service(request).merge, ctx.tenant, _eid(request), body, ctx.tm)
+    merge_fn = _selected(request, ctx, service(request).merge)
+    await grouped(request, merge_fn, ctx.tenant, _eid(request), body, ctx.tm)
     return no_content()
 
 
@@ -260,7 +268,7 @@ async def delete_entity(request: Request) -> Response:
     eid = _eid(request)  # first: `<id>/attrs/` is a 405, whatever the parameters
     params_of(request)  # refuses unknown parameters
     ctx = await context_of(request, must_exist=True)
-    await grouped(request, service(request).delete, ctx.tenant, eid)
+    await grouped(request, _selected(request, ctx, service(request).delete), ctx.tenant, eid)
     return no_content()
 
 
@@ -282,9 +290,8 @@ async def append_attrs(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, must_exist=True)
     no_overwrite = "noOverwrite" in P.options(params)
-    out = await grouped(
-        request, service(request).append, ctx.tenant, _eid(request), body, ctx.tm, no_overwrite
-    )
+    append_fn = _selected(request, ctx, service(request).append)
+    out = await grouped(request, append_fn, ctx.tenant, _eid(request), body, ctx.tm, no_overwrite)
     return _attr_result(out)
 
 
@@ -293,7 +300,8 @@ async def update_attrs(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media, must_exist=True)
-    out = await grouped(request, service(request).update, ctx.tenant, _eid(request), body, ctx.tm)
+    update_fn = _selected(request, ctx, service(request).update)
+    out = await grouped(request, update_fn, ctx.tenant, _eid(request), body, ctx.tm)
     return _attr_result(out)
 
 
@@ -303,6 +311,7 @@ async def _write_attr(request: Request, method: Any, *, patch: bool) -> Response
     body, media = await read_body(request, patch=patch)
     ctx = await context_of(request, body, media, must_exist=True)
     attr = request.path_params["attr"]
+    method = _selected(request, ctx, method)
     await grouped(request, method, ctx.tenant, _eid(request), attr, body, ctx.tm)
     return no_content()
 
@@ -319,7 +328,32 @@ async def replace_attr(request: Request) -> Response:
 
 async def delete_attr(request: Request) -> Response:
     """DELETE /entities/{id}/attrs/{attr}."""
-    return await delete_attribute_via(request, service(request).delete_attribute, _eid(request))
+    eid = _eid(request)
+    if "type" not in params_of(request):
+        return await delete_attribute_via(request, service(request).delete_attribute, eid)
+    ctx = await context_of(request, must_exist=True)
+    method = _selected(request, ctx, service(request).delete_attribute)
+    return await delete_attribute_via(request, method, eid)
+
+
+def _types(request: Request, ctx: Ctx) -> list[str]:
+    """The expanded types of the `type` selector (none given: an empty list)."""
+    return [ctx.tm.expand(t) for t in P.csv(params_of(request).get("type"))]
+
+
+def _selected(request: Request, ctx: Ctx, method: Callable[..., T]) -> Callable[..., T]:
+    """The service method, run only on an entity of a type the `type` selector names (a
+    404 and nothing written otherwise); the check is part of the same group job."""
+    types = _types(request, ctx)
+    if not types:
+        return method
+    check, named = service(request).check_type, params_of(request)["type"]
+
+    def run(tenant: str, eid: str, *args: Any) -> T:
+        check(tenant, eid, types, named)
+        return method(tenant, eid, *args)
+
+    return run
 
 
 def _batch_result(out: BatchOutcome, ok_status: int, ok_body: Any = None) -> Response:

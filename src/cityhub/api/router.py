@@ -12,10 +12,14 @@ Starlette's own scan and is answered as before.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from starlette.routing import BaseRoute, Match, Route, Router, get_route_path
 from starlette.types import Receive, Scope, Send
 
 Candidates = list[tuple[str, BaseRoute]]
+# An encoded '/' inside one path segment while routing: "\x00" is in no valid id or name.
+_SLASH = "\x00"
 
 
 def literal_start(route: BaseRoute) -> str:
@@ -53,8 +57,34 @@ class IndexedRouter(Router):
                     return route, child_scope
         return None
 
+    def segment_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The full match of a path whose segments hold encoded slashes (%2F).
+
+        The server decodes the path before routing, so an attribute named by an IRI
+        (/attrs/https%3A%2F%2Fex.org%2Fspeed) became extra path segments, and the request
+        fell through to the entity routes, whose ids may hold '/'. Segments are decoded one
+        by one instead, each '/' inside one kept out of the way until the route is chosen.
+        """
+        raw = scope.get("raw_path")
+        if not raw or b"%2f" not in raw.lower():
+            return self.full_match(scope)
+        # (some clients, httpx's ASGI transport among them, leave the query on raw_path)
+        parts = [unquote(p) for p in raw.split(b"?", 1)[0].decode("latin-1").split("/")]
+        if any(_SLASH in p for p in parts):
+            return self.full_match(scope)
+        path = "/".join(p.replace("/", _SLASH) for p in parts)
+        found = self.full_match({**scope, "path": path})
+        if found is None:
+            return self.full_match(scope)
+        route, child = found
+        params = {
+            k: v.replace(_SLASH, "/") if isinstance(v, str) else v
+            for k, v in child.get("path_params", {}).items()
+        }
+        return route, {**child, "path_params": params}
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self.full_match(scope) if scope["type"] == "http" else None
+        found = self.segment_match(scope) if scope["type"] == "http" else None
         if found is None:
             await super().app(scope, receive, send)
             return

@@ -8,9 +8,26 @@ from cityhub.ngsild.entity import Attrs, Instance
 
 
 def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
-    """Set createdAt/modifiedAt on an instance (keeping an older createdAt)."""
+    """Set createdAt/modifiedAt on an instance (keeping an older createdAt), and on each
+    sub-attribute that has none yet: a sub-attribute is written when its instance is."""
     inst["createdAt"] = created or now
     inst["modifiedAt"] = now
+    for sub in inst.get("sub", {}).values():
+        if "createdAt" not in sub:
+            stamp(sub, now)
+    return inst
+
+
+def without_nulls(inst: Instance) -> Instance:
+    """An instance as written whole (new, or replacing one): a null sub-attribute means
+    "not there", so it is left out rather than stored as the marker."""
+    subs = inst.get("sub")
+    if subs:
+        kept = {name: without_nulls(sub) for name, sub in subs.items() if not sub.get("null")}
+        if kept:
+            inst["sub"] = kept
+        else:
+            del inst["sub"]
     return inst
 
 
@@ -68,7 +85,7 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
         elif name in subs:
             subs[name] = merge_instance(subs[name], sub, now)
         else:
-            subs[name] = sub
+            subs[name] = without_nulls(sub)
     if subs:
         merged["sub"] = subs
     return stamp(merged, now, old.get("createdAt"))

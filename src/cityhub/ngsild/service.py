@@ -10,6 +10,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
     CONTENT_KEY,
     ENTITY_KEYS,
+    META_KEYS,
     NULL_URI,
     Attrs,
     Instance,
@@ -20,6 +21,7 @@ from cityhub.ngsild.entity import (
     expand_name,
     expand_scope,
     expand_types,
+    is_geo_type,
 )
 from cityhub.ngsild.errors import (
     AlreadyExists,
@@ -27,7 +29,7 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
     ResourceNotFound,
 )
-from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp
+from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp, without_nulls
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import Doc, EntityExists, EntityQuery, Store, WriteTx
 
@@ -77,9 +79,15 @@ class EntityService:
         for instances in attrs.values():
             for inst in instances:
                 stamp(inst, now)
-                for sub in inst.get("sub", {}).values():
-                    stamp(sub, now)
         return attrs
+
+    def check_type(self, tenant: str, eid: str, types: list[str], named: str) -> None:
+        """ResourceNotFound unless the entity has one of these (expanded) types: the `type`
+        selector of the single-entity operations. Read inside the write, as a group job."""
+        with self.store.write(tenant) as tx:
+            doc = self._existing(tx, eid)
+        if not set(types) & set(doc["type"]):
+            raise ResourceNotFound(f"entity {eid} is not of type {named}")
 
     def _existing(self, tx: WriteTx, eid: str) -> Doc:
         doc = tx.get(eid)
@@ -172,6 +180,7 @@ class EntityService:
         scope = _scope_of(body)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
+            _fit_to_stored(body, incoming, doc, tm)
             self._merge_into(tx, doc, incoming, new_types, scope)
 
     def _merge_into(
@@ -277,7 +286,10 @@ class EntityService:
                 if not current:
                     del doc["attrs"][name]
             else:
-                if inst.get("type", current[i]["type"]) != current[i]["type"]:
+                kind = current[i]["type"]
+                if "type" not in fragment and _geometry_value(fragment, kind):
+                    inst = expand_instance({**fragment, "type": kind}, tm, fragment=True)
+                if inst.get("type", kind) != kind:
                     raise BadRequestData(
                         f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"
                     )
@@ -507,6 +519,7 @@ class EntityService:
             attrs = expand_attrs(item, t, nulls=True)
             types = expand_types(item["type"], t) if item.get("type") else None
             old = self._existing(tx, eid)
+            _fit_to_stored(item, attrs, old, t)
             self._merge_into(tx, old, attrs, types, _scope_of(item))
             return eid
 
@@ -552,16 +565,47 @@ def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Att
                     written.setdefault(name, []).append(deletion(current.pop(i), now))
                 continue
             if i is None:
-                current.append(stamp(inst, now))
+                current.append(stamp(without_nulls(inst), now))
                 i = len(current) - 1
             elif merge:
                 current[i] = merge_instance(current[i], inst, now)
             else:
-                current[i] = stamp(inst, now, current[i].get("createdAt"))
+                current[i] = stamp(without_nulls(inst), now, current[i].get("createdAt"))
             written.setdefault(name, []).append(current[i])
         if not current:
             del doc["attrs"][name]
     return written
+
+
+def _geometry_value(raw: Any, kind: str) -> bool:
+    """A type-less fragment whose value is a GeoJSON geometry, for a GeoProperty: the usual
+    "move it" update, which inference alone would take for a Property."""
+    value = raw.get("value") if isinstance(raw, dict) else None
+    return kind == "GeoProperty" and isinstance(value, dict) and is_geo_type(value.get("type"))
+
+
+def _fit_to_stored(body: Any, incoming: Attrs, doc: Doc, tm: TermMap) -> None:
+    """Type-less merge fragments keep the kind of the instance they merge into.
+
+    Inference alone turned a geometry `value` for a GeoProperty into a Property (the entity
+    left geo-queries), and `{"observedAt": ...}` alone into a Property holding that object
+    (a Relationship lost its target). A fragment of metadata members only, or a geometry
+    value for a GeoProperty, is merged into the stored instance as that kind.
+    """
+    if not isinstance(body, dict):
+        return
+    for key, raw in body.items():
+        if key in ENTITY_KEYS or not isinstance(raw, dict) or "type" in raw:
+            continue
+        name = expand_name(key, tm)
+        stored = doc["attrs"].get(name, [])
+        i = find(stored, raw.get("datasetId"))
+        if i is None:
+            continue
+        kind = stored[i]["type"]
+        metadata_only = raw.keys() <= META_KEYS and bool(raw.keys() - {"datasetId"})
+        if metadata_only or _geometry_value(raw, kind):
+            incoming[name] = [expand_instance({**raw, "type": kind}, tm, nulls=True, fragment=True)]
 
 
 def deletion(old: Instance, now: str) -> Instance:
