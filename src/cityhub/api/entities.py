@@ -328,12 +328,12 @@ async def replace_attr(request: Request) -> Response:
 
 async def delete_attr(request: Request) -> Response:
     """DELETE /entities/{id}/attrs/{attr}."""
-    eid = _eid(request)
-    if "type" not in params_of(request):
-        return await delete_attribute_via(request, service(request).delete_attribute, eid)
-    ctx = await context_of(request, must_exist=True)
-    method = _selected(request, ctx, service(request).delete_attribute)
-    return await delete_attribute_via(request, method, eid)
+    return await delete_attribute_via(
+        request,
+        service(request).delete_attribute,
+        _eid(request),
+        lambda ctx, method: _selected(request, ctx, method),
+    )
 
 
 def _types(request: Request, ctx: Ctx) -> list[str]:

@@ -351,10 +351,15 @@ async def batch_context(
     return Ctx(tm, link, link, want, tenant), shared
 
 
-async def delete_attribute_via(request: Request, method: Any, eid: str) -> Response:
-    """DELETE …/attrs/{attr} (entities and temporal): datasetId and deleteAll, then the method."""
+async def delete_attribute_via(
+    request: Request, method: Any, eid: str, select: Any = None
+) -> Response:
+    """DELETE …/attrs/{attr} (entities and temporal): datasetId and deleteAll, then the method
+    (first given to `select` with the request's context, to apply a selector)."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
+    if select is not None:
+        method = select(ctx, method)
     ds = params.get("datasetId")
     if ds is not None and ds != "@none":
         check_uri(ds, "datasetId")
