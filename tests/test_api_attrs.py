@@ -188,6 +188,27 @@ async def test_update_adds_a_dataset_instance_the_attribute_lacks(
     assert by_ds == {None: 1, "urn:ds:a": 2, "urn:ds:b": 3, "urn:ds:zzz": 20}, by_ds
 
 
+async def test_update_deleting_an_absent_attribute_is_not_updated(
+    client: httpx.AsyncClient, stored: Any
+) -> None:
+    """A null for an attribute (or datasetId) the entity lacks deletes nothing: 207 names it
+    in notUpdated, and the rest of the update still applies."""
+    null = {"type": "Property", "value": "urn:ngsi-ld:null"}
+    resp = await client.patch(
+        ATTRS,
+        json={"absent": null, "speed": null | {"datasetId": "urn:ds:zzz"}, "temperature": 21},
+    )
+    assert resp.status_code == 207, resp.text
+    result = resp.json()
+    assert names(result["updated"]) == ["temperature"], result
+    assert sorted(names(n["attributeName"] for n in result["notUpdated"])) == ["absent", "speed"]
+    body = await get_entity(client, EID)
+    assert body["temperature"]["value"] == 21 and "absent" not in body and len(body["speed"]) == 3
+    resp = await client.patch(ATTRS, json={"speed": null | {"datasetId": "urn:ds:a"}})
+    assert resp.status_code == 204, resp.text
+    assert len((await get_entity(client, EID))["speed"]) == 2
+
+
 async def test_update_unknown_entity_is_404(client: httpx.AsyncClient) -> None:
     problem(await client.patch(MISSING, json={"a": 1}), 404, "ResourceNotFound")
 

@@ -454,3 +454,12 @@ async def test_link_headers_name_at_most_one_context(
     )
     assert resp.status_code == 200, resp.text
     assert context_server.hits["/ctx/a,b.jsonld"] == 1
+
+
+@pytest.mark.parametrize("path", ["/jsonldContexts", "/jsonldContexts/"])
+async def test_delete_on_the_collection_is_405(client: httpx.AsyncClient, path: str) -> None:
+    """The collection cannot be deleted, with or without the trailing slash (not 404, which
+    would say a context named '' was missing)."""
+    problem(await client.delete(BASE + path), 405, "MethodNotAllowed")
+    resp = await client.get(f"{BASE}/jsonldContexts")
+    assert resp.status_code == 200 and resp.json(), resp.text

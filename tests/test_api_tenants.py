@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import BASE, create, get_entity, problem
+from cityhub.store.sqlite import SqliteStore
+from conftest import BASE, SyncHub, create, get_entity, problem
 
 A = {"NGSILD-Tenant": "city-a"}
 B = {"NGSILD-Tenant": "city-b"}
@@ -138,3 +141,48 @@ async def test_discovery_is_per_tenant(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{BASE}/types", headers=B)).json()["typeList"] == ["Lamp"]
     assert (await client.get(f"{BASE}/attributes", headers=B)).json()["attributeList"] == ["lux"]
     assert (await client.get(f"{BASE}/types")).json()["typeList"] == []
+
+
+async def test_a_tenant_whose_content_was_deleted_still_exists(client: httpx.AsyncClient) -> None:
+    """4.14: a tenant is created by its first write and is not removed by deleting its
+    entities or history: its reads answer 200 with nothing, not NonexistentTenant."""
+    await create(client, bin_(1), headers=A)
+    assert (await client.delete(f"{BASE}/entities/{EID}", headers=A)).status_code == 204
+    resp = await client.delete(f"{BASE}/temporal/entities/{EID}", headers=A)
+    assert resp.status_code in (204, 404), resp.text
+    resp = await client.get(f"{BASE}/entities", params={"type": "Bin"}, headers=A)
+    assert resp.status_code == 200 and resp.json() == [], resp.text
+    resp = await client.get(f"{BASE}/types", headers=A)
+    assert resp.status_code == 200 and resp.json()["typeList"] == [], resp.text
+    problem(await client.get(f"{BASE}/entities/{EID}", headers=A), 404, "ResourceNotFound")
+
+
+def test_an_older_database_knows_its_tenants(tmp_path: Path) -> None:
+    """Schema 6 inferred tenants from what they held; the upgrade records each of them."""
+    db = tmp_path / "old.db"
+    hub = SyncHub(db)
+    for tenant in ("city-a", "city-b"):
+        resp = hub.request(
+            "POST", f"{BASE}/entities", json=bin_(1), headers={"NGSILD-Tenant": tenant}
+        )
+        assert resp.status_code == 201, resp.text
+    hub.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE tenants")
+        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    store = SqliteStore(db)
+    assert store.tenants() == ["city-a", "city-b"]
+    store.close()
+
+
+async def test_two_different_tenant_headers_are_refused(client: httpx.AsyncClient) -> None:
+    """A request naming two tenants is ambiguous: 400, and nothing is written to either."""
+    await create(client, bin_(1), headers=A)
+    both = [("NGSILD-Tenant", "city-a"), ("NGSILD-Tenant", "city-b")]
+    resp = await client.post(f"{BASE}/entities", json=bin_(2) | {"id": "urn:x:2"}, headers=both)
+    problem(resp, 400, "BadRequestData")
+    problem(await client.get(f"{BASE}/entities/{EID}", headers=both), 400, "BadRequestData")
+    problem(await client.get(f"{BASE}/entities/urn:x:2", headers=A), 404, "ResourceNotFound")
+    same = [("NGSILD-Tenant", "city-a"), ("NGSILD-Tenant", "city-a")]
+    resp = await client.get(f"{BASE}/entities/{EID}", headers=same)
+    assert resp.status_code == 200 and resp.json()["level"]["value"] == 1, resp.text

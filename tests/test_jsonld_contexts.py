@@ -371,6 +371,9 @@ async def test_number_of_hits_and_last_usage(hub: httpx.AsyncClient, remote: Rem
     assert (await details(hub, url))["numberOfHits"] == 1
     await hub.get(f"{BASE}/entities/urn:ngsi-ld:Lamp:2", headers={"Link": link(url)})
     assert (await details(hub, url))["numberOfHits"] == 3
+    # a HEAD is answered without the document: no use of the context
+    assert (await hub.head(f"{CTX}/{local_id}")).status_code == 200
+    assert (await details(hub, local_id))["numberOfHits"] == 3
 
 
 async def test_unreachable_context_is_503_fast(hub: httpx.AsyncClient, remote: Remote) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -89,14 +90,13 @@ def test_an_unknown_sync_mode_is_refused(tmp_path: Path) -> None:
         Settings(sync="off")
 
 
-def test_tenants_lists_each_tenant_once_by_seeks_not_scans(tmp_path: Path) -> None:
-    """/health asks for the tenants on every poll, on the event loop: a DISTINCT over every
-    entity took 30-46 ms there at 100,000 entities under load."""
+def test_a_tenant_stays_known_once_its_content_is_deleted(tmp_path: Path) -> None:
+    """NGSI-LD 4.14: a tenant is created by its first write; deleting everything it holds
+    does not make it nonexistent again (reads go on answering 200 with nothing)."""
     from cityhub.ngsild.temporal import TemporalService
-    from cityhub.store.sqlite.backend import TENANTS_SQL
 
     store = SqliteStore(tmp_path / "hub.db")
-    assert store.tenants() == []
+    assert store.tenants() == [] and not store.has_tenant("a")
     tm = ContextCache().core
     service = EntityService(store)
     for tenant in ("", "b", "a", "b"):
@@ -105,7 +105,18 @@ def test_tenants_lists_each_tenant_once_by_seeks_not_scans(tmp_path: Path) -> No
     TemporalService(store, 100).create(
         "history-only", {"id": "urn:ngsi-ld:T:h", "type": "T", "v": [{"value": 1}]}, tm
     )
+    with store.write("a") as tx:
+        for i in range(50):
+            assert tx.delete(f"urn:ngsi-ld:T:a{i}")
+    with store.write("history-only") as tx:
+        assert tx.delete_history("urn:ngsi-ld:T:h")
     assert store.tenants() == ["", "a", "b", "history-only"]
-    plan = [row[3] for row in store._writer.execute(f"EXPLAIN QUERY PLAN {TENANTS_SQL}")]
-    assert not [step for step in plan if step.startswith(("SCAN entities", "SCAN tentities"))]
+    assert store.has_tenant("a") and store.has_tenant("history-only")
+    with contextlib.suppress(RuntimeError), store.write("rolled-back") as tx:
+        tx.insert(
+            {"id": "urn:x:1", "type": ["T"], "attrs": {}, "createdAt": "t", "modifiedAt": "t"}
+        )
+        raise RuntimeError("the block fails: its tenant is not created")
+    assert not store.has_tenant("rolled-back")
     store.close()
+    assert SqliteStore(tmp_path / "hub.db").tenants() == ["", "a", "b", "history-only"]

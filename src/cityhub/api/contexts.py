@@ -19,7 +19,12 @@ from cityhub.ngsild.context import (
     check_context,
     is_absolute_iri,
 )
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    MethodNotAllowed,
+    ResourceNotFound,
+)
 
 
 def _cache(request: Request) -> ContextCache:
@@ -42,8 +47,16 @@ def _flag(params: dict[str, str], name: str) -> bool:
     return value == "true"
 
 
+def _ident(request: Request) -> str:
+    """The context id in the path; without one the path names the collection (405)."""
+    ident = str(request.path_params["cid"])
+    if not ident:
+        raise MethodNotAllowed(f"{request.method} needs a @context id in the path")
+    return ident
+
+
 def _lookup(request: Request) -> ContextEntry:
-    entry = _cache(request).find(request.path_params["cid"])
+    entry = _cache(request).find(_ident(request))
     if entry is None:
         raise ResourceNotFound(f"no @context {request.path_params['cid']!r}")
     return entry
@@ -66,18 +79,21 @@ async def list_contexts(request: Request) -> Response:
 async def get_context(request: Request) -> Response:
     """GET /jsonldContexts/{id}: the document itself, or with details=true its metadata.
 
-    {id} is a local id or the (URL-encoded) URL of the context. Serving counts as a use; the
-    details show the count from before this request.
+    {id} is a local id or the (URL-encoded) URL of the context. Serving counts as a use (a
+    HEAD does not); the details show the count from before this request.
     """
     params = params_of(request)
     media = negotiate(request)
     details = _flag(params, "details")
     entry = _lookup(request)
+    used = request.method == "GET"  # a HEAD fetches nothing, so it is no use of the context
     if details:
         body = entry.details(_url(request, entry))
-        entry.touch()
+        if used:
+            entry.touch()
         return plain_json(body)
-    entry.touch()
+    if used:
+        entry.touch()
     return Response(orjson.dumps(entry.document), media_type=JSONLD if media == JSONLD else JSON)
 
 
@@ -111,7 +127,7 @@ async def delete_context(request: Request) -> Response:
     params = params_of(request)
     reload = _flag(params, "reload")
     cache = _cache(request)
-    ident = request.path_params["cid"]
+    ident = _ident(request)
     entry = cache.find(ident)
     if reload:
         if entry is None:

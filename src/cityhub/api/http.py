@@ -73,8 +73,12 @@ def contexts(request: Request) -> ContextCache:
 
 
 def tenant_of(request: Request, *, must_exist: bool) -> str:
-    """The NGSILD-Tenant header ('' is the default tenant); reads need a known tenant."""
-    tenant = header(request, b"ngsild-tenant")
+    """The NGSILD-Tenant header ('' is the default tenant); reads need a known tenant.
+    Two different values are refused: acting on either could reach the wrong city's data."""
+    given = {v for k, v in request.scope["headers"] if k == b"ngsild-tenant"}
+    if len(given) > 1:
+        raise BadRequestData("NGSILD-Tenant is given more than once, with different values")
+    tenant = given.pop().decode("latin-1") if given else ""
     if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
         raise NonexistentTenant(f"tenant {tenant} does not exist")
     return tenant

@@ -50,8 +50,8 @@ def store(request: Request) -> Any:
 
 
 def require_tenant(request: Request, tenant: str) -> None:
-    """Reads and changes need a tenant that holds something (entities or resources)."""
-    if tenant and not (store(request).has_tenant(tenant) or store(request).resource_tenant(tenant)):
+    """Reads and changes need a tenant that has stored something (entities or resources)."""
+    if tenant and not store(request).has_tenant(tenant):
         raise NonexistentTenant(f"tenant {tenant} does not exist")
 
 

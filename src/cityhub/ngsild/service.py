@@ -249,7 +249,11 @@ class EntityService:
             doc = self._existing(tx, eid)
             now = now_iso()
             written = _apply_instances(doc, incoming, now, merge=False)
-            out.updated += [names[name] for name in incoming]
+            for name in incoming:
+                if name in written:
+                    out.updated.append(names[name])
+                else:  # only nulls, for an attribute (or datasetId) the entity lacks
+                    out.not_updated.append((names[name], "no such attribute to delete"))
             types_before = doc["type"]
             if isinstance(body, dict) and body.get("type"):
                 doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))

@@ -53,16 +53,6 @@ PROGRESS_STEPS = 10_000
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 
 
-# The distinct tenants of entities and temporal entities, each found by a seek past the last
-# one in the (tenant, id) index: DISTINCT read the whole index (14 ms at 109,000 entities).
-TENANTS_SQL = " UNION ".join(
-    f"SELECT * FROM (WITH RECURSIVE k(t) AS (SELECT min(tenant) FROM {table} UNION ALL "
-    f"SELECT (SELECT min(tenant) FROM {table} WHERE tenant > k.t) FROM k WHERE k.t IS NOT NULL) "
-    "SELECT t FROM k WHERE t IS NOT NULL)"
-    for table in ("entities", "tentities")
-)
-
-
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -542,22 +532,13 @@ class SqliteStore:
             return typestats.type_attributes(conn, tenant, typ)
 
     def tenants(self) -> list[str]:
-        """Every tenant that holds data: one index seek per tenant, not a scan of every entity
-        (/health asks on every poll, on the event loop)."""
-        return sorted(r[0] for r in self._reader().execute(TENANTS_SQL))
+        """Every tenant that has stored something, from the tenants table (/health asks on
+        every poll, on the event loop)."""
+        return [r[0] for r in self._reader().execute("SELECT tenant FROM tenants ORDER BY 1")]
 
     def has_tenant(self, tenant: str) -> bool:
-        """Whether a tenant has ever stored anything."""
-        row = (
-            self._reader()
-            .execute(
-                "SELECT 1 FROM entities WHERE tenant = ? UNION ALL SELECT 1 FROM tentities "
-                "WHERE tenant = ? UNION ALL SELECT 1 FROM resources WHERE tenant = ? LIMIT 1",
-                (tenant, tenant, tenant),
-            )
-            .fetchone()
-        )
-        return row is not None
+        """Whether a tenant has ever stored anything (deleting it all keeps the tenant)."""
+        return resources.has_tenant(self._reader(), tenant)
 
     # -- temporal ----------------------------------------------------------------------------
     def temporal(
@@ -634,10 +615,6 @@ class SqliteStore:
         """(tenant, document) of every stored resource of one kind."""
         return resources.select_every_tenant(self._reader(), kind)
 
-    def resource_tenant(self, tenant: str) -> bool:
-        """Whether a tenant holds any stored resource."""
-        return resources.has_tenant(self._reader(), tenant)
-
     def resource_count_all(self, kind: str) -> int:
         """How many resources of one kind all tenants hold (bounded stores count at start-up)."""
         return resources.count_kind(self._reader(), kind)
@@ -685,6 +662,14 @@ class SqliteWriteTx:
         self.changes: dict[str, tuple[str | None, str | None]] = {}
         # the types of each changed entity before and after, when known without parsing
         self.change_types: dict[str, frozenset[str] | None] = {}
+        self._tenant_recorded = False
+
+    def _record_tenant(self) -> None:
+        """The tenant exists from its first stored entity or instance on, whatever is
+        deleted later (once per transaction: one index probe)."""
+        if not self._tenant_recorded:
+            resources.record_tenant(self.conn, self.tenant)
+            self._tenant_recorded = True
 
     def _changed(
         self, eid: str, before: str | None, after: str | None, types: list[str] | None = None
@@ -715,6 +700,7 @@ class SqliteWriteTx:
             )
         except sqlite3.IntegrityError as exc:
             raise EntityExists(doc["id"]) from exc
+        self._record_tenant()
         self._index(int(cur.lastrowid or 0), doc)
         typestats.change(self.conn, self.tenant, None, self._shape(doc))
         self._changed(doc["id"], None, text, doc["type"])
@@ -737,6 +723,7 @@ class SqliteWriteTx:
     def insert_many(self, docs: list[Doc]) -> None:
         """Insert new entities (ids known to be free) with one statement per table."""
         c = self.conn
+        self._record_tenant()
         (pk,) = c.execute("SELECT coalesce(max(pk), 0) FROM entities").fetchone()
         (gid,) = c.execute("SELECT coalesce(max(gid), 0) FROM geo").fetchone()
         rows, types, attrs, geos, boxes = [], [], [], [], []
@@ -769,6 +756,7 @@ class SqliteWriteTx:
 
     def add_history_bulk(self, entries: list[tuple[str, list[str], dict[str, list[Doc]]]]) -> None:
         """Append the first instances of many entities at once."""
+        self._record_tenant()
         temporal.add_bulk(self.conn, self.names, self.tenant, entries)
 
     def update(self, doc: Doc, changed: set[str] | None = None) -> None:
@@ -886,10 +874,12 @@ class SqliteWriteTx:
     # -- temporal ----------------------------------------------------------------------------
     def add_history(self, eid: str, types: list[str], attr: str, instances: list[Doc]) -> None:
         """Append attribute instances to an entity's temporal evolution."""
+        self._record_tenant()
         temporal.add(self.conn, self.names, self.tenant, eid, types, attr, instances)
 
     def add_history_many(self, eid: str, types: list[str], attrs: dict[str, list[Doc]]) -> None:
         """Append instances of several attributes in one go."""
+        self._record_tenant()
         temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs)
 
     def delete_history(self, eid: str, attr: str | None = None, dataset_id: Any = ...) -> int:

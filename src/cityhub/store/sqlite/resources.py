@@ -29,6 +29,7 @@ def insert(conn: sqlite3.Connection, kind: str, tenant: str, rid: str, doc: Doc)
         )
     except sqlite3.IntegrityError:
         return False
+    record_tenant(conn, tenant)
     return True
 
 
@@ -92,9 +93,14 @@ def delete(conn: sqlite3.Connection, kind: str, tenant: str, rid: str) -> bool:
     return cur.rowcount > 0
 
 
+def record_tenant(conn: sqlite3.Connection, tenant: str) -> None:
+    """Note that a tenant has stored something (NGSI-LD 4.14: created by its first write)."""
+    conn.execute("INSERT OR IGNORE INTO tenants (tenant) VALUES (?)", (tenant,))
+
+
 def has_tenant(conn: sqlite3.Connection, tenant: str) -> bool:
-    """Whether a tenant holds any resource of any kind."""
-    row = conn.execute("SELECT 1 FROM resources WHERE tenant = ? LIMIT 1", (tenant,)).fetchone()
+    """Whether a tenant has ever stored anything, entities, history or resources."""
+    row = conn.execute("SELECT 1 FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
     return row is not None
 
 

@@ -2,7 +2,7 @@
 
 from cityhub.store.sqlite import typestats
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -87,6 +87,8 @@ CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
+-- Every tenant that has ever stored something: it stays known once its content is deleted.
+CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Attribute names and kinds per entity type, counted on write (store/sqlite/typestats.py).
 """
     + typestats.DDL
@@ -143,6 +145,14 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     # 5 -> 6: an instance without observedAt sits on the observedAt axis at its modifiedAt
     # (docs/decisions/024).
     5: "UPDATE history SET t_observed = t_modified WHERE t_observed IS NULL;",
+    # 6 -> 7: tenants are recorded when they first store something, not inferred from what
+    # they hold now (docs/decisions/025).
+    6: """
+CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT OR IGNORE INTO tenants (tenant)
+    SELECT tenant FROM entities UNION SELECT tenant FROM tentities
+    UNION SELECT tenant FROM resources;
+""",
 }
 
 
