@@ -95,6 +95,12 @@ def _content(inst: Mapping[str, Any], keys: tuple[str, ...]) -> Iterator[Target]
     yield from _dig(value, keys, kind in _RELATIONSHIPS)
 
 
+def attribute_targets(instances: Any) -> list[Target]:
+    """The targets of a whole attribute (a path without sub-attributes or keys): what the
+    index stores for every attribute of every write, so it skips the path walk."""
+    return [t for inst in _as_list(instances) for t in _content(inst, ())]
+
+
 def _walk(
     inst: Mapping[str, Any], subs: tuple[str, ...], keys: tuple[str, ...]
 ) -> Iterator[Target]:
@@ -117,6 +123,8 @@ def targets(path: AttrPath, doc: Mapping[str, Any]) -> list[Target]:
     """Every target value a path reaches in a stored entity (any instance may match)."""
     attrs = doc.get("attrs") or {}
     if path.attr in attrs:
+        if not path.sub and not path.keys:
+            return attribute_targets(attrs[path.attr])
         found = (_walk(inst, path.sub, path.keys) for inst in _as_list(attrs[path.attr]))
         return [t for group in found for t in group]
     field = ENTITY_FIELDS.get(path.attr)

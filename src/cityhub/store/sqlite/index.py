@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from cityhub.ngsild.query.ast import AttrPath, Value
-from cityhub.ngsild.query.evaluate import targets
+from cityhub.ngsild.query.ast import Value
+from cityhub.ngsild.query.evaluate import attribute_targets
 from cityhub.ngsild.query.qlang import norm_date, norm_datetime, norm_time
 
 IndexRow = tuple[str, int, float | None, str | None, str | None]
@@ -39,6 +39,8 @@ def number(value: int | float) -> float:
 
 def ts_key(text: str) -> str | None:
     """The tagged key of a DateTime, Date or Time string, else None."""
+    if not text[:1].isdigit():  # each of the three starts with a digit: no regex to try
+        return None
     for kind, norm in _TEMPORAL:
         normed = norm(text)
         if normed is not None:
@@ -79,8 +81,8 @@ def attr_rows(doc: dict[str, Any]) -> Iterator[IndexRow]:
     """(name, seq, num, txt, ts) rows: one per element of each target the q evaluator sees
     (evaluate.targets), so SQL and evaluator compare the same things; every attribute has
     at least one row, so `exists` is a look-up."""
-    for name in doc["attrs"]:
-        found = targets(AttrPath(name), doc)
+    for name, instances in doc["attrs"].items():
+        found = attribute_targets(instances)
         if not found:
             yield name, NO_TARGET, None, None, None
         for t, (value, rel) in enumerate(found):
