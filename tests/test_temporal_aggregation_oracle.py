@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,7 +106,7 @@ def expected(
             "min": min(vs),
             "max": max(vs),
             "sumsq": sq,
-            "stddev": math.sqrt(max(0.0, sq / n - mean * mean)),
+            "stddev": statistics.pstdev(vs),
         }
         for m in METHODS:
             out[m].append((values[m], lo, hi))

@@ -485,14 +485,17 @@ class TemporalService:
         return out
 
     def _render_aggr(
-        self, header: Doc, attrs: dict[str, Doc], tm: TermMap, members: _Members
+        self, header: Doc, attrs: dict[str, list[Doc]], tm: TermMap, members: _Members
     ) -> Doc:
+        """One record per attribute, or a list with one per datasetId (as temporalValues)."""
         out = self._header(header, tm, members)
         kinds = header.get("attrTypes", {})
         for name, series in attrs.items():
             if not name or not members.keep(name):
                 continue
-            out[tm.compact(name)] = {"type": kinds.get(name, "Property"), **series}
+            kind = kinds.get(name, "Property")
+            records = [{"type": kind, **one} for one in series]
+            out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
 
 

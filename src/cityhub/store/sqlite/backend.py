@@ -551,8 +551,8 @@ class SqliteStore:
 
     def aggregate(
         self, tenant: str, query: TemporalQuery, aggr: Aggregation
-    ) -> tuple[list[tuple[Doc, dict[str, Doc]]], int | None]:
-        """aggregatedValues of matching entities."""
+    ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
+        """aggregatedValues of matching entities (per attribute, a series per datasetId)."""
         conn = self._reader()
         with self._bounded(conn):
             return temporal.aggregate(conn, self.names, tenant, query, aggr, self._install_geo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from functools import lru_cache
 from typing import Any
@@ -91,6 +92,27 @@ def q_match(term: str, source: Any) -> bool:
     return matches_q(node, doc)
 
 
+class PopulationStddev:
+    """stddev_pop(x): Welford's running mean and squared distance. From sum and sum of
+    squares it cancelled: 1000000001, 1000000002, 1000000003 gave 0 instead of 0.816."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def step(self, value: Any) -> None:  # a float, or None for a non-numeric instance
+        if value is None:
+            return
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (value - self.mean)
+
+    def finalize(self) -> Any:  # float | None (typeshed's protocol says int)
+        return math.sqrt(max(0.0, self.m2 / self.n)) if self.n else None
+
+
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, regexp, deterministic=True)
@@ -105,3 +127,4 @@ def register(conn: sqlite3.Connection) -> None:
     )
     conn.create_function("q_match", 2, q_match, deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
+    conn.create_aggregate("stddev_pop", 1, PopulationStddev)

@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS history (
     num REAL,
     inst TEXT NOT NULL
 );
+-- The datasetIds each temporal attribute ever had: aggregatedValues makes a series of each
+-- (most attributes have none, and their aggregation reads history_obs alone).
+CREATE TABLE IF NOT EXISTS history_datasets (
+    tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
+    PRIMARY KEY (tpk, nid, dataset_id)
+) WITHOUT ROWID;
 -- num rides along so aggregatedValues reads only the index.
 CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, nid, t_observed, num);
 -- createdAt/modifiedAt time filters and instance ids narrow by (tpk, nid) through history_obs;
@@ -146,12 +152,19 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     # (docs/decisions/024).
     5: "UPDATE history SET t_observed = t_modified WHERE t_observed IS NULL;",
     # 6 -> 7: tenants are recorded when they first store something, not inferred from what
-    # they hold now (docs/decisions/025).
+    # they hold now (docs/decisions/025); the datasetIds of each temporal attribute, so
+    # aggregatedValues gives each its own series.
     6: """
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT OR IGNORE INTO tenants (tenant)
     SELECT tenant FROM entities UNION SELECT tenant FROM tentities
     UNION SELECT tenant FROM resources;
+CREATE TABLE IF NOT EXISTS history_datasets (
+    tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
+    PRIMARY KEY (tpk, nid, dataset_id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id)
+    SELECT DISTINCT tpk, nid, dataset_id FROM history WHERE dataset_id IS NOT NULL;
 """,
 }
 

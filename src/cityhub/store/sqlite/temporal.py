@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,7 +27,8 @@ TIME_COLUMNS = {
     "deletedAt": _DELETED_AT,
 }
 Result = tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]
-AggregateResult = tuple[list[tuple[Doc, dict[str, Doc]]], int | None]
+# per attribute, one series per datasetId (a series holds "datasetId" unless the default)
+AggregateResult = tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]
 Binder = Callable[[Any], str]
 
 
@@ -205,6 +205,12 @@ def _write_history(
                         _stored_json(inst),
                     )
                 )
+    datasets = {(r[0], r[1], r[2]) for r in rows if r[2] is not None}
+    if datasets:
+        conn.executemany(
+            "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
+            datasets,
+        )
     if replaced:
         conn.executemany(
             "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
@@ -232,6 +238,7 @@ def delete(
         return 0
     if attr is None:
         conn.execute("DELETE FROM history WHERE tpk = ?", (tpk,))
+        conn.execute("DELETE FROM history_datasets WHERE tpk = ?", (tpk,))
         conn.execute("DELETE FROM tentities WHERE tpk = ?", (tpk,))
         return 1
     sql = "DELETE FROM history WHERE tpk = ? AND nid = ?"
@@ -553,7 +560,7 @@ _METHOD_SQL = {
     "min": ("min(h.num)",),
     "max": ("max(h.num)",),
     "sumsq": ("sum(h.num * h.num)",),
-    "stddev": ("sum(h.num)", "sum(h.num * h.num)", "count(h.num)"),
+    "stddev": ("stddev_pop(h.num)",),  # the population's (functions.PopulationStddev)
 }
 
 
@@ -586,51 +593,100 @@ def aggregate(
         for e in _METHOD_SQL[m]:
             if e not in exprs:
                 exprs.append(e)
-    out: list[tuple[Doc, dict[str, Doc]]] = []
+    out: list[tuple[Doc, dict[str, list[Doc]]]] = []
     for tpk, header in ents:
-        selected: dict[str, tuple[str, list[Any], float, float]] = {}
+        selected: dict[tuple[str, str | None], _Selected] = {}
         for name, nid in _attr_ids(conn, names, tpk, query.attrs):
-            params: list[Any] = [tpk, nid]
-            where = f"h.tpk = ? AND h.nid = ?{_dataset_filter(query.dataset_ids, _binder(params))}"
-            where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
-            first = conn.execute(
-                f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} LIMIT 1", params
-            ).fetchone()
-            if first is None:
-                continue
-            last = conn.execute(
-                f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} DESC LIMIT 1", params
-            ).fetchone()
-            selected[name] = (where, params, first[0], last[0])
+            for dataset, ds_sql, ds_params in _series_filters(conn, query, tpk, nid):
+                params: list[Any] = [tpk, nid, *ds_params]
+                where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
+                where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
+                first = conn.execute(
+                    f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} LIMIT 1", params
+                ).fetchone()
+                if first is None:
+                    continue
+                last = conn.execute(
+                    f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} DESC LIMIT 1",
+                    params,
+                ).fetchone()
+                selected[name, dataset] = _Selected(
+                    nid, where, params, ds_sql, ds_params, first[0], last[0]
+                )
         if not selected:
             out.append((header, {}))
             continue
         if query.timerel in ("after", "between") and query.time_at is not None:
             start = query.time_at
         else:
-            start = min(first for _, _, first, _ in selected.values())
+            start = min(sel.first for sel in selected.values())
         if query.timerel == "between" and query.end_time_at is not None:
             end = query.end_time_at
         elif query.timerel == "before" and query.time_at is not None:
             end = query.time_at
         else:
-            end = max(last for _, _, _, last in selected.values())
-        attrs: dict[str, Doc] = {}
+            end = max(sel.last for sel in selected.values())
+        attrs: dict[str, list[Doc]] = {}
         kinds: dict[str, str] = {}
-        for name, (where, params, first, last) in selected.items():
-            rows = _periods(
-                conn, query, col, exprs, where, params, start, end, aggr, first, last, indexed
-            )
+        for (name, dataset), sel in selected.items():
+            rows = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed)
             if not rows:
                 continue
-            attrs[name] = _series(rows, exprs, aggr, start, end)
-            found = conn.execute(
-                "SELECT json_extract(inst, '$.type') FROM history WHERE tpk = ? AND nid = ? LIMIT 1",
-                (tpk, params[1]),
-            ).fetchone()
-            kinds[name] = found[0] if found and found[0] else "Property"
+            series = _series(rows, exprs, aggr, start, end)
+            attrs.setdefault(name, []).append(
+                series if dataset is None else {"datasetId": dataset, **series}
+            )
+            if name not in kinds:
+                found = conn.execute(
+                    "SELECT json_extract(inst, '$.type') FROM history "
+                    "WHERE tpk = ? AND nid = ? LIMIT 1",
+                    (tpk, sel.nid),
+                ).fetchone()
+                kinds[name] = found[0] if found and found[0] else "Property"
         out.append(({**header, "attrTypes": kinds}, attrs))
     return out, total
+
+
+class _Selected(NamedTuple):
+    """One series to aggregate: its attribute id, WHERE clause and the first and last of
+    its selected instances' times; ds_sql/ds_params are its datasetId condition alone."""
+
+    nid: int
+    where: str
+    params: list[Any]
+    ds_sql: str
+    ds_params: list[Any]
+    first: float
+    last: float
+
+
+def _series_filters(
+    conn: sqlite3.Connection, query: TemporalQuery, tpk: int, nid: int
+) -> list[tuple[str | None, str, list[Any]]]:
+    """(datasetId, SQL condition, parameters) of each series of one attribute.
+
+    Instances of different datasetIds are different sources (two sensors of one
+    temperature), aggregated apart as temporalValues lists them apart. history_datasets
+    names the datasetIds an attribute ever had; most have none, and then the one series
+    needs no condition, so its aggregation still reads the index alone.
+    """
+    named = [
+        r[0]
+        for r in conn.execute(
+            "SELECT dataset_id FROM history_datasets WHERE tpk = ? AND nid = ? ORDER BY 1",
+            (tpk, nid),
+        )
+    ]
+    if not named:
+        if query.dataset_ids is not None and "@none" not in query.dataset_ids:
+            return []
+        return [(None, "", [])]
+    wanted = query.dataset_ids
+    out: list[tuple[str | None, str, list[Any]]] = []
+    if wanted is None or "@none" in wanted:
+        out.append((None, " AND h.dataset_id IS NULL", []))
+    out += [(d, " AND h.dataset_id = ?", [d]) for d in named if wanted is None or d in wanted]
+    return out
 
 
 def _periods(
@@ -638,13 +694,10 @@ def _periods(
     query: TemporalQuery,
     col: str,
     exprs: list[str],
-    where: str,
-    params: list[Any],
+    sel: _Selected,
     start: float,
     end: float,
     aggr: Aggregation,
-    first: float,
-    last: float,
     ranged: bool,
 ) -> list[tuple[Any, ...]]:
     """(period number, *aggregates) of each non-empty period of one attribute.
@@ -654,13 +707,14 @@ def _periods(
     same, full or empty, so 50,000 periods over 2 instances took seconds. Otherwise one
     GROUP BY over the period number.
     """
+    where, params = sel.where, sel.params
     if aggr.whole:
         row = conn.execute(f"SELECT 0, {', '.join(exprs)} FROM history h WHERE {where}", params)
         return [r for r in row.fetchall() if r[1]]
-    i0, i1 = aggr.index(start, first), aggr.index(start, last)
+    i0, i1 = aggr.index(start, sel.first), aggr.index(start, sel.last)
     if ranged and i1 - i0 < _MAX_RANGED_PERIODS and _as_many(conn, where, params, i1 - i0 + 1):
-        ds_params: list[Any] = [params[0], params[1]]
-        ds = _dataset_filter(query.dataset_ids, _binder(ds_params))
+        ds_params: list[Any] = [params[0], params[1], *sel.ds_params]
+        ds = sel.ds_sql
         upper = end if query.timerel in ("before", "between") else 1e300
         if aggr.months:  # calendar periods differ in length: their edges come from Python
             edges = [aggr.edge(start, i) for i in range(i0, i1 + 2)]
@@ -749,8 +803,7 @@ def _series(
     col = {e: i + 1 for i, e in enumerate(exprs)}
     methods = aggr.methods
     series: dict[str, list[list[Any]]] = {m: [] for m in methods}
-    stddev = "stddev" in methods
-    simple = [(m, col[_METHOD_SQL[m][0]]) for m in methods if m != "stddev"]
+    simple = [(m, col[_METHOD_SQL[m][0]]) for m in methods]
     edges: dict[float, str] = {}
 
     def stamp(t: float) -> str:
@@ -770,11 +823,4 @@ def _series(
         a, b = stamp(lo), stamp(hi)
         for m, i in simple:
             series[m].append([row[i], a, b])
-        if stddev:
-            n = row[col["count(h.num)"]]
-            v = None
-            if n:
-                mean = row[col["sum(h.num)"]] / n
-                v = math.sqrt(max(0.0, row[col["sum(h.num * h.num)"]] / n - mean * mean))
-            series["stddev"].append([v, a, b])
     return series

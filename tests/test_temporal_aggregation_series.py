@@ -1,0 +1,113 @@
+"""aggregatedValues: each datasetId is its own series, and stddev stays exact for values far
+from zero (a prober's findings, 2026-12-06)."""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.store.sqlite import SqliteStore
+from conftest import BASE, SyncHub
+
+EID = "urn:ngsi-ld:Room:s1"
+T = "2020-01-01T00:00:0{}Z"
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[SyncHub]:
+    h = SyncHub(tmp_path / "hub.db")
+    yield h
+    h.close()
+
+
+def _create(hub: SyncHub, instances: list[dict[str, Any]]) -> None:
+    body = {"id": EID, "type": "Room", "temp": instances}
+    assert hub.request("POST", f"{BASE}/temporal/entities", json=body).status_code == 201
+
+
+def _aggregate(hub: SyncHub, methods: str, **params: str) -> Any:
+    params = {"options": "aggregatedValues", "aggrMethods": methods, **params}
+    resp = hub.request("GET", f"{BASE}/temporal/entities/{EID}", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["temp"]
+
+
+def _obs(value: float, second: int, dataset: str | None = None) -> dict[str, Any]:
+    inst: dict[str, Any] = {"type": "Property", "value": value, "observedAt": T.format(second)}
+    if dataset:
+        inst["datasetId"] = dataset
+    return inst
+
+
+def test_stddev_of_values_far_from_zero(hub: SyncHub) -> None:
+    """From sum and sum of squares, 1000000001..3 gave 0 (the two terms cancelled)."""
+    values = [1_000_000_001, 1_000_000_002, 1_000_000_003]
+    _create(hub, [_obs(v, i) for i, v in enumerate(values)])
+    [[got, _, _]] = _aggregate(hub, "stddev,sumsq")["stddev"]
+    assert got == pytest.approx(statistics.pstdev(values), rel=1e-9)
+    fractions = [1000000.1, 1000000.2, 1000000.3]
+    body = {"temp": [_obs(v, 3 + i) for i, v in enumerate(fractions)]}
+    resp = hub.request("POST", f"{BASE}/temporal/entities/{EID}/attrs", json=body)
+    assert resp.status_code == 204, resp.text
+    [[got, _, _]] = _aggregate(hub, "stddev", timerel="after", timeAt=T.format(3))["stddev"]
+    assert got == pytest.approx(statistics.pstdev(fractions), rel=1e-6)
+
+
+def test_each_dataset_is_its_own_series(hub: SyncHub) -> None:
+    """Two sensors of one attribute are not averaged together: one record per datasetId,
+    as temporalValues lists them."""
+    _create(
+        hub,
+        [_obs(1, 0, "urn:ds:a"), _obs(100, 1, "urn:ds:b"), _obs(2, 2, "urn:ds:a"), _obs(7, 3)],
+    )
+    got = _aggregate(hub, "sum,avg,totalCount")
+    by_ds = {r.get("datasetId"): r for r in got}
+    assert set(by_ds) == {None, "urn:ds:a", "urn:ds:b"}, got
+    assert all(r["type"] == "Property" for r in got)
+    assert by_ds["urn:ds:a"]["sum"][0][0] == 3 and by_ds["urn:ds:a"]["avg"][0][0] == 1.5
+    assert by_ds["urn:ds:b"]["sum"][0][0] == 100 and by_ds["urn:ds:b"]["totalCount"][0][0] == 1
+    assert by_ds[None]["sum"][0][0] == 7
+    # every series spans the same requested range
+    assert len({(r["sum"][0][1], r["sum"][0][2]) for r in got}) == 1, got
+    only_b = _aggregate(hub, "sum", datasetId="urn:ds:b")
+    assert only_b["datasetId"] == "urn:ds:b" and only_b["sum"][0][0] == 100, only_b
+    default = _aggregate(hub, "sum", datasetId="@none")
+    assert "datasetId" not in default and default["sum"][0][0] == 7, default
+
+
+def test_an_attribute_without_datasets_is_one_record(hub: SyncHub) -> None:
+    _create(hub, [_obs(1, 0), _obs(2, 1)])
+    got = _aggregate(hub, "sum", aggrPeriodDuration="PT1S")
+    assert got["type"] == "Property" and [p[0] for p in got["sum"]] == [1, 2], got
+    resp = hub.request(
+        "GET",
+        f"{BASE}/temporal/entities/{EID}",
+        params={"options": "aggregatedValues", "aggrMethods": "sum", "datasetId": "urn:ds:x"},
+    )
+    assert resp.status_code == 200 and "temp" not in resp.json(), resp.text
+
+
+def test_an_older_database_knows_its_datasets(tmp_path: Path) -> None:
+    """The 6 -> 7 upgrade lists the datasetIds already in the history."""
+    db = tmp_path / "old.db"
+    hub = SyncHub(db)
+    _create(hub, [_obs(1, 0, "urn:ds:a"), _obs(5, 1)])
+    hub.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE history_datasets")
+        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    SqliteStore(db).close()
+    hub = SyncHub(db)
+    try:
+        got = _aggregate(hub, "sum")
+        assert sorted((r.get("datasetId") or "", r["sum"][0][0]) for r in got) == [
+            ("", 5),
+            ("urn:ds:a", 1),
+        ], got
+    finally:
+        hub.close()
