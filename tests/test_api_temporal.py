@@ -607,3 +607,23 @@ async def test_aggregated_values_keep_each_attributes_own_type(client: httpx.Asy
     assert got["power"]["type"] == "Property", got
     assert got["feeds"]["type"] == "Relationship", got
     assert got["power"]["totalCount"][0][0] == 2 and got["feeds"]["totalCount"][0][0] == 2
+
+
+@pytest.mark.parametrize("with_attrs", [True, False])
+async def test_posting_a_temporal_entity_again_adds_its_types(
+    client: httpx.AsyncClient, with_attrs: bool
+) -> None:
+    """A second POST naming another type adds it, with or without attributes; with them it
+    used to replace the first type, and the entity left queries by that type."""
+    eid = "urn:ngsi-ld:Thing:ty1"
+    first = {"id": eid, "type": "T", "p": [{"type": "Property", "value": 1}]}
+    assert (await client.post(f"{BASE}/temporal/entities", json=first)).status_code == 201
+    again: dict[str, Any] = {"id": eid, "type": "Other"}
+    if with_attrs:
+        again["p"] = [{"type": "Property", "value": 2}]
+    assert (await client.post(f"{BASE}/temporal/entities", json=again)).status_code == 204
+    for typ in ("T", "Other"):
+        resp = await client.get(f"{BASE}/temporal/entities", params={"type": typ})
+        assert [e["id"] for e in resp.json()] == [eid], (typ, resp.text)
+    resp = await client.get(f"{BASE}/temporal/entities/{eid}")
+    assert resp.json()["type"] == ["T", "Other"], resp.text

@@ -111,3 +111,12 @@ def test_an_older_database_knows_its_datasets(tmp_path: Path) -> None:
         ], got
     finally:
         hub.close()
+
+
+def test_distinct_count_tells_kinds_apart_and_ignores_key_order(hub: SyncHub) -> None:
+    """true and 1 were one value (both stored as 1.0); two orderings of one object were
+    two (their texts differed)."""
+    values: list[Any] = [True, 1, False, 0, "1", 1.0, {"a": 1, "b": 2}, {"b": 2, "a": 1}]
+    _create(hub, [_obs(v, i) for i, v in enumerate(values)])
+    [[got, _, _]] = _aggregate(hub, "distinctCount")["distinctCount"]
+    assert got == 6, got  # true, 1 (= 1.0), false, 0, "1", the object

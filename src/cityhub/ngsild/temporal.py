@@ -264,7 +264,7 @@ class TemporalService:
             created = not tx.temporal_exists(doc["id"])
             for name, insts in attrs.items():
                 tx.add_history(doc["id"], doc["type"], name, insts)
-            if not attrs and created:
+            if not attrs:  # a new temporal entity, or more types for one
                 tx.add_history(doc["id"], doc["type"], "", [])
         return created
 
@@ -396,24 +396,31 @@ class TemporalService:
         if tq.last_n is not None:
             if tq.last_n <= limit:
                 return tq, True
-            return replace(tq, last_n=limit + 1), True
-        return replace(tq, first_n=limit + 1), False
+            return replace(tq, last_n=limit + 1, whole_instants=True), True
+        return replace(tq, first_n=limit + 1, whole_instants=True), False
 
     def _cut(
         self, rows: list[tuple[Doc, dict[str, list[Doc]]]], tq: TemporalQuery, descending: bool
     ) -> str | None:
         """Temporal pagination: when an attribute has more instances than a page holds, every
-        attribute of every entity is cut at the same time, so the page covers one time range."""
+        attribute of every entity is cut at the same time, so the page covers one time range.
+
+        A page never ends partway through one instant: the instances at the same time as the
+        last one that fits come too (the store fetched them), since the next page starts past
+        that time (`before` it, newest first) or at it (`after`, which includes it)."""
         limit = self.instance_limit
         prop = tq.timeproperty
         edges: list[float] = []
         for _, attrs in rows:
             for name, insts in attrs.items():
                 if len(insts) > limit:
-                    insts = insts[len(insts) - limit :] if descending else insts[:limit]
-                    attrs[name] = insts
-                    last = insts[0] if descending else insts[-1]
-                    edge = _when(last, prop)
+                    ordered = insts[::-1] if descending else insts
+                    edge = _when(ordered[limit - 1], prop)
+                    keep = limit
+                    while keep < len(ordered) and _when(ordered[keep], prop) == edge:
+                        keep += 1
+                    kept = ordered[:keep]
+                    attrs[name] = kept[::-1] if descending else kept
                     if edge is not None:
                         edges.append(edge)
         if not edges:
@@ -439,8 +446,13 @@ class TemporalService:
                 start = max(times, default=cut)
         else:
             start = tq.time_at if tq.timerel in ("after", "between") else min(times, default=cut)
+        end = cut
+        if not descending and (start or cut) == cut:
+            # one instant fills the page, and the next page (`after`, inclusive) would be this
+            # one again: it is whole, so the range ends just past it
+            end = cut + 1e-6
         size = str(tq.last_n) if tq.last_n is not None else "*"
-        return f"date-time {_iso(start or cut)}-{_iso(cut)}/{size}"
+        return f"date-time {_iso(start or cut)}-{_iso(end)}/{size}"
 
     @staticmethod
     def _header(header: Doc, tm: TermMap, members: _Members) -> Doc:

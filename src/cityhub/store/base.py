@@ -86,6 +86,9 @@ class TemporalQuery:
     end_time_at: float | None = None
     last_n: int | None = None  # the newest N instances of each attribute
     first_n: int | None = None  # the oldest N instances of each attribute
+    # with last_n/first_n, a page: instances at the same time as the Nth come too, so a
+    # page never ends partway through one instant (the next page starts at another)
+    whole_instants: bool = False
     dataset_ids: tuple[str, ...] | None = None  # "@none" stands for the default instance
     with_instances: bool = False  # only entities with at least one selected instance
 

@@ -14,7 +14,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
 from cityhub.store.base import period_index
-from cityhub.store.sqlite.index import index_rows
+from cityhub.store.sqlite.index import index_rows, number
 
 Term = ast.Compare | ast.Exists
 
@@ -92,6 +92,23 @@ def q_match(term: str, source: Any) -> bool:
     return matches_q(node, doc)
 
 
+_CONTENT_MEMBERS = ("value", "object", "vocab", "languageMap", "json", "valueList", "objectList")
+
+
+def distinct_key(inst: str) -> str | None:
+    """What distinctCount tells apart in a stored instance: its content as canonical JSON, so
+    true is not 1 (both were 1.0) and {"a":1,"b":2} is {"b":2,"a":1} (their texts differed);
+    1 and 1.0 are one number."""
+    doc = orjson.loads(inst)
+    for member in _CONTENT_MEMBERS:
+        if member in doc:
+            value = doc[member]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return repr(number(value))
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return None
+
+
 class PopulationStddev:
     """stddev_pop(x): Welford's running mean and squared distance. From sum and sum of
     squares it cancelled: 1000000001, 1000000002, 1000000003 gave 0 instead of 0.816."""
@@ -127,4 +144,5 @@ def register(conn: sqlite3.Connection) -> None:
     )
     conn.create_function("q_match", 2, q_match, deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
+    conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_aggregate("stddev_pop", 1, PopulationStddev)

@@ -78,7 +78,14 @@ def add(
 ) -> None:
     """Append one attribute's instances through the temporal API, where an instance observed
     at the same time as a stored one (same attribute and datasetId) replaces it: a client
-    that sends an observation again corrects it instead of doubling it."""
+    that sends an observation again corrects it instead of doubling it. Types sent add to
+    those the temporal entity has (a POST naming another type no longer replaced them)."""
+    if types:
+        row = conn.execute(
+            "SELECT types FROM tentities WHERE tenant = ? AND id = ?", (tenant, eid)
+        ).fetchone()
+        if row is not None:
+            types = list(dict.fromkeys([*orjson.loads(row[0]), *types]))
     add_many(conn, names, tenant, eid, types, {attr: instances}, replace_observed=True)
 
 
@@ -528,33 +535,32 @@ def select(
             params: list[Any] = [tpk, nid]
             where = f"h.tpk = ? AND h.nid = ?{_instance_filter(query, _binder(params), None)}"
             sql = (
-                f"SELECT h.inst, h.instance_id FROM history h WHERE {where} "
+                f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
                 f"ORDER BY {key} {way}, h.hid {way}"
             )
-            if n:
-                sql += " LIMIT ?"
-                params.append(n)
-            rows = conn.execute(sql, params).fetchall()
-            if not rows:
+            rows = conn.execute(sql + (" LIMIT ?" if n else ""), [*params, n] if n else params)
+            found = rows.fetchall()
+            if not found:
                 continue
+            if n and query.whole_instants and len(found) == n and found[-1][2] is not None:
+                beyond = ">" if way == "ASC" else "<"
+                ties = (
+                    f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
+                    f"AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
+                )
+                found += conn.execute(ties, [*params, found[-1][2], found[-1][3]]).fetchall()
             if way == "DESC":
-                rows.reverse()
-            attrs[name] = [_instance(inst, iid) for inst, iid in rows]
+                found.reverse()
+            attrs[name] = [_instance(inst, iid) for inst, iid, _, _ in found]
         out.append((header, attrs))
     return out, total
 
 
 # -- aggregation -------------------------------------------------------------------------------
 
-_CONTENT = (
-    "coalesce(h.num, json_extract(h.inst, '$.value'), json_extract(h.inst, '$.object'), "
-    "json_extract(h.inst, '$.vocab'), json_extract(h.inst, '$.languageMap'), "
-    "json_extract(h.inst, '$.json'), json_extract(h.inst, '$.valueList'), "
-    "json_extract(h.inst, '$.objectList'))"
-)
 _METHOD_SQL = {
     "totalCount": ("count(*)",),
-    "distinctCount": (f"count(DISTINCT {_CONTENT})",),
+    "distinctCount": ("count(DISTINCT distinct_key(h.inst))",),  # functions.distinct_key
     "sum": ("sum(h.num)",),
     "avg": ("avg(h.num)",),
     "min": ("min(h.num)",),

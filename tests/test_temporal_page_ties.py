@@ -1,0 +1,104 @@
+"""Temporal pages never end partway through one instant: instances that share a time (one
+POST's createdAt, several datasetIds observed together) are all reached by following the
+Content-Range, oldest first and newest first (a prober's finding, 2026-12-06)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import BASE, SyncHub
+
+EID = "urn:ngsi-ld:Meter:t1"
+LIMIT = 3
+RANGE = re.compile(r"date-time (\S+)-(\d{4}-\S+)/(\S+)")
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[SyncHub]:
+    h = SyncHub(tmp_path / "hub.db", temporal_limit=LIMIT)
+    yield h
+    h.close()
+
+
+def _create(hub: SyncHub, instances: list[dict[str, Any]]) -> None:
+    body = {"id": EID, "type": "Meter", "p": instances}
+    assert hub.request("POST", f"{BASE}/temporal/entities", json=body).status_code == 201
+
+
+def _get(hub: SyncHub, **params: str) -> tuple[list[Any], str | None]:
+    params = {"options": "temporalValues", **params}
+    resp = hub.request("GET", f"{BASE}/temporal/entities/{EID}", params=params)
+    assert resp.status_code in (200, 206), resp.text
+    records = resp.json().get("p", [])
+    records = records if isinstance(records, list) else [records]
+    values = [pair[0] for rec in records for pair in rec["values"]]
+    return values, resp.headers.get("Content-Range") if resp.status_code == 206 else None
+
+
+def _walk(hub: SyncHub, newest_first: bool, **params: str) -> list[Any]:
+    """Every value reached by following the pages, as a client does."""
+    seen: list[Any] = []
+    extra: dict[str, str] = {"lastN": "100"} if newest_first else {}
+    for _ in range(20):
+        values, content_range = _get(hub, **params, **extra)
+        seen += values
+        if content_range is None:
+            return seen
+        match = RANGE.fullmatch(content_range)
+        assert match, content_range
+        end = match[2]
+        if newest_first:  # the range runs from the newest down to where the page stopped
+            extra = {"lastN": "100", "timerel": "before", "timeAt": end}
+        else:
+            extra = {"timerel": "after", "timeAt": end}
+    raise AssertionError(f"still paging after 20 pages; seen {seen}")
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_more_instances_at_one_instant_than_a_page_holds(hub: SyncHub, newest_first: bool) -> None:
+    """One POST stores 8 instances with one createdAt: the first page was 0-2, the next the
+    same 0-2 again for ever (oldest first), or the rest were lost (newest first)."""
+    _create(
+        hub,
+        [
+            {"type": "Property", "value": n, "observedAt": f"2020-01-01T00:00:0{n}Z"}
+            for n in range(8)
+        ],
+    )
+    seen = _walk(hub, newest_first, timeproperty="createdAt")
+    assert sorted(set(seen)) == list(range(8)), seen
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_datasets_observed_together_are_not_split(hub: SyncHub, newest_first: bool) -> None:
+    """3 datasetIds observed at 4 times: a page of 3 must not end with one of them cut off."""
+    instances = [
+        {
+            "type": "Property",
+            "value": f"{ds}{t}",
+            "datasetId": f"urn:ds:{ds}",
+            "observedAt": f"2020-01-01T00:00:0{t}Z",
+        }
+        for t in range(4)
+        for ds in "abc"
+    ]
+    _create(hub, instances)
+    seen = _walk(hub, newest_first)
+    assert sorted(set(seen)) == sorted(i["value"] for i in instances), seen
+    values, content_range = _get(hub)
+    assert content_range is not None and sorted(values) == ["a0", "b0", "c0"], values
+
+
+def test_an_explicit_last_n_within_the_limit_is_exact(hub: SyncHub) -> None:
+    """lastN asked by the client is not widened by ties."""
+    _create(
+        hub,
+        [{"type": "Property", "value": n, "observedAt": "2020-01-01T00:00:00Z"} for n in range(3)],
+    )
+    values, content_range = _get(hub, lastN="2")
+    assert len(values) == 2 and content_range is None, values
