@@ -106,6 +106,14 @@ async def test_the_type_selector_is_applied_not_ignored(
     url = f"{BASE}/entities/{EID}{path}"
     problem(await client.request(method, url, json=body, params={"type": "Vehicle"}), 404)
     assert (await get_entity(client, EID))["name"]["value"] == "town hall", "nothing changed"
+    # an AND the entity does not meet, and an invalid name: nothing changes either
+    problem(await client.request(method, url, json=body, params={"type": "Building;Shop"}), 404)
+    problem(await client.request(method, url, json=body, params={"type": 'Shop"'}), 400)
+    assert (await get_entity(client, EID))["name"]["value"] == "town hall", "nothing changed"
+    # the type-selection syntax of GET /entities: `|` is OR, parentheses group
+    for selector in ("Vehicle|Building", "(Building;Building)|Shop"):
+        one = await client.get(f"{BASE}/entities/{EID}", params={"type": selector})
+        assert one.status_code == 200, (selector, one.text)
     resp = await client.request(method, url, json=body, params={"type": "Vehicle,Building"})
     assert resp.status_code in (200, 201, 204, 207), resp.text
 

@@ -463,6 +463,18 @@ async def test_lang_follows_q_weights(client: httpx.AsyncClient, lang: str, tag:
     assert body["street"] == {"type": "Property", "value": want, "lang": tag}, body
 
 
+@pytest.mark.parametrize(
+    "params", [{"lang": ""}, {"lang": "!!"}, {"lang": "en;q=2"}, {"datasetId": ""}]
+)
+async def test_empty_or_garbled_lang_and_dataset_id_are_400(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    """Read as no preference or no filter, they answered as if not given."""
+    await create(client, FULL)
+    problem(await client.get(f"{BASE}/entities/{FULL['id']}", params=params), 400)
+    problem(await client.get(f"{BASE}/entities", params={"type": FULL["type"], **params}), 400)
+
+
 async def test_pick_and_omit_reach_the_entity_system_attributes(
     client: httpx.AsyncClient,
 ) -> None:

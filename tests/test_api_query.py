@@ -703,6 +703,26 @@ async def test_order_by(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 400
 
 
+async def test_order_by_reads_the_default_instance(client: httpx.AsyncClient) -> None:
+    """An instance with a datasetId stored first is not the one sorted by (100 sorted a
+    before b's 50, though a's default value, the one keyValues shows, is 1)."""
+    a = {
+        "id": "urn:ngsi-ld:Bin:oa",
+        "type": "Bin",
+        "v": [
+            {"type": "Property", "value": 100, "datasetId": "urn:ds:x"},
+            {"type": "Property", "value": 1, "rank": {"type": "Property", "value": 9}},
+        ],
+    }
+    b = {"id": "urn:ngsi-ld:Bin:ob", "type": "Bin", "v": {"type": "Property", "value": 50}}
+    b["v"]["rank"] = {"type": "Property", "value": 5}
+    for body in (a, b):
+        await create(client, body)
+    for order, want in (("v", ["oa", "ob"]), ("v.rank", ["ob", "oa"]), ("v;desc", ["ob", "oa"])):
+        resp = await client.get(f"{BASE}/entities", params={"type": "Bin", "orderBy": order})
+        assert [e["id"].rsplit(":", 1)[1] for e in resp.json()] == want, order
+
+
 def page_links(resp: httpx.Response) -> dict[str, str]:
     """rel -> URL of a response's prev/next Link headers."""
     out = {}
@@ -756,3 +776,53 @@ async def test_near_finds_neighbours_across_the_antimeridian(
     )
     assert resp.status_code == 200, resp.text
     assert sorted(e["id"] for e in resp.json()) == ["urn:ngsi-ld:Buoy:0", "urn:ngsi-ld:Buoy:1"]
+
+
+async def test_a_projection_never_removes_a_match_from_its_page(client: httpx.AsyncClient) -> None:
+    """pick and omit project: an entity they leave empty is still a match ({}), so pages hold
+    `limit` entities and NGSILD-Results-Count counts what the pages hold (a page used to come
+    back short, or empty beside a next link)."""
+    for i in range(3):
+        body: dict[str, Any] = {"id": f"urn:ngsi-ld:Bin:p{i}", "type": "Bin", "level": i}
+        if i == 1:
+            body["flag"] = True
+        await create(client, body)
+    seen = []
+    for offset in (0, 2):
+        resp = await client.get(
+            f"{BASE}/entities",
+            params={"type": "Bin", "pick": "flag", "count": "true", "limit": "2"}
+            | {"offset": str(offset)},
+        )
+        assert resp.status_code == 200 and resp.headers["NGSILD-Results-Count"] == "3"
+        seen += resp.json()
+    assert seen == [{}, {"flag": {"type": "Property", "value": True}}, {}], seen
+    resp = await client.get(
+        f"{BASE}/entities",
+        params={"type": "Bin", "omit": "id,type,level,flag"},
+        headers={"Accept": "application/geo+json"},
+    )
+    assert resp.status_code == 200 and len(resp.json()["features"]) == 3, resp.text
+
+
+@pytest.mark.parametrize(
+    ("method", "where"),
+    [
+        ("GET", {"geoproperty": "location"}),
+        ("GET", {"georel": "", "geometry": "", "coordinates": ""}),
+        ("POST", {"geoQ": {}}),
+        ("POST", {"geoQ": {"geoproperty": "location"}}),
+    ],
+)
+async def test_a_partial_geo_query_is_refused(
+    client: httpx.AsyncClient, method: str, where: dict[str, Any]
+) -> None:
+    """A geo-query missing its georel, geometry or coordinates is a 400, not ignored (which
+    answered with every entity of the type)."""
+    await create(client, {"id": "urn:ngsi-ld:Bin:g1", "type": "Bin"})
+    if method == "GET":
+        resp = await client.get(f"{BASE}/entities", params={"type": "Bin", **where})
+    else:
+        body = {"type": "Query", "entities": [{"type": "Bin"}], **where}
+        resp = await client.post(f"{BASE}/entityOperations/query", json=body)
+    problem(resp, 400, "BadRequestData")

@@ -80,7 +80,18 @@ def q(georel: str, geometry: str, coordinates: Any, prop: str | None = None) -> 
 
 def test_absent_means_no_geo_query() -> None:
     assert parse_geoq(None, None, None, None) is None
-    assert parse_geoq("", "", "", "location") is None
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [("", "", "", "location"), (None, None, None, "location"), (None, None, None, "")],
+)
+def test_a_geoproperty_or_empty_parts_alone_are_refused(
+    parts: tuple[str | None, str | None, str | None, str | None],
+) -> None:
+    """Ignored, they widened the query to every entity of the type."""
+    with pytest.raises(BadRequestData):
+        parse_geoq(*parts)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,10 @@ from cityhub.ngsild.entity import check_path_id, expand_entity
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature
 from cityhub.ngsild.linked import dedupe, render_joined
+from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.ast import TypeNode
+from cityhub.ngsild.query.evaluate import matches_types
+from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import DEFAULT, render_entity
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
 from cityhub.store.base import EntityQuery
@@ -75,7 +79,8 @@ def _render(
         return {d["id"]: d for d in found}
 
     rendered, extra = render_joined(docs, ctx.tm, opts, pick, omit, join, level, fetch)
-    rendered = [r for r in rendered if r]  # a projection that leaves nothing drops the entity
+    # pick and omit project, they do not select: an entity they leave empty is still one of
+    # the matches (as {}), so a page holds `limit` of them and the count describes the pages
     if join == "flat":
         return dedupe(rendered + extra)
     return rendered
@@ -163,8 +168,8 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
     geo = body.get("geoQ")
     if geo is None:
         return out
-    if not isinstance(geo, dict):
-        raise BadRequestData("geoQ must be a GeoQuery object")
+    if not isinstance(geo, dict) or not geo:
+        raise BadRequestData("geoQ must be a GeoQuery object with georel, geometry, coordinates")
     for key in ("georel", "geometry", "geoproperty"):
         if key in geo:
             out[key] = _string_member(geo, key, "geoQ.")
@@ -215,15 +220,13 @@ async def get_entity(request: Request) -> Response:
         P.join_options(params)
     doc = service(request).get(ctx.tenant, eid)
     types = _types(request, ctx)
-    if types and not set(types) & set(doc["type"]):
+    if types is not None and not matches_types(types, doc):
         raise ResourceNotFound(f"entity {eid} is not of type {params['type']}")
     if params.get("attrs") and not any(
         ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"])
     ):
         raise ResourceNotFound(f"entity {eid} has none of the attributes {params['attrs']}")
     many = _render(request, ctx, [doc], params)
-    if not many:
-        raise ResourceNotFound(f"nothing of entity {eid} is left after pick/omit")
     rendered: Any = many if len(many) > 1 else many[0]
     if ctx.accept == GEOJSON:
         return json_response(ctx, _geo_body(ctx, params, rendered), entities=False)
@@ -336,16 +339,18 @@ async def delete_attr(request: Request) -> Response:
     )
 
 
-def _types(request: Request, ctx: Ctx) -> list[str]:
-    """The expanded types of the `type` selector (none given: an empty list)."""
-    return [ctx.tm.expand(t) for t in P.csv(params_of(request).get("type"))]
+def _types(request: Request, ctx: Ctx) -> TypeNode | None:
+    """The `type` selector as an expanded type expression (`A,B`, `A;B`, `(A;B)|C`), as
+    GET /entities reads it; None when not given."""
+    raw = params_of(request).get("type")
+    return None if raw is None else ast.map_names(parse_types(raw), ctx.tm.expand)
 
 
 def _selected(request: Request, ctx: Ctx, method: Callable[..., T]) -> Callable[..., T]:
     """The service method, run only on an entity of a type the `type` selector names (a
     404 and nothing written otherwise); the check is part of the same group job."""
     types = _types(request, ctx)
-    if not types:
+    if types is None:
         return method
     check, named = service(request).check_type, params_of(request)["type"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -81,6 +82,18 @@ def integer(params: Mapping[str, str], name: str, default: int, low: int, high: 
     return value
 
 
+# one lang= item: a BCP 47 language range (RFC 4647) or *, with an optional q weight
+_LANG_ITEM = re.compile(r"\s*(\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)\s*(;\s*q=[01](\.\d{0,3})?\s*)?")
+
+
+def check_lang(lang: str | None) -> str | None:
+    """lang= as clause 4.15 allows it (tags or *, each with a q weight); 400 otherwise, as an
+    empty or garbled value was read as no preference at all."""
+    if lang is not None and not all(_LANG_ITEM.fullmatch(item) for item in lang.split(",")):
+        raise BadRequestData(f"lang must be language tags or *, not {lang!r}")
+    return lang
+
+
 def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
     """options/format/lang/datasetId → RenderOptions (projections come from `projections`)."""
     opts = options(params)
@@ -101,8 +114,8 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
     return RenderOptions(
         format=fmt,
         sys_attrs="sysAttrs" in opts,
-        lang=params.get("lang"),
-        dataset_ids=frozenset(csv(ds)) if ds else None,
+        lang=check_lang(params.get("lang")),
+        dataset_ids=frozenset(csv(ds)) if ds is not None else None,
     )
 
 

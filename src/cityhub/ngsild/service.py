@@ -30,6 +30,8 @@ from cityhub.ngsild.errors import (
     ResourceNotFound,
 )
 from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp, without_nulls
+from cityhub.ngsild.query.ast import TypeNode
+from cityhub.ngsild.query.evaluate import matches_types
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import Doc, EntityExists, EntityQuery, Store, WriteTx
 
@@ -81,12 +83,13 @@ class EntityService:
                 stamp(inst, now)
         return attrs
 
-    def check_type(self, tenant: str, eid: str, types: list[str], named: str) -> None:
-        """ResourceNotFound unless the entity has one of these (expanded) types: the `type`
-        selector of the single-entity operations. Read inside the write, as a group job."""
+    def check_type(self, tenant: str, eid: str, types: TypeNode, named: str) -> None:
+        """ResourceNotFound unless the entity's types match this (expanded) type expression:
+        the `type` selector of the single-entity operations. Read inside the write, as a
+        group job."""
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
-        if not set(types) & set(doc["type"]):
+        if not matches_types(types, doc):
             raise ResourceNotFound(f"entity {eid} is not of type {named}")
 
     def _existing(self, tx: WriteTx, eid: str) -> Doc:

@@ -145,11 +145,12 @@ def parse_geoq(
     coordinates: str | list[Any] | None,
     geoproperty: str | None = None,
 ) -> GeoQuery | None:
-    """Build a GeoQuery from geoQ parameters; None when georel, geometry, coordinates are absent."""
-    given = [p not in (None, "", []) for p in (georel, geometry, coordinates)]
-    if not any(given):
+    """Build a GeoQuery from geoQ parameters; None when all four are absent. Any of them
+    given alone, or empty, is a 400: ignoring it would widen the query to every entity."""
+    parts = (georel, geometry, coordinates, geoproperty)
+    if all(p is None for p in parts):
         return None
-    if not all(given):
+    if any(p in (None, "", []) for p in parts[:3]):
         raise BadRequestData("geoQ needs georel, geometry and coordinates together")
     assert georel is not None and geometry is not None and coordinates is not None
     rel, max_d, min_d = parse_georel(georel)

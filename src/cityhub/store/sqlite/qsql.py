@@ -108,25 +108,22 @@ class Compiler:
             if head in _ORDER_MEMBERS:
                 expr = _ORDER_MEMBERS[head]
             else:
-                steps = ["attrs", head, "0"]
+                steps: list[str] = []
                 for sub in path[1:]:
-                    steps += (
-                        [sub]
-                        if sub in ("createdAt", "modifiedAt", "observedAt")
-                        else [
-                            "sub",
-                            sub,
-                        ]
-                    )
-                base = json_path(steps).replace('."0"', "[0]")
-                last = path[-1] if len(path) > 1 else ""
-                if last in ("createdAt", "modifiedAt", "observedAt"):
-                    expr = f"json_extract(e.doc, {self.p(base)})"
+                    steps += [sub] if sub in _META else ["sub", sub]
+                rel = json_path(steps)
+                if path[-1] in _META and len(path) > 1:
+                    value = f"json_extract(j.value, {self.p(rel)})"
                 else:
-                    expr = (
-                        f"coalesce(json_extract(e.doc, {self.p(base + '.value')}), "
-                        f"json_extract(e.doc, {self.p(base + '.object')}))"
+                    value = (
+                        f"coalesce(json_extract(j.value, {self.p(rel + '.value')}), "
+                        f"json_extract(j.value, {self.p(rel + '.object')}))"
                     )
+                # the default instance (no datasetId), wherever it sits among the instances
+                expr = (
+                    f"(SELECT {value} FROM json_each(e.doc, {self.p(json_path(['attrs', head]))}) j "
+                    "WHERE json_extract(j.value, '$.datasetId') IS NULL)"
+                )
             terms.append(f"{expr} {'DESC' if desc else 'ASC'}")
         return ", ".join([*terms, tiebreak])
 
@@ -401,6 +398,9 @@ def _column(value: Any) -> str | None:
         values = value.values if isinstance(value, ast.ValueList) else (value,)
     columns = {literal_key(v)[0] for v in values}
     return columns.pop() if len(columns) == 1 else None
+
+
+_META = ("createdAt", "modifiedAt", "observedAt")
 
 
 def json_path(steps: list[str]) -> str:
