@@ -407,3 +407,22 @@ async def test_scope_can_be_merged_and_deleted(client: httpx.AsyncClient) -> Non
     problem(await client.delete(f"{ATTRS}/scope"), 404, "ResourceNotFound")
     bad = await client.patch(f"{BASE}/entities/{EID}", json={"scope": "no-slash"})
     problem(bad, 400, "BadRequestData")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/entities/{eid}/attrs"),
+        ("PATCH", "/entities/{eid}/attrs"),
+        ("POST", "/temporal/entities/{eid}/attrs"),
+    ],
+)
+async def test_a_body_naming_another_entity_is_400(
+    client: httpx.AsyncClient, stored: Any, method: str, path: str
+) -> None:
+    """As PUT and PATCH on /entities/{id} already did: the attributes were written to the
+    entity in the path, whatever the body named."""
+    body = {"id": "urn:ngsi-ld:Room:other", "humidity": {"type": "Property", "value": 40}}
+    resp = await client.request(method, BASE + path.format(eid=EID), json=body)
+    problem(resp, 400, "BadRequestData")
+    assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored

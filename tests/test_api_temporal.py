@@ -339,6 +339,32 @@ async def test_post_temporal_query(client: httpx.AsyncClient, history: Any) -> N
     assert [v[0] for v in resp.json()[0]["power"]["values"]] == [40], resp.json()
 
 
+@pytest.mark.parametrize("methods", [["sum", "max"], "sum,max"])
+async def test_post_temporal_query_aggregates_from_the_body(
+    client: httpx.AsyncClient, history: Any, methods: Any
+) -> None:
+    """aggrMethods and aggrPeriodDuration in temporalQ, as in the GET form's parameters."""
+    body = {
+        "type": "Query",
+        "entities": [{"type": "Meter"}],
+        "attrs": ["power"],
+        "temporalQ": {"aggrMethods": methods, "aggrPeriodDuration": "P1D"},
+    }
+    resp = await client.post(
+        f"{BASE}/temporal/entityOperations/query",
+        params={"options": "aggregatedValues"},
+        json=body,
+    )
+    assert resp.status_code == 200, resp.text
+    power = resp.json()[0]["power"]
+    assert sum(p[0] for p in power["sum"]) == 90 and len(power["sum"]) >= 2, power
+    body["temporalQ"] = {"aggrMethods": [1]}
+    resp = await client.post(
+        f"{BASE}/temporal/entityOperations/query", params={"options": "aggregatedValues"}, json=body
+    )
+    problem(resp, 400, "BadRequestData")
+
+
 async def test_post_temporal_query_bad_body_is_400(client: httpx.AsyncClient, history: Any) -> None:
     resp = await client.post(f"{BASE}/temporal/entityOperations/query", json={"entities": []})
     problem(resp, 400, "BadRequestData")

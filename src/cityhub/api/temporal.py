@@ -86,10 +86,31 @@ async def post_query(request: Request) -> Response:
             if not isinstance(value, str | int) or isinstance(value, bool):
                 raise BadRequestData(f"temporalQ.{key} must be a string (lastN: an integer)")
             params[key] = str(value)
+    params.update(_aggregation_members(tq or {}))
     result = await off_loop(
         request, service(request).query, ctx.tenant, params, ctx.tm, selectors=body.get("entities")
     )
     return _respond(ctx, result, result.entities)
+
+
+def _aggregation_members(tq: dict[str, Any]) -> dict[str, str]:
+    """aggrMethods (an array, or its comma-separated text) and aggrPeriodDuration of a
+    temporalQ, as the query parameters of the GET form; ignored, a POST asking for
+    aggregatedValues was told it named no methods."""
+    out: dict[str, str] = {}
+    methods = tq.get("aggrMethods")
+    if methods is not None:
+        if isinstance(methods, list) and all(isinstance(m, str) and m for m in methods):
+            methods = ",".join(methods)
+        if not isinstance(methods, str) or not methods:
+            raise BadRequestData("temporalQ.aggrMethods must be an array of method names")
+        out["aggrMethods"] = methods
+    period = tq.get("aggrPeriodDuration")
+    if period is not None:
+        if not isinstance(period, str):
+            raise BadRequestData("temporalQ.aggrPeriodDuration must be a duration string")
+        out["aggrPeriodDuration"] = period
+    return out
 
 
 async def get(request: Request) -> Response:

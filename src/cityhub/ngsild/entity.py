@@ -383,3 +383,9 @@ def check_geometry(value: Any) -> dict[str, Any]:
     if geom.is_empty and value.get("type") != "GeometryCollection":
         raise BadRequestData("a GeoJSON geometry must not be empty")
     return value
+
+
+def check_body_id(body: Any, eid: str) -> None:
+    """A body that names an entity must name the one in the path (the other is not written)."""
+    if isinstance(body, dict) and body.get("id", eid) != eid:
+        raise BadRequestData("the body's id does not match the path")

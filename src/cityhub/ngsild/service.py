@@ -14,6 +14,7 @@ from cityhub.ngsild.entity import (
     NULL_URI,
     Attrs,
     Instance,
+    check_body_id,
     check_uri,
     expand_attrs,
     expand_entity,
@@ -158,8 +159,7 @@ class EntityService:
 
     def replace(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}: everything but id and createdAt is replaced."""
-        if isinstance(body, dict) and body.get("id", eid) != eid:
-            raise BadRequestData("the body's id does not match the path")
+        check_body_id(body, eid)
         if isinstance(body, dict) and "id" not in body:
             body = {**body, "id": eid}
         doc = expand_entity(body, tm)
@@ -175,8 +175,7 @@ class EntityService:
         """PATCH /entities/{id}: merge-patch attributes; urn:ngsi-ld:null deletes."""
         if not isinstance(body, dict):
             raise BadRequestData("merge body must be a JSON object")
-        if body.get("id", eid) != eid:
-            raise BadRequestData("the body's id does not match the path")
+        check_body_id(body, eid)
         incoming = expand_attrs(body, tm, nulls=True)
         types = body.get("type")
         new_types = expand_types(types, tm) if types else None
@@ -204,6 +203,7 @@ class EntityService:
         self, tenant: str, eid: str, body: Any, tm: TermMap, no_overwrite: bool = False
     ) -> AttrOutcome:
         """POST /entities/{id}/attrs: add attributes, overwriting unless noOverwrite."""
+        check_body_id(body, eid)
         incoming = expand_attrs(_strip_type(body), tm)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
@@ -245,6 +245,7 @@ class EntityService:
 
         The ETSI suite (011_01_03) expects attributes the entity lacks to be added too.
         """
+        check_body_id(body, eid)
         incoming = expand_attrs(_strip_type(body), tm, nulls=True)
         names = _names(body, tm)
         out = AttrOutcome()

@@ -13,6 +13,7 @@ from cityhub.ngsild import params as P
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
     ENTITY_KEYS,
+    check_body_id,
     check_name,
     check_uri,
     expand_attribute,
@@ -270,6 +271,7 @@ class TemporalService:
 
     def append(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """POST /temporal/entities/{id}/attrs (the entity keeps its types)."""
+        check_body_id(body, eid)
         attrs = self._instances(body, tm)
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
