@@ -426,3 +426,38 @@ async def test_a_body_naming_another_entity_is_400(
     resp = await client.request(method, BASE + path.format(eid=EID), json=body)
     problem(resp, 400, "BadRequestData")
     assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored
+
+
+@pytest.mark.parametrize("member", ["createdAt", "modifiedAt", "deletedAt"])
+async def test_replacing_a_member_that_is_no_attribute_is_404(
+    client: httpx.AsyncClient, stored: Any, member: str
+) -> None:
+    """PUT …/attrs/createdAt was a 500 (the name is skipped when attributes are read)."""
+    resp = await client.put(f"{ATTRS}/{member}", json={"type": "Property", "value": 5})
+    problem(resp, 404, "ResourceNotFound")
+    assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored
+
+
+async def test_delete_by_dataset_id_none_deletes_the_default_instance(
+    client: httpx.AsyncClient, stored: Any
+) -> None:
+    """@none names the default instance, as in queries; it was looked up literally (404)."""
+    resp = await client.delete(f"{ATTRS}/speed", params={"datasetId": "@none"})
+    assert resp.status_code == 204, resp.text
+    left = (await get_entity(client, EID))["speed"]
+    assert sorted(i.get("datasetId") for i in left) == ["urn:ds:a", "urn:ds:b"], left
+
+
+async def test_delete_with_lang_removes_only_those_strings(client: httpx.AsyncClient) -> None:
+    """lang= on DELETE deleted the whole attribute, every language with it."""
+    street = {"type": "LanguageProperty", "languageMap": {"en": "Main St", "fr": "Rue", "de": "S"}}
+    await create(client, {"id": EID, "type": "Room", "street": street, "n": 1})
+    resp = await client.delete(f"{ATTRS}/street", params={"lang": "en,de"})
+    assert resp.status_code == 204, resp.text
+    body = await get_entity(client, EID)
+    assert body["street"]["languageMap"] == {"fr": "Rue"}, body
+    problem(await client.delete(f"{ATTRS}/street", params={"lang": "en"}), 404)
+    problem(await client.delete(f"{ATTRS}/n", params={"lang": "en"}), 400)
+    assert (await get_entity(client, EID))["n"]["value"] == 1
+    assert (await client.delete(f"{ATTRS}/street", params={"lang": "fr"})).status_code == 204
+    assert "street" not in await get_entity(client, EID)

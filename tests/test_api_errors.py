@@ -12,7 +12,7 @@ import pytest
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite import SqliteStore
-from conftest import BASE, CORE, ERRORS, JSONLD, bad_request, create, link, problem
+from conftest import BASE, CORE, ERRORS, JSONLD, bad_request, create, get_entity, link, problem
 
 EID = "urn:ngsi-ld:Pump:p1"
 ENTITY: dict[str, Any] = {
@@ -511,3 +511,24 @@ async def test_a_query_member_of_the_wrong_type_is_400(
     """Dropped, a malformed member would widen the query; it used to be a 500 or ignored."""
     body = {"type": "Query", "entities": [{"type": "Sensor"}], **member}
     bad_request(await client.post(BASE + path, json=body))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/entities/urn:ngsi-ld:Bin:o1", {"level": 2}),
+        ("PATCH", "/entities/urn:ngsi-ld:Bin:o1/attrs", {"level": 2}),
+        ("PATCH", "/entities/urn:ngsi-ld:Bin:o1/attrs/level", {"value": 2}),
+        ("POST", "/entityOperations/merge", [{"id": "urn:ngsi-ld:Bin:o1", "level": 2}]),
+        ("POST", "/entityOperations/create", [{"id": "urn:ngsi-ld:Bin:o2", "type": "Bin"}]),
+    ],
+)
+async def test_an_unknown_option_is_refused_by_writes_too(
+    client: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    """options=bogus was a 400 on reads, append and upsert, and ignored elsewhere."""
+    await create(client, {"id": "urn:ngsi-ld:Bin:o1", "type": "Bin", "level": 1})
+    resp = await client.request(method, BASE + path, json=body, params={"options": "bogus"})
+    problem(resp, 400)
+    assert (await get_entity(client, "urn:ngsi-ld:Bin:o1"))["level"]["value"] == 1
+    problem(await client.get(f"{BASE}/entities/urn:ngsi-ld:Bin:o2"), 404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -330,10 +331,11 @@ async def replace_attr(request: Request) -> Response:
 
 
 async def delete_attr(request: Request) -> Response:
-    """DELETE /entities/{id}/attrs/{attr}."""
+    """DELETE /entities/{id}/attrs/{attr}; lang= deletes those strings of a LanguageProperty."""
+    lang = P.check_lang(params_of(request).get("lang"))
     return await delete_attribute_via(
         request,
-        service(request).delete_attribute,
+        functools.partial(service(request).delete_attribute, lang=lang),
         _eid(request),
         lambda ctx, method: _selected(request, ctx, method),
     )

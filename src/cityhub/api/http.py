@@ -28,7 +28,7 @@ from cityhub.ngsild.errors import (
     RequestTooLarge,
     UnsupportedMediaType,
 )
-from cityhub.ngsild.params import flag
+from cityhub.ngsild.params import flag, options
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -271,6 +271,8 @@ def params_of(request: Request) -> dict[str, str]:
         if key in out:
             raise InvalidRequest(f"parameter {key} is given more than once")
         out[key] = value
+    if "options" in out:
+        options(out)  # an unknown option is refused by every operation, not only by reads
     return out
 
 
@@ -365,7 +367,9 @@ async def delete_attribute_via(
     if select is not None:
         method = select(ctx, method)
     ds = params.get("datasetId")
-    if ds is not None and ds != "@none":
+    if ds == "@none":  # the default instance, as in queries
+        ds = None
+    elif ds is not None:
         check_uri(ds, "datasetId")
     attr = request.path_params["attr"]
     await grouped(request, method, ctx.tenant, eid, attr, ctx.tm, ds, flag(params, "deleteAll"))

@@ -313,7 +313,9 @@ class EntityService:
         if attr == "scope":
             raise BadRequestData("scope is not an attribute; use PATCH or POST on /attrs")
         name = expand_name(attr, tm)
-        incoming = expand_attrs({attr: body}, tm)[name]
+        incoming = expand_attrs({attr: body}, tm).get(name)
+        if incoming is None:  # a member that is no attribute (createdAt, id, ...)
+            raise ResourceNotFound(f"{attr} is not an attribute of {eid}")
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
             current = doc["attrs"].get(name)
@@ -337,8 +339,10 @@ class EntityService:
         tm: TermMap,
         dataset_id: str | None = None,
         delete_all: bool = False,
+        lang: str | None = None,
     ) -> None:
-        """DELETE /entities/{id}/attrs/{attr} (one datasetId, or all instances)."""
+        """DELETE /entities/{id}/attrs/{attr} (one datasetId, or all instances); with lang,
+        only those strings of a LanguageProperty (the instance goes with its last one)."""
         name = expand_name(attr, tm)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
@@ -353,6 +357,15 @@ class EntityService:
             if not current:
                 raise ResourceNotFound(f"attribute {attr} not found in {eid}")
             now = now_iso()
+            if lang is not None:
+                kept = _drop_languages(current, dataset_id, lang, attr, now)
+                written = {name: [kept] if isinstance(kept, dict) else [deletion(kept[0], now)]}
+                if not current:
+                    del doc["attrs"][name]
+                doc["modifiedAt"] = now
+                tx.update(doc, {name})
+                self._record(tx, doc, written)
+                return
             if delete_all:
                 removed = doc["attrs"].pop(name)
             else:
@@ -583,6 +596,30 @@ def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Att
         if not current:
             del doc["attrs"][name]
     return written
+
+
+def _drop_languages(
+    current: list[Instance], dataset_id: str | None, lang: str, attr: str, now: str
+) -> Instance | list[Instance]:
+    """Remove the lang= tags (or every one, for *) from one LanguageProperty instance: the
+    instance with the strings left, or [the instance] when none is left and it went."""
+    i = find(current, dataset_id)
+    if i is None:
+        raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
+    inst = current[i]
+    if inst.get("type") != "LanguageProperty":
+        raise BadRequestData(f"lang deletes strings of a LanguageProperty; {attr} is not one")
+    languages = dict(inst.get("languageMap") or {})
+    tags = {t.split(";")[0].strip() for t in lang.split(",")}
+    gone = set(languages) if "*" in tags else tags & set(languages)
+    if not gone:
+        raise ResourceNotFound(f"attribute {attr} has no string in {lang}")
+    for tag in gone:
+        del languages[tag]
+    if not languages:
+        return [current.pop(i)]
+    current[i] = {**inst, "languageMap": languages, "modifiedAt": now}
+    return current[i]
 
 
 def _geometry_value(raw: Any, kind: str) -> bool:
