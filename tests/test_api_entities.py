@@ -896,3 +896,21 @@ async def test_ids_that_are_http_urls(client: httpx.AsyncClient) -> None:
     resp = await client.get(_quoted_path(eid))
     assert resp.status_code == 200, resp.text
     assert resp.json()["id"] == eid
+
+
+async def test_a_concise_geometry_value_is_a_geo_property(client: httpx.AsyncClient) -> None:
+    """{"value": <geometry>} without a type: a GeoProperty (it was a Property, and for
+    location a 400 "must be a GeoProperty"), found by geo-queries."""
+    point = {"type": "Point", "coordinates": [2.35, 48.85]}
+    body = {"id": "urn:ngsi-ld:Bin:cg", "type": "Bin", "location": {"value": point}}
+    body["dropOff"] = {"value": point, "observedAt": "2024-01-01T00:00:00Z"}
+    await create(client, body)
+    got = await get_entity(client, "urn:ngsi-ld:Bin:cg")
+    assert got["location"] == {"type": "GeoProperty", "value": point}, got
+    assert got["dropOff"]["type"] == "GeoProperty", got
+    resp = await client.get(
+        f"{BASE}/entities",
+        params={"type": "Bin", "georel": "near;maxDistance==10", "geometry": "Point"}
+        | {"coordinates": "[2.35,48.85]", "geoproperty": "dropOff"},
+    )
+    assert [e["id"] for e in resp.json()] == ["urn:ngsi-ld:Bin:cg"], resp.text

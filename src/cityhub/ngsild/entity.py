@@ -257,6 +257,9 @@ def expand_instance(
         typ = _infer_type(raw)
         if not typ and not fragment:
             return {"type": "Property", "value": raw}
+        value = raw.get("value")
+        if typ == "Property" and isinstance(value, dict) and is_geo_type(value.get("type")):
+            typ = "GeoProperty"  # concise: a geometry value makes a GeoProperty
     if typ and typ not in ATTR_TYPES:
         raise BadRequestData(f"unknown attribute type {typ!r}")
     if nulls and typ and is_null_instance(typ, raw):
