@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -463,3 +464,20 @@ async def test_delete_on_the_collection_is_405(client: httpx.AsyncClient, path: 
     problem(await client.delete(BASE + path), 405, "MethodNotAllowed")
     resp = await client.get(f"{BASE}/jsonldContexts")
     assert resp.status_code == 200 and resp.json(), resp.text
+
+
+@pytest.mark.parametrize(
+    "context",
+    ["x", {"a": 5}, {"@vocab": 5}, {"a": {"@id": 5}}, ["https://ok.example/ctx.jsonld", 7]],
+)
+async def test_a_body_context_that_is_no_context_is_400(
+    client: httpx.AsyncClient, context: Any
+) -> None:
+    """A relative reference was a 503 (as if unreachable), and a term mapped to 5 was
+    ignored, its attribute landing in the default vocabulary; nothing is stored."""
+    body = {"id": "urn:ngsi-ld:Bin:bc", "type": "Bin", "a": 1, "@context": context}
+    resp = await client.post(
+        f"{BASE}/entities", content=json.dumps(body), headers={"Content-Type": JSONLD}
+    )
+    problem(resp, 400, "BadRequestData")
+    problem(await client.get(f"{BASE}/entities/urn:ngsi-ld:Bin:bc"), 404)

@@ -414,8 +414,12 @@ class ContextCache:
         """Fetch every remote context a spec names (recursively) before compiling it.
 
         With ``count``, every context the spec names (directly or through another) counts one
-        use. Raises LdContextNotAvailable when one cannot be had.
+        use. Raises LdContextNotAvailable when one cannot be had, and BadRequestData for a
+        value that is no @context (a relative reference was a 503, a term mapped to 5 was
+        ignored).
         """
+        if spec is not None:
+            check_context(spec)
         pending = list(_urls(spec))
         seen: set[str] = set()
         while pending:
@@ -575,6 +579,8 @@ class ContextCache:
         return tm
 
     def _compile_spec(self, spec: Any) -> TermMap:
+        if spec is not None:
+            check_context(spec)
         terms: dict[str, str] = {}
         state: dict[str, Any] = {"vocab": None}
         if spec is not None:
