@@ -86,6 +86,22 @@ async def test_append_no_overwrite_is_207(client: httpx.AsyncClient, stored: Any
     assert body["humidity"]["value"] == 40
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "body"),
+    [
+        ("POST", {"options": "noOverwrite"}, {"temperature": 99}),
+        ("PATCH", {}, {"absent": "urn:ngsi-ld:null"}),
+    ],
+)
+async def test_a_write_that_changes_nothing_keeps_modified_at(
+    client: httpx.AsyncClient, stored: Any, method: str, params: dict[str, str], body: Any
+) -> None:
+    """A 207 that updated nothing moved the entity's modifiedAt all the same."""
+    resp = await client.request(method, ATTRS, params=params, json=body)
+    assert resp.status_code == 207 and not resp.json()["updated"], resp.text
+    assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored
+
+
 async def test_append_no_overwrite_all_new_is_204(client: httpx.AsyncClient, stored: Any) -> None:
     resp = await client.post(ATTRS, params={"options": "noOverwrite"}, json={"humidity": 40})
     assert resp.status_code == 204, resp.text

@@ -914,3 +914,17 @@ async def test_a_concise_geometry_value_is_a_geo_property(client: httpx.AsyncCli
         | {"coordinates": "[2.35,48.85]", "geoproperty": "dropOff"},
     )
     assert [e["id"] for e in resp.json()] == ["urn:ngsi-ld:Bin:cg"], resp.text
+
+
+async def test_object_type_round_trips_and_belongs_to_relationships(
+    client: httpx.AsyncClient,
+) -> None:
+    """A ListRelationship's objectType was stored and never shown; on a Property it was kept
+    silently."""
+    rel = {"type": "ListRelationship", "objectList": [{"object": "urn:x:a"}], "objectType": "Bin"}
+    await create(client, {"id": "urn:ngsi-ld:Bin:ot", "type": "Bin", "holds": rel})
+    got = await get_entity(client, "urn:ngsi-ld:Bin:ot")
+    assert got["holds"]["objectType"] == "Bin", got
+    bad = {"type": "Property", "value": 1, "objectType": "Bin"}
+    resp = await client.post(f"{BASE}/entities", json={"id": "urn:x:ot2", "type": "Bin", "p": bad})
+    problem(resp, 400, "BadRequestData")

@@ -277,6 +277,8 @@ def expand_instance(
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
             inst[meta] = _meta(meta, raw[meta], tm)
+    if "objectType" in inst and typ not in ("Relationship", "ListRelationship", ""):
+        raise BadRequestData(f"objectType belongs to relationships, not to a {typ}")
     if "datasetId" in inst and sub:
         raise BadRequestData("sub-attributes cannot carry a datasetId")
     subs: dict[str, Instance] = {}

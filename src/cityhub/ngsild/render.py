@@ -198,7 +198,7 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
         out[key] = [{"object": o} for o in content]
     else:
         out[key] = content
-    if typ == "Relationship" and "objectType" in inst:
+    if typ in ("Relationship", "ListRelationship") and "objectType" in inst:
         ot = inst["objectType"]
         out["objectType"] = [tm.compact(t) for t in ot] if isinstance(ot, list) else tm.compact(ot)
     for meta in ("observedAt", "unitCode", "datasetId"):

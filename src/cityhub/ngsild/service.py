@@ -235,6 +235,8 @@ class EntityService:
         if scope is not None:
             _apply_scope(doc, scope, replace=not no_overwrite)
             out.updated.append("scope")
+        if not out.updated and doc["type"] == types_before:
+            return out  # nothing written: the entity, modifiedAt included, stays as it was
         doc["modifiedAt"] = now
         tx.update(doc, _changed_names(incoming, types_before, doc))
         self._record(tx, doc, written)
@@ -268,6 +270,8 @@ class EntityService:
                     out.updated.append("scope")
                 else:
                     out.not_updated.append(("scope", "the entity has no scope to update"))
+            if not out.updated and doc["type"] == types_before:
+                return out  # nothing written: modifiedAt stays
             doc["modifiedAt"] = now
             tx.update(doc, _changed_names(incoming, types_before, doc))
             self._record(tx, doc, written)
