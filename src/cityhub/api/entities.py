@@ -80,8 +80,9 @@ def _render(
         return {d["id"]: d for d in found}
 
     rendered, extra = render_joined(docs, ctx.tm, opts, pick, omit, join, level, fetch)
-    # pick and omit project, they do not select: an entity they leave empty is still one of
-    # the matches (as {}), so a page holds `limit` of them and the count describes the pages
+    # a projection that leaves nothing drops the entity (the ETSI suite, 019_17_01); a pick
+    # of attributes alone already selected in the query (params._picked_attributes)
+    rendered = [r for r in rendered if r]
     if join == "flat":
         return dedupe(rendered + extra)
     return rendered
@@ -228,6 +229,8 @@ async def get_entity(request: Request) -> Response:
     ):
         raise ResourceNotFound(f"entity {eid} has none of the attributes {params['attrs']}")
     many = _render(request, ctx, [doc], params)
+    if not many:  # the ETSI suite, 018_19_01 and 018_19_02
+        raise ResourceNotFound(f"nothing of entity {eid} is left after pick/omit")
     rendered: Any = many if len(many) > 1 else many[0]
     if ctx.accept == GEOJSON:
         return json_response(ctx, _geo_body(ctx, params, rendered), entities=False)

@@ -142,6 +142,20 @@ def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projectio
 
 
 _ENTITY_MEMBERS = ("id", "type", "createdAt", "modifiedAt")
+
+
+def _picked_attributes(pick: str | None, tm: TermMap) -> tuple[str, ...] | None:
+    """A pick of attributes only selects too: an entity holding none of them renders as
+    nothing and is left out (as the ETSI suite has it), so the query leaves it out before
+    paging and counting, as `attrs` does, and pages stay full and the count true."""
+    if pick is None:
+        return None
+    names = list(parse_projection(pick))
+    if any(n in (*_ENTITY_MEMBERS, "scope") for n in names):
+        return None
+    return tuple(tm.expand(check_name(n)) for n in names) or None
+
+
 _META_SUBS = ("createdAt", "modifiedAt", "observedAt")
 
 
@@ -222,6 +236,7 @@ def entity_query(
         filters += [ids, id_pattern]
     if require_filter and not any(filters) and not flag(params, "local"):
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
+    attrs = attrs or _picked_attributes(params.get("pick"), tm)
     return EntityQuery(
         order=order_by(params.get("orderBy"), tm),
         ids=ids,
