@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.routing import BaseRoute, Match, Route
-from tests.conftest import BASE, problem
+from tests.conftest import BASE, create, problem
 
 from cityhub.api.app import routes
 from cityhub.api.router import IndexedRouter
@@ -56,3 +57,17 @@ async def test_unknown_paths_and_methods_are_answered_as_before(
     problem(await client.get(f"{BASE}/nothing"), 404)
     problem(await client.put(f"{BASE}/entities"), 405)
     assert (await client.get(f"{BASE}/entities/urn:ngsi-ld:T:9")).status_code == 404
+
+
+async def test_an_id_ending_in_attrs_is_reachable_encoded(client: httpx.AsyncClient) -> None:
+    """urn:x:q/attrs could be created but never read, changed or deleted: the path looked
+    like the entity urn:x:q's attributes (405). Encoded, the '/' is part of the id."""
+    eid = "urn:ngsi-ld:Bin:q/attrs"
+    await create(client, {"id": eid, "type": "Bin", "a": 1})
+    one = f"{BASE}/entities/{quote(eid, safe=':')}"
+    assert (await client.get(one)).json()["a"]["value"] == 1
+    assert (await client.patch(one, json={"a": 2})).status_code == 204
+    assert (await client.get(f"{BASE}/temporal/entities/{quote(eid, safe=':')}")).status_code == 200
+    problem(await client.get(f"{BASE}/entities/{eid}"), 405)
+    assert (await client.delete(one)).status_code == 204
+    problem(await client.get(one), 404)

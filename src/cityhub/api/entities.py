@@ -34,6 +34,7 @@ from cityhub.api.http import (
 )
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop
+from cityhub.api.router import ENCODED
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id, expand_entity
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
@@ -59,7 +60,7 @@ def service(request: Request) -> EntityService:
 
 
 def _eid(request: Request) -> str:
-    return check_path_id(request.path_params["eid"])
+    return check_path_id(request.path_params["eid"], "eid" in request.scope.get(ENCODED, ()))
 
 
 def _render(

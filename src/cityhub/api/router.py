@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 Candidates = list[tuple[str, BaseRoute]]
 # An encoded '/' inside one path segment while routing: "\x00" is in no valid id or name.
 _SLASH = "\x00"
+ENCODED = "cityhub.encoded_params"  # scope key: the path parameters that held a %2F
 
 
 def literal_start(route: BaseRoute) -> str:
@@ -77,11 +78,12 @@ class IndexedRouter(Router):
         if found is None:
             return self.full_match(scope)
         route, child = found
-        params = {
-            k: v.replace(_SLASH, "/") if isinstance(v, str) else v
-            for k, v in child.get("path_params", {}).items()
-        }
-        return route, {**child, "path_params": params}
+        params = child.get("path_params", {})
+        encoded = {k for k, v in params.items() if isinstance(v, str) and _SLASH in v}
+        params = {k: v.replace(_SLASH, "/") if k in encoded else v for k, v in params.items()}
+        # which parameters held an encoded '/': an id ending in %2Fattrs is that id, not a
+        # path to its attributes (check_path_id)
+        return route, {**child, "path_params": params, ENCODED: frozenset(encoded)}
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self.segment_match(scope) if scope["type"] == "http" else None

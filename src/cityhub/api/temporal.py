@@ -21,6 +21,7 @@ from cityhub.api.http import (
     read_body,
 )
 from cityhub.api.readers import off_loop
+from cityhub.api.router import ENCODED
 from cityhub.ngsild.entity import check_path_id
 from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed
 from cityhub.ngsild.temporal import TemporalResult, TemporalService
@@ -44,7 +45,7 @@ def _respond(ctx: Ctx, result: TemporalResult, body: Any) -> Response:
 
 
 def _eid(request: Request) -> str:
-    return check_path_id(request.path_params["eid"])
+    return check_path_id(request.path_params["eid"], "eid" in request.scope.get(ENCODED, ()))
 
 
 async def create(request: Request) -> Response:

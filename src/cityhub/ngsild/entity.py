@@ -112,9 +112,10 @@ _BAD_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f]")
 _ATTRS_PATH = re.compile(r"/attrs(/[^/]*)?/?$")
 
 
-def check_path_id(value: str) -> str:
-    """An entity id taken from a path; `<id>/attrs/...` reached a method /attrs lacks."""
-    if _ATTRS_PATH.search(value):
+def check_path_id(value: str, encoded: bool = False) -> str:
+    """An entity id taken from a path; `<id>/attrs/...` reached a method /attrs lacks, unless
+    the slash came encoded (%2F): then it is part of the id."""
+    if not encoded and _ATTRS_PATH.search(value):
         raise MethodNotAllowed(f"this method is not allowed on {value!r}")
     return check_uri(value, "entity id")
 
