@@ -928,3 +928,15 @@ async def test_object_type_round_trips_and_belongs_to_relationships(
     bad = {"type": "Property", "value": 1, "objectType": "Bin"}
     resp = await client.post(f"{BASE}/entities", json={"id": "urn:x:ot2", "type": "Bin", "p": bad})
     problem(resp, 400, "BadRequestData")
+
+
+@pytest.mark.parametrize("when", ["2024-01-01", "2024-W01-1", "2024-001", "10:00:00Z"])
+async def test_observed_at_must_be_a_date_and_time(client: httpx.AsyncClient, when: str) -> None:
+    """A date alone, a week or an ordinal date were stored as observedAt verbatim."""
+    attr = {"type": "Property", "value": 1, "observedAt": when}
+    resp = await client.post(f"{BASE}/entities", json={"id": "urn:x:oa", "type": "T", "p": attr})
+    problem(resp, 400, "BadRequestData")
+    resp = await client.get(
+        f"{BASE}/temporal/entities", params={"type": "T", "timerel": "after", "timeAt": when}
+    )
+    problem(resp, 400, "BadRequestData")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, datetime
 
 from cityhub.ngsild.errors import BadRequestData
@@ -25,9 +26,14 @@ def format_ts(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
+# a calendar date and a time of day: fromisoformat alone also took a date ("2024-01-01"), a
+# week date or an ordinal date, and they were stored as observedAt verbatim
+_DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
 def parse_ts(text: str, what: str = "timestamp") -> datetime:
-    """Parse an ISO 8601 DateTime; a naive one is taken as UTC."""
-    if not isinstance(text, str) or len(text) < 10:
+    """Parse an ISO 8601 DateTime (a date and a time); a naive one is taken as UTC."""
+    if not isinstance(text, str) or not _DATE_AND_TIME.match(text):
         raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {text!r}")
     try:
         value = datetime.fromisoformat(text.replace("z", "Z"))
