@@ -822,3 +822,10 @@ async def test_a_partial_geo_query_is_refused(
         body = {"type": "Query", "entities": [{"type": "Bin"}], **where}
         resp = await client.post(f"{BASE}/entityOperations/query", json=body)
     problem(resp, 400, "BadRequestData")
+
+
+async def test_a_comma_inside_a_query_body_attrs_name_is_400(client: httpx.AsyncClient) -> None:
+    """["temp,name"] was read as two names."""
+    await create(client, {"id": "urn:ngsi-ld:Bin:c1", "type": "Bin", "temp": 1, "name": "x"})
+    body = {"type": "Query", "entities": [{"type": "Bin"}], "attrs": ["temp,name"]}
+    problem(await client.post(f"{BASE}/entityOperations/query", json=body), 400)

@@ -159,6 +159,8 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
             continue
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise BadRequestData(f"{key} must be an array of attribute names")
+        if key == "attrs" and any("," in n for n in names):  # joined, it became two names
+            raise BadRequestData("an attribute name in attrs cannot hold a comma")
         out[key] = ",".join(names)
     for key in ("q", "scopeQ", "lang", "join", "options", "format", "containedBy"):
         if body.get(key) is not None:
