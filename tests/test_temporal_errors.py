@@ -298,3 +298,14 @@ async def test_instances_without_a_type_keep_their_value_and_observed_at(
         ("Property", 6, D2),
     ], got
     assert got[1]["unitCode"] == "KWT"
+
+
+@pytest.mark.parametrize(
+    "params", [{"aggrPeriodDuration": "garbage"}, {"aggrMethods": "bogus"}, {"aggrMethods": ""}]
+)
+async def test_malformed_aggregation_parameters_are_400_in_any_format(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    """Without options=aggregatedValues they were ignored, malformed or not."""
+    assert (await client.post(T, json=meter())).status_code == 201
+    problem(await client.get(f"{T}/{EID}", params=params), 400, "BadRequestData")

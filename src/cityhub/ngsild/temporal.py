@@ -164,10 +164,11 @@ def temporal_format(params: Mapping[str, str]) -> str:
     return "normalized"
 
 
-def aggregation(params: Mapping[str, str]) -> Aggregation:
-    """aggrMethods and aggrPeriodDuration."""
+def aggregation(params: Mapping[str, str], *, required: bool = True) -> Aggregation:
+    """aggrMethods and aggrPeriodDuration. Not `required` (another format), each one given
+    is still checked: a malformed one was silently ignored."""
     methods = tuple(dict.fromkeys(P.csv(params.get("aggrMethods"))))
-    if not methods:
+    if not methods and required:
         raise BadRequestData("aggregatedValues needs aggrMethods")
     bad = [m for m in methods if m not in AGGR_METHODS]
     if bad:
@@ -367,7 +368,9 @@ class TemporalService:
             lang=base.lang,
         )
         tq = temporal_query(params, tm, one_entity=one_entity, selectors=selectors)
-        if fmt == "aggregatedValues":
+        if fmt != "aggregatedValues":
+            aggregation(params, required=False)
+        else:
             aggr = aggregation(params)
             aggs, total = self.store.aggregate(tenant, tq, aggr)
             if one_entity is not None and not aggs:
