@@ -940,3 +940,19 @@ async def test_observed_at_must_be_a_date_and_time(client: httpx.AsyncClient, wh
         f"{BASE}/temporal/entities", params={"type": "T", "timerel": "after", "timeAt": when}
     )
     problem(resp, 400, "BadRequestData")
+
+
+@pytest.mark.parametrize(
+    "attr",
+    [
+        {"type": "Relationship", "object": []},
+        {"type": "LanguageProperty", "languageMap": {}},
+        {"type": "VocabProperty", "vocab": []},
+    ],
+)
+async def test_an_attribute_with_empty_content_is_400(
+    client: httpx.AsyncClient, attr: dict[str, Any]
+) -> None:
+    """Stored, it existed for attrs= but not for q=attr (it had nothing to compare)."""
+    resp = await client.post(f"{BASE}/entities", json={"id": "urn:x:e", "type": "T", "f": attr})
+    problem(resp, 400, "BadRequestData")

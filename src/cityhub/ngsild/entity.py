@@ -298,6 +298,8 @@ def _content(typ: str, value: Any, tm: TermMap) -> Any:
     """Check the content member of each attribute type."""
     if typ == "Relationship":
         if isinstance(value, list):
+            if not value:  # a relationship to nothing: `q=attr` could never find it
+                raise BadRequestData("a Relationship's object list must not be empty")
             return [check_uri(v, "Relationship object") for v in value]
         return check_uri(value, "Relationship object")
     if typ == "GeoProperty":
@@ -308,11 +310,13 @@ def _content(typ: str, value: Any, tm: TermMap) -> Any:
             for v in value.values()
         ):
             raise BadRequestData("languageMap must map language tags to strings")
+        if not value:
+            raise BadRequestData("languageMap must hold at least one string")
         return value
     if typ == "VocabProperty":
         items = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str) and v for v in items):
-            raise BadRequestData("vocab must be a string or a list of strings")
+        if not items or not all(isinstance(v, str) and v for v in items):
+            raise BadRequestData("vocab must be a string or a non-empty list of strings")
         expanded = [tm.expand(v) for v in items]
         return expanded if isinstance(value, list) else expanded[0]
     if typ == "ListProperty":
