@@ -309,3 +309,26 @@ async def test_malformed_aggregation_parameters_are_400_in_any_format(
     """Without options=aggregatedValues they were ignored, malformed or not."""
     assert (await client.post(T, json=meter())).status_code == 201
     problem(await client.get(f"{T}/{EID}", params=params), 400, "BadRequestData")
+
+
+async def test_the_temporal_api_keeps_one_attribute_type_per_attribute(
+    client: httpx.AsyncClient,
+) -> None:
+    """A Relationship appended among Properties was listed under "Property", its object as a
+    value; a PATCH could turn one instance into another type the same way."""
+    assert (await client.post(T, json=meter())).status_code == 201
+    rel = {
+        "power": [
+            {"type": "Relationship", "object": "urn:x:a", "observedAt": "2024-02-01T00:00:00Z"}
+        ]
+    }
+    problem(await client.post(f"{T}/{EID}/attrs", json=rel), 400, "BadRequestData")
+    again = meter() | rel
+    problem(await client.post(T, json=again), 400, "BadRequestData")
+    stored = await get_temporal(client, EID)
+    iid = stored["power"][0]["instanceId"]
+    resp = await client.patch(
+        f"{T}/{EID}/attrs/power/{iid}", json={"type": "Relationship", "object": "urn:x:b"}
+    )
+    problem(resp, 400, "BadRequestData")
+    assert await get_temporal(client, EID) == stored

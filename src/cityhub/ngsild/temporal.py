@@ -25,7 +25,7 @@ from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.merge import merge_instance, stamp
 from cityhub.ngsild.render import RenderOptions, key_value, pick_language, render_instance
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
-from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery
+from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery, WriteTx
 
 _INSTANCE_MEMBERS = frozenset(
     {"type", "value", "object", "languageMap", "vocab", "valueList", "objectList", "json"}
@@ -265,6 +265,7 @@ class TemporalService:
         with self.store.write(tenant) as tx:
             created = not tx.temporal_exists(doc["id"])
             for name, insts in attrs.items():
+                _same_kind(tx, doc["id"], name, insts, tm)
                 tx.add_history(doc["id"], doc["type"], name, insts)
             if not attrs:  # a new temporal entity, or more types for one
                 tx.add_history(doc["id"], doc["type"], "", [])
@@ -278,6 +279,7 @@ class TemporalService:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
             for name, insts in attrs.items():
+                _same_kind(tx, eid, name, insts, tm)
                 tx.add_history(eid, [], name, insts)
 
     def delete(self, tenant: str, eid: str) -> None:
@@ -334,6 +336,10 @@ class TemporalService:
             insts = expand_attribute(name, raw, tm)
             if len(insts) != 1:
                 raise BadRequestData("exactly one instance can be modified")
+            if insts[0]["type"] != stored["type"]:
+                raise BadRequestData(
+                    f"instance {iid} is a {stored['type']}, not a {insts[0]['type']}"
+                )
             inst = merge_instance(stored, insts[0], now_iso())
             inst["instanceId"] = iid
             tx.update_instance(eid, name, iid, inst)
@@ -514,6 +520,20 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _same_kind(tx: WriteTx, eid: str, name: str, insts: list[Doc], tm: TermMap) -> None:
+    """Instances added through the temporal API have the type the attribute's history has:
+    a Relationship among Properties was listed under the first one's type, its object as a
+    value."""
+    kinds = {i["type"] for i in insts}
+    stored = tx.history_kind(eid, name) if insts else None
+    if stored is not None:
+        kinds.add(stored)
+    if len(kinds) > 1:
+        raise BadRequestData(
+            f"attribute {tm.compact(name)} would hold {' and '.join(sorted(kinds))} instances"
+        )
 
 
 def _content(inst: Doc, tm: TermMap, lang: str | None) -> Any:

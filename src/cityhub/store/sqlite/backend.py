@@ -900,6 +900,10 @@ class SqliteWriteTx:
         """One stored attribute instance, or None."""
         return temporal.instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
+    def history_kind(self, eid: str, attr: str) -> str | None:
+        """The attribute type an attribute's history holds, or None when it has none."""
+        return temporal.kind(self.conn, self.names, self.tenant, eid, attr)
+
     def temporal_exists(self, eid: str) -> bool:
         """Whether the entity has a temporal evolution."""
         return temporal.exists(self.conn, self.tenant, eid)

@@ -333,6 +333,18 @@ def instance(
     return None if row is None else _instance(row[0], instance_id)
 
 
+def kind(
+    conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str
+) -> str | None:
+    """The attribute type of an attribute's stored instances (its first one), or None."""
+    row = conn.execute(
+        "SELECT h.inst ->> '$.type' FROM history h JOIN tentities t ON t.tpk = h.tpk "
+        "WHERE t.tenant = ? AND t.id = ? AND h.nid = ? LIMIT 1",
+        (tenant, eid, names.lookup(conn, attr)),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
 def delete_instance(
     conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> bool:
