@@ -337,10 +337,14 @@ def kind(
     conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str
 ) -> str | None:
     """The attribute type of an attribute's stored instances (its first one), or None."""
+    tpk = _tpk(conn, tenant, eid)
+    return None if tpk is None else _first_kind(conn, tpk, names.lookup(conn, attr))
+
+
+def _first_kind(conn: sqlite3.Connection, tpk: int, nid: int) -> str | None:
+    """The type of an attribute's first stored instance (one index seek)."""
     row = conn.execute(
-        "SELECT h.inst ->> '$.type' FROM history h JOIN tentities t ON t.tpk = h.tpk "
-        "WHERE t.tenant = ? AND t.id = ? AND h.nid = ? LIMIT 1",
-        (tenant, eid, names.lookup(conn, attr)),
+        "SELECT inst ->> '$.type' FROM history WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
     ).fetchone()
     return None if row is None else row[0]
 
@@ -655,12 +659,7 @@ def aggregate(
                 series if dataset is None else {"datasetId": dataset, **series}
             )
             if name not in kinds:
-                found = conn.execute(
-                    "SELECT json_extract(inst, '$.type') FROM history "
-                    "WHERE tpk = ? AND nid = ? LIMIT 1",
-                    (tpk, sel.nid),
-                ).fetchone()
-                kinds[name] = found[0] if found and found[0] else "Property"
+                kinds[name] = _first_kind(conn, tpk, sel.nid) or "Property"
         out.append(({**header, "attrTypes": kinds}, attrs))
     return out, total
 
