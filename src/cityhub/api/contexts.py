@@ -86,14 +86,11 @@ async def get_context(request: Request) -> Response:
     media = negotiate(request)
     details = _flag(params, "details")
     entry = _lookup(request)
-    used = request.method == "GET"  # a HEAD fetches nothing, so it is no use of the context
-    if details:
-        body = entry.details(_url(request, entry))
-        if used:
-            entry.touch()
-        return plain_json(body)
-    if used:
+    info = entry.details(_url(request, entry)) if details else None  # before this use
+    if request.method == "GET":  # a HEAD fetches nothing, so it is no use of the context
         entry.touch()
+    if info is not None:
+        return plain_json(info)
     return Response(orjson.dumps(entry.document), media_type=JSONLD if media == JSONLD else JSON)
 
 
