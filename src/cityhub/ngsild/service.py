@@ -361,27 +361,23 @@ class EntityService:
             if not current:
                 raise ResourceNotFound(f"attribute {attr} not found in {eid}")
             now = now_iso()
+            written: list[Instance]
             if lang is not None:
                 kept = _drop_languages(current, dataset_id, lang, attr, now)
-                written = {name: [kept] if isinstance(kept, dict) else [deletion(kept[0], now)]}
-                if not current:
-                    del doc["attrs"][name]
-                doc["modifiedAt"] = now
-                tx.update(doc, {name})
-                self._record(tx, doc, written)
-                return
-            if delete_all:
-                removed = doc["attrs"].pop(name)
+                written = [kept] if isinstance(kept, dict) else [deletion(kept[0], now)]
+            elif delete_all:
+                written = [deletion(old, now) for old in current]
+                current.clear()
             else:
                 i = find(current, dataset_id)
                 if i is None:
                     raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
-                removed = [current.pop(i)]
-                if not current:
-                    del doc["attrs"][name]
+                written = [deletion(current.pop(i), now)]
+            if not current:
+                del doc["attrs"][name]
             doc["modifiedAt"] = now
             tx.update(doc, {name})
-            self._record(tx, doc, {name: [deletion(old, now) for old in removed]})
+            self._record(tx, doc, {name: written})
 
     def purge(self, tenant: str, ids: list[str], drop: set[str], keep: set[str]) -> int:
         """DELETE /entities for some of the selected ids: delete each entity, or drop (or keep
