@@ -213,3 +213,31 @@ def test_two_restores_in_one_second_each_keep_what_they_replaced(
     kept = sorted(db.parent.glob("hub.db.before-restore-*"))
     assert len(kept) == 2
     assert sorted(len(_ids(k)) for k in kept) == [5, 10], "the original is still kept"
+
+
+@pytest.mark.parametrize("name", ["nightly#1.db", "bk?x.db", "bk%20.db"])
+def test_paths_with_uri_characters_name_exactly_their_file(tmp_path: Path, name: str) -> None:
+    """Unescaped in SQLite's file URI, 'nightly#1.db' opened 'nightly': a restore checked and
+    put an unrelated database in place, and a database so named could not be backed up."""
+    db, other = tmp_path / f"live{name}", tmp_path / name.split("#")[0].split("?")[0]
+    _write(db, range(3))
+    _write(other, range(7, 8))  # the file an unescaped URI would have reached
+    copy = tmp_path / f"copy-{name}"
+    assert main(["backup", str(copy), "--db", str(db), "--no-progress"]) == 0
+    _write(db, range(3, 5))
+    assert main(["restore", str(copy), "--db", str(db), "--no-progress"]) == 0
+    assert _ids(db) == _meters(range(3))
+
+
+def test_restore_mistakes_are_one_line_and_change_nothing(
+    backed_up: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing folder for --db, or the database as its own backup, ended in a traceback."""
+    db, copy = backed_up
+    missing = tmp_path / "no" / "such" / "hub.db"
+    assert main(["restore", str(copy), "--db", str(missing), "--no-progress"]) == 2
+    assert main(["restore", str(db), "--db", str(db), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "the database itself" in err, err
+    assert _ids(db) == _meters(range(10))
+    assert not list(tmp_path.glob("hub.db.before-restore-*"))

@@ -33,6 +33,12 @@ Progress = Callable[[int, int], None]  # (bytes written so far, bytes expected)
 POLL = 0.2  # seconds between progress reports
 
 
+def read_only(path: Path) -> str:
+    """A read-only SQLite URI for exactly this file: unescaped, a '#', '?' or '%' in the name
+    cut it short, and restore checked and copied another file ("nightly" for "nightly#1.db")."""
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
 def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup:
     """Write a checked snapshot of `source` to `dest`, which must not exist yet; `progress`
     hears how far the copy is every POLL seconds (a large city database takes minutes)."""
@@ -44,7 +50,7 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
         raise StoreError(f"{dest.parent} is not a directory")
     started = time.monotonic()
     conn = sqlite3.connect(
-        f"file:{source}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        read_only(source), uri=True, isolation_level=None, check_same_thread=False
     )
     try:
         conn.execute("PRAGMA busy_timeout=5000")
@@ -130,6 +136,10 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     """
     if not source.is_file():
         raise StoreError(f"{source} is not a file")
+    if not db.parent.is_dir():
+        raise StoreError(f"{db.parent} is not a directory; nothing was changed")
+    if db.exists() and source.samefile(db):
+        raise StoreError(f"{source} is the database itself; nothing was changed")
     entities = _check_backup(source)
     kept = None
     if db.exists():
@@ -144,7 +154,7 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
         part.unlink(missing_ok=True)
         if kept is not None:
             kept.replace(db)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError | sqlite3.Error):
             raise StoreError(f"cannot copy {source} to {db}: {exc}; nothing was changed") from exc
         raise
     return Restored(db, entities, kept)
@@ -155,7 +165,7 @@ def _copy(source: Path, dest: Path, progress: Progress | None, pages: int = 1024
     reporting each step in bytes, and make it durable before it is used. A byte copy of the
     file missed what a backup still held in its -wal (a database copied after a crash): the
     check counted 1,000 entities, the restored file held none."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(read_only(source), uri=True)
     out = sqlite3.connect(dest)
     try:
         size = int(src.execute("PRAGMA page_size").fetchone()[0])
@@ -186,7 +196,7 @@ def _free_name(db: Path, suffix: str) -> Path:
 def _check_backup(source: Path) -> int:
     """How many entities a sound cityhub database holds; StoreError for anything else."""
     try:
-        conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only(source), uri=True)
         try:
             verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
