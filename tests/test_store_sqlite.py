@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -120,3 +121,16 @@ def test_a_tenant_stays_known_once_its_content_is_deleted(tmp_path: Path) -> Non
     assert not store.has_tenant("rolled-back")
     store.close()
     assert SqliteStore(tmp_path / "hub.db").tenants() == ["", "a", "b", "history-only"]
+
+
+def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> None:
+    """serve and import added cityhub's tables to any SQLite file they were pointed at."""
+    db = tmp_path / "foreign.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE x (a)")
+    with pytest.raises(StoreError, match="not a cityhub one"):
+        SqliteStore(db)
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["x"]
+    assert not Path(f"{db}-wal").exists(), "nothing was written, not even a WAL"

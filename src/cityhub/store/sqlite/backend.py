@@ -53,6 +53,23 @@ PROGRESS_STEPS = 10_000
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 
 
+def _refuse_foreign(path: str) -> None:
+    """StoreError for another application's SQLite database, read before anything is written
+    to it: serve and import added cityhub's tables to it (and switched it to WAL)."""
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        ) as c:
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return  # not a database at all: the connection below says so
+    if names and "meta" not in names:
+        raise StoreError(f"{path} is a SQLite database, but not a cityhub one")
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -72,6 +89,7 @@ class SqliteStore:
         self._in_group = False  # guarded by _write_lock
         self._savepoints = True  # inside group(): each write() in its own savepoint
         self.names = AttrNames()
+        _refuse_foreign(self.path)
         self._writer = self._connect()
         self._writer.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
         self._check_schema()
@@ -143,6 +161,7 @@ class SqliteStore:
         if has_meta:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 1
+
         while version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
             self._migrate(version)
             version += 1
