@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BASE, CORE, JSONLD, VOCAB, ContextServer, bad_request, link, problem
+from conftest import BASE, CORE, JSONLD, VOCAB, ContextServer, bad_request, create, link, problem
 
 DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
 ENTITIES: list[dict[str, Any]] = [
@@ -170,3 +170,25 @@ async def test_discovery_as_json_ld(client: httpx.AsyncClient, data: None) -> No
 async def test_bad_details_flag_is_400(client: httpx.AsyncClient, data: None) -> None:
     bad_request(await client.get(f"{BASE}/types", params={"details": "yes"}))
     bad_request(await client.get(f"{BASE}/attributes", params={"details": "1"}))
+
+
+@pytest.mark.parametrize("details", ["false", "true"])
+async def test_types_and_attributes_page_by_limit_and_offset(
+    client: httpx.AsyncClient, details: str
+) -> None:
+    """limit and offset were accepted and ignored: every page was the whole list."""
+    for t in ("A", "B", "C"):
+        await create(client, {"id": f"urn:ngsi-ld:{t}:1", "type": t, f"p{t}": 1})
+
+    async def names(path: str, **page: str) -> list[str]:
+        resp = await client.get(f"{BASE}/{path}", params={"details": details, **page})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        if details == "true":
+            return [i.get("typeName") or i.get("attributeName") for i in body]
+        return body.get("typeList") or body.get("attributeList")
+
+    assert await names("types", limit="1", offset="1") == ["B"]
+    assert await names("types") == ["A", "B", "C"]
+    assert await names("attributes", limit="2") == ["pA", "pB"]
+    problem(await client.get(f"{BASE}/types", params={"limit": "-1"}), 400)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +14,8 @@ from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import ResourceNotFound
 
+T = TypeVar("T")
+
 
 async def list_types(request: Request) -> Response:
     """GET /types (details=true gives EntityType objects)."""
@@ -21,6 +24,7 @@ async def list_types(request: Request) -> Response:
     tm = ctx.tm
     details = P.flag(params, "details")
     rows = await off_loop(request, request.app.state.store.entity_types, ctx.tenant, names=details)
+    rows = _page(rows, params)
     if details:
         body = [
             {
@@ -40,6 +44,14 @@ async def list_types(request: Request) -> Response:
             "typeList": [tm.compact(iri) for iri, _, _ in rows],
         },
     )
+
+
+def _page(items: list[T], params: dict[str, str]) -> list[T]:
+    """limit and offset over the names in order (accepted, they were ignored); without a
+    limit every name, as before."""
+    offset = P.integer(params, "offset", 0, 0, 2**31)
+    limit = P.integer(params, "limit", len(items), 0, 2**31)
+    return items[offset : offset + limit]
 
 
 async def get_type(request: Request) -> Response:
@@ -94,12 +106,12 @@ async def list_attributes(request: Request) -> Response:
     store = request.app.state.store
     if P.flag(params, "details"):
         found = await off_loop(request, store.attribute_stats, ctx.tenant)
-        body = [_attribute(ctx.tm, *r) for r in found]
+        body = [_attribute(ctx.tm, *r) for r in _page(found, params)]
         for item in body:  # the list form carries names and types only (5.7.8)
             item.pop("attributeCount")
             item.pop("attributeTypes")
         return json_response(ctx, body)
-    names = await off_loop(request, store.attribute_names, ctx.tenant)
+    names = _page(await off_loop(request, store.attribute_names, ctx.tenant), params)
     return json_response(
         ctx,
         {
