@@ -293,7 +293,8 @@ def test_a_taken_embedded_port_fails_cleanly(tmp_path: Path) -> None:
             timeout=60,
             env=env,
         )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
+    assert not (tmp_path / "x.db").exists(), "a hub that cannot listen creates no database"
     assert "embedded MQTT broker cannot listen" in proc.stderr
     assert "Traceback" not in proc.stderr
 

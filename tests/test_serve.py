@@ -116,8 +116,9 @@ def test_serve_on_a_busy_port_fails_cleanly(tmp_path: Path) -> None:
             timeout=20,
             env={**os.environ, "CITYHUB_LOG_LEVEL": "warning"},
         )
-    assert proc.returncode != 0, "a second server on the same port must fail"
+    assert proc.returncode == 2, "a second server on the same port must fail"
     assert b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
+    assert not (tmp_path / "b.db").exists(), "a hub that cannot listen creates no database"
 
 
 def test_serve_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:

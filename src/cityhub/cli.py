@@ -142,11 +142,6 @@ def serve(settings: object) -> int:
     from cityhub.store.base import StoreError
 
     assert isinstance(settings, Settings)
-    try:
-        app = create_app(settings)
-    except (StoreError, sqlite3.Error) as exc:
-        print(f"cityhub: cannot open the database {settings.db}: {exc}", file=sys.stderr)
-        return 2
     busy = _port_busy(settings.host, settings.port)
     if busy:
         print(
@@ -154,7 +149,7 @@ def serve(settings: object) -> int:
             "pick another with --port or CITYHUB_PORT",
             file=sys.stderr,
         )
-        return 1
+        return 2
     embedded = settings.mqtt == "embedded"
     mqtt_busy = _port_busy(settings.host, settings.mqtt_embedded_port) if embedded else ""
     if mqtt_busy:
@@ -164,7 +159,13 @@ def serve(settings: object) -> int:
             "CITYHUB_MQTT_EMBEDDED_PORT",
             file=sys.stderr,
         )
-        return 1
+        return 2
+    # the ports first: a hub that cannot listen neither creates nor changes its database
+    try:
+        app = create_app(settings)
+    except (StoreError, sqlite3.Error) as exc:
+        print(f"cityhub: cannot open the database {settings.db}: {exc}", file=sys.stderr)
+        return 2
     from cityhub.api.protocol import BoundedHttpTools
     from cityhub.retention import kept_for
 
