@@ -342,3 +342,18 @@ def test_a_full_disk_ends_the_import_with_a_clear_error(
     assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "disk is full" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("kind", ["csv", "geojson"])
+def test_an_empty_id_prefix_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """--id-prefix '' was taken for "not given": the ids got the default prefix."""
+    src = tmp_path / "in.csv"
+    src.write_text("id,a\n1,2\n")
+    db = tmp_path / "hub.db"
+    extra = ["--type", "S"] if kind == "csv" else []
+    with pytest.raises(SystemExit) as stop:
+        main(["import", kind, str(src), *extra, "--db", str(db), "--id-prefix", ""])
+    assert stop.value.code == 2
+    assert "--id-prefix" in capsys.readouterr().err and not db.exists()

@@ -75,7 +75,10 @@ def add_parser(subparsers: Any) -> None:
     csv_p.add_argument("--type", required=True, dest="entity_type", help="entity type")
     csv_p.add_argument("--id-column", default="id", help="column holding the id (default id)")
     csv_p.add_argument(
-        "--id-prefix", default=None, help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)"
+        "--id-prefix",
+        default=None,
+        type=_prefix,
+        help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)",
     )
     csv_p.add_argument("--lat", default=None, metavar="COL", help="latitude column (WGS84)")
     csv_p.add_argument("--lon", default=None, metavar="COL", help="longitude column (WGS84)")
@@ -93,7 +96,10 @@ def add_parser(subparsers: Any) -> None:
         "--type", default=None, dest="entity_type", help="entity type (default: properties.type)"
     )
     geo_p.add_argument(
-        "--id-prefix", default=None, help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)"
+        "--id-prefix",
+        default=None,
+        type=_prefix,
+        help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)",
     )
     _common(geo_p)
 
@@ -102,6 +108,13 @@ def add_parser(subparsers: Any) -> None:
     )
     gtfs_p.add_argument("file", type=Path, help="the GTFS zip file, or a folder of .txt files")
     _common(gtfs_p)
+
+
+def _prefix(text: str) -> str:
+    """--id-prefix: an empty one was taken for "not given" and the default used."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty (ids that are URIs get no prefix)")
+    return text
 
 
 def _source(args: argparse.Namespace) -> Source:
