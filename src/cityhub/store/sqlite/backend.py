@@ -38,6 +38,7 @@ from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
+from cityhub.store.sqlite.snapshot import read_only
 
 log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
@@ -60,9 +61,7 @@ def _refuse_foreign(path: str) -> None:
     if not file.is_file() or file.stat().st_size == 0:
         return
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        ) as c:
+        with contextlib.closing(sqlite3.connect(read_only(file), uri=True)) as c:
             names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error:
         return  # not a database at all: the connection below says so
