@@ -74,12 +74,7 @@ def add_parser(subparsers: Any) -> None:
     csv_p.add_argument("file", type=Path, help="the CSV file (UTF-8, with a header row)")
     csv_p.add_argument("--type", required=True, dest="entity_type", help="entity type")
     csv_p.add_argument("--id-column", default="id", help="column holding the id (default id)")
-    csv_p.add_argument(
-        "--id-prefix",
-        default=None,
-        type=_prefix,
-        help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)",
-    )
+    _id_prefix(csv_p)
     csv_p.add_argument("--lat", default=None, metavar="COL", help="latitude column (WGS84)")
     csv_p.add_argument("--lon", default=None, metavar="COL", help="longitude column (WGS84)")
     csv_p.add_argument(
@@ -95,12 +90,7 @@ def add_parser(subparsers: Any) -> None:
     geo_p.add_argument(
         "--type", default=None, dest="entity_type", help="entity type (default: properties.type)"
     )
-    geo_p.add_argument(
-        "--id-prefix",
-        default=None,
-        type=_prefix,
-        help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)",
-    )
+    _id_prefix(geo_p)
     _common(geo_p)
 
     gtfs_p = kinds.add_parser(
@@ -108,6 +98,16 @@ def add_parser(subparsers: Any) -> None:
     )
     gtfs_p.add_argument("file", type=Path, help="the GTFS zip file, or a folder of .txt files")
     _common(gtfs_p)
+
+
+def _id_prefix(parser: argparse.ArgumentParser) -> None:
+    """--id-prefix, for the formats whose ids may not be URIs."""
+    parser.add_argument(
+        "--id-prefix",
+        default=None,
+        type=_prefix,
+        help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)",
+    )
 
 
 def _prefix(text: str) -> str:
