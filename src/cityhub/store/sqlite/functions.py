@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
@@ -92,21 +93,18 @@ def q_match(term: str, source: Any) -> bool:
     return matches_q(node, doc)
 
 
-_CONTENT_MEMBERS = ("value", "object", "vocab", "languageMap", "json", "valueList", "objectList")
-
-
 def distinct_key(inst: str) -> str | None:
     """What distinctCount tells apart in a stored instance: its content as canonical JSON, so
     true is not 1 (both were 1.0) and {"a":1,"b":2} is {"b":2,"a":1} (their texts differed);
     1 and 1.0 are one number."""
     doc = orjson.loads(inst)
-    for member in _CONTENT_MEMBERS:
-        if member in doc:
-            value = doc[member]
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return repr(number(value))
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    return None
+    member = CONTENT_KEY.get(doc.get("type"), "value")
+    if member not in doc:
+        return None
+    value = doc[member]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(number(value))
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class PopulationStddev:

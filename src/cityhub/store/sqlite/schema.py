@@ -4,6 +4,19 @@ from cityhub.store.sqlite import typestats
 
 SCHEMA_VERSION = 7
 
+TENANTS_DDL = """
+-- Every tenant that has ever stored something: it stays known once its content is deleted.
+CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+DATASETS_DDL = """
+-- The datasetIds each temporal attribute ever had: aggregatedValues makes a series of each
+-- (most attributes have none, and their aggregation reads history_obs alone).
+CREATE TABLE IF NOT EXISTS history_datasets (
+    tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
+    PRIMARY KEY (tpk, nid, dataset_id)
+) WITHOUT ROWID;
+"""
+
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -76,12 +89,6 @@ CREATE TABLE IF NOT EXISTS history (
     num REAL,
     inst TEXT NOT NULL
 );
--- The datasetIds each temporal attribute ever had: aggregatedValues makes a series of each
--- (most attributes have none, and their aggregation reads history_obs alone).
-CREATE TABLE IF NOT EXISTS history_datasets (
-    tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
-    PRIMARY KEY (tpk, nid, dataset_id)
-) WITHOUT ROWID;
 -- num rides along so aggregatedValues reads only the index.
 CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, nid, t_observed, num);
 -- createdAt/modifiedAt time filters and instance ids narrow by (tpk, nid) through history_obs;
@@ -93,11 +100,11 @@ CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
--- Every tenant that has ever stored something: it stays known once its content is deleted.
-CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Attribute names and kinds per entity type, counted on write (store/sqlite/typestats.py).
 """
     + typestats.DDL
+    + TENANTS_DDL
+    + DATASETS_DDL
 )
 
 # Upgrades in place, by the version they start from; each runs in one transaction.
@@ -154,16 +161,13 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     # 6 -> 7: tenants are recorded when they first store something, not inferred from what
     # they hold now (docs/decisions/025); the datasetIds of each temporal attribute, so
     # aggregatedValues gives each its own series.
-    6: """
-CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
-INSERT OR IGNORE INTO tenants (tenant)
+    6: TENANTS_DDL
+    + """INSERT OR IGNORE INTO tenants (tenant)
     SELECT tenant FROM entities UNION SELECT tenant FROM tentities
     UNION SELECT tenant FROM resources;
-CREATE TABLE IF NOT EXISTS history_datasets (
-    tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
-    PRIMARY KEY (tpk, nid, dataset_id)
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id)
+"""
+    + DATASETS_DDL
+    + """INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id)
     SELECT DISTINCT tpk, nid, dataset_id FROM history WHERE dataset_id IS NOT NULL;
 """,
 }
