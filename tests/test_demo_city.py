@@ -400,3 +400,22 @@ def test_a_demo_database_that_cannot_be_built_is_one_line_and_leaves_nothing(
     assert f"cityhub demo: cannot build {target}: unable to open database file" in err, err
     assert "Traceback" not in err
     assert not target.parent.exists()
+
+
+def test_demo_reads_the_mark_of_exactly_the_file_named(tmp_path: Path) -> None:
+    """The mark was read through an unescaped file URI: for `city#1.db` it was read from
+    `city`, so a demo database named `city` let the demo delete the real `city#1.db`."""
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+    from cityhub.store.sqlite import SqliteStore
+
+    assert prepare_demo(Settings(db=str(tmp_path / "city")))  # a demo database, marked
+    real = tmp_path / "city#1.db"
+    store = SqliteStore(real)
+    store.close()
+    size = real.stat().st_size
+    assert not prepare_demo(Settings(db=str(real)))
+    assert real.stat().st_size == size
+    mine = tmp_path / "my demo?#%.db"
+    assert prepare_demo(Settings(db=str(mine)))
+    assert prepare_demo(Settings(db=str(mine)))  # its own mark is found: rebuilt

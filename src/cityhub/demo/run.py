@@ -17,6 +17,7 @@ from cityhub.ngsild.temporal import TemporalService
 from cityhub.settings import Settings
 from cityhub.store.base import StoreError
 from cityhub.store.sqlite import SqliteStore
+from cityhub.store.sqlite.snapshot import read_only
 
 
 def load_city(store: SqliteStore, *, seed: int = 7, progress: bool = True) -> tuple[int, int]:
@@ -60,7 +61,7 @@ def replaceable(path: Path) -> str | None:
     database the demo built (or the default demo file) is rebuilt, and only when no other
     connection has it open."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        conn = sqlite3.connect(read_only(path), uri=True, timeout=0.5)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (DEMO_MARK,)).fetchone()
         finally:
