@@ -253,6 +253,31 @@ async def test_create_with_forbidden_attribute_name_is_400(
     problem(resp, 400, "BadRequestData")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ngsi-ld:scope": {"type": "Property", "value": 3}},
+        {"https://uri.etsi.org/ngsi-ld/modifiedAt": {"type": "Property", "value": 3}},
+        {"ngsi-ld:createdAt": 3},
+        {"p": {"type": "Property", "value": 1, "ngsi-ld:observedAt": 2}},
+        {"p": {"type": "Property", "value": 1, "ngsi-ld:hasValue": 2}},
+    ],
+    ids=["scope", "modifiedAt-iri", "createdAt", "sub-observedAt", "sub-value"],
+)
+async def test_a_name_that_expands_to_an_ngsi_ld_member_is_400(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    """`ngsi-ld:scope` was stored as an attribute and hid the entity's real scope on reads."""
+    problem(await client.post(f"{BASE}/entities", json=sensor(**body)), 400, "BadRequestData")
+    problem(await client.get(f"{BASE}/entities/{EID}"), 404, "ResourceNotFound")
+    await create(client, {**sensor(p={"type": "Property", "value": 1}), "scope": "/a"})
+    for method, path in (("PATCH", ""), ("POST", "/attrs"), ("PATCH", "/attrs")):
+        resp = await client.request(method, f"{BASE}/entities/{EID}{path}", json=body)
+        problem(resp, 400, "BadRequestData")
+    doc = await get_entity(client, EID, {"options": "sysAttrs"})
+    assert doc["scope"] == "/a" and doc["p"]["value"] == 1, doc
+
+
 async def test_location_must_be_a_geoproperty(client: httpx.AsyncClient) -> None:
     resp = await client.post(
         f"{BASE}/entities", json=sensor(location={"type": "Property", "value": 1})

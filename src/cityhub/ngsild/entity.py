@@ -7,6 +7,7 @@ datasetId), sub-attributes sit under "sub" so they never clash with reserved key
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
@@ -71,6 +72,17 @@ ENTITY_KEYS = frozenset(
 GEO_ATTRS = frozenset(
     {NGSI_LD + "location", NGSI_LD + "observationSpace", NGSI_LD + "operationSpace"}
 )
+# Expanded names of members an attribute (or a sub-attribute) would hide once compacted:
+# `ngsi-ld:scope` as an attribute rendered as "scope" over the entity's own scope.
+_ENTITY_MEMBERS = frozenset(NGSI_LD + n for n in ("scope", "createdAt", "modifiedAt", "deletedAt"))
+_INSTANCE_MEMBERS = _ENTITY_MEMBERS - {NGSI_LD + "scope"} | frozenset(
+    NGSI_LD + n
+    for n in (
+        *("observedAt", "unitCode", "datasetId", "objectType", "instanceId", "lang"),
+        *("hasValue", "hasObject", "hasLanguageMap", "hasVocab", "hasValueList"),
+        *("hasObjectList", "hasJSON"),
+    )
+)
 _BAD_NAME = re.compile(r"[\s<>\"'=;()\x00-\x1f\\]")
 NULL_URI = "urn:ngsi-ld:null"
 
@@ -93,6 +105,15 @@ def expand_name(name: Any, tm: TermMap, what: str = "attribute name") -> str:
         raise BadRequestData(f"invalid {what}: {name!r} is a JSON-LD keyword")
     if len(tm.checked) < 10_000:
         tm.checked[name] = iri
+    return iri
+
+
+def check_member_name(iri: str, name: str, sub: bool = False) -> str:
+    """Refuse a name that expands to a member NGSI-LD itself gives an entity (or an instance,
+    for a sub-attribute): stored, it hid that member from every read."""
+    if iri in (_INSTANCE_MEMBERS if sub else _ENTITY_MEMBERS):
+        what = "a sub-attribute" if sub else "an attribute"
+        raise BadRequestData(f"{name!r} names the NGSI-LD member {iri}; it cannot be {what}")
     return iri
 
 
@@ -167,11 +188,18 @@ def expand_entity(body: Any, tm: TermMap, *, need_id: bool = True) -> dict[str, 
 
 
 def expand_attrs(
-    body: Any, tm: TermMap, *, skip: frozenset[str] = ENTITY_KEYS, nulls: bool = False
+    body: Any,
+    tm: TermMap,
+    *,
+    skip: frozenset[str] = ENTITY_KEYS,
+    nulls: bool = False,
+    stored: Attrs | None = None,
 ) -> Attrs:
     """A fragment of attributes (entity body or /attrs payload) in stored form.
 
     With nulls, an instance holding the null marker comes back as {"type": ..., "null": True}.
+    With the stored attributes (a merge), a type-less fragment of a stored instance is read
+    as a part of it (fragment_kind).
     """
     if not isinstance(body, dict):
         raise BadRequestData("attributes must be given as a JSON object")
@@ -179,18 +207,26 @@ def expand_attrs(
     for name, raw in body.items():
         if name in skip:
             continue
-        iri = expand_name(name, tm)
-        attrs[iri] = expand_attribute(iri, raw, tm, nulls=nulls)
+        iri = check_member_name(expand_name(name, tm), name)
+        into = stored.get(iri, []) if stored else []
+        attrs[iri] = expand_attribute(iri, raw, tm, nulls=nulls, stored=into)
     return attrs
 
 
-def expand_attribute(iri: str, raw: Any, tm: TermMap, *, nulls: bool = False) -> list[Instance]:
-    """One attribute: a single instance or a list of them with distinct datasetIds."""
+def expand_attribute(
+    iri: str, raw: Any, tm: TermMap, *, nulls: bool = False, stored: Sequence[Instance] = ()
+) -> list[Instance]:
+    """One attribute: a single instance or a list of them with distinct datasetIds; an item
+    that is a fragment of one of the stored instances merges into it as that kind."""
     items = raw if _is_multi(raw) else [raw]
     out: list[Instance] = []
     seen: set[str | None] = set()
     for item in items:
-        inst = expand_instance(item, tm, nulls=nulls)
+        kind = fragment_kind(item, stored)
+        if kind:
+            inst = expand_instance({**item, "type": kind}, tm, nulls=nulls, fragment=True)
+        else:
+            inst = expand_instance(item, tm, nulls=nulls)
         if inst.get("null"):
             out.append(inst)
             continue
@@ -205,6 +241,29 @@ def expand_attribute(iri: str, raw: Any, tm: TermMap, *, nulls: bool = False) ->
 
 
 _INSTANCE_KEYS = frozenset({"type", "datasetId", *CONTENT_KEY.values()})
+_CONTENT_KEYS = frozenset(CONTENT_KEY.values())
+
+
+def fragment_kind(raw: Any, stored: Sequence[Instance]) -> str | None:
+    """The type of the stored instance a type-less merge fragment is part of, else None.
+
+    A fragment names no content member: it holds metadata (observedAt, unitCode, ...) or
+    sub-attributes in their normalized form, to merge into the instance of its datasetId.
+    Read alone, `{"since": {...}}` was a concise JSON value that replaced a Relationship's
+    object, and `{"observedAt": ...}` an instance without content. Any other type-less object
+    stays a concise JSON value.
+    """
+    if not isinstance(raw, dict) or "type" in raw or _CONTENT_KEYS & raw.keys() or not stored:
+        return None
+    dataset = raw.get("datasetId")
+    inst = next((i for i in stored if i.get("datasetId") == dataset), None)
+    if inst is None:
+        return None
+    for key, value in raw.items():
+        shaped = isinstance(value, dict) and ("type" in value or _CONTENT_KEYS & value.keys())
+        if key not in META_KEYS and not shaped and value != NULL_URI:
+            return None
+    return str(inst["type"])
 
 
 def _is_multi(raw: Any) -> bool:
@@ -257,6 +316,11 @@ def expand_instance(
     if typ is None:
         typ = _infer_type(raw)
         if not typ and not fragment:
+            if META_KEYS & raw.keys():  # not a JSON value: an instance without its content
+                raise BadRequestData(
+                    "an attribute needs its content (value, object, languageMap, ...); "
+                    f"{sorted(META_KEYS & raw.keys())} alone merge only into a stored instance"
+                )
             return {"type": "Property", "value": raw}
         value = raw.get("value")
         if typ == "Property" and isinstance(value, dict) and is_geo_type(value.get("type")):
@@ -286,9 +350,8 @@ def expand_instance(
     for name, value in raw.items():
         if name in RESERVED_INSTANCE_KEYS:
             continue
-        subs[expand_name(name, tm, "sub-attribute name")] = expand_instance(
-            value, tm, sub=True, nulls=nulls
-        )
+        iri = check_member_name(expand_name(name, tm, "sub-attribute name"), name, sub=True)
+        subs[iri] = expand_instance(value, tm, sub=True, nulls=nulls)
     if subs:
         inst["sub"] = subs
     return inst

@@ -10,7 +10,6 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
     CONTENT_KEY,
     ENTITY_KEYS,
-    META_KEYS,
     NULL_URI,
     Attrs,
     Instance,
@@ -176,13 +175,12 @@ class EntityService:
         if not isinstance(body, dict):
             raise BadRequestData("merge body must be a JSON object")
         check_body_id(body, eid)
-        incoming = expand_attrs(body, tm, nulls=True)
         types = body.get("type")
         new_types = expand_types(types, tm) if types else None
         scope = _scope_of(body)
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
-            _fit_to_stored(body, incoming, doc, tm)
+            incoming = expand_attrs(body, tm, nulls=True, stored=doc["attrs"])
             self._merge_into(tx, doc, incoming, new_types, scope)
 
     def _merge_into(
@@ -537,10 +535,9 @@ class EntityService:
             if not isinstance(item, dict):
                 raise BadRequestData("each entity must be a JSON object")
             eid = check_uri(item.get("id"), "entity id")
-            attrs = expand_attrs(item, t, nulls=True)
             types = expand_types(item["type"], t) if item.get("type") else None
             old = self._existing(tx, eid)
-            _fit_to_stored(item, attrs, old, t)
+            attrs = expand_attrs(item, t, nulls=True, stored=old["attrs"])
             self._merge_into(tx, old, attrs, types, _scope_of(item))
             return eid
 
@@ -627,30 +624,6 @@ def _geometry_value(raw: Any, kind: str) -> bool:
     "move it" update, which inference alone would take for a Property."""
     value = raw.get("value") if isinstance(raw, dict) else None
     return kind == "GeoProperty" and isinstance(value, dict) and is_geo_type(value.get("type"))
-
-
-def _fit_to_stored(body: Any, incoming: Attrs, doc: Doc, tm: TermMap) -> None:
-    """Type-less merge fragments keep the kind of the instance they merge into.
-
-    Inference alone turned a geometry `value` for a GeoProperty into a Property (the entity
-    left geo-queries), and `{"observedAt": ...}` alone into a Property holding that object
-    (a Relationship lost its target). A fragment of metadata members only, or a geometry
-    value for a GeoProperty, is merged into the stored instance as that kind.
-    """
-    if not isinstance(body, dict):
-        return
-    for key, raw in body.items():
-        if key in ENTITY_KEYS or not isinstance(raw, dict) or "type" in raw:
-            continue
-        name = expand_name(key, tm)
-        stored = doc["attrs"].get(name, [])
-        i = find(stored, raw.get("datasetId"))
-        if i is None:
-            continue
-        kind = stored[i]["type"]
-        metadata_only = raw.keys() <= META_KEYS and bool(raw.keys() - {"datasetId"})
-        if metadata_only or _geometry_value(raw, kind):
-            incoming[name] = [expand_instance({**raw, "type": kind}, tm, nulls=True, fragment=True)]
 
 
 def deletion(old: Instance, now: str) -> Instance:
