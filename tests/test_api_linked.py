@@ -90,3 +90,50 @@ async def test_bad_join_parameters_are_400(
     linked: httpx.AsyncClient, params: dict[str, str]
 ) -> None:
     problem(await linked.get(f"{BASE}/entities/{SENSOR['id']}", params=params), 400)
+
+
+LOOPS = [f"urn:ngsi-ld:Loop:{i}" for i in range(3)]
+
+
+@pytest.fixture
+async def loops(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Three entities, each linked to all three (itself included)."""
+    links = {"type": "ListRelationship", "objectList": LOOPS}
+    body = [{"id": i, "type": "Loop", "links": links} for i in LOOPS]
+    assert (await client.post(f"{BASE}/entityOperations/create", json=body)).status_code == 201
+    return client
+
+
+async def _loop0(client: httpx.AsyncClient, **params: str) -> Any:
+    resp = await client.get(f"{BASE}/entities/{LOOPS[0]}", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def test_inline_does_not_follow_a_loop_back(loops: httpx.AsyncClient) -> None:
+    """Every level tripled the answer: 15 s and 75 MB at joinLevel 12."""
+    deep = await _loop0(loops, join="inline", joinLevel="8", options="keyValues")
+    assert deep == await _loop0(loops, join="inline", joinLevel="3", options="keyValues")
+    first = deep["links"]
+    assert first[0] == {"id": LOOPS[0], "type": "Loop", "links": LOOPS}, "on the path: shown"
+    assert [e["id"] for e in first[1]["links"]] == LOOPS
+    innermost = first[1]["links"][2]["links"]  # Loop:0 -> Loop:1 -> Loop:2: all on the path
+    assert [e["links"] for e in innermost] == [LOOPS] * 3, "shown, not followed"
+
+
+async def test_flat_lists_each_entity_of_a_loop_once(loops: httpx.AsyncClient) -> None:
+    out = await _loop0(loops, join="flat", joinLevel="16")
+    assert sorted(e["id"] for e in out) == LOOPS
+
+
+async def test_a_join_past_the_render_bound_is_a_400(
+    loops: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub.ngsild import linked
+
+    monkeypatch.setattr(linked, "MAX_LINKED", 4)
+    resp = await loops.get(
+        f"{BASE}/entities/{LOOPS[0]}", params={"join": "inline", "joinLevel": "2"}
+    )
+    assert "joinLevel" in problem(resp, 400, "BadRequestData")["detail"]
+    assert (await _loop0(loops, join="inline")) is not None, "one level: 3 renders, within it"

@@ -143,3 +143,21 @@ def test_geoq_and_scopeq_select_the_entities_in_range() -> None:
     assert event_for(near_hall, None, located(127.3905, 35.4165, "/namwon/downtown"), NOW)
     assert event_for(near_hall, None, located(127.45, 35.45, "/namwon/downtown"), NOW) is None
     assert event_for(near_hall, None, located(127.3905, 35.4165, "/mungyeong"), NOW) is None
+
+
+def test_a_join_past_the_render_bound_notifies_without_the_join(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A notification is still sent, with its links as ids, and the log says why."""
+    from cityhub.ngsild import linked
+    from cityhub.notify.payload import render_event_entity
+
+    room = entity(next=[{"type": "Relationship", "object": "urn:ngsi-ld:Room:1"}])
+    s = sub(notification={"endpoint": {"uri": "http://127.0.0.1:9/n"}, "join": "inline"})
+    fetched = {"urn:ngsi-ld:Room:1": room}
+    joined = render_event_entity(s, room, lambda ids: {i: fetched[i] for i in ids})
+    assert joined[0][EX + "next"]["entity"]["id"] == "urn:ngsi-ld:Room:1"
+    monkeypatch.setattr(linked, "MAX_LINKED", 0)
+    plain = render_event_entity(s, room, lambda ids: {i: fetched[i] for i in ids})
+    assert plain[0][EX + "next"] == {"type": "Relationship", "object": "urn:ngsi-ld:Room:1"}
+    assert "notified without the join" in caplog.text

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.projection import Projection
 from cityhub.ngsild.render import RenderOptions, render_entity
 
 Fetch = Callable[[list[str]], dict[str, dict[str, Any]]]
 ENTITY_FIELDS = ("id", "type", "scope", "createdAt", "modifiedAt", "deletedAt")
+MAX_LINKED = 10_000  # linked entities one answer may render (a join's fan-out grows fast)
 
 
 def projection_options(
@@ -44,6 +46,28 @@ def _objects(instances: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+class TooManyLinked(BadRequestData):
+    """A join that would render more linked entities than one answer may hold."""
+
+
+@dataclass
+class _Walk:
+    """What one answer's join has rendered so far: its budget, and (flat) the entities it
+    has followed, with the levels left when it did."""
+
+    fetch: Fetch
+    left: int
+    followed: dict[str, int] = field(default_factory=dict)
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise TooManyLinked(
+                f"the join would render more than {MAX_LINKED:,} linked entities; "
+                "ask for a lower joinLevel or fewer attributes"
+            )
+
+
 def render_joined(
     docs: list[dict[str, Any]],
     tm: TermMap,
@@ -54,29 +78,69 @@ def render_joined(
     level: int,
     fetch: Fetch,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Render entities; inline puts targets under each Relationship, flat returns them aside."""
+    """Render entities; inline puts targets under each Relationship, flat returns them aside.
+
+    Relationships that loop back are not followed again: inline stops at an entity already
+    on the path from the top, and flat follows each entity once (with the most levels left).
+    Before, three entities linked to each other took 15 s and 75 MB at joinLevel 12, and
+    every level tripled it. TooManyLinked past MAX_LINKED renders.
+    """
+    walk = _Walk(fetch, MAX_LINKED)
+    return _joined(docs, tm, base, pick, omit, join, level, walk, frozenset())
+
+
+def _joined(
+    docs: list[dict[str, Any]],
+    tm: TermMap,
+    base: RenderOptions,
+    pick: Projection | None,
+    omit: Projection | None,
+    join: str | None,
+    level: int,
+    walk: _Walk,
+    path: frozenset[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     opts = projection_options(base, tm, pick, omit)
     rendered = [render_entity(d, tm, opts) for d in docs]
     if not join or level <= 0:
         return rendered, []
     extra: list[dict[str, Any]] = []
     for doc, out in zip(docs, rendered, strict=True):
+        here = path | {doc["id"]}
         for iri, instances in doc["attrs"].items():
             name = tm.compact(iri)
-            targets = _objects(instances)
+            targets = list(dict.fromkeys(_objects(instances)))
+            if join == "flat":  # listed once: only what was not followed as deep yet
+                targets = [t for t in targets if walk.followed.get(t, -1) < level - 1]
+                walk.followed.update((t, level - 1) for t in targets)
             if not targets or name not in out:
                 continue
-            found = fetch(targets)
+            found = walk.fetch(targets)
+            linked_docs = [found[t] for t in targets if t in found]
+            walk.spend(len(linked_docs))
             sub_pick = pick.get(name) if pick else None
             sub_omit = omit.get(name) if omit else None
-            linked_docs = [found[t] for t in dict.fromkeys(targets) if t in found]
-            linked, deeper = render_joined(
-                linked_docs, tm, base, sub_pick, sub_omit, join, level - 1, fetch
-            )
-            # keyed by the stored id: a pick without id must not lose the linked entity
-            by_id = {d["id"]: e for d, e in zip(linked_docs, linked, strict=True)}
+            by_id: dict[str, dict[str, Any]] = {}
+            beyond: list[dict[str, Any]] = []
+            for on_path in (False, True):  # an entity on the path is shown, not followed
+                part = [d for d in linked_docs if (d["id"] in here) is on_path]
+                linked, deeper = _joined(
+                    part,
+                    tm,
+                    base,
+                    sub_pick,
+                    sub_omit,
+                    join,
+                    0 if on_path else level - 1,
+                    walk,
+                    here,
+                )
+                # keyed by the stored id: a pick without id must not lose the linked entity
+                by_id.update((d["id"], e) for d, e in zip(part, linked, strict=True))
+                beyond += deeper
+            by_id = {d["id"]: by_id[d["id"]] for d in linked_docs}
             if join == "flat":  # a flat list names each entity, whatever the pick
-                extra += [e if "id" in e else {"id": i, **e} for i, e in by_id.items()] + deeper
+                extra += [e if "id" in e else {"id": i, **e} for i, e in by_id.items()] + beyond
             else:
                 _inline(out, name, by_id, base.format)
     return rendered, extra

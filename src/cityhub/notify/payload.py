@@ -3,6 +3,7 @@ subscription's format and @context, with the headers its endpoint asks for."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,12 +13,13 @@ import orjson
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.entity import CONTENT_KEY
-from cityhub.ngsild.linked import dedupe, render_joined
+from cityhub.ngsild.linked import TooManyLinked, dedupe, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.render import RenderOptions, simplified
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.subscription import Compiled
 
+log = logging.getLogger("cityhub.notify")
 Doc = dict[str, Any]
 Fetch = Callable[[list[str]], dict[str, Doc]]
 JSON = "application/json"
@@ -111,7 +113,11 @@ def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
     join = None if join == "@none" else join
     level = int(params.get("joinLevel", 1)) if join else 0
     clean, extras = _strip(entity)
-    rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, join, level, fetch)
+    try:
+        rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, join, level, fetch)
+    except TooManyLinked as exc:  # the change is still worth telling, without its links
+        log.warning("subscription %s: %s; notified without the join", sub.id, exc.detail)
+        rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, None, 0, fetch)
     out = rendered[0]
     _put_extras(out, clean, extras, sub, opts)
     if opts.format == "keyValues":
