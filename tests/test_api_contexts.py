@@ -237,6 +237,27 @@ async def test_remote_context_in_ld_json_body(
     assert (await get_entity(client, EID))[VOCAB + "temperature"]["value"] == 21
 
 
+@pytest.mark.parametrize("path", ["/entityOperations/query", "/temporal/entityOperations/query"])
+async def test_a_json_answer_links_the_context_url_of_an_ld_json_body(
+    client: httpx.AsyncClient, context_server: ContextServer, path: str
+) -> None:
+    """The answer was compacted with the body's @context but linked the core one, so a
+    client read "Sensor" as the default vocabulary's."""
+    url = context_server.url("/ctx/query-body.jsonld")
+    await create(client, sensor(), headers={"Link": link(url)})
+    body = {"type": "Query", "entities": [{"type": "Sensor"}], "@context": url}
+    if path.startswith("/temporal"):
+        body["temporalQ"] = {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z"}
+    resp = await client.post(
+        f"{BASE}{path}",
+        json=body,
+        headers={"Content-Type": JSONLD, "Accept": "application/json"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert [e["type"] for e in resp.json()] == ["Sensor"]
+    assert resp.headers["Link"] == link(url)
+
+
 async def test_nested_remote_context(
     client: httpx.AsyncClient, context_server: ContextServer
 ) -> None:

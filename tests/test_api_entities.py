@@ -574,6 +574,14 @@ async def test_geo_json_with_other_geometry_property(client: httpx.AsyncClient) 
     assert resp.json()["geometry"] == area, resp.text
     resp = await client.get(f"{BASE}/entities/{EID}", headers={"Accept": "application/geo+json"})
     assert resp.json()["geometry"] is None, "no location → null geometry"
+    default = "https://uri.etsi.org/ngsi-ld/default-context/area"
+    for name in (default, "ngsi-ld:default-context/area"):  # the same attribute
+        resp = await client.get(
+            f"{BASE}/entities/{EID}",
+            params={"geometryProperty": name},
+            headers={"Accept": "application/geo+json"},
+        )
+        assert resp.json()["geometry"] == area, (name, resp.text)
 
 
 @pytest.mark.parametrize("options", [None, "concise", "keyValues"])

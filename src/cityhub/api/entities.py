@@ -90,7 +90,8 @@ def _render(
 
 
 def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any) -> Any:
-    prop = params.get("geometryProperty", "location")
+    # the rendered entity's key for it: a full IRI or another prefix names the same attribute
+    prop = ctx.tm.compact(ctx.tm.expand(params.get("geometryProperty", "location")))
     context = response_context(ctx)
     if isinstance(rendered, list):
         return collection(rendered, prop, context)

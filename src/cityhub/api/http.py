@@ -184,7 +184,9 @@ async def context_of(
         if not specs or any(s is None for s in specs):
             raise BadRequestData("application/ld+json bodies must carry an @context")
         spec = specs[0]
-        link = None
+        # a plain-JSON answer links the @context that compacted it: the body's, when it
+        # names one URL (an inline or compound one has no single URL to link)
+        link = spec if isinstance(spec, str) else None
     else:
         if body is not None:
             items = body if isinstance(body, list) else [body]
