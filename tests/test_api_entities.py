@@ -369,7 +369,7 @@ async def test_key_values(client: httpx.AsyncClient) -> None:
     for params in ({"options": "keyValues"}, {"options": "simplified"}, {"format": "simplified"}):
         body = await get_entity(client, FULL["id"], params)
         assert body["id"] == FULL["id"] and body["type"] == "Vehicle"
-        assert body["speed"] == 55, f"keyValues takes the default instance: {body}"
+        assert body["speed"] == {"dataset": {"@none": 55, "urn:ngsi-ld:Dataset:gps": 54.5}}
         assert body["isParked"] == "urn:ngsi-ld:OffStreetParking:Downtown1"
         assert body["location"] == {"type": "Point", "coordinates": [13.4, 52.5]}
         assert body["brandName"] == "Mercedes"
@@ -395,7 +395,7 @@ async def test_key_values_wrap_what_a_property_value_could_be_taken_for(
     assert body["street"] == {"languageMap": FULL["street"]["languageMap"]}, body
     assert body["category"] == {"vocab": "nonCommercial"}, body
     assert body["config"] == {"json": FULL["config"]["json"]}, body
-    assert body["speed"] == 55 and body["isParked"] == "urn:ngsi-ld:OffStreetParking:Downtown1"
+    assert body["isParked"] == "urn:ngsi-ld:OffStreetParking:Downtown1"
 
 
 async def test_concise_output(client: httpx.AsyncClient) -> None:
@@ -582,6 +582,29 @@ async def test_geo_json_with_other_geometry_property(client: httpx.AsyncClient) 
             headers={"Accept": "application/geo+json"},
         )
         assert resp.json()["geometry"] == area, (name, resp.text)
+
+
+async def test_key_values_of_a_multi_attribute_map_its_instances_by_dataset(
+    client: httpx.AsyncClient,
+) -> None:
+    """keyValues showed the default instance alone, while notifications (and 4.5.4) map
+    them all; GeoJSON still takes the default instance's geometry."""
+    here, there = [{"type": "Point", "coordinates": [x, 1.0]} for x in (1.0, 2.0)]
+    located = [
+        {"type": "GeoProperty", "value": here},
+        {"type": "GeoProperty", "value": there, "datasetId": "urn:ds:gps"},
+    ]
+    await create(client, sensor(location=located))
+    body = await get_entity(client, EID, {"options": "keyValues"})
+    assert body["location"] == {"dataset": {"@none": here, "urn:ds:gps": there}}, body
+    one = await get_entity(client, EID, {"options": "keyValues", "datasetId": "urn:ds:gps"})
+    assert one["location"] == there, one
+    resp = await client.get(
+        f"{BASE}/entities/{EID}",
+        params={"options": "keyValues"},
+        headers={"Accept": "application/geo+json"},
+    )
+    assert resp.json()["geometry"] == here, resp.text
 
 
 @pytest.mark.parametrize("options", [None, "concise", "keyValues"])

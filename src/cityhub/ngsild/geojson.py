@@ -14,6 +14,9 @@ def feature(entity: dict[str, Any], geometry_property: str, context: Any | None)
     geo = entity.get(geometry_property)
     if isinstance(geo, list) and geo:  # a multi-attribute: its default instance, else the first
         geo = next((g for g in geo if isinstance(g, dict) and "datasetId" not in g), geo[0])
+    elif isinstance(geo, dict) and geo.keys() == {"dataset"} and isinstance(geo["dataset"], dict):
+        several = geo["dataset"]  # keyValues of a multi-attribute, by datasetId
+        geo = several.get("@none", next(iter(several.values()), None))
     geometry = None
     if isinstance(geo, dict):
         # normalized {"type": "GeoProperty", "value": g}, concise {"value": g}, keyValues g

@@ -84,10 +84,16 @@ def _render_default(doc: dict[str, Any], tm: TermMap) -> dict[str, Any]:
 
 
 def render_attribute(instances: list[Instance], tm: TermMap, opts: RenderOptions) -> Any:
-    """An attribute: one instance alone, several as a list (keyValues takes the default)."""
+    """An attribute: one instance alone, several as a list; keyValues maps several by
+    datasetId, the default one as "@none" (4.5.4): {"dataset": {"@none": 55, ds: 54.5}}."""
     if opts.format == "keyValues":
-        default = next((i for i in instances if "datasetId" not in i), instances[0])
-        return simplified(default, tm, opts.lang)
+        if len(instances) == 1:
+            return simplified(instances[0], tm, opts.lang)
+        return {
+            "dataset": {
+                i.get("datasetId", "@none"): simplified(i, tm, opts.lang) for i in instances
+            }
+        }
     rendered = [render_instance(i, tm, opts) for i in instances]
     return rendered[0] if len(rendered) == 1 else rendered
 

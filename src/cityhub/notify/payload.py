@@ -15,7 +15,7 @@ from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.linked import TooManyLinked, dedupe, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
-from cityhub.ngsild.render import RenderOptions, simplified
+from cityhub.ngsild.render import RenderOptions
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.subscription import Compiled
 
@@ -120,30 +120,11 @@ def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
         rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, None, 0, fetch)
     out = rendered[0]
     _put_extras(out, clean, extras, sub, opts)
-    if opts.format == "keyValues":
-        _key_values_datasets(out, clean, sub, opts)
-        if opts.sys_attrs:  # keyValues leaves them out of API responses, not of notifications
-            out.update({k: entity[k] for k in ("createdAt", "modifiedAt") if k in entity})
+    if opts.format == "keyValues" and opts.sys_attrs:  # left out of API answers, not here
+        out.update({k: entity[k] for k in ("createdAt", "modifiedAt") if k in entity})
     if "deletedAt" in entity:
         out["deletedAt"] = entity["deletedAt"]  # a deletion always says when
     return dedupe([out, *extra]) if join == "flat" else [out]
-
-
-def _key_values_datasets(out: Doc, entity: Doc, sub: Compiled, opts: RenderOptions) -> None:
-    """keyValues of a multi-attribute: {"dataset": {datasetId or "@none": value}}."""
-    for name, instances in entity["attrs"].items():
-        key = sub.tm.compact(name)
-        if key not in out:
-            continue
-        chosen = instances
-        if opts.dataset_ids is not None:
-            chosen = [i for i in instances if i.get("datasetId", "@none") in opts.dataset_ids]
-        if len(chosen) > 1:
-            out[key] = {
-                "dataset": {
-                    i.get("datasetId", "@none"): simplified(i, sub.tm, opts.lang) for i in chosen
-                }
-            }
 
 
 def notification(
