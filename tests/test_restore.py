@@ -241,3 +241,42 @@ def test_restore_mistakes_are_one_line_and_change_nothing(
     assert "Traceback" not in err and "the database itself" in err, err
     assert _ids(db) == _meters(range(10))
     assert not list(tmp_path.glob("hub.db.before-restore-*"))
+
+
+@pytest.mark.parametrize("moment", ["during the copy", "after the copy"])
+def test_a_restore_killed_midway_leaves_the_database_in_place(
+    backed_up: tuple[Path, Path], moment: str
+) -> None:
+    """The old database was moved aside before the copy began: a restore killed (kill -9, or
+    the TERM of a timeout) during the copy left nothing at --db, and the next `serve` started
+    an empty city there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db, copy = backed_up
+    stall = "time.sleep(60)"
+    script = f"""
+import sys, time
+from pathlib import Path
+import cityhub.store.sqlite.snapshot as s
+real = s._copy
+def slow(source, dest, progress, pages=1024):
+    {"real(source, dest, progress, pages=1); " if moment == "after the copy" else ""}dest.touch(); {stall}
+s._copy = slow
+s.restore(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(copy), str(db)])
+    part = db.with_name(db.name + ".restoring")
+    deadline = time.monotonic() + 30
+    while not part.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert part.exists(), "the restore never began its copy"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _ids(db) == _meters(range(10)), "the database it was replacing is still in place"
+    assert main(["restore", str(copy), "--db", str(db)]) == 0, "a later restore goes through"
+    assert _ids(db) == _meters(range(5))
+    assert not part.exists()

@@ -128,11 +128,12 @@ class Restored:
 def restore(source: Path, db: Path, progress: Progress | None = None) -> Restored:
     """Put the backup `source` in place of the database `db`, which no process may have open.
 
-    The backup is checked first. The database it replaces is folded back from its WAL into one
-    file and moved aside, never deleted, and the copy is renamed into place whole, so a restore
-    cut short leaves either database complete. Restoring by hand can go wrong in one quiet
-    way: an old `-wal` left beside the copied file is replayed onto it. `progress` hears the
-    bytes copied so far.
+    The backup is checked first, then copied beside the database; only a complete copy
+    replaces it, in one rename, so a restore cut short at any point (even by kill -9) leaves
+    the database as it was. The database it replaces is folded back from its WAL into one
+    file and kept under another name, never deleted. Restoring by hand can go wrong in one
+    quiet way: an old `-wal` left beside the copied file is replayed onto it. `progress`
+    hears the bytes copied so far.
     """
     if not source.is_file():
         raise StoreError(f"{source} is not a file")
@@ -141,23 +142,44 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     if db.exists() and source.samefile(db):
         raise StoreError(f"{source} is the database itself; nothing was changed")
     entities = _check_backup(source)
-    kept = None
     if db.exists():
-        _fold(db)
-        kept = _free_name(db, f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
-        db.replace(kept)
+        _fold(db)  # refuses a database in use before the long copy
     part = db.with_name(db.name + ".restoring")
+    _discard(part)  # what a restore killed earlier left
+    kept = None
     try:
         _copy(source, part, progress)
+        if db.exists():
+            _fold(db)
+            kept = _free_name(db, f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+            _keep(db, kept)
         part.replace(db)
-    except BaseException as exc:  # a full disk, Ctrl-C: put the replaced database back
-        part.unlink(missing_ok=True)
-        if kept is not None:
+    except BaseException as exc:  # a full disk, Ctrl-C: the database stays as it was
+        _discard(part)
+        if kept is not None and not db.exists():
             kept.replace(db)
+        elif kept is not None and kept.exists() and kept.samefile(db):
+            kept.unlink()
         if isinstance(exc, OSError | sqlite3.Error):
             raise StoreError(f"cannot copy {source} to {db}: {exc}; nothing was changed") from exc
         raise
     return Restored(db, entities, kept)
+
+
+def _keep(db: Path, kept: Path) -> None:
+    """A second name for the database about to be replaced; it stays in place meanwhile (a
+    hard link), or, where the file system has none, moves just before the copy takes its
+    place."""
+    try:
+        os.link(db, kept)
+    except OSError:
+        db.replace(kept)
+
+
+def _discard(part: Path) -> None:
+    """Remove a partial copy and the rollback journal its writer may have left."""
+    for path in (part, part.with_name(part.name + "-journal")):
+        path.unlink(missing_ok=True)
 
 
 def _copy(source: Path, dest: Path, progress: Progress | None, pages: int = 1024) -> None:
