@@ -136,3 +136,40 @@ def test_a_stopped_backup_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         backup(db, tmp_path / "copy.db", stop)
     assert not (tmp_path / "copy.db").exists()
+    assert not list(tmp_path.glob("copy.db*")), "nor a partial copy or its journal"
+
+
+def test_a_killed_backup_leaves_no_file_and_the_same_command_runs_again(tmp_path: Path) -> None:
+    """VACUUM INTO wrote straight into DEST: a backup killed (kill -9, a timeout's TERM) left
+    a half-written DEST, and the next run of the same command said it already existed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db, dest = tmp_path / "hub.db", tmp_path / "nightly.db"
+    store = SqliteStore(db)
+    EntityService(store).batch_upsert(
+        "", [_entity(n) for n in range(50)], ContextCache().core, "replace"
+    )
+    store.close()
+    script = """
+import sys, time
+from pathlib import Path
+import cityhub.store.sqlite.snapshot as s
+def stalled(conn, path, progress):
+    path.write_bytes(b"half a database")
+    time.sleep(60)
+s._vacuum_into = stalled
+s.backup(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(db), str(dest)])
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("nightly.db*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not dest.exists(), "no half-written backup under the name asked for"
+    assert main(["backup", str(dest), "--db", str(db), "--no-progress"]) == 0
+    assert sqlite3.connect(dest).execute("SELECT count(*) FROM entities").fetchone()[0] == 50
+    assert sorted(p.name for p in tmp_path.glob("nightly.db*")) == ["nightly.db"]

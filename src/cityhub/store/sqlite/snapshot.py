@@ -41,7 +41,10 @@ def read_only(path: Path) -> str:
 
 def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup:
     """Write a checked snapshot of `source` to `dest`, which must not exist yet; `progress`
-    hears how far the copy is every POLL seconds (a large city database takes minutes)."""
+    hears how far the copy is every POLL seconds (a large city database takes minutes).
+
+    The copy is written under another name and takes `dest`'s only once checked: a backup
+    killed midway left a half-written `dest` that blocked the next run of the same command."""
     if not source.is_file():
         raise StoreError(f"{source} is not a database file")
     if dest.exists():
@@ -49,18 +52,20 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
     if not dest.parent.is_dir():
         raise StoreError(f"{dest.parent} is not a directory")
     started = time.monotonic()
+    part = dest.with_name(dest.name + ".partial")
+    _discard(part)  # what a backup killed earlier left
     conn = sqlite3.connect(
         read_only(source), uri=True, isolation_level=None, check_same_thread=False
     )
     try:
         conn.execute("PRAGMA busy_timeout=5000")
-        _vacuum_into(conn, dest, progress)
+        _vacuum_into(conn, part, progress)
     except sqlite3.Error as exc:
-        dest.unlink(missing_ok=True)
+        _discard(part)
         raise StoreError(f"cannot back up {source}: {exc}") from exc
     finally:
         conn.close()
-    check = sqlite3.connect(dest)
+    check = sqlite3.connect(part)
     try:
         verdict = check.execute("PRAGMA quick_check").fetchone()[0]
         entities = check.execute("SELECT count(*) FROM entities").fetchone()[0]
@@ -69,8 +74,9 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
     finally:
         check.close()
     if verdict != "ok":
-        dest.unlink(missing_ok=True)
+        _discard(part)
         raise StoreError(f"the copy of {source} failed its check ({verdict}); nothing was kept")
+    part.replace(dest)
     return Backup(dest, dest.stat().st_size, entities, time.monotonic() - started)
 
 
@@ -102,7 +108,7 @@ def _vacuum_into(conn: sqlite3.Connection, dest: Path, progress: Progress | None
     except BaseException:  # Ctrl-C (or the reporter failed): stop, leave no half-written file
         conn.interrupt()
         worker.join()
-        dest.unlink(missing_ok=True)
+        _discard(dest)
         raise
     if failure:
         raise failure[0]
