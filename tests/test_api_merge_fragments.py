@@ -124,3 +124,17 @@ async def test_a_concise_json_value_still_replaces_the_value(client: httpx.Async
         "type": "Property",
         "value": {"street name": "X"},
     }
+
+
+async def test_an_invalid_merge_of_an_absent_entity_is_a_400(client: httpx.AsyncClient) -> None:
+    """The body is checked before the entity is looked up (ETSI 057_03_02): a 404 said the
+    entity was the problem when the body was."""
+    bad = {"p": {"type": "Property"}}  # no value
+    problem(await client.patch(f"{BASE}/entities/{EID}", json=bad), 400, "BadRequestData")
+    resp = await client.post(
+        f"{BASE}/entityOperations/merge", json=[{"id": EID, "type": "Sensor", **bad}]
+    )
+    assert resp.status_code == 207, resp.text
+    assert resp.json()["errors"][0]["error"]["type"].endswith("BadRequestData"), resp.text
+    good = {"p": {"type": "Property", "value": 1}}
+    problem(await client.patch(f"{BASE}/entities/{EID}", json=good), 404, "ResourceNotFound")

@@ -92,8 +92,8 @@ class EntityService:
         if not matches_types(types, doc):
             raise ResourceNotFound(f"entity {eid} is not of type {named}")
 
-    def _existing(self, tx: WriteTx, eid: str) -> Doc:
-        doc = tx.get(eid)
+    def _existing(self, tx: WriteTx, eid: str, doc: Doc | None = None) -> Doc:
+        doc = doc or tx.get(eid)
         if doc is None:
             raise ResourceNotFound(f"entity {eid} not found")
         return doc
@@ -179,9 +179,9 @@ class EntityService:
         new_types = expand_types(types, tm) if types else None
         scope = _scope_of(body)
         with self.store.write(tenant) as tx:
-            doc = self._existing(tx, eid)
-            incoming = expand_attrs(body, tm, nulls=True, stored=doc["attrs"])
-            self._merge_into(tx, doc, incoming, new_types, scope)
+            doc = tx.get(eid)
+            incoming = _merge_attrs(body, tm, doc)
+            self._merge_into(tx, self._existing(tx, eid, doc), incoming, new_types, scope)
 
     def _merge_into(
         self, tx: WriteTx, doc: Doc, incoming: Attrs, new_types: list[str] | None, scope: Any = None
@@ -536,9 +536,9 @@ class EntityService:
                 raise BadRequestData("each entity must be a JSON object")
             eid = check_uri(item.get("id"), "entity id")
             types = expand_types(item["type"], t) if item.get("type") else None
-            old = self._existing(tx, eid)
-            attrs = expand_attrs(item, t, nulls=True, stored=old["attrs"])
-            self._merge_into(tx, old, attrs, types, _scope_of(item))
+            old = tx.get(eid)
+            attrs = _merge_attrs(item, t, old)
+            self._merge_into(tx, self._existing(tx, eid, old), attrs, types, _scope_of(item))
             return eid
 
         return self.batch(tenant, items, op)
@@ -617,6 +617,12 @@ def _drop_languages(
         return [current.pop(i)]
     current[i] = {**inst, "languageMap": languages, "modifiedAt": now}
     return current[i]
+
+
+def _merge_attrs(body: Any, tm: TermMap, doc: Doc | None) -> Attrs:
+    """A merge's attributes read against the stored ones; an invalid body is a 400 before an
+    absent entity is a 404 (ETSI 057_03_02)."""
+    return expand_attrs(body, tm, nulls=True, stored=doc["attrs"] if doc else None)
 
 
 def _geometry_value(raw: Any, kind: str) -> bool:
