@@ -121,3 +121,25 @@ async def test_a_large_purge_goes_in_slices_and_a_full_disk_says_how_far_it_got(
     assert calls == [3, 3, 2]
     assert "6 of the 8 selected entities were purged" in body["detail"]
     assert len(await ids_of(client, "Lamp")) == 2
+
+
+async def test_an_entity_changed_after_the_selection_is_purged_only_if_it_still_matches(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge selects on a reader and deletes later: 39 of 83 entities PATCHed in between
+    (and answered 204) were deleted although they no longer met the query."""
+    from cityhub.ngsild.context import ContextCache
+    from cityhub.ngsild.service import EntityService
+
+    await make(client, [lamp(n) for n in range(5)])
+    original = EntityService.purge
+
+    def patched_first(self: EntityService, tenant: str, *args: Any) -> int:
+        off = {"status": {"type": "Property", "value": "off"}}
+        self.merge(tenant, "urn:ngsi-ld:Lamp:3", off, ContextCache().core)  # a PATCH in between
+        return original(self, tenant, *args)
+
+    monkeypatch.setattr(EntityService, "purge", patched_first)
+    resp = await client.delete(f"{BASE}/entities", params={"type": "Lamp", "q": 'status=="on"'})
+    assert resp.status_code == 204, resp.text
+    assert await ids_of(client, "Lamp") == ["urn:ngsi-ld:Lamp:3"]

@@ -29,7 +29,7 @@ from starlette.requests import Request
 
 from cityhub.ngsild.errors import NgsiLdError, storage_full
 from cityhub.ngsild.service import BatchOutcome, item_id
-from cityhub.store.base import StoreFull
+from cityhub.store.base import EntityQuery, StoreFull
 
 log = logging.getLogger("cityhub.commit")
 T = TypeVar("T")
@@ -204,16 +204,22 @@ def _unstored(exc: Exception) -> NgsiLdError:
 
 
 async def purge_slices(
-    request: Request, tenant: str, ids: list[str], drop: set[str], keep: set[str]
+    request: Request,
+    tenant: str,
+    ids: list[str],
+    drop: set[str],
+    keep: set[str],
+    query: EntityQuery | None = None,
 ) -> None:
-    """DELETE /entities: purge the selected ids SLICE at a time, as grouped_slices does; a
-    refused slice after earlier ones were stored says how many were purged."""
+    """DELETE /entities: purge the selected ids SLICE at a time, as grouped_slices does, each
+    slice only what still meets the query; a refused slice after earlier ones were stored
+    says how many were purged."""
     entities = request.app.state.entities
     done = 0
     for start in range(0, len(ids), SLICE):
         part = ids[start : start + SLICE]
         try:
-            await grouped(request, entities.purge, tenant, part, drop, keep)
+            await grouped(request, entities.purge, tenant, part, drop, keep, query)
         except StoreFull as exc:
             if not start:
                 raise

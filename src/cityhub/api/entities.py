@@ -207,7 +207,7 @@ async def purge_entities(request: Request) -> Response:
         raise BadRequestData("drop and keep cannot be combined")
     store = service(request).store
     docs, _ = await off_loop(request, store.query, ctx.tenant, query)
-    await purge_slices(request, ctx.tenant, [d["id"] for d in docs], drop, keep)
+    await purge_slices(request, ctx.tenant, [d["id"] for d in docs], drop, keep, query)
     return no_content()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cityhub.ngsild.context import TermMap
@@ -377,12 +377,23 @@ class EntityService:
             tx.update(doc, {name})
             self._record(tx, doc, {name: written})
 
-    def purge(self, tenant: str, ids: list[str], drop: set[str], keep: set[str]) -> int:
+    def purge(
+        self,
+        tenant: str,
+        ids: list[str],
+        drop: set[str],
+        keep: set[str],
+        query: EntityQuery | None = None,
+    ) -> int:
         """DELETE /entities for some of the selected ids: delete each entity, or drop (or keep
         only) some of its attributes, each dropped one recorded as a deletion in its history
-        as DELETE /entities/{id}/attrs/{attr} records it. How many entities changed."""
+        as DELETE /entities/{id}/attrs/{attr} records it. With the query that selected them,
+        only those that still meet it (it ran before this transaction). How many changed."""
         changed = 0
         with self.store.write(tenant) as tx:
+            if query is not None:
+                still = tx.matching(replace(query, ids=tuple(ids)))
+                ids = [i for i in ids if i in still]
             for eid in ids:
                 if not drop and not keep:
                     changed += tx.delete(eid)

@@ -738,6 +738,15 @@ class SqliteWriteTx:
             )
         return found
 
+    def matching(self, query: EntityQuery) -> set[str]:
+        """The ids of the entities that meet the query now, read inside the transaction (a
+        purge selects on a reader and deletes later: a PATCH in between must count)."""
+        comp = Compiler(self.conn, pk="e.pk", names=self.names)
+        where = comp.where(self.tenant, query)
+        SqliteStore._install_geo(self.conn, comp)
+        rows = self.conn.execute(f"SELECT e.id FROM entities e WHERE {where}", comp.params)
+        return {r[0] for r in rows}
+
     def insert_many(self, docs: list[Doc]) -> None:
         """Insert new entities (ids known to be free) with one statement per table."""
         c = self.conn
