@@ -121,6 +121,27 @@ def test_serve_on_a_busy_port_fails_cleanly(tmp_path: Path) -> None:
     assert not (tmp_path / "b.db").exists(), "a hub that cannot listen creates no database"
 
 
+def test_a_second_serve_of_the_same_database_is_refused(tmp_path: Path) -> None:
+    """It was accepted, and changes written through it notified none of the subscriptions
+    the first hub had loaded."""
+    db = tmp_path / "city.db"
+    with serving(db, free_port()) as url:
+        second = ["serve", "--port", str(free_port()), "--db", str(db)]
+        proc = subprocess.run(
+            [sys.executable, "-m", "cityhub.cli", *second],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "CITYHUB_LOG_LEVEL": "warning"},
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert f"another cityhub serve is using {db}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert httpx.get(url + "/health", timeout=5).status_code == 200, "the first one serves on"
+    with serving(db, free_port()) as url:  # the lock went with the first hub
+        assert httpx.get(url + "/health", timeout=5).status_code == 200
+
+
 def test_serve_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_text("not a database")

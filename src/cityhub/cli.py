@@ -134,6 +134,7 @@ def _db_or_setting(db: str | None) -> str | None:
 def serve(settings: object) -> int:
     """Run uvicorn on the app built from settings."""
     import sqlite3
+    from pathlib import Path
 
     import uvicorn
 
@@ -161,10 +162,17 @@ def serve(settings: object) -> int:
         )
         return 2
     # the ports first: a hub that cannot listen neither creates nor changes its database
+    existed = Path(settings.db).exists()
+    if existed and (held := _claim(settings.db)):
+        print(held, file=sys.stderr)
+        return 2
     try:
         app = create_app(settings)
     except (StoreError, sqlite3.Error) as exc:
         print(f"cityhub: cannot open the database {settings.db}: {exc}", file=sys.stderr)
+        return 2
+    if not existed and (held := _claim(settings.db)):
+        print(held, file=sys.stderr)
         return 2
     from cityhub.api.protocol import BoundedHttpTools
     from cityhub.retention import kept_for
@@ -290,6 +298,33 @@ def tune_runtime() -> None:
     gc.freeze()
     gc.set_threshold(700, 20, 20)
     sys.setswitchinterval(0.001)
+
+
+_CLAIMS: list[int] = []  # the open database files this process serves, each locked
+
+
+def _claim(db: str) -> str:
+    """Lock the database file for as long as this process serves it ('' once held, else why
+    not). Two hubs on one file kept the data sound, but each notified only the subscriptions
+    it had loaded itself, so changes written through the second one went unnotified. An
+    `import --db` beside a hub takes no lock: it writes through SQLite's own locking."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(db, os.O_RDONLY)
+    except OSError as exc:
+        return f"cityhub: cannot open the database {db}: {exc.strerror}"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # apart from SQLite's own fcntl locks
+    except OSError:
+        os.close(fd)
+        return (
+            f"cityhub: another cityhub serve is using {db}; stop it first, or serve a "
+            "backup of it (`cityhub backup`) on another --db"
+        )
+    _CLAIMS.append(fd)
+    return ""
 
 
 def _port_busy(host: str, port: int) -> str:
