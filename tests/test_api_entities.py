@@ -549,6 +549,36 @@ async def test_accept_quality_values(client: httpx.AsyncClient) -> None:
     assert resp.headers["content-type"].startswith(JSONLD), resp.headers
 
 
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        ("application/json;q=0, */*", JSONLD),  # the more specific range refuses JSON
+        ("application/json;q=0, application/*", JSONLD),
+        ("application/json;Q=0, application/ld+json;q=0.1", JSONLD),  # Q is q
+        ("application/ld+json;q=notanumber", JSONLD),  # an unreadable weight counts as 1
+        ("application/json;q=1.0001, application/ld+json;q=1", "application/json"),
+        ("*/*", "application/json"),
+        ("application/ld+json, */*", JSONLD),
+    ],
+)
+async def test_accept_follows_rfc_9110(client: httpx.AsyncClient, accept: str, media: str) -> None:
+    await create(client, sensor())
+    resp = await client.get(f"{BASE}/entities/{EID}", headers={"Accept": accept})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith(media), (accept, resp.headers)
+
+
+async def test_every_accept_line_counts(client: httpx.AsyncClient) -> None:
+    """Only the first of two Accept lines was read: text/html, then ld+json gave a 406."""
+    await create(client, sensor())
+    resp = await client.get(
+        f"{BASE}/entities/{EID}",
+        headers=[("Accept", "text/html"), ("Accept", "application/ld+json")],
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith(JSONLD)
+
+
 async def test_accept_geo_json_gives_a_feature(client: httpx.AsyncClient) -> None:
     await create(client, FULL)
     resp = await client.get(

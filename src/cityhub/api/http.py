@@ -85,8 +85,8 @@ def tenant_of(request: Request, *, must_exist: bool) -> str:
 
 
 def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> str:
-    """Pick the response media type from Accept, or 406."""
-    accept = header(request, b"accept")
+    """Pick the response media type from Accept (every Accept line), or 406."""
+    accept = header_all(request, b"accept")
     if not accept:
         return JSON
     choice = _choose_media(accept, allowed)
@@ -97,30 +97,42 @@ def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> st
 
 @functools.lru_cache(maxsize=256)
 def _choose_media(header: str, allowed: tuple[str, ...]) -> str | None:
-    """The best allowed media type of an Accept header (clients repeat a few headers)."""
-    best: tuple[float, int, str] | None = None
-    for order, part in enumerate(header.split(",")):
-        fields = [f.strip() for f in part.split(";")]
-        media = fields[0].lower()
-        q = 1.0
-        for f in fields[1:]:
-            if f.startswith("q="):
-                try:
-                    q = float(f[2:])
-                except ValueError:
-                    q = 0.0
-        if q <= 0:
+    """The best allowed media type of an Accept header (clients repeat a few headers).
+
+    RFC 9110 12.5.1: each offer takes the weight of the most specific range that names it
+    (`application/json;q=0, */*` refuses JSON, whatever `*/*` allows); the highest weight
+    wins, then the range written first, then the order of `allowed`."""
+    ranges = [_media_range(part) for part in header.split(",")]
+    best: tuple[float, int, int, str] | None = None
+    for rank, offer in enumerate(allowed):
+        kind = offer.split("/")[0] + "/*"
+        found: tuple[int, float, int] | None = None  # (specificity, q, position)
+        for position, (media, q) in enumerate(ranges):
+            specific = {offer: 2, kind: 1, "*/*": 0}.get(media)
+            if specific is not None and (found is None or specific > found[0]):
+                found = (specific, q, position)
+        if found is None or found[1] <= 0:
             continue
-        if media in ("*/*", "application/*"):
-            choice = JSON
-        elif media in allowed:
-            choice = media
-        else:
-            continue
-        key = (q, -order, choice)
-        if best is None or key[:2] > best[:2]:
+        key = (found[1], -found[2], -rank, offer)
+        if best is None or key[:3] > best[:3]:
             best = key
-    return None if best is None else best[2]
+    return None if best is None else best[3]
+
+
+def _media_range(part: str) -> tuple[str, float]:
+    """One Accept member: its media range and its weight (parameter names are
+    case-insensitive; a weight that is no number counts as 1, one above 1 as 1)."""
+    fields = [f.strip() for f in part.split(";")]
+    q = 1.0
+    for f in fields[1:]:
+        name, _, value = f.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 1.0
+            q = 1.0 if weight != weight else min(max(weight, 0.0), 1.0)  # NaN too
+    return fields[0].lower(), q
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
