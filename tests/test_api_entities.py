@@ -643,11 +643,23 @@ async def test_geo_json_geometry_is_only_ever_a_geo_property(
 ) -> None:
     """geometryProperty naming a plain Property gives a null geometry, not its value; a pick
     without id leaves the Feature's id out (RFC 7946: a string or number when present)."""
-    await create(client, sensor(label={"type": "Property", "value": "Alpha"}))
-    params = {"geometryProperty": "label", **({"options": options} if options else {})}
+    point = {"type": "Point", "coordinates": [5, 6]}
+    await create(
+        client,
+        sensor(
+            label={"type": "Property", "value": "Alpha"},
+            area={"type": "Property", "value": point},  # a geometry, but no GeoProperty
+        ),
+    )
     geo = {"Accept": "application/geo+json"}
-    body = (await client.get(f"{BASE}/entities/{EID}", params=params, headers=geo)).json()
-    assert body["geometry"] is None and body["id"] == EID, body
+    for name in ("label", "area"):
+        params = {"geometryProperty": name, **({"options": options} if options else {})}
+        body = (await client.get(f"{BASE}/entities/{EID}", params=params, headers=geo)).json()
+        assert body["geometry"] is None and body["id"] == EID, (name, body)
+        found = await client.get(
+            f"{BASE}/entities", params={**params, "type": "Sensor"}, headers=geo
+        )
+        assert found.json()["features"][0]["geometry"] is None, (name, found.text)
     body = (
         await client.get(f"{BASE}/entities/{EID}", params={"pick": "label"}, headers=geo)
     ).json()

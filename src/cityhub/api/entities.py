@@ -38,7 +38,7 @@ from cityhub.api.router import ENCODED
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id, expand_entity
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
-from cityhub.ngsild.geojson import collection, feature
+from cityhub.ngsild.geojson import collection, feature, stored_geometries
 from cityhub.ngsild.linked import dedupe, render_joined
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.ast import TypeNode
@@ -89,13 +89,16 @@ def _render(
     return rendered
 
 
-def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any) -> Any:
-    # the rendered entity's key for it: a full IRI or another prefix names the same attribute
-    prop = ctx.tm.compact(ctx.tm.expand(params.get("geometryProperty", "location")))
+def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any, docs: list[dict[str, Any]]) -> Any:
+    """A Feature or FeatureCollection; the geometries come from the stored documents."""
+    iri = ctx.tm.expand(params.get("geometryProperty", "location"))
+    prop = ctx.tm.compact(iri)  # a full IRI or another prefix names the same attribute
+    ds = params.get("datasetId")
+    stored = stored_geometries(docs, iri, frozenset(P.csv(ds)) if ds is not None else None)
     context = response_context(ctx)
     if isinstance(rendered, list):
-        return collection(rendered, prop, context)
-    return feature(rendered, prop, context)
+        return collection(rendered, prop, context, stored)
+    return feature(rendered, prop, context, stored)
 
 
 async def create_entity(request: Request) -> Response:
@@ -129,7 +132,7 @@ def _query(
     rendered = _render(request, ctx, docs, params)
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     if ctx.accept == GEOJSON:
-        body: Any = _geo_body(ctx, params, rendered)
+        body: Any = _geo_body(ctx, params, rendered, docs)
         resp = json_response(ctx, body, headers=headers, entities=False)
     else:
         resp = json_response(ctx, rendered, headers=headers)
@@ -237,7 +240,7 @@ async def get_entity(request: Request) -> Response:
         raise ResourceNotFound(f"nothing of entity {eid} is left after pick/omit")
     rendered: Any = many if len(many) > 1 else many[0]
     if ctx.accept == GEOJSON:
-        return json_response(ctx, _geo_body(ctx, params, rendered), entities=False)
+        return json_response(ctx, _geo_body(ctx, params, rendered, [doc]), entities=False)
     return json_response(ctx, rendered)
 
 

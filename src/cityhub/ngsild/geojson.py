@@ -6,11 +6,43 @@ from typing import Any
 
 from cityhub.ngsild.entity import is_geo_type
 
+Geometries = dict[str, Any]  # entity id -> the geometry of its stored GeoProperty, or None
 
-def feature(entity: dict[str, Any], geometry_property: str, context: Any | None) -> dict[str, Any]:
+
+def stored_geometries(
+    docs: list[dict[str, Any]], iri: str, dataset_ids: frozenset[str] | None
+) -> Geometries:
+    """Each stored entity's geometry for a FeatureCollection: the named attribute's default
+    instance (else its first), among the datasetIds asked for, when it is a GeoProperty. Read
+    from the documents: keyValues and concise renderings no longer say which attribute is a
+    GeoProperty, and a plain Property holding a geometry became the Feature's geometry."""
+    out: Geometries = {}
+    for doc in docs:
+        instances = [
+            i
+            for i in doc["attrs"].get(iri, [])
+            if dataset_ids is None or i.get("datasetId", "@none") in dataset_ids
+        ]
+        inst = next((i for i in instances if "datasetId" not in i), None) or next(
+            iter(instances), None
+        )
+        geo = inst.get("value") if inst and inst["type"] == "GeoProperty" else None
+        out[doc["id"]] = geo if _is_geometry(geo) else None
+    return out
+
+
+def feature(
+    entity: dict[str, Any],
+    geometry_property: str,
+    context: Any | None,
+    stored: Geometries | None = None,
+) -> dict[str, Any]:
     """One rendered entity as a GeoJSON Feature: its geometry is the named GeoProperty's
-    value, or null when the entity has no such GeoProperty (never a plain Property's value)."""
+    value, or null when the entity has no such GeoProperty (never a plain Property's value);
+    taken from `stored` for the entities it names."""
     props = {k: v for k, v in entity.items() if k != "id"}
+    if stored is not None and entity.get("id") in stored:
+        return _feature(entity, props, stored[entity["id"]], context)
     geo = entity.get(geometry_property)
     if isinstance(geo, list) and geo:  # a multi-attribute: its default instance, else the first
         geo = next((g for g in geo if isinstance(g, dict) and "datasetId" not in g), geo[0])
@@ -22,6 +54,12 @@ def feature(entity: dict[str, Any], geometry_property: str, context: Any | None)
         # normalized {"type": "GeoProperty", "value": g}, concise {"value": g}, keyValues g
         inner = geo.get("value") if geo.get("type") in ("GeoProperty", None) else geo
         geometry = inner if _is_geometry(inner) else None
+    return _feature(entity, props, geometry, context)
+
+
+def _feature(
+    entity: dict[str, Any], props: dict[str, Any], geometry: Any, context: Any | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "Feature", "geometry": geometry, "properties": props}
     if "id" in entity:  # RFC 7946 3.2: a Feature's id, when present, is a string or number
         out = {"id": entity["id"], **out}
@@ -35,12 +73,15 @@ def _is_geometry(value: Any) -> bool:
 
 
 def collection(
-    entities: list[dict[str, Any]], geometry_property: str, context: Any | None
+    entities: list[dict[str, Any]],
+    geometry_property: str,
+    context: Any | None,
+    stored: Geometries | None = None,
 ) -> dict[str, Any]:
     """Rendered entities as a FeatureCollection."""
     out: dict[str, Any] = {
         "type": "FeatureCollection",
-        "features": [feature(e, geometry_property, None) for e in entities],
+        "features": [feature(e, geometry_property, None, stored) for e in entities],
     }
     if context is not None:
         out["@context"] = context
