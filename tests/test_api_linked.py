@@ -137,3 +137,29 @@ async def test_a_join_past_the_render_bound_is_a_400(
     )
     assert "joinLevel" in problem(resp, 400, "BadRequestData")["detail"]
     assert (await _loop0(loops, join="inline")) is not None, "one level: 3 renders, within it"
+
+
+async def test_datasetid_picks_which_relationship_instance_is_followed(
+    client: httpx.AsyncClient,
+) -> None:
+    """The targets of every instance were joined, and the datasetId filter was applied to
+    the linked entity too, which lost its default-instance attributes."""
+    thing = {
+        "id": "urn:ngsi-ld:Thing:2",
+        "type": "Thing",
+        "name": {"type": "Property", "value": "t"},
+    }
+    person = {"id": "urn:ngsi-ld:Person:1", "type": "Person"}
+    owner = [
+        {"type": "Relationship", "object": person["id"]},
+        {"type": "Relationship", "object": thing["id"], "datasetId": "urn:ds:q"},
+    ]
+    rel = {"id": "urn:ngsi-ld:Rel:1", "type": "Rel", "r2": owner}
+    resp = await client.post(f"{BASE}/entityOperations/create", json=[thing, person, rel])
+    assert resp.status_code == 201, resp.text
+    url = f"{BASE}/entities/{rel['id']}"
+    params = {"datasetId": "urn:ds:q", "attrs": "r2"}
+    flat = (await client.get(url, params={**params, "join": "flat"})).json()
+    assert [e["id"] for e in flat] == [rel["id"], thing["id"]], flat
+    inline = (await client.get(url, params={**params, "join": "inline"})).json()
+    assert inline["r2"]["entity"]["name"] == {"type": "Property", "value": "t"}, inline

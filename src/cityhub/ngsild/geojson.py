@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cityhub.ngsild.entity import is_geo_type
+from cityhub.ngsild.render import of_datasets
 
 Geometries = dict[str, Any]  # entity id -> the geometry of its stored GeoProperty, or None
 
@@ -18,11 +19,9 @@ def stored_geometries(
     GeoProperty, and a plain Property holding a geometry became the Feature's geometry."""
     out: Geometries = {}
     for doc in docs:
-        instances = [
-            i
-            for i in doc["attrs"].get(iri, [])
-            if dataset_ids is None or i.get("datasetId", "@none") in dataset_ids
-        ]
+        instances = doc["attrs"].get(iri, [])
+        if dataset_ids is not None:
+            instances = of_datasets(instances, dataset_ids)
         inst = next((i for i in instances if "datasetId" not in i), None) or next(
             iter(instances), None
         )

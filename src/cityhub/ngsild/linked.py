@@ -9,7 +9,7 @@ from typing import Any
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.projection import Projection
-from cityhub.ngsild.render import RenderOptions, render_entity
+from cityhub.ngsild.render import RenderOptions, of_datasets, render_entity
 
 Fetch = Callable[[list[str]], dict[str, dict[str, Any]]]
 ENTITY_FIELDS = ("id", "type", "scope", "createdAt", "modifiedAt", "deletedAt")
@@ -105,11 +105,15 @@ def _joined(
     if not join or level <= 0:
         return rendered, []
     extra: list[dict[str, Any]] = []
+    linked_base = replace(base, dataset_ids=None)  # datasetId picks the asked entity's instances
     for doc, out in zip(docs, rendered, strict=True):
         here = path | {doc["id"]}
         for iri, instances in doc["attrs"].items():
             name = tm.compact(iri)
-            targets = list(dict.fromkeys(_objects(instances)))
+            chosen = (
+                instances if opts.dataset_ids is None else of_datasets(instances, opts.dataset_ids)
+            )
+            targets = list(dict.fromkeys(_objects(chosen)))  # only the instances shown
             if join == "flat":  # listed once: only what was not followed as deep yet
                 targets = [t for t in targets if walk.followed.get(t, -1) < level - 1]
                 walk.followed.update((t, level - 1) for t in targets)
@@ -127,7 +131,7 @@ def _joined(
                 linked, deeper = _joined(
                     part,
                     tm,
-                    base,
+                    linked_base,
                     sub_pick,
                     sub_omit,
                     join,

@@ -49,7 +49,7 @@ def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict
             continue
         chosen = instances
         if opts.dataset_ids is not None:
-            chosen = [i for i in instances if i.get("datasetId", "@none") in opts.dataset_ids]
+            chosen = of_datasets(instances, opts.dataset_ids)
             if not chosen:
                 continue
         out[tm.compact(iri)] = render_attribute(chosen, tm, opts)
@@ -59,6 +59,11 @@ def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict
             if key in doc and picked and key not in opts.omit:
                 out[key] = doc[key]
     return out
+
+
+def of_datasets(instances: list[Instance], dataset_ids: frozenset[str]) -> list[Instance]:
+    """The instances of the datasetIds a datasetId= parameter names ("@none": the default)."""
+    return [i for i in instances if i.get("datasetId", "@none") in dataset_ids]
 
 
 DEFAULT = RenderOptions()  # normalized, no sysAttrs, nothing picked: most reads
