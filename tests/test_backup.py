@@ -97,6 +97,8 @@ def test_a_missing_database_is_a_clear_error(
     dest = tmp_path / "copy.db"
     assert main(["backup", str(dest), "--db", str(tmp_path / "nothere.db")]) == 2
     assert not dest.exists()
+    assert f"there is no database at {tmp_path / 'nothere.db'}" in capsys.readouterr().err
+    assert main(["backup", str(dest), "--db", str(tmp_path)]) == 2  # a folder
     assert "is not a database file" in capsys.readouterr().err
 
 

@@ -104,6 +104,7 @@ def test_bad_features_are_reported_by_index_and_the_rest_stored(
             feature("bad-name", point, **{"bad name": 1}),
             "not a feature",
             feature("clash", point, location="here"),
+            {"type": "Feature", "id": "list-props", "geometry": point, "properties": []},
             feature("ok2", point),
         ],
     }
@@ -126,7 +127,8 @@ def test_bad_features_are_reported_by_index_and_the_rest_stored(
         "rejected features[5] urn:ngsi-ld:Spot:clash: Bad request data: property 'location'"
         in out.err
     )
-    assert "2 created, 0 updated, 5 rejected" in summary(out.out)
+    assert "rejected features[6]: Bad request data: the feature's properties must be" in out.err
+    assert "2 created, 0 updated, 6 rejected" in summary(out.out)
 
 
 def test_reimport_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

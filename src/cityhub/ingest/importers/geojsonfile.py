@@ -65,8 +65,10 @@ class GeoJsonSource:
         """The entity type, the entity id and the properties of a feature."""
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
             raise BadRequestData("not a GeoJSON Feature object")
-        props = feature.get("properties") or {}
-        if not isinstance(props, dict):
+        props = feature.get("properties")
+        if props is None:  # RFC 7946 3.2: an object, or null
+            props = {}
+        if not isinstance(props, dict):  # [] was taken for {}, "" too
             raise BadRequestData("the feature's properties must be a JSON object")
         etype = self.entity_type or props.get("type")
         if not isinstance(etype, str) or not etype:

@@ -45,6 +45,8 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
 
     The copy is written under another name and takes `dest`'s only once checked: a backup
     killed midway left a half-written `dest` that blocked the next run of the same command."""
+    if not source.exists():
+        raise StoreError(f"there is no database at {source}; name it with --db or CITYHUB_DB")
     if not source.is_file():
         raise StoreError(f"{source} is not a database file")
     if dest.exists():
