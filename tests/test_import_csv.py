@@ -264,6 +264,24 @@ def test_a_file_that_is_not_utf8_exits_2(
     assert "line 3: not UTF-8" in capsys.readouterr().err
 
 
+def test_a_cp949_file_imports_with_its_encoding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Korean public-data portals still publish CSV in cp949 (or euc-kr)."""
+    path = tmp_path / "shelters.csv"
+    path.write_bytes("id,시설명,주소\n1,남원시 경로당,전북 남원시\n".encode("cp949"))
+    db = tmp_path / "h.db"
+    argv = ["import", "csv", str(path), "--type", "Shelter", "--db", str(db), "--no-progress"]
+    assert main(argv) == 2
+    assert "try --encoding cp949" in capsys.readouterr().err
+    assert main([*argv, "--encoding", "cp949"]) == 0
+    [doc] = docs(db).values()
+    assert "남원시 경로당" in json.dumps(doc, ensure_ascii=False), doc
+    for bad in ("klingon", "utf-16"):
+        assert main([*argv, "--encoding", bad]) == 2
+        assert "--encoding" in capsys.readouterr().err
+
+
 def test_url_sink_maps_a_207_back_to_the_rows(tmp_path: Path) -> None:
     """The hub's per-entity errors (207) land on the right rows; locally bad rows never leave."""
     import httpx

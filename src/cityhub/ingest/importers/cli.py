@@ -71,7 +71,7 @@ def add_parser(subparsers: Any) -> None:
     kinds = imp.add_subparsers(dest="format", required=True, metavar="{csv,geojson,gtfs}")
 
     csv_p = kinds.add_parser("csv", help="one entity per row of a CSV file")
-    csv_p.add_argument("file", type=Path, help="the CSV file (UTF-8, with a header row)")
+    csv_p.add_argument("file", type=Path, help="the CSV file, with a header row")
     csv_p.add_argument("--type", required=True, dest="entity_type", help="entity type")
     csv_p.add_argument("--id-column", default="id", help="column holding the id (default id)")
     _id_prefix(csv_p)
@@ -82,6 +82,12 @@ def add_parser(subparsers: Any) -> None:
     )
     csv_p.add_argument(
         "--observed-at", default=None, metavar="COL", help="column with each row's observedAt"
+    )
+    csv_p.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="the file's text encoding (default utf-8; e.g. cp949 or euc-kr for files from "
+        "Korean public-data portals)",
     )
     _common(csv_p)
 
@@ -131,6 +137,7 @@ def _source(args: argparse.Namespace) -> Source:
             lon=args.lon,
             delimiter=delimiter,
             observed_at=args.observed_at,
+            encoding=args.encoding,
         )
         source = CsvSource(args.file, options)
         for header, name in source.renamed():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, point, prop, scalar
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
-from cityhub.ingest.importers.textfile import count_lines, utf8_lines
+from cityhub.ingest.importers.textfile import check_encoding, count_lines, utf8_lines
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
@@ -28,6 +28,7 @@ class CsvOptions:
     lon: str | None = None
     delimiter: str = ","
     observed_at: str | None = None
+    encoding: str = "utf-8"
 
 
 class CsvSource:
@@ -45,11 +46,12 @@ class CsvSource:
             raise ImportFailed(f"--delimiter must be one character, got {options.delimiter!r}")
         if (options.lat is None) != (options.lon is None):
             raise ImportFailed("--lat and --lon go together: give both or neither")
+        encoding = check_encoding(options.encoding)
         try:
             self._stream = path.open("rb")
         except OSError as exc:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
-        lines = utf8_lines(self._stream, str(path))
+        lines = utf8_lines(self._stream, str(path), encoding)
         # strict: a quote left open is an error on its row, not the rest of the file in one cell
         self._reader = csv.reader(lines, delimiter=options.delimiter, strict=True)
         try:

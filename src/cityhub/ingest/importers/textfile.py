@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable, Iterator
 from typing import IO
 
@@ -10,18 +11,41 @@ from cityhub.ingest.importers.records import ImportFailed
 BOM = b"\xef\xbb\xbf"
 
 
-def utf8_lines(raw: Iterable[bytes], name: str) -> Iterator[str]:
-    """Decode each line (line endings kept, as csv wants); a leading BOM is dropped.
+def utf8_lines(raw: Iterable[bytes], name: str, encoding: str = "utf-8") -> Iterator[str]:
+    """Decode each line (line endings kept, as csv wants); a leading UTF-8 BOM is dropped.
 
-    Bytes that are not UTF-8 raise ImportFailed naming the file and the physical line.
+    `encoding` names another codec whose newline is the byte 0x0A (check_encoding), such as
+    cp949 or euc-kr, which Korean public-data portals still publish. Bytes the codec cannot
+    read raise ImportFailed naming the file and the physical line.
     """
     for number, line in enumerate(raw, 1):
         if number == 1:
             line = line.removeprefix(BOM)
         try:
-            yield line.decode("utf-8")
+            yield line.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise ImportFailed(f"{name} line {number}: not UTF-8 text ({exc.reason})") from exc
+            if encoding == "utf-8":
+                what, hint = (
+                    "UTF-8",
+                    " (a Korean public-data file is often cp949: try --encoding cp949)",
+                )
+            else:
+                what, hint = encoding, ""
+            raise ImportFailed(
+                f"{name} line {number}: not {what} text ({exc.reason}){hint}"
+            ) from exc
+
+
+def check_encoding(name: str) -> str:
+    """The codec's canonical name; ImportFailed for an unknown one, or one that does not
+    write a newline as the byte 0x0A (UTF-16, UTF-32): the file is read line by line."""
+    try:
+        codec = codecs.lookup(name)
+    except LookupError:
+        raise ImportFailed(f"--encoding: unknown text encoding {name!r}") from None
+    if "\n".encode(codec.name) != b"\n":
+        raise ImportFailed(f"--encoding: {name} is not read line by line; convert to UTF-8")
+    return codec.name
 
 
 def count_lines(f: IO[bytes]) -> int:
