@@ -253,7 +253,7 @@ def fragment_kind(raw: Any, stored: Sequence[Instance]) -> str | None:
     object, and `{"observedAt": ...}` an instance without content. Any other type-less object
     stays a concise JSON value.
     """
-    if not isinstance(raw, dict) or "type" in raw or _CONTENT_KEYS & raw.keys() or not stored:
+    if not stored or not isinstance(raw, dict) or "type" in raw or _CONTENT_KEYS & raw.keys():
         return None
     dataset = raw.get("datasetId")
     inst = next((i for i in stored if i.get("datasetId") == dataset), None)
