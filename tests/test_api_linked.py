@@ -30,8 +30,8 @@ async def linked(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return client
 
 
-async def get(client: httpx.AsyncClient, **params: str) -> Any:
-    resp = await client.get(f"{BASE}/entities/{SENSOR['id']}", params=params)
+async def get(client: httpx.AsyncClient, eid: str = SENSOR["id"], **params: str) -> Any:
+    resp = await client.get(f"{BASE}/entities/{eid}", params=params)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -104,16 +104,10 @@ async def loops(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return client
 
 
-async def _loop0(client: httpx.AsyncClient, **params: str) -> Any:
-    resp = await client.get(f"{BASE}/entities/{LOOPS[0]}", params=params)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
 async def test_inline_does_not_follow_a_loop_back(loops: httpx.AsyncClient) -> None:
     """Every level tripled the answer: 15 s and 75 MB at joinLevel 12."""
-    deep = await _loop0(loops, join="inline", joinLevel="8", options="keyValues")
-    assert deep == await _loop0(loops, join="inline", joinLevel="3", options="keyValues")
+    deep = await get(loops, LOOPS[0], join="inline", joinLevel="8", options="keyValues")
+    assert deep == await get(loops, LOOPS[0], join="inline", joinLevel="3", options="keyValues")
     first = deep["links"]
     assert first[0] == {"id": LOOPS[0], "type": "Loop", "links": LOOPS}, "on the path: shown"
     assert [e["id"] for e in first[1]["links"]] == LOOPS
@@ -122,7 +116,7 @@ async def test_inline_does_not_follow_a_loop_back(loops: httpx.AsyncClient) -> N
 
 
 async def test_flat_lists_each_entity_of_a_loop_once(loops: httpx.AsyncClient) -> None:
-    out = await _loop0(loops, join="flat", joinLevel="16")
+    out = await get(loops, LOOPS[0], join="flat", joinLevel="16")
     assert sorted(e["id"] for e in out) == LOOPS
 
 
@@ -136,7 +130,9 @@ async def test_a_join_past_the_render_bound_is_a_400(
         f"{BASE}/entities/{LOOPS[0]}", params={"join": "inline", "joinLevel": "2"}
     )
     assert "joinLevel" in problem(resp, 400, "BadRequestData")["detail"]
-    assert (await _loop0(loops, join="inline")) is not None, "one level: 3 renders, within it"
+    assert (await get(loops, LOOPS[0], join="inline")) is not None, (
+        "one level: 3 renders, within it"
+    )
 
 
 async def test_datasetid_picks_which_relationship_instance_is_followed(

@@ -77,29 +77,18 @@ def render_joined(
     join: str | None,
     level: int,
     fetch: Fetch,
+    walk: _Walk | None = None,
+    path: frozenset[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Render entities; inline puts targets under each Relationship, flat returns them aside.
 
     Relationships that loop back are not followed again: inline stops at an entity already
     on the path from the top, and flat follows each entity once (with the most levels left).
     Before, three entities linked to each other took 15 s and 75 MB at joinLevel 12, and
-    every level tripled it. TooManyLinked past MAX_LINKED renders.
+    every level tripled it. TooManyLinked past MAX_LINKED renders. `walk` and `path` carry
+    that state down the levels.
     """
-    walk = _Walk(fetch, MAX_LINKED)
-    return _joined(docs, tm, base, pick, omit, join, level, walk, frozenset())
-
-
-def _joined(
-    docs: list[dict[str, Any]],
-    tm: TermMap,
-    base: RenderOptions,
-    pick: Projection | None,
-    omit: Projection | None,
-    join: str | None,
-    level: int,
-    walk: _Walk,
-    path: frozenset[str],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    walk = walk or _Walk(fetch, MAX_LINKED)
     opts = projection_options(base, tm, pick, omit)
     rendered = [render_entity(d, tm, opts) for d in docs]
     if not join or level <= 0:
@@ -128,16 +117,9 @@ def _joined(
             beyond: list[dict[str, Any]] = []
             for on_path in (False, True):  # an entity on the path is shown, not followed
                 part = [d for d in linked_docs if (d["id"] in here) is on_path]
-                linked, deeper = _joined(
-                    part,
-                    tm,
-                    linked_base,
-                    sub_pick,
-                    sub_omit,
-                    join,
-                    0 if on_path else level - 1,
-                    walk,
-                    here,
+                deeper_level = 0 if on_path else level - 1
+                linked, deeper = render_joined(
+                    part, tm, linked_base, sub_pick, sub_omit, join, deeper_level, fetch, walk, here
                 )
                 # keyed by the stored id: a pick without id must not lose the linked entity
                 by_id.update((d["id"], e) for d, e in zip(part, linked, strict=True))
