@@ -42,9 +42,11 @@ async def test_purge_deletes_what_the_query_selects(client: httpx.AsyncClient) -
     assert resp.status_code == 204, resp.text
     assert await ids_of(client, "Lamp") == ["urn:ngsi-ld:Lamp:0", "urn:ngsi-ld:Lamp:1"]
     assert await ids_of(client, "Bin") == ["urn:ngsi-ld:Bin:1"]
-    # an entity's history outlives it, as with DELETE /entities/{id}
+    # an entity's history outlives it, as with DELETE /entities/{id}, and ends with the deletion
     hist = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Lamp:3")
-    assert hist.status_code == 200 and [i["value"] for i in hist.json()["power"]] == [3]
+    power = hist.json()["power"]
+    assert [i["value"] for i in power] == [3, "urn:ngsi-ld:null"], power
+    assert "deletedAt" in power[1]
 
 
 async def test_drop_removes_attributes_and_records_their_deletion(

@@ -53,3 +53,28 @@ async def test_partial_attribute_update_to_null_is_recorded_as_a_deletion(
     (fuel,) = resp.json()["fuelLevel"]
     assert fuel["value"] == "urn:ngsi-ld:null" and "deletedAt" in fuel, fuel
     assert "fuelLevel" not in (await client.get(f"{BASE}/entities/{ENTITY['id']}")).json()
+
+
+async def test_replace_and_delete_record_what_they_removed(client: httpx.AsyncClient) -> None:
+    """PUT, a replacing upsert and an entity DELETE dropped attributes from the entity with
+    no deletedAt instance in its history, unlike every other way of deleting one."""
+    eid = ENTITY["id"]
+    assert (await client.post(f"{BASE}/entities", json=ENTITY)).status_code == 201
+    resp = await client.put(f"{BASE}/entities/{eid}", json={"type": "Vehicle", "speed": 5})
+    assert resp.status_code == 204, resp.text
+
+    async def deleted() -> list[str]:
+        resp = await client.get(
+            f"{BASE}/temporal/entities/{eid}", params={"timeproperty": "deletedAt"}
+        )
+        assert resp.status_code == 200, resp.text
+        return sorted(k for k in resp.json() if k not in ("id", "type"))
+
+    assert await deleted() == ["fuelLevel", "owner"]
+    upsert = [{"id": eid, "type": "Vehicle", "fuelLevel": 3}]
+    assert (await client.post(f"{BASE}/entityOperations/upsert", json=upsert)).status_code == 204
+    assert await deleted() == ["fuelLevel", "owner", "speed"]  # replaced away by the upsert
+    assert (await client.delete(f"{BASE}/entities/{eid}")).status_code == 204
+    resp = await client.get(f"{BASE}/temporal/entities/{eid}", params={"timeproperty": "deletedAt"})
+    fuel = resp.json()["fuelLevel"]
+    assert len(fuel) == 2 and all(i["value"] == "urn:ngsi-ld:null" for i in fuel), fuel

@@ -153,8 +153,18 @@ class EntityService:
     def delete(self, tenant: str, eid: str) -> None:
         """Delete an entity (its temporal evolution stays)."""
         with self.store.write(tenant) as tx:
-            if not tx.delete(eid):
+            if not self._delete(tx, eid):
                 raise ResourceNotFound(f"entity {eid} not found")
+
+    def _delete(self, tx: WriteTx, eid: str) -> bool:
+        """Delete an entity and record each of its instances as deleted in its history, as an
+        attribute DELETE records it: the history used to end without saying the entity went."""
+        old = tx.get(eid)
+        if old is None or not tx.delete(eid):
+            return False
+        now = now_iso()
+        self._record(tx, old, {n: [deletion(i, now) for i in v] for n, v in old["attrs"].items()})
+        return True
 
     def replace(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}: everything but id and createdAt is replaced."""
@@ -163,12 +173,23 @@ class EntityService:
             body = {**body, "id": eid}
         doc = expand_entity(body, tm)
         with self.store.write(tenant) as tx:
-            old = self._existing(tx, eid)
-            now = now_iso()
-            doc["createdAt"], doc["modifiedAt"] = old["createdAt"], now
-            self._stamp_all(doc["attrs"], now)
-            tx.update(doc)
-            self._record(tx, doc, doc["attrs"])
+            self._replace_into(tx, self._existing(tx, eid), doc)
+
+    def _replace_into(self, tx: WriteTx, old: Doc, doc: Doc) -> None:
+        """Put doc in place of old, keeping createdAt; the instances doc no longer has are
+        recorded as deleted, as an attribute DELETE records them (PUT and upsert used to drop
+        them from the history's view without a trace)."""
+        now = now_iso()
+        doc["createdAt"], doc["modifiedAt"] = old["createdAt"], now
+        self._stamp_all(doc["attrs"], now)
+        tx.update(doc)
+        written = dict(doc["attrs"])
+        for name, instances in old["attrs"].items():
+            kept = {i.get("datasetId") for i in doc["attrs"].get(name, [])}
+            gone = [deletion(i, now) for i in instances if i.get("datasetId") not in kept]
+            if gone:
+                written[name] = [*written.get(name, []), *gone]
+        self._record(tx, doc, written)
 
     def merge(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """PATCH /entities/{id}: merge-patch attributes; urn:ngsi-ld:null deletes."""
@@ -396,7 +417,7 @@ class EntityService:
                 ids = [i for i in ids if i in still]
             for eid in ids:
                 if not drop and not keep:
-                    changed += tx.delete(eid)
+                    changed += self._delete(tx, eid)
                     continue
                 doc = tx.get(eid)  # read in the transaction: never over a newer write
                 if doc is None:
@@ -511,11 +532,7 @@ class EntityService:
             if mode == "update":
                 self._append_into(tx, old, doc["attrs"], False, t, item)
                 return doc["id"], False
-            now = now_iso()
-            doc["createdAt"], doc["modifiedAt"] = old["createdAt"], now
-            self._stamp_all(doc["attrs"], now)
-            tx.update(doc)
-            self._record(tx, doc, doc["attrs"])
+            self._replace_into(tx, old, doc)
             return doc["id"], False
 
         return self.batch(tenant, items, op, bulk_tm=tm)
@@ -559,7 +576,7 @@ class EntityService:
 
         def op(tx: WriteTx, eid: Any) -> str:
             check_uri(eid, "entity id")
-            if not tx.delete(eid):
+            if not self._delete(tx, eid):
                 raise ResourceNotFound(f"entity {eid} not found")
             return str(eid)
 
