@@ -78,3 +78,18 @@ async def test_replace_and_delete_record_what_they_removed(client: httpx.AsyncCl
     resp = await client.get(f"{BASE}/temporal/entities/{eid}", params={"timeproperty": "deletedAt"})
     fuel = resp.json()["fuelLevel"]
     assert len(fuel) == 2 and all(i["value"] == "urn:ngsi-ld:null" for i in fuel), fuel
+
+
+async def test_deleted_at_is_compared_to_the_microsecond(client: httpx.AsyncClient) -> None:
+    """deletedAt went through julianday(), which keeps milliseconds: `after` the instance's
+    own deletedAt left it out, and `before` it took it in."""
+    eid = ENTITY["id"]
+    assert (await client.post(f"{BASE}/entities", json=ENTITY)).status_code == 201
+    assert (await client.delete(f"{BASE}/entities/{eid}/attrs/fuelLevel")).status_code == 204
+    url = f"{BASE}/temporal/entities/{eid}"
+    [gone] = (await client.get(url, params={"timeproperty": "deletedAt"})).json()["fuelLevel"]
+    at = gone["deletedAt"]
+    for timerel, found in (("after", True), ("before", False)):
+        params = {"timeproperty": "deletedAt", "timerel": timerel, "timeAt": at}
+        body = (await client.get(url, params=params)).json()
+        assert ("fuelLevel" in body) is found, (timerel, at, body)

@@ -120,3 +120,20 @@ def test_distinct_count_tells_kinds_apart_and_ignores_key_order(hub: SyncHub) ->
     _create(hub, [_obs(v, i) for i, v in enumerate(values)])
     [[got, _, _]] = _aggregate(hub, "distinctCount")["distinctCount"]
     assert got == 6, got  # true, 1 (= 1.0), false, 0, "1", the object
+
+
+def test_an_instance_moved_to_a_dataset_is_aggregated_in_its_series(hub: SyncHub) -> None:
+    """PATCH of an instance to a new datasetId left it out of that series: the aggregation
+    mixed it into the default one, and `datasetId=` found nothing."""
+    _create(hub, [_obs(1, 1), _obs(2, 2)])
+    stored = hub.request("GET", f"{BASE}/temporal/entities/{EID}").json()["temp"]
+    iid = next(i["instanceId"] for i in stored if i["value"] == 2)
+    body = {"value": 2, "datasetId": "urn:ds:s2"}
+    resp = hub.request("PATCH", f"{BASE}/temporal/entities/{EID}/attrs/temp/{iid}", json=body)
+    assert resp.status_code == 204, resp.text
+    series = _aggregate(hub, "sum,totalCount")
+    by_dataset = {s.get("datasetId"): s for s in series}
+    assert by_dataset[None]["sum"][0][0] == 1 and by_dataset["urn:ds:s2"]["sum"][0][0] == 2, series
+    one = _aggregate(hub, "sum", datasetId="urn:ds:s2")
+    one = one if isinstance(one, dict) else one[0]
+    assert one["sum"][0][0] == 2, one

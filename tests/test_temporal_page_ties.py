@@ -102,3 +102,20 @@ def test_an_explicit_last_n_within_the_limit_is_exact(hub: SyncHub) -> None:
     )
     values, content_range = _get(hub, lastN="2")
     assert len(values) == 2 and content_range is None, values
+
+
+def test_a_range_that_starts_at_the_epoch_says_so(hub: SyncHub) -> None:
+    """timeAt=1970-01-01T00:00:00Z is 0.0 seconds, and was taken for "no start": the range
+    began at the page's last instant."""
+    _create(
+        hub,
+        [
+            {"type": "Property", "value": n, "observedAt": f"2024-01-0{n}T00:00:00Z"}
+            for n in (1, 2, 3, 4)
+        ],
+    )
+    values, content_range = _get(hub, timerel="after", timeAt="1970-01-01T00:00:00Z")
+    assert values == [1, 2, 3]
+    assert content_range is not None and content_range.startswith(
+        "date-time 1970-01-01T00:00:00Z-2024-01-03T00:00:00Z"
+    ), content_range

@@ -457,13 +457,15 @@ class TemporalService:
                 start = max(times, default=cut)
         else:
             start = tq.time_at if tq.timerel in ("after", "between") else min(times, default=cut)
+        if start is None:
+            start = cut
         end = cut
-        if not descending and (start or cut) == cut:
+        if not descending and start == cut:
             # one instant fills the page, and the next page (`after`, inclusive) would be this
             # one again: it is whole, so the range ends just past it
             end = cut + 1e-6
         size = str(tq.last_n) if tq.last_n is not None else "*"
-        return f"date-time {_iso(start or cut)}-{_iso(end)}/{size}"
+        return f"date-time {_iso(start)}-{_iso(end)}/{size}"  # 0.0, the epoch, is a start
 
     @staticmethod
     def _header(header: Doc, tm: TermMap, members: _Members) -> Doc:

@@ -11,9 +11,11 @@ from typing import Any
 import orjson
 
 from cityhub.ngsild.entity import CONTENT_KEY
+from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
+from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_index
 from cityhub.store.sqlite.index import index_rows, number
 
@@ -128,6 +130,16 @@ class PopulationStddev:
         return math.sqrt(max(0.0, self.m2 / self.n)) if self.n else None
 
 
+def epoch_of(text: Any) -> float | None:
+    """Seconds since the epoch of a stored DateTime, to the microsecond (None if it is none)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_ts(text).timestamp()
+    except (BadRequestData, OverflowError):
+        return None
+
+
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, regexp, deterministic=True)
@@ -143,4 +155,5 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("q_match", 2, q_match, deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
+    conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
     conn.create_aggregate("stddev_pop", 1, PopulationStddev)

@@ -19,7 +19,9 @@ from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 
 # deletedAt has no column of its own: it is read from the instance (julian days → epoch seconds).
-_DELETED_AT = "((julianday(json_extract(h.inst, '$.deletedAt')) - 2440587.5) * 86400.0)"
+# epoch_of (store/sqlite/functions.py) reads the microseconds; julianday() kept milliseconds,
+# so `timerel=after` at an instance's own deletedAt left it out
+_DELETED_AT = "epoch_of(json_extract(h.inst, '$.deletedAt'))"
 TIME_COLUMNS = {
     "observedAt": "h.t_observed",
     "createdAt": "h.t_created",
@@ -317,6 +319,11 @@ def update_instance(
             "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), inst = ?, num = ?, "
             "t_observed = ?, t_modified = ?, dataset_id = ? WHERE hid = ?",
             (*values, hid),
+        )
+    if hids and inst.get("datasetId") is not None:  # aggregation finds its series there
+        conn.execute(
+            "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
+            (tpk, names.lookup(conn, attr), inst["datasetId"]),
         )
     return bool(hids)
 
