@@ -161,3 +161,56 @@ def test_a_join_past_the_render_bound_notifies_without_the_join(
     plain = render_event_entity(s, room, lambda ids: {i: fetched[i] for i in ids})
     assert plain[0][EX + "next"] == {"type": "Relationship", "object": "urn:ngsi-ld:Room:1"}
     assert "notified without the join" in caplog.text
+
+
+def test_the_first_notification_is_never_throttled() -> None:
+    """last_sent began at 0.0 on the monotonic clock, which starts near boot: a throttling
+    longer than the machine's uptime held back every notification."""
+    s = sub(throttling=10**9)
+    assert s.send_now(3_600.0), "the first one goes"
+    assert not s.send_now(3_601.0), "the next waits for the throttling"
+
+
+def test_q_literals_are_matched_as_written() -> None:
+    """The subscription's q was percent-decoded when compiled (not when checked): "a%41b"
+    matched "aAb", unlike the same q in a query."""
+    from cityhub.ngsild.query.evaluate import matches_q
+
+    s = sub(q='code=="a%41b"')
+    assert s.q is not None
+    code = "https://uri.etsi.org/ngsi-ld/default-context/code"  # q names are core-context terms
+
+    def with_code(value: str) -> dict[str, Any]:
+        return {**entity(), "attrs": {code: [{"type": "Property", "value": value}]}}
+
+    written, decoded = with_code("a%41b"), with_code("aAb")
+    assert matches_q(s.q, written) and not matches_q(s.q, decoded)
+
+
+def test_a_deleted_subscriptions_status_is_not_written_to_its_successor() -> None:
+    """A subscription deleted and created again with the same id within a second took over
+    the old one's timesSent from the unwritten status."""
+    from cityhub.notify.status import StatusBook
+
+    class Store:
+        def __init__(self) -> None:
+            self.updates: list[str] = []
+
+        def group(self) -> Any:
+            import contextlib
+
+            return contextlib.nullcontext()
+
+        def resource_update(self, kind: str, tenant: str, rid: str, change: Any) -> None:
+            self.updates.append(rid)
+
+    store = Store()
+    book = StatusBook(store, "subscription")
+    s = sub()
+    book.record(s, True)
+    book.forget(s.tenant, s.id)
+    book.flush()
+    assert store.updates == []
+    book.record(s, True)
+    book.flush()
+    assert store.updates == [s.id]

@@ -168,6 +168,7 @@ class CsourceNotifier:
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted csourceSubscription (its queued notifications are dropped)."""
         self.subs.get(tenant, {}).pop(sid, None)
+        self.statuses.forget(tenant, sid)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
             task.cancel()

@@ -104,6 +104,7 @@ class Notifier:
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted subscription (its queued items are dropped when reached)."""
         self.subs.get(tenant, {}).pop(sid, None)
+        self.statuses.forget(tenant, sid)
         self._reindex(tenant)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:

@@ -50,6 +50,11 @@ class StatusBook:
         record(sub.status, ok)
         self._dirty[(sub.tenant, sub.id)] = sub
 
+    def forget(self, tenant: str, sid: str) -> None:
+        """Drop a deleted subscription's unwritten status: a new one created with the same id
+        within the second took it over (timesSent and all)."""
+        self._dirty.pop((tenant, sid), None)
+
     async def run(self) -> None:
         """Write the changed status every EVERY seconds, until cancelled."""
         while True:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.context import TermMap
@@ -57,7 +56,7 @@ class Compiled:
     paused: bool = False  # isActive false
     expires: float | None = None  # expiresAt, epoch seconds
     status: dict[str, Any] = field(default_factory=dict)  # delivery status (notification.*)
-    last_sent: float = 0.0  # when the last notification was queued (throttling)
+    last_sent: float | None = None  # when the last notification was queued (throttling)
 
     @property
     def id(self) -> str:
@@ -73,7 +72,9 @@ class Compiled:
     def send_now(self, clock: float) -> bool:
         """Whether throttling lets a notification go at clock (monotonic); stamps it if so."""
         throttle = self.doc.get("throttling")
-        if throttle and clock - self.last_sent < float(throttle):
+        # the first one always goes: against 0.0, a throttling longer than the machine's
+        # uptime (the monotonic clock's start) held back every notification
+        if throttle and self.last_sent is not None and clock - self.last_sent < float(throttle):
             return False
         self.last_sent = clock
         return True
@@ -133,7 +134,9 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
     watched = doc.get("watchedAttributes")
     q = None
     if doc.get("q"):  # written as in a query string, so it may be percent-encoded
-        q = ast.expand_q(parse_q(unquote(doc["q"])), tm_of(S.query_context(doc)).expand)
+        # as the create check parsed it: unquoting changed string literals ("a%41b" matched
+        # "aAb"), so a subscription could match differently from a query with the same q
+        q = ast.expand_q(parse_q(doc["q"]), tm_of(S.query_context(doc)).expand)
     scope = parse_scope(doc["scopeQ"]) if doc.get("scopeQ") else None
     return Compiled(
         tenant=tenant,
