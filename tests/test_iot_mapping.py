@@ -73,6 +73,9 @@ def test_compact_text_goes_through_the_same_mapping() -> None:
         ({"room": "has space"}, "bad_value", "absolute URI"),
         ({"t": 1, "ts": "yesterday"}, "bad_value", "ISO 8601"),
         ({"other": 1}, "no_data", "no field"),
+        ({"t": "9" * 400}, "bad_value", "finite"),  # an integer past every double
+        ({"t": "1_000"}, "bad_value", "'t': expected a number"),  # Python's int() took it
+        ({"t": "\u0663"}, "bad_value", "'t': expected a number"),  # an Arabic-Indic 3
     ],
 )
 def test_values_that_do_not_convert_are_refused(
@@ -162,3 +165,25 @@ def test_payloads_that_are_not_measurements(payload: bytes, reason: str) -> None
 def test_json_arrays_carry_several_measurements() -> None:
     measures, textual = decode(b'[{"t": 1, "ts": 1}, {"t": 2, "ts": 2}]')
     assert [m["t"] for m in measures] == [1, 2] and not textual
+
+
+def test_integers_past_64_bits_are_stored_as_json_bodies_store_them() -> None:
+    """A compact-text integer of more than 64 bits reached the store as a Python int that
+    orjson cannot write: the whole batch of messages around it was lost (a 500 over HTTP)."""
+    import orjson
+
+    measures, textual = decode(b"n|99999999999999999999999\n")
+    attrs = mapped(measures[0], mapping={}, textual=textual)
+    assert attrs["n"]["value"] == 1e23
+    orjson.dumps(attrs)  # the store's encoder takes it
+    assert (
+        mapped({"n": "18446744073709551615"}, mapping={}, textual=True)["n"]["value"] == 2**64 - 1
+    )
+
+
+def test_a_scale_that_overflows_is_refused() -> None:
+    """1e300 scaled by 1e300 was stored as null."""
+    rules = {"attributes": {"v": {"name": "v", "type": "number", "scale": 1e300}}}
+    with pytest.raises(Rejected) as caught:
+        mapped({"v": 1e300}, mapping=rules)
+    assert caught.value.reason == "bad_value" and "finite when scaled" in caught.value.detail

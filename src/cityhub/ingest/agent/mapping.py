@@ -199,13 +199,19 @@ def to_number(raw: Any, field: str) -> int | float:
         value = raw
     elif isinstance(raw, str):
         text = raw.strip()
+        if not text.isascii() or "_" in text:  # Python reads "1_000" and "٣" as numbers
+            raise _fail(field, "a number", raw)
         try:
             value = int(text)
+            if not -(2**63) <= value < 2**64:  # as a JSON body's number parses (orjson)
+                value = float(value)
         except ValueError:
             try:
                 value = float(text)
             except ValueError:
                 raise _fail(field, "a number", raw) from None
+        except OverflowError:  # an integer past every double
+            raise _fail(field, "a finite number", raw) from None
     else:
         raise _fail(field, "a number", raw)
     if not math.isfinite(value):
@@ -266,6 +272,8 @@ class FieldRule:
             if self.scale is not None or self.offset is not None:
                 value = round(value * (1 if self.scale is None else self.scale), 10)
                 value = round(value + (self.offset or 0), 10)
+                if not math.isfinite(value):  # stored, an infinity became null
+                    raise _fail(self.field, "a number that stays finite when scaled", raw)
             attr: Doc = {"type": "Property", "value": value}
             if self.unit:
                 attr["unitCode"] = self.unit
