@@ -222,6 +222,26 @@ async def test_device_with_another_tenants_id_and_key_is_409(client: httpx.Async
     await provision(client, {**body, "apikey": "own-key-0123456789"})
 
 
+async def test_concurrent_devices_with_one_id_and_key_in_three_tenants_one_wins(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each create checked the registry before its commit and updated it after: sent at
+    once, all three got 201, and the device's messages went to whichever came last."""
+    import asyncio
+
+    body = {"id": "rc3", "entityType": "Tank", "protocol": "http", "apikey": NORTH_KEY}
+    tenants = ("alpha", "beta", "gamma")
+    answers = await asyncio.gather(
+        *(client.post(f"{IOT}/devices", json=body, headers={"NGSILD-Tenant": t}) for t in tenants)
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201, 409, 409], [a.text for a in answers]
+    [winner] = [t for t, a in zip(tenants, answers, strict=True) if a.status_code == 201]
+    assert (await send(client, NORTH_KEY, "rc3", {"level": 7})).status_code == 204
+    tank = await get_entity(client, "urn:ngsi-ld:Tank:rc3", headers={"NGSILD-Tenant": winner})
+    assert tank["level"]["value"] == 7, tank
+
+
 async def test_device_clash_through_its_source_key_is_409(
     client: httpx.AsyncClient, meters: None
 ) -> None:

@@ -7,7 +7,10 @@ its static attributes. The in-memory registry follows only after the write commi
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from cityhub.ingest.agent import records
 from cityhub.ingest.agent.mapping import check_effective, sample_attributes
@@ -24,6 +27,21 @@ from cityhub.ngsild.errors import (
 
 Doc = dict[str, Any]
 SAMPLE_ID = "urn:ngsi-ld:Sample:1"
+_Change = TypeVar("_Change", bound=Callable[..., Awaitable[Any]])
+
+
+def _one_at_a_time(method: _Change) -> _Change:
+    """Run a provisioning change alone: each checks the registry, awaits its commit, then
+    updates the registry, so two changes interleaved at the await both passed the check
+    (three tenants creating one device id with one key all got 201, and its messages went
+    to the last)."""
+
+    @functools.wraps(method)
+    async def serial(self: Provisioning, *args: Any) -> Any:
+        async with self._changing:
+            return await method(self, *args)
+
+    return cast(_Change, serial)
 
 
 class Provisioning:
@@ -32,6 +50,7 @@ class Provisioning:
     def __init__(self, registry: Registry, app_state: Any) -> None:
         self.registry = registry
         self.state = app_state  # store, committer, entities, contexts: the API's own
+        self._changing = asyncio.Lock()
 
     # -- sources ----------------------------------------------------------------------------------
     def list_sources(self, tenant: str, limit: int, offset: int) -> tuple[list[Doc], int]:
@@ -49,6 +68,7 @@ class Provisioning:
             raise ResourceNotFound(f"no source {sid!r} in this tenant")
         return doc
 
+    @_one_at_a_time
     async def create_source(self, tenant: str, body: Any) -> tuple[Doc, str | None]:
         """A new source, and its API key when the hub generated it (shown this once)."""
         doc, key = records.new_source(body)
@@ -66,6 +86,7 @@ class Provisioning:
         self.registry.put_source(tenant, doc, {})
         return records.view(doc, tenant), key
 
+    @_one_at_a_time
     async def update_source(self, tenant: str, sid: str, body: Any) -> Doc:
         """Change a source; its devices follow (new key, mapping, @context, static attributes)."""
         doc = records.changed_source(self._source(tenant, sid), body)
@@ -93,6 +114,7 @@ class Provisioning:
         self.registry.put_source(tenant, doc, targets)
         return records.view(doc, tenant)
 
+    @_one_at_a_time
     async def delete_source(self, tenant: str, sid: str) -> None:
         """Delete a source that no device uses any more."""
         self._source(tenant, sid)
@@ -128,6 +150,7 @@ class Provisioning:
             raise ResourceNotFound(f"no device {did!r} in this tenant")
         return doc
 
+    @_one_at_a_time
     async def create_device(self, tenant: str, body: Any) -> tuple[Doc, str | None]:
         """A new device and its entity; its API key when the hub generated it (shown once)."""
         sid = body.get("source") if isinstance(body, dict) else None
@@ -155,6 +178,7 @@ class Provisioning:
         self.registry.put_device(tenant, doc, target)
         return records.view(doc, tenant), key
 
+    @_one_at_a_time
     async def update_device(self, tenant: str, did: str, body: Any) -> Doc:
         """Change a device; its entity gets the (new) static attributes."""
         doc = records.changed_device(self._device(tenant, did), body)
@@ -171,6 +195,7 @@ class Provisioning:
         self.registry.put_device(tenant, doc, target)
         return records.view(doc, tenant)
 
+    @_one_at_a_time
     async def delete_device(self, tenant: str, did: str) -> None:
         """Delete a device (its entity and history stay)."""
         self._device(tenant, did)
