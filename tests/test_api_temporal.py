@@ -432,6 +432,20 @@ async def test_modify_instance_merges_and_keeps_created_at(
     assert 11 in values(created, "power"), "createdAt did not move, so the filter still finds it"
 
 
+async def test_modify_instance_with_a_fragment_of_metadata(
+    client: httpx.AsyncClient, history: Any
+) -> None:
+    """{"observedAt": ...} alone was read as an attribute named observedAt: a 400."""
+    iid = (await temporal(client))["power"][0]["instanceId"]
+    url = f"{T}/{EID}/attrs/power/{iid}"
+    moved = "2020-06-01T00:00:00Z"
+    for fragment in ({"observedAt": moved}, {"unitCode": "WTT"}):
+        resp = await client.patch(url, json=fragment)
+        assert resp.status_code == 204, (fragment, resp.text)
+    after = next(i for i in (await temporal(client))["power"] if i["instanceId"] == iid)
+    assert (after["value"], after["observedAt"], after["unitCode"]) == (10, moved, "WTT"), after
+
+
 async def test_modify_unknown_instance_is_404(client: httpx.AsyncClient, history: Any) -> None:
     resp = await client.patch(
         f"{T}/{EID}/attrs/power/urn:ngsi-ld:instance:nope", json={"power": reading(1, D1)}

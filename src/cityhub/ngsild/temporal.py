@@ -13,11 +13,13 @@ from cityhub.ngsild import params as P
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
     ENTITY_KEYS,
+    META_KEYS,
     check_body_id,
     check_name,
     check_uri,
     expand_attribute,
     expand_entity,
+    expand_instance,
     expand_name,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
@@ -324,7 +326,8 @@ class TemporalService:
             raw = raw[attr]
         elif len(raw) == 1 and not _INSTANCE_MEMBERS & raw.keys():
             (other,) = raw
-            raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
+            if isinstance(raw[other], dict) and other not in META_KEYS:  # an instance under it
+                raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
         if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
             raise BadRequestData("the body must be a non-empty attribute instance")
         with self.store.write(tenant) as tx:
@@ -333,14 +336,16 @@ class TemporalService:
             stored = tx.instance(eid, name, iid)
             if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
-            insts = expand_attribute(name, raw, tm)
-            if len(insts) != 1:
-                raise BadRequestData("exactly one instance can be modified")
-            if insts[0]["type"] != stored["type"]:
+            # a fragment of this instance: `{"observedAt": ...}` alone moves it in time
+            fragment = raw if "type" in raw else {**raw, "type": stored["type"]}
+            change = expand_instance(fragment, tm, nulls=True, fragment=True)
+            if change.get("null"):
+                raise BadRequestData("delete an instance with DELETE, not a null value")
+            if change["type"] != stored["type"]:
                 raise BadRequestData(
-                    f"instance {iid} is a {stored['type']}, not a {insts[0]['type']}"
+                    f"instance {iid} is a {stored['type']}, not a {change['type']}"
                 )
-            inst = merge_instance(stored, insts[0], now_iso())
+            inst = merge_instance(stored, change, now_iso())
             inst["instanceId"] = iid
             tx.update_instance(eid, name, iid, inst)
 
