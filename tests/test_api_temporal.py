@@ -667,3 +667,20 @@ async def test_posting_a_temporal_entity_again_adds_its_types(
         assert [e["id"] for e in resp.json()] == [eid], (typ, resp.text)
     resp = await client.get(f"{BASE}/temporal/entities/{eid}")
     assert resp.json()["type"] == ["T", "Other"], resp.text
+
+
+async def test_concise_instances_keep_their_instance_id(client: httpx.AsyncClient) -> None:
+    """A concise instance without metadata came out as a bare value, without its instanceId;
+    a GeoProperty's instanceId went inside its geometry."""
+    point = {"type": "Point", "coordinates": [1, 2]}
+    body = {
+        "id": "urn:ngsi-ld:Spot:c1",
+        "type": "Spot",
+        "n": [{"type": "Property", "value": 5}, {"type": "Property", "value": 6}],
+        "place": {"type": "GeoProperty", "value": point},
+    }
+    assert (await client.post(T, json=body)).status_code == 201
+    out = await temporal(client, "urn:ngsi-ld:Spot:c1", options="concise")
+    assert [i["value"] for i in out["n"]] == [5, 6], out
+    assert all(i["instanceId"].startswith("urn:") for i in out["n"] + out["place"]), out
+    assert out["place"][0]["value"] == point, "the geometry stays a geometry"

@@ -226,6 +226,12 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
     return out
 
 
+def concise(normalized: dict[str, Any]) -> Any:
+    """A normalized instance (with whatever members were added to it) in concise form."""
+    out = dict(normalized)
+    return _concise(out, CONTENT_KEY[out["type"]])
+
+
 def _concise(out: dict[str, Any], key: str) -> Any:
     """Concise form drops the type; a plain value with nothing beside it stands alone."""
     typ = out.pop("type")

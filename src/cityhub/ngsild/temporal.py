@@ -25,7 +25,13 @@ from cityhub.ngsild.entity import (
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.merge import merge_instance, stamp
-from cityhub.ngsild.render import RenderOptions, key_value, pick_language, render_instance
+from cityhub.ngsild.render import (
+    RenderOptions,
+    concise,
+    key_value,
+    pick_language,
+    render_instance,
+)
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery, WriteTx
 
@@ -494,6 +500,7 @@ class TemporalService:
         prop: str,
     ) -> Doc:
         out = self._header(header, tm, members)
+        normalized = replace(opts, format="normalized")
         for name, insts in attrs.items():
             if not name or not members.keep(name):
                 continue
@@ -503,12 +510,12 @@ class TemporalService:
                 continue
             rendered = []
             for inst in insts:
-                r = render_instance(inst, tm, opts)
-                if isinstance(r, dict):
-                    r["instanceId"] = inst["instanceId"]
-                    if "deletedAt" in inst:
-                        r["deletedAt"] = inst["deletedAt"]
-                rendered.append(r)
+                # every instance keeps its instanceId: made concise after it was added, a bare
+                # value lost it, and a geometry got it inside
+                r = {**render_instance(inst, tm, normalized), "instanceId": inst["instanceId"]}
+                if "deletedAt" in inst:
+                    r["deletedAt"] = inst["deletedAt"]
+                rendered.append(concise(r) if opts.format == "concise" else r)
             out[tm.compact(name)] = rendered
         if opts.sys_attrs:
             out["createdAt"], out["modifiedAt"] = header["createdAt"], header["modifiedAt"]
