@@ -214,3 +214,40 @@ def test_a_deleted_subscriptions_status_is_not_written_to_its_successor() -> Non
     book.record(s, True)
     book.flush()
     assert store.updates == [s.id]
+
+
+def test_concise_show_changes_keeps_the_previous_value() -> None:
+    """A concise Property standing as its bare value had nowhere for previousValue."""
+    from cityhub.notify.payload import render_event_entity
+
+    point, moved = ({"type": "Point", "coordinates": [x, 1]} for x in (1, 2))
+    s = sub(
+        notification={"endpoint": {"uri": "http://x/n"}, "showChanges": True, "format": "concise"}
+    )
+    old = entity(t=[prop(1)], g=[{"type": "GeoProperty", "value": point}])
+    new = entity(t=[prop(2)], g=[{"type": "GeoProperty", "value": moved}])
+    event = event_for(s, old, new, NOW)
+    assert event is not None
+    [out] = render_event_entity(s, event["entity"], lambda ids: {})
+    assert out[EX + "t"] == {"value": 2, "previousValue": 1}, out
+    assert out[EX + "g"] == {"value": moved, "previousValue": point}, out
+
+
+def test_show_changes_with_a_dataset_filter_lands_on_its_own_instance() -> None:
+    """Previous values were placed by stored position in a list the datasetId filter had
+    shortened: the default instance's previous value landed on urn:ds:1."""
+    from cityhub.notify.payload import render_event_entity
+
+    def temps(default: int, one: int) -> list[dict[str, Any]]:
+        return [prop(default), {**prop(one), "datasetId": "urn:ds:1"}]
+
+    s = sub(
+        datasetId=["urn:ds:1"],
+        notification={"endpoint": {"uri": "http://x/n"}, "showChanges": True},
+    )
+    for old, new, shown in ((temps(1, 10), temps(2, 10), None), (temps(1, 10), temps(1, 20), 10)):
+        event = event_for(s, entity(t=old), entity(t=new), NOW)
+        assert event is not None
+        [out] = render_event_entity(s, event["entity"], lambda ids: {})
+        assert out[EX + "t"]["value"] == new[1]["value"]
+        assert out[EX + "t"].get("previousValue") == shown, out

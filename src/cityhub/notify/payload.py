@@ -81,15 +81,39 @@ def _strip(entity: Doc) -> tuple[Doc, dict[tuple[str, int], dict[str, Any]]]:
 def _put_extras(
     out: Doc, entity: Doc, extras: dict[tuple[str, int], dict[str, Any]], sub: Compiled, opts: Any
 ) -> None:
-    """Previous values (previousValue, previousObject, ...) and deletedAt beside each instance."""
+    """Previous values (previousValue, previousObject, ...) and deletedAt beside each instance.
+
+    The rendered attribute holds only the instances of the datasetIds asked for, so an extra
+    goes to its instance's place among those (by stored position it landed on another
+    instance); and a concise instance that stands as a bare value (or geometry) is put back
+    under "value" to carry it (concise Properties lost their previousValue)."""
     for (name, i), found in extras.items():
         key = sub.tm.compact(name)
         rendered = out.get(key)
-        items = rendered if isinstance(rendered, list) else [rendered]
-        target = items[i] if i < len(items) else None
-        if opts.format == "keyValues" or not isinstance(target, dict):
+        if opts.format == "keyValues" or rendered is None:
             continue
-        inst = entity["attrs"][name][i]
+        instances = entity["attrs"][name]
+        shown = [
+            j
+            for j, inst in enumerate(instances)
+            if opts.dataset_ids is None or inst.get("datasetId", "@none") in opts.dataset_ids
+        ]
+        if i not in shown:
+            continue
+        at = shown.index(i)
+        items = rendered if isinstance(rendered, list) else [rendered]
+        if at >= len(items):
+            continue
+        inst = instances[i]
+        target = items[at]
+        if opts.format == "concise" and _stands_alone(target, inst):
+            target = {"value": target}
+            if isinstance(rendered, list):
+                rendered[at] = target
+            else:
+                out[key] = target
+        if not isinstance(target, dict):
+            continue
         if "_prev" in found:
             content = CONTENT_KEY[inst["type"]]
             prev = found["_prev"]
@@ -102,6 +126,15 @@ def _put_extras(
             target["previous" + content[0].upper() + content[1:]] = prev
         if "deletedAt" in found and opts.sys_attrs:
             target["deletedAt"] = found["deletedAt"]
+
+
+def _stands_alone(rendered: Any, inst: Doc) -> bool:
+    """Whether a concise instance was rendered as its bare value (or GeoJSON geometry)."""
+    if not isinstance(rendered, dict):
+        return True
+    return inst["type"] == "GeoProperty" and rendered.get("type") == inst.get("value", {}).get(
+        "type"
+    )
 
 
 def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
