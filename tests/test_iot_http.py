@@ -143,6 +143,24 @@ async def test_good_messages_of_a_batch_survive_bad_ones(
     assert all(key not in x["topic"] and x["topic"] == "cityhub/<apikey>/k1/attrs" for x in letters)
 
 
+async def test_a_message_is_stored_whole_or_not_at_all(client: httpx.AsyncClient) -> None:
+    """An array with one measurement NGSI-LD refuses was answered 400 while the others were
+    stored: a device that retried stored them twice."""
+    body = {"id": "w1", "entityType": "Thermometer", "protocol": "http", "mapping": {}}
+    key = (await provision(client, body))["apikey"]
+    params = {"k": key, "i": "w1"}
+    resp = await client.post(
+        f"{IOT}/json", params=params, json=[{"a": 10}, {"location": 5}, {"a": 11}]
+    )
+    problem(resp, 400)
+    history = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Thermometer:w1")
+    assert "a" not in history.json(), history.text
+    resp = await client.post(f"{IOT}/json", params=params, json=[{"a": 10}, {"a": 11}])
+    assert resp.status_code == 204, resp.text
+    history = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Thermometer:w1")
+    assert [i["value"] for i in history.json()["a"]] == [10, 11]
+
+
 async def test_the_dead_letter_store_is_bounded(db_path: Path) -> None:
     app = create_app(Settings(db=str(db_path), deadletter_max=5))
     transport = httpx.ASGITransport(app=app)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from cityhub.ingest.agent.reasons import (
 )
 from cityhub.ingest.agent.registry import Registry, Target
 from cityhub.ingest.agent.stats import Stats
+from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import BatchOutcome
 from cityhub.store.base import StoreFull
@@ -198,6 +201,7 @@ class Ingestor:
             for p in batch:
                 fail(p, Rejected(CONTEXT_UNAVAILABLE, exc.detail))
             return refused
+        batch = [p for p in batch if _whole(p, tm, fail)]
         items = [item for p in batch for item in p.items]
         entities, committer = self.state.entities, self.state.committer
         try:
@@ -241,6 +245,22 @@ class Ingestor:
         for fut in waiting:
             if not fut.done():
                 fut.set_result(None)
+
+
+def _whole(p: Pending, tm: TermMap, fail: Callable[[Pending, Rejected], None]) -> bool:
+    """Whether every measurement of a message is valid NGSI-LD; if not, the message is
+    refused before any of it is written (an array with one bad measurement was answered 400
+    while its good ones were stored, so a retry stored them twice). One measurement needs
+    no check here: the upsert refuses it whole."""
+    if len(p.items) < 2:
+        return True
+    try:
+        for item in p.items:
+            expand_entity(item, tm)
+    except NgsiLdError as exc:
+        fail(p, Rejected(INVALID_ENTITY, exc.detail))
+        return False
+    return True
 
 
 def _failures(outcome: BatchOutcome, batch: list[Pending]) -> dict[int, NgsiLdError]:
