@@ -221,3 +221,26 @@ async def test_a_device_context_names_its_attributes(
     assert linked["temperature"]["value"] == 20
     unreachable = {**body, "id": "c2", "ldContext": closed_url}
     problem(await client.post(f"{IOT}/devices", json=unreachable), 503, "LdContextNotAvailable")
+
+
+async def test_a_clean_stop_writes_what_the_mqtt_client_had_received(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    """Cancelling the subscriber threw away the messages aiomqtt had received and acknowledged
+    but the agent had not taken yet: a SIGTERM lost seconds of QoS 1 messages."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from cityhub.ingest.agent.mqtt import bounded_queue
+
+    body = {"id": "q1", "entityType": "Thermometer", "protocol": "mqtt", "mapping": {}}
+    key = (await provision(client, body))["apikey"]
+    agent = app.state.iot
+    queue = bounded_queue(agent.connection, 100)()  # as aiomqtt makes it
+    topic = SimpleNamespace(value=f"cityhub/{key}/q1/attrs")
+    for n in range(5):
+        queue.put_nowait(SimpleNamespace(retain=False, payload=b'{"n": %d}' % n, topic=topic))
+    agent._task = asyncio.create_task(asyncio.sleep(3600))  # the subscriber, stopped midway
+    await agent.stop()
+    history = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Thermometer:q1")
+    assert [i["value"] for i in history.json()["n"]] == [0, 1, 2, 3, 4], history.text

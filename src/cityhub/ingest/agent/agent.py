@@ -97,6 +97,12 @@ class IotAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            from cityhub.ingest.agent.mqtt import deliver
+
+            # received and acknowledged, not yet taken: cancelling the subscriber dropped
+            # them (a clean stop lost seconds of messages)
+            for message in self.connection.left_over():
+                deliver(message, self.on_mqtt)
         await self.ingestor.drain()
         if self._broker is not None:
             with contextlib.suppress(Exception):

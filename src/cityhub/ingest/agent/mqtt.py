@@ -62,6 +62,7 @@ def bounded_queue(state: Connection, maxsize: int) -> type[asyncio.Queue[Any]]:
     class DroppingQueue(asyncio.Queue[Any]):
         def __init__(self, maxsize: int = maxsize) -> None:
             super().__init__(maxsize)
+            state.queue = self  # what was received but not yet taken, for a clean stop
 
         def put_nowait(self, item: Any) -> None:
             if self.full():
@@ -89,6 +90,27 @@ class Connection:
     connects: int = 0
     last_error: str = ""
     dropped: int = 0  # messages discarded because the writes fell too far behind
+    queue: asyncio.Queue[Any] | None = None  # the client's received messages (bounded_queue)
+
+    def left_over(self) -> list[Any]:
+        """Messages received (and acknowledged to the broker) that the agent has not taken:
+        a stop hands them over instead of dropping them with the subscriber."""
+        out = []
+        while self.queue is not None and not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
+
+
+def deliver(message: Any, on_message: Callable[[str, bytes], None]) -> None:
+    """Hand one received MQTT message to the agent (retained ones are old state a broker
+    replays on subscribe, not news)."""
+    if message.retain:
+        return
+    payload = message.payload
+    on_message(
+        message.topic.value,
+        payload if isinstance(payload, bytes) else str(payload or "").encode(),
+    )
 
 
 async def subscribe_forever(
@@ -129,13 +151,7 @@ async def subscribe_forever(
                 delay = BACKOFF_MIN
                 log.info("IoT agent subscribed to %s on %s", topic, url)
                 async for message in client.messages:
-                    if message.retain:  # old state a broker replays on subscribe, not news
-                        continue
-                    payload = message.payload
-                    on_message(
-                        message.topic.value,
-                        payload if isinstance(payload, bytes) else str(payload or "").encode(),
-                    )
+                    deliver(message, on_message)
                     if busy():
                         await room()
         except asyncio.CancelledError:
