@@ -495,6 +495,25 @@ ENDPOINT = {"uri": "http://localhost:1111/notify"}
             id="omit-and-attributes",
         ),
         pytest.param(sub(notification={"endpoint": ENDPOINT, "join": "deep"}), id="bad-join"),
+        pytest.param(
+            sub(
+                notification={
+                    "endpoint": {**ENDPOINT, "receiverInfo": [{"key": "Bad Key", "value": "v"}]}
+                }
+            ),
+            id="receiverInfo-key-no-header-name",
+        ),
+        pytest.param(
+            sub(
+                notification={
+                    "endpoint": {
+                        **ENDPOINT,
+                        "receiverInfo": [{"key": "X-A", "value": "a\r\nX-B: b"}],
+                    }
+                }
+            ),
+            id="receiverInfo-value-line-break",
+        ),
         pytest.param(sub(notification={"endpoint": ENDPOINT, "joinLevel": 0}), id="bad-joinLevel"),
         pytest.param(sub(timeInterval=10, throttling=30), id="timeInterval-and-throttling"),
         pytest.param(sub(timeInterval=10, watchedAttributes=["a"]), id="timeInterval-and-watched"),

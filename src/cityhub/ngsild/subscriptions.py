@@ -158,6 +158,20 @@ def key_values(value: Any, what: str) -> list[dict[str, str]]:
     return list(value)
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.1: a field name
+
+
+def _headers(pairs: list[dict[str, str]]) -> list[dict[str, str]]:
+    """receiverInfo becomes request headers: a key that is no header name (or a value with a
+    line break) was accepted, and then every delivery failed until it was given up."""
+    for pair in pairs:
+        if not _TOKEN.fullmatch(pair["key"]):
+            raise BadRequestData(f"receiverInfo key {pair['key']!r} is not an HTTP header name")
+        if "\r" in pair["value"] or "\n" in pair["value"] or "\x00" in pair["value"]:
+            raise BadRequestData(f"receiverInfo value of {pair['key']!r} holds a line break")
+    return pairs
+
+
 def expand_names(value: Any, tm: TermMap, what: str) -> list[str]:
     """A non-empty array of attribute names, expanded (duplicates dropped)."""
     out: list[str] = []
@@ -361,7 +375,9 @@ def endpoint(value: Any) -> dict[str, Any]:
                     f"notification.endpoint.accept must be one of {', '.join(NOTIFY_ACCEPT)}"
                 )
             out[key] = raw
-        elif key in ("receiverInfo", "notifierInfo"):
+        elif key == "receiverInfo":
+            out[key] = _headers(key_values(raw, "notification.endpoint.receiverInfo"))
+        elif key == "notifierInfo":
             out[key] = key_values(raw, f"notification.endpoint.{key}")
         elif key in ("timeout", "cooldown"):
             out[key] = positive_number(raw, f"notification.endpoint.{key}")
