@@ -46,7 +46,7 @@ class Report:
         if not self.types:
             return head
         per_type = ", ".join(f"{t} {n:,}" for t, n in sorted(self.types.items()))
-        return f"{head}\n  stored per type: {per_type}"
+        return f"{head}\n  written per type: {per_type}"  # rows: a repeated id counts each time
 
 
 class _Run:
