@@ -171,20 +171,22 @@ def test_the_first_notification_is_never_throttled() -> None:
     assert not s.send_now(3_601.0), "the next waits for the throttling"
 
 
-def test_q_literals_are_matched_as_written() -> None:
-    """The subscription's q was percent-decoded when compiled (not when checked): "a%41b"
-    matched "aAb", unlike the same q in a query."""
+def test_q_is_read_percent_decoded_when_checked_and_when_matched() -> None:
+    """The suite writes a subscription's q as in a URL (`name=="Eiffel%20Tower"`, ETSI
+    046_05): matching decoded it, but the check at creation did not, so `x%22y` was accepted
+    and then never matched anything."""
+    from cityhub.ngsild.errors import BadRequestData
     from cityhub.ngsild.query.evaluate import matches_q
+    from cityhub.ngsild.subscriptions import q_text
 
-    s = sub(q='code=="a%41b"')
+    s = sub(q='name=="Eiffel%20Tower"')
     assert s.q is not None
-    code = "https://uri.etsi.org/ngsi-ld/default-context/code"  # q names are core-context terms
-
-    def with_code(value: str) -> dict[str, Any]:
-        return {**entity(), "attrs": {code: [{"type": "Property", "value": value}]}}
-
-    written, decoded = with_code("a%41b"), with_code("aAb")
-    assert matches_q(s.q, written) and not matches_q(s.q, decoded)
+    iri = "https://uri.etsi.org/ngsi-ld/default-context/name"  # q names are core-context terms
+    tower = {**entity(), "attrs": {iri: [{"type": "Property", "value": "Eiffel Tower"}]}}
+    assert matches_q(s.q, tower)
+    assert q_text('name=="Eiffel%20Tower"')
+    with pytest.raises(BadRequestData):
+        q_text('code=="x%22y"')  # decodes to an unbalanced quote: refused at creation
 
 
 def test_a_deleted_subscriptions_status_is_not_written_to_its_successor() -> None:

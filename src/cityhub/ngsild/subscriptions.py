@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
@@ -287,9 +287,18 @@ def render_geo(geo: dict[str, Any], tm: TermMap) -> dict[str, Any]:
 
 
 def q_text(value: Any, what: str = "q") -> str:
-    """A q (or csf) expression, checked with the q parser; kept as text."""
-    parse_q(require_str(value, what))
+    """A q (or csf) expression, checked with the q parser as it will be read (stored_q);
+    kept as text."""
+    stored_q(require_str(value, what))
     return str(value)
+
+
+def stored_q(text: str) -> ast.QNode:
+    """A subscription's q (or csf) parsed. It may be percent-encoded as in a URL (the ETSI
+    suite writes `name=="Eiffel%20Tower"`, 046_05): it is decoded at every reading, so the
+    check at creation and the matching agree (they did not: `x%22y` passed the one and broke
+    the other, and `a%41b` was checked raw but matched as `aAb`)."""
+    return parse_q(unquote(text))
 
 
 def temporal_query(value: Any, what: str = "temporalQ") -> dict[str, Any]:
@@ -660,7 +669,7 @@ def parsed_q(doc: Mapping[str, Any], tm: TermMap, key: str = "q") -> ast.QNode |
     text = doc.get(key)
     if not text:
         return None
-    return ast.expand_q(parse_q(text), tm.expand)
+    return ast.expand_q(stored_q(text), tm.expand)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import matches_geo, matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery
 from cityhub.ngsild.query.pattern import Pattern
-from cityhub.ngsild.query.qlang import compile_regex, parse_q
+from cityhub.ngsild.query.qlang import compile_regex
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.timeutil import parse_ts
@@ -134,9 +134,7 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
     watched = doc.get("watchedAttributes")
     q = None
     if doc.get("q"):  # written as in a query string, so it may be percent-encoded
-        # as the create check parsed it: unquoting changed string literals ("a%41b" matched
-        # "aAb"), so a subscription could match differently from a query with the same q
-        q = ast.expand_q(parse_q(doc["q"]), tm_of(S.query_context(doc)).expand)
+        q = ast.expand_q(S.stored_q(doc["q"]), tm_of(S.query_context(doc)).expand)
     scope = parse_scope(doc["scopeQ"]) if doc.get("scopeQ") else None
     return Compiled(
         tenant=tenant,
