@@ -63,7 +63,16 @@ def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict
 
 def of_datasets(instances: list[Instance], dataset_ids: frozenset[str]) -> list[Instance]:
     """The instances of the datasetIds a datasetId= parameter names ("@none": the default)."""
-    return [i for i in instances if i.get("datasetId", "@none") in dataset_ids]
+    return [instances[i] for i in dataset_positions(instances, dataset_ids)]
+
+
+def dataset_positions(instances: list[Instance], dataset_ids: frozenset[str] | None) -> list[int]:
+    """Where those instances are in the attribute's list (all of them without a filter)."""
+    return [
+        i
+        for i, inst in enumerate(instances)
+        if dataset_ids is None or inst.get("datasetId", "@none") in dataset_ids
+    ]
 
 
 DEFAULT = RenderOptions()  # normalized, no sysAttrs, nothing picked: most reads

@@ -15,7 +15,7 @@ from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.linked import TooManyLinked, dedupe, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
-from cityhub.ngsild.render import RenderOptions
+from cityhub.ngsild.render import RenderOptions, dataset_positions
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.subscription import Compiled
 
@@ -93,11 +93,7 @@ def _put_extras(
         if opts.format == "keyValues" or rendered is None:
             continue
         instances = entity["attrs"][name]
-        shown = [
-            j
-            for j, inst in enumerate(instances)
-            if opts.dataset_ids is None or inst.get("datasetId", "@none") in opts.dataset_ids
-        ]
+        shown = dataset_positions(instances, opts.dataset_ids)
         if i not in shown:
             continue
         at = shown.index(i)
