@@ -489,7 +489,15 @@ async def test_lang_follows_q_weights(client: httpx.AsyncClient, lang: str, tag:
 
 
 @pytest.mark.parametrize(
-    "params", [{"lang": ""}, {"lang": "!!"}, {"lang": "en;q=2"}, {"datasetId": ""}]
+    "params",
+    [
+        {"lang": ""},
+        {"lang": "!!"},
+        {"lang": "en;q=2"},
+        {"datasetId": ""},
+        {"datasetId": "notauri"},  # a DELETE refused it; a read took it and found nothing
+        {"datasetId": "@none,not a uri"},
+    ],
 )
 async def test_empty_or_garbled_lang_and_dataset_id_are_400(
     client: httpx.AsyncClient, params: dict[str, str]

@@ -93,8 +93,7 @@ def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any, docs: list[dict[s
     """A Feature or FeatureCollection; the geometries come from the stored documents."""
     iri = ctx.tm.expand(params.get("geometryProperty", "location"))
     prop = ctx.tm.compact(iri)  # a full IRI or another prefix names the same attribute
-    ds = params.get("datasetId")
-    stored = stored_geometries(docs, iri, frozenset(P.csv(ds)) if ds is not None else None)
+    stored = stored_geometries(docs, iri, P.dataset_ids(params.get("datasetId")))
     context = response_context(ctx)
     if isinstance(rendered, list):
         return collection(rendered, prop, context, stored)

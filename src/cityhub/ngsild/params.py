@@ -115,8 +115,16 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
         format=fmt,
         sys_attrs="sysAttrs" in opts,
         lang=check_lang(params.get("lang")),
-        dataset_ids=frozenset(csv(ds)) if ds is not None else None,
+        dataset_ids=dataset_ids(ds),
     )
+
+
+def dataset_ids(value: str | None) -> frozenset[str] | None:
+    """datasetId=: URIs, or @none for the default instance. A read took any text (and found
+    nothing), while a DELETE refused it."""
+    if value is None:
+        return None
+    return frozenset(d if d == "@none" else check_uri(d, "datasetId") for d in csv(value))
 
 
 def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projection | None]:
