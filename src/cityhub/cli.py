@@ -162,16 +162,16 @@ def serve(settings: object) -> int:
         )
         return 2
     # the ports first: a hub that cannot listen neither creates nor changes its database
-    existed = Path(settings.db).exists()
-    if existed and (held := _claim(settings.db)):
-        print(held, file=sys.stderr)
-        return 2
-    try:
-        app = create_app(settings)
-    except (StoreError, sqlite3.Error) as exc:
-        print(f"cityhub: cannot open the database {settings.db}: {exc}", file=sys.stderr)
-        return 2
-    if not existed and (held := _claim(settings.db)):
+    existed = Path(settings.db).exists()  # then locked before it is opened, else after
+    held = _claim(settings.db) if existed else ""
+    if not held:
+        try:
+            app = create_app(settings)
+        except (StoreError, sqlite3.Error) as exc:
+            held = f"cityhub: cannot open the database {settings.db}: {exc}"
+    if not held and not existed:
+        held = _claim(settings.db)
+    if held:
         print(held, file=sys.stderr)
         return 2
     from cityhub.api.protocol import BoundedHttpTools

@@ -159,8 +159,8 @@ class EntityService:
     def _delete(self, tx: WriteTx, eid: str) -> bool:
         """Delete an entity and record each of its instances as deleted in its history, as an
         attribute DELETE records it: the history used to end without saying the entity went."""
-        old = tx.get(eid)
-        if old is None or not tx.delete(eid):
+        old = tx.delete(eid)
+        if old is None:
             return False
         now = now_iso()
         self._record(tx, old, {n: [deletion(i, now) for i in v] for n, v in old["attrs"].items()})

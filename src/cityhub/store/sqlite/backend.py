@@ -845,19 +845,20 @@ class SqliteWriteTx:
         c.executemany("DELETE FROM geo WHERE pk = ? AND name = ?", geo_names)
         self._index_geo(pk, part)
 
-    def delete(self, eid: str) -> bool:
-        """Remove an entity; False if it did not exist."""
+    def delete(self, eid: str) -> Doc | None:
+        """Remove an entity; the document it had, or None if it did not exist."""
         row = self.conn.execute(
             "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
         if row is None:
-            return False
+            return None
+        old: Doc = orjson.loads(row[1])
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
-        typestats.change(self.conn, self.tenant, self._shape(orjson.loads(row[1])), None)
+        typestats.change(self.conn, self.tenant, self._shape(old), None)
         self._unindex(row[0])
         if self.capture:
             self._changed(eid, row[1], None)
-        return True
+        return old
 
     def _index(self, pk: int, doc: Doc) -> None:
         c = self.conn
