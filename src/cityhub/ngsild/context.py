@@ -8,6 +8,7 @@ import hashlib
 import logging
 import math
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -31,6 +32,14 @@ from cityhub.ngsild.errors import (
 from cityhub.ngsild.timeutil import now_iso
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# A term is a prefix only when its IRI ends in one of RFC 3986's gen-delims (JSON-LD 1.1,
+# "create term definition"): "location:x" must not become ".../locationx".
+GEN_DELIMS = (":", "/", "?", "#", "[", "]", "@")
+
+
+def is_prefix_iri(iri: str) -> bool:
+    """True for an IRI a term may lend to compact IRIs as their prefix."""
+    return iri.endswith(GEN_DELIMS)
 
 
 def is_absolute_iri(value: str) -> bool:
@@ -58,7 +67,7 @@ class TermMap:
         if ":" in term:
             prefix, _, suffix = term.partition(":")
             base = self.terms.get(prefix)
-            if base is not None and not suffix.startswith("//"):
+            if base is not None and is_prefix_iri(base) and not suffix.startswith("//"):
                 return base + suffix
             if is_absolute_iri(term):
                 return term
@@ -95,13 +104,15 @@ class TermMap:
             inverse.setdefault(iri, term)
         self._inverse = inverse
         prefixes = [
-            (iri, t) for t, iri in self.terms.items() if iri.endswith(("/", "#")) and ":" not in t
+            (iri, t) for t, iri in self.terms.items() if is_prefix_iri(iri) and ":" not in t
         ]
         self._prefixes = sorted(prefixes, key=lambda p: -len(p[0]))
         return self
 
 
-def _resolve_value(raw: Any, local: dict[str, Any], active: dict[str, str]) -> str | None:
+def _resolve_value(
+    raw: Any, local: dict[str, Any], active: dict[str, str], depth: int = 0
+) -> str | None:
     """The IRI a context entry maps to, resolving compact IRIs against prefixes."""
     if isinstance(raw, dict):
         raw = raw.get("@id")
@@ -109,16 +120,18 @@ def _resolve_value(raw: Any, local: dict[str, Any], active: dict[str, str]) -> s
         return None
     if raw.startswith("@"):
         return raw
-    if ":" in raw:
+    if ":" in raw and depth <= 16:  # deeper: prefixes defined through each other in a loop
         prefix, _, suffix = raw.partition(":")
         if not suffix.startswith("//"):
             base = local.get(prefix)
             if isinstance(base, dict):
                 base = base.get("@id")
             if isinstance(base, str) and base != raw:
-                return (_resolve_value(base, local, active) or base) + suffix
-            if prefix in active:
-                return active[prefix] + suffix
+                base = _resolve_value(base, local, active, depth + 1) or base
+                return base + suffix if is_prefix_iri(base) else raw
+            base = active.get(prefix)
+            if base is not None and is_prefix_iri(base):
+                return base + suffix
         return raw
     return None
 
@@ -134,6 +147,9 @@ CONTEXTS_PATH = "/ngsi-ld/v1/jsonldContexts/"
 CORE_LOCAL_ID = "ngsi-ld-core-context"
 MAX_CONTEXT_BYTES = 4 * 1024 * 1024
 _COMPILED_MAX = 4096  # distinct compiled @contexts kept before the memo starts over
+_COMPILED_MAX_TERMS = 1_000_000  # terms held by the memo before it starts over (its memory)
+MAX_CONTEXT_DOCUMENTS = 200  # documents one @context may apply, counting repeats (compile time)
+MAX_CONTEXT_URLS = 100  # distinct remote URLs one @context may name, directly or not
 MAX_CACHED = 1000  # fetched @contexts kept (and stored); the least recently used goes first
 
 log = logging.getLogger("cityhub.context")
@@ -208,8 +224,10 @@ def check_context(value: Any, depth: int = 0) -> None:
         raise BadRequestData("@context must be an IRI, an object or an array of them")
     for term, definition in value.items():
         if term.startswith("@"):
-            if term == "@vocab" and not (definition is None or isinstance(definition, str)):
-                raise BadRequestData("@vocab must be an IRI")
+            if term == "@vocab" and not (
+                definition is None or (isinstance(definition, str) and is_absolute_iri(definition))
+            ):  # relative to the document's base, which an NGSI-LD payload does not have
+                raise BadRequestData(f"@vocab must be an absolute IRI, not {definition!r}")
             continue
         if definition is None or isinstance(definition, str):
             continue
@@ -255,6 +273,8 @@ class ContextCache:
         self._local: dict[str, ContextEntry] = {}  # Hosted and ImplicitlyCreated, by local id
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._compiled: dict[bytes, TermMap] = {}
+        self._compiled_terms = 0  # terms held by the TermMaps in _compiled
+        self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self.core_entry = ContextEntry(
             url=CORE_CONTEXT_URL,
@@ -425,6 +445,11 @@ class ContextCache:
         while pending:
             batch = [u for u in dict.fromkeys(pending) if u not in seen]
             seen.update(batch)
+            if len(seen) > MAX_CONTEXT_URLS:
+                raise BadRequestData(
+                    f"@context names more than {MAX_CONTEXT_URLS} context URLs, directly or "
+                    "through the contexts it names"
+                )
             stale = [u for u in batch if self._stale(u)]
             if stale:
                 results = await asyncio.gather(
@@ -533,8 +558,12 @@ class ContextCache:
                 raise LdContextNotAvailable(f"mirror file of @context {url}: {exc}") from exc
         url = mirror or url
         headers = {"Accept": "application/ld+json, application/json;q=0.9, */*;q=0.1"}
+        if self._tls is None:  # built once: building it per download costs ~30 ms of CPU
+            self._tls = httpx.create_ssl_context()
         async with (
-            httpx.AsyncClient(timeout=self.timeout, follow_redirects=True) as client,
+            httpx.AsyncClient(
+                timeout=self.timeout, follow_redirects=True, verify=self._tls
+            ) as client,
             client.stream("GET", url, headers=headers) as resp,
         ):
             if resp.status_code != 200:
@@ -573,16 +602,23 @@ class ContextCache:
         tm = self._compiled.get(key)
         if tm is None:
             tm = self._compile_spec(spec)
-            if len(self._compiled) >= _COMPILED_MAX:
+            size = len(tm.terms)
+            if (
+                len(self._compiled) >= _COMPILED_MAX
+                or self._compiled_terms + size > _COMPILED_MAX_TERMS
+            ):
                 self._compiled.clear()
+            if not self._compiled:
+                self._compiled_terms = 0
             self._compiled[key] = tm
+            self._compiled_terms += size
         return tm
 
     def _compile_spec(self, spec: Any) -> TermMap:
         if spec is not None:
             check_context(spec)
         terms: dict[str, str] = {}
-        state: dict[str, Any] = {"vocab": None}
+        state: dict[str, Any] = {"vocab": None, "documents": 0, "path": []}
         if spec is not None:
             self._apply(spec, terms, state, depth=0)
         user_vocab = state["vocab"]
@@ -604,12 +640,7 @@ class ContextCache:
                 self._apply(item, terms, state, depth + 1)
             return
         if isinstance(spec, str):
-            if spec in CORE_CONTEXT_URLS:
-                return  # the core context is always applied last, by _compile_spec
-            doc = self.document(spec)
-            if doc is None:
-                raise LdContextNotAvailable(f"@context {spec} is not available")
-            self._apply(doc.get("@context"), terms, state, depth + 1)
+            self._apply_url(spec, terms, state, depth)
             return
         if not isinstance(spec, dict):
             raise BadRequestData("@context must be a URL, an object or a list of them")
@@ -621,10 +652,38 @@ class ContextCache:
             iri = _resolve_value(raw, spec, terms)
             if iri is None and isinstance(raw, dict) and "@id" not in raw:
                 iri = (state["vocab"] or "") + term if state["vocab"] else None
-            if iri is not None and not iri.startswith("@"):
-                terms[term] = iri
-            elif iri in ("@id", "@type"):
-                terms.setdefault(term, iri)
+            if iri is not None and (not iri.startswith("@") or iri in ("@id", "@type")):
+                terms[term] = iri  # a later definition wins, and the core's (applied last) most
+
+    def _apply_url(
+        self, url: str, terms: dict[str, str], state: dict[str, Any], depth: int
+    ) -> None:
+        """Apply the document a URL names, once more each time it is named (JSON-LD order)."""
+        state["documents"] += 1
+        if state["documents"] > MAX_CONTEXT_DOCUMENTS:
+            raise BadRequestData(
+                f"@context includes more than {MAX_CONTEXT_DOCUMENTS} context documents, "
+                "counting each time one is named"
+            )
+        if url in CORE_CONTEXT_URLS:
+            # The core is applied last anyway (its terms win); applied here too, its prefixes
+            # (ngsi-ld:, geojson:) resolve the terms of the contexts that follow it. Its
+            # @vocab counts only where no user context sets one.
+            vocab = state["vocab"]
+            self._apply(CORE_CONTEXT["@context"], terms, state, depth + 1)
+            state["vocab"] = vocab
+            return
+        path: list[str] = state["path"]
+        if url in path:
+            raise BadRequestData(f"@context {url} includes itself (recursive context inclusion)")
+        doc = self.document(url)
+        if doc is None:
+            raise LdContextNotAvailable(f"@context {url} is not available")
+        path.append(url)
+        try:
+            self._apply(doc.get("@context"), terms, state, depth + 1)
+        finally:
+            path.pop()
 
 
 def _urls(spec: Any) -> Iterable[str]:
