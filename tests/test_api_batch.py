@@ -224,9 +224,13 @@ async def test_update_no_overwrite_keeps_values(client: httpx.AsyncClient) -> No
     resp = await client.post(
         f"{OPS}/update", params={"options": "noOverwrite"}, json=[ent(1, a=2, b=2)]
     )
-    assert resp.status_code in (204, 207), resp.text
+    assert resp.status_code == 207, resp.text
     body = await get_entity(client, eid(1))
     assert body["a"]["value"] == 1, f"noOverwrite must keep the old value: {body}"
+    assert body["b"]["value"] == 2, f"the new attribute is appended (ETSI 005_02_03): {body}"
+    (error,) = resp.json()["errors"]
+    detail = error["error"]["detail"]
+    assert detail.endswith(": a") and "appended" in detail, detail  # named as the body names it
 
 
 async def test_update_ld_json_with_per_entity_context(client: httpx.AsyncClient) -> None:

@@ -547,9 +547,12 @@ class EntityService:
             doc = expand_entity(item, t)
             old = self._existing(tx, doc["id"])
             result = self._append_into(tx, old, doc["attrs"], no_overwrite, t, item)
-            if result.not_updated:
+            if result.not_updated:  # 5.6.9: the others are appended, the entity is an error
+                kept = {n for n, _ in result.not_updated}
+                written = [k for k in item if k not in ENTITY_KEYS and t.expand(k) in kept]
                 raise BadRequestData(
-                    "attributes not updated: " + ", ".join(n for n, _ in result.not_updated)
+                    "attributes not overwritten (noOverwrite is set; the entity's other "
+                    "attributes were appended): " + ", ".join(written or sorted(kept))
                 )
             return str(doc["id"])
 
