@@ -106,3 +106,18 @@ async def test_a_bulk_insert_that_fails_half_way_is_undone_and_each_create_runs_
     assert [await _level(client, n) for n in range(5)] == list(range(5))
     resp = await client.get(f"{BASE}/entities", params={"type": "Bin", "count": "true"})
     assert resp.headers["NGSILD-Results-Count"] == "5"
+
+
+async def test_an_entity_without_attributes_has_a_temporal_entity_however_it_was_created(
+    client: httpx.AsyncClient, bulk_sizes: list[int]
+) -> None:
+    alone = {"id": "urn:ngsi-ld:Bin:alone", "type": "Bin"}
+    assert await _post(client, alone) == 201
+    assert bulk_sizes == []  # written one by one
+    together = [{"id": f"urn:ngsi-ld:Bin:t{n}", "type": "Bin"} for n in range(5)]
+    assert await asyncio.gather(*(_post(client, body) for body in together)) == [201] * 5
+    assert bulk_sizes == [5]
+    for body in [alone, *together]:
+        resp = await client.get(f"{BASE}/temporal/entities/{body['id']}")
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == body

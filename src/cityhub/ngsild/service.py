@@ -130,7 +130,8 @@ class EntityService:
             tx.insert(doc)
         except EntityExists as exc:
             raise AlreadyExists(f"entity {doc['id']} already exists") from exc
-        self._record(tx, doc, doc["attrs"])
+        # a create starts the temporal entity even with no attributes, as a bulk create does
+        tx.add_history_many(doc["id"], doc["type"], doc["attrs"])
 
     def get(self, tenant: str, eid: str) -> Doc:
         """The stored entity, or ResourceNotFound."""
