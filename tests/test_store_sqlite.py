@@ -134,3 +134,46 @@ def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> N
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert tables == ["x"]
     assert not Path(f"{db}-wal").exists(), "nothing was written, not even a WAL"
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_count_and_its_page_see_one_state_of_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    """A write that commits while a count=true query runs is in neither or both."""
+    from cityhub.store.base import EntityQuery
+    from cityhub.store.sqlite import backend
+
+    store = SqliteStore(tmp_path / "hub.db")
+    _write(store, 30)
+    monkeypatch.setattr(backend, "SPLIT_SPAN", 1 if split else 10**9)
+    racing = [f"urn:ngsi-ld:T:{n}" for n in range(30, 33)]
+
+    def write_one() -> None:
+        if racing:
+            eid = racing.pop(0)
+            EntityService(store).batch_upsert("", [{"id": eid, "type": "T"}], tm, "replace")
+
+    tm = ContextCache().core
+    if split:  # the other half counts after a write committed
+        part = backend.SqliteStore._count_part
+
+        def late_part(self: SqliteStore, *args: object) -> int:
+            write_one()
+            return part(self, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(backend.SqliteStore, "_count_part", late_part)
+    else:  # a write commits between the count and the page
+        count = backend.SqliteStore._count
+
+        def early_count(self: SqliteStore, *args: object) -> int:
+            total = count(self, *args)  # type: ignore[arg-type]
+            write_one()
+            return total
+
+        monkeypatch.setattr(backend.SqliteStore, "_count", early_count)
+    for _ in range(2):
+        docs, total = store.query("", EntityQuery(limit=1000, count=True))
+        assert total == len(docs), (total, len(docs))
+    assert len(store.query("", EntityQuery(limit=1000))[0]) == 32
+    store.close()

@@ -96,6 +96,7 @@ class SqliteStore:
         self._writer.executescript(outbox.DDL)
         outbox.migrate(self._writer)
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
+        self._commits = 0  # transactions the writer committed (a split count checks it)
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         self._writer.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -283,6 +284,7 @@ class SqliteStore:
             yield conn
             with _typed_full:
                 conn.execute("COMMIT")
+            self._commits += 1
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -422,10 +424,23 @@ class SqliteStore:
         """Entities matching a query, in insertion order, with the total when asked."""
         conn = self._reader()
         with self._bounded(conn) as deadline:
-            return self._query(conn, tenant, query, deadline)
+            if not query.count:
+                return self._query(conn, tenant, query, deadline)
+            commits = self._commits
+            conn.execute("BEGIN")  # one read snapshot: the count is the page's
+            try:
+                return self._query(conn, tenant, query, deadline, commits)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
 
     def _query(
-        self, conn: sqlite3.Connection, tenant: str, query: EntityQuery, deadline: float
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        query: EntityQuery,
+        deadline: float,
+        commits: int = 0,
     ) -> tuple[list[Doc], int | None]:
         by_type = isinstance(query.types, ast.TypeName) and query.ids is None
         comp = Compiler(conn, pk="t.pk" if by_type else "e.pk", names=self.names)
@@ -448,7 +463,8 @@ class SqliteStore:
                 else ("SELECT min(pk), max(pk) FROM entities", [])
             )
             sql = f"SELECT count(*) FROM {count_source} WHERE {where}"
-            total = self._count(conn, sql, comp, "t.pk" if by_type else "e.pk", span, deadline)
+            pk = "t.pk" if by_type else "e.pk"
+            total = self._count(conn, sql, comp, pk, span, deadline, commits)
         docs: list[Doc] = []
         params = list(comp.params)
         if query.order:
@@ -470,9 +486,12 @@ class SqliteStore:
         pk: str,
         span: tuple[str, list[Any]],
         deadline: float,
+        commits: int,
     ) -> int:
         """count(*) of a query; over a wide pk span probed row by row, as two halves counted
-        at once."""
+        at once. `commits` is the writer's count of commits before this read began: if it
+        moved, the other half's snapshot may not be this one, and that half is counted again
+        here."""
         lo, hi = (None, None) if comp.narrowed else conn.execute(*span).fetchone()
         if lo is None or hi - lo < SPLIT_SPAN:
             return int(conn.execute(sql, comp.params).fetchone()[0])
@@ -482,7 +501,10 @@ class SqliteStore:
             self._count_part, ranged, [*comp.params, mid + 1, hi], deadline
         )
         mine = conn.execute(ranged, [*comp.params, lo, mid]).fetchone()[0]
-        return int(mine + other.result())
+        theirs = other.result()
+        if self._commits != commits:
+            theirs = conn.execute(ranged, [*comp.params, mid + 1, hi]).fetchone()[0]
+        return int(mine + theirs)
 
     def _count_part(self, sql: str, params: list[Any], deadline: float) -> int:
         """One half of a split count, on the reader thread's own connection (never a geoQ:
