@@ -252,3 +252,57 @@ async def test_the_memory_bound_drops_from_the_longest_queue_and_keeps_the_rest(
     assert sent["dead"] == [dead[0], *dead[-5:]], "the dead one keeps its first and newest"
     assert dispatcher.counters.dropped_full == len(dead) - 6
     assert sorted(acked) == sorted(live + slow + dead), "each item leaves the outbox once"
+
+
+async def test_a_paused_subscription_keeps_what_it_owed_and_sends_it_on_resuming(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread
+) -> None:
+    dispatcher = app.state.notifier.dispatcher
+    dispatcher.policy.backoff = dispatcher.policy.backoff_max = 0.05
+    dispatcher.policy.attempts = 10_000
+    rec = servers.receiver()
+    rec.status["/notify"] = 503  # down while the changes are made: they wait in the queue
+    eid = "urn:ngsi-ld:Sensor:paused"
+    await create(hub, sensor(eid, 0))
+    resp = await hub.post(f"{BASE}/subscriptions", json=subscription(rec.url(), eid))
+    assert resp.status_code == 201
+    sub_url = resp.headers["location"]
+    for value in (1, 2, 3):
+        resp = await hub.patch(
+            f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": value}}
+        )
+        assert resp.status_code == 204
+    await wait_for(lambda: rec.received(), what="a first attempt")
+    assert (await hub.patch(sub_url, json={"isActive": False})).status_code == 204
+    await asyncio.sleep(0.3)  # the next attempt finds the subscription paused
+    rec.status["/notify"] = 200
+    tried = len(rec.received())
+    await asyncio.sleep(0.3)
+    assert len(rec.received()) == tried, "a paused subscription sends nothing"
+    assert (await hub.patch(sub_url, json={"isActive": True})).status_code == 204
+    await wait_for(lambda: len(rec.received()) >= tried + 3, what="the three held notifications")
+    values = [r.body["data"][0]["level"]["value"] for r in rec.received()[tried:]]
+    assert values == [1, 2, 3], values
+
+
+async def test_deleting_a_paused_subscription_drops_what_it_held_from_the_outbox(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread
+) -> None:
+    notifier = app.state.notifier
+    notifier.dispatcher.policy.backoff = notifier.dispatcher.policy.backoff_max = 0.05
+    rec = servers.receiver()
+    rec.status["/notify"] = 503
+    eid = "urn:ngsi-ld:Sensor:gone"
+    await create(hub, sensor(eid, 0))
+    resp = await hub.post(f"{BASE}/subscriptions", json=subscription(rec.url(), eid))
+    sub_url = resp.headers["location"]
+    await hub.patch(
+        f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": 1}}
+    )
+    await wait_for(lambda: rec.received(), what="a first attempt")
+    assert (await hub.patch(sub_url, json={"isActive": False})).status_code == 204
+    await wait_for(lambda: notifier.dispatcher.held, what="the item held")
+    assert len(notifier.store.outbox_pending()) == 1, "a held item stays in the outbox"
+    assert (await hub.delete(sub_url)).status_code == 204
+    notifier.dispatcher.flush_acks()
+    assert notifier.store.outbox_pending() == []

@@ -4,7 +4,8 @@ delays its own notifications.
 A worker sends its queue's items in order, one at a time, each with the endpoint's timeout,
 and retries a failure with exponential backoff. An item leaves the outbox when it was
 delivered, when its subscription is gone, or when it was given up (attempts spent, or pushed
-out of a queue that reached its bound); acknowledgements are batched into one delete.
+out of a queue that reached its bound); acknowledgements are batched into one delete. An item
+of a paused subscription is held, in the outbox and here, until the subscription resumes.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from cityhub.store.base import OutboxItem
 
 log = logging.getLogger("cityhub.notify")
-Deliver = Callable[[OutboxItem, int], Awaitable[bool | None]]
+HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
+Deliver = Callable[[OutboxItem, int], Awaitable[bool | None | Literal["hold"]]]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
 ITEM_OVERHEAD = 256  # bytes a waiting item costs beside its payload (object, deque slot)
 
@@ -66,7 +69,7 @@ class EndpointQueue:
 
 class Dispatcher:
     """Per-endpoint queues over a deliver(item, attempt) callable (True: delivered, False:
-    failed, None: nothing to deliver any more)."""
+    failed, None: nothing to deliver any more, HOLD: not now)."""
 
     def __init__(self, deliver: Deliver, ack: Callable[[list[int]], None], policy: Policy) -> None:
         self.deliver = deliver
@@ -75,6 +78,8 @@ class Dispatcher:
         self.counters = Counters()
         self.queues: dict[str, EndpointQueue] = {}
         self.size = 0  # bytes of every queued item, over all endpoints
+        # items of paused subscriptions, by (tenant, subscription id): still in the outbox
+        self.held: dict[tuple[str, str], list[OutboxItem]] = {}
         self._acks: list[int] = []
         self._ack_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -139,30 +144,36 @@ class Dispatcher:
         try:
             while queue.items:
                 item = queue.items[0]
+                done = True
                 try:
-                    await self._send(item)
+                    done = await self._send(item)
                 except Exception:  # an item that cannot be rendered would fail forever
                     self.counters.given_up += 1
                     log.exception("dropped a notification of %s to %s", item.sub_id, endpoint)
                 if queue.items and queue.items[0] is item:
                     queue.items.popleft()
                     self._forget(queue, item)
-                self._done(item)
+                if done:
+                    self._done(item)
         finally:
             queue.task = None
             if not queue.items:
                 self.queues.pop(endpoint, None)
 
-    async def _send(self, item: OutboxItem) -> None:
-        """One item: attempts with backoff until delivered or given up."""
+    async def _send(self, item: OutboxItem) -> bool:
+        """One item: attempts with backoff until delivered or given up (True), or held (False:
+        it stays in the outbox)."""
         delay = self.policy.backoff
         for attempt in range(self.policy.attempts):
             ok = await self.deliver(item, attempt)
+            if ok == HOLD:
+                self.held.setdefault((item.tenant, item.sub_id), []).append(item)
+                return False
             if ok is None:
-                return
+                return True
             if ok:
                 self.counters.delivered += 1
-                return
+                return True
             self.counters.failed_attempts += 1
             if attempt + 1 < self.policy.attempts:
                 await asyncio.sleep(delay)
@@ -174,6 +185,18 @@ class Dispatcher:
             item.endpoint,
             self.policy.attempts,
         )
+        return True
+
+    def release(self, tenant: str, sub_id: str) -> None:
+        """Queue again the items held for a subscription that resumed."""
+        items = self.held.pop((tenant, sub_id), None)
+        if items:
+            self.submit(items)
+
+    def discard(self, tenant: str, sub_id: str) -> None:
+        """Drop the items held for a subscription that is gone (from the outbox too)."""
+        for item in self.held.pop((tenant, sub_id), []):
+            self._done(item)
 
     async def _ack_loop(self) -> None:
         """Delete delivered items from the outbox in batches."""
@@ -214,4 +237,4 @@ def _in_flight(queue: EndpointQueue) -> int:
     return 1 if queue.task is not None and queue.items else 0
 
 
-__all__ = ["Counters", "Dispatcher", "EndpointQueue", "Policy"]
+__all__ = ["HOLD", "Counters", "Dispatcher", "EndpointQueue", "Policy"]

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -24,7 +24,7 @@ from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import CsourceNotifier
-from cityhub.notify.delivery import Dispatcher, Policy
+from cityhub.notify.delivery import HOLD, Dispatcher, Policy
 from cityhub.notify.events import event_for
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.senders import HttpSender, MqttSender
@@ -104,6 +104,7 @@ class Notifier:
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted subscription (its queued items are dropped when reached)."""
         self.subs.get(tenant, {}).pop(sid, None)
+        self.dispatcher.discard(tenant, sid)
         self.statuses.forget(tenant, sid)
         self._reindex(tenant)
         task = self._tasks.pop((tenant, sid), None)
@@ -123,6 +124,10 @@ class Notifier:
             task.cancel()
         if not self._install(tenant, doc):
             log.warning("subscription %s waits for its @context", sid)
+            return
+        sub = self.get(tenant, sid)
+        if sub is not None and not sub.paused:
+            self.dispatcher.release(tenant, sid)
 
     def get(self, tenant: str, sid: str) -> Compiled | None:
         """A compiled subscription."""
@@ -233,9 +238,12 @@ class Notifier:
         await self.mqtt.close()
 
     # -- delivery ------------------------------------------------------------------------------
-    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None:
-        """Send one item (True/False), or None when its subscription no longer wants it."""
+    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None | Literal["hold"]:
+        """Send one item (True/False); None when its subscription is gone or expired; HOLD
+        while it is paused (a change made while it was active is notified once it resumes)."""
         sub = self.get(item.tenant, item.sub_id)
+        if sub is not None and sub.paused:
+            return HOLD
         if sub is None or not sub.live():
             return None
         events = orjson.loads(item.payload)
