@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
 
-from conftest import BASE, JSONLD, create
+from conftest import BASE, CORE, JSONLD, create
 from iot_support import IOT, provision
 from receivers import Receiver, wait_for
 
@@ -294,3 +295,33 @@ async def test_delivery_status_is_stored_with_the_subscription(
     await app.state.notifier.close()  # flushes what the once-a-second writer has not written
     stored = app.state.store.resource_get("subscription", "", sid)
     assert stored["_notif"]["timesSent"] == 1 and stored["_notif"]["status"] == "ok"
+
+
+async def test_a_compound_context_is_linked_by_a_url_the_hub_serves(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    inline = [{"warmth": "https://vocab.example.org/temperature"}, CORE]
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": "Room"}],
+        "notification": {"endpoint": {"uri": receiver.url()}},
+        "@context": inline,
+    }
+    resp = await hub.post(f"{BASE}/subscriptions", json=body, headers={"Content-Type": JSONLD})
+    assert resp.status_code == 201, resp.text
+    await create(hub, room(20))
+    (got,) = await wait_for(lambda: receiver.received())
+    url = got.headers["Link"].split(">", 1)[0].lstrip("<")
+    served = await hub.get(urlsplit(url).path)  # what a receiver that follows the Link gets
+    assert served.status_code == 200, (url, served.text)
+    assert served.json()["@context"] == inline
+
+
+async def test_the_notifiers_own_link_to_a_compound_context_is_served(
+    hub: httpx.AsyncClient, app: Starlette
+) -> None:
+    inline = [{"warmth": "https://vocab.example.org/temperature"}, CORE]
+    url = app.state.notifier.link(inline).split(">", 1)[0].lstrip("<")
+    served = await hub.get(urlsplit(url).path)
+    assert served.status_code == 200, (url, served.text)
+    assert served.json()["@context"] == inline

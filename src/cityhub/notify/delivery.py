@@ -22,7 +22,7 @@ from cityhub.store.base import OutboxItem
 
 log = logging.getLogger("cityhub.notify")
 HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
-Deliver = Callable[[OutboxItem, int], Awaitable[bool | None | Literal["hold"]]]
+Deliver = Callable[[OutboxItem, int], Awaitable[bool | Literal["hold"] | None]]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
 ITEM_OVERHEAD = 256  # bytes a waiting item costs beside its payload (object, deque slot)
 

@@ -81,7 +81,7 @@ class Notifier:
         entry, new = self.contexts.implicit(spec)
         if new:
             self.store.put_context(entry.url, entry.document, entry.kind)
-        return link_for(self.base_url + "/ngsi-ld/v1/" + entry.url_path.lstrip("/"))
+        return link_for(self.base_url + entry.url_path)
 
     def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""
@@ -238,7 +238,7 @@ class Notifier:
         await self.mqtt.close()
 
     # -- delivery ------------------------------------------------------------------------------
-    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None | Literal["hold"]:
+    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | Literal["hold"] | None:
         """Send one item (True/False); None when its subscription is gone or expired; HOLD
         while it is paused (a change made while it was active is notified once it resumes)."""
         sub = self.get(item.tenant, item.sub_id)
