@@ -258,6 +258,41 @@ async def test_a_json_answer_links_the_context_url_of_an_ld_json_body(
     assert resp.headers["Link"] == link(url)
 
 
+@pytest.mark.parametrize("path", ["/entityOperations/query", "/temporal/entityOperations/query"])
+async def test_a_json_answer_links_a_served_copy_of_an_inline_ld_json_context(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """It linked the core context, under which "Chamber" means another type."""
+    await create(client, sensor())
+    inline = [{"Chamber": "https://uri.etsi.org/ngsi-ld/default-context/Sensor"}, CORE]
+    body = {"type": "Query", "entities": [{"type": "Chamber"}], "@context": inline}
+    if path.startswith("/temporal"):
+        body["temporalQ"] = {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z"}
+    headers = {"Content-Type": JSONLD, "Accept": "application/json"}
+    resp = await client.post(f"{BASE}{path}", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert [e["type"] for e in resp.json()] == ["Chamber"]
+    url = resp.headers["Link"].split(">", 1)[0].lstrip("<")
+    served = await client.get(url)
+    assert served.status_code == 200 and served.json()["@context"] == inline, served.text
+    again = await client.post(f"{BASE}{path}", json=body, headers=headers)
+    assert again.headers["Link"] == resp.headers["Link"], "equal contexts share one copy"
+    listed = await client.get(CTX, params={"kind": "ImplicitlyCreated"})
+    assert len(listed.json()) == 1, listed.text
+
+
+async def test_a_url_before_the_core_is_linked_as_itself(
+    client: httpx.AsyncClient, context_server: ContextServer
+) -> None:
+    url = context_server.url("/ctx/before-core.jsonld")
+    await create(client, sensor(), headers={"Link": link(url)})
+    body = {"type": "Query", "entities": [{"type": "Sensor"}], "@context": [url, CORE]}
+    headers = {"Content-Type": JSONLD, "Accept": "application/json"}
+    resp = await client.post(f"{BASE}/entityOperations/query", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Link"] == link(url)
+
+
 async def test_nested_remote_context(
     client: httpx.AsyncClient, context_server: ContextServer
 ) -> None:

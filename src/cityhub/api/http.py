@@ -17,7 +17,7 @@ from cityhub.api.allowed import allowed_for
 from cityhub.api.commit import grouped
 from cityhub.jsondepth import MAX_DEPTH, too_deep
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
-from cityhub.ngsild.core_context import CORE_CONTEXT_URL
+from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.entity import check_uri
 from cityhub.ngsild.errors import (
     BadRequestData,
@@ -40,16 +40,25 @@ BASE = "/ngsi-ld/v1"
 class Ctx:
     """What a request said about its @context, tenant and wanted representation."""
 
-    __slots__ = ("accept", "link_url", "spec", "tenant", "tm")
+    __slots__ = ("accept", "implicit", "link_url", "spec", "tenant", "tm")
 
     def __init__(
-        self, tm: TermMap, spec: Any, link_url: str | None, accept: str, tenant: str
+        self,
+        tm: TermMap,
+        spec: Any,
+        link_url: str | None,
+        accept: str,
+        tenant: str,
+        implicit: Callable[[], str] | None = None,
     ) -> None:
         self.tm = tm
         self.spec = spec
         self.link_url = link_url
         self.accept = accept
         self.tenant = tenant
+        # the URL of an ImplicitlyCreated copy of an inline @context, made only when a plain
+        # JSON answer must link it
+        self.implicit = implicit
 
 
 def header(request: Request, name: bytes, default: str = "") -> str:
@@ -196,9 +205,9 @@ async def context_of(
         if not specs or any(s is None for s in specs):
             raise BadRequestData("application/ld+json bodies must carry an @context")
         spec = specs[0]
-        # a plain-JSON answer links the @context that compacted it: the body's, when it
-        # names one URL (an inline or compound one has no single URL to link)
-        link = spec if isinstance(spec, str) else None
+        # a plain-JSON answer links the @context that compacted it: the body's one URL, or
+        # an ImplicitlyCreated copy of an inline or compound one (made if the answer needs it)
+        link = _one_url(spec)
     else:
         if body is not None:
             items = body if isinstance(body, list) else [body]
@@ -210,7 +219,24 @@ async def context_of(
     cache = contexts(request)
     if spec is None:  # the common case: the core context alone, compiled once
         return Ctx(cache.core, None, None, want, tenant)
-    return Ctx(await cache.term_map(spec), spec, link, want, tenant)
+    implicit = None if link is not None else functools.partial(_implicit_url, request, spec)
+    return Ctx(await cache.term_map(spec), spec, link, want, tenant, implicit)
+
+
+def _one_url(spec: Any) -> str | None:
+    """The one URL an @context names when it is that URL, alone or before the core (which is
+    applied last anyway); None for an inline or compound @context."""
+    if isinstance(spec, list):
+        rest = [s for s in spec if not (isinstance(s, str) and s in CORE_CONTEXT_URLS)]
+        if len(rest) == 1 and spec[0] is rest[0]:
+            spec = rest[0]
+    return spec if isinstance(spec, str) else None
+
+
+def _implicit_url(request: Request, spec: Any) -> str:
+    from cityhub.api.contexts import implicit_context  # contexts builds on this module
+
+    return implicit_context(request, spec)
 
 
 def response_context(ctx: Ctx) -> Any:
@@ -254,7 +280,12 @@ def encoded_response(
     """A response for a body encode() made; plain JSON entities link their @context."""
     hdrs = dict(headers or {})
     if entities and ctx.accept != JSONLD:
-        hdrs["Link"] = link_for(ctx.link_url) if ctx.link_url else core_link()
+        if ctx.link_url:
+            hdrs["Link"] = link_for(ctx.link_url)
+        elif ctx.implicit is not None:
+            hdrs["Link"] = link_for(ctx.implicit())
+        else:
+            hdrs["Link"] = core_link()
     media = ctx.accept if ctx.accept in (JSONLD, GEOJSON) else JSON
     return Response(raw, status_code=status, media_type=media, headers=hdrs)
 
