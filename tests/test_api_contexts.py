@@ -537,3 +537,35 @@ async def test_a_body_context_that_is_no_context_is_400(
     )
     problem(resp, 400, "BadRequestData")
     problem(await client.get(f"{BASE}/entities/urn:ngsi-ld:Bin:bc"), 404)
+
+
+async def test_deleting_a_context_a_subscription_names_keeps_the_subscription_working(
+    client: httpx.AsyncClient, db_path: Path
+) -> None:
+    url = await host(client)
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "Probe"}],
+        "watchedAttributes": ["temp"],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+    }
+    resp = await client.post(f"{BASE}/subscriptions", json=sub, headers={"Link": link(url)})
+    assert resp.status_code == 201, resp.text
+    sid = resp.headers["location"].rsplit("/", 1)[-1]
+    local_id = url.rsplit("/", 1)[-1]
+    assert (await client.delete(f"{CTX}/{local_id}")).status_code == 204
+    problem(await client.get(f"{CTX}/{local_id}"), 404, "ResourceNotFound")
+    assert url not in (await client.get(CTX)).json()
+    problem(
+        await client.get(f"{BASE}/entities", params={"type": "Probe"}, headers={"Link": link(url)}),
+        503,
+        "LdContextNotAvailable",
+    )
+    app2: Starlette = create_app(Settings(db=str(db_path)))  # a restart
+    compiled = app2.state.notifier.get("", sid)
+    assert compiled is not None, "the subscription compiles with the context it was made with"
+    assert compiled.watched == {VOCAB + "temperature"}, compiled.watched
+    transport = httpx.ASGITransport(app=app2)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c2:
+        problem(await c2.get(f"{CTX}/{local_id}"), 404, "ResourceNotFound")
+        assert (await c2.get(f"{BASE}/subscriptions/{sid}")).status_code == 200

@@ -14,6 +14,7 @@ from cityhub.ngsild.context import (
     HOSTED,
     IMPLICIT,
     KINDS,
+    RETIRED,
     ContextCache,
     ContextEntry,
     check_context,
@@ -139,8 +140,13 @@ async def delete_context(request: Request) -> Response:
         raise ResourceNotFound(f"no @context {ident!r}")
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
-    cache.remove(entry)
-    request.app.state.store.delete_context(entry.url)  # a cached one's stored copy goes too
+    store = request.app.state.store
+    if entry.local and request.app.state.notifier.names_context(entry.local_id):
+        cache.retire(entry)  # gone from the API; the subscriptions that name it still compile
+        store.put_context(entry.url, entry.document, RETIRED)
+    else:
+        cache.remove(entry)
+        store.delete_context(entry.url)  # a cached one's stored copy goes too
     return Response(status_code=204)
 
 

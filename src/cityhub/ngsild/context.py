@@ -142,6 +142,9 @@ HOSTED = "Hosted"
 CACHED = "Cached"
 IMPLICIT = "ImplicitlyCreated"
 KINDS = (HOSTED, CACHED, IMPLICIT)
+# A deleted Hosted or ImplicitlyCreated context that a stored subscription still names: gone
+# from the API, kept (and stored) only so that subscription compiles after a restart.
+RETIRED = "Retired"
 # Where hosted and implicitly created contexts are served; their URL is this path on the hub.
 CONTEXTS_PATH = "/ngsi-ld/v1/jsonldContexts/"
 CORE_LOCAL_ID = "ngsi-ld-core-context"
@@ -197,6 +200,17 @@ class ContextEntry:
         if self.last_usage is not None:
             out["lastUsage"] = self.last_usage
         return out
+
+
+def _local_id(url: str) -> str:
+    """The local id a hub-served context's URL ends in."""
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or url
+
+
+def names_local(spec: Any, local_id: str) -> bool:
+    """Whether a @context value names the hub-served context of this local id (any host)."""
+    urls = [spec] if isinstance(spec, str) else spec if isinstance(spec, list) else []
+    return any(isinstance(u, str) and CONTEXTS_PATH in u and _local_id(u) == local_id for u in urls)
 
 
 def local_path(local_id: str) -> str:
@@ -271,6 +285,7 @@ class ContextCache:
         self._remote: dict[str, ContextEntry] = {}  # Cached, by URL
         self._remote_ids: dict[str, str] = {}  # Cached: local id -> URL
         self._local: dict[str, ContextEntry] = {}  # Hosted and ImplicitlyCreated, by local id
+        self._retired: dict[str, ContextEntry] = {}  # RETIRED, by local id
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._compiled: dict[bytes, TermMap] = {}
         self._compiled_terms = 0  # terms held by the TermMaps in _compiled
@@ -290,16 +305,16 @@ class ContextCache:
         self, url: str, document: Any, kind: str = HOSTED, created_at: str | None = None
     ) -> ContextEntry:
         """Register a hub-served context (Hosted or ImplicitlyCreated) stored at url."""
-        local_id = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or url
         entry = ContextEntry(
             url=url,
-            local_id=local_id,
+            local_id=_local_id(url),
             kind=kind if kind in (HOSTED, IMPLICIT) else HOSTED,
             document=document,
             created_at=created_at or now_iso(),
         )
         with self._lock:
-            self._local[local_id] = entry
+            self._local[entry.local_id] = entry
+            self._retired.pop(entry.local_id, None)  # the same content made again
             self._compiled.clear()
         return entry
 
@@ -310,6 +325,9 @@ class ContextCache:
         for url, document, kind, created_at in rows:
             if kind == CACHED:
                 self._cache(url, document, created_at, fetched=-math.inf)
+            elif kind == RETIRED:
+                entry = ContextEntry(url, _local_id(url), RETIRED, document, created_at)
+                self._retired[entry.local_id] = entry
             else:
                 self.host(url, document, kind, created_at)
 
@@ -382,6 +400,20 @@ class ContextCache:
             entry = self._remote.get(self._remote_ids[ident])
         return entry or self._own(ident)
 
+    def retire(self, entry: ContextEntry) -> None:
+        """Delete a hub-served context that stored subscriptions still name: requests no
+        longer find it, compile_kept still does."""
+        self.remove(entry)
+        entry.kind = RETIRED
+        self._retired[entry.local_id] = entry
+
+    def compile_kept(self, spec: Any) -> TermMap:
+        """compile() for a stored subscription, which keeps the contexts it was made with even
+        when they have been deleted since."""
+        if not self._retired:
+            return self.compile(spec)
+        return self._compile_spec(spec, kept=True)  # not memoised: once per subscription load
+
     def remove(self, entry: ContextEntry) -> None:
         """Forget a context (a cached one is fetched again when next used)."""
         with self._lock:
@@ -422,7 +454,7 @@ class ContextCache:
         return entry.document if entry is not None else None
 
     def _stale(self, url: str) -> bool:
-        if url in CORE_CONTEXT_URLS:
+        if url in CORE_CONTEXT_URLS or self._kept(url) is not None:
             return False
         entry = self._remote.get(url)
         if entry is not None:
@@ -614,11 +646,17 @@ class ContextCache:
             self._compiled_terms += size
         return tm
 
-    def _compile_spec(self, spec: Any) -> TermMap:
+    def _kept(self, url: str) -> ContextEntry | None:
+        """A retired context by its URL (any host, as _own)."""
+        if not self._retired:
+            return None
+        return self._retired.get(_local_id(url)) if CONTEXTS_PATH in url else None
+
+    def _compile_spec(self, spec: Any, *, kept: bool = False) -> TermMap:
         if spec is not None:
             check_context(spec)
         terms: dict[str, str] = {}
-        state: dict[str, Any] = {"vocab": None, "documents": 0, "path": []}
+        state: dict[str, Any] = {"vocab": None, "documents": 0, "path": [], "kept": kept}
         if spec is not None:
             self._apply(spec, terms, state, depth=0)
         user_vocab = state["vocab"]
@@ -677,6 +715,8 @@ class ContextCache:
         if url in path:
             raise BadRequestData(f"@context {url} includes itself (recursive context inclusion)")
         doc = self.document(url)
+        if doc is None and state["kept"] and (entry := self._kept(url)) is not None:
+            doc = entry.document
         if doc is None:
             raise LdContextNotAvailable(f"@context {url} is not available")
         path.append(url)
@@ -759,6 +799,7 @@ __all__ = [
     "HOSTED",
     "IMPLICIT",
     "KINDS",
+    "RETIRED",
     "ContextCache",
     "ContextEntry",
     "InvalidRequest",
@@ -768,5 +809,6 @@ __all__ = [
     "is_absolute_iri",
     "link_for",
     "local_path",
+    "names_local",
     "parse_link_header",
 ]

@@ -154,8 +154,8 @@ class CsourceNotifier:
         """Compile and register one csourceSubscription; None when its @context is not loaded."""
         contexts = self.notifier.contexts
         try:
-            sub = compile_subscription(tenant, doc, contexts.compile, self.notifier.link)
-            csf = S.parsed_q(doc, contexts.compile(S.query_context(doc)), "csf")
+            sub = compile_subscription(tenant, doc, contexts.compile_kept, self.notifier.link)
+            csf = S.parsed_q(doc, contexts.compile_kept(S.query_context(doc)), "csf")
         except NgsiLdError:
             return None
         old = self.get(tenant, sub.id)

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 import orjson
 
 from cityhub.jsonbytes import dumps_kept
-from cityhub.ngsild.context import ContextCache, core_link, is_compound, link_for
+from cityhub.ngsild.context import ContextCache, core_link, is_compound, link_for, names_local
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
+from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy
 from cityhub.notify.events import event_for
@@ -86,7 +87,7 @@ class Notifier:
     def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""
         try:
-            sub = compile_subscription(tenant, doc, self.contexts.compile, self.link)
+            sub = compile_subscription(tenant, doc, self.contexts.compile_kept, self.link)
         except NgsiLdError:
             return False
         sub.carry_from(self.subs.setdefault(tenant, {}).get(sub.id))
@@ -128,6 +129,16 @@ class Notifier:
         sub = self.get(tenant, sid)
         if sub is not None and not sub.paused:
             self.dispatcher.release(tenant, sid)
+
+    def names_context(self, local_id: str) -> bool:
+        """Whether a stored subscription or csourceSubscription of any tenant compiles with
+        the hub-served @context of this local id (deleting it must not break them)."""
+        return any(
+            names_local(spec, local_id)
+            for kind in (KIND, CSOURCE_KIND)
+            for _tenant, doc in self.store.resource_every_tenant(kind)
+            for spec in subscription_contexts(doc)
+        )
 
     def get(self, tenant: str, sid: str) -> Compiled | None:
         """A compiled subscription."""
