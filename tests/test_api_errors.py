@@ -532,3 +532,38 @@ async def test_an_unknown_option_is_refused_by_writes_too(
     problem(resp, 400)
     assert (await get_entity(client, "urn:ngsi-ld:Bin:o1"))["level"]["value"] == 1
     problem(await client.get(f"{BASE}/entities/urn:ngsi-ld:Bin:o2"), 404)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "named", "reason"),
+    [
+        ({"b": {"type": "Property", "value": 2, "observedAt": "yesterday"}}, "b", "observedAt"),
+        ({"temp": {"type": "Property"}}, "temp", "non-null 'value'"),
+        ({"d": {"type": "Property", "value": 1, "unitCode": 5}}, "d", "unitCode"),
+        ({"e": {"type": "Propery", "value": 1}}, "e", "unknown attribute type"),
+        (
+            {"location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": 1}}},
+            "location",
+            "GeoJSON",
+        ),
+        (
+            {"f": {"type": "Property", "value": 1, "s": {"type": "Property"}}},
+            "f': sub-attribute 's",
+            "non-null 'value'",
+        ),
+    ],
+)
+async def test_an_attribute_error_names_the_attribute(
+    client: httpx.AsyncClient, attrs: dict[str, Any], named: str, reason: str
+) -> None:
+    """In a 30-attribute entity the reason alone leaves the writer to guess which one it was."""
+    good = {"a": {"type": "Property", "value": 1}}
+    body = {"id": "urn:ngsi-ld:Shop:n9", "type": "Shop", **good, **attrs}
+    detail = bad_request(await client.post(f"{BASE}/entities", json=body))["detail"]
+    assert detail.startswith(f"attribute '{named}': ") and reason in detail, detail
+    await create(client, {"id": "urn:ngsi-ld:Shop:n8", "type": "Shop", **good})
+    patched = await client.patch(f"{BASE}/entities/urn:ngsi-ld:Shop:n8/attrs", json=attrs)
+    assert bad_request(patched)["detail"] == detail
+    temporal = {"id": "urn:ngsi-ld:Shop:n7", "type": "Shop", **attrs}
+    posted = await client.post(f"{BASE}/temporal/entities", json=temporal)
+    assert bad_request(posted)["detail"] == detail

@@ -115,8 +115,8 @@ def test_bad_features_are_reported_by_index_and_the_rest_stored(
     out = capsys.readouterr()
     assert "rejected features[1]: Bad request data: no entity id" in out.err
     assert (
-        "rejected features[2] urn:ngsi-ld:Spot:bad-geo: Bad request data: invalid GeoJSON"
-        in out.err
+        "rejected features[2] urn:ngsi-ld:Spot:bad-geo: Bad request data: attribute "
+        "'location': invalid GeoJSON" in out.err
     )
     assert (
         "rejected features[3] urn:ngsi-ld:Spot:bad-name: Bad request data: invalid attribute name"

@@ -209,8 +209,19 @@ def expand_attrs(
             continue
         iri = check_member_name(expand_name(name, tm), name)
         into = stored.get(iri, []) if stored else []
-        attrs[iri] = expand_attribute(iri, raw, tm, nulls=nulls, stored=into)
+        try:
+            attrs[iri] = expand_attribute(iri, raw, tm, nulls=nulls, stored=into)
+        except BadRequestData as exc:
+            raise naming(exc, "attribute", name) from None
     return attrs
+
+
+def naming(exc: BadRequestData, what: str, name: str) -> BadRequestData:
+    """The error with the (sub-)attribute it is about in front: in a 30-attribute entity the
+    detail alone left the reader to guess which one was wrong."""
+    if exc.detail.startswith((name + " ", f"attribute {name!r}", f"attribute {name} ")):
+        return exc  # it names the attribute already
+    return type(exc)(f"{what} {name!r}: {exc.detail}", **exc.extra)
 
 
 def expand_attribute(
@@ -351,7 +362,10 @@ def expand_instance(
         if name in RESERVED_INSTANCE_KEYS:
             continue
         iri = check_member_name(expand_name(name, tm, "sub-attribute name"), name, sub=True)
-        subs[iri] = expand_instance(value, tm, sub=True, nulls=nulls)
+        try:
+            subs[iri] = expand_instance(value, tm, sub=True, nulls=nulls)
+        except BadRequestData as exc:
+            raise naming(exc, "sub-attribute", name) from None
     if subs:
         inst["sub"] = subs
     return inst

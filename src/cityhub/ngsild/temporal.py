@@ -21,6 +21,7 @@ from cityhub.ngsild.entity import (
     expand_entity,
     expand_instance,
     expand_name,
+    naming,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityhub.ngsild.instance_id import new_instance_id
@@ -253,7 +254,10 @@ class TemporalService:
             items = raw if isinstance(raw, list) else [raw]
             insts: list[Doc] = []
             for item in items:  # each item one instance; datasetIds may repeat over time
-                insts += expand_attribute(iri, item, tm)
+                try:
+                    insts += expand_attribute(iri, item, tm)
+                except BadRequestData as exc:
+                    raise naming(exc, "attribute", name) from None
             for inst in insts:
                 stamp(inst, now)
                 inst["instanceId"] = new_instance_id()

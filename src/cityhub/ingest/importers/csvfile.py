@@ -13,6 +13,7 @@ from cityhub.ingest.importers.records import Entity, ImportFailed, Record
 from cityhub.ingest.importers.textfile import check_encoding, count_lines, utf8_lines
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
+from cityhub.ngsild.timeutil import parse_ts
 
 GEO_NAMES = frozenset({"location", "observationSpace", "operationSpace"})
 
@@ -169,6 +170,8 @@ class CsvSource:
         opts = self.options
         observed = self._cell(row, opts.observed_at) if opts.observed_at else ""
         at = observed or None
+        if at is not None:  # checked here so the error names the column, not an attribute
+            parse_ts(at, f"column {opts.observed_at!r} (--observed-at)")
         entity: Entity = {"id": eid, "type": opts.entity_type}
         for i, name in self.columns:
             text = row[i].strip() if i < len(row) else ""
