@@ -567,3 +567,15 @@ async def test_an_attribute_error_names_the_attribute(
     temporal = {"id": "urn:ngsi-ld:Shop:n7", "type": "Shop", **attrs}
     posted = await client.post(f"{BASE}/temporal/entities", json=temporal)
     assert bad_request(posted)["detail"] == detail
+
+
+async def test_a_polygon_value_one_level_too_shallow_says_so(client: httpx.AsyncClient) -> None:
+    """The entity body gets the same explanation as a geoQ (it said "needs 4 positions")."""
+    ring = [[145, -17], [146, -17], [146, -16], [145, -17]]
+    polygon = {"type": "Polygon", "coordinates": ring}
+    body = {"id": "urn:ngsi-ld:Zone:z1", "type": "Zone", "location": polygon}
+    detail = bad_request(await client.post(f"{BASE}/entities", json=body))["detail"]
+    assert "one array level is missing" in detail and "[[[lon, lat], ...]]" in detail, detail
+    query = {"type": "Zone", "georel": "within", "geometry": "Polygon", "coordinates": str(ring)}
+    detail = bad_request(await client.get(f"{BASE}/entities", params=query))["detail"]
+    assert "one array level is missing" in detail, detail

@@ -195,6 +195,23 @@ def test_bad_geometry(geometry: str, coordinates: str) -> None:
         parse_geoq("intersects", geometry, coordinates, None)
 
 
+@pytest.mark.parametrize(
+    ("geometry", "coordinates", "shape"),
+    [
+        ("Polygon", "[[145,-17],[146,-17],[146,-16],[145,-17]]", "[[[lon, lat], ...]]"),
+        ("MultiPolygon", "[[[0,0],[1,0],[1,1],[0,0]]]", "[[[[lon, lat], ...]], ...]"),
+    ],
+)
+def test_a_polygon_one_level_too_shallow_is_named_so(
+    geometry: str, coordinates: str, shape: str
+) -> None:
+    """Four positions given as the rings: "a ring needs 4 positions" sent the user counting."""
+    with pytest.raises(BadRequestData) as caught:
+        parse_geoq("within", geometry, coordinates, None)
+    assert "one array level is missing" in caught.value.detail
+    assert shape in caught.value.detail
+
+
 @pytest.mark.parametrize("prop", ["loc ation", "a;b", "x=y", "(x)"])
 def test_bad_geoproperty(prop: str) -> None:
     with pytest.raises(BadRequestData):

@@ -80,10 +80,26 @@ def _positions(items: Any, minimum: int, what: str) -> None:
         _position(pos)
 
 
-def _ring_list(rings: Any) -> None:
+def _is_position(item: Any) -> bool:
+    """A list of numbers: where a list of positions was due, one array level is missing."""
+    return (
+        isinstance(item, list)
+        and bool(item)
+        and all(isinstance(n, int | float) and not isinstance(n, bool) for n in item)
+    )
+
+
+def _ring_list(rings: Any, kind: str = "Polygon") -> None:
     """Polygon rings: each closed, with at least four positions."""
     if not isinstance(rings, list) or not rings:
         raise BadRequestData("invalid Polygon: needs at least one linear ring")
+    if _is_position(rings[0]):  # the most common Polygon mistake; "needs 4 positions" misled
+        shape = "[[[lon, lat], ...]]" if kind == "Polygon" else "[[[[lon, lat], ...]], ...]"
+        raise BadRequestData(
+            f"invalid {kind}: one array level is missing: {kind} coordinates are a list of "
+            f"{'linear rings' if kind == 'Polygon' else 'polygons, each a list of rings'}: "
+            f"{shape}"
+        )
     for ring in rings:
         _positions(ring, 4, "linear ring")
         if ring[0] != ring[-1]:
@@ -111,7 +127,7 @@ def check_coordinates(kind: str, coords: Any) -> None:
         _ring_list(coords)
     else:
         for polygon in _nonempty_list(coords, kind):
-            _ring_list(polygon)
+            _ring_list(polygon, kind)
 
 
 def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometry, dict[str, Any]]:
