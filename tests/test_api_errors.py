@@ -579,3 +579,12 @@ async def test_a_polygon_value_one_level_too_shallow_says_so(client: httpx.Async
     query = {"type": "Zone", "georel": "within", "geometry": "Polygon", "coordinates": str(ring)}
     detail = bad_request(await client.get(f"{BASE}/entities", params=query))["detail"]
     assert "one array level is missing" in detail, detail
+
+
+async def test_an_invalid_name_says_which_characters_are_not_allowed(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"id": "urn:ngsi-ld:Shop:n6", "type": "Shop", "Floor Area (m2)": 3}
+    detail = bad_request(await client.post(f"{BASE}/entities", json=body))["detail"]
+    assert detail.startswith("invalid attribute name: 'Floor Area (m2)' holds ' '"), detail
+    assert "names cannot hold whitespace, control characters or <>\"'=;()\\" in detail

@@ -101,7 +101,7 @@ def test_bad_features_are_reported_by_index_and_the_rest_stored(
             feature("ok1", point),
             feature(None, point, name="no id"),
             feature("bad-geo", {"type": "Point", "coordinates": [1]}),
-            feature("bad-name", point, **{"bad name": 1}),
+            feature("bad-name", point, **{"@bad": 1}),
             "not a feature",
             feature("clash", point, location="here"),
             {"type": "Feature", "id": "list-props", "geometry": point, "properties": []},
@@ -119,8 +119,8 @@ def test_bad_features_are_reported_by_index_and_the_rest_stored(
         "'location': invalid GeoJSON" in out.err
     )
     assert (
-        "rejected features[3] urn:ngsi-ld:Spot:bad-name: Bad request data: invalid attribute name"
-        in out.err
+        "rejected features[3] urn:ngsi-ld:Spot:bad-name: Bad request data: property '@bad' "
+        "cannot be an attribute name: names starting with '@' are JSON-LD keywords" in out.err
     )
     assert "rejected features[4]: Bad request data: not a GeoJSON Feature" in out.err
     assert (
@@ -190,3 +190,31 @@ def test_an_unreachable_context_or_hub_exits_2(
     assert main([*argv, "--url", hub]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the hub" in err and "Traceback" not in err
+
+
+def test_property_names_are_renamed_as_csv_headers_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIS exports name fields "Floor Area (m2)"; the whole feature was rejected for it."""
+    point = {"type": "Point", "coordinates": [1, 2]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            feature("q1", point, **{"Floor Area (m2)": 3, "시설명": "공원"}),
+            feature("q2", point, **{"a b": 1, "a_b": 2}),
+            feature("q3", point, **{" location": 1}),
+        ],
+    }
+    db = tmp_path / "hub.db"
+    argv = ["import", "geojson", str(write(tmp_path, doc)), "--type", "Tree", "--db", str(db)]
+    assert main([*argv, "--no-progress"]) == 1
+    q1 = stored(db)["urn:ngsi-ld:Tree:q1"]
+    assert q1[CORE.expand("Floor_Area_m2")]["value"] == 3
+    assert q1[CORE.expand("시설명")]["value"] == "공원"
+    err = capsys.readouterr().err
+    assert "property 'Floor Area (m2)' becomes attribute 'Floor_Area_m2'" in err
+    assert (
+        "rejected features[1] urn:ngsi-ld:Tree:q2: Bad request data: property 'a_b' becomes "
+        "attribute 'a_b', which property 'a b' gives" in err
+    )
+    assert "property ' location' becomes attribute 'location', which the feature's" in err

@@ -89,8 +89,14 @@ NULL_URI = "urn:ngsi-ld:null"
 
 def check_name(name: Any, what: str = "attribute name") -> str:
     """Reject names NGSI-LD forbids (empty, keywords, whitespace, <>\"'=;() and controls)."""
-    if not isinstance(name, str) or not name or name.startswith("@") or _BAD_NAME.search(name):
+    if not isinstance(name, str) or not name or name.startswith("@"):
         raise BadRequestData(f"invalid {what}: {name!r}")
+    bad = _BAD_NAME.search(name)
+    if bad:
+        raise BadRequestData(
+            f"invalid {what}: {name!r} holds {bad.group()!r} (names cannot hold whitespace, "
+            "control characters or <>\"'=;()\\)"
+        )
     return name
 
 

@@ -146,7 +146,10 @@ def _source(args: argparse.Namespace) -> Source:
     if args.format == "geojson":
         from cityhub.ingest.importers.geojsonfile import GeoJsonSource
 
-        return GeoJsonSource(args.file, args.entity_type, args.id_prefix)
+        geojson = GeoJsonSource(args.file, args.entity_type, args.id_prefix)
+        for key, name in geojson.renamed():
+            print(f"cityhub import: property {key!r} becomes attribute {name!r}", file=sys.stderr)
+        return geojson
     from cityhub.ingest.importers.gtfs import GtfsSource
 
     feed = GtfsSource(args.file)

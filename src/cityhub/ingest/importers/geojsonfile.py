@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from cityhub.ingest.importers.attrs import entity_id, geo, prop
+from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, prop
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
-from cityhub.ngsild.entity import ENTITY_KEYS, check_name
+from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
 
@@ -43,6 +44,16 @@ class GeoJsonSource:
             self.label = "feature"
         else:
             raise ImportFailed(f"{path} holds no GeoJSON FeatureCollection or Feature")
+
+    def renamed(self) -> list[tuple[str, str]]:
+        """Property names that had to change to become attribute names, as the CSV importer
+        renames headers (GIS exports name fields "Floor Area (m2)")."""
+        seen: dict[str, None] = {}
+        for feature in self.features:
+            props = feature.get("properties") if isinstance(feature, dict) else None
+            if isinstance(props, dict):
+                seen.update(dict.fromkeys(props))
+        return [(p, n) for p in seen if isinstance(n := _name(p), str) and n != p]
 
     def estimate(self) -> int | None:
         """The number of features (known once the file is parsed)."""
@@ -86,10 +97,27 @@ class GeoJsonSource:
             if "location" in props:
                 raise BadRequestData("property 'location' clashes with the feature's geometry")
             entity["location"] = geo(geometry)
+        given: dict[str, str] = {"location": "the feature's geometry"} if geometry else {}
         for name, value in props.items():
             if name in ("id", "type") or value is None:
                 continue  # id and type were used above; null means "no value"
-            if name in ENTITY_KEYS:
-                raise BadRequestData(f"property {name!r} is reserved by NGSI-LD; rename it")
-            entity[name] = prop(value)
+            attr = _name(name)
+            if isinstance(attr, ValueError):
+                raise BadRequestData(f"property {name!r} cannot be an attribute name: {attr}")
+            if attr in given:
+                raise BadRequestData(
+                    f"property {name!r} becomes attribute {attr!r}, which {given[attr]} gives"
+                )
+            given[attr] = f"property {name!r}"
+            entity[attr] = prop(value)
         return entity
+
+
+@lru_cache(maxsize=4096)
+def _name(prop_name: str) -> str | ValueError:
+    """A property name as an attribute name (the CSV importer's renaming), or why it cannot be
+    one; a feature collection repeats its names in every feature, so each is worked out once."""
+    try:
+        return attribute_name(prop_name)
+    except ValueError as exc:
+        return exc
