@@ -77,7 +77,7 @@ def test_a_feature_collection_becomes_entities(
     kept = got["urn:ngsi-ld:Tree:kept"]
     assert CORE.expand("location") not in kept and CORE.expand("note") not in kept
     out = capsys.readouterr()
-    assert "3 created, 0 updated, 0 rejected" in summary(out.out)
+    assert "3 created, 0 updated, 0 unchanged, 0 rejected" in summary(out.out)
     assert "100%" in out.err  # progress bar on stderr
 
 
@@ -128,7 +128,7 @@ def test_bad_features_are_reported_by_index_and_the_rest_stored(
         in out.err
     )
     assert "rejected features[6]: Bad request data: the feature's properties must be" in out.err
-    assert "2 created, 0 updated, 6 rejected" in summary(out.out)
+    assert "2 created, 0 updated, 0 unchanged, 6 rejected" in summary(out.out)
 
 
 def test_reimport_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,7 +138,7 @@ def test_reimport_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main([*argv, "--no-progress"]) == 0
     first = stored(db)
     assert main([*argv, "--no-progress"]) == 0
-    assert "0 created, 5 updated, 0 rejected" in summary(capsys.readouterr().out)
+    assert "0 created, 0 updated, 5 unchanged, 0 rejected" in summary(capsys.readouterr().out)
     again = stored(db)
     assert {k: v[CORE.expand("n")]["value"] for k, v in again.items()} == {
         k: v[CORE.expand("n")]["value"] for k, v in first.items()

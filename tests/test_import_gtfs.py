@@ -139,7 +139,7 @@ def test_sample_feed_types_counts_and_references(
     for rel in ("hasTrip", "hasStop", "hasRoute", "hasService", "operatedBy"):
         assert names[rel] > 0, f"no {rel} relationship imported"
     out = capsys.readouterr()
-    assert f"{len(docs)} created, 0 updated, 0 rejected" in summary_line(out.out)
+    assert f"{len(docs)} created, 0 updated, 0 unchanged, 0 rejected" in summary_line(out.out)
     assert "not imported: " in out.err and "frequencies.txt" in out.err
 
 
@@ -189,7 +189,9 @@ def test_reimport_is_an_idempotent_upsert(
     capsys.readouterr()
     assert run("import", "gtfs", str(path), "--db", str(db), "--no-progress") == 0
     again = stored(db)
-    assert f"0 created, {len(first)} updated, 0 rejected" in summary_line(capsys.readouterr().out)
+    assert f"0 created, 0 updated, {len(first)} unchanged, 0 rejected" in summary_line(
+        capsys.readouterr().out
+    )
 
     def content(docs: list[dict[str, Any]]) -> dict[str, Any]:
         keep = ("type", "value", "object")
@@ -370,7 +372,7 @@ def test_cairns_counts_per_type_match_the_feed(
     expected = expected_counts(path)
     assert per_type(docs) == expected
     assert expected["GtfsRoute"] == 22 and expected["GtfsStop"] == 416  # the feed we think it is
-    assert f"{sum(expected.values()):,} created, 0 updated, 0 rejected" in out
+    assert f"{sum(expected.values()):,} created, 0 updated, 0 unchanged, 0 rejected" in out
 
 
 def test_cairns_relationships_resolve(cairns: tuple[Path, list[dict[str, Any]], str]) -> None:
@@ -398,9 +400,9 @@ def test_url_sink_upserts_through_a_running_hub(
         argv = ("--url", url, "--tenant", "city", "--no-progress")
         assert run("import", "gtfs", str(path), *argv) == 0
         first = summary_line(capsys.readouterr().out)
-        assert f"{sum(expected.values())} created, 0 updated, 0 rejected" in first
+        assert f"{sum(expected.values())} created, 0 updated, 0 unchanged, 0 rejected" in first
         assert run("import", "gtfs", str(path), *argv) == 0
-        assert f"0 created, {sum(expected.values())} updated" in summary_line(
+        assert f"0 created, 0 updated, {sum(expected.values())} unchanged" in summary_line(
             capsys.readouterr().out
         )
         headers = {"NGSILD-Tenant": "city"}
@@ -440,7 +442,7 @@ def test_url_sink_upserts_through_a_running_hub(
         )
         out = capsys.readouterr()
         assert "features[1] urn:ngsi-ld:Room:r2: Bad request data: property '@bad'" in out.err
-        assert "2 created, 0 updated, 1 rejected" in summary_line(out.out)
+        assert "2 created, 0 updated, 0 unchanged, 1 rejected" in summary_line(out.out)
         resp = httpx.get(
             f"{url}{BASE}/entities/urn:ngsi-ld:Room:r3",
             headers={**headers, "Link": f'<{ctx}>; rel="http://www.w3.org/ns/json-ld#context"'},

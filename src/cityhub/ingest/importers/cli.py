@@ -58,6 +58,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help=f"entities per batch upsert (default {DEFAULT_CHUNK})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="the file is the whole truth of each entity in it: attributes it does not give "
+        "are deleted (default: only those it gives empty)",
+    )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -172,9 +178,9 @@ def run(args: argparse.Namespace) -> int:
         tm = term_map(args.context, settings)
         sink: Sink
         if args.url:
-            sink = HttpSink(args.url, args.tenant, tm, args.context)
+            sink = HttpSink(args.url, args.tenant, tm, args.context, replace=args.replace)
         else:
-            sink = DbSink(settings.db, args.tenant, tm)
+            sink = DbSink(settings.db, args.tenant, tm, replace=args.replace)
         try:
             report = run_import(
                 source,

@@ -166,7 +166,7 @@ class CsvSource:
             return Record(where, error=err, eid=eid)
 
     def _entity(self, row: list[str], eid: str) -> Entity:
-        """Non-empty cells as Properties (numbers typed), lat/lon as location, all observedAt."""
+        """Cells as Properties (numbers typed; an empty one None), lat/lon as location."""
         opts = self.options
         observed = self._cell(row, opts.observed_at) if opts.observed_at else ""
         at = observed or None
@@ -175,10 +175,10 @@ class CsvSource:
         entity: Entity = {"id": eid, "type": opts.entity_type}
         for i, name in self.columns:
             text = row[i].strip() if i < len(row) else ""
-            if text:
-                entity[name] = prop(scalar(text), at)
+            entity[name] = prop(scalar(text), at) if text else None  # None: no value (refresh.py)
         if opts.lat is not None and opts.lon is not None:
             lat, lon = self._cell(row, opts.lat), self._cell(row, opts.lon)
+            entity["location"] = None
             if lat or lon:
                 entity["location"] = geo(
                     point(_degrees(lon, "longitude", 180), _degrees(lat, "latitude", 90)), at

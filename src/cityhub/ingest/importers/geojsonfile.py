@@ -91,7 +91,7 @@ class GeoJsonSource:
 
     @staticmethod
     def _entity(feature: dict[str, Any], etype: str, eid: str, props: dict[str, Any]) -> Entity:
-        entity: Entity = {"id": eid, "type": etype}
+        entity: Entity = {"id": eid, "type": etype, "location": None}  # None: no value
         geometry = feature.get("geometry")
         if geometry is not None:
             if "location" in props:
@@ -99,8 +99,8 @@ class GeoJsonSource:
             entity["location"] = geo(geometry)
         given: dict[str, str] = {"location": "the feature's geometry"} if geometry else {}
         for name, value in props.items():
-            if name in ("id", "type") or value is None:
-                continue  # id and type were used above; null means "no value"
+            if name in ("id", "type"):
+                continue  # used above
             attr = _name(name)
             if isinstance(attr, ValueError):
                 raise BadRequestData(f"property {name!r} cannot be an attribute name: {attr}")
@@ -109,7 +109,7 @@ class GeoJsonSource:
                     f"property {name!r} becomes attribute {attr!r}, which {given[attr]} gives"
                 )
             given[attr] = f"property {name!r}"
-            entity[attr] = prop(value)
+            entity[attr] = None if value is None else prop(value)  # null: no value
         return entity
 
 

@@ -35,17 +35,15 @@ Builder = Callable[[Row], Entity]
 
 
 def _text(entity: Entity, name: str, row: Row, column: str) -> None:
-    """Copy a GTFS column as a text Property when the cell is not blank."""
+    """Copy a GTFS column as a text Property; a blank cell is None (no value, refresh.py)."""
     value = row.get(column)
-    if value is not None:
-        entity[name] = prop(value)
+    entity[name] = None if value is None else prop(value)
 
 
 def _number(entity: Entity, name: str, row: Row, column: str, kind: type = int) -> None:
-    """Copy a numeric GTFS column (int or float) as a number Property."""
+    """Copy a numeric GTFS column (int or float) as a number Property (blank: None)."""
     value = row.get(column)
-    if value is not None:
-        entity[name] = prop(_parse(value, column, kind))
+    entity[name] = None if value is None else prop(_parse(value, column, kind))
 
 
 def _parse(value: str, column: str, kind: type) -> int | float:
@@ -265,8 +263,7 @@ class GtfsSource:
     def _service(self, sid: str) -> Entity:
         """A GtfsService, so every trip's hasService resolves (GTFS has no services table)."""
         e: Entity = {"id": urn("GtfsService", sid), "type": "GtfsService", "name": prop(sid)}
-        if self.only_agency:
-            e["operatedBy"] = rel(self.only_agency)
+        e["operatedBy"] = rel(self.only_agency) if self.only_agency else None
         return e
 
     def _calendar_rule(self, row: Row) -> Entity:
@@ -305,6 +302,7 @@ class GtfsSource:
         line = {"type": "LineString", "coordinates": [[p[1], p[2]] for p in points]}
         e: Entity = {"id": eid, "type": "GtfsShape", "location": geo(line)}
         distances = [p[3] for p in points]
+        e["distanceTravelled"] = None
         if all(d is not None for d in distances):
             e["distanceTravelled"] = prop(distances)
         return e
@@ -320,6 +318,7 @@ class GtfsSource:
         _text(e, "locationType", row, "location_type")
         _text(e, "wheelChairAccessible", row, "wheelchair_boarding")
         lat, lon = row.get("stop_lat"), row.get("stop_lon")
+        e["location"] = None
         if lat is not None or lon is not None:
             if lat is None or lon is None:
                 raise BadRequestData("stop_lat and stop_lon go together")
@@ -328,10 +327,10 @@ class GtfsSource:
             if abs(lat_f) > 90 or abs(lon_f) > 180:
                 raise BadRequestData(f"stop_lat/stop_lon {lat}, {lon} are not WGS84 degrees")
             e["location"] = geo(point(lon_f, lat_f))
+        e["hasParentStation"] = None
         if "parent_station" in row:
             e["hasParentStation"] = rel(urn("GtfsStop", row["parent_station"]))
-        if self.only_agency:
-            e["operatedBy"] = rel(self.only_agency)
+        e["operatedBy"] = rel(self.only_agency) if self.only_agency else None
         return e
 
     def _route(self, row: Row) -> Entity:
@@ -339,7 +338,7 @@ class GtfsSource:
         e: Entity = {"id": urn("GtfsRoute", _key(row, "route_id")), "type": "GtfsRoute"}
         _text(e, "shortName", row, "route_short_name")
         _text(e, "name", row, "route_long_name")
-        if "name" not in e and "shortName" in e:
+        if e["name"] is None and e["shortName"] is not None:
             e["name"] = prop(e["shortName"]["value"])  # GTFS needs one name; SDM wants `name`
         _text(e, "description", row, "route_desc")
         _text(e, "routeType", row, "route_type")
@@ -347,10 +346,9 @@ class GtfsSource:
         _text(e, "routeColor", row, "route_color")
         _text(e, "routeTextColor", row, "route_text_color")
         _number(e, "routeSortOrder", row, "route_sort_order")
+        e["operatedBy"] = rel(self.only_agency) if self.only_agency else None
         if "agency_id" in row:
             e["operatedBy"] = rel(urn("GtfsAgency", row["agency_id"]))
-        elif self.only_agency:
-            e["operatedBy"] = rel(self.only_agency)
         return e
 
     @staticmethod
@@ -363,6 +361,7 @@ class GtfsSource:
         _text(e, "shortName", row, "trip_short_name")
         _number(e, "direction", row, "direction_id")
         _text(e, "block", row, "block_id")
+        e["hasShape"] = None
         if "shape_id" in row:
             e["hasShape"] = rel(urn("GtfsShape", row["shape_id"]))
         _number(e, "wheelChairAccessible", row, "wheelchair_accessible")
@@ -382,8 +381,7 @@ class GtfsSource:
         e["stopSequence"] = prop(seq)
         for name, column in (("arrivalTime", "arrival_time"), ("departureTime", "departure_time")):
             value = _time(row, column)
-            if value is not None:
-                e[name] = prop(value)
+            e[name] = None if value is None else prop(value)
         _text(e, "stopHeadsign", row, "stop_headsign")
         _text(e, "pickupType", row, "pickup_type")
         _text(e, "dropOffType", row, "drop_off_type")

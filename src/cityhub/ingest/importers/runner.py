@@ -22,6 +22,7 @@ class Report:
 
     created: int = 0
     updated: int = 0
+    unchanged: int = 0  # already stored as the file has them: nothing written
     rejected: int = 0
     seconds: float = 0.0
     types: Counter[str] = field(default_factory=Counter)  # stored entities per type
@@ -34,13 +35,15 @@ class Report:
 
     @property
     def rate(self) -> float:
-        """Stored entities per second of wall time."""
-        return self.stored / self.seconds if self.seconds > 0 else 0.0
+        """Entities settled (written, or found stored as they are) per second of wall time."""
+        done = self.stored + self.unchanged
+        return done / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
         """The closing lines a user reads: counts, time and rate, then entities per type."""
         head = (
-            f"{self.created:,} created, {self.updated:,} updated, {self.rejected:,} rejected "
+            f"{self.created:,} created, {self.updated:,} updated, {self.unchanged:,} unchanged, "
+            f"{self.rejected:,} rejected "
             f"in {self.seconds:.2f} s ({self.rate:,.0f} entities/s)"
         )
         if not self.types:
@@ -79,8 +82,10 @@ class _Run:
             self.reject(chunk[i], title, detail)
         self.report.created += result.created
         self.report.updated += result.updated
+        self.report.unchanged += len(result.unchanged)
+        skipped = failed | set(result.unchanged)
         for i, record in enumerate(chunk):
-            if i not in failed and record.entity is not None:
+            if i not in skipped and record.entity is not None:
                 self.report.types[str(record.entity.get("type"))] += 1
         self.bar.update(len(chunk))
 

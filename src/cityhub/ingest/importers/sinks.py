@@ -1,8 +1,9 @@
 """Where imported entities go: straight into a SQLite store, or to a running hub over HTTP.
 
-Both sinks take chunks of normalized entities and answer, per chunk, how many were created
-and updated and which were rejected with which NGSI-LD error, so the runner never needs to
-know which one it talks to.
+Both sinks take chunks of normalized entities and answer, per chunk, how many were created,
+updated or already stored as the file has them, and which were rejected with which NGSI-LD
+error, so the runner never needs to know which one it talks to. Both write only what the file
+changes (refresh.py): an upsert (options=update), then a merge deleting what the file emptied.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import httpx
 import orjson
 
 from cityhub.ingest.importers.records import Entity, ImportFailed
+from cityhub.ingest.importers.refresh import Planner, Step, given, rounds
 from cityhub.ngsild.context import ContextCache, TermMap
 from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import EntityService
 from cityhub.settings import Settings
-from cityhub.store.base import StoreError
+from cityhub.store.base import Doc, EntityQuery, StoreError
 
 UPSERT_PATH = "/ngsi-ld/v1/entityOperations/upsert"
+MERGE_PATH = "/ngsi-ld/v1/entityOperations/merge"
+QUERY_PATH = "/ngsi-ld/v1/entityOperations/query"
+READ_SLICE = 1000  # ids per read of the stored entities (the hub's largest page)
 LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 
 
@@ -35,13 +40,14 @@ class ChunkResult:
     created: int = 0
     updated: int = 0
     errors: list[tuple[int, str, str]] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)  # indexes: stored as the file has them
 
 
 class Sink(Protocol):
     """Takes chunks of entities; a failure that stops the import raises ImportFailed."""
 
     def send(self, entities: list[Entity]) -> ChunkResult:
-        """Upsert one chunk (existing entities get the given attributes overwritten)."""
+        """Write what one chunk changes (an attribute given as None is deleted)."""
         ...
 
     def close(self) -> None:
@@ -74,10 +80,70 @@ def _locate(ids: Sequence[str], rejected: Sequence[str]) -> list[int]:
     return out
 
 
-class DbSink:
+Rejects = list[tuple[int, str, str]]  # (position in the list sent, title, detail)
+
+
+class _Writer:
+    """The plan of refresh.py carried out by the primitives a sink implements."""
+
+    planner: Planner
+
+    def _stored(self, ids: list[tuple[str, str]]) -> dict[str, Doc]:
+        """The stored entities of these (id, type)s, expanded (absent ones left out); the hub
+        is asked by id and type (a query needs a type), so one stored under another type
+        counts as absent and the file's entity is sent whole."""
+        raise NotImplementedError
+
+    def _upsert(self, entities: list[Entity]) -> tuple[int, Rejects]:
+        """Upsert with options=update: how many were created, and the rejections."""
+        raise NotImplementedError
+
+    def _merge(self, entities: list[Entity]) -> Rejects:
+        """Merge (null fragments delete): the rejections."""
+        raise NotImplementedError
+
+    def _write(self, entities: list[Entity], result: ChunkResult) -> None:
+        """Plan the chunk against the stored entities and write the plan, in file order."""
+        ids = list(
+            dict.fromkeys(
+                (e["id"], e["type"])
+                for e in entities
+                if isinstance(e.get("id"), str) and isinstance(e.get("type"), str)
+            )
+        )
+        stored: dict[str, Doc] = {}
+        for i in range(0, len(ids), READ_SLICE):
+            stored.update(self._stored(ids[i : i + READ_SLICE]))
+        steps = self.planner.plan(entities, stored)
+        for step in steps:
+            if step.error is not None:
+                result.errors.append((step.index, step.error.title, step.error.detail))
+            elif step.upsert is None and step.delete is None:
+                result.unchanged.append(step.index)
+        for run in rounds([s for s in steps if s.error is None]):
+            self._write_run(run, result)
+
+    def _write_run(self, run: list[Step], result: ChunkResult) -> None:
+        ups = [s for s in run if s.upsert is not None]
+        failed: set[int] = set()
+        if ups:
+            created, rejects = self._upsert([s.upsert for s in ups if s.upsert is not None])
+            failed = {ups[k].index for k, _, _ in rejects}
+            result.errors += [(ups[k].index, t, d) for k, t, d in rejects]
+            result.created += created
+            result.updated += len(ups) - len(rejects) - created
+        dels = [s for s in run if s.delete is not None and s.index not in failed]
+        if dels:
+            rejects = self._merge([s.delete for s in dels if s.delete is not None])
+            result.errors += [(dels[k].index, t, d) for k, t, d in rejects]
+            counted = {s.index for s in ups} | {dels[k].index for k, _, _ in rejects}
+            result.updated += sum(1 for s in dels if s.index not in counted)
+
+
+class DbSink(_Writer):
     """Writes through EntityService into a SQLite file: offline bulk loading, no HTTP."""
 
-    def __init__(self, path: str, tenant: str, tm: TermMap) -> None:
+    def __init__(self, path: str, tenant: str, tm: TermMap, replace: bool = False) -> None:
         from cityhub.store.sqlite import SqliteStore
 
         try:
@@ -87,40 +153,66 @@ class DbSink:
         self.service = EntityService(self.store)
         self.tenant = tenant
         self.tm = tm
+        self.planner = Planner(tm, replace)
 
     def send(self, entities: list[Entity]) -> ChunkResult:
-        """One batch upsert (options=update), one transaction per chunk."""
+        """Batch upserts (options=update) and merges, one transaction each."""
+        result = ChunkResult()
         try:
-            out = self.service.batch_upsert(self.tenant, entities, self.tm, "update")
+            self._write(entities, result)
         except (StoreError, sqlite3.Error) as exc:  # StoreFull: the disk is full
             raise ImportFailed(f"the database {self.store.path} failed: {exc}") from exc
-        errors = [
-            (i, err.title, err.detail) for i, (_, err) in zip(out.failed, out.errors, strict=True)
-        ]
-        return ChunkResult(len(out.created), len(out.success) - len(out.created), errors)
+        result.errors.sort()
+        return result
+
+    def _stored(self, ids: list[tuple[str, str]]) -> dict[str, Doc]:
+        query = EntityQuery(ids=tuple(eid for eid, _ in ids), limit=len(ids))
+        docs, _ = self.store.query(self.tenant, query)
+        return {d["id"]: d for d in docs}
+
+    def _upsert(self, entities: list[Entity]) -> tuple[int, Rejects]:
+        out = self.service.batch_upsert(self.tenant, entities, self.tm, "update")
+        return len(out.created), _rejects(out.failed, out.errors)
+
+    def _merge(self, entities: list[Entity]) -> Rejects:
+        out = self.service.batch_merge(self.tenant, entities, self.tm)
+        return _rejects(out.failed, out.errors)
 
     def close(self) -> None:
         """Checkpoint and close the database."""
         self.store.close()
 
 
-class HttpSink:
+def _rejects(failed: list[int], errors: list[tuple[str, NgsiLdError]]) -> Rejects:
+    return [(i, err.title, err.detail) for i, (_, err) in zip(failed, errors, strict=True)]
+
+
+class HttpSink(_Writer):
     """POSTs chunks to a hub's entityOperations/upsert?options=update, so it notifies.
 
-    Entities are checked locally first with the hub's own validation: a chunk the hub then
-    accepts whole answers 201 (the created ids) or 204, which gives exact created/updated
-    counts. A 207 lists only successes, so those count as updated.
+    Entities are checked locally first with the hub's own validation, and the stored ones
+    read (entityOperations/query) to send only what changed. A chunk the hub then accepts
+    whole answers 201 (the created ids) or 204, which gives exact created/updated counts. A
+    207 lists only successes, so those count as updated.
     """
 
     def __init__(
-        self, url: str, tenant: str, tm: TermMap, context: str | None, timeout: float = 120.0
+        self,
+        url: str,
+        tenant: str,
+        tm: TermMap,
+        context: str | None,
+        timeout: float = 120.0,
+        replace: bool = False,
     ) -> None:
         base = url.rstrip("/")
         base = base.removesuffix("/ngsi-ld/v1")
         if not base.startswith(("http://", "https://")):
             raise ImportFailed(f"--url must start with http:// or https://, got {url!r}")
+        self.base = base
         self.endpoint = base + UPSERT_PATH
         self.tm = tm
+        self.planner = Planner(tm, replace)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if tenant:
             headers["NGSILD-Tenant"] = tenant
@@ -129,45 +221,79 @@ class HttpSink:
         self.client = httpx.Client(headers=headers, timeout=timeout)
 
     def send(self, entities: list[Entity]) -> ChunkResult:
-        """Validate locally, POST the valid ones, read the hub's verdict."""
+        """Validate locally, then write what the valid ones change."""
         result = ChunkResult()
         good: list[int] = []
         for i, entity in enumerate(entities):
             try:
-                expand_entity(entity, self.tm)
+                expand_entity(given(entity), self.tm)
             except NgsiLdError as err:
                 result.errors.append((i, err.title, err.detail))
             else:
                 good.append(i)
-        if not good:
-            return result
-        body = orjson.dumps([entities[i] for i in good])
-        try:
-            resp = self.client.post(self.endpoint, params={"options": "update"}, content=body)
-        except httpx.HTTPError as exc:
-            raise ImportFailed(f"cannot reach the hub at {self.endpoint}: {exc}") from exc
-        if resp.status_code == 201:
-            created = len(_json(resp))
-            result.created, result.updated = created, len(good) - created
-        elif resp.status_code == 204:
-            result.updated = len(good)
-        elif resp.status_code == 207:
-            report = _json(resp)
-            rejected = [e for e in report.get("errors", []) if isinstance(e, dict)]
-            ids = [str(entities[i].get("id", "")) for i in good]
-            places = _locate(ids, [str(e.get("entityId", "")) for e in rejected])
-            for k, item in zip(places, rejected, strict=True):
-                problem = item.get("error") or {}
-                result.errors.append(
-                    (good[k], str(problem.get("title", "")), str(problem.get("detail", "")))
-                )
-            result.updated = len(good) - len(rejected)
-        else:
-            raise ImportFailed(
-                f"the hub refused the batch: HTTP {resp.status_code} {_problem(resp)}"
-            )
+        if good:
+            part = ChunkResult()
+            self._write([entities[i] for i in good], part)
+            result.created, result.updated = part.created, part.updated
+            result.errors += [(good[k], t, d) for k, t, d in part.errors]
+            result.unchanged = [good[k] for k in part.unchanged]
         result.errors.sort()
         return result
+
+    def _post(self, path: str, entities: Any, params: dict[str, str] | None = None) -> Any:
+        """POST JSON to the hub; ImportFailed when it cannot be reached."""
+        try:
+            return self.client.post(self.base + path, params=params, content=orjson.dumps(entities))
+        except httpx.HTTPError as exc:
+            raise ImportFailed(f"cannot reach the hub at {self.base + path}: {exc}") from exc
+
+    def _stored(self, ids: list[tuple[str, str]]) -> dict[str, Doc]:
+        selectors = [{"id": eid, "type": etype} for eid, etype in ids]
+        resp = self._post(QUERY_PATH, {"type": "Query", "entities": selectors}, {"limit": "1000"})
+        if resp.status_code == 404:  # a tenant the hub does not have yet: nothing stored
+            return {}
+        if resp.status_code != 200:
+            raise ImportFailed(
+                f"the hub refused to read the stored entities: HTTP {resp.status_code} "
+                f"{_problem(resp)}"
+            )
+        out: dict[str, Doc] = {}
+        for entity in _json(resp):
+            try:
+                doc = expand_entity({k: v for k, v in entity.items() if k != "@context"}, self.tm)
+            except (NgsiLdError, AttributeError):
+                continue  # not comparable: the file's entity is then sent whole
+            out[doc["id"]] = doc
+        return out
+
+    def _upsert(self, entities: list[Entity]) -> tuple[int, Rejects]:
+        resp = self._post(UPSERT_PATH, entities, {"options": "update"})
+        if resp.status_code == 201:
+            return len(_json(resp)), []
+        if resp.status_code == 204:
+            return 0, []
+        return 0, self._rejects(resp, entities, "batch")
+
+    def _merge(self, entities: list[Entity]) -> Rejects:
+        resp = self._post(MERGE_PATH, entities)
+        return [] if resp.status_code == 204 else self._rejects(resp, entities, "deletions")
+
+    @staticmethod
+    def _rejects(resp: httpx.Response, entities: list[Entity], what: str) -> Rejects:
+        """The items a 207 rejected; any other answer stops the import."""
+        if resp.status_code != 207:
+            raise ImportFailed(
+                f"the hub refused the {what}: HTTP {resp.status_code} {_problem(resp)}"
+            )
+        report = _json(resp)
+        rejected = [e for e in report.get("errors", []) if isinstance(e, dict)]
+        ids = [str(e.get("id", "")) for e in entities]
+        places = _locate(ids, [str(e.get("entityId", "")) for e in rejected])
+        out: Rejects = []
+        for k, item in zip(places, rejected, strict=True):
+            problem = item.get("error") or {}
+            out.append((k, str(problem.get("title", "")), str(problem.get("detail", ""))))
+        return out
 
     def close(self) -> None:
         """Close the connection pool."""

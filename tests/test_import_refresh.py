@@ -1,0 +1,227 @@
+"""Re-importing a file (docs/decisions/028): only what changed is written, into --db or --url.
+
+An unchanged value writes no temporal instance; an emptied cell or a null property deletes
+its attribute; --replace deletes every attribute the file does not give. The hub's API itself
+still records every write (an observation repeated is still an observation).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cityhub.cli import main
+from cityhub.store.sqlite import SqliteStore
+from conftest import BASE, free_port
+from test_import_gtfs import feed_path
+from test_serve import serving
+
+DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
+NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
+
+
+@dataclass
+class Target:
+    """Where an import writes (a database file or a served hub), and how to read it back."""
+
+    argv: list[str]
+    db: Path
+    url: str | None
+    tenant: str
+
+    def run(self, *args: str) -> int:
+        return main(["import", *args, *self.argv, "--tenant", self.tenant, "--no-progress"])
+
+    def current(self, eid: str) -> dict[str, Any]:
+        """The entity as keyValues (compacted by the core context)."""
+        if self.url is not None:
+            resp = httpx.get(
+                f"{self.url}{BASE}/entities/{eid}",
+                params={"format": "keyValues"},
+                headers={"NGSILD-Tenant": self.tenant},
+                timeout=10,
+            )
+            assert resp.status_code == 200, resp.text
+            return dict(resp.json())
+        store = SqliteStore(str(self.db))
+        try:
+            doc = store.get(self.tenant, eid)
+        finally:
+            store.close()
+        assert doc is not None
+        attrs = {
+            n.removeprefix(DEFAULT).removeprefix(NGSI_LD): v[0].get("value", v[0].get("object"))
+            for n, v in doc["attrs"].items()
+        }
+        return {"id": eid, "type": doc["type"][0].removeprefix(DEFAULT), **attrs}
+
+    def history(self, eid: str) -> int:
+        """The entity's temporal instances, all attributes together (deletions count)."""
+        with sqlite3.connect(self.db) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM history h JOIN tentities t ON t.tpk = h.tpk "
+                "WHERE t.tenant = ? AND t.id = ?",
+                (self.tenant, eid),
+            ).fetchone()
+        return int(row[0])
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One served hub for the module's --url imports (each test has its own tenant)."""
+    db = tmp_path_factory.mktemp("hub") / "hub.db"
+    with serving(db, free_port()) as url:
+        yield db, url
+
+
+@pytest.fixture(params=["db", pytest.param("url", marks=pytest.mark.server)])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    tenant = request.node.name.split("[")[0].removeprefix("test_")[:40]
+    if request.param == "db":
+        db = tmp_path / "city.db"
+        return Target(["--db", str(db)], db, None, tenant)
+    db, url = request.getfixturevalue("hub")
+    return Target(["--url", url], db, url, tenant)
+
+
+def csv(tmp_path: Path, text: str, name: str = "parks.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def summary(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().out.splitlines()
+    return [line for line in lines if line.startswith("cityhub import")][-1]
+
+
+def test_reimporting_an_unchanged_file_writes_no_instance(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = csv(tmp_path, "id,status,visitors\nz1,open,10\nz2,closed,0\n")
+    assert target.run("csv", v1, "--type", "Park") == 0
+    assert "2 created, 0 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    before = target.history("urn:ngsi-ld:Park:z1")
+    assert before == 2
+    for _ in range(2):
+        assert target.run("csv", v1, "--type", "Park") == 0
+        assert "0 created, 0 updated, 2 unchanged, 0 rejected" in summary(capsys)
+    assert target.history("urn:ngsi-ld:Park:z1") == before
+    # one changed value is one new instance, for that attribute only
+    v2 = csv(tmp_path, "id,status,visitors\nz1,open,11\nz2,closed,0\n", "v2.csv")
+    assert target.run("csv", v2, "--type", "Park") == 0
+    assert "0 created, 1 updated, 1 unchanged, 0 rejected" in summary(capsys)
+    assert target.history("urn:ngsi-ld:Park:z1") == before + 1
+    assert target.current("urn:ngsi-ld:Park:z1")["visitors"] == 11
+
+
+def test_a_gtfs_feed_imported_again_writes_no_instance(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = str(feed_path("sample_gtfs.zip"))
+    assert target.run("gtfs", feed) == 0
+    capsys.readouterr()
+    with sqlite3.connect(target.db) as conn:
+        rows = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+    assert target.run("gtfs", feed) == 0
+    assert "0 created, 0 updated, 59 unchanged, 0 rejected" in summary(capsys)
+    with sqlite3.connect(target.db) as conn:
+        assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == rows
+
+
+def test_an_emptied_cell_deletes_its_attribute(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "id,status,note,lat,lon\nz1,open,closed for works,-16.9,145.7\n"
+    argv = ["--type", "Park", "--lat", "lat", "--lon", "lon"]
+    assert target.run("csv", csv(tmp_path, text), *argv) == 0
+    assert target.current("urn:ngsi-ld:Park:z1")["note"] == "closed for works"
+    emptied = csv(tmp_path, "id,status,note,lat,lon\nz1,open,,,\n", "v2.csv")
+    assert target.run("csv", emptied, *argv) == 0
+    assert "0 created, 1 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    assert target.current("urn:ngsi-ld:Park:z1") == {
+        "id": "urn:ngsi-ld:Park:z1",
+        "type": "Park",
+        "status": "open",
+    }
+
+
+def test_a_null_property_or_geometry_deletes_its_attribute(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def write(geometry: Any, note: Any) -> str:
+        props = {"kind": "oak", "note": note}
+        feature = {"type": "Feature", "id": "t1", "geometry": geometry, "properties": props}
+        path = tmp_path / "trees.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+        return str(path)
+
+    point = {"type": "Point", "coordinates": [145.7, -16.9]}
+    assert target.run("geojson", write(point, "to prune"), "--type", "Tree") == 0
+    assert set(target.current("urn:ngsi-ld:Tree:t1")) == {"id", "type", "kind", "note", "location"}
+    assert target.run("geojson", write(None, None), "--type", "Tree") == 0
+    assert "0 created, 1 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    assert set(target.current("urn:ngsi-ld:Tree:t1")) == {"id", "type", "kind"}
+
+
+def test_replace_deletes_what_the_file_does_not_give(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = csv(tmp_path, "id,status,note\nz1,open,busy\nz2,open,quiet\n")
+    assert target.run("csv", full, "--type", "Park") == 0
+    fewer = csv(tmp_path, "id,status\nz1,open\nz2,closed\n", "v2.csv")
+    assert target.run("csv", fewer, "--type", "Park") == 0  # a column gone: kept by default
+    assert "0 created, 1 updated, 1 unchanged, 0 rejected" in summary(capsys)
+    assert target.current("urn:ngsi-ld:Park:z1")["note"] == "busy"
+    history = target.history("urn:ngsi-ld:Park:z1")
+    assert target.run("csv", fewer, "--type", "Park", "--replace") == 0
+    assert "0 created, 2 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    assert target.current("urn:ngsi-ld:Park:z1") == {
+        "id": "urn:ngsi-ld:Park:z1",
+        "type": "Park",
+        "status": "open",
+    }
+    assert target.history("urn:ngsi-ld:Park:z1") == history + 1  # the deletion, not status
+    assert target.run("csv", fewer, "--type", "Park", "--replace") == 0
+    assert "0 created, 0 updated, 2 unchanged, 0 rejected" in summary(capsys)
+
+
+def test_a_repeated_id_in_one_chunk_keeps_the_files_order(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert target.run("csv", csv(tmp_path, "id,note\nz1,first\n"), "--type", "Park") == 0
+    rows = csv(tmp_path, "id,note\nz1,\nz1,again\nz2,x\nz2,\n", "v2.csv")
+    assert target.run("csv", rows, "--type", "Park") == 0
+    assert target.current("urn:ngsi-ld:Park:z1")["note"] == "again"
+    assert "note" not in target.current("urn:ngsi-ld:Park:z2")
+    capsys.readouterr()
+    assert target.run("csv", rows, "--type", "Park") == 0  # z1: "" then "again" again
+    assert "0 created, 4 updated, 0 unchanged, 0 rejected" in summary(capsys)
+
+
+@pytest.mark.server
+def test_the_api_still_records_a_repeated_value(hub: tuple[Path, str]) -> None:
+    """Only the importers compare: an upsert of the same value is an observation too."""
+    _, url = hub
+    entity = {"id": "urn:ngsi-ld:Park:api", "type": "Park", "status": "open"}
+    headers = {"NGSILD-Tenant": "api"}
+    for _ in range(2):
+        resp = httpx.post(
+            f"{url}{BASE}/entityOperations/upsert",
+            params={"options": "update"},
+            json=[entity],
+            headers=headers,
+            timeout=10,
+        )
+        assert resp.status_code in (201, 204), resp.text
+    resp = httpx.get(
+        f"{url}{BASE}/temporal/entities/urn:ngsi-ld:Park:api", headers=headers, timeout=10
+    )
+    assert len(resp.json()["status"]) == 2
