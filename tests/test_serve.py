@@ -146,7 +146,16 @@ def test_serve_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_text("not a database")
     proc = subprocess.run(
-        [sys.executable, "-m", "cityhub.cli", "serve", "--db", str(bad), "--port", "1"],
+        [
+            sys.executable,
+            "-m",
+            "cityhub.cli",
+            "serve",
+            "--db",
+            str(bad),
+            "--port",
+            str(free_port()),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
