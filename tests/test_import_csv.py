@@ -151,7 +151,34 @@ def test_a_malformed_row_is_rejected_and_the_rows_after_it_are_stored(
         "rejected line 6: Bad request data: a quoted cell opened on line 6 is never closed: "
         "lines 6-8" in out.err
     )
-    assert "2 created, 0 updated, 0 unchanged, 3 rejected" in summary(out.out)
+    # lines 6-8 were three rows, each lost: every data line is stored or counted
+    assert "2 created, 0 updated, 0 unchanged, 5 rejected" in summary(out.out)
+
+
+def test_a_quote_that_runs_past_the_cell_limit_rejects_every_line_it_swallowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reader gave up mid-file and went on: the swallowed rows vanished uncounted."""
+    db = tmp_path / "hub.db"
+    rows = "".join(f"r{i},{'v' * 90}\n" for i in range(3000))
+    csv = write(tmp_path, 'id,name\nq1,"open\n' + rows)
+    assert main(["import", "csv", str(csv), "--type", "T", "--db", str(db), "--no-progress"]) == 1
+    out = capsys.readouterr()
+    stored = docs(db)
+    first = min(int(eid.rsplit(":r", 1)[1]) for eid in stored)  # the first row read again
+    last_swallowed = first + 2  # row r<i> is on line i + 3
+    assert (
+        "rejected line 2: Bad request data: a cell is longer than 131,072 characters: a quoted "
+        f"cell opened on line 2 ran on to line {last_swallowed} (a quote never closed?); "
+        f"lines 2-{last_swallowed} are rejected with it" in out.err
+    ), out.err
+    assert len(stored) == 3000 - first
+    rejected = last_swallowed - 1
+    assert f"{len(stored):,} created, 0 updated, 0 unchanged, {rejected:,} rejected" in summary(
+        out.out
+    )
+    assert len(stored) + rejected == 3001
+    assert "more rejections not shown" not in out.err  # the one line covers them all
 
 
 def test_a_rejected_repeat_of_an_id_is_reported_at_its_own_line(

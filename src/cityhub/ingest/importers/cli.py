@@ -167,7 +167,7 @@ def _source(args: argparse.Namespace) -> Source:
 def run(args: argparse.Namespace) -> int:
     """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
     from cityhub.cli import load_settings
-    from cityhub.ingest.importers.runner import SHOWN_ERRORS, run_import
+    from cityhub.ingest.importers.runner import run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
 
     settings = load_settings(**({"db": args.db} if args.db else {}))
@@ -197,9 +197,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("cityhub import: interrupted (chunks already sent stay stored)", file=sys.stderr)
         return 130
-    if report.rejected > SHOWN_ERRORS:
+    if report.unshown:
         print(
-            f"cityhub import: {report.rejected - SHOWN_ERRORS:,} more rejections not shown",
+            f"cityhub import: {report.unshown:,} more rejections not shown",
             file=sys.stderr,
         )
     target = args.url or settings.db

@@ -136,7 +136,8 @@ class CsvSource:
                 except StopIteration:
                     return
                 except csv.Error as exc:  # the reader resumes on the next line
-                    yield Record(f"line {line}", error=_malformed(exc, line, self._reader.line_num))
+                    error, rows = _malformed(exc, line, max(self._reader.line_num, line))
+                    yield Record(f"line {line}", error=error, rows=rows)
                 else:
                     if any(cell.strip() for cell in row):
                         yield self._record(row, f"line {line}")
@@ -197,19 +198,28 @@ def _degrees(text: str, what: str, limit: float) -> float:
     return value
 
 
-def _malformed(exc: csv.Error, first: int, last: int) -> BadRequestData:
-    """What a csv.Error on lines first..last means to the person who wrote the file."""
+def _malformed(exc: csv.Error, first: int, last: int) -> tuple[BadRequestData, int]:
+    """What a csv.Error on lines first..last means to the person who wrote the file, and how
+    many rows it cost: a cell that ran on swallowed every line up to last, each one a row."""
     text = str(exc)
+    swallowed = last - first + 1
     if text.startswith("unexpected end of data"):
         return BadRequestData(
             f"a quoted cell opened on line {first} is never closed: lines {first}-{last} "
-            "(the end of the file) were read as this one row"
-        )
+            "(the end of the file) were read as this one row and are rejected with it"
+        ), swallowed
     if text.startswith("field larger than field limit"):
-        return BadRequestData(f"a cell is longer than {csv.field_size_limit():,} characters")
+        limit = f"a cell is longer than {csv.field_size_limit():,} characters"
+        if last == first:
+            return BadRequestData(limit), 1
+        return BadRequestData(
+            f"{limit}: a quoted cell opened on line {first} ran on to line {last} (a quote "
+            f"never closed?); lines {first}-{last} are rejected with it and reading goes on "
+            f"at line {last + 1}"
+        ), swallowed
     if "expected after '\"'" in text:
         return BadRequestData(
             "text follows a quoted cell's closing quote: quote the whole cell and double "
             'the quotes inside it ("a ""b"" c")'
-        )
-    return BadRequestData(f"not valid CSV: {text}")
+        ), 1
+    return BadRequestData(f"not valid CSV: {text}"), 1

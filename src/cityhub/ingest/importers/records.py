@@ -23,6 +23,7 @@ class Record:
     entity: Entity | None = None
     error: NgsiLdError | None = None  # set when the row could not become an entity
     eid: str = ""  # the id the row would have had, for the report
+    rows: int = 1  # source lines a rejection stands for (a runaway cell swallows several)
 
 
 class Source(Protocol):

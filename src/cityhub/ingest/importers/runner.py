@@ -27,6 +27,7 @@ class Report:
     seconds: float = 0.0
     types: Counter[str] = field(default_factory=Counter)  # stored entities per type
     shown: list[str] = field(default_factory=list)
+    unshown: int = 0  # rejected rows whose line was not printed
 
     @property
     def stored(self) -> int:
@@ -63,8 +64,10 @@ class _Run:
 
     def reject(self, record: Record, title: str, detail: str) -> None:
         """Count a rejection; print it while fewer than SHOWN_ERRORS have been printed."""
-        self.report.rejected += 1
-        if len(self.report.shown) < SHOWN_ERRORS:
+        self.report.rejected += record.rows
+        if len(self.report.shown) >= SHOWN_ERRORS:
+            self.report.unshown += record.rows
+        else:
             who = f" {record.eid}" if record.eid else ""
             line = f"rejected {record.where}{who}: {title}: {detail}"
             self.report.shown.append(line)
@@ -118,7 +121,7 @@ def run_import(
         for record in source:
             if record.error is not None:
                 run.reject(record, record.error.title, record.error.detail)
-                bar.update(1)
+                bar.update(record.rows)
                 continue
             chunk.append(record)
             if len(chunk) >= chunk_size:
