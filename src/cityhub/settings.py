@@ -33,13 +33,18 @@ class Settings(BaseSettings):
     max_body: int = Field(
         64 * 1024 * 1024,
         ge=1024,
-        description="Largest request body in bytes (a 1,000-entity batch of points is about "
+        le=4 * 1024**3,
+        description="Largest request body in bytes, at most 4 GiB (a 1,000-entity batch of "
+        "points is about "
         "0.5 MB); a larger one is refused with 413 before it is read whole.",
     )
     query_timeout: float = Field(
         30.0,
         ge=0,
-        description="Seconds a query may read before it is stopped with 503 (0: no limit). "
+        le=86_400,
+        allow_inf_nan=False,
+        description="Seconds a query may read before it is stopped with 503 (0: no limit), at "
+        "most 86400 (a day). "
         "A stopped query frees its reader thread and its share of the CPU for the others.",
     )
     query_threads: int = Field(
@@ -53,15 +58,27 @@ class Settings(BaseSettings):
     history_days: float = Field(
         0.0,
         ge=0,
-        description="Days a temporal instance is kept after it was last written; older ones "
+        le=36_500,
+        allow_inf_nan=False,
+        description="Days (at most 36500, a century) a temporal instance is kept after it was "
+        "last written; older ones "
         "are deleted in the background every ten minutes (0: kept for ever). A deleted "
         "entity's temporal evolution goes with its last instance.",
     )
     context_timeout: float = Field(
-        3.0, gt=0, le=60, description="Seconds to wait for a remote @context before answering 503."
+        3.0,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="Seconds to wait for a remote @context before answering 503.",
     )
     context_ttl: float = Field(
-        3600.0, gt=0, description="Seconds a fetched remote @context stays cached."
+        3600.0,
+        gt=0,
+        le=315_360_000,
+        allow_inf_nan=False,
+        description="Seconds a fetched remote @context stays cached, at most 315360000 (ten "
+        "years).",
     )
     context_mirrors: dict[str, str] = Field(
         default_factory=dict,
@@ -76,13 +93,16 @@ class Settings(BaseSettings):
     temporal_limit: int = Field(
         1000,
         ge=1,
-        description="Most instances of one attribute a temporal response holds; beyond it the "
+        le=1_000_000,
+        description="Most instances of one attribute a temporal response holds (at most "
+        "1000000); beyond it the "
         "answer is 206 Partial Content with a date-time Content-Range (clause 6.3.10).",
     )
     notify_timeout: float = Field(
         5.0,
         gt=0,
         le=300,
+        allow_inf_nan=False,
         description="Seconds a receiver has to answer one notification (an endpoint's own "
         "`timeout` member, in milliseconds, takes precedence).",
     )
@@ -93,19 +113,24 @@ class Settings(BaseSettings):
         1.0,
         gt=0,
         le=3600,
+        allow_inf_nan=False,
         description="Seconds before the first retry of a failed notification; each further "
         "retry waits twice as long, up to 60 s.",
     )
     notify_queue_max: int = Field(
         10_000,
         ge=1,
-        description="Most notifications waiting for one endpoint; beyond it the oldest are "
+        le=10_000_000,
+        description="Most notifications waiting for one endpoint (at most 10000000); beyond it "
+        "the oldest are "
         "dropped, so a dead receiver cannot fill the disk.",
     )
     notify_memory_mb: int = Field(
         128,
         ge=1,
-        description="MiB of notifications that may wait in memory over all endpoints; beyond "
+        le=1_048_576,
+        description="MiB (at most 1048576, 1 TiB) of notifications that may wait in memory "
+        "over all endpoints; beyond "
         "it the oldest of the longest queues are dropped, so many dead receivers cannot "
         "exhaust the memory.",
     )
@@ -128,13 +153,16 @@ class Settings(BaseSettings):
     deadletter_max: int = Field(
         10_000,
         ge=1,
-        description="Most refused device messages kept for inspection (all tenants together); "
+        le=10_000_000,
+        description="Most refused device messages kept for inspection (all tenants together, at "
+        "most 10000000); "
         "beyond it the oldest are dropped.",
     )
     ingest_batch_ms: float = Field(
         5.0,
         ge=0,
         le=1000,
+        allow_inf_nan=False,
         description="Milliseconds the IoT agent collects device messages before writing them "
         "in one transaction.",
     )

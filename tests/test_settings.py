@@ -1,0 +1,80 @@
+"""Settings are checked at start: a value no deployment needs, infinity or NaN is one line and
+exit 2, never a hub that starts and then answers 500."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cityhub.api.app import create_app
+from cityhub.cli import main
+from cityhub.settings import Settings
+from conftest import BASE
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something listens on: a setting that slipped through fails there, not by serving."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("TEMPORAL_LIMIT", "9223372036854775807", "less than or equal to 1000000"),
+        ("MAX_BODY", "99999999999999999999999", "less than or equal to 4294967296"),
+        ("NOTIFY_MEMORY_MB", "99999999999999", "less than or equal to 1048576"),
+        ("NOTIFY_QUEUE_MAX", "99999999999999", "less than or equal to 10000000"),
+        ("DEADLETTER_MAX", "99999999999999", "less than or equal to 10000000"),
+        ("QUERY_TIMEOUT", "1e308", "less than or equal to 86400"),
+        ("QUERY_TIMEOUT", "inf", "a finite number"),
+        ("CONTEXT_TTL", "inf", "a finite number"),
+        ("CONTEXT_TTL", "1e12", "less than or equal to 315360000"),
+        ("HISTORY_DAYS", "inf", "a finite number"),
+        ("HISTORY_DAYS", "1e300", "less than or equal to 36500"),
+        # NaN was reported against a bound it has nothing to do with
+        ("INGEST_BATCH_MS", "nan", "a finite number"),
+        ("QUERY_TIMEOUT", "nan", "a finite number"),
+        ("NOTIFY_BACKOFF", "nan", "a finite number"),
+    ],
+)
+def test_a_value_beyond_the_bounds_stops_serve_before_it_serves(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+    name: str,
+    value: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv(f"CITYHUB_{name}", value)
+    db = tmp_path / "hub.db"
+    assert main(["serve", "--port", str(taken_port), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"bad setting {name.lower()} (CITYHUB_{name}) = {value!r}: " in err, err
+    assert reason in err and len(err.splitlines()) == 1, err
+    assert not db.exists()
+
+
+async def test_the_largest_temporal_limit_reads(tmp_path: Path) -> None:
+    """A limit of 2**63 - 1 was accepted and every temporal read without lastN answered 500."""
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), temporal_limit=1_000_000))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            entity = {"id": "urn:ngsi-ld:T:1", "type": "T", "x": {"type": "Property", "value": 1}}
+            assert (await client.post(f"{BASE}/entities", json=entity)).status_code == 201
+            resp = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:T:1")
+            assert resp.status_code == 200, resp.text
+            resp = await client.get(f"{BASE}/temporal/entities", params={"type": "T"})
+            assert resp.status_code == 200 and len(resp.json()) == 1, resp.text
+    finally:
+        await app.state.notifier.close()
+        app.state.store.close()
