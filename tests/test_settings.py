@@ -78,3 +78,22 @@ async def test_the_largest_temporal_limit_reads(tmp_path: Path) -> None:
     finally:
         await app.state.notifier.close()
         app.state.store.close()
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["backup", "x.bk"]])
+def test_a_cityhub_toml_that_is_not_utf8_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    """A Latin-1 é from a Windows editor was a 34-line UnicodeDecodeError traceback, exit 1."""
+    (tmp_path / "cityhub.toml").write_bytes(b'port = 1061\nhost = "\xe9"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cityhub: cannot read cityhub.toml: byte 0xe9 at offset 20 is not UTF-8; "
+        "save the file as UTF-8\n"
+    )
+    assert not (tmp_path / "cityhub.db").exists()

@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(settings)
 
 
+TOML_FILE = "cityhub.toml"  # Settings.model_config["toml_file"], read from the working folder
+
+
 def load_settings(**overrides: Any) -> Settings | None:
     """The settings from CITYHUB_* and these overrides; None, each bad one named on stderr."""
     import tomllib
@@ -111,6 +114,16 @@ def load_settings(**overrides: Any) -> Settings | None:
     except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
         print(f"cityhub: bad settings: {exc}{cause}", file=sys.stderr)
+        return None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; a Windows editor may save Latin-1
+        print(
+            f"cityhub: cannot read {TOML_FILE}: byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start} is not UTF-8; save the file as UTF-8",
+            file=sys.stderr,
+        )
+        return None
+    except OSError as exc:
+        print(f"cityhub: cannot read {TOML_FILE}: {exc.strerror or exc}", file=sys.stderr)
         return None
     except ValidationError as exc:
         for err in exc.errors():
