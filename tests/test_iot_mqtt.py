@@ -265,6 +265,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     nan.write_text('{"attributes": {"t": {"name": "t", "type": "number", "scale": NaN}}}')
     huge.write_text('{"attributes": {"t": {"name": "t", "type": "number", "scale": 1e400}}}')
     deep.write_text("[" * 100_000 + "]" * 100_000)
+    latin = tmp_path / "latin.json"  # a mapping saved as Latin-1 or cp949: a traceback before
+    latin.write_bytes(b'{"static": {"name": {"type": "Property", "value": "caf\xe9"}}}')
     for argv, status, words in (
         (["devices", "list", "--url", nowhere], 1, f"cannot reach the hub at {nowhere}"),
         (["devices", "create", "x", "--mapping", str(bad)], 2, "is not valid JSON"),
@@ -273,6 +275,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["devices", "create", "x", "--mapping", str(huge), "--url", nowhere], 2, "holds 1e400"),
         (["devices", "create", "x", "--mapping", str(deep), "--url", nowhere], 2, "too deeply"),
         (["sources", "create", "x", "--mapping", str(tmp_path / "no")], 2, "cannot read the"),
+        (["devices", "create", "x", "--mapping", str(latin)], 2, "is not UTF-8"),
+        (["devices", "update", "x", "--file", str(latin)], 2, "record file"),
     ):
         code, out, err = cli(capsys, "iot", *argv)
         assert code == status and not out

@@ -75,9 +75,17 @@ def add_parser(subparsers: Any) -> None:
 
 def _read_json(path: str, what: str) -> Any:
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read the {what} file {path}: {exc.strerror or exc}", 2) from None
+    try:  # JSON is UTF-8, whatever the locale; a Latin-1 or cp949 file is refused, not guessed
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"the {what} file {path} is not UTF-8 (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8",
+            2,
+        ) from None
 
     def refuse(token: str) -> Any:
         raise CliError(f"the {what} file {path} holds {token}, which JSON has no place for", 2)
