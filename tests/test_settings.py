@@ -97,3 +97,23 @@ def test_a_cityhub_toml_that_is_not_utf8_is_one_line(
         "save the file as UTF-8\n"
     )
     assert not (tmp_path / "cityhub.db").exists()
+
+
+@pytest.mark.parametrize("where", ["env", "flag"])
+def test_an_empty_host_is_refused_rather_than_serving_every_interface(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+    where: str,
+) -> None:
+    """CITYHUB_HOST= (a blank EnvironmentFile line) or --host "" bound 0.0.0.0 and [::]."""
+    argv = ["serve", "--port", str(taken_port), "--db", str(tmp_path / "hub.db")]
+    if where == "env":
+        monkeypatch.setenv("CITYHUB_HOST", "")
+    else:
+        argv += ["--host", ""]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "bad setting host" in err and "write 0.0.0.0 (or ::)" in err, err
+    assert len(err.splitlines()) == 1

@@ -173,6 +173,18 @@ class Settings(BaseSettings):
         description="Most device messages in one write; a full batch is written at once.",
     )
 
+    @field_validator("host")
+    @classmethod
+    def _named_host(cls, value: str) -> str:
+        """An empty host binds every interface, so a blank CITYHUB_HOST= line would quietly
+        expose the unauthenticated API to the whole network: all interfaces must be asked for."""
+        if not value.strip():
+            raise ValueError(
+                "an empty host would listen on every interface; write 0.0.0.0 (or ::) if that "
+                "is what you want, 127.0.0.1 for this machine only"
+            )
+        return value
+
     @field_validator("mqtt")
     @classmethod
     def _broker_url(cls, value: str) -> str:
