@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from pathlib import Path
 
 import httpx
@@ -9,6 +12,7 @@ import pytest
 
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
+from cityhub.store.sqlite import SqliteStore, backend
 from conftest import BASE, problem
 
 
@@ -48,3 +52,30 @@ async def test_a_full_disk_is_a_503_that_stores_nothing_and_the_hub_recovers(
         resp = await client.post(f"{BASE}/entities", json=note(999))
         assert resp.status_code == 201, resp.text
     app.state.store.close()
+
+
+def test_a_checkpoint_that_keeps_failing_is_logged_once_per_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a full disk every tick failed and logged: two lines a second, filling the disk."""
+    ticks = 0
+    enough = threading.Event()
+
+    def full(self: SqliteStore, conn: sqlite3.Connection) -> tuple[int, float]:
+        nonlocal ticks
+        ticks += 1
+        if ticks >= 30:
+            enough.set()
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(backend, "CHECKPOINT_EVERY", 0.001)
+    with caplog.at_level(logging.WARNING, logger="cityhub.store"):
+        store = SqliteStore(tmp_path / "hub.db")
+        # this store's only: other tests' stores may still be checkpointing in this process
+        monkeypatch.setattr(store, "checkpoint", full.__get__(store))
+        try:
+            assert enough.wait(60), "the checkpointer ticked"
+        finally:
+            store.close()
+    failed = [r.getMessage() for r in caplog.records if "checkpoint failed" in r.getMessage()]
+    assert failed == ["checkpoint failed: database or disk is full"]

@@ -25,6 +25,14 @@ class ThrottledLog:
 
     def error(self, msg: str, *args: object) -> None:
         """Log msg % args as an error, unless one went out less than `every` seconds ago."""
+        self._log(logging.ERROR, msg, args)
+
+    def warning(self, msg: str, *args: object) -> None:
+        """Log msg % args as a warning, unless one went out less than `every` seconds ago."""
+        self._log(logging.WARNING, msg, args)
+
+    def _log(self, level: int, msg: str, args: tuple[object, ...]) -> None:
+        """One record per interval; the first after a quiet spell says how many were held."""
         now = self.clock()
         if now - self._last < self.every:
             self._held += 1
@@ -32,4 +40,4 @@ class ThrottledLog:
         if self._held:
             msg += f" (and {self._held} more like it since the last such line)"
         self._last, self._held = now, 0
-        self.logger.error(msg, *args)
+        self.logger.log(level, msg, *args)

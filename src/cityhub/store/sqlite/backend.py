@@ -39,6 +39,7 @@ from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 from cityhub.store.sqlite.snapshot import read_only
+from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
@@ -108,6 +109,7 @@ class SqliteStore:
         # Checkpoints run on their own thread, not inside a writer's COMMIT (docs/decisions/006).
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._stop = threading.Event()
+        self._checkpoint_log = ThrottledLog(log)
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="cityhub-checkpoint", daemon=True
         )
@@ -122,7 +124,8 @@ class SqliteStore:
                 try:
                     self.checkpoint(conn)
                 except sqlite3.Error as exc:  # retried at the next tick
-                    log.warning("checkpoint failed: %s", exc)
+                    # a full disk fails every tick: one line per 10 s, not two a second
+                    self._checkpoint_log.warning("checkpoint failed: %s", exc)
         finally:
             conn.close()
 
