@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,7 +43,7 @@ from cityhub.notify.notifier import Notifier
 from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
 from cityhub.store.base import QueryTimeout, StoreFull
-from cityhub.store.sqlite import SqliteStore
+from cityhub.store.sqlite import SqliteStore, damaged
 from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub")
@@ -150,9 +151,11 @@ async def health(request: Request) -> Response:
     store.tenants()
     dispatcher = request.app.state.notifier.dispatcher
     notifications = {"queued": dispatcher.pending(), **dispatcher.counters.report()}
+    seen = request.app.state.damaged  # a damaged page answers only when it is read
+    status = {"status": "degraded", "reason": DAMAGED.format(seen)} if seen else {"status": "ok"}
     return plain_json(
         {
-            "status": "ok",
+            **status,
             "version": __version__,
             "storage": store.storage(),
             "notifications": notifications,
@@ -216,6 +219,30 @@ async def query_timeout(request: Request, exc: Exception) -> Response:
     return plain_json(err.problem(), status=503)
 
 
+DAMAGED = (
+    "the hub's database file is damaged ({}); stop the hub and restore a backup "
+    "(`cityhub restore`, from a copy taken with `cityhub backup`)"
+)
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """SQLite found the database file damaged: a 500 that says so and what to do, one log line
+    per 10 s, and /health degraded from then on. Any other SQLite error is unexpected."""
+    if not damaged(exc):
+        raise exc  # on to `unexpected`, with its traceback
+    state = request.app.state
+    state.damaged = state.damaged or str(exc)
+    state.damaged_log.error(
+        "the database file %s is damaged (%s, on %s %s): stop the hub and restore a backup "
+        "with `cityhub restore`",
+        state.settings.db,
+        exc,
+        request.method,
+        request.url.path,
+    )
+    return plain_json(NgsiLdError(DAMAGED.format(exc)).problem(), status=500)
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log it, answer a ProblemDetails 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -270,6 +297,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             NgsiLdError: ngsild_error,
             StoreFull: store_full,
             QueryTimeout: query_timeout,
+            sqlite3.DatabaseError: database_error,
             HTTPException: http_error,
             Exception: unexpected,
         },
@@ -284,6 +312,8 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.read_memo = ReadMemo()
     app.state.readers = reader_pool(settings.query_threads)
     app.state.full_log = ThrottledLog(log)
+    app.state.damaged = ""  # what SQLite said when a request first found the file damaged
+    app.state.damaged_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier
     app.state.pruner = pruner

@@ -1,5 +1,5 @@
 """The embedded default backend: SQLite in WAL mode with JSON1 and R*Tree."""
 
-from cityhub.store.sqlite.backend import SqliteStore
+from cityhub.store.sqlite.backend import SqliteStore, damaged
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "damaged"]

@@ -673,6 +673,17 @@ class SqliteStore:
             return resources.delete_kind(self._writer, kind, tenant)
 
 
+def damaged(exc: BaseException) -> bool:
+    """Whether SQLite found the file itself damaged (SQLITE_CORRUPT, SQLITE_NOTADB): neither a
+    retry nor a narrower request helps, only a backup."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
 class _TypedFull:
     """SQLite's "database or disk is full" as the store's StoreFull (the API answers 503);
     a class, not a generator, because every write enters it."""
