@@ -117,3 +117,18 @@ def test_an_empty_host_is_refused_rather_than_serving_every_interface(
     err = capsys.readouterr().err
     assert "bad setting host" in err and "write 0.0.0.0 (or ::)" in err, err
     assert len(err.splitlines()) == 1
+
+
+def test_a_toml_key_written_as_the_variable_says_which_key_to_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It was "bad setting CITYHUB_PORT (CITYHUB_CITYHUB_PORT) = 11817: Extra inputs ..."."""
+    (tmp_path / "cityhub.toml").write_text("CITYHUB_PORT = 11817\nbogus = 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["backup", "x.bk"]) == 2
+    assert capsys.readouterr().err == (
+        "cityhub: unknown key CITYHUB_PORT in cityhub.toml; write port (the setting's name in "
+        "lowercase)\n"
+        "cityhub: unknown key bogus in cityhub.toml; its keys are the settings' names in "
+        "lowercase without CITYHUB_ (port = 1026)\n"
+    )

@@ -128,12 +128,28 @@ def load_settings(**overrides: Any) -> Settings | None:
     except ValidationError as exc:
         for err in exc.errors():
             field = "_".join(str(part) for part in err["loc"])
+            if err["type"] == "extra_forbidden":  # only the file can name an unknown setting
+                print(f"cityhub: {_unknown_key(field)}", file=sys.stderr)
+                continue
             print(
                 f"cityhub: bad setting {field} (CITYHUB_{field.upper()}) = "
                 f"{err.get('input')!r}: {err['msg']}",
                 file=sys.stderr,
             )
         return None
+
+
+def _unknown_key(key: str) -> str:
+    """An unknown key of cityhub.toml, with the key meant when it is a variable's name."""
+    from cityhub.settings import Settings
+
+    meant = key.lower().removeprefix("cityhub_")
+    if meant in Settings.model_fields:
+        return f"unknown key {key} in {TOML_FILE}; write {meant} (the setting's name in lowercase)"
+    return (
+        f"unknown key {key} in {TOML_FILE}; its keys are the settings' names in lowercase "
+        "without CITYHUB_ (port = 1026)"
+    )
 
 
 def _db_or_setting(db: str | None) -> str | None:
