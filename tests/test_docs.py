@@ -56,4 +56,4 @@ def test_a_broker_url_that_does_not_parse_stops_the_hub_before_it_serves(
     # Before, the hub started and served with its MQTT southbound quietly off.
     assert main(["serve", "--port", "1", "--mqtt", url]) == 2
     err = capsys.readouterr().err
-    assert f"bad setting mqtt (CITYHUB_MQTT) = {url!r}" in err and reason in err, err
+    assert f"bad setting mqtt (--mqtt) = {url!r}" in err and reason in err, err

@@ -132,3 +132,31 @@ def test_a_toml_key_written_as_the_variable_says_which_key_to_use(
         "cityhub: unknown key bogus in cityhub.toml; its keys are the settings' names in "
         "lowercase without CITYHUB_ (port = 1026)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("where", "written"),
+    [("flag", "(--port) = 0"), ("env", "(CITYHUB_PORT) = '0'"), ("toml", "(cityhub.toml) = 0")],
+)
+def test_a_bad_setting_names_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    where: str,
+    written: str,
+) -> None:
+    """A bad --port or toml value was blamed on CITYHUB_PORT, which was not even set."""
+    monkeypatch.delenv("CITYHUB_PORT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    argv = ["serve", "--db", str(tmp_path / "hub.db")]
+    if where == "flag":
+        argv += ["--port", "0"]
+    elif where == "env":
+        monkeypatch.setenv("CITYHUB_PORT", "0")
+    else:
+        (tmp_path / "cityhub.toml").write_text("port = 0\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"cityhub: bad setting port {written}: Input should be greater than or equal to 1\n"
+    )

@@ -132,11 +132,23 @@ def load_settings(**overrides: Any) -> Settings | None:
                 print(f"cityhub: {_unknown_key(field)}", file=sys.stderr)
                 continue
             print(
-                f"cityhub: bad setting {field} (CITYHUB_{field.upper()}) = "
+                f"cityhub: bad setting {field} ({_origin(field, overrides)}) = "
                 f"{err.get('input')!r}: {err['msg']}",
                 file=sys.stderr,
             )
         return None
+
+
+def _origin(field: str, overrides: dict[str, Any]) -> str:
+    """Where a setting's value came from, as the user wrote it: flag, variable or file."""
+    import os
+
+    if field in overrides:
+        return "--" + field.replace("_", "-")
+    variable = f"CITYHUB_{field.upper()}"
+    if any(name.upper() == variable for name in os.environ):  # names are case-insensitive
+        return variable
+    return TOML_FILE
 
 
 def _unknown_key(key: str) -> str:
