@@ -57,3 +57,27 @@ def test_a_broker_url_that_does_not_parse_stops_the_hub_before_it_serves(
     assert main(["serve", "--port", "1", "--mqtt", url]) == 2
     err = capsys.readouterr().err
     assert f"bad setting mqtt (--mqtt) = {url!r}" in err and reason in err, err
+
+
+def test_every_log_level_is_in_the_help_and_the_readme() -> None:
+    """critical and trace are accepted, but the help and the README listed four levels."""
+    from typing import get_args
+
+    levels = get_args(Settings.model_fields["log_level"].annotation)
+    serve = next(a for a in parser()._actions if a.dest == "command").choices["serve"]  # type: ignore[index]
+    help_text = next(a.help for a in serve._actions if a.dest == "log_level")
+    row = next(line for line in README.splitlines() if line.startswith("| `CITYHUB_LOG_LEVEL`"))
+    assert all(level in (help_text or "") and f"`{level}`" in row for level in levels)
+
+
+def test_help_names_the_ranges_and_variables_the_commands_take(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv, words in (
+        (["import", "csv", "--help"], "1 to 100000"),
+        (["iot", "devices", "list", "--help"], "CITYHUB_URL"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert words in " ".join(capsys.readouterr().out.split())
+    assert "`CITYHUB_URL`" in README and "1 to 100,000" in README

@@ -21,7 +21,11 @@ def _server_args(p: argparse.ArgumentParser, db_default: str | None) -> None:
     p.add_argument(
         "--db", default=db_default, help="SQLite database file (default ./cityhub.db, CITYHUB_DB)"
     )
-    p.add_argument("--log-level", default=None, help="debug, info, warning or error")
+    p.add_argument(
+        "--log-level",
+        default=None,
+        help="critical, error, warning, info, debug or trace (default info, CITYHUB_LOG_LEVEL)",
+    )
     p.add_argument(
         "--mqtt", default=None, help="IoT MQTT southbound: off, embedded or mqtt://host:1883"
     )

@@ -88,7 +88,9 @@ class Settings(BaseSettings):
         ),
     )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
-        "info", description="Log level of the hub and uvicorn: error, warning, info or debug."
+        "info",
+        description="Log level of the hub and uvicorn: critical, error, warning, info, debug or "
+        "trace.",
     )
     temporal_limit: int = Field(
         1000,

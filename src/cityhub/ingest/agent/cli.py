@@ -28,7 +28,9 @@ class CliError(Exception):
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--url", default=DEFAULT_URL, help=f"the hub (default {DEFAULT_URL})")
+    p.add_argument(
+        "--url", default=DEFAULT_URL, help="the hub (default http://127.0.0.1:1026, CITYHUB_URL)"
+    )
     p.add_argument("--tenant", default="", help="NGSILD-Tenant (default: the default tenant)")
     return p
 
@@ -39,11 +41,20 @@ def _record_flags(p: argparse.ArgumentParser, device: bool) -> None:
     p.add_argument("--apikey", help="API key (omitted on create: the hub generates one)")
     p.add_argument("--mapping", help="a JSON file holding the mapping ('-' reads stdin)")
     p.add_argument("--context", dest="ldContext", help="@context URL naming the attributes")
-    p.add_argument("--description")
+    p.add_argument("--description", help="free text kept with the record")
     if device:
         p.add_argument("--entity-id", dest="entityId", help="default urn:ngsi-ld:<type>:<id>")
-        p.add_argument("--protocol", choices=("mqtt", "http"))
+        p.add_argument(
+            "--protocol",
+            choices=("mqtt", "http"),
+            help="how the device sends (mqtt when created without it)",
+        )
         p.add_argument("--source", help="the data source it belongs to")
+
+
+def _page_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, default=100, help="most records listed (default 100)")
+    p.add_argument("--offset", type=int, default=0, help="records skipped first (default 0)")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -56,8 +67,7 @@ def add_parser(subparsers: Any) -> None:
         k = kinds.add_parser(kind, help=f"{what}s: list, get, create, update, delete")
         ops = k.add_subparsers(dest="iot_op", required=True)
         lst = ops.add_parser("list", parents=[common], help=f"list {what}s")
-        lst.add_argument("--limit", type=int, default=100)
-        lst.add_argument("--offset", type=int, default=0)
+        _page_flags(lst)
         for op in ("get", "delete"):
             ops.add_parser(op, parents=[common], help=f"{op} one {what}").add_argument("id")
         for op in ("create", "update"):
@@ -67,8 +77,7 @@ def add_parser(subparsers: Any) -> None:
     dead = kinds.add_parser("deadletters", help="refused device messages: list, clear")
     ops = dead.add_subparsers(dest="iot_op", required=True)
     lst = ops.add_parser("list", parents=[common], help="list dead letters, oldest first")
-    lst.add_argument("--limit", type=int, default=100)
-    lst.add_argument("--offset", type=int, default=0)
+    _page_flags(lst)
     ops.add_parser("clear", parents=[common], help="delete the tenant's dead letters")
     kinds.add_parser("stats", parents=[common], help="message counters of the IoT agent")
 

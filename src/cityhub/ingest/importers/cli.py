@@ -55,7 +55,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--chunk-size",
         type=_chunk_size,
         default=DEFAULT_CHUNK,
-        help=f"entities per batch upsert (default {DEFAULT_CHUNK})",
+        help=f"entities per batch upsert, 1 to 100000 (default {DEFAULT_CHUNK})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
