@@ -160,3 +160,16 @@ def test_a_bad_setting_names_where_it_came_from(
     assert (
         err == f"cityhub: bad setting port {written}: Input should be greater than or equal to 1\n"
     )
+
+
+def test_a_host_that_cannot_be_bound_points_at_the_host_not_the_port(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The advice was "pick another with --port or CITYHUB_PORT" when the host was at fault."""
+    db = tmp_path / "hub.db"
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): no machine has it, so nothing resolves or binds
+    assert main(["serve", "--host", "192.0.2.1", "--port", "1026", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cityhub: cannot listen on 192.0.2.1:1026 (")
+    assert err.endswith("; check --host or CITYHUB_HOST\n") and "--port" not in err, err
+    assert not db.exists()

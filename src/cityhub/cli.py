@@ -188,16 +188,20 @@ def serve(settings: object) -> int:
     from cityhub.store.base import StoreError
 
     assert isinstance(settings, Settings)
-    busy = _port_busy(settings.host, settings.port)
+    busy, host_at_fault = _port_busy(settings.host, settings.port)
     if busy:
+        fix = (
+            "check --host or CITYHUB_HOST"
+            if host_at_fault
+            else "pick another with --port or CITYHUB_PORT"
+        )
         print(
-            f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); "
-            "pick another with --port or CITYHUB_PORT",
+            f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); {fix}",
             file=sys.stderr,
         )
         return 2
     embedded = settings.mqtt == "embedded"
-    mqtt_busy = _port_busy(settings.host, settings.mqtt_embedded_port) if embedded else ""
+    mqtt_busy = _port_busy(settings.host, settings.mqtt_embedded_port)[0] if embedded else ""
     if mqtt_busy:
         print(
             f"cityhub: the embedded MQTT broker cannot listen on port "
@@ -372,17 +376,22 @@ def _claim(db: str) -> str:
     return ""
 
 
-def _port_busy(host: str, port: int) -> str:
-    """Why the port cannot be bound ('' when it can): a clear message beats uvicorn's log."""
+def _port_busy(host: str, port: int) -> tuple[str, bool]:
+    """Why the port cannot be bound ('' when it can), and whether the host is at fault (a name
+    that does not resolve, an address this machine does not have): a clear message beats
+    uvicorn's log, and the advice must point at the right setting."""
+    import errno
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+        except socket.gaierror as exc:
+            return exc.strerror or str(exc), True
         except OSError as exc:
-            return exc.strerror or str(exc)
-    return ""
+            return exc.strerror or str(exc), exc.errno == errno.EADDRNOTAVAIL
+    return "", False
 
 
 if __name__ == "__main__":
