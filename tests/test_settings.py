@@ -13,7 +13,7 @@ import pytest
 from cityhub.api.app import create_app
 from cityhub.cli import main
 from cityhub.settings import Settings
-from conftest import BASE
+from conftest import BASE, free_port
 
 
 @pytest.fixture
@@ -173,3 +173,28 @@ def test_a_host_that_cannot_be_bound_points_at_the_host_not_the_port(
     assert err.startswith("cityhub: cannot listen on 192.0.2.1:1026 (")
     assert err.endswith("; check --host or CITYHUB_HOST\n") and "--port" not in err, err
     assert not db.exists()
+
+
+def test_an_empty_database_path_is_named_as_the_problem(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """CITYHUB_DB= gave "cannot open the database : No such file or directory"."""
+    monkeypatch.setenv("CITYHUB_DB", "")
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--port", "1026"]) == 2
+    assert capsys.readouterr().err == (
+        "cityhub: bad setting db (CITYHUB_DB) = '': an empty path names no database file; "
+        "give one, e.g. ./cityhub.db\n"
+    )
+
+
+def test_a_directory_given_as_the_database_is_named_as_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It was SQLite's "unable to open database file", which does not say why."""
+    assert main(["serve", "--db", str(tmp_path), "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err == (
+        f"cityhub: cannot open the database {tmp_path}: it is a directory; give a file in it, "
+        f"e.g. --db {tmp_path / 'cityhub.db'}\n"
+    )
+    assert list(tmp_path.iterdir()) == []

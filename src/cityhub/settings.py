@@ -187,6 +187,14 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("db")
+    @classmethod
+    def _named_db(cls, value: str) -> str:
+        """An empty path (a blank CITYHUB_DB= line) names no file; say so, not "cannot open"."""
+        if not value.strip():
+            raise ValueError("an empty path names no database file; give one, e.g. ./cityhub.db")
+        return value
+
     @field_validator("mqtt")
     @classmethod
     def _broker_url(cls, value: str) -> str:
