@@ -198,8 +198,8 @@ async def grouped_slices(
 
 def _unstored(exc: Exception) -> NgsiLdError:
     """The per-entity error of a slice that failed after earlier ones were stored."""
-    if isinstance(exc, StoreFull):
-        return storage_full()
+    if isinstance(exc, StoreFull):  # the request's earlier slices are stored: not "nothing"
+        return storage_full("this entity and the ones after it were not stored; those before were")
     return NgsiLdError(f"not stored: the hub failed while writing ({type(exc).__name__})")
 
 
