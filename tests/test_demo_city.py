@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
+
+from conftest import free_port
 
 from cityhub.demo import SampleCity, build_city
 from cityhub.demo.city import (
@@ -395,7 +398,7 @@ def test_a_demo_database_that_cannot_be_built_is_one_line_and_leaves_nothing(
     from cityhub.cli import main
 
     target = tmp_path / "no-such-folder" / "demo.db"
-    assert main(["demo", "--db", str(target), "--port", "1"]) == 2
+    assert main(["demo", "--db", str(target), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert f"cityhub demo: cannot build {target}: unable to open database file" in err, err
     assert "Traceback" not in err
@@ -419,3 +422,30 @@ def test_demo_reads_the_mark_of_exactly_the_file_named(tmp_path: Path) -> None:
     mine = tmp_path / "my demo?#%.db"
     assert prepare_demo(Settings(db=str(mine)))
     assert prepare_demo(Settings(db=str(mine)))  # its own mark is found: rebuilt
+
+
+@pytest.mark.parametrize("which", ["http", "mqtt"])
+def test_demo_on_a_taken_port_builds_nothing_and_prints_no_examples(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    which: str,
+) -> None:
+    """The port was checked only once the database was built and the examples printed: they
+    pointed at whatever held the port, and the database was created or rebuilt anyway."""
+    from cityhub.cli import main
+
+    db = tmp_path / "demo.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["demo", "--db", str(db), "--port", str(port)]
+        if which == "mqtt":
+            monkeypatch.setenv("CITYHUB_MQTT_EMBEDDED_PORT", str(port))
+            argv = ["demo", "--db", str(db), "--port", str(free_port()), "--mqtt", "embedded"]
+        assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "cannot listen" in err or "MQTT broker cannot listen" in err, err
+    assert "Try these" not in out and "loaded" not in out, out
+    assert not db.exists()

@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from cityhub.demo.run import prepare_demo
 
+        busy = _ports_taken(settings)  # before the build: examples must not point elsewhere
+        if busy:
+            print(busy, file=sys.stderr)
+            return 2
         if not prepare_demo(settings, keep=args.keep):
             return 2
     return serve(settings)
@@ -188,27 +192,9 @@ def serve(settings: object) -> int:
     from cityhub.store.base import StoreError
 
     assert isinstance(settings, Settings)
-    busy, host_at_fault = _port_busy(settings.host, settings.port)
+    busy = _ports_taken(settings)
     if busy:
-        fix = (
-            "check --host or CITYHUB_HOST"
-            if host_at_fault
-            else "pick another with --port or CITYHUB_PORT"
-        )
-        print(
-            f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); {fix}",
-            file=sys.stderr,
-        )
-        return 2
-    embedded = settings.mqtt == "embedded"
-    mqtt_busy = _port_busy(settings.host, settings.mqtt_embedded_port)[0] if embedded else ""
-    if mqtt_busy:
-        print(
-            f"cityhub: the embedded MQTT broker cannot listen on port "
-            f"{settings.mqtt_embedded_port} ({mqtt_busy}); pick another with "
-            "CITYHUB_MQTT_EMBEDDED_PORT",
-            file=sys.stderr,
-        )
+        print(busy, file=sys.stderr)
         return 2
     # the ports first: a hub that cannot listen neither creates nor changes its database
     existed = Path(settings.db).exists()  # then locked before it is opened, else after
@@ -397,6 +383,27 @@ def _unopenable(db: str, exc: Exception) -> str:
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"no permission to write in {folder}, where SQLite keeps its -wal and -shm files"
     return str(exc)
+
+
+def _ports_taken(settings: Settings) -> str:
+    """Why the hub cannot listen (its HTTP port, or the embedded MQTT broker's), '' when it can."""
+    busy, host_at_fault = _port_busy(settings.host, settings.port)
+    if busy:
+        fix = (
+            "check --host or CITYHUB_HOST"
+            if host_at_fault
+            else "pick another with --port or CITYHUB_PORT"
+        )
+        return f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); {fix}"
+    embedded = settings.mqtt == "embedded"
+    busy = _port_busy(settings.host, settings.mqtt_embedded_port)[0] if embedded else ""
+    if busy:
+        return (
+            f"cityhub: the embedded MQTT broker cannot listen on port "
+            f"{settings.mqtt_embedded_port} ({busy}); pick another with "
+            "CITYHUB_MQTT_EMBEDDED_PORT"
+        )
+    return ""
 
 
 def _port_busy(host: str, port: int) -> tuple[str, bool]:
