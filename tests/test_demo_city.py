@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -15,18 +16,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from conftest import free_port
-
 from cityhub.demo import SampleCity, build_city
 from cityhub.demo.city import (
-    AIR_ATTRS,
     BBOX,
+    CHANGE_ATTRS,
+    HISTORY_ATTRS,
     OBSERVED_TYPES,
-    PARKING_ATTRS,
-    TRAFFIC_ATTRS,
     UNIT_CODES,
-    WEATHER_ATTRS,
 )
+from conftest import free_port
 
 START = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # a Friday, 22:00 KST
 KST = timedelta(hours=9)
@@ -167,24 +165,70 @@ def test_quantities_carry_units_and_observed_types_timestamps(city: SampleCity) 
 
 def test_history_matches_entities(city: SampleCity) -> None:
     ids = _by_id(city)
-    observed = {e["id"] for e in city.entities if e["type"] in OBSERVED_TYPES}
-    assert {h["id"] for h in city.history} == observed
-    attrs = (AIR_ATTRS, WEATHER_ATTRS, TRAFFIC_ATTRS, PARKING_ATTRS)
-    tracked = dict(zip(OBSERVED_TYPES, attrs, strict=True))
+    assert {h["id"] for h in city.history} == {
+        e["id"] for e in city.entities if e["type"] in HISTORY_ATTRS
+    }
     for item in city.history:
         entity = ids[item["id"]]
         assert item["type"] == entity["type"]
-        assert set(item) - {"id", "type"} == set(tracked[item["type"]])
+        assert set(item) - {"id", "type"} == set(HISTORY_ATTRS[item["type"]])
         for attr, instances in item.items():
             if attr in ("id", "type"):
                 continue
-            assert len(instances) == 24
             times = [i["observedAt"] for i in instances]
-            assert times == sorted(times) and times[-1] == "2026-11-20T13:00:00Z"
+            assert times == sorted(times) and times[0] == "2026-11-19T14:00:00Z", (item["id"], attr)
+            if attr in CHANGE_ATTRS.get(item["type"], ()):  # one instance per change
+                values = [i["value"] for i in instances]
+                assert all(a != b for a, b in itertools.pairwise(values)), (item["id"], attr)
+            else:
+                assert len(instances) == 24 and times[-1] == "2026-11-20T13:00:00Z"
             last = instances[-1]
             assert last["value"] == entity[attr]["value"]
             assert last["observedAt"] == entity[attr]["observedAt"]
-            assert last["unitCode"] == entity[attr]["unitCode"]
+            assert last.get("unitCode") == entity[attr].get("unitCode") == UNIT_CODES.get(attr)
+
+
+def test_every_type_with_history_changes_during_the_day(city: SampleCity) -> None:
+    """Streetlight, GtfsStop and GtfsRoute had one instance per attribute (the current one):
+    the brief wants each type of the town with a history."""
+    for entity_type in (*OBSERVED_TYPES, "Streetlight", "GtfsStop", "GtfsRoute"):
+        longest = max(
+            len(instances)
+            for item in city.history
+            if item["type"] == entity_type
+            for attr, instances in item.items()
+            if attr not in ("id", "type")
+        )
+        assert longest >= 3, entity_type
+
+
+def test_lamp_history_follows_night_and_day(city: SampleCity) -> None:
+    lights = [h for h in city.history if h["type"] == "Streetlight"]
+    level = _mean_by_hour(city, "Streetlight", "illuminanceLevel")
+    assert level[22] > 0.8 and level[12] == 0 and 0.4 < level[2] < 0.65  # dimmed after midnight
+    working = [h for h in lights if [i["value"] for i in h["status"]] == ["ok"]]
+    assert working
+    for h in working:  # on at dusk, off at dawn, on again (the window runs 23:00 to 22:00 KST)
+        assert [i["value"] for i in h["powerState"]] == ["on", "off", "on"], h["id"]
+        switched = [_kst_hour(i["observedAt"]) for i in h["powerState"][1:]]
+        assert 6 <= switched[0] <= 8 and 17 <= switched[1] <= 19, switched
+    failed = [h for h in lights if [i["value"] for i in h["status"]] == ["ok", "brokenLantern"]]
+    assert failed, "a lamp failed during the window"
+    for h in failed:
+        went = h["status"][1]["observedAt"]
+        assert any(i["observedAt"] == went and i["value"] == "off" for i in h["powerState"])
+
+
+def test_stop_and_route_history(city: SampleCity) -> None:
+    stops = [h["wheelChairAccessible"] for h in city.history if h["type"] == "GtfsStop"]
+    works = [s for s in stops if len(s) > 1]
+    assert 1 <= len(works) <= 4 and all(
+        s[0]["value"] == "1" and s[1]["value"] == "2" for s in works
+    )
+    for h in (h for h in city.history if h["type"] == "GtfsRoute"):
+        trips = {_kst_hour(i["observedAt"]): i["value"] for i in h["tripsPerHour"]}
+        assert trips[6] > 0 and trips[23] == 0, trips  # the timetable starts and ends
+        assert trips[7] == trips[6] + 2 and trips[9] == trips[6], trips  # a weekday peak
 
 
 def test_step_and_window_follow_arguments() -> None:

@@ -9,6 +9,7 @@ ratios (relativeHumidity, occupancy, illuminanceLevel) are 0..1 as Smart Data Mo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -47,6 +48,7 @@ UNIT_CODES: dict[str, str] = {
     "availableSpotNumber": "C62",
     "totalSpotNumber": "C62",
     "illuminanceLevel": "C62",
+    "tripsPerHour": "C62",
     "lanternHeight": "MTR",
     "maximumAllowedSpeed": "KMH",
     "totalLaneNumber": "C62",
@@ -60,7 +62,7 @@ OBSERVED_TYPES = (
     "TrafficFlowObserved",
     "OffStreetParking",
 )
-"""Types that get a history; the changing numbers of each are listed below."""
+"""Types whose readings carry a `dateObserved`; the changing numbers of each are below."""
 AIR_ATTRS = (
     "pm10",
     "pm25",
@@ -81,6 +83,23 @@ WEATHER_ATTRS = (
 )
 TRAFFIC_ATTRS = ("intensity", "averageVehicleSpeed", "occupancy")
 PARKING_ATTRS = ("availableSpotNumber", "occupancy")
+CHANGE_ATTRS: dict[str, tuple[str, ...]] = {
+    "Streetlight": ("status", "powerState"),
+    "GtfsStop": ("wheelChairAccessible",),
+    "GtfsRoute": ("tripsPerHour",),
+}
+"""Attributes recorded when they change, not at every step: a lamp failing or switching, a
+stop's wheelchair access lost for roadworks, a route's buses per hour following the timetable."""
+HISTORY_ATTRS: dict[str, tuple[str, ...]] = {
+    "AirQualityObserved": AIR_ATTRS,
+    "WeatherObserved": WEATHER_ATTRS,
+    "TrafficFlowObserved": TRAFFIC_ATTRS,
+    "OffStreetParking": PARKING_ATTRS,
+    "Streetlight": ("illuminanceLevel", *CHANGE_ATTRS["Streetlight"]),
+    "GtfsStop": CHANGE_ATTRS["GtfsStop"],
+    "GtfsRoute": CHANGE_ATTRS["GtfsRoute"],
+}
+"""Every type with a history and the attributes it keeps (the others at every step)."""
 
 
 @dataclass(frozen=True)
@@ -242,8 +261,10 @@ def urn(entity_type: str, n: int) -> str:
     return f"urn:ngsi-ld:{entity_type}:namwon-{n:03d}"
 
 
+@functools.lru_cache(maxsize=1024)
 def iso(t: datetime) -> str:
-    """Format as ISO 8601 UTC with Z, the form NGSI-LD brokers echo back."""
+    """Format as ISO 8601 UTC with Z, the form NGSI-LD brokers echo back (cached: the town
+    stamps its ~15,000 instances with a few dozen instants)."""
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -557,15 +578,38 @@ def _weather_type(w: _Weather, i: int, step_h: float) -> str:
 # ------------------------------------------------------------------------------ history
 
 
+def _instance(name: str, value: Any, t: datetime) -> dict[str, Any]:
+    """One temporal instance, with its unitCode when the attribute is a quantity."""
+    inst: dict[str, Any] = {"type": "Property", "value": value, "observedAt": iso(t)}
+    if name in UNIT_CODES:
+        inst["unitCode"] = UNIT_CODES[name]
+    return inst
+
+
 def _history(entity: Entity, series: Series, clock: _Clock) -> Entity:
     """Temporal representation (normalized) of the series, oldest instance first."""
     item: Entity = {"id": entity["id"], "type": entity["type"]}
     for name, values in series.items():
-        item[name] = [
-            {"type": "Property", "value": v, "observedAt": iso(t), "unitCode": UNIT_CODES[name]}
-            for t, v in zip(clock.times, values, strict=True)
-        ]
+        item[name] = [_instance(name, v, t) for t, v in zip(clock.times, values, strict=True)]
     return item
+
+
+Changes = dict[str, list[tuple[datetime, Any]]]  # attribute -> (when, new value), oldest first
+
+
+def _changes(entity: Entity, changes: Changes) -> Entity:
+    """Temporal representation of attributes recorded only when they change; each current
+    value becomes the last change, so entity and history agree."""
+    item: Entity = {"id": entity["id"], "type": entity["type"]}
+    for name, points in changes.items():
+        item[name] = [_instance(name, v, t) for t, v in points]
+        entity[name] = dict(item[name][-1])
+    return item
+
+
+def _changed(values: Sequence[Any], clock: _Clock) -> list[tuple[datetime, Any]]:
+    """The first value and each one that differs from the one before, with its instant."""
+    return [(clock.times[i], v) for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
 
 
 def _set_current(
@@ -845,32 +889,58 @@ def _nearest_road(c: Coord) -> _Road:
 # ---------------------------------------------------------------------------- streetlights
 
 
-def _streetlights(rng: random.Random, segments: list[_Segment], clock: _Clock) -> list[Entity]:
-    """150 lamps spread along the roads; a few are broken, the rest follow sunset."""
-    count, now = 150, clock.last
+def _lamp_states(
+    rng: random.Random, count: int, clock: _Clock, dark: list[bool]
+) -> list[list[str]]:
+    """Each lamp's status at every instant: most are ok, a few long broken, and the two with
+    a broken lantern failed during a night in the window (they went dark then)."""
     broken = rng.sample(range(count), 11)
     status = dict.fromkeys(broken[:6], "defectiveLamp")
     status |= dict.fromkeys(broken[6:9], "columnIssue") | dict.fromkeys(broken[9:], "brokenLantern")
-    dark, late = _sun(clock, clock.n - 1) == 0, _window(clock.hour(clock.n - 1), 0, 5, 0.3) > 0.5
-    out: list[Entity] = []
+    states = [[status.get(i, "ok")] * clock.n for i in range(count)]
+    nights = [i for i in range(1, clock.n) if dark[i]]
+    for lamp in broken[9:] if nights else ():
+        failed = rng.choice(nights)
+        states[lamp][:failed] = ["ok"] * failed
+    return states
+
+
+def _streetlights(
+    rng: random.Random, segments: list[_Segment], clock: _Clock
+) -> tuple[list[Entity], list[Entity]]:
+    """150 lamps spread along the roads, with their history: on from sunset to sunrise,
+    dimmed to 60 % from 00 to 05 KST; a few are broken. The controller reports the light
+    level every step, and the power state and status when they change."""
+    count, now = 150, clock.last
+    dark = [_sun(clock, i) == 0 for i in range(clock.n)]
+    dim = [0.6 if _window(clock.hour(i), 0, 5, 0.3) > 0.5 else 1.0 for i in range(clock.n)]
+    states = _lamp_states(rng, count, clock, dark)
+    entities: list[Entity] = []
+    history: list[Entity] = []
     for i in range(count):
         seg = segments[i % len(segments)]
         on_seg = count // len(segments) + (1 if i % len(segments) < count % len(segments) else 0)
         at = _along(seg.coords, (i // len(segments) + 0.5) / on_seg)
         e = _base("Streetlight", i + 1, _point(_offset(at, 0, 12 if i % 2 else -12)))
-        state = status.get(i, "ok")
-        lit = dark and state in ("ok", "columnIssue")
-        level = (0.6 if late else 1.0) * rng.uniform(0.9, 1.0) if lit else 0.0
-        e["status"] = _observed(state, now)
-        e["powerState"] = _observed("on" if lit else "off", now)
-        e["illuminanceLevel"] = _qty("illuminanceLevel", round(level, 2), now)
+        lit = [d and s in ("ok", "columnIssue") for d, s in zip(dark, states[i], strict=True)]
+        power = ["on" if on else "off" for on in lit]
+        item = _changes(
+            e, {"status": _changed(states[i], clock), "powerState": _changed(power, clock)}
+        )
+        brightness = rng.uniform(0.9, 1.0)
+        level = [round(f * brightness, 2) if on else 0.0 for f, on in zip(dim, lit, strict=True)]
+        series: Series = {"illuminanceLevel": level}
+        e["illuminanceLevel"] = _qty("illuminanceLevel", level[-1], now)
         e["lanternHeight"] = _qty("lanternHeight", 10 if seg.road.road_class == "primary" else 8)
+        state = states[i][-1]
         days = rng.randint(1000, 2200) if state == "defectiveLamp" else rng.randint(20, 1500)
         e["dateLastLampChange"] = _datetime(
             now.replace(hour=2, minute=0, second=0) - timedelta(days=days)
         )
-        out.append(e)
-    return out
+        item |= _history(e, series, clock)
+        entities.append(e)
+        history.append(item)
+    return entities, history
 
 
 # ------------------------------------------------------------------------------- transit
@@ -905,18 +975,30 @@ def _stop_places(rng: random.Random) -> list[_Place]:
     return places
 
 
-def _stops(rng: random.Random) -> list[Entity]:
-    """GtfsStop entities with Korean/English names (LanguageProperty)."""
+def _stops(rng: random.Random, clock: _Clock) -> tuple[list[Entity], list[Entity]]:
+    """GtfsStop entities with Korean/English names (LanguageProperty) and the history of
+    their wheelchair access: four accessible stops lose it for a few hours (works on a ramp
+    or a kerb), and some of them get it back within the window."""
     out: list[Entity] = []
     agency = urn("GtfsAgency", 1)
+    access: list[list[str]] = []
     for n, p in enumerate(_stop_places(rng), 1):
         e = _base("GtfsStop", n, _point(p.at))
         e["name"] = _lang(p.ko, p.en)
         e["code"] = _prop(f"{41000 + n * 7}")
-        e["wheelChairAccessible"] = _prop("1" if n <= 14 else rng.choice(("0", "1", "2")))
+        access.append(["1" if n <= 14 else rng.choice(("0", "1", "2"))] * clock.n)
         e["operatedBy"] = _rel(agency)
         out.append(e)
-    return out
+    accessible = [k for k, a in enumerate(access) if a[0] == "1"]
+    for k in rng.sample(accessible, 4) if clock.n > 1 else ():
+        start = rng.randrange(1, clock.n)
+        end = min(clock.n, start + rng.randint(2, 8))
+        access[k][start:end] = ["2"] * (end - start)  # GTFS: boarding not possible
+    history = [
+        _changes(e, {"wheelChairAccessible": _changed(a, clock)})
+        for e, a in zip(out, access, strict=True)
+    ]
+    return out, history
 
 
 def _coord(e: Entity) -> Coord:
@@ -965,9 +1047,22 @@ def _route_path(rng: random.Random, stops: list[Entity], first: int, length: int
     return path
 
 
-def _routes(rng: random.Random, stops: list[Entity]) -> list[Entity]:
-    """Eight bus routes from the terminal or the station, shaped as LineStrings."""
+def _trips_per_hour(base: int, clock: _Clock, i: int) -> int:
+    """A route's timetable: no buses from 23 to 06 KST, two more an hour at the weekday peaks."""
+    h = clock.hour(i)
+    if not 6 <= h < 23:
+        return 0
+    peak = not clock.weekend(i) and (7 <= h < 9 or 17 <= h < 19)
+    return base + 2 if peak else base
+
+
+def _routes(
+    rng: random.Random, timetable: random.Random, stops: list[Entity], clock: _Clock
+) -> tuple[list[Entity], list[Entity]]:
+    """Eight bus routes from the terminal or the station, shaped as LineStrings, with the
+    history of their trips per hour (a change at each edge of the timetable)."""
     out: list[Entity] = []
+    history: list[Entity] = []
     for n in range(1, 9):
         path = _route_path(rng, stops, 3 if n % 2 else 1, rng.randint(8, 14))
         names = [s["name"]["languageMap"] for s in (path[0], path[-1])]
@@ -979,8 +1074,11 @@ def _routes(rng: random.Random, stops: list[Entity]) -> list[Entity]:
         e["routeColor"] = _prop(_ROUTE_COLORS[n - 1])
         e["routeTextColor"] = _prop("FFFFFF")
         e["operatedBy"] = _rel(urn("GtfsAgency", 1))
+        base = timetable.choice((1, 2, 2, 3))
+        trips = [_trips_per_hour(base, clock, i) for i in range(clock.n)]
+        history.append(_changes(e, {"tripsPerHour": _changed(trips, clock)}))
         out.append(e)
-    return out
+    return out, history
 
 
 # ------------------------------------------------------------------------- example queries
@@ -1063,7 +1161,9 @@ def build_city(
     air, air_h = _air(_stream(seed, "air"), w, segments, clock)
     weather, weather_h = _weather(_stream(seed, "stations"), w, clock)
     parking, parking_h = _parking(_stream(seed, "parking"), clock)
-    stops = _stops(_stream(seed, "stops"))
+    lights, lights_h = _streetlights(_stream(seed, "lights"), segments, clock)
+    stops, stops_h = _stops(_stream(seed, "stops"), clock)
+    routes, routes_h = _routes(_stream(seed, "routes"), _stream(seed, "timetable"), stops, clock)
     entities = [
         _agency(),
         *_road_entities(segments),
@@ -1071,9 +1171,9 @@ def build_city(
         *air,
         *weather,
         *parking,
-        *_streetlights(_stream(seed, "lights"), segments, clock),
+        *lights,
         *stops,
-        *_routes(_stream(seed, "routes"), stops),
+        *routes,
     ]
-    history = [*traffic_h, *air_h, *weather_h, *parking_h]
+    history = [*traffic_h, *air_h, *weather_h, *parking_h, *lights_h, *stops_h, *routes_h]
     return SampleCity(entities, history, _example_queries(entities, clock))
