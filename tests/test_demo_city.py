@@ -493,3 +493,33 @@ def test_demo_on_a_taken_port_builds_nothing_and_prints_no_examples(
     assert "cannot listen" in err or "MQTT broker cannot listen" in err, err
     assert "Try these" not in out and "loaded" not in out, out
     assert not db.exists()
+
+
+def _examples(out: str) -> list[str]:
+    """The printed example block, from its heading on."""
+    lines = out.splitlines()
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("Try these")) :]
+
+
+def test_demo_keep_prints_the_examples_of_the_data_it_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--keep printed examples for the town of the current hour: a day later the temporal
+    ones asked for times after the kept history (empty answers), and the thresholds came
+    from another town state."""
+    import cityhub.demo.city as city_module
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+
+    db = tmp_path / "demo.db"
+    assert prepare_demo(Settings(db=str(db)))
+    built = _examples(capsys.readouterr().out)
+
+    class DayAndAHalfLater(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(hours=30)
+
+    monkeypatch.setattr(city_module, "datetime", DayAndAHalfLater)
+    assert prepare_demo(Settings(db=str(db)), keep=True)
+    assert _examples(capsys.readouterr().out) == built

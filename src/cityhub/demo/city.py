@@ -109,6 +109,7 @@ class SampleCity:
     entities: list[Entity]
     history: list[Entity]
     example_queries: list[tuple[str, str]]
+    start: datetime  # the newest instant (UTC): build_city(start=...) builds this town again
 
 
 @dataclass(frozen=True)
@@ -1176,4 +1177,4 @@ def build_city(
         *routes,
     ]
     history = [*traffic_h, *air_h, *weather_h, *parking_h, *lights_h, *stops_h, *routes_h]
-    return SampleCity(entities, history, _example_queries(entities, clock))
+    return SampleCity(entities, history, _example_queries(entities, clock), clock.last)

@@ -7,10 +7,12 @@ import os
 import sqlite3
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
+from cityhub.demo.city import SampleCity, build_city, iso
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
@@ -20,11 +22,8 @@ from cityhub.store.sqlite import SqliteStore
 from cityhub.store.sqlite.snapshot import read_only
 
 
-def load_city(store: SqliteStore, *, seed: int = 7, progress: bool = True) -> tuple[int, int]:
+def load_city(store: SqliteStore, city: SampleCity, *, progress: bool = True) -> tuple[int, int]:
     """Load the sample city's entities and history; returns (entities, history instances)."""
-    from cityhub.demo.city import build_city
-
-    city = build_city(seed=seed)
     tm = ContextCache().core
     entities = EntityService(store)
     temporal = TemporalService(store)
@@ -51,7 +50,8 @@ def load_city(store: SqliteStore, *, seed: int = 7, progress: bool = True) -> tu
 
 
 DEFAULT_DB = "cityhub-demo.db"  # the file `cityhub demo` builds when no --db is given
-DEMO_MARK = "demo"  # meta key a demo database carries, so only a demo database is rebuilt
+DEMO_MARK = "demo"  # meta key a demo database carries, so only a demo database is rebuilt;
+# its value is the newest instant of the town, so `--keep` prints examples for that data
 
 
 def replaceable(path: Path) -> str | None:
@@ -90,29 +90,45 @@ def _remove(path: Path) -> None:
             os.remove(str(path) + suffix)
 
 
-def _build(path: Path) -> tuple[int, int]:
+def _build(path: Path, city: SampleCity) -> tuple[int, int]:
     """Load the sample city into a new database at path and mark it as the demo's own."""
     store = SqliteStore(path)
     try:
-        counts = load_city(store)
+        counts = load_city(store, city)
     finally:
         store.close()
     conn = sqlite3.connect(path)
     try:
         with conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (DEMO_MARK,))
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (DEMO_MARK, iso(city.start)),
+            )
     finally:
         conn.close()
     return counts
 
 
+def _built_for(path: Path) -> datetime | None:
+    """The newest instant of the town a demo database holds (None: not recorded, e.g. a
+    database built by an older cityhub), so the examples printed for it ask for its data."""
+    try:
+        conn = sqlite3.connect(read_only(path), uri=True, timeout=0.5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (DEMO_MARK,)).fetchone()
+        finally:
+            conn.close()
+        return datetime.fromisoformat(row[0]) if row else None
+    except (sqlite3.Error, ValueError):
+        return None
+
+
 def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
     """Build the demo database (fresh unless keep) and print example queries; False (and a
     line on stderr) when an existing file must not be replaced."""
-    from cityhub.demo.city import build_city
-
     path = Path(settings.db)
     if path.exists() and keep:
+        city = build_city(start=_built_for(path))  # the town it holds, not this hour's
         print(f"cityhub demo: keeping {path}")
     else:
         if path.exists() and (why := replaceable(path)) is not None:
@@ -120,8 +136,9 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
             return False
         _remove(path)
         t0 = time.perf_counter()
+        city = build_city()
         try:
-            n, h = _build(path)
+            n, h = _build(path, city)
         except (StoreError, sqlite3.Error, OSError) as exc:
             _remove(path)  # a half-built demo database is of no use to anyone
             print(f"cityhub demo: cannot build {path}: {exc}", file=sys.stderr)
@@ -131,7 +148,7 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
         )
     base = f"http://{settings.host}:{settings.port}/ngsi-ld/v1"
     print("\nTry these (e.g. with curl -s '<url>'):")
-    for desc, query in build_city().example_queries:
+    for desc, query in city.example_queries:
         print(f"  # {desc}\n  {base}{query}")
     print("\nBe told when something changes (a subscription; the receiver gets a POST per change):")
     print(f"  curl -s -X POST {base}/subscriptions -H 'Content-Type: application/json' -d \\")
