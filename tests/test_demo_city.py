@@ -404,6 +404,22 @@ def test_example_queries_cover_the_api(city: SampleCity) -> None:
         assert needle in joined, needle
 
 
+def test_aggregation_example_has_several_readings_per_period(city: SampleCity) -> None:
+    """It aggregated hourly readings per hour (PT1H): one value a period, the mean equal to
+    the peak in every period, which shows nothing about aggregation."""
+    (query,) = [q for _, q in city.example_queries if "aggrPeriodDuration" in q]
+    hours = re.search(r"aggrPeriodDuration=PT(\d+)H", query)
+    assert hours, query
+    period = timedelta(hours=int(hours[1]))
+    item = next(h for h in city.history if h["type"] == "TrafficFlowObserved")
+    stamps = [datetime.fromisoformat(i["observedAt"]) for i in item["intensity"]]
+    step = stamps[1] - stamps[0]
+    assert period >= 3 * step and timedelta(hours=24) % period == timedelta(0), query
+    start = datetime.fromisoformat(dict(parse_qsl(urlsplit(query).query))["timeAt"])
+    per_period = Counter((t - start) // period for t in stamps)  # timerel=after: from timeAt on
+    assert set(per_period.values()) == {period // step}, per_period  # whole periods only
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 42, 1234])
 def test_example_queries_hit_for_other_seeds(seed: int) -> None:
     c = build_city(seed=seed, start=START + timedelta(hours=seed % 24))

@@ -1103,6 +1103,7 @@ def _example_queries(entities: list[Entity], clock: _Clock) -> list[tuple[str, s
     free = sorted(_current(entities, "OffStreetParking", "availableSpotNumber"))
     lo, hi = 10 * (free[len(free) // 4] // 10), 10 * -(-free[3 * len(free) // 4] // 10)
     since = iso(clock.times[0] - clock.step)
+    first = iso(clock.times[0])  # periods from the first reading are all whole
     six_h = iso(clock.last - timedelta(hours=6))
     segment = urn("RoadSegment", 1)
     station = urn("AirQualityObserved", 1)
@@ -1135,9 +1136,9 @@ def _example_queries(entities: list[Entity], clock: _Clock) -> list[tuple[str, s
          f"/temporal/entities/{station}?attrs=pm25,no2&timerel=after&timeAt={since}&lastN=5"),
         ("Temperature at every weather station over the last 6 hours",
          f"/temporal/entities?type=WeatherObserved&attrs=temperature&timerel=after&timeAt={six_h}"),
-        ("Hourly mean and peak traffic per counter",
-         f"/temporal/entities?type=TrafficFlowObserved&attrs=intensity&timerel=after&timeAt={since}"
-         "&aggrMethods=avg,max&aggrPeriodDuration=PT1H&format=aggregatedValues"),
+        ("Mean and peak traffic per counter in each 6 hours (6 hourly readings each)",
+         f"/temporal/entities?type=TrafficFlowObserved&attrs=intensity&timerel=after&timeAt={first}"
+         "&aggrMethods=avg,max&aggrPeriodDuration=PT6H&format=aggregatedValues"),
         ("Which entity types the town has", "/types"),
         ("Which attributes are in use", "/attributes"),
     ]  # fmt: skip
