@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 import socket
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -539,3 +540,25 @@ def test_demo_keep_prints_the_examples_of_the_data_it_kept(
     monkeypatch.setattr(city_module, "datetime", DayAndAHalfLater)
     assert prepare_demo(Settings(db=str(db)), keep=True)
     assert _examples(capsys.readouterr().out) == built
+
+
+def test_demo_prints_curl_commands_that_work_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said `curl -s '<url>'`: curl reads the [ ] of coordinates as a URL pattern (exit 3,
+    nothing printed), and the count example showed only `[]`, its count being in a header."""
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+
+    assert prepare_demo(Settings(db=str(tmp_path / "demo.db"), port=1999))
+    block = _examples(capsys.readouterr().out)
+    commands = [line.strip() for line in block[1 : block.index("")]]
+    commands = [shlex.split(c) for c in commands if c.startswith("curl ")]
+    assert len(commands) == len(build_city(start=START).example_queries)
+    for argv in commands:
+        *flags, url = argv[1:]
+        short = "".join(f[1:] for f in flags if f.startswith("-") and not f.startswith("--"))
+        assert url.startswith("http://127.0.0.1:1999/ngsi-ld/v1/"), argv
+        assert "s" in short and "g" in short, argv  # -g: [ ] are not a URL pattern
+        assert ("i" in short) == ("count=true" in url), argv
+    assert any("[" in argv[-1] for argv in commands)

@@ -1130,7 +1130,7 @@ def _example_queries(entities: list[Entity], clock: _Clock) -> list[tuple[str, s
         ("Free spaces per car park, just the fields a roadside sign needs",
          "/entities?type=OffStreetParking&pick=id,name,availableSpotNumber,totalSpotNumber"
          "&format=simplified"),
-        ("How many streetlights there are (count only, no bodies)",
+        ("How many streetlights there are (the NGSILD-Results-Count header; no bodies)",
          "/entities?type=Streetlight&count=true&limit=0"),
         ("Last 5 PM2.5 and NO2 readings of the AirKorea station",
          f"/temporal/entities/{station}?attrs=pm25,no2&timerel=after&timeAt={since}&lastN=5"),

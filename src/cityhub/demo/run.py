@@ -123,6 +123,13 @@ def _built_for(path: Path) -> datetime | None:
         return None
 
 
+def curl(url: str) -> str:
+    """The curl command for an example: -g, or curl reads the [ ] of coordinates as a URL
+    pattern and prints nothing; -i for a count, which comes in a header with an empty body."""
+    flags = "-sgi" if "count=true" in url else "-sg"
+    return f"curl {flags} '{url}'"
+
+
 def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
     """Build the demo database (fresh unless keep) and print example queries; False (and a
     line on stderr) when an existing file must not be replaced."""
@@ -147,9 +154,9 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
             f"cityhub demo: loaded {n} entities and {h} history instances in {time.perf_counter() - t0:.1f} s into {path}"
         )
     base = f"http://{settings.host}:{settings.port}/ngsi-ld/v1"
-    print("\nTry these (e.g. with curl -s '<url>'):")
+    print("\nTry these (curl's -g keeps the [ ] of coordinates; -i shows the headers):")
     for desc, query in city.example_queries:
-        print(f"  # {desc}\n  {base}{query}")
+        print(f"  # {desc}\n  {curl(base + query)}")
     print("\nBe told when something changes (a subscription; the receiver gets a POST per change):")
     print(f"  curl -s -X POST {base}/subscriptions -H 'Content-Type: application/json' -d \\")
     print(
