@@ -244,3 +244,17 @@ async def test_a_clean_stop_writes_what_the_mqtt_client_had_received(
     await agent.stop()
     history = await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Thermometer:q1")
     assert [i["value"] for i in history.json()["n"]] == [0, 1, 2, 3, 4], history.text
+
+
+async def test_a_message_on_the_other_protocol_is_told_how_to_switch(
+    client: httpx.AsyncClient,
+) -> None:
+    """The README provisioned boiler-1 for MQTT (the default) and then posted to it over HTTP:
+    the 400 said only that the protocols differ."""
+    key = (await provision(client, {"id": "boiler-1", "entityType": "T"}))["apikey"]
+    resp = await client.post(f"{IOT}/json", params={"k": key, "i": "boiler-1"}, json={"t": 1})
+    detail = problem(resp, 400, "BadRequestData")["detail"]
+    assert detail == (
+        "device 'boiler-1' is provisioned for mqtt, not http (change it with "
+        "`cityhub iot devices update boiler-1 --protocol http`)"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,16 @@ from cityhub.throttled_log import ThrottledLog
 log = logging.getLogger("cityhub.iot")
 
 Doc = dict[str, Any]
+
+
+def _wrong_protocol(raw: Raw, provisioned: str, tenant: str) -> str:
+    """The refusal of a message on the other protocol, with the command that changes it."""
+    tenant_flag = f" --tenant {shlex.quote(tenant)}" if tenant else ""
+    return (
+        f"device {raw.device!r} is provisioned for {provisioned}, not {raw.protocol} (change "
+        f"it with `cityhub iot devices update {shlex.quote(raw.device)} --protocol "
+        f"{raw.protocol}{tenant_flag}`)"
+    )
 
 
 @dataclass(slots=True)
@@ -84,10 +95,7 @@ class Ingestor:
         try:
             target = self.registry.lookup(raw.apikey, raw.device)
             if target.protocol != raw.protocol:
-                raise Rejected(
-                    WRONG_PROTOCOL,
-                    f"device {raw.device!r} is provisioned for {target.protocol}, not {raw.protocol}",
-                )
+                raise Rejected(WRONG_PROTOCOL, _wrong_protocol(raw, target.protocol, target.tenant))
             measures, textual = decode(raw.payload, raw.form)
             apply = target.mapping.apply
             eid, etype = target.entity_id, target.entity_type
