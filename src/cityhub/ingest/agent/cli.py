@@ -185,11 +185,31 @@ def run(args: argparse.Namespace) -> int:
     except CliError as exc:
         print(f"cityhub iot: {exc}", file=sys.stderr)
         return exc.code
-    if resp.status_code == 204 or not resp.content:
-        print("ok")
-        return 0
-    answer = resp.json()
-    print(json.dumps(answer, indent=2, ensure_ascii=False))
-    if isinstance(answer, dict) and answer.get("apikey"):
+    answer = resp.json() if resp.status_code != 204 and resp.content else None
+    keyed = isinstance(answer, dict) and bool(answer.get("apikey"))
+    try:
+        print("ok" if answer is None else json.dumps(answer, indent=2, ensure_ascii=False))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (`| head`) stopped early: no traceback
+        _drop_stdout()
+        if keyed:
+            print(
+                f"cityhub iot: the output was cut short and its API key is lost; set another "
+                f"with `cityhub iot {args.iot_kind} update {args.id} --apikey KEY`",
+                file=sys.stderr,
+            )
+        return 1
+    if keyed:
         print("note: the API key is shown only this once; keep it now.", file=sys.stderr)
     return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so Python's own flush at exit finds no broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (replaced, closed)
+        pass
+    finally:
+        os.close(devnull)

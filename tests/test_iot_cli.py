@@ -1,0 +1,69 @@
+"""`cityhub iot` as a real process: its output to a reader that stops early."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+DEVICES = [{"id": f"d{n}", "entityType": "T", "protocol": "mqtt"} for n in range(50)]
+
+
+class _Hub(BaseHTTPRequestHandler):
+    """Answers GET /iot/v1/devices as a hub would."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(DEVICES).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def hub_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(hub_url: str) -> None:
+    """`cityhub iot devices list | head` printed a BrokenPipeError traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: EPIPE every time
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cityhub.cli", "iot", "devices", "list", "--url", hub_url],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr == b"", proc.stderr.decode(errors="replace")
+    assert proc.returncode == 1
+
+
+def test_the_answer_is_printed_as_json(hub_url: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cityhub.cli", "iot", "devices", "list", "--url", hub_url],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == DEVICES
