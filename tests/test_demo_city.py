@@ -562,3 +562,21 @@ def test_demo_prints_curl_commands_that_work_as_printed(
         assert "s" in short and "g" in short, argv  # -g: [ ] are not a URL pattern
         assert ("i" in short) == ("count=true" in url), argv
     assert any("[" in argv[-1] for argv in commands)
+
+
+def test_the_progress_bars_count_what_the_summary_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One bar counted entities and history items together as 'entity' (489 for 374)."""
+    from cityhub.demo.run import load_city
+    from cityhub.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "demo.db")
+    try:
+        entities, instances = load_city(store, build_city(start=START))
+    finally:
+        store.close()
+    # "374/374 [00:00<00:00, 900.1entity/s]", or "s/entity" when slow
+    bars = re.findall(r"(\d+)/(\d+) \[[^,\]]*, [\d.?]+(?:s/)?([a-z]+)", capsys.readouterr().err)
+    finals = {(int(total), unit) for done, total, unit in bars if done == total}
+    assert finals == {(entities, "entity"), (instances, "instance")}, bars[-3:]

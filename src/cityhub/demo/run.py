@@ -23,29 +23,26 @@ from cityhub.store.sqlite.snapshot import read_only
 
 
 def load_city(store: SqliteStore, city: SampleCity, *, progress: bool = True) -> tuple[int, int]:
-    """Load the sample city's entities and history; returns (entities, history instances)."""
+    """Load the sample city's entities and history; returns (entities, history instances).
+    A bar each, counting what the summary line counts."""
     tm = ContextCache().core
     entities = EntityService(store)
     temporal = TemporalService(store)
     chunk = 100
-    with tqdm(
-        total=len(city.entities) + len(city.history),
-        desc="loading sample city",
-        disable=not progress,
-        unit="entity",
-    ) as bar:
+    bars = {"disable": not progress}
+    with tqdm(total=len(city.entities), desc="sample city", unit="entity", **bars) as bar:
         for i in range(0, len(city.entities), chunk):
             part = city.entities[i : i + chunk]
             out = entities.batch_upsert("", part, tm, "replace")
             if out.errors:
                 raise RuntimeError(f"sample city entity rejected: {out.errors[0][1].detail}")
             bar.update(len(part))
-        instances = 0
-        for item in city.history:
-            body = {k: v for k, v in item.items() if k not in ("id", "type")}
+    bodies = [{k: v for k, v in item.items() if k not in ("id", "type")} for item in city.history]
+    instances = sum(len(v) for body in bodies for v in body.values() if isinstance(v, list))
+    with tqdm(total=instances, desc="its history", unit="instance", **bars) as bar:
+        for item, body in zip(city.history, bodies, strict=True):
             temporal.append("", item["id"], body, tm)
-            instances += sum(len(v) for v in body.values() if isinstance(v, list))
-            bar.update(1)
+            bar.update(sum(len(v) for v in body.values() if isinstance(v, list)))
     return len(city.entities), instances
 
 
