@@ -88,7 +88,12 @@ def test_a_backup_never_overwrites_a_file(
     dest.write_text("an older backup")
     assert main(["backup", str(dest), "--db", str(db)]) == 2
     assert dest.read_text() == "an older backup"
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exists" in err
+    assert "backing up" not in err, "a refused backup announced a copy it never started"
+    for flags in ([], ["--no-progress"]):  # a copy that starts says so, bar or not
+        assert main(["backup", str(tmp_path / f"new{len(flags)}.db"), "--db", str(db), *flags]) == 0
+        assert f"cityhub: backing up {db} to " in capsys.readouterr().err
 
 
 def test_a_missing_database_is_a_clear_error(

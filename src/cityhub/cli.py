@@ -237,22 +237,31 @@ def serve(settings: object) -> int:
 
 
 @contextmanager
-def _byte_bar(desc: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+def _byte_bar(
+    desc: str, enabled: bool, intro: str = ""
+) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar in bytes on stderr for a long copy; yields its report(done, total), or
-    None when it is off. The bar appears with the first report, so a request refused before
-    any copying prints its reason alone."""
+    None when it is off and there is no intro. The intro line and the bar appear with the
+    first report, so a request refused before any copying prints its reason alone."""
     from tqdm import tqdm
 
     bars: list[tqdm[Any]] = []
+    started: list[bool] = []
 
     def report(done: int, total: int) -> None:
+        if not started:
+            started.append(True)
+            if intro:
+                print(intro, file=sys.stderr)
+        if not enabled:
+            return
         if not bars:
             bars.append(tqdm(desc=desc, unit="B", unit_scale=True, file=sys.stderr, total=total))
         bars[0].total = total
         bars[0].update(done - bars[0].n)
 
     try:
-        yield report if enabled else None
+        yield report if enabled or intro else None
     finally:
         for bar in bars:
             bar.close()
@@ -269,9 +278,9 @@ def run_backup(db: str | None, dest: str, *, progress: bool = True) -> int:
     if path is None:
         return 2
     source = Path(path)
-    print(f"cityhub: backing up {source} to {dest} ...", file=sys.stderr)
+    intro = f"cityhub: backing up {source} to {dest} ..."  # once the copy has started
     try:
-        with _byte_bar("backup", progress) as report:
+        with _byte_bar("backup", progress, intro) as report:
             done = backup(source, Path(dest), report)
     except StoreError as exc:
         print(f"cityhub: {exc}", file=sys.stderr)
