@@ -33,3 +33,43 @@ async def test_get_with_trailing_slash_is_the_collection(client: httpx.AsyncClie
     resp = await client.get("/ngsi-ld/v1/entities/", params={"type": "T"})
     assert resp.status_code == 200, resp.text
     assert [e["id"] for e in resp.json()] == ["urn:ngsi-ld:T:1"]
+
+
+@pytest.mark.parametrize(
+    "path,params,headers,hint",
+    [
+        ("/ngsi-ld/v1/entities", {"type": "T", "options": "keyValue"}, {}, "keyValues"),
+        (
+            "/ngsi-ld/v1/entities",
+            {"type": "T", "format": "geojson"},
+            {},
+            "Accept: application/geo+json",
+        ),
+        (
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:T:1",
+            {"options": "keyValue"},
+            {},
+            "temporalValues",
+        ),
+        (
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:T:1",
+            {"format": "aggregatedValues", "aggrMethods": "mean"},
+            {},
+            "avg",
+        ),
+        ("/ngsi-ld/v1/entities", {"type": "T"}, {"NGSILD-Tenant": "never"}, "tenant 'never' "),
+    ],
+)
+async def test_a_refused_choice_names_the_valid_ones(
+    client: httpx.AsyncClient,
+    path: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    hint: str,
+) -> None:
+    """`unknown aggrMethods: mean`, `unknown format 'geojson'`, `unknown option(s): keyValue`
+    named only the mistake; `tenant never does not exist` did not quote the name."""
+    await client.post("/ngsi-ld/v1/entities", json=ENTITY)
+    resp = await client.get(path, params=params, headers=headers)
+    assert resp.status_code in (400, 404), resp.text
+    assert hint in resp.json()["detail"], resp.json()["detail"]

@@ -89,7 +89,7 @@ def tenant_of(request: Request, *, must_exist: bool) -> str:
         raise BadRequestData("NGSILD-Tenant is given more than once, with different values")
     tenant = given.pop().decode("latin-1") if given else ""
     if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
-        raise NonexistentTenant(f"tenant {tenant} does not exist")
+        raise NonexistentTenant(f"tenant {tenant!r} does not exist")
     return tenant
 
 

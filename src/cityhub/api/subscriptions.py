@@ -52,7 +52,7 @@ def store(request: Request) -> Any:
 def require_tenant(request: Request, tenant: str) -> None:
     """Reads and changes need a tenant that has stored something (entities or resources)."""
     if tenant and not store(request).has_tenant(tenant):
-        raise NonexistentTenant(f"tenant {tenant} does not exist")
+        raise NonexistentTenant(f"tenant {tenant!r} does not exist")
 
 
 def path_id(request: Request, what: str) -> str:

@@ -54,7 +54,9 @@ def options(params: Mapping[str, str]) -> set[str]:
     opts = set(csv(params.get("options")))
     unknown = opts - _OPTIONS
     if unknown:
-        raise InvalidRequest(f"unknown option(s): {', '.join(sorted(unknown))}")
+        raise InvalidRequest(
+            f"unknown option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(_OPTIONS))}"
+        )
     return opts
 
 
@@ -108,7 +110,11 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
         )
         if fmt not in FORMATS:
             if fmt not in ("temporalValues", "aggregatedValues"):
-                raise InvalidRequest(f"unknown format {params['format']!r}")
+                raise InvalidRequest(
+                    f"unknown format {params['format']!r}; use normalized, concise or "
+                    "keyValues (simplified); GeoJSON is asked for with "
+                    "Accept: application/geo+json"
+                )
             fmt = "normalized"
     ds = params.get("datasetId")
     return RenderOptions(

@@ -157,7 +157,8 @@ def temporal_format(params: Mapping[str, str]) -> str:
     unknown = opts - OPTIONS
     if unknown:
         raise InvalidRequest(
-            f"unknown option(s) for a temporal request: {', '.join(sorted(unknown))}"
+            f"unknown option(s) for a temporal request: {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(OPTIONS))}"
         )
     fmt = params.get("format")
     if fmt is not None:
@@ -181,7 +182,9 @@ def aggregation(params: Mapping[str, str], *, required: bool = True) -> Aggregat
         raise BadRequestData("aggregatedValues needs aggrMethods")
     bad = [m for m in methods if m not in AGGR_METHODS]
     if bad:
-        raise BadRequestData(f"unknown aggrMethods: {', '.join(bad)}")
+        raise BadRequestData(
+            f"unknown aggrMethods: {', '.join(bad)}; use {', '.join(AGGR_METHODS)}"
+        )
     raw = params.get("aggrPeriodDuration")
     months, seconds = parse_duration(raw) if raw else (0, 0.0)
     return Aggregation(methods=methods, seconds=seconds, months=months)
