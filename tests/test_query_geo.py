@@ -355,6 +355,47 @@ def test_self_intersecting_polygon_is_repaired_not_rejected() -> None:
     assert not geo_matches(gq, {"type": "Point", "coordinates": [5, 5]})
 
 
+def star(n: int) -> list[list[float]]:
+    """A closed ring of n vertices whose edges all cross each other (O(n²) crossings)."""
+    k = int(n * 0.8) | 1
+    ring = [
+        [
+            8 * math.cos(2 * math.pi * (i * k % n) / n),
+            45 + 5 * math.sin(2 * math.pi * (i * k % n) / n),
+        ]
+        for i in range(n)
+    ]
+    return [*ring, ring[0]]
+
+
+def test_a_query_polygon_too_tangled_to_repair_is_refused() -> None:
+    """Repairing 351 such vertices took a minute, 20,001 took 12 GB and then a 500."""
+    with pytest.raises(BadRequestData, match="too many to repair"):
+        parse_geoq("within", "Polygon", json.dumps([star(301)]), None)
+    with pytest.raises(BadRequestData, match="too many to repair"):
+        parse_geoq("within", "MultiPolygon", json.dumps([SQUARE, [star(301)]]), None)
+    assert parse_geoq("within", "Polygon", json.dumps([star(51)]), None) is not None
+
+
+def test_a_stored_polygon_too_tangled_to_repair_matches_nothing() -> None:
+    stored = {"type": "Polygon", "coordinates": [star(301)]}
+    assert not geo_matches(q("intersects", "Point", [0, 45]), stored)
+
+
+def test_a_large_polygon_with_one_crossing_is_still_repaired() -> None:
+    """Real boundaries are long and cross themselves a few times: they are repaired."""
+    ring = [
+        [8 * math.cos(2 * math.pi * i / 5000), 45 + 5 * math.sin(2 * math.pi * i / 5000)]
+        for i in range(5000)
+    ]
+    ring[10], ring[11] = ring[11], ring[10]  # one bow
+    coords = json.dumps([[*ring, ring[0]]])
+    gq = parse_geoq("intersects", "Polygon", coords, None)
+    assert gq is not None and gq.geometry.is_valid
+    stored = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    assert geo_matches(q("intersects", "Point", [0, 45]), stored)
+
+
 # --- stored points: the shortcut agrees with the shapely shape --------------------------------
 
 REFERENCES = [

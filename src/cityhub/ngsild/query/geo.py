@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -16,6 +17,7 @@ from shapely.ops import nearest_points
 from shapely.validation import explain_validity
 
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.repair import MAX_CROSSINGS, made_valid, made_valid_from_json
 
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 GEORELS = ("near", "within", "contains", "intersects", "equals", "disjoint", "overlaps")
@@ -149,9 +151,15 @@ def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometr
     if not geom.is_valid:
         # A self-intersecting ring is still a usable query area: repair it the way stored
         # geometries are repaired, so `equals` on the same input still matches.
-        geom = shapely.make_valid(geom)
-        if geom.is_empty:
-            raise BadRequestData(f"invalid {kind}: {explain_validity(shape(geojson))}")
+        fixed = made_valid(geom)
+        if fixed is None:
+            raise BadRequestData(
+                f"invalid {kind}: {explain_validity(geom)}; its rings cross at more than "
+                f"{MAX_CROSSINGS:,} points, too many to repair: send a valid {kind}"
+            )
+        if fixed.is_empty:
+            raise BadRequestData(f"invalid {kind}: {explain_validity(geom)}")
+        geom = fixed
     return geom, geojson
 
 
@@ -220,7 +228,10 @@ def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
         geom = shapely.force_2d(shape(geometry_geojson))
         if geom.is_empty:
             return None
-        return geom if geom.is_valid else shapely.make_valid(geom)
+        if geom.is_valid:
+            return geom
+        # repaired once per distinct geometry; one too tangled to repair matches nothing
+        return made_valid_from_json(orjson.dumps(geometry_geojson).decode())
     except Exception:  # stored data of any shape must not break a query
         return None
 
