@@ -301,7 +301,13 @@ async def test_instances_without_a_type_keep_their_value_and_observed_at(
 
 
 @pytest.mark.parametrize(
-    "params", [{"aggrPeriodDuration": "garbage"}, {"aggrMethods": "bogus"}, {"aggrMethods": ""}]
+    "params",
+    [
+        {"aggrPeriodDuration": "garbage"},
+        {"aggrPeriodDuration": "PT0.0000000000001S"},  # every period began and ended at once
+        {"aggrMethods": "bogus"},
+        {"aggrMethods": ""},
+    ],
 )
 async def test_malformed_aggregation_parameters_are_400_in_any_format(
     client: httpx.AsyncClient, params: dict[str, str]

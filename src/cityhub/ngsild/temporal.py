@@ -97,7 +97,13 @@ def parse_duration(text: str) -> tuple[int, float]:
             "(give a fraction in weeks, days or hours)"
         )
     seconds = sum(float(g) * u for g, u in zip(rest, _UNITS, strict=True) if g)
-    return int(calendar[0]) * 12 + int(calendar[1]), seconds
+    months = int(calendar[0]) * 12 + int(calendar[1])
+    if not months and 0 < seconds < 1e-6:  # periods would start and end at one instant
+        raise BadRequestData(
+            f"aggrPeriodDuration {text!r} is shorter than a microsecond, the resolution of time "
+            "in cityhub (PT0S asks for one period over the whole span)"
+        )
+    return months, seconds
 
 
 def temporal_query(
