@@ -701,6 +701,9 @@ async def test_order_by(client: httpx.AsyncClient) -> None:
         "/ngsi-ld/v1/entities", params={"type": "Building", "orderBy": "name;up"}
     )
     assert bad.status_code == 400
+    many = ",".join(f"a{n}" for n in range(2000))  # SQLite's limit: a 500 before
+    bad = await client.get("/ngsi-ld/v1/entities", params={"type": "Building", "orderBy": many})
+    assert bad.status_code == 400 and "at most 32 keys" in bad.json()["detail"], bad.text
 
 
 async def test_order_by_reads_the_default_instance(client: httpx.AsyncClient) -> None:

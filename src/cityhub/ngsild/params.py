@@ -173,12 +173,18 @@ def _picked_attributes(pick: str | None, tm: TermMap) -> tuple[str, ...] | None:
 _META_SUBS = ("createdAt", "modifiedAt", "observedAt")
 
 
+MAX_ORDER_KEYS = 32
+
+
 def order_by(text: str | None, tm: TermMap) -> tuple[tuple[tuple[str, ...], bool], ...]:
     """orderBy=path[;asc|desc],... (paths: id, type, createdAt, modifiedAt, attr[.sub])."""
     if text is None:
         return ()
+    items = csv(text)
+    if len(items) > MAX_ORDER_KEYS:  # each key is a correlated subquery per row
+        raise BadRequestData(f"orderBy takes at most {MAX_ORDER_KEYS} keys, not {len(items)}")
     out: list[tuple[tuple[str, ...], bool]] = []
-    for item in csv(text):
+    for item in items:
         path, _, direction = item.partition(";")
         if direction not in ("", "asc", "desc"):
             raise BadRequestData(f"orderBy direction must be asc or desc, not {direction!r}")
