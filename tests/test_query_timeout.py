@@ -80,3 +80,23 @@ async def test_no_limit(tmp_path: Path) -> None:
         r = await client.get(f"{BASE}/entities", params={"type": "T", "count": "true"})
         assert r.headers["NGSILD-Results-Count"] == str(N)
     app.state.store.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/entities?type=Sensor&q=name~=x.*y",
+        "/entities?type=Sensor&idPattern=.*9$&limit=1000",
+        "/entities?type=Sensor&q=n[k]==1&limit=1000",  # a path into values: the evaluator
+    ],
+)
+async def test_a_read_whose_rows_call_python_stops_between_rows(
+    hub: tuple[httpx.AsyncClient, Starlette], path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress handler runs every PROGRESS_STEPS SQLite steps; when each row calls a
+    costly Python function (a 100 KB pattern took 63 ms a row) those steps ran 50 s past a
+    1 s limit. The functions themselves now stop the read."""
+    client, _app = hub
+    monkeypatch.setattr(backend, "PROGRESS_STEPS", 10**9)  # the handler never runs
+    body = problem(await client.get(BASE + path), 503)
+    assert "CITYHUB_QUERY_TIMEOUT" in body["detail"]

@@ -232,9 +232,10 @@ class SqliteStore:
             deadline = time.monotonic() + self.query_timeout
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         try:
-            yield deadline
+            with functions.deadline(deadline):
+                yield deadline
         except sqlite3.OperationalError as exc:
-            if str(exc) != "interrupted":
+            if str(exc) != "interrupted" and not functions.tripped():
                 raise
             raise QueryTimeout(self.query_timeout) from None
         finally:
@@ -532,7 +533,7 @@ class SqliteStore:
         def geo_match(qid: int, geojson: str) -> bool:
             return geo_matches(queries[qid], orjson.loads(geojson))
 
-        conn.create_function("geo_match", 2, geo_match)
+        conn.create_function("geo_match", 2, functions.checked(geo_match))
 
     def entity_types(
         self, tenant: str, *, names: bool = True, only: str | None = None

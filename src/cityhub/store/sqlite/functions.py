@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +24,41 @@ from cityhub.store.base import period_index
 from cityhub.store.sqlite.index import index_rows, number
 
 Term = ast.Compare | ast.Exists
+_read = threading.local()  # .deadline: time.monotonic() past which a read stops
+
+
+class DeadlinePassed(Exception):
+    """Raised inside a SQL function once the read's deadline has passed."""
+
+
+@contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Make the per-row functions of this thread's reads stop past `at`: SQLite's progress
+    handler runs every 10,000 steps, and when each step calls a costly function (a long
+    pattern, a deep q term, a geometry) those steps took tens of seconds."""
+    _read.deadline, _read.tripped = at, False
+    try:
+        yield
+    finally:
+        _read.deadline = math.inf
+
+
+def tripped() -> bool:
+    """Whether a function of this thread's last read stopped it at its deadline (SQLite
+    reports that only as "user-defined function raised exception")."""
+    return bool(getattr(_read, "tripped", False))
+
+
+def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, raising DeadlinePassed first when this thread's read is past its deadline."""
+
+    def call(*args: Any) -> Any:
+        if time.monotonic() > getattr(_read, "deadline", math.inf):
+            _read.tripped = True
+            raise DeadlinePassed
+        return fn(*args)
+
+    return call
 
 
 def regexp(pattern: str, value: Any) -> bool:
@@ -142,8 +181,8 @@ def epoch_of(text: Any) -> float | None:
 
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
-    conn.create_function("regexp", 2, regexp, deterministic=True)
-    conn.create_function("scope_match", 2, scope_match, deterministic=True)
+    conn.create_function("regexp", 2, checked(regexp), deterministic=True)
+    conn.create_function("scope_match", 2, checked(scope_match), deterministic=True)
     conn.create_function(
         "period_index",
         4,
@@ -152,7 +191,7 @@ def register(conn: sqlite3.Connection) -> None:
         ),
         deterministic=True,
     )
-    conn.create_function("q_match", 2, q_match, deterministic=True)
+    conn.create_function("q_match", 2, checked(q_match), deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
