@@ -119,3 +119,32 @@ def test_a_range_that_starts_at_the_epoch_says_so(hub: SyncHub) -> None:
     assert content_range is not None and content_range.startswith(
         "date-time 1970-01-01T00:00:00Z-2024-01-03T00:00:00Z"
     ), content_range
+
+
+def test_aggregated_periods_are_paged_like_instances(hub: SyncHub) -> None:
+    """A tiny aggrPeriodDuration gave one period per instance, every one of them at once."""
+    instances = [
+        {"type": "Property", "value": n, "observedAt": f"2026-01-01T00:{n:02d}:00Z"}
+        for n in range(8)
+    ]
+    _create(hub, instances)
+    seen: list[float] = []
+    params = {
+        "options": "aggregatedValues",
+        "aggrMethods": "sum,totalCount",
+        "aggrPeriodDuration": "PT1M",
+        "timerel": "after",
+        "timeAt": "2026-01-01T00:00:00Z",
+    }
+    for _ in range(5):
+        resp = hub.request("GET", f"{BASE}/temporal/entities/{EID}", params=params)
+        assert resp.status_code in (200, 206), resp.text
+        p = resp.json()["p"]
+        assert len(p["sum"]) <= LIMIT and len(p["totalCount"]) == len(p["sum"]), p
+        seen += [period[0] for period in p["sum"]]
+        if resp.status_code == 200:
+            break
+        match = RANGE.match(resp.headers["Content-Range"])
+        assert match is not None, resp.headers["Content-Range"]
+        params["timeAt"] = match.group(2)  # the next page starts where this one was cut
+    assert seen == [float(n) for n in range(8)], seen
