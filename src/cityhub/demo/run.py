@@ -57,15 +57,7 @@ def replaceable(path: Path) -> str | None:
     `--db` naming a city's real database, or one a hub is serving, deleted it: only a
     database the demo built (or the default demo file) is rebuilt, and only when no other
     connection has it open."""
-    try:
-        conn = sqlite3.connect(read_only(path), uri=True, timeout=0.5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (DEMO_MARK,)).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        row = None
-    if row is None and path.name != DEFAULT_DB:
+    if _mark(path) is None and path.name != DEFAULT_DB:
         return f"{path} is not a demo database; name another --db, or remove it yourself"
     try:
         conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
@@ -109,15 +101,25 @@ def _build(path: Path, city: SampleCity) -> tuple[int, int]:
 def _built_for(path: Path) -> datetime | None:
     """The newest instant of the town a demo database holds (None: not recorded, e.g. a
     database built by an older cityhub), so the examples printed for it ask for its data."""
+    mark = _mark(path)
+    try:
+        return datetime.fromisoformat(mark) if mark else None
+    except ValueError:
+        return None
+
+
+def _mark(path: Path) -> str | None:
+    """The demo mark a database file holds, read without writing (None: none, or no
+    database to read)."""
     try:
         conn = sqlite3.connect(read_only(path), uri=True, timeout=0.5)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (DEMO_MARK,)).fetchone()
         finally:
             conn.close()
-        return datetime.fromisoformat(row[0]) if row else None
-    except (sqlite3.Error, ValueError):
+    except sqlite3.Error:
         return None
+    return str(row[0]) if row else None
 
 
 def curl(url: str) -> str:
