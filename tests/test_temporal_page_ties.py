@@ -123,6 +123,7 @@ def test_a_range_that_starts_at_the_epoch_says_so(hub: SyncHub) -> None:
 
 def test_aggregated_periods_are_paged_like_instances(hub: SyncHub) -> None:
     """A tiny aggrPeriodDuration gave one period per instance, every one of them at once."""
+    hub.app.state.temporal.period_limit = LIMIT  # MAX_PERIODS, made small
     instances = [
         {"type": "Property", "value": n, "observedAt": f"2026-01-01T00:{n:02d}:00Z"}
         for n in range(8)

@@ -56,6 +56,7 @@ OPTIONS = frozenset(
     }
 )
 DEFAULT_INSTANCE_LIMIT = 1000
+MAX_PERIODS = 10_000  # periods of one aggregated series an answer holds (then 206)
 _DURATION = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
@@ -251,9 +252,15 @@ def _iso(seconds: float) -> str:
 class TemporalService:
     """Write and read the temporal evolution of entities."""
 
-    def __init__(self, store: Store, instance_limit: int = DEFAULT_INSTANCE_LIMIT) -> None:
+    def __init__(
+        self,
+        store: Store,
+        instance_limit: int = DEFAULT_INSTANCE_LIMIT,
+        period_limit: int = MAX_PERIODS,
+    ) -> None:
         self.store = store
         self.instance_limit = max(1, instance_limit)
+        self.period_limit = max(1, period_limit)
 
     # -- writing ---------------------------------------------------------------------------
     def _instances(self, body: Any, tm: TermMap) -> dict[str, list[Doc]]:
@@ -498,10 +505,10 @@ class TemporalService:
         return f"date-time {_iso(start)}-{_iso(end)}/{size}"  # 0.0, the epoch, is a start
 
     def _cut_periods(self, aggs: list[tuple[Doc, dict[str, list[Doc]]]]) -> str | None:
-        """At most as many periods per series as a page holds instances, every series cut at
-        one time (206 + Content-Range, as for instances): a tiny aggrPeriodDuration gave one
-        period per instance, 84 MB for 200,000 of them."""
-        limit = self.instance_limit
+        """At most MAX_PERIODS periods per series, every series cut at one time (206 +
+        Content-Range, as for instances): a tiny aggrPeriodDuration gave one period per
+        instance, 84 MB for 200,000 of them."""
+        limit = self.period_limit
         lists = [
             (one, method, periods)
             for _, attrs in aggs
