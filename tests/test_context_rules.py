@@ -149,3 +149,37 @@ def test_the_compiled_memo_is_bounded_by_its_terms(monkeypatch: pytest.MonkeyPat
         held = sum(len(tm.terms) for tm in cache._compiled.values())
         assert held <= 5_000, (n, held)
     assert cache.compile([big, {"n": "http://ex.org/19"}]).expand("n") == "http://ex.org/19"
+
+
+@pytest.mark.parametrize(
+    ("context", "name", "iri"),
+    [
+        ({"speed": "http://ex.org/speed", "velocity": "speed"}, "velocity", "http://ex.org/speed"),
+        ({"@vocab": "http://v.org/", "t": "temperature"}, "t", "http://v.org/temperature"),
+        ([CORE, {"myloc": "location"}], "myloc", "https://uri.etsi.org/ngsi-ld/location"),
+        ([CORE, {"@vocab": "ngsi-ld:x/"}], "temp", "https://uri.etsi.org/ngsi-ld/x/temp"),
+        ([{"ex": "http://ex.org/"}, {"@vocab": "ex:"}], "temp", "http://ex.org/temp"),
+    ],
+)
+def test_term_values_and_vocab_expand_as_json_ld_does(context: Any, name: str, iri: str) -> None:
+    """A term's value may name another term or be relative to @vocab, and @vocab may be a
+    compact IRI (JSON-LD 1.1, create term definition 14.2.2, context processing 5.8.3); the
+    hub took such values as undefined or stored them literally (checked against PyLD)."""
+    assert ContextCache().compile(context).expand(name) == iri
+
+
+async def test_a_term_mapped_to_null_is_refused_not_put_under_vocab(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"@context": [{"Building": None}, CORE], "id": EID, "type": "X", "Building": 1}
+    resp = await client.post(f"{BASE}/entities", json=body, headers={"Content-Type": JSONLD})
+    assert "maps it to null" in bad_request(resp)["detail"]
+    again = {**body, "@context": [{"Building": None}, {"Building": "http://ex.org/B"}, CORE]}
+    resp = await client.post(f"{BASE}/entities", json=again, headers={"Content-Type": JSONLD})
+    assert resp.status_code == 201, "a later definition defines it again"
+
+
+def test_compaction_picks_the_shortest_compact_iri() -> None:
+    tm = ContextCache().compile({"averyverylongprefix": "http://ex.org/ns/", "b": "http://ex.org/"})
+    assert tm.compact("http://ex.org/ns/x") == "b:ns/x"
+    assert tm.expand("b:ns/x") == "http://ex.org/ns/x"

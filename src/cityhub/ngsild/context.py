@@ -54,6 +54,7 @@ class TermMap:
     terms: dict[str, str] = field(default_factory=dict)
     vocab: str | None = None
     spec: Any = None
+    nulled: frozenset[str] = frozenset()  # terms the context maps to null: undefined
     checked: dict[str, str] = field(default_factory=dict)  # names validated and expanded
     compacted: dict[str, str] = field(default_factory=dict)  # IRI -> term, as compact() found
     _inverse: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,8 @@ class TermMap:
                 return base + suffix
             if is_absolute_iri(term):
                 return term
+        if term in self.nulled:
+            raise BadRequestData(f"{term!r} is undefined: the @context maps it to null")
         return (self.vocab or "") + term
 
     def compact(self, iri: str) -> str:
@@ -90,10 +93,12 @@ class TermMap:
             suffix = iri[len(self.vocab) :]
             if suffix not in self.terms:  # a term of that name means another IRI: no clash
                 return suffix
-        for base, prefix in self._prefixes:
-            if iri.startswith(base) and len(iri) > len(base):
-                return f"{prefix}:{iri[len(base) :]}"
-        return iri
+        found = [
+            f"{prefix}:{iri[len(base) :]}"
+            for base, prefix in self._prefixes
+            if iri.startswith(base) and len(iri) > len(base)
+        ]  # JSON-LD's choice: the shortest compact IRI, then the first in order
+        return min(found, key=lambda c: (len(c), c)) if found else iri
 
     def finish(self) -> TermMap:
         """Build the inverse map; shorter terms win so compaction is stable."""
@@ -111,29 +116,34 @@ class TermMap:
 
 
 def _resolve_value(
-    raw: Any, local: dict[str, Any], active: dict[str, str], depth: int = 0
+    raw: Any, local: dict[str, Any], active: dict[str, str], vocab: str | None, depth: int = 0
 ) -> str | None:
-    """The IRI a context entry maps to, resolving compact IRIs against prefixes."""
+    """The IRI a context entry maps to (JSON-LD 1.1, create term definition): compact IRIs
+    through prefixes, another term's IRI, or a name relative to @vocab."""
     if isinstance(raw, dict):
         raw = raw.get("@id")
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or depth > 16:  # deeper: terms defined through each other
         return None
     if raw.startswith("@"):
         return raw
-    if ":" in raw and depth <= 16:  # deeper: prefixes defined through each other in a loop
-        prefix, _, suffix = raw.partition(":")
-        if not suffix.startswith("//"):
-            base = local.get(prefix)
-            if isinstance(base, dict):
-                base = base.get("@id")
-            if isinstance(base, str) and base != raw:
-                base = _resolve_value(base, local, active, depth + 1) or base
-                return base + suffix if is_prefix_iri(base) else raw
-            base = active.get(prefix)
-            if base is not None and is_prefix_iri(base):
-                return base + suffix
-        return raw
-    return None
+    if ":" not in raw:  # a term ("velocity": "speed"), else relative to @vocab
+        if raw in local and local[raw] is not None:
+            return _resolve_value(local[raw], local, active, vocab, depth + 1)
+        if raw in active:
+            return active[raw]
+        return vocab + raw if vocab else None
+    prefix, _, suffix = raw.partition(":")
+    if not suffix.startswith("//"):
+        base = local.get(prefix)
+        if isinstance(base, dict):
+            base = base.get("@id")
+        if isinstance(base, str) and base != raw:
+            base = _resolve_value(base, local, active, vocab, depth + 1) or base
+            return base + suffix if is_prefix_iri(base) else raw
+        base = active.get(prefix)
+        if base is not None and is_prefix_iri(base):
+            return base + suffix
+    return raw
 
 
 # -- the @contexts the hub knows (5.13) ---------------------------------------------------------
@@ -656,7 +666,13 @@ class ContextCache:
         if spec is not None:
             check_context(spec)
         terms: dict[str, str] = {}
-        state: dict[str, Any] = {"vocab": None, "documents": 0, "path": [], "kept": kept}
+        state: dict[str, Any] = {
+            "vocab": None,
+            "documents": 0,
+            "path": [],
+            "kept": kept,
+            "nulled": set(),
+        }
         if spec is not None:
             self._apply(spec, terms, state, depth=0)
         user_vocab = state["vocab"]
@@ -665,6 +681,7 @@ class ContextCache:
             terms=terms,
             vocab=user_vocab or state["vocab"],
             spec=spec,
+            nulled=frozenset(state["nulled"]),
         )
         return tm.finish()
 
@@ -682,16 +699,23 @@ class ContextCache:
             return
         if not isinstance(spec, dict):
             raise BadRequestData("@context must be a URL, an object or a list of them")
-        if isinstance(spec.get("@vocab"), str):
-            state["vocab"] = spec["@vocab"]
+        if isinstance(spec.get("@vocab"), str):  # a compact IRI is expanded (5.8.3)
+            state["vocab"] = _resolve_value(spec["@vocab"], spec, terms, None) or spec["@vocab"]
+        nulled: set[str] = state["nulled"]
         for term, raw in spec.items():
             if term.startswith("@"):
                 continue
-            iri = _resolve_value(raw, spec, terms)
+            if raw is None or (isinstance(raw, dict) and raw.get("@id", "") is None):
+                terms.pop(term, None)  # explicitly undefined: not expanded through @vocab
+                nulled.add(term)
+                continue
+            vocab = state["vocab"]
+            iri = _resolve_value(raw, spec, terms, vocab)
             if iri is None and isinstance(raw, dict) and "@id" not in raw:
-                iri = (state["vocab"] or "") + term if state["vocab"] else None
+                iri = vocab + term if vocab else None
             if iri is not None and (not iri.startswith("@") or iri in ("@id", "@type")):
                 terms[term] = iri  # a later definition wins, and the core's (applied last) most
+                nulled.discard(term)
 
     def _apply_url(
         self, url: str, terms: dict[str, str], state: dict[str, Any], depth: int
