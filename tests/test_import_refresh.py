@@ -225,3 +225,25 @@ def test_the_api_still_records_a_repeated_value(hub: tuple[Path, str]) -> None:
         f"{url}{BASE}/temporal/entities/urn:ngsi-ld:Park:api", headers=headers, timeout=10
     )
     assert len(resp.json()["status"]) == 2
+
+
+def test_a_value_turning_between_boolean_and_number_is_written(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """true is not 1 (nor false 0), in a value, a list or a nested object."""
+
+    def write(value: Any) -> str:
+        props = {"open": value, "tags": [value, value], "spec": {"x": value}}
+        feature = {"type": "Feature", "id": "b1", "geometry": None, "properties": props}
+        path = tmp_path / "b.geojson"
+        path.write_text(json.dumps(feature))
+        return str(path)
+
+    for old, new in ((1, True), (True, 1), (0, False)):
+        assert target.run("geojson", write(old), "--type", "Park", "--replace") == 0
+        assert target.run("geojson", write(new), "--type", "Park", "--replace") == 0
+        assert "0 created, 1 updated, 0 unchanged, 0 rejected" in summary(capsys)
+        held = target.current("urn:ngsi-ld:Park:b1")
+        assert type(held["open"]) is type(new) and held["open"] == new
+        assert [type(v) for v in held["tags"]] == [type(new)] * 2
+        assert type(held["spec"]["x"]) is type(new)

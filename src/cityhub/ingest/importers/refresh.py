@@ -141,7 +141,18 @@ def _bare(instance: Instance) -> Instance:
 def _held(incoming: list[Instance], stored: list[Instance]) -> bool:
     """Every incoming instance is stored as it is, under its datasetId."""
     by_dataset = {i.get("datasetId"): _bare(i) for i in stored}
-    return all(by_dataset.get(i.get("datasetId")) == _bare(i) for i in incoming)
+    return all(_same(by_dataset.get(i.get("datasetId")), _bare(i)) for i in incoming)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: unlike Python's ==, true is not 1 and false is not 0 (1 is 1.0)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _put(stored: list[Instance], incoming: list[Instance]) -> list[Instance]:
