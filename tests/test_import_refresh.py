@@ -7,6 +7,7 @@ still records every write (an observation repeated is still an observation).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import httpx
 import pytest
 
 from cityhub.cli import main
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.service import EntityService
 from cityhub.store.sqlite import SqliteStore
 from conftest import BASE, free_port
 from test_import_gtfs import feed_path
@@ -89,6 +92,33 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
         return Target(["--db", str(db)], db, None, tenant)
     db, url = request.getfixturevalue("hub")
     return Target(["--url", url], db, url, tenant)
+
+
+def add_attrs(target: Target, eid: str, attrs: dict[str, Any], etype: str | None = None) -> None:
+    """Another client's write: attrs appended to an entity (created when etype is given)."""
+    if target.url is not None:
+        headers = {"NGSILD-Tenant": target.tenant}
+        if etype is None:
+            url = f"{target.url}{BASE}/entities/{eid}/attrs"
+            resp = httpx.post(url, json=attrs, headers=headers, timeout=10)
+        else:
+            body = {"id": eid, "type": etype, **attrs}
+            url = f"{target.url}{BASE}/entities"
+            resp = httpx.post(url, json=body, headers=headers, timeout=10)
+        assert resp.status_code in (201, 204), resp.text
+        return
+    tm = asyncio.run(ContextCache().term_map(None, count=False))
+    store = SqliteStore(str(target.db))
+    try:
+        service = EntityService(store)
+        entity = {"id": eid, "type": etype, **attrs} if etype else {"id": eid, **attrs}
+        if etype:
+            out = service.batch_upsert(target.tenant, [entity], tm, "replace")
+        else:
+            out = service.batch_merge(target.tenant, [entity], tm)
+    finally:
+        store.close()
+    assert not out.failed, out.errors
 
 
 def csv(tmp_path: Path, text: str, name: str = "parks.csv") -> str:
@@ -247,3 +277,21 @@ def test_a_value_turning_between_boolean_and_number_is_written(
         assert type(held["open"]) is type(new) and held["open"] == new
         assert [type(v) for v in held["tags"]] == [type(new)] * 2
         assert type(held["spec"]["x"]) is type(new)
+
+
+def test_replace_with_an_emptied_cell_deletes_every_instance(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--replace: a datasetId instance of an emptied column goes too, as for a dropped one."""
+    assert target.run("csv", csv(tmp_path, "id,temp,name\nr1,20,Alpha\n"), "--type", "Room") == 0
+    extra = {"temp": [{"type": "Property", "value": 99, "datasetId": "urn:ds:1"}]}
+    add_attrs(target, "urn:ngsi-ld:Room:r1", extra)
+    emptied = csv(tmp_path, "id,temp,name\nr1,,Alpha\n", "v2.csv")
+    assert target.run("csv", emptied, "--type", "Room", "--replace") == 0
+    assert "0 created, 1 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    assert target.current("urn:ngsi-ld:Room:r1") == {
+        "id": "urn:ngsi-ld:Room:r1",
+        "type": "Room",
+        "name": "Alpha",
+    }
+

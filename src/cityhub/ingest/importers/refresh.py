@@ -112,15 +112,16 @@ class Planner:
 
     def _gone(self, entity: Entity, new: Doc, attrs: dict[str, list[Instance]]) -> Entity:
         """Null fragments for what the file takes away (removed from attrs too): the default
-        instance of an attribute given as None; with replace, every instance not given."""
+        instance of an attribute given as None; with replace, every instance not given (all of
+        a cleared attribute's, datasetId ones too)."""
         out: Entity = {}
         cleared = {expand_name(k, self.tm): k for k, v in entity.items() if v is None}
         for iri, instances in attrs.items():
-            if iri in cleared:
-                kept = [i for i in instances if "datasetId" in i]
-            elif self.replace:
+            if self.replace:  # a cleared attribute is not in new: nothing of it is kept
                 given_ids = {i.get("datasetId") for i in new["attrs"].get(iri, [])}
                 kept = [i for i in instances if i.get("datasetId") in given_ids]
+            elif iri in cleared:
+                kept = [i for i in instances if "datasetId" in i]
             else:
                 continue
             fragments = [_null(i) for i in instances if i not in kept]
