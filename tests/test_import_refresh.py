@@ -295,3 +295,14 @@ def test_replace_with_an_emptied_cell_deletes_every_instance(
         "name": "Alpha",
     }
 
+
+def test_an_attribute_named_attrs_with_a_repeated_id(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file entity with an attribute `attrs` is not taken for a stored (expanded) entity."""
+    rows = csv(tmp_path, "id,attrs,x\nA1,abc,1\nA1,abc,2\nA2,5,1\nA2,5,2\n", "at.csv")
+    for extra in ((), ("--replace",)):
+        assert target.run("csv", rows, "--type", "Thing", *extra) == 0
+        assert "0 rejected" in summary(capsys)
+        assert target.current("urn:ngsi-ld:Thing:A1")["x"] == 2
+        assert target.current("urn:ngsi-ld:Thing:A2")["attrs"] == 5

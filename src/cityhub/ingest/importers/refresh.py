@@ -62,22 +62,22 @@ class Planner:
 
     def plan(self, entities: list[Entity], stored: dict[str, Doc]) -> list[Step]:
         """One step per entity; a repeated id is compared with what its earlier row wrote."""
-        view: dict[str, Doc | Entity] = dict(stored)  # Entity: written by this chunk, unexpanded
+        docs = dict(stored)  # expanded: stored, or as a compared row left it
+        created: dict[str, Entity] = {}  # unexpanded: sent whole by an earlier row of the chunk
         steps = []
         for i, entity in enumerate(entities):
             eid = entity.get("id")
             key = eid if isinstance(eid, str) else ""
-            old = view.get(key) if key else None
-            if old is not None and "attrs" not in old:  # an earlier row of the chunk created it
-                old = self._expanded(old)
+            old = self._expanded(created[key]) if key in created else docs.get(key)
             step = Step(i, key)
             if old is None:
                 step.upsert = given(entity)  # new: sent whole, validated by the write itself
                 if key:
-                    view[key] = step.upsert
+                    created[key] = step.upsert
             else:
                 try:
-                    view[key] = self._compare(step, entity, old)
+                    docs[key] = self._compare(step, entity, old)
+                    created.pop(key, None)
                 except NgsiLdError as err:
                     step.error = err
             steps.append(step)
