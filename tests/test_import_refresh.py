@@ -306,3 +306,40 @@ def test_an_attribute_named_attrs_with_a_repeated_id(
         assert "0 rejected" in summary(capsys)
         assert target.current("urn:ngsi-ld:Thing:A1")["x"] == 2
         assert target.current("urn:ngsi-ld:Thing:A2")["attrs"] == 5
+
+
+def test_an_entity_deleted_after_the_read_is_created_whole(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """Another client deletes the entity between the importer's read and its write: the
+    upsert of the changes creates it, and the rest of what the file gives follows."""
+    from cityhub.ingest.importers import sinks
+
+    assert target.run("csv", csv(tmp_path, "id,name,temp\nq1,Alpha,20\n"), "--type", "Room") == 0
+    eid = "urn:ngsi-ld:Room:q1"
+
+    def delete() -> None:
+        if target.url is not None:
+            headers = {"NGSILD-Tenant": target.tenant}
+            resp = httpx.delete(f"{target.url}{BASE}/entities/{eid}", headers=headers)
+            assert resp.status_code == 204, resp.text
+            return
+        store = SqliteStore(str(target.db))
+        try:
+            EntityService(store).delete(target.tenant, eid)
+        finally:
+            store.close()
+
+    for cls in (sinks.DbSink, sinks.HttpSink):
+        read = cls._stored
+
+        def racing(self: Any, ids: Any, read: Any = read) -> Any:
+            found = read(self, ids)
+            delete()
+            return found
+
+        monkeypatch.setattr(cls, "_stored", racing)
+    changed = csv(tmp_path, "id,name,temp\nq1,Alpha,21\n", "v2.csv")
+    assert target.run("csv", changed, "--type", "Room") == 0
+    assert "1 created, 0 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    assert target.current(eid) == {"id": eid, "type": "Room", "name": "Alpha", "temp": 21}

@@ -46,6 +46,7 @@ class Step:
     upsert: Entity | None = None
     delete: Entity | None = None
     error: NgsiLdError | None = None
+    whole: Entity | None = None  # all the file gives, when upsert holds only the changes
 
 
 def given(entity: Entity) -> Entity:
@@ -105,6 +106,7 @@ class Planner:
         gone = self._gone(entity, new, attrs)
         if changed or not set(new["type"]) <= set(old["type"]):
             step.upsert = {"id": step.eid, "type": present.get("type"), **changed}
+            step.whole = present
         if gone:
             step.delete = {"id": step.eid, **gone}
         types = list(dict.fromkeys(old["type"] + new["type"]))

@@ -20,7 +20,7 @@ import orjson
 from cityhub.ingest.importers.records import Entity, ImportFailed
 from cityhub.ingest.importers.refresh import Planner, Step, given, rounds
 from cityhub.ngsild.context import ContextCache, TermMap
-from cityhub.ngsild.entity import expand_entity
+from cityhub.ngsild.entity import ENTITY_KEYS, expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import EntityService
 from cityhub.settings import Settings
@@ -94,8 +94,8 @@ class _Writer:
         counts as absent and the file's entity is sent whole."""
         raise NotImplementedError
 
-    def _upsert(self, entities: list[Entity]) -> tuple[int, Rejects]:
-        """Upsert with options=update: how many were created, and the rejections."""
+    def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
+        """Upsert with options=update: the ids it created, and the rejections."""
         raise NotImplementedError
 
     def _merge(self, entities: list[Entity]) -> Rejects:
@@ -130,14 +130,32 @@ class _Writer:
             created, rejects = self._upsert([s.upsert for s in ups if s.upsert is not None])
             failed = {ups[k].index for k, _, _ in rejects}
             result.errors += [(ups[k].index, t, d) for k, t, d in rejects]
-            result.created += created
-            result.updated += len(ups) - len(rejects) - created
+            result.created += len(created)
+            result.updated += len(ups) - len(rejects) - len(created)
+            failed |= self._recreate(ups, set(created), failed, result)
         dels = [s for s in run if s.delete is not None and s.index not in failed]
         if dels:
             rejects = self._merge([s.delete for s in dels if s.delete is not None])
             result.errors += [(dels[k].index, t, d) for k, t, d in rejects]
             counted = {s.index for s in ups} | {dels[k].index for k, _, _ in rejects}
             result.updated += sum(1 for s in dels if s.index not in counted)
+
+    def _recreate(
+        self, ups: list[Step], created: set[str], failed: set[int], result: ChunkResult
+    ) -> set[int]:
+        """Complete an entity that an upsert of only its changes created (another client had
+        deleted it since the read), so it holds what the file gives; returns their indexes."""
+        again: list[Step] = []
+        rest: list[Entity] = []
+        for s in ups:
+            if s.whole is None or s.upsert is None or s.eid not in created or s.index in failed:
+                continue
+            again.append(s)
+            rest.append({k: v for k, v in s.whole.items() if k in ENTITY_KEYS or k not in s.upsert})
+        if rest:
+            _, rejects = self._upsert(rest)
+            result.errors += [(again[k].index, t, d) for k, t, d in rejects]
+        return {s.index for s in again}  # re-created whole: nothing of theirs to delete
 
 
 class DbSink(_Writer):
@@ -170,9 +188,9 @@ class DbSink(_Writer):
         docs, _ = self.store.query(self.tenant, query)
         return {d["id"]: d for d in docs}
 
-    def _upsert(self, entities: list[Entity]) -> tuple[int, Rejects]:
+    def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
         out = self.service.batch_upsert(self.tenant, entities, self.tm, "update")
-        return len(out.created), _rejects(out.failed, out.errors)
+        return out.created, _rejects(out.failed, out.errors)
 
     def _merge(self, entities: list[Entity]) -> Rejects:
         out = self.service.batch_merge(self.tenant, entities, self.tm)
@@ -266,13 +284,13 @@ class HttpSink(_Writer):
             out[doc["id"]] = doc
         return out
 
-    def _upsert(self, entities: list[Entity]) -> tuple[int, Rejects]:
+    def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
         resp = self._post(UPSERT_PATH, entities, {"options": "update"})
         if resp.status_code == 201:
-            return len(_json(resp)), []
+            return [str(eid) for eid in _json(resp)], []
         if resp.status_code == 204:
-            return 0, []
-        return 0, self._rejects(resp, entities, "batch")
+            return [], []
+        return [], self._rejects(resp, entities, "batch")  # a 207 does not say which are new
 
     def _merge(self, entities: list[Entity]) -> Rejects:
         resp = self._post(MERGE_PATH, entities)
