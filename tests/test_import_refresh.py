@@ -343,3 +343,19 @@ def test_an_entity_deleted_after_the_read_is_created_whole(
     assert target.run("csv", changed, "--type", "Room") == 0
     assert "1 created, 0 updated, 0 unchanged, 0 rejected" in summary(capsys)
     assert target.current(eid) == {"id": eid, "type": "Room", "name": "Alpha", "temp": 21}
+
+
+def test_an_entity_stored_under_another_type_is_compared_too(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--url reads by id, as --db does: the emptied cell and --replace apply to it too."""
+    eid = "urn:ngsi-ld:Room:r1"
+    attrs = {"temp": {"type": "Property", "value": 7}, "name": {"type": "Property", "value": "A"}}
+    add_attrs(target, eid, {**attrs, "other": {"type": "Property", "value": 5}}, "Office")
+    history = target.history(eid)
+    emptied = csv(tmp_path, "id,temp,name\nr1,,A\n")
+    assert target.run("csv", emptied, "--type", "Room", "--replace") == 0
+    assert "0 created, 1 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    held = target.current(eid)
+    assert {k: v for k, v in held.items() if k != "type"} == {"id": eid, "name": "A"}
+    assert target.history(eid) == history + 2  # the two deletions; name is not written again

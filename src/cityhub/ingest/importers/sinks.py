@@ -88,10 +88,9 @@ class _Writer:
 
     planner: Planner
 
-    def _stored(self, ids: list[tuple[str, str]]) -> dict[str, Doc]:
-        """The stored entities of these (id, type)s, expanded (absent ones left out); the hub
-        is asked by id and type (a query needs a type), so one stored under another type
-        counts as absent and the file's entity is sent whole."""
+    def _stored(self, ids: list[str]) -> dict[str, Doc]:
+        """The stored entities of these ids, whatever their types, expanded (absent ones left
+        out)."""
         raise NotImplementedError
 
     def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
@@ -104,13 +103,7 @@ class _Writer:
 
     def _write(self, entities: list[Entity], result: ChunkResult) -> None:
         """Plan the chunk against the stored entities and write the plan, in file order."""
-        ids = list(
-            dict.fromkeys(
-                (e["id"], e["type"])
-                for e in entities
-                if isinstance(e.get("id"), str) and isinstance(e.get("type"), str)
-            )
-        )
+        ids = list(dict.fromkeys(e["id"] for e in entities if isinstance(e.get("id"), str)))
         stored: dict[str, Doc] = {}
         for i in range(0, len(ids), READ_SLICE):
             stored.update(self._stored(ids[i : i + READ_SLICE]))
@@ -183,8 +176,8 @@ class DbSink(_Writer):
         result.errors.sort()
         return result
 
-    def _stored(self, ids: list[tuple[str, str]]) -> dict[str, Doc]:
-        query = EntityQuery(ids=tuple(eid for eid, _ in ids), limit=len(ids))
+    def _stored(self, ids: list[str]) -> dict[str, Doc]:
+        query = EntityQuery(ids=tuple(ids), limit=len(ids))
         docs, _ = self.store.query(self.tenant, query)
         return {d["id"]: d for d in docs}
 
@@ -209,7 +202,7 @@ class HttpSink(_Writer):
     """POSTs chunks to a hub's entityOperations/upsert?options=update, so it notifies.
 
     Entities are checked locally first with the hub's own validation, and the stored ones
-    read (entityOperations/query) to send only what changed. A chunk the hub then accepts
+    read by id (entityOperations/query?local=true) to send only what changed. A chunk the hub then accepts
     whole answers 201 (the created ids) or 204, which gives exact created/updated counts. A
     207 lists only successes, so those count as updated.
     """
@@ -265,9 +258,12 @@ class HttpSink(_Writer):
         except httpx.HTTPError as exc:
             raise ImportFailed(f"cannot reach the hub at {self.base + path}: {exc}") from exc
 
-    def _stored(self, ids: list[tuple[str, str]]) -> dict[str, Doc]:
-        selectors = [{"id": eid, "type": etype} for eid, etype in ids]
-        resp = self._post(QUERY_PATH, {"type": "Query", "entities": selectors}, {"limit": "1000"})
+    def _stored(self, ids: list[str]) -> dict[str, Doc]:
+        """By id alone, so an entity stored under other types is compared too: with local=true
+        a query needs no type or attrs (and asks no context source)."""
+        selectors = [{"id": eid} for eid in ids]
+        params = {"limit": str(READ_SLICE), "local": "true"}
+        resp = self._post(QUERY_PATH, {"type": "Query", "entities": selectors}, params)
         if resp.status_code == 404:  # a tenant the hub does not have yet: nothing stored
             return {}
         if resp.status_code != 200:
