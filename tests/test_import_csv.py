@@ -112,6 +112,7 @@ def test_a_bad_row_is_rejected_and_reported_while_its_neighbours_are_stored(
         "a,ok before,1,2,\n"
         ",no id,1,2,\n"
         "c,bad lat,95,2,\n"
+        "g,half a point,,2,\n"
         'd,"two\nlines",,,\n'
         "e,bad time,,,yesterday\n"
         "f,ok after,3,4,\n",
@@ -123,12 +124,16 @@ def test_a_bad_row_is_rejected_and_reported_while_its_neighbours_are_stored(
     out = capsys.readouterr()
     assert "rejected line 3: Bad request data: no entity id: column 'id' is empty" in out.err
     assert "rejected line 4 urn:ngsi-ld:Shop:c: Bad request data: latitude '95'" in out.err
-    # Line 7's time is refused naming its column; line numbers count line breaks.
     assert (
-        "rejected line 7 urn:ngsi-ld:Shop:e: Bad request data: column 'at' (--observed-at) is "
+        "rejected line 5 urn:ngsi-ld:Shop:g: Bad request data: latitude is empty: give both "
+        "--lat and --lon cells, or neither" in out.err
+    )
+    # Line 8's time is refused naming its column; line numbers count line breaks.
+    assert (
+        "rejected line 8 urn:ngsi-ld:Shop:e: Bad request data: column 'at' (--observed-at) is "
         "not an ISO 8601 DateTime: 'yesterday'" in out.err
     )
-    assert "3 created, 0 updated, 0 unchanged, 3 rejected" in summary(out.out)
+    assert "3 created, 0 updated, 0 unchanged, 4 rejected" in summary(out.out)
     assert "Traceback" not in out.err
 
 

@@ -181,6 +181,11 @@ class CsvSource:
             lat, lon = self._cell(row, opts.lat), self._cell(row, opts.lon)
             entity["location"] = None
             if lat or lon:
+                if not (lat and lon):
+                    empty = "latitude" if not lat else "longitude"
+                    raise BadRequestData(
+                        f"{empty} is empty: give both --lat and --lon cells, or neither"
+                    )
                 entity["location"] = geo(
                     point(_degrees(lon, "longitude", 180), _degrees(lat, "latitude", 90)), at
                 )
