@@ -359,3 +359,57 @@ def test_an_entity_stored_under_another_type_is_compared_too(
     held = target.current(eid)
     assert {k: v for k, v in held.items() if k != "type"} == {"id": eid, "name": "A"}
     assert target.history(eid) == history + 2  # the two deletions; name is not written again
+
+
+def small_feed(folder: Path, stop_code: str) -> str:
+    """Two agencies, two stops, one route, trip and service; no wheelchair, bikes, shape or
+    parent station column anywhere, and stop_code as given (blank or not). The folder's name
+    is each agency's source."""
+    folder.mkdir(parents=True)
+    tables = {
+        "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\n"
+        "A,Alpha,http://a.example,Australia/Brisbane\nB,Beta,http://b.example,Australia/Brisbane\n",
+        "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,"
+        "start_date,end_date\nWD,1,1,1,1,1,0,0,20260101,20261231\n",
+        "stops.txt": f"stop_id,stop_name,stop_code,stop_lat,stop_lon\nS1,One,{stop_code},-16.9,145.7\n"
+        "S2,Two,,-16.8,145.6\n",
+        "routes.txt": "route_id,agency_id,route_short_name,route_type\nR1,A,1,3\n",
+        "trips.txt": "route_id,service_id,trip_id\nR1,WD,T1\n",
+        "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+        "T1,08:00:00,08:00:00,S1,1\nT1,08:05:00,08:05:00,S2,2\n",
+    }
+    for name, text in tables.items():
+        (folder / name).write_text(text)
+    return str(folder)
+
+
+def test_a_gtfs_reimport_keeps_attributes_the_feed_has_no_column_for(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a blank cell of a column the feed has deletes; other clients' attributes stay."""
+    assert target.run("gtfs", small_feed(tmp_path / "v1" / "feed", "X")) == 0
+    prop = {"type": "Property", "value": "1"}
+    agency = {"type": "Relationship", "object": "urn:ngsi-ld:GtfsAgency:B"}
+    theirs = {
+        "urn:ngsi-ld:GtfsStop:S1": {
+            "wheelChairAccessible": prop,
+            "operatedBy": agency,
+            "hasParentStation": {"type": "Relationship", "object": "urn:ngsi-ld:GtfsStop:S2"},
+        },
+        "urn:ngsi-ld:GtfsTrip:T1": {
+            "bikesAllowed": prop,
+            "wheelChairAccessible": prop,
+            "hasShape": {"type": "Relationship", "object": "urn:ngsi-ld:GtfsShape:X"},
+        },
+        "urn:ngsi-ld:GtfsService:WD": {"operatedBy": agency},
+        "urn:ngsi-ld:GtfsRoute:R1": {"page": prop},
+        "urn:ngsi-ld:GtfsStopTime:T1:1": {"stopHeadsign": prop},
+    }
+    for eid, attrs in theirs.items():
+        add_attrs(target, eid, attrs)
+    capsys.readouterr()
+    assert target.run("gtfs", small_feed(tmp_path / "v2" / "feed", "")) == 0
+    assert "0 created, 1 updated, 9 unchanged, 0 rejected" in summary(capsys)
+    for eid, attrs in theirs.items():
+        assert set(attrs) <= set(target.current(eid)), eid
+    assert "code" not in target.current("urn:ngsi-ld:GtfsStop:S1")  # its cell was emptied

@@ -37,13 +37,26 @@ Builder = Callable[[Row], Entity]
 def _text(entity: Entity, name: str, row: Row, column: str) -> None:
     """Copy a GTFS column as a text Property; a blank cell is None (no value, refresh.py)."""
     value = row.get(column)
-    entity[name] = None if value is None else prop(value)
+    if value is None:
+        _blank(entity, name, row, column)
+    else:
+        entity[name] = prop(value)
 
 
 def _number(entity: Entity, name: str, row: Row, column: str, kind: type = int) -> None:
     """Copy a numeric GTFS column (int or float) as a number Property (blank: None)."""
     value = row.get(column)
-    entity[name] = None if value is None else prop(_parse(value, column, kind))
+    if value is None:
+        _blank(entity, name, row, column)
+    else:
+        entity[name] = prop(_parse(value, column, kind))
+
+
+def _blank(entity: Entity, name: str, row: Row, *columns: str) -> None:
+    """An attribute with no value is None (deleted on a re-import) only when its table has a
+    source column: one the feed does not have may be another client's (decision 028)."""
+    if any(c in row.header for c in columns):
+        entity[name] = None
 
 
 def _parse(value: str, column: str, kind: type) -> int | float:
@@ -137,6 +150,7 @@ class GtfsSource:
         self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
         self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
         self._services: list[str] | None = None
+        self._measured = False  # shapes.txt has a shape_dist_traveled column
 
     def estimate(self) -> int | None:
         """Rows of every imported table, shapes counted once per shape."""
@@ -214,6 +228,7 @@ class GtfsSource:
             required = ("shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence")
             bad = self._bad_shapes
             for line, row in self.feed.rows("shapes.txt", required):
+                self._measured = "shape_dist_traveled" in row.header
                 sid = row.get("shape_id", "")
                 self._shape_lines.setdefault(sid, line)
                 try:
@@ -243,7 +258,7 @@ class GtfsSource:
                     raise BadRequestData("shape_id is blank")
                 if sid in self._bad_shapes:
                     raise BadRequestData(f"shape {sid!r} has a bad point ({self._bad_shapes[sid]})")
-                yield Record(where, self._shape(eid, points), eid=eid)
+                yield Record(where, self._shape(eid, points, self._measured), eid=eid)
             except NgsiLdError as err:
                 yield Record(where, error=err, eid=eid)
 
@@ -263,7 +278,8 @@ class GtfsSource:
     def _service(self, sid: str) -> Entity:
         """A GtfsService, so every trip's hasService resolves (GTFS has no services table)."""
         e: Entity = {"id": urn("GtfsService", sid), "type": "GtfsService", "name": prop(sid)}
-        e["operatedBy"] = rel(self.only_agency) if self.only_agency else None
+        if self.only_agency:  # several agencies: no column says which, so nothing is deleted
+            e["operatedBy"] = rel(self.only_agency)
         return e
 
     def _calendar_rule(self, row: Row) -> Entity:
@@ -294,7 +310,9 @@ class GtfsSource:
         return e
 
     @staticmethod
-    def _shape(eid: str, points: list[tuple[int, float, float, float | None]]) -> Entity:
+    def _shape(
+        eid: str, points: list[tuple[int, float, float, float | None]], measured: bool
+    ) -> Entity:
         """shapes.txt points in sequence order as a LineString location."""
         points.sort(key=lambda p: p[0])
         if len(points) < 2:
@@ -302,7 +320,8 @@ class GtfsSource:
         line = {"type": "LineString", "coordinates": [[p[1], p[2]] for p in points]}
         e: Entity = {"id": eid, "type": "GtfsShape", "location": geo(line)}
         distances = [p[3] for p in points]
-        e["distanceTravelled"] = None
+        if measured:  # a blank distance: None; no such column: nothing is deleted
+            e["distanceTravelled"] = None
         if all(d is not None for d in distances):
             e["distanceTravelled"] = prop(distances)
         return e
@@ -318,7 +337,7 @@ class GtfsSource:
         _text(e, "locationType", row, "location_type")
         _text(e, "wheelChairAccessible", row, "wheelchair_boarding")
         lat, lon = row.get("stop_lat"), row.get("stop_lon")
-        e["location"] = None
+        _blank(e, "location", row, "stop_lat", "stop_lon")
         if lat is not None or lon is not None:
             if lat is None or lon is None:
                 raise BadRequestData("stop_lat and stop_lon go together")
@@ -327,10 +346,11 @@ class GtfsSource:
             if abs(lat_f) > 90 or abs(lon_f) > 180:
                 raise BadRequestData(f"stop_lat/stop_lon {lat}, {lon} are not WGS84 degrees")
             e["location"] = geo(point(lon_f, lat_f))
-        e["hasParentStation"] = None
+        _blank(e, "hasParentStation", row, "parent_station")
         if "parent_station" in row:
             e["hasParentStation"] = rel(urn("GtfsStop", row["parent_station"]))
-        e["operatedBy"] = rel(self.only_agency) if self.only_agency else None
+        if self.only_agency:  # several agencies: no column says which, so nothing is deleted
+            e["operatedBy"] = rel(self.only_agency)
         return e
 
     def _route(self, row: Row) -> Entity:
@@ -338,7 +358,7 @@ class GtfsSource:
         e: Entity = {"id": urn("GtfsRoute", _key(row, "route_id")), "type": "GtfsRoute"}
         _text(e, "shortName", row, "route_short_name")
         _text(e, "name", row, "route_long_name")
-        if e["name"] is None and e["shortName"] is not None:
+        if e.get("name") is None and e.get("shortName") is not None:
             e["name"] = prop(e["shortName"]["value"])  # GTFS needs one name; SDM wants `name`
         _text(e, "description", row, "route_desc")
         _text(e, "routeType", row, "route_type")
@@ -346,7 +366,9 @@ class GtfsSource:
         _text(e, "routeColor", row, "route_color")
         _text(e, "routeTextColor", row, "route_text_color")
         _number(e, "routeSortOrder", row, "route_sort_order")
-        e["operatedBy"] = rel(self.only_agency) if self.only_agency else None
+        _blank(e, "operatedBy", row, "agency_id")
+        if self.only_agency:
+            e["operatedBy"] = rel(self.only_agency)
         if "agency_id" in row:
             e["operatedBy"] = rel(urn("GtfsAgency", row["agency_id"]))
         return e
@@ -361,7 +383,7 @@ class GtfsSource:
         _text(e, "shortName", row, "trip_short_name")
         _number(e, "direction", row, "direction_id")
         _text(e, "block", row, "block_id")
-        e["hasShape"] = None
+        _blank(e, "hasShape", row, "shape_id")
         if "shape_id" in row:
             e["hasShape"] = rel(urn("GtfsShape", row["shape_id"]))
         _number(e, "wheelChairAccessible", row, "wheelchair_accessible")
@@ -381,7 +403,10 @@ class GtfsSource:
         e["stopSequence"] = prop(seq)
         for name, column in (("arrivalTime", "arrival_time"), ("departureTime", "departure_time")):
             value = _time(row, column)
-            e[name] = None if value is None else prop(value)
+            if value is None:
+                _blank(e, name, row, column)
+            else:
+                e[name] = prop(value)
         _text(e, "stopHeadsign", row, "stop_headsign")
         _text(e, "pickupType", row, "pickup_type")
         _text(e, "dropOffType", row, "drop_off_type")

@@ -16,7 +16,16 @@ from cityhub.ingest.importers.textfile import count_lines, utf8_lines
 REQUIRED = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
 CALENDARS = ("calendar.txt", "calendar_dates.txt")  # a feed needs at least one of them
 
-Row = dict[str, str]
+
+class Row(dict[str, str]):
+    """A data row's non-blank cells, and the columns of its table: a blank cell (which may
+    delete a stored value) is then told apart from a column the table does not have."""
+
+    __slots__ = ("header",)
+
+    def __init__(self, cells: dict[str, str], header: frozenset[str]) -> None:
+        super().__init__(cells)
+        self.header = header
 
 
 class GtfsFeed:
@@ -87,8 +96,10 @@ class GtfsFeed:
             if absent:
                 raise ImportFailed(f"{table} has no {', '.join(absent)} column")
             line = reader.line_num + 1
+            columns = frozenset(header)
             for cells in reader:
-                row = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}
+                kept = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}
+                row = Row(kept, columns)
                 if row:
                     yield line, row
                 line = reader.line_num + 1
