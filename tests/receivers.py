@@ -34,6 +34,7 @@ class Receiver:
 
     port: int = 0
     status: dict[str, int] = field(default_factory=dict)  # path -> status to answer
+    delay: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
     got: dict[str, list[Received]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,6 +58,7 @@ class Receiver:
             self.got[request.path].append(
                 Received(request.path, dict(request.headers), body, time.monotonic())
             )
+        await asyncio.sleep(self.delay.get(request.path, 0.0))
         return web.Response(status=self.status.get(request.path, 200))
 
 

@@ -131,6 +131,7 @@ async def test_health(client: httpx.AsyncClient, db_path: Path) -> None:
     assert storage["walBytes"] >= 0 and storage["diskFreeBytes"] > 0
     assert resp.json()["notifications"] == {
         "queued": 0,
+        "held": 0,
         "delivered": 0,
         "failedAttempts": 0,
         "givenUp": 0,

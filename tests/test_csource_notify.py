@@ -8,6 +8,7 @@ arrived, the first would have too.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,25 @@ async def test_an_expired_registration_is_not_sent_to_a_new_subscription(
     await csubscribe(hub, receiver.url())
     await arrived(receiver, 1)
     assert got(receiver) == [("newlyMatching", [live])]
+
+
+async def test_a_paused_subscription_keeps_the_no_longer_matching_it_owed(
+    hub: httpx.AsyncClient, app: Starlette, receiver: Receiver
+) -> None:
+    """A registration's deletion, owed when the subscription was paused, was dropped: the
+    receiver never heard the registration was gone (resuming sends only what matches now)."""
+    app.state.notifier.csource.dispatcher.policy.backoff = 0.05
+    app.state.notifier.csource.dispatcher.policy.backoff_max = 0.05
+    sid = await csubscribe(hub, receiver.url())
+    rid = await register(hub, "a")
+    await arrived(receiver, 1)
+    receiver.status["/notify"] = 503  # down: the deletion waits, retried
+    assert (await hub.delete(f"{REGS}/{rid}")).status_code == 204
+    await arrived(receiver, 2)
+    assert (await hub.patch(f"{CSUBS}/{sid}", json={"isActive": False})).status_code == 204
+    await asyncio.sleep(0.3)  # the next attempt finds it paused
+    receiver.status["/notify"] = 200
+    tried = len(receiver.received())
+    assert (await hub.patch(f"{CSUBS}/{sid}", json={"isActive": True})).status_code == 204
+    await arrived(receiver, tried + 1)
+    assert got(receiver)[tried] == ("noLongerMatching", [rid])

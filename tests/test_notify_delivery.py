@@ -306,3 +306,67 @@ async def test_deleting_a_paused_subscription_drops_what_it_held_from_the_outbox
     assert (await hub.delete(sub_url)).status_code == 204
     notifier.dispatcher.flush_acks()
     assert notifier.store.outbox_pending() == []
+
+
+async def test_held_notifications_resume_in_order_on_the_endpoint_the_subscription_has_then(
+    hub: httpx.AsyncClient, servers: ServerThread
+) -> None:
+    """Released items went to the back of a shared queue, behind the subscription's later
+    ones, and to the endpoint they were made for, not the one it was changed to."""
+    rec = servers.receiver()
+    rec.delay["/shared"] = 0.4  # each notification holds the shared queue a while
+    a, b = "urn:ngsi-ld:Sensor:held-a", "urn:ngsi-ld:Sensor:held-b"
+    await create(hub, sensor(a, 0))
+    await create(hub, sensor(b, 0))
+    subs = {}
+    for eid in (a, b):
+        resp = await hub.post(f"{BASE}/subscriptions", json=subscription(rec.url("/shared"), eid))
+        subs[eid] = resp.headers["location"]
+    for eid, value in ((b, 100), (a, 1), (b, 101), (a, 2)):
+        resp = await hub.patch(
+            f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": value}}
+        )
+        assert resp.status_code == 204
+    assert (await hub.patch(subs[a], json={"isActive": False})).status_code == 204
+    await wait_for(lambda: len(rec.received("/shared")) >= 2, what="b's 100 and 101 in flight")
+    new = {"notification": {"endpoint": {"uri": rec.url("/new")}}, "isActive": True}
+    assert (await hub.patch(subs[a], json=new)).status_code == 204
+    await wait_for(lambda: len(rec.received("/new")) >= 2, what="a's two held notifications")
+    got = [r.body["data"][0]["level"]["value"] for r in rec.received("/new")]
+    assert got == [1, 2], got
+    shared = [r.body["data"][0]["id"] for r in rec.received("/shared")]
+    assert a not in shared, shared
+
+
+async def test_a_restart_holds_a_paused_subscriptions_items_past_the_queue_bound(
+    tmp_path: Path, servers: ServerThread
+) -> None:
+    """The backlog went through the queues' bound at start-up, which dropped held items."""
+    db = tmp_path / "held.db"
+    rec = servers.receiver()
+    rec.status["/down"] = 503
+    app = create_app(Settings(db=str(db), notify_backoff=0.05))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as c:
+        for n in range(2):
+            eid = f"urn:ngsi-ld:Sensor:r{n}"
+            await create(c, sensor(eid, 0))
+            resp = await c.post(f"{BASE}/subscriptions", json=subscription(rec.url("/down"), eid))
+            sub_url = resp.headers["location"]
+            assert (await c.patch(sub_url, json={"isActive": False})).status_code == 204
+            for value in range(1, 5):  # changes made while paused are not notified
+                patch = {"level": {"type": "Property", "value": value}}
+                await c.patch(f"{BASE}/entities/{eid}/attrs", json=patch)
+            assert (await c.patch(sub_url, json={"isActive": True})).status_code == 204
+            for value in range(5, 9):  # four owed notifications, then paused
+                patch = {"level": {"type": "Property", "value": value}}
+                await c.patch(f"{BASE}/entities/{eid}/attrs", json=patch)
+            assert (await c.patch(sub_url, json={"isActive": False})).status_code == 204
+    await app.state.notifier.close()
+    app.state.store.close()
+    # a restart with a bound of 5 items per queue: 8 owed items for one endpoint
+    again = create_app(Settings(db=str(db), notify_queue_max=5, notify_backoff=0.05))
+    again.state.notifier.start()
+    await again.state.notifier.close()  # acknowledges what was dropped
+    assert again.state.notifier.dispatcher.counters.dropped_full == 0
+    assert len(again.state.store.outbox_pending()) == 8, "each owed item is kept"
+    again.state.store.close()

@@ -150,7 +150,11 @@ async def health(request: Request) -> Response:
     store = request.app.state.store
     store.tenants()
     dispatcher = request.app.state.notifier.dispatcher
-    notifications = {"queued": dispatcher.pending(), **dispatcher.counters.report()}
+    notifications = {
+        "queued": dispatcher.pending(),
+        "held": dispatcher.held_count(),  # for paused subscriptions, until they resume
+        **dispatcher.counters.report(),
+    }
     seen = request.app.state.damaged  # a damaged page answers only when it is read
     status = {"status": "degraded", "reason": DAMAGED.format(seen)} if seen else {"status": "ok"}
     return plain_json(

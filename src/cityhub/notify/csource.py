@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -42,7 +42,7 @@ from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.evaluate import matches_scope
 from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
-from cityhub.notify.delivery import Dispatcher
+from cityhub.notify.delivery import HOLD, Dispatcher
 from cityhub.notify.payload import envelope
 from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
 from cityhub.store.base import OutboxItem
@@ -168,6 +168,7 @@ class CsourceNotifier:
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted csourceSubscription (its queued notifications are dropped)."""
         self.subs.get(tenant, {}).pop(sid, None)
+        self.dispatcher.discard(tenant, sid)
         self.statuses.forget(tenant, sid)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
@@ -188,7 +189,10 @@ class CsourceNotifier:
         cs = self._install(tenant, doc)
         if cs is None:
             log.warning("csourceSubscription %s waits for its @context", sid)
-        elif initial:
+            return
+        if not cs.sub.paused:  # what it owed from before a pause goes first
+            self.dispatcher.release(tenant, sid, cs.sub.endpoint)
+        if initial:
             self._notify_matching(cs)
 
     def get(self, tenant: str, sid: str) -> CsourceSub | None:
@@ -282,14 +286,17 @@ class CsourceNotifier:
         self.statuses.flush()
 
     # -- delivery ------------------------------------------------------------------------------
-    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | None:
-        """Send one notification (True/False), or None when its subscription no longer wants it."""
+    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | Literal["hold"] | None:
+        """Send one notification (True/False); None when its subscription no longer wants it;
+        HOLD while it is paused (as for entity subscriptions: sent when it resumes)."""
         cs = self.get(item.tenant, item.sub_id)
+        if cs is not None and cs.sub.paused and not cs.sub.expired():
+            return HOLD
         if cs is None or not cs.sub.live():
             return None
         event = orjson.loads(item.payload)
         body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
-        ok = await self.notifier.send(cs.sub, item.endpoint, body, headers)
+        ok = await self.notifier.send(cs.sub, cs.sub.endpoint, body, headers)
         self.statuses.record(cs.sub, ok)
         return ok
 

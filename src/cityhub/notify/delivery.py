@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from cityhub.store.base import OutboxItem
@@ -167,7 +167,7 @@ class Dispatcher:
         for attempt in range(self.policy.attempts):
             ok = await self.deliver(item, attempt)
             if ok == HOLD:
-                self.held.setdefault((item.tenant, item.sub_id), []).append(item)
+                self.hold([item])
                 return False
             if ok is None:
                 return True
@@ -187,11 +187,36 @@ class Dispatcher:
         )
         return True
 
-    def release(self, tenant: str, sub_id: str) -> None:
-        """Queue again the items held for a subscription that resumed."""
-        items = self.held.pop((tenant, sub_id), None)
+    def hold(self, items: list[OutboxItem]) -> None:
+        """Keep items of a paused subscription aside (they stay in the outbox), at most
+        queue_max per subscription: beyond, the oldest are dropped as from a full queue."""
+        for item in items:
+            kept = self.held.setdefault((item.tenant, item.sub_id), [])
+            kept.append(item)
+            if len(kept) > self.policy.queue_max:
+                self.counters.dropped_full += 1
+                self._done(kept.pop(0))
+
+    def held_count(self) -> int:
+        """Items held for paused subscriptions, over all of them."""
+        return sum(len(items) for items in self.held.values())
+
+    def release(self, tenant: str, sub_id: str, endpoint: str) -> None:
+        """Queue again, in their order and on the subscription's endpoint now, the items held
+        for a subscription that resumed, with its items still waiting in a queue (those came
+        later, and would otherwise be sent before the held ones)."""
+        items = self.held.pop((tenant, sub_id), [])
+        for queue in self.queues.values():
+            at = _in_flight(queue)
+            waiting = list(queue.items)[at:]
+            mine = [i for i in waiting if i.tenant == tenant and i.sub_id == sub_id]
+            for item in mine:
+                queue.items.remove(item)
+                self._forget(queue, item)
+            items += mine
         if items:
-            self.submit(items)
+            items.sort(key=lambda i: i.seq)
+            self.submit([replace(i, endpoint=endpoint) for i in items])
 
     def discard(self, tenant: str, sub_id: str) -> None:
         """Drop the items held for a subscription that is gone (from the outbox too)."""

@@ -128,7 +128,7 @@ class Notifier:
             return
         sub = self.get(tenant, sid)
         if sub is not None and not sub.paused:
-            self.dispatcher.release(tenant, sid)
+            self.dispatcher.release(tenant, sid, sub.endpoint)
 
     def names_context(self, local_id: str) -> bool:
         """Whether a stored subscription or csourceSubscription of any tenant compiles with
@@ -194,6 +194,10 @@ class Notifier:
         """Entity notifications to this notifier's queues, registration ones to csource's."""
         mine = [i for i in items if i.kind != "csource"]
         theirs = [i for i in items if i.kind == "csource"]
+        held = [i for i in mine if self._holds(i)]  # a paused one's, e.g. after a restart:
+        if held:  # aside at once, never through a queue's bounds, which would drop them
+            self.dispatcher.hold(held)
+            mine = [i for i in mine if not self._holds(i)]
         if mine:
             self.dispatcher.submit(mine)
         if theirs:
@@ -249,12 +253,18 @@ class Notifier:
         await self.mqtt.close()
 
     # -- delivery ------------------------------------------------------------------------------
-    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | Literal["hold"] | None:
-        """Send one item (True/False); None when its subscription is gone or expired; HOLD
-        while it is paused (a change made while it was active is notified once it resumes)."""
+    def _holds(self, item: OutboxItem) -> bool:
+        """Whether an item waits for its subscription to resume: paused, not expired."""
         sub = self.get(item.tenant, item.sub_id)
-        if sub is not None and sub.paused:
+        return sub is not None and sub.paused and not sub.expired()
+
+    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | Literal["hold"] | None:
+        """Send one item (True/False) to the subscription's endpoint as it is now; None when
+        the subscription is gone or expired; HOLD while it is paused (a change made while it
+        was active is notified once it resumes)."""
+        if self._holds(item):
             return HOLD
+        sub = self.get(item.tenant, item.sub_id)
         if sub is None or not sub.live():
             return None
         events = orjson.loads(item.payload)
@@ -266,7 +276,7 @@ class Notifier:
             return {d["id"]: d for d in found}
 
         body, headers = payload.notification(sub, events, fetch, item.tenant)
-        ok = await self.send(sub, item.endpoint, body, headers)
+        ok = await self.send(sub, sub.endpoint, body, headers)
         self.statuses.record(sub, ok)
         return ok
 

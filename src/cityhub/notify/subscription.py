@@ -96,6 +96,10 @@ class Compiled:
         value = self.doc.get("timeInterval")
         return float(value) if value else None
 
+    def expired(self) -> bool:
+        """Past its expiresAt."""
+        return self.expires is not None and time.time() >= self.expires
+
     def live(self, now: float | None = None) -> bool:
         """Active: not paused, not expired (now: epoch seconds, default the current time)."""
         if self.paused:
