@@ -206,6 +206,8 @@ class Dispatcher:
         for a subscription that resumed, with its items still waiting in a queue (those came
         later, and would otherwise be sent before the held ones)."""
         items = self.held.pop((tenant, sub_id), [])
+        if not items:  # nothing held: nothing to put back in order (a PATCH of an active one)
+            return
         for queue in self.queues.values():
             at = _in_flight(queue)
             waiting = list(queue.items)[at:]
@@ -214,9 +216,8 @@ class Dispatcher:
                 queue.items.remove(item)
                 self._forget(queue, item)
             items += mine
-        if items:
-            items.sort(key=lambda i: i.seq)
-            self.submit([replace(i, endpoint=endpoint) for i in items])
+        items.sort(key=lambda i: i.seq)
+        self.submit([replace(i, endpoint=endpoint) for i in items])
 
     def discard(self, tenant: str, sub_id: str) -> None:
         """Drop the items held for a subscription that is gone (from the outbox too)."""
