@@ -662,3 +662,27 @@ async def test_ids_may_hold_slashes(client: httpx.AsyncClient) -> None:
     assert (await fetch(client, sid))["id"] == sid
     assert (await patch(client, {"throttling": 2}, sid=sid)).status_code == 204
     assert (await client.delete(f"{SUBS}/{sid}")).status_code == 204
+
+
+async def test_an_update_whose_context_cannot_be_had_is_503_and_changes_nothing(
+    client: httpx.AsyncClient, context_server: ContextServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 204 was answered while the notifier, unable to compile the update, kept notifying
+    as before (its cached @context deleted, the site down)."""
+    from urllib.parse import quote
+
+    from cityhub.ngsild.context import ContextCache
+    from cityhub.ngsild.errors import LdContextNotAvailable
+
+    url = context_server.url("/ctx/sub-gone.jsonld")
+    resp = await post(client, sub(), headers={"Link": link(url)})
+    assert resp.status_code == 201, resp.text
+    assert (await client.delete(f"{BASE}/jsonldContexts/{quote(url, safe='')}")).status_code == 204
+
+    async def down(self: ContextCache, url: str) -> Any:
+        raise LdContextNotAvailable(f"@context {url} is not reachable")
+
+    monkeypatch.setattr(ContextCache, "_fetch", down)
+    resp = await client.patch(f"{SUBS}/{SID}", json={"isActive": False})
+    problem(resp, 503, "LdContextNotAvailable")
+    assert (await fetch(client))["status"] == "active", "nothing was stored"

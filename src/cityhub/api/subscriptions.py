@@ -39,6 +39,7 @@ from cityhub.ngsild.errors import (
     NonexistentTenant,
     ResourceNotFound,
 )
+from cityhub.notify.subscription import subscription_contexts
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -207,10 +208,14 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         require_tenant(request, ctx.tenant)
         members = S.patch_members(body, ctx.tm, rid)
         missing = ResourceNotFound(f"subscription {rid} does not exist")
-        if members.get("jsonldContext"):
-            if store(request).resource_get(kind, ctx.tenant, rid) is None:
-                raise missing  # before fetching a context it would not use
-            await contexts(request).prefetch(members["jsonldContext"])
+        old = store(request).resource_get(kind, ctx.tenant, rid)
+        if old is None:
+            raise missing  # before fetching a context it would not use
+        # every @context the updated subscription compiles with must be at hand (503 if
+        # not): a 204 the notifier cannot take up left it notifying as before
+        for spec in subscription_contexts(S.apply_patch(old, members, ctx.spec)):
+            if spec is not None:
+                await contexts(request).prefetch(spec, count=False)
         updated = store(request).resource_update(
             kind, ctx.tenant, rid, lambda old: S.apply_patch(old, members, ctx.spec)
         )
