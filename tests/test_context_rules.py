@@ -183,3 +183,20 @@ def test_compaction_picks_the_shortest_compact_iri() -> None:
     tm = ContextCache().compile({"averyverylongprefix": "http://ex.org/ns/", "b": "http://ex.org/"})
     assert tm.compact("http://ex.org/ns/x") == "b:ns/x"
     assert tm.expand("b:ns/x") == "http://ex.org/ns/x"
+
+
+@pytest.mark.parametrize(
+    ("context", "iri"),
+    [
+        ({"ex": "http://ex.org/"}, "http://ex.org/foo"),
+        ({"ex": {"@id": "http://ex.org/"}}, "ex:foo"),  # an expanded definition: no prefix
+        ({"ex": {"@id": "http://ex.org/a", "@prefix": True}}, "http://ex.org/afoo"),
+        ({"ex": {"@id": "http://ex.org/", "@prefix": False}}, "ex:foo"),
+    ],
+)
+def test_the_prefix_flag_follows_the_term_definition(context: Any, iri: str) -> None:
+    """JSON-LD 1.1: only a simple definition ending in a gen-delim, or "@prefix": true, makes
+    a term a prefix (checked against PyLD)."""
+    tm = ContextCache().compile(context)
+    assert tm.expand("ex:foo") == iri
+    assert tm.compact(iri) == "ex:foo"

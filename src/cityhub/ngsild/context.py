@@ -55,6 +55,9 @@ class TermMap:
     vocab: str | None = None
     spec: Any = None
     nulled: frozenset[str] = frozenset()  # terms the context maps to null: undefined
+    # terms whose definition makes them prefixes (JSON-LD 1.1's prefix flag); None: every
+    # term whose IRI ends in a gen-delim (a TermMap built by hand)
+    prefix_terms: frozenset[str] | None = None
     checked: dict[str, str] = field(default_factory=dict)  # names validated and expanded
     compacted: dict[str, str] = field(default_factory=dict)  # IRI -> term, as compact() found
     _inverse: dict[str, str] = field(default_factory=dict)
@@ -68,7 +71,7 @@ class TermMap:
         if ":" in term:
             prefix, _, suffix = term.partition(":")
             base = self.terms.get(prefix)
-            if base is not None and is_prefix_iri(base) and not suffix.startswith("//"):
+            if base is not None and self._is_prefix(prefix, base) and not suffix.startswith("//"):
                 return base + suffix
             if is_absolute_iri(term):
                 return term
@@ -100,6 +103,11 @@ class TermMap:
         ]  # JSON-LD's choice: the shortest compact IRI, then the first in order
         return min(found, key=lambda c: (len(c), c)) if found else iri
 
+    def _is_prefix(self, term: str, iri: str) -> bool:
+        if self.prefix_terms is not None:
+            return term in self.prefix_terms
+        return is_prefix_iri(iri) and ":" not in term
+
     def finish(self) -> TermMap:
         """Build the inverse map; shorter terms win so compaction is stable."""
         inverse: dict[str, str] = {}
@@ -108,9 +116,7 @@ class TermMap:
                 continue
             inverse.setdefault(iri, term)
         self._inverse = inverse
-        prefixes = [
-            (iri, t) for t, iri in self.terms.items() if is_prefix_iri(iri) and ":" not in t
-        ]
+        prefixes = [(iri, t) for t, iri in self.terms.items() if self._is_prefix(t, iri)]
         self._prefixes = sorted(prefixes, key=lambda p: -len(p[0]))
         return self
 
@@ -210,6 +216,14 @@ class ContextEntry:
         if self.last_usage is not None:
             out["lastUsage"] = self.last_usage
         return out
+
+
+def _prefix_flag(term: str, raw: Any, iri: str) -> bool:
+    """JSON-LD 1.1's prefix flag: a simple definition (a string) of a term without ':' or '/'
+    whose IRI ends in a gen-delim, or an expanded one that says "@prefix": true."""
+    if isinstance(raw, dict):
+        return raw.get("@prefix") is True and ":" not in term
+    return is_prefix_iri(iri) and ":" not in term and "/" not in term
 
 
 def _local_id(url: str) -> str:
@@ -672,6 +686,7 @@ class ContextCache:
             "path": [],
             "kept": kept,
             "nulled": set(),
+            "prefix": {},
         }
         if spec is not None:
             self._apply(spec, terms, state, depth=0)
@@ -682,6 +697,7 @@ class ContextCache:
             vocab=user_vocab or state["vocab"],
             spec=spec,
             nulled=frozenset(state["nulled"]),
+            prefix_terms=frozenset(t for t, flag in state["prefix"].items() if flag and t in terms),
         )
         return tm.finish()
 
@@ -716,6 +732,7 @@ class ContextCache:
             if iri is not None and (not iri.startswith("@") or iri in ("@id", "@type")):
                 terms[term] = iri  # a later definition wins, and the core's (applied last) most
                 nulled.discard(term)
+                state["prefix"][term] = _prefix_flag(term, raw, iri)
 
     def _apply_url(
         self, url: str, terms: dict[str, str], state: dict[str, Any], depth: int
