@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from cityhub.ingest.importers.attrs import geo, point, prop, rel, urn
 from cityhub.ingest.importers.gtfsfeed import GtfsFeed, Row
@@ -36,20 +37,21 @@ Builder = Callable[[Row], Entity]
 
 def _text(entity: Entity, name: str, row: Row, column: str) -> None:
     """Copy a GTFS column as a text Property; a blank cell is None (no value, refresh.py)."""
-    value = row.get(column)
-    if value is None:
-        _blank(entity, name, row, column)
-    else:
-        entity[name] = prop(value)
+    _copy(entity, name, row, column, row.get(column))
 
 
 def _number(entity: Entity, name: str, row: Row, column: str, kind: type = int) -> None:
     """Copy a numeric GTFS column (int or float) as a number Property (blank: None)."""
     value = row.get(column)
+    _copy(entity, name, row, column, None if value is None else _parse(value, column, kind))
+
+
+def _copy(entity: Entity, name: str, row: Row, column: str, value: Any) -> None:
+    """A column's value as a Property, or None for a blank cell of a column the file has."""
     if value is None:
         _blank(entity, name, row, column)
     else:
-        entity[name] = prop(_parse(value, column, kind))
+        entity[name] = prop(value)
 
 
 def _blank(entity: Entity, name: str, row: Row, *columns: str) -> None:
@@ -402,11 +404,7 @@ class GtfsSource:
         e["hasStop"] = rel(urn("GtfsStop", _key(row, "stop_id")))
         e["stopSequence"] = prop(seq)
         for name, column in (("arrivalTime", "arrival_time"), ("departureTime", "departure_time")):
-            value = _time(row, column)
-            if value is None:
-                _blank(e, name, row, column)
-            else:
-                e[name] = prop(value)
+            _copy(e, name, row, column, _time(row, column))
         _text(e, "stopHeadsign", row, "stop_headsign")
         _text(e, "pickupType", row, "pickup_type")
         _text(e, "dropOffType", row, "drop_off_type")
