@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,7 +42,7 @@ from cityhub.notify.notifier import Notifier
 from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
 from cityhub.store.base import QueryTimeout, StoreFull
-from cityhub.store.sqlite import SqliteStore, damaged
+from cityhub.store.sqlite import SqliteStore
 from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub")
@@ -230,9 +229,9 @@ DAMAGED = (
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
-    """SQLite found the database file damaged: a 500 that says so and what to do, one log line
-    per 10 s, and /health degraded from then on. Any other SQLite error is unexpected."""
-    if not damaged(exc):
+    """The store found its file damaged: a 500 that says so and what to do, one log line
+    per 10 s, and /health degraded from then on. Any other driver error is unexpected."""
+    if not request.app.state.store.damaged(exc):
         raise exc  # on to `unexpected`, with its traceback
     state = request.app.state
     state.damaged = state.damaged or str(exc)
@@ -301,7 +300,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             NgsiLdError: ngsild_error,
             StoreFull: store_full,
             QueryTimeout: query_timeout,
-            sqlite3.DatabaseError: database_error,
+            store.driver_error: database_error,
             HTTPException: http_error,
             Exception: unexpected,
         },
@@ -316,7 +315,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.read_memo = ReadMemo()
     app.state.readers = reader_pool(settings.query_threads)
     app.state.full_log = ThrottledLog(log)
-    app.state.damaged = ""  # what SQLite said when a request first found the file damaged
+    app.state.damaged = ""  # what the store said when a request first found its file damaged
     app.state.damaged_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier

@@ -77,6 +77,8 @@ def _dumps(value: Any) -> str:
 class SqliteStore:
     """The embedded default store (WAL: one writer, concurrent readers)."""
 
+    driver_error: type[Exception] = sqlite3.DatabaseError  # what its driver raises, untyped
+
     def __init__(
         self, path: str | Path, *, sync: str = "normal", query_timeout: float = 0.0
     ) -> None:
@@ -353,6 +355,11 @@ class SqliteStore:
                 self.names.rolled_back()  # a name id the job took may be handed out again
                 raise
             conn.execute("RELEASE job")
+
+    @staticmethod
+    def damaged(exc: BaseException) -> bool:
+        """Whether a driver error means the file itself is damaged (the API says: restore)."""
+        return damaged(exc)
 
     def storage(self) -> dict[str, int]:
         """Bytes of the database file, of its WAL, and free on its disk (for /health)."""
