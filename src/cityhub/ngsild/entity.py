@@ -409,7 +409,7 @@ def _content(typ: str, value: Any, tm: TermMap) -> Any:
         items = value if isinstance(value, list) else [value]
         if not items or not all(isinstance(v, str) and v for v in items):
             raise BadRequestData("vocab must be a string or a non-empty list of strings")
-        expanded = [tm.expand(v) for v in items]
+        expanded = [expand_name(v, tm, "vocab value") for v in items]
         return expanded if isinstance(value, list) else expanded[0]
     if typ == "ListProperty":
         if not isinstance(value, list):
@@ -418,11 +418,23 @@ def _content(typ: str, value: Any, tm: TermMap) -> Any:
     if typ == "ListRelationship":
         if not isinstance(value, list):
             raise BadRequestData("objectList must be a JSON array")
-        return [
-            check_uri(v.get("object") if isinstance(v, dict) else v, "objectList item")
-            for v in value
-        ]
+        return [_list_object(v) for v in value]
     return value
+
+
+def _list_object(item: Any) -> str:
+    """One objectList item: a URI, or {"object": URI} as reads show it; nothing else is kept,
+    so anything beside "object" is refused rather than dropped."""
+    if isinstance(item, dict):
+        if "object" not in item:
+            raise BadRequestData('an objectList item is a URI or {"object": URI}')
+        if len(item) > 1:
+            raise BadRequestData(
+                'an objectList item is a URI or {"object": URI}; '
+                f"{sorted(item.keys() - {'object'})} would be lost"
+            )
+        item = item["object"]
+    return check_uri(item, "objectList item")
 
 
 def _meta(key: str, value: Any, tm: TermMap) -> Any:
@@ -434,9 +446,10 @@ def _meta(key: str, value: Any, tm: TermMap) -> Any:
         return check_uri(value, "datasetId")
     if key == "objectType":
         items = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str) for v in items):
-            raise BadRequestData("objectType must be a type name or a list of them")
-        return [tm.expand(v) for v in items] if isinstance(value, list) else tm.expand(value)
+        if not items or not all(isinstance(v, str) for v in items):
+            raise BadRequestData("objectType must be a type name or a non-empty list of them")
+        expanded = [expand_name(v, tm, "objectType") for v in items]
+        return expanded if isinstance(value, list) else expanded[0]
     if not isinstance(value, str):
         raise BadRequestData(f"{key} must be a string")
     return value

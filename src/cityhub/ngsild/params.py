@@ -108,14 +108,12 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
         fmt = {"simplified": "keyValues", "keyValues": "keyValues"}.get(
             params["format"], params["format"]
         )
-        if fmt not in FORMATS:
-            if fmt not in ("temporalValues", "aggregatedValues"):
-                raise InvalidRequest(
-                    f"unknown format {params['format']!r}; use normalized, concise or "
-                    "keyValues (simplified); GeoJSON is asked for with "
-                    "Accept: application/geo+json"
-                )
-            fmt = "normalized"
+        if fmt not in FORMATS:  # temporalValues and aggregatedValues only on /temporal
+            raise InvalidRequest(
+                f"unknown format {params['format']!r}; use normalized, concise or "
+                "keyValues (simplified); GeoJSON is asked for with "
+                "Accept: application/geo+json"
+            )
     ds = params.get("datasetId")
     return RenderOptions(
         format=fmt,
@@ -148,7 +146,10 @@ def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projectio
             raise BadRequestData("id and type are entity members, not attributes")
         for n in names:
             check_name(n)
-        return {"id": None, "type": None, **dict.fromkeys(names)}, None
+        # attrs picks attributes: the entity keeps its id and type, and its system times for
+        # options=sysAttrs (they are shown only then)
+        members = dict.fromkeys(("id", "type", "createdAt", "modifiedAt"))
+        return {**members, **dict.fromkeys(names)}, None
     return (
         parse_projection(pick) if pick is not None else None,
         parse_projection(omit) if omit is not None else None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cityhub.ngsild.context import TermMap
-from cityhub.ngsild.entity import CONTENT_KEY, Instance
+from cityhub.ngsild.entity import CONTENT_KEY, Instance, is_geo_type
 
 FORMATS = ("normalized", "concise", "keyValues")
 
@@ -108,8 +108,9 @@ def render_attribute(instances: list[Instance], tm: TermMap, opts: RenderOptions
                 i.get("datasetId", "@none"): simplified(i, tm, opts.lang) for i in instances
             }
         }
-    rendered = [render_instance(i, tm, opts) for i in instances]
-    return rendered[0] if len(rendered) == 1 else rendered
+    if len(instances) == 1:
+        return render_instance(instances[0], tm, opts)
+    return [render_instance(i, tm, opts, alone=False) for i in instances]
 
 
 def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
@@ -147,22 +148,25 @@ def pick_language(language_map: dict[str, Any], lang: str) -> Any:
 
 def choose_language(language_map: dict[str, Any], lang: str) -> str:
     """The tag a lang= request picks: by its q weights (RFC 9110 12.5.4; equal weights in
-    the order written), each tag exact, then by its primary subtag; then @none, then any."""
+    the order written), each tag exact, then by its primary subtag, ignoring case (RFC 5646
+    2.1.1); then @none, then any."""
     if lang == "*":
         return next(iter(language_map), "@none")
-    for tag in _ranked(lang):
+    stored = {key.lower(): key for key in reversed(language_map)}  # the first spelling wins
+    for tag in ranked_languages(lang):
         if tag == "*":
             return next(iter(language_map), "@none")
-        if tag in language_map:
-            return tag
+        tag = tag.lower()
+        if tag in stored:
+            return stored[tag]
         primary = tag.split("-")[0]
         for key in language_map:
-            if key.split("-")[0] == primary:
+            if key.split("-")[0].lower() == primary:
                 return key
     return "@none" if "@none" in language_map else next(iter(language_map), "@none")
 
 
-def _ranked(lang: str) -> list[str]:
+def ranked_languages(lang: str) -> list[str]:
     """The tags of a lang= value, highest q first; q=0 means not wanted."""
     weighted: list[tuple[float, int, str]] = []
     for i, part in enumerate(lang.split(",")):
@@ -193,8 +197,10 @@ def _without_system(inst: Instance) -> Instance:
     return out
 
 
-def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
-    """One instance in normalized or concise form."""
+def render_instance(
+    inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: bool = True
+) -> Any:
+    """One instance in normalized or concise form (not `alone`: one of a multi-attribute's)."""
     typ = inst["type"]
     if (
         opts.format == "normalized"
@@ -231,23 +237,28 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions) -> Any:
     for iri, sub in inst.get("sub", {}).items():
         out[tm.compact(iri)] = render_instance(sub, tm, opts)
     if opts.format == "concise":
-        return _concise(out, key)
+        return _concise(out, key, alone)
     return out
 
 
 def concise(normalized: dict[str, Any]) -> Any:
     """A normalized instance (with whatever members were added to it) in concise form."""
     out = dict(normalized)
-    return _concise(out, CONTENT_KEY[out["type"]])
+    return _concise(out, CONTENT_KEY[out["type"]], True)
 
 
-def _concise(out: dict[str, Any], key: str) -> Any:
-    """Concise form drops the type; a plain value with nothing beside it stands alone."""
+def _concise(out: dict[str, Any], key: str, alone: bool) -> Any:
+    """Concise form drops the type where the content implies it, so that a concise write
+    of the answer stores the same attribute: a plain value with nothing beside it stands
+    bare, except in a multi-attribute's list (a list with a bare item is one list value);
+    a Property holding a geometry keeps its type (else it would read as a GeoProperty)."""
     typ = out.pop("type")
+    if typ == "Property" and isinstance(out.get("value"), dict):
+        if is_geo_type(out["value"].get("type")):
+            return {"type": typ, **out}
+        return out
     if len(out) == 1 and key == "value" and not isinstance(out["value"], dict | list):
-        return out["value"]
+        return out["value"] if alone else out
     if typ == "GeoProperty" and len(out) == 1:
         return out["value"]
-    if typ == "Property" and isinstance(out.get("value"), dict) and len(out) == 1:
-        return out
     return out

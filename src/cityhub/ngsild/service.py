@@ -32,6 +32,7 @@ from cityhub.ngsild.errors import (
 from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp, without_nulls
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
+from cityhub.ngsild.render import ranked_languages
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import Doc, EntityExists, EntityQuery, Store, WriteTx
 
@@ -639,8 +640,8 @@ def _drop_languages(
     if inst.get("type") != "LanguageProperty":
         raise BadRequestData(f"lang deletes strings of a LanguageProperty; {attr} is not one")
     languages = dict(inst.get("languageMap") or {})
-    tags = {t.split(";")[0].strip() for t in lang.split(",")}
-    gone = set(languages) if "*" in tags else tags & set(languages)
+    tags = {t.lower() for t in ranked_languages(lang)}  # q=0: not to be deleted
+    gone = set(languages) if "*" in tags else {t for t in languages if t.lower() in tags}
     if not gone:
         raise ResourceNotFound(f"attribute {attr} has no string in {lang}")
     for tag in gone:
