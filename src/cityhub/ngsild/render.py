@@ -197,9 +197,7 @@ def _without_system(inst: Instance) -> Instance:
     return out
 
 
-def render_instance(
-    inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: bool = True
-) -> Any:
+def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: bool = True) -> Any:
     """One instance in normalized or concise form (not `alone`: one of a multi-attribute's)."""
     typ = inst["type"]
     if (
