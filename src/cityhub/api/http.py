@@ -29,6 +29,7 @@ from cityhub.ngsild.errors import (
     UnsupportedMediaType,
 )
 from cityhub.ngsild.params import flag, options
+from cityhub.ngsild.tenant import tenant_from_header
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -87,7 +88,7 @@ def tenant_of(request: Request, *, must_exist: bool) -> str:
     given = {v for k, v in request.scope["headers"] if k == b"ngsild-tenant"}
     if len(given) > 1:
         raise BadRequestData("NGSILD-Tenant is given more than once, with different values")
-    tenant = given.pop().decode("latin-1") if given else ""
+    tenant = tenant_from_header(given.pop()) if given else ""
     if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
         raise NonexistentTenant(f"tenant {tenant!r} does not exist")
     return tenant

@@ -158,6 +158,8 @@ def key_values(value: Any, what: str) -> list[dict[str, str]]:
     return list(value)
 
 
+# headers a notification's receiverInfo cannot set: a receiver relies on them
+RESERVED_HEADERS = frozenset({"ngsild-tenant", "content-type", "link", "content-length"})
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.1: a field name
 
 
@@ -169,6 +171,11 @@ def _headers(pairs: list[dict[str, str]]) -> list[dict[str, str]]:
             raise BadRequestData(f"receiverInfo key {pair['key']!r} is not an HTTP header name")
         if "\r" in pair["value"] or "\n" in pair["value"] or "\x00" in pair["value"]:
             raise BadRequestData(f"receiverInfo value of {pair['key']!r} holds a line break")
+        if pair["key"].lower() in RESERVED_HEADERS:
+            raise BadRequestData(
+                f"receiverInfo cannot set {pair['key']}: the hub sets it (the notification's "
+                "tenant, media type and @context)"
+            )
     return pairs
 
 

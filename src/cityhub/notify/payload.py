@@ -202,8 +202,9 @@ def envelope(
     else:
         headers["Content-Type"] = JSON
         headers["Link"] = sub.link
+    for item in endpoint.get("receiverInfo") or []:
+        if item["key"].lower() not in S.RESERVED_HEADERS:  # a stored one from before the check
+            headers[item["key"]] = item["value"]
     if tenant:
         headers["NGSILD-Tenant"] = tenant
-    for item in endpoint.get("receiverInfo") or []:
-        headers[item["key"]] = item["value"]
     return orjson.dumps(body), headers

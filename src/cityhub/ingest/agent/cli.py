@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cityhub.ingest.headers import tenant_headers
+from cityhub.ngsild.tenant import tenant_option
+
 DEFAULT_URL = os.environ.get("CITYHUB_URL", "http://127.0.0.1:1026")
 PREFIX = "/iot/v1"
 
@@ -31,7 +34,12 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument(
         "--url", default=DEFAULT_URL, help="the hub (default http://127.0.0.1:1026, CITYHUB_URL)"
     )
-    p.add_argument("--tenant", default="", help="NGSILD-Tenant (default: the default tenant)")
+    p.add_argument(
+        "--tenant",
+        default="",
+        type=tenant_option,
+        help="NGSILD-Tenant (default: the default tenant)",
+    )
     return p
 
 
@@ -172,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         method, path, body, query = _request(args)
-        headers = {"NGSILD-Tenant": args.tenant} if args.tenant else {}
+        headers = tenant_headers(args.tenant)
         url = args.url.rstrip("/")
         try:
             resp = httpx.request(

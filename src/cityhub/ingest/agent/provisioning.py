@@ -207,7 +207,7 @@ class Provisioning:
         target = self.registry.resolve(tenant, doc)
         if self.registry.clash(tenant, target):
             raise Conflict(
-                f"another tenant has a device {doc['id']!r} with the same API key; "
+                f"a device {doc['id']!r} with the same API key is provisioned already; "
                 "give this one its own key"
             )
         return target

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cityhub.ingest.importers.records import ImportFailed
+from cityhub.ngsild.tenant import tenant_option
 
 if TYPE_CHECKING:
     from cityhub.ingest.importers.records import Source
@@ -44,7 +45,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="a running hub, e.g. http://127.0.0.1:1026: entities are upserted through its "
         "API, so its subscribers are notified",
     )
-    p.add_argument("--tenant", default="", help="NGSILD-Tenant to write to (default: none)")
+    p.add_argument(
+        "--tenant", default="", type=tenant_option, help="NGSILD-Tenant to write to (default: none)"
+    )
     p.add_argument(
         "--context",
         default=None,

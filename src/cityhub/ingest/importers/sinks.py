@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from cityhub.ingest.headers import tenant_headers
 from cityhub.ingest.importers.records import Entity, ImportFailed
 from cityhub.ingest.importers.refresh import Planner, Step, given, rounds
 from cityhub.ngsild.context import ContextCache, TermMap
@@ -224,9 +225,9 @@ class HttpSink(_Writer):
         self.endpoint = base + UPSERT_PATH
         self.tm = tm
         self.planner = Planner(tm, replace)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if tenant:
-            headers["NGSILD-Tenant"] = tenant
+        headers = tenant_headers(tenant)
+        headers["Content-Type"] = "application/json"
+        headers["Accept"] = "application/json"
         if context is not None:
             headers["Link"] = f"<{context}>; {LINK_REL}"
         self.client = httpx.Client(headers=headers, timeout=timeout)

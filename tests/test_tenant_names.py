@@ -1,0 +1,112 @@
+"""Tenant names a prober found read three ways (2026-12-07): the header is UTF-8 everywhere
+(API, notifications, the command line); a name is bounded and holds no comma; a subscription
+cannot relabel its notifications with another tenant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cityhub.cli import main
+from conftest import BASE, bad_request, create, free_port, get_entity
+from receivers import Receiver, wait_for
+from test_serve import serving
+
+SEOUL = "서울"
+RAW = {"NGSILD-Tenant": SEOUL.encode()}  # as curl sends it: the UTF-8 bytes
+EID = "urn:ngsi-ld:Station:s1"
+
+
+def _subscription(uri: str, **endpoint: object) -> dict[str, object]:
+    return {
+        "type": "Subscription",
+        "entities": [{"type": "Station"}],
+        "notification": {"endpoint": {"uri": uri, **endpoint}},
+    }
+
+
+async def test_a_utf8_tenant_reaches_its_notifications_unchanged(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await create(hub, {"id": EID, "type": "Station"}, headers=RAW)  # type: ignore[arg-type]
+    resp = await hub.post(f"{BASE}/subscriptions", json=_subscription(receiver.url()), headers=RAW)  # type: ignore[arg-type]
+    assert resp.status_code == 201, resp.text
+    resp = await hub.patch(f"{BASE}/entities/{EID}/attrs", json={"n": 1}, headers=RAW)  # type: ignore[arg-type]
+    assert resp.status_code == 204, resp.text
+    got = await wait_for(receiver.received, what="a notification")
+    assert got[0].headers["NGSILD-Tenant"] == SEOUL
+
+
+def test_the_importer_and_the_api_name_a_utf8_tenant_alike(tmp_path: Path) -> None:
+    csv = tmp_path / "stations.csv"
+    csv.write_text("id,name\ns1,Jongno\n")
+    argv = ["import", "csv", str(csv), "--type", "Station", "--tenant", SEOUL, "--no-progress"]
+    db = tmp_path / "hub.db"
+    assert main([*argv, "--db", str(db)]) == 0
+    csv.write_text("id,name\ns2,Jung\n")
+    with serving(db, free_port()) as url:
+        assert main([*argv, "--url", url]) == 0  # was a UnicodeEncodeError traceback
+        resp = httpx.get(f"{url}{BASE}/entities", params={"type": "Station"}, headers=RAW)  # type: ignore[arg-type]
+    assert resp.status_code == 200, resp.text
+    assert sorted(e["name"]["value"] for e in resp.json()) == ["Jongno", "Jung"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"a" * 101, b"city-a, city-b", b"caf\xe9", b"tab\there"],
+    ids=["too-long", "comma", "not-utf8", "control"],
+)
+async def test_a_bad_tenant_name_is_refused_and_stores_nothing(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
+    headers = {"NGSILD-Tenant": raw}
+    resp = await client.post(
+        f"{BASE}/entities", json={"id": EID, "type": "Station"}, headers=headers
+    )  # type: ignore[arg-type]
+    bad_request(resp)
+    assert len(resp.json()["detail"]) < 300  # the name is not echoed whole
+    assert (await client.get(f"{BASE}/entities", params={"type": "Station"})).json() == []
+
+
+async def test_a_hundred_character_tenant_name_works(client: httpx.AsyncClient) -> None:
+    headers = {"NGSILD-Tenant": "t" * 100}
+    await create(client, {"id": EID, "type": "Station"}, headers=headers)
+    assert (await get_entity(client, EID, headers=headers))["id"] == EID
+
+
+def test_the_command_line_refuses_a_bad_tenant_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "s.csv"
+    csv.write_text("id\ns1\n")
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "import",
+                "csv",
+                str(csv),
+                "--type",
+                "S",
+                "--tenant",
+                "a,b",
+                "--db",
+                str(tmp_path / "hub.db"),
+            ]
+        )
+    assert exc.value.code == 2
+    assert "comma" in capsys.readouterr().err
+    assert not (tmp_path / "hub.db").exists()
+
+
+@pytest.mark.parametrize("key", ["NGSILD-Tenant", "ngsild-tenant", "Content-Type", "Link"])
+async def test_receiver_info_cannot_set_the_headers_the_hub_sets(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    endpoint = {"receiverInfo": [{"key": key, "value": "city-a"}]}
+    resp = await client.post(
+        f"{BASE}/subscriptions", json=_subscription("http://127.0.0.1:9/n", **endpoint)
+    )
+    bad_request(resp)
+    assert (await client.get(f"{BASE}/subscriptions")).json() == []
