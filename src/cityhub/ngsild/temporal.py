@@ -12,6 +12,7 @@ from typing import Any
 from cityhub.ngsild import params as P
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
+    CONTENT_KEY,
     ENTITY_KEYS,
     META_KEYS,
     check_body_id,
@@ -36,9 +37,8 @@ from cityhub.ngsild.render import (
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
 from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery, WriteTx
 
-_INSTANCE_MEMBERS = frozenset(
-    {"type", "value", "object", "languageMap", "vocab", "valueList", "objectList", "json"}
-)
+_CONTENT_MEMBERS = frozenset(CONTENT_KEY.values())
+_INSTANCE_MEMBERS = _CONTENT_MEMBERS | {"type"}
 AGGR_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
 TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
 FORMATS = ("normalized", "concise", "temporalValues", "simplified", "keyValues", "aggregatedValues")
@@ -367,6 +367,7 @@ class TemporalService:
             stored = tx.instance(eid, name, iid)
             if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
+            _fits(stored["type"], raw, iid)
             # a fragment of this instance: `{"observedAt": ...}` alone moves it in time
             fragment = raw if "type" in raw else {**raw, "type": stored["type"]}
             change = expand_instance(fragment, tm, nulls=True, fragment=True)
@@ -585,6 +586,18 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _fits(kind: str, raw: Doc, iid: str) -> None:
+    """A content member of another attribute type (`value` on a Relationship) cannot apply
+    to the instance: merged, it was dropped and the PATCH answered 204 unchanged."""
+    own = CONTENT_KEY.get(kind)
+    foreign = sorted(k for k in raw if k in _CONTENT_MEMBERS and k != own)
+    if foreign:
+        raise BadRequestData(
+            f"instance {iid} is a {kind}: {', '.join(repr(k) for k in foreign)} does not fit it"
+            f" (its content is {own!r})"
+        )
 
 
 def _same_kind(tx: WriteTx, eid: str, name: str, insts: list[Doc], tm: TermMap) -> None:

@@ -1,0 +1,66 @@
+"""PATCH of one temporal instance: members that do not fit its type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import BASE, get_temporal, problem
+
+T = f"{BASE}/temporal/entities"
+EID = "urn:ngsi-ld:Car:p1"
+D1 = "2024-01-01T00:00:00Z"
+
+
+@pytest.fixture
+async def car(client: httpx.AsyncClient) -> dict[str, Any]:
+    body = {
+        "id": EID,
+        "type": "Car",
+        "speed": [{"type": "Property", "value": 50, "observedAt": D1}],
+        "owner": [{"type": "Relationship", "object": "urn:o:2", "observedAt": D1}],
+        "state": [{"type": "Property", "value": "on", "observedAt": D1}],
+    }
+    assert (await client.post(T, json=body)).status_code == 201
+    return await get_temporal(client, EID)
+
+
+@pytest.mark.parametrize(
+    ("attr", "body", "member"),
+    [
+        pytest.param("owner", {"value": "urn:o:9"}, "value", id="value-on-a-relationship"),
+        pytest.param("speed", {"object": "urn:o:9"}, "object", id="object-on-a-property"),
+        pytest.param(
+            "speed", {"type": "Property", "object": "urn:o:9"}, "object", id="typed-fragment"
+        ),
+        pytest.param("speed", {"languageMap": {"en": "x"}}, "languageMap", id="languagemap"),
+    ],
+)
+async def test_a_member_that_does_not_fit_the_instance_is_400(
+    client: httpx.AsyncClient, car: dict[str, Any], attr: str, body: Any, member: str
+) -> None:
+    """It answered 204 and changed nothing: the member was dropped in the merge."""
+    iid = car[attr][0]["instanceId"]
+    err = problem(await client.patch(f"{T}/{EID}/attrs/{attr}/{iid}", json=body), 400)
+    assert err["type"].endswith("BadRequestData")
+    assert repr(member) in err["detail"], err
+    assert await get_temporal(client, EID) == car, "nothing changed"
+
+
+async def test_a_member_that_fits_is_merged(client: httpx.AsyncClient, car: Any) -> None:
+    iid = car["owner"][0]["instanceId"]
+    resp = await client.patch(f"{T}/{EID}/attrs/owner/{iid}", json={"object": "urn:o:9"})
+    assert resp.status_code == 204, resp.text
+    assert (await get_temporal(client, EID))["owner"][0]["object"] == "urn:o:9"
+
+
+async def test_a_body_under_another_attribute_name_is_still_400(
+    client: httpx.AsyncClient, car: Any
+) -> None:
+    iid = car["speed"][0]["instanceId"]
+    body = {"state": {"type": "Property", "value": "off"}}
+    err = problem(await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json=body), 400)
+    assert "state" in err["detail"]
+    assert await get_temporal(client, EID) == car
