@@ -1,4 +1,4 @@
-"""PATCH of one temporal instance: members that do not fit its type."""
+"""PATCH of one temporal instance: members that do not fit its type, sub-attribute fragments."""
 
 from __future__ import annotations
 
@@ -54,6 +54,23 @@ async def test_a_member_that_fits_is_merged(client: httpx.AsyncClient, car: Any)
     resp = await client.patch(f"{T}/{EID}/attrs/owner/{iid}", json={"object": "urn:o:9"})
     assert resp.status_code == 204, resp.text
     assert (await get_temporal(client, EID))["owner"][0]["object"] == "urn:o:9"
+
+
+async def test_a_sub_attribute_alone_is_a_fragment_of_the_instance(
+    client: httpx.AsyncClient, car: Any
+) -> None:
+    """{"src": {...}} was taken for an instance of attribute src: a 400, though the same
+    fragment with "type" added was merged."""
+    iid = car["speed"][0]["instanceId"]
+    url = f"{T}/{EID}/attrs/speed/{iid}"
+    resp = await client.patch(url, json={"src": {"type": "Property", "value": "wheel"}})
+    assert resp.status_code == 204, resp.text
+    after = (await get_temporal(client, EID))["speed"][0]
+    assert (after["value"], after["src"]["value"]) == (50, "wheel"), after
+    resp = await client.patch(url, json={"src": {"type": "Property", "value": "gps"}})
+    assert resp.status_code == 204, resp.text
+    after = (await get_temporal(client, EID))["speed"][0]
+    assert after["src"]["value"] == "gps", "a sub-attribute the instance has merges again"
 
 
 async def test_a_body_under_another_attribute_name_is_still_400(

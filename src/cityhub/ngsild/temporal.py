@@ -355,10 +355,6 @@ class TemporalService:
         raw = {k: v for k, v in body.items() if k != "@context"}
         if attr in raw and len(raw) == 1:
             raw = raw[attr]
-        elif len(raw) == 1 and not _INSTANCE_MEMBERS & raw.keys():
-            (other,) = raw
-            if isinstance(raw[other], dict) and other not in META_KEYS:  # an instance under it
-                raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
         if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
             raise BadRequestData("the body must be a non-empty attribute instance")
         with self.store.write(tenant) as tx:
@@ -367,6 +363,7 @@ class TemporalService:
             stored = tx.instance(eid, name, iid)
             if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
+            _other_attribute(tx, eid, attr, raw, stored, tm)
             _fits(stored["type"], raw, iid)
             # a fragment of this instance: `{"observedAt": ...}` alone moves it in time
             fragment = raw if "type" in raw else {**raw, "type": stored["type"]}
@@ -586,6 +583,22 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _other_attribute(tx: WriteTx, eid: str, attr: str, raw: Doc, stored: Doc, tm: TermMap) -> None:
+    """A body that is one instance under another attribute's name is refused (it would
+    have been merged into this one as a sub-attribute); a lone member that names a
+    sub-attribute of the instance, or no attribute of the entity, is a sub-attribute
+    fragment of the instance."""
+    if len(raw) != 1 or _INSTANCE_MEMBERS & raw.keys():
+        return
+    ((other, value),) = raw.items()
+    if not isinstance(value, dict) or other in META_KEYS:
+        return
+    iri = expand_name(other, tm)
+    if iri in stored.get("sub", {}) or tx.history_kind(eid, iri) is None:
+        return
+    raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
 
 
 def _fits(kind: str, raw: Doc, iid: str) -> None:
