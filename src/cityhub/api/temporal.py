@@ -13,6 +13,7 @@ from cityhub.api.entities import _query_params
 from cityhub.api.http import (
     BASE,
     Ctx,
+    add_page_links,
     context_of,
     delete_attribute_via,
     json_response,
@@ -63,11 +64,18 @@ async def create(request: Request) -> Response:
 
 
 async def query(request: Request) -> Response:
-    """GET /temporal/entities."""
+    """GET /temporal/entities, with prev and next Link headers as GET /entities has (a POST
+    body has no URL to link)."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
     result = await off_loop(request, service(request).query, ctx.tenant, params, ctx.tm)
-    return _respond(ctx, result, result.entities)
+    resp = _respond(ctx, result, result.entities)
+    if result.page is not None:
+        limit, offset = result.page
+        total = result.total  # without a count, a full page may have a next one
+        more = len(result.entities) == limit if total is None else offset + limit < total
+        add_page_links(resp, request.url.path, params, limit, offset, more)
+    return resp
 
 
 async def post_query(request: Request) -> Response:

@@ -82,6 +82,7 @@ class TemporalResult:
     entities: list[Doc]
     total: int | None = None
     content_range: str | None = None  # "date-time <start>-<end>/<size>" for a 206
+    page: tuple[int, int] | None = None  # a query's (limit, offset) of entities, for its Links
 
 
 def parse_duration(text: str) -> tuple[int, float]:
@@ -417,7 +418,8 @@ class TemporalService:
                 raise ResourceNotFound(f"temporal entity {one_entity} not found")
             content_range = self._cut_periods(aggs)
             out = [self._render_aggr(h, a, tm, members) for h, a in aggs]
-            return TemporalResult(self._found(out, members, one_entity), total, content_range)
+            found = self._found(out, members, one_entity)
+            return TemporalResult(found, total, content_range, _page(tq, one_entity))
         limited, descending = self._limited(tq)
         rows, total = self.store.temporal(tenant, limited)
         if one_entity is not None and not rows:
@@ -427,7 +429,8 @@ class TemporalService:
         }
         content_range = self._cut(rows, tq, descending)
         out = [self._render(h, a, tm, opts, fmt, members, kinds, tq.timeproperty) for h, a in rows]
-        return TemporalResult(self._found(out, members, one_entity), total, content_range)
+        found = self._found(out, members, one_entity)
+        return TemporalResult(found, total, content_range, _page(tq, one_entity))
 
     @staticmethod
     def _found(out: list[Doc], members: _Members, one_entity: str | None) -> list[Doc]:
@@ -583,6 +586,11 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _page(tq: TemporalQuery, one_entity: str | None) -> tuple[int, int] | None:
+    """The entity page of a query (a retrieval has none)."""
+    return None if one_entity is not None else (tq.entities.limit, tq.entities.offset)
 
 
 def _other_attribute(tx: WriteTx, eid: str, attr: str, raw: Doc, stored: Doc, tm: TermMap) -> None:
