@@ -451,8 +451,9 @@ class TemporalService:
     def _cut(
         self, rows: list[tuple[Doc, dict[str, list[Doc]]]], tq: TemporalQuery, descending: bool
     ) -> str | None:
-        """Temporal pagination: when an attribute has more instances than a page holds, every
-        attribute of every entity is cut at the same time, so the page covers one time range.
+        """Temporal pagination: when an attribute (one datasetId of it, as lastN counts) has
+        more instances than a page holds, every attribute of every entity is cut at the same
+        time, so the page covers one time range.
 
         A page never ends partway through one instant: the instances at the same time as the
         last one that fits come too (the store fetched them), since the next page starts past
@@ -461,17 +462,13 @@ class TemporalService:
         prop = tq.timeproperty
         edges: list[float] = []
         for _, attrs in rows:
-            for name, insts in attrs.items():
-                if len(insts) > limit:
-                    ordered = insts[::-1] if descending else insts
-                    edge = _when(ordered[limit - 1], prop)
-                    keep = limit
-                    while keep < len(ordered) and _when(ordered[keep], prop) == edge:
-                        keep += 1
-                    kept = ordered[:keep]
-                    attrs[name] = kept[::-1] if descending else kept
-                    if edge is not None:
-                        edges.append(edge)
+            for insts in attrs.values():
+                for series in _by_dataset(insts):  # the limit is per series, as lastN
+                    if len(series) > limit:
+                        ordered = series[::-1] if descending else series
+                        edge = _when(ordered[limit - 1], prop)
+                        if edge is not None:
+                            edges.append(edge)
         if not edges:
             return None
         cut = max(edges) if descending else min(edges)
@@ -586,6 +583,14 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _by_dataset(insts: list[Doc]) -> list[list[Doc]]:
+    """An attribute's instances split into one series per datasetId, each in its order."""
+    groups: dict[Any, list[Doc]] = {}
+    for inst in insts:
+        groups.setdefault(inst.get("datasetId"), []).append(inst)
+    return list(groups.values())
 
 
 def _page(tq: TemporalQuery, one_entity: str | None) -> tuple[int, int] | None:

@@ -2,15 +2,16 @@
 
 from cityhub.store.sqlite import typestats
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 DATASETS_DDL = """
--- The datasetIds each temporal attribute ever had: aggregatedValues makes a series of each
--- (most attributes have none, and their aggregation reads history_obs alone).
+-- The datasetIds each temporal attribute ever had: aggregatedValues and lastN make a series
+-- of each (most attributes have none, and their reads use history_obs alone); '@none' when
+-- an attribute with datasetIds also had instances without one (decision 026).
 CREATE TABLE IF NOT EXISTS history_datasets (
     tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
     PRIMARY KEY (tpk, nid, dataset_id)
@@ -169,6 +170,13 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     + DATASETS_DDL
     + """INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id)
     SELECT DISTINCT tpk, nid, dataset_id FROM history WHERE dataset_id IS NOT NULL;
+""",
+    # 7 -> 8: '@none' in history_datasets for an attribute with datasetIds that also has
+    # instances without one, so that reads skip a default series it never had (decision 026).
+    7: """INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id)
+    SELECT DISTINCT h.tpk, h.nid, '@none' FROM history h
+    WHERE h.dataset_id IS NULL AND EXISTS (
+        SELECT 1 FROM history_datasets d WHERE d.tpk = h.tpk AND d.nid = h.nid);
 """,
 }
 

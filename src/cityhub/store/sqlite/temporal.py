@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -214,12 +215,7 @@ def _write_history(
                         _stored_json(inst),
                     )
                 )
-    datasets = {(r[0], r[1], r[2]) for r in rows if r[2] is not None}
-    if datasets:
-        conn.executemany(
-            "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
-            datasets,
-        )
+    _note_datasets(conn, rows)
     if replaced:
         conn.executemany(
             "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
@@ -231,6 +227,42 @@ def _write_history(
         "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+
+
+# history_datasets' row for an attribute's instances without a datasetId, written only for
+# an attribute that has named datasetIds too: reads then skip a default series it never had,
+# which took a scan of the whole attribute to find empty (decision 026 addendum).
+DEFAULT_SERIES = "@none"
+
+
+def _note_datasets(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Record the series of history rows (tpk, nid, dataset_id, ...) about to be inserted."""
+    datasets = {(r[0], r[1], r[2]) for r in rows if r[2] is not None}
+    defaults = {(r[0], r[1]) for r in rows if r[2] is None}
+    if datasets:
+        for tpk, nid in {(t, n) for t, n, _ in datasets}:
+            known = conn.execute(
+                "SELECT 1 FROM history_datasets WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
+            ).fetchone()
+            # its first datasetId: any instance stored so far is a default one
+            if (
+                not known
+                and conn.execute(
+                    "SELECT 1 FROM history WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
+                ).fetchone()
+            ):
+                datasets.add((tpk, nid, DEFAULT_SERIES))
+        conn.executemany(
+            "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
+            datasets,
+        )
+    if defaults and conn.execute("SELECT 1 FROM history_datasets LIMIT 1").fetchone():
+        conn.execute(
+            "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) "
+            "SELECT DISTINCT d.tpk, d.nid, ? FROM json_each(?) j JOIN history_datasets d "
+            "ON d.tpk = j.value ->> 0 AND d.nid = j.value ->> 1",
+            (DEFAULT_SERIES, orjson.dumps(sorted(defaults)).decode()),
+        )
 
 
 def delete(
@@ -320,10 +352,23 @@ def update_instance(
             "t_observed = ?, t_modified = ?, dataset_id = ? WHERE hid = ?",
             (*values, hid),
         )
-    if hids and inst.get("datasetId") is not None:  # aggregation finds its series there
-        conn.execute(
+    if hids and inst.get("datasetId") is not None:  # reads find its series there
+        nid = names.lookup(conn, attr)
+        known = conn.execute(
+            "SELECT 1 FROM history_datasets WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
+        ).fetchone()
+        series = [(tpk, nid, inst["datasetId"])]
+        if (
+            not known
+            and conn.execute(  # its first datasetId: the others are default ones
+                "SELECT 1 FROM history WHERE tpk = ? AND nid = ? AND instance_id != ? LIMIT 1",
+                (tpk, nid, instance_id),
+            ).fetchone()
+        ):
+            series.append((tpk, nid, DEFAULT_SERIES))
+        conn.executemany(
             "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
-            (tpk, names.lookup(conn, attr), inst["datasetId"]),
+            series,
         )
     return bool(hids)
 
@@ -544,9 +589,10 @@ def select(
     query: TemporalQuery,
     install_geo: Callable[[sqlite3.Connection, Compiler], None],
 ) -> Result:
-    """Instances per attribute, oldest first; lastN keeps the newest N of each, firstN the
-    oldest N. Each attribute is one index-ordered read (never observed instances count as
-    oldest when ordering by observedAt)."""
+    """Instances per attribute, oldest first; lastN keeps the newest N of each datasetId of
+    each attribute (each sensor's latest, as temporalValues and aggregation list them
+    apart), firstN the oldest N. Each series is one index-ordered read: an attribute without
+    datasetIds (most) is one read of history_obs, as before they counted apart."""
     ents, total = _entities(conn, names, tenant, query, install_geo)
     key = TIME_COLUMNS[query.timeproperty]
     n = query.last_n or query.first_n
@@ -555,28 +601,49 @@ def select(
     for tpk, header in ents:
         attrs: dict[str, list[Doc]] = {}
         for name, nid in _attr_ids(conn, names, tpk, query.attrs):
-            params: list[Any] = [tpk, nid]
-            where = f"h.tpk = ? AND h.nid = ?{_instance_filter(query, _binder(params), None)}"
-            sql = (
-                f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
-                f"ORDER BY {key} {way}, h.hid {way}"
-            )
-            rows = conn.execute(sql + (" LIMIT ?" if n else ""), [*params, n] if n else params)
-            found = rows.fetchall()
+            found: list[Any] = []
+            series = _series_filters(conn, query, tpk, nid)
+            for _, ds_sql, ds_params in series:
+                found += _series_rows(conn, query, key, way, n, tpk, nid, ds_sql, ds_params)
             if not found:
                 continue
-            if n and query.whole_instants and len(found) == n and found[-1][2] is not None:
-                beyond = ">" if way == "ASC" else "<"
-                ties = (
-                    f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
-                    f"AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
-                )
-                found += conn.execute(ties, [*params, found[-1][2], found[-1][3]]).fetchall()
-            if way == "DESC":
-                found.reverse()
+            if len(series) > 1:  # one attribute's instances in time order again
+                found.sort(key=lambda r: (-math.inf if r[2] is None else r[2], r[3]))
             attrs[name] = [_instance(inst, iid) for inst, iid, _, _ in found]
         out.append((header, attrs))
     return out, total
+
+
+def _series_rows(
+    conn: sqlite3.Connection,
+    query: TemporalQuery,
+    key: str,
+    way: str,
+    n: int | None,
+    tpk: int,
+    nid: int,
+    ds_sql: str,
+    ds_params: list[Any],
+) -> list[Any]:
+    """(inst, instanceId, time, hid) of one series, oldest first: its newest n (DESC) or
+    oldest n (ASC), with those tied with the last one when whole instants are asked for."""
+    params: list[Any] = [tpk, nid, *ds_params]
+    where = f"h.tpk = ? AND h.nid = ?{ds_sql}{_time_filter(query, _binder(params))}"
+    sql = (
+        f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
+        f"ORDER BY {key} {way}, h.hid {way}"
+    )
+    found = conn.execute(sql + (" LIMIT ?" if n else ""), [*params, n] if n else params).fetchall()
+    if n and query.whole_instants and len(found) == n and found[-1][2] is not None:
+        beyond = ">" if way == "ASC" else "<"
+        ties = (
+            f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
+            f"AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
+        )
+        found += conn.execute(ties, [*params, found[-1][2], found[-1][3]]).fetchall()
+    if way == "DESC":
+        found.reverse()
+    return found
 
 
 # -- aggregation -------------------------------------------------------------------------------
@@ -691,8 +758,9 @@ def _series_filters(
 
     Instances of different datasetIds are different sources (two sensors of one
     temperature), aggregated apart as temporalValues lists them apart. history_datasets
-    names the datasetIds an attribute ever had; most have none, and then the one series
-    needs no condition, so its aggregation still reads the index alone.
+    names the datasetIds an attribute ever had, and "@none" when it had default instances
+    too; most have none, and then the one series needs no condition, so its aggregation
+    still reads the index alone.
     """
     named = [
         r[0]
@@ -707,8 +775,10 @@ def _series_filters(
         return [(None, "", [])]
     wanted = query.dataset_ids
     out: list[tuple[str | None, str, list[Any]]] = []
-    if wanted is None or "@none" in wanted:
-        out.append((None, " AND h.dataset_id IS NULL", []))
+    if named[0] == DEFAULT_SERIES:  # it also has instances without a datasetId
+        named.pop(0)
+        if wanted is None or "@none" in wanted:
+            out.append((None, " AND h.dataset_id IS NULL", []))
     out += [(d, " AND h.dataset_id = ?", [d]) for d in named if wanted is None or d in wanted]
     return out
 
