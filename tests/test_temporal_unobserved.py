@@ -116,3 +116,38 @@ def test_a_schema_5_history_is_put_on_the_axis(tmp_path: Path) -> None:
             conn.execute("SELECT count(*) FROM history WHERE t_observed IS NULL").fetchone()[0] == 0
         )
     conn.close()
+
+
+def test_correcting_an_unobserved_instance_does_not_move_it(hub: SyncHub) -> None:
+    """A PATCH of the oldest reading moved it to "now": it became the newest value, so
+    lastN=1 said 10 while the entity's value was 3 (a spec audit's finding, D1). It stays at
+    the time it was recorded; on modifiedAt it does move, as modifiedAt means."""
+    body = {"id": EID, "type": "Meter", "p": {"type": "Property", "value": 1}}
+    assert hub.request("POST", f"{BASE}/entities", json=body).status_code == 201
+    for n in (2, 3):
+        resp = hub.request("PATCH", f"{BASE}/entities/{EID}/attrs", json={"p": {"value": n}})
+        assert resp.status_code == 204, resp.text
+    _, _, before = _values(hub, options="temporalValues")
+    assert [v for v, _ in before] == [1, 2, 3]
+    url = f"{BASE}/temporal/entities/{EID}"
+    first = hub.request("GET", url).json()["p"][0]
+    resp = hub.request("PATCH", f"{url}/attrs/p/{first['instanceId']}", json={"value": 10})
+    assert resp.status_code == 204, resp.text
+    _, _, after = _values(hub, options="temporalValues")
+    assert after == [[10, before[0][1]], *before[1:]], after
+    _, _, newest = _values(hub, options="temporalValues", lastN="1")
+    assert [v for v, _ in newest] == [3]
+    _, _, window = _values(hub, options="temporalValues", timerel="before", timeAt=before[1][1])
+    assert [v for v, _ in window] == [10], "timerel finds it where it was"
+    normalized = hub.request("GET", url, params={"options": "sysAttrs"}).json()["p"]
+    assert [i["value"] for i in normalized] == [10, 2, 3]
+    assert "observedAt" not in normalized[0] and all("@" not in k for k in normalized[0])
+    assert normalized[0]["modifiedAt"] > normalized[2]["modifiedAt"]
+    _, _, by_modified = _values(hub, options="temporalValues", timeproperty="modifiedAt")
+    assert [v for v, _ in by_modified] == [2, 3, 10]
+    moved = {"observedAt": "2019-05-01T00:00:00Z"}  # an observedAt given does move it
+    assert (
+        hub.request("PATCH", f"{url}/attrs/p/{first['instanceId']}", json=moved).status_code == 204
+    )
+    _, _, observed = _values(hub, options="temporalValues")
+    assert observed[0] == [10, "2019-05-01T00:00:00Z"], observed

@@ -35,7 +35,15 @@ from cityhub.ngsild.render import (
     render_instance,
 )
 from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
-from cityhub.store.base import Aggregation, Doc, EntityQuery, Store, TemporalQuery, WriteTx
+from cityhub.store.base import (
+    RECORDED_AT,
+    Aggregation,
+    Doc,
+    EntityQuery,
+    Store,
+    TemporalQuery,
+    WriteTx,
+)
 
 _CONTENT_MEMBERS = frozenset(CONTENT_KEY.values())
 _INSTANCE_MEMBERS = _CONTENT_MEMBERS | {"type"}
@@ -236,12 +244,19 @@ def _start_of(period: list[Any]) -> float:
 
 
 def _when(inst: Doc, prop: str) -> float | None:
+    """An instance's time on the requested time property, as a number."""
+    raw = _time_of(inst, prop)
+    return parse_ts(raw).timestamp() if isinstance(raw, str) else None
+
+
+def _time_of(inst: Doc, prop: str) -> Any:
     """An instance's time on the requested time property; one never observed sits on the
-    observedAt axis at its modifiedAt, as the store orders and filters it (decision 024)."""
+    observedAt axis at the time it was recorded, its modifiedAt unless a PATCH has changed
+    that since, as the store orders and filters it (decision 024)."""
     raw = inst.get(prop)
     if raw is None and prop == "observedAt":
-        raw = inst.get("modifiedAt")
-    return parse_ts(raw).timestamp() if isinstance(raw, str) else None
+        raw = inst.get(RECORDED_AT) or inst.get("modifiedAt")
+    return raw
 
 
 def _iso(seconds: float) -> str:
@@ -559,6 +574,8 @@ class TemporalService:
                 continue
             rendered = []
             for inst in insts:
+                if RECORDED_AT in inst:  # a time of the axis, not a member
+                    inst = {k: v for k, v in inst.items() if k != RECORDED_AT}
                 # every instance keeps its instanceId: made concise after it was added, a bare
                 # value lost it, and a geometry got it inside
                 r = {**render_instance(inst, tm, normalized), "instanceId": inst["instanceId"]}
@@ -676,7 +693,7 @@ def _values(
             typ = "Property"
         pairs = []
         for i in items:
-            when = i.get(prop) or i.get("modifiedAt")
+            when = _time_of(i, prop) or i.get("modifiedAt")
             pairs.append([_content(i, tm, opts.lang), when])
         rec: Doc = {"type": typ, VALUES_KEY.get(typ, "values"): pairs}
         if ds is not None:

@@ -12,6 +12,10 @@ from cityhub.ngsild.timeutil import END_OF_TIME, add_months
 
 Doc = dict[str, Any]
 _MEAN_MONTH = 365.2425 / 12 * 86400  # seconds: a first guess of a month's length
+# The time an instance without observedAt was recorded at, when a PATCH has changed its
+# modifiedAt since: its place on the observedAt axis (decision 024). A temporal read sets it
+# on such an instance; it is never stored in the instance nor shown ('@' names no member).
+RECORDED_AT = "@recordedAt"
 
 
 class StoreError(Exception):

@@ -14,7 +14,7 @@ import orjson
 
 from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, parse_ts
-from cityhub.store.base import Aggregation, Doc, EntityQuery, TemporalQuery
+from cityhub.store.base import RECORDED_AT, Aggregation, Doc, EntityQuery, TemporalQuery
 from cityhub.store.sqlite import temporal_q
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
@@ -342,14 +342,16 @@ def update_instance(
     values = (
         _stored_json(inst),
         _num(inst),
-        epoch(inst.get("observedAt") or inst["modifiedAt"]),  # decision 024
+        # an instance without observedAt keeps the time it was recorded at: a correction
+        # does not move it to "now" on the observedAt axis (decision 024 addendum)
+        epoch(inst.get("observedAt")),
         epoch(inst["modifiedAt"]),
         inst.get("datasetId"),
     )
     for (hid,) in hids:
         conn.execute(
             "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), inst = ?, num = ?, "
-            "t_observed = ?, t_modified = ?, dataset_id = ? WHERE hid = ?",
+            "t_observed = coalesce(?, t_observed), t_modified = ?, dataset_id = ? WHERE hid = ?",
             (*values, hid),
         )
     if hids and inst.get("datasetId") is not None:  # reads find its series there
@@ -609,9 +611,18 @@ def select(
                 continue
             if len(series) > 1:  # one attribute's instances in time order again
                 found.sort(key=lambda r: (-math.inf if r[2] is None else r[2], r[3]))
-            attrs[name] = [_instance(inst, iid) for inst, iid, _, _ in found]
+            attrs[name] = [_read(query, row) for row in found]
         out.append((header, attrs))
     return out, total
+
+
+def _read(query: TemporalQuery, row: Any) -> Doc:
+    """An instance read on its time axis: one without observedAt whose modifiedAt a PATCH
+    moved carries the time it sits at on the observedAt axis (RECORDED_AT)."""
+    inst = _instance(row[0], row[1])
+    if query.timeproperty == "observedAt" and row[2] != row[4] and "observedAt" not in inst:
+        inst[RECORDED_AT] = iso(row[2])
+    return inst
 
 
 def _series_rows(
@@ -625,20 +636,20 @@ def _series_rows(
     ds_sql: str,
     ds_params: list[Any],
 ) -> list[Any]:
-    """(inst, instanceId, time, hid) of one series, oldest first: its newest n (DESC) or
+    """(inst, instanceId, time, hid, t_modified) of one series, oldest first: its newest n (DESC) or
     oldest n (ASC), with those tied with the last one when whole instants are asked for."""
     params: list[Any] = [tpk, nid, *ds_params]
     where = f"h.tpk = ? AND h.nid = ?{ds_sql}{_time_filter(query, _binder(params))}"
     sql = (
-        f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
-        f"ORDER BY {key} {way}, h.hid {way}"
+        f"SELECT h.inst, h.instance_id, {key}, h.hid, h.t_modified FROM history h "
+        f"WHERE {where} ORDER BY {key} {way}, h.hid {way}"
     )
     found = conn.execute(sql + (" LIMIT ?" if n else ""), [*params, n] if n else params).fetchall()
     if n and query.whole_instants and len(found) == n and found[-1][2] is not None:
         beyond = ">" if way == "ASC" else "<"
         ties = (
-            f"SELECT h.inst, h.instance_id, {key}, h.hid FROM history h WHERE {where} "
-            f"AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
+            f"SELECT h.inst, h.instance_id, {key}, h.hid, h.t_modified FROM history h "
+            f"WHERE {where} AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
         )
         found += conn.execute(ties, [*params, found[-1][2], found[-1][3]]).fetchall()
     if way == "DESC":
