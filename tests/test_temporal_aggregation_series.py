@@ -137,3 +137,23 @@ def test_an_instance_moved_to_a_dataset_is_aggregated_in_its_series(hub: SyncHub
     one = _aggregate(hub, "sum", datasetId="urn:ds:s2")
     one = one if isinstance(one, dict) else one[0]
     assert one["sum"][0][0] == 2, one
+
+
+@pytest.mark.parametrize("period", ["", "PT1S"])
+def test_deletion_markers_are_not_aggregated(hub: SyncHub, period: str) -> None:
+    """DELETE of an attribute records a urn:ngsi-ld:null instance; totalCount and
+    distinctCount counted it as a reading (2 for one real reading)."""
+    eid = "urn:ngsi-ld:Room:del"
+    body = {"id": eid, "type": "Room", "p": {"type": "Property", "value": "ok"}}
+    assert hub.request("POST", f"{BASE}/entities", json=body).status_code == 201
+    assert hub.request("DELETE", f"{BASE}/entities/{eid}/attrs/p").status_code == 204
+    stored = hub.request("GET", f"{BASE}/temporal/entities/{eid}").json()["p"]
+    assert len(stored) == 2 and "deletedAt" in stored[1], "the marker is in the history"
+    params = {"options": "aggregatedValues", "aggrMethods": "totalCount,distinctCount,max"}
+    if period:
+        params["aggrPeriodDuration"] = period
+    resp = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
+    assert resp.status_code == 200, resp.text
+    got = resp.json()["p"]
+    assert [p[0] for p in got["totalCount"]] == [1], got
+    assert [p[0] for p in got["distinctCount"]] == [1], got

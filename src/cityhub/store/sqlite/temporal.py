@@ -671,6 +671,11 @@ _METHOD_SQL = {
 }
 
 
+# Deletion markers (the urn:ngsi-ld:null instance a DELETE of an attribute records) are no
+# readings: no method counts them. A number is never one, so an instance with `num` is kept
+# from the index alone and only the others are looked up (SQLite seeks the row lazily).
+_NOT_DELETION = " AND (h.num IS NOT NULL OR h.inst ->> '$.deletedAt' IS NULL)"
+
 # Time properties with an index that starts (tpk, nid, time): periods can be read by range.
 _INDEXED_TIMES = ("observedAt", "createdAt")
 _MAX_RANGED_PERIODS = 50_000
@@ -708,6 +713,7 @@ def aggregate(
                 params: list[Any] = [tpk, nid, *ds_params]
                 where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
                 where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
+                where += _NOT_DELETION
                 first = conn.execute(
                     f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} LIMIT 1", params
                 ).fetchone()
@@ -838,7 +844,7 @@ def _periods(
         sql = (
             f"WITH RECURSIVE {periods} SELECT i, (SELECT json_array({', '.join(exprs)}) "
             f"FROM history h WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo "
-            f"AND {col} < min(hi, ?)) FROM q"
+            f"AND {col} < min(hi, ?){_NOT_DELETION}) FROM q"
         )
         args = [*period_args, *ds_params, upper]
         rows = []
