@@ -193,7 +193,16 @@ async def test_a_query_needs_more_than_ids(client: httpx.AsyncClient, fleet: Non
 
 async def test_unknown_entity_or_attribute_is_404(client: httpx.AsyncClient, fleet: None) -> None:
     problem(await retrieve(client, "urn:ngsi-ld:Vehicle:none", 404), 404, "ResourceNotFound")
-    problem(await retrieve(client, V1, 404, attrs="unknownAttribute"), 404, "ResourceNotFound")
+    err = problem(
+        await retrieve(client, V1, 404, attrs="unknownAttribute"), 404, "ResourceNotFound"
+    )
+    # it said "temporal entity ... not found", though the entity exists
+    assert "no instance of unknownAttribute" in err["detail"], err
+    none = await retrieve(client, "urn:ngsi-ld:Vehicle:none", 404, attrs="unknownAttribute")
+    assert "not found" in problem(none, 404, "ResourceNotFound")["detail"]
+    aggr = {"options": "aggregatedValues", "aggrMethods": "totalCount", "attrs": "unknownAttribute"}
+    err = problem(await retrieve(client, V1, 404, **aggr), 404, "ResourceNotFound")
+    assert "no instance of" in err["detail"], err
 
 
 async def test_empty_window_still_returns_the_entity(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from cityhub.ngsild import params as P
 from cityhub.ngsild.context import TermMap
@@ -430,7 +430,7 @@ class TemporalService:
             aggr = aggregation(params)
             aggs, total = self.store.aggregate(tenant, tq, aggr)
             if one_entity is not None and not aggs:
-                raise ResourceNotFound(f"temporal entity {one_entity} not found")
+                self._not_found(tenant, one_entity, tq, tm)
             content_range = self._cut_periods(aggs)
             out = [self._render_aggr(h, a, tm, members) for h, a in aggs]
             found = self._found(out, members, one_entity)
@@ -438,7 +438,7 @@ class TemporalService:
         limited, descending = self._limited(tq)
         rows, total = self.store.temporal(tenant, limited)
         if one_entity is not None and not rows:
-            raise ResourceNotFound(f"temporal entity {one_entity} not found")
+            self._not_found(tenant, one_entity, tq, tm)
         kinds = {
             name: insts[0]["type"] for _, attrs in rows for name, insts in attrs.items() if insts
         }
@@ -446,6 +446,14 @@ class TemporalService:
         out = [self._render(h, a, tm, opts, fmt, members, kinds, tq.timeproperty) for h, a in rows]
         found = self._found(out, members, one_entity)
         return TemporalResult(found, total, content_range, _page(tq, one_entity))
+
+    def _not_found(self, tenant: str, eid: str, tq: TemporalQuery, tm: TermMap) -> NoReturn:
+        """The 404 of a retrieval that found nothing: an entity whose history exists but holds
+        none of the attributes asked for was said not to exist."""
+        if tq.attrs and self.store.has_history(tenant, eid):
+            names = ", ".join(tm.compact(a) for a in tq.attrs)
+            raise ResourceNotFound(f"temporal entity {eid} has no instance of {names}")
+        raise ResourceNotFound(f"temporal entity {eid} not found")
 
     @staticmethod
     def _found(out: list[Doc], members: _Members, one_entity: str | None) -> list[Doc]:

@@ -608,6 +608,10 @@ class SqliteStore:
         with self._bounded(conn):
             return temporal.aggregate(conn, self.names, tenant, query, aggr, self._install_geo)
 
+    def has_history(self, tenant: str, eid: str) -> bool:
+        """Whether an entity has a temporal evolution (a read: committed data)."""
+        return temporal.exists(self._reader(), tenant, eid)
+
     # -- hosted @contexts --------------------------------------------------------------------
     def contexts(self) -> Iterator[tuple[str, Any, str, str]]:
         """(url, document, kind, createdAt) of every stored context, oldest first."""
