@@ -338,3 +338,17 @@ async def test_the_temporal_api_keeps_one_attribute_type_per_attribute(
     )
     problem(resp, 400, "BadRequestData")
     assert await get_temporal(client, EID) == stored
+
+
+@pytest.mark.parametrize("path", [f"{T}/{EID}", f"{T}?type=Meter"])
+async def test_an_unknown_option_lists_only_the_temporal_ones(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """The list named deleteAll, noOverwrite, replace and update, which no temporal read
+    takes."""
+    assert (await client.post(T, json=meter())).status_code == 201
+    sep = "&" if "?" in path else "?"
+    err = problem(await client.get(f"{path}{sep}options=bogus"), 400, "InvalidRequest")
+    known = err["detail"].split("known: ", 1)[1].split(", ")
+    assert "temporalValues" in known and "aggregatedValues" in known, err
+    assert not {"deleteAll", "noOverwrite", "replace", "update"} & set(known), err

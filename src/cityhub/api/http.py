@@ -29,6 +29,7 @@ from cityhub.ngsild.errors import (
     UnsupportedMediaType,
 )
 from cityhub.ngsild.params import flag, options
+from cityhub.ngsild.temporal import OPTIONS as TEMPORAL_OPTIONS
 from cityhub.ngsild.tenant import tenant_from_header
 
 JSON = "application/json"
@@ -317,8 +318,8 @@ def params_of(request: Request) -> dict[str, str]:
         if key in out:
             raise InvalidRequest(f"parameter {key} is given more than once")
         out[key] = value
-    if "options" in out:
-        options(out)  # an unknown option is refused by every operation, not only by reads
+    if "options" in out:  # an unknown option is refused by every operation, not only by reads
+        options(out, TEMPORAL_OPTIONS if path.startswith(f"{BASE}/temporal/") else None)
     return out
 
 

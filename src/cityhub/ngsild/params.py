@@ -49,13 +49,16 @@ def csv(value: str | None) -> list[str]:
     return items
 
 
-def options(params: Mapping[str, str]) -> set[str]:
-    """The `options` parameter, validated (an unknown option is an InvalidRequest)."""
+def options(params: Mapping[str, str], known: frozenset[str] | None = None) -> set[str]:
+    """The `options` parameter, validated (an unknown option is an InvalidRequest); `known`
+    are the options of one kind of request, which the error lists (temporal reads: no
+    write options)."""
+    allowed = _OPTIONS if known is None else known
     opts = set(csv(params.get("options")))
-    unknown = opts - _OPTIONS
+    unknown = opts - allowed
     if unknown:
         raise InvalidRequest(
-            f"unknown option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(_OPTIONS))}"
+            f"unknown option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(allowed))}"
         )
     return opts
 
