@@ -13,7 +13,7 @@ import pytest
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite import SqliteStore, backend
-from conftest import BASE, problem
+from conftest import BASE, CORE, JSONLD, problem
 
 
 def note(n: int) -> dict[str, object]:
@@ -79,3 +79,95 @@ def test_a_checkpoint_that_keeps_failing_is_logged_once_per_interval(
             store.close()
     failed = [r.getMessage() for r in caplog.records if "checkpoint failed" in r.getMessage()]
     assert failed == ["checkpoint failed: database or disk is full"]
+
+
+class FullDisk:
+    """The store's writer as on a full disk: every statement that would write raises
+    SQLITE_FULL (deletes too: on a real disk their WAL frames cannot be appended)."""
+
+    WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _check(self, sql: str) -> None:
+        if sql.lstrip().upper().startswith(self.WRITES):
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise exc
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        self._check(sql)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: object) -> sqlite3.Cursor:
+        self._check(sql)
+        return self.conn.executemany(sql, *args)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+SUB = {
+    "id": "urn:ngsi-ld:Subscription:full",
+    "type": "Subscription",
+    "entities": [{"type": "Note"}],
+    "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+}
+REG = {
+    "id": "urn:ngsi-ld:ContextSourceRegistration:full",
+    "type": "ContextSourceRegistration",
+    "information": [{"entities": [{"type": "Note"}]}],
+    "endpoint": "http://127.0.0.1:9/cs",
+}
+
+
+def refused(resp: httpx.Response) -> None:
+    """The storage-full 503 every write gets on a full disk."""
+    body = problem(resp, 503)
+    assert "storage is full" in body["detail"] and resp.headers["retry-after"] == "60"
+
+
+async def test_subscriptions_registrations_and_contexts_on_a_full_disk_are_503(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """They wrote outside the entity transaction, so SQLITE_FULL was a 500 with a traceback."""
+    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    store = app.state.store
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        subs, regs, ctx = f"{BASE}/subscriptions", f"{BASE}/csourceRegistrations", ""
+        assert (await client.post(subs, json=SUB)).status_code == 201
+        assert (await client.post(regs, json=REG)).status_code == 201
+        resp = await client.post(f"{BASE}/jsonldContexts", json={"@context": {"a": "urn:a"}})
+        assert resp.status_code == 201
+        ctx = resp.headers["location"]
+        real = store._writer
+        store._writer = FullDisk(real)
+        try:
+            other = {**SUB, "id": "urn:ngsi-ld:Subscription:other"}
+            refused(await client.post(subs, json=other))
+            inline = {**other, "@context": [{"Note": "urn:note"}, CORE]}  # implicitly created
+            refused(await client.post(subs, json=inline, headers={"Content-Type": JSONLD}))
+            refused(await client.patch(f"{subs}/{SUB['id']}", json={"throttling": 5}))
+            refused(await client.delete(f"{subs}/{SUB['id']}"))
+            refused(await client.post(regs, json={**REG, "id": REG["id"] + "2"}))
+            refused(await client.patch(f"{regs}/{REG['id']}", json={"endpoint": "http://x/"}))
+            refused(await client.delete(f"{regs}/{REG['id']}"))
+            refused(await client.post(f"{BASE}/jsonldContexts", json={"@context": {"b": "urn:b"}}))
+            refused(await client.delete(ctx))
+        finally:
+            store._writer = real
+        assert not [r for r in caplog.records if "unhandled error" in r.getMessage()]
+        # nothing changed, in the store or in memory
+        assert (await client.get(f"{subs}/{other['id']}")).status_code == 404
+        assert "throttling" not in (await client.get(f"{subs}/{SUB['id']}")).json()
+        assert (await client.get(f"{regs}/{REG['id']}")).json()["endpoint"] == REG["endpoint"]
+        assert (await client.get(f"{regs}/{REG['id']}2")).status_code == 404
+        listed = (await client.get(f"{BASE}/jsonldContexts", params={"kind": "Hosted"})).json()
+        assert listed == [f"http://hub{ctx}"], "the refused POST hosts nothing, the DELETE kept it"
+        assert (await client.get(ctx)).status_code == 200
+        implicit = {"kind": "ImplicitlyCreated"}
+        assert (await client.get(f"{BASE}/jsonldContexts", params=implicit)).json() == []
+    await app.state.notifier.close()
+    store.close()

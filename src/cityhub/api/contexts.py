@@ -40,6 +40,16 @@ def _url(request: Request, entry: ContextEntry) -> str:
     return f"{str(request.base_url).rstrip('/')}{entry.url_path}"
 
 
+def _keep(request: Request, entry: ContextEntry, kind: str) -> None:
+    """Store a context the cache just took on; if the store refuses (a full disk), the cache
+    forgets it again: a refused request leaves nothing behind."""
+    try:
+        request.app.state.store.put_context(entry.url, entry.document, kind)
+    except Exception:
+        _cache(request).remove(entry)
+        raise
+
+
 def _flag(params: dict[str, str], name: str) -> bool:
     """A true/false query parameter (absent means false)."""
     value = params.get(name, "false")
@@ -112,7 +122,7 @@ async def add_context(request: Request) -> Response:
     document = {"@context": spec}
     cache.compile(spec)  # a context that cannot be compiled is refused before it is kept
     entry = cache.new_hosted(document)
-    request.app.state.store.put_context(entry.url, document, HOSTED)
+    _keep(request, entry, HOSTED)
     return Response(status_code=201, headers={"Location": entry.url_path})
 
 
@@ -141,12 +151,13 @@ async def delete_context(request: Request) -> Response:
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
     store = request.app.state.store
+    # stored first: a refused write (a full disk) leaves the context as it was
     if entry.local and request.app.state.notifier.names_context(entry.local_id):
-        cache.retire(entry)  # gone from the API; the subscriptions that name it still compile
         store.put_context(entry.url, entry.document, RETIRED)
+        cache.retire(entry)  # gone from the API; the subscriptions that name it still compile
     else:
-        cache.remove(entry)
         store.delete_context(entry.url)  # a cached one's stored copy goes too
+        cache.remove(entry)
     return Response(status_code=204)
 
 
@@ -159,5 +170,5 @@ def implicit_context(request: Request, spec: Any) -> str:
     """
     entry, created = _cache(request).implicit(spec)
     if created:
-        request.app.state.store.put_context(entry.url, entry.document, IMPLICIT)
+        _keep(request, entry, IMPLICIT)
     return _url(request, entry)

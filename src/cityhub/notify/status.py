@@ -10,6 +10,8 @@ from typing import Any
 
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.subscription import Compiled
+from cityhub.store.base import StoreFull
+from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 Doc = dict[str, Any]
@@ -44,6 +46,7 @@ class StatusBook:
         self.store = store
         self.kind = kind  # the resources kind the subscriptions are stored under
         self._dirty: dict[tuple[str, str], Compiled] = {}
+        self._full_log = ThrottledLog(log)  # a full disk fails every flush: one line per 10 s
 
     def record(self, sub: Compiled, ok: bool) -> None:
         """Count one attempt; it is stored with the next write."""
@@ -73,7 +76,9 @@ class StatusBook:
                     self.store.resource_update(
                         self.kind, sub.tenant, sub.id, _with_status(sub.status)
                     )
-        except Exception:  # status is advisory; the next delivery writes it again
+        except StoreFull as exc:  # status is advisory; the next delivery writes it again
+            self._full_log.warning("could not store the delivery status: %s", exc)
+        except Exception:
             log.exception("could not store the delivery status of %d subscriptions", len(subs))
 
 

@@ -298,6 +298,19 @@ class SqliteStore:
             raise
         self.names.committed(conn)
 
+    @contextmanager
+    def _alone(self) -> Iterator[sqlite3.Connection]:
+        """The writer for a write outside write() (a resource, a stored @context): part of
+        the open group, else its own transaction; a full disk is StoreFull either way, like
+        an entity write, and never leaves a transaction open."""
+        with self._write_lock:
+            if self._in_group:
+                with _typed_full:
+                    yield self._writer
+                return
+            with self._transaction() as conn, _typed_full:
+                yield conn
+
     def _to_outbox(self, tx: SqliteWriteTx) -> list[OutboxItem]:
         """The sink's outbox items for a block's changes, written in the same transaction."""
         if not tx.changes or self.sink is None:
@@ -331,7 +344,7 @@ class SqliteStore:
             self._savepoints = savepoints
             self._group_items = []
             try:
-                with self._transaction():
+                with self._transaction(), _typed_full:
                     yield
             finally:
                 self._in_group = False
@@ -401,7 +414,8 @@ class SqliteStore:
                 with self.group():
                     self.outbox_stage(items)
                 return
-            outbox.add(self._writer, items)
+            with _typed_full:
+                outbox.add(self._writer, items)
             self._group_items += items
 
     def outbox_done(self, seqs: list[int]) -> None:
@@ -413,7 +427,8 @@ class SqliteStore:
                 with self.group():
                     self.outbox_done(seqs)
                 return
-            outbox.remove(self._writer, seqs)
+            with _typed_full:
+                outbox.remove(self._writer, seqs)
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, tenant: str, eid: str) -> Doc | None:
@@ -623,23 +638,23 @@ class SqliteStore:
 
     def put_context(self, url: str, document: Any, kind: str) -> None:
         """Store a context that must survive restarts (hosted or implicitly created)."""
-        with self._write_lock:
-            self._writer.execute(
+        with self._alone() as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO contexts (url, kind, doc, created_at) VALUES (?, ?, ?, ?)",
                 (url, kind, _dumps(document), now_iso()),
             )
 
     def delete_context(self, url: str) -> bool:
         """Remove a stored context; False when none was stored under url."""
-        with self._write_lock:
-            cur = self._writer.execute("DELETE FROM contexts WHERE url = ?", (url,))
+        with self._alone() as conn:
+            cur = conn.execute("DELETE FROM contexts WHERE url = ?", (url,))
             return cur.rowcount > 0
 
     # -- other stored resources (subscriptions, registrations): see store/sqlite/resources.py -
     def resource_create(self, kind: str, tenant: str, rid: str, doc: Doc) -> bool:
         """Store a new resource; False when (kind, tenant, id) is taken."""
-        with self._write_lock:
-            return resources.insert(self._writer, kind, tenant, rid, doc)
+        with self._alone() as conn:
+            return resources.insert(conn, kind, tenant, rid, doc)
 
     def resource_get(self, kind: str, tenant: str, rid: str) -> Doc | None:
         """One stored resource."""
@@ -658,13 +673,13 @@ class SqliteStore:
         self, kind: str, tenant: str, rid: str, change: Callable[[Doc], Doc]
     ) -> Doc | None:
         """Replace a resource with change(old) atomically; None when it does not exist."""
-        with self._write_lock:
-            return resources.update(self._writer, kind, tenant, rid, change)
+        with self._alone() as conn:
+            return resources.update(conn, kind, tenant, rid, change)
 
     def resource_delete(self, kind: str, tenant: str, rid: str) -> bool:
         """Remove a resource; False when it did not exist."""
-        with self._write_lock:
-            return resources.delete(self._writer, kind, tenant, rid)
+        with self._alone() as conn:
+            return resources.delete(conn, kind, tenant, rid)
 
     def resource_every_tenant(self, kind: str) -> list[tuple[str, Doc]]:
         """(tenant, document) of every stored resource of one kind."""
@@ -676,13 +691,13 @@ class SqliteStore:
 
     def resource_trim(self, kind: str, keep: int) -> int:
         """Drop the oldest resources of one kind beyond the newest `keep`; how many went."""
-        with self._write_lock:
-            return resources.trim(self._writer, kind, keep)
+        with self._alone() as conn:
+            return resources.trim(conn, kind, keep)
 
     def resource_clear(self, kind: str, tenant: str) -> int:
         """Delete every resource of one kind in a tenant; how many went."""
-        with self._write_lock:
-            return resources.delete_kind(self._writer, kind, tenant)
+        with self._alone() as conn:
+            return resources.delete_kind(conn, kind, tenant)
 
 
 def damaged(exc: BaseException) -> bool:
