@@ -35,6 +35,9 @@ class Sink:
     def outbox_items(self, tenant: str, changes: list[Change]) -> list[OutboxItem]:
         return [OutboxItem(tenant, "sub", "http://x", c.eid.encode()) for c in changes]
 
+    def rolled_back(self, items: list[OutboxItem]) -> None:
+        pass
+
     def committed(self, items: list[OutboxItem]) -> None:
         self.delivered += [i.payload.decode() for i in items]
 

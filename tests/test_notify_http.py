@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -155,6 +157,68 @@ async def test_throttling_drops_changes_inside_the_period(
     await wait_for(lambda: receiver.received())
     await hub.get(f"{BASE}/entities/{ROOM}")
     assert [r.body["data"][0]["temperature"]["value"] for r in receiver.received()] == [21]
+
+
+class CommitFails:
+    """The store's writer on a disk that fills up at COMMIT: SQLITE_FULL, nothing stored."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise exc
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def test_a_refused_write_uses_up_no_throttling_window(
+    hub: httpx.AsyncClient, receiver: Receiver, app: Starlette
+) -> None:
+    """The refused write's stamp stayed: the next acknowledged change was never notified."""
+    await create(hub, room(20))
+    await subscribe(hub, receiver.url(), throttling=60)
+    store = app.state.store
+    real, store._writer = store._writer, CommitFails(store._writer)
+    try:
+        body = {"temperature": {"type": "Property", "value": 500}}
+        resp = await hub.patch(f"{BASE}/entities/{ROOM}/attrs", json=body)
+        assert resp.status_code == 503, resp.text
+    finally:
+        store._writer = real
+    await patch_temp(hub, 600)
+    await wait_for(lambda: receiver.received(), what="the acknowledged change's notification")
+    assert [r.body["data"][0]["temperature"]["value"] for r in receiver.received()] == [600]
+
+
+async def test_a_group_run_again_job_by_job_keeps_the_innocent_jobs_notification(
+    hub: httpx.AsyncClient, receiver: Receiver, app: Starlette
+) -> None:
+    """A job that fails after writing rolls its group back; the others run again, and their
+    first run's stamps must not throttle the second."""
+    await create(hub, room(20))
+    await subscribe(hub, receiver.url(), throttling=60)
+    svc, tm = app.state.entities, app.state.contexts.core
+    body = {"temperature": {"type": "Property", "value": 31}}
+
+    def innocent() -> Any:
+        return svc.update("", ROOM, body, tm)
+
+    def half_way() -> None:
+        svc.create("", {"id": "urn:ngsi-ld:Other:1", "type": "Other"}, tm)
+        raise RuntimeError("fails after writing")
+
+    committer = app.state.committer
+    results = await asyncio.gather(
+        committer.run(innocent), committer.run(half_way), return_exceptions=True
+    )
+    assert not isinstance(results[0], BaseException) and isinstance(results[1], RuntimeError)
+    await wait_for(lambda: receiver.received(), what="the innocent job's notification")
+    assert [r.body["data"][0]["temperature"]["value"] for r in receiver.received()] == [31]
 
 
 async def test_time_interval_notifies_without_changes(

@@ -66,6 +66,9 @@ class Sink:
         self.changes += changes
         return []
 
+    def rolled_back(self, items: list[OutboxItem]) -> None:
+        pass
+
     def committed(self, items: list[OutboxItem]) -> None:
         pass
 

@@ -226,12 +226,14 @@ class CsourceNotifier:
                 continue
             if not (was or now):
                 continue
-            if not sub.send_now(clock):
+            if not sub.due(clock):
                 continue
             trigger = UPDATED if was and now else NEWLY if now else GONE
             reg = after if after is not None else before
             assert reg is not None
-            items.append(_item(sub, trigger, [cs.relevant(reg)]))
+            item = _item(sub, trigger, [cs.relevant(reg)])
+            self.notifier.stamps.stamp(sub, clock, item)  # undone if the group rolls back
+            items.append(item)
         self.store.outbox_stage(items)
 
     def _notify_matching(self, cs: CsourceSub) -> None:

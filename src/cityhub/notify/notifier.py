@@ -35,6 +35,7 @@ from cityhub.notify.subscription import (
     compile_subscription,
     subscription_contexts,
 )
+from cityhub.notify.throttle import Stamps
 from cityhub.store.base import Change, EntityQuery, OutboxItem
 
 log = logging.getLogger("cityhub.notify")
@@ -55,6 +56,7 @@ class Notifier:
         self._on_change: dict[str, SubscriptionIndex] = {}
         self._unresolved: list[tuple[str, Doc]] = []
         self.dispatcher = Dispatcher(self._deliver, store.outbox_done, policy)
+        self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = HttpSender()
         self.mqtt = MqttSender()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,24 +162,34 @@ class Notifier:
             return []
         now, clock, wall = now_iso(), time.monotonic(), time.time()
         items: list[OutboxItem] = []
-        for change in changes:
-            if change.types is not None and not index.may_concern(change.eid, change.types):
-                continue
-            before = orjson.loads(change.before) if change.before else None
-            after = orjson.loads(change.after) if change.after else None
-            for sub in index.candidates(before, after):
-                if not sub.live(wall):
+        try:
+            for change in changes:
+                if change.types is not None and not index.may_concern(change.eid, change.types):
                     continue
-                event = event_for(sub, before, after, now)
-                if event is None:
-                    continue
-                if not sub.send_now(clock):
-                    continue
-                items.append(OutboxItem(tenant, sub.id, sub.endpoint, dumps_kept([event])))
+                before = orjson.loads(change.before) if change.before else None
+                after = orjson.loads(change.after) if change.after else None
+                for sub in index.candidates(before, after):
+                    if not sub.live(wall):
+                        continue
+                    event = event_for(sub, before, after, now)
+                    if event is None or not sub.due(clock):
+                        continue
+                    item = OutboxItem(tenant, sub.id, sub.endpoint, dumps_kept([event]))
+                    self.stamps.stamp(sub, clock, item)
+                    items.append(item)
+        except BaseException:  # none of these items is written: neither are their stamps
+            self.stamps.rolled_back(items)
+            raise
         return items
+
+    def rolled_back(self, items: list[OutboxItem]) -> None:
+        """Items of a transaction (or savepoint) that rolled back: their throttling stamps go
+        (called by the store under its write lock)."""
+        self.stamps.rolled_back(items)
 
     def committed(self, items: list[OutboxItem]) -> None:
         """Committed items go to their endpoint queues (from any thread)."""
+        self.stamps.committed()  # under the store's write lock, right after COMMIT
         if self._loop is None:
             try:
                 asyncio.get_running_loop()

@@ -69,15 +69,15 @@ class Compiled:
             self.status = old.status
             self.last_sent = old.last_sent
 
-    def send_now(self, clock: float) -> bool:
-        """Whether throttling lets a notification go at clock (monotonic); stamps it if so."""
+    def due(self, clock: float) -> bool:
+        """Whether throttling lets a notification go at clock (monotonic); the caller stamps
+        last_sent through notify/throttle.Stamps, undone if its write rolls back."""
         throttle = self.doc.get("throttling")
         # the first one always goes: against 0.0, a throttling longer than the machine's
         # uptime (the monotonic clock's start) held back every notification
-        if throttle and self.last_sent is not None and clock - self.last_sent < float(throttle):
-            return False
-        self.last_sent = clock
-        return True
+        return not (
+            throttle and self.last_sent is not None and clock - self.last_sent < float(throttle)
+        )
 
     @property
     def notification(self) -> dict[str, Any]:

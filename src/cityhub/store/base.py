@@ -166,11 +166,13 @@ class OutboxItem:
 
 
 class ChangeSink(Protocol):
-    """Turns a write's changes into outbox items inside the same transaction (notify/)."""
+    """Turns a write's changes into outbox items inside the same transaction (notify/); the
+    items come back through committed after COMMIT, or rolled_back when they were dropped."""
 
     def wants(self, tenant: str) -> bool: ...
     def outbox_items(self, tenant: str, changes: list[Change]) -> list[OutboxItem]: ...
     def committed(self, items: list[OutboxItem]) -> None: ...
+    def rolled_back(self, items: list[OutboxItem]) -> None: ...
 
 
 class WriteTx(Protocol):

@@ -275,9 +275,14 @@ class SqliteStore:
                     yield tx
                     self._group_items += self._to_outbox(tx)
                 return
-            with self._transaction(), _typed_full:
-                yield tx
-                items = self._to_outbox(tx)
+            items: list[OutboxItem] = []
+            try:
+                with self._transaction(), _typed_full:
+                    yield tx
+                    items = self._to_outbox(tx)
+            except BaseException:  # the COMMIT failed: the items were never stored
+                self._dropped(items)
+                raise
             self._handover(items)
 
     @contextmanager
@@ -324,13 +329,23 @@ class SqliteStore:
         except Exception:  # a matching bug must not cost the write itself
             log.exception("subscription matching failed; these changes notify no one")
             return []
-        outbox.add(self._writer, items)
+        try:
+            outbox.add(self._writer, items)
+        except BaseException:
+            self._dropped(items)
+            raise
         return items
 
     def _handover(self, items: list[OutboxItem]) -> None:
         """Give committed outbox items to the sink for delivery."""
         if items and self.sink is not None:
             self.sink.committed(items)
+
+    def _dropped(self, items: list[OutboxItem]) -> None:
+        """Tell the sink which items a rollback took back (it undoes what it did for them:
+        the throttling clocks)."""
+        if items and self.sink is not None:
+            self.sink.rolled_back(items)
 
     @contextmanager
     def group(self, *, savepoints: bool = True) -> Iterator[None]:
@@ -346,6 +361,10 @@ class SqliteStore:
             try:
                 with self._transaction(), _typed_full:
                     yield
+            except BaseException:  # rolled back: none of the group's items was stored
+                dropped, self._group_items = self._group_items, []
+                self._dropped(dropped)
+                raise
             finally:
                 self._in_group = False
                 self._savepoints = True
@@ -364,6 +383,7 @@ class SqliteStore:
             except BaseException:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
+                self._dropped(self._group_items[mark:])
                 del self._group_items[mark:]
                 self.names.rolled_back()  # a name id the job took may be handed out again
                 raise
@@ -414,8 +434,12 @@ class SqliteStore:
                 with self.group():
                     self.outbox_stage(items)
                 return
-            with _typed_full:
-                outbox.add(self._writer, items)
+            try:
+                with _typed_full:
+                    outbox.add(self._writer, items)
+            except BaseException:
+                self._dropped(items)
+                raise
             self._group_items += items
 
     def outbox_done(self, seqs: list[int]) -> None:
