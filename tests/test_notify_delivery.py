@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from starlette.applications import Starlette
 
 from cityhub.api.app import create_app
+from cityhub.notify import delivery
 from cityhub.settings import Settings
 from conftest import BASE, ContextServer, create, free_port, link
 from iot_support import MOSQUITTO, require_mosquitto
@@ -370,3 +372,66 @@ async def test_a_restart_holds_a_paused_subscriptions_items_past_the_queue_bound
     assert again.state.notifier.dispatcher.counters.dropped_full == 0
     assert len(again.state.store.outbox_pending()) == 8, "each owed item is kept"
     again.state.store.close()
+
+
+class OutboxDeleteFails:
+    """The store's writer on a full disk, for the outbox's batched delete only."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        if sql.startswith("DELETE FROM outbox"):
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise exc
+        return self.conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def test_delivered_items_whose_delete_failed_are_deleted_at_a_later_flush(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread
+) -> None:
+    """The seqs were dropped: the rows stayed in the outbox and were sent again at restart."""
+    notifier, store = app.state.notifier, app.state.store
+    rec = servers.receiver()
+    eid = "urn:ngsi-ld:Sensor:acks"
+    await create(hub, sensor(eid, 0))
+    assert (await hub.post(f"{BASE}/subscriptions", json=subscription(rec.url(), eid))).is_success
+    real, store._writer = store._writer, OutboxDeleteFails(store._writer)
+    try:
+        await hub.patch(
+            f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": 1}}
+        )
+        await wait_for(lambda: rec.received(), what="the notification")
+        await wait_for(lambda: notifier.dispatcher._acks, what="its acknowledgement")
+        notifier.dispatcher.flush_acks()
+        assert len(store.outbox_pending()) == 1, "the delete failed"
+    finally:
+        store._writer = real
+    await wait_for(lambda: not store.outbox_pending(), what="the delete retried")
+    assert len(rec.received()) == 1
+
+
+def test_acks_kept_after_a_failed_delete_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "ACKS_KEPT", 3)
+    calls: list[list[int]] = []
+
+    def ack(seqs: list[int]) -> None:
+        calls.append(list(seqs))
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+
+    async def deliver(item: Any, attempt: int) -> bool:
+        return True
+
+    dispatcher = delivery.Dispatcher(deliver, ack, delivery.Policy())
+    dispatcher._acks = [1, 2, 3, 4, 5]
+    dispatcher.flush_acks()
+    dispatcher._acks.append(6)
+    dispatcher.flush_acks()
+    assert calls == [[1, 2, 3, 4, 5], [3, 4, 5, 6]]
+    dispatcher.flush_acks()
+    assert len(calls) == 2, "nothing left to delete"

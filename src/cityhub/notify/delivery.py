@@ -19,11 +19,15 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from cityhub.store.base import OutboxItem
+from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
 Deliver = Callable[[OutboxItem, int], Awaitable[bool | Literal["hold"] | None]]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
+# Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
+# flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
+ACKS_KEPT = 100_000
 ITEM_OVERHEAD = 256  # bytes a waiting item costs beside its payload (object, deque slot)
 
 
@@ -81,6 +85,7 @@ class Dispatcher:
         # items of paused subscriptions, by (tenant, subscription id): still in the outbox
         self.held: dict[tuple[str, str], list[OutboxItem]] = {}
         self._acks: list[int] = []
+        self._ack_log = ThrottledLog(log)  # a full disk fails every flush, 5 a second
         self._ack_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -231,13 +236,24 @@ class Dispatcher:
             self.flush_acks()
 
     def flush_acks(self) -> None:
-        """Delete the acknowledged items now."""
+        """Delete the acknowledged items now; if the delete fails (a full disk), keep them
+        for the next flush (at most ACKS_KEPT): dropped, they were all sent again at the next
+        restart, though nothing had crashed."""
         acks, self._acks = self._acks, []
-        if acks:
-            try:
-                self.ack(acks)
-            except Exception:  # the items are delivered again after a restart: at least once
-                log.exception("could not remove %d delivered notifications", len(acks))
+        if not acks:
+            return
+        try:
+            self.ack(acks)
+        except Exception as exc:
+            kept = acks[-ACKS_KEPT:]
+            self._acks = kept + self._acks
+            left = len(acks) - len(kept)
+            self._ack_log.error(
+                "could not remove %d delivered notifications from the outbox (%s); retrying%s",
+                len(acks),
+                exc,
+                f", {left} left to be sent again after a restart" if left else "",
+            )
 
     async def close(self, grace: float = 2.0) -> None:
         """Give in-flight deliveries a moment, stop the workers, record what was delivered."""
