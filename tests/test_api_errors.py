@@ -611,3 +611,39 @@ async def test_a_value_of_more_than_ten_thousand_items_is_400(
     key = next(k for k in attr if k != "type")
     attr[key] = attr[key][:10_000]
     await create(client, body)
+
+
+async def test_a_client_that_leaves_mid_body_is_routine(
+    app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ClientDisconnect reached the last-resort handler: two ERROR tracebacks per client."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{BASE}/entities",
+        "raw_path": f"{BASE}/entities".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"200")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 1026),
+    }
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"id":', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    await app(scope, receive, send)  # raised ClientDisconnect on to the server
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+    app.state.store.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -246,6 +246,13 @@ async def database_error(request: Request, exc: Exception) -> Response:
     return plain_json(NgsiLdError(DAMAGED.format(exc)).problem(), status=500)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that closed its connection mid-body is routine: one debug line, no
+    traceback, no 500 (the answer goes nowhere; uvicorn drops it)."""
+    log.debug("client left during %s %s before sending its body", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log it, answer a ProblemDetails 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -302,6 +309,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             QueryTimeout: query_timeout,
             store.driver_error: database_error,
             HTTPException: http_error,
+            ClientDisconnect: client_gone,
             Exception: unexpected,
         },
         lifespan=lifespan,
