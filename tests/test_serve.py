@@ -290,3 +290,62 @@ def test_serve_shows_the_hubs_own_log_lines(tmp_path: Path) -> None:
         out = proc.communicate(timeout=10)[0].decode()
     assert "cityhub: serving" in out and "history kept: 30 days" in out, out
     assert "4 reader threads" in out and "sync normal" in out, out
+
+
+def _sigterm_while(port: int, proc: subprocess.Popen[bytes], trickle: bool) -> float:
+    """Begin a POST whose body stops (or trickles a byte every 0.3 s), send SIGTERM, and
+    return how long the hub took to exit."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {BASE}/entities HTTP/1.1\r\nHost: hub\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+        )
+        stop = threading.Event()
+
+        def drip() -> None:
+            while trickle and not stop.wait(0.3):
+                try:
+                    sock.sendall(b" ")
+                except OSError:  # the hub closed the connection
+                    return
+
+        dripper = threading.Thread(target=drip, daemon=True)
+        dripper.start()
+        time.sleep(0.5)  # the handler is waiting for the rest of the body
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("serve did not stop within 15 s of SIGTERM")
+        finally:
+            stop.set()
+            dripper.join()
+        return time.monotonic() - started
+
+
+def test_sigterm_stops_within_the_shutdown_timeout_whatever_a_client_does(
+    tmp_path: Path,
+) -> None:
+    """uvicorn waited for a request in progress as long as its client kept the connection
+    open (88 s in the probe), with the listener already closed: the hub was down all along."""
+    port = free_port()
+    env = {"CITYHUB_SHUTDOWN_TIMEOUT": "2"}
+    with process(["serve", "--port", str(port), "--db", str(tmp_path / "t.db")], env) as proc:
+        wait_healthy(proc, f"http://127.0.0.1:{port}")
+        took = _sigterm_while(port, proc, trickle=True)  # progress: only the timeout ends it
+    assert 1.5 < took < 6, took
+
+
+def test_sigterm_cuts_a_stalled_body_at_once_without_a_traceback(tmp_path: Path) -> None:
+    """A body that makes no progress gets a second once the shutdown began; before, it held
+    the exit until its client left, then logged two ERROR tracebacks."""
+    port = free_port()
+    with process(["serve", "--port", str(port), "--db", str(tmp_path / "t.db")]) as proc:
+        wait_healthy(proc, f"http://127.0.0.1:{port}")
+        took = _sigterm_while(port, proc, trickle=False)
+        out = proc.stdout.read().decode() if proc.stdout else ""
+    assert took < 5, took
+    assert "Traceback" not in out and "ERROR" not in out, out

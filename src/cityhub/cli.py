@@ -232,6 +232,9 @@ def serve(settings: object) -> int:
         log_level=settings.log_level,
         access_log=False,
         http=BoundedHttpTools,
+        # uvicorn waits for every open request without it (one stalled client held a SIGTERM
+        # for minutes); it takes a float, though typed int
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
     )
     return 0
 

@@ -87,6 +87,15 @@ class Settings(BaseSettings):
             'access, e.g. {"https://smartdatamodels.org/context.jsonld": "/srv/ctx/sdm.jsonld"}.'
         ),
     )
+    shutdown_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds (at most 3600) `serve` waits, after SIGTERM or Ctrl-C, for the "
+        "requests in progress to finish before it cancels them and stops; the listener is "
+        "closed meanwhile, so a client stalled mid-request must not hold every restart.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info",
         description="Log level of the hub and uvicorn: critical, error, warning, info, debug or "
