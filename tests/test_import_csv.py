@@ -414,3 +414,32 @@ def test_an_empty_id_prefix_is_a_usage_error(
         main(["import", kind, str(src), *extra, "--db", str(db), "--id-prefix", ""])
     assert stop.value.code == 2
     assert "--id-prefix" in capsys.readouterr().err and not db.exists()
+
+
+@pytest.mark.parametrize("stop", ["hub lost", "interrupted"])
+def test_an_import_stopped_midway_says_how_many_entities_it_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stop: str
+) -> None:
+    """A hub lost mid-import exited 2 with only "cannot reach the hub", which reads as
+    "nothing was written", though the chunks before were stored."""
+    from cityhub.ingest.importers.records import ImportFailed
+    from cityhub.ingest.importers.sinks import ChunkResult, HttpSink
+
+    sent: list[int] = []
+
+    def send(self: HttpSink, entities: list[Any]) -> ChunkResult:
+        if sent:
+            if stop == "interrupted":
+                raise KeyboardInterrupt
+            raise ImportFailed("cannot reach the hub at http://hub/: Server disconnected")
+        sent.append(len(entities))
+        return ChunkResult(created=len(entities))
+
+    monkeypatch.setattr(HttpSink, "send", send)
+    csv = write(tmp_path, SHOPS)
+    argv = ["import", "csv", str(csv), "--type", "Shop", "--url", "http://hub:1026"]
+    code = main([*argv, "--chunk-size", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == (2 if stop == "hub lost" else 130), err
+    assert "2 entities were stored before it stopped (2 created" in err, err
+    assert "the same import run again finishes it" in err and "Traceback" not in err, err

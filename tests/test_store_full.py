@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cityhub.api import app as app_module
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite import SqliteStore, backend
@@ -170,4 +171,37 @@ async def test_subscriptions_registrations_and_contexts_on_a_full_disk_are_503(
         implicit = {"kind": "ImplicitlyCreated"}
         assert (await client.get(f"{BASE}/jsonldContexts", params=implicit)).json() == []
     await app.state.notifier.close()
+    store.close()
+
+
+async def test_health_is_degraded_while_writes_are_refused_for_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/health said "ok" while every write answered 503."""
+    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    store = app.state.store
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        assert (await client.get("/health")).json()["status"] == "ok"
+        real = store._writer
+        store._writer = FullDisk(real)
+        try:
+            refused(await client.post(f"{BASE}/entities", json=note(1)))
+        finally:
+            store._writer = real
+        health = (await client.get("/health")).json()
+        assert health["status"] == "degraded", health
+        assert "lack of disk space" in health["reason"] and "Z)" in health["reason"], health
+        # a write that commits: ok again at once
+        assert (await client.post(f"{BASE}/entities", json=note(2))).status_code == 201
+        assert (await client.get("/health")).json()["status"] == "ok"
+        # and ok again a while after the last refusal, even without a write
+        store._writer = FullDisk(real)
+        try:
+            refused(await client.post(f"{BASE}/entities", json=note(3)))
+        finally:
+            store._writer = real
+        assert (await client.get("/health")).json()["status"] == "degraded"
+        monkeypatch.setattr(app_module, "FULL_SHOWN", 0.0)
+        assert (await client.get("/health")).json()["status"] == "ok"
     store.close()

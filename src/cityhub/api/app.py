@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +39,7 @@ from cityhub.ngsild.errors import (
 )
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
+from cityhub.ngsild.timeutil import format_ts
 from cityhub.notify.delivery import Policy
 from cityhub.notify.notifier import Notifier
 from cityhub.retention import HistoryPruner
@@ -155,7 +158,15 @@ async def health(request: Request) -> Response:
         **dispatcher.counters.report(),
     }
     seen = request.app.state.damaged  # a damaged page answers only when it is read
-    status = {"status": "degraded", "reason": DAMAGED.format(seen)} if seen else {"status": "ok"}
+    refused = store.write_refused()
+    status = {"status": "ok"}
+    if seen:
+        status = {"status": "degraded", "reason": DAMAGED.format(seen)}
+    elif refused is not None and time.time() - refused < FULL_SHOWN:
+        status = {
+            "status": "degraded",
+            "reason": FULL.format(format_ts(datetime.fromtimestamp(refused, UTC))),
+        }
     return plain_json(
         {
             **status,
@@ -222,6 +233,13 @@ async def query_timeout(request: Request, exc: Exception) -> Response:
     return plain_json(err.problem(), status=503)
 
 
+# /health says "degraded" this long after a write refused for a full disk, unless a write
+# commits first: long enough for a monitor polling every half minute to see it
+FULL_SHOWN = 60.0
+FULL = (
+    "writes are refused for lack of disk space (the last at {}); free space on the "
+    "database's disk: writes resume without a restart"
+)
 DAMAGED = (
     "the hub's database file is damaged ({}); stop the hub and restore a backup "
     "(`cityhub restore`, from a copy taken with `cityhub backup`)"

@@ -170,12 +170,13 @@ def _source(args: argparse.Namespace) -> Source:
 def run(args: argparse.Namespace) -> int:
     """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
     from cityhub.cli import load_settings
-    from cityhub.ingest.importers.runner import run_import
+    from cityhub.ingest.importers.runner import Report, run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
 
     settings = load_settings(**({"db": args.db} if args.db else {}))
     if settings is None:  # load_settings named each bad one
         return 2
+    report = Report()  # filled as chunks are stored: what a stopped import had done
     try:
         source = _source(args)
         tm = term_map(args.context, settings)
@@ -191,14 +192,17 @@ def run(args: argparse.Namespace) -> int:
                 chunk_size=args.chunk_size,
                 progress=not args.no_progress,
                 label=f"import {args.format} {args.file.name}",
+                report=report,
             )
         finally:
             sink.close()
     except ImportFailed as exc:
         print(f"cityhub import: {exc}", file=sys.stderr)
+        if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)
+            print(f"cityhub import: {report.so_far()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("cityhub import: interrupted (chunks already sent stay stored)", file=sys.stderr)
+        print(f"cityhub import: interrupted; {report.so_far()}", file=sys.stderr)
         return 130
     if report.unshown:
         print(

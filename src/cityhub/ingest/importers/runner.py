@@ -28,6 +28,7 @@ class Report:
     types: Counter[str] = field(default_factory=Counter)  # stored entities per type
     shown: list[str] = field(default_factory=list)
     unshown: int = 0  # rejected rows whose line was not printed
+    chunks: int = 0  # chunks handed to the sink, the one it may have failed on included
 
     @property
     def stored(self) -> int:
@@ -52,15 +53,25 @@ class Report:
         per_type = ", ".join(f"{t} {n:,}" for t, n in sorted(self.types.items()))
         return f"{head}\n  written per type: {per_type}"  # rows: a repeated id counts each time
 
+    def so_far(self) -> str:
+        """What an import that stopped midway had stored: nothing is undone."""
+        if not self.chunks:
+            return "nothing was sent"
+        return (
+            f"{self.stored:,} entities were stored before it stopped ({self.created:,} created, "
+            f"{self.updated:,} updated; {self.unchanged:,} were already stored); they stay "
+            "stored, as may the chunk that was in flight: the same import run again finishes it"
+        )
+
 
 class _Run:
     """The state of one import while it runs."""
 
-    def __init__(self, sink: Sink, bar: tqdm, err: TextIO) -> None:
+    def __init__(self, sink: Sink, bar: tqdm, err: TextIO, report: Report) -> None:
         self.sink = sink
         self.bar = bar
         self.err = err
-        self.report = Report()
+        self.report = report
 
     def reject(self, record: Record, title: str, detail: str) -> None:
         """Count a rejection; print it while fewer than SHOWN_ERRORS have been printed."""
@@ -78,6 +89,7 @@ class _Run:
         if not chunk:
             return
         # Only records with an entity are chunked, so indexes in the result index chunk too.
+        self.report.chunks += 1
         result = self.sink.send([r.entity for r in chunk if r.entity is not None])
         failed = set()
         for i, title, detail in result.errors:
@@ -101,10 +113,12 @@ def run_import(
     progress: bool = True,
     label: str = "importing",
     err: TextIO | None = None,
+    report: Report | None = None,
 ) -> Report:
     """Stream source into sink in chunks; one bad record never stops the others.
 
-    ImportFailed from the source or the sink propagates (the caller reports it).
+    ImportFailed from the source or the sink propagates (the caller reports it); `report`,
+    when given, holds what was stored until then (Report.so_far).
     """
     err = err or sys.stderr
     start = time.perf_counter()
@@ -116,7 +130,7 @@ def run_import(
         disable=not progress,
         dynamic_ncols=True,
     ) as bar:
-        run = _Run(sink, bar, err)
+        run = _Run(sink, bar, err, Report() if report is None else report)
         chunk: list[Record] = []
         for record in source:
             if record.error is not None:

@@ -101,6 +101,9 @@ class SqliteStore:
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
         self._commits = 0  # transactions the writer committed (a split count checks it)
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
+        # epoch seconds of the last write refused for a full disk, until a write() commits
+        self._refused_at: float | None = None
+        self._group_wrote = False  # a write() block ran in the open group
         self._writer.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -274,6 +277,7 @@ class SqliteStore:
                 ):
                     yield tx
                     self._group_items += self._to_outbox(tx)
+                self._group_wrote = True
                 return
             items: list[OutboxItem] = []
             try:
@@ -283,6 +287,7 @@ class SqliteStore:
             except BaseException:  # the COMMIT failed: the items were never stored
                 self._dropped(items)
                 raise
+            self._refused_at = None
             self._handover(items)
 
     @contextmanager
@@ -296,10 +301,12 @@ class SqliteStore:
             with _typed_full:
                 conn.execute("COMMIT")
             self._commits += 1
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self.names.rolled_back()
+            if isinstance(exc, StoreFull):
+                self._refused_at = time.time()
             raise
         self.names.committed(conn)
 
@@ -358,6 +365,7 @@ class SqliteStore:
             self._in_group = True
             self._savepoints = savepoints
             self._group_items = []
+            self._group_wrote = False
             try:
                 with self._transaction(), _typed_full:
                     yield
@@ -369,6 +377,8 @@ class SqliteStore:
                 self._in_group = False
                 self._savepoints = True
             items, self._group_items = self._group_items, []
+            if self._group_wrote:
+                self._refused_at = None
             self._handover(items)
 
     @contextmanager
@@ -403,6 +413,12 @@ class SqliteStore:
             "walBytes": wal.stat().st_size if wal.exists() else 0,
             "diskFreeBytes": shutil.disk_usage(db.resolve().parent).free,
         }
+
+    def write_refused(self) -> float | None:
+        """When (epoch seconds) a write was last refused for a full disk, if no entity write
+        has committed since (/health); housekeeping writes (outbox, delivery status) do not
+        count, as small ones may still fit where a client's write does not."""
+        return self._refused_at
 
     def prune_history(
         self, before: float, after: int = 0, limit: int = 2000
