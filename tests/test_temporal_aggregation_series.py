@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,19 @@ def test_deletion_markers_are_not_aggregated(hub: SyncHub, period: str) -> None:
     got = resp.json()["p"]
     assert [p[0] for p in got["totalCount"]] == [1], got
     assert [p[0] for p in got["distinctCount"]] == [1], got
+
+
+def test_a_deletion_marker_adds_no_period_to_other_methods(hub: SyncHub) -> None:
+    """Methods other than the counts read only numbers (no filter, the index alone): a marker
+    recorded later still adds no period of nulls."""
+    eid = "urn:ngsi-ld:Room:del2"
+    body = {"id": eid, "type": "Room", "p": {"type": "Property", "value": 5}}
+    assert hub.request("POST", f"{BASE}/entities", json=body).status_code == 201
+    time.sleep(1.1)  # the marker falls in the next one-second period
+    assert hub.request("DELETE", f"{BASE}/entities/{eid}/attrs/p").status_code == 204
+    for period in ("", "PT1S"):
+        params = {"options": "aggregatedValues", "aggrMethods": "max"}
+        if period:
+            params["aggrPeriodDuration"] = period
+        resp = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
+        assert [p[0] for p in resp.json()["p"]["max"]] == [5], (period, resp.text)

@@ -701,6 +701,9 @@ def aggregate(
     indexed = query.timeproperty in _INDEXED_TIMES
     col = TIME_COLUMNS[query.timeproperty]
     exprs = ["count(*)"]
+    # only the counts see a marker: the other methods read `num`, which a marker lacks, so
+    # they keep reading the index alone (the filter reads the row of every non-number)
+    counted = not {"totalCount", "distinctCount"}.isdisjoint(aggr.methods)
     for m in aggr.methods:
         for e in _METHOD_SQL[m]:
             if e not in exprs:
@@ -713,18 +716,19 @@ def aggregate(
                 params: list[Any] = [tpk, nid, *ds_params]
                 where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
                 where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
-                where += _NOT_DELETION
+                ends = where + _NOT_DELETION  # a marker does not stretch the range
                 first = conn.execute(
-                    f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} LIMIT 1", params
+                    f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} LIMIT 1", params
                 ).fetchone()
                 if first is None:
                     continue
                 last = conn.execute(
-                    f"SELECT {col} FROM history h WHERE {where} ORDER BY {col} DESC LIMIT 1",
+                    f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} DESC LIMIT 1",
                     params,
                 ).fetchone()
+                unmarked = _NOT_DELETION if counted else ""
                 selected[name, dataset] = _Selected(
-                    nid, where, params, ds_sql, ds_params, first[0], last[0]
+                    nid, where + unmarked, params, ds_sql + unmarked, ds_params, first[0], last[0]
                 )
         if not selected:
             out.append((header, {}))
@@ -757,7 +761,8 @@ def aggregate(
 
 class _Selected(NamedTuple):
     """One series to aggregate: its attribute id, WHERE clause and the first and last of
-    its selected instances' times; ds_sql/ds_params are its datasetId condition alone."""
+    its selected instances' times; ds_sql/ds_params are its datasetId condition alone (and
+    the marker filter, when counts are asked for)."""
 
     nid: int
     where: str
@@ -844,7 +849,7 @@ def _periods(
         sql = (
             f"WITH RECURSIVE {periods} SELECT i, (SELECT json_array({', '.join(exprs)}) "
             f"FROM history h WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo "
-            f"AND {col} < min(hi, ?){_NOT_DELETION}) FROM q"
+            f"AND {col} < min(hi, ?)) FROM q"
         )
         args = [*period_args, *ds_params, upper]
         rows = []
