@@ -650,7 +650,7 @@ def render(out: dict[str, Any], only: set[str]) -> str:
         f"- plan: {plan_text(plan)}",
         f"- machine: `nproc` = {m['nproc']}, {m['cpu']}, Python {m['python']}, Linux {m['kernel']}",
         f"- code: `git describe --always --dirty` = {m.get('git', '?')}",
-        f"- servers (hub and bare baseline alike): `uvicorn {out.get('server_cmd', '')}`",
+        f"- servers (hub and bare baseline alike): `python -m bench.launch {out.get('server_cmd', '')}`",
         "",
         "| | figure | hub | baseline | hub / baseline | target | result |",
         "|---|---|---|---|---|---|---|",

@@ -15,19 +15,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-# The same server settings for hub and baseline: one uvicorn worker, uvloop, httptools,
-# no access log, log level warning.
-UVICORN = [
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--workers",
-    os.environ.get("BENCH_WORKERS", "1"),
-    "--no-access-log",
-    "--log-level",
-    "warning",
-]
+# The same server settings for hub and baseline (bench/launch.py): one uvicorn worker,
+# uvloop, the hub's httptools protocol, no access log, log level warning.
+WORKERS = os.environ.get("BENCH_WORKERS", "1")
 
 
 def hub_app() -> Any:
@@ -90,8 +80,8 @@ class Server:
     def _start(self) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.args = ["--factory", self.factory, "--host", HOST, "--port", str(self.port), *UVICORN]
-        self.cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT), *self.args]
+        self.args = [self.factory, HOST, str(self.port), WORKERS]
+        self.cmd = [sys.executable, "-m", "bench.launch", *self.args]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.cmd,
