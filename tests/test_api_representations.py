@@ -164,3 +164,24 @@ async def test_sys_attrs_keeps_the_entity_times_under_attrs(client: httpx.AsyncC
     assert {"createdAt", "modifiedAt", "p"} <= body.keys() and "q" not in body
     plain = await client.get(f"{BASE}/entities/urn:ngsi-ld:T:s", params={"attrs": "p"})
     assert plain.json().keys() == {"id", "type", "p"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json; charset=latin-1", 415),
+        ('application/json; charset="ISO-8859-1"', 415),
+        ("application/json; charset=UTF-8", 201),
+        ("application/json;charset=utf8", 201),
+        ("application/json; foo=bar", 201),
+    ],
+)
+async def test_a_body_in_another_charset_than_utf8_is_refused(
+    client: httpx.AsyncClient, content_type: str, status: int
+) -> None:
+    resp = await client.post(
+        f"{BASE}/entities",
+        content=b'{"id": "urn:ngsi-ld:T:c", "type": "T"}',
+        headers={"Content-Type": content_type},
+    )
+    assert resp.status_code == status, resp.text

@@ -162,14 +162,28 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _check_charset(params: str) -> None:
+    """JSON is UTF-8 (RFC 8259 8.1): another charset would be read wrongly, so it is a 415."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                f"charset {charset!r} is not supported: JSON bodies are UTF-8 (RFC 8259)"
+            )
+
+
 async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]:
     """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON."""
-    media = header(request, b"content-type").split(";")[0].strip().lower()
+    media, _, params = header(request, b"content-type").partition(";")
+    media = media.strip().lower()
     ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
     if media not in ok:
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'} is not one of {', '.join(ok)}"
         )
+    if params:
+        _check_charset(params)
     raw = await read_limited(request, request.app.state.settings.max_body)
     if not raw:
         raise InvalidRequest("the request body is empty")
