@@ -71,11 +71,15 @@ class EntityService:
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
-    def _record(tx: WriteTx, doc: Doc, attrs: dict[str, list[Instance]]) -> None:
-        """Append what was written to the temporal evolution (one round of statements); the
-        store gives each instance its instanceId."""
-        if any(attrs.values()):
-            tx.add_history_many(doc["id"], doc["type"], attrs)
+    def _record(
+        tx: WriteTx, doc: Doc, attrs: dict[str, list[Instance]], rescoped: bool = False
+    ) -> None:
+        """Append what was written to the temporal evolution (one round of statements), with
+        the entity's scope, which scopeQ on temporal queries reads (decision 029); the store
+        gives each instance its instanceId. A write that changed only the scope (`rescoped`)
+        records just that."""
+        if any(attrs.values()) or rescoped:
+            tx.add_history_many(doc["id"], doc["type"], attrs, doc.get("scope"))
 
     @staticmethod
     def _stamp_all(attrs: Attrs, now: str) -> Attrs:
@@ -132,7 +136,7 @@ class EntityService:
         except EntityExists as exc:
             raise AlreadyExists(f"entity {doc['id']} already exists") from exc
         # a create starts the temporal entity even with no attributes, as a bulk create does
-        tx.add_history_many(doc["id"], doc["type"], doc["attrs"])
+        tx.add_history_many(doc["id"], doc["type"], doc["attrs"], doc.get("scope"))
 
     def get(self, tenant: str, eid: str) -> Doc:
         """The stored entity, or ResourceNotFound."""
@@ -191,7 +195,7 @@ class EntityService:
             gone = [deletion(i, now) for i in instances if i.get("datasetId") not in kept]
             if gone:
                 written[name] = [*written.get(name, []), *gone]
-        self._record(tx, doc, written)
+        self._record(tx, doc, written, doc.get("scope") != old.get("scope"))
 
     def merge(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """PATCH /entities/{id}: merge-patch attributes; urn:ngsi-ld:null deletes."""
@@ -211,13 +215,13 @@ class EntityService:
     ) -> None:
         now = now_iso()
         written = _apply_instances(doc, incoming, now, merge=True)
-        types_before = doc["type"]
+        types_before, scope_before = doc["type"], doc.get("scope")
         if new_types:
             doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
         _apply_scope(doc, scope, replace=True)
         doc["modifiedAt"] = now
         tx.update(doc, _changed_names(incoming, types_before, doc))
-        self._record(tx, doc, written)
+        self._record(tx, doc, written, doc.get("scope") != scope_before)
 
     # -- attributes --------------------------------------------------------------------------
     def append(
@@ -249,7 +253,7 @@ class EntityService:
             if keep:
                 written[name] = put_instances(doc["attrs"], name, keep, now)
                 out.updated.append(names[name])
-        types_before = doc["type"]
+        types_before, scope_before = doc["type"], doc.get("scope")
         if isinstance(body, dict) and body.get("type"):
             doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
         scope = _scope_of(body)
@@ -260,7 +264,7 @@ class EntityService:
             return out  # nothing written: the entity, modifiedAt included, stays as it was
         doc["modifiedAt"] = now
         tx.update(doc, _changed_names(incoming, types_before, doc))
-        self._record(tx, doc, written)
+        self._record(tx, doc, written, doc.get("scope") != scope_before)
         return out
 
     def update(self, tenant: str, eid: str, body: Any, tm: TermMap) -> AttrOutcome:
@@ -281,7 +285,7 @@ class EntityService:
                     out.updated.append(names[name])
                 else:  # only nulls, for an attribute (or datasetId) the entity lacks
                     out.not_updated.append((names[name], "no such attribute to delete"))
-            types_before = doc["type"]
+            types_before, scope_before = doc["type"], doc.get("scope")
             if isinstance(body, dict) and body.get("type"):
                 doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
             scope = _scope_of(body)
@@ -295,7 +299,7 @@ class EntityService:
                 return out  # nothing written: modifiedAt stays
             doc["modifiedAt"] = now
             tx.update(doc, _changed_names(incoming, types_before, doc))
-            self._record(tx, doc, written)
+            self._record(tx, doc, written, doc.get("scope") != scope_before)
         return out
 
     def patch_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
@@ -377,6 +381,7 @@ class EntityService:
                 del doc["scope"]
                 doc["modifiedAt"] = now_iso()
                 tx.update(doc, set())
+                self._record(tx, doc, {}, rescoped=True)
                 return
             current = doc["attrs"].get(name)
             if not current:
@@ -504,7 +509,7 @@ class EntityService:
         for i, doc in fresh:
             doc["createdAt"] = doc["modifiedAt"] = now
             self._stamp_all(doc["attrs"], now)
-            history.append((doc["id"], doc["type"], doc["attrs"]))
+            history.append((doc["id"], doc["type"], doc["attrs"], doc.get("scope")))
             results[i] = (doc["id"], True)
         tx.insert_many([doc for _, doc in fresh])
         tx.add_history_bulk(history)

@@ -233,7 +233,7 @@ def _members(params: Mapping[str, str], tm: TermMap) -> _Members:
     def names(tree: Mapping[str, Any] | None) -> frozenset[str] | None:
         if tree is None:
             return None
-        return frozenset(n if n in ("id", "type") else expand_name(n, tm) for n in tree)
+        return frozenset(n if n in ("id", "type", "scope") else expand_name(n, tm) for n in tree)
 
     return _Members(pick=names(pick), omit=names(omit) or frozenset())
 
@@ -302,7 +302,9 @@ class TemporalService:
         return out
 
     def create(self, tenant: str, body: Any, tm: TermMap) -> bool:
-        """POST /temporal/entities: True when the temporal entity is new."""
+        """POST /temporal/entities: True when the temporal entity is new. A scope given is
+        the temporal entity's from then on, for scopeQ and its representation (decision
+        029); without one it keeps the scope it has."""
         doc = (
             expand_entity({k: v for k, v in body.items() if k in ENTITY_KEYS}, tm)
             if isinstance(body, dict)
@@ -311,13 +313,14 @@ class TemporalService:
         if doc is None:
             raise BadRequestData("a temporal entity must be a JSON object")
         attrs = self._instances(body, tm)
+        scope = doc.get("scope", ...)  # ...: keep the stored one
         with self.store.write(tenant) as tx:
             created = not tx.temporal_exists(doc["id"])
             for name, insts in attrs.items():
                 _same_kind(tx, doc["id"], name, insts, tm)
-                tx.add_history(doc["id"], doc["type"], name, insts)
-            if not attrs:  # a new temporal entity, or more types for one
-                tx.add_history(doc["id"], doc["type"], "", [])
+                tx.add_history(doc["id"], doc["type"], name, insts, scope)
+            if not attrs:  # a new temporal entity, or more types (or a scope) for one
+                tx.add_history(doc["id"], doc["type"], "", [], scope)
         return created
 
     def append(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
@@ -558,6 +561,9 @@ class TemporalService:
         if members.keep("type"):
             types = [tm.compact(t) for t in header["type"]]
             out["type"] = types[0] if len(types) == 1 else types
+        if "scope" in header and members.keep("scope"):  # as GET /entities shows it
+            scope = header["scope"]
+            out["scope"] = scope[0] if len(scope) == 1 else scope
         return out
 
     def _render(

@@ -27,6 +27,7 @@ from cityhub.store.base import (
     Doc,
     EntityExists,
     EntityQuery,
+    HistoryEntry,
     OutboxItem,
     QueryTimeout,
     StoreError,
@@ -884,8 +885,8 @@ class SqliteWriteTx:
         )
         typestats.apply(c, self.tenant, shapes)
 
-    def add_history_bulk(self, entries: list[tuple[str, list[str], dict[str, list[Doc]]]]) -> None:
-        """Append the first instances of many entities at once."""
+    def add_history_bulk(self, entries: list[HistoryEntry]) -> None:
+        """Append the first instances of many entities at once, with their scopes."""
         self._record_tenant()
         temporal.add_bulk(self.conn, self.names, self.tenant, entries)
 
@@ -1003,15 +1004,20 @@ class SqliteWriteTx:
         c.execute("DELETE FROM geo WHERE pk = ?", (pk,))
 
     # -- temporal ----------------------------------------------------------------------------
-    def add_history(self, eid: str, types: list[str], attr: str, instances: list[Doc]) -> None:
-        """Append attribute instances to an entity's temporal evolution."""
+    def add_history(
+        self, eid: str, types: list[str], attr: str, instances: list[Doc], scope: Any = ...
+    ) -> None:
+        """Append attribute instances to an entity's temporal evolution (a scope given, None
+        for none, replaces the temporal entity's; `...` keeps it)."""
         self._record_tenant()
-        temporal.add(self.conn, self.names, self.tenant, eid, types, attr, instances)
+        temporal.add(self.conn, self.names, self.tenant, eid, types, attr, instances, scope)
 
-    def add_history_many(self, eid: str, types: list[str], attrs: dict[str, list[Doc]]) -> None:
-        """Append instances of several attributes in one go."""
+    def add_history_many(
+        self, eid: str, types: list[str], attrs: dict[str, list[Doc]], scope: Any = ...
+    ) -> None:
+        """Append instances of several attributes in one go, and the entity's scope."""
         self._record_tenant()
-        temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs)
+        temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs, scope)
 
     def delete_history(self, eid: str, attr: str | None = None, dataset_id: Any = ...) -> int:
         """Delete an entity's whole history, or one attribute's."""

@@ -174,15 +174,16 @@ class Compiler:
         joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
         return balanced(joiner, [self.types(tenant, n, id_col) for n in node.items])
 
-    def scope(self, node: Any) -> str:
-        """scopeQ: a Python function matches each stored scope against the pattern."""
+    def scope(self, node: Any, scopes: str = "e.doc, '$.scope'") -> str:
+        """scopeQ: a Python function matches each stored scope against the pattern; `scopes`
+        are json_each's arguments that list them (tentities: its own `tt.scope` array)."""
         if isinstance(node, ast.ScopePattern):
             return (
-                "EXISTS (SELECT 1 FROM json_each(e.doc, '$.scope') s "
+                f"EXISTS (SELECT 1 FROM json_each({scopes}) s "
                 f"WHERE scope_match({self.p(node.path)}, s.value))"
             )
         joiner = " AND " if isinstance(node, ast.ScopeAnd) else " OR "
-        return balanced(joiner, [self.scope(n) for n in node.items])
+        return balanced(joiner, [self.scope(n, scopes) for n in node.items])
 
     def geo(self, gq: Any, walk: int | None = None) -> str:
         """geoQ: an R*Tree prefilter on bounding boxes, then the exact shapely predicate.

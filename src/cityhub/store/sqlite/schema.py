@@ -2,11 +2,23 @@
 
 from cityhub.store.sqlite import typestats
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+# scope: the entity's scope as a JSON array (NULL without one), as the last write through
+# either API gave it, so that scopeQ selects temporal entities that have no current entity
+# (docs/decisions/029).
+TENTITIES_DDL = """
+CREATE TABLE IF NOT EXISTS tentities (
+    tpk INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
+    created_at TEXT NOT NULL, modified_at TEXT NOT NULL,
+    scope TEXT,
+    UNIQUE (tenant, id)
+);
 """
 DATASETS_DDL = """
 -- The datasetIds each temporal attribute ever had: aggregatedValues and lastN make a series
@@ -70,13 +82,9 @@ CREATE TABLE IF NOT EXISTS geo (
 CREATE INDEX IF NOT EXISTS geo_pk ON geo (pk);
 CREATE VIRTUAL TABLE IF NOT EXISTS geo_rtree USING rtree (gid, minx, maxx, miny, maxy);
 -- Temporal evolution: every attribute instance ever written.
-CREATE TABLE IF NOT EXISTS tentities (
-    tpk INTEGER PRIMARY KEY,
-    tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
-    created_at TEXT NOT NULL, modified_at TEXT NOT NULL,
-    UNIQUE (tenant, id)
-);
--- (tenant, tpk) in tpk order: a temporal query pages a tenant's entities in insertion order
+"""
+    + TENTITIES_DDL
+    + """-- (tenant, tpk) in tpk order: a temporal query pages a tenant's entities in insertion order
 -- without sorting all of them first (the UNIQUE (tenant, id) index is in id order).
 CREATE INDEX IF NOT EXISTS tentities_tenant ON tentities (tenant);
 CREATE TABLE IF NOT EXISTS history (
@@ -177,6 +185,18 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     SELECT DISTINCT h.tpk, h.nid, '@none' FROM history h
     WHERE h.dataset_id IS NULL AND EXISTS (
         SELECT 1 FROM history_datasets d WHERE d.tpk = h.tpk AND d.nid = h.nid);
+""",
+    # 8 -> 9: temporal entities keep their scope, filled from the current entities
+    # (docs/decisions/029). The table is rebuilt rather than altered, so that a database
+    # marked older than it is (as upgrade tests make them) upgrades the same way.
+    8: TENTITIES_DDL.replace("tentities", "tentities_v9")
+    + """INSERT INTO tentities_v9 (tpk, tenant, id, types, created_at, modified_at, scope)
+    SELECT t.tpk, t.tenant, t.id, t.types, t.created_at, t.modified_at,
+           (SELECT e.doc -> '$.scope' FROM entities e WHERE e.tenant = t.tenant AND e.id = t.id)
+    FROM tentities t ORDER BY t.tpk;
+DROP TABLE tentities;
+ALTER TABLE tentities_v9 RENAME TO tentities;
+CREATE INDEX IF NOT EXISTS tentities_tenant ON tentities (tenant);
 """,
 }
 
