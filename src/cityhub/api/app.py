@@ -289,6 +289,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         mirrors=settings.context_mirrors,
         on_fetch=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
         on_evict=lambda entry: store.delete_context(entry.url),
+        on_keep=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
     )
     cache.load(store.contexts())
     notifier = Notifier(

@@ -48,6 +48,7 @@ def _keep(request: Request, entry: ContextEntry, kind: str) -> None:
     except Exception:
         _cache(request).remove(entry)
         raise
+    entry.stored = True
 
 
 def _flag(params: dict[str, str], name: str) -> bool:
@@ -161,14 +162,15 @@ async def delete_context(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def implicit_context(request: Request, spec: Any) -> str:
+def implicit_context(request: Request, spec: Any, *, keep: bool = True) -> str:
     """The absolute URL of an ImplicitlyCreated @context for an inline or compound @context.
 
-    For operations that must refer to a request's @context by one URL later (e.g. the
-    jsonldContext of a subscription created with an array @context). Equal @contexts share
-    one entry; it is stored so the URL stays valid across restarts.
+    Equal @contexts share one entry. With ``keep`` (a subscription's jsonldContext, which must
+    stay valid across restarts) it is stored now, so a refused write refuses the request;
+    without (the Link of an answer) it lives in memory, among the bounded ones that go least
+    recently used first, until a stored subscription names it.
     """
-    entry, created = _cache(request).implicit(spec)
-    if created:
+    entry = _cache(request).implicit(spec)
+    if keep and not entry.stored:
         _keep(request, entry, IMPLICIT)
     return _url(request, entry)

@@ -252,7 +252,7 @@ def _one_url(spec: Any) -> str | None:
 def _implicit_url(request: Request, spec: Any) -> str:
     from cityhub.api.contexts import implicit_context  # contexts builds on this module
 
-    return implicit_context(request, spec)
+    return implicit_context(request, spec, keep=False)  # a read writes nothing
 
 
 def response_context(ctx: Ctx) -> Any:

@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,9 @@ class TermMap:
     # terms whose definition makes them prefixes (JSON-LD 1.1's prefix flag); None: every
     # term whose IRI ends in a gen-delim (a TermMap built by hand)
     prefix_terms: frozenset[str] | None = None
+    # local ids of the contexts (fetched or hub-served) this map was compiled from: it goes
+    # from the memo when one of them changes or goes
+    sources: frozenset[str] = frozenset()
     checked: dict[str, str] = field(default_factory=dict)  # names validated and expanded
     compacted: dict[str, str] = field(default_factory=dict)  # IRI -> term, as compact() found
     _inverse: dict[str, str] = field(default_factory=dict)
@@ -170,6 +173,9 @@ _COMPILED_MAX_TERMS = 1_000_000  # terms held by the memo before it starts over 
 MAX_CONTEXT_DOCUMENTS = 200  # documents one @context may apply, counting repeats (compile time)
 MAX_CONTEXT_URLS = 100  # distinct remote URLs one @context may name, directly or not
 MAX_CACHED = 1000  # fetched @contexts kept (and stored); the least recently used goes first
+# ImplicitlyCreated @contexts that no stored subscription names, kept for the Link of answers
+# to inline @contexts; beyond that the least recently used goes (a named one never does)
+MAX_IMPLICIT = 1000
 
 log = logging.getLogger("cityhub.context")
 
@@ -187,6 +193,7 @@ class ContextEntry:
     hits: int = 0
     last_usage: str | None = None
     used: float = 0.0  # time.monotonic() of the last use or download (picks what to evict)
+    stored: bool = False  # in the store's contexts table (an answer's implicit one is not)
 
     @property
     def local(self) -> bool:
@@ -295,14 +302,20 @@ class ContextCache:
         on_fetch: Callable[[ContextEntry], None] | None = None,
         on_evict: Callable[[ContextEntry], None] | None = None,
         max_cached: int = MAX_CACHED,
+        on_keep: Callable[[ContextEntry], None] | None = None,
+        max_implicit: int = MAX_IMPLICIT,
     ) -> None:
         self.timeout = timeout
         # told of every download that brought a new or changed document, so it can be stored
-        # and used after a restart while the remote site is down; and of every fetched context
-        # dropped to keep at most max_cached, so its stored copy goes too
+        # and used after a restart while the remote site is down; of every stored context
+        # dropped (a fetched one beyond max_cached, an implicitly created one beyond
+        # max_implicit, a retired one nothing names), so its stored copy goes too; and of an
+        # implicitly created context a stored subscription names, which must now be stored
         self.on_fetch = on_fetch
         self.on_evict = on_evict
+        self.on_keep = on_keep
         self.max_cached = max_cached
+        self.max_implicit = max_implicit
         self.mirrors = dict(mirrors or {})  # remote URL -> local file or other URL (offline sites)
         self.ttl = ttl
         self.max_bytes = max_bytes
@@ -310,9 +323,14 @@ class ContextCache:
         self._remote_ids: dict[str, str] = {}  # Cached: local id -> URL
         self._local: dict[str, ContextEntry] = {}  # Hosted and ImplicitlyCreated, by local id
         self._retired: dict[str, ContextEntry] = {}  # RETIRED, by local id
+        # which stored (csource) subscriptions name which hub-served contexts (local ids)
+        self._named: dict[str, set[Hashable]] = {}
+        self._names_of: dict[Hashable, frozenset[str]] = {}
+        self._evictable: dict[str, ContextEntry] = {}  # ImplicitlyCreated ones nothing names
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._compiled: dict[bytes, TermMap] = {}
         self._compiled_terms = 0  # terms held by the TermMaps in _compiled
+        self._compiled_sources: set[str] = set()  # every TermMap.sources in _compiled
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self.core_entry = ContextEntry(
@@ -337,9 +355,12 @@ class ContextCache:
             created_at=created_at or now_iso(),
         )
         with self._lock:
+            old = self._local.get(entry.local_id)
             self._local[entry.local_id] = entry
             self._retired.pop(entry.local_id, None)  # the same content made again
-            self._compiled.clear()
+            self._sync(entry.local_id)
+            if old is not None and old.document != document:
+                self._forget_compiled(entry.local_id)
         return entry
 
     def load(self, rows: Iterable[tuple[str, Any, str, str]]) -> None:
@@ -351,9 +372,10 @@ class ContextCache:
                 self._cache(url, document, created_at, fetched=-math.inf)
             elif kind == RETIRED:
                 entry = ContextEntry(url, _local_id(url), RETIRED, document, created_at)
+                entry.stored = True
                 self._retired[entry.local_id] = entry
             else:
-                self.host(url, document, kind, created_at)
+                self.host(url, document, kind, created_at).stored = True
 
     def _cache(self, url: str, document: Any, created_at: str, fetched: float) -> ContextEntry:
         """Register a downloaded (or stored copy of a downloaded) context by its URL."""
@@ -372,9 +394,12 @@ class ContextCache:
                 victim = min(self._remote.values(), key=lambda e: e.used)
                 del self._remote[victim.url]
                 self._remote_ids.pop(victim.local_id, None)
+            old = self._remote.get(url)
             self._remote[url] = entry
             self._remote_ids[entry.local_id] = url
-            self._compiled.clear()
+            for gone in (victim, old):  # a new URL: no compiled map can have used it yet
+                if gone is not None:
+                    self._forget_compiled(gone.local_id)
         if victim is not None:
             self._tell(self.on_evict, victim, "could not delete the stored copy of @context %s")
         return entry
@@ -399,17 +424,116 @@ class ContextCache:
         """Host a new context under a fresh local id."""
         return self.host(local_path(uuid.uuid4().hex), document, HOSTED)
 
-    def implicit(self, spec: Any) -> tuple[ContextEntry, bool]:
+    def implicit(self, spec: Any) -> ContextEntry:
         """The ImplicitlyCreated context for an inline or compound @context (made on first use).
 
-        Equal @contexts share one entry, named by a hash of their content; the flag says whether
-        it was created now (and so needs storing).
+        Equal @contexts share one entry, named by a hash of their content. It lives in memory
+        only (``stored`` False) until a stored subscription names it or a caller stores it
+        (``keep``); beyond ``max_implicit`` of them that nothing names, the least recently used
+        goes, so answers to ever new inline @contexts leave a bounded trail.
         """
-        key = hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        key = implicit_id(spec)
         entry = self._local.get(key)
         if entry is not None:
-            return entry, False
-        return self.host(local_path(key), {"@context": spec}, IMPLICIT), True
+            entry.used = time.monotonic()
+            return entry
+        entry = self.host(local_path(key), {"@context": spec}, IMPLICIT)
+        entry.used = time.monotonic()
+        if key in self._named:  # a subscription already names it (it was retired, or evicted)
+            self.keep(entry)
+        self._trim()
+        return entry
+
+    def keep(self, entry: ContextEntry) -> None:
+        """Store a context that must survive restarts, unless it is stored already (a
+        failure is logged: it costs the copy, never a request)."""
+        if entry.stored or self.on_keep is None:
+            return
+        try:
+            self.on_keep(entry)
+        except Exception:
+            log.exception("could not store @context %s", entry.url)
+        else:
+            entry.stored = True
+
+    def name(self, owner: Hashable, local_ids: Iterable[str]) -> None:
+        """Record the hub-served contexts a stored (csource) subscription names, in place of
+        those it named before (none: it is deleted).
+
+        A named context is never evicted, and a named ImplicitlyCreated one is stored. One that
+        nothing names any more can go: an ImplicitlyCreated one joins those evicted least
+        recently used first, a retired one goes now with its stored copy.
+        """
+        new = frozenset(local_ids)
+        old = self._names_of.pop(owner, frozenset())
+        if new:
+            self._names_of[owner] = new
+        if new == old:
+            return
+        gone: list[ContextEntry] = []
+        with self._lock:
+            for lid in new - old:
+                self._named.setdefault(lid, set()).add(owner)
+                self._sync(lid)
+            for lid in old - new:
+                owners = self._named.get(lid)
+                if owners is not None:
+                    owners.discard(owner)
+                    if not owners:
+                        del self._named[lid]
+                        retired = self._retired.pop(lid, None)
+                        if retired is not None:
+                            gone.append(retired)
+                self._sync(lid)
+        for lid in new - old:
+            entry = self._local.get(lid)
+            if entry is not None and entry.kind == IMPLICIT:
+                self.keep(entry)
+        for entry in gone:
+            self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
+        self._trim()
+
+    def named(self, local_id: str) -> bool:
+        """Whether a stored subscription names the hub-served context of this local id."""
+        return local_id in self._named
+
+    def settle(self) -> None:
+        """After every stored subscription's names are recorded (start-up): retired contexts
+        that nothing names go, and ImplicitlyCreated ones beyond the bound."""
+        with self._lock:
+            gone = [e for lid, e in self._retired.items() if lid not in self._named]
+            for entry in gone:
+                del self._retired[entry.local_id]
+        for entry in gone:
+            self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
+        self._trim()
+
+    def _sync(self, local_id: str) -> None:
+        """Keep _evictable right for one local id (under the lock)."""
+        entry = self._local.get(local_id)
+        if entry is not None and entry.kind == IMPLICIT and local_id not in self._named:
+            self._evictable[local_id] = entry
+        else:
+            self._evictable.pop(local_id, None)
+
+    def _trim(self) -> None:
+        """Drop the least recently used unnamed ImplicitlyCreated contexts beyond the bound."""
+        if len(self._evictable) <= self.max_implicit:
+            return
+        with self._lock:
+            excess = len(self._evictable) - self.max_implicit
+            entries = self._evictable.values()
+            if excess == 1:  # the usual case: one new context past the bound
+                victims = [min(entries, key=lambda e: e.used)]
+            else:
+                victims = sorted(entries, key=lambda e: e.used)[: max(excess, 0)]
+            for entry in victims:
+                del self._local[entry.local_id]
+                del self._evictable[entry.local_id]
+                self._forget_compiled(entry.local_id)
+        for entry in victims:
+            if entry.stored:
+                self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
 
     def entries(self) -> list[ContextEntry]:
         """Every known context: the core first, then hub-served ones, then cached ones."""
@@ -429,6 +553,7 @@ class ContextCache:
         longer find it, compile_kept still does."""
         self.remove(entry)
         entry.kind = RETIRED
+        entry.stored = True  # the caller stored it as retired
         self._retired[entry.local_id] = entry
 
     def compile_kept(self, spec: Any) -> TermMap:
@@ -442,11 +567,13 @@ class ContextCache:
         """Forget a context (a cached one is fetched again when next used)."""
         with self._lock:
             if entry.local:
-                self._local.pop(entry.local_id, None)
+                if self._local.get(entry.local_id) is entry:
+                    del self._local[entry.local_id]
+                    self._sync(entry.local_id)
             elif self._remote.get(entry.url) is entry:
                 del self._remote[entry.url]
                 self._remote_ids.pop(entry.local_id, None)
-            self._compiled.clear()
+            self._forget_compiled(entry.local_id)
 
     def _own(self, url: str) -> ContextEntry | None:
         """A hub-served context named by an absolute URL whose path ends in its local path.
@@ -538,7 +665,7 @@ class ContextCache:
             entry.last_usage = None
             self._remote[entry.url] = entry
             self._remote_ids[entry.local_id] = entry.url
-            self._compiled.clear()
+            self._forget_compiled(entry.local_id)
         self._fetched(entry)
 
     async def _load(self, url: str) -> None:
@@ -573,7 +700,7 @@ class ContextCache:
             changed = old.document != doc
             old.document, old.fetched = doc, time.monotonic()
             if changed:
-                self._compiled.clear()
+                self._forget_compiled(old.local_id)
         if changed:
             self._fetched(old)
 
@@ -666,9 +793,22 @@ class ContextCache:
                 self._compiled.clear()
             if not self._compiled:
                 self._compiled_terms = 0
+                self._compiled_sources.clear()
             self._compiled[key] = tm
             self._compiled_terms += size
+            self._compiled_sources.update(tm.sources)
         return tm
+
+    def _forget_compiled(self, local_id: str) -> None:
+        """Drop the compiled maps built from a context that changed or went (the others stay:
+        adding or dropping one context must not cost every client its compiled maps)."""
+        if local_id not in self._compiled_sources:
+            return
+        for key, tm in list(self._compiled.items()):
+            if local_id in tm.sources:
+                self._compiled.pop(key, None)
+                self._compiled_terms -= len(tm.terms)
+        self._compiled_sources.discard(local_id)
 
     def _kept(self, url: str) -> ContextEntry | None:
         """A retired context by its URL (any host, as _own)."""
@@ -687,6 +827,7 @@ class ContextCache:
             "kept": kept,
             "nulled": set(),
             "prefix": {},
+            "sources": set(),
         }
         if spec is not None:
             self._apply(spec, terms, state, depth=0)
@@ -698,6 +839,7 @@ class ContextCache:
             spec=spec,
             nulled=frozenset(state["nulled"]),
             prefix_terms=frozenset(t for t, flag in state["prefix"].items() if flag and t in terms),
+            sources=frozenset(state["sources"]),
         )
         return tm.finish()
 
@@ -755,11 +897,13 @@ class ContextCache:
         path: list[str] = state["path"]
         if url in path:
             raise BadRequestData(f"@context {url} includes itself (recursive context inclusion)")
-        doc = self.document(url)
-        if doc is None and state["kept"] and (entry := self._kept(url)) is not None:
-            doc = entry.document
-        if doc is None:
+        entry = self._entry(url)
+        if entry is None and state["kept"]:
+            entry = self._kept(url)
+        if entry is None:
             raise LdContextNotAvailable(f"@context {url} is not available")
+        state["sources"].add(entry.local_id)
+        doc = entry.document
         path.append(url)
         try:
             self._apply(doc.get("@context"), terms, state, depth + 1)
@@ -775,6 +919,22 @@ def _urls(spec: Any) -> Iterable[str]:
         for item in spec:
             if isinstance(item, str):
                 yield item
+
+
+def implicit_id(spec: Any) -> str:
+    """The local id of the ImplicitlyCreated context for an @context: a hash of its content."""
+    return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def named_local_ids(specs: Iterable[Any]) -> set[str]:
+    """The local ids of the hub-served contexts some @context values name (the URLs they
+    hold, any host) or stand for (the ImplicitlyCreated copy of a compound one)."""
+    ids: set[str] = set()
+    for spec in specs:
+        ids.update(_local_id(u) for u in _urls(spec) if CONTEXTS_PATH in u)
+        if is_compound(spec):
+            ids.add(implicit_id(spec))
+    return ids
 
 
 def is_compound(spec: Any) -> bool:
@@ -847,9 +1007,11 @@ __all__ = [
     "TermMap",
     "check_context",
     "core_link",
+    "implicit_id",
     "is_absolute_iri",
     "link_for",
     "local_path",
+    "named_local_ids",
     "names_local",
     "parse_link_header",
 ]

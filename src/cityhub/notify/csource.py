@@ -147,6 +147,7 @@ class CsourceNotifier:
     def load(self) -> None:
         """Compile every stored csourceSubscription (those whose @context is not at hand wait)."""
         for tenant, doc in self.store.resource_every_tenant(KIND):
+            self.notifier.names(KIND, tenant, doc["id"], doc)
             if self._install(tenant, doc) is None:
                 self._unresolved.append((tenant, doc["id"]))
 
@@ -170,6 +171,7 @@ class CsourceNotifier:
         self.subs.get(tenant, {}).pop(sid, None)
         self.dispatcher.discard(tenant, sid)
         self.statuses.forget(tenant, sid)
+        self.notifier.names(KIND, tenant, sid, None)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
             task.cancel()
@@ -185,6 +187,7 @@ class CsourceNotifier:
         if doc is None:
             self.remove(tenant, sid)
             return
+        self.notifier.names(KIND, tenant, sid, doc)
         await self.notifier.contexts.prefetch_each(subscription_contexts(doc))
         cs = self._install(tenant, doc)
         if cs is None:

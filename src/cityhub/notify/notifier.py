@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from cityhub.jsonbytes import dumps_kept
-from cityhub.ngsild.context import ContextCache, core_link, is_compound, link_for, names_local
+from cityhub.ngsild.context import (
+    ContextCache,
+    core_link,
+    is_compound,
+    link_for,
+    named_local_ids,
+    names_local,
+)
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
@@ -70,20 +77,29 @@ class Notifier:
     def load(self) -> None:
         """Compile every stored subscription (those whose @context is not at hand wait)."""
         for tenant, doc in self.store.resource_every_tenant(KIND):
+            self.names(KIND, tenant, doc["id"], doc)
             if not self._install(tenant, doc, reindex=False):
                 self._unresolved.append((tenant, doc))
         for tenant in self.subs:  # one index per tenant, not one per subscription
             self._reindex(tenant)
         self.csource.load()
+        self.contexts.settle()  # every name is known: what nothing names may go
+
+    def names(self, kind: str, tenant: str, sid: str, doc: Doc | None) -> None:
+        """Tell the @context cache which hub-served contexts a stored (csource) subscription
+        names (doc None: it is deleted), so none of them is evicted while it does."""
+        specs = subscription_contexts(doc) if doc is not None else ()
+        self.contexts.name((kind, tenant, sid), named_local_ids(specs))
 
     def link(self, spec: Any) -> str:
         """The Link header naming a subscription's @context."""
         if not is_compound(spec):
             single = spec[0] if isinstance(spec, list) else spec
             return core_link() if single is None else link_for(single)
-        entry, new = self.contexts.implicit(spec)
-        if new:
+        entry = self.contexts.implicit(spec)
+        if not entry.stored:
             self.store.put_context(entry.url, entry.document, entry.kind)
+            entry.stored = True
         return link_for(self.base_url + entry.url_path)
 
     def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
@@ -109,6 +125,7 @@ class Notifier:
         self.subs.get(tenant, {}).pop(sid, None)
         self.dispatcher.discard(tenant, sid)
         self.statuses.forget(tenant, sid)
+        self.names(KIND, tenant, sid, None)
         self._reindex(tenant)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
@@ -121,6 +138,7 @@ class Notifier:
         if doc is None:
             self.remove(tenant, sid)
             return
+        self.names(KIND, tenant, sid, doc)
         await self.contexts.prefetch_each(subscription_contexts(doc))
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
