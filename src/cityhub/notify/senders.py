@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,6 +20,9 @@ import aiomqtt
 import orjson
 
 log = logging.getLogger("cityhub.notify")
+# Seconds a broker connection may go unused before it is closed: subscriptions come and go,
+# and each broker and set of credentials they named would otherwise keep a socket for good.
+MQTT_IDLE = 60.0
 
 
 class HttpSender:
@@ -96,11 +100,16 @@ def mqtt_target(uri: str, notifier_info: list[dict[str, str]] | None) -> MqttTar
 
 
 class MqttSender:
-    """Publish to MQTT brokers, one long-lived connection per broker and credentials."""
+    """Publish to MQTT brokers, one connection per broker and credentials, kept while it is
+    used and closed after ``idle`` seconds without a publish."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle: float = MQTT_IDLE) -> None:
+        self.idle = idle
         self._clients: dict[tuple[Any, ...], aiomqtt.Client] = {}
         self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+        self._busy: dict[tuple[Any, ...], int] = {}  # publishes (or connects) under way
+        self._used: dict[tuple[Any, ...], float] = {}  # time.monotonic() of the last one
+        self._reaper: asyncio.Task[None] | None = None
 
     async def _client(self, target: MqttTarget, timeout: float) -> aiomqtt.Client:
         key = target.broker
@@ -138,14 +147,38 @@ class MqttSender:
             log.warning("bad MQTT endpoint %s: %s", uri, exc)
             return False
         message = orjson.dumps({"metadata": headers, "body": orjson.loads(body)})
+        key = target.broker
+        self._busy[key] = self._busy.get(key, 0) + 1
         try:
             client = await self._client(target, timeout)
             await asyncio.wait_for(client.publish(target.topic, message, qos=target.qos), timeout)
             return True
         except (TimeoutError, aiomqtt.MqttError, OSError, ValueError) as exc:
             log.debug("MQTT notification to %s failed: %s", uri, exc)
-            await self._drop(target.broker)
+            await self._drop(key)
             return False
+        finally:
+            left = self._busy[key] - 1
+            if left:
+                self._busy[key] = left
+            else:
+                del self._busy[key]
+            self._used[key] = time.monotonic()
+            if self._reaper is None or self._reaper.done():
+                self._reaper = asyncio.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        """Close the connections (and forget the locks) of brokers unused for ``idle``
+        seconds; runs while any broker was used since it last looked."""
+        while self._used:
+            await asyncio.sleep(self.idle / 2)
+            now = time.monotonic()
+            for key, when in list(self._used.items()):
+                if key in self._busy or now - when < self.idle or self._used.get(key) != when:
+                    continue
+                del self._used[key]
+                self._locks.pop(key, None)
+                await self._drop(key)
 
     async def _drop(self, key: tuple[Any, ...]) -> None:
         """Forget a broken connection; the next notification reconnects."""
@@ -156,5 +189,12 @@ class MqttSender:
 
     async def close(self) -> None:
         """Disconnect from every broker."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
         for key in list(self._clients):
             await self._drop(key)
+        self._locks.clear()
+        self._used.clear()
