@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cityhub.throttled_log import ThrottledLog
+from cityhub.throttled_log import KeyedThrottledLog, ThrottledLog
 
 
 def test_one_line_per_interval_then_how_many_were_held_back(
@@ -27,3 +27,20 @@ def test_one_line_per_interval_then_how_many_were_held_back(
         "write refused: disk full (and 499 more like it since the last such line)",
         "write refused: disk full",
     ]
+
+
+def test_per_key_one_line_per_interval_and_quiet_keys_are_forgotten(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    throttled = KeyedThrottledLog(logging.getLogger("test.keyed"), every=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.keyed"):
+        for _ in range(100):
+            throttled.warning("a", "gave up on %s", "a")
+            throttled.warning("b", "gave up on %s", "b")
+    assert [r.getMessage() for r in caplog.records] == ["gave up on a", "gave up on b"]
+    now[0] += 10.0
+    for n in range(KeyedThrottledLog.KEEP * 2):  # endpoints come and go
+        throttled.warning(f"e{n}", "gave up")
+        now[0] += 10.0
+    assert len(throttled) <= KeyedThrottledLog.KEEP

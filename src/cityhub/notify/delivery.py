@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from cityhub.store.base import OutboxItem
-from cityhub.throttled_log import ThrottledLog
+from cityhub.throttled_log import KeyedThrottledLog, ThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
@@ -29,6 +29,9 @@ ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
 ACKS_KEPT = 100_000
 ITEM_OVERHEAD = 256  # bytes a waiting item costs beside its payload (object, deque slot)
+# Seconds between "gave up" lines for one endpoint: a dead one gives up an item every ~15 s
+# (5 attempts with backoff) for as long as its queue holds any, hours for a full queue.
+GIVE_UP_LOG_EVERY = 600.0
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Dispatcher:
         self.held: dict[tuple[str, str], list[OutboxItem]] = {}
         self._acks: list[int] = []
         self._ack_log = ThrottledLog(log)  # a full disk fails every flush, 5 a second
+        self._give_up_log = KeyedThrottledLog(log, GIVE_UP_LOG_EVERY)  # by endpoint
         self._ack_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -183,8 +187,9 @@ class Dispatcher:
             if attempt + 1 < self.policy.attempts:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.policy.backoff_max)
-        self.counters.given_up += 1
-        log.warning(
+        self.counters.given_up += 1  # /health counts every one; the log, one per endpoint
+        self._give_up_log.warning(
+            item.endpoint,
             "gave up a notification of %s to %s after %d attempts",
             item.sub_id,
             item.endpoint,

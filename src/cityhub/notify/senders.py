@@ -23,6 +23,12 @@ log = logging.getLogger("cityhub.notify")
 # Seconds a broker connection may go unused before it is closed: subscriptions come and go,
 # and each broker and set of credentials they named would otherwise keep a socket for good.
 MQTT_IDLE = 60.0
+# aiomqtt warns "There are N pending publish calls." past 10 per connection; the hub has one
+# publish in flight per endpoint queue, so N is the number of topics busy on a broker, and
+# 10 of them is no sign of trouble (a broker that does not answer costs each publish its
+# timeout, counted as a failed attempt).
+MQTT_PENDING_WARN = 10_000
+mqtt_log = logging.getLogger("cityhub.notify.mqtt")  # aiomqtt's own lines, in the hub's format
 
 
 class HttpSender:
@@ -127,7 +133,9 @@ class MqttSender:
                     protocol=target.version,
                     tls_context=ssl.create_default_context() if target.tls else None,
                     timeout=timeout,
+                    logger=mqtt_log,
                 )
+                client.pending_calls_threshold = MQTT_PENDING_WARN
                 await asyncio.wait_for(client.__aenter__(), timeout)
                 self._clients[key] = client
         return client
