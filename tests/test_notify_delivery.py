@@ -10,7 +10,7 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiomqtt
 import httpx
@@ -254,6 +254,53 @@ async def test_the_memory_bound_drops_from_the_longest_queue_and_keeps_the_rest(
     assert sent["dead"] == [dead[0], *dead[-5:]], "the dead one keeps its first and newest"
     assert dispatcher.counters.dropped_full == len(dead) - 6
     assert sorted(acked) == sorted(live + slow + dead), "each item leaves the outbox once"
+
+
+async def test_items_held_for_paused_subscriptions_count_against_the_memory_bound() -> None:
+    """Held items escaped CITYHUB_NOTIFY_MEMORY_MB: paused subscriptions to dead receivers
+    held 6 times the setting after 6 rounds of a soak. Now the oldest held go first from the
+    largest holder, counted as dropped, and the bytes come back when they are released."""
+    from cityhub.notify.delivery import HOLD, ITEM_OVERHEAD, Dispatcher, Policy
+    from cityhub.store.base import OutboxItem
+
+    paused = {"p1", "p2", "p3"}
+    sent: list[int] = []
+    acked: list[int] = []
+
+    async def deliver(item: OutboxItem, attempt: int) -> bool | Literal["hold"]:
+        if item.sub_id in paused:
+            return HOLD
+        sent.append(item.seq)
+        return True
+
+    cost = 100 + ITEM_OVERHEAD
+    dispatcher = Dispatcher(deliver, acked.extend, Policy(memory=20 * cost))
+    seq = iter(range(1, 1000))
+    made: dict[str, list[int]] = {s: [] for s in paused}
+    for n in range(3):
+        for sid in sorted(paused):
+            items = [
+                OutboxItem("", sid, f"http://{sid}", b"x" * 100, seq=next(seq)) for _ in range(15)
+            ]
+            made[sid] += [i.seq for i in items]
+            if n == 0:  # queued before the pause: held when the worker reaches them
+                dispatcher.submit(items)
+            else:  # made while paused: held at once (Notifier.committed)
+                dispatcher.hold(items)
+        await wait_for(lambda: dispatcher.pending() == 0, timeout=5, what="all held")
+    assert dispatcher.held_count() == 20, "the memory bound holds with held items too"
+    assert dispatcher.size <= 20 * cost
+    assert dispatcher.counters.dropped_full == 3 * 45 - 20, "each drop counted"
+    for sid in sorted(paused):  # each keeps its newest: the largest holder gave way first
+        kept = [i.seq for i in dispatcher.held.get(("", sid), [])]
+        assert kept == made[sid][-len(kept) :] and len(kept) >= 6, (sid, kept)
+    paused.clear()
+    for sid in ("p1", "p2", "p3"):
+        dispatcher.release("", sid, f"http://{sid}")
+    await wait_for(lambda: len(sent) == 20, timeout=5, what="the held ones sent")
+    assert dispatcher.size == 0 and dispatcher.held == {}
+    await dispatcher.close()
+    assert len(acked) == 3 * 45, "each item leaves the outbox once"
 
 
 async def test_a_paused_subscription_keeps_what_it_owed_and_sends_it_on_resuming(

@@ -84,9 +84,10 @@ class Dispatcher:
         self.policy = policy
         self.counters = Counters()
         self.queues: dict[str, EndpointQueue] = {}
-        self.size = 0  # bytes of every queued item, over all endpoints
+        self.size = 0  # bytes of every queued or held item, over all endpoints
         # items of paused subscriptions, by (tenant, subscription id): still in the outbox
         self.held: dict[tuple[str, str], list[OutboxItem]] = {}
+        self._held_size: dict[tuple[str, str], int] = {}  # bytes each of those holds
         self._acks: list[int] = []
         self._ack_log = ThrottledLog(log)  # a full disk fails every flush, 5 a second
         self._give_up_log = KeyedThrottledLog(log, GIVE_UP_LOG_EVERY)  # by endpoint
@@ -128,17 +129,24 @@ class Dispatcher:
         self._done(dropped)
         return True
 
-    def _within_memory(self, queue: EndpointQueue) -> None:
+    def _within_memory(self, queue: EndpointQueue | None) -> None:
         """Past the memory bound, drop the oldest waiting items of the queue just appended to
-        while it holds at least its share, else of the largest queue: dead receivers hold
-        the longest queues, and each may hold queue_max items."""
+        while it holds at least its share, else of the largest queue or paused subscription's
+        held items: dead receivers hold the longest queues, and each may hold queue_max items,
+        as may each paused subscription."""
         while self.size > self.policy.memory:
-            if queue.size * len(self.queues) >= self.size and self._drop_oldest(queue):
+            holders = len(self.queues) + len(self.held)
+            if queue is not None and queue.size * holders >= self.size and self._drop_oldest(queue):
                 continue
             waiting = [q for q in self.queues.values() if len(q.items) > _in_flight(q)]
-            if not waiting:
+            largest = max(waiting, key=lambda q: q.size) if waiting else None
+            paused = max(self._held_size, key=self._held_size.__getitem__, default=None)
+            if paused is not None and (largest is None or self._held_size[paused] > largest.size):
+                self._drop_held(paused)
+            elif largest is not None:
+                self._drop_oldest(largest)
+            else:
                 return  # only items in flight are left
-            self._drop_oldest(max(waiting, key=lambda q: q.size))
 
     def _forget(self, queue: EndpointQueue, item: OutboxItem) -> None:
         queue.size -= _cost(item)
@@ -164,19 +172,20 @@ class Dispatcher:
                     self._forget(queue, item)
                 if done:
                     self._done(item)
+                else:  # held: counted once, after it left the queue
+                    self.hold([item])
         finally:
             queue.task = None
             if not queue.items:
                 self.queues.pop(endpoint, None)
 
     async def _send(self, item: OutboxItem) -> bool:
-        """One item: attempts with backoff until delivered or given up (True), or held (False:
-        it stays in the outbox)."""
+        """One item: attempts with backoff until delivered or given up (True), or to be held
+        (False: it stays in the outbox)."""
         delay = self.policy.backoff
         for attempt in range(self.policy.attempts):
             ok = await self.deliver(item, attempt)
             if ok == HOLD:
-                self.hold([item])
                 return False
             if ok is None:
                 return True
@@ -199,13 +208,42 @@ class Dispatcher:
 
     def hold(self, items: list[OutboxItem]) -> None:
         """Keep items of a paused subscription aside (they stay in the outbox), at most
-        queue_max per subscription: beyond, the oldest are dropped as from a full queue."""
+        queue_max per subscription, and within the memory bound with the queued ones: beyond
+        either, the oldest are dropped as from a full queue."""
         for item in items:
-            kept = self.held.setdefault((item.tenant, item.sub_id), [])
-            kept.append(item)
-            if len(kept) > self.policy.queue_max:
-                self.counters.dropped_full += 1
-                self._done(kept.pop(0))
+            key = (item.tenant, item.sub_id)
+            self.held.setdefault(key, []).append(item)
+            self._held_size[key] = self._held_size.get(key, 0) + _cost(item)
+            self.size += _cost(item)
+            if len(self.held[key]) > self.policy.queue_max:
+                self._drop_held(key)
+        if items:
+            self._within_memory(None)
+
+    def _drop_held(self, key: tuple[str, str]) -> None:
+        """Drop the oldest item held for a paused subscription (from the outbox too)."""
+        kept = self.held[key]
+        item = kept.pop(0)
+        self._unhold(key, item)
+        if not kept:
+            del self.held[key]
+        self.counters.dropped_full += 1
+        self._done(item)
+
+    def _unhold(self, key: tuple[str, str], item: OutboxItem) -> None:
+        self.size -= _cost(item)
+        left = self._held_size[key] - _cost(item)
+        if left > 0:
+            self._held_size[key] = left
+        else:
+            del self._held_size[key]
+
+    def _take_held(self, key: tuple[str, str]) -> list[OutboxItem]:
+        """Every item held for a subscription, no longer counted as held."""
+        items = self.held.pop(key, [])
+        if items:
+            self.size -= self._held_size.pop(key, 0)
+        return items
 
     def held_count(self) -> int:
         """Items held for paused subscriptions, over all of them."""
@@ -215,7 +253,7 @@ class Dispatcher:
         """Queue again, in their order and on the subscription's endpoint now, the items held
         for a subscription that resumed, with its items still waiting in a queue (those came
         later, and would otherwise be sent before the held ones)."""
-        items = self.held.pop((tenant, sub_id), [])
+        items = self._take_held((tenant, sub_id))
         if not items:  # nothing held: nothing to put back in order (a PATCH of an active one)
             return
         for queue in self.queues.values():
@@ -231,7 +269,7 @@ class Dispatcher:
 
     def discard(self, tenant: str, sub_id: str) -> None:
         """Drop the items held for a subscription that is gone (from the outbox too)."""
-        for item in self.held.pop((tenant, sub_id), []):
+        for item in self._take_held((tenant, sub_id)):
             self._done(item)
 
     async def _ack_loop(self) -> None:
