@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -123,6 +125,17 @@ REG = {
 }
 
 
+@contextmanager
+def full_disk(store: SqliteStore) -> Iterator[None]:
+    """The store's writes fail as on a full disk until the block ends."""
+    real = store._writer
+    store._writer = FullDisk(real)
+    try:
+        yield
+    finally:
+        store._writer = real
+
+
 def refused(resp: httpx.Response) -> None:
     """The storage-full 503 every write gets on a full disk."""
     body = problem(resp, 503)
@@ -143,9 +156,7 @@ async def test_subscriptions_registrations_and_contexts_on_a_full_disk_are_503(
         resp = await client.post(f"{BASE}/jsonldContexts", json={"@context": {"a": "urn:a"}})
         assert resp.status_code == 201
         ctx = resp.headers["location"]
-        real = store._writer
-        store._writer = FullDisk(real)
-        try:
+        with full_disk(store):
             other = {**SUB, "id": "urn:ngsi-ld:Subscription:other"}
             refused(await client.post(subs, json=other))
             inline = {**other, "@context": [{"Note": "urn:note"}, CORE]}  # implicitly created
@@ -157,8 +168,6 @@ async def test_subscriptions_registrations_and_contexts_on_a_full_disk_are_503(
             refused(await client.delete(f"{regs}/{REG['id']}"))
             refused(await client.post(f"{BASE}/jsonldContexts", json={"@context": {"b": "urn:b"}}))
             refused(await client.delete(ctx))
-        finally:
-            store._writer = real
         assert not [r for r in caplog.records if "unhandled error" in r.getMessage()]
         # nothing changed, in the store or in memory
         assert (await client.get(f"{subs}/{other['id']}")).status_code == 404
@@ -183,12 +192,8 @@ async def test_health_is_degraded_while_writes_are_refused_for_a_full_disk(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
         assert (await client.get("/health")).json()["status"] == "ok"
-        real = store._writer
-        store._writer = FullDisk(real)
-        try:
+        with full_disk(store):
             refused(await client.post(f"{BASE}/entities", json=note(1)))
-        finally:
-            store._writer = real
         health = (await client.get("/health")).json()
         assert health["status"] == "degraded", health
         assert "lack of disk space" in health["reason"] and "Z)" in health["reason"], health
@@ -196,11 +201,8 @@ async def test_health_is_degraded_while_writes_are_refused_for_a_full_disk(
         assert (await client.post(f"{BASE}/entities", json=note(2))).status_code == 201
         assert (await client.get("/health")).json()["status"] == "ok"
         # and ok again a while after the last refusal, even without a write
-        store._writer = FullDisk(real)
-        try:
+        with full_disk(store):
             refused(await client.post(f"{BASE}/entities", json=note(3)))
-        finally:
-            store._writer = real
         assert (await client.get("/health")).json()["status"] == "degraded"
         monkeypatch.setattr(app_module, "FULL_SHOWN", 0.0)
         assert (await client.get("/health")).json()["status"] == "ok"
