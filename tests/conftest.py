@@ -295,3 +295,28 @@ def type_attrs_from_docs(conn: Any) -> list[tuple[str, str, int, str, int]]:
 def stored_type_attrs(conn: Any) -> list[tuple[str, str, int, str, int]]:
     """The discovery counts as the store holds them."""
     return sorted(conn.execute("SELECT tenant, type, nid, kind, n FROM type_attrs"))
+
+
+def page_links(resp: httpx.Response) -> dict[str, str]:
+    """rel -> URL of a response's prev/next Link headers."""
+    out = {}
+    for part in resp.headers.get("link", "").split(","):
+        for rel in ("prev", "next"):
+            if f'rel="{rel}"' in part:
+                out[rel] = part.split(">", 1)[0].strip().lstrip("<")
+    return out
+
+
+async def walk_pages(
+    client: httpx.AsyncClient, resp: httpx.Response
+) -> tuple[list[str], httpx.Response]:
+    """Follow next links from a first page: the ids of every page, and the last response
+    (each later page links back to a previous one; the first does not)."""
+    assert "prev" not in page_links(resp)
+    seen = [e["id"] for e in resp.json()]
+    while "next" in page_links(resp):
+        resp = await client.get(page_links(resp)["next"])
+        assert resp.status_code == 200, resp.text
+        assert "prev" in page_links(resp)
+        seen += [e["id"] for e in resp.json()]
+    return seen, resp
