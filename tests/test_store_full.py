@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from cityhub.api import app as app_module
 from cityhub.api.app import create_app
@@ -143,67 +144,59 @@ def refused(resp: httpx.Response) -> None:
 
 
 async def test_subscriptions_registrations_and_contexts_on_a_full_disk_are_503(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    app: Starlette, hub: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """They wrote outside the entity transaction, so SQLITE_FULL was a 500 with a traceback."""
-    app = create_app(Settings(db=str(tmp_path / "hub.db")))
-    store = app.state.store
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-        subs, regs, ctx = f"{BASE}/subscriptions", f"{BASE}/csourceRegistrations", ""
-        assert (await client.post(subs, json=SUB)).status_code == 201
-        assert (await client.post(regs, json=REG)).status_code == 201
-        resp = await client.post(f"{BASE}/jsonldContexts", json={"@context": {"a": "urn:a"}})
-        assert resp.status_code == 201
-        ctx = resp.headers["location"]
-        with full_disk(store):
-            other = {**SUB, "id": "urn:ngsi-ld:Subscription:other"}
-            refused(await client.post(subs, json=other))
-            inline = {**other, "@context": [{"Note": "urn:note"}, CORE]}  # implicitly created
-            refused(await client.post(subs, json=inline, headers={"Content-Type": JSONLD}))
-            refused(await client.patch(f"{subs}/{SUB['id']}", json={"throttling": 5}))
-            refused(await client.delete(f"{subs}/{SUB['id']}"))
-            refused(await client.post(regs, json={**REG, "id": REG["id"] + "2"}))
-            refused(await client.patch(f"{regs}/{REG['id']}", json={"endpoint": "http://x/"}))
-            refused(await client.delete(f"{regs}/{REG['id']}"))
-            refused(await client.post(f"{BASE}/jsonldContexts", json={"@context": {"b": "urn:b"}}))
-            refused(await client.delete(ctx))
-        assert not [r for r in caplog.records if "unhandled error" in r.getMessage()]
-        # nothing changed, in the store or in memory
-        assert (await client.get(f"{subs}/{other['id']}")).status_code == 404
-        assert "throttling" not in (await client.get(f"{subs}/{SUB['id']}")).json()
-        assert (await client.get(f"{regs}/{REG['id']}")).json()["endpoint"] == REG["endpoint"]
-        assert (await client.get(f"{regs}/{REG['id']}2")).status_code == 404
-        listed = (await client.get(f"{BASE}/jsonldContexts", params={"kind": "Hosted"})).json()
-        assert listed == [f"http://hub{ctx}"], "the refused POST hosts nothing, the DELETE kept it"
-        assert (await client.get(ctx)).status_code == 200
-        implicit = {"kind": "ImplicitlyCreated"}
-        assert (await client.get(f"{BASE}/jsonldContexts", params=implicit)).json() == []
-    await app.state.notifier.close()
-    store.close()
+    store, client = app.state.store, hub
+    subs, regs, ctx = f"{BASE}/subscriptions", f"{BASE}/csourceRegistrations", ""
+    assert (await client.post(subs, json=SUB)).status_code == 201
+    assert (await client.post(regs, json=REG)).status_code == 201
+    resp = await client.post(f"{BASE}/jsonldContexts", json={"@context": {"a": "urn:a"}})
+    assert resp.status_code == 201
+    ctx = resp.headers["location"]
+    with full_disk(store):
+        other = {**SUB, "id": "urn:ngsi-ld:Subscription:other"}
+        refused(await client.post(subs, json=other))
+        inline = {**other, "@context": [{"Note": "urn:note"}, CORE]}  # implicitly created
+        refused(await client.post(subs, json=inline, headers={"Content-Type": JSONLD}))
+        refused(await client.patch(f"{subs}/{SUB['id']}", json={"throttling": 5}))
+        refused(await client.delete(f"{subs}/{SUB['id']}"))
+        refused(await client.post(regs, json={**REG, "id": REG["id"] + "2"}))
+        refused(await client.patch(f"{regs}/{REG['id']}", json={"endpoint": "http://x/"}))
+        refused(await client.delete(f"{regs}/{REG['id']}"))
+        refused(await client.post(f"{BASE}/jsonldContexts", json={"@context": {"b": "urn:b"}}))
+        refused(await client.delete(ctx))
+    assert not [r for r in caplog.records if "unhandled error" in r.getMessage()]
+    # nothing changed, in the store or in memory
+    assert (await client.get(f"{subs}/{other['id']}")).status_code == 404
+    assert "throttling" not in (await client.get(f"{subs}/{SUB['id']}")).json()
+    assert (await client.get(f"{regs}/{REG['id']}")).json()["endpoint"] == REG["endpoint"]
+    assert (await client.get(f"{regs}/{REG['id']}2")).status_code == 404
+    listed = (await client.get(f"{BASE}/jsonldContexts", params={"kind": "Hosted"})).json()
+    assert listed == [f"http://hub{ctx}"], "the refused POST hosts nothing, the DELETE kept it"
+    assert (await client.get(ctx)).status_code == 200
+    implicit = {"kind": "ImplicitlyCreated"}
+    assert (await client.get(f"{BASE}/jsonldContexts", params=implicit)).json() == []
 
 
 async def test_health_is_degraded_while_writes_are_refused_for_a_full_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """/health said "ok" while every write answered 503."""
-    app = create_app(Settings(db=str(tmp_path / "hub.db")))
     store = app.state.store
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-        assert (await client.get("/health")).json()["status"] == "ok"
-        with full_disk(store):
-            refused(await client.post(f"{BASE}/entities", json=note(1)))
-        health = (await client.get("/health")).json()
-        assert health["status"] == "degraded", health
-        assert "lack of disk space" in health["reason"] and "Z)" in health["reason"], health
-        # a write that commits: ok again at once
-        assert (await client.post(f"{BASE}/entities", json=note(2))).status_code == 201
-        assert (await client.get("/health")).json()["status"] == "ok"
-        # and ok again a while after the last refusal, even without a write
-        with full_disk(store):
-            refused(await client.post(f"{BASE}/entities", json=note(3)))
-        assert (await client.get("/health")).json()["status"] == "degraded"
-        monkeypatch.setattr(app_module, "FULL_SHOWN", 0.0)
-        assert (await client.get("/health")).json()["status"] == "ok"
+    assert (await client.get("/health")).json()["status"] == "ok"
+    with full_disk(store):
+        refused(await client.post(f"{BASE}/entities", json=note(1)))
+    health = (await client.get("/health")).json()
+    assert health["status"] == "degraded", health
+    assert "lack of disk space" in health["reason"] and "Z)" in health["reason"], health
+    # a write that commits: ok again at once
+    assert (await client.post(f"{BASE}/entities", json=note(2))).status_code == 201
+    assert (await client.get("/health")).json()["status"] == "ok"
+    # and ok again a while after the last refusal, even without a write
+    with full_disk(store):
+        refused(await client.post(f"{BASE}/entities", json=note(3)))
+    assert (await client.get("/health")).json()["status"] == "degraded"
+    monkeypatch.setattr(app_module, "FULL_SHOWN", 0.0)
+    assert (await client.get("/health")).json()["status"] == "ok"
     store.close()
