@@ -185,3 +185,16 @@ async def test_a_body_in_another_charset_than_utf8_is_refused(
         headers={"Content-Type": content_type},
     )
     assert resp.status_code == status, resp.text
+
+
+@pytest.mark.parametrize("name", ["", "a b", "@id"])
+async def test_an_invalid_geometry_property_is_refused(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    await create(client, {"id": "urn:ngsi-ld:T:g", "type": "T", "location": POINT})
+    resp = await client.get(
+        f"{BASE}/entities/urn:ngsi-ld:T:g",
+        params={"geometryProperty": name},
+        headers={"Accept": "application/geo+json"},
+    )
+    bad_request(resp)

@@ -36,7 +36,7 @@ from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop
 from cityhub.api.router import ENCODED
 from cityhub.ngsild import params as P
-from cityhub.ngsild.entity import check_path_id, expand_entity
+from cityhub.ngsild.entity import check_path_id, expand_entity, expand_name
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature, stored_geometries
 from cityhub.ngsild.linked import dedupe, render_joined
@@ -91,7 +91,7 @@ def _render(
 
 def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any, docs: list[dict[str, Any]]) -> Any:
     """A Feature or FeatureCollection; the geometries come from the stored documents."""
-    iri = ctx.tm.expand(params.get("geometryProperty", "location"))
+    iri = expand_name(params.get("geometryProperty", "location"), ctx.tm, "geometryProperty")
     prop = ctx.tm.compact(iri)  # a full IRI or another prefix names the same attribute
     stored = stored_geometries(docs, iri, P.dataset_ids(params.get("datasetId")))
     context = response_context(ctx)
