@@ -81,3 +81,21 @@ async def test_a_body_under_another_attribute_name_is_still_400(
     err = problem(await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json=body), 400)
     assert "state" in err["detail"]
     assert await get_temporal(client, EID) == car
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "speed",
+        "ngsi-ld:default-context/speed",
+        "https://uri.etsi.org/ngsi-ld/default-context/speed",
+    ],
+)
+async def test_a_body_under_the_attribute_s_name_in_any_form_is_the_instance(
+    client: httpx.AsyncClient, car: Any, key: str
+) -> None:
+    """Under its full IRI the body was refused as "another attribute"."""
+    iid = car["speed"][0]["instanceId"]
+    resp = await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json={key: {"value": 60}})
+    assert resp.status_code == 204, resp.text
+    assert (await get_temporal(client, EID))["speed"][0]["value"] == 60

@@ -110,3 +110,32 @@ async def test_receiver_info_cannot_set_the_headers_the_hub_sets(
     )
     bad_request(resp)
     assert (await client.get(f"{BASE}/subscriptions")).json() == []
+
+
+async def test_a_tenant_name_is_one_tenant_in_either_unicode_form(
+    client: httpx.AsyncClient,
+) -> None:
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(f, "서울시") for f in ("NFC", "NFD"))
+    assert nfc != nfd
+    await create(client, {"id": EID, "type": "Station"}, headers={"NGSILD-Tenant": nfc.encode()})  # type: ignore[dict-item]
+    found = await client.get(f"{BASE}/entities/{EID}", headers={"NGSILD-Tenant": nfd.encode()})  # type: ignore[dict-item]
+    assert found.status_code == 200, found.text
+
+
+@pytest.mark.parametrize("char", ["\u0085", "\u2028", "\u202e"], ids=["nel", "line-sep", "bidi"])
+async def test_unicode_controls_are_refused_in_a_tenant_name(
+    client: httpx.AsyncClient, char: str
+) -> None:
+    headers = {"NGSILD-Tenant": f"city{char}a".encode()}
+    bad_request(await client.get(f"{BASE}/entities", params={"type": "T"}, headers=headers))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["Transfer-Encoding", "Host", "Connection"])
+async def test_receiver_info_cannot_set_http_framing(client: httpx.AsyncClient, key: str) -> None:
+    endpoint = {"receiverInfo": [{"key": key, "value": "chunked"}]}
+    resp = await client.post(
+        f"{BASE}/subscriptions", json=_subscription("http://127.0.0.1:9/n", **endpoint)
+    )
+    bad_request(resp)

@@ -159,7 +159,11 @@ def key_values(value: Any, what: str) -> list[dict[str, str]]:
 
 
 # headers a notification's receiverInfo cannot set: a receiver relies on them
-RESERVED_HEADERS = frozenset({"ngsild-tenant", "content-type", "link", "content-length"})
+RESERVED_HEADERS = frozenset(
+    {"ngsild-tenant", "content-type", "link"}  # what a receiver reads the notification by
+    | {"content-length", "transfer-encoding", "host", "connection", "te", "trailer", "upgrade"}
+    | {"keep-alive", "proxy-connection", "expect"}  # HTTP's own framing: the client sets them
+)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.1: a field name
 
 
@@ -174,7 +178,7 @@ def _headers(pairs: list[dict[str, str]]) -> list[dict[str, str]]:
         if pair["key"].lower() in RESERVED_HEADERS:
             raise BadRequestData(
                 f"receiverInfo cannot set {pair['key']}: the hub sets it (the notification's "
-                "tenant, media type and @context)"
+                "tenant, media type, @context and HTTP framing)"
             )
     return pairs
 

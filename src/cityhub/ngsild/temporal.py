@@ -372,8 +372,8 @@ class TemporalService:
         if not isinstance(body, dict):
             raise BadRequestData("the body must be an attribute instance")
         raw = {k: v for k, v in body.items() if k != "@context"}
-        if attr in raw and len(raw) == 1:
-            raw = raw[attr]
+        if len(raw) == 1 and _names(next(iter(raw)), name, tm):  # under its name, any form
+            raw = next(iter(raw.values()))
         if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
             raise BadRequestData("the body must be a non-empty attribute instance")
         with self.store.write(tenant) as tx:
@@ -643,6 +643,14 @@ def _other_attribute(tx: WriteTx, eid: str, attr: str, raw: Doc, stored: Doc, tm
     if iri in stored.get("sub", {}) or tx.history_kind(eid, iri) is None:
         return
     raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
+
+
+def _names(key: str, iri: str, tm: TermMap) -> bool:
+    """Whether a body's key names the attribute (as a term, a compact IRI or the IRI)."""
+    try:
+        return expand_name(key, tm) == iri
+    except BadRequestData:
+        return False
 
 
 def _fits(kind: str, raw: Doc, iid: str) -> None:

@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import functools
 import re
+import unicodedata
 
 from cityhub.ngsild.errors import BadRequestData
 
 MAX_TENANT = 100  # characters; every stored row and index entry of the tenant repeats its name
-_BAD = re.compile(r"[\x00-\x1f\x7f,]")  # controls; a comma is how HTTP joins repeated headers
+# controls (C0, C1), line and paragraph separators, bidirectional overrides (a name that
+# reads as another); a comma is how HTTP joins repeated headers
+_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069,]")
 
 
 def check_tenant(name: str) -> str:
-    """A tenant name as given, or a 400 that says what is wrong with it."""
+    """A tenant name in Unicode's composed form (NFC: the same Korean name typed on two
+    systems is one tenant), or a 400 that says what is wrong with it."""
+    name = unicodedata.normalize("NFC", name)
     if len(name) > MAX_TENANT:
         raise BadRequestData(
             f"a tenant name is at most {MAX_TENANT} characters; NGSILD-Tenant holds {len(name)}"
