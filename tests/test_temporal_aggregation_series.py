@@ -174,3 +174,22 @@ def test_a_deletion_marker_adds_no_period_to_other_methods(hub: SyncHub) -> None
             params["aggrPeriodDuration"] = period
         resp = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params)
         assert [p[0] for p in resp.json()["p"]["max"]] == [5], (period, resp.text)
+
+
+def test_each_series_has_its_own_type(hub: SyncHub) -> None:
+    """A Property default instance and a Relationship under a datasetId were both labelled
+    with the attribute's first type."""
+    eid = "urn:ngsi-ld:Room:kinds"
+    body = {
+        "id": eid,
+        "type": "Room",
+        "src": [
+            {"type": "Property", "value": 1},
+            {"type": "Relationship", "object": "urn:ngsi-ld:Sensor:1", "datasetId": "urn:ds:rel"},
+        ],
+    }
+    assert hub.request("POST", f"{BASE}/entities", json=body).status_code == 201
+    params = {"options": "aggregatedValues", "aggrMethods": "totalCount"}
+    got = hub.request("GET", f"{BASE}/temporal/entities/{eid}", params=params).json()["src"]
+    kinds = {s.get("datasetId", "@none"): s["type"] for s in got}
+    assert kinds == {"@none": "Property", "urn:ds:rel": "Relationship"}, got

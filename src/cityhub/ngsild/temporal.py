@@ -610,7 +610,7 @@ class TemporalService:
         for name, series in attrs.items():
             if not name or not members.keep(name):
                 continue
-            kind = kinds.get(name, "Property")
+            kind = kinds.get(name, "Property")  # a series may name its own (store.aggregate)
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out

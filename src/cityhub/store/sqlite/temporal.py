@@ -445,6 +445,17 @@ def _first_kind(conn: sqlite3.Connection, tpk: int, nid: int) -> str | None:
     return None if row is None else row[0]
 
 
+def _series_kind(conn: sqlite3.Connection, tpk: int, sel: _Selected) -> str:
+    """The type of one aggregated series' first instance (a Property default instance and a
+    Relationship under a datasetId were all labelled with the attribute's first type)."""
+    row = conn.execute(
+        f"SELECT h.inst ->> '$.type' FROM history h WHERE h.tpk = ? AND h.nid = ?{sel.ds_sql} "
+        "LIMIT 1",
+        [tpk, sel.nid, *sel.ds_params],
+    ).fetchone()
+    return "Property" if row is None else str(row[0])
+
+
 def delete_instance(
     conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> bool:
@@ -793,6 +804,8 @@ def aggregate(
             if not rows:
                 continue
             series = _series(rows, exprs, aggr, start, end)
+            if len(selected) > 1:  # one attribute may hold another type under a datasetId
+                series = {"type": _series_kind(conn, tpk, sel), **series}
             attrs.setdefault(name, []).append(
                 series if dataset is None else {"datasetId": dataset, **series}
             )
