@@ -136,3 +136,30 @@ async def test_a_restart_drops_retired_contexts_nothing_names(
     fresh.state.contexts.settle()
     assert stored(fresh) == {"ImplicitlyCreated:i2", "ImplicitlyCreated:i3"}, "oldest first"
     fresh.state.store.close()
+
+
+async def test_a_hosted_context_keeps_what_it_includes_from_the_hub(
+    client: httpx.AsyncClient, small: ContextCache, app: Starlette
+) -> None:
+    """A client hosted a context that includes the Link it got in an answer; the included
+    copy was later evicted (1,000 newer ones, or a restart), and every request using the
+    hosted context was a 503 for good."""
+    lid = await query(client, 0)
+    included = f"http://hub{CTX}/{lid}"
+    resp = await client.post(CTX, json={"@context": [included, {"extra": "urn:extra"}]})
+    assert resp.status_code == 201, resp.text
+    hosted = resp.headers["location"]
+    for i in range(1, 20):  # far past the bound of 5
+        await query(client, i)
+    assert lid in await implicit(client)
+    assert f"ImplicitlyCreated:{lid}" in stored(app), "kept for a restart too"
+    body = {"type": "Query", "entities": [{"type": "Nothing"}]}
+    resp = await client.post(
+        f"{BASE}/entityOperations/query", json=body, headers={"Link": link(f"http://hub{hosted}")}
+    )
+    assert resp.status_code == 200, resp.text
+    # deleting the hosted context lets the included copy go like the others
+    assert (await client.delete(hosted)).status_code == 204
+    for i in range(20, 30):
+        await query(client, i)
+    assert lid not in await implicit(client)

@@ -361,6 +361,8 @@ class ContextCache:
             self._sync(entry.local_id)
             if old is not None and old.document != document:
                 self._forget_compiled(entry.local_id)
+        if entry.kind == HOSTED:  # what it includes from this hub must outlive the bound
+            self.name((HOSTED, entry.local_id), _included(document, entry.local_id))
         return entry
 
     def load(self, rows: Iterable[tuple[str, Any, str, str]]) -> None:
@@ -374,6 +376,7 @@ class ContextCache:
                 entry = ContextEntry(url, _local_id(url), RETIRED, document, created_at)
                 entry.stored = True
                 self._retired[entry.local_id] = entry
+                self.name((HOSTED, entry.local_id), _included(document, entry.local_id))
             else:
                 self.host(url, document, kind, created_at).stored = True
 
@@ -491,6 +494,7 @@ class ContextCache:
                 self.keep(entry)
         for entry in gone:
             self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
+            self.name((HOSTED, entry.local_id), ())  # nor what it included
         self._trim()
 
     def named(self, local_id: str) -> bool:
@@ -551,7 +555,7 @@ class ContextCache:
     def retire(self, entry: ContextEntry) -> None:
         """Delete a hub-served context that stored subscriptions still name: requests no
         longer find it, compile_kept still does."""
-        self.remove(entry)
+        self.remove(entry, unname=False)  # kept to compile: so is what it includes
         entry.kind = RETIRED
         entry.stored = True  # the caller stored it as retired
         self._retired[entry.local_id] = entry
@@ -563,8 +567,10 @@ class ContextCache:
             return self.compile(spec)
         return self._compile_spec(spec, kept=True)  # not memoised: once per subscription load
 
-    def remove(self, entry: ContextEntry) -> None:
+    def remove(self, entry: ContextEntry, *, unname: bool = True) -> None:
         """Forget a context (a cached one is fetched again when next used)."""
+        if unname and entry.kind in (HOSTED, RETIRED):
+            self.name((HOSTED, entry.local_id), ())
         with self._lock:
             if entry.local:
                 if self._local.get(entry.local_id) is entry:
@@ -924,6 +930,13 @@ def _urls(spec: Any) -> Iterable[str]:
 def implicit_id(spec: Any) -> str:
     """The local id of the ImplicitlyCreated context for an @context: a hash of its content."""
     return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def _included(document: Any, own: str) -> set[str]:
+    """The local ids of the hub-served contexts a hosted document includes by URL (an
+    ImplicitlyCreated one a client got in a Link, say)."""
+    spec = document.get("@context") if isinstance(document, dict) else None
+    return {_local_id(u) for u in _urls(spec) if CONTEXTS_PATH in u} - {own}
 
 
 def named_local_ids(specs: Iterable[Any]) -> set[str]:
