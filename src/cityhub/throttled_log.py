@@ -7,22 +7,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 
-class ThrottledLog:
+@dataclass
+class _Throttle:
+    """Where the lines go and how often one may: the settings both throttles share."""
+
+    logger: logging.Logger
+    every: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class ThrottledLog(_Throttle):
     """Logs at most one record per `every` seconds; the next one says how many it held back."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        every: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.logger = logger
-        self.every = every
-        self.clock = clock
-        self._last = -float("inf")
-        self._held = 0
+    _last: float = field(default=-float("inf"), init=False)
+    _held: int = field(default=0, init=False)
 
     def error(self, msg: str, *args: object) -> None:
         """Log msg % args as an error, unless one went out less than `every` seconds ago."""
@@ -48,22 +51,13 @@ class ThrottledLog:
         self.logger.log(level, msg, *args)
 
 
-class KeyedThrottledLog:
+@dataclass
+class KeyedThrottledLog(_Throttle):
     """A ThrottledLog per key; those quiet for a whole interval are forgotten once many are
     kept, so the keys held are about those that logged within the last interval."""
 
-    KEEP = 1024  # keys kept before the quiet ones are forgotten
-
-    def __init__(
-        self,
-        logger: logging.Logger,
-        every: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.logger = logger
-        self.every = every
-        self.clock = clock
-        self._logs: dict[str, ThrottledLog] = {}
+    KEEP: ClassVar[int] = 1024  # keys kept before the quiet ones are forgotten
+    _logs: dict[str, ThrottledLog] = field(default_factory=dict, init=False)
 
     def warning(self, key: str, msg: str, *args: object) -> None:
         """Log msg % args as a warning, unless one went out for key less than `every` ago."""
