@@ -283,16 +283,7 @@ def _note_datasets(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> Non
     defaults = {(r[0], r[1]) for r in rows if r[2] is None}
     if datasets:
         for tpk, nid in {(t, n) for t, n, _ in datasets}:
-            known = conn.execute(
-                "SELECT 1 FROM history_datasets WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
-            ).fetchone()
-            # its first datasetId: any instance stored so far is a default one
-            if (
-                not known
-                and conn.execute(
-                    "SELECT 1 FROM history WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
-                ).fetchone()
-            ):
+            if _had_defaults(conn, tpk, nid):
                 datasets.add((tpk, nid, DEFAULT_SERIES))
         conn.executemany(
             "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
@@ -305,6 +296,22 @@ def _note_datasets(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> Non
             "ON d.tpk = j.value ->> 0 AND d.nid = j.value ->> 1",
             (DEFAULT_SERIES, orjson.dumps(sorted(defaults)).decode()),
         )
+
+
+def _had_defaults(conn: sqlite3.Connection, tpk: int, nid: int, besides: str | None = None) -> bool:
+    """Whether an attribute about to get its first datasetId already holds instances (other
+    than `besides`): they have none, so they are its default series."""
+    if conn.execute(
+        "SELECT 1 FROM history_datasets WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
+    ).fetchone():
+        return False  # not its first datasetId: the series are known
+    return (
+        conn.execute(
+            "SELECT 1 FROM history WHERE tpk = ? AND nid = ? AND instance_id IS NOT ? LIMIT 1",
+            (tpk, nid, besides),
+        ).fetchone()
+        is not None
+    )
 
 
 def delete(
@@ -398,17 +405,8 @@ def update_instance(
         )
     if hids and inst.get("datasetId") is not None:  # reads find its series there
         nid = names.lookup(conn, attr)
-        known = conn.execute(
-            "SELECT 1 FROM history_datasets WHERE tpk = ? AND nid = ? LIMIT 1", (tpk, nid)
-        ).fetchone()
         series = [(tpk, nid, inst["datasetId"])]
-        if (
-            not known
-            and conn.execute(  # its first datasetId: the others are default ones
-                "SELECT 1 FROM history WHERE tpk = ? AND nid = ? AND instance_id != ? LIMIT 1",
-                (tpk, nid, instance_id),
-            ).fetchone()
-        ):
+        if _had_defaults(conn, tpk, nid, besides=instance_id):
             series.append((tpk, nid, DEFAULT_SERIES))
         conn.executemany(
             "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
