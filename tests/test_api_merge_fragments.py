@@ -138,3 +138,22 @@ async def test_an_invalid_merge_of_an_absent_entity_is_a_400(client: httpx.Async
     assert resp.json()["errors"][0]["error"]["type"].endswith("BadRequestData"), resp.text
     good = {"p": {"type": "Property", "value": 1}}
     problem(await client.patch(f"{BASE}/entities/{EID}", json=good), 404, "ResourceNotFound")
+
+
+@pytest.mark.parametrize("member", ["observedAt", "unitCode"])
+@pytest.mark.parametrize("null", [None, "urn:ngsi-ld:null"])
+async def test_a_null_observedat_or_unitcode_says_how_to_remove_it(
+    client: httpx.AsyncClient, member: str, null: Any
+) -> None:
+    """A merge-patch habit was answered "observedAt is not an ISO 8601 DateTime: None"."""
+    await create(
+        client, sensor(p={"type": "Property", "value": 1, "observedAt": T, "unitCode": "CEL"})
+    )
+    for resp in (
+        await client.patch(f"{BASE}/entities/{EID}", json={"p": {"value": 2, member: null}}),
+        await client.patch(f"{BASE}/entities/{EID}/attrs/p", json={"value": 2, member: null}),
+    ):
+        detail = problem(resp, 400, "BadRequestData")["detail"]
+        assert f"{member} cannot be removed with a null" in detail and "replaced whole" in detail
+    doc = await get_entity(client, EID)
+    assert doc["p"] == {"type": "Property", "value": 1, "observedAt": T, "unitCode": "CEL"}

@@ -439,6 +439,12 @@ def _list_object(item: Any) -> str:
 
 def _meta(key: str, value: Any, tm: TermMap) -> Any:
     """Check observedAt, unitCode, datasetId and objectType."""
+    if key in ("observedAt", "unitCode") and (value is None or value == NULL_URI):
+        # a merge-patch habit: say what removes it rather than that null is no DateTime
+        raise BadRequestData(
+            f"{key} cannot be removed with a null: an attribute loses it only when it is "
+            "replaced whole without it (PUT /entities/{id}/attrs/{attrId})"
+        )
     if key == "observedAt":
         parse_ts(value, "observedAt")
         return value
