@@ -69,9 +69,10 @@ def test_rows_keep_targets_relationships_and_kinds_apart(tmp_path: Path) -> None
     # a Relationship's objects are one target, marked REL
     assert rows[("rel", REL)] == [None, "urn:a", None]
     assert rows[("rel", REL + 1)] == [None, "urn:b", None]
-    # one target per language
+    # a LanguageProperty instance is one target: every language's values together
     assert rows[("lbl", 0)] == [None, "Hi", None]
-    assert rows[("lbl", TARGET + 1)] == [None, "Allo", None]
+    assert rows[("lbl", 2)] == [None, "Allo", None]
+    assert not any(n == "lbl" and seq >= TARGET for n, seq in rows)
     # booleans, dates and times are tagged ts keys, never numbers or datetimes
     assert rows[("flag", 0)] == [None, None, "b1"]
     assert rows[("n", 0)] == [2.0, None, None]

@@ -72,19 +72,27 @@ def _dig(value: Any, keys: tuple[str, ...], rel: bool) -> Iterator[Target]:
     yield value, rel
 
 
+def _languages(langmap: Mapping[str, Any], keys: tuple[str, ...]) -> Iterator[Target]:
+    """A languageMap's target: one language's value for `lp[xx]`; for `lp` and `lp[*]`
+    every language's values as one list, so `!=` holds only when no language has the value
+    (clause 4.9: color[*]!="red" does not match {"en": "red", "fr": "rouge"})."""
+    if len(keys) > 1 or not langmap:
+        return
+    if keys and keys[0] != "*":
+        if keys[0] in langmap:
+            yield langmap[keys[0]], False
+        return
+    every = (value if isinstance(value, list) else [value] for value in langmap.values())
+    yield [v for values in every for v in values], False
+
+
 def _content(inst: Mapping[str, Any], keys: tuple[str, ...]) -> Iterator[Target]:
     """The target value(s) of one attribute instance, by attribute type."""
     kind = inst.get("type", "Property")
     if kind == "LanguageProperty":
         langmap = inst.get("languageMap")
-        if not isinstance(langmap, dict) or len(keys) > 1:
-            return
-        if keys and keys[0] != "*":
-            values = [langmap[keys[0]]] if keys[0] in langmap else []
-        else:
-            values = list(langmap.values())
-        for value in values:
-            yield value, False
+        if isinstance(langmap, dict):
+            yield from _languages(langmap, keys)
         return
     member = _CONTENT.get(kind, "value")
     if member not in inst:

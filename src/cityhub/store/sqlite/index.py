@@ -15,9 +15,10 @@ IndexRow = tuple[str, int, float | None, str | None, str | None]
 Key = tuple[float | None, str | None, str | None]
 
 # seq = target * TARGET + REL (set for a Relationship's target) + element. A target is one
-# thing the q evaluator compares (an instance's content, or one language of a
-# LanguageProperty); its element 0 row always exists, so `!=` can look for a target none of
-# whose rows equal the value within [seq, seq + ELEMENT] of each element 0 row.
+# thing the q evaluator compares (an instance's content; a LanguageProperty instance's
+# values in every language together, schema 10); its element 0 row always exists, so `!=`
+# can look for a target none of whose rows equal the value within [seq, seq + ELEMENT] of
+# each element 0 row.
 TARGET = 1 << 32
 REL = 1 << 31
 ELEMENT = REL - 1

@@ -2,7 +2,7 @@
 
 from cityhub.store.sqlite import typestats
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -197,6 +197,22 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
 DROP TABLE tentities;
 ALTER TABLE tentities_v9 RENAME TO tentities;
 CREATE INDEX IF NOT EXISTS tentities_tenant ON tentities (tenant);
+""",
+    # 9 -> 10: a LanguageProperty instance is one q target, its values in every language
+    # together, so that `lp!="v"` means no language has "v" (decision 023). The attr_index
+    # rows of the entities that hold one are rebuilt by index.attr_rows; no others change.
+    9: """
+CREATE TEMP TABLE lang_pks AS
+    SELECT e.pk FROM entities e
+    WHERE e.doc LIKE '%"LanguageProperty"%' AND EXISTS (
+        SELECT 1 FROM json_each(e.doc, '$.attrs') a, json_each(a.value) i
+        WHERE i.value ->> 'type' = 'LanguageProperty');
+DELETE FROM attr_index WHERE pk IN (SELECT pk FROM temp.lang_pks);
+INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
+    SELECT e.pk, n.nid, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4
+    FROM temp.lang_pks l JOIN entities e ON e.pk = l.pk, json_each(index_rows(e.doc)) r
+    JOIN attr_names n ON n.name = r.value ->> 0;
+DROP TABLE temp.lang_pks;
 """,
 }
 
