@@ -142,6 +142,30 @@ async def test_append_unknown_option_is_400(client: httpx.AsyncClient, stored: A
     assert "humidity" not in await get_entity(client, EID)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "option"),
+    [
+        ("PATCH", ATTRS, "noOverwrite"),
+        ("PATCH", ATTRS, "keyValues"),
+        ("POST", ATTRS, "keyValues"),
+        ("POST", ATTRS, "noOverwrite,sysAttrs"),
+        ("PATCH", f"{ATTRS}/temperature", "noOverwrite"),
+        ("PATCH", f"{BASE}/entities/{EID}", "noOverwrite"),
+    ],
+)
+async def test_an_option_the_write_does_not_take_is_refused_by_name(
+    client: httpx.AsyncClient, stored: Any, method: str, path: str, option: str
+) -> None:
+    """PATCH .../attrs?options=noOverwrite answered 204 and overwrote: a client that reached
+    for noOverwrite on the wrong verb got no warning."""
+    body = {"value": 99} if path.endswith("temperature") else {"temperature": 99}
+    resp = await client.request(method, path, params={"options": option}, json=body)
+    err = problem(resp, 400, "InvalidRequest")
+    refused = option.split(",")[-1]
+    assert f"option(s) {refused} do not apply" in err["detail"], err
+    assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored
+
+
 async def test_append_updates_modified_at(client: httpx.AsyncClient, stored: Any) -> None:
     await client.post(ATTRS, json={"humidity": 40})
     body = await get_entity(client, EID, {"options": "sysAttrs"})

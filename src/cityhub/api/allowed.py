@@ -92,13 +92,33 @@ ALLOWED[("GET", "/csourceRegistrations")] |= {
 }
 
 
+# (method, route) → the `options` an entity write accepts; the others are refused by name, as
+# PATCH .../attrs?options=noOverwrite answered 204 and overwrote. A route missing here takes
+# every option the hub knows (reads pick theirs from it).
+OPTIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("PATCH", "/entities/{eid}"): frozenset({"keyValues", "simplified", "concise", "normalized"}),
+    ("POST", "/entities/{eid}/attrs"): frozenset({"noOverwrite"}),
+    ("PATCH", "/entities/{eid}/attrs"): frozenset(),
+    ("PATCH", "/entities/{eid}/attrs/{attr}"): frozenset(),
+}
+
 _CONVERTER = re.compile(r":\w+}")
+
+
+def _key(method: str, path: str) -> tuple[str, str]:
+    """A route's key without path converters ("{eid:path}" and "{eid}" are the same route)."""
+    return method, _CONVERTER.sub("}", path).rstrip("/") or path
 
 
 def allowed_for(method: str, path: str) -> set[str] | None:
     """The accepted parameters of an operation (path as routed, without /ngsi-ld/v1)."""
-    return _NORMALISED.get((method, _CONVERTER.sub("}", path).rstrip("/") or path))
+    return _NORMALISED.get(_key(method, path))
 
 
-# Keys compared without path converters ("{eid:path}" and "{eid}" are the same route).
-_NORMALISED = {(m, _CONVERTER.sub("}", p)): v for (m, p), v in ALLOWED.items()}
+def options_for(method: str, path: str) -> frozenset[str] | None:
+    """The options an operation accepts, or None when it takes any the hub knows."""
+    return _NORMALISED_OPTIONS.get(_key(method, path))
+
+
+_NORMALISED = {_key(m, p): v for (m, p), v in ALLOWED.items()}
+_NORMALISED_OPTIONS = {_key(m, p): v for (m, p), v in OPTIONS.items()}

@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.allowed import allowed_for
+from cityhub.api.allowed import allowed_for, options_for
 from cityhub.api.commit import grouped
 from cityhub.jsondepth import MAX_DEPTH, too_deep
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
@@ -333,7 +333,10 @@ def params_of(request: Request) -> dict[str, str]:
             raise InvalidRequest(f"parameter {key} is given more than once")
         out[key] = value
     if "options" in out:  # an unknown option is refused by every operation, not only by reads
-        options(out, TEMPORAL_OPTIONS if path.startswith(f"{BASE}/temporal/") else None)
+        known = options_for(request.method, path[len(BASE) :])
+        if path.startswith(f"{BASE}/temporal/"):
+            known = TEMPORAL_OPTIONS
+        options(out, known)
     return out
 
 

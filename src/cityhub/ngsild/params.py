@@ -52,15 +52,16 @@ def csv(value: str | None) -> list[str]:
 def options(params: Mapping[str, str], known: frozenset[str] | None = None) -> set[str]:
     """The `options` parameter, validated (an unknown option is an InvalidRequest); `known`
     are the options of one kind of request, which the error lists (temporal reads: no
-    write options)."""
+    write options; each entity write: its own)."""
     allowed = _OPTIONS if known is None else known
     opts = set(csv(params.get("options")))
     unknown = opts - allowed
-    if unknown:
-        raise InvalidRequest(
-            f"unknown option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(allowed))}"
-        )
-    return opts
+    if not unknown:
+        return opts
+    names, takes = ", ".join(sorted(unknown)), ", ".join(sorted(allowed)) or "none"
+    if unknown <= _OPTIONS:  # an option of another operation, accepted and ignored before
+        raise InvalidRequest(f"option(s) {names} do not apply to this operation; it takes: {takes}")
+    raise InvalidRequest(f"unknown option(s): {names}; known: {takes}")
 
 
 def flag(params: Mapping[str, str], name: str) -> bool:
