@@ -267,12 +267,12 @@ async def replace_entity(request: Request) -> Response:
 
 
 async def merge_entity(request: Request) -> Response:
-    """PATCH /entities/{id}."""
-    params_of(request)  # refuses unknown parameters
+    """PATCH /entities/{id}; options/format say how the body is written."""
+    form = P.merge_form(params_of(request))
     body, media = await read_body(request, patch=True)
     ctx = await context_of(request, body, media, must_exist=True)
     merge_fn = _selected(request, ctx, service(request).merge)
-    await grouped(request, merge_fn, ctx.tenant, _eid(request), body, ctx.tm)
+    await grouped(request, merge_fn, ctx.tenant, _eid(request), body, ctx.tm, form)
     return no_content()
 
 

@@ -11,6 +11,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest
+from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
@@ -125,6 +126,20 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
         lang=check_lang(params.get("lang")),
         dataset_ids=dataset_ids(ds),
     )
+
+
+def merge_form(params: Mapping[str, str]) -> MergeForm:
+    """options/format of Merge Entity: the representation its body is written in (a
+    keyValues body was read as concise, so {"value": 3, "unit": "m"} became sub-attributes)."""
+    key_values = bool(options(params) & {"keyValues", "simplified"})
+    if "format" in params:
+        fmt = params["format"]
+        if fmt not in ("normalized", "concise", "keyValues", "simplified"):
+            raise InvalidRequest(
+                f"unknown format {fmt!r}; a merge body is normalized, concise or keyValues"
+            )
+        key_values = fmt in ("keyValues", "simplified")
+    return MergeForm(key_values=key_values)
 
 
 def dataset_ids(value: str | None) -> frozenset[str] | None:

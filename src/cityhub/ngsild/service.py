@@ -30,6 +30,7 @@ from cityhub.ngsild.errors import (
     ResourceNotFound,
 )
 from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp, without_nulls
+from cityhub.ngsild.merge_forms import PLAIN, MergeForm, as_fragment
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
 from cityhub.ngsild.render import ranked_languages
@@ -197,8 +198,9 @@ class EntityService:
                 written[name] = [*written.get(name, []), *gone]
         self._record(tx, doc, written, doc.get("scope") != old.get("scope"))
 
-    def merge(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
-        """PATCH /entities/{id}: merge-patch attributes; urn:ngsi-ld:null deletes."""
+    def merge(self, tenant: str, eid: str, body: Any, tm: TermMap, form: MergeForm = PLAIN) -> None:
+        """PATCH /entities/{id}: merge-patch attributes; urn:ngsi-ld:null deletes. A keyValues
+        body (form) is read against the stored attributes, inside the write."""
         if not isinstance(body, dict):
             raise BadRequestData("merge body must be a JSON object")
         check_body_id(body, eid)
@@ -207,7 +209,8 @@ class EntityService:
         scope = _scope_of(body)
         with self.store.write(tenant) as tx:
             doc = tx.get(eid)
-            incoming = _merge_attrs(body, tm, doc)
+            fragment = as_fragment(body, tm, doc["attrs"] if doc else None, form)
+            incoming = _merge_attrs(fragment, tm, doc)
             self._merge_into(tx, self._existing(tx, eid, doc), incoming, new_types, scope)
 
     def _merge_into(

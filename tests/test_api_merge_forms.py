@@ -1,0 +1,178 @@
+"""Merge Entity's parameters (5.6.17): options/format=keyValues say how the body is written.
+A prober found options=keyValues accepted and ignored (2026-12-07): a keyValues object value
+became a value and a sub-attribute, and the hub's own keyValues answer merged back turned a
+relationship into a property and a multi-attribute's instances into one object value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import BASE, bad_request, create, get_entity
+
+EID = "urn:ngsi-ld:Thing:kv"
+URL = f"{BASE}/entities/{EID}"
+KV = {"options": "keyValues"}
+
+
+def thing(**attrs: Any) -> dict[str, Any]:
+    return {"id": EID, "type": "Thing", **attrs}
+
+
+async def merge(client: httpx.AsyncClient, body: Any, params: dict[str, str]) -> None:
+    resp = await client.patch(URL, json=body, params=params)
+    assert resp.status_code == 204, resp.text
+
+
+@pytest.mark.parametrize(
+    "params", [KV, {"options": "simplified"}, {"format": "keyValues"}, {"format": "simplified"}]
+)
+async def test_a_key_values_object_is_the_value(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    await create(client, thing(data={"type": "Property", "value": 1, "unitCode": "MTR"}))
+    await merge(client, {"data": {"value": 3, "unit": "m"}}, params)
+    doc = await get_entity(client, EID)
+    assert doc["data"] == {
+        "type": "Property",
+        "value": {"value": 3, "unit": "m"},
+        "unitCode": "MTR",
+    }
+
+
+async def test_format_wins_over_options_and_concise_stays_concise(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, thing(data={"type": "Property", "value": 1}))
+    await merge(client, {"data": {"value": 3, "unit": "m"}}, {**KV, "format": "concise"})
+    doc = await get_entity(client, EID)
+    assert doc["data"] == {
+        "type": "Property",
+        "value": 3,
+        "unit": {"type": "Property", "value": "m"},
+    }
+
+
+FULL = thing(
+    p={
+        "type": "Property",
+        "value": 1,
+        "unitCode": "CEL",
+        "observedAt": "2024-01-01T00:00:00Z",
+        "s": {"type": "Property", "value": "x"},
+    },
+    obj={"type": "Property", "value": {"json": 1, "dataset": {"@none": 2}}},
+    ds={"type": "Property", "value": {"dataset": {"@none": 2}}},
+    m=[
+        {"type": "Property", "value": 1},
+        {"type": "Property", "value": 2, "datasetId": "urn:ds:2"},
+    ],
+    only={"type": "Property", "value": 5, "datasetId": "urn:ds:9"},
+    r={"type": "Relationship", "object": "urn:ngsi-ld:Thing:a", "objectType": "Thing"},
+    rs={"type": "Relationship", "object": ["urn:ngsi-ld:Thing:a", "urn:ngsi-ld:Thing:b"]},
+    lr={"type": "ListRelationship", "objectList": [{"object": "urn:ngsi-ld:Thing:a"}]},
+    lst={"type": "ListProperty", "valueList": [1, 2]},
+    lp={"type": "LanguageProperty", "languageMap": {"en": "Hi", "fr": "Salut"}},
+    v={"type": "VocabProperty", "vocab": "Open"},
+    j={"type": "JsonProperty", "json": {"json": [1], "x": None}},
+    location={"type": "GeoProperty", "value": {"type": "Point", "coordinates": [1.0, 2.0]}},
+)
+
+
+async def test_the_key_values_answer_merged_back_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """Read in keyValues, merged back in keyValues: every attribute keeps its type,
+    datasetIds, value and what keyValues leaves out (metadata, sub-attributes)."""
+    await create(client, FULL)
+    before = await get_entity(client, EID)
+    answer = await get_entity(client, EID, KV)
+    assert answer["m"] == {"dataset": {"@none": 1, "urn:ds:2": 2}}, answer  # the form read back
+    await merge(client, answer, KV)
+    assert await get_entity(client, EID) == before
+
+
+async def test_a_uri_keeps_a_relationship_and_other_values_retype(
+    client: httpx.AsyncClient,
+) -> None:
+    """Keeping the stored type when the value fits it (decision 027, addendum)."""
+    await create(client, FULL)
+    body = {
+        "r": "urn:ngsi-ld:Thing:c",
+        "lr": ["urn:ngsi-ld:Thing:d"],
+        "lst": [3],
+        "v": "Closed",
+        "rs": 7,
+        "lp": {"languageMap": {"de": "Hallo"}},
+        "new": {"languageMap": {"de": "Neu"}},
+        "newer": {"type": "Point", "coordinates": [3.0, 4.0]},
+        "newest": "urn:ngsi-ld:Thing:e",
+    }
+    await merge(client, body, KV)
+    doc = await get_entity(client, EID)
+    assert doc["r"] == {
+        "type": "Relationship",
+        "object": "urn:ngsi-ld:Thing:c",
+        "objectType": "Thing",
+    }
+    assert doc["lr"] == {
+        "type": "ListRelationship",
+        "objectList": [{"object": "urn:ngsi-ld:Thing:d"}],
+    }
+    assert doc["lst"] == {"type": "ListProperty", "valueList": [3]}
+    assert doc["v"] == {"type": "VocabProperty", "vocab": "Closed"}
+    assert doc["rs"] == {"type": "Property", "value": 7}, "a number is no relationship's object"
+    assert doc["lp"]["type"] == "LanguageProperty" and doc["lp"]["languageMap"]["de"] == "Hallo"
+    assert doc["new"] == {"type": "LanguageProperty", "languageMap": {"de": "Neu"}}
+    assert doc["newer"]["type"] == "GeoProperty", doc["newer"]
+    assert doc["newest"] == {"type": "Property", "value": "urn:ngsi-ld:Thing:e"}
+
+
+async def test_the_dataset_form_adds_replaces_and_deletes_instances(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, FULL)
+    body = {
+        "m": {"dataset": {"urn:ds:2": "urn:ngsi-ld:null", "urn:ds:3": 3, "@none": 10}},
+        "only": 6,  # a read shows its one instance bare, without its datasetId
+        "fresh": {"dataset": {"urn:ds:1": 1}},
+        "p": {"dataset": {"urn:ds:2": 2}},
+        "ds": {"dataset": {"@none": 3}},  # its value has that form: a read shows it so
+    }
+    await merge(client, body, KV)
+    doc = await get_entity(client, EID)
+    assert doc["m"] == [
+        {"type": "Property", "value": 10},
+        {"type": "Property", "value": 3, "datasetId": "urn:ds:3"},
+    ], doc["m"]
+    assert doc["only"] == {"type": "Property", "value": 6, "datasetId": "urn:ds:9"}
+    assert doc["fresh"] == {"type": "Property", "value": 1, "datasetId": "urn:ds:1"}
+    assert [i["value"] for i in doc["p"]] == [1, 2] and doc["p"][1]["datasetId"] == "urn:ds:2"
+    assert doc["ds"] == {"type": "Property", "value": {"dataset": {"@none": 3}}}
+
+
+async def test_key_values_nulls_delete(client: httpx.AsyncClient) -> None:
+    await create(client, FULL)
+    await merge(client, {"p": "urn:ngsi-ld:null", "only": "urn:ngsi-ld:null"}, KV)
+    doc = await get_entity(client, EID)
+    assert "p" not in doc and "only" not in doc, doc
+
+
+@pytest.mark.parametrize(
+    ("params", "body"),
+    [
+        ({"format": "temporalValues"}, {"p": 1}),
+        ({"format": "bogus"}, {"p": 1}),
+        (KV, {"m": {"dataset": {"not a uri": 1}}}),
+        (KV, {"location": 5}),
+    ],
+)
+async def test_bad_key_values_merges_are_400(
+    client: httpx.AsyncClient, params: dict[str, str], body: Any
+) -> None:
+    await create(client, FULL)
+    before = await get_entity(client, EID)
+    bad_request(await client.patch(URL, json=body, params=params))
+    assert await get_entity(client, EID) == before
