@@ -176,3 +176,61 @@ async def test_bad_key_values_merges_are_400(
     before = await get_entity(client, EID)
     bad_request(await client.patch(URL, json=body, params=params))
     assert await get_entity(client, EID) == before
+
+
+# -- lang= -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [{"lang": "de"}, {**KV, "lang": "de"}])
+async def test_with_lang_a_string_is_that_language_of_a_language_property(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    """Refused with 400 before: "add this as the German text" was impossible through merge."""
+    await create(client, FULL)
+    body = {"lp": "Hallo", "p": "zwei"}
+    await merge(client, body, params)
+    doc = await get_entity(client, EID)
+    assert doc["lp"] == {
+        "type": "LanguageProperty",
+        "languageMap": {"en": "Hi", "fr": "Salut", "de": "Hallo"},
+    }
+    assert doc["p"]["value"] == "zwei", "lang= changes only LanguageProperties"
+
+
+async def test_lang_replaces_its_language_of_one_instance(client: httpx.AsyncClient) -> None:
+    await create(
+        client,
+        thing(
+            lp=[
+                {"type": "LanguageProperty", "languageMap": {"EN": "Hi"}},
+                {"type": "LanguageProperty", "languageMap": {"en": "Yo"}, "datasetId": "urn:ds:2"},
+            ]
+        ),
+    )
+    body = {"lp": {"dataset": {"urn:ds:2": "Hey", "@none": ["Hello", "Hiya"]}}}
+    await merge(client, body, {**KV, "lang": "en"})
+    doc = await get_entity(client, EID)
+    assert doc["lp"] == [
+        {"type": "LanguageProperty", "languageMap": {"EN": ["Hello", "Hiya"]}},
+        {"type": "LanguageProperty", "languageMap": {"en": "Hey"}, "datasetId": "urn:ds:2"},
+    ], doc["lp"]
+
+
+async def test_the_key_values_answer_in_one_language_merges_back(
+    client: httpx.AsyncClient,
+) -> None:
+    """With lang=, a keyValues read shows a LanguageProperty as one string."""
+    await create(client, FULL)
+    before = await get_entity(client, EID)
+    answer = await get_entity(client, EID, {**KV, "lang": "fr"})
+    assert answer["lp"] == "Salut"
+    await merge(client, answer, {**KV, "lang": "fr"})
+    assert await get_entity(client, EID) == before
+
+
+@pytest.mark.parametrize("lang", ["*", "en,de", "en;q=0.5", "", "e n"])
+async def test_lang_of_a_merge_is_one_language(client: httpx.AsyncClient, lang: str) -> None:
+    await create(client, FULL)
+    before = await get_entity(client, EID)
+    bad_request(await client.patch(URL, json={"lp": "x"}, params={"lang": lang}))
+    assert await get_entity(client, EID) == before

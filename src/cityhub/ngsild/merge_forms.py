@@ -1,5 +1,5 @@
-"""How a Merge Entity body is written (options/format=keyValues): read as the normalized
-fragment it stands for, against the stored attributes (decision 027, addendum)."""
+"""How a Merge Entity body is written (options/format=keyValues, lang=): read as the
+normalized fragment it stands for, against the stored attributes (decision 027, addendum)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class MergeForm:
     """The query parameters of Merge Entity (5.6.17) that say how its body is to be read."""
 
     key_values: bool = False
+    lang: str | None = None  # the language of strings merged into a LanguageProperty
 
 
 PLAIN = MergeForm()
@@ -34,8 +35,8 @@ _WRAPPED = {"languageMap": "LanguageProperty", "vocab": "VocabProperty", "json":
 
 
 def as_fragment(body: Any, tm: TermMap, stored: Attrs | None, form: MergeForm) -> Any:
-    """The body as a normalized (or concise) fragment; unchanged unless keyValues."""
-    if not form.key_values or not isinstance(body, dict):
+    """The body as a normalized (or concise) fragment; unchanged unless keyValues or lang."""
+    if not (form.key_values or form.lang) or not isinstance(body, dict):
         return body
     out: dict[str, Any] = {}
     for name, value in body.items():
@@ -47,11 +48,35 @@ def as_fragment(body: Any, tm: TermMap, stored: Attrs | None, form: MergeForm) -
         except BadRequestData:  # expand_attrs refuses it, naming the attribute
             out[name] = value
             continue
-        out[name] = _attribute(value, (stored or {}).get(iri, []))
+        instances = (stored or {}).get(iri, [])
+        if form.key_values:
+            out[name] = _attribute(value, instances, form.lang)
+        else:  # concise: a bare value is the default instance's
+            out[name] = _in_language(value, _of_dataset(instances, None), form.lang) or value
     return out
 
 
-def _attribute(value: Any, stored: Sequence[Instance]) -> Any:
+def _in_language(value: Any, target: Instance | None, lang: str | None) -> Instance | None:
+    """A string (or a list of them) for a stored LanguageProperty, with lang=: that
+    language's entry, the others kept (without lang= it is a Property, as before)."""
+    if lang is None or target is None or target["type"] != "LanguageProperty":
+        return None
+    if not (isinstance(value, str) or _strings(value)) or value == NULL_URI:
+        return None
+    languages = dict(target["languageMap"])
+    tag = next((t for t in languages if t.lower() == lang.lower()), lang)  # tags ignore case
+    languages[tag] = value
+    inst: Instance = {"type": "LanguageProperty", "languageMap": languages}
+    if "datasetId" in target:
+        inst["datasetId"] = target["datasetId"]
+    return inst
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _attribute(value: Any, stored: Sequence[Instance], lang: str | None) -> Any:
     """One attribute's keyValues value: {"dataset": {...}} for several instances, as reads
     show them; else the value of the instance a read shows bare (its one instance, or the
     default one)."""
@@ -59,13 +84,13 @@ def _attribute(value: Any, stored: Sequence[Instance]) -> Any:
         items = []
         for ds, item in value["dataset"].items():
             dataset = None if ds == "@none" else check_uri(ds, "datasetId")
-            inst = _instance(item, _of_dataset(stored, dataset))
+            inst = _instance(item, _of_dataset(stored, dataset), lang)
             items.append(inst if dataset is None else {**inst, "datasetId": dataset})
         return items
     target = stored[0] if len(stored) == 1 else _of_dataset(stored, None)
     if value == NULL_URI and (target is None or "datasetId" not in target):
         return value
-    inst = _instance(value, target)
+    inst = _instance(value, target, lang)
     if target is not None and "datasetId" in target:
         inst["datasetId"] = target["datasetId"]
     return inst
@@ -93,12 +118,14 @@ def _of_dataset(stored: Sequence[Instance], dataset: str | None) -> Instance | N
     return next((i for i in stored if i.get("datasetId") == dataset), None)
 
 
-def _instance(value: Any, target: Instance | None) -> Instance:
+def _instance(value: Any, target: Instance | None, lang: str | None) -> Instance:
     """One instance from its keyValues value: the stored instance's type where the value fits
     it (a Relationship stays one for a URI), else the type the value's form names."""
     kind = target["type"] if target is not None else None
     if value == NULL_URI:
         return {"type": "Property", "value": NULL_URI}
+    if (entry := _in_language(value, target, lang)) is not None:
+        return entry
     if kind == "Property":  # any value fits, an object too: reads show it bare
         return {"type": "Property", "value": value}
     if kind == "JsonProperty":  # any JSON fits; reads show it as {"json": ...}

@@ -130,7 +130,8 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
 
 def merge_form(params: Mapping[str, str]) -> MergeForm:
     """options/format of Merge Entity: the representation its body is written in (a
-    keyValues body was read as concise, so {"value": 3, "unit": "m"} became sub-attributes)."""
+    keyValues body was read as concise, so {"value": 3, "unit": "m"} became sub-attributes);
+    lang: the one language of the strings it merges into LanguageProperties."""
     key_values = bool(options(params) & {"keyValues", "simplified"})
     if "format" in params:
         fmt = params["format"]
@@ -139,7 +140,15 @@ def merge_form(params: Mapping[str, str]) -> MergeForm:
                 f"unknown format {fmt!r}; a merge body is normalized, concise or keyValues"
             )
         key_values = fmt in ("keyValues", "simplified")
-    return MergeForm(key_values=key_values)
+    lang = params.get("lang")
+    if lang is not None and not _ONE_TAG.fullmatch(lang):
+        raise BadRequestData(
+            f"lang of a merge names the one language of its strings (en, de-CH), not {lang!r}"
+        )
+    return MergeForm(key_values=key_values, lang=lang)
+
+
+_ONE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
 def dataset_ids(value: str | None) -> frozenset[str] | None:
