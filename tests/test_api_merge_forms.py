@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BASE, bad_request, create, get_entity
+from conftest import BASE, bad_request, create, get_entity, get_temporal
 
 EID = "urn:ngsi-ld:Thing:kv"
 URL = f"{BASE}/entities/{EID}"
@@ -234,3 +234,61 @@ async def test_lang_of_a_merge_is_one_language(client: httpx.AsyncClient, lang: 
     before = await get_entity(client, EID)
     bad_request(await client.patch(URL, json={"lp": "x"}, params={"lang": lang}))
     assert await get_entity(client, EID) == before
+
+
+# -- observedAt= -----------------------------------------------------------------------------
+
+OLD, NEW, OWN = "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z", "2025-06-01T00:00:00Z"
+
+
+async def test_observed_at_is_used_where_the_stored_instance_had_one(
+    client: httpx.AsyncClient,
+) -> None:
+    """Refused with 400 before, and a merge kept the old observedAt: the history stacked each
+    new value at the old time."""
+    await create(
+        client,
+        thing(
+            t={"type": "Property", "value": 1, "observedAt": OLD},
+            m=[
+                {"type": "Property", "value": 1, "observedAt": OLD},
+                {"type": "Property", "value": 1, "datasetId": "urn:ds:2"},
+            ],
+            u={"type": "Property", "value": 1},
+            own={"type": "Property", "value": 1, "observedAt": OLD},
+        ),
+    )
+    body = {
+        "t": {"type": "Property", "value": 2},
+        "m": [{"value": 2}, {"value": 2, "datasetId": "urn:ds:2"}],
+        "u": 2,
+        "own": {"value": 2, "observedAt": OWN},
+        "fresh": 2,
+    }
+    await merge(client, body, {"observedAt": NEW})
+    doc = await get_entity(client, EID)
+    assert doc["t"] == {"type": "Property", "value": 2, "observedAt": NEW}
+    assert doc["m"][0]["observedAt"] == NEW and "observedAt" not in doc["m"][1], doc["m"]
+    assert doc["u"] == {"type": "Property", "value": 2}, "it had none: it gets none"
+    assert doc["own"]["observedAt"] == OWN, "the body's own observedAt wins"
+    assert doc["fresh"] == {"type": "Property", "value": 2}
+    history = await get_temporal(client, EID, options="temporalValues", attrs="t")
+    assert history["t"]["values"] == [[1, OLD], [2, NEW]], history
+
+
+async def test_observed_at_with_a_key_values_body(client: httpx.AsyncClient) -> None:
+    await create(client, thing(t={"type": "Property", "value": 1, "observedAt": OLD}))
+    await merge(client, {"t": 3}, {**KV, "observedAt": NEW})
+    assert (await get_entity(client, EID))["t"] == {
+        "type": "Property",
+        "value": 3,
+        "observedAt": NEW,
+    }
+
+
+@pytest.mark.parametrize("when", ["yesterday", "2025-01-01", "2025-13-01T00:00:00Z", ""])
+async def test_observed_at_must_be_a_date_time(client: httpx.AsyncClient, when: str) -> None:
+    await create(client, thing(t={"type": "Property", "value": 1, "observedAt": OLD}))
+    resp = await client.patch(URL, json={"t": 2}, params={"observedAt": when})
+    assert "observedAt" in bad_request(resp)["detail"]
+    assert (await get_entity(client, EID))["t"]["value"] == 1

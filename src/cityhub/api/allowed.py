@@ -48,7 +48,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/entities"): _SELECT | {"drop", "keep", "local"},
     ("GET", "/entities/{eid}"): {"type"} | _RENDER | _JOIN,
     ("PUT", "/entities/{eid}"): {"type", "local"},
-    ("PATCH", "/entities/{eid}"): {"type", "local", "options", "format", "lang"},
+    ("PATCH", "/entities/{eid}"): {"type", "local", "options", "format", "lang", "observedAt"},
     ("DELETE", "/entities/{eid}"): {"type", "local"},
     ("POST", "/entities/{eid}/attrs"): {"options", "type", "local"},
     ("PATCH", "/entities/{eid}/attrs"): {"options", "type", "local"},

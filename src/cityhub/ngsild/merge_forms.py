@@ -1,5 +1,6 @@
 """How a Merge Entity body is written (options/format=keyValues, lang=): read as the
-normalized fragment it stands for, against the stored attributes (decision 027, addendum)."""
+normalized fragment it stands for, against the stored attributes (decision 027, addendum);
+and the observedAt= it falls back on."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class MergeForm:
 
     key_values: bool = False
     lang: str | None = None  # the language of strings merged into a LanguageProperty
+    observed_at: str | None = None  # for merged instances that had one and are given none
 
 
 PLAIN = MergeForm()
@@ -54,6 +56,20 @@ def as_fragment(body: Any, tm: TermMap, stored: Attrs | None, form: MergeForm) -
         else:  # concise: a bare value is the default instance's
             out[name] = _in_language(value, _of_dataset(instances, None), form.lang) or value
     return out
+
+
+def fill_observed_at(incoming: Attrs, stored: Attrs, form: MergeForm) -> None:
+    """observedAt= (5.6.17): an instance merged into a stored one that had an observedAt, and
+    given none, is observed then; it kept the old one, so new values stacked at an old time."""
+    if form.observed_at is None:
+        return
+    for name, instances in incoming.items():
+        for inst in instances:
+            if inst.get("null") or "observedAt" in inst:
+                continue
+            old = _of_dataset(stored.get(name, []), inst.get("datasetId"))
+            if old is not None and "observedAt" in old:
+                inst["observedAt"] = form.observed_at
 
 
 def _in_language(value: Any, target: Instance | None, lang: str | None) -> Instance | None:

@@ -19,6 +19,7 @@ from cityhub.ngsild.query.qlang import compile_regex, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import FORMATS, RenderOptions
+from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import EntityQuery, EntitySelector
 
 MAX_LIMIT = 1000
@@ -131,7 +132,8 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
 def merge_form(params: Mapping[str, str]) -> MergeForm:
     """options/format of Merge Entity: the representation its body is written in (a
     keyValues body was read as concise, so {"value": 3, "unit": "m"} became sub-attributes);
-    lang: the one language of the strings it merges into LanguageProperties."""
+    lang: the one language of the strings it merges into LanguageProperties; observedAt: the
+    time of the instances it merges into observed ones without giving theirs."""
     key_values = bool(options(params) & {"keyValues", "simplified"})
     if "format" in params:
         fmt = params["format"]
@@ -145,7 +147,10 @@ def merge_form(params: Mapping[str, str]) -> MergeForm:
         raise BadRequestData(
             f"lang of a merge names the one language of its strings (en, de-CH), not {lang!r}"
         )
-    return MergeForm(key_values=key_values, lang=lang)
+    observed_at = params.get("observedAt")
+    if observed_at is not None:
+        parse_ts(observed_at, "observedAt")
+    return MergeForm(key_values=key_values, lang=lang, observed_at=observed_at)
 
 
 _ONE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")

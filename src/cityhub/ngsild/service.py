@@ -30,7 +30,7 @@ from cityhub.ngsild.errors import (
     ResourceNotFound,
 )
 from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp, without_nulls
-from cityhub.ngsild.merge_forms import PLAIN, MergeForm, as_fragment
+from cityhub.ngsild.merge_forms import PLAIN, MergeForm, as_fragment, fill_observed_at
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
 from cityhub.ngsild.render import ranked_languages
@@ -211,6 +211,7 @@ class EntityService:
             doc = tx.get(eid)
             fragment = as_fragment(body, tm, doc["attrs"] if doc else None, form)
             incoming = _merge_attrs(fragment, tm, doc)
+            fill_observed_at(incoming, doc["attrs"] if doc else {}, form)
             self._merge_into(tx, self._existing(tx, eid, doc), incoming, new_types, scope)
 
     def _merge_into(
