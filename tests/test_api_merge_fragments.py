@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BASE, create, get_entity, problem
+from conftest import BASE, create, get_entity, get_temporal, problem
 
 EID = "urn:ngsi-ld:Sensor:s1"
 SINCE = {"type": "Property", "value": 2}
@@ -140,20 +140,117 @@ async def test_an_invalid_merge_of_an_absent_entity_is_a_400(client: httpx.Async
     problem(await client.patch(f"{BASE}/entities/{EID}", json=good), 404, "ResourceNotFound")
 
 
+NULL = "urn:ngsi-ld:null"
+WRITES = ["merge", "batch-merge", "partial-update", "update"]
+
+
+async def write(client: httpx.AsyncClient, how: str, member: str, null: Any) -> httpx.Response:
+    """Give p a new value and `member: null` through one of the writes that take nulls."""
+    frag = {"value": 2, member: null}
+    if how == "partial-update":
+        return await client.patch(f"{BASE}/entities/{EID}/attrs/p", json=frag)
+    typed = {"p": {"type": "Property", **frag}}
+    if how == "update":
+        return await client.patch(f"{BASE}/entities/{EID}/attrs", json=typed)
+    return await merge(client, "batch" if how == "batch-merge" else "patch", typed)
+
+
 @pytest.mark.parametrize("member", ["observedAt", "unitCode"])
-@pytest.mark.parametrize("null", [None, "urn:ngsi-ld:null"])
-async def test_a_null_observedat_or_unitcode_says_how_to_remove_it(
-    client: httpx.AsyncClient, member: str, null: Any
+@pytest.mark.parametrize("how", WRITES)
+async def test_the_null_marker_on_observedat_or_unitcode_removes_it(
+    client: httpx.AsyncClient, member: str, how: str
 ) -> None:
-    """A merge-patch habit was answered "observedAt is not an ISO 8601 DateTime: None"."""
+    """A null member goes, as RFC 7396 has it: a unitCode of urn:ngsi-ld:null was stored (and
+    served) as a unit, and observedAt answered 400, so neither could be removed short of
+    replacing the whole attribute."""
     await create(
         client, sensor(p={"type": "Property", "value": 1, "observedAt": T, "unitCode": "CEL"})
     )
-    for resp in (
-        await client.patch(f"{BASE}/entities/{EID}", json={"p": {"value": 2, member: null}}),
-        await client.patch(f"{BASE}/entities/{EID}/attrs/p", json={"value": 2, member: null}),
-    ):
+    resp = await write(client, how, member, NULL)
+    assert resp.status_code in (200, 204), resp.text
+    kept = {"observedAt": T, "unitCode": "CEL"}
+    if how == "update":  # replaces the instance whole: what it leaves out is gone too
+        kept = {}
+    kept.pop(member, None)
+    assert (await get_entity(client, EID))["p"] == {"type": "Property", "value": 2, **kept}
+    history = await client.get(f"{BASE}/temporal/entities/{EID}")
+    assert NULL not in history.text, history.text
+
+
+@pytest.mark.parametrize("member", ["observedAt", "unitCode"])
+async def test_a_json_null_observedat_or_unitcode_names_the_marker(
+    client: httpx.AsyncClient, member: str
+) -> None:
+    """JSON null is no NGSI-LD Null: answered "not an ISO 8601 DateTime: None" before."""
+    p = {"type": "Property", "value": 1, "observedAt": T, "unitCode": "CEL"}
+    await create(client, sensor(p=p))
+    for how in ("merge", "partial-update"):
+        detail = problem(await write(client, how, member, None), 400, "BadRequestData")["detail"]
+        assert f"{member} must not be null" in detail and NULL in detail, detail
+    assert (await get_entity(client, EID))["p"] == p
+
+
+@pytest.mark.parametrize("member", ["observedAt", "unitCode", "datasetId"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", ""), ("POST", "/attrs"), ("PUT", "/attrs/p"), ("POST", "/upsert")],
+)
+async def test_writes_without_nulls_refuse_the_marker_on_a_member(
+    client: httpx.AsyncClient, member: str, method: str, path: str
+) -> None:
+    """Create, append, replace and upsert stored urn:ngsi-ld:null as the unit (or datasetId);
+    a datasetId is never removed by it, not even in a merge (5.5.8)."""
+    if path:
+        await create(client, sensor(p={"type": "Property", "value": 1}))
+    attr = {"type": "Property", "value": 2, member: NULL}
+    url = f"{BASE}/entities" + (f"/{EID}{path}" if path.startswith("/attrs") else "")
+    if path == "/upsert":
+        url = f"{BASE}/entityOperations/upsert"
+    body: Any = attr if path == "/attrs/p" else sensor(p=attr)
+    resp = await client.request(method, url, json=[body] if path == "/upsert" else body)
+    if path == "/upsert":
+        assert resp.status_code == 207 and resp.json()["errors"], resp.text
+        detail = resp.json()["errors"][0]["error"]["detail"]
+    else:
         detail = problem(resp, 400, "BadRequestData")["detail"]
-        assert f"{member} cannot be removed with a null" in detail and "replaced whole" in detail
-    doc = await get_entity(client, EID)
-    assert doc["p"] == {"type": "Property", "value": 1, "observedAt": T, "unitCode": "CEL"}
+    assert NULL in detail, detail
+    if path:
+        if member == "datasetId":
+            problem(await client.patch(f"{BASE}/entities/{EID}/attrs/p", json=attr), 400)
+        assert (await get_entity(client, EID))["p"] == {"type": "Property", "value": 1}
+
+
+@pytest.mark.parametrize("how", ["merge", "batch-merge", "update"])
+async def test_the_null_marker_as_scope_removes_the_scope(
+    client: httpx.AsyncClient, how: str
+) -> None:
+    """It answered 400 "invalid scope": a merge or an update could not drop the scope that
+    DELETE /entities/{id}/attrs/scope drops."""
+    await create(client, {**sensor(p={"type": "Property", "value": 1}), "scope": "/a"})
+    if how == "update":
+        resp = await client.patch(f"{BASE}/entities/{EID}/attrs", json={"scope": NULL})
+    else:
+        resp = await merge(client, "batch" if how == "batch-merge" else "patch", {"scope": NULL})
+    assert resp.status_code in (200, 204), resp.text
+    assert "scope" not in await get_entity(client, EID)
+    assert "scope" not in await get_temporal(client, EID)
+    resp = await client.get(f"{BASE}/entities", params={"type": "Sensor", "scopeQ": "/a"})
+    assert resp.json() == [], resp.text
+    if how == "update":  # nothing left to remove
+        resp = await client.patch(f"{BASE}/entities/{EID}/attrs", json={"scope": NULL})
+        assert resp.status_code == 207, resp.text
+        assert resp.json()["notUpdated"] == [
+            {"attributeName": "scope", "reason": "the entity has no scope to delete"}
+        ]
+
+
+async def test_the_null_marker_as_scope_is_refused_where_nulls_are_not_taken(
+    client: httpx.AsyncClient,
+) -> None:
+    """4.18: the marker stands only for a deleted scope; a create or an append cannot store it."""
+    resp = await client.post(f"{BASE}/entities", json={**sensor(), "scope": NULL})
+    detail = problem(resp, 400, "BadRequestData")["detail"]
+    assert NULL in detail and "merge or an update" in detail, detail
+    await create(client, {**sensor(), "scope": "/a"})
+    problem(await client.post(f"{BASE}/entities/{EID}/attrs", json={"scope": NULL}), 400)
+    assert (await get_entity(client, EID))["scope"] == "/a"

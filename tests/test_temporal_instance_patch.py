@@ -99,3 +99,21 @@ async def test_a_body_under_the_attribute_s_name_in_any_form_is_the_instance(
     resp = await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json={key: {"value": 60}})
     assert resp.status_code == 204, resp.text
     assert (await get_temporal(client, EID))["speed"][0]["value"] == 60
+
+
+async def test_the_null_marker_removes_a_unitcode_but_not_the_observedat(
+    client: httpx.AsyncClient,
+) -> None:
+    """An instance's observedAt places it in time (decision 024), so a null there stays a 400
+    that says so; a unitCode goes, as it does in a partial update of the entity."""
+    body = {"id": EID, "type": "Car", "speed": [{"type": "Property", "value": 50}]}
+    body["speed"][0] |= {"observedAt": D1, "unitCode": "KMH"}
+    assert (await client.post(T, json=body)).status_code == 201
+    iid = (await get_temporal(client, EID))["speed"][0]["instanceId"]
+    null = "urn:ngsi-ld:null"
+    resp = await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json={"observedAt": null})
+    assert "places it in time" in problem(resp, 400, "BadRequestData")["detail"]
+    resp = await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json={"unitCode": null})
+    assert resp.status_code == 204, resp.text
+    speed = (await get_temporal(client, EID))["speed"][0]
+    assert speed["observedAt"] == D1 and "unitCode" not in speed, speed

@@ -174,6 +174,11 @@ def expand_scope(raw: Any) -> list[str]:
     """Scopes are '/'-separated paths; keep them as given."""
     items = raw if isinstance(raw, list) else [raw]
     for item in items:
+        if item == NULL_URI:
+            raise BadRequestData(
+                f"scope cannot be {NULL_URI} here: the NGSI-LD Null removes the scope only in "
+                "a merge or an update"
+            )
         if not isinstance(item, str) or not item.startswith("/") or _BAD_NAME.search(item):
             raise BadRequestData(f"invalid scope {item!r}")
     return list(items)
@@ -361,7 +366,7 @@ def expand_instance(
         inst = {"type": typ, key: _content(typ, raw[key], tm)}
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
-            inst[meta] = _meta(meta, raw[meta], tm)
+            inst[meta] = _meta(meta, raw[meta], tm, nulls)
     if "objectType" in inst and typ not in ("Relationship", "ListRelationship", ""):
         raise BadRequestData(f"objectType belongs to relationships, not to a {typ}")
     if "datasetId" in inst and sub:
@@ -437,14 +442,21 @@ def _list_object(item: Any) -> str:
     return check_uri(item, "objectList item")
 
 
-def _meta(key: str, value: Any, tm: TermMap) -> Any:
-    """Check observedAt, unitCode, datasetId and objectType."""
-    if key in ("observedAt", "unitCode") and (value is None or value == NULL_URI):
-        # a merge-patch habit: say what removes it rather than that null is no DateTime
-        raise BadRequestData(
-            f"{key} cannot be removed with a null: an attribute loses it only when it is "
-            "replaced whole without it (PUT /entities/{id}/attrs/{attrId})"
-        )
+def _meta(key: str, value: Any, tm: TermMap, nulls: bool) -> Any:
+    """Check observedAt, unitCode, datasetId and objectType; with nulls, the null marker on
+    one of them comes back as None: the merge removes that member (RFC 7396)."""
+    if value is None:  # JSON null: "not an ISO 8601 DateTime: None" left the client guessing
+        how = f"; {NULL_URI} removes it in a merge or an update" if nulls else ""
+        raise BadRequestData(f"{key} must not be null{how}")
+    if value == NULL_URI:
+        if key == "datasetId":  # 5.5.8: it names the instance; DELETE ?datasetId= removes that
+            raise BadRequestData(f"a datasetId cannot be {NULL_URI}; delete the instance instead")
+        if not nulls:  # stored, the marker was served to every reader as a unit or a time
+            raise BadRequestData(
+                f"{key} cannot be {NULL_URI} here: the NGSI-LD Null removes a member only in "
+                "a merge or an update"
+            )
+        return None
     if key == "observedAt":
         parse_ts(value, "observedAt")
         return value

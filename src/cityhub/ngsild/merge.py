@@ -19,8 +19,11 @@ def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
 
 
 def without_nulls(inst: Instance) -> Instance:
-    """An instance as written whole (new, or replacing one): a null sub-attribute means
-    "not there", so it is left out rather than stored as the marker."""
+    """An instance as written whole (new, or replacing one): a null sub-attribute or member
+    (observedAt, unitCode, objectType) means "not there", so it is left out rather than
+    stored as the marker."""
+    for key in [k for k, v in inst.items() if v is None]:
+        del inst[key]
     subs = inst.get("sub")
     if subs:
         kept = {name: without_nulls(sub) for name, sub in subs.items() if not sub.get("null")}
@@ -69,10 +72,15 @@ _TYPED_MEMBERS = {
 
 
 def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
-    """Merge-patch one instance: given members replace, absent ones stay, subs merge."""
+    """Merge-patch one instance: given members replace, absent ones stay, null ones (None,
+    from the null marker) go, subs merge."""
     merged = {k: v for k, v in old.items() if k != "sub"}
     for key, value in new.items():
-        if key != "sub":
+        if key == "sub":
+            continue
+        if value is None:
+            merged.pop(key, None)
+        else:
             merged[key] = value
     if new["type"] != old["type"]:  # a new type keeps no member only the old one could have
         for key in (*_CONTENT_MEMBERS, *_TYPED_MEMBERS):

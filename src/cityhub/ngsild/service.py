@@ -206,7 +206,7 @@ class EntityService:
         check_body_id(body, eid)
         types = body.get("type")
         new_types = expand_types(types, tm) if types else None
-        scope = _scope_of(body)
+        scope = _scope_of(body, nulls=True)
         with self.store.write(tenant) as tx:
             doc = tx.get(eid)
             fragment = as_fragment(body, tm, doc["attrs"] if doc else None, form)
@@ -215,7 +215,12 @@ class EntityService:
             self._merge_into(tx, self._existing(tx, eid, doc), incoming, new_types, scope)
 
     def _merge_into(
-        self, tx: WriteTx, doc: Doc, incoming: Attrs, new_types: list[str] | None, scope: Any = None
+        self,
+        tx: WriteTx,
+        doc: Doc,
+        incoming: Attrs,
+        new_types: list[str] | None,
+        scope: Scope = None,
     ) -> None:
         now = now_iso()
         written = _apply_instances(doc, incoming, now, merge=True)
@@ -292,13 +297,14 @@ class EntityService:
             types_before, scope_before = doc["type"], doc.get("scope")
             if isinstance(body, dict) and body.get("type"):
                 doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
-            scope = _scope_of(body)
+            scope = _scope_of(body, nulls=True)
             if scope is not None:
                 if "scope" in doc:
                     _apply_scope(doc, scope, replace=True)
                     out.updated.append("scope")
                 else:
-                    out.not_updated.append(("scope", "the entity has no scope to update"))
+                    what = "delete" if scope == NULL_URI else "update"
+                    out.not_updated.append(("scope", f"the entity has no scope to {what}"))
             if not out.updated and doc["type"] == types_before:
                 return out  # nothing written: modifiedAt stays
             doc["modifiedAt"] = now
@@ -329,7 +335,9 @@ class EntityService:
             else:
                 kind = current[i]["type"]
                 if "type" not in fragment and _geometry_value(fragment, kind):
-                    inst = expand_instance({**fragment, "type": kind}, tm, fragment=True)
+                    inst = expand_instance(
+                        {**fragment, "type": kind}, tm, nulls=True, fragment=True
+                    )
                 if inst.get("type", kind) != kind:
                     raise BadRequestData(
                         f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"
@@ -580,7 +588,8 @@ class EntityService:
             types = expand_types(item["type"], t) if item.get("type") else None
             old = tx.get(eid)
             attrs = _merge_attrs(item, t, old)
-            self._merge_into(tx, self._existing(tx, eid, old), attrs, types, _scope_of(item))
+            scope = _scope_of(item, nulls=True)
+            self._merge_into(tx, self._existing(tx, eid, old), attrs, types, scope)
             return eid
 
         return self.batch(tenant, items, op)
@@ -695,18 +704,27 @@ def _changed_names(incoming: Attrs, types_before: list[str], doc: Doc) -> set[st
     return set(incoming) | ({"@type"} if doc["type"] != types_before else set())
 
 
-def _scope_of(body: Any) -> list[str] | None:
-    """The scope member of a body, validated, or None."""
+# A body's scope: the scopes given, NULL_URI (a merge or an update removes the scope), or None.
+Scope = list[str] | str | None
+
+
+def _scope_of(body: Any, nulls: bool = False) -> Scope:
+    """The scope member of a body, validated, or None; with nulls, the null marker (which
+    removes the scope, as DELETE /entities/{id}/attrs/scope does) comes back as NULL_URI."""
     if isinstance(body, dict) and "scope" in body:
+        if nulls and body["scope"] == NULL_URI:
+            return NULL_URI
         return expand_scope(body["scope"])
     return None
 
 
-def _apply_scope(doc: Doc, scope: list[str] | None, *, replace: bool) -> None:
-    """Replace an entity's scope, or add to it."""
+def _apply_scope(doc: Doc, scope: Scope, *, replace: bool) -> None:
+    """Replace an entity's scope, add to it, or remove it (NULL_URI)."""
     if scope is None:
         return
-    if replace or "scope" not in doc:
+    if isinstance(scope, str):
+        doc.pop("scope", None)
+    elif replace or "scope" not in doc:
         doc["scope"] = scope
     else:
         doc["scope"] = list(dict.fromkeys(doc["scope"] + scope))

@@ -389,6 +389,11 @@ class TemporalService:
             change = expand_instance(fragment, tm, nulls=True, fragment=True)
             if change.get("null"):
                 raise BadRequestData("delete an instance with DELETE, not a null value")
+            if "observedAt" in change and change["observedAt"] is None:  # decision 024
+                raise BadRequestData(
+                    "an instance's observedAt places it in time and cannot be removed; give "
+                    "another observedAt, or DELETE the instance"
+                )
             if change["type"] != stored["type"]:
                 raise BadRequestData(
                     f"instance {iid} is a {stored['type']}, not a {change['type']}"
