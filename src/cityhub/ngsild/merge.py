@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cityhub.ngsild.entity import Attrs, Instance
+from cityhub.ngsild.entity import NULL_URI, Attrs, Instance
 
 
 def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
@@ -21,17 +21,45 @@ def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
 def without_nulls(inst: Instance) -> Instance:
     """An instance as written whole (new, or replacing one): a null sub-attribute or member
     (observedAt, unitCode, objectType) means "not there", so it is left out rather than
-    stored as the marker."""
+    stored as the marker; so does a language given as null in a languageMap."""
     for key in [k for k, v in inst.items() if v is None]:
         del inst[key]
+    if "languageMap" in inst:
+        inst["languageMap"] = merge_languages({}, inst["languageMap"])
     subs = inst.get("sub")
     if subs:
-        kept = {name: without_nulls(sub) for name, sub in subs.items() if not sub.get("null")}
+        kept = {
+            name: sub
+            for name, sub in subs.items()
+            if not sub.get("null") and not emptied(without_nulls(sub))
+        }
         if kept:
             inst["sub"] = kept
         else:
             del inst["sub"]
     return inst
+
+
+def merge_languages(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A languageMap merged key by key, as RFC 7396 merges an object: a tag given replaces
+    that language's strings (tags compare without case, as lang= does), a tag given the null
+    marker removes it, the others stay. Replacing the whole map lost every other translation,
+    and the marker was stored as the text."""
+    out = dict(stored)
+    for tag, text in patch.items():
+        for old in [t for t in stored if t.lower() == tag.lower()]:
+            out.pop(old, None)
+        if isinstance(text, list) and NULL_URI in text:
+            text = [s for s in text if s != NULL_URI] or NULL_URI
+        if text != NULL_URI:
+            out[tag] = text
+    return out
+
+
+def emptied(inst: Instance) -> bool:
+    """A LanguageProperty whose every language was removed: the instance goes, as it does
+    when DELETE ?lang= removes its last string."""
+    return inst.get("type") == "LanguageProperty" and inst.get("languageMap") == {}
 
 
 def find(instances: list[Instance], dataset_id: str | None) -> int | None:
@@ -80,6 +108,9 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
             continue
         if value is None:
             merged.pop(key, None)
+        elif key == "languageMap":
+            same = old["type"] == "LanguageProperty"
+            merged[key] = merge_languages(old.get(key, {}) if same else {}, value)
         else:
             merged[key] = value
     if new["type"] != old["type"]:  # a new type keeps no member only the old one could have
@@ -88,12 +119,12 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
                 del merged[key]
     subs = dict(old.get("sub", {}))
     for name, sub in new.get("sub", {}).items():
-        if sub.get("null"):
+        if not sub.get("null"):
+            sub = merge_instance(subs[name], sub, now) if name in subs else without_nulls(sub)
+        if sub.get("null") or emptied(sub):
             subs.pop(name, None)
-        elif name in subs:
-            subs[name] = merge_instance(subs[name], sub, now)
         else:
-            subs[name] = without_nulls(sub)
+            subs[name] = sub
     if subs:
         merged["sub"] = subs
     return stamp(merged, now, old.get("createdAt"))

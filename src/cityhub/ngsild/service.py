@@ -29,7 +29,14 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
     ResourceNotFound,
 )
-from cityhub.ngsild.merge import find, merge_instance, put_instances, stamp, without_nulls
+from cityhub.ngsild.merge import (
+    emptied,
+    find,
+    merge_instance,
+    put_instances,
+    stamp,
+    without_nulls,
+)
 from cityhub.ngsild.merge_forms import PLAIN, MergeForm, as_fragment, fill_observed_at
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
@@ -327,12 +334,8 @@ class EntityService:
             i = find(current, inst.get("datasetId"))
             if i is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
-            written: list[Instance]
-            if inst.get("null"):  # a deletion: recorded as DELETE .../attrs/{attr} records it
-                written = [deletion(current.pop(i), now_iso())]
-                if not current:
-                    del doc["attrs"][name]
-            else:
+            merged: Instance | None = None
+            if not inst.get("null"):
                 kind = current[i]["type"]
                 if "type" not in fragment and _geometry_value(fragment, kind):
                     inst = expand_instance(
@@ -343,8 +346,16 @@ class EntityService:
                         f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"
                     )
                 inst.setdefault("type", current[i]["type"])
-                current[i] = merge_instance(current[i], inst, now_iso())
-                written = [current[i]]
+                merged = merge_instance(current[i], inst, now_iso())
+            written: list[Instance]
+            if merged is None or emptied(merged):
+                # a deletion (or its last language went): recorded as DELETE .../attrs/{attr}
+                written = [deletion(current.pop(i), now_iso())]
+                if not current:
+                    del doc["attrs"][name]
+            else:
+                current[i] = merged
+                written = [merged]
             doc["modifiedAt"] = now_iso()
             tx.update(doc, {name})
             self._record(tx, doc, {name: written})
@@ -634,13 +645,20 @@ def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Att
                     written.setdefault(name, []).append(deletion(current.pop(i), now))
                 continue
             if i is None:
-                current.append(stamp(without_nulls(inst), now))
-                i = len(current) - 1
+                new = stamp(without_nulls(inst), now)
             elif merge:
-                current[i] = merge_instance(current[i], inst, now)
+                new = merge_instance(current[i], inst, now)
             else:
-                current[i] = stamp(without_nulls(inst), now, current[i].get("createdAt"))
-            written.setdefault(name, []).append(current[i])
+                new = stamp(without_nulls(inst), now, current[i].get("createdAt"))
+            if emptied(new):  # every language given as null: as DELETE ?lang= of the last one
+                if i is not None:
+                    written.setdefault(name, []).append(deletion(current.pop(i), now))
+                continue
+            if i is None:
+                current.append(new)
+            else:
+                current[i] = new
+            written.setdefault(name, []).append(new)
         if not current:
             del doc["attrs"][name]
     return written

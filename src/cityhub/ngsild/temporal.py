@@ -26,7 +26,7 @@ from cityhub.ngsild.entity import (
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityhub.ngsild.instance_id import new_instance_id
-from cityhub.ngsild.merge import merge_instance, stamp
+from cityhub.ngsild.merge import emptied, merge_instance, stamp
 from cityhub.ngsild.render import (
     RenderOptions,
     concise,
@@ -399,6 +399,8 @@ class TemporalService:
                     f"instance {iid} is a {stored['type']}, not a {change['type']}"
                 )
             inst = merge_instance(stored, change, now_iso())
+            if emptied(inst):
+                raise BadRequestData("delete an instance with DELETE, not by nulling its languages")
             inst["instanceId"] = iid
             tx.update_instance(eid, name, iid, inst)
 
