@@ -218,16 +218,33 @@ def expand_attrs(
     if not isinstance(body, dict):
         raise BadRequestData("attributes must be given as a JSON object")
     attrs: Attrs = {}
+    keys: dict[str, str] = {}  # IRI → the body key that first named it
     for name, raw in body.items():
         if name in skip:
             continue
         iri = check_member_name(expand_name(name, tm), name)
         into = stored.get(iri, []) if stored else []
         try:
-            attrs[iri] = expand_attribute(iri, raw, tm, nulls=nulls, stored=into)
+            instances = expand_attribute(iri, raw, tm, nulls=nulls, stored=into)
         except BadRequestData as exc:
             raise naming(exc, "attribute", name) from None
+        if iri in attrs:  # a term and its IRI: one attribute, as JSON-LD expansion joins them
+            _check_joined(attrs[iri], instances, keys[iri], name)
+            attrs[iri] += instances
+        else:
+            attrs[iri], keys[iri] = instances, name
     return attrs
+
+
+def _check_joined(first: list[Instance], more: list[Instance], key: str, name: str) -> None:
+    """Two keys of one body that name the same attribute may not both give an instance of
+    one datasetId: the second overwrote the first without a word (201 with data lost)."""
+    given = {i.get("datasetId") for i in first}
+    for inst in more:
+        ds = inst.get("datasetId")
+        if ds in given:
+            which = "the default instance" if ds is None else f"datasetId {ds!r}"
+            raise BadRequestData(f"{key!r} and {name!r} name the same attribute; both give {which}")
 
 
 def naming(exc: BadRequestData, what: str, name: str) -> BadRequestData:

@@ -298,7 +298,7 @@ class TemporalService:
             for inst in insts:
                 stamp(inst, now)
                 inst["instanceId"] = new_instance_id()
-            out[iri] = insts
+            out.setdefault(iri, []).extend(insts)  # a term and its IRI name one attribute
         return out
 
     def create(self, tenant: str, body: Any, tm: TermMap) -> bool:
