@@ -254,3 +254,21 @@ async def test_the_null_marker_as_scope_is_refused_where_nulls_are_not_taken(
     await create(client, {**sensor(), "scope": "/a"})
     problem(await client.post(f"{BASE}/entities/{EID}/attrs", json={"scope": NULL}), 400)
     assert (await get_entity(client, EID))["scope"] == "/a"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"zz": NULL}, {"p": [{"type": "Property", "value": NULL, "datasetId": "urn:ds:9"}]}],
+)
+@pytest.mark.parametrize("how", ["patch", "batch"])
+async def test_a_merge_that_changes_nothing_keeps_modified_at(
+    client: httpx.AsyncClient, how: str, body: dict[str, Any]
+) -> None:
+    """It moved the entity's modifiedAt (and handed the notifier a change), where an update
+    or an append that changes nothing leaves the entity as it was."""
+    await create(client, {**sensor(p={"type": "Property", "value": 1}), "scope": "/a"})
+    stored = await get_entity(client, EID, {"options": "sysAttrs"})
+    for fragment in (body, {**body, "type": "Sensor", "scope": "/a"}):
+        resp = await merge(client, how, fragment)
+        assert resp.status_code in (200, 204), resp.text
+        assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored

@@ -235,9 +235,12 @@ class EntityService:
         if new_types:
             doc["type"] = list(dict.fromkeys(doc["type"] + new_types))
         _apply_scope(doc, scope, replace=True)
+        rescoped = doc.get("scope") != scope_before
+        if not written and not rescoped and doc["type"] == types_before:
+            return  # nothing changed (`{}`, nulls for what is absent): modifiedAt stays
         doc["modifiedAt"] = now
         tx.update(doc, _changed_names(incoming, types_before, doc))
-        self._record(tx, doc, written, doc.get("scope") != scope_before)
+        self._record(tx, doc, written, rescoped)
 
     # -- attributes --------------------------------------------------------------------------
     def append(
