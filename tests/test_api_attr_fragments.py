@@ -152,3 +152,15 @@ async def test_every_written_sub_attribute_has_system_times(client: httpx.AsyncC
     doc = await get_entity(client, EID, {"options": "sysAttrs"})
     subs = [doc["q"]["s"], doc["p"]["u"], doc["r"]["v"], doc["p"]["w"]]
     assert all("createdAt" in s and "modifiedAt" in s for s in subs), doc
+
+
+async def test_a_partial_update_stamps_the_attribute_and_the_entity_with_one_time(
+    client: httpx.AsyncClient,
+) -> None:
+    """Two clock reads gave the entity a later modifiedAt than the attribute it changed, so a
+    client looking for what changed (attribute modifiedAt == entity modifiedAt) missed it."""
+    await create(client, building(p={"type": "Property", "value": 1}))
+    resp = await client.patch(f"{BASE}/entities/{EID}/attrs/p", json={"value": 2})
+    assert resp.status_code == 204, resp.text
+    doc = await get_entity(client, EID, {"options": "sysAttrs"})
+    assert doc["p"]["modifiedAt"] == doc["modifiedAt"], doc

@@ -337,6 +337,7 @@ class EntityService:
             i = find(current, inst.get("datasetId"))
             if i is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance with that datasetId")
+            now = now_iso()  # one time for the attribute and the entity
             merged: Instance | None = None
             if not inst.get("null"):
                 kind = current[i]["type"]
@@ -349,17 +350,17 @@ class EntityService:
                         f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"
                     )
                 inst.setdefault("type", current[i]["type"])
-                merged = merge_instance(current[i], inst, now_iso())
+                merged = merge_instance(current[i], inst, now)
             written: list[Instance]
             if merged is None or emptied(merged):
                 # a deletion (or its last language went): recorded as DELETE .../attrs/{attr}
-                written = [deletion(current.pop(i), now_iso())]
+                written = [deletion(current.pop(i), now)]
                 if not current:
                     del doc["attrs"][name]
             else:
                 current[i] = merged
                 written = [merged]
-            doc["modifiedAt"] = now_iso()
+            doc["modifiedAt"] = now
             tx.update(doc, {name})
             self._record(tx, doc, {name: written})
 
