@@ -296,7 +296,9 @@ class Compiler:
             )
             return head + inner + self._equal("+b", value) + "))"
         if op == "!~=":
-            head = self._rows(node.path.attr) + f" AND a.txt IS NOT NULL AND {_NOT_REL} "
+            # "+a.txt": a.txt IS NOT NULL alone would let SQLite drive this from the partial
+            # index attr_index_txt, every tenant's rows of the attribute for each candidate
+            head = self._rows(node.path.attr) + f" AND +a.txt IS NOT NULL AND {_NOT_REL} "
             inner = (
                 "AND NOT EXISTS (SELECT 1 FROM attr_index b WHERE b.pk = a.pk AND b.nid = a.nid "
                 f"AND b.seq BETWEEN a.seq - (a.seq & {ELEMENT}) AND (a.seq | {ELEMENT}) "
