@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cityhub.ngsild.query.geo import geo_matches, parse_geoq
 from conftest import BASE, bad_request, create, problem, walk_pages
 
 U = "urn:ngsi-ld:"
@@ -362,6 +363,36 @@ async def test_geoq_with_type(client: httpx.AsyncClient, city: Any) -> None:
         client, type="Building", **geo("near;maxDistance==1000", "Point", [13.40, 52.52])
     )
     assert got == ["b1", "b2"]
+
+
+async def test_near_a_line_across_latitudes_finds_what_the_evaluator_finds(
+    client: httpx.AsyncClient,
+) -> None:
+    """Within 100 km of a line from 60 to 80°N: a point 97 km east of its northern end is a
+    match. The box before the exact test took a degree of longitude at 70°N, so the page and
+    the temporal query missed it, and count=true (whose plan skips the box when it holds
+    many geometries) found it: the answer changed with count."""
+    params = geo("near;maxDistance==100000", "LineString", [[0, 60], [0, 80]])
+    places = {"g1": (5, 80), "g2": (2, 80), "g3": (9, 80), "g4": (0, 70)}
+    gq = parse_geoq(params["georel"], params["geometry"], params["coordinates"])
+    assert gq is not None
+    want = sorted(k for k, xy in places.items() if geo_matches(gq, point(*xy)["value"]))
+    assert want == ["g1", "g2", "g4"]
+    body = [{"id": U + f"G:{k}", "type": "G", "location": point(*xy)} for k, xy in places.items()]
+    assert (await client.post(f"{BASE}/entityOperations/upsert", json=body)).status_code == 201
+    for crowd in (0, 5):  # other geometries in the box make a count test each entity instead
+        others = [
+            {"id": U + f"H:{i}", "type": "H", "location": point(i / 10, 65)} for i in range(crowd)
+        ]
+        if others:
+            await client.post(f"{BASE}/entityOperations/upsert", json=others)
+        assert await ids(client, type="G", **params) == want, crowd
+        r = await client.get(f"{BASE}/entities", params={"type": "G", "count": "true", **params})
+        assert sorted(e["id"].rsplit(":", 1)[-1] for e in r.json()) == want, crowd
+        assert r.headers["NGSILD-Results-Count"] == str(len(want))
+        r = await client.get(f"{BASE}/temporal/entities", params={"type": "G", **params})
+        assert r.status_code == 200, r.text
+        assert sorted(e["id"].rsplit(":", 1)[-1] for e in r.json()) == want, crowd
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from cityhub.ngsild.query.geo import (
     point_distance_m,
     shape_matches,
 )
+from cityhub.store.sqlite.qsql import prefilter_box
 
 
 def vincenty(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -437,3 +438,42 @@ def test_point_shortcut_agrees_with_the_shape(georel: str, geometry: str, coordi
     for position in _points(random.Random(7)):
         stored = {"type": "Point", "coordinates": position}
         assert geo_matches(gq, stored) == shape_matches(gq, stored), (georel, geometry, position)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nothing_outside_the_near_box_is_near(seed: int) -> None:
+    """The SQL plans (qsql.prefilter_box) and the temporal prefilter keep only what touches a
+    box around the reference; a point just outside it is never within maxDistance, at any
+    latitude and for lines and polygons spanning many degrees of latitude."""
+    rnd = random.Random(seed)
+    boxed = 0
+    for _ in range(100):
+        lon, lat = rnd.uniform(-150, 150), rnd.uniform(-85, 85)
+        span = rnd.choice([0.01, 1, 10, 25])
+        far_lon = lon + rnd.uniform(-span, span)
+        far_lat = max(-89.0, min(89.0, lat + rnd.uniform(-span, span)))
+        geometry, coordinates = rnd.choice(
+            [
+                ("Point", [lon, lat]),
+                ("LineString", [[lon, lat], [far_lon, far_lat]]),
+                ("Polygon", [[[lon, lat], [far_lon, lat], [far_lon, far_lat], [lon, lat]]]),
+            ]
+        )
+        if geometry == "Polygon" and (far_lon == lon or far_lat == lat):
+            continue
+        gq = q(
+            f"near;maxDistance=={rnd.choice([100, 5000, 100000, 800000])}", geometry, coordinates
+        )
+        box = prefilter_box(gq)
+        if box is None:
+            continue
+        boxed += 1
+        minx, miny, maxx, maxy = box
+        for _ in range(10):
+            x, y = rnd.uniform(minx, maxx), rnd.uniform(miny, maxy)
+            side = rnd.randrange(4)
+            x = (minx - 1e-9, maxx + 1e-9, x, x)[side]
+            y = (y, y, miny - 1e-9, maxy + 1e-9)[side]
+            if -180 <= x <= 180 and -90 <= y <= 90:
+                assert not geo_matches(gq, point(x, y)), (geometry, coordinates, box)
+    assert boxed > 60

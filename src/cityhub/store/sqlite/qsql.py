@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any
 
@@ -412,19 +413,27 @@ def json_path(steps: list[str]) -> str:
 
 
 def prefilter_box(gq: Any) -> tuple[float, float, float, float] | None:
-    """The lon/lat box any match must touch, or None when the predicate can't be boxed."""
+    """The lon/lat box any match must touch, or None when the predicate can't be boxed.
+
+    `near;maxDistance` widens the bounds by the distance: in latitude, and in longitude over
+    the shortest degree of longitude in the box, at the latitude nearest the pole that it
+    reaches. The evaluator (geo.distance_m) measures a degree of longitude between the two
+    points it compares, which lie in the box; the middle latitude of a line from 60 to 80°N
+    missed a point 97 km east of its northern end. A box that reaches a pole or wraps past
+    the antimeridian cannot follow the circle: then there is no box.
+    """
     rel = gq.georel
     if rel in ("disjoint",) or (rel == "near" and getattr(gq, "min_distance", None) is not None):
         return None
     minx, miny, maxx, maxy = gq.geometry.bounds
     dist = getattr(gq, "max_distance", None) if rel == "near" else None
     if dist:
-        import math
-
-        dlat = dist / 111_000.0
-        coslat = max(0.01, math.cos(math.radians((miny + maxy) / 2)))
-        dlon = dist / (111_320.0 * coslat) * 1.01
+        dlat = dist / 111_000.0 * 1.01
+        polar = max(abs(miny - dlat), abs(maxy + dlat))
+        if polar >= 90:
+            return None
+        dlon = dist / (111_320.0 * math.cos(math.radians(polar))) * 1.01
         if minx - dlon < -180 or maxx + dlon > 180:
             return None  # the circle wraps past the antimeridian, where one box cannot follow
-        return minx - dlon, miny - dlat * 1.01, maxx + dlon, maxy + dlat * 1.01
+        return minx - dlon, miny - dlat, maxx + dlon, maxy + dlat
     return minx, miny, maxx, maxy
