@@ -72,6 +72,7 @@ SPECIAL: list[dict[str, Any]] = [
         "t": _prop({"@type": "Time", "@value": "10:30:00Z"}),
         "dt": _prop({"@type": "DateTime", "@value": "2024-03-01T10:00:00+01:00"}),
         "o": _prop({"d": "2024-03-01", "t": "10:30:00Z"}),
+        "big": _prop(2**53),
     },
     {
         "id": "urn:ngsi-ld:Sensor:T2",
@@ -91,6 +92,7 @@ SPECIAL: list[dict[str, Any]] = [
         "t": _prop({"@type": "Time", "@value": "11:30:00+02:00"}),
         "dt": _prop("2024-03-01"),
         "o": _prop({"d": "2024-02-29", "t": "2024-03-01T10:30:00Z"}),
+        "big": _prop(2**53 + 1),
     },
     {
         "id": "urn:ngsi-ld:Lamp:T3",
@@ -104,6 +106,7 @@ SPECIAL: list[dict[str, Any]] = [
         "d": _prop("2024-03-01"),
         "t": _prop("10:30:00Z"),
         "dt": _prop("2024-03-01T09:00:00Z"),
+        "big": _prop([-(2**53) - 1, 5]),
     },
     {
         "id": "urn:ngsi-ld:Lamp:T4",
@@ -255,6 +258,19 @@ Q = [
     "obj[a.b]<9223372036854775808",
     "temp==1" + "0" * 30,
     "temp>-" + "9" * 30,
+    # integers from 2^53 on, which doubles cannot tell apart, compare exactly
+    "big==9007199254740993",
+    "big==9007199254740992",
+    "big>9007199254740992",
+    "big<=9007199254740992",
+    "big!=9007199254740992",
+    "big==5,9007199254740993",
+    "big!=5,9007199254740993",
+    "big==9007199254740993..9007199254740999",
+    "big==9007199254740992.0",
+    "big==-9007199254740993",
+    "big<-9007199254740992",
+    "big>4",
     # entity members
     'id=="urn:ngsi-ld:Sensor:T1"',
     "createdAt>2000-01-01",

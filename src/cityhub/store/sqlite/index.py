@@ -30,6 +30,12 @@ TS_TAGS = {"datetime": "z", "date": "d", "time": "t", "bool": "b", "null": "n"}
 _TEMPORAL = (("datetime", norm_datetime), ("date", norm_date), ("time", norm_time))
 
 
+# Every integer below this is exactly a double, so SQL's comparison of the stored float with
+# such a literal orders them as Python orders the stored value and the literal; from it on,
+# doubles skip integers (2^53 + 1 is stored as 2^53), and only the evaluator tells them apart.
+EXACT = 2**53
+
+
 def number(value: int | float) -> float:
     """A number as num holds it; an integer too large for a double is past every double."""
     try:

@@ -15,7 +15,7 @@ from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
 from cityhub.store.base import EntityQuery
 from cityhub.store.sqlite import typestats
 from cityhub.store.sqlite.functions import encode_term
-from cityhub.store.sqlite.index import ELEMENT, REL, literal_key
+from cityhub.store.sqlite.index import ELEMENT, EXACT, REL, literal_key
 from cityhub.store.sqlite.names import AttrNames
 
 _SQL_OPS = {"==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
@@ -255,7 +255,7 @@ class Compiler:
         # (a pattern is a string literal, so ~= and !~= take the evaluator's way)
         if plain and path.attr in _ENTITY_TIMES and _kinds(node.value) == {"datetime"}:
             return self._time_column(_ENTITY_TIMES[path.attr], node.op, node.value)
-        if not plain or path.attr in ENTITY_FIELDS:
+        if not plain or path.attr in ENTITY_FIELDS or _past_exact(node.value):
             return self._evaluated(node)
         return self._top_level(node)
 
@@ -385,22 +385,29 @@ def balanced(joiner: str, parts: list[str]) -> str:
     return f"({balanced(joiner, parts[:mid])}{joiner}{balanced(joiner, parts[mid:])})"
 
 
-def _kinds(value: Any) -> set[str]:
+def _literals(value: Any) -> tuple[ast.Value, ...]:
+    """The literals of a term's value: a range's two ends, a list's items, or the one."""
     if isinstance(value, ast.Range):
-        return {value.low.kind, value.high.kind}
-    if isinstance(value, ast.ValueList):
-        return {v.kind for v in value.values}
-    return {value.kind}
+        return value.low, value.high
+    return value.values if isinstance(value, ast.ValueList) else (value,)
+
+
+def _kinds(value: Any) -> set[str]:
+    return {v.kind for v in _literals(value)}
+
+
+def _past_exact(value: Any) -> bool:
+    """Does a number literal reach 2^53 (index.EXACT)? attr_index.num holds doubles, which
+    cannot tell 2^53 from 2^53 + 1, so such a term is the evaluator's (decision 023)."""
+    return any(
+        isinstance(v.value, int | float) and v.kind == "number" and abs(v.value) >= EXACT
+        for v in _literals(value)
+    )
 
 
 def _column(value: Any) -> str | None:
     """The one attr_index column a literal (or every literal of a list) compares with."""
-    values: tuple[ast.Value, ...]
-    if isinstance(value, ast.Range):
-        values = (value.low,)  # both ends have one kind
-    else:
-        values = value.values if isinstance(value, ast.ValueList) else (value,)
-    columns = {literal_key(v)[0] for v in values}
+    columns = {literal_key(v)[0] for v in _literals(value)}  # a range's ends: one kind
     return columns.pop() if len(columns) == 1 else None
 
 

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
 from cityhub.ngsild.query.geo import GeoQuery
+from cityhub.store.sqlite.index import EXACT
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import balanced, prefilter_box
 
-# Every integer below this is exactly a double, so SQL's comparison of the stored float with
-# the literal orders them as Python orders the stored value and the literal.
-EXACT = 2**53
 _SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "="}
 
 
