@@ -73,3 +73,26 @@ async def test_a_refused_choice_names_the_valid_ones(
     resp = await client.get(path, params=params, headers=headers)
     assert resp.status_code in (400, 404), resp.text
     assert hint in resp.json()["detail"], resp.json()["detail"]
+
+
+@pytest.mark.parametrize("raw", ["+2", " 2", "2 ", "2_0", "\u0662", "\uff12", "0x2", "2.0"])
+@pytest.mark.parametrize(
+    "path,name",
+    [
+        ("/ngsi-ld/v1/entities", "limit"),
+        ("/ngsi-ld/v1/entities", "offset"),
+        ("/ngsi-ld/v1/temporal/entities", "lastN"),
+        ("/ngsi-ld/v1/subscriptions", "limit"),
+        ("/ngsi-ld/v1/subscriptions", "offset"),
+        ("/ngsi-ld/v1/types", "limit"),
+    ],
+)
+async def test_integer_parameters_take_ascii_digits_only(
+    client: httpx.AsyncClient, path: str, name: str, raw: str
+) -> None:
+    """int() read "+2", " 2", "2_0" (as 20) and Arabic-Indic or full-width digits; a
+    parameter is 0-9 digits and nothing else."""
+    await client.post("/ngsi-ld/v1/entities", json=ENTITY)
+    params = {"type": "T"} if "entities" in path else {}
+    assert (await client.get(path, params={**params, name: "02"})).status_code == 200
+    problem(await client.get(path, params={**params, name: raw}), 400, "BadRequestData")

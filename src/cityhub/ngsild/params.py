@@ -76,17 +76,21 @@ def flag(params: Mapping[str, str], name: str) -> bool:
     return value == "true"
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """A bounded integer parameter."""
+    """A bounded integer parameter in ASCII digits: int() alone also read "+2", " 2", "2_0"
+    (as 20) and other scripts' digits."""
     raw = params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequestData(f"{name} must be an integer") from exc
-    if not low <= value <= high:
-        raise BadRequestData(f"{name} must be between {low} and {high}")
+    try:  # (a digit string too long for int() is past any bound)
+        value = int(raw) if _DIGITS.fullmatch(raw) else None
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise BadRequestData(f"{name} must be a whole number from {low} to {high}, in digits 0-9")
     return value
 
 
