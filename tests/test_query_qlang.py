@@ -119,6 +119,30 @@ def test_lists_and_ranges() -> None:
     assert parse_q('s=="a".."b"') == cmp("s", "==", Range(s("a"), s("b")))
 
 
+def test_bare_terms_only_where_allowed() -> None:
+    """A bare term is a string value of == and != on the attributes `bare` names (the
+    expandValues parameter); anywhere else it is a 400, as the grammar has no such value."""
+
+    def gender(attr: str) -> bool:
+        return attr == "gender"
+
+    assert parse_q("gender==Male", gender) == cmp("gender", "==", s("Male"))
+    assert parse_q("gender==Male", gender) == parse_q('gender=="Male"')
+    assert parse_q("gender!=Male,x-y;age>3", gender) == And(
+        (cmp("gender", "!=", ValueList((s("Male"), s("x-y")))), cmp("age", ">", 3))
+    )
+    assert parse_q("gender.by==A|gender[k]==B", gender) == Or(
+        (cmp("gender", "==", s("A"), sub=("by",)), cmp("gender", "==", s("B"), keys=("k",)))
+    )
+    assert parse_q("gender==true", gender) == cmp("gender", "==", Value("bool", True))
+    for text in ("gender==Male", "gender!=Male", 'gender=="a",Male'):
+        with pytest.raises(BadRequestData, match="bare term 'Male'"):
+            parse_q(text)
+    for text in ("age==Male", "gender>Male", "gender==Male..Z", "gender==Male@x", "gender==M e"):
+        with pytest.raises(BadRequestData):
+            parse_q(text, gender)
+
+
 def test_regex_terms() -> None:
     assert parse_q('name~="^Hall.*"') == cmp("name", "~=", s("^Hall.*"))
     assert parse_q('name!~="a|b"') == cmp("name", "!~=", s("a|b"))

@@ -63,6 +63,34 @@ async def test_entity_query_compares_vocab_terms(
     assert await ids(client, q) == want
 
 
+@pytest.mark.parametrize(
+    ("q", "want"),
+    [
+        ("cat==ok", ["1", "2"]),  # clause 4.9 example 12: q=gender==Male&expandValues=gender
+        ("cat!=ok", ["3"]),
+        ("cat==bad,ok", ["1", "2", "3"]),
+        ("cat==worse;cat!=ok", ["3"]),
+        ("(cat==missing)", []),
+    ],
+)
+async def test_expand_values_takes_bare_terms(
+    client: httpx.AsyncClient, q: str, want: list[str]
+) -> None:
+    """When expandValues names the attribute, a bare term is a value, compared as the quoted
+    string is: as written and expanded as a vocabulary term. Elsewhere it stays a 400."""
+    await create_all(client)
+    for named in ("cat", "other,cat"):
+        r = await client.get(
+            f"{BASE}/entities", params={"type": "Lamp", "q": q, "expandValues": named}
+        )
+        assert r.status_code == 200, r.text
+        assert sorted(e["id"].rsplit(":", 1)[1] for e in r.json()) == want
+    for params in ({}, {"expandValues": "other"}):
+        r = await client.get(f"{BASE}/entities", params={"type": "Lamp", "q": q, **params})
+        assert r.status_code == 400, r.text
+        assert "bare term" in r.json()["detail"]
+
+
 async def test_temporal_query_compares_vocab_terms(client: httpx.AsyncClient) -> None:
     """The temporal q runs in Python over the instances: the same rule."""
     await create_all(client)

@@ -249,6 +249,12 @@ def _expand_q(node: Any, tm: TermMap) -> Any:
     return ast.expand_q(node, tm.expand)
 
 
+def _q_param(params: Mapping[str, str], tm: TermMap) -> Any:
+    """q, parsed and expanded; the attributes expandValues names take bare terms as values."""
+    named = {tm.expand(a) for a in csv(params.get("expandValues"))}
+    return _expand_q(parse_q(params["q"], lambda attr: tm.expand(attr) in named), tm)
+
+
 def geo_param(params: Mapping[str, str], tm: TermMap) -> GeoQuery | None:
     """georel/geometry/coordinates/geoproperty as a GeoQuery on an expanded GeoProperty."""
     geo = parse_geoq(
@@ -285,7 +291,7 @@ def entity_query(
             ids, id_pattern, types = folded[0].ids, folded[0].id_pattern, folded[0].types
         else:
             alternatives = tuple(folded)
-    q = _expand_q(parse_q(params["q"]), tm) if params.get("q") is not None else None
+    q = _q_param(params, tm) if params.get("q") is not None else None
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None

@@ -124,10 +124,11 @@ def compile_regex(pattern: str) -> Pattern:
 class _Parser:
     """Recursive descent over one q string; AND binds tighter than OR."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, bare: Callable[[str], bool]) -> None:
         self.s = text
         self.i = 0
         self.depth = 0
+        self.bare = bare  # the attributes whose == and != values may be bare terms
 
     def fail(self, what: str) -> NoReturn:
         raise BadRequestData(f"invalid q: {what} at position {self.i} in {self.s!r}")
@@ -218,7 +219,8 @@ class _Parser:
             return Exists(path)
         if op in ("~=", "!~="):
             return Compare(path, op, self.regex())
-        first = self.value(allow_uri=op in ("==", "!="))
+        term = op in ("==", "!=") and self.bare(path.attr)
+        first = self.value(allow_uri=op in ("==", "!="), allow_term=term)
         if op not in ("==", "!="):
             if first.kind in ("bool", "null"):
                 self.fail(f"{op} needs a number, string, DateTime, Date or Time")
@@ -227,7 +229,7 @@ class _Parser:
             values = [first]
             while self.peek() == ",":
                 self.i += 1
-                values.append(self.value(allow_uri=True))
+                values.append(self.value(allow_uri=True, allow_term=term))
             return Compare(path, op, ValueList(tuple(values)))
         if self.s.startswith("..", self.i):
             self.i += 2
@@ -283,7 +285,9 @@ class _Parser:
         compile_regex(pattern)
         return Value("string", pattern)
 
-    def value(self, allow_uri: bool) -> Value:
+    def value(self, allow_uri: bool, allow_term: bool = False) -> Value:
+        """A literal; with allow_term, also a bare term (`gender==Male&expandValues=gender`,
+        clause 4.9 example 12), read as the string it names."""
         c = self.peek()
         if c == '"':
             return Value("string", self.quoted())
@@ -312,6 +316,15 @@ class _Parser:
         if m and self.ends_token(m.end()):
             self.i = m.end()
             return Value("string", m.group())
+        m = _NAME_RE.match(self.s, self.i) if allow_uri else None
+        if m and self.ends_token(m.end()):
+            if allow_term:
+                self.i = m.end()
+                return Value("string", m.group())
+            self.fail(  # (expandValues is a parameter of entity queries only)
+                f"expected a value, not the bare term {m.group()!r}: quote it as a string, or "
+                "name the attribute in expandValues"
+            )
         self.fail('expected a value (number, "string", true/false, DateTime, Date, Time)')
 
 
@@ -326,11 +339,14 @@ def _decode_json_string(raw: str) -> str:
     return text
 
 
-def parse_q(text: str) -> QNode:
-    """Parse a q expression (already URL-decoded); BadRequestData when it is malformed."""
+def parse_q(text: str, bare: Callable[[str], bool] = lambda attr: False) -> QNode:
+    """Parse a q expression (already URL-decoded); BadRequestData when it is malformed.
+
+    `bare(attr)`: whether `==`/`!=` on the attribute (as written) take a bare term as a string
+    value, as expandValues allows."""
     if not isinstance(text, str) or not text.strip():
         raise BadRequestData("invalid q: empty expression")
-    parser = _Parser(text)
+    parser = _Parser(text, bare)
     node = parser.query()
     if parser.peek():
         parser.fail(f"unexpected {parser.peek()!r}")
