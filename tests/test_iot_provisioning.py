@@ -104,6 +104,10 @@ async def test_errors_for_conflicts_and_missing_records(client: httpx.AsyncClien
     problem(await client.patch(f"{IOT}/devices/nope", json={}), 404, "ResourceNotFound")
     problem(await client.delete(f"{IOT}/devices/nope"), 404, "ResourceNotFound")
     problem(await client.get(f"{IOT}/devices?limit=0"), 400, "InvalidRequest")
+    for spelling in ("+2", " 2", "2_0", "\u0662"):  # int() read these (2_0 as 20)
+        for name in ("limit", "offset"):
+            resp = await client.get(f"{IOT}/devices", params={name: spelling})
+            assert "digits 0-9" in problem(resp, 400, "InvalidRequest")["detail"]
     problem(await client.get(f"{IOT}/devices?colour=red"), 400, "InvalidRequest")
     resp = await client.post(
         f"{IOT}/devices", content=b"{", headers={"Content-Type": "application/json"}

@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route
 from cityhub.api.http import header, plain_json, read_body, read_limited, tenant_of
 from cityhub.ingest.agent.payload import JSON, MAX_BYTES, TEXT, Raw
 from cityhub.ingest.agent.reasons import BAD_REQUEST, TOO_LARGE, UNSUPPORTED, Rejected, as_error
-from cityhub.ngsild.errors import InvalidRequest, RequestTooLarge
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, RequestTooLarge
+from cityhub.ngsild.params import integer
 
 PREFIX = "/iot/v1"
 MAX_LIMIT = 1000
@@ -37,14 +38,10 @@ def _page(request: Request) -> tuple[int, int]:
     unknown = sorted(set(params) - {"limit", "offset"})
     if unknown:
         raise InvalidRequest(f"unknown query parameter(s) {unknown}; allowed: limit, offset")
-    try:
-        limit = int(params.get("limit", "100"))
-        offset = int(params.get("offset", "0"))
-    except ValueError:
-        raise InvalidRequest("limit and offset must be integers") from None
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise InvalidRequest(f"limit must be 1-{MAX_LIMIT} and offset at least 0")
-    return limit, offset
+    try:  # digits only: int() also read "+2", " 2" and "2_0" (as 20)
+        return integer(params, "limit", 100, 1, MAX_LIMIT), integer(params, "offset", 0, 0, 2**31)
+    except BadRequestData as exc:  # this API has always called it an InvalidRequest
+        raise InvalidRequest(exc.detail) from None
 
 
 def _listing(docs: list[Any], total: int) -> Response:
