@@ -99,9 +99,11 @@ _TYPED_MEMBERS = {
 }
 
 
-def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
+def merge_instance(old: Instance, new: Instance, now: str, *, by_language: bool = True) -> Instance:
     """Merge-patch one instance: given members replace, absent ones stay, null ones (None,
-    from the null marker) go, subs merge."""
+    from the null marker) go, subs merge. A languageMap merges by language in a merge
+    (5.6.17); a partial update (5.6.4) replaces it whole (by_language=False), as the ETSI
+    suite's 012_04_01 expects."""
     merged = {k: v for k, v in old.items() if k != "sub"}
     for key, value in new.items():
         if key == "sub":
@@ -109,7 +111,7 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
         if value is None:
             merged.pop(key, None)
         elif key == "languageMap":
-            same = old["type"] == "LanguageProperty"
+            same = old["type"] == "LanguageProperty" and by_language
             merged[key] = merge_languages(old.get(key, {}) if same else {}, value)
         else:
             merged[key] = value
@@ -120,7 +122,11 @@ def merge_instance(old: Instance, new: Instance, now: str) -> Instance:
     subs = dict(old.get("sub", {}))
     for name, sub in new.get("sub", {}).items():
         if not sub.get("null"):
-            sub = merge_instance(subs[name], sub, now) if name in subs else without_nulls(sub)
+            sub = (
+                merge_instance(subs[name], sub, now, by_language=by_language)
+                if name in subs
+                else without_nulls(sub)
+            )
         if sub.get("null") or emptied(sub):
             subs.pop(name, None)
         else:

@@ -350,7 +350,7 @@ class EntityService:
                         f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"
                     )
                 inst.setdefault("type", current[i]["type"])
-                merged = merge_instance(current[i], inst, now)
+                merged = merge_instance(current[i], inst, now, by_language=False)
             written: list[Instance]
             if merged is None or emptied(merged):
                 # a deletion (or its last language went): recorded as DELETE .../attrs/{attr}
