@@ -461,7 +461,7 @@ def test_a_demo_database_that_cannot_be_built_is_one_line_and_leaves_nothing(
     target = tmp_path / "no-such-folder" / "demo.db"
     assert main(["demo", "--db", str(target), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
-    assert f"cityhub demo: cannot build {target}: unable to open database file" in err, err
+    assert f"cityhub demo: cannot build {target}: the folder {target.parent} does not exist" in err
     assert "Traceback" not in err
     assert not target.parent.exists()
 

@@ -190,6 +190,7 @@ def serve(settings: object) -> int:
     from cityhub.api.app import create_app
     from cityhub.settings import Settings
     from cityhub.store.base import StoreError
+    from cityhub.store.sqlite.files import unopenable
 
     assert isinstance(settings, Settings)
     busy = _ports_taken(settings)
@@ -204,7 +205,7 @@ def serve(settings: object) -> int:
             app = create_app(settings)
         except (StoreError, sqlite3.Error) as exc:
             held = (
-                f"cityhub: cannot open the database {settings.db}: {_unopenable(settings.db, exc)}"
+                f"cityhub: cannot open the database {settings.db}: {unopenable(settings.db, exc)}"
             )
     if not held and not existed:
         held = _claim(settings.db)
@@ -374,27 +375,6 @@ def _claim(db: str) -> str:
         )
     _CLAIMS.append(fd)
     return ""
-
-
-def _unopenable(db: str, exc: Exception) -> str:
-    """Why SQLite could not open db: its "unable to open database file" says nothing of a
-    directory, a read-only file system or a missing permission, so look for those first."""
-    import os
-    from pathlib import Path
-
-    if "unable to open database file" not in str(exc):
-        return str(exc)
-    path = Path(db)
-    folder = path.parent
-    if path.is_dir():
-        return "it is a directory; give a file in it, e.g. --db " + str(path / "cityhub.db")
-    if folder.is_dir() and os.statvfs(folder).f_flag & os.ST_RDONLY:
-        return f"{folder} is on a read-only file system"
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        return "no permission to read and write it"
-    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-        return f"no permission to write in {folder}, where SQLite keeps its -wal and -shm files"
-    return str(exc)
 
 
 def _ports_taken(settings: Settings) -> str:

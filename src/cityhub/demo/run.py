@@ -19,7 +19,7 @@ from cityhub.ngsild.temporal import TemporalService
 from cityhub.settings import Settings
 from cityhub.store.base import StoreError
 from cityhub.store.sqlite import SqliteStore
-from cityhub.store.sqlite.snapshot import read_only
+from cityhub.store.sqlite.files import read_only, unopenable
 
 
 def load_city(store: SqliteStore, city: SampleCity, *, progress: bool = True) -> tuple[int, int]:
@@ -140,14 +140,15 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
         if path.exists() and (why := replaceable(path)) is not None:
             print(f"cityhub demo: {why}; nothing was changed", file=sys.stderr)
             return False
-        _remove(path)
         t0 = time.perf_counter()
         city = build_city()
         try:
+            _remove(path)
             n, h = _build(path, city)
         except (StoreError, sqlite3.Error, OSError) as exc:
-            _remove(path)  # a half-built demo database is of no use to anyone
-            print(f"cityhub demo: cannot build {path}: {exc}", file=sys.stderr)
+            with contextlib.suppress(OSError):
+                _remove(path)  # a half-built demo database is of no use to anyone
+            print(f"cityhub demo: cannot build {path}: {unopenable(path, exc)}", file=sys.stderr)
             return False
         print(
             f"cityhub demo: loaded {n} entities and {h} history instances in {time.perf_counter() - t0:.1f} s into {path}"

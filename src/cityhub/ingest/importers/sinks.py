@@ -157,11 +157,12 @@ class DbSink(_Writer):
 
     def __init__(self, path: str, tenant: str, tm: TermMap, replace: bool = False) -> None:
         from cityhub.store.sqlite import SqliteStore
+        from cityhub.store.sqlite.files import unopenable
 
         try:
             self.store = SqliteStore(path)
         except (StoreError, sqlite3.Error) as exc:
-            raise ImportFailed(f"cannot open the database {path}: {exc}") from exc
+            raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
         self.service = EntityService(self.store)
         self.tenant = tenant
         self.tm = tm

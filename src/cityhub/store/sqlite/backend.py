@@ -35,11 +35,11 @@ from cityhub.store.base import (
     TemporalQuery,
 )
 from cityhub.store.sqlite import functions, outbox, resources, temporal, typestats
+from cityhub.store.sqlite.files import refuse_foreign
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
-from cityhub.store.sqlite.snapshot import read_only
 from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.store")
@@ -54,21 +54,6 @@ PROGRESS_STEPS = 10_000
 # The writer's PRAGMA synchronous per `sync` setting. NORMAL syncs the WAL only when the
 # checkpointer copies it back (every CHECKPOINT_EVERY s); FULL syncs it at every COMMIT.
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
-
-
-def _refuse_foreign(path: str) -> None:
-    """StoreError for another application's SQLite database, read before anything is written
-    to it: serve and import added cityhub's tables to it (and switched it to WAL)."""
-    file = Path(path)
-    if not file.is_file() or file.stat().st_size == 0:
-        return
-    try:
-        with contextlib.closing(sqlite3.connect(read_only(file), uri=True)) as c:
-            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.Error:
-        return  # not a database at all: the connection below says so
-    if names and "meta" not in names:
-        raise StoreError(f"{path} is a SQLite database, but not a cityhub one")
 
 
 def _dumps(value: Any) -> str:
@@ -92,7 +77,7 @@ class SqliteStore:
         self._in_group = False  # guarded by _write_lock
         self._savepoints = True  # inside group(): each write() in its own savepoint
         self.names = AttrNames()
-        _refuse_foreign(self.path)
+        refuse_foreign(self.path)
         self._writer = self._connect()
         self._writer.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
         self._check_schema()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.store.base import StoreError
+from cityhub.store.sqlite.files import read_only
 from cityhub.store.sqlite.schema import SCHEMA_VERSION, opens
 
 
@@ -31,12 +32,6 @@ class Backup:
 
 Progress = Callable[[int, int], None]  # (bytes written so far, bytes expected)
 POLL = 0.2  # seconds between progress reports
-
-
-def read_only(path: Path) -> str:
-    """A read-only SQLite URI for exactly this file: unescaped, a '#', '?' or '%' in the name
-    cut it short, and restore checked and copied another file ("nightly" for "nightly#1.db")."""
-    return f"{path.resolve().as_uri()}?mode=ro"
 
 
 def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup:

@@ -1,0 +1,59 @@
+"""Database files before SQLite opens them: their read-only URI, another application's file,
+and why one cannot be opened or written (SQLite's own messages do not say)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+from cityhub.store.base import StoreError
+
+# SQLite's messages for a file it cannot open or write, whatever the cause
+_VAGUE = ("unable to open database file", "attempt to write a readonly database", "disk I/O error")
+
+
+def read_only(path: Path) -> str:
+    """A read-only SQLite URI for exactly this file: unescaped, a '#', '?' or '%' in the name
+    cut it short, and restore checked and copied another file ("nightly" for "nightly#1.db")."""
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
+def refuse_foreign(path: str | Path) -> None:
+    """StoreError for another application's SQLite database, read before anything is written
+    to it: serve and import added cityhub's tables to it (and switched it to WAL)."""
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(read_only(file), uri=True)) as c:
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return  # not a database at all: the connection below says so
+    if names and "meta" not in names:
+        raise StoreError(f"{path} is a SQLite database, but not a cityhub one")
+
+
+def unopenable(db: str | Path, exc: Exception) -> str:
+    """Why db could not be opened or written: SQLite's "unable to open database file" (and
+    an OSError's errno) says nothing of a missing folder, a directory, a read-only file system
+    or a missing permission, so look for those first; any other message is its own reason."""
+    said = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    if not isinstance(exc, OSError) and not any(vague in said for vague in _VAGUE):
+        return said
+    path = Path(db)
+    folder = path.parent
+    if path.is_dir():
+        return "it is a directory; give a file in it, e.g. --db " + str(path / "cityhub.db")
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return f"{folder} is on a read-only file system"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return "no permission to read and write it"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}, where SQLite keeps its -wal and -shm files"
+    return said

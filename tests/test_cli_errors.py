@@ -1,0 +1,67 @@
+"""A database or a disk the command cannot use is one line on stderr that says why, exit 2:
+never a traceback, never SQLite's bare "unable to open database file"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cityhub.cli import main
+from conftest import free_port
+from readonly_support import cityhub_read_only
+
+CSV = "id,name\ns1,Corner Shop\n"
+
+
+def _csv(tmp_path: Path) -> Path:
+    path = tmp_path / "shops.csv"
+    path.write_text(CSV)
+    return path
+
+
+@pytest.mark.parametrize("command", ["serve", "import", "demo"])
+def test_a_database_in_a_missing_folder_names_the_folder(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """import and demo said only "unable to open database file", serve the same."""
+    db = tmp_path / "nodir" / "hub.db"
+    argv = {
+        "serve": ["serve", "--port", str(free_port()), "--db", str(db)],
+        "import": ["import", "csv", str(_csv(tmp_path)), "--type", "Shop", "--db", str(db)],
+        "demo": ["demo", "--port", str(free_port()), "--db", str(db)],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"{db}: the folder {db.parent} does not exist\n"), err
+    assert len(err.splitlines()) == 1, err
+    assert not db.parent.exists()
+
+
+def test_import_into_a_directory_says_it_is_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    argv = ["import", "csv", str(_csv(tmp_path)), "--type", "Shop", "--db", str(folder)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"cityhub import: cannot open the database {folder}: it is a directory; give a file in "
+        f"it, e.g. --db {folder / 'cityhub.db'}\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["import", "demo"])
+def test_a_database_on_a_read_only_disk_says_so(command: str, tmp_path: Path) -> None:
+    """import said "attempt to write a readonly database"; demo ended in an OSError traceback."""
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    db = disk / "hub.db"
+    argv = {
+        "import": ["import", "csv", str(_csv(tmp_path)), "--type", "Shop", "--db", str(db)],
+        "demo": ["demo", "--port", str(free_port()), "--db", str(db)],
+    }[command]
+    done = cityhub_read_only(disk, *argv)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.endswith(f"{db}: {disk} is on a read-only file system\n"), done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
