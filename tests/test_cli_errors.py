@@ -3,11 +3,13 @@ never a traceback, never SQLite's bare "unable to open database file"."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from cityhub.cli import main
+from cityhub.store.sqlite import SqliteStore
 from conftest import free_port
 from readonly_support import cityhub_read_only
 
@@ -65,3 +67,43 @@ def test_a_database_on_a_read_only_disk_says_so(command: str, tmp_path: Path) ->
     assert done.returncode == 2, done.stderr
     assert done.stderr.endswith(f"{db}: {disk} is on a read-only file system\n"), done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+@pytest.fixture
+def backed_up(tmp_path: Path) -> tuple[Path, Path]:
+    """A database, its backup, and an empty folder "disk" beside them."""
+    db, copy = tmp_path / "hub.db", tmp_path / "monday.db"
+    SqliteStore(db).close()
+    assert main(["backup", str(copy), "--db", str(db), "--no-progress"]) == 0
+    (tmp_path / "disk").mkdir()
+    return db, copy
+
+
+def test_a_backup_to_a_read_only_disk_is_one_line(backed_up: tuple[Path, Path]) -> None:
+    """It was an OSError traceback (exit 1) from removing a DEST.partial that was not there."""
+    db, _ = backed_up
+    disk = db.parent / "disk"
+    done = cityhub_read_only(disk, "backup", str(disk / "b.db"), "--db", str(db))
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"cityhub: cannot write {disk / 'b.db'}: {disk} is on a read-only file system; "
+        "nothing was written\n",
+    )
+
+
+def test_a_restore_onto_a_read_only_disk_is_one_line(backed_up: tuple[Path, Path]) -> None:
+    """A new database there was an OSError traceback; an existing one was "in use (disk I/O
+    error): stop the hub", sending the operator after a hub that was not running."""
+    db, copy = backed_up
+    disk = db.parent / "disk"
+    shutil.copy(db, disk / "hub.db")
+    for target, said in (
+        (disk / "new.db", f"cannot copy {copy} to {disk / 'new.db'}"),
+        (disk / "hub.db", f"cannot change {disk / 'hub.db'}"),
+    ):
+        done = cityhub_read_only(disk, "restore", str(copy), "--db", str(target))
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"cityhub: {said}: {disk} is on a read-only file system; nothing was changed\n",
+        )
+    assert sorted(p.name for p in disk.iterdir()) == ["hub.db"]

@@ -7,6 +7,7 @@ writes it compacted to a new file, which is then checked before it is called a b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.store.base import StoreError
-from cityhub.store.sqlite.files import read_only
+from cityhub.store.sqlite.files import read_only, unopenable
 from cityhub.store.sqlite.schema import SCHEMA_VERSION, opens
 
 
@@ -50,6 +51,19 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
         raise StoreError(f"{dest.parent} is not a directory")
     started = time.monotonic()
     part = dest.with_name(dest.name + ".partial")
+    try:
+        entities = _checked_copy(source, part, progress)
+        part.replace(dest)
+    except OSError as exc:  # e.g. a backup disk remounted read-only after I/O errors
+        _forget(part)
+        raise StoreError(
+            f"cannot write {dest}: {unopenable(part, exc)}; nothing was written"
+        ) from None
+    return Backup(dest, dest.stat().st_size, entities, time.monotonic() - started)
+
+
+def _checked_copy(source: Path, part: Path, progress: Progress | None) -> int:
+    """VACUUM INTO part, then check the copy; the entities it holds."""
     _discard(part)  # what a backup killed earlier left
     conn = sqlite3.connect(
         read_only(source), uri=True, isolation_level=None, check_same_thread=False
@@ -58,23 +72,22 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
         conn.execute("PRAGMA busy_timeout=5000")
         _vacuum_into(conn, part, progress)
     except sqlite3.Error as exc:
-        _discard(part)
-        raise StoreError(f"cannot back up {source}: {exc}") from exc
+        _forget(part)
+        raise StoreError(f"cannot back up {source}: {unopenable(part, exc)}") from exc
     finally:
         conn.close()
     check = sqlite3.connect(part)
     try:
         verdict = check.execute("PRAGMA quick_check").fetchone()[0]
-        entities = check.execute("SELECT count(*) FROM entities").fetchone()[0]
+        entities = int(check.execute("SELECT count(*) FROM entities").fetchone()[0])
     except sqlite3.Error as exc:
         verdict, entities = str(exc), 0
     finally:
         check.close()
     if verdict != "ok":
-        _discard(part)
+        _forget(part)
         raise StoreError(f"the copy of {source} failed its check ({verdict}); nothing was kept")
-    part.replace(dest)
-    return Backup(dest, dest.stat().st_size, entities, time.monotonic() - started)
+    return entities
 
 
 def _vacuum_into(conn: sqlite3.Connection, dest: Path, progress: Progress | None) -> None:
@@ -105,7 +118,7 @@ def _vacuum_into(conn: sqlite3.Connection, dest: Path, progress: Progress | None
     except BaseException:  # Ctrl-C (or the reporter failed): stop, leave no half-written file
         conn.interrupt()
         worker.join()
-        _discard(dest)
+        _forget(dest)
         raise
     if failure:
         raise failure[0]
@@ -148,23 +161,25 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     if db.exists():
         _fold(db)  # refuses a database in use before the long copy
     part = db.with_name(db.name + ".restoring")
-    _discard(part)  # what a restore killed earlier left
     kept = None
     try:
+        _discard(part)  # what a restore killed earlier left
         _copy(source, part, progress)
         if db.exists():
             _fold(db)
             kept = _free_name(db, f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
             _keep(db, kept)
         part.replace(db)
-    except BaseException as exc:  # a full disk, Ctrl-C: the database stays as it was
-        _discard(part)
+    except BaseException as exc:  # a full or read-only disk, Ctrl-C: the database stays as it was
+        _forget(part)
         if kept is not None and not db.exists():
             kept.replace(db)
         elif kept is not None and kept.exists() and kept.samefile(db):
             kept.unlink()
         if isinstance(exc, OSError | sqlite3.Error):
-            raise StoreError(f"cannot copy {source} to {db}: {exc}; nothing was changed") from exc
+            raise StoreError(
+                f"cannot copy {source} to {db}: {unopenable(part, exc)}; nothing was changed"
+            ) from exc
         raise
     return Restored(db, entities, kept)
 
@@ -183,6 +198,13 @@ def _discard(part: Path) -> None:
     """Remove a partial copy and the rollback journal its writer may have left."""
     for path in (part, part.with_name(part.name + "-journal")):
         path.unlink(missing_ok=True)
+
+
+def _forget(part: Path) -> None:
+    """_discard on the way out of a failure, which it must not hide: on a read-only file
+    system even removing a file that is not there fails."""
+    with contextlib.suppress(OSError):
+        _discard(part)
 
 
 def _copy(source: Path, dest: Path, progress: Progress | None, pages: int = 1024) -> None:
@@ -254,6 +276,9 @@ def _fold(db: Path) -> None:
         mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
     except sqlite3.Error as exc:
         mode = str(exc)
+        why = unopenable(db, exc)
+        if why != mode:  # e.g. a read-only file system, not a hub: say so, not "in use"
+            raise StoreError(f"cannot change {db}: {why}; nothing was changed") from None
     finally:
         conn.close()
     if mode != "delete":
