@@ -180,3 +180,21 @@ s.backup(Path(sys.argv[1]), Path(sys.argv[2]))
     assert main(["backup", str(dest), "--db", str(db), "--no-progress"]) == 0
     assert sqlite3.connect(dest).execute("SELECT count(*) FROM entities").fetchone()[0] == 50
     assert sorted(p.name for p in tmp_path.glob("nightly.db*")) == ["nightly.db"]
+
+
+def test_another_applications_database_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "the copy of other.db failed its check (no such table: entities)", which reads
+    as a damaged copy; serve and import say what it is."""
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (a)")
+    conn.commit()
+    conn.close()
+    dest = tmp_path / "copy.db"
+    assert main(["backup", str(dest), "--db", str(other), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"cityhub: {other} is a SQLite database, but not a cityhub one\n"
+    )
+    assert not list(tmp_path.glob("copy.db*"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.store.base import StoreError
-from cityhub.store.sqlite.files import read_only, unopenable
+from cityhub.store.sqlite.files import read_only, refuse_foreign, unopenable
 from cityhub.store.sqlite.schema import SCHEMA_VERSION, opens
 
 
@@ -45,6 +45,7 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
         raise StoreError(f"there is no database at {source}; name it with --db or CITYHUB_DB")
     if not source.is_file():
         raise StoreError(f"{source} is not a database file")
+    refuse_foreign(source)  # its copy would fail the check as if it were damaged
     if dest.exists():
         raise StoreError(f"{dest} already exists; name a new file")
     if not dest.parent.is_dir():
