@@ -4,12 +4,14 @@ never a traceback, never SQLite's bare "unable to open database file"."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from cityhub.cli import main
 from cityhub.store.sqlite import SqliteStore
+from cityhub.store.sqlite.schema import SCHEMA_VERSION
 from conftest import free_port
 from readonly_support import cityhub_read_only
 
@@ -107,3 +109,54 @@ def test_a_restore_onto_a_read_only_disk_is_one_line(backed_up: tuple[Path, Path
             f"cityhub: {said}: {disk} is on a read-only file system; nothing was changed\n",
         )
     assert sorted(p.name for p in disk.iterdir()) == ["hub.db"]
+
+
+def _versioned(tmp_path: Path, version: str) -> Path:
+    """A cityhub database whose meta.schema_version reads version."""
+    db = tmp_path / "hub.db"
+    SqliteStore(db).close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("command", ["serve", "import"])
+def test_a_database_from_a_newer_cityhub_is_kept_not_thrown_away(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone who put back an older cityhub after an upgrade was told to "Create a new
+    database", that is, to throw the city's data away."""
+    db = _versioned(tmp_path, str(SCHEMA_VERSION + 1))
+    argv = {
+        "serve": ["serve", "--port", str(free_port()), "--db", str(db)],
+        "import": ["import", "csv", str(_csv(tmp_path)), "--type", "Shop", "--db", str(db)],
+    }[command]
+    before = db.read_bytes()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        f"{db} was written by a newer cityhub (schema {SCHEMA_VERSION + 1}; this one knows up "
+        f"to {SCHEMA_VERSION}): run that cityhub, or restore a backup taken before the "
+        "upgrade\n"
+    ), err
+    assert "new database" not in err and len(err.splitlines()) == 1
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["serve", "import", "restore"])
+def test_a_garbled_schema_version_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """meta.schema_version = 'abc' ended serve and import in a ValueError traceback."""
+    db = _versioned(tmp_path, "abc")
+    argv = {
+        "serve": ["serve", "--port", str(free_port()), "--db", str(db)],
+        "import": ["import", "csv", str(_csv(tmp_path)), "--type", "Shop", "--db", str(db)],
+        "restore": ["restore", str(db), "--db", str(tmp_path / "new.db"), "--no-progress"],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{db} holds schema version 'abc', which no cityhub writes" in err, err
+    assert len(err.splitlines()) == 1

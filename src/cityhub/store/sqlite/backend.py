@@ -154,17 +154,36 @@ class SqliteStore:
         version = None
         if has_meta:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 1
+            version = self._version(row[0]) if row else 1
 
         while version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
             self._migrate(version)
             version += 1
+        if version is not None and version > SCHEMA_VERSION:
+            conn.close()  # a newer cityhub upgraded it, and this one was put back: keep the data
+            raise StoreError(
+                f"{self.path} was written by a newer cityhub (schema {version}; this one knows "
+                f"up to {SCHEMA_VERSION}): run that cityhub, or restore a backup taken before "
+                "the upgrade"
+            )
         if version is not None and version != SCHEMA_VERSION:
             conn.close()
             raise StoreError(
-                f"{self.path} was written by cityhub schema {version}; this cityhub uses schema "
-                f"{SCHEMA_VERSION}. Create a new database (the demo rebuilds its own)."
+                f"{self.path} was written by cityhub schema {version}, which this cityhub "
+                f"(schema {SCHEMA_VERSION}) cannot upgrade. Create a new database (the demo "
+                "rebuilds its own)."
             )
+
+    def _version(self, value: object) -> int:
+        """meta.schema_version as a number; StoreError when it is none (a damaged file)."""
+        try:
+            return int(str(value))
+        except ValueError:
+            self._writer.close()
+            raise StoreError(
+                f"{self.path} holds schema version {value!r}, which no cityhub writes: the "
+                "file is damaged or not cityhub's; restore a backup"
+            ) from None
 
     def _migrate(self, version: int) -> None:
         """Upgrade the database from `version` to the next one, all or nothing."""

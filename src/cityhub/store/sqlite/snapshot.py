@@ -255,7 +255,9 @@ def _check_backup(source: Path) -> int:
         raise StoreError(f"{source} is not a cityhub database ({exc})") from None
     if verdict != "ok":
         raise StoreError(f"{source} failed its check ({verdict})")
-    version = int(row[0]) if row and str(row[0]).isdigit() else 1
+    if row and not str(row[0]).isdigit():
+        raise StoreError(f"{source} holds schema version {row[0]!r}, which no cityhub writes")
+    version = int(row[0]) if row else 1
     if not opens(version):  # restored, it would leave a database no hub here can open
         raise StoreError(
             f"{source} was written by cityhub schema {version}, which this cityhub (schema "
