@@ -281,6 +281,23 @@ def test_missing_file_bad_type_and_bad_arguments_exit_2(
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:abc", "Invalid port: 'abc'"),
+        ("http://[::1", "Invalid port: ':1'"),
+        ("127.0.0.1:1026", "it must start with http:// or https://"),
+    ],
+)
+def test_a_url_that_names_no_hub_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, reason: str
+) -> None:
+    """A port of 'abc' was an httpx.InvalidURL traceback from deep in the runner, exit 1."""
+    csv = write(tmp_path, "id,name\ns1,Corner Shop\n")
+    assert main(["import", "csv", str(csv), "--type", "Shop", "--url", url]) == 2
+    assert capsys.readouterr().err == f"cityhub import: bad --url {url!r}: {reason}\n"
+
+
 def test_db_defaults_to_the_cityhub_db_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

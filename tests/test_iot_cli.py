@@ -1,4 +1,5 @@
-"""`cityhub iot` as a real process: its output to a reader that stops early."""
+"""`cityhub iot` as a real process: its output to a reader that stops early, and the hub URL
+it is given."""
 
 from __future__ import annotations
 
@@ -67,3 +68,33 @@ def test_the_answer_is_printed_as_json(hub_url: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == DEVICES
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:abc", "Invalid port: 'abc'"),
+        ("http://[::1", "Invalid port: ':1'"),
+        ("http://127.0.0.1:99999", "port 99999 is beyond 65535"),
+        ("http:///iot", "it names no host"),
+        ("127.0.0.1:1026", "it must start with http:// or https://"),
+    ],
+)
+@pytest.mark.parametrize("where", ["--url", "CITYHUB_URL"])
+def test_a_url_that_names_no_hub_is_one_line_and_exit_2(
+    where: str,
+    url: str,
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httpx's InvalidURL is no HTTPError: a port of 'abc' was a traceback, exit 1."""
+    from cityhub.cli import main
+
+    argv = ["iot", "devices", "list"]
+    if where == "--url":
+        argv += ["--url", url]
+    else:
+        monkeypatch.setenv("CITYHUB_URL", url)
+    assert main(argv) == 2
+    assert capsys.readouterr() == ("", f"cityhub iot: bad {where} {url!r}: {reason}\n")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cityhub.ingest.headers import tenant_headers
+from cityhub.ingest.headers import hub_url, tenant_headers
 from cityhub.ngsild.tenant import tenant_option
 
-DEFAULT_URL = os.environ.get("CITYHUB_URL", "http://127.0.0.1:1026")
+DEFAULT_URL = "http://127.0.0.1:1026"
 PREFIX = "/iot/v1"
 
 
@@ -31,9 +31,7 @@ class CliError(Exception):
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument(
-        "--url", default=DEFAULT_URL, help="the hub (default http://127.0.0.1:1026, CITYHUB_URL)"
-    )
+    p.add_argument("--url", help=f"the hub (default {DEFAULT_URL}, CITYHUB_URL)")
     p.add_argument(
         "--tenant",
         default="",
@@ -174,6 +172,18 @@ def _problem(resp: Any) -> str:
     return f"HTTP {resp.status_code}: {resp.text[:200].strip()}"
 
 
+def _hub(flag: str | None) -> str:
+    """The hub's URL: --url, else CITYHUB_URL, else the default; CliError (exit 2, a bad
+    command line) naming where it came from when it cannot be one."""
+    where, url = "--url", flag
+    if url is None:
+        where, url = "CITYHUB_URL", os.environ.get("CITYHUB_URL", DEFAULT_URL)
+    try:
+        return hub_url(url)
+    except ValueError as exc:
+        raise CliError(f"bad {where} {url!r}: {exc}", 2) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one `cityhub iot` command; print the answer as JSON."""
     import httpx
@@ -181,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         method, path, body, query = _request(args)
         headers = tenant_headers(args.tenant)
-        url = args.url.rstrip("/")
+        url = _hub(args.url)
         try:
             resp = httpx.request(
                 method, url + path, json=body, params=query, headers=headers, timeout=30

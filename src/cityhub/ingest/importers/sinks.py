@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from cityhub.ingest.headers import tenant_headers
+from cityhub.ingest.headers import hub_url, tenant_headers
 from cityhub.ingest.importers.records import Entity, ImportFailed
 from cityhub.ingest.importers.refresh import Planner, Step, given, rounds
 from cityhub.ngsild.context import ContextCache, TermMap
@@ -218,12 +218,11 @@ class HttpSink(_Writer):
         timeout: float = 120.0,
         replace: bool = False,
     ) -> None:
-        base = url.rstrip("/")
-        base = base.removesuffix("/ngsi-ld/v1")
-        if not base.startswith(("http://", "https://")):
-            raise ImportFailed(f"--url must start with http:// or https://, got {url!r}")
-        self.base = base
-        self.endpoint = base + UPSERT_PATH
+        try:
+            self.base = hub_url(url).removesuffix("/ngsi-ld/v1")
+        except ValueError as exc:
+            raise ImportFailed(f"bad --url {url!r}: {exc}") from None
+        self.endpoint = self.base + UPSERT_PATH
         self.tm = tm
         self.planner = Planner(tm, replace)
         headers = tenant_headers(tenant)
