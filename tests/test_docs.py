@@ -81,3 +81,13 @@ def test_help_names_the_ranges_and_variables_the_commands_take(
             main(argv)
         assert words in " ".join(capsys.readouterr().out.split())
     assert "`CITYHUB_URL`" in README and "1 to 100,000" in README
+
+
+def test_demo_help_gives_the_database_it_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "(default ./cityhub.db, CITYHUB_DB)": the demo builds ./cityhub-demo.db, and
+    never reads CITYHUB_DB (the city's own database, which it would rebuild)."""
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--db DB the demo's database (default ./cityhub-demo.db)" in text, text
+    assert "CITYHUB_DB" not in text and "./cityhub.db" not in text

@@ -15,12 +15,10 @@ if TYPE_CHECKING:
     from cityhub.settings import Settings
 
 
-def _server_args(p: argparse.ArgumentParser, db_default: str | None) -> None:
+def _server_args(p: argparse.ArgumentParser, db_default: str | None, db_help: str) -> None:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, CITYHUB_HOST)")
     p.add_argument("--port", type=int, default=None, help="HTTP port (default 1026, CITYHUB_PORT)")
-    p.add_argument(
-        "--db", default=db_default, help="SQLite database file (default ./cityhub.db, CITYHUB_DB)"
-    )
+    p.add_argument("--db", default=db_default, help=db_help)
     p.add_argument(
         "--log-level",
         default=None,
@@ -39,9 +37,10 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"cityhub {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the NGSI-LD API on the embedded store")
-    _server_args(serve, None)
+    _server_args(serve, None, "SQLite database file (default ./cityhub.db, CITYHUB_DB)")
     demo = sub.add_parser("demo", help="load a sample city into a fresh database and serve it")
-    _server_args(demo, "./cityhub-demo.db")  # demo.run.DEFAULT_DB
+    # never CITYHUB_DB: that names the city's own database, which the demo would rebuild
+    _server_args(demo, "./cityhub-demo.db", "the demo's database (default ./cityhub-demo.db)")
     demo.add_argument("--keep", action="store_true", help="keep an existing demo database")
     backup = sub.add_parser(
         "backup", help="write a consistent copy of the database while the hub keeps serving"
