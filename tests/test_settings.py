@@ -198,3 +198,30 @@ def test_a_directory_given_as_the_database_is_named_as_one(
         f"e.g. --db {tmp_path / 'cityhub.db'}\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_the_embedded_broker_on_the_http_port_stops_the_hub_before_it_serves(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+) -> None:
+    """Each port was free on its own: the database was created, the broker took the port in
+    the lifespan, and uvicorn then failed to bind it (exit 3)."""
+    import uvicorn
+
+    import cityhub.cli
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    monkeypatch.setattr(cityhub.cli, "tune_runtime", lambda: None)
+    port = free_port()
+    monkeypatch.setenv("CITYHUB_MQTT_EMBEDDED_PORT", str(port))
+    db = tmp_path / "hub.db"
+    assert main([command, "--port", str(port), "--mqtt", "embedded", "--db", str(db)]) == 2
+    assert capsys.readouterr().err == (
+        f"cityhub: the embedded MQTT broker and HTTP cannot share port {port}; pick another "
+        "with CITYHUB_MQTT_EMBEDDED_PORT or --port\n"
+    )
+    assert not served and not db.exists()

@@ -378,6 +378,12 @@ def _claim(db: str) -> str:
 
 def _ports_taken(settings: Settings) -> str:
     """Why the hub cannot listen (its HTTP port, or the embedded MQTT broker's), '' when it can."""
+    embedded = settings.mqtt == "embedded"
+    if embedded and settings.mqtt_embedded_port == settings.port:  # each is free on its own
+        return (
+            f"cityhub: the embedded MQTT broker and HTTP cannot share port {settings.port}; "
+            "pick another with CITYHUB_MQTT_EMBEDDED_PORT or --port"
+        )
     busy, host_at_fault = _port_busy(settings.host, settings.port)
     if busy:
         fix = (
@@ -386,7 +392,6 @@ def _ports_taken(settings: Settings) -> str:
             else "pick another with --port or CITYHUB_PORT"
         )
         return f"cityhub: cannot listen on {settings.host}:{settings.port} ({busy}); {fix}"
-    embedded = settings.mqtt == "embedded"
     busy = _port_busy(settings.host, settings.mqtt_embedded_port)[0] if embedded else ""
     if busy:
         return (
