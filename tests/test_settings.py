@@ -225,3 +225,44 @@ def test_the_embedded_broker_on_the_http_port_stops_the_hub_before_it_serves(
         "with CITYHUB_MQTT_EMBEDDED_PORT or --port\n"
     )
     assert not served and not db.exists()
+
+
+def test_a_mistyped_variable_stops_the_command_as_a_mistyped_key_does(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+) -> None:
+    """CITYHUB_HISTORY_DAY=30 was ignored without a word: the hub kept personal data for
+    ever, while `histroy_days = 30` in cityhub.toml stopped it."""
+    monkeypatch.setenv("CITYHUB_HISTORY_DAY", "30")
+    monkeypatch.setenv("CITYHUB_BOGUS", "1")
+    db = tmp_path / "hub.db"
+    assert main(["serve", "--port", str(taken_port), "--db", str(db)]) == 2
+    assert capsys.readouterr().err == (
+        "cityhub: unknown variable CITYHUB_BOGUS (no setting has that name); README.md lists "
+        "the settings\n"
+        "cityhub: unknown variable CITYHUB_HISTORY_DAY (did you mean CITYHUB_HISTORY_DAYS?); "
+        "README.md lists the settings\n"
+    )
+    assert not db.exists()
+
+
+def test_the_variables_the_cli_and_the_tests_read_are_no_typos(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+) -> None:
+    """CITYHUB_URL (cityhub iot) and the test suite's own variables are left alone."""
+    for name, value in (
+        ("CITYHUB_URL", "http://127.0.0.1:1026"),
+        ("CITYHUB_SHARED_DATA", str(tmp_path)),
+        ("CITYHUB_FUZZ_EXAMPLES", "5000"),
+        ("CITYHUB_TEMPORAL_LIMIT", "10"),  # a setting, as docs/conformance.md runs it
+        ("cityhub_log_level", "warning"),  # a setting, in lowercase: read, so no typo
+    ):
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--port", str(taken_port), "--db", str(tmp_path / "hub.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cityhub: cannot listen on 127.0.0.1:{taken_port} ("), err

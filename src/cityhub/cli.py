@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 TOML_FILE = "cityhub.toml"  # Settings.model_config["toml_file"], read from the working folder
+# CITYHUB_* variables that are no setting, yet no typo: `cityhub iot` reads CITYHUB_URL, the
+# tests CITYHUB_SHARED_DATA (the GTFS feeds) and CITYHUB_FUZZ_EXAMPLES (README, "Other commands")
+OTHER_VARIABLES = frozenset({"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ_EXAMPLES"})
 
 
 def load_settings(**overrides: Any) -> Settings | None:
@@ -116,6 +119,11 @@ def load_settings(**overrides: Any) -> Settings | None:
 
     from cityhub.settings import Settings
 
+    unknown = _unknown_variables()
+    for line in unknown:
+        print(f"cityhub: {line}", file=sys.stderr)
+    if unknown:
+        return None
     try:
         return Settings(**overrides)
     except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
@@ -144,6 +152,28 @@ def load_settings(**overrides: Any) -> Settings | None:
                 file=sys.stderr,
             )
         return None
+
+
+def _unknown_variables() -> list[str]:
+    """A line for each CITYHUB_* variable that names no setting: a mistyped one (say
+    CITYHUB_HISTORY_DAY) was ignored without a word, while a mistyped key in cityhub.toml is
+    refused, and for retention that kept personal data for ever."""
+    import difflib
+    import os
+
+    from cityhub.settings import Settings
+
+    known = {f"CITYHUB_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    lines = []
+    for name in sorted(os.environ):
+        upper = name.upper()  # pydantic reads the names case-insensitively
+        if not upper.startswith("CITYHUB_") or upper in known:
+            continue
+        # matched without the prefix, which every name shares
+        meant = difflib.get_close_matches(upper[8:], sorted(k[8:] for k in known), n=1)
+        hint = f"did you mean CITYHUB_{meant[0]}?" if meant else "no setting has that name"
+        lines.append(f"unknown variable {name} ({hint}); README.md lists the settings")
+    return lines
 
 
 def _origin(field: str, overrides: dict[str, Any]) -> str:
