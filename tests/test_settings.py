@@ -266,3 +266,33 @@ def test_the_variables_the_cli_and_the_tests_read_are_no_typos(
     assert main(["serve", "--port", str(taken_port), "--db", str(tmp_path / "hub.db")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cityhub: cannot listen on 127.0.0.1:{taken_port} ("), err
+
+
+@pytest.mark.parametrize(
+    ("where", "written"),
+    [
+        ("env", "(CITYHUB_CONTEXT_MIRRORS) = 1"),
+        ("toml", "(cityhub.toml) = 1"),
+    ],
+)
+def test_a_bad_mirror_names_its_setting_and_member(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+    where: str,
+    written: str,
+) -> None:
+    """It was "bad setting context_mirrors_a (cityhub.toml)", with no cityhub.toml there."""
+    monkeypatch.chdir(tmp_path)
+    if where == "env":
+        monkeypatch.setenv("CITYHUB_CONTEXT_MIRRORS", '{"https://a.example/c.jsonld": 1}')
+    else:
+        (tmp_path / "cityhub.toml").write_text(
+            '[context_mirrors]\n"https://a.example/c.jsonld" = 1\n'
+        )
+    assert main(["serve", "--port", str(taken_port), "--db", str(tmp_path / "hub.db")]) == 2
+    assert capsys.readouterr().err == (
+        f"cityhub: bad setting context_mirrors['https://a.example/c.jsonld'] {written}: Input "
+        "should be a valid string\n"
+    )

@@ -127,8 +127,7 @@ def load_settings(**overrides: Any) -> Settings | None:
     try:
         return Settings(**overrides)
     except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        print(f"cityhub: bad settings: {exc}{cause}", file=sys.stderr)
+        print(f"cityhub: {_unparsed(exc, overrides)}", file=sys.stderr)
         return None
     except UnicodeDecodeError as exc:  # TOML is UTF-8; a Windows editor may save Latin-1
         print(
@@ -142,16 +141,35 @@ def load_settings(**overrides: Any) -> Settings | None:
         return None
     except ValidationError as exc:
         for err in exc.errors():
-            field = "_".join(str(part) for part in err["loc"])
+            field, *within = (str(part) for part in err["loc"])
             if err["type"] == "extra_forbidden":  # only the file can name an unknown setting
                 print(f"cityhub: {_unknown_key(field)}", file=sys.stderr)
                 continue
+            member = "".join(f"[{key!r}]" for key in within)  # context_mirrors['https://…']
             print(
-                f"cityhub: bad setting {field} ({_origin(field, overrides)}) = "
+                f"cityhub: bad setting {field}{member} ({_origin(field, overrides)}) = "
                 f"{err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}",
                 file=sys.stderr,
             )
         return None
+
+
+def _unparsed(exc: Exception, overrides: dict[str, Any]) -> str:
+    """A setting whose text does not parse (CITYHUB_CONTEXT_MIRRORS that is not JSON), named
+    as the user wrote it; pydantic names only the field and its "EnvSettingsSource"."""
+    import os
+    import re
+
+    said = re.fullmatch(r'error parsing value for field "(\w+)" from source "\w+"', str(exc))
+    if said is None:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        return f"bad settings: {exc}{cause}"
+    field = said.group(1)
+    origin = _origin(field, overrides)
+    value = overrides.get(
+        field, next((v for k, v in os.environ.items() if k.upper() == origin), None)
+    )
+    return f"bad setting {field} ({origin}) = {value!r}: not JSON ({exc.__cause__})"
 
 
 def _unknown_variables() -> list[str]:
