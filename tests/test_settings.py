@@ -3,6 +3,7 @@ exit 2, never a hub that starts and then answers 500."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +297,32 @@ def test_a_bad_mirror_names_its_setting_and_member(
         f"cityhub: bad setting context_mirrors['https://a.example/c.jsonld'] {written}: Input "
         "should be a valid string\n"
     )
+
+
+def test_a_mirror_file_that_cannot_be_read_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+) -> None:
+    """A typo in a mirror's path started fine; the first request needing that @context got
+    503, on an offline site perhaps days later."""
+    there = tmp_path / "sdm.jsonld"
+    there.write_text('{"@context": {}}')
+    mirrors = {
+        "https://a.example/ok.jsonld": str(there),
+        "https://a.example/typo.jsonld": str(tmp_path / "sdm.jsonl"),
+        "https://a.example/folder.jsonld": str(tmp_path),
+        "https://a.example/remote.jsonld": "https://mirror.example/remote.jsonld",
+    }
+    monkeypatch.setenv("CITYHUB_CONTEXT_MIRRORS", json.dumps(mirrors))
+    db = tmp_path / "hub.db"
+    assert main(["serve", "--port", str(taken_port), "--db", str(db)]) == 2
+    assert capsys.readouterr().err == (
+        "cityhub: bad setting context_mirrors['https://a.example/typo.jsonld'] "
+        f"(CITYHUB_CONTEXT_MIRRORS) = '{tmp_path / 'sdm.jsonl'}': cannot read the file: No "
+        "such file or directory\n"
+        "cityhub: bad setting context_mirrors['https://a.example/folder.jsonld'] "
+        f"(CITYHUB_CONTEXT_MIRRORS) = '{tmp_path}': cannot read the file: Is a directory\n"
+    )
+    assert not db.exists()

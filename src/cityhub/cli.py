@@ -112,6 +112,22 @@ OTHER_VARIABLES = frozenset({"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ
 
 def load_settings(**overrides: Any) -> Settings | None:
     """The settings from CITYHUB_* and these overrides; None, each bad one named on stderr."""
+    unknown = _unknown_variables()
+    for line in unknown:
+        print(f"cityhub: {line}", file=sys.stderr)
+    if unknown:
+        return None
+    settings = _read_settings(overrides)
+    if settings is None:
+        return None
+    unread = _unreadable_mirrors(settings, overrides)
+    for line in unread:
+        print(f"cityhub: {line}", file=sys.stderr)
+    return None if unread else settings
+
+
+def _read_settings(overrides: dict[str, Any]) -> Settings | None:
+    """Settings(**overrides); None, each bad value named on stderr as the user wrote it."""
     import tomllib
 
     from pydantic import ValidationError
@@ -119,11 +135,6 @@ def load_settings(**overrides: Any) -> Settings | None:
 
     from cityhub.settings import Settings
 
-    unknown = _unknown_variables()
-    for line in unknown:
-        print(f"cityhub: {line}", file=sys.stderr)
-    if unknown:
-        return None
     try:
         return Settings(**overrides)
     except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
@@ -152,6 +163,25 @@ def load_settings(**overrides: Any) -> Settings | None:
                 file=sys.stderr,
             )
         return None
+
+
+def _unreadable_mirrors(settings: Settings, overrides: dict[str, Any]) -> list[str]:
+    """A line for each local mirror file that cannot be read. Settings lets one be missing (a
+    site may put it in place later), but a typo in the path found only at the first request
+    needing that context, which got 503, broke the rule that a bad setting stops the start."""
+    lines = []
+    for url, mirror in settings.context_mirrors.items():
+        if mirror.startswith(("http://", "https://")):
+            continue
+        try:
+            with open(mirror, "rb"):
+                pass
+        except OSError as exc:
+            lines.append(
+                f"bad setting context_mirrors[{url!r}] ({_origin('context_mirrors', overrides)})"
+                f" = {mirror!r}: cannot read the file: {exc.strerror or exc}"
+            )
+    return lines
 
 
 def _unparsed(exc: Exception, overrides: dict[str, Any]) -> str:
