@@ -326,3 +326,17 @@ def test_a_mirror_file_that_cannot_be_read_stops_the_start(
         f"(CITYHUB_CONTEXT_MIRRORS) = '{tmp_path}': cannot read the file: Is a directory\n"
     )
     assert not db.exists()
+
+
+def test_a_folder_named_cityhub_toml_is_not_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    taken_port: int,
+) -> None:
+    """pydantic skips a settings path that is no file: the hub started on its defaults."""
+    (tmp_path / "cityhub.toml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--port", str(taken_port)]) == 2
+    assert capsys.readouterr().err == "cityhub: cannot read cityhub.toml: it is a folder\n"
+    assert not (tmp_path / "cityhub.db").exists()

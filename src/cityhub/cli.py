@@ -112,10 +112,17 @@ OTHER_VARIABLES = frozenset({"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ
 
 def load_settings(**overrides: Any) -> Settings | None:
     """The settings from CITYHUB_* and these overrides; None, each bad one named on stderr."""
+    from pathlib import Path
+
     unknown = _unknown_variables()
     for line in unknown:
         print(f"cityhub: {line}", file=sys.stderr)
     if unknown:
+        return None
+    toml = Path(TOML_FILE)
+    if toml.exists() and not toml.is_file():  # pydantic skips it as if it were not there
+        what = "a folder" if toml.is_dir() else "not a regular file"
+        print(f"cityhub: cannot read {TOML_FILE}: it is {what}", file=sys.stderr)
         return None
     settings = _read_settings(overrides)
     if settings is None:
