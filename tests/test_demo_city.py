@@ -580,3 +580,70 @@ def test_the_progress_bars_count_what_the_summary_counts(
     bars = re.findall(r"(\d+)/(\d+) \[[^,\]]*, [\d.?]+(?:s/)?([a-z]+)", capsys.readouterr().err)
     finals = {(int(total), unit) for done, total, unit in bars if done == total}
     assert finals == {(entities, "entity"), (instances, "instance")}, bars[-3:]
+
+
+def _city_database(path: Path) -> None:
+    """A city's own database: one shop, imported, no demo mark."""
+    from cityhub.ngsild.context import ContextCache
+    from cityhub.ngsild.service import EntityService
+    from cityhub.store.sqlite import SqliteStore
+
+    store = SqliteStore(path)
+    shop = {"id": "urn:ngsi-ld:Shop:s1", "type": "Shop"}
+    EntityService(store).batch_upsert("", [shop], ContextCache().core, "replace")
+    store.close()
+
+
+def test_a_city_database_named_like_the_demos_is_not_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any cityhub database named cityhub-demo.db was rebuilt, the city's data with it: the
+    default name stood in for the mark. So was a file that is no database, "in use"."""
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+
+    db = tmp_path / "cityhub-demo.db"
+    _city_database(db)
+    before = db.read_bytes()
+    assert not prepare_demo(Settings(db=str(db)))
+    assert capsys.readouterr().err == (
+        f"cityhub demo: {db} is not a demo database; name another --db, or remove it "
+        "yourself; nothing was changed\n"
+    )
+    assert db.read_bytes() == before
+    db.write_bytes(b"notes, not a database" * 100)
+    assert not prepare_demo(Settings(db=str(db)))
+    assert "is not a demo database" in capsys.readouterr().err
+
+
+def test_a_demo_database_from_before_the_mark_is_still_rebuilt(tmp_path: Path) -> None:
+    """The default file holding nothing but the sample town is the demo's, mark or not."""
+    import sqlite3
+
+    from cityhub.demo.run import DEMO_MARK, prepare_demo
+    from cityhub.settings import Settings
+
+    db = tmp_path / "cityhub-demo.db"
+    assert prepare_demo(Settings(db=str(db)))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = ?", (DEMO_MARK,))
+    conn.close()
+    assert prepare_demo(Settings(db=str(db)))
+
+
+def test_demo_keep_serves_only_a_demo_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep served a city's database as "the demo", with example queries matching nothing."""
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+
+    db = tmp_path / "city.db"
+    _city_database(db)
+    assert not prepare_demo(Settings(db=str(db)), keep=True)
+    out, err = capsys.readouterr()
+    assert err == (
+        f"cityhub demo: {db} is not a demo database; serve it with `cityhub serve --db {db}`\n"
+    )
+    assert "Try these" not in out

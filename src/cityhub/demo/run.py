@@ -51,13 +51,12 @@ DEMO_MARK = "demo"  # meta key a demo database carries, so only a demo database 
 # its value is the newest instant of the town, so `--keep` prints examples for that data
 
 
-def replaceable(path: Path) -> str | None:
+def replaceable(path: Path, city: SampleCity) -> str | None:
     """Why an existing file must not be replaced by a fresh demo database (None: it may).
 
     `--db` naming a city's real database, or one a hub is serving, deleted it: only a
-    database the demo built (or the default demo file) is rebuilt, and only when no other
-    connection has it open."""
-    if _mark(path) is None and path.name != DEFAULT_DB:
+    database the demo built is rebuilt, and only when no other connection has it open."""
+    if not demo_built(path, city):
         return f"{path} is not a demo database; name another --db, or remove it yourself"
     try:
         conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
@@ -70,6 +69,32 @@ def replaceable(path: Path) -> str | None:
     if mode != "delete":  # SQLite leaves WAL only when no other connection is open
         return f"{path} is in use ({mode}): stop the hub serving it first"
     return None
+
+
+def demo_built(path: Path, city: SampleCity) -> bool:
+    """Whether the demo built this database: it carries the demo's mark, or (built by a
+    cityhub older than the mark) is the default file and holds nothing but the sample town.
+    The default name alone let the demo delete a city's data imported into a file so named."""
+    if _mark(path) is not None:
+        return True
+    return path.name == DEFAULT_DB and _only_the_town(path, city)
+
+
+def _only_the_town(path: Path, city: SampleCity) -> bool:
+    """Whether every entity and temporal entity the file holds is one of the sample town's,
+    in the default tenant (False for a file that is no cityhub database)."""
+    town = {("", entity["id"]) for entity in city.entities}
+    try:
+        conn = sqlite3.connect(read_only(path), uri=True, timeout=0.5)
+        try:
+            held = conn.execute(
+                "SELECT tenant, id FROM entities UNION SELECT tenant, id FROM tentities"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return {(str(tenant), str(eid)) for tenant, eid in held} <= town
 
 
 def _remove(path: Path) -> None:
@@ -135,13 +160,20 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
     path = Path(settings.db)
     if path.exists() and keep:
         city = build_city(start=_built_for(path))  # the town it holds, not this hour's
+        if not demo_built(path, city):  # its example queries would match nothing there
+            print(
+                f"cityhub demo: {path} is not a demo database; serve it with "
+                f"`cityhub serve --db {path}`",
+                file=sys.stderr,
+            )
+            return False
         print(f"cityhub demo: keeping {path}")
     else:
-        if path.exists() and (why := replaceable(path)) is not None:
-            print(f"cityhub demo: {why}; nothing was changed", file=sys.stderr)
-            return False
         t0 = time.perf_counter()
         city = build_city()
+        if path.exists() and (why := replaceable(path, city)) is not None:
+            print(f"cityhub demo: {why}; nothing was changed", file=sys.stderr)
+            return False
         try:
             _remove(path)
             n, h = _build(path, city)
