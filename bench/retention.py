@@ -9,6 +9,7 @@ its own transaction) and, on a copy of the same database, one `DELETE FROM histo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 import sqlite3
@@ -80,8 +81,23 @@ def bare(path: Path) -> tuple[int, float]:
     return n, elapsed
 
 
+def _count(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
 def main(argv: list[str]) -> int:
-    n = int(argv[0]) if argv else 200_000
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.retention",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "n", nargs="?", type=_count, default=200_000, help="instances to load (default 200000)"
+    )
+    n = ap.parse_args(argv).n
     tmp = Path(tempfile.mkdtemp(prefix="cityhub-retention-"))
     try:
         hub_db, bare_db = tmp / "hub.db", tmp / "bare.db"
