@@ -104,7 +104,8 @@ CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, nid, t_observed, num);
 -- two more indexes would cost every write two B-tree inserts per instance.
 DROP INDEX IF EXISTS history_created;
 DROP INDEX IF EXISTS history_instance;
--- @contexts added through /jsonldContexts survive a restart.
+-- @contexts that survive a restart: hosted ones, the last copy of each fetched one, and the
+-- ImplicitlyCreated and Retired ones a subscription (or a hosted context) names.
 CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
