@@ -160,3 +160,30 @@ def test_a_garbled_schema_version_is_one_line(
     err = capsys.readouterr().err
     assert f"{db} holds schema version 'abc', which no cityhub writes" in err, err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_demo_database_on_a_read_only_disk_is_not_called_someone_elses(
+    keep: bool, tmp_path: Path
+) -> None:
+    """Its demo mark could not be read there (a WAL database needs its -shm), so the demo
+    said "not a demo database; … remove it yourself" of its own database."""
+    from cityhub.demo.run import DEMO_MARK
+
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    db = disk / "demo.db"
+    SqliteStore(db).close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '2026-01-01T00:00:00Z')", (DEMO_MARK,)
+        )
+    conn.close()
+    argv = ["demo", "--port", str(free_port()), "--db", str(db), *(["--keep"] if keep else [])]
+    done = cityhub_read_only(disk, *argv)
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"cityhub demo: cannot read {db}: {disk} is on a read-only file system; nothing was "
+        "changed\n",
+    )

@@ -19,7 +19,7 @@ from cityhub.ngsild.temporal import TemporalService
 from cityhub.settings import Settings
 from cityhub.store.base import StoreError
 from cityhub.store.sqlite import SqliteStore
-from cityhub.store.sqlite.files import read_only, unopenable
+from cityhub.store.sqlite.files import file_trouble, read_only, unopenable
 
 
 def load_city(store: SqliteStore, city: SampleCity, *, progress: bool = True) -> tuple[int, int]:
@@ -66,6 +66,8 @@ def replaceable(path: Path, city: SampleCity) -> str | None:
             conn.close()
     except sqlite3.Error as exc:
         mode = str(exc)
+        if trouble := file_trouble(path, exc):  # a read-only disk, not a hub
+            return f"cannot rebuild {path}: {trouble}"
     if mode != "delete":  # SQLite leaves WAL only when no other connection is open
         return f"{path} is in use ({mode}): stop the hub serving it first"
     return None
@@ -92,7 +94,8 @@ def _only_the_town(path: Path, city: SampleCity) -> bool:
             ).fetchall()
         finally:
             conn.close()
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        _unreadable(path, exc)
         return False
     return {(str(tenant), str(eid)) for tenant, eid in held} <= town
 
@@ -142,9 +145,17 @@ def _mark(path: Path) -> str | None:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (DEMO_MARK,)).fetchone()
         finally:
             conn.close()
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        _unreadable(path, exc)
         return None
     return str(row[0]) if row else None
+
+
+def _unreadable(path: Path, exc: sqlite3.Error) -> None:
+    """StoreError when the file system kept the file from being read (a WAL database on a
+    read-only disk): else it would pass for "not a demo database"."""
+    if trouble := file_trouble(path, exc):
+        raise StoreError(f"cannot read {path}: {trouble}")
 
 
 def curl(url: str) -> str:
@@ -158,6 +169,15 @@ def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
     """Build the demo database (fresh unless keep) and print example queries; False (and a
     line on stderr) when an existing file must not be replaced."""
     path = Path(settings.db)
+    try:
+        return _prepare(path, settings, keep)
+    except StoreError as exc:  # the file cannot be read: nothing was changed
+        print(f"cityhub demo: {exc}; nothing was changed", file=sys.stderr)
+        return False
+
+
+def _prepare(path: Path, settings: Settings, keep: bool) -> bool:
+    """prepare_demo; StoreError when the file at path cannot be read."""
     if path.exists() and keep:
         city = build_city(start=_built_for(path))  # the town it holds, not this hour's
         if not demo_built(path, city):  # its example queries would match nothing there

@@ -36,12 +36,18 @@ def refuse_foreign(path: str | Path) -> None:
 
 
 def unopenable(db: str | Path, exc: Exception) -> str:
-    """Why db could not be opened or written: SQLite's "unable to open database file" (and
-    an OSError's errno) says nothing of a missing folder, a directory, a read-only file system
-    or a missing permission, so look for those first; any other message is its own reason."""
+    """Why db could not be opened or written: what the file system has against it (see
+    file_trouble), else the error's own message."""
     said = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-    if not isinstance(exc, OSError) and not any(vague in said for vague in _VAGUE):
-        return said
+    return file_trouble(db, exc) or said
+
+
+def file_trouble(db: str | Path, exc: Exception) -> str | None:
+    """What in the file system kept db from being opened or written, None when nothing did:
+    SQLite's "unable to open database file" (and an OSError's errno) says nothing of a
+    missing folder, a directory, a read-only file system or a missing permission."""
+    if not isinstance(exc, OSError) and not any(vague in str(exc) for vague in _VAGUE):
+        return None
     path = Path(db)
     folder = path.parent
     if path.is_dir():
@@ -56,4 +62,4 @@ def unopenable(db: str | Path, exc: Exception) -> str:
         return "no permission to read and write it"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"no permission to write in {folder}, where SQLite keeps its -wal and -shm files"
-    return said
+    return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.store.base import StoreError
-from cityhub.store.sqlite.files import read_only, refuse_foreign, unopenable
+from cityhub.store.sqlite.files import file_trouble, read_only, refuse_foreign, unopenable
 from cityhub.store.sqlite.schema import SCHEMA_VERSION, opens
 
 
@@ -279,9 +279,9 @@ def _fold(db: Path) -> None:
         mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
     except sqlite3.Error as exc:
         mode = str(exc)
-        why = unopenable(db, exc)
-        if why != mode:  # e.g. a read-only file system, not a hub: say so, not "in use"
-            raise StoreError(f"cannot change {db}: {why}; nothing was changed") from None
+        trouble = file_trouble(db, exc)
+        if trouble:  # e.g. a read-only file system, not a hub: say so, not "in use"
+            raise StoreError(f"cannot change {db}: {trouble}; nothing was changed") from None
     finally:
         conn.close()
     if mode != "delete":
