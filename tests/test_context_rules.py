@@ -200,3 +200,33 @@ def test_the_prefix_flag_follows_the_term_definition(context: Any, iri: str) -> 
     tm = ContextCache().compile(context)
     assert tm.expand("ex:foo") == iri
     assert tm.compact(iri) == "ex:foo"
+
+
+@pytest.mark.parametrize(
+    ("context", "term"),
+    [
+        ({"foo": 'http://x.org/a"b'}, "foo"),
+        ({"foo": {"@id": "http://x.org/a b"}}, "foo"),
+        ({"ex": "http://x.org/", "foo": "ex:a<b"}, "foo"),
+        ({"foo": "http://x.org/a\\b"}, "foo"),
+        ({"foo": "http://x.org/a{b}"}, "foo"),
+        ({"foo": "http://x.org/a\x7fb"}, "foo"),
+        ({"@vocab": "http://x.org/v^/"}, "@vocab"),
+    ],
+)
+async def test_a_term_mapped_to_no_iri_is_400_naming_it(
+    client: httpx.AsyncClient, context: dict[str, Any], term: str
+) -> None:
+    resp = await client.post(CTX, json={"@context": context})
+    assert repr(term) in bad_request(resp)["detail"]
+    body = {"@context": [context, CORE], "id": EID, "type": "T", "foo": 1}
+    resp = await client.post(f"{BASE}/entities", json=body, headers={"Content-Type": JSONLD})
+    assert repr(term) in bad_request(resp)["detail"]
+    assert (await client.get(f"{BASE}/types")).json()["typeList"] == []
+
+
+def test_a_stored_context_mapping_a_term_to_no_iri_is_refused_when_used() -> None:
+    cache = ContextCache()  # hosted before the hub checked: it is stored, and compiles no more
+    cache.host("http://hub/ngsi-ld/v1/jsonldContexts/q", {"@context": {"foo": 'http://x/"'}})
+    with pytest.raises(ctxmod.BadRequestData, match="'foo'"):
+        cache.compile("http://hub/ngsi-ld/v1/jsonldContexts/q")

@@ -37,6 +37,24 @@ _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 GEN_DELIMS = (":", "/", "?", "#", "[", "]", "@")
 
 
+# Characters RFC 3987 allows nowhere in an IRI: whitespace, controls, <>"{}|\^`. A term that
+# maps to an IRI holding one is refused: the stored name would not be an IRI, and the SQLite
+# store splices names into JSON paths, where a '"' ends the step (a query then matched nothing).
+_NOT_IN_IRI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f\x7f-\x9f]")
+
+
+def check_term_iri(term: str, iri: str) -> str:
+    """Refuse (400) a term definition whose IRI holds a character no IRI may hold."""
+    bad = _NOT_IN_IRI.search(iri)
+    if bad:
+        raise BadRequestData(
+            f"term {term!r} of the @context maps to {iri!r}, which is not an IRI: it holds "
+            f"{bad.group()!r} (IRIs cannot hold whitespace, control characters or "
+            '<>"{}|\\^`)'
+        )
+    return iri
+
+
 def is_prefix_iri(iri: str) -> bool:
     """True for an IRI a term may lend to compact IRIs as their prefix."""
     return iri.endswith(GEN_DELIMS)
@@ -864,7 +882,8 @@ class ContextCache:
         if not isinstance(spec, dict):
             raise BadRequestData("@context must be a URL, an object or a list of them")
         if isinstance(spec.get("@vocab"), str):  # a compact IRI is expanded (5.8.3)
-            state["vocab"] = _resolve_value(spec["@vocab"], spec, terms, None) or spec["@vocab"]
+            vocab = _resolve_value(spec["@vocab"], spec, terms, None) or spec["@vocab"]
+            state["vocab"] = check_term_iri("@vocab", vocab)
         nulled: set[str] = state["nulled"]
         for term, raw in spec.items():
             if term.startswith("@"):
@@ -878,7 +897,9 @@ class ContextCache:
             if iri is None and isinstance(raw, dict) and "@id" not in raw:
                 iri = vocab + term if vocab else None
             if iri is not None and (not iri.startswith("@") or iri in ("@id", "@type")):
-                terms[term] = iri  # a later definition wins, and the core's (applied last) most
+                terms[term] = check_term_iri(
+                    term, iri
+                )  # a later definition wins, and the core's (applied last) most
                 nulled.discard(term)
                 state["prefix"][term] = _prefix_flag(term, raw, iri)
 
