@@ -456,6 +456,55 @@ async def test_deleted_cached_context_is_fetched_again_when_used(
     assert remote.hits[name] == 2
 
 
+async def test_only_the_context_member_of_a_fetched_document_is_kept_and_served(
+    hub: httpx.AsyncClient, hub_app: Starlette, remote: Remote
+) -> None:
+    hub_app.state.contexts.timeout = 5.0  # this test is about no timeout
+    url, _ = remote.serve({**DOC_A, "db_password": "hunter2", "internal": {"x": 1}})
+    resp = await hub.post(f"{BASE}/entities", json=lamp(), headers={"Link": link(url)})
+    assert resp.status_code == 201, resp.text
+    local_id = (await details(hub, url))["localId"]
+    for ident in (local_id, quote(url, safe="")):
+        assert (await hub.get(f"{CTX}/{ident}")).json() == DOC_A
+    stored = {u: doc for u, doc, _kind, _at in hub_app.state.store.contexts()}
+    assert stored[url] == DOC_A, "nothing else of the document is stored either"
+
+
+async def test_a_copy_stored_whole_before_is_served_as_its_context_only(tmp_path: Path) -> None:
+    url = "https://contexts.invalid/old.jsonld"
+    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    app.state.store.put_context(url, {**DOC_A, "db_password": "hunter2"}, "Cached")
+    app.state.store.close()
+    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HUB) as c:
+        assert (await c.get(f"{CTX}/{quote(url, safe='')}")).json() == DOC_A
+    app.state.store.close()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"@context": {"hunter2": 5}}, {"@context": {"@vocab": "hunter2/"}}, {"@context": "hunter2"}],
+    ids=["term", "vocab", "relative"],
+)
+async def test_a_refused_remote_document_is_not_quoted_in_the_answer(
+    hub: httpx.AsyncClient, hub_app: Starlette, remote: Remote, doc: Any
+) -> None:
+    hub_app.state.contexts.timeout = 5.0  # this test is about no timeout
+    url, _ = remote.serve(doc)
+    resp = await hub.post(f"{BASE}/entities", json=lamp(), headers={"Link": link(url)})
+    body = problem(resp, 503, "LdContextNotAvailable")
+    assert "hunter2" not in resp.text and "not a valid JSON-LD @context" in body["detail"], body
+
+
+async def test_an_unreachable_context_says_so_and_nothing_of_the_connection(
+    hub: httpx.AsyncClient,
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/ctx.jsonld"
+    resp = await hub.post(f"{BASE}/entities", json=lamp(), headers={"Link": link(closed)})
+    body = problem(resp, 503, "LdContextNotAvailable")
+    assert body["detail"] == f"@context {closed} is not reachable", body
+
+
 # -- implicitly created @contexts ----------------------------------------------------------------
 
 

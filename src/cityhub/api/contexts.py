@@ -89,7 +89,10 @@ async def list_contexts(request: Request) -> Response:
 
 
 async def get_context(request: Request) -> Response:
-    """GET /jsonldContexts/{id}: the document itself, or with details=true its metadata.
+    """GET /jsonldContexts/{id}: the document, or with details=true its metadata.
+
+    A hosted or implicitly created document is the body it was made from; a fetched one is
+    only the @context member of what was downloaded (ContextCache._fetch).
 
     {id} is a local id or the (URL-encoded) URL of the context. Serving counts as a use (a
     HEAD does not); the details show the count from before this request.

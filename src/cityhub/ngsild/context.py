@@ -30,6 +30,7 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
 )
 from cityhub.ngsild.timeutil import now_iso
+from cityhub.throttled_log import ThrottledLog
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # A term is a prefix only when its IRI ends in one of RFC 3986's gen-delims (JSON-LD 1.1,
@@ -251,6 +252,11 @@ def _prefix_flag(term: str, raw: Any, iri: str) -> bool:
     return is_prefix_iri(iri) and ":" not in term and "/" not in term
 
 
+def context_only(document: Any) -> dict[str, Any]:
+    """What the hub keeps of a fetched context document: its @context member, nothing else."""
+    return {"@context": document.get("@context") if isinstance(document, dict) else None}
+
+
 def _local_id(url: str) -> str:
     """The local id a hub-served context's URL ends in."""
     return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or url
@@ -351,6 +357,7 @@ class ContextCache:
         self._compiled_sources: set[str] = set()  # every TermMap.sources in _compiled
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
+        self._failures = ThrottledLog(log)  # why downloads failed; the answers do not say
         self.core_entry = ContextEntry(
             url=CORE_CONTEXT_URL,
             local_id=CORE_LOCAL_ID,
@@ -388,8 +395,8 @@ class ContextCache:
         copy of a fetched context counts as expired: the first request that uses it downloads
         it again, and keeps the copy if the download fails."""
         for url, document, kind, created_at in rows:
-            if kind == CACHED:
-                self._cache(url, document, created_at, fetched=-math.inf)
+            if kind == CACHED:  # copies stored before only the @context was kept lose the rest
+                self._cache(url, context_only(document), created_at, fetched=-math.inf)
             elif kind == RETIRED:
                 entry = ContextEntry(url, _local_id(url), RETIRED, document, created_at)
                 entry.stored = True
@@ -729,7 +736,13 @@ class ContextCache:
             self._fetched(old)
 
     async def _fetch(self, url: str) -> Any:
-        """GET a remote context document: a JSON object with a valid @context member."""
+        """GET a remote context document and keep its @context member only.
+
+        The rest of the document is never kept nor shown, and a failure says what kind it
+        was (timeout, HTTP status, not JSON ...) without quoting what came back: a client may
+        name any URL, and must not read through the hub what it could not read itself. The
+        log has the particulars.
+        """
         if not url.startswith(("http://", "https://")):
             raise LdContextNotAvailable(f"cannot dereference @context {url!r}")
         try:
@@ -738,8 +751,9 @@ class ContextCache:
             raise LdContextNotAvailable(
                 f"@context {url} did not answer within {self.timeout:g}s"
             ) from exc
-        except httpx.HTTPError as exc:
-            raise LdContextNotAvailable(f"@context {url} is not reachable: {exc}") from exc
+        except httpx.HTTPError as exc:  # refused, reset, TLS, a redirect to no HTTP URL ...
+            self._failures.warning("@context %s is not reachable: %r", url, exc)
+            raise LdContextNotAvailable(f"@context {url} is not reachable") from exc
         except httpx.InvalidURL as exc:  # not an HTTPError: a port that is no number, no host
             raise LdContextNotAvailable(f"cannot dereference @context {url!r}: {exc}") from exc
         try:
@@ -751,10 +765,11 @@ class ContextCache:
         try:
             check_context(doc["@context"])
         except BadRequestData as exc:
+            self._failures.warning("@context %s is not valid: %s", url, exc.detail)
             raise LdContextNotAvailable(
-                f"@context {url} is not a valid JSON-LD @context: {exc.detail}"
+                f"@context {url} is not a valid JSON-LD @context (the hub log says why)"
             ) from exc
-        return doc
+        return context_only(doc)
 
     async def _get(self, url: str) -> bytes:
         mirror = self.mirrors.get(url)
