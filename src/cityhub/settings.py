@@ -12,6 +12,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cityhub.ngsild.context_guard import DEFAULT_PRIVATE_NETWORKS, parse_networks
+
 
 class Settings(BaseSettings):
     """Every setting of the hub; each can come from a CITYHUB_* environment variable."""
@@ -86,6 +88,15 @@ class Settings(BaseSettings):
             "Remote @context URL -> local file path or other URL, for sites without internet "
             'access, e.g. {"https://smartdatamodels.org/context.jsonld": "/srv/ctx/sdm.jsonld"}.'
         ),
+    )
+    context_private_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PRIVATE_NETWORKS),
+        description="Non-public networks (CIDR, or single addresses) remote @contexts may be "
+        "fetched from, checked on every address a download connects to, redirects included; "
+        "any other loopback, link-local, private or unique-local address is refused (503). "
+        "The default allows loopback, 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7, "
+        "not link-local (cloud metadata); [] allows public addresses only; "
+        '["0.0.0.0/0", "::/0"] turns the check off. Mirrors are never checked.',
     )
     shutdown_timeout: float = Field(
         10.0,
@@ -213,6 +224,15 @@ class Settings(BaseSettings):
 
             parse_broker(value)  # its ValueError becomes the setting's validation error
         return value
+
+    @field_validator("context_private_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Each entry is a network or an address, written as ipaddress reads it."""
+        try:
+            return [str(net) for net in parse_networks(value)]
+        except ValueError as exc:
+            raise ValueError(f"not a network: {exc}") from None
 
     @classmethod
     def settings_customise_sources(

@@ -290,6 +290,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         on_fetch=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
         on_evict=lambda entry: store.delete_context(entry.url),
         on_keep=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
+        private_networks=settings.context_private_networks,
     )
     cache.load(store.contexts())
     notifier = Notifier(

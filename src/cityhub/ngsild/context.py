@@ -22,6 +22,12 @@ import httpx
 import orjson
 
 from cityhub.jsonbytes import dumps_kept
+from cityhub.ngsild.context_guard import (
+    AddressGuard,
+    AddressRefused,
+    GuardedTransport,
+    parse_networks,
+)
 from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.errors import (
     BadRequestData,
@@ -328,8 +334,16 @@ class ContextCache:
         max_cached: int = MAX_CACHED,
         on_keep: Callable[[ContextEntry], None] | None = None,
         max_implicit: int = MAX_IMPLICIT,
+        private_networks: Iterable[str] | None = None,
     ) -> None:
         self.timeout = timeout
+        # None: any address may be fetched from (the command line's own fetches); else only
+        # public ones and those of these networks (the hub, for its clients: decision 030)
+        self.guard = (
+            None if private_networks is None else AddressGuard(parse_networks(private_networks))
+        )
+        if self.guard is not None and self.guard.open:
+            self.guard = None
         # told of every download that brought a new or changed document, so it can be stored
         # and used after a restart while the remote site is down; of every stored context
         # dropped (a fetched one beyond max_cached, an implicitly created one beyond
@@ -756,6 +770,12 @@ class ContextCache:
             raise LdContextNotAvailable(f"@context {url} is not reachable") from exc
         except httpx.InvalidURL as exc:  # not an HTTPError: a port that is no number, no host
             raise LdContextNotAvailable(f"cannot dereference @context {url!r}: {exc}") from exc
+        except AddressRefused as exc:  # the URL, or a redirect, leads where the hub may not go
+            self._failures.warning("@context %s not fetched: %s", url, exc)
+            raise LdContextNotAvailable(
+                f"@context {url} is not fetched: it leads to a non-public address, and "
+                "CITYHUB_CONTEXT_PRIVATE_NETWORKS does not allow it"
+            ) from exc
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -782,9 +802,12 @@ class ContextCache:
         headers = {"Accept": "application/ld+json, application/json;q=0.9, */*;q=0.1"}
         if self._tls is None:  # built once: building it per download costs ~30 ms of CPU
             self._tls = httpx.create_ssl_context()
+        transport = None
+        if self.guard is not None and mirror is None:  # a mirror is the operator's own choice
+            transport = GuardedTransport(self.guard, self._tls)
         async with (
             httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=True, verify=self._tls
+                timeout=self.timeout, follow_redirects=True, verify=self._tls, transport=transport
             ) as client,
             client.stream("GET", url, headers=headers) as resp,
         ):
