@@ -7,11 +7,14 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from cityhub.api.app import create_app
+from cityhub.ngsild import context as ctxmod
 from cityhub.ngsild.context import ContextCache
 from cityhub.settings import Settings
 
@@ -90,26 +93,93 @@ async def test_deleting_a_cached_context_deletes_its_stored_copy(tmp_path: Path)
         assert await lamp_type(c) == 503, "nothing of it was left to stand in"
 
 
-def test_the_least_recently_used_fetched_context_goes_first(tmp_path: Path) -> None:
-    urls = [f"https://contexts.invalid/{n}.jsonld" for n in "abc"]
-    for n in "abc":
-        (tmp_path / f"{n}.jsonld").write_text(json.dumps({"@context": {n: f"https://x/{n}"}}))
-    mirrors = {url: str(tmp_path / f"{n}.jsonld") for n, url in zip("abc", urls, strict=True)}
-    stored: set[str] = set()
-    cache = ContextCache(
-        mirrors=mirrors,
-        max_cached=2,
-        on_fetch=lambda e: stored.add(e.url),
-        on_evict=lambda e: stored.discard(e.url),
+class Copies:
+    """The store's contexts table, as the cache's hooks see it."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Any] = {}
+
+    def cache(self, tmp_path: Path, names: str, **bounds: Any) -> tuple[ContextCache, list[str]]:
+        """A cache whose remote sites are mirror files (one per letter of names)."""
+        urls = [f"https://contexts.invalid/{n}.jsonld" for n in names]
+        for n in names:
+            (tmp_path / f"{n}.jsonld").write_text(json.dumps({"@context": {n: f"https://x/{n}"}}))
+        cache = ContextCache(
+            mirrors={
+                url: str(tmp_path / f"{n}.jsonld") for n, url in zip(names, urls, strict=True)
+            },
+            on_fetch=lambda e: self.docs.__setitem__(e.url, e.document),
+            on_evict=lambda e: self.docs.pop(e.url, None),
+            on_recall=self.docs.get,
+            **bounds,
+        )
+        return cache, urls
+
+
+def use(cache: ContextCache, *urls: str) -> None:
+    """One request using each URL in turn."""
+    for url in urls:
+        asyncio.run(cache.prefetch(url))
+
+
+def test_a_context_that_leaves_memory_keeps_its_stored_copy(tmp_path: Path) -> None:
+    # A flood of new URLs (probe 1, finding 6) pushed the victim's context out of memory and
+    # deleted its stored copy with it: with its site down, the victim's requests were 503.
+    copies = Copies()
+    cache, (a, b, c, d) = copies.cache(tmp_path, "abcd", max_cached=2)
+    use(cache, a, a)
+    (tmp_path / "a.jsonld").unlink()  # its site goes down
+    use(cache, b, b, c, c, d, d)  # each used twice: a is the least recently used
+    assert cache.document(a) is None, "a left memory"
+    assert set(copies.docs) == {a, b, c, d}, "its stored copy stayed"
+    use(cache, a)  # not in memory, site down: read back from the stored copy
+    assert cache.compile(a).expand("a") == "https://x/a"
+
+
+def test_contexts_used_once_leave_memory_first(tmp_path: Path) -> None:
+    cache, (a, b, c) = Copies().cache(tmp_path, "abc", max_cached=2)
+    use(cache, a, a, b, c)  # b is newer than a, but only a is used again
+    assert cache.document(a) is not None and cache.document(b) is None
+
+
+@pytest.mark.parametrize("bound", ["max_copies", "max_copy_bytes"])
+def test_a_stored_copy_in_use_is_never_dropped_for_a_newcomer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    copies = Copies()
+    size = len(json.dumps({"@context": {"a": "https://x/a"}}, separators=(",", ":")))
+    cache, (a, b, c, d) = copies.cache(
+        tmp_path, "abcd", **{bound: 2 if bound == "max_copies" else 2 * size}
     )
-    a, b, c = urls
+    use(cache, a, a, b)
+    use(cache, c)  # no room but among copies used within IN_USE: c is not stored
+    assert set(copies.docs) == {a, b}
+    assert cache.document(c) is not None, "c is used all the same"
+    monkeypatch.setattr(ctxmod, "IN_USE", 0.0)  # a week later, nothing used since
+    use(cache, d)  # b, used by one request only, goes before a
+    assert set(copies.docs) == {a, d}
 
-    async def use(url: str) -> None:
-        await cache.prefetch(url)
 
-    asyncio.run(use(a))
-    asyncio.run(use(b))
-    asyncio.run(use(a))  # a is now the more recently used
-    asyncio.run(use(c))  # one must go: b
-    assert cache.document(b) is None and cache.document(a) and cache.document(c)
-    assert stored == {a, c}, "the evicted context's stored copy is deleted too"
+def test_stored_copies_beyond_memory_are_loaded_as_copies(tmp_path: Path) -> None:
+    copies = Copies()
+    cache, (a, b, c) = copies.cache(tmp_path, "abc", max_cached=2)
+    for url in (a, b, c):
+        copies.docs[url] = {"@context": {"t": url}}
+    rows = [
+        (url, doc, "Cached", f"2026-12-0{i + 1}T00:00:00Z")
+        for i, (url, doc) in enumerate(copies.docs.items())
+    ]
+    cache.load(rows)
+    assert cache.document(a) is None and cache.document(c) is not None, "the newest in memory"
+    entry = cache.find(a)  # read back from the store when asked for
+    assert entry is not None and entry.document == {"@context": {"t": a}}
+    assert a in [e.url for e in cache.entries()]
+
+
+def test_a_copy_stored_under_a_fragment_is_stored_under_its_url_again(tmp_path: Path) -> None:
+    copies = Copies()
+    cache, (a,) = copies.cache(tmp_path, "a")
+    copies.docs[f"{a}#v1"] = {"@context": {"t": "https://x/t"}}
+    cache.load([(f"{a}#v1", copies.docs[f"{a}#v1"], "Cached", "2026-12-01T00:00:00Z")])
+    assert copies.docs == {a: {"@context": {"t": "https://x/t"}}}
+    assert cache.document(f"{a}#v2") == {"@context": {"t": "https://x/t"}}

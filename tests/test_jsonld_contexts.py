@@ -505,6 +505,47 @@ async def test_an_unreachable_context_says_so_and_nothing_of_the_connection(
     assert body["detail"] == f"@context {closed} is not reachable", body
 
 
+async def test_a_fragment_makes_no_other_context(
+    hub: httpx.AsyncClient, hub_app: Starlette, remote: Remote
+) -> None:
+    # The hub's own /entities/{id}#k1..#k1000 were 1,000 contexts, enough to flush the cache.
+    hub_app.state.contexts.timeout = 5.0  # this test is about no timeout
+    url, name = remote.serve()
+    for n, frag in enumerate(("#a", "#b", "")):
+        resp = await hub.post(f"{BASE}/entities", json=lamp(n), headers={"Link": link(url + frag)})
+        assert resp.status_code == 201, resp.text
+    assert remote.hits[name] == 1
+    cached = await listing(hub, kind="Cached")
+    assert url in cached and not any(u.startswith(url + "#") for u in cached), cached
+    assert (await details(hub, url + "#c"))["numberOfHits"] == 3
+
+
+async def test_a_flood_of_new_contexts_leaves_others_their_stored_copies(
+    hub: httpx.AsyncClient, hub_app: Starlette, remote: Remote
+) -> None:
+    # Probe 1, finding 6: 11 requests naming 100 new URLs each evicted a tenant's context and
+    # its stored copy; with its site down, that tenant's requests were 503.
+    hub_app.state.contexts.max_cached = 5  # 1,000 in production
+    hub_app.state.contexts.timeout = 5.0  # this test is about no timeout
+    victim, name = remote.serve()
+    for n in range(2):
+        resp = await hub.post(f"{BASE}/entities", json=lamp(n), headers={"Link": link(victim)})
+        assert resp.status_code == 201, resp.text
+    del remote.docs[name]  # the victim's site goes down (404)
+    flood = [remote.serve({"@context": {f"t{i}": f"{VOCAB}t{i}"}})[0] for i in range(12)]
+    for start in range(0, len(flood), 3):
+        for _ in range(2):  # used twice each, not merely fetched once
+            body = {"type": "Query", "entities": [{"type": "X"}], "@context": flood[start:][:3]}
+            resp = await hub.post(f"{BASE}/entityOperations/query", json=body, headers=LD)
+            assert resp.status_code == 200, resp.text
+    assert hub_app.state.contexts.document(victim) is None, "it left memory"
+    resp = await hub.get(
+        f"{BASE}/entities", params={"type": "Lamp"}, headers={"Link": link(victim)}
+    )
+    assert resp.status_code == 200 and len(resp.json()) == 2, resp.text
+    assert (await hub.get(f"{CTX}/{quote(victim, safe='')}")).json() == DOC_A
+
+
 # -- implicitly created @contexts ----------------------------------------------------------------
 
 

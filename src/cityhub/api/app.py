@@ -28,7 +28,7 @@ from cityhub.api.readers import reader_pool
 from cityhub.api.router import IndexedRouter
 from cityhub.ingest.agent import agent as iot_agent
 from cityhub.ingest.agent import api as iot_api
-from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.context import CACHED, ContextCache
 from cityhub.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
@@ -291,6 +291,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         on_evict=lambda entry: store.delete_context(entry.url),
         on_keep=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
         private_networks=settings.context_private_networks,
+        on_recall=lambda url: store.context(url, CACHED),
     )
     cache.load(store.contexts())
     notifier = Notifier(

@@ -197,12 +197,20 @@ _COMPILED_MAX = 4096  # distinct compiled @contexts kept before the memo starts 
 _COMPILED_MAX_TERMS = 1_000_000  # terms held by the memo before it starts over (its memory)
 MAX_CONTEXT_DOCUMENTS = 200  # documents one @context may apply, counting repeats (compile time)
 MAX_CONTEXT_URLS = 100  # distinct remote URLs one @context may name, directly or not
-MAX_CACHED = 1000  # fetched @contexts kept (and stored); the least recently used goes first
+MAX_CACHED = 1000  # fetched @contexts kept in memory; beyond, one goes (its stored copy stays)
+# Stored copies of fetched @contexts, which stand in while their site is down (decision 002,
+# addendum on others' fetched contexts): at most this many and this many bytes. Beyond, copies
+# not used for IN_USE seconds go, those used by one request first, then the least recently
+# used; one used within IN_USE is never dropped for another (the newcomer is not stored).
+MAX_COPIES = 10_000
+MAX_COPY_BYTES = 64 * 1024 * 1024
+IN_USE = 7 * 86_400.0
 # ImplicitlyCreated @contexts that no stored subscription names, kept for the Link of answers
 # to inline @contexts; beyond that the least recently used goes (a named one never does)
 MAX_IMPLICIT = 1000
 
 log = logging.getLogger("cityhub.context")
+_UNDELETED = "could not delete the stored copy of @context %s"
 
 
 @dataclass(slots=True)
@@ -219,6 +227,8 @@ class ContextEntry:
     last_usage: str | None = None
     used: float = 0.0  # time.monotonic() of the last use or download (picks what to evict)
     stored: bool = False  # in the store's contexts table (an answer's implicit one is not)
+    uses: int = 0  # requests and hub tasks that used it (hits count clients' requests only)
+    size: int = 0  # bytes of its stored copy (a fetched one)
 
     @property
     def local(self) -> bool:
@@ -236,6 +246,11 @@ class ContextEntry:
         self.last_usage = now_iso()
         self.used = time.monotonic()
 
+    def use(self, now: float) -> None:
+        """Count one use by anything (a request, a device message, a subscription)."""
+        self.uses += 1
+        self.used = now
+
     def details(self, url: str) -> dict[str, Any]:
         """The metadata the API shows for details=true, under the given absolute URL."""
         out: dict[str, Any] = {
@@ -248,6 +263,23 @@ class ContextEntry:
         if self.last_usage is not None:
             out["lastUsage"] = self.last_usage
         return out
+
+
+def _keep_order(entry: ContextEntry) -> tuple[bool, float]:
+    """Which fetched context goes first: used by one request only, then least recently used
+    (a flood of new URLs, each used once, passes the ones in steady use by)."""
+    return (entry.uses > 1, entry.used)
+
+
+def _cached_id(url: str) -> str:
+    """The local id of a fetched context: derived from its URL, so stable across restarts."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, url))
+
+
+def _key(url: str) -> str:
+    """The URL a remote context is fetched and cached by: without its fragment, which HTTP
+    never sends (JSON-LD dereferences the document), so #a and #b are one context."""
+    return url.split("#", 1)[0]
 
 
 def _prefix_flag(term: str, raw: Any, iri: str) -> bool:
@@ -335,6 +367,9 @@ class ContextCache:
         on_keep: Callable[[ContextEntry], None] | None = None,
         max_implicit: int = MAX_IMPLICIT,
         private_networks: Iterable[str] | None = None,
+        on_recall: Callable[[str], Any] | None = None,
+        max_copies: int = MAX_COPIES,
+        max_copy_bytes: int = MAX_COPY_BYTES,
     ) -> None:
         self.timeout = timeout
         # None: any address may be fetched from (the command line's own fetches); else only
@@ -352,13 +387,21 @@ class ContextCache:
         self.on_fetch = on_fetch
         self.on_evict = on_evict
         self.on_keep = on_keep
+        # reads the stored copy of a fetched context by URL (None: there is none), for one that
+        # left memory and whose site is down
+        self.on_recall = on_recall
         self.max_cached = max_cached
+        self.max_copies = max_copies
+        self.max_copy_bytes = max_copy_bytes
         self.max_implicit = max_implicit
         self.mirrors = dict(mirrors or {})  # remote URL -> local file or other URL (offline sites)
         self.ttl = ttl
         self.max_bytes = max_bytes
-        self._remote: dict[str, ContextEntry] = {}  # Cached, by URL
-        self._remote_ids: dict[str, str] = {}  # Cached: local id -> URL
+        self._remote: dict[str, ContextEntry] = {}  # Cached and in memory, by URL
+        # Cached ones with a stored copy, in memory or not (then their document is None)
+        self._copies: dict[str, ContextEntry] = {}
+        self._copy_bytes = 0
+        self._remote_ids: dict[str, str] = {}  # Cached (in memory or stored): local id -> URL
         self._local: dict[str, ContextEntry] = {}  # Hosted and ImplicitlyCreated, by local id
         self._retired: dict[str, ContextEntry] = {}  # RETIRED, by local id
         # which stored (csource) subscriptions name which hub-served contexts (local ids)
@@ -408,9 +451,12 @@ class ContextCache:
         """Register the stored contexts, as (url, document, kind, createdAt) rows. A stored
         copy of a fetched context counts as expired: the first request that uses it downloads
         it again, and keeps the copy if the download fails."""
+        copies: dict[str, tuple[str, Any, str]] = {}
         for url, document, kind, created_at in rows:
-            if kind == CACHED:  # copies stored before only the @context was kept lose the rest
-                self._cache(url, context_only(document), created_at, fetched=-math.inf)
+            if kind == CACHED:
+                copies[_key(url)] = (url, document, created_at)  # rows come oldest first
+                if url != _key(url):  # stored under a URL with a fragment, before
+                    self._tell(self.on_evict, ContextEntry(url, "", CACHED, None, ""), _UNDELETED)
             elif kind == RETIRED:
                 entry = ContextEntry(url, _local_id(url), RETIRED, document, created_at)
                 entry.stored = True
@@ -418,37 +464,126 @@ class ContextCache:
                 self.name((HOSTED, entry.local_id), _included(document, entry.local_id))
             else:
                 self.host(url, document, kind, created_at).stored = True
+        self._load_copies(copies)
+
+    def _load_copies(self, copies: dict[str, tuple[str, Any, str]]) -> None:
+        """Register the stored copies of fetched contexts: all as copies (counted as used
+        now, so a restart costs none its standing), the newest max_cached also in memory."""
+        now = time.monotonic()
+        in_memory = set(list(copies)[-self.max_cached :]) if self.max_cached > 0 else set()
+        for url, (stored_url, document, created_at) in copies.items():
+            doc = context_only(document)  # copies stored whole before lose the rest
+            entry = ContextEntry(url, _cached_id(url), CACHED, doc, created_at, fetched=-math.inf)
+            entry.used, entry.stored, entry.size = now, True, len(dumps_kept(doc))
+            self._copies[url] = entry
+            self._copy_bytes += entry.size
+            self._remote_ids[entry.local_id] = url
+            if url in in_memory:
+                self._remote[url] = entry
+            if stored_url != url:  # its row went (load): stored by its URL now
+                self._tell(self.on_fetch, entry, "could not store the copy of @context %s")
+            if url not in in_memory:
+                entry.document = None
 
     def _cache(self, url: str, document: Any, created_at: str, fetched: float) -> ContextEntry:
-        """Register a downloaded (or stored copy of a downloaded) context by its URL."""
-        entry = ContextEntry(
-            url=url,
-            local_id=str(uuid.uuid5(uuid.NAMESPACE_URL, url)),
-            kind=CACHED,
-            document=document,
-            created_at=created_at,
-            fetched=fetched,
-            used=max(fetched, 0.0),
-        )
+        """Hold a downloaded (or recalled) context in memory by its URL. Beyond max_cached
+        one leaves memory (_keep_order); its stored copy stays, to be recalled."""
         victim = None
         with self._lock:
+            entry = self._remote.get(url) or self._copies.get(url)
+            if entry is None:
+                entry = ContextEntry(url, _cached_id(url), CACHED, document, created_at, fetched)
+                entry.used = max(fetched, 0.0)
+            else:
+                if entry.document is not None and entry.document != document:
+                    self._forget_compiled(entry.local_id)
+                entry.document, entry.fetched = document, fetched
             if url not in self._remote and len(self._remote) >= self.max_cached:
-                victim = min(self._remote.values(), key=lambda e: e.used)
+                victim = min(self._remote.values(), key=_keep_order)
                 del self._remote[victim.url]
-                self._remote_ids.pop(victim.local_id, None)
-            old = self._remote.get(url)
+                self._forget_compiled(victim.local_id)
+                if self._copies.get(victim.url) is victim:
+                    victim.document = None  # the stored copy stands for it
+                else:
+                    self._remote_ids.pop(victim.local_id, None)
             self._remote[url] = entry
             self._remote_ids[entry.local_id] = url
-            for gone in (victim, old):  # a new URL: no compiled map can have used it yet
-                if gone is not None:
-                    self._forget_compiled(gone.local_id)
-        if victim is not None:
-            self._tell(self.on_evict, victim, "could not delete the stored copy of @context %s")
         return entry
 
+    def _recall(self, url: str) -> ContextEntry | None:
+        """Bring a stored copy that left memory back into it (None: there is none)."""
+        entry = self._copies.get(url)
+        if entry is None or self.on_recall is None:
+            return None
+        try:
+            document = self.on_recall(url)
+        except Exception:
+            log.exception("could not read the stored copy of @context %s", url)
+            return None
+        if document is None:  # gone from the store meanwhile
+            with self._lock:
+                self._drop_copy(entry)
+            return None
+        return self._cache(url, context_only(document), entry.created_at, -math.inf)
+
+    def _drop_copy(self, entry: ContextEntry) -> None:
+        """Forget that a fetched context has a stored copy (under the lock)."""
+        if self._copies.get(entry.url) is entry:
+            del self._copies[entry.url]
+            self._copy_bytes -= entry.size
+        entry.stored, entry.size = False, 0
+        if entry.url not in self._remote:
+            self._remote_ids.pop(entry.local_id, None)
+
+    def _make_room(self, entry: ContextEntry, size: int) -> bool:
+        """Drop stored copies until entry's (of size bytes) fits the bounds; False, dropping
+        none, when only copies used within IN_USE could make room."""
+        now = time.monotonic()
+        gone: list[ContextEntry] = []
+        with self._lock:
+            count = len(self._copies) + (0 if entry.url in self._copies else 1)
+            total = self._copy_bytes - entry.size + size
+            if count <= self.max_copies and total <= self.max_copy_bytes:
+                return True
+            idle = [e for e in self._copies.values() if e is not entry and now - e.used >= IN_USE]
+            for victim in sorted(idle, key=_keep_order):
+                if count <= self.max_copies and total <= self.max_copy_bytes:
+                    break
+                gone.append(victim)
+                count, total = count - 1, total - victim.size
+            if count > self.max_copies or total > self.max_copy_bytes:
+                return False
+            for victim in gone:
+                self._drop_copy(victim)
+        for victim in gone:
+            self._tell(self.on_evict, victim, _UNDELETED)
+        return True
+
     def _fetched(self, entry: ContextEntry) -> None:
-        """Hand a new or changed download to on_fetch."""
-        self._tell(self.on_fetch, entry, "could not store the copy of @context %s")
+        """Store a new or changed download (on_fetch), room permitting (_make_room)."""
+        if self.on_fetch is None:
+            return
+        size = len(dumps_kept(entry.document))
+        if not self._make_room(entry, size):
+            self._failures.warning(
+                "@context %s is not stored: the stored copies (%d, %d bytes) were all used "
+                "within the last %d days",
+                entry.url,
+                len(self._copies),
+                self._copy_bytes,
+                IN_USE // 86_400,
+            )
+            return
+        try:
+            self.on_fetch(entry)
+        except Exception:
+            log.exception("could not store the copy of @context %s", entry.url)
+            return
+        with self._lock:
+            self._copy_bytes += size - entry.size
+            entry.stored, entry.size = True, size
+            self._copies[entry.url] = entry
+            self._remote_ids[entry.local_id] = entry.url
 
     @staticmethod
     def _tell(
@@ -532,7 +667,7 @@ class ContextCache:
             if entry is not None and entry.kind == IMPLICIT:
                 self.keep(entry)
         for entry in gone:
-            self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
+            self._tell(self.on_evict, entry, _UNDELETED)
             self.name((HOSTED, entry.local_id), ())  # nor what it included
         self._trim()
 
@@ -548,7 +683,7 @@ class ContextCache:
             for entry in gone:
                 del self._retired[entry.local_id]
         for entry in gone:
-            self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
+            self._tell(self.on_evict, entry, _UNDELETED)
         self._trim()
 
     def _sync(self, local_id: str) -> None:
@@ -576,20 +711,26 @@ class ContextCache:
                 self._forget_compiled(entry.local_id)
         for entry in victims:
             if entry.stored:
-                self._tell(self.on_evict, entry, "could not delete the stored copy of @context %s")
+                self._tell(self.on_evict, entry, _UNDELETED)
 
     def entries(self) -> list[ContextEntry]:
-        """Every known context: the core first, then hub-served ones, then cached ones."""
-        return [self.core_entry, *self._local.values(), *self._remote.values()]
+        """Every known context: the core first, then hub-served ones, then cached ones (those
+        in memory, then those only stored)."""
+        stored_only = [e for url, e in self._copies.items() if url not in self._remote]
+        return [self.core_entry, *self._local.values(), *self._remote.values(), *stored_only]
 
     def find(self, ident: str) -> ContextEntry | None:
-        """A context by local id, by URL, or by any absolute URL of the hub's own path."""
+        """A context by local id, by URL, or by any absolute URL of the hub's own path; a
+        fetched one that left memory is read back from its stored copy."""
+        if is_absolute_iri(ident):
+            ident = _key(ident)
         if ident in CORE_CONTEXT_URLS or ident == CORE_LOCAL_ID:
             return self.core_entry
-        entry = self._local.get(ident) or self._remote.get(ident)
-        if entry is None and ident in self._remote_ids:
-            entry = self._remote.get(self._remote_ids[ident])
-        return entry or self._own(ident)
+        entry = self._local.get(ident) or self._own(ident)
+        if entry is not None:
+            return entry
+        url = self._remote_ids.get(ident, ident)
+        return self._remote.get(url) or self._recall(url)
 
     def retire(self, entry: ContextEntry) -> None:
         """Delete a hub-served context that stored subscriptions still name: requests no
@@ -615,8 +756,10 @@ class ContextCache:
                 if self._local.get(entry.local_id) is entry:
                     del self._local[entry.local_id]
                     self._sync(entry.local_id)
-            elif self._remote.get(entry.url) is entry:
-                del self._remote[entry.url]
+            else:
+                if self._remote.get(entry.url) is entry:
+                    del self._remote[entry.url]
+                self._drop_copy(entry)  # the caller deletes the stored copy
                 self._remote_ids.pop(entry.local_id, None)
             self._forget_compiled(entry.local_id)
 
@@ -638,18 +781,18 @@ class ContextCache:
         return self._local.get(local_id)
 
     def _entry(self, url: str) -> ContextEntry | None:
+        url = _key(url)
         if url in CORE_CONTEXT_URLS:
             return self.core_entry
         return self._remote.get(url) or self._own(url)
 
     def document(self, url: str) -> Any | None:
         """A known context document by URL, without fetching."""
-        if url in CORE_CONTEXT_URLS:
-            return CORE_CONTEXT
         entry = self._entry(url)
         return entry.document if entry is not None else None
 
     def _stale(self, url: str) -> bool:
+        """Whether a URL (a _key) must be fetched before it is used."""
         if url in CORE_CONTEXT_URLS or self._kept(url) is not None:
             return False
         entry = self._remote.get(url)
@@ -668,7 +811,7 @@ class ContextCache:
         """
         if spec is not None:
             check_context(spec)
-        pending = list(_urls(spec))
+        pending = [_key(u) for u in _urls(spec)]
         seen: set[str] = set()
         while pending:
             batch = [u for u in dict.fromkeys(pending) if u not in seen]
@@ -688,13 +831,16 @@ class ContextCache:
                         raise result
             pending = []
             for url in batch:
-                doc = self.document(url)
+                entry = self._entry(url) or self._recall(url)  # others' may have pushed it out
+                doc = entry.document if entry is not None else None
                 if isinstance(doc, dict):
-                    pending += _urls(doc.get("@context"))
-        if count:
-            for url in seen:
-                entry = self._entry(url)
-                if entry is not None:
+                    pending += (_key(u) for u in _urls(doc.get("@context")))
+        now = time.monotonic()
+        for url in seen:
+            entry = self._entry(url)
+            if entry is not None:
+                entry.use(now)  # what is in use is kept before what is not (_keep_order)
+                if count:
                     entry.touch()
 
     async def reload(self, entry: ContextEntry) -> None:
@@ -733,6 +879,8 @@ class ContextCache:
         try:
             doc = await self._fetch(url)
         except LdContextNotAvailable as exc:
+            if old is None:
+                old = self._recall(url)  # it left memory, its stored copy did not
             if old is None:
                 raise
             log.warning("keeping the stale copy of @context %s: %s", url, exc.detail)
@@ -945,6 +1093,7 @@ class ContextCache:
         self, url: str, terms: dict[str, str], state: dict[str, Any], depth: int
     ) -> None:
         """Apply the document a URL names, once more each time it is named (JSON-LD order)."""
+        url = _key(url)
         state["documents"] += 1
         if state["documents"] > MAX_CONTEXT_DOCUMENTS:
             raise BadRequestData(
@@ -963,6 +1112,8 @@ class ContextCache:
         if url in path:
             raise BadRequestData(f"@context {url} includes itself (recursive context inclusion)")
         entry = self._entry(url)
+        if entry is None:  # fetched, then pushed out of memory by other requests' contexts
+            entry = self._recall(url)
         if entry is None and state["kept"]:
             entry = self._kept(url)
         if entry is None:

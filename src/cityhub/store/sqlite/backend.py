@@ -681,6 +681,15 @@ class SqliteStore:
         for url, kind, doc, created_at in rows:
             yield url, orjson.loads(doc), kind, created_at
 
+    def context(self, url: str, kind: str) -> Any | None:
+        """The stored document of one context of this kind (None: there is none)."""
+        row = (
+            self._reader()
+            .execute("SELECT doc FROM contexts WHERE url = ? AND kind = ?", (url, kind))
+            .fetchone()
+        )
+        return None if row is None else orjson.loads(row[0])
+
     def put_context(self, url: str, document: Any, kind: str) -> None:
         """Store a context that must survive restarts (hosted or implicitly created)."""
         with self._alone() as conn:
