@@ -147,3 +147,17 @@ async def test_a_mirror_is_the_operators_choice_and_not_checked(tmp_path: Path) 
 def test_the_setting_refuses_what_is_no_network() -> None:
     with pytest.raises(ValidationError, match="context_private_networks"):
         Settings(context_private_networks=["10.0.0.0/33"])
+
+
+@pytest.mark.parametrize("networks", [list(DEFAULT_PRIVATE_NETWORKS), ["0.0.0.0/0", "::/0"]])
+def test_a_proxy_the_check_bypasses_is_named_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, networks: list[str]
+) -> None:
+    """Contexts were fetched through HTTPS_PROXY before the check; now an operator is told."""
+    from cityhub.ngsild.context import ContextCache
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.city.example:3128")
+    with caplog.at_level("WARNING", logger="cityhub.context"):
+        ContextCache(private_networks=networks)
+    warned = [r.getMessage() for r in caplog.records if "HTTP(S)_PROXY" in r.getMessage()]
+    assert len(warned) == (0 if networks[0] == "0.0.0.0/0" else 1), warned

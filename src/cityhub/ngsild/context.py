@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
 import re
 import ssl
 import threading
@@ -379,6 +380,12 @@ class ContextCache:
         )
         if self.guard is not None and self.guard.open:
             self.guard = None
+        if self.guard is not None and _proxy_set():  # the hub used it before decision 030
+            log.warning(
+                "HTTP(S)_PROXY is set, but remote @contexts are fetched directly while "
+                "CITYHUB_CONTEXT_PRIVATE_NETWORKS checks addresses: set it to "
+                '["0.0.0.0/0", "::/0"] to fetch through the proxy, or mirror the contexts'
+            )
         # told of every download that brought a new or changed document, so it can be stored
         # and used after a restart while the remote site is down; of every stored context
         # dropped (a fetched one beyond max_cached, an implicitly created one beyond
@@ -1238,3 +1245,18 @@ __all__ = [
     "names_local",
     "parse_link_header",
 ]
+
+
+def _proxy_set() -> bool:
+    """Whether the environment names an HTTP(S) proxy (httpx would have used it)."""
+    return any(
+        os.environ.get(n)
+        for n in (
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        )
+    )
