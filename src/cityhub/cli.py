@@ -296,7 +296,7 @@ def serve(settings: object) -> int:
     if held:
         print(held, file=sys.stderr)
         return 2
-    from cityhub.api.protocol import BoundedHttpTools
+    from cityhub.api.protocol import BoundedHttpTools, open_files_for
     from cityhub.retention import kept_for
 
     log = _log_to_stderr(settings.log_level)
@@ -316,7 +316,7 @@ def serve(settings: object) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        http=BoundedHttpTools,
+        http=BoundedHttpTools.capped(open_files_for(settings.max_connections)),
         # uvicorn waits for every open request without it (one stalled client held a SIGTERM
         # for minutes); it takes a float, though typed int
         timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]

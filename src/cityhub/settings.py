@@ -107,6 +107,14 @@ class Settings(BaseSettings):
         "requests in progress to finish before it cancels them and stops; the listener is "
         "closed meanwhile, so a client stalled mid-request must not hold every restart.",
     )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Most client connections `serve` holds open at once (at most 1000000); a "
+        "connection past them is answered 503 and closed, so the descriptors the database, "
+        "notifications and @context downloads need stay free.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info",
         description="Log level of the hub and uvicorn: critical, error, warning, info, debug or "
