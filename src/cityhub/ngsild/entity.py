@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
@@ -88,6 +88,60 @@ NULL_URI = "urn:ngsi-ld:null"
 
 
 MAX_VALUE_ITEMS = 10_000  # items of one array value (value, object, vocab, valueList, ...)
+# What one entity body may hold. Writes are validated and stored on the event loop, at some
+# 50 µs per attribute (150 µs with both cores busy), 10 per array item or position: one
+# entity of 300,000 attributes held every other request for 19 s. At the bounds one entity
+# takes about 0.1-0.2 s (0.3-0.55 s on the busy cores); no city model comes near them.
+MAX_ATTRS = 2_000  # attribute instances (each datasetId's) and sub-attributes
+MAX_ITEMS = 20_000  # items of array values and positions of geometries, all values together
+
+
+class TooLarge(BadRequestData):
+    """A body past one of its bounds: the whole body's fault, not one attribute's."""
+
+
+class Budget:
+    """What is left of a body's bounds while it is expanded: each attribute instance and
+    sub-attribute takes one of `attrs`, each array item and geometry position one of
+    `items`; past either the body is refused before more of it is expanded."""
+
+    __slots__ = ("advice", "attrs", "attrs_left", "items", "items_left", "unit", "what")
+
+    def __init__(
+        self,
+        attrs: int = MAX_ATTRS,
+        items: int = MAX_ITEMS,
+        *,
+        what: str = "an entity",
+        unit: str = "attributes, each datasetId instance and each sub-attribute counted",
+        advice: str = "split it into several entities",
+    ) -> None:
+        self.attrs, self.items, self.attrs_left, self.items_left = attrs, items, attrs, items
+        self.what, self.unit, self.advice = what, unit, advice
+
+    def take_attr(self) -> None:
+        """Take an attribute instance or a sub-attribute."""
+        self.attrs_left -= 1
+        if self.attrs_left < 0:
+            self.refuse_attrs()
+
+    def check_attrs(self, count: int) -> None:
+        """Refuse at once a body whose attributes, counted before they are expanded, are
+        more than are left (most are well under it: only then is it worth counting them)."""
+        if count > self.attrs_left:
+            self.refuse_attrs()
+
+    def refuse_attrs(self) -> NoReturn:
+        raise TooLarge(f"{self.what} holds at most {self.attrs:,} {self.unit}; {self.advice}")
+
+    def take_items(self, count: int) -> None:
+        """Take the items of an array value, or the positions of a geometry."""
+        self.items_left -= count
+        if self.items_left < 0:
+            raise TooLarge(
+                f"{self.what} holds at most {self.items:,} items of array values and positions "
+                f"of geometries, all its attributes together; {self.advice}"
+            )
 
 
 def check_name(name: Any, what: str = "attribute name") -> str:
@@ -208,15 +262,20 @@ def expand_attrs(
     skip: frozenset[str] = ENTITY_KEYS,
     nulls: bool = False,
     stored: Attrs | None = None,
+    budget: Budget | None = None,
 ) -> Attrs:
     """A fragment of attributes (entity body or /attrs payload) in stored form.
 
     With nulls, an instance holding the null marker comes back as {"type": ..., "null": True}.
     With the stored attributes (a merge), a type-less fragment of a stored instance is read
-    as a part of it (fragment_kind).
+    as a part of it (fragment_kind). The body holds at most MAX_ATTRS attributes and
+    MAX_ITEMS items (Budget).
     """
     if not isinstance(body, dict):
         raise BadRequestData("attributes must be given as a JSON object")
+    budget = budget or Budget()
+    if len(body) > budget.attrs_left:
+        budget.check_attrs(sum(1 for name in body if name not in skip))
     attrs: Attrs = {}
     keys: dict[str, str] = {}  # IRI → the body key that first named it
     for name, raw in body.items():
@@ -225,7 +284,7 @@ def expand_attrs(
         iri = check_member_name(expand_name(name, tm), name)
         into = stored.get(iri, []) if stored else []
         try:
-            instances = expand_attribute(iri, raw, tm, nulls=nulls, stored=into)
+            instances = expand_attribute(iri, raw, tm, nulls=nulls, stored=into, budget=budget)
         except BadRequestData as exc:
             raise naming(exc, "attribute", name) from None
         if iri in attrs:  # a term and its IRI: one attribute, as JSON-LD expansion joins them
@@ -250,25 +309,37 @@ def _check_joined(first: list[Instance], more: list[Instance], key: str, name: s
 def naming(exc: BadRequestData, what: str, name: str) -> BadRequestData:
     """The error with the (sub-)attribute it is about in front: in a 30-attribute entity the
     detail alone left the reader to guess which one was wrong."""
+    if isinstance(exc, TooLarge):
+        return exc  # about the whole body
     if exc.detail.startswith((name + " ", f"attribute {name!r}", f"attribute {name} ")):
         return exc  # it names the attribute already
     return type(exc)(f"{what} {name!r}: {exc.detail}", **exc.extra)
 
 
 def expand_attribute(
-    iri: str, raw: Any, tm: TermMap, *, nulls: bool = False, stored: Sequence[Instance] = ()
+    iri: str,
+    raw: Any,
+    tm: TermMap,
+    *,
+    nulls: bool = False,
+    stored: Sequence[Instance] = (),
+    budget: Budget | None = None,
 ) -> list[Instance]:
     """One attribute: a single instance or a list of them with distinct datasetIds; an item
     that is a fragment of one of the stored instances merges into it as that kind."""
     items = raw if _is_multi(raw) else [raw]
+    budget = budget or Budget()
+    budget.check_attrs(len(items))
     out: list[Instance] = []
     seen: set[str | None] = set()
     for item in items:
         kind = fragment_kind(item, stored)
         if kind:
-            inst = expand_instance({**item, "type": kind}, tm, nulls=nulls, fragment=True)
+            inst = expand_instance(
+                {**item, "type": kind}, tm, nulls=nulls, fragment=True, budget=budget
+            )
         else:
-            inst = expand_instance(item, tm, nulls=nulls)
+            inst = expand_instance(item, tm, nulls=nulls, budget=budget)
         if inst.get("null"):
             out.append(inst)
             continue
@@ -337,12 +408,20 @@ def _infer_type(raw: dict[str, Any]) -> str:
 
 
 def expand_instance(
-    raw: Any, tm: TermMap, *, sub: bool = False, nulls: bool = False, fragment: bool = False
+    raw: Any,
+    tm: TermMap,
+    *,
+    sub: bool = False,
+    nulls: bool = False,
+    fragment: bool = False,
+    budget: Budget | None = None,
 ) -> Instance:
     """Validate one attribute instance and expand its names and vocab values.
 
     A fragment (partial attribute update) may omit the type and the content member.
     """
+    budget = budget or Budget()
+    budget.take_attr()
     if not isinstance(raw, dict):
         if raw is None:
             raise BadRequestData("an attribute value must not be null")
@@ -353,6 +432,7 @@ def expand_instance(
     if typ is not None and not isinstance(typ, str):
         raise BadRequestData(f"an attribute's type must be a string, not {typ!r}")
     if (is_geo_type(typ) and "coordinates" in raw) or typ == "GeometryCollection":
+        budget.take_items(positions(raw, budget.items_left))
         return {"type": "GeoProperty", "value": check_geometry(raw)}
     given_type = typ is not None
     if typ is None:
@@ -380,7 +460,7 @@ def expand_instance(
     elif key not in raw or raw[key] is None:
         raise BadRequestData(f"a {typ} needs a non-null '{key}' member")
     else:
-        inst = {"type": typ, key: _content(typ, raw[key], tm)}
+        inst = {"type": typ, key: _content(typ, raw[key], tm, budget)}
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
             inst[meta] = _meta(meta, raw[meta], tm, nulls)
@@ -389,12 +469,14 @@ def expand_instance(
     if "datasetId" in inst and sub:
         raise BadRequestData("sub-attributes cannot carry a datasetId")
     subs: dict[str, Instance] = {}
+    if len(raw) > budget.attrs_left:
+        budget.check_attrs(sum(1 for name in raw if name not in RESERVED_INSTANCE_KEYS))
     for name, value in raw.items():
         if name in RESERVED_INSTANCE_KEYS:
             continue
         iri = check_member_name(expand_name(name, tm, "sub-attribute name"), name, sub=True)
         try:
-            subs[iri] = expand_instance(value, tm, sub=True, nulls=nulls)
+            subs[iri] = expand_instance(value, tm, sub=True, nulls=nulls, budget=budget)
         except BadRequestData as exc:
             raise naming(exc, "sub-attribute", name) from None
     if subs:
@@ -402,14 +484,16 @@ def expand_instance(
     return inst
 
 
-def _content(typ: str, value: Any, tm: TermMap) -> Any:
+def _content(typ: str, value: Any, tm: TermMap, budget: Budget) -> Any:
     """Check the content member of each attribute type."""
-    if isinstance(value, list) and len(value) > MAX_VALUE_ITEMS:
-        # each item is a row of the q index: 6,000,000 held the hub for 40 s and took 2 GB
-        raise BadRequestData(
-            f"a value holds at most {MAX_VALUE_ITEMS:,} items, not {len(value):,}: send a long "
-            "series as temporal instances, or split it into several attributes"
-        )
+    if isinstance(value, list):
+        if len(value) > MAX_VALUE_ITEMS:
+            # each item is a row of the q index: 6,000,000 held the hub for 40 s and took 2 GB
+            raise BadRequestData(
+                f"a value holds at most {MAX_VALUE_ITEMS:,} items, not {len(value):,}: send a "
+                "long series as temporal instances, or split it into several attributes"
+            )
+        budget.take_items(len(value))
     if typ == "Relationship":
         if isinstance(value, list):
             if not value:  # a relationship to nothing: `q=attr` could never find it
@@ -417,6 +501,8 @@ def _content(typ: str, value: Any, tm: TermMap) -> Any:
             return [check_uri(v, "Relationship object") for v in value]
         return check_uri(value, "Relationship object")
     if typ == "GeoProperty":
+        if isinstance(value, dict):
+            budget.take_items(positions(value, budget.items_left))
         return check_geometry(value)
     if typ == "LanguageProperty":
         if not isinstance(value, dict) or not all(
@@ -499,6 +585,28 @@ def _plain_point(coords: Any) -> bool:
         and -180 <= coords[0] <= 180
         and -90 <= coords[1] <= 90
     )
+
+
+def positions(geometry: dict[str, Any], limit: int) -> int:
+    """The positions of a GeoJSON geometry (a GeometryCollection's members' too), counted up
+    to one past limit: shapely's work and the stored form grow with them."""
+    if geometry.get("type") == "Point":
+        return 1
+    todo: list[Any] = [geometry]
+    count = 0
+    while todo and count <= limit:
+        node = todo.pop()
+        if isinstance(node, dict):
+            members = node.get("geometries")
+            if isinstance(members, list):
+                todo += members
+            todo.append(node.get("coordinates"))
+        elif isinstance(node, list) and node:
+            if isinstance(node[0], list | dict):
+                todo += node
+            else:
+                count += 1  # a position: numbers (check_geometry says whether they are)
+    return count
 
 
 def check_geometry(value: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from cityhub.ngsild.entity import (
     CONTENT_KEY,
     ENTITY_KEYS,
     META_KEYS,
+    Budget,
     check_body_id,
     check_name,
     check_uri,
@@ -65,6 +66,9 @@ OPTIONS = frozenset(
 )
 DEFAULT_INSTANCE_LIMIT = 1000
 MAX_PERIODS = 10_000  # periods of one aggregated series an answer holds (then 206)
+# Instances of one temporal write (POST /temporal/entities, .../attrs), sub-attributes
+# counted: it is one transaction on the event loop, and 200,000 held every request for 8 s.
+MAX_WRITE_INSTANCES = 10_000
 _DURATION = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
@@ -282,6 +286,19 @@ class TemporalService:
     def _instances(self, body: Any, tm: TermMap) -> dict[str, list[Doc]]:
         if not isinstance(body, dict):
             raise BadRequestData("a temporal entity must be a JSON object")
+        budget = Budget(
+            MAX_WRITE_INSTANCES,
+            what="a temporal write",
+            unit="instances, each sub-attribute counted",
+            advice="send a long history in several requests",
+        )
+        budget.check_attrs(  # refused before any of it is expanded
+            sum(
+                len(raw) if isinstance(raw, list) else 1
+                for name, raw in body.items()
+                if name not in ENTITY_KEYS
+            )
+        )
         out: dict[str, list[Doc]] = {}
         now = now_iso()
         for name, raw in body.items():
@@ -292,7 +309,7 @@ class TemporalService:
             insts: list[Doc] = []
             for item in items:  # each item one instance; datasetIds may repeat over time
                 try:
-                    insts += expand_attribute(iri, item, tm)
+                    insts += expand_attribute(iri, item, tm, budget=budget)
                 except BadRequestData as exc:
                     raise naming(exc, "attribute", name) from None
             for inst in insts:
