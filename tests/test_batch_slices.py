@@ -139,3 +139,25 @@ async def test_a_full_disk_in_the_first_slice_fails_the_request_and_stores_nothi
     resp = await client.post(f"{BASE}/entityOperations/create", json=[ent(n) for n in range(8)])
     assert "storage is full" in problem(resp, 503)["detail"]
     assert await stored(client, [f"urn:ngsi-ld:T:{n}" for n in range(8)]) == []
+
+
+async def test_large_entities_make_smaller_slices(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice is bound by its JSON's elements and bytes too: 1,000 entities of 200 attributes
+    were one job that held every other request for 12 s."""
+    monkeypatch.setattr(commit, "SLICE_ELEMENTS", 10)
+    sizes = counting(app, "batch_upsert")
+    wide = {f"w{i}": {"type": "Property", "value": i} for i in range(20)}
+    body = [ent(n) for n in range(6)] + [{**ent(6), **wide}] + [ent(n) for n in range(7, 10)]
+    resp = await client.post(UPSERT, json=body)
+    assert resp.status_code == 201, resp.text
+    # ent(): 4 elements (3 commas), so 2 fit in 10; a wide entity is a slice of its own
+    assert sizes == [2, 2, 2, 1, 2, 1]
+    assert resp.json() == [f"urn:ngsi-ld:T:{n}" for n in range(10)]
+    monkeypatch.setattr(commit, "SLICE_ELEMENTS", 10_000)
+    monkeypatch.setattr(commit, "SLICE_BYTES", 250)
+    sizes.clear()
+    resp = await client.post(UPSERT, json=[ent(n, value=1) for n in range(10)])
+    assert resp.status_code == 204, resp.text
+    assert sizes == [3, 3, 3, 1]  # 69-byte entities

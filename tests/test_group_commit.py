@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cityhub.api import commit
 from cityhub.api.commit import GroupCommitter
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.errors import AlreadyExists
@@ -179,3 +180,43 @@ def test_a_steady_stream_still_commits_every_few_turns(
     store, _, _ = hub
     sizes = _groups_of(store, list(range(40)))
     assert sum(sizes) == 40 and len(sizes) > 1, "a group must not wait for the stream to end"
+
+
+def test_large_jobs_that_arrive_together_run_in_turns_of_their_own(
+    hub: tuple[SqliteStore, EntityService, Sink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group holds jobs up to GROUP_BYTES, and the rest wait a few loop turns: the slices
+    of several batch requests that arrived together ran as one group, holding the loop for
+    all of them, and no other request was read in between."""
+    store, svc, _ = hub
+    monkeypatch.setattr(commit, "GROUP_BYTES", 1000)
+    committer = GroupCommitter(store)
+    order: list[str] = []
+
+    def job(n: int) -> Callable[[], Any]:
+        def run() -> None:
+            order.append(f"job {n}")
+            svc.create("", _entity(n), TM)
+            # what the loop does next: another request's turn, or the next job at once
+            asyncio.get_running_loop().call_soon(order.append, f"turn after {n}")
+
+        return run
+
+    async def go() -> None:
+        small = [committer.run(job(n), size=100) for n in (4, 5)]
+        await asyncio.gather(*(committer.run(job(n), size=600) for n in (1, 2, 3)), *small)
+
+    asyncio.run(go())
+    assert order == [
+        "job 1",
+        "turn after 1",
+        "job 2",
+        "turn after 2",
+        "job 3",
+        "job 4",  # 600 + 100 + 100: small jobs join a group up to the bound
+        "job 5",
+        "turn after 3",
+        "turn after 4",
+        "turn after 5",
+    ]
+    assert all(store.get("", f"urn:ngsi-ld:T:{n}") for n in range(1, 6))

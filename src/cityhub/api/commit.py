@@ -16,15 +16,24 @@ run again with a savepoint around each job (docs/decisions/011).
 Creates (POST /entities) that follow one another in a group run as one bulk insert, as a
 batch create of those entities would: a create's SQL cost a quarter more alone than in bulk
 (decision 019). A merged run that raises makes the group run again, each job on its own.
+
+Writes are validated and stored on the event loop, so a group holds every other request for
+as long as it runs. A job says how large it is (the bytes of its JSON, the request body's
+Content-Length for a single write), and a group takes jobs up to GROUP_BYTES: the rest wait
+GATHER_TURNS loop turns, which read the sockets and move the requests that came meanwhile
+on. Without it the slices of ten batch requests that arrived together ran as one group, and
+the loop was held for all ten. The slices of one batch request are as many turns apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
+import orjson
 from starlette.requests import Request
 
 from cityhub.ngsild.errors import NgsiLdError, storage_full
@@ -38,9 +47,19 @@ Outcome = tuple[bool, Any]  # (ok, result) or (False, the error)
 # job's item, and the function that writes many items (one outcome each, nothing written
 # for an item that fails).
 Merge = tuple[Hashable, Any, Callable[[list[Any]], list[Outcome]]]
-Job = tuple[Callable[[], Any], asyncio.Future[Any], Merge | None]
+Job = tuple[Callable[[], Any], asyncio.Future[Any], Merge | None, int]  # ..., its bytes
 GATHER_TURNS = 4  # at most this many loop turns between a group's first job and its flush
-SLICE = 1_000  # entities of a batch request per write job: bounds how long one holds the loop
+# A batch request is written in slices, each its own job, so that none holds the loop long:
+# at most SLICE entities, SLICE_ELEMENTS elements of their JSON (members and array items,
+# counted as its commas: the work is per attribute, array item or position, and 1,000
+# entities of 200 attributes in one slice held every other request for 12 s) and
+# SLICE_BYTES of it; the first entity of a slice whatever its size. A slice of 10,000
+# elements takes some 0.1 s (0.3-0.4 s on a machine whose two cores are busy with other
+# work); the bench's 486-byte city entities have 18 commas, so 555 of them.
+SLICE = 1_000
+SLICE_ELEMENTS = 10_000
+SLICE_BYTES = 1024 * 1024
+GROUP_BYTES = 256 * 1024  # jobs of one group: a large slice, or many small writes
 
 
 class GroupCommitter:
@@ -52,14 +71,15 @@ class GroupCommitter:
         self._jobs: list[Job] = []
         self._scheduled = False
 
-    async def run(self, fn: Callable[[], T], merge: Merge | None = None) -> T:
+    async def run(self, fn: Callable[[], T], merge: Merge | None = None, size: int = 0) -> T:
         """Run fn (which opens store.write blocks) in the next group transaction; with merge,
-        it may instead run together with the jobs of the same key next to it."""
+        it may instead run together with the jobs of the same key next to it. size: its
+        bytes, which a group holds at most GROUP_BYTES of."""
         if not hasattr(self.store, "savepoint"):
             return fn()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._jobs.append((fn, fut, merge))
+        self._jobs.append((fn, fut, merge, size))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._gather, loop, 0, GATHER_TURNS)
@@ -75,18 +95,33 @@ class GroupCommitter:
             self._flush()
 
     def _flush(self) -> None:
-        jobs, self._jobs, self._scheduled = self._jobs, [], False
+        taken, total = 1, self._jobs[0][3]
+        while taken < len(self._jobs) and total + self._jobs[taken][3] <= GROUP_BYTES:
+            total += self._jobs[taken][3]
+            taken += 1
+        jobs, self._jobs = self._jobs[:taken], self._jobs[taken:]
+        self._scheduled = bool(self._jobs)  # the rest run a few turns later (_pause)
         outcomes = self._attempt(jobs, isolated=False)
         if outcomes is None:  # a job failed half-way: run the group again, each job isolated
             outcomes = self._attempt(jobs, isolated=True)
             assert outcomes is not None  # isolated runs never ask for a redo
-        for (_, fut, _), (ok, value) in zip(jobs, outcomes, strict=True):
+        for (_, fut, _, _), (ok, value) in zip(jobs, outcomes, strict=True):
             if fut.cancelled():
                 continue
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+        if self._jobs:
+            asyncio.get_running_loop().call_soon(self._pause, GATHER_TURNS)
+
+    def _pause(self, turns: int) -> None:
+        """Flush the jobs a full group left after this many loop turns: each reads the
+        sockets and runs what is ready, so requests that came meanwhile move on."""
+        if turns > 0:
+            asyncio.get_running_loop().call_soon(self._pause, turns - 1)
+        else:
+            self._flush()
 
     def _attempt(self, jobs: list[Job], *, isolated: bool) -> list[Outcome] | None:
         """Run the jobs in one transaction: (ok, result or error) per job, or None when a job
@@ -98,7 +133,7 @@ class GroupCommitter:
             with store.group(savepoints=False):
                 i = 0
                 while i < len(jobs):
-                    fn, _, merge = jobs[i]
+                    fn, _, merge, _ = jobs[i]
                     run = 1 if isolated or merge is None else _run_length(jobs, i, merge[0])
                     i += run
                     if run > 1:
@@ -149,10 +184,16 @@ class _Redo(Exception):
     """A job failed after writing: roll the group back and run it again, jobs isolated."""
 
 
+def body_size(request: Request) -> int:
+    """The request body's bytes as its Content-Length declares them (0 when it does not)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
+
+
 async def grouped(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """Run a service write through the app's group committer."""
     committer: GroupCommitter = request.app.state.committer
-    return await committer.run(lambda: fn(*args))
+    return await committer.run(lambda: fn(*args), size=body_size(request))
 
 
 async def grouped_create(request: Request, tenant: str, doc: dict[str, Any]) -> str:
@@ -162,14 +203,32 @@ async def grouped_create(request: Request, tenant: str, doc: dict[str, Any]) -> 
     created: str = await request.app.state.committer.run(
         lambda: entities.create_expanded(tenant, doc),
         merge=(("create", tenant), doc, lambda docs: entities.create_many(tenant, docs)),
+        size=body_size(request),
     )
     return created
+
+
+def _slices(items: list[Any]) -> Iterator[tuple[int, int, int]]:
+    """(start, end, bytes) of each slice: at most SLICE entities, SLICE_ELEMENTS elements and
+    SLICE_BYTES of JSON, the first entity of a slice whatever its size."""
+    start, size, elements = 0, 0, 0
+    for i, item in enumerate(items):
+        text = orjson.dumps(item)
+        n, e = len(text), text.count(b",") + 1
+        if i > start and (
+            i - start >= SLICE or size + n > SLICE_BYTES or elements + e > SLICE_ELEMENTS
+        ):
+            yield start, i, size
+            start, size, elements = i, 0, 0
+        size += n
+        elements += e
+    yield start, len(items), size
 
 
 async def grouped_slices(
     request: Request, fn: Callable[..., BatchOutcome], tenant: str, items: Any, *args: Any
 ) -> BatchOutcome:
-    """Run a batch operation SLICE entities at a time, each slice its own group-commit job.
+    """Run a batch operation a slice at a time (_slices), each slice its own group-commit job.
 
     Writes run on the event loop, so one job for a whole batch held every other request for
     as long as it took: 2.75 s for 20,000 entities. Batch operations are per entity (one bad
@@ -177,12 +236,14 @@ async def grouped_slices(
     disk, or a fault) after earlier slices were stored, the rest fail entity by entity, so the
     answer names exactly what was stored.
     """
-    if not isinstance(items, list) or len(items) <= SLICE:
+    if not isinstance(items, list):
         return await grouped(request, fn, tenant, items, *args)
+    committer: GroupCommitter = request.app.state.committer
     out = BatchOutcome()
-    for start in range(0, len(items), SLICE):
+    for start, end, size in _slices(items):
+        part_items = items if end - start == len(items) else items[start:end]
         try:
-            part = await grouped(request, fn, tenant, items[start : start + SLICE], *args)
+            part = await committer.run(partial(fn, tenant, part_items, *args), size=size)
         except Exception as exc:
             if not start:
                 raise  # nothing was stored: the whole request fails as one
@@ -193,6 +254,9 @@ async def grouped_slices(
             out.failed += range(start, len(items))
             break
         out.extend(part, start)
+        if end < len(items):  # the turns a group leaves others before the next slice
+            for _ in range(GATHER_TURNS):
+                await asyncio.sleep(0)
     return out
 
 
