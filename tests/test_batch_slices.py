@@ -161,3 +161,29 @@ async def test_large_entities_make_smaller_slices(
     resp = await client.post(UPSERT, json=[ent(n, value=1) for n in range(10)])
     assert resp.status_code == 204, resp.text
     assert sizes == [3, 3, 3, 1]  # 69-byte entities
+
+
+def test_a_batch_of_a_thousand_typical_city_entities_is_one_slice() -> None:
+    """Slicing bounds the pathological batch, not the usual one: 1,000 sensors of six
+    attributes stay one transaction (one COMMIT), as before the element bound."""
+    sensor = {
+        "type": "AirQualityObserved",
+        "temperature": {
+            "type": "Property",
+            "value": 21.5,
+            "unitCode": "CEL",
+            "observedAt": "2024-01-01T00:00:00Z",
+        },
+        "humidity": {"type": "Property", "value": 55.1, "unitCode": "P1"},
+        "battery": {"type": "Property", "value": 80},
+        "status": {"type": "Property", "value": "ok"},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [2.35, 48.85]},
+        },
+        "refDevice": {"type": "Relationship", "object": "urn:ngsi-ld:Device:d1"},
+    }
+    batch = [{"id": f"urn:ngsi-ld:AirQualityObserved:{n}", **sensor} for n in range(1_000)]
+    assert [s[:2] for s in commit._slices(batch)] == [(0, 1_000)]
+    wide = {f"w{i}": {"type": "Property", "value": i} for i in range(200)}
+    assert len(list(commit._slices([{**e, **wide} for e in batch]))) >= 10

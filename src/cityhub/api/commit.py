@@ -53,11 +53,11 @@ GATHER_TURNS = 4  # at most this many loop turns between a group's first job and
 # at most SLICE entities, SLICE_ELEMENTS elements of their JSON (members and array items,
 # counted as its commas: the work is per attribute, array item or position, and 1,000
 # entities of 200 attributes in one slice held every other request for 12 s) and
-# SLICE_BYTES of it; the first entity of a slice whatever its size. A slice of 10,000
-# elements takes some 0.1 s (0.3-0.4 s on a machine whose two cores are busy with other
-# work); the bench's 486-byte city entities have 18 commas, so 555 of them.
+# SLICE_BYTES of it; the first entity of a slice whatever its size. A slice of 20,000
+# elements takes some 0.2 s, about what 1,000 typical city entities took before (the bench's
+# 486-byte ones have 18 commas: 1,000 of them stay one slice, one COMMIT, as (d) measures).
 SLICE = 1_000
-SLICE_ELEMENTS = 10_000
+SLICE_ELEMENTS = 20_000
 SLICE_BYTES = 1024 * 1024
 GROUP_BYTES = 256 * 1024  # jobs of one group: a large slice, or many small writes
 
