@@ -109,8 +109,12 @@ async def test_array_items_and_positions_are_bound_over_the_whole_entity(
     )
     problem(await client.get(f"{BASE}/entities/{EID}"), 404)
     await create(client, {"id": EID, "type": "T", **{f"a{i}": full for i in range(n)}})
-    area["value"]["coordinates"] = [ring(MAX_ITEMS)]
-    await create(client, {"id": "urn:ngsi-ld:T:area", "type": "T", "area": area})
+    # one geometry holds at most MAX_VERTICES positions (test_geo_bounds): two reach the bound
+    half = {
+        "type": "GeoProperty",
+        "value": {"type": "Polygon", "coordinates": [ring(MAX_ITEMS // 2)]},
+    }
+    await create(client, {"id": "urn:ngsi-ld:T:area", "type": "T", "area": half, "zone": half})
 
 
 def history(n: int) -> list[dict[str, Any]]:

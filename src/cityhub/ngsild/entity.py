@@ -619,8 +619,9 @@ def check_geometry(value: Any) -> dict[str, Any]:
     # imported lazily: shapely's import costs ~50 ms at start-up
     from shapely.geometry import shape
 
-    from cityhub.ngsild.query.geo import check_coordinates
+    from cityhub.ngsild.query.geo import check_coordinates, check_intricacy, check_size
 
+    check_size(value)  # before anything walks its positions
     if value["type"] == "GeometryCollection":
         members = value.get("geometries")
         if not isinstance(members, list):
@@ -640,6 +641,7 @@ def check_geometry(value: Any) -> dict[str, Any]:
         raise BadRequestData(f"invalid GeoJSON geometry: {exc}") from exc
     if geom.is_empty and value.get("type") != "GeometryCollection":
         raise BadRequestData("a GeoJSON geometry must not be empty")
+    check_intricacy(geom)
     return value
 
 

@@ -14,14 +14,24 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
-from shapely.validation import explain_validity
 
 from cityhub.ngsild.errors import BadRequestData
-from cityhub.ngsild.query.repair import MAX_CROSSINGS, made_valid, made_valid_from_json
+from cityhub.ngsild.query.repair import (
+    SMALL,
+    Unusable,
+    checkable,
+    made_valid,
+    stored_usable,
+    usable,
+)
 
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 GEORELS = ("near", "within", "contains", "intersects", "equals", "disjoint", "overlaps")
 DEFAULT_GEOPROPERTY = "location"
+# Positions a geometry may have (a query's, or a stored one's, all members of a collection
+# together): a jagged 10,000-vertex boundary is checked in ~20-40 ms, and building its shape
+# takes as long again on each row a geoQ tests. A district's boundary has a few thousand.
+MAX_VERTICES = 10_000
 _NEAR_RE = re.compile(r"(maxDistance|minDistance)\s*==\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 _BAD_NAME_RE = re.compile(r"[\s<>\"'=;()\\\x00-\x1f\x7f]")
 # WGS84 ellipsoid.
@@ -114,6 +124,48 @@ def _nonempty_list(items: Any, what: str) -> list[Any]:
     return items
 
 
+# How deep each geometry's positions lie in its coordinates array.
+_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2}
+
+
+def positions(geometry: Any) -> int:
+    """How many positions a GeoJSON geometry holds, counted from its arrays' lengths alone (no
+    walk over the positions): what is malformed counts as one and is refused later."""
+    if not isinstance(geometry, dict):
+        return 0
+    kind = geometry.get("type")
+    if kind == "GeometryCollection":
+        members = geometry.get("geometries")
+        return sum(positions(m) for m in members) if isinstance(members, list) else 0
+    return _count(geometry.get("coordinates"), _DEPTH.get(str(kind), 3))
+
+
+def _count(items: Any, depth: int) -> int:
+    if depth == 0 or not isinstance(items, list):
+        return 1
+    if depth == 1:
+        return len(items)
+    return sum(_count(item, depth - 1) for item in items)
+
+
+def check_size(geometry: dict[str, Any]) -> None:
+    """At most MAX_VERTICES positions, counted before anything walks them."""
+    n = positions(geometry)
+    if n > MAX_VERTICES:
+        raise BadRequestData(
+            f"invalid {geometry.get('type')}: {n:,} positions, more than the {MAX_VERTICES:,} a "
+            "geometry may have: simplify it (to a tolerance of a metre, say)"
+        )
+
+
+def check_intricacy(geom: BaseGeometry) -> None:
+    """A stored geometry too intricate for a geoQ to check is refused when it is written."""
+    try:
+        checkable(geom)
+    except Unusable as exc:
+        raise BadRequestData(f"invalid {geom.geom_type}: {exc}") from None
+
+
 def check_coordinates(kind: str, coords: Any) -> None:
     """Structural GeoJSON checks, so shapely never sees a shape it would misread."""
     if kind == "Point":
@@ -133,7 +185,8 @@ def check_coordinates(kind: str, coords: Any) -> None:
 
 
 def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometry, dict[str, Any]]:
-    """Validate geometry + coordinates (JSON text or already-parsed array) into a 2D shape."""
+    """Validate geometry + coordinates (JSON text or already-parsed array) into a 2D shape:
+    its size first, then its structure, then (bounded) GEOS's validity check."""
     if kind not in GEOMETRY_TYPES:
         raise BadRequestData(f"invalid geometry {kind!r}: must be one of {GEOMETRY_TYPES}")
     coords: Any = coordinates
@@ -142,24 +195,19 @@ def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometr
             coords = json.loads(coordinates)
         except (ValueError, RecursionError):
             raise BadRequestData(f"invalid coordinates {coordinates!r}: not a JSON array") from None
-    check_coordinates(kind, coords)
     geojson = {"type": kind, "coordinates": coords}
+    check_size(geojson)
+    check_coordinates(kind, coords)
     try:
         geom = shapely.force_2d(shape(geojson))
     except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
         raise BadRequestData(f"invalid {kind} coordinates: {exc}") from None
-    if not geom.is_valid:
+    try:
         # A self-intersecting ring is still a usable query area: repair it the way stored
         # geometries are repaired, so `equals` on the same input still matches.
-        fixed = made_valid(geom)
-        if fixed is None:
-            raise BadRequestData(
-                f"invalid {kind}: {explain_validity(geom)}; its rings cross at more than "
-                f"{MAX_CROSSINGS:,} points, too many to repair: send a valid {kind}"
-            )
-        if fixed.is_empty:
-            raise BadRequestData(f"invalid {kind}: {explain_validity(geom)}")
-        geom = fixed
+        geom = usable(geom)
+    except Unusable as exc:
+        raise BadRequestData(f"invalid {kind}: {exc}") from None
     return geom, geojson
 
 
@@ -221,17 +269,21 @@ def distance_m(a: BaseGeometry, b: BaseGeometry) -> float:
 
 
 def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
-    """A stored GeoJSON geometry as a valid 2D shape, or None if it is not usable."""
+    """A stored GeoJSON geometry as a valid 2D shape, or None if it is not usable (one too large
+    or too intricate to check, which the hub no longer stores, included)."""
     if not isinstance(geometry_geojson, dict):
         return None
     try:
+        n = positions(geometry_geojson)
+        if n > MAX_VERTICES:
+            return None
         geom = shapely.force_2d(shape(geometry_geojson))
         if geom.is_empty:
             return None
-        if geom.is_valid:
-            return geom
-        # repaired once per distinct geometry; one too tangled to repair matches nothing
-        return made_valid_from_json(orjson.dumps(geometry_geojson).decode())
+        if n <= SMALL:  # most city geometries: checked directly, as cheaply as looked up
+            return geom if geom.is_valid else made_valid(geom)
+        # a large one is checked (and repaired, if it must be) once per distinct geometry
+        return stored_usable(geom, orjson.dumps(geometry_geojson))
     except Exception:  # stored data of any shape must not break a query
         return None
 
