@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
@@ -191,6 +192,11 @@ def is_null_instance(typ: str, raw: dict[str, Any]) -> bool:
 
 
 _BAD_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f]")
+# Characters an id (any URI the hub keys on: entity id, datasetId, subscription and registration
+# id, instanceId, Relationship object) may take in a URL path, percent-encoded as the hub writes
+# it in Location: the longest path naming one, /ngsi-ld/v1/temporal/entities/{id}/attrs/{name}/
+# {instanceId}, then fits the 2,048 characters most HTTP stacks take for a URL.
+MAX_URI_LENGTH = 1024
 
 
 _ATTRS_PATH = re.compile(r"/attrs(/[^/]*)?/?$")
@@ -205,7 +211,16 @@ def check_path_id(value: str, encoded: bool = False) -> str:
 
 
 def check_uri(value: Any, what: str) -> str:
-    """NGSI-LD ids must be absolute URIs (RFC 3986 characters only)."""
+    """NGSI-LD ids must be absolute URIs (RFC 3986 characters only), short enough to address."""
+    if isinstance(value, str):
+        long = len(value) > MAX_URI_LENGTH  # then it is too long however it is encoded
+        size = len(value) if long else len(quote(value, safe=":"))
+        if size > MAX_URI_LENGTH:
+            raise BadRequestData(
+                f"{what} must take at most {MAX_URI_LENGTH:,} characters in a URL "
+                f"(percent-encoded); {value[:60]!r}... takes {'at least ' if long else ''}"
+                f"{size:,}"
+            )
     if not isinstance(value, str) or not is_absolute_iri(value) or _BAD_URI.search(value):
         raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
     return value
