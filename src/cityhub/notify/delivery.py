@@ -71,7 +71,7 @@ class EndpointQueue:
 
     items: deque[OutboxItem] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
-    size: int = 0  # bytes its items cost (payload plus ITEM_OVERHEAD each)
+    size: int = 0  # bytes its items would cost alone (_cost: a shared body counted in each)
 
 
 class Dispatcher:
@@ -84,10 +84,14 @@ class Dispatcher:
         self.policy = policy
         self.counters = Counters()
         self.queues: dict[str, EndpointQueue] = {}
-        self.size = 0  # bytes of every queued or held item, over all endpoints
+        # bytes of every queued or held item, over all endpoints: a body items of one change
+        # share (OutboxItem.body) counts once, as it is in memory once
+        self.size = 0
+        self._bodies: dict[int, int] = {}  # id of each shared body held here: items holding it
+        self._charged = 0  # the sizes of the queues and held items (_cost: bodies in each)
         # items of paused subscriptions, by (tenant, subscription id): still in the outbox
         self.held: dict[tuple[str, str], list[OutboxItem]] = {}
-        self._held_size: dict[tuple[str, str], int] = {}  # bytes each of those holds
+        self._held_size: dict[tuple[str, str], int] = {}  # bytes each of those would alone
         self._acks: list[int] = []
         self._ack_log = ThrottledLog(log)  # a full disk fails every flush, 5 a second
         self._give_up_log = KeyedThrottledLog(log, GIVE_UP_LOG_EVERY)  # by endpoint
@@ -108,7 +112,7 @@ class Dispatcher:
                 self._drop_oldest(queue)  # the bound is on waiting items
             queue.items.append(item)
             queue.size += _cost(item)
-            self.size += _cost(item)
+            self._count(item)
             if queue.task is None and not self._closing:
                 queue.task = asyncio.get_running_loop().create_task(
                     self._drain(item.endpoint, queue), name=f"notify {item.endpoint}"
@@ -117,40 +121,89 @@ class Dispatcher:
         if self._ack_task is None and not self._closing:
             self._ack_task = asyncio.get_running_loop().create_task(self._ack_loop())
 
-    def _drop_oldest(self, queue: EndpointQueue) -> bool:
-        """Drop a queue's oldest waiting item (never the one in flight); False if none."""
+    def _drop_oldest(self, queue: EndpointQueue) -> OutboxItem | None:
+        """Drop a queue's oldest waiting item (never the one in flight); None if none."""
         at = _in_flight(queue)
         if len(queue.items) <= at:
-            return False
+            return None
         dropped = queue.items[at]
         del queue.items[at]
         self._forget(queue, dropped)
         self.counters.dropped_full += 1
         self._done(dropped)
-        return True
+        return dropped
 
     def _within_memory(self, queue: EndpointQueue | None) -> None:
         """Past the memory bound, drop the oldest waiting items of the queue just appended to
         while it holds at least its share, else of the largest queue or paused subscription's
         held items: dead receivers hold the longest queues, and each may hold queue_max items,
-        as may each paused subscription."""
+        as may each paused subscription. Shares and sizes count a shared body in each of its
+        items; dropping one drops its fellows too (_drop_alike), as only the last frees it."""
         while self.size > self.policy.memory:
             holders = len(self.queues) + len(self.held)
-            if queue is not None and queue.size * holders >= self.size and self._drop_oldest(queue):
+            share = queue is not None and queue.size * holders >= self._charged
+            if queue is not None and share and self._drop_alike(self._drop_oldest(queue)):
                 continue
             waiting = [q for q in self.queues.values() if len(q.items) > _in_flight(q)]
             largest = max(waiting, key=lambda q: q.size) if waiting else None
             paused = max(self._held_size, key=self._held_size.__getitem__, default=None)
             if paused is not None and (largest is None or self._held_size[paused] > largest.size):
-                self._drop_held(paused)
+                self._drop_alike(self._drop_held(paused))
             elif largest is not None:
-                self._drop_oldest(largest)
+                self._drop_alike(self._drop_oldest(largest))
             else:
                 return  # only items in flight are left
 
+    def _drop_alike(self, dropped: OutboxItem | None) -> OutboxItem | None:
+        """After dropping an item whose shared body others still hold, drop those of them that
+        are the oldest waiting of their queue or paused subscription (the items of one change
+        are queued together, so they are mostly found there): the body's bytes come back only
+        with the last of them, and dropping other items of other changes instead would free
+        nothing more. Returns dropped."""
+        body = dropped.body if dropped is not None else None
+        if body is None or id(body) not in self._bodies:
+            return dropped
+        for queue in self.queues.values():
+            at = _in_flight(queue)
+            while len(queue.items) > at and queue.items[at].body is body:
+                self._drop_oldest(queue)
+        for key in [k for k, kept in self.held.items() if kept[0].body is body]:
+            while key in self.held and self.held[key][0].body is body:
+                self._drop_held(key)
+        return dropped
+
     def _forget(self, queue: EndpointQueue, item: OutboxItem) -> None:
         queue.size -= _cost(item)
-        self.size -= _cost(item)
+        self._uncount(item)
+
+    def _count(self, item: OutboxItem) -> None:
+        """An item comes in: its bytes, and its shared body's if no other item here holds it."""
+        own = len(item.payload) + ITEM_OVERHEAD
+        self.size += own
+        body = item.body
+        if body is None:
+            self._charged += own
+            return
+        self._charged += own + len(body)
+        holding = self._bodies.get(id(body), 0)
+        self._bodies[id(body)] = holding + 1
+        if not holding:
+            self.size += len(body)
+
+    def _uncount(self, item: OutboxItem) -> None:
+        """An item leaves: its bytes, and its shared body's if it was the last to hold it."""
+        own = len(item.payload) + ITEM_OVERHEAD
+        self.size -= own
+        body = item.body
+        if body is None:
+            self._charged -= own
+            return
+        self._charged -= own + len(body)
+        holding = self._bodies.pop(id(body)) - 1
+        if holding:
+            self._bodies[id(body)] = holding
+        else:
+            self.size -= len(body)
 
     def _done(self, item: OutboxItem) -> None:
         if item.seq:
@@ -214,13 +267,13 @@ class Dispatcher:
             key = (item.tenant, item.sub_id)
             self.held.setdefault(key, []).append(item)
             self._held_size[key] = self._held_size.get(key, 0) + _cost(item)
-            self.size += _cost(item)
+            self._count(item)
             if len(self.held[key]) > self.policy.queue_max:
                 self._drop_held(key)
         if items:
             self._within_memory(None)
 
-    def _drop_held(self, key: tuple[str, str]) -> None:
+    def _drop_held(self, key: tuple[str, str]) -> OutboxItem:
         """Drop the oldest item held for a paused subscription (from the outbox too)."""
         kept = self.held[key]
         item = kept.pop(0)
@@ -229,9 +282,10 @@ class Dispatcher:
             del self.held[key]
         self.counters.dropped_full += 1
         self._done(item)
+        return item
 
     def _unhold(self, key: tuple[str, str], item: OutboxItem) -> None:
-        self.size -= _cost(item)
+        self._uncount(item)
         left = self._held_size[key] - _cost(item)
         if left > 0:
             self._held_size[key] = left
@@ -241,8 +295,9 @@ class Dispatcher:
     def _take_held(self, key: tuple[str, str]) -> list[OutboxItem]:
         """Every item held for a subscription, no longer counted as held."""
         items = self.held.pop(key, [])
-        if items:
-            self.size -= self._held_size.pop(key, 0)
+        self._held_size.pop(key, None)
+        for item in items:
+            self._uncount(item)
         return items
 
     def held_count(self) -> int:
@@ -313,8 +368,8 @@ class Dispatcher:
 
 
 def _cost(item: OutboxItem) -> int:
-    """Bytes an item counts for against the memory bound."""
-    return len(item.payload) + ITEM_OVERHEAD
+    """Bytes an item would cost alone: its shared body counted in full."""
+    return len(item.payload) + ITEM_OVERHEAD + (len(item.body) if item.body is not None else 0)
 
 
 def _in_flight(queue: EndpointQueue) -> int:

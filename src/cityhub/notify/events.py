@@ -3,17 +3,26 @@ notification carries (stored form, with deletion markers and previous values for
 
 An event entity is a stored entity whose instances may carry two extra members, read back
 by ``payload.py``: ``_prev`` (the content before the change) and ``deletedAt``.
+
+A subscription's event of a change depends on the subscription only through its ``Shape``
+(the trigger fired, showChanges, watchedAttributes), so a change that notifies several
+subscriptions is stored once (``ChangeEvents.record``) with one small shape per
+subscription, and each event is built from the two when it is delivered.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild.entity import CONTENT_KEY, NULL_URI
 from cityhub.notify.subscription import Compiled
 
 Doc = dict[str, Any]
 Instance = dict[str, Any]
+Changes = dict[str, list[tuple[str, str]]]  # per attribute IRI: (kind, datasetId) of each instance
 # When one change fires several triggers, the notification names the first of these.
 PRIORITY = (
     "entityCreated",
@@ -34,9 +43,9 @@ def _by_dataset(instances: list[Instance]) -> dict[str, Instance]:
     return {i.get("datasetId", "@none"): i for i in instances}
 
 
-def attribute_changes(before: Doc, after: Doc) -> dict[str, list[tuple[str, str]]]:
+def attribute_changes(before: Doc, after: Doc) -> Changes:
     """Per attribute IRI, (kind, datasetId) of each instance created, updated or deleted."""
-    out: dict[str, list[tuple[str, str]]] = {}
+    out: Changes = {}
     old_attrs, new_attrs = before["attrs"], after["attrs"]
     for name in old_attrs.keys() | new_attrs.keys():
         old = _by_dataset(old_attrs.get(name, []))
@@ -63,18 +72,18 @@ def _marker(old: Instance, deleted_at: str, show: bool, plain: bool) -> Instance
     return out
 
 
-def _deleted_entity(sub: Compiled, before: Doc, now: str, trigger: str) -> Doc:
+def _deleted_entity(before: Doc, now: str, shape: Shape) -> Doc:
     """An entity deletion: id, type and deletedAt, plus the attributes that went with it when
     the trigger is about attributes (the watched ones) or showChanges asks for them."""
-    show = bool(sub.notification.get("showChanges"))
+    trigger, show, watched = shape
     event: Doc = {"id": before["id"], "type": before["type"], "attrs": {}, "deletedAt": now}
     for meta in ("scope", "createdAt", "modifiedAt"):
         if meta in before:
             event[meta] = before[meta]
-    if trigger == "attributeDeleted" or show:
+    if _shows_attrs(shape):
         plain = trigger == "entityDeleted"
         for name, instances in before["attrs"].items():
-            if trigger == "attributeDeleted" and sub.watched and name not in sub.watched:
+            if trigger == "attributeDeleted" and watched and name not in watched:
                 continue
             event["attrs"][name] = [_marker(_default(instances), now, show, plain)]
     return event
@@ -89,12 +98,9 @@ def _default(instances: list[Instance]) -> Instance:
     return chosen
 
 
-def _updated_entity(
-    sub: Compiled, before: Doc | None, after: Doc, changes: dict[str, list[tuple[str, str]]]
-) -> Doc:
+def _updated_entity(before: Doc | None, after: Doc, changes: Changes, show: bool) -> Doc:
     """The entity after the change, with deleted instances as markers and, for showChanges,
     the previous content of each updated instance."""
-    show = bool(sub.notification.get("showChanges"))
     attrs = dict(after["attrs"])
     event = {**after, "attrs": attrs}
     if before is None:
@@ -118,41 +124,128 @@ def _updated_entity(
     return event
 
 
+def _watched(changes: Changes, watched: frozenset[str] | None) -> Changes:
+    """The attribute changes a subscription watches."""
+    return changes if watched is None else {n: k for n, k in changes.items() if n in watched}
+
+
+def _shows_attrs(shape: Shape) -> bool:
+    """Whether a deletion's event carries the attributes that went with the entity."""
+    trigger, show, _ = shape
+    return trigger == "attributeDeleted" or show
+
+
+# What a subscription's event of a change depends on, beside the change itself: the trigger
+# fired, showChanges and watchedAttributes (a plain tuple: one is made per notification).
+Shape = tuple[str, bool, frozenset[str] | None]
+
+
+def dump_shape(shape: Shape) -> bytes:
+    """A shape as an outbox item stores it (a JSON array)."""
+    trigger, show, watched = shape
+    return dumps_kept([trigger, show, sorted(watched) if watched is not None else None])
+
+
+def load_shape(raw: bytes) -> Shape:
+    """A shape as dump_shape stored it."""
+    trigger, show, watched = orjson.loads(raw)
+    return trigger, show, frozenset(watched) if watched is not None else None
+
+
+class ChangeEvents:
+    """One change and the events it gives: its attribute changes are worked out once for
+    every subscription it concerns (and only if one selects the entity)."""
+
+    __slots__ = ("_changes", "after", "before", "now")
+
+    def __init__(
+        self, before: Doc | None, after: Doc | None, now: str, changes: Changes | None = None
+    ) -> None:
+        self.before, self.after, self.now = before, after, now
+        self._changes = changes
+
+    @property
+    def changes(self) -> Changes:
+        """Per attribute, the instances the change created, updated or deleted."""
+        if self._changes is None:
+            before, after = self.before, self.after
+            self._changes = {}
+            if before is not None and after is not None:
+                self._changes = attribute_changes(before, after)
+        return self._changes
+
+    def shape(self, sub: Compiled) -> Shape | None:
+        """What sub's event of this change depends on, or None: it does not notify sub."""
+        before, after = self.before, self.after
+        fired: set[str] = set()
+        watched = sub.watched
+        if after is None:
+            assert before is not None
+            if not sub.selects(before):
+                return None
+            fired.add("entityDeleted")
+            if watched is None or watched & before["attrs"].keys():
+                fired.add("attributeDeleted")
+        elif before is None:
+            if not sub.selects(after):
+                return None
+            fired.add("entityCreated")
+            if watched is None or watched & after["attrs"].keys():
+                fired.add("attributeCreated")
+        else:
+            if not sub.selects(after):
+                return None
+            changes = _watched(self.changes, watched)
+            for kinds in changes.values():
+                fired.update("attribute" + kind.capitalize() for kind, _ in kinds)
+            other = before["type"] != after["type"] or before.get("scope") != after.get("scope")
+            if changes or (other and watched is None):
+                fired.add("entityUpdated")
+        trigger = next((t for t in PRIORITY if t in fired and t in sub.triggers), None)
+        if trigger is None:
+            return None
+        return trigger, bool(sub.notification.get("showChanges")), watched
+
+    def event(self, shape: Shape) -> Doc:
+        """The notification event ({"trigger", "entity"}) of a subscription of this shape."""
+        trigger, show, watched = shape
+        if self.after is None:
+            assert self.before is not None
+            entity = _deleted_entity(self.before, self.now, shape)
+        else:
+            changes = _watched(self.changes, watched)
+            entity = _updated_entity(self.before, self.after, changes, show)
+        return {"trigger": trigger, "entity": entity}
+
+    def record(self, shapes: list[Shape]) -> Doc:
+        """The change as the outbox stores it once for subscriptions of these shapes: what
+        their events are built from, no more (of an update, the changed attributes as they
+        were; of a deletion, the attributes only if an event shows them)."""
+        before = self.before
+        if before is not None and self.after is not None:
+            old = before["attrs"]
+            before = {"attrs": {n: old[n] for n in self.changes if n in old}}
+        elif before is not None and not any(_shows_attrs(s) for s in shapes):
+            before = {**before, "attrs": {}}
+        return {"before": before, "after": self.after, "now": self.now, "changes": self.changes}
+
+    @classmethod
+    def from_record(cls, record: Doc) -> ChangeEvents:
+        """The change a record holds."""
+        return cls(record["before"], record["after"], record["now"], record["changes"])
+
+
+def stored_events(payload: bytes, body: bytes | None) -> list[Doc]:
+    """The events an outbox item carries: its payload, or, when the item shares its change
+    with other items (body: the change's record), the event its shape gives."""
+    if body is None:
+        events: list[Doc] = orjson.loads(payload)
+        return events
+    return [ChangeEvents.from_record(orjson.loads(body)).event(load_shape(payload))]
+
+
 def event_for(sub: Compiled, before: Doc | None, after: Doc | None, now: str) -> Doc | None:
     """The notification event ({"trigger", "entity"}) a change gives sub, or None."""
-    fired: set[str] = set()
-    changes: dict[str, list[tuple[str, str]]] = {}
-    watched = sub.watched
-    if after is None:
-        assert before is not None
-        if not sub.selects(before):
-            return None
-        fired.add("entityDeleted")
-        if watched is None or watched & before["attrs"].keys():
-            fired.add("attributeDeleted")
-    elif before is None:
-        if not sub.selects(after):
-            return None
-        fired.add("entityCreated")
-        if watched is None or watched & after["attrs"].keys():
-            fired.add("attributeCreated")
-    else:
-        if not sub.selects(after):
-            return None
-        changes = attribute_changes(before, after)
-        if watched is not None:
-            changes = {n: k for n, k in changes.items() if n in watched}
-        for kinds in changes.values():
-            fired.update("attribute" + kind.capitalize() for kind, _ in kinds)
-        other = before["type"] != after["type"] or before.get("scope") != after.get("scope")
-        if changes or (other and watched is None):
-            fired.add("entityUpdated")
-    trigger = next((t for t in PRIORITY if t in fired and t in sub.triggers), None)
-    if trigger is None:
-        return None
-    if after is None:
-        assert before is not None
-        entity = _deleted_entity(sub, before, now, trigger)
-    else:
-        entity = _updated_entity(sub, before, after, changes)
-    return {"trigger": trigger, "entity": entity}
+    change = ChangeEvents(before, after, now)
+    shape = change.shape(sub)
+    return None if shape is None else change.event(shape)

@@ -33,7 +33,7 @@ from cityhub.notify import payload, status
 from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy
-from cityhub.notify.events import event_for
+from cityhub.notify.events import ChangeEvents, Shape, dump_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.senders import HttpSender, MqttSender
 from cityhub.notify.subscription import (
@@ -186,19 +186,48 @@ class Notifier:
                     continue
                 before = orjson.loads(change.before) if change.before else None
                 after = orjson.loads(change.after) if change.after else None
+                events = ChangeEvents(before, after, now)
+                notified: list[tuple[Compiled, Shape]] = []
                 for sub in index.candidates(before, after):
                     if not sub.live(wall):
                         continue
-                    event = event_for(sub, before, after, now)
-                    if event is None or not sub.due(clock):
+                    shape = events.shape(sub)
+                    if shape is None or not sub.due(clock):
                         continue
-                    item = OutboxItem(tenant, sub.id, sub.endpoint, dumps_kept([event]))
-                    self.stamps.stamp(sub, clock, item)
-                    items.append(item)
+                    notified.append((sub, shape))
+                if notified:
+                    self._add(items, tenant, events, notified, clock)
         except BaseException:  # none of these items is written: neither are their stamps
             self.stamps.rolled_back(items)
             raise
         return items
+
+    def _add(
+        self,
+        items: list[OutboxItem],
+        tenant: str,
+        events: ChangeEvents,
+        notified: list[tuple[Compiled, Shape]],
+        clock: float,
+    ) -> None:
+        """Add the outbox items of one change, stamped: one subscription's holds its event;
+        those of several share the change's record (stored once) and each holds its shape,
+        so that the bytes a change costs do not grow with the subscriptions it notifies."""
+        if len(notified) == 1:
+            sub, shape = notified[0]
+            item = OutboxItem(tenant, sub.id, sub.endpoint, dumps_kept([events.event(shape)]))
+            self.stamps.stamp(sub, clock, item)
+            items.append(item)
+            return
+        body = dumps_kept(events.record([shape for _, shape in notified]))
+        shapes: dict[Shape, bytes] = {}  # subscriptions alike share their shape's bytes too
+        for sub, shape in notified:
+            own = shapes.get(shape)
+            if own is None:
+                own = shapes[shape] = dump_shape(shape)
+            item = OutboxItem(tenant, sub.id, sub.endpoint, own, body=body)
+            self.stamps.stamp(sub, clock, item)
+            items.append(item)
 
     def rolled_back(self, items: list[OutboxItem]) -> None:
         """Items of a transaction (or savepoint) that rolled back: their throttling stamps go
@@ -297,7 +326,7 @@ class Notifier:
         sub = self.get(item.tenant, item.sub_id)
         if sub is None or not sub.live():
             return None
-        events = orjson.loads(item.payload)
+        events = stored_events(item.payload, item.body)
 
         def fetch(ids: list[str]) -> dict[str, Doc]:
             found, _ = self.store.query(

@@ -165,6 +165,9 @@ class OutboxItem:
     payload: bytes
     seq: int = 0  # assigned by the store when the item is written
     kind: str = "entity"  # which notifier delivers it: "entity" or "csource" (registrations)
+    # What items of one change share (notify/events.py: the change's record), stored once for
+    # all the items that hold this same object; payload is then the item's own part.
+    body: bytes | None = None
 
 
 class ChangeSink(Protocol):

@@ -39,7 +39,13 @@ from cityhub.store.sqlite.files import refuse_foreign
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
-from cityhub.store.sqlite.schema import DDL, MIGRATIONS, PRAGMAS, SCHEMA_VERSION
+from cityhub.store.sqlite.schema import (
+    BEFORE_MIGRATION,
+    DDL,
+    MIGRATIONS,
+    PRAGMAS,
+    SCHEMA_VERSION,
+)
 from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.store")
@@ -83,7 +89,6 @@ class SqliteStore:
         self._check_schema()
         self._writer.executescript(DDL)
         self._writer.executescript(outbox.DDL)
-        outbox.migrate(self._writer)
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
         self._commits = 0  # transactions the writer committed (a split count checks it)
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
@@ -196,6 +201,8 @@ class SqliteStore:
         )
         started = time.monotonic()
         try:
+            if version in BEFORE_MIGRATION:
+                BEFORE_MIGRATION[version](conn)
             conn.executescript(f"BEGIN IMMEDIATE;{MIGRATIONS[version]}")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
             conn.execute("COMMIT")

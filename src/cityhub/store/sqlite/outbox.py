@@ -3,6 +3,12 @@
 A change that was acknowledged to its writer is in the outbox too, so it is delivered even if
 the hub crashes before the notification leaves (at least once). Delivered items are deleted in
 batches; whatever is left at start-up is delivered again.
+
+Items of one change that share a body (``OutboxItem.body``: one change notifying many
+subscriptions) store it once, in ``outbox_bodies``; each row names it in ``body`` and keeps
+only its own part in ``payload``. A trigger deletes a body with the last row naming it, on
+every path that deletes rows. Rows of one subscription alone hold everything in ``payload``,
+as before schema 11.
 """
 
 from __future__ import annotations
@@ -13,44 +19,95 @@ from collections.abc import Iterable
 
 from cityhub.store.base import OutboxItem
 
-DDL = """
+# The outbox as schema 10 and earlier left it: ``before_upgrade`` makes sure the 10 -> 11
+# migration finds it so (a database from before the outbox, or before its kind column).
+V10_DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL, sub_id TEXT NOT NULL, endpoint TEXT NOT NULL,
     payload BLOB NOT NULL, created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entity'
 );
 """
+TABLE_DDL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, sub_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+    payload BLOB NOT NULL, created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entity',
+    body INTEGER  -- the outbox_bodies row this row shares with others of its change, if any
+);
+"""
+BODIES_DDL = """
+CREATE TABLE IF NOT EXISTS outbox_bodies (bid INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_body ON outbox (body) WHERE body IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS outbox_body_unused AFTER DELETE ON outbox
+WHEN old.body IS NOT NULL BEGIN
+    DELETE FROM outbox_bodies WHERE bid = old.body
+        AND NOT EXISTS (SELECT 1 FROM outbox WHERE body = old.body);
+END;
+"""
+DDL = TABLE_DDL + BODIES_DDL
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Outboxes written before registration notifications had no kind: all were entity ones."""
+def before_upgrade(conn: sqlite3.Connection) -> None:
+    """Give a database of schema 10 or older the outbox that schema had, for the upgrade:
+    outboxes written before registration notifications had no kind (all were entity ones)."""
+    conn.executescript(V10_DDL)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
     if "kind" not in columns:
         conn.execute("ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'entity'")
 
 
+# 10 -> 11: bodies shared by the rows of one change. The rows are copied as they are (each
+# holds its whole payload, as one subscription's rows still do), into a table rebuilt
+# rather than altered, so that a database marked older than it is upgrades the same way.
+MIGRATION = (
+    TABLE_DDL.replace("EXISTS outbox (", "EXISTS outbox_v11 (")
+    + """INSERT INTO outbox_v11 (seq, tenant, sub_id, endpoint, payload, created, kind)
+    SELECT seq, tenant, sub_id, endpoint, payload, created, kind FROM outbox ORDER BY seq;
+DROP TABLE outbox;
+ALTER TABLE outbox_v11 RENAME TO outbox;
+"""
+    + BODIES_DDL
+)
+
+
 def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
-    """Write items and give each its sequence number."""
+    """Write items and give each its sequence number; a body several items hold (the same
+    object) is written once."""
     now = time.time()
+    bodies: dict[int, int] = {}  # id(item.body) -> its outbox_bodies row
     for item in items:
+        bid = None
+        if item.body is not None:
+            bid = bodies.get(id(item.body))
+            if bid is None:
+                cur = conn.execute("INSERT INTO outbox_bodies (body) VALUES (?)", (item.body,))
+                bid = bodies[id(item.body)] = int(cur.lastrowid or 0)
         cur = conn.execute(
-            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created, kind) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (item.tenant, item.sub_id, item.endpoint, item.payload, now, item.kind),
+            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created, kind, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item.tenant, item.sub_id, item.endpoint, item.payload, now, item.kind, bid),
         )
         item.seq = int(cur.lastrowid or 0)
 
 
 def remove(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
-    """Forget delivered (or abandoned) items."""
+    """Forget delivered (or abandoned) items (and, by the trigger, bodies no row names)."""
     rows = [(s,) for s in seqs]
     conn.executemany("DELETE FROM outbox WHERE seq = ?", rows)
     return len(rows)
 
 
 def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
-    """Every item not yet delivered, oldest first."""
+    """Every item not yet delivered, oldest first; items of one body share one bytes object."""
     rows = conn.execute(
-        "SELECT seq, tenant, sub_id, endpoint, payload, kind FROM outbox ORDER BY seq"
+        "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox ORDER BY seq"
     ).fetchall()
-    return [OutboxItem(t, s, e, bytes(p), seq, k) for seq, t, s, e, p, k in rows]
+    bodies: dict[int, bytes] = {}
+    for bid in {r[6] for r in rows if r[6] is not None}:
+        found = conn.execute("SELECT body FROM outbox_bodies WHERE bid = ?", (bid,)).fetchone()
+        bodies[bid] = bytes(found[0]) if found else b"null"  # cannot be: dropped at delivery
+    return [
+        OutboxItem(t, s, e, bytes(p), seq, k, bodies[b] if b is not None else None)
+        for seq, t, s, e, p, k, b in rows
+    ]

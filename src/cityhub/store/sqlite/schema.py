@@ -1,8 +1,11 @@
 """SQLite schema: entities as JSON documents plus index tables that keep queries fast."""
 
-from cityhub.store.sqlite import typestats
+from collections.abc import Callable
+from sqlite3 import Connection
 
-SCHEMA_VERSION = 10
+from cityhub.store.sqlite import outbox, typestats
+
+SCHEMA_VERSION = 11
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -215,7 +218,13 @@ INSERT INTO attr_index (pk, nid, seq, num, txt, ts)
     JOIN attr_names n ON n.name = r.value ->> 0;
 DROP TABLE temp.lang_pks;
 """,
+    # 10 -> 11: the items of one change that notifies several subscriptions share one stored
+    # body (store/sqlite/outbox.py); the pending rows are kept as they are.
+    10: outbox.MIGRATION,
 }
+# Run before the migration from a version, outside its transaction (idempotent DDL): the
+# outbox is not part of DDL, and a database from before it or its kind column lacks them.
+BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {10: outbox.before_upgrade}
 
 
 def opens(version: int) -> bool:
