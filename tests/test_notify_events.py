@@ -55,6 +55,18 @@ def test_instance_changes_by_dataset_id() -> None:
     assert changes[EX + "new"] == [("created", "@none")]
 
 
+def test_instance_changes_of_untouched_and_single_instance_attributes() -> None:
+    """The quick paths (an attribute as it was; one default instance each side) say what the
+    instance-by-instance comparison says."""
+    before = entity(t=[prop(1)], same=[prop(0)], d=[prop(1, "urn:d:a")], mixed=[prop(1)])
+    after = entity(t=[prop(2)], same=[prop(0)], d=[prop(2, "urn:d:b")], mixed=[prop(1, "urn:d:a")])
+    changes = attribute_changes(before, after)
+    assert changes[EX + "t"] == [("updated", "@none")]
+    assert EX + "same" not in changes
+    assert sorted(changes[EX + "d"]) == [("created", "urn:d:b"), ("deleted", "urn:d:a")]
+    assert sorted(changes[EX + "mixed"]) == [("created", "urn:d:a"), ("deleted", "@none")]
+
+
 @pytest.mark.parametrize(
     ("triggers", "expected"),
     [

@@ -43,13 +43,24 @@ def _by_dataset(instances: list[Instance]) -> dict[str, Instance]:
     return {i.get("datasetId", "@none"): i for i in instances}
 
 
+def _plain(instance: Instance) -> bool:
+    """Whether an instance is the default one (no datasetId)."""
+    return "datasetId" not in instance
+
+
 def attribute_changes(before: Doc, after: Doc) -> Changes:
     """Per attribute IRI, (kind, datasetId) of each instance created, updated or deleted."""
     out: Changes = {}
     old_attrs, new_attrs = before["attrs"], after["attrs"]
     for name in old_attrs.keys() | new_attrs.keys():
-        old = _by_dataset(old_attrs.get(name, []))
-        new = _by_dataset(new_attrs.get(name, []))
+        was, now = old_attrs.get(name), new_attrs.get(name)
+        if was == now:  # untouched, as most attributes of an update are: one C comparison
+            continue
+        if was and now and len(was) == len(now) == 1 and _plain(was[0]) and _plain(now[0]):
+            out[name] = [("updated", "@none")]  # one default instance, changed: the most common
+            continue
+        old = _by_dataset(was or [])
+        new = _by_dataset(now or [])
         kinds = [("deleted", d) for d in old if d not in new]
         kinds += [("created", d) for d in new if d not in old]
         kinds += [("updated", d) for d in new if d in old and new[d] != old[d]]
