@@ -186,7 +186,8 @@ class _Redo(Exception):
 
 def body_size(request: Request) -> int:
     """The request body's bytes as its Content-Length declares them (0 when it does not)."""
-    declared = request.headers.get("content-length", "")
+    # the scope's list, not request.headers: building that costs ~10 µs (api/http.py::header)
+    declared = next((v for k, v in request.scope["headers"] if k == b"content-length"), b"")
     return int(declared) if declared.isdigit() else 0
 
 

@@ -212,7 +212,8 @@ def check_path_id(value: str, encoded: bool = False) -> str:
 
 def check_uri(value: Any, what: str) -> str:
     """NGSI-LD ids must be absolute URIs (RFC 3986 characters only), short enough to address."""
-    if isinstance(value, str):
+    # at most 12 characters encoded per character: most ids are far too short to need quote()
+    if isinstance(value, str) and len(value) * 12 > MAX_URI_LENGTH:
         long = len(value) > MAX_URI_LENGTH  # then it is too long however it is encoded
         size = len(value) if long else len(quote(value, safe=":"))
         if size > MAX_URI_LENGTH:
