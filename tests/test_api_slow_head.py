@@ -7,45 +7,19 @@ from __future__ import annotations
 import logging
 import resource
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from cityhub.api import protocol
-from cityhub.api.app import create_app
 from cityhub.ngsild.service import EntityService
-from cityhub.settings import Settings
-from conftest import BASE, free_port
+from conftest import BASE
+from served_hub import hub
 
 GET = f"GET {BASE}/entities?type=T HTTP/1.1\r\nHost: hub\r\n\r\n".encode()
-
-
-@contextmanager
-def hub(tmp_path: Path, http: type[protocol.BoundedHttpTools]) -> Iterator[tuple[str, int]]:
-    """The hub on uvicorn with the hub's protocol, in this process (keep-alive 1 s)."""
-    port = free_port()
-    app = create_app(Settings(db=str(tmp_path / "hub.db")))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=http, log_level="warning", timeout_keep_alive=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield "127.0.0.1", port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

@@ -4,19 +4,16 @@ without progress (uvicorn waited as long as the client kept its connection open)
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from cityhub.api import protocol
-from cityhub.api.app import create_app
-from cityhub.settings import Settings
-from conftest import BASE, free_port
+from conftest import BASE
+from served_hub import hub
 
 HEAD = (
     f"POST {BASE}/entities HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
@@ -28,21 +25,8 @@ HEAD = (
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
     """The hub on uvicorn with the hub's protocol, in this process, BODY_IDLE 0.5 s."""
     monkeypatch.setattr(protocol, "BODY_IDLE", 0.5)
-    port = free_port()
-    app = create_app(Settings(db=str(tmp_path / "hub.db")))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=protocol.BoundedHttpTools, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield "127.0.0.1", port
-    server.should_exit = True
-    thread.join(10)
+    with hub(tmp_path, protocol.BoundedHttpTools) as address:
+        yield address
 
 
 def test_a_stalled_body_is_408_and_closed(served: tuple[str, int]) -> None:

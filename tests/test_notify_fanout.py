@@ -56,6 +56,15 @@ def _outbox(db: Path) -> tuple[int, int]:
     return int(rows), int(own + shared)
 
 
+def _big(n: int) -> dict[str, Any]:
+    """Entity n with one BIG-character value: what each subscription's row once copied."""
+    return {
+        "id": f"urn:ngsi-ld:Amp:{n}",
+        "type": "Amp",
+        "p": {"type": "Property", "value": "x" * BIG},
+    }
+
+
 def _received(rec: Receiver) -> list[dict[str, Any]]:
     """Every notification's first entity, over the five paths."""
     return [r.body["data"][0] for n in range(5) for r in rec.received(f"/n{n}")]
@@ -72,12 +81,7 @@ async def test_a_change_notifying_many_subscriptions_is_stored_once_and_reaches_
     async with _client(app) as c:
         for n in range(SUBS):
             await _subscribe(c, rec, n)
-        big = {
-            "id": "urn:ngsi-ld:Amp:1",
-            "type": "Amp",
-            "p": {"type": "Property", "value": "x" * BIG},
-        }
-        await create(c, big)
+        await create(c, _big(1))
         rows, stored = _outbox(db)
         assert rows == SUBS
         assert stored < 1.5 * BIG, f"{stored:,} bytes stored for one {BIG:,}-character change"
@@ -93,7 +97,7 @@ async def test_a_change_notifying_many_subscriptions_is_stored_once_and_reaches_
         await wait_for(lambda: len(_received(rec)) >= SUBS, timeout=10, what="every item")
         got = _received(rec)
         assert len(got) == SUBS
-        assert all(e["id"] == big["id"] and e["p"]["value"] == "x" * BIG for e in got)
+        assert all(e["id"] == "urn:ngsi-ld:Amp:1" and e["p"]["value"] == "x" * BIG for e in got)
         paths = {r.body["subscriptionId"] for n in range(5) for r in rec.received(f"/n{n}")}
         assert len(paths) == SUBS, "one notification per subscription"
         await wait_for(lambda: _outbox(db) == (0, 0), timeout=5, what="the outbox emptied")
@@ -156,12 +160,7 @@ async def test_a_shared_change_counts_once_against_the_memory_bound(
     async with _client(app) as c:
         for n in range(SUBS):
             await _subscribe(c, rec, n)
-        big = {
-            "id": "urn:ngsi-ld:Amp:3",
-            "type": "Amp",
-            "p": {"type": "Property", "value": "x" * BIG},
-        }
-        await create(c, big)
+        await create(c, _big(3))
         await wait_for(lambda: len(_received(rec)) >= SUBS, timeout=10, what="every item")
         dispatcher = app.state.notifier.dispatcher
         assert dispatcher.counters.dropped_full == 0

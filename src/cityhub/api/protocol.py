@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -55,56 +56,47 @@ full_log = ThrottledLog(log)
 
 def _too_large() -> bytes:
     """The whole 431 response: a ProblemDetails body, then the connection closes."""
-    err = InvalidRequest(
+    return _closing(
+        431,
         f"the request line and headers exceed {MAX_HEAD // 1024} KiB; "
-        "send a long query as POST /ngsi-ld/v1/entityOperations/query"
+        "send a long query as POST /ngsi-ld/v1/entityOperations/query",
     )
-    err.status = 431
-    err.title = "Request header fields too large"
-    return _closing(err, "431 Request Header Fields Too Large")
 
 
 def _unparsable() -> bytes:
     """The whole 400 response to what the HTTP parser refuses (uvicorn's is plain text)."""
-    err = InvalidRequest(
+    return _closing(
+        400,
         "not a valid HTTP/1.1 request; a request line over 64 KiB is refused too: "
-        "send a long query as POST /ngsi-ld/v1/entityOperations/query"
+        "send a long query as POST /ngsi-ld/v1/entityOperations/query",
     )
-    return _closing(err, "400 Bad Request")
 
 
-def _stalled(idle: float) -> bytes:
-    """The whole 408 response to a request whose body stopped arriving."""
-    err = InvalidRequest(f"the request body made no progress for {idle:.1f} s")
-    err.status = 408
-    err.title = "Request timeout"
-    return _closing(err, "408 Request Timeout")
-
-
-def _head_late() -> bytes:
-    """The whole 408 response to a request head that did not complete in time."""
-    err = InvalidRequest(f"the request head was not complete within {HEAD_TIMEOUT:.0f} s")
-    err.status = 408
-    err.title = "Request timeout"
-    return _closing(err, "408 Request Timeout")
+def _timed_out(what: str) -> bytes:
+    """The whole 408 response to a request whose head or body stopped arriving."""
+    return _closing(408, what)
 
 
 def _full(limit: int) -> bytes:
     """The whole 503 response to a connection past the bound."""
-    err = NgsiLdError(
+    return _closing(
+        503,
         f"the hub holds {limit:,} connections, its bound (CITYHUB_MAX_CONNECTIONS); "
-        "try again shortly"
+        "try again shortly",
+        NgsiLdError,
     )
-    err.status = 503
-    err.title = "Service unavailable"
-    return _closing(err, "503 Service Unavailable")
 
 
-def _closing(err: NgsiLdError, status_line: str) -> bytes:
-    """A ProblemDetails response on a connection that closes after it."""
+def _closing(status: int, detail: str, kind: type[NgsiLdError] = InvalidRequest) -> bytes:
+    """A ProblemDetails response on a connection that closes after it; a status other than
+    400 is titled by its reason phrase."""
+    err = kind(detail)
+    phrase = HTTPStatus(status).phrase
+    if status != 400:
+        err.status, err.title = status, phrase.capitalize()
     body = orjson.dumps(err.problem())
     head = (
-        f"HTTP/1.1 {status_line}\r\n"
+        f"HTTP/1.1 {status} {phrase}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         "connection: close\r\n\r\n"
@@ -189,7 +181,9 @@ class BoundedHttpTools(HttpToolsProtocol):
             "part of one came" if self._began else "it sent nothing",
         )
         if self._began:
-            self.transport.write(_head_late())
+            self.transport.write(
+                _timed_out(f"the request head was not complete within {HEAD_TIMEOUT:.0f} s")
+            )
         self.transport.close()
 
     def on_response_complete(self) -> None:
@@ -228,7 +222,7 @@ class BoundedHttpTools(HttpToolsProtocol):
             return
         log.info("closed a connection whose request body made no progress for %.1f s", idle)
         if self.cycle is not None and not self.cycle.response_started:
-            self.transport.write(_stalled(idle))
+            self.transport.write(_timed_out(f"the request body made no progress for {idle:.1f} s"))
         self.transport.close()
 
     def shutdown(self) -> None:
