@@ -151,14 +151,20 @@ async def test_append_unknown_option_is_400(client: httpx.AsyncClient, stored: A
         ("POST", ATTRS, "noOverwrite,sysAttrs"),
         ("PATCH", f"{ATTRS}/temperature", "noOverwrite"),
         ("PATCH", f"{BASE}/entities/{EID}", "noOverwrite"),
+        ("POST", f"{BASE}/entityOperations/upsert", "noOverwrite"),
+        ("POST", f"{BASE}/entityOperations/update", "replace"),
+        ("POST", f"{BASE}/entityOperations/merge", "noOverwrite"),
+        ("POST", f"{BASE}/entityOperations/create", "update"),
     ],
 )
 async def test_an_option_the_write_does_not_take_is_refused_by_name(
     client: httpx.AsyncClient, stored: Any, method: str, path: str, option: str
 ) -> None:
     """PATCH .../attrs?options=noOverwrite answered 204 and overwrote: a client that reached
-    for noOverwrite on the wrong verb got no warning."""
-    body = {"value": 99} if path.endswith("temperature") else {"temperature": 99}
+    for noOverwrite on the wrong verb got no warning (a batch update with replace, too)."""
+    body: Any = {"value": 99} if path.endswith("temperature") else {"temperature": 99}
+    if "entityOperations" in path:
+        body = [{"id": EID, "type": stored["type"], "temperature": 99}]
     resp = await client.request(method, path, params={"options": option}, json=body)
     err = problem(resp, 400, "InvalidRequest")
     refused = option.split(",")[-1]

@@ -100,6 +100,11 @@ OPTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/entities/{eid}/attrs"): frozenset({"noOverwrite"}),
     ("PATCH", "/entities/{eid}/attrs"): frozenset(),
     ("PATCH", "/entities/{eid}/attrs/{attr}"): frozenset(),
+    ("POST", "/entityOperations/create"): frozenset(),
+    ("POST", "/entityOperations/upsert"): frozenset({"replace", "update"}),
+    ("POST", "/entityOperations/update"): frozenset({"noOverwrite"}),
+    ("POST", "/entityOperations/delete"): frozenset(),
+    ("POST", "/entityOperations/merge"): frozenset(),
 }
 
 _CONVERTER = re.compile(r":\w+}")
