@@ -65,6 +65,15 @@ def _big(n: int) -> dict[str, Any]:
     }
 
 
+def _receivers_down(servers: ServerThread, db: Path) -> tuple[Receiver, Any]:
+    """A receiver whose five paths answer 503, so every item stays in the outbox, and a hub
+    on db that retries only after a minute."""
+    rec = servers.receiver()
+    for n in range(5):
+        rec.status[f"/n{n}"] = 503
+    return rec, create_app(Settings(db=str(db), notify_backoff=60))
+
+
 def _received(rec: Receiver) -> list[dict[str, Any]]:
     """Every notification's first entity, over the five paths."""
     return [r.body["data"][0] for n in range(5) for r in rec.received(f"/n{n}")]
@@ -74,10 +83,7 @@ async def test_a_change_notifying_many_subscriptions_is_stored_once_and_reaches_
     tmp_path: Path, servers: ServerThread
 ) -> None:
     db = tmp_path / "hub.db"
-    rec = servers.receiver()
-    for n in range(5):
-        rec.status[f"/n{n}"] = 503  # down: every item stays in the outbox
-    app = create_app(Settings(db=str(db), notify_backoff=60))
+    rec, app = _receivers_down(servers, db)
     async with _client(app) as c:
         for n in range(SUBS):
             await _subscribe(c, rec, n)
@@ -198,10 +204,7 @@ async def test_a_schema_10_outbox_is_upgraded_with_its_pending_notifications(
     tmp_path: Path, servers: ServerThread
 ) -> None:
     db = tmp_path / "hub.db"
-    rec = servers.receiver()
-    for n in range(5):
-        rec.status[f"/n{n}"] = 503
-    app = create_app(Settings(db=str(db), notify_backoff=60))
+    rec, app = _receivers_down(servers, db)
     async with _client(app) as c:
         subs = [await _subscribe(c, rec, n) for n in range(3)]  # each change notifies three
         solo = {

@@ -448,7 +448,7 @@ def expand_instance(
     if typ is not None and not isinstance(typ, str):
         raise BadRequestData(f"an attribute's type must be a string, not {typ!r}")
     if (is_geo_type(typ) and "coordinates" in raw) or typ == "GeometryCollection":
-        budget.take_items(positions(raw, budget.items_left))
+        budget.take_items(positions(raw))
         return {"type": "GeoProperty", "value": check_geometry(raw)}
     given_type = typ is not None
     if typ is None:
@@ -518,7 +518,7 @@ def _content(typ: str, value: Any, tm: TermMap, budget: Budget) -> Any:
         return check_uri(value, "Relationship object")
     if typ == "GeoProperty":
         if isinstance(value, dict):
-            budget.take_items(positions(value, budget.items_left))
+            budget.take_items(positions(value))
         return check_geometry(value)
     if typ == "LanguageProperty":
         if not isinstance(value, dict) or not all(
@@ -603,26 +603,27 @@ def _plain_point(coords: Any) -> bool:
     )
 
 
-def positions(geometry: dict[str, Any], limit: int) -> int:
-    """The positions of a GeoJSON geometry (a GeometryCollection's members' too), counted up
-    to one past limit: shapely's work and the stored form grow with them."""
-    if geometry.get("type") == "Point":
+_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2}
+
+
+def positions(geometry: Any) -> int:
+    """How many positions a GeoJSON geometry holds, counted from its arrays' lengths alone (no
+    walk over the positions): what is malformed counts as one and is refused later."""
+    if not isinstance(geometry, dict):
+        return 0
+    kind = geometry.get("type")
+    if kind == "GeometryCollection":
+        members = geometry.get("geometries")
+        return sum(positions(m) for m in members) if isinstance(members, list) else 0
+    return _count(geometry.get("coordinates"), _DEPTH.get(str(kind), 3))
+
+
+def _count(items: Any, depth: int) -> int:
+    if depth == 0 or not isinstance(items, list):
         return 1
-    todo: list[Any] = [geometry]
-    count = 0
-    while todo and count <= limit:
-        node = todo.pop()
-        if isinstance(node, dict):
-            members = node.get("geometries")
-            if isinstance(members, list):
-                todo += members
-            todo.append(node.get("coordinates"))
-        elif isinstance(node, list) and node:
-            if isinstance(node[0], list | dict):
-                todo += node
-            else:
-                count += 1  # a position: numbers (check_geometry says whether they are)
-    return count
+    if depth == 1:
+        return len(items)
+    return sum(_count(item, depth - 1) for item in items)
 
 
 def check_geometry(value: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
+from cityhub.ngsild.entity import positions
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query.repair import (
     SMALL,
@@ -125,29 +126,6 @@ def _nonempty_list(items: Any, what: str) -> list[Any]:
 
 
 # How deep each geometry's positions lie in its coordinates array.
-_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2}
-
-
-def positions(geometry: Any) -> int:
-    """How many positions a GeoJSON geometry holds, counted from its arrays' lengths alone (no
-    walk over the positions): what is malformed counts as one and is refused later."""
-    if not isinstance(geometry, dict):
-        return 0
-    kind = geometry.get("type")
-    if kind == "GeometryCollection":
-        members = geometry.get("geometries")
-        return sum(positions(m) for m in members) if isinstance(members, list) else 0
-    return _count(geometry.get("coordinates"), _DEPTH.get(str(kind), 3))
-
-
-def _count(items: Any, depth: int) -> int:
-    if depth == 0 or not isinstance(items, list):
-        return 1
-    if depth == 1:
-        return len(items)
-    return sum(_count(item, depth - 1) for item in items)
-
-
 def check_size(geometry: dict[str, Any]) -> None:
     """At most MAX_VERTICES positions, counted before anything walks them."""
     n = positions(geometry)
