@@ -622,6 +622,33 @@ async def test_geo_json_with_other_geometry_property(client: httpx.AsyncClient) 
         assert resp.json()["geometry"] == area, (name, resp.text)
 
 
+@pytest.mark.parametrize("accept", [None, "application/json", JSONLD])
+async def test_geometry_property_needs_a_geojson_accept(
+    client: httpx.AsyncClient, accept: str | None
+) -> None:
+    """5.7.1.4 and 5.7.2.4 (1.9.1): geometryProperty with an Accept other than GeoJSON is
+    BadRequestData; before, it was silently ignored."""
+    point = {"type": "Point", "coordinates": [5.0, 6.0]}
+    await create(client, sensor(location={"type": "GeoProperty", "value": point}))
+    headers = {"Accept": accept} if accept else {}
+    params = {"geometryProperty": "location"}
+    resp = await client.get(f"{BASE}/entities/{EID}", params=params, headers=headers)
+    problem(resp, 400, "BadRequestData")
+    query = {**params, "type": "Sensor"}
+    resp = await client.get(f"{BASE}/entities", params=query, headers=headers)
+    problem(resp, 400, "BadRequestData")
+    resp = await client.post(
+        f"{BASE}/entityOperations/query",
+        params=params,
+        json={"type": "Query", "entities": [{"type": "Sensor"}]},
+        headers=headers,
+    )
+    problem(resp, 400, "BadRequestData")
+    geo = {"Accept": "application/geo+json"}
+    resp = await client.get(f"{BASE}/entities/{EID}", params=params, headers=geo)
+    assert resp.json()["geometry"] == point, resp.text
+
+
 async def test_key_values_of_a_multi_attribute_map_its_instances_by_dataset(
     client: httpx.AsyncClient,
 ) -> None:

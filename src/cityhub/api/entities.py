@@ -100,6 +100,13 @@ def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any, docs: list[dict[s
     return feature(rendered, prop, context, stored)
 
 
+def _geometry_property_fits(ctx: Ctx, params: dict[str, str]) -> None:
+    """geometryProperty only shapes a GeoJSON answer: with any other Accept it is a 400
+    (5.7.1.4, 5.7.2.4), not a parameter silently ignored."""
+    if "geometryProperty" in params and ctx.accept != GEOJSON:
+        raise BadRequestData("geometryProperty needs Accept: application/geo+json")
+
+
 async def create_entity(request: Request) -> Response:
     """POST /entities."""
     params_of(request)  # refuses unknown parameters
@@ -115,6 +122,7 @@ async def query_entities(request: Request) -> Response:
     """GET /entities, with prev and next Link headers (a POST body has no URL to link)."""
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
+    _geometry_property_fits(ctx, params)
     return await off_loop(request, _query, request, ctx, params, None, True)
 
 
@@ -146,6 +154,7 @@ async def post_query(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, accept=GET_TYPES, must_exist=True)
     params = params_of(request)
+    _geometry_property_fits(ctx, params)
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData("the body must be a Query object with type 'Query'")
     params.update(_query_params(body))
@@ -220,6 +229,7 @@ async def get_entity(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
     eid = _eid(request)
+    _geometry_property_fits(ctx, params)
     if not params and ctx.accept != GEOJSON:
         return _read_plain(request, ctx, eid)
     if params:  # validate before looking anything up
