@@ -155,6 +155,11 @@ async def test_append_unknown_option_is_400(client: httpx.AsyncClient, stored: A
         ("POST", f"{BASE}/entityOperations/update", "replace"),
         ("POST", f"{BASE}/entityOperations/merge", "noOverwrite"),
         ("POST", f"{BASE}/entityOperations/create", "update"),
+        # 1.8/1.9.1 give the batch writes no representation options (6.14-6.16, 6.31)
+        ("POST", f"{BASE}/entityOperations/merge", "keyValues"),
+        ("POST", f"{BASE}/entityOperations/create", "keyValues"),
+        ("POST", f"{BASE}/entityOperations/upsert", "keyValues"),
+        ("POST", f"{BASE}/entityOperations/update", "keyValues"),
     ],
 )
 async def test_an_option_the_write_does_not_take_is_refused_by_name(
@@ -169,6 +174,21 @@ async def test_an_option_the_write_does_not_take_is_refused_by_name(
     err = problem(resp, 400, "InvalidRequest")
     refused = option.split(",")[-1]
     assert f"option(s) {refused} do not apply" in err["detail"], err
+    assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored
+
+
+@pytest.mark.parametrize(
+    "param", [{"lang": "en"}, {"observedAt": "2024-01-01T00:00:00Z"}, {"format": "keyValues"}]
+)
+async def test_batch_merge_takes_no_merge_entity_parameters(
+    client: httpx.AsyncClient, stored: Any, param: dict[str, str]
+) -> None:
+    """Batch Entity Merge (5.6.20.3, 6.31) takes the entity array and local alone: the
+    parameters of Merge Entity (5.6.17) are refused by name rather than ignored."""
+    body = [{"id": EID, "type": stored["type"], "temperature": 99}]
+    resp = await client.post(f"{BASE}/entityOperations/merge", params=param, json=body)
+    err = problem(resp, 400, "InvalidRequest")
+    assert next(iter(param)) in err["detail"], err
     assert await get_entity(client, EID, {"options": "sysAttrs"}) == stored
 
 

@@ -94,7 +94,9 @@ ALLOWED[("GET", "/csourceRegistrations")] |= {
 
 # (method, route) → the `options` an entity write accepts; the others are refused by name, as
 # PATCH .../attrs?options=noOverwrite answered 204 and overwrote. A route missing here takes
-# every option the hub knows (reads pick theirs from it).
+# every option the hub knows (reads pick theirs from it). Batch merge takes none, nor lang or
+# observedAt: Batch Entity Merge (5.6.20.3, 6.31) gives its entity array and `local` alone,
+# unlike Merge Entity (5.6.17); batch create and update take no representation either.
 OPTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/entities/{eid}"): frozenset({"keyValues", "simplified", "concise", "normalized"}),
     ("POST", "/entities/{eid}/attrs"): frozenset({"noOverwrite"}),
