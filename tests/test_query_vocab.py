@@ -135,3 +135,21 @@ async def test_a_subscription_q_matches_a_vocab_term(
     got = receiver.received()
     assert len(got) == 1, [g.body for g in got]  # not for the create, when it was "bad"
     assert got[0].body["data"][0]["cat"]["vocab"] == "ok"
+
+
+async def test_temporal_query_takes_expand_values(client: httpx.AsyncClient) -> None:
+    """Query Temporal Evolution takes the same list of attributes whose q values are expanded
+    (5.7.4.3, 5.7.4.4 in 1.9.1); it was refused as an unknown parameter (400)."""
+    await create_all(client)
+    q = {"type": "Lamp", "q": "cat==ok", "expandValues": "cat"}
+    r = await client.get(f"{BASE}/temporal/entities", params=q)
+    assert r.status_code == 200, r.text
+    assert sorted(e["id"].rsplit(":", 1)[1] for e in r.json()) == ["1", "2"]
+    body = {"type": "Query", "entities": [{"type": "Lamp"}], "q": "cat==ok"}
+    r = await client.post(
+        f"{BASE}/temporal/entityOperations/query", params={"expandValues": "cat"}, json=body
+    )
+    assert r.status_code == 200, r.text
+    assert sorted(e["id"].rsplit(":", 1)[1] for e in r.json()) == ["1", "2"]
+    r = await client.get(f"{BASE}/temporal/entities", params={"type": "Lamp", "q": "cat==ok"})
+    assert r.status_code == 400 and "bare term" in r.json()["detail"], r.text

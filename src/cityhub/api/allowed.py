@@ -60,11 +60,12 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/types/{type:path}"): {"local"},
     ("GET", "/attributes"): {"details", "local", "limit", "offset"},
     ("GET", "/attributes/{attr:path}"): {"local"},
-    ("GET", "/temporal/entities"): _SELECT | _RENDER | _TEMPORAL | {"local"},
+    # expandValues: the q values of those attributes are terms (5.7.4.3), as on GET /entities
+    ("GET", "/temporal/entities"): _SELECT | _RENDER | _TEMPORAL | {"local", "expandValues"},
     ("GET", "/temporal/entities/{eid}"): {"type"} | _RENDER | _TEMPORAL | {"local"},
     ("POST", "/temporal/entityOperations/query"): _RENDER
     | _TEMPORAL
-    | {"limit", "offset", "count"},
+    | {"limit", "offset", "count", "expandValues"},
 }
 for _op in ("create", "upsert", "update", "delete", "merge"):
     ALLOWED[("POST", f"/entityOperations/{_op}")] = {"options", "local"}

@@ -321,7 +321,7 @@ class _Parser:
             if allow_term:
                 self.i = m.end()
                 return Value("string", m.group())
-            self.fail(  # (expandValues is a parameter of entity queries only)
+            self.fail(  # (expandValues is a parameter of entity and temporal queries only)
                 f"expected a value, not the bare term {m.group()!r}: quote it as a string, or "
                 "name the attribute in expandValues"
             )
