@@ -191,6 +191,24 @@ def is_null_instance(typ: str, raw: dict[str, Any]) -> bool:
     return bool(content == NULL_URI)
 
 
+def holds_null(value: Any) -> bool:
+    """Whether a value is the null marker or holds it at any depth of its objects and arrays."""
+    if isinstance(value, str):
+        return value == NULL_URI
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(holds_null(v) for v in items)
+
+
+def refuse_null(what: str) -> NoReturn:
+    """The 400 for the marker in a write that cannot delete (5.2.1): stored, it was served as
+    data to every reader, and the client meant a deletion the write never made."""
+    raise BadRequestData(
+        f"{what} cannot be {NULL_URI} here: the NGSI-LD Null deletes only in a merge "
+        "(PATCH /entities/{id}, entityOperations/merge) or an update (PATCH .../attrs, "
+        "entityOperations/update); leave the attribute out, or delete it"
+    )
+
+
 _BAD_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f]")
 # Characters an id (any URI the hub keys on: entity id, datasetId, subscription and registration
 # id, instanceId, Relationship object) may take in a URL path, percent-encoded as the hub writes
@@ -261,6 +279,8 @@ def expand_entity(body: Any, tm: TermMap, *, need_id: bool = True) -> dict[str, 
     eid = body.get("id", body.get("@id"))
     if need_id or eid is not None:
         check_uri(eid, "entity id")
+        if eid == NULL_URI:
+            refuse_null("an entity id")
     raw_type = body.get("type", body.get("@type"))
     if raw_type is None:
         raise BadRequestData("entity type is required")
@@ -340,9 +360,11 @@ def expand_attribute(
     nulls: bool = False,
     stored: Sequence[Instance] = (),
     budget: Budget | None = None,
+    history: bool = False,
 ) -> list[Instance]:
     """One attribute: a single instance or a list of them with distinct datasetIds; an item
-    that is a fragment of one of the stored instances merges into it as that kind."""
+    that is a fragment of one of the stored instances merges into it as that kind. With
+    history (temporal input), an instance holding the null marker is a deletion's record."""
     items = raw if _is_multi(raw) else [raw]
     budget = budget or Budget()
     budget.check_attrs(len(items))
@@ -355,7 +377,7 @@ def expand_attribute(
                 {**item, "type": kind}, tm, nulls=nulls, fragment=True, budget=budget
             )
         else:
-            inst = expand_instance(item, tm, nulls=nulls, budget=budget)
+            inst = expand_instance(item, tm, nulls=nulls, budget=budget, history=history)
         if inst.get("null"):
             out.append(inst)
             continue
@@ -431,18 +453,25 @@ def expand_instance(
     nulls: bool = False,
     fragment: bool = False,
     budget: Budget | None = None,
+    history: bool = False,
 ) -> Instance:
     """Validate one attribute instance and expand its names and vocab values.
 
-    A fragment (partial attribute update) may omit the type and the content member.
+    A fragment (partial attribute update) may omit the type and the content member. With
+    nulls (a merge or an update) the null marker deletes; with history (temporal input) a
+    content of the marker is kept as a deletion's record (5.5.4 excepts the temporal
+    evolution); otherwise the marker anywhere in the content is a 400 (5.2.1).
     """
     budget = budget or Budget()
     budget.take_attr()
+    refuse = not (nulls or history)
     if not isinstance(raw, dict):
         if raw is None:
             raise BadRequestData("an attribute value must not be null")
         if nulls and raw == NULL_URI:
             return {"type": "Property", "null": True}
+        if refuse and holds_null(raw):
+            refuse_null("a value")
         return {"type": "Property", "value": raw}
     typ = raw.get("type")
     if typ is not None and not isinstance(typ, str):
@@ -459,6 +488,8 @@ def expand_instance(
                     "an attribute needs its content (value, object, languageMap, ...); "
                     f"{sorted(META_KEYS & raw.keys())} alone merge only into a stored instance"
                 )
+            if refuse and holds_null(raw):
+                refuse_null("a value")
             return {"type": "Property", "value": raw}
         value = raw.get("value")
         if typ == "Property" and isinstance(value, dict) and is_geo_type(value.get("type")):
@@ -476,6 +507,8 @@ def expand_instance(
     elif key not in raw or raw[key] is None:
         raise BadRequestData(f"a {typ} needs a non-null '{key}' member")
     else:
+        if refuse and _content_holds_null(typ, raw[key]):
+            refuse_null(f"a {typ}'s {key}")
         inst = {"type": typ, key: _content(typ, raw[key], tm, budget)}
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
@@ -492,12 +525,22 @@ def expand_instance(
             continue
         iri = check_member_name(expand_name(name, tm, "sub-attribute name"), name, sub=True)
         try:
-            subs[iri] = expand_instance(value, tm, sub=True, nulls=nulls, budget=budget)
+            subs[iri] = expand_instance(
+                value, tm, sub=True, nulls=nulls, budget=budget, history=history
+            )
         except BadRequestData as exc:
             raise naming(exc, "sub-attribute", name) from None
     if subs:
         inst["sub"] = subs
     return inst
+
+
+def _content_holds_null(typ: str, value: Any) -> bool:
+    """The marker in an attribute's content: anywhere in it, but a JsonProperty's JSON is
+    opaque (only the marker as the whole of it is the Null) and a geometry holds no text."""
+    if typ == "JsonProperty":
+        return bool(value == NULL_URI)
+    return typ != "GeoProperty" and holds_null(value)
 
 
 def _content(typ: str, value: Any, tm: TermMap, budget: Budget) -> Any:

@@ -309,7 +309,7 @@ class TemporalService:
             insts: list[Doc] = []
             for item in items:  # each item one instance; datasetIds may repeat over time
                 try:
-                    insts += expand_attribute(iri, item, tm, budget=budget)
+                    insts += expand_attribute(iri, item, tm, budget=budget, history=True)
                 except BadRequestData as exc:
                     raise naming(exc, "attribute", name) from None
             for inst in insts:
