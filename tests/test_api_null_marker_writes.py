@@ -112,3 +112,66 @@ async def test_temporal_input_still_takes_a_deleted_instance(client: httpx.Async
     body = sensor(speed=[{"type": "Property", "value": NULL, "observedAt": T}])
     assert (await client.post(f"{BASE}/temporal/entities", json=body)).status_code == 201
     assert (await get_temporal(client, EID))["speed"][0]["value"] == NULL
+
+
+# -- batch update: an update, so the marker deletes, as PATCH /entities/{id}/attrs has it ---------
+
+P = {"type": "Property", "value": 1, "unitCode": "CEL", "observedAt": T}
+
+
+async def batch_update(
+    client: httpx.AsyncClient, item: dict[str, Any], options: str = ""
+) -> httpx.Response:
+    query = f"?options={options}" if options else ""
+    return await client.post(f"{OPS}/update{query}", json=[{"id": EID, "type": "Sensor", **item}])
+
+
+@pytest.mark.parametrize("gone", [NULL, {"type": "Property", "value": NULL}])
+async def test_batch_update_deletes_an_attribute_given_the_marker(
+    client: httpx.AsyncClient, gone: Any
+) -> None:
+    await create(client, sensor(p=P, k={"type": "Property", "value": 3}))
+    resp = await batch_update(client, {"k": gone, "n": {"type": "Property", "value": 4}})
+    assert resp.status_code == 204, resp.text
+    body = await get_entity(client, EID)
+    assert "k" not in body and body["n"]["value"] == 4 and body["p"] == P, body
+    history = (await get_temporal(client, EID))["k"]
+    assert history[-1]["value"] == NULL and "deletedAt" in history[-1], history
+
+
+async def test_batch_update_removes_members_given_the_marker(client: httpx.AsyncClient) -> None:
+    await create(client, sensor(p=P, scope="/a"))
+    fragment = {"type": "Property", "value": 2, "unitCode": NULL, "observedAt": NULL}
+    resp = await batch_update(client, {"p": fragment, "scope": NULL})
+    assert resp.status_code == 204, resp.text
+    body = await get_entity(client, EID)
+    assert body["p"] == {"type": "Property", "value": 2} and "scope" not in body, body
+
+
+async def test_batch_update_deletes_one_instance(client: httpx.AsyncClient) -> None:
+    two = [{"type": "Property", "value": 1}, {"type": "Property", "value": 2, "datasetId": "urn:d"}]
+    await create(client, sensor(m=two))
+    resp = await batch_update(
+        client, {"m": {"type": "Property", "value": NULL, "datasetId": "urn:d"}}
+    )
+    assert resp.status_code == 204, resp.text
+    assert (await get_entity(client, EID))["m"] == {"type": "Property", "value": 1}
+
+
+async def test_batch_update_with_the_marker_for_an_absent_attribute_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, sensor(p=P))
+    before = await get_entity(client, EID, {"options": "sysAttrs"})
+    assert (await batch_update(client, {"absent": NULL})).status_code == 204
+    assert await get_entity(client, EID, {"options": "sysAttrs"}) == before
+
+
+async def test_batch_update_with_no_overwrite_keeps_what_the_marker_names(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, sensor(p=P))
+    resp = await batch_update(client, {"p": NULL}, "noOverwrite")
+    assert resp.status_code == 207, resp.text
+    assert "noOverwrite" in resp.json()["errors"][0]["error"]["detail"]
+    assert (await get_entity(client, EID))["p"] == P

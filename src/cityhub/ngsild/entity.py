@@ -272,8 +272,11 @@ def expand_scope(raw: Any) -> list[str]:
     return list(items)
 
 
-def expand_entity(body: Any, tm: TermMap, *, need_id: bool = True) -> dict[str, Any]:
-    """Validate a whole entity (normalized or concise) and return its stored form."""
+def expand_entity(
+    body: Any, tm: TermMap, *, need_id: bool = True, nulls: bool = False
+) -> dict[str, Any]:
+    """Validate a whole entity (normalized or concise) and return its stored form; with
+    nulls (batch update), attributes and a scope given the null marker are deletions."""
     if not isinstance(body, dict) or not body:
         raise InvalidRequest("an entity must be a non-empty JSON object")
     eid = body.get("id", body.get("@id"))
@@ -285,9 +288,9 @@ def expand_entity(body: Any, tm: TermMap, *, need_id: bool = True) -> dict[str, 
     if raw_type is None:
         raise BadRequestData("entity type is required")
     doc: dict[str, Any] = {"id": eid, "type": expand_types(raw_type, tm)}
-    if "scope" in body:
+    if "scope" in body and not (nulls and body["scope"] == NULL_URI):
         doc["scope"] = expand_scope(body["scope"])
-    doc["attrs"] = expand_attrs(body, tm, skip=ENTITY_KEYS)
+    doc["attrs"] = expand_attrs(body, tm, skip=ENTITY_KEYS, nulls=nulls)
     return doc
 
 

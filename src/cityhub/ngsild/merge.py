@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cityhub.ngsild.entity import NULL_URI, Attrs, Instance
+from cityhub.ngsild.entity import NULL_URI, Instance
 
 
 def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
@@ -68,18 +68,6 @@ def find(instances: list[Instance], dataset_id: str | None) -> int | None:
         if inst.get("datasetId") == dataset_id:
             return i
     return None
-
-
-def put_instances(stored: Attrs, name: str, incoming: list[Instance], now: str) -> list[Instance]:
-    """Add or replace instances by datasetId; return what was written (for history)."""
-    current = stored.setdefault(name, [])
-    for inst in incoming:
-        i = find(current, inst.get("datasetId"))
-        if i is None:
-            current.append(stamp(inst, now))
-        else:
-            current[i] = stamp(inst, now, current[i].get("createdAt"))
-    return incoming
 
 
 def merge_members(doc: dict[str, Any], members: dict[str, Any]) -> None:

@@ -33,7 +33,6 @@ from cityhub.ngsild.merge import (
     emptied,
     find,
     merge_instance,
-    put_instances,
     stamp,
     without_nulls,
 )
@@ -254,12 +253,22 @@ class EntityService:
             return self._append_into(tx, doc, incoming, no_overwrite, tm, body)
 
     def _append_into(
-        self, tx: WriteTx, doc: Doc, incoming: Attrs, no_overwrite: bool, tm: TermMap, body: Any
+        self,
+        tx: WriteTx,
+        doc: Doc,
+        incoming: Attrs,
+        no_overwrite: bool,
+        tm: TermMap,
+        body: Any,
+        nulls: bool = False,
     ) -> AttrOutcome:
+        """Add or overwrite instances by datasetId; with nulls (batch update), null markers
+        delete what they name, as PATCH /entities/{id}/attrs has them, unless noOverwrite
+        keeps it."""
         out = AttrOutcome()
         names = _names(body, tm)
         now = now_iso()
-        written: Attrs = {}
+        kept: Attrs = {}
         for name, instances in incoming.items():
             current = doc["attrs"].get(name, [])
             keep = [
@@ -270,13 +279,18 @@ class EntityService:
             if len(keep) < len(instances):
                 out.not_updated.append((names[name], "attribute exists and noOverwrite is set"))
             if keep:
-                written[name] = put_instances(doc["attrs"], name, keep, now)
-                out.updated.append(names[name])
+                kept[name] = keep
+        written = _apply_instances(doc, kept, now, merge=False)
+        out.updated += [names[name] for name in kept if name in written]
         types_before, scope_before = doc["type"], doc.get("scope")
         if isinstance(body, dict) and body.get("type"):
             doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
-        scope = _scope_of(body)
-        if scope is not None:
+        scope = _scope_of(body, nulls=nulls)
+        if scope == NULL_URI and no_overwrite and "scope" in doc:
+            out.not_updated.append(("scope", "scope exists and noOverwrite is set"))
+        elif scope == NULL_URI and "scope" not in doc:
+            pass  # nothing to remove
+        elif scope is not None:
             _apply_scope(doc, scope, replace=not no_overwrite)
             out.updated.append("scope")
         if not out.updated and doc["type"] == types_before:
@@ -574,13 +588,14 @@ class EntityService:
     def batch_update(
         self, tenant: str, items: Any, tm: TmSource, no_overwrite: bool
     ) -> BatchOutcome:
-        """entityOperations/update: append attributes to existing entities."""
+        """entityOperations/update: append attributes to existing entities; it is an update
+        (5.6.9), so the null marker deletes, as in PATCH /entities/{id}/attrs."""
 
         def op(tx: WriteTx, item: Any) -> str:
             t = _tm(tm, item)
-            doc = expand_entity(item, t)
+            doc = expand_entity(item, t, nulls=True)
             old = self._existing(tx, doc["id"])
-            result = self._append_into(tx, old, doc["attrs"], no_overwrite, t, item)
+            result = self._append_into(tx, old, doc["attrs"], no_overwrite, t, item, nulls=True)
             if result.not_updated:  # 5.6.9: the others are appended, the entity is an error
                 kept = {n for n, _ in result.not_updated}
                 written = [k for k in item if k not in ENTITY_KEYS and t.expand(k) in kept]
