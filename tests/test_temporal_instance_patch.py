@@ -117,3 +117,16 @@ async def test_the_null_marker_removes_a_unitcode_but_not_the_observedat(
     assert resp.status_code == 204, resp.text
     speed = (await get_temporal(client, EID))["speed"][0]
     assert speed["observedAt"] == D1 and "unitCode" not in speed, speed
+
+
+async def test_a_json_null_observedat_says_why_it_cannot_go(client: httpx.AsyncClient) -> None:
+    """It answered that the null marker removes it, which here is a 400 as well."""
+    body = {"id": EID, "type": "Car", "speed": [{"type": "Property", "value": 50}]}
+    body["speed"][0] |= {"observedAt": D1}
+    assert (await client.post(T, json=body)).status_code == 201
+    iid = (await get_temporal(client, EID))["speed"][0]["instanceId"]
+    for fragment in ({"observedAt": None}, {"type": "Property", "value": 2, "observedAt": None}):
+        resp = await client.patch(f"{T}/{EID}/attrs/speed/{iid}", json=fragment)
+        detail = problem(resp, 400, "BadRequestData")["detail"]
+        assert "places it in time" in detail and "urn:ngsi-ld:null" not in detail, detail
+    assert (await get_temporal(client, EID))["speed"][0]["observedAt"] == D1

@@ -15,6 +15,7 @@ from cityhub.ngsild.entity import (
     CONTENT_KEY,
     ENTITY_KEYS,
     META_KEYS,
+    NULL_URI,
     Budget,
     check_body_id,
     check_name,
@@ -403,14 +404,14 @@ class TemporalService:
             _fits(stored["type"], raw, iid)
             # a fragment of this instance: `{"observedAt": ...}` alone moves it in time
             fragment = raw if "type" in raw else {**raw, "type": stored["type"]}
-            change = expand_instance(fragment, tm, nulls=True, fragment=True)
-            if change.get("null"):
-                raise BadRequestData("delete an instance with DELETE, not a null value")
-            if "observedAt" in change and change["observedAt"] is None:  # decision 024
+            if raw.get("observedAt", ...) in (None, NULL_URI):  # decision 024; JSON null too
                 raise BadRequestData(
                     "an instance's observedAt places it in time and cannot be removed; give "
                     "another observedAt, or DELETE the instance"
                 )
+            change = expand_instance(fragment, tm, nulls=True, fragment=True)
+            if change.get("null"):
+                raise BadRequestData("delete an instance with DELETE, not a null value")
             if change["type"] != stored["type"]:
                 raise BadRequestData(
                     f"instance {iid} is a {stored['type']}, not a {change['type']}"
