@@ -317,7 +317,7 @@ class TemporalService:
                 stamp(inst, now)
                 inst["instanceId"] = new_instance_id()
             out.setdefault(iri, []).extend(insts)  # a term and its IRI name one attribute
-        return out
+        return {iri: _one_per_time(insts) for iri, insts in out.items()}
 
     def create(self, tenant: str, body: Any, tm: TermMap) -> bool:
         """POST /temporal/entities: True when the temporal entity is new. A scope given is
@@ -639,6 +639,20 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _one_per_time(insts: list[Doc]) -> list[Doc]:
+    """One body's instances as the store keeps them across requests: an observation of the
+    same datasetId and time as an earlier one in the body replaces it (both were stored)."""
+    observed = [i for i, inst in enumerate(insts) if inst.get("observedAt") is not None]
+    last = {
+        (insts[i].get("datasetId"), parse_ts(insts[i]["observedAt"]).timestamp()): i
+        for i in observed
+    }
+    if len(last) == len(observed):
+        return insts  # no time twice (most bodies)
+    dropped = set(observed) - set(last.values())
+    return [inst for i, inst in enumerate(insts) if i not in dropped]
 
 
 def _by_dataset(insts: list[Doc]) -> list[list[Doc]]:
