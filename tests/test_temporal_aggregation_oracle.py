@@ -5,7 +5,8 @@ The rules (docs/decisions/005 and ngsild/temporal.py): `before` selects t < time
 t >= timeAt, `between` timeAt <= t < endTimeAt. Periods start at timeAt for after/between,
 else at the first selected instance; period i covers [start + i*P, start + (i+1)*P), and empty
 periods are left out. Without aggrPeriodDuration one period runs from that start to endTimeAt
-(between), timeAt (before) or the last selected instance. stddev is the population one.
+(between), timeAt (before) or just past the last selected instance (a microsecond on), so it
+too holds what it counts. stddev is the population one.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def expected(
     if not chosen:
         return None
     start = at if rel in ("after", "between") else chosen[0][0]
-    end = {"between": end_at, "before": at}.get(rel, chosen[-1][0])
+    # an open end is just past the last instance: [start, end) holds it (decision 031)
+    end = {"between": end_at, "before": at}.get(rel, chosen[-1][0] + timedelta(microseconds=1))
     buckets: dict[int, list[int]] = {}
     for t, v in chosen:
         i = math.floor((t - start).total_seconds() / period) if period else 0

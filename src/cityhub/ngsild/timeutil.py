@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cityhub.ngsild.errors import BadRequestData
 
@@ -63,3 +63,9 @@ def add_months(seconds: float, months: int) -> float:
         return END_OF_TIME if months > 0 else datetime.min.replace(tzinfo=UTC).timestamp()
     day = min(t.day, calendar.monthrange(year, month0 + 1)[1])
     return t.replace(year=year, month=month0 + 1, day=day).timestamp()
+
+
+def next_instant(seconds: float) -> float:
+    """The microsecond after an epoch time (the hub's resolution of time): the exclusive end
+    of a range whose last instant is `seconds`."""
+    return (datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=1)).timestamp()

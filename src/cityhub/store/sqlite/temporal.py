@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from cityhub.ngsild.instance_id import new_instance_id
-from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, parse_ts
+from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -745,7 +745,8 @@ def aggregate(
     """aggregatedValues in SQL, per attribute.
 
     Periods start at timeAt (after/between), else at the entity's first selected instance;
-    without aggrPeriodDuration one period covers the whole requested range. Each attribute
+    without aggrPeriodDuration one period covers the whole requested range, up to endTimeAt
+    (between), timeAt (before) or just past the last selected instance. Each attribute
     comes back as {method: [[value, startAt, endAt], ...]} (empty periods left out); the header
     lists the attribute types under "attrTypes".
     """
@@ -793,8 +794,8 @@ def aggregate(
             end = query.end_time_at
         elif query.timerel == "before" and query.time_at is not None:
             end = query.time_at
-        else:
-            end = max(sel.last for sel in selected.values())
+        else:  # open: just past the last instance, so [start, end) holds it (decision 031)
+            end = next_instant(max(sel.last for sel in selected.values()))
         attrs: dict[str, list[Doc]] = {}
         kinds: dict[str, str] = {}
         for (name, dataset), sel in selected.items():
