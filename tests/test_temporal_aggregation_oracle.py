@@ -248,6 +248,32 @@ def test_paging_on_from_the_content_range_gets_everything(
 
 
 @examples(100)
+@given(points=dense, data=st.data())
+def test_following_the_page_link_gets_each_instance_once(
+    paged_hub: SyncHub, points: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    """Following each 206's `intervalafter` Link instead (decision 031) reaches every
+    selected instance exactly once, in order, and ends with 200."""
+    rel, a, _ = data.draw(one_sided(points, "after"))
+    eid = stored(paged_hub, points)
+    want = [
+        (v, iso(T0 + timedelta(minutes=m))) for m, v in sorted(points) if selects((rel, a, 0))(m)
+    ]
+    r, seen = fetch_page(paged_hub, eid, {"options": "temporalValues", **time_params((rel, a, 0))})
+    for _ in range(len(points) + 2):
+        if r.status_code == 200:
+            break
+        link = r.headers["Link"].split(">", 1)[0].lstrip("<")
+        assert 'rel="intervalafter"' in r.headers["Link"].split(",", 1)[0], r.headers["Link"]
+        r = paged_hub.request("GET", link)
+        assert r.status_code in (200, 206), r.text
+        seen += [tuple(x) for x in (r.json().get("power") or {}).get("values", [])]
+    else:
+        pytest.fail(f"no 200 after {len(points) + 2} pages")
+    assert seen == want
+
+
+@examples(100)
 @given(points=dense, last_n=st.integers(1, 45), data=st.data())
 def test_lastn_paging_walks_back_through_the_newest(
     paged_hub: SyncHub, points: list[tuple[int, int]], last_n: int, data: st.DataObject

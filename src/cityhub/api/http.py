@@ -360,6 +360,18 @@ def add_page_links(
         resp.headers["Link"] = ",".join([*links, prior] if prior else links)
 
 
+def add_interval_link(
+    resp: Response, path: str, params: dict[str, str], rel: str, window: dict[str, str]
+) -> None:
+    """The Link to a 206 temporal answer's next page of instances: the request with its time
+    window replaced (decision 031), beside the other Links."""
+    kept = {k: v for k, v in params.items() if k not in ("timerel", "timeAt", "endTimeAt")}
+    query = urlencode({**kept, **window}, safe=",:")
+    link = f'<{path}?{query}>;rel="{rel}";type="{JSONLD}"'
+    prior = resp.headers.get("link")
+    resp.headers["Link"] = f"{link},{prior}" if prior else link
+
+
 # Remote @contexts of one batch fetched at once; more wait for a free slot.
 BATCH_FETCHES = 16
 

@@ -13,6 +13,7 @@ from cityhub.api.entities import _query_params
 from cityhub.api.http import (
     BASE,
     Ctx,
+    add_interval_link,
     add_page_links,
     context_of,
     delete_attribute_via,
@@ -34,15 +35,22 @@ def service(request: Request) -> TemporalService:
     return svc
 
 
-def _respond(ctx: Ctx, result: TemporalResult, body: Any) -> Response:
-    """200, or 206 with a Content-Range when instances were cut (temporal pagination)."""
+def _respond(
+    ctx: Ctx, result: TemporalResult, body: Any, request: Request | None = None
+) -> Response:
+    """200, or 206 with a Content-Range when instances were cut (temporal pagination), and
+    a Link to the next page when the `request` has a URL to link (a GET)."""
     headers: dict[str, str] = {}
     if result.total is not None:
         headers["NGSILD-Results-Count"] = str(result.total)
     if result.content_range is None:
         return json_response(ctx, body, headers=headers)
     headers["Content-Range"] = result.content_range
-    return json_response(ctx, body, status=206, headers=headers)
+    resp = json_response(ctx, body, status=206, headers=headers)
+    if request is not None and result.next_page is not None:
+        rel, window = result.next_page
+        add_interval_link(resp, request.url.path, params_of(request), rel, window)
+    return resp
 
 
 def _eid(request: Request) -> str:
@@ -69,7 +77,7 @@ async def query(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
     result = await off_loop(request, service(request).query, ctx.tenant, params, ctx.tm)
-    resp = _respond(ctx, result, result.entities)
+    resp = _respond(ctx, result, result.entities, request)
     if result.page is not None:
         limit, offset = result.page
         total = result.total  # without a count, a full page may have a next one
@@ -129,7 +137,7 @@ async def get(request: Request) -> Response:
     result = await off_loop(
         request, service(request).query, ctx.tenant, params, ctx.tm, one_entity=_eid(request)
     )
-    return _respond(ctx, result, result.entities[0])
+    return _respond(ctx, result, result.entities[0], request)
 
 
 async def delete(request: Request) -> Response:

@@ -36,7 +36,7 @@ from cityhub.ngsild.render import (
     pick_language,
     render_instance,
 )
-from cityhub.ngsild.timeutil import format_ts, now_iso, parse_ts
+from cityhub.ngsild.timeutil import format_ts, next_instant, now_iso, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -96,6 +96,9 @@ class TemporalResult:
     total: int | None = None
     content_range: str | None = None  # "date-time <start>-<end>/<size>" for a 206
     page: tuple[int, int] | None = None  # a query's (limit, offset) of entities, for its Links
+    # a 206's next page of instances: its Link relation and the time window that replaces the
+    # request's (decision 031)
+    next_page: tuple[str, dict[str, str]] | None = None
 
 
 def parse_duration(text: str) -> tuple[int, float]:
@@ -470,10 +473,11 @@ class TemporalService:
         kinds = {
             name: insts[0]["type"] for _, attrs in rows for name, insts in attrs.items() if insts
         }
-        content_range = self._cut(rows, tq, descending)
+        content_range, cut = self._cut(rows, tq, descending)
         out = [self._render(h, a, tm, opts, fmt, members, kinds, tq.timeproperty) for h, a in rows]
         found = self._found(out, members, one_entity)
-        return TemporalResult(found, total, content_range, _page(tq, one_entity))
+        following = None if cut is None else next_page(tq, cut, descending)
+        return TemporalResult(found, total, content_range, _page(tq, one_entity), following)
 
     def _not_found(self, tenant: str, eid: str, tq: TemporalQuery, tm: TermMap) -> NoReturn:
         """The 404 of a retrieval that found nothing: an entity whose history exists but holds
@@ -501,14 +505,15 @@ class TemporalService:
 
     def _cut(
         self, rows: list[tuple[Doc, dict[str, list[Doc]]]], tq: TemporalQuery, descending: bool
-    ) -> str | None:
+    ) -> tuple[str | None, float | None]:
         """Temporal pagination: when an attribute (one datasetId of it, as lastN counts) has
         more instances than a page holds, every attribute of every entity is cut at the same
         time, so the page covers one time range.
 
         A page never ends partway through one instant: the instances at the same time as the
         last one that fits come too (the store fetched them), since the next page starts past
-        that time (`before` it, newest first) or at it (`after`, which includes it)."""
+        that time (`before` it, newest first) or at it (`after`, which includes it). Returns
+        the Content-Range and the time of the cut."""
         limit = self.instance_limit
         prop = tq.timeproperty
         edges: list[float] = []
@@ -521,7 +526,7 @@ class TemporalService:
                         if edge is not None:
                             edges.append(edge)
         if not edges:
-            return None
+            return None, None
         cut = max(edges) if descending else min(edges)
         times: list[float] = []
         for _, attrs in rows:
@@ -549,9 +554,9 @@ class TemporalService:
         if not descending and start == cut:
             # one instant fills the page, and the next page (`after`, inclusive) would be this
             # one again: it is whole, so the range ends just past it
-            end = cut + 1e-6
+            end = next_instant(cut)
         size = str(tq.last_n) if tq.last_n is not None else "*"
-        return f"date-time {_iso(start)}-{_iso(end)}/{size}"  # 0.0, the epoch, is a start
+        return f"date-time {_iso(start)}-{_iso(end)}/{size}", cut  # 0.0, the epoch, is a start
 
     def _cut_periods(self, aggs: list[tuple[Doc, dict[str, list[Doc]]]]) -> str | None:
         """At most MAX_PERIODS periods per series, every series cut at one time (206 +
@@ -661,6 +666,26 @@ def _by_dataset(insts: list[Doc]) -> list[list[Doc]]:
     for inst in insts:
         groups.setdefault(inst.get("datasetId"), []).append(inst)
     return list(groups.values())
+
+
+def next_page(tq: TemporalQuery, cut: float, descending: bool) -> tuple[str, dict[str, str]]:
+    """The Link relation and time window of the page after one cut at `cut` (decision 031).
+
+    Oldest first, the page holds every instance up to `cut`, which its Content-Range ends at
+    (ETSI 020_13); `after` includes its timeAt, so the next page starts a microsecond later,
+    the hub's resolution of time. Newest first, it starts `before` the cut, which excludes it.
+    """
+    if descending:
+        if tq.timerel in ("after", "between") and tq.time_at is not None:
+            window = {"timerel": "between", "timeAt": _iso(tq.time_at), "endTimeAt": _iso(cut)}
+        else:
+            window = {"timerel": "before", "timeAt": _iso(cut)}
+        return "intervalbefore", window
+    start = _iso(next_instant(cut))
+    end = tq.end_time_at if tq.timerel == "between" else tq.time_at
+    if tq.timerel in ("before", "between") and end is not None:
+        return "intervalafter", {"timerel": "between", "timeAt": start, "endTimeAt": _iso(end)}
+    return "intervalafter", {"timerel": "after", "timeAt": start}
 
 
 def _page(tq: TemporalQuery, one_entity: str | None) -> tuple[int, int] | None:
