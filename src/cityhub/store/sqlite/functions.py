@@ -179,6 +179,16 @@ def epoch_of(text: Any) -> float | None:
         return None
 
 
+def types_union(stored: str, sent: str | None) -> str:
+    """A temporal entity's types (JSON arrays) with those of a write added, in order: its
+    history stays findable by every type the entity had (decision 032)."""
+    if sent is None or sent == stored:  # most writes: the same types
+        return stored
+    kept: list[str] = orjson.loads(stored)
+    merged = list(dict.fromkeys([*kept, *orjson.loads(sent)]))
+    return stored if len(merged) == len(kept) else orjson.dumps(merged).decode()
+
+
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, checked(regexp), deterministic=True)
@@ -195,4 +205,5 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
+    conn.create_function("types_union", 2, types_union, deterministic=True)
     conn.create_aggregate("stddev_pop", 1, PopulationStddev)

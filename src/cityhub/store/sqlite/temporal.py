@@ -92,14 +92,8 @@ def add(
     """Append one attribute's instances through the temporal API, where an instance observed
     at the same time as a stored one (same attribute and datasetId) replaces it: a client
     that sends an observation again corrects it instead of doubling it. Types sent add to
-    those the temporal entity has (a POST naming another type no longer replaced them); a
-    scope sent replaces the one it has, and none sent keeps it."""
-    if types:
-        row = conn.execute(
-            "SELECT types FROM tentities WHERE tenant = ? AND id = ?", (tenant, eid)
-        ).fetchone()
-        if row is not None:
-            types = list(dict.fromkeys([*orjson.loads(row[0]), *types]))
+    those the temporal entity has, as on every write (decision 032); a scope sent replaces
+    the one it has, and none sent keeps it."""
     add_many(conn, names, tenant, eid, types, {attr: instances}, scope, replace_observed=True)
 
 
@@ -118,7 +112,8 @@ def add_many(
 
     Each instance carries createdAt and modifiedAt; one without an instanceId gets a fresh
     one (the caller's dicts are never changed: they are often the entity's own instances).
-    Empty `types` keeps the types an existing temporal entity already has. Entity writes
+    `types` add to those an existing temporal entity has (decision 032: its history stays
+    findable by every type the entity had; empty ones add none). Entity writes
     keep every instance: a partial update keeps the attribute's observedAt, and replacing
     the stored instance observed then would erase the value it changed from. With
     replace_observed (the temporal API), an instance observed at the same time as a stored
@@ -144,7 +139,7 @@ def add_many(
 _UPSERT = (
     "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
-    "types = coalesce(?, tentities.types)"
+    "types = types_union(tentities.types, ?)"
 )
 _RETURNING = " RETURNING tpk, created_at = ?"
 _UPSERT_KEEPING_SCOPE = _UPSERT + _RETURNING
@@ -152,7 +147,7 @@ _UPSERT_WITHOUT_SCOPE = _UPSERT + ", scope = NULL" + _RETURNING
 _UPSERT_WITH_SCOPE = (
     "INSERT INTO tentities (tenant, id, types, created_at, modified_at, scope) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
-    "modified_at = excluded.modified_at, types = coalesce(?, tentities.types), "
+    "modified_at = excluded.modified_at, types = types_union(tentities.types, ?), "
     "scope = excluded.scope" + _RETURNING
 )
 
@@ -183,7 +178,8 @@ def add_bulk(
     entries: list[HistoryEntry],
 ) -> None:
     """add_many for many entities at once (bulk creation): a few statements in all; each
-    entry's scope (None: none) is the temporal entity's from then on."""
+    entry's types add to the temporal entity's (decision 032), and its scope (None: none) is
+    the temporal entity's from then on."""
     if not entries:
         return
     ids = [eid for eid, _, _, _ in entries]
@@ -194,7 +190,7 @@ def add_bulk(
     conn.executemany(
         "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
-        "types = excluded.types, scope = NULL",
+        "types = types_union(tentities.types, excluded.types), scope = NULL",
         [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _, _ in entries],
     )
     tpks = _tpks(conn, tenant, ids)
