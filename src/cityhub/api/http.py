@@ -13,8 +13,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityhub import bigjson
 from cityhub.api.allowed import allowed_for, options_for
 from cityhub.api.commit import grouped
+from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsondepth import MAX_DEPTH, too_deep
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
@@ -187,13 +189,20 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
     raw = await read_limited(request, request.app.state.settings.max_body)
     if not raw:
         raise InvalidRequest("the request body is empty")
+    if len(raw) >= OFF_LOOP:  # parsed in pieces on a thread: other requests move on meanwhile
+        return await in_thread(_parsed, raw, bigjson.loads), media
+    return _parsed(raw, orjson.loads), media
+
+
+def _parsed(raw: bytes, loads: Callable[[bytes], Any]) -> Any:
+    """raw's JSON value, checked for depth; InvalidRequest or BadRequestData if it is bad."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = loads(raw)
+    except ValueError as exc:  # orjson.JSONDecodeError, bigjson.InvalidJson
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
     if too_deep(raw, body):
         raise BadRequestData(f"the request body nests JSON deeper than {MAX_DEPTH} levels")
-    return body, media
+    return body
 
 
 async def context_of(
