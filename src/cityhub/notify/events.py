@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from cityhub import bigjson
 from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild.entity import CONTENT_KEY, NULL_URI
 from cityhub.notify.subscription import Compiled
@@ -250,9 +251,9 @@ def stored_events(payload: bytes, body: bytes | None) -> list[Doc]:
     """The events an outbox item carries: its payload, or, when the item shares its change
     with other items (body: the change's record), the event its shape gives."""
     if body is None:
-        events: list[Doc] = orjson.loads(payload)
+        events: list[Doc] = bigjson.loads(payload)
         return events
-    return [ChangeEvents.from_record(orjson.loads(body)).event(load_shape(payload))]
+    return [ChangeEvents.from_record(bigjson.loads(body)).event(load_shape(payload))]
 
 
 def event_for(sub: Compiled, before: Doc | None, after: Doc | None, now: str) -> Doc | None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild.context import (
     ContextCache,
@@ -326,6 +327,17 @@ class Notifier:
         sub = self.get(item.tenant, item.sub_id)
         if sub is None or not sub.live():
             return None
+        if len(item.payload) + len(item.body or b"") >= OFF_LOOP:
+            # a large change: rendered on a thread (one item at a time, so still in order)
+            body, headers = await in_thread(self._render, sub, item)
+        else:
+            body, headers = self._render(sub, item)
+        ok = await self.send(sub, sub.endpoint, body, headers)
+        self.statuses.record(sub, ok)
+        return ok
+
+    def _render(self, sub: Compiled, item: OutboxItem) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of an item's notification (on the loop, or a thread)."""
         events = stored_events(item.payload, item.body)
 
         def fetch(ids: list[str]) -> dict[str, Doc]:
@@ -334,10 +346,7 @@ class Notifier:
             )
             return {d["id"]: d for d in found}
 
-        body, headers = payload.notification(sub, events, fetch, item.tenant)
-        ok = await self.send(sub, sub.endpoint, body, headers)
-        self.statuses.record(sub, ok)
-        return ok
+        return payload.notification(sub, events, fetch, item.tenant)
 
     async def send(self, sub: Compiled, uri: str, body: bytes, headers: dict[str, str]) -> bool:
         """Put one rendered notification on the wire (HTTP or MQTT) with its endpoint's timeout
