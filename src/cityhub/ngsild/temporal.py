@@ -403,6 +403,11 @@ class TemporalService:
             stored = tx.instance(eid, name, iid)
             if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
+            if "deletedAt" in stored:  # merged, it became half a deletion, half a reading
+                raise BadRequestData(
+                    f"instance {iid} records the attribute's deletion, which has no value to "
+                    "change; DELETE it, or POST a new instance"
+                )
             _other_attribute(tx, eid, attr, raw, stored, tm)
             _fits(stored["type"], raw, iid)
             # a fragment of this instance: `{"observedAt": ...}` alone moves it in time

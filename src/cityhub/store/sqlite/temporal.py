@@ -527,7 +527,9 @@ def _q_names(node: Any) -> set[str]:
 def _matches_history(
     conn: sqlite3.Connection, names: AttrNames, tpk: int, header: Doc, query: TemporalQuery
 ) -> bool:
-    """q and geoQ over the instances in the time window: any instance may match."""
+    """q and geoQ over the instances in the time window: any reading may match. A deletion
+    marker is none (the attribute did not exist then), except on the deletedAt axis, whose
+    window holds only markers: there q asks which attributes were deleted."""
     from cityhub.ngsild.query.evaluate import matches_geo, matches_q
 
     eq = query.entities
@@ -538,11 +540,14 @@ def _matches_history(
     params: list[Any] = [tpk]
     where = _instance_filter(query, _binder(params), by_id)
     attrs: dict[str, list[Doc]] = {}
+    markers = query.timeproperty == "deletedAt"
     for nid, inst in conn.execute(
         f"SELECT h.nid, h.inst FROM history h WHERE h.tpk = ?{where}", params
     ):
         if nid in by_id:
-            attrs.setdefault(by_id[nid], []).append(orjson.loads(inst))
+            doc = orjson.loads(inst)
+            if markers or "deletedAt" not in doc:
+                attrs.setdefault(by_id[nid], []).append(doc)
     doc = {**header, "attrs": attrs}
     if eq.q is not None and not matches_q(eq.q, doc):
         return False
