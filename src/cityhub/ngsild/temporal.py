@@ -75,6 +75,10 @@ _DURATION = re.compile(
     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 _UNITS = (7 * 86400, 86400, 3600, 60, 1)  # W, D, H, M, S: fixed lengths in UTC
+# The time axis runs from year 1 to 9999: a longer period is no period (a run of digits
+# parsed to inf, and its edges to NaN, so the attribute vanished from a 200).
+_MAX_PERIOD_MONTHS = 10_000 * 12
+_MAX_PERIOD_SECONDS = 10_000 * 366 * 86400.0
 # temporalValues: the member that lists each attribute type's [content, time] pairs.
 VALUES_KEY = {
     "Property": "values",
@@ -109,12 +113,18 @@ def parse_duration(text: str) -> tuple[int, float]:
         raise BadRequestData(f"aggrPeriodDuration is not an ISO 8601 duration: {text!r}")
     years, months, *rest = m.groups()
     calendar = [float(g) if g else 0.0 for g in (years, months)]
+    seconds = sum(float(g) * u for g, u in zip(rest, _UNITS, strict=True) if g)
+    if calendar[0] * 12 + calendar[1] > _MAX_PERIOD_MONTHS or seconds > _MAX_PERIOD_SECONDS:
+        raise BadRequestData(
+            f"aggrPeriodDuration {text[:40]!r}{'...' if len(text) > 40 else ''} is longer than "
+            "the 10,000 years of the time axis (PT0S, or none, asks for one period over the "
+            "whole span)"
+        )
     if any(not v.is_integer() for v in calendar):
         raise BadRequestData(
             f"aggrPeriodDuration {text!r}: years and months must be whole numbers "
             "(give a fraction in weeks, days or hours)"
         )
-    seconds = sum(float(g) * u for g, u in zip(rest, _UNITS, strict=True) if g)
     months = int(calendar[0]) * 12 + int(calendar[1])
     if not months and 0 < seconds < 1e-6:  # periods would start and end at one instant
         raise BadRequestData(

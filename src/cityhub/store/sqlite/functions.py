@@ -150,23 +150,38 @@ def distinct_key(inst: str) -> str | None:
 
 class PopulationStddev:
     """stddev_pop(x): Welford's running mean and squared distance. From sum and sum of
-    squares it cancelled: 1000000001, 1000000002, 1000000003 gave 0 instead of 0.816."""
+    squares it cancelled: 1000000001, 1000000002, 1000000003 gave 0 instead of 0.816.
+    Values past 2**500 are taken scaled down by 2**600 (exact: a power of two), so the squared
+    distances stay finite: for 1e308, 1e308, -1e308 it overflowed and gave 0.0."""
 
     def __init__(self) -> None:
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
+        self.scale = 1.0
 
-    def step(self, value: Any) -> None:  # a float, or None for a non-numeric instance
+    def step(self, value: Any) -> None:  # a number, or None for a non-numeric instance
         if value is None:
             return
+        if self.scale == 1.0 and abs(value) > _LARGE:
+            self.scale = _SCALE
+            self.mean /= _SCALE
+            self.m2 /= _SCALE * _SCALE  # what was small before is negligible now
+        value = value / self.scale
         self.n += 1
         delta = value - self.mean
         self.mean += delta / self.n
         self.m2 += delta * (value - self.mean)
 
     def finalize(self) -> Any:  # float | None (typeshed's protocol says int)
-        return math.sqrt(max(0.0, self.m2 / self.n)) if self.n else None
+        if not self.n:
+            return None
+        result = math.sqrt(max(0.0, self.m2 / self.n)) * self.scale
+        return result if math.isfinite(result) else None
+
+
+_LARGE = 2.0**500
+_SCALE = 2.0**600
 
 
 def epoch_of(text: Any) -> float | None:
