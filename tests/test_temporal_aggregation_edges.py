@@ -64,3 +64,23 @@ def test_stddev_of_values_near_a_doubles_range(hub: SyncHub, values: list[float]
     )
     got = _aggregate(hub, "stddev")["p"]["stddev"][0][0]
     assert got == pytest.approx(statistics.pstdev(values), rel=1e-9), got
+
+
+def test_whole_results_are_integers(hub: SyncHub) -> None:
+    """max of 5 was 5.0, sum of booleans 1.0: whole results below 2**53 are JSON integers
+    (`num` is a REAL column, so values past 2**53 stay rounded: not fixed here)."""
+    _create(
+        hub,
+        small=[
+            {"type": "Property", "value": v, "observedAt": _at(0, i)} for i, v in enumerate([5, 2])
+        ],
+        flag=[{"type": "Property", "value": True, "observedAt": _at(0)}],
+        half=[{"type": "Property", "value": 2.5, "observedAt": _at(0)}],
+    )
+    got = _aggregate(hub, "max,min,sum,sumsq,avg")
+    small = got["small"]
+    assert [small[m][0][0] for m in ("max", "min", "sum", "sumsq")] == [5, 2, 7, 29]
+    assert all(type(small[m][0][0]) is int for m in ("max", "min", "sum", "sumsq")), small
+    assert small["avg"][0][0] == 3.5
+    assert got["flag"]["sum"][0][0] == 1 and type(got["flag"]["sum"][0][0]) is int
+    assert got["half"]["max"][0][0] == 2.5 and got["half"]["sumsq"][0][0] == 6.25

@@ -975,7 +975,7 @@ def _series(
     col = {e: i + 1 for i, e in enumerate(exprs)}
     methods = aggr.methods
     series: dict[str, list[list[Any]]] = {m: [] for m in methods}
-    simple = [(m, col[_METHOD_SQL[m][0]]) for m in methods]
+    simple = [(m, col[_METHOD_SQL[m][0]], m in _WHOLE_METHODS) for m in methods]
     edges: dict[float, str] = {}
 
     def stamp(t: float) -> str:
@@ -993,6 +993,15 @@ def _series(
             lo = start + row[0] * aggr.seconds
             hi = lo + aggr.seconds
         a, b = stamp(lo), stamp(hi)
-        for m, i in simple:
-            series[m].append([row[i], a, b])
+        for m, i, whole in simple:
+            value = row[i]
+            if whole and type(value) is float and value.is_integer() and abs(value) < _EXACT:
+                value = int(value)
+            series[m].append([value, a, b])
     return series
+
+
+# `num` is a REAL column: a whole result below 2**53 is exact, and is given as an integer
+# (max of 5 was 5.0); above that, the stored double is all there is.
+_WHOLE_METHODS = frozenset({"sum", "min", "max", "sumsq"})
+_EXACT = 2.0**53
