@@ -84,3 +84,20 @@ def test_whole_results_are_integers(hub: SyncHub) -> None:
     assert small["avg"][0][0] == 3.5
     assert got["flag"]["sum"][0][0] == 1 and type(got["flag"]["sum"][0][0]) is int
     assert got["half"]["max"][0][0] == 2.5 and got["half"]["sumsq"][0][0] == 6.25
+
+
+def test_an_attributes_periods_do_not_depend_on_the_others_asked_for(hub: SyncHub) -> None:
+    """Periods started at the first instance of the attributes asked for: a's PT1M sums were
+    [3] with attrs=a and [1, 2] with attrs=a,b."""
+    _create(
+        hub,
+        a=[
+            {"type": "Property", "value": 1, "observedAt": _at(0, 30)},
+            {"type": "Property", "value": 2, "observedAt": _at(1, 10)},
+        ],
+        b=[{"type": "Property", "value": 5, "observedAt": _at(0)}],
+    )
+    alone = _aggregate(hub, "sum", aggrPeriodDuration="PT1M", attrs="a")["a"]["sum"]
+    both = _aggregate(hub, "sum", aggrPeriodDuration="PT1M", attrs="a,b")["a"]["sum"]
+    every = _aggregate(hub, "sum", aggrPeriodDuration="PT1M")["a"]["sum"]
+    assert alone == both == every == [[1, _at(0), _at(1)], [2, _at(1), _at(2)]], alone

@@ -745,9 +745,10 @@ def aggregate(
 ) -> AggregateResult:
     """aggregatedValues in SQL, per attribute.
 
-    Periods start at timeAt (after/between), else at the entity's first selected instance;
-    without aggrPeriodDuration one period covers the whole requested range, up to endTimeAt
-    (between), timeAt (before) or just past the last selected instance. Each attribute
+    Periods start at timeAt (after/between), else at the entity's first reading in the
+    window, whichever attributes are asked for; without aggrPeriodDuration one period covers
+    the whole requested range, up to endTimeAt (between), timeAt (before) or just past the
+    last selected instance. Each attribute
     comes back as {method: [[value, startAt, endAt], ...]} (empty periods left out); the header
     lists the attribute types under "attrTypes".
     """
@@ -789,8 +790,10 @@ def aggregate(
             continue
         if query.timerel in ("after", "between") and query.time_at is not None:
             start = query.time_at
-        else:
+        elif aggr.whole:
             start = min(sel.first for sel in selected.values())
+        else:  # the same periods whichever attributes and datasetIds are asked for
+            start = _first_reading(conn, query, col, tpk)
         if query.timerel == "between" and query.end_time_at is not None:
             end = query.end_time_at
         elif query.timerel == "before" and query.time_at is not None:
@@ -813,6 +816,28 @@ def aggregate(
                 kinds[name] = _first_kind(conn, tpk, sel.nid) or "Property"
         out.append(({**header, "attrTypes": kinds}, attrs))
     return out, total
+
+
+def _first_reading(conn: sqlite3.Connection, query: TemporalQuery, col: str, tpk: int) -> float:
+    """The time of an entity's first reading in the window, over all its attributes and
+    datasetIds: where its periods start when timeAt does not say (one index seek per
+    attribute). Taken over those asked for, an attribute's periods moved with the others."""
+    found: list[float] = []
+    row = conn.execute("SELECT min(nid) FROM history WHERE tpk = ?", (tpk,)).fetchone()
+    while row is not None and row[0] is not None:
+        params: list[Any] = [tpk, row[0]]
+        where = f"h.tpk = ? AND h.nid = ?{_time_filter(query, _binder(params))}"
+        first = conn.execute(
+            f"SELECT {col} FROM history h WHERE {where} AND {col} IS NOT NULL{_NOT_DELETION} "
+            f"ORDER BY {col} LIMIT 1",
+            params,
+        ).fetchone()
+        if first is not None:
+            found.append(first[0])
+        row = conn.execute(
+            "SELECT min(nid) FROM history WHERE tpk = ? AND nid > ?", (tpk, row[0])
+        ).fetchone()
+    return min(found)
 
 
 class _Selected(NamedTuple):
