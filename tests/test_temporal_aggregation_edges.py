@@ -57,10 +57,7 @@ def test_stddev_of_values_near_a_doubles_range(hub: SyncHub, values: list[float]
     """Welford's squared distance overflowed: stddev was 0.0 or null."""
     _create(
         hub,
-        p=[
-            {"type": "Property", "value": v, "observedAt": _at(0, i)}
-            for i, v in enumerate(values)
-        ],
+        p=[{"type": "Property", "value": v, "observedAt": _at(0, i)} for i, v in enumerate(values)],
     )
     got = _aggregate(hub, "stddev")["p"]["stddev"][0][0]
     assert got == pytest.approx(statistics.pstdev(values), rel=1e-9), got

@@ -3,6 +3,7 @@ instances (206 + Content-Range) and aggregation."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -473,7 +474,7 @@ class TemporalService:
         if fmt != "aggregatedValues":
             aggregation(params, required=False)
         else:
-            aggr = aggregation(params)
+            aggr = replace(aggregation(params), limit=self.period_limit + 1)  # +1: cut or not
             aggs, total = self.store.aggregate(tenant, tq, aggr)
             if one_entity is not None and not aggs:
                 self._not_found(tenant, one_entity, tq, tm)
@@ -576,26 +577,33 @@ class TemporalService:
     def _cut_periods(self, aggs: list[tuple[Doc, dict[str, list[Doc]]]]) -> str | None:
         """At most MAX_PERIODS periods per series, every series cut at one time (206 +
         Content-Range, as for instances): a tiny aggrPeriodDuration gave one period per
-        instance, 84 MB for 200,000 of them."""
+        instance, 84 MB for 200,000 of them. The store gives at most one period more than
+        that per series (Aggregation.limit); the methods of a series share their periods."""
         limit = self.period_limit
-        lists = [
-            (one, method, periods)
+        records = [
+            (one, [m for m, periods in one.items() if isinstance(periods, list)])
             for _, attrs in aggs
             for series in attrs.values()
             for one in series
-            for method, periods in one.items()
-            if isinstance(periods, list)
         ]
-        edges = [_start_of(p[limit]) for _, _, p in lists if len(p) > limit]
+        edges = [
+            _start_of(one[methods[0]][limit])
+            for one, methods in records
+            if methods and len(one[methods[0]]) > limit
+        ]
         if not edges:
             return None
         cut = min(edges)
         first = cut
-        for one, method, periods in lists:
-            kept = [p for p in periods if _start_of(p) < cut]
-            one[method] = kept
+        for one, methods in records:
+            if not methods:
+                continue
+            periods = one[methods[0]]
+            kept = bisect.bisect_left(periods, cut, hi=min(len(periods), limit + 1), key=_start_of)
+            for method in methods:
+                one[method] = one[method][:kept]
             if kept:
-                first = min(first, _start_of(kept[0]))
+                first = min(first, _start_of(periods[0]))
         return f"date-time {_iso(first)}-{_iso(cut)}/*"
 
     @staticmethod

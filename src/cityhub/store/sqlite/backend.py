@@ -255,6 +255,8 @@ class SqliteStore:
             if str(exc) != "interrupted" and not functions.tripped():
                 raise
             raise QueryTimeout(self.query_timeout) from None
+        except functions.DeadlinePassed:  # raised by Python work between statements
+            raise QueryTimeout(self.query_timeout) from None
         finally:
             conn.set_progress_handler(None, 0)
 

@@ -20,7 +20,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
-from cityhub.store.base import period_index
+from cityhub.store.base import period_edge, period_index
 from cityhub.store.sqlite.index import index_rows, number
 
 Term = ast.Compare | ast.Exists
@@ -59,6 +59,14 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(*args)
 
     return call
+
+
+def check_deadline() -> None:
+    """Raise DeadlinePassed when this thread's read is past its deadline: for Python work
+    between statements (building aggregated periods), which SQLite's handler never sees."""
+    if time.monotonic() > getattr(_read, "deadline", math.inf):
+        _read.tripped = True
+        raise DeadlinePassed
 
 
 def regexp(pattern: str, value: Any) -> bool:
@@ -214,6 +222,12 @@ def register(conn: sqlite3.Connection) -> None:
         lambda start, t, months, seconds: (
             None if t is None else period_index(start, t, months, seconds)
         ),
+        deterministic=True,
+    )
+    conn.create_function(
+        "period_edge",
+        4,
+        lambda start, i, months, seconds: period_edge(start, i, months, seconds),
         deterministic=True,
     )
     conn.create_function("q_match", 2, checked(q_match), deterministic=True)

@@ -22,7 +22,7 @@ from cityhub.store.base import (
     HistoryEntry,
     TemporalQuery,
 )
-from cityhub.store.sqlite import temporal_q
+from cityhub.store.sqlite import functions, temporal_q
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 
@@ -765,6 +765,7 @@ def aggregate(
                 exprs.append(e)
     out: list[tuple[Doc, dict[str, list[Doc]]]] = []
     for tpk, header in ents:
+        functions.check_deadline()
         selected: dict[tuple[str, str | None], _Selected] = {}
         for name, nid in _attr_ids(conn, names, tpk, query.attrs):
             for dataset, ds_sql, ds_params in _series_filters(conn, query, tpk, nid):
@@ -803,6 +804,7 @@ def aggregate(
         attrs: dict[str, list[Doc]] = {}
         kinds: dict[str, str] = {}
         for (name, dataset), sel in selected.items():
+            functions.check_deadline()
             rows = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed)
             if not rows:
                 continue
@@ -934,20 +936,66 @@ def _periods(
         )
         args = [*period_args, *ds_params, upper]
         rows = []
-        for i, packed in conn.execute(sql, args):
+        for i, packed in conn.execute(sql, args):  # periods are made as they are read
             values = orjson.loads(packed)
             if values[0]:
                 rows.append((i, *values))
+                if len(rows) == aggr.limit:
+                    break
         return rows
     if aggr.months:  # calendar periods are not all the same length: a function numbers them
         bucket, bucket_args = "period_index(?, " + col + ", ?, ?)", [start, aggr.months]
     else:
         bucket, bucket_args = f"CAST(({col} - ?) / ? AS INTEGER)", [start]
+    bound = ""
+    if aggr.limit and i1 - i0 >= aggr.limit:
+        if ranged:  # read no further than the first instance past the limit-th period
+            hi = _first_past_page(conn, col, sel, start, aggr, bucket, bucket_args)
+            if hi is not None:
+                where, params = f"{where} AND {col} < ?", [*params, hi]
+        else:  # no index on this time: SQLite reads all, Python takes a page
+            bound = f" LIMIT {int(aggr.limit)}"
     sql = (
         f"SELECT {bucket} AS b, {', '.join(exprs)} FROM history h "
-        f"WHERE {where} GROUP BY b ORDER BY b"
+        f"WHERE {where} GROUP BY b ORDER BY b{bound}"
     )
     return conn.execute(sql, [*bucket_args, aggr.seconds, *params]).fetchall()
+
+
+_SLACK = 64  # seeks more than the page, for edges that float rounding puts before a period
+
+
+def _first_past_page(
+    conn: sqlite3.Connection,
+    col: str,
+    sel: _Selected,
+    start: float,
+    aggr: Aggregation,
+    bucket: str,
+    bucket_args: list[Any],
+) -> float | None:
+    """The time of the first instance of a series' (limit+1)-th non-empty period (None: it
+    has no such period, or rounding hid it): one index seek per non-empty period, from each
+    period's end to the next instance, numbered as the GROUP BY numbers them. Over 100,000
+    instances one per period, the GROUP BY built all of them to keep the first 10,000."""
+    step = "period_edge(?, period_index(?, s.t, ?, ?) + 1, ?, ?)"
+    sql = (
+        f"WITH RECURSIVE s(t, k) AS (SELECT ?, 1 UNION ALL SELECT (SELECT {col} FROM history h "
+        f"WHERE {sel.where} AND {col} > s.t AND {col} >= {step} ORDER BY {col} LIMIT 1), "
+        f"k + 1 FROM s WHERE s.t IS NOT NULL AND k < ?) "
+        f"SELECT t, {bucket.replace(col, 't')} FROM s WHERE t IS NOT NULL"
+    )
+    edge = [start, start, aggr.months, aggr.seconds, aggr.months, aggr.seconds]
+    cap = aggr.limit + 1 + _SLACK
+    args = [sel.first, *sel.params, *edge, cap, *bucket_args, aggr.seconds]
+    seen = 0
+    last = None
+    for t, b in conn.execute(sql, args):
+        if b != last:
+            seen, last = seen + 1, b
+            if seen > aggr.limit:
+                return float(t)
+    return None
 
 
 def _as_many(conn: sqlite3.Connection, where: str, params: list[Any], periods: int) -> bool:
