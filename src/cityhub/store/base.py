@@ -112,7 +112,7 @@ class Aggregation:
     seconds: float = 0.0
     months: int = 0
     # the first `limit` non-empty periods of each series are enough (0: all of them): the
-    # answer keeps a page of periods, and building the rest cost seconds (decision 031)
+    # answer keeps a page of periods, and building the rest cost seconds
     limit: int = 0
     # The store answers, per attribute, {method: [[value, startAt, endAt], ...]}.
 
