@@ -13,6 +13,7 @@ from pydantic_settings import (
 )
 
 from cityhub.ngsild.context_guard import DEFAULT_PRIVATE_NETWORKS, parse_networks
+from cityhub.ngsild.notify_timeout import MAX_SECONDS as NOTIFY_MAX_SECONDS
 
 
 class Settings(BaseSettings):
@@ -131,10 +132,10 @@ class Settings(BaseSettings):
     notify_timeout: float = Field(
         5.0,
         gt=0,
-        le=300,
+        le=NOTIFY_MAX_SECONDS,
         allow_inf_nan=False,
         description="Seconds a receiver has to answer one notification (an endpoint's own "
-        "`timeout` member, in milliseconds, takes precedence).",
+        "`timeout` member, in milliseconds, takes precedence; at most 300000 ms, 400 past it).",
     )
     notify_attempts: int = Field(
         5, ge=1, le=100, description="Attempts per notification before it is given up."

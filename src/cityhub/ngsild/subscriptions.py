@@ -27,6 +27,7 @@ from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.merge import merge_members
+from cityhub.ngsild.notify_timeout import endpoint_timeout
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
@@ -399,7 +400,9 @@ def endpoint(value: Any) -> dict[str, Any]:
             out[key] = _headers(key_values(raw, "notification.endpoint.receiverInfo"))
         elif key == "notifierInfo":
             out[key] = key_values(raw, f"notification.endpoint.{key}")
-        elif key in ("timeout", "cooldown"):
+        elif key == "timeout":
+            out[key] = endpoint_timeout(raw)
+        elif key == "cooldown":
             out[key] = positive_number(raw, f"notification.endpoint.{key}")
         else:
             out[key] = raw

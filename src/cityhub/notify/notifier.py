@@ -29,6 +29,7 @@ from cityhub.ngsild.context import (
     names_local,
 )
 from cityhub.ngsild.errors import NgsiLdError
+from cityhub.ngsild.notify_timeout import attempt_seconds
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import KIND as CSOURCE_KIND
@@ -352,9 +353,7 @@ class Notifier:
         """Put one rendered notification on the wire (HTTP or MQTT) with its endpoint's timeout
         (csourceSubscriptions send through here too)."""
         endpoint = sub.notification["endpoint"]
-        timeout = (
-            float(endpoint["timeout"]) / 1000 if endpoint.get("timeout") else None
-        ) or self.dispatcher.policy.timeout
+        timeout = attempt_seconds(endpoint, self.dispatcher.policy.timeout)
         if urlsplit(uri).scheme.lower() in ("mqtt", "mqtts"):
             return await self.mqtt.send(uri, body, headers, timeout, endpoint.get("notifierInfo"))
         return await self.http.send(uri, body, headers, timeout)
