@@ -316,7 +316,9 @@ def serve(settings: object) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        http=BoundedHttpTools.capped(open_files_for(settings.max_connections)),
+        http=BoundedHttpTools.capped(
+            open_files_for(settings.max_connections, settings.notify_connections)
+        ),
         # uvicorn waits for every open request without it (one stalled client held a SIGTERM
         # for minutes); it takes a float, though typed int
         timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]

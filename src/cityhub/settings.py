@@ -165,6 +165,25 @@ class Settings(BaseSettings):
         "it the oldest of the longest queues are dropped, so many dead receivers cannot "
         "exhaust the memory.",
     )
+    notify_connections: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="Most sockets (at most 100000) notification delivery over HTTP holds "
+        "open at once, idle keep-alive ones included; a notification waits for one before "
+        "its timeout starts. `serve` raises the open-file limit for them beside the client "
+        "connections, so a fan-out to many endpoints cannot take the listener's and "
+        "SQLite's descriptors.",
+    )
+    notify_private_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PRIVATE_NETWORKS),
+        description="Non-public networks (CIDR, or single addresses) notifications may be "
+        "sent to, checked on every address a delivery connects to, redirects included; "
+        "any other loopback, link-local, private or unique-local address is refused (a "
+        "failed attempt). The default allows loopback, 10/8, 172.16/12, 192.168/16, "
+        "100.64/10 and fc00::/7, not link-local (cloud metadata); [] allows public "
+        'addresses only; ["0.0.0.0/0", "::/0"] turns the check off.',
+    )
 
     mqtt: str = Field(
         "off",
@@ -234,7 +253,7 @@ class Settings(BaseSettings):
             parse_broker(value)  # its ValueError becomes the setting's validation error
         return value
 
-    @field_validator("context_private_networks")
+    @field_validator("context_private_networks", "notify_private_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         """Each entry is a network or an address, written as ipaddress reads it."""

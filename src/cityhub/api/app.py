@@ -29,6 +29,7 @@ from cityhub.api.router import IndexedRouter
 from cityhub.ingest.agent import agent as iot_agent
 from cityhub.ingest.agent import api as iot_api
 from cityhub.ngsild.context import CACHED, ContextCache
+from cityhub.ngsild.context_guard import AddressGuard, parse_networks
 from cityhub.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
@@ -42,6 +43,7 @@ from cityhub.ngsild.temporal import TemporalService
 from cityhub.ngsild.timeutil import format_ts
 from cityhub.notify.delivery import Policy
 from cityhub.notify.notifier import Notifier
+from cityhub.notify.senders import HttpSender
 from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
 from cityhub.store.base import QueryTimeout, StoreFull
@@ -305,6 +307,10 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             memory=settings.notify_memory_mb * 2**20,
         ),
         base_url=f"http://{settings.host}:{settings.port}",
+        http=HttpSender(
+            settings.notify_connections,
+            AddressGuard(parse_networks(settings.notify_private_networks)),
+        ),
     )
     notifier.load()
     store.sink = notifier

@@ -104,18 +104,20 @@ def _closing(status: int, detail: str, kind: type[NgsiLdError] = InvalidRequest)
     return head.encode() + body
 
 
-def open_files_for(connections: int) -> int:
-    """Raise this process's open-file limit to hold `connections` and SPARE_FILES more, as far
-    as its hard limit allows; the connections it leaves room for (systemd's soft limit is
-    1,024, which the default bound alone would nearly take)."""
+def open_files_for(connections: int, notify: int = 0) -> int:
+    """Raise this process's open-file limit to hold `connections`, the `notify` sockets of
+    notification delivery and SPARE_FILES more, as far as its hard limit allows; the
+    connections it leaves room for (systemd's soft limit is 1,024, which the default bound
+    alone would nearly take)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = connections + SPARE_FILES
+    kept = SPARE_FILES + notify
+    want = connections + kept
     if soft != resource.RLIM_INFINITY and soft < want:
         soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    if soft == resource.RLIM_INFINITY or soft - SPARE_FILES >= connections:
+    if soft == resource.RLIM_INFINITY or soft - kept >= connections:
         return connections
-    room = max(1, soft - SPARE_FILES)
+    room = max(1, soft - kept)
     log.warning(
         "the open-file limit, %d (the hard limit), leaves room for %d connections, not "
         "CITYHUB_MAX_CONNECTIONS=%d: raise it (systemd: LimitNOFILE=)",

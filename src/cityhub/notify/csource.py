@@ -43,6 +43,7 @@ from cityhub.ngsild.query.evaluate import matches_scope
 from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
 from cityhub.notify.delivery import HOLD, Dispatcher
+from cityhub.notify.outcome import RetryLater
 from cityhub.notify.payload import envelope
 from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
 from cityhub.store.base import OutboxItem
@@ -291,7 +292,9 @@ class CsourceNotifier:
         self.statuses.flush()
 
     # -- delivery ------------------------------------------------------------------------------
-    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | Literal["hold"] | None:
+    async def _deliver(
+        self, item: OutboxItem, attempt: int
+    ) -> bool | RetryLater | Literal["hold"] | None:
         """Send one notification (True/False); None when its subscription no longer wants it;
         HOLD while it is paused (as for entity subscriptions: sent when it resumes)."""
         cs = self.get(item.tenant, item.sub_id)
@@ -302,7 +305,7 @@ class CsourceNotifier:
         event = orjson.loads(item.payload)
         body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
         ok = await self.notifier.send(cs.sub, cs.sub.endpoint, body, headers)
-        self.statuses.record(cs.sub, ok)
+        self.statuses.record(cs.sub, bool(ok))
         return ok
 
     # -- timeInterval subscriptions --------------------------------------------------------------

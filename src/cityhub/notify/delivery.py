@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
+from cityhub.notify.outcome import RetryLater
 from cityhub.store.base import OutboxItem
 from cityhub.throttled_log import KeyedThrottledLog, ThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
-Deliver = Callable[[OutboxItem, int], Awaitable[bool | Literal["hold"] | None]]
+# True: delivered; False or RetryLater: failed; None: nothing to deliver any more; HOLD
+Deliver = Callable[[OutboxItem, int], Awaitable[bool | RetryLater | Literal["hold"] | None]]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
@@ -247,7 +249,7 @@ class Dispatcher:
                 return True
             self.counters.failed_attempts += 1
             if attempt + 1 < self.policy.attempts:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(_pause(delay, ok, self.policy.backoff_max))
                 delay = min(delay * 2, self.policy.backoff_max)
         self.counters.given_up += 1  # /health counts every one; the log, one per endpoint
         self._give_up_log.warning(
@@ -370,6 +372,14 @@ class Dispatcher:
 def _cost(item: OutboxItem) -> int:
     """Bytes an item would cost alone: its shared body counted in full."""
     return len(item.payload) + ITEM_OVERHEAD + (len(item.body) if item.body is not None else 0)
+
+
+def _pause(delay: float, failed: bool | RetryLater, most: float) -> float:
+    """Seconds before the next attempt: the backoff's, or longer when the receiver asked
+    for it (429/503 Retry-After), up to the backoff's bound."""
+    if isinstance(failed, RetryLater):
+        return max(delay, min(failed.seconds, most))
+    return delay
 
 
 def _in_flight(queue: EndpointQueue) -> int:

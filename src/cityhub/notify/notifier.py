@@ -37,6 +37,7 @@ from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
+from cityhub.notify.outcome import RetryLater
 from cityhub.notify.senders import HttpSender, MqttSender
 from cityhub.notify.subscription import (
     Compiled,
@@ -57,7 +58,14 @@ Doc = dict[str, Any]
 class Notifier:
     """Subscriptions, matching and delivery for one store (the store's change sink)."""
 
-    def __init__(self, store: Any, contexts: ContextCache, policy: Policy, base_url: str) -> None:
+    def __init__(
+        self,
+        store: Any,
+        contexts: ContextCache,
+        policy: Policy,
+        base_url: str,
+        http: HttpSender | None = None,
+    ) -> None:
         self.store = store
         self.contexts = contexts
         self.base_url = base_url
@@ -66,7 +74,7 @@ class Notifier:
         self._unresolved: list[tuple[str, Doc]] = []
         self.dispatcher = Dispatcher(self._deliver, store.outbox_done, policy)
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
-        self.http = HttpSender()
+        self.http = http if http is not None else HttpSender()
         self.mqtt = MqttSender()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -319,7 +327,9 @@ class Notifier:
         sub = self.get(item.tenant, item.sub_id)
         return sub is not None and sub.paused and not sub.expired()
 
-    async def _deliver(self, item: OutboxItem, attempt: int) -> bool | Literal["hold"] | None:
+    async def _deliver(
+        self, item: OutboxItem, attempt: int
+    ) -> bool | RetryLater | Literal["hold"] | None:
         """Send one item (True/False) to the subscription's endpoint as it is now; None when
         the subscription is gone or expired; HOLD while it is paused (a change made while it
         was active is notified once it resumes)."""
@@ -334,7 +344,7 @@ class Notifier:
         else:
             body, headers = self._render(sub, item)
         ok = await self.send(sub, sub.endpoint, body, headers)
-        self.statuses.record(sub, ok)
+        self.statuses.record(sub, bool(ok))
         return ok
 
     def _render(self, sub: Compiled, item: OutboxItem) -> tuple[bytes, dict[str, str]]:
@@ -349,7 +359,9 @@ class Notifier:
 
         return payload.notification(sub, events, fetch, item.tenant)
 
-    async def send(self, sub: Compiled, uri: str, body: bytes, headers: dict[str, str]) -> bool:
+    async def send(
+        self, sub: Compiled, uri: str, body: bytes, headers: dict[str, str]
+    ) -> bool | RetryLater:
         """Put one rendered notification on the wire (HTTP or MQTT) with its endpoint's timeout
         (csourceSubscriptions send through here too)."""
         endpoint = sub.notification["endpoint"]

@@ -18,6 +18,14 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import aiomqtt
 import orjson
+from yarl import URL
+
+from cityhub.ngsild.context_guard import AddressGuard, AddressRefused
+from cityhub.ngsild.subscriptions import RESERVED_HEADERS
+from cityhub.notify.endpoint_guard import SETTING, check_literal, connector_options, default_guard
+from cityhub.notify.http_pool import BoundedConnector
+from cityhub.notify.outcome import RetryLater, retry_after
+from cityhub.throttled_log import KeyedThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 # Seconds a broker connection may go unused before it is closed: subscriptions come and go,
@@ -29,38 +37,117 @@ MQTT_IDLE = 60.0
 # timeout, counted as a failed attempt).
 MQTT_PENDING_WARN = 10_000
 mqtt_log = logging.getLogger("cityhub.notify.mqtt")  # aiomqtt's own lines, in the hub's format
+CONNECTIONS = 256  # sockets the HTTP sender holds open at most (CITYHUB_NOTIFY_CONNECTIONS)
+REDIRECTS = 5  # 307/308 hops followed in one attempt
+ANSWER_READ = 64 * 1024  # bytes of a receiver's answer read, so its connection can be reused
+DISCARD_WAIT = 1.0  # seconds to wait for them
+REFUSED_LOG_EVERY = 600.0  # seconds between "refused" lines for one host
 
 
 class HttpSender:
-    """POST over one shared connection pool (keep-alive per receiver)."""
+    """POST over one shared connection pool: keep-alive per receiver, at most `connections`
+    sockets open at once (in use and idle), addresses checked by `guard`."""
 
-    def __init__(self) -> None:
+    def __init__(self, connections: int = CONNECTIONS, guard: AddressGuard | None = None) -> None:
+        self.connections = connections
+        self.guard = guard if guard is not None else default_guard()
         self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._refused_log = KeyedThrottledLog(log, REFUSED_LOG_EVERY)  # by host
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            connector = BoundedConnector(
+                limit=self.connections, ttl_dns_cache=300, **connector_options(self.guard)
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
         return self._session
 
-    async def send(self, uri: str, body: bytes, headers: dict[str, str], timeout: float) -> bool:
-        """POST body; a 2xx answer within timeout seconds is a success."""
-        try:
-            async with self._client().post(
-                uri, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                await resp.read()
-                return 200 <= resp.status < 300
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.debug("notification to %s failed: %s", uri, exc)
+    async def send(
+        self, uri: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> bool | RetryLater:
+        """POST body; a 2xx answer within timeout seconds is a success. The wait for one of
+        the pool's connections comes first and is not part of the timeout: a busy pool is no
+        fault of the receiver."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.connections)
+        async with self._slots:
+            try:
+                return await self._post(URL(uri), body, headers, time.monotonic() + timeout)
+            except AddressRefused as exc:
+                self._refused_log.warning(
+                    exc.host,
+                    "notification to %s refused: %s, not in %s (docs/decisions/033)",
+                    uri,
+                    exc,
+                    SETTING,
+                )
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+                log.debug("notification to %s failed: %s", uri, exc)
             return False
+
+    async def _post(
+        self, url: URL, body: bytes, headers: dict[str, str], deadline: float
+    ) -> bool | RetryLater:
+        """POST, following 307 and 308 (which keep the method and body) for REDIRECTS hops;
+        any other redirect would turn the notification into a body-less GET, and is a
+        failure. receiverInfo headers go to the endpoint's host only."""
+        host = (url.host or "").lower()
+        for _ in range(REDIRECTS + 1):
+            check_literal(self.guard, url)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            async with self._client().post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=left),
+            ) as resp:
+                status = resp.status
+                if 200 <= status < 300:
+                    await _discard(resp, deadline)
+                    return True
+                if status in (429, 503):
+                    asked = retry_after(resp.headers.get("Retry-After"), time.time())
+                    return False if asked is None else RetryLater(asked)
+                target = resp.headers.get("Location")
+                if status not in (307, 308) or not target:
+                    return False
+                await _discard(resp, deadline)
+            came_from, url = url, url.join(URL(target))
+            if url.scheme not in ("http", "https"):
+                return False
+            if (url.host or "").lower() != host or came_from.scheme != url.scheme == "http":
+                headers = {k: v for k, v in headers.items() if k.lower() in RESERVED_HEADERS}
+        return False
 
     async def close(self) -> None:
         """Close the pool's connections."""
         if self._session is not None:
             await self._session.close()
+
+
+async def _discard(resp: aiohttp.ClientResponse, deadline: float) -> None:
+    """Read what is left of a small answer (at most ANSWER_READ bytes, DISCARD_WAIT
+    seconds), so its connection is kept for the next one; a larger or slower answer is not
+    read, and its connection is closed. The status alone decides the outcome: a receiver's
+    answer body was read whole into memory (3 GB answers: 925 MB of the hub's memory)."""
+    left = ANSWER_READ
+    wait = min(DISCARD_WAIT, deadline - time.monotonic())
+    try:
+        async with asyncio.timeout(max(wait, 0.0)):
+            while left > 0:
+                chunk = await resp.content.read(left)
+                if not chunk:
+                    return
+                left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        pass
+    resp.close()  # not read to its end: the connection goes
 
 
 @dataclass(frozen=True)
