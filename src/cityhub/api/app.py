@@ -153,11 +153,13 @@ async def health(request: Request) -> Response:
     notification backlog and history retention: what an operator watches."""
     store = request.app.state.store
     store.tenants()
-    dispatcher = request.app.state.notifier.dispatcher
+    notifier = request.app.state.notifier
+    dispatcher = notifier.dispatcher
     notifications = {
         "queued": dispatcher.pending(),
         "held": dispatcher.held_count(),  # for paused subscriptions, until they resume
         **dispatcher.counters.report(),
+        "renderFailed": notifier.render_failed,  # also in givenUp and each one's lastFailure
     }
     seen = request.app.state.damaged  # a damaged page answers only when it is read
     refused = store.write_refused()

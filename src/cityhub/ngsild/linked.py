@@ -14,6 +14,9 @@ from cityhub.ngsild.render import RenderOptions, of_datasets, render_entity
 Fetch = Callable[[list[str]], dict[str, dict[str, Any]]]
 ENTITY_FIELDS = ("id", "type", "scope", "createdAt", "modifiedAt", "deletedAt")
 MAX_LINKED = 10_000  # linked entities one answer may render (a join's fan-out grows fast)
+# hops a join follows at most, in queries and in notifications alike (deeper ones recursed
+# past Python's stack and dropped the notification)
+MAX_JOIN_LEVEL = 16
 
 
 def projection_options(

@@ -11,6 +11,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest
+from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
@@ -241,7 +242,7 @@ def join_options(params: Mapping[str, str]) -> tuple[str | None, int]:
     join = params.get("join")
     if join is not None and join not in ("flat", "inline", "@none"):
         raise BadRequestData("join must be flat, inline or @none")
-    level = integer(params, "joinLevel", 1, 0, 16)
+    level = integer(params, "joinLevel", 1, 0, MAX_JOIN_LEVEL)
     return (None if join == "@none" else join), level
 
 

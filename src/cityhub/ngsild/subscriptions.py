@@ -26,7 +26,9 @@ from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge import merge_members
+from cityhub.ngsild.mqtt_endpoint import check_mqtt
 from cityhub.ngsild.notify_timeout import endpoint_timeout
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
@@ -53,6 +55,7 @@ NOTIFY_FORMATS = ("normalized", "keyValues", "simplified", "concise")
 ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts")
 NOTIFY_ACCEPT = ("application/json", "application/ld+json", "application/geo+json")
 JOINS = ("flat", "inline", "@none")
+MIN_TIME_INTERVAL = 1  # seconds: the shortest period a timeInterval subscription may ask for
 TIMERELS = ("before", "after", "between")
 # Members the system maintains: accepted in a body (a retrieved subscription can be sent back)
 # but never taken from it.
@@ -105,6 +108,17 @@ def positive_number(value: Any, what: str) -> float | int:
     """A number greater than zero."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise BadRequestData(f"{what} must be a number greater than 0")
+    return value
+
+
+def time_interval(value: Any) -> float | int:
+    """A timeInterval of at least MIN_TIME_INTERVAL seconds: each period runs a query and
+    sends what it finds, and 0.0001 s made about 1,000 notifications a second."""
+    positive_number(value, "timeInterval")
+    if value < MIN_TIME_INTERVAL:
+        raise BadRequestData(
+            f"timeInterval must be at least {MIN_TIME_INTERVAL} second(s), got {value!r}"
+        )
     return value
 
 
@@ -406,6 +420,7 @@ def endpoint(value: Any) -> dict[str, Any]:
             out[key] = positive_number(raw, f"notification.endpoint.{key}")
         else:
             out[key] = raw
+    check_mqtt(out["uri"], out.get("notifierInfo"))
     return out
 
 
@@ -438,8 +453,10 @@ def notification_params(value: Any, tm: TermMap) -> dict[str, Any]:
                 raise BadRequestData(f"notification.join must be one of {', '.join(JOINS)}")
             out[key] = raw
         elif key == "joinLevel":
-            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-                raise BadRequestData("notification.joinLevel must be a positive integer")
+            if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_JOIN_LEVEL:
+                raise BadRequestData(
+                    f"notification.joinLevel must be a whole number from 1 to {MAX_JOIN_LEVEL}"
+                )
             out[key] = raw
         else:
             out[key] = raw
@@ -498,7 +515,9 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
                 f"unknown notificationTrigger value(s) {bad!r}; expected {', '.join(TRIGGERS)}"
             )
         return list(dict.fromkeys(triggers))
-    if key in ("timeInterval", "throttling"):
+    if key == "timeInterval":
+        return time_interval(raw)
+    if key == "throttling":
         return positive_number(raw, key)
     if key in ("q", "csf"):
         return q_text(raw, key)

@@ -81,6 +81,7 @@ class Notifier:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
         self.statuses = status.StatusBook(self.store, KIND)
+        self.render_failed = 0  # notifications that could not be rendered (/health)
         self.csource = CsourceNotifier(self)  # /csourceSubscriptions (in-memory queues)
 
     # -- the registry ------------------------------------------------------------------------
@@ -338,11 +339,16 @@ class Notifier:
         sub = self.get(item.tenant, item.sub_id)
         if sub is None or not sub.live():
             return None
-        if len(item.payload) + len(item.body or b"") >= OFF_LOOP:
-            # a large change: rendered on a thread (one item at a time, so still in order)
-            body, headers = await in_thread(self._render, sub, item)
-        else:
-            body, headers = self._render(sub, item)
+        try:
+            if len(item.payload) + len(item.body or b"") >= OFF_LOOP:
+                # a large change: rendered on a thread (one item at a time, so still in order)
+                body, headers = await in_thread(self._render, sub, item)
+            else:
+                body, headers = self._render(sub, item)
+        except Exception:  # the dispatcher logs and gives it up: its owner must see it too
+            self.render_failed += 1
+            self.statuses.unsent(sub)
+            raise
         ok = await self.send(sub, sub.endpoint, body, headers)
         self.statuses.record(sub, bool(ok))
         return ok

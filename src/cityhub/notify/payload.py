@@ -13,7 +13,7 @@ import orjson
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL
 from cityhub.ngsild.entity import CONTENT_KEY
-from cityhub.ngsild.linked import TooManyLinked, dedupe, render_joined
+from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, dedupe, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.render import RenderOptions, dataset_positions
 from cityhub.ngsild.timeutil import now_iso
@@ -140,7 +140,8 @@ def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
     pick, omit = _projections(sub)
     join = params.get("join")
     join = None if join == "@none" else join
-    level = int(params.get("joinLevel", 1)) if join else 0
+    # one stored before joinLevel was bounded recursed past the stack: it joins to the bound
+    level = min(int(params.get("joinLevel", 1)), MAX_JOIN_LEVEL) if join else 0
     clean, extras = _strip(entity)
     try:
         rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, join, level, fetch)

@@ -32,6 +32,13 @@ def record(status: Doc, ok: bool) -> None:
         status["status"] = "failed"
 
 
+def unsent(status: Doc) -> None:
+    """A notification that could not be rendered: never sent, so neither timesSent nor
+    timesFailed (a receiver's answer) counts it, but lastFailure and status say so."""
+    status["lastFailure"] = now_iso()
+    status["status"] = "failed"
+
+
 def shown(doc: Doc, sub: Compiled | None) -> Doc:
     """A stored subscription with the live delivery status of its compiled form, if any."""
     if sub is None or not sub.status:
@@ -51,6 +58,11 @@ class StatusBook:
     def record(self, sub: Compiled, ok: bool) -> None:
         """Count one attempt; it is stored with the next write."""
         record(sub.status, ok)
+        self._dirty[(sub.tenant, sub.id)] = sub
+
+    def unsent(self, sub: Compiled) -> None:
+        """A notification of sub that could not be rendered; stored with the next write."""
+        unsent(sub.status)
         self._dirty[(sub.tenant, sub.id)] = sub
 
     def forget(self, tenant: str, sid: str) -> None:

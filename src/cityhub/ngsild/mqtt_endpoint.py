@@ -1,0 +1,48 @@
+"""What an MQTT notification endpoint must be for a broker to take its publishes: a topic a
+client may publish to, and the notifierInfo values the MQTT binding defines. Anything else
+was stored, then every delivery failed (or fell back silently to MQTT 3.1.1 and QoS 0)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from cityhub.ngsild.errors import BadRequestData
+
+MQTT_SCHEMES = ("mqtt", "mqtts")
+MQTT_VERSIONS = ("mqtt3.1.1", "mqtt5.0")  # notifierInfo MQTT-Version
+MQTT_QOS = ("0", "1", "2")  # notifierInfo MQTT-QoS
+MAX_TOPIC_BYTES = 65_535  # MQTT strings carry a two-byte length
+
+
+def check_mqtt(uri: str, notifier_info: list[dict[str, str]] | None) -> None:
+    """Refuse an MQTT endpoint no broker could be published to as it stands."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in MQTT_SCHEMES:
+        return
+    where = "notification.endpoint.uri"
+    if "#" in uri or "?" in uri:  # a raw # is a fragment to a URI parser, a wildcard to MQTT
+        raise BadRequestData(
+            f"{where}: an MQTT endpoint takes no query or fragment (# is a topic wildcard, "
+            "which a publish cannot use; percent-encode a ? that belongs to the topic)"
+        )
+    topic = unquote(parts.path.lstrip("/"))
+    if not topic:
+        raise BadRequestData(f"{where} names no MQTT topic (mqtt://host[:port]/topic)")
+    if "+" in topic or "#" in topic:
+        raise BadRequestData(
+            f"{where}: the MQTT topic {topic!r} holds a wildcard (+ or #), which a "
+            "publish cannot use"
+        )
+    if "\x00" in topic:
+        raise BadRequestData(f"{where}: an MQTT topic cannot hold a NUL character")
+    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        raise BadRequestData(f"{where}: the MQTT topic is longer than {MAX_TOPIC_BYTES} bytes")
+    for pair in notifier_info or []:
+        key, value = pair["key"], pair["value"]
+        if key == "MQTT-Version" and value not in MQTT_VERSIONS:
+            raise BadRequestData(
+                f"notifierInfo MQTT-Version must be one of {', '.join(MQTT_VERSIONS)}, "
+                f"got {value!r}"
+            )
+        if key == "MQTT-QoS" and value not in MQTT_QOS:
+            raise BadRequestData(f"notifierInfo MQTT-QoS must be 0, 1 or 2, got {value!r}")

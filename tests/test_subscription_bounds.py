@@ -1,0 +1,100 @@
+"""Subscription members the hub could accept but never honour, or honour at a cost it cannot
+bear, are refused at create and update: joinLevel past the API's bound, a timeInterval
+below the floor, MQTT endpoints no broker can publish to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import BASE, problem
+
+SUBS = f"{BASE}/subscriptions"
+CSUBS = f"{BASE}/csourceSubscriptions"
+SID = "urn:ngsi-ld:Subscription:bounds"
+HTTP = {"uri": "http://localhost:1111/notify"}
+
+
+def sub(endpoint: dict[str, Any] | None = None, **members: Any) -> dict[str, Any]:
+    """A valid subscription with members replaced or added."""
+    notification = {"endpoint": endpoint or HTTP, **members.pop("notification", {})}
+    return {
+        "id": SID,
+        "type": "Subscription",
+        "entities": [{"type": "Building"}],
+        "notification": notification,
+        **members,
+    }
+
+
+def mqtt(uri: str, **info: str) -> dict[str, Any]:
+    """An MQTT endpoint with notifierInfo pairs."""
+    out: dict[str, Any] = {"uri": uri}
+    if info:
+        out["notifierInfo"] = [{"key": k.replace("_", "-"), "value": v} for k, v in info.items()]
+    return out
+
+
+REFUSED = [
+    pytest.param(sub(notification={"join": "flat", "joinLevel": 17}), id="joinLevel-17"),
+    pytest.param(sub(notification={"join": "flat", "joinLevel": 100000}), id="joinLevel-100000"),
+    pytest.param(sub(timeInterval=0.0001), id="timeInterval-0.0001"),
+    pytest.param(sub(timeInterval=0.999), id="timeInterval-below-1s"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/+/#")), id="mqtt-wildcards"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/#")), id="mqtt-multi-level-wildcard"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/")), id="mqtt-empty-topic"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883")), id="mqtt-no-topic"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a%00b")), id="mqtt-nul-in-topic"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_Version="mqtt9")), id="mqtt-version"),
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_QoS="7")), id="mqtt-qos-7"),
+    pytest.param(sub(mqtt("mqtts://127.0.0.1:8883/a", MQTT_QoS="one")), id="mqtt-qos-word"),
+]
+
+
+@pytest.mark.parametrize("body", REFUSED)
+async def test_create_refuses(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    problem(await client.post(SUBS, json=body), 400, "BadRequestData")
+    assert (await client.get(SUBS)).json() == []
+
+
+@pytest.mark.parametrize("body", REFUSED)
+async def test_update_refuses(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    resp = await client.post(SUBS, json=sub())
+    assert resp.status_code == 201, resp.text
+    fragment = {k: v for k, v in body.items() if k not in ("id", "type", "entities")}
+    problem(await client.patch(f"{SUBS}/{SID}", json=fragment), 400, "BadRequestData")
+    stored = (await client.get(f"{SUBS}/{SID}")).json()
+    assert stored["notification"] == {"endpoint": HTTP} and "timeInterval" not in stored
+
+
+async def test_csource_subscription_time_interval_has_the_same_floor(
+    client: httpx.AsyncClient,
+) -> None:
+    problem(await client.post(CSUBS, json=sub(timeInterval=0.5)), 400, "BadRequestData")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(sub(notification={"join": "flat", "joinLevel": 16}), id="joinLevel-16"),
+        pytest.param(sub(timeInterval=1), id="timeInterval-1s"),
+        pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/rooms/t")), id="mqtt-topic"),
+        pytest.param(
+            sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_Version="mqtt5.0", MQTT_QoS="2")),
+            id="mqtt5-qos2",
+        ),
+        pytest.param(
+            sub(mqtt("mqtts://127.0.0.1:8883/a", MQTT_Version="mqtt3.1.1", MQTT_QoS="1")),
+            id="mqtt311-qos1",
+        ),
+        pytest.param(
+            sub({**HTTP, "notifierInfo": [{"key": "MQTT-QoS", "value": "7"}]}),
+            id="http-ignores-mqtt-keys",
+        ),
+    ],
+)
+async def test_accepts_within_bounds(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    resp = await client.post(SUBS, json=body)
+    assert resp.status_code == 201, resp.text
