@@ -41,16 +41,15 @@ from cityhub.notify.outcome import RetryLater
 from cityhub.notify.senders import HttpSender, MqttSender
 from cityhub.notify.subscription import (
     Compiled,
-    Selector,
     compile_subscription,
     subscription_contexts,
 )
 from cityhub.notify.throttle import Stamps
-from cityhub.store.base import Change, EntityQuery, OutboxItem
+from cityhub.store.base import Change, EntityQuery, EntitySelector, OutboxItem
 
 log = logging.getLogger("cityhub.notify")
 KIND = "subscription"  # the resources kind /subscriptions stores
-PERIODIC_LIMIT = 1000  # most entities one timeInterval notification carries
+PERIODIC_PAGE = 1000  # most entities one timeInterval notification carries (more: more of them)
 
 Doc = dict[str, Any]
 
@@ -386,7 +385,9 @@ class Notifier:
         self._tasks[key] = self._loop.create_task(self._every(sub.tenant, sub.id, interval))
 
     async def _every(self, tenant: str, sid: str, interval: float) -> None:
-        """Notify the matching entities every interval seconds, changed or not."""
+        """Notify the matching entities every interval seconds, changed or not: all of them,
+        PERIODIC_PAGE to a notification (one notification used to carry the first 1,000
+        and leave the rest out, every period)."""
         while True:
             await asyncio.sleep(interval)
             sub = self.get(tenant, sid)
@@ -394,27 +395,40 @@ class Notifier:
                 return
             if not sub.live():
                 continue
-            docs = await asyncio.to_thread(self._select, sub)  # a broad query: off the loop
-            if docs:
-                events = [{"trigger": None, "entity": d} for d in docs]
-                item = OutboxItem(tenant, sid, sub.endpoint, dumps_kept(events))
-                self.dispatcher.submit([item])
+            offset = 0
+            while True:  # a broad query: each page off the loop
+                docs = await asyncio.to_thread(self._select, sub, offset)
+                if docs:
+                    events = [{"trigger": None, "entity": d} for d in docs]
+                    item = OutboxItem(tenant, sid, sub.endpoint, dumps_kept(events))
+                    self.dispatcher.submit([item])
+                if len(docs) < PERIODIC_PAGE:
+                    break
+                offset += PERIODIC_PAGE
 
-    def _select(self, sub: Compiled) -> list[Doc]:
-        """The entities a periodic subscription is about right now."""
-        found: dict[str, Doc] = {}
-        selectors: list[Selector | None] = list(sub.selectors) or [None]
-        for sel in selectors:
-            query = EntityQuery(
-                ids=(sel.id,) if sel is not None and sel.id else None,
-                id_pattern=sel.pattern.pattern if sel is not None and sel.pattern else None,
-                types=sel.types if sel is not None else None,
-                q=sub.q,
-                geo=sub.geo,
-                scope=sub.scope,
-                limit=PERIODIC_LIMIT,
+    def _select(self, sub: Compiled, offset: int = 0) -> list[Doc]:
+        """One page of the entities a periodic subscription is about right now, in id
+        order (an entity its EntitySelectors select twice comes once)."""
+        selectors = [
+            EntitySelector(
+                ids=(sel.id,) if sel.id else None,
+                id_pattern=sel.pattern.pattern if sel.pattern else None,
+                types=sel.types,
             )
-            docs, _ = self.store.query(sub.tenant, query)
-            for doc in docs:
-                found.setdefault(doc["id"], doc)
-        return list(found.values())
+            for sel in sub.selectors
+        ]
+        one = selectors[0] if len(selectors) == 1 else EntitySelector()
+        query = EntityQuery(
+            ids=one.ids,
+            id_pattern=one.id_pattern,
+            types=one.types,
+            selectors=tuple(selectors) if len(selectors) > 1 else None,
+            q=sub.q,
+            geo=sub.geo,
+            scope=sub.scope,
+            limit=PERIODIC_PAGE,
+            offset=offset,
+            order=((("id",), False),),
+        )
+        docs, _ = self.store.query(sub.tenant, query)
+        return list(docs)

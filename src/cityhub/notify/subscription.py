@@ -92,9 +92,10 @@ class Compiled:
 
     @property
     def periodic(self) -> float | None:
-        """timeInterval in seconds, when the subscription notifies on a clock, not on change."""
+        """timeInterval in seconds, when the subscription notifies on a clock, not on change
+        (one stored before the floor runs at the floor)."""
         value = self.doc.get("timeInterval")
-        return float(value) if value else None
+        return max(float(value), S.MIN_TIME_INTERVAL) if value else None
 
     def expired(self) -> bool:
         """Past its expiresAt."""
