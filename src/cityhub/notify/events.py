@@ -141,6 +141,27 @@ def _watched(changes: Changes, watched: frozenset[str] | None) -> Changes:
     return changes if watched is None else {n: k for n, k in changes.items() if n in watched}
 
 
+def _of_datasets(changes: Changes, datasets: frozenset[str] | None) -> Changes:
+    """The attribute changes to instances of the datasetIds a subscription selects: a change
+    to others' instances notified an update in which nothing it shows had changed."""
+    if datasets is None:
+        return changes
+    out: Changes = {}
+    for name, kinds in changes.items():
+        kept = [(kind, dsid) for kind, dsid in kinds if dsid in datasets]
+        if kept:
+            out[name] = kept
+    return out
+
+
+def _with_datasets(doc: Doc, names: Any, datasets: frozenset[str] | None) -> bool:
+    """Whether any of these attributes of doc has an instance of the selected datasetIds."""
+    if datasets is None:
+        return True
+    attrs = doc["attrs"]
+    return any(inst.get("datasetId", "@none") in datasets for name in names for inst in attrs[name])
+
+
 def _shows_attrs(shape: Shape) -> bool:
     """Whether a deletion's event carries the attributes that went with the entity."""
     trigger, show, _ = shape
@@ -191,23 +212,26 @@ class ChangeEvents:
         before, after = self.before, self.after
         fired: set[str] = set()
         watched = sub.watched
+        datasets = sub.datasets
         if after is None:
             assert before is not None
             if not sub.selects(before):
                 return None
             fired.add("entityDeleted")
-            if watched is None or watched & before["attrs"].keys():
+            names = before["attrs"].keys() if watched is None else watched & before["attrs"].keys()
+            if (watched is None or names) and _with_datasets(before, names, datasets):
                 fired.add("attributeDeleted")
         elif before is None:
             if not sub.selects(after):
                 return None
             fired.add("entityCreated")
-            if watched is None or watched & after["attrs"].keys():
+            names = after["attrs"].keys() if watched is None else watched & after["attrs"].keys()
+            if (watched is None or names) and _with_datasets(after, names, datasets):
                 fired.add("attributeCreated")
         else:
             if not sub.selects(after):
                 return None
-            changes = _watched(self.changes, watched)
+            changes = _of_datasets(_watched(self.changes, watched), datasets)
             for kinds in changes.values():
                 fired.update("attribute" + kind.capitalize() for kind, _ in kinds)
             other = before["type"] != after["type"] or before.get("scope") != after.get("scope")

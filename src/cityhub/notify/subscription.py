@@ -53,6 +53,8 @@ class Compiled:
     q: ast.QNode | None
     geo: GeoQuery | None
     scope: ast.ScopeNode | None
+    # datasetId: the attribute instances it is about ("@none": the default one), or None
+    datasets: frozenset[str] | None = None
     paused: bool = False  # isActive false
     expires: float | None = None  # expiresAt, epoch seconds
     status: dict[str, Any] = field(default_factory=dict)  # delivery status (notification.*)
@@ -118,6 +120,13 @@ class Compiled:
         return self.scope is None or matches_scope(self.scope, doc)
 
 
+def _datasets(value: Any) -> frozenset[str] | None:
+    """A stored datasetId member (one URI, "@none", or an array of them) as a set."""
+    if not value:
+        return None
+    return frozenset(value if isinstance(value, list) else [value])
+
+
 def subscription_contexts(doc: Doc) -> tuple[Any, ...]:
     """Every @context a stored (csource) subscription compiles with: notification, request
     and q."""
@@ -153,6 +162,7 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
         q=q,
         geo=S.parsed_geo(doc),
         scope=scope,
+        datasets=_datasets(doc.get("datasetId")),
         paused=doc.get("isActive") is False,
         expires=parse_ts(doc["expiresAt"]).timestamp() if doc.get("expiresAt") else None,
         status=dict(doc.get("_notif") or {}),
