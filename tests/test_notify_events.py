@@ -24,7 +24,7 @@ def sub(**members: Any) -> Compiled:
         "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
         **members,
     }
-    return compile_subscription("", doc, CACHE.compile, lambda _spec: "")
+    return compile_subscription("", doc, CACHE.compile, lambda *_: "")
 
 
 def entity(**attrs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def sub(n: int, **selector: Any) -> Compiled:
         "entities": [selector],
         "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
     }
-    return compile_subscription("", doc, CACHE.compile, lambda _spec: "")
+    return compile_subscription("", doc, CACHE.compile, lambda *_: "")
 
 
 SUBS = [

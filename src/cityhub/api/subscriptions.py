@@ -67,6 +67,13 @@ def path_id(request: Request, what: str) -> str:
     return check_uri(rid, what)
 
 
+def public_base(request: Request) -> str:
+    """The hub's URL as this request reached it: the Link of a notification names a context
+    the hub serves under it (the bind address, 0.0.0.0 under --host 0.0.0.0, is no URL a
+    receiver can fetch)."""
+    return str(request.base_url).rstrip("/")
+
+
 def new_id(type_name: str) -> str:
     """A generated id: urn:ngsi-ld:<Type>:<uuid4>."""
     return f"urn:ngsi-ld:{type_name}:{uuid.uuid4()}"
@@ -166,6 +173,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         ctx = await context_of(request, body, media)
         rid = S.body_id(body) or new_id(S.SUBSCRIPTION)
         doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
+        doc[S.BASE_URL] = public_base(request)
         if "jsonldContext" in doc:
             await contexts(request).prefetch(doc["jsonldContext"])
         elif is_compound(ctx.spec):
@@ -216,8 +224,12 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         for spec in subscription_contexts(S.apply_patch(old, members, ctx.spec)):
             if spec is not None:
                 await contexts(request).prefetch(spec, count=False)
+        base = public_base(request)
         updated = store(request).resource_update(
-            kind, ctx.tenant, rid, lambda old: S.apply_patch(old, members, ctx.spec)
+            kind,
+            ctx.tenant,
+            rid,
+            lambda old: {**S.apply_patch(old, members, ctx.spec), S.BASE_URL: base},
         )
         if updated is None:
             raise missing

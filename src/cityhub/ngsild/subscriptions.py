@@ -8,6 +8,8 @@ Stored form: the members of the request with every type and attribute name expan
   when no jsonldContext is given); ``_qctx``: the @context q and csf were written in (they
   are kept as text, so their names expand with it when evaluated);
 - ``_sys``: createdAt / modifiedAt (shown with options=sysAttrs);
+- ``_base``: the hub's URL as the request that created or last updated it reached it (the
+  Link of its notifications names a hub-served context under it);
 - ``_notif``: delivery status (timesSent, timesFailed, lastNotification, lastSuccess,
   lastFailure, status), merged into ``notification`` on output once notifications are sent.
 
@@ -55,6 +57,7 @@ NOTIFY_FORMATS = ("normalized", "keyValues", "simplified", "concise")
 ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts")
 NOTIFY_ACCEPT = ("application/json", "application/ld+json", "application/geo+json")
 JOINS = ("flat", "inline", "@none")
+BASE_URL = "_base"  # the stored member holding the hub's URL the subscription was made through
 MIN_TIME_INTERVAL = 1  # seconds: the shortest period a timeInterval subscription may ask for
 TIMERELS = ("before", "after", "between")
 # Members the system maintains: accepted in a body (a retrieved subscription can be sent back)

@@ -101,8 +101,9 @@ class Notifier:
         specs = subscription_contexts(doc) if doc is not None else ()
         self.contexts.name((kind, tenant, sid), named_local_ids(specs))
 
-    def link(self, spec: Any) -> str:
-        """The Link header naming a subscription's @context."""
+    def link(self, spec: Any, base: str | None = None) -> str:
+        """The Link header naming a subscription's @context; a hub-served one under base, the
+        hub's URL the subscription was made through (else the one it was started with)."""
         if not is_compound(spec):
             single = spec[0] if isinstance(spec, list) else spec
             return core_link() if single is None else link_for(single)
@@ -110,7 +111,7 @@ class Notifier:
         if not entry.stored:
             self.store.put_context(entry.url, entry.document, entry.kind)
             entry.stored = True
-        return link_for(self.base_url + entry.url_path)
+        return link_for((base or self.base_url) + entry.url_path)
 
     def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""

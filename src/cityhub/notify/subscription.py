@@ -135,7 +135,8 @@ def subscription_contexts(doc: Doc) -> tuple[Any, ...]:
 
 def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Compiled:
     """Compile a stored subscription; tm_of(spec) gives the term map of a @context and
-    link_of(spec) the Link header that names it."""
+    link_of(spec, base) the Link header that names it (base: the hub's URL the subscription
+    was made through)."""
     context = doc.get("jsonldContext") or doc.get("_ctx")
     selectors = [
         Selector(
@@ -155,7 +156,7 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
         doc=doc,
         tm=tm_of(context),
         context=context,
-        link=link_of(context),
+        link=link_of(context, doc.get(S.BASE_URL)),
         selectors=selectors,
         watched=frozenset(watched) if watched else None,
         triggers=frozenset(doc.get("notificationTrigger") or S.DEFAULT_TRIGGERS),
