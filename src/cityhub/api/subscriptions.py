@@ -173,6 +173,8 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         ctx = await context_of(request, body, media)
         rid = S.body_id(body) or new_id(S.SUBSCRIPTION)
         doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
+        if csource:
+            S.check_csource(doc)
         doc[S.BASE_URL] = public_base(request)
         if "jsonldContext" in doc:
             await contexts(request).prefetch(doc["jsonldContext"])
@@ -221,7 +223,10 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
             raise missing  # before fetching a context it would not use
         # every @context the updated subscription compiles with must be at hand (503 if
         # not): a 204 the notifier cannot take up left it notifying as before
-        for spec in subscription_contexts(S.apply_patch(old, members, ctx.spec)):
+        patched = S.apply_patch(old, members, ctx.spec)
+        if csource:
+            S.check_csource(patched)
+        for spec in subscription_contexts(patched):
             if spec is not None:
                 await contexts(request).prefetch(spec, count=False)
         base = public_base(request)

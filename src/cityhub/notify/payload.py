@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 
 from cityhub.ngsild import subscriptions as S
-from cityhub.ngsild.core_context import CORE_CONTEXT_URL
+from cityhub.ngsild.core_context import CORE_CONTEXT_URL, NGSI_LD
 from cityhub.ngsild.entity import CONTENT_KEY
+from cityhub.ngsild.geojson import collection, stored_geometries
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, dedupe, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.render import RenderOptions, dataset_positions
@@ -24,6 +25,8 @@ Doc = dict[str, Any]
 Fetch = Callable[[list[str]], dict[str, Doc]]
 JSON = "application/json"
 JSONLD = "application/ld+json"
+GEOJSON = "application/geo+json"
+LOCATION = NGSI_LD + "location"  # the GeoProperty a GeoJSON notification's geometry is
 _EXTRAS = ("_prev", "deletedAt")
 
 
@@ -165,21 +168,34 @@ def notification(
     for event in events:
         data += render_event_entity(sub, event["entity"], fetch)
     trigger = events[0].get("trigger") if events else None
+    if sub.notification["endpoint"].get("accept") == GEOJSON:
+        return envelope(sub, "Notification", _features(sub, data, events), trigger, tenant)
     return envelope(sub, "Notification", data, trigger, tenant, context_in_items=True)
+
+
+def _features(sub: Compiled, data: list[Doc], events: list[Doc]) -> Doc:
+    """The rendered entities as a FeatureCollection: each one's geometry is its location
+    GeoProperty, read from the stored event entities (a keyValues or concise rendering no
+    longer says which attribute is a GeoProperty); a flat-joined entity's from its rendering."""
+    stored = stored_geometries(
+        [e["entity"] for e in events], LOCATION, render_options(sub).dataset_ids
+    )
+    return collection(data, sub.tm.compact(LOCATION), None, stored)
 
 
 def envelope(
     sub: Compiled,
     kind: str,
-    data: list[Doc],
+    data: list[Doc] | Doc,
     trigger: str | None,
     tenant: str,
     *,
-    context_in_items: bool,
+    context_in_items: bool = False,
 ) -> tuple[bytes, dict[str, str]]:
     """A notification of either kind around its rendered data: JSON with a Link header, or
-    JSON-LD with the @context in the body (and in each item, for entities), the tenant and
-    the endpoint's receiverInfo headers."""
+    JSON-LD with the @context in the body (and in each item, for entities), or GeoJSON (data
+    a FeatureCollection) with the @context in the body; the tenant and the endpoint's
+    receiverInfo headers."""
     body: Doc = {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": kind,
@@ -191,15 +207,16 @@ def envelope(
         body["triggerReason"] = trigger
     endpoint = sub.notification["endpoint"]
     headers: dict[str, str] = {}
-    if endpoint.get("accept") == JSONLD:
+    accept = endpoint.get("accept")
+    if accept in (JSONLD, GEOJSON):
         context = sub.context if sub.context is not None else CORE_CONTEXT_URL
         if isinstance(context, list) and len(context) == 1:
             context = context[0]
-        if context_in_items:
+        if context_in_items and isinstance(data, list):
             for item in data:
                 item["@context"] = context
         body["@context"] = context
-        headers["Content-Type"] = JSONLD
+        headers["Content-Type"] = accept
     else:
         headers["Content-Type"] = JSON
         headers["Link"] = sub.link
