@@ -160,6 +160,7 @@ async def health(request: Request) -> Response:
         "held": dispatcher.held_count(),  # for paused subscriptions, until they resume
         **dispatcher.counters.report(),
         "renderFailed": notifier.render_failed,  # also in givenUp and each one's lastFailure
+        "cooldownSkipped": notifier.cooldown_skipped,  # due within an endpoint's cooldown
     }
     seen = request.app.state.damaged  # a damaged page answers only when it is read
     refused = store.write_refused()

@@ -302,10 +302,17 @@ class CsourceNotifier:
             return HOLD
         if cs is None or not cs.sub.live():
             return None
+        if cs.sub.cooling(time.monotonic()):  # endpoint.cooldown, as for entity subscriptions
+            self.notifier.cooldown_skipped += 1
+            if attempt:
+                self.dispatcher.counters.given_up += 1
+            return None
         event = orjson.loads(item.payload)
         body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
         ok = await self.notifier.send(cs.sub, cs.sub.endpoint, body, headers)
         self.statuses.record(cs.sub, bool(ok))
+        if not ok:
+            cs.sub.failed_at = time.monotonic()
         return ok
 
     # -- timeInterval subscriptions --------------------------------------------------------------

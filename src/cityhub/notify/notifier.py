@@ -81,6 +81,7 @@ class Notifier:
         self._status_task: asyncio.Task[None] | None = None
         self.statuses = status.StatusBook(self.store, KIND)
         self.render_failed = 0  # notifications that could not be rendered (/health)
+        self.cooldown_skipped = 0  # not sent: due within their endpoint's cooldown (/health)
         self.csource = CsourceNotifier(self)  # /csourceSubscriptions (in-memory queues)
 
     # -- the registry ------------------------------------------------------------------------
@@ -201,6 +202,9 @@ class Notifier:
                 notified: list[tuple[Compiled, Shape]] = []
                 for sub in index.candidates(before, after):
                     if not sub.live(wall):
+                        continue
+                    if sub.cooling(clock):
+                        self.cooldown_skipped += 1
                         continue
                     shape = events.shape(sub)
                     if shape is None or not sub.due(clock):
@@ -339,6 +343,11 @@ class Notifier:
         sub = self.get(item.tenant, item.sub_id)
         if sub is None or not sub.live():
             return None
+        if sub.cooling(time.monotonic()):  # a retry, or an item queued before the failure
+            self.cooldown_skipped += 1
+            if attempt:
+                self.dispatcher.counters.given_up += 1
+            return None
         try:
             if len(item.payload) + len(item.body or b"") >= OFF_LOOP:
                 # a large change: rendered on a thread (one item at a time, so still in order)
@@ -351,6 +360,8 @@ class Notifier:
             raise
         ok = await self.send(sub, sub.endpoint, body, headers)
         self.statuses.record(sub, bool(ok))
+        if not ok:
+            sub.failed_at = time.monotonic()
         return ok
 
     def _render(self, sub: Compiled, item: OutboxItem) -> tuple[bytes, dict[str, str]]:
@@ -394,7 +405,7 @@ class Notifier:
             sub = self.get(tenant, sid)
             if sub is None:
                 return
-            if not sub.live():
+            if not sub.live() or sub.cooling(time.monotonic()):
                 continue
             offset = 0
             while True:  # a broad query: each page off the loop

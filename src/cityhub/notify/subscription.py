@@ -59,6 +59,7 @@ class Compiled:
     expires: float | None = None  # expiresAt, epoch seconds
     status: dict[str, Any] = field(default_factory=dict)  # delivery status (notification.*)
     last_sent: float | None = None  # when the last notification was queued (throttling)
+    failed_at: float | None = None  # when a notification last failed (monotonic; cooldown)
 
     @property
     def id(self) -> str:
@@ -70,6 +71,7 @@ class Compiled:
         if old is not None:
             self.status = old.status
             self.last_sent = old.last_sent
+            self.failed_at = old.failed_at
 
     def due(self, clock: float) -> bool:
         """Whether throttling lets a notification go at clock (monotonic); the caller stamps
@@ -79,6 +81,14 @@ class Compiled:
         # uptime (the monotonic clock's start) held back every notification
         return not (
             throttle and self.last_sent is not None and clock - self.last_sent < float(throttle)
+        )
+
+    def cooling(self, clock: float) -> bool:
+        """Whether endpoint.cooldown (ms) holds notifications back at clock (monotonic): it
+        has not passed since the last failure, so nothing is sent (5.2.15)."""
+        cooldown = self.notification["endpoint"].get("cooldown")
+        return bool(
+            cooldown and self.failed_at is not None and clock - self.failed_at < cooldown / 1000
         )
 
     @property
