@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         description="Seconds before the first retry of a failed notification; each further "
         "retry waits twice as long, up to 60 s.",
     )
+    max_subscriptions: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Most subscriptions one tenant may hold, and apart from them most "
+        "csourceSubscriptions (at most 10000000); past it a create is refused with 422 "
+        "OperationNotSupported (each one can make the hub open a connection per change).",
+    )
     notify_queue_max: int = Field(
         10_000,
         ge=1,
