@@ -56,9 +56,12 @@ async def connected(client: httpx.AsyncClient, connects: int = 1) -> None:
 
 
 def hub_on(db_path: Path, broker: str) -> Starlette:
-    """A hub whose agent has its own shared-subscription group (other test runs have theirs)."""
+    """A hub whose agent has its own shared-subscription group (other test runs have theirs)
+    and a broker session that ends when it disconnects (tests leave none behind)."""
     group = f"test-{uuid.uuid4().hex[:8]}"
-    return create_app(Settings(db=str(db_path), mqtt=broker, mqtt_group=group))
+    return create_app(
+        Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=0)
+    )
 
 
 async def test_mqtt_through_mosquitto(db_path: Path) -> None:
@@ -99,7 +102,14 @@ async def test_two_agents_split_one_shared_subscription(tmp_path: Path) -> None:
     group = f"test-{uuid.uuid4().hex[:8]}"
     broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
     apps = [
-        create_app(Settings(db=str(tmp_path / f"hub{n}.db"), mqtt=broker, mqtt_group=group))
+        create_app(
+            Settings(
+                db=str(tmp_path / f"hub{n}.db"),
+                mqtt=broker,
+                mqtt_group=group,
+                mqtt_session_expiry=0,
+            )
+        )
         for n in (1, 2)
     ]
     key = "split-test-key-" + uuid.uuid4().hex[:12]
@@ -324,3 +334,43 @@ async def test_messages_past_the_queue_bound_are_dropped_and_counted(
     assert queue.qsize() == 10 and state.dropped == 990
     assert [await queue.get() for _ in range(3)] == [0, 1, 2]
     assert sum("cannot keep up" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_messages_sent_while_the_hub_is_down_wait_in_its_session(db_path: Path) -> None:
+    """A hub that restarts on the same database resumes its broker session: QoS 1 messages
+    published while it was away are delivered (a random id and a clean session lost them)."""
+    require_mosquitto()
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+
+    def hub() -> Starlette:
+        return create_app(
+            Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=60)
+        )
+
+    async with running(hub()) as client:
+        body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+        key = (await provision(client, body))["apikey"]
+        await connected(client)
+    async with aiomqtt.Client(*MOSQUITTO) as device:  # the hub is down
+        for n in range(20):
+            await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+    async with running(hub()) as client:
+        body = await wait_stats(client, stored=20)
+        assert body["received"] == 20
+        assert (await get_entity(client, EID))["temperature"]["value"] == 1.9
+
+
+async def test_an_empty_group_subscribes_plainly(db_path: Path) -> None:
+    """CITYHUB_MQTT_GROUP="" subscribes without $share (Mosquitto 2.0 keeps such a
+    subscription across its restarts, and drops shared ones)."""
+    require_mosquitto()
+    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+    app = create_app(Settings(db=str(db_path), mqtt=broker, mqtt_group="", mqtt_session_expiry=0))
+    async with running(app) as client:
+        body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+        key = (await provision(client, body))["apikey"]
+        await connected(client)
+        async with aiomqtt.Client(*MOSQUITTO) as device:
+            await device.publish(f"cityhub/{key}/q1/attrs", "t|5", qos=1)
+        await wait_stats(client, stored=1)

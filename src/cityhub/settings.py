@@ -204,9 +204,25 @@ class Settings(BaseSettings):
     )
     mqtt_group: str = Field(
         "cityhub",
-        pattern=r"^[A-Za-z0-9_.-]+$",
+        pattern=r"^[A-Za-z0-9_.-]*$",
         description="Shared-subscription group on an external broker: the agents of one group "
-        "split the device messages between them.",
+        "split the device messages between them; empty: a plain subscription (one hub), which "
+        "Mosquitto 2.0 keeps across its own restarts and shared ones it does not.",
+    )
+    mqtt_client_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+        description="MQTT client id of the hub on an external broker; empty (the default) "
+        "takes an id created once and stored in the database, so a restarted hub resumes its "
+        "session. Give each copy of a database (a restored backup) its own id if both run.",
+    )
+    mqtt_session_expiry: int = Field(
+        86_400,
+        ge=0,
+        le=4_294_967_294,
+        description="Seconds an external broker keeps the hub's session, and queues QoS 1 "
+        "messages for it, while the hub is away (0: no session; the broker drops messages "
+        "sent meanwhile).",
     )
     deadletter_max: int = Field(
         10_000,

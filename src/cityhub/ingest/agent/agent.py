@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 from starlette.applications import Starlette
 
 from cityhub.ingest.agent.deadletters import DeadLetters
-from cityhub.ingest.agent.mqtt import TOPIC, BrokerUrl, Connection, parse_broker
+from cityhub.ingest.agent.mqtt import TOPIC, BrokerUrl, Connection, Session, parse_broker
 from cityhub.ingest.agent.payload import Raw
 from cityhub.ingest.agent.pipeline import Ingestor
 from cityhub.ingest.agent.provisioning import Provisioning
 from cityhub.ingest.agent.reasons import BAD_REQUEST, Rejected
 from cityhub.ingest.agent.registry import Registry
+from cityhub.ingest.agent.session import stored_client_id
 from cityhub.ingest.agent.stats import Stats
 
 log = logging.getLogger("cityhub.iot")
@@ -26,6 +28,7 @@ class IotAgent:
 
     def __init__(self, settings: Any, state: Any) -> None:
         self.settings = settings
+        self.state = state
         self.stats = Stats()
         self.registry = Registry()
         self.registry.load(state.store)
@@ -67,10 +70,13 @@ class IotAgent:
                 host, port = self.settings.host, self.settings.mqtt_embedded_port
                 self._broker = await start_broker(host, port)
                 url, topic = BrokerUrl(client_host(host), port), TOPIC
+                session = Session(f"cityhub-{secrets.token_hex(8)}")
                 self.connection.mode = "embedded"
             else:
                 url = parse_broker(mode)
-                topic = f"$share/{self.settings.mqtt_group}/{TOPIC}"
+                group = self.settings.mqtt_group
+                topic = f"$share/{group}/{TOPIC}" if group else TOPIC
+                session = Session(await self._client_id(), self.settings.mqtt_session_expiry)
                 self.connection.mode = "external"
         except Exception as exc:
             self.connection.last_error = f"{type(exc).__name__}: {exc}"
@@ -87,8 +93,16 @@ class IotAgent:
                 ing.room,
                 self.connection,
                 queue_max=20 * self.settings.ingest_batch_max,
+                session=session,
             )
         )
+
+    async def _client_id(self) -> str:
+        """The configured client id, else the one stored in the database."""
+        if self.settings.mqtt_client_id:
+            return str(self.settings.mqtt_client_id)
+        store = self.state.store
+        return str(await self.state.committer.run(lambda: stored_client_id(store)))
 
     async def stop(self) -> None:
         """Stop receiving, write what was received, stop the embedded broker."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -80,6 +79,33 @@ def bounded_queue(state: Connection, maxsize: int) -> type[asyncio.Queue[Any]]:
     return DroppingQueue
 
 
+@dataclass(frozen=True)
+class Session:
+    """Who the hub is to the broker: a stable client id with a session the broker keeps for
+    `expiry` seconds (MQTT 5), so QoS 1 messages wait while the hub is away; expiry None is a
+    clean MQTT 3.1.1 session (the embedded broker, which stops with the hub anyway)."""
+
+    client_id: str
+    expiry: int | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """aiomqtt.Client keyword arguments for this session."""
+        import aiomqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        if self.expiry is None:
+            return {"identifier": self.client_id, "clean_session": True}
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.expiry
+        return {
+            "identifier": self.client_id,
+            "protocol": aiomqtt.ProtocolVersion.V5,
+            "clean_start": False,
+            "properties": props,
+        }
+
+
 @dataclass
 class Connection:
     """What /iot/v1/stats says about the MQTT side."""
@@ -121,6 +147,7 @@ async def subscribe_forever(
     room: Callable[[], Awaitable[None]],
     state: Connection,
     queue_max: int,
+    session: Session,
 ) -> None:
     """Receive messages until cancelled; every failure is logged and retried with backoff.
 
@@ -130,7 +157,6 @@ async def subscribe_forever(
     import aiomqtt  # paho and aiomqtt load only when MQTT is on
 
     delay = BACKOFF_MIN
-    client_id = f"cityhub-{secrets.token_hex(6)}"
     queue_type = bounded_queue(state, queue_max)
     while True:
         try:
@@ -139,11 +165,11 @@ async def subscribe_forever(
                 url.port,
                 username=url.username,
                 password=url.password,
-                identifier=client_id,
                 keepalive=30,
                 timeout=10,
                 tls_context=ssl.create_default_context() if url.tls else None,
                 queue_type=queue_type,
+                **session.client_options(),
             ) as client:
                 await client.subscribe(topic, qos=1)
                 state.connected, state.last_error = True, ""
