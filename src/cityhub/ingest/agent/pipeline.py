@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cityhub.api.commit import GATHER_TURNS
 from cityhub.ingest.agent.deadletters import DeadLetters
 from cityhub.ingest.agent.payload import Raw, decode
 from cityhub.ingest.agent.reasons import (
@@ -27,6 +28,7 @@ from cityhub.ingest.agent.reasons import (
     Rejected,
 )
 from cityhub.ingest.agent.registry import Registry, Target
+from cityhub.ingest.agent.slices import message_slices
 from cityhub.ingest.agent.stats import Stats
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import expand_entity
@@ -209,18 +211,37 @@ class Ingestor:
             for p in batch:
                 fail(p, Rejected(CONTEXT_UNAVAILABLE, exc.detail))
             return refused
-        batch = [p for p in batch if _whole(p, tm, fail)]
+        for n, (part, size) in enumerate(message_slices(batch)):
+            if n:  # the turns a group leaves others before the next slice
+                for _ in range(GATHER_TURNS):
+                    await asyncio.sleep(0)
+            await self._write_slice(
+                tenant, tm, [p for p in part if _whole(p, tm, fail)], size, fail
+            )
+        return refused
+
+    async def _write_slice(
+        self,
+        tenant: str,
+        tm: TermMap,
+        batch: list[Pending],
+        size: int,
+        fail: Callable[[Pending, Rejected], None],
+    ) -> None:
+        """One committer job for a slice of a group's messages; answers their waiters."""
+        if not batch:
+            return
         items = [item for p in batch for item in p.items]
         entities, committer = self.state.entities, self.state.committer
         try:
             outcome: BatchOutcome = await committer.run(
-                lambda: entities.batch_upsert(tenant, items, tm, mode="update")
+                lambda: entities.batch_upsert(tenant, items, tm, mode="update"), size=size
             )
-        except Exception as exc:  # the transaction failed: nothing of this batch is stored
+        except Exception as exc:  # the transaction failed: nothing of this slice is stored
             self._write_failed(exc, "storing %d device messages failed", len(batch))
             for p in batch:
                 fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
-            return refused
+            return
         bad = _failures(outcome, batch)
         for p in batch:
             err = bad.get(id(p))
@@ -230,7 +251,6 @@ class Ingestor:
             self.stats.stored += 1
             if p.waiter is not None and not p.waiter.done():
                 p.waiter.set_result(None)
-        return refused
 
     async def _write_letters(self, refused: list[tuple[str, Doc]]) -> None:
         try:
