@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv as pycsv
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +461,27 @@ def test_an_import_stopped_midway_says_how_many_entities_it_stored(
     assert code == (2 if stop == "hub lost" else 130), err
     assert "2 entities were stored before it stopped (2 created" in err, err
     assert "the same import run again finishes it" in err and "Traceback" not in err, err
+
+
+def test_a_huge_line_is_read_in_bounded_memory_and_only_its_row_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 48 MiB line is rejected as one row without holding it: the cell limit applied only
+    after the whole physical line was read and decoded (200 MB line: 471 MB peak RSS)."""
+    db = tmp_path / "hub.db"
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as f:
+        f.write(b"id,a\n1,ok\n2,")
+        for _ in range(48):
+            f.write(b"a" * (1 << 20))
+        f.write(b"\n3,ok\n")
+    tracemalloc.start()
+    try:
+        code = main(["import", "csv", str(path), "--type", "T", "--db", str(db), "--no-progress"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 1
+    assert set(docs(db)) == {"urn:ngsi-ld:T:1", "urn:ngsi-ld:T:3"}
+    assert "rejected line 3: Bad request data: a cell is longer than" in capsys.readouterr().err
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB"

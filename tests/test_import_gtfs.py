@@ -451,3 +451,19 @@ def test_url_sink_upserts_through_a_running_hub(
         assert resp.json()["temperature"]["value"] == 22
         resp = httpx.get(f"{url}{BASE}/entities/urn:ngsi-ld:Room:r3", headers=headers, timeout=5)
         assert set(resp.json()) == {"id", "type", VOCAB + "temperature"}  # in the core context
+
+
+def test_a_zip_bomb_member_is_refused_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A member that inflates far beyond any table (1 GiB of one line from a 1 MB zip took
+    2.2 GB of memory) is refused from its sizes in the zip directory."""
+    bomb = b"trip_id,arrival_time,departure_time,stop_id,stop_sequence\n" + b"a" * (200 << 20)
+    feed = _patched_feed(tmp_path, {"stop_times.txt": None})
+    with zipfile.ZipFile(feed, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("stop_times.txt", bomb)
+    del bomb
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "x.db"), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert "stop_times.txt" in err and "zip bomb" in err
+    assert "Traceback" not in err

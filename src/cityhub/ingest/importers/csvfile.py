@@ -10,7 +10,12 @@ from pathlib import Path
 
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, point, prop, scalar
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
-from cityhub.ingest.importers.textfile import check_encoding, count_lines, utf8_lines
+from cityhub.ingest.importers.textfile import (
+    MAX_LINE_BYTES,
+    check_encoding,
+    count_lines,
+    utf8_lines,
+)
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 from cityhub.ngsild.timeutil import parse_ts
@@ -216,7 +221,7 @@ def _malformed(exc: csv.Error, first: int, last: int) -> tuple[BadRequestData, i
     if text.startswith("field larger than field limit"):
         limit = f"a cell is longer than {csv.field_size_limit():,} characters"
         if last == first:
-            return BadRequestData(limit), 1
+            return BadRequestData(f"{limit} (or the line than {MAX_LINE_BYTES:,} bytes)"), 1
         return BadRequestData(
             f"{limit}: a quoted cell opened on line {first} ran on to line {last} (a quote "
             f"never closed?); lines {first}-{last} are rejected with it and reading goes on "

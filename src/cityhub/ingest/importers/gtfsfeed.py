@@ -28,6 +28,12 @@ class Row(dict[str, str]):
         self.header = header
 
 
+# A member inflating past BOMB_FLOOR bytes at more than BOMB_RATIO times its compressed size
+# is refused unread: GTFS text compresses 5-20 times, a run of one byte about 1,000 times.
+BOMB_FLOOR = 64 * 1024 * 1024
+BOMB_RATIO = 200
+
+
 class GtfsFeed:
     """The .txt tables of a feed; refuses a feed that lacks a required table."""
 
@@ -72,7 +78,13 @@ class GtfsFeed:
         """A binary stream of one table, from the zip or the folder."""
         member = self._members[table]
         if self._zip is not None:
-            return self._zip.open(member)
+            info = self._zip.getinfo(member)
+            if info.file_size > BOMB_FLOOR and info.file_size > BOMB_RATIO * info.compress_size:
+                raise ImportFailed(
+                    f"{table} in {self.path} inflates {info.compress_size:,} bytes to "
+                    f"{info.file_size:,}, more than {BOMB_RATIO} times: refused as a zip bomb"
+                )
+            return self._zip.open(member)  # reads at most file_size bytes
         return open(member, "rb")
 
     def count(self, table: str) -> int:
