@@ -12,7 +12,8 @@ from cityhub.cli import main
 from cityhub.ngsild.context import ContextCache
 from cityhub.store.base import EntityQuery
 from cityhub.store.sqlite import SqliteStore
-from conftest import VOCAB, ContextServer
+from conftest import VOCAB, ContextServer, free_port
+from test_serve import serving
 
 CORE = ContextCache().core
 SQUARE = [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]]]
@@ -218,3 +219,40 @@ def test_property_names_are_renamed_as_csv_headers_are(
         "attribute 'a_b', which property 'a b' gives" in err
     )
     assert "property ' location' becomes attribute 'location', which the feature's" in err
+
+
+def _nested(levels: int) -> Any:
+    """A value nesting arrays `levels` deep."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("sink", ["db", "url"])
+def test_a_deeply_nested_property_rejects_its_row_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sink: str
+) -> None:
+    """Nesting past the API's bound (jsondepth.MAX_DEPTH) rejects the feature, the same over
+    --db and --url: --url lost the whole chunk to the hub's 400, --db crashed past ~253
+    levels and stored values nested deeper than the API accepts."""
+    features = [
+        feature(f"f{n}", {"type": "Point", "coordinates": [1.0, 2.0]}, a=n) for n in range(4)
+    ]
+    features[1]["properties"]["p"] = _nested(60)
+    features[2]["properties"]["p"] = _nested(300)
+    features.append(feature("ok45", {"type": "Point", "coordinates": [1.0, 2.0]}, p=_nested(45)))
+    path = write(tmp_path, {"type": "FeatureCollection", "features": features})
+    db = tmp_path / "hub.db"
+    args = ["import", "geojson", str(path), "--type", "Geo", "--no-progress"]
+    if sink == "db":
+        code = main([*args, "--db", str(db)])
+    else:
+        with serving(db, free_port()) as url:
+            code = main([*args, "--url", url])
+    out = capsys.readouterr()
+    assert code == 1, out.err
+    assert "Traceback" not in out.err
+    assert set(stored(db)) == {f"urn:ngsi-ld:Geo:{n}" for n in ("f0", "f3", "ok45")}
+    assert out.err.count("deeper than") == 2, out.err
+    assert "rejected features[1]" in out.err and "rejected features[2]" in out.err

@@ -28,3 +28,9 @@ def _shallow(value: Any, levels: int) -> bool:
         if (type(item) is dict or type(item) is list) and not _shallow(item, levels - 1):
             return False
     return True
+
+
+def nests_deeper(value: Any, levels: int) -> bool:
+    """Whether a parsed value nests objects and arrays deeper than `levels` (for documents
+    that arrive without their raw bytes, such as imported rows)."""
+    return isinstance(value, dict | list) and not _shallow(value, levels)

@@ -12,8 +12,18 @@ from tqdm import tqdm
 
 from cityhub.ingest.importers.records import Record, Source
 from cityhub.ingest.importers.sinks import Sink
+from cityhub.jsondepth import MAX_DEPTH, nests_deeper
+from cityhub.ngsild.errors import BadRequestData
 
 SHOWN_ERRORS = 20
+# A row's entity goes to the hub inside a batch body (one array level more), and the API
+# refuses bodies past MAX_DEPTH: the same bound for --db and --url, and below what orjson
+# can write (a row nested 253 levels crashed --db with a traceback).
+ROW_DEPTH = MAX_DEPTH - 1
+TOO_DEEP = BadRequestData(
+    f"the entity nests JSON deeper than {ROW_DEPTH} levels (the hub's bound for a body of "
+    f"entities is {MAX_DEPTH})"
+)
 
 
 @dataclass
@@ -135,6 +145,10 @@ def run_import(
         for record in source:
             if record.error is not None:
                 run.reject(record, record.error.title, record.error.detail)
+                bar.update(record.rows)
+                continue
+            if nests_deeper(record.entity, ROW_DEPTH):
+                run.reject(record, TOO_DEEP.title, TOO_DEEP.detail)
                 bar.update(record.rows)
                 continue
             chunk.append(record)
