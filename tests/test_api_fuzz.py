@@ -412,7 +412,7 @@ TENANT_ROWS = [
     "SELECT '*', count(*) FROM attr_index WHERE pk NOT IN (SELECT pk FROM entities)",
     "SELECT '*', count(*) FROM history WHERE tpk NOT IN (SELECT tpk FROM tentities)",
 ]
-RESOURCES = "SELECT kind, tenant, id, doc FROM resources WHERE kind != 'iot-deadletter' ORDER BY pk"
+RESOURCES = "SELECT kind, tenant, id, doc FROM resources WHERE kind NOT IN ('iot-deadletter', 'iot-deadletter-unrouted') ORDER BY pk"
 
 
 def snapshot(db: Path) -> dict[str, str]:

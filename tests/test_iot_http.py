@@ -68,7 +68,7 @@ async def test_refusals_answer_problem_details_and_are_counted(
     url = f"{IOT}/json"
     cases: list[tuple[dict[str, str], Any, int, str]] = [
         ({"k": key}, {"t": 1}, 400, "InvalidRequest"),  # no device id: bad_request
-        ({"k": "x" * 20, "i": "h1"}, {"t": 1}, 404, "ResourceNotFound"),  # wrong_key
+        ({"k": "x" * 20, "i": "h1"}, {"t": 1}, 404, "ResourceNotFound"),  # another key
         ({"k": key, "i": "h9"}, {"t": 1}, 404, "ResourceNotFound"),  # unknown_device
         ({"k": mqtt_key, "i": "m1"}, {"t": 1}, 400, "BadRequestData"),  # wrong_protocol
         ({"k": key, "i": "h1"}, b"{oops", 400, "InvalidRequest"),  # malformed
@@ -93,8 +93,7 @@ async def test_refusals_answer_problem_details_and_are_counted(
     assert body["received"] == 8 and body["stored"] == 0 and body["rejected"] == 8
     assert {k: v for k, v in body["rejectedByReason"].items() if v} == {
         "bad_request": 1,
-        "wrong_key": 1,
-        "unknown_device": 1,
+        "unknown_device": 2,  # an unknown id and a known one with another key, alike
         "wrong_protocol": 1,
         "malformed": 1,
         "bad_value": 1,
@@ -171,9 +170,12 @@ async def test_the_dead_letter_store_is_bounded(db_path: Path) -> None:
                 await client.post(f"{IOT}/json", params={"k": "k" * 16, "i": f"nobody{i}"}, json={})
             body = await wait_stats(client, unknown_device=12, deadLettersDropped=7)
             assert body["deadLetters"] == 5
-            letters = (await client.get(f"{IOT}/deadletters", params={"limit": 100})).json()
-            assert [x["device"] for x in letters] == [f"nobody{i}" for i in range(7, 12)]
-            page = await client.get(f"{IOT}/deadletters", params={"limit": 2, "offset": 1})
+            unrouted = {"unrouted": "true"}
+            letters = await client.get(f"{IOT}/deadletters", params={"limit": 100, **unrouted})
+            assert [x["device"] for x in letters.json()] == [f"nobody{i}" for i in range(7, 12)]
+            page = await client.get(
+                f"{IOT}/deadletters", params={"limit": 2, "offset": 1, **unrouted}
+            )
             assert [x["device"] for x in page.json()] == ["nobody8", "nobody9"]
             assert page.headers["X-Total-Count"] == "5"
     finally:
@@ -288,3 +290,42 @@ async def test_big_array_messages_are_written_in_slices(
     assert sum(calls) == 4000
     assert max(calls) <= 1000, calls  # one message (20,000 elements) per slice at most
     assert (await stats(client))["stored"] == 4
+
+
+async def test_letters_of_unknown_devices_reveal_no_device_and_have_their_own_bound(
+    db_path: Path,
+) -> None:
+    """A wrong key and an unknown id leave the same letter (they answer the same 404, so the
+    letters must not tell which ids exist in other tenants), and a flood of them cannot
+    push a tenant's own letters out: they keep a bound of their own."""
+    app = create_app(Settings(db=str(db_path), deadletter_max=5))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            body = {"id": "t1d", "entityType": "T", "protocol": "http", "mapping": MAPPING}
+            key = (await provision(client, body, tenant="t1"))["apikey"]
+            bad = await client.post(f"{IOT}/json", params={"k": key, "i": "t1d"}, json={"t": "x"})
+            assert bad.status_code == 400
+            probe_key = "guessguessguess1234"
+            for device in ("t1d", "nosuchdev"):
+                resp = await client.post(
+                    f"{IOT}/json", params={"k": probe_key, "i": device}, json={}
+                )
+                assert resp.status_code == 404
+            body = await wait_stats(client, deadLetters=3)
+            assert body["rejectedByReason"].get("wrong_key", 0) == 0
+            assert body["rejectedByReason"]["unknown_device"] == 2
+            unrouted = (await client.get(f"{IOT}/deadletters", params={"unrouted": "true"})).json()
+            shapes = {(x["reason"], x["detail"].replace(repr(x["device"]), "ID")) for x in unrouted}
+            assert len(shapes) == 1, unrouted  # the two letters differ only by the id sent
+            for i in range(12):
+                await client.post(f"{IOT}/json", params={"k": "k" * 16, "i": f"x{i}"}, json={})
+            await wait_stats(client, unknown_device=14, deadLettersDropped=9)
+            mine = await client.get(f"{IOT}/deadletters", headers={"NGSILD-Tenant": "t1"})
+            assert [x["reason"] for x in mine.json()] == ["bad_value"]
+            unrouted = (await client.get(f"{IOT}/deadletters", params={"unrouted": "true"})).json()
+            assert [x["device"] for x in unrouted] == [f"x{i}" for i in range(7, 12)]
+            default = (await client.get(f"{IOT}/deadletters")).json()
+            assert default == []  # the default tenant's own letters: none
+    finally:
+        app.state.store.close()

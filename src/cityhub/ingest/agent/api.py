@@ -32,12 +32,13 @@ def _tenant(request: Request) -> str:
     return tenant_of(request, must_exist=False)
 
 
-def _page(request: Request) -> tuple[int, int]:
-    """limit (1-1000, default 100) and offset; any other parameter is a 400."""
+def _page(request: Request, *extra: str) -> tuple[int, int]:
+    """limit (1-1000, default 100) and offset; any other parameter (but `extra`) is a 400."""
     params = request.query_params
-    unknown = sorted(set(params) - {"limit", "offset"})
+    allowed = ("limit", "offset", *extra)
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise InvalidRequest(f"unknown query parameter(s) {unknown}; allowed: limit, offset")
+        raise InvalidRequest(f"unknown query parameter(s) {unknown}; allowed: {', '.join(allowed)}")
     try:  # digits only: int() also read "+2", " 2" and "2_0" (as 20)
         return integer(params, "limit", 100, 1, MAX_LIMIT), integer(params, "offset", 0, 0, 2**31)
     except BadRequestData as exc:  # this API has always called it an InvalidRequest
@@ -153,15 +154,25 @@ async def southbound(request: Request) -> Response:
 
 # -- operations -------------------------------------------------------------------------------
 async def list_deadletters(request: Request) -> Response:
-    """GET /iot/v1/deadletters: the tenant's refused messages, oldest first."""
-    limit, offset = _page(request)
-    return _listing(*_agent(request).letters.page(_tenant(request), limit, offset))
+    """GET /iot/v1/deadletters: the tenant's refused messages, oldest first (?unrouted=true:
+    those no device took, hub-wide)."""
+    limit, offset = _page(request, "unrouted")
+    return _listing(*_agent(request).letters.page(_letters_of(request), limit, offset))
+
+
+def _letters_of(request: Request) -> str | None:
+    """The tenant whose letters a request names, or None for the unrouted ones."""
+    unrouted = request.query_params.get("unrouted", "false")
+    if unrouted not in ("true", "false"):
+        raise InvalidRequest(f"unrouted must be true or false, got {unrouted!r}")
+    return None if unrouted == "true" else _tenant(request)
 
 
 async def clear_deadletters(request: Request) -> Response:
-    """DELETE /iot/v1/deadletters: forget the tenant's refused messages."""
+    """DELETE /iot/v1/deadletters: forget the tenant's refused messages (?unrouted=true: those
+    no device took)."""
     agent = _agent(request)
-    tenant = _tenant(request)
+    tenant = _letters_of(request)
     gone = await request.app.state.committer.run(lambda: agent.letters.clear(tenant))
     return plain_json({"deleted": gone})
 

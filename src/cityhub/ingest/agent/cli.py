@@ -84,7 +84,13 @@ def add_parser(subparsers: Any) -> None:
     ops = dead.add_subparsers(dest="iot_op", required=True)
     lst = ops.add_parser("list", parents=[common], help="list dead letters, oldest first")
     _page_flags(lst)
-    ops.add_parser("clear", parents=[common], help="delete the tenant's dead letters")
+    clear = ops.add_parser("clear", parents=[common], help="delete the tenant's dead letters")
+    for p in (lst, clear):
+        p.add_argument(
+            "--unrouted",
+            action="store_true",
+            help="the letters of messages no device took (unknown id or key), hub-wide",
+        )
     kinds.add_parser("stats", parents=[common], help="message counters of the IoT agent")
 
 
@@ -143,9 +149,11 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None,
     if kind == "stats":
         return "GET", f"{PREFIX}/stats", None, {}
     if kind == "deadletters":
+        which = {"unrouted": "true"} if args.unrouted else {}
         if op == "clear":
-            return "DELETE", f"{PREFIX}/deadletters", None, {}
-        return "GET", f"{PREFIX}/deadletters", None, {"limit": args.limit, "offset": args.offset}
+            return "DELETE", f"{PREFIX}/deadletters", None, which
+        page = {"limit": args.limit, "offset": args.offset, **which}
+        return "GET", f"{PREFIX}/deadletters", None, page
     base = f"{PREFIX}/{kind}"
     if op == "list":
         return "GET", base, None, {"limit": args.limit, "offset": args.offset}

@@ -1,7 +1,10 @@
 """The bounded dead-letter store: refused device messages, kept for an operator to inspect.
 
-Letters are resources of kind iot-deadletter in the tenant of their device ('' when the device
-is unknown). The bound counts all tenants together; past it the oldest letters go first.
+Letters are resources of kind iot-deadletter in the tenant of their device; the bound counts
+all tenants together, and past it the oldest letters go first. Messages no device took (an
+unknown id or key, a malformed topic or query) are *unrouted*: kind iot-deadletter-unrouted,
+under a bound of their own, so anyone who can reach the broker cannot flood out a tenant's
+letters.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from cityhub.ingest.agent.reasons import Rejected
 from cityhub.ngsild.timeutil import format_ts
 
 KIND = "iot-deadletter"
+UNROUTED = "iot-deadletter-unrouted"  # in tenant '': messages no device took
 KEEP_BYTES = 16 * 1024  # of a refused payload; the rest is cut (and the letter says so)
 
 Doc = dict[str, Any]
+Letter = tuple[str | None, Doc]  # (the device's tenant, or None when unrouted; the letter)
 
 
 def _redacted(raw: Raw) -> str:
@@ -37,14 +42,20 @@ def _redacted(raw: Raw) -> str:
 
 
 class DeadLetters:
-    """Refused messages in the store, at most `bound` of them (all tenants together)."""
+    """Refused messages in the store: at most `bound` of devices (all tenants together), and
+    as many again unrouted."""
 
     def __init__(self, store: Any, bound: int) -> None:
         self.store = store
         self.bound = bound
-        self.held = store.resource_count_all(KIND)
-        self.dropped = 0  # oldest letters dropped to keep the bound, since start
+        self._held = {kind: store.resource_count_all(kind) for kind in (KIND, UNROUTED)}
+        self.dropped = 0  # oldest letters dropped to keep the bounds, since start
         self._seq = itertools.count(1)
+
+    @property
+    def held(self) -> int:
+        """Letters kept, unrouted ones included."""
+        return sum(self._held.values())
 
     def letter(self, raw: Raw, rej: Rejected) -> Doc:
         """The record of one refused message (the payload as text when it is UTF-8)."""
@@ -71,27 +82,32 @@ class DeadLetters:
             doc["topic"] = topic
         return doc
 
-    def write(self, letters: list[tuple[str, Doc]]) -> None:
-        """Store (tenant, letter) pairs and trim to the bound: run it as one committer job."""
+    def write(self, letters: list[Letter]) -> None:
+        """Store (tenant or None, letter) pairs and trim each kind to its bound: run it as one
+        committer job."""
         for tenant, doc in letters:
-            self.store.resource_create(KIND, tenant, doc["id"], doc)
-        self.held += len(letters)
-        if self.held > self.bound:
-            gone = self.store.resource_trim(KIND, self.bound)
-            self.held -= gone
-            self.dropped += gone
+            kind = KIND if tenant is not None else UNROUTED
+            self.store.resource_create(kind, tenant or "", doc["id"], doc)
+            self._held[kind] += 1
+        for kind, held in self._held.items():
+            if held > self.bound:
+                gone = self.store.resource_trim(kind, self.bound)
+                self._held[kind] -= gone
+                self.dropped += gone
 
     def recount(self) -> None:
         """Re-read how many letters are held (after a failed write)."""
-        self.held = self.store.resource_count_all(KIND)
+        self._held = {kind: self.store.resource_count_all(kind) for kind in self._held}
 
-    def page(self, tenant: str, limit: int, offset: int) -> tuple[list[Doc], int]:
-        """A tenant's letters, oldest first, and how many it has."""
-        page: tuple[list[Doc], int] = self.store.resource_list(KIND, tenant, limit, offset)
+    def page(self, tenant: str | None, limit: int, offset: int) -> tuple[list[Doc], int]:
+        """A tenant's letters (None: the unrouted ones), oldest first, and how many."""
+        kind = KIND if tenant is not None else UNROUTED
+        page: tuple[list[Doc], int] = self.store.resource_list(kind, tenant or "", limit, offset)
         return page
 
-    def clear(self, tenant: str) -> int:
-        """Delete a tenant's letters; how many went."""
-        gone = int(self.store.resource_clear(KIND, tenant))
-        self.held = max(0, self.held - gone)
+    def clear(self, tenant: str | None) -> int:
+        """Delete a tenant's letters (None: the unrouted ones); how many went."""
+        kind = KIND if tenant is not None else UNROUTED
+        gone = int(self.store.resource_clear(kind, tenant or ""))
+        self._held[kind] = max(0, self._held[kind] - gone)
         return gone

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cityhub.api.commit import GATHER_TURNS
-from cityhub.ingest.agent.deadletters import DeadLetters
+from cityhub.ingest.agent.deadletters import DeadLetters, Letter
 from cityhub.ingest.agent.payload import Raw, decode
 from cityhub.ingest.agent.reasons import (
     BAD_VALUE,
@@ -83,7 +83,7 @@ class Ingestor:
         self.max_batch = max_batch
         self.max_backlog = 4 * max_batch
         self._pending: list[Pending] = []
-        self._refused: list[tuple[str, Doc]] = []  # (tenant, dead letter) not yet written
+        self._refused: list[Letter] = []  # (tenant, dead letter) not yet written
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # messages handed to a write that has not finished
@@ -103,11 +103,11 @@ class Ingestor:
             eid, etype = target.entity_id, target.entity_type
             items = [{"id": eid, "type": etype, **apply(m, textual)} for m in measures]
         except Rejected as rej:
-            self._refuse(raw, rej, target.tenant if target else "", waiter)
+            self._refuse(raw, rej, target.tenant if target else None, waiter)
         except Exception as exc:  # a mapping bug must cost one message, never the agent
             log.exception("mapping a message of device %r failed", raw.device)
             bug = Rejected(BAD_VALUE, f"the payload could not be mapped: {type(exc).__name__}")
-            self._refuse(raw, bug, target.tenant if target else "", waiter)
+            self._refuse(raw, bug, target.tenant if target else None, waiter)
         else:
             self._pending.append(Pending(target, items, raw, waiter))
         self._schedule()
@@ -115,7 +115,7 @@ class Ingestor:
     def refuse(self, raw: Raw, rej: Rejected) -> Rejected:
         """Count and dead-letter a message refused before it could be submitted."""
         self._count(raw)
-        self._refuse(raw, rej, "", None)
+        self._refuse(raw, rej, None, None)
         self._schedule()
         return rej
 
@@ -138,9 +138,9 @@ class Ingestor:
         self,
         raw: Raw,
         rej: Rejected,
-        tenant: str,
+        tenant: str | None,
         waiter: asyncio.Future[None] | None,
-        into: list[tuple[str, Doc]] | None = None,
+        into: list[Letter] | None = None,
     ) -> None:
         """Count a refusal, keep its dead letter (in `into`, else the pending letters) and
         tell the waiter."""
@@ -176,7 +176,7 @@ class Ingestor:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._flush()
 
-    async def _write(self, batch: list[Pending], refused: list[tuple[str, Doc]]) -> None:
+    async def _write(self, batch: list[Pending], refused: list[Letter]) -> None:
         """Store one batch: a group per tenant and @context, all in one committer round."""
         t0 = time.perf_counter()
         try:
@@ -198,9 +198,9 @@ class Ingestor:
 
     async def _write_group(
         self, tenant: str, context: str | None, batch: list[Pending]
-    ) -> list[tuple[str, Doc]]:
+    ) -> list[Letter]:
         """batch_upsert one group's fragments; answers waiters; returns the new dead letters."""
-        refused: list[tuple[str, Doc]] = []
+        refused: list[Letter] = []
 
         def fail(p: Pending, rej: Rejected) -> None:
             self._refuse(p.raw, rej, tenant, p.waiter, into=refused)
@@ -252,7 +252,7 @@ class Ingestor:
             if p.waiter is not None and not p.waiter.done():
                 p.waiter.set_result(None)
 
-    async def _write_letters(self, refused: list[tuple[str, Doc]]) -> None:
+    async def _write_letters(self, refused: list[Letter]) -> None:
         try:
             await self.state.committer.run(lambda: self.letters.write(refused))
         except Exception as exc:  # losing a dead letter must not stop the agent

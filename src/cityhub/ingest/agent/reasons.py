@@ -13,8 +13,7 @@ from cityhub.ngsild.errors import (
 
 # Every reason the agent counts; /iot/v1/stats reports each of them (zero included).
 BAD_REQUEST = "bad_request"  # HTTP southbound without k or i, or an MQTT topic of another shape
-UNKNOWN_DEVICE = "unknown_device"
-WRONG_KEY = "wrong_key"
+UNKNOWN_DEVICE = "unknown_device"  # no device with this id and key (another key included)
 WRONG_PROTOCOL = "wrong_protocol"
 TOO_LARGE = "too_large"
 UNSUPPORTED = "unsupported_media_type"
@@ -28,7 +27,6 @@ STORE_ERROR = "store_error"  # the write transaction failed
 REASONS = (
     BAD_REQUEST,
     UNKNOWN_DEVICE,
-    WRONG_KEY,
     WRONG_PROTOCOL,
     TOO_LARGE,
     UNSUPPORTED,
@@ -55,7 +53,7 @@ class Rejected(Exception):
 
 def as_error(rej: Rejected) -> NgsiLdError:
     """The ProblemDetails error an HTTP device gets for a refusal."""
-    if rej.reason in (UNKNOWN_DEVICE, WRONG_KEY):
+    if rej.reason == UNKNOWN_DEVICE:
         return ResourceNotFound(_NOT_FOUND)
     if rej.reason == UNSUPPORTED:
         return UnsupportedMediaType(rej.detail)

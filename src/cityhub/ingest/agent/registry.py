@@ -8,13 +8,12 @@ only by provisioning calls (after their write committed) and by loading at start
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from cityhub.ingest.agent.keys import key_hash
 from cityhub.ingest.agent.mapping import Mapping, check_effective, compile_mapping, merge
-from cityhub.ingest.agent.reasons import UNKNOWN_DEVICE, WRONG_KEY, Rejected
+from cityhub.ingest.agent.reasons import UNKNOWN_DEVICE, Rejected
 from cityhub.ingest.agent.records import SECRET
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
@@ -50,7 +49,6 @@ class Registry:
         self.devices: dict[Key, Doc] = {}
         self._hot: dict[Key, Target] = {}
         self._hot_of: dict[Key, Key] = {}  # (tenant, device id) -> its hot-index key
-        self._ids: Counter[str] = Counter()  # device id -> entries in the hot index
 
     def load(self, store: Any) -> None:
         """Read every record once at start-up; a record that no longer resolves is skipped."""
@@ -123,7 +121,6 @@ class Registry:
         hot = (target.digest, target.device)
         self._hot[hot] = target
         self._hot_of[(tenant, doc["id"])] = hot
-        self._ids[target.device] += 1
 
     def drop_device(self, tenant: str, did: str) -> None:
         """A deleted device."""
@@ -132,17 +129,14 @@ class Registry:
 
     def _unindex(self, tenant: str, did: str) -> None:
         hot = self._hot_of.pop((tenant, did), None)
-        if hot is not None and self._hot.pop(hot, None) is not None:
-            self._ids[did] -= 1
-            if self._ids[did] <= 0:
-                del self._ids[did]
+        if hot is not None:
+            self._hot.pop(hot, None)
 
     # -- the message path -------------------------------------------------------------------------
     def lookup(self, apikey: str, device: str) -> Target:
-        """The device a message is for; Rejected (unknown_device / wrong_key) otherwise."""
+        """The device a message is for; Rejected (unknown_device) otherwise, the same for an
+        id that no tenant has and one with another key, so letters cannot probe ids."""
         target = self._hot.get((key_hash(apikey), device))
         if target is not None:
             return target
-        if device in self._ids:
-            raise Rejected(WRONG_KEY, f"device {device!r} does not have this API key")
-        raise Rejected(UNKNOWN_DEVICE, f"no device {device!r} is provisioned")
+        raise Rejected(UNKNOWN_DEVICE, f"no device {device!r} with this API key")
