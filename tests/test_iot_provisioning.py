@@ -86,6 +86,14 @@ async def test_provisioning_creates_the_entity_with_static_attributes(
             },
             "writes attribute 'x' twice",
         ),
+        (  # a prefix no payload value can turn into an entity id (every message was refused)
+            {
+                "id": "d",
+                "entityType": "T",
+                "mapping": {"attributes": {"r": {"type": "relationship", "prefix": "not a uri "}}},
+            },
+            "mapping.attributes.r.prefix must begin an absolute URI",
+        ),
     ],
 )
 async def test_bad_devices_are_400_with_a_clear_detail(

@@ -124,6 +124,15 @@ def _check_field(field: str, spec: Any, where: str) -> Doc:
             raise _bad(f"{where}.prefix", "applies to relationship attributes only")
         if not isinstance(spec["prefix"], str):
             raise _bad(f"{where}.prefix", "must be a string such as urn:ngsi-ld:Room:")
+        if spec["prefix"]:  # with a typical id after it, it must make an entity id
+            try:
+                check_uri(spec["prefix"] + "1", "prefix")
+            except NgsiLdError:
+                raise _bad(
+                    f"{where}.prefix",
+                    f"must begin an absolute URI, such as urn:ngsi-ld:Room:; "
+                    f"got {spec['prefix']!r}",
+                ) from None
         out["prefix"] = spec["prefix"]
     return out
 
@@ -173,7 +182,8 @@ def sample_attributes(doc: Doc) -> Doc:
     out: Doc = {}
     for spec in doc.get("attributes", {}).values():
         if spec["type"] == RELATIONSHIP:
-            out[spec["name"]] = {"type": "Relationship", "object": "urn:ngsi-ld:Sample:1"}
+            target = spec.get("prefix", "") + "1" if spec.get("prefix") else "urn:ngsi-ld:Sample:1"
+            out[spec["name"]] = {"type": "Relationship", "object": target}
         else:
             attr: Doc = {"type": "Property", "value": samples[spec["type"]]}
             if "unitCode" in spec:
