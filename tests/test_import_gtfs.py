@@ -467,3 +467,26 @@ def test_a_zip_bomb_member_is_refused_before_it_is_read(
     err = capsys.readouterr().err
     assert "stop_times.txt" in err and "zip bomb" in err
     assert "Traceback" not in err
+
+
+def test_a_date_that_is_no_calendar_day_rejects_its_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """20241331 was stored as 2024-13-31: the shape alone was checked."""
+    calendar = (
+        b"service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+        b"OK,1,1,1,1,1,0,0,20240101,20241231\n"
+        b"BADMONTH,1,1,1,1,1,0,0,20240101,20241331\n"
+        b"BADDAY,1,1,1,1,1,0,0,20230229,20231231\n"
+    )
+    feed = _patched_feed(tmp_path, {"calendar.txt": calendar})
+    db = tmp_path / "dates.db"
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress") == 1
+    ids = {d["id"] for d in stored(db)}
+    assert "urn:ngsi-ld:GtfsCalendarRule:OK" in ids
+    assert (
+        not {"urn:ngsi-ld:GtfsCalendarRule:BADMONTH", "urn:ngsi-ld:GtfsCalendarRule:BADDAY"} & ids
+    )
+    err = capsys.readouterr().err
+    assert "end_date '20241331' is not a calendar date" in err
+    assert "start_date '20230229' is not a calendar date" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,10 @@ def _date(row: Row, column: str) -> str:
     m = _DATE.fullmatch(value)
     if m is None:
         raise BadRequestData(f"{column} {value!r} is not a GTFS date (YYYYMMDD)")
-    return f"{m[1]}-{m[2]}-{m[3]}"
+    try:  # the shape alone let 20241331 through as 2024-13-31
+        return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+    except ValueError:
+        raise BadRequestData(f"{column} {value!r} is not a calendar date") from None
 
 
 # table -> (entity type, id column) for naming a row that could not become an entity
