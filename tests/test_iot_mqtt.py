@@ -176,10 +176,17 @@ async def test_the_agent_outlives_its_broker(db_path: Path) -> None:
             # No broker yet: the hub serves anyway and says why MQTT is down.
             assert (await client.get("/health")).status_code == 200
             await wait_for(lambda: _has_error(client), "the MQTT error in the stats", timeout=5.0)
+            health = await client.get("/health")
+            assert health.status_code == 200
+            assert health.json()["status"] == "degraded", health.json()
+            assert "MQTT" in health.json()["reason"]
+            assert health.json()["mqtt"]["connected"] is False
             body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
             key = (await provision(client, body))["apikey"]
             await proxy.start()
             await connected(client, 1)
+            health = (await client.get("/health")).json()
+            assert health["status"] == "ok" and health["mqtt"]["connected"] is True
             topic = f"cityhub/{key}/q1/attrs"
             async with aiomqtt.Client(*MOSQUITTO) as device:
                 # Retained: the broker replays it on the next subscribe, which must not count.

@@ -172,15 +172,19 @@ async def health(request: Request) -> Response:
             "status": "degraded",
             "reason": FULL.format(format_ts(datetime.fromtimestamp(refused, UTC))),
         }
-    return plain_json(
-        {
-            **status,
-            "version": __version__,
-            "storage": store.storage(),
-            "notifications": notifications,
-            "history": request.app.state.pruner.report(),
-        }
-    )
+    mqtt, down = request.app.state.iot.health()
+    if down and status["status"] == "ok":
+        status = {"status": "degraded", "reason": down}
+    body = {
+        **status,
+        "version": __version__,
+        "storage": store.storage(),
+        "notifications": notifications,
+        "history": request.app.state.pruner.report(),
+    }
+    if mqtt is not None:  # only a hub with MQTT configured has it
+        body["mqtt"] = mqtt
+    return plain_json(body)
 
 
 async def ngsild_error(request: Request, exc: Exception) -> Response:

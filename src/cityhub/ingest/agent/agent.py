@@ -123,6 +123,19 @@ class IotAgent:
                 await self._broker.shutdown()
             self._broker = None
 
+    def health(self) -> tuple[dict[str, Any] | None, str]:
+        """/health's MQTT section (None when MQTT is off) and why it is degraded ('' if not):
+        a broker that cannot be reached means device messages are not arriving."""
+        conn = self.connection
+        if self.settings.mqtt == "off":
+            return None, ""
+        section = {"mode": conn.mode, "broker": conn.broker, "connected": conn.connected}
+        if conn.connected or not conn.last_error:  # up, or not tried yet
+            return section, ""
+        section["lastError"] = conn.last_error
+        where = f" {conn.broker}" if conn.broker else ""
+        return section, f"the MQTT broker{where} is not connected: {conn.last_error}"
+
     def snapshot(self) -> dict[str, Any]:
         """GET /iot/v1/stats."""
         out = self.stats.snapshot()
