@@ -202,13 +202,12 @@ def _headers(pairs: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def expand_names(value: Any, tm: TermMap, what: str) -> list[str]:
-    """A non-empty array of attribute names, expanded (duplicates dropped)."""
-    out: list[str] = []
+    """A non-empty array of attribute names, expanded (duplicates dropped, first order kept,
+    in linear time: a list scan per name took 28 s for 40,000 names on the event loop)."""
+    out: dict[str, None] = {}
     for name in require_list(value, what):
-        iri = expand_name(name, tm, what)
-        if iri not in out:
-            out.append(iri)
-    return out
+        out.setdefault(expand_name(name, tm, what))
+    return list(out)
 
 
 def compact_names(names: list[str], tm: TermMap) -> list[str]:
