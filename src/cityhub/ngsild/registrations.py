@@ -22,6 +22,7 @@ from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.query.evaluate import matches_q, matches_types
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
+from cityhub.ngsild.registration_bounds import InformationBudget
 from cityhub.ngsild.subscriptions import (
     absolute_uri,
     compact_names,
@@ -142,10 +143,12 @@ _ORDER = (
 )
 
 
-def _entity_infos(value: Any, tm: TermMap) -> list[dict[str, Any]]:
+def _entity_infos(value: Any, tm: TermMap, budget: InformationBudget) -> list[dict[str, Any]]:
     """EntityInfo array: type mandatory (a name or a list of names), id, idPattern."""
     out = []
-    for item in require_list(value, "information.entities"):
+    items = require_list(value, "information.entities")
+    budget.take(items)
+    for item in items:
         if not isinstance(item, dict):
             raise BadRequestData("information.entities items must be JSON objects")
         info: dict[str, Any] = {}
@@ -153,10 +156,12 @@ def _entity_infos(value: Any, tm: TermMap) -> list[dict[str, Any]]:
             if key == "id":
                 info["id"] = check_uri(raw, "information.entities id")
             elif key == "idPattern":
+                budget.pattern()
                 compile_regex(require_str(raw, "information.entities idPattern"))
                 info["idPattern"] = raw
             elif key == "type":
                 if isinstance(raw, list):
+                    budget.take(raw)
                     info["type"] = expand_names(raw, tm, "information.entities type")
                 else:
                     info["type"] = expand_name(raw, tm, "information.entities type")
@@ -171,14 +176,18 @@ def _entity_infos(value: Any, tm: TermMap) -> list[dict[str, Any]]:
 def _information(value: Any, tm: TermMap) -> list[dict[str, Any]]:
     """RegistrationInfo array: each with entities, propertyNames and/or relationshipNames."""
     out = []
-    for item in require_list(value, "information"):
+    budget = InformationBudget()
+    items = require_list(value, "information")
+    budget.take(items)
+    for item in items:
         if not isinstance(item, dict):
             raise BadRequestData("information items must be JSON objects")
         info: dict[str, Any] = {}
         for key, raw in item.items():
             if key == "entities":
-                info[key] = _entity_infos(raw, tm)
+                info[key] = _entity_infos(raw, tm, budget)
             elif key in ("propertyNames", "relationshipNames"):
+                budget.take(raw)
                 info[key] = expand_names(raw, tm, f"information.{key}")
             else:
                 raise BadRequestData(f"unknown member {key!r} in information")
