@@ -277,6 +277,20 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
 
 
 _DEFINED = frozenset(_ORDER) - {"id"}
+# The IRIs of the members NGSI-LD defines for a registration: a context source property under
+# one of them was shown in its place (a forged endpoint, an information that is no array).
+CORE_IRIS = frozenset(NGSI_LD + name for name in _DEFINED | SYSTEM_MEMBERS | {"id", "type"})
+
+
+def _property_iri(key: str, tm: TermMap) -> str:
+    """A context source property's expanded name; a core member's IRI is refused."""
+    iri = expand_name(key, tm, "context source property")
+    if iri in CORE_IRIS:
+        raise BadRequestData(
+            f"{key!r} names the registration member {iri}; write it as "
+            f"{iri.removeprefix(NGSI_LD)!r}, not as a context source property"
+        )
+    return iri
 
 
 def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> tuple[Doc, Doc]:
@@ -291,7 +305,7 @@ def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> tuple[Doc,
         if key in _DEFINED:
             out[key] = None if raw is None else _member(key, raw, tm)
         else:
-            props[expand_name(key, tm, "context source property")] = raw
+            props[_property_iri(key, tm)] = raw
     return out, props
 
 
@@ -391,7 +405,9 @@ def render_registration(doc: Doc, tm: TermMap, *, sys_attrs: bool = False) -> di
         elif key in doc:
             out[key] = doc[key]
     for iri, value in (doc.get("props") or {}).items():
-        out[tm.compact(iri)] = value
+        out.setdefault(
+            tm.compact(iri), value
+        )  # stored before properties were checked: the member wins
     if sys_attrs:
         out.update(doc.get("_sys") or {})
     return out
