@@ -18,6 +18,7 @@ from cityhub.api.http import (
     read_body,
     tenant_of,
 )
+from cityhub.api.readers import off_loop
 from cityhub.api.subscriptions import (
     created,
     delete_resource,
@@ -111,19 +112,25 @@ async def create(request: Request) -> Response:
 
 
 async def query(request: Request) -> Response:
-    """GET /csourceRegistrations: discovery by entities, attributes, q/csf, geo and time."""
+    """GET /csourceRegistrations: discovery by entities, attributes, q/csf, geo and time; a
+    scan of the tenant's registrations in Python, so on a reader thread under the query
+    deadline (decision 016; on the loop, 20,000 registrations held every request 0.6 s)."""
     params = params_of(request)
     ctx = await context_of(request)
     selection = registration_query(params, ctx.tm)
     limit, offset, count = page(params)
     show_sys = sys_attrs(params)
     require_tenant(request, ctx.tenant)
-    docs, _ = store(request).resource_list(KIND, ctx.tenant)
-    found = [d for d in docs if R.matches(d, selection)]
-    items = [
-        R.render_registration(d, ctx.tm, sys_attrs=show_sys) for d in found[offset : offset + limit]
-    ]
-    return paged_response(ctx, PATH, params, items, len(found), limit, offset, count)
+
+    def keep(doc: dict[str, Any]) -> bool:
+        """Whether a stored registration answers the query."""
+        return R.matches(doc, selection)
+
+    found, total = await off_loop(
+        request, store(request).resource_scan, KIND, ctx.tenant, keep, limit, offset
+    )
+    items = [R.render_registration(d, ctx.tm, sys_attrs=show_sys) for d in found]
+    return paged_response(ctx, PATH, params, items, total, limit, offset, count)
 
 
 async def retrieve(request: Request) -> Response:

@@ -732,6 +732,21 @@ class SqliteStore:
             conn, kind, tenant
         )
 
+    def resource_scan(
+        self, kind: str, tenant: str, keep: Callable[[Doc], bool], limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
+        """The page of a tenant's resources of one kind that keep() accepts, and their total,
+        in one statement (one snapshot) under the query deadline: keep() is Python run per row
+        (discovery, on a reader thread)."""
+        conn = self._reader()
+        with self._bounded(conn) as deadline:
+
+            def check() -> None:
+                if time.monotonic() > deadline:
+                    raise QueryTimeout(self.query_timeout)
+
+            return resources.scan(conn, kind, tenant, keep, limit, offset, check)
+
     def resource_update(
         self, kind: str, tenant: str, rid: str, change: Callable[[Doc], Doc]
     ) -> Doc | None:

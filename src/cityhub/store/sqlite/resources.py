@@ -52,6 +52,35 @@ def select(
     return [orjson.loads(r[0]) for r in rows]
 
 
+def scan(
+    conn: sqlite3.Connection,
+    kind: str,
+    tenant: str,
+    keep: Callable[[Doc], bool],
+    limit: int,
+    offset: int,
+    check: Callable[[], None],
+) -> tuple[list[Doc], int]:
+    """The page [offset, offset + limit) of a tenant's resources that keep() accepts, oldest
+    first, and how many it accepts; check() runs before each one (the read's deadline)."""
+    page: list[Doc] = []
+    total = 0
+    rows = conn.execute(
+        "SELECT doc FROM resources WHERE kind = ? AND tenant = ? ORDER BY pk", (kind, tenant)
+    )
+    try:
+        for (text,) in rows:
+            check()
+            doc = orjson.loads(text)
+            if keep(doc):
+                if offset <= total < offset + limit:
+                    page.append(doc)
+                total += 1
+    finally:
+        rows.close()  # a scan stopped at its deadline ends its read transaction now
+    return page, total
+
+
 def count(conn: sqlite3.Connection, kind: str, tenant: str) -> int:
     """How many resources of one kind a tenant has."""
     row = conn.execute(
