@@ -56,6 +56,13 @@ KIND = "csourceSubscription"  # the resources kind /csourceSubscriptions stores
 REGISTRATIONS = "csourceRegistration"  # the resources kind /csourceRegistrations stores
 NOTIFICATION = "ContextSourceNotification"
 NEWLY, UPDATED, GONE = "newlyMatching", "updated", "noLongerMatching"
+# The shortest timeInterval a csourceSubscription runs at (seconds): each tick scans every
+# registration of its tenant (0.01 s over 20,000 held every request 0.3-0.5 s). A shorter one
+# is kept as stored and runs at this period. Defined here until a constant shared with
+# entity subscriptions exists in ngsild/subscriptions.py.
+MIN_TIME_INTERVAL = 1.0
+# Registrations in one ContextSourceNotification of the current matching set.
+PER_NOTIFICATION = 1_000
 
 Doc = dict[str, Any]
 
@@ -197,7 +204,7 @@ class CsourceNotifier:
         if not cs.sub.paused:  # what it owed from before a pause goes first
             self.dispatcher.release(tenant, sid, cs.sub.endpoint)
         if initial:
-            self._notify_matching(cs)
+            await self._notify_matching(cs)
 
     def get(self, tenant: str, sid: str) -> CsourceSub | None:
         """A compiled csourceSubscription."""
@@ -240,19 +247,28 @@ class CsourceNotifier:
             items.append(item)
         self.store.outbox_stage(items)
 
-    def _notify_matching(self, cs: CsourceSub) -> None:
-        """Send an active subscription every registration it matches now, if there is one."""
+    async def _notify_matching(self, cs: CsourceSub) -> None:
+        """Send an active subscription every registration it matches now, if there is one,
+        1,000 to a notification; the tenant's registrations are scanned on a thread, under
+        the query deadline."""
         if not cs.sub.live():
             return
-        docs, _ = self.store.resource_list(REGISTRATIONS, cs.sub.tenant)
         try:
-            regs = [cs.relevant(doc) for doc in docs if cs.matches(doc)]
+            docs, _ = await asyncio.to_thread(
+                self.store.resource_scan, REGISTRATIONS, cs.sub.tenant, cs.matches, _ALL, 0
+            )
+            regs = [cs.relevant(doc) for doc in docs]
         except Exception:  # the subscription is stored: its write must not fail now
             log.exception("csourceSubscription %s could not match the registrations", cs.sub.id)
             return
         if regs:
             cs.sub.last_sent = time.monotonic()
-            self.dispatcher.submit([_item(cs.sub, NEWLY, regs)])
+            self.dispatcher.submit(
+                [
+                    _item(cs.sub, NEWLY, regs[i : i + PER_NOTIFICATION])
+                    for i in range(0, len(regs), PER_NOTIFICATION)
+                ]
+            )
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -322,7 +338,8 @@ class CsourceNotifier:
         key = (cs.sub.tenant, cs.sub.id)
         if interval is None or self._loop is None or key in self._tasks:
             return
-        self._tasks[key] = self._loop.create_task(self._every(key, interval))
+        period = max(interval, MIN_TIME_INTERVAL)
+        self._tasks[key] = self._loop.create_task(self._every(key, period))
 
     async def _every(self, key: tuple[str, str], interval: float) -> None:
         """Send the matching registrations every interval seconds, changed or not."""
@@ -331,7 +348,10 @@ class CsourceNotifier:
             cs = self.get(*key)
             if cs is None:
                 return
-            self._notify_matching(cs)
+            await self._notify_matching(cs)
+
+
+_ALL = 1 << 62  # a scan's limit that keeps every match
 
 
 def _item(sub: Compiled, trigger: str, regs: list[Doc]) -> OutboxItem:
@@ -341,4 +361,11 @@ def _item(sub: Compiled, trigger: str, regs: list[Doc]) -> OutboxItem:
     return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload, kind="csource")
 
 
-__all__ = ["KIND", "CsourceNotifier", "CsourceSub", "notification", "registration_queries"]
+__all__ = [
+    "KIND",
+    "MIN_TIME_INTERVAL",
+    "CsourceNotifier",
+    "CsourceSub",
+    "notification",
+    "registration_queries",
+]
