@@ -76,6 +76,7 @@ for _path in ("/subscriptions", "/csourceSubscriptions", "/csourceRegistrations"
     ALLOWED[("PATCH", _path + "/{rid:path}")] = set()
     ALLOWED[("DELETE", _path + "/{rid:path}")] = set()
 ALLOWED[("GET", "/csourceRegistrations")] |= {
+    "scopeQ",
     "id",
     "type",
     "idPattern",

@@ -39,6 +39,7 @@ from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
+from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 
 KIND = "csourceRegistration"
@@ -63,6 +64,7 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
     q = ast.map_names(parse_q(params["q"]), tm.expand) if "q" in params else None
     csf = ast.map_names(parse_q(params["csf"]), tm.expand) if "csf" in params else None
     geo = P.geo_param(params, tm)
+    scope = parse_scope(params["scopeQ"]) if "scopeQ" in params else None
     timerel = params.get("timerel")
     time_at = end_time_at = None
     timeproperty = R.TIMEPROPERTIES.get(params.get("timeproperty", "observedAt"))
@@ -78,9 +80,10 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
             end_time_at = norm_datetime(params.get("endTimeAt", ""))
             if end_time_at is None or end_time_at <= time_at:
                 raise BadRequestData("timerel=between needs an endTimeAt after timeAt")
-    if not any((ids, id_pattern, types, attrs, q, csf, geo)):
+    if not any((ids, id_pattern, types, attrs, q, csf, geo, scope)):
         raise BadRequestData(
-            "a registration query needs at least one of id, idPattern, type, attrs, q, csf or geoQ"
+            "a registration query needs at least one of id, idPattern, type, attrs, q, csf, "
+            "geoQ or scopeQ"
         )
     return R.RegistrationQuery(
         ids=ids,
@@ -90,6 +93,7 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
         q=q,
         csf=csf,
         geo=geo,
+        scope=scope,
         timeproperty=timeproperty,
         timerel=timerel,
         time_at=time_at,

@@ -10,6 +10,7 @@ and ``_sys`` holds createdAt / modifiedAt (shown with options=sysAttrs).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +21,7 @@ from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name, expand_scope
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.merge import merge_members
-from cityhub.ngsild.query.evaluate import matches_q, matches_types
+from cityhub.ngsild.query.evaluate import matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
 from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
@@ -39,6 +40,7 @@ from cityhub.ngsild.subscriptions import (
     require_list,
     require_str,
 )
+from cityhub.ngsild.temporal import parse_duration
 from cityhub.ngsild.timeutil import now_iso
 
 Doc = dict[str, Any]
@@ -46,6 +48,10 @@ Doc = dict[str, Any]
 REGISTRATION = "ContextSourceRegistration"
 MODES = ("inclusive", "exclusive", "redirect", "auxiliary")
 DEFAULT_MODE = "inclusive"
+# A context source is reached over the HTTP binding (6.3): a file:, javascript: or urn: endpoint
+# was stored and handed to every discovering client.
+ENDPOINT_SCHEMES = ("http", "https")
+_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
 DEFAULT_OPERATIONS = ("federationOps",)
 # Operation groups and single operations a registration may offer (clause 4.20).
 OPERATIONS = frozenset(
@@ -236,8 +242,25 @@ def _management(value: Any) -> dict[str, Any]:
         elif key in ("timeout", "cooldown"):
             positive_number(raw, f"management.{key}")
         elif key == "cacheDuration":
-            require_str(raw, "management.cacheDuration")
+            _duration(raw, "management.cacheDuration")
     return dict(mgmt)
+
+
+def _duration(value: Any, what: str) -> str:
+    """An ISO 8601 duration (PT5M), as Table 5.2.34-1 types cacheDuration and 5.2.9-1
+    refreshRate."""
+    try:
+        parse_duration(require_str(value, what))
+    except BadRequestData:
+        raise BadRequestData(f"{what} must be an ISO 8601 duration, got {value!r}") from None
+    return str(value)
+
+
+def _zoned(value: Any, what: str) -> str:
+    """A DateTime with its time zone (Z or an offset): without one, its instant is unknown."""
+    if isinstance(value, str) and not _ZONE.search(value):
+        raise BadRequestData(f"{what} must give its time zone (Z or an offset), got {value!r}")
+    return value
 
 
 def _member(key: str, raw: Any, tm: TermMap) -> Any:
@@ -246,8 +269,10 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
         if not isinstance(raw, str) or tm.expand(raw) not in (REGISTRATION, NGSI_LD + REGISTRATION):
             raise BadRequestData(f"type must be {REGISTRATION!r}, got {raw!r}")
         return REGISTRATION
-    if key in ("registrationName", "description", "tenant", "refreshRate"):
+    if key in ("registrationName", "description", "tenant"):
         return require_str(raw, key)
+    if key == "refreshRate":
+        return _duration(raw, key)
     if key == "information":
         return _information(raw, tm)
     if key in INTERVALS:
@@ -255,9 +280,9 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
     if key in GEO_MEMBERS:
         return _geometry(raw, key)
     if key == "expiresAt":
-        return future_datetime(raw, key)
+        return future_datetime(_zoned(raw, key), key)
     if key == "endpoint":
-        return absolute_uri(raw, key)
+        return absolute_uri(raw, key, ENDPOINT_SCHEMES)
     if key == "contextSourceInfo":
         return key_values(raw, key)
     if key == "scope":
@@ -427,6 +452,7 @@ class RegistrationQuery:
     q: Any = None  # ast q node over the registration's properties
     csf: Any = None  # likewise
     geo: GeoQuery | None = None
+    scope: Any = None  # scopeQ node, matched against the registration's scope (5.10.2.4)
     timeproperty: str = "observationInterval"
     timerel: str | None = None
     time_at: str | None = None  # storage-form DateTimes
@@ -513,6 +539,8 @@ def matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
     if is_past(doc.get("expiresAt")):
         return False
     if not any(info_matches(info, query) for info in doc.get("information", ())):
+        return False
+    if query.scope is not None and not matches_scope(query.scope, doc):
         return False
     if query.q is not None and not matches_q(query.q, _as_entity(doc)):
         return False
