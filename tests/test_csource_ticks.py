@@ -1,5 +1,6 @@
 """csourceSubscriptions that send the matching registrations (on creation and on each
-timeInterval tick) read them on a thread, under the query deadline, at most once a second:
+timeInterval tick) read them on a thread, under the query deadline, at most once a second
+(ngsild/subscriptions.py's MIN_TIME_INTERVAL, shared with entity subscriptions):
 a 0.01 s timeInterval over 20,000 registrations held every request 0.3-0.5 s."""
 
 from __future__ import annotations
@@ -8,26 +9,41 @@ import asyncio
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from cityhub.ngsild import registrations as R
+from cityhub.ngsild import subscriptions as S
 from cityhub.notify import csource
+from conftest import problem
 from receivers import Receiver
 from test_api_readers import Stall
-from test_csource_notify import arrived, csubscribe, register
+from test_csource_notify import CSUBS, arrived, csubscribe, register
 
 REGS_PATH = "/ngsi-ld/v1/csourceRegistrations"
+SUB = {
+    "type": "Subscription",
+    "entities": [{"type": "Room"}],
+    "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+}
 
 
 async def test_a_short_time_interval_runs_at_the_floor(
-    hub: httpx.AsyncClient, receiver: Receiver
+    app: Starlette, hub: httpx.AsyncClient, receiver: Receiver
 ) -> None:
+    """One stored before the floor was checked (now a 400) runs at it."""
     await register(hub, "a")
-    await csubscribe(hub, receiver.url(), timeInterval=0.01)
+    resp = await hub.post(CSUBS, json=SUB | {"timeInterval": 0.01})
+    problem(resp, 400, "BadRequestData")
+    sid = await csubscribe(hub, receiver.url(), timeInterval=1)
     await arrived(receiver, 1)
+    store = app.state.store
+    changed = store.resource_update(csource.KIND, "", sid, lambda d: d | {"timeInterval": 0.01})
+    assert changed is not None
+    await app.state.notifier.csource.refresh("", sid, initial=False)
     await asyncio.sleep(1.5)
     sent = len(receiver.received("/notify"))
-    assert sent <= 3, f"{sent} notifications in 1.5 s"  # the first, one tick, one in flight
-    assert csource.MIN_TIME_INTERVAL >= 1
+    assert sent <= 4, f"{sent} notifications in 1.5 s"  # the first, one or two ticks
+    assert S.MIN_TIME_INTERVAL >= 1
 
 
 async def test_the_matching_read_holds_up_no_request(
