@@ -95,3 +95,38 @@ async def test_entity_writes_keep_every_instance_in_one_batch_as_in_two(
         resp = await client.patch(f"{BASE}/entities/{EID}/attrs", json={"p": reading(n)})
         assert resp.status_code == 204, resp.text
     assert await _values(client) == [0, 1, 2, 3, 4]
+
+
+async def test_a_temporal_write_replaces_only_what_the_temporal_api_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    """A POST at an instant erased every instance there, the three that a create and two
+    partial updates (which keep observedAt) recorded on purpose too; now it replaces only an
+    observation the temporal API stored, and sent again replaces that one alone."""
+    create = await client.post(
+        f"{BASE}/entities", json={"id": EID, "type": "Meter", "p": reading(1)}
+    )
+    assert create.status_code == 201, create.text
+    for n in (2, 3):
+        resp = await client.patch(f"{BASE}/entities/{EID}/attrs/p", json={"value": n})
+        assert resp.status_code == 204, resp.text
+    for n in (99, 98):
+        resp = await client.post(f"{T}/{EID}/attrs", json={"p": reading(n)})
+        assert resp.status_code == 204, resp.text
+    assert await _values(client) == [1, 2, 3, 98]
+
+
+async def test_a_patched_observation_is_still_replaced_when_sent_again(
+    client: httpx.AsyncClient,
+) -> None:
+    """A PATCH of an instance the temporal API sent keeps it the temporal API's."""
+    assert (
+        await client.post(T, json={"id": EID, "type": "Meter", "p": reading(1)})
+    ).status_code == 201
+    body = await get_temporal(client, EID)
+    iid = body["p"]["instanceId"] if isinstance(body["p"], dict) else body["p"][0]["instanceId"]
+    resp = await client.patch(f"{T}/{EID}/attrs/p/{iid}", json={"value": 2})
+    assert resp.status_code == 204, resp.text
+    assert await _values(client) == [2]
+    assert (await client.post(f"{T}/{EID}/attrs", json={"p": reading(3)})).status_code == 204
+    assert await _values(client) == [3]

@@ -89,9 +89,10 @@ def add(
     instances: list[Doc],
     scope: Scope = KEEP,
 ) -> None:
-    """Append one attribute's instances through the temporal API, where an instance observed
-    at the same time as a stored one (same attribute and datasetId) replaces it: a client
-    that sends an observation again corrects it instead of doubling it. Types sent add to
+    """Append one attribute's instances through the temporal API, where an observation
+    replaces one the temporal API stored at its time (same attribute and datasetId): a client
+    that sends an observation again corrects it instead of doubling it, and what entity
+    writes recorded at that time stays (decision 033). Types sent add to
     those the temporal entity has, as on every write (decision 032); a scope sent replaces
     the one it has, and none sent keeps it."""
     add_many(conn, names, tenant, eid, types, {attr: instances}, scope, replace_observed=True)
@@ -116,8 +117,8 @@ def add_many(
     findable by every type the entity had; empty ones add none). Entity writes
     keep every instance: a partial update keeps the attribute's observedAt, and replacing
     the stored instance observed then would erase the value it changed from. With
-    replace_observed (the temporal API), an instance observed at the same time as a stored
-    one of the same attribute and datasetId replaces it. `scope` is the entity's scope (None:
+    replace_observed (the temporal API), an observation replaces one the temporal API stored
+    at its time, attribute and datasetId, never one an entity write recorded. `scope` is the entity's scope (None:
     it has none), set in the same statement; KEEP leaves the stored one.
     """
     first = next((insts[0] for insts in attrs.values() if insts), None)
@@ -131,7 +132,8 @@ def add_many(
         params = (tenant, eid, types_json or "[]", now, now, _scope_json(scope), types_json, now)
     row = conn.execute(sql, params).fetchone()
     tpk, fresh = row[0], bool(row[1])
-    _write_history(conn, names, [(tpk, not fresh and replace_observed, attrs)])
+    entry = (tpk, not fresh and replace_observed, attrs)
+    _write_history(conn, names, [entry], sent=replace_observed)
 
 
 # The scope is bound only when there is one: one more parameter made each insert ~0.5 µs
@@ -201,20 +203,30 @@ def add_bulk(
     _write_history(conn, names, [(tpks[eid], False, attrs) for eid, _, attrs, _ in entries])
 
 
-def _stored_json(inst: Doc) -> str:
-    """An instance as the history stores it: without its instanceId, which has a column."""
-    if "instanceId" not in inst:
+# Marks, in the stored JSON, an observation the temporal API wrote: only such an instance
+# is replaced by one sent again at its time (decision 033); never rendered.
+SENT = "@sent"
+_SENT_PATH = f"'$.\"{SENT}\"'"
+
+
+def _stored_json(inst: Doc, sent: bool = False) -> str:
+    """An instance as the history stores it: without its instanceId, which has a column, and
+    with the SENT mark when the temporal API wrote it with an observedAt."""
+    if "instanceId" not in inst and not sent:
         return orjson.dumps(inst).decode()
     rest = inst.copy()
-    del rest["instanceId"]
+    rest.pop("instanceId", None)
+    if sent:
+        rest[SENT] = True
     return orjson.dumps(rest).decode()
 
 
 def _instance(stored: str, instance_id: str) -> Doc:
     """A stored instance with its instanceId back (rows written before 2026-11-22 hold it in
-    the JSON too; the column is the same value)."""
+    the JSON too; the column is the same value), without the SENT mark."""
     inst: Doc = orjson.loads(stored)
     inst["instanceId"] = instance_id
+    inst.pop(SENT, None)
     return inst
 
 
@@ -222,9 +234,12 @@ def _write_history(
     conn: sqlite3.Connection,
     names: AttrNames,
     entries: list[tuple[int, bool, dict[str, list[Doc]]]],
+    *,
+    sent: bool = False,
 ) -> None:
-    """Insert instances for (tpk, replace, attrs) entries; with replace, an instance observed
-    at the same time as a stored one of the same attribute and datasetId replaces it."""
+    """Insert instances for (tpk, replace, attrs) entries. `sent` (the temporal API) marks
+    each observation SENT; with replace, it also replaces those marked at its time, attribute
+    and datasetId: what entity writes recorded there stays (decision 033)."""
     times: dict[str | None, float | None] = {None: None}
 
     def t(ts: str | None) -> float | None:
@@ -238,7 +253,8 @@ def _write_history(
             nid = names.assign(conn, attr)
             for inst in instances:
                 observed, modified = t(inst.get("observedAt")), t(inst["modifiedAt"])
-                if observed is not None and replace:
+                mark = sent and observed is not None
+                if mark and replace:
                     replaced.append((tpk, nid, observed, inst.get("datasetId")))
                 rows.append(
                     (
@@ -250,14 +266,14 @@ def _write_history(
                         t(inst["createdAt"]),
                         modified,
                         _num(inst),
-                        _stored_json(inst),
+                        _stored_json(inst, mark),
                     )
                 )
     _note_datasets(conn, rows)
     if replaced:
         conn.executemany(
             "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
-            "AND dataset_id IS ? AND inst ->> '$.observedAt' IS NOT NULL",
+            f"AND dataset_id IS ? AND inst ->> {_SENT_PATH} IS NOT NULL",
             replaced,
         )
     conn.executemany(
@@ -395,7 +411,9 @@ def update_instance(
     )
     for (hid,) in hids:
         conn.execute(
-            "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), inst = ?, num = ?, "
+            "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), "
+            f"inst = iif(inst ->> {_SENT_PATH} IS NULL, ?1, json_set(?1, {_SENT_PATH}, json('true'))), "
+            "num = ?, "
             "t_observed = coalesce(?, t_observed), t_modified = ?, dataset_id = ? WHERE hid = ?",
             (*values, hid),
         )
