@@ -788,16 +788,17 @@ def _content(inst: Doc, tm: TermMap, lang: str | None) -> Any:
 def _values(
     insts: list[Doc], kind: str, tm: TermMap, opts: RenderOptions, prop: str
 ) -> Doc | list[Doc]:
-    """temporalValues of one attribute: [[content, time], ...], one record per datasetId."""
-    groups: dict[Any, list[Doc]] = {}
+    """temporalValues of one attribute: [[content, time], ...], one record per datasetId and
+    attribute type: an attribute that entity writes turned from a Property into a
+    Relationship showed the object as a Property's value under its first type."""
+    groups: dict[tuple[Any, str], list[Doc]] = {}
     for inst in insts:
-        groups.setdefault(inst.get("datasetId"), []).append(inst)
+        groups.setdefault((inst.get("datasetId"), inst["type"]), []).append(inst)
     if not groups:
         typ = "Property" if kind == "LanguageProperty" and opts.lang else kind
         return {"type": typ, VALUES_KEY.get(typ, "values"): []}
     out = []
-    for ds, items in groups.items():
-        typ = items[0]["type"]
+    for (ds, typ), items in groups.items():
         if typ == "LanguageProperty" and opts.lang is not None:
             typ = "Property"
         pairs = []

@@ -1,0 +1,45 @@
+"""An attribute whose entity writes changed its type (a Property replaced by a Relationship)
+keeps each type's instances apart in temporalValues: one record per type (and datasetId),
+so a Relationship's object is never shown as a Property's value."""
+
+from __future__ import annotations
+
+import httpx
+
+from conftest import BASE, get_temporal
+
+EID = "urn:ngsi-ld:Mixed:1"
+
+
+async def _property_then_relationship(client: httpx.AsyncClient) -> None:
+    body = {"id": EID, "type": "M", "x": {"type": "Property", "value": 5}}
+    assert (await client.post(f"{BASE}/entities", json=body)).status_code == 201
+    rel = {"type": "Relationship", "object": "urn:a:b"}
+    resp = await client.put(f"{BASE}/entities/{EID}/attrs/x", json=rel)
+    assert resp.status_code == 204, resp.text
+
+
+async def test_temporal_values_give_each_type_its_record(client: httpx.AsyncClient) -> None:
+    """It said {"type": "Property", "values": [[5, t], ["urn:a:b", t]]}."""
+    await _property_then_relationship(client)
+    body = await get_temporal(client, EID, options="temporalValues")
+    records = body["x"]
+    assert isinstance(records, list), records
+    assert [
+        (r["type"], [p[0] for p in r.get("values", r.get("objects", []))]) for r in records
+    ] == [
+        ("Property", [5]),
+        ("Relationship", ["urn:a:b"]),
+    ]
+    assert "objects" in records[1]
+
+
+async def test_one_type_per_dataset_keeps_one_record_each(client: httpx.AsyncClient) -> None:
+    """The split is by type within a datasetId: an attribute of one type is one record."""
+    body = {"id": EID, "type": "M", "x": {"type": "Property", "value": 1}}
+    assert (await client.post(f"{BASE}/entities", json=body)).status_code == 201
+    resp = await client.patch(f"{BASE}/entities/{EID}/attrs/x", json={"value": 2})
+    assert resp.status_code == 204, resp.text
+    out = await get_temporal(client, EID, options="temporalValues")
+    assert out["x"]["type"] == "Property"
+    assert [p[0] for p in out["x"]["values"]] == [1, 2]
