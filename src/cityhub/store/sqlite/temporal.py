@@ -791,6 +791,12 @@ def aggregate(
                 where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
                 where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
                 ends = where + _NOT_DELETION  # a marker does not stretch the range
+                if query.last_n is not None:
+                    tail = _last_n_bound(conn, col, ends, params, query.last_n)
+                    if tail is not None:
+                        bound, bound_params = tail
+                        where, ends, ds_sql = where + bound, ends + bound, ds_sql + bound
+                        params, ds_params = [*params, *bound_params], [*ds_params, *bound_params]
                 first = conn.execute(
                     f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} LIMIT 1", params
                 ).fetchone()
@@ -836,6 +842,22 @@ def aggregate(
                 kinds[name] = _first_kind(conn, tpk, sel.nid) or "Property"
         out.append(({**header, "attrTypes": kinds}, attrs))
     return out, total
+
+
+def _last_n_bound(
+    conn: sqlite3.Connection, col: str, ends: str, params: list[Any], last_n: int
+) -> tuple[str, list[Any]] | None:
+    """The condition that keeps a series' last N readings in the window (lastN, 5.2.21: "the
+    last n instances, per attribute, per entity"), ties at the Nth broken by row id as
+    `select` breaks them; None when the series holds no more than N."""
+    row = conn.execute(
+        f"SELECT {col}, h.hid FROM history h WHERE {ends} ORDER BY {col} DESC, h.hid DESC "
+        "LIMIT 1 OFFSET ?",
+        [*params, last_n - 1],
+    ).fetchone()
+    if row is None:
+        return None
+    return f" AND ({col} > ? OR ({col} = ? AND h.hid >= ?))", [row[0], row[0], row[1]]
 
 
 def _first_reading(conn: sqlite3.Connection, query: TemporalQuery, col: str, tpk: int) -> float:
