@@ -15,9 +15,11 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import (
     CONTENT_KEY,
     ENTITY_KEYS,
+    MAX_ATTRS,
     META_KEYS,
     NULL_URI,
     Budget,
+    TooLarge,
     check_body_id,
     check_name,
     check_uri,
@@ -307,6 +309,12 @@ class TemporalService:
             unit="instances, each sub-attribute counted",
             advice="send a long history in several requests",
         )
+        names = sum(1 for name in body if name not in ENTITY_KEYS)
+        if names > MAX_ATTRS:  # each name is a round of statements; the instances are not
+            raise TooLarge(
+                f"a temporal write holds at most {MAX_ATTRS:,} attributes, as an entity does; "
+                "send the others in further requests"
+            )
         budget.check_attrs(  # refused before any of it is expanded
             sum(
                 len(raw) if isinstance(raw, list) else 1
