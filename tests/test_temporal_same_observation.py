@@ -130,3 +130,18 @@ async def test_a_patched_observation_is_still_replaced_when_sent_again(
     assert await _values(client) == [2]
     assert (await client.post(f"{T}/{EID}/attrs", json={"p": reading(3)})).status_code == 204
     assert await _values(client) == [3]
+
+
+async def test_a_patch_moving_an_observation_onto_another_replaces_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A PATCH that gives an observation the time of another the temporal API stored kept
+    both (3 and 10 at one instant), while a POST at that time replaces it."""
+    later = "2024-01-02T00:00:00Z"
+    body = {"id": EID, "type": "Meter", "p": [reading(3), reading(10, later)]}
+    assert (await client.post(T, json=body)).status_code == 201
+    insts = (await get_temporal(client, EID))["p"]
+    iid = next(i["instanceId"] for i in insts if i["value"] == 10)
+    resp = await client.patch(f"{T}/{EID}/attrs/p/{iid}", json={"observedAt": AT})
+    assert resp.status_code == 204, resp.text
+    assert await _values(client) == [10]

@@ -391,7 +391,9 @@ def update_instance(
     inst: Doc,
 ) -> bool:
     """Replace one instance's content, keeping its instanceId. The row moves to the end (a
-    new row id), so that row ids stay in the order instances were last written (prune)."""
+    new row id), so that row ids stay in the order instances were last written (prune). An
+    observation the temporal API stored, given the time of another it stored, replaces that
+    one, as a POST at that time does (decision 033)."""
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
@@ -416,6 +418,15 @@ def update_instance(
             "num = ?, "
             "t_observed = coalesce(?, t_observed), t_modified = ?, dataset_id = ? WHERE hid = ?",
             (*values, hid),
+        )
+    observed = epoch(inst.get("observedAt"))
+    if hids and observed is not None:  # moved onto another observation: it replaces that one
+        conn.execute(
+            "DELETE FROM history WHERE tpk = ?1 AND nid = ?2 AND t_observed = ?3 "
+            f"AND dataset_id IS ?4 AND instance_id != ?5 AND inst ->> {_SENT_PATH} IS NOT NULL "
+            f"AND EXISTS (SELECT 1 FROM history o WHERE o.tpk = ?1 AND o.nid = ?2 "
+            f"AND o.instance_id = ?5 AND o.inst ->> {_SENT_PATH} IS NOT NULL)",
+            (tpk, names.lookup(conn, attr), observed, inst.get("datasetId"), instance_id),
         )
     if hids and inst.get("datasetId") is not None:  # reads find its series there
         nid = names.lookup(conn, attr)
