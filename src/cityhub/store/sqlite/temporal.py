@@ -92,7 +92,7 @@ def add(
     """Append one attribute's instances through the temporal API, where an observation
     replaces one the temporal API stored at its time (same attribute and datasetId): a client
     that sends an observation again corrects it instead of doubling it, and what entity
-    writes recorded at that time stays (decision 033). Types sent add to
+    writes recorded at that time stays (decision 034). Types sent add to
     those the temporal entity has, as on every write (decision 032); a scope sent replaces
     the one it has, and none sent keeps it."""
     add_many(conn, names, tenant, eid, types, {attr: instances}, scope, replace_observed=True)
@@ -204,7 +204,7 @@ def add_bulk(
 
 
 # Marks, in the stored JSON, an observation the temporal API wrote: only such an instance
-# is replaced by one sent again at its time (decision 033); never rendered.
+# is replaced by one sent again at its time (decision 034); never rendered.
 SENT = "@sent"
 _SENT_PATH = f"'$.\"{SENT}\"'"
 
@@ -239,7 +239,7 @@ def _write_history(
 ) -> None:
     """Insert instances for (tpk, replace, attrs) entries. `sent` (the temporal API) marks
     each observation SENT; with replace, it also replaces those marked at its time, attribute
-    and datasetId: what entity writes recorded there stays (decision 033)."""
+    and datasetId: what entity writes recorded there stays (decision 034)."""
     times: dict[str | None, float | None] = {None: None}
 
     def t(ts: str | None) -> float | None:
@@ -393,7 +393,7 @@ def update_instance(
     """Replace one instance's content, keeping its instanceId. The row moves to the end (a
     new row id), so that row ids stay in the order instances were last written (prune). An
     observation the temporal API stored, given the time of another it stored, replaces that
-    one, as a POST at that time does (decision 033)."""
+    one, as a POST at that time does (decision 034)."""
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
