@@ -115,15 +115,21 @@ async def test_an_attribute_of_metadata_alone_is_refused(
     assert (await get_entity(client, EID))["r"] == r
 
 
-async def test_a_concise_json_value_still_replaces_the_value(client: httpx.AsyncClient) -> None:
-    """A type-less object that is no attribute fragment stays a concise JSON value."""
+async def test_a_concise_json_value_still_merges_as_a_value(client: httpx.AsyncClient) -> None:
+    """A type-less object that is no attribute fragment stays a concise JSON value, which a
+    merge merges into the stored object key by key (RFC 7396, 5.5.12); an update replaces it."""
     await create(client, sensor(address={"type": "Property", "value": {"street": "Main"}}))
     resp = await client.patch(f"{BASE}/entities/{EID}", json={"address": {"street name": "X"}})
     assert resp.status_code == 204, resp.text
     assert (await get_entity(client, EID))["address"] == {
         "type": "Property",
-        "value": {"street name": "X"},
+        "value": {"street": "Main", "street name": "X"},
     }
+    resp = await client.patch(
+        f"{BASE}/entities/{EID}/attrs", json={"address": {"street name": "Y"}}
+    )
+    assert resp.status_code == 204, resp.text
+    assert (await get_entity(client, EID))["address"]["value"] == {"street name": "Y"}
 
 
 async def test_an_invalid_merge_of_an_absent_entity_is_a_400(client: httpx.AsyncClient) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
+from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null
 from cityhub.ngsild.timeutil import parse_ts
 
 Instance = dict[str, Any]
@@ -85,7 +86,6 @@ _INSTANCE_MEMBERS = _ENTITY_MEMBERS - {NGSI_LD + "scope"} | frozenset(
     )
 )
 _BAD_NAME = re.compile(r"[\s<>\"'=;()\x00-\x1f\\]")
-NULL_URI = "urn:ngsi-ld:null"
 
 
 MAX_VALUE_ITEMS = 10_000  # items of one array value (value, object, vocab, valueList, ...)
@@ -191,14 +191,6 @@ def is_null_instance(typ: str, raw: dict[str, Any]) -> bool:
     return bool(content == NULL_URI)
 
 
-def holds_null(value: Any) -> bool:
-    """Whether a value is the null marker or holds it at any depth of its objects and arrays."""
-    if isinstance(value, str):
-        return value == NULL_URI
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(holds_null(v) for v in items)
-
-
 def refuse_null(what: str) -> NoReturn:
     """The 400 for the marker in a write that cannot delete (5.2.1): stored, it was served as
     data to every reader, and the client meant a deletion the write never made."""
@@ -300,12 +292,14 @@ def expand_attrs(
     *,
     skip: frozenset[str] = ENTITY_KEYS,
     nulls: bool = False,
+    merge: bool = False,
     stored: Attrs | None = None,
     budget: Budget | None = None,
 ) -> Attrs:
     """A fragment of attributes (entity body or /attrs payload) in stored form.
 
-    With nulls, an instance holding the null marker comes back as {"type": ..., "null": True}.
+    With nulls, an instance holding the null marker comes back as {"type": ..., "null": True};
+    with merge too, the marker may also be a key's value in a Property's JSON object.
     With the stored attributes (a merge), a type-less fragment of a stored instance is read
     as a part of it (fragment_kind). The body holds at most MAX_ATTRS attributes and
     MAX_ITEMS items (Budget).
@@ -323,7 +317,9 @@ def expand_attrs(
         iri = check_member_name(expand_name(name, tm), name)
         into = stored.get(iri, []) if stored else []
         try:
-            instances = expand_attribute(iri, raw, tm, nulls=nulls, stored=into, budget=budget)
+            instances = expand_attribute(
+                iri, raw, tm, nulls=nulls, merge=merge, stored=into, budget=budget
+            )
         except BadRequestData as exc:
             raise naming(exc, "attribute", name) from None
         if iri in attrs:  # a term and its IRI: one attribute, as JSON-LD expansion joins them
@@ -361,6 +357,7 @@ def expand_attribute(
     tm: TermMap,
     *,
     nulls: bool = False,
+    merge: bool = False,
     stored: Sequence[Instance] = (),
     budget: Budget | None = None,
     history: bool = False,
@@ -377,10 +374,12 @@ def expand_attribute(
         kind = fragment_kind(item, stored)
         if kind:
             inst = expand_instance(
-                {**item, "type": kind}, tm, nulls=nulls, fragment=True, budget=budget
+                {**item, "type": kind}, tm, nulls=nulls, merge=merge, fragment=True, budget=budget
             )
         else:
-            inst = expand_instance(item, tm, nulls=nulls, budget=budget, history=history)
+            inst = expand_instance(
+                item, tm, nulls=nulls, merge=merge, budget=budget, history=history
+            )
         if inst.get("null"):
             out.append(inst)
             continue
@@ -454,6 +453,7 @@ def expand_instance(
     *,
     sub: bool = False,
     nulls: bool = False,
+    merge: bool = False,
     fragment: bool = False,
     budget: Budget | None = None,
     history: bool = False,
@@ -461,9 +461,10 @@ def expand_instance(
     """Validate one attribute instance and expand its names and vocab values.
 
     A fragment (partial attribute update) may omit the type and the content member. With
-    nulls (a merge or an update) the null marker deletes; with history (temporal input) a
-    content of the marker is kept as a deletion's record (5.5.4 excepts the temporal
-    evolution); otherwise the marker anywhere in the content is a 400 (5.2.1).
+    nulls (a merge or an update) the null marker as a whole content or member deletes, and
+    inside a content only a merge takes it (nested_null.check_nested); with history
+    (temporal input) a content of the marker is kept as a deletion's record (5.5.4 excepts
+    the temporal evolution); otherwise the marker anywhere in the content is a 400 (5.2.1).
     """
     budget = budget or Budget()
     budget.take_attr()
@@ -475,6 +476,8 @@ def expand_instance(
             return {"type": "Property", "null": True}
         if refuse and holds_null(raw):
             refuse_null("a value")
+        if nulls:
+            check_nested("Property", raw, "a value", merge=merge)
         return {"type": "Property", "value": raw}
     typ = raw.get("type")
     if typ is not None and not isinstance(typ, str):
@@ -493,6 +496,8 @@ def expand_instance(
                 )
             if refuse and holds_null(raw):
                 refuse_null("a value")
+            if nulls:
+                check_nested("Property", raw, "a value", merge=merge)
             return {"type": "Property", "value": raw}
         value = raw.get("value")
         if typ == "Property" and isinstance(value, dict) and is_geo_type(value.get("type")):
@@ -512,6 +517,8 @@ def expand_instance(
     else:
         if refuse and _content_holds_null(typ, raw[key]):
             refuse_null(f"a {typ}'s {key}")
+        if nulls:
+            check_nested(typ, raw[key], f"a {typ}'s {key}", merge=merge)
         inst = {"type": typ, key: _content(typ, raw[key], tm, budget)}
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
@@ -529,7 +536,7 @@ def expand_instance(
         iri = check_member_name(expand_name(name, tm, "sub-attribute name"), name, sub=True)
         try:
             subs[iri] = expand_instance(
-                value, tm, sub=True, nulls=nulls, budget=budget, history=history
+                value, tm, sub=True, nulls=nulls, merge=merge, budget=budget, history=history
             )
         except BadRequestData as exc:
             raise naming(exc, "sub-attribute", name) from None

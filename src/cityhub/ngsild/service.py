@@ -666,7 +666,7 @@ def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Att
             if i is None:
                 new = stamp(without_nulls(inst), now)
             elif merge:
-                new = merge_instance(current[i], inst, now)
+                new = merge_instance(current[i], inst, now, by_key=True)
             else:
                 new = stamp(without_nulls(inst), now, current[i].get("createdAt"))
             if emptied(new):  # every language given as null: as DELETE ?lang= of the last one
@@ -710,7 +710,7 @@ def _drop_languages(
 def _merge_attrs(body: Any, tm: TermMap, doc: Doc | None) -> Attrs:
     """A merge's attributes read against the stored ones; an invalid body is a 400 before an
     absent entity is a 404 (ETSI 057_03_02)."""
-    return expand_attrs(body, tm, nulls=True, stored=doc["attrs"] if doc else None)
+    return expand_attrs(body, tm, nulls=True, merge=True, stored=doc["attrs"] if doc else None)
 
 
 def _geometry_value(raw: Any, kind: str) -> bool:
