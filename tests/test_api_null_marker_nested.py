@@ -2,7 +2,8 @@
 `urn:ngsi-ld:null` nested in a Property's JSON object as data. 5.5.4 admits it there only in a
 merge, whose patch goes into the object as RFC 7396 has it (5.5.12: that key is removed);
 a partial update or an update is a 400 BadRequestData (the ETSI suite's extension TPs
-554_01_03 and 554_01_04)."""
+554_01_03 and 554_01_04). Temporal input refuses the marker as a first-level member value
+(5611_01_02)."""
 
 from __future__ import annotations
 
@@ -215,3 +216,28 @@ async def test_temporal_instance_patch_refuses_a_nested_marker(
         f"{BASE}/temporal/entities/{EID}/attrs/p/{iid}", json={"value": {"a": NULL}}
     )
     assert NULL in str(problem(resp, 400, "BadRequestData")["detail"])
+
+
+# -- temporal input: the marker as a first-level member value is no deletion's record -------
+
+
+@pytest.mark.parametrize("member", ["expiresAt", "speed"])
+async def test_temporal_upsert_refuses_a_first_level_marker(
+    client: httpx.AsyncClient, member: str
+) -> None:
+    """5611_01_02: only an instance whose content is the marker records a deletion (4.5.7)."""
+    speed = [{"type": "Property", "value": 1, "observedAt": T}]
+    body = {"id": EID, "type": "Vehicle", "speed": speed, member: NULL}
+    resp = await client.post(f"{BASE}/temporal/entities", json=body)
+    assert NULL in str(problem(resp, 400, "BadRequestData")["detail"])
+    resp = await client.get(
+        f"{BASE}/temporal/entities/{EID}",
+        params={"timerel": "before", "timeAt": "2030-01-01T00:00:00Z"},
+    )
+    assert resp.status_code == 404, resp.text
+
+
+async def test_temporal_upsert_still_takes_a_deleted_instance(client: httpx.AsyncClient) -> None:
+    """5611_01_01: {"type": "Property", "value": the marker, ...} is a deletion's record."""
+    body = vehicle(speed=[{"type": "Property", "value": NULL, "observedAt": T}])
+    assert (await client.post(f"{BASE}/temporal/entities", json=body)).status_code == 201

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
-from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null
+from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null, refuse_first_level
 from cityhub.ngsild.timeutil import parse_ts
 
 Instance = dict[str, Any]
@@ -464,7 +464,8 @@ def expand_instance(
     nulls (a merge or an update) the null marker as a whole content or member deletes, and
     inside a content only a merge takes it (nested_null.check_nested); with history
     (temporal input) a content of the marker is kept as a deletion's record (5.5.4 excepts
-    the temporal evolution); otherwise the marker anywhere in the content is a 400 (5.2.1).
+    the temporal evolution), the bare marker is a 400; otherwise the marker anywhere in the
+    content is a 400 (5.2.1).
     """
     budget = budget or Budget()
     budget.take_attr()
@@ -474,6 +475,8 @@ def expand_instance(
             raise BadRequestData("an attribute value must not be null")
         if nulls and raw == NULL_URI:
             return {"type": "Property", "null": True}
+        if history and raw == NULL_URI:
+            refuse_first_level("a value")
         if refuse and holds_null(raw):
             refuse_null("a value")
         if nulls:

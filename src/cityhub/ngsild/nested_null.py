@@ -64,5 +64,16 @@ def check_nested(typ: str, content: Any, what: str, *, merge: bool) -> None:
     )
 
 
+def refuse_first_level(what: str) -> NoReturn:
+    """Temporal input keeps the marker only as an instance's content, a deletion's record
+    (4.5.7); as a first-level member's value it is a 400 (5.5.4), where it was stored as a
+    deletion of an attribute of that name."""
+    _refuse(
+        f"{what} cannot be {NULL_URI} in temporal input: there the NGSI-LD Null records a "
+        f'deletion only as an instance\'s content ({{"type": "Property", "value": "{NULL_URI}"'
+        ', "observedAt": ...}); it removes a member only in a merge or an update'
+    )
+
+
 def _refuse(detail: str) -> NoReturn:
     raise BadRequestData(detail)
