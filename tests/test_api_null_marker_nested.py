@@ -3,7 +3,7 @@
 merge, whose patch goes into the object as RFC 7396 has it (5.5.12: that key is removed);
 a partial update or an update is a 400 BadRequestData (the ETSI suite's extension TPs
 554_01_03 and 554_01_04). Temporal input refuses the marker as a first-level member value
-(5611_01_02)."""
+(5611_01_02); and a body that is the Null alone stays InvalidRequest."""
 
 from __future__ import annotations
 
@@ -241,3 +241,17 @@ async def test_temporal_upsert_still_takes_a_deleted_instance(client: httpx.Asyn
     """5611_01_01: {"type": "Property", "value": the marker, ...} is a deletion's record."""
     body = vehicle(speed=[{"type": "Property", "value": NULL, "observedAt": T}])
     assert (await client.post(f"{BASE}/temporal/entities", json=body)).status_code == 201
+
+
+# -- a body that is the Null alone ------------------------------------------------------------
+
+
+async def test_replace_attribute_with_the_null_as_body_is_invalid_request(
+    client: httpx.AsyncClient,
+) -> None:
+    """Not an attribute at all, as a body that is not JSON is: InvalidRequest, which says
+    how to delete."""
+    await setup(client)
+    resp = await client.put(f"{BASE}/entities/{EID}/attrs/address", json=NULL)
+    assert "DELETE" in str(problem(resp, 400, "InvalidRequest")["detail"])
+    assert (await stored(client))["address"]["value"] == ADDRESS

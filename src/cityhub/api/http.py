@@ -20,7 +20,7 @@ from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsondepth import MAX_DEPTH, too_deep
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
-from cityhub.ngsild.entity import check_uri
+from cityhub.ngsild.entity import NULL_URI, check_uri
 from cityhub.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
@@ -218,6 +218,11 @@ async def context_of(
     tenant = tenant_of(request, must_exist=must_exist)
     link = parse_link_header(header_all(request, b"link"))
     spec: Any = None
+    if body == NULL_URI:  # no attribute body at all; ETSI names InvalidRequest for this body
+        raise InvalidRequest(
+            f"the body is {NULL_URI} alone, which names nothing to write; delete an attribute "
+            "with DELETE .../attrs/{attrId}, or give the marker inside a merge or an update"
+        )
     if body is not None and not (isinstance(body, dict) or (isinstance(body, list) and body)):
         raise InvalidRequest("the body must be a JSON object (or a non-empty array for batches)")
     if media == JSONLD and body is not None:
