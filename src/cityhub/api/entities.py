@@ -232,10 +232,18 @@ async def get_entity(request: Request) -> Response:
     _geometry_property_fits(ctx, params)
     if not params and ctx.accept != GEOJSON:
         return _read_plain(request, ctx, eid)
+    join, level = None, 0
     if params:  # validate before looking anything up
         P.render_options(params, ctx.tm)
         P.projections(params)
-        P.join_options(params)
+        join, level = P.join_options(params)
+    if join and level > 0:  # up to MAX_LINKED fetches and renders: not on the loop
+        return await off_loop(request, _retrieve, request, ctx, eid, params)
+    return _retrieve(request, ctx, eid, params)
+
+
+def _retrieve(request: Request, ctx: Ctx, eid: str, params: dict[str, str]) -> Response:
+    """Read, render and encode one entity (on a reader thread when it joins others)."""
     doc = service(request).get(ctx.tenant, eid)
     types = _types(request, ctx)
     if types is not None and not matches_types(types, doc):

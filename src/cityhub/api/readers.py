@@ -4,7 +4,7 @@ Queries, temporal reads and discovery run on a small pool of threads, each with 
 reader connection (WAL readers never block the writer, and SQLite releases the GIL while it
 steps). The event loop keeps serving writes, reads by id and the IoT agent meanwhile. Reads of
 one entity by id stay on the loop: they read one row, and the hop would cost more than the read
-(docs/decisions/016).
+(docs/decisions/016); one that joins linked entities is a read of many and goes to a thread.
 """
 
 from __future__ import annotations
