@@ -198,3 +198,29 @@ async def test_an_invalid_geometry_property_is_refused(
         headers={"Accept": "application/geo+json"},
     )
     bad_request(resp)
+
+
+@pytest.mark.parametrize("opts", ["keyValues,sysAttrs", "simplified,sysAttrs"])
+async def test_key_values_with_sys_attrs_has_the_entity_times(
+    client: httpx.AsyncClient, opts: str
+) -> None:
+    """options=sysAttrs includes createdAt and modifiedAt (6.3.11), in the simplified form
+    too, as keyValues notifications with sysAttrs have them (the ETSI suite, 046_17_01); an
+    attribute's times have no place beside a bare value."""
+    await create(
+        client, {"id": "urn:ngsi-ld:T:k", "type": "T", "p": {"type": "Property", "value": 1}}
+    )
+    for path, params in (
+        ("/entities/urn:ngsi-ld:T:k", {"options": opts}),
+        ("/entities", {"type": "T", "options": opts}),
+    ):
+        resp = await client.get(BASE + path, params=params)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        body = body[0] if isinstance(body, list) else body
+        assert body.keys() == {"id", "type", "p", "createdAt", "modifiedAt"}, body
+        assert body["p"] == 1
+    picked = await client.get(
+        f"{BASE}/entities/urn:ngsi-ld:T:k", params={"options": opts, "pick": "id,p"}
+    )
+    assert picked.json() == {"id": "urn:ngsi-ld:T:k", "p": 1}

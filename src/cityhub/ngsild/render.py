@@ -53,7 +53,7 @@ def render_entity(doc: dict[str, Any], tm: TermMap, opts: RenderOptions) -> dict
             if not chosen:
                 continue
         out[tm.compact(iri)] = render_attribute(chosen, tm, opts)
-    if opts.sys_attrs and opts.format != "keyValues":
+    if opts.sys_attrs:  # the entity's times in every format (6.3.11), keyValues too
         for key in ("createdAt", "modifiedAt", "deletedAt"):
             picked = opts.pick is None or key in opts.pick_fields
             if key in doc and picked and key not in opts.omit:

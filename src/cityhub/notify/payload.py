@@ -55,7 +55,8 @@ def _projections(sub: Compiled) -> tuple[Projection | None, Projection | None]:
     if "omit" in params:
         omit = parse_projection(_text(S.render_projection(params["omit"], sub.tm)))
     if params.get("attributes"):
-        pick = {"id": None, "type": None, "scope": None}
+        # a filter of attributes: the entity's members stay (its times with sysAttrs)
+        pick = dict.fromkeys(("id", "type", "scope", "createdAt", "modifiedAt"))
         pick.update({sub.tm.compact(a): None for a in params["attributes"]})
     return pick, omit
 
@@ -153,8 +154,6 @@ def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
         rendered, extra = render_joined([clean], sub.tm, opts, pick, omit, None, 0, fetch)
     out = rendered[0]
     _put_extras(out, clean, extras, sub, opts)
-    if opts.format == "keyValues" and opts.sys_attrs:  # left out of API answers, not here
-        out.update({k: entity[k] for k in ("createdAt", "modifiedAt") if k in entity})
     if "deletedAt" in entity:
         out["deletedAt"] = entity["deletedAt"]  # a deletion always says when
     return dedupe([out, *extra]) if join == "flat" else [out]
