@@ -1089,3 +1089,65 @@ async def test_an_attribute_with_empty_content_is_400(
     """Stored, it existed for attrs= but not for q=attr (it had nothing to compare)."""
     resp = await client.post(f"{BASE}/entities", json={"id": "urn:x:e", "type": "T", "f": attr})
     problem(resp, 400, "BadRequestData")
+
+
+GEO = {"Accept": "application/geo+json"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"pick": "type"}, {"omit": "id"}, {"pick": "type", "options": "keyValues"}],
+)
+async def test_geo_json_geometry_does_not_depend_on_the_id_being_shown(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    """The Feature's geometry is the stored GeoProperty's value, whatever the projection
+    keeps of the entity (it was null with pick=type: the lookup went by the rendered id)."""
+    point = {"type": "Point", "coordinates": [3, 4]}
+    await create(
+        client, {"id": EID, "type": "Sensor", "location": {"type": "GeoProperty", "value": point}}
+    )
+    one = await client.get(f"{BASE}/entities/{EID}", params=params, headers=GEO)
+    assert one.status_code == 200, one.text
+    assert one.json()["geometry"] == point, one.text
+    many = await client.get(f"{BASE}/entities", params={**params, "type": "Sensor"}, headers=GEO)
+    assert [f["geometry"] for f in many.json()["features"]] == [point], many.text
+    picked = await client.get(
+        f"{BASE}/entities/{EID}",
+        params={"pick": "type", "geometryProperty": "location"},
+        headers=GEO,
+    )
+    assert picked.json()["geometry"] == point
+
+
+@pytest.mark.parametrize("options", [None, "keyValues", "concise"])
+async def test_geo_json_geometry_of_a_flat_joined_entity_is_its_geo_property(
+    client: httpx.AsyncClient, options: str | None
+) -> None:
+    """A flat-joined entity's geometry is read from its stored GeoProperty as the queried
+    entity's is: a plain Property holding a geometry is none, in every format."""
+    linked = {
+        "id": "urn:ngsi-ld:Sensor:G4",
+        "type": "Sensor",
+        "pos": {"type": "Property", "value": {"type": "Point", "coordinates": [7, 7]}},
+    }
+    far = {"type": "Point", "coordinates": [9, 9]}
+    linking = {
+        "id": "urn:ngsi-ld:Sensor:G3",
+        "type": "Gauge",
+        "pos": {"type": "GeoProperty", "value": far},
+        "to": {"type": "Relationship", "object": linked["id"]},
+    }
+    await create(client, linked)
+    await create(client, linking)
+    params = {
+        "join": "flat",
+        "geometryProperty": "pos",
+        **({"options": options} if options else {}),
+    }
+    one = await client.get(f"{BASE}/entities/{linking['id']}", params=params, headers=GEO)
+    geometries = {f["id"]: f["geometry"] for f in one.json()["features"]}
+    assert geometries == {linking["id"]: far, linked["id"]: None}, one.text
+    many = await client.get(f"{BASE}/entities", params={**params, "type": "Gauge"}, headers=GEO)
+    geometries = {f["id"]: f["geometry"] for f in many.json()["features"]}
+    assert geometries == {linking["id"]: far, linked["id"]: None}, many.text

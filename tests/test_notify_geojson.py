@@ -70,3 +70,39 @@ async def test_csource_subscriptions_refuse_geojson(client: httpx.AsyncClient) -
         "notification": {"endpoint": {"uri": "http://localhost:1111/n", "accept": GEOJSON}},
     }
     problem(await client.post(f"{BASE}/csourceSubscriptions", json=body), 400, "BadRequestData")
+
+
+async def test_geometries_come_from_the_stored_entities_whatever_is_shown(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A pick that hides the id keeps the Feature's geometry (it was null: the geometry was
+    looked up by the rendered id), and a flat-joined entity has its own (probe6 item 3)."""
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": "Place"}],
+        "notification": {
+            "format": "keyValues",
+            "pick": "type,near",
+            "join": "flat",
+            "endpoint": {"uri": receiver.url(), "accept": GEOJSON},
+        },
+    }
+    resp = await hub.post(f"{BASE}/subscriptions", json=body)
+    assert resp.status_code == 201, resp.text
+    other = {
+        "id": "urn:ngsi-ld:Spot:1",
+        "type": "Spot",
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [7, 7]}},
+    }
+    await create(hub, other)
+    place = {
+        "id": "urn:ngsi-ld:Place:3",
+        "type": "Place",
+        "location": {"type": "GeoProperty", "value": POINT},
+        "near": {"type": "Relationship", "object": other["id"]},
+    }
+    await create(hub, place)
+    got = await wait_for(lambda: receiver.received(), what="the GeoJSON notification")
+    features = got[0].body["data"]["features"]
+    assert [f["geometry"] for f in features] == [POINT, other["location"]["value"]], features
+    assert "id" not in features[0] and features[1]["id"] == other["id"], features

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -39,7 +39,7 @@ from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id, expand_entity, expand_name
 from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
 from cityhub.ngsild.geojson import collection, feature, stored_geometries
-from cityhub.ngsild.linked import dedupe, render_joined
+from cityhub.ngsild.linked import listed_once, render_joined
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
@@ -63,41 +63,59 @@ def _eid(request: Request) -> str:
     return check_path_id(request.path_params["eid"], "eid" in request.scope.get(ENCODED, ()))
 
 
+@dataclass
+class _Rendered:
+    """Rendered entities, each with the id it is stored under (a projection may hide it),
+    and the stored documents read for them, queried and linked: GeoJSON takes geometries
+    from the documents."""
+
+    entities: list[Any]
+    ids: list[str]
+    docs: list[dict[str, Any]]
+    linked: list[dict[str, Any]]
+
+
 def _render(
     request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]
-) -> list[Any]:
+) -> _Rendered:
     """Render entities with projections and linked-entity joins; flat joins append targets."""
     if not params:
-        return [render_entity(d, ctx.tm, DEFAULT) for d in docs]
+        rendered = [render_entity(d, ctx.tm, DEFAULT) for d in docs]
+        return _Rendered(rendered, [d["id"] for d in docs], docs, [])
     opts = P.render_options(params, ctx.tm)
     pick, omit = P.projections(params)
     join, level = P.join_options(params)
     store = request.app.state.store
+    fetched: list[dict[str, Any]] = []
 
     def fetch(ids: list[str]) -> dict[str, dict[str, Any]]:
         found, _ = store.query(
             ctx.tenant, EntityQuery(ids=tuple(dict.fromkeys(ids)), limit=len(ids))
         )
+        fetched.extend(found)
         return {d["id"]: d for d in found}
 
     rendered, extra = render_joined(docs, ctx.tm, opts, pick, omit, join, level, fetch)
     # a projection that leaves nothing drops the entity (the ETSI suite, 019_17_01); a pick
     # of attributes alone already selected in the query (params._picked_attributes)
-    rendered = [r for r in rendered if r]
-    if join == "flat":
-        return dedupe(rendered + extra)
-    return rendered
+    pairs = [(d["id"], r) for d, r in zip(docs, rendered, strict=True) if r]
+    if join == "flat":  # linked entities always name themselves; each is listed once
+        pairs = listed_once(pairs + [(e["id"], e) for e in extra])
+    return _Rendered([r for _, r in pairs], [i for i, _ in pairs], docs, fetched)
 
 
-def _geo_body(ctx: Ctx, params: dict[str, str], rendered: Any, docs: list[dict[str, Any]]) -> Any:
-    """A Feature or FeatureCollection; the geometries come from the stored documents."""
+def _geo_body(ctx: Ctx, params: dict[str, str], out: _Rendered, one: bool) -> Any:
+    """A Feature (one) or FeatureCollection; the geometries come from the stored documents,
+    by stored id: what the rendering shows does not change them."""
     iri = expand_name(params.get("geometryProperty", "location"), ctx.tm, "geometryProperty")
     prop = ctx.tm.compact(iri)  # a full IRI or another prefix names the same attribute
-    stored = stored_geometries(docs, iri, P.dataset_ids(params.get("datasetId")))
+    # datasetId picks the queried entities' instances only, as in their renderings
+    stored = stored_geometries(out.linked, iri, None)
+    stored.update(stored_geometries(out.docs, iri, P.dataset_ids(params.get("datasetId"))))
     context = response_context(ctx)
-    if isinstance(rendered, list):
-        return collection(rendered, prop, context, stored)
-    return feature(rendered, prop, context, stored)
+    if one:
+        return feature(out.entities[0], prop, context, stored, out.ids[0])
+    return collection(out.entities, prop, context, stored, out.ids)
 
 
 def _geometry_property_fits(ctx: Ctx, params: dict[str, str]) -> None:
@@ -136,13 +154,13 @@ def _query(
     """Run, render and encode a query (on a reader thread)."""
     query = P.entity_query(params, ctx.tm, selectors=selectors)
     docs, total = service(request).query(ctx.tenant, query)
-    rendered = _render(request, ctx, docs, params)
+    out = _render(request, ctx, docs, params)
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     if ctx.accept == GEOJSON:
-        body: Any = _geo_body(ctx, params, rendered, docs)
+        body: Any = _geo_body(ctx, params, out, one=False)
         resp = json_response(ctx, body, headers=headers, entities=False)
     else:
-        resp = json_response(ctx, rendered, headers=headers)
+        resp = json_response(ctx, out.entities, headers=headers)
     if links:  # without a count, a full page may have a next one
         more = len(docs) == query.limit if total is None else query.offset + query.limit < total
         add_page_links(resp, request.url.path, params, query.limit, query.offset, more)
@@ -252,13 +270,13 @@ def _retrieve(request: Request, ctx: Ctx, eid: str, params: dict[str, str]) -> R
         ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"])
     ):
         raise ResourceNotFound(f"entity {eid} has none of the attributes {params['attrs']}")
-    many = _render(request, ctx, [doc], params)
-    if not many:  # the ETSI suite, 018_19_01 and 018_19_02
+    out = _render(request, ctx, [doc], params)
+    if not out.entities:  # the ETSI suite, 018_19_01 and 018_19_02
         raise ResourceNotFound(f"nothing of entity {eid} is left after pick/omit")
-    rendered: Any = many if len(many) > 1 else many[0]
+    many = len(out.entities) > 1  # a flat join lists the linked entities beside it
     if ctx.accept == GEOJSON:
-        return json_response(ctx, _geo_body(ctx, params, rendered, [doc]), entities=False)
-    return json_response(ctx, rendered)
+        return json_response(ctx, _geo_body(ctx, params, out, one=not many), entities=False)
+    return json_response(ctx, out.entities if many else out.entities[0])
 
 
 def _read_plain(request: Request, ctx: Ctx, eid: str) -> Response:

@@ -35,13 +35,16 @@ def feature(
     geometry_property: str,
     context: Any | None,
     stored: Geometries | None = None,
+    stored_id: str | None = None,
 ) -> dict[str, Any]:
     """One rendered entity as a GeoJSON Feature: its geometry is the named GeoProperty's
     value, or null when the entity has no such GeoProperty (never a plain Property's value);
-    taken from `stored` for the entities it names."""
+    taken from `stored` for the entities it names, by `stored_id` (the id it is stored
+    under: a projection may leave the rendered id out) or else the rendered id."""
     props = {k: v for k, v in entity.items() if k != "id"}
-    if stored is not None and entity.get("id") in stored:
-        return _feature(entity, props, stored[entity["id"]], context)
+    key = stored_id if stored_id is not None else entity.get("id")
+    if stored is not None and key in stored:
+        return _feature(entity, props, stored[key], context)
     geo = entity.get(geometry_property)
     if isinstance(geo, list) and geo:  # a multi-attribute: its default instance, else the first
         geo = next((g for g in geo if isinstance(g, dict) and "datasetId" not in g), geo[0])
@@ -76,11 +79,16 @@ def collection(
     geometry_property: str,
     context: Any | None,
     stored: Geometries | None = None,
+    stored_ids: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Rendered entities as a FeatureCollection."""
+    """Rendered entities as a FeatureCollection (stored_ids: each one's, see feature)."""
+    ids: list[str | None] = list(stored_ids) if stored_ids is not None else [None] * len(entities)
     out: dict[str, Any] = {
         "type": "FeatureCollection",
-        "features": [feature(e, geometry_property, None, stored) for e in entities],
+        "features": [
+            feature(e, geometry_property, None, stored, i)
+            for e, i in zip(entities, ids, strict=True)
+        ],
     }
     if context is not None:
         out["@context"] = context

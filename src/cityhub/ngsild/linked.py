@@ -157,14 +157,16 @@ def _inline(out: dict[str, Any], name: str, by_id: dict[str, dict[str, Any]], fm
             inst["entity"] = hits if len(hits) > 1 or isinstance(obj, list) else hits[0]
 
 
-def dedupe(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flat results list every entity once."""
-    seen: set[Any] = set()
+def listed_once(pairs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Flat results list every entity once; each rendering keeps the id it is stored under
+    (GeoJSON reads geometries by it), and one whose id a pick hides is never a repeat."""
+    seen: set[str] = set()
     out = []
-    for e in entities:
-        key = e.get("id")
-        if key in seen and key is not None:
-            continue
-        seen.add(key)
-        out.append(e)
+    for stored_id, entity in pairs:
+        shown = entity.get("id")
+        if shown is not None:
+            if shown in seen:
+                continue
+            seen.add(shown)
+        out.append((stored_id, entity))
     return out

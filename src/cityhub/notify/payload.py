@@ -14,7 +14,7 @@ from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, NGSI_LD
 from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.geojson import collection, stored_geometries
-from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, dedupe, render_joined
+from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, listed_once, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.render import RenderOptions, dataset_positions
 from cityhub.ngsild.timeutil import now_iso
@@ -138,7 +138,8 @@ def _stands_alone(rendered: Any, inst: Doc) -> bool:
 
 
 def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
-    """The event entity as the subscription wants to see it (plus flat-joined targets)."""
+    """The event entity as the subscription wants to see it (plus flat-joined targets, each
+    named by its id); the first is the event entity's, whose id a pick may hide."""
     opts = render_options(sub)
     params = sub.notification
     pick, omit = _projections(sub)
@@ -156,30 +157,52 @@ def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
     _put_extras(out, clean, extras, sub, opts)
     if "deletedAt" in entity:
         out["deletedAt"] = entity["deletedAt"]  # a deletion always says when
-    return dedupe([out, *extra]) if join == "flat" else [out]
+    if join == "flat":
+        return [e for _, e in listed_once([(entity["id"], out), *((e["id"], e) for e in extra)])]
+    return [out]
 
 
 def notification(
     sub: Compiled, events: list[Doc], fetch: Fetch, tenant: str
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one notification carrying events (in order)."""
-    data: list[Doc] = []
+    rendered: list[tuple[Doc, list[tuple[str, Doc]]]] = []  # each event with its entities
+    fetched: list[Doc] = []
+
+    def fetch_kept(ids: list[str]) -> dict[str, Doc]:
+        found = fetch(ids)
+        fetched.extend(found.values())
+        return found
+
     for event in events:
-        data += render_event_entity(sub, event["entity"], fetch)
+        entity = event["entity"]
+        first, *linked = render_event_entity(sub, entity, fetch_kept)
+        ids = [entity["id"], *(e["id"] for e in linked)]
+        rendered.append((entity, list(zip(ids, [first, *linked], strict=True))))
     trigger = events[0].get("trigger") if events else None
     if sub.notification["endpoint"].get("accept") == GEOJSON:
-        return envelope(sub, "Notification", _features(sub, data, events), trigger, tenant)
+        features = _features(sub, rendered, fetched)
+        return envelope(sub, "Notification", features, trigger, tenant)
+    data = [e for _, pairs in rendered for _, e in pairs]
     return envelope(sub, "Notification", data, trigger, tenant, context_in_items=True)
 
 
-def _features(sub: Compiled, data: list[Doc], events: list[Doc]) -> Doc:
+def _features(
+    sub: Compiled, rendered: list[tuple[Doc, list[tuple[str, Doc]]]], linked: list[Doc]
+) -> Doc:
     """The rendered entities as a FeatureCollection: each one's geometry is its location
-    GeoProperty, read from the stored event entities (a keyValues or concise rendering no
-    longer says which attribute is a GeoProperty); a flat-joined entity's from its rendering."""
-    stored = stored_geometries(
-        [e["entity"] for e in events], LOCATION, render_options(sub).dataset_ids
-    )
-    return collection(data, sub.tm.compact(LOCATION), None, stored)
+    GeoProperty, read from the stored entity by its stored id (a keyValues or concise
+    rendering no longer says which attribute is a GeoProperty, and a pick may hide the id):
+    an event entity's as it was at its event, a flat-joined one's as it was fetched."""
+    prop = sub.tm.compact(LOCATION)
+    of_linked = stored_geometries(linked, LOCATION, None)  # datasetId picks the event's own
+    features: list[Doc] = []
+    for entity, pairs in rendered:
+        own = stored_geometries([entity], LOCATION, render_options(sub).dataset_ids)
+        ids = [i for i, _ in pairs]
+        part = collection([e for _, e in pairs], prop, None, {**of_linked, **own}, ids)
+        features += part["features"]
+    return {"type": "FeatureCollection", "features": features}
 
 
 def envelope(
