@@ -159,3 +159,28 @@ async def test_datasetid_picks_which_relationship_instance_is_followed(
     assert [e["id"] for e in flat] == [rel["id"], thing["id"]], flat
     inline = (await client.get(url, params={**params, "join": "inline"})).json()
     assert inline["r2"]["entity"]["name"] == {"type": "Property", "value": "t"}, inline
+
+
+@pytest.mark.parametrize("fmt", ["keyValues", "concise", "normalized"])
+async def test_inline_puts_targets_into_every_instance_of_a_multi_relationship(
+    linked: httpx.AsyncClient, fmt: str
+) -> None:
+    """A Relationship with several datasetIds is inlined in keyValues as in the other
+    formats: in keyValues each datasetId's object becomes its entity (it stayed an id)."""
+    multi = {
+        "id": "urn:ngsi-ld:Sensor:2",
+        "type": "Sensor",
+        "next": [
+            {"type": "Relationship", "object": ROOM["id"]},
+            {"type": "Relationship", "object": FLOOR["id"], "datasetId": "urn:ngsi-ld:ds:x"},
+        ],
+    }
+    resp = await linked.post(f"{BASE}/entities", json=multi)
+    assert resp.status_code == 201, resp.text
+    out = await get(linked, multi["id"], join="inline", format=fmt)
+    if fmt == "keyValues":
+        shown = out["next"]["dataset"]
+        assert shown["@none"]["id"] == ROOM["id"] and shown["@none"]["name"] == "hall"
+        assert shown["urn:ngsi-ld:ds:x"]["id"] == FLOOR["id"]
+    else:
+        assert [i["entity"]["id"] for i in out["next"]] == [ROOM["id"], FLOOR["id"]]

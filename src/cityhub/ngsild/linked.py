@@ -141,9 +141,11 @@ def _inline(out: dict[str, Any], name: str, by_id: dict[str, dict[str, Any]], fm
         return
     value = out[name]
     if fmt == "keyValues":
-        ids = value if isinstance(value, list) else [value]
-        hits = [by_id.get(i, i) if isinstance(i, str) else i for i in ids]
-        out[name] = hits if isinstance(value, list) else hits[0]
+        several = value.get("dataset") if isinstance(value, dict) else None
+        if isinstance(several, dict) and value.keys() == {"dataset"}:  # one per datasetId
+            out[name] = {"dataset": {ds: _linked(v, by_id) for ds, v in several.items()}}
+        else:
+            out[name] = _linked(value, by_id)
         return
     for inst in value if isinstance(value, list) else [value]:
         if not isinstance(inst, dict):
@@ -155,6 +157,13 @@ def _inline(out: dict[str, Any], name: str, by_id: dict[str, dict[str, Any]], fm
         hits = [by_id[i] for i in ids if isinstance(i, str) and i in by_id]
         if hits:
             inst["entity"] = hits if len(hits) > 1 or isinstance(obj, list) else hits[0]
+
+
+def _linked(value: Any, by_id: dict[str, dict[str, Any]]) -> Any:
+    """A keyValues object (an id, or a list of them) with the linked entities in place."""
+    if isinstance(value, list):
+        return [by_id.get(i, i) if isinstance(i, str) else i for i in value]
+    return by_id.get(value, value) if isinstance(value, str) else value
 
 
 def listed_once(pairs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
