@@ -161,3 +161,38 @@ async def test_a_join_on_one_entity_holds_up_no_other_request(
         assert r.json()["near"]["entity"]["id"] == linked["id"]
     else:
         assert [e["id"] for e in r.json()] == [SENSOR["id"], linked["id"]]
+
+
+async def test_a_joined_notification_is_rendered_off_the_loop(
+    app: Starlette,
+    hub: httpx.AsyncClient,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscription with a join fetches and renders linked entities for every change (a
+    27.5 MB notification per one-string change held every request 2.5-5 s): that is done on
+    a thread, whatever the size of the change."""
+    linking = {**SENSOR, "near": {"type": "Relationship", "object": "urn:ngsi-ld:Sensor:s3"}}
+    linked = {**SENSOR, "id": "urn:ngsi-ld:Sensor:s3"}
+    r = await hub.post(f"{BASE}/entityOperations/create", json=[linking, linked])
+    assert r.status_code == 201, r.text
+    sub = {
+        "type": "Subscription",
+        "entities": [{"id": SENSOR["id"], "type": "Sensor"}],
+        "notification": {"endpoint": {"uri": receiver.url()}, "join": "inline"},
+    }
+    assert (await hub.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+    stall = Stall(app.state.store.query)  # the join's fetch of the linked entities
+    monkeypatch.setattr(app.state.store, "query", stall)
+    r = await hub.patch(f"{BASE}/entities/{SENSOR['id']}/attrs/n", json={"value": 2})
+    assert r.status_code == 204, r.text
+    assert await asyncio.to_thread(stall.started.wait, 5)
+    try:
+        r = await hub.get(f"{BASE}/entities/{linked['id']}", params={"options": "keyValues"})
+        assert r.status_code == 200 and r.json()["n"] == 1
+        assert not receiver.received()
+    finally:
+        stall.release.set()
+    got = await wait_for(lambda: receiver.received(), timeout=5, what="the joined notification")
+    assert got[0].body["data"][0]["near"]["entity"]["id"] == linked["id"]
+    assert not stall.timed_out, "the read above waited for the notification's rendering"

@@ -349,8 +349,9 @@ class Notifier:
                 self.dispatcher.counters.given_up += 1
             return None
         try:
-            if len(item.payload) + len(item.body or b"") >= OFF_LOOP:
-                # a large change: rendered on a thread (one item at a time, so still in order)
+            if len(item.payload) + len(item.body or b"") >= OFF_LOOP or payload.joins(sub):
+                # a large change, or a join (up to MAX_LINKED fetches and renders however
+                # small the change): rendered on a thread (one item at a time, so in order)
                 body, headers = await in_thread(self._render, sub, item)
             else:
                 body, headers = self._render(sub, item)

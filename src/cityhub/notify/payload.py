@@ -137,6 +137,12 @@ def _stands_alone(rendered: Any, inst: Doc) -> bool:
     )
 
 
+def joins(sub: Compiled) -> bool:
+    """Whether the subscription's notifications fetch and render linked entities."""
+    params = sub.notification
+    return params.get("join") in ("inline", "flat") and int(params.get("joinLevel", 1)) > 0
+
+
 def render_event_entity(sub: Compiled, entity: Doc, fetch: Fetch) -> list[Doc]:
     """The event entity as the subscription wants to see it (plus flat-joined targets, each
     named by its id); the first is the event entity's, whose id a pick may hide."""
