@@ -495,6 +495,9 @@ ENDPOINT = {"uri": "http://localhost:1111/notify"}
             id="omit-and-attributes",
         ),
         pytest.param(sub(notification={"endpoint": ENDPOINT, "join": "deep"}), id="bad-join"),
+        # a Subscription member put inside notification would be stored and never applied
+        pytest.param(sub(notification={"endpoint": ENDPOINT, "lang": "fr"}), id="lang-misplaced"),
+        pytest.param(sub(notification={"endpoint": ENDPOINT, "bogus": 1}), id="unknown-member"),
         pytest.param(
             sub(
                 notification={

@@ -72,6 +72,26 @@ NOTIFY_STATUS = (
     "lastFailure",
 )
 # Entity members (not attributes) a pick/omit may name: never expanded.
+# Subscription members a client might put inside notification by mistake (5.2.12)
+SUBSCRIPTION_MEMBERS = frozenset(
+    {
+        "entities",
+        "watchedAttributes",
+        "notificationTrigger",
+        "timeInterval",
+        "q",
+        "geoQ",
+        "csf",
+        "isActive",
+        "expiresAt",
+        "throttling",
+        "temporalQ",
+        "scopeQ",
+        "lang",
+        "datasetId",
+        "jsonldContext",
+    }
+)
 ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 _DELIMS = re.compile(r"([(),|;])")
 
@@ -460,8 +480,8 @@ def notification_params(value: Any, tm: TermMap) -> dict[str, Any]:
                     f"notification.joinLevel must be a whole number from 1 to {MAX_JOIN_LEVEL}"
                 )
             out[key] = raw
-        else:
-            out[key] = raw
+        else:  # NotificationParams is a closed type, as EntitySelector and GeoQuery are
+            raise BadRequestData(_unknown_notification_member(key))
     if "endpoint" not in out:
         raise BadRequestData("notification needs an endpoint")
     if "pick" in out and "omit" in out:
@@ -474,6 +494,14 @@ def notification_params(value: Any, tm: TermMap) -> dict[str, Any]:
                 f"notification.{key} and notification.attributes cannot be combined"
             )
     return out
+
+
+def _unknown_notification_member(key: str) -> str:
+    """Why a member is refused in notification: stored, it would never be applied."""
+    detail = f"unknown member {key!r} in notification (NotificationParams, 5.2.14)"
+    if key in SUBSCRIPTION_MEMBERS:
+        detail += f"; {key} is a member of the Subscription itself"
+    return detail
 
 
 def render_notification(
