@@ -285,7 +285,7 @@ def type_attrs_from_docs(conn: Any) -> list[tuple[str, str, int, str, int]]:
             counts[(tenant, typ, 0, "")] += 1
         for name, instances in doc["attrs"].items():
             nid = nids[name]
-            counts[(tenant, "", nid, "")] += 1
+            counts[(tenant, "", nid, "")] += len(instances)  # attributeCount: instances
             for kind in {i["type"] for i in instances}:
                 for typ in doc["type"]:
                     counts[(tenant, typ, nid, kind)] += 1

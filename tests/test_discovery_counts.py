@@ -72,7 +72,8 @@ async def test_every_write_keeps_the_counts(client: httpx.AsyncClient, db_path: 
     }
     owner = await attribute(client, "owner")
     assert owner is not None
-    assert owner["attributeCount"] == 2
+    # the attribute instances with this name (5.2.28): one on Building:1, two on Building:2
+    assert owner["attributeCount"] == 3
     assert owner["attributeTypes"] == ["Property", "Relationship"]
     assert sorted(owner["typeNames"]) == ["Building", "Shop"]
 
@@ -100,7 +101,7 @@ async def test_every_write_keeps_the_counts(client: httpx.AsyncClient, db_path: 
     )
     assert (await attribute(client, "floors")) is None
     owner = await attribute(client, "owner")
-    assert owner is not None and owner["attributeCount"] == 2
+    assert owner is not None and owner["attributeCount"] == 2  # one instance fewer
 
     # entity writes: merge with a new type, replace with another type and other attributes
     await ok(client, "PATCH", f"/entities/{b1}", db_path, json={"type": ["Building", "Museum"]})
@@ -167,3 +168,28 @@ def test_an_older_database_gets_its_counts(tmp_path: Path) -> None:
         assert stored_type_attrs(conn) == expected
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         assert version == (str(SCHEMA_VERSION),)
+
+
+def test_a_schema_11_database_counts_attribute_instances(tmp_path: Path) -> None:
+    """attributeCount counted entities before schema 12; opening the database recounts it as
+    attribute instances (Table 5.2.28-1), and leaves the other counts as they were."""
+    hub_db = tmp_path / "hub.db"
+    hub = SyncHub(hub_db)
+    for body in (BUILDING, SHOP, TREE):
+        assert hub.request("POST", f"{BASE}/entities", json=body).status_code == 201
+    hub.close()
+    with sqlite3.connect(hub_db) as conn:
+        expected = stored_type_attrs(conn)
+        assert expected == type_attrs_from_docs(conn)
+        # as schema 11 kept it: the entities holding each attribute
+        conn.execute(
+            "UPDATE type_attrs SET n = (SELECT count(*) FROM entities e, "
+            "json_each(e.doc, '$.attrs') a JOIN attr_names m ON m.name = a.key "
+            "WHERE m.nid = type_attrs.nid) WHERE type = ''"
+        )
+        assert stored_type_attrs(conn) != expected
+        conn.execute("UPDATE meta SET value = '11' WHERE key = 'schema_version'")
+    again = SqliteStore(hub_db)
+    again.close()
+    with sqlite3.connect(hub_db) as conn:
+        assert stored_type_attrs(conn) == expected

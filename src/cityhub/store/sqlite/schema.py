@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import outbox, typestats
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -221,6 +221,9 @@ DROP TABLE temp.lang_pks;
     # 10 -> 11: the items of one change that notifies several subscriptions share one stored
     # body (store/sqlite/outbox.py); the pending rows are kept as they are.
     10: outbox.MIGRATION,
+    # 11 -> 12: attributeCount counts attribute instances (one per datasetId), not the
+    # entities holding the attribute (Table 5.2.28-1).
+    11: typestats.INSTANCES,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.

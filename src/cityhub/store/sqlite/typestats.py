@@ -5,9 +5,11 @@ written, so /types and /attributes read a few rows instead of every entity (deci
 - (type, 0, ""): how many entities have `type` (entityCount);
 - (type, nid, kind): how many entities of `type` have attribute `nid` with an instance of `kind`
   (Property, Relationship, ...);
-- ("", nid, ""): how many entities have attribute `nid` at all (attributeCount).
+- ("", nid, ""): how many instances of attribute `nid` the entities hold, one per datasetId
+  (attributeCount: "number of attribute instances with this attribute name", Table 5.2.28-1).
 
-A row whose count reaches 0 is deleted, so every row stands for at least one entity. The
+A row whose count reaches 0 is deleted, so every row stands for at least one entity (or
+instance). The
 counts change in the same transaction as the entities, so they roll back with them.
 """
 
@@ -18,8 +20,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-# (entity types, ((attribute id, its instances' kinds), ...)): what one entity adds to the counts
-Shape = tuple[tuple[str, ...], tuple[tuple[int, tuple[str, ...]], ...]]
+# (entity types, ((attribute id, its instances' kinds, its instances), ...)): what one entity
+# adds to the counts
+Shape = tuple[tuple[str, ...], tuple[tuple[int, tuple[str, ...], int], ...]]
 
 DDL = """
 CREATE TABLE IF NOT EXISTS type_attrs (
@@ -33,10 +36,6 @@ CREATE TABLE IF NOT EXISTS type_attrs (
 BACKFILL = """
 DELETE FROM type_attrs;
 INSERT INTO type_attrs (tenant, type, nid, kind, n)
-    SELECT e.tenant, '', n.nid, '', count(*)
-    FROM entities e, json_each(e.doc, '$.attrs') a JOIN attr_names n ON n.name = a.key
-    GROUP BY e.tenant, n.nid;
-INSERT INTO type_attrs (tenant, type, nid, kind, n)
     SELECT tenant, type, 0, '', count(*) FROM entity_types GROUP BY tenant, type;
 INSERT INTO type_attrs (tenant, type, nid, kind, n)
     SELECT tenant, type, nid, kind, count(*) FROM (
@@ -47,6 +46,17 @@ INSERT INTO type_attrs (tenant, type, nid, kind, n)
     GROUP BY tenant, type, nid, kind;
 """
 
+# The attribute instances per attribute name (a database of schema 11 counted the entities
+# holding it); the 3 -> 4 backfill ends with it too.
+INSTANCES = """
+DELETE FROM type_attrs WHERE type = '';
+INSERT INTO type_attrs (tenant, type, nid, kind, n)
+    SELECT e.tenant, '', n.nid, '', sum(json_array_length(a.value))
+    FROM entities e, json_each(e.doc, '$.attrs') a JOIN attr_names n ON n.name = a.key
+    GROUP BY e.tenant, n.nid;
+"""
+BACKFILL += INSTANCES
+
 
 def shape(
     doc: dict[str, Any], nid: Callable[[str], int], only: Iterable[str] | None = None
@@ -56,19 +66,20 @@ def shape(
     attrs = doc["attrs"]
     names = attrs if only is None else [n for n in only if n in attrs]
     return tuple(doc["type"]), tuple(
-        (nid(n), tuple(sorted({i["type"] for i in attrs[n]}))) for n in names
+        (nid(n), tuple(sorted({i["type"] for i in attrs[n]})), len(attrs[n])) for n in names
     )
 
 
-def _keys(s: Shape) -> Iterator[tuple[str, int, str]]:
+def _keys(s: Shape) -> Iterator[tuple[tuple[str, int, str], int]]:
+    """Each count a shape adds to, and by how much."""
     types, attrs = s
     for t in types:
-        yield t, 0, ""
-    for nid, kinds in attrs:
-        yield "", nid, ""
+        yield (t, 0, ""), 1
+    for nid, kinds, instances in attrs:
+        yield ("", nid, ""), instances
         for t in types:
             for k in kinds:
-                yield t, nid, k
+                yield (t, nid, k), 1
 
 
 def apply(conn: sqlite3.Connection, tenant: str, shapes: Counter[Shape]) -> None:
@@ -76,8 +87,8 @@ def apply(conn: sqlite3.Connection, tenant: str, shapes: Counter[Shape]) -> None
     delta: Counter[tuple[str, int, str]] = Counter()
     for s, times in shapes.items():
         if times:
-            for key in _keys(s):
-                delta[key] += times
+            for key, weight in _keys(s):
+                delta[key] += times * weight
     rows = [(tenant, t, nid, k, n) for (t, nid, k), n in delta.items() if n]
     if not rows:
         return
@@ -151,7 +162,7 @@ def attribute_names(conn: sqlite3.Connection, tenant: str) -> list[str]:
 def attributes(
     conn: sqlite3.Connection, tenant: str, nid: int | None = None
 ) -> list[tuple[str, list[str], list[str], int]]:
-    """(name, attribute kinds, entity types, entity count) of every attribute, or of one."""
+    """(name, attribute kinds, entity types, instance count) of every attribute, or of one."""
     sql = (
         "SELECT n.name, s.type, s.kind, s.n FROM type_attrs s JOIN attr_names n ON n.nid = s.nid "
         "WHERE s.tenant = ?"
