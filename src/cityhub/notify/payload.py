@@ -13,7 +13,7 @@ import orjson
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, NGSI_LD
 from cityhub.ngsild.entity import CONTENT_KEY
-from cityhub.ngsild.geojson import collection, stored_geometries
+from cityhub.ngsild.geojson import Geometries, collection, stored_geometries
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, listed_once, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.render import RenderOptions, dataset_positions
@@ -173,40 +173,41 @@ def notification(
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one notification carrying events (in order)."""
     rendered: list[tuple[Doc, list[tuple[str, Doc]]]] = []  # each event with its entities
-    fetched: list[Doc] = []
+    geo = sub.notification["endpoint"].get("accept") == GEOJSON
+    linked: Geometries = {}  # of flat-joined entities: their documents are not kept
 
     def fetch_kept(ids: list[str]) -> dict[str, Doc]:
         found = fetch(ids)
-        fetched.extend(found.values())
+        if geo:  # datasetId picks the event entity's instances only, as in its rendering
+            linked.update(stored_geometries(list(found.values()), LOCATION, None))
         return found
 
     for event in events:
         entity = event["entity"]
-        first, *linked = render_event_entity(sub, entity, fetch_kept)
-        ids = [entity["id"], *(e["id"] for e in linked)]
-        rendered.append((entity, list(zip(ids, [first, *linked], strict=True))))
+        first, *more = render_event_entity(sub, entity, fetch_kept)
+        ids = [entity["id"], *(e["id"] for e in more)]
+        rendered.append((entity, list(zip(ids, [first, *more], strict=True))))
     trigger = events[0].get("trigger") if events else None
-    if sub.notification["endpoint"].get("accept") == GEOJSON:
-        features = _features(sub, rendered, fetched)
+    if geo:
+        features = _features(sub, rendered, linked)
         return envelope(sub, "Notification", features, trigger, tenant)
     data = [e for _, pairs in rendered for _, e in pairs]
     return envelope(sub, "Notification", data, trigger, tenant, context_in_items=True)
 
 
 def _features(
-    sub: Compiled, rendered: list[tuple[Doc, list[tuple[str, Doc]]]], linked: list[Doc]
+    sub: Compiled, rendered: list[tuple[Doc, list[tuple[str, Doc]]]], linked: Geometries
 ) -> Doc:
     """The rendered entities as a FeatureCollection: each one's geometry is its location
     GeoProperty, read from the stored entity by its stored id (a keyValues or concise
     rendering no longer says which attribute is a GeoProperty, and a pick may hide the id):
     an event entity's as it was at its event, a flat-joined one's as it was fetched."""
     prop = sub.tm.compact(LOCATION)
-    of_linked = stored_geometries(linked, LOCATION, None)  # datasetId picks the event's own
     features: list[Doc] = []
     for entity, pairs in rendered:
         own = stored_geometries([entity], LOCATION, render_options(sub).dataset_ids)
         ids = [i for i, _ in pairs]
-        part = collection([e for _, e in pairs], prop, None, {**of_linked, **own}, ids)
+        part = collection([e for _, e in pairs], prop, None, {**linked, **own}, ids)
         features += part["features"]
     return {"type": "FeatureCollection", "features": features}
 
