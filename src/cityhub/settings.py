@@ -16,6 +16,17 @@ from cityhub.ngsild.context_guard import DEFAULT_PRIVATE_NETWORKS, parse_network
 from cityhub.ngsild.notify_timeout import MAX_SECONDS as NOTIFY_MAX_SECONDS
 
 
+def _networks_help(use: str, who: str, refusal: str, tail: str = "") -> str:
+    """One text for the two address guards' settings, so they cannot drift apart."""
+    return (
+        f"Non-public networks (CIDR, or single addresses) {use}, checked on every address "
+        f"{who} connects to, redirects included; any other loopback, link-local, private or "
+        f"unique-local address is refused ({refusal}). The default allows loopback, 10/8, "
+        "172.16/12, 192.168/16, 100.64/10 and fc00::/7, not link-local (cloud metadata); [] "
+        'allows public addresses only; ["0.0.0.0/0", "::/0"] turns the check off.' + tail
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the hub; each can come from a CITYHUB_* environment variable."""
 
@@ -92,12 +103,12 @@ class Settings(BaseSettings):
     )
     context_private_networks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PRIVATE_NETWORKS),
-        description="Non-public networks (CIDR, or single addresses) remote @contexts may be "
-        "fetched from, checked on every address a download connects to, redirects included; "
-        "any other loopback, link-local, private or unique-local address is refused (503). "
-        "The default allows loopback, 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7, "
-        "not link-local (cloud metadata); [] allows public addresses only; "
-        '["0.0.0.0/0", "::/0"] turns the check off. Mirrors are never checked.',
+        description=_networks_help(
+            "remote @contexts may be fetched from",
+            "a download",
+            "503",
+            " Mirrors are never checked.",
+        ),
     )
     shutdown_timeout: float = Field(
         10.0,
@@ -185,12 +196,9 @@ class Settings(BaseSettings):
     )
     notify_private_networks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PRIVATE_NETWORKS),
-        description="Non-public networks (CIDR, or single addresses) notifications may be "
-        "sent to, checked on every address a delivery connects to, redirects included; "
-        "any other loopback, link-local, private or unique-local address is refused (a "
-        "failed attempt). The default allows loopback, 10/8, 172.16/12, 192.168/16, "
-        "100.64/10 and fc00::/7, not link-local (cloud metadata); [] allows public "
-        'addresses only; ["0.0.0.0/0", "::/0"] turns the check off.',
+        description=_networks_help(
+            "notifications may be sent to", "a delivery", "a failed attempt"
+        ),
     )
 
     mqtt: str = Field(
