@@ -71,27 +71,38 @@ NOTIFY_STATUS = (
     "lastSuccess",
     "lastFailure",
 )
-# Entity members (not attributes) a pick/omit may name: never expanded.
-# Subscription members a client might put inside notification by mistake (5.2.12)
-SUBSCRIPTION_MEMBERS = frozenset(
-    {
-        "entities",
-        "watchedAttributes",
-        "notificationTrigger",
-        "timeInterval",
-        "q",
-        "geoQ",
-        "csf",
-        "isActive",
-        "expiresAt",
-        "throttling",
-        "temporalQ",
-        "scopeQ",
-        "lang",
-        "datasetId",
-        "jsonldContext",
-    }
+# A subscription's members in the order an answer shows them (5.2.12)
+_ORDER = (
+    "id",
+    "type",
+    "subscriptionName",
+    "description",
+    "entities",
+    "watchedAttributes",
+    "notificationTrigger",
+    "timeInterval",
+    "q",
+    "geoQ",
+    "csf",
+    "scopeQ",
+    "temporalQ",
+    "isActive",
+    "notification",
+    "expiresAt",
+    "throttling",
+    "lang",
+    "datasetId",
+    "jsonldContext",
 )
+# Subscription members a client might put inside notification by mistake
+SUBSCRIPTION_MEMBERS = frozenset(_ORDER) - {
+    "id",
+    "type",
+    "subscriptionName",
+    "description",
+    "notification",
+}
+# Entity members (not attributes) a pick/omit may name: never expanded.
 ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 _DELIMS = re.compile(r"([(),|;])")
 
@@ -674,30 +685,6 @@ def status_of(doc: Mapping[str, Any]) -> str:
     if doc.get("isActive") is False:
         return "paused"
     return "active"
-
-
-_ORDER = (
-    "id",
-    "type",
-    "subscriptionName",
-    "description",
-    "entities",
-    "watchedAttributes",
-    "notificationTrigger",
-    "timeInterval",
-    "q",
-    "geoQ",
-    "csf",
-    "scopeQ",
-    "temporalQ",
-    "isActive",
-    "notification",
-    "expiresAt",
-    "throttling",
-    "lang",
-    "datasetId",
-    "jsonldContext",
-)
 
 
 def render_subscription(
