@@ -136,6 +136,7 @@ async def test_health(client: httpx.AsyncClient, db_path: Path) -> None:
         "failedAttempts": 0,
         "givenUp": 0,
         "droppedQueueFull": 0,
+        "spilledToOutbox": 0,
         "renderFailed": 0,
         "cooldownSkipped": 0,
     }

@@ -22,6 +22,7 @@ from cityhub.notify import delivery
 from cityhub.settings import Settings
 from conftest import BASE, ContextServer, create, free_port, link
 from iot_support import MOSQUITTO, require_mosquitto
+from outbox_support import MemoryOutbox
 from receivers import Receiver, ServerThread, wait_for
 from test_serve import process, serving, wait_healthy
 
@@ -187,13 +188,13 @@ async def test_mqtt_endpoint_publishes_to_a_real_broker(hub: httpx.AsyncClient) 
     assert payload["body"]["data"][0]["level"]["value"] == 7
 
 
-async def test_a_full_queue_drops_the_oldest_waiting_item_never_the_one_in_flight() -> None:
+async def test_a_full_queue_leaves_the_newest_in_the_outbox_never_the_one_in_flight() -> None:
     from cityhub.notify.delivery import Dispatcher, Policy
     from cityhub.store.base import OutboxItem
 
     release = asyncio.Event()
     sent: list[bytes] = []
-    acked: list[int] = []
+    outbox = MemoryOutbox()
 
     async def deliver(item: OutboxItem, attempt: int) -> bool:
         if item.payload == b"1":
@@ -201,29 +202,32 @@ async def test_a_full_queue_drops_the_oldest_waiting_item_never_the_one_in_fligh
         sent.append(item.payload)
         return True
 
-    dispatcher = Dispatcher(deliver, acked.extend, Policy(queue_max=1))
-    item = [OutboxItem("", "sub", "http://x", str(n).encode(), seq=n) for n in (1, 2, 3)]
+    dispatcher = Dispatcher(deliver, outbox.ack, Policy(queue_max=1), outbox.backlog)
+    item = outbox.add([OutboxItem("", "sub", "http://x", str(n).encode(), n) for n in (1, 2, 3)])
     dispatcher.submit([item[0]])
     await asyncio.sleep(0)  # the worker takes item 1
     dispatcher.submit([item[1]])
-    dispatcher.submit([item[2]])  # one waiting is the bound: item 2 goes, item 3 waits
+    dispatcher.submit([item[2]])  # one waiting is the bound: item 3 stays in the outbox only
+    assert dispatcher.pending() == 2
     release.set()
-    await wait_for(lambda: len(sent) == 2, timeout=5, what="two deliveries")
+    await wait_for(lambda: len(sent) == 3, timeout=5, what="three deliveries")
     await dispatcher.close()
-    assert sent == [b"1", b"3"]
-    assert dispatcher.counters.dropped_full == 1 and dispatcher.counters.delivered == 2
-    assert sorted(acked) == [1, 2, 3], "each item leaves the outbox once"
+    assert sent == [b"1", b"2", b"3"], "read back from the outbox, in order"
+    assert dispatcher.counters.spilled == 1 and dispatcher.counters.delivered == 3
+    assert dispatcher.counters.dropped_full == 0
+    assert sorted(outbox.acked) == [1, 2, 3], "each item leaves the outbox once, delivered"
 
 
-async def test_the_memory_bound_drops_from_the_longest_queue_and_keeps_the_rest() -> None:
+async def test_the_memory_bound_spills_from_the_longest_queue_and_keeps_the_rest() -> None:
     """Each endpoint may hold queue_max items, so many dead receivers could exhaust the
-    memory: past the memory bound the oldest waiting items of the longest queue go."""
+    memory: past the memory bound the newest waiting items of the longest queue leave memory
+    (not the outbox), and are read back in order once there is room."""
     from cityhub.notify.delivery import ITEM_OVERHEAD, Dispatcher, Policy
     from cityhub.store.base import OutboxItem
 
     release = asyncio.Event()
     sent: dict[str, list[int]] = {"dead": [], "slow": [], "live": []}
-    acked: list[int] = []
+    outbox = MemoryOutbox()
 
     async def deliver(item: OutboxItem, attempt: int) -> bool:
         await release.wait()  # nobody answers until the end
@@ -231,12 +235,12 @@ async def test_the_memory_bound_drops_from_the_longest_queue_and_keeps_the_rest(
         return True
 
     cost = 100 + ITEM_OVERHEAD
-    dispatcher = Dispatcher(deliver, acked.extend, Policy(memory=12 * cost))
+    dispatcher = Dispatcher(deliver, outbox.ack, Policy(memory=12 * cost), outbox.backlog)
     seq = iter(range(1, 1000))
 
     def submit(endpoint: str, n: int) -> list[int]:
-        items = [OutboxItem("", "s", endpoint, b"x" * 100, seq=next(seq)) for _ in range(n)]
-        dispatcher.submit(items)
+        items = [OutboxItem("", endpoint, endpoint, b"x" * 100, next(seq)) for _ in range(n)]
+        dispatcher.submit(outbox.add(items))
         return [i.seq for i in items]
 
     live = submit("live", 2)
@@ -247,60 +251,58 @@ async def test_the_memory_bound_drops_from_the_longest_queue_and_keeps_the_rest(
     live += submit("live", 1)  # over the bound: the dead queue, the longest, gives way
     assert dispatcher.size <= 12 * cost
     assert dispatcher.pending() == 12
+    assert [i.seq for i in dispatcher.queues["dead"].items] == dead[:6], "its oldest stay"
+    assert dispatcher.counters.spilled == len(dead) - 6
     release.set()
-    await wait_for(lambda: sum(map(len, sent.values())) == 12, timeout=5, what="deliveries")
+    await wait_for(lambda: sum(map(len, sent.values())) == 46, timeout=5, what="deliveries")
     await dispatcher.close()
     assert sent["live"] == live and sent["slow"] == slow, "short queues keep every item"
-    assert sent["dead"] == [dead[0], *dead[-5:]], "the dead one keeps its first and newest"
-    assert dispatcher.counters.dropped_full == len(dead) - 6
-    assert sorted(acked) == sorted(live + slow + dead), "each item leaves the outbox once"
+    assert sent["dead"] == dead, "the dead one's are all sent, in order"
+    assert dispatcher.counters.dropped_full == 0
+    assert sorted(outbox.acked) == sorted(live + slow + dead), "each leaves the outbox once"
 
 
 async def test_items_held_for_paused_subscriptions_count_against_the_memory_bound() -> None:
     """Held items escaped CITYHUB_NOTIFY_MEMORY_MB: paused subscriptions to dead receivers
-    held 6 times the setting after 6 rounds of a soak. Now the oldest held go first from the
-    largest holder, counted as dropped, and the bytes come back when they are released."""
+    held 6 times the setting after 6 rounds of a soak. Now the newest held leave memory first
+    from the largest holder (not the outbox), and come back in order when they are released."""
     from cityhub.notify.delivery import HOLD, ITEM_OVERHEAD, Dispatcher, Policy
     from cityhub.store.base import OutboxItem
 
     paused = {"p1", "p2", "p3"}
-    sent: list[int] = []
-    acked: list[int] = []
+    sent: dict[str, list[int]] = {s: [] for s in paused}
+    outbox = MemoryOutbox()
 
     async def deliver(item: OutboxItem, attempt: int) -> bool | Literal["hold"]:
         if item.sub_id in paused:
             return HOLD
-        sent.append(item.seq)
+        sent[item.sub_id].append(item.seq)
         return True
 
     cost = 100 + ITEM_OVERHEAD
-    dispatcher = Dispatcher(deliver, acked.extend, Policy(memory=20 * cost))
+    dispatcher = Dispatcher(deliver, outbox.ack, Policy(memory=20 * cost), outbox.backlog)
     seq = iter(range(1, 1000))
     made: dict[str, list[int]] = {s: [] for s in paused}
     for n in range(3):
         for sid in sorted(paused):
-            items = [
-                OutboxItem("", sid, f"http://{sid}", b"x" * 100, seq=next(seq)) for _ in range(15)
-            ]
-            made[sid] += [i.seq for i in items]
+            items = [OutboxItem("", sid, f"http://{sid}", b"x" * 100, next(seq)) for _ in range(15)]
+            made[sid] += [i.seq for i in outbox.add(items)]
             if n == 0:  # queued before the pause: held when the worker reaches them
                 dispatcher.submit(items)
-            else:  # made while paused: held at once (Notifier.committed)
+            else:  # reached while paused: held at once
                 dispatcher.hold(items)
         await wait_for(lambda: dispatcher.pending() == 0, timeout=5, what="all held")
-    assert dispatcher.held_count() == 20, "the memory bound holds with held items too"
+    assert dispatcher.held_count() <= 20, "the memory bound holds with held items too"
     assert dispatcher.size <= 20 * cost
-    assert dispatcher.counters.dropped_full == 3 * 45 - 20, "each drop counted"
-    for sid in sorted(paused):  # each keeps its newest: the largest holder gave way first
-        kept = [i.seq for i in dispatcher.held.get(("", sid), [])]
-        assert kept == made[sid][-len(kept) :] and len(kept) >= 6, (sid, kept)
+    assert dispatcher.counters.dropped_full == 0
     paused.clear()
     for sid in ("p1", "p2", "p3"):
         dispatcher.release("", sid, f"http://{sid}")
-    await wait_for(lambda: len(sent) == 20, timeout=5, what="the held ones sent")
+    await wait_for(lambda: sum(map(len, sent.values())) == 135, timeout=5, what="all sent")
+    assert sent == made, "every owed item, in order"
     assert dispatcher.size == 0 and dispatcher.held == {}
     await dispatcher.close()
-    assert len(acked) == 3 * 45, "each item leaves the outbox once"
+    assert sorted(outbox.acked) == sorted(s for seqs in made.values() for s in seqs)
 
 
 async def test_a_paused_subscription_keeps_what_it_owed_and_sends_it_on_resuming(

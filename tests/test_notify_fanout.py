@@ -243,18 +243,20 @@ async def test_a_schema_10_outbox_is_upgraded_with_its_pending_notifications(
         again.state.store.close()
 
 
-async def test_past_the_memory_bound_the_oldest_shared_changes_go_whole() -> None:
-    """A shared body is freed only when its last item goes: the items of the oldest change
-    waiting go together, from every queue, not items of several changes that free nothing;
-    and the count comes back to nothing."""
+async def test_past_the_memory_bound_the_newest_shared_changes_leave_memory_whole() -> None:
+    """A shared body is freed only when its last item goes: the items of the newest change
+    waiting leave memory together, from every queue, not items of several changes that free
+    nothing; they stay in the outbox, are read back in order, and the count comes back to
+    nothing."""
     import asyncio
 
     from cityhub.notify.delivery import Dispatcher, Policy
     from cityhub.store.base import OutboxItem
+    from outbox_support import MemoryOutbox
 
     release = asyncio.Event()
     sent: list[tuple[str, int]] = []
-    acked: list[int] = []
+    outbox = MemoryOutbox()
 
     async def deliver(item: OutboxItem, attempt: int) -> bool:
         await release.wait()
@@ -262,20 +264,21 @@ async def test_past_the_memory_bound_the_oldest_shared_changes_go_whole() -> Non
         return True
 
     size = 100_000
-    dispatcher = Dispatcher(deliver, acked.extend, Policy(memory=int(3.5 * size)))
+    policy = Policy(memory=int(3.5 * size))
+    dispatcher = Dispatcher(deliver, outbox.ack, policy, outbox.backlog)
     seq = iter(range(1, 1000))
     for change in range(6):  # four items (endpoints) each, sharing one body
         body = bytes([change]) * size
-        dispatcher.submit(
-            [OutboxItem("", f"s{e}", f"e{e}", b"[]", next(seq), body=body) for e in range(4)]
-        )
+        items = [OutboxItem("", f"s{e}", f"e{e}", b"[]", next(seq), body=body) for e in range(4)]
+        dispatcher.submit(outbox.add(items))
         await asyncio.sleep(0)  # each worker takes its first item
         assert dispatcher.size <= 3.5 * size
-    assert dispatcher.counters.dropped_full == 12, "changes 1, 2 and 3, whole"
+    assert dispatcher.counters.spilled == 12, "changes 3, 4 and 5, whole"
+    assert dispatcher.counters.dropped_full == 0
     release.set()
-    await wait_for(lambda: len(sent) == 12, what="the rest delivered")
-    for e in range(4):  # the one in flight, then the two newest changes
-        assert [s for endpoint, s in sent if endpoint == f"e{e}"] == [1 + e, 17 + e, 21 + e]
+    await wait_for(lambda: len(sent) == 24, what="all delivered")
+    for e in range(4):  # in order, those read back from the outbox included
+        assert [s for endpoint, s in sent if endpoint == f"e{e}"] == list(range(1 + e, 25, 4))
     await dispatcher.close()
     assert dispatcher.size == 0 and dispatcher._bodies == {}
-    assert sorted(acked) == list(range(1, 25)), "each item leaves the outbox once"
+    assert sorted(outbox.acked) == list(range(1, 25)), "each item leaves the outbox once"

@@ -171,9 +171,9 @@ class Settings(BaseSettings):
         10_000,
         ge=1,
         le=10_000_000,
-        description="Most notifications waiting for one endpoint (at most 10000000); beyond it "
-        "the oldest are "
-        "dropped, so a dead receiver cannot fill the disk.",
+        description="Most notifications waiting in memory for one endpoint (at most 10000000); "
+        "beyond it the newest wait in the outbox only and are read back in order, so a dead "
+        "receiver cannot fill the memory; none is dropped.",
     )
     notify_memory_mb: int = Field(
         128,
@@ -181,8 +181,8 @@ class Settings(BaseSettings):
         le=1_048_576,
         description="MiB (at most 1048576, 1 TiB) of notifications that may wait in memory "
         "over all endpoints; beyond "
-        "it the oldest of the longest queues are dropped, so many dead receivers cannot "
-        "exhaust the memory.",
+        "it the newest of the longest queues wait in the outbox only, so many dead receivers "
+        "cannot exhaust the memory.",
     )
     notify_connections: int = Field(
         256,

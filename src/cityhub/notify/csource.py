@@ -42,7 +42,7 @@ from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.evaluate import matches_scope
 from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
-from cityhub.notify.delivery import HOLD, Dispatcher
+from cityhub.notify.delivery import HOLD, Dispatcher, backlog_of
 from cityhub.notify.outcome import RetryLater
 from cityhub.notify.payload import envelope
 from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
@@ -137,7 +137,10 @@ class CsourceNotifier:
         self.store = notifier.store
         self.subs: dict[str, dict[str, CsourceSub]] = {}
         self.dispatcher = Dispatcher(
-            self._deliver, notifier.store.outbox_done, notifier.dispatcher.policy
+            self._deliver,
+            notifier.store.outbox_done,
+            notifier.dispatcher.policy,
+            backlog_of(notifier.store, "csource"),
         )
         self._unresolved: list[tuple[str, str]] = []
         self.resolved = asyncio.Event()  # set once start-up @contexts are fetched (or failed)

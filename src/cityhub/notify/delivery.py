@@ -2,10 +2,12 @@
 delays its own notifications.
 
 A worker sends its queue's items in order, one at a time, each with the endpoint's timeout,
-and retries a failure with exponential backoff. An item leaves the outbox when it was
-delivered, when its subscription is gone, or when it was given up (attempts spent, or pushed
-out of a queue that reached its bound); acknowledgements are batched into one delete. An item
-of a paused subscription is held, in the outbox and here, until the subscription resumes.
+and retries a failure with exponential backoff. An item leaves the outbox only when it was
+delivered, when its subscription is gone, or when it was given up after its attempts;
+acknowledgements are batched into one delete. An item of a paused subscription is held, in
+the outbox and here, until the subscription resumes. The outbox is the source of truth: past
+a queue's or the memory's bound, the newest items leave memory only, and their subscription's
+later items wait on disk behind them, read back in order when the queue has room.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from cityhub.notify.outcome import RetryLater
 from cityhub.store.base import OutboxItem
@@ -26,10 +28,15 @@ log = logging.getLogger("cityhub.notify")
 HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
 # True: delivered; False or RetryLater: failed; None: nothing to deliver any more; HOLD
 Deliver = Callable[[OutboxItem, int], Awaitable[bool | RetryLater | Literal["hold"] | None]]
+# (tenant, subscription id, first seq, limit) -> the subscription's outbox items from that seq
+Backlog = Callable[[str, str, int, int], list[OutboxItem]]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
 ACKS_KEPT = 100_000
+# Items read back from the outbox at a time, one statement per subscription on the loop.
+RELOAD_MAX = 1_000
+RETRY_RELOAD = 1.0  # seconds before reading back again when the memory bound left no room
 ITEM_OVERHEAD = 256  # bytes a waiting item costs beside its payload (object, deque slot)
 # Seconds between "gave up" lines for one endpoint: a dead one gives up an item every ~15 s
 # (5 attempts with backoff) for as long as its queue holds any, hours for a full queue.
@@ -55,7 +62,9 @@ class Counters:
     delivered: int = 0  # notifications a receiver took
     failed_attempts: int = 0  # attempts that failed (each retry counts)
     given_up: int = 0  # notifications abandoned after their last attempt
-    dropped_full: int = 0  # oldest notifications dropped: a full endpoint queue, or memory
+    # timeInterval notifications (never in the outbox) dropped past a queue's or memory's bound
+    dropped_full: int = 0
+    spilled: int = 0  # items past a bound left in the outbox only, to be read back later
 
     def report(self) -> dict[str, int]:
         """The counters as /health shows them."""
@@ -64,6 +73,7 @@ class Counters:
             "failedAttempts": self.failed_attempts,
             "givenUp": self.given_up,
             "droppedQueueFull": self.dropped_full,
+            "spilledToOutbox": self.spilled,
         }
 
 
@@ -74,16 +84,27 @@ class EndpointQueue:
     items: deque[OutboxItem] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
     size: int = 0  # bytes its items would cost alone (_cost: a shared body counted in each)
+    # (tenant, subscription) -> the seq from which its items are only in the outbox: its later
+    # items wait there too, so each subscription's notifications keep their order
+    spilled: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Dispatcher:
     """Per-endpoint queues over a deliver(item, attempt) callable (True: delivered, False:
-    failed, None: nothing to deliver any more, HOLD: not now)."""
+    failed, None: nothing to deliver any more, HOLD: not now), reading back from the outbox
+    (backlog) what its bounds left there; without a backlog such items wait for a restart."""
 
-    def __init__(self, deliver: Deliver, ack: Callable[[list[int]], None], policy: Policy) -> None:
+    def __init__(
+        self,
+        deliver: Deliver,
+        ack: Callable[[list[int]], None],
+        policy: Policy,
+        backlog: Backlog | None = None,
+    ) -> None:
         self.deliver = deliver
         self.ack = ack
         self.policy = policy
+        self.backlog = backlog
         self.counters = Counters()
         self.queues: dict[str, EndpointQueue] = {}
         # bytes of every queued or held item, over all endpoints: a body items of one change
@@ -94,6 +115,11 @@ class Dispatcher:
         # items of paused subscriptions, by (tenant, subscription id): still in the outbox
         self.held: dict[tuple[str, str], list[OutboxItem]] = {}
         self._held_size: dict[tuple[str, str], int] = {}  # bytes each of those would alone
+        # paused subscriptions whose held items from that seq on are only in the outbox
+        self._held_spilled: dict[tuple[str, str], int] = {}
+        # seqs read back from the outbox and not yet done: a committed item handed over from
+        # another thread after the read is the same notification, not a new one
+        self._reloaded: set[int] = set()
         self._acks: list[int] = []
         self._ack_log = ThrottledLog(log)  # a full disk fails every flush, 5 a second
         self._give_up_log = KeyedThrottledLog(log, GIVE_UP_LOG_EVERY)  # by endpoint
@@ -107,36 +133,96 @@ class Dispatcher:
     def submit(self, items: list[OutboxItem]) -> None:
         """Queue committed items on their endpoints (call on the event loop)."""
         for item in items:
+            if item.seq and item.seq in self._reloaded:
+                continue  # already read back from the outbox
             queue = self.queues.get(item.endpoint)
             if queue is None:
                 queue = self.queues[item.endpoint] = EndpointQueue()
+            mark = queue.spilled.get((item.tenant, item.sub_id))
+            if item.seq and mark is not None and item.seq >= mark:
+                self.counters.spilled += 1  # behind its subscription's items on disk
+                continue
             if len(queue.items) - _in_flight(queue) >= self.policy.queue_max:
-                self._drop_oldest(queue)  # the bound is on waiting items
+                self._spill(queue, item)  # the bound is on waiting items
+                continue
             queue.items.append(item)
             queue.size += _cost(item)
             self._count(item)
-            if queue.task is None and not self._closing:
-                queue.task = asyncio.get_running_loop().create_task(
-                    self._drain(item.endpoint, queue), name=f"notify {item.endpoint}"
-                )
+            self._wake(item.endpoint, queue)
             self._within_memory(queue)
         if self._ack_task is None and not self._closing:
             self._ack_task = asyncio.get_running_loop().create_task(self._ack_loop())
 
-    def _drop_oldest(self, queue: EndpointQueue) -> OutboxItem | None:
-        """Drop a queue's oldest waiting item (never the one in flight); None if none."""
-        at = _in_flight(queue)
-        if len(queue.items) <= at:
+    def _wake(self, endpoint: str, queue: EndpointQueue) -> None:
+        """Start the queue's worker if it has none."""
+        if queue.task is None and not self._closing:
+            queue.task = asyncio.get_running_loop().create_task(
+                self._drain(endpoint, queue), name=f"notify {endpoint}"
+            )
+
+    def _spill(self, queue: EndpointQueue, item: OutboxItem) -> None:
+        """An item past a bound leaves memory: in the outbox it waits to be read back, with its
+        subscription's later items; one of no outbox row (timeInterval) is dropped."""
+        if not item.seq:
+            self.counters.dropped_full += 1
+            return
+        key = (item.tenant, item.sub_id)
+        queue.spilled[key] = min(queue.spilled.get(key, item.seq), item.seq)
+        self.counters.spilled += 1
+        self._reloaded.discard(item.seq)
+
+    def _drop_newest(self, queue: EndpointQueue) -> OutboxItem | None:
+        """Take a queue's newest waiting item out of memory (never the one in flight): the
+        oldest stay, so what is read back later comes after them; None if none."""
+        if len(queue.items) <= _in_flight(queue):
             return None
-        dropped = queue.items[at]
-        del queue.items[at]
+        dropped = queue.items.pop()
         self._forget(queue, dropped)
-        self.counters.dropped_full += 1
-        self._done(dropped)
+        self._spill(queue, dropped)
         return dropped
 
+    def _refill(self, endpoint: str, queue: EndpointQueue) -> None:
+        """Read back from the outbox, oldest first, what the queue's bounds left there, up to
+        its room (at most RELOAD_MAX), leaving out what is in memory or acknowledged."""
+        if self.backlog is None:
+            queue.spilled.clear()  # nothing to read them back from: sent after a restart
+            return
+        room = min(RELOAD_MAX, self.policy.queue_max - len(queue.items))
+        known = self._known()
+        loaded: list[OutboxItem] = []
+        for key, mark in sorted(queue.spilled.items(), key=lambda kv: kv[1]):
+            if room <= 0:
+                break
+            rows = self.backlog(key[0], key[1], mark, room)
+            if len(rows) < room:
+                del queue.spilled[key]
+            else:
+                queue.spilled[key] = rows[-1].seq + 1
+            room -= len(rows)
+            loaded += [r for r in rows if r.seq not in known]
+        for item in sorted(loaded, key=lambda i: i.seq):
+            if self.size + _cost(item) > self.policy.memory:  # no room: stays on disk
+                key = (item.tenant, item.sub_id)
+                queue.spilled[key] = min(queue.spilled.get(key, item.seq), item.seq)
+                continue
+            item = replace(item, endpoint=endpoint)
+            queue.items.append(item)
+            queue.size += _cost(item)
+            self._count(item)
+            self._reloaded.add(item.seq)
+
+    def _known(self) -> set[int]:
+        """Seqs of the items in memory or acknowledged and not yet deleted."""
+        seqs = set(self._acks)
+        for queue in self.queues.values():
+            seqs.update(i.seq for i in queue.items)
+        for kept in self.held.values():
+            seqs.update(i.seq for i in kept)
+        return seqs
+
     def _within_memory(self, queue: EndpointQueue | None) -> None:
-        """Past the memory bound, drop the oldest waiting items of the queue just appended to
+        """Past the memory bound, take out of memory the newest waiting items of the queue just
+        appended to
         while it holds at least its share, else of the largest queue or paused subscription's
         held items: dead receivers hold the longest queues, and each may hold queue_max items,
         as may each paused subscription. Shares and sizes count a shared body in each of its
@@ -144,7 +230,7 @@ class Dispatcher:
         while self.size > self.policy.memory:
             holders = len(self.queues) + len(self.held)
             share = queue is not None and queue.size * holders >= self._charged
-            if queue is not None and share and self._drop_alike(self._drop_oldest(queue)):
+            if queue is not None and share and self._drop_alike(self._drop_newest(queue)):
                 continue
             waiting = [q for q in self.queues.values() if len(q.items) > _in_flight(q)]
             largest = max(waiting, key=lambda q: q.size) if waiting else None
@@ -152,13 +238,13 @@ class Dispatcher:
             if paused is not None and (largest is None or self._held_size[paused] > largest.size):
                 self._drop_alike(self._drop_held(paused))
             elif largest is not None:
-                self._drop_alike(self._drop_oldest(largest))
+                self._drop_alike(self._drop_newest(largest))
             else:
                 return  # only items in flight are left
 
     def _drop_alike(self, dropped: OutboxItem | None) -> OutboxItem | None:
         """After dropping an item whose shared body others still hold, drop those of them that
-        are the oldest waiting of their queue or paused subscription (the items of one change
+        are the newest waiting of their queue or paused subscription (the items of one change
         are queued together, so they are mostly found there): the body's bytes come back only
         with the last of them, and dropping other items of other changes instead would free
         nothing more. Returns dropped."""
@@ -166,11 +252,10 @@ class Dispatcher:
         if body is None or id(body) not in self._bodies:
             return dropped
         for queue in self.queues.values():
-            at = _in_flight(queue)
-            while len(queue.items) > at and queue.items[at].body is body:
-                self._drop_oldest(queue)
-        for key in [k for k, kept in self.held.items() if kept[0].body is body]:
-            while key in self.held and self.held[key][0].body is body:
+            while len(queue.items) > _in_flight(queue) and queue.items[-1].body is body:
+                self._drop_newest(queue)
+        for key in [k for k, kept in self.held.items() if kept[-1].body is body]:
+            while key in self.held and self.held[key][-1].body is body:
                 self._drop_held(key)
         return dropped
 
@@ -210,11 +295,23 @@ class Dispatcher:
     def _done(self, item: OutboxItem) -> None:
         if item.seq:
             self._acks.append(item.seq)
+            self._reloaded.discard(item.seq)
 
     async def _drain(self, endpoint: str, queue: EndpointQueue) -> None:
         """Send the queue's items in order until it is empty."""
         try:
-            while queue.items:
+            while True:
+                if (
+                    queue.spilled
+                    and len(queue.items) <= self.policy.queue_max // 2
+                    and self.size < self.policy.memory
+                ):
+                    self._refill(endpoint, queue)
+                if not queue.items:
+                    if not queue.spilled:
+                        break
+                    await asyncio.sleep(RETRY_RELOAD)  # the memory bound left no room
+                    continue
                 item = queue.items[0]
                 done = True
                 try:
@@ -264,9 +361,13 @@ class Dispatcher:
     def hold(self, items: list[OutboxItem]) -> None:
         """Keep items of a paused subscription aside (they stay in the outbox), at most
         queue_max per subscription, and within the memory bound with the queued ones: beyond
-        either, the oldest are dropped as from a full queue."""
+        either, the newest leave memory, read back from the outbox when it resumes."""
         for item in items:
             key = (item.tenant, item.sub_id)
+            mark = self._held_spilled.get(key)
+            if item.seq and mark is not None and item.seq >= mark:
+                self.counters.spilled += 1
+                continue
             self.held.setdefault(key, []).append(item)
             self._held_size[key] = self._held_size.get(key, 0) + _cost(item)
             self._count(item)
@@ -276,14 +377,20 @@ class Dispatcher:
             self._within_memory(None)
 
     def _drop_held(self, key: tuple[str, str]) -> OutboxItem:
-        """Drop the oldest item held for a paused subscription (from the outbox too)."""
+        """Take the newest item held for a paused subscription out of memory (it stays in the
+        outbox, with the later ones)."""
         kept = self.held[key]
-        item = kept.pop(0)
+        item = kept.pop()
         self._unhold(key, item)
         if not kept:
             del self.held[key]
-        self.counters.dropped_full += 1
-        self._done(item)
+        if item.seq:
+            mark = self._held_spilled.get(key, item.seq)
+            self._held_spilled[key] = min(mark, item.seq)
+            self.counters.spilled += 1
+            self._reloaded.discard(item.seq)
+        else:
+            self.counters.dropped_full += 1
         return item
 
     def _unhold(self, key: tuple[str, str], item: OutboxItem) -> None:
@@ -309,9 +416,12 @@ class Dispatcher:
     def release(self, tenant: str, sub_id: str, endpoint: str) -> None:
         """Queue again, in their order and on the subscription's endpoint now, the items held
         for a subscription that resumed, with its items still waiting in a queue (those came
-        later, and would otherwise be sent before the held ones)."""
-        items = self._take_held((tenant, sub_id))
-        if not items:  # nothing held: nothing to put back in order (a PATCH of an active one)
+        later, and would otherwise be sent before the held ones); those the bounds left in
+        the outbox are read back there, after the ones in memory."""
+        key = (tenant, sub_id)
+        items = self._take_held(key)
+        mark = self._held_spilled.pop(key, None)
+        if not items and mark is None:  # nothing held, nothing to reorder: a PATCH
             return
         for queue in self.queues.values():
             at = _in_flight(queue)
@@ -321,11 +431,23 @@ class Dispatcher:
                 queue.items.remove(item)
                 self._forget(queue, item)
             items += mine
+            left = queue.spilled.pop(key, None)
+            if left is not None:
+                mark = left if mark is None else min(mark, left)
         items.sort(key=lambda i: i.seq)
+        self._reloaded.difference_update(i.seq for i in items)
+        if mark is not None:  # later ones than what is on disk are read back with it
+            items = [i for i in items if not i.seq or i.seq < mark]
         self.submit([replace(i, endpoint=endpoint) for i in items])
+        if mark is not None:
+            target = self.queues.setdefault(endpoint, EndpointQueue())
+            target.spilled[key] = min(target.spilled.get(key, mark), mark)
+            self._wake(endpoint, target)
 
     def discard(self, tenant: str, sub_id: str) -> None:
-        """Drop the items held for a subscription that is gone (from the outbox too)."""
+        """Drop the items held for a subscription that is gone (from the outbox too; those
+        the bounds left only there go at the next start, as nothing is delivered for them)."""
+        self._held_spilled.pop((tenant, sub_id), None)
         for item in self._take_held((tenant, sub_id)):
             self._done(item)
 
@@ -369,6 +491,15 @@ class Dispatcher:
         self.flush_acks()
 
 
+def backlog_of(store: Any, kind: str) -> Backlog | None:
+    """What a dispatcher reads its left-behind items back through: the store's outbox rows of
+    its kind (None for a store without them)."""
+    outbox_of = getattr(store, "outbox_of", None)
+    if outbox_of is None:
+        return None
+    return lambda tenant, sub_id, seq, limit: list(outbox_of(kind, tenant, sub_id, seq, limit))
+
+
 def _cost(item: OutboxItem) -> int:
     """Bytes an item would cost alone: its shared body counted in full."""
     return len(item.payload) + ITEM_OVERHEAD + (len(item.body) if item.body is not None else 0)
@@ -387,4 +518,4 @@ def _in_flight(queue: EndpointQueue) -> int:
     return 1 if queue.task is not None and queue.items else 0
 
 
-__all__ = ["HOLD", "Counters", "Dispatcher", "EndpointQueue", "Policy"]
+__all__ = ["HOLD", "Backlog", "Counters", "Dispatcher", "EndpointQueue", "Policy", "backlog_of"]

@@ -34,7 +34,7 @@ from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
-from cityhub.notify.delivery import HOLD, Dispatcher, Policy
+from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.outcome import RetryLater
@@ -71,7 +71,9 @@ class Notifier:
         self.subs: dict[str, dict[str, Compiled]] = {}
         self._on_change: dict[str, SubscriptionIndex] = {}
         self._unresolved: list[tuple[str, Doc]] = []
-        self.dispatcher = Dispatcher(self._deliver, store.outbox_done, policy)
+        self.dispatcher = Dispatcher(
+            self._deliver, store.outbox_done, policy, backlog_of(store, "entity")
+        )
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = http if http is not None else HttpSender()
         self.mqtt = MqttSender()

@@ -454,6 +454,13 @@ class SqliteStore:
         """Every undelivered outbox item, oldest first (queued again at start-up)."""
         return outbox.pending(self._reader())
 
+    def outbox_of(
+        self, kind: str, tenant: str, sub_id: str, seq: int, limit: int
+    ) -> list[OutboxItem]:
+        """A subscription's undelivered items from seq on, oldest first (read back when the
+        dispatcher has room for the part of a backlog it left on disk)."""
+        return outbox.of_subscription(self._reader(), kind, tenant, sub_id, seq, limit)
+
     def outbox_stage(self, items: list[OutboxItem]) -> None:
         """Write outbox items for a change made outside write() (a stored resource): inside
         group() they commit with it and are handed over after COMMIT; alone, at once."""

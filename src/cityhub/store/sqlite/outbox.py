@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from cityhub.store.base import OutboxItem
 
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 BODIES_DDL = """
 CREATE TABLE IF NOT EXISTS outbox_bodies (bid INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_body ON outbox (body) WHERE body IS NOT NULL;
+-- a subscription's rows in order: read back a backlog that did not fit in memory (of_subscription)
+CREATE INDEX IF NOT EXISTS outbox_sub ON outbox (tenant, sub_id, seq);
 CREATE TRIGGER IF NOT EXISTS outbox_body_unused AFTER DELETE ON outbox
 WHEN old.body IS NOT NULL BEGIN
     DELETE FROM outbox_bodies WHERE bid = old.body
@@ -103,6 +106,24 @@ def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
     rows = conn.execute(
         "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox ORDER BY seq"
     ).fetchall()
+    return _items(conn, rows)
+
+
+def of_subscription(
+    conn: sqlite3.Connection, kind: str, tenant: str, sub_id: str, seq: int, limit: int
+) -> list[OutboxItem]:
+    """A subscription's items from seq on, oldest first, at most limit: the part of its
+    backlog the dispatcher left on disk when its memory bound was reached."""
+    rows = conn.execute(
+        "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox "
+        "WHERE tenant = ? AND sub_id = ? AND seq >= ? AND kind = ? ORDER BY seq LIMIT ?",
+        (tenant, sub_id, seq, kind, limit),
+    ).fetchall()
+    return _items(conn, rows)
+
+
+def _items(conn: sqlite3.Connection, rows: list[Any]) -> list[OutboxItem]:
+    """Rows as items; rows naming one stored body share one bytes object."""
     bodies: dict[int, bytes] = {}
     for bid in {r[6] for r in rows if r[6] is not None}:
         found = conn.execute("SELECT body FROM outbox_bodies WHERE bid = ?", (bid,)).fetchone()
