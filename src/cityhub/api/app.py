@@ -46,7 +46,7 @@ from cityhub.notify.notifier import Notifier
 from cityhub.notify.senders import HttpSender
 from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
-from cityhub.store.base import QueryTimeout, StoreFull
+from cityhub.store.base import QueryTimeout, StoreBusy, StoreFull
 from cityhub.store.sqlite import SqliteStore
 from cityhub.throttled_log import ThrottledLog
 
@@ -231,6 +231,17 @@ async def store_full(request: Request, exc: Exception) -> Response:
     return plain_json(err.problem(), status=503, headers={"Retry-After": "60"})
 
 
+async def store_busy(request: Request, exc: Exception) -> Response:
+    """Another process held the write lock past the wait (`cityhub import --db`): 503 with
+    Retry-After, nothing stored; one log line per 10 s."""
+    request.app.state.busy_log.warning(
+        "write refused on %s %s: %s", request.method, request.url.path, exc
+    )
+    err = NgsiLdError(str(exc))
+    err.status = 503
+    return plain_json(err.problem(), status=503, headers={"Retry-After": "1"})
+
+
 async def query_timeout(request: Request, exc: Exception) -> Response:
     """A read stopped at CITYHUB_QUERY_TIMEOUT: 503, saying how to narrow it."""
     assert isinstance(exc, QueryTimeout)
@@ -340,6 +351,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         exception_handlers={
             NgsiLdError: ngsild_error,
             StoreFull: store_full,
+            StoreBusy: store_busy,
             QueryTimeout: query_timeout,
             store.driver_error: database_error,
             HTTPException: http_error,
@@ -357,6 +369,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.read_memo = ReadMemo()
     app.state.readers = reader_pool(settings.query_threads)
     app.state.full_log = ThrottledLog(log)
+    app.state.busy_log = ThrottledLog(log)  # writes refused while another process writes
     app.state.damaged = ""  # what the store said when a request first found its file damaged
     app.state.damaged_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)

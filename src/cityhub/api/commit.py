@@ -38,7 +38,7 @@ from starlette.requests import Request
 
 from cityhub.ngsild.errors import NgsiLdError, storage_full
 from cityhub.ngsild.service import BatchOutcome, item_id
-from cityhub.store.base import EntityQuery, StoreFull
+from cityhub.store.base import EntityQuery, StoreBusy, StoreFull
 
 log = logging.getLogger("cityhub.commit")
 T = TypeVar("T")
@@ -60,6 +60,12 @@ SLICE = 1_000
 SLICE_ELEMENTS = 20_000
 SLICE_BYTES = 1024 * 1024
 GROUP_BYTES = 256 * 1024  # jobs of one group: a large slice, or many small writes
+# While another process holds the write lock (`cityhub import --db`), a group is tried again
+# after BUSY_PAUSE seconds, doubling up to BUSY_PAUSE_MAX, for BUSY_WAIT seconds in all;
+# then its jobs fail with StoreBusy (503). The loop serves other requests meanwhile.
+BUSY_WAIT = 5.0
+BUSY_PAUSE = 0.01
+BUSY_PAUSE_MAX = 0.02  # a failed BEGIN costs microseconds; an importer's gap is 5 ms
 
 
 class GroupCommitter:
@@ -70,6 +76,8 @@ class GroupCommitter:
         self.store = store
         self._jobs: list[Job] = []
         self._scheduled = False
+        self._busy_since: float | None = None  # when the lock was first found taken
+        self._busy_pause = BUSY_PAUSE
 
     async def run(self, fn: Callable[[], T], merge: Merge | None = None, size: int = 0) -> T:
         """Run fn (which opens store.write blocks) in the next group transaction; with merge,
@@ -101,10 +109,16 @@ class GroupCommitter:
             taken += 1
         jobs, self._jobs = self._jobs[:taken], self._jobs[taken:]
         self._scheduled = bool(self._jobs)  # the rest run a few turns later (_pause)
-        outcomes = self._attempt(jobs, isolated=False)
-        if outcomes is None:  # a job failed half-way: run the group again, each job isolated
-            outcomes = self._attempt(jobs, isolated=True)
-            assert outcomes is not None  # isolated runs never ask for a redo
+        try:
+            outcomes = self._attempt(jobs, isolated=False)
+            if outcomes is None:  # a job failed half-way: run the group again, each isolated
+                outcomes = self._attempt(jobs, isolated=True)
+                assert outcomes is not None  # isolated runs never ask for a redo
+        except StoreBusy as exc:  # nothing was run: wait for the lock off the loop's back
+            if self._wait_for_lock(jobs):
+                return
+            outcomes = [(False, exc)] * len(jobs)
+        self._busy_since, self._busy_pause = None, BUSY_PAUSE
         for (_, fut, _, _), (ok, value) in zip(jobs, outcomes, strict=True):
             if fut.cancelled():
                 continue
@@ -114,6 +128,21 @@ class GroupCommitter:
                 fut.set_exception(value)
         if self._jobs:
             asyncio.get_running_loop().call_soon(self._pause, GATHER_TURNS)
+
+    def _wait_for_lock(self, jobs: list[Job]) -> bool:
+        """Put the jobs back first in line and flush again after a pause, unless the lock
+        has been taken for BUSY_WAIT already (False: they fail)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._busy_since is None:
+            self._busy_since = now
+        if now - self._busy_since >= BUSY_WAIT:
+            return False
+        self._jobs[:0] = jobs
+        self._scheduled = True  # no other flush is due: _flush returns before its _pause
+        loop.call_later(self._busy_pause, self._flush)
+        self._busy_pause = min(self._busy_pause * 2, BUSY_PAUSE_MAX)
+        return True
 
     def _pause(self, turns: int) -> None:
         """Flush the jobs a full group left after this many loop turns: each reads the
@@ -146,7 +175,7 @@ class GroupCommitter:
                                 outcomes.append((True, fn()))
                         else:
                             outcomes.append((True, fn()))
-                    except StoreFull:
+                    except (StoreFull, StoreBusy):
                         raise  # SQLite may have rolled the whole transaction back: all fail
                     except Exception as exc:
                         if not isolated and store.changes() != before:
@@ -154,6 +183,8 @@ class GroupCommitter:
                         outcomes.append((False, exc))
         except _Redo:
             return None
+        except StoreBusy:
+            raise  # the lock was not had: nothing ran, the group may be tried again
         except Exception as exc:  # the COMMIT (or the disk) failed: nothing of it is stored
             return [(False, exc)] * len(jobs)
         return outcomes

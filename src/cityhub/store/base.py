@@ -29,6 +29,11 @@ class StoreFull(StoreError):
     the failed write was kept."""
 
 
+class StoreBusy(StoreError):
+    """Another process (`cityhub import --db`, a restore) holds the database's write lock;
+    nothing of the write was stored, and it may be tried again shortly."""
+
+
 class QueryTimeout(StoreError):
     """A read ran past the store's time limit and was stopped; it changed nothing."""
 

@@ -35,6 +35,7 @@ from cityhub.store.base import (
     TemporalQuery,
 )
 from cityhub.store.sqlite import functions, outbox, resources, temporal, typestats
+from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.files import refuse_foreign
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
@@ -309,7 +310,7 @@ class SqliteStore:
         """BEGIN IMMEDIATE on the writer, committed when the block ends; rolled back if the
         block or the COMMIT raises, and the attribute-name ids it assigned forgotten."""
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn)  # StoreBusy while another process writes
         try:
             yield conn
             with _typed_full:
