@@ -198,3 +198,89 @@ def test_another_applications_database_is_named_as_such(
         f"cityhub: {other} is a SQLite database, but not a cityhub one\n"
     )
     assert not list(tmp_path.glob("copy.db*"))
+
+
+def _killed_backup(tmp_path: Path, db: Path, dest: Path) -> None:
+    """A backup to dest killed (kill -9) while it writes its copy."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = """
+import sys, time
+from pathlib import Path
+import cityhub.store.sqlite.snapshot as s
+def stalled(conn, path, progress):
+    path.write_bytes(b"half a database")
+    Path(str(path) + "-journal").write_bytes(b"journal")
+    time.sleep(60)
+s._vacuum_into = stalled
+s.backup(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(db), str(dest)])
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob(dest.name + "*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_backup_removes_what_a_killed_one_to_another_name_left(tmp_path: Path) -> None:
+    """With a new name per run (README: $(date +%F).db), a backup killed midway left
+    DEST.partial and DEST.partial-journal, the size of the database, for ever (probe 5 F4)."""
+    import os
+
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    EntityService(store).batch_upsert(
+        "", [_entity(n) for n in range(50)], ContextCache().core, "replace"
+    )
+    store.close()
+    _killed_backup(tmp_path, db, tmp_path / "monday.db")
+    assert list(tmp_path.glob("monday.db*")), "the killed one left its partial copy"
+    running = tmp_path / f"other.db.cityhub-{os.getpid()}.partial"  # a backup still running
+    running.write_bytes(b"in progress")
+    assert main(["backup", str(tmp_path / "tuesday.db"), "--db", str(db), "--no-progress"]) == 0
+    assert not list(tmp_path.glob("monday.db*")), "the dead backup's files are gone"
+    assert running.exists(), "a live backup's partial copy is left alone"
+    assert sorted(p.name for p in tmp_path.glob("tuesday.db*")) == ["tuesday.db"]
+
+
+def test_a_database_on_a_read_only_file_system_is_named_as_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said only "unable to open database file" (probe 5 F5: the source on a tmpfs
+    remounted read-only, where WAL mode cannot make its -shm); serve names the cause."""
+    import os
+
+    from cityhub.store.sqlite import files
+
+    source_dir = tmp_path / "ro"
+    source_dir.mkdir()
+    db = source_dir / "hub.db"
+    SqliteStore(db).close()
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, found: os.statvfs_result) -> None:
+            self.f_flag = found.f_flag | os.ST_RDONLY
+
+    def statvfs(path: str | Path) -> object:
+        found = real_statvfs(path)
+        return ReadOnly(found) if Path(path) == source_dir else found
+
+    real_connect = sqlite3.connect
+
+    def connect(target: str, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if "/ro/" in str(target):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.os, "statvfs", statvfs)
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    dest = tmp_path / "copy.db"
+    assert main(["backup", str(dest), "--db", str(db), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{source_dir} is on a read-only file system" in err, err
+    assert not list(tmp_path.glob("copy.db*"))

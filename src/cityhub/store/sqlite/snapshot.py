@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -51,7 +52,8 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
     if not dest.parent.is_dir():
         raise StoreError(f"{dest.parent} is not a directory")
     started = time.monotonic()
-    part = dest.with_name(dest.name + ".partial")
+    _discard_dead(dest.parent)
+    part = dest.with_name(f"{dest.name}.cityhub-{os.getpid()}.partial")
     try:
         entities = _checked_copy(source, part, progress)
         part.replace(dest)
@@ -66,17 +68,22 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
 def _checked_copy(source: Path, part: Path, progress: Progress | None) -> int:
     """VACUUM INTO part, then check the copy; the entities it holds."""
     _discard(part)  # what a backup killed earlier left
-    conn = sqlite3.connect(
-        read_only(source), uri=True, isolation_level=None, check_same_thread=False
-    )
+    conn: sqlite3.Connection | None = None
     try:
+        conn = sqlite3.connect(
+            read_only(source), uri=True, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA busy_timeout=5000")
         _vacuum_into(conn, part, progress)
     except sqlite3.Error as exc:
         _forget(part)
-        raise StoreError(f"cannot back up {source}: {unopenable(part, exc)}") from exc
+        # the copy's folder, else the database's (a read-only file system: WAL mode needs
+        # to write its -shm even to read), as serve says it
+        why = file_trouble(part, exc) or unopenable(source, exc)
+        raise StoreError(f"cannot back up {source}: {why}") from exc
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     check = sqlite3.connect(part)
     try:
         verdict = check.execute("PRAGMA quick_check").fetchone()[0]
@@ -193,6 +200,33 @@ def _keep(db: Path, kept: Path) -> None:
         os.link(db, kept)
     except OSError:
         db.replace(kept)
+
+
+# DEST.cityhub-<pid>.partial: the copy a backup writes before it is checked, and its journal
+_PARTIAL_NAME = re.compile(r".+\.cityhub-(\d+)\.partial(-journal)?")
+
+
+def _discard_dead(folder: Path) -> None:
+    """Remove the partial copies (and journals) that backups no longer running left in
+    folder: killed midway (kill -9, a timer, a reboot), each left a file the size of the
+    database that no later run, under another name, removed. A live one's pid runs."""
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            found = _PARTIAL_NAME.fullmatch(path.name)
+            if found and not _running(int(found.group(1))):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _discard(part: Path) -> None:
