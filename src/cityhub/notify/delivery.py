@@ -201,7 +201,8 @@ class Dispatcher:
             room -= len(rows)
             loaded += [r for r in rows if r.seq not in known]
         for item in sorted(loaded, key=lambda i: i.seq):
-            if self.size + _cost(item) > self.policy.memory:  # no room: stays on disk
+            fits = self.size + _cost(item) <= self.policy.memory
+            if not fits and not self._below_share(queue):  # no room: it stays on disk
                 key = (item.tenant, item.sub_id)
                 queue.spilled[key] = min(queue.spilled.get(key, item.seq), item.seq)
                 continue
@@ -210,6 +211,22 @@ class Dispatcher:
             queue.size += _cost(item)
             self._count(item)
             self._reloaded.add(item.seq)
+            if not fits:  # below its share: the largest queue gives way, as in submit
+                self._within_memory(queue)
+
+    def _below_share(self, queue: EndpointQueue) -> bool:
+        """Whether a queue holds less than its share of the memory bound's bytes."""
+        return queue.size * (len(self.queues) + len(self.held)) < self._charged
+
+    def _may_refill(self, queue: EndpointQueue) -> bool:
+        """Whether a queue should read back what it left on disk now: it is half empty,
+        and memory has room or the queue is below its share (a dead receiver's long queue
+        then gives way, so a live one is not kept waiting behind it)."""
+        return (
+            bool(queue.spilled)
+            and len(queue.items) <= self.policy.queue_max // 2
+            and (self.size < self.policy.memory or self._below_share(queue))
+        )
 
     def _known(self) -> set[int]:
         """Seqs of the items in memory or acknowledged and not yet deleted."""
@@ -301,11 +318,7 @@ class Dispatcher:
         """Send the queue's items in order until it is empty."""
         try:
             while True:
-                if (
-                    queue.spilled
-                    and len(queue.items) <= self.policy.queue_max // 2
-                    and self.size < self.policy.memory
-                ):
+                if self._may_refill(queue):
                     self._refill(endpoint, queue)
                 if not queue.items:
                     if not queue.spilled:
