@@ -317,3 +317,51 @@ def test_show_changes_with_a_dataset_filter_lands_on_its_own_instance() -> None:
     assert out[EX + "t"] == {"type": "Property", "value": 20, "datasetId": "urn:ds:1"} | {
         "previousValue": 10
     }, out
+
+
+@pytest.mark.parametrize("fmt", ["normalized", "keyValues"])
+def test_a_deleted_language_property_is_notified_under_lang(fmt: str) -> None:
+    """An entity deletion with showChanges carries its attributes as urn:ngsi-ld:null
+    markers: under the subscription's lang a LanguageProperty's marker is no language map
+    to pick from (the render failed, and the notification was dropped)."""
+    from cityhub.notify.payload import render_event_entity
+
+    s = sub(
+        lang="fr",
+        notificationTrigger=["entityDeleted"],
+        notification={
+            "endpoint": {"uri": "http://127.0.0.1:9/n"},
+            "showChanges": True,
+            "format": fmt,
+        },
+    )
+    name = {"type": "LanguageProperty", "languageMap": {"fr": "salle", "en": "room"}}
+    event = event_for(s, entity(name=[name]), None, NOW)
+    assert event is not None
+    out = render_event_entity(s, event["entity"], lambda ids: {})
+    marker = out[0][EX + "name"]
+    null = "urn:ngsi-ld:null"
+    assert marker == null if fmt == "keyValues" else marker["languageMap"] == null
+
+
+def test_a_deleted_geo_property_is_notified_in_concise_form_with_its_previous_value() -> None:
+    """Concise form puts a deleted GeoProperty's marker (a string, no geometry) under value
+    to carry previousValue (the render failed reading the marker as a geometry)."""
+    from cityhub.notify.payload import render_event_entity
+
+    s = sub(
+        notificationTrigger=["entityDeleted"],
+        notification={
+            "endpoint": {"uri": "http://127.0.0.1:9/n"},
+            "showChanges": True,
+            "format": "concise",
+            "sysAttrs": True,
+        },
+    )
+    point = {"type": "Point", "coordinates": [1, 2]}
+    loc = {"type": "GeoProperty", "value": point, "createdAt": NOW}
+    event = event_for(s, entity(location=[loc]), None, NOW)
+    assert event is not None
+    out = render_event_entity(s, event["entity"], lambda ids: {})[0][EX + "location"]
+    assert out["value"] == "urn:ngsi-ld:null"
+    assert out["previousValue"] == point

@@ -142,7 +142,10 @@ def simplified(inst: Instance, tm: TermMap, lang: str | None) -> Any:
 
 
 def pick_language(language_map: dict[str, Any], lang: str) -> Any:
-    """The best string for a lang= request (see choose_language)."""
+    """The best string for a lang= request (see choose_language); a deletion's
+    urn:ngsi-ld:null marker, which is no map, as it is."""
+    if not isinstance(language_map, dict):
+        return language_map
     return language_map.get(choose_language(language_map, lang))
 
 
@@ -214,7 +217,7 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: 
     content = inst[key]
     if typ == "VocabProperty":
         content = key_value(inst, tm, None)
-    if typ == "LanguageProperty" and opts.lang is not None:
+    if typ == "LanguageProperty" and opts.lang is not None and isinstance(content, dict):
         out = {"type": "Property", "value": pick_language(content, opts.lang)}
         out["lang"] = choose_language(content, opts.lang)
         key = "value"

@@ -132,8 +132,11 @@ def _stands_alone(rendered: Any, inst: Doc) -> bool:
     """Whether a concise instance was rendered as its bare value (or GeoJSON geometry)."""
     if not isinstance(rendered, dict):
         return True
-    return inst["type"] == "GeoProperty" and rendered.get("type") == inst.get("value", {}).get(
-        "type"
+    geometry = inst.get("value")  # a deletion's marker is a string
+    return (
+        inst["type"] == "GeoProperty"
+        and isinstance(geometry, dict)
+        and rendered.get("type") == geometry.get("type")
     )
 
 
