@@ -160,6 +160,24 @@ async def test_307_and_308_post_again_and_receiver_info_stays_with_the_endpoints
     assert "link" in moved.headers
 
 
+async def test_a_body_in_pieces_goes_whole_with_its_length_and_again_after_a_redirect(
+    servers: list[Raw], sender: HttpSender
+) -> None:
+    """The notifications of a shared change are sent as their envelope around the shared
+    data (notify/pieces.py): one body with its Content-Length, not chunked, written anew on
+    each hop."""
+    from cityhub.notify.pieces import Pieces
+
+    target = await serve(servers, reply(204))
+    hop = await serve(servers, reply(307, location=target.url("/there")))
+    data = b"[" + b'"' + b"x" * 300_000 + b'"]'
+    body = Pieces((b'{"id":"n"', b',"data":', data, b"}"))
+    assert await sender.send(hop.url(), body, dict(HEADERS), 5.0)
+    assert [r.body for r in hop.requests + target.requests] == [body.joined()] * 2
+    sent = target.requests[0].headers
+    assert sent["content-length"] == str(len(body)) and "transfer-encoding" not in sent
+
+
 async def test_a_redirect_loop_is_a_failure_after_a_few_hops(
     servers: list[Raw], sender: HttpSender
 ) -> None:

@@ -126,7 +126,7 @@ def notification(
     in the subscription's @context, with the headers its endpoint asks for."""
     sys_attrs = bool(sub.notification.get("sysAttrs"))
     data = [R.render_registration(reg, sub.tm, sys_attrs=sys_attrs) for reg in regs]
-    return envelope(sub, NOTIFICATION, data, trigger, tenant, context_in_items=False)
+    return envelope(sub, NOTIFICATION, data, trigger, tenant)
 
 
 class CsourceNotifier:

@@ -100,8 +100,10 @@ class Dispatcher:
         ack: Callable[[list[int]], None],
         policy: Policy,
         backlog: Backlog | None = None,
+        released: Callable[[bytes], None] | None = None,
     ) -> None:
         self.deliver = deliver
+        self.released = released  # told of a shared body once no item here holds it
         self.ack = ack
         self.policy = policy
         self.backlog = backlog
@@ -308,6 +310,8 @@ class Dispatcher:
             self._bodies[id(body)] = holding
         else:
             self.size -= len(body)
+            if self.released is not None:
+                self.released(body)
 
     def _done(self, item: OutboxItem) -> None:
         if item.seq:

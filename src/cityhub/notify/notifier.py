@@ -35,10 +35,12 @@ from cityhub.notify import payload, status
 from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of
-from cityhub.notify.events import ChangeEvents, Shape, dump_shape, stored_events
+from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.outcome import RetryLater
+from cityhub.notify.pieces import Pieces
 from cityhub.notify.senders import HttpSender, MqttSender
+from cityhub.notify.shared import SharedChanges
 from cityhub.notify.subscription import (
     Compiled,
     compile_subscription,
@@ -71,8 +73,13 @@ class Notifier:
         self.subs: dict[str, dict[str, Compiled]] = {}
         self._on_change: dict[str, SubscriptionIndex] = {}
         self._unresolved: list[tuple[str, Doc]] = []
+        self.shared = SharedChanges()  # changes several subscriptions share, parsed once
         self.dispatcher = Dispatcher(
-            self._deliver, store.outbox_done, policy, backlog_of(store, "entity")
+            self._deliver,
+            store.outbox_done,
+            policy,
+            backlog_of(store, "entity"),
+            released=self.shared.forget,
         )
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = http if http is not None else HttpSender()
@@ -367,9 +374,9 @@ class Notifier:
             sub.failed_at = time.monotonic()
         return ok
 
-    def _render(self, sub: Compiled, item: OutboxItem) -> tuple[bytes, dict[str, str]]:
-        """The body and headers of an item's notification (on the loop, or a thread)."""
-        events = stored_events(item.payload, item.body)
+    def _render(self, sub: Compiled, item: OutboxItem) -> tuple[bytes | Pieces, dict[str, str]]:
+        """The body and headers of an item's notification (on the loop, or a thread): of a
+        change several subscriptions share, from its parse and rendering made once."""
 
         def fetch(ids: list[str]) -> dict[str, Doc]:
             found, _ = self.store.query(
@@ -377,10 +384,24 @@ class Notifier:
             )
             return {d["id"]: d for d in found}
 
-        return payload.notification(sub, events, fetch, item.tenant)
+        body = item.body
+        if body is None:
+            return payload.notification(sub, stored_events(item.payload, None), fetch, item.tenant)
+        shape = load_shape(item.payload)
+        events = [self.shared.change(body).event(shape)]
+        key = payload.rendering_key(sub)
+        if key is None:
+            return payload.notification(sub, events, fetch, item.tenant)
+        data = self.shared.data(
+            body,
+            (shape, key),
+            sub.tm,
+            lambda: orjson.dumps(payload.notification_data(sub, events, fetch)),
+        )
+        return payload.envelope_around(sub, "Notification", data, shape[0], item.tenant)
 
     async def send(
-        self, sub: Compiled, uri: str, body: bytes, headers: dict[str, str]
+        self, sub: Compiled, uri: str, body: bytes | Pieces, headers: dict[str, str]
     ) -> bool | RetryLater:
         """Put one rendered notification on the wire (HTTP or MQTT) with its endpoint's timeout
         (csourceSubscriptions send through here too)."""

@@ -18,6 +18,7 @@ from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, listed_once, re
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.render import RenderOptions, dataset_positions
 from cityhub.ngsild.timeutil import now_iso
+from cityhub.notify.pieces import Pieces
 from cityhub.notify.subscription import Compiled
 
 log = logging.getLogger("cityhub.notify")
@@ -175,8 +176,16 @@ def notification(
     sub: Compiled, events: list[Doc], fetch: Fetch, tenant: str
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one notification carrying events (in order)."""
+    trigger = events[0].get("trigger") if events else None
+    return envelope(sub, "Notification", notification_data(sub, events, fetch), trigger, tenant)
+
+
+def notification_data(sub: Compiled, events: list[Doc], fetch: Fetch) -> list[Doc] | Doc:
+    """A notification's data: the rendered entities (JSON-LD: each with the @context), or
+    their FeatureCollection (GeoJSON)."""
     rendered: list[tuple[Doc, list[tuple[str, Doc]]]] = []  # each event with its entities
-    geo = sub.notification["endpoint"].get("accept") == GEOJSON
+    accept = sub.notification["endpoint"].get("accept")
+    geo = accept == GEOJSON
     linked: Geometries = {}  # of flat-joined entities: their documents are not kept
 
     def fetch_kept(ids: list[str]) -> dict[str, Doc]:
@@ -190,12 +199,27 @@ def notification(
         first, *more = render_event_entity(sub, entity, fetch_kept)
         ids = [entity["id"], *(e["id"] for e in more)]
         rendered.append((entity, list(zip(ids, [first, *more], strict=True))))
-    trigger = events[0].get("trigger") if events else None
     if geo:
-        features = _features(sub, rendered, linked)
-        return envelope(sub, "Notification", features, trigger, tenant)
+        return _features(sub, rendered, linked)
     data = [e for _, pairs in rendered for _, e in pairs]
-    return envelope(sub, "Notification", data, trigger, tenant, context_in_items=True)
+    if accept == JSONLD:
+        context = _notified_context(sub)
+        for item in data:
+            item["@context"] = context
+    return data
+
+
+def rendering_key(sub: Compiled) -> tuple[Any, ...] | None:
+    """All notification_data takes from sub (but its term map, by identity), so that
+    subscriptions alike render a change they share once; None when the data depends on more:
+    a join reads the linked entities as they are when each notification is sent."""
+    if joins(sub):
+        return None
+    params = sub.notification
+    accept = params["endpoint"].get("accept")
+    members = [params.get(k) for k in ("attributes", "pick", "omit")]
+    context = _notified_context(sub) if accept == JSONLD else None
+    return (id(sub.tm), render_options(sub), accept, orjson.dumps([members, context]))
 
 
 def _features(
@@ -221,19 +245,33 @@ def envelope(
     data: list[Doc] | Doc,
     trigger: str | None,
     tenant: str,
-    *,
-    context_in_items: bool = False,
 ) -> tuple[bytes, dict[str, str]]:
     """A notification of either kind around its rendered data: JSON with a Link header, or
-    JSON-LD with the @context in the body (and in each item, for entities), or GeoJSON (data
-    a FeatureCollection) with the @context in the body; the tenant and the endpoint's
-    receiverInfo headers."""
+    JSON-LD or GeoJSON (data a FeatureCollection) with the @context in the body; the tenant
+    and the endpoint's receiverInfo headers."""
+    body, headers = _envelope(sub, kind, trigger, tenant)
+    return orjson.dumps({**body, "data": data}), headers
+
+
+def envelope_around(
+    sub: Compiled, kind: str, data: bytes, trigger: str | None, tenant: str
+) -> tuple[Pieces, dict[str, str]]:
+    """envelope around data already in JSON, left in its bytes (notifications of one
+    change share them): the envelope's members, then data."""
+    body, headers = _envelope(sub, kind, trigger, tenant)
+    head = orjson.dumps(body)
+    return Pieces((head[:-1], b',"data":', data, b"}")), headers
+
+
+def _envelope(
+    sub: Compiled, kind: str, trigger: str | None, tenant: str
+) -> tuple[Doc, dict[str, str]]:
+    """A notification's members but data, and its headers."""
     body: Doc = {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": kind,
         "subscriptionId": sub.id,
         "notifiedAt": now_iso(),
-        "data": data,
     }
     if trigger:
         body["triggerReason"] = trigger
@@ -241,13 +279,7 @@ def envelope(
     headers: dict[str, str] = {}
     accept = endpoint.get("accept")
     if accept in (JSONLD, GEOJSON):
-        context = sub.context if sub.context is not None else CORE_CONTEXT_URL
-        if isinstance(context, list) and len(context) == 1:
-            context = context[0]
-        if context_in_items and isinstance(data, list):
-            for item in data:
-                item["@context"] = context
-        body["@context"] = context
+        body["@context"] = _notified_context(sub)
         headers["Content-Type"] = accept
     else:
         headers["Content-Type"] = JSON
@@ -257,4 +289,12 @@ def envelope(
             headers[item["key"]] = item["value"]
     if tenant:
         headers["NGSILD-Tenant"] = tenant
-    return orjson.dumps(body), headers
+    return body, headers
+
+
+def _notified_context(sub: Compiled) -> Any:
+    """The @context a JSON-LD or GeoJSON notification carries in its body."""
+    context = sub.context if sub.context is not None else CORE_CONTEXT_URL
+    if isinstance(context, list) and len(context) == 1:
+        return context[0]
+    return context

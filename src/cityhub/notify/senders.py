@@ -11,6 +11,7 @@ import contextlib
 import logging
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,6 +26,7 @@ from cityhub.ngsild.subscriptions import RESERVED_HEADERS
 from cityhub.notify.endpoint_guard import SETTING, check_literal, connector_options, default_guard
 from cityhub.notify.http_pool import BoundedConnector
 from cityhub.notify.outcome import RetryLater, retry_after
+from cityhub.notify.pieces import Pieces, as_bytes
 from cityhub.throttled_log import KeyedThrottledLog
 
 log = logging.getLogger("cityhub.notify")
@@ -66,7 +68,7 @@ class HttpSender:
         return self._session
 
     async def send(
-        self, uri: str, body: bytes, headers: dict[str, str], timeout: float
+        self, uri: str, body: bytes | Pieces, headers: dict[str, str], timeout: float
     ) -> bool | RetryLater:
         """POST body; a 2xx answer within timeout seconds is a success. The wait for one of
         the pool's connections comes first and is not part of the timeout: a busy pool is no
@@ -89,7 +91,7 @@ class HttpSender:
             return False
 
     async def _post(
-        self, url: URL, body: bytes, headers: dict[str, str], deadline: float
+        self, url: URL, body: bytes | Pieces, headers: dict[str, str], deadline: float
     ) -> bool | RetryLater:
         """POST, following 307 and 308 (which keep the method and body) for REDIRECTS hops;
         any other redirect would turn the notification into a body-less GET, and is a
@@ -100,10 +102,15 @@ class HttpSender:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
+            data: bytes | AsyncIterator[memoryview]
+            if isinstance(body, Pieces):  # its parts written in turn, each hop anew
+                data, sent = body.slices(), {**headers, "Content-Length": str(len(body))}
+            else:
+                data, sent = body, headers
             async with self._client().post(
                 url,
-                data=body,
-                headers=headers,
+                data=data,
+                headers=sent,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=left),
             ) as resp:
@@ -230,18 +237,20 @@ class MqttSender:
     async def send(
         self,
         uri: str,
-        body: bytes,
+        body: bytes | Pieces,
         headers: dict[str, str],
         timeout: float,
         notifier_info: list[dict[str, str]] | None = None,
     ) -> bool:
-        """Publish {"metadata": headers, "body": notification} to the endpoint's topic."""
+        """Publish {"metadata": headers, "body": notification} to the endpoint's topic (the
+        notification's JSON as it is, not parsed again)."""
         try:
             target = mqtt_target(uri, notifier_info)
         except ValueError as exc:
             log.warning("bad MQTT endpoint %s: %s", uri, exc)
             return False
-        message = orjson.dumps({"metadata": headers, "body": orjson.loads(body)})
+        whole = orjson.Fragment(as_bytes(body))
+        message = orjson.dumps({"metadata": headers, "body": whole})
         key = target.broker
         self._busy[key] = self._busy.get(key, 0) + 1
         try:
