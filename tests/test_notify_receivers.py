@@ -295,6 +295,37 @@ async def test_waiting_for_a_connection_is_not_charged_to_the_receiver(
 # -- the address guard (finding 10) ---------------------------------------------------------------
 
 
+async def hung(request: Request, writer: asyncio.StreamWriter) -> None:
+    """A receiver that reads the request and never answers."""
+    await asyncio.sleep(3600)
+
+
+async def test_hung_receivers_of_one_host_leave_the_pool_to_the_others(
+    servers: list[Raw],
+) -> None:
+    """Endpoints of one host that never answer take at most its share of the pool's sockets
+    (each for an attempt's timeout): a healthy receiver elsewhere is served at once, not
+    after their timeouts; the host's further notifications wait for its own sockets."""
+    dead = await serve(servers, hung)
+    healthy = await serve(servers, reply(204))
+    sender = HttpSender(connections=8, host_connections=2)
+    try:
+        stuck = [
+            asyncio.create_task(sender.send(dead.url(f"/{n}"), b"{}", {}, 1.5)) for n in range(12)
+        ]
+        await wait_for(lambda: len(dead.requests) >= 2, timeout=5, what="the hung receiver")
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        assert await sender.send(healthy.url("/h"), b"{}", {}, 5.0)
+        waited = time.monotonic() - started
+        reached = len(dead.requests)
+        assert waited < 0.5, f"the healthy receiver waited {waited:.2f} s"
+        assert reached == 2  # the host's other notifications wait for its two sockets
+        assert not any(await asyncio.gather(*stuck))  # each timed out in its own attempt
+    finally:
+        await sender.close()
+
+
 async def test_a_guard_without_loopback_refuses_it_by_address_and_by_name(
     servers: list[Raw],
 ) -> None:
@@ -362,10 +393,13 @@ def test_the_open_file_limit_holds_the_notification_sockets_beside_the_clients(
 
 async def test_the_hub_sends_with_its_settings_connections_and_networks(tmp_path: Path) -> None:
     settings = Settings(
-        db=str(tmp_path / "s.db"), notify_connections=7, notify_private_networks=["10.0.0.0/8"]
+        db=str(tmp_path / "s.db"),
+        notify_connections=7,
+        notify_host_connections=3,
+        notify_private_networks=["10.0.0.0/8"],
     )
     app = create_app(settings)
     http = app.state.notifier.http
-    assert http.connections == 7
+    assert http.connections == 7 and http.host_connections == 3
     assert http.guard.allows("10.1.2.3") and not http.guard.allows("127.0.0.1")
     await app.state.notifier.close()

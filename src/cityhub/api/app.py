@@ -328,6 +328,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         http=HttpSender(
             settings.notify_connections,
             AddressGuard(parse_networks(settings.notify_private_networks)),
+            settings.notify_host_connections,
         ),
     )
     notifier.load()

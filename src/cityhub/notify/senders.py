@@ -40,6 +40,10 @@ MQTT_IDLE = 60.0
 MQTT_PENDING_WARN = 10_000
 mqtt_log = logging.getLogger("cityhub.notify.mqtt")  # aiomqtt's own lines, in the hub's format
 CONNECTIONS = 256  # sockets the HTTP sender holds open at most (CITYHUB_NOTIFY_CONNECTIONS)
+# of them, sockets in use for one receiver (scheme, host and port) at most
+# (CITYHUB_NOTIFY_HOST_CONNECTIONS): endpoints that never answer each hold one for an
+# attempt's timeout, and 256 of them on one host held the whole pool from every other host
+HOST_CONNECTIONS = 64
 REDIRECTS = 5  # 307/308 hops followed in one attempt
 ANSWER_READ = 64 * 1024  # bytes of a receiver's answer read, so its connection can be reused
 DISCARD_WAIT = 1.0  # seconds to wait for them
@@ -48,13 +52,21 @@ REFUSED_LOG_EVERY = 600.0  # seconds between "refused" lines for one host
 
 class HttpSender:
     """POST over one shared connection pool: keep-alive per receiver, at most `connections`
-    sockets open at once (in use and idle), addresses checked by `guard`."""
+    sockets open at once (in use and idle), at most `host_connections` of them in use for
+    one receiver, addresses checked by `guard`."""
 
-    def __init__(self, connections: int = CONNECTIONS, guard: AddressGuard | None = None) -> None:
+    def __init__(
+        self,
+        connections: int = CONNECTIONS,
+        guard: AddressGuard | None = None,
+        host_connections: int = HOST_CONNECTIONS,
+    ) -> None:
         self.connections = connections
+        self.host_connections = host_connections
         self.guard = guard if guard is not None else default_guard()
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._hosts: dict[tuple[str, str], HostSlots] = {}  # receivers with sends under way
         self._refused_log = KeyedThrottledLog(log, REFUSED_LOG_EVERY)  # by host
 
     def _client(self) -> aiohttp.ClientSession:
@@ -75,7 +87,7 @@ class HttpSender:
         fault of the receiver."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.connections)
-        async with self._slots:
+        async with self._host_slot(receiver(uri)), self._slots:  # its share, then the pool's
             try:
                 return await self._post(URL(uri), body, headers, time.monotonic() + timeout)
             except AddressRefused as exc:
@@ -89,6 +101,22 @@ class HttpSender:
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 log.debug("notification to %s failed: %s", uri, exc)
             return False
+
+    @contextlib.asynccontextmanager
+    async def _host_slot(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """One of a receiver's `host_connections` sockets, for one send; the count goes
+        with the receiver's last send."""
+        slots = self._hosts.get(key)
+        if slots is None:
+            slots = self._hosts[key] = HostSlots(asyncio.Semaphore(self.host_connections))
+        slots.users += 1
+        try:
+            async with slots.free:
+                yield
+        finally:
+            slots.users -= 1
+            if not slots.users:
+                del self._hosts[key]
 
     async def _post(
         self, url: URL, body: bytes | Pieces, headers: dict[str, str], deadline: float
@@ -136,6 +164,21 @@ class HttpSender:
         """Close the pool's connections."""
         if self._session is not None:
             await self._session.close()
+
+
+@dataclass
+class HostSlots:
+    """The sockets one receiver may use at once, and the sends using or awaiting them."""
+
+    free: asyncio.Semaphore
+    users: int = 0
+
+
+def receiver(uri: str) -> tuple[str, str]:
+    """Whom a URI's notifications go to, for its share of the pool: scheme and host:port as
+    written (redirect hops count to the endpoint's)."""
+    parts = urlsplit(uri)
+    return parts.scheme.lower(), parts.netloc.rpartition("@")[2].lower()
 
 
 async def _discard(resp: aiohttp.ClientResponse, deadline: float) -> None:
