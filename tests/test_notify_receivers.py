@@ -326,6 +326,34 @@ async def test_hung_receivers_of_one_host_leave_the_pool_to_the_others(
         await sender.close()
 
 
+async def test_receivers_that_never_answer_share_half_the_pool_from_their_second_attempt(
+    servers: list[Raw],
+) -> None:
+    """Hung receivers on distinct hosts (ports here) each hold a socket per attempt: once
+    an attempt got no answer, they share half the pool, and a healthy receiver is served
+    while their next attempts wait; an answer takes a receiver out of that half."""
+    dead = [await serve(servers, hung) for _ in range(12)]
+    healthy = await serve(servers, reply(204))
+    sender = HttpSender(connections=8)
+    try:
+        first = await asyncio.gather(*(sender.send(d.url(), b"{}", {}, 0.5) for d in dead))
+        assert not any(first)
+        again = [asyncio.create_task(sender.send(d.url(), b"{}", {}, 1.5)) for d in dead]
+        await wait_for(
+            lambda: sum(len(d.requests) for d in dead) >= 16, timeout=5, what="second attempts"
+        )
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        assert await sender.send(healthy.url(), b"{}", {}, 5.0)
+        waited = time.monotonic() - started
+        reached = sum(len(d.requests) for d in dead) - 12
+        assert waited < 0.5, f"the healthy receiver waited {waited:.2f} s"
+        assert reached == 4  # half the pool of 8
+        assert not any(await asyncio.gather(*again))
+    finally:
+        await sender.close()
+
+
 async def test_a_guard_without_loopback_refuses_it_by_address_and_by_name(
     servers: list[Raw],
 ) -> None:

@@ -195,14 +195,14 @@ class Settings(BaseSettings):
         "SQLite's descriptors.",
     )
     notify_host_connections: int = Field(
-        64,
+        128,
         ge=1,
         le=100_000,
         description="Most of those sockets (at most 100000) in use at once for one receiver "
         "(scheme, host and port of an endpoint URI); its further notifications wait for one "
         "before their timeout starts. Receivers that never answer hold a socket each for "
         "an attempt's timeout: endpoints of one such host cannot take the whole pool from "
-        "the others.",
+        "the others (and receivers whose last attempt got no answer share half the pool).",
     )
     notify_private_networks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PRIVATE_NETWORKS),

@@ -27,6 +27,7 @@ from cityhub.notify.endpoint_guard import SETTING, check_literal, connector_opti
 from cityhub.notify.http_pool import BoundedConnector
 from cityhub.notify.outcome import RetryLater, retry_after
 from cityhub.notify.pieces import Pieces, as_bytes
+from cityhub.notify.pool_shares import PoolShares, receiver
 from cityhub.throttled_log import KeyedThrottledLog
 
 log = logging.getLogger("cityhub.notify")
@@ -43,7 +44,7 @@ CONNECTIONS = 256  # sockets the HTTP sender holds open at most (CITYHUB_NOTIFY_
 # of them, sockets in use for one receiver (scheme, host and port) at most
 # (CITYHUB_NOTIFY_HOST_CONNECTIONS): endpoints that never answer each hold one for an
 # attempt's timeout, and 256 of them on one host held the whole pool from every other host
-HOST_CONNECTIONS = 64
+HOST_CONNECTIONS = 128
 REDIRECTS = 5  # 307/308 hops followed in one attempt
 ANSWER_READ = 64 * 1024  # bytes of a receiver's answer read, so its connection can be reused
 DISCARD_WAIT = 1.0  # seconds to wait for them
@@ -65,8 +66,7 @@ class HttpSender:
         self.host_connections = host_connections
         self.guard = guard if guard is not None else default_guard()
         self._session: aiohttp.ClientSession | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._hosts: dict[tuple[str, str], HostSlots] = {}  # receivers with sends under way
+        self._shares: PoolShares | None = None  # made on the loop that sends
         self._refused_log = KeyedThrottledLog(log, REFUSED_LOG_EVERY)  # by host
 
     def _client(self) -> aiohttp.ClientSession:
@@ -85,11 +85,12 @@ class HttpSender:
         """POST body; a 2xx answer within timeout seconds is a success. The wait for one of
         the pool's connections comes first and is not part of the timeout: a busy pool is no
         fault of the receiver."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.connections)
-        async with self._host_slot(receiver(uri)), self._slots:  # its share, then the pool's
+        if self._shares is None:
+            self._shares = PoolShares(self.connections, self.host_connections)
+        key = receiver(uri)
+        async with self._shares.slot(key):
             try:
-                return await self._post(URL(uri), body, headers, time.monotonic() + timeout)
+                ok = await self._post(URL(uri), body, headers, time.monotonic() + timeout)
             except AddressRefused as exc:
                 self._refused_log.warning(
                     exc.host,
@@ -98,25 +99,15 @@ class HttpSender:
                     exc,
                     SETTING,
                 )
-            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+                self._shares.unanswered(key)  # it may hold a socket each attempt: half the pool
                 log.debug("notification to %s failed: %s", uri, exc)
+            except (aiohttp.ClientError, ValueError) as exc:
+                log.debug("notification to %s failed: %s", uri, exc)
+            else:
+                self._shares.answered(key)
+                return ok
             return False
-
-    @contextlib.asynccontextmanager
-    async def _host_slot(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        """One of a receiver's `host_connections` sockets, for one send; the count goes
-        with the receiver's last send."""
-        slots = self._hosts.get(key)
-        if slots is None:
-            slots = self._hosts[key] = HostSlots(asyncio.Semaphore(self.host_connections))
-        slots.users += 1
-        try:
-            async with slots.free:
-                yield
-        finally:
-            slots.users -= 1
-            if not slots.users:
-                del self._hosts[key]
 
     async def _post(
         self, url: URL, body: bytes | Pieces, headers: dict[str, str], deadline: float
@@ -164,21 +155,6 @@ class HttpSender:
         """Close the pool's connections."""
         if self._session is not None:
             await self._session.close()
-
-
-@dataclass
-class HostSlots:
-    """The sockets one receiver may use at once, and the sends using or awaiting them."""
-
-    free: asyncio.Semaphore
-    users: int = 0
-
-
-def receiver(uri: str) -> tuple[str, str]:
-    """Whom a URI's notifications go to, for its share of the pool: scheme and host:port as
-    written (redirect hops count to the endpoint's)."""
-    parts = urlsplit(uri)
-    return parts.scheme.lower(), parts.netloc.rpartition("@")[2].lower()
 
 
 async def _discard(resp: aiohttp.ClientResponse, deadline: float) -> None:
