@@ -173,7 +173,8 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Most notifications waiting in memory for one endpoint (at most 10000000); "
         "beyond it the newest wait in the outbox only and are read back in order, so a dead "
-        "receiver cannot fill the memory; none is dropped.",
+        "receiver cannot fill the memory; only timeInterval notifications, which have no outbox "
+        "row, are dropped.",
     )
     notify_memory_mb: int = Field(
         128,
