@@ -32,6 +32,7 @@ from cityhub.api.http import (
 from cityhub.ngsild import params as P
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.context import is_compound
+from cityhub.ngsild.csource_subscriptions import check_csource
 from cityhub.ngsild.entity import check_uri
 from cityhub.ngsild.errors import (
     AlreadyExists,
@@ -187,7 +188,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         rid = S.body_id(body) or new_id(S.SUBSCRIPTION)
         doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
         if csource:
-            S.check_csource(doc)
+            check_csource(doc)
         doc[S.BASE_URL] = public_base(request)
         if "jsonldContext" in doc:
             await contexts(request).prefetch(doc["jsonldContext"])
@@ -239,7 +240,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         # not): a 204 the notifier cannot take up left it notifying as before
         patched = S.apply_patch(old, members, ctx.spec)
         if csource:
-            S.check_csource(patched)
+            check_csource(patched)
         for spec in subscription_contexts(patched):
             if spec is not None:
                 await contexts(request).prefetch(spec, count=False)

@@ -668,16 +668,6 @@ def apply_patch(stored: Doc, members: Doc, spec: Any) -> Doc:
     return doc
 
 
-def check_csource(doc: Mapping[str, Any]) -> None:
-    """What a csourceSubscription cannot ask for: GeoJSON notifications (its notifications
-    carry registrations, which have no GeoJSON form; they were sent as plain JSON)."""
-    if doc["notification"]["endpoint"].get("accept") == "application/geo+json":
-        raise BadRequestData(
-            "a csourceSubscription's notifications carry registrations, which have no "
-            "GeoJSON form: notification.endpoint.accept cannot be application/geo+json"
-        )
-
-
 def status_of(doc: Mapping[str, Any]) -> str:
     """active, paused (isActive false) or expired (expiresAt passed)."""
     if is_past(doc.get("expiresAt")):

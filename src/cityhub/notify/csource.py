@@ -109,7 +109,7 @@ def _with_temporal(query: R.RegistrationQuery, tq: Doc | None) -> R.Registration
     if not tq:
         return query
     end = tq.get("endTimeAt")
-    default = R.TIMEPROPERTIES["observedAt"]  # an unknown timeproperty was let through
+    default = R.TIMEPROPERTIES["observedAt"]  # stored before timeproperty was checked
     return replace(
         query,
         timeproperty=R.TIMEPROPERTIES.get(tq.get("timeproperty", "observedAt"), default),
