@@ -43,3 +43,46 @@ async def test_one_type_per_dataset_keeps_one_record_each(client: httpx.AsyncCli
     out = await get_temporal(client, EID, options="temporalValues")
     assert out["x"]["type"] == "Property"
     assert [p[0] for p in out["x"]["values"]] == [1, 2]
+
+
+async def test_aggregated_values_give_each_type_its_series(client: httpx.AsyncClient) -> None:
+    """It said {"type": "Property", "totalCount": [[2, ...]]}: the Relationship's instance
+    counted with the Property's, under the first type, as temporalValues no longer does."""
+    await _property_then_relationship(client)
+    body = await get_temporal(client, EID, format="aggregatedValues", aggrMethods="totalCount,sum")
+    records = body["x"]
+    assert isinstance(records, list), records
+    assert [(r["type"], r["totalCount"][0][0], r["sum"][0][0]) for r in records] == [
+        ("Property", 1, 5),
+        ("Relationship", 1, None),
+    ]
+
+
+async def test_aggregation_of_one_type_is_one_record(client: httpx.AsyncClient) -> None:
+    """An attribute that kept its type is one series, as before."""
+    body = {"id": EID, "type": "M", "x": {"type": "Property", "value": 1}}
+    assert (await client.post(f"{BASE}/entities", json=body)).status_code == 201
+    resp = await client.patch(f"{BASE}/entities/{EID}/attrs/x", json={"value": 2})
+    assert resp.status_code == 204, resp.text
+    out = await get_temporal(client, EID, format="aggregatedValues", aggrMethods="totalCount")
+    assert out["x"]["type"] == "Property"
+    assert out["x"]["totalCount"][0][0] == 2
+
+
+async def test_a_window_holding_one_type_names_that_type(client: httpx.AsyncClient) -> None:
+    """A window past the PUT holds only the Relationship: it was labelled Property, the
+    attribute's first type."""
+    await _property_then_relationship(client)
+    full = await get_temporal(client, EID, options="temporalValues")
+    since = full["x"][1]["objects"][0][1]
+    body = await get_temporal(
+        client,
+        EID,
+        format="aggregatedValues",
+        aggrMethods="totalCount",
+        timerel="after",
+        timeAt=since,
+        timeproperty="modifiedAt",
+    )
+    assert body["x"]["type"] == "Relationship", body
+    assert body["x"]["totalCount"][0][0] == 1

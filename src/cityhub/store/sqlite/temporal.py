@@ -468,17 +468,6 @@ def _first_kind(conn: sqlite3.Connection, tpk: int, nid: int) -> str | None:
     return None if row is None else row[0]
 
 
-def _series_kind(conn: sqlite3.Connection, tpk: int, sel: _Selected) -> str:
-    """The type of one aggregated series' first instance (a Property default instance and a
-    Relationship under a datasetId were all labelled with the attribute's first type)."""
-    row = conn.execute(
-        f"SELECT h.inst ->> '$.type' FROM history h WHERE h.tpk = ? AND h.nid = ?{sel.ds_sql} "
-        "LIMIT 1",
-        [tpk, sel.nid, *sel.ds_params],
-    ).fetchone()
-    return "Property" if row is None else str(row[0])
-
-
 def delete_instance(
     conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> bool:
@@ -795,9 +784,9 @@ def aggregate(
     out: list[tuple[Doc, dict[str, list[Doc]]]] = []
     for tpk, header in ents:
         functions.check_deadline()
-        selected: dict[tuple[str, str | None], _Selected] = {}
+        selected: dict[tuple[str, str | None, str | None], _Selected] = {}
         for name, nid in _attr_ids(conn, names, tpk, query.attrs):
-            for dataset, ds_sql, ds_params in _series_filters(conn, query, tpk, nid):
+            for dataset, kind, ds_sql, ds_params in _typed_series(conn, query, tpk, nid):
                 params: list[Any] = [tpk, nid, *ds_params]
                 where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
                 where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
@@ -818,7 +807,7 @@ def aggregate(
                     params,
                 ).fetchone()
                 unmarked = _NOT_DELETION if counted else ""
-                selected[name, dataset] = _Selected(
+                selected[name, dataset, kind] = _Selected(
                     nid, where + unmarked, params, ds_sql + unmarked, ds_params, first[0], last[0]
                 )
         if not selected:
@@ -838,14 +827,14 @@ def aggregate(
             end = next_instant(max(sel.last for sel in selected.values()))
         attrs: dict[str, list[Doc]] = {}
         kinds: dict[str, str] = {}
-        for (name, dataset), sel in selected.items():
+        for (name, dataset, kind), sel in selected.items():
             functions.check_deadline()
             rows = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed)
             if not rows:
                 continue
             series = _series(rows, exprs, aggr, start, end)
-            if len(selected) > 1:  # one attribute may hold another type under a datasetId
-                series = {"type": _series_kind(conn, tpk, sel), **series}
+            if kind is not None:  # the type of the series' instances, not the attribute's first
+                series = {"type": kind, **series}
             attrs.setdefault(name, []).append(
                 series if dataset is None else {"datasetId": dataset, **series}
             )
@@ -907,6 +896,25 @@ class _Selected(NamedTuple):
     last: float
 
 
+def _typed_series(
+    conn: sqlite3.Connection, query: TemporalQuery, tpk: int, nid: int
+) -> list[tuple[str | None, str | None, str, list[Any]]]:
+    """(datasetId, attribute type, SQL condition, parameters) of each aggregated series of one
+    attribute: one per datasetId and type in the window (the type None when it holds no
+    instance)."""
+    out: list[tuple[str | None, str | None, str, list[Any]]] = []
+    for dataset, sql, params in _series_filters(conn, query, tpk, nid):
+        window_params: list[Any] = [tpk, nid, *params]
+        window = f"h.tpk = ? AND h.nid = ?{sql}{_time_filter(query, _binder(window_params))}"
+        kinds = _kinds(conn, window, window_params)
+        if len(kinds) == 1:
+            out.append((dataset, kinds[0], sql, params))
+            continue
+        typed = f"{sql} AND h.inst ->> '$.type' = ?"
+        out += [(dataset, kind, typed, [*params, kind]) for kind in kinds]
+    return out
+
+
 def _series_filters(
     conn: sqlite3.Connection, query: TemporalQuery, tpk: int, nid: int
 ) -> list[tuple[str | None, str, list[Any]]]:
@@ -925,18 +933,47 @@ def _series_filters(
             (tpk, nid),
         )
     ]
-    if not named:
-        if query.dataset_ids is not None and "@none" not in query.dataset_ids:
-            return []
-        return [(None, "", [])]
     wanted = query.dataset_ids
     out: list[tuple[str | None, str, list[Any]]] = []
-    if named[0] == DEFAULT_SERIES:  # it also has instances without a datasetId
+    if not named:
+        if wanted is None or "@none" in wanted:
+            out.append((None, "", []))
+    elif named[0] == DEFAULT_SERIES:  # it also has instances without a datasetId
         named.pop(0)
         if wanted is None or "@none" in wanted:
             out.append((None, " AND h.dataset_id IS NULL", []))
     out += [(d, " AND h.dataset_id = ?", [d]) for d in named if wanted is None or d in wanted]
     return out
+
+
+def _kinds(conn: sqlite3.Connection, where: str, params: list[Any]) -> list[str | None]:
+    """The attribute types of one series' instances in the window, in the order they first
+    came ([None] when it holds none): entity writes may turn a Property into a Relationship,
+    and both were counted as one series under the attribute's first type, where
+    temporalValues gives one record per type.
+
+    Finding out reads only the rows without a number when the first type is Property (a
+    number is a Property's value): about as long as a count over the index.
+    """
+    row = conn.execute(f"SELECT h.inst ->> '$.type' FROM history h WHERE {where} LIMIT 1", params)
+    first = row.fetchone()
+    if first is None:
+        return [None]
+    kind: str = first[0]
+    other = "h.inst ->> '$.type' <> ?"
+    if kind == "Property":
+        other = f"h.num IS NULL AND {other}"
+    found = conn.execute(
+        f"SELECT 1 FROM history h WHERE {where} AND {other} LIMIT 1", [*params, kind]
+    )
+    if found.fetchone() is None:
+        return [kind]
+    kinds = conn.execute(
+        f"SELECT h.inst ->> '$.type' AS k FROM history h WHERE {where} GROUP BY k "
+        "ORDER BY min(h.hid)",
+        params,
+    )
+    return [k for (k,) in kinds]
 
 
 def _periods(
