@@ -152,8 +152,24 @@ class Dispatcher:
             self._count(item)
             self._wake(item.endpoint, queue)
             self._within_memory(queue)
+        self._start_acks()
+
+    def _start_acks(self) -> None:
         if self._ack_task is None and not self._closing:
             self._ack_task = asyncio.get_running_loop().create_task(self._ack_loop())
+
+    def left_on_disk(self, tenant: str, sub_id: str, endpoint: str, seq: int, held: bool) -> None:
+        """A subscription's items from seq on stayed in the outbox at start-up: read back in
+        order behind what was queued (or, held for a paused one, once it resumes), so a
+        backlog of any length costs no more memory than the bounds allow."""
+        key = (tenant, sub_id)
+        if held:
+            self._held_spilled[key] = min(self._held_spilled.get(key, seq), seq)
+            return
+        queue = self.queues.setdefault(endpoint, EndpointQueue())
+        queue.spilled[key] = min(queue.spilled.get(key, seq), seq)
+        self._wake(endpoint, queue)
+        self._start_acks()
 
     def _wake(self, endpoint: str, queue: EndpointQueue) -> None:
         """Start the queue's worker if it has none."""

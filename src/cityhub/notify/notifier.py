@@ -47,7 +47,7 @@ from cityhub.notify.subscription import (
     subscription_contexts,
 )
 from cityhub.notify.throttle import Stamps
-from cityhub.store.base import Change, EntityQuery, EntitySelector, OutboxItem
+from cityhub.store.base import Change, EntityQuery, EntitySelector, LeftOnDisk, OutboxItem
 
 log = logging.getLogger("cityhub.notify")
 KIND = "subscription"  # the resources kind /subscriptions stores
@@ -293,22 +293,44 @@ class Notifier:
             return
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        backlog = self.store.outbox_pending()
+        policy = self.dispatcher.policy
+        heads = self.store.outbox_heads(policy.queue_max, policy.memory)
+        backlog, rest = heads.items, heads.rest
         # a subscription still waiting for its @context would drop its items as unwanted
         waiting = {(t, doc["id"]) for t, doc in self._unresolved} | self.csource.waiting()
         held = [i for i in backlog if (i.tenant, i.sub_id) in waiting]
-        if backlog:
-            log.info("delivering %d notifications left from before the restart", len(backlog))
+        if backlog or rest:
+            log.info(
+                "delivering %d notifications left from before the restart, and the rest of"
+                " %d subscriptions' backlogs from disk as they drain",
+                len(backlog),
+                len(rest),
+            )
             self._route([i for i in backlog if (i.tenant, i.sub_id) not in waiting])
+            self._left_on_disk([r for r in rest if (r.tenant, r.sub_id) not in waiting])
         for tenant_subs in self.subs.values():
             for sub in tenant_subs.values():
                 self._schedule(sub)
         self._status_task = self._loop.create_task(self.statuses.run())
         self.csource.start()
         if waiting:
-            self._loop.create_task(self._resolve(held))
+            self._loop.create_task(
+                self._resolve(held, [r for r in rest if (r.tenant, r.sub_id) in waiting])
+            )
 
-    async def _resolve(self, held: list[OutboxItem]) -> None:
+    def _left_on_disk(self, rest: list[LeftOnDisk]) -> None:
+        """Tell the dispatcher of each subscription's kind which of its items start-up left on
+        disk (both, for a subscription that is gone: each reads back and drops its own)."""
+        for r in rest:
+            sub = self.get(r.tenant, r.sub_id)
+            csource = self.csource.get(r.tenant, r.sub_id) is not None
+            if sub is not None or not csource:
+                paused = sub is not None and sub.paused and not sub.expired()
+                self.dispatcher.left_on_disk(r.tenant, r.sub_id, r.endpoint, r.seq, paused)
+            if csource or sub is None:
+                self.csource.dispatcher.left_on_disk(r.tenant, r.sub_id, r.endpoint, r.seq, False)
+
+    async def _resolve(self, held: list[OutboxItem], rest: list[LeftOnDisk]) -> None:
         """Fetch the @contexts that subscriptions loaded at start-up still need, then deliver
         the backlog that waited for them; items of a subscription still unresolved stay in
         the outbox for the next start."""
@@ -323,6 +345,13 @@ class Notifier:
         ]
         if ready:
             self._route(ready)
+        self._left_on_disk(
+            [
+                r
+                for r in rest
+                if self.get(r.tenant, r.sub_id) or self.csource.get(r.tenant, r.sub_id)
+            ]
+        )
 
     async def close(self) -> None:
         """Stop delivering: flush acknowledgements and status, close connections."""

@@ -178,6 +178,24 @@ class OutboxItem:
     body: bytes | None = None
 
 
+@dataclass
+class LeftOnDisk:
+    """Where a subscription's outbox rows that start-up left on disk begin."""
+
+    tenant: str
+    sub_id: str
+    endpoint: str  # the first left row's: the queue that reads them back
+    seq: int
+
+
+@dataclass
+class OutboxHeads:
+    """What start-up reads of the outbox: the items to queue, and what stays on disk."""
+
+    items: list[OutboxItem] = field(default_factory=list)
+    rest: list[LeftOnDisk] = field(default_factory=list)
+
+
 class ChangeSink(Protocol):
     """Turns a write's changes into outbox items inside the same transaction (notify/); the
     items come back through committed after COMMIT, or rolled_back when they were dropped."""

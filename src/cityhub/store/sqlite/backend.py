@@ -28,6 +28,7 @@ from cityhub.store.base import (
     EntityExists,
     EntityQuery,
     HistoryEntry,
+    OutboxHeads,
     OutboxItem,
     QueryTimeout,
     StoreError,
@@ -454,6 +455,11 @@ class SqliteStore:
     def outbox_pending(self) -> list[OutboxItem]:
         """Every undelivered outbox item, oldest first (queued again at start-up)."""
         return outbox.pending(self._reader())
+
+    def outbox_heads(self, limit: int, budget: int) -> OutboxHeads:
+        """Each subscription's oldest undelivered items, at most limit each and about budget
+        bytes in all, and where the rest begins (start-up: memory bounded by the settings)."""
+        return outbox.heads(self._reader(), limit, budget)
 
     def outbox_of(
         self, kind: str, tenant: str, sub_id: str, seq: int, limit: int

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from cityhub.store.base import OutboxItem
+from cityhub.store.base import LeftOnDisk, OutboxHeads, OutboxItem
 
 # The outbox as schema 10 and earlier left it: ``before_upgrade`` makes sure the 10 -> 11
 # migration finds it so (a database from before the outbox, or before its kind column).
@@ -107,6 +107,62 @@ def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
         "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox ORDER BY seq"
     ).fetchall()
     return _items(conn, rows)
+
+
+def heads(conn: sqlite3.Connection, limit: int, budget: int) -> OutboxHeads:
+    """What start-up reads: each subscription's oldest items, at most limit of them and
+    budget bytes over all (older backlogs first); the rest stays on disk, each subscription's
+    from a seq on, to be read back in order (a dead receiver's backlog has no bound there)."""
+    found = OutboxHeads()
+    spent = 0
+    for tenant, sub_id, first in sorted(_firsts(conn), key=lambda r: r[2]):
+        rows = []
+        if spent < budget:
+            rows = conn.execute(
+                "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox "
+                "WHERE tenant = ? AND sub_id = ? ORDER BY seq LIMIT ?",
+                (tenant, sub_id, limit + 1),
+            ).fetchall()
+            more = rows[limit:]
+            items = _items(conn, rows[:limit])
+            spent += sum(len(i.payload) + len(i.body or b"") for i in items)
+            found.items += items
+            if more:
+                found.rest.append(LeftOnDisk(tenant, sub_id, more[0][3], more[0][0]))
+        else:
+            found.rest.append(LeftOnDisk(tenant, sub_id, _endpoint(conn, first), first))
+    found.items.sort(key=lambda i: i.seq)
+    return found
+
+
+def _firsts(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """(tenant, subscription, first seq) of every subscription with outbox rows: one index
+    seek per subscription (outbox_sub), not a scan of every row."""
+    found: list[tuple[str, str, int]] = []
+    row = conn.execute(
+        "SELECT tenant, sub_id, seq FROM outbox ORDER BY tenant, sub_id, seq LIMIT 1"
+    ).fetchone()
+    while row is not None:
+        found.append((row[0], row[1], row[2]))
+        tenant, sub_id = row[0], row[1]
+        row = (
+            conn.execute(  # (tenant, sub_id) > (?, ?) scans the tenant's every row
+                "SELECT tenant, sub_id, seq FROM outbox WHERE tenant = ? AND sub_id > ? "
+                "ORDER BY sub_id, seq LIMIT 1",
+                (tenant, sub_id),
+            ).fetchone()
+            or conn.execute(
+                "SELECT tenant, sub_id, seq FROM outbox WHERE tenant > ? "
+                "ORDER BY tenant, sub_id, seq LIMIT 1",
+                (tenant,),
+            ).fetchone()
+        )
+    return found
+
+
+def _endpoint(conn: sqlite3.Connection, seq: int) -> str:
+    row = conn.execute("SELECT endpoint FROM outbox WHERE seq = ?", (seq,)).fetchone()
+    return str(row[0]) if row else ""
 
 
 def of_subscription(
