@@ -90,3 +90,29 @@ async def test_a_paused_subscription_past_the_bound_sends_all_it_owed_on_resumin
     assert (await hub.patch(sub_url, json={"isActive": True})).status_code == 204
     await wait_for(lambda: len(rec.received()) >= tried + 15, timeout=10, what="all 15")
     assert numbers(rec.received()[tried:]) == list(range(15))
+
+
+async def test_deleting_a_paused_subscription_deletes_its_items_left_on_disk(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread
+) -> None:
+    """Held items past the bound stayed in the outbox until the next start."""
+    notifier = app.state.notifier
+    policy = notifier.dispatcher.policy
+    policy.queue_max, policy.backoff, policy.backoff_max = 4, 0.05, 0.05
+    policy.attempts = 10_000
+    rec = servers.receiver()
+    rec.status["/notify"] = 503
+    resp = await hub.post(f"{BASE}/subscriptions", json=subscription(rec.url(), "Gone"))
+    sub_url = resp.headers["location"]
+    for n in range(15):
+        assert (await create(hub, entity(n, "Gone"))).status_code == 201
+    await wait_for(lambda: rec.received(), what="a first attempt")
+    assert (await hub.patch(sub_url, json={"isActive": False})).status_code == 204
+    await asyncio.sleep(0.5)  # the worker finds it paused: its items are held, 11 on disk
+    assert (await hub.delete(sub_url)).status_code == 204
+
+    def left() -> int:
+        notifier.dispatcher.flush_acks()
+        return len(notifier.store.outbox_pending())
+
+    await wait_for(lambda: left() == 0, timeout=3, what="an empty outbox")

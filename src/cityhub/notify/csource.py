@@ -42,7 +42,7 @@ from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.evaluate import matches_scope
 from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
-from cityhub.notify.delivery import HOLD, Dispatcher, backlog_of
+from cityhub.notify.delivery import HOLD, Dispatcher, backlog_of, last_seq, purge_of
 from cityhub.notify.outcome import RetryLater
 from cityhub.notify.payload import envelope
 from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
@@ -141,6 +141,7 @@ class CsourceNotifier:
             notifier.store.outbox_done,
             notifier.dispatcher.policy,
             backlog_of(notifier.store, "csource"),
+            purge=purge_of(notifier.store, "csource"),
         )
         self._unresolved: list[tuple[str, str]] = []
         self.resolved = asyncio.Event()  # set once start-up @contexts are fetched (or failed)
@@ -175,7 +176,7 @@ class CsourceNotifier:
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted csourceSubscription (its queued notifications are dropped)."""
         self.subs.get(tenant, {}).pop(sid, None)
-        self.dispatcher.discard(tenant, sid)
+        self.dispatcher.discard(tenant, sid, last_seq(self.store))
         self.statuses.forget(tenant, sid)
         self.notifier.names(KIND, tenant, sid, None)
         task = self._tasks.pop((tenant, sid), None)

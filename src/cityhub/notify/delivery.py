@@ -34,6 +34,11 @@ ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
 ACKS_KEPT = 100_000
+# (tenant, subscription id, up to seq, limit) -> how many of its outbox rows were deleted
+Purge = Callable[[str, str, int, int], int]
+# Rows of deleted subscriptions deleted at each acknowledgement flush (every ACK_EVERY s):
+# a dead receiver's backlog goes in steps short enough for the event loop.
+PURGE_EVERY = 2_000
 # Items read back from the outbox at a time, one statement per subscription on the loop.
 RELOAD_MAX = 1_000
 RETRY_RELOAD = 1.0  # seconds before reading back again when the memory bound left no room
@@ -101,12 +106,16 @@ class Dispatcher:
         policy: Policy,
         backlog: Backlog | None = None,
         released: Callable[[bytes], None] | None = None,
+        purge: Purge | None = None,
     ) -> None:
         self.deliver = deliver
         self.released = released  # told of a shared body once no item here holds it
         self.ack = ack
         self.policy = policy
         self.backlog = backlog
+        self.purge = purge
+        # deleted subscriptions whose outbox rows up to that seq are still to be deleted
+        self._purges: dict[tuple[str, str], int] = {}
         self.counters = Counters()
         self.queues: dict[str, EndpointQueue] = {}
         # bytes of every queued or held item, over all endpoints: a body items of one change
@@ -477,12 +486,32 @@ class Dispatcher:
             target.spilled[key] = min(target.spilled.get(key, mark), mark)
             self._wake(endpoint, target)
 
-    def discard(self, tenant: str, sub_id: str) -> None:
-        """Drop the items held for a subscription that is gone (from the outbox too; those
-        the bounds left only there go at the next start, as nothing is delivered for them)."""
+    def discard(self, tenant: str, sub_id: str, upto: int = 0) -> None:
+        """Drop the items held for a subscription that is gone, and delete its outbox rows
+        up to seq upto a step at a time: a paused one's left only on disk are never read
+        back, and a dead receiver's backlog would otherwise wait to be given up item by item."""
         self._held_spilled.pop((tenant, sub_id), None)
         for item in self._take_held((tenant, sub_id)):
             self._done(item)
+        if self.purge is not None and upto:
+            self._purges[(tenant, sub_id)] = upto
+            self._start_acks()
+
+    def _purge_some(self) -> None:
+        """Delete up to PURGE_EVERY rows of deleted subscriptions (kept for the next flush
+        if the delete fails)."""
+        room = PURGE_EVERY
+        for key, upto in list(self._purges.items()):
+            if room <= 0 or self.purge is None:
+                return
+            try:
+                gone = self.purge(key[0], key[1], upto, room)
+            except Exception as exc:
+                self._ack_log.error("could not delete a deleted subscription's items (%s)", exc)
+                return
+            room -= gone
+            if room > 0:  # fewer than asked: none left
+                del self._purges[key]
 
     async def _ack_loop(self) -> None:
         """Delete delivered items from the outbox in batches."""
@@ -494,6 +523,8 @@ class Dispatcher:
         """Delete the acknowledged items now; if the delete fails (a full disk), keep them
         for the next flush (at most ACKS_KEPT): dropped, they were all sent again at the next
         restart, though nothing had crashed."""
+        if self._purges:
+            self._purge_some()
         acks, self._acks = self._acks, []
         if not acks:
             return
@@ -533,6 +564,22 @@ def backlog_of(store: Any, kind: str) -> Backlog | None:
     return lambda tenant, sub_id, seq, limit: list(outbox_of(kind, tenant, sub_id, seq, limit))
 
 
+def purge_of(store: Any, kind: str) -> Purge | None:
+    """How a dispatcher deletes a deleted subscription's rows of its kind (None for a store
+    without an outbox)."""
+    purge = getattr(store, "outbox_purge", None)
+    if purge is None:
+        return None
+    return lambda tenant, sub_id, upto, limit: int(purge(kind, tenant, sub_id, upto, limit))
+
+
+def last_seq(store: Any) -> int:
+    """The store's highest outbox seq (0 without an outbox): a deleted subscription's rows
+    end there, whatever one made again under its id adds later."""
+    last = getattr(store, "outbox_last", None)
+    return int(last()) if last is not None else 0
+
+
 def _cost(item: OutboxItem) -> int:
     """Bytes an item would cost alone: its shared body counted in full."""
     return len(item.payload) + ITEM_OVERHEAD + (len(item.body) if item.body is not None else 0)
@@ -551,4 +598,15 @@ def _in_flight(queue: EndpointQueue) -> int:
     return 1 if queue.task is not None and queue.items else 0
 
 
-__all__ = ["HOLD", "Backlog", "Counters", "Dispatcher", "EndpointQueue", "Policy", "backlog_of"]
+__all__ = [
+    "HOLD",
+    "Backlog",
+    "Counters",
+    "Dispatcher",
+    "EndpointQueue",
+    "Policy",
+    "Purge",
+    "backlog_of",
+    "last_seq",
+    "purge_of",
+]

@@ -34,7 +34,7 @@ from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
-from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of
+from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, last_seq, purge_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.outcome import RetryLater
@@ -80,6 +80,7 @@ class Notifier:
             policy,
             backlog_of(store, "entity"),
             released=self.shared.forget,
+            purge=purge_of(store, "entity"),
         )
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = http if http is not None else HttpSender()
@@ -144,7 +145,7 @@ class Notifier:
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted subscription (its queued items are dropped when reached)."""
         self.subs.get(tenant, {}).pop(sid, None)
-        self.dispatcher.discard(tenant, sid)
+        self.dispatcher.discard(tenant, sid, last_seq(self.store))
         self.statuses.forget(tenant, sid)
         self.names(KIND, tenant, sid, None)
         self._reindex(tenant)

@@ -486,6 +486,19 @@ class SqliteStore:
                 raise
             self._group_items += items
 
+    def outbox_last(self) -> int:
+        """The highest outbox seq given so far: bounds what a purge may delete."""
+        return outbox.last(self._reader())
+
+    def outbox_purge(self, kind: str, tenant: str, sub_id: str, upto: int, limit: int) -> int:
+        """Delete at most limit outbox rows of a deleted subscription, up to seq upto."""
+        with self._write_lock:
+            if not self._in_group:
+                with self.group():
+                    return self.outbox_purge(kind, tenant, sub_id, upto, limit)
+            with _typed_full:
+                return outbox.purge(self._writer, kind, tenant, sub_id, upto, limit)
+
     def outbox_done(self, seqs: list[int]) -> None:
         """Delete delivered (or abandoned) outbox items."""
         if not seqs:

@@ -109,6 +109,25 @@ def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
     return _items(conn, rows)
 
 
+def last(conn: sqlite3.Connection) -> int:
+    """The highest seq given so far (0 for an empty outbox)."""
+    row = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()
+    return int(row[0] or 0)
+
+
+def purge(
+    conn: sqlite3.Connection, kind: str, tenant: str, sub_id: str, upto: int, limit: int
+) -> int:
+    """Delete at most limit of a deleted subscription's rows up to seq upto (those of one
+    made again under its id come later); how many went."""
+    cur = conn.execute(
+        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE tenant = ? AND "
+        "sub_id = ? AND seq <= ? AND kind = ? ORDER BY seq LIMIT ?)",
+        (tenant, sub_id, upto, kind, limit),
+    )
+    return cur.rowcount
+
+
 def heads(conn: sqlite3.Connection, limit: int, budget: int) -> OutboxHeads:
     """What start-up reads: each subscription's oldest items, at most limit of them and
     budget bytes over all (older backlogs first); the rest stays on disk, each subscription's
