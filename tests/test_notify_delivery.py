@@ -251,7 +251,7 @@ async def test_the_memory_bound_spills_from_the_longest_queue_and_keeps_the_rest
     live += submit("live", 1)  # over the bound: the dead queue, the longest, gives way
     assert dispatcher.size <= 12 * cost
     assert dispatcher.pending() == 12
-    assert [i.seq for i in dispatcher.queues["dead"].items] == dead[:6], "its oldest stay"
+    assert [i.seq for i in dispatcher.queues[("", "dead")].items] == dead[:6], "its oldest stay"
     assert dispatcher.counters.spilled == len(dead) - 6
     release.set()
     await wait_for(lambda: sum(map(len, sent.values())) == 46, timeout=5, what="deliveries")

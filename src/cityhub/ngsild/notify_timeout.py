@@ -1,6 +1,6 @@
 """An endpoint's own `timeout`: bounded like the hub-wide CITYHUB_NOTIFY_TIMEOUT.
 
-The queue of an endpoint URI is shared by every subscription and tenant that names it, and
+A tenant's queue for an endpoint URI is shared by every subscription of the tenant naming it, and
 holds one notification in flight: an unbounded timeout (1e308 ms was accepted) let one
 subscription stop that queue for every other until a restart (probe 2, finding 3).
 """

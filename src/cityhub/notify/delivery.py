@@ -1,5 +1,5 @@
-"""Delivery: one queue and one worker per endpoint, so a dead or slow receiver only ever
-delays its own notifications.
+"""Delivery: one queue and one worker per tenant and endpoint, so a dead or slow receiver
+only ever delays its own notifications, and only those of one tenant.
 
 A worker sends its queue's items in order, one at a time, each with the endpoint's timeout,
 and retries a failure with exponential backoff. An item leaves the outbox only when it was
@@ -30,6 +30,10 @@ HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscript
 Deliver = Callable[[OutboxItem, int], Awaitable[bool | RetryLater | Literal["hold"] | None]]
 # (tenant, subscription id, first seq, limit) -> the subscription's outbox items from that seq
 Backlog = Callable[[str, str, int, int], list[OutboxItem]]
+# (tenant, endpoint URI): one queue each (decision 039), so a receiver slow for one tenant's
+# notifications does not hold back another's; a subscription is of one tenant, so its order
+# is kept
+Where = tuple[str, str]
 ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
@@ -56,7 +60,7 @@ class Policy:
     attempts: int = 5
     backoff: float = 1.0  # first retry delay in seconds; doubles up to backoff_max
     backoff_max: float = 60.0
-    queue_max: int = 10_000  # items waiting for one endpoint
+    queue_max: int = 10_000  # items waiting for one tenant's endpoint
     memory: int = 128 * 2**20  # bytes of items queued over all endpoints
 
 
@@ -95,7 +99,7 @@ class EndpointQueue:
 
 
 class Dispatcher:
-    """Per-endpoint queues over a deliver(item, attempt) callable (True: delivered, False:
+    """Per-(tenant, endpoint) queues over a deliver(item, attempt) callable (True: delivered, False:
     failed, None: nothing to deliver any more, HOLD: not now), reading back from the outbox
     (backlog) what its bounds left there; without a backlog such items wait for a restart."""
 
@@ -117,7 +121,7 @@ class Dispatcher:
         # deleted subscriptions whose outbox rows up to that seq are still to be deleted
         self._purges: dict[tuple[str, str], int] = {}
         self.counters = Counters()
-        self.queues: dict[str, EndpointQueue] = {}
+        self.queues: dict[Where, EndpointQueue] = {}
         # bytes of every queued or held item, over all endpoints: a body items of one change
         # share (OutboxItem.body) counts once, as it is in memory once
         self.size = 0
@@ -146,9 +150,10 @@ class Dispatcher:
         for item in items:
             if item.seq and item.seq in self._reloaded:
                 continue  # already read back from the outbox
-            queue = self.queues.get(item.endpoint)
+            where = (item.tenant, item.endpoint)
+            queue = self.queues.get(where)
             if queue is None:
-                queue = self.queues[item.endpoint] = EndpointQueue()
+                queue = self.queues[where] = EndpointQueue()
             mark = queue.spilled.get((item.tenant, item.sub_id))
             if item.seq and mark is not None and item.seq >= mark:
                 self.counters.spilled += 1  # behind its subscription's items on disk
@@ -159,7 +164,7 @@ class Dispatcher:
             queue.items.append(item)
             queue.size += _cost(item)
             self._count(item)
-            self._wake(item.endpoint, queue)
+            self._wake(where, queue)
             self._within_memory(queue)
         self._start_acks()
 
@@ -175,16 +180,16 @@ class Dispatcher:
         if held:
             self._held_spilled[key] = min(self._held_spilled.get(key, seq), seq)
             return
-        queue = self.queues.setdefault(endpoint, EndpointQueue())
+        queue = self.queues.setdefault((tenant, endpoint), EndpointQueue())
         queue.spilled[key] = min(queue.spilled.get(key, seq), seq)
-        self._wake(endpoint, queue)
+        self._wake((tenant, endpoint), queue)
         self._start_acks()
 
-    def _wake(self, endpoint: str, queue: EndpointQueue) -> None:
+    def _wake(self, where: Where, queue: EndpointQueue) -> None:
         """Start the queue's worker if it has none."""
         if queue.task is None and not self._closing:
             queue.task = asyncio.get_running_loop().create_task(
-                self._drain(endpoint, queue), name=f"notify {endpoint}"
+                self._drain(where, queue), name=f"notify {where[1]} ({where[0] or 'default'})"
             )
 
     def _spill(self, queue: EndpointQueue, item: OutboxItem) -> None:
@@ -208,7 +213,7 @@ class Dispatcher:
         self._spill(queue, dropped)
         return dropped
 
-    def _refill(self, endpoint: str, queue: EndpointQueue) -> None:
+    def _refill(self, where: Where, queue: EndpointQueue) -> None:
         """Read back from the outbox, oldest first, what the queue's bounds left there, up to
         its room (at most RELOAD_MAX), leaving out what is in memory or acknowledged."""
         if self.backlog is None:
@@ -233,7 +238,7 @@ class Dispatcher:
                 key = (item.tenant, item.sub_id)
                 queue.spilled[key] = min(queue.spilled.get(key, item.seq), item.seq)
                 continue
-            item = replace(item, endpoint=endpoint)
+            item = replace(item, endpoint=where[1])
             queue.items.append(item)
             queue.size += _cost(item)
             self._count(item)
@@ -343,12 +348,12 @@ class Dispatcher:
             self._acks.append(item.seq)
             self._reloaded.discard(item.seq)
 
-    async def _drain(self, endpoint: str, queue: EndpointQueue) -> None:
+    async def _drain(self, where: Where, queue: EndpointQueue) -> None:
         """Send the queue's items in order until it is empty."""
         try:
             while True:
                 if self._may_refill(queue):
-                    self._refill(endpoint, queue)
+                    self._refill(where, queue)
                 if not queue.items:
                     if not queue.spilled:
                         break
@@ -360,7 +365,7 @@ class Dispatcher:
                     done = await self._send(item)
                 except Exception:  # an item that cannot be rendered would fail forever
                     self.counters.given_up += 1
-                    log.exception("dropped a notification of %s to %s", item.sub_id, endpoint)
+                    log.exception("dropped a notification of %s to %s", item.sub_id, where[1])
                 if queue.items and queue.items[0] is item:
                     queue.items.popleft()
                     self._forget(queue, item)
@@ -371,7 +376,7 @@ class Dispatcher:
         finally:
             queue.task = None
             if not queue.items:
-                self.queues.pop(endpoint, None)
+                self.queues.pop(where, None)
 
     async def _send(self, item: OutboxItem) -> bool:
         """One item: attempts with backoff until delivered or given up (True), or to be held
@@ -482,9 +487,9 @@ class Dispatcher:
             items = [i for i in items if not i.seq or i.seq < mark]
         self.submit([replace(i, endpoint=endpoint) for i in items])
         if mark is not None:
-            target = self.queues.setdefault(endpoint, EndpointQueue())
+            target = self.queues.setdefault((tenant, endpoint), EndpointQueue())
             target.spilled[key] = min(target.spilled.get(key, mark), mark)
-            self._wake(endpoint, target)
+            self._wake((tenant, endpoint), target)
 
     def discard(self, tenant: str, sub_id: str, upto: int = 0) -> None:
         """Drop the items held for a subscription that is gone, and delete its outbox rows
