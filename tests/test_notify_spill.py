@@ -116,3 +116,35 @@ async def test_deleting_a_paused_subscription_deletes_its_items_left_on_disk(
         return len(notifier.store.outbox_pending())
 
     await wait_for(lambda: left() == 0, timeout=3, what="an empty outbox")
+
+
+async def test_past_notify_outbox_max_a_subscriptions_oldest_rows_are_given_up(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread, monkeypatch: Any
+) -> None:
+    """A dead receiver's rows had no bound on disk: CITYHUB_NOTIFY_OUTBOX_MAX keeps the newest."""
+    from cityhub.notify import delivery
+
+    monkeypatch.setattr(delivery, "TRIM_EVERY", 0.2)
+    notifier = app.state.notifier
+    policy = notifier.dispatcher.policy
+    policy.queue_max, policy.backoff, policy.backoff_max = 2, 0.05, 0.05
+    policy.attempts, policy.outbox_max = 10_000, 10
+    rec = servers.receiver()
+    rec.status["/notify"] = 503
+    resp = await hub.post(f"{BASE}/subscriptions", json=subscription(rec.url(), "Full"))
+    assert resp.status_code == 201
+    for n in range(30):
+        assert (await create(hub, entity(n, "Full"))).status_code == 201
+
+    def left() -> int:
+        notifier.dispatcher.flush_acks()
+        return len(notifier.store.outbox_pending())
+
+    # the newest 10, and the oldest, in memory (2 waiting, 1 in flight), which are sent
+    await wait_for(lambda: left() <= 13, timeout=5, what="the bound on disk")
+    assert notifier.dispatcher.counters.report()["droppedOutboxFull"] == 30 - left()
+    rec.status["/notify"] = 200
+    await wait_for(lambda: 29 in numbers(rec.received()), timeout=10, what="the newest")
+    got = list(dict.fromkeys(numbers(rec.received())))
+    assert got == sorted(got), f"in order: {got}"
+    assert set(range(20, 30)) <= set(got), f"the newest are kept: {got}"

@@ -340,3 +340,13 @@ def test_a_folder_named_cityhub_toml_is_not_skipped(
     assert main(["serve", "--port", str(taken_port)]) == 2
     assert capsys.readouterr().err == "cityhub: cannot read cityhub.toml: it is a folder\n"
     assert not (tmp_path / "cityhub.db").exists()
+
+
+def test_notify_outbox_max_is_off_or_at_least_a_thousand_rows() -> None:
+    """A bound of a few rows would give up what a short outage leaves on disk."""
+    import pydantic
+
+    assert Settings(notify_outbox_max=0).notify_outbox_max == 0
+    assert Settings(notify_outbox_max=1000).notify_outbox_max == 1000
+    with pytest.raises(pydantic.ValidationError, match="at least 1000"):
+        Settings(notify_outbox_max=10)

@@ -185,6 +185,14 @@ class Settings(BaseSettings):
         "it the newest of the longest queues wait in the outbox only, so many dead receivers "
         "cannot exhaust the memory.",
     )
+    notify_outbox_max: int = Field(
+        0,
+        ge=0,
+        le=1_000_000_000,
+        description="Outbox rows one subscription may keep on disk once its backlog outgrew "
+        "memory (0: no bound; else at least 1000); past it its oldest rows only on disk are "
+        "given up unsent (/health droppedOutboxFull), so a dead receiver cannot fill the disk.",
+    )
     notify_connections: int = Field(
         256,
         ge=1,
@@ -284,6 +292,14 @@ class Settings(BaseSettings):
         """An empty path (a blank CITYHUB_DB= line) names no file; say so, not "cannot open"."""
         if not value.strip():
             raise ValueError("an empty path names no database file; give one, e.g. ./cityhub.db")
+        return value
+
+    @field_validator("notify_outbox_max")
+    @classmethod
+    def _outbox_bound(cls, value: int) -> int:
+        """A bound under 1000 rows would give up a backlog a short outage leaves."""
+        if 0 < value < 1000:
+            raise ValueError("0 (no bound) or at least 1000")
         return value
 
     @field_validator("mqtt")

@@ -42,7 +42,7 @@ from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.evaluate import matches_scope
 from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
-from cityhub.notify.delivery import HOLD, Dispatcher, backlog_of, last_seq, purge_of
+from cityhub.notify.delivery import HOLD, Dispatcher, backlog_of, cut_of, last_seq, purge_of
 from cityhub.notify.outcome import RetryLater
 from cityhub.notify.payload import envelope
 from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
@@ -142,6 +142,7 @@ class CsourceNotifier:
             notifier.dispatcher.policy,
             backlog_of(notifier.store, "csource"),
             purge=purge_of(notifier.store, "csource"),
+            cut=cut_of(notifier.store),
         )
         self._unresolved: list[tuple[str, str]] = []
         self.resolved = asyncio.Event()  # set once start-up @contexts are fetched (or failed)

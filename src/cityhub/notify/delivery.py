@@ -38,11 +38,15 @@ ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
 ACKS_KEPT = 100_000
-# (tenant, subscription id, up to seq, limit) -> how many of its outbox rows were deleted
-Purge = Callable[[str, str, int, int], int]
+# (tenant, subscription id, from seq, up to seq, limit) -> how many of its outbox rows went
+Purge = Callable[[str, str, int, int, int], int]
 # Rows of deleted subscriptions deleted at each acknowledgement flush (every ACK_EVERY s):
 # a dead receiver's backlog goes in steps short enough for the event loop.
 PURGE_EVERY = 2_000
+# (tenant, subscription id, keep) -> the seq of the newest of its outbox rows beyond the
+# newest keep, 0 if it has no more than keep
+Cut = Callable[[str, str, int], int]
+TRIM_EVERY = 10.0  # seconds between checks of the backlogs on disk against Policy.outbox_max
 # Items read back from the outbox at a time, one statement per subscription on the loop.
 RELOAD_MAX = 1_000
 RETRY_RELOAD = 1.0  # seconds before reading back again when the memory bound left no room
@@ -62,6 +66,9 @@ class Policy:
     backoff_max: float = 60.0
     queue_max: int = 10_000  # items waiting for one tenant's endpoint
     memory: int = 128 * 2**20  # bytes of items queued over all endpoints
+    # outbox rows one subscription may keep once its backlog outgrew memory (0: no bound);
+    # past it its oldest are given up, so a dead receiver cannot fill the disk
+    outbox_max: int = 0
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Counters:
     # timeInterval notifications (never in the outbox) dropped past a queue's or memory's bound
     dropped_full: int = 0
     spilled: int = 0  # items past a bound left in the outbox only, to be read back later
+    outbox_full: int = 0  # items given up unsent past Policy.outbox_max, oldest first
 
     def report(self) -> dict[str, int]:
         """The counters as /health shows them."""
@@ -83,6 +91,7 @@ class Counters:
             "givenUp": self.given_up,
             "droppedQueueFull": self.dropped_full,
             "spilledToOutbox": self.spilled,
+            "droppedOutboxFull": self.outbox_full,
         }
 
 
@@ -111,6 +120,7 @@ class Dispatcher:
         backlog: Backlog | None = None,
         released: Callable[[bytes], None] | None = None,
         purge: Purge | None = None,
+        cut: Cut | None = None,
     ) -> None:
         self.deliver = deliver
         self.released = released  # told of a shared body once no item here holds it
@@ -119,7 +129,12 @@ class Dispatcher:
         self.backlog = backlog
         self.purge = purge
         # deleted subscriptions whose outbox rows up to that seq are still to be deleted
-        self._purges: dict[tuple[str, str], int] = {}
+        self._purges: dict[tuple[str, str], tuple[int, int]] = {}
+        self.cut = cut
+        # subscriptions past Policy.outbox_max: the seqs from and up to which their rows only
+        # on disk are to be given up
+        self._trims: dict[tuple[str, str], tuple[int, int]] = {}
+        self._trimmed_at = 0.0  # monotonic time of the last check
         self.counters = Counters()
         self.queues: dict[Where, EndpointQueue] = {}
         # bytes of every queued or held item, over all endpoints: a body items of one change
@@ -499,36 +514,61 @@ class Dispatcher:
         for item in self._take_held((tenant, sub_id)):
             self._done(item)
         if self.purge is not None and upto:
-            self._purges[(tenant, sub_id)] = upto
+            self._purges[(tenant, sub_id)] = (0, upto)
             self._start_acks()
 
     def _purge_some(self) -> None:
         """Delete up to PURGE_EVERY rows of deleted subscriptions (kept for the next flush
         if the delete fails)."""
         room = PURGE_EVERY
-        for key, upto in list(self._purges.items()):
-            if room <= 0 or self.purge is None:
-                return
-            try:
-                gone = self.purge(key[0], key[1], upto, room)
-            except Exception as exc:
-                self._ack_log.error("could not delete a deleted subscription's items (%s)", exc)
-                return
-            room -= gone
-            if room > 0:  # fewer than asked: none left
-                del self._purges[key]
+        for book in (self._purges, self._trims):
+            for key, (since, upto) in list(book.items()):
+                if room <= 0 or self.purge is None:
+                    return
+                try:
+                    gone = self.purge(key[0], key[1], since, upto, room)
+                except Exception as exc:
+                    self._ack_log.error("could not delete items from the outbox (%s)", exc)
+                    return
+                room -= gone
+                if book is self._trims:
+                    self.counters.outbox_full += gone
+                if room > 0:  # fewer than asked: none left
+                    del book[key]
 
     async def _ack_loop(self) -> None:
         """Delete delivered items from the outbox in batches."""
         while not self._closing:
             await asyncio.sleep(ACK_EVERY)
+            now = asyncio.get_running_loop().time()
+            if now - self._trimmed_at >= TRIM_EVERY:
+                self._trimmed_at = now
+                self._find_trims()
             self.flush_acks()
+
+    def _find_trims(self) -> None:
+        """Note the subscriptions whose backlog on disk passed Policy.outbox_max: only those
+        with items past a memory bound can (the rest are all in memory, queue_max at most)."""
+        keep = self.policy.outbox_max
+        if not keep or self.cut is None or self.purge is None:
+            return
+        marks = dict(self._held_spilled)
+        for queue in self.queues.values():
+            marks.update(queue.spilled)
+        for key, mark in marks.items():
+            try:
+                cut = self.cut(key[0], key[1], keep)
+            except Exception as exc:
+                self._ack_log.error("could not measure a backlog in the outbox (%s)", exc)
+                return
+            if cut >= mark:  # the rows in memory, before the mark, are sent
+                self._trims[key] = (mark, cut)
 
     def flush_acks(self) -> None:
         """Delete the acknowledged items now; if the delete fails (a full disk), keep them
         for the next flush (at most ACKS_KEPT): dropped, they were all sent again at the next
         restart, though nothing had crashed."""
-        if self._purges:
+        if self._purges or self._trims:
             self._purge_some()
         acks, self._acks = self._acks, []
         if not acks:
@@ -575,7 +615,18 @@ def purge_of(store: Any, kind: str) -> Purge | None:
     purge = getattr(store, "outbox_purge", None)
     if purge is None:
         return None
-    return lambda tenant, sub_id, upto, limit: int(purge(kind, tenant, sub_id, upto, limit))
+    return lambda tenant, sub_id, since, upto, limit: int(
+        purge(kind, tenant, sub_id, since, upto, limit)
+    )
+
+
+def cut_of(store: Any) -> Cut | None:
+    """How a dispatcher finds where a subscription's rows past Policy.outbox_max end (None
+    for a store without an outbox)."""
+    cut = getattr(store, "outbox_cut", None)
+    if cut is None:
+        return None
+    return lambda tenant, sub_id, keep: int(cut(tenant, sub_id, keep))
 
 
 def last_seq(store: Any) -> int:
@@ -612,6 +663,7 @@ __all__ = [
     "Policy",
     "Purge",
     "backlog_of",
+    "cut_of",
     "last_seq",
     "purge_of",
 ]

@@ -34,7 +34,7 @@ from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
-from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, last_seq, purge_of
+from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.outcome import RetryLater
@@ -81,6 +81,7 @@ class Notifier:
             backlog_of(store, "entity"),
             released=self.shared.forget,
             purge=purge_of(store, "entity"),
+            cut=cut_of(store),
         )
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = http if http is not None else HttpSender()

@@ -490,14 +490,21 @@ class SqliteStore:
         """The highest outbox seq given so far: bounds what a purge may delete."""
         return outbox.last(self._reader())
 
-    def outbox_purge(self, kind: str, tenant: str, sub_id: str, upto: int, limit: int) -> int:
-        """Delete at most limit outbox rows of a deleted subscription, up to seq upto."""
+    def outbox_purge(
+        self, kind: str, tenant: str, sub_id: str, since: int, upto: int, limit: int
+    ) -> int:
+        """Delete at most limit outbox rows of a subscription with seqs from since to upto
+        (a deleted one's, or those past CITYHUB_NOTIFY_OUTBOX_MAX)."""
         with self._write_lock:
             if not self._in_group:
                 with self.group():
-                    return self.outbox_purge(kind, tenant, sub_id, upto, limit)
+                    return self.outbox_purge(kind, tenant, sub_id, since, upto, limit)
             with _typed_full:
-                return outbox.purge(self._writer, kind, tenant, sub_id, upto, limit)
+                return outbox.purge(self._writer, kind, tenant, sub_id, (since, upto), limit)
+
+    def outbox_cut(self, tenant: str, sub_id: str, keep: int) -> int:
+        """Where a subscription's outbox rows beyond its newest keep end (0: no more)."""
+        return outbox.cut(self._reader(), tenant, sub_id, keep)
 
     def outbox_done(self, seqs: list[int]) -> None:
         """Delete delivered (or abandoned) outbox items."""

@@ -116,16 +116,32 @@ def last(conn: sqlite3.Connection) -> int:
 
 
 def purge(
-    conn: sqlite3.Connection, kind: str, tenant: str, sub_id: str, upto: int, limit: int
+    conn: sqlite3.Connection,
+    kind: str,
+    tenant: str,
+    sub_id: str,
+    seqs: tuple[int, int],
+    limit: int,
 ) -> int:
-    """Delete at most limit of a deleted subscription's rows up to seq upto (those of one
-    made again under its id come later); how many went."""
+    """Delete at most limit of a subscription's rows with seqs in a range: a deleted one's up
+    to the last when it went (one made again under its id comes later), or those past its
+    bound on disk; how many went."""
     cur = conn.execute(
         "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE tenant = ? AND "
-        "sub_id = ? AND seq <= ? AND kind = ? ORDER BY seq LIMIT ?)",
-        (tenant, sub_id, upto, kind, limit),
+        "sub_id = ? AND seq >= ? AND seq <= ? AND kind = ? ORDER BY seq LIMIT ?)",
+        (tenant, sub_id, seqs[0], seqs[1], kind, limit),
     )
     return cur.rowcount
+
+
+def cut(conn: sqlite3.Connection, tenant: str, sub_id: str, keep: int) -> int:
+    """The seq of the newest of a subscription's rows beyond its newest keep (0 if it has no
+    more): one walk of keep entries of the outbox_sub index (rows of both kinds counted)."""
+    row = conn.execute(
+        "SELECT seq FROM outbox WHERE tenant = ? AND sub_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+        (tenant, sub_id, keep),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def heads(conn: sqlite3.Connection, limit: int, budget: int) -> OutboxHeads:
