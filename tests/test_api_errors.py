@@ -137,6 +137,7 @@ async def test_health(client: httpx.AsyncClient, db_path: Path) -> None:
         "givenUp": 0,
         "droppedQueueFull": 0,
         "spilledToOutbox": 0,
+        "droppedOutboxFull": 0,
         "renderFailed": 0,
         "cooldownSkipped": 0,
     }
