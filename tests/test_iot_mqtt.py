@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiomqtt
@@ -25,6 +26,7 @@ from starlette.applications import Starlette
 import iot_support
 from cityhub.api.app import create_app
 from cityhub.cli import main
+from cityhub.ingest.agent.acks import Acks
 from cityhub.ingest.agent.mqtt import Connection, bounded_queue
 from cityhub.settings import Settings
 from conftest import BASE, free_port, get_entity
@@ -137,8 +139,9 @@ async def test_two_agents_split_one_shared_subscription(tmp_path: Path) -> None:
 class Proxy:
     """A TCP relay to Mosquitto that can be cut: the broker "goes away" and comes back."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tap: Callable[[bytes], None] | None = None) -> None:
         self.port = port
+        self.tap = tap  # sees every byte the hub sends the broker
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
 
@@ -157,14 +160,18 @@ class Proxy:
         up_reader, up_writer = await asyncio.open_connection(*MOSQUITTO)
         self.writers += [writer, up_writer]
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, tap: Callable[[bytes], None]
+        ) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await src.read(65536):
+                    tap(data)
                     dst.write(data)
                     await dst.drain()
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        up_tap = self.tap or (lambda data: None)
+        await asyncio.gather(pipe(reader, up_writer, up_tap), pipe(up_reader, writer, len))
 
 
 async def test_the_agent_outlives_its_broker(db_path: Path) -> None:
@@ -342,7 +349,7 @@ async def test_messages_past_the_queue_bound_are_dropped_and_counted(
         for i in range(1000):
             queue.put_nowait(i)
     assert queue.qsize() == 10 and state.dropped == 990
-    assert [await queue.get() for _ in range(3)] == [0, 1, 2]
+    assert [(await queue.get()).message for _ in range(3)] == [0, 1, 2]
     assert sum("cannot keep up" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -384,3 +391,94 @@ async def test_an_empty_group_subscribes_plainly(db_path: Path) -> None:
         async with aiomqtt.Client(*MOSQUITTO) as device:
             await device.publish(f"cityhub/{key}/q1/attrs", "t|5", qos=1)
         await wait_stats(client, stored=1)
+
+
+class Pubacks:
+    """Counts the PUBACK packets in a byte stream from a client to its broker."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []  # their packet ids, in the order sent
+        self._buf = b""
+
+    def __call__(self, data: bytes) -> None:
+        self._buf += data
+        while len(self._buf) >= 2:
+            length, shift, at = 0, 0, 1
+            while at < len(self._buf):
+                byte = self._buf[at]
+                length |= (byte & 0x7F) << shift
+                shift, at = shift + 7, at + 1
+                if not byte & 0x80:
+                    break
+            else:
+                return
+            if len(self._buf) < at + length:
+                return
+            packet, self._buf = self._buf[: at + length], self._buf[at + length :]
+            if packet[0] >> 4 == 4:  # PUBACK
+                self.seen.append(int.from_bytes(packet[at : at + 2], "big"))
+
+
+async def test_qos1_is_acknowledged_only_once_stored(db_path: Path) -> None:
+    """The hub's PUBACK means the message is in the database: while its write is held up, the
+    broker gets no PUBACK (a `kill -9` then loses nothing the broker gave the hub), and once
+    the write committed every message is acknowledged, in the order it came."""
+    require_mosquitto()
+    pubacks = Pubacks()
+    proxy = Proxy(free_port(), tap=pubacks)
+    await proxy.start()
+    app = hub_on(db_path, f"mqtt://127.0.0.1:{proxy.port}")
+    try:
+        async with running(app) as client:
+            body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+            key = (await provision(client, body))["apikey"]
+            await connected(client)
+            ingestor = app.state.iot.ingestor
+            held = asyncio.Event()
+            write_slice = ingestor._write_slice
+
+            async def held_write(*args: Any, **kwargs: Any) -> None:
+                await held.wait()
+                await write_slice(*args, **kwargs)
+
+            ingestor._write_slice = held_write
+            async with aiomqtt.Client(*MOSQUITTO) as device:
+                for n in range(5):
+                    await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+                await device.publish(f"cityhub/{key}/q1/attrs", "{broken", qos=1)
+            await wait_stats(client, received=6)
+            await asyncio.sleep(0.3)  # what a PUBACK sent meanwhile needs to pass the proxy
+            assert pubacks.seen == [], "acknowledged before the write committed"
+            held.set()
+            await wait_stats(client, stored=5, deadLetters=1)
+            await wait_for(lambda: _count(pubacks.seen, 6), "six PUBACKs")
+            assert pubacks.seen == sorted(pubacks.seen), pubacks.seen
+    finally:
+        await proxy.stop()
+
+
+async def _count(seen: list[int], n: int) -> bool:
+    return len(seen) >= n
+
+
+def test_pubacks_go_in_the_order_messages_came() -> None:
+    """A PUBACK waits for the messages received before it (MQTT 4.6), a dropped message is
+    acknowledged at once (withheld, it would hold up every later one), QoS 0 has none, and a
+    connection that ended sends nothing."""
+    sent: list[int] = []
+    acks = Acks()
+    acks.send = sent.append
+    queue = bounded_queue(Connection(), 4, acks)()
+    for mid, qos in ((1, 1), (2, 1), (0, 0), (3, 1), (4, 1)):  # 4: past the bound
+        queue.put_nowait(SimpleNamespace(mid=mid, qos=qos))
+    got = [queue.get_nowait() for _ in range(3)]
+    assert [r.ack.mid if r.ack else None for r in got] == [1, 2, None]
+    assert sent == []  # 4 is settled, but 1-3 are not
+    got[1].ack()
+    assert sent == []
+    got[0].ack()
+    got[0].ack()  # once only
+    assert sent == [1, 2]
+    acks.close()
+    queue.get_nowait().ack()
+    assert sent == [1, 2] and len(acks) == 0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -46,14 +47,14 @@ class IotAgent:
         self._broker: Any = None
         self._task: asyncio.Task[None] | None = None
 
-    def on_mqtt(self, topic: str, payload: bytes) -> None:
-        """One MQTT message: cityhub/{apikey}/{deviceId}/attrs."""
+    def on_mqtt(self, topic: str, payload: bytes, ack: Callable[[], None] | None = None) -> None:
+        """One MQTT message: cityhub/{apikey}/{deviceId}/attrs; ack, its PUBACK once settled."""
         parts = topic.split("/")
         if len(parts) != 4 or parts[0] != "cityhub" or parts[3] != "attrs":
             rej = Rejected(BAD_REQUEST, "the topic is not cityhub/{apikey}/{deviceId}/attrs")
-            self.ingestor.refuse(Raw("mqtt", "", "", payload, topic=topic), rej)
+            self.ingestor.refuse(Raw("mqtt", "", "", payload, topic=topic, ack=ack), rej)
             return
-        self.ingestor.submit(Raw("mqtt", parts[1], parts[2], payload, None, topic))
+        self.ingestor.submit(Raw("mqtt", parts[1], parts[2], payload, None, topic, ack=ack))
 
     async def start(self) -> None:
         """Start the embedded broker and/or the subscriber as the settings say; a broker that
@@ -107,16 +108,22 @@ class IotAgent:
     async def stop(self) -> None:
         """Stop receiving, write what was received, stop the embedded broker."""
         if self._task is not None:
+            from cityhub.ingest.agent.mqtt import deliver
+
+            # Take no more, write what was taken or waits in the client's queue while the
+            # connection is open, so their PUBACKs reach the broker; then disconnect.
+            self.connection.reading.clear()
+            for received in self.connection.left_over():
+                deliver(received, self.on_mqtt)
+            await self.ingestor.drain()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-            from cityhub.ingest.agent.mqtt import deliver
-
-            # received and acknowledged, not yet taken: cancelling the subscriber dropped
-            # them (a clean stop lost seconds of messages)
-            for message in self.connection.left_over():
-                deliver(message, self.on_mqtt)
+            # received meanwhile: written too (cancelling the subscriber dropped them, and a
+            # clean stop lost seconds of messages); a QoS 1 one is sent again after a restart
+            for received in self.connection.left_over():
+                deliver(received, self.on_mqtt)
         await self.ingestor.drain()
         if self._broker is not None:
             with contextlib.suppress(Exception):

@@ -13,9 +13,12 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
+
+from cityhub.ingest.agent.acks import Ack, Acks
 
 log = logging.getLogger("cityhub.iot")
 
@@ -53,9 +56,22 @@ def parse_broker(text: str) -> BrokerUrl:
     )
 
 
-def bounded_queue(state: Connection, maxsize: int) -> type[asyncio.Queue[Any]]:
-    """The queue class aiomqtt keeps received messages in: past maxsize a message is dropped
-    and counted (aiomqtt's own full queue would log one warning per message)."""
+@dataclass(slots=True)
+class Received:
+    """A message as the client received it, with the PUBACK it waits for (None: QoS 0, or a
+    client that acknowledges on receipt)."""
+
+    message: Any  # aiomqtt.Message
+    ack: Ack | None = None
+
+
+def bounded_queue(
+    state: Connection, maxsize: int, acks: Acks | None = None
+) -> type[asyncio.Queue[Any]]:
+    """The queue class aiomqtt keeps received messages in, as `Received` items (each QoS 1
+    one in line for its PUBACK when acks is given): past maxsize a message is dropped and
+    counted (aiomqtt's own full queue would log one warning per message), and acknowledged,
+    since a PUBACK withheld would hold up every later one."""
     warned = [0.0]
 
     class DroppingQueue(asyncio.Queue[Any]):
@@ -64,7 +80,10 @@ def bounded_queue(state: Connection, maxsize: int) -> type[asyncio.Queue[Any]]:
             state.queue = self  # what was received but not yet taken, for a clean stop
 
         def put_nowait(self, item: Any) -> None:
+            ack = acks.received(item.mid) if acks is not None and item.qos == 1 else None
             if self.full():
+                if ack is not None:
+                    ack()
                 state.dropped += 1
                 now = time.monotonic()
                 if now - warned[0] >= 10:
@@ -74,7 +93,7 @@ def bounded_queue(state: Connection, maxsize: int) -> type[asyncio.Queue[Any]]:
                         state.dropped,
                     )
                 return
-            super().put_nowait(item)
+            super().put_nowait(Received(item, ack))
 
     return DroppingQueue
 
@@ -83,12 +102,22 @@ def bounded_queue(state: Connection, maxsize: int) -> type[asyncio.Queue[Any]]:
 class Session:
     """Who the hub is to the broker: a stable client id with a session the broker keeps for
     `expiry` seconds (MQTT 5), so QoS 1 messages wait while the hub is away; expiry None is a
-    clean MQTT 3.1.1 session (the embedded broker, which stops with the hub anyway)."""
+    clean MQTT 3.1.1 session (the embedded broker, which stops with the hub anyway).
+
+    A kept session acknowledges QoS 1 messages once stored (`manual_ack`); at most
+    `receive_max` of them are unacknowledged at once (MQTT 5 Receive Maximum), as many as the
+    client's queue holds, so the broker never sends one the queue must drop."""
 
     client_id: str
     expiry: int | None = None
 
-    def client_options(self) -> dict[str, Any]:
+    @property
+    def manual_ack(self) -> bool:
+        """Whether PUBACKs wait for the write (the embedded broker's queue dies with the hub:
+        nothing to keep there, and amqtt sends the next message only after a PUBACK)."""
+        return self.expiry is not None
+
+    def client_options(self, receive_max: int = 65_535) -> dict[str, Any]:
         """aiomqtt.Client keyword arguments for this session."""
         import aiomqtt
         from paho.mqtt.packettypes import PacketTypes
@@ -98,6 +127,7 @@ class Session:
             return {"identifier": self.client_id, "clean_session": True}
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.expiry
+        props.ReceiveMaximum = max(1, min(receive_max, 65_535))
         return {
             "identifier": self.client_id,
             "protocol": aiomqtt.ProtocolVersion.V5,
@@ -117,32 +147,43 @@ class Connection:
     last_error: str = ""
     dropped: int = 0  # messages discarded because the writes fell too far behind
     queue: asyncio.Queue[Any] | None = None  # the client's received messages (bounded_queue)
+    reading: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: take no more
 
-    def left_over(self) -> list[Any]:
-        """Messages received (and acknowledged to the broker) that the agent has not taken:
-        a stop hands them over instead of dropping them with the subscriber."""
+    def __post_init__(self) -> None:
+        self.reading.set()
+
+    def left_over(self) -> list[Received]:
+        """Messages received that the agent has not taken: a stop hands them over instead of
+        dropping them with the subscriber."""
         out = []
         while self.queue is not None and not self.queue.empty():
             out.append(self.queue.get_nowait())
         return out
 
 
-def deliver(message: Any, on_message: Callable[[str, bytes], None]) -> None:
-    """Hand one received MQTT message to the agent (retained ones are old state a broker
-    replays on subscribe, not news)."""
+OnMessage = Callable[[str, bytes, Ack | None], None]
+
+
+def deliver(received: Received, on_message: OnMessage) -> None:
+    """Hand one received MQTT message to the agent with its PUBACK to send once it is stored
+    (retained ones are old state a broker replays on subscribe, not news: acknowledged now)."""
+    message = received.message
     if message.retain:
+        if received.ack is not None:
+            received.ack()
         return
     payload = message.payload
     on_message(
         message.topic.value,
         payload if isinstance(payload, bytes) else str(payload or "").encode(),
+        received.ack,
     )
 
 
 async def subscribe_forever(
     url: BrokerUrl,
     topic: str,
-    on_message: Callable[[str, bytes], None],
+    on_message: OnMessage,
     busy: Callable[[], bool],
     room: Callable[[], Awaitable[None]],
     state: Connection,
@@ -152,15 +193,17 @@ async def subscribe_forever(
     """Receive messages until cancelled; every failure is logged and retried with backoff.
 
     At most queue_max received messages wait for the agent; past that they are dropped and
-    counted (memory stays bounded however far the publishers outrun the writes).
+    counted (memory stays bounded however far the publishers outrun the writes). With a kept
+    session, QoS 1 messages are acknowledged once settled (`acks.py`), and those of a
+    connection that ended are sent again by the broker on the next one.
     """
     import aiomqtt  # paho and aiomqtt load only when MQTT is on
 
     delay = BACKOFF_MIN
-    queue_type = bounded_queue(state, queue_max)
     while True:
+        acks = Acks() if session.manual_ack else None
         try:
-            async with aiomqtt.Client(
+            client = aiomqtt.Client(
                 url.host,
                 url.port,
                 username=url.username,
@@ -168,18 +211,24 @@ async def subscribe_forever(
                 keepalive=30,
                 timeout=10,
                 tls_context=ssl.create_default_context() if url.tls else None,
-                queue_type=queue_type,
-                **session.client_options(),
-            ) as client:
+                queue_type=bounded_queue(state, queue_max, acks),
+                **session.client_options(receive_max=queue_max),
+            )
+            if acks is not None:  # aiomqtt 2.5 has no option for it: its paho client has
+                paho = client._client
+                paho.manual_ack_set(True)
+                acks.send = partial(paho.ack, qos=1)
+            async with client:
                 await client.subscribe(topic, qos=1)
                 state.connected, state.last_error = True, ""
                 state.connects += 1
                 delay = BACKOFF_MIN
                 log.info("IoT agent subscribed to %s on %s", topic, url)
                 async for message in client.messages:
-                    deliver(message, on_message)
+                    deliver(cast(Received, message), on_message)
                     if busy():
                         await room()
+                    await state.reading.wait()
         except asyncio.CancelledError:
             raise
         except aiomqtt.MqttError as exc:
@@ -190,5 +239,7 @@ async def subscribe_forever(
             log.exception("MQTT southbound failed; reconnecting in %.1f s", delay)
         finally:
             state.connected = False
+            if acks is not None:
+                acks.close()
         await asyncio.sleep(delay * random.uniform(0.8, 1.2))
         delay = min(delay * 2, BACKOFF_MAX)

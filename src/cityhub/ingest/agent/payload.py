@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class Raw:
     form: str | None = None  # json | text | None (sniff)
     topic: str = ""
     received: float = field(default_factory=time.time)
+    ack: Callable[[], None] | None = None  # MQTT QoS 1: the PUBACK, sent once settled
 
 
 def decode(payload: bytes, form: str | None = None) -> tuple[Measures, bool]:

@@ -84,6 +84,7 @@ class Ingestor:
         self.max_backlog = 4 * max_batch
         self._pending: list[Pending] = []
         self._refused: list[Letter] = []  # (tenant, dead letter) not yet written
+        self._settle: list[Callable[[], None]] = []  # PUBACKs of _refused's messages
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # messages handed to a write that has not finished
@@ -146,6 +147,8 @@ class Ingestor:
         tell the waiter."""
         self.stats.rejected[rej.reason] += 1
         (self._refused if into is None else into).append((tenant, self.letters.letter(raw, rej)))
+        if into is None and raw.ack is not None:
+            self._settle.append(raw.ack)
         if waiter is not None and not waiter.done():
             waiter.set_exception(rej)
 
@@ -162,10 +165,11 @@ class Ingestor:
             self._timer = None
         batch, self._pending = self._pending, []
         refused, self._refused = self._refused, []
+        settle, self._settle = self._settle, []
         if not batch and not refused:
             return
         self._in_flight += len(batch)
-        task = asyncio.get_running_loop().create_task(self._write(batch, refused))
+        task = asyncio.get_running_loop().create_task(self._write(batch, refused, settle))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -176,8 +180,12 @@ class Ingestor:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._flush()
 
-    async def _write(self, batch: list[Pending], refused: list[Letter]) -> None:
-        """Store one batch: a group per tenant and @context, all in one committer round."""
+    async def _write(
+        self, batch: list[Pending], refused: list[Letter], settle: list[Callable[[], None]]
+    ) -> None:
+        """Store one batch: a group per tenant and @context, all in one committer round; then
+        acknowledge its MQTT messages (and settle's), each stored or dead-lettered by then,
+        or given up when both writes failed."""
         t0 = time.perf_counter()
         try:
             groups: dict[tuple[str, str | None], list[Pending]] = {}
@@ -193,6 +201,11 @@ class Ingestor:
             if refused:
                 await self._write_letters(refused)
         finally:
+            for p in batch:
+                if p.raw.ack is not None:
+                    p.raw.ack()
+            for ack in settle:
+                ack()
             self._in_flight -= len(batch)
             self._wake()
 
