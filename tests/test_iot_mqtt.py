@@ -422,7 +422,8 @@ class Pubacks:
 async def test_qos1_is_acknowledged_only_once_stored(db_path: Path) -> None:
     """The hub's PUBACK means the message is in the database: while its write is held up, the
     broker gets no PUBACK (a `kill -9` then loses nothing the broker gave the hub), and once
-    the write committed every message is acknowledged, in the order it came."""
+    the write committed every message is acknowledged, in the order it came. More than
+    Mosquitto's 20 in flight arrive meanwhile: the hub's Receive Maximum raises it."""
     require_mosquitto()
     pubacks = Pubacks()
     proxy = Proxy(free_port(), tap=pubacks)
@@ -443,15 +444,15 @@ async def test_qos1_is_acknowledged_only_once_stored(db_path: Path) -> None:
 
             ingestor._write_slice = held_write
             async with aiomqtt.Client(*MOSQUITTO) as device:
-                for n in range(5):
+                for n in range(30):
                     await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
                 await device.publish(f"cityhub/{key}/q1/attrs", "{broken", qos=1)
-            await wait_stats(client, received=6)
+            await wait_stats(client, received=31)
             await asyncio.sleep(0.3)  # what a PUBACK sent meanwhile needs to pass the proxy
             assert pubacks.seen == [], "acknowledged before the write committed"
             held.set()
-            await wait_stats(client, stored=5, deadLetters=1)
-            await wait_for(lambda: _count(pubacks.seen, 6), "six PUBACKs")
+            await wait_stats(client, stored=30, deadLetters=1)
+            await wait_for(lambda: _count(pubacks.seen, 31), "31 PUBACKs")
             assert pubacks.seen == sorted(pubacks.seen), pubacks.seen
     finally:
         await proxy.stop()
