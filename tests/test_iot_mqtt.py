@@ -483,3 +483,42 @@ def test_pubacks_go_in_the_order_messages_came() -> None:
     acks.close()
     queue.get_nowait().ack()
     assert sent == [1, 2] and len(acks) == 0
+
+
+async def test_a_clean_stop_acknowledges_what_it_stored(db_path: Path) -> None:
+    """A stop writes what it took while its connection is open, so the PUBACKs reach the
+    broker: the hub started again gets none of those messages a second time."""
+    require_mosquitto()
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+
+    def hub() -> Starlette:
+        return create_app(
+            Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=60)
+        )
+
+    app = hub()
+    async with running(app) as client:
+        body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+        key = (await provision(client, body))["apikey"]
+        await connected(client)
+        ingestor = app.state.iot.ingestor
+        held = asyncio.Event()
+        write_slice = ingestor._write_slice
+
+        async def held_write(*args: Any, **kwargs: Any) -> None:
+            await held.wait()
+            await write_slice(*args, **kwargs)
+
+        ingestor._write_slice = held_write
+        async with aiomqtt.Client(*MOSQUITTO) as device:
+            for n in range(20):
+                await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+        await wait_stats(client, received=20)
+        asyncio.get_running_loop().call_later(0.2, held.set)  # the stop waits for the writes
+    async with running(hub()) as client:
+        await connected(client)
+        await asyncio.sleep(0.5)  # what the broker would send again arrives at once
+        body = await stats(client)
+        assert body["received"] == 0, body
+        assert (await get_entity(client, EID))["temperature"]["value"] == 1.9

@@ -113,8 +113,8 @@ class Session:
 
     @property
     def manual_ack(self) -> bool:
-        """Whether PUBACKs wait for the write (the embedded broker's queue dies with the hub:
-        nothing to keep there, and amqtt sends the next message only after a PUBACK)."""
+        """Whether PUBACKs wait for the write (the embedded broker runs in the hub's process:
+        a crash takes its queue too, so there is nothing to keep)."""
         return self.expiry is not None
 
     def client_options(self, receive_max: int = 65_535) -> dict[str, Any]:
