@@ -313,3 +313,15 @@ def test_fuzz_only_bad_request_or_success() -> None:
         except BadRequestData:
             outcomes["bad"] += 1
     assert outcomes["ok"] > 0 and outcomes["bad"] > 0
+
+
+def test_an_offset_whose_plus_became_a_space_says_to_encode_it() -> None:
+    # what reaches the parser after URL decoding of ?q=dt<2024-05-15T10:00:00+02:00
+    with pytest.raises(BadRequestData, match="%2B02:00"):
+        parse_q("dt<2024-05-15T10:00:00 02:00")
+    with pytest.raises(BadRequestData) as other:
+        parse_q("a==1 2")
+    assert "%2B" not in str(other.value)
+    encoded = parse_q("dt<2024-05-15T10:00:00+02:00")
+    assert isinstance(encoded, Compare) and isinstance(encoded.value, Value)
+    assert encoded.value.norm == "2024-05-15T08:00:00.000000Z"

@@ -121,6 +121,13 @@ def compile_regex(pattern: str) -> Pattern:
         raise BadRequestData(f'invalid regular expression "{pattern}": {exc}') from None
 
 
+# A time followed by a space and an offset: a '+' the URL query decoding turned into a space.
+_DECODED_PLUS = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}(?::?\d{2})?")
+_PLUS_HINT = (
+    " (a '+' in a URL query string means a space: write a time offset such as +02:00 as %2B02:00)"
+)
+
+
 class _Parser:
     """Recursive descent over one q string; AND binds tighter than OR."""
 
@@ -131,7 +138,8 @@ class _Parser:
         self.bare = bare  # the attributes whose == and != values may be bare terms
 
     def fail(self, what: str) -> NoReturn:
-        raise BadRequestData(f"invalid q: {what} at position {self.i} in {self.s!r}")
+        hint = _PLUS_HINT if _DECODED_PLUS.search(self.s) else ""
+        raise BadRequestData(f"invalid q: {what} at position {self.i} in {self.s!r}{hint}")
 
     def peek(self) -> str:
         while self.i < len(self.s) and self.s[self.i].isspace():
