@@ -26,6 +26,7 @@ from cityhub.api.http import BASE, plain_json
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import reader_pool
 from cityhub.api.router import IndexedRouter
+from cityhub.erasure import HistoryEraser
 from cityhub.ingest.agent import agent as iot_agent
 from cityhub.ingest.agent import api as iot_api
 from cityhub.ngsild.context import CACHED, ContextCache
@@ -180,7 +181,7 @@ async def health(request: Request) -> Response:
         "version": __version__,
         "storage": store.storage(),
         "notifications": notifications,
-        "history": request.app.state.pruner.report(),
+        "history": {**request.app.state.pruner.report(), **request.app.state.eraser.report()},
     }
     if mqtt is not None:  # only a hub with MQTT configured has it
         body["mqtt"] = mqtt
@@ -340,10 +341,12 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         notifier.start()
         pruner.start()
+        app.state.eraser.start()
         await iot_agent.start(app)
         yield
         await iot_agent.stop(app)
         await pruner.close()
+        await app.state.eraser.close()
         await notifier.close()
         app.state.readers.shutdown(wait=True, cancel_futures=True)
         store.close()
@@ -366,6 +369,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.settings = settings
     app.state.store = store
     app.state.committer = GroupCommitter(store)
+    app.state.eraser = HistoryEraser(store, app.state.committer)
     app.state.contexts = cache
     app.state.entities = EntityService(store)
     app.state.read_memo = ReadMemo()

@@ -388,12 +388,13 @@ async def replace_attr(request: Request) -> Response:
 async def delete_attr(request: Request) -> Response:
     """DELETE /entities/{id}/attrs/{attr}; lang= deletes those strings of a LanguageProperty."""
     lang = P.check_lang(params_of(request).get("lang"))
-    return await delete_attribute_via(
+    await delete_attribute_via(
         request,
         functools.partial(service(request).delete_attribute, lang=lang),
         _eid(request),
         lambda ctx, method: _selected(request, ctx, method),
     )
+    return no_content()
 
 
 def _types(request: Request, ctx: Ctx) -> TypeNode | None:

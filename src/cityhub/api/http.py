@@ -447,11 +447,9 @@ async def batch_context(
     return Ctx(tm, link, link, want, tenant), shared
 
 
-async def delete_attribute_via(
-    request: Request, method: Any, eid: str, select: Any = None
-) -> Response:
+async def delete_attribute_via(request: Request, method: Any, eid: str, select: Any = None) -> Any:
     """DELETE …/attrs/{attr} (entities and temporal): datasetId and deleteAll, then the method
-    (first given to `select` with the request's context, to apply a selector)."""
+    (first given to `select` with the request's context, to apply a selector); its result."""
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
     if select is not None:
@@ -462,5 +460,6 @@ async def delete_attribute_via(
     elif ds is not None:
         check_uri(ds, "datasetId")
     attr = request.path_params["attr"]
-    await grouped(request, method, ctx.tenant, eid, attr, ctx.tm, ds, flag(params, "deleteAll"))
-    return no_content()
+    return await grouped(
+        request, method, ctx.tenant, eid, attr, ctx.tm, ds, flag(params, "deleteAll")
+    )

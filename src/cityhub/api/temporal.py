@@ -145,7 +145,9 @@ async def delete(request: Request) -> Response:
     if not request.path_params.get("eid"):
         raise MethodNotAllowed("DELETE /temporal/entities needs an entity id")
     ctx = await context_of(request, must_exist=True)
-    await grouped(request, service(request).delete, ctx.tenant, _eid(request))
+    rest = await grouped(request, service(request).delete, ctx.tenant, _eid(request))
+    if rest is not None:  # hidden already: its remaining rows go in the background
+        request.app.state.eraser.later(rest)
     return no_content()
 
 
@@ -159,7 +161,10 @@ async def append(request: Request) -> Response:
 
 async def delete_attr(request: Request) -> Response:
     """DELETE /temporal/entities/{id}/attrs/{attr}."""
-    return await delete_attribute_via(request, service(request).delete_attribute, _eid(request))
+    rest = await delete_attribute_via(request, service(request).delete_attribute, _eid(request))
+    if rest is not None:  # answered once every instance is gone, the loop free between steps
+        await request.app.state.eraser.finish(rest)
+    return no_content()
 
 
 async def modify_instance(request: Request) -> Response:

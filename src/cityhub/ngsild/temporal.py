@@ -45,6 +45,7 @@ from cityhub.store.base import (
     Aggregation,
     Doc,
     EntityQuery,
+    Erasure,
     Store,
     TemporalQuery,
     WriteTx,
@@ -374,11 +375,14 @@ class TemporalService:
                 _same_kind(tx, eid, name, insts, tm)
                 tx.add_history(eid, [], name, insts)
 
-    def delete(self, tenant: str, eid: str) -> None:
-        """DELETE /temporal/entities/{id}."""
+    def delete(self, tenant: str, eid: str) -> Erasure | None:
+        """DELETE /temporal/entities/{id}: gone for readers once this commits; the history
+        rows past the first few thousand are left to a job (Store.erase_history)."""
         with self.store.write(tenant) as tx:
-            if not tx.delete_history(eid):
+            found, rest = tx.delete_history(eid)
+            if not found:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
+        return rest
 
     def delete_attribute(
         self,
@@ -388,18 +392,20 @@ class TemporalService:
         tm: TermMap,
         dataset_id: str | None,
         delete_all: bool,
-    ) -> None:
-        """DELETE /temporal/entities/{id}/attrs/{attr}."""
+    ) -> Erasure | None:
+        """DELETE /temporal/entities/{id}/attrs/{attr}: the instances past the first few
+        thousand are left to a job (Store.erase_history), which the answer waits for."""
         name = tm.expand(check_name(attr))
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
             if delete_all:
-                n = tx.delete_history(eid, name)
+                found, rest = tx.delete_history(eid, name)
             else:
-                n = tx.delete_history(eid, name, dataset_id)
-            if not n:
+                found, rest = tx.delete_history(eid, name, dataset_id)
+            if not found:
                 raise ResourceNotFound(f"attribute {attr} has no instances in {eid}")
+        return rest
 
     def modify_instance(
         self, tenant: str, eid: str, attr: str, iid: str, body: Any, tm: TermMap

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from cityhub.ngsild.timeutil import END_OF_TIME, add_months
@@ -40,6 +40,25 @@ class QueryTimeout(StoreError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"the query did not finish within {seconds:g} s")
         self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """A temporal DELETE whose history rows are still being removed, a step at a time
+    (Store.erase_history): the backend's job and where its walk stands."""
+
+    job: int
+    tpk: int  # the temporal entity's row
+    nid: int | None  # the attribute's name id; None: the whole temporal entity
+    every_dataset: bool
+    dataset_id: str | None  # the one datasetId (None: the default instances) unless every
+    upto: int  # rows written after it began (a higher row id, or a later time) stay
+    before: float
+    cursor: tuple[float, int] | None = None  # (t_observed, row id) last looked at
+
+    def at(self, cursor: tuple[float, int]) -> Erasure:
+        """The same job, gone on to cursor."""
+        return replace(self, cursor=cursor)
 
 
 class EntityNotFound(StoreError):
@@ -225,7 +244,7 @@ class WriteTx(Protocol):
     ) -> None: ...
     def delete_history(
         self, eid: str, attr: str | None = None, dataset_id: str | None = ...
-    ) -> int: ...
+    ) -> tuple[bool, Erasure | None]: ...
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool: ...
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool: ...
     def instance(self, eid: str, attr: str, instance_id: str) -> Doc | None: ...
@@ -248,6 +267,8 @@ class Store(Protocol):
     def prune_history(
         self, before: float, after: int = 0, limit: int = 2000
     ) -> tuple[int, int | None]: ...
+    def erase_history(self, erasure: Erasure) -> tuple[int, Erasure | None]: ...
+    def erasures(self) -> list[Erasure]: ...
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]: ...
     def entity_types(
         self, tenant: str, *, names: bool = True, only: str | None = None

@@ -27,6 +27,7 @@ from cityhub.store.base import (
     Doc,
     EntityExists,
     EntityQuery,
+    Erasure,
     HistoryEntry,
     OutboxHeads,
     OutboxItem,
@@ -35,7 +36,7 @@ from cityhub.store.base import (
     StoreFull,
     TemporalQuery,
 )
-from cityhub.store.sqlite import functions, outbox, resources, temporal, typestats
+from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.files import refuse_foreign
 from cityhub.store.sqlite.index import attr_rows, geo_rows
@@ -446,6 +447,17 @@ class SqliteStore:
                 return 0, None
             with self._transaction() as conn, _typed_full:
                 return temporal.prune(conn, before, after, limit)
+
+    def erase_history(self, erasure: Erasure) -> tuple[int, Erasure | None]:
+        """One step of a temporal DELETE's erasure (erasures.step), in the open group or its
+        own transaction: rows deleted, and the erasure as it goes on (None: done)."""
+        with self._alone() as conn:
+            return erasures.step(conn, erasure)
+
+    def erasures(self) -> list[Erasure]:
+        """The temporal DELETEs whose rows are still to be removed (resumed at start-up)."""
+        with self._write_lock:
+            return erasures.pending(self._writer)
 
     def changes(self) -> int:
         """Rows the writer has changed since it opened: tells whether a failed job wrote."""
@@ -1090,8 +1102,11 @@ class SqliteWriteTx:
         self._record_tenant()
         temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs, scope)
 
-    def delete_history(self, eid: str, attr: str | None = None, dataset_id: Any = ...) -> int:
-        """Delete an entity's whole history, or one attribute's."""
+    def delete_history(
+        self, eid: str, attr: str | None = None, dataset_id: Any = ...
+    ) -> tuple[bool, Erasure | None]:
+        """Delete an entity's whole history, or one attribute's: whether there was one, and
+        the rows left to Store.erase_history."""
         return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from sqlite3 import Connection
 
-from cityhub.store.sqlite import outbox, typestats
+from cityhub.store.sqlite import erasures, outbox, typestats
 
 SCHEMA_VERSION = 12
 
@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL
     + typestats.DDL
     + TENANTS_DDL
     + DATASETS_DDL
+    + erasures.DDL
 )
 
 # Upgrades in place, by the version they start from; each runs in one transaction.

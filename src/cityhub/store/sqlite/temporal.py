@@ -19,10 +19,11 @@ from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
     Doc,
+    Erasure,
     HistoryEntry,
     TemporalQuery,
 )
-from cityhub.store.sqlite import functions, temporal_q
+from cityhub.store.sqlite import erasures, functions, temporal_q
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler
 
@@ -333,22 +334,15 @@ def delete(
     eid: str,
     attr: str | None,
     dataset_id: Any,
-) -> int:
-    """Delete a whole temporal entity (attr None) or an attribute's instances."""
+) -> tuple[bool, Erasure | None]:
+    """Delete a whole temporal entity (attr None) or an attribute's instances: whether there
+    was one, and the rows left to remove in steps (erasures.py)."""
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
-        return 0
+        return False, None
     if attr is None:
-        conn.execute("DELETE FROM history WHERE tpk = ?", (tpk,))
-        conn.execute("DELETE FROM history_datasets WHERE tpk = ?", (tpk,))
-        conn.execute("DELETE FROM tentities WHERE tpk = ?", (tpk,))
-        return 1
-    sql = "DELETE FROM history WHERE tpk = ? AND nid = ?"
-    params: list[Any] = [tpk, names.lookup(conn, attr)]
-    if dataset_id is not ...:
-        sql += " AND dataset_id IS ?"
-        params.append(dataset_id)
-    return conn.execute(sql, params).rowcount
+        return True, erasures.delete_entity(conn, tpk)
+    return erasures.delete_attribute(conn, names, tpk, attr, dataset_id)
 
 
 def prune(
@@ -374,6 +368,8 @@ def prune(
     conn.execute(
         "DELETE FROM tentities WHERE tpk IN (SELECT value FROM json_each(?)) "
         "AND NOT EXISTS (SELECT 1 FROM history h WHERE h.tpk = tentities.tpk) "
+        # one being erased keeps its tpk until its erasure ends (erasures.py)
+        "AND NOT EXISTS (SELECT 1 FROM history_erasures x WHERE x.tpk = tentities.tpk) "
         "AND NOT EXISTS (SELECT 1 FROM entities e "
         "WHERE e.tenant = tentities.tenant AND e.id = tentities.id)",
         (orjson.dumps(sorted({t for (t,) in tpks})).decode(),),
