@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from cityhub.api import protocol
 from cityhub.api.app import create_app
@@ -18,10 +19,13 @@ from conftest import free_port
 
 
 @contextmanager
-def hub(tmp_path: Path, http: type[protocol.BoundedHttpTools]) -> Iterator[tuple[str, int]]:
-    """The hub on uvicorn with the given protocol class (keep-alive 1 s): its address."""
+def hub(
+    tmp_path: Path, http: type[protocol.BoundedHttpTools], app: Starlette | None = None
+) -> Iterator[tuple[str, int]]:
+    """The hub (or `app`) on uvicorn with the given protocol class (keep-alive 1 s): its
+    address."""
     port = free_port()
-    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    app = app or create_app(Settings(db=str(tmp_path / "hub.db")))
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, http=http, log_level="warning", timeout_keep_alive=1
     )

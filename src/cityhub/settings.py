@@ -57,9 +57,10 @@ class Settings(BaseSettings):
         ge=0,
         le=86_400,
         allow_inf_nan=False,
-        description="Seconds a query may read before it is stopped with 503 (0: no limit), at "
-        "most 86400 (a day). "
-        "A stopped query frees its reader thread and its share of the CPU for the others.",
+        description="Seconds a query may take, counted from when it is queued for a reader "
+        "thread, before it is stopped with 503 (0: no limit), at most 86400 (a day). "
+        "A stopped query frees its reader thread and its share of the CPU for the others; "
+        "one that waited all of it for a thread is not started (503, Retry-After).",
     )
     query_threads: int = Field(
         4,
@@ -67,7 +68,8 @@ class Settings(BaseSettings):
         le=64,
         description="Threads that run queries, temporal reads and discovery, each with its own "
         "SQLite reader, so that a long read never holds up writes, device messages or reads "
-        "by id; more queries than threads wait their turn.",
+        "by id; more queries than threads wait their turn (within CITYHUB_QUERY_TIMEOUT), and "
+        "one whose client has disconnected is not started, or is stopped.",
     )
     history_days: float = Field(
         0.0,

@@ -47,7 +47,7 @@ from cityhub.notify.notifier import Notifier
 from cityhub.notify.senders import HttpSender
 from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
-from cityhub.store.base import QueryTimeout, StoreBusy, StoreFull
+from cityhub.store.base import ClientGone, QueryTimeout, StoreBusy, StoreFull
 from cityhub.store.sqlite import SqliteStore
 from cityhub.throttled_log import ThrottledLog
 
@@ -244,8 +244,16 @@ async def store_busy(request: Request, exc: Exception) -> Response:
 
 
 async def query_timeout(request: Request, exc: Exception) -> Response:
-    """A read stopped at CITYHUB_QUERY_TIMEOUT: 503, saying how to narrow it."""
+    """A read stopped at CITYHUB_QUERY_TIMEOUT: 503, saying how to narrow it; or one that
+    waited all of it for a reader thread: 503 with Retry-After, since it did no work."""
     assert isinstance(exc, QueryTimeout)
+    if exc.never_started:
+        err = NgsiLdError(
+            f"{exc} (CITYHUB_QUERY_TIMEOUT): every reader thread (CITYHUB_QUERY_THREADS) "
+            "was busy with other reads; try again shortly"
+        )
+        err.status = 503
+        return plain_json(err.problem(), status=503, headers={"Retry-After": "5"})
     err = NgsiLdError(
         f"{exc} (CITYHUB_QUERY_TIMEOUT) and was stopped; narrow it with type, q, geoQ or a "
         "time range, or lower limit"
@@ -286,9 +294,15 @@ async def database_error(request: Request, exc: Exception) -> Response:
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:
-    """A client that closed its connection mid-body is routine: one debug line, no
-    traceback, no 500 (the answer goes nowhere; uvicorn drops it)."""
-    log.debug("client left during %s %s before sending its body", request.method, request.url.path)
+    """A client that closed its connection mid-body, or while its read waited or ran (the
+    read was skipped or stopped), is routine: one debug line, no traceback, no 500 (the
+    answer goes nowhere; uvicorn drops it)."""
+    if isinstance(exc, ClientGone):
+        log.debug("client left during %s %s: its read stopped", request.method, request.url.path)
+    else:
+        log.debug(
+            "client left during %s %s before sending its body", request.method, request.url.path
+        )
     return Response(status_code=400)
 
 
@@ -361,6 +375,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             store.driver_error: database_error,
             HTTPException: http_error,
             ClientDisconnect: client_gone,
+            ClientGone: client_gone,
             Exception: unexpected,
         },
         lifespan=lifespan,

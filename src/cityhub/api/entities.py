@@ -33,7 +33,7 @@ from cityhub.api.http import (
     response_context,
 )
 from cityhub.api.read_memo import ReadMemo
-from cityhub.api.readers import off_loop
+from cityhub.api.readers import off_loop, off_loop_for_write
 from cityhub.api.router import ENCODED
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id, expand_entity, expand_name
@@ -245,7 +245,7 @@ async def purge_entities(request: Request) -> Response:
     if drop and keep:
         raise BadRequestData("drop and keep cannot be combined")
     store = service(request).store
-    docs, _ = await off_loop(request, store.query, ctx.tenant, query)
+    docs, _ = await off_loop_for_write(request, store.query, ctx.tenant, query)
     await purge_slices(request, ctx.tenant, [d["id"] for d in docs], drop, keep, query)
     return no_content()
 

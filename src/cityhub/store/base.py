@@ -35,11 +35,26 @@ class StoreBusy(StoreError):
 
 
 class QueryTimeout(StoreError):
-    """A read ran past the store's time limit and was stopped; it changed nothing."""
+    """A read ran past the store's time limit and was stopped; it changed nothing. The limit
+    counts from when the read was queued: `waited` seconds of it went waiting for a reader
+    thread, and when that was all of them the read never started (`never_started`)."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"the query did not finish within {seconds:g} s")
+    def __init__(self, seconds: float, waited: float = 0.0) -> None:
         self.seconds = seconds
+        self.waited = waited
+        self.never_started = waited >= seconds
+        if self.never_started:
+            said = f"the query waited {seconds:g} s for a reader thread and was not started"
+        else:
+            said = f"the query did not finish within {seconds:g} s"
+            if waited >= 0.05:
+                said += f" ({waited:.1f} s of them waiting for a reader thread)"
+        super().__init__(said)
+
+
+class ClientGone(StoreError):
+    """The read's client left before the answer: the read was not started, or was stopped,
+    and changed nothing."""
 
 
 @dataclass(frozen=True)

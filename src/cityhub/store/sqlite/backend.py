@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shutil
 import sqlite3
 import threading
@@ -20,6 +19,7 @@ import orjson
 
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
+from cityhub.store import reads
 from cityhub.store.base import (
     Aggregation,
     Change,
@@ -31,11 +31,11 @@ from cityhub.store.base import (
     HistoryEntry,
     OutboxHeads,
     OutboxItem,
-    QueryTimeout,
     StoreError,
     StoreFull,
     TemporalQuery,
 )
+from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.files import refuse_foreign
@@ -241,25 +241,32 @@ class SqliteStore:
         return conn
 
     @contextmanager
-    def _bounded(self, conn: sqlite3.Connection, deadline: float | None = None) -> Iterator[float]:
-        """Stop the statements of one read once query_timeout has passed (QueryTimeout): a
-        read runs on the event loop, and a broad one would hold every other request. Yields
-        the deadline, for reads that continue on another thread."""
-        if not self.query_timeout:
-            yield math.inf
-            return
-        if deadline is None:
-            deadline = time.monotonic() + self.query_timeout
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+    def _bounded(
+        self, conn: sqlite3.Connection, limit: ReadLimit | None = None
+    ) -> Iterator[ReadLimit | None]:
+        """Stop the statements of one read at its deadline (QueryTimeout), or once its client
+        has left (ClientGone): a broad read would hold its reader thread, and the reads queued
+        behind it, for nothing. The limit is the one of the request (api/readers.py: counted
+        from when the read was queued) or, for a read without one, query_timeout from now.
+        Yields it, for reads that continue on another thread."""
+        limit = limit or reads.current.get()
+        if limit is None:
+            if not self.query_timeout:
+                yield None
+                return
+            limit = ReadLimit(self.query_timeout)
+        if time.monotonic() > limit.deadline:
+            raise limit.stop()
+        conn.set_progress_handler(lambda: time.monotonic() > limit.deadline, PROGRESS_STEPS)
         try:
-            with functions.deadline(deadline):
-                yield deadline
+            with functions.bounded(limit):
+                yield limit
         except sqlite3.OperationalError as exc:
             if str(exc) != "interrupted" and not functions.tripped():
                 raise
-            raise QueryTimeout(self.query_timeout) from None
+            raise limit.stop() from None
         except functions.DeadlinePassed:  # raised by Python work between statements
-            raise QueryTimeout(self.query_timeout) from None
+            raise limit.stop() from None
         finally:
             conn.set_progress_handler(None, 0)
 
@@ -549,13 +556,13 @@ class SqliteStore:
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[Doc], int | None]:
         """Entities matching a query, in insertion order, with the total when asked."""
         conn = self._reader()
-        with self._bounded(conn) as deadline:
+        with self._bounded(conn) as limit:
             if not query.count:
-                return self._query(conn, tenant, query, deadline)
+                return self._query(conn, tenant, query, limit)
             commits = self._commits
             conn.execute("BEGIN")  # one read snapshot: the count is the page's
             try:
-                return self._query(conn, tenant, query, deadline, commits)
+                return self._query(conn, tenant, query, limit, commits)
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
@@ -565,7 +572,7 @@ class SqliteStore:
         conn: sqlite3.Connection,
         tenant: str,
         query: EntityQuery,
-        deadline: float,
+        limit: ReadLimit | None,
         commits: int = 0,
     ) -> tuple[list[Doc], int | None]:
         by_type = isinstance(query.types, ast.TypeName) and query.ids is None
@@ -590,7 +597,7 @@ class SqliteStore:
             )
             sql = f"SELECT count(*) FROM {count_source} WHERE {where}"
             pk = "t.pk" if by_type else "e.pk"
-            total = self._count(conn, sql, comp, pk, span, deadline, commits)
+            total = self._count(conn, sql, comp, pk, span, limit, commits)
         docs: list[Doc] = []
         params = list(comp.params)
         if query.order:
@@ -611,7 +618,7 @@ class SqliteStore:
         comp: Compiler,
         pk: str,
         span: tuple[str, list[Any]],
-        deadline: float,
+        limit: ReadLimit | None,
         commits: int,
     ) -> int:
         """count(*) of a query; over a wide pk span probed row by row, as two halves counted
@@ -623,20 +630,18 @@ class SqliteStore:
             return int(conn.execute(sql, comp.params).fetchone()[0])
         mid = (lo + hi) // 2
         ranged = f"{sql} AND {pk} BETWEEN ? AND ?"
-        other = self._counter.submit(
-            self._count_part, ranged, [*comp.params, mid + 1, hi], deadline
-        )
+        other = self._counter.submit(self._count_part, ranged, [*comp.params, mid + 1, hi], limit)
         mine = conn.execute(ranged, [*comp.params, lo, mid]).fetchone()[0]
         theirs = other.result()
         if self._commits != commits:
             theirs = conn.execute(ranged, [*comp.params, mid + 1, hi]).fetchone()[0]
         return int(mine + theirs)
 
-    def _count_part(self, sql: str, params: list[Any], deadline: float) -> int:
+    def _count_part(self, sql: str, params: list[Any], limit: ReadLimit | None) -> int:
         """One half of a split count, on the reader thread's own connection (never a geoQ:
-        its R*Tree IN list marks the plan narrowed), within the same deadline."""
+        its R*Tree IN list marks the plan narrowed), within the same limit."""
         conn = self._reader()
-        with self._bounded(conn, deadline):
+        with self._bounded(conn, limit):
             return int(conn.execute(sql, params).fetchone()[0])
 
     @staticmethod
@@ -785,13 +790,8 @@ class SqliteStore:
         in one statement (one snapshot) under the query deadline: keep() is Python run per row
         (discovery, on a reader thread)."""
         conn = self._reader()
-        with self._bounded(conn) as deadline:
-
-            def check() -> None:
-                if time.monotonic() > deadline:
-                    raise QueryTimeout(self.query_timeout)
-
-            return resources.scan(conn, kind, tenant, keep, limit, offset, check)
+        with self._bounded(conn):
+            return resources.scan(conn, kind, tenant, keep, limit, offset, functions.check_deadline)
 
     def resource_update(
         self, kind: str, tenant: str, rid: str, change: Callable[[Doc], Doc]

@@ -21,26 +21,29 @@ from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.pattern import PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
+from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite.index import index_rows, number
 
 Term = ast.Compare | ast.Exists
-_read = threading.local()  # .deadline: time.monotonic() past which a read stops
+_read = threading.local()  # .limit: the ReadLimit of this thread's read; .tripped
+_UNBOUNDED = ReadLimit(0)  # deadline inf: the limit of a thread outside any bounded read
 
 
 class DeadlinePassed(Exception):
-    """Raised inside a SQL function once the read's deadline has passed."""
+    """Raised inside a SQL function once the read's deadline has passed (or its client left:
+    that lowers the deadline)."""
 
 
 @contextmanager
-def deadline(at: float) -> Iterator[None]:
-    """Make the per-row functions of this thread's reads stop past `at`: SQLite's progress
-    handler runs every 10,000 steps, and when each step calls a costly function (a long
-    pattern, a deep q term, a geometry) those steps took tens of seconds."""
-    _read.deadline, _read.tripped = at, False
+def bounded(limit: ReadLimit) -> Iterator[None]:
+    """Make the per-row functions of this thread's reads stop past limit.deadline: SQLite's
+    progress handler runs every 10,000 steps, and when each step calls a costly function (a
+    long pattern, a deep q term, a geometry) those steps took tens of seconds."""
+    _read.limit, _read.tripped = limit, False
     try:
         yield
     finally:
-        _read.deadline = math.inf
+        _read.limit = _UNBOUNDED
 
 
 def tripped() -> bool:
@@ -53,7 +56,7 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
     """fn, raising DeadlinePassed first when this thread's read is past its deadline."""
 
     def call(*args: Any) -> Any:
-        if time.monotonic() > getattr(_read, "deadline", math.inf):
+        if time.monotonic() > getattr(_read, "limit", _UNBOUNDED).deadline:
             _read.tripped = True
             raise DeadlinePassed
         return fn(*args)
@@ -63,8 +66,9 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def check_deadline() -> None:
     """Raise DeadlinePassed when this thread's read is past its deadline: for Python work
-    between statements (building aggregated periods), which SQLite's handler never sees."""
-    if time.monotonic() > getattr(_read, "deadline", math.inf):
+    between statements (building aggregated periods, a scan's rows), which SQLite's handler
+    never sees."""
+    if time.monotonic() > getattr(_read, "limit", _UNBOUNDED).deadline:
         _read.tripped = True
         raise DeadlinePassed
 
