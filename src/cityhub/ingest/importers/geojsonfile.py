@@ -5,18 +5,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
+from cityhub.ingest.importers import jsonitems
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, prop
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
-from cityhub.ngsild.entity import check_name
+from cityhub.ngsild.entity import MAX_ITEMS, check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
+
+# A feature over this much JSON is rejected without being held: the hub takes at most 20,000
+# positions per entity (about 0.5 MB of JSON, 1-2 MB indented), and memory stays bounded.
+MAX_FEATURE_BYTES = 4 * 1024 * 1024
+TOO_LARGE = BadRequestData(
+    f"the feature is larger than {MAX_FEATURE_BYTES:,} bytes of JSON (an entity holds at "
+    f"most {MAX_ITEMS:,} positions and array items)"
+)
+MAX_NAMES = 10_000  # distinct property names looked at for renaming (reported on stderr)
 
 
 class GeoJsonSource:
-    """The features of a FeatureCollection (or one Feature) as entities."""
+    """The features of a FeatureCollection (or one Feature) as entities.
+
+    The file is read twice, a block at a time, never whole: first to check that it is valid
+    JSON and a FeatureCollection or a Feature (else nothing is imported, exit 2), to count
+    the features and to collect their property names; then feature by feature, each parsed
+    when the import reaches it (a 105 MB file took 976 MB parsed whole).
+    """
 
     def __init__(
         self, path: Path, entity_type: str | None = None, id_prefix: str | None = None
@@ -29,48 +45,114 @@ class GeoJsonSource:
                 check_name(entity_type, "entity type")
             except BadRequestData as exc:
                 raise ImportFailed(f"--type: {exc.detail}") from exc
+        self._count = 0
+        self._names: dict[str, None] = {}
         try:
-            data = orjson.loads(path.read_bytes())
+            with path.open("rb") as stream:
+                found = self._check(stream)
         except OSError as exc:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except orjson.JSONDecodeError as exc:
-            raise ImportFailed(f"{path} is not valid JSON: {exc}") from exc
-        kind = data.get("type") if isinstance(data, dict) else None
-        if kind == "FeatureCollection" and isinstance(data.get("features"), list):
-            self.features: list[Any] = data["features"]
+        except jsonitems.Malformed as exc:
+            raise ImportFailed(f"{path} is not valid JSON: {exc.reason} ({self._at(exc)})") from exc
+        except jsonitems.NotAnObject:
+            raise self._not_an_object() from None
+        kind = found.values.get("type")
+        self._array_at = found.array_at
+        self._single: dict[str, Any] | None = None
+        if kind == "FeatureCollection" and found.array_at is not None:
             self.label = "features[{}]"
         elif kind == "Feature":
-            self.features = [data]
+            self._single = None if found.oversized else found.values
+            self._count = 1
             self.label = "feature"
+            props = found.values.get("properties")
+            self._names = dict.fromkeys(props) if isinstance(props, dict) else {}
         else:
             raise ImportFailed(f"{path} holds no GeoJSON FeatureCollection or Feature")
+
+    def _check(self, stream: BinaryIO) -> jsonitems.Members:
+        """Read the whole file once: valid JSON, its top-level members, features counted."""
+        for part in jsonitems.members(stream, "features", MAX_FEATURE_BYTES):
+            if isinstance(part, jsonitems.Members):
+                return part
+            if part.index == 0:  # "features" given twice: the last one counts
+                self._count, self._names = 0, {}
+            self._count += 1
+            if part.raw is None:
+                continue
+            feature = jsonitems.parse(part.raw, part.offset)
+            props = feature.get("properties") if isinstance(feature, dict) else None
+            if isinstance(props, dict) and len(self._names) < MAX_NAMES:
+                self._names.update(dict.fromkeys(props))
+        raise AssertionError("members() ends with the members")  # pragma: no cover
+
+    def _at(self, exc: jsonitems.Malformed) -> str:
+        """Where in the file an error is, as a text editor counts: line and column."""
+        line, start = 1, 0
+        with self.path.open("rb") as stream:
+            read = 0
+            while read < exc.offset and (block := stream.read(min(1 << 20, exc.offset - read))):
+                if n := block.count(b"\n"):
+                    line += n
+                    start = read + block.rindex(b"\n") + 1
+                read += len(block)
+        return f"line {line} column {exc.offset - start + 1}"
+
+    def _not_an_object(self) -> ImportFailed:
+        """Why a file that does not hold a JSON object cannot be imported (orjson's reason
+        when it is not JSON at all, as when the file was parsed whole)."""
+        no = ImportFailed(f"{self.path} holds no GeoJSON FeatureCollection or Feature")
+        try:
+            if self.path.stat().st_size > MAX_FEATURE_BYTES:
+                return no
+            orjson.loads(self.path.read_bytes())
+        except OSError as exc:
+            return ImportFailed(f"cannot read {self.path}: {exc.strerror or exc}")
+        except orjson.JSONDecodeError as exc:
+            return ImportFailed(f"{self.path} is not valid JSON: {exc}")
+        return no
 
     def renamed(self) -> list[tuple[str, str]]:
         """Property names that had to change to become attribute names, as the CSV importer
         renames headers (GIS exports name fields "Floor Area (m2)")."""
-        seen: dict[str, None] = {}
-        for feature in self.features:
-            props = feature.get("properties") if isinstance(feature, dict) else None
-            if isinstance(props, dict):
-                seen.update(dict.fromkeys(props))
-        return [(p, n) for p in seen if isinstance(n := _name(p), str) and n != p]
+        return [(p, n) for p in self._names if isinstance(n := _name(p), str) and n != p]
 
     def estimate(self) -> int | None:
-        """The number of features (known once the file is parsed)."""
-        return len(self.features)
+        """The number of features (counted when the file was checked)."""
+        return self._count
 
     def __iter__(self) -> Iterator[Record]:
-        """One record per feature, in file order."""
-        for i, feature in enumerate(self.features):
-            where = self.label.format(i)
-            eid = ""
-            try:
-                etype, eid, props = self._identify(feature)
-                entity = self._entity(feature, etype, eid, props)
-            except NgsiLdError as err:
-                yield Record(where, error=err, eid=eid)
-            else:
-                yield Record(where, entity, eid=eid)
+        """One record per feature, in file order, each parsed when it is reached."""
+        if self.label == "feature":
+            yield self._record("feature", self._single)
+            return
+        assert self._array_at is not None
+        try:
+            with self.path.open("rb") as stream:
+                for item in jsonitems.items(stream, self._array_at, MAX_FEATURE_BYTES):
+                    where = self.label.format(item.index)
+                    if item.raw is None:
+                        yield Record(where, error=TOO_LARGE)
+                    else:
+                        yield self._record(where, jsonitems.parse(item.raw, item.offset))
+        except OSError as exc:
+            raise ImportFailed(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        except jsonitems.Malformed as exc:  # it was valid when checked
+            raise ImportFailed(
+                f"{self.path} changed while it was imported: {exc.reason} ({self._at(exc)})"
+            ) from exc
+
+    def _record(self, where: str, feature: Any) -> Record:
+        """A feature's entity, or why it has none (None: a feature too large to read)."""
+        if feature is None:
+            return Record(where, error=TOO_LARGE)
+        eid = ""
+        try:
+            etype, eid, props = self._identify(feature)
+            entity = self._entity(feature, etype, eid, props)
+        except NgsiLdError as err:
+            return Record(where, error=err, eid=eid)
+        return Record(where, entity, eid=eid)
 
     def _identify(self, feature: Any) -> tuple[str, str, dict[str, Any]]:
         """The entity type, the entity id and the properties of a feature."""

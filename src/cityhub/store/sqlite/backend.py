@@ -41,7 +41,7 @@ from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.files import refuse_foreign
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
-from cityhub.store.sqlite.qsql import Compiler
+from cityhub.store.sqlite.qsql import Compiler, id_bound
 from cityhub.store.sqlite.schema import (
     BEFORE_MIGRATION,
     DDL,
@@ -585,6 +585,11 @@ class SqliteStore:
             count_source = source if "e." in where else "entity_types t"
         else:
             source, order, count_source = "entities e", "e.pk", "entities e"
+            if id_bound(query) is not None:
+                # insertion order still, but sorted after the look-up: ordered by plain e.pk,
+                # SQLite walked the whole tenant in pk order rather than use UNIQUE (tenant,
+                # id) (525 ms for 1,000 absent ids among 400,000 entities, 0.6 ms sorted)
+                order = "+e.pk"
         total = None
         if query.count:
             span = (

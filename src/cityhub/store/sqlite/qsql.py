@@ -79,7 +79,10 @@ class Compiler:
         own_types = query.types if self.pk != "t.pk" else None
         parts += self.selector(query.ids, query.id_pattern, own_types, "e.id", tenant)
         if query.selectors:
+            parts += self.selector_ids(query, "e.id")
             parts.append(self.selectors(query.selectors, "e.id", tenant))
+        if id_bound(query) is not None:
+            self.narrowed = True  # one row per id at most: a count is never split in halves
         if query.attrs:
             marks = ",".join(self.p(self.nid(a)) for a in query.attrs)
             parts.append(
@@ -139,8 +142,16 @@ class Compiler:
         if id_pattern is not None:
             parts.append(f"regexp({self.p(id_pattern)}, {id_col})")
         if types is not None:
-            parts.append(self.types(tenant, types, id_col))
+            parts.append(self.types(tenant, types, id_col, by_id=ids is not None))
         return parts
+
+    def selector_ids(self, query: EntityQuery, id_col: str) -> list[str]:
+        """The ids of all the selectors together, when each names ids and the query itself
+        does not: the index on (tenant, id) then finds the candidates, which the
+        alternatives test, instead of a walk of the whole tenant."""
+        if query.ids is not None or (ids := id_bound(query)) is None:
+            return []
+        return [self.in_list(id_col, ids)]
 
     def selectors(self, selectors: Any, id_col: str, tenant: str) -> str:
         """Several EntitySelectors: an entity meets any of them."""
@@ -159,21 +170,31 @@ class Compiler:
             )
         return f"{expr} IN ({','.join(self.p(v) for v in values)})"
 
-    def types(self, tenant: str, node: Any, id_col: str = "e.id") -> str:
+    def types(self, tenant: str, node: Any, id_col: str = "e.id", by_id: bool = False) -> str:
         """Type expressions: each name is an index look-up on entity_types, or, when the id
-        column is tentities' (`tt.id`), a match in its JSON array of types."""
+        column is tentities' (`tt.id`), a match in its JSON array of types.
+
+        Beside an id list (`by_id`) each name is tested per entity found by id: the
+        uncorrelated `pk IN (...)` listed every entity of the type first (597 ms for two ids
+        among 400,000 entities of that type, 0.06 ms correlated).
+        """
         if isinstance(node, ast.TypeName):
             if id_col == "tt.id":
                 return (
                     "EXISTS (SELECT 1 FROM json_each(tt.types) jt "
                     f"WHERE jt.value = {self.p(node.name)})"
                 )
+            if by_id:
+                return (
+                    "EXISTS (SELECT 1 FROM entity_types ty WHERE ty.tenant = "
+                    f"{self.p(tenant)} AND ty.type = {self.p(node.name)} AND ty.pk = e.pk)"
+                )
             return (
                 "e.pk IN (SELECT t.pk FROM entity_types t WHERE t.tenant = "
                 f"{self.p(tenant)} AND t.type = {self.p(node.name)})"
             )
         joiner = " AND " if isinstance(node, ast.TypeAnd) else " OR "
-        return balanced(joiner, [self.types(tenant, n, id_col) for n in node.items])
+        return balanced(joiner, [self.types(tenant, n, id_col, by_id) for n in node.items])
 
     def scope(self, node: Any, scopes: str = "e.doc, '$.scope'") -> str:
         """scopeQ: a Python function matches each stored scope against the pattern; `scopes`
@@ -374,6 +395,18 @@ class Compiler:
             listed = self.in_list(expr, [v.norm for v in value.values])
             return listed if op == "==" else f"NOT ({listed})"
         return f"{expr} {_SQL_OPS[op]} {self.p(value.norm)}"
+
+
+def id_bound(query: EntityQuery) -> tuple[str, ...] | None:
+    """The ids a query's entities are among, if it says (its id list, or those of its
+    selectors when every one names some): such a query is looked up by id and sorted, not
+    walked in insertion order, which SQLite otherwise prefers for a LIMIT."""
+    if query.ids is not None:
+        return tuple(query.ids)
+    lists = [s.ids for s in query.selectors or ()]
+    if lists and all(ids is not None for ids in lists):
+        return tuple(dict.fromkeys(i for ids in lists for i in ids or ()))
+    return None
 
 
 def balanced(joiner: str, parts: list[str]) -> str:

@@ -25,7 +25,7 @@ from cityhub.store.base import (
 )
 from cityhub.store.sqlite import erasures, functions, temporal_q
 from cityhub.store.sqlite.names import AttrNames
-from cityhub.store.sqlite.qsql import Compiler
+from cityhub.store.sqlite.qsql import Compiler, id_bound
 
 # deletedAt has no column of its own: it is read from the instance (julian days → epoch seconds).
 # epoch_of (store/sqlite/functions.py) reads the microseconds; julianday() kept milliseconds,
@@ -586,6 +586,7 @@ def _entities(
     nids = [names.lookup(conn, a) for a in query.attrs] if query.attrs else None
     parts += comp.selector(eq.ids, eq.id_pattern, eq.types, "tt.id", tenant)
     if eq.selectors:
+        parts += comp.selector_ids(eq, "tt.id")
         parts.append(comp.selectors(eq.selectors, "tt.id", tenant))
     if query.with_instances:
         parts.append(
@@ -612,12 +613,13 @@ def _entities(
         parts.append(comp.scope(eq.scope, "tt.scope"))
     install_geo(conn, comp)
     where = " AND ".join(parts)
-    source, order = "tentities tt", "tt.tpk"
+    # by id: looked up on UNIQUE (tenant, id), then sorted (qsql.id_bound)
+    source, order = "tentities tt", "+tt.tpk" if id_bound(eq) is not None else "tt.tpk"
     where_params = list(comp.params)
     if eq.order:
         # orderBy reads the current entity (id, type, times and attribute values)
         source = "tentities tt LEFT JOIN entities e ON e.tenant = tt.tenant AND e.id = tt.id"
-        order = comp.order_by(eq.order, "tt.tpk").replace("e.id", "tt.id")
+        order = comp.order_by(eq.order, order).replace("e.id", "tt.id")
     select = (
         "SELECT tt.tpk, tt.id, tt.types, tt.created_at, tt.modified_at, tt.scope "
         f"FROM {source} WHERE {where} ORDER BY {order}"
