@@ -139,3 +139,59 @@ async def test_receiver_info_cannot_set_http_framing(client: httpx.AsyncClient, 
         f"{BASE}/subscriptions", json=_subscription("http://127.0.0.1:9/n", **endpoint)
     )
     bad_request(resp)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["alpha\u200b", "al\u200dpha", "\ufeffalpha", "al\u00adpha", "alpha\ufe0f", "\u2060alpha"],
+    ids=["zero-width-space", "zero-width-joiner", "bom", "soft-hyphen", "variation", "word-joiner"],
+)
+async def test_an_invisible_character_is_refused_in_a_tenant_name(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    """It would print as `alpha` in logs, notifications and device records (probe 3)."""
+    await create(client, {"id": EID, "type": "Station"}, headers={"NGSILD-Tenant": "alpha"})
+    headers = {"NGSILD-Tenant": name.encode()}
+    resp = await client.get(f"{BASE}/entities/{EID}", headers=headers)  # type: ignore[arg-type]
+    assert "invisible character" in bad_request(resp)["detail"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\uff41\uff4c\uff50\uff48\uff41", "al\u00a0pha", "\ufb01re"],
+    ids=["full-width", "nbsp", "ligature"],
+)
+async def test_a_compatibility_form_is_refused_with_the_plain_spelling(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    """Refused, not folded: folding would give a tenant created under that spelling
+    another tenant's data (decision 042)."""
+    import unicodedata
+
+    resp = await client.get(
+        f"{BASE}/entities", params={"type": "T"}, headers={"NGSILD-Tenant": name.encode()}
+    )  # type: ignore[dict-item]
+    assert repr(unicodedata.normalize("NFKC", name)) in bad_request(resp)["detail"]
+
+
+async def test_a_look_alike_from_another_script_is_another_tenant(
+    client: httpx.AsyncClient,
+) -> None:
+    """Out of scope (decision 042): Cyrillic U+0430 is a letter, and many cities' names need it."""
+    await create(client, {"id": EID, "type": "Station"}, headers={"NGSILD-Tenant": "alpha"})
+    cyrillic = {"NGSILD-Tenant": "alph\u0430".encode()}
+    resp = await client.get(f"{BASE}/entities/{EID}", headers=cyrillic)  # type: ignore[arg-type]
+    assert resp.status_code == 404
+
+
+def test_the_command_line_refuses_an_invisible_tenant_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "s.csv"
+    csv.write_text("id\ns1\n")
+    argv = ["import", "csv", str(csv), "--type", "S", "--tenant", "alpha\u200b"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--db", str(tmp_path / "hub.db")])
+    assert exc.value.code == 2
+    assert "U+200B" in capsys.readouterr().err
+    assert not (tmp_path / "hub.db").exists()

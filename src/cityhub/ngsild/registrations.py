@@ -470,7 +470,7 @@ def registered_pattern(text: str) -> Pattern:
     try:
         return _registered(text)
     except PatternError:  # stored by a hub whose RE2 accepted it
-        return compile_regex(text)
+        return compile_regex(text, bounded=False)
 
 
 def _entity_matches(ent: Mapping[str, Any], query: RegistrationQuery) -> bool:

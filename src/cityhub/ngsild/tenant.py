@@ -10,14 +10,22 @@ import unicodedata
 from cityhub.ngsild.errors import BadRequestData
 
 MAX_TENANT = 100  # characters; every stored row and index entry of the tenant repeats its name
-# controls (C0, C1), line and paragraph separators, bidirectional overrides (a name that
-# reads as another); a comma is how HTTP joins repeated headers
-_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069,]")
+# controls (C0, C1), line and paragraph separators; a comma is how HTTP joins repeated headers
+_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029,]")
+# Invisible characters that are not format characters (Cf): Unicode's other
+# Default_Ignorable_Code_Points (combining grapheme joiner, Hangul fillers, variation selectors)
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0000-\U000e0fff]"
+)
 
 
 def check_tenant(name: str) -> str:
     """A tenant name in Unicode's composed form (NFC: the same Korean name typed on two
-    systems is one tenant), or a 400 that says what is wrong with it."""
+    systems is one tenant), or a 400 that says what is wrong with it. Refused too, since
+    the name would print as another tenant's in logs, notifications and device records:
+    invisible characters (bidi overrides, zero-width spaces and joiners: format characters,
+    and the other default-ignorable ones) and compatibility forms NFKC folds (full-width
+    letters, no-break spaces, ligatures), refused rather than folded (decision 042)."""
     name = unicodedata.normalize("NFC", name)
     if len(name) > MAX_TENANT:
         raise BadRequestData(
@@ -27,7 +35,25 @@ def check_tenant(name: str) -> str:
     if bad:
         what = "a comma (two tenants?)" if bad.group() == "," else "a control character"
         raise BadRequestData(f"the tenant name {name!r} holds {what}")
+    hidden = next((c for c in name if unicodedata.category(c) == "Cf"), None)
+    if hidden is None and (found := _IGNORABLE.search(name)):
+        hidden = found.group()
+    if hidden is not None:
+        raise BadRequestData(
+            f"the tenant name {name!r} holds U+{ord(hidden):04X} {_char_name(hidden)}, an "
+            "invisible character: it would read as another tenant's name"
+        )
+    folded = unicodedata.normalize("NFKC", name)
+    if folded != name:
+        raise BadRequestData(
+            f"the tenant name {name!r} holds compatibility characters (full-width forms, "
+            f"no-break spaces, ligatures): write it as {folded!r}"
+        )
     return name
+
+
+def _char_name(char: str) -> str:
+    return unicodedata.name(char, "(unnamed)")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -151,7 +151,9 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
     selectors = [
         Selector(
             id=sel.get("id"),
-            pattern=compile_regex(sel["idPattern"]) if sel.get("idPattern") else None,
+            pattern=(
+                compile_regex(sel["idPattern"], bounded=False) if sel.get("idPattern") else None
+            ),
             types=parse_types(sel["type"]),
         )
         for sel in doc.get("entities") or []

@@ -187,10 +187,11 @@ def _holds(node: Compare, target: Any) -> bool:
         return not any(_equals(q, t) for t in items)
     if op in ("~=", "!~="):
         assert isinstance(q, Value)
-        regex = compile_regex(str(q.value))
-        # a typed value ({"@type": "Date", "@value": "2024-03-01"}) is its string, as in _order
+        regex = compile_regex(str(q.value), bounded=False)  # checked when the q was parsed
+        # a typed value ({"@type": "Date", "@value": "2024-03-01"}) is its string, as in _order;
+        # a string too long for the pattern's program is not searched: neither op holds for it
         plain = (t["@value"] if isinstance(t, dict) and "@value" in t else t for t in items)
-        strings = [t for t in plain if isinstance(t, str)]
+        strings = [t for t in plain if isinstance(t, str) and regex.fits(t)]
         hit = any(regex.search(t) for t in strings)
         return hit if op == "~=" else bool(strings) and not hit
     assert isinstance(q, Value)

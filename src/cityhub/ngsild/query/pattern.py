@@ -1,40 +1,74 @@
 """Client regular expressions (idPattern, q's `~=`) on RE2, whose matching is linear in the
 input: with Python's backtracking `re`, one request with `(.*)*Z` stalls the hub for seconds
-per entity (docs/decisions/014)."""
+per entity (docs/decisions/014). Linear is not cheap: a search costs up to about 50 ns per
+program instruction per byte (`.{999}.{999}.{999}Z` on 1 MB: 50 s on the event loop), so
+a pattern's program and the work of one search are bounded too (decision 014, addendum)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 import re2
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a client's bad pattern is its error, not a line in the hub's log
+_OPTIONS.never_capture = True  # the hub asks only whether it matches; groups cost per thread
 
-
-class Pattern(Protocol):
-    """What the hub uses of a compiled pattern (re2's and re's alike)."""
-
-    pattern: str
-
-    def search(self, text: str) -> Any: ...
-
-    def fullmatch(self, text: str) -> Any: ...
+MAX_PROGRAM = 10_000  # RE2 instructions: a 200-id alternation takes ~6,000
+MAX_WORK = 2_000_000  # instructions times UTF-8 bytes of one search: about 0.1 s at worst
 
 
 class PatternError(ValueError):
     """A pattern RE2 refuses: bad syntax, or what POSIX lacks (back-references, look-around)."""
 
 
+class Pattern:
+    """A compiled client pattern whose searches are bounded in work: a string too long for
+    its program is not searched (`fits` says so) and matches nothing."""
+
+    __slots__ = ("_re", "pattern", "programsize")
+
+    def __init__(self, pattern: str, compiled: Any) -> None:
+        self.pattern = pattern
+        self.programsize: int = compiled.programsize
+        self._re = compiled
+
+    def fits(self, text: str) -> bool:
+        """Whether a search of text stays within MAX_WORK (RE2 steps over UTF-8 bytes)."""
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        return size * self.programsize <= MAX_WORK
+
+    def search(self, text: str) -> Any:
+        """The match anywhere in text, or None (also when text does not fit)."""
+        return self._re.search(text) if self.fits(text) else None
+
+    def fullmatch(self, text: str) -> Any:
+        """The match of the whole text, or None (also when text does not fit)."""
+        return self._re.fullmatch(text) if self.fits(text) else None
+
+
 @lru_cache(maxsize=512)
 def compile_pattern(pattern: str) -> Pattern:
-    """Compile a client pattern once."""
+    """Compile a pattern once, whatever its size (a stored one keeps working: its searches
+    are bounded all the same)."""
     try:
-        compiled: Pattern = re2.compile(pattern, options=_OPTIONS)
+        compiled = re2.compile(pattern, options=_OPTIONS)
     except (re2.error, UnicodeError, TypeError) as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
         raise PatternError(str(reason)) from None
+    return Pattern(pattern, compiled)
+
+
+def bounded_pattern(pattern: str) -> Pattern:
+    """A client's new pattern: compiled, and refused when its program is over MAX_PROGRAM."""
+    compiled = compile_pattern(pattern)
+    if compiled.programsize > MAX_PROGRAM:
+        raise PatternError(
+            f"it compiles to {compiled.programsize} RE2 instructions, more than the "
+            f"{MAX_PROGRAM} the hub takes (large counted repetitions such as .{{999}} cost "
+            "that many each)"
+        )
     return compiled

@@ -25,7 +25,7 @@ from cityhub.ngsild.query.ast import (
     ValueList,
     leaves,
 )
-from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
+from cityhub.ngsild.query.pattern import Pattern, PatternError, bounded_pattern, compile_pattern
 
 MAX_DEPTH = 32
 _OFFSET = r"(?P<off>[Zz]|[+-]\d{2}(?::?\d{2})?)"
@@ -113,10 +113,11 @@ _TEMPORAL: tuple[tuple[ValueKind, re.Pattern[str], Callable[[str], str | None]],
 )
 
 
-def compile_regex(pattern: str) -> Pattern:
-    """Compile a q or idPattern regular expression; a bad one is the client's error."""
+def compile_regex(pattern: str, *, bounded: bool = True) -> Pattern:
+    """Compile a q or idPattern regular expression; a bad one is the client's error. Without
+    `bounded`, for what the hub stored before MAX_PROGRAM: only its syntax is checked."""
     try:
-        return compile_pattern(pattern)
+        return bounded_pattern(pattern) if bounded else compile_pattern(pattern)
     except PatternError as exc:
         raise BadRequestData(f'invalid regular expression "{pattern}": {exc}') from None
 
@@ -131,11 +132,12 @@ _PLUS_HINT = (
 class _Parser:
     """Recursive descent over one q string; AND binds tighter than OR."""
 
-    def __init__(self, text: str, bare: Callable[[str], bool]) -> None:
+    def __init__(self, text: str, bare: Callable[[str], bool], bounded: bool) -> None:
         self.s = text
         self.i = 0
         self.depth = 0
         self.bare = bare  # the attributes whose == and != values may be bare terms
+        self.bounded = bounded  # patterns: a client's new q (True) or a stored one
 
     def fail(self, what: str) -> NoReturn:
         hint = _PLUS_HINT if _DECODED_PLUS.search(self.s) else ""
@@ -290,7 +292,7 @@ class _Parser:
             self.i = min(j, len(self.s))
         if not pattern:
             self.fail("empty regular expression")
-        compile_regex(pattern)
+        compile_regex(pattern, bounded=self.bounded)
         return Value("string", pattern)
 
     def value(self, allow_uri: bool, allow_term: bool = False) -> Value:
@@ -347,14 +349,17 @@ def _decode_json_string(raw: str) -> str:
     return text
 
 
-def parse_q(text: str, bare: Callable[[str], bool] = lambda attr: False) -> QNode:
+def parse_q(
+    text: str, bare: Callable[[str], bool] = lambda attr: False, *, bounded: bool = True
+) -> QNode:
     """Parse a q expression (already URL-decoded); BadRequestData when it is malformed.
 
     `bare(attr)`: whether `==`/`!=` on the attribute (as written) take a bare term as a string
-    value, as expandValues allows."""
+    value, as expandValues allows. `bounded`: refuse patterns over MAX_PROGRAM (a stored q,
+    read again, is taken as it was accepted)."""
     if not isinstance(text, str) or not text.strip():
         raise BadRequestData("invalid q: empty expression")
-    parser = _Parser(text, bare)
+    parser = _Parser(text, bare, bounded)
     node = parser.query()
     if parser.peek():
         parser.fail(f"unexpected {parser.peek()!r}")

@@ -74,11 +74,23 @@ def check_deadline() -> None:
 
 
 def regexp(pattern: str, value: Any) -> bool:
-    """SQL regexp(pattern, value): search semantics, False on non-strings."""
+    """SQL regexp(pattern, value): search semantics, False on non-strings and on strings too
+    long for the pattern's program (pattern.MAX_WORK)."""
     if not isinstance(value, str):
         return False
     try:
         return compile_pattern(pattern).search(value) is not None
+    except PatternError:
+        return False
+
+
+def pattern_fits(pattern: str, value: Any) -> bool:
+    """SQL pattern_fits(pattern, value): whether regexp searches value at all, so `!~=` holds
+    for the strings the evaluator searches, as `~=` does."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return compile_pattern(pattern).fits(value)
     except PatternError:
         return False
 
@@ -219,6 +231,7 @@ def types_union(stored: str, sent: str | None) -> str:
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, checked(regexp), deterministic=True)
+    conn.create_function("pattern_fits", 2, pattern_fits, deterministic=True)
     conn.create_function("scope_match", 2, checked(scope_match), deterministic=True)
     conn.create_function(
         "period_index",

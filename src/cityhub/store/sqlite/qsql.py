@@ -320,12 +320,14 @@ class Compiler:
         if op == "!~=":
             # "+a.txt": a.txt IS NOT NULL alone would let SQLite drive this from the partial
             # index attr_index_txt, every tenant's rows of the attribute for each candidate
+            text = str(value.value)
             head = self._rows(node.path.attr) + f" AND +a.txt IS NOT NULL AND {_NOT_REL} "
+            head += f"AND pattern_fits({self.p(text)}, a.txt) "  # as the evaluator: searched
             inner = (
                 "AND NOT EXISTS (SELECT 1 FROM attr_index b WHERE b.pk = a.pk AND b.nid = a.nid "
                 f"AND b.seq BETWEEN a.seq - (a.seq & {ELEMENT}) AND (a.seq | {ELEMENT}) "
             )
-            return head + inner + f"AND b.txt REGEXP {self.p(str(value.value))}))"
+            return head + inner + f"AND b.txt REGEXP {self.p(text)}))"
         column = _column(value)
         if column is not None and op in _RANGE_OPS and self._selective(node, column):
             self.narrowed = True
