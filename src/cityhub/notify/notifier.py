@@ -100,10 +100,8 @@ class Notifier:
         """Compile every stored subscription (those whose @context is not at hand wait)."""
         for tenant, doc in self.store.resource_every_tenant(KIND):
             self.names(KIND, tenant, doc["id"], doc)
-            if not self._install(tenant, doc, reindex=False):
+            if not self._install(tenant, doc):
                 self._unresolved.append((tenant, doc))
-        for tenant in self.subs:  # one index per tenant, not one per subscription
-            self._reindex(tenant)
         self.csource.load()
         self.contexts.settle()  # every name is known: what nothing names may go
 
@@ -125,7 +123,7 @@ class Notifier:
             entry.stored = True
         return link_for((base or self.base_url) + entry.url_path)
 
-    def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
+    def _install(self, tenant: str, doc: Doc) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""
         try:
             sub = compile_subscription(tenant, doc, self.contexts.compile_kept, self.link)
@@ -133,15 +131,13 @@ class Notifier:
             return False
         sub.carry_from(self.subs.setdefault(tenant, {}).get(sub.id))
         self.subs[tenant][sub.id] = sub
-        if reindex:
-            self._reindex(tenant)
+        index = self._on_change.setdefault(tenant, SubscriptionIndex())
+        if sub.periodic is None:  # filed in place of its earlier version: not a rebuild
+            index.add(sub)
+        else:
+            index.remove(sub.id)
         self._schedule(sub)
         return True
-
-    def _reindex(self, tenant: str) -> None:
-        self._on_change[tenant] = SubscriptionIndex(
-            [s for s in self.subs.get(tenant, {}).values() if s.periodic is None]
-        )
 
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted subscription (its queued items are dropped when reached)."""
@@ -149,7 +145,9 @@ class Notifier:
         self.dispatcher.discard(tenant, sid, last_seq(self.store))
         self.statuses.forget(tenant, sid)
         self.names(KIND, tenant, sid, None)
-        self._reindex(tenant)
+        index = self._on_change.get(tenant)
+        if index is not None:
+            index.remove(sid)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
             task.cancel()
@@ -183,6 +181,11 @@ class Notifier:
             for spec in subscription_contexts(doc)
         )
 
+    def change_index(self, tenant: str) -> SubscriptionIndex | None:
+        """The tenant's change-driven subscriptions, as matching looks them up (to weigh a
+        batch's matching work before it is written)."""
+        return self._on_change.get(tenant)
+
     def get(self, tenant: str, sid: str) -> Compiled | None:
         """A compiled subscription."""
         return self.subs.get(tenant, {}).get(sid)
@@ -210,11 +213,13 @@ class Notifier:
                 before = orjson.loads(change.before) if change.before else None
                 after = orjson.loads(change.after) if change.after else None
                 events = ChangeEvents(before, after, now)
+                # of an update, only the subscriptions watching a changed attribute (or all)
+                changed = events.changes if before is not None and after is not None else None
                 notified: list[tuple[Compiled, Shape]] = []
-                for sub in index.candidates(before, after):
+                for sub in index.candidates(before, after, changed=changed):
                     if not sub.live(wall):
                         continue
-                    if sub.cooling(clock):
+                    if sub.failed_at is not None and sub.cooling(clock):
                         self.cooldown_skipped += 1
                         continue
                     shape = events.shape(sub)
