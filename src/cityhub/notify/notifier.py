@@ -26,13 +26,12 @@ from cityhub.ngsild.context import (
     is_compound,
     link_for,
     named_local_ids,
-    names_local,
+    url_local_ids,
 )
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.notify_timeout import attempt_seconds
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
-from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
@@ -73,6 +72,9 @@ class Notifier:
         self.subs: dict[str, dict[str, Compiled]] = {}
         self._on_change: dict[str, SubscriptionIndex] = {}
         self._unresolved: list[tuple[str, Doc]] = []
+        # hub-served context local id -> the stored (csource) subscriptions naming it by URL
+        self._by_url: dict[str, set[tuple[str, str, str]]] = {}
+        self._urls_of: dict[tuple[str, str, str], set[str]] = {}
         self.shared = SharedChanges()  # changes several subscriptions share, parsed once
         self.dispatcher = Dispatcher(
             self._deliver,
@@ -109,7 +111,19 @@ class Notifier:
         """Tell the @context cache which hub-served contexts a stored (csource) subscription
         names (doc None: it is deleted), so none of them is evicted while it does."""
         specs = subscription_contexts(doc) if doc is not None else ()
-        self.contexts.name((kind, tenant, sid), named_local_ids(specs))
+        owner = (kind, tenant, sid)
+        self.contexts.name(owner, named_local_ids(specs))
+        urls, old = url_local_ids(specs), self._urls_of.pop(owner, set())
+        if urls:
+            self._urls_of[owner] = urls
+        for lid in urls - old:
+            self._by_url.setdefault(lid, set()).add(owner)
+        for lid in old - urls:
+            owners = self._by_url.get(lid)
+            if owners is not None:
+                owners.discard(owner)
+                if not owners:
+                    del self._by_url[lid]
 
     def link(self, spec: Any, base: str | None = None) -> str:
         """The Link header naming a subscription's @context; a hub-served one under base, the
@@ -173,13 +187,9 @@ class Notifier:
 
     def names_context(self, local_id: str) -> bool:
         """Whether a stored subscription or csourceSubscription of any tenant compiles with
-        the hub-served @context of this local id (deleting it must not break them)."""
-        return any(
-            names_local(spec, local_id)
-            for kind in (KIND, CSOURCE_KIND)
-            for _tenant, doc in self.store.resource_every_tenant(kind)
-            for spec in subscription_contexts(doc)
-        )
+        the hub-served @context of this local id by URL (deleting it must not break them):
+        from what names() recorded, not by reading every stored subscription on the loop."""
+        return local_id in self._by_url
 
     def change_index(self, tenant: str) -> SubscriptionIndex | None:
         """The tenant's change-driven subscriptions, as matching looks them up (to weigh a
