@@ -36,8 +36,10 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 
+from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.errors import NgsiLdError, storage_full
 from cityhub.ngsild.service import BatchOutcome, item_id
+from cityhub.notify.matching_cost import Weigh, weigher
 from cityhub.store.base import EntityQuery, StoreBusy, StoreFull
 
 log = logging.getLogger("cityhub.commit")
@@ -59,6 +61,12 @@ GATHER_TURNS = 4  # at most this many loop turns between a group's first job and
 SLICE = 1_000
 SLICE_ELEMENTS = 20_000
 SLICE_BYTES = 1024 * 1024
+# ... and at most SLICE_MATCHES (changed entity, candidate subscription) pairs, which matching
+# tests inside the transaction at some 3-5 µs each (a q test; a watchedAttributes one that
+# the index leaves out costs nothing): 10,000 subscriptions on one type made one 1,000-entity
+# slice hold the loop for 52 s. A slice's job counts its pairs as bytes in proportion
+# (SLICE_MATCHES of them as SLICE_BYTES), so a group holds no more matching either.
+SLICE_MATCHES = 50_000
 GROUP_BYTES = 256 * 1024  # jobs of one group: a large slice, or many small writes
 # While another process holds the write lock (`cityhub import --db`), a group is tried again
 # after BUSY_PAUSE seconds, doubling up to BUSY_PAUSE_MAX, for BUSY_WAIT seconds in all;
@@ -240,27 +248,53 @@ async def grouped_create(request: Request, tenant: str, doc: dict[str, Any]) -> 
     return created
 
 
-def _slices(items: list[Any]) -> Iterator[tuple[int, int, int]]:
-    """(start, end, bytes) of each slice: at most SLICE entities, SLICE_ELEMENTS elements and
-    SLICE_BYTES of JSON, the first entity of a slice whatever its size."""
-    start, size, elements = 0, 0, 0
+def job_size(size: int, matches: int) -> int:
+    """What a job counts as in a group: its bytes, or its matching pairs if they weigh more."""
+    return max(size, matches * SLICE_BYTES // SLICE_MATCHES)
+
+
+def _slices(items: list[Any], weigh: Weigh | None = None) -> Iterator[tuple[int, int, int]]:
+    """(start, end, size) of each slice: at most SLICE entities, SLICE_ELEMENTS elements,
+    SLICE_BYTES of JSON and, with weigh (an item's candidate subscriptions), SLICE_MATCHES
+    matching pairs; the first entity of a slice whatever its size. size: job_size's."""
+    start, size, elements, matches = 0, 0, 0, 0
     for i, item in enumerate(items):
         text = orjson.dumps(item)
         n, e = len(text), text.count(b",") + 1
+        m = weigh(item) if weigh is not None else 0
         if i > start and (
-            i - start >= SLICE or size + n > SLICE_BYTES or elements + e > SLICE_ELEMENTS
+            i - start >= SLICE
+            or size + n > SLICE_BYTES
+            or elements + e > SLICE_ELEMENTS
+            or matches + m > SLICE_MATCHES
         ):
-            yield start, i, size
-            start, size, elements = i, 0, 0
+            yield start, i, job_size(size, matches)
+            start, size, elements, matches = i, 0, 0, 0
         size += n
         elements += e
-    yield start, len(items), size
+        matches += m
+    yield start, len(items), job_size(size, matches)
+
+
+def batch_weigher(
+    request: Request, tenant: str, terms: TermMap | Callable[[Any], TermMap] | None
+) -> Weigh | None:
+    """How much subscription matching each item of a batch written to tenant costs (None:
+    no subscription to match)."""
+    notifier = getattr(request.app.state, "notifier", None)
+    return weigher(notifier.change_index(tenant) if notifier is not None else None, terms)
 
 
 async def grouped_slices(
-    request: Request, fn: Callable[..., BatchOutcome], tenant: str, items: Any, *args: Any
+    request: Request,
+    fn: Callable[..., BatchOutcome],
+    tenant: str,
+    items: Any,
+    *args: Any,
+    terms: TermMap | Callable[[Any], TermMap] | None = None,
 ) -> BatchOutcome:
-    """Run a batch operation a slice at a time (_slices), each slice its own group-commit job.
+    """Run a batch operation a slice at a time (_slices), each slice its own group-commit job;
+    terms: the items' term maps, which read their types to weigh their matching work.
 
     Writes run on the event loop, so one job for a whole batch held every other request for
     as long as it took: 2.75 s for 20,000 entities. Batch operations are per entity (one bad
@@ -272,7 +306,7 @@ async def grouped_slices(
         return await grouped(request, fn, tenant, items, *args)
     committer: GroupCommitter = request.app.state.committer
     out = BatchOutcome()
-    for start, end, size in _slices(items):
+    for start, end, size in _slices(items, batch_weigher(request, tenant, terms)):
         part_items = items if end - start == len(items) else items[start:end]
         try:
             part = await committer.run(partial(fn, tenant, part_items, *args), size=size)
@@ -310,12 +344,15 @@ async def purge_slices(
     """DELETE /entities: purge the selected ids SLICE at a time, as grouped_slices does, each
     slice only what still meets the query; a refused slice after earlier ones were stored
     says how many were purged."""
-    entities = request.app.state.entities
+    entities, committer = request.app.state.entities, request.app.state.committer
     done = 0
-    for start in range(0, len(ids), SLICE):
-        part = ids[start : start + SLICE]
+    for start, end, size in _slices(ids, batch_weigher(request, tenant, None)):
+        part = ids[start:end]
+        if start:  # the turns a group leaves others before the next slice
+            for _ in range(GATHER_TURNS):
+                await asyncio.sleep(0)
         try:
-            await grouped(request, entities.purge, tenant, part, drop, keep, query)
+            await committer.run(partial(entities.purge, tenant, part, drop, keep, query), size=size)
         except StoreFull as exc:
             if not start:
                 raise

@@ -438,7 +438,9 @@ async def batch_create(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media)
-    out = await grouped_slices(request, service(request).batch_create, ctx.tenant, body, tm_of)
+    out = await grouped_slices(
+        request, service(request).batch_create, ctx.tenant, body, tm_of, terms=tm_of
+    )
     return _batch_result(out, 201, out.success)
 
 
@@ -452,7 +454,7 @@ async def batch_upsert(request: Request) -> Response:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
     out = await grouped_slices(
-        request, service(request).batch_upsert, ctx.tenant, body, tm_of, mode
+        request, service(request).batch_upsert, ctx.tenant, body, tm_of, mode, terms=tm_of
     )
     if not out.errors and out.created:
         return plain_json(out.created, status=201)
@@ -471,6 +473,7 @@ async def batch_update(request: Request) -> Response:
         body,
         tm_of,
         "noOverwrite" in P.options(params),
+        terms=tm_of,
     )
     return _batch_result(out, 204)
 
@@ -480,7 +483,9 @@ async def batch_merge(request: Request) -> Response:
     params_of(request)  # refuses unknown parameters
     body, media = await read_body(request)
     ctx, tm_of = await batch_context(request, body, media, must_exist=True)
-    out = await grouped_slices(request, service(request).batch_merge, ctx.tenant, body, tm_of)
+    out = await grouped_slices(
+        request, service(request).batch_merge, ctx.tenant, body, tm_of, terms=tm_of
+    )
     return _batch_result(out, 204)
 
 

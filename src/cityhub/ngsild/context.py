@@ -301,12 +301,6 @@ def _local_id(url: str) -> str:
     return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or url
 
 
-def names_local(spec: Any, local_id: str) -> bool:
-    """Whether a @context value names the hub-served context of this local id (any host)."""
-    urls = [spec] if isinstance(spec, str) else spec if isinstance(spec, list) else []
-    return any(isinstance(u, str) and CONTEXTS_PATH in u and _local_id(u) == local_id for u in urls)
-
-
 def local_path(local_id: str) -> str:
     """The hub path a hosted or implicitly created @context is served at."""
     return CONTEXTS_PATH + local_id
@@ -1156,12 +1150,18 @@ def _included(document: Any, own: str) -> set[str]:
     return {_local_id(u) for u in _urls(spec) if CONTEXTS_PATH in u} - {own}
 
 
+def url_local_ids(specs: Iterable[Any]) -> set[str]:
+    """The local ids of the hub-served contexts some @context values name by URL (any host):
+    a URL, or the URLs of a list."""
+    return {_local_id(u) for spec in specs for u in _urls(spec) if CONTEXTS_PATH in u}
+
+
 def named_local_ids(specs: Iterable[Any]) -> set[str]:
     """The local ids of the hub-served contexts some @context values name (the URLs they
     hold, any host) or stand for (the ImplicitlyCreated copy of a compound one)."""
-    ids: set[str] = set()
+    specs = list(specs)
+    ids = url_local_ids(specs)
     for spec in specs:
-        ids.update(_local_id(u) for u in _urls(spec) if CONTEXTS_PATH in u)
         if is_compound(spec):
             ids.add(implicit_id(spec))
     return ids
@@ -1242,7 +1242,6 @@ __all__ = [
     "link_for",
     "local_path",
     "named_local_ids",
-    "names_local",
     "parse_link_header",
 ]
 

@@ -24,6 +24,7 @@ from cityhub.notify.subscription import Compiled
 Doc = dict[str, Any]
 Instance = dict[str, Any]
 Changes = dict[str, list[tuple[str, str]]]  # per attribute IRI: (kind, datasetId) of each instance
+_UNKNOWN = ""  # a trigger not yet worked out (None: none fires)
 # When one change fires several triggers, the notification names the first of these.
 PRIORITY = (
     "entityCreated",
@@ -189,13 +190,14 @@ class ChangeEvents:
     """One change and the events it gives: its attribute changes are worked out once for
     every subscription it concerns (and only if one selects the entity)."""
 
-    __slots__ = ("_changes", "after", "before", "now")
+    __slots__ = ("_changes", "_triggers", "after", "before", "now")
 
     def __init__(
         self, before: Doc | None, after: Doc | None, now: str, changes: Changes | None = None
     ) -> None:
         self.before, self.after, self.now = before, after, now
         self._changes = changes
+        self._triggers: dict[Any, str | None] = {}  # (watched, datasets, triggers) -> trigger
 
     @property
     def changes(self) -> Changes:
@@ -208,39 +210,50 @@ class ChangeEvents:
         return self._changes
 
     def shape(self, sub: Compiled) -> Shape | None:
-        """What sub's event of this change depends on, or None: it does not notify sub."""
+        """What sub's event of this change depends on, or None: it does not notify sub.
+
+        The trigger depends on the subscription only through its watchedAttributes, datasetId
+        and notificationTrigger, so it is worked out once per distinct three of them, and the
+        subscription's selection (entities, q, geoQ, scopeQ: the costly part) is tested only
+        when a trigger it asks for fired."""
+        key = (sub.watched, sub.datasets, sub.triggers)
+        trigger = self._triggers.get(key, _UNKNOWN)
+        if trigger is _UNKNOWN:
+            trigger = self._triggers[key] = self._trigger(*key)
+        if trigger is None:
+            return None
+        doc = self.after if self.after is not None else self.before
+        assert doc is not None
+        if not sub.selects(doc):
+            return None
+        return trigger, sub.show_changes, sub.watched
+
+    def _trigger(
+        self, watched: frozenset[str] | None, datasets: frozenset[str] | None, triggers: Any
+    ) -> str | None:
+        """The trigger this change fires for a subscription that selects the entity, among
+        those it asks for (triggers), or None."""
         before, after = self.before, self.after
         fired: set[str] = set()
-        watched = sub.watched
-        datasets = sub.datasets
         if after is None:
             assert before is not None
-            if not sub.selects(before):
-                return None
             fired.add("entityDeleted")
             names = before["attrs"].keys() if watched is None else watched & before["attrs"].keys()
             if (watched is None or names) and _with_datasets(before, names, datasets):
                 fired.add("attributeDeleted")
         elif before is None:
-            if not sub.selects(after):
-                return None
             fired.add("entityCreated")
             names = after["attrs"].keys() if watched is None else watched & after["attrs"].keys()
             if (watched is None or names) and _with_datasets(after, names, datasets):
                 fired.add("attributeCreated")
         else:
-            if not sub.selects(after):
-                return None
             changes = _of_datasets(_watched(self.changes, watched), datasets)
             for kinds in changes.values():
                 fired.update("attribute" + kind.capitalize() for kind, _ in kinds)
             other = before["type"] != after["type"] or before.get("scope") != after.get("scope")
             if changes or (other and watched is None):
                 fired.add("entityUpdated")
-        trigger = next((t for t in PRIORITY if t in fired and t in sub.triggers), None)
-        if trigger is None:
-            return None
-        return trigger, bool(sub.notification.get("showChanges")), watched
+        return next((t for t in PRIORITY if t in fired and t in triggers), None)
 
     def event(self, shape: Shape) -> Doc:
         """The notification event ({"trigger", "entity"}) of a subscription of this shape."""

@@ -26,13 +26,12 @@ from cityhub.ngsild.context import (
     is_compound,
     link_for,
     named_local_ids,
-    names_local,
+    url_local_ids,
 )
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.notify_timeout import attempt_seconds
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
-from cityhub.notify.csource import KIND as CSOURCE_KIND
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
@@ -73,6 +72,9 @@ class Notifier:
         self.subs: dict[str, dict[str, Compiled]] = {}
         self._on_change: dict[str, SubscriptionIndex] = {}
         self._unresolved: list[tuple[str, Doc]] = []
+        # hub-served context local id -> the stored (csource) subscriptions naming it by URL
+        self._by_url: dict[str, set[tuple[str, str, str]]] = {}
+        self._urls_of: dict[tuple[str, str, str], set[str]] = {}
         self.shared = SharedChanges()  # changes several subscriptions share, parsed once
         self.dispatcher = Dispatcher(
             self._deliver,
@@ -100,10 +102,8 @@ class Notifier:
         """Compile every stored subscription (those whose @context is not at hand wait)."""
         for tenant, doc in self.store.resource_every_tenant(KIND):
             self.names(KIND, tenant, doc["id"], doc)
-            if not self._install(tenant, doc, reindex=False):
+            if not self._install(tenant, doc):
                 self._unresolved.append((tenant, doc))
-        for tenant in self.subs:  # one index per tenant, not one per subscription
-            self._reindex(tenant)
         self.csource.load()
         self.contexts.settle()  # every name is known: what nothing names may go
 
@@ -111,7 +111,19 @@ class Notifier:
         """Tell the @context cache which hub-served contexts a stored (csource) subscription
         names (doc None: it is deleted), so none of them is evicted while it does."""
         specs = subscription_contexts(doc) if doc is not None else ()
-        self.contexts.name((kind, tenant, sid), named_local_ids(specs))
+        owner = (kind, tenant, sid)
+        self.contexts.name(owner, named_local_ids(specs))
+        urls, old = url_local_ids(specs), self._urls_of.pop(owner, set())
+        if urls:
+            self._urls_of[owner] = urls
+        for lid in urls - old:
+            self._by_url.setdefault(lid, set()).add(owner)
+        for lid in old - urls:
+            owners = self._by_url.get(lid)
+            if owners is not None:
+                owners.discard(owner)
+                if not owners:
+                    del self._by_url[lid]
 
     def link(self, spec: Any, base: str | None = None) -> str:
         """The Link header naming a subscription's @context; a hub-served one under base, the
@@ -125,7 +137,7 @@ class Notifier:
             entry.stored = True
         return link_for((base or self.base_url) + entry.url_path)
 
-    def _install(self, tenant: str, doc: Doc, *, reindex: bool = True) -> bool:
+    def _install(self, tenant: str, doc: Doc) -> bool:
         """Compile and register one subscription; False when its @context is not loaded."""
         try:
             sub = compile_subscription(tenant, doc, self.contexts.compile_kept, self.link)
@@ -133,15 +145,13 @@ class Notifier:
             return False
         sub.carry_from(self.subs.setdefault(tenant, {}).get(sub.id))
         self.subs[tenant][sub.id] = sub
-        if reindex:
-            self._reindex(tenant)
+        index = self._on_change.setdefault(tenant, SubscriptionIndex())
+        if sub.periodic is None:  # filed in place of its earlier version: not a rebuild
+            index.add(sub)
+        else:
+            index.remove(sub.id)
         self._schedule(sub)
         return True
-
-    def _reindex(self, tenant: str) -> None:
-        self._on_change[tenant] = SubscriptionIndex(
-            [s for s in self.subs.get(tenant, {}).values() if s.periodic is None]
-        )
 
     def remove(self, tenant: str, sid: str) -> None:
         """Forget a deleted subscription (its queued items are dropped when reached)."""
@@ -149,7 +159,9 @@ class Notifier:
         self.dispatcher.discard(tenant, sid, last_seq(self.store))
         self.statuses.forget(tenant, sid)
         self.names(KIND, tenant, sid, None)
-        self._reindex(tenant)
+        index = self._on_change.get(tenant)
+        if index is not None:
+            index.remove(sid)
         task = self._tasks.pop((tenant, sid), None)
         if task is not None:
             task.cancel()
@@ -175,13 +187,14 @@ class Notifier:
 
     def names_context(self, local_id: str) -> bool:
         """Whether a stored subscription or csourceSubscription of any tenant compiles with
-        the hub-served @context of this local id (deleting it must not break them)."""
-        return any(
-            names_local(spec, local_id)
-            for kind in (KIND, CSOURCE_KIND)
-            for _tenant, doc in self.store.resource_every_tenant(kind)
-            for spec in subscription_contexts(doc)
-        )
+        the hub-served @context of this local id by URL (deleting it must not break them):
+        from what names() recorded, not by reading every stored subscription on the loop."""
+        return local_id in self._by_url
+
+    def change_index(self, tenant: str) -> SubscriptionIndex | None:
+        """The tenant's change-driven subscriptions, as matching looks them up (to weigh a
+        batch's matching work before it is written)."""
+        return self._on_change.get(tenant)
 
     def get(self, tenant: str, sid: str) -> Compiled | None:
         """A compiled subscription."""
@@ -210,11 +223,13 @@ class Notifier:
                 before = orjson.loads(change.before) if change.before else None
                 after = orjson.loads(change.after) if change.after else None
                 events = ChangeEvents(before, after, now)
+                # of an update, only the subscriptions watching a changed attribute (or all)
+                changed = events.changes if before is not None and after is not None else None
                 notified: list[tuple[Compiled, Shape]] = []
-                for sub in index.candidates(before, after):
+                for sub in index.candidates(before, after, changed=changed):
                     if not sub.live(wall):
                         continue
-                    if sub.cooling(clock):
+                    if sub.failed_at is not None and sub.cooling(clock):
                         self.cooldown_skipped += 1
                         continue
                     shape = events.shape(sub)

@@ -28,6 +28,12 @@ class Selector:
     id: str | None
     pattern: Pattern | None
     types: ast.TypeNode
+    # the one type name when the selection is just that (most are): tested without the walk
+    name: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.types, ast.TypeName):
+            object.__setattr__(self, "name", self.types.name)
 
     def matches(self, doc: Doc) -> bool:
         """Whether an entity is selected."""
@@ -35,6 +41,9 @@ class Selector:
             return False
         if self.pattern is not None and not self.pattern.fullmatch(doc["id"]):
             return False
+        name, types = self.name, doc.get("type")
+        if name is not None and isinstance(types, list):
+            return name in types
         return matches_types(self.types, doc)
 
 
@@ -60,6 +69,8 @@ class Compiled:
     status: dict[str, Any] = field(default_factory=dict)  # delivery status (notification.*)
     last_sent: float | None = None  # when the last notification was queued (throttling)
     failed_at: float | None = None  # when a notification last failed (monotonic; cooldown)
+    cooldown: float | None = None  # endpoint.cooldown in seconds, read once
+    show_changes: bool = False  # notification.showChanges, read once
 
     @property
     def id(self) -> str:
@@ -86,10 +97,8 @@ class Compiled:
     def cooling(self, clock: float) -> bool:
         """Whether endpoint.cooldown (ms) holds notifications back at clock (monotonic): it
         has not passed since the last failure, so nothing is sent (5.2.15)."""
-        cooldown = self.notification["endpoint"].get("cooldown")
-        return bool(
-            cooldown and self.failed_at is not None and clock - self.failed_at < cooldown / 1000
-        )
+        failed, cooldown = self.failed_at, self.cooldown
+        return failed is not None and cooldown is not None and clock - failed < cooldown
 
     @property
     def notification(self) -> dict[str, Any]:
@@ -121,7 +130,11 @@ class Compiled:
 
     def selects(self, doc: Doc) -> bool:
         """Whether an entity is one this subscription is about (entities, q, geoQ, scopeQ)."""
-        if self.selectors and not any(s.matches(doc) for s in self.selectors):
+        selectors = self.selectors
+        if len(selectors) == 1:  # the usual case, without a generator
+            if not selectors[0].matches(doc):
+                return False
+        elif selectors and not any(s.matches(doc) for s in selectors):
             return False
         if self.q is not None and not matches_q(self.q, doc):
             return False
@@ -163,6 +176,8 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
     if doc.get("q"):  # written as in a query string, so it may be percent-encoded
         q = ast.expand_q(S.stored_q(doc["q"]), tm_of(S.query_context(doc)).expand)
     scope = parse_scope(doc["scopeQ"]) if doc.get("scopeQ") else None
+    notification = doc["notification"]
+    cooldown = notification["endpoint"].get("cooldown")
     return Compiled(
         tenant=tenant,
         doc=doc,
@@ -179,4 +194,6 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
         paused=doc.get("isActive") is False,
         expires=parse_ts(doc["expiresAt"]).timestamp() if doc.get("expiresAt") else None,
         status=dict(doc.get("_notif") or {}),
+        cooldown=cooldown / 1000 if cooldown else None,
+        show_changes=bool(notification.get("showChanges")),
     )

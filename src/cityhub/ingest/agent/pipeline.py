@@ -34,6 +34,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import BatchOutcome
+from cityhub.notify.matching_cost import weigher
 from cityhub.store.base import StoreFull
 from cityhub.throttled_log import ThrottledLog
 
@@ -224,7 +225,9 @@ class Ingestor:
             for p in batch:
                 fail(p, Rejected(CONTEXT_UNAVAILABLE, exc.detail))
             return refused
-        for n, (part, size) in enumerate(message_slices(batch)):
+        notifier = getattr(self.state, "notifier", None)
+        weigh = weigher(notifier.change_index(tenant), tm) if notifier is not None else None
+        for n, (part, size) in enumerate(message_slices(batch, weigh)):
             if n:  # the turns a group leaves others before the next slice
                 for _ in range(GATHER_TURNS):
                     await asyncio.sleep(0)

@@ -53,6 +53,8 @@ _CONTENT = {
 _RELATIONSHIPS = frozenset({"Relationship", "ListRelationship"})
 _NORMALISERS = {"datetime": norm_datetime, "date": norm_date, "time": norm_time}
 
+# the signs of (target - value) each relational operator holds for
+_WANTED = {">": (1,), ">=": (0, 1), "<": (-1,), "<=": (-1, 0)}
 Target = tuple[Any, bool]  # (target value, whether it comes from a Relationship)
 
 
@@ -195,9 +197,8 @@ def _holds(node: Compare, target: Any) -> bool:
         hit = any(regex.search(t) for t in strings)
         return hit if op == "~=" else bool(strings) and not hit
     assert isinstance(q, Value)
-    signs = [_order(q, t) for t in items]
-    wanted = {">": (1,), ">=": (0, 1), "<": (-1,), "<=": (-1, 0)}[op]
-    return any(s in wanted for s in signs if s is not None)
+    wanted = _WANTED[op]
+    return any(_order(q, t) in wanted for t in items)
 
 
 def matches_q(node: QNode, doc: Mapping[str, Any]) -> bool:
