@@ -175,3 +175,80 @@ async def test_off_by_default_and_runs_in_the_background(tmp_path: Path) -> None
         while app.state.pruner.deleted == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert app.state.pruner.deleted == 1
+
+
+def series(db: str) -> dict[str, list[str]]:
+    """The datasetIds history_datasets holds per temporal entity id ('?' for rows whose
+    temporal entity is gone)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(t.id, '?'), d.dataset_id FROM history_datasets d "
+            "LEFT JOIN tentities t ON t.tpk = d.tpk ORDER BY 1, 2"
+        ).fetchall()
+    out: dict[str, list[str]] = {}
+    for eid, ds in rows:
+        out.setdefault(eid, []).append(ds)
+    return out
+
+
+def readings(*datasets: str | None) -> list[dict[str, Any]]:
+    return [
+        {"type": "Property", "value": i, "observedAt": f"2026-01-0{i + 1}T00:00:00Z"}
+        | ({"datasetId": ds} if ds else {})
+        for i, ds in enumerate(datasets)
+    ]
+
+
+async def test_a_pruned_temporal_entity_takes_its_series_along(
+    hub: tuple[httpx.AsyncClient, Starlette],
+) -> None:
+    """Retention dropped a temporal entity but kept its datasetIds; the next temporal entity,
+    given the same internal id, inherited them as series it never had (probe 1, finding 3)."""
+    client, app = hub
+    old = {"id": "urn:ngsi-ld:M:old", "type": "M", "v": readings("urn:d:1", "urn:d:2")}
+    assert (await client.post(f"{BASE}/temporal/entities", json=old)).status_code == 201
+    db = app.state.store.path
+    assert series(db) == {"urn:ngsi-ld:M:old": ["urn:d:1", "urn:d:2"]}
+    (old_tpk,) = sqlite3.connect(db).execute("SELECT tpk FROM tentities").fetchone()
+    age(app, 40)
+    assert await app.state.pruner.prune() == 2
+    assert series(db) == {}
+
+    new = {"id": "urn:ngsi-ld:M:new", "type": "M", "v": readings(None, None)}
+    assert (await client.post(f"{BASE}/temporal/entities", json=new)).status_code == 201
+    (new_tpk,) = sqlite3.connect(db).execute("SELECT tpk FROM tentities").fetchone()
+    assert new_tpk == old_tpk  # the case that inherited the old series
+    assert series(db) == {}  # no datasetId: no series of its own, none inherited
+    r = await client.post(
+        f"{BASE}/temporal/entities/{new['id']}/attrs", json={"v": readings(None, None, "urn:d:3")}
+    )
+    assert r.status_code == 204, r.text
+    assert series(db) == {"urn:ngsi-ld:M:new": ["@none", "urn:d:3"]}
+
+
+async def test_the_upgrade_to_13_drops_the_series_of_pruned_temporal_entities(
+    tmp_path: Path,
+) -> None:
+    """A database a retention run left with orphan series loses them when opened."""
+    db = tmp_path / "old.db"
+    app = create_app(Settings(db=str(db)))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        for eid, ds in (("urn:ngsi-ld:M:a", "urn:d:1"), ("urn:ngsi-ld:M:b", "urn:d:2")):
+            body = {"id": eid, "type": "M", "v": readings(ds)}
+            assert (await client.post(f"{BASE}/temporal/entities", json=body)).status_code == 201
+    app.state.store.close()
+    with sqlite3.connect(db) as conn:  # as retention left it before: the row, not its series
+        conn.execute(
+            "DELETE FROM history WHERE tpk IN (SELECT tpk FROM tentities WHERE id = ?)",
+            ("urn:ngsi-ld:M:a",),
+        )
+        conn.execute("DELETE FROM tentities WHERE id = 'urn:ngsi-ld:M:a'")
+        conn.execute("UPDATE meta SET value = '12' WHERE key = 'schema_version'")
+    assert series(str(db)) == {"?": ["urn:d:1"], "urn:ngsi-ld:M:b": ["urn:d:2"]}
+    create_app(Settings(db=str(db))).state.store.close()
+    assert series(str(db)) == {"urn:ngsi-ld:M:b": ["urn:d:2"]}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "13",
+        )

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from cityhub.api import app as app_module
+from cityhub.api import health as health_module
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite import SqliteStore, backend
@@ -197,6 +201,107 @@ async def test_health_is_degraded_while_writes_are_refused_for_a_full_disk(
     with full_disk(store):
         refused(await client.post(f"{BASE}/entities", json=note(3)))
     assert (await client.get("/health")).json()["status"] == "degraded"
-    monkeypatch.setattr(app_module, "FULL_SHOWN", 0.0)
+    monkeypatch.setattr(health_module, "FULL_SHOWN", 0.0)
     assert (await client.get("/health")).json()["status"] == "ok"
     store.close()
+
+
+async def status_until(client: httpx.AsyncClient, want: str) -> dict[str, Any]:
+    """/health once its status is `want` (the checkpointer acts on its own thread), or as it
+    is after 20 s."""
+    deadline = time.monotonic() + 20
+    while True:
+        health: dict[str, Any] = (await client.get("/health")).json()
+        if health["status"] == want or time.monotonic() > deadline:
+            return health
+        await asyncio.sleep(0.01)
+
+
+async def test_health_is_degraded_while_checkpoints_keep_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk /health said "ok" a minute after the last refused write, and at once
+    after a restart, while every checkpoint failed and the WAL only grew (probe 1, finding 2)."""
+    monkeypatch.setattr(backend, "CHECKPOINT_EVERY", 0.01)
+    monkeypatch.setattr(health_module, "SPACE_FLOOR", 0)
+    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    store = app.state.store
+    failing = threading.Event()
+    failing.set()
+    real = store.checkpoint
+
+    def checkpoint(conn: sqlite3.Connection) -> tuple[int, float]:
+        if failing.is_set():
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(conn)
+
+    monkeypatch.setattr(store, "checkpoint", checkpoint)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        health = await status_until(client, "degraded")
+        assert health["status"] == "degraded", health
+        reason = health["reason"]
+        assert "WAL only grows" in reason and "(database or disk is full)" in reason, reason
+        assert "free space on the database's disk" in reason, reason
+        # a write that still fits changes nothing: the checkpoints still fail
+        assert (await client.post(f"{BASE}/entities", json=note(1))).status_code == 201
+        assert (await client.get("/health")).json()["reason"] == reason
+        failing.clear()
+        assert (await status_until(client, "ok"))["status"] == "ok"
+    store.close()
+
+
+async def test_health_is_degraded_while_little_space_is_left(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes that still fit on an almost full disk kept /health "ok" until the first one
+    was refused."""
+    assert (await client.get("/health")).json()["status"] == "ok"
+    free = (await client.get("/health")).json()["storage"]["diskFreeBytes"]
+    monkeypatch.setattr(health_module, "SPACE_FLOOR", free * 2)
+    health = (await client.get("/health")).json()
+    assert health["status"] == "degraded" and "MiB are free" in health["reason"], health
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 12 MiB tmpfs (root only; skipped elsewhere)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+async def test_a_restart_on_a_full_disk_is_degraded(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probe 1's run on a real full disk: the WAL cannot be copied back after a restart, and
+    /health says so though no write was refused yet."""
+    monkeypatch.setattr(health_module, "SPACE_FLOOR", 0)  # the checkpoints are what is shown
+    db = str(small_disk / "hub.db")
+    app = create_app(Settings(db=db))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        for b in range(200):
+            batch = [note(b * 100 + i) for i in range(100)]
+            resp = await client.post(f"{BASE}/entityOperations/upsert", json=batch)
+            if resp.status_code == 503:
+                break
+        assert resp.status_code == 503, "the disk filled up"
+    app.state.store.close()
+    monkeypatch.setattr(backend, "CHECKPOINT_EVERY", 0.01)
+    app = create_app(Settings(db=db))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        health = await status_until(client, "degraded")
+        assert health["status"] == "degraded", health
+        assert "WAL only grows" in health["reason"], health
+        assert health["storage"]["diskFreeBytes"] == 0
+    app.state.store.close()

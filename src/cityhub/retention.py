@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from cityhub.ngsild.timeutil import now_iso
-from cityhub.store.base import Store, StoreBusy, StoreFull
+from cityhub.store.base import Store, StoreBusy, StoreFull, StoreLost
 
 log = logging.getLogger("cityhub.retention")
 STEP = 2000  # instances looked at per transaction: a few milliseconds of the writer
@@ -77,7 +77,8 @@ class HistoryPruner:
         while True:
             try:
                 await self.prune()
-            except (StoreFull, StoreBusy) as exc:  # no WAL space, or an importer: next round
+            # no WAL space, an importer, or a deleted database file: next round
+            except (StoreFull, StoreBusy, StoreLost) as exc:
                 log.warning("history retention postponed: %s", exc)
             except Exception:  # never let one bad round end retention for good
                 log.exception("history retention failed; retried in %g s", self.every)

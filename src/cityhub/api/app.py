@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,13 +13,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cityhub import __version__
 from cityhub.api import contexts as C
 from cityhub.api import discovery as D
 from cityhub.api import entities as E
 from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
 from cityhub.api.commit import GroupCommitter
+from cityhub.api.health import DAMAGED, health
 from cityhub.api.http import BASE, plain_json
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import reader_pool
@@ -41,13 +39,12 @@ from cityhub.ngsild.errors import (
 )
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
-from cityhub.ngsild.timeutil import format_ts
 from cityhub.notify.delivery import Policy
 from cityhub.notify.notifier import Notifier
 from cityhub.notify.senders import HttpSender
 from cityhub.retention import HistoryPruner
 from cityhub.settings import Settings
-from cityhub.store.base import ClientGone, QueryTimeout, StoreBusy, StoreFull
+from cityhub.store.base import ClientGone, QueryTimeout, StoreBusy, StoreFull, StoreLost
 from cityhub.store.sqlite import SqliteStore
 from cityhub.throttled_log import ThrottledLog
 
@@ -149,45 +146,6 @@ async def missing_id(request: Request) -> Response:
     raise BadRequestData("the path lacks an entity id or attribute name")
 
 
-async def health(request: Request) -> Response:
-    """Liveness (the store answers a read), the space it uses and has left, the
-    notification backlog and history retention: what an operator watches."""
-    store = request.app.state.store
-    store.tenants()
-    notifier = request.app.state.notifier
-    dispatcher = notifier.dispatcher
-    notifications = {
-        "queued": dispatcher.pending(),
-        "held": dispatcher.held_count(),  # for paused subscriptions, until they resume
-        **dispatcher.counters.report(),
-        "renderFailed": notifier.render_failed,  # also in givenUp and each one's lastFailure
-        "cooldownSkipped": notifier.cooldown_skipped,  # due within an endpoint's cooldown
-    }
-    seen = request.app.state.damaged  # a damaged page answers only when it is read
-    refused = store.write_refused()
-    status = {"status": "ok"}
-    if seen:
-        status = {"status": "degraded", "reason": DAMAGED.format(seen)}
-    elif refused is not None and time.time() - refused < FULL_SHOWN:
-        status = {
-            "status": "degraded",
-            "reason": FULL.format(format_ts(datetime.fromtimestamp(refused, UTC))),
-        }
-    mqtt, down = request.app.state.iot.health()
-    if down and status["status"] == "ok":
-        status = {"status": "degraded", "reason": down}
-    body = {
-        **status,
-        "version": __version__,
-        "storage": store.storage(),
-        "notifications": notifications,
-        "history": {**request.app.state.pruner.report(), **request.app.state.eraser.report()},
-    }
-    if mqtt is not None:  # only a hub with MQTT configured has it
-        body["mqtt"] = mqtt
-    return plain_json(body)
-
-
 async def ngsild_error(request: Request, exc: Exception) -> Response:
     """Every NGSI-LD error becomes a ProblemDetails body."""
     assert isinstance(exc, NgsiLdError)
@@ -243,6 +201,17 @@ async def store_busy(request: Request, exc: Exception) -> Response:
     return plain_json(err.problem(), status=503, headers={"Retry-After": "1"})
 
 
+async def store_lost(request: Request, exc: Exception) -> Response:
+    """The database file was deleted or replaced while the hub ran: 503, nothing stored or
+    read; /health and the log tell the operator what happened and what to do."""
+    request.app.state.lost_log.error(
+        "refused %s %s: %s", request.method, request.url.path, request.app.state.store.lost()
+    )
+    err = NgsiLdError(str(exc))
+    err.status = 503
+    return plain_json(err.problem(), status=503)
+
+
 async def query_timeout(request: Request, exc: Exception) -> Response:
     """A read stopped at CITYHUB_QUERY_TIMEOUT: 503, saying how to narrow it; or one that
     waited all of it for a reader thread: 503 with Retry-After, since it did no work."""
@@ -260,19 +229,6 @@ async def query_timeout(request: Request, exc: Exception) -> Response:
     )
     err.status = 503
     return plain_json(err.problem(), status=503)
-
-
-# /health says "degraded" this long after a write refused for a full disk, unless a write
-# commits first: long enough for a monitor polling every half minute to see it
-FULL_SHOWN = 60.0
-FULL = (
-    "writes are refused for lack of disk space (the last at {}); free space on the "
-    "database's disk: writes resume without a restart"
-)
-DAMAGED = (
-    "the hub's database file is damaged ({}); stop the hub and restore a backup "
-    "(`cityhub restore`, from a copy taken with `cityhub backup`)"
-)
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
@@ -371,6 +327,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             NgsiLdError: ngsild_error,
             StoreFull: store_full,
             StoreBusy: store_busy,
+            StoreLost: store_lost,
             QueryTimeout: query_timeout,
             store.driver_error: database_error,
             HTTPException: http_error,
@@ -391,6 +348,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.readers = reader_pool(settings.query_threads)
     app.state.full_log = ThrottledLog(log)
     app.state.busy_log = ThrottledLog(log)  # writes refused while another process writes
+    app.state.lost_log = ThrottledLog(log)  # requests refused: the database file is gone
     app.state.damaged = ""  # what the store said when a request first found its file damaged
     app.state.damaged_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)

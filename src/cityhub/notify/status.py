@@ -10,7 +10,7 @@ from typing import Any
 
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.subscription import Compiled
-from cityhub.store.base import StoreBusy, StoreFull
+from cityhub.store.base import StoreBusy, StoreFull, StoreLost
 from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.notify")
@@ -88,7 +88,8 @@ class StatusBook:
                     self.store.resource_update(
                         self.kind, sub.tenant, sub.id, _with_status(sub.status)
                     )
-        except (StoreFull, StoreBusy) as exc:  # advisory; the next delivery writes it again
+        # advisory; the next delivery writes it again
+        except (StoreFull, StoreBusy, StoreLost) as exc:
             self._full_log.warning("could not store the delivery status: %s", exc)
         except Exception:
             log.exception("could not store the delivery status of %d subscriptions", len(subs))

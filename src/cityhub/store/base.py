@@ -34,6 +34,18 @@ class StoreBusy(StoreError):
     nothing of the write was stored, and it may be tried again shortly."""
 
 
+class StoreLost(StoreError):
+    """The database file was deleted or replaced while the store had it open: what it would
+    write goes into a file no one can open again, so it writes and reads nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the hub's database file was deleted or replaced while the hub ran: it stores and "
+            "reads nothing until its operator restarts it (see /health); nothing of this "
+            "request was stored"
+        )
+
+
 class QueryTimeout(StoreError):
     """A read ran past the store's time limit and was stopped; it changed nothing. The limit
     counts from when the read was queued: `waited` seconds of it went waiting for a reader
@@ -279,6 +291,8 @@ class Store(Protocol):
     def get_json(self, tenant: str, eid: str) -> str | None: ...
     def storage(self) -> dict[str, int]: ...
     def write_refused(self) -> float | None: ...
+    def lost(self) -> str | None: ...
+    def checkpoint_failed(self) -> tuple[float, str] | None: ...
     def prune_history(
         self, before: float, after: int = 0, limit: int = 2000
     ) -> tuple[int, int | None]: ...

@@ -33,12 +33,14 @@ from cityhub.store.base import (
     OutboxItem,
     StoreError,
     StoreFull,
+    StoreLost,
     TemporalQuery,
 )
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.busy import begin_immediate
-from cityhub.store.sqlite.files import refuse_foreign
+from cityhub.store.sqlite.file_watch import FileWatch
+from cityhub.store.sqlite.files import read_write, refuse_foreign
 from cityhub.store.sqlite.index import attr_rows, geo_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
@@ -87,7 +89,9 @@ class SqliteStore:
         self._savepoints = True  # inside group(): each write() in its own savepoint
         self.names = AttrNames()
         refuse_foreign(self.path)
-        self._writer = self._connect()
+        self._writer = self._connect(self.path)  # the one connection that may create the file
+        self._watch = FileWatch(self.path)
+        self._uri = read_write(Path(self.path))  # every other connection: never an empty one
         self._writer.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
         self._check_schema()
         self._writer.executescript(DDL)
@@ -109,22 +113,32 @@ class SqliteStore:
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._stop = threading.Event()
         self._checkpoint_log = ThrottledLog(log)
+        # (epoch seconds of the first, the last error) while checkpoints fail (/health)
+        self._checkpoint_failed: tuple[float, str] | None = None
+        # opened here: the file may be gone by the time the thread runs
+        conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
         self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="cityhub-checkpoint", daemon=True
+            target=self._checkpoint_loop, args=(conn,), name="cityhub-checkpoint", daemon=True
         )
         self._checkpointer.start()
 
-    def _checkpoint_loop(self) -> None:
-        """Copy the WAL back into the database every CHECKPOINT_EVERY seconds."""
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL back into the database every CHECKPOINT_EVERY seconds; first look
+        whether the file is still the one opened (file_watch.py)."""
         conn.execute("PRAGMA busy_timeout=5000")
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
+                if self._watch.look():
+                    self._watch.save(self._writer, self._write_lock)
                 try:
                     self.checkpoint(conn)
                 except sqlite3.Error as exc:  # retried at the next tick
                     # a full disk fails every tick: one line per 10 s, not two a second
                     self._checkpoint_log.warning("checkpoint failed: %s", exc)
+                    first = self._checkpoint_failed
+                    self._checkpoint_failed = (first[0] if first else time.time(), str(exc))
+                else:
+                    self._checkpoint_failed = None
         finally:
             conn.close()
 
@@ -224,17 +238,34 @@ class SqliteStore:
                 "the database was left as it was"
             ) from exc
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+    def _connect(self, path: str | None = None) -> sqlite3.Connection:
+        """A connection to the path (which it creates), or by default to the file, which must
+        exist: a reader that opened a deleted database's path created an empty one there."""
+        conn = (
+            sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
+            if path is None
+            else sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        )
         for pragma in PRAGMAS:
             conn.execute(pragma)
         functions.register(conn)
         return conn
 
     def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection; StoreLost once the file is deleted or replaced."""
+        if self._watch.lost_at is not None:
+            raise StoreLost()
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            try:
+                conn = self._connect()
+            except sqlite3.OperationalError:
+                if self._watch.look():  # before the checkpointer noticed
+                    raise StoreLost() from None
+                raise
+            if self._watch.look():  # it opened the file put in the old one's place
+                conn.close()
+                raise StoreLost()
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             self._all_readers.append(conn)
@@ -275,6 +306,7 @@ class SqliteStore:
         self._stop.set()
         self._checkpointer.join(timeout=5)
         self._counter.shutdown(wait=True)
+        self._watch.save(self._writer, self._write_lock, now=True)  # a last try, if not saved
         with contextlib.suppress(sqlite3.Error):
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for conn in self._all_readers:
@@ -288,6 +320,7 @@ class SqliteStore:
     def write(self, tenant: str) -> Iterator[SqliteWriteTx]:
         """A write transaction (BEGIN IMMEDIATE), or a savepoint inside group(); rolled back
         if the block raises. The block's changes reach the sink before it commits."""
+        self._refuse_lost()
         with self._write_lock:
             conn = self._writer
             sink = self.sink
@@ -314,11 +347,18 @@ class SqliteStore:
             self._refused_at = None
             self._handover(items)
 
+    def _refuse_lost(self) -> None:
+        """StoreLost once the file was deleted or replaced: a write would go into a file no
+        one can open again."""
+        if self._watch.lost_at is not None:
+            raise StoreLost()
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE on the writer, committed when the block ends; rolled back if the
         block or the COMMIT raises, and the attribute-name ids it assigned forgotten."""
         conn = self._writer
+        self._refuse_lost()  # again under the lock: the copy of what it held is taken under it
         begin_immediate(conn)  # StoreBusy while another process writes
         try:
             yield conn
@@ -339,6 +379,7 @@ class SqliteStore:
         """The writer for a write outside write() (a resource, a stored @context): part of
         the open group, else its own transaction; a full disk is StoreFull either way, like
         an entity write, and never leaves a transaction open."""
+        self._refuse_lost()
         with self._write_lock:
             if self._in_group:
                 with _typed_full:
@@ -385,6 +426,7 @@ class SqliteStore:
         With savepoints=False a write() that raises keeps what it wrote before the error: the
         caller must isolate its jobs with savepoint() or roll the whole group back.
         """
+        self._refuse_lost()  # before the lock: a copy of a lost file may be holding it
         with self._write_lock:
             self._in_group = True
             self._savepoints = savepoints
@@ -432,11 +474,24 @@ class SqliteStore:
         """Bytes of the database file, of its WAL, and free on its disk (for /health)."""
         db = Path(self.path)
         wal = Path(self.path + "-wal")
+        folder = db.resolve().parent
+        while not folder.exists() and folder != folder.parent:  # a deleted folder
+            folder = folder.parent
         return {
             "databaseBytes": db.stat().st_size if db.exists() else 0,
             "walBytes": wal.stat().st_size if wal.exists() else 0,
-            "diskFreeBytes": shutil.disk_usage(db.resolve().parent).free,
+            "diskFreeBytes": shutil.disk_usage(folder).free,
         }
+
+    def lost(self) -> str | None:
+        """What became of a database file deleted or replaced while the hub ran, and what to
+        do (for /health); None while it is the one opened."""
+        return self._watch.reason()
+
+    def checkpoint_failed(self) -> tuple[float, str] | None:
+        """(epoch seconds of the first, the last error) while checkpoints keep failing, as on
+        a full disk: the WAL then only grows (for /health)."""
+        return self._checkpoint_failed
 
     def write_refused(self) -> float | None:
         """When (epoch seconds) a write was last refused for a full disk, if no entity write
@@ -449,6 +504,7 @@ class SqliteStore:
     ) -> tuple[int, int | None]:
         """One short step of history retention in its own transaction (temporal.prune);
         nothing while a group commit is open, so it never joins a request's transaction."""
+        self._refuse_lost()
         with self._write_lock:
             if self._in_group:
                 return 0, None

@@ -20,6 +20,23 @@ def read_only(path: Path) -> str:
     return f"{path.resolve().as_uri()}?mode=ro"
 
 
+def read_write(path: Path) -> str:
+    """A read-write SQLite URI for exactly this file, which must exist: opening it never
+    creates an empty database where the hub's was deleted."""
+    return f"{path.resolve().as_uri()}?mode=rw"
+
+
+def free_name(db: Path, suffix: str) -> Path:
+    """db's name with suffix, numbered when taken: two restores in one second each keep
+    the database they replaced."""
+    kept = db.with_name(db.name + suffix)
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = db.with_name(f"{db.name}{suffix}-{n}")
+    return kept
+
+
 def refuse_foreign(path: str | Path) -> None:
     """StoreError for another application's SQLite database, read before anything is written
     to it: serve and import added cityhub's tables to it (and switched it to WAL)."""

@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, outbox, typestats
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -225,6 +225,9 @@ DROP TABLE temp.lang_pks;
     # 11 -> 12: attributeCount counts attribute instances (one per datasetId), not the
     # entities holding the attribute (Table 5.2.28-1).
     11: typestats.INSTANCES,
+    # 12 -> 13: history retention dropped temporal entities but kept their history_datasets
+    # rows, which a new temporal entity given the same tpk inherited as series of its own.
+    12: "DELETE FROM history_datasets WHERE tpk NOT IN (SELECT tpk FROM tentities);",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.

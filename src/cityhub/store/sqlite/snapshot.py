@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.store.base import StoreError
-from cityhub.store.sqlite.files import file_trouble, read_only, refuse_foreign, unopenable
+from cityhub.store.sqlite.files import (
+    file_trouble,
+    free_name,
+    read_only,
+    refuse_foreign,
+    unopenable,
+)
 from cityhub.store.sqlite.schema import SCHEMA_VERSION, opens
 
 
@@ -175,7 +181,7 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
         _copy(source, part, progress)
         if db.exists():
             _fold(db)
-            kept = _free_name(db, f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+            kept = free_name(db, f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
             _keep(db, kept)
         part.replace(db)
     except BaseException as exc:  # a full or read-only disk, Ctrl-C: the database stays as it was
@@ -262,17 +268,6 @@ def _copy(source: Path, dest: Path, progress: Progress | None, pages: int = 1024
         src.close()
     with dest.open("rb") as written:
         os.fsync(written.fileno())
-
-
-def _free_name(db: Path, suffix: str) -> Path:
-    """db's name with suffix, numbered when taken: two restores in one second each keep
-    the database they replaced."""
-    kept = db.with_name(db.name + suffix)
-    n = 1
-    while kept.exists():
-        n += 1
-        kept = db.with_name(f"{db.name}{suffix}-{n}")
-    return kept
 
 
 def _check_backup(source: Path) -> int:

@@ -351,7 +351,8 @@ def prune(
     """One step of history retention: delete the instances after row `after`, in the order
     they were last written (row ids follow it: update_instance moves a rewritten row to the
     end), up to the first one written at `before` or later, `limit` at most; then drop the
-    temporal entities this left empty whose entity is gone. Returns how many were deleted and
+    temporal entities this left empty whose entity is gone, with their datasetIds. Returns how many were
+    deleted and
     where to go on (None: done)."""
     rows = conn.execute(
         "SELECT hid, t_modified FROM history WHERE hid > ? ORDER BY hid LIMIT ?", (after, limit)
@@ -365,15 +366,20 @@ def prune(
     tpks = conn.execute(
         "DELETE FROM history WHERE hid > ? AND hid <= ? RETURNING tpk", (after, last)
     ).fetchall()
-    conn.execute(
+    gone = conn.execute(
         "DELETE FROM tentities WHERE tpk IN (SELECT value FROM json_each(?)) "
         "AND NOT EXISTS (SELECT 1 FROM history h WHERE h.tpk = tentities.tpk) "
         # one being erased keeps its tpk until its erasure ends (erasures.py)
         "AND NOT EXISTS (SELECT 1 FROM history_erasures x WHERE x.tpk = tentities.tpk) "
         "AND NOT EXISTS (SELECT 1 FROM entities e "
-        "WHERE e.tenant = tentities.tenant AND e.id = tentities.id)",
+        "WHERE e.tenant = tentities.tenant AND e.id = tentities.id) RETURNING tpk",
         (orjson.dumps(sorted({t for (t,) in tpks})).decode(),),
-    )
+    ).fetchall()
+    if gone:  # their series go with them: a new temporal entity may get the same tpk
+        conn.execute(
+            "DELETE FROM history_datasets WHERE tpk IN (SELECT value FROM json_each(?))",
+            (orjson.dumps([t for (t,) in gone]).decode(),),
+        )
     return old, last if old == limit else None
 
 

@@ -1,0 +1,96 @@
+"""/health: liveness, the space the database uses and has left, the notification backlog,
+history retention, and whether the hub needs its operator (`status`, with a `reason`)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityhub import __version__
+from cityhub.api.http import plain_json
+from cityhub.ngsild.timeutil import format_ts
+
+# /health says "degraded" this long after a write refused for a full disk, unless a write
+# commits first: long enough for a monitor polling every half minute to see it
+FULL_SHOWN = 60.0
+# and while less than this is free on the database's disk: a burst of writes fills that
+# before a checkpoint (the WAL may keep 64 MiB, PRAGMA journal_size_limit)
+SPACE_FLOOR = 64 * 2**20
+FULL = (
+    "writes are refused for lack of disk space (the last at {}); free space on the "
+    "database's disk: writes resume without a restart"
+)
+DAMAGED = (
+    "the hub's database file is damaged ({}); stop the hub and restore a backup "
+    "(`cityhub restore`, from a copy taken with `cityhub backup`)"
+)
+CHECKPOINTS = (
+    "copying the WAL back into the database has failed since {} ({}), so the WAL only grows; {}"
+)
+LOW_SPACE = (
+    "only {:.1f} MiB are free on the database's disk (less than {} MiB): writes will soon be "
+    "refused; free space on it"
+)
+
+
+async def health(request: Request) -> Response:
+    """Liveness (the store answers a read), the space it uses and has left, the
+    notification backlog and history retention: what an operator watches."""
+    state = request.app.state
+    store = state.store
+    lost = store.lost()
+    if lost is None:
+        store.tenants()
+    dispatcher = state.notifier.dispatcher
+    notifications = {
+        "queued": dispatcher.pending(),
+        "held": dispatcher.held_count(),  # for paused subscriptions, until they resume
+        **dispatcher.counters.report(),
+        "renderFailed": state.notifier.render_failed,  # also in givenUp and each lastFailure
+        "cooldownSkipped": state.notifier.cooldown_skipped,  # due within an endpoint's cooldown
+    }
+    storage = store.storage()
+    mqtt, down = state.iot.health()
+    reason = lost or _trouble(store, storage, state.damaged) or down
+    status: dict[str, Any] = (
+        {"status": "degraded", "reason": reason} if reason else {"status": "ok"}
+    )
+    body = {
+        **status,
+        "version": __version__,
+        "storage": storage,
+        "notifications": notifications,
+        "history": {**state.pruner.report(), **state.eraser.report()},
+    }
+    if mqtt is not None:  # only a hub with MQTT configured has it
+        body["mqtt"] = mqtt
+    return plain_json(body)
+
+
+def _trouble(store: Any, storage: dict[str, int], damaged: str) -> str:
+    """What is wrong with the database, worst first ('' when nothing is): a damaged file (a
+    request found it: its pages are read only when asked for), a write refused for lack of
+    space within FULL_SHOWN, checkpoints that keep failing, little free space."""
+    if damaged:
+        return DAMAGED.format(damaged)
+    refused = store.write_refused()
+    if refused is not None and time.time() - refused < FULL_SHOWN:
+        return FULL.format(_when(refused))
+    failing = store.checkpoint_failed()
+    if failing is not None:
+        since, error = failing
+        full = "full" in error
+        advice = "free space on the database's disk" if full else "see the hub log"
+        return CHECKPOINTS.format(_when(since), error, advice)
+    free = storage["diskFreeBytes"]
+    if free < SPACE_FLOOR:
+        return LOW_SPACE.format(free / 2**20, SPACE_FLOOR // 2**20)
+    return ""
+
+
+def _when(seconds: float) -> str:
+    return format_ts(datetime.fromtimestamp(seconds, UTC))
