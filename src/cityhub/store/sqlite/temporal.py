@@ -351,9 +351,8 @@ def prune(
     """One step of history retention: delete the instances after row `after`, in the order
     they were last written (row ids follow it: update_instance moves a rewritten row to the
     end), up to the first one written at `before` or later, `limit` at most; then drop the
-    temporal entities this left empty whose entity is gone, with their datasetIds. Returns how many were
-    deleted and
-    where to go on (None: done)."""
+    temporal entities this left empty whose entity is gone, with their datasetIds. Returns how
+    many were deleted and where to go on (None: done)."""
     rows = conn.execute(
         "SELECT hid, t_modified FROM history WHERE hid > ? ORDER BY hid LIMIT ?", (after, limit)
     ).fetchall()
