@@ -1,4 +1,4 @@
-"""Connections that never finish a request head are closed after HEAD_TIMEOUT (408 when part
+"""Connections that never finish a request head are closed after a window (408 when part
 of one came), and past the bound on open connections a new one is answered 503 at once: idle
 and half-sent connections held for ever took every file descriptor of the hub."""
 
@@ -23,10 +23,9 @@ GET = f"GET {BASE}/entities?type=T HTTP/1.1\r\nHost: hub\r\n\r\n".encode()
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
-    """The hub with HEAD_TIMEOUT 0.5 s."""
-    monkeypatch.setattr(protocol, "HEAD_TIMEOUT", 0.5)
-    with hub(tmp_path, protocol.BoundedHttpTools) as address:
+def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """The hub with a window of 0.5 s for a request head."""
+    with hub(tmp_path, protocol.BoundedHttpTools.capped(protocol.MAX_CONNECTIONS, 0.5)) as address:
         yield address
 
 
@@ -110,7 +109,7 @@ def test_an_idle_kept_alive_connection_is_closed(served: tuple[str, int]) -> Non
 
 def test_a_slow_answer_is_not_cut(served: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     """The head clock waits while a request is being answered (a query on a reader thread
-    that takes longer than HEAD_TIMEOUT), and the connection serves the next one."""
+    that takes longer than the window), and the connection serves the next one."""
     query = EntityService.query
 
     def slow(self: EntityService, *args: Any) -> Any:

@@ -317,7 +317,9 @@ def serve(settings: object) -> int:
         log_level=settings.log_level,
         access_log=False,
         http=BoundedHttpTools.capped(
-            open_files_for(settings.max_connections, settings.notify_connections)
+            open_files_for(settings.max_connections, settings.notify_connections),
+            settings.client_timeout,
+            settings.client_min_rate,
         ),
         # uvicorn waits for every open request without it (one stalled client held a SIGTERM
         # for minutes); it takes a float, though typed int

@@ -127,7 +127,27 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Most client connections `serve` holds open at once (at most 1000000); a "
         "connection past them is answered 503 and closed, so the descriptors the database, "
-        "notifications and @context downloads need stay free.",
+        "notifications and @context downloads need stay free, unless some wait on slow "
+        "clients: those are closed to make room.",
+    )
+    client_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds (at most 3600) a client has to send a request head, and over which "
+        "`serve` averages the rate of a request body and of the reading of an answer "
+        "(CITYHUB_CLIENT_MIN_RATE).",
+    )
+    client_min_rate: float = Field(
+        1024.0,
+        ge=0,
+        le=1024**3,
+        allow_inf_nan=False,
+        description="Bytes per second a request body must arrive at, and an unread answer drain "
+        "at, averaged over CITYHUB_CLIENT_TIMEOUT, else `serve` closes the connection (408 for a "
+        "body); 0: only no progress at all. 1024 lets a 64 MiB upload take 18 hours, and makes "
+        "a client holding every connection send at least a MiB/s at the default bound.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info",
