@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.subscriptions import TRIGGERS as SUBSCRIPTION_TRIGGERS
 from cityhub.notify.events import ChangeEvents
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.subscription import Compiled, compile_subscription
@@ -22,14 +23,7 @@ TYPES = ["A", "B", "C"]
 DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"  # where q's terms expand
 ATTRS = [DEFAULT + a for a in ("p", "q", "r")]
 IDS = [f"urn:ngsi-ld:{t}:{n}" for t in TYPES for n in (1, 2)]
-TRIGGERS = [
-    "entityCreated",
-    "entityUpdated",
-    "entityDeleted",
-    "attributeCreated",
-    "attributeUpdated",
-    "attributeDeleted",
-]
+TRIGGERS = list(SUBSCRIPTION_TRIGGERS)
 
 
 def _selector(rng: random.Random) -> dict[str, Any]:

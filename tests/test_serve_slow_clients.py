@@ -28,6 +28,18 @@ HEAD = (
 )
 
 
+def health_answers_within(url: str, seconds: float, pause: float) -> None:
+    """Poll /health until it answers 200, which it must within `seconds`."""
+    statuses: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        statuses.append(httpx.get(url + "/health", timeout=5).status_code)
+        if statuses[-1] == 200:
+            return
+        time.sleep(pause)
+    raise AssertionError(f"/health never answered 200 in {seconds} s: {statuses}")
+
+
 def address(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("http://").split(":")
     return host, int(port)
@@ -109,14 +121,7 @@ def test_health_answers_while_slow_clients_hold_every_connection(tmp_path: Path)
         for sock in heads:
             sock.sendall(f"GET {BASE}/entities?type=T HTTP/1.1\r\nHost: hub\r\n".encode())
         with trickling(bodies):
-            statuses = []
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                statuses.append(httpx.get(url + "/health", timeout=5).status_code)
-                if statuses[-1] == 200:
-                    break
-                time.sleep(0.3)
-            assert statuses[-1] == 200, statuses
+            health_answers_within(url, 20, 0.3)
             answers = [until_closed(sock) for sock in bodies + heads]
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
@@ -143,14 +148,7 @@ def test_an_answer_nobody_reads_does_not_hold_its_connection(tmp_path: Path) -> 
         sock.sendall(f"GET {BASE}/entities?type=Big&limit=100 HTTP/1.1\r\nHost: h\r\n\r\n".encode())
         time.sleep(1)
         assert httpx.get(url + "/health", timeout=5).status_code == 503  # it holds the one
-        statuses = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            statuses.append(httpx.get(url + "/health", timeout=5).status_code)
-            if statuses[-1] == 200:
-                break
-            time.sleep(0.5)
-        assert statuses[-1] == 200, statuses
+        health_answers_within(url, 30, 0.5)
         got = len(until_closed(sock))
         sock.close()
     assert got < 24_000_000, got  # it was dropped, not sent whole
