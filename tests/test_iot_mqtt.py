@@ -27,7 +27,15 @@ import iot_support
 from cityhub.api.app import create_app
 from cityhub.cli import main
 from cityhub.ingest.agent.acks import Acks
-from cityhub.ingest.agent.mqtt import Connection, bounded_queue
+from cityhub.ingest.agent.mqtt import (
+    TOPIC,
+    BrokerUrl,
+    Connection,
+    Session,
+    bounded_queue,
+    subscribe_forever,
+)
+from cityhub.ingest.agent.session import KeptFilters, held_filters, stored_client_id
 from cityhub.settings import Settings
 from conftest import BASE, free_port, get_entity
 from iot_support import IOT, MOSQUITTO, provision, require_mosquitto, stats, wait_for, wait_stats
@@ -522,3 +530,114 @@ async def test_a_clean_stop_acknowledges_what_it_stored(db_path: Path) -> None:
         body = await stats(client)
         assert body["received"] == 0, body
         assert (await get_entity(client, EID))["temperature"]["value"] == 1.9
+
+
+async def test_a_changed_group_drops_the_old_subscription(db_path: Path) -> None:
+    """The broker session a hub resumes still holds the subscription of the group it had;
+    started with another group, the hub unsubscribes that one, so each message is stored
+    once (it came through both, stored twice, for as long as the session lived)."""
+    require_mosquitto()
+    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+
+    def hub(group: str) -> Starlette:
+        return create_app(
+            Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=60)
+        )
+
+    async with running(hub(f"test-{uuid.uuid4().hex[:8]}")) as client:
+        body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
+        key = (await provision(client, body))["apikey"]
+        await connected(client)
+    app = hub(f"test-{uuid.uuid4().hex[:8]}")
+    async with running(app) as client:
+        await connected(client)
+        async with aiomqtt.Client(*MOSQUITTO) as device:
+            for n in range(20):
+                await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+            await device.publish(f"cityhub/{key}/q1/attrs", "t|99", qos=1)  # the last one
+        await wait_for(lambda: _last_stored(client), "the last message")
+        await asyncio.sleep(0.3)  # what a second copy needs to arrive after the first
+        body = await stats(client)
+        assert (body["received"], body["stored"]) == (21, 21)
+        resp = await client.get(f"{BASE}/temporal/entities/{EID}", params={"lastN": 100})
+        assert len(resp.json()["temperature"]) == 21
+
+
+async def _last_stored(client: httpx.AsyncClient) -> bool:
+    resp = await client.get(f"{BASE}/entities/{EID}")
+    return resp.status_code == 200 and resp.json()["temperature"]["value"] == 9.9
+
+
+@pytest.mark.filterwarnings("ignore:The 'acl' option is deprecated")  # amqtt 0.12.1 has no other
+async def test_a_refused_subscription_is_not_healthy(db_path: Path) -> None:
+    """A broker that refuses the subscription (SUBACK 0x80 here: an ACL; 0x87 or 0x9E on
+    MQTT 5) leaves the hub connected but receiving nothing: /health says degraded with the
+    refusal, and the agent keeps trying."""
+    from amqtt.broker import Broker
+
+    port = free_port()
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": {
+                    "acl": {"anonymous": ["other/#"]}
+                },
+            },
+        }
+    )
+    await broker.start()
+    app = create_app(Settings(db=str(db_path), mqtt=f"mqtt://127.0.0.1:{port}"))
+    state = app.state.iot.connection
+    task = asyncio.create_task(
+        subscribe_forever(
+            BrokerUrl("127.0.0.1", port),
+            TOPIC,
+            lambda *_: None,
+            lambda: False,
+            _no_wait,
+            state,
+            queue_max=10,
+            session=Session("cityhub-refused"),
+        )
+    )
+    try:
+
+        async def refused() -> bool:
+            return "refused the subscription" in state.last_error
+
+        await wait_for(refused, "the refusal")
+        section, reason = app.state.iot.health()
+        assert section is not None and section["connected"] is False
+        assert "refused the subscription to cityhub/+/+/attrs" in section["lastError"]
+        assert "refused" in reason
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.shutdown()
+
+
+async def _no_wait() -> None:
+    return None
+
+
+async def test_the_filters_a_session_holds_are_recorded(db_path: Path) -> None:
+    """Which filters a hub drops after subscribing: those recorded for its client id, or,
+    from a database that recorded none, the plain and the default group's filters."""
+    app = create_app(Settings(db=str(db_path)))
+    async with running(app):
+        store = app.state.store
+        kept = KeptFilters(store, app.state.committer, "cityhub-c1")
+        shared = f"$share/g1/{TOPIC}"
+        assert await kept.stale(shared) == [TOPIC, f"$share/cityhub/{TOPIC}"]
+        await kept.settled(shared)
+        assert await kept.stale(TOPIC) == [shared]
+        assert held_filters(store, "cityhub-c1") == [shared, TOPIC]  # until the drop is done
+        await kept.settled(TOPIC)
+        assert await kept.stale(TOPIC) == []
+        assert held_filters(store, "cityhub-other") is None
+        client_id = stored_client_id(store)  # a record with filters only gains an id
+        assert client_id.startswith("cityhub-") and stored_client_id(store) == client_id
+        assert held_filters(store, "cityhub-c1") == [TOPIC]

@@ -18,7 +18,7 @@ from cityhub.ingest.agent.pipeline import Ingestor
 from cityhub.ingest.agent.provisioning import Provisioning
 from cityhub.ingest.agent.reasons import BAD_REQUEST, Rejected
 from cityhub.ingest.agent.registry import Registry
-from cityhub.ingest.agent.session import stored_client_id
+from cityhub.ingest.agent.session import KeptFilters, stored_client_id
 from cityhub.ingest.agent.stats import Stats
 
 log = logging.getLogger("cityhub.iot")
@@ -64,6 +64,7 @@ class IotAgent:
             return
         from cityhub.ingest.agent.mqtt import subscribe_forever
 
+        kept = None
         try:
             if mode == "embedded":
                 from cityhub.ingest.agent.broker import client_host, start_broker
@@ -78,6 +79,7 @@ class IotAgent:
                 group = self.settings.mqtt_group
                 topic = f"$share/{group}/{TOPIC}" if group else TOPIC
                 session = Session(await self._client_id(), self.settings.mqtt_session_expiry)
+                kept = KeptFilters(self.state.store, self.state.committer, session.client_id)
                 self.connection.mode = "external"
         except Exception as exc:
             self.connection.last_error = f"{type(exc).__name__}: {exc}"
@@ -95,6 +97,7 @@ class IotAgent:
                 self.connection,
                 queue_max=20 * self.settings.ingest_batch_max,
                 session=session,
+                kept=kept,
             )
         )
 

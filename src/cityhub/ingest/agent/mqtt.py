@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from cityhub.ingest.agent.acks import Ack, Acks
@@ -164,6 +164,33 @@ class Connection:
 OnMessage = Callable[[str, bytes, Ack | None], None]
 
 
+class Kept(Protocol):
+    """The filters a kept session holds from before (session.KeptFilters)."""
+
+    async def stale(self, topic: str) -> list[str]: ...
+
+    async def settled(self, topic: str) -> None: ...
+
+
+class SubscriptionRefused(Exception):
+    """The broker answered the SUBSCRIBE with a failure reason code: connected, but nothing
+    will arrive, so /health must not say ok."""
+
+
+def refusal(topic: str, granted: Any) -> SubscriptionRefused | None:
+    """The SUBACK's refusal, if it is one (reason codes of 0x80 and up; MQTT 3.1.1 has 0x80
+    alone, MQTT 5 names the reason, e.g. not authorized or shared subscriptions not
+    supported)."""
+    for code in granted:
+        value = int(getattr(code, "value", code))
+        if value >= 0x80:
+            name = str(code) if hasattr(code, "value") else "failure"
+            return SubscriptionRefused(
+                f"the broker refused the subscription to {topic} ({name}, 0x{value:02X})"
+            )
+    return None
+
+
 def deliver(received: Received, on_message: OnMessage) -> None:
     """Hand one received MQTT message to the agent with its PUBACK to send once it is stored
     (retained ones are old state a broker replays on subscribe, not news: acknowledged now)."""
@@ -189,6 +216,7 @@ async def subscribe_forever(
     state: Connection,
     queue_max: int,
     session: Session,
+    kept: Kept | None = None,
 ) -> None:
     """Receive messages until cancelled; every failure is logged and retried with backoff.
 
@@ -219,7 +247,15 @@ async def subscribe_forever(
                 paho.manual_ack_set(True)
                 acks.send = partial(paho.ack, qos=1)
             async with client:
-                await client.subscribe(topic, qos=1)
+                stale = await kept.stale(topic) if kept is not None else []
+                refused = refusal(topic, await client.subscribe(topic, qos=1))
+                if refused is not None:
+                    raise refused
+                if stale:  # after the subscribe: a message in between comes twice, not never
+                    await client.unsubscribe(stale)
+                    log.info("IoT agent unsubscribed from %s (an earlier setting)", ", ".join(stale))
+                if kept is not None:
+                    await kept.settled(topic)
                 state.connected, state.last_error = True, ""
                 state.connects += 1
                 delay = BACKOFF_MIN
@@ -231,6 +267,9 @@ async def subscribe_forever(
                     await state.reading.wait()
         except asyncio.CancelledError:
             raise
+        except SubscriptionRefused as exc:
+            state.last_error = str(exc)
+            log.warning("MQTT broker %s: %s; trying again in %.1f s", url, exc, delay)
         except aiomqtt.MqttError as exc:
             state.last_error = str(exc)
             log.warning("MQTT broker %s: %s; reconnecting in %.1f s", url, exc, delay)
