@@ -184,6 +184,6 @@ def test_a_batch_of_a_thousand_typical_city_entities_is_one_slice() -> None:
         "refDevice": {"type": "Relationship", "object": "urn:ngsi-ld:Device:d1"},
     }
     batch = [{"id": f"urn:ngsi-ld:AirQualityObserved:{n}", **sensor} for n in range(1_000)]
-    assert [s[:2] for s in commit._slices(batch)] == [(0, 1_000)]
+    assert [s[:2] for s in commit.entity_slices(batch)] == [(0, 1_000)]
     wide = {f"w{i}": {"type": "Property", "value": i} for i in range(200)}
-    assert len(list(commit._slices([{**e, **wide} for e in batch]))) >= 10
+    assert len(list(commit.entity_slices([{**e, **wide} for e in batch]))) >= 10

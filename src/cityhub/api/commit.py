@@ -253,7 +253,7 @@ def job_size(size: int, matches: int) -> int:
     return max(size, matches * SLICE_BYTES // SLICE_MATCHES)
 
 
-def _slices(items: list[Any], weigh: Weigh | None = None) -> Iterator[tuple[int, int, int]]:
+def entity_slices(items: list[Any], weigh: Weigh | None = None) -> Iterator[tuple[int, int, int]]:
     """(start, end, size) of each slice: at most SLICE entities, SLICE_ELEMENTS elements,
     SLICE_BYTES of JSON and, with weigh (an item's candidate subscriptions), SLICE_MATCHES
     matching pairs; the first entity of a slice whatever its size. size: job_size's."""
@@ -293,8 +293,8 @@ async def grouped_slices(
     *args: Any,
     terms: TermMap | Callable[[Any], TermMap] | None = None,
 ) -> BatchOutcome:
-    """Run a batch operation a slice at a time (_slices), each slice its own group-commit job;
-    terms: the items' term maps, which read their types to weigh their matching work.
+    """Run a batch operation a slice at a time (entity_slices), each slice its own group-commit
+    job; terms: the items' term maps, which read their types to weigh their matching work.
 
     Writes run on the event loop, so one job for a whole batch held every other request for
     as long as it took: 2.75 s for 20,000 entities. Batch operations are per entity (one bad
@@ -306,7 +306,7 @@ async def grouped_slices(
         return await grouped(request, fn, tenant, items, *args)
     committer: GroupCommitter = request.app.state.committer
     out = BatchOutcome()
-    for start, end, size in _slices(items, batch_weigher(request, tenant, terms)):
+    for start, end, size in entity_slices(items, batch_weigher(request, tenant, terms)):
         part_items = items if end - start == len(items) else items[start:end]
         try:
             part = await committer.run(partial(fn, tenant, part_items, *args), size=size)
@@ -346,7 +346,7 @@ async def purge_slices(
     says how many were purged."""
     entities, committer = request.app.state.entities, request.app.state.committer
     done = 0
-    for start, end, size in _slices(ids, batch_weigher(request, tenant, None)):
+    for start, end, size in entity_slices(ids, batch_weigher(request, tenant, None)):
         part = ids[start:end]
         if start:  # the turns a group leaves others before the next slice
             for _ in range(GATHER_TURNS):

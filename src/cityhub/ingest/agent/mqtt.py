@@ -253,7 +253,9 @@ async def subscribe_forever(
                     raise refused
                 if stale:  # after the subscribe: a message in between comes twice, not never
                     await client.unsubscribe(stale)
-                    log.info("IoT agent unsubscribed from %s (an earlier setting)", ", ".join(stale))
+                    log.info(
+                        "IoT agent unsubscribed from %s (an earlier setting)", ", ".join(stale)
+                    )
                 if kept is not None:
                     await kept.settled(topic)
                 state.connected, state.last_error = True, ""

@@ -1,8 +1,9 @@
 """Provisioning use-cases: create, read, change and delete data sources and devices.
 
 Each change is checked in full first (shape, source, mapping against NGSI-LD, @context), then
-written as one job of the app's group committer: the record, and the device's entity with
-its static attributes. The in-memory registry follows only after the write committed.
+written through the app's group committer: the record, and the entities whose static
+attributes, id, type or @context changed, in slices of the batch API's bounds with the record
+in the last. The in-memory registry follows only after the write committed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from cityhub.api.commit import GATHER_TURNS, entity_slices
 from cityhub.ingest.agent import records
 from cityhub.ingest.agent.mapping import check_effective, sample_attributes
 from cityhub.ingest.agent.registry import DEVICE, SOURCE, Registry, Target
@@ -24,9 +26,11 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
     ResourceNotFound,
 )
+from cityhub.notify.matching_cost import weigher
 
 Doc = dict[str, Any]
 SAMPLE_ID = "urn:ngsi-ld:Sample:1"
+CHECK_TURN = 100  # devices of a changed source checked between two turns of the event loop
 _Change = TypeVar("_Change", bound=Callable[..., Awaitable[Any]])
 
 
@@ -88,29 +92,33 @@ class Provisioning:
 
     @_one_at_a_time
     async def update_source(self, tenant: str, sid: str, body: Any) -> Doc:
-        """Change a source; its devices follow (new key, mapping, @context, static attributes)."""
+        """Change a source; its devices follow (new key, mapping, @context, static attributes),
+        and the entities of those whose static attributes, id, type or @context changed are
+        written again."""
         doc = records.changed_source(self._source(tenant, sid), body)
         await self._check_source(doc)
         targets: dict[str, Target] = {}
         entities: list[tuple[Doc, TermMap]] = []
-        for dev in self.registry.dependants(tenant, sid):
+        for n, dev in enumerate(self.registry.dependants(tenant, sid)):
+            if n and not n % CHECK_TURN:  # 5,000 devices checked in one go held the loop
+                await asyncio.sleep(0)
             try:
                 target = self.registry.resolve(tenant, dev, source=doc)
-                entities.append(await self._entity(target))
+                entity = await self._changed_entity(tenant, target)
             except BadRequestData as exc:
                 raise BadRequestData(f"device {dev['id']!r} of this source: {exc.detail}") from exc
             if self.registry.clash(tenant, target):
                 raise Conflict(f"device {dev['id']!r} would share its id and key with another")
             targets[dev["id"]] = target
+            if entity is not None:
+                entities.append(entity)
         store = self.state.store
 
-        def job() -> None:
-            for entity, tm in entities:
-                self._upsert(tenant, entity, tm)
+        def record() -> None:
             if store.resource_update(SOURCE, tenant, sid, lambda _old: doc) is None:
                 raise ResourceNotFound(f"no source {sid!r} in this tenant")
 
-        await self.state.committer.run(job)
+        await self._write(tenant, entities, record)
         self.registry.put_source(tenant, doc, targets)
         return records.view(doc, tenant)
 
@@ -180,18 +188,19 @@ class Provisioning:
 
     @_one_at_a_time
     async def update_device(self, tenant: str, did: str, body: Any) -> Doc:
-        """Change a device; its entity gets the (new) static attributes."""
-        doc = records.changed_device(self._device(tenant, did), body)
+        """Change a device; its entity gets the (new) static attributes if they, its id, type
+        or @context changed."""
+        old = self._device(tenant, did)
+        doc = records.changed_device(old, body)
         target = self._target(tenant, doc)
-        entity, tm = await self._entity(target)
+        entity = await self._changed_entity(tenant, target)
         store = self.state.store
 
-        def job() -> None:
-            self._upsert(tenant, entity, tm)
+        def record() -> None:
             if store.resource_update(DEVICE, tenant, did, lambda _old: doc) is None:
                 raise ResourceNotFound(f"no device {did!r} in this tenant")
 
-        await self.state.committer.run(job)
+        await self._write(tenant, [entity] if entity is not None else [], record)
         self.registry.put_device(tenant, doc, target)
         return records.view(doc, tenant)
 
@@ -221,11 +230,63 @@ class Provisioning:
         _validate({**head, **sample_attributes(target.mapping_doc)}, tm)
         return {**head, **target.mapping.static}, tm
 
+    async def _changed_entity(self, tenant: str, target: Target) -> tuple[Doc, TermMap] | None:
+        """The entity a changed device must write (None: what shapes it is as before: a
+        description, key, protocol or source change writes only the record, and sends no
+        notification), checked as _entity checks it unless its mapping did not change."""
+        old = self.registry.target(tenant, target.device)
+        if old is not None and _checked(old) == _checked(target):
+            return None
+        entity = await self._entity(target)
+        return None if old is not None and _shape(old) == _shape(target) else entity
+
+    async def _write(
+        self, tenant: str, entities: list[tuple[Doc, TermMap]], record: Callable[[], None]
+    ) -> None:
+        """Upsert the entities a slice at a time (the batch API's bounds, `entity_slices`),
+        each slice its own committer job with loop turns between, the record in the last one:
+        one job for a source of 5,000 devices held every other request for seconds. Static
+        attributes are idempotent, so a failure after some slices converges on a retry."""
+        items = [entity for entity, _ in entities]
+        tms = {id(entity): tm for entity, tm in entities}
+
+        def tm_of(item: Any) -> TermMap:
+            return tms[id(item)]
+
+        notifier = getattr(self.state, "notifier", None)
+        weigh = weigher(notifier.change_index(tenant), tm_of) if notifier is not None else None
+        upsert = self.state.entities.batch_upsert
+        parts = list(entity_slices(items, weigh))
+        for n, (start, end, size) in enumerate(parts):
+            if n:  # the turns a group leaves others before the next slice
+                for _ in range(GATHER_TURNS):
+                    await asyncio.sleep(0)
+
+            def job(part: list[Doc] = items[start:end], last: bool = n == len(parts) - 1) -> None:
+                if part:
+                    outcome = upsert(tenant, part, tm_of, mode="update")
+                    if outcome.errors:
+                        raise outcome.errors[0][1]
+                if last:
+                    record()
+
+            await self.state.committer.run(job, size=size)
+
     def _upsert(self, tenant: str, entity: Doc, tm: TermMap) -> None:
         """Create the entity or add the static attributes to it (inside a committer job)."""
         outcome = self.state.entities.batch_upsert(tenant, [entity], tm, mode="update")
         if outcome.errors:
             raise outcome.errors[0][1]
+
+
+def _checked(target: Target) -> tuple[Any, ...]:
+    """What _entity checks of a device: unchanged, it needs no new check."""
+    return (target.entity_id, target.entity_type, target.context, target.mapping_doc)
+
+
+def _shape(target: Target) -> tuple[Any, ...]:
+    """What the entity a device writes at provisioning is made of."""
+    return (target.entity_id, target.entity_type, target.context, target.mapping.static)
 
 
 def _validate(entity: Doc, tm: TermMap) -> None:

@@ -99,6 +99,11 @@ class Registry:
         other = self._hot.get((target.digest, target.device))
         return other is not None and other.tenant != tenant
 
+    def target(self, tenant: str, did: str) -> Target | None:
+        """Where a device's messages go now (None: not active)."""
+        hot = self._hot_of.get((tenant, did))
+        return self._hot.get(hot) if hot is not None else None
+
     def dependants(self, tenant: str, sid: str) -> list[Doc]:
         """The devices of one source."""
         return [d for (t, _), d in self.devices.items() if t == tenant and d.get("source") == sid]
