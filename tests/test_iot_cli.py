@@ -27,6 +27,16 @@ class _Hub(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        """A created device with the key the hub generated."""
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"id": "q3", "entityType": "T", "apikey": "k" * 20}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: object) -> None:
         """Quiet."""
 
@@ -58,6 +68,26 @@ def test_a_reader_that_stops_early_gets_no_traceback(hub_url: str) -> None:
         os.close(write_end)
     assert proc.stderr == b"", proc.stderr.decode(errors="replace")
     assert proc.returncode == 1
+
+
+def test_a_lost_key_is_replaced_in_the_tenant_it_was_made_in(hub_url: str) -> None:
+    """The advice after an answer cut short names the tenant: without it, following it
+    changed the default tenant's device of that id (or found none)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    command = ["iot", "devices", "create", "q3", "--entity-type", "T", "--tenant", "north"]
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cityhub.cli", *command, "--url", hub_url],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    advice = "`cityhub iot devices update q3 --apikey KEY --tenant north`"
+    assert advice in proc.stderr.decode(), proc.stderr
 
 
 def test_the_answer_is_printed_as_json(hub_url: str) -> None:

@@ -14,7 +14,7 @@ from cityhub.api.app import create_app
 from cityhub.ingest.agent.payload import Raw
 from cityhub.settings import Settings
 from conftest import BASE, VOCAB, ContextServer, get_entity, link, problem
-from iot_support import IOT, MAPPING, provision, stats, wait_stats
+from iot_support import IOT, MAPPING, provision, stats, wait_for, wait_stats
 
 EID = "urn:ngsi-ld:Thermometer:h1"
 
@@ -206,6 +206,47 @@ async def test_oversized_messages_are_refused(client: httpx.AsyncClient) -> None
     )
     problem(resp, 400, "InvalidRequest")
     assert (await wait_stats(client, too_large=2))["rejected"] == 2
+
+
+async def test_refusals_before_the_payload_are_filed_in_the_device_tenant(
+    client: httpx.AsyncClient,
+) -> None:
+    """Too large, the wrong Content-Type or a missing k/i of a device that the query names
+    are the tenant's letters, as over MQTT; a query that names no device stays unrouted."""
+    north = {"NGSILD-Tenant": "north"}
+    body = {"id": "h1", "entityType": "Thermometer", "protocol": "http", "mapping": MAPPING}
+    key = (await provision(client, body, tenant="north"))["apikey"]
+    query = {"k": key, "i": "h1"}
+    big = await client.post(
+        f"{IOT}/json",
+        params=query,
+        content=b"t|" + b"1" * 300_000,
+        headers={"Content-Type": "text/plain"},
+    )
+    problem(big, 400, "InvalidRequest")
+    xml = await client.post(
+        f"{IOT}/json", params=query, content=b"<t/>", headers={"Content-Type": "text/xml"}
+    )
+    assert xml.status_code == 415
+    unknown = await client.post(
+        f"{IOT}/json",
+        params={"k": key, "i": "nobody"},
+        content=b"<t/>",
+        headers={"Content-Type": "text/xml"},
+    )
+    assert unknown.status_code == 415
+    await wait_stats(client, too_large=1, unsupported_media_type=2)
+
+    async def letters(params: dict[str, str]) -> list[tuple[str, str]]:
+        resp = await client.get(f"{IOT}/deadletters", params=params, headers=north)
+        return [(x["reason"], x["device"]) for x in resp.json()]
+
+    async def filed() -> bool:
+        return len(await letters({})) + len(await letters({"unrouted": "true"})) == 3
+
+    await wait_for(filed, "three dead letters")
+    assert await letters({}) == [("too_large", "h1"), ("unsupported_media_type", "h1")]
+    assert await letters({"unrouted": "true"}) == [("unsupported_media_type", "nobody")]
 
 
 async def test_a_device_context_names_its_attributes(

@@ -224,3 +224,28 @@ async def test_devices_survive_a_restart(app: Starlette, db_path: Path) -> None:
             assert resp.status_code == 204, resp.text
     finally:
         again.state.store.close()
+
+
+async def test_a_new_type_needs_a_new_id_when_the_id_came_from_the_type(
+    client: httpx.AsyncClient,
+) -> None:
+    """The entity urn:ngsi-ld:Sensor:d1 gained the type Meter and kept Sensor (and its id):
+    a type change of a device whose id was made from its type is refused unless it names
+    the entity too; a device with an id of its own choosing adds the type to that entity."""
+    body = {"id": "d1", "entityType": "Sensor", "mapping": {"attributes": {"v": {}}}}
+    await provision(client, body)
+    resp = await client.patch(f"{IOT}/devices/d1", json={"entityType": "Meter"})
+    assert "urn:ngsi-ld:Meter:d1" in problem(resp, 400, "BadRequestData")["detail"]
+    assert (await client.get(f"{IOT}/devices/d1")).json()["entityType"] == "Sensor"
+    assert (await get_entity(client, "urn:ngsi-ld:Sensor:d1"))["type"] == "Sensor"
+    new = {"entityType": "Meter", "entityId": "urn:ngsi-ld:Meter:d1"}
+    resp = await client.patch(f"{IOT}/devices/d1", json=new)
+    assert resp.status_code == 200, resp.text
+    assert (await get_entity(client, "urn:ngsi-ld:Meter:d1"))["type"] == "Meter"
+    assert (await get_entity(client, "urn:ngsi-ld:Sensor:d1"))["type"] == "Sensor"  # stays
+
+    await provision(client, {**body, "id": "d2", "entityId": "urn:ngsi-ld:Thing:boiler"})
+    resp = await client.patch(f"{IOT}/devices/d2", json={"entityType": "Meter"})
+    assert resp.status_code == 200, resp.text
+    entity = await get_entity(client, "urn:ngsi-ld:Thing:boiler")
+    assert sorted(entity["type"]) == ["Meter", "Sensor"]

@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -219,9 +220,11 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # the reader (`| head`) stopped early: no traceback
         _drop_stdout()
         if keyed:
+            tenant_flag = f" --tenant {shlex.quote(args.tenant)}" if args.tenant else ""
             print(
                 f"cityhub iot: the output was cut short and its API key is lost; set another "
-                f"with `cityhub iot {args.iot_kind} update {args.id} --apikey KEY`",
+                f"with `cityhub iot {args.iot_kind} update {shlex.quote(args.id)} --apikey "
+                f"KEY{tenant_flag}`",
                 file=sys.stderr,
             )
         return 1

@@ -115,9 +115,14 @@ class Ingestor:
         self._schedule()
 
     def refuse(self, raw: Raw, rej: Rejected) -> Rejected:
-        """Count and dead-letter a message refused before it could be submitted."""
+        """Count and dead-letter a message refused before it could be submitted: in its
+        device's tenant when the key and id name one (as MQTT files them), else unrouted."""
         self._count(raw)
-        self._refuse(raw, rej, None, None)
+        try:
+            tenant: str | None = self.registry.lookup(raw.apikey, raw.device).tenant
+        except Rejected:
+            tenant = None
+        self._refuse(raw, rej, tenant, None)
         self._schedule()
         return rej
 

@@ -124,7 +124,7 @@ def new_device(body: Any, source: Doc | None) -> tuple[Doc, str | None]:
         raise BadRequestData("entityType is required (on the device or on its source)")
     doc["entityType"] = _entity_type(etype)
     doc["entityId"] = check_uri(
-        body.get("entityId") or f"urn:ngsi-ld:{doc['entityType']}:{did}", "entityId"
+        body.get("entityId") or default_entity_id(doc["entityType"], did), "entityId"
     )
     doc["protocol"] = _protocol(body.get("protocol", "mqtt"))
     generated = None
@@ -151,6 +151,7 @@ def changed_device(old: Doc, body: Any) -> Doc:
             doc["source"] = check_id(body["source"], "source")
     if body.get("entityType") is not None:
         doc["entityType"] = _entity_type(body["entityType"])
+        _retyped(old, doc["entityType"], body.get("entityId"))
     if body.get("entityId") is not None:
         doc["entityId"] = check_uri(body["entityId"], "entityId")
     if body.get("protocol") is not None:
@@ -163,6 +164,27 @@ def changed_device(old: Doc, body: Any) -> Doc:
     _common(doc, body)
     doc["modifiedAt"] = now_iso()
     return doc
+
+
+def default_entity_id(etype: str, did: str) -> str:
+    """The entity id of a device created without one."""
+    return f"urn:ngsi-ld:{etype}:{did}"
+
+
+def _retyped(old: Doc, etype: str, entity_id: Any) -> None:
+    """Refuse a new type for an entity whose id was made from the old one, unless the PATCH
+    names the entity too: the entity kept its id and gained the type, so it had both types
+    and an id that named the wrong one."""
+    if etype == old["entityType"] or entity_id is not None:
+        return
+    if old["entityId"] != default_entity_id(old["entityType"], old["id"]):
+        return  # an id of the operator's own choosing: that entity gains the type
+    raise BadRequestData(
+        f"entityType {etype!r} would be added to entity {old['entityId']!r}, whose id was made "
+        f"from the type {old['entityType']!r}; give entityId as well (e.g. "
+        f"{default_entity_id(etype, old['id'])!r}: a new entity, the old one and its history "
+        "stay until deleted)"
+    )
 
 
 def _protocol(value: Any) -> str:
