@@ -144,7 +144,10 @@ def _read_settings(overrides: dict[str, Any]) -> Settings | None:
 
     try:
         return Settings(**overrides)
-    except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
+    except tomllib.TOMLDecodeError as exc:  # says where in the file, not which file
+        print(f"cityhub: cannot read {TOML_FILE}: {exc}", file=sys.stderr)
+        return None
+    except SettingsError as exc:  # a variable that is not JSON: no field list
         print(f"cityhub: {_unparsed(exc, overrides)}", file=sys.stderr)
         return None
     except UnicodeDecodeError as exc:  # TOML is UTF-8; a Windows editor may save Latin-1
