@@ -277,7 +277,7 @@ def serve(settings: object) -> int:
     from cityhub.api.app import create_app
     from cityhub.settings import Settings
     from cityhub.store.base import StoreError
-    from cityhub.store.sqlite.files import unopenable
+    from cityhub.store.sqlite.files import removed_on_failure, unopenable
 
     assert isinstance(settings, Settings)
     busy = _ports_taken(settings)
@@ -289,7 +289,8 @@ def serve(settings: object) -> int:
     held = _claim(settings.db) if existed else ""
     if not held:
         try:
-            app = create_app(settings)
+            with removed_on_failure(settings.db):
+                app = create_app(settings)
         except (StoreError, sqlite3.Error) as exc:
             held = (
                 f"cityhub: cannot open the database {settings.db}: {unopenable(settings.db, exc)}"

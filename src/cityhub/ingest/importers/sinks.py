@@ -166,10 +166,11 @@ class DbSink(_Writer):
 
     def __init__(self, path: str, tenant: str, tm: TermMap, replace: bool = False) -> None:
         from cityhub.store.sqlite import SqliteStore
-        from cityhub.store.sqlite.files import unopenable
+        from cityhub.store.sqlite.files import removed_on_failure, unopenable
 
         try:
-            self.store = SqliteStore(path)
+            with removed_on_failure(path):
+                self.store = SqliteStore(path)
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
         self.service = EntityService(self.store)
