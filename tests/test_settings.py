@@ -396,7 +396,7 @@ def test_a_cityhub_toml_that_does_not_parse_is_named(
     text: str,
     where: str,
 ) -> None:
-    """"bad settings: Invalid value (at line 1, column 8)" named neither file nor setting."""
+    """It said "bad settings: Invalid value (at line 1, column 8)": no file, no setting."""
     (tmp_path / "cityhub.toml").write_text(text)
     monkeypatch.chdir(tmp_path)
     assert main(["serve", "--db", str(tmp_path / "hub.db")]) == 2

@@ -25,7 +25,9 @@ def failing_creation(monkeypatch: pytest.MonkeyPatch) -> None:
 def _version(db: Path) -> str:
     conn = sqlite3.connect(db)
     try:
-        return str(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        return str(
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
     finally:
         conn.close()
 

@@ -116,7 +116,7 @@ def load_settings(**overrides: Any) -> Settings | None:
 
     unknown = _unknown_variables()
     for line in unknown:
-        print(f"cityhub: {line}", file=sys.stderr)
+        _say(line)
     if unknown:
         return None
     toml = Path(TOML_FILE)
@@ -129,8 +129,15 @@ def load_settings(**overrides: Any) -> Settings | None:
         return None
     unread = _unreadable_mirrors(settings, overrides)
     for line in unread:
-        print(f"cityhub: {line}", file=sys.stderr)
+        _say(line)
     return None if unread else settings
+
+
+def _say(line: str) -> None:
+    """One line on stderr, any password in a URL of it masked (a broker URL's, a mirror's)."""
+    from cityhub.masked_url import masked
+
+    print(f"cityhub: {masked(line)}", file=sys.stderr)
 
 
 def _read_settings(overrides: dict[str, Any]) -> Settings | None:
@@ -148,7 +155,7 @@ def _read_settings(overrides: dict[str, Any]) -> Settings | None:
         print(f"cityhub: cannot read {TOML_FILE}: {exc}", file=sys.stderr)
         return None
     except SettingsError as exc:  # a variable that is not JSON: no field list
-        print(f"cityhub: {_unparsed(exc, overrides)}", file=sys.stderr)
+        _say(_unparsed(exc, overrides))
         return None
     except UnicodeDecodeError as exc:  # TOML is UTF-8; a Windows editor may save Latin-1
         print(
@@ -164,13 +171,12 @@ def _read_settings(overrides: dict[str, Any]) -> Settings | None:
         for err in exc.errors():
             field, *within = (str(part) for part in err["loc"])
             if err["type"] == "extra_forbidden":  # only the file can name an unknown setting
-                print(f"cityhub: {_unknown_key(field)}", file=sys.stderr)
+                _say(_unknown_key(field))
                 continue
             member = "".join(f"[{key!r}]" for key in within)  # context_mirrors['https://…']
-            print(
-                f"cityhub: bad setting {field}{member} ({_origin(field, overrides)}) = "
-                f"{err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}",
-                file=sys.stderr,
+            _say(
+                f"bad setting {field}{member} ({_origin(field, overrides)}) = "
+                f"{err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}"
             )
         return None
 
