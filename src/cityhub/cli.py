@@ -64,7 +64,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `cityhub` script."""
+    """Entry point of the `cityhub` script; this module imports only the standard library, so
+    a Ctrl-C in the seconds the rest takes to import is exit 130 (as `import` documents), not
+    a traceback."""
+    try:
+        return _command(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    """Run the command argv names."""
     args = parser().parse_args(argv)
     if args.command == "import":
         from cityhub.ingest.importers.cli import run as run_import
