@@ -694,8 +694,8 @@ def test_the_loaded_town_holds_each_reading_once(loaded: tuple[Path, SampleCity,
 async def test_the_printed_temporal_examples_show_distinct_readings(
     loaded: tuple[Path, SampleCity, int],
 ) -> None:
-    """The "Last 5 readings" example showed 4, one of them twice; "6 hourly readings each" averaged 7
-    in the last period."""
+    """The "Last 5 readings" example showed 4, one of them twice; "6 hourly readings each"
+    averaged 7 in the last period."""
     import httpx
 
     from cityhub.api.app import create_app
