@@ -647,3 +647,79 @@ def test_demo_keep_serves_only_a_demo_database(
         f"cityhub demo: {db} is not a demo database; serve it with `cityhub serve --db {db}`\n"
     )
     assert "Try these" not in out
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleCity, int]:
+    """The sample town loaded into a database, as `cityhub demo` loads it."""
+    from cityhub.demo.run import load_city
+    from cityhub.store.sqlite import SqliteStore
+
+    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    town = build_city(start=START)
+    store = SqliteStore(db)
+    try:
+        _, instances = load_city(store, town, progress=False)
+    finally:
+        store.close()
+    return db, town, instances
+
+
+def test_the_loaded_town_holds_each_reading_once(loaded: tuple[Path, SampleCity, int]) -> None:
+    """The entity write stored each current value and the history append stored it again: every
+    series ended in the same reading twice (956 times), and the summary counted neither."""
+    import sqlite3
+
+    db, town, instances = loaded
+    conn = sqlite3.connect(db)
+    try:
+        twice = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM history GROUP BY tpk, nid, "
+            "coalesce(dataset_id, ''), t_observed HAVING count(*) > 1)"
+        ).fetchone()[0]
+        series = {(h["id"], attr) for h in town.history for attr in h if attr not in ("id", "type")}
+        stored = Counter(
+            (eid, name.rsplit("/", 1)[-1])
+            for eid, name in conn.execute(
+                "SELECT t.id, n.name FROM history h JOIN tentities t USING (tpk) "
+                "JOIN attr_names n USING (nid)"
+            )
+        )
+    finally:
+        conn.close()
+    assert twice == 0
+    assert sum(stored[key] for key in series) == instances  # what the summary line says
+
+
+async def test_the_printed_temporal_examples_show_distinct_readings(
+    loaded: tuple[Path, SampleCity, int],
+) -> None:
+    """The "Last 5 readings" example showed 4, one of them twice; "6 hourly readings each"
+    averaged 7 in the last period."""
+    import httpx
+
+    from cityhub.api.app import create_app
+    from cityhub.settings import Settings
+
+    db, town, _ = loaded
+    queries = dict(town.example_queries)
+    last_n = next(q for d, q in queries.items() if d.startswith("Last 5"))
+    periods = next(q for d, q in queries.items() if "6 hourly readings each" in d)
+    app = create_app(Settings(db=str(db)))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            got = await client.get(f"/ngsi-ld/v1{last_n}&format=temporalValues")
+            assert got.status_code == 200, got.text
+            for attr in ("pm25", "no2"):
+                stamps = [at for _, at in got.json()[attr]["values"]]
+                assert len(set(stamps)) == len(stamps) == 5, (attr, stamps)
+            counted = periods.replace("aggrMethods=avg,max", "aggrMethods=totalCount")
+            got = await client.get(f"/ngsi-ld/v1{counted}")
+            assert got.status_code == 200, got.text
+            for entity in got.json():
+                counts = [n for n, *_ in entity["intensity"]["totalCount"]]
+                assert counts == [6] * 4, (entity["id"], counts)
+    finally:
+        await app.state.notifier.close()
+        app.state.store.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv as pycsv
 import json
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -485,3 +487,24 @@ def test_a_huge_line_is_read_in_bounded_memory_and_only_its_row_rejected(
     assert set(docs(db)) == {"urn:ngsi-ld:T:1", "urn:ngsi-ld:T:3"}
     assert "rejected line 3: Bad request data: a cell is longer than" in capsys.readouterr().err
     assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_an_unreachable_context_is_one_line(tmp_path: Path, closed_url: str) -> None:
+    """The hub's log warning reached stderr through Python's last-resort handler before the
+    command's own line; run as a process, since pytest's log capture would hide it."""
+    rows = tmp_path / "ok.csv"
+    rows.write_text("id,x\n1,2\n")
+    argv = ["import", "csv", str(rows), "--type", "X", "--db", str(tmp_path / "imp.db")]
+    done = subprocess.run(
+        [sys.executable, "-m", "cityhub.cli", *argv, "--context", closed_url, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        f"cityhub import: --context {closed_url}: @context {closed_url} is not reachable "
+        "(ConnectError: "  # the particulars the log line had
+    ), line

@@ -350,3 +350,57 @@ def test_notify_outbox_max_is_off_or_at_least_a_thousand_rows() -> None:
     assert Settings(notify_outbox_max=1000).notify_outbox_max == 1000
     with pytest.raises(pydantic.ValidationError, match="at least 1000"):
         Settings(notify_outbox_max=10)
+
+
+NUMBERS = [name for name, f in Settings.model_fields.items() if f.annotation in (int, float)]
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+@pytest.mark.parametrize("word", ["true", "false"])
+def test_true_or_false_in_cityhub_toml_is_no_number(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    name: str,
+    word: str,
+) -> None:
+    """history_days = true was read as 1 and kept one day of history; the variable's true was
+    refused: the file's is refused with the same line."""
+    monkeypatch.chdir(tmp_path)
+    variable = f"CITYHUB_{name.upper()}"
+    monkeypatch.setenv(variable, word)
+    assert main(["backup", "x.bk"]) == 2
+    from_env = capsys.readouterr().err
+    monkeypatch.delenv(variable)
+    (tmp_path / "cityhub.toml").write_text(f"{name} = {word}\n")
+    assert main(["backup", "x.bk"]) == 2
+    from_file = capsys.readouterr().err
+    assert from_file == from_env.replace(f"({variable})", "(cityhub.toml)"), from_file
+    assert from_file.startswith(f"cityhub: bad setting {name} (cityhub.toml) = {word!r}: ")
+    assert len(from_file.splitlines()) == 1
+
+
+def test_every_number_setting_is_checked_for_true_and_false() -> None:
+    """The loop above covers the settings the report named, so it cannot pass on none."""
+    assert {"history_days", "port", "query_timeout", "temporal_limit"} <= set(NUMBERS)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("port = \n", "(at line 1, column 8)"), ("port = 1\nport = 2\n", "(at line 2, column")],
+)
+def test_a_cityhub_toml_that_does_not_parse_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    text: str,
+    where: str,
+) -> None:
+    """It said "bad settings: Invalid value (at line 1, column 8)": no file, no setting."""
+    (tmp_path / "cityhub.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--db", str(tmp_path / "hub.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cityhub: cannot read cityhub.toml: ") and where in err, err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "hub.db").exists()

@@ -64,7 +64,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `cityhub` script."""
+    """Entry point of the `cityhub` script; this module imports only the standard library, so
+    a Ctrl-C in the seconds the rest takes to import is exit 130 (as `import` documents), not
+    a traceback."""
+    try:
+        return _command(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    """Run the command argv names."""
     args = parser().parse_args(argv)
     if args.command == "import":
         from cityhub.ingest.importers.cli import run as run_import
@@ -116,7 +126,7 @@ def load_settings(**overrides: Any) -> Settings | None:
 
     unknown = _unknown_variables()
     for line in unknown:
-        print(f"cityhub: {line}", file=sys.stderr)
+        _say(line)
     if unknown:
         return None
     toml = Path(TOML_FILE)
@@ -129,8 +139,15 @@ def load_settings(**overrides: Any) -> Settings | None:
         return None
     unread = _unreadable_mirrors(settings, overrides)
     for line in unread:
-        print(f"cityhub: {line}", file=sys.stderr)
+        _say(line)
     return None if unread else settings
+
+
+def _say(line: str) -> None:
+    """One line on stderr, any password in a URL of it masked (a broker URL's, a mirror's)."""
+    from cityhub.masked_url import masked
+
+    print(f"cityhub: {masked(line)}", file=sys.stderr)
 
 
 def _read_settings(overrides: dict[str, Any]) -> Settings | None:
@@ -144,8 +161,11 @@ def _read_settings(overrides: dict[str, Any]) -> Settings | None:
 
     try:
         return Settings(**overrides)
-    except (SettingsError, tomllib.TOMLDecodeError) as exc:  # not JSON, not TOML: no field list
-        print(f"cityhub: {_unparsed(exc, overrides)}", file=sys.stderr)
+    except tomllib.TOMLDecodeError as exc:  # says where in the file, not which file
+        print(f"cityhub: cannot read {TOML_FILE}: {exc}", file=sys.stderr)
+        return None
+    except SettingsError as exc:  # a variable that is not JSON: no field list
+        _say(_unparsed(exc, overrides))
         return None
     except UnicodeDecodeError as exc:  # TOML is UTF-8; a Windows editor may save Latin-1
         print(
@@ -161,13 +181,12 @@ def _read_settings(overrides: dict[str, Any]) -> Settings | None:
         for err in exc.errors():
             field, *within = (str(part) for part in err["loc"])
             if err["type"] == "extra_forbidden":  # only the file can name an unknown setting
-                print(f"cityhub: {_unknown_key(field)}", file=sys.stderr)
+                _say(_unknown_key(field))
                 continue
             member = "".join(f"[{key!r}]" for key in within)  # context_mirrors['https://…']
-            print(
-                f"cityhub: bad setting {field}{member} ({_origin(field, overrides)}) = "
-                f"{err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}",
-                file=sys.stderr,
+            _say(
+                f"bad setting {field}{member} ({_origin(field, overrides)}) = "
+                f"{err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}"
             )
         return None
 
@@ -274,7 +293,7 @@ def serve(settings: object) -> int:
     from cityhub.api.app import create_app
     from cityhub.settings import Settings
     from cityhub.store.base import StoreError
-    from cityhub.store.sqlite.files import unopenable
+    from cityhub.store.sqlite.files import removed_on_failure, unopenable
 
     assert isinstance(settings, Settings)
     busy = _ports_taken(settings)
@@ -286,7 +305,8 @@ def serve(settings: object) -> int:
     held = _claim(settings.db) if existed else ""
     if not held:
         try:
-            app = create_app(settings)
+            with removed_on_failure(settings.db):
+                app = create_app(settings)
         except (StoreError, sqlite3.Error) as exc:
             held = (
                 f"cityhub: cannot open the database {settings.db}: {unopenable(settings.db, exc)}"

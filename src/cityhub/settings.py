@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -295,6 +295,16 @@ class Settings(BaseSettings):
         le=10_000,
         description="Most device messages in one write; a full batch is written at once.",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: object, info: ValidationInfo) -> object:
+        """A TOML true/false became 1/0 for a number (history_days = true kept one day of
+        history): it goes on as the text a variable would give, and is refused as that is."""
+        field = cls.model_fields[info.field_name] if info.field_name else None
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            return "true" if value else "false"
+        return value
 
     @field_validator("host")
     @classmethod

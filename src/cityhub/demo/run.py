@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -23,8 +24,9 @@ from cityhub.store.sqlite.files import file_trouble, read_only, unopenable
 
 
 def load_city(store: SqliteStore, city: SampleCity, *, progress: bool = True) -> tuple[int, int]:
-    """Load the sample city's entities and history; returns (entities, history instances).
-    A bar each, counting what the summary line counts."""
+    """Load the sample city's entities and history; returns (entities, history instances:
+    the readings of its series, each stored once). A bar each, counting what the summary
+    line counts."""
     tm = ContextCache().core
     entities = EntityService(store)
     temporal = TemporalService(store)
@@ -39,11 +41,32 @@ def load_city(store: SqliteStore, city: SampleCity, *, progress: bool = True) ->
             bar.update(len(part))
     bodies = [{k: v for k, v in item.items() if k not in ("id", "type")} for item in city.history]
     instances = sum(len(v) for body in bodies for v in body.values() if isinstance(v, list))
+    current = {entity["id"]: entity for entity in city.entities}
     with tqdm(total=instances, desc="its history", unit="instance", **bars) as bar:
         for item, body in zip(city.history, bodies, strict=True):
-            temporal.append("", item["id"], body, tm)
+            unrecorded = _not_yet_recorded(current[item["id"]], body)
+            if unrecorded:
+                temporal.append("", item["id"], unrecorded, tm)
             bar.update(sum(len(v) for v in body.values() if isinstance(v, list)))
     return len(city.entities), instances
+
+
+def _not_yet_recorded(entity: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The instances of body the entity's write did not record already: it stored each current
+    value, the last point of its series, and an append adds beside it (decisions/034), so
+    every series ended in the same reading twice."""
+    out: dict[str, Any] = {}
+    for name, instances in body.items():
+        now = entity.get(name)
+        held = {
+            (attr.get("observedAt"), attr.get("datasetId"))
+            for attr in (now if isinstance(now, list) else [now])
+            if isinstance(attr, dict)
+        }
+        left = [i for i in instances if (i.get("observedAt"), i.get("datasetId")) not in held]
+        if left:
+            out[name] = left
+    return out
 
 
 DEFAULT_DB = "cityhub-demo.db"  # the file `cityhub demo` builds when no --db is given

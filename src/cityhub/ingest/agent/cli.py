@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cityhub.ingest.headers import hub_url, tenant_headers
+from cityhub.masked_url import masked
 from cityhub.ngsild.tenant import tenant_option
 
 DEFAULT_URL = "http://127.0.0.1:1026"
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         if resp.status_code >= 400:
             raise CliError(_problem(resp))
     except CliError as exc:
-        print(f"cityhub iot: {exc}", file=sys.stderr)
+        print(f"cityhub iot: {masked(str(exc))}", file=sys.stderr)
         return exc.code
     answer = resp.json() if resp.status_code != 204 and resp.content else None
     keyed = isinstance(answer, dict) and bool(answer.get("apikey"))

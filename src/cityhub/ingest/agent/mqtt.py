@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from cityhub.ingest.agent.acks import Ack, Acks
+from cityhub.masked_url import masked
 
 log = logging.getLogger("cityhub.iot")
 
@@ -45,7 +46,7 @@ def parse_broker(text: str) -> BrokerUrl:
     """A broker URL; ValueError with a readable message when it is not one."""
     parts = urlsplit(text)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"not an MQTT broker URL (mqtt://host:port): {text!r}")
+        raise ValueError(f"not an MQTT broker URL (mqtt://host:port): {masked(text)!r}")
     tls = parts.scheme == "mqtts"
     return BrokerUrl(
         host=parts.hostname,

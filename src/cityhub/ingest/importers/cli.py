@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cityhub.ingest.importers.records import ImportFailed
+from cityhub.masked_url import masked
 from cityhub.ngsild.tenant import tenant_option
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             sink.close()
     except ImportFailed as exc:
-        print(f"cityhub import: {exc}", file=sys.stderr)
+        print(f"cityhub import: {masked(str(exc))}", file=sys.stderr)
         if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)
             print(f"cityhub import: {report.so_far()}", file=sys.stderr)
         return 2
@@ -209,6 +210,6 @@ def run(args: argparse.Namespace) -> int:
             f"cityhub import: {report.unshown:,} more rejections not shown",
             file=sys.stderr,
         )
-    target = args.url or settings.db
+    target = masked(args.url) if args.url else settings.db
     print(f"cityhub import {args.format} {args.file} -> {target}: {report.summary()}")
     return 1 if report.rejected else 0

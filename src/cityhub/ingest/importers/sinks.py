@@ -9,6 +9,7 @@ changes (refresh.py): an upsert (options=update), then a merge deleting what the
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -58,12 +59,20 @@ class Sink(Protocol):
 
 
 def term_map(context: str | None, settings: Settings) -> TermMap:
-    """The core context, or the user's @context URL fetched once (mirrors apply)."""
+    """The core context, or the user's @context URL fetched once (mirrors apply). A failure is
+    the one line ImportFailed prints, with the particulars the hub's log would have had: that
+    warning came out too, through Python's last-resort handler, as a second line."""
     cache = ContextCache(timeout=settings.context_timeout, mirrors=settings.context_mirrors)
+    contexts = logging.getLogger("cityhub.context")
+    was, contexts.disabled = contexts.disabled, True
     try:
         return asyncio.run(cache.term_map(context, count=False))
     except NgsiLdError as exc:
-        raise ImportFailed(f"--context {context}: {exc.detail}") from exc
+        cause = exc.__cause__
+        why = f" ({type(cause).__name__}: {cause})" if isinstance(cause, Exception) else ""
+        raise ImportFailed(f"--context {context}: {exc.detail}{why}") from exc
+    finally:
+        contexts.disabled = was
 
 
 def _locate(ids: Sequence[str], rejected: Sequence[str]) -> list[int]:
@@ -166,10 +175,11 @@ class DbSink(_Writer):
 
     def __init__(self, path: str, tenant: str, tm: TermMap, replace: bool = False) -> None:
         from cityhub.store.sqlite import SqliteStore
-        from cityhub.store.sqlite.files import unopenable
+        from cityhub.store.sqlite.files import removed_on_failure, unopenable
 
         try:
-            self.store = SqliteStore(path)
+            with removed_on_failure(path):
+                self.store = SqliteStore(path)
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
         self.service = EntityService(self.store)

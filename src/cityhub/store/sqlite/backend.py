@@ -94,18 +94,13 @@ class SqliteStore:
         self._uri = read_write(Path(self.path))  # every other connection: never an empty one
         self._writer.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
         self._check_schema()
-        self._writer.executescript(DDL)
-        self._writer.executescript(outbox.DDL)
+        self._create_schema()
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
         self._commits = 0  # transactions the writer committed (a split count checks it)
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
         self._group_wrote = False  # a write() block ran in the open group
-        self._writer.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
         self._all_readers: list[sqlite3.Connection] = []
         # the second half of split counts (its thread starts on first use)
         self._counter = ThreadPoolExecutor(1, thread_name_prefix="cityhub-count")
@@ -166,6 +161,23 @@ class SqliteStore:
             held = time.perf_counter()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             return frames, time.perf_counter() - held
+
+    def _create_schema(self) -> None:
+        """The tables and the schema version in one transaction: a first start that failed
+        between them (a full disk, a kill) left tables without a version, which every later
+        start took for schema 1 and refused."""
+        try:
+            self._writer.executescript(
+                f"BEGIN IMMEDIATE;{DDL}{outbox.DDL}"
+                "INSERT OR IGNORE INTO meta (key, value) "
+                f"VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
+            )
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                self._writer.close()
+            raise
 
     def _check_schema(self) -> None:
         """Refuse a database written by another schema version rather than corrupt it."""

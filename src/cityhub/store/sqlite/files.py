@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from cityhub.store.base import StoreError
@@ -35,6 +36,23 @@ def free_name(db: Path, suffix: str) -> Path:
         n += 1
         kept = db.with_name(f"{db.name}{suffix}-{n}")
     return kept
+
+
+@contextlib.contextmanager
+def removed_on_failure(db: str | Path) -> Iterator[None]:
+    """Delete the database file, -wal and -shm the block created when it fails: a first start
+    that failed partway left a file later starts refused, and the promise is that a database
+    that cannot be opened is neither created nor changed."""
+    files = [Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")]
+    new = [file for file in files if not file.exists()]
+    try:
+        yield
+    except BaseException:
+        if files[0] in new:  # only a database this block made, never one that was there
+            for file in new:
+                with contextlib.suppress(OSError):
+                    file.unlink(missing_ok=True)
+        raise
 
 
 def refuse_foreign(path: str | Path) -> None:
