@@ -170,6 +170,7 @@ async def test_off_by_default_and_runs_in_the_background(tmp_path: Path) -> None
             assert r.status_code == 201
     app = create_app(Settings(db=str(tmp_path / "on.db"), history_days=1))
     age(app, 2)
+    app.state.pruner.delay = 0.0  # the first pass waits START_DELAY after start-up
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + 10
         while app.state.pruner.deleted == 0 and time.monotonic() < deadline:
