@@ -193,3 +193,41 @@ def test_a_schema_11_database_counts_attribute_instances(tmp_path: Path) -> None
     again.close()
     with sqlite3.connect(hub_db) as conn:
         assert stored_type_attrs(conn) == expected
+
+
+def plan(conn: sqlite3.Connection, sql: str, *args: Any) -> str:
+    """SQLite's query plan for a statement, in one line."""
+    return " | ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def test_a_schema_13_database_reads_one_attribute_and_the_types_by_index(tmp_path: Path) -> None:
+    """/attributes/{attr} and /types read every type x attribute row of the tenant before
+    schema 14; opening the database adds the index they read through, and they answer the
+    same."""
+    hub_db = tmp_path / "hub.db"
+    hub = SyncHub(hub_db)
+    for body in (BUILDING, SHOP, TREE):
+        assert hub.request("POST", f"{BASE}/entities", json=body).status_code == 201
+    paths = ("attributes/height", "types?details=true")
+    before = [hub.request("GET", f"{BASE}/{p}").json() for p in paths]
+    hub.close()
+    with sqlite3.connect(hub_db) as conn:
+        conn.execute("DROP INDEX type_attrs_nid")
+        conn.execute("UPDATE meta SET value = '13' WHERE key = 'schema_version'")
+    hub = SyncHub(hub_db)
+    after = [hub.request("GET", f"{BASE}/{p}").json() for p in paths]
+    hub.close()
+    assert after == before and before[0]["attributeCount"] == 2
+    with sqlite3.connect(hub_db) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),)
+        one = plan(conn, "SELECT type, n FROM type_attrs WHERE tenant = '' AND nid = 3")
+        types = plan(
+            conn,
+            "SELECT type, n FROM type_attrs WHERE tenant = '' AND type != '' AND nid = 0 "
+            "ORDER BY type",
+        )
+    assert "INDEX type_attrs_nid (tenant=? AND nid=?)" in one, one
+    assert "INDEX type_attrs_nid (tenant=? AND nid=?)" in types and "TEMP B-TREE" not in types, (
+        types
+    )

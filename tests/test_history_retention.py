@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from cityhub import retention
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
+from cityhub.store.sqlite.schema import SCHEMA_VERSION
 from conftest import BASE
 
 DAY = 86400.0
@@ -170,6 +171,7 @@ async def test_off_by_default_and_runs_in_the_background(tmp_path: Path) -> None
             assert r.status_code == 201
     app = create_app(Settings(db=str(tmp_path / "on.db"), history_days=1))
     age(app, 2)
+    app.state.pruner.delay = 0.0  # the first pass waits START_DELAY after start-up
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + 10
         while app.state.pruner.deleted == 0 and time.monotonic() < deadline:
@@ -250,5 +252,5 @@ async def test_the_upgrade_to_13_drops_the_series_of_pruned_temporal_entities(
     assert series(str(db)) == {"urn:ngsi-ld:M:b": ["urn:d:2"]}
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "13",
+            str(SCHEMA_VERSION),
         )

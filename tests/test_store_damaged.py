@@ -88,7 +88,7 @@ async def test_another_sqlite_error_is_still_the_unexpected_500(
     def locked() -> None:
         raise sqlite3.OperationalError("database table is locked")
 
-    monkeypatch.setattr(app.state.store, "tenants", locked)  # /health reads it first
+    monkeypatch.setattr(app.state.store, "answers", locked)  # /health reads it first
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:

@@ -87,8 +87,8 @@ def spy_steps(app: Starlette, events: list[Any]) -> None:
     store = app.state.store
     real = store.erase_history
 
-    def step(erasure: Erasure) -> tuple[int, Erasure | None]:
-        deleted, rest = real(erasure)
+    def step(erasure: Erasure, *limit: int) -> tuple[int, Erasure | None]:
+        deleted, rest = real(erasure, *limit)
         events.append(("step", deleted))
         return deleted, rest
 

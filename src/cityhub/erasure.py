@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from functools import partial
 from typing import Any
 
+from cityhub.pacing import StepPacer
 from cityhub.store.base import Erasure, Store, StoreBusy, StoreFull
 
 log = logging.getLogger("cityhub.erasure")
 RETRY = 1.0  # seconds before a step refused for a full disk or another process's lock is retried
+STEP = 2000  # rows per step at most (pacing.py sizes each step; the store may take fewer)
 
 
 class HistoryEraser:
@@ -51,12 +54,16 @@ class HistoryEraser:
 
     async def run(self, erasure: Erasure | None) -> int:
         """Step until the job is done: rows deleted. Each step is a committer job of its own,
-        and the loop turns between them as between a batch's slices."""
+        sized by the time the last one took (with its group's COMMIT), and the loop is left
+        to requests for as long between them."""
         total = 0
+        pacer = StepPacer(STEP)
         while erasure is not None:
-            deleted, erasure = await self.committer.run(partial(self.store.erase_history, erasure))
+            started = time.perf_counter()
+            job = partial(self.store.erase_history, erasure, pacer.size)
+            deleted, erasure = await self.committer.run(job)
             total += deleted
-            await asyncio.sleep(0)
+            await asyncio.sleep(pacer.took(time.perf_counter() - started))
         return total
 
     async def _background(self, erasure: Erasure) -> None:

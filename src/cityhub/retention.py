@@ -3,9 +3,10 @@
 Every attribute change is kept as a temporal instance, so without a limit a town's sensors fill
 its disk (1,000 sensors writing once a minute store half a billion instances a year), and
 personal data such as a resident's health readings would be kept for ever. The pruner runs in
-the hub's event loop: at start-up and then every ten minutes it deletes, in short steps of
-their own transaction, the instances last written more than the set number of days ago, so
-writes and device messages go on between the steps (docs/decisions/017).
+the hub's event loop: a few seconds after start-up and then every ten minutes it deletes, in
+short steps of their own transaction sized by their time (pacing.py), the instances last
+written more than the set number of days ago, so writes and device messages go on between the
+steps (docs/decisions/017).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import time
 from typing import Any
 
 from cityhub.ngsild.timeutil import now_iso
+from cityhub.pacing import StepPacer
 from cityhub.store.base import Store, StoreBusy, StoreFull, StoreLost
 
 log = logging.getLogger("cityhub.retention")
-STEP = 2000  # instances looked at per transaction: a few milliseconds of the writer
+STEP = 2000  # instances looked at per transaction at most (pacing.py sizes each step)
+# The first pass waits this long after start-up, which its steps would otherwise slow down
+START_DELAY = 5.0
 
 
 def kept_for(days: float) -> str:
@@ -33,10 +37,13 @@ def kept_for(days: float) -> str:
 class HistoryPruner:
     """Deletes expired temporal instances now and then; reports what it did for /health."""
 
-    def __init__(self, store: Store, days: float, every: float = 600.0) -> None:
+    def __init__(
+        self, store: Store, days: float, every: float = 600.0, delay: float = START_DELAY
+    ) -> None:
         self.store = store
         self.days = days
         self.every = every
+        self.delay = delay
         self.deleted = 0  # since start
         self.last_run: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -58,14 +65,17 @@ class HistoryPruner:
         """Delete every instance last written more than `days` before now; how many."""
         before = (time.time() if now is None else now) - self.days * 86400
         total, after = 0, 0
+        pacer = StepPacer(STEP)
         while True:
-            deleted, next_after = self.store.prune_history(before, after, STEP)
+            started = time.perf_counter()
+            deleted, next_after = self.store.prune_history(before, after, pacer.size)
             total += deleted
+            self.deleted += deleted  # /health shows a long pass going on, and a cut one
             if next_after is None:
                 break
             after = next_after
-            await asyncio.sleep(0)  # let waiting requests and device messages in
-        self.deleted += total
+            # requests and device messages get the loop for as long as the step held it
+            await asyncio.sleep(pacer.took(time.perf_counter() - started))
         self.last_run = now_iso()
         if total:
             log.info(
@@ -74,6 +84,7 @@ class HistoryPruner:
         return total
 
     async def _run(self) -> None:
+        await asyncio.sleep(self.delay)
         while True:
             try:
                 await self.prune()

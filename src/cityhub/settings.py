@@ -96,6 +96,14 @@ class Settings(BaseSettings):
         description="Seconds a fetched remote @context stays cached, at most 315360000 (ten "
         "years).",
     )
+    context_memory_mb: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="MiB of JSON of the @contexts kept in memory that may leave it: the fetched "
+        "ones (their stored copy stays) and, apart, the ImplicitlyCreated ones made for answers "
+        "to inline @contexts; beyond, the least recently used go.",
+    )
     context_mirrors: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -283,6 +283,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         on_keep=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
         private_networks=settings.context_private_networks,
         on_recall=lambda url: store.context(url, CACHED),
+        max_memory_bytes=settings.context_memory_mb * 2**20,
     )
     cache.load(store.contexts())
     notifier = Notifier(

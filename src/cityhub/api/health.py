@@ -44,7 +44,7 @@ async def health(request: Request) -> Response:
     store = state.store
     lost = store.lost()
     if lost is None:
-        store.tenants()
+        store.answers()
     dispatcher = state.notifier.dispatcher
     notifications = {
         "queued": dispatcher.pending(),

@@ -209,6 +209,11 @@ IN_USE = 7 * 86_400.0
 # ImplicitlyCreated @contexts that no stored subscription names, kept for the Link of answers
 # to inline @contexts; beyond that the least recently used goes (a named one never does)
 MAX_IMPLICIT = 1000
+# JSON bytes of those, and apart of the fetched ones held in memory, at most: beyond, the
+# least recently used go as above (the one just made or fetched stays, whatever its size).
+# A count alone let 120 inline @contexts of 1.5 MB grow the hub by 600 MB; parsed and
+# compiled, a document takes some three times its JSON.
+MAX_MEMORY_BYTES = 32 * 1024 * 1024
 
 log = logging.getLogger("cityhub.context")
 _UNDELETED = "could not delete the stored copy of @context %s"
@@ -230,6 +235,7 @@ class ContextEntry:
     stored: bool = False  # in the store's contexts table (an answer's implicit one is not)
     uses: int = 0  # requests and hub tasks that used it (hits count clients' requests only)
     size: int = 0  # bytes of its stored copy (a fetched one)
+    held: int = 0  # bytes of its document's JSON in memory (a fetched or implicit one)
 
     @property
     def local(self) -> bool:
@@ -365,6 +371,7 @@ class ContextCache:
         on_recall: Callable[[str], Any] | None = None,
         max_copies: int = MAX_COPIES,
         max_copy_bytes: int = MAX_COPY_BYTES,
+        max_memory_bytes: int = MAX_MEMORY_BYTES,
     ) -> None:
         self.timeout = timeout
         # None: any address may be fetched from (the command line's own fetches); else only
@@ -395,6 +402,7 @@ class ContextCache:
         self.max_copies = max_copies
         self.max_copy_bytes = max_copy_bytes
         self.max_implicit = max_implicit
+        self.max_memory_bytes = max_memory_bytes
         self.mirrors = dict(mirrors or {})  # remote URL -> local file or other URL (offline sites)
         self.ttl = ttl
         self.max_bytes = max_bytes
@@ -481,6 +489,7 @@ class ContextCache:
             self._remote_ids[entry.local_id] = url
             if url in in_memory:
                 self._remote[url] = entry
+                entry.held = entry.size
             if stored_url != url:  # its row went (load): stored by its URL now
                 self._tell(self.on_fetch, entry, "could not store the copy of @context %s")
             if url not in in_memory:
@@ -499,17 +508,31 @@ class ContextCache:
                 if entry.document is not None and entry.document != document:
                     self._forget_compiled(entry.local_id)
                 entry.document, entry.fetched = document, fetched
+            entry.held = len(dumps_kept(document))
             if url not in self._remote and len(self._remote) >= self.max_cached:
-                victim = min(self._remote.values(), key=_keep_order)
-                del self._remote[victim.url]
-                self._forget_compiled(victim.local_id)
-                if self._copies.get(victim.url) is victim:
-                    victim.document = None  # the stored copy stands for it
-                else:
-                    self._remote_ids.pop(victim.local_id, None)
+                self._uncache(min(self._remote.values(), key=_keep_order))
             self._remote[url] = entry
             self._remote_ids[entry.local_id] = url
+            held = sum(e.held for e in self._remote.values())
+            if held > self.max_memory_bytes:
+                for victim in sorted(self._remote.values(), key=_keep_order):
+                    if held <= self.max_memory_bytes:
+                        break
+                    if victim is not entry:
+                        held -= victim.held
+                        self._uncache(victim)
         return entry
+
+    def _uncache(self, victim: ContextEntry) -> None:
+        """A fetched context leaves memory; its stored copy stays, to be recalled (under the
+        lock)."""
+        del self._remote[victim.url]
+        self._forget_compiled(victim.local_id)
+        if self._copies.get(victim.url) is victim:
+            victim.document = None  # the stored copy stands for it
+        else:
+            self._remote_ids.pop(victim.local_id, None)
+        victim.held = 0
 
     def _recall(self, url: str) -> ContextEntry | None:
         """Bring a stored copy that left memory back into it (None: there is none)."""
@@ -616,7 +639,7 @@ class ContextCache:
             entry.used = time.monotonic()
             return entry
         entry = self.host(local_path(key), {"@context": spec}, IMPLICIT)
-        entry.used = time.monotonic()
+        entry.used, entry.held = time.monotonic(), len(dumps_kept(entry.document))
         if key in self._named:  # a subscription already names it (it was retired, or evicted)
             self.keep(entry)
         self._trim()
@@ -696,16 +719,24 @@ class ContextCache:
             self._evictable.pop(local_id, None)
 
     def _trim(self) -> None:
-        """Drop the least recently used unnamed ImplicitlyCreated contexts beyond the bound."""
-        if len(self._evictable) <= self.max_implicit:
+        """Drop the least recently used unnamed ImplicitlyCreated contexts beyond the bounds
+        (max_implicit of them, max_memory_bytes of their JSON); the most recent one stays."""
+        held = sum(e.held for e in self._evictable.values())
+        if len(self._evictable) <= self.max_implicit and held <= self.max_memory_bytes:
             return
         with self._lock:
             excess = len(self._evictable) - self.max_implicit
             entries = self._evictable.values()
-            if excess == 1:  # the usual case: one new context past the bound
+            if excess == 1 and held <= self.max_memory_bytes:  # one new context past the bound
                 victims = [min(entries, key=lambda e: e.used)]
             else:
-                victims = sorted(entries, key=lambda e: e.used)[: max(excess, 0)]
+                victims = []
+                count = len(self._evictable)
+                for entry in sorted(entries, key=lambda e: e.used)[:-1]:
+                    if count <= self.max_implicit and held <= self.max_memory_bytes:
+                        break
+                    victims.append(entry)
+                    count, held = count - 1, held - entry.held
             for entry in victims:
                 del self._local[entry.local_id]
                 del self._evictable[entry.local_id]

@@ -523,11 +523,14 @@ class SqliteStore:
             with self._transaction() as conn, _typed_full:
                 return temporal.prune(conn, before, after, limit)
 
-    def erase_history(self, erasure: Erasure) -> tuple[int, Erasure | None]:
-        """One step of a temporal DELETE's erasure (erasures.step), in the open group or its
-        own transaction: rows deleted, and the erasure as it goes on (None: done)."""
+    def erase_history(
+        self, erasure: Erasure, limit: int = erasures.STEP
+    ) -> tuple[int, Erasure | None]:
+        """One step of a temporal DELETE's erasure (erasures.step) of `limit` rows at most
+        (erasures.STEP at most), in the open group or its own transaction: rows deleted, and
+        the erasure as it goes on (None: done)."""
         with self._alone() as conn:
-            return erasures.step(conn, erasure)
+            return erasures.step(conn, erasure, min(limit, erasures.STEP))
 
     def erasures(self) -> list[Erasure]:
         """The temporal DELETEs whose rows are still to be removed (resumed at start-up)."""
@@ -776,9 +779,13 @@ class SqliteStore:
             return typestats.type_attributes(conn, tenant, typ)
 
     def tenants(self) -> list[str]:
-        """Every tenant that has stored something, from the tenants table (/health asks on
-        every poll, on the event loop)."""
+        """Every tenant that has stored something, from the tenants table."""
         return [r[0] for r in self._reader().execute("SELECT tenant FROM tenants ORDER BY 1")]
+
+    def answers(self) -> None:
+        """Read one row, to show the store answers (/health, on the event loop at every poll:
+        reading every tenant took 129 ms with 100,000 of them)."""
+        self._reader().execute("SELECT 1 FROM tenants LIMIT 1").fetchone()
 
     def has_tenant(self, tenant: str) -> bool:
         """Whether a tenant has ever stored anything (deleting it all keeps the tenant)."""

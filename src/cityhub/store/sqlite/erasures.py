@@ -20,7 +20,7 @@ import orjson
 from cityhub.store.base import Erasure
 from cityhub.store.sqlite.names import AttrNames
 
-STEP = 2000  # history rows looked at per step: a few milliseconds of the writer
+STEP = 2000  # history rows looked at per step at most (the eraser sizes them: pacing.py)
 # The tenant of a temporal entity being erased: no request names it (tenant names hold no
 # control character, ngsild/tenant.py), so every read and write passes it by; its id is its
 # tpk, so that any number of them fit UNIQUE (tenant, id).
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS history_erasures (
 def delete_entity(conn: sqlite3.Connection, tpk: int) -> Erasure | None:
     """Delete a temporal entity: gone for readers when this transaction commits; the rows
     past the first STEP are left to a job (returned), None when none were left."""
-    if _entity_rows(conn, tpk) < STEP:
+    if _entity_rows(conn, tpk, STEP) < STEP:
         _entity_gone(conn, tpk)
         return None
     conn.execute(
@@ -68,7 +68,7 @@ def delete_attribute(
     ds = None if every else dataset_id
     upto = conn.execute("SELECT max(hid) FROM history").fetchone()[0] or 0
     first = Erasure(0, tpk, nid, every, ds, upto, time.time())
-    deleted, cursor = _attribute_rows(conn, first)
+    deleted, cursor = _attribute_rows(conn, first, STEP)
     if cursor is None:
         return deleted > 0, None
     if not deleted and not _has_instances(conn, first):
@@ -77,9 +77,9 @@ def delete_attribute(
     return True, Erasure(job.job, tpk, nid, every, ds, upto, first.before, cursor)
 
 
-def step(conn: sqlite3.Connection, erasure: Erasure) -> tuple[int, Erasure | None]:
-    """One step of a job: how many rows it deleted, and the job as it goes on (None: done,
-    or no longer there: an entity's erasure took an attribute's over)."""
+def step(conn: sqlite3.Connection, erasure: Erasure, limit: int) -> tuple[int, Erasure | None]:
+    """One step of a job, `limit` rows at most: how many it deleted, and the job as it goes on
+    (None: done, or no longer there: an entity's erasure took an attribute's over)."""
     if not conn.execute("SELECT 1 FROM history_erasures WHERE job = ?", (erasure.job,)).fetchone():
         return 0, None
     if erasure.nid is None:
@@ -88,12 +88,12 @@ def step(conn: sqlite3.Connection, erasure: Erasure) -> tuple[int, Erasure | Non
         ).fetchone():  # never so (its row stays until the last step), but never a live one's
             conn.execute("DELETE FROM history_erasures WHERE job = ?", (erasure.job,))
             return 0, None
-        deleted = _entity_rows(conn, erasure.tpk)
-        if deleted < STEP:
+        deleted = _entity_rows(conn, erasure.tpk, limit)
+        if deleted < limit:
             _entity_gone(conn, erasure.tpk)
             return deleted, None
         return deleted, erasure
-    deleted, cursor = _attribute_rows(conn, erasure)
+    deleted, cursor = _attribute_rows(conn, erasure, limit)
     if cursor is None:
         conn.execute("DELETE FROM history_erasures WHERE job = ?", (erasure.job,))
         return deleted, None
@@ -129,11 +129,11 @@ def _job(
     return Erasure(cur.lastrowid, tpk, nid, every, ds, upto or 0, before)
 
 
-def _entity_rows(conn: sqlite3.Connection, tpk: int) -> int:
-    """Delete up to STEP rows of a temporal entity (hidden, or about to go)."""
+def _entity_rows(conn: sqlite3.Connection, tpk: int, limit: int) -> int:
+    """Delete up to `limit` rows of a temporal entity (hidden, or about to go)."""
     return conn.execute(
         "DELETE FROM history WHERE hid IN (SELECT hid FROM history WHERE tpk = ? LIMIT ?)",
-        (tpk, STEP),
+        (tpk, limit),
     ).rowcount
 
 
@@ -145,9 +145,9 @@ def _entity_gone(conn: sqlite3.Connection, tpk: int) -> None:
 
 
 def _attribute_rows(
-    conn: sqlite3.Connection, erasure: Erasure
+    conn: sqlite3.Connection, erasure: Erasure, limit: int
 ) -> tuple[int, tuple[float, int] | None]:
-    """Look at the attribute's next STEP rows in index order (observedAt axis, then row
+    """Look at the attribute's next `limit` rows in index order (observedAt axis, then row
     id), from the cursor on, and delete those the job covers: written before it began (row
     id and time both: SQLite hands a freed highest row id out again) and of its datasetId.
     Returns how many went and where to go on (None: the attribute's rows are all seen)."""
@@ -164,14 +164,14 @@ def _attribute_rows(
         t, hid = erasure.cursor
         sql += " AND t_observed >= ? AND (t_observed > ? OR hid > ?)"
         params += [t, t, hid]
-    rows = conn.execute(sql + " ORDER BY t_observed, hid LIMIT ?", [*params, STEP]).fetchall()
+    rows = conn.execute(sql + " ORDER BY t_observed, hid LIMIT ?", [*params, limit]).fetchall()
     gone = [hid for hid, _, covered in rows if covered]
     if gone:
         conn.execute(
             "DELETE FROM history WHERE hid IN (SELECT value FROM json_each(?))",
             (orjson.dumps(gone).decode(),),
         )
-    cursor = (rows[-1][1], rows[-1][0]) if len(rows) == STEP else None
+    cursor = (rows[-1][1], rows[-1][0]) if len(rows) == limit else None
     return len(gone), cursor
 
 

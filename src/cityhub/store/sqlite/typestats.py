@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS type_attrs (
 ) WITHOUT ROWID;
 """
 
+# One attribute's rows (/attributes/{attr}) and the types' entity counts (nid 0, /types) by
+# index: the key leads with type, so both read every type x attribute row of the tenant
+# (41 ms for one attribute of 2,000 types x 102 attributes). It holds the counts n too:
+# SQLite's planner passes over an index that leaves a key lookup per row for n. Writes that
+# change no type's attribute set (most PATCHes) do not touch the counts.
+BY_NID = """
+CREATE INDEX IF NOT EXISTS type_attrs_nid ON type_attrs (tenant, nid, type, kind, n);
+"""
+
 # Counts for a database written before the table existed (schema 3 -> 4), from the documents.
 BACKFILL = """
 DELETE FROM type_attrs;
