@@ -256,7 +256,7 @@ class Ingestor:
         except Exception as exc:  # the transaction failed: nothing of this slice is stored
             self._write_failed(exc, "storing %d device messages failed", len(batch))
             for p in batch:
-                fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
+                fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}", exc))
             return
         bad = _failures(outcome, batch)
         for p in batch:
