@@ -16,11 +16,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from cityhub import erasure
+from cityhub.api import commit
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.base import Erasure
 from cityhub.store.sqlite import erasures
-from conftest import BASE, free_port
+from conftest import BASE, free_port, problem
 from test_serve import process, wait_healthy
 
 EID = "urn:ngsi-ld:Sensor:long"
@@ -173,6 +175,81 @@ async def test_an_attribute_delete_of_one_dataset_keeps_the_others(
     assert resp.status_code == 204
     assert await values(client, EID) == {"level": list(range(150, 300))}
     db = app.state.store.path
+    assert count(db, "SELECT count(*) FROM history_erasures") == 0
+
+
+def held_up_after(steps: int, monkeypatch: pytest.MonkeyPatch, hold: Any) -> None:
+    """Call hold() before each erasure step after the first `steps` (the rows the request
+    deletes itself are not one of them): it may raise as the store would."""
+    real = erasures.step
+    done = 0
+
+    def step(conn: sqlite3.Connection, job: Erasure) -> tuple[int, Erasure | None]:
+        nonlocal done
+        done += 1
+        if done > steps:
+            hold()
+        return real(conn, job)
+
+    monkeypatch.setattr(erasures, "step", step)
+    monkeypatch.setattr(erasure, "RETRY", 0.01)
+
+
+async def test_an_attribute_delete_the_disk_filled_under_says_it_has_begun_and_ends(
+    hub: tuple[httpx.AsyncClient, Starlette], small_steps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probe 4: half the history was gone and the rest went later, yet the 503 said "nothing
+    of this request was stored"; a client might have written it again."""
+    client, app = hub
+    db = app.state.store.path
+    await load(client, EID, temperature=instances(300), humidity=instances(5))
+    full = True
+
+    def disk_full() -> None:
+        if full:
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # as SQLite raises it
+            raise exc
+
+    held_up_after(4, monkeypatch, disk_full)
+    resp = await client.delete(f"{T}/{EID}/attrs/temperature")
+    detail = problem(resp, 503)["detail"]
+    assert "storage is full" in detail and "has begun" in detail, detail
+    assert "nothing" not in detail, detail
+    assert 5 < count(db, "SELECT count(*) FROM history") < 305  # partly deleted already
+    assert count(db, "SELECT count(*) FROM history_erasures") == 1
+    full = False  # space again: the rest goes without another request
+    await app.state.eraser.idle()
+    assert await values(client, EID) == {"humidity": [0, 1, 2, 3, 4]}
+    assert count(db, "SELECT count(*) FROM history_erasures") == 0
+    assert (await client.delete(f"{T}/{EID}/attrs/temperature")).status_code == 404
+
+
+async def test_an_attribute_delete_another_process_locked_out_says_it_has_begun_and_ends(
+    hub: tuple[httpx.AsyncClient, Starlette], small_steps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock taken by another process (`cityhub import --db`) between two steps: the
+    busy 503 said nothing of the stored job either."""
+    client, app = hub
+    db = app.state.store.path
+    await load(client, EID, temperature=instances(300), humidity=instances(5))
+    monkeypatch.setattr(commit, "BUSY_WAIT", 0.2)
+    importer = sqlite3.connect(db, isolation_level=None, timeout=0)
+
+    def take_the_lock() -> None:  # once this step has committed
+        asyncio.get_running_loop().call_soon(importer.execute, "BEGIN IMMEDIATE")
+
+    held_up_after(2, monkeypatch, take_the_lock)
+    try:
+        resp = await client.delete(f"{T}/{EID}/attrs/temperature")
+        detail = problem(resp, 503)["detail"]
+        assert "write lock" in detail and "has begun" in detail, detail
+        assert count(db, "SELECT count(*) FROM history_erasures") == 1
+    finally:
+        importer.execute("ROLLBACK")
+        importer.close()
+    await app.state.eraser.idle()
+    assert await values(client, EID) == {"humidity": [0, 1, 2, 3, 4]}
     assert count(db, "SELECT count(*) FROM history_erasures") == 0
 
 

@@ -25,8 +25,9 @@ from cityhub.api.http import (
 from cityhub.api.readers import off_loop
 from cityhub.api.router import ENCODED
 from cityhub.ngsild.entity import check_path_id
-from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed
+from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed, NgsiLdError, storage_full
 from cityhub.ngsild.temporal import TemporalResult, TemporalService
+from cityhub.store.base import StoreBusy, StoreFull
 
 
 def service(request: Request) -> TemporalService:
@@ -163,8 +164,25 @@ async def delete_attr(request: Request) -> Response:
     """DELETE /temporal/entities/{id}/attrs/{attr}."""
     rest = await delete_attribute_via(request, service(request).delete_attribute, _eid(request))
     if rest is not None:  # answered once every instance is gone, the loop free between steps
-        await request.app.state.eraser.finish(rest)
+        try:
+            await request.app.state.eraser.finish(rest)
+        except (StoreFull, StoreBusy) as exc:  # the job is stored: it ends without the client
+            raise _begun(exc) from exc
     return no_content()
+
+
+def _begun(exc: StoreFull | StoreBusy) -> NgsiLdError:
+    """The 503 of an attribute DELETE held up after its job was stored: "nothing was stored"
+    would be false, its instances are going (decision 040, addendum)."""
+    begun = (
+        "the DELETE has begun and will complete by itself: some instances are deleted, the "
+        "rest go in the background once writes resume (repeating the DELETE is harmless)"
+    )
+    if isinstance(exc, StoreFull):
+        return storage_full(begun)
+    err = NgsiLdError(f"another process holds the database's write lock; {begun}")
+    err.status = 503
+    return err
 
 
 async def modify_instance(request: Request) -> Response:

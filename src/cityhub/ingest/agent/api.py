@@ -126,7 +126,8 @@ _FORMS = {"application/json": JSON, "text/plain": TEXT}
 
 
 async def southbound(request: Request) -> Response:
-    """POST /iot/v1/json?k=APIKEY&i=DEVICE: 204 once stored, a ProblemDetails 4xx if refused."""
+    """POST /iot/v1/json?k=APIKEY&i=DEVICE: 204 once stored, a ProblemDetails 4xx if refused,
+    and the API's 503 when the store cannot write (the device should send it again)."""
     ingestor = _agent(request).ingestor
     key, device = request.query_params.get("k", ""), request.query_params.get("i", "")
     media = header(request, b"content-type").split(";")[0].strip().lower()

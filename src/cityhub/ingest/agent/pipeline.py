@@ -35,7 +35,7 @@ from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import BatchOutcome
 from cityhub.notify.matching_cost import weigher
-from cityhub.store.base import StoreFull, StoreLost
+from cityhub.store.base import StoreBusy, StoreFull, StoreLost
 from cityhub.throttled_log import ThrottledLog
 
 log = logging.getLogger("cityhub.iot")
@@ -261,7 +261,7 @@ class Ingestor:
         except Exception as exc:  # the transaction failed: nothing of this slice is stored
             self._write_failed(exc, "storing %d device messages failed", len(batch))
             for p in batch:
-                fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}"))
+                fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}", exc))
             return
         bad = _failures(outcome, batch)
         for p in batch:
@@ -281,9 +281,9 @@ class Ingestor:
             self.letters.recount()
 
     def _write_failed(self, exc: Exception, what: str, count: int) -> None:
-        """Log a failed write: a full disk or a deleted database file as one line per 10 s,
-        anything else in full."""
-        if isinstance(exc, StoreFull | StoreLost):
+        """Log a failed write: a full disk, another process's lock or a deleted database file
+        as one line per 10 s, anything else in full."""
+        if isinstance(exc, StoreFull | StoreBusy | StoreLost):
             self._full_log.error(what + ": %s", count, exc)
         else:
             log.exception(what, count)

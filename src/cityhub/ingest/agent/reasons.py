@@ -10,6 +10,7 @@ from cityhub.ngsild.errors import (
     ResourceNotFound,
     UnsupportedMediaType,
 )
+from cityhub.store.base import StoreBusy, StoreFull, StoreLost
 
 # Every reason the agent counts; /iot/v1/stats reports each of them (zero included).
 BAD_REQUEST = "bad_request"  # HTTP southbound without k or i, or an MQTT topic of another shape
@@ -45,14 +46,16 @@ _NOT_FOUND = "no device with this id and API key"
 class Rejected(Exception):
     """A device message the agent refused: counted under `reason`, kept as a dead letter."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, cause: Exception | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.cause = cause  # what failed a write (store_error)
 
 
-def as_error(rej: Rejected) -> NgsiLdError:
-    """The ProblemDetails error an HTTP device gets for a refusal."""
+def as_error(rej: Rejected) -> Exception:
+    """The error an HTTP device gets for a refusal: a ProblemDetails error, or the store's
+    refusal itself, which the app answers as it does the API's (503, and Retry-After)."""
     if rej.reason == UNKNOWN_DEVICE:
         return ResourceNotFound(_NOT_FOUND)
     if rej.reason == UNSUPPORTED:
@@ -62,5 +65,7 @@ def as_error(rej: Rejected) -> NgsiLdError:
     if rej.reason == CONTEXT_UNAVAILABLE:
         return LdContextNotAvailable(rej.detail)
     if rej.reason == STORE_ERROR:
+        if isinstance(rej.cause, StoreFull | StoreBusy | StoreLost):
+            return rej.cause  # the device should try again, not drop the reading
         return NgsiLdError("the measurement could not be stored; see the hub log")
     return BadRequestData(rej.detail)
