@@ -184,12 +184,12 @@ def held_up_after(steps: int, monkeypatch: pytest.MonkeyPatch, hold: Any) -> Non
     real = erasures.step
     done = 0
 
-    def step(conn: sqlite3.Connection, job: Erasure) -> tuple[int, Erasure | None]:
+    def step(conn: sqlite3.Connection, job: Erasure, limit: int) -> tuple[int, Erasure | None]:
         nonlocal done
         done += 1
         if done > steps:
             hold()
-        return real(conn, job)
+        return real(conn, job, limit)
 
     monkeypatch.setattr(erasures, "step", step)
     monkeypatch.setattr(erasure, "RETRY", 0.01)
