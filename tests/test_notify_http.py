@@ -316,6 +316,8 @@ async def test_status_records_success_and_failure(
         return dict(resp.json()["notification"])
 
     await wait_for(lambda: len(receiver.received("/fails")) >= 2, what="two failed attempts")
+    # the receiver answers before the hub records the answer: wait until it has given up
+    assert await wait_for(lambda: app.state.notifier.dispatcher.counters.given_up == 1)
     ok = await status(ok_sid)
     assert ok["status"] == "ok" and ok["timesSent"] == 1 and "lastSuccess" in ok
     bad = await status(bad_sid)
@@ -323,7 +325,6 @@ async def test_status_records_success_and_failure(
     assert "lastSuccess" not in bad
     health = (await hub.get("/health")).json()["notifications"]
     assert health["delivered"] == 1 and health["failedAttempts"] == 2
-    assert await wait_for(lambda: app.state.notifier.dispatcher.counters.given_up == 1)
 
 
 async def test_device_measurements_notify_like_api_updates(
