@@ -10,6 +10,9 @@ Stored form: the members of the request with every type and attribute name expan
 - ``_sys``: createdAt / modifiedAt (shown with options=sysAttrs);
 - ``_base``: the hub's URL as the request that created or last updated it reached it (the
   Link of its notifications names a hub-served context under it);
+- ``_inc``: the incarnation, a random number drawn at creation and kept by updates: the
+  notifications queued for a subscription carry it, so that one deleted and made again under
+  its id is not sent those of the one before;
 - ``_notif``: delivery status (timesSent, timesFailed, lastNotification, lastSuccess,
   lastFailure, status), merged into ``notification`` on output once notifications are sent.
 
@@ -19,6 +22,7 @@ Framework-free: the API layer reads bodies and contexts, this module only checks
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -58,6 +62,7 @@ ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts")
 NOTIFY_ACCEPT = ("application/json", "application/ld+json", "application/geo+json")
 JOINS = ("flat", "inline", "@none")
 BASE_URL = "_base"  # the stored member holding the hub's URL the subscription was made through
+INCARNATION = "_inc"  # the stored member telling this subscription from others of its id
 MIN_TIME_INTERVAL = 1  # seconds: the shortest period a timeInterval subscription may ask for
 TIMERELS = ("before", "after", "between")
 # Members the system maintains: accepted in a body (a retrieved subscription can be sent back)
@@ -628,6 +633,7 @@ def new_subscription(body: Any, tm: TermMap, spec: Any, rid: str) -> Doc:
     if "q" in doc or "csf" in doc:
         doc["_qctx"] = spec
     doc["_sys"] = {"createdAt": now, "modifiedAt": now}
+    doc[INCARNATION] = secrets.randbits(62) + 1  # never 0, the incarnation of older ones
     return doc
 
 

@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, outbox, typestats
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -228,6 +228,9 @@ DROP TABLE temp.lang_pks;
     # 12 -> 13: history retention dropped temporal entities but kept their history_datasets
     # rows, which a new temporal entity given the same tpk inherited as series of its own.
     12: "DELETE FROM history_datasets WHERE tpk NOT IN (SELECT tpk FROM tentities);",
+    # 13 -> 14: each outbox row names the incarnation of its subscription, so that one deleted
+    # and made again under its id is not sent the items of the one before.
+    13: outbox.INCARNATIONS,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
