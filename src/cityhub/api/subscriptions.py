@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from cityhub.api.contexts import implicit_context
 from cityhub.api.http import (
     BASE,
+    MERGE_PATCH,
     Ctx,
     add_page_links,
     context_of,
@@ -231,7 +232,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         ctx = await context_of(request, body, media)
         rid = path_id(request, what)
         require_tenant(request, ctx.tenant)
-        members = S.patch_members(body, ctx.tm, rid)
+        members = S.patch_members(body, ctx.tm, rid, merge_patch=media == MERGE_PATCH)
         missing = ResourceNotFound(f"subscription {rid} does not exist")
         old = store(request).resource_get(kind, ctx.tenant, rid)
         if old is None:
