@@ -764,3 +764,39 @@ async def test_an_update_whose_context_cannot_be_had_is_503_and_changes_nothing(
     resp = await client.patch(f"{SUBS}/{SID}", json={"isActive": False})
     problem(resp, 503, "LdContextNotAvailable")
     assert (await fetch(client))["status"] == "active", "nothing was stored"
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"csf": "nosuchattr==1"},
+        {"temporalQ": {"timerel": "before", "timeAt": "2000-01-01T00:00:00Z"}},
+    ],
+    ids=["csf", "temporalQ"],
+)
+async def test_an_entity_subscription_refuses_what_only_filters_registrations(
+    client: httpx.AsyncClient, member: dict[str, Any]
+) -> None:
+    """csf and temporalQ were stored on /subscriptions and never applied (probe 2, finding 3);
+    a csourceSubscription takes them."""
+    [name] = member
+    assert name in bad_request(await post(client, sub(**member)))["detail"]
+    problem(await client.get(f"{SUBS}/{SID}"), 404, "ResourceNotFound")
+    assert (await post(client, sub())).status_code == 201
+    assert name in bad_request(await patch(client, member))["detail"]
+    assert name not in await fetch(client)
+    assert (await post(client, sub(**member), url=CSUBS)).status_code == 201
+
+
+@pytest.mark.parametrize("url", [SUBS, CSUBS])
+async def test_expires_at_must_give_its_time_zone(client: httpx.AsyncClient, url: str) -> None:
+    """A naive expiresAt was read as UTC on a subscription and refused on a registration."""
+    naive = bad_request(await post(client, sub(expiresAt="2099-01-01T00:00:00"), url=url))
+    assert "time zone" in naive["detail"]
+    assert (
+        await post(client, sub(expiresAt="2099-01-01T09:00:00+09:00"), url=url)
+    ).status_code == 201
+    resp = await client.patch(f"{url}/{SID}", json={"expiresAt": "2099-06-01T00:00:00"})
+    assert "time zone" in bad_request(resp)["detail"]
+    got = (await client.get(f"{url}/{SID}")).json()
+    assert got["expiresAt"] == "2099-01-01T09:00:00+09:00"

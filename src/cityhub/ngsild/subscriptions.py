@@ -110,6 +110,7 @@ SUBSCRIPTION_MEMBERS = frozenset(_ORDER) - {
 # Entity members (not attributes) a pick/omit may name: never expanded.
 ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 _DELIMS = re.compile(r"([(),|;])")
+_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # a DateTime's zone: Z, +hh, +hh:mm
 
 
 # -- small shared checks (registrations use them too) -----------------------------------------
@@ -168,9 +169,18 @@ def datetime_member(value: Any, what: str) -> str:
     return value
 
 
-def future_datetime(value: Any, what: str) -> str:
-    """A DateTime that has not passed yet."""
+def zoned_datetime(value: Any, what: str) -> str:
+    """A DateTime with its time zone (Z or an offset): without one, its instant is unknown
+    (a naive time was read as UTC, hours off for a client that meant its local time)."""
     datetime_member(value, what)
+    if not _ZONE.search(value):
+        raise BadRequestData(f"{what} must give its time zone (Z or an offset), got {value!r}")
+    return str(value)
+
+
+def future_datetime(value: Any, what: str) -> str:
+    """A DateTime with its time zone that has not passed yet (expiresAt)."""
+    zoned_datetime(value, what)
     if (norm_datetime(value) or "") <= now_iso():
         raise BadRequestData(f"{what} must be in the future, got {value!r}")
     return str(value)
