@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from cityhub import retention
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
+from cityhub.store.sqlite.schema import SCHEMA_VERSION
 from conftest import BASE
 
 DAY = 86400.0
@@ -250,5 +251,5 @@ async def test_the_upgrade_to_13_drops_the_series_of_pruned_temporal_entities(
     assert series(str(db)) == {"urn:ngsi-ld:M:b": ["urn:d:2"]}
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "13",
+            str(SCHEMA_VERSION),
         )

@@ -84,8 +84,16 @@ ALTER TABLE outbox_v11 RENAME TO outbox;
 """
     + BODIES_DDL
 )
-# 13 -> 14: each row names the incarnation of its subscription (rows already there: 0).
-INCARNATIONS = "ALTER TABLE outbox ADD COLUMN inc INTEGER NOT NULL DEFAULT 0;"
+
+
+def add_incarnations(conn: sqlite3.Connection) -> None:
+    """13 -> 14, before its (empty) transaction: each row names the incarnation of its
+    subscription (rows already there: 0). Idempotent, as a file marked older than it is
+    may already have the column."""
+    conn.executescript(V11_DDL)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "inc" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN inc INTEGER NOT NULL DEFAULT 0")
 
 
 def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:

@@ -229,12 +229,16 @@ DROP TABLE temp.lang_pks;
     # rows, which a new temporal entity given the same tpk inherited as series of its own.
     12: "DELETE FROM history_datasets WHERE tpk NOT IN (SELECT tpk FROM tentities);",
     # 13 -> 14: each outbox row names the incarnation of its subscription, so that one deleted
-    # and made again under its id is not sent the items of the one before.
-    13: outbox.INCARNATIONS,
+    # and made again under its id is not sent the items of the one before (the column is
+    # added by BEFORE_MIGRATION[13]).
+    13: "",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
-BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {10: outbox.before_upgrade}
+BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {
+    10: outbox.before_upgrade,
+    13: outbox.add_incarnations,
+}
 
 
 def opens(version: int) -> bool:
