@@ -176,7 +176,8 @@ async def test_a_shared_change_counts_once_against_the_memory_bound(
 
 
 def _to_schema_10(db: Path) -> None:
-    """The outbox as schema 10 wrote it: every row holding its whole event."""
+    """The outbox as schema 10 wrote it: every row holding its whole event, of subscriptions
+    that had no incarnation."""
     from cityhub.notify.events import stored_events
     from cityhub.store.sqlite.outbox import V10_DDL
 
@@ -195,6 +196,8 @@ def _to_schema_10(db: Path) -> None:
             "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)",
             (seq, tenant, sid, endpoint, whole, created, kind),
         )
+    # nor did its subscriptions have an incarnation (schema 15)
+    conn.execute("UPDATE resources SET doc = json_remove(doc, '$._inc')")
     conn.execute("UPDATE meta SET value = '10' WHERE key = 'schema_version'")
     conn.execute("COMMIT")
     conn.close()

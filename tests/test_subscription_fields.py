@@ -118,11 +118,13 @@ async def test_pick_and_omit_expand_with_the_context(
     assert same["notification"]["pick"] == ["id", "temperature", "humidity"], same
     core = await fetch(hub)
     assert core["notification"]["pick"] == ["id", VOCAB + "temperature", VOCAB + "humidity"]
-    # a patch replaces pick by omit
+    # a patch's notification is merged into the stored one: omit beside the stored pick is
+    # refused, and replaces it once the patch removes pick
+    both = {"endpoint": {"uri": URI}, "omit": "humidity"}
+    resp = await hub.patch(f"{SUBS}/{SID}", json={"notification": both}, headers=ctx)
+    assert "pick and notification.omit" in problem(resp, 400, "BadRequestData")["detail"]
     resp = await hub.patch(
-        f"{SUBS}/{SID}",
-        json={"notification": {"endpoint": {"uri": URI}, "omit": "humidity"}},
-        headers=ctx,
+        f"{SUBS}/{SID}", json={"notification": {**both, "pick": None}}, headers=ctx
     )
     assert resp.status_code == 204, resp.text
     got = (await fetch(hub, headers=ctx))["notification"]
@@ -148,10 +150,11 @@ async def test_endpoint_timeout_and_cooldown_round_trip(hub: httpx.AsyncClient, 
     changed = {"uri": URI, "timeout": 0.5, "cooldown": 60}
     resp = await hub.patch(f"{url}/{SID}", json={"notification": {"endpoint": changed}})
     assert resp.status_code == 204, resp.text
+    merged = {**endpoint, **changed}  # accept, not named, is kept (decision 047)
     got = await fetch(hub, url)
-    assert got["notification"]["endpoint"] == changed, got
+    assert got["notification"]["endpoint"] == merged, got
     listed = (await hub.get(url)).json()
-    assert listed[0]["notification"]["endpoint"] == changed, listed
+    assert listed[0]["notification"]["endpoint"] == merged, listed
 
 
 @pytest.mark.parametrize(

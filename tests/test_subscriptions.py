@@ -261,15 +261,90 @@ async def patch(
     return await client.patch(f"{SUBS}/{sid}", json=fragment, headers=headers)
 
 
-async def test_patch_replaces_members(client: httpx.AsyncClient) -> None:
-    await post(client, sub(timeInterval=5))
+async def test_patch_replaces_members_and_merges_notification(client: httpx.AsyncClient) -> None:
+    await post(client, sub(timeInterval=5, subscriptionName="a"))
     new = {"format": "keyValues", "endpoint": {"uri": "http://other.example.org/notify"}}
-    resp = await patch(client, {"type": "Subscription", "notification": new})
+    resp = await patch(
+        client, {"type": "Subscription", "notification": new, "subscriptionName": "b"}
+    )
     assert resp.status_code == 204, resp.text
     assert resp.content == b""
     got = await fetch(client)
     assert got["notification"] == new
     assert got["timeInterval"] == 5
+    assert got["subscriptionName"] == "b"
+
+
+NOTIFICATION = {
+    "format": "keyValues",
+    "attributes": ["a"],
+    "showChanges": True,
+    "endpoint": {
+        "uri": "http://localhost:1111/old",
+        "accept": "application/json",
+        "receiverInfo": [{"key": "X-Api-Key", "value": "k"}],
+    },
+}
+
+
+@pytest.mark.parametrize("media", ["application/json", "application/merge-patch+json"])
+async def test_patching_the_endpoint_uri_keeps_the_other_notification_members(
+    client: httpx.AsyncClient, media: str
+) -> None:
+    """Moving a subscription to another receiver dropped its format, attributes,
+    showChanges and receiverInfo, even as a merge patch (probe 2, finding 2)."""
+    await post(client, sub(notification=NOTIFICATION))
+    fragment = {"notification": {"endpoint": {"uri": "http://localhost:1111/new"}}}
+    resp = await client.patch(
+        f"{SUBS}/{SID}", content=json.dumps(fragment), headers={"Content-Type": media}
+    )
+    assert resp.status_code == 204, resp.text
+    got = (await fetch(client))["notification"]
+    endpoint = {**NOTIFICATION["endpoint"], "uri": "http://localhost:1111/new"}  # type: ignore[dict-item]
+    assert {k: got[k] for k in NOTIFICATION} == {**NOTIFICATION, "endpoint": endpoint}
+
+
+async def test_null_removes_a_notification_member_and_the_result_is_checked_whole(
+    client: httpx.AsyncClient,
+) -> None:
+    await post(client, sub(notification=NOTIFICATION))
+    removed = {
+        "attributes": None,
+        "endpoint": {"uri": NOTIFICATION["endpoint"]["uri"], "receiverInfo": None},
+    }  # type: ignore[index]
+    assert (await patch(client, {"notification": removed})).status_code == 204
+    got = (await fetch(client))["notification"]
+    assert "attributes" not in got and "receiverInfo" not in got["endpoint"], got
+    assert got["format"] == "keyValues" and got["showChanges"] is True
+    # pick beside the stored attributes: the merged NotificationParams is refused
+    assert (
+        await patch(client, {"notification": {**removed, "attributes": ["a"]}})
+    ).status_code == 204
+    both = {"endpoint": {"uri": "http://localhost:1111/x"}, "pick": ["b"]}
+    bad_request(await patch(client, {"notification": both}))
+    assert (await fetch(client))["notification"]["attributes"] == ["a"]
+    bad_request(await patch(client, {"notification": {"endpoint": None}}))
+    bad_request(await patch(client, {"notification": {"endpoint": {"uri": None}}}))
+
+
+async def test_a_plain_json_notification_fragment_names_its_endpoint(
+    client: httpx.AsyncClient,
+) -> None:
+    """The ETSI suite (029_03, 039_04_02) refuses a fragment's notification without an
+    endpoint as application/json; as a merge patch it changes the members it names."""
+    await post(client, sub(notification=NOTIFICATION))
+    bad_request(await patch(client, {"notification": {"format": "normalized"}}))
+    bad_request(await patch(client, {"notification": {"format": "normalized", "endpoint": {}}}))
+    assert (await fetch(client))["notification"]["format"] == "keyValues"
+    resp = await client.patch(
+        f"{SUBS}/{SID}",
+        content=b'{"notification": {"format": "normalized"}}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert resp.status_code == 204, resp.text
+    got = (await fetch(client))["notification"]
+    assert got["format"] == "normalized"
+    assert got["endpoint"] == NOTIFICATION["endpoint"]
 
 
 async def test_patch_accepts_merge_patch_json(client: httpx.AsyncClient) -> None:
@@ -689,3 +764,39 @@ async def test_an_update_whose_context_cannot_be_had_is_503_and_changes_nothing(
     resp = await client.patch(f"{SUBS}/{SID}", json={"isActive": False})
     problem(resp, 503, "LdContextNotAvailable")
     assert (await fetch(client))["status"] == "active", "nothing was stored"
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"csf": "nosuchattr==1"},
+        {"temporalQ": {"timerel": "before", "timeAt": "2000-01-01T00:00:00Z"}},
+    ],
+    ids=["csf", "temporalQ"],
+)
+async def test_an_entity_subscription_refuses_what_only_filters_registrations(
+    client: httpx.AsyncClient, member: dict[str, Any]
+) -> None:
+    """csf and temporalQ were stored on /subscriptions and never applied (probe 2, finding 3);
+    a csourceSubscription takes them."""
+    [name] = member
+    assert name in bad_request(await post(client, sub(**member)))["detail"]
+    problem(await client.get(f"{SUBS}/{SID}"), 404, "ResourceNotFound")
+    assert (await post(client, sub())).status_code == 201
+    assert name in bad_request(await patch(client, member))["detail"]
+    assert name not in await fetch(client)
+    assert (await post(client, sub(**member), url=CSUBS)).status_code == 201
+
+
+@pytest.mark.parametrize("url", [SUBS, CSUBS])
+async def test_expires_at_must_give_its_time_zone(client: httpx.AsyncClient, url: str) -> None:
+    """A naive expiresAt was read as UTC on a subscription and refused on a registration."""
+    naive = bad_request(await post(client, sub(expiresAt="2099-01-01T00:00:00"), url=url))
+    assert "time zone" in naive["detail"]
+    assert (
+        await post(client, sub(expiresAt="2099-01-01T09:00:00+09:00"), url=url)
+    ).status_code == 201
+    resp = await client.patch(f"{url}/{SID}", json={"expiresAt": "2099-06-01T00:00:00"})
+    assert "time zone" in bad_request(resp)["detail"]
+    got = (await client.get(f"{url}/{SID}")).json()
+    assert got["expiresAt"] == "2099-01-01T09:00:00+09:00"

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from cityhub.api.contexts import implicit_context
 from cityhub.api.http import (
     BASE,
+    MERGE_PATCH,
     Ctx,
     add_page_links,
     context_of,
@@ -34,6 +35,7 @@ from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.context import is_compound
 from cityhub.ngsild.csource_subscriptions import check_csource
 from cityhub.ngsild.entity import check_uri
+from cityhub.ngsild.entity_subscriptions import check_entity
 from cityhub.ngsild.errors import (
     AlreadyExists,
     MethodNotAllowed,
@@ -189,6 +191,8 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         doc = S.new_subscription(body, ctx.tm, ctx.spec, rid)
         if csource:
             check_csource(doc)
+        else:
+            check_entity(doc)
         doc[S.BASE_URL] = public_base(request)
         if "jsonldContext" in doc:
             await contexts(request).prefetch(doc["jsonldContext"])
@@ -231,7 +235,7 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         ctx = await context_of(request, body, media)
         rid = path_id(request, what)
         require_tenant(request, ctx.tenant)
-        members = S.patch_members(body, ctx.tm, rid)
+        members = S.patch_members(body, ctx.tm, rid, merge_patch=media == MERGE_PATCH)
         missing = ResourceNotFound(f"subscription {rid} does not exist")
         old = store(request).resource_get(kind, ctx.tenant, rid)
         if old is None:
@@ -241,6 +245,8 @@ def _crud(kind: str, path: str, *, csource: bool) -> list[BaseRoute]:
         patched = S.apply_patch(old, members, ctx.spec)
         if csource:
             check_csource(patched)
+        else:  # what the fragment gives: one stored before the check can still be changed
+            check_entity({k: v for k, v in members.items() if v is not None})
         for spec in subscription_contexts(patched):
             if spec is not None:
                 await contexts(request).prefetch(spec, count=False)

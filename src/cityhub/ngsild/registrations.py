@@ -10,7 +10,6 @@ and ``_sys`` holds createdAt / modifiedAt (shown with options=sysAttrs).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,7 +50,6 @@ DEFAULT_MODE = "inclusive"
 # A context source is reached over the HTTP binding (6.3): a file:, javascript: or urn: endpoint
 # was stored and handed to every discovering client.
 ENDPOINT_SCHEMES = ("http", "https")
-_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
 DEFAULT_OPERATIONS = ("federationOps",)
 # Operation groups and single operations a registration may offer (clause 4.20).
 OPERATIONS = frozenset(
@@ -256,13 +254,6 @@ def _duration(value: Any, what: str) -> str:
     return str(value)
 
 
-def _zoned(value: Any, what: str) -> str:
-    """A DateTime with its time zone (Z or an offset): without one, its instant is unknown."""
-    if isinstance(value, str) and not _ZONE.search(value):
-        raise BadRequestData(f"{what} must give its time zone (Z or an offset), got {value!r}")
-    return value
-
-
 def _member(key: str, raw: Any, tm: TermMap) -> Any:
     """One validated, expanded member defined by the spec."""
     if key == "type":
@@ -280,7 +271,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
     if key in GEO_MEMBERS:
         return _geometry(raw, key)
     if key == "expiresAt":
-        return future_datetime(_zoned(raw, key), key)
+        return future_datetime(raw, key)  # with its time zone, as a subscription's
     if key == "endpoint":
         return absolute_uri(raw, key, ENDPOINT_SCHEMES)
     if key == "contextSourceInfo":

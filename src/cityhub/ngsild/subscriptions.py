@@ -10,6 +10,9 @@ Stored form: the members of the request with every type and attribute name expan
 - ``_sys``: createdAt / modifiedAt (shown with options=sysAttrs);
 - ``_base``: the hub's URL as the request that created or last updated it reached it (the
   Link of its notifications names a hub-served context under it);
+- ``_inc``: the incarnation, a random number drawn at creation and kept by updates: the
+  notifications queued for a subscription carry it, so that one deleted and made again under
+  its id is not sent those of the one before;
 - ``_notif``: delivery status (timesSent, timesFailed, lastNotification, lastSuccess,
   lastFailure, status), merged into ``notification`` on output once notifications are sent.
 
@@ -19,8 +22,9 @@ Framework-free: the API layer reads bodies and contexts, this module only checks
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -58,6 +62,7 @@ ENDPOINT_SCHEMES = ("http", "https", "mqtt", "mqtts")
 NOTIFY_ACCEPT = ("application/json", "application/ld+json", "application/geo+json")
 JOINS = ("flat", "inline", "@none")
 BASE_URL = "_base"  # the stored member holding the hub's URL the subscription was made through
+INCARNATION = "_inc"  # the stored member telling this subscription from others of its id
 MIN_TIME_INTERVAL = 1  # seconds: the shortest period a timeInterval subscription may ask for
 TIMERELS = ("before", "after", "between")
 # Members the system maintains: accepted in a body (a retrieved subscription can be sent back)
@@ -105,6 +110,7 @@ SUBSCRIPTION_MEMBERS = frozenset(_ORDER) - {
 # Entity members (not attributes) a pick/omit may name: never expanded.
 ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 _DELIMS = re.compile(r"([(),|;])")
+_ZONE = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # a DateTime's zone: Z, +hh, +hh:mm
 
 
 # -- small shared checks (registrations use them too) -----------------------------------------
@@ -163,9 +169,18 @@ def datetime_member(value: Any, what: str) -> str:
     return value
 
 
-def future_datetime(value: Any, what: str) -> str:
-    """A DateTime that has not passed yet."""
+def zoned_datetime(value: Any, what: str) -> str:
+    """A DateTime with its time zone (Z or an offset): without one, its instant is unknown
+    (a naive time was read as UTC, hours off for a client that meant its local time)."""
     datetime_member(value, what)
+    if not _ZONE.search(value):
+        raise BadRequestData(f"{what} must give its time zone (Z or an offset), got {value!r}")
+    return str(value)
+
+
+def future_datetime(value: Any, what: str) -> str:
+    """A DateTime with its time zone that has not passed yet (expiresAt)."""
+    zoned_datetime(value, what)
     if (norm_datetime(value) or "") <= now_iso():
         raise BadRequestData(f"{what} must be in the future, got {value!r}")
     return str(value)
@@ -425,35 +440,69 @@ def render_projection(value: Any, tm: TermMap) -> Any:
 
 
 # -- notification parameters -------------------------------------------------------------------
-def endpoint(value: Any) -> dict[str, Any]:
-    """An Endpoint: uri (absolute, http/https/mqtt), accept, receiverInfo, notifierInfo."""
+def _endpoint_member(key: str, raw: Any) -> Any:
+    """One validated member of an Endpoint (not null)."""
+    if key == "uri":
+        return absolute_uri(raw, "notification.endpoint.uri", ENDPOINT_SCHEMES)
+    if key == "accept":
+        if raw not in NOTIFY_ACCEPT:
+            raise BadRequestData(
+                f"notification.endpoint.accept must be one of {', '.join(NOTIFY_ACCEPT)}"
+            )
+        return raw
+    if key == "receiverInfo":
+        return _headers(key_values(raw, "notification.endpoint.receiverInfo"))
+    if key == "notifierInfo":
+        return key_values(raw, f"notification.endpoint.{key}")
+    if key == "timeout":
+        return endpoint_timeout(raw)
+    if key == "cooldown":
+        return positive_number(raw, f"notification.endpoint.{key}")
+    return raw
+
+
+def endpoint(value: Any, *, patch: bool = False) -> dict[str, Any]:
+    """An Endpoint: uri (absolute, http/https/mqtt), accept, receiverInfo, notifierInfo; of a
+    patch (merged into the stored one), a member may be null to remove it, uri aside."""
     ep = require_dict(value, "notification.endpoint")
-    if "uri" not in ep:
+    if "uri" not in ep and not patch:
         raise BadRequestData("notification.endpoint needs a uri")
     out: dict[str, Any] = {}
     for key, raw in ep.items():
-        if raw is None:
+        if raw is None and (not patch or key == "uri"):
             raise BadRequestData(f"notification.endpoint.{key} must not be null")
-        if key == "uri":
-            out[key] = absolute_uri(raw, "notification.endpoint.uri", ENDPOINT_SCHEMES)
-        elif key == "accept":
-            if raw not in NOTIFY_ACCEPT:
-                raise BadRequestData(
-                    f"notification.endpoint.accept must be one of {', '.join(NOTIFY_ACCEPT)}"
-                )
-            out[key] = raw
-        elif key == "receiverInfo":
-            out[key] = _headers(key_values(raw, "notification.endpoint.receiverInfo"))
-        elif key == "notifierInfo":
-            out[key] = key_values(raw, f"notification.endpoint.{key}")
-        elif key == "timeout":
-            out[key] = endpoint_timeout(raw)
-        elif key == "cooldown":
-            out[key] = positive_number(raw, f"notification.endpoint.{key}")
-        else:
-            out[key] = raw
-    check_mqtt(out["uri"], out.get("notifierInfo"))
+        out[key] = None if raw is None else _endpoint_member(key, raw)
+    if not patch:
+        check_mqtt(out["uri"], out.get("notifierInfo"))
     return out
+
+
+def _notification_member(key: str, raw: Any, tm: TermMap, trees: dict[str, Projection]) -> Any:
+    """One validated, expanded member of NotificationParams other than endpoint (not null);
+    the parsed tree of a pick or omit goes into trees."""
+    if key == "format":
+        if raw not in NOTIFY_FORMATS:
+            raise BadRequestData(f"notification.format must be one of {', '.join(NOTIFY_FORMATS)}")
+        return raw
+    if key == "attributes":
+        return expand_names(raw, tm, "notification.attributes")
+    if key in ("pick", "omit"):
+        value, trees[key] = projection(raw, tm, f"notification.{key}")
+        return value
+    if key in ("sysAttrs", "showChanges"):
+        return require_bool(raw, f"notification.{key}")
+    if key == "join":
+        if raw not in JOINS:
+            raise BadRequestData(f"notification.join must be one of {', '.join(JOINS)}")
+        return raw
+    if key == "joinLevel":
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_JOIN_LEVEL:
+            raise BadRequestData(
+                f"notification.joinLevel must be a whole number from 1 to {MAX_JOIN_LEVEL}"
+            )
+        return raw
+    # NotificationParams is a closed type, as EntitySelector and GeoQuery are
+    raise BadRequestData(_unknown_notification_member(key))
 
 
 def notification_params(value: Any, tm: TermMap) -> dict[str, Any]:
@@ -468,42 +517,81 @@ def notification_params(value: Any, tm: TermMap) -> dict[str, Any]:
             raise BadRequestData(f"notification.{key} must not be null")
         if key == "endpoint":
             out[key] = endpoint(raw)
-        elif key == "format":
-            if raw not in NOTIFY_FORMATS:
-                raise BadRequestData(
-                    f"notification.format must be one of {', '.join(NOTIFY_FORMATS)}"
-                )
-            out[key] = raw
-        elif key == "attributes":
-            out[key] = expand_names(raw, tm, "notification.attributes")
-        elif key in ("pick", "omit"):
-            out[key], trees[key] = projection(raw, tm, f"notification.{key}")
-        elif key in ("sysAttrs", "showChanges"):
-            out[key] = require_bool(raw, f"notification.{key}")
-        elif key == "join":
-            if raw not in JOINS:
-                raise BadRequestData(f"notification.join must be one of {', '.join(JOINS)}")
-            out[key] = raw
-        elif key == "joinLevel":
-            if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_JOIN_LEVEL:
-                raise BadRequestData(
-                    f"notification.joinLevel must be a whole number from 1 to {MAX_JOIN_LEVEL}"
-                )
-            out[key] = raw
-        else:  # NotificationParams is a closed type, as EntitySelector and GeoQuery are
-            raise BadRequestData(_unknown_notification_member(key))
-    if "endpoint" not in out:
+        else:
+            out[key] = _notification_member(key, raw, tm, trees)
+    check_notification(out, trees)
+    return out
+
+
+def notification_patch(value: Any, tm: TermMap, *, merge_patch: bool) -> NotificationPatch:
+    """The notification of a subscription fragment, validated member by member, to be merged
+    into the stored one (None: remove the member; decision 047). Unless it is sent as
+    application/merge-patch+json it must name its endpoint and uri, as NotificationParams
+    must (the ETSI suite refuses `{"notification": {"format": "keyValues"}}`, 029_03)."""
+    params = require_dict(value, "notification")
+    out: dict[str, Any] = {}
+    trees: dict[str, Projection] = {}
+    for key, raw in params.items():
+        if key in NOTIFY_STATUS:
+            continue
+        if raw is None:
+            if key == "endpoint":
+                raise BadRequestData("notification.endpoint is mandatory and cannot be removed")
+            out[key] = None
+        elif key == "endpoint":
+            out[key] = endpoint(raw, patch=True)
+            if not merge_patch and "uri" not in out[key]:
+                raise BadRequestData("notification.endpoint needs a uri")
+        else:
+            out[key] = _notification_member(key, raw, tm, trees)
+    if not merge_patch and "endpoint" not in out:
         raise BadRequestData("notification needs an endpoint")
-    if "pick" in out and "omit" in out:
-        same = set(trees["pick"]) & set(trees["omit"])
+    return NotificationPatch(out, trees)
+
+
+@dataclass(frozen=True)
+class NotificationPatch:
+    """A fragment's notification members (None: remove), with its parsed pick/omit trees."""
+
+    members: dict[str, Any]
+    trees: dict[str, Projection]
+
+
+def merged_notification(stored: Mapping[str, Any], patch: NotificationPatch) -> dict[str, Any]:
+    """The stored NotificationParams with a fragment's merged in, member by member and
+    endpoint's too (None removes one), checked whole (RFC 7396 for these two objects)."""
+    out = dict(stored)
+    for key, value in patch.members.items():
+        if value is None:
+            out.pop(key, None)
+        elif key == "endpoint":
+            ep = dict(out.get("endpoint") or {})
+            merge_members(ep, value)
+            out[key] = ep
+        else:
+            out[key] = value
+    check_notification(out, patch.trees)
+    return out
+
+
+def check_notification(params: Mapping[str, Any], trees: Mapping[str, Projection]) -> None:
+    """The rules of NotificationParams that span members: an endpoint with a uri (and its
+    MQTT settings right), pick or omit alone and never with attributes."""
+    ep = params.get("endpoint")
+    if ep is None:
+        raise BadRequestData("notification needs an endpoint")
+    if "uri" not in ep:
+        raise BadRequestData("notification.endpoint needs a uri")
+    check_mqtt(ep["uri"], ep.get("notifierInfo"))
+    if "pick" in params and "omit" in params:
+        same = set(trees.get("pick") or ()) & set(trees.get("omit") or ())
         detail = f" (both name {', '.join(sorted(same))})" if same else ""
         raise BadRequestData(f"notification.pick and notification.omit cannot be combined{detail}")
     for key in ("pick", "omit"):
-        if key in out and "attributes" in out:
+        if key in params and "attributes" in params:
             raise BadRequestData(
                 f"notification.{key} and notification.attributes cannot be combined"
             )
-    return out
 
 
 def _unknown_notification_member(key: str) -> str:
@@ -600,8 +688,11 @@ def _check_whole(doc: Doc) -> None:
         raise BadRequestData("timeInterval cannot be combined with throttling")
 
 
-def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> Doc:
-    """Every member of a body, validated and expanded; on a patch None means "remove"."""
+def _members(
+    body: Mapping[str, Any], tm: TermMap, *, patch: bool, merge_patch: bool = False
+) -> Doc:
+    """Every member of a body, validated and expanded; on a patch None means "remove", and
+    notification is a NotificationPatch, merged into the stored one."""
     out: Doc = {}
     for key, raw in body.items():
         if key in SYSTEM_MEMBERS or key.startswith("_") or key == "id":
@@ -610,7 +701,10 @@ def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> Doc:
             if patch:
                 out[key] = None  # remove the member
             continue  # a null member of a new subscription is an absent one
-        out[key] = _member(key, raw, tm)
+        if patch and key == "notification":
+            out[key] = notification_patch(raw, tm, merge_patch=merge_patch)
+        else:
+            out[key] = _member(key, raw, tm)
     return out
 
 
@@ -628,6 +722,7 @@ def new_subscription(body: Any, tm: TermMap, spec: Any, rid: str) -> Doc:
     if "q" in doc or "csf" in doc:
         doc["_qctx"] = spec
     doc["_sys"] = {"createdAt": now, "modifiedAt": now}
+    doc[INCARNATION] = secrets.randbits(62) + 1  # never 0, the incarnation of older ones
     return doc
 
 
@@ -638,14 +733,15 @@ def body_id(body: Any, what: str = "subscription id") -> str | None:
     return None
 
 
-def patch_members(fragment: Any, tm: TermMap, rid: str) -> Doc:
-    """A patch fragment's members, validated and expanded (None: remove the member)."""
+def patch_members(fragment: Any, tm: TermMap, rid: str, *, merge_patch: bool = False) -> Doc:
+    """A patch fragment's members, validated and expanded (None: remove the member);
+    merge_patch: it came as application/merge-patch+json."""
     if not isinstance(fragment, dict):
         raise BadRequestData("a subscription fragment must be a JSON object")
     fid = fragment.get("id")
     if fid is not None and fid != rid:
         raise BadRequestData(f"the fragment's id {fid!r} is not the subscription's {rid!r}")
-    members = _members(fragment, tm, patch=True)
+    members = _members(fragment, tm, patch=True, merge_patch=merge_patch)
     if not members:
         raise BadRequestData("the fragment changes no member of the subscription")
     for key in ("type", "notification"):
@@ -655,8 +751,12 @@ def patch_members(fragment: Any, tm: TermMap, rid: str) -> Doc:
 
 
 def apply_patch(stored: Doc, members: Doc, spec: Any) -> Doc:
-    """The stored subscription with a fragment's members replacing (or removing) its own."""
+    """The stored subscription with a fragment's members replacing (or removing) its own;
+    notification is merged into the stored one, member by member (decision 047)."""
     doc = dict(stored)
+    patch = members.get("notification")
+    if isinstance(patch, NotificationPatch):
+        members = {**members, "notification": merged_notification(stored["notification"], patch)}
     merge_members(doc, members)
     _check_whole(doc)
     if "q" in members or "csf" in members:

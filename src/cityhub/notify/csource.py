@@ -175,9 +175,11 @@ class CsourceNotifier:
         return cs
 
     def remove(self, tenant: str, sid: str) -> None:
-        """Forget a deleted csourceSubscription (its queued notifications are dropped)."""
-        self.subs.get(tenant, {}).pop(sid, None)
-        self.dispatcher.discard(tenant, sid, last_seq(self.store))
+        """Forget a deleted csourceSubscription (its queued notifications are dropped: they
+        carry its incarnation, which one made again under its id does not have)."""
+        gone = self.subs.get(tenant, {}).pop(sid, None)
+        inc = gone.sub.inc if gone is not None else None  # None: not compiled, any
+        self.dispatcher.discard(tenant, sid, last_seq(self.store), inc)
         self.statuses.forget(tenant, sid)
         self.notifier.names(KIND, tenant, sid, None)
         task = self._tasks.pop((tenant, sid), None)
@@ -311,12 +313,15 @@ class CsourceNotifier:
     async def _deliver(
         self, item: OutboxItem, attempt: int
     ) -> bool | RetryLater | Literal["hold"] | None:
-        """Send one notification (True/False); None when its subscription no longer wants it;
-        HOLD while it is paused (as for entity subscriptions: sent when it resumes)."""
+        """Send one notification (True/False); None when its subscription no longer wants it
+        or it was made for an earlier one of its id; HOLD while it is paused (as for entity
+        subscriptions: sent when it resumes)."""
         cs = self.get(item.tenant, item.sub_id)
-        if cs is not None and cs.sub.paused and not cs.sub.expired():
+        if cs is None or not cs.sub.owns(item):
+            return None
+        if cs.sub.paused and not cs.sub.expired():
             return HOLD
-        if cs is None or not cs.sub.live():
+        if not cs.sub.live():
             return None
         if cs.sub.cooling(time.monotonic()):  # endpoint.cooldown, as for entity subscriptions
             self.notifier.cooldown_skipped += 1
@@ -359,7 +364,7 @@ def _item(sub: Compiled, trigger: str, regs: list[Doc]) -> OutboxItem:
     """A queue item: the trigger and the registrations in stored form (rendered in the
     subscription's @context when sent)."""
     payload = dumps_kept({"trigger": trigger, "data": regs})
-    return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload, kind="csource")
+    return OutboxItem(sub.tenant, sub.id, sub.endpoint, payload, kind="csource", inc=sub.inc)
 
 
 __all__ = [

@@ -38,8 +38,9 @@ ACK_EVERY = 0.2  # seconds between batched outbox deletes
 # Delivered items whose outbox delete failed (a full disk), kept to be deleted at a later
 # flush: about 4 MB. Beyond them the oldest are left in the outbox, sent again after a restart.
 ACKS_KEPT = 100_000
-# (tenant, subscription id, from seq, up to seq, limit) -> how many of its outbox rows went
-Purge = Callable[[str, str, int, int, int], int]
+# (tenant, subscription id, from seq, up to seq, limit, incarnation or None for any) -> how
+# many of its outbox rows went
+Purge = Callable[[str, str, int, int, int, int | None], int]
 # Rows of deleted subscriptions deleted at each acknowledgement flush (every ACK_EVERY s):
 # a dead receiver's backlog goes in steps short enough for the event loop.
 PURGE_EVERY = 2_000
@@ -128,12 +129,13 @@ class Dispatcher:
         self.policy = policy
         self.backlog = backlog
         self.purge = purge
-        # deleted subscriptions whose outbox rows up to that seq are still to be deleted
-        self._purges: dict[tuple[str, str], tuple[int, int]] = {}
+        # deleted subscriptions whose outbox rows up to that seq (of that incarnation, if
+        # known) are still to be deleted
+        self._purges: dict[tuple[str, str], tuple[int, int, int | None]] = {}
         self.cut = cut
         # subscriptions past Policy.outbox_max: the seqs from and up to which their rows only
-        # on disk are to be given up
-        self._trims: dict[tuple[str, str], tuple[int, int]] = {}
+        # on disk are to be given up (of any incarnation: None)
+        self._trims: dict[tuple[str, str], tuple[int, int, int | None]] = {}
         self._trimmed_at = 0.0  # monotonic time of the last check
         self.counters = Counters()
         self.queues: dict[Where, EndpointQueue] = {}
@@ -506,15 +508,20 @@ class Dispatcher:
             target.spilled[key] = min(target.spilled.get(key, mark), mark)
             self._wake((tenant, endpoint), target)
 
-    def discard(self, tenant: str, sub_id: str, upto: int = 0) -> None:
-        """Drop the items held for a subscription that is gone, and delete its outbox rows
-        up to seq upto a step at a time: a paused one's left only on disk are never read
-        back, and a dead receiver's backlog would otherwise wait to be given up item by item."""
-        self._held_spilled.pop((tenant, sub_id), None)
-        for item in self._take_held((tenant, sub_id)):
+    def discard(self, tenant: str, sub_id: str, upto: int = 0, inc: int | None = None) -> None:
+        """Drop the items held for a subscription that is gone, forget where its items left
+        on disk begin, and delete its outbox rows up to seq upto (of its incarnation inc, when
+        known) a step at a time: a paused one's left only on disk are never read back, and a
+        dead receiver's backlog would otherwise wait to be given up item by item. Its items
+        waiting in a queue are dropped when reached (deliver answers None)."""
+        key = (tenant, sub_id)
+        self._held_spilled.pop(key, None)
+        for queue in self.queues.values():
+            queue.spilled.pop(key, None)
+        for item in self._take_held(key):
             self._done(item)
         if self.purge is not None and upto:
-            self._purges[(tenant, sub_id)] = (0, upto)
+            self._purges[key] = (0, upto, inc)
             self._start_acks()
 
     def _purge_some(self) -> None:
@@ -522,11 +529,11 @@ class Dispatcher:
         if the delete fails)."""
         room = PURGE_EVERY
         for book in (self._purges, self._trims):
-            for key, (since, upto) in list(book.items()):
+            for key, (since, upto, inc) in list(book.items()):
                 if room <= 0 or self.purge is None:
                     return
                 try:
-                    gone = self.purge(key[0], key[1], since, upto, room)
+                    gone = self.purge(key[0], key[1], since, upto, room, inc)
                 except Exception as exc:
                     self._ack_log.error("could not delete items from the outbox (%s)", exc)
                     return
@@ -562,7 +569,7 @@ class Dispatcher:
                 self._ack_log.error("could not measure a backlog in the outbox (%s)", exc)
                 return
             if cut >= mark:  # the rows in memory, before the mark, are sent
-                self._trims[key] = (mark, cut)
+                self._trims[key] = (mark, cut, None)
 
     def flush_acks(self) -> None:
         """Delete the acknowledged items now; if the delete fails (a full disk), keep them
@@ -615,8 +622,8 @@ def purge_of(store: Any, kind: str) -> Purge | None:
     purge = getattr(store, "outbox_purge", None)
     if purge is None:
         return None
-    return lambda tenant, sub_id, since, upto, limit: int(
-        purge(kind, tenant, sub_id, since, upto, limit)
+    return lambda tenant, sub_id, since, upto, limit, inc: int(
+        purge(kind, tenant, sub_id, since, upto, limit, inc)
     )
 
 

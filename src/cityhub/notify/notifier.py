@@ -154,9 +154,11 @@ class Notifier:
         return True
 
     def remove(self, tenant: str, sid: str) -> None:
-        """Forget a deleted subscription (its queued items are dropped when reached)."""
-        self.subs.get(tenant, {}).pop(sid, None)
-        self.dispatcher.discard(tenant, sid, last_seq(self.store))
+        """Forget a deleted subscription (its queued items are dropped when reached: they
+        carry its incarnation, which one made again under its id does not have)."""
+        gone = self.subs.get(tenant, {}).pop(sid, None)
+        inc = gone.inc if gone is not None else None  # None: not compiled, any incarnation
+        self.dispatcher.discard(tenant, sid, last_seq(self.store), inc)
         self.statuses.forget(tenant, sid)
         self.names(KIND, tenant, sid, None)
         index = self._on_change.get(tenant)
@@ -256,7 +258,9 @@ class Notifier:
         so that the bytes a change costs do not grow with the subscriptions it notifies."""
         if len(notified) == 1:
             sub, shape = notified[0]
-            item = OutboxItem(tenant, sub.id, sub.endpoint, dumps_kept([events.event(shape)]))
+            item = OutboxItem(
+                tenant, sub.id, sub.endpoint, dumps_kept([events.event(shape)]), inc=sub.inc
+            )
             self.stamps.stamp(sub, clock, item)
             items.append(item)
             return
@@ -266,7 +270,7 @@ class Notifier:
             own = shapes.get(shape)
             if own is None:
                 own = shapes[shape] = dump_shape(shape)
-            item = OutboxItem(tenant, sub.id, sub.endpoint, own, body=body)
+            item = OutboxItem(tenant, sub.id, sub.endpoint, own, body=body, inc=sub.inc)
             self.stamps.stamp(sub, clock, item)
             items.append(item)
 
@@ -383,20 +387,22 @@ class Notifier:
 
     # -- delivery ------------------------------------------------------------------------------
     def _holds(self, item: OutboxItem) -> bool:
-        """Whether an item waits for its subscription to resume: paused, not expired."""
+        """Whether an item waits for its subscription to resume: paused, not expired (and
+        made for it, not for one deleted before it under its id)."""
         sub = self.get(item.tenant, item.sub_id)
-        return sub is not None and sub.paused and not sub.expired()
+        return sub is not None and sub.paused and not sub.expired() and sub.owns(item)
 
     async def _deliver(
         self, item: OutboxItem, attempt: int
     ) -> bool | RetryLater | Literal["hold"] | None:
         """Send one item (True/False) to the subscription's endpoint as it is now; None when
-        the subscription is gone or expired; HOLD while it is paused (a change made while it
-        was active is notified once it resumes)."""
+        the subscription is gone or expired, or the item was made for an earlier one of its
+        id; HOLD while it is paused (a change made while it was active is notified once it
+        resumes)."""
         if self._holds(item):
             return HOLD
         sub = self.get(item.tenant, item.sub_id)
-        if sub is None or not sub.live():
+        if sub is None or not sub.owns(item) or not sub.live():
             return None
         if sub.cooling(time.monotonic()):  # a retry, or an item queued before the failure
             self.cooldown_skipped += 1
@@ -482,7 +488,7 @@ class Notifier:
                 docs = await asyncio.to_thread(self._select, sub, offset)
                 if docs:
                     events = [{"trigger": None, "entity": d} for d in docs]
-                    item = OutboxItem(tenant, sid, sub.endpoint, dumps_kept(events))
+                    item = OutboxItem(tenant, sid, sub.endpoint, dumps_kept(events), inc=sub.inc)
                     self.dispatcher.submit([item])
                 if len(docs) < PERIODIC_PAGE:
                     break

@@ -17,6 +17,7 @@ from cityhub.ngsild.query.qlang import compile_regex
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.timeutil import parse_ts
+from cityhub.store.base import OutboxItem
 
 Doc = dict[str, Any]
 
@@ -71,11 +72,19 @@ class Compiled:
     failed_at: float | None = None  # when a notification last failed (monotonic; cooldown)
     cooldown: float | None = None  # endpoint.cooldown in seconds, read once
     show_changes: bool = False  # notification.showChanges, read once
+    # its incarnation (stored _inc), which the items made for it carry: one made again under
+    # its id after a deletion is not sent what was queued for this one (0: stored before
+    # incarnations were)
+    inc: int = 0
 
     @property
     def id(self) -> str:
         """The subscription id."""
         return str(self.doc["id"])
+
+    def owns(self, item: OutboxItem) -> bool:
+        """Whether an item was made for this incarnation of the subscription."""
+        return item.inc == self.inc
 
     def carry_from(self, old: Compiled | None) -> None:
         """Keep the delivery status and throttling clock of the version this one replaces."""
@@ -196,4 +205,5 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
         status=dict(doc.get("_notif") or {}),
         cooldown=cooldown / 1000 if cooldown else None,
         show_changes=bool(notification.get("showChanges")),
+        inc=int(doc.get(S.INCARNATION) or 0),
     )

@@ -222,6 +222,9 @@ class OutboxItem:
     # What items of one change share (notify/events.py: the change's record), stored once for
     # all the items that hold this same object; payload is then the item's own part.
     body: bytes | None = None
+    # The incarnation of the subscription it was made for (its stored ``_inc``): a
+    # subscription deleted and made again under its id must not send the old one's items.
+    inc: int = 0
 
 
 @dataclass

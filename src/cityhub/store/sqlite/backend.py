@@ -581,16 +581,24 @@ class SqliteStore:
         return outbox.last(self._reader())
 
     def outbox_purge(
-        self, kind: str, tenant: str, sub_id: str, since: int, upto: int, limit: int
+        self,
+        kind: str,
+        tenant: str,
+        sub_id: str,
+        since: int,
+        upto: int,
+        limit: int,
+        inc: int | None = None,
     ) -> int:
         """Delete at most limit outbox rows of a subscription with seqs from since to upto
-        (a deleted one's, or those past CITYHUB_NOTIFY_OUTBOX_MAX)."""
+        (a deleted one's, of its incarnation inc if known, or those past
+        CITYHUB_NOTIFY_OUTBOX_MAX)."""
         with self._write_lock:
             if not self._in_group:
                 with self.group():
-                    return self.outbox_purge(kind, tenant, sub_id, since, upto, limit)
+                    return self.outbox_purge(kind, tenant, sub_id, since, upto, limit, inc)
             with _typed_full:
-                return outbox.purge(self._writer, kind, tenant, sub_id, (since, upto), limit)
+                return outbox.purge(self._writer, kind, tenant, sub_id, (since, upto), limit, inc)
 
     def outbox_cut(self, tenant: str, sub_id: str, keep: int) -> int:
         """Where a subscription's outbox rows beyond its newest keep end (0: no more)."""

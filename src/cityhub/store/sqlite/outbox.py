@@ -29,12 +29,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL, created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entity'
 );
 """
-TABLE_DDL = """
+# The outbox as schemas 11 to 13 left it (the 10 -> 11 migration builds it so).
+V11_DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL, sub_id TEXT NOT NULL, endpoint TEXT NOT NULL,
     payload BLOB NOT NULL, created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entity',
     body INTEGER  -- the outbox_bodies row this row shares with others of its change, if any
+);
+"""
+# inc: the incarnation of the subscription the row was made for (OutboxItem.inc); 0 for rows
+# written before schema 15, and for subscriptions made before it, which have none.
+TABLE_DDL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, sub_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+    payload BLOB NOT NULL, created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entity',
+    body INTEGER,  -- the outbox_bodies row this row shares with others of its change, if any
+    inc INTEGER NOT NULL DEFAULT 0
 );
 """
 BODIES_DDL = """
@@ -64,7 +76,7 @@ def before_upgrade(conn: sqlite3.Connection) -> None:
 # holds its whole payload, as one subscription's rows still do), into a table rebuilt
 # rather than altered, so that a database marked older than it is upgrades the same way.
 MIGRATION = (
-    TABLE_DDL.replace("EXISTS outbox (", "EXISTS outbox_v11 (")
+    V11_DDL.replace("EXISTS outbox (", "EXISTS outbox_v11 (")
     + """INSERT INTO outbox_v11 (seq, tenant, sub_id, endpoint, payload, created, kind)
     SELECT seq, tenant, sub_id, endpoint, payload, created, kind FROM outbox ORDER BY seq;
 DROP TABLE outbox;
@@ -72,6 +84,16 @@ ALTER TABLE outbox_v11 RENAME TO outbox;
 """
     + BODIES_DDL
 )
+
+
+def add_incarnations(conn: sqlite3.Connection) -> None:
+    """13 -> 14, before its (empty) transaction: each row names the incarnation of its
+    subscription (rows already there: 0). Idempotent, as a file marked older than it is
+    may already have the column."""
+    conn.executescript(V11_DDL)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "inc" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN inc INTEGER NOT NULL DEFAULT 0")
 
 
 def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
@@ -87,9 +109,9 @@ def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
                 cur = conn.execute("INSERT INTO outbox_bodies (body) VALUES (?)", (item.body,))
                 bid = bodies[id(item.body)] = int(cur.lastrowid or 0)
         cur = conn.execute(
-            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created, kind, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (item.tenant, item.sub_id, item.endpoint, item.payload, now, item.kind, bid),
+            "INSERT INTO outbox (tenant, sub_id, endpoint, payload, created, kind, body, inc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (item.tenant, item.sub_id, item.endpoint, item.payload, now, item.kind, bid, item.inc),
         )
         item.seq = int(cur.lastrowid or 0)
 
@@ -104,7 +126,7 @@ def remove(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
 def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
     """Every item not yet delivered, oldest first; items of one body share one bytes object."""
     rows = conn.execute(
-        "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox ORDER BY seq"
+        "SELECT seq, tenant, sub_id, endpoint, payload, kind, body, inc FROM outbox ORDER BY seq"
     ).fetchall()
     return _items(conn, rows)
 
@@ -122,14 +144,17 @@ def purge(
     sub_id: str,
     seqs: tuple[int, int],
     limit: int,
+    inc: int | None = None,
 ) -> int:
     """Delete at most limit of a subscription's rows with seqs in a range: a deleted one's up
-    to the last when it went (one made again under its id comes later), or those past its
-    bound on disk; how many went."""
+    to the last when it went, of its incarnation inc when known (a seq is given again once
+    the rows above it are deleted, so one made again under its id may have rows in that
+    range too), or those past its bound on disk (inc None); how many went."""
     cur = conn.execute(
         "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE tenant = ? AND "
-        "sub_id = ? AND seq >= ? AND seq <= ? AND kind = ? ORDER BY seq LIMIT ?)",
-        (tenant, sub_id, seqs[0], seqs[1], kind, limit),
+        "sub_id = ? AND seq >= ? AND seq <= ? AND kind = ? AND (? IS NULL OR inc = ?) "
+        "ORDER BY seq LIMIT ?)",
+        (tenant, sub_id, seqs[0], seqs[1], kind, inc, inc, limit),
     )
     return cur.rowcount
 
@@ -154,7 +179,7 @@ def heads(conn: sqlite3.Connection, limit: int, budget: int) -> OutboxHeads:
         rows = []
         if spent < budget:
             rows = conn.execute(
-                "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox "
+                "SELECT seq, tenant, sub_id, endpoint, payload, kind, body, inc FROM outbox "
                 "WHERE tenant = ? AND sub_id = ? ORDER BY seq LIMIT ?",
                 (tenant, sub_id, limit + 1),
             ).fetchall()
@@ -206,7 +231,7 @@ def of_subscription(
     """A subscription's items from seq on, oldest first, at most limit: the part of its
     backlog the dispatcher left on disk when its memory bound was reached."""
     rows = conn.execute(
-        "SELECT seq, tenant, sub_id, endpoint, payload, kind, body FROM outbox "
+        "SELECT seq, tenant, sub_id, endpoint, payload, kind, body, inc FROM outbox "
         "WHERE tenant = ? AND sub_id = ? AND seq >= ? AND kind = ? ORDER BY seq LIMIT ?",
         (tenant, sub_id, seq, kind, limit),
     ).fetchall()
@@ -220,6 +245,6 @@ def _items(conn: sqlite3.Connection, rows: list[Any]) -> list[OutboxItem]:
         found = conn.execute("SELECT body FROM outbox_bodies WHERE bid = ?", (bid,)).fetchone()
         bodies[bid] = bytes(found[0]) if found else b"null"  # cannot be: dropped at delivery
     return [
-        OutboxItem(t, s, e, bytes(p), seq, k, bodies[b] if b is not None else None)
-        for seq, t, s, e, p, k, b in rows
+        OutboxItem(t, s, e, bytes(p), seq, k, bodies[b] if b is not None else None, i)
+        for seq, t, s, e, p, k, b, i in rows
     ]

@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, outbox, typestats
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -231,10 +231,17 @@ DROP TABLE temp.lang_pks;
     12: "DELETE FROM history_datasets WHERE tpk NOT IN (SELECT tpk FROM tentities);",
     # 13 -> 14: discovery reads one attribute's counts, and the types', by an index.
     13: typestats.BY_NID,
+    # 14 -> 15: each outbox row names the incarnation of its subscription, so that one deleted
+    # and made again under its id is not sent the items of the one before (the column is
+    # added by BEFORE_MIGRATION[14]).
+    14: "",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
-BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {10: outbox.before_upgrade}
+BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {
+    10: outbox.before_upgrade,
+    14: outbox.add_incarnations,
+}
 
 
 def opens(version: int) -> bool:
