@@ -38,6 +38,7 @@ from cityhub.store.base import (
 )
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
+from cityhub.store.sqlite.binding import bind_none_cheaply
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
@@ -81,6 +82,7 @@ class SqliteStore:
     ) -> None:
         if sync not in SYNC_MODES:
             raise StoreError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+        bind_none_cheaply()
         self.path = str(path)
         self.query_timeout = query_timeout  # seconds a query may read (0: no limit)
         self._local = threading.local()
