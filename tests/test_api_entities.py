@@ -1049,6 +1049,43 @@ async def test_a_concise_geometry_value_is_a_geo_property(client: httpx.AsyncCli
     assert [e["id"] for e in resp.json()] == ["urn:ngsi-ld:Bin:cg"], resp.text
 
 
+async def test_an_attribute_patched_in_and_out_of_geometry_is_found_where_it_is(
+    client: httpx.AsyncClient,
+) -> None:
+    """PATCH /attrs rewrites an attribute's geometry row only when the attribute held one
+    (the update reads where geometries were from the stored entity): a geo-query finds the
+    entity after each change, at its new place, and no more once it is a plain value."""
+    eid = "urn:ngsi-ld:Bin:moved"
+    here, there = [2.35, 48.85], [2.45, 48.95]
+    await create(client, {"id": eid, "type": "Bin", "dropOff": {"value": 1}, "level": 5})
+
+    async def found(at: list[float]) -> list[str]:
+        resp = await client.get(
+            f"{BASE}/entities",
+            params={"type": "Bin", "georel": "near;maxDistance==10", "geometry": "Point"}
+            | {"coordinates": f"[{at[0]},{at[1]}]", "geoproperty": "dropOff"},
+        )
+        assert resp.status_code == 200, resp.text
+        return [e["id"] for e in resp.json()]
+
+    async def patch(body: dict[str, Any]) -> None:
+        resp = await client.patch(f"{BASE}/entities/{eid}/attrs", json=body)
+        assert resp.status_code == 204, resp.text
+
+    await patch(
+        {"dropOff": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": here}}}
+    )
+    assert await found(here) == [eid]
+    await patch({"level": 6})  # another attribute: the geometry stays
+    assert await found(here) == [eid]
+    await patch(
+        {"dropOff": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": there}}}
+    )
+    assert (await found(here), await found(there)) == ([], [eid])
+    await patch({"dropOff": {"type": "Property", "value": 2}})
+    assert (await found(here), await found(there)) == ([], [])
+
+
 async def test_object_type_round_trips_and_belongs_to_relationships(
     client: httpx.AsyncClient,
 ) -> None:

@@ -177,3 +177,17 @@ def test_a_count_and_its_page_see_one_state_of_the_database(
         assert total == len(docs), (total, len(docs))
     assert len(store.query("", EntityQuery(limit=1000))[0]) == 32
     store.close()
+
+
+def test_none_is_bound_as_null(tmp_path: Path) -> None:
+    """None reaches SQLite as NULL through the adapter binding.py registers (a value in its
+    place would turn every absent datasetId and empty index column into data)."""
+    store = SqliteStore(tmp_path / "hub.db")
+    try:
+        row = store._writer.execute("SELECT typeof(?), ? IS NULL", (None, None)).fetchone()
+        assert row == ("null", 1)
+        _write(store, 1)
+        kinds = store._writer.execute("SELECT DISTINCT typeof(dataset_id) FROM history")
+        assert kinds.fetchall() == [("null",)]
+    finally:
+        store.close()

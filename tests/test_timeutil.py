@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityhub.ngsild.timeutil import format_ts, norm_ts, parse_ts
+from cityhub.ngsild import timeutil
+from cityhub.ngsild.timeutil import format_ts, norm_ts, now_iso, parse_ts
 
 OFFSETS = st.sampled_from([None, UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))])
 
@@ -32,3 +34,25 @@ def test_years_before_1000_keep_four_digits() -> None:
     assert norm_ts("0999-01-02T03:04:05Z") == "0999-01-02T03:04:05.000000Z"
     assert format_ts(datetime(999, 1, 2, tzinfo=UTC)) < format_ts(datetime(2024, 1, 1, tzinfo=UTC))
     assert norm_ts("2026-12-01T10:00:00+09:00") == "2026-12-01T01:00:00.000000Z"
+
+
+def test_now_is_the_clock_in_the_storage_format() -> None:
+    before = datetime.now(UTC)
+    stamp = now_iso()
+    after = datetime.now(UTC)
+    assert len(stamp) == 27 and stamp.endswith("Z")
+    tick = timedelta(microseconds=1)  # datetime.now rounds to the microsecond, now_iso cuts
+    assert before - tick <= parse_ts(stamp) <= after + tick
+
+
+def test_now_keeps_up_across_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """now_iso reuses the text of the current second: the next second, day or year must show."""
+    times = [
+        datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2027, 1, 1, 0, 0, 0, 0, tzinfo=UTC),
+        datetime(2027, 1, 1, 0, 0, 0, 5, tzinfo=UTC),
+        datetime(2027, 1, 1, 0, 0, 1, 0, tzinfo=UTC),
+    ]
+    ticks = iter(int(t.timestamp()) * 10**9 + t.microsecond * 1000 for t in times)
+    monkeypatch.setattr(timeutil.time, "time_ns", lambda: next(ticks))
+    assert [now_iso() for _ in times] == [format_ts(t) for t in times]

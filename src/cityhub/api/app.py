@@ -18,6 +18,7 @@ from cityhub.api import discovery as D
 from cityhub.api import entities as E
 from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
+from cityhub.api.app_state import AppState
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.health import DAMAGED, health
 from cityhub.api.http import BASE, plain_json
@@ -339,6 +340,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         lifespan=lifespan,
     )
     app.router = IndexedRouter(app.routes, lifespan=lifespan)  # before the first request
+    app.state = AppState()  # members read as plain attributes (app_state.py)
     app.state.settings = settings
     app.state.store = store
     app.state.committer = GroupCommitter(store)

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 from cityhub.ngsild.errors import BadRequestData
 
+# (a whole second since the epoch, its "YYYY-MM-DDTHH:MM:SS" in UTC): every write stamps the
+# time, and datetime.isoformat builds its text through PyUnicode_FromFormat, about 17,000 CPU
+# instructions (2 % of a PATCH); within one second only the microseconds change.
+_second: tuple[int, str] = (-1, "")
+
 
 def now_iso() -> str:
-    """The current UTC time in the hub's storage format."""
-    return format_ts(datetime.now(UTC))
+    """The current UTC time in the hub's storage format (format_ts's)."""
+    global _second
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    known = _second  # one read: another thread may replace it meanwhile
+    if known[0] != seconds:
+        known = (seconds, format_ts(datetime.fromtimestamp(seconds, UTC))[:19])
+        _second = known
+    return f"{known[1]}.{micros:06d}Z"
 
 
 def format_ts(value: datetime) -> str:

@@ -38,6 +38,7 @@ from cityhub.store.base import (
 )
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
+from cityhub.store.sqlite.binding import bind_none_cheaply
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
@@ -81,6 +82,7 @@ class SqliteStore:
     ) -> None:
         if sync not in SYNC_MODES:
             raise StoreError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+        bind_none_cheaply()
         self.path = str(path)
         self.query_timeout = query_timeout  # seconds a query may read (0: no limit)
         self._local = threading.local()
@@ -956,6 +958,9 @@ class SqliteWriteTx:
         # the types of each changed entity before and after, when known without parsing
         self.change_types: dict[str, frozenset[str] | None] = {}
         self._tenant_recorded = False
+        # what get() read of each entity this block has not rewritten since: its row id, its
+        # stored JSON and the outline of its counts, so that update() needs no second read
+        self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
 
     def _record_tenant(self) -> None:
         """The tenant exists from its first stored entity or instance on, whatever is
@@ -979,9 +984,13 @@ class SqliteWriteTx:
     def get(self, eid: str) -> Doc | None:
         """Read inside the transaction (sees its own writes)."""
         row = self.conn.execute(
-            "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
+            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        if row is None:
+            return None
+        doc: Doc = orjson.loads(row[1])
+        self._read[eid] = (row[0], row[1], typestats.outline(doc))
+        return doc
 
     def insert(self, doc: Doc) -> None:
         """Add a new entity; EntityExists if the id is taken."""
@@ -1067,16 +1076,25 @@ class SqliteWriteTx:
         `changed` names the attributes that changed ("@type" for the types): only their index
         rows are rewritten. None rewrites them all.
         """
-        row = self.conn.execute(
-            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, doc["id"])
-        ).fetchone()
-        if row is None:
-            self.insert(doc)
-            return
-        pk = row[0]
+        read = self._read.pop(doc["id"], None)
+        if read is None:
+            row = self.conn.execute(
+                "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?",
+                (self.tenant, doc["id"]),
+            ).fetchone()
+            if row is None:
+                self.insert(doc)
+                return
+            read = (row[0], row[1], typestats.outline(orjson.loads(row[1])))
+        pk, before, seen = read
         only = None if changed is None or "@type" in changed else changed
-        old = orjson.loads(row[1])
-        typestats.change(self.conn, self.tenant, self._shape(old, only), self._shape(doc, only))
+        nid = self._nid
+        typestats.change(
+            self.conn,
+            self.tenant,
+            typestats.outline_shape(seen, nid, only),
+            typestats.shape(doc, nid, only),
+        )
         text = _dumps(doc)
         self.conn.execute(
             "UPDATE entities SET modified_at = ?, doc = ? WHERE pk = ?",
@@ -1084,15 +1102,16 @@ class SqliteWriteTx:
         )
         if self.capture:
             same_types = changed is not None and "@type" not in changed
-            self._changed(doc["id"], row[1], text, doc["type"] if same_types else None)
+            self._changed(doc["id"], before, text, doc["type"] if same_types else None)
         if changed is None:
             self._unindex(pk)
             self._index(pk, doc)
         else:
-            self._reindex(pk, doc, changed)
+            self._reindex(pk, doc, changed, seen)
 
-    def _reindex(self, pk: int, doc: Doc, changed: set[str]) -> None:
-        """Rewrite the index rows of some attributes (and the types when "@type" changed)."""
+    def _reindex(self, pk: int, doc: Doc, changed: set[str], seen: typestats.Outline) -> None:
+        """Rewrite the index rows of some attributes (and the types when "@type" changed);
+        `seen`: the outline of the document before, which tells where geometries were."""
         c = self.conn
         names = [n for n in changed if n != "@type"]
         if "@type" in changed:
@@ -1112,16 +1131,21 @@ class SqliteWriteTx:
             "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
             self._attr_rows(pk, part),
         )
-        geo_names = [(pk, n) for n in names]
-        c.executemany(
-            "DELETE FROM geo_rtree WHERE gid IN (SELECT gid FROM geo WHERE pk = ? AND name = ?)",
-            geo_names,
-        )
-        c.executemany("DELETE FROM geo WHERE pk = ? AND name = ?", geo_names)
+        # geo rows exist only for attributes that had a GeoProperty instance
+        before = seen[1]
+        geo_names = [(pk, n) for n in names if n in before and "GeoProperty" in before[n][0]]
+        if geo_names:
+            c.executemany(
+                "DELETE FROM geo_rtree WHERE gid IN "
+                "(SELECT gid FROM geo WHERE pk = ? AND name = ?)",
+                geo_names,
+            )
+            c.executemany("DELETE FROM geo WHERE pk = ? AND name = ?", geo_names)
         self._index_geo(pk, part)
 
     def delete(self, eid: str) -> Doc | None:
         """Remove an entity; the document it had, or None if it did not exist."""
+        self._read.pop(eid, None)
         row = self.conn.execute(
             "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
@@ -1149,7 +1173,11 @@ class SqliteWriteTx:
 
     def _shape(self, doc: Doc, only: Iterable[str] | None = None) -> typestats.Shape:
         """What the document adds to the discovery counts (typestats)."""
-        return typestats.shape(doc, lambda name: self.names.assign(self.conn, name), only)
+        return typestats.shape(doc, self._nid, only)
+
+    def _nid(self, name: str) -> int:
+        """The id of an attribute name (assigned on first use)."""
+        return self.names.assign(self.conn, name)
 
     def _attr_rows(self, pk: int, doc: Doc) -> list[tuple[Any, ...]]:
         """attr_index rows of a document, names as their ids."""

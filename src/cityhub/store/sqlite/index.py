@@ -107,8 +107,6 @@ def index_rows(text: str) -> str:
 
 def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float, float, float]]]:
     """(name, geojson, bbox) for every GeoProperty instance."""
-    from shapely.geometry import shape
-
     for name, instances in doc["attrs"].items():
         for inst in instances:
             if inst["type"] != "GeoProperty":
@@ -118,6 +116,10 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
                 x, y = value["coordinates"][:2]
                 yield name, orjson.dumps(value).decode(), (x, x, y, y)
                 continue
+            # imported here, past the points: a from-import of a package runs importlib's
+            # Python each time, and most geometries are points
+            from shapely.geometry import shape
+
             geom = shape(value)
             if geom.is_empty:
                 continue

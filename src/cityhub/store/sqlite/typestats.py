@@ -67,6 +67,16 @@ INSERT INTO type_attrs (tenant, type, nid, kind, n)
 BACKFILL += INSTANCES
 
 
+# What shape() reads of a document: its types, and per attribute name its instances' kinds
+# and how many there are.
+Outline = tuple[tuple[str, ...], dict[str, tuple[tuple[str, ...], int]]]
+
+
+def _kinds(instances: list[dict[str, Any]]) -> tuple[tuple[str, ...], int]:
+    """What one attribute adds: its instances' kinds, and how many instances it has."""
+    return tuple(sorted({i["type"] for i in instances})), len(instances)
+
+
 def shape(
     doc: dict[str, Any], nid: Callable[[str], int], only: Iterable[str] | None = None
 ) -> Shape:
@@ -74,9 +84,22 @@ def shape(
     unchanged by a partial update, so they cancel out)."""
     attrs = doc["attrs"]
     names = attrs if only is None else [n for n in only if n in attrs]
-    return tuple(doc["type"]), tuple(
-        (nid(n), tuple(sorted({i["type"] for i in attrs[n]})), len(attrs[n])) for n in names
-    )
+    return tuple(doc["type"]), tuple((nid(n), *_kinds(attrs[n])) for n in names)
+
+
+def outline(doc: dict[str, Any]) -> Outline:
+    """shape()'s reading of a document, before attribute names get their ids: taken when a
+    write reads the entity, so an update needs no second read of the row for the counts."""
+    return tuple(doc["type"]), {name: _kinds(insts) for name, insts in doc["attrs"].items()}
+
+
+def outline_shape(
+    seen: Outline, nid: Callable[[str], int], only: Iterable[str] | None = None
+) -> Shape:
+    """shape() of the document an outline was taken from."""
+    types, attrs = seen
+    names = attrs if only is None else [n for n in only if n in attrs]
+    return types, tuple((nid(n), *attrs[n]) for n in names)
 
 
 def _keys(s: Shape) -> Iterator[tuple[tuple[str, int, str], int]]:

@@ -1,0 +1,171 @@
+"""`python -m bench.write_path post|patch N [--profile FILE]`: bench (a)'s or (c)'s requests,
+N of them, sent straight into the hub's ASGI app in this process, 32 at a time.
+
+No sockets and no load generator: what it runs is the hub's own work per request (routing,
+parsing, expansion, group commit, SQL), so its instruction count does not depend on the
+machine's other load. Under callgrind with BENCH_CALLGRIND=1, only the requests are counted
+(the driver turns instrumentation on and off around them); run two N and divide the difference
+by the difference of N, and what is left is instructions per request:
+
+    BENCH_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \\
+        python -m bench.write_path post 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import data
+
+BASE = "/ngsi-ld/v1"
+CLIENTS = 32  # as bench (a) and (c)
+IDS = 1000  # the entities (c) patches, as the full bench
+HEADERS = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+
+Message = dict[str, Any]
+
+
+def post_bodies() -> Callable[[int], tuple[str, str, bytes]]:
+    """(a): one entity template, only the id varies (as bench/load.py builds it)."""
+    marker = "@@ID@@"
+    tmpl = orjson.dumps({**data.city_entity(1, "x"), "id": marker, "type": "BenchSensor"})
+    left, right = tmpl.split(marker.encode())
+
+    def make(i: int) -> tuple[str, str, bytes]:
+        return "POST", f"{BASE}/entities", left + b"urn:ngsi-ld:BenchSensor:hub-%d" % i + right
+
+    return make
+
+
+def patch_bodies() -> Callable[[int], tuple[str, str, bytes]]:
+    """(c): a new temperature on one of the IDS entities, in turn."""
+    ids = [data.city_entity(i, "getset")["id"] for i in range(IDS)]
+
+    def make(i: int) -> tuple[str, str, bytes]:
+        body = b'{"temperature":{"type":"Property","value":%d.5,"unitCode":"CEL"}}' % (i % 40)
+        return "PATCH", f"{BASE}/entities/{ids[i % IDS]}/attrs", body
+
+    return make
+
+
+async def call(app: Any, method: str, path: str, body: bytes) -> int:
+    """One request through the ASGI app, as uvicorn hands it over; the answer's status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 18650),
+        "client": ("127.0.0.1", 40000),
+        "root_path": "",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [*HEADERS, (b"content-length", str(len(body)).encode())],
+    }
+    sent = False
+    status = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client never leaves
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Queue[Message]]:
+    """Start the app's lifespan (notifier, pruner...) as uvicorn does; returns its task."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.ensure_future(app(scope, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    msg = await outbox.get()
+    assert msg["type"] == "lifespan.startup.complete", msg
+    return task, inbox
+
+
+def instrument(state: str) -> None:
+    """Under `valgrind --tool=callgrind --instr-atstart=no`, count only the requests."""
+    if os.environ.get("BENCH_CALLGRIND"):
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
+
+
+async def drive(kind: str, n: int, db: Path, prof: cProfile.Profile | None) -> Counter[int]:
+    """Set the hub up, then send n requests of kind from CLIENTS concurrent clients."""
+    from cityhub.api.app import create_app
+    from cityhub.cli import tune_runtime
+    from cityhub.settings import Settings
+
+    app = create_app(Settings(db=str(db), log_level="warning"))
+    tune_runtime()
+    task, inbox = await lifespan(app)
+    setup = data.city_batch(0, IDS, "getset")
+    assert await call(app, "POST", f"{BASE}/entityOperations/upsert", setup) in (201, 204)
+    make = post_bodies() if kind == "post" else patch_bodies()
+    statuses: Counter[int] = Counter()
+    counter = iter(range(n))
+
+    async def client() -> None:
+        for i in counter:
+            statuses[await call(app, *make(i))] += 1
+
+    instrument("on")
+    if prof:
+        prof.enable()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    if prof:
+        prof.disable()
+    instrument("off")
+    await inbox.put({"type": "lifespan.shutdown"})
+    await task
+    return statuses
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run on uvloop as the server does, print the statuses and rate."""
+    import uvloop
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("kind", choices=["post", "patch"])
+    ap.add_argument("n", type=int)
+    ap.add_argument("--profile", help="write cProfile stats of the requests to this file")
+    args = ap.parse_args(argv)
+    prof = cProfile.Profile(time.process_time) if args.profile else None
+    with tempfile.TemporaryDirectory(prefix="cityhub-write-path-") as tmp:
+        t0 = time.perf_counter()
+        statuses = uvloop.run(drive(args.kind, args.n, Path(tmp) / "hub.db", prof))
+        took = time.perf_counter() - t0
+    if prof:
+        prof.dump_stats(args.profile)
+    print(f"{args.kind} {args.n}: statuses {dict(statuses)}, {took:.2f} s with set-up", flush=True)
+    ok = statuses[201 if args.kind == "post" else 204]
+    return 0 if ok == args.n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
