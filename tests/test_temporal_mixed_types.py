@@ -5,6 +5,7 @@ so a Relationship's object is never shown as a Property's value."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from conftest import BASE, get_temporal
 
@@ -86,3 +87,48 @@ async def test_a_window_holding_one_type_names_that_type(client: httpx.AsyncClie
     )
     assert body["x"]["type"] == "Relationship", body
     assert body["x"]["totalCount"][0][0] == 1
+
+
+@pytest.mark.parametrize("period", [None, "PT1H", "P1M"])
+async def test_methods_on_numbers_alone_split_types_too(
+    client: httpx.AsyncClient, period: str | None
+) -> None:
+    """Without totalCount or distinctCount (the methods that read numbers only), the
+    Relationship's instance is still a series of its own, whole range, periods or months."""
+    await _property_then_relationship(client)
+    extra = {"aggrPeriodDuration": period} if period else {}
+    body = await get_temporal(
+        client, EID, format="aggregatedValues", aggrMethods="max,avg", **extra
+    )
+    records = body["x"]
+    assert isinstance(records, list), records
+    assert [(r["type"], r["max"][0][0], r["avg"][0][0]) for r in records] == [
+        ("Property", 5, 5),
+        ("Relationship", None, None),
+    ]
+
+
+async def test_a_window_of_numbers_before_a_relationship_is_one_series(
+    client: httpx.AsyncClient,
+) -> None:
+    """A window that ends before the PUT holds the Property's numbers alone: one record."""
+    body = {"id": EID, "type": "M", "x": {"type": "Property", "value": 5}}
+    assert (await client.post(f"{BASE}/entities", json=body)).status_code == 201
+    resp = await client.patch(f"{BASE}/entities/{EID}/attrs/x", json={"value": 7})
+    assert resp.status_code == 204, resp.text
+    rel = {"type": "Relationship", "object": "urn:a:b"}
+    resp = await client.put(f"{BASE}/entities/{EID}/attrs/x", json=rel)
+    assert resp.status_code == 204, resp.text
+    full = await get_temporal(client, EID, options="temporalValues")
+    put_at = full["x"][1]["objects"][0][1]
+    out = await get_temporal(
+        client,
+        EID,
+        format="aggregatedValues",
+        aggrMethods="max,min",
+        aggrPeriodDuration="PT1H",
+        timerel="before",
+        timeAt=put_at,
+    )
+    assert out["x"]["type"] == "Property", out
+    assert (out["x"]["max"][0][0], out["x"]["min"][0][0]) == (7, 5)

@@ -774,8 +774,6 @@ def aggregate(
     lists the attribute types under "attrTypes".
     """
     ents, total = _entities(conn, names, tenant, query, install_geo)
-    indexed = query.timeproperty in _INDEXED_TIMES
-    col = TIME_COLUMNS[query.timeproperty]
     exprs = ["count(*)"]
     # only the counts see a marker: the other methods read `num`, which a marker lacks, so
     # they keep reading the index alone (the filter reads the row of every non-number)
@@ -784,67 +782,147 @@ def aggregate(
         for e in _METHOD_SQL[m]:
             if e not in exprs:
                 exprs.append(e)
+    # Numbers only (a number is a Property's value) make one series of one type: the periods'
+    # own read proves it, instead of a scan of the window for other types (_kinds). Counts
+    # and lastN read less than the window, and a time without an index is not read by range.
+    trusting = not counted and query.last_n is None and query.timeproperty in _INDEXED_TIMES
     out: list[tuple[Doc, dict[str, list[Doc]]]] = []
     for tpk, header in ents:
         functions.check_deadline()
-        selected: dict[tuple[str, str | None, str | None], _Selected] = {}
-        for name, nid in _attr_ids(conn, names, tpk, query.attrs):
-            for dataset, kind, ds_sql, ds_params in _typed_series(conn, query, tpk, nid):
-                params: list[Any] = [tpk, nid, *ds_params]
-                where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
-                where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
-                ends = where + _NOT_DELETION  # a marker does not stretch the range
-                if query.last_n is not None:
-                    tail = _last_n_bound(conn, col, ends, params, query.last_n)
-                    if tail is not None:
-                        bound, bound_params = tail
-                        where, ends, ds_sql = where + bound, ends + bound, ds_sql + bound
-                        params, ds_params = [*params, *bound_params], [*ds_params, *bound_params]
-                first = conn.execute(
-                    f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} LIMIT 1", params
-                ).fetchone()
-                if first is None:
-                    continue
-                last = conn.execute(
-                    f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} DESC LIMIT 1",
-                    params,
-                ).fetchone()
-                unmarked = _NOT_DELETION if counted else ""
-                selected[name, dataset, kind] = _Selected(
-                    nid, where + unmarked, params, ds_sql + unmarked, ds_params, first[0], last[0]
-                )
-        if not selected:
-            out.append((header, {}))
-            continue
-        if query.timerel in ("after", "between") and query.time_at is not None:
-            start = query.time_at
-        elif aggr.whole:
-            start = min(sel.first for sel in selected.values())
-        else:  # the same periods whichever attributes and datasetIds are asked for
-            start = _first_reading(conn, query, col, tpk)
-        if query.timerel == "between" and query.end_time_at is not None:
-            end = query.end_time_at
-        elif query.timerel == "before" and query.time_at is not None:
-            end = query.time_at
-        else:  # open: just past the last instance, so [start, end) holds it (decision 031)
-            end = next_instant(max(sel.last for sel in selected.values()))
-        attrs: dict[str, list[Doc]] = {}
-        kinds: dict[str, str] = {}
-        for (name, dataset, kind), sel in selected.items():
-            functions.check_deadline()
-            rows = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed)
-            if not rows:
-                continue
-            series = _series(rows, exprs, aggr, start, end)
-            if kind is not None:  # the type of the series' instances, not the attribute's first
-                series = {"type": kind, **series}
-            attrs.setdefault(name, []).append(
-                series if dataset is None else {"datasetId": dataset, **series}
-            )
-            if name not in kinds:
-                kinds[name] = _first_kind(conn, tpk, sel.nid) or "Property"
-        out.append(({**header, "attrTypes": kinds}, attrs))
+        found = None
+        if trusting:
+            found = _entity_series(conn, names, query, aggr, tpk, [*exprs, _NUMBERS], counted)
+        if found is None:  # some instance is not a number: find the types of each series
+            found = _entity_series(conn, names, query, aggr, tpk, exprs, counted)
+        assert found is not None
+        attrs, kinds = found
+        out.append((header if kinds is None else {**header, "attrTypes": kinds}, attrs))
     return out, total
+
+
+# The extra aggregate of a trusting read: with count(*), it tells whether every instance read
+# holds a number.
+_NUMBERS = "count(h.num)"
+
+
+def _entity_series(
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    query: TemporalQuery,
+    aggr: Aggregation,
+    tpk: int,
+    exprs: list[str],
+    counted: bool,
+) -> tuple[dict[str, list[Doc]], dict[str, str] | None] | None:
+    """The aggregated series of one entity's attributes, and the type of each attribute
+    (None: no attribute has an instance in the window).
+
+    With _NUMBERS among the expressions, each series is taken to be of one type, and the
+    result is None unless its read shows that every instance of its window is a number."""
+    trusting = _NUMBERS in exprs
+    indexed = query.timeproperty in _INDEXED_TIMES
+    col = TIME_COLUMNS[query.timeproperty]
+    selected: dict[tuple[str, str | None, str | None], _Selected] = {}
+    for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+        typed = _typed_series(conn, query, tpk, nid, trusting)
+        if typed is None:
+            return None
+        for dataset, kind, ds_sql, ds_params in typed:
+            params: list[Any] = [tpk, nid, *ds_params]
+            where = f"h.tpk = ? AND h.nid = ?{ds_sql}"
+            where += f"{_time_filter(query, _binder(params))} AND {col} IS NOT NULL"
+            ends = where + _NOT_DELETION  # a marker does not stretch the range
+            if query.last_n is not None:
+                tail = _last_n_bound(conn, col, ends, params, query.last_n)
+                if tail is not None:
+                    bound, bound_params = tail
+                    where, ends, ds_sql = where + bound, ends + bound, ds_sql + bound
+                    params, ds_params = [*params, *bound_params], [*ds_params, *bound_params]
+            first = conn.execute(
+                f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} LIMIT 1", params
+            ).fetchone()
+            if first is None:
+                continue
+            last = conn.execute(
+                f"SELECT {col} FROM history h WHERE {ends} ORDER BY {col} DESC LIMIT 1",
+                params,
+            ).fetchone()
+            unmarked = _NOT_DELETION if counted else ""
+            selected[name, dataset, kind] = _Selected(
+                nid, where + unmarked, params, ds_sql + unmarked, ds_params, first[0], last[0]
+            )
+    if not selected:
+        return {}, None
+    if query.timerel in ("after", "between") and query.time_at is not None:
+        start = query.time_at
+    elif aggr.whole:
+        start = min(sel.first for sel in selected.values())
+    else:  # the same periods whichever attributes and datasetIds are asked for
+        start = _first_reading(conn, query, col, tpk)
+    if query.timerel == "between" and query.end_time_at is not None:
+        end = query.end_time_at
+    elif query.timerel == "before" and query.time_at is not None:
+        end = query.time_at
+    else:  # open: just past the last instance, so [start, end) holds it (decision 031)
+        end = next_instant(max(sel.last for sel in selected.values()))
+    attrs: dict[str, list[Doc]] = {}
+    kinds: dict[str, str] = {}
+    for (name, dataset, kind), sel in selected.items():
+        functions.check_deadline()
+        read = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed)
+        if trusting and not _numbers_only(conn, query, col, sel, read, len(exprs)):
+            return None
+        if not read.rows:
+            continue
+        series = _series(read.rows, exprs, aggr, start, end)
+        if kind is not None:  # the type of the series' instances, not the attribute's first
+            series = {"type": kind, **series}
+        attrs.setdefault(name, []).append(
+            series if dataset is None else {"datasetId": dataset, **series}
+        )
+        if name not in kinds:
+            kinds[name] = _first_kind(conn, tpk, sel.nid) or "Property"
+    return attrs, kinds
+
+
+def _numbers_only(
+    conn: sqlite3.Connection,
+    query: TemporalQuery,
+    col: str,
+    sel: _Selected,
+    read: _Read,
+    numbers: int,
+) -> bool:
+    """Whether every instance in a series' window holds a number (then all are Properties):
+    each one the periods read did (count(h.num) = count(*)), and none lies outside them
+    (index seeks: one range of the window below the span read, one above)."""
+    if not read.complete or any(row[numbers] != row[1] for row in read.rows):
+        return False
+    series = f"h.tpk = ? AND h.nid = ?{sel.ds_sql}"
+    params: list[Any] = [sel.params[0], sel.params[1], *sel.ds_params]
+    # a window without bounds also holds instances without the time (NULL is in no other)
+    outside: list[tuple[str, list[Any]]] = (
+        [(f" AND {col} IS NULL", [])] if query.timerel is None else []
+    )
+    if read.span is not None:
+        start = query.time_at if query.timerel in ("after", "between") else None
+        stop = query.end_time_at if query.timerel == "between" else None
+        stop = query.time_at if query.timerel == "before" else stop
+        lo, hi = read.span
+        for a, b in ((start, lo), (hi, stop)):
+            cond, args = f" AND {col} < ?", [b]
+            if b is None:
+                cond, args = "", []
+            if a is not None:
+                cond, args = f" AND {col} >= ?{cond}", [a, *args]
+            outside.append((cond, args))
+    return all(
+        conn.execute(
+            f"SELECT 1 FROM history h WHERE {series}{cond} LIMIT 1", [*params, *args]
+        ).fetchone()
+        is None
+        for cond, args in outside
+    )
 
 
 def _last_n_bound(
@@ -900,16 +978,19 @@ class _Selected(NamedTuple):
 
 
 def _typed_series(
-    conn: sqlite3.Connection, query: TemporalQuery, tpk: int, nid: int
-) -> list[tuple[str | None, str | None, str, list[Any]]]:
+    conn: sqlite3.Connection, query: TemporalQuery, tpk: int, nid: int, first_only: bool = False
+) -> list[tuple[str | None, str | None, str, list[Any]]] | None:
     """(datasetId, attribute type, SQL condition, parameters) of each aggregated series of one
     attribute: one per datasetId and type in the window (the type None when it holds no
-    instance)."""
+    instance); `first_only` takes each datasetId's instances to be of its first type, and
+    gives None when one's first instance holds no number."""
     out: list[tuple[str | None, str | None, str, list[Any]]] = []
     for dataset, sql, params in _series_filters(conn, query, tpk, nid):
         window_params: list[Any] = [tpk, nid, *params]
         window = f"h.tpk = ? AND h.nid = ?{sql}{_time_filter(query, _binder(window_params))}"
-        kinds = _kinds(conn, window, window_params)
+        kinds = _kinds(conn, window, window_params, first_only)
+        if not kinds:
+            return None
         if len(kinds) == 1:
             out.append((dataset, kinds[0], sql, params))
             continue
@@ -949,20 +1030,28 @@ def _series_filters(
     return out
 
 
-def _kinds(conn: sqlite3.Connection, where: str, params: list[Any]) -> list[str | None]:
+def _kinds(
+    conn: sqlite3.Connection, where: str, params: list[Any], first_only: bool = False
+) -> list[str | None]:
     """The attribute types of one series' instances in the window, in the order they first
     came ([None] when it holds none): entity writes may turn a Property into a Relationship,
     and both were counted as one series under the attribute's first type, where
     temporalValues gives one record per type.
 
     Finding out reads only the rows without a number when the first type is Property (a
-    number is a Property's value): about as long as a count over the index.
+    number is a Property's value): about as long as a count over the index. `first_only`
+    stops at the first type, and gives [] when its instance holds no number (the caller
+    checks the others).
     """
-    row = conn.execute(f"SELECT h.inst ->> '$.type' FROM history h WHERE {where} LIMIT 1", params)
+    row = conn.execute(
+        f"SELECT h.inst ->> '$.type', h.num FROM history h WHERE {where} LIMIT 1", params
+    )
     first = row.fetchone()
     if first is None:
         return [None]
     kind: str = first[0]
+    if first_only:
+        return [kind] if first[1] is not None else []
     other = "h.inst ->> '$.type' <> ?"
     if kind == "Property":
         other = f"h.num IS NULL AND {other}"
@@ -989,8 +1078,9 @@ def _periods(
     end: float,
     aggr: Aggregation,
     ranged: bool,
-) -> list[tuple[Any, ...]]:
-    """(period number, *aggregates) of each non-empty period of one attribute.
+) -> _Read:
+    """(period number, *aggregates) of each non-empty period of one attribute, and which of
+    its instances were read.
 
     On an indexed time (`ranged`), each period is one range read of the index (no sort), as
     long as there are at least as many instances as periods: a read per period costs the
@@ -1000,7 +1090,7 @@ def _periods(
     where, params = sel.where, sel.params
     if aggr.whole:
         row = conn.execute(f"SELECT 0, {', '.join(exprs)} FROM history h WHERE {where}", params)
-        return [r for r in row.fetchall() if r[1]]
+        return _Read([r for r in row.fetchall() if r[1]], None, True)
     i0, i1 = aggr.index(start, sel.first), aggr.index(start, sel.last)
     if ranged and i1 - i0 < _MAX_RANGED_PERIODS and _as_many(conn, where, params, i1 - i0 + 1):
         ds_params: list[Any] = [params[0], params[1], *sel.ds_params]
@@ -1014,12 +1104,21 @@ def _periods(
                 " json_extract(value, '$[2]') FROM json_each(?))"
             )
             period_args: list[Any] = [orjson.dumps(spans).decode()]
+            # the first and last edges as SQL reads them from the JSON below
+            edges = list(
+                conn.execute(
+                    "SELECT json_extract(?1, '$[0][1]'), json_extract(?1, '$[#-1][2]')",
+                    period_args,
+                ).fetchone()
+            )
         else:
             periods = (
                 "p(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM p WHERE i < ?), "
                 "q(i, lo, hi) AS (SELECT i, ? + i * ?, ? + (i + 1) * ? FROM p)"
             )
             period_args = [i0, i1, start, aggr.seconds, start, aggr.seconds]
+            # the first and last edges as SQL computes them below
+            edges = [start + i0 * aggr.seconds, start + (i1 + 1) * aggr.seconds]
         sql = (
             f"WITH RECURSIVE {periods} SELECT i, (SELECT json_array({', '.join(exprs)}) "
             f"FROM history h WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo "
@@ -1027,19 +1126,22 @@ def _periods(
         )
         args = [*period_args, *ds_params, upper]
         rows = []
+        complete = True
         for i, packed in conn.execute(sql, args):  # periods are made as they are read
             values = orjson.loads(packed)
             if values[0]:
                 rows.append((i, *values))
                 if len(rows) == aggr.limit:
+                    complete = i == i1
                     break
-        return rows
+        return _Read(rows, (edges[0], min(edges[-1], upper)), complete)
     if aggr.months:  # calendar periods are not all the same length: a function numbers them
         bucket, bucket_args = "period_index(?, " + col + ", ?, ?)", [start, aggr.months]
     else:
         bucket, bucket_args = f"CAST(({col} - ?) / ? AS INTEGER)", [start]
     bound = ""
-    if aggr.limit and i1 - i0 >= aggr.limit:
+    complete = not (aggr.limit and i1 - i0 >= aggr.limit)
+    if not complete:
         if ranged:  # read no further than the first instance past the limit-th period
             hi = _first_past_page(conn, col, sel, start, aggr, bucket, bucket_args)
             if hi is not None:
@@ -1050,7 +1152,17 @@ def _periods(
         f"SELECT {bucket} AS b, {', '.join(exprs)} FROM history h "
         f"WHERE {where} GROUP BY b ORDER BY b{bound}"
     )
-    return conn.execute(sql, [*bucket_args, aggr.seconds, *params]).fetchall()
+    rows = conn.execute(sql, [*bucket_args, aggr.seconds, *params]).fetchall()
+    return _Read(rows, None, complete)
+
+
+class _Read(NamedTuple):
+    """What _periods read of one series: its non-empty periods, the [lo, hi) span of time it
+    read by range (None: every instance of the series), and whether no period was cut."""
+
+    rows: list[tuple[Any, ...]]
+    span: tuple[float, float] | None
+    complete: bool
 
 
 _SLACK = 64  # seeks more than the page, for edges that float rounding puts before a period
@@ -1137,9 +1249,6 @@ def _series(
 ) -> Doc:
     """{method: [[value, startAt, endAt], ...]} from GROUP BY rows (bucket number first)."""
     col = {e: i + 1 for i, e in enumerate(exprs)}
-    methods = aggr.methods
-    series: dict[str, list[list[Any]]] = {m: [] for m in methods}
-    simple = [(m, col[_METHOD_SQL[m][0]], m in _WHOLE_METHODS) for m in methods]
     edges: dict[float, str] = {}
 
     def stamp(t: float) -> str:
@@ -1148,7 +1257,8 @@ def _series(
             text = edges[t] = _fast_iso(t)
         return text
 
-    for row in rows:
+    spans: list[tuple[str, str]] = []
+    for row in rows:  # each period's [startAt, endAt), shared by every method
         if aggr.whole:
             lo, hi = start, end
         elif aggr.months:
@@ -1156,13 +1266,22 @@ def _series(
         else:
             lo = start + row[0] * aggr.seconds
             hi = lo + aggr.seconds
-        a, b = stamp(lo), stamp(hi)
-        for m, i, whole in simple:
-            value = row[i]
-            if whole and type(value) is float and value.is_integer() and abs(value) < _EXACT:
-                value = int(value)
-            series[m].append([value, a, b])
+        spans.append((stamp(lo), stamp(hi)))
+    series: dict[str, list[list[Any]]] = {}
+    for m in aggr.methods:
+        i = col[_METHOD_SQL[m][0]]
+        if m in _WHOLE_METHODS:
+            series[m] = [[_whole(row[i]), a, b] for row, (a, b) in zip(rows, spans, strict=True)]
+        else:
+            series[m] = [[row[i], a, b] for row, (a, b) in zip(rows, spans, strict=True)]
     return series
+
+
+def _whole(value: Any) -> Any:
+    """A whole float below 2^53 as an integer (max of 5 was 5.0)."""
+    if type(value) is float and value.is_integer() and abs(value) < _EXACT:
+        return int(value)
+    return value
 
 
 # `num` is a REAL column: a whole result below 2**53 is exact, and is given as an integer
