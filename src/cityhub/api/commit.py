@@ -277,12 +277,18 @@ def entity_slices(items: list[Any], weigh: Weigh | None = None) -> Iterator[tupl
 
 
 def batch_weigher(
-    request: Request, tenant: str, terms: TermMap | Callable[[Any], TermMap] | None
+    state: Any, tenant: str, terms: TermMap | Callable[[Any], TermMap] | None
 ) -> Weigh | None:
-    """How much subscription matching each item of a batch written to tenant costs (None:
-    no subscription to match)."""
-    notifier = getattr(request.app.state, "notifier", None)
+    """How much subscription matching each item of a batch written to tenant costs, with the
+    app's state (None: no subscription to match)."""
+    notifier = getattr(state, "notifier", None)
     return weigher(notifier.change_index(tenant) if notifier is not None else None, terms)
+
+
+async def between_slices() -> None:
+    """The loop turns a group leaves other requests before a batch's next slice."""
+    for _ in range(GATHER_TURNS):
+        await asyncio.sleep(0)
 
 
 async def grouped_slices(
@@ -306,7 +312,7 @@ async def grouped_slices(
         return await grouped(request, fn, tenant, items, *args)
     committer: GroupCommitter = request.app.state.committer
     out = BatchOutcome()
-    for start, end, size in entity_slices(items, batch_weigher(request, tenant, terms)):
+    for start, end, size in entity_slices(items, batch_weigher(request.app.state, tenant, terms)):
         part_items = items if end - start == len(items) else items[start:end]
         try:
             part = await committer.run(partial(fn, tenant, part_items, *args), size=size)
@@ -320,9 +326,8 @@ async def grouped_slices(
             out.failed += range(start, len(items))
             break
         out.extend(part, start)
-        if end < len(items):  # the turns a group leaves others before the next slice
-            for _ in range(GATHER_TURNS):
-                await asyncio.sleep(0)
+        if end < len(items):
+            await between_slices()
     return out
 
 
@@ -346,11 +351,10 @@ async def purge_slices(
     says how many were purged."""
     entities, committer = request.app.state.entities, request.app.state.committer
     done = 0
-    for start, end, size in entity_slices(ids, batch_weigher(request, tenant, None)):
+    for start, end, size in entity_slices(ids, batch_weigher(request.app.state, tenant, None)):
         part = ids[start:end]
-        if start:  # the turns a group leaves others before the next slice
-            for _ in range(GATHER_TURNS):
-                await asyncio.sleep(0)
+        if start:
+            await between_slices()
         try:
             await committer.run(partial(entities.purge, tenant, part, drop, keep, query), size=size)
         except StoreFull as exc:

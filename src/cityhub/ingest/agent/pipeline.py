@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cityhub.api.commit import GATHER_TURNS
+from cityhub.api.commit import batch_weigher, between_slices
 from cityhub.ingest.agent.deadletters import DeadLetters, Letter
 from cityhub.ingest.agent.payload import Raw, decode
 from cityhub.ingest.agent.reasons import (
@@ -34,7 +34,6 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import expand_entity
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import BatchOutcome
-from cityhub.notify.matching_cost import weigher
 from cityhub.store.base import StoreBusy, StoreFull, StoreLost
 from cityhub.throttled_log import ThrottledLog
 
@@ -230,12 +229,10 @@ class Ingestor:
             for p in batch:
                 fail(p, Rejected(CONTEXT_UNAVAILABLE, exc.detail))
             return refused
-        notifier = getattr(self.state, "notifier", None)
-        weigh = weigher(notifier.change_index(tenant), tm) if notifier is not None else None
+        weigh = batch_weigher(self.state, tenant, tm)
         for n, (part, size) in enumerate(message_slices(batch, weigh)):
-            if n:  # the turns a group leaves others before the next slice
-                for _ in range(GATHER_TURNS):
-                    await asyncio.sleep(0)
+            if n:
+                await between_slices()
             await self._write_slice(
                 tenant, tm, [p for p in part if _whole(p, tm, fail)], size, fail
             )

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from cityhub.api.commit import GATHER_TURNS, entity_slices
+from cityhub.api.commit import batch_weigher, between_slices, entity_slices
 from cityhub.ingest.agent import records
 from cityhub.ingest.agent.mapping import check_effective, sample_attributes
 from cityhub.ingest.agent.registry import DEVICE, SOURCE, Registry, Target
@@ -26,7 +26,6 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
     ResourceNotFound,
 )
-from cityhub.notify.matching_cost import weigher
 
 Doc = dict[str, Any]
 SAMPLE_ID = "urn:ngsi-ld:Sample:1"
@@ -253,14 +252,11 @@ class Provisioning:
         def tm_of(item: Any) -> TermMap:
             return tms[id(item)]
 
-        notifier = getattr(self.state, "notifier", None)
-        weigh = weigher(notifier.change_index(tenant), tm_of) if notifier is not None else None
         upsert = self.state.entities.batch_upsert
-        parts = list(entity_slices(items, weigh))
+        parts = list(entity_slices(items, batch_weigher(self.state, tenant, tm_of)))
         for n, (start, end, size) in enumerate(parts):
-            if n:  # the turns a group leaves others before the next slice
-                for _ in range(GATHER_TURNS):
-                    await asyncio.sleep(0)
+            if n:
+                await between_slices()
 
             def job(part: list[Doc] = items[start:end], last: bool = n == len(parts) - 1) -> None:
                 if part:
