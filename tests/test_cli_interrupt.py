@@ -13,9 +13,12 @@ from cityhub import cli
 from conftest import free_port
 
 # SIGINT delivered by the process to itself as serve imports uvicorn: the moment an operator's
-# Ctrl-C most often hit, made exact
+# Ctrl-C most often hit, made exact. Python's own Ctrl-C handler is put back first, as a
+# terminal has it: a shell without job control starts background commands with SIGINT
+# ignored, and under such a `make test &` the signal would otherwise never arrive
 INTERRUPTED_IMPORT = """
 import builtins, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import cityhub.cli
 real = builtins.__import__
 def interrupted(name, *args, **kwargs):
