@@ -250,15 +250,25 @@ def matches_scope(node: ScopeNode, doc: Mapping[str, Any]) -> bool:
     return any(matches_scope(item, doc) for item in node.items)
 
 
+def geo_value(inst: Any) -> dict[str, Any] | None:
+    """The geometry a geoQ tests in one attribute instance: a GeoProperty's value only (clause
+    4.10), so a Property holding GeoJSON, which keeps its type, is matched nowhere: not by
+    the SQL index (store/sqlite/index.geo_rows), subscriptions or temporal queries."""
+    if isinstance(inst, dict) and inst.get("type") == "GeoProperty":
+        value = inst.get("value")
+        if isinstance(value, dict):
+            return value
+    return None
+
+
 def matches_geo(query: GeoQuery, doc: Mapping[str, Any], attr: str | None = None) -> bool:
     """Whether any instance of the entity's GeoProperty (attr, else the query's) satisfies geoQ."""
     attrs = doc.get("attrs") or {}
     name = attr or query.geoproperty
     if name not in attrs and ":" not in name:
         name = NGSI_LD + name
-    return any(
-        isinstance(inst, dict)
-        and isinstance(inst.get("value"), dict)
-        and geo_matches(query, inst["value"])
-        for inst in _as_list(attrs.get(name))
-    )
+    for inst in _as_list(attrs.get(name)):
+        value = geo_value(inst)
+        if value is not None and geo_matches(query, value):
+            return True
+    return False

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from cityhub.ngsild.query.ast import Value
-from cityhub.ngsild.query.evaluate import attribute_targets
+from cityhub.ngsild.query.evaluate import attribute_targets, geo_value
 from cityhub.ngsild.query.qlang import norm_date, norm_datetime, norm_time
 
 IndexRow = tuple[str, int, float | None, str | None, str | None]
@@ -109,9 +109,9 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
     """(name, geojson, bbox) for every GeoProperty instance."""
     for name, instances in doc["attrs"].items():
         for inst in instances:
-            if inst["type"] != "GeoProperty":
+            value = geo_value(inst)
+            if value is None:
                 continue
-            value = inst["value"]
             if value.get("type") == "Point":
                 x, y = value["coordinates"][:2]
                 yield name, orjson.dumps(value).decode(), (x, x, y, y)
@@ -124,4 +124,4 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
             if geom.is_empty:
                 continue
             minx, miny, maxx, maxy = geom.bounds
-            yield name, orjson.dumps(inst["value"]).decode(), (minx, maxx, miny, maxy)
+            yield name, orjson.dumps(value).decode(), (minx, maxx, miny, maxy)
