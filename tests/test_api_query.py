@@ -841,6 +841,36 @@ async def test_a_partial_geo_query_is_refused(
     problem(resp, 400, "BadRequestData")
 
 
+@pytest.mark.parametrize(
+    ("path", "where", "named"),
+    [
+        ("/entities", {"geoproperty": ""}, "geoproperty"),
+        ("/entityOperations/query", {"geoProperty": "area"}, "geoProperty"),
+        ("/entityOperations/query", {"geoproperty": ""}, "geoproperty"),
+        ("/entityOperations/query", {"geoproperty": "area", "crs": "x"}, "crs"),
+        ("/temporal/entityOperations/query", {"geoProperty": "area"}, "geoProperty"),
+        ("/temporal/entityOperations/query", {"geoproperty": " "}, "geoproperty"),
+    ],
+)
+async def test_a_misspelt_geoq_member_or_an_empty_geoproperty_is_refused(
+    client: httpx.AsyncClient, path: str, where: dict[str, str], named: str
+) -> None:
+    """Dropped, geoProperty (beside geometryProperty, an easy slip) left the query on location,
+    and an empty geoproperty was read as location: a 400 naming the member, as GET and a
+    subscription's geoQ give."""
+    await create(client, {"id": "urn:ngsi-ld:Bin:m1", "type": "Bin", "location": point(1, 1)})
+    geoq = {"georel": "intersects", "geometry": "Point", "coordinates": [50, 50], **where}
+    if path == "/entities":
+        params = {"type": "Bin", **geoq, "coordinates": "[50,50]"}
+        resp = await client.get(f"{BASE}{path}", params=params)
+    else:
+        body: dict[str, Any] = {"type": "Query", "entities": [{"type": "Bin"}], "geoQ": geoq}
+        if path.startswith("/temporal"):
+            body["temporalQ"] = {"timerel": "after", "timeAt": "2024-01-01T00:00:00Z"}
+        resp = await client.post(f"{BASE}{path}", json=body)
+    assert named in problem(resp, 400, "BadRequestData")["detail"]
+
+
 async def test_a_comma_inside_a_query_body_attrs_name_is_400(client: httpx.AsyncClient) -> None:
     """["temp,name"] was read as two names."""
     await create(client, {"id": "urn:ngsi-ld:Bin:c1", "type": "Bin", "temp": 1, "name": "x"})

@@ -213,6 +213,13 @@ def test_a_polygon_one_level_too_shallow_is_named_so(
     assert shape in caught.value.detail
 
 
+@pytest.mark.parametrize("prop", ["", "  "])
+def test_an_empty_geoproperty_is_refused(prop: str) -> None:
+    """It was read as location: the query ran on another attribute than the one asked."""
+    with pytest.raises(BadRequestData, match="geoproperty"):
+        parse_geoq("within", "Polygon", json.dumps(SQUARE), prop)
+
+
 @pytest.mark.parametrize("prop", ["loc ation", "a;b", "x=y", "(x)"])
 def test_bad_geoproperty(prop: str) -> None:
     with pytest.raises(BadRequestData):

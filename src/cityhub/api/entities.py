@@ -43,6 +43,7 @@ from cityhub.ngsild.linked import listed_once, render_joined
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
+from cityhub.ngsild.query.geo import check_geoq_members
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import DEFAULT, render_entity
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
@@ -215,6 +216,7 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
         return out
     if not isinstance(geo, dict) or not geo:
         raise BadRequestData("geoQ must be a GeoQuery object with georel, geometry, coordinates")
+    check_geoq_members(geo)
     for key in ("georel", "geometry", "geoproperty"):
         if key in geo:
             out[key] = _string_member(geo, key, "geoQ.")

@@ -38,7 +38,7 @@ from cityhub.ngsild.mqtt_endpoint import check_mqtt
 from cityhub.ngsild.notify_timeout import endpoint_timeout
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
-from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
+from cityhub.ngsild.query.geo import GeoQuery, check_geoq_members, parse_geoq
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
@@ -318,9 +318,7 @@ def render_selectors(items: list[dict[str, Any]], tm: TermMap) -> list[dict[str,
 def geo_query(value: Any, tm: TermMap, what: str = "geoQ") -> dict[str, Any]:
     """A GeoQuery object, validated with the geoQ parser; geoproperty expanded."""
     geo = require_dict(value, what)
-    unknown = set(geo) - {"georel", "geometry", "coordinates", "geoproperty"}
-    if unknown:
-        raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in {what}")
+    check_geoq_members(geo, what)
     for key in ("georel", "geometry"):
         if not isinstance(geo.get(key), str):
             raise BadRequestData(f"{what}.{key} must be a string")

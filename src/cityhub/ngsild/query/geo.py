@@ -27,6 +27,9 @@ from cityhub.ngsild.query.repair import (
 )
 
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+# GeoQuery (5.2.13) is a closed type: a member beside these (a misspelt geoProperty, say) is a
+# 400, dropped it would leave the query on location or widen it
+GEOQ_MEMBERS = ("georel", "geometry", "coordinates", "geoproperty")
 GEORELS = ("near", "within", "contains", "intersects", "equals", "disjoint", "overlaps")
 DEFAULT_GEOPROPERTY = "location"
 # Positions a geometry may have (a query's, or a stored one's, all members of a collection
@@ -51,6 +54,16 @@ class GeoQuery:
     geoproperty: str = DEFAULT_GEOPROPERTY
     max_distance: float | None = None
     min_distance: float | None = None
+
+
+def check_geoq_members(geo: dict[str, Any], what: str = "geoQ") -> None:
+    """Refuse members a GeoQuery object does not have, naming them."""
+    unknown = set(geo) - set(GEOQ_MEMBERS)
+    if unknown:
+        raise BadRequestData(
+            f"unknown member(s) {', '.join(sorted(unknown))} in {what}; a GeoQuery has "
+            f"{', '.join(GEOQ_MEMBERS)}"
+        )
 
 
 def parse_georel(text: str) -> tuple[str, float | None, float | None]:
@@ -196,7 +209,8 @@ def parse_geoq(
     geoproperty: str | None = None,
 ) -> GeoQuery | None:
     """Build a GeoQuery from geoQ parameters; None when all four are absent. Any of them
-    given alone, or empty, is a 400: ignoring it would widen the query to every entity."""
+    given alone, or empty, is a 400: ignoring it would widen the query to every entity (an
+    empty geoproperty would have run the query on location)."""
     parts = (georel, geometry, coordinates, geoproperty)
     if all(p is None for p in parts):
         return None
@@ -205,8 +219,10 @@ def parse_geoq(
     assert georel is not None and geometry is not None and coordinates is not None
     rel, max_d, min_d = parse_georel(georel)
     geom, geojson = parse_geometry(geometry.strip(), coordinates)
-    prop = geoproperty.strip() if geoproperty else DEFAULT_GEOPROPERTY
-    if not prop or _BAD_NAME_RE.search(prop):
+    prop = DEFAULT_GEOPROPERTY if geoproperty is None else geoproperty.strip()
+    if not prop:
+        raise BadRequestData("geoproperty must not be empty: name a GeoProperty, or leave it out")
+    if _BAD_NAME_RE.search(prop):
         raise BadRequestData(f"invalid geoproperty {geoproperty!r}")
     return GeoQuery(rel, geom, geojson, prop, max_d, min_d)
 
