@@ -683,16 +683,21 @@ def _count(items: Any, depth: int) -> int:
 
 
 def check_geometry(value: Any) -> dict[str, Any]:
-    """A GeoJSON geometry (RFC 7946: numeric positions on the globe, closed rings) that
-    shapely accepts, or BadRequestData: the checks geoQ makes of a query geometry."""
+    """A GeoJSON geometry (RFC 7946: numeric positions on the globe, closed rings, a bbox that
+    encloses it, no crs) that shapely accepts, or BadRequestData: the checks geoQ makes of a
+    query geometry, and those of the members a query geometry does not have."""
     if not isinstance(value, dict) or not is_geo_type(value.get("type")):
         raise BadRequestData("a GeoProperty value must be a GeoJSON geometry")
-    if value["type"] == "Point" and _plain_point(value.get("coordinates")):
+    if value["type"] == "Point" and len(value) == 2 and _plain_point(value.get("coordinates")):
         return value  # the common case, checked without building a shapely geometry
     # imported lazily: shapely's import costs ~50 ms at start-up
-    from shapely.geometry import shape
-
-    from cityhub.ngsild.query.geo import check_coordinates, check_intricacy, check_size
+    from cityhub.ngsild.geometry_members import check_members
+    from cityhub.ngsild.query.geo import (
+        check_coordinates,
+        check_intricacy,
+        check_size,
+        geometry_shape,
+    )
 
     check_size(value)  # before anything walks its positions
     if value["type"] == "GeometryCollection":
@@ -709,11 +714,12 @@ def check_geometry(value: Any) -> dict[str, Any]:
         except BadRequestData as exc:
             raise BadRequestData(f"invalid GeoJSON geometry: {exc.detail}") from None
     try:
-        geom = shape(value)
+        geom = geometry_shape(value)
     except Exception as exc:  # shapely raises many error types for bad coordinates
         raise BadRequestData(f"invalid GeoJSON geometry: {exc}") from exc
     if geom.is_empty and value.get("type") != "GeometryCollection":
         raise BadRequestData("a GeoJSON geometry must not be empty")
+    check_members(value, geom)
     check_intricacy(geom)
     return value
 

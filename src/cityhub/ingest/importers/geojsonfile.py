@@ -14,6 +14,7 @@ from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, prop
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
 from cityhub.ngsild.entity import MAX_ITEMS, check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
+from cityhub.ngsild.geometry_members import crs_name, is_wgs84
 
 # A feature over this much JSON is rejected without being held: the hub takes at most 20,000
 # positions per entity (about 0.5 MB of JSON, 1-2 MB indented), and memory stays bounded.
@@ -57,6 +58,7 @@ class GeoJsonSource:
         except jsonitems.NotAnObject:
             raise self._not_an_object() from None
         kind = found.values.get("type")
+        _check_crs(path, found.values.get("crs"))
         self._array_at = found.array_at
         self._single: dict[str, Any] | None = None
         if kind == "FeatureCollection" and found.array_at is not None:
@@ -193,6 +195,19 @@ class GeoJsonSource:
             given[attr] = f"property {name!r}"
             entity[attr] = None if value is None else prop(value)  # null: no value
         return entity
+
+
+def _check_crs(path: Path, crs: Any) -> None:
+    """A file whose top-level crs (GeoJSON 2008; RFC 7946 dropped it) names another system
+    than WGS84 longitude/latitude stops the import: its coordinates are in that system, so
+    every feature was refused on its own as out of range, with no word about the cause."""
+    name = crs_name(crs)
+    if name is not None and not is_wgs84(name):
+        raise ImportFailed(
+            f"{path} gives its coordinates in crs {name}, not WGS84 longitude/latitude, the "
+            "only system GeoJSON has (RFC 7946): reproject it first (ogr2ogr -t_srs "
+            "EPSG:4326 out.geojson in.geojson)"
+        )
 
 
 @lru_cache(maxsize=4096)

@@ -175,6 +175,33 @@ def check_coordinates(kind: str, coords: Any) -> None:
             _ring_list(polygon, kind)
 
 
+def geometry_shape(geojson: dict[str, Any]) -> BaseGeometry:
+    """shapely's 2D shape of a GeoJSON geometry. Positions with and without an altitude may mix
+    in one geometry (RFC 7946 3.1.1: a GPS track only some of whose fixes have one), which
+    shapely's arrays refuse: such a geometry is read without its altitudes, as every geometry
+    is (force_2d)."""
+    try:
+        return shapely.force_2d(shape(geojson))
+    except ValueError:
+        return shape(_without_altitudes(geojson))
+
+
+def _without_altitudes(geojson: dict[str, Any]) -> dict[str, Any]:
+    """A geometry whose positions keep longitude and latitude only."""
+    if geojson.get("type") == "GeometryCollection":
+        members = geojson.get("geometries")
+        if isinstance(members, list):
+            return {**geojson, "geometries": [_without_altitudes(m) for m in members]}
+        return geojson
+    return {**geojson, "coordinates": _flat(geojson.get("coordinates"))}
+
+
+def _flat(coords: Any) -> Any:
+    if isinstance(coords, list) and coords and isinstance(coords[0], list):
+        return [_flat(c) for c in coords]
+    return coords[:2] if isinstance(coords, list) else coords
+
+
 def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometry, dict[str, Any]]:
     """Validate geometry + coordinates (JSON text or already-parsed array) into a 2D shape:
     its size first, then its structure, then (bounded) GEOS's validity check."""
@@ -190,7 +217,7 @@ def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometr
     check_size(geojson)
     check_coordinates(kind, coords)
     try:
-        geom = shapely.force_2d(shape(geojson))
+        geom = geometry_shape(geojson)
     except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
         raise BadRequestData(f"invalid {kind} coordinates: {exc}") from None
     try:
@@ -271,7 +298,7 @@ def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
         n = positions(geometry_geojson)
         if n > MAX_VERTICES:
             return None
-        geom = shapely.force_2d(shape(geometry_geojson))
+        geom = geometry_shape(geometry_geojson)
         if geom.is_empty:
             return None
         if n <= SMALL:  # most city geometries: checked directly, as cheaply as looked up

@@ -118,9 +118,9 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
                 continue
             # imported here, past the points: a from-import of a package runs importlib's
             # Python each time, and most geometries are points
-            from shapely.geometry import shape
+            from cityhub.ngsild.query.geo import geometry_shape
 
-            geom = shape(value)
+            geom = geometry_shape(value)
             if geom.is_empty:
                 continue
             minx, miny, maxx, maxy = geom.bounds
