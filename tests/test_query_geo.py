@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.distance import distance_m, point_distance_m
 from cityhub.ngsild.query.geo import (
     GeoQuery,
-    distance_m,
     geo_matches,
     parse_geoq,
-    point_distance_m,
     shape_matches,
 )
 from cityhub.store.sqlite.qsql import prefilter_box

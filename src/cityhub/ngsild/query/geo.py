@@ -8,15 +8,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import nearest_points
 
 from cityhub.ngsild.entity import positions
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.distance import Projected, point_distance_m
 from cityhub.ngsild.query.repair import (
     SMALL,
     Unusable,
@@ -38,10 +37,6 @@ DEFAULT_GEOPROPERTY = "location"
 MAX_VERTICES = 10_000
 _NEAR_RE = re.compile(r"(maxDistance|minDistance)\s*==\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 _BAD_NAME_RE = re.compile(r"[\s<>\"'=;()\\\x00-\x1f\x7f]")
-# WGS84 ellipsoid.
-_A = 6378137.0
-_F = 1 / 298.257223563
-_E2 = _F * (2 - _F)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +49,13 @@ class GeoQuery:
     geoproperty: str = DEFAULT_GEOPROPERTY
     max_distance: float | None = None
     min_distance: float | None = None
+    # near: the reference drawn once in its local plane, for every candidate to be measured in
+    projected: Projected | None = field(init=False, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        reach = self.max_distance or self.min_distance or 0.0
+        near = Projected.of(self.geometry, reach) if self.georel == "near" else None
+        object.__setattr__(self, "projected", near)
 
 
 def check_geoq_members(geo: dict[str, Any], what: str = "geoQ") -> None:
@@ -254,41 +256,6 @@ def parse_geoq(
     return GeoQuery(rel, geom, geojson, prop, max_d, min_d)
 
 
-def _metres_per_degree(lat: float) -> tuple[float, float]:
-    """Metres per degree of longitude and latitude at a latitude on the WGS84 ellipsoid."""
-    phi = math.radians(lat)
-    w = 1 - _E2 * math.sin(phi) ** 2
-    prime_vertical = _A / math.sqrt(w)
-    meridional = _A * (1 - _E2) / w**1.5
-    return math.radians(prime_vertical * math.cos(phi)), math.radians(meridional)
-
-
-def _wrap(dlon: Any) -> Any:
-    """Longitude differences folded into [-180, 180)."""
-    return (dlon + 180.0) % 360.0 - 180.0
-
-
-def point_distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Ellipsoidal flat-earth distance, radii at mid-latitude: within ~1e-4 at city scale."""
-    kx, ky = _metres_per_degree((lat1 + lat2) / 2)
-    return math.hypot(_wrap(lon2 - lon1) * kx, (lat2 - lat1) * ky)
-
-
-def distance_m(a: BaseGeometry, b: BaseGeometry) -> float:
-    """Shortest distance in metres between lon/lat geometries (0 when they touch)."""
-    if a.intersects(b):
-        return 0.0
-    origin = a.representative_point() if a.geom_type != "Point" else a
-    lon0, lat0 = origin.x, origin.y
-    kx, ky = _metres_per_degree(lat0)
-
-    def to_plane(xy: np.ndarray) -> np.ndarray:
-        return np.column_stack((_wrap(xy[:, 0] - lon0) * kx, (xy[:, 1] - lat0) * ky))
-
-    pa, pb = nearest_points(shapely.transform(a, to_plane), shapely.transform(b, to_plane))
-    return point_distance_m(pa.x / kx + lon0, pa.y / ky + lat0, pb.x / kx + lon0, pb.y / ky + lat0)
-
-
 def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
     """A stored GeoJSON geometry as a valid 2D shape, or None if it is not usable (one too large
     or too intricate to check, which the hub no longer stores, included)."""
@@ -344,12 +311,24 @@ def _point_matches(query: GeoQuery, x: float, y: float) -> bool | None:
         return bool(shapely.intersects_xy(ref, x, y))
     if rel == "disjoint":
         return not shapely.intersects_xy(ref, x, y)
-    if rel == "near" and ref.geom_type == "Point":
-        d = 0.0 if (ref.x, ref.y) == (x, y) else point_distance_m(ref.x, ref.y, x, y)
-        if query.max_distance is not None:
-            return d <= query.max_distance
-        return query.min_distance is not None and d >= query.min_distance
+    if rel == "near":
+        if ref.geom_type == "Point":
+            d = 0.0 if (ref.x, ref.y) == (x, y) else point_distance_m(ref.x, ref.y, x, y)
+        else:  # a street or a district: measured in the plane the reference was drawn in
+            projected = query.projected
+            assert projected is not None
+            if projected.beyond(x, y):  # farther than maxDistance (or minDistance)
+                return query.max_distance is None
+            d = 0.0 if shapely.intersects_xy(ref, x, y) else projected.distance_xy(x, y)
+        return _within_distance(query, d)
     return None
+
+
+def _within_distance(query: GeoQuery, d: float) -> bool:
+    """near's test of a distance in metres: up to maxDistance, or from minDistance on."""
+    if query.max_distance is not None:
+        return d <= query.max_distance
+    return query.min_distance is not None and d >= query.min_distance
 
 
 def shape_matches(query: GeoQuery, geometry_geojson: dict[str, Any]) -> bool:
@@ -361,10 +340,9 @@ def shape_matches(query: GeoQuery, geometry_geojson: dict[str, Any]) -> bool:
     rel = query.georel
     try:
         if rel == "near":
-            d = distance_m(ref, target)
-            if query.max_distance is not None:
-                return d <= query.max_distance
-            return query.min_distance is not None and d >= query.min_distance
+            assert query.projected is not None
+            d = 0.0 if ref.intersects(target) else query.projected.distance_m(target)
+            return _within_distance(query, d)
         predicate = {
             "within": target.within,
             "contains": target.contains,

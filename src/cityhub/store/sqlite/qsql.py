@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from typing import Any
 
@@ -11,6 +10,7 @@ import orjson
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.distance import reach_box
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
 from cityhub.store.base import EntityQuery
 from cityhub.store.sqlite import typestats
@@ -455,27 +455,10 @@ def json_path(steps: list[str]) -> str:
 
 
 def prefilter_box(gq: Any) -> tuple[float, float, float, float] | None:
-    """The lon/lat box any match must touch, or None when the predicate can't be boxed.
-
-    `near;maxDistance` widens the bounds by the distance: in latitude, and in longitude over
-    the shortest degree of longitude in the box, at the latitude nearest the pole that it
-    reaches. The evaluator (geo.distance_m) measures a degree of longitude between the two
-    points it compares, which lie in the box; the middle latitude of a line from 60 to 80°N
-    missed a point 97 km east of its northern end. A box that reaches a pole or wraps past
-    the antimeridian cannot follow the circle: then there is no box.
-    """
+    """The lon/lat box any match must touch, or None when the predicate can't be boxed
+    (disjoint, minDistance; near;maxDistance: distance.reach_box)."""
     rel = gq.georel
     if rel in ("disjoint",) or (rel == "near" and getattr(gq, "min_distance", None) is not None):
         return None
-    minx, miny, maxx, maxy = gq.geometry.bounds
     dist = getattr(gq, "max_distance", None) if rel == "near" else None
-    if dist:
-        dlat = dist / 111_000.0 * 1.01
-        polar = max(abs(miny - dlat), abs(maxy + dlat))
-        if polar >= 90:
-            return None
-        dlon = dist / (111_320.0 * math.cos(math.radians(polar))) * 1.01
-        if minx - dlon < -180 or maxx + dlon > 180:
-            return None  # the circle wraps past the antimeridian, where one box cannot follow
-        return minx - dlon, miny - dlat, maxx + dlon, maxy + dlat
-    return minx, miny, maxx, maxy
+    return reach_box(gq.geometry.bounds, dist or 0.0)
