@@ -6,7 +6,7 @@ import itertools
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any, NamedTuple
@@ -548,17 +548,36 @@ def _matches_history(
 ) -> bool:
     """q and geoQ over the instances in the time window: any reading may match. A deletion
     marker is none (the attribute did not exist then), except on the deletedAt axis, whose
-    window holds only markers: there q asks which attributes were deleted."""
-    from cityhub.ngsild.query.evaluate import matches_geo, matches_q
+    window holds only markers: there q asks which attributes were deleted. q reads its
+    attributes' instances together; geoQ tests each reading as it is read and stops at the
+    first that matches (a vehicle's 10,000 were all parsed first, then tested)."""
+    from cityhub.ngsild.query.evaluate import geo_value, matches_q
+    from cityhub.ngsild.query.geo import geo_matches
 
     eq = query.entities
-    wanted = _q_names(eq.q) if eq.q is not None else set()
-    if eq.geo is not None:
-        wanted.add(eq.geo.geoproperty)
+    if eq.q is not None:
+        attrs: dict[str, list[Doc]] = {}
+        for name, doc in _window_instances(conn, names, tpk, query, _q_names(eq.q)):
+            attrs.setdefault(name, []).append(doc)
+        if not matches_q(eq.q, {**header, "attrs": attrs}):
+            return False
+    if eq.geo is None:
+        return True
+    for _, doc in _window_instances(conn, names, tpk, query, {eq.geo.geoproperty}):
+        value = geo_value(doc)
+        if value is not None and geo_matches(eq.geo, value):
+            return True
+    return False
+
+
+def _window_instances(
+    conn: sqlite3.Connection, names: AttrNames, tpk: int, query: TemporalQuery, wanted: set[str]
+) -> Iterator[tuple[str, Doc]]:
+    """(attribute, instance) of the wanted attributes in the window, as they are read; no
+    deletion marker but on the deletedAt axis."""
     by_id = {names.lookup(conn, n): n for n in sorted(wanted)}
     params: list[Any] = [tpk]
     where = _instance_filter(query, _binder(params), by_id)
-    attrs: dict[str, list[Doc]] = {}
     markers = query.timeproperty == "deletedAt"
     for nid, inst in conn.execute(
         f"SELECT h.nid, h.inst FROM history h WHERE h.tpk = ?{where}", params
@@ -566,11 +585,7 @@ def _matches_history(
         if nid in by_id:
             doc = orjson.loads(inst)
             if markers or "deletedAt" not in doc:
-                attrs.setdefault(by_id[nid], []).append(doc)
-    doc = {**header, "attrs": attrs}
-    if eq.q is not None and not matches_q(eq.q, doc):
-        return False
-    return eq.geo is None or matches_geo(eq.geo, doc)
+                yield by_id[nid], doc
 
 
 def _entities(

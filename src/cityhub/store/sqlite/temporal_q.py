@@ -1,19 +1,26 @@
 """A temporal q or geoQ in SQL as a necessary condition: an entity none of whose instances in
-the window could satisfy a numeric comparison, or lie in the geoQ's box, is left out before
+the window could satisfy a numeric comparison, or lie where the geoQ may match, is left out before
 Python reads its history and decides exactly (store/sqlite/temporal.py, `_matches_history`)."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 
+import shapely
+from shapely.geometry.base import BaseGeometry
+
 from cityhub.ngsild.query import ast
+from cityhub.ngsild.query.distance import POLAR, Box, metres_per_degree
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
 from cityhub.ngsild.query.geo import GeoQuery
 from cityhub.store.sqlite.index import EXACT
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import balanced, prefilter_box
 
+# metres: past this, a minDistance's box would span a continent, where a flat margin is unsure
+MAX_EXCLUDED_REACH = 1_000_000
 _SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "="}
 
 
@@ -70,21 +77,76 @@ def geo_prefilter(
 ) -> str | None:
     """SQL on `tt.tpk` that every entity the geoQ matches satisfies, or None (no narrowing).
 
-    An entity keeps when one of its GeoProperty instances in the window is a Point inside the
-    box any match must touch (qsql.prefilter_box), or is anything but a Point (Python decides
-    those). Temporal geometries have no R*Tree; this test reads each instance's JSON instead
-    of building a shapely shape for it in Python.
+    An entity keeps when one of its GeoProperty instances in the window is anything but a
+    Point (Python decides those) or a Point that may match: inside the box any match must
+    touch (qsql.prefilter_box), or, for disjoint and minDistance, outside the box in which
+    no point can match (excluded_box). Temporal geometries have no R*Tree; this test reads
+    each instance's JSON instead of building a shapely shape for it in Python.
     """
     box = prefilter_box(gq)
-    if box is None:
-        return None
+    inside = "{x} BETWEEN {minx} AND {maxx} AND {y} BETWEEN {miny} AND {maxy}"
+    if box is not None:
+        may_match = inside
+    else:
+        box = excluded_box(gq)
+        if box is None:
+            return None
+        may_match = f"NOT coalesce({inside}, 0)"
     minx, miny, maxx, maxy = box
     scope = window(names.lookup(conn, gq.geoproperty))
-    x = "json_extract(h.inst, '$.value.coordinates[0]')"
-    y = "json_extract(h.inst, '$.value.coordinates[1]')"
+    point = may_match.format(
+        x="json_extract(h.inst, '$.value.coordinates[0]')",
+        y="json_extract(h.inst, '$.value.coordinates[1]')",
+        minx=bind(minx),
+        maxx=bind(maxx),
+        miny=bind(miny),
+        maxy=bind(maxy),
+    )
+    # the instance's own type last: most rows are settled by their point already
     return (
         f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{scope} AND "
-        "(json_extract(h.inst, '$.value.type') IS NOT 'Point' OR "
-        f"({x} BETWEEN {bind(minx)} AND {bind(maxx)} AND "
-        f"{y} BETWEEN {bind(miny)} AND {bind(maxy)})))"
+        f"(json_extract(h.inst, '$.value.type') IS NOT 'Point' OR ({point})) AND "
+        "json_extract(h.inst, '$.type') = 'GeoProperty')"
     )
+
+
+def excluded_box(gq: GeoQuery) -> Box | None:
+    """A lon/lat box no point inside which satisfies a disjoint or near;minDistance geoQ, or
+    None: for disjoint, a box inside the reference polygon (its own bounds when it fills them,
+    else a square in its largest inscribed circle); for minDistance, a box around a point of
+    the reference (or that inner box) whose corners are closer than the distance."""
+    ref = gq.geometry
+    if gq.georel == "disjoint":
+        return _inner_box(ref)
+    if gq.georel != "near" or not gq.min_distance or gq.min_distance > MAX_EXCLUDED_REACH:
+        return None
+    inner = _inner_box(ref)
+    if inner is None:
+        c = ref if ref.geom_type == "Point" else ref.representative_point()
+        inner = (c.x, c.y, c.x, c.y)
+    minx, miny, maxx, maxy = inner
+    # 0.6 of the distance each way: a corner lies within 0.85 of it, a margin for the plane
+    reach = 0.6 * gq.min_distance
+    nearest_equator = 0.0 if miny <= 0 <= maxy else min(abs(miny), abs(maxy))
+    dlon = reach / metres_per_degree(nearest_equator)[0]
+    dlat = reach / metres_per_degree(90.0)[1]
+    box = (minx - dlon, miny - dlat, maxx + dlon, maxy + dlat)
+    if box[0] < -180 or box[2] > 180 or box[1] < -POLAR or box[3] > POLAR:
+        return None  # past the antimeridian or near a pole, a box is no longer a circle's
+    return box
+
+
+def _inner_box(ref: BaseGeometry) -> Box | None:
+    """A box inside a polygon (its largest part), or None for a reference without an area."""
+    polygons = [p for p in shapely.get_parts(ref) if p.geom_type == "Polygon"]
+    if not polygons:
+        return None
+    polygon = max(polygons, key=lambda p: p.area)
+    bounds = polygon.bounds
+    if polygon.covers(shapely.box(*bounds)):
+        return bounds
+    spoke = shapely.maximum_inscribed_circle(polygon, polygon.length / 1000)
+    (cx, cy), _ = spoke.coords
+    half = spoke.length / math.sqrt(2) * 0.999
+    inner = (cx - half, cy - half, cx + half, cy + half)
+    return inner if half > 0 and polygon.covers(shapely.box(*inner)) else None
