@@ -106,3 +106,13 @@ def test_the_reference_is_drawn_once_per_query(monkeypatch: pytest.MonkeyPatch) 
         hits += geo_matches(street, point(2.2 + rnd.random() * 0.3, 48.8 + rnd.random() * 0.1))
     assert 0 < hits < 200
     assert drawn == []
+
+
+def test_a_continental_min_distance_keeps_the_references_own_plane() -> None:
+    """A minDistance reaches every latitude; the plane is chosen by the reference alone, so a
+    street at 40°N is not drawn around the pole (14 % out along its parallels)."""
+    street = q("near;minDistance==6000000", "LineString", [[-3.70, 40.41], [-3.69, 40.42]])
+    assert street.projected is not None and street.projected.plane.pole == 0
+    for lon, lat in ((-74.0, 40.7), (37.6, 55.75), (139.7, 35.7), (2.35, 48.85)):
+        far = vincenty(-3.70, 40.41, lon, lat) > 6_000_000 * 1.01
+        assert geo_matches(street, point(lon, lat)) == far, (lon, lat)

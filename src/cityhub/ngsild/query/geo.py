@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cityhub.ngsild.entity import positions
 from cityhub.ngsild.errors import BadRequestData
-from cityhub.ngsild.query.distance import Projected, point_distance_m
+from cityhub.ngsild.query.distance import Projected, point_distance_m, reach_box
 from cityhub.ngsild.query.repair import (
     SMALL,
     Unusable,
@@ -53,8 +53,11 @@ class GeoQuery:
     projected: Projected | None = field(init=False, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
-        reach = self.max_distance or self.min_distance or 0.0
-        near = Projected.of(self.geometry, reach) if self.georel == "near" else None
+        near = None
+        if self.georel == "near":
+            near = Projected.of(self.geometry, self.max_distance or 0.0)
+            if self.min_distance:  # the plane stays the reference's own: candidates lie anywhere
+                near = replace(near, reach=reach_box(self.geometry.bounds, self.min_distance))
         object.__setattr__(self, "projected", near)
 
 
