@@ -14,6 +14,7 @@ from urllib.parse import quote
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
+from cityhub.ngsild.languages import check_language_map
 from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null, refuse_first_level
 from cityhub.ngsild.timeutil import parse_ts
 
@@ -577,14 +578,7 @@ def _content(typ: str, value: Any, tm: TermMap, budget: Budget) -> Any:
             budget.take_items(positions(value))
         return check_geometry(value)
     if typ == "LanguageProperty":
-        if not isinstance(value, dict) or not all(
-            isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v))
-            for v in value.values()
-        ):
-            raise BadRequestData("languageMap must map language tags to strings")
-        if not value:
-            raise BadRequestData("languageMap must hold at least one string")
-        return value
+        return check_language_map(value)
     if typ == "VocabProperty":
         items = value if isinstance(value, list) else [value]
         if not items or not all(isinstance(v, str) and v for v in items):

@@ -8,6 +8,7 @@ from typing import Any
 
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import CONTENT_KEY, Instance, is_geo_type
+from cityhub.ngsild.languages import choose_language, pick_language
 
 FORMATS = ("normalized", "concise", "keyValues")
 
@@ -139,52 +140,6 @@ def simplified(inst: Instance, tm: TermMap, lang: str | None) -> Any:
     if member is None or (lang is not None and member == "languageMap"):
         return value
     return {member: value}
-
-
-def pick_language(language_map: dict[str, Any], lang: str) -> Any:
-    """The best string for a lang= request (see choose_language); a deletion's
-    urn:ngsi-ld:null marker, which is no map, as it is."""
-    if not isinstance(language_map, dict):
-        return language_map
-    return language_map.get(choose_language(language_map, lang))
-
-
-def choose_language(language_map: dict[str, Any], lang: str) -> str:
-    """The tag a lang= request picks: by its q weights (RFC 9110 12.5.4; equal weights in
-    the order written), each tag exact, then by its primary subtag, ignoring case (RFC 5646
-    2.1.1); then @none, then any."""
-    if lang == "*":
-        return next(iter(language_map), "@none")
-    stored = {key.lower(): key for key in reversed(language_map)}  # the first spelling wins
-    for tag in ranked_languages(lang):
-        if tag == "*":
-            return next(iter(language_map), "@none")
-        tag = tag.lower()
-        if tag in stored:
-            return stored[tag]
-        primary = tag.split("-")[0]
-        for key in language_map:
-            if key.split("-")[0].lower() == primary:
-                return key
-    return "@none" if "@none" in language_map else next(iter(language_map), "@none")
-
-
-def ranked_languages(lang: str) -> list[str]:
-    """The tags of a lang= value, highest q first; q=0 means not wanted."""
-    weighted: list[tuple[float, int, str]] = []
-    for i, part in enumerate(lang.split(",")):
-        tag, _, params = part.strip().partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if tag.strip() and weight > 0:
-            weighted.append((-weight, i, tag.strip()))
-    return [tag for _, _, tag in sorted(weighted)]
 
 
 _PLAIN_TYPES = frozenset(
