@@ -65,6 +65,12 @@ _INFER_ORDER = (
     ("value", "Property"),
 )
 META_KEYS = frozenset({"observedAt", "unitCode", "datasetId", "objectType"})
+# members only some attribute types carry (5.2.5, 5.2.6, 5.2.33, 5.2.36), and what to call
+# those types in an error
+TYPED_MEMBERS = {
+    "unitCode": (("Property", "ListProperty"), "Properties and ListProperties"),
+    "objectType": (("Relationship", "ListRelationship"), "relationships"),
+}
 SYS_KEYS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"})
 RESERVED_INSTANCE_KEYS = (
     frozenset(CONTENT_KEY.values()) | META_KEYS | SYS_KEYS | {"type", "lang", "@context"}
@@ -527,8 +533,17 @@ def expand_instance(
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
             inst[meta] = _meta(meta, raw[meta], tm, nulls)
-    if "objectType" in inst and typ not in ("Relationship", "ListRelationship", ""):
-        raise BadRequestData(f"objectType belongs to relationships, not to a {typ}")
+    for member, (kinds, owners) in TYPED_MEMBERS.items():
+        # stored, it was served until a merge that changed the type dropped it; the marker
+        # may still remove one written before
+        if typ and typ not in kinds and member in inst and inst[member] is not None:
+            raise BadRequestData(f"{member} belongs to {owners}, not to a {typ}")
+    if "lang" in raw:
+        raise BadRequestData(
+            "lang is not a member of an attribute one writes: it names the language a lang= "
+            "read chose; write the strings as a LanguageProperty's languageMap "
+            '({"type": "LanguageProperty", "languageMap": {"fr": "Pont"}})'
+        )
     if "datasetId" in inst and sub:
         raise BadRequestData("sub-attributes cannot carry a datasetId")
     subs: dict[str, Instance] = {}
