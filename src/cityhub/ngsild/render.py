@@ -119,12 +119,29 @@ def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
     typ = inst["type"]
     content = inst[CONTENT_KEY[typ]]
     if typ == "VocabProperty":
-        return (
-            [tm.compact(v) for v in content] if isinstance(content, list) else tm.compact(content)
-        )
+        return _terms(content, tm)
     if typ == "LanguageProperty" and lang is not None:
         return pick_language(content, lang)
     return content
+
+
+def _terms(vocab: Any, tm: TermMap) -> Any:
+    """A VocabProperty's stored IRIs as the terms the caller's @context gives them."""
+    return [tm.compact(v) for v in vocab] if isinstance(vocab, list) else tm.compact(vocab)
+
+
+def shown_content(typ: str, content: Any, tm: TermMap, lang: str | None) -> tuple[str, Any]:
+    """The member and the content an instance of this type shows in normalized and concise
+    form: a vocab as terms, objectList items as {"object": URI}, a languageMap read with
+    lang= as the chosen string under "value"; a notification shows a previous content so too
+    (a deletion's marker, no map or list, as it is)."""
+    if typ == "VocabProperty":
+        return "vocab", _terms(content, tm)
+    if typ == "LanguageProperty" and lang is not None and isinstance(content, dict):
+        return "value", pick_language(content, lang)
+    if typ == "ListRelationship" and isinstance(content, list):
+        return "objectList", [{"object": o} for o in content]
+    return CONTENT_KEY[typ], content
 
 
 _WRAPPED = {"LanguageProperty": "languageMap", "VocabProperty": "vocab", "JsonProperty": "json"}
@@ -167,19 +184,12 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: 
     ):
         # the common case: the stored instance minus its system members, in stored order
         return _without_system(inst)
-    key = CONTENT_KEY[typ]
-    out: dict[str, Any] = {"type": typ}
-    content = inst[key]
-    if typ == "VocabProperty":
-        content = key_value(inst, tm, None)
-    if typ == "LanguageProperty" and opts.lang is not None and isinstance(content, dict):
-        out = {"type": "Property", "value": pick_language(content, opts.lang)}
-        out["lang"] = choose_language(content, opts.lang)
-        key = "value"
-    elif typ == "ListRelationship":
-        out[key] = [{"object": o} for o in content]
-    else:
-        out[key] = content
+    content = inst[CONTENT_KEY[typ]]
+    key, shown = shown_content(typ, content, tm, opts.lang)
+    out: dict[str, Any] = {"type": typ, key: shown}
+    if key == "value" and typ == "LanguageProperty":
+        assert opts.lang is not None
+        out = {"type": "Property", "value": shown, "lang": choose_language(content, opts.lang)}
     if typ in ("Relationship", "ListRelationship") and "objectType" in inst:
         ot = inst["objectType"]
         out["objectType"] = [tm.compact(t) for t in ot] if isinstance(ot, list) else tm.compact(ot)
