@@ -536,7 +536,7 @@ def expand_instance(
     for member, (kinds, owners) in TYPED_MEMBERS.items():
         # stored, it was served until a merge that changed the type dropped it; the marker
         # may still remove one written before
-        if typ and typ not in kinds and member in inst and inst[member] is not None:
+        if member in inst and inst[member] is not None and typ and typ not in kinds:
             raise BadRequestData(f"{member} belongs to {owners}, not to a {typ}")
     if "lang" in raw:
         raise BadRequestData(
