@@ -65,8 +65,8 @@ _INFER_ORDER = (
     ("value", "Property"),
 )
 META_KEYS = frozenset({"observedAt", "unitCode", "datasetId", "objectType"})
-# members only some attribute types carry (5.2.5, 5.2.6, 5.2.33, 5.2.36), and what to call
-# those types in an error
+# members only some attribute types carry (5.2.5 Property, 5.2.6 Relationship, ...), and
+# what to call those types in an error
 TYPED_MEMBERS = {
     "unitCode": (("Property", "ListProperty"), "Properties and ListProperties"),
     "objectType": (("Relationship", "ListRelationship"), "relationships"),
@@ -534,8 +534,8 @@ def expand_instance(
         if meta in raw:
             inst[meta] = _meta(meta, raw[meta], tm, nulls)
     for member, (kinds, owners) in TYPED_MEMBERS.items():
-        # stored, it was served until a merge that changed the type dropped it; the marker
-        # may still remove one written before
+        # stored, it was served until a merge that changed the type dropped it (the marker
+        # may still remove one stored before)
         if member in inst and inst[member] is not None and typ and typ not in kinds:
             raise BadRequestData(f"{member} belongs to {owners}, not to a {typ}")
     if "lang" in raw:
