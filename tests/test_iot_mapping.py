@@ -73,7 +73,7 @@ def test_compact_text_goes_through_the_same_mapping() -> None:
         ({"room": "has space"}, "bad_value", "absolute URI"),
         ({"t": 1, "ts": "yesterday"}, "bad_value", "ISO 8601"),
         ({"other": 1}, "no_data", "no field"),
-        ({"t": "9" * 400}, "bad_value", "finite"),  # an integer past every double
+        ({"t": "9" * 400}, "bad_value", "-2^63 to 2^63-1"),  # an integer past every double
         ({"t": "1_000"}, "bad_value", "'t': expected a number"),  # Python's int() took it
         ({"t": "\u0663"}, "bad_value", "'t': expected a number"),  # an Arabic-Indic 3
     ],
@@ -167,18 +167,22 @@ def test_json_arrays_carry_several_measurements() -> None:
     assert [m["t"] for m in measures] == [1, 2] and not textual
 
 
-def test_integers_past_64_bits_are_stored_as_json_bodies_store_them() -> None:
+def test_integers_past_64_bits_are_never_rounded() -> None:
     """A compact-text integer of more than 64 bits reached the store as a Python int that
-    orjson cannot write: the whole batch of messages around it was lost (a 500 over HTTP)."""
-    import orjson
-
-    measures, textual = decode(b"n|99999999999999999999999\n")
-    attrs = mapped(measures[0], mapping={}, textual=textual)
-    assert attrs["n"]["value"] == 1e23
-    orjson.dumps(attrs)  # the store's encoder takes it
-    assert (
-        mapped({"n": "18446744073709551615"}, mapping={}, textual=True)["n"]["value"] == 2**64 - 1
-    )
+    orjson cannot write (a 500 over HTTP); then it was rounded to a double, as orjson read
+    one in JSON: a 20-digit ICCID lost its last digits. Kept as a field's text it stays the
+    string it was; declared a number, it is refused (decision 053)."""
+    iccid = "89314404000123456789"
+    measures, textual = decode(b"n|%s\n" % iccid.encode())
+    assert mapped(measures[0], mapping={}, textual=textual)["n"]["value"] == iccid
+    rules = {"attributes": {"n": {"name": "n", "type": "number"}}}
+    for text in (iccid, "9223372036854775808", "-9223372036854775809"):
+        with pytest.raises(Rejected) as caught:
+            mapped({"n": text}, mapping=rules, textual=True)
+        assert caught.value.reason == "bad_value" and "-2^63 to 2^63-1" in caught.value.detail
+    edge = mapped({"n": "9223372036854775807"}, mapping=rules, textual=True)
+    assert edge["n"]["value"] == 2**63 - 1
+    assert mapped({"n": "1e23"}, mapping={}, textual=True)["n"]["value"] == 1e23
 
 
 def test_a_scale_that_overflows_is_refused() -> None:

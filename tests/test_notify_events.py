@@ -365,3 +365,50 @@ def test_a_deleted_geo_property_is_notified_in_concise_form_with_its_previous_va
     out = render_event_entity(s, event["entity"], lambda ids: {})[0][EX + "location"]
     assert out["value"] == "urn:ngsi-ld:null"
     assert out["previousValue"] == point
+
+
+@pytest.mark.parametrize(
+    ("fmt", "shown"),
+    [
+        ("normalized", {"type": "Property", "value": "Grand pont", "lang": "fr"}),
+        ("concise", {"value": "Grand pont", "lang": "fr"}),
+    ],
+)
+def test_a_lang_subscription_shows_the_previous_string_alone(
+    fmt: str, shown: dict[str, Any]
+) -> None:
+    """Under lang=fr the attribute is the French string as a Property; its previous member
+    was previousLanguageMap with every language (a probe's finding 2.2, 2026-12-07)."""
+    from cityhub.notify.payload import render_event_entity
+
+    def name(**languages: str) -> list[dict[str, Any]]:
+        return [{"type": "LanguageProperty", "languageMap": languages}]
+
+    s = sub(
+        lang="fr",
+        notification={"endpoint": {"uri": "http://x/n"}, "showChanges": True, "format": fmt},
+    )
+    old, new = name(en="Bridge", fr="Pont"), name(en="Big bridge", fr="Grand pont")
+    event = event_for(s, entity(name=old), entity(name=new), NOW)
+    assert event is not None
+    [out] = render_event_entity(s, event["entity"], lambda ids: {})
+    assert out[EX + "name"] == {**shown, "previousValue": "Pont"}, out
+    plain = sub(notification={"endpoint": {"uri": "http://x/n"}, "showChanges": True})
+    [out] = render_event_entity(plain, event["entity"], lambda ids: {})
+    assert out[EX + "name"]["previousLanguageMap"] == {"en": "Bridge", "fr": "Pont"}
+
+
+@pytest.mark.parametrize("fmt", ["normalized", "concise"])
+def test_previous_object_list_has_the_items_object_list_has(fmt: str) -> None:
+    """objectList showed [{"object": URI}] and previousObjectList bare URIs (2.7)."""
+    from cityhub.notify.payload import render_event_entity
+
+    def rel(*objects: str) -> list[dict[str, Any]]:
+        return [{"type": "ListRelationship", "objectList": list(objects)}]
+
+    s = sub(notification={"endpoint": {"uri": "http://x/n"}, "showChanges": True, "format": fmt})
+    event = event_for(s, entity(rl=rel("urn:a", "urn:b")), entity(rl=rel("urn:c")), NOW)
+    assert event is not None
+    [out] = render_event_entity(s, event["entity"], lambda ids: {})
+    assert out[EX + "rl"]["objectList"] == [{"object": "urn:c"}]
+    assert out[EX + "rl"]["previousObjectList"] == [{"object": "urn:a"}, {"object": "urn:b"}]

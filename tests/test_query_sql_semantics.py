@@ -195,16 +195,17 @@ def test_correlated_terms_look_up_each_entity_on_the_primary_key(
 @pytest.mark.parametrize(
     "q",
     [
-        "temperature==9223372036854775808",
-        "temperature==1..99999999999999999999",
-        "temperature[a]<18446744073709551616",
-        "temperature.accuracy!=9223372036854775808",
+        "temperature==9223372036854775807",
+        "temperature==1..9223372036854775807",
+        "temperature[a]<9223372036854775807",
+        "temperature.accuracy!=9223372036854775807",
     ],
 )
-async def test_integers_past_64_bits_are_numbers_not_errors(
+async def test_integers_at_64_bits_are_numbers_not_errors(
     client: httpx.AsyncClient, q: str
 ) -> None:
-    body = {"id": "urn:ngsi-ld:Sensor:9", "type": "Sensor", "temperature": 2**63}
+    """(Past 2^63-1 a write and a q literal are 400s, decision 053.)"""
+    body = {"id": "urn:ngsi-ld:Sensor:9", "type": "Sensor", "temperature": 2**63 - 1}
     assert (await client.post(f"{BASE}/entities", json=body)).status_code == 201
     r = await client.get(f"{BASE}/entities", params={"type": "Sensor", "q": q})
     assert r.status_code == 200, r.text

@@ -153,3 +153,38 @@ async def test_temporal_query_takes_expand_values(client: httpx.AsyncClient) -> 
     assert sorted(e["id"].rsplit(":", 1)[1] for e in r.json()) == ["1", "2"]
     r = await client.get(f"{BASE}/temporal/entities", params={"type": "Lamp", "q": "cat==ok"})
     assert r.status_code == 400 and "bare term" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize(
+    ("q", "want"),
+    [
+        ('cat~="^ok$"', ["2"]),  # the Property's text; the VocabProperty's IRI is no "ok"
+        ('cat~="default-context/ok$"', ["1"]),  # the pattern written against the IRI
+        ('cat~="/(bad|ok)$"', ["1", "3"]),
+        ('cat!~="default-context/"', ["2"]),
+        ('cat<"i"', ["1", "3"]),  # "https://..." orders before "i"; "ok" does not
+    ],
+)
+async def test_patterns_and_orderings_read_the_stored_iri(
+    client: httpx.AsyncClient, q: str, want: list[str]
+) -> None:
+    """Decision 052: the term a reader sees exists only per request, so `~=`, `!~=` and the
+    orderings compare a VocabProperty's stored IRI (only == and != expand the literal); the
+    evaluator (subscriptions, temporal q) agrees with SQL."""
+    from cityhub.ngsild.context import ContextCache
+    from cityhub.ngsild.query.ast import expand_q
+    from cityhub.ngsild.query.evaluate import matches_q
+    from cityhub.ngsild.query.qlang import parse_q
+
+    await create_all(client)
+    assert await ids(client, q) == want
+    tm = ContextCache().core
+    iri = "https://uri.etsi.org/ngsi-ld/default-context/"
+    stored = {
+        "1": {"type": "VocabProperty", "vocab": iri + "ok"},
+        "2": {"type": "Property", "value": "ok"},
+        "3": {"type": "VocabProperty", "vocab": [iri + "bad", iri + "worse"]},
+    }
+    node = expand_q(parse_q(q), tm.expand)
+    found = [n for n, inst in stored.items() if matches_q(node, {"attrs": {iri + "cat": [inst]}})]
+    assert found == want

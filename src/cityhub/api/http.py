@@ -18,6 +18,7 @@ from cityhub.api.allowed import allowed_for, options_for
 from cityhub.api.commit import grouped
 from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsondepth import MAX_DEPTH, too_deep
+from cityhub.jsonints import huge_integer, huge_integer_detail
 from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, parse_link_header
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.entity import NULL_URI, check_uri
@@ -202,6 +203,9 @@ def _parsed(raw: bytes, loads: Callable[[bytes], Any]) -> Any:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
     if too_deep(raw, body):
         raise BadRequestData(f"the request body nests JSON deeper than {MAX_DEPTH} levels")
+    huge = huge_integer(raw)
+    if huge is not None:
+        raise BadRequestData(huge_integer_detail(huge))
     return body
 
 

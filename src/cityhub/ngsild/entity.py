@@ -14,6 +14,7 @@ from urllib.parse import quote
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
+from cityhub.ngsild.languages import check_language_map
 from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null, refuse_first_level
 from cityhub.ngsild.timeutil import parse_ts
 
@@ -64,6 +65,12 @@ _INFER_ORDER = (
     ("value", "Property"),
 )
 META_KEYS = frozenset({"observedAt", "unitCode", "datasetId", "objectType"})
+# members only some attribute types carry (5.2.5 Property, 5.2.6 Relationship, ...), and
+# what to call those types in an error
+TYPED_MEMBERS = {
+    "unitCode": (("Property", "ListProperty"), "Properties and ListProperties"),
+    "objectType": (("Relationship", "ListRelationship"), "relationships"),
+}
 SYS_KEYS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"})
 RESERVED_INSTANCE_KEYS = (
     frozenset(CONTENT_KEY.values()) | META_KEYS | SYS_KEYS | {"type", "lang", "@context"}
@@ -526,8 +533,17 @@ def expand_instance(
     for meta in ("observedAt", "unitCode", "datasetId", "objectType"):
         if meta in raw:
             inst[meta] = _meta(meta, raw[meta], tm, nulls)
-    if "objectType" in inst and typ not in ("Relationship", "ListRelationship", ""):
-        raise BadRequestData(f"objectType belongs to relationships, not to a {typ}")
+    for member, (kinds, owners) in TYPED_MEMBERS.items():
+        # stored, it was served until a merge that changed the type dropped it (the marker
+        # may still remove one stored before)
+        if member in inst and inst[member] is not None and typ and typ not in kinds:
+            raise BadRequestData(f"{member} belongs to {owners}, not to a {typ}")
+    if "lang" in raw:
+        raise BadRequestData(
+            "lang is not a member of an attribute one writes: it names the language a lang= "
+            "read chose; write the strings as a LanguageProperty's languageMap "
+            '({"type": "LanguageProperty", "languageMap": {"fr": "Pont"}})'
+        )
     if "datasetId" in inst and sub:
         raise BadRequestData("sub-attributes cannot carry a datasetId")
     subs: dict[str, Instance] = {}
@@ -577,14 +593,7 @@ def _content(typ: str, value: Any, tm: TermMap, budget: Budget) -> Any:
             budget.take_items(positions(value))
         return check_geometry(value)
     if typ == "LanguageProperty":
-        if not isinstance(value, dict) or not all(
-            isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v))
-            for v in value.values()
-        ):
-            raise BadRequestData("languageMap must map language tags to strings")
-        if not value:
-            raise BadRequestData("languageMap must hold at least one string")
-        return value
+        return check_language_map(value)
     if typ == "VocabProperty":
         items = value if isinstance(value, list) else [value]
         if not items or not all(isinstance(v, str) and v for v in items):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cityhub.ngsild.entity import NULL_URI, Instance
+from cityhub.ngsild.entity import NULL_URI, TYPED_MEMBERS, Instance
 
 
 def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
@@ -97,11 +97,6 @@ def merge_members(doc: dict[str, Any], members: dict[str, Any]) -> None:
 
 
 _CONTENT_MEMBERS = ("value", "object", "languageMap", "vocab", "valueList", "objectList", "json")
-# members only some attribute types carry
-_TYPED_MEMBERS = {
-    "unitCode": ("Property", "ListProperty"),
-    "objectType": ("Relationship", "ListRelationship"),
-}
 
 
 def merge_instance(
@@ -131,8 +126,9 @@ def merge_instance(
         else:
             merged[key] = value
     if new["type"] != old["type"]:  # a new type keeps no member only the old one could have
-        for key in (*_CONTENT_MEMBERS, *_TYPED_MEMBERS):
-            if key in merged and key not in new and new["type"] not in _TYPED_MEMBERS.get(key, ()):
+        for key in (*_CONTENT_MEMBERS, *TYPED_MEMBERS):
+            kinds = TYPED_MEMBERS[key][0] if key in TYPED_MEMBERS else ()
+            if key in merged and key not in new and new["type"] not in kinds:
                 del merged[key]
     subs = dict(old.get("sub", {}))
     for name, sub in new.get("sub", {}).items():

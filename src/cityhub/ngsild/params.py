@@ -11,6 +11,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest
+from cityhub.ngsild.languages import LANGUAGE_TAG, TAG
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, parse_projection
@@ -96,7 +97,7 @@ def integer(params: Mapping[str, str], name: str, default: int, low: int, high: 
 
 
 # one lang= item: a BCP 47 language range (RFC 4647) or *, with an optional q weight
-_LANG_ITEM = re.compile(r"\s*(\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)\s*(;\s*q=[01](\.\d{0,3})?\s*)?")
+_LANG_ITEM = re.compile(rf"\s*(\*|{TAG})\s*(;\s*q=[01](\.\d{{0,3}})?\s*)?")
 
 
 def check_lang(lang: str | None) -> str | None:
@@ -148,7 +149,7 @@ def merge_form(params: Mapping[str, str]) -> MergeForm:
             )
         key_values = fmt in ("keyValues", "simplified")
     lang = params.get("lang")
-    if lang is not None and not _ONE_TAG.fullmatch(lang):
+    if lang is not None and not LANGUAGE_TAG.fullmatch(lang):
         raise BadRequestData(
             f"lang of a merge names the one language of its strings (en, de-CH), not {lang!r}"
         )
@@ -156,9 +157,6 @@ def merge_form(params: Mapping[str, str]) -> MergeForm:
     if observed_at is not None:
         parse_ts(observed_at, "observedAt")
     return MergeForm(key_values=key_values, lang=lang, observed_at=observed_at)
-
-
-_ONE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
 def dataset_ids(value: str | None) -> frozenset[str] | None:

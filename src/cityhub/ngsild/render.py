@@ -8,6 +8,7 @@ from typing import Any
 
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import CONTENT_KEY, Instance, is_geo_type
+from cityhub.ngsild.languages import choose_language, pick_language
 
 FORMATS = ("normalized", "concise", "keyValues")
 
@@ -118,12 +119,29 @@ def key_value(inst: Instance, tm: TermMap, lang: str | None) -> Any:
     typ = inst["type"]
     content = inst[CONTENT_KEY[typ]]
     if typ == "VocabProperty":
-        return (
-            [tm.compact(v) for v in content] if isinstance(content, list) else tm.compact(content)
-        )
+        return _terms(content, tm)
     if typ == "LanguageProperty" and lang is not None:
         return pick_language(content, lang)
     return content
+
+
+def _terms(vocab: Any, tm: TermMap) -> Any:
+    """A VocabProperty's stored IRIs as the terms the caller's @context gives them."""
+    return [tm.compact(v) for v in vocab] if isinstance(vocab, list) else tm.compact(vocab)
+
+
+def shown_content(typ: str, content: Any, tm: TermMap, lang: str | None) -> tuple[str, Any]:
+    """The member and the content an instance of this type shows in normalized and concise
+    form: a vocab as terms, objectList items as {"object": URI}, a languageMap read with
+    lang= as the chosen string under "value"; a notification shows a previous content so too
+    (a deletion's marker, no map or list, as it is)."""
+    if typ == "VocabProperty":
+        return "vocab", _terms(content, tm)
+    if typ == "LanguageProperty" and lang is not None and isinstance(content, dict):
+        return "value", pick_language(content, lang)
+    if typ == "ListRelationship" and isinstance(content, list):
+        return "objectList", [{"object": o} for o in content]
+    return CONTENT_KEY[typ], content
 
 
 _WRAPPED = {"LanguageProperty": "languageMap", "VocabProperty": "vocab", "JsonProperty": "json"}
@@ -139,52 +157,6 @@ def simplified(inst: Instance, tm: TermMap, lang: str | None) -> Any:
     if member is None or (lang is not None and member == "languageMap"):
         return value
     return {member: value}
-
-
-def pick_language(language_map: dict[str, Any], lang: str) -> Any:
-    """The best string for a lang= request (see choose_language); a deletion's
-    urn:ngsi-ld:null marker, which is no map, as it is."""
-    if not isinstance(language_map, dict):
-        return language_map
-    return language_map.get(choose_language(language_map, lang))
-
-
-def choose_language(language_map: dict[str, Any], lang: str) -> str:
-    """The tag a lang= request picks: by its q weights (RFC 9110 12.5.4; equal weights in
-    the order written), each tag exact, then by its primary subtag, ignoring case (RFC 5646
-    2.1.1); then @none, then any."""
-    if lang == "*":
-        return next(iter(language_map), "@none")
-    stored = {key.lower(): key for key in reversed(language_map)}  # the first spelling wins
-    for tag in ranked_languages(lang):
-        if tag == "*":
-            return next(iter(language_map), "@none")
-        tag = tag.lower()
-        if tag in stored:
-            return stored[tag]
-        primary = tag.split("-")[0]
-        for key in language_map:
-            if key.split("-")[0].lower() == primary:
-                return key
-    return "@none" if "@none" in language_map else next(iter(language_map), "@none")
-
-
-def ranked_languages(lang: str) -> list[str]:
-    """The tags of a lang= value, highest q first; q=0 means not wanted."""
-    weighted: list[tuple[float, int, str]] = []
-    for i, part in enumerate(lang.split(",")):
-        tag, _, params = part.strip().partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if tag.strip() and weight > 0:
-            weighted.append((-weight, i, tag.strip()))
-    return [tag for _, _, tag in sorted(weighted)]
 
 
 _PLAIN_TYPES = frozenset(
@@ -212,19 +184,12 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: 
     ):
         # the common case: the stored instance minus its system members, in stored order
         return _without_system(inst)
-    key = CONTENT_KEY[typ]
-    out: dict[str, Any] = {"type": typ}
-    content = inst[key]
-    if typ == "VocabProperty":
-        content = key_value(inst, tm, None)
-    if typ == "LanguageProperty" and opts.lang is not None and isinstance(content, dict):
-        out = {"type": "Property", "value": pick_language(content, opts.lang)}
-        out["lang"] = choose_language(content, opts.lang)
-        key = "value"
-    elif typ == "ListRelationship":
-        out[key] = [{"object": o} for o in content]
-    else:
-        out[key] = content
+    content = inst[CONTENT_KEY[typ]]
+    key, shown = shown_content(typ, content, tm, opts.lang)
+    out: dict[str, Any] = {"type": typ, key: shown}
+    if key == "value" and typ == "LanguageProperty":
+        assert opts.lang is not None
+        out = {"type": "Property", "value": shown, "lang": choose_language(content, opts.lang)}
     if typ in ("Relationship", "ListRelationship") and "objectType" in inst:
         ot = inst["objectType"]
         out["objectType"] = [tm.compact(t) for t in ot] if isinstance(ot, list) else tm.compact(ot)

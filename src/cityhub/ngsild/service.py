@@ -29,6 +29,7 @@ from cityhub.ngsild.errors import (
     NgsiLdError,
     ResourceNotFound,
 )
+from cityhub.ngsild.languages import ranked_languages
 from cityhub.ngsild.merge import (
     emptied,
     find,
@@ -39,7 +40,6 @@ from cityhub.ngsild.merge import (
 from cityhub.ngsild.merge_forms import PLAIN, MergeForm, as_fragment, fill_observed_at
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
-from cityhub.ngsild.render import ranked_languages
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store.base import Doc, EntityExists, EntityQuery, Store, WriteTx
 

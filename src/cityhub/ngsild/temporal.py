@@ -31,14 +31,9 @@ from cityhub.ngsild.entity import (
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityhub.ngsild.instance_id import new_instance_id
+from cityhub.ngsild.languages import pick_language
 from cityhub.ngsild.merge import emptied, merge_instance, stamp
-from cityhub.ngsild.render import (
-    RenderOptions,
-    concise,
-    key_value,
-    pick_language,
-    render_instance,
-)
+from cityhub.ngsild.render import RenderOptions, concise, key_value, render_instance
 from cityhub.ngsild.timeutil import format_ts, next_instant, now_iso, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,

@@ -12,11 +12,10 @@ import orjson
 
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, NGSI_LD
-from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.geojson import Geometries, collection, stored_geometries
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL, TooManyLinked, listed_once, render_joined
 from cityhub.ngsild.projection import Projection, parse_projection
-from cityhub.ngsild.render import RenderOptions, dataset_positions
+from cityhub.ngsild.render import RenderOptions, dataset_positions, shown_content
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify.pieces import Pieces
 from cityhub.notify.subscription import Compiled
@@ -115,16 +114,9 @@ def _put_extras(
                 out[key] = target
         if not isinstance(target, dict):
             continue
-        if "_prev" in found:
-            content = CONTENT_KEY[inst["type"]]
-            prev = found["_prev"]
-            if inst["type"] == "VocabProperty":
-                prev = (
-                    [sub.tm.compact(v) for v in prev]
-                    if isinstance(prev, list)
-                    else sub.tm.compact(prev)
-                )
-            target["previous" + content[0].upper() + content[1:]] = prev
+        if "_prev" in found:  # in the form the instance shows (lang=: the chosen string)
+            member, prev = shown_content(inst["type"], found["_prev"], sub.tm, opts.lang)
+            target["previous" + member[0].upper() + member[1:]] = prev
         if "deletedAt" in found and opts.sys_attrs:
             target["deletedAt"] = found["deletedAt"]
 

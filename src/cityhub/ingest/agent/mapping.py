@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cityhub.ingest.agent.reasons import BAD_VALUE, NO_DATA, Rejected
+from cityhub.jsonints import INT_MAX, INT_MIN
 from cityhub.ngsild.entity import ENTITY_KEYS, check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 from cityhub.ngsild.timeutil import format_ts, norm_ts
@@ -213,15 +214,14 @@ def to_number(raw: Any, field: str) -> int | float:
             raise _fail(field, "a number", raw)
         try:
             value = int(text)
-            if not -(2**63) <= value < 2**64:  # as a JSON body's number parses (orjson)
-                value = float(value)
         except ValueError:
             try:
                 value = float(text)
             except ValueError:
                 raise _fail(field, "a number", raw) from None
-        except OverflowError:  # an integer past every double
-            raise _fail(field, "a finite number", raw) from None
+        else:
+            if not INT_MIN <= value <= INT_MAX:  # stored, it was rounded (jsonints)
+                raise _fail(field, "an integer from -2^63 to 2^63-1 (or a decimal number)", raw)
     else:
         raise _fail(field, "a number", raw)
     if not math.isfinite(value):

@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
-from cityhub.ingest.agent.reasons import MALFORMED, TOO_LARGE, Rejected
+from cityhub.ingest.agent.reasons import BAD_VALUE, MALFORMED, TOO_LARGE, Rejected
 from cityhub.jsondepth import MAX_DEPTH, too_deep
+from cityhub.jsonints import huge_integer, huge_integer_detail
 
 MAX_BYTES = 256 * 1024  # a device message larger than this is refused (too_large)
 MAX_MEASURES = 1000  # objects in one JSON array
@@ -55,6 +56,9 @@ def _json(payload: bytes) -> Measures:
         raise Rejected(MALFORMED, f"the payload is not valid JSON: {exc}") from None
     if too_deep(payload, body):
         raise Rejected(MALFORMED, f"the payload nests JSON deeper than {MAX_DEPTH} levels")
+    huge = huge_integer(payload)
+    if huge is not None:
+        raise Rejected(BAD_VALUE, huge_integer_detail(huge))
     if isinstance(body, dict):
         return [body]
     if (

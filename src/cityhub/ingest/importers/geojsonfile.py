@@ -12,6 +12,7 @@ import orjson
 from cityhub.ingest.importers import jsonitems
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, prop
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
+from cityhub.jsonints import huge_integer, huge_integer_detail
 from cityhub.ngsild.entity import MAX_ITEMS, check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 from cityhub.ngsild.geometry_members import crs_name, is_wgs84
@@ -61,10 +62,12 @@ class GeoJsonSource:
         _check_crs(path, found.values.get("crs"))
         self._array_at = found.array_at
         self._single: dict[str, Any] | None = None
+        self._huge: tuple[str, str] | None = None
         if kind == "FeatureCollection" and found.array_at is not None:
             self.label = "features[{}]"
         elif kind == "Feature":
             self._single = None if found.oversized else found.values
+            self._huge = found.huge
             self._count = 1
             self.label = "feature"
             props = found.values.get("properties")
@@ -126,7 +129,7 @@ class GeoJsonSource:
     def __iter__(self) -> Iterator[Record]:
         """One record per feature, in file order, each parsed when it is reached."""
         if self.label == "feature":
-            yield self._record("feature", self._single)
+            yield self._record("feature", self._single, self._huge)
             return
         assert self._array_at is not None
         try:
@@ -136,7 +139,8 @@ class GeoJsonSource:
                     if item.raw is None:
                         yield Record(where, error=TOO_LARGE)
                     else:
-                        yield self._record(where, jsonitems.parse(item.raw, item.offset))
+                        feature = jsonitems.parse(item.raw, item.offset)
+                        yield self._record(where, feature, huge_integer(item.raw))
         except OSError as exc:
             raise ImportFailed(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         except jsonitems.Malformed as exc:  # it was valid when checked
@@ -144,10 +148,13 @@ class GeoJsonSource:
                 f"{self.path} changed while it was imported: {exc.reason} ({self._at(exc)})"
             ) from exc
 
-    def _record(self, where: str, feature: Any) -> Record:
-        """A feature's entity, or why it has none (None: a feature too large to read)."""
+    def _record(self, where: str, feature: Any, huge: tuple[str, str] | None) -> Record:
+        """A feature's entity, or why it has none (None: a feature too large to read; huge:
+        an integer it holds past 64 bits, which orjson rounded)."""
         if feature is None:
             return Record(where, error=TOO_LARGE)
+        if huge is not None:
+            return Record(where, error=BadRequestData(huge_integer_detail(huge)))
         eid = ""
         try:
             etype, eid, props = self._identify(feature)

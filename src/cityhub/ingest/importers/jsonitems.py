@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import orjson
 
+from cityhub.jsonints import huge_integer
+
 BLOCK = 1 << 20  # bytes read at a time
 _STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 # Everything up to the next bracket (or, at depth 0, comma) that is not inside a string: it
@@ -70,6 +72,7 @@ class Members:
     values: dict[str, Any] = field(default_factory=dict)
     oversized: int = 0
     array_at: int | None = None  # the offset of the last such member's "[" (orjson: last wins)
+    huge: tuple[str, str] | None = None  # (path, text) of an integer past 64 bits (jsonints)
 
 
 class _Window:
@@ -195,7 +198,9 @@ def members(stream: IO[bytes], array: str, limit: int) -> Generator[Item | Membe
                 found.array_at = None if key == array else found.array_at
                 end, held = w.value_end(pos, limit)
                 if held:
-                    found.values[key] = parse(w.slice(pos, end), pos)
+                    raw = w.slice(pos, end)
+                    found.values[key] = parse(raw, pos)
+                    found.huge = found.huge or huge_integer(raw, key)
                 else:
                     found.values.pop(key, None)
                     found.oversized += 1

@@ -75,14 +75,19 @@ def _dig(value: Any, keys: tuple[str, ...], rel: bool) -> Iterator[Target]:
 
 
 def _languages(langmap: Mapping[str, Any], keys: tuple[str, ...]) -> Iterator[Target]:
-    """A languageMap's target: one language's value for `lp[xx]`; for `lp` and `lp[*]`
-    every language's values as one list, so `!=` holds only when no language has the value
+    """A languageMap's target: one language's value for `lp[xx]` (the tag without case, as
+    lang= and merges compare it: `lp[en-gb]` is en-GB's); for `lp` and `lp[*]` every
+    language's values as one list, so `!=` holds only when no language has the value
     (clause 4.9: color[*]!="red" does not match {"en": "red", "fr": "rouge"})."""
     if len(keys) > 1 or not langmap:
         return
     if keys and keys[0] != "*":
-        if keys[0] in langmap:
-            yield langmap[keys[0]], False
+        value = langmap.get(keys[0])
+        if value is None:
+            tag = keys[0].lower()
+            value = next((v for k, v in langmap.items() if k.lower() == tag), None)
+        if value is not None:
+            yield value, False
         return
     every = (value if isinstance(value, list) else [value] for value in langmap.values())
     yield [v for values in every for v in values], False

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import NoReturn
 
+from cityhub.jsonints import INT_MAX, INT_MIN
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query.ast import (
     MAX_TERMS,
@@ -36,7 +37,10 @@ _DATETIME_RE = re.compile(
 )
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_RE = re.compile(rf"(?P<h>\d{{2}}):(?P<mi>\d{{2}}):(?P<s>\d{{2}}){_FRACTION}?{_OFFSET}?")
-_HUGE = 1.7976931348623157e308  # the largest double
+_PAST_INTEGERS = (
+    "number out of range: an integer is kept exactly from -2^63 to 2^63-1 (a larger one is "
+    "refused on write); write a larger number with a decimal point or an exponent"
+)
 _NUMBER_RE = re.compile(r"-?\d+(?P<real>(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 _KEYWORD_RE = re.compile(r"(true|false|null)(?![\w:.\-])")
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s;|(),\"<>\\]*")
@@ -311,9 +315,14 @@ class _Parser:
                 return Value(kind, m.group(), normed)
         m = _NUMBER_RE.match(self.s, self.i)
         if m and self.ends_token(m.end()):
+            if (
+                not m["real"] and len(m.group().lstrip("-").lstrip("0")) > 19
+            ):  # int() of 5,000 digits
+                self.fail(_PAST_INTEGERS)
             number: int | float = float(m.group()) if m["real"] else int(m.group())
-            # isfinite() raises OverflowError on an integer past every double
-            if (isinstance(number, float) and not math.isfinite(number)) or abs(number) > _HUGE:
+            if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
+                self.fail(_PAST_INTEGERS)  # no value stored can equal it (jsonints)
+            if isinstance(number, float) and not math.isfinite(number):
                 self.fail("number out of range")
             self.i = m.end()
             return Value("number", number)

@@ -22,7 +22,7 @@ from cityhub.ngsild.query.pattern import PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
 from cityhub.store.reads import ReadLimit
-from cityhub.store.sqlite.index import index_rows, number
+from cityhub.store.sqlite.index import index_rows, number, ts_key
 
 Term = ast.Compare | ast.Exists
 _read = threading.local()  # .limit: the ReadLimit of this thread's read; .tripped
@@ -208,6 +208,37 @@ _LARGE = 2.0**500
 _SCALE = 2.0**600
 
 
+def order_key(inst: str) -> str | None:
+    """What min and max order a Property that holds no number by (decision 054): a
+    DateTime, Date or Time (a typed value, {"@type": ..., "@value": ...}) by its instant
+    under its kind's tag, as attr_index orders them for q (index.ts_key), then the value;
+    a string by its characters. None for the rest (objects, arrays, deletion markers)."""
+    doc = orjson.loads(inst)
+    if doc.get("type") != "Property" or "deletedAt" in doc:
+        return None
+    value = doc.get("value")
+    if isinstance(value, str):
+        return _STRING + value
+    if isinstance(value, dict) and isinstance(value.get("@value"), str) and "@type" in value:
+        key = ts_key(value["@value"])
+        if key is not None:
+            return key + _APART + orjson.dumps(value).decode()
+    return None
+
+
+def ordered_value(key: str | None) -> Any:
+    """The value an order_key was made from."""
+    if key is None:
+        return None
+    if key.startswith(_STRING):
+        return key[len(_STRING) :]
+    return orjson.loads(key.partition(_APART)[2])
+
+
+_APART = "\x1f"  # after a typed value's instant: below any character its JSON starts with
+_STRING = "s" + _APART  # a tag ts_key gives no kind
+
+
 def epoch_of(text: Any) -> float | None:
     """Seconds since the epoch of a stored DateTime, to the microsecond (None if it is none)."""
     if not isinstance(text, str):
@@ -251,5 +282,6 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
+    conn.create_function("order_key", 1, checked(order_key), deterministic=True)
     conn.create_function("types_union", 2, types_union, deterministic=True)
     conn.create_aggregate("stddev_pop", 1, PopulationStddev)

@@ -760,6 +760,14 @@ _METHOD_SQL = {
 }
 
 
+# min and max of instances without a number (strings, DateTimes, Dates, Times: decision
+# 051): read only where a series is not proven to hold numbers alone, so a series of numbers
+# never pays for them; an instance with a number never reaches order_key.
+_ORDERED_SQL = {
+    "min": "min(CASE WHEN h.num IS NULL THEN order_key(h.inst) END)",
+    "max": "max(CASE WHEN h.num IS NULL THEN order_key(h.inst) END)",
+}
+
 # Deletion markers (the urn:ngsi-ld:null instance a DELETE of an attribute records) are no
 # readings: no method counts them. A number is never one, so an instance with `num` is kept
 # from the index alone and only the others are looked up (SQLite seeks the row lazily).
@@ -801,6 +809,7 @@ def aggregate(
     # own read proves it, instead of a scan of the window for other types (_kinds). Counts
     # and lastN read less than the window, and a time without an index is not read by range.
     trusting = not counted and query.last_n is None and query.timeproperty in _INDEXED_TIMES
+    ordered = [_ORDERED_SQL[m] for m in aggr.methods if m in _ORDERED_SQL]
     out: list[tuple[Doc, dict[str, list[Doc]]]] = []
     for tpk, header in ents:
         functions.check_deadline()
@@ -808,7 +817,7 @@ def aggregate(
         if trusting:
             found = _entity_series(conn, names, query, aggr, tpk, [*exprs, _NUMBERS], counted)
         if found is None:  # some instance is not a number: find the types of each series
-            found = _entity_series(conn, names, query, aggr, tpk, exprs, counted)
+            found = _entity_series(conn, names, query, aggr, tpk, [*exprs, *ordered], counted)
         assert found is not None
         attrs, kinds = found
         out.append((header if kinds is None else {**header, "attrTypes": kinds}, attrs))
@@ -890,6 +899,8 @@ def _entity_series(
         if not read.rows:
             continue
         series = _series(read.rows, exprs, aggr, start, end)
+        if _booleans(conn, sel, series):
+            series = {m: _as_booleans(m, values) for m, values in series.items()}
         if kind is not None:  # the type of the series' instances, not the attribute's first
             series = {"type": kind, **series}
         attrs.setdefault(name, []).append(
@@ -1285,11 +1296,43 @@ def _series(
     series: dict[str, list[list[Any]]] = {}
     for m in aggr.methods:
         i = col[_METHOD_SQL[m][0]]
-        if m in _WHOLE_METHODS:
+        j = col.get(_ORDERED_SQL.get(m, ""))  # min/max of what is not a number, when read
+        if j is not None:  # a period's numbers first, as a numbers-only series has them
+            series[m] = [
+                [_whole(row[i]) if row[i] is not None else functions.ordered_value(row[j]), a, b]
+                for row, (a, b) in zip(rows, spans, strict=True)
+            ]
+        elif m in _WHOLE_METHODS:
             series[m] = [[_whole(row[i]), a, b] for row, (a, b) in zip(rows, spans, strict=True)]
         else:
             series[m] = [[row[i], a, b] for row, (a, b) in zip(rows, spans, strict=True)]
     return series
+
+
+def _booleans(conn: sqlite3.Connection, sel: _Selected, series: Doc) -> bool:
+    """Whether a series' min and max are of Booleans (num holds true as 1, false as 0), so
+    they are given as the Boolean they were: the JSON type of a value the series held, as a
+    number's and a DateTime's are. Looked up (the first instance with a number) only when
+    some min or max is 0 or 1; a series mixing Booleans and numbers reads as its first."""
+    if not any(
+        type(rec[0]) is int and rec[0] in (0, 1)
+        for m in ("min", "max")
+        for rec in series.get(m, ())
+    ):
+        return False
+    row = conn.execute(
+        f"SELECT json_type(h.inst, '$.value') FROM history h WHERE {sel.where} "
+        "AND h.num IS NOT NULL LIMIT 1",
+        sel.params,
+    ).fetchone()
+    return row is not None and row[0] in ("true", "false")
+
+
+def _as_booleans(method: str, values: list[list[Any]]) -> list[list[Any]]:
+    """min and max records of a series of Booleans with their 0 and 1 as false and true."""
+    if method not in ("min", "max"):
+        return values
+    return [[bool(v) if type(v) is int and v in (0, 1) else v, *rest] for v, *rest in values]
 
 
 def _whole(value: Any) -> Any:
