@@ -96,3 +96,42 @@ async def test_integer_parameters_take_ascii_digits_only(
     params = {"type": "T"} if "entities" in path else {}
     assert (await client.get(path, params={**params, name: "02"})).status_code == 200
     problem(await client.get(path, params={**params, name: raw}), 400, "BadRequestData")
+
+
+SHOPS = [
+    {"id": "urn:ngsi-ld:Shop:1", "type": "Shop", "city": {"type": "Property", "value": "Köln"}},
+    {"id": "urn:ngsi-ld:Shop:2", "type": "Shop", "city": {"type": "Property", "value": "Berlin"}},
+]
+
+
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        ("DELETE", '/ngsi-ld/v1/entities?type=Shop&q=city!=%22K%F6ln%22'),  # latin-1 ö
+        ("GET", '/ngsi-ld/v1/entities?type=Shop&q=city!=%22K%F6ln%22'),
+        ("GET", "/ngsi-ld/v1/entities?type=%ff"),
+        ("GET", "/ngsi-ld/v1/entities?type=Shop&idPattern=%ff"),
+        ("GET", "/ngsi-ld/v1/entities?type=Shop&attrs=%c3"),
+        ("GET", "/ngsi-ld/v1/entities?type=Shop&orderBy=%ff"),
+        ("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Shop:%ff"),
+        ("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Shop:%ff"),
+        ("GET", "/ngsi-ld/v1/types?details=%ff"),
+    ],
+)
+async def test_a_url_that_is_not_utf8_is_refused(
+    client: httpx.AsyncClient, method: str, url: str
+) -> None:
+    """Invalid UTF-8 was decoded with U+FFFD: `city!="K\\ufffdln"` matched the Köln shop, and
+    the purge deleted it. Now every route answers 400 and nothing is read or written."""
+    assert (await client.post("/ngsi-ld/v1/entityOperations/create", json=SHOPS)).status_code == 201
+    body = problem(await client.request(method, url), 400, "BadRequestData")
+    assert "UTF-8" in body["detail"], body
+    left = await client.get("/ngsi-ld/v1/entities", params={"type": "Shop", "pick": "id"})
+    assert sorted(e["id"] for e in left.json()) == ["urn:ngsi-ld:Shop:1", "urn:ngsi-ld:Shop:2"]
+
+
+async def test_utf8_in_a_url_still_reads(client: httpx.AsyncClient) -> None:
+    """Percent-encoded UTF-8 (%C3%B6 is ö) is read as before."""
+    assert (await client.post("/ngsi-ld/v1/entityOperations/create", json=SHOPS)).status_code == 201
+    resp = await client.get('/ngsi-ld/v1/entities?type=Shop&q=city==%22K%C3%B6ln%22&pick=id')
+    assert resp.json() == [{"id": "urn:ngsi-ld:Shop:1"}], resp.text
