@@ -107,8 +107,8 @@ SHOPS = [
 @pytest.mark.parametrize(
     "method,url",
     [
-        ("DELETE", '/ngsi-ld/v1/entities?type=Shop&q=city!=%22K%F6ln%22'),  # latin-1 ö
-        ("GET", '/ngsi-ld/v1/entities?type=Shop&q=city!=%22K%F6ln%22'),
+        ("DELETE", "/ngsi-ld/v1/entities?type=Shop&q=city!=%22K%F6ln%22"),  # latin-1 ö
+        ("GET", "/ngsi-ld/v1/entities?type=Shop&q=city!=%22K%F6ln%22"),
         ("GET", "/ngsi-ld/v1/entities?type=%ff"),
         ("GET", "/ngsi-ld/v1/entities?type=Shop&idPattern=%ff"),
         ("GET", "/ngsi-ld/v1/entities?type=Shop&attrs=%c3"),
@@ -133,5 +133,38 @@ async def test_a_url_that_is_not_utf8_is_refused(
 async def test_utf8_in_a_url_still_reads(client: httpx.AsyncClient) -> None:
     """Percent-encoded UTF-8 (%C3%B6 is ö) is read as before."""
     assert (await client.post("/ngsi-ld/v1/entityOperations/create", json=SHOPS)).status_code == 201
-    resp = await client.get('/ngsi-ld/v1/entities?type=Shop&q=city==%22K%C3%B6ln%22&pick=id')
+    resp = await client.get("/ngsi-ld/v1/entities?type=Shop&q=city==%22K%C3%B6ln%22&pick=id")
     assert resp.json() == [{"id": "urn:ngsi-ld:Shop:1"}], resp.text
+
+
+@pytest.mark.parametrize(
+    "params,named",
+    [
+        ({"csf": "garbage((("}, "csf"),
+        ({"entityMap": "urn:x"}, "entityMap"),
+        ({"collapse": "banana"}, "collapse"),
+        ({"containedBy": "not-a-uri"}, "containedBy"),
+        ({"local": "banana"}, "local"),
+        ({"idPattern": ""}, "idPattern"),
+    ],
+)
+async def test_an_entity_query_applies_every_parameter_it_accepts(
+    client: httpx.AsyncClient, params: dict[str, str], named: str
+) -> None:
+    """Accepted and ignored, these answered 200 with every entity of the type: csf, entityMap,
+    collapse and containedBy are not applied (no forwarding, no EntityMaps), local=banana was
+    checked only without another filter, and an empty idPattern matched everything."""
+    await client.post("/ngsi-ld/v1/entities", json=ENTITY)
+    for path in ("/ngsi-ld/v1/entities", "/ngsi-ld/v1/entities/urn:ngsi-ld:T:1"):
+        if path.endswith(":1") and named in ("idPattern", "collapse"):
+            continue  # not parameters of a retrieval: the unknown-parameter 400
+        resp = await client.get(path, params={"type": "T", **params})
+        body = problem(resp, 400, "BadRequestData")
+        assert named in body["detail"], body
+
+
+async def test_a_query_body_with_contained_by_is_refused(client: httpx.AsyncClient) -> None:
+    """containedBy in a Query body was flattened into a parameter nothing read."""
+    body = {"type": "Query", "entities": [{"type": "T"}], "containedBy": "urn:x:1"}
+    resp = await client.post("/ngsi-ld/v1/entityOperations/query", json=body)
+    assert "containedBy" in problem(resp, 400, "BadRequestData")["detail"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cityhub.ngsild.query.geo import geo_matches, parse_geoq
-from conftest import BASE, bad_request, create, problem, walk_pages
+from conftest import BASE, bad_request, create, page_links, problem, walk_pages
 
 U = "urn:ngsi-ld:"
 BERLIN_BOX = [[13.39, 52.51], [13.42, 52.51], [13.42, 52.53], [13.39, 52.53], [13.39, 52.51]]
@@ -768,6 +768,24 @@ async def test_query_pages_link_to_prev_and_next(client: httpx.AsyncClient, coun
     assert (
         "@context" not in resp.headers.get("link", "") or "json-ld#context" in resp.headers["link"]
     )
+
+
+@pytest.mark.parametrize("count", [True, False])
+async def test_the_last_full_page_links_no_next(client: httpx.AsyncClient, count: bool) -> None:
+    """5.5.9.1: the last page gives only prev. Without count=true a full last page linked
+    next to an empty one; now one row past the page is read to tell."""
+    for n in range(4):
+        await create(client, {"id": f"urn:ngsi-ld:Pager:{n}", "type": "Pager"})
+    extra = {"count": "true"} if count else {}
+    last = await client.get(
+        f"{BASE}/entities", params={"type": "Pager", "limit": "2", "offset": "2", **extra}
+    )
+    assert [e["id"] for e in last.json()] == ["urn:ngsi-ld:Pager:2", "urn:ngsi-ld:Pager:3"]
+    assert set(page_links(last)) == {"prev"}, last.headers.get("link")
+    first = await client.get(f"{BASE}/entities", params={"type": "Pager", "limit": "3", **extra})
+    assert len(first.json()) == 3 and set(page_links(first)) == {"next"}
+    whole = await client.get(f"{BASE}/entities", params={"type": "Pager", "limit": "4", **extra})
+    assert len(whole.json()) == 4 and page_links(whole) == {}
 
 
 @pytest.mark.parametrize(

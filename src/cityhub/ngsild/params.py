@@ -280,7 +280,7 @@ def entity_query(
     ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
-        compile_regex(id_pattern)
+        _check_id_pattern(id_pattern)
     types = None
     raw_type = params.get("type")
     if raw_type is not None:
@@ -299,7 +299,8 @@ def entity_query(
     filters: list[Any] = [types, q, scope, geo, attrs, alternatives]
     if ids_filter:
         filters += [ids, id_pattern]
-    if require_filter and not any(filters) and not flag(params, "local"):
+    local = flag(params, "local")  # checked whatever else is given: local=banana was a 200
+    if require_filter and not any(filters) and not local:
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     attrs = attrs or _picked_attributes(params.get("pick"), tm)
     return EntityQuery(
@@ -318,6 +319,14 @@ def entity_query(
     )
 
 
+def _check_id_pattern(pattern: str, what: str = "idPattern") -> None:
+    """An idPattern is a non-empty regular expression: an empty one matched every entity, so
+    `idPattern=` left a query unfiltered."""
+    if not pattern:
+        raise BadRequestData(f"{what} must not be empty")
+    compile_regex(pattern)
+
+
 def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
     """The EntitySelectors of a Query body, validated, with their types expanded."""
     if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
@@ -329,7 +338,7 @@ def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
         if pattern is not None:
             if not isinstance(pattern, str):
                 raise BadRequestData("an EntitySelector idPattern must be a string")
-            compile_regex(pattern)
+            _check_id_pattern(pattern, "an EntitySelector idPattern")
         types = None
         if "type" in sel:
             if not isinstance(sel["type"], str):
