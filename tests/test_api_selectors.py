@@ -133,3 +133,28 @@ async def test_longer_expressions_are_400(city: httpx.AsyncClient) -> None:
 async def test_bad_selectors_are_400(city: httpx.AsyncClient, entities: Any) -> None:
     body = {"type": "Query", "entities": entities}
     bad_request(await city.post(f"{BASE}/entityOperations/query", json=body))
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+@pytest.mark.parametrize(
+    "selector", [{"id": f"{U}Building:1"}, {"idPattern": "1$"}], ids=["id", "idPattern"]
+)
+async def test_every_selector_needs_a_type(
+    city: httpx.AsyncClient, temporal: bool, selector: dict[str, Any]
+) -> None:
+    """type is mandatory in an EntitySelector (5.2.33): a selector without it was refused
+    alone ("a query needs at least one of type, ...") and applied beside a typed one."""
+    path = "/temporal/entityOperations/query" if temporal else "/entityOperations/query"
+    for entities in ([selector], [selector, {"type": "Vehicle"}]):
+        resp = await city.post(f"{BASE}{path}", json={"type": "Query", "entities": entities})
+        assert "needs type" in bad_request(resp)["detail"], resp.text
+
+
+async def test_a_star_selector_selects_every_type(city: httpx.AsyncClient) -> None:
+    """type "*" (5.2.33) selects every entity, alone and beside another selector."""
+    every = await found(city, {"entities": [{"type": "*"}]})
+    assert len(every) == 306
+    body = {"entities": [{"type": "*", "idPattern": ":Vehicle:"}, {"type": "Building"}]}
+    assert await found(city, body) == [f"{U}Building:{i}" for i in range(3)] + [
+        f"{U}Vehicle:{i}" for i in range(3)
+    ]

@@ -296,7 +296,8 @@ def entity_query(
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
-    filters: list[Any] = [types, q, scope, geo, attrs, alternatives]
+    # a Query body's selectors each name a type (entity_selectors), "*" too: they select
+    filters: list[Any] = [types, q, scope, geo, attrs, selectors is not None]
     if ids_filter:
         filters += [ids, id_pattern]
     local = flag(params, "local")  # checked whatever else is given: local=banana was a 200
@@ -339,11 +340,16 @@ def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
             if not isinstance(pattern, str):
                 raise BadRequestData("an EntitySelector idPattern must be a string")
             _check_id_pattern(pattern, "an EntitySelector idPattern")
-        types = None
-        if "type" in sel:
-            if not isinstance(sel["type"], str):
-                raise BadRequestData("an EntitySelector type must be a string")
-            types = ast.map_names(parse_types(sel["type"]), tm.expand)
+        # type is mandatory (5.2.33, as in a subscription's selectors): a selector without
+        # one was refused alone and applied beside a typed one; "*" selects every type
+        if "type" not in sel:
+            raise BadRequestData(
+                'every EntitySelector needs type (5.2.33): a type selection, or "*" for every '
+                "type"
+            )
+        if not isinstance(sel["type"], str):
+            raise BadRequestData("an EntitySelector type must be a string")
+        types = None if sel["type"] == "*" else ast.map_names(parse_types(sel["type"]), tm.expand)
         out.append(EntitySelector(ids, pattern, types))
     if not out:
         raise BadRequestData("entities must hold at least one EntitySelector")
