@@ -737,6 +737,83 @@ async def test_order_by(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 400 and "at most 32 keys" in bad.json()["detail"], bad.text
 
 
+async def order_of(client: httpx.AsyncClient, kind: str, order: str) -> list[str]:
+    """The last parts of the ids an orderBy query answers, in order."""
+    resp = await client.get(f"{BASE}/entities", params={"type": kind, "orderBy": order})
+    assert resp.status_code == 200, resp.text
+    return [e["id"].rsplit(":", 1)[1] for e in resp.json()]
+
+
+async def test_order_by_sorts_every_kind_of_attribute(client: httpx.AsyncClient) -> None:
+    """4.23: the target value or object of any attribute, scope, and trailing paths. Only
+    `value`/`object` were read before: a VocabProperty, LanguageProperty, ListProperty,
+    scope or `address[city]` sorted as nothing, insertion order with a 200."""
+    rows = [
+        ("a", "ok", {"en": "pear"}, [2], "/Paris", "Berlin"),
+        ("b", "bad", {"en": "apple"}, [1, 5], "/Berlin", "Madrid"),
+        ("c", "meh", {"en": "quince"}, [1], "/Athens", "Athens"),
+    ]
+    for n, vocab, lang, items, scope, city in rows:
+        body = {
+            "id": f"urn:ngsi-ld:Shelf:{n}",
+            "type": "Shelf",
+            "scope": scope,
+            "category": {"type": "VocabProperty", "vocab": vocab},
+            "label": {"type": "LanguageProperty", "languageMap": lang},
+            "sizes": {"type": "ListProperty", "valueList": items},
+            "address": {"type": "Property", "value": {"city": city}},
+        }
+        await create(client, body)
+    cases = {
+        "category": ["b", "c", "a"],  # expanded terms: default-context/bad, meh, ok
+        "category;desc": ["a", "c", "b"],
+        "label": ["b", "a", "c"],
+        "label[en];desc": ["c", "a", "b"],
+        "sizes": ["c", "b", "a"],  # arrays by their JSON text: [1] < [1,5] < [2]
+        "scope": ["c", "b", "a"],
+        "scope;desc": ["a", "b", "c"],
+        "address[city]": ["c", "a", "b"],
+        "address[city];desc": ["b", "a", "c"],
+    }
+    for order, want in cases.items():
+        assert await order_of(client, "Shelf", order) == want, order
+
+
+async def test_order_by_follows_the_datatype_order(client: httpx.AsyncClient) -> None:
+    """4.23.2: numbers, strings, objects, arrays, booleans, Times, Dates, DateTimes, null,
+    then entities without the attribute, null and absent last in either direction. SQLite's
+    own order mixed booleans with numbers and JSON objects with strings."""
+    values: list[Any] = [
+        ("dt", {"@type": "DateTime", "@value": "2024-01-01T00:00:00Z"}),
+        ("t", {"@type": "Time", "@value": "10:00:00"}),
+        ("null", {"@type": "@json", "@value": None}),
+        ("bool", True),
+        ("arr", [1]),
+        ("obj", {"x": 1}),
+        ("str", "alpha"),
+        ("num", 3),
+        ("neg", -1.5),
+        ("d", {"@type": "Date", "@value": "2024-01-01"}),
+    ]
+    for n, value in values:
+        body = {"id": f"urn:ngsi-ld:Mix:{n}", "type": "Mix"}
+        await create(client, {**body, "v": {"type": "Property", "value": value}})
+    await create(client, {"id": "urn:ngsi-ld:Mix:none", "type": "Mix"})
+    ascending = ["neg", "num", "str", "obj", "arr", "bool", "t", "d", "dt"]
+    assert await order_of(client, "Mix", "v") == [*ascending, "null", "none"]
+    assert await order_of(client, "Mix", "v;desc") == [*ascending[::-1], "null", "none"]
+
+
+@pytest.mark.parametrize(
+    "order",
+    ["location;dist-asc", "id.x", "scope[0]", "address[city", "a b", "address[city]x"],
+)
+async def test_order_by_refuses_what_it_cannot_order(client: httpx.AsyncClient, order: str) -> None:
+    """What cannot be ordered is a 400, not a 200 in insertion order."""
+    resp = await client.get(f"{BASE}/entities", params={"type": "Shelf", "orderBy": order})
+    assert "orderBy" in bad_request(resp)["detail"], resp.text
+
+
 async def test_order_by_reads_the_default_instance(client: httpx.AsyncClient) -> None:
     """An instance with a datasetId stored first is not the one sorted by (100 sorted a
     before b's 50, though a's default value, the one keyValues shows, is 1)."""

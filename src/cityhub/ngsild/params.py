@@ -16,12 +16,12 @@ from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
-from cityhub.ngsild.query.qlang import compile_regex, parse_q
+from cityhub.ngsild.query.qlang import compile_regex, parse_path, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import FORMATS, RenderOptions
 from cityhub.ngsild.timeutil import parse_ts
-from cityhub.store.base import EntityQuery, EntitySelector
+from cityhub.store.base import EntityQuery, EntitySelector, OrderKey
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -210,30 +210,39 @@ def _picked_attributes(pick: str | None, tm: TermMap) -> tuple[str, ...] | None:
 
 
 _META_SUBS = ("createdAt", "modifiedAt", "observedAt")
+_ORDER_MEMBERS = (*_ENTITY_MEMBERS, "scope")
 
 
 MAX_ORDER_KEYS = 32
 
 
-def order_by(text: str | None, tm: TermMap) -> tuple[tuple[tuple[str, ...], bool], ...]:
-    """orderBy=path[;asc|desc],... (paths: id, type, createdAt, modifiedAt, attr[.sub])."""
+def order_by(text: str | None, tm: TermMap) -> tuple[OrderKey, ...]:
+    """orderBy=path[;asc|desc],... (4.23.3): id, type, scope, createdAt, modifiedAt, or an
+    attribute path as q writes it (attr, attr.sub, attr.observedAt, attr[key.key])."""
     if text is None:
         return ()
     items = csv(text)
     if len(items) > MAX_ORDER_KEYS:  # each key is a correlated subquery per row
         raise BadRequestData(f"orderBy takes at most {MAX_ORDER_KEYS} keys, not {len(items)}")
-    out: list[tuple[tuple[str, ...], bool]] = []
+    out: list[OrderKey] = []
     for item in items:
-        path, _, direction = item.partition(";")
+        text_path, _, direction = item.partition(";")
+        if direction in ("dist-asc", "dist-desc"):
+            raise BadRequestData(
+                f"orderBy {direction} is not supported: the hub does not sort by distance"
+            )
         if direction not in ("", "asc", "desc"):
             raise BadRequestData(f"orderBy direction must be asc or desc, not {direction!r}")
-        if path in _ENTITY_MEMBERS:
-            out.append(((path,), direction == "desc"))
+        desc = direction == "desc"
+        if text_path in _ORDER_MEMBERS:
+            out.append(OrderKey((text_path,), desc))
             continue
-        names = path.split(".")
-        steps = [tm.expand(check_name(names[0]))]
-        steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in names[1:]]
-        out.append((tuple(steps), direction == "desc"))
+        path = parse_path(text_path, "orderBy path")
+        if path.attr in _ORDER_MEMBERS:
+            raise BadRequestData(f"orderBy {text_path!r}: {path.attr} has no sub-paths")
+        steps = [tm.expand(check_name(path.attr))]
+        steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in path.sub]
+        out.append(OrderKey(tuple(steps), desc, path.keys))
     return tuple(out)
 
 
@@ -344,8 +353,7 @@ def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
         # one was refused alone and applied beside a typed one; "*" selects every type
         if "type" not in sel:
             raise BadRequestData(
-                'every EntitySelector needs type (5.2.33): a type selection, or "*" for every '
-                "type"
+                'every EntitySelector needs type (5.2.33): a type selection, or "*" for every type'
             )
         if not isinstance(sel["type"], str):
             raise BadRequestData("an EntitySelector type must be a string")

@@ -129,6 +129,16 @@ def _walk(
             yield from _walk(child, rest, keys)
 
 
+def instance_target(inst: Mapping[str, Any], subs: tuple[str, ...], keys: tuple[str, ...]) -> Any:
+    """The one value a path reaches in one instance (what orderBy sorts by), or MISSING."""
+    for value, _ in _walk(inst, subs, keys):
+        return value
+    return MISSING
+
+
+MISSING = object()  # instance_target: the path reaches nothing
+
+
 def targets(path: AttrPath, doc: Mapping[str, Any]) -> list[Target]:
     """Every target value a path reaches in a stored entity (any instance may match)."""
     attrs = doc.get("attrs") or {}

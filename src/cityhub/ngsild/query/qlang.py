@@ -366,6 +366,19 @@ def _decode_json_string(raw: str) -> str:
     return text
 
 
+def parse_path(text: str, what: str) -> AttrPath:
+    """An attribute path alone, as q writes it (attr, attr.sub.sub, attr[key.key]): orderBy's
+    (4.23.3). Anything after the path is a 400, as `address[city]` read as a name was a 200."""
+    parser = _Parser(text, lambda attr: False, True)
+    try:
+        path = parser.path()
+        if parser.peek():
+            parser.fail(f"unexpected {parser.peek()!r}")
+    except BadRequestData as exc:
+        raise BadRequestData(f"invalid {what} {text!r}: {exc.detail}") from None
+    return path
+
+
 def parse_q(
     text: str, bare: Callable[[str], bool] = lambda attr: False, *, bounded: bool = True
 ) -> QNode:

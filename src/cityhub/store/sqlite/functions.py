@@ -23,6 +23,7 @@ from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite.index import index_rows, number
+from cityhub.store.sqlite.ordering import order_key
 
 Term = ast.Compare | ast.Exists
 _read = threading.local()  # .limit: the ReadLimit of this thread's read; .tripped
@@ -248,6 +249,7 @@ def register(conn: sqlite3.Connection) -> None:
         deterministic=True,
     )
     conn.create_function("q_match", 2, checked(q_match), deterministic=True)
+    conn.create_function("order_key", 2, checked(order_key), deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)

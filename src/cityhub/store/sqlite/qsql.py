@@ -12,8 +12,8 @@ from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
-from cityhub.store.base import EntityQuery
-from cityhub.store.sqlite import typestats
+from cityhub.store.base import EntityQuery, OrderKey
+from cityhub.store.sqlite import ordering, typestats
 from cityhub.store.sqlite.functions import encode_term
 from cityhub.store.sqlite.index import ELEMENT, EXACT, REL, literal_key
 from cityhub.store.sqlite.names import AttrNames
@@ -26,6 +26,8 @@ SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
 _RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
 _VALUE_INDEX = {"num": "attr_index_num", "txt": "attr_index_txt", "ts": "attr_index_ts"}
 _NOT_REL = f"(a.seq & {REL}) = 0"  # the row is not a Relationship's (index.REL)
+_SCOPE = "json_extract(e.doc, '$.scope[0]')"
+_ABSENT = f"x'{ordering.ABSENT.hex()}'"
 _ORDER_MEMBERS = {
     "id": "e.id",
     "type": "json_extract(e.doc, '$.type[0]')",
@@ -104,31 +106,27 @@ class Compiler:
         only = query.types.name if self.pk == "t.pk" and query.types is not None else None
         return sum(n for _, n in typestats.type_counts(self.conn, tenant, only))
 
-    def order_by(self, order: Any, tiebreak: str) -> str:
-        """ORDER BY terms for orderBy paths (default instances), then insertion order."""
+    def order_by(self, order: tuple[OrderKey, ...], tiebreak: str) -> str:
+        """ORDER BY terms for orderBy keys (the default instance's target), then insertion
+        order. An attribute key is one byte string per row (ordering.order_key): its
+        direction, and null and absent values last, are in its bytes."""
         terms = []
-        for path, desc in order:
-            head = path[0]
+        for key in order:
+            head = key.path[0]
+            direction = "DESC" if key.desc else "ASC"
+            if head == "scope":  # the first scope; an entity without one last either way
+                terms += [f"{_SCOPE} IS NULL", f"{_SCOPE} {direction}"]
+                continue
             if head in _ORDER_MEMBERS:
-                expr = _ORDER_MEMBERS[head]
-            else:
-                steps: list[str] = []
-                for sub in path[1:]:
-                    steps += [sub] if sub in _META else ["sub", sub]
-                rel = json_path(steps)
-                if path[-1] in _META and len(path) > 1:
-                    value = f"json_extract(j.value, {self.p(rel)})"
-                else:
-                    value = (
-                        f"coalesce(json_extract(j.value, {self.p(rel + '.value')}), "
-                        f"json_extract(j.value, {self.p(rel + '.object')}))"
-                    )
-                # the default instance (no datasetId), wherever it sits among the instances
-                expr = (
-                    f"(SELECT {value} FROM json_each(e.doc, {self.p(json_path(['attrs', head]))}) j "
-                    "WHERE json_extract(j.value, '$.datasetId') IS NULL)"
-                )
-            terms.append(f"{expr} {'DESC' if desc else 'ASC'}")
+                terms.append(f"{_ORDER_MEMBERS[head]} {direction}")
+                continue
+            spec = orjson.dumps([key.path[1:], key.keys, key.desc]).decode()
+            # the default instance (no datasetId), wherever it sits among the instances
+            terms.append(
+                f"coalesce((SELECT order_key(j.value, {self.p(spec)}) FROM json_each(e.doc, "
+                f"{self.p(json_path(['attrs', head]))}) j "
+                f"WHERE json_extract(j.value, '$.datasetId') IS NULL), {_ABSENT})"
+            )
         return ", ".join([*terms, tiebreak])
 
     def selector(
@@ -444,9 +442,6 @@ def _column(value: Any) -> str | None:
     """The one attr_index column a literal (or every literal of a list) compares with."""
     columns = {literal_key(v)[0] for v in _literals(value)}  # a range's ends: one kind
     return columns.pop() if len(columns) == 1 else None
-
-
-_META = ("createdAt", "modifiedAt", "observedAt")
 
 
 def json_path(steps: list[str]) -> str:
