@@ -14,7 +14,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
 from cityhub.store.base import EntityQuery, OrderKey
 from cityhub.store.sqlite import ordering, typestats
-from cityhub.store.sqlite.functions import encode_term
+from cityhub.store.sqlite.functions import encode_q, encode_term
 from cityhub.store.sqlite.index import ELEMENT, EXACT, REL, literal_key
 from cityhub.store.sqlite.names import AttrNames
 
@@ -23,6 +23,7 @@ _ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": 
 MAX_PARAMS = 32000  # SQLite takes 32,766 parameters in one statement; the rest is headroom
 LONG_LIST = 100  # ids beyond which an IN list is one JSON parameter
 SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
+EVALUATED_TERMS = 64  # correlated q terms past which the evaluator takes the whole q (q_whole)
 _RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
 _VALUE_INDEX = {"num": "attr_index_num", "txt": "attr_index_txt", "ts": "attr_index_ts"}
 _NOT_REL = f"(a.seq & {REL}) = 0"  # the row is not a Relationship's (index.REL)
@@ -53,6 +54,7 @@ class Compiler:
         # an uncorrelated IN list (a selective q term, a geoQ) does the work once, not per
         # candidate row: splitting the candidates would only do it twice
         self.narrowed = False
+        self.correlated = 0  # correlated probes of attr_index written (q_whole)
 
     def p(self, value: Any) -> str:
         """A bound parameter (a statement takes at most MAX_PARAMS)."""
@@ -91,7 +93,7 @@ class Compiler:
                 f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = {self.pk} AND a.nid IN ({marks}))"
             )
         if query.q is not None:
-            parts.append(self.q(query.q))
+            parts.append(self.q_whole(query.q))
         if query.scope is not None:
             parts.append(self.scope(query.scope))
         if query.geo is not None:
@@ -247,6 +249,23 @@ class Compiler:
         return bool(n > limit)
 
     # -- q -----------------------------------------------------------------------------------
+    def q_whole(self, node: Any) -> str:
+        """A query's whole q, its repeated terms dropped. Past EVALUATED_TERMS correlated
+        probes of attr_index, the reference evaluator runs on each candidate entity instead
+        (functions.q_match_doc, one parse of its document): SQLite's cost per row grew with
+        the square of their number (400 `!=` terms took 14 s over 455 entities). Terms that
+        became uncorrelated IN lists (few matches) cost the same however many there are."""
+        node = distinct(node)
+        if ast.leaves(node) <= EVALUATED_TERMS:
+            return self.q(node)
+        params, correlated, narrowed = len(self.params), self.correlated, self.narrowed
+        sql = self.q(node)
+        if self.correlated - correlated <= EVALUATED_TERMS:
+            return sql  # most terms became uncorrelated IN lists, computed once each
+        del self.params[params:]
+        self.correlated, self.narrowed = correlated, narrowed
+        return f"q_match_doc({self.p(encode_q(node))}, e.doc)"
+
     def q(self, node: Any) -> str:
         """A q expression."""
         if isinstance(node, ast.And | ast.Or):
@@ -280,6 +299,7 @@ class Compiler:
 
     def _rows(self, attr: str, alias: str = "a") -> str:
         """The opening of an EXISTS over one entity's attr_index rows of an attribute."""
+        self.correlated += 1
         return (
             f"EXISTS (SELECT 1 FROM attr_index {alias} WHERE {alias}.pk = {self.pk} "
             f"AND {alias}.nid = {self.p(self.nid(attr))}"
@@ -407,6 +427,14 @@ def id_bound(query: EntityQuery) -> tuple[str, ...] | None:
     if lists and all(ids is not None for ids in lists):
         return tuple(dict.fromkeys(i for ids in lists for i in ids or ()))
     return None
+
+
+def distinct(node: Any) -> Any:
+    """A q tree with each AND and OR holding a term once (`a;a` is `a`)."""
+    if not isinstance(node, ast.And | ast.Or):
+        return node
+    items = tuple(dict.fromkeys(distinct(item) for item in node.items))
+    return items[0] if len(items) == 1 else type(node)(items)
 
 
 def balanced(joiner: str, parts: list[str]) -> str:
