@@ -209,6 +209,25 @@ def _picked_attributes(pick: str | None, tm: TermMap) -> tuple[str, ...] | None:
     return tuple(tm.expand(check_name(n)) for n in names) or None
 
 
+def _omitted_all_but(params: Mapping[str, str], tm: TermMap) -> tuple[str, ...] | None:
+    """An omit of id and type leaves an entity only its other attributes and its scope to
+    show: one with none renders as nothing and is left out (_render), so the query leaves it
+    out before paging and counting, and the count is what the pages hold. The attributes
+    omitted, and "scope" when the scope is omitted too; None when every entity shows
+    something (sysAttrs shows an entity's times)."""
+    omit = params.get("omit")
+    if omit is None:
+        return None
+    leaves = {n for n, sub in parse_projection(omit).items() if sub is None}
+    if not {"id", "type"} <= leaves:
+        return None
+    if "sysAttrs" in options(params) and not {"createdAt", "modifiedAt"} <= leaves:
+        return None
+    names = leaves - {*_ENTITY_MEMBERS, "scope", "deletedAt"}
+    omitted = [tm.expand(check_name(n)) for n in sorted(names)]
+    return (*omitted, "scope") if "scope" in leaves else tuple(omitted)
+
+
 _META_SUBS = ("createdAt", "modifiedAt", "observedAt")
 _ORDER_MEMBERS = (*_ENTITY_MEMBERS, "scope")
 
@@ -314,6 +333,7 @@ def entity_query(
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     attrs = attrs or _picked_attributes(params.get("pick"), tm)
     return EntityQuery(
+        beyond=_omitted_all_but(params, tm),
         order=order_by(params.get("orderBy"), tm),
         ids=ids,
         id_pattern=id_pattern,

@@ -135,6 +135,8 @@ class EntityQuery:
     scope: Any = None  # ngsild.query.ast scope node
     geo: Any = None  # ngsild.query.geo.GeoQuery with an expanded geoproperty
     attrs: tuple[str, ...] | None = None  # entity must have at least one of these
+    # an omit of id and type: the entity must have a scope or an attribute not among these
+    beyond: tuple[str, ...] | None = None
     limit: int = 20
     offset: int = 0
     count: bool = False

@@ -92,6 +92,8 @@ class Compiler:
             parts.append(
                 f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = {self.pk} AND a.nid IN ({marks}))"
             )
+        if query.beyond is not None:
+            parts.append(self.beyond(query.beyond))
         if query.q is not None:
             parts.append(self.q_whole(query.q))
         if query.scope is not None:
@@ -99,6 +101,16 @@ class Compiler:
         if query.geo is not None:
             parts.append(self.geo(query.geo, self._walk(tenant, query) if query.count else None))
         return " AND ".join(parts)
+
+    def beyond(self, omitted: tuple[str, ...]) -> str:
+        """The entity has an attribute not omitted, or a scope unless "scope" is omitted too
+        (EntityQuery.beyond); every attribute has attr_index rows (index.NO_TARGET)."""
+        marks = ",".join(self.p(self.nid(a)) for a in omitted if a != "scope")
+        others = f" AND a.nid NOT IN ({marks})" if marks else ""
+        cond = f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = {self.pk}{others})"
+        if "scope" in omitted:
+            return cond
+        return f"({cond} OR json_extract(e.doc, '$.scope') IS NOT NULL)"
 
     def _walk(self, tenant: str, query: EntityQuery) -> int:
         """About how many entities the query walks: its type's, or all of the tenant's (the
