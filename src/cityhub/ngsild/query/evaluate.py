@@ -25,8 +25,8 @@ from cityhub.ngsild.query.ast import (
     ValueList,
 )
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches
-from cityhub.ngsild.query.qlang import compile_regex, norm_date, norm_datetime, norm_time
 from cityhub.ngsild.query.pattern import Pattern
+from cityhub.ngsild.query.qlang import compile_regex, norm_date, norm_datetime, norm_time
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 # Sub-attribute names that read an instance's own member instead of a sub-attribute.
@@ -231,13 +231,14 @@ def matches_q(
     """Whether a stored entity satisfies a q tree. A long q passes `seen`, this entity's
     targets by the id() of each path object (terms that share one path object, as
     functions.decode_q makes them, find it once), and `patterns`, see _holds."""
+    # (loops, not all()/any() over generators: a third faster on a 1,000-term q)
     if isinstance(node, And):
-        for item in node.items:
+        for item in node.items:  # noqa: SIM110
             if not matches_q(item, doc, seen, patterns):
                 return False
         return True
     if isinstance(node, Or):
-        for item in node.items:
+        for item in node.items:  # noqa: SIM110
             if matches_q(item, doc, seen, patterns):
                 return True
         return False
@@ -248,7 +249,7 @@ def matches_q(
     if isinstance(node, Exists):
         return bool(found)
     relational_ok = node.op in ("==", "!=")
-    for value, rel in found:
+    for value, rel in found:  # noqa: SIM110
         if (relational_ok or not rel) and _holds(node, value, patterns):
             return True
     return False
