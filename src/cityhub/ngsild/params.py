@@ -324,7 +324,7 @@ def entity_query(
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
-    # a Query body's selectors each name a type (entity_selectors), "*" too: they select
+    # each of a Query body's selectors names a type, "*" too, an id or an idPattern
     filters: list[Any] = [types, q, scope, geo, attrs, selectors is not None]
     if ids_filter:
         filters += [ids, id_pattern]
@@ -369,15 +369,20 @@ def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
             if not isinstance(pattern, str):
                 raise BadRequestData("an EntitySelector idPattern must be a string")
             _check_id_pattern(pattern, "an EntitySelector idPattern")
-        # type is mandatory (5.2.33, as in a subscription's selectors): a selector without
-        # one was refused alone and applied beside a typed one; "*" selects every type
-        if "type" not in sel:
+        # 5.2.33 makes type mandatory ("*": every type); a selector naming an id or idPattern
+        # selects without one (the importer reads by id alone). One that selects nothing was
+        # refused alone and matched every entity beside another selector.
+        raw_type = sel.get("type")
+        if raw_type is None and ids is None and pattern is None:
             raise BadRequestData(
-                'every EntitySelector needs type (5.2.33): a type selection, or "*" for every type'
+                'every EntitySelector needs type (5.2.33; "*" for every type), or an id or '
+                "idPattern"
             )
-        if not isinstance(sel["type"], str):
+        if raw_type is not None and not isinstance(raw_type, str):
             raise BadRequestData("an EntitySelector type must be a string")
-        types = None if sel["type"] == "*" else ast.map_names(parse_types(sel["type"]), tm.expand)
+        types = None
+        if raw_type is not None and raw_type != "*":
+            types = ast.map_names(parse_types(raw_type), tm.expand)
         out.append(EntitySelector(ids, pattern, types))
     if not out:
         raise BadRequestData("entities must hold at least one EntitySelector")
