@@ -421,6 +421,35 @@ async def test_link_header_with_other_rel_is_ignored(client: httpx.AsyncClient) 
     assert (await get_entity(client, EID))["temperature"]["value"] == 21
 
 
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "http://www.w3.org/ns/json-ld#contextual",
+        "http://evil.example/json-ld#context",
+        "http://www.w3.org/ns/jsonld#context",
+    ],
+)
+async def test_a_rel_that_only_holds_the_context_relation_is_another_link(
+    client: httpx.AsyncClient, rel: str
+) -> None:
+    """The @context link is the one whose rel is http://www.w3.org/ns/json-ld#context (6.3.5),
+    as one whole relation type: a substring test fetched rel="http://evil.example/json-ld#context"
+    as the @context (an unreachable one: 503)."""
+    header = {"Link": f'<http://127.0.0.1:1/x.jsonld>; rel="{rel}"'}
+    await create(client, sensor(), headers=header)
+    resp = await client.get(f"{BASE}/entities", params={"type": "Sensor"}, headers=header)
+    assert resp.status_code == 200 and [e["id"] for e in resp.json()] == [EID], resp.text
+
+
+async def test_the_context_relation_may_stand_among_others(client: httpx.AsyncClient) -> None:
+    """rel holds space-separated relation types (RFC 8288 3.3): the context one among them
+    still names the @context, and relation types compare without regard to case."""
+    rel = "alternate HTTP://www.w3.org/ns/json-ld#context"
+    header = {"Link": f'<http://127.0.0.1:1/x.jsonld>; rel="{rel}"'}
+    resp = await client.get(f"{BASE}/entities", params={"type": "Sensor"}, headers=header)
+    problem(resp, 503, "LdContextNotAvailable")
+
+
 async def test_ld_json_with_link_header_is_400(client: httpx.AsyncClient) -> None:
     resp = await client.post(
         f"{BASE}/entities",

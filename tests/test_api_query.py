@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cityhub.ngsild.query.geo import geo_matches, parse_geoq
-from conftest import BASE, bad_request, create, problem, walk_pages
+from conftest import BASE, bad_request, create, page_links, problem, walk_pages
 
 U = "urn:ngsi-ld:"
 BERLIN_BOX = [[13.39, 52.51], [13.42, 52.51], [13.42, 52.53], [13.39, 52.53], [13.39, 52.51]]
@@ -209,6 +209,40 @@ async def test_omit_in_queries(client: httpx.AsyncClient, city: Any) -> None:
     assert set(body[0]) - {"scope"} == {"id", "type", "name"}, body
     body = await query(client, type="Sensor", pick="name")
     assert set(body[0]) - {"scope"} == {"name"}, f"pick without id/type drops them: {body}"
+
+
+@pytest.mark.parametrize(
+    ("omit", "extra", "shown"),
+    [
+        ("id,type,b", {}, ["1", "3", "4"]),  # P:4 shows its scope
+        ("id,type,b,scope", {}, ["1", "3"]),
+        ("id,type", {}, ["1", "2", "3", "4"]),
+        ("id,type,a,b", {}, ["4"]),
+        ("id,type,a,b,scope", {}, []),
+        ("id,type,a,b", {"options": "sysAttrs"}, ["1", "2", "3", "4"]),
+    ],
+)
+async def test_an_entity_that_omit_empties_is_neither_paged_nor_counted(
+    client: httpx.AsyncClient, omit: str, extra: dict[str, str], shown: list[str]
+) -> None:
+    """An entity that omit leaves empty is dropped from its page (the ETSI suite, 019_17_01);
+    it was still counted and took a place in the page: `omit=id,type,b&limit=2` gave one
+    entity, a count of 4 and a next link. Now the query leaves it out first."""
+    for n, attr in ((1, "a"), (2, "b"), (3, "a"), (4, "b")):
+        body = {"id": f"urn:ngsi-ld:P:{n}", "type": "P", attr: {"type": "Property", "value": n}}
+        await create(client, {**body, **({"scope": "/x"} if n == 4 else {})})
+    params = {"type": "P", "omit": omit, "count": "true", **extra}
+    seen: list[dict[str, Any]] = []
+    while True:  # page by page, each full while entities are left, as next links say
+        page = {**params, "limit": "1", "offset": str(len(seen))}
+        resp = await client.get(f"{BASE}/entities", params=page)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["NGSILD-Results-Count"] == str(len(shown)), resp.headers
+        assert len(resp.json()) == (1 if len(seen) < len(shown) else 0), resp.json()
+        seen += resp.json()
+        if 'rel="next"' not in resp.headers.get("link", ""):
+            break
+    assert len(seen) == len(shown), seen
 
 
 async def test_omit_scope(client: httpx.AsyncClient, city: Any) -> None:
@@ -737,6 +771,83 @@ async def test_order_by(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 400 and "at most 32 keys" in bad.json()["detail"], bad.text
 
 
+async def order_of(client: httpx.AsyncClient, kind: str, order: str) -> list[str]:
+    """The last parts of the ids an orderBy query answers, in order."""
+    resp = await client.get(f"{BASE}/entities", params={"type": kind, "orderBy": order})
+    assert resp.status_code == 200, resp.text
+    return [e["id"].rsplit(":", 1)[1] for e in resp.json()]
+
+
+async def test_order_by_sorts_every_kind_of_attribute(client: httpx.AsyncClient) -> None:
+    """4.23: the target value or object of any attribute, scope, and trailing paths. Only
+    `value`/`object` were read before: a VocabProperty, LanguageProperty, ListProperty,
+    scope or `address[city]` sorted as nothing, insertion order with a 200."""
+    rows = [
+        ("a", "ok", {"en": "pear"}, [2], "/Paris", "Berlin"),
+        ("b", "bad", {"en": "apple"}, [1, 5], "/Berlin", "Madrid"),
+        ("c", "meh", {"en": "quince"}, [1], "/Athens", "Athens"),
+    ]
+    for n, vocab, lang, items, scope, city in rows:
+        body = {
+            "id": f"urn:ngsi-ld:Shelf:{n}",
+            "type": "Shelf",
+            "scope": scope,
+            "category": {"type": "VocabProperty", "vocab": vocab},
+            "label": {"type": "LanguageProperty", "languageMap": lang},
+            "sizes": {"type": "ListProperty", "valueList": items},
+            "address": {"type": "Property", "value": {"city": city}},
+        }
+        await create(client, body)
+    cases = {
+        "category": ["b", "c", "a"],  # expanded terms: default-context/bad, meh, ok
+        "category;desc": ["a", "c", "b"],
+        "label": ["b", "a", "c"],
+        "label[en];desc": ["c", "a", "b"],
+        "sizes": ["c", "b", "a"],  # arrays by their JSON text: [1] < [1,5] < [2]
+        "scope": ["c", "b", "a"],
+        "scope;desc": ["a", "b", "c"],
+        "address[city]": ["c", "a", "b"],
+        "address[city];desc": ["b", "a", "c"],
+    }
+    for order, want in cases.items():
+        assert await order_of(client, "Shelf", order) == want, order
+
+
+async def test_order_by_follows_the_datatype_order(client: httpx.AsyncClient) -> None:
+    """4.23.2: numbers, strings, objects, arrays, booleans, Times, Dates, DateTimes, null,
+    then entities without the attribute, null and absent last in either direction. SQLite's
+    own order mixed booleans with numbers and JSON objects with strings."""
+    values: list[Any] = [
+        ("dt", {"@type": "DateTime", "@value": "2024-01-01T00:00:00Z"}),
+        ("t", {"@type": "Time", "@value": "10:00:00"}),
+        ("null", {"@type": "@json", "@value": None}),
+        ("bool", True),
+        ("arr", [1]),
+        ("obj", {"x": 1}),
+        ("str", "alpha"),
+        ("num", 3),
+        ("neg", -1.5),
+        ("d", {"@type": "Date", "@value": "2024-01-01"}),
+    ]
+    for n, value in values:
+        body = {"id": f"urn:ngsi-ld:Mix:{n}", "type": "Mix"}
+        await create(client, {**body, "v": {"type": "Property", "value": value}})
+    await create(client, {"id": "urn:ngsi-ld:Mix:none", "type": "Mix"})
+    ascending = ["neg", "num", "str", "obj", "arr", "bool", "t", "d", "dt"]
+    assert await order_of(client, "Mix", "v") == [*ascending, "null", "none"]
+    assert await order_of(client, "Mix", "v;desc") == [*ascending[::-1], "null", "none"]
+
+
+@pytest.mark.parametrize(
+    "order",
+    ["location;dist-asc", "id.x", "scope[0]", "address[city", "a b", "address[city]x"],
+)
+async def test_order_by_refuses_what_it_cannot_order(client: httpx.AsyncClient, order: str) -> None:
+    """What cannot be ordered is a 400, not a 200 in insertion order."""
+    resp = await client.get(f"{BASE}/entities", params={"type": "Shelf", "orderBy": order})
+    assert "orderBy" in bad_request(resp)["detail"], resp.text
+
+
 async def test_order_by_reads_the_default_instance(client: httpx.AsyncClient) -> None:
     """An instance with a datasetId stored first is not the one sorted by (100 sorted a
     before b's 50, though a's default value, the one keyValues shows, is 1)."""
@@ -768,6 +879,24 @@ async def test_query_pages_link_to_prev_and_next(client: httpx.AsyncClient, coun
     assert (
         "@context" not in resp.headers.get("link", "") or "json-ld#context" in resp.headers["link"]
     )
+
+
+@pytest.mark.parametrize("count", [True, False])
+async def test_the_last_full_page_links_no_next(client: httpx.AsyncClient, count: bool) -> None:
+    """5.5.9.1: the last page gives only prev. Without count=true a full last page linked
+    next to an empty one; now one row past the page is read to tell."""
+    for n in range(4):
+        await create(client, {"id": f"urn:ngsi-ld:Pager:{n}", "type": "Pager"})
+    extra = {"count": "true"} if count else {}
+    last = await client.get(
+        f"{BASE}/entities", params={"type": "Pager", "limit": "2", "offset": "2", **extra}
+    )
+    assert [e["id"] for e in last.json()] == ["urn:ngsi-ld:Pager:2", "urn:ngsi-ld:Pager:3"]
+    assert set(page_links(last)) == {"prev"}, last.headers.get("link")
+    first = await client.get(f"{BASE}/entities", params={"type": "Pager", "limit": "3", **extra})
+    assert len(first.json()) == 3 and set(page_links(first)) == {"next"}
+    whole = await client.get(f"{BASE}/entities", params={"type": "Pager", "limit": "4", **extra})
+    assert len(whole.json()) == 4 and page_links(whole) == {}
 
 
 @pytest.mark.parametrize(

@@ -133,3 +133,35 @@ async def test_longer_expressions_are_400(city: httpx.AsyncClient) -> None:
 async def test_bad_selectors_are_400(city: httpx.AsyncClient, entities: Any) -> None:
     body = {"type": "Query", "entities": entities}
     bad_request(await city.post(f"{BASE}/entityOperations/query", json=body))
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+async def test_a_selector_gets_the_same_answer_alone_and_beside_others(
+    city: httpx.AsyncClient, temporal: bool
+) -> None:
+    """A type-less selector was refused alone ("a query needs at least one of type, ...") and
+    applied beside a typed one; one naming nothing was refused alone and matched every entity
+    beside another. Now one naming an id or idPattern selects alone too, and one naming
+    nothing is refused either way, saying what a selector needs (5.2.33)."""
+    path = "/temporal/entityOperations/query" if temporal else "/entityOperations/query"
+    by_id, vehicles = {"id": f"{U}Building:1"}, {"type": "Vehicle"}
+    assert await found(city, {"entities": [by_id]}, temporal) == [f"{U}Building:1"]
+    both = [f"{U}Building:1"] + [f"{U}Vehicle:{i}" for i in range(3)]
+    assert await found(city, {"entities": [by_id, vehicles]}, temporal) == both
+    pattern = {"idPattern": ":Building:[12]$"}
+    assert await found(city, {"entities": [pattern]}, temporal) == [
+        f"{U}Building:{i}" for i in (1, 2)
+    ]
+    for entities in ([{}], [{}, vehicles]):
+        resp = await city.post(f"{BASE}{path}", json={"type": "Query", "entities": entities})
+        assert "needs type" in bad_request(resp)["detail"], resp.text
+
+
+async def test_a_star_selector_selects_every_type(city: httpx.AsyncClient) -> None:
+    """type "*" (5.2.33) selects every entity, alone and beside another selector."""
+    every = await found(city, {"entities": [{"type": "*"}]})
+    assert len(every) == 306
+    body = {"entities": [{"type": "*", "idPattern": ":Vehicle:"}, {"type": "Building"}]}
+    assert await found(city, body) == [f"{U}Building:{i}" for i in range(3)] + [
+        f"{U}Vehicle:{i}" for i in range(3)
+    ]

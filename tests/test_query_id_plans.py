@@ -16,7 +16,7 @@ import pytest
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.service import EntityService
-from cityhub.store.base import EntityQuery, EntitySelector, TemporalQuery
+from cityhub.store.base import EntityQuery, EntitySelector, OrderKey, TemporalQuery
 from cityhub.store.sqlite import SqliteStore
 
 TM = ContextCache().core
@@ -83,7 +83,7 @@ MANY = tuple(f"urn:ngsi-ld:Tree:t{i}" for i in range(200))  # past LONG_LIST: a 
         EntityQuery(ids=IDS, types=ast.TypeOr((TREE, LAMP))),
         EntityQuery(ids=IDS, types=TREE, count=True),
         EntityQuery(ids=MANY, limit=1000),
-        EntityQuery(ids=IDS, order=(((VOCAB + "h",), True),)),
+        EntityQuery(ids=IDS, order=(OrderKey((VOCAB + "h",), desc=True),)),
         EntityQuery(
             selectors=(EntitySelector(ids=IDS[:1], types=TREE), EntitySelector(ids=IDS[1:]))
         ),
@@ -125,7 +125,7 @@ def test_answers_keep_insertion_order_and_pages(store: SqliteStore) -> None:
     both = (EntitySelector(ids=ids[:2], types=TREE), EntitySelector(ids=ids[2:], types=LAMP))
     docs, total = store.query("", EntityQuery(selectors=both, count=True))
     assert _ids(docs) == ["c", "t12"] and total == 2
-    ordered, _ = store.query("", EntityQuery(ids=ids, order=(((VOCAB + "h",), True),)))
+    ordered, _ = store.query("", EntityQuery(ids=ids, order=(OrderKey((VOCAB + "h",), desc=True),)))
     assert _ids(ordered) == ["t12", "t2", "c", "t1"]  # h desc, then insertion order
 
 

@@ -89,6 +89,32 @@ def test_temporal_values_are_typed_and_normalised() -> None:
     assert isinstance(quoted, Compare) and quoted.value == s("2017-12-24T12:00:00Z")
 
 
+def test_a_comma_after_a_time_separates_list_items() -> None:
+    """Only '.' starts a fraction in a q literal (4.6.3); a comma is the ValueList separator
+    (4.9): `10:00:00,12:00:00` was a 400 and `10:00:00,5` the single Time 10:00:00.5."""
+
+    def t(text: str) -> Value:
+        return Value("time", text, f"{text}.000000Z")
+
+    assert parse_q("t==10:00:00,12:00:00") == cmp(
+        "t", "==", ValueList((t("10:00:00"), t("12:00:00")))
+    )
+    assert parse_q("t==10:00:00,5") == cmp(
+        "t", "==", ValueList((t("10:00:00"), Value("number", 5)))
+    )
+    days = parse_q("t!=2024-01-01T10:00:00,2024-01-02T10:00:00")
+    assert isinstance(days, Compare) and isinstance(days.value, ValueList)
+    assert [v.norm for v in days.value.values] == [
+        "2024-01-01T10:00:00.000000Z",
+        "2024-01-02T10:00:00.000000Z",
+    ]
+    assert parse_q("t==10:00:00.5") == cmp(
+        "t", "==", Value("time", "10:00:00.5", "10:00:00.500000Z")
+    )
+    # a stored value may still be written with ISO 8601's comma: it is read as that time
+    assert norm_time("10:00:00,5") == "10:00:00.500000Z"
+
+
 def test_norm_helpers() -> None:
     assert norm_datetime("2024-01-01T00:00:00Z") == "2024-01-01T00:00:00.000000Z"
     assert norm_datetime("2024-01-01T01:30:00.1234567+01:30") == "2024-01-01T00:00:00.123456Z"

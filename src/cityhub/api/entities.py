@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityhub.api.allowed import UNSUPPORTED
 from cityhub.api.commit import grouped, grouped_create, grouped_slices, purge_slices
 from cityhub.api.http import (
     BASE,
@@ -164,7 +165,14 @@ def _query(
 ) -> Response:
     """Run, render and encode a query (on a reader thread)."""
     query = P.entity_query(params, ctx.tm, selectors=selectors)
-    docs, total = service(request).query(ctx.tenant, query)
+    # without a count, one row past the page tells whether a next page exists: a full last
+    # page linked `next` to an empty one (5.5.9.1: the last page gives only `prev`)
+    peek = links and not query.count and query.limit > 0
+    docs, total = service(request).query(
+        ctx.tenant, replace(query, limit=query.limit + 1) if peek else query
+    )
+    more = len(docs) > query.limit if peek else False
+    docs = docs[: query.limit]
     out = _render(request, ctx, docs, params)
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     if ctx.accept == GEOJSON:
@@ -172,8 +180,9 @@ def _query(
         resp = json_response(ctx, body, headers=headers, entities=False)
     else:
         resp = json_response(ctx, out.entities, headers=headers)
-    if links:  # without a count, a full page may have a next one
-        more = len(docs) == query.limit if total is None else query.offset + query.limit < total
+    if links:
+        if total is not None:
+            more = query.offset + query.limit < total
         add_page_links(resp, request.url.path, params, query.limit, query.offset, more)
     return resp
 
@@ -203,7 +212,9 @@ def _query_params(body: dict[str, Any]) -> dict[str, str]:
         if key == "attrs" and any("," in n for n in names):  # joined, it became two names
             raise BadRequestData("an attribute name in attrs cannot hold a comma")
         out[key] = ",".join(names)
-    for key in ("q", "scopeQ", "lang", "join", "options", "format", "containedBy"):
+    if body.get("containedBy") is not None:  # as the URL parameter (api/allowed.py)
+        raise BadRequestData(f"containedBy is not supported: {UNSUPPORTED['containedBy']}")
+    for key in ("q", "scopeQ", "lang", "join", "options", "format"):
         if body.get(key) is not None:
             out[key] = _string_member(body, key)
     level = body.get("joinLevel")
@@ -264,6 +275,7 @@ async def get_entity(request: Request) -> Response:
         return _read_plain(request, ctx, eid)
     join, level = None, 0
     if params:  # validate before looking anything up
+        P.flag(params, "local")  # (every entity here is local)
         P.render_options(params, ctx.tm)
         P.projections(params)
         join, level = P.join_options(params)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub import bigjson
-from cityhub.api.allowed import allowed_for, options_for
+from cityhub.api.allowed import UNSUPPORTED, allowed_for, options_for
 from cityhub.api.commit import grouped
 from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsondepth import MAX_DEPTH, too_deep
@@ -346,6 +346,8 @@ def params_of(request: Request) -> dict[str, str]:
     allowed = allowed_for(request.method, path[len(BASE) :]) if path.startswith(BASE) else None
     for key, value in request.query_params.multi_items():
         if allowed is not None and key not in allowed:
+            if key in UNSUPPORTED:
+                raise BadRequestData(f"parameter {key} is not supported: {UNSUPPORTED[key]}")
             raise InvalidRequest(f"unknown query parameter {key!r}")
         if key in out:
             raise InvalidRequest(f"parameter {key} is given more than once")

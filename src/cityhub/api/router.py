@@ -12,10 +12,12 @@ Starlette's own scan and is answered as before.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from starlette.routing import BaseRoute, Match, Route, Router, get_route_path
 from starlette.types import Receive, Scope, Send
+
+from cityhub.ngsild.errors import BadRequestData
 
 Candidates = list[tuple[str, BaseRoute]]
 # An encoded '/' inside one path segment while routing: "\x00" is in no valid id or name.
@@ -39,6 +41,25 @@ def method_index(routes: list[BaseRoute]) -> dict[str, Candidates]:
         for method in allowed:
             index[method].append((literal_start(route), route))
     return index
+
+
+def check_utf8(scope: Scope) -> None:
+    """A path or query string whose percent-encoded bytes are not UTF-8 is a 400: decoded with
+    replacement characters, `q=city!="K%F6ln"` ran as "not K\ufffdln" and a purge with it
+    deleted the Köln shop too (RFC 3986 3.4, RFC 3987: a URI carries UTF-8)."""
+    raw_path = scope.get("raw_path") or b""
+    path, _, on_path = raw_path.partition(b"?")  # httpx's ASGI transport keeps the query here
+    for part, what in ((path, "path"), (scope.get("query_string") or on_path, "query string")):
+        if b"%" not in part and part.isascii():
+            continue
+        try:
+            unquote_to_bytes(part).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = unquote_to_bytes(part)[exc.start : exc.end]
+            raise BadRequestData(
+                f"the {what} is not percent-encoded UTF-8 (byte {bad.hex()} at {exc.start} "
+                "once decoded); encode text as UTF-8 before percent-encoding it"
+            ) from None
 
 
 class IndexedRouter(Router):
@@ -86,6 +107,8 @@ class IndexedRouter(Router):
         return route, {**child, "path_params": params, ENCODED: frozenset(encoded)}
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            check_utf8(scope)  # before any route reads a parameter or an id
         found = self.segment_match(scope) if scope["type"] == "http" else None
         if found is None:
             await super().app(scope, receive, send)

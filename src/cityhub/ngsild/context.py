@@ -1214,8 +1214,12 @@ _LINK_VALUE = re.compile(
 _LINK_PARAM = re.compile(r';\s*([^;,=\s]+)(?:\s*=\s*(?:"([^"]*)"|([^;,]*)))?')
 
 
+_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"  # JSON-LD 1.1 API 9.4.1, NGSI-LD 6.3.5
+
+
 def parse_link_header(value: str | None) -> str | None:
-    """The context URL of a Link header with rel=…json-ld#context, validated; more than one
+    """The context URL of a Link header whose rel is the JSON-LD context relation (6.3.5),
+    validated; other links are ignored, and more than one
     such link is an error (JSON-LD 1.1 API 9.4.1, "multiple context link headers")."""
     if not value or not value.strip():
         return None
@@ -1230,8 +1234,10 @@ def parse_link_header(value: str | None) -> str | None:
             name.lower(): (quoted or bare).strip()
             for name, quoted, bare in _LINK_PARAM.findall(m.group(2))
         }
-        rel = params.get("rel", "").replace(" ", "")
-        if "json-ld#context" in rel or "jsonld#context" in rel:
+        # rel holds space-separated relation types, each compared whole (RFC 8288 3.3; as
+        # an extension type, without regard to case, 2.1.2): a substring test took
+        # rel="http://evil.example/json-ld#context" for the @context link and fetched it
+        if _CONTEXT_REL in params.get("rel", "").lower().split():
             found.append(m.group(1).strip())
     if len(found) > 1:
         raise BadRequestData("a request may name only one JSON-LD @context in its Link header")
@@ -1249,7 +1255,7 @@ def core_link() -> str:
 
 def link_for(url: str) -> str:
     """A Link header naming a context URL."""
-    return f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    return f'<{url}>; rel="{_CONTEXT_REL}"; type="application/ld+json"'
 
 
 _CORE_LINK = link_for(CORE_CONTEXT_URL)  # built once: every plain-JSON answer carries it

@@ -17,12 +17,12 @@ from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
-from cityhub.ngsild.query.qlang import compile_regex, parse_q
+from cityhub.ngsild.query.qlang import compile_regex, parse_path, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import FORMATS, RenderOptions
 from cityhub.ngsild.timeutil import parse_ts
-from cityhub.store.base import EntityQuery, EntitySelector
+from cityhub.store.base import EntityQuery, EntitySelector, OrderKey
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -207,31 +207,59 @@ def _picked_attributes(pick: str | None, tm: TermMap) -> tuple[str, ...] | None:
     return tuple(tm.expand(check_name(n)) for n in names) or None
 
 
+def _omitted_all_but(params: Mapping[str, str], tm: TermMap) -> tuple[str, ...] | None:
+    """An omit of id and type leaves an entity only its other attributes and its scope to
+    show: one with none renders as nothing and is left out (_render), so the query leaves it
+    out before paging and counting, and the count is what the pages hold. The attributes
+    omitted, and "scope" when the scope is omitted too; None when every entity shows
+    something (sysAttrs shows an entity's times)."""
+    omit = params.get("omit")
+    if omit is None:
+        return None
+    leaves = {n for n, sub in parse_projection(omit).items() if sub is None}
+    if not {"id", "type"} <= leaves:
+        return None
+    if "sysAttrs" in options(params) and not {"createdAt", "modifiedAt"} <= leaves:
+        return None
+    names = leaves - {*_ENTITY_MEMBERS, "scope", "deletedAt"}
+    omitted = [tm.expand(check_name(n)) for n in sorted(names)]
+    return (*omitted, "scope") if "scope" in leaves else tuple(omitted)
+
+
 _META_SUBS = ("createdAt", "modifiedAt", "observedAt")
+_ORDER_MEMBERS = (*_ENTITY_MEMBERS, "scope")
 
 
 MAX_ORDER_KEYS = 32
 
 
-def order_by(text: str | None, tm: TermMap) -> tuple[tuple[tuple[str, ...], bool], ...]:
-    """orderBy=path[;asc|desc],... (paths: id, type, createdAt, modifiedAt, attr[.sub])."""
+def order_by(text: str | None, tm: TermMap) -> tuple[OrderKey, ...]:
+    """orderBy=path[;asc|desc],... (4.23.3): id, type, scope, createdAt, modifiedAt, or an
+    attribute path as q writes it (attr, attr.sub, attr.observedAt, attr[key.key])."""
     if text is None:
         return ()
     items = csv(text)
     if len(items) > MAX_ORDER_KEYS:  # each key is a correlated subquery per row
         raise BadRequestData(f"orderBy takes at most {MAX_ORDER_KEYS} keys, not {len(items)}")
-    out: list[tuple[tuple[str, ...], bool]] = []
+    out: list[OrderKey] = []
     for item in items:
-        path, _, direction = item.partition(";")
+        text_path, _, direction = item.partition(";")
+        if direction in ("dist-asc", "dist-desc"):
+            raise BadRequestData(
+                f"orderBy {direction} is not supported: the hub does not sort by distance"
+            )
         if direction not in ("", "asc", "desc"):
             raise BadRequestData(f"orderBy direction must be asc or desc, not {direction!r}")
-        if path in _ENTITY_MEMBERS:
-            out.append(((path,), direction == "desc"))
+        desc = direction == "desc"
+        if text_path in _ORDER_MEMBERS:
+            out.append(OrderKey((text_path,), desc))
             continue
-        names = path.split(".")
-        steps = [tm.expand(check_name(names[0]))]
-        steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in names[1:]]
-        out.append((tuple(steps), direction == "desc"))
+        path = parse_path(text_path, "orderBy path")
+        if path.attr in _ORDER_MEMBERS:
+            raise BadRequestData(f"orderBy {text_path!r}: {path.attr} has no sub-paths")
+        steps = [tm.expand(check_name(path.attr))]
+        steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in path.sub]
+        out.append(OrderKey(tuple(steps), desc, path.keys))
     return tuple(out)
 
 
@@ -278,7 +306,7 @@ def entity_query(
     ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
-        compile_regex(id_pattern)
+        _check_id_pattern(id_pattern)
     types = None
     raw_type = params.get("type")
     if raw_type is not None:
@@ -294,13 +322,16 @@ def entity_query(
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
     attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
-    filters: list[Any] = [types, q, scope, geo, attrs, alternatives]
+    # each of a Query body's selectors names a type, "*" too, an id or an idPattern
+    filters: list[Any] = [types, q, scope, geo, attrs, selectors is not None]
     if ids_filter:
         filters += [ids, id_pattern]
-    if require_filter and not any(filters) and not flag(params, "local"):
+    local = flag(params, "local")  # checked whatever else is given: local=banana was a 200
+    if require_filter and not any(filters) and not local:
         raise BadRequestData("a query needs at least one of type, attrs, q, geoQ or scopeQ")
     attrs = attrs or _picked_attributes(params.get("pick"), tm)
     return EntityQuery(
+        beyond=_omitted_all_but(params, tm),
         order=order_by(params.get("orderBy"), tm),
         ids=ids,
         id_pattern=id_pattern,
@@ -316,6 +347,14 @@ def entity_query(
     )
 
 
+def _check_id_pattern(pattern: str, what: str = "idPattern") -> None:
+    """An idPattern is a non-empty regular expression: an empty one matched every entity, so
+    `idPattern=` left a query unfiltered."""
+    if not pattern:
+        raise BadRequestData(f"{what} must not be empty")
+    compile_regex(pattern)
+
+
 def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
     """The EntitySelectors of a Query body, validated, with their types expanded."""
     if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
@@ -327,12 +366,21 @@ def entity_selectors(raw: Any, tm: TermMap) -> list[EntitySelector]:
         if pattern is not None:
             if not isinstance(pattern, str):
                 raise BadRequestData("an EntitySelector idPattern must be a string")
-            compile_regex(pattern)
+            _check_id_pattern(pattern, "an EntitySelector idPattern")
+        # 5.2.33 makes type mandatory ("*": every type); a selector naming an id or idPattern
+        # selects without one (the importer reads by id alone). One that selects nothing was
+        # refused alone and matched every entity beside another selector.
+        raw_type = sel.get("type")
+        if raw_type is None and ids is None and pattern is None:
+            raise BadRequestData(
+                'every EntitySelector needs type (5.2.33; "*" for every type), or an id or '
+                "idPattern"
+            )
+        if raw_type is not None and not isinstance(raw_type, str):
+            raise BadRequestData("an EntitySelector type must be a string")
         types = None
-        if "type" in sel:
-            if not isinstance(sel["type"], str):
-                raise BadRequestData("an EntitySelector type must be a string")
-            types = ast.map_names(parse_types(sel["type"]), tm.expand)
+        if raw_type is not None and raw_type != "*":
+            types = ast.map_names(parse_types(raw_type), tm.expand)
         out.append(EntitySelector(ids, pattern, types))
     if not out:
         raise BadRequestData("entities must hold at least one EntitySelector")

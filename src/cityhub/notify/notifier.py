@@ -46,7 +46,14 @@ from cityhub.notify.subscription import (
     subscription_contexts,
 )
 from cityhub.notify.throttle import Stamps
-from cityhub.store.base import Change, EntityQuery, EntitySelector, LeftOnDisk, OutboxItem
+from cityhub.store.base import (
+    Change,
+    EntityQuery,
+    EntitySelector,
+    LeftOnDisk,
+    OrderKey,
+    OutboxItem,
+)
 
 log = logging.getLogger("cityhub.notify")
 KIND = "subscription"  # the resources kind /subscriptions stores
@@ -516,7 +523,7 @@ class Notifier:
             scope=sub.scope,
             limit=PERIODIC_PAGE,
             offset=offset,
-            order=((("id",), False),),
+            order=(OrderKey(("id",)),),
         )
         docs, _ = self.store.query(sub.tenant, query)
         return list(docs)

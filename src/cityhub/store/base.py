@@ -110,6 +110,18 @@ class EntitySelector:
 
 
 @dataclass(frozen=True)
+class OrderKey:
+    """One orderBy key (clause 4.23): an entity member, or an attribute path and the trailing
+    path into its value; names are IRIs."""
+
+    # "id", "type", "scope", "createdAt" or "modifiedAt"; or (attribute IRI, *sub-attribute
+    # IRIs or createdAt/modifiedAt/observedAt)
+    path: tuple[str, ...]
+    desc: bool = False
+    keys: tuple[str, ...] = ()  # the trailing path, address[city]: ("city",)
+
+
+@dataclass(frozen=True)
 class EntityQuery:
     """A backend-neutral entity selection; names and types are already IRIs."""
 
@@ -123,12 +135,12 @@ class EntityQuery:
     scope: Any = None  # ngsild.query.ast scope node
     geo: Any = None  # ngsild.query.geo.GeoQuery with an expanded geoproperty
     attrs: tuple[str, ...] | None = None  # entity must have at least one of these
+    # an omit of id and type: the entity must have a scope or an attribute not among these
+    beyond: tuple[str, ...] | None = None
     limit: int = 20
     offset: int = 0
     count: bool = False
-    # orderBy: (path, descending); a path is "id", "type", "createdAt", "modifiedAt" or
-    # (attribute IRI, *sub-attribute IRIs or createdAt/modifiedAt/observedAt)
-    order: tuple[tuple[tuple[str, ...], bool], ...] = ()
+    order: tuple[OrderKey, ...] = ()  # orderBy
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,27 @@ from cityhub.ngsild.query.pattern import Pattern, PatternError, bounded_pattern,
 
 MAX_DEPTH = 32
 _OFFSET = r"(?P<off>[Zz]|[+-]\d{2}(?::?\d{2})?)"
-_FRACTION = r"(?:[.,](?P<frac>\d+))"
-_DATETIME_RE = re.compile(
-    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt](?P<h>\d{2}):(?P<mi>\d{2})"
-    rf"(?::(?P<s>\d{{2}}){_FRACTION}?)?{_OFFSET}?"
-)
+
+
+def _datetime_re(separators: str) -> re.Pattern[str]:
+    """A DateTime whose seconds' fraction follows one of `separators`."""
+    fraction = rf"(?:[{separators}](?P<frac>\d+))"
+    return re.compile(
+        r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt](?P<h>\d{2}):(?P<mi>\d{2})"
+        rf"(?::(?P<s>\d{{2}}){fraction}?)?{_OFFSET}?"
+    )
+
+
+def _time_re(separators: str) -> re.Pattern[str]:
+    """A Time whose seconds' fraction follows one of `separators`."""
+    fraction = rf"(?:[{separators}](?P<frac>\d+))"
+    return re.compile(rf"(?P<h>\d{{2}}):(?P<mi>\d{{2}}):(?P<s>\d{{2}}){fraction}?{_OFFSET}?")
+
+
+# Stored values: ISO 8601 also writes the fraction after a comma.
+_DATETIME_RE = _datetime_re(".,")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME_RE = re.compile(rf"(?P<h>\d{{2}}):(?P<mi>\d{{2}}):(?P<s>\d{{2}}){_FRACTION}?{_OFFSET}?")
+_TIME_RE = _time_re(".,")
 _PAST_INTEGERS = (
     "number out of range: an integer is kept exactly from -2^63 to 2^63-1 (a larger one is "
     "refused on write); write a larger number with a decimal point or an exponent"
@@ -110,10 +124,13 @@ def norm_time(text: str) -> str | None:
         return None
 
 
+# q literals: only '.' starts a fraction (4.6.3); a comma separates the items of a ValueList
+# (4.9), so `t==10:00:00,12:00:00` is two Times, not 10:00:00 and a refused rest, and
+# `t==10:00:00,5` no longer reads as 10:00:00.5
 _TEMPORAL: tuple[tuple[ValueKind, re.Pattern[str], Callable[[str], str | None]], ...] = (
-    ("datetime", _DATETIME_RE, norm_datetime),
+    ("datetime", _datetime_re("."), norm_datetime),
     ("date", _DATE_RE, norm_date),
-    ("time", _TIME_RE, norm_time),
+    ("time", _time_re("."), norm_time),
 )
 
 
@@ -356,6 +373,19 @@ def _decode_json_string(raw: str) -> str:
     if not isinstance(text, str):
         raise ValueError("not a string")
     return text
+
+
+def parse_path(text: str, what: str) -> AttrPath:
+    """An attribute path alone, as q writes it (attr, attr.sub.sub, attr[key.key]): orderBy's
+    (4.23.3). Anything after the path is a 400, as `address[city]` read as a name was a 200."""
+    parser = _Parser(text, lambda attr: False, True)
+    try:
+        path = parser.path()
+        if parser.peek():
+            parser.fail(f"unexpected {parser.peek()!r}")
+    except BadRequestData as exc:
+        raise BadRequestData(f"invalid {what} {text!r}: {exc.detail}") from None
+    return path
 
 
 def parse_q(

@@ -18,11 +18,12 @@ from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
-from cityhub.ngsild.query.pattern import PatternError, compile_pattern
+from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite.index import index_rows, number, ts_key
+from cityhub.store.sqlite.ordering import order_key
 
 Term = ast.Compare | ast.Exists
 _read = threading.local()  # .limit: the ReadLimit of this thread's read; .tripped
@@ -113,10 +114,26 @@ def scope_match(pattern: str, scope: Any) -> bool:
 
 def encode_term(node: Term) -> str:
     """A q leaf as the text q_match takes (stdlib json: it keeps integers of any size)."""
+    return json.dumps(_encode_leaf(node))
+
+
+def encode_q(node: ast.QNode) -> str:
+    """A whole q tree as the text q_match_doc takes."""
+    return json.dumps(_encode_tree(node))
+
+
+def _encode_tree(node: ast.QNode) -> Any:
+    if isinstance(node, ast.And | ast.Or):
+        kind = "and" if isinstance(node, ast.And) else "or"
+        return {kind: [_encode_tree(item) for item in node.items]}
+    return _encode_leaf(node)
+
+
+def _encode_leaf(node: Term) -> list[Any]:
     path = [node.path.attr, node.path.sub, node.path.keys]
     if isinstance(node, ast.Exists):
-        return json.dumps(path)
-    return json.dumps([*path, node.op, _encode_value(node.value)])
+        return path
+    return [*path, node.op, _encode_value(node.value)]
 
 
 def _encode_value(value: ast.Value | ast.Range | ast.ValueList) -> Any:
@@ -138,8 +155,29 @@ def _decode_value(data: Any) -> Any:
 @lru_cache(maxsize=256)
 def decode_term(text: str) -> Term:
     """The q leaf encode_term wrote (decoded once per distinct term)."""
-    attr, sub, keys, *rest = json.loads(text)
+    return _decode_leaf(json.loads(text))
+
+
+@lru_cache(maxsize=64)
+def decode_q(text: str) -> tuple[ast.QNode, dict[str, Pattern]]:
+    """The q tree encode_q wrote (decoded once per query), with the patterns it compiles as
+    it meets them, kept for its next entities."""
+    return _decode_tree(json.loads(text), {}), {}
+
+
+def _decode_tree(data: Any, paths: dict[ast.AttrPath, ast.AttrPath]) -> ast.QNode:
+    """A q tree whose equal paths are one object (matches_q finds each path's targets once)."""
+    if isinstance(data, dict):
+        items = tuple(_decode_tree(item, paths) for item in next(iter(data.values())))
+        return ast.And(items) if "and" in data else ast.Or(items)
+    return _decode_leaf(data, paths)
+
+
+def _decode_leaf(data: list[Any], paths: dict[ast.AttrPath, ast.AttrPath] | None = None) -> Term:
+    attr, sub, keys, *rest = data
     path = ast.AttrPath(attr, tuple(sub), tuple(keys))
+    if paths is not None:
+        path = paths.setdefault(path, path)
     if not rest:
         return ast.Exists(path)
     op, value = rest
@@ -156,6 +194,15 @@ def q_match(term: str, source: Any) -> bool:
     data = orjson.loads(source)
     doc = data if node.path.attr in ENTITY_FIELDS else {"attrs": {node.path.attr: data}}
     return matches_q(node, doc)
+
+
+def q_match_doc(q: str, doc: Any) -> bool:
+    """SQL q_match_doc(q, e.doc): the reference evaluator on a whole q and a whole entity, for
+    a q too long for a correlated probe per term (qsql.EVALUATED_TERMS)."""
+    if not isinstance(doc, str):
+        return False
+    node, patterns = decode_q(q)
+    return matches_q(node, orjson.loads(doc), {}, patterns)
 
 
 def distinct_key(inst: str) -> str | None:
@@ -208,7 +255,7 @@ _LARGE = 2.0**500
 _SCALE = 2.0**600
 
 
-def order_key(inst: str) -> str | None:
+def extreme_key(inst: str) -> str | None:
     """What min and max order a Property that holds no number by (decision 054): a
     DateTime, Date or Time (a typed value, {"@type": ..., "@value": ...}) by its instant
     under its kind's tag, as attr_index orders them for q (index.ts_key), then the value;
@@ -227,7 +274,7 @@ def order_key(inst: str) -> str | None:
 
 
 def ordered_value(key: str | None) -> Any:
-    """The value an order_key was made from."""
+    """The value an extreme_key was made from."""
     if key is None:
         return None
     if key.startswith(_STRING):
@@ -279,9 +326,11 @@ def register(conn: sqlite3.Connection) -> None:
         deterministic=True,
     )
     conn.create_function("q_match", 2, checked(q_match), deterministic=True)
+    conn.create_function("q_match_doc", 2, checked(q_match_doc), deterministic=True)
+    conn.create_function("order_key", 2, checked(order_key), deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
-    conn.create_function("order_key", 1, checked(order_key), deterministic=True)
+    conn.create_function("extreme_key", 1, checked(extreme_key), deterministic=True)
     conn.create_function("types_union", 2, types_union, deterministic=True)
     conn.create_aggregate("stddev_pop", 1, PopulationStddev)

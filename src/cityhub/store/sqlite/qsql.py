@@ -12,9 +12,9 @@ from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.distance import reach_box
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
-from cityhub.store.base import EntityQuery
-from cityhub.store.sqlite import typestats
-from cityhub.store.sqlite.functions import encode_term
+from cityhub.store.base import EntityQuery, OrderKey
+from cityhub.store.sqlite import ordering, typestats
+from cityhub.store.sqlite.functions import encode_q, encode_term
 from cityhub.store.sqlite.index import ELEMENT, EXACT, REL, literal_key
 from cityhub.store.sqlite.names import AttrNames
 
@@ -23,9 +23,12 @@ _ENTITY_TIMES = {NGSI_LD + "createdAt": "e.created_at", NGSI_LD + "modifiedAt": 
 MAX_PARAMS = 32000  # SQLite takes 32,766 parameters in one statement; the rest is headroom
 LONG_LIST = 100  # ids beyond which an IN list is one JSON parameter
 SELECTIVE = 2000  # matches below which a q term is evaluated once as an IN list
+EVALUATED_TERMS = 64  # correlated q terms past which the evaluator takes the whole q (q_whole)
 _RANGE_OPS = frozenset({"==", ">", ">=", "<", "<="})
 _VALUE_INDEX = {"num": "attr_index_num", "txt": "attr_index_txt", "ts": "attr_index_ts"}
 _NOT_REL = f"(a.seq & {REL}) = 0"  # the row is not a Relationship's (index.REL)
+_SCOPE = "json_extract(e.doc, '$.scope[0]')"
+_ABSENT = f"x'{ordering.ABSENT.hex()}'"
 _ORDER_MEMBERS = {
     "id": "e.id",
     "type": "json_extract(e.doc, '$.type[0]')",
@@ -51,6 +54,7 @@ class Compiler:
         # an uncorrelated IN list (a selective q term, a geoQ) does the work once, not per
         # candidate row: splitting the candidates would only do it twice
         self.narrowed = False
+        self.correlated = 0  # correlated probes of attr_index written (q_whole)
 
     def p(self, value: Any) -> str:
         """A bound parameter (a statement takes at most MAX_PARAMS)."""
@@ -88,13 +92,25 @@ class Compiler:
             parts.append(
                 f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = {self.pk} AND a.nid IN ({marks}))"
             )
+        if query.beyond is not None:
+            parts.append(self.beyond(query.beyond))
         if query.q is not None:
-            parts.append(self.q(query.q))
+            parts.append(self.q_whole(query.q))
         if query.scope is not None:
             parts.append(self.scope(query.scope))
         if query.geo is not None:
             parts.append(self.geo(query.geo, self._walk(tenant, query) if query.count else None))
         return " AND ".join(parts)
+
+    def beyond(self, omitted: tuple[str, ...]) -> str:
+        """The entity has an attribute not omitted, or a scope unless "scope" is omitted too
+        (EntityQuery.beyond); every attribute has attr_index rows (index.NO_TARGET)."""
+        marks = ",".join(self.p(self.nid(a)) for a in omitted if a != "scope")
+        others = f" AND a.nid NOT IN ({marks})" if marks else ""
+        cond = f"EXISTS (SELECT 1 FROM attr_index a WHERE a.pk = {self.pk}{others})"
+        if "scope" in omitted:
+            return cond
+        return f"({cond} OR json_extract(e.doc, '$.scope') IS NOT NULL)"
 
     def _walk(self, tenant: str, query: EntityQuery) -> int:
         """About how many entities the query walks: its type's, or all of the tenant's (the
@@ -104,31 +120,27 @@ class Compiler:
         only = query.types.name if self.pk == "t.pk" and query.types is not None else None
         return sum(n for _, n in typestats.type_counts(self.conn, tenant, only))
 
-    def order_by(self, order: Any, tiebreak: str) -> str:
-        """ORDER BY terms for orderBy paths (default instances), then insertion order."""
+    def order_by(self, order: tuple[OrderKey, ...], tiebreak: str) -> str:
+        """ORDER BY terms for orderBy keys (the default instance's target), then insertion
+        order. An attribute key is one byte string per row (ordering.order_key): its
+        direction, and null and absent values last, are in its bytes."""
         terms = []
-        for path, desc in order:
-            head = path[0]
+        for key in order:
+            head = key.path[0]
+            direction = "DESC" if key.desc else "ASC"
+            if head == "scope":  # the first scope; an entity without one last either way
+                terms += [f"{_SCOPE} IS NULL", f"{_SCOPE} {direction}"]
+                continue
             if head in _ORDER_MEMBERS:
-                expr = _ORDER_MEMBERS[head]
-            else:
-                steps: list[str] = []
-                for sub in path[1:]:
-                    steps += [sub] if sub in _META else ["sub", sub]
-                rel = json_path(steps)
-                if path[-1] in _META and len(path) > 1:
-                    value = f"json_extract(j.value, {self.p(rel)})"
-                else:
-                    value = (
-                        f"coalesce(json_extract(j.value, {self.p(rel + '.value')}), "
-                        f"json_extract(j.value, {self.p(rel + '.object')}))"
-                    )
-                # the default instance (no datasetId), wherever it sits among the instances
-                expr = (
-                    f"(SELECT {value} FROM json_each(e.doc, {self.p(json_path(['attrs', head]))}) j "
-                    "WHERE json_extract(j.value, '$.datasetId') IS NULL)"
-                )
-            terms.append(f"{expr} {'DESC' if desc else 'ASC'}")
+                terms.append(f"{_ORDER_MEMBERS[head]} {direction}")
+                continue
+            spec = orjson.dumps([key.path[1:], key.keys, key.desc]).decode()
+            # the default instance (no datasetId), wherever it sits among the instances
+            terms.append(
+                f"coalesce((SELECT order_key(j.value, {self.p(spec)}) FROM json_each(e.doc, "
+                f"{self.p(json_path(['attrs', head]))}) j "
+                f"WHERE json_extract(j.value, '$.datasetId') IS NULL), {_ABSENT})"
+            )
         return ", ".join([*terms, tiebreak])
 
     def selector(
@@ -249,6 +261,23 @@ class Compiler:
         return bool(n > limit)
 
     # -- q -----------------------------------------------------------------------------------
+    def q_whole(self, node: Any) -> str:
+        """A query's whole q, its repeated terms dropped. Past EVALUATED_TERMS correlated
+        probes of attr_index, the reference evaluator runs on each candidate entity instead
+        (functions.q_match_doc, one parse of its document): SQLite's cost per row grew with
+        the square of their number (400 `!=` terms took 14 s over 455 entities). Terms that
+        became uncorrelated IN lists (few matches) cost the same however many there are."""
+        node = distinct(node)
+        if ast.leaves(node) <= EVALUATED_TERMS:
+            return self.q(node)
+        params, correlated, narrowed = len(self.params), self.correlated, self.narrowed
+        sql = self.q(node)
+        if self.correlated - correlated <= EVALUATED_TERMS:
+            return sql  # most terms became uncorrelated IN lists, computed once each
+        del self.params[params:]
+        self.correlated, self.narrowed = correlated, narrowed
+        return f"q_match_doc({self.p(encode_q(node))}, e.doc)"
+
     def q(self, node: Any) -> str:
         """A q expression."""
         if isinstance(node, ast.And | ast.Or):
@@ -282,6 +311,7 @@ class Compiler:
 
     def _rows(self, attr: str, alias: str = "a") -> str:
         """The opening of an EXISTS over one entity's attr_index rows of an attribute."""
+        self.correlated += 1
         return (
             f"EXISTS (SELECT 1 FROM attr_index {alias} WHERE {alias}.pk = {self.pk} "
             f"AND {alias}.nid = {self.p(self.nid(attr))}"
@@ -411,6 +441,14 @@ def id_bound(query: EntityQuery) -> tuple[str, ...] | None:
     return None
 
 
+def distinct(node: Any) -> Any:
+    """A q tree with each AND and OR holding a term once (`a;a` is `a`)."""
+    if not isinstance(node, ast.And | ast.Or):
+        return node
+    items = tuple(dict.fromkeys(distinct(item) for item in node.items))
+    return items[0] if len(items) == 1 else type(node)(items)
+
+
 def balanced(joiner: str, parts: list[str]) -> str:
     """Terms joined as a balanced tree: SQLite refuses expressions nested over 1,000 deep,
     and a flat chain of n terms nests n deep."""
@@ -444,9 +482,6 @@ def _column(value: Any) -> str | None:
     """The one attr_index column a literal (or every literal of a list) compares with."""
     columns = {literal_key(v)[0] for v in _literals(value)}  # a range's ends: one kind
     return columns.pop() if len(columns) == 1 else None
-
-
-_META = ("createdAt", "modifiedAt", "observedAt")
 
 
 def json_path(steps: list[str]) -> str:

@@ -762,10 +762,10 @@ _METHOD_SQL = {
 
 # min and max of instances without a number (strings, DateTimes, Dates, Times: decision
 # 051): read only where a series is not proven to hold numbers alone, so a series of numbers
-# never pays for them; an instance with a number never reaches order_key.
+# never pays for them; an instance with a number never reaches extreme_key.
 _ORDERED_SQL = {
-    "min": "min(CASE WHEN h.num IS NULL THEN order_key(h.inst) END)",
-    "max": "max(CASE WHEN h.num IS NULL THEN order_key(h.inst) END)",
+    "min": "min(CASE WHEN h.num IS NULL THEN extreme_key(h.inst) END)",
+    "max": "max(CASE WHEN h.num IS NULL THEN extreme_key(h.inst) END)",
 }
 
 # Deletion markers (the urn:ngsi-ld:null instance a DELETE of an attribute records) are no
