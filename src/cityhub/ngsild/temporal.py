@@ -7,7 +7,6 @@ import bisect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from cityhub.ngsild import params as P
@@ -39,7 +38,7 @@ from cityhub.ngsild.render import (
     pick_language,
     render_instance,
 )
-from cityhub.ngsild.timeutil import format_ts, next_instant, now_iso, parse_ts
+from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, next_instant, now_iso, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -279,12 +278,6 @@ def _time_of(inst: Doc, prop: str) -> Any:
     if raw is None and prop == "observedAt":
         raw = inst.get(RECORDED_AT) or inst.get("modifiedAt")
     return raw
-
-
-def _iso(seconds: float) -> str:
-    """Epoch seconds as an ISO DateTime, without a fraction on whole seconds."""
-    value = datetime.fromtimestamp(seconds, UTC)
-    return format_ts(value) if value.microsecond else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class TemporalService:
@@ -558,6 +551,8 @@ class TemporalService:
         if not edges:
             return None, None
         cut = max(edges) if descending else min(edges)
+        if not descending and cut >= END_OF_TIME:  # nothing lies after the last instant
+            return None, None
         times: list[float] = []
         for _, attrs in rows:
             for name, insts in attrs.items():
@@ -586,7 +581,7 @@ class TemporalService:
             # one again: it is whole, so the range ends just past it
             end = next_instant(cut)
         size = str(tq.last_n) if tq.last_n is not None else "*"
-        return f"date-time {_iso(start)}-{_iso(end)}/{size}", cut  # 0.0, the epoch, is a start
+        return f"date-time {epoch_iso(start)}-{epoch_iso(end)}/{size}", cut  # 0.0, the epoch, is a start
 
     def _cut_periods(self, aggs: list[tuple[Doc, dict[str, list[Doc]]]]) -> str | None:
         """At most MAX_PERIODS periods per series, every series cut at one time (206 +
@@ -618,7 +613,7 @@ class TemporalService:
                 one[method] = one[method][:kept]
             if kept:
                 first = min(first, _start_of(periods[0]))
-        return f"date-time {_iso(first)}-{_iso(cut)}/*"
+        return f"date-time {epoch_iso(first)}-{epoch_iso(cut)}/*"
 
     @staticmethod
     def _header(header: Doc, tm: TermMap, members: _Members) -> Doc:
@@ -714,14 +709,14 @@ def next_page(tq: TemporalQuery, cut: float, descending: bool) -> tuple[str, dic
     """
     if descending:
         if tq.timerel in ("after", "between") and tq.time_at is not None:
-            window = {"timerel": "between", "timeAt": _iso(tq.time_at), "endTimeAt": _iso(cut)}
+            window = {"timerel": "between", "timeAt": epoch_iso(tq.time_at), "endTimeAt": epoch_iso(cut)}
         else:
-            window = {"timerel": "before", "timeAt": _iso(cut)}
+            window = {"timerel": "before", "timeAt": epoch_iso(cut)}
         return "intervalbefore", window
-    start = _iso(next_instant(cut))
+    start = epoch_iso(next_instant(cut))
     end = tq.end_time_at if tq.timerel == "between" else tq.time_at
     if tq.timerel in ("before", "between") and end is not None:
-        return "intervalafter", {"timerel": "between", "timeAt": start, "endTimeAt": _iso(end)}
+        return "intervalafter", {"timerel": "between", "timeAt": start, "endTimeAt": epoch_iso(end)}
     return "intervalafter", {"timerel": "after", "timeAt": start}
 
 

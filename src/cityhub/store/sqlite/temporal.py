@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from cityhub.ngsild.instance_id import new_instance_id
-from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, next_instant, parse_ts
+from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -48,17 +48,6 @@ KEEP = ...
 def epoch(ts: str | None) -> float | None:
     """Seconds since the epoch of an ISO DateTime (None stays None)."""
     return parse_ts(ts).timestamp() if ts else None
-
-
-def iso(seconds: float) -> str:
-    """An epoch time as an ISO DateTime; whole seconds without a fraction (…T12:03:00Z), the
-    year always in four digits, and END_OF_TIME (a period open to the end) as the last one."""
-    if seconds >= END_OF_TIME:
-        return "9999-12-31T23:59:59.999999Z"
-    value = datetime.fromtimestamp(seconds, UTC)
-    if value.microsecond == 0:
-        return value.isoformat()[:19] + "Z"
-    return format_ts(value)
 
 
 def _num(inst: Doc) -> float | None:
@@ -695,7 +684,7 @@ def _read(query: TemporalQuery, row: Any) -> Doc:
     moved carries the time it sits at on the observedAt axis (RECORDED_AT)."""
     inst = _instance(row[0], row[1])
     if query.timeproperty == "observedAt" and row[2] != row[4] and "observedAt" not in inst:
-        inst[RECORDED_AT] = iso(row[2])
+        inst[RECORDED_AT] = epoch_iso(row[2])
     return inst
 
 
@@ -1231,10 +1220,10 @@ def _attr_ids(
 
 
 def _fast_iso(seconds: float) -> str:
-    """iso(), through strftime for whole seconds in years 1000-9999 (strftime does not pad)."""
+    """epoch_iso(), through strftime for whole seconds in years 1000-9999 (strftime does not pad)."""
     if seconds == int(seconds) and _YEAR_1000 <= seconds < END_OF_TIME:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-    return iso(seconds)
+    return epoch_iso(seconds)
 
 
 _YEAR_1000 = datetime(1000, 1, 1, tzinfo=UTC).timestamp()
