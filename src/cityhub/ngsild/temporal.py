@@ -29,7 +29,6 @@ from cityhub.ngsild.entity import (
     naming,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
-from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.merge import emptied, merge_instance, stamp
 from cityhub.ngsild.render import (
     RenderOptions,
@@ -329,9 +328,8 @@ class TemporalService:
                     insts += expand_attribute(iri, item, tm, budget=budget, history=True)
                 except BadRequestData as exc:
                     raise naming(exc, "attribute", name) from None
-            for inst in insts:
+            for inst in insts:  # the store gives each its instanceId
                 stamp(inst, now)
-                inst["instanceId"] = new_instance_id()
             out.setdefault(iri, []).extend(insts)  # a term and its IRI name one attribute
         return {iri: _one_per_time(insts) for iri, insts in out.items()}
 

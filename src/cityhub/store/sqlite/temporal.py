@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from cityhub.ngsild.instance_id import new_instance_id
+from cityhub.ngsild.instance_id import new_instance_id, time_of
 from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
@@ -23,7 +23,7 @@ from cityhub.store.base import (
     HistoryEntry,
     TemporalQuery,
 )
-from cityhub.store.sqlite import erasures, functions, temporal_q
+from cityhub.store.sqlite import erasures, functions, instance_rows, temporal_q
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 
@@ -243,20 +243,24 @@ def _write_history(
             nid = names.assign(conn, attr)
             for inst in instances:
                 observed, modified = t(inst.get("observedAt")), t(inst["modifiedAt"])
+                at = modified if observed is None else observed  # decision 024
+                assert at is not None  # every instance has a modifiedAt (merge.stamp)
                 mark = sent and observed is not None
                 if mark and replace:
                     replaced.append((tpk, nid, observed, inst.get("datasetId")))
+                iid = inst.get("instanceId")
                 rows.append(
                     (
                         tpk,
                         nid,
                         inst.get("datasetId"),
-                        inst.get("instanceId") or new_instance_id(),
-                        modified if observed is None else observed,  # decision 024
+                        iid or new_instance_id(at),
+                        at,
                         t(inst["createdAt"]),
                         modified,
                         _num(inst),
                         _stored_json(inst, mark),
+                        at if iid is None else time_of(iid),  # decision 052
                     )
                 )
     _note_datasets(conn, rows)
@@ -268,7 +272,7 @@ def _write_history(
         )
     conn.executemany(
         "INSERT INTO history (tpk, nid, dataset_id, instance_id, t_observed, t_created, "
-        "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "t_modified, num, inst, id_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
@@ -387,11 +391,11 @@ def update_instance(
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
+    nid = names.lookup(conn, attr)
+    rows = instance_rows.locate(conn, tpk, nid, instance_id)
+    if not rows:
+        return False
     conn.execute("UPDATE tentities SET modified_at = ? WHERE tpk = ?", (inst["modifiedAt"], tpk))
-    hids = conn.execute(
-        "SELECT hid FROM history WHERE tpk = ? AND nid = ? AND instance_id = ?",
-        (tpk, names.lookup(conn, attr), instance_id),
-    ).fetchall()
     values = (
         _stored_json(inst),
         _num(inst),
@@ -401,7 +405,7 @@ def update_instance(
         epoch(inst["modifiedAt"]),
         inst.get("datasetId"),
     )
-    for (hid,) in hids:
+    for hid, _ in rows:
         conn.execute(
             "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), "
             f"inst = iif(inst ->> {_SENT_PATH} IS NULL, ?1, json_set(?1, {_SENT_PATH}, json('true'))), "
@@ -410,16 +414,14 @@ def update_instance(
             (*values, hid),
         )
     observed = epoch(inst.get("observedAt"))
-    if hids and observed is not None:  # moved onto another observation: it replaces that one
+    sent = any(SENT in orjson.loads(stored) for _, stored in rows)
+    if sent and observed is not None:  # moved onto another observation: it replaces that one
         conn.execute(
-            "DELETE FROM history WHERE tpk = ?1 AND nid = ?2 AND t_observed = ?3 "
-            f"AND dataset_id IS ?4 AND instance_id != ?5 AND inst ->> {_SENT_PATH} IS NOT NULL "
-            f"AND EXISTS (SELECT 1 FROM history o WHERE o.tpk = ?1 AND o.nid = ?2 "
-            f"AND o.instance_id = ?5 AND o.inst ->> {_SENT_PATH} IS NOT NULL)",
-            (tpk, names.lookup(conn, attr), observed, inst.get("datasetId"), instance_id),
+            "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
+            f"AND dataset_id IS ? AND instance_id != ? AND inst ->> {_SENT_PATH} IS NOT NULL",
+            (tpk, nid, observed, inst.get("datasetId"), instance_id),
         )
-    if hids and inst.get("datasetId") is not None:  # reads find its series there
-        nid = names.lookup(conn, attr)
+    if inst.get("datasetId") is not None:  # reads find its series there
         series = [(tpk, nid, inst["datasetId"])]
         if _had_defaults(conn, tpk, nid, besides=instance_id):
             series.append((tpk, nid, DEFAULT_SERIES))
@@ -427,19 +429,18 @@ def update_instance(
             "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
             series,
         )
-    return bool(hids)
+    return True
 
 
 def instance(
     conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> Doc | None:
     """One stored instance (with its instanceId), or None."""
-    row = conn.execute(
-        "SELECT h.inst FROM history h JOIN tentities t ON t.tpk = h.tpk WHERE t.tenant = ? "
-        "AND t.id = ? AND h.nid = ? AND h.instance_id = ?",
-        (tenant, eid, names.lookup(conn, attr), instance_id),
-    ).fetchone()
-    return None if row is None else _instance(row[0], instance_id)
+    tpk = _tpk(conn, tenant, eid)
+    if tpk is None:
+        return None
+    rows = instance_rows.locate(conn, tpk, names.lookup(conn, attr), instance_id)
+    return _instance(rows[0][1], instance_id) if rows else None
 
 
 def kind(
