@@ -168,6 +168,11 @@ def temporal_query(
     if prop not in TIME_PROPERTIES:
         raise BadRequestData(f"timeproperty must be one of {', '.join(TIME_PROPERTIES)}")
     last_n = P.integer(params, "lastN", 0, 1, 10**6) if "lastN" in params else None
+    page_before = None
+    if "pageBefore" in params:  # the next page of a lastN answer (decision 050)
+        if last_n is None:
+            raise BadRequestData("pageBefore pages a lastN answer: give lastN too")
+        page_before = parse_ts(params["pageBefore"], "pageBefore").timestamp()
     attrs = tuple(expand_name(a, tm) for a in P.csv(params.get("attrs"))) or None
     dataset_ids = None
     if params.get("datasetId") is not None:
@@ -182,6 +187,7 @@ def temporal_query(
         time_at=time_at,
         end_time_at=end_at,
         last_n=last_n,
+        page_before=page_before,
         dataset_ids=dataset_ids,
         with_instances=one_entity is None,
     )
@@ -478,6 +484,8 @@ class TemporalService:
         tq = temporal_query(params, tm, one_entity=one_entity, selectors=selectors)
         if fmt != "aggregatedValues":
             aggregation(params, required=False)
+        elif tq.page_before is not None:
+            raise BadRequestData("pageBefore pages instances, not aggregated periods")
         else:
             aggr = replace(aggregation(params), limit=self.period_limit + 1)  # +1: cut or not
             aggs, total = self.store.aggregate(tenant, tq, aggr)
@@ -516,12 +524,13 @@ class TemporalService:
         return out
 
     def _limited(self, tq: TemporalQuery) -> tuple[TemporalQuery, bool]:
-        """Ask the store for one instance more than the page holds, to see what was cut."""
+        """Ask the store for one instance more than the page holds, to see what was cut; a
+        lastN over several pages stays the store's count of each series' newest (`newest`)."""
         limit = self.instance_limit
         if tq.last_n is not None:
-            if tq.last_n <= limit:
+            if tq.last_n <= limit and tq.page_before is None:
                 return tq, True
-            return replace(tq, last_n=limit + 1, whole_instants=True), True
+            return replace(tq, last_n=limit + 1, whole_instants=True, newest=tq.last_n), True
         return replace(tq, first_n=limit + 1, whole_instants=True), False
 
     def _cut(
@@ -562,8 +571,11 @@ class TemporalService:
                         if t is not None:
                             times.append(t)
                 attrs[name] = kept
+        start: float | None
         if descending:
-            if tq.timerel == "between":
+            if tq.page_before is not None:
+                start = tq.page_before
+            elif tq.timerel == "between":
                 start = tq.end_time_at
             elif tq.timerel == "before":
                 start = tq.time_at
@@ -579,7 +591,7 @@ class TemporalService:
             # one again: it is whole, so the range ends just past it
             end = next_instant(cut)
         size = str(tq.last_n) if tq.last_n is not None else "*"
-        return f"date-time {epoch_iso(start)}-{epoch_iso(end)}/{size}", cut  # 0.0, the epoch, is a start
+        return f"date-time {epoch_iso(start)}-{epoch_iso(end)}/{size}", cut  # 0.0 is a start
 
     def _cut_periods(self, aggs: list[tuple[Doc, dict[str, list[Doc]]]]) -> str | None:
         """At most MAX_PERIODS periods per series, every series cut at one time (206 +
@@ -703,13 +715,17 @@ def next_page(tq: TemporalQuery, cut: float, descending: bool) -> tuple[str, dic
 
     Oldest first, the page holds every instance up to `cut`, which its Content-Range ends at
     (ETSI 020_13); `after` includes its timeAt, so the next page starts a microsecond later,
-    the hub's resolution of time. Newest first, it starts `before` the cut, which excludes it.
+    the hub's resolution of time. Newest first (lastN), the request's own window stays, so
+    that lastN still counts each series' newest in it, and the next page holds those of them
+    `pageBefore` the cut, which excludes it (decision 050): with the window moved before the
+    cut instead, each page's lastN counted anew, and the pages held the whole history.
     """
     if descending:
-        if tq.timerel in ("after", "between") and tq.time_at is not None:
-            window = {"timerel": "between", "timeAt": epoch_iso(tq.time_at), "endTimeAt": epoch_iso(cut)}
-        else:
-            window = {"timerel": "before", "timeAt": epoch_iso(cut)}
+        window = {"pageBefore": epoch_iso(cut)}
+        if tq.timerel is not None and tq.time_at is not None:
+            window.update(timerel=tq.timerel, timeAt=epoch_iso(tq.time_at))
+        if tq.timerel == "between" and tq.end_time_at is not None:
+            window["endTimeAt"] = epoch_iso(tq.end_time_at)
         return "intervalbefore", window
     start = epoch_iso(next_instant(cut))
     end = tq.end_time_at if tq.timerel == "between" else tq.time_at

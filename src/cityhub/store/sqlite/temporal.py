@@ -466,11 +466,9 @@ def delete_instance(
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
-    cur = conn.execute(
-        "DELETE FROM history WHERE tpk = ? AND nid = ? AND instance_id = ?",
-        (tpk, names.lookup(conn, attr), instance_id),
-    )
-    return cur.rowcount > 0
+    rows = instance_rows.locate(conn, tpk, names.lookup(conn, attr), instance_id)
+    conn.executemany("DELETE FROM history WHERE hid = ?", [(hid,) for hid, _ in rows])
+    return bool(rows)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -704,6 +702,17 @@ def _series_rows(
     oldest n (ASC), with those tied with the last one when whole instants are asked for."""
     params: list[Any] = [tpk, nid, *ds_params]
     where = f"h.tpk = ? AND h.nid = ?{ds_sql}{_time_filter(query, _binder(params))}"
+    ties_left = None  # how many instances tied with the last one may still come (None: all)
+    if query.newest is not None:  # a page of the newest N (decision 050)
+        if query.page_before is None:  # the first page: its rows are among the newest N
+            ties_left = query.newest - (n or 0)
+        else:  # a later one: those of the newest N older than the previous page
+            tail = _last_n_bound(conn, key, where, params, query.newest)
+            if tail is not None:
+                where += tail[0]
+                params += tail[1]
+            where += f" AND {key} < ?"
+            params.append(query.page_before)
     sql = (
         f"SELECT h.inst, h.instance_id, {key}, h.hid, h.t_modified FROM history h "
         f"WHERE {where} ORDER BY {key} {way}, h.hid {way}"
@@ -713,9 +722,10 @@ def _series_rows(
         beyond = ">" if way == "ASC" else "<"
         ties = (
             f"SELECT h.inst, h.instance_id, {key}, h.hid, h.t_modified FROM history h "
-            f"WHERE {where} AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
+            f"WHERE {where} AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way} LIMIT ?"
         )
-        found += conn.execute(ties, [*params, found[-1][2], found[-1][3]]).fetchall()
+        more = -1 if ties_left is None else ties_left  # LIMIT -1: no limit
+        found += conn.execute(ties, [*params, found[-1][2], found[-1][3], more]).fetchall()
     if way == "DESC":
         found.reverse()
     return found
@@ -918,9 +928,10 @@ def _numbers_only(
 def _last_n_bound(
     conn: sqlite3.Connection, col: str, ends: str, params: list[Any], last_n: int
 ) -> tuple[str, list[Any]] | None:
-    """The condition that keeps a series' last N readings in the window (lastN, 5.2.21: "the
-    last n instances, per attribute, per entity"), ties at the Nth broken by row id as
-    `select` breaks them; None when the series holds no more than N."""
+    """The condition that keeps a series' last N instances in the window `ends` selects
+    (lastN, 5.2.21: "the last n instances, per attribute, per entity"), ties at the Nth broken
+    by row id as `select` breaks them; None when the series holds no more than N. One read of
+    N index entries."""
     row = conn.execute(
         f"SELECT {col}, h.hid FROM history h WHERE {ends} ORDER BY {col} DESC, h.hid DESC "
         "LIMIT 1 OFFSET ?",
