@@ -264,6 +264,24 @@ def _members(params: Mapping[str, str], tm: TermMap) -> _Members:
     return _Members(pick=names(pick), omit=names(omit) or frozenset())
 
 
+_HEADER_MEMBERS = frozenset({"id", "type", "scope"})
+
+
+def _read_as_projected(tq: TemporalQuery, members: _Members) -> TemporalQuery:
+    """pick/omit push their attributes into what the store reads, so the page cut (206) and
+    the work follow what the answer shows: a pick of attributes alone is `attrs` (it also
+    selects the entities that have one, as on GET /entities); one that keeps an entity member
+    too, or an omit, shapes only what is read. id, type and scope stay render-time."""
+    if members.pick is not None:
+        attrs = tuple(sorted(members.pick - _HEADER_MEMBERS))
+        if members.pick & _HEADER_MEMBERS:
+            return replace(tq, picked=attrs)
+        return replace(tq, attrs=attrs)
+    if members.omit:
+        return replace(tq, omitted=tuple(sorted(members.omit - _HEADER_MEMBERS)))
+    return tq
+
+
 def _start_of(period: list[Any]) -> float:
     """The startAt of an aggregated [value, startAt, endAt] period, in epoch seconds."""
     return parse_ts(period[1]).timestamp()
@@ -481,7 +499,9 @@ class TemporalService:
             sys_attrs=base.sys_attrs,
             lang=base.lang,
         )
-        tq = temporal_query(params, tm, one_entity=one_entity, selectors=selectors)
+        tq = _read_as_projected(
+            temporal_query(params, tm, one_entity=one_entity, selectors=selectors), members
+        )
         if fmt != "aggregatedValues":
             aggregation(params, required=False)
         elif tq.page_before is not None:

@@ -153,6 +153,10 @@ class TemporalQuery:
     page_before: float | None = None
     dataset_ids: tuple[str, ...] | None = None  # "@none" stands for the default instance
     with_instances: bool = False  # only entities with at least one selected instance
+    # pick/omit that also keep an entity member (id, type, scope): the attributes read, which
+    # select no entity, unlike `attrs` (None: every one), and those left unread
+    picked: tuple[str, ...] | None = None
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

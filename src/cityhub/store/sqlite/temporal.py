@@ -664,7 +664,7 @@ def select(
     out = []
     for tpk, header in ents:
         attrs: dict[str, list[Doc]] = {}
-        for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+        for name, nid in _attr_ids(conn, names, tpk, query):
             found: list[Any] = []
             series = _series_filters(conn, query, tpk, nid)
             for _, ds_sql, ds_params in series:
@@ -823,7 +823,7 @@ def _entity_series(
     indexed = query.timeproperty in _INDEXED_TIMES
     col = TIME_COLUMNS[query.timeproperty]
     selected: dict[tuple[str, str | None, str | None], _Selected] = {}
-    for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+    for name, nid in _attr_ids(conn, names, tpk, query):
         typed = _typed_series(conn, query, tpk, nid, trusting)
         if typed is None:
             return None
@@ -1213,17 +1213,19 @@ def _as_many(conn: sqlite3.Connection, where: str, params: list[Any], periods: i
 
 
 def _attr_ids(
-    conn: sqlite3.Connection, names: AttrNames, tpk: int, wanted: Iterable[str] | None
+    conn: sqlite3.Connection, names: AttrNames, tpk: int, query: TemporalQuery
 ) -> list[tuple[str, int]]:
-    """(name, id) of the attributes asked for, else of every attribute the entity has (one
-    index seek each, a skip scan), in name order."""
-    if wanted:
+    """(name, id) of the attributes a query reads: those its attrs or pick name, else every
+    attribute the entity has (one index seek each, a skip scan, in name order), less those
+    its omit names."""
+    wanted = query.attrs if query.attrs is not None else query.picked
+    if wanted is not None:
         return [(name, names.lookup(conn, name)) for name in wanted]
     found: list[tuple[str, int]] = []
     row = conn.execute("SELECT min(nid) FROM history WHERE tpk = ?", (tpk,)).fetchone()
     while row is not None and row[0] is not None:
         name = names.name(conn, row[0])
-        if name:
+        if name and name not in query.omitted:
             found.append((name, row[0]))
         row = conn.execute(
             "SELECT min(nid) FROM history WHERE tpk = ? AND nid > ?", (tpk, row[0])
