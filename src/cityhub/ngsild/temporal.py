@@ -26,6 +26,7 @@ from cityhub.ngsild.entity import (
     expand_entity,
     expand_instance,
     expand_name,
+    is_null_instance,
     naming,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
@@ -349,7 +350,9 @@ class TemporalService:
             insts: list[Doc] = []
             for item in items:  # each item one instance; datasetIds may repeat over time
                 try:
-                    insts += expand_attribute(iri, item, tm, budget=budget, history=True)
+                    insts += _with_deletion_time(
+                        expand_attribute(iri, item, tm, budget=budget, history=True), item, now
+                    )
                 except BadRequestData as exc:
                     raise naming(exc, "attribute", name) from None
             for inst in insts:  # the store gives each its instanceId
@@ -706,6 +709,22 @@ class TemporalService:
             records = [{"type": kind, **one} for one in series]
             out[tm.compact(name)] = records[0] if len(records) == 1 else records
         return out
+
+
+def _with_deletion_time(insts: list[Doc], item: Any, now: str) -> list[Doc]:
+    """An instance of temporal input whose content is the NGSI-LD Null is the record of a
+    deletion (4.5.7, 5.2.1; decision 051): it is stored as the hub records its own, with a
+    deletedAt, which every reader tells markers by. Stored without one, as deletedAt is a
+    member the hub sets, it was counted, matched by q and invisible on the deletedAt axis.
+    The deletedAt given is kept (history imported from another broker), else its observedAt,
+    else the time of the write."""
+    for inst in insts:
+        if is_null_instance(inst["type"], inst):
+            given = item.get("deletedAt") if isinstance(item, dict) else None
+            if given is not None:
+                parse_ts(given, "deletedAt")
+            inst["deletedAt"] = given or inst.get("observedAt") or now
+    return insts
 
 
 def _one_per_time(insts: list[Doc]) -> list[Doc]:
