@@ -1,7 +1,7 @@
 """The Query object of POST /entityOperations/query and POST /temporal/entityOperations/query
 (5.2.23), read into the GET parameters of the same query. A member the hub does not read is a
 400 naming it, as an unknown GET parameter is: dropped, it widened the query (`"qq"` answered
-every entity, a `temporalQ.timeProperty` read the observedAt axis)."""
+every entity, a `temporalQ.timeProperty` read the observedAt axis; decision 053)."""
 
 from __future__ import annotations
 
