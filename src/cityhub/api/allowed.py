@@ -62,8 +62,12 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/attributes"): {"details", "local", "limit", "offset"},
     ("GET", "/attributes/{attr:path}"): {"local"},
     # expandValues: the q values of those attributes are terms (5.7.4.3), as on GET /entities
-    ("GET", "/temporal/entities"): _SELECT | _RENDER | _TEMPORAL | {"local", "expandValues"},
-    ("GET", "/temporal/entities/{eid}"): {"type"} | _RENDER | _TEMPORAL | {"local"},
+    # pageBefore: the hub's own, in the Links of a lastN answer's pages (decision 058)
+    ("GET", "/temporal/entities"): _SELECT
+    | _RENDER
+    | _TEMPORAL
+    | {"local", "expandValues", "pageBefore"},
+    ("GET", "/temporal/entities/{eid}"): {"type"} | _RENDER | _TEMPORAL | {"local", "pageBefore"},
     ("POST", "/temporal/entityOperations/query"): _RENDER
     | _TEMPORAL
     | {"limit", "offset", "count", "expandValues"},

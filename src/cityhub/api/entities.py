@@ -33,6 +33,7 @@ from cityhub.api.http import (
     read_body,
     response_context,
 )
+from cityhub.api.query_body import query_params
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop, off_loop_for_write
 from cityhub.api.router import ENCODED
@@ -192,57 +193,9 @@ async def post_query(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, accept=GET_TYPES, must_exist=True)
     params = params_of(request)
+    params.update(query_params(body))
     _geometry_property_fits(ctx, params)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise BadRequestData("the body must be a Query object with type 'Query'")
-    params.update(_query_params(body))
     return await off_loop(request, _query, request, ctx, params, body.get("entities"))
-
-
-def _query_params(body: dict[str, Any]) -> dict[str, str]:
-    """Flatten a Query object, but for its EntitySelectors, into the equivalent GET
-    parameters. A member of the wrong type is a 400: dropped, it would widen the query."""
-    out: dict[str, str] = {}
-    for key in ("attrs", "pick", "omit"):
-        names = body.get(key)
-        if names is None:
-            continue
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise BadRequestData(f"{key} must be an array of attribute names")
-        if key == "attrs" and any("," in n for n in names):  # joined, it became two names
-            raise BadRequestData("an attribute name in attrs cannot hold a comma")
-        out[key] = ",".join(names)
-    if body.get("containedBy") is not None:  # as the URL parameter (api/allowed.py)
-        raise BadRequestData(f"containedBy is not supported: {UNSUPPORTED['containedBy']}")
-    for key in ("q", "scopeQ", "lang", "join", "options", "format"):
-        if body.get(key) is not None:
-            out[key] = _string_member(body, key)
-    level = body.get("joinLevel")
-    if level is not None:
-        if not isinstance(level, int) or isinstance(level, bool):
-            raise BadRequestData("joinLevel must be an integer")
-        out["joinLevel"] = str(level)
-    geo = body.get("geoQ")
-    if geo is None:
-        return out
-    if not isinstance(geo, dict) or not geo:
-        raise BadRequestData("geoQ must be a GeoQuery object with georel, geometry, coordinates")
-    check_geoq_members(geo)
-    for key in ("georel", "geometry", "geoproperty"):
-        if key in geo:
-            out[key] = _string_member(geo, key, "geoQ.")
-    if "coordinates" in geo:
-        coords = geo["coordinates"]
-        out["coordinates"] = coords if isinstance(coords, str) else orjson.dumps(coords).decode()
-    return out
-
-
-def _string_member(obj: dict[str, Any], key: str, where: str = "") -> str:
-    """A member that must be a string."""
-    value = obj[key]
-    if not isinstance(value, str):
-        raise BadRequestData(f"{where}{key} must be a string")
-    return value
 
 
 async def purge_entities(request: Request) -> Response:

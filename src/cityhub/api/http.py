@@ -384,8 +384,9 @@ def add_interval_link(
     resp: Response, path: str, params: dict[str, str], rel: str, window: dict[str, str]
 ) -> None:
     """The Link to a 206 temporal answer's next page of instances: the request with its time
-    window replaced (decision 031), beside the other Links."""
-    kept = {k: v for k, v in params.items() if k not in ("timerel", "timeAt", "endTimeAt")}
+    window (and page) replaced (decisions 031, 050), beside the other Links."""
+    window_keys = ("timerel", "timeAt", "endTimeAt", "pageBefore")
+    kept = {k: v for k, v in params.items() if k not in window_keys}
     query = urlencode({**kept, **window}, safe=",:")
     link = f'<{path}?{query}>;rel="{rel}";type="{JSONLD}"'
     prior = resp.headers.get("link")

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub.api.commit import grouped
-from cityhub.api.entities import _query_params
 from cityhub.api.http import (
     BASE,
     Ctx,
@@ -22,10 +21,11 @@ from cityhub.api.http import (
     params_of,
     read_body,
 )
+from cityhub.api.query_body import query_params
 from cityhub.api.readers import off_loop
 from cityhub.api.router import ENCODED
 from cityhub.ngsild.entity import check_path_id
-from cityhub.ngsild.errors import BadRequestData, MethodNotAllowed, NgsiLdError, storage_full
+from cityhub.ngsild.errors import MethodNotAllowed, NgsiLdError, storage_full
 from cityhub.ngsild.temporal import TemporalResult, TemporalService
 from cityhub.store.base import StoreBusy, StoreFull
 
@@ -91,44 +91,12 @@ async def post_query(request: Request) -> Response:
     """POST /temporal/entityOperations/query."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, must_exist=True)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise BadRequestData("the body must be a Query object with type 'Query'")
     params = params_of(request)
-    params.update(_query_params(body))
-    tq = body.get("temporalQ")
-    if tq is not None and not isinstance(tq, dict):
-        raise BadRequestData("temporalQ must be a TemporalQuery object")
-    for key in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
-        if tq and tq.get(key) is not None:
-            value = tq[key]
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                raise BadRequestData(f"temporalQ.{key} must be a string (lastN: an integer)")
-            params[key] = str(value)
-    params.update(_aggregation_members(tq or {}))
+    params.update(query_params(body, temporal=True))
     result = await off_loop(
         request, service(request).query, ctx.tenant, params, ctx.tm, selectors=body.get("entities")
     )
     return _respond(ctx, result, result.entities)
-
-
-def _aggregation_members(tq: dict[str, Any]) -> dict[str, str]:
-    """aggrMethods (an array, or its comma-separated text) and aggrPeriodDuration of a
-    temporalQ, as the query parameters of the GET form; ignored, a POST asking for
-    aggregatedValues was told it named no methods."""
-    out: dict[str, str] = {}
-    methods = tq.get("aggrMethods")
-    if methods is not None:
-        if isinstance(methods, list) and all(isinstance(m, str) and m for m in methods):
-            methods = ",".join(methods)
-        if not isinstance(methods, str) or not methods:
-            raise BadRequestData("temporalQ.aggrMethods must be an array of method names")
-        out["aggrMethods"] = methods
-    period = tq.get("aggrPeriodDuration")
-    if period is not None:
-        if not isinstance(period, str):
-            raise BadRequestData("temporalQ.aggrPeriodDuration must be a duration string")
-        out["aggrPeriodDuration"] = period
-    return out
 
 
 async def get(request: Request) -> Response:

@@ -7,7 +7,6 @@ import bisect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from cityhub.ngsild import params as P
@@ -27,14 +26,14 @@ from cityhub.ngsild.entity import (
     expand_entity,
     expand_instance,
     expand_name,
+    is_null_instance,
     naming,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
-from cityhub.ngsild.instance_id import new_instance_id
 from cityhub.ngsild.languages import pick_language
 from cityhub.ngsild.merge import emptied, merge_instance, stamp
 from cityhub.ngsild.render import RenderOptions, concise, key_value, render_instance
-from cityhub.ngsild.timeutil import format_ts, next_instant, now_iso, parse_ts
+from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, next_instant, now_iso, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -165,6 +164,11 @@ def temporal_query(
     if prop not in TIME_PROPERTIES:
         raise BadRequestData(f"timeproperty must be one of {', '.join(TIME_PROPERTIES)}")
     last_n = P.integer(params, "lastN", 0, 1, 10**6) if "lastN" in params else None
+    page_before = None
+    if "pageBefore" in params:  # the next page of a lastN answer (decision 058)
+        if last_n is None:
+            raise BadRequestData("pageBefore pages a lastN answer: give lastN too")
+        page_before = parse_ts(params["pageBefore"], "pageBefore").timestamp()
     attrs = tuple(expand_name(a, tm) for a in P.csv(params.get("attrs"))) or None
     dataset_ids = None
     if params.get("datasetId") is not None:
@@ -179,6 +183,7 @@ def temporal_query(
         time_at=time_at,
         end_time_at=end_at,
         last_n=last_n,
+        page_before=page_before,
         dataset_ids=dataset_ids,
         with_instances=one_entity is None,
     )
@@ -255,6 +260,24 @@ def _members(params: Mapping[str, str], tm: TermMap) -> _Members:
     return _Members(pick=names(pick), omit=names(omit) or frozenset())
 
 
+_HEADER_MEMBERS = frozenset({"id", "type", "scope"})
+
+
+def _read_as_projected(tq: TemporalQuery, members: _Members) -> TemporalQuery:
+    """pick/omit push their attributes into what the store reads, so the page cut (206) and
+    the work follow what the answer shows: a pick of attributes alone is `attrs` (it also
+    selects the entities that have one, as on GET /entities); one that keeps an entity member
+    too, or an omit, shapes only what is read. id, type and scope stay render-time."""
+    if members.pick is not None:
+        attrs = tuple(sorted(members.pick - _HEADER_MEMBERS))
+        if members.pick & _HEADER_MEMBERS:
+            return replace(tq, picked=attrs)
+        return replace(tq, attrs=attrs)
+    if members.omit:
+        return replace(tq, omitted=tuple(sorted(members.omit - _HEADER_MEMBERS)))
+    return tq
+
+
 def _start_of(period: list[Any]) -> float:
     """The startAt of an aggregated [value, startAt, endAt] period, in epoch seconds."""
     return parse_ts(period[1]).timestamp()
@@ -274,12 +297,6 @@ def _time_of(inst: Doc, prop: str) -> Any:
     if raw is None and prop == "observedAt":
         raw = inst.get(RECORDED_AT) or inst.get("modifiedAt")
     return raw
-
-
-def _iso(seconds: float) -> str:
-    """Epoch seconds as an ISO DateTime, without a fraction on whole seconds."""
-    value = datetime.fromtimestamp(seconds, UTC)
-    return format_ts(value) if value.microsecond else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class TemporalService:
@@ -328,12 +345,13 @@ class TemporalService:
             insts: list[Doc] = []
             for item in items:  # each item one instance; datasetIds may repeat over time
                 try:
-                    insts += expand_attribute(iri, item, tm, budget=budget, history=True)
+                    insts += _with_deletion_time(
+                        expand_attribute(iri, item, tm, budget=budget, history=True), item, now
+                    )
                 except BadRequestData as exc:
                     raise naming(exc, "attribute", name) from None
-            for inst in insts:
+            for inst in insts:  # the store gives each its instanceId
                 stamp(inst, now)
-                inst["instanceId"] = new_instance_id()
             out.setdefault(iri, []).extend(insts)  # a term and its IRI name one attribute
         return {iri: _one_per_time(insts) for iri, insts in out.items()}
 
@@ -479,9 +497,13 @@ class TemporalService:
             sys_attrs=base.sys_attrs,
             lang=base.lang,
         )
-        tq = temporal_query(params, tm, one_entity=one_entity, selectors=selectors)
+        tq = _read_as_projected(
+            temporal_query(params, tm, one_entity=one_entity, selectors=selectors), members
+        )
         if fmt != "aggregatedValues":
             aggregation(params, required=False)
+        elif tq.page_before is not None:
+            raise BadRequestData("pageBefore pages instances, not aggregated periods")
         else:
             aggr = replace(aggregation(params), limit=self.period_limit + 1)  # +1: cut or not
             aggs, total = self.store.aggregate(tenant, tq, aggr)
@@ -520,12 +542,13 @@ class TemporalService:
         return out
 
     def _limited(self, tq: TemporalQuery) -> tuple[TemporalQuery, bool]:
-        """Ask the store for one instance more than the page holds, to see what was cut."""
+        """Ask the store for one instance more than the page holds, to see what was cut; a
+        lastN over several pages stays the store's count of each series' newest (`newest`)."""
         limit = self.instance_limit
         if tq.last_n is not None:
-            if tq.last_n <= limit:
+            if tq.last_n <= limit and tq.page_before is None:
                 return tq, True
-            return replace(tq, last_n=limit + 1, whole_instants=True), True
+            return replace(tq, last_n=limit + 1, whole_instants=True, newest=tq.last_n), True
         return replace(tq, first_n=limit + 1, whole_instants=True), False
 
     def _cut(
@@ -553,6 +576,8 @@ class TemporalService:
         if not edges:
             return None, None
         cut = max(edges) if descending else min(edges)
+        if not descending and cut >= END_OF_TIME:  # nothing lies after the last instant
+            return None, None
         times: list[float] = []
         for _, attrs in rows:
             for name, insts in attrs.items():
@@ -564,8 +589,11 @@ class TemporalService:
                         if t is not None:
                             times.append(t)
                 attrs[name] = kept
+        start: float | None
         if descending:
-            if tq.timerel == "between":
+            if tq.page_before is not None:
+                start = tq.page_before
+            elif tq.timerel == "between":
                 start = tq.end_time_at
             elif tq.timerel == "before":
                 start = tq.time_at
@@ -581,7 +609,7 @@ class TemporalService:
             # one again: it is whole, so the range ends just past it
             end = next_instant(cut)
         size = str(tq.last_n) if tq.last_n is not None else "*"
-        return f"date-time {_iso(start)}-{_iso(end)}/{size}", cut  # 0.0, the epoch, is a start
+        return f"date-time {epoch_iso(start)}-{epoch_iso(end)}/{size}", cut  # 0.0 is a start
 
     def _cut_periods(self, aggs: list[tuple[Doc, dict[str, list[Doc]]]]) -> str | None:
         """At most MAX_PERIODS periods per series, every series cut at one time (206 +
@@ -613,7 +641,7 @@ class TemporalService:
                 one[method] = one[method][:kept]
             if kept:
                 first = min(first, _start_of(periods[0]))
-        return f"date-time {_iso(first)}-{_iso(cut)}/*"
+        return f"date-time {epoch_iso(first)}-{epoch_iso(cut)}/*"
 
     @staticmethod
     def _header(header: Doc, tm: TermMap, members: _Members) -> Doc:
@@ -678,6 +706,22 @@ class TemporalService:
         return out
 
 
+def _with_deletion_time(insts: list[Doc], item: Any, now: str) -> list[Doc]:
+    """An instance of temporal input whose content is the NGSI-LD Null is the record of a
+    deletion (4.5.7, 5.2.1; decision 059): it is stored as the hub records its own, with a
+    deletedAt, which every reader tells markers by. Stored without one, as deletedAt is a
+    member the hub sets, it was counted, matched by q and invisible on the deletedAt axis.
+    The deletedAt given is kept (history imported from another broker), else its observedAt,
+    else the time of the write."""
+    for inst in insts:
+        if is_null_instance(inst["type"], inst):
+            given = item.get("deletedAt") if isinstance(item, dict) else None
+            if given is not None:
+                parse_ts(given, "deletedAt")
+            inst["deletedAt"] = given or inst.get("observedAt") or now
+    return insts
+
+
 def _one_per_time(insts: list[Doc]) -> list[Doc]:
     """One body's instances as the store keeps them across requests: an observation of the
     same datasetId and time as an earlier one in the body replaces it (both were stored)."""
@@ -705,18 +749,22 @@ def next_page(tq: TemporalQuery, cut: float, descending: bool) -> tuple[str, dic
 
     Oldest first, the page holds every instance up to `cut`, which its Content-Range ends at
     (ETSI 020_13); `after` includes its timeAt, so the next page starts a microsecond later,
-    the hub's resolution of time. Newest first, it starts `before` the cut, which excludes it.
+    the hub's resolution of time. Newest first (lastN), the request's own window stays, so
+    that lastN still counts each series' newest in it, and the next page holds those of them
+    `pageBefore` the cut, which excludes it (decision 058): with the window moved before the
+    cut instead, each page's lastN counted anew, and the pages held the whole history.
     """
     if descending:
-        if tq.timerel in ("after", "between") and tq.time_at is not None:
-            window = {"timerel": "between", "timeAt": _iso(tq.time_at), "endTimeAt": _iso(cut)}
-        else:
-            window = {"timerel": "before", "timeAt": _iso(cut)}
+        window = {"pageBefore": epoch_iso(cut)}
+        if tq.timerel is not None and tq.time_at is not None:
+            window.update(timerel=tq.timerel, timeAt=epoch_iso(tq.time_at))
+        if tq.timerel == "between" and tq.end_time_at is not None:
+            window["endTimeAt"] = epoch_iso(tq.end_time_at)
         return "intervalbefore", window
-    start = _iso(next_instant(cut))
+    start = epoch_iso(next_instant(cut))
     end = tq.end_time_at if tq.timerel == "between" else tq.time_at
     if tq.timerel in ("before", "between") and end is not None:
-        return "intervalafter", {"timerel": "between", "timeAt": start, "endTimeAt": _iso(end)}
+        return "intervalafter", {"timerel": "between", "timeAt": start, "endTimeAt": epoch_iso(end)}
     return "intervalafter", {"timerel": "after", "timeAt": start}
 
 

@@ -63,6 +63,19 @@ def norm_ts(text: str, what: str = "timestamp") -> str:
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 1.0
 
 
+def epoch_iso(seconds: float) -> str:
+    """An epoch time as an ISO DateTime; whole seconds without a fraction (…T12:03:00Z), the
+    year always in four digits, and END_OF_TIME (a period open to the end, or a client's
+    9999-12-31T23:59:59.999999Z, which rounds to it as a float) as the last one: datetime
+    cannot hold the year 10000 it would be."""
+    if seconds >= END_OF_TIME:
+        return "9999-12-31T23:59:59.999999Z"
+    value = datetime.fromtimestamp(seconds, UTC)
+    if value.microsecond == 0:
+        return value.isoformat()[:19] + "Z"
+    return format_ts(value)
+
+
 def add_months(seconds: float, months: int) -> float:
     """Epoch seconds moved by whole calendar months, at the same day and time of the month
     (the 31st becomes the month's last day); past year 9999 it stops at END_OF_TIME."""
@@ -79,5 +92,7 @@ def add_months(seconds: float, months: int) -> float:
 
 def next_instant(seconds: float) -> float:
     """The microsecond after an epoch time (the hub's resolution of time): the exclusive end
-    of a range whose last instant is `seconds`."""
+    of a range whose last instant is `seconds`; END_OF_TIME after the last DateTime."""
+    if seconds >= END_OF_TIME:
+        return END_OF_TIME
     return (datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=1)).timestamp()

@@ -158,8 +158,17 @@ class TemporalQuery:
     # with last_n/first_n, a page: instances at the same time as the Nth come too, so a
     # page never ends partway through one instant (the next page starts at another)
     whole_instants: bool = False
+    # lastN over pages (decision 058): last_n is then one page's worth of the request's lastN,
+    # `newest`, which still counts each series' newest instances in the whole window, and a
+    # page after the first holds those older than `page_before` (its previous page's cut)
+    newest: int | None = None
+    page_before: float | None = None
     dataset_ids: tuple[str, ...] | None = None  # "@none" stands for the default instance
     with_instances: bool = False  # only entities with at least one selected instance
+    # pick/omit that also keep an entity member (id, type, scope): the attributes read, which
+    # select no entity, unlike `attrs` (None: every one), and those left unread
+    picked: tuple[str, ...] | None = None
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

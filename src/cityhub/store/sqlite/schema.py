@@ -3,9 +3,9 @@
 from collections.abc import Callable
 from sqlite3 import Connection
 
-from cityhub.store.sqlite import erasures, outbox, typestats
+from cityhub.store.sqlite import erasures, instance_rows, outbox, typestats
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -99,15 +99,20 @@ CREATE TABLE IF NOT EXISTS history (
     -- observedAt, or modifiedAt for an instance never observed (docs/decisions/024)
     t_observed REAL, t_created REAL NOT NULL, t_modified REAL NOT NULL,
     num REAL,
-    inst TEXT NOT NULL
+    inst TEXT NOT NULL,
+    -- the t_observed its instance_id names (decision 060; NULL in rows from before schema 16)
+    id_time REAL
 );
 -- num rides along so aggregatedValues reads only the index.
 CREATE INDEX IF NOT EXISTS history_obs ON history (tpk, nid, t_observed, num);
--- createdAt/modifiedAt time filters and instance ids narrow by (tpk, nid) through history_obs;
--- two more indexes would cost every write two B-tree inserts per instance.
+-- createdAt/modifiedAt time filters narrow by (tpk, nid) through history_obs, and an instance
+-- id names its t_observed there; an index on either would cost every write a B-tree insert
+-- per instance (history_moved holds only the rows whose id names another time).
 DROP INDEX IF EXISTS history_created;
 DROP INDEX IF EXISTS history_instance;
--- @contexts that survive a restart: hosted ones, the last copy of each fetched one, and the
+"""
+    + instance_rows.MOVED_DDL
+    + """-- @contexts that survive a restart: hosted ones, the last copy of each fetched one, and the
 -- ImplicitlyCreated and Retired ones a subscription (or a hosted context) names.
 CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
@@ -235,12 +240,17 @@ DROP TABLE temp.lang_pks;
     # and made again under its id is not sent the items of the one before (the column is
     # added by BEFORE_MIGRATION[14]).
     14: "",
+    # 15 -> 16: a PATCH or DELETE of one temporal instance finds its row by the time its id
+    # names (decision 060); the rows already there, whose ids name none, are indexed by id
+    # (the column is added by BEFORE_MIGRATION[15]).
+    15: instance_rows.MOVED_DDL,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
 BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {
     10: outbox.before_upgrade,
     14: outbox.add_incarnations,
+    15: instance_rows.add_id_time,
 }
 
 

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from cityhub.ngsild.instance_id import new_instance_id
-from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, next_instant, parse_ts
+from cityhub.ngsild.instance_id import new_instance_id, time_of
+from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -23,7 +23,7 @@ from cityhub.store.base import (
     HistoryEntry,
     TemporalQuery,
 )
-from cityhub.store.sqlite import erasures, functions, temporal_q
+from cityhub.store.sqlite import erasures, functions, instance_rows, temporal_q
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 
@@ -48,17 +48,6 @@ KEEP = ...
 def epoch(ts: str | None) -> float | None:
     """Seconds since the epoch of an ISO DateTime (None stays None)."""
     return parse_ts(ts).timestamp() if ts else None
-
-
-def iso(seconds: float) -> str:
-    """An epoch time as an ISO DateTime; whole seconds without a fraction (…T12:03:00Z), the
-    year always in four digits, and END_OF_TIME (a period open to the end) as the last one."""
-    if seconds >= END_OF_TIME:
-        return "9999-12-31T23:59:59.999999Z"
-    value = datetime.fromtimestamp(seconds, UTC)
-    if value.microsecond == 0:
-        return value.isoformat()[:19] + "Z"
-    return format_ts(value)
 
 
 def _num(inst: Doc) -> float | None:
@@ -254,20 +243,24 @@ def _write_history(
             nid = names.assign(conn, attr)
             for inst in instances:
                 observed, modified = t(inst.get("observedAt")), t(inst["modifiedAt"])
+                at = modified if observed is None else observed  # decision 024
+                assert at is not None  # every instance has a modifiedAt (merge.stamp)
                 mark = sent and observed is not None
                 if mark and replace:
                     replaced.append((tpk, nid, observed, inst.get("datasetId")))
+                iid = inst.get("instanceId")
                 rows.append(
                     (
                         tpk,
                         nid,
                         inst.get("datasetId"),
-                        inst.get("instanceId") or new_instance_id(),
-                        modified if observed is None else observed,  # decision 024
+                        iid or new_instance_id(at),
+                        at,
                         t(inst["createdAt"]),
                         modified,
                         _num(inst),
                         _stored_json(inst, mark),
+                        at if iid is None else time_of(iid),  # decision 060
                     )
                 )
     _note_datasets(conn, rows)
@@ -279,7 +272,7 @@ def _write_history(
         )
     conn.executemany(
         "INSERT INTO history (tpk, nid, dataset_id, instance_id, t_observed, t_created, "
-        "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "t_modified, num, inst, id_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
@@ -398,11 +391,11 @@ def update_instance(
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
+    nid = names.lookup(conn, attr)
+    rows = instance_rows.locate(conn, tpk, nid, instance_id)
+    if not rows:
+        return False
     conn.execute("UPDATE tentities SET modified_at = ? WHERE tpk = ?", (inst["modifiedAt"], tpk))
-    hids = conn.execute(
-        "SELECT hid FROM history WHERE tpk = ? AND nid = ? AND instance_id = ?",
-        (tpk, names.lookup(conn, attr), instance_id),
-    ).fetchall()
     values = (
         _stored_json(inst),
         _num(inst),
@@ -412,7 +405,7 @@ def update_instance(
         epoch(inst["modifiedAt"]),
         inst.get("datasetId"),
     )
-    for (hid,) in hids:
+    for hid, _ in rows:
         conn.execute(
             "UPDATE history SET hid = (SELECT max(hid) + 1 FROM history), "
             f"inst = iif(inst ->> {_SENT_PATH} IS NULL, ?1, json_set(?1, {_SENT_PATH}, json('true'))), "
@@ -421,16 +414,14 @@ def update_instance(
             (*values, hid),
         )
     observed = epoch(inst.get("observedAt"))
-    if hids and observed is not None:  # moved onto another observation: it replaces that one
+    sent = any(SENT in orjson.loads(stored) for _, stored in rows)
+    if sent and observed is not None:  # moved onto another observation: it replaces that one
         conn.execute(
-            "DELETE FROM history WHERE tpk = ?1 AND nid = ?2 AND t_observed = ?3 "
-            f"AND dataset_id IS ?4 AND instance_id != ?5 AND inst ->> {_SENT_PATH} IS NOT NULL "
-            f"AND EXISTS (SELECT 1 FROM history o WHERE o.tpk = ?1 AND o.nid = ?2 "
-            f"AND o.instance_id = ?5 AND o.inst ->> {_SENT_PATH} IS NOT NULL)",
-            (tpk, names.lookup(conn, attr), observed, inst.get("datasetId"), instance_id),
+            "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
+            f"AND dataset_id IS ? AND instance_id != ? AND inst ->> {_SENT_PATH} IS NOT NULL",
+            (tpk, nid, observed, inst.get("datasetId"), instance_id),
         )
-    if hids and inst.get("datasetId") is not None:  # reads find its series there
-        nid = names.lookup(conn, attr)
+    if inst.get("datasetId") is not None:  # reads find its series there
         series = [(tpk, nid, inst["datasetId"])]
         if _had_defaults(conn, tpk, nid, besides=instance_id):
             series.append((tpk, nid, DEFAULT_SERIES))
@@ -438,19 +429,18 @@ def update_instance(
             "INSERT OR IGNORE INTO history_datasets (tpk, nid, dataset_id) VALUES (?, ?, ?)",
             series,
         )
-    return bool(hids)
+    return True
 
 
 def instance(
     conn: sqlite3.Connection, names: AttrNames, tenant: str, eid: str, attr: str, instance_id: str
 ) -> Doc | None:
     """One stored instance (with its instanceId), or None."""
-    row = conn.execute(
-        "SELECT h.inst FROM history h JOIN tentities t ON t.tpk = h.tpk WHERE t.tenant = ? "
-        "AND t.id = ? AND h.nid = ? AND h.instance_id = ?",
-        (tenant, eid, names.lookup(conn, attr), instance_id),
-    ).fetchone()
-    return None if row is None else _instance(row[0], instance_id)
+    tpk = _tpk(conn, tenant, eid)
+    if tpk is None:
+        return None
+    rows = instance_rows.locate(conn, tpk, names.lookup(conn, attr), instance_id)
+    return _instance(rows[0][1], instance_id) if rows else None
 
 
 def kind(
@@ -476,11 +466,9 @@ def delete_instance(
     tpk = _tpk(conn, tenant, eid)
     if tpk is None:
         return False
-    cur = conn.execute(
-        "DELETE FROM history WHERE tpk = ? AND nid = ? AND instance_id = ?",
-        (tpk, names.lookup(conn, attr), instance_id),
-    )
-    return cur.rowcount > 0
+    rows = instance_rows.locate(conn, tpk, names.lookup(conn, attr), instance_id)
+    conn.executemany("DELETE FROM history WHERE hid = ?", [(hid,) for hid, _ in rows])
+    return bool(rows)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -691,7 +679,7 @@ def select(
     out = []
     for tpk, header in ents:
         attrs: dict[str, list[Doc]] = {}
-        for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+        for name, nid in _attr_ids(conn, names, tpk, query):
             found: list[Any] = []
             series = _series_filters(conn, query, tpk, nid)
             for _, ds_sql, ds_params in series:
@@ -710,7 +698,7 @@ def _read(query: TemporalQuery, row: Any) -> Doc:
     moved carries the time it sits at on the observedAt axis (RECORDED_AT)."""
     inst = _instance(row[0], row[1])
     if query.timeproperty == "observedAt" and row[2] != row[4] and "observedAt" not in inst:
-        inst[RECORDED_AT] = iso(row[2])
+        inst[RECORDED_AT] = epoch_iso(row[2])
     return inst
 
 
@@ -729,6 +717,17 @@ def _series_rows(
     oldest n (ASC), with those tied with the last one when whole instants are asked for."""
     params: list[Any] = [tpk, nid, *ds_params]
     where = f"h.tpk = ? AND h.nid = ?{ds_sql}{_time_filter(query, _binder(params))}"
+    ties_left = None  # how many instances tied with the last one may still come (None: all)
+    if query.newest is not None:  # a page of the newest N (decision 058)
+        if query.page_before is None:  # the first page: its rows are among the newest N
+            ties_left = query.newest - (n or 0)
+        else:  # a later one: those of the newest N older than the previous page
+            tail = _last_n_bound(conn, key, where, params, query.newest)
+            if tail is not None:
+                where += tail[0]
+                params += tail[1]
+            where += f" AND {key} < ?"
+            params.append(query.page_before)
     sql = (
         f"SELECT h.inst, h.instance_id, {key}, h.hid, h.t_modified FROM history h "
         f"WHERE {where} ORDER BY {key} {way}, h.hid {way}"
@@ -738,9 +737,10 @@ def _series_rows(
         beyond = ">" if way == "ASC" else "<"
         ties = (
             f"SELECT h.inst, h.instance_id, {key}, h.hid, h.t_modified FROM history h "
-            f"WHERE {where} AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way}"
+            f"WHERE {where} AND {key} = ? AND h.hid {beyond} ? ORDER BY h.hid {way} LIMIT ?"
         )
-        found += conn.execute(ties, [*params, found[-1][2], found[-1][3]]).fetchall()
+        more = -1 if ties_left is None else ties_left  # LIMIT -1: no limit
+        found += conn.execute(ties, [*params, found[-1][2], found[-1][3], more]).fetchall()
     if way == "DESC":
         found.reverse()
     return found
@@ -847,7 +847,7 @@ def _entity_series(
     indexed = query.timeproperty in _INDEXED_TIMES
     col = TIME_COLUMNS[query.timeproperty]
     selected: dict[tuple[str, str | None, str | None], _Selected] = {}
-    for name, nid in _attr_ids(conn, names, tpk, query.attrs):
+    for name, nid in _attr_ids(conn, names, tpk, query):
         typed = _typed_series(conn, query, tpk, nid, trusting)
         if typed is None:
             return None
@@ -954,9 +954,10 @@ def _numbers_only(
 def _last_n_bound(
     conn: sqlite3.Connection, col: str, ends: str, params: list[Any], last_n: int
 ) -> tuple[str, list[Any]] | None:
-    """The condition that keeps a series' last N readings in the window (lastN, 5.2.21: "the
-    last n instances, per attribute, per entity"), ties at the Nth broken by row id as
-    `select` breaks them; None when the series holds no more than N."""
+    """The condition that keeps a series' last N instances in the window `ends` selects
+    (lastN, 5.2.21: "the last n instances, per attribute, per entity"), ties at the Nth broken
+    by row id as `select` breaks them; None when the series holds no more than N. One read of
+    N index entries."""
     row = conn.execute(
         f"SELECT {col}, h.hid FROM history h WHERE {ends} ORDER BY {col} DESC, h.hid DESC "
         "LIMIT 1 OFFSET ?",
@@ -1238,17 +1239,19 @@ def _as_many(conn: sqlite3.Connection, where: str, params: list[Any], periods: i
 
 
 def _attr_ids(
-    conn: sqlite3.Connection, names: AttrNames, tpk: int, wanted: Iterable[str] | None
+    conn: sqlite3.Connection, names: AttrNames, tpk: int, query: TemporalQuery
 ) -> list[tuple[str, int]]:
-    """(name, id) of the attributes asked for, else of every attribute the entity has (one
-    index seek each, a skip scan), in name order."""
-    if wanted:
+    """(name, id) of the attributes a query reads: those its attrs or pick name, else every
+    attribute the entity has (one index seek each, a skip scan, in name order), less those
+    its omit names."""
+    wanted = query.attrs if query.attrs is not None else query.picked
+    if wanted is not None:
         return [(name, names.lookup(conn, name)) for name in wanted]
     found: list[tuple[str, int]] = []
     row = conn.execute("SELECT min(nid) FROM history WHERE tpk = ?", (tpk,)).fetchone()
     while row is not None and row[0] is not None:
         name = names.name(conn, row[0])
-        if name:
+        if name and name not in query.omitted:
             found.append((name, row[0]))
         row = conn.execute(
             "SELECT min(nid) FROM history WHERE tpk = ? AND nid > ?", (tpk, row[0])
@@ -1257,10 +1260,10 @@ def _attr_ids(
 
 
 def _fast_iso(seconds: float) -> str:
-    """iso(), through strftime for whole seconds in years 1000-9999 (strftime does not pad)."""
+    """epoch_iso(), through strftime for whole seconds in years 1000-9999 (strftime does not pad)."""
     if seconds == int(seconds) and _YEAR_1000 <= seconds < END_OF_TIME:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-    return iso(seconds)
+    return epoch_iso(seconds)
 
 
 _YEAR_1000 = datetime(1000, 1, 1, tzinfo=UTC).timestamp()
