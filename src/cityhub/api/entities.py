@@ -12,7 +12,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityhub.api.allowed import UNSUPPORTED
 from cityhub.api.commit import grouped, grouped_create, grouped_slices, purge_slices
 from cityhub.api.http import (
     BASE,
@@ -45,7 +44,6 @@ from cityhub.ngsild.linked import listed_once, render_joined
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.ast import TypeNode
 from cityhub.ngsild.query.evaluate import matches_types
-from cityhub.ngsild.query.geo import check_geoq_members
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.render import DEFAULT, render_entity
 from cityhub.ngsild.service import AttrOutcome, BatchOutcome, EntityService
