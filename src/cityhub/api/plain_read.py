@@ -3,21 +3,27 @@
 `GET /entities/{id}` with no query and no Link header (dashboards' polls, bench b) passed
 through Starlette's two exception-catching layers, the router and the route's request wrapper
 before its handler ran, then sent its answer back through three wrapped `send`s: a third of
-the read's CPU instructions in-process. Here the same handler code answers it directly. Any
-error, and any request that is not such a read, goes the whole way as before, so errors are
-still mapped in one place (api/app.py) and answered exactly as before.
+the read's CPU instructions in-process. Here the same handler code answers it directly. An
+NGSI-LD error it raises (404, 406, a bad id...) is answered by the handler api/app.py
+registered for it, found as Starlette's route wrapper finds it; any other error, and any
+request that is not such a read, goes the whole way as before. So errors are still mapped in
+one place (api/app.py), and every answer is the one the whole way gives.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cityhub.api import entities as E
 from cityhub.api.http import BASE
 from cityhub.api.router import encoded_slash
+from cityhub.ngsild.errors import NgsiLdError
 
 PREFIX = BASE + "/entities/"
 ROUTE_PATH = PREFIX + "{eid:path}"  # the first GET route: it takes every GET under PREFIX
@@ -32,9 +38,12 @@ class HubApp(Starlette):
         """The plain read's answer if it is one and succeeds; otherwise Starlette's path."""
         if self._plain(scope):
             scope["app"] = self  # as Starlette sets it: handlers find the services there
+            request = Request(scope)
             try:
-                response = await E.plain_read(Request(scope), scope["path"][len(PREFIX) :])
-            except Exception:  # 404, 406, a bad id...: the whole path answers, mapped once
+                response = await E.plain_read(request, scope["path"][len(PREFIX) :])
+            except NgsiLdError as exc:
+                response = await self._answer(request, exc)
+            except Exception:  # the store's and the driver's: the whole way answers and logs
                 response = None
             if response is not None:
                 await response(scope, receive, send)
@@ -44,11 +53,12 @@ class HubApp(Starlette):
     def _plain(self, scope: Scope) -> bool:
         """A GET of one entity with no query, no Link header (whose @context might have to be
         fetched), no %2F and no root path: what the first GET route takes and get_entity
-        answers with `_read_plain`."""
+        answers with `_read_plain`. (The route's pattern stops at a newline.)"""
         path = scope.get("path", "")
         if (
             not path.startswith(PREFIX)
             or len(path) == len(PREFIX)
+            or "\n" in path
             or scope["type"] != "http"
             or scope["method"] != "GET"
             or scope.get("query_string")
@@ -63,6 +73,19 @@ class HubApp(Starlette):
             and not self.user_middleware  # added middleware sees every request
             and b"link" not in [k for k, _ in scope["headers"]]
         )
+
+    async def _answer(self, request: Request, exc: NgsiLdError) -> Response | None:
+        """The answer of the handler registered for the error's most specific class, as the
+        route's wrapper picks it (Exception's is the server-error middleware's, not its);
+        None if there is none, or it is not a coroutine function."""
+        for cls in type(exc).__mro__:
+            handler = self.exception_handlers.get(cls)
+            if handler is not None and cls is not Exception:
+                if not asyncio.iscoroutinefunction(handler):
+                    return None
+                response: Response = await handler(request, exc)
+                return response
+        return None
 
     def _first_get_route_is_get_entity(self) -> bool:
         """Whether the first route that may take a GET is get_entity's: then the router picks
