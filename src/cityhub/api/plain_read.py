@@ -35,7 +35,7 @@ class HubApp(Starlette):
     _direct: bool | None = None  # whether the first GET route is still get_entity's
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The plain read's answer if it is one and succeeds; otherwise Starlette's path."""
+        """A plain read's answer, or its NGSI-LD error's; anything else takes Starlette's path."""
         if self._plain(scope):
             scope["app"] = self  # as Starlette sets it: handlers find the services there
             request = Request(scope)
