@@ -1,5 +1,5 @@
-"""`python -m bench.write_path post|patch N [--profile FILE]`: bench (a)'s or (c)'s requests,
-N of them, sent straight into the hub's ASGI app in this process, 32 at a time.
+"""`python -m bench.write_path post|patch|get N [--bare] [--profile FILE]`: bench (a)'s, (c)'s
+or (b)'s requests, N of them, sent straight into the hub's ASGI app in this process, 32 at a time.
 
 No sockets and no load generator: what it runs is the hub's own work per request (routing,
 parsing, expansion, group commit, SQL), so its instruction count does not depend on the
@@ -9,6 +9,9 @@ by the difference of N, and what is left is instructions per request:
 
     BENCH_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \\
         python -m bench.write_path post 1024
+
+With --bare the same requests go to bench (b)'s baseline (bench/baseline_app.py), answering
+with the body the hub gave for the first entity, so the two counts' ratio is the handlers'.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from bench import data
 
 BASE = "/ngsi-ld/v1"
-CLIENTS = 32  # as bench (a) and (c)
-IDS = 1000  # the entities (c) patches, as the full bench
-HEADERS = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+CLIENTS = 32  # as bench (a), (b) and (c)
+IDS = 1000  # the entities (b) reads and (c) patches, as the full bench
+HOST = (b"host", b"127.0.0.1")  # a GET carries this header alone, as bench/load.py sends it
+JSON_BODY = (b"content-type", b"application/json")
+OK = {"post": 201, "patch": 204, "get": 200}
 
 Message = dict[str, Any]
 
@@ -61,8 +67,31 @@ def patch_bodies() -> Callable[[int], tuple[str, str, bytes]]:
     return make
 
 
+def get_paths() -> Callable[[int], tuple[str, str, bytes]]:
+    """(b): one of the IDS entities, in turn, by the path bench/run.py asks for."""
+    paths = [
+        f"{BASE}/entities/{quote(data.city_entity(i, 'getset')['id'], safe=':')}"
+        for i in range(IDS)
+    ]
+
+    def make(i: int) -> tuple[str, str, bytes]:
+        return "GET", paths[i % IDS], b""
+
+    return make
+
+
+REQUESTS = {"post": post_bodies, "patch": patch_bodies, "get": get_paths}
+
+
 async def call(app: Any, method: str, path: str, body: bytes) -> int:
     """One request through the ASGI app, as uvicorn hands it over; the answer's status."""
+    status, _ = await exchange(app, method, path, body)
+    return status
+
+
+async def exchange(app: Any, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One request through the ASGI app, as uvicorn hands it over; the answer's status and body."""
+    headers = [HOST, JSON_BODY, (b"content-length", str(len(body)).encode())] if body else [HOST]
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -75,10 +104,11 @@ async def call(app: Any, method: str, path: str, body: bytes) -> int:
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [*HEADERS, (b"content-length", str(len(body)).encode())],
+        "headers": headers,
     }
     sent = False
     status = 0
+    chunks: list[bytes] = []
 
     async def receive() -> Message:
         nonlocal sent
@@ -92,9 +122,11 @@ async def call(app: Any, method: str, path: str, body: bytes) -> int:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
+        else:
+            chunks.append(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status
+    return status, b"".join(chunks)
 
 
 async def lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Queue[Message]]:
@@ -115,18 +147,41 @@ def instrument(state: str) -> None:
         subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
 
 
-async def drive(kind: str, n: int, db: Path, prof: cProfile.Profile | None) -> Counter[int]:
-    """Set the hub up, then send n requests of kind from CLIENTS concurrent clients."""
+def bare_app(sample: bytes, tmp: Path) -> Any:
+    """Bench (b)'s baseline app, answering GETs with the hub's sample body (as bench/run.py)."""
+    from bench import baseline_app
+
+    (tmp / "get_body.json").write_bytes(sample)
+    os.environ["BENCH_GET_BODY"] = str(tmp / "get_body.json")
+    return baseline_app.create()
+
+
+async def drive(
+    kind: str, n: int, tmp: Path, prof: cProfile.Profile | None, *, bare: bool = False
+) -> tuple[Counter[int], float]:
+    """Set the hub up, then send n requests of kind from CLIENTS concurrent clients (to the
+    bare baseline instead with bare, once the hub has given its sample body and stopped);
+    the answers' statuses and the seconds the requests took."""
     from cityhub.api.app import create_app
     from cityhub.cli import tune_runtime
     from cityhub.settings import Settings
 
-    app = create_app(Settings(db=str(db), log_level="warning"))
+    app = create_app(Settings(db=str(tmp / "hub.db"), log_level="warning"))
     tune_runtime()
     task, inbox = await lifespan(app)
     setup = data.city_batch(0, IDS, "getset")
     assert await call(app, "POST", f"{BASE}/entityOperations/upsert", setup) in (201, 204)
-    make = post_bodies() if kind == "post" else patch_bodies()
+    make = REQUESTS[kind]()
+    if bare:
+        status, sample = await exchange(app, *get_paths()(0))
+        assert status == 200, status
+        await inbox.put({"type": "lifespan.shutdown"})
+        await task
+        app = bare_app(sample, tmp)
+        task, inbox = await lifespan(app)
+    if kind == "get":  # as bench.run's warm-up: every entity read once before the count
+        for i in range(IDS):
+            assert await call(app, *make(i)) == 200
     statuses: Counter[int] = Counter()
     counter = iter(range(n))
 
@@ -137,13 +192,15 @@ async def drive(kind: str, n: int, db: Path, prof: cProfile.Profile | None) -> C
     instrument("on")
     if prof:
         prof.enable()
+    t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    took = time.perf_counter() - t0
     if prof:
         prof.disable()
     instrument("off")
     await inbox.put({"type": "lifespan.shutdown"})
     await task
-    return statuses
+    return statuses, took
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,20 +208,25 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["post", "patch"])
+    ap.add_argument("kind", choices=sorted(REQUESTS))
     ap.add_argument("n", type=int)
+    ap.add_argument("--bare", action="store_true", help="send them to the bare baseline app")
     ap.add_argument("--profile", help="write cProfile stats of the requests to this file")
     args = ap.parse_args(argv)
     prof = cProfile.Profile(time.process_time) if args.profile else None
     with tempfile.TemporaryDirectory(prefix="cityhub-write-path-") as tmp:
         t0 = time.perf_counter()
-        statuses = uvloop.run(drive(args.kind, args.n, Path(tmp) / "hub.db", prof))
-        took = time.perf_counter() - t0
+        statuses, took = uvloop.run(drive(args.kind, args.n, Path(tmp), prof, bare=args.bare))
+        total = time.perf_counter() - t0
     if prof:
         prof.dump_stats(args.profile)
-    print(f"{args.kind} {args.n}: statuses {dict(statuses)}, {took:.2f} s with set-up", flush=True)
-    ok = statuses[201 if args.kind == "post" else 204]
-    return 0 if ok == args.n else 1
+    app = "bare" if args.bare else "hub"
+    print(
+        f"{args.kind} {args.n} ({app}): statuses {dict(statuses)}, {took:.2f} s "
+        f"({took / max(args.n, 1) * 1e6:.1f} µs a request), {total:.2f} s with set-up",
+        flush=True,
+    )
+    return 0 if statuses[OK[args.kind]] == args.n else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from cityhub.api.app_state import AppState
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.health import DAMAGED, health
 from cityhub.api.http import BASE, plain_json
+from cityhub.api.plain_read import HubApp
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import reader_pool
 from cityhub.api.router import IndexedRouter
@@ -323,7 +324,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         app.state.readers.shutdown(wait=True, cancel_futures=True)
         store.close()
 
-    app = Starlette(
+    app = HubApp(
         routes=routes(),
         exception_handlers={
             NgsiLdError: ngsild_error,

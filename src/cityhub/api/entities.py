@@ -254,6 +254,15 @@ def _retrieve(request: Request, ctx: Ctx, eid: str, params: dict[str, str]) -> R
     return json_response(ctx, out.entities if many else out.entities[0])
 
 
+async def plain_read(request: Request, eid: str) -> Response | None:
+    """GET /entities/{eid} with no query, before routing (api/plain_read.py): get_entity's
+    answer, or None for a GeoJSON one."""
+    ctx = await context_of(request, accept=GET_TYPES, must_exist=True)
+    if ctx.accept == GEOJSON:
+        return None
+    return _read_plain(request, ctx, check_path_id(eid))
+
+
 def _read_plain(request: Request, ctx: Ctx, eid: str) -> Response:
     """GET /entities/{id} without parameters (most reads): the body rendered from the same
     stored text is reused (api/read_memo.py)."""

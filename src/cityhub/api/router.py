@@ -62,6 +62,12 @@ def check_utf8(scope: Scope) -> None:
             ) from None
 
 
+def encoded_slash(scope: Scope) -> bool:
+    """Whether the request's path holds a %2F (IndexedRouter.segment_match routes it)."""
+    raw = scope.get("raw_path")
+    return bool(raw and b"%" in raw and b"%2f" in raw.lower())  # most paths have no %
+
+
 class IndexedRouter(Router):
     """Starlette's Router, with the full match found through a per-method index."""
 
@@ -87,9 +93,9 @@ class IndexedRouter(Router):
         fell through to the entity routes, whose ids may hold '/'. Segments are decoded one
         by one instead, each '/' inside one kept out of the way until the route is chosen.
         """
-        raw = scope.get("raw_path")
-        if not raw or b"%2f" not in raw.lower():
+        if not encoded_slash(scope):
             return self.full_match(scope)
+        raw = scope["raw_path"]
         # (some clients, httpx's ASGI transport among them, leave the query on raw_path)
         parts = [unquote(p) for p in raw.split(b"?", 1)[0].decode("latin-1").split("/")]
         if any(_SLASH in p for p in parts):

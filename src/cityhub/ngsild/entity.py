@@ -6,6 +6,7 @@ datasetId), sub-attributes sit under "sub" so they never clash with reserved key
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -219,9 +220,11 @@ MAX_URI_LENGTH = 1024
 _ATTRS_PATH = re.compile(r"/attrs(/[^/]*)?/?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def check_path_id(value: str, encoded: bool = False) -> str:
     """An entity id taken from a path; `<id>/attrs/...` reached a method /attrs lacks, unless
-    the slash came encoded (%2F): then it is part of the id."""
+    the slash came encoded (%2F): then it is part of the id. Clients read the same ids again
+    and again: a valid one is remembered (a refused one raises, and is not)."""
     if not encoded and _ATTRS_PATH.search(value):
         raise MethodNotAllowed(f"this method is not allowed on {value!r}")
     return check_uri(value, "entity id")

@@ -1,0 +1,102 @@
+"""The plain entity read, answered before Starlette's middleware and routing (decision 062).
+
+`GET /entities/{id}` with no query and no Link header (dashboards' polls, bench b) passed
+through Starlette's two exception-catching layers, the router and the route's request wrapper
+before its handler ran, then sent its answer back through three wrapped `send`s: a third of
+the read's CPU instructions in-process. Here the same handler code answers it directly. An
+NGSI-LD error it raises (404, 406, a bad id...) is answered by the handler api/app.py
+registered for it, found as Starlette's route wrapper finds it; any other error, and any
+request that is not such a read, goes the whole way as before. So errors are still mapped in
+one place (api/app.py), and every answer is the one the whole way gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from cityhub.api import entities as E
+from cityhub.api.http import BASE
+from cityhub.ngsild.errors import NgsiLdError
+
+PREFIX = BASE + "/entities/"
+ROUTE_PATH = PREFIX + "{eid:path}"  # the first GET route: it takes every GET under PREFIX
+
+
+class HubApp(Starlette):
+    """Starlette, with the plain entity read served without the middleware stack."""
+
+    _direct: bool | None = None  # whether the first GET route is still get_entity's
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A plain read's answer, or its NGSI-LD error's; anything else takes Starlette's path."""
+        if self._plain(scope):
+            scope["app"] = self  # as Starlette sets it: handlers find the services there
+            request = Request(scope)
+            try:
+                response = await E.plain_read(request, scope["path"][len(PREFIX) :])
+            except NgsiLdError as exc:
+                response = await self._answer(request, exc)
+            except Exception:  # the store's and the driver's: the whole way answers and logs
+                response = None
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def _plain(self, scope: Scope) -> bool:
+        """A GET of one entity with no query, no Link header (whose @context might have to be
+        fetched), no percent-encoding (a %2F is routed by segments, and the router refuses
+        one that is not UTF-8) and no root path: what the first GET route takes and get_entity
+        answers with `_read_plain`. (The route's pattern stops at a newline.)"""
+        path = scope.get("path", "")
+        raw = scope.get("raw_path") or b""
+        if (
+            not path.startswith(PREFIX)
+            or len(path) == len(PREFIX)
+            or "\n" in path
+            or scope["type"] != "http"
+            or scope["method"] != "GET"
+            or scope.get("query_string")
+            or scope.get("root_path")
+            or b"%" in raw
+            or not raw.isascii()
+        ):
+            return False
+        if self._direct is None:
+            self._direct = self._first_get_route_is_get_entity()
+        return (
+            self._direct
+            and not self.user_middleware  # added middleware sees every request
+            and b"link" not in [k for k, _ in scope["headers"]]
+        )
+
+    async def _answer(self, request: Request, exc: NgsiLdError) -> Response | None:
+        """The answer of the handler registered for the error's most specific class, as the
+        route's wrapper picks it (Exception's is the server-error middleware's, not its);
+        None if there is none, or it is not a coroutine function."""
+        for cls in type(exc).__mro__:
+            handler = self.exception_handlers.get(cls)
+            if handler is not None and cls is not Exception:
+                if not asyncio.iscoroutinefunction(handler):
+                    return None
+                response: Response = await handler(request, exc)
+                return response
+        return None
+
+    def _first_get_route_is_get_entity(self) -> bool:
+        """Whether the first route that may take a GET is get_entity's: then the router picks
+        it for every path under PREFIX."""
+        for route in self.routes:
+            if not isinstance(route, Route) or not route.methods or "GET" in route.methods:
+                return (
+                    isinstance(route, Route)
+                    and route.path == ROUTE_PATH
+                    and route.endpoint is E.get_entity
+                )
+        return False
