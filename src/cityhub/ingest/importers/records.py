@@ -9,6 +9,10 @@ from typing import Any, Protocol
 from cityhub.ngsild.errors import NgsiLdError
 
 Entity = dict[str, Any]
+# A row's observedAt (--observed-at), kept beside its attributes for the re-import planner
+# (refresh.py): a row whose cells are all empty has no instance to carry it. No attribute can
+# be named so (names starting with @ are refused); refresh.given() drops it before a write.
+ROW_TIME = "@observedAt"
 
 
 class ImportFailed(Exception):

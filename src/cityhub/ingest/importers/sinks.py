@@ -12,27 +12,34 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from cityhub.ingest.headers import hub_url, tenant_headers
 from cityhub.ingest.importers.records import Entity, ImportFailed
-from cityhub.ingest.importers.refresh import Planner, Step, given, rounds
+from cityhub.ingest.importers.refresh import History, Planner, Span, Step, given, rounds
 from cityhub.ngsild.context import ContextCache, TermMap
-from cityhub.ngsild.entity import ENTITY_KEYS, expand_entity
+from cityhub.ngsild.entity import ENTITY_KEYS, expand_attribute, expand_entity, expand_name
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.service import EntityService
+from cityhub.ngsild.temporal import TemporalService
+from cityhub.ngsild.timeutil import format_ts, next_instant, parse_ts
 from cityhub.settings import Settings
-from cityhub.store.base import Doc, EntityQuery, StoreError
+from cityhub.store.base import Doc, EntityQuery, StoreError, TemporalQuery
 
 UPSERT_PATH = "/ngsi-ld/v1/entityOperations/upsert"
 MERGE_PATH = "/ngsi-ld/v1/entityOperations/merge"
 QUERY_PATH = "/ngsi-ld/v1/entityOperations/query"
+TEMPORAL_QUERY_PATH = "/ngsi-ld/v1/temporal/entityOperations/query"
+TEMPORAL_PATH = "/ngsi-ld/v1/temporal/entities"
 READ_SLICE = 1000  # ids per read of the stored entities (the hub's largest page)
+LATE_SLICE = 5000  # instances per history-only write (a temporal write takes 10,000)
 LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 
 
@@ -104,8 +111,16 @@ class _Writer:
         out)."""
         raise NotImplementedError
 
+    def _history(self, spans: list[Span]) -> History:
+        """The instances observed in each span, of its entities and attributes, expanded."""
+        raise NotImplementedError
+
     def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
         """Upsert with options=update: the ids it created, and the rejections."""
+        raise NotImplementedError
+
+    def _append(self, eid: str, body: Entity) -> tuple[str, str] | None:
+        """Add instances to an entity's history only: the rejection's title and detail."""
         raise NotImplementedError
 
     def _merge(self, entities: list[Entity]) -> Rejects:
@@ -118,14 +133,35 @@ class _Writer:
         stored: dict[str, Doc] = {}
         for i in range(0, len(ids), READ_SLICE):
             stored.update(self._stored(ids[i : i + READ_SLICE]))
-        steps = self.planner.plan(entities, stored)
+        steps = self.planner.plan(entities, stored, self._history)
         for step in steps:
             if step.error is not None:
                 result.errors.append((step.index, step.error.title, step.error.detail))
-            elif step.upsert is None and step.delete is None:
+            elif step.unchanged:
                 result.unchanged.append(step.index)
         for run in rounds([s for s in steps if s.error is None]):
             self._write_run(run, result)
+        rejected = {i for i, _, _ in result.errors}
+        self._write_late(
+            [s for s in steps if s.late is not None and s.index not in rejected], result
+        )
+
+    def _write_late(self, steps: list[Step], result: ChunkResult) -> None:
+        """Readings observed before the entity's own go to its history only (refresh.py), a
+        write per entity (and LATE_SLICE instances), once the chunk's upserts created it."""
+        by_entity: dict[str, list[Step]] = {}
+        for s in steps:
+            by_entity.setdefault(s.eid, []).append(s)
+        n = 0
+        for eid, rows in by_entity.items():
+            for part, body in _late_bodies(rows):
+                _between(n)
+                n += 1
+                error = self._append(eid, body)
+                if error is not None:
+                    result.errors += [(s.index, *error) for s in part]
+                else:  # a step that also had an upsert or a merge was counted with it
+                    result.updated += sum(1 for s in part if s.upsert is None and s.delete is None)
 
     def _write_run(self, run: list[Step], result: ChunkResult) -> None:
         ups = [s for s in run if s.upsert is not None]
@@ -162,6 +198,25 @@ class _Writer:
         return {s.index for s in again}  # re-created whole: nothing of theirs to delete
 
 
+def _late_bodies(rows: list[Step]) -> Iterator[tuple[list[Step], Entity]]:
+    """An entity's late readings as temporal bodies of at most LATE_SLICE instances."""
+    part: list[Step] = []
+    body: Entity = {}
+    size = 0
+    for s in rows:
+        late = s.late or {}
+        n = sum(len(raw) if isinstance(raw, list) else 1 for raw in late.values())
+        if part and size + n > LATE_SLICE:
+            yield part, body
+            part, body, size = [], {}, 0
+        part.append(s)
+        size += n
+        for name, raw in late.items():
+            body.setdefault(name, []).extend(raw if isinstance(raw, list) else [raw])
+    if part:
+        yield part, body
+
+
 # Entities per transaction of `import --db`, whatever --chunk-size: a hub serving the same
 # file waits for the importer's lock (api/commit.py, BUSY_WAIT 5 s), and 60,000 in one
 # transaction held it 12-18 s. A crash keeps the slices committed before it. Between slices
@@ -183,6 +238,7 @@ class DbSink(_Writer):
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
         self.service = EntityService(self.store)
+        self.temporal = TemporalService(self.store)
         self.tenant = tenant
         self.tm = tm
         self.planner = Planner(tm, replace)
@@ -202,6 +258,22 @@ class DbSink(_Writer):
         docs, _ = self.store.query(self.tenant, query)
         return {d["id"]: d for d in docs}
 
+    def _history(self, spans: list[Span]) -> History:
+        out: History = {}
+        for span in spans:
+            query = TemporalQuery(
+                entities=EntityQuery(ids=span.ids, limit=len(span.ids)),
+                attrs=span.attrs,
+                timerel="between",
+                time_at=span.start,
+                end_time_at=next_instant(span.end),
+                with_instances=True,
+            )
+            rows, _ = self.store.temporal(self.tenant, query)
+            for header, attrs in rows:
+                out[header["id"]] = attrs
+        return out
+
     def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
         created: list[str] = []
         rejects: Rejects = []
@@ -212,6 +284,13 @@ class DbSink(_Writer):
             created += out.created
             rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
         return created, rejects
+
+    def _append(self, eid: str, body: Entity) -> tuple[str, str] | None:
+        try:
+            self.temporal.append(self.tenant, eid, body, self.tm)
+        except NgsiLdError as err:
+            return err.title, err.detail
+        return None
 
     def _merge(self, entities: list[Entity]) -> Rejects:
         rejects: Rejects = []
@@ -317,6 +396,58 @@ class HttpSink(_Writer):
             out[doc["id"]] = doc
         return out
 
+    def _history(self, spans: list[Span]) -> History:
+        """POST temporal/entityOperations/query per span, paged on past each cut (206)."""
+        out: History = {}
+        for span in spans:
+            start, end = span.start, next_instant(span.end)
+            while start < end:
+                body = {
+                    "type": "Query",
+                    "entities": [{"id": eid} for eid in span.ids],
+                    "attrs": list(span.attrs),
+                    "temporalQ": {
+                        "timerel": "between",
+                        "timeAt": format_ts(_utc(start)),
+                        "endTimeAt": format_ts(_utc(end)),
+                    },
+                }
+                resp = self._post(TEMPORAL_QUERY_PATH, body, {"limit": str(len(span.ids))})
+                if resp.status_code not in (200, 206):
+                    raise ImportFailed(
+                        f"the hub refused to read the stored history: HTTP {resp.status_code} "
+                        f"{_problem(resp)}"
+                    )
+                last = self._read_history(_json(resp), out)
+                if resp.status_code == 200 or last is None or last < start:
+                    break
+                start = next_instant(last)  # the page holds every instance up to its cut
+        return out
+
+    def _read_history(self, entities: Any, out: History) -> float | None:
+        """Add a page of temporal entities to out; the latest observedAt it holds."""
+        last: float | None = None
+        for entity in entities if isinstance(entities, list) else []:
+            if not isinstance(entity, dict) or not isinstance(entity.get("id"), str):
+                continue
+            attrs = out.setdefault(entity["id"], {})
+            for name, items in entity.items():
+                if name in ENTITY_KEYS or not isinstance(items, list):
+                    continue
+                iri = expand_name(name, self.tm)
+                for item in items:
+                    if not isinstance(item, dict) or "deletedAt" in item:
+                        continue  # a deletion's record holds no reading
+                    try:
+                        attrs.setdefault(iri, []).extend(
+                            expand_attribute(iri, item, self.tm, history=True)
+                        )
+                        at = parse_ts(item["observedAt"]).timestamp()
+                    except (NgsiLdError, KeyError):
+                        continue  # not comparable: the file's row is then written
+                    last = at if last is None else max(last, at)
+        return last
+
     def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
         resp = self._post(UPSERT_PATH, entities, {"options": "update"})
         if resp.status_code == 201:
@@ -324,6 +455,19 @@ class HttpSink(_Writer):
         if resp.status_code == 204:
             return [], []
         return [], self._rejects(resp, entities, "batch")  # a 207 does not say which are new
+
+    def _append(self, eid: str, body: Entity) -> tuple[str, str] | None:
+        """POST temporal/entities/{id}/attrs; a refusal of this entity rejects its rows."""
+        resp = self._post(f"{TEMPORAL_PATH}/{quote(eid, safe=':')}/attrs", body)
+        if resp.status_code == 204:
+            return None
+        if resp.status_code in (400, 404, 409, 422):
+            problem = _json(resp) if resp.content else {}
+            if isinstance(problem, dict):
+                return str(problem.get("title", "")), str(problem.get("detail", ""))
+        raise ImportFailed(
+            f"the hub refused the history of {eid}: HTTP {resp.status_code} {_problem(resp)}"
+        )
 
     def _merge(self, entities: list[Entity]) -> Rejects:
         resp = self._post(MERGE_PATH, entities)
@@ -349,6 +493,10 @@ class HttpSink(_Writer):
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _json(resp: httpx.Response) -> Any:
