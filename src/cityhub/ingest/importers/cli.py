@@ -16,6 +16,7 @@ from cityhub.masked_url import masked
 from cityhub.ngsild.tenant import tenant_option
 
 if TYPE_CHECKING:
+    from cityhub.ingest.importers.prune import Scope
     from cityhub.ingest.importers.records import Source
     from cityhub.ingest.importers.sinks import Sink
 
@@ -67,6 +68,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the file is the whole truth of each entity in it: attributes it does not give "
         "are deleted (default: only those it gives empty)",
+    )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete the stored entities of the file's types (a GTFS feed: of its agencies) "
+        "that the file no longer gives (default: they are only listed)",
     )
 
 
@@ -168,9 +175,20 @@ def _source(args: argparse.Namespace) -> Source:
     return feed
 
 
+def _scope(args: argparse.Namespace, source: Source) -> Scope:
+    """Which stored entities the file answers for (prune.py)."""
+    from cityhub.ingest.importers.gtfs import FEED_LINKS, GtfsSource
+    from cityhub.ingest.importers.prune import FeedScope, TypeScope
+
+    if isinstance(source, GtfsSource):
+        return FeedScope(source.agencies, FEED_LINKS)
+    return TypeScope(args.id_prefix)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
     from cityhub.cli import load_settings
+    from cityhub.ingest.importers.prune import Pruning, Seen, settle
     from cityhub.ingest.importers.runner import Report, run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
 
@@ -178,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:  # load_settings named each bad one
         return 2
     report = Report()  # filled as chunks are stored: what a stopped import had done
+    seen = Seen()
+    pruning = Pruning()
     try:
         source = _source(args)
         tm = term_map(args.context, settings)
@@ -194,7 +214,9 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 label=f"import {args.format} {args.file.name}",
                 report=report,
+                seen=seen,
             )
+            pruning = settle(sink, seen, _scope(args, source), args.prune)
         finally:
             sink.close()
     except ImportFailed as exc:
@@ -212,4 +234,6 @@ def run(args: argparse.Namespace) -> int:
         )
     target = masked(args.url) if args.url else settings.db
     print(f"cityhub import {args.format} {args.file} -> {target}: {report.summary()}")
-    return 1 if report.rejected else 0
+    for line in pruning.lines():
+        print(line)
+    return 1 if report.rejected or pruning.refused else 0

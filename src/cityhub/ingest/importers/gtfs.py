@@ -30,6 +30,19 @@ IMPORTED = (
     "trips.txt",
     "stop_times.txt",
 )
+# How the entities of a feed hang together, for a prune (prune.FeedScope): per type, the
+# relationships to what owns it (up to an agency) and to what it uses.
+FEED_LINKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "GtfsAgency": ((), ()),
+    "GtfsService": (("operatedBy",), ()),
+    "GtfsCalendarRule": (("hasService",), ()),
+    "GtfsCalendarDateRule": (("hasService",), ()),
+    "GtfsShape": ((), ()),
+    "GtfsStop": (("operatedBy",), ("hasParentStation",)),
+    "GtfsRoute": (("operatedBy",), ()),
+    "GtfsTrip": (("hasRoute",), ("hasService", "hasShape")),
+    "GtfsStopTime": (("hasTrip",), ("hasStop",)),
+}
 _TIME = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 
@@ -150,8 +163,9 @@ class GtfsSource:
                 keys.append(agency_key(row))
             except BadRequestData:
                 continue
+        self.agencies = tuple(urn("GtfsAgency", key) for key in keys)
         # Routes (and stops, services) of a single-agency feed belong to that agency.
-        self.only_agency = urn("GtfsAgency", keys[0]) if len(keys) == 1 else None
+        self.only_agency = self.agencies[0] if len(keys) == 1 else None
         self._shapes: dict[str, list[tuple[int, float, float, float | None]]] | None = None
         self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
         self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable

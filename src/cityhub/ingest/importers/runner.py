@@ -10,6 +10,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from cityhub.ingest.importers.prune import Seen
 from cityhub.ingest.importers.records import Record, Source
 from cityhub.ingest.importers.sinks import Sink
 from cityhub.jsondepth import MAX_DEPTH, nests_deeper
@@ -77,15 +78,20 @@ class Report:
 class _Run:
     """The state of one import while it runs."""
 
-    def __init__(self, sink: Sink, bar: tqdm, err: TextIO, report: Report) -> None:
+    def __init__(
+        self, sink: Sink, bar: tqdm, err: TextIO, report: Report, seen: Seen | None
+    ) -> None:
         self.sink = sink
         self.bar = bar
         self.err = err
         self.report = report
+        self.seen = seen
 
     def reject(self, record: Record, title: str, detail: str) -> None:
         """Count a rejection; print it while fewer than SHOWN_ERRORS have been printed."""
         self.report.rejected += record.rows
+        if self.seen is not None:
+            self.seen.reject(record)
         if len(self.report.shown) >= SHOWN_ERRORS:
             self.report.unshown += record.rows
         else:
@@ -124,11 +130,13 @@ def run_import(
     label: str = "importing",
     err: TextIO | None = None,
     report: Report | None = None,
+    seen: Seen | None = None,
 ) -> Report:
     """Stream source into sink in chunks; one bad record never stops the others.
 
     ImportFailed from the source or the sink propagates (the caller reports it); `report`,
-    when given, holds what was stored until then (Report.so_far).
+    when given, holds what was stored until then (Report.so_far); `seen` collects what the
+    file named, for a prune.
     """
     err = err or sys.stderr
     start = time.perf_counter()
@@ -140,9 +148,11 @@ def run_import(
         disable=not progress,
         dynamic_ncols=True,
     ) as bar:
-        run = _Run(sink, bar, err, Report() if report is None else report)
+        run = _Run(sink, bar, err, Report() if report is None else report, seen)
         chunk: list[Record] = []
         for record in source:
+            if seen is not None:
+                seen.note(record)
             if record.error is not None:
                 run.reject(record, record.error.title, record.error.detail)
                 bar.update(record.rows)

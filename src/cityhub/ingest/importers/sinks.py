@@ -22,11 +22,19 @@ import httpx
 import orjson
 
 from cityhub.ingest.headers import hub_url, tenant_headers
+from cityhub.ingest.importers.prune import Links
 from cityhub.ingest.importers.records import Entity, ImportFailed
 from cityhub.ingest.importers.refresh import History, Planner, Span, Step, given, rounds
 from cityhub.ngsild.context import ContextCache, TermMap
-from cityhub.ngsild.entity import ENTITY_KEYS, expand_attribute, expand_entity, expand_name
+from cityhub.ngsild.entity import (
+    ENTITY_KEYS,
+    expand_attribute,
+    expand_entity,
+    expand_name,
+    expand_types,
+)
 from cityhub.ngsild.errors import NgsiLdError
+from cityhub.ngsild.query.ast import TypeName, TypeOr
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.ngsild.timeutil import format_ts, next_instant, parse_ts
@@ -39,6 +47,8 @@ QUERY_PATH = "/ngsi-ld/v1/entityOperations/query"
 TEMPORAL_QUERY_PATH = "/ngsi-ld/v1/temporal/entityOperations/query"
 TEMPORAL_PATH = "/ngsi-ld/v1/temporal/entities"
 READ_SLICE = 1000  # ids per read of the stored entities (the hub's largest page)
+DELETE_PATH = "/ngsi-ld/v1/entityOperations/delete"
+ENTITIES_PATH = "/ngsi-ld/v1/entities"
 LATE_SLICE = 5000  # instances per history-only write (a temporal write takes 10,000)
 LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 
@@ -58,6 +68,18 @@ class Sink(Protocol):
 
     def send(self, entities: list[Entity]) -> ChunkResult:
         """Write what one chunk changes (an attribute given as None is deleted)."""
+        ...
+
+    def listing(self, etype: str, links: tuple[str, ...]) -> Iterator[tuple[str, Links]]:
+        """(id, the objects of these relationships) of every stored entity of a type."""
+        ...
+
+    def count(self, etype: str, pattern: str | None) -> int:
+        """How many stored entities have this type (and an id matching the pattern)."""
+        ...
+
+    def delete(self, ids: list[str]) -> Rejects:
+        """Delete these entities (a prune): the refusals."""
         ...
 
     def close(self) -> None:
@@ -300,6 +322,34 @@ class DbSink(_Writer):
             rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
         return rejects
 
+    def _types(self, etype: str) -> TypeOr:
+        return TypeOr(tuple(TypeName(t) for t in expand_types(etype, self.tm)))
+
+    def count(self, etype: str, pattern: str | None) -> int:
+        query = EntityQuery(types=self._types(etype), id_pattern=pattern, limit=0, count=True)
+        return self.store.query(self.tenant, query)[1] or 0
+
+    def listing(self, etype: str, links: tuple[str, ...]) -> Iterator[tuple[str, Links]]:
+        names = {expand_name(name, self.tm): name for name in links}
+        types = self._types(etype)
+        offset = 0
+        while True:
+            query = EntityQuery(types=types, limit=READ_SLICE, offset=offset)
+            docs, _ = self.store.query(self.tenant, query)
+            for doc in docs:
+                yield doc["id"], _objects(doc["attrs"], names)
+            if len(docs) < READ_SLICE:
+                return
+            offset += READ_SLICE
+
+    def delete(self, ids: list[str]) -> Rejects:
+        rejects: Rejects = []
+        for start in range(0, len(ids), DB_SLICE):
+            _between(start)
+            out = self.service.batch_delete(self.tenant, ids[start : start + DB_SLICE])
+            rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
+        return rejects
+
     def close(self) -> None:
         """Checkpoint and close the database."""
         self.store.close()
@@ -490,9 +540,74 @@ class HttpSink(_Writer):
             out.append((k, str(problem.get("title", "")), str(problem.get("detail", ""))))
         return out
 
+    def _get(self, etype: str, params: dict[str, str]) -> httpx.Response | None:
+        """GET /entities of a type (local only); None when the hub has no such tenant."""
+        try:
+            resp = self.client.get(
+                self.base + ENTITIES_PATH, params={"type": etype, "local": "true", **params}
+            )
+        except httpx.HTTPError as exc:
+            raise ImportFailed(f"cannot reach the hub at {self.base}: {exc}") from exc
+        if resp.status_code == 404:  # a tenant the hub does not have: nothing stored
+            return None
+        if resp.status_code != 200:
+            raise ImportFailed(
+                f"the hub refused to list the stored {etype} entities: HTTP "
+                f"{resp.status_code} {_problem(resp)}"
+            )
+        return resp
+
+    def count(self, etype: str, pattern: str | None) -> int:
+        """NGSILD-Results-Count of an empty page."""
+        params = {"count": "true", "limit": "0", **({"idPattern": pattern} if pattern else {})}
+        resp = self._get(etype, params)
+        return 0 if resp is None else int(resp.headers.get("NGSILD-Results-Count", "0"))
+
+    def listing(self, etype: str, links: tuple[str, ...]) -> Iterator[tuple[str, Links]]:
+        """GET /entities?type=...&pick=id,<links>, a page of READ_SLICE at a time."""
+        names = {expand_name(name, self.tm): name for name in links}
+        offset = 0
+        while True:
+            page = {"pick": ",".join(("id", *links)), "limit": str(READ_SLICE)}
+            resp = self._get(etype, {**page, "offset": str(offset)})
+            if resp is None:
+                return
+            entities = [e for e in _json(resp) if isinstance(e, dict)]
+            for entity in entities:
+                attrs = {
+                    expand_name(k, self.tm): v if isinstance(v, list) else [v]
+                    for k, v in entity.items()
+                    if k not in ENTITY_KEYS
+                }
+                yield str(entity.get("id")), _objects(attrs, names)
+            if len(entities) < READ_SLICE:
+                return
+            offset += READ_SLICE
+
+    def delete(self, ids: list[str]) -> Rejects:
+        rejects: Rejects = []
+        for start in range(0, len(ids), READ_SLICE):
+            part = ids[start : start + READ_SLICE]
+            resp = self._post(DELETE_PATH, part)
+            if resp.status_code != 204:
+                found = self._rejects(resp, [{"id": eid} for eid in part], "deletions")
+                rejects += [(start + k, t, d) for k, t, d in found]
+        return rejects
+
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
+
+
+def _objects(attrs: dict[str, Any], names: dict[str, str]) -> Links:
+    """The ids each named relationship points at (its instances' objects)."""
+    out: Links = {}
+    for iri, name in names.items():
+        for inst in attrs.get(iri, []):
+            target = inst.get("object") if isinstance(inst, dict) else None
+            if isinstance(target, str):
+                out.setdefault(name, []).append(target)
+    return out
 
 
 def _utc(seconds: float) -> datetime:
