@@ -203,7 +203,14 @@ def run(args: argparse.Namespace) -> int:
         tm = term_map(args.context, settings)
         sink: Sink
         if args.url:
-            sink = HttpSink(args.url, args.tenant, tm, args.context, replace=args.replace)
+            sink = HttpSink(
+                args.url,
+                args.tenant,
+                tm,
+                args.context,
+                replace=args.replace,
+                max_body=settings.max_body,
+            )
         else:
             sink = DbSink(settings.db, args.tenant, tm, replace=args.replace)
         try:
@@ -222,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportFailed as exc:
         print(f"cityhub import: {masked(str(exc))}", file=sys.stderr)
         if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)
-            print(f"cityhub import: {report.so_far()}", file=sys.stderr)
+            print(f"cityhub import: {report.so_far(exc.again)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cityhub import: interrupted; {report.so_far()}", file=sys.stderr)

@@ -29,6 +29,11 @@ ENTITIES_PATH = "/ngsi-ld/v1/entities"
 TEMPORAL_QUERY_PATH = "/ngsi-ld/v1/temporal/entityOperations/query"
 TEMPORAL_PATH = "/ngsi-ld/v1/temporal/entities"
 LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+# Bytes per batch body at most, below CITYHUB_MAX_BODY as the importer's settings have it (a
+# hub configured otherwise answers 413, which halves it): both ends hold a body parsed whole,
+# and the hub writes it in slices of 1 MiB anyway (api/commit.py).
+BODY_CAP = 8 * 1024 * 1024
+MIN_BODY = 1024  # the least CITYHUB_MAX_BODY may be
 
 
 def _locate(ids: Sequence[str], rejected: Sequence[str]) -> list[int]:
@@ -64,7 +69,9 @@ class HttpSink(Writer):
         context: str | None,
         timeout: float = 120.0,
         replace: bool = False,
+        max_body: int = BODY_CAP,
     ) -> None:
+        self.budget = min(max_body, BODY_CAP)  # bytes per batch body; a 413 halves it
         try:
             self.base = hub_url(url).removesuffix("/ngsi-ld/v1")
         except ValueError as exc:
@@ -101,8 +108,12 @@ class HttpSink(Writer):
 
     def _post(self, path: str, entities: Any, params: dict[str, str] | None = None) -> Any:
         """POST JSON to the hub; ImportFailed when it cannot be reached."""
+        return self._send(path, orjson.dumps(entities), params)
+
+    def _send(self, path: str, body: bytes, params: dict[str, str] | None) -> httpx.Response:
+        """POST a JSON body to the hub; ImportFailed when it cannot be reached."""
         try:
-            return self.client.post(self.base + path, params=params, content=orjson.dumps(entities))
+            return self.client.post(self.base + path, params=params, content=body)
         except httpx.HTTPError as exc:
             raise ImportFailed(f"cannot reach the hub at {self.base + path}: {exc}") from exc
 
@@ -115,10 +126,7 @@ class HttpSink(Writer):
         if resp.status_code == 404:  # a tenant the hub does not have yet: nothing stored
             return {}
         if resp.status_code != 200:
-            raise ImportFailed(
-                f"the hub refused to read the stored entities: HTTP {resp.status_code} "
-                f"{_problem(resp)}"
-            )
+            raise _refused("to read the stored entities", resp)
         out: dict[str, Doc] = {}
         for entity in _json(resp):
             try:
@@ -146,10 +154,7 @@ class HttpSink(Writer):
                 }
                 resp = self._post(TEMPORAL_QUERY_PATH, body, {"limit": str(len(span.ids))})
                 if resp.status_code not in (200, 206):
-                    raise ImportFailed(
-                        f"the hub refused to read the stored history: HTTP {resp.status_code} "
-                        f"{_problem(resp)}"
-                    )
+                    raise _refused("to read the stored history", resp)
                 last = self._read_history(_json(resp), out)
                 if resp.status_code == 200 or last is None or last < start:
                     break
@@ -181,12 +186,38 @@ class HttpSink(Writer):
         return last
 
     def _upsert(self, entities: list[Entity]) -> tuple[list[str], Rejects]:
-        resp = self._post(UPSERT_PATH, entities, {"options": "update"})
-        if resp.status_code == 201:
-            return [str(eid) for eid in _json(resp)], []
-        if resp.status_code == 204:
-            return [], []
-        return [], self._rejects(resp, entities, "batch")  # a 207 does not say which are new
+        return self._batch(UPSERT_PATH, entities, {"options": "update"}, "batch")
+
+    def _batch(
+        self, path: str, entities: list[Entity], params: dict[str, str] | None, what: str
+    ) -> tuple[list[str], Rejects]:
+        """POST a batch operation in bodies of at most `budget` bytes: the ids created (a 207
+        does not say which are new), and the rejections. A 413 halves the budget and sends
+        the body again in smaller ones; an entity the hub refuses on its own as too large is
+        rejected, and the others go on."""
+        blobs = [orjson.dumps(e) for e in entities]
+        created: list[str] = []
+        rejects: Rejects = []
+        start = 0
+        while start < len(blobs):
+            end, size = start + 1, len(blobs[start]) + 2
+            while end < len(blobs) and size + len(blobs[end]) + 1 <= self.budget:
+                size += len(blobs[end]) + 1
+                end += 1
+            body = b"[" + b",".join(blobs[start:end]) + b"]"
+            resp = self._send(path, body, params)
+            if resp.status_code == 413 and end - start > 1:
+                self.budget = max(MIN_BODY, len(body) // 2)
+                continue
+            if resp.status_code == 413:
+                rejects.append((start, "Request body too large", _too_large(len(body), resp)))
+            elif resp.status_code == 201:
+                created += [str(eid) for eid in _json(resp)]
+            elif resp.status_code != 204:
+                found = self._rejects(resp, entities[start:end], what)
+                rejects += [(start + k, t, d) for k, t, d in found]
+            start = end
+        return created, rejects
 
     def _append(self, eid: str, body: Entity) -> tuple[str, str] | None:
         """POST temporal/entities/{id}/attrs; a refusal of this entity rejects its rows."""
@@ -197,21 +228,16 @@ class HttpSink(Writer):
             problem = _json(resp) if resp.content else {}
             if isinstance(problem, dict):
                 return str(problem.get("title", "")), str(problem.get("detail", ""))
-        raise ImportFailed(
-            f"the hub refused the history of {eid}: HTTP {resp.status_code} {_problem(resp)}"
-        )
+        raise _refused(f"the history of {eid}", resp)
 
     def _merge(self, entities: list[Entity]) -> Rejects:
-        resp = self._post(MERGE_PATH, entities)
-        return [] if resp.status_code == 204 else self._rejects(resp, entities, "deletions")
+        return self._batch(MERGE_PATH, entities, None, "deletions")[1]
 
     @staticmethod
     def _rejects(resp: httpx.Response, entities: list[Entity], what: str) -> Rejects:
         """The items a 207 rejected; any other answer stops the import."""
         if resp.status_code != 207:
-            raise ImportFailed(
-                f"the hub refused the {what}: HTTP {resp.status_code} {_problem(resp)}"
-            )
+            raise _refused(f"the {what}", resp)
         report = _json(resp)
         rejected = [e for e in report.get("errors", []) if isinstance(e, dict)]
         ids = [str(e.get("id", "")) for e in entities]
@@ -233,10 +259,7 @@ class HttpSink(Writer):
         if resp.status_code == 404:  # a tenant the hub does not have: nothing stored
             return None
         if resp.status_code != 200:
-            raise ImportFailed(
-                f"the hub refused to list the stored {etype} entities: HTTP "
-                f"{resp.status_code} {_problem(resp)}"
-            )
+            raise _refused(f"to list the stored {etype} entities", resp)
         return resp
 
     def count(self, etype: str, pattern: str | None) -> int:
@@ -283,6 +306,26 @@ class HttpSink(Writer):
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _refused(what: str, resp: httpx.Response) -> ImportFailed:
+    """The hub refused a request: the same import run again gets past a hub that was busy or
+    failing (5xx), not one that refuses what the file sends (4xx)."""
+    advice = ""
+    if resp.status_code == 413:
+        advice = " (over the hub's CITYHUB_MAX_BODY: a smaller --chunk-size sends less at once)"
+    return ImportFailed(
+        f"the hub refused {what}: HTTP {resp.status_code} {_problem(resp)}{advice}",
+        again=resp.status_code >= 500,
+    )
+
+
+def _too_large(size: int, resp: httpx.Response) -> str:
+    """Why one entity was rejected for its size alone."""
+    return (
+        f"the entity's JSON has {size - 2:,} bytes, more than the hub takes in one request "
+        f"({_problem(resp)}); the hub's CITYHUB_MAX_BODY would have to be raised"
+    )
 
 
 def _json(resp: httpx.Response) -> Any:

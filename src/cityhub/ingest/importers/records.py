@@ -16,7 +16,13 @@ ROW_TIME = "@observedAt"
 
 
 class ImportFailed(Exception):
-    """The import cannot start or go on (bad file, unreachable hub): exit 2, one line."""
+    """The import cannot start or go on (bad file, unreachable hub): exit 2, one line.
+    `again`: whether the same import run again can get past it (a hub lost or busy, not one
+    that refuses what the file sends)."""
+
+    def __init__(self, message: str, *, again: bool = True) -> None:
+        super().__init__(message)
+        self.again = again
 
 
 @dataclass(slots=True)

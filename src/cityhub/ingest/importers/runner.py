@@ -64,14 +64,21 @@ class Report:
         per_type = ", ".join(f"{t} {n:,}" for t, n in sorted(self.types.items()))
         return f"{head}\n  written per type: {per_type}"  # rows: a repeated id counts each time
 
-    def so_far(self) -> str:
-        """What an import that stopped midway had stored: nothing is undone."""
+    def so_far(self, again: bool = True) -> str:
+        """What an import that stopped midway had stored: nothing is undone. `again`: whether
+        the same import run again can finish (ImportFailed.again), which is said only then."""
         if not self.chunks:
             return "nothing was sent"
+        then = (
+            "the same import run again finishes it"
+            if again
+            else "the same import run again stops the same way: change what the line above "
+            "names first"
+        )
         return (
             f"{self.stored:,} entities were stored before it stopped ({self.created:,} created, "
             f"{self.updated:,} updated; {self.unchanged:,} were already stored); they stay "
-            "stored, as may the chunk that was in flight: the same import run again finishes it"
+            f"stored, as may the chunk that was in flight: {then}"
         )
 
 
