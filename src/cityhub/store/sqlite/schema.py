@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, outbox, typestats
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -235,6 +235,9 @@ DROP TABLE temp.lang_pks;
     # and made again under its id is not sent the items of the one before (the column is
     # added by BEFORE_MIGRATION[14]).
     14: "",
+    # 15 -> 16: outbox_rows counts the outbox's rows for /health, kept by every write to it,
+    # counted here once.
+    15: outbox.COUNT_MIGRATION,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
