@@ -421,7 +421,8 @@ def run_restore(db: str | None, source: str, *, progress: bool = True) -> int:
     except StoreError as exc:
         print(f"cityhub: {exc}", file=sys.stderr)
         return 2
-    print(f"cityhub: restored {done.path} from {source} ({done.entities:,} entities)")
+    where = f"{done.path}" if done.path == target else f"{done.path} (where {target} leads)"
+    print(f"cityhub: restored {where} from {source} ({done.entities:,} entities)")
     if done.kept is not None:
         print(f"cityhub: the database it replaced is kept as {done.kept}; delete it when done")
     return 0
