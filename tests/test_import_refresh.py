@@ -363,8 +363,8 @@ def test_an_entity_stored_under_another_type_is_compared_too(
 
 def small_feed(folder: Path, stop_code: str) -> str:
     """Two agencies, two stops, one route, trip and service; no wheelchair, bikes, shape or
-    parent station column anywhere, and stop_code as given (blank or not). The folder's name
-    is each agency's source."""
+    parent station column anywhere, and stop_code as given (blank or not). Each agency's
+    source is its agency_url, whatever the folder's name."""
     folder.mkdir(parents=True)
     tables = {
         "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\n"

@@ -120,6 +120,13 @@ def add_parser(subparsers: Any) -> None:
         "gtfs", help="a GTFS feed as Smart Data Models GtfsAgency, GtfsStop, ... entities"
     )
     gtfs_p.add_argument("file", type=Path, help="the GTFS zip file, or a folder of .txt files")
+    gtfs_p.add_argument(
+        "--source",
+        default=None,
+        metavar="URL",
+        help="where the feed comes from, each GtfsAgency's source (default: feed_info.txt's "
+        "feed_publisher_url, else the agency's agency_url)",
+    )
     _common(gtfs_p)
 
 
@@ -169,7 +176,7 @@ def _source(args: argparse.Namespace) -> Source:
         return geojson
     from cityhub.ingest.importers.gtfs import GtfsSource
 
-    feed = GtfsSource(args.file)
+    feed = GtfsSource(args.file, args.source)
     if feed.skipped:
         print(f"cityhub import: not imported: {', '.join(feed.skipped)}", file=sys.stderr)
     return feed
