@@ -538,3 +538,21 @@ def test_a_time_series_longer_than_a_temporal_page_is_read_whole(tmp_path: Path)
         assert main(argv) == 0
     target = Target([], tmp_path / "hub.db", None, "")
     assert len(series(target, "urn:ngsi-ld:Reading:s1")) == 24
+
+
+def test_history_reads_group_entities_of_about_the_same_time() -> None:
+    """One read per group of entities whose rows fall in about the same span, not one per
+    entity, nor one span from the first entity's rows to the last's (years of history)."""
+    from cityhub.ingest.importers.refresh import SPAN_FLOOR, _windows
+
+    day = SPAN_FLOOR
+    wanted = {
+        "a": (0.0, day / 2, {"x"}),
+        "b": (day / 4, day, {"y"}),
+        "c": (400 * day, 401 * day, {"x"}),
+    }
+    spans = _windows(wanted)
+    assert [(s.ids, s.attrs, s.start, s.end) for s in spans] == [
+        (("a", "b"), ("x", "y"), 0.0, day),
+        (("c",), ("x",), 400 * day, 401 * day),
+    ]
