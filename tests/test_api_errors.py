@@ -140,6 +140,8 @@ async def test_health(client: httpx.AsyncClient, db_path: Path) -> None:
         "droppedOutboxFull": 0,
         "renderFailed": 0,
         "cooldownSkipped": 0,
+        "outboxRows": 0,
+        "oldestPendingSeconds": None,
     }
 
 

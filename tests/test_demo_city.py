@@ -723,3 +723,29 @@ async def test_the_printed_temporal_examples_show_distinct_readings(
     finally:
         await app.state.notifier.close()
         app.state.store.close()
+
+
+def test_demo_keep_on_a_served_database_prints_nothing_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep printed 41 lines of examples for its port, Health included, then found another
+    hub serving the database (probe 4, finding 8): it is claimed before anything is printed."""
+    import fcntl
+    import os
+
+    from cityhub.cli import main
+    from cityhub.demo.run import prepare_demo
+    from cityhub.settings import Settings
+
+    db = tmp_path / "demo.db"
+    assert prepare_demo(Settings(db=str(db)))
+    capsys.readouterr()
+    served = os.open(db, os.O_RDONLY)  # as `cityhub serve` holds it
+    try:
+        fcntl.flock(served, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["demo", "--db", str(db), "--port", str(free_port()), "--keep"]) == 2
+    finally:
+        os.close(served)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"another cityhub serve is using {db}" in err

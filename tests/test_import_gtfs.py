@@ -490,3 +490,40 @@ def test_a_date_that_is_no_calendar_day_rejects_its_row(
     err = capsys.readouterr().err
     assert "end_date '20241331' is not a calendar date" in err
     assert "start_date '20230229' is not a calendar date" in err
+
+
+def _source(db: Path) -> Any:
+    store = SqliteStore(db)
+    try:
+        agency = store.get("", "urn:ngsi-ld:GtfsAgency:DTA")
+    finally:
+        store.close()
+    assert agency is not None
+    return agency["attrs"][CORE.expand("source")][0]["value"]
+
+
+def test_an_agencys_source_is_where_the_feed_comes_from_not_its_file_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same feed downloaded under a new name each night rewrote every agency's source
+    (probe 4, finding 7): it is feed_info.txt's publisher, else the agency's own URL, or
+    --source."""
+    db = tmp_path / "feed.db"
+    monday = tmp_path / "gtfs-2026-12-07.zip"
+    monday.write_bytes(feed_path("sample_gtfs.zip").read_bytes())
+    assert run("import", "gtfs", str(monday), "--db", str(db), "--no-progress") == 0
+    assert _source(db) == "http://google.com"  # agency_url: feed_info.txt names no publisher
+    tuesday = tmp_path / "gtfs-2026-12-08.zip"
+    tuesday.write_bytes(monday.read_bytes())
+    capsys.readouterr()
+    assert run("import", "gtfs", str(tuesday), "--db", str(db), "--no-progress") == 0
+    assert "0 created, 0 updated, 59 unchanged" in summary_line(capsys.readouterr().out)
+    info = b"feed_publisher_name,feed_publisher_url,feed_lang\nDTA,https://transit.example/,en\n"
+    published = _patched_feed(tmp_path, {"feed_info.txt": info})
+    assert run("import", "gtfs", str(published), "--db", str(db), "--no-progress") == 0
+    assert _source(db) == "https://transit.example/"
+    given = ["--source", "https://data.example/gtfs.zip"]
+    assert run("import", "gtfs", str(published), *given, "--db", str(db), "--no-progress") == 0
+    assert _source(db) == "https://data.example/gtfs.zip"
+    err = capsys.readouterr().err
+    assert "not imported:" in err and "feed_info.txt" not in err  # it is read, for the source

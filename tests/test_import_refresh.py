@@ -363,8 +363,8 @@ def test_an_entity_stored_under_another_type_is_compared_too(
 
 def small_feed(folder: Path, stop_code: str) -> str:
     """Two agencies, two stops, one route, trip and service; no wheelchair, bikes, shape or
-    parent station column anywhere, and stop_code as given (blank or not). The folder's name
-    is each agency's source."""
+    parent station column anywhere, and stop_code as given (blank or not). Each agency's
+    source is its agency_url, whatever the folder's name."""
     folder.mkdir(parents=True)
     tables = {
         "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\n"
@@ -413,3 +413,146 @@ def test_a_gtfs_reimport_keeps_attributes_the_feed_has_no_column_for(
     for eid, attrs in theirs.items():
         assert set(attrs) <= set(target.current(eid)), eid
     assert "code" not in target.current("urn:ngsi-ld:GtfsStop:S1")  # its cell was emptied
+
+
+SERIES = ["--type", "Reading", "--id-column", "sensor", "--delimiter", "tab"]
+SERIES += ["--observed-at", "time"]
+
+
+def readings(tmp_path: Path, rows: list[tuple[str, int, str]], name: str = "r.tsv") -> str:
+    """A time series as the README's readings.tsv: (sensor, hour of 2026-12-01, no2)."""
+    lines = ["sensor\ttime\tno2"]
+    lines += [f"{s}\t2026-12-01T{h:02d}:00:00Z\t{v}" for s, h, v in rows]
+    return csv(tmp_path, "\n".join(lines) + "\n", name)
+
+
+def series(target: Target, eid: str) -> list[tuple[str, Any]]:
+    """(observedAt, value) of every no2 instance of an entity, deletions as (deletedAt, None)."""
+    with sqlite3.connect(target.db) as conn:
+        rows = conn.execute(
+            "SELECT h.inst FROM history h JOIN tentities t ON t.tpk = h.tpk "
+            "WHERE t.tenant = ? AND t.id = ? ORDER BY h.hid",
+            (target.tenant, eid),
+        ).fetchall()
+    out = []
+    for (inst,) in rows:
+        doc = json.loads(inst)
+        if "deletedAt" in doc:
+            out.append(("deleted", None))
+        else:
+            out.append((doc["observedAt"], doc["value"]))
+    return out
+
+
+def test_reimporting_a_time_series_writes_no_instance(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An id on several rows, each at its observedAt: every row but the last differs from the
+    entity's latest state, and is found in its history instead (probe 4, finding 1)."""
+    rows = [(s, h, f"{h}{s[1]}") for h in (10, 11, 12) for s in ("s1", "s2")]
+    path = readings(tmp_path, rows)
+    assert target.run("csv", path, *SERIES) == 0
+    assert "2 created, 4 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    first = series(target, "urn:ngsi-ld:Reading:s1")
+    assert first == [(f"2026-12-01T{h}:00:00Z", int(f"{h}1")) for h in (10, 11, 12)]
+    # each sensor's rows in one chunk, then one row per chunk (read per chunk)
+    for chunk in ("1000", "1", "3"):
+        assert target.run("csv", path, *SERIES, "--chunk-size", chunk) == 0
+        assert "0 created, 0 updated, 6 unchanged, 0 rejected" in summary(capsys)
+    assert series(target, "urn:ngsi-ld:Reading:s1") == first
+    assert target.current("urn:ngsi-ld:Reading:s1")["no2"] == 121
+    # a new reading is written, and only it
+    more = readings(tmp_path, [*rows, ("s1", 13, "131")], "more.tsv")
+    assert target.run("csv", more, *SERIES) == 0
+    assert "0 created, 1 updated, 6 unchanged, 0 rejected" in summary(capsys)
+    assert series(target, "urn:ngsi-ld:Reading:s1") == [*first, ("2026-12-01T13:00:00Z", 131)]
+
+
+def test_a_corrected_past_reading_goes_to_the_history_only(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reading changed at a time before the entity's own is added to its history (the
+    temporal API), so the entity keeps its latest reading; imported again, nothing is written."""
+    eid = "urn:ngsi-ld:Reading:s1"
+    path = readings(tmp_path, [("s1", h, str(h)) for h in (10, 11, 12)])
+    assert target.run("csv", path, *SERIES) == 0
+    fixed = readings(tmp_path, [("s1", 10, "10"), ("s1", 11, "99"), ("s1", 12, "12")], "f.tsv")
+    assert target.run("csv", fixed, *SERIES) == 0
+    assert "0 created, 1 updated, 2 unchanged, 0 rejected" in summary(capsys)
+    assert target.current(eid)["no2"] == 12
+    written = series(target, eid)
+    assert written[3:] == [("2026-12-01T11:00:00Z", 99)]
+    assert target.run("csv", fixed, *SERIES) == 0
+    assert "0 created, 0 updated, 3 unchanged, 0 rejected" in summary(capsys)
+    assert series(target, eid) == written
+
+
+def test_a_series_newest_first_keeps_the_newest_reading(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows in any time order: the entity holds its latest reading, the others are history."""
+    eid = "urn:ngsi-ld:Reading:s1"
+    path = readings(tmp_path, [("s1", h, str(h)) for h in (12, 11, 10)])
+    assert target.run("csv", path, *SERIES) == 0
+    assert "1 created, 2 updated, 0 unchanged, 0 rejected" in summary(capsys)
+    assert target.current(eid)["no2"] == 12
+    times = sorted(t for t, _ in series(target, eid))
+    assert times == [f"2026-12-01T{h}:00:00Z" for h in (10, 11, 12)]
+    assert target.run("csv", path, *SERIES) == 0
+    assert "0 created, 0 updated, 3 unchanged, 0 rejected" in summary(capsys)
+    assert len(series(target, eid)) == 3
+
+
+def test_an_empty_reading_deletes_nothing_observed_later(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row whose cell is empty deletes the value as it stood then; imported again, it does
+    not delete the later reading the file goes on to give."""
+    rows = [("s1", 10, "10"), ("s1", 11, ""), ("s1", 12, "12"), ("s2", 10, "7"), ("s2", 11, "")]
+    path = readings(tmp_path, rows)
+    assert target.run("csv", path, *SERIES) == 0
+    first = series(target, "urn:ngsi-ld:Reading:s1")
+    assert first == [
+        ("2026-12-01T10:00:00Z", 10),
+        ("deleted", None),
+        ("2026-12-01T12:00:00Z", 12),
+    ]
+    assert "no2" not in target.current("urn:ngsi-ld:Reading:s2")  # its last row emptied it
+    capsys.readouterr()
+    for chunk in ("1000", "1"):
+        assert target.run("csv", path, *SERIES, "--chunk-size", chunk) == 0
+        assert "0 created, 0 updated, 5 unchanged, 0 rejected" in summary(capsys)
+    assert series(target, "urn:ngsi-ld:Reading:s1") == first
+    assert target.current("urn:ngsi-ld:Reading:s1")["no2"] == 12
+
+
+@pytest.mark.server
+def test_a_time_series_longer_than_a_temporal_page_is_read_whole(tmp_path: Path) -> None:
+    """--url reads the history through pages of CITYHUB_TEMPORAL_LIMIT instances (206)."""
+    rows = [("s1", h, str(h)) for h in range(24)]
+    path = readings(tmp_path, rows)
+    env = {"CITYHUB_TEMPORAL_LIMIT": "5"}
+    with serving(tmp_path / "hub.db", free_port(), env) as url:
+        argv = ["import", "csv", path, *SERIES, "--url", url, "--no-progress"]
+        assert main(argv) == 0
+        assert main(argv) == 0
+    target = Target([], tmp_path / "hub.db", None, "")
+    assert len(series(target, "urn:ngsi-ld:Reading:s1")) == 24
+
+
+def test_history_reads_group_entities_of_about_the_same_time() -> None:
+    """One read per group of entities whose rows fall in about the same span, not one per
+    entity, nor one span from the first entity's rows to the last's (years of history)."""
+    from cityhub.ingest.importers.refresh import SPAN_FLOOR, _windows
+
+    day = SPAN_FLOOR
+    wanted = {
+        "a": (0.0, day / 2, {"x"}),
+        "b": (day / 4, day, {"y"}),
+        "c": (400 * day, 401 * day, {"x"}),
+    }
+    spans = _windows(wanted)
+    assert [(s.ids, s.attrs, s.start, s.end) for s in spans] == [
+        (("a", "b"), ("x", "y"), 0.0, day),
+        (("c",), ("x",), 400 * day, 401 * day),
+    ]

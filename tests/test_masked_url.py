@@ -3,13 +3,17 @@ to the journal, which more people read than the settings."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 
 from cityhub.cli import main
 from cityhub.ingest.agent.mqtt import parse_broker
-from cityhub.masked_url import masked
+from cityhub.masked_url import masked, masked_url, masked_urls
+from cityhub.ngsild.context import ContextCache
+from cityhub.ngsild.errors import NgsiLdError
 from conftest import free_port
 
 
@@ -83,3 +87,31 @@ def test_an_import_to_a_hub_url_it_cannot_use_is_named_without_its_password(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "user:***@" in err and "s3cret" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "http://admin:hunter2@127.0.0.1:18451/notify?token=SECRET123",
+            "http://admin:***@127.0.0.1:18451/notify",
+        ),
+        ("https://hub.example/ctx.jsonld#access_token=abc", "https://hub.example/ctx.jsonld"),
+        ("mqtt://u:p@broker/topic?x=1", "mqtt://u:***@broker/topic"),
+        ("http://receiver.example/notify", "http://receiver.example/notify"),
+    ],
+)
+def test_a_url_in_the_log_has_no_password_query_or_fragment(url: str, shown: str) -> None:
+    """Endpoints and @context URLs carry tokens in the query as often as in the userinfo."""
+    assert masked_url(url) == shown
+    assert masked_urls(f"failed: {url!r} (x)") == f"failed: {shown!r} (x)"
+
+
+def test_a_context_that_cannot_be_fetched_is_logged_without_its_token(
+    closed_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = closed_url.replace("http://", "http://user:hunter2@") + "?token=SECRET123"
+    with caplog.at_level(logging.WARNING, logger="cityhub.context"), pytest.raises(NgsiLdError):
+        asyncio.run(ContextCache(timeout=2).term_map(url, count=False))
+    assert "is not reachable" in caplog.text
+    assert "hunter2" not in caplog.text and "SECRET123" not in caplog.text, caplog.text

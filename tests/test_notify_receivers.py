@@ -19,7 +19,7 @@ from cityhub.api import protocol
 from cityhub.api.app import create_app
 from cityhub.ngsild.context_guard import AddressGuard, parse_networks
 from cityhub.notify.delivery import Dispatcher, Policy
-from cityhub.notify.outcome import RetryLater, retry_after
+from cityhub.notify.outcome import RetryLater, retry_after, why
 from cityhub.notify.senders import HttpSender
 from cityhub.settings import Settings
 from cityhub.store.base import OutboxItem
@@ -227,7 +227,7 @@ async def test_429_says_when_to_try_again(servers: list[Raw], sender: HttpSender
     assert not ok and isinstance(ok, RetryLater) and ok.seconds == 30
     plain = await serve(servers, reply(429))
     ok = await sender.send(plain.url(), b"{}", dict(HEADERS), 5.0)
-    assert ok is False
+    assert not ok and not isinstance(ok, RetryLater)
 
 
 def test_retry_after_reads_seconds_and_dates() -> None:
@@ -431,3 +431,24 @@ async def test_the_hub_sends_with_its_settings_connections_and_networks(tmp_path
     assert http.connections == 7 and http.host_connections == 3
     assert http.guard.allows("10.1.2.3") and not http.guard.allows("127.0.0.1")
     await app.state.notifier.close()
+
+
+# -- a failed attempt says why, for the line that gives a notification up (probe 4, finding 4) --
+
+
+async def test_a_failed_attempt_says_why(servers: list[Raw], sender: HttpSender) -> None:
+    failing = await serve(servers, reply(500))
+    assert why(await sender.send(failing.url(), b"{}", {}, 5.0)) == "HTTP 500"
+    busy = await serve(servers, reply(503, retry_after="5"))
+    assert why(await sender.send(busy.url(), b"{}", {}, 5.0)) == "HTTP 503"
+    gone = await serve(servers, reply(200))
+    assert gone.server is not None
+    gone.server.close()
+    await gone.server.wait_closed()
+    assert why(await sender.send(gone.url(), b"{}", {}, 5.0)) == "connection refused"
+
+    async def silent(request: Request, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    slow = await serve(servers, silent)
+    assert why(await sender.send(slow.url(), b"{}", {}, 0.3)) == "no answer within 0.3 s"

@@ -283,3 +283,23 @@ s.restore(Path(sys.argv[1]), Path(sys.argv[2]))
     assert main(["restore", str(copy), "--db", str(db)]) == 0, "a later restore goes through"
     assert _ids(db) == _meters(range(5))
     assert not part.exists()
+
+
+def test_a_database_reached_through_a_link_is_restored_where_the_link_leads(
+    backed_up: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/var/lib/cityhub/cityhub.db -> /data/cityhub.db: the link stays a link, and the restored
+    database, the file it replaced and the copy's working name are all on the data volume."""
+    db, copy = backed_up
+    (tmp_path / "etc").mkdir()
+    link = tmp_path / "etc" / "cityhub.db"
+    link.symlink_to(db)
+    assert main(["restore", str(copy), "--db", str(link), "--no-progress"]) == 0
+    assert link.is_symlink() and link.resolve() == db.resolve()
+    assert _ids(link) == _meters(range(5))
+    assert list((tmp_path / "etc").iterdir()) == [link]  # nothing beside the link
+    (kept,) = tmp_path.glob("hub.db.before-restore-*")
+    assert not kept.is_symlink() and _ids(kept) == _meters(range(10))
+    out = capsys.readouterr().out
+    assert f"restored {db.resolve()} (where {link} leads)" in out
+    assert f"kept as {kept}" in out

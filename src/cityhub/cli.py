@@ -109,7 +109,7 @@ def _command(argv: Sequence[str] | None) -> int:
         if busy:
             print(busy, file=sys.stderr)
             return 2
-        if not prepare_demo(settings, keep=args.keep):
+        if not prepare_demo(settings, keep=args.keep, claim=_claim):
             return 2
     return serve(settings)
 
@@ -421,7 +421,8 @@ def run_restore(db: str | None, source: str, *, progress: bool = True) -> int:
     except StoreError as exc:
         print(f"cityhub: {exc}", file=sys.stderr)
         return 2
-    print(f"cityhub: restored {done.path} from {source} ({done.entities:,} entities)")
+    where = f"{done.path}" if done.path == target else f"{done.path} (where {target} leads)"
+    print(f"cityhub: restored {where} from {source} ({done.entities:,} entities)")
     if done.kept is not None:
         print(f"cityhub: the database it replaced is kept as {done.kept}; delete it when done")
     return 0
@@ -458,7 +459,9 @@ def tune_runtime() -> None:
     sys.setswitchinterval(0.001)
 
 
-_CLAIMS: list[int] = []  # the open database files this process serves, each locked
+# the database files this process serves: real path -> its open file, locked (demo claims
+# its database before printing its examples, and serve then finds it held already)
+_CLAIMS: dict[str, int] = {}
 
 
 def _claim(db: str) -> str:
@@ -469,6 +472,9 @@ def _claim(db: str) -> str:
     import fcntl
     import os
 
+    real = os.path.realpath(db)
+    if real in _CLAIMS:
+        return ""
     try:
         fd = os.open(db, os.O_RDONLY)
     except OSError as exc:
@@ -481,7 +487,7 @@ def _claim(db: str) -> str:
             f"cityhub: another cityhub serve is using {db}; stop it first, or serve a "
             "backup of it (`cityhub backup`) on another --db"
         )
-    _CLAIMS.append(fd)
+    _CLAIMS[real] = fd
     return ""
 
 

@@ -223,6 +223,13 @@ class Settings(BaseSettings):
         "memory (0: no bound; else at least 1000); past it its oldest rows only on disk are "
         "given up unsent (/health droppedOutboxFull), so a dead receiver cannot fill the disk.",
     )
+    notify_backlog_degraded: int = Field(
+        1_000_000,
+        ge=0,
+        le=1_000_000_000_000,
+        description="/health says degraded while the outbox holds more undelivered "
+        "notifications than this (notifications.outboxRows; 0: never).",
+    )
     notify_connections: int = Field(
         256,
         ge=1,

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from cityhub import __version__
 from cityhub.api.http import plain_json
 from cityhub.ngsild.timeutil import format_ts
+from cityhub.store.base import StoreError
 
 # /health says "degraded" this long after a write refused for a full disk, unless a write
 # commits first: long enough for a monitor polling every half minute to see it
@@ -35,6 +36,11 @@ LOW_SPACE = (
     "only {:.1f} MiB are free on the database's disk (less than {} MiB): writes will soon be "
     "refused; free space on it"
 )
+BACKLOG = (
+    "{:,} notifications wait in the outbox (more than CITYHUB_NOTIFY_BACKLOG_DEGRADED, {:,}), "
+    "the oldest since {}: a receiver down or refusing, or a paused subscription's changes "
+    "held; see the subscriptions' status and lastFailure"
+)
 
 
 async def health(request: Request) -> Response:
@@ -46,16 +52,20 @@ async def health(request: Request) -> Response:
     if lost is None:
         store.answers()
     dispatcher = state.notifier.dispatcher
+    rows, oldest = _backlog(store, lost)
     notifications = {
         "queued": dispatcher.pending(),
         "held": dispatcher.held_count(),  # for paused subscriptions, until they resume
         **dispatcher.counters.report(),
         "renderFailed": state.notifier.render_failed,  # also in givenUp and each lastFailure
         "cooldownSkipped": state.notifier.cooldown_skipped,  # due within an endpoint's cooldown
+        "outboxRows": rows,  # every notification not yet delivered, on disk: a gauge
+        "oldestPendingSeconds": None if oldest is None else round(time.time() - oldest, 1),
     }
     storage = store.storage()
     mqtt, down = state.iot.health()
-    reason = lost or _trouble(store, storage, state.damaged) or down
+    owed = _owed(rows, oldest, state.settings.notify_backlog_degraded)
+    reason = lost or _trouble(store, storage, state.damaged) or down or owed
     status: dict[str, Any] = (
         {"status": "degraded", "reason": reason} if reason else {"status": "ok"}
     )
@@ -69,6 +79,25 @@ async def health(request: Request) -> Response:
     if mqtt is not None:  # only a hub with MQTT configured has it
         body["mqtt"] = mqtt
     return plain_json(body)
+
+
+def _backlog(store: Any, lost: str | None) -> tuple[int | None, float | None]:
+    """The outbox's rows and when the oldest was written; unknown (None) once the file is
+    gone or cannot be read, which the status says otherwise."""
+    if lost is not None:
+        return None, None
+    try:
+        rows, oldest = store.outbox_backlog()
+    except (StoreError, store.driver_error):
+        return None, None
+    return rows, oldest
+
+
+def _owed(rows: int | None, oldest: float | None, most: int) -> str:
+    """The reason a backlog past CITYHUB_NOTIFY_BACKLOG_DEGRADED gives ('' within it, or 0)."""
+    if not most or rows is None or oldest is None or rows <= most:
+        return ""
+    return BACKLOG.format(rows, most, _when(oldest))
 
 
 def _trouble(store: Any, storage: dict[str, int], damaged: str) -> str:

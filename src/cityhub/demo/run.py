@@ -7,6 +7,7 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ def _not_yet_recorded(entity: dict[str, Any], body: dict[str, Any]) -> dict[str,
     return out
 
 
+Claim = Callable[[str], str]  # lock a database for serving: '' once held, else why not
 DEFAULT_DB = "cityhub-demo.db"  # the file `cityhub demo` builds when no --db is given
 DEMO_MARK = "demo"  # meta key a demo database carries, so only a demo database is rebuilt;
 # its value is the newest instant of the town, so `--keep` prints examples for that data
@@ -188,18 +190,19 @@ def curl(url: str) -> str:
     return f"curl {flags} '{url}'"
 
 
-def prepare_demo(settings: Settings, *, keep: bool = False) -> bool:
+def prepare_demo(settings: Settings, *, keep: bool = False, claim: Claim | None = None) -> bool:
     """Build the demo database (fresh unless keep) and print example queries; False (and a
-    line on stderr) when an existing file must not be replaced."""
+    line on stderr) when an existing file must not be replaced, or `claim` (serve's lock on
+    the database) cannot have it: then nothing was printed on stdout."""
     path = Path(settings.db)
     try:
-        return _prepare(path, settings, keep)
+        return _prepare(path, settings, keep, claim or (lambda _: ""))
     except StoreError as exc:  # the file cannot be read: nothing was changed
         print(f"cityhub demo: {exc}; nothing was changed", file=sys.stderr)
         return False
 
 
-def _prepare(path: Path, settings: Settings, keep: bool) -> bool:
+def _prepare(path: Path, settings: Settings, keep: bool, claim: Claim) -> bool:
     """prepare_demo; StoreError when the file at path cannot be read."""
     if path.exists() and keep:
         city = build_city(start=_built_for(path))  # the town it holds, not this hour's
@@ -209,6 +212,9 @@ def _prepare(path: Path, settings: Settings, keep: bool) -> bool:
                 f"`cityhub serve --db {path}`",
                 file=sys.stderr,
             )
+            return False
+        if held := claim(str(path)):  # another hub serves it: examples would point nowhere
+            print(held, file=sys.stderr)
             return False
         print(f"cityhub demo: keeping {path}")
     else:
@@ -224,6 +230,9 @@ def _prepare(path: Path, settings: Settings, keep: bool) -> bool:
             with contextlib.suppress(OSError):
                 _remove(path)  # a half-built demo database is of no use to anyone
             print(f"cityhub demo: cannot build {path}: {unopenable(path, exc)}", file=sys.stderr)
+            return False
+        if held := claim(str(path)):  # a hub started on it meanwhile
+            print(held, file=sys.stderr)
             return False
         print(
             f"cityhub demo: loaded {n} entities and {h} history instances in {time.perf_counter() - t0:.1f} s into {path}"

@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from cityhub.jsonbytes import dumps_kept
+from cityhub.masked_url import masked_url, masked_urls
 from cityhub.ngsild.context_guard import (
     AddressGuard,
     AddressRefused,
@@ -542,7 +543,7 @@ class ContextCache:
         try:
             document = self.on_recall(url)
         except Exception:
-            log.exception("could not read the stored copy of @context %s", url)
+            log.exception("could not read the stored copy of @context %s", masked_url(url))
             return None
         if document is None:  # gone from the store meanwhile
             with self._lock:
@@ -592,7 +593,7 @@ class ContextCache:
             self._failures.warning(
                 "@context %s is not stored: the stored copies (%d, %d bytes) were all used "
                 "within the last %d days",
-                entry.url,
+                masked_url(entry.url),
                 len(self._copies),
                 self._copy_bytes,
                 IN_USE // 86_400,
@@ -601,7 +602,7 @@ class ContextCache:
         try:
             self.on_fetch(entry)
         except Exception:
-            log.exception("could not store the copy of @context %s", entry.url)
+            log.exception("could not store the copy of @context %s", masked_url(entry.url))
             return
         with self._lock:
             self._copy_bytes += size - entry.size
@@ -619,7 +620,7 @@ class ContextCache:
         try:
             hook(entry)
         except Exception:
-            log.exception(failure, entry.url)
+            log.exception(failure, masked_url(entry.url))
 
     def new_hosted(self, document: Any) -> ContextEntry:
         """Host a new context under a fresh local id."""
@@ -653,7 +654,7 @@ class ContextCache:
         try:
             self.on_keep(entry)
         except Exception:
-            log.exception("could not store @context %s", entry.url)
+            log.exception("could not store @context %s", masked_url(entry.url))
         else:
             entry.stored = True
 
@@ -915,7 +916,11 @@ class ContextCache:
                 old = self._recall(url)  # it left memory, its stored copy did not
             if old is None:
                 raise
-            log.warning("keeping the stale copy of @context %s: %s", url, exc.detail)
+            log.warning(
+                "keeping the stale copy of @context %s: %s",
+                masked_url(url),
+                masked_urls(exc.detail),
+            )
             old.fetched = time.monotonic() - self.ttl + min(self.ttl, 60.0)  # retry in a minute
             return
         if old is None:
@@ -946,12 +951,14 @@ class ContextCache:
                 f"@context {url} did not answer within {self.timeout:g}s"
             ) from exc
         except httpx.HTTPError as exc:  # refused, reset, TLS, a redirect to no HTTP URL ...
-            self._failures.warning("@context %s is not reachable: %r", url, exc)
+            self._failures.warning(
+                "@context %s is not reachable: %s", masked_url(url), masked_urls(repr(exc))
+            )
             raise LdContextNotAvailable(f"@context {url} is not reachable") from exc
         except httpx.InvalidURL as exc:  # not an HTTPError: a port that is no number, no host
             raise LdContextNotAvailable(f"cannot dereference @context {url!r}: {exc}") from exc
         except AddressRefused as exc:  # the URL, or a redirect, leads where the hub may not go
-            self._failures.warning("@context %s not fetched: %s", url, exc)
+            self._failures.warning("@context %s not fetched: %s", masked_url(url), exc)
             raise LdContextNotAvailable(
                 f"@context {url} is not fetched: it leads to a non-public address, and "
                 "CITYHUB_CONTEXT_PRIVATE_NETWORKS does not allow it"
@@ -965,7 +972,7 @@ class ContextCache:
         try:
             check_context(doc["@context"])
         except BadRequestData as exc:
-            self._failures.warning("@context %s is not valid: %s", url, exc.detail)
+            self._failures.warning("@context %s is not valid: %s", masked_url(url), exc.detail)
             raise LdContextNotAvailable(
                 f"@context {url} is not a valid JSON-LD @context (the hub log says why)"
             ) from exc

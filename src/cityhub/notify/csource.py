@@ -43,7 +43,7 @@ from cityhub.ngsild.query.evaluate import matches_scope
 from cityhub.ngsild.query.qlang import norm_datetime
 from cityhub.notify import status
 from cityhub.notify.delivery import HOLD, Dispatcher, backlog_of, cut_of, last_seq, purge_of
-from cityhub.notify.outcome import RetryLater
+from cityhub.notify.outcome import Outcome
 from cityhub.notify.payload import envelope
 from cityhub.notify.subscription import Compiled, compile_subscription, subscription_contexts
 from cityhub.store.base import OutboxItem
@@ -310,9 +310,7 @@ class CsourceNotifier:
         self.statuses.flush()
 
     # -- delivery ------------------------------------------------------------------------------
-    async def _deliver(
-        self, item: OutboxItem, attempt: int
-    ) -> bool | RetryLater | Literal["hold"] | None:
+    async def _deliver(self, item: OutboxItem, attempt: int) -> Outcome | Literal["hold"] | None:
         """Send one notification (True/False); None when its subscription no longer wants it
         or it was made for an earlier one of its id; HOLD while it is paused (as for entity
         subscriptions: sent when it resumes)."""

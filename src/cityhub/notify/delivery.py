@@ -20,14 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
-from cityhub.notify.outcome import RetryLater
+from cityhub.masked_url import masked_url
+from cityhub.notify.outcome import Outcome, RetryLater, why
 from cityhub.store.base import OutboxItem
 from cityhub.throttled_log import KeyedThrottledLog, ThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 HOLD: Final = "hold"  # deliver's answer for an item to keep until its subscription resumes
-# True: delivered; False or RetryLater: failed; None: nothing to deliver any more; HOLD
-Deliver = Callable[[OutboxItem, int], Awaitable[bool | RetryLater | Literal["hold"] | None]]
+# True: delivered; False, Failed or RetryLater: failed; None: nothing to deliver any more; HOLD
+Deliver = Callable[[OutboxItem, int], Awaitable[Outcome | Literal["hold"] | None]]
 # (tenant, subscription id, first seq, limit) -> the subscription's outbox items from that seq
 Backlog = Callable[[str, str, int, int], list[OutboxItem]]
 # (tenant, endpoint URI): one queue each (decision 039), so a receiver slow for one tenant's
@@ -382,7 +383,9 @@ class Dispatcher:
                     done = await self._send(item)
                 except Exception:  # an item that cannot be rendered would fail forever
                     self.counters.given_up += 1
-                    log.exception("dropped a notification of %s to %s", item.sub_id, where[1])
+                    log.exception(
+                        "dropped a notification of %s to %s", item.sub_id, masked_url(where[1])
+                    )
                 if queue.items and queue.items[0] is item:
                     queue.items.popleft()
                     self._forget(queue, item)
@@ -399,6 +402,7 @@ class Dispatcher:
         """One item: attempts with backoff until delivered or given up (True), or to be held
         (False: it stays in the outbox)."""
         delay = self.policy.backoff
+        last: Outcome = False
         for attempt in range(self.policy.attempts):
             ok = await self.deliver(item, attempt)
             if ok == HOLD:
@@ -409,16 +413,18 @@ class Dispatcher:
                 self.counters.delivered += 1
                 return True
             self.counters.failed_attempts += 1
+            last = ok
             if attempt + 1 < self.policy.attempts:
                 await asyncio.sleep(_pause(delay, ok, self.policy.backoff_max))
                 delay = min(delay * 2, self.policy.backoff_max)
         self.counters.given_up += 1  # /health counts every one; the log, one per endpoint
         self._give_up_log.warning(
             item.endpoint,
-            "gave up a notification of %s to %s after %d attempts",
+            "gave up a notification of %s to %s after %d attempts (the last: %s)",
             item.sub_id,
-            item.endpoint,
+            masked_url(item.endpoint),
             self.policy.attempts,
+            why(last),
         )
         return True
 
@@ -648,7 +654,7 @@ def _cost(item: OutboxItem) -> int:
     return len(item.payload) + ITEM_OVERHEAD + (len(item.body) if item.body is not None else 0)
 
 
-def _pause(delay: float, failed: bool | RetryLater, most: float) -> float:
+def _pause(delay: float, failed: Outcome, most: float) -> float:
     """Seconds before the next attempt: the backoff's, or longer when the receiver asked
     for it (429/503 Retry-After), up to the backoff's bound."""
     if isinstance(failed, RetryLater):

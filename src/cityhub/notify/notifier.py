@@ -36,7 +36,7 @@ from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
-from cityhub.notify.outcome import RetryLater
+from cityhub.notify.outcome import Outcome
 from cityhub.notify.pieces import Pieces
 from cityhub.notify.senders import HttpSender, MqttSender
 from cityhub.notify.shared import SharedChanges
@@ -399,9 +399,7 @@ class Notifier:
         sub = self.get(item.tenant, item.sub_id)
         return sub is not None and sub.paused and not sub.expired() and sub.owns(item)
 
-    async def _deliver(
-        self, item: OutboxItem, attempt: int
-    ) -> bool | RetryLater | Literal["hold"] | None:
+    async def _deliver(self, item: OutboxItem, attempt: int) -> Outcome | Literal["hold"] | None:
         """Send one item (True/False) to the subscription's endpoint as it is now; None when
         the subscription is gone or expired, or the item was made for an earlier one of its
         id; HOLD while it is paused (a change made while it was active is notified once it
@@ -461,7 +459,7 @@ class Notifier:
 
     async def send(
         self, sub: Compiled, uri: str, body: bytes | Pieces, headers: dict[str, str]
-    ) -> bool | RetryLater:
+    ) -> Outcome:
         """Put one rendered notification on the wire (HTTP or MQTT) with its endpoint's timeout
         (csourceSubscriptions send through here too)."""
         endpoint = sub.notification["endpoint"]

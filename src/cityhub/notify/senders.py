@@ -1,7 +1,8 @@
 """The wire: POST a notification over HTTP(S), or publish it to an MQTT broker.
 
-Each sender answers True (the receiver took it) or False (refused, unreachable or too slow);
-it never raises for a receiver's fault, so a bad endpoint only ever costs its own queue.
+Each sender answers True (the receiver took it) or a Failed saying why not (refused,
+unreachable, too slow, an HTTP status); it never raises for a receiver's fault, so a bad
+endpoint only ever costs its own queue. Log lines show endpoints as masked_url does.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import aiomqtt
 import orjson
 from yarl import URL
 
+from cityhub.masked_url import masked_url, masked_urls
 from cityhub.ngsild.context_guard import AddressGuard, AddressRefused
 from cityhub.ngsild.subscriptions import RESERVED_HEADERS
 from cityhub.notify.endpoint_guard import SETTING, check_literal, connector_options, default_guard
 from cityhub.notify.http_pool import BoundedConnector
-from cityhub.notify.outcome import RetryLater, retry_after
+from cityhub.notify.outcome import Failed, Outcome, RetryLater, retry_after
 from cityhub.notify.pieces import Pieces, as_bytes
 from cityhub.notify.pool_shares import PoolShares, receiver
 from cityhub.throttled_log import KeyedThrottledLog
@@ -81,7 +83,7 @@ class HttpSender:
 
     async def send(
         self, uri: str, body: bytes | Pieces, headers: dict[str, str], timeout: float
-    ) -> bool | RetryLater:
+    ) -> Outcome:
         """POST body; a 2xx answer within timeout seconds is a success. The wait for one of
         the pool's connections comes first and is not part of the timeout: a busy pool is no
         fault of the receiver."""
@@ -95,23 +97,25 @@ class HttpSender:
                 self._refused_log.warning(
                     exc.host,
                     "notification to %s refused: %s, not in %s (docs/decisions/033)",
-                    uri,
+                    masked_url(uri),
                     exc,
                     SETTING,
                 )
+                return Failed(f"its address is not allowed ({SETTING})")
             except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
                 self._shares.unanswered(key)  # it may hold a socket each attempt: half the pool
-                log.debug("notification to %s failed: %s", uri, exc)
+                failed = Failed(_cause(exc, timeout))
             except (aiohttp.ClientError, ValueError) as exc:
-                log.debug("notification to %s failed: %s", uri, exc)
+                failed = Failed(_cause(exc, timeout))
             else:
                 self._shares.answered(key)
                 return ok
-            return False
+            log.debug("notification to %s failed: %s", masked_url(uri), failed.why)
+            return failed
 
     async def _post(
         self, url: URL, body: bytes | Pieces, headers: dict[str, str], deadline: float
-    ) -> bool | RetryLater:
+    ) -> Outcome:
         """POST, following 307 and 308 (which keep the method and body) for REDIRECTS hops;
         any other redirect would turn the notification into a body-less GET, and is a
         failure. receiverInfo headers go to the endpoint's host only."""
@@ -139,22 +143,47 @@ class HttpSender:
                     return True
                 if status in (429, 503):
                     asked = retry_after(resp.headers.get("Retry-After"), time.time())
-                    return False if asked is None else RetryLater(asked)
+                    said = f"HTTP {status}"
+                    return Failed(said) if asked is None else RetryLater(asked, said)
                 target = resp.headers.get("Location")
                 if status not in (307, 308) or not target:
-                    return False
+                    return Failed(f"HTTP {status}")
                 await _discard(resp, deadline)
             came_from, url = url, url.join(URL(target))
             if url.scheme not in ("http", "https"):
-                return False
+                return Failed(f"redirected to a {url.scheme or 'relative'} URL")
             if (url.host or "").lower() != host or came_from.scheme != url.scheme == "http":
                 headers = {k: v for k, v in headers.items() if k.lower() in RESERVED_HEADERS}
-        return False
+        return Failed(f"more than {REDIRECTS} redirects")
 
     async def close(self) -> None:
         """Close the pool's connections."""
         if self._session is not None:
             await self._session.close()
+
+
+def _cause(exc: BaseException, timeout: float) -> str:
+    """Why an attempt failed, in a few words: refused, timed out, or the error's own words
+    (any URL in them as masked_url shows it)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if any(isinstance(e, ConnectionRefusedError) for e in _chain(exc)):
+        return "connection refused"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
+    text = masked_urls(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """An error and what it wraps (aiohttp's os_error, aiomqtt's cause), a few levels deep."""
+    out: list[BaseException] = []
+    at: BaseException | None = exc
+    while at is not None and len(out) < 5:
+        out.append(at)
+        wrapped = at.os_error if isinstance(at, aiohttp.ClientConnectorError) else None
+        at = wrapped or at.__cause__ or at.__context__
+    return out
 
 
 async def _discard(resp: aiohttp.ClientResponse, deadline: float) -> None:
@@ -260,14 +289,15 @@ class MqttSender:
         headers: dict[str, str],
         timeout: float,
         notifier_info: list[dict[str, str]] | None = None,
-    ) -> bool:
+    ) -> Outcome:
         """Publish {"metadata": headers, "body": notification} to the endpoint's topic (the
         notification's JSON as it is, not parsed again)."""
         try:
             target = mqtt_target(uri, notifier_info)
         except ValueError as exc:
-            log.warning("bad MQTT endpoint %s: %s", uri, exc)
-            return False
+            said = masked_urls(str(exc))
+            log.warning("bad MQTT endpoint %s: %s", masked_url(uri), said)
+            return Failed(f"bad MQTT endpoint: {said}")
         whole = orjson.Fragment(as_bytes(body))
         message = orjson.dumps({"metadata": headers, "body": whole})
         key = target.broker
@@ -277,9 +307,10 @@ class MqttSender:
             await asyncio.wait_for(client.publish(target.topic, message, qos=target.qos), timeout)
             return True
         except (TimeoutError, aiomqtt.MqttError, OSError, ValueError) as exc:
-            log.debug("MQTT notification to %s failed: %s", uri, exc)
+            why = _cause(exc, timeout)
+            log.debug("MQTT notification to %s failed: %s", masked_url(uri), why)
             await self._drop(key)
-            return False
+            return Failed(why)
         finally:
             left = self._busy[key] - 1
             if left:

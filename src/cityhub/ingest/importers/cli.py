@@ -16,6 +16,7 @@ from cityhub.masked_url import masked
 from cityhub.ngsild.tenant import tenant_option
 
 if TYPE_CHECKING:
+    from cityhub.ingest.importers.prune import Scope
     from cityhub.ingest.importers.records import Source
     from cityhub.ingest.importers.sinks import Sink
 
@@ -68,6 +69,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="the file is the whole truth of each entity in it: attributes it does not give "
         "are deleted (default: only those it gives empty)",
     )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete the stored entities of the file's types (a GTFS feed: of its agencies) "
+        "that the file no longer gives (default: they are only listed)",
+    )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -113,6 +120,13 @@ def add_parser(subparsers: Any) -> None:
         "gtfs", help="a GTFS feed as Smart Data Models GtfsAgency, GtfsStop, ... entities"
     )
     gtfs_p.add_argument("file", type=Path, help="the GTFS zip file, or a folder of .txt files")
+    gtfs_p.add_argument(
+        "--source",
+        default=None,
+        metavar="URL",
+        help="where the feed comes from, each GtfsAgency's source (default: feed_info.txt's "
+        "feed_publisher_url, else the agency's agency_url)",
+    )
     _common(gtfs_p)
 
 
@@ -162,15 +176,26 @@ def _source(args: argparse.Namespace) -> Source:
         return geojson
     from cityhub.ingest.importers.gtfs import GtfsSource
 
-    feed = GtfsSource(args.file)
+    feed = GtfsSource(args.file, args.source)
     if feed.skipped:
         print(f"cityhub import: not imported: {', '.join(feed.skipped)}", file=sys.stderr)
     return feed
 
 
+def _scope(args: argparse.Namespace, source: Source) -> Scope:
+    """Which stored entities the file answers for (prune.py)."""
+    from cityhub.ingest.importers.gtfs import FEED_LINKS, GtfsSource
+    from cityhub.ingest.importers.prune import FeedScope, TypeScope
+
+    if isinstance(source, GtfsSource):
+        return FeedScope(source.agencies, FEED_LINKS)
+    return TypeScope(args.id_prefix)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
     from cityhub.cli import load_settings
+    from cityhub.ingest.importers.prune import Pruning, Seen, settle
     from cityhub.ingest.importers.runner import Report, run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
 
@@ -178,12 +203,21 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:  # load_settings named each bad one
         return 2
     report = Report()  # filled as chunks are stored: what a stopped import had done
+    seen = Seen()
+    pruning = Pruning()
     try:
         source = _source(args)
         tm = term_map(args.context, settings)
         sink: Sink
         if args.url:
-            sink = HttpSink(args.url, args.tenant, tm, args.context, replace=args.replace)
+            sink = HttpSink(
+                args.url,
+                args.tenant,
+                tm,
+                args.context,
+                replace=args.replace,
+                max_body=settings.max_body,
+            )
         else:
             sink = DbSink(settings.db, args.tenant, tm, replace=args.replace)
         try:
@@ -194,13 +228,15 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 label=f"import {args.format} {args.file.name}",
                 report=report,
+                seen=seen,
             )
+            pruning = settle(sink, seen, _scope(args, source), args.prune)
         finally:
             sink.close()
     except ImportFailed as exc:
         print(f"cityhub import: {masked(str(exc))}", file=sys.stderr)
         if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)
-            print(f"cityhub import: {report.so_far()}", file=sys.stderr)
+            print(f"cityhub import: {report.so_far(exc.again)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cityhub import: interrupted; {report.so_far()}", file=sys.stderr)
@@ -212,4 +248,6 @@ def run(args: argparse.Namespace) -> int:
         )
     target = masked(args.url) if args.url else settings.db
     print(f"cityhub import {args.format} {args.file} -> {target}: {report.summary()}")
-    return 1 if report.rejected else 0
+    for line in pruning.lines():
+        print(line)
+    return 1 if report.rejected or pruning.refused else 0

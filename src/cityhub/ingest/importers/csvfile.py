@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, point, prop, scalar
-from cityhub.ingest.importers.records import Entity, ImportFailed, Record
+from cityhub.ingest.importers.records import ROW_TIME, Entity, ImportFailed, Record
 from cityhub.ingest.importers.textfile import (
     MAX_LINE_BYTES,
     check_encoding,
@@ -179,6 +179,8 @@ class CsvSource:
         if at is not None:  # checked here so the error names the column, not an attribute
             parse_ts(at, f"column {opts.observed_at!r} (--observed-at)")
         entity: Entity = {"id": eid, "type": opts.entity_type}
+        if at is not None:
+            entity[ROW_TIME] = at  # an empty cell then deletes nothing observed later
         for i, name in self.columns:
             text = row[i].strip() if i < len(row) else ""
             entity[name] = prop(scalar(text), at) if text else None  # None: no value (refresh.py)

@@ -30,6 +30,20 @@ IMPORTED = (
     "trips.txt",
     "stop_times.txt",
 )
+READ = (*IMPORTED, "feed_info.txt")  # feed_info.txt: where the feed comes from (source)
+# How the entities of a feed hang together, for a prune (prune.FeedScope): per type, the
+# relationships to what owns it (up to an agency) and to what it uses.
+FEED_LINKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "GtfsAgency": ((), ()),
+    "GtfsService": (("operatedBy",), ()),
+    "GtfsCalendarRule": (("hasService",), ()),
+    "GtfsCalendarDateRule": (("hasService",), ()),
+    "GtfsShape": ((), ()),
+    "GtfsStop": (("operatedBy",), ("hasParentStation",)),
+    "GtfsRoute": (("operatedBy",), ()),
+    "GtfsTrip": (("hasRoute",), ("hasService", "hasShape")),
+    "GtfsStopTime": (("hasTrip",), ("hasStop",)),
+}
 _TIME = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 
@@ -139,9 +153,12 @@ class GtfsSource:
     """Every entity of a feed: agencies, services and calendars, shapes, stops, routes, trips
     and stop times, in that order (referenced entities come before those referring to them)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, source: str | None = None) -> None:
         self.feed = GtfsFeed(path)
-        self.skipped = [t for t in self.feed.tables() if t not in IMPORTED]
+        # what every agency's source says: given, or the feed's publisher (None: each
+        # agency's own agency_url); never the file's name, which changes with each download
+        self.source = source or self._publisher()
+        self.skipped = [t for t in self.feed.tables() if t not in READ]
         agencies = list(self.feed.rows("agency.txt"))
         self._agency_rows = agencies
         keys = []
@@ -150,8 +167,9 @@ class GtfsSource:
                 keys.append(agency_key(row))
             except BadRequestData:
                 continue
+        self.agencies = tuple(urn("GtfsAgency", key) for key in keys)
         # Routes (and stops, services) of a single-agency feed belong to that agency.
-        self.only_agency = urn("GtfsAgency", keys[0]) if len(keys) == 1 else None
+        self.only_agency = self.agencies[0] if len(keys) == 1 else None
         self._shapes: dict[str, list[tuple[int, float, float, float | None]]] | None = None
         self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
         self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
@@ -270,7 +288,8 @@ class GtfsSource:
 
     # -- one builder per GTFS table ----------------------------------------------------------
     def _agency(self, row: Row) -> Entity:
-        """agency.txt: agencyName as in the demo city, name as SDM requires, source the feed."""
+        """agency.txt: agencyName as in the demo city, name as SDM requires, source where the
+        feed comes from (a URL, as SDM defines it)."""
         e: Entity = {"id": urn("GtfsAgency", agency_key(row)), "type": "GtfsAgency"}
         _text(e, "agencyName", row, "agency_name")
         _text(e, "name", row, "agency_name")
@@ -278,8 +297,14 @@ class GtfsSource:
         _text(e, "timezone", row, "agency_timezone")
         _text(e, "language", row, "agency_lang")
         _text(e, "phone", row, "agency_phone")
-        e["source"] = prop(self.feed.path.name)
+        _copy(e, "source", row, "agency_url", self.source or row.get("agency_url"))
         return e
+
+    def _publisher(self) -> str | None:
+        """feed_info.txt's feed_publisher_url (its first row), if the feed has one."""
+        for _line, row in self.feed.rows("feed_info.txt"):
+            return row.get("feed_publisher_url")
+        return None
 
     def _service(self, sid: str) -> Entity:
         """A GtfsService, so every trip's hasService resolves (GTFS has no services table)."""

@@ -9,10 +9,20 @@ from typing import Any, Protocol
 from cityhub.ngsild.errors import NgsiLdError
 
 Entity = dict[str, Any]
+# A row's observedAt (--observed-at), kept beside its attributes for the re-import planner
+# (refresh.py): a row whose cells are all empty has no instance to carry it. No attribute can
+# be named so (names starting with @ are refused); refresh.given() drops it before a write.
+ROW_TIME = "@observedAt"
 
 
 class ImportFailed(Exception):
-    """The import cannot start or go on (bad file, unreachable hub): exit 2, one line."""
+    """The import cannot start or go on (bad file, unreachable hub): exit 2, one line.
+    `again`: whether the same import run again can get past it (a hub lost or busy, not one
+    that refuses what the file sends)."""
+
+    def __init__(self, message: str, *, again: bool = True) -> None:
+        super().__init__(message)
+        self.again = again
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from cityhub.ingest.importers.prune import Seen
 from cityhub.ingest.importers.records import Record, Source
 from cityhub.ingest.importers.sinks import Sink
 from cityhub.jsondepth import MAX_DEPTH, nests_deeper
@@ -63,29 +64,41 @@ class Report:
         per_type = ", ".join(f"{t} {n:,}" for t, n in sorted(self.types.items()))
         return f"{head}\n  written per type: {per_type}"  # rows: a repeated id counts each time
 
-    def so_far(self) -> str:
-        """What an import that stopped midway had stored: nothing is undone."""
+    def so_far(self, again: bool = True) -> str:
+        """What an import that stopped midway had stored: nothing is undone. `again`: whether
+        the same import run again can finish (ImportFailed.again), which is said only then."""
         if not self.chunks:
             return "nothing was sent"
+        then = (
+            "the same import run again finishes it"
+            if again
+            else "the same import run again stops the same way: change what the line above "
+            "names first"
+        )
         return (
             f"{self.stored:,} entities were stored before it stopped ({self.created:,} created, "
             f"{self.updated:,} updated; {self.unchanged:,} were already stored); they stay "
-            "stored, as may the chunk that was in flight: the same import run again finishes it"
+            f"stored, as may the chunk that was in flight: {then}"
         )
 
 
 class _Run:
     """The state of one import while it runs."""
 
-    def __init__(self, sink: Sink, bar: tqdm, err: TextIO, report: Report) -> None:
+    def __init__(
+        self, sink: Sink, bar: tqdm, err: TextIO, report: Report, seen: Seen | None
+    ) -> None:
         self.sink = sink
         self.bar = bar
         self.err = err
         self.report = report
+        self.seen = seen
 
     def reject(self, record: Record, title: str, detail: str) -> None:
         """Count a rejection; print it while fewer than SHOWN_ERRORS have been printed."""
         self.report.rejected += record.rows
+        if self.seen is not None:
+            self.seen.reject(record)
         if len(self.report.shown) >= SHOWN_ERRORS:
             self.report.unshown += record.rows
         else:
@@ -124,11 +137,13 @@ def run_import(
     label: str = "importing",
     err: TextIO | None = None,
     report: Report | None = None,
+    seen: Seen | None = None,
 ) -> Report:
     """Stream source into sink in chunks; one bad record never stops the others.
 
     ImportFailed from the source or the sink propagates (the caller reports it); `report`,
-    when given, holds what was stored until then (Report.so_far).
+    when given, holds what was stored until then (Report.so_far); `seen` collects what the
+    file named, for a prune.
     """
     err = err or sys.stderr
     start = time.perf_counter()
@@ -140,9 +155,11 @@ def run_import(
         disable=not progress,
         dynamic_ncols=True,
     ) as bar:
-        run = _Run(sink, bar, err, Report() if report is None else report)
+        run = _Run(sink, bar, err, Report() if report is None else report, seen)
         chunk: list[Record] = []
         for record in source:
+            if seen is not None:
+                seen.note(record)
             if record.error is not None:
                 run.reject(record, record.error.title, record.error.detail)
                 bar.update(record.rows)

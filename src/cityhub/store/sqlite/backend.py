@@ -578,6 +578,11 @@ class SqliteStore:
                 raise
             self._group_items += items
 
+    def outbox_backlog(self) -> tuple[int, float | None]:
+        """How many notifications the outbox holds, and when the oldest was written (epoch
+        seconds; None: none): /health's gauge of what is still owed."""
+        return outbox.backlog(self._reader())
+
     def outbox_last(self) -> int:
         """The highest outbox seq given so far: bounds what a purge may delete."""
         return outbox.last(self._reader())

@@ -9,6 +9,9 @@ subscriptions) store it once, in ``outbox_bodies``; each row names it in ``body`
 only its own part in ``payload``. A trigger deletes a body with the last row naming it, on
 every path that deletes rows. Rows of one subscription alone hold everything in ``payload``,
 as before schema 11.
+
+``outbox_rows`` counts the rows, kept in the same transactions that add and delete them (so a
+rollback undoes both): /health reads it in one step, right after a restart too (schema 17).
 """
 
 from __future__ import annotations
@@ -60,7 +63,14 @@ WHEN old.body IS NOT NULL BEGIN
         AND NOT EXISTS (SELECT 1 FROM outbox WHERE body = old.body);
 END;
 """
-DDL = TABLE_DDL + BODIES_DDL
+# How many rows the outbox holds: one row, kept by add, remove and purge (schema 17; a
+# database from before it is counted once by its migration, COUNT_MIGRATION).
+COUNT_DDL = """
+CREATE TABLE IF NOT EXISTS outbox_rows (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO outbox_rows (one, n) VALUES (1, 0);
+"""
+COUNT_MIGRATION = COUNT_DDL + "UPDATE outbox_rows SET n = (SELECT count(*) FROM outbox);"
+DDL = TABLE_DDL + BODIES_DDL + COUNT_DDL
 
 
 def before_upgrade(conn: sqlite3.Connection) -> None:
@@ -114,13 +124,30 @@ def add(conn: sqlite3.Connection, items: list[OutboxItem]) -> None:
             (item.tenant, item.sub_id, item.endpoint, item.payload, now, item.kind, bid, item.inc),
         )
         item.seq = int(cur.lastrowid or 0)
+    _counted(conn, len(items))
+
+
+def _counted(conn: sqlite3.Connection, change: int) -> None:
+    """Keep outbox_rows in step with rows added (or, negative, deleted)."""
+    if change:
+        conn.execute("UPDATE outbox_rows SET n = n + ?", (change,))
 
 
 def remove(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
-    """Forget delivered (or abandoned) items (and, by the trigger, bodies no row names)."""
+    """Forget delivered (or abandoned) items (and, by the trigger, bodies no row names);
+    how many were still there (a purge may have taken some)."""
     rows = [(s,) for s in seqs]
-    conn.executemany("DELETE FROM outbox WHERE seq = ?", rows)
-    return len(rows)
+    gone = conn.executemany("DELETE FROM outbox WHERE seq = ?", rows).rowcount
+    _counted(conn, -gone)
+    return gone
+
+
+def backlog(conn: sqlite3.Connection) -> tuple[int, float | None]:
+    """The rows the outbox holds, and when its oldest was written (None: it is empty): an
+    index lookup each, however long a dead receiver's backlog."""
+    row = conn.execute("SELECT n FROM outbox_rows").fetchone()
+    oldest = conn.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
+    return (int(row[0]) if row else 0), (float(oldest[0]) if oldest else None)
 
 
 def pending(conn: sqlite3.Connection) -> list[OutboxItem]:
@@ -156,6 +183,7 @@ def purge(
         "ORDER BY seq LIMIT ?)",
         (tenant, sub_id, seqs[0], seqs[1], kind, inc, inc, limit),
     )
+    _counted(conn, -cur.rowcount)
     return cur.rowcount
 
 

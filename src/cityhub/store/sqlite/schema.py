@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, instance_rows, outbox, typestats
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -244,6 +244,9 @@ DROP TABLE temp.lang_pks;
     # names (decision 060); the rows already there, whose ids name none, are indexed by id
     # (the column is added by BEFORE_MIGRATION[15]).
     15: instance_rows.MOVED_DDL,
+    # 16 -> 17: outbox_rows counts the outbox's rows for /health, kept by every write to it,
+    # counted here once.
+    16: outbox.COUNT_MIGRATION,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.

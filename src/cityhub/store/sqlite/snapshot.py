@@ -163,8 +163,11 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     the database as it was. The database it replaces is folded back from its WAL into one
     file and kept under another name, never deleted. Restoring by hand can go wrong in one
     quiet way: an old `-wal` left beside the copied file is replayed onto it. `progress`
-    hears the bytes copied so far.
+    hears the bytes copied so far. A `db` reached through a symbolic link is restored where the
+    link leads: the copy, the rename and the kept file all sit beside the real file (on its
+    volume), and the link stays a link.
     """
+    db = _followed(db)
     if not source.is_file():
         raise StoreError(f"{source} is not a file")
     if not db.parent.is_dir():
@@ -196,6 +199,14 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
             ) from exc
         raise
     return Restored(db, entities, kept)
+
+
+def _followed(db: Path) -> Path:
+    """The file a path leads to through its symbolic links (the path as given when none):
+    renaming the copy over the link replaced it with a file on the link's volume, and left
+    the database it led to orphaned."""
+    real = Path(os.path.realpath(db))
+    return real if real != Path(os.path.abspath(db)) else db
 
 
 def _keep(db: Path, kept: Path) -> None:
