@@ -42,7 +42,7 @@ from cityhub.store.sqlite.binding import bind_none_cheaply
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
-from cityhub.store.sqlite.index import attr_rows, geo_rows
+from cityhub.store.sqlite.index import attr_keys, geo_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 from cityhub.store.sqlite.schema import (
@@ -1181,8 +1181,10 @@ class SqliteWriteTx:
 
     def _attr_rows(self, pk: int, doc: Doc) -> list[tuple[Any, ...]]:
         """attr_index rows of a document, names as their ids."""
-        nid = self.names.assign
-        return [(pk, nid(self.conn, name), *rest) for name, *rest in attr_rows(doc)]
+        nid, conn, rows = self.names.assign, self.conn, []
+        for name, instances in doc["attrs"].items():
+            rows += attr_keys(instances, (pk, nid(conn, name)))
+        return rows
 
     def _index_geo(self, pk: int, doc: Doc) -> None:
         c = self.conn
