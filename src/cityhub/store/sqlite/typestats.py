@@ -74,6 +74,8 @@ Outline = tuple[tuple[str, ...], dict[str, tuple[tuple[str, ...], int]]]
 
 def _kinds(instances: list[dict[str, Any]]) -> tuple[tuple[str, ...], int]:
     """What one attribute adds: its instances' kinds, and how many instances it has."""
+    if len(instances) == 1:  # most attributes: no set to sort
+        return (instances[0]["type"],), 1
     return tuple(sorted({i["type"] for i in instances})), len(instances)
 
 
@@ -84,7 +86,7 @@ def shape(
     unchanged by a partial update, so they cancel out)."""
     attrs = doc["attrs"]
     names = attrs if only is None else [n for n in only if n in attrs]
-    return tuple(doc["type"]), tuple((nid(n), *_kinds(attrs[n])) for n in names)
+    return tuple(doc["type"]), tuple([(nid(n), *_kinds(attrs[n])) for n in names])
 
 
 def outline(doc: dict[str, Any]) -> Outline:
@@ -99,7 +101,7 @@ def outline_shape(
     """shape() of the document an outline was taken from."""
     types, attrs = seen
     names = attrs if only is None else [n for n in only if n in attrs]
-    return types, tuple((nid(n), *attrs[n]) for n in names)
+    return types, tuple([(nid(n), *attrs[n]) for n in names])
 
 
 def _keys(s: Shape) -> Iterator[tuple[tuple[str, int, str], int]]:
