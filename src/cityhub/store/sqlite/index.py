@@ -69,6 +69,9 @@ def literal_key(value: Value) -> tuple[str, Any]:
     return "ts", TS_TAGS[value.kind] + str(value.norm)
 
 
+_NUMERIC = (int, float)  # not `int | float`, a union built anew at every call
+
+
 def item_key(item: Any) -> Key | None:
     """(num, txt, ts) of one compared element, None when it can equal no literal."""
     kind = type(item)  # the JSON parser's own types first, each in one test
@@ -76,11 +79,13 @@ def item_key(item: Any) -> Key | None:
         return item, None, None
     if kind is str:
         return None, item, ts_key(item)
+    if kind is int:
+        return number(item), None, None
     if isinstance(item, dict) and "@value" in item:
         item = item["@value"]
     if isinstance(item, bool):
         return None, None, TS_TAGS["bool"] + ("1" if item else "0")
-    if isinstance(item, int | float):
+    if isinstance(item, _NUMERIC):
         return number(item), None, None
     if isinstance(item, str):
         return None, item, ts_key(item)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from cityhub.ngsild.instance_id import new_instance_id
+from cityhub.ngsild.instance_id import new_instance_ids
 from cityhub.ngsild.timeutil import END_OF_TIME, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
@@ -61,11 +61,15 @@ def iso(seconds: float) -> str:
     return format_ts(value)
 
 
+# a tuple, not `int | float`: that union is built anew at every call (once per instance)
+_NUMERIC = (int, float)
+
+
 def _num(inst: Doc) -> float | None:
     value = inst.get("value")
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if isinstance(value, _NUMERIC) else None
 
 
 def _tpk(conn: sqlite3.Connection, tenant: str, eid: str) -> int | None:
@@ -231,6 +235,15 @@ def _instance(stored: str, instance_id: str) -> Doc:
     return inst
 
 
+class _Epochs(dict[str | None, float | None]):
+    """Epoch seconds of ISO DateTimes, each computed once (a write's instances share a few:
+    its modifiedAt, their observedAt); None for None. A dict: a known one is read in C."""
+
+    def __missing__(self, ts: str | None) -> float | None:
+        seconds = self[ts] = epoch(ts)
+        return seconds
+
+
 def _write_history(
     conn: sqlite3.Connection,
     names: AttrNames,
@@ -241,19 +254,14 @@ def _write_history(
     """Insert instances for (tpk, replace, attrs) entries. `sent` (the temporal API) marks
     each observation SENT; with replace, it also replaces those marked at its time, attribute
     and datasetId: what entity writes recorded there stays (decision 034)."""
-    times: dict[str | None, float | None] = {None: None}
-
-    def t(ts: str | None) -> float | None:
-        if ts not in times:
-            times[ts] = epoch(ts)
-        return times[ts]
-
+    t = _Epochs()
+    ids = new_instance_ids()
     rows, replaced = [], []
     for tpk, replace, attrs in entries:
         for attr, instances in attrs.items():
             nid = names.assign(conn, attr)
             for inst in instances:
-                observed, modified = t(inst.get("observedAt")), t(inst["modifiedAt"])
+                observed, modified = t[inst.get("observedAt")], t[inst["modifiedAt"]]
                 mark = sent and observed is not None
                 if mark and replace:
                     replaced.append((tpk, nid, observed, inst.get("datasetId")))
@@ -262,9 +270,9 @@ def _write_history(
                         tpk,
                         nid,
                         inst.get("datasetId"),
-                        inst.get("instanceId") or new_instance_id(),
+                        inst.get("instanceId") or next(ids),
                         modified if observed is None else observed,  # decision 024
-                        t(inst["createdAt"]),
+                        t[inst["createdAt"]],
                         modified,
                         _num(inst),
                         _stored_json(inst, mark),
