@@ -256,10 +256,11 @@ def _write_history(
     and datasetId: what entity writes recorded there stays (decision 034)."""
     t = _Epochs()
     ids = new_instance_ids()
+    nids = names.memo(conn)
     rows, replaced = [], []
     for tpk, replace, attrs in entries:
         for attr, instances in attrs.items():
-            nid = names.assign(conn, attr)
+            nid = nids[attr]
             for inst in instances:
                 observed, modified = t[inst.get("observedAt")], t[inst["modifiedAt"]]
                 mark = sent and observed is not None
