@@ -39,6 +39,7 @@ from cityhub.store.base import (
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.binding import bind_none_cheaply
+from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
@@ -1052,18 +1053,11 @@ class SqliteWriteTx:
                 gid += 1
                 geos.append((gid, pk, name, geojson))
                 boxes.append((gid, *box))
-        c.executemany(
-            "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        c.executemany("INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)", types)
-        c.executemany(
-            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)", attrs
-        )
-        c.executemany("INSERT INTO geo (gid, pk, name, geojson) VALUES (?, ?, ?, ?)", geos)
-        c.executemany(
-            "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)", boxes
-        )
+        insert_rows(c, "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc)", rows)
+        insert_rows(c, "INSERT INTO entity_types (tenant, type, pk)", types)
+        insert_rows(c, "INSERT INTO attr_index (pk, nid, seq, num, txt, ts)", attrs)
+        insert_rows(c, "INSERT INTO geo (gid, pk, name, geojson)", geos)
+        insert_rows(c, "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy)", boxes)
         typestats.apply(c, self.tenant, shapes)
 
     def add_history_bulk(self, entries: list[HistoryEntry]) -> None:

@@ -24,6 +24,7 @@ from cityhub.store.base import (
     TemporalQuery,
 )
 from cityhub.store.sqlite import erasures, functions, temporal_q
+from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 
@@ -194,11 +195,12 @@ def add_bulk(
         (insts[0]["modifiedAt"] for _, _, attrs, _ in entries for insts in attrs.values() if insts),
         format_ts(datetime.now(UTC)),
     )
-    conn.executemany(
-        "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
-        "types = types_union(tentities.types, excluded.types), scope = NULL",
+    insert_rows(
+        conn,
+        "INSERT INTO tentities (tenant, id, types, created_at, modified_at)",
         [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _, _ in entries],
+        " ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
+        "types = types_union(tentities.types, excluded.types), scope = NULL",
     )
     tpks = _tpks(conn, tenant, ids)
     # the few with a scope get it by row id: binding it for all cost every entity (_UPSERT)
@@ -286,9 +288,10 @@ def _write_history(
             f"AND dataset_id IS ? AND inst ->> {_SENT_PATH} IS NOT NULL",
             replaced,
         )
-    conn.executemany(
+    insert_rows(
+        conn,
         "INSERT INTO history (tpk, nid, dataset_id, instance_id, t_observed, t_created, "
-        "t_modified, num, inst) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "t_modified, num, inst)",
         rows,
     )
 
