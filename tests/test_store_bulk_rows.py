@@ -37,7 +37,7 @@ def _both(rows: list[tuple[Any, ...]], tail: str = "") -> tuple[Any, Any]:
     return _stored(one), _stored(many)
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 7, 31, 32, 33, 63, 64, 100, 225])
+@pytest.mark.parametrize("count", [0, 1, 2, 7, 31, 32, 33, 63, 64, 65, 100, 225])
 def test_rows_are_stored_as_one_insert_each_stores_them(count: int) -> None:
     one, many = _both(_rows(count))
     assert many == one
@@ -52,8 +52,8 @@ def test_a_conflict_clause_applies_to_each_row_in_order(count: int) -> None:
 
 
 def test_each_chunk_size_is_one_statement_text() -> None:
-    """At most six texts per table in the connection's statement cache, however many rows."""
+    """At most seven texts per table in the connection's statement cache, however many rows."""
     bulk._sql.cache_clear()
     for count in range(1, 200):
         _both(_rows(count))
-    assert bulk._sql.cache_info().currsize == 6
+    assert bulk._sql.cache_info().currsize == 7
