@@ -431,7 +431,8 @@ def _plain_instance(
     if iri in GEO_ATTRS and typ != "GeoProperty":
         return None  # the general path refuses it
     budget.take_attr()
-    inst = {"type": typ, key: _content(typ, value, tm, budget)}
+    # a Property's number, string or boolean is its content as it is (_content's last line)
+    inst = {"type": typ, key: value if typ == "Property" else _content(typ, value, tm, budget)}
     if "observedAt" in raw:
         inst["observedAt"] = _meta("observedAt", raw["observedAt"], tm, nulls)
     if "unitCode" in raw:
