@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from cityhub.store.sqlite.bulk import insert_rows
+
 # (entity types, ((attribute id, its instances' kinds, its instances), ...)): what one entity
 # adds to the counts
 Shape = tuple[tuple[str, ...], tuple[tuple[int, tuple[str, ...], int], ...]]
@@ -126,10 +128,11 @@ def apply(conn: sqlite3.Connection, tenant: str, shapes: Counter[Shape]) -> None
     rows = [(tenant, t, nid, k, n) for (t, nid, k), n in delta.items() if n]
     if not rows:
         return
-    conn.executemany(
-        "INSERT INTO type_attrs (tenant, type, nid, kind, n) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    insert_rows(
+        conn,
+        "INSERT INTO type_attrs (tenant, type, nid, kind, n)",
         rows,
+        " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     )
     gone = [r[:4] for r in rows if r[4] < 0]
     if gone:
