@@ -52,8 +52,8 @@ def test_a_conflict_clause_applies_to_each_row_in_order(count: int) -> None:
 
 
 def test_each_chunk_size_is_one_statement_text() -> None:
-    """At most seven texts per table in the connection's statement cache, however many rows."""
+    """At most four texts per table in the connection's statement cache, however many rows."""
     bulk._sql.cache_clear()
     for count in range(1, 200):
         _both(_rows(count))
-    assert bulk._sql.cache_info().currsize == 7
+    assert bulk._sql.cache_info().currsize == 4
