@@ -2,9 +2,9 @@
 
 `executemany` runs its statement once per row: each run resets the statement, hands the GIL
 over and takes it back, and enters SQLite anew. A bulk create of 32 bench entities runs some
-600 of them (index rows, history rows, ...): some 9 % of a create's instructions went on
-the runs rather than on the rows (decision 050). `INSERT ... VALUES (...), (...), ...` inserts in the
-same order, into the same rows, with the same values bound: one statement per CHUNK rows,
+600 of them (index rows, history rows, ...): some 9 % of a create's instructions went on the
+runs rather than on the rows (decision 050). `INSERT ... VALUES (...), (...), ...` inserts in
+the same order, into the same rows, with the same values bound: one statement per CHUNK rows,
 the rest in chunks of 16, 4 and 1, so each table needs at most four statement texts in the
 connection's statement cache (Python's sqlite3 keeps 128 per connection; halving chunks,
 seven texts a table, cost as many instructions).
