@@ -6,7 +6,6 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -14,7 +13,6 @@ from starlette.responses import Response
 
 from cityhub.api.commit import grouped, grouped_create, grouped_slices, purge_slices
 from cityhub.api.http import (
-    BASE,
     GEOJSON,
     JSON,
     JSONLD,
@@ -22,6 +20,7 @@ from cityhub.api.http import (
     add_page_links,
     batch_context,
     context_of,
+    created,
     delete_attribute_via,
     encode,
     encoded_response,
@@ -142,9 +141,7 @@ async def create_entity(request: Request) -> Response:
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
     eid = await grouped_create(request, ctx.tenant, expand_entity(body, ctx.tm))
-    return Response(
-        status_code=201, headers={"Location": f"{BASE}/entities/{quote(eid, safe=':')}"}
-    )
+    return created("/entities", eid)
 
 
 async def query_entities(request: Request) -> Response:

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 
 from cityhub.api.http import (
     context_of,
+    created,
     json_response,
     no_content,
     params_of,
@@ -20,7 +21,6 @@ from cityhub.api.http import (
 )
 from cityhub.api.readers import off_loop
 from cityhub.api.subscriptions import (
-    created,
     delete_resource,
     fetch_resource,
     new_id,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +23,7 @@ from cityhub.api.http import (
     add_page_links,
     context_of,
     contexts,
+    created,
     json_response,
     no_content,
     params_of,
@@ -93,11 +93,6 @@ def within_limit(request: Request, kind: str, tenant: str) -> None:
 def new_id(type_name: str) -> str:
     """A generated id: urn:ngsi-ld:<Type>:<uuid4>."""
     return f"urn:ngsi-ld:{type_name}:{uuid.uuid4()}"
-
-
-def created(path: str, rid: str) -> Response:
-    """201 with the Location of the new resource."""
-    return Response(status_code=201, headers={"Location": f"{BASE}{path}/{quote(rid, safe=':')}"})
 
 
 def sys_attrs(params: dict[str, str]) -> bool:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cityhub.api.commit import grouped
 from cityhub.api.http import (
-    BASE,
     Ctx,
     add_interval_link,
     add_page_links,
     context_of,
+    created,
     delete_attribute_via,
     json_response,
     no_content,
@@ -62,13 +61,9 @@ async def create(request: Request) -> Response:
     """POST /temporal/entities."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media)
-    created = await grouped(request, service(request).create, ctx.tenant, body, ctx.tm)
-    if created:
-        eid = body["id"]
-        return Response(
-            status_code=201,
-            headers={"Location": f"{BASE}/temporal/entities/{quote(eid, safe=':')}"},
-        )
+    is_new = await grouped(request, service(request).create, ctx.tenant, body, ctx.tm)
+    if is_new:
+        return created("/temporal/entities", body["id"])
     return no_content()
 
 

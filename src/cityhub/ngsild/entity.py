@@ -325,7 +325,7 @@ def expand_attrs(
         if name in skip:
             continue
         iri = check_member_name(expand_name(name, tm), name)
-        into = stored.get(iri, []) if stored else []
+        into = stored.get(iri, ()) if stored else ()
         try:
             instances = expand_attribute(
                 iri, raw, tm, nulls=nulls, merge=merge, stored=into, budget=budget
@@ -375,13 +375,17 @@ def expand_attribute(
     """One attribute: a single instance or a list of them with distinct datasetIds; an item
     that is a fragment of one of the stored instances merges into it as that kind. With
     history (temporal input), an instance holding the null marker is a deletion's record."""
-    items = raw if _is_multi(raw) else [raw]
     budget = budget or Budget()
+    if type(raw) is dict:
+        plain = _plain_instance(iri, raw, tm, budget, nulls)
+        if plain is not None:
+            return [plain]
+    items = raw if isinstance(raw, list) and _is_multi(raw) else (raw,)
     budget.check_attrs(len(items))
     out: list[Instance] = []
     seen: set[str | None] = set()
     for item in items:
-        kind = fragment_kind(item, stored)
+        kind = fragment_kind(item, stored) if stored else None
         if kind:
             inst = expand_instance(
                 {**item, "type": kind}, tm, nulls=nulls, merge=merge, fragment=True, budget=budget
@@ -401,6 +405,52 @@ def expand_attribute(
         seen.add(ds)
         out.append(inst)
     return out
+
+
+# The instances most bodies hold, each type with the kinds of content it takes here: a
+# Property of a number, string or boolean, a Relationship to one object, a GeoProperty; with
+# observedAt and unitCode the only other members.
+_PLAIN = {
+    "Property": (int, float, str, bool),
+    "Relationship": (str,),
+    "GeoProperty": (dict,),
+}
+_PLAIN_MEMBERS = {  # unitCode on a Property only (TYPED_MEMBERS): elsewhere the general 400
+    typ: frozenset(
+        {"type", CONTENT_KEY[typ], "observedAt"} | ({"unitCode"} if typ == "Property" else set())
+    )
+    for typ in _PLAIN
+}
+
+
+def _plain_instance(
+    iri: str, raw: dict[str, Any], tm: TermMap, budget: Budget, nulls: bool
+) -> Instance | None:
+    """expand_attribute's answer for one plain instance (_PLAIN), by expand_instance's own
+    checks of it (_content, _meta) without the walk over every other form, which took half
+    of a create's expansion; None for any other instance, which the general path expands
+    (and refuses, when it must). With a type given, no merge fragment is read (fragment_kind),
+    and no content here is or holds the null marker."""
+    typ = raw.get("type")
+    if type(typ) is not str:
+        return None
+    members = _PLAIN_MEMBERS.get(typ)
+    if members is None or not raw.keys() <= members:
+        return None
+    key = CONTENT_KEY[typ]
+    value = raw.get(key)
+    if type(value) not in _PLAIN[typ] or value == NULL_URI:
+        return None
+    if iri in GEO_ATTRS and typ != "GeoProperty":
+        return None  # the general path refuses it
+    budget.take_attr()
+    # a Property's number, string or boolean is its content as it is (_content's last line)
+    inst = {"type": typ, key: value if typ == "Property" else _content(typ, value, tm, budget)}
+    if "observedAt" in raw:
+        inst["observedAt"] = _meta("observedAt", raw["observedAt"], tm, nulls)
+    if "unitCode" in raw:
+        inst["unitCode"] = _meta("unitCode", raw["unitCode"], tm, nulls)
+    return inst
 
 
 _INSTANCE_KEYS = frozenset({"type", "datasetId", *CONTENT_KEY.values()})
@@ -495,7 +545,7 @@ def expand_instance(
     typ = raw.get("type")
     if typ is not None and not isinstance(typ, str):
         raise BadRequestData(f"an attribute's type must be a string, not {typ!r}")
-    if (is_geo_type(typ) and "coordinates" in raw) or typ == "GeometryCollection":
+    if (typ in GEO_TYPES and "coordinates" in raw) or typ == "GeometryCollection":
         budget.take_items(positions(raw))
         return {"type": "GeoProperty", "value": check_geometry(raw)}
     given_type = typ is not None

@@ -12,9 +12,11 @@ def stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
     sub-attribute that has none yet: a sub-attribute is written when its instance is."""
     inst["createdAt"] = created or now
     inst["modifiedAt"] = now
-    for sub in inst.get("sub", {}).values():
-        if "createdAt" not in sub:
-            stamp(sub, now)
+    subs = inst.get("sub")
+    if subs:
+        for sub in subs.values():
+            if "createdAt" not in sub:
+                stamp(sub, now)
     return inst
 
 

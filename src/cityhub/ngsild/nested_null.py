@@ -23,8 +23,9 @@ def holds_null(value: Any) -> bool:
     """Whether a value is the null marker or holds it at any depth of its objects and arrays."""
     if isinstance(value, str):
         return value == NULL_URI
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return any(holds_null(v) for v in items)
+    if isinstance(value, dict):
+        return any(holds_null(v) for v in value.values())
+    return isinstance(value, list) and any(holds_null(v) for v in value)
 
 
 def _in_array(value: Any, listed: bool = False) -> bool:

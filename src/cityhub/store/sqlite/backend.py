@@ -39,11 +39,12 @@ from cityhub.store.base import (
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.binding import bind_none_cheaply
+from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
-from cityhub.store.sqlite.index import attr_rows, geo_rows
-from cityhub.store.sqlite.names import AttrNames
+from cityhub.store.sqlite.index import attr_keys, geo_rows
+from cityhub.store.sqlite.names import Assigned, AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 from cityhub.store.sqlite.schema import (
     BEFORE_MIGRATION,
@@ -1044,30 +1045,24 @@ class SqliteWriteTx:
         (gid,) = c.execute("SELECT coalesce(max(gid), 0) FROM geo").fetchone()
         rows, types, attrs, geos, boxes = [], [], [], [], []
         shapes: Counter[typestats.Shape] = Counter()
+        ids = self.names.memo(c)
         for doc in docs:
             pk += 1
             text = _dumps(doc)
             rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
             self._changed(doc["id"], None, text, doc["type"])
             types += [(self.tenant, t, pk) for t in doc["type"]]
-            attrs += self._attr_rows(pk, doc)
-            shapes[self._shape(doc)] += 1
+            attrs += self._attr_rows(pk, doc, ids)
+            shapes[typestats.shape(doc, ids.__getitem__)] += 1
             for name, geojson, box in geo_rows(doc):
                 gid += 1
                 geos.append((gid, pk, name, geojson))
                 boxes.append((gid, *box))
-        c.executemany(
-            "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        c.executemany("INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)", types)
-        c.executemany(
-            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)", attrs
-        )
-        c.executemany("INSERT INTO geo (gid, pk, name, geojson) VALUES (?, ?, ?, ?)", geos)
-        c.executemany(
-            "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)", boxes
-        )
+        insert_rows(c, "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc)", rows)
+        insert_rows(c, "INSERT INTO entity_types (tenant, type, pk)", types)
+        insert_rows(c, "INSERT INTO attr_index (pk, nid, seq, num, txt, ts)", attrs)
+        insert_rows(c, "INSERT INTO geo (gid, pk, name, geojson)", geos)
+        insert_rows(c, "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy)", boxes)
         typestats.apply(c, self.tenant, shapes)
 
     def add_history_bulk(self, entries: list[HistoryEntry]) -> None:
@@ -1184,10 +1179,13 @@ class SqliteWriteTx:
         """The id of an attribute name (assigned on first use)."""
         return self.names.assign(self.conn, name)
 
-    def _attr_rows(self, pk: int, doc: Doc) -> list[tuple[Any, ...]]:
-        """attr_index rows of a document, names as their ids."""
-        nid = self.names.assign
-        return [(pk, nid(self.conn, name), *rest) for name, *rest in attr_rows(doc)]
+    def _attr_rows(self, pk: int, doc: Doc, ids: Assigned | None = None) -> list[tuple[Any, ...]]:
+        """attr_index rows of a document, names as their ids (from `ids`, a bulk write's)."""
+        ids = self.names.memo(self.conn) if ids is None else ids
+        rows: list[tuple[Any, ...]] = []
+        for name, instances in doc["attrs"].items():
+            rows += attr_keys(instances, (pk, ids[name]))
+        return rows
 
     def _index_geo(self, pk: int, doc: Doc) -> None:
         c = self.conn

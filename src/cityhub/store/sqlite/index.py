@@ -69,13 +69,23 @@ def literal_key(value: Value) -> tuple[str, Any]:
     return "ts", TS_TAGS[value.kind] + str(value.norm)
 
 
+_NUMERIC = (int, float)  # not `int | float`, a union built anew at every call
+
+
 def item_key(item: Any) -> Key | None:
     """(num, txt, ts) of one compared element, None when it can equal no literal."""
+    kind = type(item)  # the JSON parser's own types first, each in one test
+    if kind is float:
+        return item, None, None
+    if kind is str:
+        return None, item, ts_key(item)
+    if kind is int:
+        return number(item), None, None
     if isinstance(item, dict) and "@value" in item:
         item = item["@value"]
     if isinstance(item, bool):
         return None, None, TS_TAGS["bool"] + ("1" if item else "0")
-    if isinstance(item, int | float):
+    if isinstance(item, _NUMERIC):
         return number(item), None, None
     if isinstance(item, str):
         return None, item, ts_key(item)
@@ -84,20 +94,32 @@ def item_key(item: Any) -> Key | None:
     return None
 
 
+_NO_KEY = (None, None, None)  # the element 0 row of a target no literal can equal
+
+
+def attr_keys(instances: Any, head: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """One attribute's rows of attr_rows, each `head` + (seq, num, txt, ts): the writer puts
+    the entity's pk and the name's id in front, with no row built twice."""
+    found = attribute_targets(instances)
+    if not found:
+        return [(*head, NO_TARGET, None, None, None)]
+    rows = []
+    for t, (value, rel) in enumerate(found):
+        base = t * TARGET + (REL if rel else 0)
+        if not isinstance(value, list):
+            rows.append((*head, base, *(item_key(value) or _NO_KEY)))
+            continue
+        keys = [k for k in map(item_key, value) if k is not None] or [_NO_KEY]
+        rows += [(*head, base + i, *key) for i, key in enumerate(keys)]
+    return rows
+
+
 def attr_rows(doc: dict[str, Any]) -> Iterator[IndexRow]:
     """(name, seq, num, txt, ts) rows: one per element of each target the q evaluator sees
     (evaluate.targets), so SQL and evaluator compare the same things; every attribute has
     at least one row, so `exists` is a look-up."""
     for name, instances in doc["attrs"].items():
-        found = attribute_targets(instances)
-        if not found:
-            yield name, NO_TARGET, None, None, None
-        for t, (value, rel) in enumerate(found):
-            items = value if isinstance(value, list) else [value]
-            keys = [k for k in map(item_key, items) if k is not None] or [(None, None, None)]
-            base = t * TARGET + (REL if rel else 0)
-            for i, (num, txt, ts) in enumerate(keys):
-                yield name, base + i, num, txt, ts
+        yield from attr_keys(instances, (name,))
 
 
 def index_rows(text: str) -> str:

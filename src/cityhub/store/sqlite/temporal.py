@@ -24,6 +24,7 @@ from cityhub.store.base import (
     TemporalQuery,
 )
 from cityhub.store.sqlite import erasures, functions, instance_rows, temporal_q
+from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 
@@ -50,11 +51,15 @@ def epoch(ts: str | None) -> float | None:
     return parse_ts(ts).timestamp() if ts else None
 
 
+# a tuple, not `int | float`: that union is built anew at every call (once per instance)
+_NUMERIC = (int, float)
+
+
 def _num(inst: Doc) -> float | None:
     value = inst.get("value")
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if isinstance(value, _NUMERIC) else None
 
 
 def _tpk(conn: sqlite3.Connection, tenant: str, eid: str) -> int | None:
@@ -179,11 +184,12 @@ def add_bulk(
         (insts[0]["modifiedAt"] for _, _, attrs, _ in entries for insts in attrs.values() if insts),
         format_ts(datetime.now(UTC)),
     )
-    conn.executemany(
-        "INSERT INTO tentities (tenant, id, types, created_at, modified_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
-        "types = types_union(tentities.types, excluded.types), scope = NULL",
+    insert_rows(
+        conn,
+        "INSERT INTO tentities (tenant, id, types, created_at, modified_at)",
         [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _, _ in entries],
+        " ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
+        "types = types_union(tentities.types, excluded.types), scope = NULL",
     )
     tpks = _tpks(conn, tenant, ids)
     # the few with a scope get it by row id: binding it for all cost every entity (_UPSERT)
@@ -220,6 +226,15 @@ def _instance(stored: str, instance_id: str) -> Doc:
     return inst
 
 
+class _Epochs(dict[str | None, float | None]):
+    """Epoch seconds of ISO DateTimes, each computed once (a write's instances share a few:
+    its modifiedAt, their observedAt); None for None. A dict: a known one is read in C."""
+
+    def __missing__(self, ts: str | None) -> float | None:
+        seconds = self[ts] = epoch(ts)
+        return seconds
+
+
 def _write_history(
     conn: sqlite3.Connection,
     names: AttrNames,
@@ -230,19 +245,14 @@ def _write_history(
     """Insert instances for (tpk, replace, attrs) entries. `sent` (the temporal API) marks
     each observation SENT; with replace, it also replaces those marked at its time, attribute
     and datasetId: what entity writes recorded there stays (decision 034)."""
-    times: dict[str | None, float | None] = {None: None}
-
-    def t(ts: str | None) -> float | None:
-        if ts not in times:
-            times[ts] = epoch(ts)
-        return times[ts]
-
+    t = _Epochs()
+    nids = names.memo(conn)
     rows, replaced = [], []
     for tpk, replace, attrs in entries:
         for attr, instances in attrs.items():
-            nid = names.assign(conn, attr)
+            nid = nids[attr]
             for inst in instances:
-                observed, modified = t(inst.get("observedAt")), t(inst["modifiedAt"])
+                observed, modified = t[inst.get("observedAt")], t[inst["modifiedAt"]]
                 at = modified if observed is None else observed  # decision 024
                 assert at is not None  # every instance has a modifiedAt (merge.stamp)
                 mark = sent and observed is not None
@@ -256,7 +266,7 @@ def _write_history(
                         inst.get("datasetId"),
                         iid or new_instance_id(at),
                         at,
-                        t(inst["createdAt"]),
+                        t[inst["createdAt"]],
                         modified,
                         _num(inst),
                         _stored_json(inst, mark),
@@ -270,9 +280,10 @@ def _write_history(
             f"AND dataset_id IS ? AND inst ->> {_SENT_PATH} IS NOT NULL",
             replaced,
         )
-    conn.executemany(
+    insert_rows(
+        conn,
         "INSERT INTO history (tpk, nid, dataset_id, instance_id, t_observed, t_created, "
-        "t_modified, num, inst, id_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "t_modified, num, inst, id_time)",
         rows,
     )
 

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from cityhub.store.sqlite.bulk import insert_rows
+
 # (entity types, ((attribute id, its instances' kinds, its instances), ...)): what one entity
 # adds to the counts
 Shape = tuple[tuple[str, ...], tuple[tuple[int, tuple[str, ...], int], ...]]
@@ -74,6 +76,8 @@ Outline = tuple[tuple[str, ...], dict[str, tuple[tuple[str, ...], int]]]
 
 def _kinds(instances: list[dict[str, Any]]) -> tuple[tuple[str, ...], int]:
     """What one attribute adds: its instances' kinds, and how many instances it has."""
+    if len(instances) == 1:  # most attributes: no set to sort
+        return (instances[0]["type"],), 1
     return tuple(sorted({i["type"] for i in instances})), len(instances)
 
 
@@ -84,7 +88,7 @@ def shape(
     unchanged by a partial update, so they cancel out)."""
     attrs = doc["attrs"]
     names = attrs if only is None else [n for n in only if n in attrs]
-    return tuple(doc["type"]), tuple((nid(n), *_kinds(attrs[n])) for n in names)
+    return tuple(doc["type"]), tuple([(nid(n), *_kinds(attrs[n])) for n in names])
 
 
 def outline(doc: dict[str, Any]) -> Outline:
@@ -99,7 +103,7 @@ def outline_shape(
     """shape() of the document an outline was taken from."""
     types, attrs = seen
     names = attrs if only is None else [n for n in only if n in attrs]
-    return types, tuple((nid(n), *attrs[n]) for n in names)
+    return types, tuple([(nid(n), *attrs[n]) for n in names])
 
 
 def _keys(s: Shape) -> Iterator[tuple[tuple[str, int, str], int]]:
@@ -124,10 +128,11 @@ def apply(conn: sqlite3.Connection, tenant: str, shapes: Counter[Shape]) -> None
     rows = [(tenant, t, nid, k, n) for (t, nid, k), n in delta.items() if n]
     if not rows:
         return
-    conn.executemany(
-        "INSERT INTO type_attrs (tenant, type, nid, kind, n) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    insert_rows(
+        conn,
+        "INSERT INTO type_attrs (tenant, type, nid, kind, n)",
         rows,
+        " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     )
     gone = [r[:4] for r in rows if r[4] < 0]
     if gone:
