@@ -27,18 +27,24 @@ def rows(tmp_path: Path, big: int) -> str:
     return str(path)
 
 
-def test_bodies_over_the_hubs_limit_are_halved_and_a_too_large_entity_is_rejected(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    statuses: list[int] = []
+@pytest.fixture
+def statuses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The status of every request the importer's HTTP sink sends, in order."""
+    seen: list[int] = []
     send = HttpSink._send
 
     def counted(self: HttpSink, *args: Any) -> httpx.Response:
         resp = send(self, *args)
-        statuses.append(resp.status_code)
+        seen.append(resp.status_code)
         return resp
 
     monkeypatch.setattr(HttpSink, "_send", counted)
+    return seen
+
+
+def test_bodies_over_the_hubs_limit_are_halved_and_a_too_large_entity_is_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], statuses: list[int]
+) -> None:
     path = rows(tmp_path, 5000)
     with serving(tmp_path / "hub.db", free_port(), {"CITYHUB_MAX_BODY": "4096"}) as url:
         argv = ["import", "csv", path, "--type", "Note", "--url", url, "--no-progress"]
@@ -55,18 +61,9 @@ def test_bodies_over_the_hubs_limit_are_halved_and_a_too_large_entity_is_rejecte
 
 
 def test_a_body_within_the_importers_max_body_is_never_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statuses: list[int]
 ) -> None:
     """CITYHUB_MAX_BODY, set for the importer as for the hub, sizes the bodies it sends."""
-    statuses: list[int] = []
-    send = HttpSink._send
-
-    def counted(self: HttpSink, *args: Any) -> httpx.Response:
-        resp = send(self, *args)
-        statuses.append(resp.status_code)
-        return resp
-
-    monkeypatch.setattr(HttpSink, "_send", counted)
     monkeypatch.setenv("CITYHUB_MAX_BODY", "4096")
     path = rows(tmp_path, 10)
     with serving(tmp_path / "hub.db", free_port(), {"CITYHUB_MAX_BODY": "4096"}) as url:
