@@ -89,10 +89,11 @@ async def call(app: Any, method: str, path: str, body: bytes) -> int:
     return status
 
 
-async def exchange(app: Any, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-    """One request through the ASGI app, as uvicorn hands it over; the answer's status and body."""
-    headers = [HOST, JSON_BODY, (b"content-length", str(len(body)).encode())] if body else [HOST]
-    scope = {
+def http_scope(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], query: bytes = b""
+) -> dict[str, Any]:
+    """An HTTP scope as uvicorn builds it; `path` is the raw one (a %2F stays in raw_path)."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -101,14 +102,17 @@ async def exchange(app: Any, method: str, path: str, body: bytes) -> tuple[int, 
         "client": ("127.0.0.1", 40000),
         "root_path": "",
         "method": method,
-        "path": path,
+        "path": path.replace("%2F", "/"),
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query,
         "headers": headers,
     }
+
+
+async def messages(app: Any, scope: dict[str, Any], body: bytes = b"") -> list[Message]:
+    """Every message the app sends for one request whose client then stays connected."""
     sent = False
-    status = 0
-    chunks: list[bytes] = []
+    out: list[Message] = []
 
     async def receive() -> Message:
         nonlocal sent
@@ -119,14 +123,18 @@ async def exchange(app: Any, method: str, path: str, body: bytes) -> tuple[int, 
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        else:
-            chunks.append(message.get("body", b""))
+        out.append(message)
 
     await app(scope, receive, send)
-    return status, b"".join(chunks)
+    return out
+
+
+async def exchange(app: Any, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One request through the ASGI app, as uvicorn hands it over; the answer's status and body."""
+    headers = [HOST, JSON_BODY, (b"content-length", str(len(body)).encode())] if body else [HOST]
+    sent = await messages(app, http_scope(method, path, headers), body)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
 async def lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Queue[Message]]:

@@ -4,11 +4,11 @@ every error, goes the whole way."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
+from bench.write_path import http_scope, messages
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,36 +26,8 @@ async def exchange(
     app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]] | None = None, query: bytes = b""
 ) -> Messages:
     """Every message the app sends for one GET, as uvicorn hands the request over."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "scheme": "http",
-        "server": ("127.0.0.1", 19100),
-        "client": ("127.0.0.1", 40000),
-        "root_path": "",
-        "method": "GET",
-        "path": path.replace("%2F", "/"),
-        "raw_path": path.encode(),
-        "query_string": query,
-        "headers": [(b"host", b"127.0.0.1"), *(headers or [])],
-    }
-    sent: Messages = []
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client stays
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
+    scope = http_scope("GET", path, [(b"host", b"127.0.0.1"), *(headers or [])], query)
+    return await messages(app, scope)
 
 
 def whole_way(app: Starlette) -> ASGIApp:
