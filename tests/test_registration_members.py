@@ -22,6 +22,10 @@ from test_registration_bounds import REGS, body
         pytest.param({"management": {"cacheDuration": 5}}, id="cacheDuration-number"),
         pytest.param({"refreshRate": "banana"}, id="refreshRate"),
         pytest.param({"expiresAt": "2030-01-01T00:00:00"}, id="expiresAt-no-zone"),
+        # an object or array among the operations was a 500 (unhashable in the set lookup)
+        pytest.param({"operations": [{"op": "retrieveOps"}]}, id="operations-object"),
+        pytest.param({"operations": [["retrieveOps"]]}, id="operations-array"),
+        pytest.param({"operations": [1]}, id="operations-number"),
     ],
 )
 async def test_bad_members_are_400(client: httpx.AsyncClient, members: dict[str, Any]) -> None:

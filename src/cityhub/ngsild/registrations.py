@@ -285,7 +285,8 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
         return raw
     if key == "operations":
         ops = require_list(raw, key)
-        bad = [op for op in ops if op not in OPERATIONS]
+        # an object or array is no operation name (and would fail the set lookup itself)
+        bad = [op for op in ops if not isinstance(op, str) or op not in OPERATIONS]
         if bad:
             raise BadRequestData(f"unknown operation(s) {bad!r}")
         return list(dict.fromkeys(ops))
