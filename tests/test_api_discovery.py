@@ -192,3 +192,24 @@ async def test_types_and_attributes_page_by_limit_and_offset(
     assert await names("types") == ["A", "B", "C"]
     assert await names("attributes", limit="2") == ["pA", "pB"]
     problem(await client.get(f"{BASE}/types", params={"limit": "-1"}), 400)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "types",
+        "types/Building",
+        "attributes",
+        "attributes/height",
+    ],
+)
+async def test_discovery_checks_its_query_parameters(
+    client: httpx.AsyncClient, data: None, path: str
+) -> None:
+    """/types/{type} and /attributes/{attr} never read their query string (an unknown or
+    repeated parameter was answered 200), and `local` was taken with any value."""
+    url = f"{BASE}/{path}"
+    assert (await client.get(url, params={"local": "true"})).status_code == 200
+    problem(await client.get(url, params={"local": "yes"}), 400, "BadRequestData")
+    problem(await client.get(url, params={"bogus": "1"}), 400, "InvalidRequest")
+    problem(await client.get(f"{url}?local=true&local=false"), 400, "InvalidRequest")

@@ -23,6 +23,7 @@ async def list_types(request: Request) -> Response:
     ctx = await context_of(request, must_exist=True)
     tm = ctx.tm
     details = P.flag(params, "details")
+    P.flag(params, "local")  # every type here is local
     rows = await off_loop(request, request.app.state.store.entity_types, ctx.tenant, names=details)
     rows = _page(rows, params)
     if details:
@@ -56,6 +57,7 @@ def _page(items: list[T], params: dict[str, str]) -> list[T]:
 
 async def get_type(request: Request) -> Response:
     """GET /types/{type}: EntityTypeInfo with attribute details."""
+    P.flag(params_of(request), "local")  # an unknown parameter was answered 200
     ctx = await context_of(request, must_exist=True)
     tm = ctx.tm
     iri = tm.expand(check_name(request.path_params["type"], "entity type"))
@@ -104,6 +106,7 @@ async def list_attributes(request: Request) -> Response:
     params = params_of(request)
     ctx = await context_of(request, must_exist=True)
     store = request.app.state.store
+    P.flag(params, "local")  # every attribute here is local
     if P.flag(params, "details"):
         found = await off_loop(request, store.attribute_stats, ctx.tenant)
         body = [_attribute(ctx.tm, *r) for r in _page(found, params)]
@@ -124,6 +127,7 @@ async def list_attributes(request: Request) -> Response:
 
 async def get_attribute(request: Request) -> Response:
     """GET /attributes/{attr}."""
+    P.flag(params_of(request), "local")  # an unknown parameter was answered 200
     ctx = await context_of(request, must_exist=True)
     iri = ctx.tm.expand(check_name(request.path_params["attr"]))
     info = await off_loop(request, request.app.state.store.attribute_info, ctx.tenant, iri)
