@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cityhub.ngsild.context import TermMap
@@ -22,7 +22,7 @@ from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.query.evaluate import matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
-from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
+from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern, multiline
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
 from cityhub.ngsild.registration_bounds import InformationBudget
 from cityhub.ngsild.subscriptions import (
@@ -450,6 +450,16 @@ class RegistrationQuery:
     time_at: str | None = None  # storage-form DateTimes
     end_time_at: str | None = None
 
+    @cached_property
+    def id_set(self) -> frozenset[str]:
+        """The queried ids, looked up once per registered id (a tuple was scanned each time)."""
+        return frozenset(self.ids or ())
+
+    @cached_property
+    def joined_ids(self) -> str:
+        """The queried ids joined by newlines, which no id holds (`Pattern.search_any`)."""
+        return "\n".join(self.ids or ())
+
 
 # Registered idPatterns, compiled apart from query patterns: a scan of many registrations
 # cycled the shared 512-entry cache, so every pattern was compiled again on every query. An
@@ -458,11 +468,12 @@ _registered = lru_cache(maxsize=1_024)(compile_pattern.__wrapped__)
 
 
 def registered_pattern(text: str) -> Pattern:
-    """A stored idPattern, compiled once (it was validated when stored)."""
+    """A stored idPattern, compiled once (it was validated when stored) in multi-line mode,
+    so that it is searched once over all the queried ids."""
     try:
-        return _registered(text)
+        return _registered(multiline(text))
     except PatternError:  # stored by a hub whose RE2 accepted it
-        return compile_regex(text, bounded=False)
+        return compile_regex(multiline(text), bounded=False)
 
 
 def _entity_matches(ent: Mapping[str, Any], query: RegistrationQuery) -> bool:
@@ -471,11 +482,11 @@ def _entity_matches(ent: Mapping[str, Any], query: RegistrationQuery) -> bool:
         return False
     if query.ids is not None:
         if "id" in ent:
-            if ent["id"] not in query.ids:
+            if ent["id"] not in query.id_set:
                 return False
         elif "idPattern" in ent:
             pattern = registered_pattern(ent["idPattern"])
-            if not any(pattern.search(i) for i in query.ids):
+            if not pattern.search_any(query.ids, query.joined_ids):
                 return False
     if query.id_pattern is not None and "id" in ent:
         return compile_regex(query.id_pattern).search(ent["id"]) is not None

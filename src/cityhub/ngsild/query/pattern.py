@@ -6,6 +6,8 @@ a pattern's program and the work of one search are bounded too (decision 014, ad
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +19,9 @@ _OPTIONS.never_capture = True  # the hub asks only whether it matches; groups co
 
 MAX_PROGRAM = 10_000  # RE2 instructions: a 200-id alternation takes ~6,000
 MAX_WORK = 2_000_000  # instructions times UTF-8 bytes of one search: about 0.1 s at worst
+# What a multi-line pattern cannot be asked over texts joined by newlines: \A and \z hold only
+# at the edges of the whole, and a flag group such as (?-m) turns multi-line mode off again.
+_WHOLE_TEXT = re.compile(r"\\[Az]|\(\?[A-Za-z]*-")
 
 
 class PatternError(ValueError):
@@ -43,6 +48,19 @@ class Pattern:
         """The match anywhere in text, or None (also when text does not fit)."""
         return self._re.search(text) if self.fits(text) else None
 
+    def search_any(self, texts: Sequence[str], joined: str) -> bool:
+        """Whether a pattern compiled by `multiline` is found in any of texts (none holding a
+        newline), in one search of joined, the texts joined by newlines, wherever that answers
+        the same: searched text by text, a registered idPattern against 3,000 queried ids took
+        34 s over 2,000 registrations."""
+        if len(texts) > 1 and self.fits(joined) and not _WHOLE_TEXT.search(self.pattern):
+            found = self._re.search(joined)
+            if found is None:
+                return False  # a match within one text is one within the joined texts
+            if "\n" not in joined[found.start() : found.end()]:
+                return True  # within one text, whose edges ^, $ and \b see as its own
+        return any(self.search(text) for text in texts)
+
     def fullmatch(self, text: str) -> Any:
         """The match of the whole text, or None (also when text does not fit)."""
         return self._re.fullmatch(text) if self.fits(text) else None
@@ -60,6 +78,12 @@ def compile_pattern(pattern: str) -> Pattern:
             reason = reason.decode(errors="replace")
         raise PatternError(str(reason)) from None
     return Pattern(pattern, compiled)
+
+
+def multiline(pattern: str) -> str:
+    """pattern in multi-line mode, where ^ and $ also hold beside a newline: the same answers
+    on a text without one, and searchable over many such texts joined by newlines."""
+    return "(?m)" + pattern
 
 
 def bounded_pattern(pattern: str) -> Pattern:
