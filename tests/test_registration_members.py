@@ -20,6 +20,8 @@ from test_registration_bounds import REGS, body
         pytest.param({"endpoint": "urn:foo"}, id="urn-endpoint"),
         pytest.param({"management": {"cacheDuration": "banana"}}, id="cacheDuration"),
         pytest.param({"management": {"cacheDuration": 5}}, id="cacheDuration-number"),
+        # a misspelt member was stored, shown and never meant anything (Table 5.2.34-1)
+        pytest.param({"management": {"timout": 3000}}, id="management-unknown-member"),
         pytest.param({"refreshRate": "banana"}, id="refreshRate"),
         pytest.param({"expiresAt": "2030-01-01T00:00:00"}, id="expiresAt-no-zone"),
         # an object or array among the operations was a 500 (unhashable in the set lookup)

@@ -234,6 +234,9 @@ def _geometry(value: Any, what: str) -> dict[str, Any]:
 def _management(value: Any) -> dict[str, Any]:
     """RegistrationManagementInfo: localOnly, cacheDuration, timeout, cooldown."""
     mgmt = require_dict(value, "management")
+    unknown = set(mgmt) - {"localOnly", "timeout", "cooldown", "cacheDuration"}
+    if unknown:  # a misspelt member was kept and shown as if it applied
+        raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in management")
     for key, raw in mgmt.items():
         if key == "localOnly":
             require_bool(raw, "management.localOnly")
