@@ -128,6 +128,7 @@ PATTERNS = [
     r"room:3\z",
     r"(?i-m)^URN:ROOM:4$",  # multi-line mode turned off again
     "(?s)1.urn",  # would match across two joined ids
+    "1\nurn",
     "[^x]urn:hall",
     r"\burn:room:5\b",
     "^room",
@@ -171,4 +172,33 @@ async def test_many_queried_ids_are_searched_once_per_pattern(
     resp = await client.get(REGS, params={"id": ",".join(ids)})
     assert resp.status_code == 200, resp.text
     assert [d["id"] for d in resp.json()] == [registration(i)["id"] for i in (1, 7, 13)]
+    assert searches == 0, f"{searches} searches of one id"
+
+
+async def test_patterns_that_could_span_two_ids_are_searched_once_too(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pattern able to match a newline found a match across two joined ids, and each such
+    registration was then searched id by id: registrations of `9[^#]urn` brought back the
+    34 s of one query with 3,000 ids ending in 9."""
+    from cityhub.ngsild.query import pattern
+
+    for r in range(20):
+        doc = registration(r)
+        doc["information"] = [{"entities": [{"type": "Room", "idPattern": f"{r}[^#]urn"}]}]
+        resp = await client.post(REGS, json=doc)
+        assert resp.status_code == 201, resp.text
+    searches = 0
+    real = pattern.Pattern.search
+
+    def counting(self: Any, text: str) -> Any:
+        nonlocal searches
+        searches += 1
+        return real(self, text)
+
+    monkeypatch.setattr(pattern.Pattern, "search", counting)
+    ids = [f"urn:hall:{i}9" for i in range(3_000)] + ["urn:room:7/urn:x"]
+    resp = await client.get(REGS, params={"id": ",".join(ids)})
+    assert resp.status_code == 200, resp.text
+    assert [d["id"] for d in resp.json()] == [registration(7)["id"]]
     assert searches == 0, f"{searches} searches of one id"

@@ -22,7 +22,7 @@ from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.query.evaluate import matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
-from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern, multiline
+from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_lines
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
 from cityhub.ngsild.registration_bounds import InformationBudget
 from cityhub.ngsild.subscriptions import (
@@ -467,16 +467,16 @@ class RegistrationQuery:
 # Registered idPatterns, compiled apart from query patterns: a scan of many registrations
 # cycled the shared 512-entry cache, so every pattern was compiled again on every query. An
 # RE2 program takes about 18 KB (165 KB for `(abc|def|ghi){300}N`, compiled in 0.9 ms).
-_registered = lru_cache(maxsize=1_024)(compile_pattern.__wrapped__)
+_registered = lru_cache(maxsize=1_024)(compile_lines)
 
 
 def registered_pattern(text: str) -> Pattern:
-    """A stored idPattern, compiled once (it was validated when stored) in multi-line mode,
-    so that it is searched once over all the queried ids."""
+    """A stored idPattern, compiled once (it was validated when stored), so that it is
+    searched once over all the queried ids (decision 072)."""
     try:
-        return _registered(multiline(text))
+        return _registered(text)
     except PatternError:  # stored by a hub whose RE2 accepted it
-        return compile_regex(multiline(text), bounded=False)
+        return compile_regex(text, bounded=False)
 
 
 def _entity_matches(ent: Mapping[str, Any], query: RegistrationQuery) -> bool:

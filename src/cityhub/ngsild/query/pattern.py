@@ -16,6 +16,12 @@ import re2
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a client's bad pattern is its error, not a line in the hub's log
 _OPTIONS.never_capture = True  # the hub asks only whether it matches; groups cost per thread
+# Patterns searched over many texts joined by newlines (`compile_lines`): multi-line, and no
+# match may hold a newline, so each match lies within one text (a text has none).
+_LINES = re2.Options()
+_LINES.log_errors = False
+_LINES.never_capture = True
+_LINES.never_nl = True
 
 MAX_PROGRAM = 10_000  # RE2 instructions: a 200-id alternation takes ~6,000
 MAX_WORK = 2_000_000  # instructions times UTF-8 bytes of one search: about 0.1 s at worst
@@ -32,12 +38,13 @@ class Pattern:
     """A compiled client pattern whose searches are bounded in work: a string too long for
     its program is not searched (`fits` says so) and matches nothing."""
 
-    __slots__ = ("_re", "pattern", "programsize")
+    __slots__ = ("_re", "lines", "pattern", "programsize")
 
-    def __init__(self, pattern: str, compiled: Any) -> None:
+    def __init__(self, pattern: str, compiled: Any, *, lines: bool = False) -> None:
         self.pattern = pattern
         self.programsize: int = compiled.programsize
         self._re = compiled
+        self.lines = lines  # compiled by compile_lines
 
     def fits(self, text: str) -> bool:
         """Whether a search of text stays within MAX_WORK (RE2 steps over UTF-8 bytes)."""
@@ -49,15 +56,20 @@ class Pattern:
         return self._re.search(text) if self.fits(text) else None
 
     def search_any(self, texts: Sequence[str], joined: str) -> bool:
-        """Whether a pattern compiled by `multiline` is found in any of texts (none holding a
-        newline), in one search of joined, the texts joined by newlines, wherever that answers
-        the same: searched text by text, a registered idPattern against 3,000 queried ids took
-        34 s over 2,000 registrations."""
-        if len(texts) > 1 and self.fits(joined) and not _WHOLE_TEXT.search(self.pattern):
+        """Whether the pattern is found in any of texts (none holding a newline), in one
+        search of joined, the texts joined by newlines, wherever that answers the same (a
+        `compile_lines` pattern): searched text by text, a registered idPattern against 3,000
+        queried ids took 34 s over 2,000 registrations (decision 072)."""
+        if (
+            self.lines
+            and len(texts) > 1
+            and self.fits(joined)
+            and not _WHOLE_TEXT.search(self.pattern)
+        ):
             found = self._re.search(joined)
             if found is None:
                 return False  # a match within one text is one within the joined texts
-            if "\n" not in joined[found.start() : found.end()]:
+            if "\n" not in joined[found.start() : found.end()]:  # never_nl: always so
                 return True  # within one text, whose edges ^, $ and \b see as its own
         return any(self.search(text) for text in texts)
 
@@ -80,10 +92,19 @@ def compile_pattern(pattern: str) -> Pattern:
     return Pattern(pattern, compiled)
 
 
-def multiline(pattern: str) -> str:
-    """pattern in multi-line mode, where ^ and $ also hold beside a newline: the same answers
-    on a text without one, and searchable over many such texts joined by newlines."""
-    return "(?m)" + pattern
+def compile_lines(pattern: str) -> Pattern:
+    """A pattern for texts without newlines, compiled so that it is also searched over many
+    of them joined by newlines (`Pattern.search_any`): in multi-line mode, where ^ and $ also
+    hold beside a newline, and never matching one. On one such text it answers as the
+    pattern does."""
+    try:
+        compiled = re2.compile("(?m)" + pattern, options=_LINES)
+    except (re2.error, UnicodeError, TypeError) as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise PatternError(str(reason)) from None
+    return Pattern(pattern, compiled, lines=True)
 
 
 def bounded_pattern(pattern: str) -> Pattern:
