@@ -46,10 +46,19 @@ def test_an_edge_is_printed_as_epoch_iso_prints_it(t: float) -> None:
     assert stamp(t) == epoch_iso(t)  # printed once, then remembered
 
 
-def test_hourly_edges_over_a_leap_day_are_epoch_isos() -> None:
-    start = _epoch("2024-02-27T00:00:00") + 7  # not on the hour: every edge is its own
+@pytest.mark.parametrize(
+    "start",
+    [
+        _epoch("2024-02-27T00:00:00") + 7,  # whole seconds: each edge printed once
+        _epoch("2024-02-27T00:00:00") + 0.25,  # a fraction: printed edge by edge
+        _epoch("0999-12-30T00:00:00"),  # years strftime does not pad: epoch_iso's own way
+        END_OF_TIME - 5 * 3600,  # periods past the end of time
+    ],
+)
+@pytest.mark.parametrize("every", [1, 3])  # every period, or every third (sparse)
+def test_hourly_edges_are_epoch_isos(start: float, every: int) -> None:
     aggr = Aggregation(methods=("sum",), seconds=3600.0)
-    rows = [[i, 1] for i in range(0, 24 * 4, 3)]
+    rows = [[i, 1] for i in range(0, 24 * 4, every)]
     spans = period_records.spans(rows, aggr, start, 0.0)
     assert spans == [
         (epoch_iso(start + i * 3600.0), epoch_iso(start + i * 3600.0 + 3600.0)) for i, _ in rows

@@ -60,6 +60,26 @@ def stamper() -> Callable[[float], str]:
     return stamp
 
 
+def _whole_seconds(times: range) -> list[str] | None:
+    """epoch_iso() of whole seconds in ascending order, all in years 1000-9999 (else None):
+    each day's prefix and each time of day printed once."""
+    if not times or times[0] < _YEAR_1000 or times[-1] >= END_OF_TIME:
+        return None
+    days: dict[int, str] = {}
+    clocks: dict[int, str] = {}
+    out = []
+    for t in times:
+        day, second = divmod(t, _DAY)
+        prefix = days.get(day)
+        if prefix is None:
+            prefix = days[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * _DAY))
+        clock = clocks.get(second)
+        if clock is None:
+            clock = clocks[second] = time.strftime("%H:%M:%SZ", time.gmtime(second))
+        out.append(prefix + clock)
+    return out
+
+
 def spans(
     rows: Sequence[Sequence[Any]], aggr: Aggregation, start: float, end: float
 ) -> list[tuple[str, str]]:
@@ -71,10 +91,15 @@ def spans(
     if aggr.months:
         return [(stamp(aggr.edge(start, r[0])), stamp(aggr.edge(start, r[0] + 1))) for r in rows]
     seconds = aggr.seconds
+    if start.is_integer() and seconds.is_integer() and rows:
+        first, step, k0 = int(start), int(seconds), rows[0][0]
+        count = rows[-1][0] - k0 + 2  # edges from the first period's start to the last's end
+        if count <= 2 * len(rows):  # whole seconds, the double arithmetic exact: each edge once
+            times = range(first + k0 * step, first + (k0 + count) * step, step)
+            texts = _whole_seconds(times) or [stamp(t) for t in times]
+            return [(texts[r[0] - k0], texts[r[0] - k0 + 1]) for r in rows]
     los = [start + r[0] * seconds for r in rows]
-    his = [lo + seconds for lo in los]
-    text = {t: stamp(t) for t in {*los, *his}}
-    return [(text[lo], text[hi]) for lo, hi in zip(los, his, strict=True)]
+    return [(stamp(lo), stamp(lo + seconds)) for lo in los]
 
 
 def records(
