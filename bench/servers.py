@@ -57,11 +57,29 @@ def hub_app() -> Any:
     return profiled
 
 
+_TAKEN: set[int] = set()  # ports handed out already (a server may not have bound it yet)
+
+
 def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A free TCP port on the loopback interface; within BENCH_PORTS (`lo-hi`) when set, for
+    a shared machine whose users each keep to their own range."""
+    span = os.environ.get("BENCH_PORTS")
+    if not span:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            return int(s.getsockname()[1])
+    lo, hi = (int(p) for p in span.split("-"))
+    for port in range(lo, hi + 1):
+        if port in _TAKEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _TAKEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in BENCH_PORTS={span}")
 
 
 class Server:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any, NamedTuple
@@ -14,7 +13,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from cityhub.ngsild.instance_id import new_instance_id, time_of
-from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, format_ts, next_instant, parse_ts
+from cityhub.ngsild.timeutil import epoch_iso, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -23,7 +22,7 @@ from cityhub.store.base import (
     HistoryEntry,
     TemporalQuery,
 )
-from cityhub.store.sqlite import erasures, functions, instance_rows, temporal_q
+from cityhub.store.sqlite import erasures, functions, instance_rows, period_records, temporal_q
 from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
@@ -763,7 +762,9 @@ _METHOD_SQL = {
     "totalCount": ("count(*)",),
     "distinctCount": ("count(DISTINCT distinct_key(h.inst))",),  # functions.distinct_key
     "sum": ("sum(h.num)",),
-    "avg": ("avg(h.num)",),
+    # avg() is sum()/count() of the same numbers, to the bit (SQLite divides its own sum by
+    # its count); read from those two, a period costs one aggregate step less per instance
+    "avg": ("CAST(sum(h.num) AS REAL) / count(h.num)",),
     "min": ("min(h.num)",),
     "max": ("max(h.num)",),
     "sumsq": ("sum(h.num * h.num)",),
@@ -1157,22 +1158,29 @@ def _periods(
             period_args = [i0, i1, start, aggr.seconds, start, aggr.seconds]
             # the first and last edges as SQL computes them below
             edges = [start + i0 * aggr.seconds, start + (i1 + 1) * aggr.seconds]
-        sql = (
-            f"WITH RECURSIVE {periods} SELECT i, (SELECT json_array({', '.join(exprs)}) "
+        # [i, *aggregates] of a period, NULL when it is empty
+        period = (
+            f"(SELECT CASE WHEN count(*) THEN json_array(i, {', '.join(exprs)}) END "
             f"FROM history h WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo "
-            f"AND {col} < min(hi, ?)) FROM q"
+            f"AND {col} < min(hi, ?))"
         )
         args = [*period_args, *ds_params, upper]
+        span = (edges[0], min(edges[-1], upper))
+        if not aggr.limit or i1 - i0 < aggr.limit:  # no cut: every period in one string
+            sql = f"WITH RECURSIVE {periods} SELECT '[' || group_concat({period}) || ']' FROM q"
+            (packed,) = conn.execute(sql, args).fetchone()
+            rows = orjson.loads(packed) if packed is not None else []
+            rows.sort(key=_first)  # in period order, whichever order SQLite concatenated them
+            return _Read(rows, span, True)
         rows = []
         complete = True
-        for i, packed in conn.execute(sql, args):  # periods are made as they are read
-            values = orjson.loads(packed)
-            if values[0]:
-                rows.append((i, *values))
+        for (packed,) in conn.execute(f"WITH RECURSIVE {periods} SELECT {period} FROM q", args):
+            if packed is not None:  # periods are made as they are read
+                rows.append(orjson.loads(packed))
                 if len(rows) == aggr.limit:
-                    complete = i == i1
+                    complete = rows[-1][0] == i1
                     break
-        return _Read(rows, (edges[0], min(edges[-1], upper)), complete)
+        return _Read(rows, span, complete)
     if aggr.months:  # calendar periods are not all the same length: a function numbers them
         bucket, bucket_args = "period_index(?, " + col + ", ?, ?)", [start, aggr.months]
     else:
@@ -1194,11 +1202,16 @@ def _periods(
     return _Read(rows, None, complete)
 
 
+def _first(row: Sequence[Any]) -> Any:
+    """A period's number, the first of its row."""
+    return row[0]
+
+
 class _Read(NamedTuple):
     """What _periods read of one series: its non-empty periods, the [lo, hi) span of time it
     read by range (None: every instance of the series), and whether no period was cut."""
 
-    rows: list[tuple[Any, ...]]
+    rows: list[Sequence[Any]]
     span: tuple[float, float] | None
     complete: bool
 
@@ -1270,18 +1283,8 @@ def _attr_ids(
     return sorted(found)
 
 
-def _fast_iso(seconds: float) -> str:
-    """epoch_iso(), through strftime for whole seconds in years 1000-9999 (strftime does not pad)."""
-    if seconds == int(seconds) and _YEAR_1000 <= seconds < END_OF_TIME:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-    return epoch_iso(seconds)
-
-
-_YEAR_1000 = datetime(1000, 1, 1, tzinfo=UTC).timestamp()
-
-
 def _series(
-    rows: list[tuple[Any, ...]],
+    rows: list[Sequence[Any]],
     exprs: list[str],
     aggr: Aggregation,
     start: float,
@@ -1289,38 +1292,8 @@ def _series(
 ) -> Doc:
     """{method: [[value, startAt, endAt], ...]} from GROUP BY rows (bucket number first)."""
     col = {e: i + 1 for i, e in enumerate(exprs)}
-    edges: dict[float, str] = {}
-
-    def stamp(t: float) -> str:
-        text = edges.get(t)
-        if text is None:
-            text = edges[t] = _fast_iso(t)
-        return text
-
-    spans: list[tuple[str, str]] = []
-    for row in rows:  # each period's [startAt, endAt), shared by every method
-        if aggr.whole:
-            lo, hi = start, end
-        elif aggr.months:
-            lo, hi = aggr.edge(start, row[0]), aggr.edge(start, row[0] + 1)
-        else:
-            lo = start + row[0] * aggr.seconds
-            hi = lo + aggr.seconds
-        spans.append((stamp(lo), stamp(hi)))
-    series: dict[str, list[list[Any]]] = {}
-    for m in aggr.methods:
-        i = col[_METHOD_SQL[m][0]]
-        j = col.get(_ORDERED_SQL.get(m, ""))  # min/max of what is not a number, when read
-        if j is not None:  # a period's numbers first, as a numbers-only series has them
-            series[m] = [
-                [_whole(row[i]) if row[i] is not None else functions.ordered_value(row[j]), a, b]
-                for row, (a, b) in zip(rows, spans, strict=True)
-            ]
-        elif m in _WHOLE_METHODS:
-            series[m] = [[_whole(row[i]), a, b] for row, (a, b) in zip(rows, spans, strict=True)]
-        else:
-            series[m] = [[row[i], a, b] for row, (a, b) in zip(rows, spans, strict=True)]
-    return series
+    columns = {m: (col[_METHOD_SQL[m][0]], col.get(_ORDERED_SQL.get(m, ""))) for m in aggr.methods}
+    return period_records.records(rows, columns, aggr, start, end)
 
 
 def _booleans(conn: sqlite3.Connection, sel: _Selected, series: Doc) -> bool:
@@ -1328,11 +1301,8 @@ def _booleans(conn: sqlite3.Connection, sel: _Selected, series: Doc) -> bool:
     they are given as the Boolean they were: the JSON type of a value the series held, as a
     number's and a DateTime's are. Looked up (the first instance with a number) only when
     some min or max is 0 or 1; a series mixing Booleans and numbers reads as its first."""
-    if not any(
-        type(rec[0]) is int and rec[0] in (0, 1)
-        for m in ("min", "max")
-        for rec in series.get(m, ())
-    ):
+    extremes = {rec[0] for m in ("min", "max") for rec in series.get(m, ()) if type(rec[0]) is int}
+    if not extremes & {0, 1}:
         return False
     row = conn.execute(
         f"SELECT json_type(h.inst, '$.value') FROM history h WHERE {sel.where} "
@@ -1347,16 +1317,3 @@ def _as_booleans(method: str, values: list[list[Any]]) -> list[list[Any]]:
     if method not in ("min", "max"):
         return values
     return [[bool(v) if type(v) is int and v in (0, 1) else v, *rest] for v, *rest in values]
-
-
-def _whole(value: Any) -> Any:
-    """A whole float below 2^53 as an integer (max of 5 was 5.0)."""
-    if type(value) is float and value.is_integer() and abs(value) < _EXACT:
-        return int(value)
-    return value
-
-
-# `num` is a REAL column: a whole result below 2**53 is exact, and is given as an integer
-# (max of 5 was 5.0); above that, the stored double is all there is.
-_WHOLE_METHODS = frozenset({"sum", "min", "max", "sumsq"})
-_EXACT = 2.0**53
