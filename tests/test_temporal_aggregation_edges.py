@@ -98,3 +98,23 @@ def test_an_attributes_periods_do_not_depend_on_the_others_asked_for(hub: SyncHu
     both = _aggregate(hub, "sum", aggrPeriodDuration="PT1M", attrs="a,b")["a"]["sum"]
     every = _aggregate(hub, "sum", aggrPeriodDuration="PT1M")["a"]["sum"]
     assert alone == both == every == [[1, _at(0), _at(1)], [2, _at(1), _at(2)]], alone
+
+
+@pytest.mark.parametrize("duration", [None, "PT1M", "PT1H", "P1D"])
+def test_a_sum_past_a_doubles_range_is_null_in_every_read(
+    hub: SyncHub, duration: str | None
+) -> None:
+    """SQLite printed the overflowed sum of a period as a bare Inf: the hour-period read (one
+    string of periods) answered 500; the whole-range read showed null."""
+    _create(
+        hub,
+        p=[{"type": "Property", "value": 1e308, "observedAt": _at(0, i)} for i in range(2)],
+        q=[{"type": "Property", "value": -1e308, "observedAt": _at(0, i)} for i in range(2)],
+    )
+    period = {"aggrPeriodDuration": duration} if duration else {}
+    got = _aggregate(hub, "sum,max", **period)
+    sums = [s[0] for s in got["p"]["sum"]] + [s[0] for s in got["q"]["sum"]]
+    assert all(s is None for s in sums), got
+    assert {m[0] for m in got["p"]["max"]} == {1e308} and {m[0] for m in got["q"]["max"]} == {
+        -1e308
+    }

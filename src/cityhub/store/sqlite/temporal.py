@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -1107,6 +1109,26 @@ def _kinds(
     return [k for (k,) in kinds]
 
 
+# SQLite (3.40) prints an overflowed double as a bare Inf, which is not JSON
+_INFINITY = re.compile(r'"(?:[^"\\]|\\.)*"|(-?)Inf\b')
+
+
+def _read_json(packed: str) -> Any:
+    """A period's json_array as Python: a sum past a double's range is written Inf by SQLite
+    and read here as an infinite float (shown as null, as the whole-range read shows it)."""
+    try:
+        return orjson.loads(packed)
+    except orjson.JSONDecodeError:
+        if "Inf" not in packed:
+            raise
+        return json.loads(_INFINITY.sub(_as_infinity, packed))  # orjson refuses infinities
+
+
+def _as_infinity(m: re.Match[str]) -> str:
+    """Inf as the Infinity json reads; strings stay as they are."""
+    return m[0] if m[1] is None else f"{m[1]}Infinity"
+
+
 def _periods(
     conn: sqlite3.Connection,
     query: TemporalQuery,
@@ -1169,14 +1191,14 @@ def _periods(
         if not aggr.limit or i1 - i0 < aggr.limit:  # no cut: every period in one string
             sql = f"WITH RECURSIVE {periods} SELECT '[' || group_concat({period}) || ']' FROM q"
             (packed,) = conn.execute(sql, args).fetchone()
-            rows = orjson.loads(packed) if packed is not None else []
+            rows = _read_json(packed) if packed is not None else []
             rows.sort(key=_first)  # in period order, whichever order SQLite concatenated them
             return _Read(rows, span, True)
         rows = []
         complete = True
         for (packed,) in conn.execute(f"WITH RECURSIVE {periods} SELECT {period} FROM q", args):
             if packed is not None:  # periods are made as they are read
-                rows.append(orjson.loads(packed))
+                rows.append(_read_json(packed))
                 if len(rows) == aggr.limit:
                     complete = rows[-1][0] == i1
                     break
