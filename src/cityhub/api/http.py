@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cityhub import bigjson
@@ -152,18 +152,29 @@ def _media_range(part: str) -> tuple[str, float]:
 
 async def read_limited(request: Request, limit: int) -> bytes:
     """The whole request body, or RequestTooLarge as soon as it passes `limit` bytes (a
-    declared Content-Length is checked before anything is read)."""
+    declared Content-Length is checked before anything is read); ClientDisconnect when the
+    client leaves first. Read once per request (every handler reads its body here), from
+    the ASGI messages themselves: Starlette's `request.stream()`, an async generator, cost
+    about 5,000 instructions a request more (decision 068)."""
     declared = header(request, b"content-length")
     if declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"the request body has {int(declared):,} bytes; at most {limit:,}")
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            continue  # (none other is defined for HTTP; Starlette skips one too)
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise RequestTooLarge(f"the request body has more than {limit:,} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _check_charset(params: str) -> None:
