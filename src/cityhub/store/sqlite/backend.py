@@ -39,7 +39,7 @@ from cityhub.store.base import (
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
 from cityhub.store.sqlite.binding import bind_none_cheaply
-from cityhub.store.sqlite.bulk import insert_rows, insert_sparse
+from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.busy import begin_immediate
 from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
@@ -67,9 +67,6 @@ PROGRESS_STEPS = 10_000
 # The writer's PRAGMA synchronous per `sync` setting. NORMAL syncs the WAL only when the
 # checkpointer copies it back (every CHECKPOINT_EVERY s); FULL syncs it at every COMMIT.
 SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
-# attr_index's columns, and those of them an index row leaves NULL (most rows two of the three)
-INDEX_COLUMNS = ("pk", "nid", "seq", "num", "txt", "ts")
-INDEX_NULLABLE = (3, 4, 5)
 
 
 def _dumps(value: Any) -> str:
@@ -1063,7 +1060,7 @@ class SqliteWriteTx:
                 boxes.append((gid, *box))
         insert_rows(c, "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc)", rows)
         insert_rows(c, "INSERT INTO entity_types (tenant, type, pk)", types)
-        insert_sparse(c, "attr_index", INDEX_COLUMNS, attrs, INDEX_NULLABLE)
+        insert_rows(c, "INSERT INTO attr_index (pk, nid, seq, num, txt, ts)", attrs)
         insert_rows(c, "INSERT INTO geo (gid, pk, name, geojson)", geos)
         insert_rows(c, "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy)", boxes)
         typestats.apply(c, self.tenant, shapes)
@@ -1130,7 +1127,10 @@ class SqliteWriteTx:
             [(pk, self.names.assign(c, n)) for n in names],
         )
         part = {"attrs": {n: doc["attrs"][n] for n in names if n in doc["attrs"]}}
-        insert_sparse(c, "attr_index", INDEX_COLUMNS, self._attr_rows(pk, part), INDEX_NULLABLE)
+        c.executemany(
+            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
+            self._attr_rows(pk, part),
+        )
         # geo rows exist only for attributes that had a GeoProperty instance
         before = seen[1]
         geo_names = [(pk, n) for n in names if n in before and "GeoProperty" in before[n][0]]
@@ -1165,7 +1165,10 @@ class SqliteWriteTx:
             "INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)",
             [(self.tenant, t, pk) for t in doc["type"]],
         )
-        insert_sparse(c, "attr_index", INDEX_COLUMNS, self._attr_rows(pk, doc), INDEX_NULLABLE)
+        c.executemany(
+            "INSERT INTO attr_index (pk, nid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?)",
+            self._attr_rows(pk, doc),
+        )
         self._index_geo(pk, doc)
 
     def _shape(self, doc: Doc, only: Iterable[str] | None = None) -> typestats.Shape:

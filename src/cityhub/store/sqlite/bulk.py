@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain
-from operator import is_, itemgetter
 from typing import Any
 
 # Rows per statement: 64 x 9 history columns = 576 parameters, under the 999 of SQLite builds
@@ -49,48 +48,3 @@ def insert_rows(
             conn.executemany(_sql(head, width, size, tail), flat)
             start = end
         size //= STEP
-
-
-def insert_sparse(
-    conn: sqlite3.Connection,
-    table: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    nullable: Sequence[int],
-) -> None:
-    """insert_rows into a table whose rows have no order to keep (WITHOUT ROWID: no row id
-    is handed out in insertion order), binding no NULL: the rows are grouped by which of
-    the `nullable` columns hold None, and each group is inserted naming only its other
-    columns, which SQLite fills with NULL. Python's sqlite3 sends every None it binds
-    through its adapter look-up, about 1,100 instructions each (binding.py); an index row
-    holds two or three (decision 068)."""
-    if not rows:
-        return
-    nones = (None,) * len(nullable)
-    pick = _tuple_getter(nullable)
-    groups: dict[tuple[bool, ...], list[Sequence[Any]]] = {}
-    for row in rows:
-        key = tuple(map(is_, pick(row), nones))
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [row]
-        else:
-            group.append(row)
-    for key, group in groups.items():
-        absent = {c for c, none in zip(nullable, key, strict=True) if none}
-        keep = [i for i in range(len(columns)) if i not in absent]
-        head = f"INSERT INTO {table} ({', '.join([columns[i] for i in keep])})"
-        insert_rows(conn, head, group if not absent else list(map(_tuple_getter(keep), group)))
-
-
-@functools.lru_cache(maxsize=64)
-def _getter(columns: tuple[int, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    if len(columns) == 1:
-        (only,) = columns
-        return lambda row: (row[only],)
-    return itemgetter(*columns)
-
-
-def _tuple_getter(columns: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A row's values at these positions, as a tuple (itemgetter's, in C)."""
-    return _getter(tuple(columns))

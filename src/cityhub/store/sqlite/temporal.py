@@ -8,7 +8,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from operator import itemgetter
 from types import EllipsisType
 from typing import Any, NamedTuple
 
@@ -249,6 +248,7 @@ def _write_history(
     t = _Epochs()
     nids = names.memo(conn)
     rows, replaced = [], []
+    named: dict[int, str] = {}  # row index -> datasetId, for the few rows that have one
     for tpk, replace, attrs in entries:
         for attr, instances in attrs.items():
             nid = nids[attr]
@@ -257,14 +257,16 @@ def _write_history(
                 at = modified if observed is None else observed  # decision 024
                 assert at is not None  # every instance has a modifiedAt (merge.stamp)
                 mark = sent and observed is not None
+                dataset = inst.get("datasetId")
+                if dataset is not None:
+                    named[len(rows)] = dataset
                 if mark and replace:
-                    replaced.append((tpk, nid, observed, inst.get("datasetId")))
+                    replaced.append((tpk, nid, observed, dataset))
                 iid = inst.get("instanceId")
                 rows.append(
                     (
                         tpk,
                         nid,
-                        inst.get("datasetId"),
                         iid or new_instance_id(at),
                         at,
                         t[inst["createdAt"]],
@@ -274,7 +276,7 @@ def _write_history(
                         at if iid is None else time_of(iid),  # decision 060
                     )
                 )
-    named = _note_datasets(conn, rows)
+    _note_datasets(conn, rows, named)
     if replaced:
         conn.executemany(
             "DELETE FROM history WHERE tpk = ? AND nid = ? AND t_observed = ? "
@@ -282,15 +284,13 @@ def _write_history(
             replaced,
         )
     if named:
-        insert_rows(conn, f"INSERT INTO history (tpk, nid, dataset_id, {_HISTORY_REST})", rows)
-    else:  # SQLite fills the column with NULL: a None bound costs ~1,100 instructions
-        insert_rows(
-            conn, f"INSERT INTO history (tpk, nid, {_HISTORY_REST})", [*map(_BUT_DATASET, rows)]
-        )
+        full = [(r[0], r[1], named.get(i), *r[2:]) for i, r in enumerate(rows)]
+        insert_rows(conn, f"INSERT INTO history (tpk, nid, dataset_id, {_HISTORY_REST})", full)
+    else:  # SQLite fills dataset_id with NULL: each None bound cost ~1,100 instructions
+        insert_rows(conn, f"INSERT INTO history (tpk, nid, {_HISTORY_REST})", rows)
 
 
 _HISTORY_REST = "instance_id, t_observed, t_created, t_modified, num, inst, id_time"
-_BUT_DATASET = itemgetter(0, 1, *range(3, 10))  # a history row without its dataset_id
 
 
 # history_datasets' row for an attribute's instances without a datasetId, written only for
@@ -299,11 +299,17 @@ _BUT_DATASET = itemgetter(0, 1, *range(3, 10))  # a history row without its data
 DEFAULT_SERIES = "@none"
 
 
-def _note_datasets(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> bool:
-    """Record the series of history rows (tpk, nid, dataset_id, ...) about to be inserted;
-    whether any of them has a datasetId."""
-    datasets = {(r[0], r[1], r[2]) for r in rows if r[2] is not None}
-    defaults = {(r[0], r[1]) for r in rows if r[2] is None}
+def _note_datasets(
+    conn: sqlite3.Connection, rows: list[tuple[Any, ...]], named: dict[int, str]
+) -> None:
+    """Record the series of history rows (tpk, nid, ...) about to be inserted, `named` the
+    datasetIds of those that have one (by index)."""
+    datasets = {(rows[i][0], rows[i][1], ds) for i, ds in named.items()}
+    defaults = (
+        {(r[0], r[1]) for i, r in enumerate(rows) if i not in named}
+        if named
+        else {(r[0], r[1]) for r in rows}
+    )
     if datasets:
         for tpk, nid in {(t, n) for t, n, _ in datasets}:
             if _had_defaults(conn, tpk, nid):
@@ -319,7 +325,6 @@ def _note_datasets(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> boo
             "ON d.tpk = j.value ->> 0 AND d.nid = j.value ->> 1",
             (DEFAULT_SERIES, orjson.dumps(sorted(defaults)).decode()),
         )
-    return bool(datasets)
 
 
 def _had_defaults(conn: sqlite3.Connection, tpk: int, nid: int, besides: str | None = None) -> bool:
