@@ -247,7 +247,8 @@ def _write_history(
     and datasetId: what entity writes recorded there stays (decision 034)."""
     t = _Epochs()
     nids = names.memo(conn)
-    rows, replaced = [], []
+    rows: list[tuple[Any, ...]] = []
+    replaced: list[tuple[Any, ...]] = []
     named: dict[int, str] = {}  # row index -> datasetId, for the few rows that have one
     for tpk, replace, attrs in entries:
         for attr, instances in attrs.items():
