@@ -1,4 +1,5 @@
-"""The plain entity read, answered before Starlette's middleware and routing (decision 062).
+"""The plain entity read, answered before Starlette's middleware and routing (decision 062);
+the plain create too (`api/plain_create.py`, decision 068).
 
 `GET /entities/{id}` with no query and no Link header (dashboards' polls, bench b) passed
 through Starlette's two exception-catching layers, the router and the route's request wrapper
@@ -18,10 +19,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.api import entities as E
 from cityhub.api.http import BASE
+from cityhub.api.plain_create import (
+    RAISED,
+    first_post_route_is_create,
+    is_plain_create,
+    raising_stack,
+)
 from cityhub.ngsild.errors import NgsiLdError
 
 PREFIX = BASE + "/entities/"
@@ -29,12 +36,18 @@ ROUTE_PATH = PREFIX + "{eid:path}"  # the first GET route: it takes every GET un
 
 
 class HubApp(Starlette):
-    """Starlette, with the plain entity read served without the middleware stack."""
+    """Starlette, with the plain entity read and create served without the middleware stack."""
 
     _direct: bool | None = None  # whether the first GET route is still get_entity's
+    _creates: bool | None = None  # whether the first POST route on /entities is create's
+    _raising: ASGIApp | None = None  # the stack a create's error is raised in (built on one)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A plain read's answer, or its NGSI-LD error's; anything else takes Starlette's path."""
+        """A plain read's or create's answer, or its error's; anything else takes Starlette's
+        path."""
+        if is_plain_create(scope) and self._create_direct():
+            await self._create(scope, receive, send)
+            return
         if self._plain(scope):
             scope["app"] = self  # as Starlette sets it: handlers find the services there
             request = Request(scope)
@@ -48,6 +61,26 @@ class HubApp(Starlette):
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def _create_direct(self) -> bool:
+        """Whether create_entity may answer a plain create here: no added middleware (it sees
+        every request), no body limit middleware, and the router would pick it."""
+        if self._creates is None:
+            self._creates = first_post_route_is_create(self.routes)
+        return self._creates and not self.user_middleware and self.max_body_size is None
+
+    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """create_entity's answer; its exception raised again in Starlette's stack."""
+        scope["app"] = self  # as Starlette sets it: handlers find the services there
+        try:
+            response = await E.create_entity(Request(scope, receive))
+        except Exception as exc:
+            if self._raising is None:
+                self._raising = raising_stack(self)
+            scope[RAISED] = exc
+            await self._raising(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
     def _plain(self, scope: Scope) -> bool:
         """A GET of one entity with no query, no Link header (whose @context might have to be
