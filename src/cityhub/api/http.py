@@ -24,6 +24,7 @@ from cityhub.ngsild.context import ContextCache, TermMap, core_link, link_for, p
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.entity import NULL_URI, check_uri
 from cityhub.ngsild.errors import (
+    EXCERPT,
     BadRequestData,
     InvalidRequest,
     NgsiLdError,
@@ -31,6 +32,7 @@ from cityhub.ngsild.errors import (
     NotAcceptable,
     RequestTooLarge,
     UnsupportedMediaType,
+    excerpt,
 )
 from cityhub.ngsild.params import flag, options
 from cityhub.ngsild.temporal import OPTIONS as TEMPORAL_OPTIONS
@@ -106,7 +108,7 @@ def negotiate(request: Request, allowed: tuple[str, ...] = (JSON, JSONLD)) -> st
         return JSON
     choice = _choose_media(accept, allowed)
     if choice is None:
-        raise NotAcceptable(f"none of {accept!r} can be served; offer: {', '.join(allowed)}")
+        raise NotAcceptable(f"none of {excerpt(accept)} can be served; offer: {', '.join(allowed)}")
     return choice
 
 
@@ -184,7 +186,7 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
     ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
     if media not in ok:
         raise UnsupportedMediaType(
-            f"Content-Type {media or '(none)'} is not one of {', '.join(ok)}"
+            f"Content-Type {media[:EXCERPT] or '(none)'} is not one of {', '.join(ok)}"
         )
     if params:
         _check_charset(params)
@@ -381,7 +383,7 @@ def params_of(request: Request) -> dict[str, str]:
         if allowed is not None and key not in allowed:
             if key in UNSUPPORTED:
                 raise BadRequestData(f"parameter {key} is not supported: {UNSUPPORTED[key]}")
-            raise InvalidRequest(f"unknown query parameter {key!r}")
+            raise InvalidRequest(f"unknown query parameter {excerpt(key)}")
         if key in out:
             raise InvalidRequest(f"parameter {key} is given more than once")
         out[key] = value
