@@ -215,7 +215,7 @@ MAX_IMPLICIT = 1000
 # this many, and this many bytes of their JSON, before a new one is refused (422). Unbounded,
 # one 40 MB context held every request for 18 s and grew the hub by 400 MB for good.
 MAX_HOSTED = 10_000
-MAX_HOSTED_BYTES = 32 * 1024 * 1024  # as MAX_MEMORY_BYTES; held parsed, some 4x in RSS
+MAX_HOSTED_BYTES = 32 * 1024 * 1024  # as MAX_MEMORY_BYTES; parsed and compiled, ~7x in RSS
 # JSON bytes of those, and apart of the fetched ones held in memory, at most: beyond, the
 # least recently used go as above (the one just made or fetched stays, whatever its size).
 # A count alone let 120 inline @contexts of 1.5 MB grow the hub by 600 MB; parsed and
