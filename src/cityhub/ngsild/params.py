@@ -14,7 +14,7 @@ from cityhub.ngsild.errors import BadRequestData, InvalidRequest
 from cityhub.ngsild.languages import LANGUAGE_TAG, TAG
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
-from cityhub.ngsild.projection import Projection, parse_projection
+from cityhub.ngsild.projection import Projection, check_names, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, parse_geoq
 from cityhub.ngsild.query.qlang import compile_regex, parse_path, parse_q
@@ -178,6 +178,7 @@ def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projectio
         raise BadRequestData("pick and omit cannot be combined")
     if attrs is not None:
         names = csv(attrs)
+        check_names(len(names), "attrs")
         if any(n in ("id", "type") for n in names):
             raise BadRequestData("id and type are entity members, not attributes")
         for n in names:
@@ -321,7 +322,9 @@ def entity_query(
     q = _q_param(params, tm) if params.get("q") is not None else None
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
-    attrs = tuple(tm.expand(check_name(a)) for a in csv(params.get("attrs"))) or None
+    listed = csv(params.get("attrs"))
+    check_names(len(listed), "attrs")
+    attrs = tuple(tm.expand(check_name(a)) for a in listed) or None
     # each of a Query body's selectors names a type, "*" too, an id or an idPattern
     filters: list[Any] = [types, q, scope, geo, attrs, selectors is not None]
     if ids_filter:
