@@ -127,16 +127,18 @@ def require_dict(value: Any, what: str) -> dict[str, Any]:
 MAX_LIST = 1_000
 
 
-def require_list(value: Any, what: str, *, nonempty: bool = True) -> list[Any]:
-    """A JSON array member (non-empty unless told), of at most MAX_LIST items."""
+def require_list(
+    value: Any, what: str, *, nonempty: bool = True, bounded: bool = True
+) -> list[Any]:
+    """A JSON array member (non-empty unless told), of at most MAX_LIST items unless told
+    (a registration's `information`, which its InformationBudget counts across members)."""
     if not isinstance(value, list):
         raise BadRequestData(f"{what} must be a JSON array")
     if nonempty and not value:
         raise BadRequestData(f"{what} must not be empty")
-    if len(value) > MAX_LIST:
+    if bounded and len(value) > MAX_LIST:
         raise BadRequestData(
-            f"{what} holds {len(value):,} items, more than the {MAX_LIST:,} the hub takes; "
-            "split it into several subscriptions"
+            f"{what} holds {len(value):,} items; the hub takes at most {MAX_LIST:,}"
         )
     return value
 
