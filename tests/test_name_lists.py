@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from cityhub.ngsild import subscriptions
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.subscriptions import expand_names
@@ -20,7 +21,9 @@ def test_duplicates_go_and_the_first_order_stays() -> None:
     assert expand_names(names, tm, "attrs") == [VOCAB + "b", VOCAB + "a", VOCAB + "c"]
 
 
-def test_a_long_list_is_linear() -> None:
+def test_a_long_list_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear past the bound a subscription's lists have now (MAX_LIST), should it grow."""
+    monkeypatch.setattr(subscriptions, "MAX_LIST", 40_000)
     tm = TermMap(vocab=VOCAB)
     names = [f"p{i}" for i in range(40_000)]
     started = time.monotonic()

@@ -351,3 +351,36 @@ def test_an_offset_whose_plus_became_a_space_says_to_encode_it() -> None:
     encoded = parse_q("dt<2024-05-15T10:00:00+02:00")
     assert isinstance(encoded, Compare) and isinstance(encoded.value, Value)
     assert encoded.value.norm == "2024-05-15T08:00:00.000000Z"
+
+
+def test_a_long_q_is_refused_at_its_first_term_past_the_bound() -> None:
+    """The 1,001st term stops the parser: what follows is neither read nor compiled (a
+    5.5 MB q was parsed whole, 8.6 s of CPU, before the count refused it)."""
+    with pytest.raises(BadRequestData, match=r"more than 1,000 terms"):
+        parse_q("p==1;" * 1000 + "p==1;p==(")  # the syntax error lies past the bound
+
+
+def test_patterns_past_the_term_bound_are_not_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `~=` term compiles an RE2 program; those past the bound cost nothing."""
+    from cityhub.ngsild.query import qlang
+
+    compiled: list[str] = []
+    real = qlang.bounded_pattern
+
+    def counting(pattern: str) -> object:
+        compiled.append(pattern)
+        return real(pattern)
+
+    monkeypatch.setattr(qlang, "bounded_pattern", counting)
+    with pytest.raises(BadRequestData, match=r"more than 1,000 terms"):
+        parse_q(";".join(f'p~="a{i}"' for i in range(5000)))
+    assert len(compiled) == 1000
+
+
+def test_an_error_quotes_only_the_start_of_a_long_q() -> None:
+    """A malformed q of 100,000 characters is not echoed whole in the 400's detail."""
+    text = "p==" + "1" * 100_000 + "x"
+    with pytest.raises(BadRequestData) as caught:
+        parse_q(text)
+    assert len(caught.value.detail) < 600
+    assert f"({len(text):,} characters)" in caught.value.detail

@@ -50,6 +50,15 @@ REFUSED = [
     pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_Version="mqtt9")), id="mqtt-version"),
     pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_QoS="7")), id="mqtt-qos-7"),
     pytest.param(sub(mqtt("mqtts://127.0.0.1:8883/a", MQTT_QoS="one")), id="mqtt-qos-word"),
+    # a subscription of 200,000 entities held every request for 17 s (hostile probe)
+    pytest.param(
+        sub(entities=[{"type": "B", "id": f"urn:b:{i}"} for i in range(1001)]),
+        id="entities-1001",
+    ),
+    pytest.param(sub(watchedAttributes=[f"a{i}" for i in range(1001)]), id="watched-1001"),
+    pytest.param(
+        sub(notification={"attributes": [f"a{i}" for i in range(1001)]}), id="attributes-1001"
+    ),
 ]
 
 
@@ -63,7 +72,11 @@ async def test_create_refuses(client: httpx.AsyncClient, body: dict[str, Any]) -
 async def test_update_refuses(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     resp = await client.post(SUBS, json=sub())
     assert resp.status_code == 201, resp.text
-    fragment = {k: v for k, v in body.items() if k not in ("id", "type", "entities")}
+    fragment = {
+        k: v
+        for k, v in body.items()
+        if k not in ("id", "type") and not (k == "entities" and v == sub()["entities"])
+    }
     problem(await client.patch(f"{SUBS}/{SID}", json=fragment), 400, "BadRequestData")
     stored = (await client.get(f"{SUBS}/{SID}")).json()
     assert stored["notification"] == {"endpoint": HTTP} and "timeInterval" not in stored
@@ -93,6 +106,11 @@ async def test_csource_subscription_time_interval_has_the_same_floor(
             sub({**HTTP, "notifierInfo": [{"key": "MQTT-QoS", "value": "7"}]}),
             id="http-ignores-mqtt-keys",
         ),
+        pytest.param(
+            sub(entities=[{"type": "B", "id": f"urn:b:{i}"} for i in range(1000)]),
+            id="entities-1000",
+        ),
+        pytest.param(sub(watchedAttributes=[f"a{i}" for i in range(1000)]), id="watched-1000"),
     ],
 )
 async def test_accepts_within_bounds(client: httpx.AsyncClient, body: dict[str, Any]) -> None:

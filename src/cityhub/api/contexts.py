@@ -18,6 +18,7 @@ from cityhub.ngsild.context import (
     ContextCache,
     ContextEntry,
     check_context,
+    check_inline,
     is_absolute_iri,
 )
 from cityhub.ngsild.errors import (
@@ -121,6 +122,7 @@ async def add_context(request: Request) -> Response:
         raise InvalidRequest("the body must be a JSON object with an @context member")
     spec = body["@context"]
     check_context(spec)
+    check_inline(spec)  # before what it names is fetched
     cache = _cache(request)
     await cache.prefetch(spec, count=False)
     document = {"@context": spec}

@@ -36,6 +36,7 @@ from cityhub.ngsild.errors import (
     InvalidRequest,
     LdContextNotAvailable,
     NgsiLdError,
+    OperationNotSupported,
 )
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.throttled_log import ThrottledLog
@@ -210,6 +211,11 @@ IN_USE = 7 * 86_400.0
 # ImplicitlyCreated @contexts that no stored subscription names, kept for the Link of answers
 # to inline @contexts; beyond that the least recently used goes (a named one never does)
 MAX_IMPLICIT = 1000
+# Hosted @contexts (POST /jsonldContexts) live in memory and on disk until deleted: at most
+# this many, and this many bytes of their JSON, before a new one is refused (422). Unbounded,
+# one 40 MB context held every request for 18 s and grew the hub by 400 MB for good.
+MAX_HOSTED = 10_000
+MAX_HOSTED_BYTES = 32 * 1024 * 1024  # as MAX_MEMORY_BYTES; parsed and compiled, ~7x in RSS
 # JSON bytes of those, and apart of the fetched ones held in memory, at most: beyond, the
 # least recently used go as above (the one just made or fetched stays, whatever its size).
 # A count alone let 120 inline @contexts of 1.5 MB grow the hub by 600 MB; parsed and
@@ -446,6 +452,8 @@ class ContextCache:
             document=document,
             created_at=created_at or now_iso(),
         )
+        if entry.kind == HOSTED:  # counted against MAX_HOSTED_BYTES (new_hosted)
+            entry.held = len(orjson.dumps(document))
         with self._lock:
             old = self._local.get(entry.local_id)
             self._local[entry.local_id] = entry
@@ -623,7 +631,17 @@ class ContextCache:
             log.exception(failure, masked_url(entry.url))
 
     def new_hosted(self, document: Any) -> ContextEntry:
-        """Host a new context under a fresh local id."""
+        """Host a new context under a fresh local id, within MAX_HOSTED and MAX_HOSTED_BYTES
+        (OperationNotSupported past either: a client must delete one first)."""
+        size = len(orjson.dumps(document))
+        with self._lock:
+            hosted = [e for e in self._local.values() if e.kind == HOSTED]
+        held = sum(e.held for e in hosted)
+        if len(hosted) >= MAX_HOSTED or held + size > MAX_HOSTED_BYTES:
+            raise OperationNotSupported(
+                f"the hub hosts {len(hosted):,} @contexts of {held:,} bytes, and hosts at most "
+                f"{MAX_HOSTED:,} of {MAX_HOSTED_BYTES:,} bytes in all; delete one first"
+            )
         return self.host(local_path(uuid.uuid4().hex), document, HOSTED)
 
     def implicit(self, spec: Any) -> ContextEntry:
@@ -777,7 +795,7 @@ class ContextCache:
         """compile() for a stored subscription, which keeps the contexts it was made with even
         when they have been deleted since."""
         if not self._retired:
-            return self.compile(spec)
+            return self.compile(spec, bounded=False)
         return self._compile_spec(spec, kept=True)  # not memoised: once per subscription load
 
     def remove(self, entry: ContextEntry, *, unname: bool = True) -> None:
@@ -1028,9 +1046,13 @@ class ContextCache:
                 with contextlib.suppress(NgsiLdError):
                     await self.prefetch(spec, count=False)
 
-    def compile(self, spec: Any) -> TermMap:
-        """The term map for a @context value (None means the core context alone)."""
+    def compile(self, spec: Any, *, bounded: bool = True) -> TermMap:
+        """The term map for a @context value (None means the core context alone). `bounded`:
+        a client's new @context, refused past MAX_CONTEXT_BYTES of JSON as a download is (a
+        stored subscription's is compiled as it was accepted)."""
         key = dumps_kept(spec)  # kept as a dict key
+        if bounded and len(key) > MAX_CONTEXT_BYTES:
+            raise _too_large(len(key))
         tm = self._compiled.get(key)
         if tm is None:
             tm = self._compile_spec(spec)
@@ -1176,6 +1198,24 @@ def _urls(spec: Any) -> Iterable[str]:
                 yield item
 
 
+def _too_large(size: int) -> BadRequestData:
+    return BadRequestData(
+        f"the @context given inline is {size:,} bytes of JSON, more than the {MAX_CONTEXT_BYTES:,} "
+        "the hub takes (a downloaded one is bounded alike); host its terms elsewhere and name "
+        "its URL"
+    )
+
+
+def check_inline(spec: Any) -> None:
+    """Refuse an inline @context (a hosted one's before its URLs are fetched) past
+    MAX_CONTEXT_BYTES of JSON: compiled on the event loop and held in memory, a 40 MB one
+    held every other request for 18 s."""
+    if isinstance(spec, dict | list):
+        size = len(orjson.dumps(spec))
+        if size > MAX_CONTEXT_BYTES:
+            raise _too_large(size)
+
+
 def implicit_id(spec: Any) -> str:
     """The local id of the ImplicitlyCreated context for an @context: a hash of its content."""
     return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
@@ -1280,6 +1320,7 @@ __all__ = [
     "InvalidRequest",
     "TermMap",
     "check_context",
+    "check_inline",
     "core_link",
     "implicit_id",
     "is_absolute_iri",

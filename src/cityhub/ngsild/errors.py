@@ -126,6 +126,17 @@ class Conflict(NgsiLdError):
     title = "Conflict"
 
 
+EXCERPT = 200  # characters of a client's text an error detail quotes
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """A client's text as an error quotes it: whole when short, else its start and its length,
+    so a 5 MB q does not come back as a 5 MB error body."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
 def storage_full(detail: str = "nothing of this request was stored") -> NgsiLdError:
     """The error of a write the store refused for want of space (503: an operator must act)."""
     err = NgsiLdError(f"the hub's storage is full; {detail}")

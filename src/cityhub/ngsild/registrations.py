@@ -152,7 +152,7 @@ _ORDER = (
 def _entity_infos(value: Any, tm: TermMap, budget: InformationBudget) -> list[dict[str, Any]]:
     """EntityInfo array: type mandatory (a name or a list of names), id, idPattern."""
     out = []
-    items = require_list(value, "information.entities")
+    items = require_list(value, "information.entities", bounded=False)
     budget.take(items)
     for item in items:
         if not isinstance(item, dict):
@@ -183,7 +183,7 @@ def _information(value: Any, tm: TermMap) -> list[dict[str, Any]]:
     """RegistrationInfo array: each with entities, propertyNames and/or relationshipNames."""
     out = []
     budget = InformationBudget()
-    items = require_list(value, "information")
+    items = require_list(value, "information", bounded=False)
     budget.take(items)
     for item in items:
         if not isinstance(item, dict):

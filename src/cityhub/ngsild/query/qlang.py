@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import NoReturn
 
 from cityhub.jsonints import INT_MAX, INT_MIN
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import EXCERPT, BadRequestData, excerpt
 from cityhub.ngsild.query.ast import (
     MAX_TERMS,
     And,
@@ -24,7 +24,6 @@ from cityhub.ngsild.query.ast import (
     Value,
     ValueKind,
     ValueList,
-    leaves,
 )
 from cityhub.ngsild.query.pattern import Pattern, PatternError, bounded_pattern, compile_pattern
 
@@ -140,7 +139,8 @@ def compile_regex(pattern: str, *, bounded: bool = True) -> Pattern:
     try:
         return bounded_pattern(pattern) if bounded else compile_pattern(pattern)
     except PatternError as exc:
-        raise BadRequestData(f'invalid regular expression "{pattern}": {exc}') from None
+        shown = pattern if len(pattern) <= EXCERPT else f"{pattern[:EXCERPT]}..."
+        raise BadRequestData(f'invalid regular expression "{shown}": {exc}') from None
 
 
 # A time followed by a space and an offset: a '+' the URL query decoding turned into a space.
@@ -159,10 +159,11 @@ class _Parser:
         self.depth = 0
         self.bare = bare  # the attributes whose == and != values may be bare terms
         self.bounded = bounded  # patterns: a client's new q (True) or a stored one
+        self.terms = 0  # counted as read: past MAX_TERMS the rest is not parsed (nor compiled)
 
     def fail(self, what: str) -> NoReturn:
         hint = _PLUS_HINT if _DECODED_PLUS.search(self.s) else ""
-        raise BadRequestData(f"invalid q: {what} at position {self.i} in {self.s!r}{hint}")
+        raise BadRequestData(f"invalid q: {what} at position {self.i} in {excerpt(self.s)}{hint}")
 
     def peek(self) -> str:
         while self.i < len(self.s) and self.s[self.i].isspace():
@@ -244,6 +245,9 @@ class _Parser:
         self.fail("unknown operator")
 
     def term(self) -> QNode:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise BadRequestData(f"invalid q: more than {MAX_TERMS:,} terms")
         path = self.path()
         op = self.operator()
         if op is None:
@@ -402,6 +406,4 @@ def parse_q(
     node = parser.query()
     if parser.peek():
         parser.fail(f"unexpected {parser.peek()!r}")
-    if leaves(node) > MAX_TERMS:
-        raise BadRequestData(f"invalid q: more than {MAX_TERMS:,} terms")
-    return node
+    return node  # at most MAX_TERMS terms: the parser counts them as it reads (_Parser.term)

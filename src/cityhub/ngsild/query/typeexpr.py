@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from cityhub.ngsild.errors import BadRequestData
-from cityhub.ngsild.query.ast import MAX_TERMS, TypeAnd, TypeName, TypeNode, TypeOr, leaves
+from cityhub.ngsild.errors import BadRequestData, excerpt
+from cityhub.ngsild.query.ast import MAX_TERMS, TypeAnd, TypeName, TypeNode, TypeOr
 
 N = TypeVar("N")
 MAX_DEPTH = 32
 _TOKEN_RE = re.compile(r"\s*(?:([(),|;])|([^\s(),|;]+))")
+_OPERATORS = frozenset("(),|;")
 _BAD_NAME_RE = re.compile(r"[<>\"'=\\\x00-\x1f\x7f]")
 
 
@@ -29,18 +30,24 @@ def parse_selection(
     if not isinstance(text, str) or not text.strip():
         raise BadRequestData(f"invalid {what}: empty expression")
     tokens: list[str] = []
+    terms = 0  # every term is a leaf: past MAX_TERMS the rest of the text is not read
     pos = 0
     stripped = text.rstrip()
     while pos < len(stripped):
         m = _TOKEN_RE.match(stripped, pos)
         if m is None:  # pragma: no cover - the pattern accepts every non-space character
-            raise BadRequestData(f"invalid {what}: {text!r}")
-        tokens.append(m.group(1) or m.group(2))
+            raise BadRequestData(f"invalid {what}: {excerpt(text)}")
+        token = m.group(1) or m.group(2)
+        if token not in _OPERATORS:
+            terms += 1
+            if terms > MAX_TERMS:
+                raise BadRequestData(f"invalid {what}: more than {MAX_TERMS:,} terms")
+        tokens.append(token)
         pos = m.end()
     at = 0
 
     def fail(msg: str) -> BadRequestData:
-        return BadRequestData(f"invalid {what}: {msg} in {text!r}")
+        return BadRequestData(f"invalid {what}: {msg} in {excerpt(text)}")
 
     def peek() -> str:
         return tokens[at] if at < len(tokens) else ""
@@ -81,8 +88,6 @@ def parse_selection(
     node = disjunction(0)
     if at != len(tokens):
         raise fail(f"unexpected {peek()!r}")
-    if leaves(node) > MAX_TERMS:
-        raise BadRequestData(f"invalid {what}: more than {MAX_TERMS:,} terms")
     return node
 
 
