@@ -45,6 +45,7 @@ from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
 from cityhub.store.sqlite.index import attr_keys, geo_rows
 from cityhub.store.sqlite.names import Assigned, AttrNames
+from cityhub.store.sqlite.no_room import no_room
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 from cityhub.store.sqlite.schema import (
     BEFORE_MIGRATION,
@@ -103,6 +104,7 @@ class SqliteStore:
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
+        self._refused_cause = ""  # the limit that refused it, '' for a full disk (no_room.py)
         self._group_wrote = False  # a write() block ran in the open group
         self._all_readers: list[sqlite3.Connection] = []
         # the second half of split counts (its thread starts on first use)
@@ -132,9 +134,11 @@ class SqliteStore:
                     self.checkpoint(conn)
                 except sqlite3.Error as exc:  # retried at the next tick
                     # a full disk fails every tick: one line per 10 s, not two a second
-                    self._checkpoint_log.warning("checkpoint failed: %s", exc)
+                    room = no_room(exc)
+                    error = room[0] if room else str(exc)
+                    self._checkpoint_log.warning("checkpoint failed: %s", error)
                     first = self._checkpoint_failed
-                    self._checkpoint_failed = (first[0] if first else time.time(), str(exc))
+                    self._checkpoint_failed = (first[0] if first else time.time(), error)
                 else:
                     self._checkpoint_failed = None
         finally:
@@ -386,6 +390,7 @@ class SqliteStore:
             self.names.rolled_back()
             if isinstance(exc, StoreFull):
                 self._refused_at = time.time()
+                self._refused_cause = exc.limit
             raise
         self.names.committed(conn)
 
@@ -513,6 +518,11 @@ class SqliteStore:
         has committed since (/health); housekeeping writes (outbox, delivery status) do not
         count, as small ones may still fit where a client's write does not."""
         return self._refused_at
+
+    def write_refused_cause(self) -> str:
+        """The limit that refused the last refused write ('' for a full disk): /health's
+        advice differs, since free space does not lift a size limit or a quota."""
+        return self._refused_cause
 
     def prune_history(
         self, before: float, after: int = 0, limit: int = 2000
@@ -932,7 +942,8 @@ def damaged(exc: BaseException) -> bool:
 
 
 class _TypedFull:
-    """SQLite's "database or disk is full" as the store's StoreFull (the API answers 503);
+    """SQLite's "database or disk is full", and a write the disk refused (a size limit, a
+    quota: no_room.py), as the store's StoreFull (the API answers 503);
     a class, not a generator, because every write enters it."""
 
     def __enter__(self) -> None:
@@ -941,10 +952,10 @@ class _TypedFull:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if isinstance(exc, sqlite3.OperationalError) and (
-            getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-        ):
-            raise StoreFull(f"the database cannot grow: {exc}") from exc
+        if isinstance(exc, sqlite3.OperationalError):
+            room = no_room(exc)
+            if room is not None:
+                raise StoreFull(f"the database cannot grow: {room[0]}", room[1]) from exc
 
 
 _typed_full = _TypedFull()
