@@ -105,6 +105,9 @@ class SqliteStore:
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
         self._refused_cause = ""  # the limit that refused it, '' for a full disk (no_room.py)
+        # an entity or history was deleted: the checkpointer empties the WAL, whose old
+        # frames still hold what was deleted (scrub)
+        self._scrub_wanted = False
         self._group_wrote = False  # a write() block ran in the open group
         self._all_readers: list[sqlite3.Connection] = []
         # the second half of split counts (its thread starts on first use)
@@ -132,6 +135,8 @@ class SqliteStore:
                     self._watch.save(self._writer, self._write_lock)
                 try:
                     self.checkpoint(conn)
+                    if self._scrub_wanted:
+                        self.scrub(conn)
                 except sqlite3.Error as exc:  # retried at the next tick
                     # a full disk fails every tick: one line per 10 s, not two a second
                     room = no_room(exc)
@@ -168,6 +173,29 @@ class SqliteStore:
             held = time.perf_counter()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             return frames, time.perf_counter() - held
+
+    def scrub(self, conn: sqlite3.Connection) -> bool:
+        """Empty the WAL after a deletion, whether it was done; tried again at the next
+        tick when not.
+
+        The WAL's frames keep every page as it was written, so a deleted person's values
+        stayed readable in `-wal` after their erasure was answered: only a stop truncated
+        it, and frames past the point the next writes reached stayed for days on a quiet
+        hub. A TRUNCATE checkpoint copies the last frames back and cuts the file to zero;
+        under the write lock, with no busy wait, it holds writes for that copy only, and a
+        reader still on an older snapshot makes it give up until the next tick."""
+        with self._write_lock:
+            self._scrub_wanted = False
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:  # "database is locked": another process writes
+                busy = 1
+            finally:
+                conn.execute("PRAGMA busy_timeout=5000")
+            if busy:
+                self._scrub_wanted = True
+            return not busy
 
     def _create_schema(self) -> None:
         """The tables and the schema version in one transaction: a first start that failed
@@ -354,6 +382,7 @@ class SqliteStore:
                     yield tx
                     self._group_items += self._to_outbox(tx)
                 self._group_wrote = True
+                self._scrub_wanted = self._scrub_wanted or tx.erased
                 return
             items: list[OutboxItem] = []
             try:
@@ -364,6 +393,7 @@ class SqliteStore:
                 self._dropped(items)
                 raise
             self._refused_at = None
+            self._scrub_wanted = self._scrub_wanted or tx.erased
             self._handover(items)
 
     def _refuse_lost(self) -> None:
@@ -534,7 +564,9 @@ class SqliteStore:
             if self._in_group:
                 return 0, None
             with self._transaction() as conn, _typed_full:
-                return temporal.prune(conn, before, after, limit)
+                deleted, going_on = temporal.prune(conn, before, after, limit)
+            self._scrub_wanted = self._scrub_wanted or deleted > 0
+            return deleted, going_on
 
     def erase_history(
         self, erasure: Erasure, limit: int = erasures.STEP
@@ -543,6 +575,7 @@ class SqliteStore:
         (erasures.STEP at most), in the open group or its own transaction: rows deleted, and
         the erasure as it goes on (None: done)."""
         with self._alone() as conn:
+            self._scrub_wanted = True
             return erasures.step(conn, erasure, min(limit, erasures.STEP))
 
     def erasures(self) -> list[Erasure]:
@@ -978,6 +1011,7 @@ class SqliteWriteTx:
         # what get() read of each entity this block has not rewritten since: its row id, its
         # stored JSON and the outline of its counts, so that update() needs no second read
         self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
+        self.erased = False  # an entity or history deleted: the WAL is cleared after (scrub)
 
     def _record_tenant(self) -> None:
         """The tenant exists from its first stored entity or instance on, whatever is
@@ -1163,6 +1197,7 @@ class SqliteWriteTx:
         if row is None:
             return None
         old: Doc = orjson.loads(row[1])
+        self.erased = True
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
         typestats.change(self.conn, self.tenant, self._shape(old), None)
         self._unindex(row[0])
@@ -1237,6 +1272,7 @@ class SqliteWriteTx:
     ) -> tuple[bool, Erasure | None]:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
         the rows left to Store.erase_history."""
+        self.erased = True
         return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
@@ -1247,6 +1283,7 @@ class SqliteWriteTx:
 
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:
         """Delete one stored attribute instance."""
+        self.erased = True
         return temporal.delete_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def instance(self, eid: str, attr: str, instance_id: str) -> Doc | None:
