@@ -962,6 +962,14 @@ class SqliteStore:
         with self._alone() as conn:
             return resources.delete_kind(conn, kind, tenant)
 
+    def resource_expire(self, kind: str, member: str, before: str) -> int:
+        """Delete the resources of one kind whose timestamp `member` is before `before` (dead
+        letters past retention); how many went. The WAL is emptied after, as for history."""
+        with self._alone() as conn:
+            gone = resources.expire(conn, kind, member, before)
+        self._scrub_wanted = self._scrub_wanted or gone > 0
+        return gone
+
 
 def damaged(exc: BaseException) -> bool:
     """Whether SQLite found the file itself damaged (SQLITE_CORRUPT, SQLITE_NOTADB): neither a
