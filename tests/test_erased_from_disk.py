@@ -86,6 +86,33 @@ async def test_an_erased_persons_values_leave_the_database_files(
     assert holders(db, "reading-of-person-39-kept") == ["hub.db"]
 
 
+async def test_cleared_dead_letters_leave_the_database_files(
+    tmp_path: Path, no_secure_delete_by_default: None
+) -> None:
+    """A dead letter keeps a device's raw payload; clearing them clears the files too."""
+    from cityhub.ingest.agent.payload import Raw
+    from cityhub.ingest.agent.reasons import Rejected
+
+    db = tmp_path / "hub.db"
+    app = create_app(Settings(db=str(db)))
+    letters = app.state.iot.letters
+    refused = [
+        (None, letters.letter(Raw("http", "", f"d{n}", SECRET.encode()), Rejected("x", "y")))
+        for n in range(5)
+    ]
+    await app.state.committer.run(lambda: letters.write(refused))
+    assert holders(db, SECRET), "the payloads were written to the files"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        cleared = await client.delete("/iot/v1/deadletters", params={"unrouted": "true"})
+        assert cleared.status_code in (200, 204), cleared.text
+        deadline = time.monotonic() + 10
+        while holders(db, SECRET) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert holders(db, SECRET) == [], "the cleared payloads are still in the files"
+    app.state.store.close()
+
+
 def test_the_scrub_waits_for_a_reader_on_an_older_snapshot(tmp_path: Path) -> None:
     """A reader in the middle of a read keeps the WAL: the scrub gives up at once (no wait
     that would hold writes) and is tried again at the next tick."""

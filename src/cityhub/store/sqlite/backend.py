@@ -958,9 +958,12 @@ class SqliteStore:
             return resources.trim(conn, kind, keep)
 
     def resource_clear(self, kind: str, tenant: str) -> int:
-        """Delete every resource of one kind in a tenant; how many went."""
+        """Delete every resource of one kind in a tenant (dead letters: raw device payloads,
+        so the WAL is emptied after, as for history); how many went."""
         with self._alone() as conn:
-            return resources.delete_kind(conn, kind, tenant)
+            gone = resources.delete_kind(conn, kind, tenant)
+        self._scrub_wanted = self._scrub_wanted or gone > 0
+        return gone
 
     def resource_expire(self, kind: str, member: str, before: str) -> int:
         """Delete the resources of one kind whose timestamp `member` is before `before` (dead
