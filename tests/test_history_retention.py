@@ -254,3 +254,29 @@ async def test_the_upgrade_to_13_drops_the_series_of_pruned_temporal_entities(
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
             str(SCHEMA_VERSION),
         )
+
+
+async def test_dead_letters_older_than_retention_go_with_the_history(tmp_path: Path) -> None:
+    """A dead letter keeps a device's raw payload (a resident's reading): it was kept until
+    10,000 newer ones pushed it out, whatever CITYHUB_HISTORY_DAYS said."""
+    from cityhub.ingest.agent.payload import Raw
+    from cityhub.ingest.agent.reasons import Rejected
+
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), history_days=30))
+    letters = app.state.iot.letters
+    now = time.time()
+    written = []
+    for age_days, device in ((400, "old"), (31, "month"), (29, "recent"), (0, "today")):
+        raw = Raw("http", "", device, b'{"hr": 77}', received=now - age_days * 86400)
+        written.append((None, letters.letter(raw, Rejected("unknownDevice", "test"))))
+    await app.state.committer.run(lambda: letters.write(written))
+    assert letters.held == 4
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        await app.state.pruner.prune(now=now)
+        kept = await client.get("/iot/v1/deadletters", params={"unrouted": "true"})
+        assert [d["device"] for d in kept.json()] == ["recent", "today"], kept.json()
+        assert letters.held == 2
+        history = (await client.get("/health")).json()["history"]
+        assert history["deletedDeadLetters"] == 2, history
+    app.state.store.close()

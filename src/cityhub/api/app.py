@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -359,4 +360,13 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.notifier = notifier
     app.state.pruner = pruner
     iot_agent.install(app)
+    letters = app.state.iot.letters
+    committer = app.state.committer
+
+    async def expire_letters(before: float) -> int:
+        """Dead letters past retention go as a committer job, as they are written."""
+        gone: int = await committer.run(partial(letters.expire, before))
+        return gone
+
+    pruner.also.append(expire_letters)
     return app

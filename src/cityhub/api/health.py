@@ -25,6 +25,10 @@ FULL = (
     "writes are refused for lack of disk space (the last at {}); free space on the "
     "database's disk: writes resume without a restart"
 )
+REFUSED = (
+    "writes are refused: the disk refused a write (the last at {}) although it may have "
+    "free space: {}; writes resume without a restart once it takes them"
+)
 DAMAGED = (
     "the hub's database file is damaged ({}); stop the hub and restore a backup "
     "(`cityhub restore`, from a copy taken with `cityhub backup`)"
@@ -108,6 +112,9 @@ def _trouble(store: Any, storage: dict[str, int], damaged: str) -> str:
         return DAMAGED.format(damaged)
     refused = store.write_refused()
     if refused is not None and time.time() - refused < FULL_SHOWN:
+        limit = store.write_refused_cause()
+        if limit:  # a size limit or a quota, which free space does not lift
+            return REFUSED.format(_when(refused), limit)
         return FULL.format(_when(refused))
     failing = store.checkpoint_failed()
     if failing is not None:

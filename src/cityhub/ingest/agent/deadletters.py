@@ -99,6 +99,18 @@ class DeadLetters:
         """Re-read how many letters are held (after a failed write)."""
         self._held = {kind: self.store.resource_count_all(kind) for kind in self._held}
 
+    def expire(self, before: float) -> int:
+        """Delete the letters received before `before` (epoch seconds): history retention's
+        bound applies to them too, since a letter keeps a device's raw payload, a
+        resident's reading among them (run it as a committer job); how many went."""
+        cutoff = format_ts(datetime.fromtimestamp(before, UTC))
+        gone = 0
+        for kind in self._held:
+            expired = int(self.store.resource_expire(kind, "receivedAt", cutoff))
+            self._held[kind] = max(0, self._held[kind] - expired)
+            gone += expired
+        return gone
+
     def page(self, tenant: str | None, limit: int, offset: int) -> tuple[list[Doc], int]:
         """A tenant's letters (None: the unrouted ones), oldest first, and how many."""
         kind = KIND if tenant is not None else UNROUTED

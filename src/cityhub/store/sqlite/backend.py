@@ -45,6 +45,7 @@ from cityhub.store.sqlite.file_watch import FileWatch
 from cityhub.store.sqlite.files import read_write, refuse_foreign
 from cityhub.store.sqlite.index import attr_keys, geo_rows
 from cityhub.store.sqlite.names import Assigned, AttrNames
+from cityhub.store.sqlite.no_room import no_room
 from cityhub.store.sqlite.qsql import Compiler, id_bound
 from cityhub.store.sqlite.schema import (
     BEFORE_MIGRATION,
@@ -103,6 +104,10 @@ class SqliteStore:
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
+        self._refused_cause = ""  # the limit that refused it, '' for a full disk (no_room.py)
+        # an entity or history was deleted: the checkpointer empties the WAL, whose old
+        # frames still hold what was deleted (scrub)
+        self._scrub_wanted = False
         self._group_wrote = False  # a write() block ran in the open group
         self._all_readers: list[sqlite3.Connection] = []
         # the second half of split counts (its thread starts on first use)
@@ -130,11 +135,15 @@ class SqliteStore:
                     self._watch.save(self._writer, self._write_lock)
                 try:
                     self.checkpoint(conn)
+                    if self._scrub_wanted:
+                        self.scrub(conn)
                 except sqlite3.Error as exc:  # retried at the next tick
                     # a full disk fails every tick: one line per 10 s, not two a second
-                    self._checkpoint_log.warning("checkpoint failed: %s", exc)
+                    room = no_room(exc)
+                    error = room[0] if room else str(exc)
+                    self._checkpoint_log.warning("checkpoint failed: %s", error)
                     first = self._checkpoint_failed
-                    self._checkpoint_failed = (first[0] if first else time.time(), str(exc))
+                    self._checkpoint_failed = (first[0] if first else time.time(), error)
                 else:
                     self._checkpoint_failed = None
         finally:
@@ -164,6 +173,29 @@ class SqliteStore:
             held = time.perf_counter()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             return frames, time.perf_counter() - held
+
+    def scrub(self, conn: sqlite3.Connection) -> bool:
+        """Empty the WAL after a deletion, whether it was done; tried again at the next
+        tick when not.
+
+        The WAL's frames keep every page as it was written, so a deleted person's values
+        stayed readable in `-wal` after their erasure was answered: only a stop truncated
+        it, and frames past the point the next writes reached stayed for days on a quiet
+        hub. A TRUNCATE checkpoint copies the last frames back and cuts the file to zero;
+        under the write lock, with no busy wait, it holds writes for that copy only, and a
+        reader still on an older snapshot makes it give up until the next tick."""
+        with self._write_lock:
+            self._scrub_wanted = False
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:  # "database is locked": another process writes
+                busy = 1
+            finally:
+                conn.execute("PRAGMA busy_timeout=5000")
+            if busy:
+                self._scrub_wanted = True
+            return not busy
 
     def _create_schema(self) -> None:
         """The tables and the schema version in one transaction: a first start that failed
@@ -350,6 +382,7 @@ class SqliteStore:
                     yield tx
                     self._group_items += self._to_outbox(tx)
                 self._group_wrote = True
+                self._scrub_wanted = self._scrub_wanted or tx.erased
                 return
             items: list[OutboxItem] = []
             try:
@@ -360,6 +393,7 @@ class SqliteStore:
                 self._dropped(items)
                 raise
             self._refused_at = None
+            self._scrub_wanted = self._scrub_wanted or tx.erased
             self._handover(items)
 
     def _refuse_lost(self) -> None:
@@ -386,6 +420,7 @@ class SqliteStore:
             self.names.rolled_back()
             if isinstance(exc, StoreFull):
                 self._refused_at = time.time()
+                self._refused_cause = exc.limit
             raise
         self.names.committed(conn)
 
@@ -514,6 +549,11 @@ class SqliteStore:
         count, as small ones may still fit where a client's write does not."""
         return self._refused_at
 
+    def write_refused_cause(self) -> str:
+        """The limit that refused the last refused write ('' for a full disk): /health's
+        advice differs, since free space does not lift a size limit or a quota."""
+        return self._refused_cause
+
     def prune_history(
         self, before: float, after: int = 0, limit: int = 2000
     ) -> tuple[int, int | None]:
@@ -524,7 +564,9 @@ class SqliteStore:
             if self._in_group:
                 return 0, None
             with self._transaction() as conn, _typed_full:
-                return temporal.prune(conn, before, after, limit)
+                deleted, going_on = temporal.prune(conn, before, after, limit)
+            self._scrub_wanted = self._scrub_wanted or deleted > 0
+            return deleted, going_on
 
     def erase_history(
         self, erasure: Erasure, limit: int = erasures.STEP
@@ -533,6 +575,7 @@ class SqliteStore:
         (erasures.STEP at most), in the open group or its own transaction: rows deleted, and
         the erasure as it goes on (None: done)."""
         with self._alone() as conn:
+            self._scrub_wanted = True
             return erasures.step(conn, erasure, min(limit, erasures.STEP))
 
     def erasures(self) -> list[Erasure]:
@@ -915,9 +958,20 @@ class SqliteStore:
             return resources.trim(conn, kind, keep)
 
     def resource_clear(self, kind: str, tenant: str) -> int:
-        """Delete every resource of one kind in a tenant; how many went."""
+        """Delete every resource of one kind in a tenant (dead letters: raw device payloads,
+        so the WAL is emptied after, as for history); how many went."""
         with self._alone() as conn:
-            return resources.delete_kind(conn, kind, tenant)
+            gone = resources.delete_kind(conn, kind, tenant)
+        self._scrub_wanted = self._scrub_wanted or gone > 0
+        return gone
+
+    def resource_expire(self, kind: str, member: str, before: str) -> int:
+        """Delete the resources of one kind whose timestamp `member` is before `before` (dead
+        letters past retention); how many went. The WAL is emptied after, as for history."""
+        with self._alone() as conn:
+            gone = resources.expire(conn, kind, member, before)
+        self._scrub_wanted = self._scrub_wanted or gone > 0
+        return gone
 
 
 def damaged(exc: BaseException) -> bool:
@@ -932,7 +986,8 @@ def damaged(exc: BaseException) -> bool:
 
 
 class _TypedFull:
-    """SQLite's "database or disk is full" as the store's StoreFull (the API answers 503);
+    """SQLite's "database or disk is full", and a write the disk refused (a size limit, a
+    quota: no_room.py), as the store's StoreFull (the API answers 503);
     a class, not a generator, because every write enters it."""
 
     def __enter__(self) -> None:
@@ -941,10 +996,10 @@ class _TypedFull:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if isinstance(exc, sqlite3.OperationalError) and (
-            getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-        ):
-            raise StoreFull(f"the database cannot grow: {exc}") from exc
+        if isinstance(exc, sqlite3.OperationalError):
+            room = no_room(exc)
+            if room is not None:
+                raise StoreFull(f"the database cannot grow: {room[0]}", room[1]) from exc
 
 
 _typed_full = _TypedFull()
@@ -967,6 +1022,7 @@ class SqliteWriteTx:
         # what get() read of each entity this block has not rewritten since: its row id, its
         # stored JSON and the outline of its counts, so that update() needs no second read
         self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
+        self.erased = False  # an entity or history deleted: the WAL is cleared after (scrub)
 
     def _record_tenant(self) -> None:
         """The tenant exists from its first stored entity or instance on, whatever is
@@ -1152,6 +1208,7 @@ class SqliteWriteTx:
         if row is None:
             return None
         old: Doc = orjson.loads(row[1])
+        self.erased = True
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (row[0],))
         typestats.change(self.conn, self.tenant, self._shape(old), None)
         self._unindex(row[0])
@@ -1226,6 +1283,7 @@ class SqliteWriteTx:
     ) -> tuple[bool, Erasure | None]:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
         the rows left to Store.erase_history."""
+        self.erased = True
         return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
@@ -1236,6 +1294,7 @@ class SqliteWriteTx:
 
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:
         """Delete one stored attribute instance."""
+        self.erased = True
         return temporal.delete_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def instance(self, eid: str, attr: str, instance_id: str) -> Doc | None:

@@ -160,6 +160,16 @@ def trim(conn: sqlite3.Connection, kind: str, keep: int) -> int:
     return cur.rowcount
 
 
+def expire(conn: sqlite3.Connection, kind: str, member: str, before: str) -> int:
+    """Delete the resources of one kind (all tenants) whose `member`, a timestamp in the one
+    UTC format (so strings sort as times), is earlier than `before`; how many went."""
+    cur = conn.execute(
+        "DELETE FROM resources WHERE kind = ? AND json_extract(doc, '$.' || ?) < ?",
+        (kind, member, before),
+    )
+    return cur.rowcount
+
+
 def delete_kind(conn: sqlite3.Connection, kind: str, tenant: str) -> int:
     """Delete every resource of one kind in a tenant; how many there were."""
     cur = conn.execute("DELETE FROM resources WHERE kind = ? AND tenant = ?", (kind, tenant))
