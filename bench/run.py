@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
-from bench import data, iot, notify
+from bench import data, iot, notify, temporal_path
 from bench.load import BASE
 from bench.servers import ROOT, Server
 
@@ -581,19 +581,10 @@ def temporal(hub: Server, plan: Plan) -> dict[str, Any]:
     load = drive(hub, job)
     load["instances_per_s"] = load["ok_rate"] * HISTORY_CHUNK
     say(f"    (f) history loading              {fmt_rate(load['instances_per_s'], 'instances/s')}")
-    t_at, t_end = data.temporal_window()
     rows = []
     for label, period in (("PT1H periods", "PT1H"), ("P1D periods", "P1D")):
-        query = {
-            "format": "aggregatedValues",
-            "aggrMethods": "avg,max,min,sum",
-            "aggrPeriodDuration": period,
-            "attrs": "temperature",
-            "timerel": "between",
-            "timeAt": t_at,
-            "endTimeAt": t_end,
-        }
-        path = f"{BASE}/temporal/entities/{quote(data.TEMPORAL_ID, safe=':')}?" + urlencode(query)
+        where, query = temporal_path.query_path(period)
+        path = f"{where}?{query.decode()}"
         with httpx.Client(base_url=hub.url, timeout=60.0) as client:
             probe = client.get(path)
         probe.raise_for_status()

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asgi_support import Spy, whole_way
 from cityhub.api.http import CreatedResponse
 from cityhub.store.base import StoreBusy, StoreFull
 from conftest import BASE, CORE, link
@@ -22,15 +23,6 @@ from conftest import BASE, CORE, link
 PATH = f"{BASE}/entities"
 Headers = list[tuple[bytes, bytes]]
 JSON_TYPE = (b"content-type", b"application/json")
-
-
-def whole_way(app: Starlette) -> ASGIApp:
-    """The app through Starlette's own __call__: middleware, router, route wrapper."""
-
-    async def call(scope: Scope, receive: Receive, send: Send) -> None:
-        await Starlette.__call__(app, scope, receive, send)
-
-    return call
 
 
 async def exchange(
@@ -175,18 +167,6 @@ async def test_a_client_that_leaves_mid_body_answers_as_the_whole_way(app: Starl
         return out
 
     assert await run(app) == await run(whole_way(app))
-
-
-class Spy:
-    """Stands in for Starlette's middleware stack, counting the requests that reach it."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.stack = app.build_middleware_stack()
-        self.calls = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.calls += scope["type"] == "http"
-        await self.stack(scope, receive, send)
 
 
 async def test_only_plain_creates_skip_the_middleware(app: Starlette) -> None:

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from asgi_support import Spy, whole_way
 from cityhub.api.http import GEOJSON, JSON, JSONLD, BodyResponse
 from cityhub.ngsild.context import ContextCache
 from conftest import BASE, CORE, create, link
@@ -28,15 +29,6 @@ async def exchange(
     """Every message the app sends for one GET, as uvicorn hands the request over."""
     scope = http_scope("GET", path, [(b"host", b"127.0.0.1"), *(headers or [])], query)
     return await messages(app, scope)
-
-
-def whole_way(app: Starlette) -> ASGIApp:
-    """The app through Starlette's own __call__: middleware, router, route wrapper."""
-
-    async def call(scope: Scope, receive: Receive, send: Send) -> None:
-        await Starlette.__call__(app, scope, receive, send)
-
-    return call
 
 
 @pytest.fixture
@@ -125,18 +117,6 @@ async def test_a_query_answers_as_the_whole_way(stored: None, app: Starlette) ->
     for query in (b"options=keyValues", b"attrs=level", b"bogus=1"):
         mine = await exchange(app, PATH, query=query)
         assert mine == await exchange(whole_way(app), PATH, query=query)
-
-
-class Spy:
-    """Stands in for Starlette's middleware stack, counting the requests that reach it."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.stack = app.build_middleware_stack()
-        self.calls = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.calls += scope["type"] == "http"
-        await self.stack(scope, receive, send)
 
 
 async def test_only_plain_reads_skip_the_middleware(stored: None, app: Starlette) -> None:
