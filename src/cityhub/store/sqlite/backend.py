@@ -99,15 +99,19 @@ class SqliteStore:
         self._check_schema()
         self._create_schema()
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
-        # a connection that only reads PRAGMA data_version: whether any other connection
-        # (the writer, another process) committed meanwhile (a split count checks it)
-        self._versions: sqlite3.Connection | None = None
-        self._versions_lock = threading.Lock()
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
         self._group_wrote = False  # a write() block ran in the open group
         self._all_readers: list[sqlite3.Connection] = []
+        # a connection that only reads PRAGMA data_version: whether any other connection
+        # (the writer, another process) committed meanwhile (a split count checks it); opened
+        # now, while the file is surely there
+        self._versions = sqlite3.connect(
+            self._uri, uri=True, check_same_thread=False, isolation_level=None
+        )
+        self._versions_lock = threading.Lock()
+        self._all_readers.append(self._versions)
         # the second half of split counts (its thread starts on first use)
         self._counter = ThreadPoolExecutor(1, thread_name_prefix="cityhub-count")
         # Checkpoints run on their own thread, not inside a writer's COMMIT (docs/decisions/006).
@@ -330,7 +334,6 @@ class SqliteStore:
         for conn in self._all_readers:
             conn.close()
         self._all_readers.clear()
-        self._versions = None
         self._local = threading.local()
         self._writer.close()
 
@@ -737,11 +740,6 @@ class SqliteStore:
         """PRAGMA data_version on a connection of its own: it changes whenever another
         connection, of this process or another, commits."""
         with self._versions_lock:
-            if self._versions is None:
-                self._versions = sqlite3.connect(
-                    self._uri, uri=True, check_same_thread=False, isolation_level=None
-                )
-                self._all_readers.append(self._versions)
             return int(self._versions.execute("PRAGMA data_version").fetchone()[0])
 
     def _count_part(self, sql: str, params: list[Any], limit: ReadLimit | None) -> int:
