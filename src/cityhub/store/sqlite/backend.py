@@ -824,17 +824,18 @@ class SqliteStore:
     def temporal(
         self, tenant: str, query: TemporalQuery
     ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
-        """Temporal evolution of matching entities."""
+        """Temporal evolution of matching entities, read in one snapshot."""
         conn = self._reader()
-        with self._bounded(conn):
+        with self._bounded(conn), _snapshot(conn):
             return temporal.select(conn, self.names, tenant, query, self._install_geo)
 
     def aggregate(
         self, tenant: str, query: TemporalQuery, aggr: Aggregation
     ) -> tuple[list[tuple[Doc, dict[str, list[Doc]]]], int | None]:
-        """aggregatedValues of matching entities (per attribute, a series per datasetId)."""
+        """aggregatedValues of matching entities (per attribute, a series per datasetId), read
+        in one snapshot."""
         conn = self._reader()
-        with self._bounded(conn):
+        with self._bounded(conn), _snapshot(conn):
             return temporal.aggregate(conn, self.names, tenant, query, aggr, self._install_geo)
 
     def has_history(self, tenant: str, eid: str) -> bool:
@@ -931,6 +932,19 @@ class SqliteStore:
         """Delete every resource of one kind in a tenant; how many went."""
         with self._alone() as conn:
             return resources.delete_kind(conn, kind, tenant)
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction around a read of several statements: each statement in autocommit
+    reads its own snapshot, so a temporal read showed half of an append of two attributes, and
+    entities deleted between its statements without their instances (probe races)."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
 
 def damaged(exc: BaseException) -> bool:
