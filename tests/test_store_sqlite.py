@@ -179,6 +179,37 @@ def test_a_count_and_its_page_see_one_state_of_the_database(
     store.close()
 
 
+def test_a_split_count_sees_one_state_when_another_process_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A split count's halves are counted on two connections: a commit between the two
+    snapshots by a writer the hub's own commit counter does not see (`cityhub import --db`
+    beside the hub) made the total agree with no state the database was ever in."""
+    from cityhub.store.base import EntityQuery
+    from cityhub.store.sqlite import backend
+
+    db = tmp_path / "hub.db"
+    store = SqliteStore(db)
+    _write(store, 30)
+    monkeypatch.setattr(backend, "SPLIT_SPAN", 1)
+    beside = SqliteStore(db)  # another process's store on the same file
+    racing = [f"urn:ngsi-ld:T:{n}" for n in (29, 28, 27)]  # in the other half's span
+    part = backend.SqliteStore._count_part
+
+    def late_part(self: SqliteStore, *args: object) -> int:
+        if racing:
+            assert EntityService(beside).batch_delete("", [racing.pop(0)]).success
+        return part(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend.SqliteStore, "_count_part", late_part)
+    for _ in range(3):
+        docs, total = store.query("", EntityQuery(limit=1000, count=True))
+        assert total == len(docs), (total, len(docs))
+    assert len(store.query("", EntityQuery(limit=1000))[0]) == 27
+    beside.close()
+    store.close()
+
+
 def test_none_is_bound_as_null(tmp_path: Path) -> None:
     """None reaches SQLite as NULL through the adapter binding.py registers (a value in its
     place would turn every absent datasetId and empty index column into data)."""
