@@ -114,6 +114,22 @@ def update(
     return new
 
 
+def set_member(
+    conn: sqlite3.Connection, kind: str, member: str, rows: list[tuple[str, str, Any]]
+) -> None:
+    """Set one top-level member of many resources, each (tenant, id, value), in SQLite's JSON:
+    neither parsed nor dumped whole in Python (the delivery status of 10,000 subscriptions,
+    written once a second, held the loop 664 ms through update(), 259 ms so). A resource
+    that is gone is skipped."""
+    if not member.isidentifier():
+        raise ValueError(f"not a member name a JSON path can hold unquoted: {member!r}")
+    conn.executemany(
+        f"UPDATE resources SET doc = json_set(doc, '$.{member}', json(?)) "
+        "WHERE kind = ? AND tenant = ? AND id = ?",
+        [(orjson.dumps(value).decode(), kind, tenant, rid) for tenant, rid, value in rows],
+    )
+
+
 def delete(conn: sqlite3.Connection, kind: str, tenant: str, rid: str) -> bool:
     """Remove a resource; False when it did not exist."""
     cur = conn.execute(
