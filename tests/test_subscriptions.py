@@ -605,6 +605,8 @@ ENDPOINT = {"uri": "http://localhost:1111/notify"}
         pytest.param(sub(notificationTrigger=["entityChanged"]), id="bad-trigger"),
         pytest.param(sub(notificationTrigger=[]), id="empty-triggers"),
         pytest.param(sub(lang=""), id="empty-lang"),
+        pytest.param(sub(lang="!!"), id="lang-not-a-language-tag"),
+        pytest.param(sub(lang="en;q=2"), id="lang-weight-past-1"),
         pytest.param(sub(datasetId=["not a uri"]), id="bad-datasetId"),
         pytest.param(sub(jsonldContext="unknownContext"), id="jsonldContext-not-uri"),
         pytest.param(sub(subscriptionName=5), id="name-not-string"),

@@ -36,6 +36,7 @@ from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.mqtt_endpoint import check_mqtt
 from cityhub.ngsild.notify_timeout import endpoint_timeout
+from cityhub.ngsild.params import check_lang
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, check_geoq_members, parse_geoq
@@ -660,8 +661,8 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
         return notification_params(raw, tm)
     if key == "expiresAt":
         return future_datetime(raw, key)
-    if key == "lang":
-        return require_str(raw, key)
+    if key == "lang":  # the grammar of lang= (4.15): it picks languages the same way
+        return check_lang(require_str(raw, key))
     if key == "datasetId":
         items = raw if isinstance(raw, list) else [raw]
         require_list(items, key)
