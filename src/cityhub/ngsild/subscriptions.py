@@ -43,6 +43,7 @@ from cityhub.ngsild.query.geo import GeoQuery, check_geoq_members, parse_geoq
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.subscription_selectors import check_selectors
 from cityhub.ngsild.timeutil import now_iso
 
 Doc = dict[str, Any]
@@ -631,6 +632,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
             raise BadRequestData(f"{key} must be a string")
         return raw
     if key == "entities":
+        check_selectors(raw)
         return entity_selectors(raw, tm)
     if key == "watchedAttributes":
         return expand_names(raw, tm, "watchedAttributes")
