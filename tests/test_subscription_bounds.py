@@ -125,3 +125,35 @@ async def test_a_tenant_holds_at_most_max_subscriptions(tmp_path: Any) -> None:
         resp = await client.post(SUBS, json={**sub(), "id": f"{SID}:2"})
         assert resp.status_code == 201, "a deleted one frees its place"
     app.state.store.close()
+
+
+async def test_all_tenants_together_hold_at_most_max_subscriptions_total(tmp_path: Any) -> None:
+    """A tenant is made by its first write, so CITYHUB_MAX_SUBSCRIPTIONS alone bounded nothing:
+    10,000 in each of any number of tenants, about 5 KiB of memory each."""
+    from cityhub.api.app import create_app
+    from cityhub.settings import Settings
+
+    app = create_app(
+        Settings(db=str(tmp_path / "cap.db"), max_subscriptions=5, max_subscriptions_total=3)
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        for i, tenant in enumerate(["a", "a", "b"]):
+            headers = {"NGSILD-Tenant": tenant}
+            resp = await client.post(SUBS, json={**sub(), "id": f"{SID}:{i}"}, headers=headers)
+            assert resp.status_code == 201, resp.text
+        c = {"NGSILD-Tenant": "c"}
+        body = problem(
+            await client.post(SUBS, json={**sub(), "id": f"{SID}:3"}, headers=c),
+            422,
+            "OperationNotSupported",
+        )
+        assert "CITYHUB_MAX_SUBSCRIPTIONS_TOTAL" in body["detail"]
+        assert (await client.get(SUBS, headers=c)).status_code == 404, "nothing stored in c"
+        resp = await client.post(CSUBS, json={**sub(), "id": f"{SID}:c"}, headers=c)
+        assert resp.status_code == 201, "csourceSubscriptions are counted apart"
+        a = {"NGSILD-Tenant": "a"}
+        assert (await client.delete(f"{SUBS}/{SID}:0", headers=a)).status_code == 204
+        resp = await client.post(SUBS, json={**sub(), "id": f"{SID}:3"}, headers=c)
+        assert resp.status_code == 201, "a deleted one frees its place"
+    app.state.store.close()
