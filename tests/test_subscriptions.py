@@ -541,6 +541,9 @@ ENDPOINT = {"uri": "http://localhost:1111/notify"}
         pytest.param(sub(notification={"endpoint": {"uri": "ftp://x.org/f"}}), id="ftp-uri"),
         pytest.param(sub(notification={"endpoint": {"uri": "http://"}}), id="uri-without-host"),
         pytest.param(
+            sub(notification={"endpoint": {"uri": "http://127.0.0.1:0/n"}}), id="uri-port-0"
+        ),
+        pytest.param(
             sub(notification={"endpoint": {**ENDPOINT, "accept": "text/plain"}}), id="bad-accept"
         ),
         pytest.param(

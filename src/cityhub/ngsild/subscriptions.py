@@ -200,7 +200,7 @@ def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) 
         raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is no number 0-65535
+        port = parts.port  # raises ValueError for a port that is no number 0-65535
     except ValueError as exc:  # an unclosed IPv6 host, a bad port: no client could send to it
         raise BadRequestData(f"{what} is not a valid URI ({exc}), got {value!r}") from None
     scheme = parts.scheme.lower()
@@ -208,6 +208,8 @@ def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) 
         raise BadRequestData(f"{what} must use one of the schemes {', '.join(schemes)}")
     if scheme in ENDPOINT_SCHEMES and not parts.netloc:
         raise BadRequestData(f"{what} must name a host, got {value!r}")
+    if scheme in ENDPOINT_SCHEMES and port == 0:  # stored, then every attempt was refused
+        raise BadRequestData(f"{what} names port 0, which nothing can be reached on: {value!r}")
     return value
 
 
