@@ -43,6 +43,7 @@ from cityhub.ngsild.query.geo import GeoQuery, check_geoq_members, parse_geoq
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.subscription_names import check_names
 from cityhub.ngsild.subscription_selectors import check_selectors
 from cityhub.ngsild.timeutil import now_iso
 
@@ -487,8 +488,10 @@ def _notification_member(key: str, raw: Any, tm: TermMap, trees: dict[str, Proje
             raise BadRequestData(f"notification.format must be one of {', '.join(NOTIFY_FORMATS)}")
         return raw
     if key == "attributes":
+        check_names(raw, "notification.attributes")
         return expand_names(raw, tm, "notification.attributes")
     if key in ("pick", "omit"):
+        check_names(raw, f"notification.{key}")
         value, trees[key] = projection(raw, tm, f"notification.{key}")
         return value
     if key in ("sysAttrs", "showChanges"):
@@ -637,6 +640,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
         check_selectors(raw)
         return entity_selectors(raw, tm)
     if key == "watchedAttributes":
+        check_names(raw, "watchedAttributes")
         return expand_names(raw, tm, "watchedAttributes")
     if key == "notificationTrigger":
         triggers = require_list(raw, key)
