@@ -259,13 +259,8 @@ def test_a_deleted_subscriptions_status_is_not_written_to_its_successor() -> Non
         def __init__(self) -> None:
             self.updates: list[str] = []
 
-        def group(self) -> Any:
-            import contextlib
-
-            return contextlib.nullcontext()
-
-        def resource_update(self, kind: str, tenant: str, rid: str, change: Any) -> None:
-            self.updates.append(rid)
+        def resource_set_member(self, kind: str, member: str, rows: list[Any]) -> None:
+            self.updates += [rid for _, rid, _ in rows]
 
     store = Store()
     book = StatusBook(store, "subscription")

@@ -217,3 +217,27 @@ def test_the_upgrade_to_15_keeps_pending_rows_as_of_no_incarnation(tmp_path: Pat
         assert (item.sub_id, item.inc) == (SID, 0)
     finally:
         store.close()
+
+
+async def test_a_notification_in_flight_leaves_no_status_on_the_one_made_again(
+    hub: httpx.AsyncClient, app: Starlette, servers: ServerThread
+) -> None:
+    """Deleted and made again under its id while a notification of the old one was at its
+    receiver: the answer was counted in the status written for the id, so the new one showed
+    the old one's timesSent and lastSuccess."""
+    rec = servers.receiver()
+    rec.delay["/slow"] = 1.0
+    url = f"{BASE}/subscriptions"
+    assert (await hub.post(url, json=subscription(rec.url("/slow"), "Kiosk"))).status_code == 201
+    assert (await hub.post(f"{BASE}/entities", json=entity(1, "Kiosk"))).status_code == 201
+    await wait_for(lambda: rec.received("/slow"), what="the notification at its receiver")
+    assert (await hub.delete(f"{url}/{SID}")).status_code == 204
+    fresh = subscription(rec.url("/other"), "Nothing")
+    assert (await hub.post(url, json=fresh)).status_code == 201
+    notifier = app.state.notifier
+    await wait_for(lambda: notifier.dispatcher.counters.delivered, what="the old one's answer")
+    notifier.statuses.flush()
+    shown = (await hub.get(f"{url}/{SID}")).json()["notification"]
+    assert "timesSent" not in shown and "lastSuccess" not in shown, shown
+    stored = app.state.store.resource_get("subscription", "", SID)
+    assert "_notif" not in stored, stored

@@ -541,6 +541,9 @@ ENDPOINT = {"uri": "http://localhost:1111/notify"}
         pytest.param(sub(notification={"endpoint": {"uri": "ftp://x.org/f"}}), id="ftp-uri"),
         pytest.param(sub(notification={"endpoint": {"uri": "http://"}}), id="uri-without-host"),
         pytest.param(
+            sub(notification={"endpoint": {"uri": "http://127.0.0.1:0/n"}}), id="uri-port-0"
+        ),
+        pytest.param(
             sub(notification={"endpoint": {**ENDPOINT, "accept": "text/plain"}}), id="bad-accept"
         ),
         pytest.param(
@@ -605,6 +608,8 @@ ENDPOINT = {"uri": "http://localhost:1111/notify"}
         pytest.param(sub(notificationTrigger=["entityChanged"]), id="bad-trigger"),
         pytest.param(sub(notificationTrigger=[]), id="empty-triggers"),
         pytest.param(sub(lang=""), id="empty-lang"),
+        pytest.param(sub(lang="!!"), id="lang-not-a-language-tag"),
+        pytest.param(sub(lang="en;q=2"), id="lang-weight-past-1"),
         pytest.param(sub(datasetId=["not a uri"]), id="bad-datasetId"),
         pytest.param(sub(jsonldContext="unknownContext"), id="jsonldContext-not-uri"),
         pytest.param(sub(subscriptionName=5), id="name-not-string"),

@@ -80,13 +80,22 @@ def public_base(request: Request) -> str:
 
 def within_limit(request: Request, kind: str, tenant: str) -> None:
     """A tenant holds at most CITYHUB_MAX_SUBSCRIPTIONS of a kind: 3,000 were made in 21 s,
-    and one change then opened a connection to each endpoint (decision 036)."""
-    most = request.app.state.settings.max_subscriptions
+    and one change then opened a connection to each endpoint (decision 036); and all tenants
+    together at most CITYHUB_MAX_SUBSCRIPTIONS_TOTAL, since any request makes a new tenant."""
+    settings = request.app.state.settings
+    most = settings.max_subscriptions
     _, held = store(request).resource_list(kind, tenant, 0)
     if held >= most:
         raise OperationNotSupported(
             f"this tenant holds {held} {kind}s, the most it may "
             f"(CITYHUB_MAX_SUBSCRIPTIONS={most}); delete one first"
+        )
+    most = settings.max_subscriptions_total
+    held = store(request).resource_count_all(kind)
+    if held >= most:
+        raise OperationNotSupported(
+            f"the hub holds {held} {kind}s over all tenants, the most it may "
+            f"(CITYHUB_MAX_SUBSCRIPTIONS_TOTAL={most}); delete one first"
         )
 
 

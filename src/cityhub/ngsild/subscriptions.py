@@ -36,12 +36,15 @@ from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.mqtt_endpoint import check_mqtt
 from cityhub.ngsild.notify_timeout import endpoint_timeout
+from cityhub.ngsild.params import check_lang
 from cityhub.ngsild.projection import Projection, parse_projection
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.geo import GeoQuery, check_geoq_members, parse_geoq
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.subscription_names import check_names
+from cityhub.ngsild.subscription_selectors import check_selectors
 from cityhub.ngsild.timeutil import now_iso
 
 Doc = dict[str, Any]
@@ -211,7 +214,7 @@ def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) 
         raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is no number 0-65535
+        port = parts.port  # raises ValueError for a port that is no number 0-65535
     except ValueError as exc:  # an unclosed IPv6 host, a bad port: no client could send to it
         raise BadRequestData(f"{what} is not a valid URI ({exc}), got {value!r}") from None
     scheme = parts.scheme.lower()
@@ -219,6 +222,8 @@ def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) 
         raise BadRequestData(f"{what} must use one of the schemes {', '.join(schemes)}")
     if scheme in ENDPOINT_SCHEMES and not parts.netloc:
         raise BadRequestData(f"{what} must name a host, got {value!r}")
+    if scheme in ENDPOINT_SCHEMES and port == 0:  # stored, then every attempt was refused
+        raise BadRequestData(f"{what} names port 0, which nothing can be reached on: {value!r}")
     return value
 
 
@@ -496,8 +501,10 @@ def _notification_member(key: str, raw: Any, tm: TermMap, trees: dict[str, Proje
             raise BadRequestData(f"notification.format must be one of {', '.join(NOTIFY_FORMATS)}")
         return raw
     if key == "attributes":
+        check_names(raw, "notification.attributes")
         return expand_names(raw, tm, "notification.attributes")
     if key in ("pick", "omit"):
+        check_names(raw, f"notification.{key}")
         value, trees[key] = projection(raw, tm, f"notification.{key}")
         return value
     if key in ("sysAttrs", "showChanges"):
@@ -643,8 +650,10 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
             raise BadRequestData(f"{key} must be a string")
         return raw
     if key == "entities":
+        check_selectors(raw)
         return entity_selectors(raw, tm)
     if key == "watchedAttributes":
+        check_names(raw, "watchedAttributes")
         return expand_names(raw, tm, "watchedAttributes")
     if key == "notificationTrigger":
         triggers = require_list(raw, key)
@@ -673,8 +682,8 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
         return notification_params(raw, tm)
     if key == "expiresAt":
         return future_datetime(raw, key)
-    if key == "lang":
-        return require_str(raw, key)
+    if key == "lang":  # the grammar of lang= (4.15): it picks languages the same way
+        return check_lang(require_str(raw, key))
     if key == "datasetId":
         items = raw if isinstance(raw, list) else [raw]
         require_list(items, key)

@@ -329,9 +329,11 @@ class CsourceNotifier:
         event = orjson.loads(item.payload)
         body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
         ok = await self.notifier.send(cs.sub, cs.sub.endpoint, body, headers)
-        self.statuses.record(cs.sub, bool(ok))
-        if not ok:
-            cs.sub.failed_at = time.monotonic()
+        now = self.get(item.tenant, item.sub_id)  # deleted, or made again, while it was sent:
+        if now is not None and now.sub.owns(item):  # the new one's status is not this one's
+            self.statuses.record(now.sub, bool(ok))
+            if not ok:
+                now.sub.failed_at = time.monotonic()
         return ok
 
     # -- timeInterval subscriptions --------------------------------------------------------------

@@ -423,13 +423,24 @@ class Notifier:
                 body, headers = self._render(sub, item)
         except Exception:  # the dispatcher logs and gives it up: its owner must see it too
             self.render_failed += 1
-            self.statuses.unsent(sub)
+            owner = self._owner(item)
+            if owner is not None:
+                self.statuses.unsent(owner)
             raise
         ok = await self.send(sub, sub.endpoint, body, headers)
-        self.statuses.record(sub, bool(ok))
-        if not ok:
-            sub.failed_at = time.monotonic()
+        owner = self._owner(item)
+        if owner is not None:
+            self.statuses.record(owner, bool(ok))
+            if not ok:
+                owner.failed_at = time.monotonic()
         return ok
+
+    def _owner(self, item: OutboxItem) -> Compiled | None:
+        """The subscription an item was made for, as it is now (after the send's awaits): None
+        once it is deleted, or made again under its id, whose status it is not (the old one's
+        timesSent was written onto the new one)."""
+        sub = self.get(item.tenant, item.sub_id)
+        return sub if sub is not None and sub.owns(item) else None
 
     def _render(self, sub: Compiled, item: OutboxItem) -> tuple[bytes | Pieces, dict[str, str]]:
         """The body and headers of an item's notification (on the loop, or a thread): of a

@@ -48,6 +48,53 @@ class Selector:
         return matches_types(self.types, doc)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A subscription's EntitySelectors arranged for testing a change: those naming an id
+    found by it, those of one type name and nothing else as a set of names, only the rest (an
+    idPattern, a type selection with operators) tested one by one. Testing each of 1,000
+    selectors of one subscription cost every change of their types about 0.3 ms."""
+
+    by_id: dict[str, tuple[Selector, ...]]
+    names: frozenset[str]
+    named: tuple[Selector, ...]  # those names' selectors, for an entity whose type is no list
+    scanned: tuple[Selector, ...]
+
+    @classmethod
+    def of(cls, selectors: list[Selector]) -> Selection:
+        """The arrangement of a subscription's selectors (in their order within each part)."""
+        by_id: dict[str, list[Selector]] = {}
+        named: list[Selector] = []
+        scanned: list[Selector] = []
+        for sel in selectors:
+            if sel.id is not None:
+                by_id.setdefault(sel.id, []).append(sel)
+            elif sel.pattern is None and sel.name is not None:
+                named.append(sel)
+            else:
+                scanned.append(sel)
+        return cls(
+            {k: tuple(v) for k, v in by_id.items()},
+            frozenset(sel.name for sel in named if sel.name is not None),
+            tuple(named),
+            tuple(scanned),
+        )
+
+    def selects(self, doc: Doc) -> bool:
+        """Whether one of the selectors selects the entity (as Selector.matches has it)."""
+        for sel in self.by_id.get(doc["id"], ()):
+            if sel.matches(doc):
+                return True
+        if self.names:
+            types = doc.get("type")
+            if isinstance(types, list):
+                if not self.names.isdisjoint(types):
+                    return True
+            elif any(sel.matches(doc) for sel in self.named):
+                return True
+        return any(sel.matches(doc) for sel in self.scanned)
+
+
 @dataclass
 class Compiled:
     """What matching and rendering need of one subscription."""
@@ -76,6 +123,10 @@ class Compiled:
     # its id after a deletion is not sent what was queued for this one (0: stored before
     # incarnations were)
     inc: int = 0
+    selection: Selection = field(init=False)  # the selectors arranged for testing changes
+
+    def __post_init__(self) -> None:
+        self.selection = Selection.of(self.selectors)
 
     @property
     def id(self) -> str:
@@ -143,7 +194,7 @@ class Compiled:
         if len(selectors) == 1:  # the usual case, without a generator
             if not selectors[0].matches(doc):
                 return False
-        elif selectors and not any(s.matches(doc) for s in selectors):
+        elif selectors and not self.selection.selects(doc):
             return False
         if self.q is not None and not matches_q(self.q, doc):
             return False

@@ -953,6 +953,12 @@ class SqliteStore:
         with self._alone() as conn:
             return resources.update(conn, kind, tenant, rid, change)
 
+    def resource_set_member(self, kind: str, member: str, rows: list[tuple[str, str, Any]]) -> None:
+        """Set one top-level member of many resources, each (tenant, id, value), in one
+        transaction (or the open group); those that are gone are skipped."""
+        with self._alone() as conn:
+            resources.set_member(conn, kind, member, rows)
+
     def resource_delete(self, kind: str, tenant: str, rid: str) -> bool:
         """Remove a resource; False when it did not exist."""
         with self._alone() as conn:

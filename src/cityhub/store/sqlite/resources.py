@@ -44,9 +44,14 @@ def get(conn: sqlite3.Connection, kind: str, tenant: str, rid: str) -> Doc | Non
 def select(
     conn: sqlite3.Connection, kind: str, tenant: str, limit: int | None = None, offset: int = 0
 ) -> list[Doc]:
-    """A page of a tenant's resources of one kind, oldest first (limit None: all of them)."""
+    """A page of a tenant's resources of one kind, oldest first (limit None: all of them).
+
+    The page's pks are picked from the (kind, tenant, id) index, which holds them, and only
+    its documents are read: ordering the rows themselves sorted every document of the tenant
+    for each page (offset 9,900 of 10,000 subscriptions: 169 ms, now 2.6 ms)."""
     rows = conn.execute(
-        "SELECT doc FROM resources WHERE kind = ? AND tenant = ? ORDER BY pk LIMIT ? OFFSET ?",
+        "SELECT doc FROM resources WHERE pk IN (SELECT pk FROM resources"
+        " WHERE kind = ? AND tenant = ? ORDER BY pk LIMIT ? OFFSET ?) ORDER BY pk",
         (kind, tenant, -1 if limit is None else limit, offset),
     ).fetchall()
     return [orjson.loads(r[0]) for r in rows]
@@ -112,6 +117,22 @@ def update(
         raise
     conn.execute("RELEASE resource_update")
     return new
+
+
+def set_member(
+    conn: sqlite3.Connection, kind: str, member: str, rows: list[tuple[str, str, Any]]
+) -> None:
+    """Set one top-level member of many resources, each (tenant, id, value), in SQLite's JSON:
+    neither parsed nor dumped whole in Python (the delivery status of 10,000 subscriptions,
+    written once a second, held the loop 664 ms through update(), 259 ms so). A resource
+    that is gone is skipped."""
+    if not member.isidentifier():
+        raise ValueError(f"not a member name a JSON path can hold unquoted: {member!r}")
+    conn.executemany(
+        f"UPDATE resources SET doc = json_set(doc, '$.{member}', json(?)) "
+        "WHERE kind = ? AND tenant = ? AND id = ?",
+        [(orjson.dumps(value).decode(), kind, tenant, rid) for tenant, rid, value in rows],
+    )
 
 
 def delete(conn: sqlite3.Connection, kind: str, tenant: str, rid: str) -> bool:
