@@ -56,9 +56,13 @@ REFUSED = [
         sub(entities=[{"type": "B", "id": f"urn:b:{i}"} for i in range(1001)]),
         id="entities-1001",
     ),
-    pytest.param(sub(watchedAttributes=[f"a{i}" for i in range(1001)]), id="watched-1001"),
+    # names are bounded by MAX_NAMES (as many as one entity write may carry), not 1,000
     pytest.param(
-        sub(notification={"attributes": [f"a{i}" for i in range(1001)]}), id="attributes-1001"
+        sub(watchedAttributes=[f"a{i}" for i in range(MAX_NAMES + 1)]), id="watched-past-max"
+    ),
+    pytest.param(
+        sub(notification={"attributes": [f"a{i}" for i in range(MAX_NAMES + 1)]}),
+        id="attributes-past-max",
     ),
 ]
 
