@@ -494,6 +494,8 @@ async def test_lang_follows_q_weights(client: httpx.AsyncClient, lang: str, tag:
         {"lang": ""},
         {"lang": "!!"},
         {"lang": "en;q=2"},
+        {"lang": "en;q=1.5"},  # RFC 9110's qvalue is at most 1
+        {"lang": "en;q=1.001"},
         {"datasetId": ""},
         {"datasetId": "notauri"},  # a DELETE refused it; a read took it and found nothing
         {"datasetId": "@none,not a uri"},

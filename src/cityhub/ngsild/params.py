@@ -96,8 +96,9 @@ def integer(params: Mapping[str, str], name: str, default: int, low: int, high: 
     return value
 
 
-# one lang= item: a BCP 47 language range (RFC 4647) or *, with an optional q weight
-_LANG_ITEM = re.compile(rf"\s*(\*|{TAG})\s*(;\s*q=[01](\.\d{{0,3}})?\s*)?")
+# one lang= item: a BCP 47 language range (RFC 4647) or *, with an optional q weight from 0
+# to 1 (RFC 9110 12.4.2: q=1.5 was taken)
+_LANG_ITEM = re.compile(rf"\s*(\*|{TAG})\s*(;\s*q=(0(\.\d{{0,3}})?|1(\.0{{0,3}})?)\s*)?")
 
 
 def check_lang(lang: str | None) -> str | None:
