@@ -40,11 +40,14 @@ def dump(label: str) -> None:
         subprocess.run(["callgrind_control", "-d", label, str(os.getpid())], check=True)
 
 
-async def get(app: Any, path: str, query: str) -> tuple[int, bytes]:
-    """One GET with a query string through the ASGI app: its status and body."""
+async def get(app: Any, path: str, query: str) -> tuple[int, str | None, bytes]:
+    """One GET with a query string through the ASGI app: its status, its
+    NGSILD-Results-Count (None without count=true) and its body."""
     sent = await messages(app, http_scope("GET", path, [HOST], query.encode()))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    count = dict(start["headers"]).get(b"ngsild-results-count")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], None if count is None else count.decode(), body
 
 
 def _app(db: Path) -> Any:
@@ -71,24 +74,25 @@ async def build(db: Path, n: int) -> None:
 
 async def run(db: Path, requests: int) -> list[tuple[str, float, str]]:
     """Each (e) variant `requests` times after a warm-up round: (label, ms a request, the
-    count or page size of the last answer)."""
+    last answer's count and size)."""
     app = _app(db)
     task, inbox = await lifespan(app)
     out = []
     for label, params in query_variants():
         queries = [urlencode({"type": t, **params}) for t in data.TYPES]
         for q in queries:  # warm-up: statement and name caches, pages in memory
-            status, _ = await get(app, f"{BASE}/entities", q)
+            status, _, _ = await get(app, f"{BASE}/entities", q)
             assert status == 200, status
         instrument("on")
         t0 = time.perf_counter()
         for i in range(requests):
-            status, body = await get(app, f"{BASE}/entities", queries[i % len(queries)])
+            status, count, body = await get(app, f"{BASE}/entities", queries[i % len(queries)])
             assert status == 200, (status, body[:200])
         took = time.perf_counter() - t0
         instrument("off")
         dump(label.replace(" ", "").replace(",", "-").replace("=", ""))
-        out.append((label, took / requests * 1000, f"{len(body):,} bytes"))
+        counted = "" if count is None else f"count {count}, "
+        out.append((label, took / requests * 1000, f"{counted}{len(body):,} bytes"))
     await inbox.put({"type": "lifespan.shutdown"})
     await task
     return out
