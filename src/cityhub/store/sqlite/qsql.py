@@ -170,11 +170,12 @@ class Compiler:
             )
         return f"(SELECT tid FROM type_sets WHERE tenant = {self.p(self.tenant)})"
 
-    def _index_range(self, node: Any) -> str:
-        """(the pks of the rows a value index finds for a comparison), an uncorrelated list."""
+    def _index_range(self, node: Any, what: str = "a.pk") -> str:
+        """(the pks of the rows a value index finds for a comparison), an uncorrelated list;
+        `what` another column list (the probe's "1" reads no column of the rows)."""
         column = str(_column(node.value))
         return (
-            f"(SELECT a.pk FROM attr_index a INDEXED BY {_VALUE_INDEX[column]} "
+            f"(SELECT {what} FROM attr_index a INDEXED BY {_VALUE_INDEX[column]} "
             f"WHERE a.nid = {self.p(self.nid(node.path.attr))} AND a.tid IN {self._tids()} AND "
             + self._match("a", node.op, node.value)
             + ")"
@@ -449,7 +450,7 @@ class Compiler:
             return False
         probe = Compiler(self.conn, names=self.names)
         probe.tenant, probe.type_name = self.tenant, self.type_name
-        sql = f"SELECT count(*) FROM ({probe._index_range(node)[1:-1]} LIMIT ?)"
+        sql = f"SELECT count(*) FROM ({probe._index_range(node, '1')[1:-1]} LIMIT ?)"
         (n,) = self.conn.execute(sql, [*probe.params, SELECTIVE + 1]).fetchone()
         return bool(n <= SELECTIVE)
 
