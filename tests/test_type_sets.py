@@ -16,7 +16,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.service import EntityService
 from cityhub.store.base import EntityQuery
-from cityhub.store.sqlite import SqliteStore, qsql
+from cityhub.store.sqlite import SqliteStore, backend, qsql
 from cityhub.store.sqlite.schema import SCHEMA_VERSION
 
 TM = ContextCache().core
@@ -144,9 +144,12 @@ def _held_sets(held: dict[str, dict[str, dict[str, Any]]]) -> set[tuple[str, str
     return {(t, k, n) for (t, k), n in counts.items()}
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-count", "halves"])
 def test_counts_and_pages_agree_with_a_filter_through_type_changes_and_deletes(
-    tmp_path: Path,
+    tmp_path: Path, split: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Each count also as two halves of the type's pk span (backend.SPLIT_SPAN)."""
+    monkeypatch.setattr(backend, "SPLIT_SPAN", 1 if split else 10**9)
     store = SqliteStore(tmp_path / "hub.db")
     svc = EntityService(store)
     rnd = random.Random(7)

@@ -686,7 +686,11 @@ class SqliteStore:
         counter = Compiler(conn, pk="d.pk", names=self.names)
         driven = counter.count_sql(tenant, query) if query.count and by_type else None
         if driven is not None:  # by a value index (decision 067)
-            total = int(conn.execute(driven, counter.params).fetchone()[0])
+            span = conn.execute(
+                "SELECT min(pk), max(pk) FROM entity_types WHERE tenant = ? AND type = ?",
+                [tenant, query.types.name],
+            ).fetchone()
+            total = self._count_driven(conn, driven, counter, span, limit, commits)
         elif query.count:
             span = (
                 (
@@ -736,6 +740,31 @@ class SqliteStore:
         theirs = other.result()
         if self._commits != commits:
             theirs = conn.execute(ranged, [*comp.params, mid + 1, hi]).fetchone()[0]
+        return int(mine + theirs)
+
+    def _count_driven(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        counter: Compiler,
+        span: tuple[int | None, int | None],
+        limit: ReadLimit | None,
+        commits: int,
+    ) -> int:
+        """A count_sql count over the span of the type's pks; a wide one as two halves
+        counted at once, as _count splits its counts."""
+        lo, hi = span
+        if lo is None or hi is None:
+            return 0  # no entity of the type
+        if hi - lo < SPLIT_SPAN:
+            return int(conn.execute(sql, counter.span_params(lo, hi)).fetchone()[0])
+        mid = (lo + hi) // 2
+        theirs_params = counter.span_params(mid + 1, hi)
+        other = self._counter.submit(self._count_part, sql, theirs_params, limit)
+        mine = conn.execute(sql, counter.span_params(lo, mid)).fetchone()[0]
+        theirs = other.result()
+        if self._commits != commits:
+            theirs = conn.execute(sql, theirs_params).fetchone()[0]
         return int(mine + theirs)
 
     def _count_part(self, sql: str, params: list[Any], limit: ReadLimit | None) -> int:
