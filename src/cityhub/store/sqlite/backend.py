@@ -63,6 +63,14 @@ WAL_RESTART_FRAMES = 4096
 # A count over a pk span this wide runs as two halves, the second on a reader thread: SQLite
 # releases the GIL while it counts, so a 2-core machine counts in about half the time.
 SPLIT_SPAN = 10_000
+# The pk span a count walks, each end by its own subquery: SQLite seeks a lone min() or max()
+# in an index, but `SELECT min(pk), max(pk)` read every row (2 ms for the 20,000 entities of
+# a type, 7 ms for all 100,000, before each split count).
+TYPE_SPAN = (
+    "SELECT (SELECT min(pk) FROM entity_types WHERE tenant = ?1 AND type = ?2), "
+    "(SELECT max(pk) FROM entity_types WHERE tenant = ?1 AND type = ?2)"
+)
+ALL_SPAN = "SELECT (SELECT min(pk) FROM entities), (SELECT max(pk) FROM entities)"
 # How often (in SQLite VM steps) a bounded read checks its deadline: about every 0.1 ms.
 PROGRESS_STEPS = 10_000
 # The writer's PRAGMA synchronous per `sync` setting. NORMAL syncs the WAL only when the
@@ -686,20 +694,10 @@ class SqliteStore:
         counter = Compiler(conn, pk="d.pk", names=self.names)
         driven = counter.count_sql(tenant, query) if query.count and by_type else None
         if driven is not None:  # by a value index (decision 067)
-            span = conn.execute(
-                "SELECT min(pk), max(pk) FROM entity_types WHERE tenant = ? AND type = ?",
-                [tenant, query.types.name],
-            ).fetchone()
+            span = conn.execute(TYPE_SPAN, [tenant, query.types.name]).fetchone()
             total = self._count_driven(conn, driven, counter, span, limit, commits)
         elif query.count:
-            span = (
-                (
-                    "SELECT min(pk), max(pk) FROM entity_types WHERE tenant = ? AND type = ?",
-                    [tenant, query.types.name],
-                )
-                if by_type
-                else ("SELECT min(pk), max(pk) FROM entities", [])
-            )
+            span = (TYPE_SPAN, [tenant, query.types.name]) if by_type else (ALL_SPAN, [])
             sql = f"SELECT count(*) FROM {count_source} WHERE {where}"
             pk = "t.pk" if by_type else "e.pk"
             total = self._count(conn, sql, comp, pk, span, limit, commits)
