@@ -25,7 +25,14 @@ def _bench(*argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["bench.run", "bench.upsert_parts", "bench.soak", "bench.retention", "bench.write_path"],
+    [
+        "bench.run",
+        "bench.upsert_parts",
+        "bench.soak",
+        "bench.retention",
+        "bench.write_path",
+        "bench.query_path",
+    ],
 )
 def test_help_describes_the_command(module: str) -> None:
     """`python -m bench.retention --help` was int('--help'): a ValueError traceback."""

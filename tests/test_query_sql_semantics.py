@@ -133,7 +133,7 @@ def test_top_level_numbers_and_strings_keep_their_value_indexes(
     conn = store._reader()
     for selective, plan in ((10**9, "INDEXED BY"), (0, "+a.")):
         monkeypatch.setattr(qsql, "SELECTIVE", selective)
-        sql = qsql.Compiler(conn, names=store.names).q(node)
+        sql = qsql.Compiler(conn, names=store.names, tenant="").q(node)
         assert plan in sql
         assert "q_match" not in sql and "json_" not in sql
         if plan == "INDEXED BY":
@@ -178,7 +178,7 @@ def test_correlated_terms_look_up_each_entity_on_the_primary_key(
     EntityService(store).create("", ENTITY, TM)
     monkeypatch.setattr(qsql, "SELECTIVE", 0)
     conn = store._reader()
-    comp = qsql.Compiler(conn, pk=pk, names=store.names)
+    comp = qsql.Compiler(conn, pk=pk, names=store.names, tenant="")
     cond = comp.q(ast.expand_q(parse_q(q), TM.expand))
     source = "entity_types t CROSS JOIN entities e ON e.pk = t.pk" if pk == "t.pk" else "entities e"
     plan = [

@@ -359,11 +359,14 @@ def test_a_long_q_is_evaluated_per_entity_and_repeats_once(tmp_path: Path) -> No
     store = SqliteStore(str(tmp_path / "q.db"))
     conn = store._reader()
     many = parse_q(";".join(f'name!="x{i}"' for i in range(qsql.EVALUATED_TERMS + 1)))
-    comp = qsql.Compiler(conn, names=store.names)
+    comp = qsql.Compiler(conn, names=store.names, tenant="")
     assert comp.q_whole(many).startswith("q_match_doc(") and len(comp.params) == 1
     few = parse_q(";".join(f'name!="x{i}"' for i in range(qsql.EVALUATED_TERMS)))
-    assert "q_match_doc" not in qsql.Compiler(conn, names=store.names).q_whole(few)
-    one, repeated = qsql.Compiler(conn, names=store.names), qsql.Compiler(conn, names=store.names)
+    assert "q_match_doc" not in qsql.Compiler(conn, names=store.names, tenant="").q_whole(few)
+    one, repeated = (
+        qsql.Compiler(conn, names=store.names, tenant=""),
+        qsql.Compiler(conn, names=store.names, tenant=""),
+    )
     assert repeated.q_whole(parse_q(";".join(["name"] * 500))) == one.q_whole(parse_q("name"))
     store.close()
 

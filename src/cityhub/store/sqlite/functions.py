@@ -22,6 +22,7 @@ from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
 from cityhub.store.reads import ReadLimit
+from cityhub.store.sqlite import typesets
 from cityhub.store.sqlite.index import index_rows, number, ts_key
 from cityhub.store.sqlite.ordering import order_key
 
@@ -333,4 +334,5 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
     conn.create_function("extreme_key", 1, checked(extreme_key), deterministic=True)
     conn.create_function("types_union", 2, types_union, deterministic=True)
+    conn.create_function("type_set_key", 1, typesets.sql_key, deterministic=True)
     conn.create_aggregate("stddev_pop", 1, PopulationStddev)

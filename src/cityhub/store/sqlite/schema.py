@@ -3,9 +3,9 @@
 from collections.abc import Callable
 from sqlite3 import Connection
 
-from cityhub.store.sqlite import erasures, instance_rows, outbox, typestats
+from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS history_datasets (
     tpk INTEGER NOT NULL, nid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
     PRIMARY KEY (tpk, nid, dataset_id)
 ) WITHOUT ROWID;
+"""
+
+# The value indexes, by attribute, type set and value (decision 067).
+VALUE_INDEXES = """
+CREATE INDEX IF NOT EXISTS attr_index_ts ON attr_index (nid, tid, ts) WHERE ts IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (nid, tid, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (nid, tid, txt) WHERE txt IS NOT NULL;
 """
 
 PRAGMAS = (
@@ -73,16 +80,19 @@ CREATE INDEX IF NOT EXISTS entity_types_pk ON entity_types (pk);
 -- (store/sqlite/index.py: numbers in num, strings in txt, other kinds as tagged ts keys,
 -- Relationships and the targets `!=` needs in seq).
 -- Clustered by (pk, nid): the table itself answers "does entity pk have name OP value".
--- nid is the attribute name's id in attr_names (store/sqlite/names.py).
+-- nid is the attribute name's id in attr_names (store/sqlite/names.py); tid the entity's
+-- type set (store/sqlite/typesets.py), so each value index range lies within one set of
+-- types of one tenant (docs/decisions/067).
 CREATE TABLE IF NOT EXISTS attr_names (nid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS attr_index (
     pk INTEGER NOT NULL, nid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, txt TEXT, ts TEXT,
+    tid INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (pk, nid, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS attr_index_ts ON attr_index (nid, ts) WHERE ts IS NOT NULL;
-CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (nid, num) WHERE num IS NOT NULL;
-CREATE INDEX IF NOT EXISTS attr_index_txt ON attr_index (nid, txt) WHERE txt IS NOT NULL;
--- Geometries: an R*Tree on bounding boxes, exact predicates in shapely.
+"""
+    + VALUE_INDEXES
+    + typesets.DDL
+    + """-- Geometries: an R*Tree on bounding boxes, exact predicates in shapely.
 CREATE TABLE IF NOT EXISTS geo (
     gid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, name TEXT NOT NULL, geojson TEXT NOT NULL
 );
@@ -251,6 +261,9 @@ DROP TABLE temp.lang_pks;
     # 16 -> 17: outbox_rows counts the outbox's rows for /health, kept by every write to it,
     # counted here once.
     16: outbox.COUNT_MIGRATION,
+    # 17 -> 18: attr_index rows carry their entity's type set, and the value indexes lead
+    # with (nid, tid) (decision 067).
+    17: typesets.MIGRATION + VALUE_INDEXES,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
