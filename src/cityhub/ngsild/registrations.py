@@ -472,7 +472,7 @@ _registered = lru_cache(maxsize=1_024)(compile_lines)
 
 def registered_pattern(text: str) -> Pattern:
     """A stored idPattern, compiled once (it was validated when stored), so that it is
-    searched once over all the queried ids (decision 072)."""
+    searched once over all the queried ids (decision 071)."""
     try:
         return _registered(text)
     except PatternError:  # stored by a hub whose RE2 accepted it

@@ -59,7 +59,7 @@ class Pattern:
         """Whether the pattern is found in any of texts (none holding a newline), in one
         search of joined, the texts joined by newlines, wherever that answers the same (a
         `compile_lines` pattern): searched text by text, a registered idPattern against 3,000
-        queried ids took 34 s over 2,000 registrations (decision 072)."""
+        queried ids took 34 s over 2,000 registrations (decision 071)."""
         if (
             self.lines
             and len(texts) > 1

@@ -51,7 +51,7 @@ PRAGMAS = (
     "PRAGMA journal_size_limit=67108864",
     # deleted content is overwritten with zeros, in the page and in freed pages: a build of
     # SQLite without SECURE_DELETE (upstream's default) left an erased person's values in
-    # the file's free space (docs/decisions/074)
+    # the file's free space (docs/decisions/072)
     "PRAGMA secure_delete=ON",
 )
 
