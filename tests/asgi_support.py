@@ -25,3 +25,15 @@ class Spy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += scope["type"] == "http"
         await self.stack(scope, receive, send)
+
+
+class Record:
+    """Middleware a test adds: notes the path of every request that passes it in `seen`."""
+
+    def __init__(self, inner: ASGIApp, seen: list[str]) -> None:
+        self.inner = inner
+        self.seen = seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.seen.append(scope["path"])
+        await self.inner(scope, receive, send)

@@ -13,9 +13,9 @@ import pytest
 from bench.write_path import http_scope
 from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message
 
-from asgi_support import Spy, whole_way
+from asgi_support import Record, Spy, whole_way
 from cityhub.api.http import CreatedResponse
 from cityhub.store.base import StoreBusy, StoreFull
 from conftest import BASE, CORE, link
@@ -191,16 +191,8 @@ async def test_only_plain_creates_skip_the_middleware(app: Starlette) -> None:
 async def test_added_middleware_sees_every_create(app: Starlette) -> None:
     seen: list[str] = []
 
-    class Record:
-        def __init__(self, inner: ASGIApp) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            seen.append(scope["path"])
-            await self.inner(scope, receive, send)
-
     assert (await exchange(app, entity("urn:ngsi-ld:Bin:1"), [JSON_TYPE]))[0][0]["status"] == 201
-    app.add_middleware(Record)
+    app.add_middleware(Record, seen=seen)
     assert (await exchange(app, entity("urn:ngsi-ld:Bin:2"), [JSON_TYPE]))[0][0]["status"] == 201
     assert seen == [PATH]
     app.state.store.close()

@@ -11,9 +11,9 @@ import pytest
 from bench.write_path import http_scope, messages
 from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from asgi_support import Spy, whole_way
+from asgi_support import Record, Spy, whole_way
 from cityhub.api.http import GEOJSON, JSON, JSONLD, BodyResponse
 from cityhub.ngsild.context import ContextCache
 from conftest import BASE, CORE, create, link
@@ -140,15 +140,7 @@ async def test_middleware_added_after_a_plain_read_sees_the_next(app: Starlette)
     assert (await exchange(app, PATH))[0]["status"] == 200
     seen: list[str] = []
 
-    class Record:
-        def __init__(self, inner: ASGIApp) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            seen.append(scope["path"])
-            await self.inner(scope, receive, send)
-
-    app.add_middleware(Record)
+    app.add_middleware(Record, seen=seen)
     assert (await exchange(app, PATH))[0]["status"] == 200
     assert seen == [PATH]
     app.state.store.close()
