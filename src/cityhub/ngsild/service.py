@@ -128,16 +128,12 @@ class EntityService:
         EntityTooLarge) past the byte bound."""
         with self.store.write(tenant) as tx:
             done = self._insert_new(tx, list(enumerate(docs)))
-        out: list[tuple[bool, Any]] = []
-        for i, doc in enumerate(docs):
-            got = done.get(i)
-            if got is None:
-                out.append((False, AlreadyExists(f"entity {doc['id']} already exists")))
-            elif isinstance(got, NgsiLdError):
-                out.append((False, got))
-            else:
-                out.append((True, got[0]))
-        return out
+        return [
+            (True, got[0])
+            if isinstance(got := done.get(i), tuple)
+            else (False, got or AlreadyExists(f"entity {doc['id']} already exists"))
+            for i, doc in enumerate(docs)
+        ]
 
     def _insert(self, tx: WriteTx, doc: Doc) -> None:
         now = now_iso()
@@ -552,17 +548,17 @@ class EntityService:
         if not fresh:
             return results
         now = now_iso()
-        for _, doc in fresh:
+        history = []
+        for i, doc in fresh:
             doc["createdAt"] = doc["modifiedAt"] = now
             self._stamp_all(doc["attrs"], now)
-        refused = tx.insert_many([doc for _, doc in fresh])
-        history = []
-        for at, (i, doc) in enumerate(fresh):
-            if at in refused:
-                results[i] = refused[at]
-                continue
             history.append((doc["id"], doc["type"], doc["attrs"], doc.get("scope")))
             results[i] = (doc["id"], True)
+        refused = tx.insert_many([doc for _, doc in fresh])
+        if refused:  # past the byte bound: neither stored nor recorded in the history
+            for at, err in refused.items():
+                results[fresh[at][0]] = err
+            history = [h for at, h in enumerate(history) if at not in refused]
         if history:
             tx.add_history_bulk(history)
         return results

@@ -1150,7 +1150,8 @@ class SqliteWriteTx:
     def insert(self, doc: Doc) -> None:
         """Add a new entity; EntityExists if the id is taken, EntityTooLarge past the bound."""
         raw = orjson.dumps(doc)
-        check_size(len(raw), self.max_bytes, doc["id"])
+        if self.max_bytes and len(raw) > self.max_bytes:
+            check_size(len(raw), self.max_bytes, doc["id"])
         text = raw.decode()
         try:
             cur = self.conn.execute(
@@ -1202,13 +1203,15 @@ class SqliteWriteTx:
         sets: Counter[int] = Counter()
         ids = self.names.memo(c)
         refused: dict[int, NgsiLdError] = {}
+        bound = self.max_bytes
         for at, doc in enumerate(docs):
             raw = orjson.dumps(doc)
-            try:
-                check_size(len(raw), self.max_bytes, doc["id"])
-            except EntityTooLarge as err:
-                refused[at] = err
-                continue
+            if bound and len(raw) > bound:
+                try:
+                    check_size(len(raw), bound, doc["id"])
+                except EntityTooLarge as err:
+                    refused[at] = err
+                    continue
             pk += 1
             text = raw.decode()
             rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
@@ -1244,7 +1247,8 @@ class SqliteWriteTx:
         anything is written.
         """
         raw = orjson.dumps(doc)
-        check_size(len(raw), self.max_bytes, doc["id"])
+        if self.max_bytes and len(raw) > self.max_bytes:
+            check_size(len(raw), self.max_bytes, doc["id"])
         read = self._read.pop(doc["id"], None)
         if read is None:
             row = self.conn.execute(
