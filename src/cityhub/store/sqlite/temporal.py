@@ -282,7 +282,8 @@ def _write_history(
                     replaced.append((tpk, nid, observed, dataset))
                 iid = inst.get("instanceId")
                 text = _stored_json(inst, mark)
-                check_size(len(text), limit, eid, f"an instance of {attr} in")
+                if limit and len(text) > limit:  # the temporal API's writes only
+                    check_size(len(text), limit, eid, f"an instance of {attr} in")
                 rows.append(
                     (
                         tpk,
