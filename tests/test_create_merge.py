@@ -38,9 +38,9 @@ def bulk_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     original = SqliteWriteTx.insert_many
 
-    def insert_many(self: SqliteWriteTx, docs: list[Any]) -> None:
+    def insert_many(self: SqliteWriteTx, docs: list[Any]) -> dict[int, Any]:
         sizes.append(len(docs))
-        original(self, docs)
+        return original(self, docs)
 
     monkeypatch.setattr(SqliteWriteTx, "insert_many", insert_many)
     return sizes

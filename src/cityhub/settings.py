@@ -13,6 +13,7 @@ from pydantic_settings import (
 )
 
 from cityhub.ngsild.context_guard import DEFAULT_PRIVATE_NETWORKS, parse_networks
+from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES
 from cityhub.ngsild.notify_timeout import MAX_SECONDS as NOTIFY_MAX_SECONDS
 
 
@@ -51,6 +52,17 @@ class Settings(BaseSettings):
         description="Largest request body in bytes, at most 4 GiB (a 1,000-entity batch of "
         "points is about "
         "0.5 MB); a larger one is refused with 413 before it is read whole.",
+    )
+    max_entity_bytes: int = Field(
+        DEFAULT_MAX_ENTITY_BYTES,
+        ge=0,
+        le=4 * 1024**3,
+        description="Largest JSON document of one stored entity in bytes, as the hub stores it "
+        "(expanded), and of one instance written through the temporal API; 0: no bound. A "
+        "write past it (create, PUT, a merge or append that would grow the entity, a batch "
+        "item, an import, an IoT message) is refused with 400 BadRequestData and nothing of "
+        "it is stored; a batch item fails alone. The default, 2 MiB, is ~1,400 times the demo "
+        "city's largest entity; every read of an entity parses all of it (decision 074).",
     )
     query_timeout: float = Field(
         30.0,

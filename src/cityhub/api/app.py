@@ -275,7 +275,10 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     """Build the hub: settings → store → services → routes."""
     settings = settings or Settings()
     store = store or SqliteStore(
-        settings.db, sync=settings.sync, query_timeout=settings.query_timeout
+        settings.db,
+        sync=settings.sync,
+        query_timeout=settings.query_timeout,
+        max_entity_bytes=settings.max_entity_bytes,
     )
     cache = ContextCache(
         timeout=settings.context_timeout,

@@ -124,13 +124,14 @@ class EntityService:
     def create_many(self, tenant: str, docs: list[Doc]) -> list[tuple[bool, Any]]:
         """Create expanded entities with a few bulk statements (concurrent POST /entities, see
         api/commit.py): per document (True, id), or (False, AlreadyExists) when its id is
-        taken, by a stored entity or by an earlier document of the list."""
+        taken, by a stored entity or by an earlier document of the list, or (False,
+        EntityTooLarge) past the byte bound."""
         with self.store.write(tenant) as tx:
             done = self._insert_new(tx, list(enumerate(docs)))
         return [
-            (True, done[i][0])
-            if i in done
-            else (False, AlreadyExists(f"entity {doc['id']} already exists"))
+            (True, got[0])
+            if isinstance(got := done.get(i), tuple)
+            else (False, got or AlreadyExists(f"entity {doc['id']} already exists"))
             for i, doc in enumerate(docs)
         ]
 
@@ -532,10 +533,11 @@ class EntityService:
 
     def _insert_new(
         self, tx: WriteTx, expanded: list[tuple[int, Doc]]
-    ) -> dict[int, tuple[str, bool]]:
+    ) -> dict[int, tuple[str, bool] | NgsiLdError]:
         """Insert the (index, document) pairs whose ids are neither stored nor repeated in
-        the list, with a few bulk statements; (id, True) for each one inserted."""
-        results: dict[int, tuple[str, bool]] = {}
+        the list, with a few bulk statements; (id, True) for each one inserted, the error of
+        each the store refused (past the byte bound)."""
+        results: dict[int, tuple[str, bool] | NgsiLdError] = {}
         existing = tx.existing_ids([d["id"] for _, d in expanded])
         fresh: list[tuple[int, Doc]] = []
         seen: set[str] = set()
@@ -552,8 +554,13 @@ class EntityService:
             self._stamp_all(doc["attrs"], now)
             history.append((doc["id"], doc["type"], doc["attrs"], doc.get("scope")))
             results[i] = (doc["id"], True)
-        tx.insert_many([doc for _, doc in fresh])
-        tx.add_history_bulk(history)
+        refused = tx.insert_many([doc for _, doc in fresh])
+        if refused:  # past the byte bound: neither stored nor recorded in the history
+            for at, err in refused.items():
+                results[fresh[at][0]] = err
+            history = [h for at, h in enumerate(history) if at not in refused]
+        if history:
+            tx.add_history_bulk(history)
         return results
 
     def batch_create(self, tenant: str, items: Any, tm: TmSource) -> BatchOutcome:

@@ -219,7 +219,13 @@ def run(args: argparse.Namespace) -> int:
                 max_body=settings.max_body,
             )
         else:
-            sink = DbSink(settings.db, args.tenant, tm, replace=args.replace)
+            sink = DbSink(
+                settings.db,
+                args.tenant,
+                tm,
+                replace=args.replace,
+                max_entity_bytes=settings.max_entity_bytes,
+            )
         try:
             report = run_import(
                 source,

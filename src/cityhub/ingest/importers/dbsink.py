@@ -18,6 +18,7 @@ from cityhub.ingest.importers.writer import (
 )
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import expand_name, expand_types
+from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.ast import TypeName, TypeOr
 from cityhub.ngsild.service import EntityService
@@ -35,13 +36,20 @@ DB_SLICE = 1_000
 class DbSink(Writer):
     """Writes through EntityService into a SQLite file: offline bulk loading, no HTTP."""
 
-    def __init__(self, path: str, tenant: str, tm: TermMap, replace: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        tenant: str,
+        tm: TermMap,
+        replace: bool = False,
+        max_entity_bytes: int = DEFAULT_MAX_ENTITY_BYTES,
+    ) -> None:
         from cityhub.store.sqlite import SqliteStore
         from cityhub.store.sqlite.files import removed_on_failure, unopenable
 
         try:
             with removed_on_failure(path):
-                self.store = SqliteStore(path)
+                self.store = SqliteStore(path, max_entity_bytes=max_entity_bytes)
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
         self.service = EntityService(self.store)

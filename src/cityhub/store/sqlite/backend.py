@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES, EntityTooLarge, check_size
+from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store import reads
@@ -89,13 +91,19 @@ class SqliteStore:
     driver_error: type[Exception] = sqlite3.DatabaseError  # what its driver raises, untyped
 
     def __init__(
-        self, path: str | Path, *, sync: str = "normal", query_timeout: float = 0.0
+        self,
+        path: str | Path,
+        *,
+        sync: str = "normal",
+        query_timeout: float = 0.0,
+        max_entity_bytes: int = DEFAULT_MAX_ENTITY_BYTES,
     ) -> None:
         if sync not in SYNC_MODES:
             raise StoreError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         bind_none_cheaply()
         self.path = str(path)
         self.query_timeout = query_timeout  # seconds a query may read (0: no limit)
+        self.max_entity_bytes = max_entity_bytes  # JSON bytes of one entity (0: no bound)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._in_group = False  # guarded by _write_lock
@@ -389,7 +397,14 @@ class SqliteStore:
             conn = self._writer
             sink = self.sink
             capture = sink is not None and sink.wants(tenant)
-            tx = SqliteWriteTx(conn, tenant, self.names, self.type_sets, capture=capture)
+            tx = SqliteWriteTx(
+                conn,
+                tenant,
+                self.names,
+                self.type_sets,
+                capture=capture,
+                max_bytes=self.max_entity_bytes,
+            )
             if self._in_group:
                 # without savepoints the caller isolates its jobs (api/commit.py)
                 with (
@@ -1085,8 +1100,10 @@ class SqliteWriteTx:
         names: AttrNames,
         type_sets: TypeSets,
         capture: bool = False,
+        max_bytes: int = DEFAULT_MAX_ENTITY_BYTES,
     ) -> None:
         self.names = names
+        self.max_bytes = max_bytes  # JSON bytes one entity may take (0: no bound)
         self.type_sets = type_sets
         self.conn = conn
         self.tenant = tenant
@@ -1131,8 +1148,11 @@ class SqliteWriteTx:
         return doc
 
     def insert(self, doc: Doc) -> None:
-        """Add a new entity; EntityExists if the id is taken."""
-        text = _dumps(doc)
+        """Add a new entity; EntityExists if the id is taken, EntityTooLarge past the bound."""
+        raw = orjson.dumps(doc)
+        if self.max_bytes and len(raw) > self.max_bytes:
+            check_size(len(raw), self.max_bytes, doc["id"])
+        text = raw.decode()
         try:
             cur = self.conn.execute(
                 "INSERT INTO entities (tenant, id, created_at, modified_at, doc) VALUES (?, ?, ?, ?, ?)",
@@ -1171,8 +1191,9 @@ class SqliteWriteTx:
         rows = self.conn.execute(f"SELECT e.id FROM entities e WHERE {where}", comp.params)
         return {r[0] for r in rows}
 
-    def insert_many(self, docs: list[Doc]) -> None:
-        """Insert new entities (ids known to be free) with one statement per table."""
+    def insert_many(self, docs: list[Doc]) -> dict[int, NgsiLdError]:
+        """Insert new entities (ids known to be free) with one statement per table; those
+        past the byte bound are left out, returned by their position in docs."""
         c = self.conn
         self._record_tenant()
         (pk,) = c.execute("SELECT coalesce(max(pk), 0) FROM entities").fetchone()
@@ -1181,9 +1202,18 @@ class SqliteWriteTx:
         shapes: Counter[typestats.Shape] = Counter()
         sets: Counter[int] = Counter()
         ids = self.names.memo(c)
-        for doc in docs:
+        refused: dict[int, NgsiLdError] = {}
+        bound = self.max_bytes
+        for at, doc in enumerate(docs):
+            raw = orjson.dumps(doc)
+            if bound and len(raw) > bound:
+                try:
+                    check_size(len(raw), bound, doc["id"])
+                except EntityTooLarge as err:
+                    refused[at] = err
+                    continue
             pk += 1
-            text = _dumps(doc)
+            text = raw.decode()
             rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
             self._changed(doc["id"], None, text, doc["type"])
             types += [(self.tenant, t, pk) for t in doc["type"]]
@@ -1202,6 +1232,7 @@ class SqliteWriteTx:
         insert_rows(c, "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy)", boxes)
         typestats.apply(c, self.tenant, shapes)
         self.type_sets.count(c, sets)
+        return refused
 
     def add_history_bulk(self, entries: list[HistoryEntry]) -> None:
         """Append the first instances of many entities at once, with their scopes."""
@@ -1212,8 +1243,12 @@ class SqliteWriteTx:
         """Replace an existing entity's document and its index rows.
 
         `changed` names the attributes that changed ("@type" for the types): only their index
-        rows are rewritten. None rewrites them all.
+        rows are rewritten. None rewrites them all. EntityTooLarge past the byte bound, before
+        anything is written.
         """
+        raw = orjson.dumps(doc)
+        if self.max_bytes and len(raw) > self.max_bytes:
+            check_size(len(raw), self.max_bytes, doc["id"])
         read = self._read.pop(doc["id"], None)
         if read is None:
             row = self.conn.execute(
@@ -1238,7 +1273,7 @@ class SqliteWriteTx:
             typestats.outline_shape(seen, nid, only),
             typestats.shape(doc, nid, only),
         )
-        text = _dumps(doc)
+        text = raw.decode()
         self.conn.execute(
             "UPDATE entities SET modified_at = ?, doc = ? WHERE pk = ?",
             (doc["modifiedAt"], text, pk),
@@ -1375,7 +1410,9 @@ class SqliteWriteTx:
         """Append attribute instances to an entity's temporal evolution (a scope given, None
         for none, replaces the temporal entity's; `...` keeps it)."""
         self._record_tenant()
-        temporal.add(self.conn, self.names, self.tenant, eid, types, attr, instances, scope)
+        temporal.add(
+            self.conn, self.names, self.tenant, eid, types, attr, instances, scope, self.max_bytes
+        )
 
     def add_history_many(
         self, eid: str, types: list[str], attrs: dict[str, list[Doc]], scope: Any = ...
@@ -1395,7 +1432,7 @@ class SqliteWriteTx:
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
         """Modify one stored attribute instance."""
         return temporal.update_instance(
-            self.conn, self.names, self.tenant, eid, attr, instance_id, instance
+            self.conn, self.names, self.tenant, eid, attr, instance_id, instance, self.max_bytes
         )
 
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from cityhub.ngsild.entity_bytes import check_size
 from cityhub.ngsild.instance_id import new_instance_id, time_of
 from cityhub.ngsild.timeutil import epoch_iso, format_ts, next_instant, parse_ts
 from cityhub.store.base import (
@@ -84,14 +85,26 @@ def add(
     attr: str,
     instances: list[Doc],
     scope: Scope = KEEP,
+    limit: int = 0,
 ) -> None:
     """Append one attribute's instances through the temporal API, where an observation
     replaces one the temporal API stored at its time (same attribute and datasetId): a client
     that sends an observation again corrects it instead of doubling it, and what entity
     writes recorded at that time stays (decision 034). Types sent add to
     those the temporal entity has, as on every write (decision 032); a scope sent replaces
-    the one it has, and none sent keeps it."""
-    add_many(conn, names, tenant, eid, types, {attr: instances}, scope, replace_observed=True)
+    the one it has, and none sent keeps it. Each instance's JSON is at most `limit` bytes
+    (0: no bound), as one entity's is (decision 074)."""
+    add_many(
+        conn,
+        names,
+        tenant,
+        eid,
+        types,
+        {attr: instances},
+        scope,
+        replace_observed=True,
+        limit=limit,
+    )
 
 
 def add_many(
@@ -104,6 +117,7 @@ def add_many(
     scope: Scope = KEEP,
     *,
     replace_observed: bool = False,
+    limit: int = 0,
 ) -> None:
     """Append instances of several attributes of one entity in one round of statements.
 
@@ -129,7 +143,7 @@ def add_many(
     row = conn.execute(sql, params).fetchone()
     tpk, fresh = row[0], bool(row[1])
     entry = (tpk, not fresh and replace_observed, attrs)
-    _write_history(conn, names, [entry], sent=replace_observed)
+    _write_history(conn, names, [entry], sent=replace_observed, limit=limit, eid=eid)
 
 
 # The scope is bound only when there is one: one more parameter made each insert ~0.5 µs
@@ -242,6 +256,8 @@ def _write_history(
     entries: list[tuple[int, bool, dict[str, list[Doc]]]],
     *,
     sent: bool = False,
+    limit: int = 0,
+    eid: str = "",
 ) -> None:
     """Insert instances for (tpk, replace, attrs) entries. `sent` (the temporal API) marks
     each observation SENT; with replace, it also replaces those marked at its time, attribute
@@ -265,6 +281,9 @@ def _write_history(
                 if mark and replace:
                     replaced.append((tpk, nid, observed, dataset))
                 iid = inst.get("instanceId")
+                text = _stored_json(inst, mark)
+                if limit and len(text) > limit:  # the temporal API's writes only
+                    check_size(len(text), limit, eid, f"an instance of {attr} in")
                 rows.append(
                     (
                         tpk,
@@ -274,7 +293,7 @@ def _write_history(
                         t[inst["createdAt"]],
                         modified,
                         _num(inst),
-                        _stored_json(inst, mark),
+                        text,
                         at if iid is None else time_of(iid),  # decision 060
                     )
                 )
@@ -408,6 +427,7 @@ def update_instance(
     attr: str,
     instance_id: str,
     inst: Doc,
+    limit: int = 0,
 ) -> bool:
     """Replace one instance's content, keeping its instanceId. The row moves to the end (a
     new row id), so that row ids stay in the order instances were last written (prune). An
@@ -420,9 +440,11 @@ def update_instance(
     rows = instance_rows.locate(conn, tpk, nid, instance_id)
     if not rows:
         return False
+    text = _stored_json(inst)
+    check_size(len(text), limit, eid, f"an instance of {attr} in")
     conn.execute("UPDATE tentities SET modified_at = ? WHERE tpk = ?", (inst["modifiedAt"], tpk))
     values = (
-        _stored_json(inst),
+        text,
         _num(inst),
         # an instance without observedAt keeps the time it was recorded at: a correction
         # does not move it to "now" on the observedAt axis (decision 024 addendum)
