@@ -28,7 +28,6 @@ from cityhub.ngsild.registration_bounds import InformationBudget
 from cityhub.ngsild.subscriptions import (
     absolute_uri,
     compact_names,
-    datetime_member,
     expand_names,
     future_datetime,
     is_past,
@@ -38,6 +37,7 @@ from cityhub.ngsild.subscriptions import (
     require_dict,
     require_list,
     require_str,
+    zoned_datetime,
 )
 from cityhub.ngsild.temporal import parse_duration
 from cityhub.ngsild.timeutil import now_iso
@@ -206,14 +206,15 @@ def _information(value: Any, tm: TermMap) -> list[dict[str, Any]]:
 
 
 def _interval(value: Any, what: str) -> dict[str, Any]:
-    """A TimeInterval: startAt, and endAt after it when given."""
+    """A TimeInterval: startAt, and endAt after it when given, each with its time zone as
+    expiresAt (a naive time was compared as UTC, hours off for a client in another zone)."""
     iv = require_dict(value, what)
     unknown = set(iv) - {"startAt", "endAt"}
     if unknown:
         raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in {what}")
-    start = datetime_member(iv.get("startAt"), f"{what}.startAt")
+    start = zoned_datetime(iv.get("startAt"), f"{what}.startAt")
     if "endAt" in iv:
-        end = datetime_member(iv["endAt"], f"{what}.endAt")
+        end = zoned_datetime(iv["endAt"], f"{what}.endAt")
         if (norm_datetime(end) or "") <= (norm_datetime(start) or ""):
             raise BadRequestData(f"{what}.endAt must be after startAt")
     return dict(iv)
