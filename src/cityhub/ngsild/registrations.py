@@ -232,13 +232,16 @@ def _geometry(value: Any, what: str) -> dict[str, Any]:
     return dict(geo)
 
 
-def _management(value: Any) -> dict[str, Any]:
-    """RegistrationManagementInfo: localOnly, cacheDuration, timeout, cooldown."""
+def _management(value: Any, *, patch: bool = False) -> dict[str, Any]:
+    """RegistrationManagementInfo: localOnly, cacheDuration, timeout, cooldown; in a patch a
+    null member is one to remove (merged member by member, decision 075)."""
     mgmt = require_dict(value, "management")
     unknown = set(mgmt) - {"localOnly", "timeout", "cooldown", "cacheDuration"}
     if unknown:  # a misspelt member was kept and shown as if it applied
         raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in management")
     for key, raw in mgmt.items():
+        if raw is None and patch:
+            continue
         if key == "localOnly":
             require_bool(raw, "management.localOnly")
         elif key in ("timeout", "cooldown"):
@@ -258,7 +261,7 @@ def _duration(value: Any, what: str) -> str:
     return str(value)
 
 
-def _member(key: str, raw: Any, tm: TermMap) -> Any:
+def _member(key: str, raw: Any, tm: TermMap, *, patch: bool = False) -> Any:
     """One validated, expanded member defined by the spec."""
     if key == "type":
         if not isinstance(raw, str) or tm.expand(raw) not in (REGISTRATION, NGSI_LD + REGISTRATION):
@@ -295,7 +298,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
             raise BadRequestData(f"unknown operation(s) {bad!r}")
         return list(dict.fromkeys(ops))
     if key == "management":
-        return _management(raw)
+        return _management(raw, patch=patch)
     raise AssertionError(key)  # pragma: no cover - _members only passes defined members
 
 
@@ -326,7 +329,7 @@ def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> tuple[Doc,
         if raw is None and not patch:
             continue  # a null member of a new registration is an absent one
         if key in _DEFINED:
-            out[key] = None if raw is None else _member(key, raw, tm)
+            out[key] = None if raw is None else _member(key, raw, tm, patch=patch)
         else:
             props[_property_iri(key, tm)] = raw
     return out, props
@@ -376,9 +379,24 @@ def patch_members(fragment: Any, tm: TermMap, rid: str) -> tuple[Doc, Doc]:
     return members, props
 
 
+def _merged_management(stored: Any, patch: Doc) -> Doc | None:
+    """The stored management with a fragment's members replacing, or (null) removing, its
+    own: they are independent settings, as a subscription's notification members are
+    (decision 047); None when none is left."""
+    merged = dict(stored) if isinstance(stored, dict) else {}
+    merge_members(merged, patch)
+    return merged or None
+
+
 def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
-    """The stored registration with a fragment's members replacing (or removing) its own."""
+    """The stored registration with a fragment's members replacing (or removing) its own;
+    management is merged member by member."""
     doc = dict(stored)
+    if members.get("management") is not None:
+        members = {
+            **members,
+            "management": _merged_management(doc.get("management"), members["management"]),
+        }
     merge_members(doc, members)
     merged = dict(doc.get("props") or {})
     merge_members(merged, props)
