@@ -25,6 +25,7 @@ from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
 from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_lines
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
 from cityhub.ngsild.registration_bounds import InformationBudget
+from cityhub.ngsild.registration_modes import MODE_MEMBERS, check_mode
 from cityhub.ngsild.subscriptions import (
     absolute_uri,
     compact_names,
@@ -355,6 +356,7 @@ def new_registration(body: Any, tm: TermMap, spec: Any, rid: str) -> Doc:
     members, props = _members(body, tm, patch=False)
     doc: Doc = {"id": rid, **members}
     _check_whole(doc)
+    check_mode(doc)
     if props:
         doc["props"] = props
     now = now_iso()
@@ -390,7 +392,8 @@ def _merged_management(stored: Any, patch: Doc) -> Doc | None:
 
 def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
     """The stored registration with a fragment's members replacing (or removing) its own;
-    management is merged member by member."""
+    management is merged member by member. The mode rules are checked again when the
+    fragment names a member they read (a registration stored before them stays patchable)."""
     doc = dict(stored)
     if members.get("management") is not None:
         members = {
@@ -404,6 +407,8 @@ def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
     if merged:
         doc["props"] = merged
     _check_whole(doc)
+    if any(key in members for key in MODE_MEMBERS):
+        check_mode(doc)
     sys = dict(doc.get("_sys") or {})
     sys["modifiedAt"] = now_iso()
     doc["_sys"] = sys
