@@ -63,3 +63,24 @@ async def test_discovery_by_scope(client: httpx.AsyncClient) -> None:
     resp = await client.get(REGS, params={"scopeQ": "/Berlin"})
     assert [d["id"] for d in resp.json()] == ["urn:ngsi-ld:ContextSourceRegistration:s1"]
     problem(await client.get(REGS, params={"scopeQ": "Madrid"}), 400)
+
+
+# TimeInterval.startAt/endAt are DateTimes as expiresAt is (5.2.11, 5.2.9): a naive one was
+# compared as if UTC, so the intervals need their time zone as expiresAt-no-zone above does.
+@pytest.mark.parametrize("member", ["observationInterval", "managementInterval"])
+@pytest.mark.parametrize(
+    "interval",
+    [
+        pytest.param({"startAt": "2020-01-01T00:00:00"}, id="start"),
+        pytest.param({"startAt": "2020-01-01T00:00:00Z", "endAt": "2021-01-01T00:00:00"}, id="end"),
+    ],
+)
+async def test_interval_needs_time_zone(
+    client: httpx.AsyncClient, member: str, interval: dict[str, str]
+) -> None:
+    problem(await client.post(REGS, json=body(**{member: interval})), 400, "BadRequestData")
+    good = {"startAt": "2020-01-01T00:00:00+01:00", "endAt": "2021-01-01T00:00:00Z"}
+    assert (await client.post(REGS, json=body(**{member: good}))).status_code == 201
+    rid = body()["id"]
+    problem(await client.patch(f"{REGS}/{rid}", json={member: interval}), 400, "BadRequestData")
+    assert (await client.get(f"{REGS}/{rid}")).json()[member] == good

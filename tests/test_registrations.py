@@ -88,7 +88,7 @@ async def test_all_members_round_trip(client: httpx.AsyncClient) -> None:
         expiresAt="2099-11-29T14:53:15Z",
         contextSourceInfo=[{"key": "Authorization", "value": "Bearer x"}],
         scope=["/Madrid/Gran_Via"],
-        mode="exclusive",
+        mode="redirect",  # exclusive needs entity ids and attributes (4.3.6.3)
         operations=["queryEntity", "queryTemporal", "updateOps"],
         refreshRate="PT1M",
         management={"localOnly": True, "timeout": 5},

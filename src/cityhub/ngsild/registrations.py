@@ -25,10 +25,10 @@ from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
 from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_lines
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
 from cityhub.ngsild.registration_bounds import InformationBudget
+from cityhub.ngsild.registration_modes import MODE_MEMBERS, check_mode
 from cityhub.ngsild.subscriptions import (
     absolute_uri,
     compact_names,
-    datetime_member,
     expand_names,
     future_datetime,
     is_past,
@@ -38,6 +38,7 @@ from cityhub.ngsild.subscriptions import (
     require_dict,
     require_list,
     require_str,
+    zoned_datetime,
 )
 from cityhub.ngsild.temporal import parse_duration
 from cityhub.ngsild.timeutil import now_iso
@@ -206,14 +207,15 @@ def _information(value: Any, tm: TermMap) -> list[dict[str, Any]]:
 
 
 def _interval(value: Any, what: str) -> dict[str, Any]:
-    """A TimeInterval: startAt, and endAt after it when given."""
+    """A TimeInterval: startAt, and endAt after it when given, each with its time zone as
+    expiresAt (a naive time was compared as UTC, hours off for a client in another zone)."""
     iv = require_dict(value, what)
     unknown = set(iv) - {"startAt", "endAt"}
     if unknown:
         raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in {what}")
-    start = datetime_member(iv.get("startAt"), f"{what}.startAt")
+    start = zoned_datetime(iv.get("startAt"), f"{what}.startAt")
     if "endAt" in iv:
-        end = datetime_member(iv["endAt"], f"{what}.endAt")
+        end = zoned_datetime(iv["endAt"], f"{what}.endAt")
         if (norm_datetime(end) or "") <= (norm_datetime(start) or ""):
             raise BadRequestData(f"{what}.endAt must be after startAt")
     return dict(iv)
@@ -231,13 +233,16 @@ def _geometry(value: Any, what: str) -> dict[str, Any]:
     return dict(geo)
 
 
-def _management(value: Any) -> dict[str, Any]:
-    """RegistrationManagementInfo: localOnly, cacheDuration, timeout, cooldown."""
+def _management(value: Any, *, patch: bool = False) -> dict[str, Any]:
+    """RegistrationManagementInfo: localOnly, cacheDuration, timeout, cooldown; in a patch a
+    null member is one to remove (merged member by member, decision 075)."""
     mgmt = require_dict(value, "management")
     unknown = set(mgmt) - {"localOnly", "timeout", "cooldown", "cacheDuration"}
     if unknown:  # a misspelt member was kept and shown as if it applied
         raise BadRequestData(f"unknown member(s) {', '.join(sorted(unknown))} in management")
     for key, raw in mgmt.items():
+        if raw is None and patch:
+            continue
         if key == "localOnly":
             require_bool(raw, "management.localOnly")
         elif key in ("timeout", "cooldown"):
@@ -257,7 +262,7 @@ def _duration(value: Any, what: str) -> str:
     return str(value)
 
 
-def _member(key: str, raw: Any, tm: TermMap) -> Any:
+def _member(key: str, raw: Any, tm: TermMap, *, patch: bool = False) -> Any:
     """One validated, expanded member defined by the spec."""
     if key == "type":
         if not isinstance(raw, str) or tm.expand(raw) not in (REGISTRATION, NGSI_LD + REGISTRATION):
@@ -294,7 +299,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
             raise BadRequestData(f"unknown operation(s) {bad!r}")
         return list(dict.fromkeys(ops))
     if key == "management":
-        return _management(raw)
+        return _management(raw, patch=patch)
     raise AssertionError(key)  # pragma: no cover - _members only passes defined members
 
 
@@ -325,7 +330,7 @@ def _members(body: Mapping[str, Any], tm: TermMap, *, patch: bool) -> tuple[Doc,
         if raw is None and not patch:
             continue  # a null member of a new registration is an absent one
         if key in _DEFINED:
-            out[key] = None if raw is None else _member(key, raw, tm)
+            out[key] = None if raw is None else _member(key, raw, tm, patch=patch)
         else:
             props[_property_iri(key, tm)] = raw
     return out, props
@@ -351,6 +356,7 @@ def new_registration(body: Any, tm: TermMap, spec: Any, rid: str) -> Doc:
     members, props = _members(body, tm, patch=False)
     doc: Doc = {"id": rid, **members}
     _check_whole(doc)
+    check_mode(doc)
     if props:
         doc["props"] = props
     now = now_iso()
@@ -375,9 +381,25 @@ def patch_members(fragment: Any, tm: TermMap, rid: str) -> tuple[Doc, Doc]:
     return members, props
 
 
+def _merged_management(stored: Any, patch: Doc) -> Doc | None:
+    """The stored management with a fragment's members replacing, or (null) removing, its
+    own: they are independent settings, as a subscription's notification members are
+    (decision 047); None when none is left."""
+    merged = dict(stored) if isinstance(stored, dict) else {}
+    merge_members(merged, patch)
+    return merged or None
+
+
 def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
-    """The stored registration with a fragment's members replacing (or removing) its own."""
+    """The stored registration with a fragment's members replacing (or removing) its own;
+    management is merged member by member. The mode rules are checked again when the
+    fragment names a member they read (a registration stored before them stays patchable)."""
     doc = dict(stored)
+    if members.get("management") is not None:
+        members = {
+            **members,
+            "management": _merged_management(doc.get("management"), members["management"]),
+        }
     merge_members(doc, members)
     merged = dict(doc.get("props") or {})
     merge_members(merged, props)
@@ -385,6 +407,8 @@ def apply_patch(stored: Doc, members: Doc, props: Doc) -> Doc:
     if merged:
         doc["props"] = merged
     _check_whole(doc)
+    if any(key in members for key in MODE_MEMBERS):
+        check_mode(doc)
     sys = dict(doc.get("_sys") or {})
     sys["modifiedAt"] = now_iso()
     doc["_sys"] = sys
