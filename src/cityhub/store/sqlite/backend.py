@@ -334,6 +334,7 @@ class SqliteStore:
                 conn.close()
                 raise StoreLost()
             conn.execute("PRAGMA query_only=ON")
+            self.names.reader(conn)
             self._local.conn = conn
             self._all_readers.append(conn)
         return conn
