@@ -712,11 +712,16 @@ class SqliteStore:
         with self._bounded(conn) as limit:
             if not query.count:
                 return self._query(conn, tenant, query, limit)
-            # before the snapshot begins; inside a caller's snapshot (read_snapshot: a join)
-            # that may have read already, NEVER: a split count's other half is counted again
-            version = NEVER if conn.in_transaction else self._data_version()
-            with _snapshot(conn):  # one read snapshot: the count is the page's
+            if conn.in_transaction:  # in a caller's snapshot (read_snapshot: a join), which
+                # may have read already: a split count's other half is counted again on it
+                return self._query(conn, tenant, query, limit, NEVER)
+            version = self._data_version()  # before the snapshot begins
+            conn.execute("BEGIN")  # one read snapshot: the count is the page's
+            try:
                 return self._query(conn, tenant, query, limit, version)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
 
     def _query(
         self,
