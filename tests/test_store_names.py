@@ -190,3 +190,44 @@ def _downgrade_to_schema_2(db: Path) -> None:
         """
     )
     conn.close()
+
+
+def _name_reads(store: SqliteStore) -> list[str]:
+    """The statements that read attr_names on this thread's reader connection, from now on."""
+    seen: list[str] = []
+    store._reader().set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_name_read_inside_a_read_transaction_is_remembered(tmp_path: Path) -> None:
+    """A count=true query (and a temporal read) runs in one read transaction; the ids its
+    reader connection reads there are committed, so a second read no longer selects them."""
+    writer = SqliteStore(tmp_path / "hub.db")
+    EntityService(writer).create("", _sensor(1, humidity=40), TM)
+    store = SqliteStore(tmp_path / "hub.db")  # its own name cache, empty: as after a restart
+    seen = _name_reads(store)
+    assert _ids(store, "humidity>0") == ["urn:ngsi-ld:Sensor:1"]
+    assert any("FROM attr_names WHERE name" in s for s in seen)
+    seen.clear()
+    assert _ids(store, "humidity>0") == ["urn:ngsi-ld:Sensor:1"]
+    assert [s for s in seen if "attr_names" in s] == []
+    store.close()
+    writer.close()
+
+
+def test_a_name_the_writer_looks_up_in_a_write_rolled_back_is_not_remembered(
+    tmp_path: Path,
+) -> None:
+    """The writer's lookup inside its transaction may read its own uncommitted id: after the
+    rollback SQLite hands that id to the next new name, which the query must not match."""
+    store = SqliteStore(tmp_path / "hub.db")
+    svc = EntityService(store)
+    humid = EntityQuery(q=ast.map_names(parse_q("humidity>0"), TM.expand), limit=10)
+    with pytest.raises(RuntimeError), store.write("") as tx:
+        svc._insert(tx, _doc(svc, _sensor(1, humidity=40)))
+        assert tx.matching(humid) == {"urn:ngsi-ld:Sensor:1"}  # a lookup on the writer
+        raise RuntimeError("this write is rolled back")
+    svc.create("", _sensor(2, pressure=1013), TM)
+    assert _ids(store, "humidity>0") == []
+    assert _ids(store, "pressure>1000") == ["urn:ngsi-ld:Sensor:2"]
+    store.close()

@@ -62,18 +62,17 @@ async def get_type(request: Request) -> Response:
     tm = ctx.tm
     iri = tm.expand(check_name(request.path_params["type"], "entity type"))
     store = request.app.state.store
-    rows = await off_loop(request, store.entity_types, ctx.tenant, names=False, only=iri)
-    if not rows:
+    info = await off_loop(request, store.type_info, ctx.tenant, iri)
+    if info is None:
         raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
-    row = rows[0]
-    found = await off_loop(request, store.type_attributes, ctx.tenant, iri)
+    count, found = info
     return json_response(
         ctx,
         {
             "id": iri,
             "type": "EntityTypeInfo",
             "typeName": tm.compact(iri),
-            "entityCount": row[2],
+            "entityCount": count,
             "attributeDetails": [
                 {
                     "id": name,

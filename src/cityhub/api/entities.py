@@ -75,6 +75,15 @@ class _Rendered:
     linked: Geometries
 
 
+def _joins(params: dict[str, str]) -> bool:
+    """Whether a read joins linked entities: they are read by statements after the entity's
+    own (or the page's), which in autocommit each saw the database as it was then (an entity
+    beside linked entities a write had changed since), so such a read runs in one snapshot
+    (store.read_snapshot); one that does not join is one statement and needs none."""
+    join, level = P.join_options(params)
+    return join is not None and level > 0
+
+
 def _render(
     request: Request, ctx: Ctx, docs: list[dict[str, Any]], params: dict[str, str]
 ) -> _Rendered:
@@ -163,6 +172,16 @@ def _query(
     query = P.entity_query(params, ctx.tm, selectors=selectors)
     # without a count, one row past the page tells whether a next page exists: a full last
     # page linked `next` to an empty one (5.5.9.1: the last page gives only `prev`)
+    if "join" in params and _joins(params):
+        with request.app.state.store.read_snapshot():
+            return _answer(request, ctx, params, query, links)
+    return _answer(request, ctx, params, query, links)
+
+
+def _answer(
+    request: Request, ctx: Ctx, params: dict[str, str], query: EntityQuery, links: bool
+) -> Response:
+    """_query's page, rendered and encoded."""
     peek = links and not query.count and query.limit > 0
     docs, total = service(request).query(
         ctx.tenant, replace(query, limit=query.limit + 1) if peek else query
@@ -234,6 +253,14 @@ async def get_entity(request: Request) -> Response:
 
 def _retrieve(request: Request, ctx: Ctx, eid: str, params: dict[str, str]) -> Response:
     """Read, render and encode one entity (on a reader thread when it joins others)."""
+    if "join" in params and _joins(params):
+        with request.app.state.store.read_snapshot():
+            return _entity(request, ctx, eid, params)
+    return _entity(request, ctx, eid, params)
+
+
+def _entity(request: Request, ctx: Ctx, eid: str, params: dict[str, str]) -> Response:
+    """_retrieve's entity, rendered and encoded."""
     doc = service(request).get(ctx.tenant, eid)
     types = _types(request, ctx)
     if types is not None and not matches_types(types, doc):

@@ -66,6 +66,9 @@ WAL_RESTART_FRAMES = 4096
 # A count over a pk span this wide runs as two halves, the second on a reader thread: SQLite
 # releases the GIL while it counts, so a 2-core machine counts in about half the time.
 SPLIT_SPAN = 10_000
+# A data_version no connection reports (they start at 1): the split count's other half is
+# counted again on this snapshot, as when some connection committed meanwhile.
+NEVER = -1
 # The pk span a count walks, each end by its own subquery: SQLite seeks a lone min() or max()
 # in an index, but `SELECT min(pk), max(pk)` read every row (2 ms for the 20,000 entities of
 # a type, 7 ms for all 100,000, before each split count).
@@ -339,6 +342,7 @@ class SqliteStore:
                 conn.close()
                 raise StoreLost()
             conn.execute("PRAGMA query_only=ON")
+            self.names.reader(conn)
             self._local.conn = conn
             self._all_readers.append(conn)
         return conn
@@ -723,6 +727,9 @@ class SqliteStore:
         with self._bounded(conn) as limit:
             if not query.count:
                 return self._query(conn, tenant, query, limit)
+            if conn.in_transaction:  # in a caller's snapshot (read_snapshot: a join), which
+                # may have read already: a split count's other half is counted again on it
+                return self._query(conn, tenant, query, limit, NEVER)
             version = self._data_version()  # before the snapshot begins
             conn.execute("BEGIN")  # one read snapshot: the count is the page's
             try:
@@ -868,10 +875,26 @@ class SqliteStore:
         """(type, attribute names, entity count) for every type in the tenant, or for the one
         named `only`, from the discovery counts (typestats)."""
         conn = self._reader()
-        with self._bounded(conn):
+        if not names:  # one statement, one snapshot
+            with self._bounded(conn):
+                return [
+                    (typ, [], count) for typ, count in typestats.type_counts(conn, tenant, only)
+                ]
+        with self._bounded(conn), _snapshot(conn):  # the names are those of the counted types
             rows = typestats.type_counts(conn, tenant, only)
-            held = typestats.type_attr_names(conn, tenant, only) if names else {}
+            held = typestats.type_attr_names(conn, tenant, only)
             return [(typ, held.get(typ, []), count) for typ, count in rows]
+
+    def type_info(self, tenant: str, typ: str) -> tuple[int, list[tuple[str, list[str]]]] | None:
+        """(entity count, (attribute, its kinds) by name) of one type read in one snapshot, or
+        None when no entity has it: read apart, a write between them showed a count of the
+        entities before it beside the attributes of those after."""
+        conn = self._reader()
+        with self._bounded(conn), _snapshot(conn):
+            rows = typestats.type_counts(conn, tenant, typ)
+            if not rows:
+                return None
+            return int(rows[0][1]), typestats.type_attributes(conn, tenant, typ)
 
     def attribute_names(self, tenant: str) -> list[str]:
         """The names of every attribute in the tenant, from the discovery counts."""
@@ -895,12 +918,6 @@ class SqliteStore:
         conn = self._reader()
         with self._bounded(conn):
             return typestats.attributes(conn, tenant)
-
-    def type_attributes(self, tenant: str, typ: str) -> list[tuple[str, list[str]]]:
-        """(attribute, its kinds) over the entities of one type, by name."""
-        conn = self._reader()
-        with self._bounded(conn):
-            return typestats.type_attributes(conn, tenant, typ)
 
     def tenants(self) -> list[str]:
         """Every tenant that has stored something, from the tenants table."""
@@ -984,9 +1001,18 @@ class SqliteStore:
     ) -> tuple[list[Doc], int]:
         """A page of a tenant's resources of one kind (oldest first) and their total."""
         conn = self._reader()
-        return resources.select(conn, kind, tenant, limit, offset), resources.count(
-            conn, kind, tenant
-        )
+        with _snapshot(conn):  # the total is the page's (two statements)
+            return resources.select(conn, kind, tenant, limit, offset), resources.count(
+                conn, kind, tenant
+            )
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Let every read of this thread in the block see one state of the database (one read
+        transaction on its reader connection; the writer is not held): a read that joins
+        linked entities reads them in statements after the entity's own."""
+        with _snapshot(self._reader()):
+            yield
 
     def resource_scan(
         self, kind: str, tenant: str, keep: Callable[[Doc], bool], limit: int, offset: int
@@ -1050,7 +1076,11 @@ class SqliteStore:
 def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
     """One read transaction around a read of several statements: each statement in autocommit
     reads its own snapshot, so a temporal read showed half of an append of two attributes, and
-    entities deleted between its statements without their instances (probe races)."""
+    entities deleted between its statements without their instances (probe races). Inside
+    one already open (read_snapshot), the read is part of it."""
+    if conn.in_transaction:
+        yield
+        return
     conn.execute("BEGIN")
     try:
         yield

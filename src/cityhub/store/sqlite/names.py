@@ -6,7 +6,9 @@ a probe compares an integer instead of a long shared prefix (docs/decisions/010)
 
 Ids are assigned by the writer inside its transaction. The writer remembers the ids it assigned
 until the COMMIT (then they are read back and cached) or a rollback (then they are forgotten:
-SQLite may hand a rolled-back id to another name). Readers cache only committed ids.
+SQLite may hand a rolled-back id to another name). Only committed ids are cached: what the
+writer reads inside its transaction may be its own, but what a reader connection reads (it is
+query_only, registered with `reader`) is committed, also inside a read transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ class AttrNames:
         self._ids: dict[str, int] = {}  # committed ids only
         self._names: dict[int, str] = {}
         self._fresh: dict[str, int] = {}  # the writer's ids since the last COMMIT (its own)
+        self._readers: set[sqlite3.Connection] = set()  # connections that never write
+
+    def reader(self, conn: sqlite3.Connection) -> None:
+        """Mark a query_only connection: the names it reads are committed, in a transaction
+        too (a temporal read, a count=true query: one each), so they are cached."""
+        self._readers.add(conn)
+
+    def _committed(self, conn: sqlite3.Connection) -> bool:
+        """Whether what conn reads now is committed (the writer's open transaction may not be)."""
+        return not conn.in_transaction or conn in self._readers
 
     def lookup(self, conn: sqlite3.Connection, name: str) -> int:
         """The id of a name as `conn` sees it (readers: committed data), or MISSING."""
@@ -31,7 +43,7 @@ class AttrNames:
             nid = _select(conn, name)
             if nid is None:
                 return MISSING
-            if not conn.in_transaction:  # a reader's autocommit read: the row is committed
+            if self._committed(conn):
                 self._remember(name, nid)
         return nid
 
@@ -60,7 +72,7 @@ class AttrNames:
             if row is None:
                 return None
             name = row[0]
-            if not conn.in_transaction:  # committed: keep it, as lookup() does
+            if self._committed(conn):  # keep it, as lookup() does
                 self._remember(name, nid)
         return name
 
