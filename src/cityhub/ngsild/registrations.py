@@ -25,7 +25,7 @@ from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
 from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_lines
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime
 from cityhub.ngsild.registration_bounds import InformationBudget
-from cityhub.ngsild.registration_modes import MODE_MEMBERS, check_mode
+from cityhub.ngsild.registration_modes import MODE_MEMBERS, WRITE_OPERATIONS, check_mode
 from cityhub.ngsild.subscriptions import (
     absolute_uri,
     compact_names,
@@ -52,34 +52,12 @@ DEFAULT_MODE = "inclusive"
 # was stored and handed to every discovering client.
 ENDPOINT_SCHEMES = ("http", "https")
 DEFAULT_OPERATIONS = ("federationOps",)
-# Operation groups and single operations a registration may offer (clause 4.20).
-OPERATIONS = frozenset(
+# Operation groups and single operations a registration may offer (clause 4.20): the writes
+# (registration_modes) and the rest.
+OPERATIONS = WRITE_OPERATIONS | frozenset(
     {
         "federationOps",
-        "updateOps",
         "retrieveOps",
-        "redirectionOps",
-        "createEntity",
-        "updateEntity",
-        "appendAttrs",
-        "updateAttrs",
-        "deleteAttrs",
-        "deleteEntity",
-        "mergeEntity",
-        "replaceEntity",
-        "replaceAttrs",
-        "purgeEntity",
-        "createBatch",
-        "upsertBatch",
-        "updateBatch",
-        "deleteBatch",
-        "mergeBatch",
-        "upsertTemporal",
-        "appendAttrsTemporal",
-        "deleteAttrsTemporal",
-        "updateAttrsTemporal",
-        "deleteAttrInstanceTemporal",
-        "deleteTemporal",
         "retrieveEntity",
         "queryEntity",
         "queryBatch",
