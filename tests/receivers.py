@@ -35,6 +35,7 @@ class Receiver:
     port: int = 0
     status: dict[str, int] = field(default_factory=dict)  # path -> status to answer
     delay: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
+    cookies: dict[str, str] = field(default_factory=dict)  # path -> a Set-Cookie to answer with
     got: dict[str, list[Received]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,7 +60,9 @@ class Receiver:
                 Received(request.path, dict(request.headers), body, time.monotonic())
             )
         await asyncio.sleep(self.delay.get(request.path, 0.0))
-        return web.Response(status=self.status.get(request.path, 200))
+        cookie = self.cookies.get(request.path)
+        headers = {"Set-Cookie": cookie} if cookie is not None else None
+        return web.Response(status=self.status.get(request.path, 200), headers=headers)
 
 
 async def wait_for(check: Any, timeout: float = 5.0, what: str = "condition") -> Any:

@@ -390,3 +390,30 @@ async def test_the_notifiers_own_link_to_a_compound_context_is_served(
     served = await hub.get(urlsplit(url).path)
     assert served.status_code == 200, (url, served.text)
     assert served.json()["@context"] == inline
+
+
+async def test_a_cookie_one_tenants_receiver_set_is_not_sent_for_another(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A receiver's Set-Cookie answering one tenant's notification was kept by the sender's
+    shared cookie jar and sent with every later notification to that host, another
+    tenant's included: a notification carries its subscription's receiverInfo, no more."""
+    receiver.cookies["/a"] = "session=city-a-secret; Path=/"
+    host = f"http://localhost:{receiver.port}"  # aiohttp keeps no cookies for IP addresses
+    for tenant in ("city-a", "city-b"):
+        resp = await hub.post(
+            f"{BASE}/subscriptions",
+            json={
+                "type": "Subscription",
+                "entities": [{"type": "Room"}],
+                "notification": {"endpoint": {"uri": f"{host}/{tenant[-1]}"}},
+            },
+            headers={"NGSILD-Tenant": tenant},
+        )
+        assert resp.status_code == 201, resp.text
+    await create(hub, room(1), headers={"NGSILD-Tenant": "city-a"})
+    await wait_for(lambda: receiver.received("/a"), what="city-a's notification")
+    await create(hub, room(2), headers={"NGSILD-Tenant": "city-b"})
+    got = await wait_for(lambda: receiver.received("/b"), what="city-b's notification")
+    assert got[0].headers["NGSILD-Tenant"] == "city-b"
+    assert "Cookie" not in got[0].headers, got[0].headers

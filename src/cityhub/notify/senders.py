@@ -76,8 +76,13 @@ class HttpSender:
             connector = BoundedConnector(
                 limit=self.connections, ttl_dns_cache=300, **connector_options(self.guard)
             )
+            # no cookie jar: one session serves every subscription of every tenant, so a
+            # cookie one receiver set would ride with another tenant's notifications
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
