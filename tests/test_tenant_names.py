@@ -195,3 +195,34 @@ def test_the_command_line_refuses_an_invisible_tenant_name(
     assert exc.value.code == 2
     assert "U+200B" in capsys.readouterr().err
     assert not (tmp_path / "hub.db").exists()
+
+
+@pytest.mark.parametrize("name", [" alpha", "alpha ", " "])
+def test_the_command_line_refuses_a_name_http_would_trim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """HTTP drops the blanks around a header value, so `--tenant ' alpha' --db` stored rows
+    no request could name (NGSILD-Tenant: ' alpha' reads 'alpha'), and with `--url` the
+    command stopped with "cannot reach the hub ... Illegal header value"."""
+    csv = tmp_path / "s.csv"
+    csv.write_text("id\ns1\n")
+    argv = ["import", "csv", str(csv), "--type", "S", "--tenant", name]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--db", str(tmp_path / "hub.db")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "space" in err and "start or end" in err, err
+    assert not (tmp_path / "hub.db").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["iot", "devices", "list", "--tenant", name, "--url", "http://127.0.0.1:9"])
+    assert exc.value.code == 2
+    assert "start or end" in capsys.readouterr().err
+
+
+async def test_a_header_with_blanks_around_the_name_names_the_trimmed_tenant(
+    client: httpx.AsyncClient,
+) -> None:
+    """What the refusal above keeps consistent: the API reads ' alpha ' as 'alpha'."""
+    await create(client, {"id": EID, "type": "Station"}, headers={"NGSILD-Tenant": "alpha"})
+    resp = await client.get(f"{BASE}/entities/{EID}", headers={"NGSILD-Tenant": "  alpha  "})
+    assert resp.status_code == 200, resp.text

@@ -25,7 +25,9 @@ def check_tenant(name: str) -> str:
     the name would print as another tenant's in logs, notifications and device records:
     invisible characters (bidi overrides, zero-width spaces and joiners: format characters,
     and the other default-ignorable ones) and compatibility forms NFKC folds (full-width
-    letters, no-break spaces, ligatures), refused rather than folded (decision 042)."""
+    letters, no-break spaces, ligatures), refused rather than folded (decision 042), and
+    spaces at either end, which HTTP drops from a header (so the command line's `--tenant`
+    cannot store what no request can name)."""
     name = unicodedata.normalize("NFC", name)
     if len(name) > MAX_TENANT:
         raise BadRequestData(
@@ -35,6 +37,13 @@ def check_tenant(name: str) -> str:
     if bad:
         what = "a comma (two tenants?)" if bad.group() == "," else "a control character"
         raise BadRequestData(f"the tenant name {name!r} holds {what}")
+    if name != name.strip():
+        trimmed = name.strip()
+        plain = f"write it as {trimmed!r}" if trimmed else "no name is the default tenant"
+        raise BadRequestData(
+            f"the tenant name {name!r} has a space at its start or end, which HTTP drops "
+            f"from a header (it would name another tenant there): {plain}"
+        )
     hidden = next((c for c in name if unicodedata.category(c) == "Cf"), None)
     if hidden is None and (found := _IGNORABLE.search(name)):
         hidden = found.group()
@@ -64,7 +73,9 @@ def tenant_from_header(raw: bytes) -> str:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequestData("NGSILD-Tenant is not UTF-8 text") from None
-    return check_tenant(name)
+    # the blanks around a field value are not part of it (RFC 9110 5.5); uvicorn drops them,
+    # an ASGI server that passes them on must not make ' alpha' another tenant than 'alpha'
+    return check_tenant(name.strip(" \t"))
 
 
 def tenant_option(value: str) -> str:
