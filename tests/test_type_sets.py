@@ -16,7 +16,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.service import EntityService
 from cityhub.store.base import EntityQuery
-from cityhub.store.sqlite import SqliteStore, backend, qsql
+from cityhub.store.sqlite import SqliteStore, backend, qsql, typesets
 from cityhub.store.sqlite.schema import SCHEMA_VERSION
 
 TM = ContextCache().core
@@ -219,6 +219,48 @@ def test_a_rolled_back_write_leaves_no_set_behind(tmp_path: Path) -> None:
         )
         assert found[1] == 1
         assert _sets(store) == _held_sets({"": {ent["id"]: ent}})
+    finally:
+        store.close()
+
+
+def test_the_cache_of_sets_is_bounded_however_many_tenants_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every (tenant, types) a write named stayed in the writer's memory for good: a hub that
+    many tenants write to grew by one entry each (about 190 bytes) with no bound. Past the
+    bound the oldest go; a set read again from the table keeps its tid, and one emptied by a
+    delete and made again is found."""
+    monkeypatch.setattr(typesets, "CACHED", 50, raising=False)
+    store = SqliteStore(tmp_path / "hub.db")
+    svc = EntityService(store)
+    tenants = [f"district-{i}" for i in range(200)]
+
+    def lamp(i: int, tenant: str, typ: str = "Lamp") -> dict[str, Any]:
+        return {"id": f"urn:ngsi-ld:{typ}:{tenant}-{i}", "type": typ}
+
+    def count(tenant: str, typ: str) -> int | None:
+        query = EntityQuery(types=ast.TypeName(TM.expand(typ)), count=True)
+        return store.query(tenant, query)[1]
+
+    try:
+        for tenant in tenants:
+            svc.create(tenant, lamp(1, tenant), TM)
+        assert len(store.type_sets._ids) <= 50
+        for tenant in tenants[:3]:  # their sets left the cache: read again, not made anew
+            svc.create(tenant, lamp(2, tenant), TM)
+            assert count(tenant, "Lamp") == 2
+        rows = store._writer.execute("SELECT tenant, count(*) FROM type_sets GROUP BY tenant")
+        assert {n for _, n in rows} == {1}, "one set per tenant, the early ones included"
+        for tenant in tenants[:3] + tenants[-3:]:  # emptied, then made again
+            for i in (1, 2) if tenant in tenants[:3] else (1,):
+                svc.delete(tenant, lamp(i, tenant)["id"])
+            assert count(tenant, "Lamp") == 0
+            svc.create(tenant, lamp(3, tenant), TM)
+            svc.create(tenant, lamp(4, tenant, "Kiosk"), TM)
+            assert (count(tenant, "Lamp"), count(tenant, "Kiosk")) == (1, 1), tenant
+        sets = store.type_sets
+        assert len(sets._ids) <= 50
+        assert sorted(m for ms in sets._memos.values() for m in ms) == sorted(sets._ids)
     finally:
         store.close()
 
