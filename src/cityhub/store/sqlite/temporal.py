@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,7 +26,14 @@ from cityhub.store.base import (
     HistoryEntry,
     TemporalQuery,
 )
-from cityhub.store.sqlite import erasures, functions, instance_rows, period_records, temporal_q
+from cityhub.store.sqlite import (
+    erasures,
+    functions,
+    instance_rows,
+    period_records,
+    period_text,
+    temporal_q,
+)
 from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.names import AttrNames
 from cityhub.store.sqlite.qsql import Compiler, id_bound
@@ -800,8 +808,9 @@ _METHOD_SQL = {
     "distinctCount": ("count(DISTINCT distinct_key(h.inst))",),  # functions.distinct_key
     "sum": ("sum(h.num)",),
     # avg() is sum()/count() of the same numbers, to the bit (SQLite divides its own sum by
-    # its count); read from those two, a period costs one aggregate step less per instance
-    "avg": ("CAST(sum(h.num) AS REAL) / count(h.num)",),
+    # its count); read as those two, a period costs one aggregate step less per instance, and
+    # period_records divides them (one number less to print and read per period)
+    "avg": ("sum(h.num)", "count(h.num)"),
     "min": ("min(h.num)",),
     "max": ("max(h.num)",),
     "sumsq": ("sum(h.num * h.num)",),
@@ -816,6 +825,10 @@ _ORDERED_SQL = {
     "min": "min(CASE WHEN h.num IS NULL THEN extreme_key(h.inst) END)",
     "max": "max(CASE WHEN h.num IS NULL THEN extreme_key(h.inst) END)",
 }
+
+_ORDERED_EXPRS = frozenset(_ORDERED_SQL.values())
+_FIRST = operator.itemgetter(0)  # a period's number, the first of its row
+_COUNT = operator.itemgetter(1)  # its count(*), the first aggregate
 
 # Deletion markers (the urn:ngsi-ld:null instance a DELETE of an attribute records) are no
 # readings: no method counts them. A number is never one, so an instance with `num` is kept
@@ -864,7 +877,8 @@ def aggregate(
         functions.check_deadline()
         found = None
         if trusting:
-            found = _entity_series(conn, names, query, aggr, tpk, [*exprs, _NUMBERS], counted)
+            numbers = exprs if _NUMBERS in exprs else [*exprs, _NUMBERS]
+            found = _entity_series(conn, names, query, aggr, tpk, numbers, counted, True)
         if found is None:  # some instance is not a number: find the types of each series
             found = _entity_series(conn, names, query, aggr, tpk, [*exprs, *ordered], counted)
         assert found is not None
@@ -886,13 +900,13 @@ def _entity_series(
     tpk: int,
     exprs: list[str],
     counted: bool,
+    trusting: bool = False,
 ) -> tuple[dict[str, list[Doc]], dict[str, str] | None] | None:
     """The aggregated series of one entity's attributes, and the type of each attribute
     (None: no attribute has an instance in the window).
 
     With _NUMBERS among the expressions, each series is taken to be of one type, and the
     result is None unless its read shows that every instance of its window is a number."""
-    trusting = _NUMBERS in exprs
     indexed = query.timeproperty in _INDEXED_TIMES
     col = TIME_COLUMNS[query.timeproperty]
     selected: dict[tuple[str, str | None, str | None], _Selected] = {}
@@ -942,8 +956,8 @@ def _entity_series(
     kinds: dict[str, str] = {}
     for (name, dataset, kind), sel in selected.items():
         functions.check_deadline()
-        read = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed)
-        if trusting and not _numbers_only(conn, query, col, sel, read, len(exprs)):
+        read = _periods(conn, query, col, exprs, sel, start, end, aggr, indexed, trusting)
+        if trusting and not _numbers_only(conn, query, col, sel, read, exprs.index(_NUMBERS) + 1):
             return None
         if not read.rows:
             continue
@@ -971,7 +985,9 @@ def _numbers_only(
     """Whether every instance in a series' window holds a number (then all are Properties):
     each one the periods read did (count(h.num) = count(*)), and none lies outside them
     (index seeks: one range of the window below the span read, one above)."""
-    if not read.complete or any(row[numbers] != row[1] for row in read.rows):
+    if not read.complete:
+        return False
+    if list(map(operator.itemgetter(numbers), read.rows)) != list(map(_COUNT, read.rows)):
         return False
     series = f"h.tpk = ? AND h.nid = ?{sel.ds_sql}"
     params: list[Any] = [sel.params[0], sel.params[1], *sel.ds_params]
@@ -1174,6 +1190,7 @@ def _periods(
     end: float,
     aggr: Aggregation,
     ranged: bool,
+    trusting: bool = False,
 ) -> _Read:
     """(period number, *aggregates) of each non-empty period of one attribute, and which of
     its instances were read.
@@ -1215,19 +1232,19 @@ def _periods(
             period_args = [i0, i1, start, aggr.seconds, start, aggr.seconds]
             # the first and last edges as SQL computes them below
             edges = [start + i0 * aggr.seconds, start + (i1 + 1) * aggr.seconds]
-        # [i, *aggregates] of a period, NULL when it is empty
-        period = (
-            f"(SELECT CASE WHEN count(*) THEN json_array(i, {', '.join(exprs)}) END "
-            f"FROM history h WHERE h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo "
-            f"AND {col} < min(hi, ?))"
-        )
+        # [i, *aggregates] of a period, NULL when it is empty (period_text)
+        record = period_text.record_sql(exprs, _ORDERED_EXPRS, nulls=not trusting)
+        within = f"h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo AND {col} < min(hi, ?)"
+        period = f"(SELECT CASE WHEN count(*) THEN {record} END FROM history h WHERE {within})"
         args = [*period_args, *ds_params, upper]
         span = (edges[0], min(edges[-1], upper))
         if not aggr.limit or i1 - i0 < aggr.limit:  # no cut: every period in one string
             sql = f"WITH RECURSIVE {periods} SELECT '[' || group_concat({period}) || ']' FROM q"
             (packed,) = conn.execute(sql, args).fetchone()
             rows = _read_json(packed) if packed is not None else []
-            rows.sort(key=_first)  # in period order, whichever order SQLite concatenated them
+            if packed is not None and period_text.EXPONENT in packed:
+                rows = _exactly(conn, periods, within, exprs, args, rows)
+            rows.sort(key=_FIRST)  # in period order, whichever order SQLite concatenated them
             return _Read(rows, span, True)
         rows = []
         complete = True
@@ -1237,6 +1254,7 @@ def _periods(
                 if len(rows) == aggr.limit:
                     complete = rows[-1][0] == i1
                     break
+        rows = _exactly(conn, periods, within, exprs, args, rows)
         return _Read(rows, span, complete)
     if aggr.months:  # calendar periods are not all the same length: a function numbers them
         bucket, bucket_args = "period_index(?, " + col + ", ?, ?)", [start, aggr.months]
@@ -1259,9 +1277,26 @@ def _periods(
     return _Read(rows, None, complete)
 
 
-def _first(row: Sequence[Any]) -> Any:
-    """A period's number, the first of its row."""
-    return row[0]
+def _exactly(
+    conn: sqlite3.Connection,
+    periods: str,
+    within: str,
+    exprs: list[str],
+    args: list[Any],
+    rows: list[Any],
+) -> list[Any]:
+    """The records holding a number printf may not print exactly (period_text), read again as
+    rows over the same periods and instances (a join grouped by period: these are few)."""
+    numbers = [k + 1 for k, e in enumerate(exprs) if not e.startswith("count(")]
+    redo = period_text.large(rows, numbers)
+    if not redo:
+        return rows
+    again = conn.execute(
+        f"WITH RECURSIVE {periods} SELECT i, {', '.join(exprs)} FROM q JOIN history h "
+        f"ON {within} WHERE i IN (SELECT value FROM json_each(?)) GROUP BY i",
+        [*args, orjson.dumps(redo).decode()],
+    ).fetchall()
+    return period_text.replace(rows, again)
 
 
 class _Read(NamedTuple):
@@ -1350,6 +1385,8 @@ def _series(
     """{method: [[value, startAt, endAt], ...]} from GROUP BY rows (bucket number first)."""
     col = {e: i + 1 for i, e in enumerate(exprs)}
     columns = {m: (col[_METHOD_SQL[m][0]], col.get(_ORDERED_SQL.get(m, ""))) for m in aggr.methods}
+    if "avg" in columns:  # [sum, count] of the numbers, which period_records divides
+        columns["avg"] = (col[_METHOD_SQL["avg"][0]], col[_METHOD_SQL["avg"][1]])
     return period_records.records(rows, columns, aggr, start, end)
 
 
