@@ -460,6 +460,7 @@ async def test_near_a_line_across_latitudes_finds_what_the_evaluator_finds(
         geo("nearby", "Point", [13.4, 52.5]),
         geo("near", "Point", [13.4, 52.5]),
         geo("near;maxDistance==abc", "Point", [13.4, 52.5]),
+        geo("near;minDistance==0", "Point", [13.4, 52.5]),  # 4.10: a PositiveNumber
         geo("within;maxDistance==5", "Polygon", [BERLIN_BOX]),
         geo("within", "Circle", [13.4, 52.5]),
         geo("within", "Polygon", [[[0, 0], [1, 0], [1, 1]]]),
