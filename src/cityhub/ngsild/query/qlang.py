@@ -324,9 +324,10 @@ class _Parser:
 
     def _strict_literal(self, text: str, kind: str) -> None:
         """A new q's number, DateTime, Date or Time as the grammar writes it (4.9: RFC 8259's
-        number, 4.6.3's dates): digits 0-9 only (`\\d` and int() took full-width and Arabic-Indic digits), and
-        no leading zero (`postcode==08001` was the number 8001, so a code stored as the text
-        "08001", as `cityhub import csv` keeps it, silently matched nothing)."""
+        number, 4.6.3's dates): digits 0-9 only (`\\d` and int() took full-width and
+        Arabic-Indic digits), and no leading zero (`postcode==08001` was the number 8001, so a
+        code stored as the text "08001", as `cityhub import csv` keeps it, silently matched
+        nothing)."""
         if not self.bounded:
             return
         if not text.isascii():
