@@ -345,6 +345,31 @@ async def test_bad_q_is_400(client: httpx.AsyncClient, city: Any, q: str) -> Non
     bad_request(await client.get(f"{BASE}/entities", params={"q": q}))
 
 
+async def test_a_code_with_a_leading_zero_is_quoted_not_read_as_a_number(
+    client: httpx.AsyncClient,
+) -> None:
+    """A post code kept as text ("08001", as `cityhub import csv` keeps it) is found when
+    quoted; unquoted, 08001 is no RFC 8259 number, and is a 400 saying to quote it, where it
+    was read as 8001 and silently matched nothing."""
+    await create(
+        client,
+        {"id": U + "Shop:1", "type": "Shop", "postcode": {"type": "Property", "value": "08001"}},
+    )
+    found = await client.get(f"{BASE}/entities", params={"type": "Shop", "q": 'postcode=="08001"'})
+    assert [e["id"] for e in found.json()] == [U + "Shop:1"]
+    body = bad_request(
+        await client.get(f"{BASE}/entities", params={"type": "Shop", "q": "postcode==08001"})
+    )
+    assert 'quote a code as a string, "08001"' in body["detail"]
+    body = bad_request(
+        await client.post(
+            f"{BASE}/entityOperations/query",
+            json={"type": "Query", "entities": [{"type": "Shop"}], "q": "postcode==08001"},
+        )
+    )
+    assert "does not start with 0" in body["detail"]
+
+
 # -- geoQ --------------------------------------------------------------------------------------
 
 
@@ -435,6 +460,7 @@ async def test_near_a_line_across_latitudes_finds_what_the_evaluator_finds(
         geo("nearby", "Point", [13.4, 52.5]),
         geo("near", "Point", [13.4, 52.5]),
         geo("near;maxDistance==abc", "Point", [13.4, 52.5]),
+        geo("near;minDistance==0", "Point", [13.4, 52.5]),  # 4.10: a PositiveNumber
         geo("within;maxDistance==5", "Polygon", [BERLIN_BOX]),
         geo("within", "Circle", [13.4, 52.5]),
         geo("within", "Polygon", [[[0, 0], [1, 0], [1, 1]]]),

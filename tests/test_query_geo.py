@@ -18,6 +18,7 @@ from cityhub.ngsild.query.geo import (
     parse_geoq,
     shape_matches,
 )
+from cityhub.ngsild.subscriptions import parsed_geo
 from cityhub.store.sqlite.qsql import prefilter_box
 
 
@@ -68,9 +69,11 @@ def point(lon: float, lat: float) -> dict[str, Any]:
 SQUARE = [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]
 
 
-def q(georel: str, geometry: str, coordinates: Any, prop: str | None = None) -> GeoQuery:
+def q(
+    georel: str, geometry: str, coordinates: Any, prop: str | None = None, stored: bool = False
+) -> GeoQuery:
     coords = coordinates if isinstance(coordinates, str) else json.dumps(coordinates)
-    result = parse_geoq(georel, geometry, coords, prop)
+    result = parse_geoq(georel, geometry, coords, prop, stored=stored)
     assert result is not None
     return result
 
@@ -127,11 +130,26 @@ def test_georel_forms() -> None:
         "nearby",
         "Within",
         "near;maxDistance==1e999",
+        # 4.10: PositiveNumber, RFC 8259's number "excluding the number 0"
+        "near;maxDistance==0",
+        "near;minDistance==0",
+        "near;minDistance==0.0",
+        "near;maxDistance==1e-400",
+        "near;maxDistance==010",
+        "near;maxDistance==\uff15",
     ],
 )
 def test_bad_georel(georel: str) -> None:
     with pytest.raises(BadRequestData):
         parse_geoq(georel, "Point", "[1, 2]", None)
+
+
+def test_a_stored_distance_is_read_as_it_was_accepted() -> None:
+    """A subscription's geoQ stored before 0 was refused still compiles (and notifies)."""
+    stored = {"geoQ": {"georel": "near;minDistance==0", "geometry": "Point", "coordinates": [1, 2]}}
+    gq = parsed_geo(stored)
+    assert gq is not None and gq.min_distance == 0.0
+    assert q("near;maxDistance==0.5", "Point", [1, 2]).max_distance == 0.5
 
 
 @pytest.mark.parametrize(
@@ -294,7 +312,7 @@ def test_near_max_and_min_distance() -> None:
     assert not geo_matches(outside, point(*there))
     assert geo_matches(q(f"near;minDistance=={d * 0.995}", "Point", list(here)), point(*there))
     assert not geo_matches(q(f"near;minDistance=={d * 1.005}", "Point", list(here)), point(*there))
-    assert geo_matches(q("near;maxDistance==0", "Point", list(here)), point(*here))
+    assert geo_matches(q("near;maxDistance==0", "Point", list(here), stored=True), point(*here))
 
 
 def test_near_polygon_target() -> None:
@@ -345,7 +363,7 @@ def test_topological_relations() -> None:
 )
 def test_unusable_stored_geometry_never_matches(stored: Any) -> None:
     assert not geo_matches(q("intersects", "Polygon", SQUARE), stored)
-    assert not geo_matches(q("near;minDistance==0", "Point", [0, 0]), stored)
+    assert not geo_matches(q("near;minDistance==0", "Point", [0, 0], stored=True), stored)
 
 
 def test_invalid_stored_polygon_is_repaired_not_fatal() -> None:

@@ -279,6 +279,58 @@ def test_malformed_is_bad_request(text: str) -> None:
         parse_q(text)
 
 
+_ZERO = "quote a code as a string"
+_DIGITS = "its digits must be 0-9"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("postcode==08001", _ZERO),
+        ("a==-012", _ZERO),
+        ("a==00", _ZERO),
+        ("a==007.5", _ZERO),
+        ("a==1,07", _ZERO),
+        ("a==07..9", _ZERO),
+        ("a>01e3", _ZERO),
+        ("a==\uff12\uff10", _DIGITS),
+        ("a==\u0662\u0660", _DIGITS),
+        ("a==20..\uff13\uff10", _DIGITS),
+        ("t>\uff12\uff10\uff12\uff14-01-01T00:00:00Z", _DIGITS),
+        ("d==\uff12\uff10\uff12\uff14-01-01", _DIGITS),
+        ("t==\uff11\uff10:00:00", _DIGITS),
+    ],
+)
+def test_numbers_and_dates_are_written_as_the_grammar_writes_them(text: str, said: str) -> None:
+    """4.9: a Number is RFC 8259's (no leading zero, digits 0-9), a date 4.6.3's: a code
+    written unquoted is refused, naming the quoted form, not compared as another number."""
+    with pytest.raises(BadRequestData) as err:
+        parse_q(text)
+    assert said in err.value.detail
+
+
+def test_a_stored_q_keeps_the_literals_it_was_accepted_with() -> None:
+    """A subscription's q stored before the check is read again as it was (parse_q's
+    bounded=False), so it still compiles and notifies."""
+    assert parse_q("postcode==08001", bounded=False) == cmp("postcode", "==", 8001)
+    assert parse_q("a==\uff12\uff10", bounded=False) == cmp("a", "==", 20)
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("a==0", 0),
+        ("a==-0", 0),
+        ("a==0.5", 0.5),
+        ("a==-0.25", -0.25),
+        ("a==0e3", 0.0),
+        ("a==10", 10),
+    ],
+)
+def test_zero_itself_still_starts_a_number(text: str, number: float) -> None:
+    assert parse_q(text) == cmp("a", "==", number)
+
+
 def test_deep_but_allowed_nesting() -> None:
     assert parse_q("(" * 30 + "a" + ")" * 30) == Exists(AttrPath("a"))
 

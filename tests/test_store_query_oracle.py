@@ -118,6 +118,18 @@ SPECIAL: list[dict[str, Any]] = [
         "multi": [_prop(["blue"], datasetId="urn:ds:1"), _prop(["red", "red"])],
         "status": {"type": "VocabProperty", "vocab": "ok"},
     },
+    {  # corners of 4.9: quoted commas and quotes, @none, sub-attributes per instance, and
+        # strings that are nearly DateTimes, Dates or Times
+        "id": "urn:ngsi-ld:Lamp:T5",
+        "type": "Lamp",
+        "xtags": _prop(["a,b", 'say "hi"', ""]),
+        "xlbl": {"type": "LanguageProperty", "languageMap": {"@none": "Rot", "en": ["Red"]}},
+        "xm": [_prop(1, acc=_prop(0.5)), _prop(2, datasetId="urn:ds:1", acc=_prop(0.9))],
+        "xwide": _prop("\uff12\uff10\uff12\uff14-05-01T10:00:00Z"),
+        "xneg": _prop(-0.0),
+        "xt": _prop(["24:00:00", "10:30", "10:30:00,5Z"]),
+        "xdt": _prop(["2024-05-01t10:00:00z", "2024-05-01T12:00:00+0200", "2024-05-01T10:00Z"]),
+    },
 ]
 
 
@@ -273,6 +285,29 @@ Q = [
     "big==-9007199254740993",
     "big<-9007199254740992",
     "big>4",
+    # quoted commas and escapes, @none, sub-attributes of each instance, near-temporal strings
+    'xtags=="a,b"',
+    'xtags=="say \\"hi\\""',
+    'xtags==""',
+    'xtags!="a,b","x"',
+    'xtags=="a".."b"',
+    "xtags~=^$",
+    'xlbl[@none]=="Rot"',
+    'xlbl[en]=="Red"',
+    'xlbl[*]!="Rot"',
+    "xm.acc>0.6",
+    "xm.acc==0.5",
+    'xm.datasetId=="urn:ds:1"',
+    "xm.datasetId",
+    "xwide==2024-05-01T10:00:00Z",
+    'xwide~="^2"',
+    "xneg==0",
+    "xneg<0",
+    "xt==00:00:00",
+    'xt=="10:30"',
+    "xt>10:30:00Z",
+    "xdt==2024-05-01T10:00:00Z",
+    "xdt>=2024-05-01T09:00:00Z;xdt<2024-05-01T10:00:01Z",
     # entity members
     'id=="urn:ngsi-ld:Sensor:T1"',
     "createdAt>2000-01-01",
@@ -340,6 +375,28 @@ def test_long_q_matches_the_evaluator(
     groups = [terms[i : i + rnd.randrange(1, 6)] for i in range(0, len(terms), 5)]
     text = rnd.choice(";|").join("(" + rnd.choice(";|").join(g) + ")" for g in groups)
     _answers(store, docs, _expand(parse_q(text)))
+
+
+@pytest.mark.parametrize(
+    ("q", "matches"),
+    [
+        ('xtags=="a,b"', True),  # a comma inside a quoted value is the value's
+        ('xtags=="say \\"hi\\""', True),
+        ('xtags!="a,b","x"', False),  # != of a list: no item of the target is any of them
+        ('xlbl[@none]=="Rot"', True),
+        ('xlbl[*]!="Rot"', False),  # 4.9: no language may hold it
+        ("xm.acc>0.6", True),  # any instance's sub-attribute
+        ("xneg==0", True),  # -0 is 0
+        ('xt=="10:30"', True),  # no Time (no seconds): a string
+        ("xt==00:00:00", False),  # 24:00:00 is no Time of the grammar
+    ],
+)
+def test_corners_answer_as_clause_4_9_says(
+    loaded: tuple[SqliteStore, list[dict[str, Any]]], q: str, matches: bool
+) -> None:
+    store, _ = loaded
+    got, _ = store.query("", EntityQuery(q=_expand(parse_q(q)), limit=1000))
+    assert ("urn:ngsi-ld:Lamp:T5" in {d["id"] for d in got}) is matches
 
 
 def test_a_long_q_is_evaluated_per_entity_and_repeats_once(tmp_path: Path) -> None:

@@ -361,7 +361,9 @@ def parsed_geo(stored: Mapping[str, Any]) -> GeoQuery | None:
     geo = stored.get("geoQ")
     if not geo:
         return None
-    parsed = parse_geoq(geo["georel"], geo["geometry"], geo["coordinates"], geo.get("geoproperty"))
+    parsed = parse_geoq(
+        geo["georel"], geo["geometry"], geo["coordinates"], geo.get("geoproperty"), stored=True
+    )
     if parsed is not None and "geoproperty" not in geo:
         parsed = replace(parsed, geoproperty=NGSI_LD + "location")
     return parsed

@@ -36,6 +36,7 @@ DEFAULT_GEOPROPERTY = "location"
 # takes as long again on each row a geoQ tests. A district's boundary has a few thousand.
 MAX_VERTICES = 10_000
 _NEAR_RE = re.compile(r"(maxDistance|minDistance)\s*==\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+_JSON_POSITIVE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _BAD_NAME_RE = re.compile(r"[\s<>\"'=;()\\\x00-\x1f\x7f]")
 
 
@@ -71,8 +72,10 @@ def check_geoq_members(geo: dict[str, Any], what: str = "geoQ") -> None:
         )
 
 
-def parse_georel(text: str) -> tuple[str, float | None, float | None]:
-    """Split `near;maxDistance==2000` into (relation, max_distance, min_distance)."""
+def parse_georel(text: str, *, stored: bool = False) -> tuple[str, float | None, float | None]:
+    """Split `near;maxDistance==2000` into (relation, max_distance, min_distance). A new
+    distance is 4.10's PositiveNumber (RFC 8259's, not 0: minDistance==0 matched every
+    entity; digits 0-9, as `\\d` took full-width ones); a `stored` one is read as accepted."""
     parts = [p.strip() for p in text.strip().split(";")]
     rel = parts[0]
     if rel not in GEORELS:
@@ -86,9 +89,15 @@ def parse_georel(text: str) -> tuple[str, float | None, float | None]:
         raise BadRequestData(
             f"invalid georel {text!r}: expected near;maxDistance==<metres> or minDistance"
         )
-    distance = float(m.group(2))
+    number = m.group(2)
+    distance = float(number)
     if not math.isfinite(distance):
         raise BadRequestData(f"invalid georel {text!r}: distance out of range")
+    if not stored and not (number.isascii() and distance > 0 and _JSON_POSITIVE.fullmatch(number)):
+        raise BadRequestData(
+            f"invalid georel {text!r}: a distance is a number of metres above 0, written "
+            "as JSON writes it (4.10: PositiveNumber)"
+        )
     return ("near", distance, None) if m.group(1) == "maxDistance" else ("near", None, distance)
 
 
@@ -239,17 +248,20 @@ def parse_geoq(
     geometry: str | None,
     coordinates: str | list[Any] | None,
     geoproperty: str | None = None,
+    *,
+    stored: bool = False,
 ) -> GeoQuery | None:
     """Build a GeoQuery from geoQ parameters; None when all four are absent. Any of them
     given alone, or empty, is a 400: ignoring it would widen the query to every entity (an
-    empty geoproperty would have run the query on location)."""
+    empty geoproperty would have run the query on location). `stored`: a subscription's
+    geoQ read again, taken as it was accepted (parse_georel)."""
     parts = (georel, geometry, coordinates, geoproperty)
     if all(p is None for p in parts):
         return None
     if any(p in (None, "", []) for p in parts[:3]):
         raise BadRequestData("geoQ needs georel, geometry and coordinates together")
     assert georel is not None and geometry is not None and coordinates is not None
-    rel, max_d, min_d = parse_georel(georel)
+    rel, max_d, min_d = parse_georel(georel, stored=stored)
     geom, geojson = parse_geometry(geometry.strip(), coordinates)
     prop = DEFAULT_GEOPROPERTY if geoproperty is None else geoproperty.strip()
     if not prop:

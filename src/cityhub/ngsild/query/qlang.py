@@ -158,7 +158,9 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.bare = bare  # the attributes whose == and != values may be bare terms
-        self.bounded = bounded  # patterns: a client's new q (True) or a stored one
+        # a client's new q (True) or a stored one, read again as it was accepted: only a new
+        # one has its patterns bounded and its literals held to the grammar (_strict_literal)
+        self.bounded = bounded
         self.terms = 0  # counted as read: past MAX_TERMS the rest is not parsed (nor compiled)
 
     def fail(self, what: str) -> NoReturn:
@@ -320,6 +322,23 @@ class _Parser:
         compile_regex(pattern, bounded=self.bounded)
         return Value("string", pattern)
 
+    def _strict_literal(self, text: str, kind: str) -> None:
+        """A new q's number, DateTime, Date or Time as the grammar writes it (4.9: RFC 8259's
+        number, 4.6.3's dates): digits 0-9 only (`\\d` and int() took full-width and
+        Arabic-Indic digits), and no leading zero (`postcode==08001` was the number 8001, so a
+        code stored as the text "08001", as `cityhub import csv` keeps it, silently matched
+        nothing)."""
+        if not self.bounded:
+            return
+        if not text.isascii():
+            self.fail(f"{text!r} is no {kind}: its digits must be 0-9")
+        digits = text.lstrip("-")
+        if kind == "number" and len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+            self.fail(
+                f"{text!r} is no number: a number does not start with 0 (RFC 8259); "
+                f'quote a code as a string, "{text}"'
+            )
+
     def value(self, allow_uri: bool, allow_term: bool = False) -> Value:
         """A literal; with allow_term, also a bare term (`gender==Male&expandValues=gender`,
         clause 4.9 example 12), read as the string it names."""
@@ -329,6 +348,7 @@ class _Parser:
         for kind, regex, norm in _TEMPORAL:
             m = regex.match(self.s, self.i)
             if m and self.ends_token(m.end()):
+                self._strict_literal(m.group(), kind)
                 normed = norm(m.group())
                 if normed is None:
                     self.fail(f"invalid {kind} {m.group()!r}")
@@ -336,6 +356,7 @@ class _Parser:
                 return Value(kind, m.group(), normed)
         m = _NUMBER_RE.match(self.s, self.i)
         if m and self.ends_token(m.end()):
+            self._strict_literal(m.group(), "number")
             if (
                 not m["real"] and len(m.group().lstrip("-").lstrip("0")) > 19
             ):  # int() of 5,000 digits
