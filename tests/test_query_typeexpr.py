@@ -90,3 +90,13 @@ def test_an_error_quotes_only_the_start_of_a_long_selection() -> None:
     with pytest.raises(BadRequestData) as caught:
         parse_types(text)
     assert len(caught.value.detail) < 600
+
+
+def test_a_bad_type_selection_kept_parsed_is_refused_every_time() -> None:
+    """Short selections are kept parsed; a refused one is not kept, and is refused again."""
+    for _ in range(2):
+        with pytest.raises(BadRequestData):
+            parse_types("A;(B")
+    assert parse_types("A;B") is parse_types("A;B")
+    long = ",".join(f"T{i}" for i in range(400))  # past what is kept: parsed each time
+    assert parse_types(long) == parse_types(long)

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
         le=4 * 1024**3,
         description="Largest request body in bytes, at most 4 GiB (a 1,000-entity batch of "
         "points is about "
-        "0.5 MB); a larger one is refused with 413 before it is read whole.",
+        "0.5 MB); a larger one is refused with 413 before it is read whole. A request that "
+        "writes one entity has a tighter bound, max_entity_body.",
     )
     max_entity_bytes: int = Field(
         DEFAULT_MAX_ENTITY_BYTES,
@@ -63,6 +64,18 @@ class Settings(BaseSettings):
         "item, an import, an IoT message) is refused with 400 BadRequestData and nothing of "
         "it is stored; a batch item fails alone. The default, 2 MiB, is ~1,400 times the demo "
         "city's largest entity; every read of an entity parses all of it (decision 074).",
+    )
+    max_entity_body: int | None = Field(
+        None,
+        ge=1024,
+        le=4 * 1024**3,
+        description="Largest body in bytes of a request that writes one entity or part of one "
+        "(POST /entities, PUT or PATCH of an entity or of its attributes, POST of attributes, "
+        "PATCH of a temporal instance), at most 4 GiB; a larger one is refused with 413 "
+        "before it is read whole. Unset: 3 times CITYHUB_MAX_ENTITY_BYTES plus 4 MiB (an "
+        "entity at that bound with every non-ASCII character escaped as \\uXXXX, beside the largest "
+        "inline @context), 10 MiB by default, never more than CITYHUB_MAX_BODY, and "
+        "CITYHUB_MAX_BODY when CITYHUB_MAX_ENTITY_BYTES is 0 (decision 084).",
     )
     query_timeout: float = Field(
         30.0,
@@ -216,7 +229,7 @@ class Settings(BaseSettings):
         description="Most subscriptions all tenants may hold together, and apart from them "
         "most csourceSubscriptions (at most 100000000): a tenant is made by its first write, "
         "so the bound per tenant alone bounded nothing (each one costs about 5 KiB of memory "
-        "and 0.6 ms of start-up); past it a create is refused with 422 OperationNotSupported.",
+        "and 0.05 ms of start-up CPU); past it a create is refused with 422 OperationNotSupported.",
     )
     notify_queue_max: int = Field(
         10_000,

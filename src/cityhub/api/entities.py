@@ -147,7 +147,7 @@ def _geometry_property_fits(ctx: Ctx, params: dict[str, str]) -> None:
 async def create_entity(request: Request) -> Response:
     """POST /entities."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
+    body, media = await read_body(request, one_entity=True)
     ctx = await context_of(request, body, media)
     eid = await grouped_create(request, ctx.tenant, expand_entity(body, ctx.tm))
     return created("/entities", eid)
@@ -303,7 +303,7 @@ def _read_plain(request: Request, ctx: Ctx, eid: str) -> Response:
 async def replace_entity(request: Request) -> Response:
     """PUT /entities/{id}."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
+    body, media = await read_body(request, one_entity=True)
     ctx = await context_of(request, body, media, must_exist=True)
     replace_fn = _selected(request, ctx, service(request).replace)
     await grouped(request, replace_fn, ctx.tenant, _eid(request), body, ctx.tm)
@@ -313,7 +313,7 @@ async def replace_entity(request: Request) -> Response:
 async def merge_entity(request: Request) -> Response:
     """PATCH /entities/{id}; options/format say how the body is written."""
     form = P.merge_form(params_of(request))
-    body, media = await read_body(request, patch=True)
+    body, media = await read_body(request, patch=True, one_entity=True)
     ctx = await context_of(request, body, media, must_exist=True)
     merge_fn = _selected(request, ctx, service(request).merge)
     await grouped(request, merge_fn, ctx.tenant, _eid(request), body, ctx.tm, form)
@@ -344,7 +344,7 @@ def _attr_result(out: AttrOutcome) -> Response:
 async def append_attrs(request: Request) -> Response:
     """POST /entities/{id}/attrs."""
     params = params_of(request)
-    body, media = await read_body(request)
+    body, media = await read_body(request, one_entity=True)
     ctx = await context_of(request, body, media, must_exist=True)
     no_overwrite = "noOverwrite" in P.options(params)
     append_fn = _selected(request, ctx, service(request).append)
@@ -355,7 +355,7 @@ async def append_attrs(request: Request) -> Response:
 async def update_attrs(request: Request) -> Response:
     """PATCH /entities/{id}/attrs."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request, patch=True)
+    body, media = await read_body(request, patch=True, one_entity=True)
     ctx = await context_of(request, body, media, must_exist=True)
     update_fn = _selected(request, ctx, service(request).update)
     out = await grouped(request, update_fn, ctx.tenant, _eid(request), body, ctx.tm)
@@ -365,7 +365,7 @@ async def update_attrs(request: Request) -> Response:
 async def _write_attr(request: Request, method: Any, *, patch: bool) -> Response:
     """PATCH or PUT of one attribute: the same parsing, a different service method."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request, patch=patch)
+    body, media = await read_body(request, patch=patch, one_entity=True)
     ctx = await context_of(request, body, media, must_exist=True)
     attr = request.path_params["attr"]
     method = _selected(request, ctx, method)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from cityhub import bigjson
 from cityhub.api.allowed import UNSUPPORTED, allowed_for, options_for
+from cityhub.api.body_limits import entity_body_limit
 from cityhub.api.commit import grouped
 from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsondepth import MAX_DEPTH, too_deep
@@ -159,15 +160,18 @@ def _media_range(part: str) -> tuple[str, float]:
     return fields[0].lower(), q
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The whole request body, or RequestTooLarge as soon as it passes `limit` bytes (a
-    declared Content-Length is checked before anything is read); ClientDisconnect when the
-    client leaves first. Read once per request (every handler reads its body here), from
+async def read_limited(request: Request, limit: int, setting: str = "") -> bytes:
+    """The whole request body, or RequestTooLarge (naming the `setting` that bounds it) as
+    soon as it passes `limit` bytes (a declared Content-Length is checked before anything is
+    read); ClientDisconnect when the client leaves first. Read once per request (every handler reads its body here), from
     the ASGI messages themselves: Starlette's `request.stream()`, an async generator, cost
     about 7,500 instructions a create more (decision 068)."""
     declared = header(request, b"content-length")
+    named = f" ({setting})" if setting else ""
     if declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge(f"the request body has {int(declared):,} bytes; at most {limit:,}")
+        raise RequestTooLarge(
+            f"the request body has {int(declared):,} bytes; at most {limit:,}{named}"
+        )
     receive = request.receive
     chunks: list[bytes] = []
     size = 0
@@ -180,7 +184,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RequestTooLarge(f"the request body has more than {limit:,} bytes")
+            raise RequestTooLarge(f"the request body has more than {limit:,} bytes{named}")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -197,8 +201,11 @@ def _check_charset(params: str) -> None:
             )
 
 
-async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]:
-    """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON."""
+async def read_body(
+    request: Request, *, patch: bool = False, one_entity: bool = False
+) -> tuple[Any, str]:
+    """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON, 413
+    past CITYHUB_MAX_BODY, or, for a request that writes `one_entity`, past its own bound."""
     media, _, params = header(request, b"content-type").partition(";")
     media = media.strip().lower()
     ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
@@ -208,7 +215,10 @@ async def read_body(request: Request, *, patch: bool = False) -> tuple[Any, str]
         )
     if params:
         _check_charset(params)
-    raw = await read_limited(request, request.app.state.settings.max_body)
+    settings = request.app.state.settings
+    limit = entity_body_limit(settings) if one_entity else settings.max_body
+    setting = "CITYHUB_MAX_ENTITY_BODY" if one_entity else "CITYHUB_MAX_BODY"
+    raw = await read_limited(request, limit, setting)
     if not raw:
         raise InvalidRequest("the request body is empty")
     if len(raw) >= OFF_LOOP:  # parsed in pieces on a thread: other requests move on meanwhile

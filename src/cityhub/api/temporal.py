@@ -150,7 +150,7 @@ def _begun(exc: StoreFull | StoreBusy) -> NgsiLdError:
 
 async def modify_instance(request: Request) -> Response:
     """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
-    body, media = await read_body(request, patch=True)
+    body, media = await read_body(request, patch=True, one_entity=True)
     ctx = await context_of(request, body, media, must_exist=True)
     p = request.path_params
     await grouped(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -357,16 +357,13 @@ def geo_query(value: Any, tm: TermMap, what: str = "geoQ") -> dict[str, Any]:
 
 
 def parsed_geo(stored: Mapping[str, Any]) -> GeoQuery | None:
-    """The GeoQuery of a stored geoQ member (geoproperty already an IRI)."""
+    """The GeoQuery of a stored geoQ member (geoproperty already an IRI), built once: a
+    `replace` of its geoproperty afterwards drew a `near` reference's plane again."""
     geo = stored.get("geoQ")
     if not geo:
         return None
-    parsed = parse_geoq(
-        geo["georel"], geo["geometry"], geo["coordinates"], geo.get("geoproperty"), stored=True
-    )
-    if parsed is not None and "geoproperty" not in geo:
-        parsed = replace(parsed, geoproperty=NGSI_LD + "location")
-    return parsed
+    prop = geo["geoproperty"] if "geoproperty" in geo else NGSI_LD + "location"
+    return parse_geoq(geo["georel"], geo["geometry"], geo["coordinates"], prop, stored=True)
 
 
 def render_geo(geo: dict[str, Any], tm: TermMap) -> dict[str, Any]:

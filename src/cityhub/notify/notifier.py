@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from cityhub.bigjson import OFF_LOOP, in_thread
+from cityhub.gcpause import collector_paused
 from cityhub.jsonbytes import dumps_kept
 from cityhub.ngsild.context import (
     ContextCache,
@@ -106,12 +107,14 @@ class Notifier:
 
     # -- the registry ------------------------------------------------------------------------
     def load(self) -> None:
-        """Compile every stored subscription (those whose @context is not at hand wait)."""
-        for tenant, doc in self.store.resource_every_tenant(KIND):
-            self.names(KIND, tenant, doc["id"], doc)
-            if not self._install(tenant, doc):
-                self._unresolved.append((tenant, doc))
-        self.csource.load()
+        """Compile every stored subscription (those whose @context is not at hand wait),
+        with the cyclic collector held off: what is built here stays alive."""
+        with collector_paused():
+            for tenant, doc in self.store.resource_every_tenant(KIND):
+                self.names(KIND, tenant, doc["id"], doc)
+                if not self._install(tenant, doc):
+                    self._unresolved.append((tenant, doc))
+            self.csource.load()
         self.contexts.settle()  # every name is known: what nothing names may go
 
     def names(self, kind: str, tenant: str, sid: str, doc: Doc | None) -> None:

@@ -25,6 +25,7 @@ from cityhub.ngsild.query.ast import (
     ValueList,
 )
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches
+from cityhub.ngsild.query.none_of import NoneOf
 from cityhub.ngsild.query.pattern import Pattern
 from cityhub.ngsild.query.qlang import compile_regex, norm_date, norm_datetime, norm_time
 
@@ -269,6 +270,8 @@ def matches_q(
         found = seen[id(node.path)] = targets(node.path, doc)
     if isinstance(node, Exists):
         return bool(found)
+    if isinstance(node, NoneOf):  # a long q's `!=` terms on one path (decode_q)
+        return node.holds(found)
     relational_ok = node.op in ("==", "!=")
     for value, rel in found:  # noqa: SIM110
         if (relational_ok or not rel) and _holds(node, value, patterns):

@@ -41,8 +41,14 @@ class Tangle:
     crossings: int
 
 
+_RINGLESS = frozenset(("Point", "MultiPoint", "LineString", "MultiLineString"))
+
+
 def ring_vertices(geom: BaseGeometry) -> int:
-    """Vertices of the rings of a geometry's polygons (0 for points and lines)."""
+    """Vertices of the rings of a geometry's polygons (0 for points and lines, told without
+    taking the geometry apart: a geoQ's Point was, for each stored subscription at start-up)."""
+    if geom.geom_type in _RINGLESS:
+        return 0
     return int(shapely.get_num_coordinates(shapely.get_rings(shapely.get_parts(geom))).sum())
 
 

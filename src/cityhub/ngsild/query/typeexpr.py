@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,6 +15,8 @@ MAX_DEPTH = 32
 _TOKEN_RE = re.compile(r"\s*(?:([(),|;])|([^\s(),|;]+))")
 _OPERATORS = frozenset("(),|;")
 _BAD_NAME_RE = re.compile(r"[<>\"'=\\\x00-\x1f\x7f]")
+# Type selections kept parsed, of at most CACHED_TEXT characters each: at most ~1 MiB
+CACHED, CACHED_TEXT = 1024, 1024
 
 
 def parse_selection(
@@ -99,7 +102,16 @@ def _type_name(token: str) -> TypeNode:
 
 
 def parse_types(text: str) -> TypeNode:
-    """Parse the `type` parameter into a TypeName/TypeAnd/TypeOr tree."""
+    """Parse the `type` parameter into a TypeName/TypeAnd/TypeOr tree; a short one once
+    (the trees are frozen): start-up parsed each stored subscription's few type names anew."""
+    if isinstance(text, str) and len(text) <= CACHED_TEXT:
+        return _parsed_types(text)
+    return parse_selection(text, _type_name, _type_and, _type_or, "type selection")
+
+
+@functools.lru_cache(maxsize=CACHED)
+def _parsed_types(text: str) -> TypeNode:
+    """parse_types of a short text, kept (an error is raised again each time, not kept)."""
     return parse_selection(text, _type_name, _type_and, _type_or, "type selection")
 
 

@@ -18,6 +18,7 @@ from cityhub.ngsild.entity import CONTENT_KEY
 from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
+from cityhub.ngsild.query.none_of import grouped
 from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
@@ -170,7 +171,9 @@ def _decode_tree(data: Any, paths: dict[ast.AttrPath, ast.AttrPath]) -> ast.QNod
     """A q tree whose equal paths are one object (matches_q finds each path's targets once)."""
     if isinstance(data, dict):
         items = tuple(_decode_tree(item, paths) for item in next(iter(data.values())))
-        return ast.And(items) if "and" in data else ast.Or(items)
+        if "and" in data:  # its plain `!=` terms on one path tested as one (none_of.py)
+            return ast.And(tuple(grouped(items)))
+        return ast.Or(items)
     return _decode_leaf(data, paths)
 
 
