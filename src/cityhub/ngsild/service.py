@@ -22,6 +22,7 @@ from cityhub.ngsild.entity import (
     expand_scope,
     expand_types,
     is_geo_type,
+    unaliased,
 )
 from cityhub.ngsild.errors import (
     AlreadyExists,
@@ -182,6 +183,7 @@ class EntityService:
 
     def replace(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}: everything but id and createdAt is replaced."""
+        body = unaliased(body)
         check_body_id(body, eid)
         if isinstance(body, dict) and "id" not in body:
             body = {**body, "id": eid}
@@ -210,6 +212,7 @@ class EntityService:
         body (form) is read against the stored attributes, inside the write."""
         if not isinstance(body, dict):
             raise BadRequestData("merge body must be a JSON object")
+        body = unaliased(body)
         check_body_id(body, eid)
         types = body.get("type")
         new_types = expand_types(types, tm) if types else None
@@ -247,6 +250,7 @@ class EntityService:
         self, tenant: str, eid: str, body: Any, tm: TermMap, no_overwrite: bool = False
     ) -> AttrOutcome:
         """POST /entities/{id}/attrs: add attributes, overwriting unless noOverwrite."""
+        body = unaliased(body)
         check_body_id(body, eid)
         incoming = expand_attrs(_strip_type(body), tm)
         with self.store.write(tenant) as tx:
@@ -306,6 +310,7 @@ class EntityService:
 
         The ETSI suite (011_01_03) expects attributes the entity lacks to be added too.
         """
+        body = unaliased(body)
         check_body_id(body, eid)
         incoming = expand_attrs(_strip_type(body), tm, nulls=True)
         names = _names(body, tm)
@@ -579,6 +584,7 @@ class EntityService:
 
         def op(tx: WriteTx, item: Any) -> tuple[str, bool]:
             t = _tm(tm, item)
+            item = unaliased(item)
             doc = expand_entity(item, t)
             old = tx.get(doc["id"])
             if old is None:
@@ -600,6 +606,7 @@ class EntityService:
 
         def op(tx: WriteTx, item: Any) -> str:
             t = _tm(tm, item)
+            item = unaliased(item)
             doc = expand_entity(item, t, nulls=True)
             old = self._existing(tx, doc["id"])
             result = self._append_into(tx, old, doc["attrs"], no_overwrite, t, item, nulls=True)
@@ -621,6 +628,7 @@ class EntityService:
             t = _tm(tm, item)
             if not isinstance(item, dict):
                 raise BadRequestData("each entity must be a JSON object")
+            item = unaliased(item)
             eid = check_uri(item.get("id"), "entity id")
             types = expand_types(item["type"], t) if item.get("type") else None
             old = tx.get(eid)
@@ -783,6 +791,7 @@ def _strip_type(body: Any) -> Any:
 
 def item_id(item: Any) -> str:
     """The id a batch result names an item by ("" when it has none)."""
-    if isinstance(item, dict) and isinstance(item.get("id"), str):
-        return str(item["id"])
+    if isinstance(item, dict):
+        eid = item.get("id", item.get("@id"))
+        return eid if isinstance(eid, str) else ""
     return item if isinstance(item, str) else ""
