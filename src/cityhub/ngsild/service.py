@@ -344,6 +344,7 @@ class EntityService:
 
     def patch_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
         """PATCH /entities/{id}/attrs/{attr}: merge a fragment into one existing instance."""
+        _not_scope(attr)
         name = expand_name(attr, tm)
         if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
             raise BadRequestData("the attribute fragment must be a non-empty JSON object")
@@ -386,8 +387,7 @@ class EntityService:
 
     def replace_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}/attrs/{attr}: replace one existing instance."""
-        if attr == "scope":
-            raise BadRequestData("scope is not an attribute; use PATCH or POST on /attrs")
+        _not_scope(attr)
         name = expand_name(attr, tm)
         incoming = expand_attrs({attr: body}, tm).get(name)
         if incoming is None:  # a member that is no attribute (createdAt, id, ...)
@@ -780,6 +780,17 @@ def _apply_scope(doc: Doc, scope: Scope, *, replace: bool) -> None:
         doc["scope"] = scope
     else:
         doc["scope"] = list(dict.fromkeys(doc["scope"] + scope))
+
+
+def _not_scope(attr: str) -> None:
+    """The scope is a member of the entity, not an attribute one instance of which a PUT or
+    PATCH of /attrs/{attr} writes: a 400 saying where it is written (the PATCH answered 404
+    "attribute scope not found" for an entity showing its scope)."""
+    if attr == "scope":
+        raise BadRequestData(
+            "scope is not an attribute; write it with PATCH or POST on /entities/{id}/attrs, "
+            "or PATCH /entities/{id}"
+        )
 
 
 def _strip_type(body: Any) -> Any:
