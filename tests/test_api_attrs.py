@@ -475,6 +475,18 @@ async def test_scope_can_be_merged_and_deleted(client: httpx.AsyncClient) -> Non
     problem(bad, 400, "BadRequestData")
 
 
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+async def test_scope_is_no_attribute_of_one_instance(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    """PATCH .../attrs/scope answered 404 "attribute scope not found" for an entity showing
+    its scope, where PUT already said what the scope is (a probe's finding, 2026-12-07)."""
+    await create(client, {"id": EID, "type": "Room", "scope": "/a", "x": 1})
+    resp = await client.request(method, f"{ATTRS}/scope", json={"value": "/b"})
+    assert "PATCH /entities/{id}" in problem(resp, 400, "BadRequestData")["detail"]
+    assert (await get_entity(client, EID))["scope"] == "/a"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

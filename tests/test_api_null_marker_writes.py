@@ -175,3 +175,31 @@ async def test_batch_update_with_no_overwrite_keeps_what_the_marker_names(
     assert resp.status_code == 207, resp.text
     assert "noOverwrite" in resp.json()["errors"][0]["error"]["detail"]
     assert (await get_entity(client, EID))["p"] == P
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/entities", sensor(type=NULL)),
+        ("POST", "/entities", sensor(type=["Sensor", NULL])),
+        ("PATCH", f"/entities/{EID}", {"type": NULL}),
+        ("POST", f"/entities/{EID}/attrs", {"type": NULL}),
+        ("PATCH", f"/entities/{EID}/attrs", {"type": NULL}),
+        ("PUT", f"/entities/{EID}", {"type": NULL}),
+    ],
+    ids=["create", "create-list", "merge", "append", "update", "replace"],
+)
+async def test_the_marker_is_no_entity_type(
+    client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
+) -> None:
+    """`{"type": "urn:ngsi-ld:null"}` in a merge gave the entity that type, shown in every
+    read and in /types, where the client meant to remove a type (a probe's finding,
+    2026-12-07); a create made an entity of that type."""
+    if method != "POST" or path != "/entities":
+        await create(client, sensor(p={"type": "Property", "value": 1}))
+    detail = str(problem(await client.request(method, BASE + path, json=body), 400)["detail"])
+    assert NULL in detail and "type" in detail, detail
+    resp = await client.get(f"{BASE}/entities/{EID}")
+    assert resp.status_code == 404 or resp.json()["type"] == "Sensor", resp.text
+    batch = await client.post(f"{OPS}/upsert", json=[sensor(type=NULL)])
+    assert batch.status_code == 207 and batch.json()["success"] == [], batch.text

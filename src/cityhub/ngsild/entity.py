@@ -248,12 +248,19 @@ def check_uri(value: Any, what: str) -> str:
 
 
 def expand_types(raw: Any, tm: TermMap) -> list[str]:
-    """An entity's type member (string or list) as a list of IRIs."""
+    """An entity's type member (string or list) as a list of IRIs. The null marker is no
+    type: stored, `{"type": "urn:ngsi-ld:null"}` in a merge gave the entity that type (in
+    every read and in /types) where the client meant to remove one."""
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise BadRequestData("entity type must not be empty")
     out = []
     for item in items:
+        if item == NULL_URI:
+            raise BadRequestData(
+                f"an entity type cannot be {NULL_URI}: no write deletes a type; a PUT of "
+                "the entity (or an upsert) replaces its types"
+            )
         iri = expand_name(item, tm, "entity type")
         if iri not in out:
             out.append(iri)
@@ -281,12 +288,13 @@ def expand_entity(
     nulls (batch update), attributes and a scope given the null marker are deletions."""
     if not isinstance(body, dict) or not body:
         raise InvalidRequest("an entity must be a non-empty JSON object")
-    eid = body.get("id", body.get("@id"))
+    body = unaliased(body)
+    eid = body.get("id")
     if need_id or eid is not None:
         check_uri(eid, "entity id")
         if eid == NULL_URI:
             refuse_null("an entity id")
-    raw_type = body.get("type", body.get("@type"))
+    raw_type = body.get("type")
     if raw_type is None:
         raise BadRequestData("entity type is required")
     doc: dict[str, Any] = {"id": eid, "type": expand_types(raw_type, tm)}
@@ -787,6 +795,31 @@ def check_geometry(value: Any) -> dict[str, Any]:
 
 
 def check_body_id(body: Any, eid: str) -> None:
-    """A body that names an entity must name the one in the path (the other is not written)."""
+    """A body that names an entity (as `id` or `@id`) must name the one in the path (the
+    other is not written)."""
+    body = unaliased(body)
     if isinstance(body, dict) and body.get("id", eid) != eid:
         raise BadRequestData("the body's id does not match the path")
+
+
+_ALIASES = (("@id", "id"), ("@type", "type"))
+
+
+def unaliased(body: Any) -> Any:
+    """The body with `@id` and `@type` written as `id` and `type`, the aliases the core
+    context gives them: a merge, an append or a PUT read only `id`/`type`, so `@type` added
+    no type (204) and `@id` naming another entity replaced the one in the path. The two
+    spellings of one member with different values are a 400, not one silently chosen."""
+    if not isinstance(body, dict) or ("@id" not in body and "@type" not in body):
+        return body
+    out = dict(body)
+    for keyword, alias in _ALIASES:
+        if keyword in out:
+            value = out.pop(keyword)
+            if alias in out and out[alias] != value:
+                raise BadRequestData(
+                    f"{keyword} and {alias} are one member (the core context makes {alias} "
+                    f"an alias of {keyword}); the body gives them different values"
+                )
+            out[alias] = value
+    return out

@@ -22,6 +22,7 @@ from cityhub.ngsild.entity import (
     expand_scope,
     expand_types,
     is_geo_type,
+    unaliased,
 )
 from cityhub.ngsild.errors import (
     AlreadyExists,
@@ -182,6 +183,7 @@ class EntityService:
 
     def replace(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}: everything but id and createdAt is replaced."""
+        body = unaliased(body)
         check_body_id(body, eid)
         if isinstance(body, dict) and "id" not in body:
             body = {**body, "id": eid}
@@ -210,6 +212,7 @@ class EntityService:
         body (form) is read against the stored attributes, inside the write."""
         if not isinstance(body, dict):
             raise BadRequestData("merge body must be a JSON object")
+        body = unaliased(body)
         check_body_id(body, eid)
         types = body.get("type")
         new_types = expand_types(types, tm) if types else None
@@ -247,6 +250,7 @@ class EntityService:
         self, tenant: str, eid: str, body: Any, tm: TermMap, no_overwrite: bool = False
     ) -> AttrOutcome:
         """POST /entities/{id}/attrs: add attributes, overwriting unless noOverwrite."""
+        body = unaliased(body)
         check_body_id(body, eid)
         incoming = expand_attrs(_strip_type(body), tm)
         with self.store.write(tenant) as tx:
@@ -306,6 +310,7 @@ class EntityService:
 
         The ETSI suite (011_01_03) expects attributes the entity lacks to be added too.
         """
+        body = unaliased(body)
         check_body_id(body, eid)
         incoming = expand_attrs(_strip_type(body), tm, nulls=True)
         names = _names(body, tm)
@@ -339,6 +344,7 @@ class EntityService:
 
     def patch_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
         """PATCH /entities/{id}/attrs/{attr}: merge a fragment into one existing instance."""
+        _not_scope(attr)
         name = expand_name(attr, tm)
         if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
             raise BadRequestData("the attribute fragment must be a non-empty JSON object")
@@ -381,8 +387,7 @@ class EntityService:
 
     def replace_attribute(self, tenant: str, eid: str, attr: str, body: Any, tm: TermMap) -> None:
         """PUT /entities/{id}/attrs/{attr}: replace one existing instance."""
-        if attr == "scope":
-            raise BadRequestData("scope is not an attribute; use PATCH or POST on /attrs")
+        _not_scope(attr)
         name = expand_name(attr, tm)
         incoming = expand_attrs({attr: body}, tm).get(name)
         if incoming is None:  # a member that is no attribute (createdAt, id, ...)
@@ -579,6 +584,7 @@ class EntityService:
 
         def op(tx: WriteTx, item: Any) -> tuple[str, bool]:
             t = _tm(tm, item)
+            item = unaliased(item)
             doc = expand_entity(item, t)
             old = tx.get(doc["id"])
             if old is None:
@@ -600,6 +606,7 @@ class EntityService:
 
         def op(tx: WriteTx, item: Any) -> str:
             t = _tm(tm, item)
+            item = unaliased(item)
             doc = expand_entity(item, t, nulls=True)
             old = self._existing(tx, doc["id"])
             result = self._append_into(tx, old, doc["attrs"], no_overwrite, t, item, nulls=True)
@@ -621,6 +628,7 @@ class EntityService:
             t = _tm(tm, item)
             if not isinstance(item, dict):
                 raise BadRequestData("each entity must be a JSON object")
+            item = unaliased(item)
             eid = check_uri(item.get("id"), "entity id")
             types = expand_types(item["type"], t) if item.get("type") else None
             old = tx.get(eid)
@@ -774,6 +782,17 @@ def _apply_scope(doc: Doc, scope: Scope, *, replace: bool) -> None:
         doc["scope"] = list(dict.fromkeys(doc["scope"] + scope))
 
 
+def _not_scope(attr: str) -> None:
+    """The scope is a member of the entity, not an attribute one instance of which a PUT or
+    PATCH of /attrs/{attr} writes: a 400 saying where it is written (the PATCH answered 404
+    "attribute scope not found" for an entity showing its scope)."""
+    if attr == "scope":
+        raise BadRequestData(
+            "scope is not an attribute; write it with PATCH or POST on /entities/{id}/attrs, "
+            "or PATCH /entities/{id}"
+        )
+
+
 def _strip_type(body: Any) -> Any:
     """Attribute payloads may carry the entity's type/id; they are not attributes."""
     if isinstance(body, dict):
@@ -783,6 +802,7 @@ def _strip_type(body: Any) -> Any:
 
 def item_id(item: Any) -> str:
     """The id a batch result names an item by ("" when it has none)."""
-    if isinstance(item, dict) and isinstance(item.get("id"), str):
-        return str(item["id"])
+    if isinstance(item, dict):
+        eid = item.get("id", item.get("@id"))
+        return eid if isinstance(eid, str) else ""
     return item if isinstance(item, str) else ""
