@@ -73,6 +73,7 @@ class Ingestor:
         app_state: Any,
         window: float,
         max_batch: int,
+        max_ahead: float = 600.0,
     ) -> None:
         self.registry = registry
         self.letters = letters
@@ -80,6 +81,7 @@ class Ingestor:
         self.state = app_state  # entities, committer, contexts: the API's own
         self._full_log = ThrottledLog(log)  # a full disk fails every batch: one line per 10 s
         self.window = window
+        self.max_ahead = max_ahead  # seconds an observedAt may be past the receipt
         self.max_batch = max_batch
         self.max_backlog = 4 * max_batch
         self._pending: list[Pending] = []
@@ -102,7 +104,8 @@ class Ingestor:
             measures, textual = decode(raw.payload, raw.form)
             apply = target.mapping.apply
             eid, etype = target.entity_id, target.entity_type
-            items = [{"id": eid, "type": etype, **apply(m, textual)} for m in measures]
+            latest = raw.received + self.max_ahead
+            items = [{"id": eid, "type": etype, **apply(m, textual, latest)} for m in measures]
         except Rejected as rej:
             self._refuse(raw, rej, target.tenant if target else None, waiter)
         except Exception as exc:  # a mapping bug must cost one message, never the agent
@@ -253,7 +256,8 @@ class Ingestor:
         entities, committer = self.state.entities, self.state.committer
         try:
             outcome: BatchOutcome = await committer.run(
-                lambda: entities.batch_upsert(tenant, items, tm, mode="update"), size=size
+                lambda: entities.batch_upsert(tenant, items, tm, mode="update", late=True),
+                size=size,
             )
         except Exception as exc:  # the transaction failed: nothing of this slice is stored
             self._write_failed(exc, "storing %d device messages failed", len(batch))
