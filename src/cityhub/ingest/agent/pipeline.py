@@ -254,11 +254,18 @@ class Ingestor:
             return
         items = [item for p in batch for item in p.items]
         entities, committer = self.state.entities, self.state.committer
+
+        def job() -> BatchOutcome:
+            out: BatchOutcome = entities.batch_upsert(tenant, items, tm, mode="update", late=True)
+            again = _statics(batch, out.created)
+            if again:  # in the same transaction: the entity is never seen without them
+                redone = entities.batch_upsert(tenant, again, tm, mode="update")
+                for eid, err in redone.errors:
+                    log.warning("static attributes of %s not written: %s", eid, err.detail)
+            return out
+
         try:
-            outcome: BatchOutcome = await committer.run(
-                lambda: entities.batch_upsert(tenant, items, tm, mode="update", late=True),
-                size=size,
-            )
+            outcome: BatchOutcome = await committer.run(job, size=size)
         except Exception as exc:  # the transaction failed: nothing of this slice is stored
             self._write_failed(exc, "storing %d device messages failed", len(batch))
             for p in batch:
@@ -296,6 +303,19 @@ class Ingestor:
         for fut in waiting:
             if not fut.done():
                 fut.set_result(None)
+
+
+def _statics(batch: list[Pending], created: list[str]) -> list[Doc]:
+    """The static attributes of the entities a slice created: provisioning writes them, so an
+    entity deleted since (DELETE /entities/{id}) came back without its name or location, and
+    fell out of the map's geo-queries until the device was changed."""
+    made = set(created)
+    out: dict[str, Doc] = {}
+    for p in batch:
+        t = p.target
+        if t.entity_id in made and t.mapping.static and t.entity_id not in out:
+            out[t.entity_id] = {"id": t.entity_id, "type": t.entity_type, **t.mapping.static}
+    return list(out.values())
 
 
 def _whole(p: Pending, tm: TermMap, fail: Callable[[Pending, Rejected], None]) -> bool:
