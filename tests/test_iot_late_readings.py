@@ -132,3 +132,20 @@ async def test_times_another_client_wrote_are_compared_as_times(client: httpx.As
     assert (await get_entity(client, EID))["reading"]["value"] == 2  # half an hour newer
     assert (await send(client, key, {"v": 3, "ts": "2026-01-02T00:10:00Z"})).status_code == 204
     assert (await get_entity(client, EID))["reading"]["value"] == 2  # twenty minutes late
+
+
+async def test_a_clock_that_was_never_set_is_refused_not_hidden(
+    client: httpx.AsyncClient,
+) -> None:
+    """A device whose clock lost power counts from 1970 (or from 2000, as many RTC chips
+    do): kept as late readings, its every message went to the history alone, and its entity
+    seemed stuck at the reading before the reset."""
+    key = await meter(client)
+    assert (await send(client, key, {"v": 5, "ts": "2026-01-02T00:00:00Z"})).status_code == 204
+    for unset in (86_400, "2000-01-01T00:05:00Z", "1980-01-06T00:00:00Z"):
+        resp = await send(client, key, {"v": 6, "ts": unset})
+        detail = problem(resp, 400, "BadRequestData")["detail"]
+        assert "clock" in detail and "'ts'" in detail, detail
+    assert (await get_entity(client, EID))["reading"]["value"] == 5
+    assert await history(client) == [(5, "2026-01-02T00:00:00.000000Z")]
+    assert (await stats(client))["rejectedByReason"]["bad_value"] == 3

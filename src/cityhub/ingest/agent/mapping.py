@@ -30,6 +30,9 @@ FIELD_KEYS = ("name", "type", "unitCode", "scale", "offset", "prefix")
 UNMAPPED = ("ignore", "keep")
 # Epoch numbers at or above this are milliseconds (1e11 s is the year 5138, 1e11 ms is 1973).
 MS_THRESHOLD = 1e11
+# Readings dated before this come from a clock that was never set: one that lost power counts
+# from 1970, or from 2000 as many RTC chips do (decision 080).
+EARLIEST = datetime(2001, 1, 1, tzinfo=UTC)
 _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
 
@@ -251,6 +254,13 @@ def to_time(raw: Any, field: str, not_after: float | None = None) -> str:
     when = _when(raw)
     if when is None:
         raise _fail(field, "an ISO 8601 date-time or epoch seconds/milliseconds", raw)
+    if when < EARLIEST:
+        raise Rejected(
+            BAD_VALUE,
+            f"payload field {field!r}: {format_ts(when)} is before 2001, the time of a device "
+            "clock that was never set (or lost power); set its clock, or leave the field out: "
+            "the reading is then stored as of its arrival",
+        )
     if not_after is not None and when.timestamp() > not_after:
         raise Rejected(
             BAD_VALUE,
