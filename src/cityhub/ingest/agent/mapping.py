@@ -250,7 +250,8 @@ def to_boolean(raw: Any, field: str) -> bool:
 def to_time(raw: Any, field: str, not_after: float | None = None) -> str:
     """observedAt from an ISO 8601 string or epoch seconds/milliseconds; a time past
     `not_after` (epoch seconds: the receipt plus the clock drift allowed) is refused, as a
-    device clock that is wrong or in local time would hold its entity's latest reading."""
+    device clock that is wrong or in local time would hold its entity's latest reading, and
+    so is one before EARLIEST, whose readings would all be late ones (decision 080)."""
     when = _when(raw)
     if when is None:
         raise _fail(field, "an ISO 8601 date-time or epoch seconds/milliseconds", raw)
