@@ -338,6 +338,15 @@ class Settings(BaseSettings):
         description="Milliseconds the IoT agent collects device messages before writing them "
         "in one transaction.",
     )
+    ingest_max_ahead: float = Field(
+        600.0,
+        ge=0,
+        le=31_622_400,
+        allow_inf_nan=False,
+        description="Seconds a device's observedAt may be ahead of the hub's clock (clock "
+        "drift); a reading dated later is refused (bad_value), since it would stay its "
+        "entity's latest until that time came.",
+    )
     ingest_batch_max: int = Field(
         500,
         ge=1,

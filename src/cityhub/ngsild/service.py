@@ -31,6 +31,7 @@ from cityhub.ngsild.errors import (
     ResourceNotFound,
 )
 from cityhub.ngsild.languages import ranked_languages
+from cityhub.ngsild.late import split_late
 from cityhub.ngsild.merge import (
     emptied,
     find,
@@ -579,8 +580,12 @@ class EntityService:
 
         return self.batch(tenant, items, op, bulk_tm=tm)
 
-    def batch_upsert(self, tenant: str, items: Any, tm: TmSource, mode: str) -> BatchOutcome:
-        """entityOperations/upsert with options=replace (default) or update."""
+    def batch_upsert(
+        self, tenant: str, items: Any, tm: TmSource, mode: str, late: bool = False
+    ) -> BatchOutcome:
+        """entityOperations/upsert with options=replace (default) or update; with late (the
+        IoT agent, update only), an instance observed before the one the entity holds goes
+        to the history alone (ngsild/late.py)."""
 
         def op(tx: WriteTx, item: Any) -> tuple[str, bool]:
             t = _tm(tm, item)
@@ -591,6 +596,9 @@ class EntityService:
                 self._insert(tx, doc)
                 return doc["id"], True
             if mode == "update":
+                past = split_late(old["attrs"], doc["attrs"]) if late else None
+                if past:  # history only: the state, modifiedAt and subscribers stay as they were
+                    self._record(tx, old, self._stamp_all(past, now_iso()))
                 self._append_into(tx, old, doc["attrs"], False, t, item)
                 return doc["id"], False
             self._replace_into(tx, old, doc)

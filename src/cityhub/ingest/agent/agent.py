@@ -41,6 +41,7 @@ class IotAgent:
             state,
             window=settings.ingest_batch_ms / 1000,
             max_batch=settings.ingest_batch_max,
+            max_ahead=settings.ingest_max_ahead,
         )
         self.provisioning = Provisioning(self.registry, state)
         self.connection = Connection()

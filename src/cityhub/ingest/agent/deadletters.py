@@ -22,9 +22,17 @@ from cityhub.ngsild.timeutil import format_ts
 KIND = "iot-deadletter"
 UNROUTED = "iot-deadletter-unrouted"  # in tenant '': messages no device took
 KEEP_BYTES = 16 * 1024  # of a refused payload; the rest is cut (and the letter says so)
+# Characters kept of what a sender chose besides the payload: a topic level may be 64 KiB, and
+# an unknown device id was kept three times over (device, topic, detail), 180 KB a letter.
+KEEP_DEVICE, KEEP_TOPIC, KEEP_DETAIL = 256, 512, 1024
 
 Doc = dict[str, Any]
 Letter = tuple[str | None, Doc]  # (the device's tenant, or None when unrouted; the letter)
+
+
+def _cut(text: str, keep: int) -> str:
+    """At most `keep` characters of text, an ellipsis saying where it was cut."""
+    return text if len(text) <= keep else text[:keep] + "…"
 
 
 def _redacted(raw: Raw) -> str:
@@ -68,9 +76,9 @@ class DeadLetters:
             "id": f"{time.time_ns():x}-{next(self._seq)}",
             "receivedAt": format_ts(datetime.fromtimestamp(raw.received, UTC)),
             "reason": rej.reason,
-            "detail": rej.detail,
+            "detail": _cut(rej.detail, KEEP_DETAIL),
             "protocol": raw.protocol,
-            "device": raw.device,
+            "device": _cut(raw.device, KEEP_DEVICE),
             "payload": payload,
             "payloadEncoding": encoding,
             "payloadBytes": len(raw.payload),
@@ -79,7 +87,7 @@ class DeadLetters:
             doc["truncated"] = True
         topic = _redacted(raw)
         if topic:
-            doc["topic"] = topic
+            doc["topic"] = _cut(topic, KEEP_TOPIC)
         return doc
 
     def write(self, letters: list[Letter]) -> None:

@@ -21,7 +21,7 @@ from cityhub.ingest.agent.reasons import BAD_VALUE, NO_DATA, Rejected
 from cityhub.jsonints import INT_MAX, INT_MIN
 from cityhub.ngsild.entity import ENTITY_KEYS, check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
-from cityhub.ngsild.timeutil import format_ts, norm_ts
+from cityhub.ngsild.timeutil import format_ts, parse_ts
 
 NUMBER, STRING, BOOLEAN, RELATIONSHIP = "number", "string", "boolean", "relationship"
 VALUE_TYPES = (NUMBER, STRING, BOOLEAN, RELATIONSHIP)
@@ -30,6 +30,9 @@ FIELD_KEYS = ("name", "type", "unitCode", "scale", "offset", "prefix")
 UNMAPPED = ("ignore", "keep")
 # Epoch numbers at or above this are milliseconds (1e11 s is the year 5138, 1e11 ms is 1973).
 MS_THRESHOLD = 1e11
+# Readings dated before this come from a clock that was never set: one that lost power counts
+# from 1970, or from 2000 as many RTC chips do (decision 080).
+EARLIEST = datetime(2001, 1, 1, tzinfo=UTC)
 _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
 
@@ -244,22 +247,47 @@ def to_boolean(raw: Any, field: str) -> bool:
     raise _fail(field, "a boolean", raw)
 
 
-def to_time(raw: Any, field: str) -> str:
-    """observedAt from an ISO 8601 string or epoch seconds/milliseconds."""
+def to_time(raw: Any, field: str, not_after: float | None = None) -> str:
+    """observedAt from an ISO 8601 string or epoch seconds/milliseconds; a time past
+    `not_after` (epoch seconds: the receipt plus the clock drift allowed) is refused, as a
+    device clock that is wrong or in local time would hold its entity's latest reading, and
+    so is one before EARLIEST, whose readings would all be late ones (decision 080)."""
+    when = _when(raw)
+    if when is None:
+        raise _fail(field, "an ISO 8601 date-time or epoch seconds/milliseconds", raw)
+    if when < EARLIEST:
+        raise Rejected(
+            BAD_VALUE,
+            f"payload field {field!r}: {format_ts(when)} is before 2001, the time of a device "
+            "clock that was never set (or lost power); set its clock, or leave the field out: "
+            "the reading is then stored as of its arrival",
+        )
+    if not_after is not None and when.timestamp() > not_after:
+        raise Rejected(
+            BAD_VALUE,
+            f"payload field {field!r}: {format_ts(when)} is "
+            f"{when.timestamp() - not_after:,.0f} s further ahead of the hub's clock than the "
+            "drift allowed (CITYHUB_INGEST_MAX_AHEAD); check the device's clock and time zone",
+        )
+    return format_ts(when)
+
+
+def _when(raw: Any) -> datetime | None:
+    """The time a payload's time field names (None: it names none)."""
     try:
         if _is_number(raw):
             seconds = raw / 1000 if abs(raw) >= MS_THRESHOLD else raw
-            return format_ts(datetime.fromtimestamp(seconds, UTC))
+            return datetime.fromtimestamp(seconds, UTC)
         if isinstance(raw, str):
             text = raw.strip()
             try:
                 number = float(text)
             except ValueError:
-                return norm_ts(text)
-            return to_time(number, field)
+                return parse_ts(text)
+            return _when(number)
     except (NgsiLdError, ValueError, OverflowError, OSError):
         pass
-    raise _fail(field, "an ISO 8601 date-time or epoch seconds/milliseconds", raw)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,13 +370,14 @@ class Mapping:
     keep_unmapped: bool
     consumed: frozenset[str]  # payload fields some rule reads (never kept as themselves)
 
-    def apply(self, payload: Doc, textual: bool = False) -> Doc:
-        """Attributes for one measurement; Rejected (bad_value / no_data) when unusable."""
+    def apply(self, payload: Doc, textual: bool = False, not_after: float | None = None) -> Doc:
+        """Attributes for one measurement; Rejected (bad_value / no_data) when unusable, or
+        when it was observed after `not_after` (epoch seconds)."""
         observed = None
         if self.observed_at is not None:
             raw_time = payload.get(self.observed_at)
             if raw_time is not None:
-                observed = to_time(raw_time, self.observed_at)
+                observed = to_time(raw_time, self.observed_at, not_after)
         attrs: Doc = {}
         for rule in self.fields:
             raw = payload.get(rule.field)

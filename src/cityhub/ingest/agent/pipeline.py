@@ -73,6 +73,7 @@ class Ingestor:
         app_state: Any,
         window: float,
         max_batch: int,
+        max_ahead: float = 600.0,
     ) -> None:
         self.registry = registry
         self.letters = letters
@@ -80,6 +81,7 @@ class Ingestor:
         self.state = app_state  # entities, committer, contexts: the API's own
         self._full_log = ThrottledLog(log)  # a full disk fails every batch: one line per 10 s
         self.window = window
+        self.max_ahead = max_ahead  # seconds an observedAt may be past the receipt
         self.max_batch = max_batch
         self.max_backlog = 4 * max_batch
         self._pending: list[Pending] = []
@@ -102,7 +104,8 @@ class Ingestor:
             measures, textual = decode(raw.payload, raw.form)
             apply = target.mapping.apply
             eid, etype = target.entity_id, target.entity_type
-            items = [{"id": eid, "type": etype, **apply(m, textual)} for m in measures]
+            latest = raw.received + self.max_ahead
+            items = [{"id": eid, "type": etype, **apply(m, textual, latest)} for m in measures]
         except Rejected as rej:
             self._refuse(raw, rej, target.tenant if target else None, waiter)
         except Exception as exc:  # a mapping bug must cost one message, never the agent
@@ -251,10 +254,18 @@ class Ingestor:
             return
         items = [item for p in batch for item in p.items]
         entities, committer = self.state.entities, self.state.committer
+
+        def job() -> BatchOutcome:
+            out: BatchOutcome = entities.batch_upsert(tenant, items, tm, mode="update", late=True)
+            again = _statics(batch, out.created)
+            if again:  # in the same transaction: the entity is never seen without them
+                redone = entities.batch_upsert(tenant, again, tm, mode="update")
+                for eid, err in redone.errors:
+                    log.warning("static attributes of %s not written: %s", eid, err.detail)
+            return out
+
         try:
-            outcome: BatchOutcome = await committer.run(
-                lambda: entities.batch_upsert(tenant, items, tm, mode="update"), size=size
-            )
+            outcome: BatchOutcome = await committer.run(job, size=size)
         except Exception as exc:  # the transaction failed: nothing of this slice is stored
             self._write_failed(exc, "storing %d device messages failed", len(batch))
             for p in batch:
@@ -292,6 +303,19 @@ class Ingestor:
         for fut in waiting:
             if not fut.done():
                 fut.set_result(None)
+
+
+def _statics(batch: list[Pending], created: list[str]) -> list[Doc]:
+    """The static attributes of the entities a slice created: provisioning writes them, so an
+    entity deleted since (DELETE /entities/{id}) came back without its name or location, and
+    fell out of the map's geo-queries until the device was changed."""
+    made = set(created)
+    out: dict[str, Doc] = {}
+    for p in batch:
+        t = p.target
+        if t.entity_id in made and t.mapping.static and t.entity_id not in out:
+            out[t.entity_id] = {"id": t.entity_id, "type": t.entity_type, **t.mapping.static}
+    return list(out.values())
 
 
 def _whole(p: Pending, tm: TermMap, fail: Callable[[Pending, Rejected], None]) -> bool:
