@@ -527,3 +527,81 @@ def test_an_agencys_source_is_where_the_feed_comes_from_not_its_file_name(
     assert _source(db) == "https://data.example/gtfs.zip"
     err = capsys.readouterr().err
     assert "not imported:" in err and "feed_info.txt" not in err  # it is read, for the source
+
+
+def test_a_quote_left_open_rejects_its_rows_instead_of_swallowing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quote never closed took the next stop into the last one's name, exit 0 (probe
+    finding 1); now the row is rejected where the quote opened, with the lines it took."""
+    stops = (
+        b"stop_id,stop_name,stop_lat,stop_lon\n"
+        b"A,First,36.0,-116.0\n"
+        b'B,"Broken,36.0,-116.0\n'
+        b"C,Third,36.1,-116.1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stops.txt": stops})
+    db = tmp_path / "open.db"
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress") == 1
+    ids = {d["id"] for d in stored(db)}
+    assert "urn:ngsi-ld:GtfsStop:A" in ids
+    assert "urn:ngsi-ld:GtfsStop:B" not in ids  # not stored with a name of three lines
+    err = capsys.readouterr()
+    assert "stops.txt line 3: Bad request data: a quoted cell opened on line 3 is never closed" in (
+        err.err
+    )
+    assert "2 rejected" in summary_line(err.out)  # B and the C it swallowed
+
+
+def test_an_over_long_cell_rejects_its_row_and_the_feed_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell over the csv module's limit stopped the whole feed, exit 2, with no line
+    (probe finding 2); now that row alone is rejected, named by its line."""
+    stops = (
+        b"stop_id,stop_name,stop_lat,stop_lon\n"
+        b"A,First,36.0,-116.0\n"
+        b'B,"' + b"x" * 140_000 + b'",36.0,-116.0\n'
+        b"C,Third,36.1,-116.1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stops.txt": stops})
+    db = tmp_path / "long.db"
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress") == 1
+    ids = {d["id"] for d in stored(db)}
+    assert {"urn:ngsi-ld:GtfsStop:A", "urn:ngsi-ld:GtfsStop:C"} <= ids
+    assert "urn:ngsi-ld:GtfsStopTime:STBA:1" in ids  # the tables after it were read
+    err = capsys.readouterr()
+    assert "stops.txt line 3: Bad request data: a cell is longer than 131,072 characters" in (
+        err.err
+    )
+    assert "1 rejected" in summary_line(err.out)
+
+
+def test_a_broken_shape_line_rejects_its_shape_and_keeps_the_stored_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line of shapes.txt that is not valid CSV is rejected, with the shape its first cell
+    names (as a point with a bad value rejects it): the stored shape stays as it was, not
+    redrawn without that point."""
+    head = b"shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence\n"
+    s_points = b"S,36.0,-116.0,1\nS,36.1,-116.1,2\nS,36.2,-116.2,3\n"
+    t_points = b"T,36.0,-116.0,1\nT,36.1,-116.1,2\n"
+    db = tmp_path / "shape.db"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    both = _patched_feed(tmp_path / "a", {"shapes.txt": head + s_points + t_points})
+    assert run("import", "gtfs", str(both), "--db", str(db), "--no-progress") == 0
+    broken = head + s_points.replace(b"S,36.1,", b'S,"36.1"x,')  # T gone, S broken
+    feed = _patched_feed(tmp_path / "b", {"shapes.txt": broken})
+    capsys.readouterr()
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress", "--prune") == 1
+    err = capsys.readouterr()
+    assert "shapes.txt line 3: Bad request data: text follows a quoted cell" in err.err
+    assert "shape 'S' has a bad point (line 3 is not valid CSV)" in err.err
+    assert "2 rejected" in summary_line(err.out)  # the line, and its shape
+    ids = {d["id"] for d in stored(db)}
+    assert {"urn:ngsi-ld:GtfsShape:S", "urn:ngsi-ld:GtfsShape:T"} <= ids
+    (shape,) = [d for d in stored(db) if d["id"] == "urn:ngsi-ld:GtfsShape:S"]
+    assert (
+        len(shape["attrs"]["https://uri.etsi.org/ngsi-ld/location"][0]["value"]["coordinates"]) == 3
+    )

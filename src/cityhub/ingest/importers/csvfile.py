@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, point, prop, scalar
+from cityhub.ingest.importers.csvrows import BadLine, read_rows
 from cityhub.ingest.importers.records import ROW_TIME, Entity, ImportFailed, Record
-from cityhub.ingest.importers.textfile import (
-    MAX_LINE_BYTES,
-    check_encoding,
-    count_lines,
-    utf8_lines,
-)
+from cityhub.ingest.importers.textfile import check_encoding, count_lines, utf8_lines
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 from cityhub.ngsild.timeutil import parse_ts
@@ -59,12 +54,11 @@ class CsvSource:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
         lines = utf8_lines(self._stream, str(path), encoding)
         # strict: a quote left open is an error on its row, not the rest of the file in one cell
-        self._reader = csv.reader(lines, delimiter=options.delimiter, strict=True)
-        try:
-            header = next(self._reader, None)
-        except csv.Error as exc:
+        self._rows = read_rows(lines, options.delimiter)
+        _line, header = next(self._rows, (1, []))
+        if isinstance(header, BadLine):
             self._stream.close()
-            raise ImportFailed(f"{path}: cannot read the header: {exc}") from exc
+            raise ImportFailed(f"{path}: cannot read the header: {header.error.detail}")
         if not header:
             self._stream.close()
             raise ImportFailed(f"{path} is empty: a CSV file needs a header row")
@@ -133,20 +127,12 @@ class CsvSource:
 
     def __iter__(self) -> Iterator[Record]:
         """One record per row; a row that cannot be parsed or become an entity carries its error."""
-        line = self._reader.line_num + 1
         try:
-            while True:
-                try:
-                    row = next(self._reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:  # the reader resumes on the next line
-                    error, rows = _malformed(exc, line, max(self._reader.line_num, line))
-                    yield Record(f"line {line}", error=error, rows=rows)
-                else:
-                    if any(cell.strip() for cell in row):
-                        yield self._record(row, f"line {line}")
-                line = self._reader.line_num + 1
+            for line, row in self._rows:
+                if isinstance(row, BadLine):
+                    yield Record(f"line {line}", error=row.error, rows=row.rows)
+                elif any(cell.strip() for cell in row):
+                    yield self._record(row, f"line {line}")
         finally:
             self._stream.close()
 
@@ -208,30 +194,3 @@ def _degrees(text: str, what: str, limit: float) -> float:
     if not math.isfinite(value) or abs(value) > limit:
         raise BadRequestData(f"{what} {text!r} is outside ±{limit:g}")
     return value
-
-
-def _malformed(exc: csv.Error, first: int, last: int) -> tuple[BadRequestData, int]:
-    """What a csv.Error on lines first..last means to the person who wrote the file, and how
-    many rows it cost: a cell that ran on swallowed every line up to last, each one a row."""
-    text = str(exc)
-    swallowed = last - first + 1
-    if text.startswith("unexpected end of data"):
-        return BadRequestData(
-            f"a quoted cell opened on line {first} is never closed: lines {first}-{last} "
-            "(the end of the file) were read as this one row and are rejected with it"
-        ), swallowed
-    if text.startswith("field larger than field limit"):
-        limit = f"a cell is longer than {csv.field_size_limit():,} characters"
-        if last == first:
-            return BadRequestData(f"{limit} (or the line than {MAX_LINE_BYTES:,} bytes)"), 1
-        return BadRequestData(
-            f"{limit}: a quoted cell opened on line {first} ran on to line {last} (a quote "
-            f"never closed?); lines {first}-{last} are rejected with it and reading goes on "
-            f"at line {last + 1}"
-        ), swallowed
-    if "expected after '\"'" in text:
-        return BadRequestData(
-            "text follows a quoted cell's closing quote: quote the whole cell and double "
-            'the quotes inside it ("a ""b"" c")'
-        ), 1
-    return BadRequestData(f"not valid CSV: {text}"), 1
