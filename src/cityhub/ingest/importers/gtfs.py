@@ -31,10 +31,14 @@ IMPORTED = (
     "stop_times.txt",
 )
 READ = (*IMPORTED, "feed_info.txt")  # feed_info.txt: where the feed comes from (source)
+# Each GtfsAgency lists the agencies of the feed it was last imported with (decision 081),
+# so a later version of the feed that drops one still knows the dropped one was its own.
+FEED_AGENCIES = "feedAgencies"
 # How the entities of a feed hang together, for a prune (prune.FeedScope): per type, the
-# relationships to what owns it (up to an agency) and to what it uses.
+# relationships to what owns it (up to an agency) and to what it uses. An agency is "owned"
+# by the agencies it was imported with: one the feed dropped is reached from those it kept.
 FEED_LINKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "GtfsAgency": ((), ()),
+    "GtfsAgency": ((FEED_AGENCIES,), ()),
     "GtfsService": (("operatedBy",), ()),
     "GtfsCalendarRule": (("hasService",), ()),
     "GtfsCalendarDateRule": (("hasService",), ()),
@@ -317,6 +321,7 @@ class GtfsSource:
         _text(e, "language", row, "agency_lang")
         _text(e, "phone", row, "agency_phone")
         _copy(e, "source", row, "agency_url", self.source or row.get("agency_url"))
+        e[FEED_AGENCIES] = prop(list(self.agencies))
         return e
 
     def _publisher(self) -> str | None:
