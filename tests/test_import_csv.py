@@ -140,6 +140,31 @@ def test_a_bad_row_is_rejected_and_reported_while_its_neighbours_are_stored(
     assert "Traceback" not in out.err
 
 
+def test_a_row_cut_short_is_rejected_and_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row with fewer cells than the header (a line cut short) was read as empty cells, so
+    a re-import deleted the stored zip and location, exit 0 (probe finding 4)."""
+    db = tmp_path / "short.db"
+    argv = ["--type", "Shop", "--lat", "lat", "--lon", "lon", "--db", str(db), "--no-progress"]
+    full = write(tmp_path, "id,phone,zip,lat,lon\ns1,555 0100,02134,35.4,127.3\ns2,x,1,2,3\n")
+    assert main(["import", "csv", str(full), *argv]) == 0
+    cut = write(tmp_path, "id,phone,zip,lat,lon\ns1,555 0199\ns2,y,1,2,3\n", "cut.csv")
+    capsys.readouterr()
+    assert main(["import", "csv", str(cut), *argv]) == 1
+    stored = docs(db)
+    assert stored["urn:ngsi-ld:Shop:s1"]["zip"]["value"] == "02134"
+    assert stored["urn:ngsi-ld:Shop:s1"]["phone"]["value"] == "555 0100"  # the row is refused
+    assert stored["urn:ngsi-ld:Shop:s1"]["location"]["value"]["coordinates"] == [127.3, 35.4]
+    assert stored["urn:ngsi-ld:Shop:s2"]["phone"]["value"] == "y"
+    out = capsys.readouterr()
+    assert (
+        "rejected line 2 urn:ngsi-ld:Shop:s1: Bad request data: the row has 2 cells but the "
+        "header names 5" in out.err
+    )
+    assert "0 created, 1 updated, 0 unchanged, 1 rejected" in summary(out.out)
+
+
 def test_a_malformed_row_is_rejected_and_the_rows_after_it_are_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -605,3 +605,22 @@ def test_a_broken_shape_line_rejects_its_shape_and_keeps_the_stored_one(
     assert (
         len(shape["attrs"]["https://uri.etsi.org/ngsi-ld/location"][0]["value"]["coordinates"]) == 3
     )
+
+
+def test_a_row_without_its_trailing_cells_deletes_nothing(tmp_path: Path) -> None:
+    """A stops.txt row that stops after its name (some feeds leave trailing empty cells out)
+    was read as blank cells: a re-import deleted the stop's stored location."""
+    db = tmp_path / "short.db"
+    feed = str(feed_path("sample_gtfs.zip"))
+    assert run("import", "gtfs", feed, "--db", str(db), "--no-progress") == 0
+    stops = (
+        b"stop_id,stop_name,stop_desc,stop_lat,stop_lon,zone_id,stop_url\n"
+        b"FUR_CREEK_RES,Furnace Creek Resort (Demo)\n"
+        b"BEATTY_AIRPORT,Nye County Airport (Demo),,,,,\n"
+    )
+    short = _patched_feed(tmp_path, {"stops.txt": stops})
+    assert run("import", "gtfs", str(short), "--db", str(db), "--no-progress") == 0
+    by_id = {d["id"]: d for d in stored(db)}
+    location = "https://uri.etsi.org/ngsi-ld/location"
+    assert location in by_id["urn:ngsi-ld:GtfsStop:FUR_CREEK_RES"]["attrs"]  # kept
+    assert location not in by_id["urn:ngsi-ld:GtfsStop:BEATTY_AIRPORT"]["attrs"]  # emptied

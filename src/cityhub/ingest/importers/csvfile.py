@@ -137,7 +137,7 @@ class CsvSource:
             self._stream.close()
 
     def _cell(self, row: list[str], column: str) -> str:
-        """A named cell, stripped; short rows read as empty cells rather than failing."""
+        """A named cell, stripped; "" past a short row's end (its id, when it is refused)."""
         i = self._index[column]
         return row[i].strip() if i < len(row) else ""
 
@@ -150,6 +150,12 @@ class CsvSource:
             if len(row) > len(self.header):
                 raise BadRequestData(
                     f"the row has {len(row)} cells but the header names {len(self.header)}"
+                )
+            if len(row) < len(self.header):  # read as empty cells, they deleted stored values
+                raise BadRequestData(
+                    f"the row has {len(row)} cells but the header names {len(self.header)}: "
+                    "a line cut short? Write every cell, an empty one as nothing between two "
+                    f"{_shown(self.options.delimiter)}"
                 )
             if not raw_id:
                 raise BadRequestData(f"no entity id: column {opts.id_column!r} is empty")
@@ -168,7 +174,7 @@ class CsvSource:
         if at is not None:
             entity[ROW_TIME] = at  # an empty cell then deletes nothing observed later
         for i, name in self.columns:
-            text = row[i].strip() if i < len(row) else ""
+            text = row[i].strip()
             entity[name] = prop(scalar(text), at) if text else None  # None: no value (refresh.py)
         if opts.lat is not None and opts.lon is not None:
             lat, lon = self._cell(row, opts.lat), self._cell(row, opts.lon)
@@ -194,3 +200,8 @@ def _degrees(text: str, what: str, limit: float) -> float:
     if not math.isfinite(value) or abs(value) > limit:
         raise BadRequestData(f"{what} {text!r} is outside ±{limit:g}")
     return value
+
+
+def _shown(delimiter: str) -> str:
+    """A delimiter as a user reads it in a message."""
+    return "tabs" if delimiter == "\t" else f"{delimiter!r}s"

@@ -131,7 +131,10 @@ class GtfsFeed:
                 if isinstance(cells, BadLine):
                     yield line, BadRow(cells, Row(_cells(header, cells.first), columns))
                     continue
-                row = Row(_cells(header, cells), columns)
+                # a row without its trailing cells (some feeds leave empty ones out) does not
+                # have those columns: blank ones would delete stored values (refresh.py)
+                reached = columns if len(cells) >= len(header) else frozenset(header[: len(cells)])
+                row = Row(_cells(header, cells), reached)
                 if row:
                     yield line, row
 
