@@ -346,6 +346,30 @@ def test_a_file_that_is_not_utf8_exits_2(
     assert "line 3: not UTF-8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        # a Western European Excel export was told it might be a Korean file (cp949)
+        ("id,name\n1,Caf\u00e9 de la Gare\n".encode("cp1252"), "try --encoding cp1252"),
+        ("id,name\n1,Stra\u00dfe\n".encode("latin-1"), "try --encoding cp1252"),
+        ("id,name\n1,\ub0a8\uc6d0\uc2dc\n".encode("cp949"), "try --encoding cp949"),
+        # Excel's "Unicode Text": UTF-16 with its byte-order mark, then tabs
+        ("id\tname\n1\tCaf\u00e9\n".encode("utf-16"), "UTF-16 text"),
+    ],
+)
+def test_a_file_not_in_utf8_is_told_which_encoding_it_looks_like(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, hint: str
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(data)
+    code = main(["import", "csv", str(path), "--type", "T", "--db", str(tmp_path / "h.db")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{path} line" in err and hint in err, err
+    if hint == "UTF-16 text":
+        assert "cp949" not in err and "save it as UTF-8" in err
+
+
 def test_a_cp949_file_imports_with_its_encoding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -624,3 +624,16 @@ def test_a_row_without_its_trailing_cells_deletes_nothing(tmp_path: Path) -> Non
     location = "https://uri.etsi.org/ngsi-ld/location"
     assert location in by_id["urn:ngsi-ld:GtfsStop:FUR_CREEK_RES"]["attrs"]  # kept
     assert location not in by_id["urn:ngsi-ld:GtfsStop:BEATTY_AIRPORT"]["attrs"]  # emptied
+
+
+def test_a_table_not_in_utf8_is_told_how_to_convert_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cp1252 stops.txt was told to `try --encoding cp949`, a flag `import gtfs` lacks."""
+    stops = "stop_id,stop_name,stop_lat,stop_lon\nA,Gare de l'Est \u00e9,48.8,2.3\n"
+    feed = _patched_feed(tmp_path, {"stops.txt": stops.encode("cp1252")})
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "x.db"), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert "stops.txt line 2: not UTF-8 text" in err
+    assert "--encoding" not in err
+    assert "GTFS tables are UTF-8: convert it (iconv -f cp1252 -t utf-8)" in err

@@ -116,7 +116,7 @@ class GtfsFeed:
         if table not in self._members:
             return
         with self._guard(table), self._open(table) as raw:
-            lines = read_rows(utf8_lines(raw, table))
+            lines = read_rows(utf8_lines(raw, table, flag=False))
             _line, first = next(lines, (1, []))
             if isinstance(first, BadLine):
                 raise ImportFailed(
