@@ -87,6 +87,31 @@ def test_rows_become_typed_entities(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "'Floor Area (m2)' becomes attribute 'Floor_Area_m2'" in out.err
 
 
+def test_a_leading_plus_keeps_a_phone_number_as_text(tmp_path: Path) -> None:
+    """`+33142765432` was stored as the number 33142765432, its `+` lost (probe finding 8):
+    a number is one only as JSON writes it (no `+`, no leading zero)."""
+    db = tmp_path / "hub.db"
+    csv = write(tmp_path, "id,phone,delta,drop,ratio\nh1,+33142765432,+2,-3,-0.5\n")
+    assert main(["import", "csv", str(csv), "--type", "Hall", "--db", str(db)]) == 0
+    hall = docs(db)["urn:ngsi-ld:Hall:h1"]
+    assert hall["phone"]["value"] == "+33142765432"
+    assert hall["delta"]["value"] == "+2"
+    assert hall["drop"]["value"] == -3 and hall["ratio"]["value"] == -0.5
+
+
+def test_a_file_separated_by_semicolons_is_told_to_give_its_delimiter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """European Excel writes `;` between cells: the header read as one column only said the
+    id column was missing (probe finding 7)."""
+    csv = write(tmp_path, "id;name;lat;lon\n1;Shop;48,1;2,3\n")
+    assert main(["import", "csv", str(csv), "--type", "Shop", "--db", str(tmp_path / "h.db")]) == 2
+    assert (
+        "the header reads as one column: are its cells separated by ';'? Give --delimiter ';'"
+        in capsys.readouterr().err
+    )
+
+
 def test_observed_at_prefix_tab_delimiter_and_tenant(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     csv = write(

@@ -88,6 +88,7 @@ class CsvSource:
                 raise ImportFailed(
                     f"{self.path}: no column {column!r} ({flag}); the header has: "
                     + ", ".join(self.header)
+                    + self._other_delimiter()
                 )
         names: dict[str, str] = {}
         if opts.lat is not None:
@@ -115,6 +116,19 @@ class CsvSource:
             names[name] = f"column {h!r}"
             columns.append((i, name))
         return columns
+
+    def _other_delimiter(self) -> str:
+        """A hint when the header read as one column holds another usual delimiter."""
+        if len(self.header) != 1:
+            return ""
+        for other, flag in ((";", "';'"), ("\t", "tab"), ("|", "'|'"), (",", "','")):
+            if other != self.options.delimiter and other in self.header[0]:
+                shown = "tabs" if other == "\t" else repr(other)
+                return (
+                    f" (the header reads as one column: are its cells separated by {shown}? "
+                    f"Give --delimiter {flag})"
+                )
+        return ""
 
     def renamed(self) -> list[tuple[str, str]]:
         """Headers that had to change to become attribute names (worth telling the user)."""
