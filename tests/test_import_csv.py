@@ -112,6 +112,24 @@ def test_a_file_separated_by_semicolons_is_told_to_give_its_delimiter(
     )
 
 
+@pytest.mark.parametrize(
+    ("cell", "hint"),
+    [
+        ("2024-03-01 08:00:00", "put a T between the date and the time: 2024-03-01T08:00:00"),
+        ("01/03/2024 11:00", "ISO 8601 is year-month-day, e.g. 2024-03-01T11:00:00Z"),
+    ],
+)
+def test_an_observed_at_as_spreadsheets_write_it_is_told_how_to_write_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, hint: str
+) -> None:
+    csv = write(tmp_path, f"id,t,temp\nr1,{cell},5\n")
+    argv = ["import", "csv", str(csv), "--type", "Reading", "--observed-at", "t"]
+    assert main([*argv, "--db", str(tmp_path / "h.db"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "rejected line 2 urn:ngsi-ld:Reading:r1: Bad request data: column 't'" in err
+    assert hint in err
+
+
 def test_observed_at_prefix_tab_delimiter_and_tenant(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     csv = write(

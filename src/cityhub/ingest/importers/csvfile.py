@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 from cityhub.ngsild.timeutil import parse_ts
 
 GEO_NAMES = frozenset({"location", "observationSpace", "operationSpace"})
+_SPACED = re.compile(r"(\d{4}-\d{2}-\d{2}) +(\d{1,2}:\d{2}.*)")
+_SLASHED = re.compile(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ class CsvSource:
         observed = self._cell(row, opts.observed_at) if opts.observed_at else ""
         at = observed or None
         if at is not None:  # checked here so the error names the column, not an attribute
-            parse_ts(at, f"column {opts.observed_at!r} (--observed-at)")
+            _observed(at, f"column {opts.observed_at!r} (--observed-at)")
         entity: Entity = {"id": eid, "type": opts.entity_type}
         if at is not None:
             entity[ROW_TIME] = at  # an empty cell then deletes nothing observed later
@@ -203,6 +206,23 @@ class CsvSource:
                     point(_degrees(lon, "longitude", 180), _degrees(lat, "latitude", 90)), at
                 )
         return entity
+
+
+def _observed(text: str, what: str) -> None:
+    """An --observed-at cell must be an ISO 8601 DateTime; the error shows how to write the
+    forms spreadsheets and databases export (a space for the T, day/month/year)."""
+    try:
+        parse_ts(text, what)
+    except BadRequestData as exc:
+        if m := _SPACED.fullmatch(text):
+            hint = f"put a T between the date and the time: {m[1]}T{m[2]}"
+        elif _SLASHED.match(text):
+            hint = "ISO 8601 is year-month-day, e.g. 2024-03-01T11:00:00Z"
+        else:
+            raise
+        raise BadRequestData(
+            f"{exc.detail} ({hint}; a time without Z or an offset is UTC)"
+        ) from None
 
 
 def _degrees(text: str, what: str, limit: float) -> float:
