@@ -637,3 +637,24 @@ def test_a_table_not_in_utf8_is_told_how_to_convert_it(
     assert "stops.txt line 2: not UTF-8 text" in err
     assert "--encoding" not in err
     assert "GTFS tables are UTF-8: convert it (iconv -f cp1252 -t utf-8)" in err
+
+
+def test_references_to_rows_the_feed_lacks_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stop time naming a stop stops.txt lacks was stored pointing nowhere, unsaid."""
+    times = (
+        b"trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+        b"STBA,6:00:00,6:00:00,STAGECOACH,1\n"
+        b"STBA,6:20:00,6:20:00,NOWHERE,2\n"
+        b"GHOST,25:30:00,25:30:00,STAGECOACH,1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stop_times.txt": times})
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "r.db"), "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert (
+        "cityhub import: stop_times.txt: 1 row names a stop_id that stops.txt does not have "
+        "(line 3: NOWHERE): its hasStop points at no entity" in err
+    )
+    assert "1 row names a trip_id that trips.txt does not have (line 4: GHOST)" in err
+    assert "hasRoute" not in err and "hasService" not in err  # the sample's own are whole

@@ -16,6 +16,7 @@ from typing import Any
 
 from cityhub.ingest.importers.attrs import geo, point, prop, rel, urn
 from cityhub.ingest.importers.gtfsfeed import BadRow, GtfsFeed, Row
+from cityhub.ingest.importers.gtfsrefs import References
 from cityhub.ingest.importers.records import Entity, Record
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
@@ -181,6 +182,7 @@ class GtfsSource:
         self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
         self._broken: list[tuple[int, BadRow]] = []  # shapes.txt lines that are not valid CSV
         self._services: list[str] | None = None
+        self.references = References()  # what rows refer to that the feed lacks
         self._measured = False  # shapes.txt has a shape_dist_traveled column
 
     def estimate(self) -> int | None:
@@ -197,6 +199,12 @@ class GtfsSource:
 
     def __iter__(self) -> Iterator[Record]:
         """The feed's entities; each row that cannot become one carries its error."""
+        for record in self._records():
+            self.references.note(record)
+            yield record
+
+    def _records(self) -> Iterator[Record]:
+        """Every table's records, in the order that puts what is referred to first."""
         try:
             for line, row in self._agency_rows:
                 yield self._record("agency.txt", line, row, self._agency)
