@@ -1,4 +1,4 @@
-"""Entities a re-imported file no longer gives (docs/decisions/051): listed after every import,
+"""Entities a re-imported file no longer gives (docs/decisions/064): listed after every import,
 deleted with --prune, within the tenant and the file's types; for GTFS within the feed.
 """
 
