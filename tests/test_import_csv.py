@@ -87,6 +87,49 @@ def test_rows_become_typed_entities(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "'Floor Area (m2)' becomes attribute 'Floor_Area_m2'" in out.err
 
 
+def test_a_leading_plus_keeps_a_phone_number_as_text(tmp_path: Path) -> None:
+    """`+33142765432` was stored as the number 33142765432, its `+` lost (probe finding 8):
+    a number is one only as JSON writes it (no `+`, no leading zero)."""
+    db = tmp_path / "hub.db"
+    csv = write(tmp_path, "id,phone,delta,drop,ratio\nh1,+33142765432,+2,-3,-0.5\n")
+    assert main(["import", "csv", str(csv), "--type", "Hall", "--db", str(db)]) == 0
+    hall = docs(db)["urn:ngsi-ld:Hall:h1"]
+    assert hall["phone"]["value"] == "+33142765432"
+    assert hall["delta"]["value"] == "+2"
+    assert hall["drop"]["value"] == -3 and hall["ratio"]["value"] == -0.5
+
+
+def test_a_file_separated_by_semicolons_is_told_to_give_its_delimiter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """European Excel writes `;` between cells: the header read as one column only said the
+    id column was missing (probe finding 7)."""
+    csv = write(tmp_path, "id;name;lat;lon\n1;Shop;48,1;2,3\n")
+    assert main(["import", "csv", str(csv), "--type", "Shop", "--db", str(tmp_path / "h.db")]) == 2
+    assert (
+        "the header reads as one column: are its cells separated by ';'? Give --delimiter ';'"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "hint"),
+    [
+        ("2024-03-01 08:00:00", "put a T between the date and the time: 2024-03-01T08:00:00"),
+        ("01/03/2024 11:00", "ISO 8601 is year-month-day, e.g. 2024-03-01T11:00:00Z"),
+    ],
+)
+def test_an_observed_at_as_spreadsheets_write_it_is_told_how_to_write_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, hint: str
+) -> None:
+    csv = write(tmp_path, f"id,t,temp\nr1,{cell},5\n")
+    argv = ["import", "csv", str(csv), "--type", "Reading", "--observed-at", "t"]
+    assert main([*argv, "--db", str(tmp_path / "h.db"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "rejected line 2 urn:ngsi-ld:Reading:r1: Bad request data: column 't'" in err
+    assert hint in err
+
+
 def test_observed_at_prefix_tab_delimiter_and_tenant(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     csv = write(
@@ -138,6 +181,31 @@ def test_a_bad_row_is_rejected_and_reported_while_its_neighbours_are_stored(
     )
     assert "3 created, 0 updated, 0 unchanged, 4 rejected" in summary(out.out)
     assert "Traceback" not in out.err
+
+
+def test_a_row_cut_short_is_rejected_and_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row with fewer cells than the header (a line cut short) was read as empty cells, so
+    a re-import deleted the stored zip and location, exit 0 (probe finding 4)."""
+    db = tmp_path / "short.db"
+    argv = ["--type", "Shop", "--lat", "lat", "--lon", "lon", "--db", str(db), "--no-progress"]
+    full = write(tmp_path, "id,phone,zip,lat,lon\ns1,555 0100,02134,35.4,127.3\ns2,x,1,2,3\n")
+    assert main(["import", "csv", str(full), *argv]) == 0
+    cut = write(tmp_path, "id,phone,zip,lat,lon\ns1,555 0199\ns2,y,1,2,3\n", "cut.csv")
+    capsys.readouterr()
+    assert main(["import", "csv", str(cut), *argv]) == 1
+    stored = docs(db)
+    assert stored["urn:ngsi-ld:Shop:s1"]["zip"]["value"] == "02134"
+    assert stored["urn:ngsi-ld:Shop:s1"]["phone"]["value"] == "555 0100"  # the row is refused
+    assert stored["urn:ngsi-ld:Shop:s1"]["location"]["value"]["coordinates"] == [127.3, 35.4]
+    assert stored["urn:ngsi-ld:Shop:s2"]["phone"]["value"] == "y"
+    out = capsys.readouterr()
+    assert (
+        "rejected line 2 urn:ngsi-ld:Shop:s1: Bad request data: the row has 2 cells but the "
+        "header names 5" in out.err
+    )
+    assert "0 created, 1 updated, 0 unchanged, 1 rejected" in summary(out.out)
 
 
 def test_a_malformed_row_is_rejected_and_the_rows_after_it_are_stored(
@@ -319,6 +387,30 @@ def test_a_file_that_is_not_utf8_exits_2(
     code = main(["import", "csv", str(path), "--type", "T", "--db", str(tmp_path / "h.db")])
     assert code == 2
     assert "line 3: not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        # a Western European Excel export was told it might be a Korean file (cp949)
+        ("id,name\n1,Caf\u00e9 de la Gare\n".encode("cp1252"), "try --encoding cp1252"),
+        ("id,name\n1,Stra\u00dfe\n".encode("latin-1"), "try --encoding cp1252"),
+        ("id,name\n1,\ub0a8\uc6d0\uc2dc\n".encode("cp949"), "try --encoding cp949"),
+        # Excel's "Unicode Text": UTF-16 with its byte-order mark, then tabs
+        ("id\tname\n1\tCaf\u00e9\n".encode("utf-16"), "UTF-16 text"),
+    ],
+)
+def test_a_file_not_in_utf8_is_told_which_encoding_it_looks_like(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, hint: str
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(data)
+    code = main(["import", "csv", str(path), "--type", "T", "--db", str(tmp_path / "h.db")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{path} line" in err and hint in err, err
+    if hint == "UTF-16 text":
+        assert "cp949" not in err and "save it as UTF-8" in err
 
 
 def test_a_cp949_file_imports_with_its_encoding(

@@ -16,6 +16,7 @@ from conftest import VOCAB, ContextServer, free_port
 from test_serve import serving
 
 CORE = ContextCache().core
+VOCAB_DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
 SQUARE = [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]]]
 
 
@@ -178,6 +179,51 @@ def test_a_file_that_is_not_geojson_exits_2(
     assert main(["import", "geojson", str(path), "--db", str(tmp_path / "hub.db")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_byte_order_mark_is_skipped_and_errors_after_it_keep_their_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows tools save UTF-8 with a byte-order mark: the file was refused whole, exit 2
+    (probe finding 5), while `import csv` takes one."""
+    db = tmp_path / "hub.db"
+    collection = {"type": "FeatureCollection", "features": [feature("t1", None, height=4)]}
+    path = tmp_path / "bom.geojson"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(collection).encode())
+    argv = ["import", "geojson", str(path), "--type", "Tree", "--db", str(db), "--no-progress"]
+    assert main(argv) == 0
+    assert stored(db)["urn:ngsi-ld:Tree:t1"][VOCAB_DEFAULT + "height"]["value"] == 4
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(feature("t2", None)).encode())
+    assert main(argv) == 0
+    assert "urn:ngsi-ld:Tree:t2" in stored(db)
+    path.write_bytes(b'\xef\xbb\xbf{"type": "FeatureCollection",\n "features": [}')
+    assert main(argv) == 2
+    assert "expected a value (line 2 column 15)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            '{"type": "Feature", "id": 1, "geometry": null, "properties": {"n": "Caf\u00e9"}}'.encode(
+                "cp1252"
+            ),
+            "is not UTF-8 text (line 1 column 62): GeoJSON is UTF-8 (RFC 7946); convert it",
+        ),
+        (
+            b'{"type": "Feature", "id": 1, "geometry": null, "properties": {}}\n'
+            b'{"type": "Feature", "id": 2, "geometry": null, "properties": {}}\n',
+            "one GeoJSON text per line (a GeoJSON Text Sequence, RFC 8142)?",
+        ),
+    ],
+)
+def test_a_file_in_another_encoding_or_one_feature_per_line_is_told_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, message: str
+) -> None:
+    path = tmp_path / "odd.geojson"
+    path.write_bytes(data)
+    assert main(["import", "geojson", str(path), "--db", str(tmp_path / "hub.db")]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_an_unreachable_context_or_hub_exits_2(

@@ -527,3 +527,134 @@ def test_an_agencys_source_is_where_the_feed_comes_from_not_its_file_name(
     assert _source(db) == "https://data.example/gtfs.zip"
     err = capsys.readouterr().err
     assert "not imported:" in err and "feed_info.txt" not in err  # it is read, for the source
+
+
+def test_a_quote_left_open_rejects_its_rows_instead_of_swallowing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quote never closed took the next stop into the last one's name, exit 0 (probe
+    finding 1); now the row is rejected where the quote opened, with the lines it took."""
+    stops = (
+        b"stop_id,stop_name,stop_lat,stop_lon\n"
+        b"A,First,36.0,-116.0\n"
+        b'B,"Broken,36.0,-116.0\n'
+        b"C,Third,36.1,-116.1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stops.txt": stops})
+    db = tmp_path / "open.db"
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress") == 1
+    ids = {d["id"] for d in stored(db)}
+    assert "urn:ngsi-ld:GtfsStop:A" in ids
+    assert "urn:ngsi-ld:GtfsStop:B" not in ids  # not stored with a name of three lines
+    err = capsys.readouterr()
+    assert "stops.txt line 3: Bad request data: a quoted cell opened on line 3 is never closed" in (
+        err.err
+    )
+    assert "2 rejected" in summary_line(err.out)  # B and the C it swallowed
+
+
+def test_an_over_long_cell_rejects_its_row_and_the_feed_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell over the csv module's limit stopped the whole feed, exit 2, with no line
+    (probe finding 2); now that row alone is rejected, named by its line."""
+    stops = (
+        b"stop_id,stop_name,stop_lat,stop_lon\n"
+        b"A,First,36.0,-116.0\n"
+        b'B,"' + b"x" * 140_000 + b'",36.0,-116.0\n'
+        b"C,Third,36.1,-116.1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stops.txt": stops})
+    db = tmp_path / "long.db"
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress") == 1
+    ids = {d["id"] for d in stored(db)}
+    assert {"urn:ngsi-ld:GtfsStop:A", "urn:ngsi-ld:GtfsStop:C"} <= ids
+    assert "urn:ngsi-ld:GtfsStopTime:STBA:1" in ids  # the tables after it were read
+    err = capsys.readouterr()
+    assert "stops.txt line 3: Bad request data: a cell is longer than 131,072 characters" in (
+        err.err
+    )
+    assert "1 rejected" in summary_line(err.out)
+
+
+def test_a_broken_shape_line_rejects_its_shape_and_keeps_the_stored_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line of shapes.txt that is not valid CSV is rejected, with the shape its first cell
+    names (as a point with a bad value rejects it): the stored shape stays as it was, not
+    redrawn without that point."""
+    head = b"shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence\n"
+    s_points = b"S,36.0,-116.0,1\nS,36.1,-116.1,2\nS,36.2,-116.2,3\n"
+    t_points = b"T,36.0,-116.0,1\nT,36.1,-116.1,2\n"
+    db = tmp_path / "shape.db"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    both = _patched_feed(tmp_path / "a", {"shapes.txt": head + s_points + t_points})
+    assert run("import", "gtfs", str(both), "--db", str(db), "--no-progress") == 0
+    broken = head + s_points.replace(b"S,36.1,", b'S,"36.1"x,')  # T gone, S broken
+    feed = _patched_feed(tmp_path / "b", {"shapes.txt": broken})
+    capsys.readouterr()
+    assert run("import", "gtfs", str(feed), "--db", str(db), "--no-progress", "--prune") == 1
+    err = capsys.readouterr()
+    assert "shapes.txt line 3: Bad request data: text follows a quoted cell" in err.err
+    assert "shape 'S' has a bad point (line 3 is not valid CSV)" in err.err
+    assert "2 rejected" in summary_line(err.out)  # the line, and its shape
+    ids = {d["id"] for d in stored(db)}
+    assert {"urn:ngsi-ld:GtfsShape:S", "urn:ngsi-ld:GtfsShape:T"} <= ids
+    (shape,) = [d for d in stored(db) if d["id"] == "urn:ngsi-ld:GtfsShape:S"]
+    assert (
+        len(shape["attrs"]["https://uri.etsi.org/ngsi-ld/location"][0]["value"]["coordinates"]) == 3
+    )
+
+
+def test_a_row_without_its_trailing_cells_deletes_nothing(tmp_path: Path) -> None:
+    """A stops.txt row that stops after its name (some feeds leave trailing empty cells out)
+    was read as blank cells: a re-import deleted the stop's stored location."""
+    db = tmp_path / "short.db"
+    feed = str(feed_path("sample_gtfs.zip"))
+    assert run("import", "gtfs", feed, "--db", str(db), "--no-progress") == 0
+    stops = (
+        b"stop_id,stop_name,stop_desc,stop_lat,stop_lon,zone_id,stop_url\n"
+        b"FUR_CREEK_RES,Furnace Creek Resort (Demo)\n"
+        b"BEATTY_AIRPORT,Nye County Airport (Demo),,,,,\n"
+    )
+    short = _patched_feed(tmp_path, {"stops.txt": stops})
+    assert run("import", "gtfs", str(short), "--db", str(db), "--no-progress") == 0
+    by_id = {d["id"]: d for d in stored(db)}
+    location = "https://uri.etsi.org/ngsi-ld/location"
+    assert location in by_id["urn:ngsi-ld:GtfsStop:FUR_CREEK_RES"]["attrs"]  # kept
+    assert location not in by_id["urn:ngsi-ld:GtfsStop:BEATTY_AIRPORT"]["attrs"]  # emptied
+
+
+def test_a_table_not_in_utf8_is_told_how_to_convert_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cp1252 stops.txt was told to `try --encoding cp949`, a flag `import gtfs` lacks."""
+    stops = "stop_id,stop_name,stop_lat,stop_lon\nA,Gare de l'Est \u00e9,48.8,2.3\n"
+    feed = _patched_feed(tmp_path, {"stops.txt": stops.encode("cp1252")})
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "x.db"), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert "stops.txt line 2: not UTF-8 text" in err
+    assert "--encoding" not in err
+    assert "GTFS tables are UTF-8: convert it (iconv -f cp1252 -t utf-8)" in err
+
+
+def test_references_to_rows_the_feed_lacks_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stop time naming a stop stops.txt lacks was stored pointing nowhere, unsaid."""
+    times = (
+        b"trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+        b"STBA,6:00:00,6:00:00,STAGECOACH,1\n"
+        b"STBA,6:20:00,6:20:00,NOWHERE,2\n"
+        b"GHOST,25:30:00,25:30:00,STAGECOACH,1\n"
+    )
+    feed = _patched_feed(tmp_path, {"stop_times.txt": times})
+    assert run("import", "gtfs", str(feed), "--db", str(tmp_path / "r.db"), "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert (
+        "cityhub import: stop_times.txt: 1 row names a stop_id that stops.txt does not have "
+        "(line 3: NOWHERE): its hasStop points at no entity" in err
+    )
+    assert "1 row names a trip_id that trips.txt does not have (line 4: GHOST)" in err
+    assert "hasRoute" not in err and "hasService" not in err  # the sample's own are whole

@@ -1,4 +1,4 @@
-"""Entities a re-imported file no longer gives (docs/decisions/051): listed after every import,
+"""Entities a re-imported file no longer gives (docs/decisions/064): listed after every import,
 deleted with --prune, within the tenant and the file's types; for GTFS within the feed.
 """
 
@@ -139,3 +139,52 @@ def test_a_gtfs_prune_keeps_to_its_feed(
     assert f"pruned: {len(gone)} of {len(gone)} stored entities" in out
     assert stored(target) == before - gone  # stop X stays: feed B's stop time B1:1 uses it
     assert "urn:ngsi-ld:GtfsStop:X" in stored(target)
+
+
+def agencies_feed(folder: Path, agencies: list[str], stops: tuple[str, ...] = ("S1",)) -> str:
+    """A feed of several agencies, each with route R<a>, trip T<a> and one stop time a stop;
+    the service W is the feed's, shared by all."""
+    folder.mkdir(parents=True)
+    tables = {
+        "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\n"
+        + "".join(f"{a},{a} lines,http://{a}.example,Europe/Paris\n" for a in agencies),
+        "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,"
+        "start_date,end_date\nW,1,1,1,1,1,0,0,20260101,20261231\n",
+        "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\n"
+        + "".join(f"{s},Stop {s},48.8,2.3\n" for s in stops),
+        "routes.txt": "route_id,agency_id,route_short_name,route_type\n"
+        + "".join(f"R{a},{a},{a},3\n" for a in agencies),
+        "trips.txt": "route_id,service_id,trip_id\n" + "".join(f"R{a},W,T{a}\n" for a in agencies),
+        "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+        + "".join(f"T{a},25:30:00,25:30:00,{stops[0]},1\n" for a in agencies),
+    }
+    for name, text in tables.items():
+        (folder / name).write_text(text)
+    return str(folder)
+
+
+def test_a_gtfs_prune_deletes_an_agency_the_feed_dropped_and_what_hangs_off_it(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A feed of agencies A and B loses B: B, its route, trip and stop time were kept for
+    ever and not even listed as stale (probe finding 3); now they are listed, and pruned
+    with --prune, while another feed's agency Z in the tenant is not touched."""
+    assert target.run("gtfs", agencies_feed(tmp_path / "v1", ["A", "B"])) == 0
+    assert target.run("gtfs", agencies_feed(tmp_path / "z", ["Z", "Y"], ("S9",))) == 0
+    before = stored(target)
+    capsys.readouterr()
+    v2 = agencies_feed(tmp_path / "v2", ["A"])
+    assert target.run("gtfs", v2) == 0
+    gone = {
+        "urn:ngsi-ld:GtfsAgency:B",
+        "urn:ngsi-ld:GtfsRoute:RB",
+        "urn:ngsi-ld:GtfsTrip:TB",
+        "urn:ngsi-ld:GtfsStopTime:TB:1",
+    }
+    out = report(capsys)
+    assert "  stale: 4 stored entities the file no longer gives: " in out
+    assert all(eid in out for eid in gone)
+    assert stored(target) == before
+    assert target.run("gtfs", v2, "--prune") == 0
+    assert "  pruned: 4 of 4 stored entities the file no longer gives" in report(capsys)
+    assert stored(target) == before - gone  # Z, Y and their route, trip, stop S9 stay

@@ -9,8 +9,8 @@ from urllib.parse import quote
 from cityhub.ngsild.context import is_absolute_iri
 from cityhub.ngsild.entity import ENTITY_KEYS
 
-_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"[+-]?(0|[1-9][0-9]*)?(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)?(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _INT_LIMIT = 2**63  # orjson and SQLite hold 64-bit integers; longer digit strings stay text
 _ID_SAFE = re.compile(r"[A-Za-z0-9._~:@!$&'()*+,;=-]*")
 _BAD_NAME_RUN = re.compile(r"[\s<>\"'=;()\x00-\x1f\\]+")
@@ -57,8 +57,9 @@ def entity_id(raw: str, prefix: str) -> str:
 
 
 def scalar(text: str) -> int | float | str:
-    """A cell as a number when it reads as one; leading zeros (codes, ZIPs) stay text."""
-    if not text or not (text[0].isdigit() or text[0] in "+-."):
+    """A cell as a number when it reads as one as JSON writes numbers: a leading zero (a code,
+    a ZIP) or a leading `+` (a phone number, +33...) keeps it text."""
+    if not text or not (text[0].isdigit() or text[0] in "-."):
         return text
     if _INT.fullmatch(text):
         number = int(text)

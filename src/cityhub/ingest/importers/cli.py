@@ -182,6 +182,13 @@ def _source(args: argparse.Namespace) -> Source:
     return feed
 
 
+def _dangling(source: Source) -> list[str]:
+    """A GTFS feed's references to rows it does not have (gtfsrefs.py), one line each."""
+    from cityhub.ingest.importers.gtfs import GtfsSource
+
+    return source.references.lines() if isinstance(source, GtfsSource) else []
+
+
 def _scope(args: argparse.Namespace, source: Source) -> Scope:
     """Which stored entities the file answers for (prune.py)."""
     from cityhub.ingest.importers.gtfs import FEED_LINKS, GtfsSource
@@ -236,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
                 report=report,
                 seen=seen,
             )
+            for line in _dangling(source):
+                print(line, file=sys.stderr)
             pruning = settle(sink, seen, _scope(args, source), args.prune)
         finally:
             sink.close()

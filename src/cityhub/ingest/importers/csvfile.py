@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, point, prop, scalar
+from cityhub.ingest.importers.csvrows import BadLine, read_rows
 from cityhub.ingest.importers.records import ROW_TIME, Entity, ImportFailed, Record
-from cityhub.ingest.importers.textfile import (
-    MAX_LINE_BYTES,
-    check_encoding,
-    count_lines,
-    utf8_lines,
-)
+from cityhub.ingest.importers.textfile import check_encoding, count_lines, utf8_lines
 from cityhub.ngsild.entity import check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 from cityhub.ngsild.timeutil import parse_ts
 
 GEO_NAMES = frozenset({"location", "observationSpace", "operationSpace"})
+_SPACED = re.compile(r"(\d{4}-\d{2}-\d{2}) +(\d{1,2}:\d{2}.*)")
+_SLASHED = re.compile(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
 
 
 @dataclass(frozen=True)
@@ -59,12 +57,11 @@ class CsvSource:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
         lines = utf8_lines(self._stream, str(path), encoding)
         # strict: a quote left open is an error on its row, not the rest of the file in one cell
-        self._reader = csv.reader(lines, delimiter=options.delimiter, strict=True)
-        try:
-            header = next(self._reader, None)
-        except csv.Error as exc:
+        self._rows = read_rows(lines, options.delimiter)
+        _line, header = next(self._rows, (1, []))
+        if isinstance(header, BadLine):
             self._stream.close()
-            raise ImportFailed(f"{path}: cannot read the header: {exc}") from exc
+            raise ImportFailed(f"{path}: cannot read the header: {header.error.detail}")
         if not header:
             self._stream.close()
             raise ImportFailed(f"{path} is empty: a CSV file needs a header row")
@@ -94,6 +91,7 @@ class CsvSource:
                 raise ImportFailed(
                     f"{self.path}: no column {column!r} ({flag}); the header has: "
                     + ", ".join(self.header)
+                    + self._other_delimiter()
                 )
         names: dict[str, str] = {}
         if opts.lat is not None:
@@ -122,6 +120,19 @@ class CsvSource:
             columns.append((i, name))
         return columns
 
+    def _other_delimiter(self) -> str:
+        """A hint when the header read as one column holds another usual delimiter."""
+        if len(self.header) != 1:
+            return ""
+        for other, flag in ((";", "';'"), ("\t", "tab"), ("|", "'|'"), (",", "','")):
+            if other != self.options.delimiter and other in self.header[0]:
+                shown = "tabs" if other == "\t" else repr(other)
+                return (
+                    f" (the header reads as one column: are its cells separated by {shown}? "
+                    f"Give --delimiter {flag})"
+                )
+        return ""
+
     def renamed(self) -> list[tuple[str, str]]:
         """Headers that had to change to become attribute names (worth telling the user)."""
         return [(self.header[i], name) for i, name in self.columns if self.header[i] != name]
@@ -133,25 +144,17 @@ class CsvSource:
 
     def __iter__(self) -> Iterator[Record]:
         """One record per row; a row that cannot be parsed or become an entity carries its error."""
-        line = self._reader.line_num + 1
         try:
-            while True:
-                try:
-                    row = next(self._reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:  # the reader resumes on the next line
-                    error, rows = _malformed(exc, line, max(self._reader.line_num, line))
-                    yield Record(f"line {line}", error=error, rows=rows)
-                else:
-                    if any(cell.strip() for cell in row):
-                        yield self._record(row, f"line {line}")
-                line = self._reader.line_num + 1
+            for line, row in self._rows:
+                if isinstance(row, BadLine):
+                    yield Record(f"line {line}", error=row.error, rows=row.rows)
+                elif any(cell.strip() for cell in row):
+                    yield self._record(row, f"line {line}")
         finally:
             self._stream.close()
 
     def _cell(self, row: list[str], column: str) -> str:
-        """A named cell, stripped; short rows read as empty cells rather than failing."""
+        """A named cell, stripped; "" past a short row's end (its id, when it is refused)."""
         i = self._index[column]
         return row[i].strip() if i < len(row) else ""
 
@@ -165,6 +168,12 @@ class CsvSource:
                 raise BadRequestData(
                     f"the row has {len(row)} cells but the header names {len(self.header)}"
                 )
+            if len(row) < len(self.header):  # read as empty cells, they deleted stored values
+                raise BadRequestData(
+                    f"the row has {len(row)} cells but the header names {len(self.header)}: "
+                    "a line cut short? Write every cell, an empty one as nothing between two "
+                    f"{_shown(self.options.delimiter)}"
+                )
             if not raw_id:
                 raise BadRequestData(f"no entity id: column {opts.id_column!r} is empty")
             return Record(where, self._entity(row, eid), eid=eid)
@@ -177,12 +186,12 @@ class CsvSource:
         observed = self._cell(row, opts.observed_at) if opts.observed_at else ""
         at = observed or None
         if at is not None:  # checked here so the error names the column, not an attribute
-            parse_ts(at, f"column {opts.observed_at!r} (--observed-at)")
+            _observed(at, f"column {opts.observed_at!r} (--observed-at)")
         entity: Entity = {"id": eid, "type": opts.entity_type}
         if at is not None:
             entity[ROW_TIME] = at  # an empty cell then deletes nothing observed later
         for i, name in self.columns:
-            text = row[i].strip() if i < len(row) else ""
+            text = row[i].strip()
             entity[name] = prop(scalar(text), at) if text else None  # None: no value (refresh.py)
         if opts.lat is not None and opts.lon is not None:
             lat, lon = self._cell(row, opts.lat), self._cell(row, opts.lon)
@@ -199,6 +208,23 @@ class CsvSource:
         return entity
 
 
+def _observed(text: str, what: str) -> None:
+    """An --observed-at cell must be an ISO 8601 DateTime; the error shows how to write the
+    forms spreadsheets and databases export (a space for the T, day/month/year)."""
+    try:
+        parse_ts(text, what)
+    except BadRequestData as exc:
+        if m := _SPACED.fullmatch(text):
+            hint = f"put a T between the date and the time: {m[1]}T{m[2]}"
+        elif _SLASHED.match(text):
+            hint = "ISO 8601 is year-month-day, e.g. 2024-03-01T11:00:00Z"
+        else:
+            raise
+        raise BadRequestData(
+            f"{exc.detail} ({hint}; a time without Z or an offset is UTC)"
+        ) from None
+
+
 def _degrees(text: str, what: str, limit: float) -> float:
     """A coordinate cell as a float within ±limit; BadRequestData otherwise."""
     try:
@@ -210,28 +236,6 @@ def _degrees(text: str, what: str, limit: float) -> float:
     return value
 
 
-def _malformed(exc: csv.Error, first: int, last: int) -> tuple[BadRequestData, int]:
-    """What a csv.Error on lines first..last means to the person who wrote the file, and how
-    many rows it cost: a cell that ran on swallowed every line up to last, each one a row."""
-    text = str(exc)
-    swallowed = last - first + 1
-    if text.startswith("unexpected end of data"):
-        return BadRequestData(
-            f"a quoted cell opened on line {first} is never closed: lines {first}-{last} "
-            "(the end of the file) were read as this one row and are rejected with it"
-        ), swallowed
-    if text.startswith("field larger than field limit"):
-        limit = f"a cell is longer than {csv.field_size_limit():,} characters"
-        if last == first:
-            return BadRequestData(f"{limit} (or the line than {MAX_LINE_BYTES:,} bytes)"), 1
-        return BadRequestData(
-            f"{limit}: a quoted cell opened on line {first} ran on to line {last} (a quote "
-            f"never closed?); lines {first}-{last} are rejected with it and reading goes on "
-            f"at line {last + 1}"
-        ), swallowed
-    if "expected after '\"'" in text:
-        return BadRequestData(
-            "text follows a quoted cell's closing quote: quote the whole cell and double "
-            'the quotes inside it ("a ""b"" c")'
-        ), 1
-    return BadRequestData(f"not valid CSV: {text}"), 1
+def _shown(delimiter: str) -> str:
+    """A delimiter as a user reads it in a message."""
+    return "tabs" if delimiter == "\t" else f"{delimiter!r}s"

@@ -12,6 +12,7 @@ import orjson
 from cityhub.ingest.importers import jsonitems
 from cityhub.ingest.importers.attrs import attribute_name, entity_id, geo, prop
 from cityhub.ingest.importers.records import Entity, ImportFailed, Record
+from cityhub.ingest.importers.textfile import BOM, LEGACY, looks_like
 from cityhub.jsonints import huge_integer, huge_integer_detail
 from cityhub.ngsild.entity import MAX_ITEMS, check_name
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
@@ -55,7 +56,7 @@ class GeoJsonSource:
         except OSError as exc:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from exc
         except jsonitems.Malformed as exc:
-            raise ImportFailed(f"{path} is not valid JSON: {exc.reason} ({self._at(exc)})") from exc
+            raise self._malformed(exc) from exc
         except jsonitems.NotAnObject:
             raise self._not_an_object() from None
         kind = found.values.get("type")
@@ -91,6 +92,25 @@ class GeoJsonSource:
                 self._names.update(dict.fromkeys(props))
         raise AssertionError("members() ends with the members")  # pragma: no cover
 
+    def _malformed(self, exc: jsonitems.Malformed) -> ImportFailed:
+        """Why the file is not valid JSON, where, and, for the two usual causes, what to do."""
+        at = self._at(exc)
+        if "not valid UTF-8" in exc.reason:
+            with self.path.open("rb") as stream:
+                stream.seek(exc.offset)
+                guess = looks_like(stream.read(1 << 16))
+            return ImportFailed(
+                f"{self.path} is not UTF-8 text ({at}): GeoJSON is UTF-8 (RFC 7946); convert "
+                f"it (iconv -f {guess} -t utf-8, if it is {LEGACY[guess]} text)"
+            )
+        if exc.reason == "data after the end of the document":
+            return ImportFailed(
+                f"{self.path} is not valid JSON: {exc.reason} ({at}): one GeoJSON text per "
+                "line (a GeoJSON Text Sequence, RFC 8142)? Make it one "
+                "FeatureCollection first (ogr2ogr -f GeoJSON out.geojson in.geojsonl)"
+            )
+        return ImportFailed(f"{self.path} is not valid JSON: {exc.reason} ({at})")
+
     def _at(self, exc: jsonitems.Malformed) -> str:
         """Where in the file an error is, as a text editor counts: line and column."""
         line, start = 1, 0
@@ -110,7 +130,7 @@ class GeoJsonSource:
         try:
             if self.path.stat().st_size > MAX_FEATURE_BYTES:
                 return no
-            orjson.loads(self.path.read_bytes())
+            orjson.loads(self.path.read_bytes().removeprefix(BOM))
         except OSError as exc:
             return ImportFailed(f"cannot read {self.path}: {exc.strerror or exc}")
         except orjson.JSONDecodeError as exc:

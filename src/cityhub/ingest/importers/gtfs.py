@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cityhub.ingest.importers.attrs import geo, point, prop, rel, urn
-from cityhub.ingest.importers.gtfsfeed import GtfsFeed, Row
+from cityhub.ingest.importers.gtfsfeed import BadRow, GtfsFeed, Row
+from cityhub.ingest.importers.gtfsrefs import References
 from cityhub.ingest.importers.records import Entity, Record
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
@@ -31,10 +32,14 @@ IMPORTED = (
     "stop_times.txt",
 )
 READ = (*IMPORTED, "feed_info.txt")  # feed_info.txt: where the feed comes from (source)
+# Each GtfsAgency lists the agencies of the feed it was last imported with (decision 081),
+# so a later version of the feed that drops one still knows the dropped one was its own.
+FEED_AGENCIES = "feedAgencies"
 # How the entities of a feed hang together, for a prune (prune.FeedScope): per type, the
-# relationships to what owns it (up to an agency) and to what it uses.
+# relationships to what owns it (up to an agency) and to what it uses. An agency is "owned"
+# by the agencies it was imported with: one the feed dropped is reached from those it kept.
 FEED_LINKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "GtfsAgency": ((), ()),
+    "GtfsAgency": ((FEED_AGENCIES,), ()),
     "GtfsService": (("operatedBy",), ()),
     "GtfsCalendarRule": (("hasService",), ()),
     "GtfsCalendarDateRule": (("hasService",), ()),
@@ -163,6 +168,8 @@ class GtfsSource:
         self._agency_rows = agencies
         keys = []
         for _line, row in agencies:
+            if isinstance(row, BadRow):
+                continue
             try:
                 keys.append(agency_key(row))
             except BadRequestData:
@@ -173,7 +180,9 @@ class GtfsSource:
         self._shapes: dict[str, list[tuple[int, float, float, float | None]]] | None = None
         self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
         self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
+        self._broken: list[tuple[int, BadRow]] = []  # shapes.txt lines that are not valid CSV
         self._services: list[str] | None = None
+        self.references = References()  # what rows refer to that the feed lacks
         self._measured = False  # shapes.txt has a shape_dist_traveled column
 
     def estimate(self) -> int | None:
@@ -190,6 +199,12 @@ class GtfsSource:
 
     def __iter__(self) -> Iterator[Record]:
         """The feed's entities; each row that cannot become one carries its error."""
+        for record in self._records():
+            self.references.note(record)
+            yield record
+
+    def _records(self) -> Iterator[Record]:
+        """Every table's records, in the order that puts what is referred to first."""
         try:
             for line, row in self._agency_rows:
                 yield self._record("agency.txt", line, row, self._agency)
@@ -215,6 +230,9 @@ class GtfsSource:
         """Records of one table; a repeated GTFS id is an error, not a silent overwrite."""
         seen: dict[str, int] = {}
         for line, row in self.feed.rows(table, required):
+            if isinstance(row, BadRow):  # names no id for sure: it holds a prune back
+                yield Record(f"{table} line {line}", error=row.bad.error, rows=row.bad.rows)
+                continue
             record = self._record(table, line, row, build)
             if record.entity is not None:
                 first = seen.setdefault(record.eid, line)
@@ -224,9 +242,11 @@ class GtfsSource:
             yield record
 
     @staticmethod
-    def _record(table: str, line: int, row: Row, build: Builder) -> Record:
+    def _record(table: str, line: int, row: Row | BadRow, build: Builder) -> Record:
         """Build one row's entity, or keep the error with the row's place and would-be id."""
         where = f"{table} line {line}"
+        if isinstance(row, BadRow):
+            return Record(where, error=row.bad.error, rows=row.bad.rows)
         try:
             entity = build(row)
         except NgsiLdError as err:
@@ -240,7 +260,8 @@ class GtfsSource:
             ids: dict[str, None] = {}
             for table in ("calendar.txt", "calendar_dates.txt"):
                 for _line, row in self.feed.rows(table, ("service_id",)):
-                    ids.setdefault(row.get("service_id", ""), None)
+                    if not isinstance(row, BadRow):  # rejected when its table is read
+                        ids.setdefault(row.get("service_id", ""), None)
             ids.pop("", None)
             self._services = list(ids)
         return self._services
@@ -252,6 +273,12 @@ class GtfsSource:
             required = ("shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence")
             bad = self._bad_shapes
             for line, row in self.feed.rows("shapes.txt", required):
+                if isinstance(row, BadRow):  # rejected, and so is the shape it seems to be of
+                    self._broken.append((line, row))
+                    if sid := row.hint.get("shape_id", ""):
+                        self._shape_lines.setdefault(sid, line)
+                        bad.setdefault(sid, f"line {line} is not valid CSV")
+                    continue
                 self._measured = "shape_dist_traveled" in row.header
                 sid = row.get("shape_id", "")
                 self._shape_lines.setdefault(sid, line)
@@ -273,8 +300,12 @@ class GtfsSource:
         return self._shapes
 
     def _shape_records(self) -> Iterator[Record]:
-        """One GtfsShape per shape_id, reported at the line of its first point."""
-        for sid, points in self._grouped_shapes().items():
+        """One GtfsShape per shape_id, reported at the line of its first point (after the
+        lines that were not valid CSV, which may have been any shape's)."""
+        shapes = self._grouped_shapes()
+        for line, broken in self._broken:
+            yield Record(f"shapes.txt line {line}", error=broken.bad.error, rows=broken.bad.rows)
+        for sid, points in shapes.items():
             where = f"shapes.txt line {self._shape_lines.get(sid, 0)}"
             eid = urn("GtfsShape", sid) if sid else ""
             try:
@@ -298,12 +329,14 @@ class GtfsSource:
         _text(e, "language", row, "agency_lang")
         _text(e, "phone", row, "agency_phone")
         _copy(e, "source", row, "agency_url", self.source or row.get("agency_url"))
+        e[FEED_AGENCIES] = prop(list(self.agencies))
         return e
 
     def _publisher(self) -> str | None:
         """feed_info.txt's feed_publisher_url (its first row), if the feed has one."""
         for _line, row in self.feed.rows("feed_info.txt"):
-            return row.get("feed_publisher_url")
+            if not isinstance(row, BadRow):
+                return row.get("feed_publisher_url")
         return None
 
     def _service(self, sid: str) -> Entity:

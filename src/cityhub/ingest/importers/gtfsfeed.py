@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from cityhub.ingest.importers.csvrows import BadLine, read_rows
 from cityhub.ingest.importers.records import ImportFailed
 from cityhub.ingest.importers.textfile import count_lines, utf8_lines
 
@@ -26,6 +27,15 @@ class Row(dict[str, str]):
     def __init__(self, cells: dict[str, str], header: frozenset[str]) -> None:
         super().__init__(cells)
         self.header = header
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row the csv module could not read (why, and how many lines it took), with the cells
+    of its first line read leniently: which shape a broken point was of."""
+
+    bad: BadLine
+    hint: Row
 
 
 # A member inflating past BOMB_FLOOR bytes at more than BOMB_RATIO times its compressed size
@@ -94,35 +104,45 @@ class GtfsFeed:
         with self._guard(table), self._open(table) as f:
             return max(count_lines(f) - 1, 0)
 
-    def rows(self, table: str, required: tuple[str, ...] = ()) -> Iterator[tuple[int, Row]]:
-        """(line number, row) for every data row; blank cells are left out of the row.
+    def rows(
+        self, table: str, required: tuple[str, ...] = ()
+    ) -> Iterator[tuple[int, Row | BadRow]]:
+        """(line number, row) for every data row; blank cells are left out of the row, and a
+        row that is not valid CSV (a quote never closed, a cell over the csv limit) is a
+        BadRow, so it is rejected where it is and its neighbours are read on their own.
 
         A table that lacks a required column, or cannot be read, raises ImportFailed.
         """
         if table not in self._members:
             return
         with self._guard(table), self._open(table) as raw:
-            reader = csv.reader(utf8_lines(raw, table))
-            header = [h.strip() for h in next(reader, [])]
+            lines = read_rows(utf8_lines(raw, table, flag=False))
+            _line, first = next(lines, (1, []))
+            if isinstance(first, BadLine):
+                raise ImportFailed(
+                    f"{table} line 1 in {self.path}: cannot read the header: {first.error.detail}"
+                )
+            header = [h.strip() for h in first]
             absent = [c for c in required if c not in header]
             if absent:
                 raise ImportFailed(f"{table} has no {', '.join(absent)} column")
-            line = reader.line_num + 1
             columns = frozenset(header)
-            for cells in reader:
-                kept = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}
-                row = Row(kept, columns)
+            for line, cells in lines:
+                if isinstance(cells, BadLine):
+                    yield line, BadRow(cells, Row(_cells(header, cells.first), columns))
+                    continue
+                # a row without its trailing cells (some feeds leave empty ones out) does not
+                # have those columns: blank ones would delete stored values (refresh.py)
+                reached = columns if len(cells) >= len(header) else frozenset(header[: len(cells)])
+                row = Row(_cells(header, cells), reached)
                 if row:
                     yield line, row
-                line = reader.line_num + 1
 
     @contextlib.contextmanager
     def _guard(self, table: str) -> Iterator[None]:
         """Turn read errors inside one table into ImportFailed naming the table."""
         try:
             yield
-        except csv.Error as exc:
-            raise ImportFailed(f"{table}: {exc}") from exc
         except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ImportFailed(f"cannot read {table} from {self.path}: damaged ({exc})") from exc
         except OSError as exc:
@@ -133,3 +153,8 @@ class GtfsFeed:
             ) from exc
         except RuntimeError as exc:  # zipfile's word for a member that needs a password
             raise ImportFailed(f"cannot read {table} from {self.path}: {exc}") from exc
+
+
+def _cells(header: list[str], cells: list[str]) -> dict[str, str]:
+    """A row's non-blank cells by column, stripped."""
+    return {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}

@@ -177,7 +177,11 @@ def members(stream: IO[bytes], array: str, limit: int) -> Generator[Item | Membe
     NotAnObject when it is not an object. Values over limit bytes are not held."""
     w = _Window(stream)
     found = Members()
-    pos = w.blank(0)
+    # a UTF-8 byte-order mark, which Windows tools write and RFC 8259 lets a parser ignore
+    while len(w.buf) < 3 and w.more(0):  # keeps what it has read
+        pass
+    start = 3 if w.buf.startswith(b"\xef\xbb\xbf") else 0
+    pos = w.blank(start)
     if w.at(pos) != ord("{"):
         raise NotAnObject
     pos = w.blank(pos + 1)

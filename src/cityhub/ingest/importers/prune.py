@@ -1,5 +1,5 @@
 """Stored entities a re-import's file no longer gives: listed after every import, deleted with
---prune (docs/decisions/051).
+--prune (docs/decisions/064).
 
 The scope is the tenant and the types the file wrote: for CSV and GeoJSON every stored entity
 of those types (with --id-prefix, only ids that start with it); for a GTFS feed only what

@@ -181,11 +181,16 @@ def between(start: int) -> None:
 
 
 def objects(attrs: dict[str, Any], names: dict[str, str]) -> Links:
-    """The ids each named relationship points at (its instances' objects)."""
+    """The ids each named relationship points at (its instances' objects), or a named
+    Property lists (a GtfsAgency's feedAgencies)."""
     out: Links = {}
     for iri, name in names.items():
         for inst in attrs.get(iri, []):
-            target = inst.get("object") if isinstance(inst, dict) else None
+            if not isinstance(inst, dict):
+                continue
+            target, value = inst.get("object"), inst.get("value")
             if isinstance(target, str):
                 out.setdefault(name, []).append(target)
+            elif isinstance(value, list):
+                out.setdefault(name, []).extend(v for v in value if isinstance(v, str))
     return out
