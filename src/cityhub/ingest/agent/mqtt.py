@@ -208,6 +208,22 @@ def deliver(received: Received, on_message: OnMessage) -> None:
     )
 
 
+async def receive(
+    client: Any,
+    on_message: OnMessage,
+    busy: Callable[[], bool],
+    room: Callable[[], Awaitable[None]],
+    state: Connection,
+) -> None:
+    """Hand each message the client receives to the agent until the connection ends (an
+    aiomqtt.MqttError); reading pauses while the writes lag or a stop is under way."""
+    async for message in client.messages:
+        deliver(cast(Received, message), on_message)
+        if busy():
+            await room()
+        await state.reading.wait()
+
+
 async def subscribe_forever(
     url: BrokerUrl,
     topic: str,
@@ -263,11 +279,7 @@ async def subscribe_forever(
                 state.connects += 1
                 delay = BACKOFF_MIN
                 log.info("IoT agent subscribed to %s on %s", topic, url)
-                async for message in client.messages:
-                    deliver(cast(Received, message), on_message)
-                    if busy():
-                        await room()
-                    await state.reading.wait()
+                await receive(client, on_message, busy, room, state)
         except asyncio.CancelledError:
             raise
         except SubscriptionRefused as exc:
