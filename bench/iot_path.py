@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import hashlib
 import os
@@ -80,8 +81,9 @@ class PipeSocket:
         pass
 
     def close(self) -> None:
-        os.close(self._r)
-        os.close(self._w)
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def packets(n: int) -> list[bytes]:
@@ -109,11 +111,9 @@ async def provision(app: Any) -> None:
 
 async def drive(n: int, batch: int, db: Path, prof: cProfile.Profile | None) -> float:
     """Set the hub up, feed n messages `batch` at a time; the seconds they took."""
-    import aiomqtt
-
     from cityhub.api.app import create_app
     from cityhub.cli import tune_runtime
-    from cityhub.ingest.agent.mqtt import Connection, bounded_queue, receive
+    from cityhub.ingest.agent.mqtt import BrokerUrl, Connection, Session, make_client, receive
     from cityhub.settings import Settings
 
     # a batch is written when `batch` messages wait (the window never closes it first), so
@@ -128,11 +128,11 @@ async def drive(n: int, batch: int, db: Path, prof: cProfile.Profile | None) -> 
     agent = app.state.iot
     ing, stats = agent.ingestor, agent.stats
     conn = Connection()
-    # no PINGREQ falls due (paho closes a socket whose keep-alive lapsed: a slow callgrind run)
-    queue = bounded_queue(conn, 20 * ing.max_batch)
-    client = aiomqtt.Client("127.0.0.1", keepalive=65535, queue_type=queue)
-    sock = PipeSocket()
+    url, session = BrokerUrl("127.0.0.1", 1883), Session("bench-iot-path")
+    client = make_client(url, conn, 20 * ing.max_batch, session, None)  # as the agent's
     paho = client._client
+    paho.keepalive = 0  # no broker to ping: paho would close a socket silent for 30 s
+    sock = PipeSocket()
     paho._sock = sock
     paho._call_socket_open(sock)  # as paho's connect does: aiomqtt adds its reader
     reader = asyncio.create_task(receive(client, agent.on_mqtt, ing.busy, ing.room, conn))
