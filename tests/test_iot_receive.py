@@ -198,7 +198,7 @@ async def test_waiting_messages_are_taken_without_a_step_each() -> None:
 
 
 async def test_a_burst_through_mosquitto_is_stored_whole_and_in_order(db_path: Path) -> None:
-    """Read 64 KiB at a time, packets cross the reads (payloads of up to 40 KB among small
+    """Read 16 KiB at a time, packets cross the reads (payloads of up to 40 KB among small
     ones): each of 1,500 QoS 1 messages is stored once, with its own value, in the order sent."""
     require_mosquitto()
     group = f"test-{uuid.uuid4().hex[:8]}"
