@@ -493,26 +493,35 @@ class EntityService:
         self,
         tenant: str,
         items: Any,
-        op: Callable[[WriteTx, Any], str | tuple[str, bool]],
+        op: Callable[..., str | tuple[str, bool]],
         bulk_tm: TmSource | None = None,
     ) -> BatchOutcome:
         """Run op per item in one transaction; one bad item never blocks the rest.
 
         With bulk_tm, new entities are first inserted together (insert_bulk) and op runs only
-        for the items that need it (existing ids, repeats).
+        for the items that need it (existing ids, repeats), as op(tx, item, doc) with the
+        item's document as insert_bulk expanded it (not expanded twice); else op(tx, item).
         """
         if not isinstance(items, list) or not items:
             raise BadRequestData("a batch body must be a non-empty JSON array")
         out = BatchOutcome()
         with self.store.write(tenant) as tx:
-            done = self._insert_bulk(tx, items, bulk_tm) if bulk_tm is not None else {}
+            done: dict[int, tuple[str, bool] | NgsiLdError] = {}
+            docs: dict[int, Doc] | None = None
+            if bulk_tm is not None:
+                done, docs = self._insert_bulk(tx, items, bulk_tm)
             for i, item in enumerate(items):
                 result: str | tuple[str, bool]
                 try:
                     pre = done.get(i)
                     if isinstance(pre, NgsiLdError):
                         raise pre
-                    result = pre if pre is not None else op(tx, item)
+                    if pre is not None:
+                        result = pre
+                    elif docs is not None:
+                        result = op(tx, item, docs[i])
+                    else:
+                        result = op(tx, item)
                 except NgsiLdError as err:
                     out.errors.append((item_id(item), err))
                     out.failed.append(i)
@@ -525,17 +534,19 @@ class EntityService:
 
     def _insert_bulk(
         self, tx: WriteTx, items: list[Any], tm: TmSource
-    ) -> dict[int, tuple[str, bool] | NgsiLdError]:
-        """Validate every item and insert the new, unrepeated ones with a few bulk statements."""
+    ) -> tuple[dict[int, tuple[str, bool] | NgsiLdError], dict[int, Doc]]:
+        """Validate every item and insert the new, unrepeated ones with a few bulk statements:
+        the results of those (and of the invalid ones), and the expanded documents of the
+        others, by index."""
         results: dict[int, tuple[str, bool] | NgsiLdError] = {}
         expanded: list[tuple[int, Doc]] = []
         for i, item in enumerate(items):
             try:
-                expanded.append((i, expand_entity(item, _tm(tm, item))))
+                expanded.append((i, expand_entity(unaliased(item), _tm(tm, item))))
             except NgsiLdError as err:
                 results[i] = err
         results.update(self._insert_new(tx, expanded))
-        return results
+        return results, {i: doc for i, doc in expanded if i not in results}
 
     def _insert_new(
         self, tx: WriteTx, expanded: list[tuple[int, Doc]]
@@ -572,9 +583,7 @@ class EntityService:
     def batch_create(self, tenant: str, items: Any, tm: TmSource) -> BatchOutcome:
         """entityOperations/create."""
 
-        def op(tx: WriteTx, item: Any) -> str:
-            t = _tm(tm, item)
-            doc = expand_entity(item, t)
+        def op(tx: WriteTx, item: Any, doc: Doc) -> str:
             self._insert(tx, doc)
             return str(doc["id"])
 
@@ -587,10 +596,9 @@ class EntityService:
         IoT agent, update only), an instance observed before the one the entity holds goes
         to the history alone (ngsild/late.py)."""
 
-        def op(tx: WriteTx, item: Any) -> tuple[str, bool]:
+        def op(tx: WriteTx, item: Any, doc: Doc) -> tuple[str, bool]:
             t = _tm(tm, item)
-            item = unaliased(item)
-            doc = expand_entity(item, t)
+            item = unaliased(item)  # insert_bulk expanded it unaliased; _append_into reads it
             old = tx.get(doc["id"])
             if old is None:
                 self._insert(tx, doc)

@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from cityhub.ingest.agent.acks import Ack, Acks
+from cityhub.ingest.agent.buffered_socket import buffer_reads
 from cityhub.masked_url import masked
 
 log = logging.getLogger("cityhub.iot")
@@ -26,6 +27,7 @@ log = logging.getLogger("cityhub.iot")
 TOPIC = "cityhub/+/+/attrs"
 BACKOFF_MIN = 0.5  # seconds before the first reconnect attempt
 BACKOFF_MAX = 30.0
+RUN_MAX = 64  # messages taken from the client's queue in one go (receive)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,61 @@ def deliver(received: Received, on_message: OnMessage) -> None:
     )
 
 
+async def receive(
+    client: Any,
+    on_message: OnMessage,
+    busy: Callable[[], bool],
+    room: Callable[[], Awaitable[None]],
+    state: Connection,
+) -> None:
+    """Hand each message the client receives to the agent until the connection ends (an
+    aiomqtt.MqttError); reading pauses while the writes lag or a stop is under way.
+
+    aiomqtt's iterator makes a task and an asyncio.wait for every message; the messages
+    already waiting in the client's queue (`bounded_queue`) are taken straight from it, up to
+    RUN_MAX before the loop is let go."""
+    queue = state.queue
+    async for message in client.messages:
+        deliver(cast(Received, message), on_message)
+        for _ in range(RUN_MAX):
+            if busy():
+                await room()
+            await state.reading.wait()
+            if queue is None or queue.empty():
+                break
+            deliver(queue.get_nowait(), on_message)
+        else:
+            if busy():
+                await room()
+            await state.reading.wait()
+
+
+def make_client(
+    url: BrokerUrl, state: Connection, queue_max: int, session: Session, acks: Acks | None
+) -> Any:
+    """The aiomqtt client of one connection: received messages in a `bounded_queue`, read
+    through a `BufferedSocket`, QoS 1 ones acknowledged through acks when given."""
+    import aiomqtt
+
+    client = aiomqtt.Client(
+        url.host,
+        url.port,
+        username=url.username,
+        password=url.password,
+        keepalive=30,
+        timeout=10,
+        tls_context=ssl.create_default_context() if url.tls else None,
+        queue_type=bounded_queue(state, queue_max, acks),
+        **session.client_options(receive_max=queue_max),
+    )
+    paho = client._client
+    buffer_reads(paho)
+    if acks is not None:  # aiomqtt 2.5 has no option for it: its paho client has
+        paho.manual_ack_set(True)
+        acks.send = partial(paho.ack, qos=1)
+    return client
+
+
 async def subscribe_forever(
     url: BrokerUrl,
     topic: str,
@@ -232,21 +289,7 @@ async def subscribe_forever(
     while True:
         acks = Acks() if session.manual_ack else None
         try:
-            client = aiomqtt.Client(
-                url.host,
-                url.port,
-                username=url.username,
-                password=url.password,
-                keepalive=30,
-                timeout=10,
-                tls_context=ssl.create_default_context() if url.tls else None,
-                queue_type=bounded_queue(state, queue_max, acks),
-                **session.client_options(receive_max=queue_max),
-            )
-            if acks is not None:  # aiomqtt 2.5 has no option for it: its paho client has
-                paho = client._client
-                paho.manual_ack_set(True)
-                acks.send = partial(paho.ack, qos=1)
+            client = make_client(url, state, queue_max, session, acks)
             async with client:
                 stale = await kept.stale(topic) if kept is not None else []
                 refused = refusal(topic, await client.subscribe(topic, qos=1))
@@ -263,11 +306,7 @@ async def subscribe_forever(
                 state.connects += 1
                 delay = BACKOFF_MIN
                 log.info("IoT agent subscribed to %s on %s", topic, url)
-                async for message in client.messages:
-                    deliver(cast(Received, message), on_message)
-                    if busy():
-                        await room()
-                    await state.reading.wait()
+                await receive(client, on_message, busy, room, state)
         except asyncio.CancelledError:
             raise
         except SubscriptionRefused as exc:
