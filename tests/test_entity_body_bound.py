@@ -1,4 +1,4 @@
-"""A request that writes one entity has a body bound of its own (decision 084): a 50 MB body
+"""A request that writes one entity has a body bound of its own (decision 082): a 50 MB body
 sent to POST /entities was read and parsed, 0.35 s of CPU, only to be refused for the size of
 its entity. Batches and temporal writes keep CITYHUB_MAX_BODY, which leaves them room."""
 

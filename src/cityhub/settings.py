@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         "before it is read whole. Unset: 3 times CITYHUB_MAX_ENTITY_BYTES plus 4 MiB (an "
         "entity at that bound with every non-ASCII character escaped as \\uXXXX, beside the largest "
         "inline @context), 10 MiB by default, never more than CITYHUB_MAX_BODY, and "
-        "CITYHUB_MAX_BODY when CITYHUB_MAX_ENTITY_BYTES is 0 (decision 084).",
+        "CITYHUB_MAX_BODY when CITYHUB_MAX_ENTITY_BYTES is 0 (decision 082).",
     )
     query_timeout: float = Field(
         30.0,

@@ -1,4 +1,4 @@
-"""How many bytes a request body may take, by what the request writes (decision 084).
+"""How many bytes a request body may take, by what the request writes (decision 082).
 
 CITYHUB_MAX_BODY (64 MiB) leaves room for the largest batch: 1,000 entities each carrying an
 inline @context. A request that writes one entity needs far less, and a 50 MB body sent to
