@@ -4,9 +4,7 @@ and one loop turn, and messages waiting in the client's queue are taken without 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +14,8 @@ from typing import Any
 
 import aiomqtt
 import httpx
+from bench.iot_path import PipeSocket
+from bench.mqtt_load import publish_packet
 
 from cityhub.api.app import create_app
 from cityhub.ingest.agent.mqtt import (
@@ -30,18 +30,6 @@ from cityhub.settings import Settings
 from iot_support import MOSQUITTO, provision, require_mosquitto, stats, wait_for, wait_stats
 
 
-def publish_packet(topic: str, payload: bytes) -> bytes:
-    """An MQTT PUBLISH, QoS 0."""
-    body = len(topic).to_bytes(2, "big") + topic.encode() + payload
-    size, length = len(body), bytearray()
-    while True:
-        byte, size = size % 128, size // 128
-        length.append(byte | (128 if size else 0))
-        if not size:
-            break
-    return b"\x30" + bytes(length) + body
-
-
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait (letting the loop run) until condition holds."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -50,41 +38,16 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.001)
 
 
-class BrokerSocket:
-    """The broker's side as a non-blocking socket: bytes fed in, each recv counted; readable
-    (a pipe, to the event loop) while bytes are left."""
+class BrokerSocket(PipeSocket):
+    """bench.iot_path's in-memory broker socket, each recv counted."""
 
     def __init__(self) -> None:
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        self.buf = bytearray()
+        super().__init__()
         self.recvs = 0
-
-    def feed(self, data: bytes) -> None:
-        if not self.buf:
-            os.write(self._w, b"x")
-        self.buf += data
 
     def recv(self, n: int) -> bytes:
         self.recvs += 1
-        if not self.buf:
-            raise BlockingIOError
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        if not self.buf:
-            os.read(self._r, 1)
-        return out
-
-    def fileno(self) -> int:
-        return self._r
-
-    def setblocking(self, flag: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        for fd in (self._r, self._w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        return super().recv(n)
 
 
 async def test_a_burst_of_packets_is_read_in_one_go() -> None:
@@ -101,7 +64,7 @@ async def test_a_burst_of_packets_is_read_in_one_go() -> None:
     paho._call_socket_open(sock)  # as paho's connect does: aiomqtt adds its reader
     try:
         burst = b"".join(
-            publish_packet(f"cityhub/k/d{i}/attrs", b'{"t": %d}' % i) for i in range(200)
+            publish_packet(f"cityhub/k/d{i}/attrs".encode(), b'{"t": %d}' % i) for i in range(200)
         )
         cut = len(burst) - 7  # the last packet arrives in two pieces
         sock.feed(burst[:cut])
