@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from cityhub.ngsild.late import split_late
 from conftest import BASE, get_entity, problem
 from iot_support import IOT, provision, stats
 from iot_support import wait_for as iot_wait
@@ -149,3 +150,18 @@ async def test_a_clock_that_was_never_set_is_refused_not_hidden(
     assert (await get_entity(client, EID))["reading"]["value"] == 5
     assert await history(client) == [(5, "2026-01-02T00:00:00.000000Z")]
     assert (await stats(client))["rejectedByReason"]["bad_value"] == 3
+
+
+def test_times_of_one_length_with_other_offsets_are_compared_as_times() -> None:
+    """Two 27-character times sorted as text only when both are UTC ("Z"): 10:00:00.1+02:00
+    is 08:00 UTC, earlier than 09:00 UTC, though it sorts after it as text."""
+    held = {
+        "urn:x:t": [{"type": "Property", "value": 1, "observedAt": "2026-12-07T09:00:00.000000Z"}]
+    }
+    incoming = {
+        "urn:x:t": [{"type": "Property", "value": 2, "observedAt": "2026-12-07T10:00:00.1+02:00"}]
+    }
+    assert split_late(held, incoming) == {
+        "urn:x:t": [{"type": "Property", "value": 2, "observedAt": "2026-12-07T10:00:00.1+02:00"}]
+    }
+    assert incoming == {}

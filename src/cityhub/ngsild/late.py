@@ -15,8 +15,14 @@ from cityhub.ngsild.timeutil import parse_ts
 def _before(at: str, held: str) -> bool:
     """Whether time `at` is earlier than `held`. Stored times keep the text a client gave, so
     they are compared as times; two in the hub's own format (the agent's, format_ts) sort as
-    strings, which spares the parse on every reading of a device."""
-    if len(at) == len(held) == 27 and at[19] == held[19] == "." and at[10] == held[10] == "T":
+    strings, which spares the parse on every reading of a device (both in UTC: a 27-character
+    time with an offset, `10:00:00.1+02:00`, sorts by its local hour)."""
+    if (
+        len(at) == len(held) == 27
+        and at[26] == held[26] == "Z"
+        and at[19] == held[19] == "."
+        and at[10] == held[10] == "T"
+    ):
         return at < held
     return parse_ts(at).timestamp() < parse_ts(held).timestamp()
 
