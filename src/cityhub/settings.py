@@ -347,6 +347,11 @@ class Settings(BaseSettings):
         "drift); a reading dated later is refused (bad_value), since it would stay its "
         "entity's latest until that time came.",
     )
+    ingest_timezone: str | None = Field(
+        None,
+        description="IANA time zone (e.g. Asia/Seoul) in which a device reading's time "
+        "written without a zone offset is read; unset, such a time is UTC.",
+    )
     ingest_batch_max: int = Field(
         500,
         ge=1,
@@ -390,6 +395,16 @@ class Settings(BaseSettings):
         """A bound under 1000 rows would give up a backlog a short outage leaves."""
         if 0 < value < 1000:
             raise ValueError("0 (no bound) or at least 1000")
+        return value
+
+    @field_validator("ingest_timezone")
+    @classmethod
+    def _zone_name(cls, value: str | None) -> str | None:
+        """A misspelt zone would read every zone-less device time as UTC, hours off."""
+        if value is not None:
+            from cityhub.ingest.agent.mapping import device_zone
+
+            device_zone(value)  # its ValueError becomes the setting's validation error
         return value
 
     @field_validator("mqtt")

@@ -42,6 +42,7 @@ class IotAgent:
             window=settings.ingest_batch_ms / 1000,
             max_batch=settings.ingest_batch_max,
             max_ahead=settings.ingest_max_ahead,
+            zone=settings.ingest_timezone,
         )
         self.provisioning = Provisioning(self.registry, state)
         self.connection = Connection()

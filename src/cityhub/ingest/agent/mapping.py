@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cityhub.ingest.agent.reasons import BAD_VALUE, NO_DATA, Rejected
 from cityhub.jsonints import INT_MAX, INT_MIN
@@ -247,12 +248,14 @@ def to_boolean(raw: Any, field: str) -> bool:
     raise _fail(field, "a boolean", raw)
 
 
-def to_time(raw: Any, field: str, not_after: float | None = None) -> str:
+def to_time(
+    raw: Any, field: str, not_after: float | None = None, zone: tzinfo | None = None
+) -> str:
     """observedAt from an ISO 8601 string or epoch seconds/milliseconds; a time past
     `not_after` (epoch seconds: the receipt plus the clock drift allowed) is refused, as a
     device clock that is wrong or in local time would hold its entity's latest reading, and
     so is one before EARLIEST, whose readings would all be late ones (decision 080)."""
-    when = _when(raw)
+    when = _when(raw, zone)
     if when is None:
         raise _fail(field, "an ISO 8601 date-time or epoch seconds/milliseconds", raw)
     if when < EARLIEST:
@@ -272,8 +275,19 @@ def to_time(raw: Any, field: str, not_after: float | None = None) -> str:
     return format_ts(when)
 
 
-def _when(raw: Any) -> datetime | None:
-    """The time a payload's time field names (None: it names none)."""
+def device_zone(name: str) -> tzinfo:
+    """The IANA zone CITYHUB_INGEST_TIMEZONE names; ValueError naming examples if none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"{name!r} is no IANA time zone (e.g. Asia/Seoul, Europe/Paris, UTC)"
+        ) from exc
+
+
+def _when(raw: Any, zone: tzinfo | None = None) -> datetime | None:
+    """The time a payload's time field names (None: it names none); a text without a zone
+    offset is read in `zone`, when one is set (devices that keep local time)."""
     try:
         if _is_number(raw):
             seconds = raw / 1000 if abs(raw) >= MS_THRESHOLD else raw
@@ -283,7 +297,13 @@ def _when(raw: Any) -> datetime | None:
             try:
                 number = float(text)
             except ValueError:
-                return parse_ts(text)
+                when = parse_ts(text)
+                if (
+                    zone is not None
+                    and datetime.fromisoformat(text.replace("z", "Z")).tzinfo is None
+                ):
+                    return when.replace(tzinfo=zone).astimezone(UTC)
+                return when
             return _when(number)
     except (NgsiLdError, ValueError, OverflowError, OSError):
         pass
@@ -370,14 +390,21 @@ class Mapping:
     keep_unmapped: bool
     consumed: frozenset[str]  # payload fields some rule reads (never kept as themselves)
 
-    def apply(self, payload: Doc, textual: bool = False, not_after: float | None = None) -> Doc:
+    def apply(
+        self,
+        payload: Doc,
+        textual: bool = False,
+        not_after: float | None = None,
+        zone: tzinfo | None = None,
+    ) -> Doc:
         """Attributes for one measurement; Rejected (bad_value / no_data) when unusable, or
-        when it was observed after `not_after` (epoch seconds)."""
+        when it was observed after `not_after` (epoch seconds); a time without a zone offset
+        is read in `zone` (UTC when None)."""
         observed = None
         if self.observed_at is not None:
             raw_time = payload.get(self.observed_at)
             if raw_time is not None:
-                observed = to_time(raw_time, self.observed_at, not_after)
+                observed = to_time(raw_time, self.observed_at, not_after, zone)
         attrs: Doc = {}
         for rule in self.fields:
             raw = payload.get(rule.field)

@@ -18,6 +18,7 @@ from typing import Any
 
 from cityhub.api.commit import batch_weigher, between_slices
 from cityhub.ingest.agent.deadletters import DeadLetters, Letter
+from cityhub.ingest.agent.mapping import device_zone
 from cityhub.ingest.agent.payload import Raw, decode
 from cityhub.ingest.agent.reasons import (
     BAD_VALUE,
@@ -74,6 +75,7 @@ class Ingestor:
         window: float,
         max_batch: int,
         max_ahead: float = 600.0,
+        zone: str | None = None,
     ) -> None:
         self.registry = registry
         self.letters = letters
@@ -82,6 +84,7 @@ class Ingestor:
         self._full_log = ThrottledLog(log)  # a full disk fails every batch: one line per 10 s
         self.window = window
         self.max_ahead = max_ahead  # seconds an observedAt may be past the receipt
+        self.zone = device_zone(zone) if zone else None  # of zone-less device times
         self.max_batch = max_batch
         self.max_backlog = 4 * max_batch
         self._pending: list[Pending] = []
@@ -105,7 +108,9 @@ class Ingestor:
             apply = target.mapping.apply
             eid, etype = target.entity_id, target.entity_type
             latest = raw.received + self.max_ahead
-            items = [{"id": eid, "type": etype, **apply(m, textual, latest)} for m in measures]
+            items = [
+                {"id": eid, "type": etype, **apply(m, textual, latest, self.zone)} for m in measures
+            ]
         except Rejected as rej:
             self._refuse(raw, rej, target.tenant if target else None, waiter)
         except Exception as exc:  # a mapping bug must cost one message, never the agent
