@@ -111,7 +111,7 @@ def sys_attrs(params: dict[str, str]) -> bool:
 
 def page(params: dict[str, str]) -> tuple[int, int, bool]:
     """limit, offset and count of a list request."""
-    limit = P.integer(params, "limit", P.DEFAULT_LIMIT, 0, P.MAX_LIMIT)
+    limit = P.page_limit(params)
     offset = P.integer(params, "offset", 0, 0, 2**31)
     count = P.flag(params, "count") or "count" in P.options(params)
     return limit, offset, count

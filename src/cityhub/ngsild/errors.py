@@ -78,6 +78,14 @@ class OperationNotSupported(NgsiLdError):
     title = "Operation not supported"
 
 
+class TooManyResults(NgsiLdError):
+    """A page bigger than the hub serves at once (clauses 5.5.6, 5.5.9; 403 per 6.3.2)."""
+
+    type_name = "TooManyResults"
+    status = 403
+    title = "Too many results"
+
+
 class NonexistentTenant(NgsiLdError):
     """A read named a tenant that holds no data."""
 

@@ -10,7 +10,7 @@ from typing import Any
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, TooManyResults
 from cityhub.ngsild.languages import LANGUAGE_TAG, TAG
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
@@ -94,6 +94,19 @@ def integer(params: Mapping[str, str], name: str, default: int, low: int, high: 
     if value is None or not low <= value <= high:
         raise BadRequestData(f"{name} must be a whole number from {low} to {high}, in digits 0-9")
     return value
+
+
+def page_limit(params: Mapping[str, str]) -> int:
+    """limit= of a paged list: digits above MAX_LIMIT are TooManyResults (clause 5.5.9: a
+    page past the hard limit is refused with that type), not BadRequestData."""
+    try:
+        return integer(params, "limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
+    except BadRequestData:
+        if _DIGITS.fullmatch(params["limit"]):  # a whole number, so one above the bound
+            raise TooManyResults(
+                f"limit is at most {MAX_LIMIT}: ask for the rest with offset"
+            ) from None
+        raise
 
 
 # one lang= item: a BCP 47 language range (RFC 4647) or *, with an optional q weight from 0
@@ -345,7 +358,7 @@ def entity_query(
         scope=scope,
         geo=geo,
         attrs=attrs,
-        limit=integer(params, "limit", DEFAULT_LIMIT, 0, MAX_LIMIT),
+        limit=page_limit(params),
         offset=integer(params, "offset", 0, 0, 2**31),
         count=flag(params, "count") or "count" in options(params),
     )
