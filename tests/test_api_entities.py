@@ -679,7 +679,8 @@ async def test_geo_json_geometry_is_only_ever_a_geo_property(
     client: httpx.AsyncClient, options: str | None
 ) -> None:
     """geometryProperty naming a plain Property gives a null geometry, not its value; a pick
-    without id leaves the Feature's id out (RFC 7946: a string or number when present)."""
+    without id still names the Feature by the entity's id (1.8 clause 4.5.17.2: "id" is a
+    mandatory member of the Feature; it was left out)."""
     point = {"type": "Point", "coordinates": [5, 6]}
     await create(
         client,
@@ -700,7 +701,12 @@ async def test_geo_json_geometry_is_only_ever_a_geo_property(
     body = (
         await client.get(f"{BASE}/entities/{EID}", params={"pick": "label"}, headers=geo)
     ).json()
-    assert "id" not in body and body["type"] == "Feature", body
+    assert body["id"] == EID and body["type"] == "Feature", body
+    assert "id" not in body["properties"], body
+    found = await client.get(
+        f"{BASE}/entities", params={"pick": "label", "type": "Sensor"}, headers=geo
+    )
+    assert [f["id"] for f in found.json()["features"]] == [EID], found.text
 
 
 @pytest.mark.parametrize(

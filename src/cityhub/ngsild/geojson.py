@@ -40,11 +40,13 @@ def feature(
     """One rendered entity as a GeoJSON Feature: its geometry is the named GeoProperty's
     value, or null when the entity has no such GeoProperty (never a plain Property's value);
     taken from `stored` for the entities it names, by `stored_id` (the id it is stored
-    under: a projection may leave the rendered id out) or else the rendered id."""
+    under: a projection may leave the rendered id out) or else the rendered id. That id is
+    the Feature's id even when a pick leaves it out of the entity: 1.8 clause 4.5.17.2
+    (4.5.16.2 in 1.9.1) makes "id" a mandatory member of the Feature."""
     props = {k: v for k, v in entity.items() if k != "id"}
     key = stored_id if stored_id is not None else entity.get("id")
     if stored is not None and key in stored:
-        return _feature(entity, props, stored[key], context)
+        return _feature(key, props, stored[key], context)
     geo = entity.get(geometry_property)
     if isinstance(geo, list) and geo:  # a multi-attribute: its default instance, else the first
         geo = next((g for g in geo if isinstance(g, dict) and "datasetId" not in g), geo[0])
@@ -56,15 +58,13 @@ def feature(
         # normalized {"type": "GeoProperty", "value": g}, concise {"value": g}, keyValues g
         inner = geo.get("value") if geo.get("type") in ("GeoProperty", None) else geo
         geometry = inner if _is_geometry(inner) else None
-    return _feature(entity, props, geometry, context)
+    return _feature(key, props, geometry, context)
 
 
-def _feature(
-    entity: dict[str, Any], props: dict[str, Any], geometry: Any, context: Any | None
-) -> dict[str, Any]:
+def _feature(fid: Any, props: dict[str, Any], geometry: Any, context: Any | None) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "Feature", "geometry": geometry, "properties": props}
-    if "id" in entity:  # RFC 7946 3.2: a Feature's id, when present, is a string or number
-        out = {"id": entity["id"], **out}
+    if fid is not None:  # RFC 7946 3.2: a Feature's id, when present, is a string or number
+        out = {"id": fid, **out}
     if context is not None:
         out["@context"] = context
     return out
