@@ -219,8 +219,8 @@ async def test_update_existing_attributes_is_204(client: httpx.AsyncClient, stor
     )
 
 
-# docs/decisions/003-update-attributes.md: PATCH /attrs follows the ETSI suite (011_01_03) and
-# adds attributes and dataset instances the entity lacks, answering 204.
+# docs/decisions/003-update-attributes.md: PATCH /attrs appends attributes and dataset
+# instances the entity lacks, answering 204, as clause 5.6.2.4 and the ETSI suite (011_01_03) do.
 
 
 async def test_update_adds_an_attribute_the_entity_lacks(

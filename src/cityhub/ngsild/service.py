@@ -309,7 +309,8 @@ class EntityService:
     def update(self, tenant: str, eid: str, body: Any, tm: TermMap) -> AttrOutcome:
         """PATCH /entities/{id}/attrs: update attributes by datasetId (nulls delete).
 
-        The ETSI suite (011_01_03) expects attributes the entity lacks to be added too.
+        Attributes and instances the entity lacks are appended, as clause 5.6.2.4 and the
+        ETSI suite (011_01_03) ask (decision 003 and its addendum).
         """
         body = unaliased(body)
         check_body_id(body, eid)
