@@ -227,8 +227,8 @@ async def test_wrong_content_type_everywhere_is_415(
 
 BAD_PARAMS: list[dict[str, str]] = [
     {"type": "Pump", "limit": "abc"},
-    {"type": "Pump", "limit": "5000"},
-    {"type": "Pump", "limit": "99999999999999999999999"},
+    {"type": "Pump", "limit": "-5"},  # (digits above 1000 are 403: tests/test_page_limit.py)
+    {"type": "Pump", "limit": "1.5"},
     {"type": "Pump", "offset": "-1"},
     {"type": "Pump", "q": "flow>"},
     {"type": "Pump", "q": "(" * 200 + "flow>1" + ")" * 200},
