@@ -92,3 +92,38 @@ async def test_a_window_that_ran_out_while_the_hub_was_down_is_over(
         await wait_for(lambda: len(rec.received("/throttled")) == 2, what="the second")
     await again.state.notifier.close()
     again.state.store.close()
+
+
+async def test_throttling_set_after_a_restart_counts_from_the_notification_before_it(
+    tmp_path: Path, servers: ServerThread
+) -> None:
+    """A PATCH that adds throttling after a restart counts the window from the last
+    notification, as it does without a restart between them."""
+    db, rec = tmp_path / "hub.db", servers.receiver()
+    first = create_app(Settings(db=str(db)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=first), base_url="http://h"
+    ) as c:
+        sub = {**subscription(rec.url("/later")), "id": "urn:ngsi-ld:Subscription:later"}
+        assert (await c.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+        assert (
+            await c.post(f"{BASE}/subscriptions", json=subscription(rec.url("/every")))
+        ).status_code == 201
+        assert (await create(c, bus(10))).status_code == 201
+        await wait_for(lambda: rec.received("/later"), what="the first notification")
+    await first.state.notifier.close()
+    first.state.store.close()
+
+    again = create_app(Settings(db=str(db)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=again), base_url="http://h"
+    ) as c:
+        resp = await c.patch(f"{BASE}/subscriptions/{sub['id']}", json={"throttling": 3600})
+        assert resp.status_code == 204
+        patch = {"speed": {"type": "Property", "value": 20}}
+        resp = await c.patch(f"{BASE}/entities/urn:ngsi-ld:Bus:1/attrs", json=patch)
+        assert resp.status_code == 204
+        await wait_for(lambda: len(rec.received("/every")) == 2, what="the control's second")
+        assert len(rec.received("/later")) == 1, "inside the window: not notified"
+    await again.state.notifier.close()
+    again.state.store.close()

@@ -143,7 +143,8 @@ class Compiled:
         """Keep the delivery status and throttling clock of the version this one replaces."""
         if old is not None:
             self.status = old.status
-            self.last_sent = old.last_sent
+            if old.last_sent is not None:  # else: none since start-up, the stored one stands
+                self.last_sent = old.last_sent
             self.failed_at = old.failed_at
 
     def due(self, clock: float) -> bool:
