@@ -55,10 +55,12 @@ from cityhub.store.base import (
     OrderKey,
     OutboxItem,
 )
+from cityhub.throttled_log import KeyedThrottledLog
 
 log = logging.getLogger("cityhub.notify")
 KIND = "subscription"  # the resources kind /subscriptions stores
 PERIODIC_PAGE = 1000  # most entities one timeInterval notification carries (more: more of them)
+PERIOD_LOG_EVERY = 600.0  # seconds between log lines of one subscription's failing periods
 
 Doc = dict[str, Any]
 
@@ -100,6 +102,8 @@ class Notifier:
         self._thread: int | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
+        # a period whose query failed: one line per subscription per PERIOD_LOG_EVERY
+        self._period_log = KeyedThrottledLog(log, PERIOD_LOG_EVERY)
         self.statuses = status.StatusBook(self.store, KIND)
         self.render_failed = 0  # notifications that could not be rendered (/health)
         self.cooldown_skipped = 0  # not sent: due within their endpoint's cooldown (/health)
@@ -502,16 +506,32 @@ class Notifier:
                 return
             if not sub.live() or sub.cooling(time.monotonic()):
                 continue
-            offset = 0
-            while True:  # a broad query: each page off the loop
-                docs = await asyncio.to_thread(self._select, sub, offset)
-                if docs:
-                    events = [{"trigger": None, "entity": d} for d in docs]
-                    item = OutboxItem(tenant, sid, sub.endpoint, dumps_kept(events), inc=sub.inc)
-                    self.dispatcher.submit([item])
-                if len(docs) < PERIODIC_PAGE:
-                    break
-                offset += PERIODIC_PAGE
+            try:
+                await self._period(sub)
+            except Exception as exc:  # one period is lost, never the timer
+                # a query stopped at CITYHUB_QUERY_TIMEOUT, or a database error, ended the
+                # task: the subscription never notified again, and still showed as active
+                self._period_log.warning(
+                    f"{tenant}\x00{sid}",
+                    "timeInterval subscription %s skipped a period: %s (%s)",
+                    sid,
+                    type(exc).__name__,
+                    exc,
+                )
+
+    async def _period(self, sub: Compiled) -> None:
+        """One period's notifications of a timeInterval subscription: every matching entity,
+        PERIODIC_PAGE to a notification, each page queried off the loop."""
+        offset = 0
+        while True:
+            docs = await asyncio.to_thread(self._select, sub, offset)
+            if docs:
+                events = [{"trigger": None, "entity": d} for d in docs]
+                item = OutboxItem(sub.tenant, sub.id, sub.endpoint, dumps_kept(events), inc=sub.inc)
+                self.dispatcher.submit([item])
+            if len(docs) < PERIODIC_PAGE:
+                return
+            offset += PERIODIC_PAGE
 
     def _select(self, sub: Compiled, offset: int = 0) -> list[Doc]:
         """One page of the entities a periodic subscription is about right now, in id

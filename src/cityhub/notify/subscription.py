@@ -9,6 +9,7 @@ from typing import Any
 
 from cityhub.ngsild import subscriptions as S
 from cityhub.ngsild.context import TermMap
+from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import matches_geo, matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery
@@ -115,7 +116,8 @@ class Compiled:
     paused: bool = False  # isActive false
     expires: float | None = None  # expiresAt, epoch seconds
     status: dict[str, Any] = field(default_factory=dict)  # delivery status (notification.*)
-    last_sent: float | None = None  # when the last notification was queued (throttling)
+    # when the last notification was queued (throttling; at start-up, its stored time)
+    last_sent: float | None = None
     failed_at: float | None = None  # when a notification last failed (monotonic; cooldown)
     cooldown: float | None = None  # endpoint.cooldown in seconds, read once
     show_changes: bool = False  # notification.showChanges, read once
@@ -141,7 +143,8 @@ class Compiled:
         """Keep the delivery status and throttling clock of the version this one replaces."""
         if old is not None:
             self.status = old.status
-            self.last_sent = old.last_sent
+            if old.last_sent is not None:  # else: none since start-up, the stored one stands
+                self.last_sent = old.last_sent
             self.failed_at = old.failed_at
 
     def due(self, clock: float) -> bool:
@@ -210,6 +213,22 @@ def _datasets(value: Any) -> frozenset[str] | None:
     return frozenset(value if isinstance(value, list) else [value])
 
 
+def _last_sent(doc: Doc) -> float | None:
+    """The throttling clock a stored subscription starts with: its last notification as it
+    was stored (lastNotification), on the monotonic clock. It lived in memory only, so every
+    restart opened a new window: with throttling 3600, a notification more per restart."""
+    if not doc.get("throttling"):
+        return None
+    last = (doc.get("_notif") or {}).get("lastNotification")
+    if not isinstance(last, str):
+        return None
+    try:
+        ago = time.time() - parse_ts(last).timestamp()
+    except NgsiLdError:  # not written by the hub: no window to keep
+        return None
+    return time.monotonic() - max(ago, 0.0)
+
+
 def subscription_contexts(doc: Doc) -> tuple[Any, ...]:
     """Every @context a stored (csource) subscription compiles with: notification, request
     and q."""
@@ -254,6 +273,7 @@ def compile_subscription(tenant: str, doc: Doc, tm_of: Any, link_of: Any) -> Com
         paused=doc.get("isActive") is False,
         expires=parse_ts(doc["expiresAt"]).timestamp() if doc.get("expiresAt") else None,
         status=dict(doc.get("_notif") or {}),
+        last_sent=_last_sent(doc),
         cooldown=cooldown / 1000 if cooldown else None,
         show_changes=bool(notification.get("showChanges")),
         inc=int(doc.get(S.INCARNATION) or 0),
