@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -264,6 +264,16 @@ DROP TABLE temp.lang_pks;
     # 17 -> 18: attr_index rows carry their entity's type set, and the value indexes lead
     # with (nid, tid) (decision 067).
     17: typesets.MIGRATION + VALUE_INDEXES,
+    # 18 -> 19: a polygon's R*Tree box holds all its rings, not its shell alone: one with a
+    # hole outside the shell, stored before decision 089, is matched there too, and the
+    # R*Tree plan dropped it (index.geo_box). Only geometries with rings are looked at.
+    18: """
+UPDATE geo_rtree SET (minx, maxx, miny, maxy) = (
+    SELECT b ->> 0, b ->> 1, b ->> 2, b ->> 3
+    FROM (SELECT geo_box(g.geojson) AS b FROM geo g WHERE g.gid = geo_rtree.gid))
+WHERE gid IN (
+    SELECT gid FROM geo WHERE geojson LIKE '%Polygon%' AND geo_box(geojson) IS NOT NULL);
+""",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
