@@ -133,3 +133,34 @@ async def test_the_api_refuses_one_and_stores_nothing(client: httpx.AsyncClient)
         f"{BASE}/entities", params=params | {"coordinates": json.dumps(HOLE_OUTSIDE["coordinates"])}
     )
     assert "outside" in bad_request(resp)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "coordinates"),
+    [  # a box around Taveuni (Fiji) drawn across the antimeridian, uncut; a ferry's route
+        ("Polygon", [[[179.5, -17], [-179.5, -17], [-179.5, -16.5], [179.5, -16.5], [179.5, -17]]]),
+        ("LineString", [[178.4, -18.1], [-179.9, -16.8]]),
+        ("MultiPolygon", [[SQUARE], [[[170, 0], [-170, 0], [-170, 1], [170, 0]]]]),
+    ],
+)
+def test_a_geoq_edge_across_the_antimeridian_is_refused(kind: str, coordinates: Any) -> None:
+    """Read as RFC 7946 reads positions (straight lines in longitude and latitude), the box
+    was a band round the rest of the world: `within` it answered every entity but Fiji's."""
+    with pytest.raises(BadRequestData) as caught:
+        parse_geoq("within", kind, json.dumps(coordinates))
+    assert "antimeridian" in caught.value.detail and "3.1.9" in caught.value.detail
+    # a subscription's geoQ stored before is read as it was accepted
+    assert parse_geoq("within", kind, json.dumps(coordinates), stored=True) is not None
+
+
+@pytest.mark.parametrize(
+    ("kind", "coordinates"),
+    [
+        ("Polygon", [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]),  # the world
+        ("Polygon", [[[-180, -60], [180, -60], [180, 60], [-180, 60], [-180, -60]]]),
+        ("Polygon", [[[179.5, -17], [180, -17], [180, -16.5], [179.5, -16.5], [179.5, -17]]]),
+        ("LineString", [[-170, 0], [0, 0], [170, 0]]),  # the long way, said with a midpoint
+    ],
+)
+def test_a_geoq_edge_along_or_up_to_the_antimeridian_is_kept(kind: str, coordinates: Any) -> None:
+    assert parse_geoq("within", kind, json.dumps(coordinates)) is not None

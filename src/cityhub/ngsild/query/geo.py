@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cityhub.ngsild.entity import positions
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.antimeridian import check_edges
 from cityhub.ngsild.query.distance import Projected, point_distance_m, reach_box
 from cityhub.ngsild.query.repair import (
     SMALL,
@@ -244,6 +245,7 @@ def parse_geometry(
         # A self-intersecting ring is still a usable query area: repair it the way stored
         # geometries are repaired, so `equals` on the same input still matches.
         if not stored:
+            check_edges(geom)  # as written: a repair may split an edge
             check_rings(geom)
         geom = usable(geom)
     except Unusable as exc:
