@@ -166,10 +166,26 @@ def geo_box(value: dict[str, Any]) -> tuple[float, float, float, float] | None:
 
 
 def geo_box_text(geojson: str) -> str | None:
-    """geo_box of a stored geometry's JSON, as a JSON array, for SQL that rebuilds geo_rtree;
-    None for one it cannot read (its box is then left as it is: an upgrade must not fail)."""
+    """geo_box of a stored geometry's JSON with a hole, as a JSON array, for SQL that rebuilds
+    geo_rtree; None for one without (its box was right) or that it cannot read (its box is
+    left as it is: an upgrade must not fail)."""
     try:
-        box = geo_box(orjson.loads(geojson))
+        value = orjson.loads(geojson)
+        box = geo_box(value) if _has_holes(value) else None
     except Exception:
         return None
     return None if box is None else orjson.dumps(box).decode()
+
+
+def _has_holes(value: Any) -> bool:
+    """Whether a stored geometry has a polygon of more than one ring (told from its arrays)."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    coords = value.get("coordinates") if isinstance(value, dict) else None
+    if kind == "Polygon":
+        return isinstance(coords, list) and len(coords) > 1
+    if kind == "MultiPolygon":
+        return isinstance(coords, list) and any(isinstance(p, list) and len(p) > 1 for p in coords)
+    if kind == "GeometryCollection":
+        members = value.get("geometries")
+        return isinstance(members, list) and any(_has_holes(m) for m in members)
+    return False

@@ -266,13 +266,13 @@ DROP TABLE temp.lang_pks;
     17: typesets.MIGRATION + VALUE_INDEXES,
     # 18 -> 19: a polygon's R*Tree box holds all its rings, not its shell alone: one with a
     # hole outside the shell, stored before decision 089, is matched there too, and the
-    # R*Tree plan dropped it (index.geo_box). Only geometries with rings are looked at.
+    # R*Tree plan dropped it (index.geo_box). Only polygons with holes get a new box.
     18: """
-UPDATE geo_rtree SET (minx, maxx, miny, maxy) = (
-    SELECT b ->> 0, b ->> 1, b ->> 2, b ->> 3
-    FROM (SELECT geo_box(g.geojson) AS b FROM geo g WHERE g.gid = geo_rtree.gid))
-WHERE gid IN (
-    SELECT gid FROM geo WHERE geojson LIKE '%Polygon%' AND geo_box(geojson) IS NOT NULL);
+CREATE TEMP TABLE geo_boxes AS
+    SELECT gid, geo_box(geojson) AS b FROM geo WHERE geojson LIKE '%Polygon%';
+UPDATE geo_rtree SET minx = x.b ->> 0, maxx = x.b ->> 1, miny = x.b ->> 2, maxy = x.b ->> 3
+    FROM temp.geo_boxes x WHERE x.gid = geo_rtree.gid AND x.b IS NOT NULL;
+DROP TABLE temp.geo_boxes;
 """,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
