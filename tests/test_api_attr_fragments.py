@@ -80,8 +80,11 @@ async def test_a_partial_update_moves_a_geoproperty_by_its_value(
     resp = await client.patch(f"{BASE}/entities/{EID}/attrs/area", json={"value": moved})
     assert resp.status_code == 204, resp.text
     assert (await get_entity(client, EID))["area"] == {"type": "GeoProperty", "value": moved}
-    resp = await client.patch(f"{BASE}/entities/{EID}/attrs/area", json={"value": 5})
-    problem(resp, 400, "BadRequestData")  # a number is still no geometry
+    for wrong in (5, {"coordinates": [127.0, 37.5]}):  # a number, a geometry without its type
+        resp = await client.patch(f"{BASE}/entities/{EID}/attrs/area", json={"value": wrong})
+        # it said "attribute area is a GeoProperty, not a Property", of a fragment naming none
+        assert "GeoJSON geometry" in problem(resp, 400, "BadRequestData")["detail"]
+    assert (await get_entity(client, EID))["area"] == {"type": "GeoProperty", "value": moved}
 
 
 @pytest.mark.parametrize(

@@ -368,6 +368,12 @@ class EntityService:
                     inst = expand_instance(
                         {**fragment, "type": kind}, tm, nulls=True, fragment=True
                     )
+                elif "type" not in fragment and kind == "GeoProperty" and "value" in fragment:
+                    # inference took it for a Property, and said so of a fragment naming none
+                    raise BadRequestData(
+                        f"attribute {attr} is a GeoProperty: its value must be a GeoJSON "
+                        'geometry, such as {"type": "Point", "coordinates": [lon, lat]}'
+                    )
                 if inst.get("type", kind) != kind:
                     raise BadRequestData(
                         f"attribute {attr} is a {current[i]['type']}, not a {inst['type']}"

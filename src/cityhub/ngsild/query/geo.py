@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cityhub.ngsild.entity import positions
 from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.query.antimeridian import check_edges
 from cityhub.ngsild.query.distance import Projected, point_distance_m, reach_box
 from cityhub.ngsild.query.repair import (
     SMALL,
@@ -24,6 +25,7 @@ from cityhub.ngsild.query.repair import (
     stored_usable,
     usable,
 )
+from cityhub.ngsild.query.rings import check_rings
 
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 # GeoQuery (5.2.13) is a closed type: a member beside these (a misspelt geoProperty, say) is a
@@ -164,9 +166,11 @@ def check_size(geometry: dict[str, Any]) -> None:
 
 
 def check_intricacy(geom: BaseGeometry) -> None:
-    """A stored geometry too intricate for a geoQ to check is refused when it is written."""
+    """A stored geometry too intricate for a geoQ to check, or a polygon the hub would have to
+    guess at (rings.check_rings), is refused when it is written."""
     try:
         checkable(geom)
+        check_rings(geom)
     except Unusable as exc:
         raise BadRequestData(f"invalid {geom.geom_type}: {exc}") from None
 
@@ -216,9 +220,12 @@ def _flat(coords: Any) -> Any:
     return coords[:2] if isinstance(coords, list) else coords
 
 
-def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometry, dict[str, Any]]:
+def parse_geometry(
+    kind: str, coordinates: str | list[Any], *, stored: bool = False
+) -> tuple[BaseGeometry, dict[str, Any]]:
     """Validate geometry + coordinates (JSON text or already-parsed array) into a 2D shape:
-    its size first, then its structure, then (bounded) GEOS's validity check."""
+    its size first, then its structure, then (bounded) GEOS's validity check. A new one is
+    held to check_rings as a stored geometry is; a `stored` one is read as it was accepted."""
     if kind not in GEOMETRY_TYPES:
         raise BadRequestData(f"invalid geometry {kind!r}: must be one of {GEOMETRY_TYPES}")
     coords: Any = coordinates
@@ -237,6 +244,9 @@ def parse_geometry(kind: str, coordinates: str | list[Any]) -> tuple[BaseGeometr
     try:
         # A self-intersecting ring is still a usable query area: repair it the way stored
         # geometries are repaired, so `equals` on the same input still matches.
+        if not stored:
+            check_edges(geom)  # as written: a repair may split an edge
+            check_rings(geom)
         geom = usable(geom)
     except Unusable as exc:
         raise BadRequestData(f"invalid {kind}: {exc}") from None
@@ -262,7 +272,7 @@ def parse_geoq(
         raise BadRequestData("geoQ needs georel, geometry and coordinates together")
     assert georel is not None and geometry is not None and coordinates is not None
     rel, max_d, min_d = parse_georel(georel, stored=stored)
-    geom, geojson = parse_geometry(geometry.strip(), coordinates)
+    geom, geojson = parse_geometry(geometry.strip(), coordinates, stored=stored)
     prop = DEFAULT_GEOPROPERTY if geoproperty is None else geoproperty.strip()
     if not prop:
         raise BadRequestData("geoproperty must not be empty: name a GeoProperty, or leave it out")

@@ -24,7 +24,7 @@ from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import typesets
-from cityhub.store.sqlite.index import index_rows, number, ts_key
+from cityhub.store.sqlite.index import geo_box_text, index_rows, number, ts_key
 from cityhub.store.sqlite.ordering import order_key
 
 Term = ast.Compare | ast.Exists
@@ -333,6 +333,7 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("q_match_doc", 2, checked(q_match_doc), deterministic=True)
     conn.create_function("order_key", 2, checked(order_key), deterministic=True)
     conn.create_function("index_rows", 1, index_rows, deterministic=True)
+    conn.create_function("geo_box", 1, geo_box_text, deterministic=True)
     conn.create_function("distinct_key", 1, distinct_key, deterministic=True)
     conn.create_function("epoch_of", 1, epoch_of, deterministic=True)
     conn.create_function("extreme_key", 1, checked(extreme_key), deterministic=True)

@@ -138,12 +138,54 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
                 x, y = value["coordinates"][:2]
                 yield name, orjson.dumps(value).decode(), (x, x, y, y)
                 continue
-            # imported here, past the points: a from-import of a package runs importlib's
-            # Python each time, and most geometries are points
-            from cityhub.ngsild.query.geo import geometry_shape
+            box = geo_box(value)
+            if box is not None:
+                yield name, orjson.dumps(value).decode(), box
 
-            geom = geometry_shape(value)
-            if geom.is_empty:
-                continue
-            minx, miny, maxx, maxy = geom.bounds
-            yield name, orjson.dumps(value).decode(), (minx, maxx, miny, maxy)
+
+def geo_box(value: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """(minx, maxx, miny, maxy) around every position of a geometry, None for an empty one. A
+    polygon's own bounds are its shell's, but GEOS's repair of one with a hole outside the
+    shell (stored before decision 089) is an area there too, which a geoQ matches: the box
+    must hold it, and a repair never reaches past the positions it was made from."""
+    # imported here, past the points: a from-import of a package runs importlib's Python each
+    # time, and most geometries are points
+    import shapely
+
+    from cityhub.ngsild.query.geo import geometry_shape
+
+    geom = geometry_shape(value)
+    if geom.is_empty:
+        return None
+    if geom.geom_type in ("Point", "MultiPoint", "LineString", "MultiLineString"):
+        minx, miny, maxx, maxy = geom.bounds
+    else:
+        xy = shapely.get_coordinates(geom)
+        (minx, miny), (maxx, maxy) = xy.min(axis=0), xy.max(axis=0)
+    return float(minx), float(maxx), float(miny), float(maxy)
+
+
+def geo_box_text(geojson: str) -> str | None:
+    """geo_box of a stored geometry's JSON with a hole, as a JSON array, for SQL that rebuilds
+    geo_rtree; None for one without (its box was right) or that it cannot read (its box is
+    left as it is: an upgrade must not fail)."""
+    try:
+        value = orjson.loads(geojson)
+        box = geo_box(value) if _has_holes(value) else None
+    except Exception:
+        return None
+    return None if box is None else orjson.dumps(box).decode()
+
+
+def _has_holes(value: Any) -> bool:
+    """Whether a stored geometry has a polygon of more than one ring (told from its arrays)."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    coords = value.get("coordinates") if isinstance(value, dict) else None
+    if kind == "Polygon":
+        return isinstance(coords, list) and len(coords) > 1
+    if kind == "MultiPolygon":
+        return isinstance(coords, list) and any(isinstance(p, list) and len(p) > 1 for p in coords)
+    if kind == "GeometryCollection":
+        members = value.get("geometries")
+        return isinstance(members, list) and any(_has_holes(m) for m in members)
+    return False

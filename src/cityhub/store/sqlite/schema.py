@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -264,6 +264,16 @@ DROP TABLE temp.lang_pks;
     # 17 -> 18: attr_index rows carry their entity's type set, and the value indexes lead
     # with (nid, tid) (decision 067).
     17: typesets.MIGRATION + VALUE_INDEXES,
+    # 18 -> 19: a polygon's R*Tree box holds all its rings, not its shell alone: one with a
+    # hole outside the shell, stored before decision 089, is matched there too, and the
+    # R*Tree plan dropped it (index.geo_box). Only polygons with holes get a new box.
+    18: """
+CREATE TEMP TABLE geo_boxes AS
+    SELECT gid, geo_box(geojson) AS b FROM geo WHERE geojson LIKE '%Polygon%';
+UPDATE geo_rtree SET minx = x.b ->> 0, maxx = x.b ->> 1, miny = x.b ->> 2, maxy = x.b ->> 3
+    FROM temp.geo_boxes x WHERE x.gid = geo_rtree.gid AND x.b IS NOT NULL;
+DROP TABLE temp.geo_boxes;
+""",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
