@@ -23,6 +23,7 @@ from cityhub.ngsild.context import (
 )
 from cityhub.ngsild.errors import (
     BadRequestData,
+    Conflict,
     InvalidRequest,
     MethodNotAllowed,
     ResourceNotFound,
@@ -156,6 +157,12 @@ async def delete_context(request: Request) -> Response:
         raise ResourceNotFound(f"no @context {ident!r}")
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
+    includers = cache.includers(entry.local_id) if entry.local else []
+    if includers:
+        raise Conflict(
+            f"@context {ident!r} is included by the hosted @context(s) "
+            f"{', '.join(includers[:10])}{' …' if len(includers) > 10 else ''}; delete those first"
+        )
     store = request.app.state.store
     # stored first: a refused write (a full disk) leaves the context as it was
     if entry.local and request.app.state.notifier.names_context(entry.local_id):

@@ -718,6 +718,12 @@ class ContextCache:
         """Whether a stored subscription names the hub-served context of this local id."""
         return local_id in self._named
 
+    def includers(self, local_id: str) -> list[str]:
+        """The local ids of the hosted contexts the API serves that include this one by URL:
+        deleting it would make each of them, and every request naming them, a 503."""
+        hosted = (o for o in self._named.get(local_id, ()) if isinstance(o, tuple) and len(o) == 2)
+        return sorted(lid for kind, lid in hosted if kind == HOSTED and lid in self._local)
+
     def settle(self) -> None:
         """After every stored subscription's names are recorded (start-up): retired contexts
         that nothing names go, and ImplicitlyCreated ones beyond the bound."""
