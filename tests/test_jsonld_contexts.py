@@ -297,6 +297,23 @@ async def test_list_with_bad_parameters_is_400(
     problem(await hub.get(CTX, params=params), 400, "BadRequestData")
 
 
+async def test_unknown_parameters_are_400_and_change_nothing(hub: httpx.AsyncClient) -> None:
+    # a misspelt reload deleted the context instead of reloading it; a misspelt details
+    # answered the plain list
+    local_id = await add(hub)
+    for method, path, params in [
+        ("GET", CTX, {"detail": "true"}),
+        ("GET", CTX, {"limit": "1"}),
+        ("POST", CTX, {"kind": "Hosted"}),
+        ("GET", f"{CTX}/{local_id}", {"kind": "Hosted"}),
+        ("DELETE", f"{CTX}/{local_id}", {"relaod": "true"}),
+    ]:
+        body = DOC_A if method == "POST" else None
+        resp = await hub.request(method, path, params=params, json=body)
+        problem(resp, 400, "InvalidRequest")
+    assert await listing(hub, kind="Hosted") == [f"{HUB}{CTX}/{local_id}"]
+
+
 async def test_delete_rules(hub: httpx.AsyncClient) -> None:
     problem(await hub.delete(f"{CTX}/no-such-id"), 404, "ResourceNotFound")
     problem(await hub.delete(f"{CTX}/no-such-id", params={"reload": "false"}), 404)

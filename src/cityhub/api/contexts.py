@@ -118,6 +118,7 @@ async def add_context(request: Request) -> Response:
     of URLs and objects). Remote contexts it names are fetched now, so an unreachable one
     fails here with 503 rather than later in every request that uses the hosted one.
     """
+    params_of(request)  # it takes none: an unknown one is a 400
     body, _ = await read_body(request)
     if not isinstance(body, dict) or "@context" not in body:
         raise InvalidRequest("the body must be a JSON object with an @context member")
