@@ -304,7 +304,7 @@ def test_a_schema_17_database_is_upgraded_with_type_sets(tmp_path: Path) -> None
     store = SqliteStore(db)
     try:
         version = store._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert version.fetchone()[0] == str(SCHEMA_VERSION) == "18"
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)  # 18, and the later ones
         assert store._writer.execute("SELECT count(*) FROM attr_index").fetchone() == rows
         unset = "SELECT count(*) FROM attr_index WHERE tid NOT IN (SELECT tid FROM type_sets)"
         assert store._writer.execute(unset).fetchone() == (0,)

@@ -46,7 +46,7 @@ def _keep(request: Request, entry: ContextEntry, kind: str) -> None:
     """Store a context the cache just took on; if the store refuses (a full disk), the cache
     forgets it again: a refused request leaves nothing behind."""
     try:
-        request.app.state.store.put_context(entry.url, entry.document, kind)
+        request.app.state.store.put_context(entry.url, entry.document, kind, entry.created_at)
     except Exception:
         _cache(request).remove(entry)
         raise
@@ -167,7 +167,7 @@ async def delete_context(request: Request) -> Response:
     store = request.app.state.store
     # stored first: a refused write (a full disk) leaves the context as it was
     if entry.local and request.app.state.notifier.names_context(entry.local_id):
-        store.put_context(entry.url, entry.document, RETIRED)
+        store.put_context(entry.url, entry.document, RETIRED, entry.created_at)
         cache.retire(entry)  # gone from the API; the subscriptions that name it still compile
     else:
         store.delete_context(entry.url)  # a cached one's stored copy goes too

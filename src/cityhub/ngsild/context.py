@@ -243,6 +243,7 @@ class ContextEntry:
     uses: int = 0  # requests and hub tasks that used it (hits count clients' requests only)
     size: int = 0  # bytes of its stored copy (a fetched one)
     held: int = 0  # bytes of its document's JSON in memory (a fetched or implicit one)
+    saved_hits: int = 0  # hits as last saved to the store (api/context_usage.py)
 
     @property
     def local(self) -> bool:
@@ -769,6 +770,17 @@ class ContextCache:
         for entry in victims:
             if entry.stored:
                 self._tell(self.on_evict, entry, _UNDELETED)
+
+    def usage(self) -> list[tuple[ContextEntry, int, str | None]]:
+        """(entry, numberOfHits, lastUsage) of each listed context used since last saved."""
+        return [(e, e.hits, e.last_usage) for e in self.entries() if e.hits != e.saved_hits]
+
+    def restore_usage(self, saved: dict[str, tuple[int, str | None]]) -> None:
+        """Take back the numberOfHits and lastUsage saved before a restart, by URL."""
+        for entry in self.entries():
+            if entry.url in saved:
+                entry.hits, entry.last_usage = saved[entry.url]
+                entry.saved_hits = entry.hits
 
     def entries(self) -> list[ContextEntry]:
         """Every known context: the core first, then hub-served ones, then cached ones (those

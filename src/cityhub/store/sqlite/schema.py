@@ -5,7 +5,15 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
+
+# numberOfHits and lastUsage of each @context (the core one too), saved now and then and at
+# shutdown (api/context_usage.py), so a restart does not show every context as never used.
+CONTEXT_USAGE_DDL = """
+CREATE TABLE IF NOT EXISTS context_usage (
+    url TEXT PRIMARY KEY, hits INTEGER NOT NULL, last_usage TEXT
+) WITHOUT ROWID;
+"""
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -131,7 +139,9 @@ DROP INDEX IF EXISTS history_instance;
 CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
+"""
+    + CONTEXT_USAGE_DDL
+    + """CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
 -- Attribute names and kinds per entity type, counted on write (store/sqlite/typestats.py).
 """
     + typestats.DDL
@@ -264,6 +274,8 @@ DROP TABLE temp.lang_pks;
     # 17 -> 18: attr_index rows carry their entity's type set, and the value indexes lead
     # with (nid, tid) (decision 067).
     17: typesets.MIGRATION + VALUE_INDEXES,
+    # 18 -> 19: the @contexts' numberOfHits and lastUsage survive a restart (none saved yet).
+    18: CONTEXT_USAGE_DDL,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
