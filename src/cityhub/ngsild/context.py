@@ -30,6 +30,7 @@ from cityhub.ngsild.context_guard import (
     GuardedTransport,
     parse_networks,
 )
+from cityhub.ngsild.context_timeouts import TimedOut
 from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.errors import (
     BadRequestData,
@@ -426,6 +427,7 @@ class ContextCache:
         self._names_of: dict[Hashable, frozenset[str]] = {}
         self._evictable: dict[str, ContextEntry] = {}  # ImplicitlyCreated ones nothing names
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._timed_out = TimedOut()  # never-fetched URLs that did not answer (decision 085)
         self._compiled: dict[bytes, TermMap] = {}
         self._compiled_terms = 0  # terms held by the TermMaps in _compiled
         self._compiled_sources: set[str] = set()  # every TermMap.sources in _compiled
@@ -917,6 +919,7 @@ class ContextCache:
         if entry is self.core_entry:
             return  # bundled: nothing to download
         doc = await self._fetch(entry.url)
+        self._timed_out.forget(entry.url)
         with self._lock:
             entry.document = doc
             entry.fetched = time.monotonic()
@@ -932,6 +935,7 @@ class ContextCache:
         """Fetch url into the cache; concurrent requests for one URL share one download."""
         future = self._inflight.get(url)
         if future is None:
+            self._timed_out.check(url)
             future = asyncio.ensure_future(self._download(url))
             self._inflight[url] = future
             future.add_done_callback(lambda f: self._settled(url, f))
@@ -951,6 +955,8 @@ class ContextCache:
             if old is None:
                 old = self._recall(url)  # it left memory, its stored copy did not
             if old is None:
+                if isinstance(exc.__cause__, TimeoutError):
+                    self._timed_out.note(url, exc.detail)
                 raise
             log.warning(
                 "keeping the stale copy of @context %s: %s",
