@@ -1,5 +1,5 @@
-"""Deleting a hub-served @context that a hosted one includes (5.13.5): refused while the
-including one exists, so the hosted context clients and devices name keeps working."""
+"""Deleting a hub-served @context that a hosted one includes, or that IoT devices or sources
+name (5.13.5): refused while they exist, so what clients and devices name keeps working."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from starlette.applications import Starlette
 
 from cityhub.api.contexts import implicit_context
 from conftest import BASE, CORE, link, problem
+from iot_support import IOT, provision
 from test_jsonld_contexts import CTX, DOC_A, HUB, VOCAB, _request, add, hub, hub_app, lamp
 
 __all__ = ["hub", "hub_app"]  # the fixtures, imported for the tests below
+CITY = {"NGSILD-Tenant": "city"}
 
 
 async def test_a_context_a_hosted_one_includes_is_not_deleted(hub: httpx.AsyncClient) -> None:
@@ -43,3 +45,21 @@ async def test_an_implicit_context_a_hosted_one_includes_is_not_deleted(
         f"{BASE}/entities", json=lamp(), headers={"Link": link(f"{HUB}{CTX}/{outer}")}
     )
     assert resp.status_code == 201, resp.text
+
+
+async def test_a_hosted_context_iot_devices_or_sources_name_is_not_deleted(
+    hub: httpx.AsyncClient,
+) -> None:
+    # deleted, every later message of those devices was refused (context_unavailable)
+    local_id = await add(hub)
+    url = f"{HUB}{CTX}/{local_id}"
+    source = {"id": "meters", "entityType": "Lamp", "ldContext": url}
+    device = {"id": "lamp-1", "entityType": "Lamp", "protocol": "http", "ldContext": url}
+    await provision(hub, source, tenant="city", kind="sources")
+    await provision(hub, device, tenant="city")
+    body = problem(await hub.delete(f"{CTX}/{local_id}"), 409, "Conflict")
+    assert "lamp-1" in body["detail"] and "meters" in body["detail"], body
+    assert (await hub.delete(f"{IOT}/devices/lamp-1", headers=CITY)).status_code == 204
+    problem(await hub.delete(f"{CTX}/{local_id}"), 409, "Conflict")
+    assert (await hub.delete(f"{IOT}/sources/meters", headers=CITY)).status_code == 204
+    assert (await hub.delete(f"{CTX}/{local_id}")).status_code == 204

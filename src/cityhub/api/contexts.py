@@ -69,6 +69,16 @@ def _ident(request: Request) -> str:
     return ident
 
 
+def _users(request: Request, entry: ContextEntry) -> list[str]:
+    """What would break if this hub-served context went: the hosted contexts that include it
+    and the IoT sources and devices whose ldContext it is (a subscription keeps a retired copy
+    instead, decision 002)."""
+    if not entry.local:
+        return []  # a cached one is fetched again when next used
+    hosted = [f"hosted @context {lid}" for lid in _cache(request).includers(entry.local_id)]
+    return hosted + request.app.state.iot.registry.naming_context(entry.local_id)
+
+
 def _lookup(request: Request) -> ContextEntry:
     entry = _cache(request).find(_ident(request))
     if entry is None:
@@ -158,11 +168,12 @@ async def delete_context(request: Request) -> Response:
         raise ResourceNotFound(f"no @context {ident!r}")
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
-    includers = cache.includers(entry.local_id) if entry.local else []
-    if includers:
+    users = _users(request, entry)
+    if users:
         raise Conflict(
-            f"@context {ident!r} is included by the hosted @context(s) "
-            f"{', '.join(includers[:10])}{' …' if len(includers) > 10 else ''}; delete those first"
+            f"@context {ident!r} is in use by {', '.join(users[:10])}"
+            f"{f' and {len(users) - 10} more' if len(users) > 10 else ''}; "
+            "delete or change those first"
         )
     store = request.app.state.store
     # stored first: a refused write (a full disk) leaves the context as it was
