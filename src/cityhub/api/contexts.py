@@ -177,7 +177,10 @@ async def delete_context(request: Request) -> Response:
         )
     store = request.app.state.store
     # stored first: a refused write (a full disk) leaves the context as it was
-    if entry.local and request.app.state.notifier.names_context(entry.local_id):
+    if entry.local and (
+        request.app.state.notifier.names_context(entry.local_id)
+        or cache.included_by_retired(entry.local_id)
+    ):
         store.put_context(entry.url, entry.document, RETIRED, entry.created_at)
         cache.retire(entry)  # gone from the API; the subscriptions that name it still compile
     else:

@@ -724,8 +724,17 @@ class ContextCache:
     def includers(self, local_id: str) -> list[str]:
         """The local ids of the hosted contexts the API serves that include this one by URL:
         deleting it would make each of them, and every request naming them, a 503."""
-        hosted = (o for o in self._named.get(local_id, ()) if isinstance(o, tuple) and len(o) == 2)
-        return sorted(lid for kind, lid in hosted if kind == HOSTED and lid in self._local)
+        return sorted(lid for lid in self._includers(local_id) if lid in self._local)
+
+    def included_by_retired(self, local_id: str) -> bool:
+        """Whether a retired context (one a stored subscription still compiles) includes this
+        one: deleted, it must be retired too, or that subscription waits after a restart."""
+        return any(lid in self._retired for lid in self._includers(local_id))
+
+    def _includers(self, local_id: str) -> list[str]:
+        owners = self._named.get(local_id, ())
+        hosted = (o for o in owners if isinstance(o, tuple) and len(o) == 2)
+        return [lid for kind, lid in hosted if kind == HOSTED]
 
     def settle(self) -> None:
         """After every stored subscription's names are recorded (start-up): retired contexts
