@@ -12,7 +12,7 @@ from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite.backend import SqliteStore
 from cityhub.store.sqlite.schema import SCHEMA_VERSION
-from conftest import BASE, link
+from conftest import BASE, CORE, link
 from test_jsonld_contexts import CTX, HUB, PATIENT, Remote, details, lamp, remote, remote_server
 
 __all__ = ["remote", "remote_server"]  # the fixtures, imported for the tests below
@@ -68,3 +68,19 @@ def test_a_schema_18_database_gets_the_usage_table(tmp_path: Path) -> None:
         assert store.context_usage() == {"https://ex.org/c.jsonld": (4, "2026-12-07T00:00:00Z")}
     finally:
         store.close()
+
+
+async def test_the_usage_of_a_context_no_restart_keeps_is_not_saved(tmp_path: Path) -> None:
+    # an answer's ImplicitlyCreated context lives in memory only: its count would stay
+    # behind in the table once it is evicted
+    app = create_app(Settings(db=str(tmp_path / "hub.db")))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HUB) as hub,
+    ):
+        entry = app.state.contexts.implicit([{"Lamp": "https://ex.org/Lamp"}])
+        resp = await hub.get(f"{CTX}/{entry.local_id}")
+        assert resp.status_code == 200 and entry.hits == 1, resp.text
+        await hub.get(f"{BASE}/types", headers={"Link": link(CORE)})  # the core counts
+    saved = SqliteStore(tmp_path / "hub.db").context_usage()
+    assert list(saved) == [CORE] and saved[CORE][0] >= 1, saved

@@ -783,8 +783,13 @@ class ContextCache:
                 self._tell(self.on_evict, entry, _UNDELETED)
 
     def usage(self) -> list[tuple[ContextEntry, int, str | None]]:
-        """(entry, numberOfHits, lastUsage) of each listed context used since last saved."""
-        return [(e, e.hits, e.last_usage) for e in self.entries() if e.hits != e.saved_hits]
+        """(entry, numberOfHits, lastUsage) of each context used since last saved that a
+        restart keeps (the core, and those stored: the usage of one evicted goes with it)."""
+        return [
+            (e, e.hits, e.last_usage)
+            for e in self.entries()
+            if e.hits != e.saved_hits and (e.stored or e is self.core_entry)
+        ]
 
     def restore_usage(self, saved: dict[str, tuple[int, str | None]]) -> None:
         """Take back the numberOfHits and lastUsage saved before a restart, by URL."""
