@@ -252,7 +252,7 @@ async def test_hosted_contexts_survive_a_restart(
         assert resp.status_code == 200 and resp.json() == DOC_A, resp.text
         after = await details(c2, local_id)
         assert after["kind"] == "Hosted" and after["URL"] == before["URL"], after
-        assert after["createdAt"][:19] == before["createdAt"][:19], (before, after)
+        assert after["createdAt"] == before["createdAt"], (before, after)
         assert await listing(c2, kind="ImplicitlyCreated") == [implicit_url]
     app2.state.store.close()
 
@@ -295,6 +295,23 @@ async def test_list_with_bad_parameters_is_400(
     hub: httpx.AsyncClient, params: dict[str, str]
 ) -> None:
     problem(await hub.get(CTX, params=params), 400, "BadRequestData")
+
+
+async def test_unknown_parameters_are_400_and_change_nothing(hub: httpx.AsyncClient) -> None:
+    # a misspelt reload deleted the context instead of reloading it; a misspelt details
+    # answered the plain list
+    local_id = await add(hub)
+    for method, path, params in [
+        ("GET", CTX, {"detail": "true"}),
+        ("GET", CTX, {"limit": "1"}),
+        ("POST", CTX, {"kind": "Hosted"}),
+        ("GET", f"{CTX}/{local_id}", {"kind": "Hosted"}),
+        ("DELETE", f"{CTX}/{local_id}", {"relaod": "true"}),
+    ]:
+        body = DOC_A if method == "POST" else None
+        resp = await hub.request(method, path, params=params, json=body)
+        problem(resp, 400, "InvalidRequest")
+    assert await listing(hub, kind="Hosted") == [f"{HUB}{CTX}/{local_id}"]
 
 
 async def test_delete_rules(hub: httpx.AsyncClient) -> None:

@@ -61,6 +61,11 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/types/{type:path}"): {"local"},
     ("GET", "/attributes"): {"details", "local", "limit", "offset"},
     ("GET", "/attributes/{attr:path}"): {"local"},
+    # 5.13: a misspelt reload deleted the context it meant to download again
+    ("GET", "/jsonldContexts"): {"details", "kind"},
+    ("POST", "/jsonldContexts"): set(),
+    ("GET", "/jsonldContexts/{cid:path}"): {"details"},
+    ("DELETE", "/jsonldContexts/{cid:path}"): {"reload"},
     # expandValues: the q values of those attributes are terms (5.7.4.3), as on GET /entities
     # pageBefore: the hub's own, in the Links of a lastN answer's pages (decision 058)
     ("GET", "/temporal/entities"): _SELECT

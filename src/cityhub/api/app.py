@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
 from cityhub.api.app_state import AppState
 from cityhub.api.commit import GroupCommitter
+from cityhub.api.context_usage import keep_usage, save_usage
 from cityhub.api.health import DAMAGED, health
 from cityhub.api.http import BASE, plain_json
 from cityhub.api.plain_read import HubApp
@@ -284,14 +286,15 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         timeout=settings.context_timeout,
         ttl=settings.context_ttl,
         mirrors=settings.context_mirrors,
-        on_fetch=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
+        on_fetch=lambda e: store.put_context(e.url, e.document, e.kind, e.created_at),
         on_evict=lambda entry: store.delete_context(entry.url),
-        on_keep=lambda entry: store.put_context(entry.url, entry.document, entry.kind),
+        on_keep=lambda e: store.put_context(e.url, e.document, e.kind, e.created_at),
         private_networks=settings.context_private_networks,
         on_recall=lambda url: store.context(url, CACHED),
         max_memory_bytes=settings.context_memory_mb * 2**20,
     )
     cache.load(store.contexts())
+    cache.restore_usage(store.context_usage())
     notifier = Notifier(
         store,
         cache,
@@ -320,12 +323,15 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         pruner.start()
         app.state.eraser.start()
         await iot_agent.start(app)
+        usage = asyncio.create_task(keep_usage(cache, store))
         yield
+        usage.cancel()
         await iot_agent.stop(app)
         await pruner.close()
         await app.state.eraser.close()
         await notifier.close()
         app.state.readers.shutdown(wait=True, cancel_futures=True)
+        save_usage(cache, store)
         store.close()
 
     app = HubApp(

@@ -23,6 +23,7 @@ from cityhub.ngsild.context import (
 )
 from cityhub.ngsild.errors import (
     BadRequestData,
+    Conflict,
     InvalidRequest,
     MethodNotAllowed,
     ResourceNotFound,
@@ -45,7 +46,7 @@ def _keep(request: Request, entry: ContextEntry, kind: str) -> None:
     """Store a context the cache just took on; if the store refuses (a full disk), the cache
     forgets it again: a refused request leaves nothing behind."""
     try:
-        request.app.state.store.put_context(entry.url, entry.document, kind)
+        request.app.state.store.put_context(entry.url, entry.document, kind, entry.created_at)
     except Exception:
         _cache(request).remove(entry)
         raise
@@ -66,6 +67,16 @@ def _ident(request: Request) -> str:
     if not ident:
         raise MethodNotAllowed(f"{request.method} needs a @context id in the path")
     return ident
+
+
+def _users(request: Request, entry: ContextEntry) -> list[str]:
+    """What would break if this hub-served context went: the hosted contexts that include it
+    and the IoT sources and devices whose ldContext it is (a subscription keeps a retired copy
+    instead, decision 002)."""
+    if not entry.local:
+        return []  # a cached one is fetched again when next used
+    hosted = [f"hosted @context {lid}" for lid in _cache(request).includers(entry.local_id)]
+    return hosted + request.app.state.iot.registry.naming_context(entry.local_id)
 
 
 def _lookup(request: Request) -> ContextEntry:
@@ -117,6 +128,7 @@ async def add_context(request: Request) -> Response:
     of URLs and objects). Remote contexts it names are fetched now, so an unreachable one
     fails here with 503 rather than later in every request that uses the hosted one.
     """
+    params_of(request)  # it takes none: an unknown one is a 400
     body, _ = await read_body(request)
     if not isinstance(body, dict) or "@context" not in body:
         raise InvalidRequest("the body must be a JSON object with an @context member")
@@ -156,10 +168,20 @@ async def delete_context(request: Request) -> Response:
         raise ResourceNotFound(f"no @context {ident!r}")
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
+    users = _users(request, entry)
+    if users:
+        raise Conflict(
+            f"@context {ident!r} is in use by {', '.join(users[:10])}"
+            f"{f' and {len(users) - 10} more' if len(users) > 10 else ''}; "
+            "delete or change those first"
+        )
     store = request.app.state.store
     # stored first: a refused write (a full disk) leaves the context as it was
-    if entry.local and request.app.state.notifier.names_context(entry.local_id):
-        store.put_context(entry.url, entry.document, RETIRED)
+    if entry.local and (
+        request.app.state.notifier.names_context(entry.local_id)
+        or cache.included_by_retired(entry.local_id)
+    ):
+        store.put_context(entry.url, entry.document, RETIRED, entry.created_at)
         cache.retire(entry)  # gone from the API; the subscriptions that name it still compile
     else:
         store.delete_context(entry.url)  # a cached one's stored copy goes too

@@ -30,6 +30,7 @@ from cityhub.ngsild.context_guard import (
     GuardedTransport,
     parse_networks,
 )
+from cityhub.ngsild.context_timeouts import TimedOut
 from cityhub.ngsild.core_context import CORE_CONTEXT, CORE_CONTEXT_URL, CORE_CONTEXT_URLS
 from cityhub.ngsild.errors import (
     BadRequestData,
@@ -243,6 +244,7 @@ class ContextEntry:
     uses: int = 0  # requests and hub tasks that used it (hits count clients' requests only)
     size: int = 0  # bytes of its stored copy (a fetched one)
     held: int = 0  # bytes of its document's JSON in memory (a fetched or implicit one)
+    saved_hits: int = 0  # hits as last saved to the store (api/context_usage.py)
 
     @property
     def local(self) -> bool:
@@ -425,6 +427,7 @@ class ContextCache:
         self._names_of: dict[Hashable, frozenset[str]] = {}
         self._evictable: dict[str, ContextEntry] = {}  # ImplicitlyCreated ones nothing names
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._timed_out = TimedOut()  # never-fetched URLs that did not answer (decision 085)
         self._compiled: dict[bytes, TermMap] = {}
         self._compiled_terms = 0  # terms held by the TermMaps in _compiled
         self._compiled_sources: set[str] = set()  # every TermMap.sources in _compiled
@@ -718,6 +721,21 @@ class ContextCache:
         """Whether a stored subscription names the hub-served context of this local id."""
         return local_id in self._named
 
+    def includers(self, local_id: str) -> list[str]:
+        """The local ids of the hosted contexts the API serves that include this one by URL:
+        deleting it would make each of them, and every request naming them, a 503."""
+        return sorted(lid for lid in self._includers(local_id) if lid in self._local)
+
+    def included_by_retired(self, local_id: str) -> bool:
+        """Whether a retired context (one a stored subscription still compiles) includes this
+        one: deleted, it must be retired too, or that subscription waits after a restart."""
+        return any(lid in self._retired for lid in self._includers(local_id))
+
+    def _includers(self, local_id: str) -> list[str]:
+        owners = self._named.get(local_id, ())
+        hosted = (o for o in owners if isinstance(o, tuple) and len(o) == 2)
+        return [lid for kind, lid in hosted if kind == HOSTED]
+
     def settle(self) -> None:
         """After every stored subscription's names are recorded (start-up): retired contexts
         that nothing names go, and ImplicitlyCreated ones beyond the bound."""
@@ -763,6 +781,22 @@ class ContextCache:
         for entry in victims:
             if entry.stored:
                 self._tell(self.on_evict, entry, _UNDELETED)
+
+    def usage(self) -> list[tuple[ContextEntry, int, str | None]]:
+        """(entry, numberOfHits, lastUsage) of each context used since last saved that a
+        restart keeps (the core, and those stored: the usage of one evicted goes with it)."""
+        return [
+            (e, e.hits, e.last_usage)
+            for e in self.entries()
+            if e.hits != e.saved_hits and (e.stored or e is self.core_entry)
+        ]
+
+    def restore_usage(self, saved: dict[str, tuple[int, str | None]]) -> None:
+        """Take back the numberOfHits and lastUsage saved before a restart, by URL."""
+        for entry in self.entries():
+            if entry.url in saved:
+                entry.hits, entry.last_usage = saved[entry.url]
+                entry.saved_hits = entry.hits
 
     def entries(self) -> list[ContextEntry]:
         """Every known context: the core first, then hub-served ones, then cached ones (those
@@ -899,6 +933,7 @@ class ContextCache:
         if entry is self.core_entry:
             return  # bundled: nothing to download
         doc = await self._fetch(entry.url)
+        self._timed_out.forget(entry.url)
         with self._lock:
             entry.document = doc
             entry.fetched = time.monotonic()
@@ -914,6 +949,7 @@ class ContextCache:
         """Fetch url into the cache; concurrent requests for one URL share one download."""
         future = self._inflight.get(url)
         if future is None:
+            self._timed_out.check(url)
             future = asyncio.ensure_future(self._download(url))
             self._inflight[url] = future
             future.add_done_callback(lambda f: self._settled(url, f))
@@ -933,6 +969,8 @@ class ContextCache:
             if old is None:
                 old = self._recall(url)  # it left memory, its stored copy did not
             if old is None:
+                if isinstance(exc.__cause__, TimeoutError):
+                    self._timed_out.note(url, exc.detail)
                 raise
             log.warning(
                 "keeping the stale copy of @context %s: %s",

@@ -147,7 +147,7 @@ class Notifier:
             return core_link() if single is None else link_for(single)
         entry = self.contexts.implicit(spec)
         if not entry.stored:
-            self.store.put_context(entry.url, entry.document, entry.kind)
+            self.store.put_context(entry.url, entry.document, entry.kind, entry.created_at)
             entry.stored = True
         return link_for((base or self.base_url) + entry.url_path)
 

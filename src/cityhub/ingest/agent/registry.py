@@ -15,6 +15,7 @@ from cityhub.ingest.agent.keys import key_hash
 from cityhub.ingest.agent.mapping import Mapping, check_effective, compile_mapping, merge
 from cityhub.ingest.agent.reasons import UNKNOWN_DEVICE, Rejected
 from cityhub.ingest.agent.records import SECRET
+from cityhub.ngsild.context import url_local_ids
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
 log = logging.getLogger("cityhub.iot")
@@ -103,6 +104,16 @@ class Registry:
         """Where a device's messages go now (None: not active)."""
         hot = self._hot_of.get((tenant, did))
         return self._hot.get(hot) if hot is not None else None
+
+    def naming_context(self, local_id: str) -> list[str]:
+        """The sources and devices (any tenant) whose ldContext is the hub-served @context of
+        this local id: deleting it would refuse all their messages."""
+        found = []
+        for kind, records in (("source", self.sources), ("device", self.devices)):
+            for (tenant, rid), doc in records.items():
+                if local_id in url_local_ids([doc.get("ldContext")]):
+                    found.append(f"{kind} {rid!r} (tenant {tenant!r})")
+        return found
 
     def dependants(self, tenant: str, sid: str) -> list[Doc]:
         """The devices of one source."""

@@ -972,19 +972,36 @@ class SqliteStore:
         )
         return None if row is None else orjson.loads(row[0])
 
-    def put_context(self, url: str, document: Any, kind: str) -> None:
-        """Store a context that must survive restarts (hosted or implicitly created)."""
+    def put_context(
+        self, url: str, document: Any, kind: str, created_at: str | None = None
+    ) -> None:
+        """Store a context that must survive restarts (hosted or implicitly created), with
+        the createdAt the API showed for it (now when none is given)."""
         with self._alone() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO contexts (url, kind, doc, created_at) VALUES (?, ?, ?, ?)",
-                (url, kind, _dumps(document), now_iso()),
+                (url, kind, _dumps(document), created_at or now_iso()),
             )
 
     def delete_context(self, url: str) -> bool:
-        """Remove a stored context; False when none was stored under url."""
+        """Remove a stored context and its usage; False when none was stored under url."""
         with self._alone() as conn:
+            conn.execute("DELETE FROM context_usage WHERE url = ?", (url,))
             cur = conn.execute("DELETE FROM contexts WHERE url = ?", (url,))
             return cur.rowcount > 0
+
+    def context_usage(self) -> dict[str, tuple[int, str | None]]:
+        """url -> (numberOfHits, lastUsage) as last saved."""
+        rows = self._reader().execute("SELECT url, hits, last_usage FROM context_usage")
+        return {url: (hits, last) for url, hits, last in rows}
+
+    def save_context_usage(self, rows: Iterable[tuple[str, int, str | None]]) -> None:
+        """Save (url, numberOfHits, lastUsage) rows, in one transaction."""
+        with self._alone() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO context_usage (url, hits, last_usage) VALUES (?, ?, ?)",
+                rows,
+            )
 
     # -- other stored resources (subscriptions, registrations): see store/sqlite/resources.py -
     def resource_create(self, kind: str, tenant: str, rid: str, doc: Doc) -> bool:

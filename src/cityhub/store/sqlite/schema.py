@@ -5,7 +5,15 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
+
+# numberOfHits and lastUsage of each @context (the core one too), saved now and then and at
+# shutdown (api/context_usage.py), so a restart does not show every context as never used.
+CONTEXT_USAGE_DDL = """
+CREATE TABLE IF NOT EXISTS context_usage (
+    url TEXT PRIMARY KEY, hits INTEGER NOT NULL, last_usage TEXT
+) WITHOUT ROWID;
+"""
 
 TENANTS_DDL = """
 -- Every tenant that has ever stored something: it stays known once its content is deleted.
@@ -131,7 +139,9 @@ DROP INDEX IF EXISTS history_instance;
 CREATE TABLE IF NOT EXISTS contexts (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
+"""
+    + CONTEXT_USAGE_DDL
+    + """CREATE TABLE IF NOT EXISTS resources (pk INTEGER PRIMARY KEY, kind TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE (kind, tenant, id));
 -- Attribute names and kinds per entity type, counted on write (store/sqlite/typestats.py).
 """
     + typestats.DDL
@@ -274,6 +284,8 @@ UPDATE geo_rtree SET minx = x.b ->> 0, maxx = x.b ->> 1, miny = x.b ->> 2, maxy 
     FROM temp.geo_boxes x WHERE x.gid = geo_rtree.gid AND x.b IS NOT NULL;
 DROP TABLE temp.geo_boxes;
 """,
+    # 19 -> 20: the @contexts' numberOfHits and lastUsage survive a restart (none saved yet).
+    19: CONTEXT_USAGE_DDL,
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
