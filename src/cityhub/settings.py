@@ -240,6 +240,16 @@ class Settings(BaseSettings):
         "receiver cannot fill the memory; only timeInterval notifications, which have no outbox "
         "row, are dropped.",
     )
+    body_memory_mb: int = Field(
+        256,
+        ge=1,
+        le=1_048_576,
+        description="MiB (at most 1048576, 1 TiB) of request bodies of 256 KiB or more that "
+        "the hub reads and works on at once; one past it is answered 503 with Retry-After "
+        "before it is read (one body is always taken while no other is held, up to "
+        "CITYHUB_MAX_BODY). A body costs about three times its size while it is parsed and "
+        "written: four 61 MB batches at once took the hub from 176 to 805 MB.",
+    )
     notify_memory_mb: int = Field(
         128,
         ge=1,

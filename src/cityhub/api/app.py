@@ -21,6 +21,7 @@ from cityhub.api import entities as E
 from cityhub.api import registrations, subscriptions
 from cityhub.api import temporal as T
 from cityhub.api.app_state import AppState
+from cityhub.api.body_budget import BodyBudget
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.context_usage import keep_usage, save_usage
 from cityhub.api.health import DAMAGED, health
@@ -154,6 +155,10 @@ async def missing_id(request: Request) -> Response:
 async def ngsild_error(request: Request, exc: Exception) -> Response:
     """Every NGSI-LD error becomes a ProblemDetails body."""
     assert isinstance(exc, NgsiLdError)
+    if exc.retry_after:
+        return plain_json(
+            exc.problem(), status=exc.status, headers={"Retry-After": exc.retry_after}
+        )
     return plain_json(exc.problem(), status=exc.status)
 
 
@@ -359,6 +364,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.contexts = cache
     app.state.entities = EntityService(store)
     app.state.read_memo = ReadMemo()
+    app.state.bodies = BodyBudget(settings.body_memory_mb * 2**20)
     app.state.readers = reader_pool(settings.query_threads)
     app.state.full_log = ThrottledLog(log)
     app.state.busy_log = ThrottledLog(log)  # writes refused while another process writes

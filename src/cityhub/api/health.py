@@ -40,6 +40,14 @@ LOW_SPACE = (
     "only {:.1f} MiB are free on the database's disk (less than {} MiB): writes will soon be "
     "refused; free space on it"
 )
+# a reader's snapshot older than this (and twice CITYHUB_QUERY_TIMEOUT, which bounds the hub's
+# own) that keeps checkpoints from copying the WAL is another process's
+STARVED_SHOWN = 60.0
+STARVED = (
+    "the WAL holds {:,} frames that checkpoints cannot copy back since {}: a reader keeps an "
+    "old snapshot (another process's open transaction: an sqlite3 shell, a DB browser, a "
+    "backup), so the WAL grows with every write until it ends; end that transaction"
+)
 BACKLOG = (
     "{:,} notifications wait in the outbox (more than CITYHUB_NOTIFY_BACKLOG_DEGRADED, {:,}), "
     "the oldest since {}: a receiver down or refusing, or a paused subscription's changes "
@@ -69,7 +77,8 @@ async def health(request: Request) -> Response:
     storage = store.storage()
     mqtt, down = state.iot.health()
     owed = _owed(rows, oldest, state.settings.notify_backlog_degraded)
-    reason = lost or _trouble(store, storage, state.damaged) or down or owed
+    starved = _starved(store, state.settings.query_timeout)
+    reason = lost or _trouble(store, storage, state.damaged) or starved or down or owed
     status: dict[str, Any] = (
         {"status": "degraded", "reason": reason} if reason else {"status": "ok"}
     )
@@ -126,6 +135,18 @@ def _trouble(store: Any, storage: dict[str, int], damaged: str) -> str:
     if free < SPACE_FLOOR:
         return LOW_SPACE.format(free / 2**20, SPACE_FLOOR // 2**20)
     return ""
+
+
+def _starved(store: Any, query_timeout: float) -> str:
+    """The reason a WAL held back by a reader's old snapshot gives ('' while it is not, or
+    not for longer than the hub's own reads may take)."""
+    starved = store.checkpoint_starved()
+    if starved is None:
+        return ""
+    since, frames = starved
+    if time.time() - since < max(STARVED_SHOWN, 2 * query_timeout):
+        return ""
+    return STARVED.format(frames, _when(since))
 
 
 def _when(seconds: float) -> str:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from cityhub import bigjson
 from cityhub.api.allowed import UNSUPPORTED, allowed_for, options_for
+from cityhub.api.body_budget import COUNTED
 from cityhub.api.body_limits import entity_body_limit
 from cityhub.api.commit import grouped
 from cityhub.bigjson import OFF_LOOP, in_thread
@@ -163,15 +164,22 @@ def _media_range(part: str) -> tuple[str, float]:
 async def read_limited(request: Request, limit: int, setting: str = "") -> bytes:
     """The whole request body, or RequestTooLarge (naming the `setting` that bounds it) as
     soon as it passes `limit` bytes (a declared Content-Length is checked before anything is
-    read); ClientDisconnect when the client leaves first. Read once per request (every handler reads its body here), from
+    read); Overloaded (503) when a large one does not fit the hub-wide budget of bodies held
+    at once (body_budget.py); ClientDisconnect when the client leaves first. Read once per request (every handler reads its body here), from
     the ASGI messages themselves: Starlette's `request.stream()`, an async generator, cost
     about 7,500 instructions a create more (decision 068)."""
     declared = header(request, b"content-length")
     named = f" ({setting})" if setting else ""
-    if declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge(
-            f"the request body has {int(declared):,} bytes; at most {limit:,}{named}"
-        )
+    held = 0  # bytes of it held in the hub-wide budget of large bodies (body_budget.py)
+    if declared.isdigit():
+        length = int(declared)
+        if length > limit:
+            raise RequestTooLarge(
+                f"the request body has {length:,} bytes; at most {limit:,}{named}"
+            )
+        if length >= COUNTED:
+            request.app.state.bodies.take(request.scope, length)
+            held = length
     receive = request.receive
     chunks: list[bytes] = []
     size = 0
@@ -185,6 +193,9 @@ async def read_limited(request: Request, limit: int, setting: str = "") -> bytes
         size += len(chunk)
         if size > limit:
             raise RequestTooLarge(f"the request body has more than {limit:,} bytes{named}")
+        if size > held and size >= COUNTED:  # no (or a wrong) Content-Length
+            request.app.state.bodies.take(request.scope, size - held)
+            held = size
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

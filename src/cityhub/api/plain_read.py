@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.api import entities as E
+from cityhub.api.body_budget import HELD
 from cityhub.api.http import BASE
 from cityhub.api.plain_create import (
     RAISED,
@@ -44,9 +45,13 @@ class HubApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A plain read's or create's answer, or its error's; anything else takes Starlette's
-        path."""
+        path. A large body's bytes are given back to the hub-wide budget once answered."""
         if is_plain_create(scope) and self._create_direct():
-            await self._create(scope, receive, send)
+            try:
+                await self._create(scope, receive, send)
+            finally:
+                if HELD in scope:  # its large body's bytes (body_budget.py)
+                    self.state.bodies.give_back(scope)
             return
         if self._plain(scope):
             scope["app"] = self  # as Starlette sets it: handlers find the services there
@@ -60,7 +65,11 @@ class HubApp(Starlette):
             if response is not None:
                 await response(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if HELD in scope:
+                self.state.bodies.give_back(scope)
 
     def _create_direct(self) -> bool:
         """Whether create_entity may answer a plain create here: no added middleware (it sees

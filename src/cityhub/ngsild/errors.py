@@ -13,6 +13,7 @@ class NgsiLdError(Exception):
     type_name = "InternalError"
     status = 500
     title = "Internal error"
+    retry_after = ""  # seconds a client should wait before sending again ('' for none)
 
     def __init__(self, detail: str = "", **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -29,6 +30,15 @@ class NgsiLdError(Exception):
         }
         body.update(self.extra)
         return body
+
+
+class Overloaded(NgsiLdError):
+    """The hub holds as much of other requests as it may (large bodies): 503, sent again
+    shortly it may be taken."""
+
+    status = 503
+    title = "Service unavailable"
+    retry_after = "1"
 
 
 class InvalidRequest(NgsiLdError):

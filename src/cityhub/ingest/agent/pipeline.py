@@ -9,6 +9,7 @@ of the API. One bad message never costs the others in its batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import time
@@ -42,6 +43,12 @@ log = logging.getLogger("cityhub.iot")
 
 Doc = dict[str, Any]
 
+# the store's refusals that pass (another process's lock, a full disk, a deleted file that a
+# restart replaces): an MQTT message is tried again rather than acknowledged unstored
+PASSING = (StoreFull, StoreBusy, StoreLost)
+RETRY_FIRST = 0.5  # seconds before the first retry of a refused slice; doubled each time ...
+RETRY_MOST = 5.0  # ... up to this
+
 
 def _wrong_protocol(raw: Raw, provisioned: str, tenant: str) -> str:
     """The refusal of a message on the other protocol, with the command that changes it."""
@@ -61,6 +68,7 @@ class Pending:
     items: list[Doc]
     raw: Raw
     waiter: asyncio.Future[None] | None
+    kept: bool = False  # left unacknowledged with the broker, which sends it again
 
 
 class Ingestor:
@@ -94,6 +102,9 @@ class Ingestor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # messages handed to a write that has not finished
         self._room: list[asyncio.Future[None]] = []
+        self._stopping = asyncio.Event()  # a stop began: a refused write is not tried again
+        self._refusal: Exception | None = None  # the store's passing refusal of the last slice
+        self._gate = asyncio.Lock()  # refused slices, tried again one at a time, in order
 
     # -- intake ------------------------------------------------------------------------------------
     def submit(self, raw: Raw, waiter: asyncio.Future[None] | None = None) -> None:
@@ -187,7 +198,9 @@ class Ingestor:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Write everything received so far (shutdown)."""
+        """Write everything received so far (shutdown); what the store refuses now is not
+        tried again (a QoS 1 message stays with the broker)."""
+        self._stopping.set()
         self._flush()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -215,7 +228,7 @@ class Ingestor:
                 await self._write_letters(refused)
         finally:
             for p in batch:
-                if p.raw.ack is not None:
+                if p.raw.ack is not None and not p.kept:
                     p.raw.ack()
             for ack in settle:
                 ack()
@@ -254,11 +267,60 @@ class Ingestor:
         size: int,
         fail: Callable[[Pending, Rejected], None],
     ) -> None:
-        """One committer job for a slice of a group's messages; answers their waiters."""
+        """One committer job for a slice of a group's messages; answers their waiters. While
+        the store refuses for a passing cause, MQTT messages are tried again, backing off, in
+        the order they came, and stay in flight meanwhile, so intake pauses and the broker
+        keeps the rest: acknowledged and dead-lettered instead, they were lost, as the
+        letter's write failed too (decision 090)."""
+        refusal = self._refusal
+        if self._gate.locked() and refusal is not None:  # slices before it wait: it goes after
+            batch = self._refused_slice(batch, refusal, fail)
+        else:
+            batch = await self._attempt(tenant, tm, batch, size, fail)
         if not batch:
             return
+        held = len(batch)
+        self.stats.waiting += held
+        try:
+            async with self._gate:
+                delay = RETRY_FIRST
+                while batch:
+                    refusal = self._refusal
+                    if refusal is not None and self._stopping.is_set():
+                        batch = self._refused_slice(batch, refusal, fail)
+                        break
+                    if refusal is not None:  # else the slice before it was just stored
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), delay)
+                        delay = min(2 * delay, RETRY_MOST)
+                    batch = await self._attempt(tenant, tm, batch, size, fail)
+        finally:
+            self.stats.waiting -= held
+
+    async def _attempt(
+        self,
+        tenant: str,
+        tm: TermMap,
+        batch: list[Pending],
+        size: int,
+        fail: Callable[[Pending, Rejected], None],
+    ) -> list[Pending]:
+        """Write a slice once; the messages to try again (none once it is stored or settled)."""
+        try:
+            outcome = await self.state.committer.run(self._job(tenant, tm, batch), size=size)
+        except Exception as exc:  # the transaction failed: nothing of this slice is stored
+            self._write_failed(exc, "storing %d device messages failed", len(batch))
+            self._refusal = exc if isinstance(exc, PASSING) else self._refusal
+            return self._refused_slice(batch, exc, fail)
+        self._refusal = None
+        self._stored(batch, outcome, fail)
+        return []
+
+    def _job(self, tenant: str, tm: TermMap, batch: list[Pending]) -> Callable[[], BatchOutcome]:
+        """The committer job that upserts a slice's fragments, then the statics of the
+        entities it created."""
         items = [item for p in batch for item in p.items]
-        entities, committer = self.state.entities, self.state.committer
+        entities = self.state.entities
 
         def job() -> BatchOutcome:
             out: BatchOutcome = entities.batch_upsert(tenant, items, tm, mode="update", late=True)
@@ -269,13 +331,29 @@ class Ingestor:
                     log.warning("static attributes of %s not written: %s", eid, err.detail)
             return out
 
-        try:
-            outcome: BatchOutcome = await committer.run(job, size=size)
-        except Exception as exc:  # the transaction failed: nothing of this slice is stored
-            self._write_failed(exc, "storing %d device messages failed", len(batch))
-            for p in batch:
+        return job
+
+    def _refused_slice(
+        self, batch: list[Pending], exc: Exception, fail: Callable[[Pending, Rejected], None]
+    ) -> list[Pending]:
+        """Settle a slice the store refused; the MQTT messages to try again. An HTTP device
+        gets its 503 (it sends again); once a stop began, a QoS 1 message is left with the
+        broker, unacknowledged, and the others are dead-lettered, as after any other failure."""
+        passing = isinstance(exc, PASSING)
+        again: list[Pending] = []
+        for p in batch:
+            if passing and p.waiter is None and not self._stopping.is_set():
+                again.append(p)
+            elif passing and p.raw.ack is not None:
+                p.kept = True
+            else:
                 fail(p, Rejected(STORE_ERROR, f"the write failed: {type(exc).__name__}", exc))
-            return
+        return again
+
+    def _stored(
+        self, batch: list[Pending], outcome: BatchOutcome, fail: Callable[[Pending, Rejected], None]
+    ) -> None:
+        """Count a written slice; dead-letter its messages the batch refused."""
         bad = _failures(outcome, batch)
         for p in batch:
             err = bad.get(id(p))

@@ -20,6 +20,7 @@ class Stats:
     batches: int = 0
     last_batch_ms: float = 0.0
     max_batch_ms: float = 0.0
+    waiting: int = 0  # MQTT messages the store refused for now, to be tried again
 
     def batch(self, seconds: float) -> None:
         """One write transaction of device messages took this long."""
@@ -38,4 +39,5 @@ class Stats:
             "batches": self.batches,
             "lastBatchMs": round(self.last_batch_ms, 3),
             "maxBatchMs": round(self.max_batch_ms, 3),
+            "waitingForStore": self.waiting,
         }

@@ -63,6 +63,9 @@ log = logging.getLogger("cityhub.store")
 CHECKPOINT_EVERY = 0.5  # seconds
 # Past this many WAL frames (16 MiB of 4 KiB pages) the checkpointer makes the WAL restart.
 WAL_RESTART_FRAMES = 4096
+# WAL frames a checkpoint could not copy (64 MiB of 4 KiB pages, journal_size_limit's worth)
+# past which a reader's old snapshot is holding the WAL back (/health, checkpoint_starved)
+STARVED_FRAMES = 16_384
 # A count over a pk span this wide runs as two halves, the second on a reader thread: SQLite
 # releases the GIL while it counts, so a 2-core machine counts in about half the time.
 SPLIT_SPAN = 10_000
@@ -146,6 +149,9 @@ class SqliteStore:
         self._checkpoint_log = ThrottledLog(log)
         # (epoch seconds of the first, the last error) while checkpoints fail (/health)
         self._checkpoint_failed: tuple[float, str] | None = None
+        # (epoch seconds since when, frames) while a checkpoint leaves STARVED_FRAMES or more
+        # uncopied: a reader's old snapshot holds them, and the WAL grows with every write
+        self._starved: tuple[float, int] | None = None
         # opened here: the file may be gone by the time the thread runs
         conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
         self._checkpointer = threading.Thread(
@@ -191,7 +197,8 @@ class SqliteStore:
         copying the frames after it: while that leaves many behind, writes are not held (the
         held copy would take as long as they are many), and the next tick tries again.
         """
-        frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self._note_starved(frames - copied)
         if frames < WAL_RESTART_FRAMES:
             return frames, 0.0
         _busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -201,6 +208,16 @@ class SqliteStore:
             held = time.perf_counter()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             return frames, time.perf_counter() - held
+
+    def _note_starved(self, uncopied: int) -> None:
+        """Remember since when checkpoints leave STARVED_FRAMES or more behind (a reader of an
+        old snapshot: another process's open transaction), and forget it once they do not."""
+        if uncopied < STARVED_FRAMES:
+            self._starved = None
+        elif self._starved is None:
+            self._starved = (time.time(), uncopied)
+        else:
+            self._starved = (self._starved[0], uncopied)
 
     def scrub(self, conn: sqlite3.Connection) -> bool:
         """Empty the WAL after a deletion, whether it was done; tried again at the next
@@ -580,6 +597,11 @@ class SqliteStore:
         """(epoch seconds of the first, the last error) while checkpoints keep failing, as on
         a full disk: the WAL then only grows (for /health)."""
         return self._checkpoint_failed
+
+    def checkpoint_starved(self) -> tuple[float, int] | None:
+        """(epoch seconds since when, frames) while checkpoints cannot copy STARVED_FRAMES or
+        more of the WAL back, which then grows with every write (for /health)."""
+        return self._starved
 
     def write_refused(self) -> float | None:
         """When (epoch seconds) a write was last refused for a full disk, if no entity write
