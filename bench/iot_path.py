@@ -183,8 +183,8 @@ def _plain(value: Any) -> Any:
 
 
 def digest(db: Path) -> tuple[str, int, int]:
-    """sha256 of every entity and history row as stored, less the times of the writes; the
-    counts of entities and history rows."""
+    """sha256 of every entity, history row and temporal entity as stored, less the times of
+    the writes; the counts of entities and history rows."""
     h = hashlib.sha256()
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         ents = conn.execute("SELECT tenant, id, doc FROM entities ORDER BY pk").fetchall()
@@ -195,6 +195,10 @@ def digest(db: Path) -> tuple[str, int, int]:
         ).fetchall()
         for *head, inst in rows:
             h.update(orjson.dumps([*head, _plain(orjson.loads(inst))]))
+        for row in conn.execute("SELECT tenant, id, types, scope FROM tentities ORDER BY tpk"):
+            h.update(orjson.dumps(row))
+        for row in conn.execute("SELECT * FROM history_datasets ORDER BY 1, 2, 3"):
+            h.update(orjson.dumps(row))
     return h.hexdigest(), len(ents), len(rows)
 
 

@@ -505,7 +505,7 @@ class EntityService:
         if not isinstance(items, list) or not items:
             raise BadRequestData("a batch body must be a non-empty JSON array")
         out = BatchOutcome()
-        with self.store.write(tenant) as tx:
+        with self.store.write(tenant) as tx, tx.history_in_one_round():
             done: dict[int, tuple[str, bool] | NgsiLdError] = {}
             docs: dict[int, Doc] | None = None
             if bulk_tm is not None:

@@ -1146,6 +1146,11 @@ class SqliteWriteTx:
         # stored JSON and the outline of its counts, so that update() needs no second read
         self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
         self.erased = False  # an entity or history deleted: the WAL is cleared after (scrub)
+        # (pk, stored JSON) of entities existing_ids found, for get() to read without a
+        # statement; dropped once read or written
+        self._known: dict[str, tuple[int, str]] = {}
+        # add_history_many entries held by history_in_one_round, with their writes' times
+        self._held: list[tuple[HistoryEntry, str]] | None = None
 
     def _record_tenant(self) -> None:
         """The tenant exists from its first stored entity or instance on, whatever is
@@ -1168,9 +1173,12 @@ class SqliteWriteTx:
 
     def get(self, eid: str) -> Doc | None:
         """Read inside the transaction (sees its own writes)."""
-        row = self.conn.execute(
-            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
-        ).fetchone()
+        row = (
+            self._known.pop(eid, None)
+            or self.conn.execute(
+                "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
+            ).fetchone()
+        )
         if row is None:
             return None
         doc: Doc = orjson.loads(row[1])
@@ -1198,18 +1206,18 @@ class SqliteWriteTx:
         self._changed(doc["id"], None, text, doc["type"])
 
     def existing_ids(self, ids: list[str]) -> set[str]:
-        """Which of these ids already name an entity in the tenant."""
+        """Which of these ids already name an entity in the tenant; their rows are kept for
+        get(), which a batch calls next for each (one statement for all, not one each)."""
         found: set[str] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT id FROM entities WHERE tenant = ? AND id IN ({marks})",
-                    [self.tenant, *chunk],
-                )
-            )
+            for eid, pk, text in self.conn.execute(
+                f"SELECT id, pk, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
+                [self.tenant, *chunk],
+            ):
+                found.add(eid)
+                self._known[eid] = (pk, text)
         return found
 
     def matching(self, query: EntityQuery) -> set[str]:
@@ -1266,8 +1274,30 @@ class SqliteWriteTx:
 
     def add_history_bulk(self, entries: list[HistoryEntry]) -> None:
         """Append the first instances of many entities at once, with their scopes."""
+        self._write_held()
         self._record_tenant()
         temporal.add_bulk(self.conn, self.names, self.tenant, entries)
+
+    @contextmanager
+    def history_in_one_round(self) -> Iterator[None]:
+        """Hold the block's add_history_many entries and write them when it ends, all in a
+        few statements, as each would have been (decision 087); every other use of the
+        history writes those held so far first. Nothing is written if the block raises."""
+        self._held = []
+        try:
+            yield
+        except BaseException:
+            self._held = None
+            raise
+        self._write_held()
+        self._held = None
+
+    def _write_held(self) -> None:
+        """Write the add_history_many entries held so far (in order), and hold on."""
+        if self._held:
+            held, self._held = self._held, []
+            self._record_tenant()
+            temporal.add_timed(self.conn, self.names, self.tenant, held)
 
     def update(self, doc: Doc, changed: set[str] | None = None) -> None:
         """Replace an existing entity's document and its index rows.
@@ -1280,6 +1310,7 @@ class SqliteWriteTx:
         if self.max_bytes and len(raw) > self.max_bytes:
             check_size(len(raw), self.max_bytes, doc["id"])
         read = self._read.pop(doc["id"], None)
+        self._known.pop(doc["id"], None)
         if read is None:
             row = self.conn.execute(
                 "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?",
@@ -1365,6 +1396,7 @@ class SqliteWriteTx:
     def delete(self, eid: str) -> Doc | None:
         """Remove an entity; the document it had, or None if it did not exist."""
         self._read.pop(eid, None)
+        self._known.pop(eid, None)
         row = self.conn.execute(
             "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
@@ -1439,6 +1471,7 @@ class SqliteWriteTx:
     ) -> None:
         """Append attribute instances to an entity's temporal evolution (a scope given, None
         for none, replaces the temporal entity's; `...` keeps it)."""
+        self._write_held()
         self._record_tenant()
         temporal.add(
             self.conn, self.names, self.tenant, eid, types, attr, instances, scope, self.max_bytes
@@ -1447,7 +1480,12 @@ class SqliteWriteTx:
     def add_history_many(
         self, eid: str, types: list[str], attrs: dict[str, list[Doc]], scope: Any = ...
     ) -> None:
-        """Append instances of several attributes in one go, and the entity's scope."""
+        """Append instances of several attributes in one go, and the entity's scope (held,
+        inside history_in_one_round, unless `...` keeps the stored one)."""
+        if self._held is not None and scope is not temporal.KEEP:
+            self._held.append(((eid, types, attrs, scope), temporal.write_time(attrs)))
+            return
+        self._write_held()
         self._record_tenant()
         temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs, scope)
 
@@ -1457,10 +1495,12 @@ class SqliteWriteTx:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
         the rows left to Store.erase_history."""
         self.erased = True
+        self._write_held()
         return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
         """Modify one stored attribute instance."""
+        self._write_held()
         return temporal.update_instance(
             self.conn, self.names, self.tenant, eid, attr, instance_id, instance, self.max_bytes
         )
@@ -1468,16 +1508,20 @@ class SqliteWriteTx:
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:
         """Delete one stored attribute instance."""
         self.erased = True
+        self._write_held()
         return temporal.delete_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def instance(self, eid: str, attr: str, instance_id: str) -> Doc | None:
         """One stored attribute instance, or None."""
+        self._write_held()
         return temporal.instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def history_kind(self, eid: str, attr: str) -> str | None:
         """The attribute type an attribute's history holds, or None when it has none."""
+        self._write_held()
         return temporal.kind(self.conn, self.names, self.tenant, eid, attr)
 
     def temporal_exists(self, eid: str) -> bool:
         """Whether the entity has a temporal evolution."""
+        self._write_held()
         return temporal.exists(self.conn, self.tenant, eid)
