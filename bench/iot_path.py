@@ -184,7 +184,7 @@ def _plain(value: Any) -> Any:
 
 def digest(db: Path) -> tuple[str, int, int]:
     """sha256 of every entity, history row and temporal entity as stored, less the times of
-    the writes; the counts of entities and history rows."""
+    the writes, and of the rows that index them; the counts of entities and history rows."""
     h = hashlib.sha256()
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         ents = conn.execute("SELECT tenant, id, doc FROM entities ORDER BY pk").fetchall()
@@ -197,8 +197,9 @@ def digest(db: Path) -> tuple[str, int, int]:
             h.update(orjson.dumps([*head, _plain(orjson.loads(inst))]))
         for row in conn.execute("SELECT tenant, id, types, scope FROM tentities ORDER BY tpk"):
             h.update(orjson.dumps(row))
-        for row in conn.execute("SELECT * FROM history_datasets ORDER BY 1, 2, 3"):
-            h.update(orjson.dumps(row))
+        for table in ("history_datasets", "attr_index", "entity_types", "type_attrs", "geo"):
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3"):
+                h.update(orjson.dumps(row))
     return h.hexdigest(), len(ents), len(rows)
 
 

@@ -1,6 +1,7 @@
-"""A batch writes its history in one round at its end (decision 087): what it stores, the
-temporal entities' types and scopes and the series of datasetIds included, is what its items
-written one at a time store, in fewer statements."""
+"""A batch writes its history and its updates' index rows in one round at its end (decision
+087): what it stores, the temporal entities' types and scopes, the series of datasetIds and
+the index rows included, is what its items written one at a time store, in fewer
+statements."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _plain(value: Any) -> Any:
 
 def _contents(db: Path) -> dict[str, Any]:
     """Entities, each one's history rows in order (a batch inserts its new entities first,
-    decision 078), temporal entities and series, less write times."""
+    decision 078), temporal entities and series, index rows and counts, less write times."""
     with sqlite3.connect(db) as conn:
         return {
             "entities": [
@@ -74,6 +75,11 @@ def _contents(db: Path) -> dict[str, Any]:
             "tentities": conn.execute(
                 "SELECT id, types, scope, created_at <= modified_at FROM tentities ORDER BY id"
             ).fetchall(),
+            "index": conn.execute(
+                "SELECT e.id, a.nid, a.tid, a.seq, a.num, a.txt, a.ts FROM attr_index a "
+                "JOIN entities e USING (pk) ORDER BY 1, 2, 4"
+            ).fetchall(),
+            "counts": conn.execute("SELECT * FROM type_attrs ORDER BY 1, 2, 3, 4").fetchall(),
             "series": conn.execute(
                 "SELECT e.id, d.nid, d.dataset_id FROM history_datasets d "
                 "JOIN tentities e USING (tpk) ORDER BY 1, 2, 3"
@@ -126,7 +132,8 @@ def test_a_batch_stores_what_its_items_store_one_at_a_time(tmp_path: Path) -> No
 def test_a_device_batch_records_its_history_in_a_few_statements(tmp_path: Path) -> None:
     """Each update of a batch ran its own statements on the history: the temporal entity's
     upsert, a look for datasetIds and the row (three of the seven statements of a device
-    message), and read the entity it had just found to exist."""
+    message), inserted its index row alone, and read the entity it had just found to
+    exist."""
     store = SqliteStore(str(tmp_path / "hub.db"))
     try:
         svc = EntityService(store)
@@ -146,6 +153,8 @@ def test_a_device_batch_records_its_history_in_a_few_statements(tmp_path: Path) 
         assert len(about) <= 10, about
         assert len([s for s in seen if s.startswith("INSERT INTO history ")]) == 4
         assert not [s for s in seen if s.startswith("SELECT pk, doc FROM entities")], seen
+        # the index rows: a multi-row INSERT of 16, 4, 4 and 1, not one INSERT each
+        assert len([s for s in seen if s.startswith("INSERT INTO attr_index")]) == 4
     finally:
         store.close()
     with sqlite3.connect(tmp_path / "hub.db") as conn:

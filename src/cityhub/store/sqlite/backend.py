@@ -1151,6 +1151,8 @@ class SqliteWriteTx:
         self._known: dict[str, tuple[int, str]] = {}
         # add_history_many entries held by history_in_one_round, with their writes' times
         self._held: list[tuple[HistoryEntry, str]] | None = None
+        # and the attr_index rows of each (pk, nid) an update rewrote, the last write's
+        self._held_rows: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
 
     def _record_tenant(self) -> None:
         """The tenant exists from its first stored entity or instance on, whatever is
@@ -1223,6 +1225,7 @@ class SqliteWriteTx:
     def matching(self, query: EntityQuery) -> set[str]:
         """The ids of the entities that meet the query now, read inside the transaction (a
         purge selects on a reader and deletes later: a PATCH in between must count)."""
+        self._write_rows()
         comp = Compiler(self.conn, pk="e.pk", names=self.names)
         where = comp.where(self.tenant, query)
         SqliteStore._install_geo(self.conn, comp)
@@ -1265,6 +1268,7 @@ class SqliteWriteTx:
                 boxes.append((gid, *box))
         insert_rows(c, "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc)", rows)
         insert_rows(c, "INSERT INTO entity_types (tenant, type, pk)", types)
+        self._write_rows()
         insert_rows(c, "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts)", attrs)
         insert_rows(c, "INSERT INTO geo (gid, pk, name, geojson)", geos)
         insert_rows(c, "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy)", boxes)
@@ -1280,17 +1284,32 @@ class SqliteWriteTx:
 
     @contextmanager
     def history_in_one_round(self) -> Iterator[None]:
-        """Hold the block's add_history_many entries and write them when it ends, all in a
-        few statements, as each would have been (decision 087); every other use of the
-        history writes those held so far first. Nothing is written if the block raises."""
+        """Hold the block's add_history_many entries, and the attr_index rows its updates
+        rewrite, and write them when it ends, all in a few statements, as each would have
+        been (decision 087); every other use of the history or of attr_index writes those
+        held so far first. Nothing is written if the block raises."""
         self._held = []
         try:
             yield
         except BaseException:
             self._held = None
+            self._held_rows = {}
             raise
         self._write_held()
+        self._write_rows()
         self._held = None
+
+    def _write_rows(self) -> None:
+        """Rewrite the attr_index rows held so far: the old ones of each (pk, nid) go, the
+        last update's come (an update of the same attribute before it left nothing else)."""
+        if self._held_rows:
+            held, self._held_rows = self._held_rows, {}
+            self.conn.executemany("DELETE FROM attr_index WHERE pk = ? AND nid = ?", list(held))
+            insert_rows(
+                self.conn,
+                "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts)",
+                [row for rows in held.values() for row in rows],
+            )
 
     def _write_held(self) -> None:
         """Write the add_history_many entries held so far (in order), and hold on."""
@@ -1369,18 +1388,26 @@ class SqliteWriteTx:
                 [(self.tenant, t, pk) for t in doc["type"]],
             )
         if old_tid != tid:
+            self._write_rows()
             c.execute("UPDATE attr_index SET tid = ? WHERE pk = ?", (tid, pk))
         if not names:
             return
-        c.executemany(
-            "DELETE FROM attr_index WHERE pk = ? AND nid = ?",
-            [(pk, self.names.assign(c, n)) for n in names],
-        )
         part = {"attrs": {n: doc["attrs"][n] for n in names if n in doc["attrs"]}}
-        c.executemany(
-            "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            self._attr_rows(pk, part, tid),
-        )
+        if self._held is not None:  # history_in_one_round: written at its end
+            attrs, nid = part["attrs"], self._nid
+            for n in names:
+                key = (pk, nid(n))
+                self._held_rows[key] = attr_keys(attrs[n], (*key, tid)) if n in attrs else []
+        else:
+            c.executemany(
+                "DELETE FROM attr_index WHERE pk = ? AND nid = ?",
+                [(pk, self.names.assign(c, n)) for n in names],
+            )
+            c.executemany(
+                "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._attr_rows(pk, part, tid),
+            )
         # geo rows exist only for attributes that had a GeoProperty instance
         before = seen[1]
         geo_names = [(pk, n) for n in names if n in before and "GeoProperty" in before[n][0]]
@@ -1413,6 +1440,7 @@ class SqliteWriteTx:
         return old
 
     def _index(self, pk: int, doc: Doc, tid: int) -> None:
+        self._write_rows()
         c = self.conn
         c.executemany(
             "INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)",
@@ -1459,6 +1487,7 @@ class SqliteWriteTx:
             )
 
     def _unindex(self, pk: int) -> None:
+        self._write_rows()
         c = self.conn
         c.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
         c.execute("DELETE FROM attr_index WHERE pk = ?", (pk,))
