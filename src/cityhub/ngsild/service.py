@@ -605,9 +605,10 @@ class EntityService:
                 return doc["id"], True
             if mode == "update":
                 past = split_late(old["attrs"], doc["attrs"]) if late else None
-                if past:  # history only: the state, modifiedAt and subscribers stay as they were
-                    self._record(tx, old, self._stamp_all(past, now_iso()))
                 self._append_into(tx, old, doc["attrs"], False, t, item, types=doc["type"])
+                if past:  # history only: the state, modifiedAt and subscribers stay as they were;
+                    # after the state's write, which may refuse the item (past the byte bound)
+                    self._record(tx, old, self._stamp_all(past, now_iso()))
                 return doc["id"], False
             self._replace_into(tx, old, doc)
             return doc["id"], False
