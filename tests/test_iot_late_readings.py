@@ -165,3 +165,35 @@ def test_times_of_one_length_with_other_offsets_are_compared_as_times() -> None:
         "urn:x:t": [{"type": "Property", "value": 2, "observedAt": "2026-12-07T10:00:00.1+02:00"}]
     }
     assert incoming == {}
+
+
+def test_a_refused_message_records_none_of_its_late_readings(tmp_path: Any) -> None:
+    """A message with a late reading whose other readings took its entity past the byte
+    bound (decision 074) was refused (a dead letter over MQTT, 400 over HTTP), yet its late
+    reading stayed in the history: replaying the dead letter recorded it twice."""
+    import sqlite3
+
+    from cityhub.ngsild.context import ContextCache
+    from cityhub.ngsild.service import EntityService
+    from cityhub.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "hub.db"), max_entity_bytes=3000)
+    try:
+        svc = EntityService(store)
+        tm = ContextCache().core
+        noon = {"type": "Property", "value": 1, "observedAt": "2024-01-01T12:00:00Z"}
+        svc.batch_upsert("", [{"id": EID, "type": "Meter", "reading": noon}], tm, mode="update")
+        late = {**noon, "value": 0, "observedAt": "2024-01-01T10:00:00Z"}
+        big = {"type": "Property", "value": "x" * 5000}
+        item = {"id": EID, "type": "Meter", "reading": late, "note": big}
+        out = svc.batch_upsert("", [item], tm, mode="update", late=True)
+        assert [eid for eid, _ in out.errors] == [EID]
+        assert "bytes" in out.errors[0][1].detail
+        # a late reading alone is still recorded, as decision 080 has it
+        alone = svc.batch_upsert("", [{**item, "note": noon}], tm, mode="update", late=True)
+        assert alone.success == [EID]
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "hub.db") as conn:
+        rows = conn.execute("SELECT num FROM history WHERE num IS NOT NULL ORDER BY t_observed")
+        assert [r[0] for r in rows] == [0.0, 1.0, 1.0], "the refused item's reading is kept"

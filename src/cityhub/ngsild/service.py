@@ -267,30 +267,30 @@ class EntityService:
         tm: TermMap,
         body: Any,
         nulls: bool = False,
+        types: list[str] | None = None,
     ) -> AttrOutcome:
         """Add or overwrite instances by datasetId; with nulls (batch update), null markers
         delete what they name, as PATCH /entities/{id}/attrs has them, unless noOverwrite
-        keeps it."""
+        keeps it. `types`: the body's types when the caller has expanded them already.
+        An outcome names each attribute by its expanded name (ETSI 010_04)."""
         out = AttrOutcome()
-        names = _names(body, tm)
         now = now_iso()
-        kept: Attrs = {}
-        for name, instances in incoming.items():
-            current = doc["attrs"].get(name, [])
-            keep = [
-                i
-                for i in instances
-                if not (no_overwrite and find(current, i.get("datasetId")) is not None)
-            ]
-            if len(keep) < len(instances):
-                out.not_updated.append((names[name], "attribute exists and noOverwrite is set"))
-            if keep:
-                kept[name] = keep
+        kept: Attrs = incoming
+        if no_overwrite:
+            kept = {}
+            for name, instances in incoming.items():
+                current = doc["attrs"].get(name, [])
+                keep = [i for i in instances if find(current, i.get("datasetId")) is None]
+                if len(keep) < len(instances):
+                    out.not_updated.append((name, "attribute exists and noOverwrite is set"))
+                if keep:
+                    kept[name] = keep
         written = _apply_instances(doc, kept, now, merge=False)
-        out.updated += [names[name] for name in kept if name in written]
+        out.updated += [name for name in kept if name in written]
         types_before, scope_before = doc["type"], doc.get("scope")
         if isinstance(body, dict) and body.get("type"):
-            doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
+            added = expand_types(body["type"], tm) if types is None else types
+            doc["type"] = list(dict.fromkeys(doc["type"] + added))
         scope = _scope_of(body, nulls=nulls)
         if scope == NULL_URI and no_overwrite and "scope" in doc:
             out.not_updated.append(("scope", "scope exists and noOverwrite is set"))
@@ -512,7 +512,7 @@ class EntityService:
         if not isinstance(items, list) or not items:
             raise BadRequestData("a batch body must be a non-empty JSON array")
         out = BatchOutcome()
-        with self.store.write(tenant) as tx:
+        with self.store.write(tenant) as tx, tx.history_in_one_round():
             done: dict[int, tuple[str, bool] | NgsiLdError] = {}
             docs: dict[int, Doc] | None = None
             if bulk_tm is not None:
@@ -612,9 +612,10 @@ class EntityService:
                 return doc["id"], True
             if mode == "update":
                 past = split_late(old["attrs"], doc["attrs"]) if late else None
-                if past:  # history only: the state, modifiedAt and subscribers stay as they were
+                self._append_into(tx, old, doc["attrs"], False, t, item, types=doc["type"])
+                if past:  # history only: the state, modifiedAt and subscribers stay as they were;
+                    # after the state's write, which may refuse the item (past the byte bound)
                     self._record(tx, old, self._stamp_all(past, now_iso()))
-                self._append_into(tx, old, doc["attrs"], False, t, item)
                 return doc["id"], False
             self._replace_into(tx, old, doc)
             return doc["id"], False

@@ -1185,6 +1185,13 @@ class SqliteWriteTx:
         # stored JSON and the outline of its counts, so that update() needs no second read
         self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
         self.erased = False  # an entity or history deleted: the WAL is cleared after (scrub)
+        # (pk, stored JSON) of entities existing_ids found, for get() to read without a
+        # statement; dropped once read or written
+        self._known: dict[str, tuple[int, str]] = {}
+        # add_history_many entries held by history_in_one_round, with their writes' times
+        self._held: list[tuple[HistoryEntry, str]] | None = None
+        # and the attr_index rows of each (pk, nid) an update rewrote, the last write's
+        self._held_rows: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
 
     def _record_tenant(self) -> None:
         """The tenant exists from its first stored entity or instance on, whatever is
@@ -1207,9 +1214,12 @@ class SqliteWriteTx:
 
     def get(self, eid: str) -> Doc | None:
         """Read inside the transaction (sees its own writes)."""
-        row = self.conn.execute(
-            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
-        ).fetchone()
+        row = (
+            self._known.pop(eid, None)
+            or self.conn.execute(
+                "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
+            ).fetchone()
+        )
         if row is None:
             return None
         doc: Doc = orjson.loads(row[1])
@@ -1237,23 +1247,24 @@ class SqliteWriteTx:
         self._changed(doc["id"], None, text, doc["type"])
 
     def existing_ids(self, ids: list[str]) -> set[str]:
-        """Which of these ids already name an entity in the tenant."""
+        """Which of these ids already name an entity in the tenant; their rows are kept for
+        get(), which a batch calls next for each (one statement for all, not one each)."""
         found: set[str] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT id FROM entities WHERE tenant = ? AND id IN ({marks})",
-                    [self.tenant, *chunk],
-                )
-            )
+            for eid, pk, text in self.conn.execute(
+                f"SELECT id, pk, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
+                [self.tenant, *chunk],
+            ):
+                found.add(eid)
+                self._known[eid] = (pk, text)
         return found
 
     def matching(self, query: EntityQuery) -> set[str]:
         """The ids of the entities that meet the query now, read inside the transaction (a
         purge selects on a reader and deletes later: a PATCH in between must count)."""
+        self._write_rows()
         comp = Compiler(self.conn, pk="e.pk", names=self.names)
         where = comp.where(self.tenant, query)
         SqliteStore._install_geo(self.conn, comp)
@@ -1296,6 +1307,7 @@ class SqliteWriteTx:
                 boxes.append((gid, *box))
         insert_rows(c, "INSERT INTO entities (pk, tenant, id, created_at, modified_at, doc)", rows)
         insert_rows(c, "INSERT INTO entity_types (tenant, type, pk)", types)
+        self._write_rows()
         insert_rows(c, "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts)", attrs)
         insert_rows(c, "INSERT INTO geo (gid, pk, name, geojson)", geos)
         insert_rows(c, "INSERT INTO geo_rtree (gid, minx, maxx, miny, maxy)", boxes)
@@ -1305,8 +1317,45 @@ class SqliteWriteTx:
 
     def add_history_bulk(self, entries: list[HistoryEntry]) -> None:
         """Append the first instances of many entities at once, with their scopes."""
+        self._write_held()
         self._record_tenant()
         temporal.add_bulk(self.conn, self.names, self.tenant, entries)
+
+    @contextmanager
+    def history_in_one_round(self) -> Iterator[None]:
+        """Hold the block's add_history_many entries, and the attr_index rows its updates
+        rewrite, and write them when it ends, all in a few statements, as each would have
+        been (decision 087); every other use of the history or of attr_index writes those
+        held so far first. Nothing is written if the block raises."""
+        self._held = []
+        try:
+            yield
+        except BaseException:
+            self._held = None
+            self._held_rows = {}
+            raise
+        self._write_held()
+        self._write_rows()
+        self._held = None
+
+    def _write_rows(self) -> None:
+        """Rewrite the attr_index rows held so far: the old ones of each (pk, nid) go, the
+        last update's come (an update of the same attribute before it left nothing else)."""
+        if self._held_rows:
+            held, self._held_rows = self._held_rows, {}
+            self.conn.executemany("DELETE FROM attr_index WHERE pk = ? AND nid = ?", list(held))
+            insert_rows(
+                self.conn,
+                "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts)",
+                [row for rows in held.values() for row in rows],
+            )
+
+    def _write_held(self) -> None:
+        """Write the add_history_many entries held so far (in order), and hold on."""
+        if self._held:
+            held, self._held = self._held, []
+            self._record_tenant()
+            temporal.add_timed(self.conn, self.names, self.tenant, held)
 
     def update(self, doc: Doc, changed: set[str] | None = None) -> None:
         """Replace an existing entity's document and its index rows.
@@ -1319,6 +1368,7 @@ class SqliteWriteTx:
         if self.max_bytes and len(raw) > self.max_bytes:
             check_size(len(raw), self.max_bytes, doc["id"])
         read = self._read.pop(doc["id"], None)
+        self._known.pop(doc["id"], None)
         if read is None:
             row = self.conn.execute(
                 "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?",
@@ -1377,18 +1427,26 @@ class SqliteWriteTx:
                 [(self.tenant, t, pk) for t in doc["type"]],
             )
         if old_tid != tid:
+            self._write_rows()
             c.execute("UPDATE attr_index SET tid = ? WHERE pk = ?", (tid, pk))
         if not names:
             return
-        c.executemany(
-            "DELETE FROM attr_index WHERE pk = ? AND nid = ?",
-            [(pk, self.names.assign(c, n)) for n in names],
-        )
         part = {"attrs": {n: doc["attrs"][n] for n in names if n in doc["attrs"]}}
-        c.executemany(
-            "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            self._attr_rows(pk, part, tid),
-        )
+        if self._held is not None:  # history_in_one_round: written at its end
+            attrs, nid = part["attrs"], self._nid
+            for n in names:
+                key = (pk, nid(n))
+                self._held_rows[key] = attr_keys(attrs[n], (*key, tid)) if n in attrs else []
+        else:
+            c.executemany(
+                "DELETE FROM attr_index WHERE pk = ? AND nid = ?",
+                [(pk, self.names.assign(c, n)) for n in names],
+            )
+            c.executemany(
+                "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._attr_rows(pk, part, tid),
+            )
         # geo rows exist only for attributes that had a GeoProperty instance
         before = seen[1]
         geo_names = [(pk, n) for n in names if n in before and "GeoProperty" in before[n][0]]
@@ -1404,6 +1462,7 @@ class SqliteWriteTx:
     def delete(self, eid: str) -> Doc | None:
         """Remove an entity; the document it had, or None if it did not exist."""
         self._read.pop(eid, None)
+        self._known.pop(eid, None)
         row = self.conn.execute(
             "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, eid)
         ).fetchone()
@@ -1420,6 +1479,7 @@ class SqliteWriteTx:
         return old
 
     def _index(self, pk: int, doc: Doc, tid: int) -> None:
+        self._write_rows()
         c = self.conn
         c.executemany(
             "INSERT INTO entity_types (tenant, type, pk) VALUES (?, ?, ?)",
@@ -1466,6 +1526,7 @@ class SqliteWriteTx:
             )
 
     def _unindex(self, pk: int) -> None:
+        self._write_rows()
         c = self.conn
         c.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
         c.execute("DELETE FROM attr_index WHERE pk = ?", (pk,))
@@ -1478,6 +1539,7 @@ class SqliteWriteTx:
     ) -> None:
         """Append attribute instances to an entity's temporal evolution (a scope given, None
         for none, replaces the temporal entity's; `...` keeps it)."""
+        self._write_held()
         self._record_tenant()
         temporal.add(
             self.conn, self.names, self.tenant, eid, types, attr, instances, scope, self.max_bytes
@@ -1486,7 +1548,12 @@ class SqliteWriteTx:
     def add_history_many(
         self, eid: str, types: list[str], attrs: dict[str, list[Doc]], scope: Any = ...
     ) -> None:
-        """Append instances of several attributes in one go, and the entity's scope."""
+        """Append instances of several attributes in one go, and the entity's scope (held,
+        inside history_in_one_round, unless `...` keeps the stored one)."""
+        if self._held is not None and scope is not temporal.KEEP:
+            self._held.append(((eid, types, attrs, scope), temporal.write_time(attrs)))
+            return
+        self._write_held()
         self._record_tenant()
         temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs, scope)
 
@@ -1496,10 +1563,12 @@ class SqliteWriteTx:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
         the rows left to Store.erase_history."""
         self.erased = True
+        self._write_held()
         return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
         """Modify one stored attribute instance."""
+        self._write_held()
         return temporal.update_instance(
             self.conn, self.names, self.tenant, eid, attr, instance_id, instance, self.max_bytes
         )
@@ -1507,16 +1576,20 @@ class SqliteWriteTx:
     def delete_instance(self, eid: str, attr: str, instance_id: str) -> bool:
         """Delete one stored attribute instance."""
         self.erased = True
+        self._write_held()
         return temporal.delete_instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def instance(self, eid: str, attr: str, instance_id: str) -> Doc | None:
         """One stored attribute instance, or None."""
+        self._write_held()
         return temporal.instance(self.conn, self.names, self.tenant, eid, attr, instance_id)
 
     def history_kind(self, eid: str, attr: str) -> str | None:
         """The attribute type an attribute's history holds, or None when it has none."""
+        self._write_held()
         return temporal.kind(self.conn, self.names, self.tenant, eid, attr)
 
     def temporal_exists(self, eid: str) -> bool:
         """Whether the entity has a temporal evolution."""
+        self._write_held()
         return temporal.exists(self.conn, self.tenant, eid)

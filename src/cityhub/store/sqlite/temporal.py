@@ -139,8 +139,7 @@ def add_many(
     at its time, attribute and datasetId, never one an entity write recorded. `scope` is the entity's scope (None:
     it has none), set in the same statement; KEEP leaves the stored one.
     """
-    first = next((insts[0] for insts in attrs.values() if insts), None)
-    now = first["modifiedAt"] if first else format_ts(datetime.now(UTC))
+    now = write_time(attrs)
     types_json = orjson.dumps(types).decode() if types else None
     if scope is KEEP or not scope:  # most writes: the scope is no parameter (see _UPSERT)
         sql = _UPSERT_KEEPING_SCOPE if scope is KEEP else _UPSERT_WITHOUT_SCOPE
@@ -200,26 +199,56 @@ def add_bulk(
     """add_many for many entities at once (bulk creation): a few statements in all; each
     entry's types add to the temporal entity's (decision 032), and its scope (None: none) is
     the temporal entity's from then on."""
-    if not entries:
-        return
-    ids = [eid for eid, _, _, _ in entries]
     now = next(
         (insts[0]["modifiedAt"] for _, _, attrs, _ in entries for insts in attrs.values() if insts),
         format_ts(datetime.now(UTC)),
     )
+    add_timed(conn, names, tenant, [(entry, now) for entry in entries])
+
+
+def write_time(attrs: dict[str, list[Doc]]) -> str:
+    """The time of a write that recorded these instances, as add_many takes it: the first
+    one's modifiedAt, else the present."""
+    first = next((insts[0] for insts in attrs.values() if insts), None)
+    return first["modifiedAt"] if first else format_ts(datetime.now(UTC))
+
+
+def add_timed(
+    conn: sqlite3.Connection,
+    names: AttrNames,
+    tenant: str,
+    entries: list[tuple[HistoryEntry, str]],
+) -> None:
+    """What add_many would store for each (entry, its write's time) in turn, in a few
+    statements in all: one row of tentities per entity (created at its first time, modified
+    at its last, its types those of every entry, its scope the last entry's), then every
+    instance in order, one history row each (decision 087)."""
+    if not entries:
+        return
+    heads: dict[str, tuple[list[str], str, str, list[str] | None]] = {}
+    for (eid, types, _, scope), now in entries:
+        head = heads.get(eid)
+        if head is None:
+            heads[eid] = (types, now, now, scope)
+        else:  # as types_union folds each write's types into the stored ones
+            union = head[0] if types == head[0] else list(dict.fromkeys([*head[0], *types]))
+            heads[eid] = (union, head[1], now, scope)
     insert_rows(
         conn,
         "INSERT INTO tentities (tenant, id, types, created_at, modified_at)",
-        [(tenant, eid, orjson.dumps(types).decode(), now, now) for eid, types, _, _ in entries],
+        [
+            (tenant, eid, orjson.dumps(types).decode(), created, modified)
+            for eid, (types, created, modified, _) in heads.items()
+        ],
         " ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
         "types = types_union(tentities.types, excluded.types), scope = NULL",
     )
-    tpks = _tpks(conn, tenant, ids)
+    tpks = _tpks(conn, tenant, list(heads))
     # the few with a scope get it by row id: binding it for all cost every entity (_UPSERT)
-    scoped = [(_scope_json(scope), tpks[eid]) for eid, _, _, scope in entries if scope]
+    scoped = [(_scope_json(h[3]), tpks[eid]) for eid, h in heads.items() if h[3]]
     if scoped:
         conn.executemany("UPDATE tentities SET scope = ? WHERE tpk = ?", scoped)
-    _write_history(conn, names, [(tpks[eid], False, attrs) for eid, _, attrs, _ in entries])
+    _write_history(conn, names, [(tpks[eid], False, attrs) for (eid, _, attrs, _), _ in entries])
 
 
 # Marks, in the stored JSON, an observation the temporal API wrote: only such an instance
