@@ -1,0 +1,218 @@
+"""What an exclusive registration claims (clause 4.3.6.3, 5.9.2.4): no second exclusive or
+redirect registration of the same entity id and attributes, none over data the hub holds, and
+no local write of an attribute registered exclusively (the hub forwards nothing, so it would
+keep a stale second copy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from cityhub.api.app import create_app
+from cityhub.settings import Settings
+from conftest import BASE, problem
+from test_registration_bounds import REGS
+
+ROOM = "urn:ngsi-ld:Room:1"
+ENTITIES = f"{BASE}/entities"
+
+
+def reg(rid: str, mode: str, *, eid: str = ROOM, names: list[str] | None = None) -> dict[str, Any]:
+    """A registration of one Room by id (or by type alone when eid is empty)."""
+    entity: dict[str, Any] = {"type": "Room"}
+    if eid:
+        entity["id"] = eid
+    info: dict[str, Any] = {"entities": [entity]}
+    if names is not None:
+        info["propertyNames"] = names
+    return {
+        "id": f"urn:ngsi-ld:ContextSourceRegistration:{rid}",
+        "type": "ContextSourceRegistration",
+        "mode": mode,
+        "information": [info],
+        "endpoint": "http://source.example",
+    }
+
+
+def room(**attrs: Any) -> dict[str, Any]:
+    """Room 1 with Properties of these values."""
+    return {
+        "id": ROOM,
+        "type": "Room",
+        **{k: {"type": "Property", "value": v} for k, v in attrs.items()},
+    }
+
+
+async def _absent(client: httpx.AsyncClient, rid: str) -> None:
+    got = await client.get(f"{REGS}/urn:ngsi-ld:ContextSourceRegistration:{rid}")
+    assert got.status_code == 404, got.text
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param(reg("b", "exclusive", names=["t"]), id="exclusive-same"),
+        pytest.param(reg("b", "exclusive", names=["t", "u"]), id="exclusive-superset"),
+        pytest.param(reg("b", "redirect", names=["t"]), id="redirect-same"),
+        pytest.param(reg("b", "redirect"), id="redirect-all-attributes"),
+        pytest.param(reg("b", "redirect", eid=""), id="redirect-by-type"),
+    ],
+)
+async def test_a_second_registration_over_an_exclusive_one_is_409(
+    client: httpx.AsyncClient, second: dict[str, Any]
+) -> None:
+    """4.3.6.3: once an exclusive registration exists, no further exclusive or redirect one
+    for that entity id and attributes (5.9.2.4: Conflict)."""
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    body = problem(await client.post(REGS, json=second), 409, "Conflict")
+    assert "urn:ngsi-ld:ContextSourceRegistration:a" in body["detail"]
+    await _absent(client, "b")
+
+
+async def test_an_exclusive_registration_over_a_redirect_one_is_409(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post(REGS, json=reg("a", "redirect", eid=""))).status_code == 201
+    problem(await client.post(REGS, json=reg("b", "exclusive", names=["t"])), 409, "Conflict")
+    await _absent(client, "b")
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param(reg("b", "exclusive", names=["u"]), id="exclusive-other-attribute"),
+        pytest.param(
+            reg("b", "exclusive", eid="urn:ngsi-ld:Room:2", names=["t"]), id="exclusive-other-id"
+        ),
+        pytest.param(reg("b", "inclusive", names=["t"]), id="inclusive-same"),
+        pytest.param(reg("b", "auxiliary", names=["t"]), id="auxiliary-same"),
+    ],
+)
+async def test_registrations_beside_an_exclusive_one(
+    client: httpx.AsyncClient, second: dict[str, Any]
+) -> None:
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    resp = await client.post(REGS, json=second)
+    assert resp.status_code == 201, resp.text
+
+
+async def test_redirect_registrations_may_overlap(client: httpx.AsyncClient) -> None:
+    """4.3.6.3: overlapping redirect registrations each receive the operations."""
+    assert (await client.post(REGS, json=reg("a", "redirect", names=["t"]))).status_code == 201
+    assert (await client.post(REGS, json=reg("b", "redirect", eid=""))).status_code == 201
+
+
+async def test_a_patch_into_an_overlap_is_409(client: httpx.AsyncClient) -> None:
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    assert (await client.post(REGS, json=reg("b", "inclusive", names=["t"]))).status_code == 201
+    path = f"{REGS}/urn:ngsi-ld:ContextSourceRegistration:b"
+    before = (await client.get(path)).json()
+    problem(await client.patch(path, json={"mode": "exclusive"}), 409, "Conflict")
+    assert (await client.get(path)).json() == before
+    # an exclusive registration is not in its own way when it is patched
+    a = f"{REGS}/urn:ngsi-ld:ContextSourceRegistration:a"
+    assert (await client.patch(a, json={"description": "d"})).status_code == 204
+    assert (await client.patch(a, json={"mode": "exclusive"})).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("registration", "status"),
+    [
+        pytest.param(reg("a", "exclusive", names=["t"]), 409, id="exclusive-held-attribute"),
+        pytest.param(reg("a", "exclusive", names=["u"]), 201, id="exclusive-other-attribute"),
+        pytest.param(reg("a", "redirect"), 409, id="redirect-held-entity"),
+        pytest.param(reg("a", "redirect", eid=""), 409, id="redirect-held-type"),
+        pytest.param(reg("a", "redirect", names=["u"]), 201, id="redirect-other-attribute"),
+        pytest.param(reg("a", "inclusive", names=["t"]), 201, id="inclusive"),
+    ],
+)
+async def test_registrations_over_local_entities(
+    client: httpx.AsyncClient, registration: dict[str, Any], status: int
+) -> None:
+    """5.9.2.4: an exclusive registration of an attribute the hub holds, or a redirect one
+    that an entity the hub holds matches, is a Conflict."""
+    assert (await client.post(ENTITIES, json=room(t=21))).status_code == 201
+    resp = await client.post(REGS, json=registration)
+    if status == 409:
+        problem(resp, 409, "Conflict")
+        await _absent(client, "a")
+    else:
+        assert resp.status_code == status, resp.text
+
+
+async def test_local_writes_of_an_exclusive_attribute_are_409(client: httpx.AsyncClient) -> None:
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    problem(await client.post(ENTITIES, json=room(t=21)), 409, "Conflict")
+    assert (await client.get(f"{ENTITIES}/{ROOM}")).status_code == 404
+    # the entity's other attributes are the hub's own
+    assert (await client.post(ENTITIES, json=room(u=1))).status_code == 201
+    attrs = f"{ENTITIES}/{ROOM}/attrs"
+    prop = {"type": "Property", "value": 22}
+    problem(await client.post(attrs, json={"t": prop}), 409, "Conflict")
+    problem(await client.patch(f"{ENTITIES}/{ROOM}", json={"t": prop}), 409, "Conflict")
+    problem(await client.put(f"{ENTITIES}/{ROOM}", json=room(t=1, u=2)), 409, "Conflict")
+    assert (
+        await client.patch(attrs, json={"u": {"type": "Property", "value": 2}})
+    ).status_code == 204
+    got = (await client.get(f"{ENTITIES}/{ROOM}")).json()
+    assert "t" not in got and got["u"]["value"] == 2
+    # batch items fail alone
+    batch = await client.post(
+        f"{BASE}/entityOperations/upsert",
+        json=[room(t=5), {**room(t=5), "id": "urn:ngsi-ld:Room:2"}],
+    )
+    assert batch.status_code == 207, batch.text
+    errors = batch.json()["errors"]
+    assert [e["entityId"] for e in errors] == [ROOM]
+    assert errors[0]["error"]["status"] == 409
+    creates = await client.post(
+        f"{BASE}/entityOperations/create",
+        json=[{**room(t=5), "id": "urn:ngsi-ld:Room:3"}, {**room(t=5), "id": ROOM}],
+    )
+    assert creates.status_code == 207, creates.text
+    # once the registration is gone the hub holds the attribute again
+    path = f"{REGS}/urn:ngsi-ld:ContextSourceRegistration:a"
+    assert (await client.delete(path)).status_code == 204
+    assert (await client.post(attrs, json={"t": prop})).status_code == 204
+
+
+async def test_a_patch_moving_the_claim_frees_the_old_attribute(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    path = f"{REGS}/urn:ngsi-ld:ContextSourceRegistration:a"
+    info = [{"entities": [{"type": "Room", "id": ROOM}], "propertyNames": ["u"]}]
+    assert (await client.patch(path, json={"information": info})).status_code == 204
+    assert (await client.post(ENTITIES, json=room(t=1))).status_code == 201
+    problem(await client.post(f"{ENTITIES}/{ROOM}/attrs", json=room(u=1)), 409, "Conflict")
+    assert (await client.patch(path, json={"mode": "inclusive"})).status_code == 204
+    assert (await client.post(f"{ENTITIES}/{ROOM}/attrs", json=room(u=1))).status_code == 204
+
+
+async def test_claims_are_per_tenant(client: httpx.AsyncClient) -> None:
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    other = {"NGSILD-Tenant": "east"}
+    assert (await client.post(ENTITIES, json=room(t=1), headers=other)).status_code == 201
+    resp = await client.post(REGS, json=reg("a", "exclusive", names=["t"]), headers=other)
+    problem(resp, 409, "Conflict")  # over east's own Room 1
+
+
+async def test_claims_outlive_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "hub.db")
+    first: Starlette = create_app(Settings(db=db))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=first), base_url="http://hub"
+    ) as c:
+        assert (await c.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    first.state.store.close()
+    second: Starlette = create_app(Settings(db=db))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=second), base_url="http://hub"
+    ) as c:
+        problem(await c.post(ENTITIES, json=room(t=21)), 409, "Conflict")
+        problem(await c.post(REGS, json=reg("b", "redirect", names=["t"])), 409, "Conflict")
+    second.state.store.close()
