@@ -216,3 +216,18 @@ async def test_claims_outlive_a_restart(tmp_path: Path) -> None:
         problem(await c.post(ENTITIES, json=room(t=21)), 409, "Conflict")
         problem(await c.post(REGS, json=reg("b", "redirect", names=["t"])), 409, "Conflict")
     second.state.store.close()
+
+
+async def test_temporal_instances_of_an_exclusive_attribute_are_409(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    inst = {"type": "Property", "value": 1, "observedAt": "2026-01-01T00:00:00Z"}
+    temporal = f"{BASE}/temporal/entities"
+    body = {"id": ROOM, "type": "Room", "t": [inst]}
+    problem(await client.post(temporal, json=body), 409, "Conflict")
+    assert (await client.get(f"{temporal}/{ROOM}")).status_code == 404
+    assert (
+        await client.post(temporal, json={"id": ROOM, "type": "Room", "u": [inst]})
+    ).status_code == 201
+    problem(await client.post(f"{temporal}/{ROOM}/attrs", json={"t": [inst]}), 409, "Conflict")
