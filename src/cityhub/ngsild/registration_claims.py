@@ -30,67 +30,82 @@ EXCLUSIVE, REDIRECT = "exclusive", "redirect"
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One exclusive registration's hold on one Attribute of one Entity."""
+    """One exclusive registration's hold on Attributes of one Entity (one per registration
+    and entity, not per attribute: a registration may name 500 ids by 500 names)."""
 
     rid: str
-    types: tuple[str, ...]  # the entity's types as registered (a redirect by type may cover it)
+    types: frozenset[str]  # the entity's types as registered (a redirect by type may cover it)
+    names: frozenset[str]  # the Attributes held
     expires: str | None  # expiresAt: past it the registration is invalid (5.2.9) and holds nothing
 
+    def live(self) -> bool:
+        """Whether the registration still holds anything."""
+        return not is_past(self.expires)
 
-def _types(ent: Mapping[str, Any]) -> tuple[str, ...]:
+
+def _types(ent: Mapping[str, Any]) -> frozenset[str]:
     raw = ent["type"]
-    return tuple(raw) if isinstance(raw, list) else (raw,)
+    return frozenset(raw) if isinstance(raw, list) else frozenset((raw,))
 
 
-def _names(info: Mapping[str, Any]) -> list[str]:
-    return [*info.get("propertyNames", ()), *info.get("relationshipNames", ())]
+def _names(info: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset((*info.get("propertyNames", ()), *info.get("relationshipNames", ())))
 
 
 def _live(doc: Mapping[str, Any] | None, mode: str) -> bool:
     return doc is not None and doc.get("mode") == mode and not is_past(doc.get("expiresAt"))
 
 
-def claimed(doc: Mapping[str, Any]) -> Iterator[tuple[str, tuple[str, ...], str]]:
-    """(entity id, its types, Attribute) of each pair an exclusive registration names."""
+def claimed(doc: Mapping[str, Any]) -> dict[str, Claim]:
+    """What an exclusive registration holds, by entity id (items naming one id are joined)."""
+    out: dict[str, Claim] = {}
     for info in doc.get("information", ()):
         names = _names(info)
         for ent in info.get("entities", ()):
-            if "id" in ent:
-                for name in names:
-                    yield ent["id"], _types(ent), name
+            if "id" not in ent or not names:
+                continue
+            eid = ent["id"]
+            had = out.get(eid)
+            types = _types(ent)
+            if had is not None:
+                names, types = had.names | names, had.types | types
+            out[eid] = Claim(doc["id"], types, names, doc.get("expiresAt"))
+    return out
 
 
-def covers(doc: Mapping[str, Any], eid: str, types: Iterable[str], attr: str) -> bool:
-    """Whether a registration's information selects this Attribute of this Entity (an item
-    without attribute names selects every Attribute, one without entities every Entity)."""
+def covers(doc: Mapping[str, Any], eid: str, types: frozenset[str], names: frozenset[str]) -> str:
+    """The first of these Attributes of this Entity a registration's information selects, or
+    "" (an item without attribute names selects every Attribute, one without entities every
+    Entity)."""
     for info in doc.get("information", ()):
-        names = _names(info)
-        if names and attr not in names:
+        selected = _names(info)
+        common = names & selected if selected else names
+        if not common:
             continue
         entities = info.get("entities")
-        if not entities:
-            return True
-        for ent in entities:
-            if not set(_types(ent)) & set(types):
-                continue
-            if "id" in ent:
-                if ent["id"] == eid:
-                    return True
-            elif "idPattern" in ent:
-                if registered_pattern(ent["idPattern"]).search(eid) is not None:
-                    return True
-            else:
-                return True
-    return False
+        if not entities or any(_selects(ent, eid, types) for ent in entities):
+            return min(common)
+    return ""
+
+
+def _selects(ent: Mapping[str, Any], eid: str, types: frozenset[str]) -> bool:
+    """Whether an EntityInfo selects the entity of this id and these types."""
+    if not _types(ent) & types:
+        return False
+    if "id" in ent:
+        return bool(ent["id"] == eid)
+    if "idPattern" in ent:
+        return registered_pattern(ent["idPattern"]).search(eid) is not None
+    return True
 
 
 @dataclass
 class RegistrationClaims:
     """The live exclusive claims and redirect registrations of every tenant."""
 
-    # tenant → entity id → Attribute IRI → registration id → claim (registrations stored
-    # before this check may overlap, so one pair can have several holders)
-    exclusive: dict[str, dict[str, dict[str, dict[str, Claim]]]] = field(default_factory=dict)
+    # tenant → entity id → registration id → claim (registrations stored before this check
+    # may overlap, so one entity can have several holders of one Attribute)
+    exclusive: dict[str, dict[str, dict[str, Claim]]] = field(default_factory=dict)
     redirect: dict[str, dict[str, Doc]] = field(default_factory=dict)  # tenant → id → doc
 
     @classmethod
@@ -107,26 +122,21 @@ class RegistrationClaims:
             self._drop(tenant, before)
         if after is None:
             return
-        rid = after["id"]
         if after.get("mode") == REDIRECT:
-            self.redirect.setdefault(tenant, {})[rid] = after
+            self.redirect.setdefault(tenant, {})[after["id"]] = after
         elif after.get("mode") == EXCLUSIVE:
             held = self.exclusive.setdefault(tenant, {})
-            for eid, types, attr in claimed(after):
-                claim = Claim(rid, types, after.get("expiresAt"))
-                held.setdefault(eid, {}).setdefault(attr, {})[rid] = claim
+            for eid, claim in claimed(after).items():
+                held.setdefault(eid, {})[claim.rid] = claim
 
     def _drop(self, tenant: str, doc: Doc) -> None:
         rid = doc["id"]
         self.redirect.get(tenant, {}).pop(rid, None)
         held = self.exclusive.get(tenant, {})
-        for eid, _, attr in claimed(doc):
-            attrs = held.get(eid, {})
-            holders = attrs.get(attr, {})
+        for eid in claimed(doc):
+            holders = held.get(eid, {})
             holders.pop(rid, None)
             if not holders:
-                attrs.pop(attr, None)
-            if not attrs:
                 held.pop(eid, None)
 
     @contextmanager
@@ -166,41 +176,43 @@ class RegistrationClaims:
     def _check_exclusive(self, tenant: str, doc: Doc, tx: WriteTx) -> None:
         rid = doc["id"]
         held = self.exclusive.get(tenant, {})
-        redirects = [r for r in self.redirect.get(tenant, {}).values() if r["id"] != rid]
-        local: dict[str, Doc | None] = {}
-        for eid, types, attr in claimed(doc):
-            for other in held.get(eid, {}).get(attr, {}).values():
-                if other.rid != rid and not is_past(other.expires):
-                    raise _overlap(rid, other.rid, eid, attr)
+        redirects = [
+            r
+            for r in self.redirect.get(tenant, {}).values()
+            if r["id"] != rid and _live(r, REDIRECT)
+        ]
+        for eid, claim in claimed(doc).items():
+            for other in held.get(eid, {}).values():
+                common = claim.names & other.names
+                if other.rid != rid and common and other.live():
+                    raise _overlap(rid, other.rid, eid, min(common))
             for r in redirects:
-                if _live(r, REDIRECT) and covers(r, eid, types, attr):
+                attr = covers(r, eid, claim.types, claim.names)
+                if attr:
                     raise _overlap(rid, r["id"], eid, attr)
-            if eid not in local:
-                local[eid] = tx.get(eid)
-            entity = local[eid]
-            if entity is not None and attr in entity["attrs"]:
+            entity = tx.get(eid)
+            local = claim.names & entity["attrs"].keys() if entity is not None else None
+            if local:
                 raise Conflict(
-                    f"entity {eid} already holds {attr} here; an exclusive registration of it "
-                    f"would leave two copies (clause 5.9.2): delete the attribute first"
+                    f"entity {eid} already holds {min(local)} here; an exclusive registration "
+                    "of it would leave two copies (clause 5.9.2): delete the attribute first"
                 )
 
     def _check_redirect(self, tenant: str, doc: Doc, tx: WriteTx) -> None:
         rid = doc["id"]
-        for eid, attrs in self.exclusive.get(tenant, {}).items():
-            for attr, holders in attrs.items():
-                for other in holders.values():
-                    if (
-                        other.rid != rid
-                        and not is_past(other.expires)
-                        and covers(doc, eid, other.types, attr)
-                    ):
-                        raise _overlap(rid, other.rid, eid, attr)
+        for eid, holders in self.exclusive.get(tenant, {}).items():
+            for other in holders.values():
+                if other.rid == rid or not other.live():
+                    continue
+                attr = covers(doc, eid, other.types, other.names)
+                if attr:
+                    raise _overlap(rid, other.rid, eid, attr)
         for query in _local_queries(doc):
             found = tx.matching(query, limit=1)
             if found:
                 raise Conflict(
-                    f"entity {next(iter(found))} held here matches this redirect registration, whose "
-                    "context sources hold the data it names (clause 5.9.2): delete it first"
+                    f"entity {next(iter(found))} held here matches this redirect registration, "
+                    "whose context sources hold the data it names (clause 5.9.2): delete it first"
                 )
 
     # -- entity writes ---------------------------------------------------------------------
@@ -211,25 +223,27 @@ class RegistrationClaims:
         Attribute an exclusive registration holds; `changed`: the Attributes the write
         rewrites, when known, else `before` (the stored JSON) tells which differ."""
         held = self.exclusive.get(tenant)
-        attrs_held = held.get(doc["id"]) if held else None
-        if not attrs_held:
+        holders = held.get(doc["id"]) if held else None
+        if not holders:
             return
         attrs = doc["attrs"]
         old: Doc | None = None
-        for attr, holders in attrs_held.items():
-            if attr not in attrs or (changed is not None and attr not in changed):
-                continue
-            live = [c.rid for c in holders.values() if not is_past(c.expires)]
-            if not live:
+        for claim in holders.values():
+            written = claim.names & attrs.keys()
+            if changed is not None:
+                written &= changed
+            if not written or not claim.live():
                 continue
             if changed is None and before is not None:
                 old = old if old is not None else orjson.loads(before)
-                if old["attrs"].get(attr) == attrs[attr]:
+                was = old["attrs"]
+                written = {a for a in written if was.get(a) != attrs[a]}
+                if not written:
                     continue
             raise Conflict(
-                f"{attr} of entity {doc['id']} is registered exclusively by {live[0]}: its "
-                "context source holds it, and this hub forwards no write to it (clause "
-                "4.3.6.3); nothing of this write was stored"
+                f"{min(written)} of entity {doc['id']} is registered exclusively by "
+                f"{claim.rid}: its context source holds it, and this hub forwards no write to "
+                "it (clause 4.3.6.3); nothing of this write was stored"
             )
 
 
@@ -243,13 +257,13 @@ def _overlap(rid: str, other: str, eid: str, attr: str) -> Conflict:
 def _local_queries(doc: Doc) -> Iterator[EntityQuery]:
     """The entity selections of a redirect registration's information items."""
     for info in doc.get("information", ()):
-        names = tuple(_names(info)) or None
+        names = tuple(sorted(_names(info))) or None
         entities = info.get("entities")
         if not entities:
             yield EntityQuery(attrs=names)
             continue
         for ent in entities:
-            types = TypeOr(tuple(TypeName(t) for t in _types(ent)))
+            types = TypeOr(tuple(TypeName(t) for t in sorted(_types(ent))))
             yield EntityQuery(
                 ids=(ent["id"],) if "id" in ent else None,
                 id_pattern=ent.get("idPattern") if "id" not in ent else None,
