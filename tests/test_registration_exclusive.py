@@ -69,7 +69,9 @@ async def test_a_second_registration_over_an_exclusive_one_is_409(
     for that entity id and attributes (5.9.2.4: Conflict)."""
     assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
     body = problem(await client.post(REGS, json=second), 409, "Conflict")
+    # the registration in the way, and the attribute as the client named it
     assert "urn:ngsi-ld:ContextSourceRegistration:a" in body["detail"]
+    assert f" t of entity {ROOM}" in body["detail"]
     await _absent(client, "b")
 
 

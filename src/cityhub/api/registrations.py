@@ -61,11 +61,11 @@ def claims(request: Request) -> RegistrationClaims:
     return held
 
 
-def check_claims(request: Request, tenant: str, doc: dict[str, Any]) -> None:
+def check_claims(request: Request, tenant: str, doc: dict[str, Any], tm: TermMap) -> None:
     """Conflict when a registration to be stored meets another's exclusive claim or data the
     hub holds (4.3.6.3, 5.9.2.4); read inside the registration's store group."""
     with store(request).write(tenant) as tx:
-        claims(request).check_registration(tenant, doc, tx)
+        claims(request).check_registration(tenant, doc, tx, tm.compact)
 
 
 def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQuery:
@@ -128,7 +128,7 @@ async def create(request: Request) -> Response:
     with claims(request).changing() as claiming, store(request).group():
         if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
             raise AlreadyExists(f"registration {rid} already exists")
-        check_claims(request, ctx.tenant, doc)
+        check_claims(request, ctx.tenant, doc, ctx.tm)
         claiming.replace(ctx.tenant, None, doc)
         csource(request).registration_changed(ctx.tenant, None, doc)
     return created(PATH, rid)
@@ -184,7 +184,7 @@ async def update(request: Request) -> Response:
         if changed is None:
             raise ResourceNotFound(f"registration {rid} does not exist")
         if any(key in members for key in CLAIM_MEMBERS):  # one stored before stays patchable
-            check_claims(request, ctx.tenant, changed)
+            check_claims(request, ctx.tenant, changed, ctx.tm)
         claiming.replace(ctx.tenant, before[0], changed)
         csource(request).registration_changed(ctx.tenant, before[0], changed)
     return no_content()

@@ -11,7 +11,7 @@ look-up, and a registration is checked against the others without a scan of the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,16 +164,20 @@ class RegistrationClaims:
             self.done.append((tenant, before, after))
 
     # -- registrations ---------------------------------------------------------------------
-    def check_registration(self, tenant: str, doc: Doc, tx: WriteTx) -> None:
+    def check_registration(
+        self, tenant: str, doc: Doc, tx: WriteTx, compact: Callable[[str], str] = str
+    ) -> None:
         """Conflict when an exclusive or redirect registration (as it is to be stored) meets
         another registration's exclusive claim or, for an exclusive one, an exclusive or
         redirect one over its Attributes (4.3.6.3), or data the hub holds (5.9.2.4)."""
         if _live(doc, EXCLUSIVE):
-            self._check_exclusive(tenant, doc, tx)
+            self._check_exclusive(tenant, doc, tx, compact)
         elif _live(doc, REDIRECT):
-            self._check_redirect(tenant, doc, tx)
+            self._check_redirect(tenant, doc, tx, compact)
 
-    def _check_exclusive(self, tenant: str, doc: Doc, tx: WriteTx) -> None:
+    def _check_exclusive(
+        self, tenant: str, doc: Doc, tx: WriteTx, compact: Callable[[str], str]
+    ) -> None:
         rid = doc["id"]
         held = self.exclusive.get(tenant, {})
         redirects = [
@@ -185,20 +189,22 @@ class RegistrationClaims:
             for other in held.get(eid, {}).values():
                 common = claim.names & other.names
                 if other.rid != rid and common and other.live():
-                    raise _overlap(rid, other.rid, eid, min(common))
+                    raise _overlap(rid, other.rid, eid, compact(min(common)))
             for r in redirects:
                 attr = covers(r, eid, claim.types, claim.names)
                 if attr:
-                    raise _overlap(rid, r["id"], eid, attr)
+                    raise _overlap(rid, r["id"], eid, compact(attr))
             entity = tx.get(eid)
             local = claim.names & entity["attrs"].keys() if entity is not None else None
             if local:
                 raise Conflict(
-                    f"entity {eid} already holds {min(local)} here; an exclusive registration "
+                    f"entity {eid} already holds {compact(min(local))} here; an exclusive registration "
                     "of it would leave two copies (clause 5.9.2): delete the attribute first"
                 )
 
-    def _check_redirect(self, tenant: str, doc: Doc, tx: WriteTx) -> None:
+    def _check_redirect(
+        self, tenant: str, doc: Doc, tx: WriteTx, compact: Callable[[str], str]
+    ) -> None:
         rid = doc["id"]
         for eid, holders in self.exclusive.get(tenant, {}).items():
             for other in holders.values():
@@ -206,7 +212,7 @@ class RegistrationClaims:
                     continue
                 attr = covers(doc, eid, other.types, other.names)
                 if attr:
-                    raise _overlap(rid, other.rid, eid, attr)
+                    raise _overlap(rid, other.rid, eid, compact(attr))
         for query in _local_queries(doc):
             found = tx.matching(query, limit=1)
             if found:
