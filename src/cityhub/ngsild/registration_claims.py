@@ -73,30 +73,73 @@ def claimed(doc: Mapping[str, Any]) -> dict[str, Claim]:
     return out
 
 
-def covers(doc: Mapping[str, Any], eid: str, types: frozenset[str], names: frozenset[str]) -> str:
-    """The first of these Attributes of this Entity a registration's information selects, or
-    "" (an item without attribute names selects every Attribute, one without entities every
-    Entity)."""
+@dataclass
+class Held:
+    """Claims to test a registration against, by entity id, with what every search of them
+    needs once: the ids joined by newlines for a registered idPattern (one search over all of
+    them, decision 071), and every type and name they hold, to pass over a selector that can
+    meet none of them without looking at each."""
+
+    by_id: Mapping[str, Iterable[Claim]]
+    ids: tuple[str, ...] = ()
+    joined: str = ""
+    types: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, by_id: Mapping[str, Iterable[Claim]]) -> Held:
+        """The claims of these entities (those of expired registrations left out)."""
+        live = {eid: [c for c in claims if c.live()] for eid, claims in by_id.items()}
+        live = {eid: claims for eid, claims in live.items() if claims}
+        every = [c for claims in live.values() for c in claims]
+        return cls(
+            live,
+            tuple(live),
+            "\n".join(live),
+            frozenset().union(*(c.types for c in every)),
+            frozenset().union(*(c.names for c in every)),
+        )
+
+
+def covered(doc: Mapping[str, Any], held: Held) -> tuple[Claim, str, str] | None:
+    """The first held (claim, entity id, Attribute) a registration's information selects (an
+    item without attribute names selects every Attribute, one without entities every
+    Entity), or None."""
+    if not held.ids:
+        return None
     for info in doc.get("information", ()):
         selected = _names(info)
-        common = names & selected if selected else names
-        if not common:
+        if selected and not selected & held.names:
             continue
-        entities = info.get("entities")
-        if not entities or any(_selects(ent, eid, types) for ent in entities):
-            return min(common)
-    return ""
+        for types, eids in _selected_ids(info, held):
+            for eid in eids:
+                for claim in held.by_id.get(eid, ()):
+                    common = claim.names & selected if selected else claim.names
+                    if common and (types is None or types & claim.types):
+                        return claim, eid, min(common)
+    return None
 
 
-def _selects(ent: Mapping[str, Any], eid: str, types: frozenset[str]) -> bool:
-    """Whether an EntityInfo selects the entity of this id and these types."""
-    if not _types(ent) & types:
-        return False
-    if "id" in ent:
-        return bool(ent["id"] == eid)
-    if "idPattern" in ent:
-        return registered_pattern(ent["idPattern"]).search(eid) is not None
-    return True
+def _selected_ids(
+    info: Mapping[str, Any], held: Held
+) -> Iterator[tuple[frozenset[str] | None, Iterable[str]]]:
+    """(types, held ids) each EntityInfo of an information item may select (types None: any)."""
+    entities = info.get("entities")
+    if not entities:
+        yield None, held.ids
+        return
+    for ent in entities:
+        types = _types(ent)
+        if not types & held.types:
+            continue
+        if "id" in ent:
+            yield types, (ent["id"],) if ent["id"] in held.by_id else ()
+        elif "idPattern" in ent:
+            pattern = registered_pattern(ent["idPattern"])
+            if pattern.search_any(held.ids, held.joined):
+                yield types, (eid for eid in held.ids if pattern.search(eid) is not None)
+        else:
+            yield types, held.ids
 
 
 @dataclass
@@ -180,39 +223,39 @@ class RegistrationClaims:
     ) -> None:
         rid = doc["id"]
         held = self.exclusive.get(tenant, {})
-        redirects = [
-            r
-            for r in self.redirect.get(tenant, {}).values()
-            if r["id"] != rid and _live(r, REDIRECT)
-        ]
-        for eid, claim in claimed(doc).items():
+        mine = claimed(doc)
+        for eid, claim in mine.items():
             for other in held.get(eid, {}).values():
                 common = claim.names & other.names
                 if other.rid != rid and common and other.live():
                     raise _overlap(rid, other.rid, eid, compact(min(common)))
-            for r in redirects:
-                attr = covers(r, eid, claim.types, claim.names)
-                if attr:
-                    raise _overlap(rid, r["id"], eid, compact(attr))
+        if self.redirect.get(tenant):
+            wanted = Held.of({eid: (claim,) for eid, claim in mine.items()})
+            for r in self.redirect[tenant].values():
+                hit = covered(r, wanted) if r["id"] != rid and _live(r, REDIRECT) else None
+                if hit is not None:
+                    raise _overlap(rid, r["id"], hit[1], compact(hit[2]))
+        for eid, claim in mine.items():
             entity = tx.get(eid)
             local = claim.names & entity["attrs"].keys() if entity is not None else None
             if local:
                 raise Conflict(
-                    f"entity {eid} already holds {compact(min(local))} here; an exclusive registration "
-                    "of it would leave two copies (clause 5.9.2): delete the attribute first"
+                    f"entity {eid} already holds {compact(min(local))} here; an exclusive "
+                    "registration of it would leave two copies (clause 5.9.2): delete the "
+                    "attribute first"
                 )
 
     def _check_redirect(
         self, tenant: str, doc: Doc, tx: WriteTx, compact: Callable[[str], str]
     ) -> None:
         rid = doc["id"]
-        for eid, holders in self.exclusive.get(tenant, {}).items():
-            for other in holders.values():
-                if other.rid == rid or not other.live():
-                    continue
-                attr = covers(doc, eid, other.types, other.names)
-                if attr:
-                    raise _overlap(rid, other.rid, eid, compact(attr))
+        others = {
+            eid: [c for c in holders.values() if c.rid != rid]
+            for eid, holders in self.exclusive.get(tenant, {}).items()
+        }
+        hit = covered(doc, Held.of(others))
+        if hit is not None:
+            raise _overlap(rid, hit[0].rid, hit[1], compact(hit[2]))
         for query in _local_queries(doc):
             found = tx.matching(query, limit=1)
             if found:
@@ -278,4 +321,4 @@ def _local_queries(doc: Doc) -> Iterator[EntityQuery]:
             )
 
 
-__all__ = ["Claim", "RegistrationClaims", "claimed", "covers"]
+__all__ = ["Claim", "Held", "RegistrationClaims", "claimed", "covered"]
