@@ -5,6 +5,7 @@ keep a stale second copy)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from cityhub.api.app import create_app
+from cityhub.cli import main
 from cityhub.settings import Settings
 from conftest import BASE, problem
 from test_registration_bounds import REGS
@@ -283,3 +285,29 @@ async def test_redirect_patterns_are_searched_once_per_registration(
     resp = await client.post(REGS, json=by_pattern("b", "^urn:Room:499$"))
     body = problem(resp, 409, "Conflict")
     assert "urn:Room:499" in body["detail"]
+
+
+def test_an_import_meets_the_claims_of_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cityhub import` writes with its own store: it stored an exclusively registered
+    attribute the hub itself refuses."""
+    db = tmp_path / "hub.db"
+    shop = reg("a", "exclusive", names=["name"])
+    shop["information"][0]["entities"] = [{"type": "Shop", "id": "urn:ngsi-ld:Shop:s1"}]
+
+    async def register() -> None:
+        app: Starlette = create_app(Settings(db=str(db)))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            assert (await c.post(REGS, json=shop)).status_code == 201
+        app.state.store.close()
+
+    asyncio.run(register())
+    csv = tmp_path / "shops.csv"
+    csv.write_text("id,name\ns1,Corner Shop\ns2,Bakery\n")
+    argv = ["import", "csv", str(csv), "--type", "Shop", "--db", str(db), "--no-progress"]
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    assert "rejected line 2 urn:ngsi-ld:Shop:s1: Conflict:" in out.err, out.err
+    assert "1 created, 0 updated, 0 unchanged, 1 rejected" in out.out

@@ -314,8 +314,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     notifier.load()
     store.sink = notifier
     # what exclusive and redirect registrations claim; entity writes meet it (decision 084)
-    claims = RegistrationClaims.of(store.resource_every_tenant(registrations.KIND))
-    store.guard = claims
+    claims = RegistrationClaims.guarding(store)
     pruner = HistoryPruner(store, settings.history_days)
 
     @asynccontextmanager

@@ -43,7 +43,7 @@ from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
 from cityhub.ngsild.registration_claims import RegistrationClaims
 
-KIND = "csourceRegistration"
+KIND = R.REGISTRATIONS
 # The members whose change can make a registration claim what another one, or the hub, holds.
 CLAIM_MEMBERS = ("mode", "information", "expiresAt")
 PATH = "/csourceRegistrations"

@@ -20,7 +20,7 @@ import orjson
 
 from cityhub.ngsild.errors import Conflict
 from cityhub.ngsild.query.ast import TypeName, TypeOr
-from cityhub.ngsild.registrations import registered_pattern
+from cityhub.ngsild.registrations import REGISTRATIONS, registered_pattern
 from cityhub.ngsild.subscriptions import is_past
 from cityhub.store.base import EntityQuery, WriteTx
 
@@ -150,6 +150,14 @@ class RegistrationClaims:
     # may overlap, so one entity can have several holders of one Attribute)
     exclusive: dict[str, dict[str, dict[str, Claim]]] = field(default_factory=dict)
     redirect: dict[str, dict[str, Doc]] = field(default_factory=dict)  # tenant → id → doc
+
+    @classmethod
+    def guarding(cls, store: Any) -> RegistrationClaims:
+        """The claims of a store's registrations, made its write guard (the hub, and
+        `cityhub import` beside it)."""
+        claims = cls.of(store.resource_every_tenant(REGISTRATIONS))
+        store.guard = claims
+        return claims
 
     @classmethod
     def of(cls, stored: Iterable[tuple[str, Doc]]) -> RegistrationClaims:
