@@ -43,6 +43,7 @@ from cityhub.ngsild.errors import (
     ResourceNotFound,
     storage_full,
 )
+from cityhub.ngsild.registration_claims import RegistrationClaims
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.notify.delivery import Policy
@@ -320,6 +321,8 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     )
     notifier.load()
     store.sink = notifier
+    # what exclusive and redirect registrations claim; entity writes meet it (decision 084)
+    claims = RegistrationClaims.guarding(store)
     pruner = HistoryPruner(store, settings.history_days)
 
     @asynccontextmanager
@@ -373,6 +376,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     app.state.damaged_log = ThrottledLog(log)
     app.state.temporal = TemporalService(store, settings.temporal_limit)
     app.state.notifier = notifier
+    app.state.claims = claims
     app.state.pruner = pruner
     iot_agent.install(app)
     letters = app.state.iot.letters

@@ -41,8 +41,11 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.qlang import compile_regex, norm_datetime, parse_q
 from cityhub.ngsild.query.scope import parse_scope
 from cityhub.ngsild.query.typeexpr import parse_types
+from cityhub.ngsild.registration_claims import RegistrationClaims
 
-KIND = "csourceRegistration"
+KIND = R.REGISTRATIONS
+# The members whose change can make a registration claim what another one, or the hub, holds.
+CLAIM_MEMBERS = ("mode", "information", "expiresAt")
 PATH = "/csourceRegistrations"
 WHAT = "registration id"
 
@@ -50,6 +53,19 @@ WHAT = "registration id"
 def csource(request: Request) -> Any:
     """The csourceSubscriptions' notifier, told about every registration write."""
     return request.app.state.notifier.csource
+
+
+def claims(request: Request) -> RegistrationClaims:
+    """What exclusive and redirect registrations claim (checked on every entity write too)."""
+    held: RegistrationClaims = request.app.state.claims
+    return held
+
+
+def check_claims(request: Request, tenant: str, doc: dict[str, Any], tm: TermMap) -> None:
+    """Conflict when a registration to be stored meets another's exclusive claim or data the
+    hub holds (4.3.6.3, 5.9.2.4); read inside the registration's store group."""
+    with store(request).write(tenant) as tx:
+        claims(request).check_registration(tenant, doc, tx, tm.compact)
 
 
 def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQuery:
@@ -108,9 +124,12 @@ async def create(request: Request) -> Response:
     ctx = await context_of(request, body, media)
     rid = R.body_id(body) or new_id(R.REGISTRATION)
     doc = R.new_registration(body, ctx.tm, ctx.spec, rid)
-    with store(request).group():  # the registration and its notifications commit together
+    # the registration, its claims and its notifications commit together
+    with claims(request).changing() as claiming, store(request).group():
         if not store(request).resource_create(KIND, ctx.tenant, rid, doc):
             raise AlreadyExists(f"registration {rid} already exists")
+        check_claims(request, ctx.tenant, doc, ctx.tm)
+        claiming.replace(ctx.tenant, None, doc)
         csource(request).registration_changed(ctx.tenant, None, doc)
     return created(PATH, rid)
 
@@ -160,10 +179,13 @@ async def update(request: Request) -> Response:
         before.append(old)
         return R.apply_patch(old, members, props)
 
-    with store(request).group():
+    with claims(request).changing() as claiming, store(request).group():
         changed = store(request).resource_update(KIND, ctx.tenant, rid, change)
         if changed is None:
             raise ResourceNotFound(f"registration {rid} does not exist")
+        if any(key in members for key in CLAIM_MEMBERS):  # one stored before stays patchable
+            check_claims(request, ctx.tenant, changed, ctx.tm)
+        claiming.replace(ctx.tenant, before[0], changed)
         csource(request).registration_changed(ctx.tenant, before[0], changed)
     return no_content()
 
@@ -172,9 +194,10 @@ async def delete(request: Request) -> Response:
     """DELETE /csourceRegistrations/{id}."""
     params_of(request)
     tenant = tenant_of(request, must_exist=False)
-    with store(request).group():
+    with claims(request).changing() as claiming, store(request).group():
         before = store(request).resource_get(KIND, tenant, path_id(request, WHAT))
         response = delete_resource(request, KIND, WHAT, "registration")
+        claiming.replace(tenant, before, None)
         csource(request).registration_changed(tenant, before, None)
     return response
 

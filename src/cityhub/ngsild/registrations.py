@@ -46,6 +46,7 @@ from cityhub.ngsild.timeutil import now_iso
 Doc = dict[str, Any]
 
 REGISTRATION = "ContextSourceRegistration"
+REGISTRATIONS = "csourceRegistration"  # the resources kind a registration is stored as
 MODES = ("inclusive", "exclusive", "redirect", "auxiliary")
 DEFAULT_MODE = "inclusive"
 # A context source is reached over the HTTP binding (6.3): a file:, javascript: or urn: endpoint
@@ -565,6 +566,7 @@ def matches(doc: Mapping[str, Any], query: RegistrationQuery) -> bool:
 
 __all__ = [
     "REGISTRATION",
+    "REGISTRATIONS",
     "TIMEPROPERTIES",
     "RegistrationQuery",
     "apply_patch",

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cityhub.notify")
 KIND = "csourceSubscription"  # the resources kind /csourceSubscriptions stores
-REGISTRATIONS = "csourceRegistration"  # the resources kind /csourceRegistrations stores
+REGISTRATIONS = R.REGISTRATIONS  # the resources kind /csourceRegistrations stores
 NOTIFICATION = "ContextSourceNotification"
 NEWLY, UPDATED, GONE = "newlyMatching", "updated", "noLongerMatching"
 # Registrations in one ContextSourceNotification of the current matching set.

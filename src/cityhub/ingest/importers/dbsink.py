@@ -21,6 +21,7 @@ from cityhub.ngsild.entity import expand_name, expand_types
 from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.ast import TypeName, TypeOr
+from cityhub.ngsild.registration_claims import RegistrationClaims
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.ngsild.timeutil import next_instant
@@ -52,6 +53,8 @@ class DbSink(Writer):
                 self.store = SqliteStore(path, max_entity_bytes=max_entity_bytes)
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
+        # exclusively registered attributes are refused here too (decision 084)
+        RegistrationClaims.guarding(self.store)
         self.service = EntityService(self.store)
         self.temporal = TemporalService(self.store)
         self.tenant = tenant

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES, EntityTooLarge, check_size
-from cityhub.ngsild.errors import NgsiLdError
+from cityhub.ngsild.errors import Conflict, NgsiLdError
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.store import reads
@@ -37,6 +37,7 @@ from cityhub.store.base import (
     StoreFull,
     StoreLost,
     TemporalQuery,
+    WriteGuard,
 )
 from cityhub.store.reads import ReadLimit
 from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
@@ -124,6 +125,7 @@ class SqliteStore:
         self._check_schema()
         self._create_schema()
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
+        self.guard: WriteGuard | None = None  # api/ sets it: exclusively registered attributes
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
@@ -425,6 +427,7 @@ class SqliteStore:
                 self.type_sets,
                 capture=capture,
                 max_bytes=self.max_entity_bytes,
+                guard=self.guard,
             )
             if self._in_group:
                 # without savepoints the caller isolates its jobs (api/commit.py)
@@ -1170,8 +1173,10 @@ class SqliteWriteTx:
         type_sets: TypeSets,
         capture: bool = False,
         max_bytes: int = DEFAULT_MAX_ENTITY_BYTES,
+        guard: WriteGuard | None = None,
     ) -> None:
         self.names = names
+        self.guard = guard  # refuses writes of exclusively registered attributes
         self.max_bytes = max_bytes  # JSON bytes one entity may take (0: no bound)
         self.type_sets = type_sets
         self.conn = conn
@@ -1231,6 +1236,8 @@ class SqliteWriteTx:
         raw = orjson.dumps(doc)
         if self.max_bytes and len(raw) > self.max_bytes:
             check_size(len(raw), self.max_bytes, doc["id"])
+        if self.guard is not None:
+            self.guard.check_write(self.tenant, doc)
         text = raw.decode()
         try:
             cur = self.conn.execute(
@@ -1261,14 +1268,16 @@ class SqliteWriteTx:
                 self._known[eid] = (pk, text)
         return found
 
-    def matching(self, query: EntityQuery) -> set[str]:
-        """The ids of the entities that meet the query now, read inside the transaction (a
-        purge selects on a reader and deletes later: a PATCH in between must count)."""
+    def matching(self, query: EntityQuery, limit: int | None = None) -> set[str]:
+        """The ids of the entities that meet the query now (at most `limit` of them), read
+        inside the transaction (a purge selects on a reader and deletes later: a PATCH in
+        between must count)."""
         self._write_rows()
         comp = Compiler(self.conn, pk="e.pk", names=self.names)
         where = comp.where(self.tenant, query)
         SqliteStore._install_geo(self.conn, comp)
-        rows = self.conn.execute(f"SELECT e.id FROM entities e WHERE {where}", comp.params)
+        cut = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.conn.execute(f"SELECT e.id FROM entities e WHERE {where}{cut}", comp.params)
         return {r[0] for r in rows}
 
     def insert_many(self, docs: list[Doc]) -> dict[int, NgsiLdError]:
@@ -1286,12 +1295,14 @@ class SqliteWriteTx:
         bound = self.max_bytes
         for at, doc in enumerate(docs):
             raw = orjson.dumps(doc)
-            if bound and len(raw) > bound:
-                try:
+            try:
+                if bound and len(raw) > bound:
                     check_size(len(raw), bound, doc["id"])
-                except EntityTooLarge as err:
-                    refused[at] = err
-                    continue
+                if self.guard is not None:
+                    self.guard.check_write(self.tenant, doc)
+            except (EntityTooLarge, Conflict) as err:
+                refused[at] = err
+                continue
             pk += 1
             text = raw.decode()
             rows.append((pk, self.tenant, doc["id"], doc["createdAt"], doc["modifiedAt"], text))
@@ -1379,6 +1390,12 @@ class SqliteWriteTx:
                 return
             read = (row[0], row[1], typestats.outline(orjson.loads(row[1])))
         pk, before, seen = read
+        if self.guard is not None:
+            try:
+                self.guard.check_write(self.tenant, doc, before, changed)
+            except Conflict:
+                self._read[doc["id"]] = read  # nothing was written: what get() read stands
+                raise
         retyped = changed is None or "@type" in changed
         only = None if retyped else changed
         tid = self._tid(doc["type"])
