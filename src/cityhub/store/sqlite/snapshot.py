@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from cityhub.store.base import StoreError
 from cityhub.store.sqlite.files import (
+    created_like,
     file_trouble,
     free_name,
     read_only,
@@ -74,6 +76,7 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
 def _checked_copy(source: Path, part: Path, progress: Progress | None) -> int:
     """VACUUM INTO part, then check the copy; the entities it holds."""
     _discard(part)  # what a backup killed earlier left
+    created_like(part, stat.S_IMODE(source.stat().st_mode))  # no more readable than source
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(
@@ -181,6 +184,7 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     kept = None
     try:
         _discard(part)  # what a restore killed earlier left
+        _created_for(part, db if db.exists() else source)
         _copy(source, part, progress)
         if db.exists():
             _fold(db)
@@ -199,6 +203,13 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
             ) from exc
         raise
     return Restored(db, entities, kept)
+
+
+def _created_for(part: Path, replaced: Path) -> None:
+    """The restored copy, made with the permissions and owner of the database it replaces (of
+    the backup for a new database), so the hub's user still writes it after a restore as root."""
+    found = replaced.stat()
+    created_like(part, stat.S_IMODE(found.st_mode), (found.st_uid, found.st_gid))
 
 
 def _followed(db: Path) -> Path:
