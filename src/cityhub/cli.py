@@ -329,6 +329,13 @@ def serve(settings: object) -> int:
         settings.query_threads,
         kept_for(settings.history_days),
     )
+    if _reachable_by_others(settings.host):
+        log.warning(
+            "%s lets other machines reach the API, which has no authentication (anyone can "
+            "write, and purge, the town's data): keep it on 127.0.0.1 behind a reverse proxy "
+            "that authenticates, or firewall the port (README, Running it for a town)",
+            settings.host,
+        )
     tune_runtime()
     uvicorn.run(
         app,
@@ -515,6 +522,19 @@ def _ports_taken(settings: Settings) -> str:
             "CITYHUB_MQTT_EMBEDDED_PORT"
         )
     return ""
+
+
+def _reachable_by_others(host: str) -> bool:
+    """Whether the address the hub binds is more than this machine's loopback (a name counts
+    as what it resolves to; one that does not resolve was refused before)."""
+    import ipaddress
+    import socket
+
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return True
+    return not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found)
 
 
 def _port_busy(host: str, port: int) -> tuple[str, bool]:
