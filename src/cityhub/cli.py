@@ -482,6 +482,9 @@ def _claim(db: str) -> str:
     real = os.path.realpath(db)
     if real in _CLAIMS:
         return ""
+    odd = _not_a_file(db)
+    if odd:
+        return f"cityhub: cannot open the database {db}: it is not a regular file ({odd})"
     try:
         fd = os.open(db, os.O_RDONLY)
     except OSError as exc:
@@ -496,6 +499,22 @@ def _claim(db: str) -> str:
         )
     _CLAIMS[real] = fd
     return ""
+
+
+def _not_a_file(db: str) -> str:
+    """What a path that is neither a file nor a folder is ('' otherwise): opening a FIFO to
+    lock it waited for ever for a writer, without a word (a folder is named later)."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(db).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"))
+    return next((name for test, name in kinds if test(mode)), "a device")
 
 
 def _ports_taken(settings: Settings) -> str:
