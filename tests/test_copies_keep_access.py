@@ -82,6 +82,25 @@ def test_a_restore_run_as_root_leaves_the_database_to_the_hubs_user(tmp_path: Pa
     assert (found.st_uid, found.st_gid) == (NOBODY, NOBODY)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file another owner")
+def test_a_database_restored_as_root_into_an_empty_folder_belongs_to_the_folders_owner(
+    tmp_path: Path,
+) -> None:
+    """A new machine: the backup (root's, 0600) went into the hub's folder as root's file,
+    which the hub's user could not even read."""
+    db = _database(tmp_path / "city.db", 0o600)
+    copy = tmp_path / "monday.db"
+    assert main(["backup", str(copy), "--db", str(db), "--no-progress"]) == 0
+    home = tmp_path / "var-lib-cityhub"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    target = home / "cityhub.db"
+    assert main(["restore", str(copy), "--db", str(target), "--no-progress"]) == 0
+    found = target.stat()
+    assert (found.st_uid, found.st_gid) == (NOBODY, NOBODY)
+    assert _mode(target) == 0o600
+
+
 @pytest.mark.usefixtures("loose_umask")
 def test_a_rescued_copy_is_as_private_as_the_database_it_saves(tmp_path: Path) -> None:
     """The copy a hub saves of a database deleted under it (decision 044)."""

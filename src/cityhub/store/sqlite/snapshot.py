@@ -184,7 +184,7 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     kept = None
     try:
         _discard(part)  # what a restore killed earlier left
-        _created_for(part, db if db.exists() else source)
+        _created_for(part, db, source)
         _copy(source, part, progress)
         if db.exists():
             _fold(db)
@@ -205,11 +205,18 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     return Restored(db, entities, kept)
 
 
-def _created_for(part: Path, replaced: Path) -> None:
-    """The restored copy, made with the permissions and owner of the database it replaces (of
-    the backup for a new database), so the hub's user still writes it after a restore as root."""
-    found = replaced.stat()
-    created_like(part, stat.S_IMODE(found.st_mode), (found.st_uid, found.st_gid))
+def _created_for(part: Path, db: Path, source: Path) -> None:
+    """The restored copy, made with the permissions and owner of the database it replaces, so
+    the hub's user still writes it after a restore run as root; a new database takes the
+    backup's permissions and its folder's owner, who runs the hub (SQLite writes its -wal and
+    -shm there)."""
+    if db.exists():
+        found = db.stat()
+        mode, owner = found.st_mode, (found.st_uid, found.st_gid)
+    else:
+        folder = db.parent.stat()
+        mode, owner = source.stat().st_mode, (folder.st_uid, folder.st_gid)
+    created_like(part, stat.S_IMODE(mode), owner)
 
 
 def _followed(db: Path) -> Path:
