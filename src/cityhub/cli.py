@@ -550,7 +550,7 @@ def _reachable_by_others(host: str) -> bool:
     import socket
 
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        found = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         return True
     return not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found)
