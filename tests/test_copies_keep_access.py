@@ -57,6 +57,21 @@ def test_a_backup_keeps_what_the_database_lets_its_group_read(tmp_path: Path) ->
     assert _mode(dest) == 0o640
 
 
+def test_a_backup_onto_a_disk_without_permissions_is_still_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FAT-formatted USB disk refuses chmod (EPERM): its files have the mount's permissions."""
+
+    def refused(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    db = _database(tmp_path / "city.db", 0o600)
+    monkeypatch.setattr(os, "fchmod", refused)
+    dest = tmp_path / "usb.db"
+    assert main(["backup", str(dest), "--db", str(db), "--no-progress"]) == 0
+    assert dest.is_file()
+
+
 @pytest.mark.usefixtures("loose_umask")
 def test_a_restored_database_keeps_the_permissions_of_the_one_it_replaces(
     tmp_path: Path,

@@ -45,7 +45,8 @@ def created_like(path: Path, mode: int, owner: tuple[int, int] | None = None) ->
     hub's own user could no longer write. Created before SQLite writes a byte, never wider."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.fchmod(fd, mode)
+        with contextlib.suppress(PermissionError):  # a FAT disk: the mount's permissions
+            os.fchmod(fd, mode)
         if owner is not None:
             with contextlib.suppress(PermissionError):  # only root gives files away
                 os.fchown(fd, *owner)
