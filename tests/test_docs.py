@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cityhub.cli import main, parser
+from cityhub.cli import load_settings, main, parser
 from cityhub.settings import Settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -57,6 +57,15 @@ def test_a_broker_url_that_does_not_parse_stops_the_hub_before_it_serves(
     assert main(["serve", "--port", "1", "--mqtt", url]) == 2
     err = capsys.readouterr().err
     assert f"bad setting mqtt (--mqtt) = {url!r}" in err and reason in err, err
+
+
+def test_a_broker_url_on_port_0_is_refused_not_taken_for_1883(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Port 0 was read as no port, so the hub went to 1883, a broker nobody named."""
+    assert load_settings(mqtt="mqtt://broker:0") is None
+    err = capsys.readouterr().err
+    assert "bad setting mqtt (--mqtt) = 'mqtt://broker:0'" in err and "port 0" in err, err
 
 
 def test_every_log_level_is_in_the_help_and_the_readme() -> None:

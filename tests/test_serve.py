@@ -290,6 +290,22 @@ def test_serve_shows_the_hubs_own_log_lines(tmp_path: Path) -> None:
         out = proc.communicate(timeout=10)[0].decode()
     assert "cityhub: serving" in out and "history kept: 30 days" in out, out
     assert "4 reader threads" in out and "sync normal" in out, out
+    assert "WARNING" not in out, "127.0.0.1 is this machine only"
+
+
+def test_serving_every_interface_warns_that_the_api_has_no_authentication(
+    tmp_path: Path,
+) -> None:
+    """`--host 0.0.0.0` put the unauthenticated API (purges included) on the network without
+    a word in the log, while README says to keep it on 127.0.0.1 behind a proxy."""
+    port = free_port()
+    args = ["serve", "--host", "0.0.0.0", "--port", str(port), "--db", str(tmp_path / "h.db")]
+    with process(args) as proc:
+        wait_healthy(proc, f"http://127.0.0.1:{port}")
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0].decode()
+    assert "WARNING:  cityhub: 0.0.0.0 lets other machines reach the API" in out, out
+    assert "no authentication" in out and "reverse proxy" in out, out
 
 
 def _sigterm_while(port: int, proc: subprocess.Popen[bytes], trickle: bool) -> float:

@@ -4,7 +4,10 @@ exit 2, never a hub that starts and then answers 500."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,6 +202,20 @@ def test_a_directory_given_as_the_database_is_named_as_one(
         f"e.g. --db {tmp_path / 'cityhub.db'}\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fifo_given_as_the_database_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """serve opened the path to lock it and waited for ever, without a word, for a writer."""
+    fifo = tmp_path / "cityhub.db"
+    os.mkfifo(fifo)
+    args = ["serve", "--db", str(fifo), "--port", str(free_port())]
+    done = subprocess.run(
+        [sys.executable, "-m", "cityhub.cli", *args], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"cityhub: cannot open the database {fifo}: it is not a regular file (a FIFO)\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["serve", "demo"])

@@ -329,6 +329,13 @@ def serve(settings: object) -> int:
         settings.query_threads,
         kept_for(settings.history_days),
     )
+    if _reachable_by_others(settings.host):
+        log.warning(
+            "%s lets other machines reach the API, which has no authentication (anyone can "
+            "write, and purge, the town's data): keep it on 127.0.0.1 behind a reverse proxy "
+            "that authenticates, or firewall the port (README, Running it for a town)",
+            settings.host,
+        )
     tune_runtime()
     uvicorn.run(
         app,
@@ -475,6 +482,9 @@ def _claim(db: str) -> str:
     real = os.path.realpath(db)
     if real in _CLAIMS:
         return ""
+    odd = _not_a_file(db)
+    if odd:
+        return f"cityhub: cannot open the database {db}: it is not a regular file ({odd})"
     try:
         fd = os.open(db, os.O_RDONLY)
     except OSError as exc:
@@ -489,6 +499,22 @@ def _claim(db: str) -> str:
         )
     _CLAIMS[real] = fd
     return ""
+
+
+def _not_a_file(db: str) -> str:
+    """What a path that is neither a file nor a folder is ('' otherwise): opening a FIFO to
+    lock it waited for ever for a writer, without a word (a folder is named later)."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(db).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"))
+    return next((name for test, name in kinds if test(mode)), "a device")
 
 
 def _ports_taken(settings: Settings) -> str:
@@ -515,6 +541,19 @@ def _ports_taken(settings: Settings) -> str:
             "CITYHUB_MQTT_EMBEDDED_PORT"
         )
     return ""
+
+
+def _reachable_by_others(host: str) -> bool:
+    """Whether the address the hub binds is more than this machine's loopback (a name counts
+    as what it resolves to; one that does not resolve was refused before)."""
+    import ipaddress
+    import socket
+
+    try:
+        found = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return True
+    return not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found)
 
 
 def _port_busy(host: str, port: int) -> tuple[str, bool]:

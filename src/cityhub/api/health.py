@@ -1,5 +1,6 @@
 """/health: liveness, the space the database uses and has left, the notification backlog,
-history retention, and whether the hub needs its operator (`status`, with a `reason`)."""
+history retention, and whether the hub needs its operator (`status`, with a `reason`); 503
+while it cannot serve its data, for monitors that read only the status code (decision 086)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ async def health(request: Request) -> Response:
     owed = _owed(rows, oldest, state.settings.notify_backlog_degraded)
     starved = _starved(store, state.settings.query_timeout)
     reason = lost or _trouble(store, storage, state.damaged) or starved or down or owed
+    # a hub that cannot serve its data says so in the status code too (decision 086)
+    failing = bool(lost or state.damaged)
     status: dict[str, Any] = (
         {"status": "degraded", "reason": reason} if reason else {"status": "ok"}
     )
@@ -91,7 +94,7 @@ async def health(request: Request) -> Response:
     }
     if mqtt is not None:  # only a hub with MQTT configured has it
         body["mqtt"] = mqtt
-    return plain_json(body)
+    return plain_json(body, 503 if failing else 200)
 
 
 def _backlog(store: Any, lost: str | None) -> tuple[int | None, float | None]:

@@ -49,6 +49,8 @@ def parse_broker(text: str) -> BrokerUrl:
     parts = urlsplit(text)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError(f"not an MQTT broker URL (mqtt://host:port): {masked(text)!r}")
+    if parts.port == 0:  # falsy: it was taken for no port, and the default port used
+        raise ValueError(f"port 0 names no broker port: {masked(text)!r}")
     tls = parts.scheme == "mqtts"
     return BrokerUrl(
         host=parts.hostname,

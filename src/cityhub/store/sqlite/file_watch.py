@@ -10,13 +10,14 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cityhub.ngsild.timeutil import format_ts
-from cityhub.store.sqlite.files import file_trouble, free_name
+from cityhub.store.sqlite.files import created_like, file_trouble, free_name
 
 log = logging.getLogger("cityhub.store")
 SAVE_EVERY = 10.0  # seconds between attempts to save the copy (a full disk, a missing folder)
@@ -30,6 +31,7 @@ class FileWatch:
         self.path = Path(path)
         found = os.stat(path)
         self._opened = (found.st_dev, found.st_ino)
+        self._mode = stat.S_IMODE(found.st_mode)  # the copy is no more readable than it
         self.what = ""  # "deleted" or "replaced by another file", once it was
         self.lost_at: float | None = None  # epoch seconds it was first noticed
         self.copy: Path | None = None  # where what the store held was saved
@@ -71,6 +73,8 @@ class FileWatch:
         dest = free_name(self.path, ".rescued-" + time.strftime("%Y%m%dT%H%M%S"))
         part = dest.with_name(dest.name + ".partial")
         try:
+            part.unlink(missing_ok=True)  # what a hub killed while saving left
+            created_like(part, self._mode)
             with lock, contextlib.closing(sqlite3.connect(part)) as out:
                 conn.backup(out)
                 out.execute("PRAGMA journal_mode=DELETE")  # one file, as a backup is

@@ -38,6 +38,22 @@ def free_name(db: Path, suffix: str) -> Path:
     return kept
 
 
+def created_like(path: Path, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Create path empty with the permission bits of the database it will copy (and its owner,
+    where this process may give it): SQLite made each copy under the umask, so a 0600 database
+    of personal data had 0644 backups, and a restore run as root left a root-owned file that the
+    hub's own user could no longer write. Created before SQLite writes a byte, never wider."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with contextlib.suppress(PermissionError):  # a FAT disk: the mount's permissions
+            os.fchmod(fd, mode)
+        if owner is not None:
+            with contextlib.suppress(PermissionError):  # only root gives files away
+                os.fchown(fd, *owner)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def removed_on_failure(db: str | Path) -> Iterator[None]:
     """Delete the database file, -wal and -shm the block created when it fails: a first start

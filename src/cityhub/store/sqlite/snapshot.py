@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from cityhub.store.base import StoreError
 from cityhub.store.sqlite.files import (
+    created_like,
     file_trouble,
     free_name,
     read_only,
@@ -74,6 +76,7 @@ def backup(source: Path, dest: Path, progress: Progress | None = None) -> Backup
 def _checked_copy(source: Path, part: Path, progress: Progress | None) -> int:
     """VACUUM INTO part, then check the copy; the entities it holds."""
     _discard(part)  # what a backup killed earlier left
+    created_like(part, stat.S_IMODE(source.stat().st_mode))  # no more readable than source
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(
@@ -181,6 +184,7 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
     kept = None
     try:
         _discard(part)  # what a restore killed earlier left
+        _created_for(part, db, source)
         _copy(source, part, progress)
         if db.exists():
             _fold(db)
@@ -199,6 +203,20 @@ def restore(source: Path, db: Path, progress: Progress | None = None) -> Restore
             ) from exc
         raise
     return Restored(db, entities, kept)
+
+
+def _created_for(part: Path, db: Path, source: Path) -> None:
+    """The restored copy, made with the permissions and owner of the database it replaces, so
+    the hub's user still writes it after a restore run as root; a new database takes the
+    backup's permissions and its folder's owner, who runs the hub (SQLite writes its -wal and
+    -shm there)."""
+    if db.exists():
+        found = db.stat()
+        mode, owner = found.st_mode, (found.st_uid, found.st_gid)
+    else:
+        folder = db.parent.stat()
+        mode, owner = source.stat().st_mode, (folder.st_uid, folder.st_gid)
+    created_like(part, stat.S_IMODE(mode), owner)
 
 
 def _followed(db: Path) -> Path:
