@@ -570,7 +570,7 @@ async def test_bad_paging_is_400(
 
 
 async def test_limit_over_the_maximum_is_refused(client: httpx.AsyncClient, city: Any) -> None:
-    """Clause 5.5.9: a page past the hard limit is TooManyResults (decision 088)."""
+    """Clause 5.5.9: a page past the hard limit is TooManyResults (decision 087)."""
     resp = await client.get(f"{BASE}/entities", params={"type": "Building", "limit": "5000"})
     problem(resp, 403, "TooManyResults")
 

@@ -1,5 +1,5 @@
 """A remote @context that did not answer in time is not waited for again at once
-(decision 085): the next requests naming it are a 503 at once, for a short while."""
+(decision 084): the next requests naming it are a 503 at once, for a short while."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The R*Tree box of a stored geometry holds everything a geoQ matches it as: GEOS's repair of
-a polygon stored before decision 089 with a hole outside its shell is an area there too, and
+a polygon stored before decision 088 with a hole outside its shell is an area there too, and
 the box of the shell alone made the R*Tree plan drop it while the per-entity plan and
 subscriptions (the evaluator) found it."""
 
@@ -28,7 +28,7 @@ ZONE: dict[str, Any] = {
 
 
 def _stored_before_089(path: Path, monkeypatch: pytest.MonkeyPatch) -> SqliteStore:
-    """A store holding ZONE, written as the hub took it before decision 089 refused it."""
+    """A store holding ZONE, written as the hub took it before decision 088 refused it."""
     monkeypatch.setattr(geo, "check_rings", lambda geom: None)
     store = SqliteStore(path)
     out = EntityService(store).batch_upsert("", [ZONE], ContextCache().core, "replace")

@@ -1,6 +1,6 @@
 """/health's HTTP status: 503 while the hub cannot serve its data (its file deleted or replaced,
 or found damaged), so monitors and load balancers that read only the status code see it; 200
-while it serves, degraded or not (decision 086)."""
+while it serves, degraded or not (decision 085)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Invalid polygons (decision 089): a ring that encloses no area, a hole outside its exterior
+"""Invalid polygons (decision 088): a ring that encloses no area, a hole outside its exterior
 ring and a polygon too tangled to repair are refused when written or asked about in a new
 geoQ; a self-intersecting polygon (ETSI 019_11 stores and queries with one) is kept as
 written and matched as GEOS repairs it."""

@@ -321,7 +321,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
     )
     notifier.load()
     store.sink = notifier
-    # what exclusive and redirect registrations claim; entity writes meet it (decision 084)
+    # what exclusive and redirect registrations claim; entity writes meet it (decision 083)
     claims = RegistrationClaims.guarding(store)
     pruner = HistoryPruner(store, settings.history_days)
 

@@ -1,6 +1,6 @@
 """/health: liveness, the space the database uses and has left, the notification backlog,
 history retention, and whether the hub needs its operator (`status`, with a `reason`); 503
-while it cannot serve its data, for monitors that read only the status code (decision 086)."""
+while it cannot serve its data, for monitors that read only the status code (decision 085)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ async def health(request: Request) -> Response:
     owed = _owed(rows, oldest, state.settings.notify_backlog_degraded)
     starved = _starved(store, state.settings.query_timeout)
     reason = lost or _trouble(store, storage, state.damaged) or starved or down or owed
-    # a hub that cannot serve its data says so in the status code too (decision 086)
+    # a hub that cannot serve its data says so in the status code too (decision 085)
     failing = bool(lost or state.damaged)
     status: dict[str, Any] = (
         {"status": "degraded", "reason": reason} if reason else {"status": "ok"}

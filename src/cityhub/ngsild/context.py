@@ -427,7 +427,7 @@ class ContextCache:
         self._names_of: dict[Hashable, frozenset[str]] = {}
         self._evictable: dict[str, ContextEntry] = {}  # ImplicitlyCreated ones nothing names
         self._inflight: dict[str, asyncio.Future[Any]] = {}
-        self._timed_out = TimedOut()  # never-fetched URLs that did not answer (decision 085)
+        self._timed_out = TimedOut()  # never-fetched URLs that did not answer (decision 084)
         self._compiled: dict[bytes, TermMap] = {}
         self._compiled_terms = 0  # terms held by the TermMaps in _compiled
         self._compiled_sources: set[str] = set()  # every TermMap.sources in _compiled

@@ -1,4 +1,4 @@
-"""Remote @contexts that did not answer in time, remembered for a short while (decision 085):
+"""Remote @contexts that did not answer in time, remembered for a short while (decision 084):
 each request naming one would otherwise wait the whole CITYHUB_CONTEXT_TIMEOUT again."""
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def integer(params: Mapping[str, str], name: str, default: int, low: int, high: 
 
 def page_limit(params: Mapping[str, str]) -> int:
     """limit= of a paged list: digits above MAX_LIMIT are TooManyResults (clause 5.5.9: a
-    page past the hard limit is refused with that type), not BadRequestData (decision 088)."""
+    page past the hard limit is refused with that type), not BadRequestData (decision 087)."""
     try:
         return integer(params, "limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
     except BadRequestData:

@@ -1,4 +1,4 @@
-"""What exclusive and redirect registrations claim (clauses 4.3.6.3, 5.9.2.4, decision 084):
+"""What exclusive and redirect registrations claim (clauses 4.3.6.3, 5.9.2.4, decision 083):
 an exclusive registration holds named Attributes of single Entities for its context source, so
 no second exclusive or redirect registration may name them, none may be made over data the hub
 holds, and, since the hub forwards nothing, a local write of such an Attribute is refused

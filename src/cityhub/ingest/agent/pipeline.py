@@ -271,7 +271,7 @@ class Ingestor:
         the store refuses for a passing cause, MQTT messages are tried again, backing off, in
         the order they came, and stay in flight meanwhile, so intake pauses and the broker
         keeps the rest: acknowledged and dead-lettered instead, they were lost, as the
-        letter's write failed too (decision 090)."""
+        letter's write failed too (decision 089)."""
         refusal = self._refusal
         if self._gate.locked() and refusal is not None:  # slices before it wait: it goes after
             batch = self._refused_slice(batch, refusal, fail)

@@ -53,7 +53,7 @@ class DbSink(Writer):
                 self.store = SqliteStore(path, max_entity_bytes=max_entity_bytes)
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
-        # exclusively registered attributes are refused here too (decision 084)
+        # exclusively registered attributes are refused here too (decision 083)
         RegistrationClaims.guarding(self.store)
         self.service = EntityService(self.store)
         self.temporal = TemporalService(self.store)

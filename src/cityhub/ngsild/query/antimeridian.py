@@ -1,4 +1,4 @@
-"""A new geoQ geometry whose edge spans more than 180° of longitude (decision 089, addendum).
+"""A new geoQ geometry whose edge spans more than 180° of longitude (decision 088, addendum).
 RFC 7946 reads an edge as a straight line in longitude and latitude, so a box drawn across
 the antimeridian without being cut (3.1.9) was a band round the rest of the world: `within`
 it answered every entity but those it was drawn around. Such an edge is refused, unless both

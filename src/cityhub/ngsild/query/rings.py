@@ -1,4 +1,4 @@
-"""Invalid polygons the hub refuses rather than repairs (decision 089): a ring that encloses
+"""Invalid polygons the hub refuses rather than repairs (decision 088): a ring that encloses
 no area, a hole that lies outside its exterior ring, and a polygon too tangled to repair.
 GEOS's repair turned the first into a line or a point and the second into a second area where
 the client drew a hole; the third was stored and then matched no geoQ. Other invalid polygons

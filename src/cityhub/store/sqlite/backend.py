@@ -1336,7 +1336,7 @@ class SqliteWriteTx:
     def history_in_one_round(self) -> Iterator[None]:
         """Hold the block's add_history_many entries, and the attr_index rows its updates
         rewrite, and write them when it ends, all in a few statements, as each would have
-        been (decision 087); every other use of the history or of attr_index writes those
+        been (decision 086); every other use of the history or of attr_index writes those
         held so far first. Nothing is written if the block raises."""
         self._held = []
         try:

@@ -146,7 +146,7 @@ def geo_rows(doc: dict[str, Any]) -> Iterator[tuple[str, str, tuple[float, float
 def geo_box(value: dict[str, Any]) -> tuple[float, float, float, float] | None:
     """(minx, maxx, miny, maxy) around every position of a geometry, None for an empty one. A
     polygon's own bounds are its shell's, but GEOS's repair of one with a hole outside the
-    shell (stored before decision 089) is an area there too, which a geoQ matches: the box
+    shell (stored before decision 088) is an area there too, which a geoQ matches: the box
     must hold it, and a repair never reaches past the positions it was made from."""
     # imported here, past the points: a from-import of a package runs importlib's Python each
     # time, and most geometries are points

@@ -275,7 +275,7 @@ DROP TABLE temp.lang_pks;
     # with (nid, tid) (decision 067).
     17: typesets.MIGRATION + VALUE_INDEXES,
     # 18 -> 19: a polygon's R*Tree box holds all its rings, not its shell alone: one with a
-    # hole outside the shell, stored before decision 089, is matched there too, and the
+    # hole outside the shell, stored before decision 088, is matched there too, and the
     # R*Tree plan dropped it (index.geo_box). Only polygons with holes get a new box.
     18: """
 CREATE TEMP TABLE geo_boxes AS

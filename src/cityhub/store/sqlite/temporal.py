@@ -222,7 +222,7 @@ def add_timed(
     """What add_many would store for each (entry, its write's time) in turn, in a few
     statements in all: one row of tentities per entity (created at its first time, modified
     at its last, its types those of every entry, its scope the last entry's), then every
-    instance in order, one history row each (decision 087)."""
+    instance in order, one history row each (decision 086)."""
     if not entries:
         return
     heads: dict[str, tuple[list[str], str, str, list[str] | None]] = {}
