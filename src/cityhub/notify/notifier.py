@@ -250,10 +250,12 @@ class Notifier:
                     if sub.failed_at is not None and sub.cooling(clock):
                         self.cooldown_skipped += 1
                         continue
-                    shape = events.shape(sub)
-                    if shape is None or not sub.due(clock):
+                    shapes = events.shapes(sub)
+                    if not shapes or not sub.due(clock):
                         continue
-                    notified.append((sub, shape))
+                    if sub.doc.get("throttling"):  # two at once would break its least time
+                        shapes = shapes[:1]
+                    notified += [(sub, shape) for shape in shapes]
                 if notified:
                     self._add(items, tenant, events, notified, clock)
         except BaseException:  # none of these items is written: neither are their stamps
