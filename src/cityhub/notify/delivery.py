@@ -577,7 +577,9 @@ class Dispatcher:
         marks = dict(self._held_spilled)
         for queue in self.queues.values():
             marks.update(queue.spilled)
-        pending = bool(self._trims)  # being given up: measured again at the next check
+        # rows being given up, or deleted with their subscription, still count in the total:
+        # it is measured again at the next check, once they are gone
+        pending = bool(self._trims or self._purges)
         try:
             self._trim_each(marks)
             if not pending:
