@@ -6,6 +6,7 @@ triggerReason attributeDeleted never heard of the deletion."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -91,7 +92,5 @@ async def test_a_throttled_subscription_gets_one_notification_of_a_change(
 
 async def _settled(rec: Any) -> list[str]:
     """The triggerReasons a receiver got, once a moment passed with nothing more."""
-    import asyncio
-
     await asyncio.sleep(0.5)
     return [r.body["triggerReason"] for r in rec.received()]
