@@ -267,6 +267,15 @@ class Settings(BaseSettings):
         "memory (0: no bound; else at least 1000); past it its oldest rows only on disk are "
         "given up unsent (/health droppedOutboxFull), so a dead receiver cannot fill the disk.",
     )
+    notify_outbox_total: int = Field(
+        2_000_000,
+        ge=0,
+        le=1_000_000_000_000,
+        description="Outbox rows all subscriptions together may keep on disk (0: no bound; else "
+        "at least 1000): past it the oldest rows only on disk of the largest backlogs are given "
+        "up unsent (/health droppedOutboxFull), so dead receivers cannot fill the disk and stop "
+        "every write (decision 090).",
+    )
     notify_backlog_degraded: int = Field(
         1_000_000,
         ge=0,
@@ -399,7 +408,7 @@ class Settings(BaseSettings):
             raise ValueError("an empty path names no database file; give one, e.g. ./cityhub.db")
         return value
 
-    @field_validator("notify_outbox_max")
+    @field_validator("notify_outbox_max", "notify_outbox_total")
     @classmethod
     def _outbox_bound(cls, value: int) -> int:
         """A bound under 1000 rows would give up a backlog a short outage leaves."""

@@ -311,6 +311,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
             queue_max=settings.notify_queue_max,
             memory=settings.notify_memory_mb * 2**20,
             outbox_max=settings.notify_outbox_max,
+            outbox_total=settings.notify_outbox_total,
         ),
         base_url=f"http://{settings.host}:{settings.port}",
         http=HttpSender(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from cityhub.masked_url import masked_url
+from cityhub.notify.outbox_bound import DiskBacklog, levelled
 from cityhub.notify.outcome import Outcome, RetryLater, why
 from cityhub.store.base import OutboxItem
 from cityhub.throttled_log import KeyedThrottledLog, ThrottledLog
@@ -48,7 +49,8 @@ PURGE_EVERY = 2_000
 # (tenant, subscription id, keep) -> the seq of the newest of its outbox rows beyond the
 # newest keep, 0 if it has no more than keep
 Cut = Callable[[str, str, int], int]
-TRIM_EVERY = 10.0  # seconds between checks of the backlogs on disk against Policy.outbox_max
+# seconds between checks of the backlogs on disk against Policy.outbox_max and outbox_total
+TRIM_EVERY = 10.0
 # Items read back from the outbox at a time, one statement per subscription on the loop.
 RELOAD_MAX = 1_000
 RETRY_RELOAD = 1.0  # seconds before reading back again when the memory bound left no room
@@ -71,6 +73,9 @@ class Policy:
     # outbox rows one subscription may keep once its backlog outgrew memory (0: no bound);
     # past it its oldest are given up, so a dead receiver cannot fill the disk
     outbox_max: int = 0
+    # outbox rows over all subscriptions (0: no bound); past it the oldest rows on disk of the
+    # largest backlogs are given up (decision 090)
+    outbox_total: int = 0
 
 
 @dataclass
@@ -83,7 +88,8 @@ class Counters:
     # timeInterval notifications (never in the outbox) dropped past a queue's or memory's bound
     dropped_full: int = 0
     spilled: int = 0  # items past a bound left in the outbox only, to be read back later
-    outbox_full: int = 0  # items given up unsent past Policy.outbox_max, oldest first
+    # items given up unsent past Policy.outbox_max or outbox_total, oldest first
+    outbox_full: int = 0
 
     def report(self) -> dict[str, int]:
         """The counters as /health shows them."""
@@ -123,6 +129,7 @@ class Dispatcher:
         released: Callable[[bytes], None] | None = None,
         purge: Purge | None = None,
         cut: Cut | None = None,
+        disk: DiskBacklog | None = None,
     ) -> None:
         self.deliver = deliver
         self.released = released  # told of a shared body once no item here holds it
@@ -134,6 +141,7 @@ class Dispatcher:
         # known) are still to be deleted
         self._purges: dict[tuple[str, str], tuple[int, int, int | None]] = {}
         self.cut = cut
+        self.disk = disk  # measures the outbox on disk for Policy.outbox_total (None: no bound)
         # subscriptions past Policy.outbox_max: the seqs from and up to which their rows only
         # on disk are to be given up (of any incarnation: None)
         self._trims: dict[tuple[str, str], tuple[int, int, int | None]] = {}
@@ -156,6 +164,7 @@ class Dispatcher:
         self._acks: list[int] = []
         self._ack_log = ThrottledLog(log)  # a full disk fails every flush, 5 a second
         self._give_up_log = KeyedThrottledLog(log, GIVE_UP_LOG_EVERY)  # by endpoint
+        self._trim_log = KeyedThrottledLog(log, GIVE_UP_LOG_EVERY)  # by subscription
         self._ack_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -560,22 +569,72 @@ class Dispatcher:
             self.flush_acks()
 
     def _find_trims(self) -> None:
-        """Note the subscriptions whose backlog on disk passed Policy.outbox_max: only those
-        with items past a memory bound can (the rest are all in memory, queue_max at most)."""
-        keep = self.policy.outbox_max
-        if not keep or self.cut is None or self.purge is None:
+        """Note the subscriptions whose backlog on disk passed Policy.outbox_max, then, past
+        Policy.outbox_total, the largest backlogs: only those with items past a memory bound
+        can be cut (the rest are all in memory, queue_max at most, and are sent)."""
+        if self.purge is None:
             return
         marks = dict(self._held_spilled)
         for queue in self.queues.values():
             marks.update(queue.spilled)
+        # rows being given up, or deleted with their subscription, still count in the total:
+        # it is measured again at the next check, once they are gone
+        pending = bool(self._trims or self._purges)
+        try:
+            self._trim_each(marks)
+            if not pending:
+                self._trim_total(marks)
+        except Exception as exc:
+            self._ack_log.error("could not measure a backlog in the outbox (%s)", exc)
+
+    def _trim_each(self, marks: dict[tuple[str, str], int]) -> None:
+        """Past Policy.outbox_max rows, a subscription's oldest rows on disk are given up."""
+        keep = self.policy.outbox_max
+        if not keep or self.cut is None:
+            return
         for key, mark in marks.items():
-            try:
-                cut = self.cut(key[0], key[1], keep)
-            except Exception as exc:
-                self._ack_log.error("could not measure a backlog in the outbox (%s)", exc)
-                return
+            cut = self.cut(key[0], key[1], keep)
             if cut >= mark:  # the rows in memory, before the mark, are sent
-                self._trims[key] = (mark, cut, None)
+                self._trim(key, mark, cut, f"it holds more than {keep}")
+
+    def _trim_total(self, marks: dict[tuple[str, str], int]) -> None:
+        """Past Policy.outbox_total rows over all, the largest backlogs on disk give up their
+        oldest rows there, cut down to one level, until the outbox is back within the bound
+        (those outbox_max just gave up count as gone). Each check walks the index entries
+        of those backlogs once, twice for one outbox_max cut."""
+        bound, disk = self.policy.outbox_total, self.disk
+        if not bound or disk is None or not marks:
+            return
+        excess = disk.total() - bound
+        if excess <= 0:
+            return
+        sizes: dict[tuple[str, str], int] = {}
+        starts: dict[tuple[str, str], int] = {}
+        for key, mark in marks.items():
+            starts[key] = mark
+            if key in self._trims:  # rows up to the trim's end are going already
+                starts[key] = self._trims[key][1] + 1
+                excess -= disk.on_disk(key[0], key[1], mark)
+                sizes[key] = disk.on_disk(key[0], key[1], starts[key])
+                excess += sizes[key]
+            else:
+                sizes[key] = disk.on_disk(key[0], key[1], mark)
+        for key, drop in levelled(sizes, excess).items():
+            cut = disk.nth(key[0], key[1], starts[key], drop)
+            if cut:
+                self._trim(key, marks[key], cut, f"the outbox holds more than {bound} in all")
+
+    def _trim(self, key: tuple[str, str], mark: int, cut: int, why: str) -> None:
+        """Give up a subscription's rows on disk from mark up to cut (logged once per
+        subscription every GIVE_UP_LOG_EVERY s)."""
+        since, upto, _ = self._trims.get(key, (mark, cut, None))
+        self._trims[key] = (min(since, mark), max(upto, cut), None)
+        self._trim_log.warning(
+            f"{key[0]}/{key[1]}",
+            "giving up the oldest notifications of %s left in the outbox: %s",
+            key[1],
+            why,
+        )
 
     def flush_acks(self) -> None:
         """Delete the acknowledged items now; if the delete fails (a full disk), keep them

@@ -24,8 +24,9 @@ from cityhub.notify.subscription import Compiled
 Doc = dict[str, Any]
 Instance = dict[str, Any]
 Changes = dict[str, list[tuple[str, str]]]  # per attribute IRI: (kind, datasetId) of each instance
-_UNKNOWN = ""  # a trigger not yet worked out (None: none fires)
-# When one change fires several triggers, the notification names the first of these.
+# When one change fires several triggers, the notification names the first of these; but an
+# update firing several of the attribute ones a subscription asks for is notified once for
+# each (ChangeEvents.shapes), so that each notification's triggerReason says what happened.
 PRIORITY = (
     "entityCreated",
     "entityDeleted",
@@ -34,6 +35,7 @@ PRIORITY = (
     "attributeDeleted",
     "entityUpdated",
 )
+ATTRIBUTE_TRIGGERS = frozenset({"attributeCreated", "attributeUpdated", "attributeDeleted"})
 _DELETED_CONTENT: dict[str, Any] = {
     "languageMap": {"@none": NULL_URI},
     "valueList": [NULL_URI],
@@ -197,7 +199,8 @@ class ChangeEvents:
     ) -> None:
         self.before, self.after, self.now = before, after, now
         self._changes = changes
-        self._triggers: dict[Any, str | None] = {}  # (watched, datasets, triggers) -> trigger
+        # (watched, datasets, triggers) -> the triggers fired, each notified (none: empty)
+        self._triggers: dict[Any, tuple[str, ...]] = {}
 
     @property
     def changes(self) -> Changes:
@@ -210,29 +213,37 @@ class ChangeEvents:
         return self._changes
 
     def shape(self, sub: Compiled) -> Shape | None:
-        """What sub's event of this change depends on, or None: it does not notify sub.
+        """What sub's first event of this change depends on, or None: it does not notify sub."""
+        shapes = self.shapes(sub)
+        return shapes[0] if shapes else None
+
+    def shapes(self, sub: Compiled) -> list[Shape]:
+        """What each of sub's events of this change depends on (none: it does not notify sub):
+        one per trigger it fires, an update firing several attribute triggers sub asks for
+        giving one event each (GS CIM 009 5.2.12; the Notification names one triggerReason).
 
         The trigger depends on the subscription only through its watchedAttributes, datasetId
         and notificationTrigger, so it is worked out once per distinct three of them, and the
         subscription's selection (entities, q, geoQ, scopeQ: the costly part) is tested only
         when a trigger it asks for fired."""
         key = (sub.watched, sub.datasets, sub.triggers)
-        trigger = self._triggers.get(key, _UNKNOWN)
-        if trigger is _UNKNOWN:
-            trigger = self._triggers[key] = self._trigger(*key)
-        if trigger is None:
-            return None
+        fired = self._triggers.get(key)
+        if fired is None:
+            fired = self._triggers[key] = self._fired(*key)
+        if not fired:
+            return []
         doc = self.after if self.after is not None else self.before
         assert doc is not None
         if not sub.selects(doc):
-            return None
-        return trigger, sub.show_changes, sub.watched
+            return []
+        return [(trigger, sub.show_changes, sub.watched) for trigger in fired]
 
-    def _trigger(
+    def _fired(
         self, watched: frozenset[str] | None, datasets: frozenset[str] | None, triggers: Any
-    ) -> str | None:
-        """The trigger this change fires for a subscription that selects the entity, among
-        those it asks for (triggers), or None."""
+    ) -> tuple[str, ...]:
+        """The triggers this change notifies a subscription that selects the entity of, among
+        those it asks for (triggers): the first by PRIORITY, and of an update every attribute
+        trigger it fires."""
         before, after = self.before, self.after
         fired: set[str] = set()
         if after is None:
@@ -253,7 +264,15 @@ class ChangeEvents:
             other = before["type"] != after["type"] or before.get("scope") != after.get("scope")
             if changes or (other and watched is None):
                 fired.add("entityUpdated")
-        return next((t for t in PRIORITY if t in fired and t in triggers), None)
+        asked = [t for t in PRIORITY if t in fired and t in triggers]
+        if (
+            before is not None
+            and after is not None
+            and asked[0:1]
+            and asked[0] in ATTRIBUTE_TRIGGERS
+        ):
+            return tuple(t for t in asked if t in ATTRIBUTE_TRIGGERS)
+        return tuple(asked[:1])
 
     def event(self, shape: Shape) -> Doc:
         """The notification event ({"trigger", "entity"}) of a subscription of this shape."""

@@ -37,6 +37,7 @@ from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
 from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
 from cityhub.notify.index import SubscriptionIndex
+from cityhub.notify.outbox_bound import disk_of
 from cityhub.notify.outcome import Outcome
 from cityhub.notify.pieces import Pieces
 from cityhub.notify.senders import HttpSender, MqttSender
@@ -94,6 +95,7 @@ class Notifier:
             released=self.shared.forget,
             purge=purge_of(store, "entity"),
             cut=cut_of(store),
+            disk=disk_of(store),
         )
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = http if http is not None else HttpSender()
@@ -248,10 +250,12 @@ class Notifier:
                     if sub.failed_at is not None and sub.cooling(clock):
                         self.cooldown_skipped += 1
                         continue
-                    shape = events.shape(sub)
-                    if shape is None or not sub.due(clock):
+                    shapes = events.shapes(sub)
+                    if not shapes or not sub.due(clock):
                         continue
-                    notified.append((sub, shape))
+                    if sub.doc.get("throttling"):  # two at once would break its least time
+                        shapes = shapes[:1]
+                    notified += [(sub, shape) for shape in shapes]
                 if notified:
                     self._add(items, tenant, events, notified, clock)
         except BaseException:  # none of these items is written: neither are their stamps

@@ -718,6 +718,14 @@ class SqliteStore:
         """Where a subscription's outbox rows beyond its newest keep end (0: no more)."""
         return outbox.cut(self._reader(), tenant, sub_id, keep)
 
+    def outbox_on_disk(self, tenant: str, sub_id: str, since: int) -> int:
+        """How many of a subscription's outbox rows have seqs from since on."""
+        return outbox.on_disk(self._reader(), tenant, sub_id, since)
+
+    def outbox_nth(self, tenant: str, sub_id: str, since: int, n: int) -> int:
+        """The seq of a subscription's n-th outbox row from since on (0: it has fewer)."""
+        return outbox.nth(self._reader(), tenant, sub_id, since, n)
+
     def outbox_done(self, seqs: list[int]) -> None:
         """Delete delivered (or abandoned) outbox items."""
         if not seqs:

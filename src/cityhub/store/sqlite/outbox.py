@@ -197,6 +197,26 @@ def cut(conn: sqlite3.Connection, tenant: str, sub_id: str, keep: int) -> int:
     return int(row[0]) if row else 0
 
 
+def on_disk(conn: sqlite3.Connection, tenant: str, sub_id: str, since: int) -> int:
+    """How many of a subscription's rows have seqs from since on: one walk of that many
+    outbox_sub entries (the part of a backlog past the memory bounds)."""
+    row = conn.execute(
+        "SELECT count(*) FROM outbox WHERE tenant = ? AND sub_id = ? AND seq >= ?",
+        (tenant, sub_id, since),
+    ).fetchone()
+    return int(row[0])
+
+
+def nth(conn: sqlite3.Connection, tenant: str, sub_id: str, since: int, n: int) -> int:
+    """The seq of a subscription's n-th row (1: the first) from since on, 0 if it has fewer."""
+    row = conn.execute(
+        "SELECT seq FROM outbox WHERE tenant = ? AND sub_id = ? AND seq >= ? "
+        "ORDER BY seq LIMIT 1 OFFSET ?",
+        (tenant, sub_id, since, n - 1),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def heads(conn: sqlite3.Connection, limit: int, budget: int) -> OutboxHeads:
     """What start-up reads: each subscription's oldest items, at most limit of them and
     budget bytes over all (older backlogs first); the rest stays on disk, each subscription's
