@@ -17,7 +17,7 @@ import orjson
 
 from cityhub.ngsild.entity_bytes import check_size
 from cityhub.ngsild.instance_id import new_instance_id, time_of
-from cityhub.ngsild.timeutil import epoch_iso, format_ts, next_instant, parse_ts
+from cityhub.ngsild.timeutil import epoch_iso, format_ts, iso_seconds, next_instant
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -58,7 +58,7 @@ KEEP = ...
 
 def epoch(ts: str | None) -> float | None:
     """Seconds since the epoch of an ISO DateTime (None stays None)."""
-    return parse_ts(ts).timestamp() if ts else None
+    return iso_seconds(ts) if ts else None
 
 
 # a tuple, not `int | float`: that union is built anew at every call (once per instance)
