@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message
 
-from asgi_support import Record, Spy, whole_way
+from asgi_support import Record, Spy, named, sent, whole_way
 from cityhub.api.http import CreatedResponse
 from cityhub.store.base import StoreBusy, StoreFull
 from conftest import BASE, CORE, link
@@ -28,28 +28,8 @@ JSON_TYPE = (b"content-type", b"application/json")
 async def exchange(
     app: ASGIApp, body: bytes, headers: Headers, path: str = PATH, query: bytes = b""
 ) -> tuple[list[Message], str | None]:
-    """Every message the app sends for one POST, and the exception it raised to the server
-    (by its type and text), the whole body sent as uvicorn hands it over."""
-    head = [(b"host", b"127.0.0.1"), *headers, (b"content-length", str(len(body)).encode())]
-    scope = http_scope("POST", path, head, query)
-    out: list[Message] = []
-    given = False
-
-    async def receive() -> Message:
-        nonlocal given
-        if given:
-            return {"type": "http.disconnect"}
-        given = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        out.append(message)
-
-    try:
-        await app(scope, receive, send)
-    except Exception as exc:
-        return out, f"{type(exc).__name__}: {exc}"
-    return out, None
+    """asgi_support.exchange of a POST."""
+    return await sent("POST", app, body, headers, path, query)
 
 
 def entity(eid: str, **more: Any) -> bytes:
@@ -86,12 +66,6 @@ CASES: list[tuple[bytes, Headers]] = [
     (b'["WAY"]', [JSON_TYPE]),  # 400, not an object
     (entity("urn:ngsi-ld:Bin:WAY-v", level={"type": "Property"}), [JSON_TYPE]),  # 400
 ]
-
-
-def named(messages: list[Message], way: str) -> list[Message]:
-    """The messages with the way's name in place of WAY, as sent (bodies and headers)."""
-    text = orjson.dumps(messages, default=lambda b: b.decode("latin-1")).decode("latin-1")
-    return orjson.loads(text.replace(way, "WAY"))  # type: ignore[no-any-return]
 
 
 async def both_ways(app: Starlette, body: bytes, headers: Headers, **kw: Any) -> tuple[Any, Any]:

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityhub.ngsild import timeutil
+from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.timeutil import format_ts, norm_ts, now_iso, parse_ts
 
 OFFSETS = st.sampled_from([None, UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))])
@@ -56,3 +57,41 @@ def test_now_keeps_up_across_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = iter(int(t.timestamp()) * 10**9 + t.microsecond * 1000 for t in times)
     monkeypatch.setattr(timeutil.time, "time_ns", lambda: next(ticks))
     assert [now_iso() for _ in times] == [format_ts(t) for t in times]
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))
+def test_iso_seconds_of_a_stored_time_is_the_parsed_timestamp_exactly(value: datetime) -> None:
+    """The history's time columns: the first read of a second and the ones after it (from
+    its whole second) give the float parse_ts's timestamp gives, bit for bit."""
+    text = format_ts(value)
+    expected = parse_ts(text).timestamp()
+    assert timeutil.iso_seconds(text) == expected
+    assert timeutil.iso_seconds(text) == expected  # the second is known now
+    sibling = text[:20] + "999999Z"
+    assert timeutil.iso_seconds(sibling) == parse_ts(sibling).timestamp()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-01T10:00:00Z",
+        "2024-03-01T10:00:00.5Z",
+        "2024-03-01T10:00:00.123456z",
+        "2024-03-01T10:00:00.123456+02:00",
+        "2024-03-01t10:00:00.123456Z",
+        "2024-03-01T10:00:00.123456",
+    ],
+)
+def test_iso_seconds_reads_other_forms_as_parse_ts(text: str) -> None:
+    timeutil.iso_seconds("2024-03-01T10:00:00.000000Z")  # that second is known
+    assert timeutil.iso_seconds(text) == parse_ts(text).timestamp()
+
+
+def test_iso_seconds_refuses_what_parse_ts_refuses() -> None:
+    timeutil.iso_seconds("2024-03-01T10:00:00.000000Z")
+    for bad in ["2024-03-01T10:00:00.12345\u0663Z", "2024-13-01T10:00:00.000000Z", "soon"]:
+        with pytest.raises(BadRequestData) as raised:
+            timeutil.iso_seconds(bad)
+        with pytest.raises(BadRequestData) as expected:
+            parse_ts(bad)
+        assert str(raised.value) == str(expected.value)

@@ -1,5 +1,6 @@
 """The plain entity read, answered before Starlette's middleware and routing (decision 062);
-the plain create too (`api/plain_create.py`, decision 068).
+the plain create too (`api/plain_create.py`, decision 068), and the plain attribute update
+before the middleware (`api/plain_update.py`, decision 091).
 
 `GET /entities/{id}` with no query and no Link header (dashboards' polls, bench b) passed
 through Starlette's two exception-catching layers, the router and the route's request wrapper
@@ -14,6 +15,8 @@ one place (api/app.py), and every answer is the one the whole way gives.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +33,7 @@ from cityhub.api.plain_create import (
     is_plain_create,
     raising_stack,
 )
+from cityhub.api.plain_update import is_plain_update, update_route
 from cityhub.ngsild.errors import NgsiLdError
 
 PREFIX = BASE + "/entities/"
@@ -37,18 +41,20 @@ ROUTE_PATH = PREFIX + "{eid:path}"  # the first GET route: it takes every GET un
 
 
 class HubApp(Starlette):
-    """Starlette, with the plain entity read and create served without the middleware stack."""
+    """Starlette, with the plain entity read, create and attribute update served without the
+    middleware stack."""
 
     _direct: bool | None = None  # whether the first GET route is still get_entity's
     _creates: bool | None = None  # whether the first POST route on /entities is create's
     _raising: ASGIApp | None = None  # the stack a create's error is raised in (built on one)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A plain read's or create's answer, or its error's; anything else takes Starlette's
+        """A plain read's, create's or update's answer, or its error's; anything else takes Starlette's
         path. A large body's bytes are given back to the hub-wide budget once answered."""
-        if is_plain_create(scope) and self._create_direct():
+        handler = self._direct_write(scope)
+        if handler is not None:
             try:
-                await self._create(scope, receive, send)
+                await self._write(scope, receive, send, handler)
             finally:
                 if HELD in scope:  # its large body's bytes (body_budget.py)
                     self.state.bodies.give_back(scope)
@@ -71,18 +77,41 @@ class HubApp(Starlette):
             if HELD in scope:
                 self.state.bodies.give_back(scope)
 
+    def _direct_write(self, scope: Scope) -> Callable[[Request], Any] | None:
+        """The handler of a plain create or plain attribute update, which skips the
+        middleware; None for any other request. An update's scope gets the route and path
+        parameters the router gives it, as the router would put them there."""
+        if is_plain_create(scope) and self._create_direct():
+            return E.create_entity
+        if is_plain_update(scope) and self._unwrapped():
+            found = update_route(self.router, scope)
+            if found is not None:
+                route, child = found
+                scope.setdefault("router", self.router)  # as IndexedRouter.app sets them
+                scope["route"] = route
+                scope.update(child)
+                return E.update_attrs
+        return None
+
     def _create_direct(self) -> bool:
-        """Whether create_entity may answer a plain create here: no added middleware (it sees
-        every request), no body limit middleware, and the router would pick it."""
+        """Whether create_entity may answer a plain create here: no added middleware, no
+        body limit middleware, and the router would pick it."""
         if self._creates is None:
             self._creates = first_post_route_is_create(self.routes)
-        return self._creates and not self.user_middleware and self.max_body_size is None
+        return self._creates and self._unwrapped()
 
-    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """create_entity's answer; its exception raised again in Starlette's stack."""
+    def _unwrapped(self) -> bool:
+        """Whether a write may skip the middleware: none added (it sees every request) and
+        no body limit middleware."""
+        return not self.user_middleware and self.max_body_size is None
+
+    async def _write(
+        self, scope: Scope, receive: Receive, send: Send, handler: Callable[[Request], Any]
+    ) -> None:
+        """A write handler's answer; its exception raised again in Starlette's stack."""
         scope["app"] = self  # as Starlette sets it: handlers find the services there
         try:
-            response = await E.create_entity(Request(scope, receive))
+            response = await handler(Request(scope, receive))
         except Exception as exc:
             if self._raising is None:
                 self._raising = raising_stack(self)

@@ -314,8 +314,7 @@ class EntityService:
         """
         body = unaliased(body)
         check_body_id(body, eid)
-        incoming = expand_attrs(_strip_type(body), tm, nulls=True)
-        names = _names(body, tm)
+        incoming = expand_attrs(_strip_type(body), tm, nulls=True)  # keyed by expanded name
         out = AttrOutcome()
         with self.store.write(tenant) as tx:
             doc = self._existing(tx, eid)
@@ -323,9 +322,9 @@ class EntityService:
             written = _apply_instances(doc, incoming, now, merge=False)
             for name in incoming:
                 if name in written:
-                    out.updated.append(names[name])
+                    out.updated.append(name)
                 else:  # only nulls, for an attribute (or datasetId) the entity lacks
-                    out.not_updated.append((names[name], "no such attribute to delete"))
+                    out.not_updated.append((name, "no such attribute to delete"))
             types_before, scope_before = doc["type"], doc.get("scope")
             if isinstance(body, dict) and body.get("type"):
                 doc["type"] = list(dict.fromkeys(doc["type"] + expand_types(body["type"], tm)))
@@ -681,13 +680,6 @@ TmSource = TermMap | Callable[[Any], TermMap]
 def _tm(source: TmSource, item: Any) -> TermMap:
     """The term map of one batch item (ld+json batches carry one @context per entity)."""
     return source if isinstance(source, TermMap) else source(item)
-
-
-def _names(body: Any, tm: TermMap) -> dict[str, str]:
-    """IRI → the name an UpdateResult reports: the expanded attribute name (ETSI 010_04)."""
-    if not isinstance(body, dict):
-        return {}
-    return {tm.expand(k): tm.expand(k) for k in body if isinstance(k, str) and k not in ENTITY_KEYS}
 
 
 def _apply_instances(doc: Doc, incoming: Attrs, now: str, *, merge: bool) -> Attrs:

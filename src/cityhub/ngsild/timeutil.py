@@ -59,6 +59,33 @@ def norm_ts(text: str, what: str = "timestamp") -> str:
     return format_ts(parse_ts(text, what))
 
 
+# A DateTime in storage format, ASCII digits only: iso_seconds reads such a one from its whole
+# second (known after its first write) and its microseconds.
+_STORED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+_whole_seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" of a stored DateTime -> its epoch
+
+
+def iso_seconds(text: str) -> float:
+    """parse_ts(text).timestamp(), exactly: every history row turns its modifiedAt, createdAt
+    and observedAt into seconds, and parsing each cost several thousand CPU instructions."""
+    whole = _whole_seconds.get(text[:19]) if isinstance(text, str) else None
+    if (
+        whole is not None
+        and len(text) == 27
+        and text[19] == "."
+        and text[26] == "Z"
+        and (frac := text[20:26]).isdigit()
+        and frac.isascii()
+    ):  # the division timedelta.total_seconds makes, rounded once as it rounds
+        return (whole * 1_000_000 + int(frac)) / 1_000_000
+    value = parse_ts(text)
+    if _STORED.fullmatch(text):
+        if len(_whole_seconds) >= 10_000:
+            _whole_seconds.clear()
+        _whole_seconds[text[:19]] = int(value.replace(microsecond=0).timestamp())
+    return value.timestamp()
+
+
 # An exclusive bound past every DateTime (up to 9999-12-31T23:59:59.999999Z); exact as a float.
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 1.0
 

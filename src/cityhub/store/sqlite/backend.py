@@ -1467,9 +1467,9 @@ class SqliteWriteTx:
                 "DELETE FROM attr_index WHERE pk = ? AND nid = ?",
                 [(pk, self.names.assign(c, n)) for n in names],
             )
-            c.executemany(
-                "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            insert_rows(
+                c,
+                "INSERT INTO attr_index (pk, nid, tid, seq, num, txt, ts)",
                 self._attr_rows(pk, part, tid),
             )
         # geo rows exist only for attributes that had a GeoProperty instance

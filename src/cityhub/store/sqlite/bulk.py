@@ -37,7 +37,9 @@ def insert_rows(
 ) -> None:
     """Run `head` VALUES ... `tail` (an INSERT, `tail` e.g. its ON CONFLICT clause) for every
     row, in order, each row's values bound as they are."""
-    if not rows:
+    if len(rows) < 2:  # none, or one (a PATCH's history row): no chunks to cut
+        if rows:
+            conn.execute(_sql(head, len(rows[0]), 1, tail), rows[0])
         return
     width, size, start = len(rows[0]), CHUNK, 0
     while start < len(rows):
