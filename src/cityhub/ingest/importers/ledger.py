@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-CACHE_KIB = 64 * 1024  # pages a ledger keeps in memory; the rest stay in its file
+CACHE_KIB = 16 * 1024  # pages a ledger keeps in memory; the rest stay in its file
 BATCH = 10_000  # rows buffered in Python before one executemany
 
 
@@ -25,10 +25,17 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode = OFF")  # nothing to roll back: it dies with us
         self.db.execute("PRAGMA synchronous = OFF")
         self.db.execute("PRAGMA temp_store = FILE")
+        self._begun()
+
+    def _begun(self) -> None:
+        """Keep one transaction open: a statement committed on its own cost 20 times more."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
 
     def script(self, sql: str) -> None:
         """Run statements that return nothing (tables, indexes, set-wide inserts)."""
-        self.db.executescript(sql)
+        self.db.executescript(sql)  # commits first
+        self._begun()
 
     def run(self, sql: str, params: dict[str, Any]) -> None:
         """Run statements (one per line ending in ';') with named parameters."""

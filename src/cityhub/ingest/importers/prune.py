@@ -132,27 +132,32 @@ class Scope(Protocol):
 
 
 def _listed(stored: Stored, seen: Seen, types: list[str], links: Callable[[str], Ups]) -> None:
-    """Every stored entity of these types into the ledger's `node` table (numbered in listing
-    order, once each), and its relationships into `link` (source, target, up)."""
+    """Every stored entity of these types into the ledger's `listed` table (in listing
+    order), and its relationships into `link` (source, target, up): appended, never looked up
+    while they are written."""
     seen.flush()
     seen.ledger.script(
-        "DROP TABLE IF EXISTS node; DROP TABLE IF EXISTS link; DROP TABLE IF EXISTS stale;"
-        "CREATE TABLE node (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, listed INT);"
+        "DROP TABLE IF EXISTS listed; DROP TABLE IF EXISTS link; DROP TABLE IF EXISTS stale;"
+        "CREATE TABLE listed (n INTEGER PRIMARY KEY, id TEXT NOT NULL);"
         "CREATE TABLE link (s TEXT, t TEXT, up INT);"
         "CREATE TABLE stale (n INTEGER PRIMARY KEY, id TEXT);"
     )
-    nodes: list[tuple[str]] = []
+    ids: list[tuple[str]] = []
     edges: list[tuple[str, str, bool]] = []
     for etype in types:
         up, down = links(etype)
         for eid, objects in stored.listing(etype, up + down):
-            nodes.append((eid,))
+            ids.append((eid,))
             edges += [(eid, t, name in up) for name, targets in objects.items() for t in targets]
-            if len(nodes) >= BATCH or len(edges) >= BATCH:
-                seen.ledger.many("INSERT OR IGNORE INTO node (id, listed) VALUES (?, 1)", nodes)
+            if len(ids) >= BATCH or len(edges) >= BATCH:
+                seen.ledger.many("INSERT INTO listed (id) VALUES (?)", ids)
                 seen.ledger.many("INSERT INTO link VALUES (?, ?, ?)", edges)
-    seen.ledger.many("INSERT OR IGNORE INTO node (id, listed) VALUES (?, 1)", nodes)
+    seen.ledger.many("INSERT INTO listed (id) VALUES (?)", ids)
     seen.ledger.many("INSERT INTO link VALUES (?, ?, ?)", edges)
+
+
+# The stale ids, each once, in the order they were first listed.
+_STALE_ORDER = " GROUP BY listed.id ORDER BY min(listed.n)"
 
 
 @dataclass(frozen=True)
@@ -167,48 +172,47 @@ class TypeScope:
     def stale(self, stored: Stored, seen: Seen) -> int:
         _listed(stored, seen, self.types(seen), lambda _: ((), ()))
         seen.ledger.run(
-            "INSERT INTO stale SELECT n, id FROM node WHERE NOT EXISTS"
-            " (SELECT 1 FROM seen WHERE seen.id = node.id)"
-            " AND (:prefix IS NULL OR substr(id, 1, length(:prefix)) = :prefix) ORDER BY n",
+            "INSERT INTO stale SELECT min(n), id FROM listed WHERE NOT EXISTS"
+            " (SELECT 1 FROM seen WHERE seen.id = listed.id)"
+            " AND (:prefix IS NULL OR substr(id, 1, length(:prefix)) = :prefix)" + _STALE_ORDER,
             {"prefix": self.prefix},
         )
         return int(seen.ledger.one("SELECT count(*) FROM stale"))
 
 
-# A feed's graph in the ledger: node numbers for ids; `walk` (a, b): b hangs off a (a route
-# off its agency, a stop off the stop time using it); `ref` (s, t): s refers to t.
+# A feed's graph in the ledger: `link` (s, t): s refers to t; `walk` (a, b): b hangs off a
+# (a route off its agency: an up link reversed; a stop off the stop time using it).
 _GRAPH = """
-INSERT OR IGNORE INTO node (id, listed) SELECT t, 0 FROM link;
-CREATE TABLE ref AS SELECT a.n AS s, b.n AS t, link.up AS up
-  FROM link JOIN node a ON a.id = link.s JOIN node b ON b.id = link.t;
-DROP TABLE link;
-CREATE INDEX ref_s ON ref (s);
-CREATE INDEX ref_t ON ref (t);
-CREATE TABLE walk AS SELECT t AS a, s AS b FROM ref WHERE up
-  UNION ALL SELECT s, t FROM ref WHERE NOT up;
+CREATE INDEX link_s ON link (s);
+CREATE INDEX link_t ON link (t);
+CREATE TABLE walk AS SELECT t AS a, s AS b FROM link WHERE up
+  UNION ALL SELECT s, t FROM link WHERE NOT up;
 CREATE INDEX walk_a ON walk (a);
 """
 # What hangs off the feed's agencies and is not in the file; then what of that an entity
 # outside it refers to, however indirectly, is kept.
-_STALE = """
-CREATE TABLE member (n INTEGER PRIMARY KEY);
-WITH RECURSIVE m (n) AS (
-  SELECT n FROM node WHERE id IN (SELECT value FROM json_each(:agencies))
-  UNION SELECT walk.b FROM walk JOIN m ON walk.a = m.n)
-INSERT INTO member SELECT n FROM m
-  WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = (SELECT id FROM node WHERE node.n = m.n));
-CREATE TABLE kept (n INTEGER PRIMARY KEY);
-WITH RECURSIVE k (n) AS (
-  SELECT ref.t FROM ref JOIN member ON member.n = ref.t WHERE ref.s NOT IN member
-  UNION SELECT ref.t FROM ref JOIN k ON ref.s = k.n JOIN member ON member.n = ref.t)
-INSERT INTO kept SELECT n FROM k;
-INSERT INTO stale SELECT node.n, node.id FROM member JOIN node ON node.n = member.n
-  WHERE node.listed AND member.n NOT IN kept ORDER BY node.n;
-DROP TABLE ref;
+_STALE = (
+    """
+CREATE TABLE member (id TEXT PRIMARY KEY) WITHOUT ROWID;
+WITH RECURSIVE m (id) AS (
+  SELECT value FROM json_each(:agencies)
+  UNION SELECT walk.b FROM walk JOIN m ON walk.a = m.id)
+INSERT INTO member SELECT id FROM m WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = m.id);
+CREATE TABLE kept (id TEXT PRIMARY KEY) WITHOUT ROWID;
+WITH RECURSIVE k (id) AS (
+  SELECT link.t FROM member JOIN link ON link.t = member.id WHERE link.s NOT IN member
+  UNION SELECT link.t FROM k JOIN link ON link.s = k.id JOIN member ON member.id = link.t)
+INSERT INTO kept SELECT id FROM k;
+INSERT INTO stale SELECT min(listed.n), listed.id FROM listed JOIN member USING (id)
+  WHERE listed.id NOT IN kept"""
+    + _STALE_ORDER
+    + """;
+DROP TABLE link;
 DROP TABLE walk;
 DROP TABLE member;
 DROP TABLE kept;
 """
+)
 
 Ups = tuple[tuple[str, ...], tuple[str, ...]]
 
