@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cityhub.ingest.importers.gtfs import FEED_LINKS, GtfsSource
+from cityhub.ingest.importers.gtfsrefs import References
 from cityhub.ingest.importers.prune import FeedScope, Links, Seen, settle
 from cityhub.ingest.importers.records import Record
 
@@ -129,3 +130,27 @@ def test_a_feed_s_prune_walks_its_entities_outside_memory() -> None:
         assert out[0].named[:2] == [f"{U}GtfsTrip:T0", f"{U}GtfsStopTime:T0:1"]
     finally:
         seen.close()
+
+
+def test_the_ids_a_feed_s_references_are_checked_against_are_not_held_in_memory() -> None:
+    refs = References()
+    try:
+
+        def note() -> None:
+            for t in range(ROWS):
+                eid = f"{U}GtfsTrip:T{t}"
+                refs.note(Record(f"trips.txt line {t + 2}", {"id": eid}, eid=eid))
+
+        assert peak(note) < BOUND
+        for i, trip in enumerate(("T0", "T0", f"T{ROWS - 1}", "T-gone")):
+            entity = {
+                "id": f"{U}GtfsStopTime:{trip}:{i}",
+                "hasTrip": {"object": f"{U}GtfsTrip:{trip}"},
+            }
+            refs.note(Record(f"stop_times.txt line {i + 2}", entity, eid=entity["id"]))
+        assert refs.lines() == [
+            "cityhub import: stop_times.txt: 1 row names a trip_id that trips.txt does not have "
+            "(line 5: T-gone): its hasTrip points at no entity"
+        ]
+    finally:
+        refs.close()

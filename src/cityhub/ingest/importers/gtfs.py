@@ -201,9 +201,12 @@ class GtfsSource:
 
     def __iter__(self) -> Iterator[Record]:
         """The feed's entities; each row that cannot become one carries its error."""
-        for record in self._records():
-            self.references.note(record)
-            yield record
+        try:
+            for record in self._records():
+                self.references.note(record)
+                yield record
+        finally:
+            self.references.close()
 
     def _records(self) -> Iterator[Record]:
         """Every table's records, in the order that puts what is referred to first."""
