@@ -248,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
             pruning = settle(sink, seen, _scope(args, source), args.prune)
         finally:
             sink.close()
+            seen.close()
     except ImportFailed as exc:
         print(f"cityhub import: {masked(str(exc))}", file=sys.stderr)
         if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)

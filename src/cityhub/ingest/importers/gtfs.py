@@ -17,6 +17,7 @@ from typing import Any
 from cityhub.ingest.importers.attrs import geo, point, prop, rel, urn
 from cityhub.ingest.importers.gtfsfeed import BadRow, GtfsFeed, Row
 from cityhub.ingest.importers.gtfsrefs import References
+from cityhub.ingest.importers.ledger import FirstLines
 from cityhub.ingest.importers.records import Entity, Record
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
@@ -184,6 +185,7 @@ class GtfsSource:
         self._services: list[str] | None = None
         self.references = References()  # what rows refer to that the feed lacks
         self._measured = False  # shapes.txt has a shape_dist_traveled column
+        self._lines: FirstLines | None = None  # where each id was first given (_table)
 
     def estimate(self) -> int | None:
         """Rows of every imported table, shapes counted once per shape."""
@@ -199,9 +201,12 @@ class GtfsSource:
 
     def __iter__(self) -> Iterator[Record]:
         """The feed's entities; each row that cannot become one carries its error."""
-        for record in self._records():
-            self.references.note(record)
-            yield record
+        try:
+            for record in self._records():
+                self.references.note(record)
+                yield record
+        finally:
+            self.references.close()
 
     def _records(self) -> Iterator[Record]:
         """Every table's records, in the order that puts what is referred to first."""
@@ -224,18 +229,28 @@ class GtfsSource:
             )
         finally:
             self.feed.close()
+            if self._lines is not None:
+                self._lines.close()
+                self._lines = None
+
+    def _firsts(self) -> FirstLines:
+        """The line each id was first given on, in a ledger: a feed's ids do not fit in
+        memory at a country's scale (decision 092)."""
+        if self._lines is None:
+            self._lines = FirstLines()
+        return self._lines
 
     # -- plumbing ----------------------------------------------------------------------------
     def _table(self, table: str, required: tuple[str, ...], build: Builder) -> Iterator[Record]:
         """Records of one table; a repeated GTFS id is an error, not a silent overwrite."""
-        seen: dict[str, int] = {}
+        firsts = self._firsts()
         for line, row in self.feed.rows(table, required):
             if isinstance(row, BadRow):  # names no id for sure: it holds a prune back
                 yield Record(f"{table} line {line}", error=row.bad.error, rows=row.bad.rows)
                 continue
             record = self._record(table, line, row, build)
             if record.entity is not None:
-                first = seen.setdefault(record.eid, line)
+                first = firsts.first(record.eid, line)
                 if first != line:
                     err = BadRequestData(f"the same entity as line {first} (a repeated GTFS id)")
                     record = Record(record.where, error=err, eid=record.eid)

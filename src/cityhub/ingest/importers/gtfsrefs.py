@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from cityhub.ingest.importers.ledger import BATCH, Ledger
 from cityhub.ingest.importers.records import Record
 
 # relationship -> the table and column whose rows make the entities it points at
@@ -27,23 +28,57 @@ SHOWN = 3  # examples named per kind of dangling reference
 
 @dataclass
 class References:
-    """The ids the feed's rows named so far, and the references to ids none named."""
+    """The ids the feed's rows named so far (in a Ledger once there are BATCH of them: a
+    country's feed has millions of trips, decision 092), and the references to ids none
+    named."""
 
-    known: set[str] = field(default_factory=set)
     dangling: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, relationship)
     examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _pending: set[str] = field(default_factory=set)  # known, not yet in the ledger
+    _ledger: Ledger | None = None
+    _last: dict[str, str] = field(default_factory=dict)  # relationship -> last target found
+
+    def knows(self, eid: str) -> bool:
+        """Whether a row named this id (stop times are not kept: nothing refers to them)."""
+        if eid in self._pending:
+            return True
+        if self._ledger is None:
+            return False
+        return self._ledger.one("SELECT 1 FROM known WHERE id = ?", (eid,)) is not None
+
+    def _know(self, eid: str) -> None:
+        self._pending.add(eid)
+        if len(self._pending) >= BATCH:
+            if self._ledger is None:
+                self._ledger = Ledger()
+                self._ledger.script("CREATE TABLE known (id TEXT PRIMARY KEY) WITHOUT ROWID")
+            rows = [(k,) for k in self._pending]
+            self._ledger.many("INSERT OR IGNORE INTO known VALUES (?)", rows)
+            self._pending.clear()
+
+    def close(self) -> None:
+        """Drop what was kept of the ids (the dangling counts stay for lines())."""
+        self._pending.clear()
+        self._last.clear()
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     def note(self, record: Record) -> None:
         """Take in a record: its id (rejected rows' too), then its references checked."""
         if record.eid and not record.eid.startswith("urn:ngsi-ld:GtfsStopTime:"):
-            self.known.add(record.eid)
+            self._know(record.eid)
         if record.entity is None:
             return
         table = record.where.split(" line ", 1)[0]
         for name in TARGETS:
             attr = record.entity.get(name)
             target = attr.get("object") if isinstance(attr, dict) else None
-            if isinstance(target, str) and target not in self.known:
+            if not isinstance(target, str) or self._last.get(name) == target:
+                continue  # a trip's stop times name it one after another
+            if self.knows(target):
+                self._last[name] = target
+            else:
                 key = (table, name)
                 self.dangling[key] += 1
                 shown = self.examples.setdefault(key, [])

@@ -12,14 +12,17 @@ file reads one count per type.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cityhub.ingest.importers.ledger import BATCH, Ledger
 from cityhub.ingest.importers.records import Record
 
 SHOWN_STALE = 10  # ids a summary line names; the rest are counted
+DELETE_SLICE = 1_000  # stale ids read from the ledger and deleted at a time
 
 Links = dict[str, list[str]]  # relationship name -> the ids it points at
 
@@ -42,13 +45,22 @@ class Stored(Protocol):
 
 @dataclass
 class Seen:
-    """What the file gave: the ids its records named, its entities' ids per type, the ids
-    rejected, and how many rejected rows named no id."""
+    """What the file gave: the ids its records named with their types, the ids rejected, and
+    how many rejected rows named no id; the ids are kept in a Ledger (decision 092)."""
 
-    ids: set[str] = field(default_factory=set)
-    typed: dict[str, set[str]] = field(default_factory=dict)
-    rejected: set[str] = field(default_factory=set)
+    ledger: Ledger = field(default_factory=Ledger)
     unnamed: int = 0
+    typeset: set[str] = field(default_factory=set)  # the entity types the file's entities had
+
+    def __post_init__(self) -> None:
+        self.ledger.script(
+            "CREATE TABLE seen (id TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (id, type))"
+            " WITHOUT ROWID;"
+            "CREATE TABLE rejected (id TEXT PRIMARY KEY) WITHOUT ROWID;"
+        )
+        self._seen: list[tuple[str, str]] = []
+        self._rejected: list[tuple[str]] = []
+        self._settled: dict[str | None, dict[str, int]] = {}
 
     def note(self, record: Record) -> None:
         """Take one record in, entity or rejection."""
@@ -58,21 +70,47 @@ class Seen:
             if record.entity is None:
                 self.unnamed += record.rows
             return
-        self.ids.add(eid)
         kinds = entity.get("type")
-        for kind in kinds if isinstance(kinds, list) else [kinds]:
-            if isinstance(kind, str):
-                self.typed.setdefault(kind, set()).add(eid)
+        typed = [k for k in (kinds if isinstance(kinds, list) else [kinds]) if isinstance(k, str)]
+        self.typeset.update(typed)
+        self._seen += [(eid, kind) for kind in typed] or [(eid, "")]
+        if len(self._seen) >= BATCH:
+            self.flush()
 
     def reject(self, record: Record) -> None:
         """A record the source or the hub refused: its entity may not be stored."""
         if record.eid:
-            self.rejected.add(record.eid)
+            self._rejected.append((record.eid,))
+            if len(self._rejected) >= BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered to the ledger."""
+        self.ledger.many("INSERT OR IGNORE INTO seen VALUES (?, ?)", self._seen)
+        self.ledger.many("INSERT OR IGNORE INTO rejected VALUES (?)", self._rejected)
+        self._settled.clear()
+
+    def __contains__(self, eid: str) -> bool:
+        """Whether a record of the file named this id."""
+        self.flush()
+        return bool(self.ledger.one("SELECT 1 FROM seen WHERE id = ?", (eid,)))
 
     def settled(self, etype: str, prefix: str | None) -> int:
         """How many distinct entities of a type the file stored or found stored."""
-        ids = self.typed.get(etype, set()) - self.rejected
-        return sum(1 for eid in ids if prefix is None or eid.startswith(prefix))
+        self.flush()
+        if prefix not in self._settled:  # one pass over the ledger for every type
+            self._settled[prefix] = dict(
+                self.ledger.rows(
+                    "SELECT type, count(*) FROM seen WHERE type != '' AND id NOT IN rejected"
+                    " AND (?1 IS NULL OR substr(id, 1, length(?1)) = ?1) GROUP BY type",
+                    (prefix,),
+                )
+            )
+        return self._settled[prefix].get(etype, 0)
+
+    def close(self) -> None:
+        """Drop the ledger."""
+        self.ledger.close()
 
 
 class Scope(Protocol):
@@ -87,9 +125,39 @@ class Scope(Protocol):
         """The entity types in scope."""
         ...
 
-    def stale(self, stored: Stored, seen: Seen) -> list[str]:
-        """The stored entities in scope that the file no longer gives, in listing order."""
+    def stale(self, stored: Stored, seen: Seen) -> int:
+        """How many stored entities in scope the file no longer gives; their ids go to the
+        ledger's `stale` table, in listing order."""
         ...
+
+
+def _listed(stored: Stored, seen: Seen, types: list[str], links: Callable[[str], Ups]) -> None:
+    """Every stored entity of these types into the ledger's `listed` table (in listing
+    order), and its relationships into `link` (source, target, up): appended, never looked up
+    while they are written."""
+    seen.flush()
+    seen.ledger.script(
+        "DROP TABLE IF EXISTS listed; DROP TABLE IF EXISTS link; DROP TABLE IF EXISTS stale;"
+        "CREATE TABLE listed (n INTEGER PRIMARY KEY, id TEXT NOT NULL);"
+        "CREATE TABLE link (s TEXT, t TEXT, up INT);"
+        "CREATE TABLE stale (n INTEGER PRIMARY KEY, id TEXT);"
+    )
+    ids: list[tuple[str]] = []
+    edges: list[tuple[str, str, bool]] = []
+    for etype in types:
+        up, down = links(etype)
+        for eid, objects in stored.listing(etype, up + down):
+            ids.append((eid,))
+            edges += [(eid, t, name in up) for name, targets in objects.items() for t in targets]
+            if len(ids) >= BATCH or len(edges) >= BATCH:
+                seen.ledger.many("INSERT INTO listed (id) VALUES (?)", ids)
+                seen.ledger.many("INSERT INTO link VALUES (?, ?, ?)", edges)
+    seen.ledger.many("INSERT INTO listed (id) VALUES (?)", ids)
+    seen.ledger.many("INSERT INTO link VALUES (?, ?, ?)", edges)
+
+
+# The stale ids, each once, in the order they were first listed.
+_STALE_ORDER = " GROUP BY listed.id ORDER BY min(listed.n)"
 
 
 @dataclass(frozen=True)
@@ -99,15 +167,54 @@ class TypeScope:
     prefix: str | None = None
 
     def types(self, seen: Seen) -> list[str]:
-        return sorted(seen.typed)
+        return sorted(seen.typeset)
 
-    def stale(self, stored: Stored, seen: Seen) -> list[str]:
-        out: dict[str, None] = {}
-        for etype in self.types(seen):
-            for eid, _ in stored.listing(etype, ()):
-                if eid not in seen.ids and (self.prefix is None or eid.startswith(self.prefix)):
-                    out[eid] = None
-        return list(out)
+    def stale(self, stored: Stored, seen: Seen) -> int:
+        _listed(stored, seen, self.types(seen), lambda _: ((), ()))
+        seen.ledger.run(
+            "INSERT INTO stale SELECT min(n), id FROM listed WHERE NOT EXISTS"
+            " (SELECT 1 FROM seen WHERE seen.id = listed.id)"
+            " AND (:prefix IS NULL OR substr(id, 1, length(:prefix)) = :prefix)" + _STALE_ORDER,
+            {"prefix": self.prefix},
+        )
+        return int(seen.ledger.one("SELECT count(*) FROM stale"))
+
+
+# A feed's graph in the ledger: `link` (s, t): s refers to t; `walk` (a, b): b hangs off a
+# (a route off its agency: an up link reversed; a stop off the stop time using it).
+_GRAPH = """
+CREATE INDEX link_s ON link (s);
+CREATE INDEX link_t ON link (t);
+CREATE TABLE walk AS SELECT t AS a, s AS b FROM link WHERE up
+  UNION ALL SELECT s, t FROM link WHERE NOT up;
+CREATE INDEX walk_a ON walk (a);
+"""
+# What hangs off the feed's agencies and is not in the file; then what of that an entity
+# outside it refers to, however indirectly, is kept.
+_STALE = (
+    """
+CREATE TABLE member (id TEXT PRIMARY KEY) WITHOUT ROWID;
+WITH RECURSIVE m (id) AS (
+  SELECT value FROM json_each(:agencies)
+  UNION SELECT walk.b FROM walk JOIN m ON walk.a = m.id)
+INSERT INTO member SELECT id FROM m WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = m.id);
+CREATE TABLE kept (id TEXT PRIMARY KEY) WITHOUT ROWID;
+WITH RECURSIVE k (id) AS (
+  SELECT link.t FROM member JOIN link ON link.t = member.id WHERE link.s NOT IN member
+  UNION SELECT link.t FROM k JOIN link ON link.s = k.id JOIN member ON member.id = link.t)
+INSERT INTO kept SELECT id FROM k;
+INSERT INTO stale SELECT min(listed.n), listed.id FROM listed JOIN member USING (id)
+  WHERE listed.id NOT IN kept"""
+    + _STALE_ORDER
+    + """;
+DROP TABLE link;
+DROP TABLE walk;
+DROP TABLE member;
+DROP TABLE kept;
+"""
+)
+
+Ups = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -115,55 +222,28 @@ class FeedScope:
     """A GTFS feed: its agencies, what points up to them (a route's operatedBy, a trip's
     hasRoute, ...) and what those use (a trip's hasShape, a stop time's hasStop, ...). A stale
     entity that one still in the tenant refers to (another feed's stop time, a trip the feed
-    still has) is kept."""
+    still has) is kept. Walked in the ledger, not in memory (decision 092)."""
 
     agencies: tuple[str, ...]
     # type -> (links to what owns it, links to what it uses)
-    links: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+    links: dict[str, Ups]
     prefix: str | None = None
 
     def types(self, seen: Seen) -> list[str]:
         return list(self.links)
 
-    def stale(self, stored: Stored, seen: Seen) -> list[str]:
-        owners: dict[str, list[str]] = {}  # owner -> the entities that point up to it
-        uses: dict[str, list[str]] = {}
-        refs: dict[str, set[str]] = {}  # target -> every entity that refers to it
-        listed: list[str] = []
-        for etype, (up, down) in self.links.items():
-            for eid, links in stored.listing(etype, up + down):
-                listed.append(eid)
-                for name, targets in links.items():
-                    for target in targets:
-                        refs.setdefault(target, set()).add(eid)
-                        if name in up:
-                            owners.setdefault(target, []).append(eid)
-                        else:
-                            uses.setdefault(eid, []).append(target)
-        members = set(self.agencies)
-        todo = list(members)
-        while todo:
-            eid = todo.pop()
-            for other in owners.get(eid, []) + uses.get(eid, []):
-                if other not in members:
-                    members.add(other)
-                    todo.append(other)
-        stale = {eid for eid in members if eid not in seen.ids}
-        kept = True
-        while kept:  # one kept entity keeps what it refers to
-            kept = False
-            for eid in list(stale):
-                if any(src not in stale for src in refs.get(eid, ())):
-                    stale.discard(eid)
-                    kept = True
-        return [eid for eid in dict.fromkeys(listed) if eid in stale]
+    def stale(self, stored: Stored, seen: Seen) -> int:
+        _listed(stored, seen, self.types(seen), self.links.__getitem__)
+        seen.ledger.run(_GRAPH + _STALE, {"agencies": json.dumps(self.agencies)})
+        return int(seen.ledger.one("SELECT count(*) FROM stale"))
 
 
 @dataclass
 class Pruning:
     """What a finished import found stale, and what --prune did with it."""
 
-    stale: list[str] = field(default_factory=list)
+    count: int = 0  # stored entities the file no longer gives
+    named: list[str] = field(default_factory=list)  # the first SHOWN_STALE of them
     asked: bool = False  # --prune was given
     held_back: str = ""  # why --prune deleted nothing
     deleted: int = 0
@@ -171,13 +251,13 @@ class Pruning:
 
     def lines(self) -> list[str]:
         """The summary's lines about stale entities (none when there are none)."""
-        if not self.stale:
+        if not self.count:
             return []
-        named = ", ".join(self.stale[:SHOWN_STALE])
-        more = len(self.stale) - SHOWN_STALE
+        named = ", ".join(self.named)
+        more = self.count - len(self.named)
         if more > 0:
             named += f" and {more:,} more"
-        count = f"{len(self.stale):,} stored entit{'y' if len(self.stale) == 1 else 'ies'}"
+        count = f"{self.count:,} stored entit{'y' if self.count == 1 else 'ies'}"
         if not self.asked:
             return [
                 f"  stale: {count} the file no longer gives: {named}; "
@@ -195,8 +275,12 @@ def settle(stored: Stored, seen: Seen, scope: Scope, prune: bool) -> Pruning:
     pattern = None if scope.prefix is None else "^" + re.escape(scope.prefix)
     # what the file stored of a type is stored: as many in all means none stale
     if any(stored.count(t, pattern) > seen.settled(t, scope.prefix) for t in scope.types(seen)):
-        out.stale = scope.stale(stored, seen)
-    if not (prune and out.stale):
+        out.count = scope.stale(stored, seen)
+        out.named = [
+            row[0]
+            for row in seen.ledger.rows("SELECT id FROM stale ORDER BY n LIMIT ?", (SHOWN_STALE,))
+        ]
+    if not (prune and out.count):
         return out
     if seen.unnamed:
         out.held_back = (
@@ -204,7 +288,23 @@ def settle(stored: Stored, seen: Seen, scope: Scope, prune: bool) -> Pruning:
             "them (fix those rows, then import with --prune again)"
         )
         return out
-    refusals = stored.delete(out.stale)
-    out.refused = [f"{out.stale[i]}: {title}: {detail}" for i, title, detail in refusals]
-    out.deleted = len(out.stale) - len(refusals)
+    done = 0  # deleted a slice at a time, read from the ledger: never the whole list at once
+    part: list[str] = []
+    for (eid,) in seen.ledger.rows("SELECT id FROM stale ORDER BY n"):
+        part.append(eid)
+        if len(part) >= DELETE_SLICE:
+            done += _deleted(stored, part, out)
+    done += _deleted(stored, part, out)
+    out.deleted = done
     return out
+
+
+def _deleted(stored: Stored, ids: list[str], out: Pruning) -> int:
+    """Delete a slice of stale ids; the refusals noted in `out`. How many were deleted."""
+    if not ids:
+        return 0
+    refusals = stored.delete(ids)
+    out.refused += [f"{ids[i]}: {title}: {detail}" for i, title, detail in refusals]
+    n = len(ids) - len(refusals)
+    ids.clear()
+    return n
