@@ -169,16 +169,16 @@ async def drive(n: int, batch: int, db: Path, prof: cProfile.Profile | None) -> 
     return took
 
 
-def _plain(value: Any) -> Any:
+def without_write_times(value: Any) -> Any:
     """A stored document without the times of its write (which differ run to run)."""
     if isinstance(value, dict):
         return {
-            k: _plain(v)
+            k: without_write_times(v)
             for k, v in value.items()
             if k not in ("createdAt", "modifiedAt", "instanceId")
         }
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [without_write_times(v) for v in value]
     return value
 
 
@@ -189,12 +189,12 @@ def digest(db: Path) -> tuple[str, int, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         ents = conn.execute("SELECT tenant, id, doc FROM entities ORDER BY pk").fetchall()
         for tenant, eid, doc in ents:
-            h.update(orjson.dumps([tenant, eid, _plain(orjson.loads(doc))]))
+            h.update(orjson.dumps([tenant, eid, without_write_times(orjson.loads(doc))]))
         rows = conn.execute(
             "SELECT tpk, nid, dataset_id, t_observed, num, inst FROM history ORDER BY hid"
         ).fetchall()
         for *head, inst in rows:
-            h.update(orjson.dumps([*head, _plain(orjson.loads(inst))]))
+            h.update(orjson.dumps([*head, without_write_times(orjson.loads(inst))]))
         for row in conn.execute("SELECT tenant, id, types, scope FROM tentities ORDER BY tpk"):
             h.update(orjson.dumps(row))
         for table in ("history_datasets", "attr_index", "entity_types", "type_attrs", "geo"):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from bench.iot_path import without_write_times
 
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.service import EntityService
@@ -43,30 +44,17 @@ STORED = [  # E1 and E2 exist before the batch, E3 does not
 ]
 
 
-def _plain(value: Any) -> Any:
-    """A stored document without the times of its write and its instance ids."""
-    if isinstance(value, dict):
-        return {
-            k: _plain(v)
-            for k, v in value.items()
-            if k not in ("createdAt", "modifiedAt", "instanceId")
-        }
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _contents(db: Path) -> dict[str, Any]:
     """Entities, each one's history rows in order (a batch inserts its new entities first,
     decision 078), temporal entities and series, index rows and counts, less write times."""
     with sqlite3.connect(db) as conn:
         return {
             "entities": [
-                (eid, _plain(orjson.loads(doc)))
+                (eid, without_write_times(orjson.loads(doc)))
                 for eid, doc in conn.execute("SELECT id, doc FROM entities ORDER BY pk")
             ],
             "history": [
-                (eid, nid, ds, t, num, _plain(orjson.loads(inst)))
+                (eid, nid, ds, t, num, without_write_times(orjson.loads(inst)))
                 for eid, nid, ds, t, num, inst in conn.execute(
                     "SELECT e.id, h.nid, h.dataset_id, h.t_observed, h.num, h.inst "
                     "FROM history h JOIN tentities e USING (tpk) ORDER BY e.id, h.hid"

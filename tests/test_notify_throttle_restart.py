@@ -4,6 +4,8 @@ throttling is the least time between two notifications, not between two since st
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,16 @@ def subscription(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+@asynccontextmanager
+async def hub(db: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of one run of the hub on db, stopped as a restart stops it."""
+    app = create_app(Settings(db=str(db)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as c:
+        yield c
+    await app.state.notifier.close()
+    app.state.store.close()
+
+
 def bus(speed: int) -> dict[str, Any]:
     """The one bus, at a speed."""
     return {"id": "urn:ngsi-ld:Bus:1", "type": "Bus", "speed": {"type": "Property", "value": speed}}
@@ -37,31 +49,21 @@ async def test_a_restart_inside_the_throttling_window_opens_no_new_one(
     clock lived in memory only), a message a restart more for a receiver that pays or
     rate-limits per message."""
     db, rec = tmp_path / "hub.db", servers.receiver()
-    first = create_app(Settings(db=str(db)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=first), base_url="http://h"
-    ) as c:
+    async with hub(db) as c:
         sub = subscription(rec.url("/throttled"), throttling=3600)
         assert (await c.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
         control = subscription(rec.url("/every"))
         assert (await c.post(f"{BASE}/subscriptions", json=control)).status_code == 201
         assert (await create(c, bus(10))).status_code == 201
         await wait_for(lambda: rec.received("/throttled"), what="the first notification")
-    await first.state.notifier.close()
-    first.state.store.close()
 
-    again = create_app(Settings(db=str(db)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=again), base_url="http://h"
-    ) as c:
+    async with hub(db) as c:
         patch = {"speed": {"type": "Property", "value": 20}}
         resp = await c.patch(f"{BASE}/entities/urn:ngsi-ld:Bus:1/attrs", json=patch)
         assert resp.status_code == 204
         # the control subscription is notified of the change: it has been matched
         await wait_for(lambda: len(rec.received("/every")) == 2, what="the control's second")
         assert len(rec.received("/throttled")) == 1, "inside the window: not notified"
-    await again.state.notifier.close()
-    again.state.store.close()
 
 
 async def test_a_window_that_ran_out_while_the_hub_was_down_is_over(
@@ -70,28 +72,18 @@ async def test_a_window_that_ran_out_while_the_hub_was_down_is_over(
     """The window counts from the last notification: one that ended while the hub was
     stopped holds nothing back after the restart."""
     db, rec = tmp_path / "hub.db", servers.receiver()
-    first = create_app(Settings(db=str(db)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=first), base_url="http://h"
-    ) as c:
+    async with hub(db) as c:
         sub = subscription(rec.url("/throttled"), throttling=1)
         assert (await c.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
         assert (await create(c, bus(10))).status_code == 201
         await wait_for(lambda: rec.received("/throttled"), what="the first notification")
-    await first.state.notifier.close()
-    first.state.store.close()
     await asyncio.sleep(1.2)  # the window ends while no hub runs
 
-    again = create_app(Settings(db=str(db)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=again), base_url="http://h"
-    ) as c:
+    async with hub(db) as c:
         patch = {"speed": {"type": "Property", "value": 20}}
         resp = await c.patch(f"{BASE}/entities/urn:ngsi-ld:Bus:1/attrs", json=patch)
         assert resp.status_code == 204
         await wait_for(lambda: len(rec.received("/throttled")) == 2, what="the second")
-    await again.state.notifier.close()
-    again.state.store.close()
 
 
 async def test_throttling_set_after_a_restart_counts_from_the_notification_before_it(
@@ -100,10 +92,7 @@ async def test_throttling_set_after_a_restart_counts_from_the_notification_befor
     """A PATCH that adds throttling after a restart counts the window from the last
     notification, as it does without a restart between them."""
     db, rec = tmp_path / "hub.db", servers.receiver()
-    first = create_app(Settings(db=str(db)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=first), base_url="http://h"
-    ) as c:
+    async with hub(db) as c:
         sub = {**subscription(rec.url("/later")), "id": "urn:ngsi-ld:Subscription:later"}
         assert (await c.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
         assert (
@@ -111,13 +100,8 @@ async def test_throttling_set_after_a_restart_counts_from_the_notification_befor
         ).status_code == 201
         assert (await create(c, bus(10))).status_code == 201
         await wait_for(lambda: rec.received("/later"), what="the first notification")
-    await first.state.notifier.close()
-    first.state.store.close()
 
-    again = create_app(Settings(db=str(db)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=again), base_url="http://h"
-    ) as c:
+    async with hub(db) as c:
         resp = await c.patch(f"{BASE}/subscriptions/{sub['id']}", json={"throttling": 3600})
         assert resp.status_code == 204
         patch = {"speed": {"type": "Property", "value": 20}}
@@ -125,5 +109,3 @@ async def test_throttling_set_after_a_restart_counts_from_the_notification_befor
         assert resp.status_code == 204
         await wait_for(lambda: len(rec.received("/every")) == 2, what="the control's second")
         assert len(rec.received("/later")) == 1, "inside the window: not notified"
-    await again.state.notifier.close()
-    again.state.store.close()
