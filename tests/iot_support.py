@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,27 @@ import pytest
 
 IOT = "/iot/v1"
 MOSQUITTO = ("127.0.0.1", 1883)
+BROKER = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+
+
+def own_root() -> str:
+    """A topic root no other test, hub or device on the shared Mosquitto publishes under: a
+    shared-subscription group alone still gets a copy of every cityhub/... message."""
+    return f"test-{uuid.uuid4().hex[:12]}/cityhub"
+
+
+def on_mosquitto(**settings: Any) -> dict[str, Any]:
+    """Settings of a hub on the shared Mosquitto, isolated by construction: its own topic root
+    and group, and a session that ends when it disconnects (tests leave none behind); each
+    can be overridden."""
+    own = {
+        "mqtt": BROKER,
+        "mqtt_topic_root": own_root(),
+        "mqtt_group": f"test-{uuid.uuid4().hex[:8]}",
+        "mqtt_session_expiry": 0,
+    }
+    return {**own, **settings}
+
 
 # A mapping that exercises every transform: scale/offset, unitCode, a point, a relationship,
 # a boolean, a string, observedAt and a static attribute.

@@ -38,7 +38,16 @@ from cityhub.ingest.agent.mqtt import (
 from cityhub.ingest.agent.session import KeptFilters, held_filters, stored_client_id
 from cityhub.settings import Settings
 from conftest import BASE, free_port, get_entity
-from iot_support import IOT, MOSQUITTO, provision, require_mosquitto, stats, wait_for, wait_stats
+from iot_support import (
+    IOT,
+    MOSQUITTO,
+    on_mosquitto,
+    provision,
+    require_mosquitto,
+    stats,
+    wait_for,
+    wait_stats,
+)
 from test_serve import process
 
 MAPPING = {
@@ -66,12 +75,14 @@ async def connected(client: httpx.AsyncClient, connects: int = 1) -> None:
 
 
 def hub_on(db_path: Path, broker: str) -> Starlette:
-    """A hub whose agent has its own shared-subscription group (other test runs have theirs)
-    and a broker session that ends when it disconnects (tests leave none behind)."""
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    return create_app(
-        Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=0)
-    )
+    """A hub whose agent has its own topic root and group (nobody else publishes there) and a
+    broker session that ends when it disconnects (tests leave none behind)."""
+    return create_app(Settings(db=str(db_path), **on_mosquitto(mqtt=broker)))
+
+
+def attrs(app: Starlette, key: str, device: str) -> str:
+    """The topic a device of app's agent publishes on (under that agent's own root)."""
+    return f"{app.state.settings.mqtt_topic_root}/{key}/{device}/attrs"
 
 
 async def test_mqtt_through_mosquitto(db_path: Path) -> None:
@@ -81,12 +92,12 @@ async def test_mqtt_through_mosquitto(db_path: Path) -> None:
         body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
         key = (await provision(client, body))["apikey"]
         await connected(client)
-        topic = f"cityhub/{key}/q1/attrs"
+        topic = attrs(app, key, "q1")
         async with aiomqtt.Client(*MOSQUITTO) as device:
             await device.publish(topic, json.dumps({"t": 215, "ts": 1714557600}))
             await device.publish(topic, "t|220|ts|1714557660")
             await device.publish(topic, "{broken")  # malformed: dead-lettered
-            await device.publish(f"cityhub/{key}/ghost/attrs", "t|1")  # unknown device
+            await device.publish(attrs(app, key, "ghost"), "t|1")  # unknown device
             await device.publish(topic, json.dumps({"t": 230, "ts": 1714557720}), qos=1)
         body = await wait_stats(client, stored=3, deadLetters=2)
         assert body["rejectedByReason"]["malformed"] == 1
@@ -112,19 +123,8 @@ async def test_mqtt_through_mosquitto(db_path: Path) -> None:
 
 async def test_two_agents_split_one_shared_subscription(tmp_path: Path) -> None:
     require_mosquitto()
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
-    apps = [
-        create_app(
-            Settings(
-                db=str(tmp_path / f"hub{n}.db"),
-                mqtt=broker,
-                mqtt_group=group,
-                mqtt_session_expiry=0,
-            )
-        )
-        for n in (1, 2)
-    ]
+    shared = on_mosquitto()  # one root and group for both
+    apps = [create_app(Settings(db=str(tmp_path / f"hub{n}.db"), **shared)) for n in (1, 2)]
     key = "split-test-key-" + uuid.uuid4().hex[:12]
     body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING, "apikey": key}
     async with running(apps[0]) as one, running(apps[1]) as two:
@@ -133,7 +133,7 @@ async def test_two_agents_split_one_shared_subscription(tmp_path: Path) -> None:
             await connected(client)
         async with aiomqtt.Client(*MOSQUITTO) as device:
             for n in range(40):
-                await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+                await device.publish(attrs(apps[0], key, "q1"), f"t|{n}", qos=1)
 
         async def all_stored() -> bool:
             return (await stats(one))["stored"] + (await stats(two))["stored"] >= 40
@@ -202,7 +202,7 @@ async def test_the_agent_outlives_its_broker(db_path: Path) -> None:
             await connected(client, 1)
             health = (await client.get("/health")).json()
             assert health["status"] == "ok" and health["mqtt"]["connected"] is True
-            topic = f"cityhub/{key}/q1/attrs"
+            topic = attrs(app, key, "q1")
             async with aiomqtt.Client(*MOSQUITTO) as device:
                 # Retained: the broker replays it on the next subscribe, which must not count.
                 await device.publish(topic, "t|100", retain=True)
@@ -365,13 +365,10 @@ async def test_messages_sent_while_the_hub_is_down_wait_in_its_session(db_path: 
     """A hub that restarts on the same database resumes its broker session: QoS 1 messages
     published while it was away are delivered (a random id and a clean session lost them)."""
     require_mosquitto()
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+    own = on_mosquitto(mqtt_session_expiry=60)  # the same root and group after the restart
 
     def hub() -> Starlette:
-        return create_app(
-            Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=60)
-        )
+        return create_app(Settings(db=str(db_path), **own))
 
     async with running(hub()) as client:
         body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
@@ -379,7 +376,7 @@ async def test_messages_sent_while_the_hub_is_down_wait_in_its_session(db_path: 
         await connected(client)
     async with aiomqtt.Client(*MOSQUITTO) as device:  # the hub is down
         for n in range(20):
-            await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+            await device.publish(attrs(hub(), key, "q1"), f"t|{n}", qos=1)
     async with running(hub()) as client:
         body = await wait_stats(client, stored=20)
         assert body["received"] == 20
@@ -390,14 +387,13 @@ async def test_an_empty_group_subscribes_plainly(db_path: Path) -> None:
     """CITYHUB_MQTT_GROUP="" subscribes without $share (Mosquitto 2.0 keeps such a
     subscription across its restarts, and drops shared ones)."""
     require_mosquitto()
-    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
-    app = create_app(Settings(db=str(db_path), mqtt=broker, mqtt_group="", mqtt_session_expiry=0))
+    app = create_app(Settings(db=str(db_path), **on_mosquitto(mqtt_group="")))
     async with running(app) as client:
         body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
         key = (await provision(client, body))["apikey"]
         await connected(client)
         async with aiomqtt.Client(*MOSQUITTO) as device:
-            await device.publish(f"cityhub/{key}/q1/attrs", "t|5", qos=1)
+            await device.publish(attrs(app, key, "q1"), "t|5", qos=1)
         await wait_stats(client, stored=1)
 
 
@@ -453,8 +449,8 @@ async def test_qos1_is_acknowledged_only_once_stored(db_path: Path) -> None:
             ingestor._write_slice = held_write
             async with aiomqtt.Client(*MOSQUITTO) as device:
                 for n in range(30):
-                    await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
-                await device.publish(f"cityhub/{key}/q1/attrs", "{broken", qos=1)
+                    await device.publish(attrs(app, key, "q1"), f"t|{n}", qos=1)
+                await device.publish(attrs(app, key, "q1"), "{broken", qos=1)
             await wait_stats(client, received=31)
             await asyncio.sleep(0.3)  # what a PUBACK sent meanwhile needs to pass the proxy
             assert pubacks.seen == [], "acknowledged before the write committed"
@@ -497,13 +493,10 @@ async def test_a_clean_stop_acknowledges_what_it_stored(db_path: Path) -> None:
     """A stop writes what it took while its connection is open, so the PUBACKs reach the
     broker: the hub started again gets none of those messages a second time."""
     require_mosquitto()
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+    own = on_mosquitto(mqtt_session_expiry=60)  # the same root and group after the restart
 
     def hub() -> Starlette:
-        return create_app(
-            Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=60)
-        )
+        return create_app(Settings(db=str(db_path), **own))
 
     app = hub()
     async with running(app) as client:
@@ -521,7 +514,7 @@ async def test_a_clean_stop_acknowledges_what_it_stored(db_path: Path) -> None:
         ingestor._write_slice = held_write
         async with aiomqtt.Client(*MOSQUITTO) as device:
             for n in range(20):
-                await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+                await device.publish(attrs(app, key, "q1"), f"t|{n}", qos=1)
         await wait_stats(client, received=20)
         asyncio.get_running_loop().call_later(0.2, held.set)  # the stop waits for the writes
     async with running(hub()) as client:
@@ -537,12 +530,10 @@ async def test_a_changed_group_drops_the_old_subscription(db_path: Path) -> None
     started with another group, the hub unsubscribes that one, so each message is stored
     once (it came through both, stored twice, for as long as the session lived)."""
     require_mosquitto()
-    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+    own = on_mosquitto(mqtt_session_expiry=60)  # one root: only the group changes
 
     def hub(group: str) -> Starlette:
-        return create_app(
-            Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=60)
-        )
+        return create_app(Settings(db=str(db_path), **{**own, "mqtt_group": group}))
 
     async with running(hub(f"test-{uuid.uuid4().hex[:8]}")) as client:
         body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
@@ -553,8 +544,8 @@ async def test_a_changed_group_drops_the_old_subscription(db_path: Path) -> None
         await connected(client)
         async with aiomqtt.Client(*MOSQUITTO) as device:
             for n in range(20):
-                await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
-            await device.publish(f"cityhub/{key}/q1/attrs", "t|99", qos=1)  # the last one
+                await device.publish(attrs(app, key, "q1"), f"t|{n}", qos=1)
+            await device.publish(attrs(app, key, "q1"), "t|99", qos=1)  # the last one
         await wait_for(lambda: _last_stored(client), "the last message")
         await asyncio.sleep(0.3)  # what a second copy needs to arrive after the first
         body = await stats(client)

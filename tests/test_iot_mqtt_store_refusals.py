@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -18,16 +18,13 @@ from cityhub.api import commit
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from conftest import get_entity
-from iot_support import MOSQUITTO, provision, require_mosquitto, stats, wait_stats
-from test_iot_mqtt import EID, MAPPING, connected, running
+from iot_support import MOSQUITTO, on_mosquitto, provision, require_mosquitto, stats, wait_stats
+from test_iot_mqtt import EID, MAPPING, attrs, connected, running
 
 
-def hub(db_path: Path, group: str, expiry: int = 0) -> Starlette:
-    """A hub on the shared Mosquitto, in a subscription group of its own."""
-    broker = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
-    return create_app(
-        Settings(db=str(db_path), mqtt=broker, mqtt_group=group, mqtt_session_expiry=expiry)
-    )
+def hub(db_path: Path, own: dict[str, Any], expiry: int = 0) -> Starlette:
+    """A hub on the shared Mosquitto under its own topic root and group (on_mosquitto)."""
+    return create_app(Settings(db=str(db_path), **{**own, "mqtt_session_expiry": expiry}))
 
 
 def write_lock(db_path: Path) -> sqlite3.Connection:
@@ -51,7 +48,7 @@ async def test_messages_wait_for_a_store_another_process_holds(
     last reading (these carry no observedAt to order them by)."""
     require_mosquitto()
     monkeypatch.setattr(commit, "BUSY_WAIT", 0.2)
-    app = hub(db_path, f"test-{uuid.uuid4().hex[:8]}")
+    app = hub(db_path, on_mosquitto())
     async with running(app) as client:
         body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
         key = (await provision(client, body))["apikey"]
@@ -60,7 +57,7 @@ async def test_messages_wait_for_a_store_another_process_holds(
         try:
             async with aiomqtt.Client(*MOSQUITTO) as device:
                 for n in range(10):
-                    await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+                    await device.publish(attrs(app, key, "q1"), f"t|{n}", qos=1)
                     if n == 4:  # the rest in a later batch
                         await wait_stats(client, received=5)
                         # several attempts, each refused, so these wait longer and longer
@@ -86,8 +83,8 @@ async def test_a_stop_while_the_store_refuses_leaves_qos1_messages_with_the_brok
     store: the broker sends those messages again to the hub started next."""
     require_mosquitto()
     monkeypatch.setattr(commit, "BUSY_WAIT", 0.2)
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    async with running(hub(db_path, group, expiry=60)) as client:
+    own = on_mosquitto()  # the same root and group after the restart
+    async with running(app := hub(db_path, own, expiry=60)) as client:
         body = {"id": "q1", "entityType": "Thermometer", "mapping": MAPPING}
         key = (await provision(client, body))["apikey"]
         await connected(client)
@@ -95,14 +92,14 @@ async def test_a_stop_while_the_store_refuses_leaves_qos1_messages_with_the_brok
         try:
             async with aiomqtt.Client(*MOSQUITTO) as device:
                 for n in range(5):
-                    await device.publish(f"cityhub/{key}/q1/attrs", f"t|{n}", qos=1)
+                    await device.publish(attrs(app, key, "q1"), f"t|{n}", qos=1)
             await wait_stats(client, received=5)
             await asyncio.sleep(0.5)
         except BaseException:
             release(other)
             raise
     release(other)  # after the stop: it stored nothing
-    async with running(hub(db_path, group, expiry=0)) as client:
+    async with running(hub(db_path, own, expiry=0)) as client:
         await connected(client)
         body = await wait_stats(client, stored=5)
         assert body["received"] == 5, body

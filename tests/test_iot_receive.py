@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +26,15 @@ from cityhub.ingest.agent.mqtt import (
     receive,
 )
 from cityhub.settings import Settings
-from iot_support import MOSQUITTO, provision, require_mosquitto, stats, wait_for, wait_stats
+from iot_support import (
+    MOSQUITTO,
+    on_mosquitto,
+    provision,
+    require_mosquitto,
+    stats,
+    wait_for,
+    wait_stats,
+)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -164,14 +171,9 @@ async def test_a_burst_through_mosquitto_is_stored_whole_and_in_order(db_path: P
     """Read 16 KiB at a time, packets cross the reads (payloads of up to 40 KB among small
     ones): each of 1,500 QoS 1 messages is stored once, with its own value, in the order sent."""
     require_mosquitto()
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        db=str(db_path),
-        mqtt=f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}",
-        mqtt_group=group,
-        mqtt_session_expiry=0,
-    )
+    settings = Settings(db=str(db_path), **on_mosquitto())  # nobody else publishes there
     app = create_app(settings)
+    topic = f"{settings.mqtt_topic_root}/{{key}}/b1/attrs"
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
@@ -183,7 +185,7 @@ async def test_a_burst_through_mosquitto_is_stored_whole_and_in_order(db_path: P
                 for n in range(1500):
                     pad = "x" * (40_000 if n % 97 == 0 else n % 300)
                     payload = json.dumps({"n": n, "pad": pad})
-                    await device.publish(f"cityhub/{key}/b1/attrs", payload, qos=1)
+                    await device.publish(topic.format(key=key), payload, qos=1)
             await wait_stats(client, timeout=60, stored=1500)
             assert (await stats(client))["rejected"] == 0
     with sqlite3.connect(db_path) as conn:

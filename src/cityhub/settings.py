@@ -326,6 +326,14 @@ class Settings(BaseSettings):
         "split the device messages between them; empty: a plain subscription (one hub), which "
         "Mosquitto 2.0 keeps across its own restarts and shared ones it does not.",
     )
+    mqtt_topic_root: str = Field(
+        "cityhub",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="Topic levels before {apikey}/{deviceId}/attrs that the agent subscribes "
+        "to: a system sharing a broker with others takes a root of its own (such as "
+        "city/cityhub) so their messages never reach it; no wildcard, '$' or empty level.",
+    )
     mqtt_client_id: str = Field(
         "",
         pattern=r"^[A-Za-z0-9_.-]{0,64}$",

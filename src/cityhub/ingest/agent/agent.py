@@ -12,7 +12,14 @@ from typing import Any
 from starlette.applications import Starlette
 
 from cityhub.ingest.agent.deadletters import DeadLetters
-from cityhub.ingest.agent.mqtt import TOPIC, BrokerUrl, Connection, Session, parse_broker
+from cityhub.ingest.agent.mqtt import (
+    BrokerUrl,
+    Connection,
+    Session,
+    device_levels,
+    parse_broker,
+    topic_filter,
+)
 from cityhub.ingest.agent.payload import Raw
 from cityhub.ingest.agent.pipeline import Ingestor
 from cityhub.ingest.agent.provisioning import Provisioning
@@ -33,7 +40,8 @@ class IotAgent:
         self.stats = Stats()
         self.registry = Registry()
         self.registry.load(state.store)
-        self.letters = DeadLetters(state.store, settings.deadletter_max)
+        self.root = settings.mqtt_topic_root
+        self.letters = DeadLetters(state.store, settings.deadletter_max, self.root)
         self.ingestor = Ingestor(
             self.registry,
             self.letters,
@@ -50,13 +58,15 @@ class IotAgent:
         self._task: asyncio.Task[None] | None = None
 
     def on_mqtt(self, topic: str, payload: bytes, ack: Callable[[], None] | None = None) -> None:
-        """One MQTT message: cityhub/{apikey}/{deviceId}/attrs; ack, its PUBACK once settled."""
-        parts = topic.split("/")
-        if len(parts) != 4 or parts[0] != "cityhub" or parts[3] != "attrs":
-            rej = Rejected(BAD_REQUEST, "the topic is not cityhub/{apikey}/{deviceId}/attrs")
+        """One MQTT message: {root}/{apikey}/{deviceId}/attrs; ack, its PUBACK once settled."""
+        levels = device_levels(topic, self.root)
+        if levels is None:
+            rej = Rejected(
+                BAD_REQUEST, f"the topic is not {self.root}/{{apikey}}/{{deviceId}}/attrs"
+            )
             self.ingestor.refuse(Raw("mqtt", "", "", payload, topic=topic, ack=ack), rej)
             return
-        self.ingestor.submit(Raw("mqtt", parts[1], parts[2], payload, None, topic, ack=ack))
+        self.ingestor.submit(Raw("mqtt", levels[0], levels[1], payload, None, topic, ack=ack))
 
     async def start(self) -> None:
         """Start the embedded broker and/or the subscriber as the settings say; a broker that
@@ -73,13 +83,14 @@ class IotAgent:
 
                 host, port = self.settings.host, self.settings.mqtt_embedded_port
                 self._broker = await start_broker(host, port)
-                url, topic = BrokerUrl(client_host(host), port), TOPIC
+                url, topic = BrokerUrl(client_host(host), port), topic_filter(self.root)
                 session = Session(f"cityhub-{secrets.token_hex(8)}")
                 self.connection.mode = "embedded"
             else:
                 url = parse_broker(mode)
                 group = self.settings.mqtt_group
-                topic = f"$share/{group}/{TOPIC}" if group else TOPIC
+                plain = topic_filter(self.root)
+                topic = f"$share/{group}/{plain}" if group else plain
                 session = Session(await self._client_id(), self.settings.mqtt_session_expiry)
                 kept = KeptFilters(self.state.store, self.state.committer, session.client_id)
                 self.connection.mode = "external"

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from cityhub.ingest.agent.mqtt import ROOT
 from cityhub.ingest.agent.payload import Raw
 from cityhub.ingest.agent.reasons import Rejected
 from cityhub.ngsild.timeutil import format_ts
@@ -35,15 +36,15 @@ def _cut(text: str, keep: int) -> str:
     return text if len(text) <= keep else text[:keep] + "…"
 
 
-def _redacted(raw: Raw) -> str:
+def _redacted(raw: Raw, root: str = ROOT) -> str:
     """The MQTT topic without its API key (letters must not hold keys): the level after
-    `cityhub/` is the key even when the rest of the topic is malformed."""
+    `{root}/` is the key even when the rest of the topic is malformed."""
     if not raw.topic:
         return ""
-    levels = raw.topic.split("/")
-    if len(levels) >= 2 and levels[0] == "cityhub":
-        levels[1] = "<apikey>"
-        return "/".join(levels)
+    if raw.topic.startswith(root + "/"):
+        levels = raw.topic[len(root) + 1 :].split("/")
+        levels[0] = "<apikey>"
+        return "/".join([root, *levels])
     if raw.apikey and raw.apikey in raw.topic:
         return raw.topic.replace(raw.apikey, "<apikey>", 1)
     return raw.topic
@@ -53,9 +54,10 @@ class DeadLetters:
     """Refused messages in the store: at most `bound` of devices (all tenants together), and
     as many again unrouted."""
 
-    def __init__(self, store: Any, bound: int) -> None:
+    def __init__(self, store: Any, bound: int, root: str = ROOT) -> None:
         self.store = store
         self.bound = bound
+        self.root = root  # the MQTT topic root, after which a topic's level is its key
         self._held = {kind: store.resource_count_all(kind) for kind in (KIND, UNROUTED)}
         self.dropped = 0  # oldest letters dropped to keep the bounds, since start
         self._seq = itertools.count(1)
@@ -85,7 +87,7 @@ class DeadLetters:
         }
         if len(raw.payload) > KEEP_BYTES:
             doc["truncated"] = True
-        topic = _redacted(raw)
+        topic = _redacted(raw, self.root)
         if topic:
             doc["topic"] = _cut(topic, KEEP_TOPIC)
         return doc

@@ -1,8 +1,9 @@
 """The MQTT southbound: one subscriber that reconnects with backoff and never gives up.
 
-Topics are cityhub/{apikey}/{deviceId}/attrs. On an external broker the agent subscribes
-through the shared subscription $share/{group}/cityhub/+/+/attrs, so every agent of one group
-gets a share of the messages and none gets a message twice.
+Topics are {root}/{apikey}/{deviceId}/attrs, the root `cityhub` unless CITYHUB_MQTT_TOPIC_ROOT
+says otherwise. On an external broker the agent subscribes through the shared subscription
+$share/{group}/{root}/+/+/attrs, so every agent of one group gets a share of the messages and
+none gets a message twice.
 """
 
 from __future__ import annotations
@@ -24,10 +25,26 @@ from cityhub.masked_url import masked
 
 log = logging.getLogger("cityhub.iot")
 
-TOPIC = "cityhub/+/+/attrs"
+ROOT = "cityhub"  # the default topic root
+TOPIC = f"{ROOT}/+/+/attrs"
 BACKOFF_MIN = 0.5  # seconds before the first reconnect attempt
 BACKOFF_MAX = 30.0
 RUN_MAX = 64  # messages taken from the client's queue in one go (receive)
+
+
+def topic_filter(root: str) -> str:
+    """The filter of every device's attrs topic under root."""
+    return f"{root}/+/+/attrs"
+
+
+def device_levels(topic: str, root: str) -> tuple[str, str] | None:
+    """(apikey, deviceId) of a {root}/{apikey}/{deviceId}/attrs topic; None for another shape."""
+    if not topic.startswith(root + "/"):
+        return None
+    parts = topic[len(root) + 1 :].split("/")
+    if len(parts) != 3 or parts[2] != "attrs":
+        return None
+    return parts[0], parts[1]
 
 
 @dataclass(frozen=True)
