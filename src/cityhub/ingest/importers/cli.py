@@ -7,6 +7,7 @@ line, an unreadable file, or a database or hub that cannot be used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,6 +203,7 @@ def _scope(args: argparse.Namespace, source: Source) -> Scope:
 def run(args: argparse.Namespace) -> int:
     """Run `cityhub import ...`; returns the exit code (errors never end in a traceback)."""
     from cityhub.cli import load_settings
+    from cityhub.ingest.importers.importlock import one_import
     from cityhub.ingest.importers.prune import Pruning, Seen, settle
     from cityhub.ingest.importers.runner import Report, run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
@@ -216,24 +218,28 @@ def run(args: argparse.Namespace) -> int:
         source = _source(args)
         tm = term_map(args.context, settings)
         sink: Sink
-        if args.url:
-            sink = HttpSink(
-                args.url,
-                args.tenant,
-                tm,
-                args.context,
-                replace=args.replace,
-                max_body=settings.max_body,
-            )
-        else:
-            sink = DbSink(
-                settings.db,
-                args.tenant,
-                tm,
-                replace=args.replace,
-                max_entity_bytes=settings.max_entity_bytes,
-            )
-        try:
+        with contextlib.ExitStack() as held:  # closed in turn: sink, ids, the import lock
+            if args.url:
+                held.callback(seen.close)
+                sink = HttpSink(
+                    args.url,
+                    args.tenant,
+                    tm,
+                    args.context,
+                    replace=args.replace,
+                    max_body=settings.max_body,
+                )
+            else:
+                held.enter_context(one_import(settings.db))
+                held.callback(seen.close)
+                sink = DbSink(
+                    settings.db,
+                    args.tenant,
+                    tm,
+                    replace=args.replace,
+                    max_entity_bytes=settings.max_entity_bytes,
+                )
+            held.callback(sink.close)
             report = run_import(
                 source,
                 sink,
@@ -246,9 +252,6 @@ def run(args: argparse.Namespace) -> int:
             for line in _dangling(source):
                 print(line, file=sys.stderr)
             pruning = settle(sink, seen, _scope(args, source), args.prune)
-        finally:
-            sink.close()
-            seen.close()
     except ImportFailed as exc:
         print(f"cityhub import: {masked(str(exc))}", file=sys.stderr)
         if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)
