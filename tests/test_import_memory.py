@@ -53,22 +53,35 @@ def test_the_ids_a_file_named_are_not_held_in_memory() -> None:
         seen.close()
 
 
+def small_feed(folder: Path, **tables: list[str]) -> None:
+    """A feed of one agency, stop, route and service; each table given (name without .txt:
+    its lines) added or in place of the default."""
+    texts = {
+        "agency": [
+            "agency_id,agency_name,agency_url,agency_timezone",
+            "A,Bus,https://a.example,Asia/Seoul",
+        ],
+        "stops": ["stop_id,stop_name,stop_lat,stop_lon", "S,S,37.5,127.0"],
+        "routes": ["route_id,route_type", "R,3"],
+        "calendar": [
+            "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,"
+            "end_date",
+            "W,1,1,1,1,1,0,0,20260101,20261231",
+        ],
+        "trips": ["route_id,service_id,trip_id", "R,W,T0"],
+        "stop_times": ["trip_id,arrival_time,departure_time,stop_id,stop_sequence"],
+        **tables,
+    }
+    for name, lines in texts.items():
+        (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+
+
 def test_a_feed_s_repeated_id_check_is_not_held_in_memory(tmp_path: Path) -> None:
-    (tmp_path / "agency.txt").write_text(
-        "agency_id,agency_name,agency_url,agency_timezone\nA,Bus,https://a.example,Asia/Seoul\n"
-    )
-    (tmp_path / "stops.txt").write_text("stop_id,stop_name,stop_lat,stop_lon\nS,S,37.5,127.0\n")
-    (tmp_path / "routes.txt").write_text("route_id,route_type\nR,3\n")
-    (tmp_path / "calendar.txt").write_text(
-        "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,"
-        "end_date\nW,1,1,1,1,1,0,0,20260101,20261231\n"
-    )
     trips = ["route_id,service_id,trip_id"] + [f"R,W,T{t}" for t in range(ROWS // 40)]
-    (tmp_path / "trips.txt").write_text("\n".join(trips) + "\n")
     times = ["trip_id,arrival_time,departure_time,stop_id,stop_sequence"]
     times += [f"T{i // 40},08:00:00,08:00:00,S,{i % 40 + 1}" for i in range(ROWS)]
     times.append("T0,08:00:00,08:00:00,S,1")  # the same stop time again: still refused
-    (tmp_path / "stop_times.txt").write_text("\n".join(times) + "\n")
+    small_feed(tmp_path, trips=trips, stop_times=times)
     source = GtfsSource(tmp_path)
     errors: list[Record] = []
 
@@ -82,6 +95,31 @@ def test_a_feed_s_repeated_id_check_is_not_held_in_memory(tmp_path: Path) -> Non
             "the same entity as line 2 (a repeated GTFS id)",
         )
     ]
+
+
+def test_a_feed_s_shape_points_are_not_held_in_memory(tmp_path: Path) -> None:
+    """shapes.txt points were grouped in lists per shape before the first shape was built:
+    ROWS points of ROWS // 100 shapes, written interleaved (as nothing in GTFS forbids), so
+    every shape is open until the file ends. Each shape comes whole, in sequence order."""
+    shapes = ROWS // 100
+    lines = ["shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence"]
+    lines += [f"P{i % shapes},37.{i:06d},127.0,{100 - i // shapes}" for i in range(ROWS)]
+    small_feed(tmp_path, shapes=lines)
+    source = GtfsSource(tmp_path)
+    built: list[Record] = []
+
+    def read() -> None:
+        for r in source:
+            if r.eid == f"{U}GtfsShape:P7" or r.error is not None:
+                built.append(r)
+
+    assert peak(read) < BOUND
+    assert [r.error for r in built] == [None]
+    assert built[0].where == "shapes.txt line 9"
+    line = built[0].entity["location"]["value"]["coordinates"] if built[0].entity else []
+    assert len(line) == 100
+    assert line[0] == [127.0, 37.0 + (99 * shapes + 7) / 1e6]  # sequence 1: the last row
+    assert line[-1] == [127.0, 37.0 + 7 / 1e6]
 
 
 class Feed:

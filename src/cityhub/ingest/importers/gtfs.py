@@ -17,7 +17,7 @@ from typing import Any
 from cityhub.ingest.importers.attrs import geo, point, prop, rel, urn
 from cityhub.ingest.importers.gtfsfeed import BadRow, GtfsFeed, Row
 from cityhub.ingest.importers.gtfsrefs import References
-from cityhub.ingest.importers.ledger import FirstLines
+from cityhub.ingest.importers.ledger import FirstLines, ShapePoints
 from cityhub.ingest.importers.records import Entity, Record
 from cityhub.ngsild.errors import BadRequestData, NgsiLdError
 
@@ -178,9 +178,7 @@ class GtfsSource:
         self.agencies = tuple(urn("GtfsAgency", key) for key in keys)
         # Routes (and stops, services) of a single-agency feed belong to that agency.
         self.only_agency = self.agencies[0] if len(keys) == 1 else None
-        self._shapes: dict[str, list[tuple[int, float, float, float | None]]] | None = None
-        self._shape_lines: dict[str, int] = {}  # shape_id -> line of its first point
-        self._bad_shapes: dict[str, str] = {}  # shape_id -> why one of its points is unusable
+        self._shapes: ShapePoints | None = None  # read once (the estimate counts them)
         self._broken: list[tuple[int, BadRow]] = []  # shapes.txt lines that are not valid CSV
         self._services: list[str] | None = None
         self.references = References()  # what rows refer to that the feed lacks
@@ -195,7 +193,7 @@ class GtfsSource:
             len(self._agency_rows)
             + len(services)
             + sum(self.feed.count(t) for t in tables)
-            + len(self._grouped_shapes())
+            + self._grouped_shapes().count()
             + self.feed.count("stop_times.txt")
         )
 
@@ -232,6 +230,9 @@ class GtfsSource:
             if self._lines is not None:
                 self._lines.close()
                 self._lines = None
+            if self._shapes is not None:
+                self._shapes.close()
+                self._shapes = None
 
     def _firsts(self) -> FirstLines:
         """The line each id was first given on, in a ledger: a feed's ids do not fit in
@@ -281,22 +282,25 @@ class GtfsSource:
             self._services = list(ids)
         return self._services
 
-    def _grouped_shapes(self) -> dict[str, list[tuple[int, float, float, float | None]]]:
-        """shapes.txt points grouped by shape_id (a shape is one entity, not one per row)."""
+    def _grouped_shapes(self) -> ShapePoints:
+        """shapes.txt points by shape_id (a shape is one entity, not one per row), read once
+        into a ledger: a large feed's points do not fit in memory (decision 092)."""
         if self._shapes is None:
-            self._shapes = {}
+            self._shapes = shapes = ShapePoints()
             required = ("shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence")
-            bad = self._bad_shapes
+            last = None  # the shape of the row before: a shape's rows mostly come together
             for line, row in self.feed.rows("shapes.txt", required):
                 if isinstance(row, BadRow):  # rejected, and so is the shape it seems to be of
                     self._broken.append((line, row))
                     if sid := row.hint.get("shape_id", ""):
-                        self._shape_lines.setdefault(sid, line)
-                        bad.setdefault(sid, f"line {line} is not valid CSV")
+                        shapes.first(sid, line)
+                        shapes.bad(sid, f"line {line} is not valid CSV")
                     continue
                 self._measured = "shape_dist_traveled" in row.header
                 sid = row.get("shape_id", "")
-                self._shape_lines.setdefault(sid, line)
+                if sid != last:
+                    shapes.first(sid, line)
+                    last = sid
                 try:
                     pt = (
                         int(_parse(_key(row, "shape_pt_sequence"), "shape_pt_sequence", int)),
@@ -307,11 +311,9 @@ class GtfsSource:
                         else None,
                     )
                 except BadRequestData as err:
-                    bad.setdefault(sid, f"line {line}: {err.detail}")
+                    shapes.bad(sid, f"line {line}: {err.detail}")
                     continue
-                self._shapes.setdefault(sid, []).append(pt)
-            for sid in bad:
-                self._shapes.setdefault(sid, [])
+                shapes.add(sid, pt)
         return self._shapes
 
     def _shape_records(self) -> Iterator[Record]:
@@ -320,14 +322,14 @@ class GtfsSource:
         shapes = self._grouped_shapes()
         for line, broken in self._broken:
             yield Record(f"shapes.txt line {line}", error=broken.bad.error, rows=broken.bad.rows)
-        for sid, points in shapes.items():
-            where = f"shapes.txt line {self._shape_lines.get(sid, 0)}"
+        for sid, first, bad, points in shapes.shapes():
+            where = f"shapes.txt line {first}"
             eid = urn("GtfsShape", sid) if sid else ""
             try:
                 if not sid:
                     raise BadRequestData("shape_id is blank")
-                if sid in self._bad_shapes:
-                    raise BadRequestData(f"shape {sid!r} has a bad point ({self._bad_shapes[sid]})")
+                if bad is not None:
+                    raise BadRequestData(f"shape {sid!r} has a bad point ({bad})")
                 yield Record(where, self._shape(eid, points, self._measured), eid=eid)
             except NgsiLdError as err:
                 yield Record(where, error=err, eid=eid)

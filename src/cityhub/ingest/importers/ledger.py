@@ -85,3 +85,58 @@ class FirstLines:
     def close(self) -> None:
         """Drop the ledger."""
         self.ledger.close()
+
+
+Point = tuple[int, float, float, float | None]  # shape_pt_sequence, lon, lat, distance
+
+
+class ShapePoints:
+    """shapes.txt points by shape in a ledger, not in lists: a country's feed has tens of
+    millions of them, some 150 bytes each in Python (decision 092)."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+        self.ledger.script(
+            "CREATE TABLE shapes (sid TEXT PRIMARY KEY, line INT, bad TEXT) WITHOUT ROWID;"
+            "CREATE TABLE points (sid TEXT, seq INT, lon REAL, lat REAL, dist REAL)"
+        )
+        self._points: list[tuple[str, *Point]] = []
+        self._indexed = False
+
+    def first(self, sid: str, line: int) -> None:
+        """Note the line a shape is first named on (later ones keep the first)."""
+        self.ledger.inserted("INSERT OR IGNORE INTO shapes VALUES (?, ?, NULL)", (sid, line))
+
+    def bad(self, sid: str, why: str) -> None:
+        """Note why one of the shape's points is unusable (the first reason stays)."""
+        self.ledger.run(
+            "UPDATE shapes SET bad = :why WHERE sid = :sid AND bad IS NULL",
+            {"sid": sid, "why": why},
+        )
+
+    def add(self, sid: str, point: Point) -> None:
+        """Keep one usable point of a shape."""
+        self._points.append((sid, *point))
+        if len(self._points) >= BATCH:
+            self.ledger.many("INSERT INTO points VALUES (?, ?, ?, ?, ?)", self._points)
+
+    def count(self) -> int:
+        """How many shapes the file names."""
+        return int(self.ledger.one("SELECT count(*) FROM shapes"))
+
+    def shapes(self) -> Iterator[tuple[str, int, str | None, list[Point]]]:
+        """(shape_id, line of its first point, why it is bad or None, its points in sequence
+        order, ties in file order) in the order of their first lines; one shape in memory."""
+        self.ledger.many("INSERT INTO points VALUES (?, ?, ?, ?, ?)", self._points)
+        if not self._indexed:  # built once, after the inserts: cheaper than kept up
+            self.ledger.script("CREATE INDEX points_of ON points (sid, seq)")
+            self._indexed = True
+        for sid, line, bad in self.ledger.rows("SELECT sid, line, bad FROM shapes ORDER BY line"):
+            points = self.ledger.db.execute(
+                "SELECT seq, lon, lat, dist FROM points WHERE sid = ? ORDER BY seq, rowid", (sid,)
+            ).fetchall()
+            yield sid, line, bad, points
+
+    def close(self) -> None:
+        """Drop the ledger."""
+        self.ledger.close()
