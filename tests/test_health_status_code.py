@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from conftest import BASE
-from test_store_damaged import damaged_hub  # noqa: F401  (a fixture)
+from test_store_damaged import _damage_table, _entities, damaged_hub  # noqa: F401  (a fixture)
 from test_store_lost import lamp, reason_with, watched  # noqa: F401  (watched: a fixture)
 
 
@@ -56,4 +56,28 @@ async def test_a_degraded_hub_that_still_serves_answers_health_with_200(tmp_path
         assert resp.status_code == 200
         assert resp.json()["status"] == "degraded"
     finally:
+        app.state.store.close()
+
+
+async def test_health_that_finds_the_damage_itself_answers_503_with_its_report(
+    tmp_path: Path,
+) -> None:
+    """/health's own read (the tenants table) meeting a damaged page answered the API's 500
+    ProblemDetails, at every poll: a monitor never saw the 503 report (decision 085)."""
+    db = tmp_path / "hub.db"
+    await _entities(db, 3)
+    _damage_table(db, "tenants")
+    app = create_app(Settings(db=str(db)))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            for _ in range(2):
+                resp = await client.get("/health")
+                assert resp.status_code == 503, resp.text
+                body = resp.json()
+                assert body["status"] == "degraded", body
+                assert body["reason"].startswith("the hub's database file is damaged"), body
+                assert "storage" in body and "notifications" in body
+    finally:
+        await app.state.notifier.close()
         app.state.store.close()

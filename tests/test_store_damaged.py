@@ -35,9 +35,14 @@ async def _entities(db: Path, n: int) -> None:
 
 def _damage_entities(db: Path) -> None:
     """Overwrite the root page of the entities table with noise, as a bad disk sector would."""
+    _damage_table(db, "entities")
+
+
+def _damage_table(db: Path, table: str) -> None:
+    """Overwrite the root page of a table with noise, as a bad disk sector would."""
     with sqlite3.connect(db) as conn:
         (root,) = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'entities'"
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
         ).fetchone()
         (size,) = conn.execute("PRAGMA page_size").fetchone()
     conn.close()

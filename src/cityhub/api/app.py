@@ -24,7 +24,7 @@ from cityhub.api.app_state import AppState
 from cityhub.api.body_budget import BodyBudget
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.context_usage import keep_usage, save_usage
-from cityhub.api.health import DAMAGED, health
+from cityhub.api.health import DAMAGED, health, note_damaged
 from cityhub.api.http import BASE, plain_json
 from cityhub.api.plain_read import HubApp
 from cityhub.api.read_memo import ReadMemo
@@ -245,18 +245,8 @@ async def query_timeout(request: Request, exc: Exception) -> Response:
 async def database_error(request: Request, exc: Exception) -> Response:
     """The store found its file damaged: a 500 that says so and what to do, one log line
     per 10 s, and /health degraded from then on. Any other driver error is unexpected."""
-    if not request.app.state.store.damaged(exc):
+    if not note_damaged(request, exc):
         raise exc  # on to `unexpected`, with its traceback
-    state = request.app.state
-    state.damaged = state.damaged or str(exc)
-    state.damaged_log.error(
-        "the database file %s is damaged (%s, on %s %s): stop the hub and restore a backup "
-        "with `cityhub restore`",
-        state.settings.db,
-        exc,
-        request.method,
-        request.url.path,
-    )
     return plain_json(NgsiLdError(DAMAGED.format(exc)).problem(), status=500)
 
 

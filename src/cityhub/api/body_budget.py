@@ -29,10 +29,12 @@ class BodyBudget:
         self.held = 0
 
     def take(self, scope: Scope, size: int) -> None:
-        """Hold `size` bytes more for this request, or Overloaded when they do not fit."""
-        if self.held and self.held + size > self.most:
+        """Hold `size` bytes more for this request, or Overloaded when they do not fit
+        beside other requests' (its own, read so far without a Content-Length, are none)."""
+        others = self.held - scope.get(HELD, 0)
+        if others and self.held + size > self.most:
             raise Overloaded(
-                f"the hub is reading {self.held / 2**20:,.1f} MiB of other large request "
+                f"the hub is reading {others / 2**20:,.1f} MiB of other large request "
                 f"bodies; {size / 2**20:,.1f} MiB more would pass CITYHUB_BODY_MEMORY_MB "
                 f"({self.most // 2**20:,} MiB): nothing was read or stored, try again shortly"
             )

@@ -63,7 +63,11 @@ async def health(request: Request) -> Response:
     store = state.store
     lost = store.lost()
     if lost is None:
-        store.answers()
+        try:
+            store.answers()
+        except store.driver_error as exc:  # its own read found the file damaged: a 503 below
+            if not note_damaged(request, exc):
+                raise
     dispatcher = state.notifier.dispatcher
     rows, oldest = _backlog(store, lost)
     notifications = {
@@ -95,6 +99,24 @@ async def health(request: Request) -> Response:
     if mqtt is not None:  # only a hub with MQTT configured has it
         body["mqtt"] = mqtt
     return plain_json(body, 503 if failing else 200)
+
+
+def note_damaged(request: Request, exc: Exception) -> bool:
+    """Whether a driver error means the file is damaged; if so /health says so from now on
+    and the log says it (once per 10 s). /health's own read goes through here too."""
+    state = request.app.state
+    if not state.store.damaged(exc):
+        return False
+    state.damaged = state.damaged or str(exc)
+    state.damaged_log.error(
+        "the database file %s is damaged (%s, on %s %s): stop the hub and restore a backup "
+        "with `cityhub restore`",
+        state.settings.db,
+        exc,
+        request.method,
+        request.url.path,
+    )
+    return True
 
 
 def _backlog(store: Any, lost: str | None) -> tuple[int | None, float | None]:

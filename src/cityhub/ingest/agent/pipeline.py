@@ -273,8 +273,9 @@ class Ingestor:
         keeps the rest: acknowledged and dead-lettered instead, they were lost, as the
         letter's write failed too (decision 089)."""
         refusal = self._refusal
-        if self._gate.locked() and refusal is not None:  # slices before it wait: it goes after
-            batch = self._refused_slice(batch, refusal, fail)
+        if self._gate.locked():  # slices before it wait, or are being written: it goes after
+            if refusal is not None:  # an HTTP device gets its 503 now
+                batch = self._refused_slice(batch, refusal, fail)
         else:
             batch = await self._attempt(tenant, tm, batch, size, fail)
         if not batch:
