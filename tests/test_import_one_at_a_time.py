@@ -1,7 +1,7 @@
 """Two `cityhub import --db` of one feed into one database at once both exited 0, each having
 rewritten what the other wrote (history instances and notifications twice over). A second
 import now stops before it writes, naming the first; a killed import lets go of its lock; an
-import beside a running `cityhub serve` goes on as before (decision 094)."""
+import beside a running `cityhub serve` goes on as before (decision 093)."""
 
 from __future__ import annotations
 

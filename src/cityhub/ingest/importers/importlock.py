@@ -1,7 +1,7 @@
 """One `cityhub import --db` at a time on a database: two at once both ended well, each having
 rewritten what the other wrote (a second history instance and notification of every entity).
 A lock file beside the database, flock'ed for the import's life; the kernel lets it go when
-the importer ends, killed too (decision 094). `cityhub serve` locks the database file itself,
+the importer ends, killed too (decision 093). `cityhub serve` locks the database file itself,
 not this one, so an import beside a running hub goes on as before."""
 
 from __future__ import annotations
