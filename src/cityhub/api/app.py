@@ -325,7 +325,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         pruner.start()
         app.state.eraser.start()
         await iot_agent.start(app)
-        usage = asyncio.create_task(keep_usage(cache, store))
+        usage = asyncio.create_task(keep_usage(cache, app.state.committer))
         yield
         usage.cancel()
         await iot_agent.stop(app)
