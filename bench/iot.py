@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench.mqtt_load import TOPIC_ROOT_ENV
 from bench.servers import ROOT, free_port
 
 BROKER = ("127.0.0.1", 1883)
@@ -67,6 +68,11 @@ FULL = IotPlan(
 QUICK = IotPlan(
     devices=200, rates=(5000, 7000), step=2.0, latency_rate=1000, latency_duration=4.0, warmup=1.0
 )
+
+
+# this run's topic root: its devices, baseline and hub meet no other hub or test on the
+# shared broker (and none of theirs), as the tests' roots of their own (iot_support.own_root)
+RUN_ENV = {TOPIC_ROOT_ENV: f"bench-{secrets.token_hex(4)}/cityhub"}
 
 
 def say(msg: str) -> None:
@@ -122,6 +128,7 @@ def publish(devices: list[list[str]], rate: float, duration: float) -> dict[str,
         input=json.dumps(job).encode(),
         stdout=subprocess.PIPE,
         cwd=ROOT,
+        env={**os.environ, **RUN_ENV},
         timeout=duration + 60,
         check=True,
     )
@@ -162,6 +169,7 @@ def sink_run(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=ROOT,
+        env={**os.environ, **RUN_ENV},
         text=True,
     )
     assert proc.stdin and proc.stdout
@@ -245,6 +253,7 @@ class Hub:
             **os.environ,
             "CITYHUB_LOG_LEVEL": "warning",
             "CITYHUB_MQTT_GROUP": f"bench-hub-{secrets.token_hex(3)}",
+            **RUN_ENV,
         }
         self._log = open(tmp / "iot-hub.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

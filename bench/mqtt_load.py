@@ -1,7 +1,8 @@
 """A small MQTT 3.1.1 publisher on raw asyncio streams: the devices of the IoT benchmark (g).
 
 It runs as its own process: `python -m bench.mqtt_load` reads one job (JSON) on stdin and
-writes one result (JSON) on stdout. It publishes QoS 0 messages open-loop at `rate` per second
+writes one result (JSON) on stdout. It publishes QoS 0 messages, under the run's topic root
+(`topic_root`), open-loop at `rate` per second
 (spread over `connections` TCP connections, round-robin over the devices) for `duration`
 seconds. Each payload carries the send time, `{"t": <value>, "ts": <epoch seconds>}`, so the
 receiver can compute device-to-stored latency. Only the given broker (loopback) is contacted.
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
 
+from cityhub.ingest.agent.mqtt import ROOT
+
 TICK = 0.001  # seconds between bursts of the open loop
+TOPIC_ROOT_ENV = "CITYHUB_MQTT_TOPIC_ROOT"  # the hub's setting of it (settings.mqtt_topic_root)
 
 
 def _varint(n: int) -> bytes:
@@ -40,6 +45,13 @@ def publish_packet(topic: bytes, payload: bytes) -> bytes:
     return b"\x30" + _varint(len(body)) + body
 
 
+def topic_root() -> str:
+    """The topic root of this run, CITYHUB_MQTT_TOPIC_ROOT as the hub reads it (bench/iot.py
+    gives every run one of its own, so no other hub or test on the broker meets its
+    messages, nor it theirs), else the hub's default."""
+    return os.environ.get(TOPIC_ROOT_ENV) or ROOT
+
+
 async def publisher(
     job: dict[str, Any], index: int, share: float, counter: list[int], start: float
 ) -> None:
@@ -50,7 +62,8 @@ async def publisher(
     ack = await reader.readexactly(4)
     if ack[0] != 0x20 or ack[3] != 0:
         raise RuntimeError(f"CONNACK refused: {ack!r}")
-    topics = [f"cityhub/{key}/{dev}/attrs".encode() for key, dev in job["devices"]]
+    root = topic_root()
+    topics = [f"{root}/{key}/{dev}/attrs".encode() for key, dev in job["devices"]]
     rate, duration = float(job["rate"]) * share, float(job["duration"])
     sent = 0
     deadline = start + duration

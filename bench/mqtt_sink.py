@@ -1,7 +1,7 @@
 """The baseline of the IoT benchmark (g): a bare aiomqtt subscriber that discards messages.
 
 `python -m bench.mqtt_sink` reads one job (JSON) on stdin, subscribes exactly as the hub does
-(`$share/{group}/cityhub/+/+/attrs`, QoS 1), prints `ready` once subscribed, then counts the
+(`$share/{group}/{root}/+/+/attrs`, QoS 1; the root the run's CITYHUB_MQTT_TOPIC_ROOT), prints `ready` once subscribed, then counts the
 messages until none came for `idle` seconds (or `deadline` passed) and writes one result
 (JSON) to the job's `out` file: one full-run result on stdout once arrived broken in two
 (2026-12-06), and a file cannot be interleaved with anything else the process prints. With
@@ -19,6 +19,8 @@ import time
 from typing import Any
 
 import orjson
+
+from bench.mqtt_load import topic_root
 
 
 async def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +46,7 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
                         lat_ms.append((now - orjson.loads(payload)["ts"]) * 1000)
 
     async with aiomqtt.Client(job["host"], job["port"], identifier=job["client_id"]) as client:
-        await client.subscribe(f"$share/{job['group']}/cityhub/+/+/attrs", qos=1)
+        await client.subscribe(f"$share/{job['group']}/{topic_root()}/+/+/attrs", qos=1)
         print("ready", flush=True)
         task = asyncio.create_task(consume(client))
         while True:  # a watchdog, so the receiving loop itself stays bare

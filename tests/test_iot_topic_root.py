@@ -6,6 +6,9 @@ there, and the burst test counted 21 rejected messages of someone else's devices
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import aiomqtt
@@ -114,3 +117,30 @@ async def test_the_embedded_broker_routes_under_the_root_too(db_path: Path) -> N
         body = await wait_stats(client, stored=1, bad_request=1)
         assert body["received"] == 2
         assert (await get_entity(client, EID))["temperature"]["value"] == 21.5
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "setting"),
+    [
+        ("cityhub.ingest.agent.mqtt", "ROOT", "mqtt_topic_root"),
+        ("cityhub.ingest.agent.session", "DEFAULT_GROUP", "mqtt_group"),
+    ],
+)
+def test_the_settings_defaults_are_the_agent_s(module: str, name: str, setting: str) -> None:
+    """The default root (and group) is written once, in the agent, and the settings take it
+    from there: a fresh interpreter that changes the agent's value before the settings are
+    imported sees it as the default (and imports either module first without a cycle)."""
+    script = (
+        f"import {module} as m; m.{name} = 'elsewhere'\n"
+        "from cityhub.settings import Settings\n"
+        f"print(Settings.model_fields[{setting!r}].default)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "elsewhere", out.stderr
+    first = subprocess.run(
+        [sys.executable, "-c", f"import cityhub.settings, {module}"], env=env, check=False
+    )
+    assert first.returncode == 0

@@ -311,3 +311,25 @@ def test_an_import_meets_the_claims_of_the_database(
     out = capsys.readouterr()
     assert "rejected line 2 urn:ngsi-ld:Shop:s1: Conflict:" in out.err, out.err
     assert "1 created, 0 updated, 0 unchanged, 1 rejected" in out.out
+
+
+async def test_a_temporal_instance_of_an_exclusive_attribute(client: httpx.AsyncClient) -> None:
+    """PATCH of one instance writes the claimed Attribute's value, so it is refused as every
+    other write is (4.3.6.3); DELETE of one takes away a copy the hub should not hold, so it
+    stays allowed (as DELETE of the whole Attribute is)."""
+    temporal = f"{BASE}/temporal/entities"
+    inst = {"type": "Property", "value": 1, "observedAt": "2026-01-01T00:00:00Z"}
+    later = {**inst, "observedAt": "2026-01-02T00:00:00Z"}
+    body = {"id": ROOM, "type": "Room", "t": [inst, later]}
+    assert (await client.post(temporal, json=body)).status_code == 201
+    got = (await client.get(f"{temporal}/{ROOM}")).json()
+    first, second = (i["instanceId"] for i in got["t"])
+    assert (await client.post(REGS, json=reg("a", "exclusive", names=["t"]))).status_code == 201
+    one = f"{temporal}/{ROOM}/attrs/t/{first}"
+    body = problem(await client.patch(one, json={"value": 9}), 409, "Conflict")
+    assert body["detail"].startswith("t of entity "), body
+    values = [i["value"] for i in (await client.get(f"{temporal}/{ROOM}")).json()["t"]]
+    assert values == [1, 1]  # nothing of the PATCH stored
+    assert (await client.delete(one)).status_code == 204
+    left = (await client.get(f"{temporal}/{ROOM}")).json()["t"]
+    assert [i["instanceId"] for i in (left if isinstance(left, list) else [left])] == [second]

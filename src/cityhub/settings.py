@@ -12,6 +12,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cityhub.ingest.agent.mqtt import ROOT as MQTT_ROOT
+from cityhub.ingest.agent.session import DEFAULT_GROUP as MQTT_GROUP
 from cityhub.ngsild.context_guard import DEFAULT_PRIVATE_NETWORKS, parse_networks
 from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES
 from cityhub.ngsild.notify_timeout import MAX_SECONDS as NOTIFY_MAX_SECONDS
@@ -320,14 +322,14 @@ class Settings(BaseSettings):
         1884, ge=1, le=65535, description="Port of the embedded MQTT broker (--mqtt embedded)."
     )
     mqtt_group: str = Field(
-        "cityhub",
+        MQTT_GROUP,
         pattern=r"^[A-Za-z0-9_.-]*$",
         description="Shared-subscription group on an external broker: the agents of one group "
         "split the device messages between them; empty: a plain subscription (one hub), which "
         "Mosquitto 2.0 keeps across its own restarts and shared ones it does not.",
     )
     mqtt_topic_root: str = Field(
-        "cityhub",
+        MQTT_ROOT,
         max_length=128,
         pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
         description="Topic levels before {apikey}/{deviceId}/attrs that the agent subscribes "

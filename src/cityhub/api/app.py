@@ -25,7 +25,7 @@ from cityhub.api.body_budget import BodyBudget
 from cityhub.api.commit import GroupCommitter
 from cityhub.api.context_usage import keep_usage, save_usage
 from cityhub.api.health import DAMAGED, health, note_damaged
-from cityhub.api.http import BASE, plain_json
+from cityhub.api.http import BASE, plain_json, request_terms
 from cityhub.api.plain_read import HubApp
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import reader_pool
@@ -37,6 +37,7 @@ from cityhub.ngsild.context import CACHED, ContextCache
 from cityhub.ngsild.context_guard import AddressGuard, parse_networks
 from cityhub.ngsild.errors import (
     BadRequestData,
+    ClaimedAttribute,
     InvalidRequest,
     MethodNotAllowed,
     NgsiLdError,
@@ -156,6 +157,8 @@ async def missing_id(request: Request) -> Response:
 async def ngsild_error(request: Request, exc: Exception) -> Response:
     """Every NGSI-LD error becomes a ProblemDetails body."""
     assert isinstance(exc, NgsiLdError)
+    if isinstance(exc, ClaimedAttribute):
+        exc.in_terms(request_terms(request).compact)
     if exc.retry_after:
         return plain_json(
             exc.problem(), status=exc.status, headers={"Retry-After": exc.retry_after}
@@ -322,7 +325,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         pruner.start()
         app.state.eraser.start()
         await iot_agent.start(app)
-        usage = asyncio.create_task(keep_usage(cache, store))
+        usage = asyncio.create_task(keep_usage(cache, app.state.committer))
         yield
         usage.cancel()
         await iot_agent.stop(app)

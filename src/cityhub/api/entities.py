@@ -37,7 +37,7 @@ from cityhub.api.readers import off_loop, off_loop_for_write
 from cityhub.api.router import ENCODED
 from cityhub.ngsild import params as P
 from cityhub.ngsild.entity import check_path_id, expand_entity, expand_name
-from cityhub.ngsild.errors import BadRequestData, ResourceNotFound
+from cityhub.ngsild.errors import BadRequestData, ClaimedAttribute, ResourceNotFound
 from cityhub.ngsild.geojson import Geometries, collection, feature, stored_geometries
 from cityhub.ngsild.linked import listed_once, render_joined
 from cityhub.ngsild.query import ast
@@ -417,11 +417,14 @@ def _selected(request: Request, ctx: Ctx, method: Callable[..., T]) -> Callable[
     return run
 
 
-def _batch_result(out: BatchOutcome, ok_status: int, ok_body: Any = None) -> Response:
+def _batch_result(out: BatchOutcome, ctx: Ctx, ok_status: int, ok_body: Any = None) -> Response:
     if not out.errors:
         if ok_body is None:
             return no_content()
         return plain_json(ok_body, status=ok_status)
+    for _, err in out.errors:
+        if isinstance(err, ClaimedAttribute):  # named in the batch's terms, as a 409 is
+            err.in_terms(ctx.tm.compact)
     return plain_json(
         {
             "success": out.success,
@@ -439,7 +442,7 @@ async def batch_create(request: Request) -> Response:
     out = await grouped_slices(
         request, service(request).batch_create, ctx.tenant, body, tm_of, terms=tm_of
     )
-    return _batch_result(out, 201, out.success)
+    return _batch_result(out, ctx, 201, out.success)
 
 
 async def batch_upsert(request: Request) -> Response:
@@ -456,7 +459,7 @@ async def batch_upsert(request: Request) -> Response:
     )
     if not out.errors and out.created:
         return plain_json(out.created, status=201)
-    return _batch_result(out, 204)
+    return _batch_result(out, ctx, 204)
 
 
 async def batch_update(request: Request) -> Response:
@@ -473,7 +476,7 @@ async def batch_update(request: Request) -> Response:
         "noOverwrite" in P.options(params),
         terms=tm_of,
     )
-    return _batch_result(out, 204)
+    return _batch_result(out, ctx, 204)
 
 
 async def batch_merge(request: Request) -> Response:
@@ -484,7 +487,7 @@ async def batch_merge(request: Request) -> Response:
     out = await grouped_slices(
         request, service(request).batch_merge, ctx.tenant, body, tm_of, terms=tm_of
     )
-    return _batch_result(out, 204)
+    return _batch_result(out, ctx, 204)
 
 
 async def batch_delete(request: Request) -> Response:
@@ -493,4 +496,4 @@ async def batch_delete(request: Request) -> Response:
     body, _ = await read_body(request)
     ctx = await context_of(request, must_exist=True)
     out = await grouped_slices(request, service(request).batch_delete, ctx.tenant, body)
-    return _batch_result(out, 204)
+    return _batch_result(out, ctx, 204)

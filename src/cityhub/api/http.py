@@ -92,6 +92,9 @@ def header_all(request: Request, name: bytes) -> str:
     return ",".join([v.decode("latin-1") for k, v in request.scope["headers"] if k == name])
 
 
+TERMS = "cityhub.terms"  # scope key: a request's own term map, when not the core context's
+
+
 def contexts(request: Request) -> ContextCache:
     """The app's context cache."""
     cache: ContextCache = request.app.state.contexts
@@ -296,7 +299,16 @@ async def context_of(
     if spec is None:  # the common case: the core context alone, compiled once
         return Ctx(cache.core, None, None, want, tenant)
     implicit = None if link is not None else functools.partial(_implicit_url, request, spec)
-    return Ctx(await cache.term_map(spec), spec, link, want, tenant, implicit)
+    tm = await cache.term_map(spec)
+    request.scope[TERMS] = tm  # an error answered outside the handler names terms by it
+    return Ctx(tm, spec, link, want, tenant, implicit)
+
+
+def request_terms(request: Request) -> TermMap:
+    """The term map of the request's @context, once context_of resolved it (else the core
+    context's): what an error answered outside its handler compacts its IRIs with."""
+    tm: TermMap | None = request.scope.get(TERMS)
+    return tm if tm is not None else contexts(request).core
 
 
 def _one_url(spec: Any) -> str | None:

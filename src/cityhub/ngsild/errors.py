@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -142,6 +143,21 @@ class Conflict(NgsiLdError):
     type_name = "Conflict"
     status = 409
     title = "Conflict"
+
+
+class ClaimedAttribute(Conflict):
+    """A write of an Attribute another source holds (decision 083): raised by the store, which
+    knows the Attribute by its IRI only, and named in the request's own terms where the error
+    is answered (`in_terms`), as a registration's 409 names it."""
+
+    def __init__(self, iri: str, rest: str) -> None:
+        super().__init__(iri + rest)
+        self.iri, self.rest = iri, rest
+
+    def in_terms(self, compact: Callable[[str], str]) -> ClaimedAttribute:
+        """This error with its Attribute compacted by the request's @context."""
+        self.detail = compact(self.iri) + self.rest
+        return self
 
 
 EXCERPT = 200  # characters of a client's text an error detail quotes

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from cityhub.ngsild.errors import Conflict
+from cityhub.ngsild.errors import ClaimedAttribute, Conflict
 from cityhub.ngsild.query.ast import TypeName, TypeOr
 from cityhub.ngsild.registrations import REGISTRATIONS, registered_pattern
 from cityhub.ngsild.subscriptions import is_past
@@ -297,10 +297,11 @@ class RegistrationClaims:
                 written = {a for a in written if was.get(a) != attrs[a]}
                 if not written:
                     continue
-            raise Conflict(
-                f"{min(written)} of entity {doc['id']} is registered exclusively by "
-                f"{claim.rid}: its context source holds it, and this hub forwards no write to "
-                "it (clause 4.3.6.3); nothing of this write was stored"
+            raise ClaimedAttribute(
+                min(written),
+                f" of entity {doc['id']} is registered exclusively by {claim.rid}: its context "
+                "source holds it, and this hub forwards no write to it (clause 4.3.6.3); "
+                "nothing of this write was stored",
             )
 
 

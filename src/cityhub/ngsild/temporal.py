@@ -444,6 +444,7 @@ class TemporalService:
             raw = next(iter(raw.values()))
         if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
             raise BadRequestData("the body must be a non-empty attribute instance")
+        self._guarded(tenant, eid, {name: []})  # a new value of it, as an append's (4.3.6.3)
         with self.store.write(tenant) as tx:
             if not tx.temporal_exists(eid):
                 raise ResourceNotFound(f"temporal entity {eid} not found")
@@ -478,7 +479,9 @@ class TemporalService:
             tx.update_instance(eid, name, iid, inst)
 
     def delete_instance(self, tenant: str, eid: str, attr: str, iid: str, tm: TermMap) -> None:
-        """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}."""
+        """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}: not refused for an
+        exclusively registered Attribute, whose instances here are a copy the registration
+        says the hub should not hold (decision 083), so taking one away leaves no second one."""
         name = expand_name(attr, tm)
         check_uri(iid, "instanceId")
         with self.store.write(tenant) as tx:

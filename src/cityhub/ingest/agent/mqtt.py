@@ -25,7 +25,7 @@ from cityhub.masked_url import masked
 
 log = logging.getLogger("cityhub.iot")
 
-ROOT = "cityhub"  # the default topic root
+ROOT = "cityhub"  # the default topic root (the default of settings.mqtt_topic_root)
 TOPIC = f"{ROOT}/+/+/attrs"
 BACKOFF_MIN = 0.5  # seconds before the first reconnect attempt
 BACKOFF_MAX = 30.0

@@ -15,7 +15,9 @@ log = logging.getLogger("cityhub.iot")
 
 KIND = "iot-mqtt"  # one resource, in the default tenant
 RID = "session"
-DEFAULT_GROUP = "cityhub"  # what a database from before `filters` was kept most likely used
+# the default of settings.mqtt_group, so what a database from before `filters` was kept
+# most likely used
+DEFAULT_GROUP = "cityhub"
 Doc = dict[str, Any]
 
 
