@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from cityhub.api.app import create_app
 from cityhub.cli import main
+from cityhub.ngsild.registration_claims import claimed
 from cityhub.settings import Settings
 from conftest import BASE, problem
 from test_registration_bounds import REGS
@@ -333,3 +334,21 @@ async def test_a_temporal_instance_of_an_exclusive_attribute(client: httpx.Async
     assert (await client.delete(one)).status_code == 204
     left = (await client.get(f"{temporal}/{ROOM}")).json()["t"]
     assert [i["instanceId"] for i in (left if isinstance(left, list) else [left])] == [second]
+
+
+def test_one_entity_s_earlier_names_do_not_spill_onto_the_next() -> None:
+    """An id named in two information items gets the names of both; the id after it in the
+    second item gets that item's names only (the joined set was carried on to it)."""
+    doc = {
+        "id": "urn:ngsi-ld:ContextSourceRegistration:spill",
+        "information": [
+            {"entities": [{"id": "urn:A", "type": "T"}], "propertyNames": ["x"]},
+            {
+                "entities": [{"id": "urn:A", "type": "T"}, {"id": "urn:B", "type": "U"}],
+                "propertyNames": ["y"],
+            },
+        ],
+    }
+    held = claimed(doc)
+    assert held["urn:A"].names == {"x", "y"}
+    assert (held["urn:B"].names, held["urn:B"].types) == ({"y"}, {"U"})

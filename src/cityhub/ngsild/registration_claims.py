@@ -64,12 +64,11 @@ def claimed(doc: Mapping[str, Any]) -> dict[str, Claim]:
         for ent in info.get("entities", ()):
             if "id" not in ent or not names:
                 continue
-            eid = ent["id"]
+            eid, types = ent["id"], _types(ent)
             had = out.get(eid)
-            types = _types(ent)
-            if had is not None:
-                names, types = had.names | names, had.types | types
-            out[eid] = Claim(doc["id"], types, names, doc.get("expiresAt"))
+            held = names if had is None else had.names | names
+            types = types if had is None else had.types | types
+            out[eid] = Claim(doc["id"], types, held, doc.get("expiresAt"))
     return out
 
 
