@@ -352,3 +352,26 @@ async def test_an_unknown_option_lists_only_the_temporal_ones(
     known = err["detail"].split("known: ", 1)[1].split(", ")
     assert "temporalValues" in known and "aggregatedValues" in known, err
     assert not {"deleteAll", "noOverwrite", "replace", "update"} & set(known), err
+
+
+# -- a malformed endTimeAt where the window does not use it ------------------------------------
+
+
+@pytest.mark.parametrize("timerel", ["after", "before"])
+async def test_a_malformed_end_time_at_is_refused_whatever_the_timerel(
+    client: httpx.AsyncClient, history: None, timerel: str
+) -> None:
+    """endTimeAt means nothing with after or before and is ignored there, but a value that is
+    no DateTime is a client's mistake: answered 200, the client never learnt of it."""
+    window = {"timerel": timerel, "timeAt": D2, "endTimeAt": "garbage"}
+    body = bad_request(await client.get(f"{T}/{EID}", params=window))
+    assert "endTimeAt" in body.get("detail", ""), body
+    resp = await client.get(T, params={"type": "Meter", **window})
+    assert "endTimeAt" in bad_request(resp).get("detail", "")
+    query = {"type": "Query", "entities": [{"type": "Meter"}], "temporalQ": window}
+    resp = await client.post(f"{BASE}/temporal/entityOperations/query", json=query)
+    assert "endTimeAt" in bad_request(resp).get("detail", "")
+    # a well-formed one is still ignored there, as before
+    window["endTimeAt"] = D1
+    got = await temporal(client, **window)
+    assert values(got, "power") == ([30, 40] if timerel == "after" else [10, 20]), got

@@ -152,12 +152,15 @@ def temporal_query(
         if "timeAt" not in params:
             raise BadRequestData("timerel needs timeAt")
         time_at = parse_ts(params["timeAt"], "timeAt").timestamp()
+        # read whatever the timerel: ignored with after/before, but no DateTime is a mistake
+        given_end = params.get("endTimeAt")
+        end = None if given_end is None else parse_ts(given_end, "endTimeAt").timestamp()
         if timerel == "between":
-            if "endTimeAt" not in params:
+            if end is None:
                 raise BadRequestData("timerel=between needs endTimeAt")
-            end_at = parse_ts(params["endTimeAt"], "endTimeAt").timestamp()
-            if end_at <= time_at:
+            if end <= time_at:
                 raise BadRequestData("endTimeAt must be after timeAt")
+            end_at = end
     elif "timeAt" in params or "endTimeAt" in params:
         raise BadRequestData("timeAt needs timerel")
     prop = params.get("timeproperty", "observedAt")
