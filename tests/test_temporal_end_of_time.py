@@ -104,3 +104,36 @@ async def test_a_page_cut_at_the_last_instant_links_no_further(paged: httpx.Asyn
     assert resp.status_code == 200, resp.text
     assert [v for v, _ in resp.json()["temp"]["values"]] == [0, 1, 2, 3, 4]
     assert "interval" not in resp.headers.get("link", "")
+
+
+@pytest.mark.parametrize(
+    ("first", "duration", "last_start"),
+    [
+        ("9999-12-31T22:00:00Z", "PT1H", "9999-12-31T23:00:00Z"),  # periods read one by one
+        ("9999-12-31T22:00:00Z", "PT1M", "9999-12-31T23:59:00Z"),  # one GROUP BY
+        ("9999-12-30T00:00:00Z", "P1D", "9999-12-31T00:00:00Z"),
+        ("9999-11-01T00:00:00Z", "P1M", "9999-12-01T00:00:00Z"),  # calendar, read one by one
+        ("9998-01-01T00:00:00Z", "P1Y", "9999-01-01T00:00:00Z"),
+        ("0001-01-01T00:00:00Z", "P1000Y", "9001-01-01T00:00:00Z"),
+        ("0001-01-01T00:00:00Z", "P1Y", "9999-01-01T00:00:00Z"),  # calendar, one GROUP BY
+    ],
+)
+async def test_a_reading_at_the_last_instant_is_in_the_last_period(
+    client: httpx.AsyncClient, first: str, duration: str, last_start: str
+) -> None:
+    """The last DateTime rounds, as a float, to the start of year 10000, where period ranges
+    end: long calendar periods dropped that reading from the answer, and exact ones that
+    divide the span to it put it in a period of its own starting and ending there."""
+    insts = [
+        {"type": "Property", "value": 1, "observedAt": first},
+        {"type": "Property", "value": 2, "observedAt": END},
+    ]
+    resp = await client.post(T, json={"id": EID, "type": "Sensor", "temp": insts})
+    assert resp.status_code == 201, resp.text
+    params = {"options": "aggregatedValues", "aggrMethods": "sum,totalCount,max"}
+    resp = await client.get(f"{T}/{EID}", params={**params, "aggrPeriodDuration": duration})
+    assert resp.status_code == 200, resp.text
+    got = resp.json()["temp"]
+    assert got["sum"][-1] == [2, last_start, END], got
+    assert [p[0] for p in got["totalCount"]] == [1, 1], got
+    assert got["max"][-1] == [2, last_start, END], got

@@ -213,14 +213,19 @@ def period_edge(start: float, i: int, months: int, seconds: float) -> float:
 
 
 def period_index(start: float, t: float, months: int, seconds: float) -> int:
-    """The period i with period_edge(i) <= t < period_edge(i + 1)."""
+    """The period i with period_edge(i) <= t < period_edge(i + 1); the last DateTime, which
+    rounds to END_OF_TIME, in the last period that starts before it."""
     if not months:
-        return math.floor((t - start) / seconds)
-    i = math.floor((t - start) / (months * _MEAN_MONTH + seconds))
-    while period_edge(start, i, months, seconds) > t:
-        i -= 1
-    while (nxt := period_edge(start, i + 1, months, seconds)) <= t and nxt < END_OF_TIME:
-        i += 1
+        i = math.floor((t - start) / seconds)
+    else:
+        i = math.floor((t - start) / (months * _MEAN_MONTH + seconds))
+        while period_edge(start, i, months, seconds) > t:
+            i -= 1
+        while (nxt := period_edge(start, i + 1, months, seconds)) <= t and nxt < END_OF_TIME:
+            i += 1
+    if t >= END_OF_TIME:
+        while i > 0 and period_edge(start, i, months, seconds) >= END_OF_TIME:
+            i -= 1
     return i
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from cityhub.ngsild.entity_bytes import check_size
 from cityhub.ngsild.instance_id import new_instance_id, time_of
-from cityhub.ngsild.timeutil import epoch_iso, format_ts, iso_seconds, next_instant
+from cityhub.ngsild.timeutil import END_OF_TIME, epoch_iso, format_ts, iso_seconds, next_instant
 from cityhub.store.base import (
     RECORDED_AT,
     Aggregation,
@@ -1234,6 +1234,9 @@ def _periods(
         row = conn.execute(f"SELECT 0, {', '.join(exprs)} FROM history h WHERE {where}", params)
         return _Read([r for r in row.fetchall() if r[1]], None, True)
     i0, i1 = aggr.index(start, sel.first), aggr.index(start, sel.last)
+    # the last DateTime rounds to END_OF_TIME, where the last period's range ends: a series
+    # that holds it reads its last period open-ended (and numbers it as that period)
+    open_end = sel.last >= END_OF_TIME
     if ranged and i1 - i0 < _MAX_RANGED_PERIODS and _as_many(conn, where, params, i1 - i0 + 1):
         ds_params: list[Any] = [params[0], params[1], *sel.ds_params]
         ds = sel.ds_sql
@@ -1241,6 +1244,8 @@ def _periods(
         if aggr.months:  # calendar periods differ in length: their edges come from Python
             edges = [aggr.edge(start, i) for i in range(i0, i1 + 2)]
             spans = [[i0 + k, lo, hi] for k, (lo, hi) in enumerate(itertools.pairwise(edges))]
+            if open_end:
+                spans[-1][2] = _OPEN
             periods = (
                 "q(i, lo, hi) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
                 " json_extract(value, '$[2]') FROM json_each(?))"
@@ -1254,13 +1259,17 @@ def _periods(
                 ).fetchone()
             )
         else:
+            ends, ends_args = "? + (i + 1) * ?", [start, aggr.seconds]
+            if open_end:
+                ends, ends_args = f"iif(i < ?, {ends}, {_OPEN})", [i1, *ends_args]
             periods = (
                 "p(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM p WHERE i < ?), "
-                "q(i, lo, hi) AS (SELECT i, ? + i * ?, ? + (i + 1) * ? FROM p)"
+                f"q(i, lo, hi) AS (SELECT i, ? + i * ?, {ends} FROM p)"
             )
-            period_args = [i0, i1, start, aggr.seconds, start, aggr.seconds]
+            period_args = [i0, i1, start, aggr.seconds, *ends_args]
             # the first and last edges as SQL computes them below
-            edges = [start + i0 * aggr.seconds, start + (i1 + 1) * aggr.seconds]
+            last_edge = _OPEN if open_end else start + (i1 + 1) * aggr.seconds
+            edges = [start + i0 * aggr.seconds, last_edge]
         # [i, *aggregates] of a period, NULL when it is empty (period_text)
         record = period_text.record_sql(exprs, _ORDERED_EXPRS, nulls=not trusting)
         within = f"h.tpk = ? AND h.nid = ?{ds} AND {col} >= lo AND {col} < min(hi, ?)"
@@ -1289,6 +1298,8 @@ def _periods(
         bucket, bucket_args = "period_index(?, " + col + ", ?, ?)", [start, aggr.months]
     else:
         bucket, bucket_args = f"CAST(({col} - ?) / ? AS INTEGER)", [start]
+        if open_end:  # the last DateTime numbered as the last period that starts before it
+            bucket = f"min({bucket}, {int(aggr.index(start, END_OF_TIME))})"
     bound = ""
     complete = not (aggr.limit and i1 - i0 >= aggr.limit)
     if not complete:
@@ -1337,6 +1348,7 @@ class _Read(NamedTuple):
     complete: bool
 
 
+_OPEN = 1e300  # the end of a last period that holds the last DateTime (END_OF_TIME itself)
 _SLACK = 64  # seeks more than the page, for edges that float rounding puts before a period
 
 
