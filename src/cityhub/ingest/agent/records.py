@@ -119,12 +119,15 @@ def new_device(body: Any, source: Doc | None) -> tuple[Doc, str | None]:
     doc: Doc = {"id": did}
     if body.get("source") is not None:
         doc["source"] = check_id(body["source"], "source")
-    etype = body.get("entityType") or (source or {}).get("entityType")
+    etype = body.get("entityType")  # "" is a bad type, not an omitted one
+    if etype is None:
+        etype = (source or {}).get("entityType")
     if etype is None:
         raise BadRequestData("entityType is required (on the device or on its source)")
     doc["entityType"] = _entity_type(etype)
+    eid = body.get("entityId")
     doc["entityId"] = check_uri(
-        body.get("entityId") or default_entity_id(doc["entityType"], did), "entityId"
+        default_entity_id(doc["entityType"], did) if eid is None else eid, "entityId"
     )
     doc["protocol"] = _protocol(body.get("protocol", "mqtt"))
     generated = None
