@@ -108,7 +108,13 @@ def changed_source(old: Doc, body: Any) -> Doc:
         else:
             doc["entityType"] = _entity_type(body["entityType"])
     _common(doc, body)
-    doc["modifiedAt"] = now_iso()
+    return _touched(old, doc)
+
+
+def _touched(old: Doc, doc: Doc) -> Doc:
+    """A changed record with its new modifiedAt; a PATCH of nothing new keeps the old one."""
+    if doc != old:
+        doc["modifiedAt"] = now_iso()
     return doc
 
 
@@ -165,8 +171,7 @@ def changed_device(old: Doc, body: Any) -> Doc:
         else:
             doc[SECRET] = key_hash(check_key(body["apikey"]))
     _common(doc, body)
-    doc["modifiedAt"] = now_iso()
-    return doc
+    return _touched(old, doc)
 
 
 def default_entity_id(etype: str, did: str) -> str:
