@@ -633,3 +633,15 @@ async def test_the_filters_a_session_holds_are_recorded(db_path: Path) -> None:
         client_id = stored_client_id(store)  # a record with filters only gains an id
         assert client_id.startswith("cityhub-") and stored_client_id(store) == client_id
         assert held_filters(store, "cityhub-c1") == [TOPIC]
+
+
+async def test_a_fresh_database_has_no_earlier_filters_to_drop(db_path: Path) -> None:
+    """A client id created now has no session from before filters were recorded: its first
+    start logged that it unsubscribed from the plain and default group's filters (an earlier
+    setting) though the database had never held a session."""
+    app = create_app(Settings(db=str(db_path)))
+    async with running(app):
+        store = app.state.store
+        client_id = await app.state.committer.run(lambda: stored_client_id(store))
+        kept = KeptFilters(store, app.state.committer, client_id)
+        assert await kept.stale(f"$share/g1/{TOPIC}") == []

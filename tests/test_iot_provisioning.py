@@ -249,3 +249,18 @@ async def test_a_new_type_needs_a_new_id_when_the_id_came_from_the_type(
     assert resp.status_code == 200, resp.text
     entity = await get_entity(client, "urn:ngsi-ld:Thing:boiler")
     assert sorted(entity["type"]) == ["Meter", "Sensor"]
+
+
+@pytest.mark.parametrize("member", ["entityId", "entityType"])
+async def test_an_empty_entity_id_or_type_is_refused_not_taken_as_omitted(
+    client: httpx.AsyncClient, member: str
+) -> None:
+    """`"entityId": ""` made the default id and `"entityType": ""` took the source's type,
+    while every other member of the wrong form is a 400: a templating bug that blanked the
+    value provisioned a device on an entity nobody asked for."""
+    await provision(client, {"id": "src-e", "entityType": "Meter"}, kind="sources")
+    body = {"id": "e-empty", "source": "src-e", "entityType": "Meter", member: ""}
+    resp = await client.post(f"{IOT}/devices", json=body)
+    assert resp.status_code == 400, resp.text
+    assert member in resp.json()["detail"]
+    assert (await client.get(f"{IOT}/devices/e-empty")).status_code == 404

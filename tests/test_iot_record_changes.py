@@ -109,3 +109,20 @@ async def test_a_source_change_writes_its_entities_in_slices(
         assert await names(client, f"urn:ngsi-ld:Meter:m{n}") == ["city", "utility"]
     resp = await client.get(f"{IOT}/sources/meters")
     assert resp.json()["mapping"] == changed
+
+
+@pytest.mark.parametrize("kind", ["devices", "sources"])
+async def test_a_patch_that_changes_nothing_keeps_modified_at(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    """`cityhub iot devices update d1` without flags (a PATCH of {}) or one that repeats the
+    stored values changed nothing but modifiedAt, which an integrator reads as a change."""
+    body = {"id": "same-1", "entityType": "Meter", "description": "hall meter"}
+    await provision(client, body, kind=kind)
+    before = (await client.get(f"{IOT}/{kind}/same-1")).json()
+    for patch in ({}, {"description": "hall meter"}, {"entityType": "Meter"}):
+        resp = await client.patch(f"{IOT}/{kind}/same-1", json=patch)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == before
+    changed = await client.patch(f"{IOT}/{kind}/same-1", json={"description": "new"})
+    assert changed.json()["modifiedAt"] > before["modifiedAt"]

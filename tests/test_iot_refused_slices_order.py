@@ -20,7 +20,7 @@ from cityhub.store.base import StoreBusy
 
 def pending(name: str) -> Pending:
     """An MQTT message (no waiter, acknowledged by the agent) of one fragment."""
-    raw = SimpleNamespace(ack=lambda: None)
+    raw = SimpleNamespace(ack=lambda: None, replay=False)
     return Pending(target=None, items=[{"id": name}], raw=raw, waiter=None)
 
 

@@ -25,6 +25,7 @@ from cityhub.ingest.agent.pipeline import Ingestor
 from cityhub.ingest.agent.provisioning import Provisioning
 from cityhub.ingest.agent.reasons import BAD_REQUEST, Rejected
 from cityhub.ingest.agent.registry import Registry
+from cityhub.ingest.agent.retry import Retries
 from cityhub.ingest.agent.session import KeptFilters, stored_client_id
 from cityhub.ingest.agent.stats import Stats
 
@@ -53,6 +54,7 @@ class IotAgent:
             zone=settings.ingest_timezone,
         )
         self.provisioning = Provisioning(self.registry, state)
+        self.retries = Retries(self.letters, self.registry, self.ingestor, state.committer)
         self.connection = Connection()
         self._broker: Any = None
         self._task: asyncio.Task[None] | None = None

@@ -15,9 +15,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cityhub.api.http import header, plain_json, read_body, read_limited, tenant_of
+from cityhub.ingest.agent.deadletters import view
 from cityhub.ingest.agent.payload import JSON, MAX_BYTES, TEXT, Raw
 from cityhub.ingest.agent.reasons import BAD_REQUEST, TOO_LARGE, UNSUPPORTED, Rejected, as_error
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, RequestTooLarge
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    RequestTooLarge,
+    ResourceNotFound,
+)
 from cityhub.ngsild.params import integer
 
 PREFIX = "/iot/v1"
@@ -169,6 +175,41 @@ def _letters_of(request: Request) -> str | None:
     return None if unrouted == "true" else _tenant(request)
 
 
+def _one_letter(request: Request) -> tuple[str | None, str]:
+    """(tenant or None for unrouted, letter id) of a request on one letter; any parameter
+    but `unrouted` is a 400."""
+    unknown = sorted(set(request.query_params) - {"unrouted"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s) {unknown}; allowed: unrouted")
+    return _letters_of(request), request.path_params["lid"]
+
+
+async def get_deadletter(request: Request) -> Response:
+    """GET /iot/v1/deadletters/{lid}: one refused message."""
+    tenant, lid = _one_letter(request)
+    doc = _agent(request).letters.get(tenant, lid)
+    if doc is None:
+        raise ResourceNotFound(f"no dead letter {lid!r} here")
+    return plain_json(view(doc))
+
+
+async def delete_deadletter(request: Request) -> Response:
+    """DELETE /iot/v1/deadletters/{lid}: forget one refused message (its payload scrubbed)."""
+    tenant, lid = _one_letter(request)
+    letters = _agent(request).letters
+    if not await request.app.state.committer.run(lambda: letters.remove(tenant, lid)):
+        raise ResourceNotFound(f"no dead letter {lid!r} here")
+    return Response(status_code=204)
+
+
+async def retry_deadletter(request: Request) -> Response:
+    """POST /iot/v1/deadletters/{lid}/retry: 204 once stored (the letter is gone), else the
+    device's refusal, and the letter stays."""
+    tenant, lid = _one_letter(request)
+    await _agent(request).retries.retry(tenant, lid)
+    return Response(status_code=204)
+
+
 async def clear_deadletters(request: Request) -> Response:
     """DELETE /iot/v1/deadletters: forget the tenant's refused messages (?unrouted=true: those
     no device took)."""
@@ -199,5 +240,8 @@ def routes() -> list[BaseRoute]:
         Route(PREFIX + "/devices/{did}", delete_device, methods=["DELETE"]),
         Route(PREFIX + "/deadletters", list_deadletters, methods=["GET"]),
         Route(PREFIX + "/deadletters", clear_deadletters, methods=["DELETE"]),
+        Route(PREFIX + "/deadletters/{lid}", get_deadletter, methods=["GET"]),
+        Route(PREFIX + "/deadletters/{lid}", delete_deadletter, methods=["DELETE"]),
+        Route(PREFIX + "/deadletters/{lid}/retry", retry_deadletter, methods=["POST"]),
         Route(PREFIX + "/stats", stats, methods=["GET"]),
     ]

@@ -82,12 +82,22 @@ def add_parser(subparsers: Any) -> None:
             p = ops.add_parser(op, parents=[common], help=f"{op} a {what}")
             p.add_argument("id")
             _record_flags(p, device)
-    dead = kinds.add_parser("deadletters", help="refused device messages: list, clear")
+    dead = kinds.add_parser(
+        "deadletters", help="refused device messages: list, get, retry, delete, clear"
+    )
     ops = dead.add_subparsers(dest="iot_op", required=True)
     lst = ops.add_parser("list", parents=[common], help="list dead letters, oldest first")
     _page_flags(lst)
+    one = []
+    for op, what in (
+        ("get", "show one dead letter"),
+        ("retry", "send one letter's message again (stored: the letter is deleted)"),
+        ("delete", "delete one dead letter"),
+    ):
+        one.append(ops.add_parser(op, parents=[common], help=what))
+        one[-1].add_argument("id", help="the letter's id (from list)")
     clear = ops.add_parser("clear", parents=[common], help="delete the tenant's dead letters")
-    for p in (lst, clear):
+    for p in (lst, clear, *one):
         p.add_argument(
             "--unrouted",
             action="store_true",
@@ -154,6 +164,11 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None,
         which = {"unrouted": "true"} if args.unrouted else {}
         if op == "clear":
             return "DELETE", f"{PREFIX}/deadletters", None, which
+        if op in ("get", "retry", "delete"):
+            letter = f"{PREFIX}/deadletters/{quote(args.id, safe='')}"
+            if op == "retry":
+                return "POST", letter + "/retry", None, which
+            return ("GET" if op == "get" else "DELETE"), letter, None, which
         page = {"limit": args.limit, "offset": args.offset, **which}
         return "GET", f"{PREFIX}/deadletters", None, page
     base = f"{PREFIX}/{kind}"

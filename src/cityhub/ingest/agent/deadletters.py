@@ -15,12 +15,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from cityhub.ingest.agent.keys import key_hash
 from cityhub.ingest.agent.mqtt import ROOT
 from cityhub.ingest.agent.payload import Raw
 from cityhub.ingest.agent.reasons import Rejected
 from cityhub.ngsild.timeutil import format_ts
 
 KIND = "iot-deadletter"
+DIGEST = "keyDigest"  # sha256 of the key a message came with: an unrouted retry checks it
 UNROUTED = "iot-deadletter-unrouted"  # in tenant '': messages no device took
 KEEP_BYTES = 16 * 1024  # of a refused payload; the rest is cut (and the letter says so)
 # Characters kept of what a sender chose besides the payload: a topic level may be 64 KiB, and
@@ -87,6 +89,8 @@ class DeadLetters:
         }
         if len(raw.payload) > KEEP_BYTES:
             doc["truncated"] = True
+        if raw.apikey:  # never shown (view); the key itself is never kept
+            doc[DIGEST] = key_hash(raw.apikey)
         topic = _redacted(raw, self.root)
         if topic:
             doc["topic"] = _cut(topic, KEEP_TOPIC)
@@ -96,7 +100,7 @@ class DeadLetters:
         """Store (tenant or None, letter) pairs and trim each kind to its bound: run it as one
         committer job."""
         for tenant, doc in letters:
-            kind = KIND if tenant is not None else UNROUTED
+            kind = _kind(tenant)
             self.store.resource_create(kind, tenant or "", doc["id"], doc)
             self._held[kind] += 1
         for kind, held in self._held.items():
@@ -123,13 +127,42 @@ class DeadLetters:
 
     def page(self, tenant: str | None, limit: int, offset: int) -> tuple[list[Doc], int]:
         """A tenant's letters (None: the unrouted ones), oldest first, and how many."""
-        kind = KIND if tenant is not None else UNROUTED
-        page: tuple[list[Doc], int] = self.store.resource_list(kind, tenant or "", limit, offset)
-        return page
+        docs, total = self.store.resource_list(_kind(tenant), tenant or "", limit, offset)
+        return [view(doc) for doc in docs], total
+
+    def get(self, tenant: str | None, lid: str) -> Doc | None:
+        """One letter as stored (None: the unrouted ones), key digest included."""
+        doc: Doc | None = self.store.resource_get(_kind(tenant), tenant or "", lid)
+        return doc
+
+    def remove(self, tenant: str | None, lid: str) -> bool:
+        """Delete one letter, its payload scrubbed from the files (a committer job)."""
+        kind = _kind(tenant)
+        gone = bool(self.store.resource_delete(kind, tenant or "", lid, scrub=True))
+        self._held[kind] = max(0, self._held[kind] - gone)
+        return gone
+
+    def refused_again(self, tenant: str | None, lid: str, rej: Rejected) -> None:
+        """A retried letter's new refusal, in place of the old one (a committer job)."""
+
+        def change(old: Doc) -> Doc:
+            new = {**old, "reason": rej.reason, "detail": _cut(rej.detail, KEEP_DETAIL)}
+            return {**new, "retriedAt": format_ts(datetime.now(UTC))}
+
+        self.store.resource_update(_kind(tenant), tenant or "", lid, change)
 
     def clear(self, tenant: str | None) -> int:
         """Delete a tenant's letters (None: the unrouted ones); how many went."""
-        kind = KIND if tenant is not None else UNROUTED
+        kind = _kind(tenant)
         gone = int(self.store.resource_clear(kind, tenant or ""))
         self._held[kind] = max(0, self._held[kind] - gone)
         return gone
+
+
+def _kind(tenant: str | None) -> str:
+    return KIND if tenant is not None else UNROUTED
+
+
+def view(doc: Doc) -> Doc:
+    """What the API shows of a letter: all but the key digest."""
+    return {k: v for k, v in doc.items() if k != DIGEST}

@@ -32,6 +32,7 @@ class Raw:
     topic: str = ""
     received: float = field(default_factory=time.time)
     ack: Callable[[], None] | None = None  # MQTT QoS 1: the PUBACK, sent once settled
+    replay: bool = False  # a dead letter retried: counted apart, and never lettered again
 
 
 def decode(payload: bytes, form: str | None = None) -> tuple[Measures, bool]:

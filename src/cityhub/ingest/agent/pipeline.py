@@ -110,9 +110,17 @@ class Ingestor:
     def submit(self, raw: Raw, waiter: asyncio.Future[None] | None = None) -> None:
         """Take one message; waiter (HTTP) learns whether it was stored."""
         self._count(raw)
-        target = None
         try:
             target = self.registry.lookup(raw.apikey, raw.device)
+        except Rejected as rej:
+            self._refuse(raw, rej, None, waiter)
+            self._schedule()
+            return
+        self.take(raw, target, waiter)
+
+    def take(self, raw: Raw, target: Target, waiter: asyncio.Future[None] | None = None) -> None:
+        """Map and queue a message of a known device (a retried dead letter starts here)."""
+        try:
             if target.protocol != raw.protocol:
                 raise Rejected(WRONG_PROTOCOL, _wrong_protocol(raw, target.protocol, target.tenant))
             measures, textual = decode(raw.payload, raw.form)
@@ -123,11 +131,11 @@ class Ingestor:
                 {"id": eid, "type": etype, **apply(m, textual, latest, self.zone)} for m in measures
             ]
         except Rejected as rej:
-            self._refuse(raw, rej, target.tenant if target else None, waiter)
+            self._refuse(raw, rej, target.tenant, waiter)
         except Exception as exc:  # a mapping bug must cost one message, never the agent
             log.exception("mapping a message of device %r failed", raw.device)
             bug = Rejected(BAD_VALUE, f"the payload could not be mapped: {type(exc).__name__}")
-            self._refuse(raw, bug, target.tenant if target else None, waiter)
+            self._refuse(raw, bug, target.tenant, waiter)
         else:
             self._pending.append(Pending(target, items, raw, waiter))
         self._schedule()
@@ -168,9 +176,12 @@ class Ingestor:
         into: list[Letter] | None = None,
     ) -> None:
         """Count a refusal, keep its dead letter (in `into`, else the pending letters) and
-        tell the waiter."""
-        self.stats.rejected[rej.reason] += 1
-        (self._refused if into is None else into).append((tenant, self.letters.letter(raw, rej)))
+        tell the waiter; a retried letter is neither counted nor lettered again (its letter
+        stays)."""
+        if not raw.replay:
+            self.stats.rejected[rej.reason] += 1
+            letter = self.letters.letter(raw, rej)
+            (self._refused if into is None else into).append((tenant, letter))
         if into is None and raw.ack is not None:
             self._settle.append(raw.ack)
         if waiter is not None and not waiter.done():
@@ -361,7 +372,10 @@ class Ingestor:
             if err is not None:
                 fail(p, Rejected(INVALID_ENTITY, err.detail))
                 continue
-            self.stats.stored += 1
+            if p.raw.replay:
+                self.stats.retried += 1
+            else:
+                self.stats.stored += 1
             if p.waiter is not None and not p.waiter.done():
                 p.waiter.set_result(None)
 

@@ -94,7 +94,10 @@ class Provisioning:
         """Change a source; its devices follow (new key, mapping, @context, static attributes),
         and the entities of those whose static attributes, id, type or @context changed are
         written again."""
-        doc = records.changed_source(self._source(tenant, sid), body)
+        old = self._source(tenant, sid)
+        doc = records.changed_source(old, body)
+        if doc == old:  # nothing new: nothing to check or write
+            return records.view(doc, tenant)
         await self._check_source(doc)
         targets: dict[str, Target] = {}
         entities: list[tuple[Doc, TermMap]] = []
@@ -191,6 +194,8 @@ class Provisioning:
         or @context changed."""
         old = self._device(tenant, did)
         doc = records.changed_device(old, body)
+        if doc == old:  # nothing new: nothing to check or write
+            return records.view(doc, tenant)
         target = self._target(tenant, doc)
         entity = await self._changed_entity(tenant, target)
         store = self.state.store

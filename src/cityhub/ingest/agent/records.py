@@ -108,7 +108,13 @@ def changed_source(old: Doc, body: Any) -> Doc:
         else:
             doc["entityType"] = _entity_type(body["entityType"])
     _common(doc, body)
-    doc["modifiedAt"] = now_iso()
+    return _touched(old, doc)
+
+
+def _touched(old: Doc, doc: Doc) -> Doc:
+    """A changed record with its new modifiedAt; a PATCH of nothing new keeps the old one."""
+    if doc != old:
+        doc["modifiedAt"] = now_iso()
     return doc
 
 
@@ -119,12 +125,15 @@ def new_device(body: Any, source: Doc | None) -> tuple[Doc, str | None]:
     doc: Doc = {"id": did}
     if body.get("source") is not None:
         doc["source"] = check_id(body["source"], "source")
-    etype = body.get("entityType") or (source or {}).get("entityType")
+    etype = body.get("entityType")  # "" is a bad type, not an omitted one
+    if etype is None:
+        etype = (source or {}).get("entityType")
     if etype is None:
         raise BadRequestData("entityType is required (on the device or on its source)")
     doc["entityType"] = _entity_type(etype)
+    eid = body.get("entityId")
     doc["entityId"] = check_uri(
-        body.get("entityId") or default_entity_id(doc["entityType"], did), "entityId"
+        default_entity_id(doc["entityType"], did) if eid is None else eid, "entityId"
     )
     doc["protocol"] = _protocol(body.get("protocol", "mqtt"))
     generated = None
@@ -162,8 +171,7 @@ def changed_device(old: Doc, body: Any) -> Doc:
         else:
             doc[SECRET] = key_hash(check_key(body["apikey"]))
     _common(doc, body)
-    doc["modifiedAt"] = now_iso()
-    return doc
+    return _touched(old, doc)
 
 
 def default_entity_id(etype: str, did: str) -> str:

@@ -156,3 +156,7 @@ class Registry:
         if target is not None:
             return target
         raise Rejected(UNKNOWN_DEVICE, f"no device {device!r} with this API key")
+
+    def by_digest(self, digest: str, device: str) -> Target | None:
+        """The device a key (by its digest) and an id name now: an unrouted letter's retry."""
+        return self._hot.get((digest, device))

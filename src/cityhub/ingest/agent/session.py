@@ -28,11 +28,16 @@ def stored_client_id(store: Any) -> str:
     if doc is not None and isinstance(doc.get("clientId"), str):
         return str(doc["clientId"])
     client_id = f"cityhub-{secrets.token_hex(8)}"
-    if doc is None and store.resource_create(KIND, "", RID, {"id": RID, "clientId": client_id}):
+    # a new id has held no filters: none is taken for a legacy record's (held_filters None)
+    fresh = {"id": RID, "clientId": client_id, "filters": {client_id: []}}
+    if doc is None and store.resource_create(KIND, "", RID, fresh):
         return client_id
 
     def add(old: Doc) -> Doc:  # a record with filters only, or one written meanwhile
-        return old if isinstance(old.get("clientId"), str) else {**old, "clientId": client_id}
+        if isinstance(old.get("clientId"), str):
+            return old
+        filters = {**(old.get("filters") or {}), client_id: []}
+        return {**old, "clientId": client_id, "filters": filters}
 
     doc = store.resource_update(KIND, "", RID, add)
     return str(doc["clientId"]) if doc else client_id

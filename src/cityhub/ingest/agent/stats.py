@@ -21,6 +21,7 @@ class Stats:
     last_batch_ms: float = 0.0
     max_batch_ms: float = 0.0
     waiting: int = 0  # MQTT messages the store refused for now, to be tried again
+    retried: int = 0  # dead letters stored by a retry (not counted as received or stored)
 
     def batch(self, seconds: float) -> None:
         """One write transaction of device messages took this long."""
@@ -40,4 +41,5 @@ class Stats:
             "lastBatchMs": round(self.last_batch_ms, 3),
             "maxBatchMs": round(self.max_batch_ms, 3),
             "waitingForStore": self.waiting,
+            "retried": self.retried,
         }

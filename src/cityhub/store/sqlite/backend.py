@@ -1087,10 +1087,13 @@ class SqliteStore:
         with self._alone() as conn:
             resources.set_member(conn, kind, member, rows)
 
-    def resource_delete(self, kind: str, tenant: str, rid: str) -> bool:
-        """Remove a resource; False when it did not exist."""
+    def resource_delete(self, kind: str, tenant: str, rid: str, scrub: bool = False) -> bool:
+        """Remove a resource; False when it did not exist. `scrub`: it held what must leave
+        the files (a dead letter's raw payload), so the WAL is emptied after."""
         with self._alone() as conn:
-            return resources.delete(conn, kind, tenant, rid)
+            gone = resources.delete(conn, kind, tenant, rid)
+        self._scrub_wanted = self._scrub_wanted or (scrub and gone)
+        return gone
 
     def resource_every_tenant(self, kind: str) -> list[tuple[str, Doc]]:
         """(tenant, document) of every stored resource of one kind."""
