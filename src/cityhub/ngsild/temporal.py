@@ -355,12 +355,15 @@ class TemporalService:
             out.setdefault(iri, []).extend(insts)  # a term and its IRI name one attribute
         return {iri: _one_per_time(insts) for iri, insts in out.items()}
 
-    def _guarded(self, tenant: str, eid: str, attrs: dict[str, list[Doc]]) -> None:
-        """Conflict for instances of an Attribute a context source holds exclusively, as for
-        an entity write (the store's guard, ngsild/registration_claims.py)."""
+    def _guarded(
+        self, tenant: str, eid: str, attrs: dict[str, list[Doc]], types: list[str] | None = None
+    ) -> None:
+        """Conflict for instances of an Attribute a context source holds exclusively, or of
+        an entity a redirect registration covers by these types, as for an entity write (the
+        store's guard, ngsild/registration_claims.py)."""
         guard = getattr(self.store, "guard", None)
         if guard is not None:
-            guard.check_write(tenant, {"id": eid, "attrs": attrs})
+            guard.check_write(tenant, {"id": eid, "type": types or [], "attrs": attrs})
 
     def create(self, tenant: str, body: Any, tm: TermMap) -> bool:
         """POST /temporal/entities: True when the temporal entity is new. A scope given is
@@ -374,7 +377,7 @@ class TemporalService:
         if doc is None:
             raise BadRequestData("a temporal entity must be a JSON object")
         attrs = self._instances(body, tm)
-        self._guarded(tenant, doc["id"], attrs)
+        self._guarded(tenant, doc["id"], attrs, doc["type"])
         scope = doc.get("scope", ...)  # ...: keep the stored one
         with self.store.write(tenant) as tx:
             created = not tx.temporal_exists(doc["id"])
