@@ -135,3 +135,23 @@ async def test_redirect_claims_are_per_tenant_and_outlive_a_restart(tmp_path: Pa
         resp = await c.post(ENTITIES, json=entity(BUS, "Bus", speed=1), headers=east)
         assert resp.status_code == 201, resp.text
     second.state.store.close()
+
+
+async def test_temporal_appends_under_a_redirect_by_type(client: httpx.AsyncClient) -> None:
+    """A temporal entity made before the registration (5.9.2.4 looks at current entities)
+    gets no more instances of what the registration covers."""
+    inst = {"type": "Property", "value": 1, "observedAt": "2026-01-01T00:00:00Z"}
+    body = {"id": BUS, "type": "Bus", "speed": [inst]}
+    assert (await client.post(TEMPORAL, json=body)).status_code == 201
+    reg = redirect("a", {"type": "Bus"}, names=["speed"])
+    assert (await client.post(REGS, json=reg)).status_code == 201
+    later = {**inst, "observedAt": "2026-01-02T00:00:00Z"}
+    attrs = f"{TEMPORAL}/{BUS}/attrs"
+    problem(await client.post(attrs, json={"speed": [later]}), 409, "Conflict")
+    got = (await client.get(f"{TEMPORAL}/{BUS}")).json()["speed"]
+    first = (got if isinstance(got, list) else [got])[0]
+    one = f"{attrs}/speed/{first['instanceId']}"
+    problem(await client.patch(one, json={"value": 9}), 409, "Conflict")
+    # another Attribute is the hub's own
+    other = {"color": [{**later, "value": "red"}]}
+    assert (await client.post(attrs, json=other)).status_code == 204

@@ -392,10 +392,11 @@ class TemporalService:
         """POST /temporal/entities/{id}/attrs (the entity keeps its types)."""
         check_body_id(body, eid)
         attrs = self._instances(body, tm)
-        self._guarded(tenant, eid, attrs)
         with self.store.write(tenant) as tx:
-            if not tx.temporal_exists(eid):
+            types = tx.temporal_types(eid)
+            if types is None:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
+            self._guarded(tenant, eid, attrs, types)  # the types a redirect may cover it by
             for name, insts in attrs.items():
                 _same_kind(tx, eid, name, insts, tm)
                 tx.add_history(eid, [], name, insts)
@@ -447,10 +448,11 @@ class TemporalService:
             raw = next(iter(raw.values()))
         if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
             raise BadRequestData("the body must be a non-empty attribute instance")
-        self._guarded(tenant, eid, {name: []})  # a new value of it, as an append's (4.3.6.3)
         with self.store.write(tenant) as tx:
-            if not tx.temporal_exists(eid):
+            types = tx.temporal_types(eid)
+            if types is None:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
+            self._guarded(tenant, eid, {name: []}, types)  # a new value, as an append's
             stored = tx.instance(eid, name, iid)
             if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")
