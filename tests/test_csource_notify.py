@@ -254,7 +254,7 @@ async def test_expired_subscription_is_silent(
     assert resp.json()["status"] == "expired"
 
 
-async def test_throttling_drops_changes_inside_the_period(
+async def test_throttling_holds_changes_inside_the_period(
     hub: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     await csubscribe(hub, receiver.url(), throttling=60)
@@ -265,6 +265,23 @@ async def test_throttling_drops_changes_inside_the_period(
     await arrived(receiver, 2)
     assert [r.body["subscriptionId"] for r in receiver.received()][1] == control
     assert got(receiver)[0] == ("newlyMatching", [rid])
+
+
+async def test_throttling_sends_what_it_held_once_the_period_passed(
+    hub: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Each notification is about one registration: a change inside the period was dropped,
+    so the receiver never learnt of the second source."""
+    await csubscribe(hub, receiver.url(), throttling=1)
+    first = await register(hub, "a")
+    second = await register(hub, "b")
+    await patch_reg(hub, first, {"endpoint": "http://other.example.org:1026"})
+    await arrived(receiver, 3)
+    assert got(receiver) == [
+        ("newlyMatching", [first]),
+        ("newlyMatching", [second]),
+        ("updated", [first]),
+    ]
 
 
 async def test_time_interval_notifies_initially_and_periodically(

@@ -74,3 +74,16 @@ async def test_the_format_the_etsi_suite_sends_is_taken(client: httpx.AsyncClien
     """Every csourceSubscription body of the ETSI suite names notification.format keyValues."""
     resp = await client.post(CSUBS, json=_body(notify={"format": "keyValues"}))
     assert resp.status_code == 201, resp.text
+
+
+@pytest.mark.parametrize("csf", ["x==", "a==1;;b==2"])
+async def test_an_invalid_csf_is_named_csf(client: httpx.AsyncClient, csf: str) -> None:
+    """Its 400 said "invalid q", a member the body did not have."""
+    detail = bad_request(await client.post(CSUBS, json=_body(csf=csf)))["detail"]
+    assert detail.startswith("invalid csf: "), detail
+    assert (await client.get(CSUBS)).json() == []
+
+
+async def test_discovery_names_an_invalid_csf_csf(client: httpx.AsyncClient) -> None:
+    resp = await client.get(f"{BASE}/csourceRegistrations", params={"csf": "x=="})
+    assert bad_request(resp)["detail"].startswith("invalid csf: ")

@@ -78,7 +78,7 @@ def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQue
     types = ast.map_names(parse_types(raw_type), tm.expand) if raw_type is not None else None
     attrs = frozenset(tm.expand(check_name(a)) for a in P.csv(params.get("attrs"))) or None
     q = ast.map_names(parse_q(params["q"]), tm.expand) if "q" in params else None
-    csf = ast.map_names(parse_q(params["csf"]), tm.expand) if "csf" in params else None
+    csf = ast.map_names(parse_q(params["csf"], what="csf"), tm.expand) if "csf" in params else None
     geo = P.geo_param(params, tm)
     scope = parse_scope(params["scopeQ"]) if "scopeQ" in params else None
     timerel = params.get("timerel")

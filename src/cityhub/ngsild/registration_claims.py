@@ -20,6 +20,7 @@ import orjson
 
 from cityhub.ngsild.errors import ClaimedAttribute, Conflict
 from cityhub.ngsild.query.ast import TypeName, TypeOr
+from cityhub.ngsild.registration_redirects import Redirects
 from cityhub.ngsild.registrations import REGISTRATIONS, registered_pattern
 from cityhub.ngsild.subscriptions import is_past
 from cityhub.store.base import EntityQuery, WriteTx
@@ -149,6 +150,8 @@ class RegistrationClaims:
     # may overlap, so one entity can have several holders of one Attribute)
     exclusive: dict[str, dict[str, dict[str, Claim]]] = field(default_factory=dict)
     redirect: dict[str, dict[str, Doc]] = field(default_factory=dict)  # tenant → id → doc
+    # tenant → its redirect registrations indexed for entity writes, made again after a change
+    _covers: dict[str, Redirects] = field(default_factory=dict)
 
     @classmethod
     def guarding(cls, store: Any) -> RegistrationClaims:
@@ -168,6 +171,7 @@ class RegistrationClaims:
 
     def replace(self, tenant: str, before: Doc | None, after: Doc | None) -> None:
         """Take one registration write into account (before/after: None when absent)."""
+        self._covers.pop(tenant, None)
         if before is not None:
             self._drop(tenant, before)
         if after is None:
@@ -276,8 +280,19 @@ class RegistrationClaims:
         self, tenant: str, doc: Doc, before: str | None = None, changed: set[str] | None = None
     ) -> None:
         """Conflict when an entity write (doc: the entity as it is to be stored) writes an
-        Attribute an exclusive registration holds; `changed`: the Attributes the write
-        rewrites, when known, else `before` (the stored JSON) tells which differ."""
+        Attribute an exclusive registration holds, or data a redirect one covers (decision
+        0100); `changed`: the Attributes the write rewrites, when known, else `before` (the
+        stored JSON) tells which differ."""
+        self._check_exclusive_write(tenant, doc, before, changed)
+        if self.redirect.get(tenant):
+            covers = self._covers.get(tenant)
+            if covers is None:
+                covers = self._covers[tenant] = Redirects.of(self.redirect[tenant].values())
+            covers.check_write(doc, before, changed)
+
+    def _check_exclusive_write(
+        self, tenant: str, doc: Doc, before: str | None, changed: set[str] | None
+    ) -> None:
         held = self.exclusive.get(tenant)
         holders = held.get(doc["id"]) if held else None
         if not holders:

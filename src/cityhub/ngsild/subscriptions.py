@@ -377,17 +377,17 @@ def render_geo(geo: dict[str, Any], tm: TermMap) -> dict[str, Any]:
 def q_text(value: Any, what: str = "q") -> str:
     """A q (or csf) expression, checked with the q parser as it will be read (stored_q);
     kept as text."""
-    stored_q(require_str(value, what), bounded=True)
+    stored_q(require_str(value, what), bounded=True, what=what)
     return str(value)
 
 
-def stored_q(text: str, *, bounded: bool = False) -> ast.QNode:
+def stored_q(text: str, *, bounded: bool = False, what: str = "q") -> ast.QNode:
     """A subscription's q (or csf) parsed. It may be percent-encoded as in a URL (the ETSI
     suite writes `name=="Eiffel%20Tower"`, 046_05): it is decoded at every reading, so the
     check at creation and the matching agree (they did not: `x%22y` passed the one and broke
     the other, and `a%41b` was checked raw but matched as `aAb`). Read again (not `bounded`),
     a pattern stored before MAX_PROGRAM is taken: its searches are bounded all the same."""
-    return parse_q(unquote(text), bounded=bounded)
+    return parse_q(unquote(text), bounded=bounded, what=what)
 
 
 def temporal_query(value: Any, what: str = "temporalQ") -> dict[str, Any]:

@@ -358,12 +358,15 @@ class TemporalService:
             out.setdefault(iri, []).extend(insts)  # a term and its IRI name one attribute
         return {iri: _one_per_time(insts) for iri, insts in out.items()}
 
-    def _guarded(self, tenant: str, eid: str, attrs: dict[str, list[Doc]]) -> None:
-        """Conflict for instances of an Attribute a context source holds exclusively, as for
-        an entity write (the store's guard, ngsild/registration_claims.py)."""
+    def _guarded(
+        self, tenant: str, eid: str, attrs: dict[str, list[Doc]], types: list[str] | None = None
+    ) -> None:
+        """Conflict for instances of an Attribute a context source holds exclusively, or of
+        an entity a redirect registration covers by these types, as for an entity write (the
+        store's guard, ngsild/registration_claims.py)."""
         guard = getattr(self.store, "guard", None)
         if guard is not None:
-            guard.check_write(tenant, {"id": eid, "attrs": attrs})
+            guard.check_write(tenant, {"id": eid, "type": types or [], "attrs": attrs})
 
     def create(self, tenant: str, body: Any, tm: TermMap) -> bool:
         """POST /temporal/entities: True when the temporal entity is new. A scope given is
@@ -377,7 +380,7 @@ class TemporalService:
         if doc is None:
             raise BadRequestData("a temporal entity must be a JSON object")
         attrs = self._instances(body, tm)
-        self._guarded(tenant, doc["id"], attrs)
+        self._guarded(tenant, doc["id"], attrs, doc["type"])
         scope = doc.get("scope", ...)  # ...: keep the stored one
         with self.store.write(tenant) as tx:
             created = not tx.temporal_exists(doc["id"])
@@ -392,10 +395,11 @@ class TemporalService:
         """POST /temporal/entities/{id}/attrs (the entity keeps its types)."""
         check_body_id(body, eid)
         attrs = self._instances(body, tm)
-        self._guarded(tenant, eid, attrs)
         with self.store.write(tenant) as tx:
-            if not tx.temporal_exists(eid):
+            types = tx.temporal_types(eid)
+            if types is None:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
+            self._guarded(tenant, eid, attrs, types)  # the types a redirect may cover it by
             for name, insts in attrs.items():
                 _same_kind(tx, eid, name, insts, tm)
                 tx.add_history(eid, [], name, insts)
@@ -447,10 +451,11 @@ class TemporalService:
             raw = next(iter(raw.values()))
         if not raw or not isinstance(raw, dict):  # {} would replace the instance with nothing
             raise BadRequestData("the body must be a non-empty attribute instance")
-        self._guarded(tenant, eid, {name: []})  # a new value of it, as an append's (4.3.6.3)
         with self.store.write(tenant) as tx:
-            if not tx.temporal_exists(eid):
+            types = tx.temporal_types(eid)
+            if types is None:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
+            self._guarded(tenant, eid, {name: []}, types)  # a new value, as an append's
             stored = tx.instance(eid, name, iid)
             if stored is None:
                 raise ResourceNotFound(f"attribute {attr} has no instance {iid}")

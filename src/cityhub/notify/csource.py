@@ -148,6 +148,8 @@ class CsourceNotifier:
         self.resolved = asyncio.Event()  # set once start-up @contexts are fetched (or failed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # throttled subscriptions' timers that release their held notifications
+        self._releases: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
         self.statuses = status.StatusBook(self.store, KIND)
 
@@ -182,9 +184,10 @@ class CsourceNotifier:
         self.dispatcher.discard(tenant, sid, last_seq(self.store), inc)
         self.statuses.forget(tenant, sid)
         self.notifier.names(KIND, tenant, sid, None)
-        task = self._tasks.pop((tenant, sid), None)
-        if task is not None:
-            task.cancel()
+        for tasks in (self._tasks, self._releases):
+            task = tasks.pop((tenant, sid), None)
+            if task is not None:
+                task.cancel()
 
     async def refresh(self, tenant: str, sid: str, *, initial: bool = True) -> None:
         """Take a created or updated csourceSubscription as stored (or its deletion) into
@@ -225,7 +228,7 @@ class CsourceNotifier:
         subs = self.subs.get(tenant)
         if not subs:
             return
-        clock, wall = time.monotonic(), time.time()
+        wall = time.time()
         items: list[OutboxItem] = []
         for cs in list(subs.values()):
             sub = cs.sub
@@ -239,14 +242,12 @@ class CsourceNotifier:
                 continue
             if not (was or now):
                 continue
-            if not sub.due(clock):
-                continue
             trigger = UPDATED if was and now else NEWLY if now else GONE
             reg = after if after is not None else before
             assert reg is not None
-            item = _item(sub, trigger, [cs.relevant(reg)])
-            self.notifier.stamps.stamp(sub, clock, item)  # undone if the group rolls back
-            items.append(item)
+            # throttled when sent (_deliver), not dropped here: each notification is about
+            # one registration, and one dropped was never learnt of by the receiver
+            items.append(_item(sub, trigger, [cs.relevant(reg)]))
         self.store.outbox_stage(items)
 
     async def _notify_matching(self, cs: CsourceSub) -> None:
@@ -264,7 +265,6 @@ class CsourceNotifier:
             log.exception("csourceSubscription %s could not match the registrations", cs.sub.id)
             return
         if regs:
-            cs.sub.last_sent = time.monotonic()
             self.dispatcher.submit(
                 [
                     _item(cs.sub, NEWLY, regs[i : i + PER_NOTIFICATION])
@@ -302,10 +302,11 @@ class CsourceNotifier:
 
     async def close(self) -> None:
         """Stop delivering and write the last delivery status (the senders are the notifier's)."""
-        for task in [*self._tasks.values(), self._status_task]:
+        for task in [*self._tasks.values(), *self._releases.values(), self._status_task]:
             if task is not None:
                 task.cancel()
         self._tasks.clear()
+        self._releases.clear()
         await self.dispatcher.close()
         self.statuses.flush()
 
@@ -321,11 +322,17 @@ class CsourceNotifier:
             return HOLD
         if not cs.sub.live():
             return None
-        if cs.sub.cooling(time.monotonic()):  # endpoint.cooldown, as for entity subscriptions
+        clock = time.monotonic()
+        if cs.sub.cooling(clock):  # endpoint.cooldown, as for entity subscriptions
             self.notifier.cooldown_skipped += 1
             if attempt:
                 self.dispatcher.counters.given_up += 1
             return None
+        if not attempt and not cs.sub.due(clock):  # throttling: held, sent once it has passed
+            self._release_after(cs, clock)
+            return HOLD
+        if not attempt:
+            cs.sub.last_sent = clock
         event = orjson.loads(item.payload)
         body, headers = notification(cs.sub, event["trigger"], event["data"], item.tenant)
         ok = await self.notifier.send(cs.sub, cs.sub.endpoint, body, headers)
@@ -335,6 +342,24 @@ class CsourceNotifier:
             if not ok:
                 now.sub.failed_at = time.monotonic()
         return ok
+
+    def _release_after(self, cs: CsourceSub, clock: float) -> None:
+        """Queue a throttled subscription's held notifications again when its throttling
+        period has passed (one timer per subscription; each release sends the first and
+        holds the rest for the next period)."""
+        key = (cs.sub.tenant, cs.sub.id)
+        if key in self._releases or self._loop is None or cs.sub.last_sent is None:
+            return
+        wait = cs.sub.last_sent + float(cs.sub.doc.get("throttling") or 0) - clock
+        self._releases[key] = self._loop.create_task(self._release(key, max(wait, 0.0)))
+
+    async def _release(self, key: tuple[str, str], wait: float) -> None:
+        """Sleep out a throttling period, then release what it held."""
+        await asyncio.sleep(wait)
+        self._releases.pop(key, None)
+        cs = self.get(*key)
+        if cs is not None and not cs.sub.paused:
+            self.dispatcher.release(*key, cs.sub.endpoint)
 
     # -- timeInterval subscriptions --------------------------------------------------------------
     def _schedule(self, cs: CsourceSub) -> None:

@@ -153,8 +153,11 @@ _PLUS_HINT = (
 class _Parser:
     """Recursive descent over one q string; AND binds tighter than OR."""
 
-    def __init__(self, text: str, bare: Callable[[str], bool], bounded: bool) -> None:
+    def __init__(
+        self, text: str, bare: Callable[[str], bool], bounded: bool, what: str = "q"
+    ) -> None:
         self.s = text
+        self.what = what  # the member or parameter the text came in (q, csf), for errors
         self.i = 0
         self.depth = 0
         self.bare = bare  # the attributes whose == and != values may be bare terms
@@ -165,7 +168,8 @@ class _Parser:
 
     def fail(self, what: str) -> NoReturn:
         hint = _PLUS_HINT if _DECODED_PLUS.search(self.s) else ""
-        raise BadRequestData(f"invalid q: {what} at position {self.i} in {excerpt(self.s)}{hint}")
+        where = f"at position {self.i} in {excerpt(self.s)}{hint}"
+        raise BadRequestData(f"invalid {self.what}: {what} {where}")
 
     def peek(self) -> str:
         while self.i < len(self.s) and self.s[self.i].isspace():
@@ -249,7 +253,7 @@ class _Parser:
     def term(self) -> QNode:
         self.terms += 1
         if self.terms > MAX_TERMS:
-            raise BadRequestData(f"invalid q: more than {MAX_TERMS:,} terms")
+            raise BadRequestData(f"invalid {self.what}: more than {MAX_TERMS:,} terms")
         path = self.path()
         op = self.operator()
         if op is None:
@@ -414,16 +418,21 @@ def parse_path(text: str, what: str) -> AttrPath:
 
 
 def parse_q(
-    text: str, bare: Callable[[str], bool] = lambda attr: False, *, bounded: bool = True
+    text: str,
+    bare: Callable[[str], bool] = lambda attr: False,
+    *,
+    bounded: bool = True,
+    what: str = "q",
 ) -> QNode:
     """Parse a q expression (already URL-decoded); BadRequestData when it is malformed.
 
     `bare(attr)`: whether `==`/`!=` on the attribute (as written) take a bare term as a string
     value, as expandValues allows. `bounded`: refuse patterns over MAX_PROGRAM (a stored q,
-    read again, is taken as it was accepted)."""
+    read again, is taken as it was accepted). `what`: the member it came in, as errors name
+    it (csf has q's grammar)."""
     if not isinstance(text, str) or not text.strip():
-        raise BadRequestData("invalid q: empty expression")
-    parser = _Parser(text, bare, bounded)
+        raise BadRequestData(f"invalid {what}: empty expression")
+    parser = _Parser(text, bare, bounded, what)
     node = parser.query()
     if parser.peek():
         parser.fail(f"unexpected {parser.peek()!r}")

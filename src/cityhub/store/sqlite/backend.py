@@ -1621,3 +1621,8 @@ class SqliteWriteTx:
         """Whether the entity has a temporal evolution."""
         self._write_held()
         return temporal.exists(self.conn, self.tenant, eid)
+
+    def temporal_types(self, eid: str) -> list[str] | None:
+        """The types of the entity's temporal evolution, None when it has none."""
+        self._write_held()
+        return temporal.types_of(self.conn, self.tenant, eid)

@@ -79,6 +79,14 @@ def _tpk(conn: sqlite3.Connection, tenant: str, eid: str) -> int | None:
     return row[0] if row else None
 
 
+def types_of(conn: sqlite3.Connection, tenant: str, eid: str) -> list[str] | None:
+    """A temporal entity's types, None when it has no temporal evolution."""
+    row = conn.execute(
+        "SELECT types FROM tentities WHERE tenant = ? AND id = ?", (tenant, eid)
+    ).fetchone()
+    return list(orjson.loads(row[0])) if row else None
+
+
 def exists(conn: sqlite3.Connection, tenant: str, eid: str) -> bool:
     """Whether an entity has a temporal evolution."""
     return _tpk(conn, tenant, eid) is not None
