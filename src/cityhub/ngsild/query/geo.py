@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cityhub.ngsild.entity import positions
 from cityhub.ngsild.errors import BadRequestData
-from cityhub.ngsild.query.antimeridian import check_edges
+from cityhub.ngsild.query.antimeridian import check_edges, short_way
 from cityhub.ngsild.query.distance import Projected, point_distance_m, reach_box
 from cityhub.ngsild.query.repair import (
     SMALL,
@@ -282,15 +282,16 @@ def parse_geoq(
 
 
 def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
-    """A stored GeoJSON geometry as a valid 2D shape, or None if it is not usable (one too large
-    or too intricate to check, which the hub no longer stores, included)."""
+    """A stored GeoJSON geometry as a valid 2D shape, cut where it crosses the antimeridian, or
+    None if it is not usable (one too large or too intricate to check, which the hub no longer
+    stores, included)."""
     if not isinstance(geometry_geojson, dict):
         return None
     try:
         n = positions(geometry_geojson)
         if n > MAX_VERTICES:
             return None
-        geom = geometry_shape(geometry_geojson)
+        geom = short_way(geometry_shape(geometry_geojson))
         if geom.is_empty:
             return None
         if n <= SMALL:  # most city geometries: checked directly, as cheaply as looked up
