@@ -64,6 +64,14 @@ class GeoQuery:
         object.__setattr__(self, "projected", near)
 
 
+def every_instance(query: GeoQuery) -> bool:
+    """Whether an entity matches only when all its instances of the GeoProperty do: the
+    negative relations (disjoint, near;minDistance) are their positive pair's negation, so
+    that an entity with one instance inside a zone is never also outside it (decision 0101,
+    addendum); the others hold when any instance does."""
+    return query.georel == "disjoint" or query.min_distance is not None
+
+
 def check_geoq_members(geo: dict[str, Any], what: str = "geoQ") -> None:
     """Refuse members a GeoQuery object does not have, naming them."""
     unknown = set(geo) - set(GEOQ_MEMBERS)
