@@ -15,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cityhub.demo.city import SampleCity, build_city, iso
+from cityhub.demo.devices import device_steps
 from cityhub.ngsild.context import ContextCache
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
@@ -248,6 +249,6 @@ def _prepare(path: Path, settings: Settings, keep: bool, claim: Claim) -> bool:
         """ "watchedAttributes": ["availableSpotNumber"],"""
         """ "notification": {"endpoint": {"uri": "http://127.0.0.1:9999/notify"}}}'"""
     )
-    print("Feed it from devices: run `cityhub demo --mqtt embedded` and see `cityhub iot --help`.")
+    print("\n".join(device_steps(settings, city)))
     print(f"\nHealth: http://{settings.host}:{settings.port}/health   Stop with Ctrl-C.\n")
     return True

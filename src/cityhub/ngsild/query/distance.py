@@ -12,6 +12,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
+from cityhub.ngsild.query.antimeridian import folded
+
 # WGS84 ellipsoid.
 _A = 6378137.0
 _F = 1 / 298.257223563
@@ -131,16 +133,24 @@ class Plane:
             geom = shapely.segmentize(geom, POLAR_EDGE)
         elif geom.geom_type == "Point" and not geom.is_empty:
             return shapely.Point(self.forward_xy(geom.x, geom.y))
+        else:  # kept whole where it does not reach past the far side of the globe from lon0
+            flat = shapely.transform(geom, self._offsets)
+            minx, _, maxx, _ = flat.bounds
+            half = 180.0 * self.kx
+            return flat if -half <= minx and maxx <= half else folded(flat, half)
         return shapely.transform(geom, self._forward_array)
 
+    def _offsets(self, xy: np.ndarray) -> np.ndarray:
+        """Positions in the lon/lat plane, unfolded: each longitude taken from lon0 as it
+        lies, so an edge keeps its length; folded() cuts one that crosses the far side
+        (wrapping each position alone drew an edge across it round the plane's middle)."""
+        return np.column_stack(((xy[:, 0] - self.lon0) * self.kx, (xy[:, 1] - self.lat0) * self.ky))
+
     def _forward_array(self, xy: np.ndarray) -> np.ndarray:
-        if self.pole:
-            rho = (90.0 - self.pole * xy[:, 1]) * self.ky
-            lam = np.radians(xy[:, 0])
-            return np.column_stack((rho * np.sin(lam), -self.pole * rho * np.cos(lam)))
-        return np.column_stack(
-            (wrap(xy[:, 0] - self.lon0) * self.kx, (xy[:, 1] - self.lat0) * self.ky)
-        )
+        """Positions in the polar plane."""
+        rho = (90.0 - self.pole * xy[:, 1]) * self.ky
+        lam = np.radians(xy[:, 0])
+        return np.column_stack((rho * np.sin(lam), -self.pole * rho * np.cos(lam)))
 
     def forward_xy(self, x: float, y: float) -> tuple[float, float]:
         """One lon/lat point in the plane."""

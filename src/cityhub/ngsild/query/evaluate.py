@@ -24,7 +24,7 @@ from cityhub.ngsild.query.ast import (
     Value,
     ValueList,
 )
-from cityhub.ngsild.query.geo import GeoQuery, geo_matches
+from cityhub.ngsild.query.geo import GeoQuery, every_instance, geo_matches
 from cityhub.ngsild.query.none_of import NoneOf
 from cityhub.ngsild.query.pattern import Pattern
 from cityhub.ngsild.query.qlang import compile_regex, norm_date, norm_datetime, norm_time
@@ -327,13 +327,14 @@ def geo_value(inst: Any) -> dict[str, Any] | None:
 
 
 def matches_geo(query: GeoQuery, doc: Mapping[str, Any], attr: str | None = None) -> bool:
-    """Whether any instance of the entity's GeoProperty (attr, else the query's) satisfies geoQ."""
+    """Whether the entity's GeoProperty (attr, else the query's) satisfies geoQ: any instance,
+    or for disjoint and minDistance every one of them (geo.every_instance)."""
     attrs = doc.get("attrs") or {}
     name = attr or query.geoproperty
     if name not in attrs and ":" not in name:
         name = NGSI_LD + name
-    for inst in _as_list(attrs.get(name)):
-        value = geo_value(inst)
-        if value is not None and geo_matches(query, value):
-            return True
-    return False
+    values = (geo_value(inst) for inst in _as_list(attrs.get(name)))
+    held = [v for v in values if v is not None]
+    if every_instance(query):
+        return bool(held) and all(geo_matches(query, v) for v in held)
+    return any(geo_matches(query, v) for v in held)

@@ -14,8 +14,8 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from cityhub.ngsild.entity import positions
-from cityhub.ngsild.errors import BadRequestData
-from cityhub.ngsild.query.antimeridian import check_edges
+from cityhub.ngsild.errors import EXCERPT, BadRequestData, excerpt
+from cityhub.ngsild.query.antimeridian import check_edges, short_way
 from cityhub.ngsild.query.distance import Projected, point_distance_m, reach_box
 from cityhub.ngsild.query.repair import (
     SMALL,
@@ -64,6 +64,14 @@ class GeoQuery:
         object.__setattr__(self, "projected", near)
 
 
+def every_instance(query: GeoQuery) -> bool:
+    """Whether an entity matches only when all its instances of the GeoProperty do: the
+    negative relations (disjoint, near;minDistance) are their positive pair's negation, so
+    that an entity with one instance inside a zone is never also outside it (decision 0101,
+    addendum); the others hold when any instance does."""
+    return query.georel == "disjoint" or query.min_distance is not None
+
+
 def check_geoq_members(geo: dict[str, Any], what: str = "geoQ") -> None:
     """Refuse members a GeoQuery object does not have, naming them."""
     unknown = set(geo) - set(GEOQ_MEMBERS)
@@ -106,12 +114,37 @@ def parse_georel(text: str, *, stored: bool = False) -> tuple[str, float | None,
 def _position(pos: Any) -> None:
     """A GeoJSON position: [lon, lat] or [lon, lat, alt], finite and on the globe."""
     if not isinstance(pos, list) or len(pos) not in (2, 3):
-        raise BadRequestData(f"invalid position {pos!r}: expected [longitude, latitude]")
+        raise BadRequestData(f"invalid position {_shown(pos)}: expected [longitude, latitude]")
     for n in pos:
         if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n):
-            raise BadRequestData(f"invalid position {pos!r}: coordinates must be numbers")
+            raise BadRequestData(f"invalid position {_shown(pos)}: coordinates must be numbers")
     if not (-180 <= pos[0] <= 180 and -90 <= pos[1] <= 90):
         raise BadRequestData(f"invalid position {pos!r}: longitude/latitude out of range")
+
+
+def _shown(value: Any) -> str:
+    """Part of a client's coordinates as an error quotes them: a 100 KB array came back whole."""
+    text = repr(value)
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text):,} characters)"
+
+
+# How many arrays deep each geometry's numbers lie.
+_NESTING = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3, "Polygon": 3}
+
+
+def _check_nesting(kind: str, coords: Any) -> None:
+    """Coordinates nested deeper than the type has them (followed through first items, which
+    is where a wrapped array shows): said so, not "needs 4 positions" or the text echoed."""
+    levels = _NESTING.get(kind, 4)
+    deep, item = 0, coords
+    while isinstance(item, list):
+        deep += 1
+        item = item[0] if item else None
+    if deep > levels:
+        raise BadRequestData(
+            f"invalid {kind}: its coordinates nest {deep} arrays deep, where a {kind}'s nest "
+            f"{levels}: remove the extra brackets"
+        )
 
 
 def _positions(items: Any, minimum: int, what: str) -> None:
@@ -177,6 +210,7 @@ def check_intricacy(geom: BaseGeometry) -> None:
 
 def check_coordinates(kind: str, coords: Any) -> None:
     """Structural GeoJSON checks, so shapely never sees a shape it would misread."""
+    _check_nesting(kind, coords)
     if kind == "Point":
         _position(coords)
     elif kind == "MultiPoint":
@@ -232,8 +266,15 @@ def parse_geometry(
     if isinstance(coordinates, str):
         try:
             coords = json.loads(coordinates)
-        except (ValueError, RecursionError):
-            raise BadRequestData(f"invalid coordinates {coordinates!r}: not a JSON array") from None
+        except RecursionError:
+            raise BadRequestData(
+                f"invalid {kind}: its coordinates nest deeper than JSON is read here, where a "
+                f"{kind}'s nest {_NESTING.get(kind, 4)} arrays"
+            ) from None
+        except ValueError:
+            raise BadRequestData(
+                f"invalid coordinates {excerpt(coordinates)}: not a JSON array"
+            ) from None
     geojson = {"type": kind, "coordinates": coords}
     check_size(geojson)
     check_coordinates(kind, coords)
@@ -282,15 +323,16 @@ def parse_geoq(
 
 
 def target_shape(geometry_geojson: Any) -> BaseGeometry | None:
-    """A stored GeoJSON geometry as a valid 2D shape, or None if it is not usable (one too large
-    or too intricate to check, which the hub no longer stores, included)."""
+    """A stored GeoJSON geometry as a valid 2D shape, cut where it crosses the antimeridian, or
+    None if it is not usable (one too large or too intricate to check, which the hub no longer
+    stores, included)."""
     if not isinstance(geometry_geojson, dict):
         return None
     try:
         n = positions(geometry_geojson)
         if n > MAX_VERTICES:
             return None
-        geom = geometry_shape(geometry_geojson)
+        geom = short_way(geometry_shape(geometry_geojson))
         if geom.is_empty:
             return None
         if n <= SMALL:  # most city geometries: checked directly, as cheaply as looked up

@@ -152,9 +152,10 @@ def geo_box(value: dict[str, Any]) -> tuple[float, float, float, float] | None:
     # time, and most geometries are points
     import shapely
 
+    from cityhub.ngsild.query.antimeridian import short_way
     from cityhub.ngsild.query.geo import geometry_shape
 
-    geom = geometry_shape(value)
+    geom = short_way(geometry_shape(value))
     if geom.is_empty:
         return None
     if geom.geom_type in ("Point", "MultiPoint", "LineString", "MultiLineString"):
@@ -166,15 +167,24 @@ def geo_box(value: dict[str, Any]) -> tuple[float, float, float, float] | None:
 
 
 def geo_box_text(geojson: str) -> str | None:
-    """geo_box of a stored geometry's JSON with a hole, as a JSON array, for SQL that rebuilds
-    geo_rtree; None for one without (its box was right) or that it cannot read (its box is
-    left as it is: an upgrade must not fail)."""
+    """geo_box of a stored geometry's JSON with a hole or an edge across the antimeridian, as
+    a JSON array, for SQL that rebuilds geo_rtree; None for one with neither (its box was
+    right) or that it cannot read (its box is left as it is: an upgrade must not fail)."""
     try:
         value = orjson.loads(geojson)
-        box = geo_box(value) if _has_holes(value) else None
+        box = geo_box(value) if _has_holes(value) or _crosses_180(value) else None
     except Exception:
         return None
     return None if box is None else orjson.dumps(box).decode()
+
+
+def _crosses_180(value: Any) -> bool:
+    """Whether a stored geometry has an edge across the antimeridian (its box went the long
+    way round before decision 0101)."""
+    from cityhub.ngsild.query.antimeridian import crosses
+    from cityhub.ngsild.query.geo import geometry_shape
+
+    return crosses(geometry_shape(value))
 
 
 def _has_holes(value: Any) -> bool:

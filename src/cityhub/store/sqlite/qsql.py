@@ -12,6 +12,7 @@ from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.distance import reach_box
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS
+from cityhub.ngsild.query.geo import every_instance
 from cityhub.store.base import EntityQuery, OrderKey
 from cityhub.store.sqlite import ordering, typestats
 from cityhub.store.sqlite.functions import encode_q, encode_term
@@ -333,6 +334,11 @@ class Compiler:
                 f"g.name = {self.p(gq.geoproperty)} AND geo_match({qid}, g.geojson))"
             )
         # disjoint and minDistance have no box; a crowded box prefilters nothing worth a pass
+        if every_instance(gq):  # held by the entity, and by each of its instances
+            return (
+                f"(SELECT min(geo_match({qid}, g.geojson)) FROM geo g WHERE g.pk = {self.pk} "
+                f"AND g.name = {self.p(gq.geoproperty)}) = 1"
+            )
         return (
             f"EXISTS (SELECT 1 FROM geo g WHERE g.pk = {self.pk} "
             f"AND g.name = {self.p(gq.geoproperty)} AND geo_match({qid}, g.geojson))"

@@ -5,7 +5,7 @@ from sqlite3 import Connection
 
 from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 
 # numberOfHits and lastUsage of each @context (the core one too), saved now and then and at
 # shutdown (api/context_usage.py), so a restart does not show every context as never used.
@@ -286,6 +286,17 @@ DROP TABLE temp.geo_boxes;
 """,
     # 19 -> 20: the @contexts' numberOfHits and lastUsage survive a restart (none saved yet).
     19: CONTEXT_USAGE_DDL,
+    # 20 -> 21: a line or polygon with an edge across the antimeridian is matched as cut there
+    # (decision 0101); its box went the long way round, from its westmost position to its
+    # eastmost, so the R*Tree plan missed it near 180. Only those get a new box.
+    20: """
+CREATE TEMP TABLE geo_boxes AS
+    SELECT gid, geo_box(geojson) AS b FROM geo
+    WHERE geojson LIKE '%String%' OR geojson LIKE '%Polygon%';
+UPDATE geo_rtree SET minx = x.b ->> 0, maxx = x.b ->> 1, miny = x.b ->> 2, maxy = x.b ->> 3
+    FROM temp.geo_boxes x WHERE x.gid = geo_rtree.gid AND x.b IS NOT NULL;
+DROP TABLE temp.geo_boxes;
+""",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
