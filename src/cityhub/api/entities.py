@@ -437,7 +437,7 @@ def _batch_result(out: BatchOutcome, ctx: Ctx, ok_status: int, ok_body: Any = No
 async def batch_create(request: Request) -> Response:
     """POST /entityOperations/create."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media)
     out = await grouped_slices(
         request, service(request).batch_create, ctx.tenant, body, tm_of, terms=tm_of
@@ -448,7 +448,7 @@ async def batch_create(request: Request) -> Response:
 async def batch_upsert(request: Request) -> Response:
     """POST /entityOperations/upsert."""
     params = params_of(request)
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media)
     opts = P.options(params)
     if {"replace", "update"} <= opts:
@@ -465,7 +465,7 @@ async def batch_upsert(request: Request) -> Response:
 async def batch_update(request: Request) -> Response:
     """POST /entityOperations/update."""
     params = params_of(request)
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media, must_exist=True)
     out = await grouped_slices(
         request,
@@ -482,7 +482,7 @@ async def batch_update(request: Request) -> Response:
 async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media, must_exist=True)
     out = await grouped_slices(
         request, service(request).batch_merge, ctx.tenant, body, tm_of, terms=tm_of
@@ -493,7 +493,7 @@ async def batch_merge(request: Request) -> Response:
 async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete."""
     params_of(request)  # refuses unknown parameters
-    body, _ = await read_body(request)
+    body, _ = await read_body(request, batch=True)
     ctx = await context_of(request, must_exist=True)
     out = await grouped_slices(request, service(request).batch_delete, ctx.tenant, body)
     return _batch_result(out, ctx, 204)

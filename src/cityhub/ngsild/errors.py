@@ -51,7 +51,8 @@ class InvalidRequest(NgsiLdError):
 
 
 class RequestTooLarge(InvalidRequest):
-    """The request body is larger than the hub accepts (CITYHUB_MAX_BODY); HTTP's 413."""
+    """The request body is larger than the hub accepts (CITYHUB_MAX_BODY, or a batch past
+    MAX_BATCH_ITEMS items); HTTP's 413."""
 
     status = 413
     title = "Request body too large"
