@@ -108,6 +108,24 @@ async def test_create_non_object_items_are_per_item_errors(client: httpx.AsyncCl
         assert err["error"]["status"] == 400, err
 
 
+@pytest.mark.parametrize("media", ["application/json", JSONLD])
+@pytest.mark.parametrize("op", ["create", "upsert", "update", "merge"])
+async def test_an_item_that_is_no_object_fails_alike_in_every_write(
+    client: httpx.AsyncClient, op: str, media: str
+) -> None:
+    """What a single write answers for a body that is no entity, whatever the op or media
+    type: an ld+json item was told it lacked an @context, a merge's a BadRequestData."""
+    resp = await client.post(
+        f"{OPS}/{op}", json=[7, "urn:ngsi-ld:Lamp:2", [], None], headers={"Content-Type": media}
+    )
+    assert resp.status_code == 207, resp.text
+    errors = [e["error"] for e in resp.json()["errors"]]
+    assert len(errors) == 4, errors
+    for err in errors:
+        assert err["type"] == "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest", err
+        assert err["detail"] == "an entity must be a non-empty JSON object", err
+
+
 async def test_create_ld_json_each_entity_carries_its_context(client: httpx.AsyncClient) -> None:
     batch = [
         {**ent(1, brightness=5), "@context": [{"brightness": "https://ex.org/b"}, CORE]},

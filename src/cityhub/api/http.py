@@ -31,7 +31,7 @@ from cityhub.ngsild.context import (
     parse_link_header,
 )
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
-from cityhub.ngsild.entity import NULL_URI, check_uri
+from cityhub.ngsild.entity import NULL_URI, check_uri, entity_object
 from cityhub.ngsild.errors import (
     EXCERPT,
     BadRequestData,
@@ -571,7 +571,7 @@ async def batch_context(
         inline = _InlineBudget()
 
         def per_item(item: Any) -> TermMap:
-            if not isinstance(item, dict) or "@context" not in item:
+            if "@context" not in entity_object(item):
                 raise BadRequestData("an application/ld+json entity must carry an @context")
             inline.take(item["@context"])
             return cache.compile(item["@context"])

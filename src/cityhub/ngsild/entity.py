@@ -281,13 +281,20 @@ def expand_scope(raw: Any) -> list[str]:
     return list(items)
 
 
+def entity_object(body: Any) -> dict[str, Any]:
+    """body, when it is an entity's JSON object at all: what a write answers for one that
+    is not, a single write or a batch item alike."""
+    if not isinstance(body, dict) or not body:
+        raise InvalidRequest("an entity must be a non-empty JSON object")
+    return body
+
+
 def expand_entity(
     body: Any, tm: TermMap, *, need_id: bool = True, nulls: bool = False
 ) -> dict[str, Any]:
     """Validate a whole entity (normalized or concise) and return its stored form; with
     nulls (batch update), attributes and a scope given the null marker are deletions."""
-    if not isinstance(body, dict) or not body:
-        raise InvalidRequest("an entity must be a non-empty JSON object")
+    entity_object(body)
     body = unaliased(body)
     eid = body.get("id")
     if need_id or eid is not None:
