@@ -317,6 +317,24 @@ async def test_delete_with_errors_is_207(client: httpx.AsyncClient) -> None:
     assert await stored_ids(client) == []
 
 
+async def test_delete_error_shows_a_non_string_id_briefly_and_as_json(
+    client: httpx.AsyncClient,
+) -> None:
+    """An id that is no string is named by its JSON kind, not quoted whole as a Python repr
+    (a 1 MB object came back as a 1 MB detail, `None` for null)."""
+    resp = await client.post(
+        f"{OPS}/delete", json=[{"id": eid(1), "pad": "x" * 100_000}, None, 7, [eid(1)]]
+    )
+    assert resp.status_code == 207, resp.text
+    details = [e["error"]["detail"] for e in resp.json()["errors"]]
+    assert details == [
+        "entity id must be an absolute URI, got a JSON object",
+        "entity id must be an absolute URI, got null",
+        "entity id must be an absolute URI, got 7",
+        "entity id must be an absolute URI, got a JSON array",
+    ], details
+
+
 async def test_delete_same_id_twice(client: httpx.AsyncClient) -> None:
     await create(client, ent(1))
     resp = await client.post(f"{OPS}/delete", json=[eid(1), eid(1)])

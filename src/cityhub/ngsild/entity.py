@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed, shown
 from cityhub.ngsild.languages import check_language_map
 from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null, refuse_first_level
 from cityhub.ngsild.timeutil import parse_ts
@@ -243,7 +243,7 @@ def check_uri(value: Any, what: str) -> str:
                 f"{size:,}"
             )
     if not isinstance(value, str) or not is_absolute_iri(value) or _BAD_URI.search(value):
-        raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
+        raise BadRequestData(f"{what} must be an absolute URI, got {shown(value)}")
     return value
 
 

@@ -172,6 +172,22 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
+def shown(value: Any) -> str:
+    """A client's JSON value as an error names it: a string as excerpt quotes it, an object
+    or array by its kind (an item quoted whole came back as a 1 MB detail), else as JSON."""
+    if isinstance(value, str):
+        return excerpt(value)
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def storage_full(detail: str = "nothing of this request was stored") -> NgsiLdError:
     """The error of a write the store refused for want of space (503: an operator must act)."""
     err = NgsiLdError(f"the hub's storage is full; {detail}")
