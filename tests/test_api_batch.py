@@ -108,6 +108,24 @@ async def test_create_non_object_items_are_per_item_errors(client: httpx.AsyncCl
         assert err["error"]["status"] == 400, err
 
 
+@pytest.mark.parametrize("media", ["application/json", JSONLD])
+@pytest.mark.parametrize("op", ["create", "upsert", "update", "merge"])
+async def test_an_item_that_is_no_object_fails_alike_in_every_write(
+    client: httpx.AsyncClient, op: str, media: str
+) -> None:
+    """What a single write answers for a body that is no entity, whatever the op or media
+    type: an ld+json item was told it lacked an @context, a merge's a BadRequestData."""
+    resp = await client.post(
+        f"{OPS}/{op}", json=[7, "urn:ngsi-ld:Lamp:2", [], None], headers={"Content-Type": media}
+    )
+    assert resp.status_code == 207, resp.text
+    errors = [e["error"] for e in resp.json()["errors"]]
+    assert len(errors) == 4, errors
+    for err in errors:
+        assert err["type"] == "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest", err
+        assert err["detail"] == "an entity must be a non-empty JSON object", err
+
+
 async def test_create_ld_json_each_entity_carries_its_context(client: httpx.AsyncClient) -> None:
     batch = [
         {**ent(1, brightness=5), "@context": [{"brightness": "https://ex.org/b"}, CORE]},
@@ -297,6 +315,24 @@ async def test_delete_with_errors_is_207(client: httpx.AsyncClient) -> None:
         errors={eid(7): "ResourceNotFound", "not a uri": "BadRequestData"},
     )
     assert await stored_ids(client) == []
+
+
+async def test_delete_error_shows_a_non_string_id_briefly_and_as_json(
+    client: httpx.AsyncClient,
+) -> None:
+    """An id that is no string is named by its JSON kind, not quoted whole as a Python repr
+    (a 1 MB object came back as a 1 MB detail, `None` for null)."""
+    resp = await client.post(
+        f"{OPS}/delete", json=[{"id": eid(1), "pad": "x" * 100_000}, None, 7, [eid(1)]]
+    )
+    assert resp.status_code == 207, resp.text
+    details = [e["error"]["detail"] for e in resp.json()["errors"]]
+    assert details == [
+        "entity id must be an absolute URI, got a JSON object",
+        "entity id must be an absolute URI, got null",
+        "entity id must be an absolute URI, got 7",
+        "entity id must be an absolute URI, got a JSON array",
+    ], details
 
 
 async def test_delete_same_id_twice(client: httpx.AsyncClient) -> None:

@@ -82,3 +82,27 @@ async def test_a_409_names_the_attribute_by_the_request_s_own_context(
     plain = {"id": ROOM, "type": "Room", "https://example.org/t": PROP}
     detail = _detail(await client.post(ENTITIES, json=plain))
     assert detail.startswith("https://example.org/t of entity "), detail
+
+
+@pytest.mark.parametrize("op", ["create", "upsert", "update", "merge"])
+async def test_ld_json_batch_items_409s_each_use_the_item_s_own_context(
+    client: httpx.AsyncClient, op: str
+) -> None:
+    """Each ld+json item brings its @context, and its 409 names the attribute by that
+    context's term (a batch's only context was the core one: the IRI came back)."""
+    ld = {"Content-Type": "application/ld+json"}
+    doc = reg("a", "exclusive", names=["temperature"])
+    doc["@context"] = [{"temperature": "https://example.org/t"}]
+    assert (await client.post(REGS, json=doc, headers=ld)).status_code == 201
+    if op != "create":
+        assert (await client.post(ENTITIES, json=room(u=1))).status_code == 201
+    items = [
+        {"id": ROOM, "type": "Room", term: PROP, "@context": [{term: "https://example.org/t"}]}
+        for term in ("temperature", "warmth")
+    ]
+    resp = await client.post(f"{BASE}/entityOperations/{op}", json=items, headers=ld)
+    assert resp.status_code == 207, resp.text
+    details = [e["error"]["detail"] for e in resp.json()["errors"]]
+    assert len(details) == 2, details
+    assert details[0].startswith("temperature of entity "), details
+    assert details[1].startswith("warmth of entity "), details

@@ -1,4 +1,5 @@
-"""How many bytes a request body may take, by what the request writes (decision 082).
+"""How much a request body may hold: its bytes, by what the request writes (decision 082),
+and a batch's items (decision 095).
 
 CITYHUB_MAX_BODY (64 MiB) leaves room for the largest batch: 1,000 entities each carrying an
 inline @context. A request that writes one entity needs far less, and a 50 MB body sent to
@@ -14,6 +15,11 @@ from cityhub.settings import Settings
 # Bytes of body per byte stored: JSON may escape each character as \uXXXX (Python's
 # json.dumps does, for every non-ASCII one), six bytes for the two of a Latin letter's UTF-8.
 ESCAPED = 3
+
+# Items one batch request may hold (decision 095): each earns its own line in a 207, about
+# 180 bytes for an error, so 500,000 two-byte items (a 1 MB body) made an 89 MB answer. The
+# largest chunk `cityhub import` sends.
+MAX_BATCH_ITEMS = 100_000
 
 
 def entity_body_limit(settings: Settings) -> int:

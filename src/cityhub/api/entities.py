@@ -36,8 +36,9 @@ from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop, off_loop_for_write
 from cityhub.api.router import ENCODED
 from cityhub.ngsild import params as P
+from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import check_path_id, expand_entity, expand_name
-from cityhub.ngsild.errors import BadRequestData, ClaimedAttribute, ResourceNotFound
+from cityhub.ngsild.errors import BadRequestData, ClaimedAttribute, NgsiLdError, ResourceNotFound
 from cityhub.ngsild.geojson import Geometries, collection, feature, stored_geometries
 from cityhub.ngsild.linked import listed_once, render_joined
 from cityhub.ngsild.query import ast
@@ -417,14 +418,20 @@ def _selected(request: Request, ctx: Ctx, method: Callable[..., T]) -> Callable[
     return run
 
 
-def _batch_result(out: BatchOutcome, ctx: Ctx, ok_status: int, ok_body: Any = None) -> Response:
+def _batch_result(
+    out: BatchOutcome,
+    ok_status: int,
+    ok_body: Any = None,
+    items: Any = None,
+    terms: Callable[[Any], TermMap] | None = None,
+) -> Response:
+    """201/204 with ok_body, or the 207 BatchOperationResult; terms: each item's term map."""
     if not out.errors:
         if ok_body is None:
             return no_content()
         return plain_json(ok_body, status=ok_status)
-    for _, err in out.errors:
-        if isinstance(err, ClaimedAttribute):  # named in the batch's terms, as a 409 is
-            err.in_terms(ctx.tm.compact)
+    if terms is not None:
+        _in_item_terms(out, items, terms)
     return plain_json(
         {
             "success": out.success,
@@ -434,21 +441,33 @@ def _batch_result(out: BatchOutcome, ctx: Ctx, ok_status: int, ok_body: Any = No
     )
 
 
+def _in_item_terms(out: BatchOutcome, items: list[Any], terms: Callable[[Any], TermMap]) -> None:
+    """Name each claimed attribute of a 409 as its item does: an ld+json item brings its own
+    @context (a JSON batch's items share the Link one), so the batch has no one term map."""
+    for at, (_, err) in zip(out.failed, out.errors, strict=True):
+        if isinstance(err, ClaimedAttribute):
+            try:
+                tm = terms(items[at])
+            except NgsiLdError:  # (compiled once already: only a context gone since)
+                continue
+            err.in_terms(tm.compact)
+
+
 async def batch_create(request: Request) -> Response:
     """POST /entityOperations/create."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media)
     out = await grouped_slices(
         request, service(request).batch_create, ctx.tenant, body, tm_of, terms=tm_of
     )
-    return _batch_result(out, ctx, 201, out.success)
+    return _batch_result(out, 201, out.success, body, tm_of)
 
 
 async def batch_upsert(request: Request) -> Response:
     """POST /entityOperations/upsert."""
     params = params_of(request)
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media)
     opts = P.options(params)
     if {"replace", "update"} <= opts:
@@ -459,13 +478,13 @@ async def batch_upsert(request: Request) -> Response:
     )
     if not out.errors and out.created:
         return plain_json(out.created, status=201)
-    return _batch_result(out, ctx, 204)
+    return _batch_result(out, 204, None, body, tm_of)
 
 
 async def batch_update(request: Request) -> Response:
     """POST /entityOperations/update."""
     params = params_of(request)
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media, must_exist=True)
     out = await grouped_slices(
         request,
@@ -476,24 +495,24 @@ async def batch_update(request: Request) -> Response:
         "noOverwrite" in P.options(params),
         terms=tm_of,
     )
-    return _batch_result(out, ctx, 204)
+    return _batch_result(out, 204, None, body, tm_of)
 
 
 async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge."""
     params_of(request)  # refuses unknown parameters
-    body, media = await read_body(request)
+    body, media = await read_body(request, batch=True)
     ctx, tm_of = await batch_context(request, body, media, must_exist=True)
     out = await grouped_slices(
         request, service(request).batch_merge, ctx.tenant, body, tm_of, terms=tm_of
     )
-    return _batch_result(out, ctx, 204)
+    return _batch_result(out, 204, None, body, tm_of)
 
 
 async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete."""
     params_of(request)  # refuses unknown parameters
-    body, _ = await read_body(request)
+    body, _ = await read_body(request, batch=True)
     ctx = await context_of(request, must_exist=True)
     out = await grouped_slices(request, service(request).batch_delete, ctx.tenant, body)
-    return _batch_result(out, ctx, 204)
+    return _batch_result(out, 204)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from cityhub import bigjson
 from cityhub.api.allowed import UNSUPPORTED, allowed_for, options_for
 from cityhub.api.body_budget import COUNTED
-from cityhub.api.body_limits import entity_body_limit
+from cityhub.api.body_limits import MAX_BATCH_ITEMS, entity_body_limit
 from cityhub.api.commit import grouped
 from cityhub.bigjson import OFF_LOOP, in_thread
 from cityhub.jsondepth import MAX_DEPTH, too_deep
@@ -31,7 +31,7 @@ from cityhub.ngsild.context import (
     parse_link_header,
 )
 from cityhub.ngsild.core_context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS
-from cityhub.ngsild.entity import NULL_URI, check_uri
+from cityhub.ngsild.entity import NULL_URI, check_uri, entity_object
 from cityhub.ngsild.errors import (
     EXCERPT,
     BadRequestData,
@@ -216,10 +216,11 @@ def _check_charset(params: str) -> None:
 
 
 async def read_body(
-    request: Request, *, patch: bool = False, one_entity: bool = False
+    request: Request, *, patch: bool = False, one_entity: bool = False, batch: bool = False
 ) -> tuple[Any, str]:
     """The parsed JSON body and its media type; 415 for other types, 400 for bad JSON, 413
-    past CITYHUB_MAX_BODY, or, for a request that writes `one_entity`, past its own bound."""
+    past CITYHUB_MAX_BODY, or, for a request that writes `one_entity`, past its own bound,
+    or, for a `batch`, past MAX_BATCH_ITEMS items."""
     media, _, params = header(request, b"content-type").partition(";")
     media = media.strip().lower()
     ok = (JSON, JSONLD, MERGE_PATCH) if patch else (JSON, JSONLD)
@@ -236,8 +237,15 @@ async def read_body(
     if not raw:
         raise InvalidRequest("the request body is empty")
     if len(raw) >= OFF_LOOP:  # parsed in pieces on a thread: other requests move on meanwhile
-        return await in_thread(_parsed, raw, bigjson.loads), media
-    return _parsed(raw, orjson.loads), media
+        body = await in_thread(_parsed, raw, bigjson.loads)
+    else:
+        body = _parsed(raw, orjson.loads)
+    if batch and isinstance(body, list) and len(body) > MAX_BATCH_ITEMS:
+        raise RequestTooLarge(
+            f"a batch holds at most {MAX_BATCH_ITEMS:,} items and this one has "
+            f"{len(body):,}; send them in several requests"
+        )
+    return body, media
 
 
 def _parsed(raw: bytes, loads: Callable[[bytes], Any]) -> Any:
@@ -563,7 +571,7 @@ async def batch_context(
         inline = _InlineBudget()
 
         def per_item(item: Any) -> TermMap:
-            if not isinstance(item, dict) or "@context" not in item:
+            if "@context" not in entity_object(item):
                 raise BadRequestData("an application/ld+json entity must carry an @context")
             inline.take(item["@context"])
             return cache.compile(item["@context"])

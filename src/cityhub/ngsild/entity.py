@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed, shown
 from cityhub.ngsild.languages import check_language_map
 from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null, refuse_first_level
 from cityhub.ngsild.timeutil import parse_ts
@@ -243,7 +243,7 @@ def check_uri(value: Any, what: str) -> str:
                 f"{size:,}"
             )
     if not isinstance(value, str) or not is_absolute_iri(value) or _BAD_URI.search(value):
-        raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
+        raise BadRequestData(f"{what} must be an absolute URI, got {shown(value)}")
     return value
 
 
@@ -281,13 +281,20 @@ def expand_scope(raw: Any) -> list[str]:
     return list(items)
 
 
+def entity_object(body: Any) -> dict[str, Any]:
+    """body, when it is an entity's JSON object at all: what a write answers for one that
+    is not, a single write or a batch item alike."""
+    if not isinstance(body, dict) or not body:
+        raise InvalidRequest("an entity must be a non-empty JSON object")
+    return body
+
+
 def expand_entity(
     body: Any, tm: TermMap, *, need_id: bool = True, nulls: bool = False
 ) -> dict[str, Any]:
     """Validate a whole entity (normalized or concise) and return its stored form; with
     nulls (batch update), attributes and a scope given the null marker are deletions."""
-    if not isinstance(body, dict) or not body:
-        raise InvalidRequest("an entity must be a non-empty JSON object")
+    entity_object(body)
     body = unaliased(body)
     eid = body.get("id")
     if need_id or eid is not None:

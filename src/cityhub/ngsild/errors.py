@@ -51,7 +51,8 @@ class InvalidRequest(NgsiLdError):
 
 
 class RequestTooLarge(InvalidRequest):
-    """The request body is larger than the hub accepts (CITYHUB_MAX_BODY); HTTP's 413."""
+    """The request body is larger than the hub accepts (CITYHUB_MAX_BODY, or a batch past
+    MAX_BATCH_ITEMS items); HTTP's 413."""
 
     status = 413
     title = "Request body too large"
@@ -169,6 +170,22 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def shown(value: Any) -> str:
+    """A client's JSON value as an error names it: a string as excerpt quotes it, an object
+    or array by its kind (an item quoted whole came back as a 1 MB detail), else as JSON."""
+    if isinstance(value, str):
+        return excerpt(value)
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def storage_full(detail: str = "nothing of this request was stored") -> NgsiLdError:

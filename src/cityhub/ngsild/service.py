@@ -15,6 +15,7 @@ from cityhub.ngsild.entity import (
     Instance,
     check_body_id,
     check_uri,
+    entity_object,
     expand_attrs,
     expand_entity,
     expand_instance,
@@ -649,9 +650,7 @@ class EntityService:
 
         def op(tx: WriteTx, item: Any) -> str:
             t = _tm(tm, item)
-            if not isinstance(item, dict):
-                raise BadRequestData("each entity must be a JSON object")
-            item = unaliased(item)
+            item = unaliased(entity_object(item))
             eid = check_uri(item.get("id"), "entity id")
             types = expand_types(item["type"], t) if item.get("type") else None
             old = tx.get(eid)
