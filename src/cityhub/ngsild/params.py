@@ -10,8 +10,8 @@ from typing import Any
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, TooManyResults
-from cityhub.ngsild.languages import LANGUAGE_TAG, TAG
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, TooManyResults, excerpt
+from cityhub.ngsild.languages import LANGUAGE_TAG, MAX_RANGES, TAG
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, check_names, parse_projection
@@ -115,10 +115,17 @@ _LANG_ITEM = re.compile(rf"\s*(\*|{TAG})\s*(;\s*q=(0(\.\d{{0,3}})?|1(\.0{{0,3}})
 
 
 def check_lang(lang: str | None) -> str | None:
-    """lang= as clause 4.15 allows it (tags or *, each with a q weight); 400 otherwise, as an
-    empty or garbled value was read as no preference at all."""
-    if lang is not None and not all(_LANG_ITEM.fullmatch(item) for item in lang.split(",")):
-        raise BadRequestData(f"lang must be language tags or *, not {lang!r}")
+    """lang= as clause 4.15 allows it (tags or *, each with a q weight), at most MAX_RANGES of
+    them; 400 otherwise, as an empty or garbled value was read as no preference at all."""
+    if lang is None:
+        return None
+    items = lang.split(",")
+    if len(items) > MAX_RANGES:
+        raise BadRequestData(
+            f"lang names {len(items):,} language ranges, at most {MAX_RANGES}: {excerpt(lang)}"
+        )
+    if not all(_LANG_ITEM.fullmatch(item) for item in items):
+        raise BadRequestData(f"lang must be language tags or *, not {excerpt(lang)}")
     return lang
 
 
