@@ -49,7 +49,7 @@ def csv(value: str | None) -> list[str]:
         return []
     items = [v.strip() for v in value.split(",")]
     if any(not v for v in items):
-        raise BadRequestData(f"empty item in list parameter {value!r}")
+        raise BadRequestData(f"empty item in list parameter {excerpt(value)}")
     return items
 
 
@@ -143,7 +143,7 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
         )
         if fmt not in FORMATS:  # temporalValues and aggregatedValues only on /temporal
             raise InvalidRequest(
-                f"unknown format {params['format']!r}; use normalized, concise or "
+                f"unknown format {excerpt(params['format'])}; use normalized, concise or "
                 "keyValues (simplified); GeoJSON is asked for with "
                 "Accept: application/geo+json"
             )
@@ -166,13 +166,13 @@ def merge_form(params: Mapping[str, str]) -> MergeForm:
         fmt = params["format"]
         if fmt not in ("normalized", "concise", "keyValues", "simplified"):
             raise InvalidRequest(
-                f"unknown format {fmt!r}; a merge body is normalized, concise or keyValues"
+                f"unknown format {excerpt(fmt)}; a merge body is normalized, concise or keyValues"
             )
         key_values = fmt in ("keyValues", "simplified")
     lang = params.get("lang")
     if lang is not None and not LANGUAGE_TAG.fullmatch(lang):
         raise BadRequestData(
-            f"lang of a merge names the one language of its strings (en, de-CH), not {lang!r}"
+            f"lang of a merge names the one language of its strings (en, de-CH), not {excerpt(lang)}"
         )
     observed_at = params.get("observedAt")
     if observed_at is not None:
@@ -271,14 +271,16 @@ def order_by(text: str | None, tm: TermMap) -> tuple[OrderKey, ...]:
                 f"orderBy {direction} is not supported: the hub does not sort by distance"
             )
         if direction not in ("", "asc", "desc"):
-            raise BadRequestData(f"orderBy direction must be asc or desc, not {direction!r}")
+            raise BadRequestData(f"orderBy direction must be asc or desc, not {excerpt(direction)}")
         desc = direction == "desc"
         if text_path in _ORDER_MEMBERS:
             out.append(OrderKey((text_path,), desc))
             continue
         path = parse_path(text_path, "orderBy path")
         if path.attr in _ORDER_MEMBERS:
-            raise BadRequestData(f"orderBy {text_path!r}: {path.attr} has no sub-paths")
+            raise BadRequestData(
+                f"orderBy {excerpt(text_path)}: {excerpt(path.attr)} has no sub-paths"
+            )
         steps = [tm.expand(check_name(path.attr))]
         steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in path.sub]
         out.append(OrderKey(tuple(steps), desc, path.keys))
