@@ -208,6 +208,7 @@ async def post_query(request: Request) -> Response:
     ctx = await context_of(request, body, media, accept=GET_TYPES, must_exist=True)
     params = params_of(request)
     params.update(query_params(body))
+    P.options(params, P.READ_OPTIONS)  # the body's options too
     _geometry_property_fits(ctx, params)
     return await off_loop(request, _query, request, ctx, params, body.get("entities"))
 

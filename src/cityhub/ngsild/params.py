@@ -41,6 +41,9 @@ _OPTIONS = {
     "deleteAll",
     "noDetail",
 }
+# the options of entity reads (GET /entities, GET /entities/{id}, POST .../query): a write's
+# or a temporal read's option there was a 200 in normalized form, as if nothing were asked
+READ_OPTIONS = frozenset({"keyValues", "simplified", "concise", "normalized", "sysAttrs", "count"})
 
 
 def csv(value: str | None) -> list[str]:
