@@ -17,6 +17,9 @@ NONE = "@none"  # the strings of no language (JSON-LD)
 # language ranges one lang= may name: an Accept-Language names a handful, and every
 # LanguageProperty rendered walks them (3,000 held a 1,000-entity page for 9.4 s of CPU)
 MAX_RANGES = 32
+# characters one of them may hold: RFC 5646 4.4.1 asks for 35 at least; its lookup drops one
+# subtag at a time, and a tag of 10,000 subtags held a 50-entity page for 6 s of CPU
+MAX_RANGE_CHARS = 64
 
 
 def check_language_map(value: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, TooManyResults, excerpt
-from cityhub.ngsild.languages import LANGUAGE_TAG, MAX_RANGES, TAG
+from cityhub.ngsild.languages import LANGUAGE_TAG, MAX_RANGE_CHARS, MAX_RANGES, TAG
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, check_names, parse_projection
@@ -119,7 +119,8 @@ _LANG_ITEM = re.compile(rf"\s*(\*|{TAG})\s*(;\s*q=(0(\.\d{{0,3}})?|1(\.0{{0,3}})
 
 def check_lang(lang: str | None) -> str | None:
     """lang= as clause 4.15 allows it (tags or *, each with a q weight), at most MAX_RANGES of
-    them; 400 otherwise, as an empty or garbled value was read as no preference at all."""
+    them of MAX_RANGE_CHARS each; 400 otherwise, as an empty or garbled value was read as no
+    preference at all."""
     if lang is None:
         return None
     items = lang.split(",")
@@ -129,6 +130,12 @@ def check_lang(lang: str | None) -> str | None:
         )
     if not all(_LANG_ITEM.fullmatch(item) for item in items):
         raise BadRequestData(f"lang must be language tags or *, not {excerpt(lang)}")
+    longest = max(items, key=lambda item: len(item.partition(";")[0].strip()))
+    if len(longest.partition(";")[0].strip()) > MAX_RANGE_CHARS:
+        raise BadRequestData(
+            f"a language range of lang holds at most {MAX_RANGE_CHARS} characters: "
+            f"{excerpt(longest.strip())}"
+        )
     return lang
 
 
