@@ -168,3 +168,39 @@ async def test_a_query_body_with_contained_by_is_refused(client: httpx.AsyncClie
     body = {"type": "Query", "entities": [{"type": "T"}], "containedBy": "urn:x:1"}
     resp = await client.post("/ngsi-ld/v1/entityOperations/query", json=body)
     assert "containedBy" in problem(resp, 400, "BadRequestData")["detail"]
+
+
+# probe queryformats, finding 4 (2026-12-08): reads took the options of writes and of temporal
+# reads and answered 200 normalized, as if the client had asked for nothing
+@pytest.mark.parametrize("option", ["noOverwrite", "replace", "temporalValues", "aggregatedValues"])
+@pytest.mark.parametrize("where", ["entities", "entity", "query-url", "query-body"])
+async def test_a_read_refuses_an_option_of_another_operation(
+    client: httpx.AsyncClient, option: str, where: str
+) -> None:
+    await client.post("/ngsi-ld/v1/entities", json=ENTITY)
+    opts = f"keyValues,{option}"
+    query = {"type": "Query", "entities": [{"type": "T"}]}
+    if where == "entities":
+        resp = await client.get("/ngsi-ld/v1/entities", params={"type": "T", "options": opts})
+    elif where == "entity":
+        resp = await client.get(f"/ngsi-ld/v1/entities/{ENTITY['id']}", params={"options": opts})
+    elif where == "query-url":
+        resp = await client.post(
+            "/ngsi-ld/v1/entityOperations/query", params={"options": opts}, json=query
+        )
+    else:
+        resp = await client.post(
+            "/ngsi-ld/v1/entityOperations/query", json={**query, "options": opts}
+        )
+    detail = problem(resp, 400, "InvalidRequest")["detail"]
+    assert f"option(s) {option} do not apply" in detail
+
+
+@pytest.mark.parametrize("opts", ["keyValues,sysAttrs", "simplified", "concise", "normalized"])
+async def test_a_read_takes_the_options_of_reads(client: httpx.AsyncClient, opts: str) -> None:
+    await client.post("/ngsi-ld/v1/entities", json=ENTITY)
+    resp = await client.get("/ngsi-ld/v1/entities", params={"type": "T", "options": opts})
+    assert resp.status_code == 200, resp.text
+    body = {"type": "Query", "entities": [{"type": "T"}], "options": opts}
+    resp = await client.post("/ngsi-ld/v1/entityOperations/query", json=body)
+    assert resp.status_code == 200, resp.text

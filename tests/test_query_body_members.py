@@ -191,3 +191,29 @@ async def test_a_list_of_names_longer_than_any_entity_is_refused(
     assert "more than 2,000" in body["detail"]
     resp = await client.post(Q, json=_query(**{member: names[:2_000]}))
     assert resp.status_code == 200, resp.text[:300]
+
+
+# probe queryformats, finding 3 (2026-12-08): a member given in the body and as a URL
+# parameter of the same name was taken from the body alone, silently (`?lang=de` with
+# "lang": "en" answered English)
+@pytest.mark.parametrize("url", [Q, TQ])
+@pytest.mark.parametrize(
+    ("param", "value", "member"),
+    [
+        ("lang", "de", {"lang": "en"}),
+        ("attrs", "temp", {"attrs": ["other"]}),
+        ("options", "keyValues", {"options": "concise"}),
+    ],
+)
+async def test_a_member_given_twice_differently_is_refused(
+    client: httpx.AsyncClient, sensors: None, url: str, param: str, value: str, member: Any
+) -> None:
+    resp = await client.post(url, params={param: value}, json=_query(**member))
+    detail = problem(resp, 400, "BadRequestData")["detail"]
+    assert param in detail and "URL" in detail
+
+
+async def test_a_member_given_twice_alike_is_read(client: httpx.AsyncClient, sensors: None) -> None:
+    resp = await client.post(Q, params={"attrs": "temp"}, json=_query(attrs=["temp"]))
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()) == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from cityhub.ngsild.params import READ_OPTIONS
+
 _RENDER = {"options", "format", "lang", "attrs", "pick", "omit", "datasetId", "geometryProperty"}
 _JOIN = {"join", "joinLevel", "expandValues", "jsonKeys", "local"}
 _SELECT = {
@@ -104,12 +106,16 @@ ALLOWED[("GET", "/csourceRegistrations")] |= {
 }
 
 
-# (method, route) → the `options` an entity write accepts; the others are refused by name, as
-# PATCH .../attrs?options=noOverwrite answered 204 and overwrote. A route missing here takes
-# every option the hub knows (reads pick theirs from it). Batch merge takes none, nor lang or
+# (method, route) → the `options` an entity write or read accepts; the others are refused by
+# name, as PATCH .../attrs?options=noOverwrite answered 204 and overwrote, and a read took
+# noOverwrite or temporalValues and answered normalized. A route missing here takes every
+# option the hub knows (temporal reads check theirs themselves). Batch merge takes none, nor lang or
 # observedAt: Batch Entity Merge (5.6.20.3, 6.31) gives its entity array and `local` alone,
 # unlike Merge Entity (5.6.17); batch create and update take no representation either.
 OPTIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/entities"): READ_OPTIONS,
+    ("GET", "/entities/{eid}"): READ_OPTIONS,
+    ("POST", "/entityOperations/query"): READ_OPTIONS,
     ("PATCH", "/entities/{eid}"): frozenset({"keyValues", "simplified", "concise", "normalized"}),
     ("POST", "/entities/{eid}/attrs"): frozenset({"noOverwrite"}),
     ("PATCH", "/entities/{eid}/attrs"): frozenset(),

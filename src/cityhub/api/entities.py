@@ -31,7 +31,7 @@ from cityhub.api.http import (
     read_body,
     response_context,
 )
-from cityhub.api.query_body import query_params
+from cityhub.api.query_body import merged_params
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop, off_loop_for_write
 from cityhub.api.router import ENCODED
@@ -207,8 +207,8 @@ async def post_query(request: Request) -> Response:
     """POST /entityOperations/query: the query in a body."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, accept=GET_TYPES, must_exist=True)
-    params = params_of(request)
-    params.update(query_params(body))
+    params = merged_params(params_of(request), body)
+    P.options(params, P.READ_OPTIONS)  # the body's options too
     _geometry_property_fits(ctx, params)
     return await off_loop(request, _query, request, ctx, params, body.get("entities"))
 

@@ -80,6 +80,20 @@ def query_params(body: Any, *, temporal: bool = False) -> dict[str, str]:
     return out
 
 
+def merged_params(url: dict[str, str], body: Any, *, temporal: bool = False) -> dict[str, str]:
+    """The URL's parameters and the Query body's members as one set of GET parameters; one
+    named in both with different values is a 400, as the body's alone was read, silently
+    (`?lang=de` with "lang": "en" answered English)."""
+    members = query_params(body, temporal=temporal)
+    for key, value in members.items():
+        if key in url and url[key] != value:
+            raise BadRequestData(
+                f"{key} is given both as a URL parameter and in the Query body, with different "
+                "values; give it once"
+            )
+    return {**url, **members}
+
+
 def _only(obj: dict[str, Any], known: frozenset[str] | tuple[str, ...], what: str) -> None:
     """A 400 naming the first member of `obj` that is not `known`."""
     unknown = sorted(k for k in obj if k not in known)

@@ -20,7 +20,7 @@ from cityhub.api.http import (
     params_of,
     read_body,
 )
-from cityhub.api.query_body import query_params
+from cityhub.api.query_body import merged_params
 from cityhub.api.readers import off_loop
 from cityhub.api.router import ENCODED
 from cityhub.ngsild.entity import check_path_id
@@ -86,8 +86,7 @@ async def post_query(request: Request) -> Response:
     """POST /temporal/entityOperations/query."""
     body, media = await read_body(request)
     ctx = await context_of(request, body, media, must_exist=True)
-    params = params_of(request)
-    params.update(query_params(body, temporal=True))
+    params = merged_params(params_of(request), body, temporal=True)
     result = await off_loop(
         request, service(request).query, ctx.tenant, params, ctx.tm, selectors=body.get("entities")
     )

@@ -14,7 +14,13 @@ from urllib.parse import quote
 
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, MethodNotAllowed, shown
+from cityhub.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    MethodNotAllowed,
+    excerpt,
+    shown,
+)
 from cityhub.ngsild.languages import check_language_map
 from cityhub.ngsild.nested_null import NULL_URI, check_nested, holds_null, refuse_first_level
 from cityhub.ngsild.timeutil import parse_ts
@@ -153,14 +159,19 @@ class Budget:
             )
 
 
+def _quoted(name: Any) -> str:
+    """A refused name as an error quotes it: its start when it is long text."""
+    return excerpt(name) if isinstance(name, str) else excerpt(repr(name))[1:-1]
+
+
 def check_name(name: Any, what: str = "attribute name") -> str:
     """Reject names NGSI-LD forbids (empty, keywords, whitespace, <>\"'=;() and controls)."""
     if not isinstance(name, str) or not name or name.startswith("@"):
-        raise BadRequestData(f"invalid {what}: {name!r}")
+        raise BadRequestData(f"invalid {what}: {_quoted(name)}")
     bad = _BAD_NAME.search(name)
     if bad:
         raise BadRequestData(
-            f"invalid {what}: {name!r} holds {bad.group()!r} (names cannot hold whitespace, "
+            f"invalid {what}: {excerpt(name)} holds {bad.group()!r} (names cannot hold whitespace, "
             "control characters or <>\"'=;()\\)"
         )
     return name
@@ -174,7 +185,7 @@ def expand_name(name: Any, tm: TermMap, what: str = "attribute name") -> str:
             return known
     iri = tm.expand(check_name(name, what))
     if iri.startswith("@"):
-        raise BadRequestData(f"invalid {what}: {name!r} is a JSON-LD keyword")
+        raise BadRequestData(f"invalid {what}: {excerpt(name)} is a JSON-LD keyword")
     if len(tm.checked) < 10_000:
         tm.checked[name] = iri
     return iri

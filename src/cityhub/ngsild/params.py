@@ -10,8 +10,8 @@ from typing import Any
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_name, check_uri
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, TooManyResults
-from cityhub.ngsild.languages import LANGUAGE_TAG, TAG
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, TooManyResults, excerpt
+from cityhub.ngsild.languages import LANGUAGE_TAG, MAX_RANGE_CHARS, MAX_RANGES, TAG
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge_forms import MergeForm
 from cityhub.ngsild.projection import Projection, check_names, parse_projection
@@ -41,6 +41,9 @@ _OPTIONS = {
     "deleteAll",
     "noDetail",
 }
+# the options of entity reads (GET /entities, GET /entities/{id}, POST .../query): a write's
+# or a temporal read's option there was a 200 in normalized form, as if nothing were asked
+READ_OPTIONS = frozenset({"keyValues", "simplified", "concise", "normalized", "sysAttrs", "count"})
 
 
 def csv(value: str | None) -> list[str]:
@@ -49,7 +52,7 @@ def csv(value: str | None) -> list[str]:
         return []
     items = [v.strip() for v in value.split(",")]
     if any(not v for v in items):
-        raise BadRequestData(f"empty item in list parameter {value!r}")
+        raise BadRequestData(f"empty item in list parameter {excerpt(value)}")
     return items
 
 
@@ -115,10 +118,24 @@ _LANG_ITEM = re.compile(rf"\s*(\*|{TAG})\s*(;\s*q=(0(\.\d{{0,3}})?|1(\.0{{0,3}})
 
 
 def check_lang(lang: str | None) -> str | None:
-    """lang= as clause 4.15 allows it (tags or *, each with a q weight); 400 otherwise, as an
-    empty or garbled value was read as no preference at all."""
-    if lang is not None and not all(_LANG_ITEM.fullmatch(item) for item in lang.split(",")):
-        raise BadRequestData(f"lang must be language tags or *, not {lang!r}")
+    """lang= as clause 4.15 allows it (tags or *, each with a q weight), at most MAX_RANGES of
+    them of MAX_RANGE_CHARS each; 400 otherwise, as an empty or garbled value was read as no
+    preference at all."""
+    if lang is None:
+        return None
+    items = lang.split(",")
+    if len(items) > MAX_RANGES:
+        raise BadRequestData(
+            f"lang names {len(items):,} language ranges, at most {MAX_RANGES}: {excerpt(lang)}"
+        )
+    if not all(_LANG_ITEM.fullmatch(item) for item in items):
+        raise BadRequestData(f"lang must be language tags or *, not {excerpt(lang)}")
+    longest = max(items, key=lambda item: len(item.partition(";")[0].strip()))
+    if len(longest.partition(";")[0].strip()) > MAX_RANGE_CHARS:
+        raise BadRequestData(
+            f"a language range of lang holds at most {MAX_RANGE_CHARS} characters: "
+            f"{excerpt(longest.strip())}"
+        )
     return lang
 
 
@@ -136,7 +153,7 @@ def render_options(params: Mapping[str, str], tm: TermMap) -> RenderOptions:
         )
         if fmt not in FORMATS:  # temporalValues and aggregatedValues only on /temporal
             raise InvalidRequest(
-                f"unknown format {params['format']!r}; use normalized, concise or "
+                f"unknown format {excerpt(params['format'])}; use normalized, concise or "
                 "keyValues (simplified); GeoJSON is asked for with "
                 "Accept: application/geo+json"
             )
@@ -159,13 +176,13 @@ def merge_form(params: Mapping[str, str]) -> MergeForm:
         fmt = params["format"]
         if fmt not in ("normalized", "concise", "keyValues", "simplified"):
             raise InvalidRequest(
-                f"unknown format {fmt!r}; a merge body is normalized, concise or keyValues"
+                f"unknown format {excerpt(fmt)}; a merge body is normalized, concise or keyValues"
             )
         key_values = fmt in ("keyValues", "simplified")
     lang = params.get("lang")
     if lang is not None and not LANGUAGE_TAG.fullmatch(lang):
         raise BadRequestData(
-            f"lang of a merge names the one language of its strings (en, de-CH), not {lang!r}"
+            f"lang of a merge names the one language of its strings (en, de-CH), not {excerpt(lang)}"
         )
     observed_at = params.get("observedAt")
     if observed_at is not None:
@@ -264,14 +281,16 @@ def order_by(text: str | None, tm: TermMap) -> tuple[OrderKey, ...]:
                 f"orderBy {direction} is not supported: the hub does not sort by distance"
             )
         if direction not in ("", "asc", "desc"):
-            raise BadRequestData(f"orderBy direction must be asc or desc, not {direction!r}")
+            raise BadRequestData(f"orderBy direction must be asc or desc, not {excerpt(direction)}")
         desc = direction == "desc"
         if text_path in _ORDER_MEMBERS:
             out.append(OrderKey((text_path,), desc))
             continue
         path = parse_path(text_path, "orderBy path")
         if path.attr in _ORDER_MEMBERS:
-            raise BadRequestData(f"orderBy {text_path!r}: {path.attr} has no sub-paths")
+            raise BadRequestData(
+                f"orderBy {excerpt(text_path)}: {excerpt(path.attr)} has no sub-paths"
+            )
         steps = [tm.expand(check_name(path.attr))]
         steps += [n if n in _META_SUBS else tm.expand(check_name(n)) for n in path.sub]
         out.append(OrderKey(tuple(steps), desc, path.keys))

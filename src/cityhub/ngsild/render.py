@@ -185,11 +185,13 @@ def render_instance(inst: Instance, tm: TermMap, opts: RenderOptions, *, alone: 
         # the common case: the stored instance minus its system members, in stored order
         return _without_system(inst)
     content = inst[CONTENT_KEY[typ]]
-    key, shown = shown_content(typ, content, tm, opts.lang)
-    out: dict[str, Any] = {"type": typ, key: shown}
-    if key == "value" and typ == "LanguageProperty":
-        assert opts.lang is not None
-        out = {"type": "Property", "value": shown, "lang": choose_language(content, opts.lang)}
+    out: dict[str, Any]
+    if typ == "LanguageProperty" and opts.lang is not None and isinstance(content, dict):
+        tag = choose_language(content, opts.lang)  # once: the tag shown and its string
+        key, out = "value", {"type": "Property", "value": content.get(tag), "lang": tag}
+    else:
+        key, shown = shown_content(typ, content, tm, opts.lang)
+        out = {"type": typ, key: shown}
     if typ in ("Relationship", "ListRelationship") and "objectType" in inst:
         ot = inst["objectType"]
         out["objectType"] = [tm.compact(t) for t in ot] if isinstance(ot, list) else tm.compact(ot)

@@ -335,12 +335,12 @@ class _Parser:
         if not self.bounded:
             return
         if not text.isascii():
-            self.fail(f"{text!r} is no {kind}: its digits must be 0-9")
+            self.fail(f"{excerpt(text)} is no {kind}: its digits must be 0-9")
         digits = text.lstrip("-")
         if kind == "number" and len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
             self.fail(
-                f"{text!r} is no number: a number does not start with 0 (RFC 8259); "
-                f'quote a code as a string, "{text}"'
+                f"{excerpt(text)} is no number: a number does not start with 0 (RFC 8259); "
+                + (f'quote a code as a string, "{text}"' if len(text) <= EXCERPT else "quote it")
             )
 
     def value(self, allow_uri: bool, allow_term: bool = False) -> Value:
@@ -355,7 +355,7 @@ class _Parser:
                 self._strict_literal(m.group(), kind)
                 normed = norm(m.group())
                 if normed is None:
-                    self.fail(f"invalid {kind} {m.group()!r}")
+                    self.fail(f"invalid {kind} {excerpt(m.group())}")
                 self.i = m.end()
                 return Value(kind, m.group(), normed)
         m = _NUMBER_RE.match(self.s, self.i)
@@ -387,7 +387,7 @@ class _Parser:
                 self.i = m.end()
                 return Value("string", m.group())
             self.fail(  # (expandValues is a parameter of entity and temporal queries only)
-                f"expected a value, not the bare term {m.group()!r}: quote it as a string, or "
+                f"expected a value, not the bare term {excerpt(m.group())}: quote it as a string, or "
                 "name the attribute in expandValues"
             )
         self.fail('expected a value (number, "string", true/false, DateTime, Date, Time)')
@@ -413,7 +413,7 @@ def parse_path(text: str, what: str) -> AttrPath:
         if parser.peek():
             parser.fail(f"unexpected {parser.peek()!r}")
     except BadRequestData as exc:
-        raise BadRequestData(f"invalid {what} {text!r}: {exc.detail}") from None
+        raise BadRequestData(f"invalid {what} {excerpt(text)}: {exc.detail}") from None
     return path
 
 
