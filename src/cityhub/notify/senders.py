@@ -24,6 +24,7 @@ from yarl import URL
 
 from cityhub.masked_url import masked_url, masked_urls
 from cityhub.ngsild.context_guard import AddressGuard, AddressRefused
+from cityhub.ngsild.mqtt_endpoint import topic_of
 from cityhub.ngsild.subscriptions import RESERVED_HEADERS
 from cityhub.notify.endpoint_guard import SETTING, check_literal, connector_options, default_guard
 from cityhub.notify.http_pool import BoundedConnector
@@ -240,13 +241,15 @@ def mqtt_target(uri: str, notifier_info: list[dict[str, str]] | None) -> MqttTar
         if info.get("MQTT-Version") == "mqtt5.0"
         else aiomqtt.ProtocolVersion.V311
     )
+    if not parts.hostname:  # stored before create refused it: never the local broker
+        raise ValueError("the URI names no host")
     return MqttTarget(
-        host=parts.hostname or "localhost",
+        host=parts.hostname,
         port=parts.port or (8883 if tls else 1883),
         tls=tls,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        topic=unquote(parts.path.lstrip("/")),
+        topic=topic_of(uri),
         qos=qos,
         version=version,
     )
