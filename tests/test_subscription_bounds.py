@@ -57,6 +57,8 @@ REFUSED = [
     pytest.param(sub({"uri": "http://user:pw@/notify"}), id="http-user-but-no-host"),
     # brokers keep $ topics to themselves: the publish is acknowledged and reaches no one
     pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/$SYS/city")), id="mqtt-dollar-topic"),
+    # MQTT topics are UTF-8: %FF was published as U+FFFD, a topic the client never named
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/caf%FF")), id="mqtt-topic-not-utf8"),
     pytest.param(
         sub(
             {
@@ -118,6 +120,7 @@ async def test_csource_subscription_time_interval_has_the_same_floor(
         pytest.param(sub(timeInterval=1), id="timeInterval-1s"),
         pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/rooms/t")), id="mqtt-topic"),
         pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/$x")), id="mqtt-dollar-inside"),
+        pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/caf%C3%A9")), id="mqtt-utf8-topic"),
         pytest.param(sub(mqtt("mqtt://[::1]:1883/a")), id="mqtt-ipv6-host"),
         pytest.param(
             sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_Version="mqtt5.0", MQTT_QoS="2")),

@@ -19,7 +19,7 @@ def topic_of(uri: str) -> str:
     """The topic an MQTT endpoint names: its path after the one `/` that ends the authority
     (`mqtt://h//a` is topic `/a`, which MQTT tells from `a`)."""
     path = urlsplit(uri).path
-    return unquote(path[1:] if path.startswith("/") else path)
+    return unquote(path[1:] if path.startswith("/") else path, errors="strict")  # UTF-8 only
 
 
 def check_mqtt(uri: str, notifier_info: list[dict[str, str]] | None) -> None:
@@ -33,7 +33,10 @@ def check_mqtt(uri: str, notifier_info: list[dict[str, str]] | None) -> None:
             f"{where}: an MQTT endpoint takes no query or fragment (# is a topic wildcard, "
             "which a publish cannot use; percent-encode a ? that belongs to the topic)"
         )
-    topic = topic_of(uri)
+    try:
+        topic = topic_of(uri)
+    except UnicodeDecodeError:  # was published as U+FFFD, a topic the client never named
+        raise BadRequestData(f"{where}: the MQTT topic is not UTF-8 once percent-decoded") from None
     if not topic:
         raise BadRequestData(f"{where} names no MQTT topic (mqtt://host[:port]/topic)")
     if "+" in topic or "#" in topic:
