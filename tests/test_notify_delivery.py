@@ -188,6 +188,44 @@ async def test_mqtt_endpoint_publishes_to_a_real_broker(hub: httpx.AsyncClient) 
     assert payload["body"]["data"][0]["level"]["value"] == 7
 
 
+async def test_an_mqtt_topic_keeps_its_leading_slash(hub: httpx.AsyncClient) -> None:
+    """`mqtt://host//a/b` names topic `/a/b`, which MQTT tells from `a/b`: its subscribers
+    got nothing, as every leading slash was stripped."""
+    require_mosquitto()
+    host, port = MOSQUITTO
+    topic = f"/cityhub-test/{uuid.uuid4().hex}"
+    eid = "urn:ngsi-ld:Sensor:slash"
+    await create(hub, sensor(eid, 1))
+    async with aiomqtt.Client(host, port) as listener:
+        await listener.subscribe(topic, qos=1)
+        uri = f"mqtt://{host}:{port}/{topic}"
+        sub = subscription(
+            uri, eid, endpoint={"uri": uri, "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]}
+        )
+        assert (await hub.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+        resp = await hub.patch(
+            f"{BASE}/entities/{eid}/attrs", json={"level": {"type": "Property", "value": 8}}
+        )
+        assert resp.status_code == 204
+        async with asyncio.timeout(10):
+            message = await anext(aiter(listener.messages))
+    assert message.topic.value == topic
+    assert json.loads(bytes(message.payload))["body"]["data"][0]["level"]["value"] == 8  # type: ignore[arg-type]
+
+
+async def test_a_stored_mqtt_endpoint_without_a_host_fails_and_publishes_nowhere() -> None:
+    """One stored before create refused it went to the broker on localhost, as delivered."""
+    from cityhub.notify.outcome import Failed
+    from cityhub.notify.senders import MqttSender
+
+    sender = MqttSender()
+    try:
+        outcome = await sender.send("mqtt://user@/city/a", b"{}", {}, 1.0)
+    finally:
+        await sender.close()
+    assert isinstance(outcome, Failed) and "no host" in outcome.why
+
+
 async def test_a_full_queue_leaves_the_newest_in_the_outbox_never_the_one_in_flight() -> None:
     from cityhub.notify.delivery import Dispatcher, Policy
     from cityhub.store.base import OutboxItem

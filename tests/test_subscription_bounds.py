@@ -51,6 +51,26 @@ REFUSED = [
     pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_Version="mqtt9")), id="mqtt-version"),
     pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_QoS="7")), id="mqtt-qos-7"),
     pytest.param(sub(mqtt("mqtts://127.0.0.1:8883/a", MQTT_QoS="one")), id="mqtt-qos-word"),
+    # no host: stored, and MQTT ones were published to the hub's own localhost broker
+    pytest.param(sub(mqtt("mqtt://:1883/a")), id="mqtt-port-but-no-host"),
+    pytest.param(sub(mqtt("mqtt://user@/a")), id="mqtt-user-but-no-host"),
+    pytest.param(sub({"uri": "http://user:pw@/notify"}), id="http-user-but-no-host"),
+    # brokers keep $ topics to themselves: the publish is acknowledged and reaches no one
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/$SYS/city")), id="mqtt-dollar-topic"),
+    # MQTT topics are UTF-8: %FF was published as U+FFFD, a topic the client never named
+    pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/caf%FF")), id="mqtt-topic-not-utf8"),
+    pytest.param(
+        sub(
+            {
+                "uri": "mqtt://127.0.0.1:1883/a",
+                "notifierInfo": [
+                    {"key": "MQTT-QoS", "value": "0"},
+                    {"key": "MQTT-QoS", "value": "2"},
+                ],
+            }
+        ),
+        id="mqtt-qos-twice",
+    ),
     # a subscription of 200,000 entities held every request for 17 s (hostile probe)
     pytest.param(
         sub(entities=[{"type": "B", "id": f"urn:b:{i}"} for i in range(1001)]),
@@ -99,6 +119,9 @@ async def test_csource_subscription_time_interval_has_the_same_floor(
         pytest.param(sub(notification={"join": "flat", "joinLevel": 16}), id="joinLevel-16"),
         pytest.param(sub(timeInterval=1), id="timeInterval-1s"),
         pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/rooms/t")), id="mqtt-topic"),
+        pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/city/$x")), id="mqtt-dollar-inside"),
+        pytest.param(sub(mqtt("mqtt://127.0.0.1:1883/caf%C3%A9")), id="mqtt-utf8-topic"),
+        pytest.param(sub(mqtt("mqtt://[::1]:1883/a")), id="mqtt-ipv6-host"),
         pytest.param(
             sub(mqtt("mqtt://127.0.0.1:1883/a", MQTT_Version="mqtt5.0", MQTT_QoS="2")),
             id="mqtt5-qos2",

@@ -220,7 +220,7 @@ def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) 
     scheme = parts.scheme.lower()
     if schemes is not None and scheme not in schemes:
         raise BadRequestData(f"{what} must use one of the schemes {', '.join(schemes)}")
-    if scheme in ENDPOINT_SCHEMES and not parts.netloc:
+    if scheme in ENDPOINT_SCHEMES and not parts.hostname:  # `u@` or `:1883` is no host
         raise BadRequestData(f"{what} must name a host, got {value!r}")
     if scheme in ENDPOINT_SCHEMES and port == 0:  # stored, then every attempt was refused
         raise BadRequestData(f"{what} names port 0, which nothing can be reached on: {value!r}")

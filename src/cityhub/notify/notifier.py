@@ -99,7 +99,7 @@ class Notifier:
         )
         self.stamps = Stamps()  # throttling clocks of the open transaction (csource's too)
         self.http = http if http is not None else HttpSender()
-        self.mqtt = MqttSender()
+        self.mqtt = MqttSender(guard=self.http.guard)  # brokers as receivers: decision 033
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from yarl import URL
 
 from cityhub.masked_url import masked_url, masked_urls
 from cityhub.ngsild.context_guard import AddressGuard, AddressRefused
+from cityhub.ngsild.mqtt_endpoint import topic_of
 from cityhub.ngsild.subscriptions import RESERVED_HEADERS
 from cityhub.notify.endpoint_guard import SETTING, check_literal, connector_options, default_guard
 from cityhub.notify.http_pool import BoundedConnector
@@ -240,13 +242,15 @@ def mqtt_target(uri: str, notifier_info: list[dict[str, str]] | None) -> MqttTar
         if info.get("MQTT-Version") == "mqtt5.0"
         else aiomqtt.ProtocolVersion.V311
     )
+    if not parts.hostname:  # stored before create refused it: never the local broker
+        raise ValueError("the URI names no host")
     return MqttTarget(
-        host=parts.hostname or "localhost",
+        host=parts.hostname,
         port=parts.port or (8883 if tls else 1883),
         tls=tls,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        topic=unquote(parts.path.lstrip("/")),
+        topic=topic_of(uri),
         qos=qos,
         version=version,
     )
@@ -256,8 +260,10 @@ class MqttSender:
     """Publish to MQTT brokers, one connection per broker and credentials, kept while it is
     used and closed after ``idle`` seconds without a publish."""
 
-    def __init__(self, idle: float = MQTT_IDLE) -> None:
+    def __init__(self, idle: float = MQTT_IDLE, guard: AddressGuard | None = None) -> None:
         self.idle = idle
+        self.guard = guard if guard is not None else default_guard()
+        self._refused_log = KeyedThrottledLog(log, REFUSED_LOG_EVERY)  # by host
         self._clients: dict[tuple[Any, ...], aiomqtt.Client] = {}
         self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self._busy: dict[tuple[Any, ...], int] = {}  # publishes (or connects) under way
@@ -272,8 +278,9 @@ class MqttSender:
         async with self._locks.setdefault(key, asyncio.Lock()):
             client = self._clients.get(key)
             if client is None:
+                address = await asyncio.wait_for(self._address(target), timeout)
                 client = aiomqtt.Client(
-                    target.host,
+                    address,
                     target.port,
                     username=target.username,
                     password=target.password,
@@ -286,6 +293,21 @@ class MqttSender:
                 await asyncio.wait_for(client.__aenter__(), timeout)
                 self._clients[key] = client
         return client
+
+    async def _address(self, target: MqttTarget) -> str:
+        """Where to connect: the broker's host once every address it resolves to is allowed
+        (decision 033), by the address checked, so a name cannot resolve elsewhere the
+        second time; by name over TLS, whose certificate names the host."""
+        if self.guard.open:
+            return target.host
+        found = await asyncio.get_running_loop().getaddrinfo(
+            target.host, target.port, type=socket.SOCK_STREAM
+        )
+        addresses = [str(info[4][0]) for info in found]
+        for address in addresses:
+            if not self.guard.allows(address):
+                raise AddressRefused(target.host, address)
+        return target.host if target.tls else addresses[0]
 
     async def send(
         self,
@@ -311,6 +333,15 @@ class MqttSender:
             client = await self._client(target, timeout)
             await asyncio.wait_for(client.publish(target.topic, message, qos=target.qos), timeout)
             return True
+        except AddressRefused as exc:
+            self._refused_log.warning(
+                exc.host,
+                "notification to %s refused: %s, not in %s (docs/decisions/033)",
+                masked_url(uri),
+                exc,
+                SETTING,
+            )
+            return Failed(f"its address is not allowed ({SETTING})")
         except (TimeoutError, aiomqtt.MqttError, OSError, ValueError) as exc:
             why = _cause(exc, timeout)
             log.debug("MQTT notification to %s failed: %s", masked_url(uri), why)
