@@ -76,6 +76,10 @@ async def test_an_entity_deleted_without_attributes_leaves_its_deletion(
     assert await found_deleted(client, "after", got["deletedAt"]) == [EID]
     assert await found_deleted(client, "before", got["deletedAt"]) == []
     assert await found_deleted(client, "before", "2999-01-01T00:00:00Z") == [EID]
+    # naming attributes asks for their deletions: this entity had none
+    params = {"type": "Bench", "timeproperty": "deletedAt", "timerel": "after", "timeAt": EARLY}
+    resp = await client.get(f"{BASE}/temporal/entities", params={**params, "attrs": "seats"})
+    assert resp.status_code == 200 and resp.json() == [], resp.text
 
 
 async def test_a_created_again_entity_is_deleted_only_once_deleted_again(
