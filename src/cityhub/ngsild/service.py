@@ -175,12 +175,14 @@ class EntityService:
 
     def _delete(self, tx: WriteTx, eid: str) -> bool:
         """Delete an entity and record each of its instances as deleted in its history, as an
-        attribute DELETE records it: the history used to end without saying the entity went."""
+        attribute DELETE records it, and the entity's deletedAt: the history used to end
+        without saying the entity went, and said nothing of one without attributes."""
         old = tx.delete(eid)
         if old is None:
             return False
         now = now_iso()
         self._record(tx, old, {n: [deletion(i, now) for i in v] for n, v in old["attrs"].items()})
+        tx.record_deletion(old["id"], old["type"], now)
         return True
 
     def replace(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:

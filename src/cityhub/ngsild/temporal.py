@@ -709,6 +709,8 @@ class TemporalService:
             out[tm.compact(name)] = rendered
         if opts.sys_attrs:
             out["createdAt"], out["modifiedAt"] = header["createdAt"], header["modifiedAt"]
+            if "deletedAt" in header:  # its entity stays deleted (decision 102)
+                out["deletedAt"] = header["deletedAt"]
         return out
 
     def _render_aggr(

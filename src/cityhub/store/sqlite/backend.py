@@ -40,7 +40,15 @@ from cityhub.store.base import (
     WriteGuard,
 )
 from cityhub.store.reads import ReadLimit
-from cityhub.store.sqlite import erasures, functions, outbox, resources, temporal, typestats
+from cityhub.store.sqlite import (
+    deletions,
+    erasures,
+    functions,
+    outbox,
+    resources,
+    temporal,
+    typestats,
+)
 from cityhub.store.sqlite.binding import bind_none_cheaply
 from cityhub.store.sqlite.bulk import insert_rows
 from cityhub.store.sqlite.busy import begin_immediate
@@ -1584,6 +1592,13 @@ class SqliteWriteTx:
         self._write_held()
         self._record_tenant()
         temporal.add_many(self.conn, self.names, self.tenant, eid, types, attrs, scope)
+
+    def record_deletion(self, eid: str, types: list[str], at: str) -> None:
+        """Mark the entity's temporal representation deleted at `at`, after what is held (its
+        markers among it), so that no held write clears it (decision 102)."""
+        self._write_held()
+        self._record_tenant()
+        deletions.record(self.conn, self.tenant, eid, types, at)
 
     def delete_history(
         self, eid: str, attr: str | None = None, dataset_id: Any = ...

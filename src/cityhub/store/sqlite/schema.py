@@ -3,9 +3,9 @@
 from collections.abc import Callable
 from sqlite3 import Connection
 
-from cityhub.store.sqlite import erasures, instance_rows, outbox, typesets, typestats
+from cityhub.store.sqlite import deletions, erasures, instance_rows, outbox, typesets, typestats
 
-SCHEMA_VERSION = 21
+SCHEMA_VERSION = 22
 
 # numberOfHits and lastUsage of each @context (the core one too), saved now and then and at
 # shutdown (api/context_usage.py), so a restart does not show every context as never used.
@@ -21,13 +21,14 @@ CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 # scope: the entity's scope as a JSON array (NULL without one), as the last write through
 # either API gave it, so that scopeQ selects temporal entities that have no current entity
-# (docs/decisions/029).
+# (docs/decisions/029). deleted_at: when the entity was last deleted, while no entity write
+# has made it again (store/sqlite/deletions.py, docs/decisions/102).
 TENTITIES_DDL = """
 CREATE TABLE IF NOT EXISTS tentities (
     tpk INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
     created_at TEXT NOT NULL, modified_at TEXT NOT NULL,
-    scope TEXT,
+    scope TEXT, deleted_at TEXT,
     UNIQUE (tenant, id)
 );
 """
@@ -297,6 +298,9 @@ UPDATE geo_rtree SET minx = x.b ->> 0, maxx = x.b ->> 1, miny = x.b ->> 2, maxy 
     FROM temp.geo_boxes x WHERE x.gid = geo_rtree.gid AND x.b IS NOT NULL;
 DROP TABLE temp.geo_boxes;
 """,
+    # 21 -> 22: a temporal entity keeps when its entity was deleted (decision 102); the column
+    # is added by BEFORE_MIGRATION[21], NULL for the deletions before it (no time was kept).
+    21: "",
 }
 # Run before the migration from a version, outside its transaction (idempotent DDL): the
 # outbox is not part of DDL, and a database from before it or its kind column lacks them.
@@ -304,6 +308,7 @@ BEFORE_MIGRATION: dict[int, Callable[[Connection], None]] = {
     10: outbox.before_upgrade,
     14: outbox.add_incarnations,
     15: instance_rows.add_id_time,
+    21: deletions.add_column,
 }
 
 

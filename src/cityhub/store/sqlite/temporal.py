@@ -42,6 +42,8 @@ from cityhub.store.sqlite.qsql import Compiler, id_bound
 # epoch_of (store/sqlite/functions.py) reads the microseconds; julianday() kept milliseconds,
 # so `timerel=after` at an instance's own deletedAt left it out
 _DELETED_AT = "epoch_of(json_extract(h.inst, '$.deletedAt'))"
+# the entity's own deletion (store/sqlite/deletions.py), on the deletedAt axis
+_ENTITY_DELETED_AT = "epoch_of(tt.deleted_at)"
 TIME_COLUMNS = {
     "observedAt": "h.t_observed",
     "createdAt": "h.t_created",
@@ -145,15 +147,18 @@ def add_many(
     the stored instance observed then would erase the value it changed from. With
     replace_observed (the temporal API), an observation replaces one the temporal API stored
     at its time, attribute and datasetId, never one an entity write recorded. `scope` is the entity's scope (None:
-    it has none), set in the same statement; KEEP leaves the stored one.
+    it has none), set in the same statement; KEEP leaves the stored one. An entity write
+    ends the entity's deletion (decision 102); the temporal API's leave it.
     """
     now = write_time(attrs)
     types_json = orjson.dumps(types).decode() if types else None
+    # an entity write makes the entity exist again; the temporal API's leave it deleted
+    upserts = _TEMPORAL_UPSERTS if replace_observed else _ENTITY_UPSERTS
     if scope is KEEP or not scope:  # most writes: the scope is no parameter (see _UPSERT)
-        sql = _UPSERT_KEEPING_SCOPE if scope is KEEP else _UPSERT_WITHOUT_SCOPE
+        sql = upserts[0 if scope is KEEP else 1]
         params: tuple[Any, ...] = (tenant, eid, types_json or "[]", now, now, types_json, now)
     else:
-        sql = _UPSERT_WITH_SCOPE
+        sql = upserts[2]
         params = (tenant, eid, types_json or "[]", now, now, _scope_json(scope), types_json, now)
     row = conn.execute(sql, params).fetchone()
     tpk, fresh = row[0], bool(row[1])
@@ -169,13 +174,25 @@ _UPSERT = (
     "types = types_union(tentities.types, ?)"
 )
 _RETURNING = " RETURNING tpk, created_at = ?"
-_UPSERT_KEEPING_SCOPE = _UPSERT + _RETURNING
-_UPSERT_WITHOUT_SCOPE = _UPSERT + ", scope = NULL" + _RETURNING
 _UPSERT_WITH_SCOPE = (
     "INSERT INTO tentities (tenant, id, types, created_at, modified_at, scope) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
     "modified_at = excluded.modified_at, types = types_union(tentities.types, ?), "
-    "scope = excluded.scope" + _RETURNING
+    "scope = excluded.scope"
+)
+# What an entity write sets besides: the entity exists (again), so it is no longer deleted
+# (decision 102); a literal, no parameter bound.
+CLEARS_DELETION = ", deleted_at = NULL"
+# (scope kept, scope none, scope sent) for the temporal API's writes and for entity writes
+_TEMPORAL_UPSERTS = (
+    _UPSERT + _RETURNING,
+    _UPSERT + ", scope = NULL" + _RETURNING,
+    _UPSERT_WITH_SCOPE + _RETURNING,
+)
+_ENTITY_UPSERTS = (
+    _UPSERT + CLEARS_DELETION + _RETURNING,
+    _UPSERT + ", scope = NULL" + CLEARS_DELETION + _RETURNING,
+    _UPSERT_WITH_SCOPE + CLEARS_DELETION + _RETURNING,
 )
 
 
@@ -229,7 +246,8 @@ def add_timed(
 ) -> None:
     """What add_many would store for each (entry, its write's time) in turn, in a few
     statements in all: one row of tentities per entity (created at its first time, modified
-    at its last, its types those of every entry, its scope the last entry's), then every
+    at its last, its types those of every entry, its scope the last entry's, no longer
+    deleted: these are entity writes), then every
     instance in order, one history row each (decision 086)."""
     if not entries:
         return
@@ -249,7 +267,7 @@ def add_timed(
             for eid, (types, created, modified, _) in heads.items()
         ],
         " ON CONFLICT (tenant, id) DO UPDATE SET modified_at = excluded.modified_at, "
-        "types = types_union(tentities.types, excluded.types), scope = NULL",
+        "types = types_union(tentities.types, excluded.types), scope = NULL" + CLEARS_DELETION,
     )
     tpks = _tpks(conn, tenant, list(heads))
     # the few with a scope get it by row id: binding it for all cost every entity (_UPSERT)
@@ -566,9 +584,10 @@ def delete_instance(
 # -- reading -----------------------------------------------------------------------------------
 
 
-def _time_filter(query: TemporalQuery, bind: Binder) -> str:
-    """timerel on the time property (deletedAt also selects only deleted instances)."""
-    col = TIME_COLUMNS[query.timeproperty]
+def _time_filter(query: TemporalQuery, bind: Binder, col: str | None = None) -> str:
+    """timerel on the time property (deletedAt also selects only deleted instances), of the
+    instances or of `col`."""
+    col = col or TIME_COLUMNS[query.timeproperty]
     sql = f" AND {col} IS NOT NULL" if query.timeproperty == "deletedAt" else ""
     if query.timerel == "before":
         sql += f" AND {col} < {bind(query.time_at)}"
@@ -689,10 +708,14 @@ def _entities(
         parts += comp.selector_ids(eq, "tt.id")
         parts.append(comp.selectors(eq.selectors, "tt.id", tenant))
     if query.with_instances:
-        parts.append(
+        selected = (
             "EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk"
             f"{_instance_filter(query, comp.p, nids)})"
         )
+        if query.timeproperty == "deletedAt" and nids is None:  # or the entity's deletion
+            went = _time_filter(query, comp.p, _ENTITY_DELETED_AT).removeprefix(" AND ")
+            selected = f"({selected} OR ({went}))"
+        parts.append(selected)
     elif nids:
         parts.append(
             f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{_attr_filter(nids, comp.p)})"
@@ -721,7 +744,7 @@ def _entities(
         source = "tentities tt LEFT JOIN entities e ON e.tenant = tt.tenant AND e.id = tt.id"
         order = comp.order_by(eq.order, order).replace("e.id", "tt.id")
     select = (
-        "SELECT tt.tpk, tt.id, tt.types, tt.created_at, tt.modified_at, tt.scope "
+        "SELECT tt.tpk, tt.id, tt.types, tt.created_at, tt.modified_at, tt.scope, tt.deleted_at "
         f"FROM {source} WHERE {where} ORDER BY {order}"
     )
     if eq.q is not None or eq.geo is not None:
@@ -745,11 +768,16 @@ def _entities(
     return [(tpk, _header(*columns)) for tpk, *columns in page.fetchall()], total
 
 
-def _header(eid: str, types: str, created: str, modified: str, scope: str | None) -> Doc:
-    """A temporal entity's members besides its attributes (scope only when it has one)."""
+def _header(
+    eid: str, types: str, created: str, modified: str, scope: str | None, deleted: str | None
+) -> Doc:
+    """A temporal entity's members besides its attributes (scope only when it has one,
+    deletedAt only while its entity stays deleted: decision 102)."""
     out = {"id": eid, "type": orjson.loads(types), "createdAt": created, "modifiedAt": modified}
     if scope is not None:
         out["scope"] = orjson.loads(scope)
+    if deleted is not None:
+        out["deletedAt"] = deleted
     return out
 
 
