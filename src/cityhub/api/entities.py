@@ -35,6 +35,7 @@ from cityhub.api.query_body import merged_params
 from cityhub.api.read_memo import ReadMemo
 from cityhub.api.readers import off_loop, off_loop_for_write
 from cityhub.api.router import ENCODED
+from cityhub.gcpause import collector_paused
 from cityhub.ngsild import params as P
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.entity import check_path_id, expand_entity, expand_name
@@ -432,13 +433,9 @@ def _batch_result(
         return plain_json(ok_body, status=ok_status)
     if terms is not None:
         _in_item_terms(out, items, terms)
-    return plain_json(
-        {
-            "success": out.success,
-            "errors": [{"entityId": eid, "error": err.problem()} for eid, err in out.errors],
-        },
-        status=207,
-    )
+    with collector_paused():  # two objects an error, all alive until encoded (as in batch)
+        errors = [{"entityId": eid, "error": err.problem()} for eid, err in out.errors]
+        return plain_json({"success": out.success, "errors": errors}, status=207)
 
 
 def _in_item_terms(out: BatchOutcome, items: list[Any], terms: Callable[[Any], TermMap]) -> None:
