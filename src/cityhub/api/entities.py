@@ -222,8 +222,8 @@ async def purge_entities(request: Request) -> Response:
     selection = {k: v for k, v in params.items() if k not in ("drop", "keep", "local")}
     query = P.entity_query(selection, ctx.tm, require_filter=not local, ids_filter=True)
     query = replace(query, limit=2**31, offset=0)
-    drop = {ctx.tm.expand(a) for a in P.csv(params.get("drop"))}
-    keep = {ctx.tm.expand(a) for a in P.csv(params.get("keep"))}
+    drop = {ctx.tm.expand(a) for a in P.csv(params.get("drop"), "drop")}
+    keep = {ctx.tm.expand(a) for a in P.csv(params.get("keep"), "keep")}
     if drop and keep:
         raise BadRequestData("drop and keep cannot be combined")
     store = service(request).store
@@ -268,7 +268,7 @@ def _entity(request: Request, ctx: Ctx, eid: str, params: dict[str, str]) -> Res
     if types is not None and not matches_types(types, doc):
         raise ResourceNotFound(f"entity {eid} is not of type {params['type']}")
     if params.get("attrs") and not any(
-        ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"])
+        ctx.tm.expand(a) in doc["attrs"] for a in P.csv(params["attrs"], "attrs")
     ):
         raise ResourceNotFound(f"entity {eid} has none of the attributes {params['attrs']}")
     out = _render(request, ctx, [doc], params)

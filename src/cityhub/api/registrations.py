@@ -70,13 +70,13 @@ def check_claims(request: Request, tenant: str, doc: dict[str, Any], tm: TermMap
 
 def registration_query(params: dict[str, str], tm: TermMap) -> R.RegistrationQuery:
     """The discovery query of GET /csourceRegistrations; it needs at least one filter."""
-    ids = tuple(check_uri(i, "id") for i in P.csv(params.get("id"))) or None
+    ids = tuple(check_uri(i, "id") for i in P.csv(params.get("id"), "id")) or None
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
         compile_regex(id_pattern)
     raw_type = params.get("type")
     types = ast.map_names(parse_types(raw_type), tm.expand) if raw_type is not None else None
-    attrs = frozenset(tm.expand(check_name(a)) for a in P.csv(params.get("attrs"))) or None
+    attrs = frozenset(tm.expand(check_name(a)) for a in P.csv(params.get("attrs"), "attrs")) or None
     q = ast.map_names(parse_q(params["q"]), tm.expand) if "q" in params else None
     csf = ast.map_names(parse_q(params["csf"], what="csf"), tm.expand) if "csf" in params else None
     geo = P.geo_param(params, tm)

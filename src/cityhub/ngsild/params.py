@@ -46,13 +46,16 @@ _OPTIONS = {
 READ_OPTIONS = frozenset({"keyValues", "simplified", "concise", "normalized", "sysAttrs", "count"})
 
 
-def csv(value: str | None) -> list[str]:
-    """A comma-separated parameter as a list (empty items rejected)."""
+def csv(value: str | None, name: str) -> list[str]:
+    """The comma-separated parameter `name` as a list; an empty item is refused by the
+    parameter's name (quoting only the value said nothing when the value was empty)."""
     if value is None:
         return []
     items = [v.strip() for v in value.split(",")]
+    if not value.strip():
+        raise BadRequestData(f"parameter {name} is empty: give it one item or more")
     if any(not v for v in items):
-        raise BadRequestData(f"empty item in list parameter {excerpt(value)}")
+        raise BadRequestData(f"parameter {name} holds an empty item: {excerpt(value)}")
     return items
 
 
@@ -61,7 +64,7 @@ def options(params: Mapping[str, str], known: frozenset[str] | None = None) -> s
     are the options of one kind of request, which the error lists (temporal reads: no
     write options; each entity write: its own)."""
     allowed = _OPTIONS if known is None else known
-    opts = set(csv(params.get("options")))
+    opts = set(csv(params.get("options"), "options"))
     unknown = opts - allowed
     if not unknown:
         return opts
@@ -195,7 +198,9 @@ def dataset_ids(value: str | None) -> frozenset[str] | None:
     nothing), while a DELETE refused it."""
     if value is None:
         return None
-    return frozenset(d if d == "@none" else check_uri(d, "datasetId") for d in csv(value))
+    return frozenset(
+        d if d == "@none" else check_uri(d, "datasetId") for d in csv(value, "datasetId")
+    )
 
 
 def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projection | None]:
@@ -208,7 +213,7 @@ def projections(params: Mapping[str, str]) -> tuple[Projection | None, Projectio
     if pick is not None and omit is not None:
         raise BadRequestData("pick and omit cannot be combined")
     if attrs is not None:
-        names = csv(attrs)
+        names = csv(attrs, "attrs")
         check_names(len(names), "attrs")
         if any(n in ("id", "type") for n in names):
             raise BadRequestData("id and type are entity members, not attributes")
@@ -270,7 +275,7 @@ def order_by(text: str | None, tm: TermMap) -> tuple[OrderKey, ...]:
     attribute path as q writes it (attr, attr.sub, attr.observedAt, attr[key.key])."""
     if text is None:
         return ()
-    items = csv(text)
+    items = csv(text, "orderBy")
     if len(items) > MAX_ORDER_KEYS:  # each key is a correlated subquery per row
         raise BadRequestData(f"orderBy takes at most {MAX_ORDER_KEYS} keys, not {len(items)}")
     out: list[OrderKey] = []
@@ -312,7 +317,7 @@ def _expand_q(node: Any, tm: TermMap) -> Any:
 
 def _q_param(params: Mapping[str, str], tm: TermMap) -> Any:
     """q, parsed and expanded; the attributes expandValues names take bare terms as values."""
-    named = {tm.expand(a) for a in csv(params.get("expandValues"))}
+    named = {tm.expand(a) for a in csv(params.get("expandValues"), "expandValues")}
     return _expand_q(parse_q(params["q"], lambda attr: tm.expand(attr) in named), tm)
 
 
@@ -337,7 +342,7 @@ def entity_query(
 ) -> EntityQuery:
     """The entity selection of GET /entities (and of the temporal queries); `selectors` is
     the `entities` member of a Query body, which takes the place of id, idPattern and type."""
-    ids = tuple(check_uri(i, "id") for i in csv(params.get("id"))) or None
+    ids = tuple(check_uri(i, "id") for i in csv(params.get("id"), "id")) or None
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
         _check_id_pattern(id_pattern)
@@ -355,7 +360,7 @@ def entity_query(
     q = _q_param(params, tm) if params.get("q") is not None else None
     scope = parse_scope(params["scopeQ"]) if params.get("scopeQ") is not None else None
     geo = geo_param(params, tm)
-    listed = csv(params.get("attrs"))
+    listed = csv(params.get("attrs"), "attrs")
     check_names(len(listed), "attrs")
     attrs = tuple(tm.expand(check_name(a)) for a in listed) or None
     # each of a Query body's selectors names a type, "*" too, an id or an idPattern

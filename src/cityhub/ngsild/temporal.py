@@ -172,11 +172,12 @@ def temporal_query(
         if last_n is None:
             raise BadRequestData("pageBefore pages a lastN answer: give lastN too")
         page_before = parse_ts(params["pageBefore"], "pageBefore").timestamp()
-    attrs = tuple(expand_name(a, tm) for a in P.csv(params.get("attrs"))) or None
+    attrs = tuple(expand_name(a, tm) for a in P.csv(params.get("attrs"), "attrs")) or None
     dataset_ids = None
     if params.get("datasetId") is not None:
         dataset_ids = tuple(
-            d if d == "@none" else check_uri(d, "datasetId") for d in P.csv(params["datasetId"])
+            d if d == "@none" else check_uri(d, "datasetId")
+            for d in P.csv(params["datasetId"], "datasetId")
         )
     return TemporalQuery(
         entities=entities,
@@ -194,7 +195,7 @@ def temporal_query(
 
 def temporal_format(params: Mapping[str, str]) -> str:
     """normalized, concise, temporalValues or aggregatedValues; format= wins over options=."""
-    opts = set(P.csv(params.get("options")))
+    opts = set(P.csv(params.get("options"), "options"))
     unknown = opts - OPTIONS
     if unknown:
         raise InvalidRequest(
@@ -218,7 +219,7 @@ def temporal_format(params: Mapping[str, str]) -> str:
 def aggregation(params: Mapping[str, str], *, required: bool = True) -> Aggregation:
     """aggrMethods and aggrPeriodDuration. Not `required` (another format), each one given
     is still checked: a malformed one was silently ignored."""
-    methods = tuple(dict.fromkeys(P.csv(params.get("aggrMethods"))))
+    methods = tuple(dict.fromkeys(P.csv(params.get("aggrMethods"), "aggrMethods")))
     if not methods and required:
         raise BadRequestData("aggregatedValues needs aggrMethods")
     bad = [m for m in methods if m not in AGGR_METHODS]
