@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from conftest import BASE, bad_request, problem
@@ -85,3 +86,96 @@ async def test_a_merge_s_long_lang_is_not_echoed_whole(client: httpx.AsyncClient
         f"{BASE}/entities/urn:ngsi-ld:T:1", params={"lang": URL_TEXT + "!"}, json={"a": 1}
     )
     assert len(bad_request(resp)["detail"]) < 1_000
+
+
+# probe batch.md, left: errors that quoted a client's value whole, as `got {value!r}`, in
+# subscriptions, registrations, contexts, entity and temporal writes, q and geo parameters
+SUB = {"type": "Subscription", "entities": [{"type": "T"}]}
+HTTP_NOTIFY = {"endpoint": {"uri": "http://127.0.0.1:9/n"}}
+LAMP = {"id": "urn:ngsi-ld:T:1", "type": "T"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/subscriptions", {**SUB, "notification": {"endpoint": {"uri": LONG_TEXT}}}),
+        ("/subscriptions", {**SUB, "notification": HTTP_NOTIFY, "expiresAt": LONG_TEXT}),
+        ("/subscriptions", {**SUB, "notification": HTTP_NOTIFY, "type": LONG_TEXT}),
+        ("/subscriptions", {**SUB, "notification": {**HTTP_NOTIFY, LONG_TEXT: 1}}),
+        (
+            "/subscriptions",
+            {**SUB, "notification": HTTP_NOTIFY, "notificationTrigger": [LONG_TEXT]},
+        ),
+        (
+            "/csourceRegistrations",
+            {
+                "type": "ContextSourceRegistration",
+                "information": [{"entities": [{"type": "T"}]}],
+                "endpoint": "http://127.0.0.1:9",
+                "operations": [LONG_TEXT],
+            },
+        ),
+        ("/entities", {**LAMP, "p": {"type": LONG_TEXT, "value": 1}}),
+        ("/entities", {**LAMP, "p": {"type": "Property", "value": 1, "datasetId": LONG_TEXT}}),
+        ("/entities", {**LAMP, "scope": LONG_TEXT}),
+        ("/entities", {**LAMP, "@context": {LONG_TEXT: 5}}),
+        (
+            "/temporal/entities",
+            {**LAMP, "p": [{"type": "Property", "value": 1, "observedAt": LONG_TEXT}]},
+        ),
+    ],
+    ids=[
+        "endpoint-uri",
+        "expiresAt",
+        "subscription-type",
+        "subscription-member",
+        "notificationTrigger",
+        "registration-operations",
+        "attribute-type",
+        "datasetId",
+        "scope",
+        "context-term",
+        "observedAt",
+    ],
+)
+async def test_a_long_value_in_a_body_is_not_echoed_whole(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    media = "application/ld+json" if "@context" in body else "application/json"
+    resp = await client.post(
+        f"{BASE}{path}", content=orjson.dumps(body), headers={"Content-Type": media}
+    )
+    assert resp.status_code == 400, resp.text[:300]
+    assert len(resp.json()["detail"]) < 1_000, resp.text[:300]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (
+            "/entities",
+            {"type": "T", "georel": URL_TEXT, "geometry": "Point", "coordinates": "[0,0]"},
+        ),
+        ("/entities", {"type": "T", "scopeQ": URL_TEXT}),
+        ("/entities", {"type": URL_TEXT + "("}),
+        ("/temporal/entities", {"type": "T", "timerel": "after", "timeAt": URL_TEXT}),
+        (
+            "/temporal/entities/urn:ngsi-ld:T:1",
+            {"options": "aggregatedValues", "aggrMethods": "sum", "aggrPeriodDuration": URL_TEXT},
+        ),
+        ("/temporal/entities/urn:ngsi-ld:T:1", {"format": URL_TEXT}),
+    ],
+    ids=["georel", "scopeQ", "type", "timeAt", "aggrPeriodDuration", "temporal-format"],
+)
+async def test_a_long_read_parameter_is_not_echoed_whole(
+    client: httpx.AsyncClient, path: str, params: dict[str, str]
+) -> None:
+    resp = await client.get(f"{BASE}{path}", params=params)
+    assert resp.status_code == 400, resp.text[:300]
+    assert len(resp.json()["detail"]) < 1_000, resp.text[:300]
+
+
+async def test_a_long_link_header_is_not_echoed_whole(client: httpx.AsyncClient) -> None:
+    resp = await client.get(f"{BASE}/entities", params={"type": "T"}, headers={"Link": URL_TEXT})
+    assert resp.status_code == 400, resp.text[:300]
+    assert len(resp.json()["detail"]) < 1_000, resp.text[:300]

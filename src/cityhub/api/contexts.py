@@ -27,6 +27,7 @@ from cityhub.ngsild.errors import (
     InvalidRequest,
     MethodNotAllowed,
     ResourceNotFound,
+    shown,
 )
 
 
@@ -57,7 +58,7 @@ def _flag(params: dict[str, str], name: str) -> bool:
     """A true/false query parameter (absent means false)."""
     value = params.get(name, "false")
     if value not in ("true", "false"):
-        raise BadRequestData(f"{name} must be true or false, not {value!r}")
+        raise BadRequestData(f"{name} must be true or false, not {shown(value)}")
     return value == "true"
 
 
@@ -82,7 +83,7 @@ def _users(request: Request, entry: ContextEntry) -> list[str]:
 def _lookup(request: Request) -> ContextEntry:
     entry = _cache(request).find(_ident(request))
     if entry is None:
-        raise ResourceNotFound(f"no @context {request.path_params['cid']!r}")
+        raise ResourceNotFound(f"no @context {shown(request.path_params['cid'])}")
     return entry
 
 
@@ -93,7 +94,7 @@ async def list_contexts(request: Request) -> Response:
     details = _flag(params, "details")
     kind = params.get("kind")
     if kind is not None and kind not in KINDS:
-        raise BadRequestData(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise BadRequestData(f"kind must be one of {', '.join(KINDS)}, not {shown(kind)}")
     entries = [e for e in _cache(request).entries() if kind is None or e.kind == kind]
     if details:
         return plain_json([e.details(_url(request, e)) for e in entries])
@@ -158,20 +159,20 @@ async def delete_context(request: Request) -> Response:
     if reload:
         if entry is None:
             if is_absolute_iri(ident):
-                raise ResourceNotFound(f"no cached @context {ident!r}")
-            raise BadRequestData(f"reload needs a cached @context, and {ident!r} is none")
+                raise ResourceNotFound(f"no cached @context {shown(ident)}")
+            raise BadRequestData(f"reload needs a cached @context, and {shown(ident)} is none")
         if entry.kind != CACHED:
             raise BadRequestData(f"a {entry.kind} @context cannot be reloaded")
         await cache.reload(entry)
         return Response(status_code=204)
     if entry is None:
-        raise ResourceNotFound(f"no @context {ident!r}")
+        raise ResourceNotFound(f"no @context {shown(ident)}")
     if entry is cache.core_entry:
         raise BadRequestData("the NGSI-LD core @context cannot be deleted")
     users = _users(request, entry)
     if users:
         raise Conflict(
-            f"@context {ident!r} is in use by {', '.join(users[:10])}"
+            f"@context {shown(ident)} is in use by {', '.join(users[:10])}"
             f"{f' and {len(users) - 10} more' if len(users) > 10 else ''}; "
             "delete or change those first"
         )

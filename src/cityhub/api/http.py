@@ -42,6 +42,7 @@ from cityhub.ngsild.errors import (
     RequestTooLarge,
     UnsupportedMediaType,
     excerpt,
+    shown,
 )
 from cityhub.ngsild.params import flag, options
 from cityhub.ngsild.temporal import OPTIONS as TEMPORAL_OPTIONS
@@ -109,7 +110,7 @@ def tenant_of(request: Request, *, must_exist: bool) -> str:
         raise BadRequestData("NGSILD-Tenant is given more than once, with different values")
     tenant = tenant_from_header(given.pop()) if given else ""
     if tenant and must_exist and not request.app.state.store.has_tenant(tenant):
-        raise NonexistentTenant(f"tenant {tenant!r} does not exist")
+        raise NonexistentTenant(f"tenant {shown(tenant)} does not exist")
     return tenant
 
 
@@ -211,7 +212,7 @@ def _check_charset(params: str) -> None:
         charset = value.strip().strip('"').lower()
         if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
             raise UnsupportedMediaType(
-                f"charset {charset!r} is not supported: JSON bodies are UTF-8 (RFC 8259)"
+                f"charset {shown(charset)} is not supported: JSON bodies are UTF-8 (RFC 8259)"
             )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from cityhub.api.allowed import UNSUPPORTED
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 
 # Query members both queries read (Table 5.2.23-1), the GET parameters a body may carry too
 # (options, format, geometryProperty) and the body's own @context.
@@ -99,7 +99,7 @@ def _only(obj: dict[str, Any], known: frozenset[str] | tuple[str, ...], what: st
     unknown = sorted(k for k in obj if k not in known)
     if unknown:
         raise BadRequestData(
-            f"{what} has no member {unknown[0]!r}; its members are {', '.join(sorted(known))}"
+            f"{what} has no member {shown(unknown[0])}; its members are {', '.join(sorted(known))}"
         )
 
 

@@ -42,6 +42,7 @@ from cityhub.ngsild.errors import (
     NonexistentTenant,
     OperationNotSupported,
     ResourceNotFound,
+    shown,
 )
 from cityhub.notify.subscription import subscription_contexts
 
@@ -57,7 +58,7 @@ def store(request: Request) -> Any:
 def require_tenant(request: Request, tenant: str) -> None:
     """Reads and changes need a tenant that has stored something (entities or resources)."""
     if tenant and not store(request).has_tenant(tenant):
-        raise NonexistentTenant(f"tenant {tenant!r} does not exist")
+        raise NonexistentTenant(f"tenant {shown(tenant)} does not exist")
 
 
 def path_id(request: Request, what: str) -> str:

@@ -38,6 +38,7 @@ from cityhub.ngsild.errors import (
     LdContextNotAvailable,
     NgsiLdError,
     OperationNotSupported,
+    shown,
 )
 from cityhub.ngsild.timeutil import now_iso
 from cityhub.throttled_log import ThrottledLog
@@ -59,7 +60,7 @@ def check_term_iri(term: str, iri: str) -> str:
     bad = _NOT_IN_IRI.search(iri)
     if bad:
         raise BadRequestData(
-            f"term {term!r} of the @context maps to {iri!r}, which is not an IRI: it holds "
+            f"term {shown(term)} of the @context maps to {shown(iri)}, which is not an IRI: it holds "
             f"{bad.group()!r} (IRIs cannot hold whitespace, control characters or "
             '<>"{}|\\^`)'
         )
@@ -108,7 +109,7 @@ class TermMap:
             if is_absolute_iri(term):
                 return term
         if term in self.nulled:
-            raise BadRequestData(f"{term!r} is undefined: the @context maps it to null")
+            raise BadRequestData(f"{shown(term)} is undefined: the @context maps it to null")
         return (self.vocab or "") + term
 
     def compact(self, iri: str) -> str:
@@ -327,7 +328,7 @@ def check_context(value: Any, depth: int = 0) -> None:
         raise BadRequestData("@context nests too deeply")
     if isinstance(value, str):
         if not is_absolute_iri(value):
-            raise BadRequestData(f"@context reference {value!r} is not an absolute IRI")
+            raise BadRequestData(f"@context reference {shown(value)} is not an absolute IRI")
         return
     if isinstance(value, list):
         for item in value:
@@ -344,15 +345,15 @@ def check_context(value: Any, depth: int = 0) -> None:
             if term == "@vocab" and not (
                 definition is None or (isinstance(definition, str) and is_absolute_iri(definition))
             ):  # relative to the document's base, which an NGSI-LD payload does not have
-                raise BadRequestData(f"@vocab must be an absolute IRI, not {definition!r}")
+                raise BadRequestData(f"@vocab must be an absolute IRI, not {shown(definition)}")
             continue
         if definition is None or isinstance(definition, str):
             continue
         if not isinstance(definition, dict):
-            raise BadRequestData(f"term {term!r} must map to an IRI, an object or null")
+            raise BadRequestData(f"term {shown(term)} must map to an IRI, an object or null")
         iri = definition.get("@id")
         if iri is not None and not isinstance(iri, str):
-            raise BadRequestData(f"the @id of term {term!r} must be a string")
+            raise BadRequestData(f"the @id of term {shown(term)} must be a string")
         if "@context" in definition:
             check_context(definition["@context"], depth + 1)
 
@@ -999,7 +1000,7 @@ class ContextCache:
         log has the particulars.
         """
         if not url.startswith(("http://", "https://")):
-            raise LdContextNotAvailable(f"cannot dereference @context {url!r}")
+            raise LdContextNotAvailable(f"cannot dereference @context {shown(url)}")
         try:
             body = await asyncio.wait_for(self._get(url), self.timeout)
         except TimeoutError as exc:
@@ -1012,7 +1013,7 @@ class ContextCache:
             )
             raise LdContextNotAvailable(f"@context {url} is not reachable") from exc
         except httpx.InvalidURL as exc:  # not an HTTPError: a port that is no number, no host
-            raise LdContextNotAvailable(f"cannot dereference @context {url!r}: {exc}") from exc
+            raise LdContextNotAvailable(f"cannot dereference @context {shown(url)}: {exc}") from exc
         except AddressRefused as exc:  # the URL, or a redirect, leads where the hub may not go
             self._failures.warning("@context %s not fetched: %s", masked_url(url), exc)
             raise LdContextNotAvailable(
@@ -1313,7 +1314,7 @@ def parse_link_header(value: str | None) -> str | None:
     while pos < len(value):
         m = _LINK_VALUE.match(value, pos)
         if m is None or m.end() == pos:
-            raise BadRequestData(f"malformed Link header: {value!r}")
+            raise BadRequestData(f"malformed Link header: {shown(value)}")
         pos = m.end()
         params = {
             name.lower(): (quoted or bare).strip()
@@ -1329,7 +1330,7 @@ def parse_link_header(value: str | None) -> str | None:
     if not found:
         return None
     if not is_absolute_iri(found[0]):
-        raise BadRequestData(f"Link header context is not an absolute URL: {found[0]!r}")
+        raise BadRequestData(f"Link header context is not an absolute URL: {shown(found[0])}")
     return found[0]
 
 

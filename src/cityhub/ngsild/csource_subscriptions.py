@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 from cityhub.ngsild.registrations import TIMEPROPERTIES
 
 # Members that select or show entity changes: which change notifies (entityCreated, ...),
@@ -41,5 +41,5 @@ def check_csource(doc: Mapping[str, Any]) -> None:
     prop = (doc.get("temporalQ") or {}).get("timeproperty", "observedAt")
     if prop not in TIMEPROPERTIES:  # as discovery's timeproperty (it was read as observedAt)
         raise BadRequestData(
-            f"temporalQ.timeproperty must be one of {', '.join(TIMEPROPERTIES)}, got {prop!r}"
+            f"temporalQ.timeproperty must be one of {', '.join(TIMEPROPERTIES)}, got {shown(prop)}"
         )

@@ -196,7 +196,7 @@ def check_member_name(iri: str, name: str, sub: bool = False) -> str:
     for a sub-attribute): stored, it hid that member from every read."""
     if iri in (_INSTANCE_MEMBERS if sub else _ENTITY_MEMBERS):
         what = "a sub-attribute" if sub else "an attribute"
-        raise BadRequestData(f"{name!r} names the NGSI-LD member {iri}; it cannot be {what}")
+        raise BadRequestData(f"{shown(name)} names the NGSI-LD member {iri}; it cannot be {what}")
     return iri
 
 
@@ -237,7 +237,7 @@ def check_path_id(value: str, encoded: bool = False) -> str:
     the slash came encoded (%2F): then it is part of the id. Clients read the same ids again
     and again: a valid one is remembered (a refused one raises, and is not)."""
     if not encoded and _ATTRS_PATH.search(value):
-        raise MethodNotAllowed(f"this method is not allowed on {value!r}")
+        raise MethodNotAllowed(f"this method is not allowed on {shown(value)}")
     return check_uri(value, "entity id")
 
 
@@ -288,7 +288,7 @@ def expand_scope(raw: Any) -> list[str]:
                 "a merge or an update"
             )
         if not isinstance(item, str) or not item.startswith("/") or _BAD_NAME.search(item):
-            raise BadRequestData(f"invalid scope {item!r}")
+            raise BadRequestData(f"invalid scope {shown(item)}")
     return list(items)
 
 
@@ -373,8 +373,10 @@ def _check_joined(first: list[Instance], more: list[Instance], key: str, name: s
     for inst in more:
         ds = inst.get("datasetId")
         if ds in given:
-            which = "the default instance" if ds is None else f"datasetId {ds!r}"
-            raise BadRequestData(f"{key!r} and {name!r} name the same attribute; both give {which}")
+            which = "the default instance" if ds is None else f"datasetId {shown(ds)}"
+            raise BadRequestData(
+                f"{shown(key)} and {shown(name)} name the same attribute; both give {which}"
+            )
 
 
 def naming(exc: BadRequestData, what: str, name: str) -> BadRequestData:
@@ -382,9 +384,9 @@ def naming(exc: BadRequestData, what: str, name: str) -> BadRequestData:
     detail alone left the reader to guess which one was wrong."""
     if isinstance(exc, TooLarge):
         return exc  # about the whole body
-    if exc.detail.startswith((name + " ", f"attribute {name!r}", f"attribute {name} ")):
+    if exc.detail.startswith((name + " ", f"attribute {shown(name)}", f"attribute {name} ")):
         return exc  # it names the attribute already
-    return type(exc)(f"{what} {name!r}: {exc.detail}", **exc.extra)
+    return type(exc)(f"{what} {shown(name)}: {exc.detail}", **exc.extra)
 
 
 def expand_attribute(
@@ -427,7 +429,7 @@ def expand_attribute(
             raise BadRequestData(f"{tm.compact(iri)} must be a GeoProperty")
         ds = inst.get("datasetId")
         if ds in seen:
-            raise BadRequestData(f"attribute {tm.compact(iri)} repeats datasetId {ds!r}")
+            raise BadRequestData(f"attribute {tm.compact(iri)} repeats datasetId {shown(ds)}")
         seen.add(ds)
         out.append(inst)
     return out
@@ -570,7 +572,7 @@ def expand_instance(
         return {"type": "Property", "value": raw}
     typ = raw.get("type")
     if typ is not None and not isinstance(typ, str):
-        raise BadRequestData(f"an attribute's type must be a string, not {typ!r}")
+        raise BadRequestData(f"an attribute's type must be a string, not {shown(typ)}")
     if (typ in GEO_TYPES and "coordinates" in raw) or typ == "GeometryCollection":
         budget.take_items(positions(raw))
         return {"type": "GeoProperty", "value": check_geometry(raw)}
@@ -592,7 +594,7 @@ def expand_instance(
         if typ == "Property" and isinstance(value, dict) and is_geo_type(value.get("type")):
             typ = "GeoProperty"  # concise: a geometry value makes a GeoProperty
     if typ and typ not in ATTR_TYPES:
-        raise BadRequestData(f"unknown attribute type {typ!r}")
+        raise BadRequestData(f"unknown attribute type {shown(typ)}")
     if nulls and typ and is_null_instance(typ, raw):
         inst = {"type": typ, "null": True}
         if "datasetId" in raw:

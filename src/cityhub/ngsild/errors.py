@@ -172,6 +172,13 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
+def clipped(value: Any) -> str:
+    """A list or tuple of a client's values as an error quotes it: its repr, whole when short,
+    else its start and its length (a 100 KB array of coordinates came back whole)."""
+    text = repr(value)
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text):,} characters)"
+
+
 def shown(value: Any) -> str:
     """A client's JSON value as an error names it: a string as excerpt quotes it, an object
     or array by its kind (an item quoted whole came back as a 1 MB detail), else as JSON."""

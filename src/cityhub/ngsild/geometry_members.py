@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, clipped
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -59,7 +59,7 @@ def check_bbox(bbox: Any, geom: BaseGeometry) -> None:
     west larger than east crosses the antimeridian (RFC 7946 5.2)."""
     if not isinstance(bbox, list) or len(bbox) not in (4, 6) or not all(map(_number, bbox)):
         raise BadRequestData(
-            f"invalid bbox {bbox!r}: expected [west, south, east, north] (6 numbers with the "
+            f"invalid bbox {clipped(bbox)}: expected [west, south, east, north] (6 numbers with the "
             "lowest and highest altitude)"
         )
     half = len(bbox) // 2

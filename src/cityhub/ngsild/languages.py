@@ -7,7 +7,7 @@ import functools
 import re
 from typing import Any
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 
 # a BCP 47 language tag as lang= ranges and merges take it (RFC 4647 2.1): the tag grammar a
 # key must follow to be asked for at all
@@ -34,18 +34,18 @@ def check_language_map(value: Any) -> dict[str, Any]:
     for tag, text in value.items():
         if tag != NONE and not LANGUAGE_TAG.fullmatch(tag):
             raise BadRequestData(
-                f"languageMap key {tag!r} is not a BCP 47 language tag (en, de-CH, ...) nor {NONE}"
+                f"languageMap key {shown(tag)} is not a BCP 47 language tag (en, de-CH, ...) nor {NONE}"
             )
         if tag.lower() in seen:
             raise BadRequestData(
-                f"languageMap keys {seen[tag.lower()]!r} and {tag!r} name one language "
+                f"languageMap keys {shown(seen[tag.lower()])} and {shown(tag)} name one language "
                 "(language tags ignore case)"
             )
         seen[tag.lower()] = tag
         strings = isinstance(text, list) and text and all(isinstance(s, str) for s in text)
         if not (isinstance(text, str) or strings):
             raise BadRequestData(
-                f"languageMap {tag!r}: a language's value is a string or a non-empty array "
+                f"languageMap {shown(tag)}: a language's value is a string or a non-empty array "
                 f"of strings, not {str(text)[:60]!r}"
             )
     return value

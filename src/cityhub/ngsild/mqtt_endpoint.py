@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 
 MQTT_SCHEMES = ("mqtt", "mqtts")
 MQTT_VERSIONS = ("mqtt3.1.1", "mqtt5.0")  # notifierInfo MQTT-Version
@@ -41,12 +41,12 @@ def check_mqtt(uri: str, notifier_info: list[dict[str, str]] | None) -> None:
         raise BadRequestData(f"{where} names no MQTT topic (mqtt://host[:port]/topic)")
     if "+" in topic or "#" in topic:
         raise BadRequestData(
-            f"{where}: the MQTT topic {topic!r} holds a wildcard (+ or #), which a "
+            f"{where}: the MQTT topic {shown(topic)} holds a wildcard (+ or #), which a "
             "publish cannot use"
         )
     if topic.startswith("$"):  # MQTT 3.1.1 4.7.2: taken, never delivered to subscribers
         raise BadRequestData(
-            f"{where}: the MQTT topic {topic!r} begins with $, which brokers keep for "
+            f"{where}: the MQTT topic {shown(topic)} begins with $, which brokers keep for "
             "themselves: a publish there reaches no subscriber"
         )
     if "\x00" in topic:
@@ -62,7 +62,7 @@ def check_mqtt(uri: str, notifier_info: list[dict[str, str]] | None) -> None:
         if key == "MQTT-Version" and value not in MQTT_VERSIONS:
             raise BadRequestData(
                 f"notifierInfo MQTT-Version must be one of {', '.join(MQTT_VERSIONS)}, "
-                f"got {value!r}"
+                f"got {shown(value)}"
             )
         if key == "MQTT-QoS" and value not in MQTT_QOS:
-            raise BadRequestData(f"notifierInfo MQTT-QoS must be 0, 1 or 2, got {value!r}")
+            raise BadRequestData(f"notifierInfo MQTT-QoS must be 0, 1 or 2, got {shown(value)}")

@@ -18,7 +18,7 @@ from typing import Any
 from cityhub.ngsild.context import TermMap
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name, expand_scope
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, clipped, shown
 from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.query.evaluate import matches_q, matches_scope, matches_types
 from cityhub.ngsild.query.geo import GeoQuery, geo_matches, parse_geometry
@@ -152,7 +152,7 @@ def _entity_infos(value: Any, tm: TermMap, budget: InformationBudget) -> list[di
                 else:
                     info["type"] = expand_name(raw, tm, "information.entities type")
             else:
-                raise BadRequestData(f"unknown member {key!r} in information.entities")
+                raise BadRequestData(f"unknown member {shown(key)} in information.entities")
         if "type" not in info:
             raise BadRequestData("every item of information.entities needs a type")
         out.append(info)
@@ -176,7 +176,7 @@ def _information(value: Any, tm: TermMap) -> list[dict[str, Any]]:
                 budget.take(raw)
                 info[key] = expand_names(raw, tm, f"information.{key}")
             else:
-                raise BadRequestData(f"unknown member {key!r} in information")
+                raise BadRequestData(f"unknown member {shown(key)} in information")
         if not info:
             raise BadRequestData(
                 "each information item needs entities, propertyNames or relationshipNames"
@@ -237,7 +237,7 @@ def _duration(value: Any, what: str) -> str:
     try:
         parse_duration(require_str(value, what))
     except BadRequestData:
-        raise BadRequestData(f"{what} must be an ISO 8601 duration, got {value!r}") from None
+        raise BadRequestData(f"{what} must be an ISO 8601 duration, got {shown(value)}") from None
     return str(value)
 
 
@@ -245,7 +245,7 @@ def _member(key: str, raw: Any, tm: TermMap, *, patch: bool = False) -> Any:
     """One validated, expanded member defined by the spec."""
     if key == "type":
         if not isinstance(raw, str) or tm.expand(raw) not in (REGISTRATION, NGSI_LD + REGISTRATION):
-            raise BadRequestData(f"type must be {REGISTRATION!r}, got {raw!r}")
+            raise BadRequestData(f"type must be {REGISTRATION!r}, got {shown(raw)}")
         return REGISTRATION
     if key in ("registrationName", "description", "tenant"):
         return require_str(raw, key)
@@ -275,7 +275,7 @@ def _member(key: str, raw: Any, tm: TermMap, *, patch: bool = False) -> Any:
         # an object or array is no operation name (and would fail the set lookup itself)
         bad = [op for op in ops if not isinstance(op, str) or op not in OPERATIONS]
         if bad:
-            raise BadRequestData(f"unknown operation(s) {bad!r}")
+            raise BadRequestData(f"unknown operation(s) {clipped(bad)}")
         return list(dict.fromkeys(ops))
     if key == "management":
         return _management(raw, patch=patch)
@@ -293,7 +293,7 @@ def _property_iri(key: str, tm: TermMap) -> str:
     iri = expand_name(key, tm, "context source property")
     if iri in CORE_IRIS:
         raise BadRequestData(
-            f"{key!r} names the registration member {iri}; write it as "
+            f"{shown(key)} names the registration member {iri}; write it as "
             f"{iri.removeprefix(NGSI_LD)!r}, not as a context source property"
         )
     return iri
@@ -350,7 +350,9 @@ def patch_members(fragment: Any, tm: TermMap, rid: str) -> tuple[Doc, Doc]:
         raise BadRequestData("a registration fragment must be a JSON object")
     fid = fragment.get("id")
     if fid is not None and fid != rid:
-        raise BadRequestData(f"the fragment's id {fid!r} is not the registration's {rid!r}")
+        raise BadRequestData(
+            f"the fragment's id {shown(fid)} is not the registration's {shown(rid)}"
+        )
     members, props = _members(fragment, tm, patch=True)
     if not members and not props:
         raise BadRequestData("the fragment changes no member of the registration")

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 from cityhub.ngsild.context import TermMap, is_absolute_iri
 from cityhub.ngsild.core_context import NGSI_LD
 from cityhub.ngsild.entity import check_uri, expand_name
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, clipped, shown
 from cityhub.ngsild.linked import MAX_JOIN_LEVEL
 from cityhub.ngsild.merge import merge_members
 from cityhub.ngsild.mqtt_endpoint import check_mqtt
@@ -173,7 +173,7 @@ def time_interval(value: Any) -> float | int:
     positive_number(value, "timeInterval")
     if value < MIN_TIME_INTERVAL:
         raise BadRequestData(
-            f"timeInterval must be at least {MIN_TIME_INTERVAL} second(s), got {value!r}"
+            f"timeInterval must be at least {MIN_TIME_INTERVAL} second(s), got {shown(value)}"
         )
     return value
 
@@ -181,7 +181,7 @@ def time_interval(value: Any) -> float | int:
 def datetime_member(value: Any, what: str) -> str:
     """An ISO 8601 DateTime member, returned as given (its storage form is for comparison)."""
     if not isinstance(value, str) or norm_datetime(value) is None:
-        raise BadRequestData(f"{what} must be an ISO 8601 DateTime, got {value!r}")
+        raise BadRequestData(f"{what} must be an ISO 8601 DateTime, got {shown(value)}")
     return value
 
 
@@ -190,7 +190,7 @@ def zoned_datetime(value: Any, what: str) -> str:
     (a naive time was read as UTC, hours off for a client that meant its local time)."""
     datetime_member(value, what)
     if not _ZONE.search(value):
-        raise BadRequestData(f"{what} must give its time zone (Z or an offset), got {value!r}")
+        raise BadRequestData(f"{what} must give its time zone (Z or an offset), got {shown(value)}")
     return str(value)
 
 
@@ -198,7 +198,7 @@ def future_datetime(value: Any, what: str) -> str:
     """A DateTime with its time zone that has not passed yet (expiresAt)."""
     zoned_datetime(value, what)
     if (norm_datetime(value) or "") <= now_iso():
-        raise BadRequestData(f"{what} must be in the future, got {value!r}")
+        raise BadRequestData(f"{what} must be in the future, got {shown(value)}")
     return str(value)
 
 
@@ -211,19 +211,21 @@ def is_past(value: Any) -> bool:
 def absolute_uri(value: Any, what: str, schemes: tuple[str, ...] | None = None) -> str:
     """An absolute URI (with a host for network schemes); optionally of given schemes."""
     if not isinstance(value, str) or not is_absolute_iri(value) or re.search(r"\s", value):
-        raise BadRequestData(f"{what} must be an absolute URI, got {value!r}")
+        raise BadRequestData(f"{what} must be an absolute URI, got {shown(value)}")
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError for a port that is no number 0-65535
     except ValueError as exc:  # an unclosed IPv6 host, a bad port: no client could send to it
-        raise BadRequestData(f"{what} is not a valid URI ({exc}), got {value!r}") from None
+        raise BadRequestData(f"{what} is not a valid URI ({exc}), got {shown(value)}") from None
     scheme = parts.scheme.lower()
     if schemes is not None and scheme not in schemes:
         raise BadRequestData(f"{what} must use one of the schemes {', '.join(schemes)}")
     if scheme in ENDPOINT_SCHEMES and not parts.hostname:  # `u@` or `:1883` is no host
-        raise BadRequestData(f"{what} must name a host, got {value!r}")
+        raise BadRequestData(f"{what} must name a host, got {shown(value)}")
     if scheme in ENDPOINT_SCHEMES and port == 0:  # stored, then every attempt was refused
-        raise BadRequestData(f"{what} names port 0, which nothing can be reached on: {value!r}")
+        raise BadRequestData(
+            f"{what} names port 0, which nothing can be reached on: {shown(value)}"
+        )
     return value
 
 
@@ -254,9 +256,11 @@ def _headers(pairs: list[dict[str, str]]) -> list[dict[str, str]]:
     line break) was accepted, and then every delivery failed until it was given up."""
     for pair in pairs:
         if not _TOKEN.fullmatch(pair["key"]):
-            raise BadRequestData(f"receiverInfo key {pair['key']!r} is not an HTTP header name")
+            raise BadRequestData(
+                f"receiverInfo key {shown(pair['key'])} is not an HTTP header name"
+            )
         if "\r" in pair["value"] or "\n" in pair["value"] or "\x00" in pair["value"]:
-            raise BadRequestData(f"receiverInfo value of {pair['key']!r} holds a line break")
+            raise BadRequestData(f"receiverInfo value of {shown(pair['key'])} holds a line break")
         if pair["key"].lower() in RESERVED_HEADERS:
             raise BadRequestData(
                 f"receiverInfo cannot set {pair['key']}: the hub sets it (the notification's "
@@ -319,7 +323,7 @@ def entity_selectors(value: Any, tm: TermMap, what: str = "entities") -> list[di
             elif key == "type":
                 sel["type"] = expand_type_expr(raw, tm, f"{what} type")
             else:
-                raise BadRequestData(f"unknown member {key!r} in {what}")
+                raise BadRequestData(f"unknown member {shown(key)} in {what}")
         if "type" not in sel:
             raise BadRequestData(f"every item of {what} needs a type")
         out.append(sel)
@@ -614,7 +618,7 @@ def check_notification(params: Mapping[str, Any], trees: Mapping[str, Projection
 
 def _unknown_notification_member(key: str) -> str:
     """Why a member is refused in notification: stored, it would never be applied."""
-    detail = f"unknown member {key!r} in notification (NotificationParams, 5.2.14)"
+    detail = f"unknown member {shown(key)} in notification (NotificationParams, 5.2.14)"
     if key in SUBSCRIPTION_MEMBERS:
         detail += f"; {key} is a member of the Subscription itself"
     return detail
@@ -643,7 +647,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
     """One validated, expanded top-level member."""
     if key == "type":
         if not isinstance(raw, str) or tm.expand(raw) not in (SUBSCRIPTION, NGSI_LD + SUBSCRIPTION):
-            raise BadRequestData(f"type must be {SUBSCRIPTION!r}, got {raw!r}")
+            raise BadRequestData(f"type must be {SUBSCRIPTION!r}, got {shown(raw)}")
         return SUBSCRIPTION
     if key in ("subscriptionName", "description"):
         if not isinstance(raw, str):
@@ -660,7 +664,7 @@ def _member(key: str, raw: Any, tm: TermMap) -> Any:
         bad = [t for t in triggers if t not in TRIGGERS]
         if bad:
             raise BadRequestData(
-                f"unknown notificationTrigger value(s) {bad!r}; expected {', '.join(TRIGGERS)}"
+                f"unknown notificationTrigger value(s) {clipped(bad)}; expected {', '.join(TRIGGERS)}"
             )
         return list(dict.fromkeys(triggers))
     if key == "timeInterval":
@@ -760,7 +764,9 @@ def patch_members(fragment: Any, tm: TermMap, rid: str, *, merge_patch: bool = F
         raise BadRequestData("a subscription fragment must be a JSON object")
     fid = fragment.get("id")
     if fid is not None and fid != rid:
-        raise BadRequestData(f"the fragment's id {fid!r} is not the subscription's {rid!r}")
+        raise BadRequestData(
+            f"the fragment's id {shown(fid)} is not the subscription's {shown(rid)}"
+        )
     members = _members(fragment, tm, patch=True, merge_patch=merge_patch)
     if not members:
         raise BadRequestData("the fragment changes no member of the subscription")

@@ -29,7 +29,7 @@ from cityhub.ngsild.entity import (
     is_null_instance,
     naming,
 )
-from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound, shown
 from cityhub.ngsild.languages import pick_language
 from cityhub.ngsild.merge import emptied, merge_instance, stamp
 from cityhub.ngsild.render import RenderOptions, concise, key_value, render_instance
@@ -108,7 +108,7 @@ def parse_duration(text: str) -> tuple[int, float]:
     months follow the calendar, so they must be whole; weeks, days and times are exact."""
     m = _DURATION.match(text or "")
     if not m or text in ("P", "PT") or text.endswith("T"):
-        raise BadRequestData(f"aggrPeriodDuration is not an ISO 8601 duration: {text!r}")
+        raise BadRequestData(f"aggrPeriodDuration is not an ISO 8601 duration: {shown(text)}")
     years, months, *rest = m.groups()
     calendar = [float(g) if g else 0.0 for g in (years, months)]
     seconds = sum(float(g) * u for g, u in zip(rest, _UNITS, strict=True) if g)
@@ -120,13 +120,13 @@ def parse_duration(text: str) -> tuple[int, float]:
         )
     if any(not v.is_integer() for v in calendar):
         raise BadRequestData(
-            f"aggrPeriodDuration {text!r}: years and months must be whole numbers "
+            f"aggrPeriodDuration {shown(text)}: years and months must be whole numbers "
             "(give a fraction in weeks, days or hours)"
         )
     months = int(calendar[0]) * 12 + int(calendar[1])
     if not months and 0 < seconds < 1e-6:  # periods would start and end at one instant
         raise BadRequestData(
-            f"aggrPeriodDuration {text!r} is shorter than a microsecond, the resolution of time "
+            f"aggrPeriodDuration {shown(text)} is shorter than a microsecond, the resolution of time "
             "in cityhub (PT0S asks for one period over the whole span)"
         )
     return months, seconds
@@ -205,7 +205,7 @@ def temporal_format(params: Mapping[str, str]) -> str:
     fmt = params.get("format")
     if fmt is not None:
         if fmt not in FORMATS:
-            raise InvalidRequest(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+            raise InvalidRequest(f"unknown format {shown(fmt)}; use one of {', '.join(FORMATS)}")
         return "temporalValues" if fmt in ("simplified", "keyValues") else fmt
     if "aggregatedValues" in opts:
         return "aggregatedValues"
@@ -809,7 +809,7 @@ def _other_attribute(tx: WriteTx, eid: str, attr: str, raw: Doc, stored: Doc, tm
     iri = expand_name(other, tm)
     if iri in stored.get("sub", {}) or tx.history_kind(eid, iri) is None:
         return
-    raise BadRequestData(f"the body names attribute {other!r}, the path {attr!r}")
+    raise BadRequestData(f"the body names attribute {shown(other)}, the path {shown(attr)}")
 
 
 def _names(key: str, iri: str, tm: TermMap) -> bool:
@@ -828,7 +828,7 @@ def _fits(kind: str, raw: Doc, iid: str) -> None:
     if foreign:
         raise BadRequestData(
             f"instance {iid} is a {kind}: {', '.join(repr(k) for k in foreign)} does not fit it"
-            f" (its content is {own!r})"
+            f" (its content is {shown(own)})"
         )
 
 

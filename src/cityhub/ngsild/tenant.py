@@ -7,7 +7,7 @@ import functools
 import re
 import unicodedata
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 
 MAX_TENANT = 100  # characters; every stored row and index entry of the tenant repeats its name
 # controls (C0, C1), line and paragraph separators; a comma is how HTTP joins repeated headers
@@ -36,12 +36,12 @@ def check_tenant(name: str) -> str:
     bad = _BAD.search(name)
     if bad:
         what = "a comma (two tenants?)" if bad.group() == "," else "a control character"
-        raise BadRequestData(f"the tenant name {name!r} holds {what}")
+        raise BadRequestData(f"the tenant name {shown(name)} holds {what}")
     if name != name.strip():
         trimmed = name.strip()
-        plain = f"write it as {trimmed!r}" if trimmed else "no name is the default tenant"
+        plain = f"write it as {shown(trimmed)}" if trimmed else "no name is the default tenant"
         raise BadRequestData(
-            f"the tenant name {name!r} has a space at its start or end, which HTTP drops "
+            f"the tenant name {shown(name)} has a space at its start or end, which HTTP drops "
             f"from a header (it would name another tenant there): {plain}"
         )
     hidden = next((c for c in name if unicodedata.category(c) == "Cf"), None)
@@ -49,14 +49,14 @@ def check_tenant(name: str) -> str:
         hidden = found.group()
     if hidden is not None:
         raise BadRequestData(
-            f"the tenant name {name!r} holds U+{ord(hidden):04X} {_char_name(hidden)}, an "
+            f"the tenant name {shown(name)} holds U+{ord(hidden):04X} {_char_name(hidden)}, an "
             "invisible character: it would read as another tenant's name"
         )
     folded = unicodedata.normalize("NFKC", name)
     if folded != name:
         raise BadRequestData(
-            f"the tenant name {name!r} holds compatibility characters (full-width forms, "
-            f"no-break spaces, ligatures): write it as {folded!r}"
+            f"the tenant name {shown(name)} holds compatibility characters (full-width forms, "
+            f"no-break spaces, ligatures): write it as {shown(folded)}"
         )
     return name
 

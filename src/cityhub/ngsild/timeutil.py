@@ -7,7 +7,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 
 # (a whole second since the epoch, its "YYYY-MM-DDTHH:MM:SS" in UTC): every write stamps the
 # time, and datetime.isoformat builds its text through PyUnicode_FromFormat, about 17,000 CPU
@@ -46,11 +46,11 @@ _DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
 def parse_ts(text: str, what: str = "timestamp") -> datetime:
     """Parse an ISO 8601 DateTime (a date and a time); a naive one is taken as UTC."""
     if not isinstance(text, str) or not _DATE_AND_TIME.match(text):
-        raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {text!r}")
+        raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {shown(text)}")
     try:
         value = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as exc:
-        raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {text!r}") from exc
+        raise BadRequestData(f"{what} is not an ISO 8601 DateTime: {shown(text)}") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

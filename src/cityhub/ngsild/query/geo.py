@@ -14,7 +14,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from cityhub.ngsild.entity import positions
-from cityhub.ngsild.errors import EXCERPT, BadRequestData, excerpt
+from cityhub.ngsild.errors import BadRequestData, clipped, excerpt, shown
 from cityhub.ngsild.query.antimeridian import check_edges, short_way
 from cityhub.ngsild.query.distance import Projected, point_distance_m, reach_box
 from cityhub.ngsild.query.repair import (
@@ -89,23 +89,23 @@ def parse_georel(text: str, *, stored: bool = False) -> tuple[str, float | None,
     parts = [p.strip() for p in text.strip().split(";")]
     rel = parts[0]
     if rel not in GEORELS:
-        raise BadRequestData(f"invalid georel {text!r}: relation must be one of {GEORELS}")
+        raise BadRequestData(f"invalid georel {shown(text)}: relation must be one of {GEORELS}")
     if rel != "near":
         if len(parts) != 1:
-            raise BadRequestData(f"invalid georel {text!r}: only near takes a distance")
+            raise BadRequestData(f"invalid georel {shown(text)}: only near takes a distance")
         return rel, None, None
     m = _NEAR_RE.fullmatch(parts[1]) if len(parts) == 2 else None
     if m is None:
         raise BadRequestData(
-            f"invalid georel {text!r}: expected near;maxDistance==<metres> or minDistance"
+            f"invalid georel {shown(text)}: expected near;maxDistance==<metres> or minDistance"
         )
     number = m.group(2)
     distance = float(number)
     if not math.isfinite(distance):
-        raise BadRequestData(f"invalid georel {text!r}: distance out of range")
+        raise BadRequestData(f"invalid georel {shown(text)}: distance out of range")
     if not stored and not (number.isascii() and distance > 0 and _JSON_POSITIVE.fullmatch(number)):
         raise BadRequestData(
-            f"invalid georel {text!r}: a distance is a number of metres above 0, written "
+            f"invalid georel {shown(text)}: a distance is a number of metres above 0, written "
             "as JSON writes it (4.10: PositiveNumber)"
         )
     return ("near", distance, None) if m.group(1) == "maxDistance" else ("near", None, distance)
@@ -114,18 +114,12 @@ def parse_georel(text: str, *, stored: bool = False) -> tuple[str, float | None,
 def _position(pos: Any) -> None:
     """A GeoJSON position: [lon, lat] or [lon, lat, alt], finite and on the globe."""
     if not isinstance(pos, list) or len(pos) not in (2, 3):
-        raise BadRequestData(f"invalid position {_shown(pos)}: expected [longitude, latitude]")
+        raise BadRequestData(f"invalid position {clipped(pos)}: expected [longitude, latitude]")
     for n in pos:
         if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n):
-            raise BadRequestData(f"invalid position {_shown(pos)}: coordinates must be numbers")
+            raise BadRequestData(f"invalid position {clipped(pos)}: coordinates must be numbers")
     if not (-180 <= pos[0] <= 180 and -90 <= pos[1] <= 90):
         raise BadRequestData(f"invalid position {pos!r}: longitude/latitude out of range")
-
-
-def _shown(value: Any) -> str:
-    """Part of a client's coordinates as an error quotes them: a 100 KB array came back whole."""
-    text = repr(value)
-    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text):,} characters)"
 
 
 # How many arrays deep each geometry's numbers lie.
@@ -261,7 +255,7 @@ def parse_geometry(
     its size first, then its structure, then (bounded) GEOS's validity check. A new one is
     held to check_rings as a stored geometry is; a `stored` one is read as it was accepted."""
     if kind not in GEOMETRY_TYPES:
-        raise BadRequestData(f"invalid geometry {kind!r}: must be one of {GEOMETRY_TYPES}")
+        raise BadRequestData(f"invalid geometry {shown(kind)}: must be one of {GEOMETRY_TYPES}")
     coords: Any = coordinates
     if isinstance(coordinates, str):
         try:
@@ -318,7 +312,7 @@ def parse_geoq(
     if not prop:
         raise BadRequestData("geoproperty must not be empty: name a GeoProperty, or leave it out")
     if _BAD_NAME_RE.search(prop):
-        raise BadRequestData(f"invalid geoproperty {geoproperty!r}")
+        raise BadRequestData(f"invalid geoproperty {shown(geoproperty)}")
     return GeoQuery(rel, geom, geojson, prop, max_d, min_d)
 
 

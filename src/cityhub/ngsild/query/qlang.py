@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import NoReturn
 
 from cityhub.jsonints import INT_MAX, INT_MIN
-from cityhub.ngsild.errors import EXCERPT, BadRequestData, excerpt
+from cityhub.ngsild.errors import EXCERPT, BadRequestData, excerpt, shown
 from cityhub.ngsild.query.ast import (
     MAX_TERMS,
     And,
@@ -411,7 +411,7 @@ def parse_path(text: str, what: str) -> AttrPath:
     try:
         path = parser.path()
         if parser.peek():
-            parser.fail(f"unexpected {parser.peek()!r}")
+            parser.fail(f"unexpected {shown(parser.peek())}")
     except BadRequestData as exc:
         raise BadRequestData(f"invalid {what} {excerpt(text)}: {exc.detail}") from None
     return path
@@ -435,5 +435,5 @@ def parse_q(
     parser = _Parser(text, bare, bounded, what)
     node = parser.query()
     if parser.peek():
-        parser.fail(f"unexpected {parser.peek()!r}")
+        parser.fail(f"unexpected {shown(parser.peek())}")
     return node  # at most MAX_TERMS terms: the parser counts them as it reads (_Parser.term)

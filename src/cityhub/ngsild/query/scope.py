@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cityhub.ngsild.errors import BadRequestData
+from cityhub.ngsild.errors import BadRequestData, shown
 from cityhub.ngsild.query.ast import ScopeAnd, ScopeNode, ScopeOr, ScopePattern
 from cityhub.ngsild.query.typeexpr import parse_selection
 
@@ -15,12 +15,12 @@ def _pattern(token: str) -> ScopeNode:
     """Validate one scope path: `/level/...`, `+` a whole level, `#` only as the last level."""
     levels = token.split("/")
     if levels[0] != "" or len(levels) < 2:
-        raise BadRequestData(f"invalid scope {token!r}: must start with '/'")
+        raise BadRequestData(f"invalid scope {shown(token)}: must start with '/'")
     for n, level in enumerate(levels[1:], start=1):
         if level == "+" or (level == "#" and n == len(levels) - 1):
             continue
         if not level or _BAD_LEVEL_RE.search(level):
-            raise BadRequestData(f"invalid scope level {level!r} in {token!r}")
+            raise BadRequestData(f"invalid scope level {shown(level)} in {shown(token)}")
     return ScopePattern(token)
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from cityhub.ngsild.errors import BadRequestData, excerpt
+from cityhub.ngsild.errors import BadRequestData, excerpt, shown
 from cityhub.ngsild.query.ast import MAX_TERMS, TypeAnd, TypeName, TypeNode, TypeOr
 
 N = TypeVar("N")
@@ -84,20 +84,20 @@ def parse_selection(
             at += 1
             return node
         if token in ("", ")", ",", "|", ";"):
-            raise fail(f"expected a term, got {token or 'end of input'!r}")
+            raise fail(f"expected a term, got {shown(token or 'end of input')}")
         at += 1
         return leaf(token)
 
     node = disjunction(0)
     if at != len(tokens):
-        raise fail(f"unexpected {peek()!r}")
+        raise fail(f"unexpected {shown(peek())}")
     return node
 
 
 def _type_name(token: str) -> TypeNode:
     """A type term: a short name, compact IRI or full IRI, without characters NGSI-LD bans."""
     if _BAD_NAME_RE.search(token):
-        raise BadRequestData(f"invalid entity type name {token!r}")
+        raise BadRequestData(f"invalid entity type name {shown(token)}")
     return TypeName(token)
 
 
