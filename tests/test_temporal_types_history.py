@@ -76,3 +76,32 @@ async def test_the_current_entity_keeps_only_its_own_types(client: httpx.AsyncCl
     assert (await client.get(f"{BASE}/entities/{EID}")).json()["type"] == "Truck"
     resp = await client.get(f"{BASE}/entities", params={"type": "Car"})
     assert resp.json() == [], resp.text
+
+
+# probe temporal.md, finding 4: POST /temporal/entities/{id}/attrs with a `type` answered 204
+# and dropped it; the entity append (5.6.3) adds the types a fragment names, and so does a
+# second POST /temporal/entities, so the temporal append adds them too (decision 103)
+@pytest.mark.parametrize("member", ["type", "@type"])
+@pytest.mark.parametrize("with_attrs", [True, False])
+async def test_a_temporal_append_adds_the_types_it_names(
+    client: httpx.AsyncClient, member: str, with_attrs: bool
+) -> None:
+    create = {"id": EID, "type": "Car", "speed": [speed(1)]}
+    await _ok(await client.post(f"{BASE}/temporal/entities", json=create))
+    body: dict[str, Any] = {member: ["Truck", "Car"]}
+    if with_attrs:
+        body["speed"] = [speed(2)]
+    await _ok(await client.post(f"{BASE}/temporal/entities/{EID}/attrs", json=body))
+    resp = await client.get(f"{BASE}/temporal/entities/{EID}")
+    assert resp.json()["type"] == ["Car", "Truck"], resp.text
+    assert await _by_type(client, "Truck") == [[1, 2] if with_attrs else [1]]
+
+
+async def test_a_temporal_append_s_bad_type_stores_nothing(client: httpx.AsyncClient) -> None:
+    create = {"id": EID, "type": "Car", "speed": [speed(1)]}
+    await _ok(await client.post(f"{BASE}/temporal/entities", json=create))
+    for bad in ([], "urn:ngsi-ld:null", 5):
+        body = {"type": bad, "speed": [speed(2)]}
+        resp = await client.post(f"{BASE}/temporal/entities/{EID}/attrs", json=body)
+        assert resp.status_code == 400, resp.text
+    assert await _by_type(client, "Car") == [[1]]

@@ -26,8 +26,10 @@ from cityhub.ngsild.entity import (
     expand_entity,
     expand_instance,
     expand_name,
+    expand_types,
     is_null_instance,
     naming,
+    unaliased,
 )
 from cityhub.ngsild.errors import BadRequestData, InvalidRequest, ResourceNotFound, shown
 from cityhub.ngsild.languages import pick_language
@@ -393,17 +395,24 @@ class TemporalService:
         return created
 
     def append(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
-        """POST /temporal/entities/{id}/attrs (the entity keeps its types)."""
+        """POST /temporal/entities/{id}/attrs; the types the fragment names are added to the
+        temporal entity's, as the entity append and a second temporal create add them
+        (decision 103: dropped, a 204 told the client they were kept)."""
         check_body_id(body, eid)
+        body = unaliased(body)
+        added = expand_types(body["type"], tm) if isinstance(body, dict) and "type" in body else []
         attrs = self._instances(body, tm)
         with self.store.write(tenant) as tx:
             types = tx.temporal_types(eid)
             if types is None:
                 raise ResourceNotFound(f"temporal entity {eid} not found")
-            self._guarded(tenant, eid, attrs, types)  # the types a redirect may cover it by
+            # the types a redirect may cover it by, those it gains too
+            self._guarded(tenant, eid, attrs, list(dict.fromkeys(types + added)))
             for name, insts in attrs.items():
                 _same_kind(tx, eid, name, insts, tm)
-                tx.add_history(eid, [], name, insts)
+                tx.add_history(eid, added, name, insts)
+            if added and not attrs:  # only more types
+                tx.add_history(eid, added, "", [])
 
     def delete(self, tenant: str, eid: str) -> Erasure | None:
         """DELETE /temporal/entities/{id}: gone for readers once this commits; the history
