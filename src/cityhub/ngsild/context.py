@@ -999,8 +999,8 @@ class ContextCache:
         name any URL, and must not read through the hub what it could not read itself. The
         log has the particulars.
         """
-        if not url.startswith(("http://", "https://")):
-            raise LdContextNotAvailable(f"cannot dereference @context {shown(url)}")
+        if not fetchable(url):
+            raise not_fetched(url)
         try:
             body = await asyncio.wait_for(self._get(url), self.timeout)
         except TimeoutError as exc:
@@ -1217,7 +1217,11 @@ class ContextCache:
         if entry is None and state["kept"]:
             entry = self._kept(url)
         if entry is None:
-            raise LdContextNotAvailable(f"@context {url} is not available")
+            raise (
+                not_fetched(url)
+                if not fetchable(url)
+                else LdContextNotAvailable(f"@context {shown(url)} is not available")
+            )
         state["sources"].add(entry.local_id)
         doc = entry.document
         path.append(url)
@@ -1225,6 +1229,21 @@ class ContextCache:
             self._apply(doc.get("@context"), terms, state, depth + 1)
         finally:
             path.pop()
+
+
+def fetchable(url: str) -> bool:
+    """Whether the hub would ever download this context IRI (http and https only)."""
+    return url.startswith(("http://", "https://"))
+
+
+def not_fetched(url: str) -> LdContextNotAvailable:
+    """The error of a context IRI no download can reach (a URN, ftp:, file:): still JSON-LD's
+    failure to load a remote context (decision 103), saying that sending it again will fail
+    again."""
+    return LdContextNotAvailable(
+        f"cannot dereference @context {shown(url)}: the hub fetches contexts over http and "
+        "https only"
+    )
 
 
 def _urls(spec: Any) -> Iterable[str]:
