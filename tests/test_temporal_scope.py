@@ -175,3 +175,24 @@ def test_an_older_database_gets_the_scopes_of_its_entities(tmp_path: Path) -> No
         assert [e["id"] for e in resp.json()] == ["urn:x:old", "urn:x:plain", "urn:x:alone"]
     finally:
         hub.close()
+
+
+async def test_a_temporal_append_s_scope_is_the_temporal_entity_s(
+    client: httpx.AsyncClient,
+) -> None:
+    """A scope in a temporal append replaces the temporal entity's, as a temporal create's
+    does (decision 103): the append answered 204 and dropped it (probe leftovers.md)."""
+    body = {"id": "urn:x:S9", "type": "Car", "scope": "/Paris", "speed": [speed(1)]}
+    assert (await client.post(T, json=body)).status_code == 201
+    more = {"scope": "/Madrid", "speed": [speed(2, "2024-01-02T00:00:00Z")]}
+    assert (await client.post(f"{T}/urn:x:S9/attrs", json=more)).status_code == 204
+    assert (await client.get(f"{T}/urn:x:S9")).json()["scope"] == "/Madrid"
+    assert await matching(client, "/Madrid") == ["urn:x:S9"]
+    assert await matching(client, "/Paris") == []
+    only = {"scope": ["/Lyon", "/Nice"]}  # a scope alone is a write too
+    assert (await client.post(f"{T}/urn:x:S9/attrs", json=only)).status_code == 204
+    assert (await client.get(f"{T}/urn:x:S9")).json()["scope"] == ["/Lyon", "/Nice"]
+    bad = {"scope": "Madrid", "speed": [speed(3, "2024-01-03T00:00:00Z")]}
+    assert (await client.post(f"{T}/urn:x:S9/attrs", json=bad)).status_code == 400
+    values = (await client.get(f"{T}/urn:x:S9", params={"options": "temporalValues"})).json()
+    assert [v[0] for v in values["speed"]["values"]] == [1, 2]  # the refused one: nothing

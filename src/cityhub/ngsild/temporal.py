@@ -26,6 +26,7 @@ from cityhub.ngsild.entity import (
     expand_entity,
     expand_instance,
     expand_name,
+    expand_scope,
     expand_types,
     is_null_instance,
     naming,
@@ -396,11 +397,13 @@ class TemporalService:
 
     def append(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """POST /temporal/entities/{id}/attrs; the types the fragment names are added to the
-        temporal entity's, as the entity append and a second temporal create add them
-        (decision 103: dropped, a 204 told the client they were kept)."""
+        temporal entity's and its scope replaces the stored one, as a second temporal create
+        does (decision 103: both were dropped, and the 204 told the client they were kept)."""
         check_body_id(body, eid)
         body = unaliased(body)
-        added = expand_types(body["type"], tm) if isinstance(body, dict) and "type" in body else []
+        given = body if isinstance(body, dict) else {}
+        added = expand_types(given["type"], tm) if "type" in given else []
+        scope = expand_scope(given["scope"]) if "scope" in given else ...  # ...: keep it
         attrs = self._instances(body, tm)
         with self.store.write(tenant) as tx:
             types = tx.temporal_types(eid)
@@ -410,9 +413,9 @@ class TemporalService:
             self._guarded(tenant, eid, attrs, list(dict.fromkeys(types + added)))
             for name, insts in attrs.items():
                 _same_kind(tx, eid, name, insts, tm)
-                tx.add_history(eid, added, name, insts)
-            if added and not attrs:  # only more types
-                tx.add_history(eid, added, "", [])
+                tx.add_history(eid, added, name, insts, scope)
+            if not attrs and (added or scope is not ...):  # only types or a scope
+                tx.add_history(eid, added, "", [], scope)
 
     def delete(self, tenant: str, eid: str) -> Erasure | None:
         """DELETE /temporal/entities/{id}: gone for readers once this commits; the history
