@@ -40,8 +40,10 @@ from cityhub.store.sqlite.qsql import Compiler, id_bound
 
 # deletedAt has no column of its own: it is read from the instance (julian days → epoch seconds).
 # epoch_of (store/sqlite/functions.py) reads the microseconds; julianday() kept milliseconds,
-# so `timerel=after` at an instance's own deletedAt left it out
-_DELETED_AT = "epoch_of(json_extract(h.inst, '$.deletedAt'))"
+# so `timerel=after` at an instance's own deletedAt left it out. Only a deletion marker has a
+# deletedAt, and a marker has no number: an instance with one (history_obs holds `num`) is
+# passed over without reading its row, which parsed every sensor reading's JSON to find none.
+_DELETED_AT = "CASE WHEN h.num IS NULL THEN epoch_of(json_extract(h.inst, '$.deletedAt')) END"
 # the entity's own deletion (store/sqlite/deletions.py), on the deletedAt axis
 _ENTITY_DELETED_AT = "epoch_of(tt.deleted_at)"
 TIME_COLUMNS = {
@@ -901,7 +903,9 @@ _COUNT = operator.itemgetter(1)  # its count(*), the first aggregate
 _NOT_DELETION = " AND (h.num IS NOT NULL OR h.inst ->> '$.deletedAt' IS NULL)"
 
 # Time properties with an index that starts (tpk, nid, time): periods can be read by range.
-_INDEXED_TIMES = ("observedAt", "createdAt")
+# Not createdAt: its index was dropped (schema.py), and a range read per period then scanned
+# the whole series once per period (PT1S over 1,000,000 instances ran into the deadline).
+_INDEXED_TIMES = ("observedAt",)
 _MAX_RANGED_PERIODS = 50_000
 _FEW_PERIODS = 64  # up to this many periods, reading each costs less than counting first
 
