@@ -1412,9 +1412,13 @@ def _first_past_page(
     period's end to the next instance, numbered as the GROUP BY numbers them. Over 100,000
     instances one per period, the GROUP BY built all of them to keep the first 10,000."""
     step = "period_edge(?, period_index(?, s.t, ?, ?) + 1, ?, ?)"
+    # each seek starts at s.t: the window's own lower bound (`col >= timeAt`) is made no
+    # index bound (unary +), else SQLite ranged on it and every seek read the series from the
+    # window's start, the square of the page in all (PT0.000001S: 4.8 s for 10,064 seeks)
+    where = sel.where.replace(f" {col} >= ", f" +{col} >= ")
     sql = (
         f"WITH RECURSIVE s(t, k) AS (SELECT ?, 1 UNION ALL SELECT (SELECT {col} FROM history h "
-        f"WHERE {sel.where} AND {col} > s.t AND {col} >= {step} ORDER BY {col} LIMIT 1), "
+        f"WHERE {where} AND {col} > s.t AND {col} >= {step} ORDER BY {col} LIMIT 1), "
         f"k + 1 FROM s WHERE s.t IS NOT NULL AND k < ?) "
         f"SELECT t, {bucket.replace(col, 't')} FROM s WHERE t IS NOT NULL"
     )
