@@ -1,6 +1,7 @@
 """A temporal q or geoQ in SQL as a necessary condition: an entity none of whose instances in
-the window could satisfy a numeric comparison, or lie where the geoQ may match, is left out before
-Python reads its history and decides exactly (store/sqlite/temporal.py, `_matches_history`)."""
+the window could satisfy a numeric comparison (or, holding only numbers, a string, null or
+time one), or lie where the geoQ may match, is left out before Python reads its history and
+decides exactly (store/sqlite/temporal.py, `_matches_history`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from cityhub.store.sqlite.qsql import balanced, prefilter_box
 # metres: past this, a minDistance's box would span a continent, where a flat margin is unsure
 MAX_EXCLUDED_REACH = 1_000_000
 _SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "="}
+# Literal kinds no number or Boolean satisfies (kinds never coerce, evaluate._order): only an
+# instance without `num`, which history_obs holds, may match one.
+_NO_NUMBER_KINDS = frozenset({"string", "null", *ast.TEMPORAL_KINDS})
 
 
 def narrowable(node: object) -> bool:
@@ -35,10 +39,28 @@ def narrowable(node: object) -> bool:
     path, value = node.path, node.value
     if path.sub or path.keys or path.attr in ENTITY_FIELDS:
         return False
-    if not isinstance(value, ast.Value) or value.kind != "number":
+    if all(v.kind in _NO_NUMBER_KINDS for v in _literals(value)):
+        return True
+    if not isinstance(value, ast.Value):
         return False
     number = value.value
-    return isinstance(number, int | float) and not isinstance(number, bool) and abs(number) < EXACT
+    return (
+        value.kind == "number"
+        and isinstance(number, int | float)
+        and not isinstance(number, bool)
+        and abs(number) < EXACT
+    )
+
+
+def _literals(value: object) -> tuple[ast.Value, ...]:
+    """The literals a comparison names (a list's, a range's ends); none for anything else."""
+    if isinstance(value, ast.Value):
+        return (value,)
+    if isinstance(value, ast.ValueList):
+        return value.values
+    if isinstance(value, ast.Range):
+        return (value.low, value.high)
+    return ()
 
 
 def prefilter(
@@ -51,7 +73,9 @@ def prefilter(
     """SQL on `tt.tpk` that every entity the q tree matches satisfies, or None (no narrowing).
 
     A numeric comparison keeps an entity with an instance whose number satisfies it, or with
-    one that is not a plain number (a list, a string, a JSON value: Python decides those);
+    one that is not a plain number (a list, a string, a JSON value: Python decides those); a
+    string, null or time comparison one with an instance that is no number (`==` a string:
+    one that is not another string);
     `window(nid)` is the instance filter (attribute, datasetId, time window) as SQL.
     """
     if not narrowable(node):
@@ -60,8 +84,24 @@ def prefilter(
         joiner = " AND " if isinstance(node, ast.And) else " OR "
         parts = [prefilter(n, conn, names, bind, window) for n in node.items if narrowable(n)]
         return balanced(joiner, [p for p in parts if p])
-    assert isinstance(node, ast.Compare) and isinstance(node.value, ast.Value)
+    assert isinstance(node, ast.Compare)
     scope = window(names.lookup(conn, node.path.attr))
+    literals = _literals(node.value)
+    if all(v.kind in _NO_NUMBER_KINDS for v in literals):
+        may = "h.num IS NULL"
+        equal = node.op == "==" and not isinstance(node.value, ast.Range)
+        if equal and all(v.kind == "string" for v in literals):
+            # a Property whose value is another string cannot match either (a string q
+            # comes as a list: the literal and its vocab expansion); any other type or shape
+            # of value (no `value`, a list, an object) is left to Python
+            texts = ", ".join(bind(v.value) for v in literals)
+            may += (
+                " AND (json_type(h.inst, '$.value') IS NOT 'text'"
+                f" OR h.inst ->> '$.value' IN ({texts})"
+                " OR h.inst ->> '$.type' IS NOT 'Property')"
+            )
+        return f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{scope} AND {may})"
+    assert isinstance(node.value, ast.Value)
     return (
         f"EXISTS (SELECT 1 FROM history h WHERE h.tpk = tt.tpk{scope} "
         f"AND (h.num {_SQL_OPS[node.op]} {bind(node.value.value)} OR h.num IS NULL))"
