@@ -116,8 +116,11 @@ def _command(argv: Sequence[str] | None) -> int:
 
 TOML_FILE = "cityhub.toml"  # Settings.model_config["toml_file"], read from the working folder
 # CITYHUB_* variables that are no setting, yet no typo: `cityhub iot` reads CITYHUB_URL, the
-# tests CITYHUB_SHARED_DATA (the GTFS feeds) and CITYHUB_FUZZ_EXAMPLES (README, "Other commands")
-OTHER_VARIABLES = frozenset({"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ_EXAMPLES"})
+# tests CITYHUB_SHARED_DATA (the GTFS feeds), CITYHUB_FUZZ_EXAMPLES (README, "Other commands")
+# and CITYHUB_PIN_ROWS (tests/test_create_rows.py rewrites its pinned rows)
+OTHER_VARIABLES = frozenset(
+    {"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ_EXAMPLES", "CITYHUB_PIN_ROWS"}
+)
 
 
 def load_settings(**overrides: Any) -> Settings | None:
