@@ -67,3 +67,32 @@ def test_every_file_the_architecture_cites_exists() -> None:
     files = [p.as_posix() for d in ("src", "tests", "bench") for p in (ROOT / d).rglob("*.py")]
     gone = [c for c in cited if not any(f.endswith("/" + c) for f in files)]
     assert not gone, f"docs/architecture.md cites files that do not exist: {gone}"
+
+
+def _defines(name: str, text: str) -> bool:
+    """A def, class, module constant or attribute of that name in the text."""
+    return bool(
+        re.search(
+            rf"(?m)^\s*(?:async\s+)?(?:def|class)\s+{name}\b|^\s*(?:self\.)?{name}\s*[:=]"
+            rf"|\bself\.{name}\s*[:=]",
+            text,
+        )
+    )
+
+
+def test_every_function_and_class_member_the_architecture_cites_exists() -> None:
+    """`file.py::name` is defined in that file, and `Class.member` on a class of the code."""
+    texts = {p.relative_to(SRC).as_posix(): p.read_text() for p in SRC.rglob("*.py")}
+    code = "\n".join(texts.values())
+    classes = set(re.findall(r"(?m)^\s*class (\w+)", code))
+    gone = [
+        f"{path}::{name}"
+        for path, name in re.findall(r"`([\w/]+\.py)::(\w+)", DOC)
+        if not any(_defines(name, t) for f, t in texts.items() if f.endswith(path))
+    ]
+    gone += [
+        f"{cls}.{name}"
+        for cls, name in re.findall(r"`([A-Z]\w*)\.(\w+)(?:\([^`]*\))?`", DOC)
+        if cls in classes and not _defines(name, code)
+    ]
+    assert not gone, f"docs/architecture.md cites names the code no longer has: {gone}"
