@@ -8,7 +8,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from cityhub.cli import parser
+import pytest
+
+from cityhub.cli import main, parser
 from cityhub.settings import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -60,3 +62,15 @@ def test_a_flag_of_a_setting_says_the_setting_s_default_and_variable() -> None:
             assert f"default {default}" in help_text, (path, action.option_strings, help_text)
             if path[0] in ("serve", "demo"):
                 assert f"CITYHUB_{action.dest.upper()}" in help_text, (path, help_text)
+
+
+def test_import_help_gives_the_exit_codes_the_readme_gives(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It said 2 was "bad arguments or file": a hub or database out of reach is 2 too, and
+    Ctrl-C 130, as the README's list of exit codes says."""
+    with pytest.raises(SystemExit):
+        main(["import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "database or hub that cannot be reached" in text and "130" in text, text
+    assert "a database or hub that cannot be" in README and "130 for Ctrl-C" in README

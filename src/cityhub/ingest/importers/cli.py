@@ -84,7 +84,8 @@ def add_parser(subparsers: Any) -> None:
         "import",
         help="load a CSV, GeoJSON or GTFS file as NGSI-LD entities",
         description="Load a file as NGSI-LD entities, validated like API input. Exit code 0: "
-        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments or file.",
+        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments, a file that "
+        "cannot be read or used, or a database or hub that cannot be reached; 130: Ctrl-C.",
     )
     kinds = imp.add_subparsers(dest="format", required=True, metavar="{csv,geojson,gtfs}")
 
