@@ -25,7 +25,9 @@ def _server_args(p: argparse.ArgumentParser, db_default: str | None, db_help: st
         help="critical, error, warning, info, debug or trace (default info, CITYHUB_LOG_LEVEL)",
     )
     p.add_argument(
-        "--mqtt", default=None, help="IoT MQTT southbound: off, embedded or mqtt://host:1883"
+        "--mqtt",
+        default=None,
+        help="IoT MQTT southbound: off, embedded or mqtt://host:1883 (default off, CITYHUB_MQTT)",
     )
 
 
@@ -46,13 +48,17 @@ def parser() -> argparse.ArgumentParser:
         "backup", help="write a consistent copy of the database while the hub keeps serving"
     )
     backup.add_argument("dest", help="the new backup file (must not exist)")
-    backup.add_argument("--db", default=None, help="the database to copy (default CITYHUB_DB)")
+    backup.add_argument(
+        "--db", default=None, help="the database to copy (default ./cityhub.db, CITYHUB_DB)"
+    )
     backup.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     restore = sub.add_parser(
         "restore", help="put a backup in place of the database (stop the hub first)"
     )
     restore.add_argument("backup", help="the backup file to restore (checked first)")
-    restore.add_argument("--db", default=None, help="the database to replace (default CITYHUB_DB)")
+    restore.add_argument(
+        "--db", default=None, help="the database to replace (default ./cityhub.db, CITYHUB_DB)"
+    )
     restore.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     from cityhub.ingest.importers.cli import add_parser as add_import_parser
 
@@ -116,8 +122,11 @@ def _command(argv: Sequence[str] | None) -> int:
 
 TOML_FILE = "cityhub.toml"  # Settings.model_config["toml_file"], read from the working folder
 # CITYHUB_* variables that are no setting, yet no typo: `cityhub iot` reads CITYHUB_URL, the
-# tests CITYHUB_SHARED_DATA (the GTFS feeds) and CITYHUB_FUZZ_EXAMPLES (README, "Other commands")
-OTHER_VARIABLES = frozenset({"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ_EXAMPLES"})
+# tests CITYHUB_SHARED_DATA (the GTFS feeds), CITYHUB_FUZZ_EXAMPLES (README, "Other commands")
+# and CITYHUB_PIN_ROWS (tests/test_create_rows.py rewrites its pinned rows)
+OTHER_VARIABLES = frozenset(
+    {"CITYHUB_URL", "CITYHUB_SHARED_DATA", "CITYHUB_FUZZ_EXAMPLES", "CITYHUB_PIN_ROWS"}
+)
 
 
 def load_settings(**overrides: Any) -> Settings | None:

@@ -492,7 +492,7 @@ def add_interval_link(
     resp: Response, path: str, params: dict[str, str], rel: str, window: dict[str, str]
 ) -> None:
     """The Link to a 206 temporal answer's next page of instances: the request with its time
-    window (and page) replaced (decisions 031, 050), beside the other Links."""
+    window (and page) replaced (decisions 031, 058), beside the other Links."""
     window_keys = ("timerel", "timeAt", "endTimeAt", "pageBefore")
     kept = {k: v for k, v in params.items() if k not in window_keys}
     query = urlencode({**kept, **window}, safe=",:")

@@ -40,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     target.add_argument(
         "--db",
         default=None,
-        help="SQLite database to write into directly (default: CITYHUB_DB, ./cityhub.db)",
+        help="SQLite database to write into directly (default ./cityhub.db, CITYHUB_DB)",
     )
     target.add_argument(
         "--url",
@@ -84,7 +84,8 @@ def add_parser(subparsers: Any) -> None:
         "import",
         help="load a CSV, GeoJSON or GTFS file as NGSI-LD entities",
         description="Load a file as NGSI-LD entities, validated like API input. Exit code 0: "
-        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments or file.",
+        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments, a file that "
+        "cannot be read or used, or a database or hub that cannot be reached; 130: Ctrl-C.",
     )
     kinds = imp.add_subparsers(dest="format", required=True, metavar="{csv,geojson,gtfs}")
 
@@ -96,7 +97,7 @@ def add_parser(subparsers: Any) -> None:
     csv_p.add_argument("--lat", default=None, metavar="COL", help="latitude column (WGS84)")
     csv_p.add_argument("--lon", default=None, metavar="COL", help="longitude column (WGS84)")
     csv_p.add_argument(
-        "--delimiter", default=",", help="cell separator, one character; 'tab' for tabs"
+        "--delimiter", default=",", help="cell separator, one character; 'tab' for tabs (default ,)"
     )
     csv_p.add_argument(
         "--observed-at", default=None, metavar="COL", help="column with each row's observedAt"
@@ -137,7 +138,7 @@ def _id_prefix(parser: argparse.ArgumentParser) -> None:
         "--id-prefix",
         default=None,
         type=_prefix,
-        help="put before ids that are not URIs (urn:ngsi-ld:TYPE:)",
+        help="put before ids that are not URIs (default urn:ngsi-ld:TYPE:)",
     )
 
 
