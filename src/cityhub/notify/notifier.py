@@ -35,7 +35,14 @@ from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
-from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
+from cityhub.notify.events import (
+    ChangeEvents,
+    Shape,
+    dump_shape,
+    erased_with,
+    load_shape,
+    stored_events,
+)
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.outbox_bound import disk_of
 from cityhub.notify.outcome import Outcome
@@ -49,6 +56,7 @@ from cityhub.notify.subscription import (
 )
 from cityhub.notify.throttle import Stamps
 from cityhub.store.base import (
+    WITHDRAWN,
     Change,
     EntityQuery,
     EntitySelector,
@@ -102,6 +110,9 @@ class Notifier:
         self.mqtt = MqttSender()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+        # seqs of items an erasure emptied in the outbox while this notifier may hold them
+        # in memory (queued, in flight, held): passed by unsent (decision 097)
+        self._withdrawn: set[int] = set()
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
         # a period whose query failed: one line per subscription per PERIOD_LOG_EVERY
@@ -297,6 +308,18 @@ class Notifier:
         (called by the store under its write lock)."""
         self.stamps.rolled_back(items)
 
+    def erases(self, eid: str, payload: bytes, body: bytes | None) -> bool:
+        """Whether a stored item carries values of an entity being erased."""
+        return erased_with(eid, payload, body)
+
+    def withdrawn(self, seqs: list[int]) -> None:
+        """Items an erasure emptied in the outbox (from any thread, before the committed
+        items of its transaction): never sent, wherever they wait in memory."""
+        if self._loop is None or threading.get_ident() == self._thread:
+            self._withdrawn.update(seqs)  # before start(): the outbox it reads is emptied
+        else:
+            self._loop.call_soon_threadsafe(self._withdrawn.update, seqs)
+
     def committed(self, items: list[OutboxItem]) -> None:
         """Committed items go to their endpoint queues (from any thread)."""
         self.stamps.committed()  # under the store's write lock, right after COMMIT
@@ -414,7 +437,10 @@ class Notifier:
         """Send one item (True/False) to the subscription's endpoint as it is now; None when
         the subscription is gone or expired, or the item was made for an earlier one of its
         id; HOLD while it is paused (a change made while it was active is notified once it
-        resumes)."""
+        resumes); None too for an item an erasure withdrew (decision 097)."""
+        if item.seq in self._withdrawn or (item.body is None and item.payload == WITHDRAWN):
+            self._withdrawn.discard(item.seq)
+            return None
         if self._holds(item):
             return HOLD
         sub = self.get(item.tenant, item.sub_id)

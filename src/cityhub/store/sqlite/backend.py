@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,8 @@ class SqliteStore:
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
         self.guard: WriteGuard | None = None  # api/ sets it: exclusively registered attributes
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
+        # outbox seqs a group's erasures took back, told to the sink after COMMIT
+        self._group_withdrawn: list[int] = []
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
         self._refused_cause = ""  # the limit that refused it, '' for a full disk (no_room.py)
@@ -437,6 +440,7 @@ class SqliteStore:
                 ):
                     yield tx
                     self._group_items += self._to_outbox(tx)
+                    self._group_withdrawn += self._withdraw(tx)
                 self._group_wrote = True
                 self._scrub_wanted = self._scrub_wanted or tx.erased
                 return
@@ -445,12 +449,13 @@ class SqliteStore:
                 with self._transaction(), _typed_full:
                     yield tx
                     items = self._to_outbox(tx)
+                    withdrawn = self._withdraw(tx)
             except BaseException:  # the COMMIT failed: the items were never stored
                 self._dropped(items)
                 raise
             self._refused_at = None
             self._scrub_wanted = self._scrub_wanted or tx.erased
-            self._handover(items)
+            self._handover(items, withdrawn)
 
     def _refuse_lost(self) -> None:
         """StoreLost once the file was deleted or replaced: a write would go into a file no
@@ -515,9 +520,24 @@ class SqliteStore:
             raise
         return items
 
-    def _handover(self, items: list[OutboxItem]) -> None:
-        """Give committed outbox items to the sink for delivery."""
-        if items and self.sink is not None:
+    def _withdraw(self, tx: SqliteWriteTx) -> list[int]:
+        """Inside the transaction: empty the unsent notifications that carry values of the
+        entities the block erased (decision 097); their seqs."""
+        if not tx.erased_ids or self.sink is None:
+            return []
+        seqs: list[int] = []
+        for eid in tx.erased_ids:
+            seqs += outbox.withdraw(self._writer, tx.tenant, eid, partial(self.sink.erases, eid))
+        return seqs
+
+    def _handover(self, items: list[OutboxItem], withdrawn: list[int] | None = None) -> None:
+        """Give committed outbox items to the sink for delivery, and tell it which ones
+        an erasure took back (it may hold them in memory)."""
+        if self.sink is None:
+            return
+        if withdrawn:
+            self.sink.withdrawn(withdrawn)
+        if items:
             self.sink.committed(items)
 
     def _dropped(self, items: list[OutboxItem]) -> None:
@@ -544,22 +564,24 @@ class SqliteStore:
                     yield
             except BaseException:  # rolled back: none of the group's items was stored
                 dropped, self._group_items = self._group_items, []
+                self._group_withdrawn = []
                 self._dropped(dropped)
                 raise
             finally:
                 self._in_group = False
                 self._savepoints = True
             items, self._group_items = self._group_items, []
+            withdrawn, self._group_withdrawn = self._group_withdrawn, []
             if self._group_wrote:
                 self._refused_at = None
-            self._handover(items)
+            self._handover(items, withdrawn)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Inside group(): everything the block writes, notifications included, or nothing."""
         with self._write_lock:
             conn = self._writer
-            mark = len(self._group_items)
+            mark, taken = len(self._group_items), len(self._group_withdrawn)
             conn.execute("SAVEPOINT job")
             try:
                 yield
@@ -568,6 +590,7 @@ class SqliteStore:
                 conn.execute("RELEASE job")
                 self._dropped(self._group_items[mark:])
                 del self._group_items[mark:]
+                del self._group_withdrawn[taken:]
                 self.names.rolled_back()  # a name id the job took may be handed out again
                 self.type_sets.rolled_back()
                 raise
@@ -1198,6 +1221,8 @@ class SqliteWriteTx:
         # stored JSON and the outline of its counts, so that update() needs no second read
         self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
         self.erased = False  # an entity or history deleted: the WAL is cleared after (scrub)
+        # entities whose whole history this block deleted: their unsent notifications go too
+        self.erased_ids: list[str] = []
         # (pk, stored JSON) of entities existing_ids found, for get() to read without a
         # statement; dropped once read or written
         self._known: dict[str, tuple[int, str]] = {}
@@ -1586,10 +1611,14 @@ class SqliteWriteTx:
         self, eid: str, attr: str | None = None, dataset_id: Any = ...
     ) -> tuple[bool, Erasure | None]:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
-        the rows left to Store.erase_history."""
+        the rows left to Store.erase_history. An entity's whole history is its erasure:
+        the notifications not yet sent with its values are taken back too (decision 097)."""
         self.erased = True
         self._write_held()
-        return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
+        found, rest = temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
+        if found and attr is None:
+            self.erased_ids.append(eid)
+        return found, rest
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
         """Modify one stored attribute instance."""

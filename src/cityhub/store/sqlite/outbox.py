@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from cityhub.store.base import LeftOnDisk, OutboxHeads, OutboxItem
+import orjson
+
+from cityhub.store.base import WITHDRAWN, LeftOnDisk, OutboxHeads, OutboxItem
 
 # The outbox as schema 10 and earlier left it: ``before_upgrade`` makes sure the 10 -> 11
 # migration finds it so (a database from before the outbox, or before its kind column).
@@ -185,6 +187,34 @@ def purge(
     )
     _counted(conn, -cur.rowcount)
     return cur.rowcount
+
+
+def withdraw(
+    conn: sqlite3.Connection, tenant: str, eid: str, takes: Callable[[bytes, bytes | None], bool]
+) -> list[int]:
+    """Empty a tenant's entity notifications that takes (given an item's payload and shared
+    body) says an erasure of eid takes back; their seqs. Each row stays, as WITHDRAWN without
+    a body, until the notifier passes it by: deleting it would let a new row take its seq
+    while the notifier may still hold the old item. Only rows naming the id's JSON are
+    parsed, so a long backlog of other entities costs a scan of bytes, not of JSON."""
+    needle = orjson.dumps(eid)
+    rows = conn.execute(
+        "SELECT o.seq, o.payload, b.body, o.body FROM outbox o "
+        "LEFT JOIN outbox_bodies b ON b.bid = o.body WHERE o.tenant = ? AND o.kind = 'entity' "
+        "AND (instr(o.payload, ?) OR instr(b.body, ?))",
+        (tenant, needle, needle),
+    ).fetchall()
+    taken = [(int(seq), bid) for seq, payload, body, bid in rows if takes(payload, body)]
+    conn.executemany(
+        "UPDATE outbox SET payload = ?, body = NULL WHERE seq = ?",
+        [(WITHDRAWN, seq) for seq, _ in taken],
+    )
+    conn.executemany(
+        "DELETE FROM outbox_bodies WHERE bid = ? AND NOT EXISTS "
+        "(SELECT 1 FROM outbox WHERE body = ?)",
+        [(bid, bid) for bid in {bid for _, bid in taken if bid is not None}],
+    )
+    return [seq for seq, _ in taken]
 
 
 def cut(conn: sqlite3.Connection, tenant: str, sub_id: str, keep: int) -> int:

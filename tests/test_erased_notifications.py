@@ -1,0 +1,142 @@
+"""An erasure takes back what the hub has not yet sent about the entity: notifications
+queued for a receiver that is down (or held for a paused subscription) carried the erased
+person's values in the outbox, and were sent once the receiver came back (decision 097)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cityhub.api.app import create_app
+from cityhub.settings import Settings
+from conftest import BASE
+from receivers import Receiver, wait_for
+
+SECRET = "PULSE-OF-ALICE-4410"
+ALICE = "urn:ngsi-ld:Resident:alice"
+BOB = "urn:ngsi-ld:Resident:bob"
+
+
+def resident(eid: str, note: str) -> dict[str, Any]:
+    return {"id": eid, "type": "Resident", "note": {"type": "Property", "value": note}}
+
+
+def in_files(db: Path, needle: str) -> list[str]:
+    """The hub's files (database, WAL) that hold needle's bytes."""
+    found = []
+    for path in (db, db.with_name(db.name + "-wal")):
+        if path.exists() and needle.encode() in path.read_bytes():
+            found.append(path.name)
+    return found
+
+
+async def test_an_erasure_withdraws_the_unsent_notifications_of_the_entity(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    db = tmp_path / "hub.db"
+    app = create_app(Settings(db=str(db), notify_backoff=0.2, notify_attempts=50))
+    receiver.status["/down"] = 503  # the receiver is down while the person is erased
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        sub = {
+            "id": "urn:ngsi-ld:Subscription:care",
+            "type": "Subscription",
+            "entities": [{"type": "Resident"}],
+            "notificationTrigger": ["entityCreated", "attributeUpdated", "entityDeleted"],
+            "notification": {"endpoint": {"uri": receiver.url("/down")}},
+        }
+        assert (await client.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+        assert (
+            await client.post(f"{BASE}/entities", json=resident(ALICE, SECRET))
+        ).status_code == 201
+        for n in range(3):
+            resp = await client.patch(
+                f"{BASE}/entities/{ALICE}/attrs", json={"note": f"{SECRET}-{n}"}
+            )
+            assert resp.status_code == 204, resp.text
+        assert (
+            await client.post(f"{BASE}/entities", json=resident(BOB, "bob-kept"))
+        ).status_code == 201
+        await wait_for(lambda: receiver.received("/down"), what="a first, failed attempt")
+        assert (await client.delete(f"{BASE}/entities/{ALICE}")).status_code == 204
+        assert (await client.delete(f"{BASE}/temporal/entities/{ALICE}")).status_code == 204
+        deadline = time.monotonic() + 10  # the checkpointer ticks every 0.5 s
+        while in_files(db, SECRET) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert in_files(db, SECRET) == [], "queued notifications keep the erased values"
+        receiver.status["/down"] = 200  # the receiver comes back
+
+        def received(reason: str) -> list[str]:
+            return [
+                e["id"]
+                for r in receiver.received("/down")
+                if r.body.get("triggerReason") == reason
+                for e in r.body["data"]
+            ]
+
+        await wait_for(lambda: BOB in received("entityCreated"), what="the neighbour's")
+        await wait_for(lambda: received("entityDeleted"), what="the deletion notice")
+        assert received("entityDeleted") == [ALICE], "told that the entity is gone"
+        sent = [json.dumps(r.body) for r in receiver.received("/down")]
+        late = [s for s in sent[1:] if SECRET in s]  # the first was refused before the erasure
+        assert late == [], "the erased values were sent after the erasure"
+    await app.state.notifier.close()
+    app.state.store.close()
+
+
+async def test_after_a_restart_nothing_withdrawn_is_sent_and_other_tenants_keep_theirs(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A withdrawn row waits in the outbox for the notifier to pass it by; a restart before
+    that sends nothing of it. The same id in another tenant is another entity: its
+    notifications stay."""
+    db = tmp_path / "hub.db"
+    receiver.status["/down"] = 503
+    sub = {
+        "id": "urn:ngsi-ld:Subscription:care",
+        "type": "Subscription",
+        "entities": [{"type": "Resident"}],
+        "notification": {"endpoint": {"uri": receiver.url("/down")}},
+    }
+    # no second attempt before the stop: the withdrawn rows are still on disk at the restart
+    app = create_app(Settings(db=str(db), notify_backoff=60, notify_attempts=50))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        for tenant in ("city-a", "city-b"):
+            headers = {"NGSILD-Tenant": tenant}
+            resp = await client.post(f"{BASE}/subscriptions", json=sub, headers=headers)
+            assert resp.status_code == 201, resp.text
+            body = resident(ALICE, f"{SECRET}-{tenant}")
+            resp = await client.post(f"{BASE}/entities", json=body, headers=headers)
+            assert resp.status_code == 201, resp.text
+        resp = await client.delete(
+            f"{BASE}/temporal/entities/{ALICE}", headers={"NGSILD-Tenant": "city-a"}
+        )
+        assert resp.status_code == 204, resp.text
+    await app.state.notifier.close()
+    app.state.store.close()
+
+    refused = len(receiver.received("/down"))  # attempts made before the erasure
+    receiver.status["/down"] = 200
+    app = create_app(Settings(db=str(db), notify_backoff=0.2, notify_attempts=50))
+    transport = httpx.ASGITransport(app=app)
+    app.state.notifier.start()  # what a served hub's start-up does
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            health = (await client.get("/health")).json()
+            if health["notifications"]["outboxRows"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert health["notifications"]["outboxRows"] == 0, "the withdrawn row was passed by"
+        sent = [json.dumps(r.body) for r in receiver.received("/down")[refused:]]
+        assert [s for s in sent if f"{SECRET}-city-a" in s] == [], "sent after the erasure"
+        assert [s for s in sent if f"{SECRET}-city-b" in s], "city-b's notification is kept"
+        assert health["notifications"]["renderFailed"] == 0, "passed by, not failed"
+    await app.state.notifier.close()
+    app.state.store.close()
