@@ -46,11 +46,12 @@ class HistoryPruner:
         self.every = every
         self.delay = delay
         self.deleted = 0  # since start
-        self.deleted_letters = 0  # IoT dead letters past the same age, since start
         self.last_run: str | None = None
-        # what else holds personal data by age: each deletes what is older than the epoch
-        # seconds it is given and says how much (the IoT agent's dead letters)
-        self.also: list[Callable[[float], Awaitable[int]]] = []
+        # what else holds personal data by age, by its /health counter: each deletes what is
+        # older than the epoch seconds it is given and says how much (the IoT agent's dead
+        # letters, unsent notifications)
+        self.also: dict[str, Callable[[float], Awaitable[int]]] = {}
+        self.expired: dict[str, int] = {}  # what each of those deleted since start
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -81,8 +82,8 @@ class HistoryPruner:
             after = next_after
             # requests and device messages get the loop for as long as the step held it
             await asyncio.sleep(pacer.took(time.perf_counter() - started))
-        for expire in self.also:
-            self.deleted_letters += await expire(before)
+        for counter, expire in self.also.items():
+            self.expired[counter] = self.expired.get(counter, 0) + await expire(before)
         self.last_run = now_iso()
         if total:
             log.info(
@@ -107,6 +108,6 @@ class HistoryPruner:
         return {
             "retentionDays": self.days,
             "deletedInstances": self.deleted,
-            "deletedDeadLetters": self.deleted_letters,
+            **{counter: self.expired.get(counter, 0) for counter in self.also},
             "lastRun": self.last_run,
         }

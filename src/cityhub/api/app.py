@@ -381,5 +381,11 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         gone: int = await committer.run(partial(letters.expire, before))
         return gone
 
-    pruner.also.append(expire_letters)
+    async def expire_notifications(before: float) -> int:
+        """Unsent notifications past retention are emptied as a committer job (decision 097)."""
+        gone: int = await committer.run(partial(store.outbox_expire, before))
+        return gone
+
+    pruner.also["deletedDeadLetters"] = expire_letters
+    pruner.also["deletedNotifications"] = expire_notifications
     return app

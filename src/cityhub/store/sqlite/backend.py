@@ -1136,6 +1136,20 @@ class SqliteStore:
         self._scrub_wanted = self._scrub_wanted or gone > 0
         return gone
 
+    def outbox_expire(self, before: float) -> int:
+        """Empty the unsent entity notifications written before `before` (epoch seconds):
+        retention bounds the values they carry too (decision 097); how many. The sink is
+        told after COMMIT, as for an erasure, and the WAL is emptied after."""
+        with self._alone() as conn:
+            seqs = outbox.expire(conn, before)
+            grouped = self._in_group
+            if grouped:  # handed over with the group's items after its COMMIT
+                self._group_withdrawn += seqs
+        self._scrub_wanted = self._scrub_wanted or bool(seqs)
+        if not grouped:
+            self._handover([], seqs)
+        return len(seqs)
+
     def resource_expire(self, kind: str, member: str, before: str) -> int:
         """Delete the resources of one kind whose timestamp `member` is before `before` (dead
         letters past retention); how many went. The WAL is emptied after, as for history."""

@@ -205,16 +205,35 @@ def withdraw(
         (tenant, needle, needle),
     ).fetchall()
     taken = [(int(seq), bid) for seq, payload, body, bid in rows if takes(payload, body)]
+    _empty(conn, taken)
+    return [seq for seq, _ in taken]
+
+
+def _empty(conn: sqlite3.Connection, rows: list[tuple[int, int | None]]) -> None:
+    """Make (seq, body) rows WITHDRAWN, without a body, and delete the bodies no row names
+    any more."""
+    bodies = {bid for _, bid in rows if bid is not None}
     conn.executemany(
         "UPDATE outbox SET payload = ?, body = NULL WHERE seq = ?",
-        [(WITHDRAWN, seq) for seq, _ in taken],
+        [(WITHDRAWN, seq) for seq, _ in rows],
     )
     conn.executemany(
         "DELETE FROM outbox_bodies WHERE bid = ? AND NOT EXISTS "
         "(SELECT 1 FROM outbox WHERE body = ?)",
-        [(bid, bid) for bid in {bid for _, bid in taken if bid is not None}],
+        [(bid, bid) for bid in bodies],
     )
-    return [seq for seq, _ in taken]
+
+
+def expire(conn: sqlite3.Connection, before: float) -> list[int]:
+    """Empty the entity notifications written before `before` (epoch seconds) and not yet
+    sent, as withdraw does: history retention's bound applies to the values they carry;
+    their seqs."""
+    rows = conn.execute(
+        "SELECT seq, body FROM outbox WHERE created < ? AND kind = 'entity' AND payload != ?",
+        (before, WITHDRAWN),
+    ).fetchall()
+    _empty(conn, rows)
+    return [int(seq) for seq, _ in rows]
 
 
 def cut(conn: sqlite3.Connection, tenant: str, sub_id: str, keep: int) -> int:
