@@ -127,9 +127,11 @@ class DeadLetters:
         page: tuple[list[Doc], int] = self.store.resource_list(kind, tenant or "", limit, offset)
         return page
 
-    def clear(self, tenant: str | None) -> int:
-        """Delete a tenant's letters (None: the unrouted ones); how many went."""
+    def clear(self, tenant: str | None, device: str | None = None) -> int:
+        """Delete a tenant's letters (None: the unrouted ones), or only those of one device
+        (erasing what a resident's device sent); how many went."""
         kind = KIND if tenant is not None else UNROUTED
-        gone = int(self.store.resource_clear(kind, tenant or ""))
+        where = None if device is None else ("device", device)
+        gone = int(self.store.resource_clear(kind, tenant or "", where))
         self._held[kind] = max(0, self._held[kind] - gone)
         return gone

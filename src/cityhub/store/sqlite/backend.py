@@ -1128,11 +1128,12 @@ class SqliteStore:
         with self._alone() as conn:
             return resources.trim(conn, kind, keep)
 
-    def resource_clear(self, kind: str, tenant: str) -> int:
-        """Delete every resource of one kind in a tenant (dead letters: raw device payloads,
-        so the WAL is emptied after, as for history); how many went."""
+    def resource_clear(self, kind: str, tenant: str, where: tuple[str, str] | None = None) -> int:
+        """Delete every resource of one kind in a tenant, or those whose member where[0] is
+        where[1] (dead letters: raw device payloads, so the WAL is emptied after, as for
+        history); how many went."""
         with self._alone() as conn:
-            gone = resources.delete_kind(conn, kind, tenant)
+            gone = resources.delete_kind(conn, kind, tenant, where)
         self._scrub_wanted = self._scrub_wanted or gone > 0
         return gone
 
