@@ -326,3 +326,27 @@ async def test_notifications_older_than_retention_are_not_kept_or_sent(
         assert history["deletedNotifications"] == 3, history
     await app.state.notifier.close()
     app.state.store.close()
+
+
+async def test_the_log_says_what_a_pass_deleted_besides_instances(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pass that deleted only dead letters or notifications logged nothing: the operator
+    saw personal data go only on /health."""
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), history_days=30))
+    pruner = app.state.pruner
+
+    async def three(before: float) -> int:
+        return 3
+
+    pruner.also = {}
+    pruner.add("deletedDeadLetters", "dead letters", three)
+    pruner.add("deletedNotifications", "unsent notifications", three)
+    with caplog.at_level("INFO", logger="cityhub.retention"):
+        await pruner.prune()
+    lines = [r.getMessage() for r in caplog.records if r.name == "cityhub.retention"]
+    assert lines == [
+        "history retention: deleted 0 instances, 3 dead letters and 3 unsent notifications "
+        "older than 30 days"
+    ], lines
+    app.state.store.close()

@@ -386,6 +386,6 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         gone: int = await committer.run(partial(store.outbox_expire, before))
         return gone
 
-    pruner.also["deletedDeadLetters"] = expire_letters
-    pruner.also["deletedNotifications"] = expire_notifications
+    pruner.add("deletedDeadLetters", "dead letters", expire_letters)
+    pruner.add("deletedNotifications", "unsent notifications", expire_notifications)
     return app
