@@ -140,3 +140,40 @@ async def test_after_a_restart_nothing_withdrawn_is_sent_and_other_tenants_keep_
         assert health["notifications"]["renderFailed"] == 0, "passed by, not failed"
     await app.state.notifier.close()
     app.state.store.close()
+
+
+def test_what_the_read_before_the_write_missed_is_still_withdrawn(tmp_path: Path) -> None:
+    """The erasure's write re-checks only what the read before it found and the rows
+    written since: one written in between is still emptied, and a found row whose seq went
+    to another entity's notification meanwhile is left alone."""
+    from functools import partial
+
+    import orjson
+
+    from cityhub.notify.events import erased_with
+    from cityhub.store.base import WITHDRAWN, OutboxItem
+    from cityhub.store.sqlite import SqliteStore, outbox
+
+    def item(eid: str) -> OutboxItem:
+        event = {"trigger": "attributeCreated", "entity": {"id": eid, "type": ["T"], "attrs": {}}}
+        return OutboxItem("t", "urn:sub", "http://r.example/n", orjson.dumps([event]))
+
+    store = SqliteStore(tmp_path / "hub.db")
+    conn = store._writer
+    takes = partial(erased_with, ALICE)
+    outbox.add(conn, [item(ALICE), item(BOB)])  # seqs 1, 2
+    read = outbox.about(conn, "t", ALICE, takes)
+    assert read == ([1], 2)
+    outbox.add(conn, [item(ALICE)])  # seq 3, after the read
+    assert sorted(outbox.withdraw(conn, "t", ALICE, takes, read)) == [1, 3]
+
+    outbox.remove(conn, [1, 2, 3])
+    outbox.add(conn, [item(ALICE)])  # seq 1 again
+    read = outbox.about(conn, "t", ALICE, takes)
+    assert read == ([1], 1)
+    outbox.remove(conn, [1])
+    outbox.add(conn, [item(BOB)])  # seq 1 given to Bob's
+    assert outbox.withdraw(conn, "t", ALICE, takes, read) == []
+    payloads = [row[0] for row in conn.execute("SELECT payload FROM outbox")]
+    assert WITHDRAWN not in payloads and len(payloads) == 1
+    store.close()

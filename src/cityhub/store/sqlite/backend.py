@@ -130,6 +130,8 @@ class SqliteStore:
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
         # outbox seqs a group's erasures took back, told to the sink after COMMIT
         self._group_withdrawn: list[int] = []
+        # what outbox_read_for_erasure found, by (tenant, entity id), until its erasure writes
+        self._outbox_read: dict[tuple[str, str], tuple[list[int], int]] = {}
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
         self._refused_cause = ""  # the limit that refused it, '' for a full disk (no_room.py)
@@ -527,8 +529,25 @@ class SqliteStore:
             return []
         seqs: list[int] = []
         for eid in tx.erased_ids:
-            seqs += outbox.withdraw(self._writer, tx.tenant, eid, partial(self.sink.erases, eid))
+            read = self._outbox_read.pop((tx.tenant, eid), None)
+            takes = partial(self.sink.erases, eid)
+            seqs += outbox.withdraw(self._writer, tx.tenant, eid, takes, read)
         return seqs
+
+    def outbox_read_for_erasure(self, tenant: str, eid: str) -> None:
+        """On a reader thread before an erasure's write: find the unsent notifications it
+        will empty, so that its transaction re-checks those and the rows written since
+        rather than scan the tenant's backlog while holding every write (decision 097)."""
+        if self.sink is None:
+            return
+        key = (tenant, eid)
+        self._outbox_read.pop(key, None)
+        read = outbox.about(self._reader(), tenant, eid, partial(self.sink.erases, eid))
+        self._outbox_read[key] = read
+
+    def outbox_read_done(self, tenant: str, eid: str) -> None:
+        """Forget what outbox_read_for_erasure found, if the erasure did not use it."""
+        self._outbox_read.pop((tenant, eid), None)
 
     def _handover(self, items: list[OutboxItem], withdrawn: list[int] | None = None) -> None:
         """Give committed outbox items to the sink for delivery, and tell it which ones

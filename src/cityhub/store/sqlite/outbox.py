@@ -189,21 +189,51 @@ def purge(
     return cur.rowcount
 
 
+# A tenant's entity notifications naming an id's JSON: a scan of bytes, not of JSON
+_ABOUT = (
+    "SELECT o.seq, o.payload, b.body, o.body FROM outbox o "
+    "LEFT JOIN outbox_bodies b ON b.bid = o.body WHERE o.tenant = ? AND o.kind = 'entity' "
+    "AND (instr(o.payload, ?) OR instr(b.body, ?))"
+)
+
+Takes = Callable[[bytes, bytes | None], bool]
+
+
+def about(conn: sqlite3.Connection, tenant: str, eid: str, takes: Takes) -> tuple[list[int], int]:
+    """Read before an erasure, off the writer: the seqs of the rows withdraw would empty, and
+    the highest seq the read saw (0: none)."""
+    # the bound first: a row committed between the two reads is then found, or looked at again
+    upto = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
+    needle = orjson.dumps(eid)
+    rows = conn.execute(_ABOUT, (tenant, needle, needle)).fetchall()
+    return [int(seq) for seq, payload, body, _ in rows if takes(payload, body)], int(upto)
+
+
 def withdraw(
-    conn: sqlite3.Connection, tenant: str, eid: str, takes: Callable[[bytes, bytes | None], bool]
+    conn: sqlite3.Connection,
+    tenant: str,
+    eid: str,
+    takes: Takes,
+    read: tuple[list[int], int] | None = None,
 ) -> list[int]:
     """Empty a tenant's entity notifications that takes (given an item's payload and shared
     body) says an erasure of eid takes back; their seqs. Each row stays, as WITHDRAWN without
     a body, until the notifier passes it by: deleting it would let a new row take its seq
-    while the notifier may still hold the old item. Only rows naming the id's JSON are
-    parsed, so a long backlog of other entities costs a scan of bytes, not of JSON."""
+    while the notifier may still hold the old item. With what `about` read before, only the
+    rows it found (checked again: one may have been sent and its seq given to another) and
+    those written since are looked at, so the writer does not scan a long backlog."""
     needle = orjson.dumps(eid)
-    rows = conn.execute(
-        "SELECT o.seq, o.payload, b.body, o.body FROM outbox o "
-        "LEFT JOIN outbox_bodies b ON b.bid = o.body WHERE o.tenant = ? AND o.kind = 'entity' "
-        "AND (instr(o.payload, ?) OR instr(b.body, ?))",
-        (tenant, needle, needle),
-    ).fetchall()
+    if read is None:
+        rows = conn.execute(_ABOUT, (tenant, needle, needle)).fetchall()
+    else:
+        found, upto = read
+        rows = conn.execute(f"{_ABOUT} AND o.seq > ?", (tenant, needle, needle, upto)).fetchall()
+        for start in range(0, len(found), 500):
+            part = found[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows += conn.execute(
+                f"{_ABOUT} AND o.seq IN ({marks})", (tenant, needle, needle, *part)
+            ).fetchall()
     taken = [(int(seq), bid) for seq, payload, body, bid in rows if takes(payload, body)]
     _empty(conn, taken)
     return [seq for seq, _ in taken]
