@@ -95,9 +95,10 @@ class Notifier:
         self._by_url: dict[str, set[tuple[str, str, str]]] = {}
         self._urls_of: dict[tuple[str, str, str], set[str]] = {}
         self.shared = SharedChanges()  # changes several subscriptions share, parsed once
+        self._outbox_done = store.outbox_done
         self.dispatcher = Dispatcher(
             self._deliver,
-            store.outbox_done,
+            self._acknowledged,
             policy,
             backlog_of(store, "entity"),
             released=self.shared.forget,
@@ -319,6 +320,14 @@ class Notifier:
             self._withdrawn.update(seqs)  # before start(): the outbox it reads is emptied
         else:
             self._loop.call_soon_threadsafe(self._withdrawn.update, seqs)
+
+    def _acknowledged(self, seqs: list[int]) -> None:
+        """Delete the rows of items done with. Their seqs leave the withdrawn ones: an
+        erasure may withdraw a row already sent but not yet acknowledged, and once the row
+        is gone its seq is given to the next notification, which must not be passed by."""
+        self._outbox_done(seqs)
+        if self._withdrawn:
+            self._withdrawn.difference_update(seqs)
 
     def committed(self, items: list[OutboxItem]) -> None:
         """Committed items go to their endpoint queues (from any thread)."""
