@@ -211,3 +211,51 @@ async def test_a_notification_sent_before_the_erasure_does_not_silence_the_next(
         await wait_for(bobs, timeout=5, what="Bob's notification")
     await app.state.notifier.close()
     app.state.store.close()
+
+
+async def test_a_withdrawn_row_deleted_with_its_subscription_does_not_silence_the_next(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """An erasure withdrew a row whose item waited (a receiver down); the subscription was
+    deleted, its rows purged, and the next notification, of another subscription, was given
+    the freed seq: it was passed by as withdrawn (ETSI 046_14_01)."""
+    receiver.status["/down"] = 503
+    # the waiting item's next attempt is long after the test: it never passes its seq by
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), notify_backoff=60, notify_attempts=50))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+
+        def subscription(sid: str, path: str) -> dict[str, Any]:
+            return {
+                "id": sid,
+                "type": "Subscription",
+                "entities": [{"type": "Resident"}],
+                "notification": {"endpoint": {"uri": receiver.url(path)}},
+            }
+
+        down = subscription("urn:ngsi-ld:Subscription:down", "/down")
+        assert (await client.post(f"{BASE}/subscriptions", json=down)).status_code == 201
+        assert (await client.post(f"{BASE}/entities", json=resident(ALICE, "a"))).status_code == 201
+        await wait_for(lambda: receiver.received("/down"), what="a first, failed attempt")
+        assert (await client.delete(f"{BASE}/temporal/entities/{ALICE}")).status_code == 204
+        resp = await client.delete(f"{BASE}/subscriptions/{down['id']}")
+        assert resp.status_code == 204, resp.text
+
+        async def outbox_rows() -> int:
+            health = (await client.get("/health")).json()
+            return int(health["notifications"]["outboxRows"])
+
+        deadline = time.monotonic() + 10  # the purge runs at the next acknowledgement flush
+        while await outbox_rows() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert await outbox_rows() == 0, "the deleted subscription's row is purged"
+        up = subscription("urn:ngsi-ld:Subscription:up", "/up")
+        assert (await client.post(f"{BASE}/subscriptions", json=up)).status_code == 201
+        assert (await client.post(f"{BASE}/entities", json=resident(BOB, "b"))).status_code == 201
+
+        def bobs() -> list[Any]:
+            return [r for r in receiver.received("/up") if r.body["data"][0]["id"] == BOB]
+
+        await wait_for(bobs, timeout=5, what="Bob's notification")
+    await app.state.notifier.close()
+    app.state.store.close()

@@ -95,10 +95,9 @@ class Notifier:
         self._by_url: dict[str, set[tuple[str, str, str]]] = {}
         self._urls_of: dict[tuple[str, str, str], set[str]] = {}
         self.shared = SharedChanges()  # changes several subscriptions share, parsed once
-        self._outbox_done = store.outbox_done
         self.dispatcher = Dispatcher(
             self._deliver,
-            self._acknowledged,
+            store.outbox_done,
             policy,
             backlog_of(store, "entity"),
             released=self.shared.forget,
@@ -111,9 +110,8 @@ class Notifier:
         self.mqtt = MqttSender()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
-        # seqs of items an erasure emptied in the outbox while this notifier may hold them
-        # in memory (queued, in flight, held): passed by unsent (decision 097)
-        self._withdrawn: set[int] = set()
+        # items read at start-up that wait for their subscription's @context (_resolve)
+        self._awaiting: list[OutboxItem] = []
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
         # a period whose query failed: one line per subscription per PERIOD_LOG_EVERY
@@ -314,20 +312,24 @@ class Notifier:
         return erased_with(eid, payload, body)
 
     def withdrawn(self, seqs: list[int]) -> None:
-        """Items an erasure emptied in the outbox (from any thread, before the committed
-        items of its transaction): never sent, wherever they wait in memory."""
-        if self._loop is None or threading.get_ident() == self._thread:
-            self._withdrawn.update(seqs)  # before start(): the outbox it reads is emptied
-        else:
-            self._loop.call_soon_threadsafe(self._withdrawn.update, seqs)
+        """Rows an erasure or retention emptied in the outbox (from any thread, under the
+        store's write lock, before the committed items of its transaction): their items
+        waiting in memory are never sent (before start() none is: it reads them emptied)."""
+        if self._loop is not None:  # queued behind the items committed before (FIFO)
+            self._loop.call_soon_threadsafe(self._withdraw, seqs)
 
-    def _acknowledged(self, seqs: list[int]) -> None:
-        """Delete the rows of items done with. Their seqs leave the withdrawn ones: an
-        erasure may withdraw a row already sent but not yet acknowledged, and once the row
-        is gone its seq is given to the next notification, which must not be passed by."""
-        self._outbox_done(seqs)
-        if self._withdrawn:
-            self._withdrawn.difference_update(seqs)
+    def _withdraw(self, seqs: list[int]) -> None:
+        """On the loop: mark the items in memory whose rows are emptied. Only the item
+        objects are marked, never a seq (a deleted row's seq is given to the next row), and
+        only of seqs whose rows are emptied or gone now: rows are deleted on the loop only,
+        so none of those seqs was given to a new item since (decision 097, addendum)."""
+        kept = getattr(self.store, "outbox_kept", None)
+        gone = set(seqs) - (kept(seqs) if kept is not None else set())
+        if not gone:
+            return
+        for item in (*self.dispatcher.in_memory(), *self._awaiting):
+            if item.seq in gone:
+                item.withdrawn = True
 
     def committed(self, items: list[OutboxItem]) -> None:
         """Committed items go to their endpoint queues (from any thread)."""
@@ -369,7 +371,7 @@ class Notifier:
         backlog, rest = heads.items, heads.rest
         # a subscription still waiting for its @context would drop its items as unwanted
         waiting = {(t, doc["id"]) for t, doc in self._unresolved} | self.csource.waiting()
-        held = [i for i in backlog if (i.tenant, i.sub_id) in waiting]
+        held = self._awaiting = [i for i in backlog if (i.tenant, i.sub_id) in waiting]
         if backlog or rest:
             log.info(
                 "delivering %d notifications left from before the restart, and the rest of"
@@ -409,6 +411,7 @@ class Notifier:
         for tenant, doc in waiting:
             await self.refresh(tenant, doc["id"])
         await self.csource.resolved.wait()
+        self._awaiting = []
         ready = [
             i
             for i in held
@@ -447,8 +450,7 @@ class Notifier:
         the subscription is gone or expired, or the item was made for an earlier one of its
         id; HOLD while it is paused (a change made while it was active is notified once it
         resumes); None too for an item an erasure withdrew (decision 097)."""
-        if item.seq in self._withdrawn or (item.body is None and item.payload == WITHDRAWN):
-            self._withdrawn.discard(item.seq)
+        if item.withdrawn or (item.body is None and item.payload == WITHDRAWN):
             return None
         if self._holds(item):
             return HOLD

@@ -255,6 +255,9 @@ class OutboxItem:
     # The incarnation of the subscription it was made for (its stored ``_inc``): a
     # subscription deleted and made again under its id must not send the old one's items.
     inc: int = 0
+    # Set on the loop when an erasure or retention emptied this item's row while it waits in
+    # memory: passed by unsent (decision 097). On the object, not by seq: seqs are reused.
+    withdrawn: bool = field(default=False, compare=False)
 
 
 @dataclass

@@ -732,6 +732,10 @@ class SqliteStore:
         seconds; None: none): /health's gauge of what is still owed."""
         return outbox.backlog(self._reader())
 
+    def outbox_kept(self, seqs: list[int]) -> set[int]:
+        """Those of seqs whose outbox rows still hold a notification, as committed now."""
+        return outbox.kept(self._reader(), seqs)
+
     def outbox_last(self) -> int:
         """The highest outbox seq given so far: bounds what a purge may delete."""
         return outbox.last(self._reader())
@@ -1160,14 +1164,17 @@ class SqliteStore:
         """Empty the unsent entity notifications written before `before` (epoch seconds):
         retention bounds the values they carry too (decision 097); how many. The sink is
         told after COMMIT, as for an erasure, and the WAL is emptied after."""
-        with self._alone() as conn:
-            seqs = outbox.expire(conn, before)
-            grouped = self._in_group
-            if grouped:  # handed over with the group's items after its COMMIT
-                self._group_withdrawn += seqs
-        self._scrub_wanted = self._scrub_wanted or bool(seqs)
-        if not grouped:
-            self._handover([], seqs)
+        # the sink is told under the lock, as after any write: in order with the items of
+        # the writes before and after it
+        with self._write_lock:
+            with self._alone() as conn:
+                seqs = outbox.expire(conn, before)
+                grouped = self._in_group
+                if grouped:  # handed over with the group's items after its COMMIT
+                    self._group_withdrawn += seqs
+            self._scrub_wanted = self._scrub_wanted or bool(seqs)
+            if not grouped:
+                self._handover([], seqs)
         return len(seqs)
 
     def resource_expire(self, kind: str, member: str, before: str) -> int:

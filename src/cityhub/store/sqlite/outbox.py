@@ -166,6 +166,20 @@ def last(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def kept(conn: sqlite3.Connection, seqs: list[int]) -> set[int]:
+    """Those of seqs whose rows still hold a notification (not emptied, not deleted)."""
+    found: set[int] = set()
+    for at in range(0, len(seqs), 500):
+        part = seqs[at : at + 500]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(
+            f"SELECT seq FROM outbox WHERE seq IN ({marks}) AND (payload != ? OR body IS NOT NULL)",
+            [*part, WITHDRAWN],
+        )
+        found.update(int(r[0]) for r in rows)
+    return found
+
+
 def purge(
     conn: sqlite3.Connection,
     kind: str,
