@@ -18,6 +18,7 @@ from cityhub.api.app import create_app
 from cityhub.settings import Settings
 from cityhub.store.sqlite.schema import SCHEMA_VERSION
 from conftest import BASE
+from receivers import Receiver, wait_for
 
 DAY = 86400.0
 
@@ -279,4 +280,73 @@ async def test_dead_letters_older_than_retention_go_with_the_history(tmp_path: P
         assert letters.held == 2
         history = (await client.get("/health")).json()["history"]
         assert history["deletedDeadLetters"] == 2, history
+    app.state.store.close()
+
+
+async def test_notifications_older_than_retention_are_not_kept_or_sent(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """An unsent notification carries the values it reports: behind a receiver that stays
+    down, or held for a paused subscription until it resumes, it was kept (and then sent)
+    however long CITYHUB_HISTORY_DAYS said personal data may be kept."""
+    app = create_app(
+        Settings(
+            db=str(tmp_path / "hub.db"), history_days=30, notify_backoff=0.2, notify_attempts=100
+        )
+    )
+    receiver.status["/down"] = 503
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        sub = {
+            "id": "urn:ngsi-ld:Subscription:s",
+            "type": "Subscription",
+            "entities": [{"type": "Sensor"}],
+            "notification": {"endpoint": {"uri": receiver.url("/down")}},
+        }
+        assert (await client.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
+        for n in range(3):
+            resp = await client.post(f"{BASE}/entities", json=entity(f"urn:old:{n}", n))
+            assert resp.status_code == 201, resp.text
+        conn = sqlite3.connect(app.state.store.path, isolation_level=None)
+        conn.execute("UPDATE outbox SET created = created - ?", (31 * DAY,))
+        conn.close()
+        resp = await client.post(f"{BASE}/entities", json=entity("urn:young:1", 9))
+        assert resp.status_code == 201, resp.text
+        await app.state.pruner.prune()
+        refused = len(receiver.received("/down"))  # attempts before the pass
+        receiver.status["/down"] = 200
+
+        def ids() -> list[str]:
+            got = receiver.received("/down")[refused:]
+            return [e["id"] for r in got for e in r.body["data"]]
+
+        await wait_for(lambda: "urn:young:1" in ids(), what="the young notification")
+        assert [i for i in ids() if i.startswith("urn:old:")] == [], "sent past retention"
+        history = (await client.get("/health")).json()["history"]
+        assert history["deletedNotifications"] == 3, history
+    await app.state.notifier.close()
+    app.state.store.close()
+
+
+async def test_the_log_says_what_a_pass_deleted_besides_instances(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pass that deleted only dead letters or notifications logged nothing: the operator
+    saw personal data go only on /health."""
+    app = create_app(Settings(db=str(tmp_path / "hub.db"), history_days=30))
+    pruner = app.state.pruner
+
+    async def three(before: float) -> int:
+        return 3
+
+    pruner.also = {}
+    pruner.add("deletedDeadLetters", "dead letters", three)
+    pruner.add("deletedNotifications", "unsent notifications", three)
+    with caplog.at_level("INFO", logger="cityhub.retention"):
+        await pruner.prune()
+    lines = [r.getMessage() for r in caplog.records if r.name == "cityhub.retention"]
+    assert lines == [
+        "history retention: deleted 0 instances, 3 dead letters and 3 unsent notifications "
+        "older than 30 days"
+    ], lines
     app.state.store.close()

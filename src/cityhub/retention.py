@@ -46,11 +46,12 @@ class HistoryPruner:
         self.every = every
         self.delay = delay
         self.deleted = 0  # since start
-        self.deleted_letters = 0  # IoT dead letters past the same age, since start
         self.last_run: str | None = None
-        # what else holds personal data by age: each deletes what is older than the epoch
-        # seconds it is given and says how much (the IoT agent's dead letters)
-        self.also: list[Callable[[float], Awaitable[int]]] = []
+        # what else holds personal data by age, by its /health counter: (what it is, in the
+        # log's words; a job that deletes what is older than the epoch seconds it is given
+        # and says how many): the IoT agent's dead letters, unsent notifications
+        self.also: dict[str, tuple[str, Callable[[float], Awaitable[int]]]] = {}
+        self.expired: dict[str, int] = {}  # what each of those deleted since start
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -81,14 +82,22 @@ class HistoryPruner:
             after = next_after
             # requests and device messages get the loop for as long as the step held it
             await asyncio.sleep(pacer.took(time.perf_counter() - started))
-        for expire in self.also:
-            self.deleted_letters += await expire(before)
+        besides = []
+        for counter, (words, expire) in self.also.items():
+            gone = await expire(before)
+            self.expired[counter] = self.expired.get(counter, 0) + gone
+            if gone:
+                besides.append(f"{gone} {words}")
         self.last_run = now_iso()
-        if total:
-            log.info(
-                "history retention: deleted %d instances older than %s", total, kept_for(self.days)
-            )
+        if total or besides:  # personal data went: the log says so, not /health alone
+            what = ", ".join([f"{total} instances", *besides[:-1]])
+            what += f" and {besides[-1]}" if besides else ""
+            log.info("history retention: deleted %s older than %s", what, kept_for(self.days))
         return total
+
+    def add(self, counter: str, words: str, expire: Callable[[float], Awaitable[int]]) -> None:
+        """Have each pass also run expire (its /health counter, what it deletes in words)."""
+        self.also[counter] = (words, expire)
 
     async def _run(self) -> None:
         await asyncio.sleep(self.delay)
@@ -107,6 +116,6 @@ class HistoryPruner:
         return {
             "retentionDays": self.days,
             "deletedInstances": self.deleted,
-            "deletedDeadLetters": self.deleted_letters,
+            **{counter: self.expired.get(counter, 0) for counter in self.also},
             "lastRun": self.last_run,
         }

@@ -381,5 +381,11 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         gone: int = await committer.run(partial(letters.expire, before))
         return gone
 
-    pruner.also.append(expire_letters)
+    async def expire_notifications(before: float) -> int:
+        """Unsent notifications past retention are emptied as a committer job (decision 097)."""
+        gone: int = await committer.run(partial(store.outbox_expire, before))
+        return gone
+
+    pruner.add("deletedDeadLetters", "dead letters", expire_letters)
+    pruner.add("deletedNotifications", "unsent notifications", expire_notifications)
     return app

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
@@ -286,6 +286,13 @@ class Dispatcher:
             and len(queue.items) <= self.policy.queue_max // 2
             and (self.size < self.policy.memory or self._below_share(queue))
         )
+
+    def in_memory(self) -> Iterator[OutboxItem]:
+        """Every item queued (in flight too) or held, over all endpoints."""
+        for queue in self.queues.values():
+            yield from queue.items
+        for kept in self.held.values():
+            yield from kept
 
     def _known(self) -> set[int]:
         """Seqs of the items in memory or acknowledged and not yet deleted."""

@@ -317,3 +317,14 @@ def event_for(sub: Compiled, before: Doc | None, after: Doc | None, now: str) ->
     change = ChangeEvents(before, after, now)
     shape = change.shape(sub)
     return None if shape is None else change.event(shape)
+
+
+def erased_with(eid: str, payload: bytes, body: bytes | None) -> bool:
+    """Whether an outbox item carries values of entity eid, which its erasure takes back: any
+    event about it but a deletion notice that shows no attribute (that one still tells the
+    receiver to drop its copy, decision 097)."""
+    for event in stored_events(payload, body):
+        entity = event["entity"]
+        if entity["id"] == eid and ("deletedAt" not in entity or entity["attrs"]):
+            return True
+    return False

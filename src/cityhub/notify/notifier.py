@@ -35,7 +35,14 @@ from cityhub.ngsild.timeutil import now_iso
 from cityhub.notify import payload, status
 from cityhub.notify.csource import CsourceNotifier
 from cityhub.notify.delivery import HOLD, Dispatcher, Policy, backlog_of, cut_of, last_seq, purge_of
-from cityhub.notify.events import ChangeEvents, Shape, dump_shape, load_shape, stored_events
+from cityhub.notify.events import (
+    ChangeEvents,
+    Shape,
+    dump_shape,
+    erased_with,
+    load_shape,
+    stored_events,
+)
 from cityhub.notify.index import SubscriptionIndex
 from cityhub.notify.outbox_bound import disk_of
 from cityhub.notify.outcome import Outcome
@@ -49,6 +56,7 @@ from cityhub.notify.subscription import (
 )
 from cityhub.notify.throttle import Stamps
 from cityhub.store.base import (
+    WITHDRAWN,
     Change,
     EntityQuery,
     EntitySelector,
@@ -102,6 +110,8 @@ class Notifier:
         self.mqtt = MqttSender(guard=self.http.guard)  # brokers as receivers: decision 033
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+        # items read at start-up that wait for their subscription's @context (_resolve)
+        self._awaiting: list[OutboxItem] = []
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._status_task: asyncio.Task[None] | None = None
         # a period whose query failed: one line per subscription per PERIOD_LOG_EVERY
@@ -297,6 +307,30 @@ class Notifier:
         (called by the store under its write lock)."""
         self.stamps.rolled_back(items)
 
+    def erases(self, eid: str, payload: bytes, body: bytes | None) -> bool:
+        """Whether a stored item carries values of an entity being erased."""
+        return erased_with(eid, payload, body)
+
+    def withdrawn(self, seqs: list[int]) -> None:
+        """Rows an erasure or retention emptied in the outbox (from any thread, under the
+        store's write lock, before the committed items of its transaction): their items
+        waiting in memory are never sent (before start() none is: it reads them emptied)."""
+        if self._loop is not None:  # queued behind the items committed before (FIFO)
+            self._loop.call_soon_threadsafe(self._withdraw, seqs)
+
+    def _withdraw(self, seqs: list[int]) -> None:
+        """On the loop: mark the items in memory whose rows are emptied. Only the item
+        objects are marked, never a seq (a deleted row's seq is given to the next row), and
+        only of seqs whose rows are emptied or gone now: rows are deleted on the loop only,
+        so none of those seqs was given to a new item since (decision 097, addendum)."""
+        kept = getattr(self.store, "outbox_kept", None)
+        gone = set(seqs) - (kept(seqs) if kept is not None else set())
+        if not gone:
+            return
+        for item in (*self.dispatcher.in_memory(), *self._awaiting):
+            if item.seq in gone:
+                item.withdrawn = True
+
     def committed(self, items: list[OutboxItem]) -> None:
         """Committed items go to their endpoint queues (from any thread)."""
         self.stamps.committed()  # under the store's write lock, right after COMMIT
@@ -337,7 +371,7 @@ class Notifier:
         backlog, rest = heads.items, heads.rest
         # a subscription still waiting for its @context would drop its items as unwanted
         waiting = {(t, doc["id"]) for t, doc in self._unresolved} | self.csource.waiting()
-        held = [i for i in backlog if (i.tenant, i.sub_id) in waiting]
+        held = self._awaiting = [i for i in backlog if (i.tenant, i.sub_id) in waiting]
         if backlog or rest:
             log.info(
                 "delivering %d notifications left from before the restart, and the rest of"
@@ -377,6 +411,7 @@ class Notifier:
         for tenant, doc in waiting:
             await self.refresh(tenant, doc["id"])
         await self.csource.resolved.wait()
+        self._awaiting = []
         ready = [
             i
             for i in held
@@ -414,7 +449,9 @@ class Notifier:
         """Send one item (True/False) to the subscription's endpoint as it is now; None when
         the subscription is gone or expired, or the item was made for an earlier one of its
         id; HOLD while it is paused (a change made while it was active is notified once it
-        resumes)."""
+        resumes); None too for an item an erasure withdrew (decision 097)."""
+        if item.withdrawn or (item.body is None and item.payload == WITHDRAWN):
+            return None
         if self._holds(item):
             return HOLD
         sub = self.get(item.tenant, item.sub_id)

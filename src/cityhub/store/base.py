@@ -240,6 +240,10 @@ class Change:
     types: frozenset[str] | None = None
 
 
+# The payload of an outbox row an erasure emptied (decision 097): nothing is sent for it.
+WITHDRAWN = b"withdrawn"
+
+
 @dataclass
 class OutboxItem:
     """A notification to deliver: kept in the store until its endpoint has taken it."""
@@ -256,6 +260,9 @@ class OutboxItem:
     # The incarnation of the subscription it was made for (its stored ``_inc``): a
     # subscription deleted and made again under its id must not send the old one's items.
     inc: int = 0
+    # Set on the loop when an erasure or retention emptied this item's row while it waits in
+    # memory: passed by unsent (decision 097). On the object, not by seq: seqs are reused.
+    withdrawn: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -287,12 +294,16 @@ class WriteGuard(Protocol):
 
 class ChangeSink(Protocol):
     """Turns a write's changes into outbox items inside the same transaction (notify/); the
-    items come back through committed after COMMIT, or rolled_back when they were dropped."""
+    items come back through committed after COMMIT, or rolled_back when they were dropped.
+    An erasure asks it which stored items carry the erased entity's values (erases) and, after
+    COMMIT, tells it the seqs of those it deleted (withdrawn)."""
 
     def wants(self, tenant: str) -> bool: ...
     def outbox_items(self, tenant: str, changes: list[Change]) -> list[OutboxItem]: ...
     def committed(self, items: list[OutboxItem]) -> None: ...
     def rolled_back(self, items: list[OutboxItem]) -> None: ...
+    def erases(self, eid: str, payload: bytes, body: bytes | None) -> bool: ...
+    def withdrawn(self, seqs: list[int]) -> None: ...
 
 
 class WriteTx(Protocol):

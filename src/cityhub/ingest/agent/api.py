@@ -212,10 +212,15 @@ async def retry_deadletter(request: Request) -> Response:
 
 async def clear_deadletters(request: Request) -> Response:
     """DELETE /iot/v1/deadletters: forget the tenant's refused messages (?unrouted=true: those
-    no device took)."""
+    no device took; ?device=: one device's only). Any other parameter is a 400: one that was
+    ignored (a typo, or `device` before it was read) erased every letter of the tenant."""
+    unknown = sorted(set(request.query_params) - {"unrouted", "device"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s) {unknown}; allowed: unrouted, device")
     agent = _agent(request)
     tenant = _letters_of(request)
-    gone = await request.app.state.committer.run(lambda: agent.letters.clear(tenant))
+    device = request.query_params.get("device")
+    gone = await request.app.state.committer.run(lambda: agent.letters.clear(tenant, device))
     return plain_json({"deleted": gone})
 
 

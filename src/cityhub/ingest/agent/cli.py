@@ -103,6 +103,10 @@ def add_parser(subparsers: Any) -> None:
             action="store_true",
             help="the letters of messages no device took (unknown id or key), hub-wide",
         )
+    clear.add_argument(
+        "--device",
+        help="only the letters of this device id (erase what one device sent; default: all)",
+    )
     kinds.add_parser("stats", parents=[common], help="message counters of the IoT agent")
 
 
@@ -163,7 +167,8 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None,
     if kind == "deadletters":
         which = {"unrouted": "true"} if args.unrouted else {}
         if op == "clear":
-            return "DELETE", f"{PREFIX}/deadletters", None, which
+            device = {"device": args.device} if args.device is not None else {}
+            return "DELETE", f"{PREFIX}/deadletters", None, {**which, **device}
         if op in ("get", "retry", "delete"):
             letter = f"{PREFIX}/deadletters/{quote(args.id, safe='')}"
             if op == "retry":

@@ -151,10 +151,12 @@ class DeadLetters:
 
         self.store.resource_update(_kind(tenant), tenant or "", lid, change)
 
-    def clear(self, tenant: str | None) -> int:
-        """Delete a tenant's letters (None: the unrouted ones); how many went."""
+    def clear(self, tenant: str | None, device: str | None = None) -> int:
+        """Delete a tenant's letters (None: the unrouted ones), or only those of one device
+        (erasing what a resident's device sent); how many went."""
         kind = _kind(tenant)
-        gone = int(self.store.resource_clear(kind, tenant or ""))
+        where = None if device is None else ("device", device)
+        gone = int(self.store.resource_clear(kind, tenant or "", where))
         self._held[kind] = max(0, self._held[kind] - gone)
         return gone
 

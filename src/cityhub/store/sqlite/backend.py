@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,10 @@ class SqliteStore:
         self.sink: ChangeSink | None = None  # notify/ sets it: changes become outbox items
         self.guard: WriteGuard | None = None  # api/ sets it: exclusively registered attributes
         self._group_items: list[OutboxItem] = []  # items of a group, handed over after COMMIT
+        # outbox seqs a group's erasures took back, told to the sink after COMMIT
+        self._group_withdrawn: list[int] = []
+        # what outbox_read_for_erasure found, by (tenant, entity id), until its erasure writes
+        self._outbox_read: dict[tuple[str, str], tuple[list[int], int]] = {}
         # epoch seconds of the last write refused for a full disk, until a write() commits
         self._refused_at: float | None = None
         self._refused_cause = ""  # the limit that refused it, '' for a full disk (no_room.py)
@@ -445,6 +450,7 @@ class SqliteStore:
                 ):
                     yield tx
                     self._group_items += self._to_outbox(tx)
+                    self._group_withdrawn += self._withdraw(tx)
                 self._group_wrote = True
                 self._scrub_wanted = self._scrub_wanted or tx.erased
                 return
@@ -453,12 +459,13 @@ class SqliteStore:
                 with self._transaction(), _typed_full:
                     yield tx
                     items = self._to_outbox(tx)
+                    withdrawn = self._withdraw(tx)
             except BaseException:  # the COMMIT failed: the items were never stored
                 self._dropped(items)
                 raise
             self._refused_at = None
             self._scrub_wanted = self._scrub_wanted or tx.erased
-            self._handover(items)
+            self._handover(items, withdrawn)
 
     def _refuse_lost(self) -> None:
         """StoreLost once the file was deleted or replaced: a write would go into a file no
@@ -523,9 +530,41 @@ class SqliteStore:
             raise
         return items
 
-    def _handover(self, items: list[OutboxItem]) -> None:
-        """Give committed outbox items to the sink for delivery."""
-        if items and self.sink is not None:
+    def _withdraw(self, tx: SqliteWriteTx) -> list[int]:
+        """Inside the transaction: empty the unsent notifications that carry values of the
+        entities the block erased (decision 097); their seqs."""
+        if not tx.erased_ids or self.sink is None:
+            return []
+        seqs: list[int] = []
+        for eid in tx.erased_ids:
+            read = self._outbox_read.pop((tx.tenant, eid), None)
+            takes = partial(self.sink.erases, eid)
+            seqs += outbox.withdraw(self._writer, tx.tenant, eid, takes, read)
+        return seqs
+
+    def outbox_read_for_erasure(self, tenant: str, eid: str) -> None:
+        """On a reader thread before an erasure's write: find the unsent notifications it
+        will empty, so that its transaction re-checks those and the rows written since
+        rather than scan the tenant's backlog while holding every write (decision 097)."""
+        if self.sink is None:
+            return
+        key = (tenant, eid)
+        self._outbox_read.pop(key, None)
+        read = outbox.about(self._reader(), tenant, eid, partial(self.sink.erases, eid))
+        self._outbox_read[key] = read
+
+    def outbox_read_done(self, tenant: str, eid: str) -> None:
+        """Forget what outbox_read_for_erasure found, if the erasure did not use it."""
+        self._outbox_read.pop((tenant, eid), None)
+
+    def _handover(self, items: list[OutboxItem], withdrawn: list[int] | None = None) -> None:
+        """Give committed outbox items to the sink for delivery, and tell it which ones
+        an erasure took back (it may hold them in memory)."""
+        if self.sink is None:
+            return
+        if withdrawn:
+            self.sink.withdrawn(withdrawn)
+        if items:
             self.sink.committed(items)
 
     def _dropped(self, items: list[OutboxItem]) -> None:
@@ -552,22 +591,24 @@ class SqliteStore:
                     yield
             except BaseException:  # rolled back: none of the group's items was stored
                 dropped, self._group_items = self._group_items, []
+                self._group_withdrawn = []
                 self._dropped(dropped)
                 raise
             finally:
                 self._in_group = False
                 self._savepoints = True
             items, self._group_items = self._group_items, []
+            withdrawn, self._group_withdrawn = self._group_withdrawn, []
             if self._group_wrote:
                 self._refused_at = None
-            self._handover(items)
+            self._handover(items, withdrawn)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Inside group(): everything the block writes, notifications included, or nothing."""
         with self._write_lock:
             conn = self._writer
-            mark = len(self._group_items)
+            mark, taken = len(self._group_items), len(self._group_withdrawn)
             conn.execute("SAVEPOINT job")
             try:
                 yield
@@ -576,6 +617,7 @@ class SqliteStore:
                 conn.execute("RELEASE job")
                 self._dropped(self._group_items[mark:])
                 del self._group_items[mark:]
+                del self._group_withdrawn[taken:]
                 self.names.rolled_back()  # a name id the job took may be handed out again
                 self.type_sets.rolled_back()
                 raise
@@ -697,6 +739,10 @@ class SqliteStore:
         """How many notifications the outbox holds, and when the oldest was written (epoch
         seconds; None: none): /health's gauge of what is still owed."""
         return outbox.backlog(self._reader())
+
+    def outbox_kept(self, seqs: list[int]) -> set[int]:
+        """Those of seqs whose outbox rows still hold a notification, as committed now."""
+        return outbox.kept(self._reader(), seqs)
 
     def outbox_last(self) -> int:
         """The highest outbox seq given so far: bounds what a purge may delete."""
@@ -1116,13 +1162,31 @@ class SqliteStore:
         with self._alone() as conn:
             return resources.trim(conn, kind, keep)
 
-    def resource_clear(self, kind: str, tenant: str) -> int:
-        """Delete every resource of one kind in a tenant (dead letters: raw device payloads,
-        so the WAL is emptied after, as for history); how many went."""
+    def resource_clear(self, kind: str, tenant: str, where: tuple[str, str] | None = None) -> int:
+        """Delete every resource of one kind in a tenant, or those whose member where[0] is
+        where[1] (dead letters: raw device payloads, so the WAL is emptied after, as for
+        history); how many went."""
         with self._alone() as conn:
-            gone = resources.delete_kind(conn, kind, tenant)
+            gone = resources.delete_kind(conn, kind, tenant, where)
         self._scrub_wanted = self._scrub_wanted or gone > 0
         return gone
+
+    def outbox_expire(self, before: float) -> int:
+        """Empty the unsent entity notifications written before `before` (epoch seconds):
+        retention bounds the values they carry too (decision 097); how many. The sink is
+        told after COMMIT, as for an erasure, and the WAL is emptied after."""
+        # the sink is told under the lock, as after any write: in order with the items of
+        # the writes before and after it
+        with self._write_lock:
+            with self._alone() as conn:
+                seqs = outbox.expire(conn, before)
+                grouped = self._in_group
+                if grouped:  # handed over with the group's items after its COMMIT
+                    self._group_withdrawn += seqs
+            self._scrub_wanted = self._scrub_wanted or bool(seqs)
+            if not grouped:
+                self._handover([], seqs)
+        return len(seqs)
 
     def resource_expire(self, kind: str, member: str, before: str) -> int:
         """Delete the resources of one kind whose timestamp `member` is before `before` (dead
@@ -1209,6 +1273,8 @@ class SqliteWriteTx:
         # stored JSON and the outline of its counts, so that update() needs no second read
         self._read: dict[str, tuple[int, str, typestats.Outline]] = {}
         self.erased = False  # an entity or history deleted: the WAL is cleared after (scrub)
+        # entities whose whole history this block deleted: their unsent notifications go too
+        self.erased_ids: list[str] = []
         # (pk, stored JSON) of entities existing_ids found, for get() to read without a
         # statement; dropped once read or written
         self._known: dict[str, tuple[int, str]] = {}
@@ -1604,10 +1670,14 @@ class SqliteWriteTx:
         self, eid: str, attr: str | None = None, dataset_id: Any = ...
     ) -> tuple[bool, Erasure | None]:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
-        the rows left to Store.erase_history."""
+        the rows left to Store.erase_history. An entity's whole history is its erasure:
+        the notifications not yet sent with its values are taken back too (decision 097)."""
         self.erased = True
         self._write_held()
-        return temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
+        found, rest = temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)
+        if found and attr is None:
+            self.erased_ids.append(eid)
+        return found, rest
 
     def update_instance(self, eid: str, attr: str, instance_id: str, instance: Doc) -> bool:
         """Modify one stored attribute instance."""

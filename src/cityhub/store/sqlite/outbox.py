@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from cityhub.store.base import LeftOnDisk, OutboxHeads, OutboxItem
+import orjson
+
+from cityhub.store.base import WITHDRAWN, LeftOnDisk, OutboxHeads, OutboxItem
 
 # The outbox as schema 10 and earlier left it: ``before_upgrade`` makes sure the 10 -> 11
 # migration finds it so (a database from before the outbox, or before its kind column).
@@ -164,6 +166,20 @@ def last(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def kept(conn: sqlite3.Connection, seqs: list[int]) -> set[int]:
+    """Those of seqs whose rows still hold a notification (not emptied, not deleted)."""
+    found: set[int] = set()
+    for at in range(0, len(seqs), 500):
+        part = seqs[at : at + 500]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(
+            f"SELECT seq FROM outbox WHERE seq IN ({marks}) AND (payload != ? OR body IS NOT NULL)",
+            [*part, WITHDRAWN],
+        )
+        found.update(int(r[0]) for r in rows)
+    return found
+
+
 def purge(
     conn: sqlite3.Connection,
     kind: str,
@@ -185,6 +201,83 @@ def purge(
     )
     _counted(conn, -cur.rowcount)
     return cur.rowcount
+
+
+# A tenant's entity notifications naming an id's JSON: a scan of bytes, not of JSON
+_ABOUT = (
+    "SELECT o.seq, o.payload, b.body, o.body FROM outbox o "
+    "LEFT JOIN outbox_bodies b ON b.bid = o.body WHERE o.tenant = ? AND o.kind = 'entity' "
+    "AND (instr(o.payload, ?) OR instr(b.body, ?))"
+)
+
+Takes = Callable[[bytes, bytes | None], bool]
+
+
+def about(conn: sqlite3.Connection, tenant: str, eid: str, takes: Takes) -> tuple[list[int], int]:
+    """Read before an erasure, off the writer: the seqs of the rows withdraw would empty, and
+    the highest seq the read saw (0: none)."""
+    # the bound first: a row committed between the two reads is then found, or looked at again
+    upto = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
+    needle = orjson.dumps(eid)
+    rows = conn.execute(_ABOUT, (tenant, needle, needle)).fetchall()
+    return [int(seq) for seq, payload, body, _ in rows if takes(payload, body)], int(upto)
+
+
+def withdraw(
+    conn: sqlite3.Connection,
+    tenant: str,
+    eid: str,
+    takes: Takes,
+    read: tuple[list[int], int] | None = None,
+) -> list[int]:
+    """Empty a tenant's entity notifications that takes (given an item's payload and shared
+    body) says an erasure of eid takes back; their seqs. Each row stays, as WITHDRAWN without
+    a body, until the notifier passes it by: deleting it would let a new row take its seq
+    while the notifier may still hold the old item. With what `about` read before, only the
+    rows it found (checked again: one may have been sent and its seq given to another) and
+    those written since are looked at, so the writer does not scan a long backlog."""
+    needle = orjson.dumps(eid)
+    if read is None:
+        rows = conn.execute(_ABOUT, (tenant, needle, needle)).fetchall()
+    else:
+        found, upto = read
+        rows = conn.execute(f"{_ABOUT} AND o.seq > ?", (tenant, needle, needle, upto)).fetchall()
+        for start in range(0, len(found), 500):
+            part = found[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows += conn.execute(
+                f"{_ABOUT} AND o.seq IN ({marks})", (tenant, needle, needle, *part)
+            ).fetchall()
+    taken = [(int(seq), bid) for seq, payload, body, bid in rows if takes(payload, body)]
+    _empty(conn, taken)
+    return [seq for seq, _ in taken]
+
+
+def _empty(conn: sqlite3.Connection, rows: list[tuple[int, int | None]]) -> None:
+    """Make (seq, body) rows WITHDRAWN, without a body, and delete the bodies no row names
+    any more."""
+    bodies = {bid for _, bid in rows if bid is not None}
+    conn.executemany(
+        "UPDATE outbox SET payload = ?, body = NULL WHERE seq = ?",
+        [(WITHDRAWN, seq) for seq, _ in rows],
+    )
+    conn.executemany(
+        "DELETE FROM outbox_bodies WHERE bid = ? AND NOT EXISTS "
+        "(SELECT 1 FROM outbox WHERE body = ?)",
+        [(bid, bid) for bid in bodies],
+    )
+
+
+def expire(conn: sqlite3.Connection, before: float) -> list[int]:
+    """Empty the entity notifications written before `before` (epoch seconds) and not yet
+    sent, as withdraw does: history retention's bound applies to the values they carry;
+    their seqs."""
+    rows = conn.execute(
+        "SELECT seq, body FROM outbox WHERE created < ? AND kind = 'entity' AND payload != ?",
+        (before, WITHDRAWN),
+    ).fetchall()
+    _empty(conn, rows)
+    return [int(seq) for seq, _ in rows]
 
 
 def cut(conn: sqlite3.Connection, tenant: str, sub_id: str, keep: int) -> int:

@@ -191,7 +191,17 @@ def expire(conn: sqlite3.Connection, kind: str, member: str, before: str) -> int
     return cur.rowcount
 
 
-def delete_kind(conn: sqlite3.Connection, kind: str, tenant: str) -> int:
-    """Delete every resource of one kind in a tenant; how many there were."""
-    cur = conn.execute("DELETE FROM resources WHERE kind = ? AND tenant = ?", (kind, tenant))
+def delete_kind(
+    conn: sqlite3.Connection, kind: str, tenant: str, where: tuple[str, str] | None = None
+) -> int:
+    """Delete every resource of one kind in a tenant, or those whose member `where[0]` is the
+    string `where[1]`; how many there were."""
+    if where is None:
+        cur = conn.execute("DELETE FROM resources WHERE kind = ? AND tenant = ?", (kind, tenant))
+    else:
+        cur = conn.execute(
+            "DELETE FROM resources WHERE kind = ? AND tenant = ? "
+            "AND json_extract(doc, '$.' || ?) = ?",
+            (kind, tenant, *where),
+        )
     return cur.rowcount
