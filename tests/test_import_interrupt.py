@@ -4,6 +4,7 @@ finishes the prune."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def _ids(db: Path) -> set[str]:
         return {eid for (eid,) in conn.execute("SELECT id FROM entities")}
 
 
-def _import(*args: str, signame: str | None = None) -> subprocess.CompletedProcess[str]:
+def _import(
+    *args: str, signame: str | None = None, ignored: bool = False
+) -> subprocess.CompletedProcess[str]:
     command = ["-c", _STOPPED, signame] if signame else ["-m", "cityhub.cli"]
     return subprocess.run(
         [sys.executable, *command, "import", *args, "--no-progress"],
@@ -39,6 +42,7 @@ def _import(*args: str, signame: str | None = None) -> subprocess.CompletedProce
         text=True,
         timeout=120,
         check=False,
+        preexec_fn=(lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)) if ignored else None,
     )
 
 
@@ -65,4 +69,18 @@ def test_a_prune_stopped_midway_keeps_whole_slices_says_so_and_a_rerun_finishes(
     again = _import("csv", str(one), "--type", "Park", "--db", str(db), "--prune")
     assert again.returncode == 0, again.stderr
     assert "pruned: 1,499 of 1,499 stored entities" in again.stdout
+    assert _ids(db) == {"urn:ngsi-ld:Park:p0"}
+
+
+def test_a_prune_started_to_ignore_sigterm_still_ignores_it(tmp_path: Path) -> None:
+    """nohup and a shell's `&` start a command with signals ignored: it runs to the end."""
+    db = tmp_path / "city.db"
+    every = tmp_path / "every.csv"
+    every.write_text("id\n" + "".join(f"p{i}\n" for i in range(1_500)))
+    assert _import("csv", str(every), "--type", "Park", "--db", str(db)).returncode == 0
+    one = tmp_path / "one.csv"
+    one.write_text("id\np0\n")
+    args = ("csv", str(one), "--type", "Park", "--db", str(db), "--prune")
+    done = _import(*args, signame="SIGTERM", ignored=True)
+    assert done.returncode == 0, done.stderr
     assert _ids(db) == {"urn:ngsi-ld:Park:p0"}

@@ -24,6 +24,9 @@ def terminate_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:  # started to outlive its stop
+        yield
+        return
     before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
@@ -52,7 +55,11 @@ def deferred() -> Iterator[Stop]:
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    before = {signum: signal.signal(signum, stop.note) for signum in _STOPPING}
+    before = {  # a signal the import was started to ignore (nohup, `&`) stays ignored
+        signum: signal.signal(signum, stop.note)
+        for signum in _STOPPING
+        if signal.getsignal(signum) != signal.SIG_IGN
+    }
     try:
         yield stop
     finally:
