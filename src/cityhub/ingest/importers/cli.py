@@ -85,8 +85,9 @@ def add_parser(subparsers: Any) -> None:
         "import",
         help="load a CSV, GeoJSON or GTFS file as NGSI-LD entities",
         description="Load a file as NGSI-LD entities, validated like API input. Exit code 0: "
-        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments or file; "
-        "130: stopped by Ctrl-C or SIGTERM.",
+        "all stored; 1: some rows rejected (the rest stored); 2: bad arguments, a file that "
+        "cannot be read, or a database or hub that cannot be used (an import stopped midway "
+        "says what it had stored); 130: stopped by Ctrl-C or SIGTERM.",
     )
     kinds = imp.add_subparsers(dest="format", required=True, metavar="{csv,geojson,gtfs}")
 
