@@ -55,7 +55,7 @@ class DbSink(Writer):
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
         # exclusively registered attributes are refused here too (decision 083), as the
         # registrations stand when each slice is written
-        self.store.guard = FreshClaims(self.store)
+        self.claims = self.store.guard = FreshClaims(self.store)
         self.service = EntityService(self.store)
         self.temporal = TemporalService(self.store)
         self.tenant = tenant
@@ -99,6 +99,7 @@ class DbSink(Writer):
         for start in range(0, len(entities), DB_SLICE):  # one transaction each
             between(start)
             part = entities[start : start + DB_SLICE]
+            self.claims.next_transaction()
             out = self.service.batch_upsert(self.tenant, part, self.tm, "update")
             created += out.created
             rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
@@ -106,6 +107,7 @@ class DbSink(Writer):
 
     def _append(self, eid: str, body: Entity) -> tuple[str, str] | None:
         try:
+            self.claims.next_transaction()
             self.temporal.append(self.tenant, eid, body, self.tm)
         except NgsiLdError as err:
             return err.title, err.detail
@@ -115,6 +117,7 @@ class DbSink(Writer):
         rejects: Rejects = []
         for start in range(0, len(entities), DB_SLICE):
             between(start)
+            self.claims.next_transaction()
             out = self.service.batch_merge(self.tenant, entities[start : start + DB_SLICE], self.tm)
             rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
         return rejects
