@@ -658,3 +658,23 @@ def test_references_to_rows_the_feed_lacks_are_named(
     )
     assert "1 row names a trip_id that trips.txt does not have (line 4: GHOST)" in err
     assert "hasRoute" not in err and "hasService" not in err  # the sample's own are whole
+
+
+def test_a_shape_sequence_past_64_bits_rejects_its_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shape_pt_sequence too large for SQLite ended the import in a traceback once the
+    points went to the import's ledger; it is the shape's bad point, the rest is stored."""
+    head = b"shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence\n"
+    points = (
+        b"S,36.0,-116.0,1\nS,36.1,-116.1,99999999999999999999\nT,36.0,-116.0,1\nT,36.1,-116.1,2\n"
+    )
+    feed = _patched_feed(tmp_path, {"shapes.txt": head + points})
+    db = tmp_path / "shape.db"
+    for progress in ((), ("--no-progress",)):  # the bar's estimate reads the shapes first
+        assert run("import", "gtfs", str(feed), "--db", str(db), *progress) == 1
+        err = capsys.readouterr()
+        assert "shape 'S' has a bad point (line 3: shape_pt_sequence" in err.err, err.err
+        assert "1 rejected" in summary_line(err.out)
+    ids = {d["id"] for d in stored(db)}
+    assert "urn:ngsi-ld:GtfsShape:T" in ids and "urn:ngsi-ld:GtfsShape:S" not in ids

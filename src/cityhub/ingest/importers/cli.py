@@ -1,7 +1,8 @@
 """The `cityhub import` sub-command: its arguments, and the one place its errors become exit codes.
 
 Exit codes: 0 everything stored, 1 some rows rejected (the others are stored), 2 a bad command
-line, an unreadable file, or a database or hub that cannot be used.
+line, an unreadable file, or a database or hub that cannot be used; 130 stopped by Ctrl-C or
+SIGTERM (a prune after the slice it was deleting).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def add_parser(subparsers: Any) -> None:
         help="load a CSV, GeoJSON or GTFS file as NGSI-LD entities",
         description="Load a file as NGSI-LD entities, validated like API input. Exit code 0: "
         "all stored; 1: some rows rejected (the rest stored); 2: bad arguments, a file that "
-        "cannot be read or used, or a database or hub that cannot be reached; 130: Ctrl-C.",
+        "cannot be read, or a database or hub that cannot be used (an import stopped midway "
+        "says what it had stored); 130: stopped by Ctrl-C or SIGTERM.",
     )
     kinds = imp.add_subparsers(dest="format", required=True, metavar="{csv,geojson,gtfs}")
 
@@ -208,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
     from cityhub.ingest.importers.prune import Pruning, Seen, settle
     from cityhub.ingest.importers.runner import Report, run_import
     from cityhub.ingest.importers.sinks import DbSink, HttpSink, term_map
+    from cityhub.ingest.importers.stopping import terminate_as_interrupt
 
     settings = load_settings(**({"db": args.db} if args.db else {}))
     if settings is None:  # load_settings named each bad one
@@ -220,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         tm = term_map(args.context, settings)
         sink: Sink
         with contextlib.ExitStack() as held:  # closed in turn: sink, ids, the import lock
+            held.enter_context(terminate_as_interrupt())
             if args.url:
                 held.callback(seen.close)
                 sink = HttpSink(
@@ -252,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
             )
             for line in _dangling(source):
                 print(line, file=sys.stderr)
-            pruning = settle(sink, seen, _scope(args, source), args.prune)
+            scope = _scope(args, source)
+            pruning = settle(sink, seen, scope, args.prune, not args.no_progress, sys.stderr)
     except ImportFailed as exc:
         print(f"cityhub import: {masked(str(exc))}", file=sys.stderr)
         if report.chunks:  # it stopped midway (a hub lost, a database failing, a bad row)
@@ -261,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"cityhub import: interrupted; {report.so_far()}", file=sys.stderr)
         return 130
+    if pruning.stopped:
+        print(f"cityhub import: {pruning.stop_line()}", file=sys.stderr)
     if report.unshown:
         print(
             f"cityhub import: {report.unshown:,} more rejections not shown",
@@ -270,4 +277,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"cityhub import {args.format} {args.file} -> {target}: {report.summary()}")
     for line in pruning.lines():
         print(line)
+    if pruning.stopped:
+        return 130
     return 1 if report.rejected or pruning.refused else 0

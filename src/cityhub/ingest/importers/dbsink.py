@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
+from cityhub.ingest.importers.claimsguard import FreshClaims
 from cityhub.ingest.importers.prune import Links
 from cityhub.ingest.importers.records import Entity, ImportFailed
 from cityhub.ingest.importers.refresh import History, Planner, Span
@@ -21,7 +22,6 @@ from cityhub.ngsild.entity import expand_name, expand_types
 from cityhub.ngsild.entity_bytes import DEFAULT_MAX_ENTITY_BYTES
 from cityhub.ngsild.errors import NgsiLdError
 from cityhub.ngsild.query.ast import TypeName, TypeOr
-from cityhub.ngsild.registration_claims import RegistrationClaims
 from cityhub.ngsild.service import EntityService
 from cityhub.ngsild.temporal import TemporalService
 from cityhub.ngsild.timeutil import next_instant
@@ -53,8 +53,9 @@ class DbSink(Writer):
                 self.store = SqliteStore(path, max_entity_bytes=max_entity_bytes)
         except (StoreError, sqlite3.Error) as exc:
             raise ImportFailed(f"cannot open the database {path}: {unopenable(path, exc)}") from exc
-        # exclusively registered attributes are refused here too (decision 083)
-        RegistrationClaims.guarding(self.store)
+        # exclusively registered attributes are refused here too (decision 083), as the
+        # registrations stand when each slice is written
+        self.claims = self.store.guard = FreshClaims(self.store)
         self.service = EntityService(self.store)
         self.temporal = TemporalService(self.store)
         self.tenant = tenant
@@ -98,6 +99,7 @@ class DbSink(Writer):
         for start in range(0, len(entities), DB_SLICE):  # one transaction each
             between(start)
             part = entities[start : start + DB_SLICE]
+            self.claims.next_transaction()
             out = self.service.batch_upsert(self.tenant, part, self.tm, "update")
             created += out.created
             rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
@@ -105,6 +107,7 @@ class DbSink(Writer):
 
     def _append(self, eid: str, body: Entity) -> tuple[str, str] | None:
         try:
+            self.claims.next_transaction()
             self.temporal.append(self.tenant, eid, body, self.tm)
         except NgsiLdError as err:
             return err.title, err.detail
@@ -114,6 +117,7 @@ class DbSink(Writer):
         rejects: Rejects = []
         for start in range(0, len(entities), DB_SLICE):
             between(start)
+            self.claims.next_transaction()
             out = self.service.batch_merge(self.tenant, entities[start : start + DB_SLICE], self.tm)
             rejects += [(start + i, t, d) for i, t, d in _rejects(out.failed, out.errors)]
         return rejects

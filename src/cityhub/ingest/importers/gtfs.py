@@ -93,6 +93,14 @@ def _parse(value: str, column: str, kind: type) -> int | float:
     return number
 
 
+def _sequence(value: str) -> int:
+    """A shape_pt_sequence: a whole number within 64 bits, as the import's ledger keeps it."""
+    seq = int(_parse(value, "shape_pt_sequence", int))
+    if not -(2**63) <= seq < 2**63:
+        raise BadRequestData(f"shape_pt_sequence {value!r} is out of range")
+    return seq
+
+
 def _key(row: Row, column: str) -> str:
     """A required id column of a row; BadRequestData when blank."""
     value = row.get(column)
@@ -303,7 +311,7 @@ class GtfsSource:
                     last = sid
                 try:
                     pt = (
-                        int(_parse(_key(row, "shape_pt_sequence"), "shape_pt_sequence", int)),
+                        _sequence(_key(row, "shape_pt_sequence")),
                         float(_parse(_key(row, "shape_pt_lon"), "shape_pt_lon", float)),
                         float(_parse(_key(row, "shape_pt_lat"), "shape_pt_lat", float)),
                         _parse(row["shape_dist_traveled"], "shape_dist_traveled", float)

@@ -9,7 +9,9 @@ process dies, and keeps at most CACHE_KIB of its pages in memory.
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import Any
 
 CACHE_KIB = 16 * 1024  # pages a ledger keeps in memory; the rest stay in its file
@@ -88,19 +90,67 @@ class FirstLines:
 
 
 Point = tuple[int, float, float, float | None]  # shape_pt_sequence, lon, lat, distance
+RUN = 4_096  # a shape's consecutive points packed into one ledger row at most
+
+
+class _Run:
+    """Consecutive points of one shape, packed: sequences as 64-bit integers, lon/lat pairs
+    and distances as doubles (NaN for a blank one: `gtfs._parse` refuses NaN itself)."""
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.seqs = array("q")
+        self.coords = array("d")
+        self.dists = array("d")
+        self.measured = False  # some point has a distance
+
+    def add(self, point: Point) -> None:
+        """One more point (its sequence must fit 64 bits)."""
+        seq, lon, lat, dist = point
+        self.seqs.append(seq)
+        self.coords.extend((lon, lat))
+        if dist is None:
+            self.dists.append(_BLANK)
+        else:
+            self.dists.append(dist)
+            self.measured = True
+
+    def row(self) -> tuple[str, bytes, bytes, bytes | None]:
+        """The run as a ledger row; distances left out when the run has none."""
+        dists = self.dists.tobytes() if self.measured else None
+        return self.sid, self.seqs.tobytes(), self.coords.tobytes(), dists
+
+
+_BLANK = float("nan")
+
+
+def _unpacked(seqs: bytes, coords: bytes, dists: bytes | None) -> Iterator[Point]:
+    """A run's points as they were added."""
+    s, c = array("q"), array("d")
+    s.frombytes(seqs)
+    c.frombytes(coords)
+    if dists is None:
+        return zip(s, c[0::2], c[1::2], repeat(None))
+    d = array("d")
+    d.frombytes(dists)
+    return zip(s, c[0::2], c[1::2], (None if x != x else x for x in d), strict=True)
 
 
 class ShapePoints:
     """shapes.txt points by shape in a ledger, not in lists: a country's feed has tens of
-    millions of them, some 150 bytes each in Python (decision 092)."""
+    millions of them, some 150 bytes each in Python (decision 092). A shape's consecutive
+    points go in as one packed row (a row per point cost a third more CPU than the rest of
+    reading the table); at most RUN points, and BATCH buffered, are in memory."""
 
     def __init__(self) -> None:
         self.ledger = Ledger()
         self.ledger.script(
             "CREATE TABLE shapes (sid TEXT PRIMARY KEY, line INT, bad TEXT) WITHOUT ROWID;"
-            "CREATE TABLE points (sid TEXT, seq INT, lon REAL, lat REAL, dist REAL)"
+            "CREATE TABLE runs (sid TEXT, seqs BLOB, coords BLOB, dists BLOB)"
         )
-        self._points: list[tuple[str, *Point]] = []
+        self._run: _Run | None = None
+        self._rows: list[tuple[str, bytes, bytes, bytes | None]] = []
+        self._buffered = 0  # points in _rows
         self._indexed = False
 
     def first(self, sid: str, line: int) -> None:
@@ -115,26 +165,43 @@ class ShapePoints:
         )
 
     def add(self, sid: str, point: Point) -> None:
-        """Keep one usable point of a shape."""
-        self._points.append((sid, *point))
-        if len(self._points) >= BATCH:
-            self.ledger.many("INSERT INTO points VALUES (?, ?, ?, ?, ?)", self._points)
+        """Keep one usable point of a shape (its sequence must fit 64 bits)."""
+        run = self._run
+        if run is None or run.sid != sid or len(run.seqs) >= RUN:
+            self._ended()
+            run = self._run = _Run(sid)
+        run.add(point)
+
+    def _ended(self) -> None:
+        """The run in progress into the buffer, the buffer into the ledger once it is full."""
+        if self._run is not None:
+            self._rows.append(self._run.row())
+            self._buffered += len(self._run.seqs)
+            self._run = None
+        if self._buffered >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.ledger.many("INSERT INTO runs VALUES (?, ?, ?, ?)", self._rows)
+        self._buffered = 0
 
     def count(self) -> int:
         """How many shapes the file names."""
         return int(self.ledger.one("SELECT count(*) FROM shapes"))
 
     def shapes(self) -> Iterator[tuple[str, int, str | None, list[Point]]]:
-        """(shape_id, line of its first point, why it is bad or None, its points in sequence
-        order, ties in file order) in the order of their first lines; one shape in memory."""
-        self.ledger.many("INSERT INTO points VALUES (?, ?, ?, ?, ?)", self._points)
+        """(shape_id, line of its first point, why it is bad or None, its points in file
+        order) in the order of their first lines; one shape in memory."""
+        self._ended()
+        self._flush()
         if not self._indexed:  # built once, after the inserts: cheaper than kept up
-            self.ledger.script("CREATE INDEX points_of ON points (sid, seq)")
+            self.ledger.script("CREATE INDEX runs_of ON runs (sid)")
             self._indexed = True
         for sid, line, bad in self.ledger.rows("SELECT sid, line, bad FROM shapes ORDER BY line"):
-            points = self.ledger.db.execute(
-                "SELECT seq, lon, lat, dist FROM points WHERE sid = ? ORDER BY seq, rowid", (sid,)
-            ).fetchall()
+            runs = self.ledger.db.execute(
+                "SELECT seqs, coords, dists FROM runs WHERE sid = ? ORDER BY rowid", (sid,)
+            )
+            points = [p for run in runs for p in _unpacked(*run)]
             yield sid, line, bad, points
 
     def close(self) -> None:

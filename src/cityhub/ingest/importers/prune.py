@@ -16,10 +16,13 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TextIO
+
+from tqdm import tqdm
 
 from cityhub.ingest.importers.ledger import BATCH, Ledger
 from cityhub.ingest.importers.records import Record
+from cityhub.ingest.importers.stopping import deferred
 
 SHOWN_STALE = 10  # ids a summary line names; the rest are counted
 DELETE_SLICE = 1_000  # stale ids read from the ledger and deleted at a time
@@ -248,6 +251,7 @@ class Pruning:
     held_back: str = ""  # why --prune deleted nothing
     deleted: int = 0
     refused: list[str] = field(default_factory=list)  # "id: title: detail" per refusal
+    stopped: str = ""  # the signal that stopped the deletions midway (a re-run finishes them)
 
     def lines(self) -> list[str]:
         """The summary's lines about stale entities (none when there are none)."""
@@ -268,9 +272,25 @@ class Pruning:
         out = [f"  pruned: {self.deleted:,} of {count} the file no longer gives: {named}"]
         return out + [f"  not pruned: {why}" for why in self.refused]
 
+    def stop_line(self) -> str:
+        """What a prune stopped by a signal did, and how to finish it."""
+        return (
+            f"prune stopped: {self.deleted:,} of {self.count:,} stale entities deleted; the rest "
+            "stay stored: the same import run again with --prune deletes them"
+        )
 
-def settle(stored: Stored, seen: Seen, scope: Scope, prune: bool) -> Pruning:
-    """Find the stale entities of a finished import; delete them when asked and safe."""
+
+def settle(
+    stored: Stored,
+    seen: Seen,
+    scope: Scope,
+    prune: bool,
+    progress: bool = False,
+    err: TextIO | None = None,
+) -> Pruning:
+    """Find the stale entities of a finished import; delete them when asked and safe, a
+    slice at a time, with a bar on `err`; Ctrl-C or SIGTERM ends them after the slice in
+    flight (Pruning.stopped)."""
     out = Pruning(asked=prune)
     pattern = None if scope.prefix is None else "^" + re.escape(scope.prefix)
     # what the file stored of a type is stored: as many in all means none stale
@@ -288,23 +308,27 @@ def settle(stored: Stored, seen: Seen, scope: Scope, prune: bool) -> Pruning:
             "them (fix those rows, then import with --prune again)"
         )
         return out
-    done = 0  # deleted a slice at a time, read from the ledger: never the whole list at once
-    part: list[str] = []
-    for (eid,) in seen.ledger.rows("SELECT id FROM stale ORDER BY n"):
-        part.append(eid)
-        if len(part) >= DELETE_SLICE:
-            done += _deleted(stored, part, out)
-    done += _deleted(stored, part, out)
-    out.deleted = done
+    # deleted a slice at a time, read from the ledger: never the whole list at once
+    bar = tqdm(total=out.count, desc="pruning", unit=" entities", file=err, disable=not progress)
+    with bar, deferred() as stop:
+        part: list[str] = []
+        for (eid,) in seen.ledger.rows("SELECT id FROM stale ORDER BY n"):
+            part.append(eid)
+            if len(part) >= DELETE_SLICE:
+                _deleted(stored, part, out, bar)
+                if stop.asked:
+                    out.stopped = stop.asked
+                    return out
+        _deleted(stored, part, out, bar)
     return out
 
 
-def _deleted(stored: Stored, ids: list[str], out: Pruning) -> int:
-    """Delete a slice of stale ids; the refusals noted in `out`. How many were deleted."""
+def _deleted(stored: Stored, ids: list[str], out: Pruning, bar: tqdm) -> None:
+    """Delete a slice of stale ids: those deleted counted in `out`, the refusals noted."""
     if not ids:
-        return 0
+        return
     refusals = stored.delete(ids)
     out.refused += [f"{ids[i]}: {title}: {detail}" for i, title, detail in refusals]
-    n = len(ids) - len(refusals)
+    out.deleted += len(ids) - len(refusals)
+    bar.update(len(ids))
     ids.clear()
-    return n

@@ -1149,6 +1149,18 @@ class SqliteStore:
         self._scrub_wanted = self._scrub_wanted or (scrub and gone)
         return gone
 
+    def resources_if_changed(
+        self, kind: str, version: int
+    ) -> tuple[int, list[tuple[str, str]] | None]:
+        """Inside write() only: the writer's data_version, which moves only when another
+        connection commits (a hub beside `cityhub import`), and, when it is not `version`,
+        (tenant, JSON) of every resource of one kind as this write sees them, else None."""
+        conn = self._writer
+        now = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if now == version:
+            return now, None
+        return now, resources.select_raw_every_tenant(conn, kind)
+
     def resource_every_tenant(self, kind: str) -> list[tuple[str, Doc]]:
         """(tenant, document) of every stored resource of one kind."""
         return resources.select_every_tenant(self._reader(), kind)

@@ -162,6 +162,13 @@ def select_every_tenant(conn: sqlite3.Connection, kind: str) -> list[tuple[str, 
     return [(tenant, orjson.loads(doc)) for tenant, doc in rows]
 
 
+def select_raw_every_tenant(conn: sqlite3.Connection, kind: str) -> list[tuple[str, str]]:
+    """(tenant, JSON text) of every resource of one kind, oldest first: compared as read,
+    parsed only when they changed."""
+    rows = conn.execute("SELECT tenant, doc FROM resources WHERE kind = ? ORDER BY pk", (kind,))
+    return rows.fetchall()
+
+
 def count_kind(conn: sqlite3.Connection, kind: str) -> int:
     """How many resources of one kind all tenants hold together."""
     row = conn.execute("SELECT count(*) FROM resources WHERE kind = ?", (kind,)).fetchone()
