@@ -72,5 +72,5 @@ def test_import_help_gives_the_exit_codes_the_readme_gives(
     with pytest.raises(SystemExit):
         main(["import", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "database or hub that cannot be reached" in text and "130" in text, text
+    assert "database or hub that cannot be used" in text and "130" in text, text
     assert "a database or hub that cannot be" in README and "130 for Ctrl-C" in README
