@@ -134,3 +134,36 @@ def test_a_temporal_type_list_finds_the_same_entities(store: SqliteStore) -> Non
     rows, total = store.temporal("", query)
     assert sorted(doc["id"].rsplit(":", 1)[1] for doc, _ in rows) == ["b0", "b1", "b2", "p0"]
     assert total == 4
+
+
+def _selected(store: SqliteStore, selectors: tuple[EntitySelector, ...]) -> list[str]:
+    docs, total = store.query("", EntityQuery(selectors=selectors, limit=100, count=True))
+    assert total == len(docs)
+    return [d["id"].rsplit(":", 1)[1] for d in docs]
+
+
+def test_many_id_patterns_of_one_type_are_one_search_per_entity(store: SqliteStore) -> None:
+    """600 `{type, idPattern}` selectors (more than the 512 compiled patterns kept): every
+    entity of the type was searched once per pattern, each compiled again (1,000 such
+    selectors over 20,000 entities: 30 s, then 503)."""
+    selectors = tuple(EntitySelector(types=TREE, id_pattern=f"t{k}$") for k in range(3, 603))
+    selectors += (EntitySelector(types=LAMP, id_pattern="l[14]$"),)
+    real = store._reader()
+    recording = Recording(real)
+    store._reader = lambda: recording  # type: ignore[method-assign]
+    try:
+        assert _selected(store, selectors) == ["t3", "t4", "t5", "t6", "t7", "t8", "t9", "l1", "l4"]
+    finally:
+        del store._reader
+    sql = next(s for s, _ in recording.statements if "entities e" in s)
+    assert sql.count("regexp_any(") == 1 and sql.count("regexp(") == 1, sql
+
+
+def test_id_patterns_searched_together_keep_their_own_flags(store: SqliteStore) -> None:
+    selectors = (
+        EntitySelector(types=TREE, id_pattern="(?i)TREE:T1$"),
+        EntitySelector(types=TREE, id_pattern="TREE:t2$"),
+        EntitySelector(types=TREE, id_pattern="^urn:ngsi-ld:Tree:t3"),
+        EntitySelector(types=TREE, id_pattern="Tree:t4\\z"),
+    )
+    assert _selected(store, selectors) == ["t1", "t3", "t4"]
