@@ -9,6 +9,7 @@ with 301 names over 105,000 entities took 4.8 s, and 2,001 type-only selectors r
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ ABSENT = tuple(ast.TypeName(f"{VOCAB}Absent{k}") for k in range(200))
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     """Trees t0..t9, lamps l0..l4, benches b0..b2, and a lamp post p0 that is a Tree too."""
     store = SqliteStore(tmp_path / "hub.db")
     items: list[dict[str, Any]] = [
@@ -38,7 +39,8 @@ def store(tmp_path: Path) -> SqliteStore:
     items += [{"id": f"urn:ngsi-ld:Bench:b{i}", "type": "Bench", "h": i} for i in range(3)]
     items.append({"id": "urn:ngsi-ld:Post:p0", "type": ["Lamp", "Tree"], "h": 0})
     assert not EntityService(store).batch_upsert("", items, TM, "replace").errors
-    return store
+    yield store
+    store.close()  # its connections' descriptors: the suite's later select() takes < 1,024
 
 
 class Recording:
