@@ -92,6 +92,31 @@ def compile_pattern(pattern: str) -> Pattern:
     return Pattern(pattern, compiled)
 
 
+class AnyPattern:
+    """Several patterns searched as one alternation, each in a group of its own (so its
+    flags stay its own): one search per text instead of one per pattern, each compiled
+    again once more than the 512 `compile_pattern` keeps were searched in turn."""
+
+    __slots__ = ("_whole", "largest", "patterns")
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.patterns = patterns
+        self.largest = max(compile_pattern(p).programsize for p in patterns)
+        try:
+            self._whole: Pattern | None = compile_pattern("|".join(f"(?:{p})" for p in patterns))
+        except PatternError:  # past RE2's memory for one program: searched one by one
+            self._whole = None
+
+    def search(self, text: str) -> bool:
+        """Whether any of the patterns is found in text, each as `Pattern.search`: searched
+        together only where every one of them fits the text alone (and the whole does)."""
+        whole = self._whole
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if whole is not None and size * self.largest <= MAX_WORK and whole.fits(text):
+            return whole.search(text) is not None
+        return any(compile_pattern(p).search(text) is not None for p in self.patterns)
+
+
 def compile_lines(pattern: str) -> Pattern:
     """A pattern for texts without newlines, compiled so that it is also searched over many
     of them joined by newlines (`Pattern.search_any`): in multi-line mode, where ^ and $ also

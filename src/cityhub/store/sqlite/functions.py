@@ -19,7 +19,7 @@ from cityhub.ngsild.errors import BadRequestData
 from cityhub.ngsild.query import ast
 from cityhub.ngsild.query.evaluate import ENTITY_FIELDS, matches_q
 from cityhub.ngsild.query.none_of import grouped
-from cityhub.ngsild.query.pattern import Pattern, PatternError, compile_pattern
+from cityhub.ngsild.query.pattern import AnyPattern, Pattern, PatternError, compile_pattern
 from cityhub.ngsild.timeutil import parse_ts
 from cityhub.store.base import period_edge, period_index
 from cityhub.store.reads import ReadLimit
@@ -85,6 +85,23 @@ def regexp(pattern: str, value: Any) -> bool:
         return compile_pattern(pattern).search(value) is not None
     except PatternError:
         return False
+
+
+@lru_cache(maxsize=16)
+def _any_pattern(patterns: str) -> AnyPattern:
+    """A query's patterns (a JSON array) compiled once for all its rows."""
+    return AnyPattern(tuple(orjson.loads(patterns)))
+
+
+def regexp_any(patterns: str, value: Any) -> bool:
+    """SQL regexp_any(patterns, value): regexp of any of the patterns (a JSON array), in one
+    search where that answers the same (pattern.AnyPattern)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return _any_pattern(patterns).search(value)
+    except PatternError:
+        return any(regexp(p, value) for p in orjson.loads(patterns))
 
 
 def pattern_fits(pattern: str, value: Any) -> bool:
@@ -313,6 +330,7 @@ def types_union(stored: str, sent: str | None) -> str:
 def register(conn: sqlite3.Connection) -> None:
     """Install the functions every connection needs."""
     conn.create_function("regexp", 2, checked(regexp), deterministic=True)
+    conn.create_function("regexp_any", 2, checked(regexp_any), deterministic=True)
     conn.create_function("pattern_fits", 2, pattern_fits, deterministic=True)
     conn.create_function("scope_match", 2, checked(scope_match), deterministic=True)
     conn.create_function(
