@@ -1,4 +1,4 @@
-"""A batch holds at most MAX_BATCH_ITEMS items (decision 095): every item, however small,
+"""A batch holds at most MAX_BATCH_ITEMS items (decision 094): every item, however small,
 earns its own line in a 207, so 500,000 two-byte items (a 1 MB body) came back as an 89 MB
 answer built on the event loop. A larger batch is refused whole, before anything is written."""
 

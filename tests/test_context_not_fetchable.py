@@ -1,7 +1,7 @@
 """A @context IRI that is no http(s) URL (`urn:ngsi-ld:null`, `ftp:`, `file:`) can never be
 fetched. It is an absolute IRI, so JSON-LD dereferences it and fails with "loading remote
 context failed", which NGSI-LD answers with LdContextNotAvailable (503) whatever the IRI
-(decision 103). What the client must learn is that retrying will not help: the detail says
+(decision 101). What the client must learn is that retrying will not help: the detail says
 the hub fetches contexts over http and https only, wherever the IRI is read, and nothing of
 the request is stored (probe batch.md, finding 6)."""
 

@@ -21,7 +21,7 @@ def _sources() -> list[Path]:
 
 
 def _records() -> dict[str, str]:
-    """Number as written in file names (three digits, or four for 0100 and on) -> file name."""
+    """Number as written in file names (three digits) -> file name."""
     return {p.name.split("-")[0]: p.name for p in DECISIONS.glob("*.md")}
 
 
@@ -42,7 +42,7 @@ def test_every_cited_decision_record_exists() -> None:
 def test_the_pattern_reads_each_form_of_citation() -> None:
     found = [
         m
-        for g in CITE.findall("decisions 017 and 040; decision 0100, docs/decisions/012")
+        for g in CITE.findall("decisions 017 and 040; decision 098, docs/decisions/012")
         for m in g
     ]
-    assert re.findall(r"\d{3,4}", " ".join(found)) == ["017", "040", "0100", "012"]
+    assert re.findall(r"\d{3,4}", " ".join(found)) == ["017", "040", "098", "012"]

@@ -1,6 +1,6 @@
 """An erasure takes back what the hub has not yet sent about the entity: notifications
 queued for a receiver that is down (or held for a paused subscription) carried the erased
-person's values in the outbox, and were sent once the receiver came back (decision 097)."""
+person's values in the outbox, and were sent once the receiver came back (decision 095)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A GeoProperty held in several instances (datasetIds) answers a geoQ as one entity: a
 positive relation when any instance holds it, `disjoint` and `near;minDistance` only when no
-instance intersects, or lies within the distance (decision 0101, addendum). Each instance
+instance intersects, or lies within the distance (decision 099, addendum). Each instance
 tested alone made one bus both inside and outside a zone."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a redirect registration asks of local writes (clause 4.3.6.3, decision 0100): its
+"""What a redirect registration asks of local writes (clause 4.3.6.3, decision 098): its
 context sources hold the data it names and the hub forwards nothing, so an entity write of
 that data is refused (409, nothing stored) rather than kept as a copy no reader of the source
 sees; otherwise the hub let in the very data it refuses a redirect registration over

@@ -181,7 +181,7 @@ async def test_a_temporal_append_s_scope_is_the_temporal_entity_s(
     client: httpx.AsyncClient,
 ) -> None:
     """A scope in a temporal append replaces the temporal entity's, as a temporal create's
-    does (decision 103): the append answered 204 and dropped it (probe leftovers.md)."""
+    does (decision 101): the append answered 204 and dropped it (probe leftovers.md)."""
     body = {"id": "urn:x:S9", "type": "Car", "scope": "/Paris", "speed": [speed(1)]}
     assert (await client.post(T, json=body)).status_code == 201
     more = {"scope": "/Madrid", "speed": [speed(2, "2024-01-02T00:00:00Z")]}

@@ -80,7 +80,7 @@ async def test_the_current_entity_keeps_only_its_own_types(client: httpx.AsyncCl
 
 # probe temporal.md, finding 4: POST /temporal/entities/{id}/attrs with a `type` answered 204
 # and dropped it; the entity append (5.6.3) adds the types a fragment names, and so does a
-# second POST /temporal/entities, so the temporal append adds them too (decision 103)
+# second POST /temporal/entities, so the temporal append adds them too (decision 101)
 @pytest.mark.parametrize("member", ["type", "@type"])
 @pytest.mark.parametrize("with_attrs", [True, False])
 async def test_a_temporal_append_adds_the_types_it_names(

@@ -382,7 +382,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Starlette
         return gone
 
     async def expire_notifications(before: float) -> int:
-        """Unsent notifications past retention are emptied as a committer job (decision 097)."""
+        """Unsent notifications past retention are emptied as a committer job (decision 095)."""
         gone: int = await committer.run(partial(store.outbox_expire, before))
         return gone
 

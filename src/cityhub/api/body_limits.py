@@ -1,5 +1,5 @@
 """How much a request body may hold: its bytes, by what the request writes (decision 082),
-and a batch's items (decision 095).
+and a batch's items (decision 094).
 
 CITYHUB_MAX_BODY (64 MiB) leaves room for the largest batch: 1,000 entities each carrying an
 inline @context. A request that writes one entity needs far less, and a 50 MB body sent to
@@ -16,7 +16,7 @@ from cityhub.settings import Settings
 # json.dumps does, for every non-ASCII one), six bytes for the two of a Latin letter's UTF-8.
 ESCAPED = 3
 
-# Items one batch request may hold (decision 095): each earns its own line in a 207, about
+# Items one batch request may hold (decision 094): each earns its own line in a 207, about
 # 180 bytes for an error, so 500,000 two-byte items (a 1 MB body) made an 89 MB answer. The
 # largest chunk `cityhub import` sends.
 MAX_BATCH_ITEMS = 100_000

@@ -111,7 +111,7 @@ async def delete(request: Request) -> Response:
     ctx = await context_of(request, must_exist=True)
     eid, store = _eid(request), request.app.state.store
     # the unsent notifications it takes back are looked for first, on a reader thread: a
-    # receiver's long backlog is then not scanned while every write waits (decision 097)
+    # receiver's long backlog is then not scanned while every write waits (decision 095)
     with contextlib.suppress(QueryTimeout):  # past the read deadline: the write scans
         await off_loop_for_write(request, store.outbox_read_for_erasure, ctx.tenant, eid)
     try:

@@ -1238,7 +1238,7 @@ def fetchable(url: str) -> bool:
 
 def not_fetched(url: str) -> LdContextNotAvailable:
     """The error of a context IRI no download can reach (a URN, ftp:, file:): still JSON-LD's
-    failure to load a remote context (decision 103), saying that sending it again will fail
+    failure to load a remote context (decision 101), saying that sending it again will fail
     again."""
     return LdContextNotAvailable(
         f"cannot dereference @context {shown(url)}: the hub fetches contexts over http and "

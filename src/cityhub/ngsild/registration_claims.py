@@ -281,7 +281,7 @@ class RegistrationClaims:
     ) -> None:
         """Conflict when an entity write (doc: the entity as it is to be stored) writes an
         Attribute an exclusive registration holds, or data a redirect one covers (decision
-        0100); `changed`: the Attributes the write rewrites, when known, else `before` (the
+        098); `changed`: the Attributes the write rewrites, when known, else `before` (the
         stored JSON) tells which differ."""
         self._check_exclusive_write(tenant, doc, before, changed)
         if self.redirect.get(tenant):

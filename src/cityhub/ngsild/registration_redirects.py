@@ -1,4 +1,4 @@
-"""What redirect registrations cover of local entity writes (clause 4.3.6.3, decision 0100):
+"""What redirect registrations cover of local entity writes (clause 4.3.6.3, decision 098):
 their context sources hold the data they name and the hub forwards nothing, so a write of it
 here would be a copy no reader of the source sees, and data the hub itself refuses a redirect
 registration over (5.9.2.4). An entity write finds the registrations that may cover it by its

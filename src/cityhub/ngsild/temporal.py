@@ -398,7 +398,7 @@ class TemporalService:
     def append(self, tenant: str, eid: str, body: Any, tm: TermMap) -> None:
         """POST /temporal/entities/{id}/attrs; the types the fragment names are added to the
         temporal entity's and its scope replaces the stored one, as a second temporal create
-        does (decision 103: both were dropped, and the 204 told the client they were kept)."""
+        does (decision 101: both were dropped, and the 204 told the client they were kept)."""
         check_body_id(body, eid)
         body = unaliased(body)
         given = body if isinstance(body, dict) else {}
@@ -722,7 +722,7 @@ class TemporalService:
             out[tm.compact(name)] = rendered
         if opts.sys_attrs:
             out["createdAt"], out["modifiedAt"] = header["createdAt"], header["modifiedAt"]
-            if "deletedAt" in header:  # its entity stays deleted (decision 102)
+            if "deletedAt" in header:  # its entity stays deleted (decision 100)
                 out["deletedAt"] = header["deletedAt"]
         return out
 

@@ -322,7 +322,7 @@ def event_for(sub: Compiled, before: Doc | None, after: Doc | None, now: str) ->
 def erased_with(eid: str, payload: bytes, body: bytes | None) -> bool:
     """Whether an outbox item carries values of entity eid, which its erasure takes back: any
     event about it but a deletion notice that shows no attribute (that one still tells the
-    receiver to drop its copy, decision 097)."""
+    receiver to drop its copy, decision 095)."""
     for event in stored_events(payload, body):
         entity = event["entity"]
         if entity["id"] == eid and ("deletedAt" not in entity or entity["attrs"]):

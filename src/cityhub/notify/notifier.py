@@ -322,7 +322,7 @@ class Notifier:
         """On the loop: mark the items in memory whose rows are emptied. Only the item
         objects are marked, never a seq (a deleted row's seq is given to the next row), and
         only of seqs whose rows are emptied or gone now: rows are deleted on the loop only,
-        so none of those seqs was given to a new item since (decision 097, addendum)."""
+        so none of those seqs was given to a new item since (decision 095, addendum)."""
         kept = getattr(self.store, "outbox_kept", None)
         gone = set(seqs) - (kept(seqs) if kept is not None else set())
         if not gone:
@@ -449,7 +449,7 @@ class Notifier:
         """Send one item (True/False) to the subscription's endpoint as it is now; None when
         the subscription is gone or expired, or the item was made for an earlier one of its
         id; HOLD while it is paused (a change made while it was active is notified once it
-        resumes); None too for an item an erasure withdrew (decision 097)."""
+        resumes); None too for an item an erasure withdrew (decision 095)."""
         if item.withdrawn or (item.body is None and item.payload == WITHDRAWN):
             return None
         if self._holds(item):

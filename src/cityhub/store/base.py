@@ -240,7 +240,7 @@ class Change:
     types: frozenset[str] | None = None
 
 
-# The payload of an outbox row an erasure emptied (decision 097): nothing is sent for it.
+# The payload of an outbox row an erasure emptied (decision 095): nothing is sent for it.
 WITHDRAWN = b"withdrawn"
 
 
@@ -261,7 +261,7 @@ class OutboxItem:
     # subscription deleted and made again under its id must not send the old one's items.
     inc: int = 0
     # Set on the loop when an erasure or retention emptied this item's row while it waits in
-    # memory: passed by unsent (decision 097). On the object, not by seq: seqs are reused.
+    # memory: passed by unsent (decision 095). On the object, not by seq: seqs are reused.
     withdrawn: bool = field(default=False, compare=False)
 
 

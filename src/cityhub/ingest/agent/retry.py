@@ -3,7 +3,7 @@ once the device that refused it was fixed (or, for a letter no device took, prov
 
 Stored, the letter is deleted after; refused again, it stays, with the new refusal. A letter
 of a device's tenant goes to the device of that id now; an unrouted one only to a device its
-message's key and id name now, as a live message would (decision 098).
+message's key and id name now, as a live message would (decision 096).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 longitude and latitude and asks (3.1.9) that a geometry crossing the antimeridian be cut there.
 A new geoQ geometry with such an edge is refused (decision 088, addendum): a box drawn across
 it uncut was a band round the rest of the world. A stored one, written as a device sent it, is
-matched as if cut (`short_way`, decision 0101). An edge with both ends on the antimeridian
+matched as if cut (`short_way`, decision 099). An edge with both ends on the antimeridian
 ([-180, y] to [180, y], the world's own edge) is neither."""
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class GeoQuery:
 def every_instance(query: GeoQuery) -> bool:
     """Whether an entity matches only when all its instances of the GeoProperty do: the
     negative relations (disjoint, near;minDistance) are their positive pair's negation, so
-    that an entity with one instance inside a zone is never also outside it (decision 0101,
+    that an entity with one instance inside a zone is never also outside it (decision 099,
     addendum); the others hold when any instance does."""
     return query.georel == "disjoint" or query.min_distance is not None
 

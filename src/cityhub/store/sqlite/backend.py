@@ -532,7 +532,7 @@ class SqliteStore:
 
     def _withdraw(self, tx: SqliteWriteTx) -> list[int]:
         """Inside the transaction: empty the unsent notifications that carry values of the
-        entities the block erased (decision 097); their seqs."""
+        entities the block erased (decision 095); their seqs."""
         if not tx.erased_ids or self.sink is None:
             return []
         seqs: list[int] = []
@@ -545,7 +545,7 @@ class SqliteStore:
     def outbox_read_for_erasure(self, tenant: str, eid: str) -> None:
         """On a reader thread before an erasure's write: find the unsent notifications it
         will empty, so that its transaction re-checks those and the rows written since
-        rather than scan the tenant's backlog while holding every write (decision 097)."""
+        rather than scan the tenant's backlog while holding every write (decision 095)."""
         if self.sink is None:
             return
         key = (tenant, eid)
@@ -1185,7 +1185,7 @@ class SqliteStore:
 
     def outbox_expire(self, before: float) -> int:
         """Empty the unsent entity notifications written before `before` (epoch seconds):
-        retention bounds the values they carry too (decision 097); how many. The sink is
+        retention bounds the values they carry too (decision 095); how many. The sink is
         told after COMMIT, as for an erasure, and the WAL is emptied after."""
         # the sink is told under the lock, as after any write: in order with the items of
         # the writes before and after it
@@ -1673,7 +1673,7 @@ class SqliteWriteTx:
 
     def record_deletion(self, eid: str, types: list[str], at: str) -> None:
         """Mark the entity's temporal representation deleted at `at`, after what is held (its
-        markers among it), so that no held write clears it (decision 102)."""
+        markers among it), so that no held write clears it (decision 100)."""
         self._write_held()
         self._record_tenant()
         deletions.record(self.conn, self.tenant, eid, types, at)
@@ -1683,7 +1683,7 @@ class SqliteWriteTx:
     ) -> tuple[bool, Erasure | None]:
         """Delete an entity's whole history, or one attribute's: whether there was one, and
         the rows left to Store.erase_history. An entity's whole history is its erasure:
-        the notifications not yet sent with its values are taken back too (decision 097)."""
+        the notifications not yet sent with its values are taken back too (decision 095)."""
         self.erased = True
         self._write_held()
         found, rest = temporal.delete(self.conn, self.names, self.tenant, eid, attr, dataset_id)

@@ -1,4 +1,4 @@
-"""An entity's deletion in its temporal representation: `tentities.deleted_at` (decision 102).
+"""An entity's deletion in its temporal representation: `tentities.deleted_at` (decision 100).
 
 An entity DELETE (one by id, a batch delete, a purge) records its attributes' markers and
 the time the entity went, which the temporal read shows as the entity's deletedAt and the

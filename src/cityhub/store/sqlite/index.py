@@ -180,7 +180,7 @@ def geo_box_text(geojson: str) -> str | None:
 
 def _crosses_180(value: Any) -> bool:
     """Whether a stored geometry has an edge across the antimeridian (its box went the long
-    way round before decision 0101)."""
+    way round before decision 099)."""
     from cityhub.ngsild.query.antimeridian import crosses
     from cityhub.ngsild.query.geo import geometry_shape
 

@@ -288,7 +288,7 @@ DROP TABLE temp.geo_boxes;
     # 19 -> 20: the @contexts' numberOfHits and lastUsage survive a restart (none saved yet).
     19: CONTEXT_USAGE_DDL,
     # 20 -> 21: a line or polygon with an edge across the antimeridian is matched as cut there
-    # (decision 0101); its box went the long way round, from its westmost position to its
+    # (decision 099); its box went the long way round, from its westmost position to its
     # eastmost, so the R*Tree plan missed it near 180. Only those get a new box.
     20: """
 CREATE TEMP TABLE geo_boxes AS
@@ -298,7 +298,7 @@ UPDATE geo_rtree SET minx = x.b ->> 0, maxx = x.b ->> 1, miny = x.b ->> 2, maxy 
     FROM temp.geo_boxes x WHERE x.gid = geo_rtree.gid AND x.b IS NOT NULL;
 DROP TABLE temp.geo_boxes;
 """,
-    # 21 -> 22: a temporal entity keeps when its entity was deleted (decision 102); the column
+    # 21 -> 22: a temporal entity keeps when its entity was deleted (decision 100); the column
     # is added by BEFORE_MIGRATION[21], NULL for the deletions before it (no time was kept).
     21: "",
 }

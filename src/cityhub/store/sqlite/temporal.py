@@ -150,7 +150,7 @@ def add_many(
     replace_observed (the temporal API), an observation replaces one the temporal API stored
     at its time, attribute and datasetId, never one an entity write recorded. `scope` is the entity's scope (None:
     it has none), set in the same statement; KEEP leaves the stored one. An entity write
-    ends the entity's deletion (decision 102); the temporal API's leave it.
+    ends the entity's deletion (decision 100); the temporal API's leave it.
     """
     now = write_time(attrs)
     types_json = orjson.dumps(types).decode() if types else None
@@ -183,7 +183,7 @@ _UPSERT_WITH_SCOPE = (
     "scope = excluded.scope"
 )
 # What an entity write sets besides: the entity exists (again), so it is no longer deleted
-# (decision 102); a literal, no parameter bound.
+# (decision 100); a literal, no parameter bound.
 CLEARS_DELETION = ", deleted_at = NULL"
 # (scope kept, scope none, scope sent) for the temporal API's writes and for entity writes
 _TEMPORAL_UPSERTS = (
@@ -774,7 +774,7 @@ def _header(
     eid: str, types: str, created: str, modified: str, scope: str | None, deleted: str | None
 ) -> Doc:
     """A temporal entity's members besides its attributes (scope only when it has one,
-    deletedAt only while its entity stays deleted: decision 102)."""
+    deletedAt only while its entity stays deleted: decision 100)."""
     out = {"id": eid, "type": orjson.loads(types), "createdAt": created, "modifiedAt": modified}
     if scope is not None:
         out["scope"] = orjson.loads(scope)
