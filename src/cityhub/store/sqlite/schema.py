@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
 # scope: the entity's scope as a JSON array (NULL without one), as the last write through
 # either API gave it, so that scopeQ selects temporal entities that have no current entity
 # (docs/decisions/029). deleted_at: when the entity was last deleted, while no entity write
-# has made it again (store/sqlite/deletions.py, docs/decisions/102).
+# has made it again (store/sqlite/deletions.py, docs/decisions/100).
 TENTITIES_DDL = """
 CREATE TABLE IF NOT EXISTS tentities (
     tpk INTEGER PRIMARY KEY,
