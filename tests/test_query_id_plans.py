@@ -7,7 +7,6 @@ ids first, slowed down as the tenant grew (probe 4, finding 3).
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from cityhub.ngsild.query import ast
 from cityhub.ngsild.service import EntityService
 from cityhub.store.base import EntityQuery, EntitySelector, OrderKey, TemporalQuery
 from cityhub.store.sqlite import SqliteStore
+from recording import Recording
 
 TM = ContextCache().core
 VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -25,21 +25,6 @@ TREE = ast.TypeName(VOCAB + "Tree")
 LAMP = ast.TypeName(VOCAB + "Lamp")
 ENTITIES_BY_ID = "sqlite_autoindex_entities_1"
 TENTITIES_BY_ID = "sqlite_autoindex_tentities_1"
-
-
-class Recording:
-    """A reader connection that keeps the statements run through it, with their parameters."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.statements: list[tuple[str, list[Any]]] = []
-
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        self.statements.append((sql, list(params)))
-        return self.conn.execute(sql, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
 
 
 @pytest.fixture

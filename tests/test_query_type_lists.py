@@ -8,7 +8,6 @@ with 301 names over 105,000 entities took 4.8 s, and 2,001 type-only selectors r
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from cityhub.ngsild.query.qlang import parse_q
 from cityhub.ngsild.service import EntityService
 from cityhub.store.base import EntityQuery, EntitySelector, TemporalQuery
 from cityhub.store.sqlite import SqliteStore
+from recording import Recording
 
 TM = ContextCache().core
 VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -41,21 +41,6 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     assert not EntityService(store).batch_upsert("", items, TM, "replace").errors
     yield store
     store.close()  # its connections' descriptors: the suite's later select() takes < 1,024
-
-
-class Recording:
-    """A reader connection that keeps the statements run through it, with their parameters."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.statements: list[tuple[str, list[Any]]] = []
-
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        self.statements.append((sql, list(params)))
-        return self.conn.execute(sql, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
 
 
 def _query(store: SqliteStore, query: EntityQuery) -> tuple[list[str], int | None, list[str]]:

@@ -101,14 +101,7 @@ class HttpSender:
             try:
                 ok = await self._post(URL(uri), body, headers, time.monotonic() + timeout)
             except AddressRefused as exc:
-                self._refused_log.warning(
-                    exc.host,
-                    "notification to %s refused: %s, not in %s (docs/decisions/033)",
-                    masked_url(uri),
-                    exc,
-                    SETTING,
-                )
-                return Failed(f"its address is not allowed ({SETTING})")
+                return _refused(self._refused_log, exc, uri)
             except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
                 self._shares.unanswered(key)  # it may hold a socket each attempt: half the pool
                 failed = Failed(_cause(exc, timeout))
@@ -167,6 +160,19 @@ class HttpSender:
         """Close the pool's connections."""
         if self._session is not None:
             await self._session.close()
+
+
+def _refused(refused_log: KeyedThrottledLog, exc: AddressRefused, uri: str) -> Failed:
+    """A receiver or broker outside the allowed networks: logged once a while per host, and
+    the attempt failed with the setting named (HTTP and MQTT alike)."""
+    refused_log.warning(
+        exc.host,
+        "notification to %s refused: %s, not in %s (docs/decisions/033)",
+        masked_url(uri),
+        exc,
+        SETTING,
+    )
+    return Failed(f"its address is not allowed ({SETTING})")
 
 
 def _cause(exc: BaseException, timeout: float) -> str:
@@ -334,14 +340,7 @@ class MqttSender:
             await asyncio.wait_for(client.publish(target.topic, message, qos=target.qos), timeout)
             return True
         except AddressRefused as exc:
-            self._refused_log.warning(
-                exc.host,
-                "notification to %s refused: %s, not in %s (docs/decisions/033)",
-                masked_url(uri),
-                exc,
-                SETTING,
-            )
-            return Failed(f"its address is not allowed ({SETTING})")
+            return _refused(self._refused_log, exc, uri)
         except (TimeoutError, aiomqtt.MqttError, OSError, ValueError) as exc:
             why = _cause(exc, timeout)
             log.debug("MQTT notification to %s failed: %s", masked_url(uri), why)
