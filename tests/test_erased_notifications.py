@@ -36,6 +36,25 @@ def in_files(db: Path, needle: str) -> list[str]:
     return found
 
 
+def residents_subscription(sid: str, uri: str) -> dict[str, Any]:
+    """A subscription to every Resident, notifying uri."""
+    return {
+        "id": sid,
+        "type": "Subscription",
+        "entities": [{"type": "Resident"}],
+        "notification": {"endpoint": {"uri": uri}},
+    }
+
+
+async def bob_arrives(receiver: Receiver) -> None:
+    """Wait until Bob's notification reaches /up (a withdrawn seq must not pass it by)."""
+
+    def bobs() -> list[Any]:
+        return [r for r in receiver.received("/up") if r.body["data"][0]["id"] == BOB]
+
+    await wait_for(bobs, timeout=5, what="Bob's notification")
+
+
 async def test_an_erasure_withdraws_the_unsent_notifications_of_the_entity(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -192,23 +211,14 @@ async def test_a_notification_sent_before_the_erasure_does_not_silence_the_next(
     app = create_app(Settings(db=str(tmp_path / "hub.db")))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-        sub = {
-            "id": "urn:ngsi-ld:Subscription:care",
-            "type": "Subscription",
-            "entities": [{"type": "Resident"}],
-            "notification": {"endpoint": {"uri": receiver.url("/up")}},
-        }
+        sub = residents_subscription("urn:ngsi-ld:Subscription:care", receiver.url("/up"))
         assert (await client.post(f"{BASE}/subscriptions", json=sub)).status_code == 201
         assert (await client.post(f"{BASE}/entities", json=resident(ALICE, "a"))).status_code == 201
         await wait_for(lambda: receiver.received("/up"), what="Alice's notification")
         assert (await client.delete(f"{BASE}/temporal/entities/{ALICE}")).status_code == 204
         await asyncio.sleep(1.5)  # the ack deletes Alice's row: its seq is free again
         assert (await client.post(f"{BASE}/entities", json=resident(BOB, "b"))).status_code == 201
-
-        def bobs() -> list[Any]:
-            return [r for r in receiver.received("/up") if r.body["data"][0]["id"] == BOB]
-
-        await wait_for(bobs, timeout=5, what="Bob's notification")
+        await bob_arrives(receiver)
     await app.state.notifier.close()
     app.state.store.close()
 
@@ -226,12 +236,7 @@ async def test_a_withdrawn_row_deleted_with_its_subscription_does_not_silence_th
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
 
         def subscription(sid: str, path: str) -> dict[str, Any]:
-            return {
-                "id": sid,
-                "type": "Subscription",
-                "entities": [{"type": "Resident"}],
-                "notification": {"endpoint": {"uri": receiver.url(path)}},
-            }
+            return residents_subscription(sid, receiver.url(path))
 
         down = subscription("urn:ngsi-ld:Subscription:down", "/down")
         assert (await client.post(f"{BASE}/subscriptions", json=down)).status_code == 201
@@ -252,10 +257,6 @@ async def test_a_withdrawn_row_deleted_with_its_subscription_does_not_silence_th
         up = subscription("urn:ngsi-ld:Subscription:up", "/up")
         assert (await client.post(f"{BASE}/subscriptions", json=up)).status_code == 201
         assert (await client.post(f"{BASE}/entities", json=resident(BOB, "b"))).status_code == 201
-
-        def bobs() -> list[Any]:
-            return [r for r in receiver.received("/up") if r.body["data"][0]["id"] == BOB]
-
-        await wait_for(bobs, timeout=5, what="Bob's notification")
+        await bob_arrives(receiver)
     await app.state.notifier.close()
     app.state.store.close()
